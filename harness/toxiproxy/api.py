@@ -1,0 +1,152 @@
+"""Toxiproxy 2.x HTTP API on aiohttp, in the same event loop as the proxies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from .proxy import ApiError, ProxyCollection, bad_request
+
+VERSION = "2.12.0-drill-harness"
+log = logging.getLogger("toxiproxy.api")
+
+COLLECTION = web.AppKey("collection", ProxyCollection)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+
+
+def _error(message: str, status: int) -> web.Response:
+    return _json({"error": message, "status": status}, status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler):
+    # Toxiproxy refuses browsers, so a web page cannot drive the API (CSRF)
+    if request.headers.get("User-Agent", "").startswith("Mozilla/"):
+        return web.Response(text="User agent not allowed\n", status=403)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.message, exc.status)
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(str(exc)) from None
+
+
+def _collection(request: web.Request) -> ProxyCollection:
+    return request.app[COLLECTION]
+
+
+async def version_show(request: web.Request) -> web.Response:
+    return web.Response(text=json.dumps({"version": VERSION}) + "\n",
+                        content_type="application/json", charset="utf-8")
+
+
+async def proxy_index(request: web.Request) -> web.Response:
+    return _json({name: p.to_json() for name, p in _collection(request).proxies.items()})
+
+
+async def proxy_create(request: web.Request) -> web.Response:
+    proxy = await _collection(request).create(await _body(request))
+    return _json(proxy.to_json(), 201)
+
+
+async def populate(request: web.Request) -> web.Response:
+    try:
+        proxies = await _collection(request).populate(await _body(request))
+    except ApiError as exc:
+        return _json({"error": exc.message, "status": exc.status, "proxies": None}, exc.status)
+    return _json({"proxies": [p.to_json() for p in proxies]}, 201)
+
+
+async def proxy_show(request: web.Request) -> web.Response:
+    return _json(_collection(request).get(request.match_info["proxy"]).to_json())
+
+
+async def proxy_update(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise bad_request("expected a JSON object")
+    listen = body.get("listen", proxy.listen)
+    upstream = body.get("upstream", proxy.upstream)
+    enabled = body.get("enabled", proxy.enabled)
+    if not isinstance(enabled, bool):
+        raise bad_request("enabled must be true or false")
+    if not isinstance(listen, str) or not isinstance(upstream, str):
+        raise bad_request("listen and upstream must be strings")
+    await proxy.update(listen, upstream, enabled)
+    return _json(proxy.to_json())
+
+
+async def proxy_delete(request: web.Request) -> web.Response:
+    await _collection(request).delete(request.match_info["proxy"])
+    return web.Response(status=204)
+
+
+async def reset(request: web.Request) -> web.Response:
+    await _collection(request).reset()
+    return web.Response(status=204)
+
+
+async def toxic_index(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return _json([t.to_json() for t in proxy.ordered_toxics()])
+
+
+async def toxic_create(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return _json(proxy.add_toxic(await _body(request)).to_json())
+
+
+async def toxic_show(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    return _json(proxy.get_toxic(request.match_info["toxic"]).to_json())
+
+
+async def toxic_update(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    entry = await proxy.update_toxic(request.match_info["toxic"], await _body(request))
+    return _json(entry.to_json())
+
+
+async def toxic_delete(request: web.Request) -> web.Response:
+    proxy = _collection(request).get(request.match_info["proxy"])
+    await proxy.remove_toxic(request.match_info["toxic"])
+    return web.Response(status=204)
+
+
+def make_app(collection: ProxyCollection | None = None) -> web.Application:
+    app = web.Application(middlewares=[errors])
+    app[COLLECTION] = collection or ProxyCollection()
+    app.router.add_post("/reset", reset)
+    app.router.add_get("/version", version_show)
+    app.router.add_get("/proxies", proxy_index)
+    app.router.add_post("/proxies", proxy_create)
+    app.router.add_post("/populate", populate)
+    app.router.add_get("/proxies/{proxy}", proxy_show)
+    app.router.add_post("/proxies/{proxy}", proxy_update)
+    app.router.add_patch("/proxies/{proxy}", proxy_update)
+    app.router.add_delete("/proxies/{proxy}", proxy_delete)
+    app.router.add_get("/proxies/{proxy}/toxics", toxic_index)
+    app.router.add_post("/proxies/{proxy}/toxics", toxic_create)
+    app.router.add_get("/proxies/{proxy}/toxics/{toxic}", toxic_show)
+    app.router.add_post("/proxies/{proxy}/toxics/{toxic}", toxic_update)
+    app.router.add_patch("/proxies/{proxy}/toxics/{toxic}", toxic_update)
+    app.router.add_delete("/proxies/{proxy}/toxics/{toxic}", toxic_delete)
+
+    async def close_proxies(app: web.Application) -> None:
+        await app[COLLECTION].close()
+
+    app.on_shutdown.append(close_proxies)
+    return app

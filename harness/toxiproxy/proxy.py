@@ -1,0 +1,368 @@
+"""Proxies and their toxic collections, with the state and rules of Toxiproxy's API."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import time
+from typing import Any
+
+from .link import DOWNSTREAM, UPSTREAM, Link
+from .toxics import REGISTRY, AttributeError400, Toxic
+
+log = logging.getLogger("toxiproxy")
+
+DEFAULT_HOST = "127.0.0.1"   # a listen address without a host binds loopback only
+CONNECT_TIMEOUT = 10.0
+
+
+class ApiError(Exception):
+    """An error with Toxiproxy's message and HTTP status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def bad_request(detail: str) -> ApiError:
+    return ApiError(f"bad request body: {detail}", 400)
+
+
+def missing_field(name: str) -> ApiError:
+    return ApiError(f"missing required field: {name}", 400)
+
+
+PROXY_NOT_FOUND = ("proxy not found", 404)
+PROXY_EXISTS = ("proxy already exists", 409)
+TOXIC_NOT_FOUND = ("toxic not found", 404)
+TOXIC_EXISTS = ("toxic already exists", 409)
+INVALID_STREAM = ("stream was invalid, can be either upstream or downstream", 400)
+INVALID_TOXIC_TYPE = ("invalid toxic type", 400)
+
+
+def split_address(address: str, default_host: str = DEFAULT_HOST) -> tuple[str, int]:
+    """'host:port', '[v6]:port' or ':port' -> (host, port)."""
+    if not isinstance(address, str) or ":" not in address:
+        raise bad_request(f"address {address!r} is not host:port")
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or default_host
+    try:
+        number = int(port)
+    except ValueError:
+        raise bad_request(f"address {address!r} has no numeric port") from None
+    if not 0 <= number <= 65535:
+        raise bad_request(f"port {number} of {address!r} is out of range")
+    return host, number
+
+
+def join_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ToxicEntry:
+    """A toxic as the API shows it (Toxiproxy's ToxicWrapper), plus our optional time limit."""
+
+    def __init__(self, name: str, type_: str, stream: str, toxicity: float, toxic: Toxic):
+        self.name = name
+        self.type = type_
+        self.stream = stream
+        self.toxicity = toxicity
+        self.toxic = toxic
+        self.time_limit_ms: int | None = None
+        self.expires_at: float | None = None       # epoch seconds, for the API
+        self.timer: asyncio.TimerHandle | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body = {
+            "attributes": dict(self.toxic.values),
+            "name": self.name,
+            "type": self.type,
+            "stream": self.stream,
+            "toxicity": self.toxicity,
+        }
+        if self.time_limit_ms is not None:   # only when asked for: unchanged shape otherwise
+            body["time_limit_ms"] = self.time_limit_ms
+            body["expires_at"] = round(self.expires_at, 3)
+        return body
+
+
+def parse_toxicity(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise bad_request(f"toxicity must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def parse_time_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or value != int(value):
+        raise bad_request(f"time_limit_ms must be a whole number of milliseconds > 0, got {value!r}")
+    return int(value)
+
+
+class Proxy:
+    """A listening address forwarding to an upstream, with its toxics and open links."""
+
+    def __init__(self, name: str, listen: str, upstream: str):
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.server: asyncio.base_events.Server | None = None
+        self.links: set[Link] = set()
+        self.toxics: list[ToxicEntry] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.to_json() for t in self.ordered_toxics()],
+        }
+
+    def ordered_toxics(self) -> list[ToxicEntry]:
+        """Upstream chain first, then downstream, each in chain order (as Toxiproxy lists them)."""
+        return [t for s in (UPSTREAM, DOWNSTREAM) for t in self.toxics if t.stream == s]
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        if self.enabled:
+            return
+        host, port = split_address(self.listen)
+        try:
+            self.server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ApiError(f"listen {self.listen}: address already in use", 409) from None
+            raise ApiError(f"listen {self.listen}: {exc.strerror or exc}", 400) from None
+        bound = self.server.sockets[0].getsockname()
+        self.listen = join_address(host, bound[1])
+        self.enabled = True
+        log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
+
+    async def stop(self) -> None:
+        """Stop listening and drop every open connection, as a disabled Toxiproxy proxy does."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        server, self.server = self.server, None
+        if server is not None:
+            server.close()
+        for link in list(self.links):
+            link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        log.info("proxy %s stopped", self.name)
+
+    async def update(self, listen: str, upstream: str, enabled: bool) -> None:
+        if listen != self.listen or upstream != self.upstream:
+            split_address(listen)
+            split_address(upstream)
+            await self.stop()
+            self.listen, self.upstream = listen, upstream
+        if enabled:
+            await self.start()
+        else:
+            await self.stop()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            host, port = split_address(self.upstream)
+            up = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, ApiError) as exc:
+            # as in Toxiproxy: an unreachable upstream closes the client connection
+            log.warning("proxy %s: upstream %s unreachable: %s", self.name, self.upstream, exc)
+            writer.close()
+            return
+        finally:
+            self._tasks.discard(task)
+        if not self.enabled:
+            up[1].close()
+            writer.close()
+            return
+        link = Link(self, (reader, writer), up)
+        self.links.add(link)
+        link.start(self.ordered_toxics())
+
+    # -- toxics -----------------------------------------------------------------
+    def get_toxic(self, name: str) -> ToxicEntry:
+        for entry in self.toxics:
+            if entry.name == name:
+                return entry
+        raise ApiError(*TOXIC_NOT_FOUND)
+
+    def add_toxic(self, body: Any) -> ToxicEntry:
+        if not isinstance(body, dict):
+            raise bad_request("expected a JSON object")
+        stream = body.get("stream", "downstream")
+        if stream not in (UPSTREAM, DOWNSTREAM):
+            raise ApiError(*INVALID_STREAM)
+        type_ = body.get("type")
+        name = body.get("name") or f"{type_}_{stream}"
+        if not isinstance(type_, str) or type_ not in REGISTRY or type_ == "noop":
+            raise ApiError(*INVALID_TOXIC_TYPE)
+        if not isinstance(name, str):
+            raise bad_request("name must be a string")
+        if any(t.name == name for t in self.toxics):
+            raise ApiError(*TOXIC_EXISTS)
+        toxicity = parse_toxicity(body.get("toxicity", 1.0))
+        time_limit = parse_time_limit(body.get("time_limit_ms"))
+        try:
+            toxic = REGISTRY[type_](body.get("attributes") or {})
+        except AttributeError400 as exc:
+            raise bad_request(str(exc)) from None
+        entry = ToxicEntry(name, type_, stream, toxicity, toxic)
+        self.toxics.append(entry)
+        self._arm(entry, time_limit)
+        for link in list(self.links):
+            link.add_stage(entry)
+        log.info("proxy %s: toxic %s added (%s %s %s)", self.name, name, type_, stream, toxic.values)
+        return entry
+
+    async def update_toxic(self, name: str, body: Any) -> ToxicEntry:
+        entry = self.get_toxic(name)
+        if not isinstance(body, dict):
+            raise bad_request("expected a JSON object")
+        toxicity = parse_toxicity(body.get("toxicity", entry.toxicity))
+        time_limit = parse_time_limit(body.get("time_limit_ms"))
+        toxic = REGISTRY[entry.type](dict(entry.toxic.values))
+        try:
+            toxic.update(body.get("attributes") or {})
+        except AttributeError400 as exc:
+            raise bad_request(str(exc)) from None
+        entry.toxic, entry.toxicity = toxic, toxicity
+        if time_limit is not None:
+            self._arm(entry, time_limit)
+        old = [s for s in (link.replace_stage(entry) for link in list(self.links)) if s]
+        await _settle(old)
+        log.info("proxy %s: toxic %s updated (%s)", self.name, name, toxic.values)
+        return entry
+
+    async def remove_toxic(self, name: str) -> None:
+        entry = self.get_toxic(name)
+        self.toxics.remove(entry)
+        if entry.timer is not None:
+            entry.timer.cancel()
+        stages = [s for s in (link.find_stage(entry) for link in list(self.links)) if s]
+        for stage in stages:
+            stage.interrupt()
+        await _settle(stages)
+        log.info("proxy %s: toxic %s removed", self.name, name)
+
+    async def remove_all_toxics(self) -> None:
+        for entry in list(self.toxics):
+            await self.remove_toxic(entry.name)
+
+    def _arm(self, entry: ToxicEntry, time_limit_ms: int | None) -> None:
+        """The dead-man switch: remove the toxic by itself once its time limit passes."""
+        if time_limit_ms is None:
+            return
+        if entry.timer is not None:
+            entry.timer.cancel()
+        entry.time_limit_ms = time_limit_ms
+        entry.expires_at = time.time() + time_limit_ms / 1000.0
+        loop = asyncio.get_running_loop()
+        entry.timer = loop.call_later(time_limit_ms / 1000.0, self._expire, entry)
+
+    def _expire(self, entry: ToxicEntry) -> None:
+        if entry in self.toxics:
+            log.warning("proxy %s: toxic %s reached its time limit; removed", self.name, entry.name)
+            task = asyncio.get_running_loop().create_task(self.remove_toxic(entry.name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+async def _settle(stages: list) -> None:
+    """Wait (briefly) for interrupted stages to hand over their data and leave the chain."""
+    tasks = [s.task for s in stages if s.task is not None and not s.task.done()]
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
+
+
+class ProxyCollection:
+    """All proxies of one server, by name."""
+
+    def __init__(self) -> None:
+        self.proxies: dict[str, Proxy] = {}
+
+    def get(self, name: str) -> Proxy:
+        try:
+            return self.proxies[name]
+        except KeyError:
+            raise ApiError(*PROXY_NOT_FOUND) from None
+
+    @staticmethod
+    def parse(body: Any, where: str = "") -> tuple[str, str, str, bool]:
+        if not isinstance(body, dict):
+            raise bad_request(f"expected a JSON object{where}")
+        name, upstream = body.get("name"), body.get("upstream")
+        listen = body.get("listen") or f"{DEFAULT_HOST}:0"
+        enabled = body.get("enabled", True)
+        if not name or not isinstance(name, str):
+            raise missing_field(f"name{where}")
+        if not upstream or not isinstance(upstream, str):
+            raise missing_field(f"upstream{where}")
+        if not isinstance(listen, str):
+            raise bad_request(f"listen must be a string{where}")
+        if not isinstance(enabled, bool):
+            raise bad_request(f"enabled must be true or false{where}")
+        split_address(listen)
+        split_address(upstream)
+        return name, listen, upstream, enabled
+
+    async def create(self, body: Any) -> Proxy:
+        name, listen, upstream, enabled = self.parse(body)
+        if name in self.proxies:
+            raise ApiError(*PROXY_EXISTS)
+        proxy = Proxy(name, listen, upstream)
+        if enabled:
+            await proxy.start()
+        self.proxies[name] = proxy
+        return proxy
+
+    async def populate(self, body: Any) -> list[Proxy]:
+        """Create or replace many proxies; validated whole before anything changes."""
+        if not isinstance(body, list):
+            raise bad_request("expected a JSON array of proxies")
+        parsed = [self.parse(item, f" at proxy {i + 1}") for i, item in enumerate(body)]
+        names = [p[0] for p in parsed]
+        if len(set(names)) != len(names):
+            raise bad_request("duplicate proxy name in populate request")
+        result = []
+        for name, listen, upstream, enabled in parsed:
+            existing = self.proxies.get(name)
+            if existing and existing.listen == listen and existing.upstream == upstream:
+                result.append(existing)
+                continue
+            if existing:
+                await self.delete(name)
+            proxy = Proxy(name, listen, upstream)
+            if enabled:
+                await proxy.start()
+            self.proxies[name] = proxy
+            result.append(proxy)
+        return result
+
+    async def delete(self, name: str) -> None:
+        proxy = self.get(name)
+        for entry in proxy.toxics:
+            if entry.timer is not None:
+                entry.timer.cancel()
+        await proxy.stop()
+        del self.proxies[name]
+
+    async def reset(self) -> None:
+        """Re-enable every proxy and remove every toxic (POST /reset)."""
+        for proxy in list(self.proxies.values()):
+            await proxy.start()
+            await proxy.remove_all_toxics()
+
+    async def close(self) -> None:
+        for name in list(self.proxies):
+            await self.delete(name)

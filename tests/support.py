@@ -1,0 +1,111 @@
+"""Real TCP peers for tests: echo, source and closing servers on 127.0.0.1, in threads."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+from typing import Callable
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class TcpServer:
+    """A threaded TCP server on a free loopback port running handle(sock) per connection."""
+
+    def __init__(self, handle: Callable[[socket.socket], None]):
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                try:
+                    handle(self.request)
+                except OSError:
+                    pass
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "TcpServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def echo(sock: socket.socket) -> None:
+    while data := sock.recv(65536):
+        sock.sendall(data)
+
+
+def source(nbytes: int, then_close: bool = True) -> Callable[[socket.socket], None]:
+    """Sends nbytes of a known pattern, then closes (or waits for the client to close)."""
+    def handle(sock: socket.socket) -> None:
+        sock.sendall(pattern(nbytes))
+        if then_close:
+            sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+    return handle
+
+
+def pattern(n: int) -> bytes:
+    return bytes(i % 251 for i in range(n))
+
+
+def connect(address: str, timeout: float = 5.0) -> socket.socket:
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
+    """Seconds for payload to come back through an echo server."""
+    start = time.perf_counter()
+    sock.sendall(payload)
+    received = b""
+    while len(received) < len(payload):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed during round trip")
+        received += chunk
+    assert received == payload
+    return time.perf_counter() - start
+
+
+def read_all(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """Everything until EOF, and the size of each recv()."""
+    data, sizes = b"", []
+    while chunk := sock.recv(65536):
+        data += chunk
+        sizes.append(len(chunk))
+    return data, sizes
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
+    """Poll condition until truthy; its value, or AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def refuses(address: str) -> bool:
+    try:
+        connect(address, timeout=1.0).close()
+        return False
+    except ConnectionRefusedError:
+        return True

@@ -1,0 +1,241 @@
+"""The HTTP API of the embedded server, driven through toxiproxy-python and raw HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
+
+from tests.support import TcpServer, connect, echo, refuses, round_trip, wait_for
+
+
+@pytest.fixture(scope="module")
+def echo_server():
+    with TcpServer(echo) as server:
+        yield server
+
+
+def test_version_answers_json(api):
+    response = api("get", "/version")
+    assert response.status_code == 200
+    assert response.json()["version"].startswith("2.")
+
+
+def test_proxy_created_with_toxiproxy_python_listens_on_loopback(toxi, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="echo")
+    assert proxy.enabled is True
+    host, port = proxy.listen.rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0
+    with connect(proxy.listen) as sock:
+        round_trip(sock, b"hello")
+    assert set(toxi.proxies()) == {"echo"}
+
+
+def test_proxy_json_has_toxiproxy_fields(api, echo_server):
+    response = api("post", "/proxies", json={"name": "p", "upstream": echo_server.address})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"name", "listen", "upstream", "enabled", "toxics"}
+    assert body["toxics"] == [] and body["enabled"] is True
+    assert api("get", "/proxies/p").json() == body
+    assert api("get", "/proxies").json() == {"p": body}
+    api("delete", "/proxies/p")
+
+
+def test_duplicate_proxy_name_is_409(toxi, api, echo_server):
+    toxi.create(upstream=echo_server.address, name="dup")
+    response = api("post", "/proxies", json={"name": "dup", "upstream": echo_server.address})
+    assert response.status_code == 409
+    assert response.json() == {"error": "proxy already exists", "status": 409}
+
+
+def test_listen_address_in_use_is_409(toxi, api, echo_server):
+    first = toxi.create(upstream=echo_server.address, name="first")
+    response = api("post", "/proxies", json={"name": "second", "listen": first.listen,
+                                             "upstream": echo_server.address})
+    assert response.status_code == 409
+    assert "in use" in response.json()["error"]
+    assert "second" not in toxi.proxies()
+
+
+@pytest.mark.parametrize("body, missing", [({"upstream": "127.0.0.1:1"}, "name"),
+                                           ({"name": "x"}, "upstream")])
+def test_missing_field_is_400_naming_it(api, body, missing):
+    response = api("post", "/proxies", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"error": f"missing required field: {missing}", "status": 400}
+
+
+def test_unknown_proxy_is_404(toxi, api):
+    for method, path in [("get", "/proxies/nope"), ("post", "/proxies/nope"),
+                         ("delete", "/proxies/nope"), ("get", "/proxies/nope/toxics"),
+                         ("post", "/proxies/nope/toxics"), ("get", "/proxies/nope/toxics/t"),
+                         ("delete", "/proxies/nope/toxics/t")]:
+        response = api(method, path, json={})
+        assert response.status_code == 404, (method, path)
+        assert response.json() == {"error": "proxy not found", "status": 404}
+    with pytest.raises(NotFound):
+        from toxiproxy.api import APIConsumer
+        APIConsumer.get("/proxies/nope")
+
+
+def test_disabled_proxy_refuses_and_drops_connections(toxi, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="echo")
+    open_conn = connect(proxy.listen)
+    round_trip(open_conn)
+    proxy.disable()
+    assert refuses(proxy.listen)
+    assert open_conn.recv(10) == b""        # the open connection was dropped
+    open_conn.close()
+    proxy.enable()
+    with connect(proxy.listen) as sock:
+        round_trip(sock)
+
+
+def test_context_manager_down_heals(toxi, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="echo")
+    with proxy.down():
+        assert refuses(proxy.listen)
+    with connect(proxy.listen) as sock:
+        round_trip(sock)
+
+
+def test_update_changes_upstream_and_listen(api, echo_server):
+    with TcpServer(lambda s: s.sendall(b"other")) as other:
+        api("post", "/proxies", json={"name": "u", "upstream": echo_server.address})
+        updated = api("post", "/proxies/u", json={"upstream": other.address})
+        assert updated.status_code == 200
+        body = updated.json()
+        assert body["upstream"] == other.address and body["enabled"] is True
+        with connect(body["listen"]) as sock:
+            assert sock.recv(5) == b"other"
+        patched = api("patch", "/proxies/u", json={"listen": "127.0.0.1:0", "upstream": echo_server.address})
+        assert patched.status_code == 200 and patched.json()["upstream"] == echo_server.address
+        with connect(patched.json()["listen"]) as sock:
+            round_trip(sock)
+    api("delete", "/proxies/u")
+
+
+def test_delete_proxy_is_204_and_stops_listening(toxi, api, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="gone")
+    response = api("delete", "/proxies/gone")
+    assert response.status_code == 204 and response.content == b""
+    assert refuses(proxy.listen)
+    assert api("get", "/proxies/gone").status_code == 404
+
+
+def test_populate_creates_keeps_and_replaces(toxi, api, echo_server):
+    body = [{"name": "a", "listen": "127.0.0.1:0", "upstream": echo_server.address},
+            {"name": "b", "upstream": echo_server.address, "enabled": False}]
+    response = api("post", "/populate", json=body)
+    assert response.status_code == 201
+    proxies = {p["name"]: p for p in response.json()["proxies"]}
+    assert proxies["a"]["enabled"] is True and proxies["b"]["enabled"] is False
+    # same listen and upstream: the existing proxy is kept as it is
+    again = api("post", "/populate", json=[{"name": "a", "listen": proxies["a"]["listen"],
+                                             "upstream": echo_server.address}])
+    assert again.json()["proxies"][0]["listen"] == proxies["a"]["listen"]
+    # toxiproxy-python's populate works too
+    created = toxi.populate([{"name": "c", "listen": "127.0.0.1:0", "upstream": echo_server.address}])
+    assert [p.name for p in created] == ["c"]
+
+
+def test_populate_is_validated_whole_before_any_change(api, echo_server):
+    body = [{"name": "ok", "upstream": echo_server.address}, {"name": "bad"}]
+    response = api("post", "/populate", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "missing required field: upstream at proxy 2"
+    assert "ok" not in api("get", "/proxies").json()
+
+
+def test_toxic_crud_with_toxiproxy_shapes(toxi, api, echo_server):
+    toxi.create(upstream=echo_server.address, name="t")
+    created = api("post", "/proxies/t/toxics", json={"type": "latency", "attributes": {"latency": 50}})
+    assert created.status_code == 200
+    assert created.json() == {"attributes": {"latency": 50, "jitter": 0}, "name": "latency_downstream",
+                              "type": "latency", "stream": "downstream", "toxicity": 1.0}
+    assert api("get", "/proxies/t/toxics").json() == [created.json()]
+    assert api("get", "/proxies/t/toxics/latency_downstream").json() == created.json()
+    assert api("get", "/proxies/t").json()["toxics"] == [created.json()]
+    updated = api("post", "/proxies/t/toxics/latency_downstream",
+                  json={"attributes": {"jitter": 5}, "toxicity": 0.5})
+    assert updated.json()["attributes"] == {"latency": 50, "jitter": 5}
+    assert updated.json()["toxicity"] == 0.5
+    deleted = api("delete", "/proxies/t/toxics/latency_downstream")
+    assert deleted.status_code == 204
+    missing = api("get", "/proxies/t/toxics/latency_downstream")
+    assert missing.status_code == 404 and missing.json() == {"error": "toxic not found", "status": 404}
+    assert api("delete", "/proxies/t/toxics/latency_downstream").status_code == 404
+
+
+def test_toxic_errors_have_toxiproxy_status_codes(toxi, api, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="t")
+    proxy.add_toxic(type="latency", attributes={"latency": 1})
+    dup = api("post", "/proxies/t/toxics", json={"type": "latency"})
+    assert dup.status_code == 409 and dup.json()["error"] == "toxic already exists"
+    stream = api("post", "/proxies/t/toxics", json={"type": "latency", "stream": "sideways"})
+    assert stream.status_code == 400 and "stream was invalid" in stream.json()["error"]
+    unknown = api("post", "/proxies/t/toxics", json={"type": "teleport"})
+    assert unknown.status_code == 400 and unknown.json() == {"error": "invalid toxic type", "status": 400}
+    with pytest.raises(InvalidToxic):
+        proxy.add_toxic(type="teleport")
+    with pytest.raises(ProxyExists):
+        proxy.add_toxic(type="latency")
+    wrong = api("post", "/proxies/t/toxics", json={"type": "bandwidth", "attributes": {"rate": "fast"}})
+    assert wrong.status_code == 400 and "bad request body" in wrong.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/proxies", "/proxies/t/toxics", "/populate", "/proxies/t"])
+def test_bad_json_is_400_and_the_server_keeps_serving(toxi, api, echo_server, path):
+    toxi.create(upstream=echo_server.address, name="t")
+    response = api("post", path, data=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("bad request body")
+    assert response.json()["status"] == 400
+    assert api("get", "/version").status_code == 200
+
+
+def test_reset_enables_proxies_and_removes_toxics(toxi, api, echo_server):
+    a = toxi.create(upstream=echo_server.address, name="a")
+    b = toxi.create(upstream=echo_server.address, name="b")
+    a.add_toxic(type="timeout", attributes={"timeout": 0})
+    b.add_toxic(type="latency", stream="upstream", attributes={"latency": 1000})
+    b.disable()
+    assert api("post", "/reset").status_code == 204
+    state = api("get", "/proxies").json()
+    assert all(p["enabled"] and p["toxics"] == [] for p in state.values())
+    with connect(toxi.get_proxy("a").listen) as sock:
+        assert round_trip(sock) < 0.5
+    assert toxi.reset() is True
+
+
+def test_browsers_are_refused(api):
+    response = api("get", "/proxies", headers={"User-Agent": "Mozilla/5.0"})
+    assert response.status_code == 403
+
+
+def test_time_limit_removes_the_toxic_by_itself(toxi, api, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="t")
+    created = api("post", "/proxies/t/toxics",
+                  json={"type": "timeout", "attributes": {"timeout": 0}, "time_limit_ms": 400})
+    assert created.json()["time_limit_ms"] == 400 and created.json()["expires_at"] > 0
+    with connect(proxy.listen, timeout=0.2) as sock:
+        sock.sendall(b"x")
+        with pytest.raises(TimeoutError):
+            sock.recv(1)                         # blackholed while the toxic lives
+        wait_for(lambda: api("get", "/proxies/t/toxics").json() == [], timeout=5)
+        sock.settimeout(5)
+        assert round_trip(sock, b"back") < 1.0   # same connection works again
+
+
+def test_toxic_without_time_limit_keeps_toxiproxy_shape(toxi, api, echo_server):
+    toxi.create(upstream=echo_server.address, name="t")
+    body = api("post", "/proxies/t/toxics", json={"type": "slow_close"}).json()
+    assert "time_limit_ms" not in body and "expires_at" not in body
+
+
+@pytest.mark.parametrize("value", [0, -5, "soon", 1.5])
+def test_invalid_time_limit_is_400(toxi, api, echo_server, value):
+    toxi.create(upstream=echo_server.address, name="t")
+    response = api("post", "/proxies/t/toxics", json={"type": "latency", "time_limit_ms": value})
+    assert response.status_code == 400 and "time_limit_ms" in response.json()["error"]
+    assert api("get", "/proxies/t/toxics").json() == []
