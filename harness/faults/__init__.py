@@ -1,0 +1,8 @@
+"""The nemesis: fault types by name, each with its heal, and the reset that clears a killed run."""
+
+from . import network  # noqa: F401  (registers the network faults)
+from .base import REGISTRY, Fault, FaultContext, FaultError, build, injected, spec_from_dict
+from .toxiproxy_control import ToxiproxyControl
+
+__all__ = ["REGISTRY", "Fault", "FaultContext", "FaultError", "ToxiproxyControl", "build",
+           "injected", "spec_from_dict"]

@@ -1,0 +1,142 @@
+"""Fault family base: a fault is data (FaultSpec) plus a registered type that injects and heals it.
+
+Faults cause harm and never judge. Every fault names its heal, and `injected()` runs the
+heal in `finally`, so a failed step or Ctrl-C still heals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterator, Mapping
+
+from ..model import FaultSpec
+
+REQUIRED = object()
+
+
+class FaultError(ValueError):
+    """A fault spec is invalid, or its target does not exist. Raised before any harm is done."""
+
+
+@dataclass(frozen=True)
+class Param:
+    type: type | tuple[type, ...]
+    default: Any = REQUIRED
+    choices: tuple | None = None
+    minimum: float | None = None
+    doc: str = ""
+
+
+@dataclass
+class FaultContext:
+    """What faults act through: the Toxiproxy control and (later) the lab's process handles."""
+
+    toxiproxy: Any = None
+    lab: Any = None
+
+
+class Fault:
+    """One registered fault type. Subclasses set TYPE, PARAMS, and implement inject/heal."""
+
+    TYPE: ClassVar[str] = ""
+    DESCRIPTION: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, spec: FaultSpec):
+        self.spec = spec
+        self.params = self.validate(spec)
+
+    @classmethod
+    def validate(cls, spec: FaultSpec) -> dict[str, Any]:
+        where = f"fault {spec.type!r} on {spec.target!r}"
+        if not spec.target or not isinstance(spec.target, str):
+            raise FaultError(f"{where}: 'target' must name what the fault acts on")
+        unknown = sorted(set(spec.params) - set(cls.PARAMS))
+        if unknown:
+            raise FaultError(f"{where}: unknown parameter(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(cls.PARAMS)) or 'none'}")
+        values = {}
+        for name, p in cls.PARAMS.items():
+            if name not in spec.params:
+                if p.default is REQUIRED:
+                    raise FaultError(f"{where}: missing required parameter {name!r} ({p.doc})")
+                values[name] = p.default
+                continue
+            value = spec.params[name]
+            if isinstance(value, bool) and bool not in _types(p.type) or not isinstance(value, p.type):
+                raise FaultError(f"{where}: parameter {name!r} must be {_type_name(p.type)}, got {value!r}")
+            if p.choices is not None and value not in p.choices:
+                raise FaultError(f"{where}: parameter {name!r} must be one of {', '.join(map(str, p.choices))}")
+            if p.minimum is not None and value < p.minimum:
+                raise FaultError(f"{where}: parameter {name!r} must be >= {p.minimum}, got {value!r}")
+            values[name] = value
+        if spec.time_limit_s is not None and not (isinstance(spec.time_limit_s, (int, float))
+                                                  and spec.time_limit_s > 0):
+            raise FaultError(f"{where}: time_limit_s must be a number of seconds > 0")
+        return values
+
+    def inject(self, ctx: FaultContext) -> None:
+        raise NotImplementedError
+
+    def heal(self, ctx: FaultContext) -> None:
+        """Undo inject(). Must be safe to call twice and after a partial inject."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.TYPE} on {self.spec.target}" + (f" ({params})" if params else "")
+
+
+def _types(t) -> tuple:
+    return t if isinstance(t, tuple) else (t,)
+
+
+def _type_name(t) -> str:
+    return " or ".join(x.__name__ for x in _types(t))
+
+
+REGISTRY: dict[str, type[Fault]] = {}
+
+
+def register(cls: type[Fault]) -> type[Fault]:
+    REGISTRY[cls.TYPE] = cls
+    return cls
+
+
+def build(spec: FaultSpec) -> Fault:
+    """The fault for a spec; an unknown type fails here, before anything runs."""
+    try:
+        cls = REGISTRY[spec.type]
+    except KeyError:
+        raise FaultError(f"unknown fault type {spec.type!r}; known: {', '.join(sorted(REGISTRY))}") from None
+    return cls(spec)
+
+
+def spec_from_dict(data: Mapping[str, Any], where: str = "fault") -> FaultSpec:
+    """A FaultSpec from plan data: {type, target, time_limit_s?, <params>...}."""
+    if not isinstance(data, Mapping):
+        raise FaultError(f"{where}: expected a mapping with 'type' and 'target'")
+    data = dict(data)
+    missing = [k for k in ("type", "target") if k not in data]
+    if missing:
+        raise FaultError(f"{where}: missing {', '.join(repr(m) for m in missing)}")
+    spec = FaultSpec(type=data.pop("type"), target=data.pop("target"),
+                     time_limit_s=data.pop("time_limit_s", None), params=data)
+    build(spec)  # validate now
+    return spec
+
+
+@contextlib.contextmanager
+def injected(fault: Fault, ctx: FaultContext,
+             on_event: Callable[[str, Fault], None] | None = None) -> Iterator[Fault]:
+    """Inject the fault for the duration of the block; heal it always, even on error or Ctrl-C."""
+    try:
+        fault.inject(ctx)
+        if on_event:
+            on_event("inject", fault)
+        yield fault
+    finally:
+        fault.heal(ctx)
+        if on_event:
+            on_event("heal", fault)

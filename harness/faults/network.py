@@ -1,0 +1,142 @@
+"""Network faults as Toxiproxy toxics on a named proxy; each heal removes exactly its toxics."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .base import Fault, FaultContext, Param, register
+
+STREAMS = ("upstream", "downstream", "both")
+
+
+class ToxicFault(Fault):
+    """A fault made of one toxic per stream. Subclasses map params to Toxiproxy attributes."""
+
+    TOXIC: ClassVar[str] = ""
+    DEFAULT_STREAM: ClassVar[str] = "downstream"
+
+    def attributes(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def streams(self) -> list[str]:
+        stream = self.params.get("stream", self.DEFAULT_STREAM)
+        return ["upstream", "downstream"] if stream == "both" else [stream]
+
+    def toxic_name(self, stream: str) -> str:
+        return f"drill_{self.TYPE}_{stream}"
+
+    def inject(self, ctx: FaultContext) -> None:
+        for stream in self.streams():
+            ctx.toxiproxy.add_toxic(self.spec.target, self.toxic_name(stream), self.TOXIC, stream,
+                                    self.attributes(), self.params.get("toxicity", 1.0),
+                                    self.spec.time_limit_s)
+
+    def heal(self, ctx: FaultContext) -> None:
+        for stream in self.streams():
+            ctx.toxiproxy.remove_toxic(self.spec.target, self.toxic_name(stream))
+
+
+def _stream(default: str = "downstream") -> Param:
+    return Param(str, default, choices=STREAMS, doc="upstream, downstream or both")
+
+
+TOXICITY = Param((int, float), 1.0, minimum=0, doc="share of connections affected, 0..1")
+
+
+@register
+class Latency(ToxicFault):
+    TYPE, TOXIC = "latency", "latency"
+    DESCRIPTION = "adds latency_ms (+/- jitter_ms) to every chunk on the link"
+    PARAMS = {"latency_ms": Param(int, minimum=0, doc="milliseconds"),
+              "jitter_ms": Param(int, 0, minimum=0), "stream": _stream(), "toxicity": TOXICITY}
+
+    def attributes(self) -> dict[str, int]:
+        return {"latency": self.params["latency_ms"], "jitter": self.params["jitter_ms"]}
+
+
+@register
+class Partition(ToxicFault):
+    TYPE, TOXIC = "partition", "timeout"
+    DESCRIPTION = "blackholes the link both ways: connections stay open, no byte passes"
+    PARAMS = {"stream": _stream("both")}
+    DEFAULT_STREAM = "both"
+
+    def attributes(self) -> dict[str, int]:
+        return {"timeout": 0}
+
+
+@register
+class Timeout(ToxicFault):
+    TYPE, TOXIC = "timeout", "timeout"
+    DESCRIPTION = "stops data and closes connections after timeout_ms"
+    PARAMS = {"timeout_ms": Param(int, minimum=0, doc="milliseconds; 0 = never close"),
+              "stream": _stream(), "toxicity": TOXICITY}
+
+    def attributes(self) -> dict[str, int]:
+        return {"timeout": self.params["timeout_ms"]}
+
+
+@register
+class Reset(ToxicFault):
+    TYPE, TOXIC = "reset", "reset_peer"
+    DESCRIPTION = "resets connections (TCP RST) timeout_ms after their first data"
+    PARAMS = {"timeout_ms": Param(int, 0, minimum=0), "stream": _stream(), "toxicity": TOXICITY}
+
+    def attributes(self) -> dict[str, int]:
+        return {"timeout": self.params["timeout_ms"]}
+
+
+@register
+class Bandwidth(ToxicFault):
+    TYPE, TOXIC = "bandwidth", "bandwidth"
+    DESCRIPTION = "limits throughput to rate_kbps kilobytes per second"
+    PARAMS = {"rate_kbps": Param(int, minimum=0, doc="KB/s (1 KB = 1000 bytes)"),
+              "stream": _stream(), "toxicity": TOXICITY}
+
+    def attributes(self) -> dict[str, int]:
+        return {"rate": self.params["rate_kbps"]}
+
+
+@register
+class SlowClose(ToxicFault):
+    TYPE, TOXIC = "slow_close", "slow_close"
+    DESCRIPTION = "delays connection close by delay_ms"
+    PARAMS = {"delay_ms": Param(int, minimum=0), "stream": _stream(), "toxicity": TOXICITY}
+
+    def attributes(self) -> dict[str, int]:
+        return {"delay": self.params["delay_ms"]}
+
+
+@register
+class Slicer(ToxicFault):
+    TYPE, TOXIC = "slicer", "slicer"
+    DESCRIPTION = "cuts data into small slices sent delay_us apart"
+    PARAMS = {"average_size": Param(int, minimum=1), "size_variation": Param(int, 0, minimum=0),
+              "delay_us": Param(int, 0, minimum=0), "stream": _stream(), "toxicity": TOXICITY}
+
+    def attributes(self) -> dict[str, int]:
+        return {"average_size": self.params["average_size"],
+                "size_variation": self.params["size_variation"], "delay": self.params["delay_us"]}
+
+
+@register
+class DataLimit(ToxicFault):
+    TYPE, TOXIC = "data_limit", "limit_data"
+    DESCRIPTION = "closes connections after `bytes` bytes"
+    PARAMS = {"bytes": Param(int, minimum=0), "stream": _stream(), "toxicity": TOXICITY}
+
+    def attributes(self) -> dict[str, int]:
+        return {"bytes": self.params["bytes"]}
+
+
+@register
+class ProxyDown(Fault):
+    TYPE = "proxy_down"
+    DESCRIPTION = "disables the proxy: open connections dropped, new ones refused"
+    PARAMS: dict = {}
+
+    def inject(self, ctx: FaultContext) -> None:
+        ctx.toxiproxy.set_enabled(self.spec.target, False)
+
+    def heal(self, ctx: FaultContext) -> None:
+        ctx.toxiproxy.set_enabled(self.spec.target, True)

@@ -1,0 +1,85 @@
+"""Drives a Toxiproxy server (real or embedded) through the toxiproxy-python client."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from toxiproxy import Toxiproxy
+from toxiproxy.api import APIConsumer
+from toxiproxy.exceptions import NotFound
+
+from .base import FaultError
+
+
+class ToxiproxyControl:
+    """One Toxiproxy server. toxiproxy-python keeps its address in class attributes, so each
+    call points them at this server first; the harness drives one server at a time."""
+
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        if not parsed.hostname or not parsed.port:
+            raise FaultError(f"Toxiproxy URL {url!r} must look like http://127.0.0.1:8474")
+        self.url = url
+        self.host, self.port = parsed.hostname, parsed.port
+        self.client = Toxiproxy()
+
+    def _use(self) -> Toxiproxy:
+        APIConsumer.host, APIConsumer.port = self.host, self.port
+        return self.client
+
+    def version(self) -> str:
+        return self._use().version().decode()
+
+    def ensure_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0") -> Any:
+        """The proxy by name, created (or replaced when its upstream changed) as needed."""
+        client = self._use()
+        existing = client.get_proxy(name)
+        if existing is not None and existing.upstream == upstream:
+            if not existing.enabled:
+                existing.enable()
+            return existing
+        if existing is not None:
+            existing.destroy()
+        return client.create(upstream=upstream, name=name, listen=listen)
+
+    def proxy(self, name: str) -> Any:
+        proxies = self._use().proxies()
+        if name not in proxies:
+            raise FaultError(f"no Toxiproxy proxy named {name!r} at {self.url}; "
+                             f"known: {', '.join(sorted(proxies)) or 'none'}")
+        return proxies[name]
+
+    def add_toxic(self, proxy: str, name: str, type_: str, stream: str,
+                  attributes: dict[str, int], toxicity: float = 1.0,
+                  time_limit_s: float | None = None) -> dict:
+        """Add a toxic. time_limit_s asks the server to remove it by itself (embedded server only;
+        real Toxiproxy ignores the field, so the harness's own heal is what removes it there)."""
+        self.proxy(proxy)
+        body: dict[str, Any] = {"name": name, "type": type_, "stream": stream,
+                                "toxicity": toxicity, "attributes": attributes}
+        if time_limit_s is not None:
+            body["time_limit_ms"] = int(time_limit_s * 1000)
+        self._use()
+        return APIConsumer.post(f"/proxies/{proxy}/toxics", json=body).json()
+
+    def remove_toxic(self, proxy: str, name: str) -> bool:
+        """Remove a toxic; False when it was already gone (healed, expired or reset)."""
+        self._use()
+        try:
+            APIConsumer.delete(f"/proxies/{proxy}/toxics/{name}")
+            return True
+        except NotFound:
+            return False
+
+    def toxics(self, proxy: str) -> dict[str, Any]:
+        return self.proxy(proxy).toxics()
+
+    def set_enabled(self, proxy: str, enabled: bool) -> None:
+        p = self.proxy(proxy)
+        p.enable() if enabled else p.disable()
+
+    def reset_all(self) -> None:
+        """POST /reset: every proxy enabled, every toxic removed. Run at the start of every drill
+        so that nothing a killed run left behind survives."""
+        self._use().reset()

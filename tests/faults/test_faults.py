@@ -1,0 +1,216 @@
+"""The fault library: validation before harm, every fault's effect and its heal, reset of a killed run."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.faults import (REGISTRY, FaultContext, FaultError, ToxiproxyControl, build, injected,
+                            spec_from_dict)
+from harness.model import FaultSpec
+from tests.support import TcpServer, connect, echo, pattern, read_all, refuses, round_trip, source
+
+
+@pytest.fixture(scope="module")
+def echo_server():
+    with TcpServer(echo) as server:
+        yield server
+
+
+@pytest.fixture
+def control(toxiproxy_server, toxi):
+    return ToxiproxyControl(toxiproxy_server.url)
+
+
+@pytest.fixture
+def ctx(control):
+    return FaultContext(toxiproxy=control)
+
+
+@pytest.fixture
+def link(control, echo_server):
+    """A proxy named 'link' in front of the echo server."""
+    return control.ensure_proxy("link", echo_server.address)
+
+
+def fault(type_: str, **params):
+    return build(FaultSpec(type=type_, target="link", params=params))
+
+
+# -- validation: before anything runs ---------------------------------------------
+
+def test_unknown_fault_type_is_refused_naming_the_known_ones():
+    with pytest.raises(FaultError, match=r"unknown fault type 'meteor'; known: .*latency"):
+        build(FaultSpec(type="meteor", target="link"))
+
+
+def test_missing_required_parameter_is_named():
+    with pytest.raises(FaultError, match="missing required parameter 'latency_ms'"):
+        fault("latency")
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(FaultError, match="unknown parameter.*latency_seconds"):
+        fault("latency", latency_ms=1, latency_seconds=2)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"latency_ms": "slow"}, "must be int"),
+    ({"latency_ms": -1}, "must be >= 0"),
+    ({"latency_ms": 1, "stream": "sideways"}, "must be one of"),
+    ({"latency_ms": True}, "must be int"),
+])
+def test_bad_parameter_values_are_refused(params, message):
+    with pytest.raises(FaultError, match=message):
+        fault("latency", **params)
+
+
+def test_spec_from_plan_data_validates_now():
+    spec = spec_from_dict({"type": "latency", "target": "db", "latency_ms": 5, "time_limit_s": 30})
+    assert spec == FaultSpec("latency", "db", {"latency_ms": 5}, 30)
+    with pytest.raises(FaultError, match="missing 'target'"):
+        spec_from_dict({"type": "latency"}, where="drills/x.yaml: faults[0]")
+
+
+def test_every_registered_fault_describes_itself():
+    assert set(REGISTRY) == {"latency", "partition", "timeout", "reset", "bandwidth", "slow_close",
+                             "slicer", "data_limit", "proxy_down"}
+    assert all(cls.DESCRIPTION for cls in REGISTRY.values())
+
+
+def test_a_fault_on_an_unknown_proxy_fails_before_harm(ctx, link):
+    with pytest.raises(FaultError, match="no Toxiproxy proxy named 'nowhere'"):
+        build(FaultSpec("latency", "nowhere", {"latency_ms": 5})).inject(ctx)
+
+
+# -- each fault: effect observed on a real socket, then healed ------------------------
+
+def test_latency_fault_and_heal(ctx, link):
+    with injected(fault("latency", latency_ms=120, stream="both"), ctx):
+        with connect(link.listen) as sock:
+            assert round_trip(sock) >= 0.235
+    with connect(link.listen) as sock:
+        assert round_trip(sock) < 0.1
+
+
+def test_partition_blackholes_both_ways_until_healed(ctx, link):
+    with connect(link.listen, timeout=0.3) as sock:
+        with injected(fault("partition"), ctx):
+            sock.sendall(b"x")
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
+        sock.settimeout(5)
+        assert round_trip(sock, b"y") < 1.0
+
+
+def test_timeout_fault_closes_connections(ctx, link):
+    with injected(fault("timeout", timeout_ms=200), ctx):
+        with connect(link.listen) as sock:
+            sock.sendall(b"x")
+            assert sock.recv(1) == b""
+
+
+def test_reset_fault_resets_connections(ctx, link):
+    with injected(fault("reset"), ctx):
+        with connect(link.listen) as sock:
+            sock.sendall(b"x")
+            with pytest.raises(ConnectionResetError):
+                while sock.recv(10):
+                    pass
+    with connect(link.listen) as sock:
+        assert round_trip(sock) < 1.0
+
+
+def test_bandwidth_fault_slows_transfer(ctx, control):
+    with TcpServer(source(100_000)) as server:
+        control.ensure_proxy("link", server.address)
+        with injected(fault("bandwidth", rate_kbps=200), ctx):
+            with connect(control.proxy("link").listen, timeout=10) as sock:
+                start = time.perf_counter()
+                data, _ = read_all(sock)
+                assert time.perf_counter() - start >= 0.4     # 100 KB at 200 KB/s = 0.5 s
+        assert data == pattern(100_000)
+
+
+def test_slow_close_fault_delays_close(ctx, control):
+    with TcpServer(source(5)) as server:
+        control.ensure_proxy("link", server.address)
+        with injected(fault("slow_close", delay_ms=300), ctx):
+            with connect(control.proxy("link").listen) as sock:
+                start = time.perf_counter()
+                read_all(sock)
+                assert time.perf_counter() - start >= 0.28
+
+
+def test_slicer_fault_slices(ctx, control):
+    with TcpServer(source(600)) as server:
+        control.ensure_proxy("link", server.address)
+        with injected(fault("slicer", average_size=6, delay_us=2000), ctx):
+            with connect(control.proxy("link").listen) as sock:
+                data, sizes = read_all(sock)
+        assert data == pattern(600) and len(sizes) >= 20
+
+
+def test_data_limit_fault_truncates(ctx, control):
+    with TcpServer(source(5000, then_close=False)) as server:
+        control.ensure_proxy("link", server.address)
+        with injected(fault("data_limit", bytes=700), ctx):
+            with connect(control.proxy("link").listen) as sock:
+                data, _ = read_all(sock)
+        assert data == pattern(700)
+
+
+def test_proxy_down_refuses_then_heals(ctx, link):
+    with injected(fault("proxy_down"), ctx):
+        assert refuses(link.listen)
+    with connect(link.listen) as sock:
+        assert round_trip(sock) < 1.0
+
+
+# -- always healed ----------------------------------------------------------------------
+
+def test_heal_runs_when_the_block_raises(ctx, control, link):
+    events = []
+    with pytest.raises(RuntimeError):
+        with injected(fault("latency", latency_ms=500), ctx, on_event=lambda e, f: events.append(e)):
+            assert control.toxics("link")
+            raise RuntimeError("step failed")
+    assert events == ["inject", "heal"]
+    assert control.toxics("link") == {}
+
+
+def test_heal_is_safe_twice_and_after_expiry(ctx, control, link):
+    f = build(FaultSpec("latency", "link", {"latency_ms": 5}, time_limit_s=0.3))
+    f.inject(ctx)
+    assert control.toxics("link")["drill_latency_downstream"].attributes == {"latency": 5, "jitter": 0}
+    deadline = time.monotonic() + 5
+    while control.toxics("link") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert control.toxics("link") == {}       # the server's dead-man switch removed it
+    f.heal(ctx)
+    f.heal(ctx)
+
+
+def test_reset_all_clears_what_a_killed_run_left(control, api, link):
+    # what a SIGKILLed harness leaves: a toxic with no time limit and a disabled proxy
+    api("post", "/proxies/link/toxics", json={"type": "timeout", "attributes": {"timeout": 0}})
+    api("post", "/proxies/link", json={"enabled": False})
+    control.reset_all()
+    assert control.toxics("link") == {}
+    assert control.proxy("link").enabled is True
+    with connect(link.listen) as sock:
+        assert round_trip(sock) < 1.0
+
+
+def test_ensure_proxy_replaces_a_proxy_with_another_upstream(control, echo_server):
+    first = control.ensure_proxy("p", "127.0.0.1:1")
+    second = control.ensure_proxy("p", echo_server.address)
+    assert second.upstream == echo_server.address
+    assert control.ensure_proxy("p", echo_server.address).listen == second.listen
+    assert first.upstream != second.upstream
+
+
+def test_bad_toxiproxy_url_is_refused():
+    with pytest.raises(FaultError, match="must look like"):
+        ToxiproxyControl("localhost")
