@@ -1,0 +1,1 @@
+"""Lab providers: the embedded processes (PostgreSQL, ...) that a drill runs against."""
