@@ -1,0 +1,4 @@
+"""The reference Control Plane under drill: HTTP API, PostgreSQL event store, S3 evidence store.
+
+The harness never imports this package; it runs it as processes (``python -m controlplane``).
+"""

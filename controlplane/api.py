@@ -1,0 +1,352 @@
+"""HTTP API of one Control Plane instance (aiohttp): intents, evidence, approvals, publish, events.
+
+Every request carries a correlation id (X-Correlation-Id, else a new uuid4), echoed in the
+response and stored with every event it causes. Every write is one database transaction
+holding the state change and its event; the SIEM sink is written after the commit.
+A database failure answers 503 {"error": "database unavailable: ...", "cause": "database"}
+(nothing was written); a COMMIT whose outcome is unknown answers 504 {"outcome": "unknown"}
+so that clients count the write as indeterminate, never as refused or acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import json
+import logging
+import time
+import uuid
+
+import psycopg
+from aiohttp import web
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from controlplane import events, gates, health
+from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable
+from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
+from controlplane.redact import scrub, short_cause
+from controlplane.siem import SiemSink
+
+log = logging.getLogger("controlplane.api")
+
+CORRELATION_HEADER = "X-Correlation-Id"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+INTENT_COLUMNS = "id, idempotency_key, ring, platform, payload, state, correlation_id, created_at"
+
+
+class Refused(Exception):
+    """Raised inside a transaction to roll it back and answer with a gate's refusal."""
+
+    def __init__(self, refusal: gates.Refusal) -> None:
+        super().__init__(refusal.error)
+        self.refusal = refusal
+
+
+def _default(value):
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+_dumps = functools.partial(json.dumps, default=_default)
+
+
+def reply(body: dict, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def bad_request(error: str, **extra) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=_dumps({"error": error, **extra}), content_type="application/json")
+
+
+async def json_body(request: web.Request) -> dict:
+    """The request body as a JSON object, else 400."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise bad_request("body must be a JSON object")
+    return body
+
+
+def string_field(body: dict, name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request(f"field {name!r} is required and must be a non-empty string", field=name)
+    return value
+
+
+def intent_id(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+class ControlPlane:
+    """One API instance: its name, database, evidence store and SIEM sink."""
+
+    def __init__(self, instance: str, db: Database, evidence: EvidenceStore, siem: SiemSink) -> None:
+        self.instance = instance
+        self.db = db
+        self.evidence = evidence
+        self.siem = siem
+
+    # ---- plumbing --------------------------------------------------------------------
+
+    async def write(self, work) -> web.Response:
+        """Run work(conn) -> (status, body, new_events) in one transaction, then feed the SIEM."""
+        status, body, new_events = await self.db.run(work)
+        if new_events:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.siem.write, new_events)
+            except OSError as exc:
+                # Committed already: the event store holds the truth; the SIEM line is lost.
+                log.error("SIEM sink %s not written: %s", self.siem.path, short_cause(exc))
+        return reply(body, status)
+
+    async def read(self, query: str, params=()) -> list[dict]:
+        async def work(conn):
+            return await (await conn.cursor(row_factory=dict_row).execute(query, params)).fetchall()
+        return await self.db.run(work)
+
+    # ---- health ----------------------------------------------------------------------
+
+    async def live(self, request: web.Request) -> web.Response:
+        return reply({"instance": self.instance, "status": "alive"})
+
+    async def health_report(self) -> dict:
+        return await health.report(self.instance, self.db, self.evidence)
+
+    async def health(self, request: web.Request) -> web.Response:
+        report = await self.health_report()
+        return reply(report, 200 if report["ServiceHealth"] == "Healthy" else 503)
+
+    # ---- intents ---------------------------------------------------------------------
+
+    async def intent_create(self, request: web.Request) -> web.Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+        if not key:
+            raise bad_request(f"header {IDEMPOTENCY_HEADER} is required", header=IDEMPOTENCY_HEADER)
+        body = await json_body(request)
+        ring, platform = string_field(body, "ring"), string_field(body, "platform")
+        payload = body.get("payload", {})
+        if not isinstance(payload, dict):
+            raise bad_request("field 'payload' must be a JSON object", field="payload")
+        cid = request["correlation_id"]
+
+        async def work(conn):
+            cur = conn.cursor(row_factory=dict_row)
+            row = await (await cur.execute(
+                "INSERT INTO intents (idempotency_key, ring, platform, payload, correlation_id)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
+                " RETURNING id, idempotency_key, correlation_id, state",
+                (key, ring, platform, Jsonb(payload), cid))).fetchone()
+            if row is None:  # Test-IdempotencyKey: a replay answers the original, no new event
+                row = await (await cur.execute(
+                    "SELECT id, idempotency_key, correlation_id, state FROM intents WHERE idempotency_key = %s",
+                    (key,))).fetchone()
+                return 200, row, []
+            event = await events.append(conn, "IntentCreated", row["id"], cid,
+                                        {"idempotency_key": key, "ring": ring, "platform": platform})
+            return 201, row, [event]
+
+        return await self.write(work)
+
+    async def intent_list(self, request: web.Request) -> web.Response:
+        prefix = request.query.get("key_prefix", "")
+        rows = await self.read(
+            "SELECT id, idempotency_key, state FROM intents"
+            " WHERE left(idempotency_key, length(%s)) = %s ORDER BY id", (prefix, prefix))
+        return reply({"intents": rows})
+
+    async def intent_get(self, request: web.Request) -> web.Response:
+        rows = await self.read(
+            f"SELECT {INTENT_COLUMNS}, EXISTS (SELECT 1 FROM evidence_packs e WHERE e.intent_id = i.id"
+            "   AND e.state = 'Committed') AS committed FROM intents i WHERE id = %s", (intent_id(request),))
+        if not rows:
+            raise web.HTTPNotFound(text=_dumps({"error": "intent not found"}), content_type="application/json")
+        row = rows[0]
+        row["EvidencePackState"] = "Committed" if row.pop("committed") else "Pending"
+        return reply(row)
+
+    # ---- evidence, approval, publish -------------------------------------------------
+
+    async def evidence_commit(self, request: web.Request) -> web.Response:
+        iid = intent_id(request)
+        content = (await json_body(request)).get("content")
+        if not isinstance(content, str):
+            raise bad_request("field 'content' is required and must be a string", field="content")
+        cid = request["correlation_id"]
+        if not await self.read("SELECT 1 FROM intents WHERE id = %s", (iid,)):
+            raise web.HTTPNotFound(text=_dumps({"error": "intent not found"}), content_type="application/json")
+        # 1. the object first: a pack is only recorded Committed once S3 holds it (WORM).
+        stored = await self.evidence.put(iid, content)
+
+        # 2. then the pack and its event in one transaction. If this fails the object stays
+        #    as an unreferenced locked version; a retry records the pack.
+        async def work(conn):
+            cur = conn.cursor(row_factory=dict_row)
+            row = await (await cur.execute(
+                "INSERT INTO evidence_packs (intent_id, bucket, object_key, version_id, sha256, state,"
+                " correlation_id) VALUES (%s, %s, %s, %s, %s, 'Committed', %s)"
+                " ON CONFLICT (intent_id, sha256) DO NOTHING"
+                " RETURNING intent_id, sha256, version_id, object_key",
+                (iid, self.evidence.bucket, stored["object_key"], stored["version_id"], stored["sha256"],
+                 cid))).fetchone()
+            status, new_events = 201, []
+            if row is None:
+                row = await (await cur.execute(
+                    "SELECT intent_id, sha256, version_id, object_key FROM evidence_packs"
+                    " WHERE intent_id = %s AND sha256 = %s", (iid, stored["sha256"]))).fetchone()
+                status = 200
+            else:
+                new_events.append(await events.append(conn, "EvidenceCommitted", iid, cid, {
+                    "bucket": self.evidence.bucket, "object_key": row["object_key"],
+                    "version_id": row["version_id"], "sha256": row["sha256"]}))
+            return status, {**row, "EvidencePackState": "Committed"}, new_events
+
+        return await self.write(work)
+
+    async def approve(self, request: web.Request) -> web.Response:
+        iid = intent_id(request)
+        approver = string_field(await json_body(request), "approver")
+        cid = request["correlation_id"]
+
+        async def work(conn):
+            cur = conn.cursor(row_factory=dict_row)
+            intent = await (await cur.execute(
+                "SELECT state FROM intents WHERE id = %s FOR UPDATE", (iid,))).fetchone()
+            if intent is None:
+                raise Refused(gates.Refusal(404, "Intent", "intent not found"))
+            existing = await (await cur.execute(
+                "SELECT approver FROM approvals WHERE intent_id = %s", (iid,))).fetchone()
+            if existing:  # replay (e.g. the retry after a broken connection): no second event
+                return 200, {"intent_id": iid, "approver": existing["approver"], "state": intent["state"]}, []
+            committed = await (await cur.execute(
+                "SELECT 1 FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' LIMIT 1",
+                (iid,))).fetchone()
+            refusal = gates.evidence_committed(committed is not None)
+            if refusal:
+                raise Refused(refusal)
+            await cur.execute("INSERT INTO approvals (intent_id, approver, correlation_id) VALUES (%s, %s, %s)",
+                              (iid, approver, cid))
+            await cur.execute("UPDATE intents SET state = 'Approved' WHERE id = %s AND state = 'Draft'", (iid,))
+            event = await events.append(conn, "ApprovalRecorded", iid, cid, {"approver": approver})
+            return 200, {"intent_id": iid, "approver": approver, "state": "Approved"}, [event]
+
+        return await self.write(work)
+
+    async def publish(self, request: web.Request) -> web.Response:
+        iid = intent_id(request)
+        cid = request["correlation_id"]
+        # Gates in the order of controlplane.gates: ServiceHealth, BackupAgeHours, Approval.
+        refusal = gates.service_health(await self.health_report()) or gates.backup_age()
+        if refusal:
+            raise Refused(refusal)
+
+        async def work(conn):
+            cur = conn.cursor(row_factory=dict_row)
+            intent = await (await cur.execute(
+                "SELECT state FROM intents WHERE id = %s FOR UPDATE", (iid,))).fetchone()
+            if intent is None:
+                raise Refused(gates.Refusal(404, "Intent", "intent not found"))
+            if intent["state"] == "Published":  # replay: no second event
+                return 200, {"intent_id": iid, "state": "Published"}, []
+            refusal = gates.approved(intent["state"])
+            if refusal:
+                raise Refused(refusal)
+            await cur.execute("INSERT INTO publishes (intent_id, instance, correlation_id) VALUES (%s, %s, %s)",
+                              (iid, self.instance, cid))
+            await cur.execute("UPDATE intents SET state = 'Published' WHERE id = %s", (iid,))
+            event = await events.append(conn, "Published", iid, cid, {"instance": self.instance})
+            return 200, {"intent_id": iid, "state": "Published", "instance": self.instance}, [event]
+
+        return await self.write(work)
+
+    # ---- events ----------------------------------------------------------------------
+
+    async def events_list(self, request: web.Request) -> web.Response:
+        try:
+            after = int(request.query.get("after", "0"))
+            limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+        except ValueError:
+            raise bad_request("after and limit must be integers") from None
+        rows = await self.read(f"SELECT {events.COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
+                               (after, limit))
+        return reply({"events": [events.as_json(r) for r in rows]})
+
+    async def events_verify(self, request: web.Request) -> web.Response:
+        return reply(await self.db.run(events.verify))
+
+    async def events_count(self, request: web.Request) -> web.Response:
+        type_ = request.query.get("type")
+        rows = await self.read("SELECT count(*) AS count FROM events WHERE %s::text IS NULL OR type = %s",
+                               (type_, type_))
+        return reply({"count": rows[0]["count"], "type": type_})
+
+
+def _correlation_id(request: web.Request) -> str:
+    given = request.headers.get(CORRELATION_HEADER, "").strip()
+    # Printable and bounded: it lands in logs, the event store and the SIEM file.
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return str(uuid.uuid4())
+
+
+@web.middleware
+async def correlate_and_log(request: web.Request, handler) -> web.StreamResponse:
+    """Correlation id in and out, errors as JSON, one log line per request."""
+    started = time.monotonic()
+    cid = request["correlation_id"] = _correlation_id(request)
+    try:
+        response = await handler(request)
+    except Refused as exc:
+        response = reply(exc.refusal.body(), exc.refusal.status)
+    except CommitUnconfirmed as exc:
+        response = reply({"error": f"write not confirmed: {exc}", "cause": "database",
+                          "outcome": "unknown"}, 504)
+    except DatabaseUnavailable as exc:
+        response = reply({"error": f"database unavailable: {exc}", "cause": "database"}, 503)
+    except EvidenceStoreUnavailable as exc:
+        response = reply({"error": f"evidence store unavailable: {exc}", "cause": "evidence_store"}, 503)
+    except web.HTTPException as exc:
+        if exc.content_type != "application/json" and exc.status >= 400:
+            response = reply({"error": exc.reason}, exc.status)
+        else:
+            response = exc
+    except psycopg.Error as exc:
+        log.error("database error on %s %s: %s", request.method, request.path, short_cause(exc, 500))
+        response = reply({"error": "internal error", "cause": "database"}, 500)
+    except Exception as exc:  # noqa: BLE001 - answered 500, logged without secrets
+        log.error("unexpected %s on %s %s: %s", type(exc).__name__, request.method, request.path,
+                  scrub(repr(exc))[:500])
+        response = reply({"error": "internal error", "cause": "internal"}, 500)
+    response.headers[CORRELATION_HEADER] = cid
+    log.info("method=%s path=%s status=%s correlation_id=%s ms=%.0f", request.method, request.path,
+             response.status, cid, (time.monotonic() - started) * 1000)
+    return response
+
+
+def make_app(cp: ControlPlane) -> web.Application:
+    """The aiohttp application of one instance; closes the database pool on shutdown."""
+    app = web.Application(middlewares=[correlate_and_log], client_max_size=8 * 1024 * 1024)
+    app.add_routes([
+        web.get("/health/live", cp.live),
+        web.get("/health", cp.health),
+        web.post("/intents", cp.intent_create),
+        web.get("/intents", cp.intent_list),
+        web.get(r"/intents/{id:\d+}", cp.intent_get),
+        web.post(r"/intents/{id:\d+}/evidence", cp.evidence_commit),
+        web.post(r"/intents/{id:\d+}/approve", cp.approve),
+        web.post(r"/intents/{id:\d+}/publish", cp.publish),
+        web.get("/events", cp.events_list),
+        web.get("/events/verify", cp.events_verify),
+        web.get("/events/count", cp.events_count),
+    ])
+
+    async def close_db(_app: web.Application) -> None:
+        await cp.db.close()
+
+    app.on_cleanup.append(close_db)
+    return app

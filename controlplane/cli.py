@@ -1,0 +1,158 @@
+"""Command line: ``migrate`` (schema + buckets, idempotent) and ``serve`` (one API instance).
+
+Secrets never come on the command line: the database password comes from PGPASSWORD (read
+by libpq), S3 credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_DEFAULT_REGION.
+Exit status: 0 done, 2 bad arguments or a dependency unreachable (one message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import resources
+
+EXIT_UNAVAILABLE = 2
+
+
+class ScrubSecrets(logging.Filter):
+    """Replaces known secret values in every log record (belt and braces)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from controlplane.redact import scrub
+        record.msg, record.args = scrub(record.getMessage()), None
+        return True
+
+
+def _setup_logging(instance: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ScrubSecrets())
+    handler.setFormatter(logging.Formatter(f"%(asctime)s controlplane[{instance}] %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"controlplane {command}: {message}", file=sys.stderr)
+    return EXIT_UNAVAILABLE
+
+
+def _check_conninfo(command: str, conninfo: str) -> str | None:
+    """An error message when the conninfo is unusable or carries a password, else None."""
+    import psycopg
+    from controlplane.redact import has_password
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "--database is not a valid libpq conninfo (e.g. 'host=127.0.0.1 port=5432 dbname=controlplane user=controlplane')"
+    if has_password(conninfo):
+        return "--database must not carry a password: put it in the environment variable PGPASSWORD"
+    return None
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Apply schema.sql in one transaction (serialised by an advisory lock), then the buckets."""
+    import botocore.exceptions
+    import psycopg
+
+    from controlplane.evidence import S3_ERRORS, ensure_bucket, s3_client
+    from controlplane.redact import masked_conninfo, short_cause
+
+    if error := _check_conninfo("migrate", args.database):
+        return _fail("migrate", error)
+    where = masked_conninfo(args.database)
+    schema = resources.files("controlplane").joinpath("schema.sql").read_text()
+    try:
+        with psycopg.connect(args.database, connect_timeout=max(2, round(args.db_timeout))) as conn:
+            with conn.transaction():
+                # Two migrations at once (several instances starting) apply it one after the other.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('controlplane-migrate'))")
+                conn.execute(schema)
+    except psycopg.OperationalError as exc:
+        return _fail("migrate", f"database unreachable ({where}): {short_cause(exc)}")
+    except psycopg.Error as exc:
+        return _fail("migrate", f"schema not applied ({where}): {short_cause(exc)}")
+
+    client = s3_client(args.s3_endpoint, timeout=args.s3_timeout)
+    outcomes = []
+    try:
+        for bucket in filter(None, [args.evidence_bucket, args.evidence_replica_bucket]):
+            outcomes.append(f"{bucket} {ensure_bucket(client, bucket, args.retention_days)}")
+    except botocore.exceptions.NoCredentialsError:
+        return _fail("migrate", "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    except botocore.exceptions.ClientError as exc:
+        return _fail("migrate", f"evidence store at {args.s3_endpoint} refused: {short_cause(exc)}")
+    except S3_ERRORS as exc:
+        return _fail("migrate", f"evidence store unreachable at {args.s3_endpoint}: {short_cause(exc)}")
+    print(f"controlplane migrate: schema applied ({where}); buckets: {', '.join(outcomes)} "
+          f"(versioning, Object Lock)")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run one API instance until SIGTERM/SIGINT."""
+    from aiohttp import web
+
+    from controlplane.api import ControlPlane, make_app
+    from controlplane.db import Database
+    from controlplane.evidence import EvidenceStore
+    from controlplane.redact import masked_conninfo
+    from controlplane.siem import SiemSink
+
+    if error := _check_conninfo("serve", args.database):
+        return _fail("serve", error)
+    _setup_logging(args.instance)
+    cp = ControlPlane(
+        args.instance,
+        Database(args.database, timeout=args.db_timeout, application_name=f"controlplane-{args.instance}"),
+        EvidenceStore(args.s3_endpoint, args.evidence_bucket, timeout=args.s3_timeout,
+                      retention_days=args.retention_days),
+        SiemSink(args.siem, args.instance))
+    logging.getLogger("controlplane").info(
+        "instance %s on http://%s:%s database=[%s] s3=%s bucket=%s siem=%s", args.instance, args.host,
+        args.port, masked_conninfo(args.database), args.s3_endpoint, args.evidence_bucket, args.siem)
+    try:
+        web.run_app(make_app(cp), host=args.host, port=args.port, print=None, access_log=None,
+                    shutdown_timeout=5.0)
+    except OSError as exc:
+        return _fail("serve", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database", required=True, metavar="CONNINFO",
+                   help="libpq conninfo without password (the password comes from PGPASSWORD)")
+    p.add_argument("--s3-endpoint", required=True, metavar="URL")
+    p.add_argument("--evidence-bucket", required=True, metavar="NAME")
+    p.add_argument("--db-timeout", type=float, default=2.0, metavar="SECONDS",
+                   help="connect_timeout and statement_timeout (default 2.0)")
+    p.add_argument("--s3-timeout", type=float, default=2.0, metavar="SECONDS",
+                   help="S3 connect and read timeout (default 2.0)")
+    p.add_argument("--retention-days", type=int, default=1, metavar="DAYS",
+                   help="Object Lock retention of evidence objects (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m controlplane", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("migrate", help="apply the schema and create the evidence buckets (idempotent)")
+    _common(m)
+    m.add_argument("--evidence-replica-bucket", metavar="NAME", help="the alternate-region copy bucket")
+    m.set_defaults(func=migrate)
+    s = sub.add_parser("serve", help="run one API instance")
+    _common(s)
+    s.add_argument("--instance", required=True, metavar="NAME", help="e.g. az1")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--siem", required=True, metavar="PATH", help="JSON-lines file the SIEM sink appends to")
+    s.set_defaults(func=serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,60 @@
+"""Gates the service enforces itself (spec section 5): each returns a Refusal or None.
+
+Publish gates run in this order; the first refusal wins:
+1. ServiceHealth = Healthy (database writable, event store writable, evidence store up);
+2. BackupAgeHours <= 24 (spec rule 3): not enforced yet, see ``backup_age``;
+3. Approval recorded (checked inside the publish transaction, as it reads the intent).
+Approval gate: EvidencePackState = Committed before an approval is recorded (spec rule 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a gate refused: the HTTP status and the JSON body to answer with."""
+
+    status: int
+    gate: str
+    error: str
+    cause: str | None = None
+
+    def body(self) -> dict:
+        body = {"error": self.error, "gate": self.gate}
+        if self.cause:
+            body["cause"] = self.cause
+        return body
+
+
+def service_health(health: dict) -> Refusal | None:
+    """Refuse a publish unless ServiceHealth = Healthy; cause names the first part that is down."""
+    if health["ServiceHealth"] == "Healthy":
+        return None
+    down = [(name, part) for name, part in health["components"].items() if part["status"] != "up"]
+    reasons = "; ".join(f"{name}: {part['detail']}" for name, part in down)
+    return Refusal(503, "ServiceHealth", f"publish refused: ServiceHealth = Unhealthy ({reasons})",
+                   cause=down[0][0] if down else None)
+
+
+def backup_age(last_backup_age_hours: float | None = None) -> Refusal | None:
+    """BackupAgeHours <= 24 (spec rule 3). Placeholder: backups are a later slice, so this
+    gate passes until the backup catalogue exists; wire it in publish() between the
+    ServiceHealth and Approval gates."""
+    return None
+
+
+def evidence_committed(committed: bool) -> Refusal | None:
+    """Refuse an approval unless the intent's evidence pack is Committed."""
+    if committed:
+        return None
+    return Refusal(409, "EvidencePackState",
+                   "approval refused: EvidencePackState = Pending (evidence pack not committed)")
+
+
+def approved(state: str) -> Refusal | None:
+    """Refuse a publish unless the intent has a recorded approval."""
+    if state in ("Approved", "Published"):
+        return None
+    return Refusal(409, "Approval", f"publish refused: Approval missing (intent state = {state})")

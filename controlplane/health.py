@@ -1,0 +1,65 @@
+"""ServiceHealth of one instance: database writable, event store append-only, evidence store up.
+
+A part is {"status": "up"|"down", "detail": str}. The database is up only when
+``pg_is_in_recovery()`` answers false within the timeout: a read-only replica (e.g. the
+endpoint still points at it during a failover) is down for writes, and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from controlplane.db import Database, DatabaseUnavailable
+from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
+
+TRIGGERS = ("events_refuse_update_delete", "events_refuse_truncate")
+
+
+def part(up: bool, detail: str) -> dict:
+    return {"status": "up" if up else "down", "detail": detail}
+
+
+async def check_database(db: Database) -> tuple[dict, dict]:
+    """(database part, event_store part), from one short read transaction."""
+    async def work(conn):
+        in_recovery, has_schema = await (await conn.execute(
+            "SELECT pg_is_in_recovery(),"
+            " to_regclass('events') IS NOT NULL AND to_regclass('event_chain_head') IS NOT NULL")).fetchone()
+        if not has_schema:
+            return in_recovery, None, 0
+        last_seq, triggers = await (await conn.execute(
+            "SELECT (SELECT last_seq FROM event_chain_head WHERE id = 1),"
+            " (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events'::regclass"
+            "   AND tgname = ANY(%s) AND tgenabled <> 'D')", (list(TRIGGERS),))).fetchone()
+        return in_recovery, last_seq, triggers
+
+    try:
+        in_recovery, last_seq, triggers = await db.run(work)
+    except DatabaseUnavailable as exc:
+        return part(False, f"unreachable: {exc}"), part(False, "database down")
+    if in_recovery:
+        detail = "read-only: in recovery (a replica cannot take writes)"
+        return part(False, detail), part(False, detail)
+    database = part(True, "primary, writable")
+    if last_seq is None:
+        return database, part(False, "schema missing: run `python -m controlplane migrate`")
+    if triggers < len(TRIGGERS):
+        return database, part(False, "append-only triggers missing or disabled")
+    return database, part(True, f"writable, append-only, last seq {last_seq}")
+
+
+async def check_evidence(store: EvidenceStore) -> dict:
+    try:
+        return part(True, await store.check())
+    except EvidenceStoreUnavailable as exc:
+        return part(False, f"unreachable: {exc}")
+
+
+async def report(instance: str, db: Database, store: EvidenceStore) -> dict:
+    """{"ServiceHealth": "Healthy"|"Unhealthy", "instance", "components": {...}}; the checks
+    run concurrently, so the answer takes as long as the slowest one."""
+    (database, event_store), evidence_store = await asyncio.gather(check_database(db), check_evidence(store))
+    components = {"database": database, "event_store": event_store, "evidence_store": evidence_store}
+    healthy = all(p["status"] == "up" for p in components.values())
+    return {"ServiceHealth": "Healthy" if healthy else "Unhealthy", "instance": instance,
+            "components": components}

@@ -1,0 +1,84 @@
+-- Control Plane schema. Idempotent: every statement may run again on a migrated database.
+
+CREATE TABLE IF NOT EXISTS intents (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    idempotency_key text        NOT NULL UNIQUE,
+    ring            text        NOT NULL,
+    platform        text        NOT NULL,
+    payload         jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    state           text        NOT NULL DEFAULT 'Draft'
+                    CHECK (state IN ('Draft', 'Approved', 'Published')),
+    correlation_id  text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS evidence_packs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    intent_id       bigint      NOT NULL REFERENCES intents (id),
+    bucket          text        NOT NULL,
+    object_key      text        NOT NULL,
+    version_id      text,
+    sha256          text        NOT NULL,
+    state           text        NOT NULL CHECK (state = 'Committed'),
+    correlation_id  text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (intent_id, sha256)
+);
+
+-- One approval per intent: a replayed approve is answered from here, never recorded twice.
+CREATE TABLE IF NOT EXISTS approvals (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    intent_id       bigint      NOT NULL UNIQUE REFERENCES intents (id),
+    approver        text        NOT NULL,
+    correlation_id  text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS publishes (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    intent_id       bigint      NOT NULL UNIQUE REFERENCES intents (id),
+    instance        text        NOT NULL,
+    correlation_id  text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- The append-only, hash-chained event store.
+CREATE TABLE IF NOT EXISTS events (
+    seq             bigserial   PRIMARY KEY,
+    at              timestamptz NOT NULL DEFAULT clock_timestamp(),
+    type            text        NOT NULL,
+    intent_id       bigint,
+    correlation_id  text        NOT NULL,
+    payload         jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    prev_hash       text        NOT NULL,
+    hash            text        NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS events_type_idx ON events (type);
+
+-- The chain's head, one row: writers lock it FOR UPDATE, so concurrent instances append
+-- one after the other and every prev_hash is the hash of the event committed before it.
+CREATE TABLE IF NOT EXISTS event_chain_head (
+    id              smallint    PRIMARY KEY CHECK (id = 1),
+    last_seq        bigint      NOT NULL,
+    last_hash       text        NOT NULL
+);
+INSERT INTO event_chain_head (id, last_seq, last_hash)
+VALUES (1, 0, repeat('0', 64))
+ON CONFLICT (id) DO NOTHING;
+
+CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'the event store is hash-chained; append a correcting event instead';
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER events_refuse_update_delete
+    BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_refuse_change();
+
+CREATE OR REPLACE TRIGGER events_refuse_truncate
+    BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change();

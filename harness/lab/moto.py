@@ -1,0 +1,181 @@
+"""Embedded AWS stand-in: moto in server mode (S3, SQS, ...) as a subprocess on loopback.
+
+Lifecycle of a ``MotoServer``:
+
+1. reap the leftovers of earlier harness runs whose owner process is dead;
+2. register the lab (its id is in the server's command line, so the reaper can tell a
+   reused pid from ours) and a private temp dir holding the server log;
+3. start ``moto.server`` on a free 127.0.0.1 port in its own session, register its pid;
+4. poll ``/moto-api/`` until it answers (deadline; fails early, with the log tail, if the
+   process exits);
+5. ``down()``: SIGTERM, then SIGKILL whatever is left (and any child), remove the dir and
+   the registration. Idempotent, and run by the context manager also on Ctrl-C.
+
+moto keeps its state in memory: a restart loses every bucket and object; ``reset()``
+empties it without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from harness.lab import proc, reaper
+
+LOOPBACK = "127.0.0.1"
+
+# `python -m moto.server` cannot carry our tag (its argparse refuses unknown arguments), so
+# the tag rides as a spare argv item that this launcher drops before calling moto's main.
+_LAUNCH = "import sys; from moto.server import main; main(sys.argv[2:])"
+
+
+class MotoStartError(RuntimeError):
+    """moto did not start or answer in time; the message holds its log tail."""
+
+
+def _free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class MotoServer:
+    """A moto server on 127.0.0.1; use as a context manager.
+
+        with MotoServer() as moto:
+            boto3.client("s3", endpoint_url=moto.endpoint_url, ...)
+    """
+
+    def __init__(self, port: int | None = None, state_dir: str | os.PathLike | None = None,
+                 base_dir: str | os.PathLike | None = None, start_timeout: float = 30.0,
+                 python: str | None = None) -> None:
+        self.host = LOOPBACK
+        self.port = port
+        self.state_dir = state_dir
+        self.base_dir = Path(base_dir or tempfile.gettempdir())
+        self.start_timeout = start_timeout
+        self.python = python or sys.executable
+        self.lab_id = "drillmoto-" + secrets.token_hex(4)
+        self.root = Path()
+        self.process: subprocess.Popen | None = None
+        self._registration: reaper.Registration | None = None
+        self._lock = threading.Lock()
+        self._down = False
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "moto.log"
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> "MotoServer":
+        try:
+            return self.start()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    def start(self) -> "MotoServer":
+        """Start the server and wait until it answers (see the module docstring)."""
+        reaper.reap_stale(self.state_dir)
+        self._registration = reaper.Registration(self.lab_id, "moto", tag=self.lab_id,
+                                                 directory=self.state_dir)
+        self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-", dir=self.base_dir))
+        self._registration.add_dir(self.root)
+        self.port = self.port or _free_port()
+        env = {**os.environ, "MOTO_PORT": str(self.port)}
+        with open(self.logfile, "wb") as log:
+            self.process = subprocess.Popen(
+                [self.python, "-c", _LAUNCH, self.lab_id, "-H", self.host, "-p", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=self.root, start_new_session=True)
+        self._registration.add_pid(self.process.pid)
+        self._wait_ready(time.monotonic() + self.start_timeout)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1.0) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _wait_ready(self, deadline: float) -> None:
+        while not self._answers():
+            if self.process.poll() is not None:
+                raise MotoStartError(f"moto exited with status {self.process.returncode} while starting "
+                                     f"on {self.host}:{self.port}\n--- tail of {self.logfile} ---\n"
+                                     f"{self.log_tail()}")
+            if time.monotonic() >= deadline:
+                raise MotoStartError(f"moto did not answer on {self.endpoint_url} within "
+                                     f"{self.start_timeout:.0f} s\n--- tail of {self.logfile} ---\n"
+                                     f"{self.log_tail()}")
+            time.sleep(0.05)
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def reset(self) -> None:
+        """Empty every moto backend (all buckets, queues, ...) without a restart."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10.0):
+            pass
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no moto log)"
+
+    def down(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL), remove its dir and registration. Idempotent.
+
+        Raises RuntimeError only when a process survives SIGKILL; the registration is then
+        kept so that a later reap_stale() retries.
+        """
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+        survivors: list[int] = []
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()  # moto exits 0 on SIGTERM
+                try:
+                    self.process.wait(timeout=5.0)
+                except subprocess.TimeoutExpired:
+                    pass
+            # Only a pid we have not reaped yet is still ours; anything else must carry our tag.
+            roots = proc.pids_matching(self.lab_id)
+            if self.process.poll() is None:
+                roots.append(self.process.pid)
+            survivors = proc.kill_tree(roots, timeout=10.0)
+            try:
+                self.process.wait(timeout=1.0)  # reap our child: no zombie left behind
+            except subprocess.TimeoutExpired:
+                pass
+            if self._registration is not None and not survivors:
+                self._registration.remove_pid(self.process.pid)
+        if self.root != Path():
+            shutil.rmtree(self.root, ignore_errors=True)
+        if self._registration is not None:
+            if survivors:
+                raise RuntimeError(f"moto lab {self.lab_id}: pids {survivors} survived SIGKILL")
+            self._registration.close()

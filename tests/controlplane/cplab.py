@@ -1,0 +1,125 @@
+"""Control Plane processes for tests: migrate and serve as command lines, reached over HTTP.
+
+The tests reach the Control Plane only as the lab will: command lines, HTTP, SQL and S3.
+Readiness is polled with deadlines, never slept for.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from harness.lab import proc, reaper
+from harness.lab.moto import MotoServer
+from harness.lab.postgres import PgCluster, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "drill-evidence"
+REPLICA_BUCKET = "drill-evidence-replica"
+START_DEADLINE = 20.0
+
+
+def app_conninfo(port: int) -> str:
+    """The conninfo the Control Plane gets: no password (that is in PGPASSWORD)."""
+    return f"host=127.0.0.1 port={port} dbname=controlplane user=controlplane"
+
+
+def cp_env(password: str) -> dict[str, str]:
+    """Environment of a Control Plane process: secrets here, never on the command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
+    env.update(PGPASSWORD=password, AWS_ACCESS_KEY_ID="drill-access-key",
+               AWS_SECRET_ACCESS_KEY="drill-secret-" + secrets.token_hex(8), AWS_DEFAULT_REGION="us-east-1",
+               PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    return env
+
+
+@dataclass
+class Instance:
+    """One `python -m controlplane serve` process."""
+
+    name: str
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class ControlPlaneLab:
+    """PostgreSQL + moto + migrated schema + running instances, and how to start more."""
+
+    pg: PgCluster
+    moto: MotoServer
+    workdir: Path
+    env: dict[str, str]
+    registration: reaper.Registration
+    instances: dict[str, Instance] = field(default_factory=dict)
+
+    @property
+    def conninfo(self) -> str:
+        return app_conninfo(self.pg.primary.port)
+
+    @property
+    def siem(self) -> Path:
+        return self.workdir / "siem.jsonl"
+
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "controlplane", *args], env=self.env, cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def migrate(self, conninfo: str | None = None, s3: str | None = None) -> subprocess.CompletedProcess:
+        return self.cli("migrate", "--database", conninfo or self.conninfo,
+                        "--s3-endpoint", s3 or self.moto.endpoint_url, "--evidence-bucket", BUCKET,
+                        "--evidence-replica-bucket", REPLICA_BUCKET)
+
+    def serve(self, name: str, s3: str | None = None, conninfo: str | None = None) -> Instance:
+        """Start an instance and wait until /health/live answers (fails early if it exits)."""
+        port = free_port()
+        log = self.workdir / f"{name}.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", "127.0.0.1",
+                 "--port", str(port), "--database", conninfo or self.conninfo, "--s3-endpoint", s3 or self.moto.endpoint_url,
+                 "--evidence-bucket", BUCKET, "--siem", str(self.siem), "--db-timeout", "2.0"],
+                env=self.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.registration.add_pid(process.pid)
+        instance = Instance(name, port, process, log)
+        self.instances[name] = instance
+        deadline = time.monotonic() + START_DEADLINE
+        while True:
+            try:
+                if requests.get(instance.url + "/health/live", timeout=1).status_code == 200:
+                    return instance
+            except requests.RequestException:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(f"instance {name} exited ({process.returncode}):\n{instance.log_text()[-2000:]}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"instance {name} not live within {START_DEADLINE} s:\n{instance.log_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self, name: str) -> None:
+        """SIGTERM the instance, SIGKILL it (and any child) if it does not exit."""
+        instance = self.instances.pop(name)
+        if instance.process.poll() is None:
+            instance.process.terminate()
+            try:
+                instance.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill_tree([instance.process.pid])
+                instance.process.wait(timeout=5)
+        self.registration.remove_pid(instance.process.pid)
