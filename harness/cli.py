@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
 import sys
+import time
+from pathlib import Path
+
+EXIT_INVALID = 2
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _toxiproxy_server(args: argparse.Namespace) -> int:
@@ -11,10 +22,115 @@ def _toxiproxy_server(args: argparse.Namespace) -> int:
     return main(args.host, args.port)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .plan import PlanError, load_plan
+    from .runner import run_drill
+
+    try:
+        plan = load_plan(args.plan, root=Path.cwd())
+    except PlanError as exc:
+        _err(f"drill: invalid plan: {exc}")
+        return EXIT_INVALID
+    out = Path(args.out or Path("reports") / "out" / plan.drill)
+    cab_log = Path(args.cab_log or os.environ.get("DRILL_CAB_LOG") or Path("reports") / "cab-log.jsonl")
+    code, _ = run_drill(plan, out, cab_log)
+    return code
+
+
+def _lab_up(args: argparse.Namespace) -> int:
+    """Bring the embedded lab up and keep it until Ctrl-C (or `drill lab down`)."""
+    from .lab.base import LabStartError
+    from .lab.embedded import EmbeddedLab
+
+    lab = EmbeddedLab(replication=args.replication)
+    stop = {"now": False}
+
+    def request_stop(signum, frame):
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        lab.up()
+        print(json.dumps({"lab_id": lab.lab_id, "started_in_s": round(lab.started_in, 2),
+                          "endpoints": lab.endpoints()}, indent=1), flush=True)
+        _err("drill: lab is up; Ctrl-C or `drill lab down` stops it")
+        while not stop["now"]:
+            time.sleep(0.2)
+    except LabStartError as exc:
+        _err(f"drill: the lab could not start: {exc}")
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        pass
+    finally:
+        lab.down()
+    _err("drill: lab is down")
+    return 0
+
+
+def _manifests() -> list[dict]:
+    from .lab import reaper
+
+    found = []
+    for path in sorted(reaper.state_dir().glob("*.lab.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _lab_status(args: argparse.Namespace) -> int:
+    from .lab import proc
+
+    labs = _manifests()
+    if not labs:
+        print("no lab is running")
+        return 0
+    for lab in labs:
+        alive = proc.is_alive(lab["owner_pid"])
+        print(json.dumps({**lab, "owner_alive": alive}, indent=1))
+    return 0
+
+
+def _lab_down(args: argparse.Namespace) -> int:
+    """Stop every running lab (its owner tears it down), then reap anything left."""
+    from .lab import proc, reaper
+
+    for lab in _manifests():
+        pid = lab["owner_pid"]
+        if proc.is_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            if proc.wait_gone([pid], timeout=60):
+                _err(f"drill: lab {lab['lab_id']} owner {pid} did not stop; killing what it started")
+                proc.kill_tree([pid])
+    reaped = reaper.reap_stale()
+    for path in reaper.state_dir().glob("*.lab.json"):
+        data = json.loads(path.read_text())
+        if not proc.is_alive(data.get("owner_pid", -1)):
+            path.unlink(missing_ok=True)
+    print(f"labs stopped; leftovers reaped: {len(reaped)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drill", description="Disaster-recovery drill harness.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser("run", help="run a drill plan end to end and write its reports")
+    p.add_argument("plan", help="drill plan, e.g. drills/quarterly-database.yaml")
+    p.add_argument("--out", help="output folder (default reports/out/<drill id>)")
+    p.add_argument("--cab-log", help="CAB log to append to (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
+    p.set_defaults(func=_run)
+
+    lab = sub.add_parser("lab", help="the embedded lab, for manual use")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
+    lab_sub.required = True
+    up = lab_sub.add_parser("up", help="start the embedded lab and keep it until Ctrl-C")
+    up.add_argument("--replication", choices=("sync", "async"), default="sync")
+    up.set_defaults(func=_lab_up)
+    lab_sub.add_parser("down", help="stop running labs and reap leftovers of killed runs").set_defaults(func=_lab_down)
+    lab_sub.add_parser("status", help="list running labs and their endpoints").set_defaults(func=_lab_status)
 
     p = sub.add_parser("toxiproxy-server",
                        help="run the embedded Toxiproxy-compatible fault server in the foreground")
@@ -26,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("drill: interrupted; faults healed and lab taken down")
+        return 130
 
 
 if __name__ == "__main__":

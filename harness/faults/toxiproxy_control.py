@@ -79,6 +79,12 @@ class ToxiproxyControl:
         p = self.proxy(proxy)
         p.enable() if enabled else p.disable()
 
+    def set_upstream(self, proxy: str, upstream: str) -> None:
+        """Point a proxy at another upstream (open connections are dropped, as in Toxiproxy)."""
+        self.proxy(proxy)
+        self._use()
+        APIConsumer.post(f"/proxies/{proxy}", json={"upstream": upstream})
+
     def reset_all(self) -> None:
         """POST /reset: every proxy enabled, every toxic removed. Run at the start of every drill
         so that nothing a killed run left behind survives."""

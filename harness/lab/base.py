@@ -1,0 +1,71 @@
+"""Lab provider interface: what every provider (embedded, testcontainers, external) offers a drill."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+
+class LabStartError(RuntimeError):
+    """The lab could not start; the message names what failed and the fix (exit code 2)."""
+
+
+class Lab(abc.ABC):
+    """A running deployment of the Control Plane and its dependencies.
+
+    Lifecycle: up() -> (drills) -> down(). down() is idempotent and leaves nothing running or
+    listening. Faults go through `toxiproxy` (links) or the provider's process handles.
+    """
+
+    provider: str = ""
+    api_url: str
+    toxiproxy: Any            # harness.faults.ToxiproxyControl
+    failover: Any             # harness.lab.failover.FailoverController
+
+    @abc.abstractmethod
+    def up(self) -> "Lab": ...
+
+    @abc.abstractmethod
+    def down(self) -> None: ...
+
+    @abc.abstractmethod
+    def endpoints(self) -> dict[str, Any]:
+        """Addresses of every part, without secrets (for status output and reports)."""
+
+    @abc.abstractmethod
+    def processes(self) -> dict[str, int | None]:
+        """{component: pid or None when not running}."""
+
+    @abc.abstractmethod
+    def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
+        """{check: (ok, detail)} of the lab itself (replication, load balancer)."""
+
+    # database capabilities
+    @abc.abstractmethod
+    def database_primary(self) -> str: ...
+
+    @abc.abstractmethod
+    def kill_database_node(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def replica_caught_up(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    def partition_replication(self, replica: str) -> Any:
+        """Cut the replication link to `replica`; returns the fault (heal it with heal_fault)."""
+
+    @abc.abstractmethod
+    def heal_fault(self, fault: Any) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        return {"provider": self.provider}
+
+    def __enter__(self) -> "Lab":
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.down()

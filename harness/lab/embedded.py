@@ -1,0 +1,306 @@
+"""The embedded lab: every part a local process on 127.0.0.1, links through Toxiproxy proxies.
+
+    clients -> HAProxy -> Control Plane az1..az3 -> [proxy db] -> PostgreSQL primary (pg-a)
+                                                 -> [proxy s3] -> moto (S3 + SQS)
+    pg-a -> [proxy repl-pg-b] -> pg-b (synchronous replica, failover target)
+    pg-a -> [proxy repl-pg-analytics] -> pg-analytics (asynchronous analytics replica)
+
+Lifecycle of up():
+1. reap what killed runs left (registry in the state dir), register this lab;
+2. start the fault server (TOXIPROXY_URL / binary / embedded) and moto, in the background;
+3. PostgreSQL primary, then each replica streaming through its own proxy;
+4. migrate the Control Plane schema and buckets, start three API instances and HAProxy;
+5. start the failover controller; write the lab manifest for `drill lab status`.
+down() undoes all of it in reverse, each part in its own try, and is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from ..faults import FaultContext, ToxiproxyControl, build
+from ..model import FaultSpec
+from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
+from . import proc, reaper
+from .base import Lab, LabStartError
+from .failover import FailoverController
+from .haproxy import LoadBalancer
+from .moto import MotoServer
+from .postgres import APP_DATABASE, APP_ROLE, LOOPBACK, PgCluster, free_port
+
+PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
+INSTANCES = ("az1", "az2", "az3")
+EVIDENCE_BUCKET = "evidence"
+EVIDENCE_REPLICA_BUCKET = "evidence-replica"
+START_TIMEOUT = 60.0
+# moto accepts any credentials; these are not secrets, and still never printed
+S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret",
+          "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def manifest_path(lab_id: str) -> Path:
+    return reaper.state_dir() / f"{lab_id}.lab.json"
+
+
+class EmbeddedLab(Lab):
+    provider = "embedded"
+
+    def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
+                 failover_interval: float = 0.5, failover_misses: int = 3):
+        self.replication = replication
+        self.on_event = on_event or (lambda kind, name, detail: None)
+        self.failover_interval, self.failover_misses = failover_interval, failover_misses
+        self.lab_id = "drilllab-" + secrets.token_hex(4)
+        self.root: Path | None = None
+        self.registration: reaper.Registration | None = None
+        self.toxi_server: ToxiproxyServer | None = None
+        self.toxiproxy: ToxiproxyControl | None = None
+        self.moto: MotoServer | None = None
+        self.cluster: PgCluster | None = None
+        self.instances: dict[str, subprocess.Popen] = {}
+        self.instance_ports: dict[str, int] = {}
+        self.lb: LoadBalancer | None = None
+        self.failover: FailoverController | None = None
+        self.api_url = ""
+        self.siem_path: Path | None = None
+        self.started_in: float | None = None
+        self._proxies: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def up(self) -> "EmbeddedLab":
+        start = time.monotonic()
+        reaper.reap_stale()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-"))
+        os.chmod(self.root, 0o755)   # PostgreSQL runs as an unprivileged user below it
+        self.registration = reaper.Registration(self.lab_id, "embedded-lab", tag=self.lab_id)
+        self.registration.add_dir(self.root)
+        try:
+            self.toxi_server = start_toxiproxy()
+            self.toxiproxy = ToxiproxyControl(self.toxi_server.url)
+            self.toxiproxy.reset_all()
+            self.moto = MotoServer()
+            self.moto.start()
+            self._start_database()
+            s3 = self._proxy("s3", self.moto.endpoint_url.split("//", 1)[1])
+            self._start_controlplane(f"http://{s3}")
+            self._start_load_balancer()
+            self.failover = FailoverController(
+                self.cluster, self.toxiproxy, "db", SYNC_REPLICA, self._event,
+                interval=self.failover_interval, misses=self.failover_misses,
+                replication_proxy=self._replication_proxy)
+            self.failover.start()
+        except LabStartError:
+            raise
+        except Exception as exc:
+            raise LabStartError(f"embedded lab did not start: {type(exc).__name__}: {exc}") from exc
+        self.started_in = time.monotonic() - start
+        self._write_manifest()
+        return self
+
+    def down(self) -> None:
+        steps = [
+            lambda: self.failover and self.failover.stop(),
+            lambda: self.lb and self.lb.stop(),
+            self._stop_controlplane,
+            lambda: self.cluster and self.cluster.down(),
+            lambda: self.moto and self.moto.down(),
+            self._remove_proxies,
+            lambda: self.toxi_server and self.toxi_server.stop(),
+        ]
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep tearing down the rest
+                print(f"lab down: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+        if self.registration is not None:
+            self.registration.close()
+            manifest_path(self.lab_id).unlink(missing_ok=True)
+        self.failover = self.lb = self.cluster = self.moto = self.toxi_server = None
+
+    # -- parts -------------------------------------------------------------------------------
+    def _event(self, kind: str, name: str, detail: dict) -> None:
+        self.on_event(kind, name, detail)
+
+    def _proxy(self, name: str, upstream: str) -> str:
+        proxy = self.toxiproxy.ensure_proxy(name, upstream)
+        if name not in self._proxies:
+            self._proxies.append(name)
+        return proxy.listen
+
+    def _replication_proxy(self, replica: str, upstream: Any) -> tuple[str, int]:
+        listen = self._proxy(f"repl-{replica}", f"{upstream.host}:{upstream.port}")
+        host, port = listen.rsplit(":", 1)
+        return host, int(port)
+
+    def _start_database(self) -> None:
+        self.cluster = PgCluster(primary_name=PRIMARY)
+        self.cluster.start()
+        primary = self.cluster.primary
+        for name, synchronous in ((SYNC_REPLICA, self.replication == "sync"), (ANALYTICS, False)):
+            host, port = self._replication_proxy(name, primary)
+            self.cluster.add_replica(name, host, port, synchronous=synchronous)
+        self._proxy("db", f"{primary.host}:{primary.port}")
+
+    def _db_conninfo(self) -> str:
+        listen = self.toxiproxy.proxy("db").listen
+        host, port = listen.rsplit(":", 1)
+        return f"host={host} port={port} dbname={APP_DATABASE} user={APP_ROLE}"
+
+    def _cp_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
+        env.update(S3_ENV, PGPASSWORD=self.cluster.password, PYTHONUNBUFFERED="1")
+        return env
+
+    def _start_controlplane(self, s3_url: str) -> None:
+        self.siem_path = self.root / "siem.jsonl"
+        common = ["--database", self._db_conninfo(), "--s3-endpoint", s3_url,
+                  "--evidence-bucket", EVIDENCE_BUCKET]
+        migrate = subprocess.run(
+            [sys.executable, "-m", "controlplane", "migrate", *common,
+             "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET],
+            env=self._cp_env(), capture_output=True, text=True, timeout=120)
+        if migrate.returncode != 0:
+            raise LabStartError(f"Control Plane migrate failed: {migrate.stderr.strip()[-500:]}")
+        for name in INSTANCES:
+            port = free_port()
+            log = open(self.root / f"controlplane-{name}.log", "ab")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", LOOPBACK,
+                 "--port", str(port), *common, "--siem", str(self.siem_path), "--db-timeout", "2"],
+                env=self._cp_env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            log.close()
+            self.registration.add_pid(process.pid)
+            self.instances[name], self.instance_ports[name] = process, port
+        deadline = time.monotonic() + START_TIMEOUT
+        for name, port in self.instance_ports.items():
+            while not self._live(port):
+                if self.instances[name].poll() is not None or time.monotonic() > deadline:
+                    tail = (self.root / f"controlplane-{name}.log").read_text()[-800:]
+                    raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
+                time.sleep(0.05)
+
+    @staticmethod
+    def _live(port: int) -> bool:
+        try:
+            return requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=0.5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _start_load_balancer(self) -> None:
+        backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}
+        self.lb = LoadBalancer(self.root, backends, free_port())
+        self.registration.add_pid(self.lb.start())
+        self.api_url = self.lb.url
+
+    def _stop_controlplane(self) -> None:
+        for process in self.instances.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.instances.values():
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill_tree([process.pid])
+        self.instances.clear()
+
+    def _remove_proxies(self) -> None:
+        if self.toxiproxy is None or self.toxi_server is None or self.toxi_server.kind == "embedded":
+            return  # the embedded server goes away with its proxies
+        for name in self._proxies:
+            try:
+                self.toxiproxy.proxy(name).destroy()
+            except Exception:
+                pass
+
+    def _write_manifest(self) -> None:
+        data = {"lab_id": self.lab_id, "provider": self.provider, "owner_pid": os.getpid(),
+                "started_in_s": round(self.started_in or 0, 2), "endpoints": self.endpoints()}
+        path = manifest_path(self.lab_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+
+    # -- what drills and status use ------------------------------------------------------------
+    def endpoints(self) -> dict[str, Any]:
+        nodes = self.cluster.nodes if self.cluster else {}
+        return {
+            "api": self.api_url,
+            "instances": {n: f"http://{LOOPBACK}:{p}" for n, p in self.instance_ports.items()},
+            "toxiproxy": self.toxi_server.url if self.toxi_server else None,
+            "s3": self.moto.endpoint_url if self.moto else None,
+            "database": {n: f"{node.host}:{node.port} ({node.role})" for n, node in nodes.items()},
+            "siem": str(self.siem_path) if self.siem_path else None,
+        }
+
+    def processes(self) -> dict[str, int | None]:
+        result: dict[str, int | None] = {}
+        if self.cluster:
+            for name, node in self.cluster.nodes.items():
+                result[f"postgres:{name}"] = node.pid if node.is_running() else None
+        for name, process in self.instances.items():
+            result[f"controlplane:{name}"] = process.pid if process.poll() is None else None
+        if self.lb and self.lb.process:
+            result["haproxy"] = self.lb.process.pid if self.lb.process.poll() is None else None
+        if self.moto and getattr(self.moto, "process", None):
+            result["moto"] = self.moto.process.pid if self.moto.process.poll() is None else None
+        if self.toxi_server and self.toxi_server.process:
+            result["toxiproxy"] = self.toxi_server.process.pid
+        return result
+
+    def describe(self) -> dict[str, Any]:
+        primary = self.cluster.primary if self.cluster else None
+        version = primary.query("SHOW server_version")[0][0] if primary else None
+        return {"provider": self.provider, "lab_id": self.lab_id, "replication": self.replication,
+                "postgresql": version, "toxiproxy": f"{self.toxi_server.kind} {self.toxi_server.version}",
+                "api_instances": len(self.instances), "load_balancer": "HAProxy",
+                "lab_start_seconds": round(self.started_in or 0, 2)}
+
+    def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
+        checks: dict[str, tuple[bool, str]] = {}
+        states = self.lb.server_states()
+        down = [n for n in INSTANCES if states.get(n) != "UP"]
+        checks["load_balancer"] = (not down, f"instances not UP: {down}" if down else "all UP")
+        try:
+            streaming = {r[0]: r[1] for r in self.cluster.primary.query(
+                "SELECT application_name, state FROM pg_stat_replication")}
+        except Exception as exc:
+            streaming = {}
+            checks["database_primary"] = (False, str(exc))
+        candidate = self.failover.candidate
+        ok = streaming.get(candidate) == "streaming"
+        checks["replication"] = (ok, f"{candidate}: {streaming.get(candidate, 'not connected')}")
+        checks["failover_controller"] = (self.failover.state == "watching", self.failover.state)
+        return checks
+
+    def database_primary(self) -> str:
+        return self.cluster.primary.name
+
+    def kill_database_node(self, name: str) -> None:
+        self.cluster[name].kill()
+
+    def replica_caught_up(self, name: str) -> bool:
+        primary_lsn = self.cluster.primary.query("SELECT pg_current_wal_lsn()")[0][0]
+        replayed = self.cluster[name].query(
+            "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (str(primary_lsn),))[0][0]
+        return bool(replayed)
+
+    def partition_replication(self, replica: str) -> Any:
+        fault = build(FaultSpec("partition", f"repl-{replica}", time_limit_s=600))
+        fault.inject(FaultContext(toxiproxy=self.toxiproxy))
+        return fault
+
+    def heal_fault(self, fault: Any) -> None:
+        fault.heal(FaultContext(toxiproxy=self.toxiproxy))

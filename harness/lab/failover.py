@@ -1,0 +1,130 @@
+"""The lab's automatic database failover, as a managed PostgreSQL service would do it.
+
+A runbook in code, watching from outside the database:
+1. probe the primary on its own address every `interval` seconds;
+2. after `misses` failed probes in a row, declare it failed (event "detect");
+3. promote the chosen replica (event "promote");
+4. repoint the client endpoint, a Toxiproxy proxy the Control Plane connects to, at the
+   promoted node (event "reconnect"); open client connections are dropped by the move.
+It then stays failed over: failback is a separate, gated step (failback()).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import psycopg
+
+EventSink = Callable[[str, str, dict], None]
+
+
+class FailbackRefused(RuntimeError):
+    """Failback was not done because the rebuilt node's TransactionLag was over the limit."""
+
+    def __init__(self, lag: float, limit: float):
+        super().__init__(f"failback refused: TransactionLag {lag:.1f} s > {limit:.1f} s")
+        self.lag, self.limit = lag, limit
+
+
+class FailoverController:
+    def __init__(self, cluster: Any, toxiproxy: Any, endpoint: str, candidate: str,
+                 on_event: EventSink, interval: float = 0.2, misses: int = 3,
+                 replication_proxy: Callable[[str, Any], tuple[str, int]] | None = None):
+        self.cluster, self.toxiproxy, self.endpoint = cluster, toxiproxy, endpoint
+        self.candidate = candidate
+        self.on_event = on_event
+        self.interval, self.misses = interval, misses
+        self.replication_proxy = replication_proxy
+        self.state = "watching"
+        self.error: str | None = None
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- watching ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._halt.clear()
+        self.state = "watching"
+        self._thread = threading.Thread(target=self._watch, name="failover-controller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def wait_failed_over(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state in ("failed_over", "error"):
+                return self.state == "failed_over"
+            time.sleep(0.02)
+        return False
+
+    def _probe(self, node: Any) -> bool:
+        try:
+            with psycopg.connect(node.dsn, connect_timeout=1, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def _watch(self) -> None:
+        missed = 0
+        while not self._halt.wait(self.interval):
+            primary = self.cluster.primary
+            if self._probe(primary):
+                missed = 0
+                continue
+            missed += 1
+            if missed < self.misses:
+                continue
+            try:
+                self.fail_over(primary)
+            except Exception as exc:  # recorded, and the drill's gates see no recovery
+                self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
+                self.on_event("failover_error", self.candidate, {"error": self.error})
+            return
+
+    def fail_over(self, failed: Any) -> None:
+        self.on_event("detect", failed.name, {"misses": self.misses, "interval_s": self.interval})
+        target = self.cluster[self.candidate]
+        target.promote()
+        self.on_event("promote", target.name, {})
+        self.toxiproxy.set_upstream(self.endpoint, f"{target.host}:{target.port}")
+        self.on_event("reconnect", self.endpoint, {"upstream": f"{target.host}:{target.port}"})
+        self.state = "failed_over"
+
+    # -- after the failover: rebuild and gated failback --------------------------------------
+    def rebuild(self, old_name: str, synchronous: bool) -> None:
+        """Make the failed primary a replica of the new one, streaming through its own proxy."""
+        new, old = self.cluster.primary, self.cluster[old_name]
+        host, port = self.replication_proxy(old_name, new) if self.replication_proxy else (new.host, new.port)
+        old.rebuild_as_replica_of(new, host, port, synchronous=synchronous)
+        self.on_event("rebuild", old_name, {"upstream": f"{host}:{port}"})
+
+    def transaction_lag(self, replica_name: str) -> float:
+        return float(self.cluster[replica_name].replication_lag_seconds())
+
+    def failback(self, to_name: str, max_lag: float = 5.0, synchronous: bool = True) -> float:
+        """Switch the primary role back to `to_name` only if its TransactionLag <= max_lag.
+
+        1. measure the lag of `to_name`; over the limit -> FailbackRefused, nothing changed;
+        2. stop the current primary cleanly (its WAL reaches the replica);
+        3. promote `to_name`, repoint the client endpoint;
+        4. rebuild the former primary as a replica of it and watch again. Returns the lag.
+        """
+        lag = self.transaction_lag(to_name)
+        self.on_event("lag_check", to_name, {"transaction_lag_s": lag, "limit_s": max_lag})
+        if lag > max_lag:
+            raise FailbackRefused(lag, max_lag)
+        current, target = self.cluster.primary, self.cluster[to_name]
+        current.stop("fast")
+        target.promote()
+        self.toxiproxy.set_upstream(self.endpoint, f"{target.host}:{target.port}")
+        self.on_event("failback", to_name, {"transaction_lag_s": lag})
+        self.rebuild(current.name, synchronous=synchronous)
+        self.candidate = current.name
+        self.start()   # watch the restored primary again
+        return lag

@@ -1,0 +1,1 @@
+"""The pytest-bdd step vocabulary: thin sentences, each one harness call (see `drill steps`)."""

@@ -1,0 +1,17 @@
+"""Steps every scenario uses."""
+
+from __future__ import annotations
+
+from pytest_bdd import given
+
+from ..runner import common
+
+
+@given("the lab is in steady state")
+def lab_in_steady_state(drill):
+    common.steady_state(drill, drill.current)
+
+
+@given("a sequenced workload of intents and approvals is running")
+def workload_running(drill):
+    common.start_workload(drill, drill.current)

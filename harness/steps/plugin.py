@@ -1,0 +1,61 @@
+"""pytest plugin that runs .feature scenarios as drills: the `drill` fixture, scenario journal hooks,
+and the steps (imported below so pytest-bdd finds them as fixtures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..runner import context
+from ..runner.common import finish
+from .common import *  # noqa: F401,F403  (step definitions)
+from .database import *  # noqa: F401,F403
+
+
+@pytest.fixture
+def drill() -> context.DrillContext:
+    if context.ACTIVE is None:
+        raise RuntimeError("no drill is active: run scenarios with `drill run PLAN.yaml`")
+    return context.ACTIVE
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep only the scenarios whose tags match the plan's tag expression."""
+    from ..runner.tags import matches
+
+    drill_ctx = context.ACTIVE
+    if drill_ctx is None or not drill_ctx.tags:
+        return
+    keep, drop = [], []
+    for item in items:
+        scenario = getattr(getattr(item, "obj", None), "__scenario__", None)
+        tags = set(scenario.tags) | set(scenario.feature.tags) if scenario else set()
+        (keep if matches(drill_ctx.tags, tags) else drop).append(item)
+    items[:] = keep
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+
+
+def pytest_bdd_before_scenario(request, feature, scenario):
+    if context.ACTIVE is not None:
+        tags = sorted(set(scenario.tags) | set(feature.tags))
+        context.ACTIVE.begin(scenario.name, feature.rel_filename if hasattr(feature, "rel_filename")
+                             else feature.filename, tags)
+
+
+def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
+    if context.ACTIVE is not None:
+        run = context.ACTIVE.current
+        run.error = f"step '{step.keyword} {step.name}' failed: {type(exception).__name__}: {exception}"
+
+
+def pytest_bdd_after_scenario(request, feature, scenario):
+    if context.ACTIVE is None:
+        return
+    drill_ctx = context.ACTIVE
+    run = drill_ctx.current
+    try:
+        finish(drill_ctx, run)
+    finally:
+        for fault in run.state.get("faults", []):
+            drill_ctx.lab.heal_fault(fault)
+        run.finished_at = context.utc_now()

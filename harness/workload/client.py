@@ -1,0 +1,75 @@
+"""HTTP client of the Control Plane API, mapping each reply to ok / fail / info."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from ..model import Outcome
+
+
+@dataclass(frozen=True)
+class Reply:
+    outcome: Outcome
+    status: int | None
+    body: Any
+    error: str = ""
+
+
+class ApiClient:
+    """One session against the API's base URL (the load balancer).
+
+    Outcome rules (Jepsen's): 2xx is ok; a 4xx or a 503 that names its cause is a definite
+    failure (the API rolls back); a timeout, a dropped connection, a 502/504 or an unexpected
+    5xx is indeterminate (info): the write may or may not have taken effect.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 5.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def call(self, method: str, path: str, correlation_id: str | None = None,
+             headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+        headers = dict(headers or {})
+        headers["X-Correlation-Id"] = correlation_id or str(uuid.uuid4())
+        try:
+            response = self.session.request(method, self.base_url + path, headers=headers,
+                                            timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            return Reply(Outcome.INFO, None, None, f"{type(exc).__name__}: {exc}"[:300])
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:300]
+        status = response.status_code
+        if 200 <= status < 300:
+            return Reply(Outcome.OK, status, body)
+        error = body.get("error", "") if isinstance(body, dict) else str(body)
+        definite = status < 500 or (status == 503 and isinstance(body, dict) and body.get("cause"))
+        return Reply(Outcome.FAIL if definite else Outcome.INFO, status, body, f"{status} {error}"[:300])
+
+    # -- the operations drills use -----------------------------------------------------
+    def create_intent(self, key: str, correlation_id: str, ring: str = "ring0",
+                      platform: str = "intune") -> Reply:
+        return self.call("POST", "/intents", correlation_id, headers={"Idempotency-Key": key},
+                         json={"ring": ring, "platform": platform, "payload": {"key": key}})
+
+    def intent_keys(self, prefix: str) -> Reply:
+        reply = self.call("GET", "/intents", params={"key_prefix": prefix})
+        if reply.outcome is Outcome.OK:
+            keys = [i["idempotency_key"] for i in reply.body["intents"]]
+            return Reply(Outcome.OK, reply.status, keys)
+        return reply
+
+    def health(self) -> Reply:
+        reply = self.call("GET", "/health")
+        if reply.outcome is Outcome.OK and reply.body.get("ServiceHealth") != "Healthy":
+            return Reply(Outcome.FAIL, reply.status, reply.body, "ServiceHealth not Healthy")
+        return reply

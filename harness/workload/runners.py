@@ -1,0 +1,113 @@
+"""Background clients: a sequenced writer and a health prober, each recording into a Recorder."""
+
+from __future__ import annotations
+
+import threading
+
+from ..model import Op, Outcome
+from .client import ApiClient
+from .recorder import Recorder
+
+
+class _Loop(threading.Thread):
+    """A daemon thread calling step() every `interval` seconds until stop()."""
+
+    def __init__(self, name: str, interval: float):
+        super().__init__(name=name, daemon=True)
+        self.interval = interval
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.step()
+            self._halt.wait(self.interval)
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout)
+
+
+class SequencedWriter(_Loop):
+    """Writes intents with keys PREFIX-000000, PREFIX-000001, ... one at a time, in order.
+
+    Each write is an operation of kind "write" whose value is its key (its idempotency key):
+    the final read later says which acknowledged keys survived.
+    """
+
+    def __init__(self, client: ApiClient, recorder: Recorder, prefix: str, correlation_id: str,
+                 interval: float = 0.02, approve_every: int = 0):
+        super().__init__(f"writer-{prefix}", interval)
+        self.client, self.recorder = client, recorder
+        self.prefix, self.correlation_id = prefix, correlation_id
+        self.approve_every = approve_every
+        self.sequence = 0
+        self._lock = threading.Lock()
+
+    def next_key(self) -> str:
+        with self._lock:
+            key = f"{self.prefix}-{self.sequence:06d}"
+            self.sequence += 1
+            return key
+
+    def write_one(self) -> Op:
+        key = self.next_key()
+        intent: dict = {}
+
+        def call():
+            reply = self.client.create_intent(key, self.correlation_id)
+            if reply.outcome is Outcome.OK:
+                intent.update(reply.body)
+            return reply.outcome, None, reply.error
+
+        op = self.recorder.invoke("write", call, value=key, correlation_id=self.correlation_id)
+        if intent and self.approve_every and self.sequence % self.approve_every == 0:
+            self.approve(intent["id"], key)
+        return op
+
+    def approve(self, intent_id, key: str) -> None:
+        """Evidence pack, CAB approval and publish of one intent, each an operation valued by key."""
+        steps = [("evidence", "POST", f"/intents/{intent_id}/evidence", {"content": f"evidence of {key}"}),
+                 ("approve", "POST", f"/intents/{intent_id}/approve", {"approver": "drill-cab"}),
+                 ("publish", "POST", f"/intents/{intent_id}/publish", {})]
+        for kind, method, path, body in steps:
+            def call(method=method, path=path, body=body):
+                reply = self.client.call(method, path, self.correlation_id, json=body)
+                return reply.outcome, None, reply.error
+
+            if self.recorder.invoke(kind, call, value=key, correlation_id=self.correlation_id).outcome \
+                    is not Outcome.OK:
+                return
+
+    def write(self, n: int) -> list[Op]:
+        """Exactly n writes in the calling thread (for deterministic accounting)."""
+        return [self.write_one() for _ in range(n)]
+
+    def step(self) -> None:
+        self.write_one()
+
+    def final_read(self) -> Op:
+        """One read of every key with this prefix: the history's final_read."""
+        def call():
+            reply = self.client.intent_keys(self.prefix)
+            return reply.outcome, reply.body if reply.outcome is Outcome.OK else None, reply.error
+
+        return self.recorder.invoke("final_read", call, correlation_id=self.correlation_id)
+
+
+class Prober(_Loop):
+    """Probes GET /health every interval; ok only when ServiceHealth = Healthy."""
+
+    def __init__(self, client: ApiClient, recorder: Recorder, interval: float = 0.1):
+        super().__init__("prober", interval)
+        self.client, self.recorder = client, recorder
+
+    def step(self) -> None:
+        def call():
+            reply = self.client.health()
+            return reply.outcome, None, reply.error
+
+        self.recorder.invoke("probe", call)
