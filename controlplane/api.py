@@ -272,9 +272,32 @@ class ControlPlane:
             limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
         except ValueError:
             raise bad_request("after and limit must be integers") from None
-        rows = await self.read(f"SELECT {events.COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s",
-                               (after, limit))
+        cid = request.query.get("correlation_id")
+        rows = await self.read(f"SELECT {events.COLUMNS} FROM events WHERE seq > %s"
+                               f" AND (%s::text IS NULL OR correlation_id = %s) ORDER BY seq LIMIT %s",
+                               (after, cid, cid, limit))
         return reply({"events": [events.as_json(r) for r in rows]})
+
+    async def operational_event(self, request: web.Request) -> web.Response:
+        """Record a drill's fault or recovery event (spec rule 2: correlation ids of every
+        failover and recovery event in the event store and the SIEM). Replays are no-ops."""
+        body = await json_body(request)
+        cid = request["correlation_id"]
+        event_id = string_field(body, "event_id")
+        payload = {"event_id": event_id, "kind": string_field(body, "kind"),
+                   "name": string_field(body, "name"), "at": body.get("at"),
+                   "detail": body.get("detail") if isinstance(body.get("detail"), dict) else {}}
+
+        async def work(conn):
+            seen = await (await conn.execute(
+                "SELECT 1 FROM events WHERE type = 'DrillEvent' AND payload->>'event_id' = %s",
+                (event_id,))).fetchone()
+            if seen:
+                return 200, {"event_id": event_id, "recorded": False}, []
+            event = await events.append(conn, "DrillEvent", None, cid, payload)
+            return 201, {"event_id": event_id, "recorded": True, "seq": event["seq"]}, [event]
+
+        return await self.write(work)
 
     async def events_verify(self, request: web.Request) -> web.Response:
         return reply(await self.db.run(events.verify))
@@ -342,6 +365,7 @@ def make_app(cp: ControlPlane) -> web.Application:
         web.post(r"/intents/{id:\d+}/publish", cp.publish),
         web.get("/events", cp.events_list),
         web.get("/events/verify", cp.events_verify),
+        web.post("/events/operational", cp.operational_event),
         web.get("/events/count", cp.events_count),
     ])
 

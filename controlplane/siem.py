@@ -12,7 +12,8 @@ import os
 
 
 class SiemSink:
-    """Appends {"at", "instance", "type", "intent_id", "correlation_id", "seq", "hash"} lines."""
+    """Appends {"at", "instance", "type", "intent_id", "correlation_id", "seq", "hash"} lines;
+    a drill's fault/recovery event (type DrillEvent) also carries its "kind" and "name"."""
 
     def __init__(self, path: str, instance: str) -> None:
         self.path = path
@@ -22,10 +23,7 @@ class SiemSink:
         """Append one line per event (blocking: call it in an executor)."""
         if not events:
             return
-        lines = [json.dumps({"at": e["at"].isoformat(), "instance": self.instance, "type": e["type"],
-                             "intent_id": e["intent_id"], "correlation_id": e["correlation_id"],
-                             "seq": e["seq"], "hash": e["hash"]}, separators=(",", ":")) + "\n"
-                 for e in events]
+        lines = [json.dumps(self.record(e), separators=(",", ":")) + "\n" for e in events]
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -33,3 +31,11 @@ class SiemSink:
                 os.write(fd, line.encode("utf-8"))
         finally:
             os.close(fd)  # also releases the lock
+
+    def record(self, e: dict) -> dict:
+        record = {"at": e["at"].isoformat(), "instance": self.instance, "type": e["type"],
+                  "intent_id": e["intent_id"], "correlation_id": e["correlation_id"],
+                  "seq": e["seq"], "hash": e["hash"]}
+        if e["type"] == "DrillEvent":
+            record.update(kind=e["payload"].get("kind"), name=e["payload"].get("name"))
+        return record

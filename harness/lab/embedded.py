@@ -285,6 +285,24 @@ class EmbeddedLab(Lab):
         checks["failover_controller"] = (self.failover.state == "watching", self.failover.state)
         return checks
 
+    def set_replication(self, mode: str) -> None:
+        """sync: the failover replica confirms every commit; async: commits do not wait for it."""
+        names = [self.failover.candidate] if mode == "sync" else []
+        self.cluster.primary.set_synchronous(names)
+        self.replication = mode
+
+    def siem_records(self) -> list[dict] | None:
+        """The SIEM sink's records (JSON lines); None when it cannot be read."""
+        if self.siem_path is None or not self.siem_path.exists():
+            return None
+        records = []
+        for line in self.siem_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
     def database_primary(self) -> str:
         return self.cluster.primary.name
 

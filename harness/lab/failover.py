@@ -105,7 +105,17 @@ class FailoverController:
         self.on_event("rebuild", old_name, {"upstream": f"{host}:{port}"})
 
     def transaction_lag(self, replica_name: str) -> float:
-        return float(self.cluster[replica_name].replication_lag_seconds())
+        """TransactionLag of a replica, judged against the primary (a cut-off replica cannot
+        see what it misses): 0 when it has replayed the primary's current WAL position, else the
+        seconds since its last replayed transaction (an upper bound); inf when unknown."""
+        primary_lsn = self.cluster.primary.query("SELECT pg_current_wal_lsn()::text")[0][0]
+        caught_up, since = self.cluster[replica_name].query(
+            "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn,"
+            "       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
+            (primary_lsn,))[0]
+        if caught_up:
+            return 0.0
+        return float("inf") if since is None else max(0.0, float(since))
 
     def failback(self, to_name: str, max_lag: float = 5.0, synchronous: bool = True) -> float:
         """Switch the primary role back to `to_name` only if its TransactionLag <= max_lag.

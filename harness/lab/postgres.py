@@ -182,6 +182,10 @@ BASE_SETTINGS: dict[str, str] = {
     # Detect a cut replication link in seconds, not the default minute.
     "wal_sender_timeout": "5s",
     "wal_receiver_timeout": "5s",
+    # A walreceiver's connection attempt has no client-side timeout (libpqwalreceiver ignores
+    # connect_timeout): through a black-holed link it waits until the server gives up on the
+    # handshake. 5 s instead of 60 s lets replication resume soon after a partition heals.
+    "authentication_timeout": "5s",
     "wal_receiver_status_interval": "1s",
     "max_connections": "60",
     "shared_buffers": "32MB",

@@ -49,6 +49,8 @@ def run_plan(plan: Plan, lab: Any) -> DrillContext:
             ctx.current.event(kind, name, **detail)
 
     lab.on_event = on_event
+    if getattr(lab, "replication", plan.lab.replication) != plan.lab.replication:
+        lab.set_replication(plan.lab.replication)   # a reused lab takes the plan's mode
     ctx.started_at = utc_now()
     run_features(ctx, list(plan.scenarios))
     ctx.finished_at = utc_now()

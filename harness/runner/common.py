@@ -148,6 +148,7 @@ def finish(ctx: DrillContext, run: ScenarioRun) -> None:
     run.measurements.update(measured)
     if history.first_event("inject") is None or writer is None:
         return
+    record_correlation_ids(ctx, run)
     checks = [build_gate("rto_seconds", target=targets["rto_seconds"]),
               build_gate("rpo_seconds", target=targets["rpo_seconds"]),
               build_gate("lost_writes", allowed=int(targets.get("lost_writes", 0))),
@@ -159,3 +160,37 @@ def finish(ctx: DrillContext, run: ScenarioRun) -> None:
         context["availability"] = [b.ratio for b in avail.buckets]
     for check in checks:
         run.gate(evaluate_gate(check, context))
+
+
+def record_correlation_ids(ctx: DrillContext, run: ScenarioRun) -> None:
+    """Spec rule 2: every fault and recovery event, with its correlation id, goes to the event
+    store (through the API, after recovery) and must be found there and in the SIEM sink."""
+    events = run.recorder.history().events
+    client = ApiClient(ctx.lab.api_url, timeout=10)
+    missing_store: list[str] = []
+    try:
+        for i, event in enumerate(events):
+            reply = client.call("POST", "/events/operational", event.correlation_id, json={
+                "event_id": f"{run.correlation_id}#{i}", "kind": event.kind, "name": event.name,
+                "at": event.wall, "detail": {k: str(v) for k, v in event.detail.items()}})
+            if reply.outcome is not Outcome.OK:
+                missing_store.append(f"{event.kind}:{event.name} ({reply.error})")
+        stored = client.call("GET", "/events", run.correlation_id,
+                             params={"correlation_id": run.correlation_id, "limit": 1000})
+    finally:
+        client.close()
+    kinds = {e.kind for e in events}
+    if stored.outcome is Outcome.OK:
+        found = {e["payload"].get("kind") for e in stored.body["events"] if e["type"] == "DrillEvent"}
+        missing_store += sorted(kinds - found)
+    else:
+        missing_store.append(f"event store unreadable: {stored.error}")
+    siem = ctx.lab.siem_records()
+    missing_siem = None if siem is None else sorted(
+        kinds - {r.get("kind") for r in siem if r.get("correlation_id") == run.correlation_id})
+    ok = not missing_store and not missing_siem
+    measured = {"events": len(events), "missing_in_event_store": missing_store,
+                "missing_in_siem": "SIEM not readable by this provider" if siem is None else missing_siem}
+    gate(run, "correlation_ids_recorded", "Every fault and recovery event logged with its correlation id "
+         "to the event store and the SIEM (validation rule 2)", measured, "none missing",
+         None if siem is None and not missing_store else ok)

@@ -75,8 +75,12 @@ def writes_resume(ctx: DrillContext, run: ScenarioRun) -> None:
     """A write through the API succeeds again after the clients were repointed."""
     history = run.recorder.history()
     reconnect = history.first_event("reconnect") or history.first_event("inject")
-    done = wait_for_ok(run, "write", after=reconnect.t, timeout=FAILOVER_TIMEOUT)
     writer = run.state.get("writer")
+    if writer is not None and not writer.is_alive():   # paused for exact counts: write here
+        deadline = time.monotonic() + FAILOVER_TIMEOUT
+        while writer.write_one().outcome is not Outcome.OK and time.monotonic() < deadline:
+            time.sleep(0.05)
+    done = wait_for_ok(run, "write", after=reconnect.t, timeout=FAILOVER_TIMEOUT)
     if writer is not None and writer.is_alive():   # let the workload run on the new primary a while
         wait_for_count(run, "write", RESUMED_WRITES, after=reconnect.t, timeout=FAILOVER_TIMEOUT)
     gate(run, "writes_resumed", "Writes resume through the API after the failover",
@@ -162,6 +166,16 @@ def cut_replication_link(ctx: DrillContext, run: ScenarioRun) -> None:
     run.state.setdefault("faults", []).append(fault)
     run.event("fault", f"partition:replication:{replica}")
     run.observe(f"Replication link to {replica} cut (Toxiproxy partition).")
+
+
+def heal_faults(ctx: DrillContext, run: ScenarioRun) -> None:
+    """Heal every fault of the scenario now (they are also healed at its end, always)."""
+    faults = run.state.get("faults", [])
+    while faults:
+        fault = faults.pop()
+        ctx.lab.heal_fault(fault)
+        run.event("heal", fault.describe())
+    run.observe("Faults healed.")
 
 
 def write_exactly(ctx: DrillContext, run: ScenarioRun, n: int) -> None:

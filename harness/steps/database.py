@@ -52,6 +52,11 @@ def replication_cut(drill):
     database.cut_replication_link(drill, drill.current)
 
 
+@when("the replication link is restored")
+def replication_restored(drill):
+    database.heal_faults(drill, drill.current)
+
+
 @when(parsers.parse("{n:d} writes are attempted"))
 def writes_attempted(drill, n):
     database.write_exactly(drill, drill.current, n)

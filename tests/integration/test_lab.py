@@ -1,0 +1,81 @@
+"""The embedded lab's parts under faults: 503s while the database is unreachable, failback gated on lag."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+import requests
+
+from harness.faults import FaultContext, build, injected
+from harness.lab.failover import FailbackRefused
+from harness.model import FaultSpec
+from tests.support import wait_for
+
+
+def post(lab, path, **body):
+    return requests.post(lab.api_url + path, json=body, timeout=15,
+                         headers={"Idempotency-Key": body.pop("key", "k"), "X-Correlation-Id": "lab-test"})
+
+
+def counts(lab) -> tuple[int, int]:
+    with psycopg.connect(lab.cluster.primary.dsn) as conn:
+        return (conn.execute("SELECT count(*) FROM approvals").fetchone()[0],
+                conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def test_lab_is_up_on_loopback_with_every_part(lab):
+    endpoints = lab.endpoints()
+    assert endpoints["api"].startswith("http://127.0.0.1:")
+    assert all(url.startswith("http://127.0.0.1:") for url in endpoints["instances"].values())
+    assert all(pid for pid in lab.processes().values()), lab.processes()
+    assert all(ok for ok, _ in lab.steady_state_checks().values()) or \
+        wait_for(lambda: all(ok for ok, _ in lab.steady_state_checks().values()), timeout=10)
+    assert requests.get(lab.api_url + "/health", timeout=5).json()["ServiceHealth"] == "Healthy"
+
+
+def test_database_unreachable_gives_503_naming_the_cause_and_no_partial_write(lab):
+    created = post(lab, "/intents", key="lab-503", ring="ring0", platform="intune", payload={}).json()
+    post(lab, f"/intents/{created['id']}/evidence", content="pack")
+    before = counts(lab)
+    link = build(FaultSpec("proxy_down", "db"))
+    with injected(link, FaultContext(toxiproxy=lab.toxiproxy)):
+        start = time.monotonic()
+        approve = post(lab, f"/intents/{created['id']}/approve", approver="cab")
+        publish = post(lab, f"/intents/{created['id']}/publish")
+        elapsed = time.monotonic() - start
+        health = requests.get(lab.api_url + "/health", timeout=15)
+    assert approve.status_code == 503 and approve.json()["cause"] == "database"
+    assert "database unavailable" in approve.json()["error"]
+    assert publish.status_code == 503 and publish.json()["cause"] == "database"
+    assert health.status_code == 503 and health.json()["components"]["database"]["status"] == "down"
+    assert elapsed < 20
+    assert counts(lab) == before                       # nothing half-written
+    healed = wait_for(lambda: post(lab, f"/intents/{created['id']}/approve", approver="cab").status_code == 200,
+                      timeout=30)
+    assert healed and counts(lab)[0] == before[0] + 1
+
+
+def test_failback_is_refused_while_transaction_lag_exceeds_5_seconds(lab):
+    replica = lab.failover.candidate
+    primary = lab.database_primary()
+    wait_for(lambda: lab.replica_caught_up(replica), timeout=30)
+    cut = lab.partition_replication(replica)
+    try:
+        # a transaction the replica cannot receive (committed locally: no wait for the standby)
+        with psycopg.connect(lab.cluster.primary.dsn, autocommit=True) as conn:
+            conn.execute("SET synchronous_commit = local")
+            conn.execute("CREATE TABLE IF NOT EXISTS lag_probe (at timestamptz)")
+            conn.execute("INSERT INTO lag_probe VALUES (now())")
+        wait_for(lambda: lab.failover.transaction_lag(replica) > 5.0, timeout=40, interval=0.2)
+        with pytest.raises(FailbackRefused) as refused:
+            lab.failover.failback(replica, max_lag=5.0)
+        assert refused.value.lag > 5.0
+        assert lab.database_primary() == primary       # nothing changed
+    finally:
+        lab.heal_fault(cut)
+    wait_for(lambda: lab.failover.transaction_lag(replica) <= 5.0, timeout=40, interval=0.2)
+    lag = lab.failover.failback(replica, max_lag=5.0)  # caught up: the switch is allowed
+    assert lag <= 5.0 and lab.database_primary() == replica
+    wait_for(lambda: all(ok for ok, _ in lab.steady_state_checks().values()), timeout=30)
