@@ -90,7 +90,11 @@ def _scenario_view(scenario: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": scenario.get("name", "scenario"),
         "verdict": verdict_text(scenario.get("verdict")),
-        "measurements": sorted(measurements.items()),
+        "feature": scenario.get("feature"),
+        "tags": list(scenario.get("tags") or ()),
+        "error": scenario.get("error"),
+        "observations": list(scenario.get("observations") or ()),
+        "measurements": sorted((k, v) for k, v in measurements.items() if k != "availability_buckets"),
         "phases": sorted((scenario.get("phases") or {}).items(), key=lambda kv: (kv[1] is None, kv[1] or 0)),
         "lost_write_keys": list(scenario.get("lost_write_keys") or ()),
         "lost_measured": measurements.get("lost_writes") is not None,

@@ -114,6 +114,7 @@ def results_of(plan: Plan, ctx: DrillContext, lab: Any) -> dict[str, Any]:
         "started_at": ctx.started_at, "finished_at": ctx.finished_at, "verdict": verdict.value,
         "targets": plan.targets, "schedule": plan.schedule, "environment": environment(lab),
         "scenarios": scenarios, "gates": [],
+        "correlation_ids": [ctx.correlation_id] + [c for s in scenarios for c in s["correlation_ids"]],
         "note": None if ctx.scenarios else "no scenario matched the plan: nothing was proven",
     })
 

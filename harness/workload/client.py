@@ -69,7 +69,9 @@ class ApiClient:
         return reply
 
     def health(self) -> Reply:
+        """ok only when ServiceHealth = Healthy; an answer saying otherwise is a definite fail."""
         reply = self.call("GET", "/health")
-        if reply.outcome is Outcome.OK and reply.body.get("ServiceHealth") != "Healthy":
-            return Reply(Outcome.FAIL, reply.status, reply.body, "ServiceHealth not Healthy")
+        said = reply.body.get("ServiceHealth") if isinstance(reply.body, dict) else None
+        if said is not None and said != "Healthy":
+            return Reply(Outcome.FAIL, reply.status, reply.body, f"ServiceHealth = {said}")
         return reply

@@ -1,0 +1,102 @@
+"""The `drill` command as a user runs it: bad input, and the lab's lifecycle including a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.lab import proc
+from tests.support import refuses, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILL = [sys.executable, "-m", "harness.cli"]
+
+
+def drill(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*DRILL, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    """A private lab registry, so these tests never touch another run's labs."""
+    return {"DRILL_STATE_DIR": str(tmp_path / "state")}
+
+
+def test_an_invalid_plan_exits_2_naming_the_file_and_key_and_writes_nothing(tmp_path):
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("drill: x\ntitle: t\nha_domain: database\nlab: embedded\n"
+                    "scenarios: [scenarios/database/primary_failover.feature]\n"
+                    "targets: {rto_seconds: soon}\n")
+    out = tmp_path / "out"
+    result = drill("run", str(plan), "--out", str(out), "--cab-log", str(tmp_path / "cab.jsonl"))
+    assert result.returncode == 2
+    assert f"{plan}: key 'targets.rto_seconds'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and not (tmp_path / "cab.jsonl").exists()
+
+
+def test_an_unknown_feature_file_exits_2(tmp_path):
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("drill: x\ntitle: t\nha_domain: database\nlab: embedded\nscenarios: [nope.feature]\n")
+    result = drill("run", str(plan), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "key 'scenarios[0]': no such feature file: nope.feature" in result.stderr
+
+
+def start_lab(env: dict) -> tuple[subprocess.Popen, dict]:
+    process = subprocess.Popen([*DRILL, "lab", "up"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, cwd=ROOT, env={**os.environ, **env})
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("}"):
+            break
+    return process, json.loads("".join(lines))
+
+
+def lab_pids(env: dict) -> list[int]:
+    records = Path(env["DRILL_STATE_DIR"]).glob("*.json")
+    pids = []
+    for path in records:
+        data = json.loads(path.read_text())
+        pids += data.get("pids", [])
+    return [p for p in pids if proc.is_alive(p)]
+
+
+def test_lab_up_status_down_leaves_nothing_listening(state_dir):
+    process, info = start_lab(state_dir)
+    try:
+        api = info["endpoints"]["api"].split("//")[1]
+        assert not refuses(api)
+        status = drill("lab", "status", env=state_dir)
+        assert info["lab_id"] in status.stdout and '"owner_alive": true' in status.stdout
+        pids = lab_pids(state_dir)
+        assert pids
+        down = drill("lab", "down", env=state_dir)
+        assert down.returncode == 0
+        assert process.wait(60) == 0
+        assert refuses(api)
+        assert not [p for p in pids if proc.is_alive(p)]
+        assert drill("lab", "status", env=state_dir).stdout.strip() == "no lab is running"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_killed_runs_lab_is_cleaned_up_by_the_next_command(state_dir):
+    process, info = start_lab(state_dir)
+    pids = lab_pids(state_dir)
+    endpoints = [info["endpoints"]["api"]] + list(info["endpoints"]["instances"].values())
+    process.send_signal(signal.SIGKILL)            # the harness dies without any cleanup
+    process.wait()
+    assert any(proc.is_alive(p) for p in pids)     # its servers outlive it...
+    assert drill("lab", "down", env=state_dir).returncode == 0
+    wait_for(lambda: not [p for p in pids if proc.is_alive(p)], timeout=30)   # ...until reaped
+    assert all(refuses(url.split("//")[1]) for url in endpoints)
+    assert not list(Path(state_dir["DRILL_STATE_DIR"]).glob("*.json"))
