@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     out = Path(args.out or Path("reports") / "out" / plan.drill)
     cab_log = Path(args.cab_log or os.environ.get("DRILL_CAB_LOG") or Path("reports") / "cab-log.jsonl")
-    code, _ = run_drill(plan, out, cab_log)
+    code, _ = run_drill(plan, out, cab_log, verbose=args.verbose)
     return code
 
 
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("plan", help="drill plan, e.g. drills/quarterly-database.yaml")
     p.add_argument("--out", help="output folder (default reports/out/<drill id>)")
     p.add_argument("--cab-log", help="CAB log to append to (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show each Gherkin step as it runs")
     p.set_defaults(func=_run)
 
     lab = sub.add_parser("lab", help="the embedded lab, for manual use")

@@ -38,7 +38,7 @@ def make_lab(plan: Plan) -> Any:
     raise ValueError(f"unknown lab provider {plan.lab.provider!r}")
 
 
-def run_plan(plan: Plan, lab: Any) -> DrillContext:
+def run_plan(plan: Plan, lab: Any, verbose: bool = False) -> DrillContext:
     """Run the plan's scenarios on a lab that is up; the lab's recovery events (detect,
     promote, reconnect, ...) go into the running scenario's history."""
     ctx = DrillContext(drill=plan.drill, lab=lab, targets=dict(plan.targets), tags=plan.tags,
@@ -52,7 +52,7 @@ def run_plan(plan: Plan, lab: Any) -> DrillContext:
     if getattr(lab, "replication", plan.lab.replication) != plan.lab.replication:
         lab.set_replication(plan.lab.replication)   # a reused lab takes the plan's mode
     ctx.started_at = utc_now()
-    run_features(ctx, list(plan.scenarios))
+    run_features(ctx, list(plan.scenarios), quiet=not verbose)
     ctx.finished_at = utc_now()
     return ctx
 
@@ -130,7 +130,7 @@ def exit_code(results: dict[str, Any]) -> int:
 
 
 def run_drill(plan: Plan, out_dir: Path, cab_log: Path, lab: Any | None = None,
-              log=print) -> tuple[int, dict[str, Any] | None]:
+              log=print, verbose: bool = False) -> tuple[int, dict[str, Any] | None]:
     """The whole drill (lifecycle in the module docstring). `lab` reuses a running lab."""
     from ..lab.base import LabStartError
 
@@ -146,7 +146,7 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path, lab: Any | None = None,
             return EXIT_INVALID, None
         log(f"drill: lab up in {time.monotonic() - started:.1f} s ({plan.lab.provider})", file=sys.stderr)
     try:
-        ctx = run_plan(plan, lab)
+        ctx = run_plan(plan, lab, verbose)
         results = results_of(plan, ctx, lab)
         paths = write_outputs(results, out_dir, cab_log)
     finally:
@@ -156,6 +156,12 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path, lab: Any | None = None,
         m = s["measurements"]
         log(f"drill: scenario '{s['name']}': {s['verdict'].upper()}  RTO {m.get('rto_seconds')} s  "
             f"RPO {m.get('rpo_seconds')} s  lost writes {m.get('lost_writes')}", file=sys.stderr)
+        for g in s["gates"]:
+            if g["verdict"] != "pass":
+                log(f"drill:   gate {g['id']}: {g['verdict'].upper()} (measured {g['measured']}, "
+                    f"threshold {g['threshold']}) {g['detail']}".rstrip(), file=sys.stderr)
+        if s["error"]:
+            log(f"drill:   {s['error']}", file=sys.stderr)
     log(f"drill: verdict {results['verdict'].upper()}", file=sys.stderr)
     log(str(paths["html"]))
     return exit_code(results), results

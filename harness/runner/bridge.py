@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import uuid
 from pathlib import Path
@@ -23,10 +24,25 @@ def run_features(ctx: context.DrillContext, features: list[Path], quiet: bool = 
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\nfilterwarnings =\n    ignore::pytest.PytestUnknownMarkWarning\n")
         args = [str(module), "-c", str(ini), "--rootdir", tmp, "--import-mode=importlib",
-                "-p", "harness.steps.plugin", "-p", "no:cacheprovider", "--no-header",
-                "-o", "console_output_style=classic", "-q" if quiet else "-v", "-rN"]
+                "-p", "harness.steps.plugin", "-p", "no:cacheprovider"]
+        # quiet: the drill prints its own summary; a failing step is in the results as an error
+        args += ["-p", "no:terminal"] if quiet else ["-vv", "--no-header", "-rN", "--gherkin-terminal-reporter"]
+        interrupted = []
+
+        def on_sigint(signum, frame):
+            # remembered here too: a KeyboardInterrupt can be swallowed on its way up
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
         previous, context.ACTIVE = context.ACTIVE, ctx
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
         try:
-            return int(pytest.main(args))
+            code = pytest.main(args)
         finally:
+            signal.signal(signal.SIGINT, previous_handler)
             context.ACTIVE = previous
+    if interrupted or code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt   # Ctrl-C during a scenario: faults were healed by its teardown
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        raise RuntimeError(f"the scenario runner failed (pytest exit code {int(code)})")
+    return int(code)

@@ -31,6 +31,8 @@ class ScenarioRun:
     observations: list[str] = field(default_factory=list)
     error: str | None = None
     aborted: bool = False
+    steps_total: int = 0
+    steps_done: int = 0
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
     state: dict[str, Any] = field(default_factory=dict)   # scratch space shared by the steps
@@ -47,9 +49,12 @@ class ScenarioRun:
 
     @property
     def verdict(self) -> Verdict:
-        if self.error and not any(g.verdict is Verdict.FAIL for g in self.gates):
+        """Worst gate; a scenario that did not run every step can fail but never pass."""
+        worst = Verdict.worst(g.verdict for g in self.gates)
+        incomplete = self.error is not None or self.steps_done < self.steps_total
+        if incomplete and worst is Verdict.PASS:
             return Verdict.UNKNOWN
-        return Verdict.worst(g.verdict for g in self.gates)
+        return worst
 
 
 @dataclass

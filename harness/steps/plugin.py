@@ -38,8 +38,14 @@ def pytest_collection_modifyitems(config, items):
 def pytest_bdd_before_scenario(request, feature, scenario):
     if context.ACTIVE is not None:
         tags = sorted(set(scenario.tags) | set(feature.tags))
-        context.ACTIVE.begin(scenario.name, feature.rel_filename if hasattr(feature, "rel_filename")
-                             else feature.filename, tags)
+        run = context.ACTIVE.begin(scenario.name, feature.rel_filename if hasattr(feature, "rel_filename")
+                                   else feature.filename, tags)
+        run.steps_total = len(scenario.steps)
+
+
+def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
+    if context.ACTIVE is not None:
+        context.ACTIVE.current.steps_done += 1
 
 
 def pytest_bdd_step_error(request, feature, scenario, step, step_func, step_func_args, exception):
@@ -53,6 +59,8 @@ def pytest_bdd_after_scenario(request, feature, scenario):
         return
     drill_ctx = context.ACTIVE
     run = drill_ctx.current
+    if run.error is None and run.steps_done < run.steps_total:
+        run.error = f"stopped after {run.steps_done} of {run.steps_total} steps"
     try:
         finish(drill_ctx, run)
     finally:

@@ -100,3 +100,34 @@ def test_a_killed_runs_lab_is_cleaned_up_by_the_next_command(state_dir):
     wait_for(lambda: not [p for p in pids if proc.is_alive(p)], timeout=30)   # ...until reaped
     assert all(refuses(url.split("//")[1]) for url in endpoints)
     assert not list(Path(state_dir["DRILL_STATE_DIR"]).glob("*.json"))
+
+
+def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state_dir, tmp_path):
+    import requests
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([*DRILL, "run", "drills/quarterly-database.yaml", "--out", str(out),
+                                "--cab-log", str(tmp_path / "cab.jsonl")], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **state_dir})
+    try:
+        manifest = wait_for(lambda: next(Path(state_dir["DRILL_STATE_DIR"]).glob("*.lab.json"), None), timeout=60)
+        api = json.loads(manifest.read_text())["endpoints"]["api"]
+
+        def writes_made() -> bool:
+            try:
+                return requests.get(f"{api}/events/count", timeout=2).json()["count"] > 10
+            except (requests.RequestException, ValueError, KeyError):
+                return False
+
+        wait_for(writes_made, timeout=60)          # the scenario's workload is running
+        pids = lab_pids(state_dir)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, output
+    assert "interrupted" in output
+    wait_for(lambda: not [p for p in pids if proc.is_alive(p)], timeout=30)
+    assert refuses(api.split("//")[1])
+    assert not out.exists() and not (tmp_path / "cab.jsonl").exists()
