@@ -7,6 +7,7 @@ import requests
 from toxiproxy import Toxiproxy
 
 from harness.toxiproxy.launcher import start_embedded
+from tests.support import TcpServer, echo
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +39,10 @@ def api(toxiproxy_server):
 
     yield call
     session.close()
+
+
+@pytest.fixture(scope="module")
+def echo_server():
+    """A TCP echo server on loopback."""
+    with TcpServer(echo) as server:
+        yield server

@@ -37,7 +37,8 @@ from .base import Lab, LabStartError
 from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .moto import MotoServer
-from .postgres import APP_DATABASE, APP_ROLE, LOOPBACK, PgCluster, free_port
+from ..net import LOOPBACK, free_port
+from .postgres import APP_DATABASE, APP_ROLE, PgCluster
 
 PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
 INSTANCES = ("az1", "az2", "az3")

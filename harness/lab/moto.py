@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from harness.lab import proc, reaper
+from harness.net import free_port
 
 LOOPBACK = "127.0.0.1"
 
@@ -41,12 +41,6 @@ _LAUNCH = "import sys; from moto.server import main; main(sys.argv[2:])"
 
 class MotoStartError(RuntimeError):
     """moto did not start or answer in time; the message holds its log tail."""
-
-
-def _free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class MotoServer:
@@ -99,7 +93,7 @@ class MotoServer:
                                                  directory=self.state_dir)
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-", dir=self.base_dir))
         self._registration.add_dir(self.root)
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         env = {**os.environ, "MOTO_PORT": str(self.port)}
         with open(self.logfile, "wb") as log:
             self.process = subprocess.Popen(

@@ -26,7 +26,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -38,6 +37,7 @@ import psycopg
 from psycopg import sql
 
 from harness.lab import proc, reaper
+from harness.net import free_port
 
 DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
 REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres", "pg_basebackup")
@@ -77,13 +77,6 @@ def check_binaries(bin_dir: Path) -> None:
                 f"PostgreSQL binary {path} not found or not executable: "
                 f"install it with `apt-get install postgresql-15`, "
                 f"or set DRILL_PG_BIN to the directory holding initdb, pg_ctl, postgres, pg_basebackup")
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port free on host right now (the kernel's choice; may be taken again later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:

@@ -9,23 +9,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from ..net import free_port
 
 
 class ToxiproxyUnavailable(RuntimeError):
     """The fault server could not be reached or started; the message says why and what to do."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api_version(url: str, timeout: float = 1.0) -> str | None:

@@ -9,13 +9,8 @@ import pytest
 from harness.faults import (REGISTRY, FaultContext, FaultError, ToxiproxyControl, build, injected,
                             spec_from_dict)
 from harness.model import FaultSpec
-from tests.support import TcpServer, connect, echo, pattern, read_all, refuses, round_trip, source
+from tests.support import TcpServer, connect, pattern, read_all, refuses, round_trip, source
 
-
-@pytest.fixture(scope="module")
-def echo_server():
-    with TcpServer(echo) as server:
-        yield server
 
 
 @pytest.fixture

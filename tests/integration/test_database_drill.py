@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 
 from harness.plan import load_plan
 from harness.report import verify_cab_log

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from tests.support import TcpServer, connect, echo, refuses, round_trip, wait_for
+from tests.support import TcpServer, connect, refuses, round_trip, wait_for
 
-
-@pytest.fixture(scope="module")
-def echo_server():
-    with TcpServer(echo) as server:
-        yield server
 
 
 def test_version_answers_json(api):

@@ -8,17 +8,11 @@ import time
 
 import pytest
 
-from tests.support import (TcpServer, connect, echo, pattern, read_all, refuses, round_trip,
-                           source)
+from tests.support import TcpServer, connect, pattern, read_all, refuses, round_trip, source
 
 # Timing tolerances are generous: the suite runs on a shared 2-core machine.
 LATE = 0.25   # seconds a toxic's effect may run late
 
-
-@pytest.fixture(scope="module")
-def echo_server():
-    with TcpServer(echo) as server:
-        yield server
 
 
 @pytest.fixture
