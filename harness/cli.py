@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -33,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     out = Path(args.out or Path("reports") / "out" / plan.drill)
     cab_log = Path(args.cab_log or os.environ.get("DRILL_CAB_LOG") or Path("reports") / "cab-log.jsonl")
-    code, _ = run_drill(plan, out, cab_log, verbose=args.verbose)
+    code, _ = run_drill(plan, out, cab_log, verbose=args.verbose, confirm=args.confirm)
     return code
 
 
@@ -42,8 +43,11 @@ def _lab_up(args: argparse.Namespace) -> int:
     from .lab.base import LabStartError
     from .lab.embedded import EmbeddedLab
 
+    from .lab.runbook import RunbookServer
+
     lab = EmbeddedLab(replication=args.replication)
     stop = {"now": False}
+    runbook = None
 
     def request_stop(signum, frame):
         stop["now"] = True
@@ -51,8 +55,13 @@ def _lab_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         lab.up()
+        # so that the lab can stand in for staging: a runbook endpoint and its secrets (0600)
+        runbook = RunbookServer(lab, secrets.token_urlsafe(24)).start()
+        secret_files = {name: str(lab.write_secret(name, value)) for name, value in
+                        (("pg-password", lab.cluster.password), ("runbook-token", runbook.token))}
         print(json.dumps({"lab_id": lab.lab_id, "started_in_s": round(lab.started_in, 2),
-                          "endpoints": lab.endpoints()}, indent=1), flush=True)
+                          "endpoints": {**lab.endpoints(), "runbook": runbook.url},
+                          "secret_files": secret_files}, indent=1), flush=True)
         _err("drill: lab is up; Ctrl-C or `drill lab down` stops it")
         while not stop["now"]:
             time.sleep(0.2)
@@ -62,6 +71,8 @@ def _lab_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if runbook is not None:
+            runbook.stop()
         lab.down()
     _err("drill: lab is down")
     return 0
@@ -94,7 +105,7 @@ def _lab_status(args: argparse.Namespace) -> int:
 
 def _lab_down(args: argparse.Namespace) -> int:
     """Stop every running lab (its owner tears it down), then reap anything left."""
-    from .lab import proc, reaper
+    from .lab import embedded, proc, reaper  # noqa: F401  (embedded registers its cleanup)
 
     for lab in _manifests():
         pid = lab["owner_pid"]
@@ -104,10 +115,6 @@ def _lab_down(args: argparse.Namespace) -> int:
                 _err(f"drill: lab {lab['lab_id']} owner {pid} did not stop; killing what it started")
                 proc.kill_tree([pid])
     reaped = reaper.reap_stale()
-    for path in reaper.state_dir().glob("*.lab.json"):
-        data = json.loads(path.read_text())
-        if not proc.is_alive(data.get("owner_pid", -1)):
-            path.unlink(missing_ok=True)
     print(f"labs stopped; leftovers reaped: {len(reaped)}")
     return 0
 
@@ -122,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default reports/out/<drill id>)")
     p.add_argument("--cab-log", help="CAB log to append to (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
     p.add_argument("-v", "--verbose", action="store_true", help="show each Gherkin step as it runs")
+    p.add_argument("--confirm", metavar="DRILL_ID",
+                   help="allow faults against an external target (with allow_destructive: true in the plan)")
     p.set_defaults(func=_run)
 
     lab = sub.add_parser("lab", help="the embedded lab, for manual use")

@@ -16,7 +16,7 @@ KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "sch
               "description"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "lost_writes", "availability"}
 KNOWN_LAB = {"provider", "replication"}
-PROVIDERS = ("embedded",)
+PROVIDERS = ("embedded", "external")
 REPLICATION = ("sync", "async")
 DRILL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors")
@@ -30,6 +30,7 @@ class PlanError(ValueError):
 class LabSpec:
     provider: str = "embedded"
     replication: str = "sync"
+    external: Any = None          # harness.lab.external.ExternalConfig for provider external
 
 
 @dataclass(frozen=True)
@@ -102,15 +103,19 @@ def _parse_lab(value: Any, fail) -> LabSpec:
         value = {"provider": value}
     if not isinstance(value, dict):
         raise fail("lab", "must be a provider name (embedded) or a mapping with 'provider'")
-    unknown = sorted(set(value) - KNOWN_LAB)
-    if unknown:
-        raise fail(f"lab.{unknown[0]}", f"unknown key; known: {', '.join(sorted(KNOWN_LAB))}")
     provider = value.get("provider", "embedded")
     if provider not in PROVIDERS:
         raise fail("lab.provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
     replication = value.get("replication", "sync")
     if replication not in REPLICATION:
         raise fail("lab.replication", f"must be sync or async, got {replication!r}")
+    if provider == "external":
+        from .lab.external import ExternalConfig
+
+        return LabSpec(provider, replication, ExternalConfig.parse(value, fail))
+    unknown = sorted(set(value) - KNOWN_LAB)
+    if unknown:
+        raise fail(f"lab.{unknown[0]}", f"unknown key; known: {', '.join(sorted(KNOWN_LAB))}")
     return LabSpec(provider=provider, replication=replication)
 
 

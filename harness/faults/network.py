@@ -56,13 +56,25 @@ class Latency(ToxicFault):
 
 @register
 class Partition(ToxicFault):
+    """A network partition: no byte passes either way while it lasts.
+
+    The heal also drops the link's open connections: bytes black-holed inside a live TCP
+    stream leave a gap that no real network produces (TCP retransmits, or gives up and the
+    connection dies), so connections that lived through the partition are closed and clients
+    reconnect, as they would after a real partition."""
+
     TYPE, TOXIC = "partition", "timeout"
-    DESCRIPTION = "blackholes the link both ways: connections stay open, no byte passes"
+    DESCRIPTION = "blackholes the link both ways: no byte passes; open connections dropped on heal"
     PARAMS = {"stream": _stream("both")}
     DEFAULT_STREAM = "both"
 
     def attributes(self) -> dict[str, int]:
         return {"timeout": 0}
+
+    def heal(self, ctx: FaultContext) -> None:
+        super().heal(ctx)
+        ctx.toxiproxy.set_enabled(self.spec.target, False)
+        ctx.toxiproxy.set_enabled(self.spec.target, True)
 
 
 @register

@@ -54,6 +54,19 @@ def manifest_path(lab_id: str) -> Path:
     return reaper.state_dir() / f"{lab_id}.lab.json"
 
 
+def forget_lab_files(record: dict) -> None:
+    """Remove a lab's manifest and secret files (also for a killed run, via the reaper)."""
+    lab_id = record.get("lab_id", "")
+    if not lab_id:
+        return
+    manifest_path(lab_id).unlink(missing_ok=True)
+    for path in reaper.state_dir().glob(f"{lab_id}.secret.*"):
+        path.unlink(missing_ok=True)
+
+
+reaper.register_cleanup("embedded-lab", forget_lab_files)
+
+
 class EmbeddedLab(Lab):
     provider = "embedded"
 
@@ -128,7 +141,7 @@ class EmbeddedLab(Lab):
             shutil.rmtree(self.root, ignore_errors=True)
         if self.registration is not None:
             self.registration.close()
-            manifest_path(self.lab_id).unlink(missing_ok=True)
+            forget_lab_files({"lab_id": self.lab_id})
         self.failover = self.lb = self.cluster = self.moto = self.toxi_server = None
 
     # -- parts -------------------------------------------------------------------------------
@@ -225,6 +238,14 @@ class EmbeddedLab(Lab):
                 self.toxiproxy.proxy(name).destroy()
             except Exception:
                 pass
+
+    def write_secret(self, name: str, value: str) -> Path:
+        """One secret of this lab in a file only its owner can read (removed with the lab)."""
+        path = reaper.state_dir() / f"{self.lab_id}.secret.{name}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        return path
 
     def _write_manifest(self) -> None:
         data = {"lab_id": self.lab_id, "provider": self.provider, "owner_pid": os.getpid(),

@@ -20,6 +20,21 @@ import psycopg
 EventSink = Callable[[str, str, dict], None]
 
 
+def transaction_lag(primary_query: Callable, replica_query: Callable) -> float:
+    """TransactionLag of a replica, judged against the primary (a cut-off replica cannot see
+    what it misses): 0 when it has replayed the primary's current WAL position, else the
+    seconds since its last replayed transaction (an upper bound); inf when unknown.
+    Each argument runs one SQL statement on its node: query(sql, params) -> rows."""
+    primary_lsn = primary_query("SELECT pg_current_wal_lsn()::text")[0][0]
+    caught_up, since = replica_query(
+        "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn,"
+        "       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
+        (primary_lsn,))[0]
+    if caught_up:
+        return 0.0
+    return float("inf") if since is None else max(0.0, float(since))
+
+
 class FailbackRefused(RuntimeError):
     """Failback was not done because the rebuilt node's TransactionLag was over the limit."""
 
@@ -105,17 +120,7 @@ class FailoverController:
         self.on_event("rebuild", old_name, {"upstream": f"{host}:{port}"})
 
     def transaction_lag(self, replica_name: str) -> float:
-        """TransactionLag of a replica, judged against the primary (a cut-off replica cannot
-        see what it misses): 0 when it has replayed the primary's current WAL position, else the
-        seconds since its last replayed transaction (an upper bound); inf when unknown."""
-        primary_lsn = self.cluster.primary.query("SELECT pg_current_wal_lsn()::text")[0][0]
-        caught_up, since = self.cluster[replica_name].query(
-            "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn,"
-            "       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
-            (primary_lsn,))[0]
-        if caught_up:
-            return 0.0
-        return float("inf") if since is None else max(0.0, float(since))
+        return transaction_lag(self.cluster.primary.query, self.cluster[replica_name].query)
 
     def failback(self, to_name: str, max_lag: float = 5.0, synchronous: bool = True) -> float:
         """Switch the primary role back to `to_name` only if its TransactionLag <= max_lag.

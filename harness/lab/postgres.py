@@ -616,6 +616,8 @@ class PgCluster:
             sql.Identifier(REPLICATION_ROLE), sql.Literal(self.password)))
         primary.query(sql.SQL("CREATE DATABASE {} OWNER {}").format(
             sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE)))
+        # like a staging monitoring user: may read replication state (pg_stat_replication, ...)
+        primary.query(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(APP_ROLE)))
         for name, synchronous in self._planned:
             self.add_replica(name, synchronous=synchronous)
         return self

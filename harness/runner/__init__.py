@@ -29,13 +29,58 @@ from .context import DrillContext, ScenarioRun, utc_now
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
 
-def make_lab(plan: Plan) -> Any:
-    """The plan's lab provider."""
-    from ..lab.embedded import EmbeddedLab
+DRY_RUN_PROBES = 30        # probe answers a dry run collects (about 3 s)
 
+
+def make_lab(plan: Plan, confirmed: bool = False) -> Any:
+    """The plan's lab provider. `confirmed`: --confirm named this drill's id."""
     if plan.lab.provider == "embedded":
+        from ..lab.embedded import EmbeddedLab
         return EmbeddedLab(replication=plan.lab.replication)
+    if plan.lab.provider == "external":
+        from ..lab.external import ExternalLab
+        return ExternalLab(plan.lab.external, confirmed, replication=plan.lab.replication)
     raise ValueError(f"unknown lab provider {plan.lab.provider!r}")
+
+
+def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
+    """Checks made before anything starts; an error message means exit 2."""
+    from .impact import outside_blast_radius
+
+    if confirm is not None and confirm != plan.drill:
+        return (f"--confirm names {confirm!r} but {plan.path} is drill {plan.drill!r}; "
+                f"confirm exactly the drill you mean to run")
+    radius = getattr(getattr(lab, "config", None), "blast_radius", None)
+    if radius is not None:
+        refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), radius)
+        if refused:
+            return (f"{plan.path}: key 'lab.blast_radius': these faults touch what it does not list, "
+                    f"so the run is refused: {'; '.join(refused)}")
+    return None
+
+
+def run_dry(plan: Plan, lab: Any) -> DrillContext:
+    """Probes only, no fault: steady state and a short workload per feature, said plainly."""
+    from .common import SteadyStateNotMet, finish, gate, start_workload, steady_state, wait_for_count
+
+    ctx = DrillContext(drill=plan.drill, lab=lab, targets=dict(plan.targets), tags=plan.tags,
+                       replication=plan.lab.replication)
+    for feature in plan.scenarios:
+        run = ctx.begin(f"{feature.stem} (dry run: no fault injected)", feature.name, ["dry-run"])
+        try:
+            steady_state(ctx, run)
+            start_workload(ctx, run)
+            wait_for_count(run, "probe", DRY_RUN_PROBES, after=0.0, timeout=60)
+            run.observe("Dry run: steady state and probes only; no fault was injected.")
+        except SteadyStateNotMet:
+            pass
+        finally:
+            finish(ctx, run)
+        gate(run, "dry_run", "Faults injected and recovery proven", "dry run: no fault injected",
+             "allow_destructive: true and --confirm <drill id>", None, lab.interlock())
+        run.finished_at = utc_now()
+    ctx.finished_at = utc_now()
+    return ctx
 
 
 def run_plan(plan: Plan, lab: Any, verbose: bool = False) -> DrillContext:
@@ -130,13 +175,21 @@ def exit_code(results: dict[str, Any]) -> int:
 
 
 def run_drill(plan: Plan, out_dir: Path, cab_log: Path, lab: Any | None = None,
-              log=print, verbose: bool = False) -> tuple[int, dict[str, Any] | None]:
+              log=print, verbose: bool = False, confirm: str | None = None) -> tuple[int, dict[str, Any] | None]:
     """The whole drill (lifecycle in the module docstring). `lab` reuses a running lab."""
     from ..lab.base import LabStartError
 
     own_lab = lab is None
     if own_lab:
-        lab = make_lab(plan)
+        lab = make_lab(plan, confirmed=confirm == plan.drill)
+    problem = preflight(plan, lab, confirm)
+    if problem:
+        log(f"drill: {problem}", file=sys.stderr)
+        return EXIT_INVALID, None
+    dry = getattr(lab, "dry_run", False)
+    if dry:
+        log(f"drill: DRY RUN, no fault will be injected: {lab.interlock()}", file=sys.stderr)
+    if own_lab:
         started = time.monotonic()
         try:
             lab.up()
@@ -146,8 +199,9 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path, lab: Any | None = None,
             return EXIT_INVALID, None
         log(f"drill: lab up in {time.monotonic() - started:.1f} s ({plan.lab.provider})", file=sys.stderr)
     try:
-        ctx = run_plan(plan, lab, verbose)
+        ctx = run_dry(plan, lab) if dry else run_plan(plan, lab, verbose)
         results = results_of(plan, ctx, lab)
+        results["dry_run"] = dry
         paths = write_outputs(results, out_dir, cab_log)
     finally:
         if own_lab:

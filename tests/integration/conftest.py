@@ -2,12 +2,69 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from harness.lab.embedded import EmbeddedLab
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILL = [sys.executable, "-m", "harness.cli"]
+TOKEN_ENV = "DRILL_TEST_RUNBOOK_TOKEN"
 
 
 @pytest.fixture(scope="module")
 def lab():
     with EmbeddedLab(replication="sync") as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory):
+    """A running lab (another process, as staging is) and what a user knows of it."""
+    state = tmp_path_factory.mktemp("state")
+    env = {**os.environ, "DRILL_STATE_DIR": str(state)}
+    process = subprocess.Popen([*DRILL, "lab", "up"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, cwd=ROOT, env=env)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("}"):
+            break
+    info = json.loads("".join(lines))
+    try:
+        yield info
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        process.stdout.close()
+
+
+
+
+def staging_lab_config(staging: dict) -> dict:
+    """The `lab:` mapping of an external plan for a lab started by `drill lab up`: endpoints,
+    credential files, runbook hooks (token from $DRILL_TEST_RUNBOOK_TOKEN)."""
+    ep = staging["endpoints"]
+    password_file = staging["secret_files"]["pg-password"]
+
+    def node(address: str) -> dict:
+        host, port = address.split(" ")[0].rsplit(":", 1)
+        return {"dsn": f"host={host} port={port} dbname=controlplane user=controlplane",
+                "password_file": password_file}
+
+    def hook(action: str) -> dict:
+        return {"http": {"url": f"{ep['runbook']}/actions/{action}", "method": "POST", "token_env": TOKEN_ENV}}
+
+    return {"provider": "external", "replication": "sync", "api_url": ep["api"], "toxiproxy_url": ep["toxiproxy"],
+            "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
+                         "nodes": {"pg-a": node(ep["database"]["pg-a"]), "pg-b": node(ep["database"]["pg-b"])}},
+            "actions": {"kill_database_primary": hook("kill-primary"), "database_rebuild": hook("rebuild"),
+                        "database_failback": hook("failback")},
+            "allow_destructive": True, "blast_radius": ["database-primary", "repl-pg-b"],
+            "siem_file": ep["siem"]}

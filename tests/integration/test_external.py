@@ -1,0 +1,100 @@
+"""The external provider, exercised for real: an embedded lab started separately (`drill lab up`)
+stands in for staging, and a plan names its endpoints, credential files and runbook hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import subprocess
+from pathlib import Path
+
+import requests
+import yaml
+
+from tests.integration.conftest import DRILL, ROOT, TOKEN_ENV, staging_lab_config
+
+
+def runbook(staging, path: str, method: str = "GET") -> dict:
+    token = Path(staging["secret_files"]["runbook-token"]).read_text()
+    return requests.request(method, staging["endpoints"]["runbook"] + path, timeout=30,
+                            headers={"Authorization": f"Bearer {token}"}).json()
+
+
+def plan_for(staging, tmp_path: Path, **overrides) -> Path:
+    lab = staging_lab_config(staging)
+    lab.update(overrides)
+    plan = {"drill": "staging-database", "title": "Staging database failover", "ha_domain": "database",
+            "lab": lab, "scenarios": ["scenarios/database/primary_failover.feature"],
+            "targets": {"rto_seconds": 600, "rpo_seconds": 60}}
+    path = tmp_path / "staging.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def drill(staging, plan: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    token = Path(staging["secret_files"]["runbook-token"]).read_text()
+    return subprocess.run([*DRILL, "run", str(plan), "--out", str(tmp_path / "out"),
+                           "--cab-log", str(tmp_path / "cab.jsonl"), *extra],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, TOKEN_ENV: token})
+
+
+def test_without_confirm_the_drill_is_a_dry_run_and_says_so(staging, tmp_path):
+    primary = runbook(staging, "/state")["primary"]
+    result = drill(staging, plan_for(staging, tmp_path), tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "DRY RUN" in result.stderr and "--confirm" in result.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["dry_run"] is True and results["verdict"] == "unknown"
+    gates = {g["id"]: g for g in results["scenarios"][0]["gates"]}
+    assert gates["dry_run"]["verdict"] == "unknown" and gates["steady_state"]["verdict"] == "pass"
+    assert runbook(staging, "/state")["primary"] == primary          # nothing was touched
+
+
+def test_allow_destructive_false_is_a_dry_run_even_with_confirm(staging, tmp_path):
+    result = drill(staging, plan_for(staging, tmp_path, allow_destructive=False), tmp_path,
+                   "--confirm", "staging-database")
+    assert result.returncode == 1 and "allow_destructive" in result.stderr
+
+
+def test_a_fault_outside_the_blast_radius_is_refused_before_the_run(staging, tmp_path):
+    primary = runbook(staging, "/state")["primary"]
+    result = drill(staging, plan_for(staging, tmp_path, blast_radius=["repl-pg-b"]), tmp_path,
+                   "--confirm", "staging-database")
+    assert result.returncode == 2
+    assert "lab.blast_radius" in result.stderr and "database-primary" in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert runbook(staging, "/state")["primary"] == primary
+
+
+def test_confirm_must_name_this_drill(staging, tmp_path):
+    result = drill(staging, plan_for(staging, tmp_path), tmp_path, "--confirm", "another-drill")
+    assert result.returncode == 2 and "--confirm names 'another-drill'" in result.stderr
+
+
+def test_a_password_in_the_plan_is_refused(staging, tmp_path):
+    plan = plan_for(staging, tmp_path)
+    data = yaml.safe_load(plan.read_text())
+    data["lab"]["database"]["nodes"]["pg-a"]["dsn"] += " password=hunter2"
+    plan.write_text(yaml.safe_dump(data))
+    result = drill(staging, plan, tmp_path, "--confirm", "staging-database")
+    assert result.returncode == 2 and "password_env" in result.stderr and "hunter2" not in result.stderr
+
+
+def test_confirmed_failover_drill_against_staging_passes_and_leaks_no_secret(staging, tmp_path):
+    before = runbook(staging, "/state")["primary"]
+    result = drill(staging, plan_for(staging, tmp_path), tmp_path, "--confirm", "staging-database")
+    out = tmp_path / "out"
+    results = json.loads((out / "results.json").read_text())
+    scenario = results["scenarios"][0]
+    assert result.returncode == 0, [g for g in scenario["gates"] if g["verdict"] != "pass"]
+    assert results["dry_run"] is False
+    assert {"detect", "promote", "reconnect", "first_write"} <= set(scenario["phases"])
+    assert scenario["measurements"]["lost_writes"] == 0
+    assert runbook(staging, "/state")["primary"] == before           # failed back
+    secrets = [Path(f).read_text() for f in staging["secret_files"].values()]
+    texts = [result.stdout, result.stderr] + [p.read_text() for p in out.iterdir()] + \
+            [(tmp_path / "cab.jsonl").read_text()]
+    for secret in secrets:
+        assert len(secret) > 10 and not any(secret in text for text in texts)

@@ -1,0 +1,106 @@
+"""One contract, every lab provider: up, endpoints, each fault and its heal, down leaves nothing."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+import requests
+
+from harness.lab import proc
+from harness.lab.embedded import EmbeddedLab
+from harness.lab.external import ExternalConfig, ExternalLab
+from harness.plan import PlanError
+from tests.integration.conftest import TOKEN_ENV, staging_lab_config
+from tests.support import wait_for
+
+PROVIDERS = ["embedded", "external"]
+
+
+@pytest.fixture(scope="module", params=PROVIDERS)
+def provider_lab(request):
+    if request.param == "embedded":
+        lab = EmbeddedLab()
+    else:
+        staging = request.getfixturevalue("staging")
+        token = open(staging["secret_files"]["runbook-token"]).read()
+        os.environ[TOKEN_ENV] = token
+        request.addfinalizer(lambda: os.environ.pop(TOKEN_ENV, None))
+
+        def fail(key, message):
+            return PlanError(f"{key}: {message}")
+
+        lab = ExternalLab(ExternalConfig.parse(staging_lab_config(staging), fail), confirmed=True)
+    lab.up()
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+def steady(lab) -> bool:
+    return all(ok for ok, _ in lab.steady_state_checks().values())
+
+
+def api_write(lab, key: str) -> int:
+    return requests.post(lab.api_url + "/intents", json={"ring": "r", "platform": "p", "payload": {}},
+                         headers={"Idempotency-Key": key}, timeout=15).status_code
+
+
+def test_up_gives_every_endpoint_on_loopback(provider_lab):
+    endpoints = provider_lab.endpoints()
+    assert endpoints["api"].startswith("http://127.0.0.1:")
+    assert endpoints["toxiproxy"].startswith("http://127.0.0.1:")
+    assert set(endpoints["database"]) >= {"pg-a", "pg-b"}
+    wait_for(lambda: steady(provider_lab), timeout=30)
+    assert api_write(provider_lab, f"contract-{provider_lab.provider}-up") in (200, 201)
+
+
+def connect_primary(lab) -> psycopg.Connection:
+    name = lab.database_primary()
+    if lab.provider == "embedded":
+        return psycopg.connect(lab.cluster[name].dsn, autocommit=True)
+    node = lab.node(name)
+    return psycopg.connect(node.dsn, password=node.password(), autocommit=True)
+
+
+def test_replication_partition_and_its_heal(provider_lab):
+    lab = provider_lab
+    replica = lab.failover.candidate
+    with connect_primary(lab) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS contract_probe (at timestamptz)")
+    fault = lab.partition_replication(replica)
+    try:
+        with connect_primary(lab) as conn:   # a commit the cut-off replica cannot receive
+            conn.execute("SET synchronous_commit = local")
+            conn.execute("INSERT INTO contract_probe VALUES (now())")
+        assert not lab.replica_caught_up(replica)
+    finally:
+        lab.heal_fault(fault)
+    wait_for(lambda: lab.replica_caught_up(replica), timeout=40, interval=0.2)
+
+
+def test_killed_primary_fails_over_and_fails_back(provider_lab):
+    lab = provider_lab
+    old = lab.database_primary()
+    lab.kill_database_node(old)
+    assert lab.failover.wait_failed_over(90), lab.failover.error
+    assert lab.database_primary() != old
+    wait_for(lambda: api_write(lab, f"contract-{lab.provider}-after") in (200, 201), timeout=30)
+    lab.failover.rebuild(old, synchronous=True)
+    wait_for(lambda: lab.failover.transaction_lag(old) <= 5.0, timeout=40, interval=0.2)
+    assert lab.failover.failback(old, max_lag=5.0) <= 5.0
+    assert lab.database_primary() == old
+    wait_for(lambda: steady(lab), timeout=40)
+
+
+def test_down_leaves_nothing_running_that_the_provider_started(provider_lab):
+    lab = provider_lab
+    started = [pid for pid in lab.processes().values() if pid]
+    lab.down()
+    lab.down()                                            # idempotent
+    wait_for(lambda: not [p for p in started if proc.is_alive(p)], timeout=30)
+    if lab.provider == "external":                       # staging is not ours: still serving
+        assert started == []
+        assert requests.get(lab.api_url + "/health", timeout=5).status_code == 200
