@@ -15,8 +15,9 @@ TIER1_RPO_SECONDS = 3600.0
 KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "schedule", "tier",
               "description"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "lost_writes", "availability"}
-KNOWN_LAB = {"provider", "replication"}
-PROVIDERS = ("embedded", "external")
+KNOWN_LAB = {"provider", "replication", "images"}
+PROVIDERS = ("embedded", "testcontainers", "external")
+IMAGE_KINDS = ("postgres", "toxiproxy", "moto", "controlplane")
 REPLICATION = ("sync", "async")
 DRILL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors")
@@ -31,6 +32,7 @@ class LabSpec:
     provider: str = "embedded"
     replication: str = "sync"
     external: Any = None          # harness.lab.external.ExternalConfig for provider external
+    images: dict | None = None    # provider testcontainers: image per part
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,14 @@ def _parse_lab(value: Any, fail) -> LabSpec:
     unknown = sorted(set(value) - KNOWN_LAB)
     if unknown:
         raise fail(f"lab.{unknown[0]}", f"unknown key; known: {', '.join(sorted(KNOWN_LAB))}")
-    return LabSpec(provider=provider, replication=replication)
+    images = value.get("images")
+    if images is not None:
+        if provider != "testcontainers" or not isinstance(images, dict):
+            raise fail("lab.images", "a mapping of part to image, for provider testcontainers only")
+        for kind, image in images.items():
+            if kind not in IMAGE_KINDS or not isinstance(image, str):
+                raise fail(f"lab.images.{kind}", f"parts are {', '.join(IMAGE_KINDS)}; each an image name")
+    return LabSpec(provider=provider, replication=replication, images=images)
 
 
 def _parse_scenarios(value: Any, root: Path, fail) -> tuple[tuple[Path, ...], str | None]:

@@ -1,6 +1,6 @@
 """The nemesis: fault types by name, each with its heal, and the reset that clears a killed run."""
 
-from . import network  # noqa: F401  (registers the network faults)
+from . import containers, network  # noqa: F401  (register the fault types)
 from .base import REGISTRY, Fault, FaultContext, FaultError, build, injected, spec_from_dict
 from .toxiproxy_control import ToxiproxyControl
 

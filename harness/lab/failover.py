@@ -46,12 +46,15 @@ class FailbackRefused(RuntimeError):
 class FailoverController:
     def __init__(self, cluster: Any, toxiproxy: Any, endpoint: str, candidate: str,
                  on_event: EventSink, interval: float = 0.2, misses: int = 3,
-                 replication_proxy: Callable[[str, Any], tuple[str, int]] | None = None):
+                 replication_proxy: Callable[[str, Any], tuple[str, int]] | None = None,
+                 address_of: Callable[[Any], str] | None = None):
         self.cluster, self.toxiproxy, self.endpoint = cluster, toxiproxy, endpoint
         self.candidate = candidate
         self.on_event = on_event
         self.interval, self.misses = interval, misses
         self.replication_proxy = replication_proxy
+        # where the client endpoint's proxy reaches a node (a container lab: its network alias)
+        self.address_of = address_of or (lambda node: f"{node.host}:{node.port}")
         self.state = "watching"
         self.error: str | None = None
         self._halt = threading.Event()
@@ -107,8 +110,8 @@ class FailoverController:
         target = self.cluster[self.candidate]
         target.promote()
         self.on_event("promote", target.name, {})
-        self.toxiproxy.set_upstream(self.endpoint, f"{target.host}:{target.port}")
-        self.on_event("reconnect", self.endpoint, {"upstream": f"{target.host}:{target.port}"})
+        self.toxiproxy.set_upstream(self.endpoint, self.address_of(target))
+        self.on_event("reconnect", self.endpoint, {"upstream": self.address_of(target)})
         self.state = "failed_over"
 
     # -- after the failover: rebuild and gated failback --------------------------------------
@@ -137,7 +140,7 @@ class FailoverController:
         current, target = self.cluster.primary, self.cluster[to_name]
         current.stop("fast")
         target.promote()
-        self.toxiproxy.set_upstream(self.endpoint, f"{target.host}:{target.port}")
+        self.toxiproxy.set_upstream(self.endpoint, self.address_of(target))
         self.on_event("failback", to_name, {"transaction_lag_s": lag})
         self.rebuild(current.name, synchronous=synchronous)
         self.candidate = current.name

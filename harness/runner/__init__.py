@@ -37,6 +37,9 @@ def make_lab(plan: Plan, confirmed: bool = False) -> Any:
     if plan.lab.provider == "embedded":
         from ..lab.embedded import EmbeddedLab
         return EmbeddedLab(replication=plan.lab.replication)
+    if plan.lab.provider == "testcontainers":
+        from ..lab.containers import ContainerLab
+        return ContainerLab(replication=plan.lab.replication, images=plan.lab.images)
     if plan.lab.provider == "external":
         from ..lab.external import ExternalLab
         return ExternalLab(plan.lab.external, confirmed, replication=plan.lab.replication)

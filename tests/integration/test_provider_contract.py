@@ -9,19 +9,27 @@ import pytest
 import requests
 
 from harness.lab import proc
+from harness.lab.containers import ContainerLab
 from harness.lab.embedded import EmbeddedLab
+from harness.lab.engine import ContainerEngineUnavailable, find_engine
 from harness.lab.external import ExternalConfig, ExternalLab
 from harness.plan import PlanError
 from tests.integration.conftest import TOKEN_ENV, staging_lab_config
 from tests.support import wait_for
 
-PROVIDERS = ["embedded", "external"]
+PROVIDERS = ["embedded", "testcontainers", "external"]
 
 
 @pytest.fixture(scope="module", params=PROVIDERS)
 def provider_lab(request):
     if request.param == "embedded":
         lab = EmbeddedLab()
+    elif request.param == "testcontainers":
+        try:
+            find_engine().stop()
+        except ContainerEngineUnavailable as why:
+            pytest.skip(f"no container engine: {why}")
+        lab = ContainerLab()
     else:
         staging = request.getfixturevalue("staging")
         token = open(staging["secret_files"]["runbook-token"]).read()
@@ -61,6 +69,8 @@ def connect_primary(lab) -> psycopg.Connection:
     name = lab.database_primary()
     if lab.provider == "embedded":
         return psycopg.connect(lab.cluster[name].dsn, autocommit=True)
+    if lab.provider == "testcontainers":
+        return psycopg.connect(lab[name].dsn, autocommit=True)
     node = lab.node(name)
     return psycopg.connect(node.dsn, password=node.password(), autocommit=True)
 

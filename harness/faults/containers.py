@@ -1,0 +1,85 @@
+"""Container faults (container lab): the natural faults for "an availability zone is lost".
+
+Each targets a part of the lab by name (az1, pg-b, moto, ...) through ctx.lab, and names its heal.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .base import Fault, FaultContext, register
+
+
+def _wait_status(container, status: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status == status:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"container {container.name} not {status} after {timeout:.0f} s")
+
+
+class ContainerFault(Fault):
+    PARAMS: dict = {}
+
+    def container(self, ctx: FaultContext):
+        if ctx.lab is None or not hasattr(ctx.lab, "container"):
+            raise RuntimeError(f"fault {self.TYPE} needs the container lab (lab: testcontainers)")
+        return ctx.lab.container(self.spec.target)
+
+
+@register
+class ContainerKill(ContainerFault):
+    TYPE = "container_kill"
+    DESCRIPTION = "SIGKILLs the container (every process of it); heal: start it again"
+
+    def inject(self, ctx: FaultContext) -> None:
+        container = self.container(ctx)
+        container.kill()
+        _wait_status(container, "exited")
+
+    def heal(self, ctx: FaultContext) -> None:
+        container = self.container(ctx)
+        container.reload()
+        if container.status != "running":
+            container.start()
+            _wait_status(container, "running")
+
+
+@register
+class ContainerStop(ContainerKill):
+    TYPE = "container_stop"
+    DESCRIPTION = "stops the container (SIGTERM, then SIGKILL after 10 s); heal: start it again"
+
+    def inject(self, ctx: FaultContext) -> None:
+        container = self.container(ctx)
+        container.stop(timeout=10)
+        _wait_status(container, "exited")
+
+
+@register
+class ContainerPause(ContainerFault):
+    TYPE = "container_pause"
+    DESCRIPTION = "freezes every process of the container (a hung node); heal: unpause"
+
+    def inject(self, ctx: FaultContext) -> None:
+        self.container(ctx).pause()
+
+    def heal(self, ctx: FaultContext) -> None:
+        container = self.container(ctx)
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+
+
+@register
+class NetworkDisconnect(ContainerFault):
+    TYPE = "network_disconnect"
+    DESCRIPTION = "takes the container off the lab network; heal: reconnect it with its alias"
+
+    def inject(self, ctx: FaultContext) -> None:
+        ctx.lab.disconnect(self.spec.target)
+
+    def heal(self, ctx: FaultContext) -> None:
+        ctx.lab.reconnect(self.spec.target)

@@ -1,0 +1,611 @@
+"""The container lab: the embedded lab's topology with each part a container (testcontainers).
+
+    clients -> HAProxy (host) -> controlplane az1..az3 -> toxiproxy:db -> pg-a (primary)
+                                                      -> toxiproxy:s3 -> moto
+    pg-a -> toxiproxy:repl-pg-b -> pg-b (synchronous replica, failover target)
+
+All containers share one container network and reach each other by alias; the harness reaches
+them only through ports published on 127.0.0.1. Faults the provider adds (harness.faults
+.containers): container kill (SIGKILL), stop, pause (a hung node), network disconnect.
+
+Images come from the plan (`lab.images`), else the environment (DRILL_IMAGE_POSTGRES,
+DRILL_IMAGE_TOXIPROXY, DRILL_IMAGE_MOTO, DRILL_IMAGE_CONTROLPLANE), else the defaults: the
+official postgres:15 and ghcr.io/shopify/toxiproxy for those two, and for moto and the
+Control Plane (and wherever no registry is reachable) the local base image: an empty root
+filesystem imported once, run with the host's /usr, /lib, /etc and this Python read-only
+bind-mounted, so the containers run the host's own Debian binaries in their own namespaces.
+
+Lifecycle of up(): 1. engine (Docker, or a Podman socket it starts); 2. base image; 3. network;
+4. toxiproxy, moto, PostgreSQL primary, then the replica through its proxy; 5. Control Plane
+migrate (one-off container) and three instances; 6. HAProxy on the host; 7. failover controller.
+down() removes every container and the network, stops HAProxy and the engine service.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg
+import requests
+
+from ..faults import FaultContext, ToxiproxyControl, build
+from ..model import FaultSpec
+from ..net import LOOPBACK, free_port
+from . import reaper
+from .base import Lab, LabStartError
+from .engine import Engine, find_engine
+from .failover import FailoverController
+from .haproxy import LoadBalancer
+
+BASE_IMAGE = "localhost/drill/base:latest"
+DEFAULT_IMAGES = {"postgres": "postgres:15", "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
+                  "moto": BASE_IMAGE, "controlplane": BASE_IMAGE}
+PRIMARY, REPLICA = "pg-a", "pg-b"
+INSTANCES = ("az1", "az2", "az3")
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PROXY_PORTS = {"db": 15432, "repl-pg-a": 15433, "repl-pg-b": 15434, "s3": 15500}
+START_TIMEOUT = 90.0
+HOST_MOUNTS = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc")
+S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+
+PG_SETTINGS = """
+listen_addresses = '*'
+unix_socket_directories = '/tmp'
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+hot_standby = on
+wal_retrieve_retry_interval = '100ms'
+wal_sender_timeout = '5s'
+wal_receiver_timeout = '5s'
+authentication_timeout = '5s'
+fsync = off
+full_page_writes = off
+max_connections = 60
+shared_buffers = '32MB'
+"""
+
+PRIMARY_SCRIPT = f"""set -e
+mkdir -p /data/pg && chown postgres /data/pg && chmod 700 /data/pg
+printf '%s' "$DRILL_PG_PASSWORD" > /tmp/pw && chown postgres /tmp/pw
+runuser -u postgres -- {PG_BIN}/initdb -D /data/pg -U postgres -A scram-sha-256 --pwfile=/tmp/pw \\
+    --no-sync -E UTF8 --locale=C >/dev/null
+rm /tmp/pw
+printf 'local all all trust\\nhost all all 0.0.0.0/0 scram-sha-256\\nhost replication all 0.0.0.0/0 scram-sha-256\\n' \\
+    > /data/pg/pg_hba.conf
+cat >> /data/pg/postgresql.conf <<'CONF'
+{PG_SETTINGS}
+CONF
+exec runuser -u postgres -- {PG_BIN}/postgres -D /data/pg -c cluster_name="$DRILL_NODE"
+"""
+
+REPLICA_SCRIPT = f"""set -e
+mkdir -p /data/pg && chown postgres /data/pg && chmod 700 /data/pg
+until runuser -u postgres -- env PGPASSWORD="$DRILL_PG_PASSWORD" {PG_BIN}/pg_basebackup -D /data/pg -R \\
+    -X stream --checkpoint=fast -d "host=$DRILL_UPSTREAM_HOST port=$DRILL_UPSTREAM_PORT user=postgres \\
+    application_name=$DRILL_NODE connect_timeout=3"; do rm -rf /data/pg/*; sleep 0.5; done
+echo "synchronous_standby_names = ''" >> /data/pg/postgresql.auto.conf
+exec runuser -u postgres -- {PG_BIN}/postgres -D /data/pg -c cluster_name="$DRILL_NODE"
+"""
+
+
+def remove_lab_containers(record: dict) -> None:
+    """Reaper cleanup for a killed run: remove the containers and network labelled with its id."""
+    lab_id = record.get("lab_id", "")
+    cli = shutil.which("podman") or shutil.which("docker")
+    if not lab_id or cli is None:
+        return
+    label = f"label=drill-lab={lab_id}"
+    ids = subprocess.run([cli, "ps", "-aq", "--filter", label], capture_output=True, text=True,
+                         timeout=60).stdout.split()
+    if ids:
+        subprocess.run([cli, "rm", "-f", *ids], capture_output=True, timeout=120)
+    networks = subprocess.run([cli, "network", "ls", "-q", "--filter", label], capture_output=True,
+                              text=True, timeout=60).stdout.split()
+    if networks:
+        subprocess.run([cli, "network", "rm", *networks], capture_output=True, timeout=60)
+
+
+reaper.register_cleanup("container-lab", remove_lab_containers)
+
+
+def images_for(overrides: dict[str, str] | None = None) -> tuple[dict[str, str], set[str]]:
+    """The image of each part, and which of them the user chose (plan, then environment)."""
+    images, chosen = dict(DEFAULT_IMAGES), set()
+    for kind in images:
+        env = os.environ.get(f"DRILL_IMAGE_{kind.upper()}")
+        if env:
+            images[kind] = env
+            chosen.add(kind)
+    for kind, image in (overrides or {}).items():
+        images[kind] = image
+        chosen.add(kind)
+    return images, chosen
+
+
+def resolve_images(client: Any, images: dict[str, str], chosen: set[str]) -> dict[str, str]:
+    """Make every image available: present, or pulled. A default (official) image that cannot
+    be had falls back to the local base image, and says so; a chosen one must be there."""
+    notes = {}
+    for kind, image in images.items():
+        if image == BASE_IMAGE or _available(client, image):
+            continue
+        if kind in chosen:
+            raise LabStartError(f"image {image} for {kind} is not available and cannot be pulled; "
+                                f"pull or build it, or set DRILL_IMAGE_{kind.upper()}={BASE_IMAGE} "
+                                f"(the host's own binaries in a container)")
+        notes[kind] = f"{image} cannot be pulled: using {BASE_IMAGE} (host binaries)"
+        images[kind] = BASE_IMAGE
+    return notes
+
+
+def _available(client: Any, image: str) -> bool:
+    try:
+        client.images.get(image)
+        return True
+    except Exception:
+        pass
+    try:
+        client.images.pull(image)
+        return True
+    except Exception:
+        return False
+
+
+def ensure_base_image(client: Any) -> None:
+    """Import the empty root filesystem once (no registry needed)."""
+    try:
+        client.images.get(BASE_IMAGE)
+        return
+    except Exception:
+        pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, mode in (("tmp", 0o1777), ("var", 0o755), ("var/tmp", 0o1777), ("data", 0o755),
+                           ("run", 0o755), ("siem", 0o755), ("proc", 0o755), ("sys", 0o755), ("dev", 0o755)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+    repository, tag = BASE_IMAGE.rsplit(":", 1)
+    client.api.import_image_from_data(buf.getvalue(), repository=repository, tag=tag)
+
+
+class ContainerNode:
+    """A PostgreSQL node in a container, with the interface the failover controller uses."""
+
+    def __init__(self, lab: "ContainerLab", name: str, role: str):
+        self.lab, self.name, self.role = lab, name, role
+        self.container: Any = None
+        self.host, self.port = LOOPBACK, 0
+
+    @property
+    def dsn(self) -> str:
+        return (f"host={self.host} port={self.port} dbname=controlplane user=controlplane "
+                f"password={self.lab.password} connect_timeout=3")
+
+    def query(self, statement: str, params=None) -> list[tuple]:
+        with psycopg.connect(host=self.host, port=self.port, dbname="postgres", user="postgres",
+                             password=self.lab.password, connect_timeout=3, autocommit=True) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+    def start(self, script: str, upstream: tuple[str, int] | None = None) -> None:
+        env = {"DRILL_PG_PASSWORD": self.lab.password, "DRILL_NODE": self.name}
+        if upstream:
+            env.update(DRILL_UPSTREAM_HOST=upstream[0], DRILL_UPSTREAM_PORT=str(upstream[1]))
+        self.container = self.lab.run("postgres", self.name, ["/bin/sh", "-c", script], env, port=5432,
+                                      tmpfs={"/data": "rw,mode=755"})
+        self.port = self.lab.published(self.container, 5432)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.query("SELECT 1")
+                return
+            except psycopg.Error:
+                self.container.reload()
+                if self.container.status == "exited":
+                    raise LabStartError(f"{self.name} exited: {self.logs()}")
+                time.sleep(0.1)
+        raise LabStartError(f"{self.name} not ready in {timeout:.0f} s: {self.logs()}")
+
+    def logs(self) -> str:
+        try:
+            return self.container.logs(tail=15).decode(errors="replace")
+        except Exception:
+            return "(no logs)"
+
+    def is_running(self) -> bool:
+        try:
+            self.container.reload()
+            return self.container.status == "running"
+        except Exception:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL the container: every process of the node dies at once."""
+        self.container.kill()
+        deadline = time.monotonic() + 30
+        while self.is_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self, mode: str = "fast") -> None:
+        self.container.exec_run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl", "stop", "-w",
+                                 "-m", mode, "-D", "/data/pg"])
+        deadline = time.monotonic() + 30
+        while self.is_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def promote(self) -> None:
+        result = self.container.exec_run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl",
+                                          "promote", "-w", "-D", "/data/pg"])
+        if result.exit_code != 0:
+            raise LabStartError(f"promote of {self.name} failed: {result.output.decode(errors='replace')}")
+        self.query("ALTER SYSTEM SET synchronous_standby_names = ''")
+        self.query("SELECT pg_reload_conf()")
+        for other in self.lab.nodes.values():
+            if other.role == "primary":
+                other.role = "former-primary"
+        self.role = "primary"
+
+    def set_synchronous(self, names: list[str]) -> None:
+        value = ("FIRST 1 (" + ", ".join(f'"{n}"' for n in names) + ")") if names else ""
+        self.query(f"ALTER SYSTEM SET synchronous_standby_names = '{value}'")
+        self.query("SELECT pg_reload_conf()")
+
+    def rebuild_as_replica_of(self, node: "ContainerNode", upstream_host: str, upstream_port: int,
+                              synchronous: bool = False) -> None:
+        """Replace this node's container with a fresh replica streaming from upstream."""
+        self.lab.remove(self.container)
+        self.role = "replica"
+        self.start(REPLICA_SCRIPT, (upstream_host, upstream_port))
+        self.lab.wait_streaming(node, self.name)
+        if synchronous:
+            node.set_synchronous([self.name])
+
+
+class ContainerLab(Lab):
+    provider = "testcontainers"
+
+    def __init__(self, replication: str = "sync", images: dict[str, str] | None = None,
+                 on_event: Callable[[str, str, dict], None] | None = None,
+                 failover_interval: float = 0.5, failover_misses: int = 3):
+        self.replication = replication
+        self.images, self.chosen_images = images_for(images)
+        self.image_notes: dict[str, str] = {}
+        self.on_event = on_event or (lambda kind, name, detail: None)
+        self.failover_interval, self.failover_misses = failover_interval, failover_misses
+        self.lab_id = "drillctr-" + secrets.token_hex(4)
+        self.password = secrets.token_urlsafe(18)
+        self.engine: Engine | None = None
+        self.client: Any = None
+        self.network: Any = None
+        self.containers: dict[str, Any] = {}
+        self.nodes: dict[str, ContainerNode] = {}
+        self.toxiproxy: ToxiproxyControl | None = None
+        self.lb: LoadBalancer | None = None
+        self.failover: FailoverController | None = None
+        self.root: Path | None = None
+        self.registration: reaper.Registration | None = None
+        self.api_url = ""
+        self.started_in: float | None = None
+        self.instance_ports: dict[str, int] = {}
+
+    # -- container plumbing ------------------------------------------------------------------
+    def _mounts(self, image: str) -> dict[str, dict]:
+        if image != BASE_IMAGE:
+            return {}
+        paths = list(HOST_MOUNTS) + [sys.base_prefix, str(Path(__file__).resolve().parents[2])]
+        return {p: {"bind": p, "mode": "ro"} for p in paths if os.path.exists(p)}
+
+    def run(self, kind: str, name: str, command: list[str] | None, env: dict[str, str],
+            port: int | None = None, tmpfs: dict | None = None, volumes: dict | None = None) -> Any:
+        """Start one container with testcontainers on the lab network (alias = name), its port
+        published on 127.0.0.1 only; returns the docker-py container (kill, pause, exec...)."""
+        from testcontainers.core.container import DockerContainer
+
+        image = self.images[kind]
+        self.remove(self.containers.get(name))
+        container = (DockerContainer(image).with_name(f"{self.lab_id}-{name}").with_envs(**env)
+                     .with_network(self.network).with_network_aliases(name))
+        if command is not None:
+            container = container.with_command(command)
+        for host_path, mount in {**self._mounts(image), **(volumes or {})}.items():
+            container = container.with_volume_mapping(host_path, mount["bind"], mount["mode"])
+        if port:
+            container.ports[f"{port}/tcp"] = (LOOPBACK, None)    # never on every interface
+        container.tmpfs = tmpfs or {}
+        kwargs: dict[str, Any] = {"labels": {"drill-lab": self.lab_id}}
+        if kind == "postgres":
+            kwargs["entrypoint"] = []        # the official image's entrypoint would run initdb itself
+        container.with_kwargs(**kwargs).start()
+        wrapped = container.get_wrapped_container()
+        self.containers[name] = wrapped
+        return wrapped
+
+    def published(self, container: Any, port: int) -> int:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            container.reload()
+            bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
+            if bindings:
+                return int(bindings[0]["HostPort"])
+            time.sleep(0.05)
+        raise LabStartError(f"{container.name}: port {port} was not published")
+
+    def remove(self, container: Any) -> None:
+        if container is None:
+            return
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
+
+    def container(self, name: str) -> Any:
+        """The docker-py container of a part (for the container faults)."""
+        try:
+            return self.containers[name]
+        except KeyError:
+            raise KeyError(f"no container named {name!r}; known: {', '.join(sorted(self.containers))}") from None
+
+    def disconnect(self, name: str) -> None:
+        self.network._network.disconnect(self.container(name).id)
+
+    def reconnect(self, name: str) -> None:
+        container = self.container(name)
+        container.reload()
+        if self.network.name not in (container.attrs["NetworkSettings"].get("Networks") or {}):
+            self.network.connect(container.id, [name])
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def up(self) -> "ContainerLab":
+        import docker
+
+        start = time.monotonic()
+        reaper.reap_stale()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-"))
+        os.chmod(self.root, 0o755)
+        self.registration = reaper.Registration(self.lab_id, "container-lab", tag=self.lab_id)
+        self.registration.add_dir(self.root)
+        try:
+            self.engine = find_engine()
+            self.engine.configure_testcontainers()
+            self.client = docker.DockerClient(base_url=self.engine.docker_host, timeout=120)
+            ensure_base_image(self.client)
+            self.image_notes = resolve_images(self.client, self.images, self.chosen_images)
+            from testcontainers.core.network import Network
+
+            self.network = Network(docker_network_kw={"labels": {"drill-lab": self.lab_id}}).create()
+            self._start_toxiproxy()
+            self._start_moto()
+            self._start_database()
+            self._start_controlplane()
+            backends = {n: f"{LOOPBACK}:{p}" for n, p in self.instance_ports.items()}
+            self.lb = LoadBalancer(self.root, backends, free_port())
+            self.registration.add_pid(self.lb.start())
+            self.api_url = self.lb.url
+            self.failover = FailoverController(
+                self, self.toxiproxy, "db", REPLICA, lambda k, n, d: self.on_event(k, n, d),
+                interval=self.failover_interval, misses=self.failover_misses,
+                replication_proxy=self._replication_proxy, address_of=lambda node: f"{node.name}:5432")
+            self.failover.start()
+        except LabStartError:
+            raise
+        except Exception as exc:
+            raise LabStartError(f"container lab did not start: {type(exc).__name__}: {exc}") from exc
+        self.started_in = time.monotonic() - start
+        return self
+
+    def down(self) -> None:
+        steps = [lambda: self.failover and self.failover.stop(), lambda: self.lb and self.lb.stop()]
+        for name in list(self.containers):
+            steps.append(lambda name=name: self.remove(self.containers.pop(name, None)))
+        steps += [lambda: self.network and self.network.remove(),
+                  lambda: self.client and self.client.close(),
+                  lambda: self.engine and self.engine.stop()]
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:
+                print(f"container lab down: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+        if self.registration is not None:
+            self.registration.close()
+        self.failover = self.lb = self.network = self.client = self.engine = None
+
+    # -- parts ---------------------------------------------------------------------------------
+    def _python(self) -> str:
+        return str(Path(sys.executable))
+
+    def _start_toxiproxy(self) -> None:
+        if self.images["toxiproxy"] == BASE_IMAGE:
+            command = [self._python(), "-m", "harness.toxiproxy", "--host", "0.0.0.0", "--port", "8474"]
+        else:
+            command = ["-host=0.0.0.0"]
+        container = self.run("toxiproxy", "toxiproxy", command, {}, port=8474)
+        url = f"http://{LOOPBACK}:{self.published(container, 8474)}"
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                requests.get(url + "/version", timeout=1)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise LabStartError(f"toxiproxy container did not answer: {container.logs(tail=10)}")
+                time.sleep(0.1)
+        self.toxiproxy = ToxiproxyControl(url)
+        self.toxiproxy_url = url
+
+    def _proxy(self, name: str, upstream: str) -> tuple[str, int]:
+        port = PROXY_PORTS[name]
+        # inside the toxiproxy container's own network namespace: every interface of it
+        self.toxiproxy.ensure_proxy(name, upstream, listen=f"0.0.0.0:{port}")
+        return "toxiproxy", port
+
+    def _replication_proxy(self, replica: str, upstream: Any) -> tuple[str, int]:
+        return self._proxy(f"repl-{replica}", f"{upstream.name}:5432")
+
+    def _start_moto(self) -> None:
+        if self.images["moto"] == BASE_IMAGE:
+            command = [self._python(), "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"]
+        else:
+            command = None
+        self.run("moto", "moto", command, {}, port=5000)
+        self._proxy("s3", "moto:5000")
+
+    def _start_database(self) -> None:
+        primary = ContainerNode(self, PRIMARY, "primary")
+        self.nodes[PRIMARY] = primary
+        primary.start(PRIMARY_SCRIPT)
+        primary.query(f"CREATE ROLE controlplane LOGIN PASSWORD '{self.password}'")
+        primary.query("CREATE DATABASE controlplane OWNER controlplane")
+        primary.query("GRANT pg_monitor TO controlplane")
+        replica = ContainerNode(self, REPLICA, "replica")
+        self.nodes[REPLICA] = replica
+        replica.start(REPLICA_SCRIPT, self._replication_proxy(REPLICA, primary))
+        self.wait_streaming(primary, REPLICA)
+        if self.replication == "sync":
+            primary.set_synchronous([REPLICA])
+        self._proxy("db", f"{PRIMARY}:5432")
+
+    def wait_streaming(self, primary: ContainerNode, replica: str, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = %s "
+                                 "AND state = 'streaming'", (replica,))
+            if rows:
+                return
+            time.sleep(0.1)
+        raise LabStartError(f"{replica} is not streaming from {primary.name}")
+
+    def _cp_command(self, *args: str) -> list[str]:
+        return [self._python(), "-m", "controlplane", *args,
+                "--database", f"host=toxiproxy port={PROXY_PORTS['db']} dbname=controlplane user=controlplane",
+                "--s3-endpoint", f"http://toxiproxy:{PROXY_PORTS['s3']}", "--evidence-bucket", "evidence"]
+
+    def _start_controlplane(self) -> None:
+        env = {**S3_ENV, "PGPASSWORD": self.password, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"}
+        siem_dir = self.root / "siem"
+        siem_dir.mkdir()
+        os.chmod(siem_dir, 0o777)
+        volumes = {str(siem_dir): {"bind": "/siem", "mode": "rw"}}
+        for attempt in range(3):   # a new network's name service can take a moment
+            migrate = self.run("controlplane", "migrate", self._cp_command("migrate"), env, volumes=volumes)
+            status, logs = migrate.wait(timeout=120), migrate.logs(tail=10).decode(errors="replace")
+            self.remove(self.containers.pop("migrate"))
+            if status.get("StatusCode") == 0:
+                break
+            if attempt == 2:
+                raise LabStartError(f"Control Plane migrate failed: {logs}")
+        for name in INSTANCES:
+            command = self._cp_command("serve", "--instance", name, "--host", "0.0.0.0", "--port", "8080",
+                                       "--siem", "/siem/siem.jsonl", "--db-timeout", "2")
+            container = self.run("controlplane", name, command, env, port=8080, volumes=volumes)
+            self.instance_ports[name] = self.published(container, 8080)
+        deadline = time.monotonic() + START_TIMEOUT
+        for name, port in self.instance_ports.items():
+            while True:
+                try:
+                    if requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    logs = self.containers[name].logs(tail=10).decode(errors="replace")
+                    raise LabStartError(f"Control Plane container {name} did not start: {logs}")
+                time.sleep(0.1)
+
+    # -- the cluster interface the failover controller uses ------------------------------------
+    @property
+    def primary(self) -> ContainerNode:
+        for node in self.nodes.values():
+            if node.role == "primary":
+                return node
+        raise LabStartError("the lab has no primary")
+
+    def __getitem__(self, name: str) -> ContainerNode:
+        return self.nodes[name]
+
+    # -- what drills use ------------------------------------------------------------------------
+    def endpoints(self) -> dict[str, Any]:
+        return {"api": self.api_url,
+                "instances": {n: f"http://{LOOPBACK}:{p}" for n, p in self.instance_ports.items()},
+                "toxiproxy": getattr(self, "toxiproxy_url", None),
+                "database": {n: f"{node.host}:{node.port} ({node.role})" for n, node in self.nodes.items()},
+                "engine": self.engine.docker_host if self.engine else None}
+
+    def processes(self) -> dict[str, int | None]:
+        result: dict[str, int | None] = {}
+        for name, container in self.containers.items():
+            try:
+                container.reload()
+                result[f"container:{name}"] = container.attrs["State"].get("Pid") or None
+            except Exception:
+                result[f"container:{name}"] = None
+        if self.lb and self.lb.process:
+            result["haproxy"] = self.lb.process.pid if self.lb.process.poll() is None else None
+        return result
+
+    def describe(self) -> dict[str, Any]:
+        return {"provider": self.provider, "lab_id": self.lab_id, "replication": self.replication,
+                "engine": self.engine.kind if self.engine else None,
+                "images": ", ".join(f"{k}={v}" for k, v in self.images.items()),
+                "image_notes": "; ".join(self.image_notes.values()) or "none",
+                "api_instances": len(self.instance_ports), "load_balancer": "HAProxy (host)",
+                "lab_start_seconds": round(self.started_in or 0, 2)}
+
+    def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
+        states = self.lb.server_states()
+        down = [n for n in INSTANCES if states.get(n) != "UP"]
+        checks = {"load_balancer": (not down, f"instances not UP: {down}" if down else "all UP")}
+        candidate = self.failover.candidate
+        try:
+            rows = self.primary.query("SELECT state FROM pg_stat_replication WHERE application_name = %s",
+                                      (candidate,))
+            state = rows[0][0] if rows else "not connected"
+        except psycopg.Error as exc:
+            state = f"primary unreachable: {type(exc).__name__}"
+        checks["replication"] = (state == "streaming", f"{candidate}: {state}")
+        checks["failover_controller"] = (self.failover.state == "watching", self.failover.state)
+        return checks
+
+    def set_replication(self, mode: str) -> None:
+        self.primary.set_synchronous([self.failover.candidate] if mode == "sync" else [])
+        self.replication = mode
+
+    def database_primary(self) -> str:
+        return self.primary.name
+
+    def kill_database_node(self, name: str) -> None:
+        self.nodes[name].kill()
+
+    def replica_caught_up(self, name: str) -> bool:
+        return self.failover.transaction_lag(name) == 0.0
+
+    def partition_replication(self, replica: str) -> Any:
+        fault = build(FaultSpec("partition", f"repl-{replica}", time_limit_s=600))
+        fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
+        return fault
+
+    def heal_fault(self, fault: Any) -> None:
+        fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))
+
+    def siem_records(self) -> list[dict] | None:
+        import json
+        path = self.root / "siem" / "siem.jsonl" if self.root else None
+        if path is None or not path.exists():
+            return None
+        return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
