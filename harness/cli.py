@@ -105,7 +105,7 @@ def _lab_status(args: argparse.Namespace) -> int:
 
 def _lab_down(args: argparse.Namespace) -> int:
     """Stop every running lab (its owner tears it down), then reap anything left."""
-    from .lab import containers, embedded, proc, reaper  # noqa: F401  (they register their cleanups)
+    from .lab import containers, embedded, proc, reaper  # noqa: F401 - registers cleanups
 
     for lab in _manifests():
         pid = lab["owner_pid"]

@@ -86,7 +86,8 @@ printf 'local all all trust\\nhost all all 0.0.0.0/0 scram-sha-256\\nhost replic
 cat >> /data/pg/postgresql.conf <<'CONF'
 {PG_SETTINGS}
 CONF
-exec runuser -u postgres -- {PG_BIN}/postgres -D /data/pg -c cluster_name="$DRILL_NODE"
+exec setpriv --reuid=postgres --regid=postgres --init-groups {PG_BIN}/postgres -D /data/pg \
+    -c cluster_name="$DRILL_NODE"
 """
 
 REPLICA_SCRIPT = f"""set -e
@@ -95,7 +96,8 @@ until runuser -u postgres -- env PGPASSWORD="$DRILL_PG_PASSWORD" {PG_BIN}/pg_bas
     -X stream --checkpoint=fast -d "host=$DRILL_UPSTREAM_HOST port=$DRILL_UPSTREAM_PORT user=postgres \\
     application_name=$DRILL_NODE connect_timeout=3"; do rm -rf /data/pg/*; sleep 0.5; done
 echo "synchronous_standby_names = ''" >> /data/pg/postgresql.auto.conf
-exec runuser -u postgres -- {PG_BIN}/postgres -D /data/pg -c cluster_name="$DRILL_NODE"
+exec setpriv --reuid=postgres --regid=postgres --init-groups {PG_BIN}/postgres -D /data/pg \
+    -c cluster_name="$DRILL_NODE"
 """
 
 
@@ -242,17 +244,16 @@ class ContainerNode:
             time.sleep(0.05)
 
     def stop(self, mode: str = "fast") -> None:
-        self.container.exec_run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl", "stop", "-w",
-                                 "-m", mode, "-D", "/data/pg"])
+        """Shut PostgreSQL down (it is the container's first process): SIGINT = fast, SIGTERM = smart."""
+        self.container.kill(signal="SIGINT" if mode == "fast" else "SIGTERM")
         deadline = time.monotonic() + 30
         while self.is_running() and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def promote(self) -> None:
-        result = self.container.exec_run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl",
-                                          "promote", "-w", "-D", "/data/pg"])
-        if result.exit_code != 0:
-            raise LabStartError(f"promote of {self.name} failed: {result.output.decode(errors='replace')}")
+        # SQL, not `pg_ctl promote` through an exec session (podman keeps those monitored for minutes)
+        if not self.query("SELECT pg_promote(wait => true, wait_seconds => 30)")[0][0]:
+            raise LabStartError(f"promote of {self.name} did not finish within 30 s")
         self.query("ALTER SYSTEM SET synchronous_standby_names = ''")
         self.query("SELECT pg_reload_conf()")
         for other in self.lab.nodes.values():
