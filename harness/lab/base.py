@@ -40,6 +40,10 @@ class Lab(abc.ABC):
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
         """{check: (ok, detail)} of the lab itself (replication, load balancer)."""
 
+    def reset_faults(self) -> None:
+        """Heal what a killed run may have left (every toxic, every disabled proxy)."""
+        self.toxiproxy.reset_all()
+
     def siem_records(self) -> list[dict] | None:
         """The SIEM sink's records, or None when this provider cannot read it."""
         return None

@@ -24,6 +24,7 @@ down() removes every container and the network, stops HAProxy and the engine ser
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import shutil
@@ -605,7 +606,6 @@ class ContainerLab(Lab):
         fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))
 
     def siem_records(self) -> list[dict] | None:
-        import json
         path = self.root / "siem" / "siem.jsonl" if self.root else None
         if path is None or not path.exists():
             return None

@@ -10,6 +10,7 @@ and never appear in results, reports or logs.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -322,10 +323,25 @@ class ExternalLab(Lab):
     def heal_fault(self, fault: Any) -> None:
         fault.heal(FaultContext(toxiproxy=self.toxiproxy))
 
+    def reset_faults(self) -> None:
+        """Staging's Toxiproxy is shared: heal only the harness's own toxics (drill_*) on the
+        proxies of the blast radius, never anything else."""
+        if self.dry_run:
+            return
+        for name in self.config.blast_radius:
+            try:
+                proxy = self.toxiproxy.proxy(name)
+            except Exception:
+                continue   # not a proxy (e.g. database-primary)
+            for toxic in proxy.toxics():
+                if toxic.startswith("drill_"):
+                    self.toxiproxy.remove_toxic(name, toxic)
+            if not proxy.enabled:
+                self.toxiproxy.set_enabled(name, True)
+
     def siem_records(self) -> list[dict] | None:
         if not self.config.siem_file:
             return None
-        import json
         try:
             lines = Path(self.config.siem_file).read_text().splitlines()
         except OSError:

@@ -28,9 +28,9 @@ def gate(run: ScenarioRun, gate_id: str, description: str, measured: Any, thresh
 
 
 def steady_state(ctx: DrillContext, run: ScenarioRun) -> None:
-    """1. heal whatever a killed run left (Toxiproxy /reset); 2. the lab's own checks;
+    """1. heal whatever a killed run left (the lab's reset_faults); 2. the lab's own checks;
     3. STEADY_PROBES healthy answers in a row through the load balancer. Else abort."""
-    ctx.lab.toxiproxy.reset_all()
+    ctx.lab.reset_faults()
     deadline = time.monotonic() + STEADY_TIMEOUT
     while True:   # the lab's own checks (a load balancer's first probes take a moment)
         checks = ctx.lab.steady_state_checks()

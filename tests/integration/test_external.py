@@ -98,3 +98,24 @@ def test_confirmed_failover_drill_against_staging_passes_and_leaks_no_secret(sta
             [(tmp_path / "cab.jsonl").read_text()]
     for secret in secrets:
         assert len(secret) > 10 and not any(secret in text for text in texts)
+
+
+def test_reset_touches_only_the_harness_toxics_inside_the_blast_radius(staging, monkeypatch):
+    from harness.faults import ToxiproxyControl
+    from harness.lab.external import ExternalConfig, ExternalLab
+    from harness.plan import PlanError
+
+    monkeypatch.setenv(TOKEN_ENV, Path(staging["secret_files"]["runbook-token"]).read_text())
+    config = ExternalConfig.parse(staging_lab_config(staging), lambda k, m: PlanError(f"{k}: {m}"))
+    lab = ExternalLab(config, confirmed=True).up()
+    tox = ToxiproxyControl(staging["endpoints"]["toxiproxy"])
+    tox.add_toxic("db", "someone_elses", "latency", "downstream", {"latency": 1})      # not in the radius
+    tox.add_toxic("repl-pg-b", "operators_own", "latency", "downstream", {"latency": 1})  # not ours
+    tox.add_toxic("repl-pg-b", "drill_left_behind", "latency", "downstream", {"latency": 1})
+    try:
+        lab.reset_faults()
+        assert set(tox.toxics("db")) == {"someone_elses"}
+        assert set(tox.toxics("repl-pg-b")) == {"operators_own"}
+    finally:
+        tox.remove_toxic("db", "someone_elses")
+        tox.remove_toxic("repl-pg-b", "operators_own")
