@@ -119,6 +119,27 @@ def _lab_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _steps(args: argparse.Namespace) -> int:
+    """Print the step vocabulary: every sentence a .feature file may use, with what it does."""
+    from pytest_bdd.steps import step_function_context_registry
+
+    from .steps import plugin  # noqa: F401 - imports every step module
+
+    rows = sorted({(ctx.type or "step", ctx.parser.name, " ".join((ctx.step_func.__doc__ or "").split()),
+                    ctx.step_func.__module__.rsplit(".", 1)[-1])
+                   for ctx in step_function_context_registry.values()
+                   if ctx.step_func.__module__.startswith("harness.steps")}, key=lambda r: (r[3], r[0], r[1]))
+    current = None
+    for kind, sentence, doc, module in rows:
+        if module != current:
+            print(f"\n[{module}]")
+            current = module
+        print(f"  {kind.capitalize():5} {sentence}")
+        if doc:
+            print(f"        {doc}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drill", description="Disaster-recovery drill harness.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -141,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_lab_up)
     lab_sub.add_parser("down", help="stop running labs and reap leftovers of killed runs").set_defaults(func=_lab_down)
     lab_sub.add_parser("status", help="list running labs and their endpoints").set_defaults(func=_lab_status)
+
+    sub.add_parser("steps", help="print the Gherkin step vocabulary, documented").set_defaults(func=_steps)
 
     p = sub.add_parser("toxiproxy-server",
                        help="run the embedded Toxiproxy-compatible fault server in the foreground")

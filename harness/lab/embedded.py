@@ -71,8 +71,10 @@ class EmbeddedLab(Lab):
     provider = "embedded"
 
     def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
-                 failover_interval: float = 0.5, failover_misses: int = 3):
+                 failover_interval: float = 0.5, failover_misses: int = 3, lb_checks: bool = True,
+                 lb_retries: bool = True):
         self.replication = replication
+        self.lb_checks, self.lb_retries = lb_checks, lb_retries   # False: a misbehaving stand-in
         self.on_event = on_event or (lambda kind, name, detail: None)
         self.failover_interval, self.failover_misses = failover_interval, failover_misses
         self.lab_id = "drilllab-" + secrets.token_hex(4)
@@ -84,6 +86,7 @@ class EmbeddedLab(Lab):
         self.cluster: PgCluster | None = None
         self.instances: dict[str, subprocess.Popen] = {}
         self.instance_ports: dict[str, int] = {}
+        self._cp_common: list[str] = []
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
         self.api_url = ""
@@ -182,6 +185,7 @@ class EmbeddedLab(Lab):
         self.siem_path = self.root / "siem.jsonl"
         common = ["--database", self._db_conninfo(), "--s3-endpoint", s3_url,
                   "--evidence-bucket", EVIDENCE_BUCKET]
+        self._cp_common = common
         migrate = subprocess.run(
             [sys.executable, "-m", "controlplane", "migrate", *common,
              "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET],
@@ -189,22 +193,49 @@ class EmbeddedLab(Lab):
         if migrate.returncode != 0:
             raise LabStartError(f"Control Plane migrate failed: {migrate.stderr.strip()[-500:]}")
         for name in INSTANCES:
-            port = free_port()
-            log = open(self.root / f"controlplane-{name}.log", "ab")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", LOOPBACK,
-                 "--port", str(port), *common, "--siem", str(self.siem_path), "--db-timeout", "2"],
-                env=self._cp_env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-            log.close()
-            self.registration.add_pid(process.pid)
-            self.instances[name], self.instance_ports[name] = process, port
+            self._start_instance(name, free_port())
         deadline = time.monotonic() + START_TIMEOUT
-        for name, port in self.instance_ports.items():
-            while not self._live(port):
-                if self.instances[name].poll() is not None or time.monotonic() > deadline:
-                    tail = (self.root / f"controlplane-{name}.log").read_text()[-800:]
-                    raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
-                time.sleep(0.05)
+        for name in INSTANCES:
+            self._wait_instance(name, deadline)
+
+    def _start_instance(self, name: str, port: int) -> None:
+        log = open(self.root / f"controlplane-{name}.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", LOOPBACK,
+             "--port", str(port), *self._cp_common, "--siem", str(self.siem_path), "--db-timeout", "2"],
+            env=self._cp_env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        self.registration.add_pid(process.pid)
+        self.instances[name], self.instance_ports[name] = process, port
+
+    def _wait_instance(self, name: str, deadline: float) -> None:
+        while not self._live(self.instance_ports[name]):
+            if self.instances[name].poll() is not None or time.monotonic() > deadline:
+                tail = (self.root / f"controlplane-{name}.log").read_text()[-800:]
+                raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
+            time.sleep(0.05)
+
+    # -- API instances: the stateless tier's faults ---------------------------------------------
+    def api_instances(self) -> list[str]:
+        return list(self.instance_ports)
+
+    def kill_api_instance(self, name: str) -> None:
+        """SIGKILL one API instance (an availability zone's service is gone)."""
+        process = self.instances[name]
+        process.kill()
+        process.wait(10)
+        self.registration.remove_pid(process.pid)
+
+    def redeploy_api_instance(self, name: str) -> None:
+        """Start the instance again on its port (what an auto-redeploy does); waits until live."""
+        if self.instances[name].poll() is None:
+            return
+        self._start_instance(name, self.instance_ports[name])
+        self._wait_instance(name, time.monotonic() + START_TIMEOUT)
+
+    @property
+    def probe_window(self) -> float:
+        return self.lb.probe_window
 
     @staticmethod
     def _live(port: int) -> bool:
@@ -215,7 +246,7 @@ class EmbeddedLab(Lab):
 
     def _start_load_balancer(self) -> None:
         backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}
-        self.lb = LoadBalancer(self.root, backends, free_port())
+        self.lb = LoadBalancer(self.root, backends, free_port(), checks=self.lb_checks, retries=self.lb_retries)
         self.registration.add_pid(self.lb.start())
         self.api_url = self.lb.url
 
@@ -293,7 +324,7 @@ class EmbeddedLab(Lab):
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
         checks: dict[str, tuple[bool, str]] = {}
         states = self.lb.server_states()
-        down = [n for n in INSTANCES if states.get(n) != "UP"]
+        down = [n for n in INSTANCES if states.get(n) not in ("UP", "no check")]   # no check: in rotation
         checks["load_balancer"] = (not down, f"instances not UP: {down}" if down else "all UP")
         try:
             streaming = {r[0]: r[1] for r in self.cluster.primary.query(

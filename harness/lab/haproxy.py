@@ -21,10 +21,9 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout check 1s
-    retries 2
-    option redispatch
-    retry-on conn-failure empty-response
+{retry_lines}
     option http-server-close
+    errorfile 503 {errorfile}
 
 frontend api
     bind {host}:{port}
@@ -36,6 +35,13 @@ backend controlplane
     default-server inter {inter_ms}ms fall 2 rise 1
 {servers}
 """
+
+
+# What clients get when no instance is healthy: a clear, machine-readable refusal.
+UNAVAILABLE = (b"HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\n\r\n"
+               b'{"error": "Control Plane API unavailable: no healthy instance behind the load balancer", '
+               b'"cause": "api"}\n')
 
 
 class HAProxyMissing(RuntimeError):
@@ -51,25 +57,39 @@ class LoadBalancer:
     """
 
     def __init__(self, workdir: Path, backends: dict[str, str], port: int, host: str = "127.0.0.1",
-                 inter_ms: int = 500, binary: str | None = None):
+                 inter_ms: int = 500, binary: str | None = None, checks: bool = True, retries: bool = True):
+        """checks/retries False make a deliberately misconfigured balancer (negative drills)."""
         self.binary = binary or shutil.which("haproxy") or "/usr/sbin/haproxy"
         if not Path(self.binary).exists():
             raise HAProxyMissing("HAProxy is missing: install it with `apt-get install haproxy` "
                                  "(./run does this when run as root)")
         self.workdir, self.backends, self.host, self.port = workdir, backends, host, port
         self.inter_ms = inter_ms
+        self.checks, self.retries = checks, retries
         self.config = workdir / "haproxy.cfg"
         self.socket = workdir / "haproxy.sock"
         self.process: subprocess.Popen | None = None
+
+    @property
+    def probe_window(self) -> float:
+        """Seconds until a dead instance is out of rotation: `fall` (2) failed probes, `inter` apart,
+        plus one interval for the probe in flight."""
+        return 3 * self.inter_ms / 1000.0
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> int:
-        servers = "\n".join(f"    server {name} {address} check" for name, address in self.backends.items())
+        check = " check" if self.checks else ""
+        servers = "\n".join(f"    server {name} {address}{check}" for name, address in self.backends.items())
+        retry_lines = ("    retries 2\n    option redispatch\n    retry-on conn-failure empty-response"
+                       if self.retries else "    retries 0")
+        errorfile = self.workdir / "503.http"
+        errorfile.write_bytes(UNAVAILABLE)
         self.config.write_text(CONFIG.format(socket=self.socket, host=self.host, port=self.port,
-                                             inter_ms=self.inter_ms, servers=servers))
+                                             inter_ms=self.inter_ms, servers=servers, errorfile=errorfile,
+                                             retry_lines=retry_lines))
         log = open(self.workdir / "haproxy.log", "ab")
         self.process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)

@@ -127,7 +127,7 @@ def finish(ctx: DrillContext, run: ScenarioRun) -> None:
     targets = ctx.targets
     measured: dict[str, Any] = {}
     if history.first_event("inject") is not None and writer is not None:
-        rto = measure.rto(history)
+        rto = measure.rto(history, fault=run.state.get("rto_fault"))
         run.phases.update({k: round(v, 3) for k, v in rto.phases.items()})
         measured["rto_seconds"] = None if rto.seconds is None else round(rto.seconds, 3)
         try:

@@ -9,9 +9,12 @@ from ..runner import common
 
 @given("the lab is in steady state")
 def lab_in_steady_state(drill):
+    """Heal leftovers, then require every probe green (ServiceHealth, replication, load balancer);
+    otherwise the scenario stops before any harm."""
     common.steady_state(drill, drill.current)
 
 
 @given("a sequenced workload of intents and approvals is running")
 def workload_running(drill):
+    """Start sequenced intent writes (every 5th with evidence, approval, publish) and health probes."""
     common.start_workload(drill, drill.current)

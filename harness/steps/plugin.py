@@ -7,7 +7,8 @@ import pytest
 
 from ..runner import context
 from ..runner.common import finish
-from .common import *  # noqa: F401,F403  (step definitions)
+from .api import *  # noqa: F401,F403  (step definitions)
+from .common import *  # noqa: F401,F403
 from .database import *  # noqa: F401,F403
 
 

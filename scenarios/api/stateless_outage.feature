@@ -1,0 +1,18 @@
+@quarterly @ha-domain:api
+Feature: Control Plane API/Policy services / Stateless service outage
+  Failure-modes matrix row "Control Plane API/Policy services | Stateless service outage".
+  Impact: new Deployment Intents and approvals blocked.
+  Control Plane behaviour: pause promotions; existing endpoints unaffected.
+  Mitigation: LB health probes; auto-redeploy; CAB incident review;
+  validation rule: ServiceHealth = Healthy required before a new publish.
+
+  @destructive
+  Scenario: One availability zone's API instance is lost, then the whole tier
+    Given the lab is in steady state
+    And a sequenced workload of intents and approvals is running
+    When the API instance in az1 is killed
+    Then the load balancer routes around it within the probe interval
+    When every API instance is down
+    Then new intents and approvals are blocked with a clear error
+    When the API instances are redeployed
+    Then the gate ServiceHealth = Healthy passes before a new publish

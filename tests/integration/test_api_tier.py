@@ -1,0 +1,39 @@
+"""Matrix row "Control Plane API/Policy services / Stateless service outage" on the embedded lab,
+and its negative: a load balancer that neither probes nor retries must fail the row's gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.lab.embedded import EmbeddedLab
+from harness.plan import load_plan
+from harness.runner import run_drill
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def drill(lab, tmp_path):
+    plan = load_plan(ROOT / "drills" / "quarterly-api.yaml", ROOT)
+    return run_drill(plan, tmp_path / "out", tmp_path / "cab.jsonl", lab=lab, log=lambda *a, **k: None)
+
+
+def gates(results) -> dict:
+    return {g["id"]: g for g in results["scenarios"][0]["gates"]}
+
+
+def test_losing_an_az_then_the_tier_is_survived_as_the_matrix_says(lab, tmp_path):
+    code, results = drill(lab, tmp_path)
+    g = gates(results)
+    assert code == 0, [x for x in g.values() if x["verdict"] != "pass"]
+    assert g["no_failed_requests_beyond_probe_interval"]["measured"]["requests_after_kill"] > 20
+    assert "no healthy instance" in g["intents_and_approvals_blocked"]["measured"]["intent"]
+    assert g["service_health_before_publish"]["measured"] == {"ServiceHealth": "Healthy", "publish": 200}
+
+
+def test_a_balancer_without_probes_or_retries_fails_the_row_naming_the_gate(tmp_path):
+    with EmbeddedLab(lb_checks=False, lb_retries=False) as misbehaving:
+        code, results = drill(misbehaving, tmp_path)
+    g = gates(results)
+    assert code == 1 and results["verdict"] == "fail"
+    assert g["no_failed_requests_beyond_probe_interval"]["verdict"] == "fail"
+    assert g["no_failed_requests_beyond_probe_interval"]["measured"]["failed_after_window"] > 0
