@@ -140,6 +140,15 @@ def _steps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _matrix(args: argparse.Namespace) -> int:
+    """Print the failure-modes matrix with each row's scenario and its last verdict (CAB log)."""
+    from .matrix import render
+
+    cab_log = Path(args.cab_log or os.environ.get("DRILL_CAB_LOG") or Path("reports") / "cab-log.jsonl")
+    print(render(cab_log, Path.cwd()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drill", description="Disaster-recovery drill harness.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -164,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab_sub.add_parser("status", help="list running labs and their endpoints").set_defaults(func=_lab_status)
 
     sub.add_parser("steps", help="print the Gherkin step vocabulary, documented").set_defaults(func=_steps)
+    p = sub.add_parser("matrix", help="print the failure-modes matrix with each row's scenario and last verdict")
+    p.add_argument("--cab-log", help="CAB log to read verdicts from (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
+    p.set_defaults(func=_matrix)
 
     p = sub.add_parser("toxiproxy-server",
                        help="run the embedded Toxiproxy-compatible fault server in the foreground")

@@ -1,0 +1,42 @@
+"""`drill matrix`: the spec's seven rows, each with its scenario and the last verdict from the CAB log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.matrix import ROWS, render
+from harness.report import append_cab_log
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def results(feature: str, verdict: str, finished: str) -> dict:
+    return {"schema_version": 1, "drill": "d", "correlation_id": "c", "started_at": finished,
+            "finished_at": finished, "verdict": verdict, "gates": [],
+            "scenarios": [{"name": "s", "feature": feature, "verdict": verdict, "gates": []}]}
+
+
+def run(tmp_path: Path, cab: Path, name: str, data: dict) -> None:
+    out = tmp_path / name
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps(data))
+    append_cab_log(cab, data, report_path=out / "report.html")
+
+
+def test_the_matrix_has_the_specs_seven_rows_in_order():
+    assert [r.component for r in ROWS][:2] == ["Control Plane API/Policy services", "Database"]
+    assert len(ROWS) == 7
+    assert all((ROOT / r.feature).exists() for r in ROWS if r.feature)
+
+
+def test_the_last_verdict_of_each_row_comes_from_the_newest_report(tmp_path):
+    cab = tmp_path / "cab.jsonl"
+    run(tmp_path, cab, "a", results("database/primary_failover.feature", "fail", "2026-01-01T00:00:00+00:00"))
+    run(tmp_path, cab, "b", results("database/primary_failover.feature", "pass", "2026-04-01T00:00:00+00:00"))
+    table = render(cab, ROOT)
+    database = next(line for line in table.splitlines() if line.startswith("2 "))
+    assert "PASS 2026-04-01" in database
+    api = next(line for line in table.splitlines() if line.startswith("1 "))
+    assert api.endswith("never run")
+    assert "(no scenario yet)" in next(line for line in table.splitlines() if line.startswith("7 "))
