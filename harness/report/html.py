@@ -123,6 +123,7 @@ def report_view(results: dict[str, Any]) -> dict[str, Any]:
         "schema_version": results.get("schema_version"),
         "verdict": verdict,
         "verdict_words": VERDICT_WORDS[verdict],
+        "dry_run": bool(results.get("dry_run")),
         "target_rows": [
             {"key": k, "target": v,
              "measured": [(s.get("measurements") or {}).get(k) for s in results.get("scenarios") or ()]}

@@ -49,6 +49,7 @@ def test_without_confirm_the_drill_is_a_dry_run_and_says_so(staging, tmp_path):
     assert results["dry_run"] is True and results["verdict"] == "unknown"
     gates = {g["id"]: g for g in results["scenarios"][0]["gates"]}
     assert gates["dry_run"]["verdict"] == "unknown" and gates["steady_state"]["verdict"] == "pass"
+    assert "DRY RUN" in (tmp_path / "out" / "report.html").read_text()
     assert runbook(staging, "/state")["primary"] == primary          # nothing was touched
 
 
