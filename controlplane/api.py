@@ -6,11 +6,20 @@ holding the state change and its event; the SIEM sink is written after the commi
 A database failure answers 503 {"error": "database unavailable: ...", "cause": "database"}
 (nothing was written); a COMMIT whose outcome is unknown answers 504 {"outcome": "unknown"}
 so that clients count the write as indeterminate, never as refused or acknowledged.
+
+Evidence store outage (spec failure-modes matrix row 3): evidence-store calls on the request
+path follow the retry policy of controlplane.evidence; a pack is copied to the alternate
+region and validated (ValidatedCopyExists). Publish checks the pack in the primary store and
+fails over to the validated copy when the primary is unavailable; otherwise it is blocked with
+"Impact": "publish blocked" and an ImpactRecorded event (in its own transaction).
+``unsafe_skip_evidence_check`` (serve --unsafe-skip-evidence-check) is a deliberate
+misbehaviour for negative drills only: publish then ignores the evidence store entirely.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -86,11 +95,13 @@ def intent_id(request: web.Request) -> int:
 class ControlPlane:
     """One API instance: its name, database, evidence store and SIEM sink."""
 
-    def __init__(self, instance: str, db: Database, evidence: EvidenceStore, siem: SiemSink) -> None:
+    def __init__(self, instance: str, db: Database, evidence: EvidenceStore, siem: SiemSink,
+                 unsafe_skip_evidence_check: bool = False) -> None:
         self.instance = instance
         self.db = db
         self.evidence = evidence
         self.siem = siem
+        self.unsafe_skip_evidence_check = unsafe_skip_evidence_check
 
     # ---- plumbing --------------------------------------------------------------------
 
@@ -181,30 +192,48 @@ class ControlPlane:
         if not await self.read("SELECT 1 FROM intents WHERE id = %s", (iid,)):
             raise web.HTTPNotFound(text=_dumps({"error": "intent not found"}), content_type="application/json")
         # 1. the object first: a pack is only recorded Committed once S3 holds it (WORM).
+        #    A primary store that fails every attempt answers 503 (middleware), nothing recorded.
         stored = await self.evidence.put(iid, content)
+        # 2. the alternate-region copy, read back and compared: never fails the request.
+        replica = await self.evidence.replicate(stored["object_key"], stored["body"], stored["sha256"])
+        if replica["replica_error"] and self.evidence.replica_bucket:
+            log.warning("evidence %s: no validated alternate-region copy: %s", stored["object_key"],
+                        replica["replica_error"])
+        returning = "intent_id, sha256, version_id, object_key, replica_version_id, replica_validated"
 
-        # 2. then the pack and its event in one transaction. If this fails the object stays
-        #    as an unreferenced locked version; a retry records the pack.
+        # 3. then the pack and its event in one transaction. If this fails the objects stay
+        #    as unreferenced locked versions; a retry records the pack.
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
             row = await (await cur.execute(
                 "INSERT INTO evidence_packs (intent_id, bucket, object_key, version_id, sha256, state,"
-                " correlation_id) VALUES (%s, %s, %s, %s, %s, 'Committed', %s)"
-                " ON CONFLICT (intent_id, sha256) DO NOTHING"
-                " RETURNING intent_id, sha256, version_id, object_key",
+                " correlation_id, replica_bucket, replica_version_id, replica_validated)"
+                " VALUES (%s, %s, %s, %s, %s, 'Committed', %s, %s, %s, %s)"
+                f" ON CONFLICT (intent_id, sha256) DO NOTHING RETURNING {returning}",
                 (iid, self.evidence.bucket, stored["object_key"], stored["version_id"], stored["sha256"],
-                 cid))).fetchone()
+                 cid, replica["replica_bucket"], replica["replica_version_id"],
+                 replica["replica_validated"]))).fetchone()
             status, new_events = 201, []
             if row is None:
+                if replica["replica_validated"]:  # a replay repairs a pack that had no validated copy
+                    await cur.execute(
+                        "UPDATE evidence_packs SET replica_bucket = %s, replica_version_id = %s,"
+                        " replica_validated = true WHERE intent_id = %s AND sha256 = %s"
+                        " AND NOT replica_validated",
+                        (replica["replica_bucket"], replica["replica_version_id"], iid, stored["sha256"]))
                 row = await (await cur.execute(
-                    "SELECT intent_id, sha256, version_id, object_key FROM evidence_packs"
-                    " WHERE intent_id = %s AND sha256 = %s", (iid, stored["sha256"]))).fetchone()
+                    f"SELECT {returning} FROM evidence_packs WHERE intent_id = %s AND sha256 = %s",
+                    (iid, stored["sha256"]))).fetchone()
                 status = 200
             else:
                 new_events.append(await events.append(conn, "EvidenceCommitted", iid, cid, {
                     "bucket": self.evidence.bucket, "object_key": row["object_key"],
-                    "version_id": row["version_id"], "sha256": row["sha256"]}))
-            return status, {**row, "EvidencePackState": "Committed"}, new_events
+                    "version_id": row["version_id"], "sha256": row["sha256"],
+                    "replica_bucket": replica["replica_bucket"],
+                    "replica_version_id": row["replica_version_id"],
+                    "ValidatedCopyExists": row["replica_validated"]}))
+            validated = row.pop("replica_validated")
+            return status, {**row, "EvidencePackState": "Committed", "ValidatedCopyExists": validated}, new_events
 
         return await self.write(work)
 
@@ -237,13 +266,83 @@ class ControlPlane:
 
         return await self.write(work)
 
+    async def record_impact(self, iid: int, cid: str) -> None:
+        """Append ImpactRecorded (publish blocked by the evidence store) in its own transaction;
+        a failure is logged, the refusal is answered anyway."""
+        async def work(conn):
+            event = await events.append(conn, "ImpactRecorded", iid, cid,
+                                        {"Impact": gates.PUBLISH_BLOCKED, "cause": "evidence_store"})
+            return 201, {}, [event]
+        try:
+            await self.write(work)
+        except DatabaseUnavailable as exc:
+            log.error("ImpactRecorded for intent %s not written: %s", iid, exc)
+
+    async def blocked(self, iid: int, cid: str, refusal: gates.Refusal) -> Refused:
+        await self.record_impact(iid, cid)
+        return Refused(refusal)
+
+    async def evidence_gate(self, iid: int, cid: str) -> dict:
+        """The evidence packs of an approved intent are readable: {"evidence_source": "primary"} or,
+        the primary store being unavailable, {"evidence_source": "alternate-region", "attempts"}
+        once every pack's validated copy is re-read with its recorded sha256; else Refused."""
+        packs = await self.read(
+            "SELECT object_key, version_id, sha256, replica_bucket, replica_version_id, replica_validated"
+            " FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' ORDER BY id", (iid,))
+        if not packs:
+            raise Refused(gates.evidence_committed(False))
+        try:
+            for pack in packs:
+                await self.evidence.check_object(pack["object_key"], pack["version_id"])
+            return {"evidence_source": "primary"}
+        except EvidenceStoreUnavailable as exc:
+            primary = exc
+        if not primary.retryable:  # a 4xx (e.g. missing object): no failover, it would hide it
+            raise await self.blocked(iid, cid, gates.Refusal(
+                503, "EvidencePackReadable", f"publish blocked: evidence pack not readable ({primary})",
+                cause="evidence_store", extra={"Impact": gates.PUBLISH_BLOCKED, "attempts": primary.attempts}))
+        if not all(p["replica_validated"] for p in packs):
+            raise await self.blocked(iid, cid, gates.evidence_unavailable(
+                f"{primary}; no validated alternate-region copy", primary.attempts, ValidatedCopyExists=False))
+        try:
+            for pack in packs:
+                await self.evidence.verify_replica(pack["replica_bucket"], pack["object_key"],
+                                                   pack["replica_version_id"], pack["sha256"])
+        except EvidenceStoreUnavailable as exc:
+            raise await self.blocked(iid, cid, gates.evidence_unavailable(
+                f"{primary}; alternate-region copy not confirmed: {exc}", primary.attempts,
+                ValidatedCopyExists=False, replica_attempts=exc.attempts)) from None
+        log.warning("intent %s: primary evidence store unavailable (%s); publishing from the validated"
+                    " alternate-region copy", iid, primary)
+        return {"evidence_source": "alternate-region", "attempts": primary.attempts}
+
     async def publish(self, request: web.Request) -> web.Response:
         iid = intent_id(request)
         cid = request["correlation_id"]
-        # Gates in the order of controlplane.gates: ServiceHealth, BackupAgeHours, Approval.
-        refusal = gates.service_health(await self.health_report()) or gates.backup_age()
+        unsafe = self.unsafe_skip_evidence_check
+        # Gates in the order of controlplane.gates: ServiceHealth, BackupAgeHours, Approval,
+        # ValidatedCopyExists.
+        report = await self.health_report()
+        if unsafe:  # negative drills only: the evidence store does not count for publish
+            report = {**report, "components": {k: v for k, v in report["components"].items()
+                                               if k != "evidence_store"}}
+            if all(p["status"] != "down" for p in report["components"].values()):
+                report["ServiceHealth"] = "Healthy"
+        refusal = gates.service_health(report) or gates.backup_age()
         if refusal:
+            if refusal.cause == "evidence_store":
+                raise await self.blocked(iid, cid, dataclasses.replace(
+                    refusal, extra={**refusal.extra, "Impact": gates.PUBLISH_BLOCKED}))
             raise Refused(refusal)
+        rows = await self.read("SELECT state FROM intents WHERE id = %s", (iid,))
+        if not rows:
+            raise Refused(gates.Refusal(404, "Intent", "intent not found"))
+        evidence = {}
+        if rows[0]["state"] != "Published":  # a replay is answered from the transaction below
+            refusal = gates.approved(rows[0]["state"])
+            if refusal:
+                raise Refused(refusal)
+            evidence = ({"evidence_source": "unchecked"} if unsafe else await self.evidence_gate(iid, cid))
 
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
@@ -259,8 +358,14 @@ class ControlPlane:
             await cur.execute("INSERT INTO publishes (intent_id, instance, correlation_id) VALUES (%s, %s, %s)",
                               (iid, self.instance, cid))
             await cur.execute("UPDATE intents SET state = 'Published' WHERE id = %s", (iid,))
-            event = await events.append(conn, "Published", iid, cid, {"instance": self.instance})
-            return 200, {"intent_id": iid, "state": "Published", "instance": self.instance}, [event]
+            new_events = []
+            if evidence.get("evidence_source") == "alternate-region":
+                new_events.append(await events.append(conn, "EvidenceFailover", iid, cid, {
+                    "evidence_source": "alternate-region", "primary_attempts": len(evidence["attempts"]),
+                    "primary_error": evidence["attempts"][-1]["error"] if evidence["attempts"] else None}))
+            new_events.append(await events.append(conn, "Published", iid, cid, {
+                "instance": self.instance, "evidence_source": evidence.get("evidence_source")}))
+            return 200, {"intent_id": iid, "state": "Published", "instance": self.instance, **evidence}, new_events
 
         return await self.write(work)
 
@@ -332,7 +437,8 @@ async def correlate_and_log(request: web.Request, handler) -> web.StreamResponse
     except DatabaseUnavailable as exc:
         response = reply({"error": f"database unavailable: {exc}", "cause": "database"}, 503)
     except EvidenceStoreUnavailable as exc:
-        response = reply({"error": f"evidence store unavailable: {exc}", "cause": "evidence_store"}, 503)
+        response = reply({"error": f"evidence store unavailable: {exc}", "cause": "evidence_store",
+                          "Impact": gates.PUBLISH_BLOCKED, "attempts": exc.attempts}, 503)
     except web.HTTPException as exc:
         if exc.content_type != "application/json" and exc.status >= 400:
             response = reply({"error": exc.reason}, exc.status)

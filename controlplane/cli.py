@@ -75,10 +75,14 @@ def migrate(args: argparse.Namespace) -> int:
         return _fail("migrate", f"schema not applied ({where}): {short_cause(exc)}")
 
     client = s3_client(args.s3_endpoint, timeout=args.s3_timeout)
+    replica_client = (s3_client(args.s3_replica_endpoint, timeout=args.s3_timeout)
+                      if args.s3_replica_endpoint else client)
     outcomes = []
     try:
-        for bucket in filter(None, [args.evidence_bucket, args.evidence_replica_bucket]):
-            outcomes.append(f"{bucket} {ensure_bucket(client, bucket, args.retention_days)}")
+        # Both buckets alike: versioning, Object Lock and the default retention rule.
+        for bucket, c in [(args.evidence_bucket, client), (args.evidence_replica_bucket, replica_client)]:
+            if bucket:
+                outcomes.append(f"{bucket} {ensure_bucket(c, bucket, args.retention_days)}")
     except botocore.exceptions.NoCredentialsError:
         return _fail("migrate", "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     except botocore.exceptions.ClientError as exc:
@@ -96,22 +100,32 @@ def serve(args: argparse.Namespace) -> int:
 
     from controlplane.api import ControlPlane, make_app
     from controlplane.db import Database
-    from controlplane.evidence import EvidenceStore
+    from controlplane.evidence import EvidenceStore, RetryPolicy
     from controlplane.redact import masked_conninfo
     from controlplane.siem import SiemSink
 
     if error := _check_conninfo("serve", args.database):
         return _fail("serve", error)
+    if args.s3_retries < 1 or args.s3_backoff_base < 0:
+        return _fail("serve", "--s3-retries must be >= 1 and --s3-backoff-base >= 0")
     _setup_logging(args.instance)
     cp = ControlPlane(
         args.instance,
         Database(args.database, timeout=args.db_timeout, application_name=f"controlplane-{args.instance}"),
         EvidenceStore(args.s3_endpoint, args.evidence_bucket, timeout=args.s3_timeout,
-                      retention_days=args.retention_days),
-        SiemSink(args.siem, args.instance))
+                      retention_days=args.retention_days,
+                      retry=RetryPolicy(attempts=args.s3_retries, base=args.s3_backoff_base),
+                      replica_bucket=args.evidence_replica_bucket,
+                      replica_endpoint_url=args.s3_replica_endpoint or args.s3_endpoint),
+        SiemSink(args.siem, args.instance),
+        unsafe_skip_evidence_check=args.unsafe_skip_evidence_check)
+    if args.unsafe_skip_evidence_check:
+        logging.getLogger("controlplane").warning(
+            "UNSAFE: --unsafe-skip-evidence-check: publish ignores the evidence store (negative drills only)")
     logging.getLogger("controlplane").info(
-        "instance %s on http://%s:%s database=[%s] s3=%s bucket=%s siem=%s", args.instance, args.host,
-        args.port, masked_conninfo(args.database), args.s3_endpoint, args.evidence_bucket, args.siem)
+        "instance %s on http://%s:%s database=[%s] s3=%s bucket=%s replica=%s@%s siem=%s", args.instance,
+        args.host, args.port, masked_conninfo(args.database), args.s3_endpoint, args.evidence_bucket,
+        args.evidence_replica_bucket, args.s3_replica_endpoint or args.s3_endpoint, args.siem)
     try:
         web.run_app(make_app(cp), host=args.host, port=args.port, print=None, access_log=None,
                     shutdown_timeout=5.0)
@@ -131,6 +145,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="S3 connect and read timeout (default 2.0)")
     p.add_argument("--retention-days", type=int, default=1, metavar="DAYS",
                    help="Object Lock retention of evidence objects (default 1)")
+    p.add_argument("--evidence-replica-bucket", metavar="NAME",
+                   help="the alternate-region copy bucket (versioning and Object Lock like the primary)")
+    p.add_argument("--s3-replica-endpoint", metavar="URL",
+                   help="S3 endpoint of the replica bucket (default: the --s3-endpoint)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser("migrate", help="apply the schema and create the evidence buckets (idempotent)")
     _common(m)
-    m.add_argument("--evidence-replica-bucket", metavar="NAME", help="the alternate-region copy bucket")
     m.set_defaults(func=migrate)
     s = sub.add_parser("serve", help="run one API instance")
     _common(s)
@@ -146,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--siem", required=True, metavar="PATH", help="JSON-lines file the SIEM sink appends to")
+    s.add_argument("--s3-retries", type=int, default=4, metavar="N",
+                   help="attempts per evidence-store call on the request path (default 4)")
+    s.add_argument("--s3-backoff-base", type=float, default=0.2, metavar="SECONDS",
+                   help="wait base x 2^k after the k-th failed attempt (default 0.2: 0.2, 0.4, 0.8)")
+    s.add_argument("--unsafe-skip-evidence-check", action="store_true",
+                   help="NEGATIVE DRILLS ONLY: publish ignores the evidence store (no ServiceHealth "
+                        "evidence part, no ValidatedCopyExists check); evidence_source = unchecked")
     s.set_defaults(func=serve)
     return parser
 

@@ -1,15 +1,20 @@
 """Gates the service enforces itself (spec section 5): each returns a Refusal or None.
 
 Publish gates run in this order; the first refusal wins:
-1. ServiceHealth = Healthy (database writable, event store writable, evidence store up);
+1. ServiceHealth = Healthy (database writable, event store writable, evidence store not down);
 2. BackupAgeHours <= 24 (spec rule 3): not enforced yet, see ``backup_age``;
-3. Approval recorded (checked inside the publish transaction, as it reads the intent).
+3. Approval recorded (checked before the evidence check and again inside the publish transaction);
+4. ValidatedCopyExists: the evidence pack is readable in the primary store, or, when the primary
+   store is unavailable, its alternate-region copy is validated and re-checked (api.evidence_gate).
+A publish blocked because of the evidence store answers "Impact": "publish blocked".
 Approval gate: EvidencePackState = Committed before an approval is recorded (spec rule 1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+PUBLISH_BLOCKED = "publish blocked"
 
 
 @dataclass(frozen=True)
@@ -20,19 +25,20 @@ class Refusal:
     gate: str
     error: str
     cause: str | None = None
+    extra: dict = field(default_factory=dict)  # more fields of the body (Impact, attempts, ...)
 
     def body(self) -> dict:
         body = {"error": self.error, "gate": self.gate}
         if self.cause:
             body["cause"] = self.cause
-        return body
+        return {**body, **self.extra}
 
 
 def service_health(health: dict) -> Refusal | None:
     """Refuse a publish unless ServiceHealth = Healthy; cause names the first part that is down."""
     if health["ServiceHealth"] == "Healthy":
         return None
-    down = [(name, part) for name, part in health["components"].items() if part["status"] != "up"]
+    down = [(name, part) for name, part in health["components"].items() if part["status"] == "down"]
     reasons = "; ".join(f"{name}: {part['detail']}" for name, part in down)
     return Refusal(503, "ServiceHealth", f"publish refused: ServiceHealth = Unhealthy ({reasons})",
                    cause=down[0][0] if down else None)
@@ -58,3 +64,9 @@ def approved(state: str) -> Refusal | None:
     if state in ("Approved", "Published"):
         return None
     return Refusal(409, "Approval", f"publish refused: Approval missing (intent state = {state})")
+
+
+def evidence_unavailable(reason: str, attempts: list[dict], **extra) -> Refusal:
+    """Refuse a publish: the primary store is unavailable and no validated alternate-region copy."""
+    return Refusal(503, "ValidatedCopyExists", f"publish blocked: evidence store unavailable ({reason})",
+                   cause="evidence_store", extra={"Impact": PUBLISH_BLOCKED, "attempts": attempts, **extra})

@@ -1,6 +1,9 @@
 """ServiceHealth of one instance: database writable, event store append-only, evidence store up.
 
-A part is {"status": "up"|"down", "detail": str}. The database is up only when
+A part is {"status": "up"|"degraded"|"down", "detail": str}; only "down" makes ServiceHealth
+Unhealthy. The evidence store is "up" when the primary bucket answers, "degraded" when only
+the replica bucket (alternate region) answers and "down" when neither does: one short attempt
+each, concurrently, never retried (/health must stay fast). The database is up only when
 ``pg_is_in_recovery()`` answers false within the timeout: a read-only replica (e.g. the
 endpoint still points at it during a failover) is down for writes, and says so.
 """
@@ -48,11 +51,24 @@ async def check_database(db: Database) -> tuple[dict, dict]:
     return database, part(True, f"writable, append-only, last seq {last_seq}")
 
 
-async def check_evidence(store: EvidenceStore) -> dict:
+async def _outcome(check) -> tuple[bool, str]:
     try:
-        return part(True, await store.check())
+        return True, await check
     except EvidenceStoreUnavailable as exc:
-        return part(False, f"unreachable: {exc}")
+        return False, str(exc)
+
+
+async def check_evidence(store: EvidenceStore) -> dict:
+    if store.replica_client is None:
+        up, detail = await _outcome(store.check())
+        return part(up, detail if up else f"unreachable: {detail}")
+    (primary_up, primary), (replica_up, replica) = await asyncio.gather(
+        _outcome(store.check()), _outcome(store.check_replica()))
+    if primary_up:
+        return part(True, primary if replica_up else f"{primary}; replica unreachable: {replica}")
+    if replica_up:
+        return {"status": "degraded", "detail": f"primary unreachable: {primary}; {replica}"}
+    return part(False, f"unreachable: {primary}; replica unreachable: {replica}")
 
 
 async def report(instance: str, db: Database, store: EvidenceStore) -> dict:
@@ -60,6 +76,6 @@ async def report(instance: str, db: Database, store: EvidenceStore) -> dict:
     run concurrently, so the answer takes as long as the slowest one."""
     (database, event_store), evidence_store = await asyncio.gather(check_database(db), check_evidence(store))
     components = {"database": database, "event_store": event_store, "evidence_store": evidence_store}
-    healthy = all(p["status"] == "up" for p in components.values())
+    healthy = all(p["status"] != "down" for p in components.values())
     return {"ServiceHealth": "Healthy" if healthy else "Unhealthy", "instance": instance,
             "components": components}

@@ -24,6 +24,11 @@ CREATE TABLE IF NOT EXISTS evidence_packs (
     created_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (intent_id, sha256)
 );
+-- The alternate-region copy (matrix row "Evidence store | Object storage outage"):
+-- replica_validated = the copy was read back with the recorded sha256 (ValidatedCopyExists).
+ALTER TABLE evidence_packs ADD COLUMN IF NOT EXISTS replica_bucket text;
+ALTER TABLE evidence_packs ADD COLUMN IF NOT EXISTS replica_version_id text;
+ALTER TABLE evidence_packs ADD COLUMN IF NOT EXISTS replica_validated boolean NOT NULL DEFAULT false;
 
 -- One approval per intent: a replayed approve is answered from here, never recorded twice.
 CREATE TABLE IF NOT EXISTS approvals (

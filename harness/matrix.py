@@ -17,7 +17,7 @@ class Row:
 ROWS = (
     Row("Control Plane API/Policy services", "Stateless service outage", "scenarios/api/stateless_outage.feature"),
     Row("Database", "Primary unavailable", "scenarios/database/primary_failover.feature"),
-    Row("Evidence store", "Object storage outage", None),
+    Row("Evidence store", "Object storage outage", "scenarios/evidence/object_storage_outage.feature"),
     Row("Intune Graph degraded", "publish/assignment fails", None),
     Row("Jamf API outage", "macOS distribution fails", None),
     Row("SCCM site server down", "offline site distribution interrupted", None),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import requests
+
 from .base import Fault, FaultContext, Param, register
 
 STREAMS = ("upstream", "downstream", "both")
@@ -152,3 +154,21 @@ class ProxyDown(Fault):
 
     def heal(self, ctx: FaultContext) -> None:
         ctx.toxiproxy.set_enabled(self.spec.target, True)
+
+
+@register
+class HttpError(Fault):
+    """The server behind a lab's HTTP fault gateway answers an error status instead of serving."""
+
+    TYPE = "http_error"
+    DESCRIPTION = "the server answers `status` (default 503) to every request (count 0) or the next `count`"
+    PARAMS = {"status": Param(int, 503, minimum=400), "count": Param(int, 0, minimum=0)}
+
+    def inject(self, ctx: FaultContext) -> None:
+        url = ctx.lab.http_gateway(self.spec.target)
+        response = requests.post(f"{url}/_drill/fault", json={"status": self.params["status"],
+                                                             "count": self.params["count"]}, timeout=10)
+        response.raise_for_status()
+
+    def heal(self, ctx: FaultContext) -> None:
+        requests.delete(f"{ctx.lab.http_gateway(self.spec.target)}/_drill/fault", timeout=10).raise_for_status()

@@ -1,7 +1,8 @@
 """The embedded lab: every part a local process on 127.0.0.1, links through Toxiproxy proxies.
 
     clients -> HAProxy -> Control Plane az1..az3 -> [proxy db] -> PostgreSQL primary (pg-a)
-                                                 -> [proxy s3] -> moto (S3 + SQS)
+                                                 -> [proxy s3] -> HTTP fault gateway -> moto (S3 + SQS)
+                                                 -> [proxy s3-replica] -> moto (alternate region bucket)
     pg-a -> [proxy repl-pg-b] -> pg-b (synchronous replica, failover target)
     pg-a -> [proxy repl-pg-analytics] -> pg-analytics (asynchronous analytics replica)
 
@@ -72,9 +73,12 @@ class EmbeddedLab(Lab):
 
     def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
                  failover_interval: float = 0.5, failover_misses: int = 3, lb_checks: bool = True,
-                 lb_retries: bool = True):
+                 lb_retries: bool = True, cp_flags: tuple[str, ...] = ()):
         self.replication = replication
         self.lb_checks, self.lb_retries = lb_checks, lb_retries   # False: a misbehaving stand-in
+        self.cp_flags = tuple(cp_flags)      # e.g. --unsafe-skip-evidence-check: a misbehaving stand-in
+        self.gateway: subprocess.Popen | None = None
+        self.gateway_url = ""
         self.on_event = on_event or (lambda kind, name, detail: None)
         self.failover_interval, self.failover_misses = failover_interval, failover_misses
         self.lab_id = "drilllab-" + secrets.token_hex(4)
@@ -87,6 +91,7 @@ class EmbeddedLab(Lab):
         self.instances: dict[str, subprocess.Popen] = {}
         self.instance_ports: dict[str, int] = {}
         self._cp_common: list[str] = []
+        self._cp_serve: list[str] = []
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
         self.api_url = ""
@@ -109,8 +114,11 @@ class EmbeddedLab(Lab):
             self.moto = MotoServer()
             self.moto.start()
             self._start_database()
-            s3 = self._proxy("s3", self.moto.endpoint_url.split("//", 1)[1])
-            self._start_controlplane(f"http://{s3}")
+            moto = self.moto.endpoint_url.split("//", 1)[1]
+            self._start_gateway(self.moto.endpoint_url)
+            s3 = self._proxy("s3", self.gateway_url.split("//", 1)[1])      # primary region
+            s3_replica = self._proxy("s3-replica", moto)                      # alternate region
+            self._start_controlplane(f"http://{s3}", f"http://{s3_replica}")
             self._start_load_balancer()
             self.failover = FailoverController(
                 self.cluster, self.toxiproxy, "db", SYNC_REPLICA, self._event,
@@ -130,6 +138,7 @@ class EmbeddedLab(Lab):
             lambda: self.failover and self.failover.stop(),
             lambda: self.lb and self.lb.stop(),
             self._stop_controlplane,
+            self._stop_gateway,
             lambda: self.cluster and self.cluster.down(),
             lambda: self.moto and self.moto.down(),
             self._remove_proxies,
@@ -181,11 +190,42 @@ class EmbeddedLab(Lab):
         env.update(S3_ENV, PGPASSWORD=self.cluster.password, PYTHONUNBUFFERED="1")
         return env
 
-    def _start_controlplane(self, s3_url: str) -> None:
+    def _start_gateway(self, upstream: str) -> None:
+        """The HTTP fault gateway in front of the primary region's object store."""
+        self.gateway = subprocess.Popen(
+            [sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream,
+             "--tag", self.lab_id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.registration.add_pid(self.gateway.pid)
+        line = self.gateway.stdout.readline().strip()
+        if not line.startswith("listening "):
+            raise LabStartError("the HTTP fault gateway in front of S3 did not start")
+        self.gateway_url = f"http://{line.split()[1]}"
+
+    def _stop_gateway(self) -> None:
+        gateway, self.gateway = self.gateway, None
+        if gateway is not None and gateway.poll() is None:
+            gateway.terminate()
+            try:
+                gateway.wait(5)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+                gateway.wait(5)
+        if gateway is not None and gateway.stdout:
+            gateway.stdout.close()
+
+    def http_gateway(self, name: str) -> str:
+        """URL of the HTTP fault gateway of a link (only "s3" here)."""
+        if name != "s3" or not self.gateway_url:
+            raise KeyError(f"no HTTP fault gateway named {name!r}; known: s3")
+        return self.gateway_url
+
+    def _start_controlplane(self, s3_url: str, s3_replica_url: str) -> None:
         self.siem_path = self.root / "siem.jsonl"
         common = ["--database", self._db_conninfo(), "--s3-endpoint", s3_url,
                   "--evidence-bucket", EVIDENCE_BUCKET]
         self._cp_common = common
+        self._cp_serve = [*common, "--s3-replica-endpoint", s3_replica_url,
+                          "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET, *self.cp_flags]
         migrate = subprocess.run(
             [sys.executable, "-m", "controlplane", "migrate", *common,
              "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET],
@@ -202,7 +242,7 @@ class EmbeddedLab(Lab):
         log = open(self.root / f"controlplane-{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", LOOPBACK,
-             "--port", str(port), *self._cp_common, "--siem", str(self.siem_path), "--db-timeout", "2"],
+             "--port", str(port), *self._cp_serve, "--siem", str(self.siem_path), "--db-timeout", "2"],
             env=self._cp_env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.registration.add_pid(process.pid)
@@ -294,6 +334,7 @@ class EmbeddedLab(Lab):
             "instances": {n: f"http://{LOOPBACK}:{p}" for n, p in self.instance_ports.items()},
             "toxiproxy": self.toxi_server.url if self.toxi_server else None,
             "s3": self.moto.endpoint_url if self.moto else None,
+            "s3_gateway": self.gateway_url or None,
             "database": {n: f"{node.host}:{node.port} ({node.role})" for n, node in nodes.items()},
             "siem": str(self.siem_path) if self.siem_path else None,
         }
@@ -309,6 +350,8 @@ class EmbeddedLab(Lab):
             result["haproxy"] = self.lb.process.pid if self.lb.process.poll() is None else None
         if self.moto and getattr(self.moto, "process", None):
             result["moto"] = self.moto.process.pid if self.moto.process.poll() is None else None
+        if self.gateway is not None:
+            result["httpfault"] = self.gateway.pid if self.gateway.poll() is None else None
         if self.toxi_server and self.toxi_server.process:
             result["toxiproxy"] = self.toxi_server.process.pid
         return result
@@ -370,8 +413,8 @@ class EmbeddedLab(Lab):
 
     def partition_replication(self, replica: str) -> Any:
         fault = build(FaultSpec("partition", f"repl-{replica}", time_limit_s=600))
-        fault.inject(FaultContext(toxiproxy=self.toxiproxy))
+        fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
         return fault
 
     def heal_fault(self, fault: Any) -> None:
-        fault.heal(FaultContext(toxiproxy=self.toxiproxy))
+        fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))

@@ -27,6 +27,31 @@ def gate(run: ScenarioRun, gate_id: str, description: str, measured: Any, thresh
     return run.gate(GateResult(gate_id, description, measured, threshold, verdict, detail))
 
 
+def track_fault(run: ScenarioRun, fault: Any, label: str) -> None:
+    """Remember an injected fault: healed by heal_last_fault, or at the scenario's end, always."""
+    run.state.setdefault("faults", []).append(fault)
+    run.state.setdefault("fault_labels", {})[id(fault)] = label
+
+
+def inject_fault(ctx: DrillContext, run: ScenarioRun, spec: Any, label: str) -> Any:
+    from ..faults import FaultContext, build
+
+    fault = build(spec)
+    run.event("inject", label, fault=fault.describe())
+    fault.inject(FaultContext(toxiproxy=ctx.lab.toxiproxy, lab=ctx.lab))
+    track_fault(run, fault, label)
+    return fault
+
+
+def heal_last_fault(ctx: DrillContext, run: ScenarioRun) -> None:
+    faults = run.state.get("faults", [])
+    if not faults:
+        raise RuntimeError("no fault to heal: the scenario injected none")
+    fault = faults.pop()
+    ctx.lab.heal_fault(fault)
+    run.event("heal", run.state.get("fault_labels", {}).pop(id(fault), fault.describe()))
+
+
 def steady_state(ctx: DrillContext, run: ScenarioRun) -> None:
     """1. heal whatever a killed run left (the lab's reset_faults); 2. the lab's own checks;
     3. STEADY_PROBES healthy answers in a row through the load balancer. Else abort."""

@@ -7,7 +7,7 @@ import time
 from ..lab.failover import FailbackRefused
 from ..model import Outcome
 from ..workload import ApiClient
-from .common import gate, pause_writer, wait_for_count, wait_for_ok
+from .common import gate, pause_writer, track_fault, wait_for_count, wait_for_ok
 from .context import DrillContext, ScenarioRun
 
 FAILOVER_TIMEOUT = 60.0
@@ -162,20 +162,9 @@ def wait_replica_caught_up(ctx: DrillContext, run: ScenarioRun) -> None:
 
 def cut_replication_link(ctx: DrillContext, run: ScenarioRun) -> None:
     replica = ctx.lab.failover.candidate
-    fault = ctx.lab.partition_replication(replica)
-    run.state.setdefault("faults", []).append(fault)
-    run.event("fault", f"partition:replication:{replica}")
+    run.event("inject", f"partition:replication:{replica}")
+    track_fault(run, ctx.lab.partition_replication(replica), f"partition:replication:{replica}")
     run.observe(f"Replication link to {replica} cut (Toxiproxy partition).")
-
-
-def heal_faults(ctx: DrillContext, run: ScenarioRun) -> None:
-    """Heal every fault of the scenario now (they are also healed at its end, always)."""
-    faults = run.state.get("faults", [])
-    while faults:
-        fault = faults.pop()
-        ctx.lab.heal_fault(fault)
-        run.event("heal", fault.describe())
-    run.observe("Faults healed.")
 
 
 def write_exactly(ctx: DrillContext, run: ScenarioRun, n: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_bdd import given
+from pytest_bdd import given, parsers, when
 
 from ..runner import common
 
@@ -18,3 +18,9 @@ def lab_in_steady_state(drill):
 def workload_running(drill):
     """Start sequenced intent writes (every 5th with evidence, approval, publish) and health probes."""
     common.start_workload(drill, drill.current)
+
+
+@when(parsers.parse("the {link} link is restored"))
+def link_restored(drill, link):
+    """Heal the most recent fault of the scenario (every fault is also healed at its end)."""
+    common.heal_last_fault(drill, drill.current)

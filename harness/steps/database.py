@@ -61,12 +61,6 @@ def replication_cut(drill):
     database.cut_replication_link(drill, drill.current)
 
 
-@when("the replication link is restored")
-def replication_restored(drill):
-    """Heal the scenario's faults now."""
-    database.heal_faults(drill, drill.current)
-
-
 @when(parsers.parse("{n:d} writes are attempted"))
 def writes_attempted(drill, n):
     """Make exactly n writes, one after another, and count the acknowledged ones."""

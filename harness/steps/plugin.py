@@ -10,6 +10,7 @@ from ..runner.common import finish
 from .api import *  # noqa: F401,F403  (step definitions)
 from .common import *  # noqa: F401,F403
 from .database import *  # noqa: F401,F403
+from .evidence import *  # noqa: F401,F403
 
 
 @pytest.fixture

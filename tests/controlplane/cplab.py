@@ -85,15 +85,17 @@ class ControlPlaneLab:
                         "--s3-endpoint", s3 or self.moto.endpoint_url, "--evidence-bucket", BUCKET,
                         "--evidence-replica-bucket", REPLICA_BUCKET)
 
-    def serve(self, name: str, s3: str | None = None, conninfo: str | None = None) -> Instance:
-        """Start an instance and wait until /health/live answers (fails early if it exits)."""
+    def serve(self, name: str, s3: str | None = None, conninfo: str | None = None,
+              extra: tuple[str, ...] = ()) -> Instance:
+        """Start an instance and wait until /health/live answers (fails early if it exits);
+        extra: more `serve` arguments (e.g. the replica bucket, the retry policy)."""
         port = free_port()
         log = self.workdir / f"{name}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", "127.0.0.1",
                  "--port", str(port), "--database", conninfo or self.conninfo, "--s3-endpoint", s3 or self.moto.endpoint_url,
-                 "--evidence-bucket", BUCKET, "--siem", str(self.siem), "--db-timeout", "2.0"],
+                 "--evidence-bucket", BUCKET, "--siem", str(self.siem), "--db-timeout", "2.0", *extra],
                 env=self.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.registration.add_pid(process.pid)

@@ -151,7 +151,8 @@ def test_publish_is_refused_without_approval_and_allowed_when_healthy(cplab):
     assert approve(az2, intent["id"]).status_code == 200
     published = call(az2, "POST", f"/intents/{intent['id']}/publish")
     assert published.status_code == 200, published.text
-    assert published.json() == {"intent_id": intent["id"], "state": "Published", "instance": "az2"}
+    assert published.json() == {"intent_id": intent["id"], "state": "Published", "instance": "az2",
+                                "evidence_source": "primary"}
     assert call(az2, "GET", f"/intents/{intent['id']}").json()["state"] == "Published"
 
 
