@@ -152,12 +152,13 @@ def finish(ctx: DrillContext, run: ScenarioRun) -> None:
     targets = ctx.targets
     measured: dict[str, Any] = {}
     if history.first_event("inject") is not None and writer is not None:
+        # the fault that the recovery is measured from: the scenario's main one if it named it
         rto = measure.rto(history, fault=run.state.get("rto_fault"))
         run.phases.update({k: round(v, 3) for k, v in rto.phases.items()})
         measured["rto_seconds"] = None if rto.seconds is None else round(rto.seconds, 3)
         try:
             accounting = measure.write_accounting(history)
-            rpo = measure.rpo(history)
+            rpo = measure.rpo(history, fault=run.state.get("rto_fault"))
             measured.update(rpo_seconds=rpo.seconds if rpo.seconds is None else round(rpo.seconds, 3),
                             lost_writes=accounting.lost_count,
                             duplicated_writes=accounting.duplicated_count,

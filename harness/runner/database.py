@@ -20,6 +20,7 @@ def kill_primary(ctx: DrillContext, run: ScenarioRun) -> None:
     """SIGKILL the primary's postmaster and every child: a crash, not a shutdown."""
     name = ctx.lab.database_primary()
     run.state["failed_primary"] = name
+    run.state["rto_fault"] = f"kill-primary:{name}"     # RTO and RPO count from the crash
     run.event("inject", f"kill-primary:{name}", node=name, signal="SIGKILL")
     try:
         ctx.lab.kill_database_node(name)
