@@ -55,15 +55,27 @@ class Lab(abc.ABC):
     @abc.abstractmethod
     def kill_database_node(self, name: str) -> None: ...
 
-    @abc.abstractmethod
-    def replica_caught_up(self, name: str) -> bool: ...
+    def replica_caught_up(self, name: str) -> bool:
+        """The replica has replayed the primary's current WAL position."""
+        return self.failover.transaction_lag(name) == 0.0
 
-    @abc.abstractmethod
+    def replication_proxy_name(self, replica: str) -> str:
+        return f"repl-{replica}"
+
     def partition_replication(self, replica: str) -> Any:
-        """Cut the replication link to `replica`; returns the fault (heal it with heal_fault)."""
+        """Cut the replication link to `replica`; returns the fault (heal it with heal_fault).
+        The server removes it by itself after 10 minutes should the harness die."""
+        from ..faults import FaultContext, build
+        from ..model import FaultSpec
 
-    @abc.abstractmethod
-    def heal_fault(self, fault: Any) -> None: ...
+        fault = build(FaultSpec("partition", self.replication_proxy_name(replica), time_limit_s=600))
+        fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
+        return fault
+
+    def heal_fault(self, fault: Any) -> None:
+        from ..faults import FaultContext
+
+        fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.provider}

@@ -39,8 +39,7 @@ from typing import Any, Callable
 import psycopg
 import requests
 
-from ..faults import FaultContext, ToxiproxyControl, build
-from ..model import FaultSpec
+from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
 from . import reaper
 from .base import Lab, LabStartError
@@ -594,16 +593,6 @@ class ContainerLab(Lab):
     def kill_database_node(self, name: str) -> None:
         self.nodes[name].kill()
 
-    def replica_caught_up(self, name: str) -> bool:
-        return self.failover.transaction_lag(name) == 0.0
-
-    def partition_replication(self, replica: str) -> Any:
-        fault = build(FaultSpec("partition", f"repl-{replica}", time_limit_s=600))
-        fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
-        return fault
-
-    def heal_fault(self, fault: Any) -> None:
-        fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))
 
     def siem_records(self) -> list[dict] | None:
         path = self.root / "siem" / "siem.jsonl" if self.root else None

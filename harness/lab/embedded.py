@@ -30,8 +30,7 @@ from typing import Any, Callable
 
 import requests
 
-from ..faults import FaultContext, ToxiproxyControl, build
-from ..model import FaultSpec
+from ..faults import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from . import proc, reaper
 from .base import Lab, LabStartError
@@ -203,13 +202,7 @@ class EmbeddedLab(Lab):
 
     def _stop_gateway(self) -> None:
         gateway, self.gateway = self.gateway, None
-        if gateway is not None and gateway.poll() is None:
-            gateway.terminate()
-            try:
-                gateway.wait(5)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
-                gateway.wait(5)
+        proc.stop_process(gateway)
         if gateway is not None and gateway.stdout:
             gateway.stdout.close()
 
@@ -405,16 +398,3 @@ class EmbeddedLab(Lab):
     def kill_database_node(self, name: str) -> None:
         self.cluster[name].kill()
 
-    def replica_caught_up(self, name: str) -> bool:
-        primary_lsn = self.cluster.primary.query("SELECT pg_current_wal_lsn()")[0][0]
-        replayed = self.cluster[name].query(
-            "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (str(primary_lsn),))[0][0]
-        return bool(replayed)
-
-    def partition_replication(self, replica: str) -> Any:
-        fault = build(FaultSpec("partition", f"repl-{replica}", time_limit_s=600))
-        fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
-        return fault
-
-    def heal_fault(self, fault: Any) -> None:
-        fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import reaper
+from . import proc, reaper
 
 
 class ContainerEngineUnavailable(RuntimeError):
@@ -65,13 +65,7 @@ class Engine:
             else:
                 os.environ["DOCKER_HOST"] = self._saved_docker_host
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        proc.stop_process(process, timeout=10)
         for path in self.files:
             path.unlink(missing_ok=True)
         if self.registration is not None:

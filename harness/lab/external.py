@@ -21,8 +21,7 @@ from typing import Any, Callable
 import psycopg
 import requests
 
-from ..faults import FaultContext, ToxiproxyControl, build
-from ..model import FaultSpec
+from ..faults import ToxiproxyControl
 from .base import Lab, LabStartError
 from .failover import FailbackRefused, transaction_lag
 from .hooks import Hook
@@ -308,20 +307,15 @@ class ExternalLab(Lab):
         self.action("kill_database_primary", node=name)
         self.failover.watch(name)
 
-    def replica_caught_up(self, name: str) -> bool:
-        return self.failover.transaction_lag(name) == 0.0
-
     def partition_replication(self, replica: str) -> Any:
         if self.dry_run:
             raise PermissionError(f"dry run: fault refused ({self.interlock()})")
         if not self.config.replication_proxy:
             raise LabStartError("the plan has no lab.database.replication_proxy to cut")
-        fault = build(FaultSpec("partition", self.config.replication_proxy, time_limit_s=600))
-        fault.inject(FaultContext(toxiproxy=self.toxiproxy))
-        return fault
+        return super().partition_replication(replica)
 
-    def heal_fault(self, fault: Any) -> None:
-        fault.heal(FaultContext(toxiproxy=self.toxiproxy))
+    def replication_proxy_name(self, replica: str) -> str:
+        return self.config.replication_proxy
 
     def reset_faults(self) -> None:
         """Staging's Toxiproxy is shared: heal only the harness's own toxics (drill_*) on the

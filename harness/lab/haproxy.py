@@ -124,10 +124,4 @@ class LoadBalancer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill_tree([process.pid])
-                process.wait(5)
+        proc.stop_process(process)

@@ -132,3 +132,17 @@ def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
         if not alive or time.monotonic() >= deadline:
             return alive
         time.sleep(0.01)
+
+
+def stop_process(process, timeout: float = 5.0) -> None:
+    """SIGTERM a child process, SIGKILL it (and its children) if it does not exit in time."""
+    import subprocess
+
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree([process.pid])
+        process.wait(timeout)
