@@ -27,10 +27,16 @@ def pytest_collection_modifyitems(config, items):
     drill_ctx = context.ACTIVE
     if drill_ctx is None or not drill_ctx.tags:
         return
+    from pytest_bdd.scenario import scenario_wrapper_template_registry
+
     keep, drop = [], []
     for item in items:
-        scenario = getattr(getattr(item, "obj", None), "__scenario__", None)
-        tags = set(scenario.tags) | set(scenario.feature.tags) if scenario else set()
+        scenario = scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+        tags: set[str] = set()
+        if scenario is not None:
+            tags = set(scenario.tags) | set(getattr(scenario.feature, "tags", ()))
+            if getattr(scenario, "rule", None) is not None:
+                tags |= set(scenario.rule.tags)
         (keep if matches(drill_ctx.tags, tags) else drop).append(item)
     items[:] = keep
     if drop:

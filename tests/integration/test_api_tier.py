@@ -37,3 +37,13 @@ def test_a_balancer_without_probes_or_retries_fails_the_row_naming_the_gate(tmp_
     assert code == 1 and results["verdict"] == "fail"
     assert g["no_failed_requests_beyond_probe_interval"]["verdict"] == "fail"
     assert g["no_failed_requests_beyond_probe_interval"]["measured"]["failed_after_window"] > 0
+
+
+def test_a_tag_expression_runs_only_the_matching_scenarios(lab, tmp_path):
+    plan_file = tmp_path / "tagged.yaml"
+    plan_file.write_text("drill: tagged\ntitle: t\nha_domain: api\nlab: embedded\n"
+                         "scenarios: '@quarterly and @ha-domain:api'\n")
+    code, results = run_drill(load_plan(plan_file, ROOT), tmp_path / "out", tmp_path / "cab.jsonl", lab=lab,
+                              log=lambda *a, **k: None)
+    assert [s["feature"] for s in results["scenarios"]] == ["api/stateless_outage.feature"]
+    assert code == 0
