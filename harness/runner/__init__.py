@@ -121,6 +121,7 @@ def scenario_results(run: ScenarioRun) -> dict[str, Any]:
     measurements.update({k: v for k, v in run.measurements.items() if k not in measurements})
     return {
         "name": run.name, "feature": run.feature, "tags": run.tags, "verdict": run.verdict.value,
+        "description": run.description,
         "started_at": run.started_at, "finished_at": run.finished_at,
         "measurements": measurements, "phases": run.phases, "lost_write_keys": run.lost_write_keys,
         "observations": run.observations, "error": run.error, "correlation_ids": cids,

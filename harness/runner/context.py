@@ -33,6 +33,7 @@ class ScenarioRun:
     aborted: bool = False
     steps_total: int = 0
     steps_done: int = 0
+    description: str = ""       # the feature's text: matrix row, Impact, behaviour, mitigation
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
     state: dict[str, Any] = field(default_factory=dict)   # scratch space shared by the steps

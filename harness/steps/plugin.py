@@ -49,6 +49,7 @@ def pytest_bdd_before_scenario(request, feature, scenario):
         run = context.ACTIVE.begin(scenario.name, feature.rel_filename if hasattr(feature, "rel_filename")
                                    else feature.filename, tags)
         run.steps_total = len(scenario.steps)
+        run.description = (getattr(feature, "description", "") or "").strip()
 
 
 def pytest_bdd_after_step(request, feature, scenario, step, step_func, step_func_args):
