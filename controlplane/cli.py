@@ -1,5 +1,8 @@
 """Command line: ``migrate`` (schema + buckets, idempotent) and ``serve`` (one API instance).
 
+The connector tier: ``queues`` (SQS queues + dead-letter queues, idempotent), ``connector``
+(one worker) and ``platform-mock`` (a degradable platform API stand-in).
+
 Secrets never come on the command line: the database password comes from PGPASSWORD (read
 by libpq), S3 credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_DEFAULT_REGION.
 Exit status: 0 done, 2 bad arguments or a dependency unreachable (one message, no traceback).
@@ -134,6 +137,50 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def platform_mock(args: argparse.Namespace) -> int:
+    """Run one platform API stand-in until SIGTERM/SIGINT."""
+    from controlplane.platformmock import run
+    try:
+        run(args.platform, args.host, args.port)
+    except OSError as exc:
+        return _fail("platform-mock", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    return 0
+
+
+def connector(args: argparse.Namespace) -> int:
+    """Run one connector worker until SIGTERM/SIGINT."""
+    from controlplane.connector import Settings, run
+    if args.base_interval < 0 or args.max_attempts < 1 or args.request_timeout <= 0 \
+            or not 0 <= args.wait_time <= 20 or args.max_backoff < 0:
+        return _fail("connector", "need --base-interval >= 0, --max-attempts >= 1, --request-timeout > 0, "
+                                  "0 <= --wait-time <= 20, --max-backoff >= 0")
+    return run(Settings(platform=args.platform, queue_url=args.queue_url, dlq_url=args.dlq_url,
+                        sqs_endpoint=args.sqs_endpoint, platform_url=args.platform_url,
+                        base_interval=args.base_interval, max_attempts=args.max_attempts,
+                        max_backoff=args.max_backoff, request_timeout=args.request_timeout,
+                        wait_time=args.wait_time, metrics_file=args.metrics_file))
+
+
+def queues(args: argparse.Namespace) -> int:
+    """Create (idempotently) the per-platform intent queues and dead-letter queues; print URLs as JSON."""
+    import json
+
+    import botocore.exceptions
+
+    from controlplane.queues import ensure_queues, sqs_client
+    from controlplane.redact import short_cause
+    try:
+        out = ensure_queues(sqs_client(args.sqs_endpoint), args.prefix, platforms=args.platforms,
+                            max_receive_count=args.max_receive_count,
+                            visibility_timeout=args.visibility_timeout)
+    except botocore.exceptions.NoCredentialsError:
+        return _fail("queues", "no SQS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        return _fail("queues", f"SQS at {args.sqs_endpoint}: {short_cause(exc)}")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database", required=True, metavar="CONNINFO",
                    help="libpq conninfo without password (the password comes from PGPASSWORD)")
@@ -171,6 +218,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NEGATIVE DRILLS ONLY: publish ignores the evidence store (no ServiceHealth "
                         "evidence part, no ValidatedCopyExists check); evidence_source = unchecked")
     s.set_defaults(func=serve)
+    from controlplane.platforms import PLATFORMS
+    pm = sub.add_parser("platform-mock", help="run a platform API stand-in (degradable: 429, 503, hang)")
+    pm.add_argument("--platform", required=True, choices=PLATFORMS)
+    pm.add_argument("--host", default="127.0.0.1")
+    pm.add_argument("--port", type=int, required=True)
+    pm.set_defaults(func=platform_mock)
+    c = sub.add_parser("connector", help="run one connector worker: SQS intent queue -> platform API")
+    c.add_argument("--platform", required=True, choices=PLATFORMS)
+    c.add_argument("--queue-url", required=True, metavar="URL")
+    c.add_argument("--dlq-url", required=True, metavar="URL")
+    c.add_argument("--sqs-endpoint", required=True, metavar="URL")
+    c.add_argument("--platform-url", required=True, metavar="URL")
+    c.add_argument("--base-interval", type=float, default=0.2, metavar="SECONDS",
+                   help="backoff base: wait base x 2^(attempt-1), or Retry-After when larger (default 0.2)")
+    c.add_argument("--max-attempts", type=int, default=5, metavar="N",
+                   help="receipts of a message before it goes to the dead-letter queue (default 5)")
+    c.add_argument("--max-backoff", type=float, default=300.0, metavar="SECONDS", help="cap of a wait (default 300)")
+    c.add_argument("--request-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="platform call timeout (default 5)")
+    c.add_argument("--wait-time", type=int, default=5, metavar="SECONDS",
+                   help="SQS long-poll wait, 0-20 (default 5)")
+    c.add_argument("--metrics-file", metavar="PATH", help="JSON counters rewritten atomically every second")
+    c.set_defaults(func=connector)
+    q = sub.add_parser("queues", help="create the per-platform intent and dead-letter queues (idempotent)")
+    q.add_argument("--sqs-endpoint", required=True, metavar="URL")
+    q.add_argument("--prefix", required=True)
+    q.add_argument("--platforms", nargs="+", choices=PLATFORMS, default=list(PLATFORMS))
+    q.add_argument("--max-receive-count", type=int, default=5, metavar="N", help="redrive policy (default 5)")
+    q.add_argument("--visibility-timeout", type=int, default=30, metavar="SECONDS", help="default 30")
+    q.set_defaults(func=queues)
     return parser
 
 

@@ -1,0 +1,266 @@
+"""A stateless connector worker: SQS intent queue -> platform API, with backoff and a dead-letter queue.
+
+Per received message (attempt = the message's ApproximateReceiveCount):
+
+- ``POST {platform}/apply`` with the intent; on 200 the message is deleted (``applied`` or,
+  when the platform already had that idempotency key, ``duplicate``: applied exactly once).
+- on 429, 5xx, a timeout or no connection: wait = base x 2^(attempt-1) (ConnectorBackoff:
+  each retry doubles), or the platform's Retry-After when larger, capped at --max-backoff.
+  The message's visibility timeout becomes ceil(wait) (SQS counts whole seconds) so it comes
+  back after the wait, and the worker calls the platform no sooner than ``wait`` from now.
+- when attempt >= --max-attempts (or the platform rejects the intent with another 4xx, or
+  the message is not an intent), the message is copied to the dead-letter queue and deleted.
+
+Every operation logs one JSON line to stderr: correlation id, platform, intent id, attempt,
+outcome and the wait chosen. ``--metrics-file`` is rewritten atomically every second.
+The worker holds no state that must survive it: the queue is the checkpoint.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import botocore.exceptions
+
+from controlplane.queues import sqs_client
+from controlplane.redact import scrub, short_cause
+
+SQS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+MAX_VISIBILITY = 12 * 3600  # SQS limit
+
+
+@dataclass
+class Settings:
+    platform: str
+    queue_url: str
+    dlq_url: str
+    sqs_endpoint: str
+    platform_url: str
+    base_interval: float = 0.2
+    max_attempts: int = 5
+    max_backoff: float = 300.0
+    request_timeout: float = 5.0
+    wait_time: int = 5
+    metrics_file: str | None = None
+
+
+def backoff(base: float, attempt: int, retry_after: float | None, cap: float) -> float:
+    """base x 2^(attempt-1), or Retry-After when larger, at most cap."""
+    wait = base * (2 ** max(0, attempt - 1))
+    if retry_after is not None:
+        wait = max(wait, retry_after)
+    return round(min(wait, cap), 3)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: delay-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Connector:
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.sqs = sqs_client(settings.sqs_endpoint, timeout=settings.wait_time + 5.0)
+        self.stop = threading.Event()
+        self.not_before = 0.0  # monotonic: no platform call before this (platform-wide backoff)
+        self.lock = threading.Lock()
+        self.metrics = {"platform": settings.platform, "processed": 0, "applied": 0,
+                        "duplicates_skipped": 0, "throttled": 0, "errors": 0, "dead_lettered": 0,
+                        "last_backoff_s": 0.0, "consecutive_failures": 0, "attempts": 0,
+                        "queue_errors": 0, "updated": None}
+
+    # ---- logging and metrics ---------------------------------------------------------
+
+    def log(self, op: str, outcome: str, **fields) -> None:
+        line = {"ts": round(time.time(), 3), "component": "connector", "platform": self.s.platform,
+                "op": op, "outcome": outcome, **fields}
+        print(scrub(json.dumps(line)), file=sys.stderr, flush=True)
+
+    def bump(self, **changes) -> None:
+        with self.lock:
+            for key, value in changes.items():
+                if key in ("last_backoff_s", "consecutive_failures"):
+                    self.metrics[key] = value
+                else:
+                    self.metrics[key] += value
+
+    def write_metrics(self) -> None:
+        if not self.s.metrics_file:
+            return
+        with self.lock:
+            self.metrics["updated"] = round(time.time(), 3)
+            data = json.dumps(self.metrics)
+        tmp = f"{self.s.metrics_file}.tmp.{os.getpid()}"
+        try:
+            with open(tmp, "w") as out:
+                out.write(data)
+            os.replace(tmp, self.s.metrics_file)
+        except OSError as exc:
+            self.log("metrics", "write_failed", detail=short_cause(exc))
+
+    def _metrics_loop(self) -> None:
+        while not self.stop.wait(1.0):
+            self.write_metrics()
+
+    # ---- platform call ---------------------------------------------------------------
+
+    def call_platform(self, intent: dict) -> tuple[str, int | None, float | None, dict | None, str]:
+        """(outcome, status, retry_after, body, detail); outcome in ok|throttled|error|timeout|
+        unreachable|rejected."""
+        data = json.dumps({k: intent.get(k) for k in ("intent_id", "idempotency_key", "correlation_id", "ring")})
+        request = urllib.request.Request(
+            self.s.platform_url.rstrip("/") + "/apply", data=data.encode(), method="POST",
+            headers={"Content-Type": "application/json", "X-Correlation-ID": str(intent.get("correlation_id"))})
+        try:
+            with urllib.request.urlopen(request, timeout=self.s.request_timeout) as response:
+                return "ok", response.status, None, json.loads(response.read() or b"{}"), ""
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            retry_after = parse_retry_after(exc.headers.get("Retry-After"))
+            exc.close()
+            if status == 429:
+                return "throttled", status, retry_after, None, "HTTP 429"
+            if status >= 500:
+                return "error", status, retry_after, None, f"HTTP {status}"
+            return "rejected", status, None, None, f"HTTP {status}"
+        except (TimeoutError, socket.timeout) as exc:
+            return "timeout", None, None, None, short_cause(exc)
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+                return "timeout", None, None, None, short_cause(exc)
+            return "unreachable", None, None, None, short_cause(exc)
+        except (OSError, ValueError) as exc:  # connection reset mid-answer, unreadable JSON
+            return "error", None, None, None, short_cause(exc)
+
+    # ---- one message -----------------------------------------------------------------
+
+    def dead_letter(self, message: dict, attempt: int, reason: str, intent: dict) -> None:
+        cid = str(intent.get("correlation_id") or "unknown")
+        attributes = {name: {"DataType": "String", "StringValue": str(value)} for name, value in {
+            "platform": self.s.platform, "reason": reason or "unknown", "attempts": attempt,
+            "correlation_id": cid, "source_message_id": message.get("MessageId", "")}.items()}
+        ids = {"correlation_id": cid, "intent_id": intent.get("intent_id"), "attempt": attempt}
+        try:
+            self.sqs.send_message(QueueUrl=self.s.dlq_url, MessageBody=message["Body"],
+                                  MessageAttributes=attributes)
+            self.sqs.delete_message(QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        except SQS_ERRORS as exc:  # left in the queue: the redrive policy or a later receipt moves it
+            self.bump(queue_errors=1)
+            self.log("dead_letter", "queue_error", **ids, detail=short_cause(exc))
+            return
+        self.bump(dead_lettered=1, processed=1)
+        self.log("dead_letter", "dead_lettered", **ids, reason=reason)
+
+    def handle(self, message: dict) -> None:
+        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        self.bump(attempts=1)
+        try:
+            intent = json.loads(message["Body"])
+            if not isinstance(intent, dict) or not intent.get("intent_id") or not intent.get("idempotency_key"):
+                raise ValueError("intent_id and idempotency_key required")
+        except ValueError as exc:
+            self.log("apply", "malformed", correlation_id=None, intent_id=None, attempt=attempt,
+                     wait_s=None, detail=short_cause(exc))
+            self.dead_letter(message, attempt, "malformed intent", {})
+            return
+        ids = {"correlation_id": intent.get("correlation_id"), "intent_id": intent.get("intent_id"),
+               "idempotency_key": intent.get("idempotency_key"), "ring": intent.get("ring"),
+               "attempt": attempt}
+        pause = self.not_before - time.monotonic()
+        if pause > 0 and self.stop.wait(pause):
+            return  # stopping: the message comes back after its visibility timeout
+        outcome, status, retry_after, body, detail = self.call_platform(intent)
+        if outcome == "ok":
+            applied = bool((body or {}).get("applied"))
+            try:
+                self.sqs.delete_message(QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            except SQS_ERRORS as exc:  # redelivered later: the platform skips the duplicate
+                self.bump(queue_errors=1)
+                self.log("delete", "queue_error", **ids, detail=short_cause(exc))
+            self.bump(processed=1, consecutive_failures=0,
+                      **({"applied": 1} if applied else {"duplicates_skipped": 1}))
+            self.log("apply", "applied" if applied else "duplicate", **ids, status=status, wait_s=None)
+            return
+        with self.lock:
+            failures = self.metrics["consecutive_failures"] + 1
+        self.bump(consecutive_failures=failures, **({"throttled": 1} if outcome == "throttled" else {"errors": 1}))
+        if outcome == "rejected":
+            self.log("apply", outcome, **ids, status=status, wait_s=None, detail=detail)
+            self.dead_letter(message, attempt, f"rejected: {detail}", intent)
+            return
+        if attempt >= self.s.max_attempts:
+            self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=None,
+                     detail=detail, final=True)
+            self.dead_letter(message, attempt, f"{outcome} after {attempt} attempts: {detail}", intent)
+            return
+        wait = backoff(self.s.base_interval, attempt, retry_after, self.s.max_backoff)
+        visibility = min(MAX_VISIBILITY, max(1, math.ceil(wait)))
+        self.not_before = time.monotonic() + wait
+        self.bump(last_backoff_s=wait)
+        try:
+            self.sqs.change_message_visibility(QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                               VisibilityTimeout=visibility)
+        except SQS_ERRORS as exc:  # it still comes back, after the queue's own visibility timeout
+            self.bump(queue_errors=1)
+            detail = f"{detail}; visibility not changed: {short_cause(exc)}"
+        self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=wait,
+                 visibility_s=visibility, detail=detail)
+
+    # ---- main loop -------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.write_metrics()
+        threading.Thread(target=self._metrics_loop, name="metrics", daemon=True).start()
+        self.log("start", "ok", queue_url=self.s.queue_url, dlq_url=self.s.dlq_url,
+                 platform_url=self.s.platform_url, base_interval=self.s.base_interval,
+                 max_attempts=self.s.max_attempts)
+        queue_failures = 0
+        while not self.stop.is_set():
+            try:
+                response = self.sqs.receive_message(
+                    QueueUrl=self.s.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.s.wait_time,
+                    AttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=["All"])
+            except SQS_ERRORS as exc:
+                queue_failures += 1
+                wait = backoff(self.s.base_interval, queue_failures, None, min(self.s.max_backoff, 30.0))
+                self.bump(queue_errors=1)
+                self.log("receive", "queue_error", attempt=queue_failures, wait_s=wait, detail=short_cause(exc))
+                self.stop.wait(wait)
+                continue
+            queue_failures = 0
+            for message in response.get("Messages", []):
+                if self.stop.is_set():
+                    break
+                self.handle(message)
+        self.write_metrics()
+        self.log("stop", "ok")
+        return 0
+
+
+def run(settings: Settings) -> int:
+    connector = Connector(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: connector.stop.set())
+    return connector.run()
