@@ -4,7 +4,8 @@
                                                       -> toxiproxy:s3 -> moto
     pg-a -> toxiproxy:repl-pg-b -> pg-b (synchronous replica, failover target)
 
-All containers share one container network and reach each other by alias; the harness reaches
+All containers share one container network (each with its name as alias; the lab's own links use
+their addresses, as a new network's name service can lag behind); the harness reaches
 them only through ports published on 127.0.0.1. Faults the provider adds (harness.faults
 .containers): container kill (SIGKILL), stop, pause (a hung node), network disconnect.
 
@@ -294,6 +295,7 @@ class ContainerLab(Lab):
         self.client: Any = None
         self.network: Any = None
         self.containers: dict[str, Any] = {}
+        self.addresses: dict[str, str] = {}
         self.nodes: dict[str, ContainerNode] = {}
         self.toxiproxy: ToxiproxyControl | None = None
         self.lb: LoadBalancer | None = None
@@ -334,6 +336,7 @@ class ContainerLab(Lab):
         container.with_kwargs(**kwargs).start()
         wrapped = container.get_wrapped_container()
         self.containers[name] = wrapped
+        self.addresses.pop(name, None)
         return wrapped
 
     def published(self, container: Any, port: int) -> int:
@@ -368,7 +371,17 @@ class ContainerLab(Lab):
         container = self.container(name)
         container.reload()
         if self.network.name not in (container.attrs["NetworkSettings"].get("Networks") or {}):
-            self.network.connect(container.id, [name])
+            # back on its old address: the proxies in front of it point there
+            self.network._network.connect(container.id, aliases=[name], ipv4_address=self.addresses.get(name))
+
+    def ip(self, name: str) -> str:
+        """A part's address on the lab network. The lab's own links use addresses, not names:
+        a new network's name service can lag behind its first connections."""
+        if name not in self.addresses:
+            container = self.container(name)
+            container.reload()
+            self.addresses[name] = container.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+        return self.addresses[name]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def up(self) -> "ContainerLab":
@@ -400,7 +413,7 @@ class ContainerLab(Lab):
             self.failover = FailoverController(
                 self, self.toxiproxy, "db", REPLICA, lambda k, n, d: self.on_event(k, n, d),
                 interval=self.failover_interval, misses=self.failover_misses,
-                replication_proxy=self._replication_proxy, address_of=lambda node: f"{node.name}:5432")
+                replication_proxy=self._replication_proxy, address_of=lambda node: f"{self.ip(node.name)}:5432")
             self.failover.start()
         except LabStartError:
             raise
@@ -454,10 +467,10 @@ class ContainerLab(Lab):
         port = PROXY_PORTS[name]
         # inside the toxiproxy container's own network namespace: every interface of it
         self.toxiproxy.ensure_proxy(name, upstream, listen=f"0.0.0.0:{port}")
-        return "toxiproxy", port
+        return self.ip("toxiproxy"), port
 
     def _replication_proxy(self, replica: str, upstream: Any) -> tuple[str, int]:
-        return self._proxy(f"repl-{replica}", f"{upstream.name}:5432")
+        return self._proxy(f"repl-{replica}", f"{self.ip(upstream.name)}:5432")
 
     def _start_moto(self) -> None:
         if self.images["moto"] == BASE_IMAGE:
@@ -465,7 +478,7 @@ class ContainerLab(Lab):
         else:
             command = None
         self.run("moto", "moto", command, {}, port=5000)
-        self._proxy("s3", "moto:5000")
+        self._proxy("s3", f"{self.ip('moto')}:5000")
 
     def _start_database(self) -> None:
         primary = ContainerNode(self, PRIMARY, "primary")
@@ -494,8 +507,9 @@ class ContainerLab(Lab):
 
     def _cp_command(self, *args: str) -> list[str]:
         return [self._python(), "-m", "controlplane", *args,
-                "--database", f"host=toxiproxy port={PROXY_PORTS['db']} dbname=controlplane user=controlplane",
-                "--s3-endpoint", f"http://toxiproxy:{PROXY_PORTS['s3']}", "--evidence-bucket", "evidence"]
+                "--database", f"host={self.ip('toxiproxy')} port={PROXY_PORTS['db']} dbname=controlplane "
+                f"user=controlplane", "--s3-endpoint", f"http://{self.ip('toxiproxy')}:{PROXY_PORTS['s3']}",
+                "--evidence-bucket", "evidence"]
 
     def _start_controlplane(self) -> None:
         env = {**S3_ENV, "PGPASSWORD": self.password, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"}
