@@ -391,7 +391,9 @@ class ContainerLab(Lab):
         reaper.reap_stale()
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-"))
         os.chmod(self.root, 0o755)
-        self.registration = reaper.Registration(self.lab_id, "container-lab", tag=self.lab_id)
+        # the tag must not match the engine's own processes (conmon carries container names):
+        # the temp dir's path is only in the command lines of what this lab starts itself
+        self.registration = reaper.Registration(self.lab_id, "container-lab", tag=str(self.root))
         self.registration.add_dir(self.root)
         try:
             self.engine = find_engine()

@@ -90,3 +90,11 @@ def test_a_killed_runs_containers_and_network_are_reaped(tmp_path):
     networks = subprocess.run([cli, "network", "ls", "-q", "--filter", f"label=drill-lab={lab_id}"],
                               capture_output=True, text=True).stdout.split()
     assert left == [] and networks == []
+
+
+def test_the_labs_reaper_tag_matches_only_what_it_started_itself_not_the_engines_processes(container_lab):
+    from harness.lab import proc
+
+    matched = proc.pids_matching(container_lab.registration.record.tag)
+    assert container_lab.lb.process.pid in matched
+    assert not [p for p in matched if "conmon" in proc.comm(p) or "podman" in proc.comm(p)]

@@ -40,11 +40,8 @@ def provider_lab(request):
             return PlanError(f"{key}: {message}")
 
         lab = ExternalLab(ExternalConfig.parse(staging_lab_config(staging), fail), confirmed=True)
-    lab.up()
-    try:
+    with lab:            # down() runs even when up() fails half-way
         yield lab
-    finally:
-        lab.down()
 
 
 def steady(lab) -> bool:
