@@ -53,18 +53,11 @@ def run_plan(plan: Path, *extra: str, env: dict | None = None) -> tuple[float, d
 
 def external_drill() -> tuple[float, float, dict]:
     """`drill lab up` as staging, then the drill through the external provider."""
-    from tests.integration.conftest import TOKEN_ENV, staging_lab_config
+    from tests.integration.conftest import TOKEN_ENV, staging_lab_config, start_lab_up
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        process = subprocess.Popen([*DRILL, "lab", "up"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   text=True, cwd=ROOT, env={**os.environ, "DRILL_STATE_DIR": f"{tmp}/state"})
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("}"):
-                break
-        staging = json.loads("".join(lines))
+        process, staging = start_lab_up({"DRILL_STATE_DIR": f"{tmp}/state"})
         up = time.perf_counter() - start
         try:
             plan = {"drill": "staging-database", "title": "Staging database failover", "ha_domain": "database",

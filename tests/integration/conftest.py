@@ -24,19 +24,23 @@ def lab():
         yield running
 
 
-@pytest.fixture(scope="module")
-def staging(tmp_path_factory):
-    """A running lab (another process, as staging is) and what a user knows of it."""
-    state = tmp_path_factory.mktemp("state")
-    env = {**os.environ, "DRILL_STATE_DIR": str(state)}
+def start_lab_up(env: dict) -> tuple[subprocess.Popen, dict]:
+    """Start `drill lab up` (extra environment `env`) and read the JSON it prints once up."""
     process = subprocess.Popen([*DRILL, "lab", "up"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, cwd=ROOT, env=env)
+                               text=True, cwd=ROOT, env={**os.environ, **env})
     lines = []
     for line in process.stdout:
         lines.append(line)
         if line.startswith("}"):
             break
-    info = json.loads("".join(lines))
+    return process, json.loads("".join(lines))
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory):
+    """A running lab (another process, as staging is) and what a user knows of it."""
+    state = tmp_path_factory.mktemp("state")
+    process, info = start_lab_up({"DRILL_STATE_DIR": str(state)})
     try:
         yield info
     finally:

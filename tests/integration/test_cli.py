@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.lab import proc
+from tests.integration.conftest import start_lab_up
 from tests.support import refuses, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,17 +50,6 @@ def test_an_unknown_feature_file_exits_2(tmp_path):
     assert result.returncode == 2 and "key 'scenarios[0]': no such feature file: nope.feature" in result.stderr
 
 
-def start_lab(env: dict) -> tuple[subprocess.Popen, dict]:
-    process = subprocess.Popen([*DRILL, "lab", "up"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, cwd=ROOT, env={**os.environ, **env})
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith("}"):
-            break
-    return process, json.loads("".join(lines))
-
-
 def lab_pids(env: dict) -> list[int]:
     records = Path(env["DRILL_STATE_DIR"]).glob("*.json")
     pids = []
@@ -70,7 +60,7 @@ def lab_pids(env: dict) -> list[int]:
 
 
 def test_lab_up_status_down_leaves_nothing_listening(state_dir):
-    process, info = start_lab(state_dir)
+    process, info = start_lab_up(state_dir)
     try:
         api = info["endpoints"]["api"].split("//")[1]
         assert not refuses(api)
@@ -90,7 +80,7 @@ def test_lab_up_status_down_leaves_nothing_listening(state_dir):
 
 
 def test_a_killed_runs_lab_is_cleaned_up_by_the_next_command(state_dir):
-    process, info = start_lab(state_dir)
+    process, info = start_lab_up(state_dir)
     pids = lab_pids(state_dir)
     endpoints = [info["endpoints"]["api"]] + list(info["endpoints"]["instances"].values())
     process.send_signal(signal.SIGKILL)            # the harness dies without any cleanup
