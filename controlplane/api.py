@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
-import functools
-import json
 import logging
 import time
 import uuid
@@ -32,9 +29,12 @@ from aiohttp import web
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from controlplane import events, gates, health
+from controlplane import dispatch, events, gates, health, platformstate
 from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
+from controlplane.dispatch import Dispatcher, QueueUnavailable
+from controlplane.http import Refused, _dumps, bad_request, json_body, reply, string_field
+from controlplane.platform_api import PlatformRoutes
 from controlplane.redact import scrub, short_cause
 from controlplane.siem import SiemSink
 
@@ -45,67 +45,31 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 INTENT_COLUMNS = "id, idempotency_key, ring, platform, payload, state, correlation_id, created_at"
 
 
-class Refused(Exception):
-    """Raised inside a transaction to roll it back and answer with a gate's refusal."""
-
-    def __init__(self, refusal: gates.Refusal) -> None:
-        super().__init__(refusal.error)
-        self.refusal = refusal
-
-
-def _default(value):
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-_dumps = functools.partial(json.dumps, default=_default)
-
-
-def reply(body: dict, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
-def bad_request(error: str, **extra) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=_dumps({"error": error, **extra}), content_type="application/json")
-
-
-async def json_body(request: web.Request) -> dict:
-    """The request body as a JSON object, else 400."""
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise bad_request("body must be a JSON object")
-    return body
-
-
-def string_field(body: dict, name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise bad_request(f"field {name!r} is required and must be a non-empty string", field=name)
-    return value
-
-
 def intent_id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
 
-class ControlPlane:
-    """One API instance: its name, database, evidence store and SIEM sink."""
+class ControlPlane(PlatformRoutes):
+    """One API instance: its name, database, evidence store, SIEM sink and (optionally) the
+    connectors' queues; the platform routes come from controlplane.platform_api."""
 
     def __init__(self, instance: str, db: Database, evidence: EvidenceStore, siem: SiemSink,
-                 unsafe_skip_evidence_check: bool = False) -> None:
+                 unsafe_skip_evidence_check: bool = False, dispatcher: Dispatcher | None = None,
+                 allow_clock_control: bool = False, unsafe_ignore_platform_health: bool = False,
+                 critical_rings: tuple[str, ...] = ("ring0", "ring1")) -> None:
         self.instance = instance
         self.db = db
         self.evidence = evidence
         self.siem = siem
         self.unsafe_skip_evidence_check = unsafe_skip_evidence_check
+        self.dispatcher = dispatcher
+        self.allow_clock_control = allow_clock_control
+        self.unsafe_ignore_platform_health = unsafe_ignore_platform_health
+        self.critical_rings = frozenset(critical_rings)
 
     # ---- plumbing --------------------------------------------------------------------
 
-    async def write(self, work) -> web.Response:
+    async def commit(self, work) -> tuple[int, dict, list]:
         """Run work(conn) -> (status, body, new_events) in one transaction, then feed the SIEM."""
         status, body, new_events = await self.db.run(work)
         if new_events:
@@ -114,6 +78,10 @@ class ControlPlane:
             except OSError as exc:
                 # Committed already: the event store holds the truth; the SIEM line is lost.
                 log.error("SIEM sink %s not written: %s", self.siem.path, short_cause(exc))
+        return status, body, new_events
+
+    async def write(self, work) -> web.Response:
+        status, body, _ = await self.commit(work)
         return reply(body, status)
 
     async def read(self, query: str, params=()) -> list[dict]:
@@ -347,7 +315,8 @@ class ControlPlane:
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
             intent = await (await cur.execute(
-                "SELECT state FROM intents WHERE id = %s FOR UPDATE", (iid,))).fetchone()
+                "SELECT state, platform, ring, idempotency_key, correlation_id FROM intents"
+                " WHERE id = %s FOR UPDATE", (iid,))).fetchone()
             if intent is None:
                 raise Refused(gates.Refusal(404, "Intent", "intent not found"))
             if intent["state"] == "Published":  # replay: no second event
@@ -358,6 +327,12 @@ class ControlPlane:
             await cur.execute("INSERT INTO publishes (intent_id, instance, correlation_id) VALUES (%s, %s, %s)",
                               (iid, self.instance, cid))
             await cur.execute("UPDATE intents SET state = 'Published' WHERE id = %s", (iid,))
+            if self.dispatcher is not None:   # the outbox row: sent to the platform's queue below
+                await cur.execute(
+                    "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
+                    " created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (iid, intent["platform"], intent["ring"], intent["idempotency_key"], cid,
+                     await platformstate.cp_now(conn)))
             new_events = []
             if evidence.get("evidence_source") == "alternate-region":
                 new_events.append(await events.append(conn, "EvidenceFailover", iid, cid, {
@@ -365,9 +340,69 @@ class ControlPlane:
                     "primary_error": evidence["attempts"][-1]["error"] if evidence["attempts"] else None}))
             new_events.append(await events.append(conn, "Published", iid, cid, {
                 "instance": self.instance, "evidence_source": evidence.get("evidence_source")}))
-            return 200, {"intent_id": iid, "state": "Published", "instance": self.instance, **evidence}, new_events
+            return 200, {"intent_id": iid, "state": "Published", "instance": self.instance, **evidence,
+                         "platform": intent["platform"], "ring": intent["ring"],
+                         "idempotency_key": intent["idempotency_key"]}, new_events
 
-        return await self.write(work)
+        status, body, new_events = await self.commit(work)
+        if new_events and self.dispatcher is not None:
+            body["dispatch"] = await self.dispatch(iid, body["platform"], body["ring"], body["idempotency_key"], cid)
+        return reply(body, status)
+
+    async def dispatch(self, iid: int, platform: str, ring: str, key: str, cid: str) -> str:
+        """Send a just-published (or promoted) intent to its platform's queue: "enqueued", or
+        "pending" (the dispatcher loop of any instance sends it later)."""
+        try:
+            await self.dispatcher.send({"intent_id": iid, "platform": platform, "ring": ring,
+                                        "idempotency_key": key, "correlation_id": cid})
+        except QueueUnavailable as exc:
+            log.warning("intent %s: dispatch to %s pending: %s", iid, platform, exc)
+            return "pending"
+        try:
+            await self.db.run(lambda conn: dispatch.mark_enqueued(conn, iid, ring))
+        except DatabaseUnavailable as exc:   # sent already; the loop may send it again (idempotent)
+            log.warning("intent %s: enqueued, state not recorded: %s", iid, exc)
+        return "enqueued"
+
+    async def promote(self, request: web.Request) -> web.Response:
+        """Ring promotion of a published intent: refused while its platform's promotions are
+        paused (PromotionsPaused, SCCM.SiteHealth); else the intent moves to ``to_ring`` and is
+        dispatched again with the idempotency key ``<key>@<ring>``. A replay answers 200."""
+        iid = intent_id(request)
+        to_ring = string_field(await json_body(request), "to_ring")
+        cid = request["correlation_id"]
+        rows = await self.read("SELECT state, platform FROM intents WHERE id = %s", (iid,))
+        if not rows:
+            raise Refused(gates.Refusal(404, "Intent", "intent not found"))
+        if rows[0]["state"] != "Published":
+            raise Refused(gates.Refusal(409, "Published", f"promotion refused: intent is {rows[0]['state']}, "
+                                                          "not Published"))
+        refusal = await self.promotion_gate(rows[0]["platform"], cid)
+        if refusal:
+            raise Refused(refusal)
+
+        async def work(conn):
+            cur = conn.cursor(row_factory=dict_row)
+            intent = await (await cur.execute(
+                "SELECT ring, platform, idempotency_key FROM intents WHERE id = %s FOR UPDATE", (iid,))).fetchone()
+            key = f"{intent['idempotency_key']}@{to_ring}"
+            body = {"intent_id": iid, "ring": to_ring, "platform": intent["platform"], "idempotency_key": key}
+            if intent["ring"] == to_ring:   # replay
+                return 200, body, []
+            await cur.execute("UPDATE intents SET ring = %s WHERE id = %s", (to_ring, iid))
+            if self.dispatcher is not None:
+                await cur.execute(
+                    "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
+                    " created_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (iid, intent["platform"], to_ring, key, cid, await platformstate.cp_now(conn)))
+            event = await events.append(conn, "RingPromoted", iid, cid, {
+                "from_ring": intent["ring"], "to_ring": to_ring, "platform": intent["platform"]})
+            return 200, body, [event]
+
+        status, body, new_events = await self.commit(work)
+        if new_events and self.dispatcher is not None:
+            body["dispatch"] = await self.dispatch(iid, body["platform"], to_ring, body["idempotency_key"], cid)
+        return reply(body, status)
 
     # ---- events ----------------------------------------------------------------------
 
@@ -377,10 +412,11 @@ class ControlPlane:
             limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
         except ValueError:
             raise bad_request("after and limit must be integers") from None
-        cid = request.query.get("correlation_id")
+        cid, type_ = request.query.get("correlation_id"), request.query.get("type")
         rows = await self.read(f"SELECT {events.COLUMNS} FROM events WHERE seq > %s"
-                               f" AND (%s::text IS NULL OR correlation_id = %s) ORDER BY seq LIMIT %s",
-                               (after, cid, cid, limit))
+                               f" AND (%s::text IS NULL OR correlation_id = %s)"
+                               f" AND (%s::text IS NULL OR type = %s) ORDER BY seq LIMIT %s",
+                               (after, cid, cid, type_, type_, limit))
         return reply({"events": [events.as_json(r) for r in rows]})
 
     async def operational_event(self, request: web.Request) -> web.Response:
@@ -469,14 +505,36 @@ def make_app(cp: ControlPlane) -> web.Application:
         web.post(r"/intents/{id:\d+}/evidence", cp.evidence_commit),
         web.post(r"/intents/{id:\d+}/approve", cp.approve),
         web.post(r"/intents/{id:\d+}/publish", cp.publish),
+        web.post(r"/intents/{id:\d+}/promote", cp.promote),
         web.get("/events", cp.events_list),
         web.get("/events/verify", cp.events_verify),
         web.post("/events/operational", cp.operational_event),
         web.get("/events/count", cp.events_count),
+        web.get("/metrics/event-store", events.metrics_handler),
+        *cp.platform_routes(),
     ])
 
-    async def close_db(_app: web.Application) -> None:
+    async def dispatcher_loop() -> None:
+        """Send what an instance published but could not enqueue (SQS down, instance killed)."""
+        while True:
+            await asyncio.sleep(dispatch.LOOP_INTERVAL_S)
+            try:
+                await dispatch.flush_pending(cp.db, cp.dispatcher)
+            except DatabaseUnavailable as exc:
+                log.debug("dispatcher: database unavailable: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad round
+                log.error("dispatcher: %s: %s", type(exc).__name__, scrub(str(exc))[:300])
+
+    async def start_dispatcher(app: web.Application) -> None:
+        if cp.dispatcher is not None:
+            app["dispatcher"] = asyncio.create_task(dispatcher_loop())
+
+    async def close(app: web.Application) -> None:
+        task = app.get("dispatcher")
+        if task is not None:
+            task.cancel()
         await cp.db.close()
 
-    app.on_cleanup.append(close_db)
+    app.on_startup.append(start_dispatcher)
+    app.on_cleanup.append(close)
     return app

@@ -103,6 +103,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from controlplane.api import ControlPlane, make_app
     from controlplane.db import Database
+    from controlplane.dispatch import Dispatcher
     from controlplane.evidence import EvidenceStore, RetryPolicy
     from controlplane.redact import masked_conninfo
     from controlplane.siem import SiemSink
@@ -121,10 +122,23 @@ def serve(args: argparse.Namespace) -> int:
                       replica_bucket=args.evidence_replica_bucket,
                       replica_endpoint_url=args.s3_replica_endpoint or args.s3_endpoint),
         SiemSink(args.siem, args.instance),
-        unsafe_skip_evidence_check=args.unsafe_skip_evidence_check)
+        unsafe_skip_evidence_check=args.unsafe_skip_evidence_check,
+        dispatcher=Dispatcher(args.sqs_endpoint, args.queue_prefix) if args.sqs_endpoint else None,
+        allow_clock_control=args.allow_clock_control,
+        unsafe_ignore_platform_health=args.unsafe_ignore_platform_health,
+        critical_rings=tuple(args.critical_rings))
+    if args.unsafe_ignore_platform_health:
+        logging.getLogger("controlplane").warning(
+            "UNSAFE: --unsafe-ignore-platform-health: publish ignores paused platforms (negative drills only)")
     if args.unsafe_skip_evidence_check:
         logging.getLogger("controlplane").warning(
             "UNSAFE: --unsafe-skip-evidence-check: publish ignores the evidence store (negative drills only)")
+    if args.unsafe_ignore_event_store:
+        from controlplane import events
+        events.POLICY.ignore_failures = True
+        logging.getLogger("controlplane").warning(
+            "UNSAFE: --unsafe-ignore-event-store: state changes commit without their audit event when "
+            "the event store is write-blocked, and health ignores it (negative drills only)")
     logging.getLogger("controlplane").info(
         "instance %s on http://%s:%s database=[%s] s3=%s bucket=%s replica=%s@%s siem=%s", args.instance,
         args.host, args.port, masked_conninfo(args.database), args.s3_endpoint, args.evidence_bucket,
@@ -151,14 +165,15 @@ def connector(args: argparse.Namespace) -> int:
     """Run one connector worker until SIGTERM/SIGINT."""
     from controlplane.connector import Settings, run
     if args.base_interval < 0 or args.max_attempts < 1 or args.request_timeout <= 0 \
-            or not 0 <= args.wait_time <= 20 or args.max_backoff < 0:
+            or not 0 <= args.wait_time <= 20 or args.max_backoff < 0 or args.probe_interval <= 0:
         return _fail("connector", "need --base-interval >= 0, --max-attempts >= 1, --request-timeout > 0, "
-                                  "0 <= --wait-time <= 20, --max-backoff >= 0")
+                                  "0 <= --wait-time <= 20, --max-backoff >= 0, --probe-interval > 0")
     return run(Settings(platform=args.platform, queue_url=args.queue_url, dlq_url=args.dlq_url,
                         sqs_endpoint=args.sqs_endpoint, platform_url=args.platform_url,
                         base_interval=args.base_interval, max_attempts=args.max_attempts,
                         max_backoff=args.max_backoff, request_timeout=args.request_timeout,
-                        wait_time=args.wait_time, metrics_file=args.metrics_file))
+                        wait_time=args.wait_time, metrics_file=args.metrics_file,
+                        report_url=args.report_url, probe_interval=args.probe_interval))
 
 
 def queues(args: argparse.Namespace) -> int:
@@ -217,12 +232,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--unsafe-skip-evidence-check", action="store_true",
                    help="NEGATIVE DRILLS ONLY: publish ignores the evidence store (no ServiceHealth "
                         "evidence part, no ValidatedCopyExists check); evidence_source = unchecked")
+    s.add_argument("--sqs-endpoint", metavar="URL",
+                   help="SQS endpoint of the connector queues: published intents are sent to "
+                        "<queue-prefix>-<platform> (none: nothing is dispatched)")
+    s.add_argument("--queue-prefix", default="intents", help="queue name prefix (default intents)")
+    s.add_argument("--critical-rings", nargs="+", default=["ring0", "ring1"], metavar="RING",
+                   help="rings whose queue backlog must stay under 10 minutes (default ring0 ring1)")
+    s.add_argument("--allow-clock-control", action="store_true",
+                   help="LABS ONLY: POST /_clock/advance moves the Control Plane's clock (time rules "
+                        "such as the 15-minute CAB pause then run in seconds)")
+    s.add_argument("--unsafe-ignore-platform-health", action="store_true",
+                   help="NEGATIVE DRILLS ONLY: publish ignores PromotionsPaused and SCCM.SiteHealth")
+    s.add_argument("--unsafe-ignore-event-store", action="store_true",
+                   help="NEGATIVE DRILLS ONLY: a state change whose audit event cannot be appended "
+                        "(event store write blocked) commits without it; health ignores the event store")
     s.set_defaults(func=serve)
     from controlplane.platforms import PLATFORMS
     pm = sub.add_parser("platform-mock", help="run a platform API stand-in (degradable: 429, 503, hang)")
     pm.add_argument("--platform", required=True, choices=PLATFORMS)
     pm.add_argument("--host", default="127.0.0.1")
     pm.add_argument("--port", type=int, required=True)
+    pm.add_argument("--tag", help="a label in the command line (a lab finds its processes by it)")
     pm.set_defaults(func=platform_mock)
     c = sub.add_parser("connector", help="run one connector worker: SQS intent queue -> platform API")
     c.add_argument("--platform", required=True, choices=PLATFORMS)
@@ -240,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--wait-time", type=int, default=5, metavar="SECONDS",
                    help="SQS long-poll wait, 0-20 (default 5)")
     c.add_argument("--metrics-file", metavar="PATH", help="JSON counters rewritten atomically every second")
+    c.add_argument("--report-url", metavar="URL",
+                   help="Control Plane API: every platform call and probe outcome is reported to "
+                        "POST <url>/platforms/<platform>/observations (best effort)")
+    c.add_argument("--probe-interval", type=float, default=5.0, metavar="SECONDS",
+                   help="when idle, probe GET <platform-url>/health this often; a changed outcome is "
+                        "reported (default 5)")
     c.set_defaults(func=connector)
     q = sub.add_parser("queues", help="create the per-platform intent and dead-letter queues (idempotent)")
     q.add_argument("--sqs-endpoint", required=True, metavar="URL")

@@ -11,6 +11,11 @@ Per received message (attempt = the message's ApproximateReceiveCount):
 - when attempt >= --max-attempts (or the platform rejects the intent with another 4xx, or
   the message is not an intent), the message is copied to the dead-letter queue and deleted.
 
+With ``--report-url`` every outcome is also reported to the Control Plane
+(``POST /platforms/{platform}/observations``: platform health, PromotionsPaused; reports it
+could not take are kept in order and sent again), and an idle
+worker probes ``GET {platform}/health`` every ``--probe-interval``, reporting a changed outcome.
+
 Every operation logs one JSON line to stderr: correlation id, platform, intent id, attempt,
 outcome and the wait chosen. ``--metrics-file`` is rewritten atomically every second.
 The worker holds no state that must survive it: the queue is the checkpoint.
@@ -18,6 +23,7 @@ The worker holds no state that must survive it: the queue is the checkpoint.
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import json
 import math
@@ -38,6 +44,7 @@ from controlplane.redact import scrub, short_cause
 
 SQS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 MAX_VISIBILITY = 12 * 3600  # SQS limit
+MAX_UNSENT_REPORTS = 1000   # reports kept while the Control Plane is unreachable (oldest dropped)
 
 
 @dataclass
@@ -53,6 +60,8 @@ class Settings:
     request_timeout: float = 5.0
     wait_time: int = 5
     metrics_file: str | None = None
+    report_url: str | None = None
+    probe_interval: float = 5.0
 
 
 def backoff(base: float, attempt: int, retry_after: float | None, cap: float) -> float:
@@ -86,6 +95,9 @@ class Connector:
         self.stop = threading.Event()
         self.not_before = 0.0  # monotonic: no platform call before this (platform-wide backoff)
         self.lock = threading.Lock()
+        self.last_reported: str | None = None   # the last outcome class reported (sent or kept)
+        self.unsent: collections.deque[dict] = collections.deque(maxlen=MAX_UNSENT_REPORTS)
+        self.last_probe = 0.0
         self.metrics = {"platform": settings.platform, "processed": 0, "applied": 0,
                         "duplicates_skipped": 0, "throttled": 0, "errors": 0, "dead_lettered": 0,
                         "last_backoff_s": 0.0, "consecutive_failures": 0, "attempts": 0,
@@ -123,6 +135,65 @@ class Connector:
     def _metrics_loop(self) -> None:
         while not self.stop.wait(1.0):
             self.write_metrics()
+
+    # ---- reports to the Control Plane ---------------------------------------------------
+
+    def report(self, outcome: str, op: str = "apply", **fields) -> None:
+        """Report the outcome to the Control Plane (platform health, PromotionsPaused, the
+        outbox's applied state). Never blocks the work: a report the Control Plane did not take
+        (it is down, e.g. the whole API tier) is kept, in order, and sent before the next one."""
+        if not self.s.report_url:
+            return
+        if outcome not in ("rejected", "dead_lettered"):
+            self.last_reported = outcome
+        self.unsent.append({"outcome": outcome, "op": op, **{k: v for k, v in fields.items() if v is not None}})
+        self.flush_reports()
+
+    def flush_reports(self) -> None:
+        while self.unsent:
+            body = self.unsent[0]
+            request = urllib.request.Request(
+                f"{self.s.report_url.rstrip('/')}/platforms/{self.s.platform}/observations",
+                data=json.dumps(body).encode(), method="POST",
+                headers={"Content-Type": "application/json",
+                         "X-Correlation-Id": str(body.get("correlation_id") or f"connector-{self.s.platform}")})
+            try:
+                with urllib.request.urlopen(request, timeout=2.0) as response:
+                    response.read()
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                if exc.code < 500:   # refused as invalid: sending it again cannot help
+                    self.log("report", "refused", status=exc.code, reported=body["outcome"])
+                    self.unsent.popleft()
+                    continue
+                self.log("report", "deferred", status=exc.code, unsent=len(self.unsent))
+                return
+            except (OSError, ValueError) as exc:   # URLError is an OSError
+                self.log("report", "deferred", detail=short_cause(exc), unsent=len(self.unsent))
+                return
+            self.unsent.popleft()
+
+    def probe(self) -> None:
+        """When idle: GET <platform>/health; report it when it differs from what was reported last."""
+        self.last_probe = time.monotonic()
+        request = urllib.request.Request(self.s.platform_url.rstrip("/") + "/health")
+        try:
+            with urllib.request.urlopen(request, timeout=self.s.request_timeout) as response:
+                outcome, status = "ok", response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            outcome = "throttled" if status == 429 else "error" if status >= 500 else "ok"
+            exc.close()
+        except (TimeoutError, socket.timeout):
+            outcome, status = "timeout", None
+        except urllib.error.URLError as exc:
+            outcome = "timeout" if isinstance(exc.reason, (TimeoutError, socket.timeout)) else "unreachable"
+            status = None
+        except (OSError, ValueError):
+            outcome, status = "error", None
+        if outcome != self.last_reported:
+            self.log("probe", outcome, status=status)
+            self.report(outcome, op="probe", status=status)
 
     # ---- platform call ---------------------------------------------------------------
 
@@ -172,6 +243,8 @@ class Connector:
             return
         self.bump(dead_lettered=1, processed=1)
         self.log("dead_letter", "dead_lettered", **ids, reason=reason)
+        self.report("dead_lettered", op="dead_letter", intent_id=intent.get("intent_id"), attempt=attempt,
+                    ring=intent.get("ring"), correlation_id=intent.get("correlation_id"))
 
     def handle(self, message: dict) -> None:
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
@@ -202,17 +275,23 @@ class Connector:
             self.bump(processed=1, consecutive_failures=0,
                       **({"applied": 1} if applied else {"duplicates_skipped": 1}))
             self.log("apply", "applied" if applied else "duplicate", **ids, status=status, wait_s=None)
+            self.report("ok", intent_id=intent.get("intent_id"), attempt=attempt, status=status,
+                        ring=intent.get("ring"), correlation_id=intent.get("correlation_id"))
             return
         with self.lock:
             failures = self.metrics["consecutive_failures"] + 1
         self.bump(consecutive_failures=failures, **({"throttled": 1} if outcome == "throttled" else {"errors": 1}))
+        reported = {"intent_id": intent.get("intent_id"), "ring": intent.get("ring"), "attempt": attempt, "status": status,
+                    "retry_after_s": retry_after, "correlation_id": intent.get("correlation_id")}
         if outcome == "rejected":
             self.log("apply", outcome, **ids, status=status, wait_s=None, detail=detail)
+            self.report(outcome, **reported)
             self.dead_letter(message, attempt, f"rejected: {detail}", intent)
             return
         if attempt >= self.s.max_attempts:
             self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=None,
                      detail=detail, final=True)
+            self.report(outcome, **reported)
             self.dead_letter(message, attempt, f"{outcome} after {attempt} attempts: {detail}", intent)
             return
         wait = backoff(self.s.base_interval, attempt, retry_after, self.s.max_backoff)
@@ -227,6 +306,7 @@ class Connector:
             detail = f"{detail}; visibility not changed: {short_cause(exc)}"
         self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=wait,
                  visibility_s=visibility, detail=detail)
+        self.report(outcome, wait_s=wait, **reported)
 
     # ---- main loop -------------------------------------------------------------------
 
@@ -250,7 +330,11 @@ class Connector:
                 self.stop.wait(wait)
                 continue
             queue_failures = 0
-            for message in response.get("Messages", []):
+            messages = response.get("Messages", [])
+            if not messages and time.monotonic() - self.last_probe >= self.s.probe_interval:
+                self.flush_reports()
+                self.probe()
+            for message in messages:
                 if self.stop.is_set():
                     break
                 self.handle(message)

@@ -4,20 +4,69 @@ hash = sha256_hex(prev_hash + canonical_json({seq, type, intent_id, correlation_
 where canonical JSON has sorted keys, no spaces and ASCII escapes; the first prev_hash is
 64 zeros (GENESIS). The chain head row is locked FOR UPDATE by every appender, so concurrent
 instances append strictly one after another; gaps in seq (rolled-back transactions) are fine.
+
+Event store write blocked (matrix row 7): the head lock is waited for at most LOCK_TIMEOUT_MS
+(below the statement timeout); then the append raises EventStoreUnavailable, a 503 refusal with
+cause "event_store", and the caller's state change rolls back with it: no acknowledged change
+lacks its audit event. ``POLICY.ignore_failures`` (serve --unsafe-ignore-event-store) is a
+deliberate misbehaviour for negative drills only: the append runs in a SAVEPOINT and on failure
+the state change commits without its event. COUNTERS (per instance) feed GET /metrics/event-store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import psycopg
+from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from controlplane import gates
+from controlplane.http import Refused
+
+log = logging.getLogger(__name__)
+
 GENESIS = "0" * 64
 COLUMNS = "seq, at, type, intent_id, correlation_id, payload, prev_hash, hash"
+LOCK_TIMEOUT_MS = 1000     # waiting for the chain head; below the 2 s statement timeout
+
+
+@dataclass
+class Policy:
+    """How appends behave in this process (one API instance)."""
+
+    ignore_failures: bool = False   # UNSAFE, negative drills only (see the module docstring)
+
+
+POLICY = Policy()
+# attempted = appends asked for; appended = written in the caller's transaction (persisted when
+# it commits); failed = write blocked; committed_without_event = failed, state change kept (UNSAFE)
+COUNTERS = {"attempted": 0, "appended": 0, "failed": 0, "committed_without_event": 0}
+
+
+class EventStoreUnavailable(Refused):
+    """The event store cannot take the append (write blocked): answered 503, cause event_store;
+    raised inside the transaction, so the state change rolls back with it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(gates.Refusal(503, "EventStoreWritable", f"event store write blocked: {detail}",
+                                       cause="event_store"))
+
+
+def metrics() -> dict:
+    """The counters of this instance, for GET /metrics/event-store (informational)."""
+    return {**COUNTERS, "lock_timeout_ms": LOCK_TIMEOUT_MS, "ignore_failures": POLICY.ignore_failures}
+
+
+async def metrics_handler(request) -> Any:
+    """GET /metrics/event-store (aiohttp handler)."""
+    from aiohttp import web
+    return web.json_response(metrics())
 
 
 def canonical(seq: int, type_: str, intent_id: int | None, correlation_id: str, payload: Any) -> str:
@@ -34,15 +83,40 @@ def chain_hash(prev_hash: str, seq: int, type_: str, intent_id: int | None,
 
 
 async def append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | None,
-                 correlation_id: str, payload: dict) -> dict:
+                 correlation_id: str, payload: dict) -> dict | None:
     """Append one event in the caller's open transaction; return its row (for the SIEM sink).
 
     Must be called inside a transaction: the head lock is held until commit, and the event
     is only visible (and the head only moved) if the caller's state change commits too.
+    A head lock not granted within LOCK_TIMEOUT_MS raises EventStoreUnavailable (the caller's
+    transaction must roll back); only with POLICY.ignore_failures (UNSAFE) it returns None instead.
     """
+    COUNTERS["attempted"] += 1
+    try:
+        if POLICY.ignore_failures:
+            async with conn.transaction():   # a SAVEPOINT: its failure keeps the caller's change
+                row = await _append(conn, type_, intent_id, correlation_id, payload)
+        else:
+            row = await _append(conn, type_, intent_id, correlation_id, payload)
+    except errors.LockNotAvailable:
+        COUNTERS["failed"] += 1
+        detail = f"chain head lock not granted within {LOCK_TIMEOUT_MS} ms"
+        if not POLICY.ignore_failures:
+            raise EventStoreUnavailable(detail) from None
+        COUNTERS["committed_without_event"] += 1
+        log.error("UNSAFE: %s event of intent %s not appended (%s); the state change commits without it",
+                  type_, intent_id, detail)
+        return None
+    COUNTERS["appended"] += 1
+    return row
+
+
+async def _append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | None,
+                  correlation_id: str, payload: dict) -> dict:
     # Round-trip through JSON so that the hashed payload equals what jsonb gives back.
     payload = json.loads(json.dumps(payload))
     cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
     head = await (await cur.execute(
         "SELECT last_seq, last_hash FROM event_chain_head WHERE id = 1 FOR UPDATE")).fetchone()
     if head is None:

@@ -11,6 +11,8 @@ Endpoints:
   "requests": n}: degrade the next n ``/apply`` requests (0 = until changed), then back to ok.
   throttle answers 429 with Retry-After, error answers 503, hang never answers.
 - ``GET /_control``: the mode and the counters.
+- ``GET /health``: 200, or what the current mode answers (429, 503, hang) without consuming
+  one of the degraded requests.
 
 Every request to /apply logs one JSON line to stderr (platform, correlation id, outcome).
 """
@@ -101,6 +103,17 @@ class PlatformMock:
              outcome="applied" if applied else "duplicate", status=200, count=record["count"])
         return web.json_response({"applied": applied, "idempotency_key": key, "count": record["count"]})
 
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        """The platform's health as its mode says, without consuming a limited degradation."""
+        if self.mode == "throttle":
+            return web.json_response({"status": "throttled"}, status=429,
+                                     headers={"Retry-After": _retry_after_header(self.retry_after)})
+        if self.mode == "error":
+            return web.json_response({"status": "unavailable"}, status=503)
+        if self.mode == "hang":
+            await asyncio.sleep(HANG_SECONDS)
+        return web.json_response({"status": "ok", "platform": self.platform})
+
     async def applied(self, request: web.Request) -> web.Response:
         return web.json_response({"platform": self.platform, "applied": list(self.records.values())})
 
@@ -134,6 +147,7 @@ def make_app(platform: str) -> web.Application:
     app["mock"] = mock
     app.router.add_post("/apply", mock.apply)
     app.router.add_get("/applied", mock.applied)
+    app.router.add_get("/health", mock.health)
     app.router.add_get("/_control", mock.get_control)
     app.router.add_post("/_control", mock.post_control)
     return app

@@ -87,3 +87,59 @@ CREATE OR REPLACE TRIGGER events_refuse_update_delete
 CREATE OR REPLACE TRIGGER events_refuse_truncate
     BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change();
+
+-- ---- Connectors and their platforms (matrix rows 4-6) -----------------------------------
+
+-- The Control Plane's clock: the database's clock plus an offset that only a lab started
+-- with `serve --allow-clock-control` can move (so "after 15 minutes" runs in seconds).
+CREATE TABLE IF NOT EXISTS cp_clock (
+    id              smallint    PRIMARY KEY CHECK (id = 1),
+    offset_s        double precision NOT NULL DEFAULT 0
+);
+INSERT INTO cp_clock (id, offset_s) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+
+-- Outbox of published and promoted intents: written in the publish (or promote) transaction,
+-- sent to the platform's SQS queue after the commit (and again by any instance's dispatcher
+-- while still pending). The connector's idempotency key is idempotency_key (first ring) or
+-- idempotency_key@ring (a promotion).
+-- One row per (intent, ring): the publish to its first ring, then one per ring promotion.
+CREATE TABLE IF NOT EXISTS dispatches (
+    intent_id       bigint      NOT NULL REFERENCES intents (id),
+    platform        text        NOT NULL,
+    ring            text        NOT NULL,
+    idempotency_key text        NOT NULL,
+    correlation_id  text        NOT NULL,
+    state           text        NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'enqueued', 'applied', 'dead_lettered')),
+    created_at      timestamptz NOT NULL,
+    enqueued_at     timestamptz,
+    applied_at      timestamptz,
+    PRIMARY KEY (intent_id, ring)
+);
+CREATE INDEX IF NOT EXISTS dispatches_open_idx ON dispatches (state) WHERE state IN ('pending', 'enqueued');
+
+-- What the connectors observed of their platform (one row per platform call or health probe).
+CREATE TABLE IF NOT EXISTS platform_observations (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    platform        text        NOT NULL,
+    at              timestamptz NOT NULL,          -- Control Plane clock
+    outcome         text        NOT NULL,
+    op              text        NOT NULL,
+    status          integer,
+    intent_id       bigint,
+    attempt         integer,
+    wait_s          double precision,
+    retry_after_s   double precision,
+    correlation_id  text
+);
+CREATE INDEX IF NOT EXISTS platform_observations_idx ON platform_observations (platform, at);
+
+-- Each platform's health as the Control Plane records it (controlplane.platformstate).
+CREATE TABLE IF NOT EXISTS platform_status (
+    platform                  text PRIMARY KEY,
+    health                    text NOT NULL DEFAULT 'Healthy' CHECK (health IN ('Healthy', 'Degraded', 'Down')),
+    last_outcome              text,
+    degraded_since            timestamptz,
+    cab_pause_since           timestamptz,
+    manual_import_offered_at  timestamptz
+);

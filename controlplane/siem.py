@@ -20,7 +20,9 @@ class SiemSink:
         self.instance = instance
 
     def write(self, events: list[dict]) -> None:
-        """Append one line per event (blocking: call it in an executor)."""
+        """Append one line per event (blocking: call it in an executor). None stands for an event
+        that was not appended (only with the UNSAFE --unsafe-ignore-event-store) and is skipped."""
+        events = [e for e in events if e is not None]
         if not events:
             return
         lines = [json.dumps(self.record(e), separators=(",", ":")) + "\n" for e in events]

@@ -7,11 +7,13 @@ with the reaper while it runs).
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -299,3 +301,48 @@ def test_always_failing_intent_ends_in_the_dead_letter_queue(lab, mode):
         [("apply", expected, 1), ("apply", expected, 2), ("apply", expected, 3), ("dead_letter", "dead_lettered", 3)]
     assert [line["wait_s"] for line in lines[:2]] == [0.2, 0.4]
     assert requests.get(url + "/applied", timeout=2).json()["applied"] == []
+
+
+class _Reports(threading.Thread):
+    """A real HTTP server on a fixed port taking the connector's reports, started late."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, json.loads(body)))
+                self.send_response(201)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+    def run(self) -> None:
+        self.server.serve_forever(poll_interval=0.1)
+
+
+def test_reports_the_control_plane_could_not_take_are_sent_later_in_order(lab):
+    q = lab.queues("landscape")
+    _, url = lab.platform_mock("landscape")
+    port = free_port()
+    _, metrics = lab.connector("landscape", q, url, "--report-url", f"http://127.0.0.1:{port}",
+                               "--probe-interval", "0.5")
+    body = intent()
+    lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+    wait_for(lambda: metrics_of(metrics).get("applied") == 1, what="intent applied while the Control Plane is down")
+    reports = _Reports(port)
+    reports.start()
+    try:
+        wait_for(lambda: any(r[1].get("intent_id") == body["intent_id"] for r in reports.received),
+                 what="the deferred report delivered")
+        applies = [r for path, r in reports.received if r["op"] == "apply"]
+        assert reports.received[0][0] == "/platforms/landscape/observations"
+        assert applies[0]["outcome"] == "ok" and applies[0]["intent_id"] == body["intent_id"]
+    finally:
+        reports.server.shutdown()
+        reports.server.server_close()

@@ -152,7 +152,8 @@ def test_publish_is_refused_without_approval_and_allowed_when_healthy(cplab):
     published = call(az2, "POST", f"/intents/{intent['id']}/publish")
     assert published.status_code == 200, published.text
     assert published.json() == {"intent_id": intent["id"], "state": "Published", "instance": "az2",
-                                "evidence_source": "primary"}
+                                "evidence_source": "primary", "platform": "intune", "ring": "ring0",
+                                "idempotency_key": intent["idempotency_key"]}
     assert call(az2, "GET", f"/intents/{intent['id']}").json()["state"] == "Published"
 
 
@@ -339,3 +340,34 @@ def test_database_outage_answers_503_writes_nothing_and_recovers_without_restart
     assert published.status_code == 200, published.text
     assert call(az1, "GET", "/health").json()["ServiceHealth"] == "Healthy"
     assert call(cplab.instances["az2"], "GET", "/events/verify").json()["ok"] is True
+
+
+def test_platform_routes_refuse_bad_input_and_the_clock_moves_only_in_a_lab(cplab):
+    az1 = cplab.instances["az1"]
+    assert call(az1, "POST", "/_clock/advance", body={"seconds": 60}).status_code == 403
+    unknown = call(az1, "GET", "/platforms/solaris")
+    assert unknown.status_code == 404 and "known: intune" in unknown.json()["error"]
+    bad = call(az1, "POST", "/platforms/jamf/observations", body={"outcome": "sideways"})
+    assert bad.status_code == 400 and bad.json()["field"] == "outcome"
+    assert call(az1, "POST", "/platforms/jamf/observations",
+                body={"outcome": "ok", "wait_s": "soon"}).json()["field"] == "wait_s"
+    intent = new_intent(az1)
+    draft = call(az1, "POST", f"/intents/{intent['id']}/promote", body={"to_ring": "ring2"})
+    assert draft.status_code == 409 and draft.json()["gate"] == "Published"
+    assert call(az1, "POST", f"/intents/{intent['id']}/promote", body={}).status_code == 400
+
+
+def test_a_platform_observed_down_pauses_its_promotions_and_recovers_on_an_ok(cplab):
+    az1 = cplab.instances["az1"]
+    down = call(az1, "POST", "/platforms/landscape/observations", body={"outcome": "unreachable", "op": "probe"})
+    assert down.status_code == 201 and down.json()["PromotionsPaused"] and down.json()["health"] == "Down"
+    intent = new_intent(az1)
+    commit_evidence(az1, intent["id"])
+    approve(az1, intent["id"])
+    # intents default to intune here; the landscape pause does not touch them
+    assert call(az1, "POST", f"/intents/{intent['id']}/publish").status_code == 200
+    assert call(az1, "POST", f"/intents/{intent['id']}/promote", body={"to_ring": "ring2"}).status_code == 200
+    up = call(az1, "POST", "/platforms/landscape/observations", body={"outcome": "ok", "op": "probe"})
+    assert up.json()["health"] == "Healthy" and not up.json()["PromotionsPaused"]
+    kinds = [e["type"] for e in call(az1, "GET", "/events?type=PlatformRecovered&limit=1000").json()["events"]]
+    assert kinds and set(kinds) == {"PlatformRecovered"}

@@ -1,0 +1,122 @@
+"""Published intents to the connectors' SQS queues (the outbox's sender), queue metrics, requeue.
+
+A publish writes a ``dispatches`` row (state pending) in its own transaction; after the
+commit the instance sends the intent to ``<prefix>-<platform>`` and marks it enqueued. A send
+that failed (SQS down, instance killed) is retried by every instance's dispatcher loop, which
+picks pending rows older than ``RESEND_AFTER_S`` with SKIP LOCKED. A message may so be sent
+twice; the connector's idempotency key makes the platform apply it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import botocore.exceptions
+
+from controlplane.queues import sqs_client
+from controlplane.redact import short_cause
+
+log = logging.getLogger("controlplane.dispatch")
+
+SQS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+RESEND_AFTER_S = 2.0
+LOOP_INTERVAL_S = 1.0
+
+
+class QueueUnavailable(Exception):
+    """SQS did not answer or refused; str() is the short cause."""
+
+
+class Dispatcher:
+    def __init__(self, sqs_endpoint: str, prefix: str) -> None:
+        self.prefix = prefix
+        self.sqs = sqs_client(sqs_endpoint, timeout=3.0)
+        self.urls: dict[str, str] = {}
+
+    async def _call(self, fn, **kwargs):
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(**kwargs))
+        except SQS_ERRORS as exc:
+            raise QueueUnavailable(short_cause(exc)) from None
+
+    async def url(self, name: str) -> str:
+        if name not in self.urls:
+            self.urls[name] = (await self._call(self.sqs.get_queue_url, QueueName=name))["QueueUrl"]
+        return self.urls[name]
+
+    @staticmethod
+    def message(row: dict) -> str:
+        return json.dumps({"intent_id": str(row["intent_id"]), "idempotency_key": row["idempotency_key"],
+                           "correlation_id": row["correlation_id"], "ring": row["ring"],
+                           "platform": row["platform"]})
+
+    async def send(self, row: dict) -> None:
+        url = await self.url(f"{self.prefix}-{row['platform']}")
+        await self._call(self.sqs.send_message, QueueUrl=url, MessageBody=self.message(row))
+
+    async def depth(self, platform: str) -> dict:
+        """{queue_depth, in_flight, dead_letter_depth} of a platform's queues."""
+        names = {"": f"{self.prefix}-{platform}", "dlq": f"{self.prefix}-{platform}-dlq"}
+        out = {}
+        for kind, name in names.items():
+            attrs = (await self._call(self.sqs.get_queue_attributes, QueueUrl=await self.url(name), AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]))["Attributes"]
+            visible = int(attrs.get("ApproximateNumberOfMessages", 0))
+            hidden = int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+            if kind == "dlq":
+                out["dead_letter_depth"] = visible + hidden
+            else:
+                out.update(queue_depth=visible + hidden, in_flight=hidden)
+        return out
+
+    async def requeue(self, platform: str, limit: int = 100) -> list[dict]:
+        """Move up to `limit` messages from the platform's dead-letter queue back to its queue
+        (the runbook's requeue); returns the intents moved. Send first, then delete: a crash in
+        between leaves a duplicate, never a loss."""
+        dlq, queue = await self.url(f"{self.prefix}-{platform}-dlq"), await self.url(f"{self.prefix}-{platform}")
+        moved: list[dict] = []
+        while len(moved) < limit:
+            got = await self._call(self.sqs.receive_message, QueueUrl=dlq, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=0, VisibilityTimeout=30)
+            messages = got.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                await self._call(self.sqs.send_message, QueueUrl=queue, MessageBody=message["Body"])
+                await self._call(self.sqs.delete_message, QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+                try:
+                    moved.append(json.loads(message["Body"]))
+                except ValueError:
+                    moved.append({"body": message["Body"][:200]})
+        return moved
+
+
+async def mark_enqueued(conn, intent_id: int, ring: str) -> None:
+    await conn.execute("UPDATE dispatches SET state = 'enqueued', enqueued_at = clock_timestamp()"
+                       " + make_interval(secs => (SELECT offset_s FROM cp_clock WHERE id = 1))"
+                       " WHERE intent_id = %s AND ring = %s AND state = 'pending'", (intent_id, ring))
+
+
+async def flush_pending(db, dispatcher: Dispatcher, older_than_s: float = RESEND_AFTER_S) -> int:
+    """Send pending dispatches older than `older_than_s`; returns how many were enqueued."""
+    async def work(conn):
+        cur = await conn.execute(
+            "SELECT d.intent_id, d.platform, d.ring, d.idempotency_key, d.correlation_id FROM dispatches d,"
+            " cp_clock c WHERE d.state = 'pending' AND d.created_at < clock_timestamp()"
+            " + make_interval(secs => c.offset_s - %s) ORDER BY d.created_at LIMIT 20"
+            " FOR UPDATE OF d SKIP LOCKED", (older_than_s,))
+        cols = [c.name for c in cur.description]
+        sent = 0
+        for values in await cur.fetchall():
+            row = dict(zip(cols, values))
+            try:
+                await dispatcher.send(row)
+            except QueueUnavailable as exc:
+                log.warning("dispatch of intent %s to %s still pending: %s", row["intent_id"], row["platform"], exc)
+                break
+            await mark_enqueued(conn, row["intent_id"], row["ring"])
+            sent += 1
+        return sent
+    return await db.run(work)
