@@ -72,6 +72,29 @@ class Lab(abc.ABC):
         fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
         return fault
 
+    def block_event_store_writes(self) -> Any:
+        """Block every append to the event store on the database primary (reads keep working);
+        returns a handle whose release() lifts it (harness.lab.eventstore.EventStoreWriteBlock).
+        Heal it through the fault `event_store_block`, which always releases it."""
+        raise NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab cannot block event store writes: it needs a "
+            f"superuser session on the database primary (available on the embedded lab)")
+
+    # connector platforms (matrix rows 4-6): the embedded lab runs stand-ins for them
+    def _no_platforms(self) -> NotImplementedError:
+        return NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab has no platform API stand-ins: the connector "
+            f"scenarios (scenarios/connectors/) run on the embedded lab")
+
+    def platform_control_url(self, platform: str) -> str:
+        raise self._no_platforms()
+
+    def kill_platform(self, platform: str) -> None:
+        raise self._no_platforms()
+
+    def restart_platform(self, platform: str) -> None:
+        raise self._no_platforms()
+
     def heal_fault(self, fault: Any) -> None:
         from ..faults import FaultContext
 

@@ -3,6 +3,8 @@
     clients -> HAProxy -> Control Plane az1..az3 -> [proxy db] -> PostgreSQL primary (pg-a)
                                                  -> [proxy s3] -> HTTP fault gateway -> moto (S3 + SQS)
                                                  -> [proxy s3-replica] -> moto (alternate region bucket)
+                                                 -> SQS <lab>-<platform> (moto) -> connector workers
+    connector <platform> -> [proxy platform-<platform>] -> platform API stand-in (Intune, Jamf, ...)
     pg-a -> [proxy repl-pg-b] -> pg-b (synchronous replica, failover target)
     pg-a -> [proxy repl-pg-analytics] -> pg-analytics (asynchronous analytics replica)
 
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,6 +37,7 @@ from ..faults import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from . import proc, reaper
 from .base import Lab, LabStartError
+from .connectors import ConnectorTier
 from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .moto import MotoServer
@@ -97,6 +101,7 @@ class EmbeddedLab(Lab):
         self.siem_path: Path | None = None
         self.started_in: float | None = None
         self._proxies: list[str] = []
+        self.connectors: ConnectorTier | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def up(self) -> "EmbeddedLab":
@@ -112,13 +117,19 @@ class EmbeddedLab(Lab):
             self.toxiproxy.reset_all()
             self.moto = MotoServer()
             self.moto.start()
-            self._start_database()
+            self.connectors = ConnectorTier(self.root, self.lab_id, self.registration, self._proxy,
+                                            self._aws_env(), self.moto.endpoint_url)
+            with ThreadPoolExecutor(max_workers=1) as pool:   # queues and platforms while PostgreSQL starts
+                platforms = pool.submit(self.connectors.start_queues_and_mocks)
+                self._start_database()
+                platforms.result()
             moto = self.moto.endpoint_url.split("//", 1)[1]
             self._start_gateway(self.moto.endpoint_url)
             s3 = self._proxy("s3", self.gateway_url.split("//", 1)[1])      # primary region
             s3_replica = self._proxy("s3-replica", moto)                      # alternate region
             self._start_controlplane(f"http://{s3}", f"http://{s3_replica}")
             self._start_load_balancer()
+            self.connectors.start_workers(self.api_url)
             self.failover = FailoverController(
                 self.cluster, self.toxiproxy, "db", SYNC_REPLICA, self._event,
                 interval=self.failover_interval, misses=self.failover_misses,
@@ -135,6 +146,7 @@ class EmbeddedLab(Lab):
     def down(self) -> None:
         steps = [
             lambda: self.failover and self.failover.stop(),
+            lambda: self.connectors and self.connectors.stop(),
             lambda: self.lb and self.lb.stop(),
             self._stop_controlplane,
             self._stop_gateway,
@@ -153,7 +165,7 @@ class EmbeddedLab(Lab):
         if self.registration is not None:
             self.registration.close()
             forget_lab_files({"lab_id": self.lab_id})
-        self.failover = self.lb = self.cluster = self.moto = self.toxi_server = None
+        self.failover = self.lb = self.cluster = self.moto = self.toxi_server = self.connectors = None
 
     # -- parts -------------------------------------------------------------------------------
     def _event(self, kind: str, name: str, detail: dict) -> None:
@@ -184,10 +196,14 @@ class EmbeddedLab(Lab):
         host, port = listen.rsplit(":", 1)
         return f"host={host} port={port} dbname={APP_DATABASE} user={APP_ROLE}"
 
-    def _cp_env(self) -> dict[str, str]:
+    @staticmethod
+    def _aws_env() -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-        env.update(S3_ENV, PGPASSWORD=self.cluster.password, PYTHONUNBUFFERED="1")
+        env.update(S3_ENV, PYTHONUNBUFFERED="1")
         return env
+
+    def _cp_env(self) -> dict[str, str]:
+        return {**self._aws_env(), "PGPASSWORD": self.cluster.password}
 
     def _start_gateway(self, upstream: str) -> None:
         """The HTTP fault gateway in front of the primary region's object store."""
@@ -218,7 +234,9 @@ class EmbeddedLab(Lab):
                   "--evidence-bucket", EVIDENCE_BUCKET]
         self._cp_common = common
         self._cp_serve = [*common, "--s3-replica-endpoint", s3_replica_url,
-                          "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET, *self.cp_flags]
+                          "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET,
+                          "--sqs-endpoint", self.moto.endpoint_url, "--queue-prefix", self.connectors.prefix,
+                          "--allow-clock-control", *self.cp_flags]
         migrate = subprocess.run(
             [sys.executable, "-m", "controlplane", "migrate", *common,
              "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET],
@@ -330,6 +348,7 @@ class EmbeddedLab(Lab):
             "s3_gateway": self.gateway_url or None,
             "database": {n: f"{node.host}:{node.port} ({node.role})" for n, node in nodes.items()},
             "siem": str(self.siem_path) if self.siem_path else None,
+            "platforms": self.connectors.endpoints() if self.connectors else {},
         }
 
     def processes(self) -> dict[str, int | None]:
@@ -345,6 +364,8 @@ class EmbeddedLab(Lab):
             result["moto"] = self.moto.process.pid if self.moto.process.poll() is None else None
         if self.gateway is not None:
             result["httpfault"] = self.gateway.pid if self.gateway.poll() is None else None
+        if self.connectors:
+            result.update(self.connectors.processes())
         if self.toxi_server and self.toxi_server.process:
             result["toxiproxy"] = self.toxi_server.process.pid
         return result
@@ -392,9 +413,38 @@ class EmbeddedLab(Lab):
                 continue
         return records
 
+    # -- connector platforms ------------------------------------------------------------------
+    def platform_control_url(self, platform: str) -> str:
+        return self.connectors.control_url(platform)
+
+    def kill_platform(self, platform: str) -> None:
+        self.connectors.kill_platform(platform)
+
+    def restart_platform(self, platform: str) -> None:
+        self.connectors.restart_platform(platform)
+
+    def reset_faults(self) -> None:
+        """Every toxic and disabled proxy, and every platform stand-in back up and answering ok."""
+        super().reset_faults()
+        if self.connectors:
+            for platform in self.connectors.mocks:
+                self.connectors.restart_platform(platform)
+                requests.post(f"{self.platform_control_url(platform)}/_control", json={"mode": "ok"},
+                              timeout=10).raise_for_status()
+
     def database_primary(self) -> str:
         return self.cluster.primary.name
 
     def kill_database_node(self, name: str) -> None:
         self.cluster[name].kill()
+
+    def block_event_store_writes(self) -> Any:
+        """Hold LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser (over
+        its unix socket): see harness.lab.eventstore. Release through the fault's heal."""
+        import psycopg
+
+        from .eventstore import EventStoreWriteBlock
+        primary = self.cluster.primary
+        return EventStoreWriteBlock.hold(
+            primary.name, lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw))
 

@@ -7,6 +7,14 @@ A runbook in code, watching from outside the database:
 4. repoint the client endpoint, a Toxiproxy proxy the Control Plane connects to, at the
    promoted node (event "reconnect"); open client connections are dropped by the move.
 It then stays failed over: failback is a separate, gated step (failback()).
+
+A probe misses when the primary does not answer, or (matrix row 7, "Event store write blocked")
+when it answers but its event store cannot take appends: LOCK TABLE event_chain_head IN ROW
+SHARE MODE (the table lock every appender's SELECT ... FOR UPDATE takes first) is not granted
+within EVENT_STORE_LOCK_TIMEOUT_MS, in a transaction rolled back at once (no row lock, no WAL;
+ordinary appenders, even ones waiting for a synchronous standby, never make it miss). A primary
+failed that way is still alive, so it is fenced (SIGKILLed, event "fence") before the promote,
+and every recovery event says {"cause": "event_store_write_blocked"}.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from typing import Any, Callable
 import psycopg
 
 EventSink = Callable[[str, str, dict], None]
+
+UNREACHABLE, WRITE_BLOCKED = "primary_unreachable", "event_store_write_blocked"
+EVENT_STORE_LOCK_TIMEOUT_MS = 200
 
 
 def transaction_lag(primary_query: Callable, replica_query: Callable) -> float:
@@ -80,38 +91,57 @@ class FailoverController:
             time.sleep(0.02)
         return False
 
-    def _probe(self, node: Any) -> bool:
+    def _probe(self, node: Any) -> str | None:
+        """None when the primary is healthy, else why the probe missed (UNREACHABLE, WRITE_BLOCKED)."""
         try:
             with psycopg.connect(node.dsn, connect_timeout=1, autocommit=True) as conn:
-                conn.execute("SELECT 1")
-            return True
+                has_store = conn.execute("SELECT to_regclass('event_chain_head') IS NOT NULL").fetchone()[0]
+                if has_store and not self._event_store_writable(conn):
+                    return WRITE_BLOCKED
+            return None
         except psycopg.Error:
+            return UNREACHABLE
+
+    @staticmethod
+    def _event_store_writable(conn: psycopg.Connection) -> bool:
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{EVENT_STORE_LOCK_TIMEOUT_MS}ms'")
+                conn.execute("LOCK TABLE event_chain_head IN ROW SHARE MODE")
+                raise psycopg.Rollback()   # the lock is released at once
+        except psycopg.errors.LockNotAvailable:
             return False
+        return True
 
     def _watch(self) -> None:
         missed = 0
         while not self._halt.wait(self.interval):
             primary = self.cluster.primary
-            if self._probe(primary):
+            cause = self._probe(primary)
+            if cause is None:
                 missed = 0
                 continue
             missed += 1
             if missed < self.misses:
                 continue
             try:
-                self.fail_over(primary)
+                self.fail_over(primary, cause)
             except Exception as exc:  # recorded, and the drill's gates see no recovery
                 self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
                 self.on_event("failover_error", self.candidate, {"error": self.error})
             return
 
-    def fail_over(self, failed: Any) -> None:
-        self.on_event("detect", failed.name, {"misses": self.misses, "interval_s": self.interval})
+    def fail_over(self, failed: Any, cause: str = UNREACHABLE) -> None:
+        why = {} if cause == UNREACHABLE else {"cause": cause}
+        self.on_event("detect", failed.name, {"misses": self.misses, "interval_s": self.interval, **why})
+        if cause != UNREACHABLE:   # still alive: it must not take a write once another is promoted
+            failed.kill()
+            self.on_event("fence", failed.name, {"signal": "SIGKILL", **why})
         target = self.cluster[self.candidate]
         target.promote()
-        self.on_event("promote", target.name, {})
+        self.on_event("promote", target.name, why)
         self.toxiproxy.set_upstream(self.endpoint, self.address_of(target))
-        self.on_event("reconnect", self.endpoint, {"upstream": self.address_of(target)})
+        self.on_event("reconnect", self.endpoint, {"upstream": self.address_of(target), **why})
         self.state = "failed_over"
 
     # -- after the failover: rebuild and gated failback --------------------------------------

@@ -71,7 +71,8 @@ def test_spec_from_plan_data_validates_now():
 def test_every_registered_fault_describes_itself():
     assert set(REGISTRY) == {"latency", "partition", "timeout", "reset", "bandwidth", "slow_close",
                              "slicer", "data_limit", "proxy_down", "container_kill", "container_stop",
-                             "container_pause", "network_disconnect", "http_error"}
+                             "container_pause", "network_disconnect", "http_error", "event_store_block",
+                             "platform_degrade", "platform_down"}
     assert all(cls.DESCRIPTION for cls in REGISTRY.values())
 
 

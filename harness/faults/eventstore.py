@@ -1,0 +1,39 @@
+"""Event store faults (matrix row 7, "Event store write blocked"), acting through ctx.lab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import FaultSpec
+from .base import Fault, FaultContext, FaultError, register
+
+TARGET = "database-primary"
+
+
+@register
+class EventStoreBlock(Fault):
+    TYPE = "event_store_block"
+    DESCRIPTION = ("holds LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the database primary (reads "
+                   "work, every audit-event append waits); heal: roll that session back (a no-op once "
+                   "the node is gone)")
+    PARAMS: dict = {}
+
+    def __init__(self, spec: FaultSpec):
+        super().__init__(spec)
+        if spec.target != TARGET:
+            raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {TARGET!r} "
+                             f"(whichever node is the primary when it is injected)")
+        self.block: Any = None
+
+    def inject(self, ctx: FaultContext) -> None:
+        if ctx.lab is None:
+            raise FaultError(f"fault {self.TYPE!r} needs a lab (ctx.lab)")
+        self.block = ctx.lab.block_event_store_writes()
+
+    def heal(self, ctx: FaultContext) -> None:
+        block, self.block = self.block, None
+        if block is not None:
+            block.release()
+
+    def describe(self) -> str:
+        return self.block.describe() if self.block is not None else f"{self.TYPE} on {self.spec.target}"

@@ -1,0 +1,48 @@
+"""Faults of the platform APIs behind the connectors (matrix rows 4-6), through the lab.
+
+``platform_degrade`` sets a platform stand-in's mode through its control endpoint (429 with
+Retry-After, 503, hang) for every request or the next ``requests``; ``platform_down``
+SIGKILLs the platform's server and its heal starts it again on the same port.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from .base import Fault, FaultContext, Param, register
+
+
+@register
+class PlatformDegrade(Fault):
+    TYPE = "platform_degrade"
+    DESCRIPTION = ("the platform API answers `mode` (throttle: 429 with Retry-After, error: 503, hang) "
+                   "to every request (requests 0) or the next `requests`")
+    PARAMS = {"mode": Param(str, "throttle", choices=("throttle", "error", "hang")),
+              "retry_after": Param((int, float), 1.0, minimum=0, doc="seconds, for throttle"),
+              "requests": Param(int, 0, minimum=0)}
+
+    def _control(self, ctx: FaultContext, body: dict) -> None:
+        url = ctx.lab.platform_control_url(self.spec.target)
+        requests.post(f"{url}/_control", json=body, timeout=10).raise_for_status()
+
+    def inject(self, ctx: FaultContext) -> None:
+        self._control(ctx, {"mode": self.params["mode"], "retry_after": self.params["retry_after"],
+                            "requests": self.params["requests"]})
+
+    def heal(self, ctx: FaultContext) -> None:
+        try:
+            self._control(ctx, {"mode": "ok"})
+        except requests.ConnectionError:   # the server is down (another fault): nothing to undo here
+            pass
+
+
+@register
+class PlatformDown(Fault):
+    TYPE = "platform_down"
+    DESCRIPTION = "the platform's server is killed (SIGKILL); heal starts it again"
+
+    def inject(self, ctx: FaultContext) -> None:
+        ctx.lab.kill_platform(self.spec.target)
+
+    def heal(self, ctx: FaultContext) -> None:
+        ctx.lab.restart_platform(self.spec.target)
