@@ -18,11 +18,31 @@ ROWS = (
     Row("Control Plane API/Policy services", "Stateless service outage", "scenarios/api/stateless_outage.feature"),
     Row("Database", "Primary unavailable", "scenarios/database/primary_failover.feature"),
     Row("Evidence store", "Object storage outage", "scenarios/evidence/object_storage_outage.feature"),
-    Row("Intune Graph degraded", "publish/assignment fails", None),
-    Row("Jamf API outage", "macOS distribution fails", None),
-    Row("SCCM site server down", "offline site distribution interrupted", None),
-    Row("Event store write blocked", "Audit events not persisted", None),
+    Row("Intune Graph degraded", "publish/assignment fails", "scenarios/connectors/intune_graph_degraded.feature"),
+    Row("Jamf API outage", "macOS distribution fails", "scenarios/connectors/jamf_outage.feature"),
+    Row("SCCM site server down", "offline site distribution interrupted", "scenarios/connectors/sccm_site_down.feature"),
+    Row("Event store write blocked", "Audit events not persisted", "scenarios/eventstore/write_blocked.feature"),
 )
+
+
+def row_of(feature: str | Path) -> tuple[int, Row] | None:
+    """(row number from 1, row) of the matrix row whose scenario is this feature file, else None."""
+    text = str(feature).replace("\\", "/")
+    for number, row in enumerate(ROWS, 1):
+        if row.feature is None:
+            continue
+        relative = row.feature.removeprefix("scenarios/")    # how a drill's results name it
+        if text in (row.feature, relative) or text.endswith("/" + relative):
+            return number, row
+    return None
+
+
+def matrix_order(features) -> list:
+    """Feature paths in the matrix's row order; features of no row follow, in name order."""
+    def key(path):
+        found = row_of(path)
+        return (found[0] if found else len(ROWS) + 1, str(path))
+    return sorted(features, key=key)
 
 
 def last_verdicts(cab_log: Path) -> dict[str, tuple[str, str]]:

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from .matrix import matrix_order
+
 # The spec's targets: database RTO <= 8 h, RPO <= 24 h, tier-1 apps RPO <= 1 h.
 DEFAULT_TARGETS = {"rto_seconds": 8 * 3600.0, "rpo_seconds": 24 * 3600.0}
 TIER1_RPO_SECONDS = 3600.0
@@ -134,7 +136,7 @@ def _parse_scenarios(value: Any, root: Path, fail) -> tuple[tuple[Path, ...], st
         if not value.strip().startswith(("@", "not ", "(")):
             raise fail("scenarios", "must be a list of .feature paths or a tag expression like "
                                     "'@quarterly and @ha-domain:database'")
-        features = tuple(sorted((root / "scenarios").rglob("*.feature")))
+        features = tuple(matrix_order((root / "scenarios").rglob("*.feature")))
         if not features:
             raise fail("scenarios", f"tag expression given but no .feature file under {root / 'scenarios'}")
         return features, value.strip()

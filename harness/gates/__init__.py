@@ -11,6 +11,7 @@ from harness.gates.base import (
     evaluate_gates,
     register,
 )
+from harness.gates.eventstore import EventStoreWriteSuccess
 from harness.gates.generic import AtLeast, AtMost, Equals
 from harness.gates.thresholds import (
     AvailabilityGate,
@@ -28,6 +29,7 @@ __all__ = [
     "AvailabilityGate",
     "DuplicatedWrites",
     "Equals",
+    "EventStoreWriteSuccess",
     "Gate",
     "LostWrites",
     "RpoSeconds",

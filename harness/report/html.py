@@ -91,6 +91,7 @@ def _scenario_view(scenario: dict[str, Any]) -> dict[str, Any]:
         "name": scenario.get("name", "scenario"),
         "verdict": verdict_text(scenario.get("verdict")),
         "feature": scenario.get("feature"),
+        "matrix_row": scenario.get("matrix_row"),
         "description": [line.strip() for line in (scenario.get("description") or "").splitlines() if line.strip()],
         "tags": list(scenario.get("tags") or ()),
         "error": scenario.get("error"),

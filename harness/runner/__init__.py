@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..matrix import row_of
 from ..model import Verdict
 from ..plan import Plan
 from ..report import append_cab_log, write_all
@@ -121,7 +122,7 @@ def scenario_results(run: ScenarioRun) -> dict[str, Any]:
     measurements.update({k: v for k, v in run.measurements.items() if k not in measurements})
     return {
         "name": run.name, "feature": run.feature, "tags": run.tags, "verdict": run.verdict.value,
-        "description": run.description,
+        "description": run.description, "matrix_row": _matrix_row(run.feature),
         "started_at": run.started_at, "finished_at": run.finished_at,
         "measurements": measurements, "phases": run.phases, "lost_write_keys": run.lost_write_keys,
         "observations": run.observations, "error": run.error, "correlation_ids": cids,
@@ -152,6 +153,14 @@ def environment(lab: Any) -> dict[str, Any]:
     except Exception as exc:
         env["lab"] = f"description unavailable: {exc}"
     return env
+
+
+def _matrix_row(feature: str) -> dict | None:
+    found = row_of(feature)
+    if found is None:
+        return None
+    number, row = found
+    return {"number": number, "component": row.component, "failure": row.failure}
 
 
 def results_of(plan: Plan, ctx: DrillContext, lab: Any) -> dict[str, Any]:

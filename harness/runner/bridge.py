@@ -34,6 +34,7 @@ def run_features(ctx: context.DrillContext, features: list[Path], quiet: bool = 
             interrupted.append(signum)
             raise KeyboardInterrupt
 
+        ctx.feature_order = [str(f.resolve()) for f in features]
         previous, context.ACTIVE = context.ACTIVE, ctx
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
         try:

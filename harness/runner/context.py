@@ -68,6 +68,7 @@ class DrillContext:
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     scenarios: list[ScenarioRun] = field(default_factory=list)
     tags: str | None = None
+    feature_order: list[str] = field(default_factory=list)   # scenarios run in this order of files
     replication: str = "sync"
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None

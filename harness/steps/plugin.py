@@ -11,6 +11,8 @@ from .api import *  # noqa: F401,F403  (step definitions)
 from .common import *  # noqa: F401,F403
 from .database import *  # noqa: F401,F403
 from .evidence import *  # noqa: F401,F403
+from .eventstore import *  # noqa: F401,F403
+from .platforms import *  # noqa: F401,F403
 
 
 @pytest.fixture
@@ -21,14 +23,15 @@ def drill() -> context.DrillContext:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Keep only the scenarios whose tags match the plan's tag expression."""
+    """Keep only the scenarios whose tags match the plan's tag expression, in the order of the
+    plan's feature files (for a tag expression: the failure-modes matrix's row order)."""
+    from pytest_bdd.scenario import scenario_wrapper_template_registry
+
     from ..runner.tags import matches
 
     drill_ctx = context.ACTIVE
-    if drill_ctx is None or not drill_ctx.tags:
+    if drill_ctx is None:
         return
-    from pytest_bdd.scenario import scenario_wrapper_template_registry
-
     keep, drop = [], []
     for item in items:
         scenario = scenario_wrapper_template_registry.get(getattr(item, "obj", None))
@@ -37,8 +40,14 @@ def pytest_collection_modifyitems(config, items):
             tags = set(scenario.tags) | set(getattr(scenario.feature, "tags", ()))
             if getattr(scenario, "rule", None) is not None:
                 tags |= set(scenario.rule.tags)
-        (keep if matches(drill_ctx.tags, tags) else drop).append(item)
-    items[:] = keep
+        (keep if not drill_ctx.tags or matches(drill_ctx.tags, tags) else drop).append(item)
+    order = {path: i for i, path in enumerate(drill_ctx.feature_order)}
+
+    def position(item) -> int:
+        scenario = scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+        filename = getattr(getattr(scenario, "feature", None), "filename", "")
+        return order.get(str(filename), len(order))
+    items[:] = sorted(keep, key=position)   # stable: a feature's scenarios keep their order
     if drop:
         config.hook.pytest_deselected(items=drop)
 

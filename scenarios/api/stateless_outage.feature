@@ -2,7 +2,8 @@
 Feature: Control Plane API/Policy services / Stateless service outage
   Failure-modes matrix row "Control Plane API/Policy services | Stateless service outage".
   Impact: new Deployment Intents and approvals blocked.
-  Control Plane behaviour: pause promotions; existing endpoints unaffected.
+  Control Plane behaviour: pause promotions; existing endpoints unaffected (the connectors
+  keep serving the work already queued).
   Mitigation: LB health probes; auto-redeploy; CAB incident review;
   validation rule: ServiceHealth = Healthy required before a new publish.
 
@@ -12,7 +13,10 @@ Feature: Control Plane API/Policy services / Stateless service outage
     And a sequenced workload of intents and approvals is running
     When the API instance in az1 is killed
     Then the load balancer routes around it within the probe interval
-    When every API instance is down
+    When landscape answers 429 with Retry-After 0.5 s to the next 2 requests
+    And intents are published for landscape, landscape
+    And every API instance is down
     Then new intents and approvals are blocked with a clear error
+    And the connectors keep serving the queued landscape work
     When the API instances are redeployed
     Then the gate ServiceHealth = Healthy passes before a new publish

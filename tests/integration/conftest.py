@@ -12,10 +12,18 @@ from pathlib import Path
 import pytest
 
 from harness.lab.embedded import EmbeddedLab
+from harness.plan import load_plan
+from harness.runner import run_drill
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILL = [sys.executable, "-m", "harness.cli"]
 TOKEN_ENV = "DRILL_TEST_RUNBOOK_TOKEN"
+
+
+def run_plan(plan_name: str, lab, tmp_path: Path) -> tuple[int, dict]:
+    """Run drills/<plan_name> against a running lab: (exit code, results)."""
+    plan = load_plan(ROOT / "drills" / plan_name, ROOT)
+    return run_drill(plan, tmp_path / "out", tmp_path / "cab.jsonl", lab=lab, log=lambda *a, **k: None)
 
 
 @pytest.fixture(scope="module")

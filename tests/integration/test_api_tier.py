@@ -8,13 +8,13 @@ from pathlib import Path
 from harness.lab.embedded import EmbeddedLab
 from harness.plan import load_plan
 from harness.runner import run_drill
+from tests.integration.conftest import run_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def drill(lab, tmp_path):
-    plan = load_plan(ROOT / "drills" / "quarterly-api.yaml", ROOT)
-    return run_drill(plan, tmp_path / "out", tmp_path / "cab.jsonl", lab=lab, log=lambda *a, **k: None)
+    return run_plan("quarterly-api.yaml", lab, tmp_path)
 
 
 def gates(results) -> dict:

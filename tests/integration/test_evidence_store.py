@@ -3,18 +3,12 @@ a Control Plane that publishes without checking the evidence store must fail the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from harness.lab.embedded import EmbeddedLab
-from harness.plan import load_plan
-from harness.runner import run_drill
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.conftest import run_plan
 
 
 def drill(lab, tmp_path):
-    plan = load_plan(ROOT / "drills" / "quarterly-evidence-store.yaml", ROOT)
-    return run_drill(plan, tmp_path / "out", tmp_path / "cab.jsonl", lab=lab, log=lambda *a, **k: None)
+    return run_plan("quarterly-evidence-store.yaml", lab, tmp_path)
 
 
 def gates(results) -> dict:

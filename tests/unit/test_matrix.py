@@ -39,4 +39,17 @@ def test_the_last_verdict_of_each_row_comes_from_the_newest_report(tmp_path):
     assert "PASS 2026-04-01" in database
     api = next(line for line in table.splitlines() if line.startswith("1 "))
     assert api.endswith("never run")
-    assert "(no scenario yet)" in next(line for line in table.splitlines() if line.startswith("7 "))
+    event_store = next(line for line in table.splitlines() if line.startswith("7 "))
+    assert "eventstore/write_blocked.feature" in event_store and event_store.endswith("never run")
+
+
+def test_a_tag_selected_drill_runs_and_reports_the_rows_in_the_matrix_order():
+    from harness.matrix import matrix_order, row_of
+
+    features = sorted((ROOT / "scenarios").rglob("*.feature"))
+    ordered = [row_of(f) for f in matrix_order(features)]
+    numbers = [found[0] for found in ordered if found]
+    assert numbers == sorted(numbers) and numbers[:3] == [1, 2, 3]
+    assert ordered[-1] is None          # replication_cut.feature (no row of its own) goes last
+    assert row_of(ROOT / "scenarios/connectors/jamf_outage.feature")[1].component == "Jamf API outage"
+    assert row_of("scenarios/database/replication_cut.feature") is None

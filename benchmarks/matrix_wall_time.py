@@ -1,0 +1,48 @@
+"""The whole failure-modes matrix (drills/quarterly-full.yaml) on the embedded lab: wall time of
+`drill run` (lab up, every row's scenario, reports, lab down), and each scenario's share.
+Aim: under 3 minutes on 2 cores. Run from the repository root: python benchmarks/matrix_wall_time.py"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AIM_S = 180.0
+
+
+def seconds(a: str, b: str) -> float:
+    return (dt.datetime.fromisoformat(b) - dt.datetime.fromisoformat(a)).total_seconds()
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "drills/quarterly-full.yaml",
+                               "--out", str(out), "--cab-log", str(Path(tmp) / "cab.jsonl")],
+                              cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if not (out / "results.json").exists():
+            print(done.stdout, done.stderr, file=sys.stderr)
+            return 1
+        results = json.loads((out / "results.json").read_text())
+    print(f"{'row':>3}  {'scenario':78} {'verdict':7} {'seconds':>7}")
+    for s in results["scenarios"]:
+        row = (s.get("matrix_row") or {}).get("number", "-")
+        print(f"{row!s:>3}  {s['name'][:78]:78} {s['verdict']:7} {seconds(s['started_at'], s['finished_at']):7.1f}")
+    scenarios = sum(seconds(s["started_at"], s["finished_at"]) for s in results["scenarios"])
+    print(f"\nrows covered: {sorted({(s.get('matrix_row') or {}).get('number') for s in results['scenarios']} - {None})}")
+    print(f"scenarios: {len(results['scenarios'])}, verdict {results['verdict']}, exit {done.returncode}")
+    print(f"wall time of `drill run`: {wall:.1f} s (scenarios {scenarios:.1f} s, lab and reports "
+          f"{wall - scenarios:.1f} s); aim {AIM_S:.0f} s: ratio {wall / AIM_S:.2f}")
+    return 0 if done.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
