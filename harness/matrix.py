@@ -64,7 +64,7 @@ def last_verdicts(cab_log: Path) -> dict[str, tuple[str, str]]:
 
 def render(cab_log: Path, root: Path) -> str:
     verdicts = last_verdicts(cab_log)
-    lines = [f"{'#':2} {'Component':36} {'Failure':38} {'Scenario':45} Last verdict"]
+    rows = []
     for i, row in enumerate(ROWS, 1):
         if row.feature is None:
             scenario, verdict = "(no scenario yet)", "-"
@@ -75,5 +75,7 @@ def render(cab_log: Path, root: Path) -> str:
                 verdict = f"{verdict.upper()} {when}".strip()
             else:
                 verdict = "never run"
-        lines.append(f"{i:<2} {row.component:36} {row.failure:38} {scenario:45} {verdict}")
-    return "\n".join(lines)
+        rows.append((str(i), row.component, row.failure, scenario, verdict))
+    header = ("#", "Component", "Failure", "Scenario", "Last verdict")
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
+    return "\n".join(" ".join(f"{cell:{w}}" for cell, w in zip(r, widths)) + " " + r[4] for r in [header, *rows])

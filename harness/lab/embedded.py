@@ -127,9 +127,12 @@ class EmbeddedLab(Lab):
             self._start_gateway(self.moto.endpoint_url)
             s3 = self._proxy("s3", self.gateway_url.split("//", 1)[1])      # primary region
             s3_replica = self._proxy("s3-replica", moto)                      # alternate region
-            self._start_controlplane(f"http://{s3}", f"http://{s3_replica}")
-            self._start_load_balancer()
-            self.connectors.start_workers(self.api_url)
+            lb_port = free_port()
+            with ThreadPoolExecutor(max_workers=1) as pool:   # the workers while the API starts
+                workers = pool.submit(self.connectors.start_workers, f"http://{LOOPBACK}:{lb_port}")
+                self._start_controlplane(f"http://{s3}", f"http://{s3_replica}")
+                self._start_load_balancer(lb_port)
+                workers.result()
             self.failover = FailoverController(
                 self.cluster, self.toxiproxy, "db", SYNC_REPLICA, self._event,
                 interval=self.failover_interval, misses=self.failover_misses,
@@ -295,9 +298,9 @@ class EmbeddedLab(Lab):
         except requests.RequestException:
             return False
 
-    def _start_load_balancer(self) -> None:
+    def _start_load_balancer(self, listen_port: int) -> None:
         backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}
-        self.lb = LoadBalancer(self.root, backends, free_port(), checks=self.lb_checks, retries=self.lb_retries)
+        self.lb = LoadBalancer(self.root, backends, listen_port, checks=self.lb_checks, retries=self.lb_retries)
         self.registration.add_pid(self.lb.start())
         self.api_url = self.lb.url
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class Registration:
         self.record = LabRecord(lab_id=lab_id, kind=kind, owner_pid=me,
                                 owner_start_time=proc.start_time(me), tag=tag or lab_id)
         self.path = self.dir / f"{lab_id}.json"
+        self._lock = threading.RLock()
         self._save()
 
     def add_pid(self, pid: int) -> None:
@@ -92,9 +94,10 @@ class Registration:
             pass
 
     def _save(self) -> None:
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self.record), indent=1))
-        os.replace(tmp, self.path)
+        with self._lock:   # a lab starts some parts from threads
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(asdict(self.record), indent=1))
+            os.replace(tmp, self.path)
 
 
 # kind -> what else to release once the processes of a lab of that kind are dead and

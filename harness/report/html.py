@@ -84,6 +84,9 @@ def _counts(probes: list[tuple[float, str]]) -> dict[str, int]:
     return counts
 
 
+NOT_MEASURED = "n/a (no writes)"
+
+
 def _scenario_view(scenario: dict[str, Any]) -> dict[str, Any]:
     measurements = scenario.get("measurements") or {}
     gates = [dict(g, verdict=verdict_text(g.get("verdict"))) for g in scenario.get("gates") or ()]
@@ -128,7 +131,7 @@ def report_view(results: dict[str, Any]) -> dict[str, Any]:
         "dry_run": bool(results.get("dry_run")),
         "target_rows": [
             {"key": k, "target": v,
-             "measured": [(s.get("measurements") or {}).get(k) for s in results.get("scenarios") or ()]}
+             "measured": [(s.get("measurements") or {}).get(k, NOT_MEASURED) for s in results.get("scenarios") or ()]}
             for k, v in targets.items()
         ],
         "not_passed": [{"scenario": c, "id": g.get("id"), "verdict": verdict_text(g.get("verdict")),

@@ -102,6 +102,14 @@ def start_workload(ctx: DrillContext, run: ScenarioRun, interval: float = 0.02) 
     wait_for_count(run, "write", WARM_UP_WRITES, after=0.0, timeout=60)
 
 
+def start_probes(ctx: DrillContext, run: ScenarioRun) -> None:
+    """Health probes only (no writes): the API's availability while the scenario's faults act."""
+    client = ApiClient(ctx.lab.api_url, timeout=2)
+    prober = Prober(client, run.recorder, interval=0.1)
+    run.state.update(prober=prober, clients=[*run.state.get("clients", []), client])
+    prober.start()
+
+
 def pause_writer(run: ScenarioRun) -> SequencedWriter:
     """Stop the background writer (for exact write counts); the writer object stays usable."""
     writer: SequencedWriter = run.state["writer"]

@@ -15,7 +15,7 @@ import requests
 
 from ..model import FaultSpec, Outcome
 from ..workload import ApiClient
-from .common import gate, inject_fault
+from .common import gate, inject_fault, start_probes
 from .context import DrillContext, ScenarioRun
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
@@ -60,13 +60,18 @@ def applied(ctx: DrillContext, platform: str) -> dict[str, int]:
 
 def events_of(ctx: DrillContext, run: ScenarioRun, type_: str, platform: str) -> list[dict]:
     """Events of a type about a platform appended since the connectors were found healthy."""
+    found, after = [], 0
     with api(ctx) as client:
-        reply = client.call("GET", "/events", run.correlation_id, params={"type": type_, "limit": 1000})
-    if reply.outcome is not Outcome.OK:
-        return []
+        while True:
+            reply = client.call("GET", "/events", run.correlation_id,
+                                params={"type": type_, "after": after, "limit": 1000})
+            page = reply.body["events"] if reply.outcome is Outcome.OK else []
+            found += page
+            if len(page) < 1000:
+                break
+            after = page[-1]["seq"]
     since = run.state.get("events_since", 0.0)
-    return [e for e in reply.body["events"]
-            if e["payload"].get("platform") == platform and _seconds(e["at"]) >= since]
+    return [e for e in found if e["payload"].get("platform") == platform and _seconds(e["at"]) >= since]
 
 
 def _body(reply) -> dict:
@@ -76,7 +81,8 @@ def _body(reply) -> dict:
 # ---- given --------------------------------------------------------------------------------
 
 def connectors_healthy(ctx: DrillContext, run: ScenarioRun) -> None:
-    """Every platform Healthy with promotions running, as its connector reports it."""
+    """Every platform Healthy with promotions running, as its connector reports it; then the
+    API's health probes start (the timeline, and availability while the platforms fail)."""
     run.state["events_since"] = time.time()
 
     def check():
@@ -91,6 +97,7 @@ def connectors_healthy(ctx: DrillContext, run: ScenarioRun) -> None:
     if not ok:
         run.aborted = True
         raise RuntimeError(f"connectors not healthy, nothing injected: {detail}")
+    start_probes(ctx, run)   # platform faults must leave the API itself available
 
 
 # ---- faults -------------------------------------------------------------------------------

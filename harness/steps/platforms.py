@@ -17,7 +17,8 @@ def _platform(name: str) -> str:
 
 @given("every platform's connector is healthy")
 def connectors_healthy(drill):
-    """Every platform Healthy with its promotions running, as its connector reports it."""
+    """Every platform Healthy with its promotions running, as its connector reports it; the API's
+    health probes start (availability while the platforms fail)."""
     p.connectors_healthy(drill, drill.current)
 
 
@@ -107,7 +108,7 @@ def assignments_fail(drill, platform):
     p.assignments_fail_only_for(drill, drill.current, _platform(platform))
 
 
-@then(parsers.parse("promoting a {platform} intent is refused by the gate {gate_name}"))
+@then(parsers.parse("promoting one {platform} intent is refused by the gate {gate_name}"))
 def promotion_refused(drill, platform, gate_name):
     """A ring promotion on the platform answers 503 naming the gate."""
     p.promotion_refused(drill, drill.current, _platform(platform), gate_name)

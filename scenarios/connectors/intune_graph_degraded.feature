@@ -15,7 +15,7 @@ Feature: Intune Graph degraded / publish and assignment fail
     And intents are published for intune, intune, jamf, sccm, landscape, ansible
     Then assignments fail for intune only while the other platforms' are applied
     And PromotionsPaused is set for intune
-    And promoting a intune intent is refused by the gate PromotionsPaused
+    And promoting one intune intent is refused by the gate PromotionsPaused
     And the connector backoff doubles the base interval for intune
     And the Control Plane counts 6 throttled answers from intune
     When the intune platform recovers

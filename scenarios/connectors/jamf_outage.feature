@@ -13,7 +13,7 @@ Feature: Jamf API outage / macOS distribution fails
     When the jamf API becomes unreachable
     And intents are published for jamf, jamf, landscape
     Then assignments fail for jamf only while the other platforms' are applied
-    And promoting a jamf intent is refused by the gate PromotionsPaused
+    And promoting one jamf intent is refused by the gate PromotionsPaused
     And a CAB notification is emitted for jamf
     And the queue depth of jamf is reported while its intents wait
     And the connector backoff doubles the base interval for jamf

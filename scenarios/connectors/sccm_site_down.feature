@@ -12,7 +12,7 @@ Feature: SCCM site server down / offline site distribution interrupted
     And an intent for sccm is published and applied
     When the sccm site server is killed
     Then the Control Plane records the sccm site outage
-    And promoting a sccm intent is refused by the gate SCCM.SiteHealth
+    And promoting one sccm intent is refused by the gate SCCM.SiteHealth
     When 25 hours pass
     Then the fallback to manual import is offered for sccm
     When the sccm site server is restarted

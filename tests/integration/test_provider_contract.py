@@ -85,7 +85,14 @@ def test_replication_partition_and_its_heal(provider_lab):
         assert not lab.replica_caught_up(replica)
     finally:
         lab.heal_fault(fault)
-    wait_for(lambda: lab.replica_caught_up(replica), timeout=40, interval=0.2)
+    try:
+        wait_for(lambda: lab.replica_caught_up(replica), timeout=40, interval=0.2)
+    except AssertionError:   # say where replication stands, for the next reader
+        with connect_primary(lab) as conn:
+            streaming = conn.execute("SELECT application_name, state, sent_lsn::text, replay_lsn::text,"
+                                     " pg_current_wal_lsn()::text FROM pg_stat_replication").fetchall()
+        raise AssertionError(f"{replica} not caught up 40 s after the heal; primary sees {streaming}; "
+                             f"lag {lab.failover.transaction_lag(replica)}") from None
 
 
 def test_killed_primary_fails_over_and_fails_back(provider_lab):

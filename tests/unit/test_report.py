@@ -143,6 +143,17 @@ def test_html_prints_unknown_for_none():
     assert row.group(1) == "unknown"
 
 
+def test_html_says_not_applicable_for_a_measure_a_scenario_cannot_have_and_names_its_matrix_row():
+    results = make_results()
+    results["scenarios"][0]["measurements"] = {"availability": 1.0}     # no write workload
+    results["scenarios"][0]["matrix_row"] = {"number": 5, "component": "Jamf API outage",
+                                             "failure": "macOS distribution fails"}
+    html = render_html(results)
+    row = re.search(r"<code>rto_seconds</code></td>\s*<td class=\"num\">30</td>\s*<td class=\"num\">([^<]+)</td>", html)
+    assert row.group(1) == "n/a (no writes)"
+    assert "Failure-modes matrix row 5: Jamf API outage" in html
+
+
 def test_html_draws_probes_and_shades_fault_windows():
     html = render_html(make_results())
     assert len(re.findall(r'<circle class="ok"', html)) == 2
