@@ -131,10 +131,7 @@ class ConnectorTier:
 
     def kill_platform(self, platform: str) -> None:
         """SIGKILL the platform's server (a site server going down)."""
-        process = self.mocks[platform]
-        process.kill()
-        process.wait(10)
-        self.registration.remove_pid(process.pid)
+        self.registration.kill(self.mocks[platform])
 
     def restart_platform(self, platform: str) -> None:
         """Start the platform's server again on its port (its record of applied intents is new)."""

@@ -275,10 +275,7 @@ class EmbeddedLab(Lab):
 
     def kill_api_instance(self, name: str) -> None:
         """SIGKILL one API instance (an availability zone's service is gone)."""
-        process = self.instances[name]
-        process.kill()
-        process.wait(10)
-        self.registration.remove_pid(process.pid)
+        self.registration.kill(self.instances[name])
 
     def redeploy_api_instance(self, name: str) -> None:
         """Start the instance again on its port (what an auto-redeploy does); waits until live."""

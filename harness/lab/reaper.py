@@ -81,6 +81,12 @@ class Registration:
             self.record.pids.remove(pid)
             self._save()
 
+    def kill(self, process) -> None:
+        """SIGKILL a process this lab started (a fault), reap it, and forget its pid."""
+        process.kill()
+        process.wait(10)
+        self.remove_pid(process.pid)
+
     def add_dir(self, path: str | os.PathLike) -> None:
         if str(path) not in self.record.dirs:
             self.record.dirs.append(str(path))
