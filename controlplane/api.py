@@ -29,7 +29,7 @@ from aiohttp import web
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from controlplane import dispatch, events, gates, health, platformstate
+from controlplane import dispatch, events, gates, health
 from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
 from controlplane.dispatch import Dispatcher, QueueUnavailable
@@ -330,9 +330,8 @@ class ControlPlane(PlatformRoutes):
             if self.dispatcher is not None:   # the outbox row: sent to the platform's queue below
                 await cur.execute(
                     "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
-                    " created_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (iid, intent["platform"], intent["ring"], intent["idempotency_key"], cid,
-                     await platformstate.cp_now(conn)))
+                    " created_at) VALUES (%s, %s, %s, %s, %s, cp_now())",
+                    (iid, intent["platform"], intent["ring"], intent["idempotency_key"], cid))
             new_events = []
             if evidence.get("evidence_source") == "alternate-region":
                 new_events.append(await events.append(conn, "EvidenceFailover", iid, cid, {
@@ -393,8 +392,8 @@ class ControlPlane(PlatformRoutes):
             if self.dispatcher is not None:
                 await cur.execute(
                     "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
-                    " created_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (iid, intent["platform"], to_ring, key, cid, await platformstate.cp_now(conn)))
+                    " created_at) VALUES (%s, %s, %s, %s, %s, cp_now()) ON CONFLICT DO NOTHING",
+                    (iid, intent["platform"], to_ring, key, cid))
             event = await events.append(conn, "RingPromoted", iid, cid, {
                 "from_ring": intent["ring"], "to_ring": to_ring, "platform": intent["platform"]})
             return 200, body, [event]

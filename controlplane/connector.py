@@ -176,21 +176,9 @@ class Connector:
     def probe(self) -> None:
         """When idle: GET <platform>/health; report it when it differs from what was reported last."""
         self.last_probe = time.monotonic()
-        request = urllib.request.Request(self.s.platform_url.rstrip("/") + "/health")
-        try:
-            with urllib.request.urlopen(request, timeout=self.s.request_timeout) as response:
-                outcome, status = "ok", response.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            outcome = "throttled" if status == 429 else "error" if status >= 500 else "ok"
-            exc.close()
-        except (TimeoutError, socket.timeout):
-            outcome, status = "timeout", None
-        except urllib.error.URLError as exc:
-            outcome = "timeout" if isinstance(exc.reason, (TimeoutError, socket.timeout)) else "unreachable"
-            status = None
-        except (OSError, ValueError):
-            outcome, status = "error", None
+        outcome, status, _, _, _ = self.send(urllib.request.Request(self.s.platform_url.rstrip("/") + "/health"))
+        if outcome == "rejected":   # it answered (a 4xx): the platform is up
+            outcome = "ok"
         if outcome != self.last_reported:
             self.log("probe", outcome, status=status)
             self.report(outcome, op="probe", status=status)
@@ -204,6 +192,10 @@ class Connector:
         request = urllib.request.Request(
             self.s.platform_url.rstrip("/") + "/apply", data=data.encode(), method="POST",
             headers={"Content-Type": "application/json", "X-Correlation-ID": str(intent.get("correlation_id"))})
+        return self.send(request)
+
+    def send(self, request: urllib.request.Request) -> tuple[str, int | None, float | None, dict | None, str]:
+        """One platform request, classified: (outcome, status, retry_after, body, detail)."""
         try:
             with urllib.request.urlopen(request, timeout=self.s.request_timeout) as response:
                 return "ok", response.status, None, json.loads(response.read() or b"{}"), ""

@@ -94,8 +94,7 @@ class Dispatcher:
 
 
 async def mark_enqueued(conn, intent_id: int, ring: str) -> None:
-    await conn.execute("UPDATE dispatches SET state = 'enqueued', enqueued_at = clock_timestamp()"
-                       " + make_interval(secs => (SELECT offset_s FROM cp_clock WHERE id = 1))"
+    await conn.execute("UPDATE dispatches SET state = 'enqueued', enqueued_at = cp_now()"
                        " WHERE intent_id = %s AND ring = %s AND state = 'pending'", (intent_id, ring))
 
 
@@ -103,10 +102,9 @@ async def flush_pending(db, dispatcher: Dispatcher, older_than_s: float = RESEND
     """Send pending dispatches older than `older_than_s`; returns how many were enqueued."""
     async def work(conn):
         cur = await conn.execute(
-            "SELECT d.intent_id, d.platform, d.ring, d.idempotency_key, d.correlation_id FROM dispatches d,"
-            " cp_clock c WHERE d.state = 'pending' AND d.created_at < clock_timestamp()"
-            " + make_interval(secs => c.offset_s - %s) ORDER BY d.created_at LIMIT 20"
-            " FOR UPDATE OF d SKIP LOCKED", (older_than_s,))
+            "SELECT intent_id, platform, ring, idempotency_key, correlation_id FROM dispatches"
+            " WHERE state = 'pending' AND created_at < cp_now() - make_interval(secs => %s)"
+            " ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED", (older_than_s,))
         cols = [c.name for c in cur.description]
         sent = 0
         for values in await cur.fetchall():

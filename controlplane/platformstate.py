@@ -154,9 +154,7 @@ STATUS_COLUMNS = "platform, health, last_outcome, degraded_since, cab_pause_sinc
 
 async def cp_now(conn) -> dt.datetime:
     """The Control Plane's clock: the database's clock plus the lab's offset."""
-    row = await (await conn.execute(
-        "SELECT clock_timestamp() + make_interval(secs => offset_s) FROM cp_clock WHERE id = 1")).fetchone()
-    return row[0]
+    return (await (await conn.execute("SELECT cp_now()")).fetchone())[0]
 
 
 async def load(conn, platform: str) -> Status:

@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS cp_clock (
     offset_s        double precision NOT NULL DEFAULT 0
 );
 INSERT INTO cp_clock (id, offset_s) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE OR REPLACE FUNCTION cp_now() RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+    SELECT clock_timestamp() + make_interval(secs => offset_s) FROM cp_clock WHERE id = 1
+$$;
 
 -- Outbox of published and promoted intents: written in the publish (or promote) transaction,
 -- sent to the platform's SQS queue after the commit (and again by any instance's dispatcher
