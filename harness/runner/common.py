@@ -13,6 +13,7 @@ from .context import DrillContext, ScenarioRun
 
 STEADY_PROBES = 5          # consecutive healthy probes required before any fault
 STEADY_TIMEOUT = 30.0
+PAGE = 1000                # GET /events answers at most 1000 rows
 WARM_UP_WRITES = 25        # acknowledged writes before any fault, so loss has something to hit
 
 
@@ -194,6 +195,28 @@ def finish(ctx: DrillContext, run: ScenarioRun) -> None:
         context["availability"] = [b.ratio for b in avail.buckets]
     for check in checks:
         run.gate(evaluate_gate(check, context))
+
+
+def read_events(client: ApiClient, request_cid: str, correlation_id: str | None = None,
+                type_: str | None = None) -> list[dict] | None:
+    """Every event in seq order (only one correlation id's, or one type's, when given); None when
+    the event store cannot be read."""
+    rows: list[dict] = []
+    after = 0
+    while True:
+        params = {"after": after, "limit": PAGE}
+        if correlation_id:
+            params["correlation_id"] = correlation_id
+        if type_:
+            params["type"] = type_
+        reply = client.call("GET", "/events", request_cid, params=params)
+        if reply.outcome is not Outcome.OK:
+            return None
+        page = reply.body["events"]
+        rows += page
+        if len(page) < PAGE:
+            return rows
+        after = page[-1]["seq"]
 
 
 def record_correlation_ids(ctx: DrillContext, run: ScenarioRun) -> None:

@@ -18,35 +18,16 @@ from ..measure.eventstore import chain_continuity, write_success
 from ..model import FaultSpec, Outcome
 from ..workload import ApiClient
 from . import database
-from .common import gate, heal_last_fault, inject_fault
+from .common import gate, heal_last_fault, inject_fault, read_events
 from .context import DrillContext, ScenarioRun
 
 TIMEOUT = 60.0
-PAGE = 1000             # GET /events answers at most 1000 rows
 RETRY_INTERVAL = 0.25
 CAUSE = "event_store"
 
 
 def _client(ctx: DrillContext) -> ApiClient:
     return ApiClient(ctx.lab.api_url, timeout=10)
-
-
-def read_events(client: ApiClient, request_cid: str, correlation_id: str | None = None) -> list[dict] | None:
-    """Every event in seq order (only one correlation id's when given); None when unreadable."""
-    rows: list[dict] = []
-    after = 0
-    while True:
-        params = {"after": after, "limit": PAGE}
-        if correlation_id:
-            params["correlation_id"] = correlation_id
-        reply = client.call("GET", "/events", request_cid, params=params)
-        if reply.outcome is not Outcome.OK:
-            return None
-        page = reply.body["events"]
-        rows += page
-        if len(page) < PAGE:
-            return rows
-        after = page[-1]["seq"]
 
 
 def block_writes(ctx: DrillContext, run: ScenarioRun) -> None:

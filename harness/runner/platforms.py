@@ -15,7 +15,7 @@ import requests
 
 from ..model import FaultSpec, Outcome
 from ..workload import ApiClient
-from .common import gate, inject_fault, start_probes
+from .common import gate, inject_fault, read_events, start_probes
 from .context import DrillContext, ScenarioRun
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
@@ -60,16 +60,8 @@ def applied(ctx: DrillContext, platform: str) -> dict[str, int]:
 
 def events_of(ctx: DrillContext, run: ScenarioRun, type_: str, platform: str) -> list[dict]:
     """Events of a type about a platform appended since the connectors were found healthy."""
-    found, after = [], 0
     with api(ctx) as client:
-        while True:
-            reply = client.call("GET", "/events", run.correlation_id,
-                                params={"type": type_, "after": after, "limit": 1000})
-            page = reply.body["events"] if reply.outcome is Outcome.OK else []
-            found += page
-            if len(page) < 1000:
-                break
-            after = page[-1]["seq"]
+        found = read_events(client, run.correlation_id, type_=type_) or []
     since = run.state.get("events_since", 0.0)
     return [e for e in found if e["payload"].get("platform") == platform and _seconds(e["at"]) >= since]
 
