@@ -14,6 +14,20 @@ fails over to the validated copy when the primary is unavailable; otherwise it i
 "Impact": "publish blocked" and an ImpactRecorded event (in its own transaction).
 ``unsafe_skip_evidence_check`` (serve --unsafe-skip-evidence-check) is a deliberate
 misbehaviour for negative drills only: publish then ignores the evidence store entirely.
+
+GET /health (controlplane.health) answers 200 with ServiceHealth = Healthy, or 503 Unhealthy
+when any of its parts is down: database (the primary, writable), event_store (append-only, not
+write-blocked), evidence_store (primary or alternate region answers) and api_tier (at least
+``min_instances`` instances, serve --min-instances, heartbeating into api_instances: each
+instance runs the heartbeat task of controlplane.health while it serves). GET /health/live
+answers 200 while the process serves, whatever the parts say: it is the load balancer's probe.
+
+Publish gates (controlplane.gates), in order: ServiceHealth = Healthy (cause: the first part
+that is down), BackupAgeHours, Approval, then the evidence gate (EvidencePackReadable /
+ValidatedCopyExists). ``unsafe_publish_while_unhealthy`` (serve --unsafe-publish-while-unhealthy)
+is a deliberate misbehaviour for negative drills only: publish skips the ServiceHealth gate and
+nothing else. The SIEM sink gets one line per committed event unless it is disabled (serve
+--unsafe-skip-siem, negative drills only; the event store still gets every event).
 """
 
 from __future__ import annotations
@@ -56,7 +70,9 @@ class ControlPlane(PlatformRoutes):
     def __init__(self, instance: str, db: Database, evidence: EvidenceStore, siem: SiemSink,
                  unsafe_skip_evidence_check: bool = False, dispatcher: Dispatcher | None = None,
                  allow_clock_control: bool = False, unsafe_ignore_platform_health: bool = False,
-                 critical_rings: tuple[str, ...] = ("ring0", "ring1")) -> None:
+                 critical_rings: tuple[str, ...] = ("ring0", "ring1"),
+                 min_instances: int = health.DEFAULT_MIN_INSTANCES,
+                 unsafe_publish_while_unhealthy: bool = False) -> None:
         self.instance = instance
         self.db = db
         self.evidence = evidence
@@ -66,6 +82,8 @@ class ControlPlane(PlatformRoutes):
         self.allow_clock_control = allow_clock_control
         self.unsafe_ignore_platform_health = unsafe_ignore_platform_health
         self.critical_rings = frozenset(critical_rings)
+        self.min_instances = min_instances
+        self.unsafe_publish_while_unhealthy = unsafe_publish_while_unhealthy
 
     # ---- plumbing --------------------------------------------------------------------
 
@@ -95,7 +113,7 @@ class ControlPlane(PlatformRoutes):
         return reply({"instance": self.instance, "status": "alive"})
 
     async def health_report(self) -> dict:
-        return await health.report(self.instance, self.db, self.evidence)
+        return await health.report(self.instance, self.db, self.evidence, self.min_instances)
 
     async def health(self, request: web.Request) -> web.Response:
         report = await self.health_report()
@@ -296,7 +314,12 @@ class ControlPlane(PlatformRoutes):
                                                if k != "evidence_store"}}
             if all(p["status"] != "down" for p in report["components"].values()):
                 report["ServiceHealth"] = "Healthy"
-        refusal = gates.service_health(report) or gates.backup_age()
+        refusal = gates.service_health(report)
+        if refusal and self.unsafe_publish_while_unhealthy:  # negative drills only: gate skipped
+            log.warning("UNSAFE: intent %s: ServiceHealth gate skipped (--unsafe-publish-while-unhealthy): %s",
+                        iid, refusal.error)
+            refusal = None
+        refusal = refusal or gates.backup_age()
         if refusal:
             if refusal.cause == "evidence_store":
                 raise await self.blocked(iid, cid, dataclasses.replace(
@@ -493,7 +516,8 @@ async def correlate_and_log(request: web.Request, handler) -> web.StreamResponse
 
 
 def make_app(cp: ControlPlane) -> web.Application:
-    """The aiohttp application of one instance; closes the database pool on shutdown."""
+    """The aiohttp application of one instance: its routes, its heartbeat (controlplane.health)
+    and, with a dispatcher, the dispatcher loop; closes the database pools on shutdown."""
     app = web.Application(middlewares=[correlate_and_log], client_max_size=8 * 1024 * 1024)
     app.add_routes([
         web.get("/health/live", cp.live),
@@ -524,16 +548,23 @@ def make_app(cp: ControlPlane) -> web.Application:
             except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad round
                 log.error("dispatcher: %s: %s", type(exc).__name__, scrub(str(exc))[:300])
 
-    async def start_dispatcher(app: web.Application) -> None:
+    # Its own pool: a heartbeat never takes a connection a request is waiting for.
+    heartbeat_db = Database(cp.db.conninfo, timeout=cp.db.timeout,
+                            application_name=f"{cp.db.application_name}-heartbeat")
+
+    async def start_background(app: web.Application) -> None:
+        app["heartbeat"] = asyncio.create_task(health.heartbeat_loop(heartbeat_db, cp.instance))
         if cp.dispatcher is not None:
             app["dispatcher"] = asyncio.create_task(dispatcher_loop())
 
     async def close(app: web.Application) -> None:
-        task = app.get("dispatcher")
-        if task is not None:
+        tasks = [t for t in (app.get("heartbeat"), app.get("dispatcher")) if t is not None]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await heartbeat_db.close()
         await cp.db.close()
 
-    app.on_startup.append(start_dispatcher)
+    app.on_startup.append(start_background)
     app.on_cleanup.append(close)
     return app

@@ -112,6 +112,8 @@ def serve(args: argparse.Namespace) -> int:
         return _fail("serve", error)
     if args.s3_retries < 1 or args.s3_backoff_base < 0:
         return _fail("serve", "--s3-retries must be >= 1 and --s3-backoff-base >= 0")
+    if args.min_instances < 1:
+        return _fail("serve", "--min-instances must be >= 1")
     _setup_logging(args.instance)
     cp = ControlPlane(
         args.instance,
@@ -121,18 +123,27 @@ def serve(args: argparse.Namespace) -> int:
                       retry=RetryPolicy(attempts=args.s3_retries, base=args.s3_backoff_base),
                       replica_bucket=args.evidence_replica_bucket,
                       replica_endpoint_url=args.s3_replica_endpoint or args.s3_endpoint),
-        SiemSink(args.siem, args.instance),
+        SiemSink(args.siem, args.instance, disabled=args.unsafe_skip_siem),
         unsafe_skip_evidence_check=args.unsafe_skip_evidence_check,
         dispatcher=Dispatcher(args.sqs_endpoint, args.queue_prefix) if args.sqs_endpoint else None,
         allow_clock_control=args.allow_clock_control,
         unsafe_ignore_platform_health=args.unsafe_ignore_platform_health,
-        critical_rings=tuple(args.critical_rings))
+        critical_rings=tuple(args.critical_rings),
+        min_instances=args.min_instances,
+        unsafe_publish_while_unhealthy=args.unsafe_publish_while_unhealthy)
     if args.unsafe_ignore_platform_health:
         logging.getLogger("controlplane").warning(
             "UNSAFE: --unsafe-ignore-platform-health: publish ignores paused platforms (negative drills only)")
     if args.unsafe_skip_evidence_check:
         logging.getLogger("controlplane").warning(
             "UNSAFE: --unsafe-skip-evidence-check: publish ignores the evidence store (negative drills only)")
+    if args.unsafe_publish_while_unhealthy:
+        logging.getLogger("controlplane").warning(
+            "UNSAFE: --unsafe-publish-while-unhealthy: publish skips the ServiceHealth gate (negative drills only)")
+    if args.unsafe_skip_siem:
+        logging.getLogger("controlplane").warning(
+            "UNSAFE: --unsafe-skip-siem: no SIEM line is written, the event store still gets every event "
+            "(negative drills only)")
     if args.unsafe_ignore_event_store:
         from controlplane import events
         events.POLICY.ignore_failures = True
@@ -153,10 +164,14 @@ def serve(args: argparse.Namespace) -> int:
 
 def platform_mock(args: argparse.Namespace) -> int:
     """Run one platform API stand-in until SIGTERM/SIGINT."""
-    from controlplane.platformmock import run
+    from controlplane.platformmock import RequestLogError, run
     try:
-        run(args.platform, args.host, args.port)
+        run(args.platform, args.host, args.port, request_log=args.request_log)
+    except RequestLogError as exc:
+        return _fail("platform-mock", f"--request-log cannot be replayed: {exc}")
     except OSError as exc:
+        if args.request_log and exc.filename is not None:
+            return _fail("platform-mock", f"--request-log {args.request_log}: {exc.strerror or exc}")
         return _fail("platform-mock", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     return 0
 
@@ -246,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--unsafe-ignore-event-store", action="store_true",
                    help="NEGATIVE DRILLS ONLY: a state change whose audit event cannot be appended "
                         "(event store write blocked) commits without it; health ignores the event store")
+    s.add_argument("--min-instances", type=int, default=2, metavar="N",
+                   help="ServiceHealth needs at least N instances serving (heartbeat seen in the last "
+                        "3 s, this one included): the API tier's redundancy (default 2)")
+    s.add_argument("--unsafe-publish-while-unhealthy", action="store_true",
+                   help="NEGATIVE DRILLS ONLY: publish skips the ServiceHealth gate (it publishes while "
+                        "ServiceHealth = Unhealthy); the approval and evidence gates still apply")
+    s.add_argument("--unsafe-skip-siem", action="store_true",
+                   help="NEGATIVE DRILLS ONLY: write no SIEM line (the event store still gets every event)")
     s.set_defaults(func=serve)
     from controlplane.platforms import PLATFORMS
     pm = sub.add_parser("platform-mock", help="run a platform API stand-in (degradable: 429, 503, hang)")
@@ -253,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--host", default="127.0.0.1")
     pm.add_argument("--port", type=int, required=True)
     pm.add_argument("--tag", help="a label in the command line (a lab finds its processes by it)")
+    pm.add_argument("--request-log", metavar="FILE",
+                    help="append one JSON line per POST /apply to FILE (the evidence of what reached "
+                         "the platform and what it answered), and replay it on start so applied keys "
+                         "survive a restart (default: memory only)")
     pm.set_defaults(func=platform_mock)
     c = sub.add_parser("connector", help="run one connector worker: SQS intent queue -> platform API")
     c.add_argument("--platform", required=True, choices=PLATFORMS)

@@ -1,7 +1,11 @@
 """Gates the service enforces itself (spec section 5): each returns a Refusal or None.
 
 Publish gates run in this order; the first refusal wins:
-1. ServiceHealth = Healthy (database writable, event store writable, evidence store not down);
+1. ServiceHealth = Healthy (database writable, event store writable, evidence store not down,
+   API tier with at least serve --min-instances instances serving); the refusal's cause names
+   the first part that is down (database, event_store, evidence_store, api_tier). Only
+   serve --unsafe-publish-while-unhealthy skips this gate (negative drills only; every later
+   gate still runs);
 2. BackupAgeHours <= 24 (spec rule 3): not enforced yet, see ``backup_age``;
 3. Approval recorded (checked before the evidence check and again inside the publish transaction);
 4. ValidatedCopyExists: the evidence pack is readable in the primary store, or, when the primary

@@ -1,4 +1,5 @@
-"""ServiceHealth of one instance: database writable, event store append-only, evidence store up.
+"""ServiceHealth of one instance: database writable, event store append-only, evidence store up,
+API tier redundant.
 
 A part is {"status": "up"|"degraded"|"down", "detail": str}; only "down" makes ServiceHealth
 Unhealthy. The evidence store is "up" when the primary bucket answers, "degraded" when only
@@ -13,11 +14,26 @@ MODE (the table lock an appender's SELECT ... FOR UPDATE takes first) with lock_
 PROBE_LOCK_TIMEOUT_MS. It takes no row lock, so it neither waits for nor delays ordinary
 appenders (whose row lock lasts through a synchronous commit), assigns no transaction id and
 writes no WAL. With events.POLICY.ignore_failures (UNSAFE) the probe is skipped.
+
+The API tier (the spec's stateless front end, at least three availability zones) is up when at
+least ``min_instances`` instances (serve --min-instances, default 2) are serving: every instance
+runs ``heartbeat_loop``, which UPSERTs its row of ``api_instances`` with the database's real clock
+(clock_timestamp(), never the lab's cp_now()) every HEARTBEAT_INTERVAL_S, each in its own short
+transaction with ``SET LOCAL synchronous_commit = off`` (a heartbeat never waits for the
+synchronous standby; its failures are logged at debug level, once per run of failures). An
+instance counts as serving while its last_seen is within LIVE_WINDOW_S of the database's clock
+(one clock for every instance: no skew between hosts). The tier is read in the same short read
+transaction as the database and event store parts; with the database down it is down
+"database down", like the event store. Every part is {"status", "detail"}; the parts are, in
+this order: database, event_store, evidence_store, api_tier (gates.service_health names the
+first part that is down as the refusal's cause).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 import psycopg
 from psycopg import errors
@@ -25,9 +41,22 @@ from psycopg import errors
 from controlplane import events
 from controlplane.db import Database, DatabaseUnavailable
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
+from controlplane.redact import short_cause
+
+log = logging.getLogger("controlplane.health")
 
 TRIGGERS = ("events_refuse_update_delete", "events_refuse_truncate")
 PROBE_LOCK_TIMEOUT_MS = 200
+HEARTBEAT_INTERVAL_S = 0.5    # every instance refreshes its api_instances row this often
+LIVE_WINDOW_S = 3.0           # an instance whose row is older than this is not serving
+DEFAULT_MIN_INSTANCES = 2     # serve --min-instances
+
+# One heartbeat, in its own transaction: never waits for the synchronous standby.
+HEARTBEAT_STATEMENTS = (
+    "SET LOCAL synchronous_commit = off",
+    "INSERT INTO api_instances (instance, last_seen) VALUES (%s, clock_timestamp())"
+    " ON CONFLICT (instance) DO UPDATE SET last_seen = EXCLUDED.last_seen",
+)
 
 
 async def event_store_writable(conn) -> bool:
@@ -46,39 +75,94 @@ def part(up: bool, detail: str) -> dict:
     return {"status": "up" if up else "down", "detail": detail}
 
 
-async def check_database(db: Database) -> tuple[dict, dict]:
-    """(database part, event_store part), from one short read transaction."""
+async def beat(conn, instance: str) -> None:
+    """One heartbeat of ``instance`` (run it as the whole of a Database.run transaction)."""
+    setting, upsert = HEARTBEAT_STATEMENTS
+    await conn.execute(setting)
+    await conn.execute(upsert, (instance,))
+
+
+async def heartbeat_loop(db: Database, instance: str, interval: float = HEARTBEAT_INTERVAL_S) -> None:
+    """Keep ``instance``'s api_instances row fresh until cancelled: one beat every ``interval``
+    seconds (a slow beat is followed at once by the next one, never by a burst). A failure is
+    logged at debug level when it differs from the previous one, so an outage logs one line."""
+    last_failure: str | None = None
+    next_at = time.monotonic()
+    while True:
+        try:
+            await db.run(lambda conn: beat(conn, instance))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a heartbeat must outlive any failure
+            failure = f"{type(exc).__name__}: {short_cause(exc)}"
+            if failure != last_failure:
+                log.debug("heartbeat of %s not written: %s", instance, failure)
+            last_failure = failure
+        else:
+            if last_failure is not None:
+                log.debug("heartbeat of %s written again", instance)
+            last_failure = None
+        next_at = max(next_at + interval, time.monotonic())
+        await asyncio.sleep(next_at - time.monotonic())
+
+
+def _instances(n: int) -> str:
+    return f"{n} instance{'' if n == 1 else 's'}"
+
+
+def api_tier_part(serving: list[str], known: int, min_instances: int) -> dict:
+    """The api_tier part from the names of the serving instances and the count of known ones."""
+    names = f" ({', '.join(serving)})" if serving else ""
+    if len(serving) >= min_instances:
+        return part(True, f"{len(serving)} of {_instances(known)} serving{names}; minimum {min_instances}")
+    return part(False, f"{_instances(len(serving))} serving{names}; minimum {min_instances}")
+
+
+async def check_database(db: Database, min_instances: int = DEFAULT_MIN_INSTANCES) -> tuple[dict, dict, dict]:
+    """(database part, event_store part, api_tier part), from one short read transaction."""
     async def work(conn):
-        in_recovery, has_schema = await (await conn.execute(
+        in_recovery, has_schema, has_tier = await (await conn.execute(
             "SELECT pg_is_in_recovery(),"
-            " to_regclass('events') IS NOT NULL AND to_regclass('event_chain_head') IS NOT NULL")).fetchone()
+            " to_regclass('events') IS NOT NULL AND to_regclass('event_chain_head') IS NOT NULL,"
+            " to_regclass('api_instances') IS NOT NULL")).fetchone()
+        tier = None
+        if has_tier and not in_recovery:
+            serving, known = await (await conn.execute(
+                "SELECT coalesce(array_agg(instance ORDER BY instance)"
+                "   FILTER (WHERE last_seen >= clock_timestamp() - make_interval(secs => %s)), '{}'),"
+                " count(*) FROM api_instances", (LIVE_WINDOW_S,))).fetchone()
+            tier = (list(serving), known)
         if not has_schema:
-            return in_recovery, None, 0, True
+            return in_recovery, None, 0, True, tier
         last_seq, triggers = await (await conn.execute(
             "SELECT (SELECT last_seq FROM event_chain_head WHERE id = 1),"
             " (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events'::regclass"
             "   AND tgname = ANY(%s) AND tgenabled <> 'D')", (list(TRIGGERS),))).fetchone()
         probe = not in_recovery and not events.POLICY.ignore_failures
-        return in_recovery, last_seq, triggers, (await event_store_writable(conn)) if probe else None
+        writable = (await event_store_writable(conn)) if probe else None
+        return in_recovery, last_seq, triggers, writable, tier
 
     try:
-        in_recovery, last_seq, triggers, writable = await db.run(work)
+        in_recovery, last_seq, triggers, writable, tier = await db.run(work)
     except DatabaseUnavailable as exc:
-        return part(False, f"unreachable: {exc}"), part(False, "database down")
+        return part(False, f"unreachable: {exc}"), part(False, "database down"), part(False, "database down")
     if in_recovery:
         detail = "read-only: in recovery (a replica cannot take writes)"
-        return part(False, detail), part(False, detail)
+        return part(False, detail), part(False, detail), part(False, "database down")
     database = part(True, "primary, writable")
+    api_tier = (api_tier_part(*tier, min_instances) if tier is not None
+                else part(False, "schema missing (no table api_instances): run `python -m controlplane migrate`"))
     if last_seq is None:
-        return database, part(False, "schema missing: run `python -m controlplane migrate`")
+        return database, part(False, "schema missing: run `python -m controlplane migrate`"), api_tier
     if triggers < len(TRIGGERS):
-        return database, part(False, "append-only triggers missing or disabled")
+        return database, part(False, "append-only triggers missing or disabled"), api_tier
     if writable is False:
-        return database, part(False, f"write blocked: chain head not lockable within {PROBE_LOCK_TIMEOUT_MS} ms")
+        return (database, part(False, f"write blocked: chain head not lockable within {PROBE_LOCK_TIMEOUT_MS} ms"),
+                api_tier)
     if writable is None:
         return database, part(True, f"append-only, last seq {last_seq}; writes NOT checked "
-                                    "(UNSAFE --unsafe-ignore-event-store)")
-    return database, part(True, f"writable, append-only, last seq {last_seq}")
+                                    "(UNSAFE --unsafe-ignore-event-store)"), api_tier
+    return database, part(True, f"writable, append-only, last seq {last_seq}"), api_tier
 
 
 async def _outcome(check) -> tuple[bool, str]:
@@ -101,11 +185,14 @@ async def check_evidence(store: EvidenceStore) -> dict:
     return part(False, f"unreachable: {primary}; replica unreachable: {replica}")
 
 
-async def report(instance: str, db: Database, store: EvidenceStore) -> dict:
+async def report(instance: str, db: Database, store: EvidenceStore,
+                 min_instances: int = DEFAULT_MIN_INSTANCES) -> dict:
     """{"ServiceHealth": "Healthy"|"Unhealthy", "instance", "components": {...}}; the checks
     run concurrently, so the answer takes as long as the slowest one."""
-    (database, event_store), evidence_store = await asyncio.gather(check_database(db), check_evidence(store))
-    components = {"database": database, "event_store": event_store, "evidence_store": evidence_store}
+    (database, event_store, api_tier), evidence_store = await asyncio.gather(
+        check_database(db, min_instances), check_evidence(store))
+    components = {"database": database, "event_store": event_store, "evidence_store": evidence_store,
+                  "api_tier": api_tier}
     healthy = all(p["status"] != "down" for p in components.values())
     return {"ServiceHealth": "Healthy" if healthy else "Unhealthy", "instance": instance,
             "components": components}

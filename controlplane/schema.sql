@@ -147,3 +147,13 @@ CREATE TABLE IF NOT EXISTS platform_status (
     cab_pause_since           timestamptz,
     manual_import_offered_at  timestamptz
 );
+
+-- ---- The API tier (matrix row 1) --------------------------------------------------------
+
+-- One row per `serve` instance, refreshed by its heartbeat (every 0.5 s, real clock, never
+-- waiting for the synchronous standby). /health counts the rows seen in the last 3 s: the
+-- api_tier part of ServiceHealth (controlplane.health).
+CREATE TABLE IF NOT EXISTS api_instances (
+    instance        text        PRIMARY KEY,
+    last_seen       timestamptz NOT NULL
+);

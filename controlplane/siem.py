@@ -2,6 +2,10 @@
 
 Several instances append to the same file: each line is one os.write() on an O_APPEND file
 under an exclusive flock, so lines never interleave. Called only after the commit.
+
+``disabled`` (serve --unsafe-skip-siem) is a deliberate misbehaviour for negative drills only:
+the sink then writes nothing (the event store still gets every event), which a drill checking
+validation rule 2 in the SIEM must catch.
 """
 
 from __future__ import annotations
@@ -13,17 +17,20 @@ import os
 
 class SiemSink:
     """Appends {"at", "instance", "type", "intent_id", "correlation_id", "seq", "hash"} lines;
-    a drill's fault/recovery event (type DrillEvent) also carries its "kind" and "name"."""
+    a drill's fault/recovery event (type DrillEvent) also carries its "event_id", "kind" and
+    "name". A disabled sink (UNSAFE) writes nothing."""
 
-    def __init__(self, path: str, instance: str) -> None:
+    def __init__(self, path: str, instance: str, disabled: bool = False) -> None:
         self.path = path
         self.instance = instance
+        self.disabled = disabled
 
     def write(self, events: list[dict]) -> None:
         """Append one line per event (blocking: call it in an executor). None stands for an event
-        that was not appended (only with the UNSAFE --unsafe-ignore-event-store) and is skipped."""
+        that was not appended (only with the UNSAFE --unsafe-ignore-event-store) and is skipped.
+        A disabled sink (only with the UNSAFE --unsafe-skip-siem) writes nothing at all."""
         events = [e for e in events if e is not None]
-        if not events:
+        if not events or self.disabled:
             return
         lines = [json.dumps(self.record(e), separators=(",", ":")) + "\n" for e in events]
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -39,5 +46,6 @@ class SiemSink:
                   "intent_id": e["intent_id"], "correlation_id": e["correlation_id"],
                   "seq": e["seq"], "hash": e["hash"]}
         if e["type"] == "DrillEvent":
-            record.update(kind=e["payload"].get("kind"), name=e["payload"].get("name"))
+            record.update(event_id=e["payload"].get("event_id"), kind=e["payload"].get("kind"),
+                          name=e["payload"].get("name"))
         return record

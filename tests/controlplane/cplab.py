@@ -6,6 +6,7 @@ Readiness is polled with deadlines, never slept for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator, TypeVar
 
 import requests
 
@@ -24,6 +26,25 @@ REPO = Path(__file__).resolve().parents[2]
 BUCKET = "drill-evidence"
 REPLICA_BUCKET = "drill-evidence-replica"
 START_DEADLINE = 20.0
+T = TypeVar("T")
+
+
+def poll(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Call condition until it returns something truthy; AssertionError naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:.1f} s")
+        time.sleep(interval)
+
+
+def health(instance: "Instance") -> tuple[int, dict]:
+    """(status code, body) of the instance's GET /health."""
+    response = requests.get(instance.url + "/health", timeout=15)
+    return response.status_code, response.json()
 
 
 def app_conninfo(port: int) -> str:
@@ -114,6 +135,23 @@ class ControlPlaneLab:
                 raise TimeoutError(f"instance {name} not live within {START_DEADLINE} s:\n{instance.log_text()[-2000:]}")
             time.sleep(0.05)
 
+    def kill(self, name: str) -> None:
+        """SIGKILL the instance (as the lab's fault does) and wait until it is gone."""
+        instance = self.instances.pop(name)
+        survivors = proc.kill_tree([instance.process.pid], timeout=10)
+        assert not survivors, f"instance {name}: pids {survivors} survived SIGKILL"
+        instance.process.wait(timeout=5)
+        self.registration.remove_pid(instance.process.pid)
+
+    def wait_tier(self, instance: Instance, serving: int, timeout: float = START_DEADLINE) -> dict:
+        """Poll the instance's /health until its api_tier part counts `serving` live instances
+        (in its detail); returns that /health body."""
+        def seen():
+            _, body = health(instance)
+            detail = body["components"]["api_tier"]["detail"]
+            return body if detail.startswith((f"{serving} of ", f"{serving} instance")) else None
+        return poll(seen, timeout, f"{instance.name}: api_tier with {serving} instances serving")
+
     def stop(self, name: str) -> None:
         """SIGTERM the instance, SIGKILL it (and any child) if it does not exit."""
         instance = self.instances.pop(name)
@@ -125,3 +163,26 @@ class ControlPlaneLab:
                 proc.kill_tree([instance.process.pid])
                 instance.process.wait(timeout=5)
         self.registration.remove_pid(instance.process.pid)
+
+
+@contextlib.contextmanager
+def control_plane_lab(pg: PgCluster, workdir_factory, names: tuple[str, ...] = ("az1", "az2"),
+                      extra: tuple[str, ...] = ()) -> Iterator[ControlPlaneLab]:
+    """moto, the migrated schema on pg, and the instances `names` (every one heartbeating: the
+    first one's /health counts them all) until the block ends; every process is stopped."""
+    tag = "drillcp-" + secrets.token_hex(4)  # in every instance's command line (the SIEM path)
+    workdir = workdir_factory.mktemp(tag)
+    with MotoServer() as moto:
+        registration = reaper.Registration(tag, "controlplane", tag=tag)
+        lab = ControlPlaneLab(pg, moto, workdir, cp_env(pg.password), registration)
+        try:
+            result = lab.migrate()
+            assert result.returncode == 0, result.stderr
+            for name in names:
+                lab.serve(name, extra=extra)
+            lab.wait_tier(lab.instances[names[0]], len(names))
+            yield lab
+        finally:
+            for name in list(lab.instances):
+                lab.stop(name)
+            registration.close()

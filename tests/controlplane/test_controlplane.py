@@ -15,7 +15,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from harness.lab.postgres import free_port
-from tests.controlplane.cplab import BUCKET, REPLICA_BUCKET, app_conninfo
+from tests.controlplane.cplab import BUCKET, REPLICA_BUCKET, app_conninfo, poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -80,7 +80,10 @@ def test_every_instance_reports_service_health_healthy(cplab):
         assert health.status_code == 200, body
         assert body["ServiceHealth"] == "Healthy" and body["instance"] == instance.name
         assert {k: v["status"] for k, v in body["components"].items()} == {
-            "database": "up", "event_store": "up", "evidence_store": "up"}
+            "database": "up", "event_store": "up", "evidence_store": "up", "api_tier": "up"}
+        assert list(body["components"]) == ["database", "event_store", "evidence_store", "api_tier"]
+        assert body["components"]["api_tier"]["detail"].endswith(
+            " instances serving (az1, az2); minimum 2"), body
 
 
 def test_correlation_id_is_echoed_or_generated(cplab):
@@ -271,6 +274,53 @@ def test_siem_has_one_line_per_event_with_the_correlation_id_and_no_secret(cplab
     assert f"correlation_id={cid}" in cplab.instances["az2"].log_text()
 
 
+def siem_lines(cplab) -> list[dict]:
+    return [json.loads(line) for line in cplab.siem.read_text().splitlines()] if cplab.siem.exists() else []
+
+
+def drill_event(instance, event_id: str, cid: str) -> requests.Response:
+    return call(instance, "POST", "/events/operational", cid=cid, body={
+        "event_id": event_id, "kind": "fault", "name": "kill_az2", "at": "2024-01-01T00:00:00Z",
+        "detail": {"target": "az2"}})
+
+
+def test_a_drill_event_reaches_the_siem_with_its_event_id(cplab):
+    event_id, cid = f"ev-{uuid.uuid4()}", f"drill-{uuid.uuid4()}"
+    recorded = drill_event(cplab.instances["az1"], event_id, cid)
+    assert recorded.status_code == 201, recorded.text
+    mine = [line for line in siem_lines(cplab) if line["correlation_id"] == cid]
+    assert len(mine) == 1, mine
+    assert set(mine[0]) == {"at", "instance", "type", "intent_id", "correlation_id", "seq", "hash",
+                            "event_id", "kind", "name"}
+    assert (mine[0]["type"], mine[0]["event_id"], mine[0]["kind"], mine[0]["name"], mine[0]["instance"],
+            mine[0]["seq"]) == ("DrillEvent", event_id, "fault", "kill_az2", "az1", recorded.json()["seq"])
+    assert drill_event(cplab.instances["az2"], event_id, cid).json() == {"event_id": event_id, "recorded": False}
+    assert [line["event_id"] for line in siem_lines(cplab) if line.get("event_id") == event_id] == [event_id]
+
+
+def test_unsafe_skip_siem_writes_no_siem_line_but_every_event(cplab):
+    quiet = cplab.serve("nosiem", extra=("--unsafe-skip-siem",))
+    try:
+        before = siem_lines(cplab)
+        event_id, cid = f"ev-{uuid.uuid4()}", f"drill-{uuid.uuid4()}"
+        recorded = drill_event(quiet, event_id, cid)
+        assert recorded.status_code == 201, recorded.text
+        intent = new_intent(quiet, cid=cid)
+        # The SIEM line is written after the commit and before the answer: none came.
+        assert siem_lines(cplab) == before
+        stored = call(quiet, "GET", f"/events?correlation_id={cid}").json()["events"]
+        assert [(e["type"], e["payload"].get("event_id"), e["intent_id"]) for e in stored] == [
+            ("DrillEvent", event_id, None), ("IntentCreated", None, intent["id"])]
+        # The other instances still feed the SIEM.
+        other = f"drill-{uuid.uuid4()}"
+        new_intent(cplab.instances["az1"], cid=other)
+        assert [line["correlation_id"] for line in siem_lines(cplab)[len(before):]] == [other]
+        assert "WARNING UNSAFE: --unsafe-skip-siem" in quiet.log_text()
+        assert "UNSAFE" not in cplab.instances["az1"].log_text()
+    finally:
+        cplab.stop("nosiem")
+
+
 # ---- migrate -------------------------------------------------------------------------------
 
 
@@ -336,6 +386,9 @@ def test_database_outage_answers_503_writes_nothing_and_recovers_without_restart
     assert table_counts(cplab) == before
     # The same instance, not restarted: its pooled connections are dead and are replaced.
     assert approve(az1, to_approve["id"]).status_code == 200
+    # Healthy again once the instances' heartbeats land on the restarted primary (api_tier).
+    poll(lambda: call(az1, "GET", "/health").status_code == 200, 10.0,
+         "az1 /health Healthy after the restart")
     published = call(az1, "POST", f"/intents/{to_publish['id']}/publish")
     assert published.status_code == 200, published.text
     assert call(az1, "GET", "/health").json()["ServiceHealth"] == "Healthy"
