@@ -42,6 +42,10 @@ class Fault:
     TYPE: ClassVar[str] = ""
     DESCRIPTION: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, Param]] = {}
+    # True when the fault's mechanism lifts it by itself after spec.time_limit_s (a dead-man switch
+    # should the harness die): toxics, a disabled proxy, the HTTP gateway, a platform stand-in's
+    # mode, the event store block. Never for kills: a killed process cannot come back by itself.
+    TIME_LIMITED: ClassVar[bool] = False
 
     def __init__(self, spec: FaultSpec):
         self.spec = spec

@@ -13,6 +13,7 @@ TARGET = "database-primary"
 @register
 class EventStoreBlock(Fault):
     TYPE = "event_store_block"
+    TIME_LIMITED = True      # PostgreSQL ends the blocking session itself (idle_in_transaction_session_timeout)
     DESCRIPTION = ("holds LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the database primary (reads "
                    "work, every audit-event append waits); heal: roll that session back (a no-op once "
                    "the node is gone)")
@@ -28,7 +29,7 @@ class EventStoreBlock(Fault):
     def inject(self, ctx: FaultContext) -> None:
         if ctx.lab is None:
             raise FaultError(f"fault {self.TYPE!r} needs a lab (ctx.lab)")
-        self.block = ctx.lab.block_event_store_writes()
+        self.block = ctx.lab.block_event_store_writes(time_limit_s=self.spec.time_limit_s)
 
     def heal(self, ctx: FaultContext) -> None:
         block, self.block = self.block, None

@@ -14,6 +14,7 @@ STREAMS = ("upstream", "downstream", "both")
 class ToxicFault(Fault):
     """A fault made of one toxic per stream. Subclasses map params to Toxiproxy attributes."""
 
+    TIME_LIMITED = True      # the fault server removes the toxic by itself (time_limit_ms)
     TOXIC: ClassVar[str] = ""
     DEFAULT_STREAM: ClassVar[str] = "downstream"
 
@@ -146,11 +147,12 @@ class DataLimit(ToxicFault):
 @register
 class ProxyDown(Fault):
     TYPE = "proxy_down"
+    TIME_LIMITED = True      # the fault server enables the proxy again by itself (time_limit_ms)
     DESCRIPTION = "disables the proxy: open connections dropped, new ones refused"
     PARAMS: dict = {}
 
     def inject(self, ctx: FaultContext) -> None:
-        ctx.toxiproxy.set_enabled(self.spec.target, False)
+        ctx.toxiproxy.set_enabled(self.spec.target, False, self.spec.time_limit_s)
 
     def heal(self, ctx: FaultContext) -> None:
         ctx.toxiproxy.set_enabled(self.spec.target, True)
@@ -161,14 +163,16 @@ class HttpError(Fault):
     """The server behind a lab's HTTP fault gateway answers an error status instead of serving."""
 
     TYPE = "http_error"
+    TIME_LIMITED = True      # the gateway forwards again by itself (for_s)
     DESCRIPTION = "the server answers `status` (default 503) to every request (count 0) or the next `count`"
     PARAMS = {"status": Param(int, 503, minimum=400), "count": Param(int, 0, minimum=0)}
 
     def inject(self, ctx: FaultContext) -> None:
         url = ctx.lab.http_gateway(self.spec.target)
-        response = requests.post(f"{url}/_drill/fault", json={"status": self.params["status"],
-                                                             "count": self.params["count"]}, timeout=10)
-        response.raise_for_status()
+        body = {"status": self.params["status"], "count": self.params["count"]}
+        if self.spec.time_limit_s is not None:   # the gateway forwards again by itself after it
+            body["for_s"] = self.spec.time_limit_s
+        requests.post(f"{url}/_drill/fault", json=body, timeout=10).raise_for_status()
 
     def heal(self, ctx: FaultContext) -> None:
         requests.delete(f"{ctx.lab.http_gateway(self.spec.target)}/_drill/fault", timeout=10).raise_for_status()

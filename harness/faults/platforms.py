@@ -15,6 +15,7 @@ from .base import Fault, FaultContext, Param, register
 @register
 class PlatformDegrade(Fault):
     TYPE = "platform_degrade"
+    TIME_LIMITED = True      # the stand-in goes back to ok by itself (for_s)
     DESCRIPTION = ("the platform API answers `mode` (throttle: 429 with Retry-After, error: 503, hang) "
                    "to every request (requests 0) or the next `requests`")
     PARAMS = {"mode": Param(str, "throttle", choices=("throttle", "error", "hang")),
@@ -26,8 +27,11 @@ class PlatformDegrade(Fault):
         requests.post(f"{url}/_control", json=body, timeout=10).raise_for_status()
 
     def inject(self, ctx: FaultContext) -> None:
-        self._control(ctx, {"mode": self.params["mode"], "retry_after": self.params["retry_after"],
-                            "requests": self.params["requests"]})
+        body = {"mode": self.params["mode"], "retry_after": self.params["retry_after"],
+                "requests": self.params["requests"]}
+        if self.spec.time_limit_s is not None:   # the stand-in goes back to ok by itself after it
+            body["for_s"] = self.spec.time_limit_s
+        self._control(ctx, body)
 
     def heal(self, ctx: FaultContext) -> None:
         try:

@@ -75,9 +75,19 @@ class ToxiproxyControl:
     def toxics(self, proxy: str) -> dict[str, Any]:
         return self.proxy(proxy).toxics()
 
-    def set_enabled(self, proxy: str, enabled: bool) -> None:
+    def set_enabled(self, proxy: str, enabled: bool, time_limit_s: float | None = None) -> None:
+        """Enable or disable a proxy. Disabling with time_limit_s asks the server to enable it again
+        by itself after that time (embedded server only; real Toxiproxy ignores the field, so the
+        harness's own heal is what enables it there)."""
         p = self.proxy(proxy)
-        p.enable() if enabled else p.disable()
+        if time_limit_s is None:
+            p.enable() if enabled else p.disable()
+            return
+        if enabled:
+            raise ValueError("a time limit applies to disabling a proxy, not to enabling it")
+        self._use()
+        APIConsumer.post(f"/proxies/{proxy}",
+                         json={"enabled": False, "time_limit_ms": max(1, round(time_limit_s * 1000))})
 
     def set_upstream(self, proxy: str, upstream: str) -> None:
         """Point a proxy at another upstream (open connections are dropped, as in Toxiproxy)."""

@@ -3,9 +3,17 @@
 Toxiproxy works on bytes; "the object store answers 5xx" needs HTTP. The gateway sits between
 the link's proxy and the real server (S3 on moto) and is driven over its own control path:
 
-    POST   /_drill/fault   {"status": 503, "count": 0}   answer `status` (count 0 = until healed)
-    DELETE /_drill/fault                                  heal: forward again
-    GET    /_drill/fault                                  the fault and how many were answered
+    POST   /_drill/fault   {"status": 503, "count": 0, "for_s": 60}
+                           answer `status` (count 0 = until healed); with for_s (> 0 seconds)
+                           the gateway forwards again by itself after for_s unless the fault
+                           was changed meanwhile (a dead-man switch should the harness die)
+    DELETE /_drill/fault   heal: forward again
+    GET    /_drill/fault   the fault, how many were answered, `until` (epoch) while a for_s is pending
+    GET    /_drill/requests?after=N
+                           {"requests": [{"n", "at", "method", "path", "status", "injected"}, ...]}:
+                           every request forwarded or answered (not the control paths) with n > N,
+                           in order; at = arrival (epoch seconds), path without the query string,
+                           status = what the client was answered, injected = answered by the fault
 
 Run: python -m harness.lab.httpfault --port 0 --upstream http://127.0.0.1:5000
 (listens on 127.0.0.1; prints "listening HOST:PORT" once bound).
@@ -15,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
+import time
 
 import aiohttp
 from aiohttp import web
@@ -23,10 +33,38 @@ from aiohttp import web
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "content-length", "host"}
 CONTROL = "/_drill/fault"
+REQUESTS = "/_drill/requests"
+
+
+def _time_limit(value) -> float | None:
+    """for_s: None, or a finite number of seconds > 0 (ValueError otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(value)
+    return float(value)
 
 
 def make_app(upstream: str) -> web.Application:
-    state = {"status": None, "count": 0, "answered": 0, "forwarded": 0}
+    state = {"status": None, "count": 0, "answered": 0, "forwarded": 0, "until": None}
+    requests_seen: list[dict] = []
+    timer: dict[str, asyncio.TimerHandle | None] = {"handle": None}
+
+    def disarm() -> None:
+        if timer["handle"] is not None:
+            timer["handle"].cancel()
+            timer["handle"] = None
+        state["until"] = None
+
+    def expire() -> None:
+        """The time limit passed with the fault unchanged: forward again."""
+        timer["handle"] = None
+        state.update(status=None, count=0, until=None)
+        print("httpfault: the fault reached its time limit; forwarding again", file=sys.stderr, flush=True)
+
+    def record(at: float, request: web.Request, status: int, injected: bool) -> None:
+        requests_seen.append({"n": len(requests_seen) + 1, "at": round(at, 6), "method": request.method,
+                              "path": request.path, "status": status, "injected": injected})
 
     async def control(request: web.Request) -> web.Response:
         if request.method == "POST":
@@ -34,21 +72,39 @@ def make_app(upstream: str) -> web.Application:
                 body = await request.json()
                 status = int(body.get("status", 503))
                 count = int(body.get("count", 0))
+                for_s = _time_limit(body.get("for_s"))
             except (ValueError, TypeError, AttributeError):
-                return web.json_response({"error": "body must be {status, count}"}, status=400)
+                return web.json_response({"error": "body must be {status, count, for_s (seconds > 0, "
+                                                   "optional)}"}, status=400)
             if not 400 <= status <= 599 or count < 0:
                 return web.json_response({"error": "status must be 4xx/5xx, count >= 0"}, status=400)
+            disarm()
             state.update(status=status, count=count, answered=0)
+            if for_s is not None:
+                state["until"] = round(time.time() + for_s, 3)
+                timer["handle"] = asyncio.get_running_loop().call_later(for_s, expire)
         elif request.method == "DELETE":
+            disarm()
             state.update(status=None, count=0)
         return web.json_response(state)
 
+    async def requests_index(request: web.Request) -> web.Response:
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            return web.json_response({"error": "after must be an integer"}, status=400)
+        # n is 1-based and dense: the slice is every record with n > after
+        return web.json_response({"requests": requests_seen[max(after, 0):]})
+
     async def forward(request: web.Request) -> web.StreamResponse:
+        at = time.time()
         if state["status"] is not None and (state["count"] == 0 or state["answered"] < state["count"]):
             state["answered"] += 1
+            status = state["status"]
+            record(at, request, status, True)
             body = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
                     "<Message>injected by the drill harness</Message></Error>")
-            return web.Response(status=state["status"], text=body, content_type="application/xml")
+            return web.Response(status=status, text=body, content_type="application/xml")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["Host"] = request.headers.get("Host", "")
         data = await request.read()
@@ -59,21 +115,28 @@ def make_app(upstream: str) -> web.Application:
                 payload = await reply.read()
                 out = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP}
                 state["forwarded"] += 1
+                record(at, request, reply.status, False)
                 return web.Response(status=reply.status, body=payload, headers=out)
         except aiohttp.ClientError as exc:
+            record(at, request, 502, False)
             return web.Response(status=502, text=f"upstream unreachable: {type(exc).__name__}")
+        except asyncio.TimeoutError:
+            record(at, request, 504, False)
+            return web.Response(status=504, text="upstream did not answer in time")
 
     async def open_session(app: web.Application) -> None:
         app["session"] = aiohttp.ClientSession(auto_decompress=False,
                                                timeout=aiohttp.ClientTimeout(total=30))
 
     async def close_session(app: web.Application) -> None:
+        disarm()
         await app["session"].close()
 
     app = web.Application(client_max_size=256 * 1024 * 1024)
     app.on_startup.append(open_session)
     app.on_cleanup.append(close_session)
     app.router.add_route("*", CONTROL, control)
+    app.router.add_get(REQUESTS, requests_index)
     app.router.add_route("*", "/{tail:.*}", forward)
     return app
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .proxy import ApiError, ProxyCollection, bad_request
+from .proxy import ApiError, ProxyCollection, bad_request, parse_time_limit
 
 VERSION = "2.12.0-drill-harness"
 log = logging.getLogger("toxiproxy.api")
@@ -85,7 +85,8 @@ async def proxy_update(request: web.Request) -> web.Response:
         raise bad_request("enabled must be true or false")
     if not isinstance(listen, str) or not isinstance(upstream, str):
         raise bad_request("listen and upstream must be strings")
-    await proxy.update(listen, upstream, enabled)
+    time_limit = parse_time_limit(body.get("time_limit_ms"))   # our addition: a disabled proxy's limit
+    await proxy.update(listen, upstream, enabled, time_limit)
     return _json(proxy.to_json())
 
 

@@ -114,15 +114,24 @@ class Proxy:
         self.links: set[Link] = set()
         self.toxics: list[ToxicEntry] = []
         self._tasks: set[asyncio.Task] = set()
+        # our addition: a disabled proxy may carry a time limit after which it enables itself
+        self.time_limit_ms: int | None = None
+        self.expires_at: float | None = None       # epoch seconds, for the API
+        self._enable_timer: asyncio.TimerHandle | None = None
+        self._enable_task: asyncio.Task | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
             "toxics": [t.to_json() for t in self.ordered_toxics()],
         }
+        if self.time_limit_ms is not None:   # only while a re-enable is pending: unchanged shape otherwise
+            body["time_limit_ms"] = self.time_limit_ms
+            body["expires_at"] = round(self.expires_at, 3)
+        return body
 
     def ordered_toxics(self) -> list[ToxicEntry]:
         """Upstream chain first, then downstream, each in chain order (as Toxiproxy lists them)."""
@@ -130,6 +139,7 @@ class Proxy:
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
+        self.disarm_enable()
         if self.enabled:
             return
         host, port = split_address(self.listen)
@@ -158,16 +168,57 @@ class Proxy:
             task.cancel()
         log.info("proxy %s stopped", self.name)
 
-    async def update(self, listen: str, upstream: str, enabled: bool) -> None:
+    async def update(self, listen: str, upstream: str, enabled: bool, time_limit_ms: int | None = None) -> None:
+        """Change the proxy; any change cancels a pending re-enable. Disabled with time_limit_ms,
+        it enables itself after that many ms unless enabled, changed or deleted meanwhile."""
+        if time_limit_ms is not None and enabled:
+            raise bad_request("time_limit_ms applies to disabling a proxy (enabled false)")
         if listen != self.listen or upstream != self.upstream:
             split_address(listen)
             split_address(upstream)
+        self.disarm_enable()
+        if listen != self.listen or upstream != self.upstream:
             await self.stop()
             self.listen, self.upstream = listen, upstream
         if enabled:
             await self.start()
         else:
             await self.stop()
+            self._arm_enable(time_limit_ms)
+
+    # -- the dead-man switch of a disabled proxy (our addition) ----------------
+    def _arm_enable(self, time_limit_ms: int | None) -> None:
+        if time_limit_ms is None:
+            return
+        self.time_limit_ms = time_limit_ms
+        self.expires_at = time.time() + time_limit_ms / 1000.0
+        loop = asyncio.get_running_loop()
+        self._enable_timer = loop.call_later(time_limit_ms / 1000.0, self._expire_disabled)
+
+    def disarm_enable(self) -> None:
+        """Cancel a pending re-enable (the proxy was enabled, changed, deleted or reset)."""
+        if self._enable_timer is not None:
+            self._enable_timer.cancel()
+        self._enable_timer = None
+        task, self._enable_task = self._enable_task, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()          # due, but not run yet: the newer change wins
+        self.time_limit_ms = self.expires_at = None
+
+    def _expire_disabled(self) -> None:
+        self._enable_timer = None
+        if self.enabled:
+            self.disarm_enable()
+            return
+        log.warning("proxy %s: disabled past its time limit; enabling it again", self.name)
+        self._enable_task = asyncio.get_running_loop().create_task(self._enable_again())
+
+    async def _enable_again(self) -> None:
+        try:
+            await self.start()     # clears time_limit_ms and expires_at
+        except ApiError as exc:
+            self.disarm_enable()
+            log.error("proxy %s: could not enable it again after its time limit: %s", self.name, exc.message)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -354,12 +405,14 @@ class ProxyCollection:
         for entry in proxy.toxics:
             if entry.timer is not None:
                 entry.timer.cancel()
+        proxy.disarm_enable()
         await proxy.stop()
         del self.proxies[name]
 
     async def reset(self) -> None:
-        """Re-enable every proxy and remove every toxic (POST /reset)."""
+        """Re-enable every proxy (cancelling pending re-enables) and remove every toxic (POST /reset)."""
         for proxy in list(self.proxies.values()):
+            proxy.disarm_enable()
             await proxy.start()
             await proxy.remove_all_toxics()
 

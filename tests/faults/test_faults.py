@@ -72,8 +72,16 @@ def test_every_registered_fault_describes_itself():
     assert set(REGISTRY) == {"latency", "partition", "timeout", "reset", "bandwidth", "slow_close",
                              "slicer", "data_limit", "proxy_down", "container_kill", "container_stop",
                              "container_pause", "network_disconnect", "http_error", "event_store_block",
-                             "platform_degrade", "platform_down"}
+                             "platform_degrade", "platform_down", "database_primary_kill", "api_instance_kill"}
     assert all(cls.DESCRIPTION for cls in REGISTRY.values())
+
+
+def test_time_limited_faults_are_those_whose_mechanism_lifts_them_by_itself():
+    limited = {name for name, cls in REGISTRY.items() if cls.TIME_LIMITED}
+    assert limited == {"latency", "partition", "timeout", "reset", "bandwidth", "slow_close", "slicer",
+                       "data_limit", "proxy_down", "http_error", "platform_degrade", "event_store_block"}
+    from harness.faults.base import Fault
+    assert Fault.TIME_LIMITED is False     # kills and container faults cannot come back by themselves
 
 
 def test_a_fault_on_an_unknown_proxy_fails_before_harm(ctx, link):
@@ -166,6 +174,33 @@ def test_proxy_down_refuses_then_heals(ctx, link):
         assert refuses(link.listen)
     with connect(link.listen) as sock:
         assert round_trip(sock) < 1.0
+
+
+def test_proxy_down_with_a_time_limit_comes_back_by_itself(ctx, control, api, link):
+    f = build(FaultSpec("proxy_down", "link", time_limit_s=0.4))
+    f.inject(ctx)
+    shown = api("get", "/proxies/link").json()
+    assert shown["enabled"] is False and shown["time_limit_ms"] == 400
+    assert refuses(link.listen)
+    deadline = time.monotonic() + 10
+    while refuses(link.listen) and time.monotonic() < deadline:   # the server's dead-man switch
+        time.sleep(0.05)
+    with connect(link.listen) as sock:
+        assert round_trip(sock) < 1.0
+    assert control.proxy("link").enabled is True
+    f.heal(ctx)                                  # safe after the server enabled it
+    assert "time_limit_ms" not in api("get", "/proxies/link").json()
+
+
+def test_set_enabled_sends_the_time_limit_only_when_asked(control, api, link):
+    control.set_enabled("link", False)
+    assert "time_limit_ms" not in api("get", "/proxies/link").json()
+    control.set_enabled("link", False, time_limit_s=30)
+    assert api("get", "/proxies/link").json()["time_limit_ms"] == 30_000
+    with pytest.raises(ValueError):
+        control.set_enabled("link", True, time_limit_s=30)
+    control.set_enabled("link", True)
+    assert set(api("get", "/proxies/link").json()) == {"name", "listen", "upstream", "enabled", "toxics"}
 
 
 # -- always healed ----------------------------------------------------------------------

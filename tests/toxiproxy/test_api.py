@@ -234,3 +234,117 @@ def test_invalid_time_limit_is_400(toxi, api, echo_server, value):
     response = api("post", "/proxies/t/toxics", json={"type": "latency", "time_limit_ms": value})
     assert response.status_code == 400 and "time_limit_ms" in response.json()["error"]
     assert api("get", "/proxies/t/toxics").json() == []
+
+
+# -- a disabled proxy's time limit (our addition) ---------------------------------------------
+
+TOXIPROXY_PROXY_KEYS = {"name", "listen", "upstream", "enabled", "toxics"}
+
+
+def accepts(address: str) -> bool:
+    try:
+        connect(address, timeout=1.0).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_disabled_proxy_with_time_limit_enables_itself(toxi, api, echo_server):
+    import time
+    proxy = toxi.create(upstream=echo_server.address, name="p")
+    before = time.time()
+    body = api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 400}).json()
+    assert body["enabled"] is False and body["time_limit_ms"] == 400
+    assert before + 0.4 <= body["expires_at"] <= time.time() + 0.4 + 0.01
+    assert api("get", "/proxies/p").json() == body
+    assert refuses(proxy.listen)
+    wait_for(lambda: accepts(proxy.listen), timeout=10)         # the listener is back by itself
+    with connect(proxy.listen) as sock:
+        round_trip(sock, b"back")
+    shown = api("get", "/proxies/p").json()
+    assert set(shown) == TOXIPROXY_PROXY_KEYS and shown["enabled"] is True   # Toxiproxy's shape again
+
+
+def _pending_and_clock(api, echo_server, name: str, clock_ms: int) -> str:
+    """A second proxy disabled with a longer time limit than `name`'s, armed after it: once it is
+    enabled again, `name`'s timer would have fired too (timers fire in deadline order)."""
+    api("post", "/proxies", json={"name": "clock", "upstream": echo_server.address})
+    reply = api("post", "/proxies/clock", json={"enabled": False, "time_limit_ms": clock_ms})
+    assert reply.status_code == 200
+    wait_for(lambda: api("get", "/proxies/clock").json()["enabled"], timeout=10)
+    return api("get", f"/proxies/{name}").json()
+
+
+def test_enabling_a_proxy_cancels_its_pending_re_enable(toxi, api, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="p")
+    assert api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 300}).status_code == 200
+    proxy.enable()                       # toxiproxy-python: {"enabled": true}
+    shown = api("get", "/proxies/p").json()
+    assert set(shown) == TOXIPROXY_PROXY_KEYS and shown["enabled"] is True
+    proxy.disable()                      # disabled again, this time without a limit
+    shown = _pending_and_clock(api, echo_server, "p", clock_ms=500)
+    assert shown["enabled"] is False and set(shown) == TOXIPROXY_PROXY_KEYS
+    assert refuses(proxy.listen)
+
+
+def test_changing_a_disabled_proxy_cancels_its_pending_re_enable(toxi, api, echo_server):
+    with TcpServer(lambda s: s.sendall(b"other")) as other:
+        toxi.create(upstream=echo_server.address, name="p")
+        api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 300})
+        changed = api("post", "/proxies/p", json={"upstream": other.address})   # still disabled
+        assert changed.status_code == 200 and set(changed.json()) == TOXIPROXY_PROXY_KEYS
+        shown = _pending_and_clock(api, echo_server, "p", clock_ms=500)
+        assert shown["enabled"] is False and shown["upstream"] == other.address
+
+
+@pytest.mark.parametrize("value", [0, -5, "soon", 1.5, True])
+def test_invalid_proxy_time_limit_is_400_and_changes_nothing(toxi, api, echo_server, value):
+    proxy = toxi.create(upstream=echo_server.address, name="p")
+    before = api("get", "/proxies/p").json()
+    response = api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": value})
+    assert response.status_code == 400
+    assert response.json()["status"] == 400 and "time_limit_ms" in response.json()["error"]
+    assert response.json()["error"].startswith("bad request body")   # as for a toxic's time_limit_ms
+    assert api("get", "/proxies/p").json() == before
+    with connect(proxy.listen) as sock:
+        round_trip(sock)
+
+
+def test_time_limit_on_enabling_a_proxy_is_400(toxi, api, echo_server):
+    toxi.create(upstream=echo_server.address, name="p")
+    response = api("post", "/proxies/p", json={"enabled": True, "time_limit_ms": 500})
+    assert response.status_code == 400 and "time_limit_ms" in response.json()["error"]
+
+
+def test_reset_cancels_a_pending_re_enable(toxi, api, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="p")
+    api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 60_000})
+    assert "expires_at" in api("get", "/proxies/p").json()
+    assert api("post", "/reset").status_code == 204
+    shown = api("get", "/proxies/p").json()
+    assert shown["enabled"] is True and set(shown) == TOXIPROXY_PROXY_KEYS
+    with connect(proxy.listen) as sock:
+        round_trip(sock)
+
+
+def test_deleting_a_proxy_cancels_its_pending_re_enable(toxi, api, echo_server):
+    proxy = toxi.create(upstream=echo_server.address, name="p")
+    api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 300})
+    assert api("delete", "/proxies/p").status_code == 204
+    _pending_and_clock(api, echo_server, "clock", clock_ms=500)
+    assert api("get", "/proxies/p").status_code == 404
+    assert refuses(proxy.listen)         # nothing listens again on the deleted proxy's address
+
+
+def test_toxiproxy_python_reads_proxies_with_and_without_a_limit(toxi, api, echo_server):
+    toxi.create(upstream=echo_server.address, name="plain")
+    limited = toxi.create(upstream=echo_server.address, name="limited")
+    api("post", "/proxies/limited", json={"enabled": False, "time_limit_ms": 60_000})
+    raw = api("get", "/proxies").json()
+    assert set(raw["plain"]) == TOXIPROXY_PROXY_KEYS
+    assert set(raw["limited"]) == TOXIPROXY_PROXY_KEYS | {"time_limit_ms", "expires_at"}
+    proxies = toxi.proxies()
+    assert proxies["plain"].enabled is True and proxies["limited"].enabled is False
+    assert proxies["limited"].listen == limited.listen
+    proxies["limited"].enable()
+    assert set(api("get", "/proxies/limited").json()) == TOXIPROXY_PROXY_KEYS
