@@ -1,20 +1,44 @@
 """A stateless connector worker: SQS intent queue -> platform API, with backoff and a dead-letter queue.
 
-Per received message (attempt = the message's ApproximateReceiveCount):
+Per attempt of a message (attempt = the message's ApproximateReceiveCount when it is received,
+plus one for every retry this worker made of it since):
 
 - ``POST {platform}/apply`` with the intent; on 200 the message is deleted (``applied`` or,
   when the platform already had that idempotency key, ``duplicate``: applied exactly once).
-- on 429, 5xx, a timeout or no connection: wait = base x 2^(attempt-1) (ConnectorBackoff:
-  each retry doubles), or the platform's Retry-After when larger, capped at --max-backoff.
-  The message's visibility timeout becomes ceil(wait) (SQS counts whole seconds) so it comes
-  back after the wait, and the worker calls the platform no sooner than ``wait`` from now.
+- on 429, 5xx, a timeout or no connection, before the last attempt: wait = base x 2^(attempt-1)
+  (ConnectorBackoff: each retry doubles), or the platform's Retry-After when larger, capped at
+  --max-backoff, counted from the moment the failed answer came back. The worker keeps the
+  message and retries it itself at exactly that moment (a schedule of held retries, earliest
+  due first), rather than waiting for SQS to deliver it again (SQS visibility counts whole
+  seconds and comes back only through the next receive, which would stretch every wait).
+  While it is held, the message's visibility timeout is set to ceil(wait + --request-timeout
+  + 2) seconds, again on every failure, and extended whenever the platform-wide wait (below)
+  or a late turn would let it run out before its retry and that retry's answer: no other
+  worker receives it meanwhile, and if this worker dies SQS delivers it again after that
+  timeout, with a higher receive count. A message whose visibility cannot be changed is not
+  held: it is left to SQS and comes back when its current visibility timeout runs out.
+- the wait is platform-wide: after a failure no platform call at all (a held retry, or a
+  message received meanwhile) is made before ``wait`` from then (``not_before``; a 429's
+  Retry-After applies to the client). Two failing intents of one platform therefore back off
+  in lockstep: each intent's gap is its own wait plus the other's, which still doubles from
+  attempt to attempt while both fail (a success delays nobody: the retry after it waits only
+  its own wait).
 - when attempt >= --max-attempts (or the platform rejects the intent with another 4xx, or
   the message is not an intent), the message is copied to the dead-letter queue and deleted.
+  Attempts are never counted ahead of what happened: a message delivered again after a worker
+  died starts from its new receive count (one this worker still holds, from the higher of the
+  two).
+
+While retries are held (``retries_held`` in the metrics) the queue is polled without
+long-polling (WaitTimeSeconds=0) and between polls the worker sleeps (interruptibly) RETRY_POLL_S,
+or until the earliest retry is due when that is less than 2 x RETRY_POLL_S away (so no poll sits
+right before a retry): no long poll makes a retry late. With none held it long-polls for --wait-time as before. On SIGTERM/SIGINT
+held retries are simply left to SQS: their visibility timeout runs out and they come back.
 
 With ``--report-url`` every outcome is also reported to the Control Plane
 (``POST /platforms/{platform}/observations``: platform health, PromotionsPaused; reports it
-could not take are kept in order and sent again), and an idle
-worker probes ``GET {platform}/health`` every ``--probe-interval``, reporting a changed outcome.
+could not take are kept in order and sent again), and an idle worker (queue empty, no retry
+held) probes ``GET {platform}/health`` every ``--probe-interval``, reporting a changed outcome.
 
 Every operation logs one JSON line to stderr: correlation id, platform, intent id, attempt,
 outcome and the wait chosen. ``--metrics-file`` is rewritten atomically every second.
@@ -25,6 +49,8 @@ from __future__ import annotations
 
 import collections
 import email.utils
+import heapq
+import itertools
 import json
 import math
 import os
@@ -35,7 +61,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import botocore.exceptions
 
@@ -45,6 +71,8 @@ from controlplane.redact import scrub, short_cause
 SQS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 MAX_VISIBILITY = 12 * 3600  # SQS limit
 MAX_UNSENT_REPORTS = 1000   # reports kept while the Control Plane is unreachable (oldest dropped)
+HOLD_MARGIN_S = 2           # a held message stays invisible this long past its retry's request timeout
+RETRY_POLL_S = 0.25         # while retries are held: the queue is polled (without waiting) this often
 
 
 @dataclass
@@ -62,6 +90,16 @@ class Settings:
     metrics_file: str | None = None
     report_url: str | None = None
     probe_interval: float = 5.0
+
+
+@dataclass(order=True)
+class Held:
+    """A message kept in-process for a retry (ordered by due time, then by when it was held)."""
+    due: float                                   # monotonic: retry then (and not before not_before)
+    seq: int
+    message: dict = field(compare=False)
+    attempt: int = field(compare=False)          # the attempt number of that retry
+    visible_until: float = field(compare=False)  # monotonic: its visibility timeout runs out then
 
 
 def backoff(base: float, attempt: int, retry_after: float | None, cap: float) -> float:
@@ -88,6 +126,13 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def receive_count(message: dict) -> int:
+    try:
+        return max(1, int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")))
+    except (TypeError, ValueError):
+        return 1
+
+
 class Connector:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
@@ -98,10 +143,12 @@ class Connector:
         self.last_reported: str | None = None   # the last outcome class reported (sent or kept)
         self.unsent: collections.deque[dict] = collections.deque(maxlen=MAX_UNSENT_REPORTS)
         self.last_probe = 0.0
+        self.held: list[Held] = []   # heap: messages kept for an in-process retry, earliest due first
+        self._seq = itertools.count()
         self.metrics = {"platform": settings.platform, "processed": 0, "applied": 0,
                         "duplicates_skipped": 0, "throttled": 0, "errors": 0, "dead_lettered": 0,
                         "last_backoff_s": 0.0, "consecutive_failures": 0, "attempts": 0,
-                        "queue_errors": 0, "updated": None}
+                        "queue_errors": 0, "retries_held": 0, "updated": None}
 
     # ---- logging and metrics ---------------------------------------------------------
 
@@ -113,7 +160,7 @@ class Connector:
     def bump(self, **changes) -> None:
         with self.lock:
             for key, value in changes.items():
-                if key in ("last_backoff_s", "consecutive_failures"):
+                if key in ("last_backoff_s", "consecutive_failures", "retries_held"):
                     self.metrics[key] = value
                 else:
                     self.metrics[key] += value
@@ -238,8 +285,10 @@ class Connector:
         self.report("dead_lettered", op="dead_letter", intent_id=intent.get("intent_id"), attempt=attempt,
                     ring=intent.get("ring"), correlation_id=intent.get("correlation_id"))
 
-    def handle(self, message: dict) -> None:
-        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    def handle(self, message: dict, attempt: int | None = None) -> None:
+        """One attempt of a message: a fresh one (attempt = its receive count) or a held retry."""
+        if attempt is None:
+            attempt = receive_count(message)
         self.bump(attempts=1)
         try:
             intent = json.loads(message["Body"])
@@ -257,6 +306,7 @@ class Connector:
         if pause > 0 and self.stop.wait(pause):
             return  # stopping: the message comes back after its visibility timeout
         outcome, status, retry_after, body, detail = self.call_platform(intent)
+        answered = time.monotonic()   # the wait counts from the answer
         if outcome == "ok":
             applied = bool((body or {}).get("applied"))
             try:
@@ -287,18 +337,88 @@ class Connector:
             self.dead_letter(message, attempt, f"{outcome} after {attempt} attempts: {detail}", intent)
             return
         wait = backoff(self.s.base_interval, attempt, retry_after, self.s.max_backoff)
-        visibility = min(MAX_VISIBILITY, max(1, math.ceil(wait)))
-        self.not_before = time.monotonic() + wait
+        visibility = self.hold_visibility(wait)
+        self.not_before = max(self.not_before, answered + wait)
         self.bump(last_backoff_s=wait)
-        try:
+        held = True
+        try:   # invisible until the retry and its answer are past, with a margin
             self.sqs.change_message_visibility(QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"],
                                                VisibilityTimeout=visibility)
-        except SQS_ERRORS as exc:  # it still comes back, after the queue's own visibility timeout
+        except SQS_ERRORS as exc:  # not ours to keep: it comes back after its current visibility timeout
             self.bump(queue_errors=1)
-            detail = f"{detail}; visibility not changed: {short_cause(exc)}"
+            held = False
+            detail = f"{detail}; visibility not changed, left to SQS: {short_cause(exc)}"
+        if held:
+            heapq.heappush(self.held, Held(answered + wait, next(self._seq), message, attempt + 1,
+                                           answered + visibility))
+            self.bump(retries_held=len(self.held))
         self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=wait,
-                 visibility_s=visibility, detail=detail)
+                 visibility_s=visibility, held=held, detail=detail)
         self.report(outcome, wait_s=wait, **reported)
+
+    # ---- held retries ----------------------------------------------------------------
+
+    def hold_visibility(self, seconds: float) -> int:
+        """Whole seconds of visibility covering `seconds`, then a request and the margin."""
+        return min(MAX_VISIBILITY, math.ceil(seconds + self.s.request_timeout + HOLD_MARGIN_S))
+
+    def next_retry(self) -> float | None:
+        """Monotonic time at which the earliest held retry may go (its due time, not before not_before)."""
+        return max(self.held[0].due, self.not_before) if self.held else None
+
+    def cover_held(self) -> None:
+        """Keep every held message invisible past its retry: the platform-wide not_before (another
+        intent's failure) or a late turn can push a retry beyond the visibility set when it was held.
+        A message whose visibility cannot be extended is let go (left to SQS)."""
+        now = time.monotonic()
+        kept = []
+        for h in self.held:
+            needed = max(h.due, self.not_before, now) + self.s.request_timeout + HOLD_MARGIN_S
+            if needed > h.visible_until:
+                visibility = self.hold_visibility(max(h.due, self.not_before, now) - now)
+                ids = {"correlation_id": None, "intent_id": None, "attempt": h.attempt}
+                try:
+                    intent = json.loads(h.message["Body"])
+                    ids.update(correlation_id=intent.get("correlation_id"), intent_id=intent.get("intent_id"))
+                except (ValueError, AttributeError):
+                    pass
+                try:
+                    self.sqs.change_message_visibility(QueueUrl=self.s.queue_url,
+                                                       ReceiptHandle=h.message["ReceiptHandle"],
+                                                       VisibilityTimeout=visibility)
+                except SQS_ERRORS as exc:
+                    self.bump(queue_errors=1)
+                    self.log("hold", "released", **ids, visibility_s=None, detail=short_cause(exc))
+                    continue
+                h.visible_until = now + visibility
+                self.log("hold", "extended", **ids, visibility_s=visibility,
+                         retry_in_s=round(max(h.due, self.not_before) - now, 3))
+            kept.append(h)
+        if len(kept) != len(self.held):
+            heapq.heapify(kept)
+            self.held = kept
+            self.bump(retries_held=len(kept))
+
+    def accept(self, message: dict) -> None:
+        """A received message: attempted now (after not_before). When it is one this worker holds
+        (its visibility ran out after all), the new receipt replaces the held one."""
+        attempt = receive_count(message)
+        message_id = message.get("MessageId")
+        same = [h for h in self.held if message_id is not None and h.message.get("MessageId") == message_id]
+        if same:
+            attempt = max(attempt, *(h.attempt for h in same))
+            self.held = [h for h in self.held if h not in same]
+            heapq.heapify(self.held)
+            self.bump(retries_held=len(self.held))
+        self.handle(message, attempt)
+
+    def retry_due(self) -> None:
+        """Every held retry whose time has come, earliest first."""
+        while self.held and not self.stop.is_set() and self.next_retry() <= time.monotonic():
+            h = heapq.heappop(self.held)
+            self.bump(retries_held=len(self.held))
+            self.handle(h.message, h.attempt)
+            self.cover_held()
 
     # ---- main loop -------------------------------------------------------------------
 
@@ -310,28 +430,43 @@ class Connector:
                  max_attempts=self.s.max_attempts)
         queue_failures = 0
         while not self.stop.is_set():
-            try:
+            self.retry_due()
+            if self.stop.is_set():
+                break
+            try:   # with retries held: no long poll, so that none of them is late
                 response = self.sqs.receive_message(
-                    QueueUrl=self.s.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=self.s.wait_time,
+                    QueueUrl=self.s.queue_url, MaxNumberOfMessages=1,
+                    WaitTimeSeconds=0 if self.held else self.s.wait_time,
                     AttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=["All"])
             except SQS_ERRORS as exc:
                 queue_failures += 1
                 wait = backoff(self.s.base_interval, queue_failures, None, min(self.s.max_backoff, 30.0))
                 self.bump(queue_errors=1)
                 self.log("receive", "queue_error", attempt=queue_failures, wait_s=wait, detail=short_cause(exc))
-                self.stop.wait(wait)
+                self.stop.wait(min(wait, max(0.0, self.next_retry() - time.monotonic())) if self.held else wait)
                 continue
             queue_failures = 0
             messages = response.get("Messages", [])
-            if not messages and time.monotonic() - self.last_probe >= self.s.probe_interval:
-                self.flush_reports()
-                self.probe()
             for message in messages:
                 if self.stop.is_set():
                     break
-                self.handle(message)
+                self.accept(message)
+                self.cover_held()
+            if messages:
+                continue
+            if not self.held:   # idle: nothing received, no retry held
+                if time.monotonic() - self.last_probe >= self.s.probe_interval:
+                    self.flush_reports()
+                    self.probe()
+                continue
+            delay = self.next_retry() - time.monotonic()
+            if delay > 0:   # the last poll before a retry comes at least RETRY_POLL_S ahead of it
+                self.stop.wait(delay if delay < 2 * RETRY_POLL_S else RETRY_POLL_S)
+        left = len(self.held)
+        self.held.clear()
+        self.bump(retries_held=0)
         self.write_metrics()
-        self.log("stop", "ok")
+        self.log("stop", "ok", retries_left_to_sqs=left)
         return 0
 
 

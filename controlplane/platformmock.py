@@ -19,11 +19,12 @@ Endpoints:
 
 Every request to /apply logs one JSON line to stderr (platform, correlation id, outcome).
 
-The request log (``request_log``, the CLI's ``--request-log FILE``): every ``POST /apply``
-appends one JSON line to FILE, the evidence a drill judges from (what reached the platform,
-and what it answered), whatever the Control Plane says about itself::
+The request log (``request_log``, the CLI's ``--request-log FILE``): every ``POST /apply``, and
+every ``GET /health`` answered with anything but 200 (a connector counts those too), appends one
+JSON line to FILE, the evidence a drill judges from (what reached the platform, and what it
+answered), whatever the Control Plane says about itself::
 
-    {"n", "at", "platform", "idempotency_key", "intent_id", "ring", "correlation_id",
+    {"n", "at", "platform", "path", "idempotency_key", "intent_id", "ring", "correlation_id",
      "status", "outcome", "count"}
 
 n is a sequence number continuing after the file's last one; at is the request's arrival
@@ -130,12 +131,12 @@ class PlatformMock:
              replayed_applications=replayed, keys=len(self.records))
 
     def _append(self, at: float, fields: dict | None, cid: str | None, status: int | None,
-                outcome: str, count: int | None) -> None:
+                outcome: str, count: int | None, path: str = "/apply") -> None:
         if self._fd is None:
             return
         self._n += 1
         fields = fields or {}
-        line = json.dumps({"n": self._n, "at": round(at, 6), "platform": self.platform,
+        line = json.dumps({"n": self._n, "at": round(at, 6), "platform": self.platform, "path": path,
                            "idempotency_key": fields.get("idempotency_key"),
                            "intent_id": fields.get("intent_id"), "ring": fields.get("ring"),
                            "correlation_id": cid, "status": status, "outcome": outcome,
@@ -256,13 +257,18 @@ class PlatformMock:
         return web.json_response({"applied": applied, "idempotency_key": key, "count": record["count"]})
 
     async def health(self, request: web.Request) -> web.StreamResponse:
-        """The platform's health as its mode says, without consuming a limited degradation."""
+        """The platform's health as its mode says, without consuming a limited degradation; an
+        answer other than 200 is logged (a connector's probe counts it as a throttle or an error)."""
+        at, cid = time.time(), request.headers.get("X-Correlation-ID")
         if self.mode == "throttle":
+            self._append(at, None, cid, 429, "throttled", None, path="/health")
             return web.json_response({"status": "throttled"}, status=429,
                                      headers={"Retry-After": _retry_after_header(self.retry_after)})
         if self.mode == "error":
+            self._append(at, None, cid, 503, "error", None, path="/health")
             return web.json_response({"status": "unavailable"}, status=503)
         if self.mode == "hang":
+            self._append(at, None, cid, None, "hang", None, path="/health")
             await asyncio.sleep(HANG_SECONDS)
         return web.json_response({"status": "ok", "platform": self.platform})
 

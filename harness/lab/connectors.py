@@ -6,7 +6,9 @@ one connector worker per platform reaching its platform through a Toxiproxy prox
         connector --report--> Control Plane API (the load balancer): platform health
 
 Every process is a real subprocess on 127.0.0.1, registered with the reaper (the lab id is
-in each command line), and stopped by ``stop()``.
+in each command line), and stopped by ``stop()``. Each stand-in appends every request it saw,
+and what it answered, to ``<lab root>/platform-<name>.requests.jsonl`` (kept across its
+restarts): ``platform_requests()`` reads it, the evidence drills judge from.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import requests
 from . import proc, reaper
 from .base import LabStartError
 from ..net import LOOPBACK, free_port
+from ..wait import until_up
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")   # controlplane.platforms, not imported
 # Short, so that a drill's backoff, dead-lettering and recovery run in seconds:
@@ -31,6 +34,62 @@ CONNECTOR_ARGS = ("--base-interval", "0.5", "--max-attempts", "4", "--max-backof
                   "--wait-time", "1", "--probe-interval", "1", "--request-timeout", "3")
 MAX_RECEIVE_COUNT = 6   # the queue's own redrive: a safety net behind the worker's max attempts
 START_TIMEOUT = 30.0
+
+
+def read_request_log(path: Path) -> list[dict]:
+    """The lines of a stand-in's request log, in order. Each line is written with its newline in
+    one write, so a last line without one is torn (being written now, or cut by a kill) and is
+    skipped; a bad line anywhere else raises ValueError naming it (the evidence is damaged)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    lines.pop()   # b"" after the last newline, or the torn last line
+    out = []
+    for number, raw in enumerate(lines, 1):
+        try:
+            entry = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"{path}: line {number} is not a request record: {exc}") from None
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: line {number} is not a request record (not a JSON object)")
+        out.append(entry)
+    return out
+
+
+DEPTH_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed")
+PEEK_ROUNDS = 10
+
+
+def queue_depth(sqs, queue_url: str) -> int:
+    """Messages in a queue as SQS counts them: visible + in flight (not visible) + delayed."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(DEPTH_ATTRIBUTES))["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in DEPTH_ATTRIBUTES)
+
+
+def peek_messages(sqs, queue_url: str, rounds: int = PEEK_ROUNDS) -> list[dict]:
+    """The JSON bodies of the messages now in a queue, read without consuming them: received with
+    VisibilityTimeout=0 (they stay visible to everyone else) and never deleted, round after round
+    until a round brings no message not seen yet (at most `rounds`). A body that is not a JSON
+    object (a poison message) comes back as {"unparsed_body": <text>}, not dropped. Only what SQS
+    hands out is seen: moto hands out the same first 10 visible messages every round, so there a
+    queue holding more than 10 is read incompletely (a drill's dead-letter queue holds a few)."""
+    seen: dict[str, dict] = {}
+    for _ in range(rounds):
+        reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                    WaitTimeSeconds=0)
+        new = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
+        if not new:
+            break
+        for message in new:
+            try:
+                body = json.loads(message["Body"])
+            except ValueError:
+                body = None
+            seen[message["MessageId"]] = body if isinstance(body, dict) else {"unparsed_body": message["Body"]}
+    return list(seen.values())
 
 
 class ConnectorTier:
@@ -89,10 +148,9 @@ class ConnectorTier:
                 *CONNECTOR_ARGS])
         deadline = time.monotonic() + START_TIMEOUT
         for platform, worker in self.workers.items():   # ready: its metrics file exists
-            while not (self.root / f"connector-{platform}.json").exists():
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    raise LabStartError(f"connector {platform} did not start:\n{self._tail(f'connector-{platform}')}")
-                time.sleep(0.05)
+            if until_up((self.root / f"connector-{platform}.json").exists, lambda: worker.poll() is not None,
+                        max(0.0, deadline - time.monotonic())) != "up":
+                raise LabStartError(f"connector {platform} did not start:\n{self._tail(f'connector-{platform}')}")
 
     def stop(self) -> None:
         for process in [*self.workers.values(), *self.mocks.values()]:
@@ -107,23 +165,31 @@ class ConnectorTier:
         self.mocks.clear()
 
     # -- platforms -------------------------------------------------------------------------
+    def request_log(self, platform: str) -> Path:
+        """The stand-in's request log: one JSON line per POST /apply, kept across its restarts."""
+        return self.root / f"platform-{platform}.requests.jsonl"
+
+    def platform_requests(self, platform: str) -> list[dict]:
+        """Every /apply request the platform's stand-in saw and what it answered, in order, from
+        its request log (a torn last line, one being written or cut by a kill, is skipped)."""
+        if platform not in PLATFORMS:
+            raise KeyError(f"no platform stand-in named {platform!r}; known: {', '.join(PLATFORMS)}")
+        return read_request_log(self.request_log(platform))
+
     def start_platform(self, platform: str, port: int, wait: bool = True) -> None:
         self.mocks[platform] = self._spawn(f"platform-{platform}", [
-            "platform-mock", "--platform", platform, "--host", LOOPBACK, "--port", str(port), "--tag", self.lab_id])
+            "platform-mock", "--platform", platform, "--host", LOOPBACK, "--port", str(port), "--tag", self.lab_id,
+            "--request-log", str(self.request_log(platform))])
         self.mock_ports[platform] = port
         if wait:
             self._wait_platform(platform, time.monotonic() + START_TIMEOUT)
 
     def _wait_platform(self, platform: str, deadline: float) -> None:
-        while True:
-            try:
-                if requests.get(f"{self.control_url(platform)}/health", timeout=0.5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.mocks[platform].poll() is not None or time.monotonic() > deadline:
-                raise LabStartError(f"platform stand-in {platform} did not start:\n{self._tail(f'platform-{platform}')}")
-            time.sleep(0.05)
+        def answers() -> bool:
+            return requests.get(f"{self.control_url(platform)}/health", timeout=0.5).status_code == 200
+        if until_up(answers, lambda: self.mocks[platform].poll() is not None,
+                    max(0.0, deadline - time.monotonic())) != "up":
+            raise LabStartError(f"platform stand-in {platform} did not start:\n{self._tail(f'platform-{platform}')}")
 
     def control_url(self, platform: str) -> str:
         """The stand-in's own address (its /_control and /applied), not through the proxy."""

@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -102,10 +103,10 @@ class ConnectorLab:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)[platform]
 
-    def platform_mock(self, platform: str) -> tuple[Proc, str]:
+    def platform_mock(self, platform: str, *extra: str) -> tuple[Proc, str]:
         port = free_port()
         p = self.start(f"mock-{platform}-{port}", "platform-mock", "--platform", platform,
-                       "--host", "127.0.0.1", "--port", str(port))
+                       "--host", "127.0.0.1", "--port", str(port), *extra)
         url = f"http://127.0.0.1:{port}"
 
         def up():
@@ -138,6 +139,9 @@ class ConnectorLab:
                     p.process.wait(timeout=5)
             self.registration.remove_pid(p.process.pid)
         self.procs.clear()
+
+
+LATENCY_S = 0.3   # a retry reaches the platform its wait after the failed answer, plus at most this
 
 
 def metrics_of(path: Path) -> dict:
@@ -245,9 +249,10 @@ def test_same_intent_enqueued_twice_is_applied_once_and_correlated(lab):
                      ["ApproximateNumberOfMessagesNotVisible"]) == 0, what="intent queue drained")
 
 
-def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab):
+def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, tmp_path):
     q = lab.queues("intune")
-    mock, url = lab.platform_mock("intune")
+    log = tmp_path / "intune.requests.jsonl"
+    mock, url = lab.platform_mock("intune", "--request-log", str(log))
     requests.post(url + "/_control", json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
     connector, metrics = lab.connector("intune", q, url, "--base-interval", "0.4", "--max-attempts", "5")
     body = intent("ring1")
@@ -266,6 +271,15 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab):
     assert all(w >= line["retry_after"] == 1 for w, line in zip(waits, lines))
     for earlier, later in zip(lines, lines[1:]):  # the next attempt came no sooner than the wait
         assert later["ts"] - earlier["ts"] >= earlier["wait_s"] - 0.05
+    # Held in-process for its retry: invisible for ceil(wait + request timeout (1 s) + 2 s), no
+    # longer ceil(wait) (which let it come back only through a later receive, late).
+    assert [line["visibility_s"] for line in lines[:3]] == [4, 4, 5]
+    assert all(line["held"] is True for line in lines[:3])
+    # as the platform saw it: each retry arrived its wait after the previous one, to within latency
+    seen = [x for x in log_lines(log) if x["idempotency_key"] == body["idempotency_key"]]
+    assert [x["outcome"] for x in seen] == ["throttled"] * 3 + ["applied"]
+    platform_gaps = gaps_of(seen)
+    assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(platform_gaps, waits)), (platform_gaps, waits)
     assert all(line["correlation_id"] == body["correlation_id"] for line in lines)
     state = requests.get(url + "/_control", timeout=2).json()
     assert (state["throttled_sent"], state["applied"], state["mode"]) == (3, 1, "ok")
@@ -300,6 +314,8 @@ def test_always_failing_intent_ends_in_the_dead_letter_queue(lab, mode):
     assert [(line["op"], line["outcome"], line["attempt"]) for line in lines] == \
         [("apply", expected, 1), ("apply", expected, 2), ("apply", expected, 3), ("dead_letter", "dead_lettered", 3)]
     assert [line["wait_s"] for line in lines[:2]] == [0.2, 0.4]
+    # held for the retry: ceil(wait + request timeout (1 s) + 2 s); the last attempt is not held
+    assert [line.get("visibility_s") for line in lines[:3]] == [4, 4, None]
     assert requests.get(url + "/applied", timeout=2).json()["applied"] == []
 
 
@@ -346,3 +362,333 @@ def test_reports_the_control_plane_could_not_take_are_sent_later_in_order(lab):
     finally:
         reports.server.shutdown()
         reports.server.server_close()
+
+
+# -- the stand-in's request log and the time limit of a degradation ------------------------------
+
+def log_lines(path: Path) -> list[dict]:
+    from harness.lab.connectors import read_request_log
+    return read_request_log(path)
+
+
+def test_platform_mock_logs_one_line_per_apply_with_outcome_and_status(lab, tmp_path):
+    log = tmp_path / "jamf.requests.jsonl"
+    mock, url = lab.platform_mock("jamf", "--request-log", str(log))
+    start = time.time()
+    body = intent("ring0")
+    assert requests.post(url + "/apply", json=body, timeout=2).status_code == 200                   # applied
+    assert requests.post(url + "/apply", json=body, headers={"X-Correlation-ID": "h"}, timeout=2).status_code == 200
+    requests.post(url + "/_control", json={"mode": "throttle", "retry_after": 2, "requests": 1}, timeout=2)
+    throttled = intent()
+    assert requests.post(url + "/apply", json=throttled, timeout=2).status_code == 429
+    requests.post(url + "/_control", json={"mode": "error", "requests": 1}, timeout=2)
+    assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 503
+    assert requests.post(url + "/apply", data=b"{no json", headers={"X-Correlation-ID": "bad-cid"},
+                         timeout=2).status_code == 400
+    requests.post(url + "/_control", json={"mode": "hang", "requests": 1}, timeout=2)
+    hung = intent()
+    with pytest.raises(requests.Timeout):
+        requests.post(url + "/apply", json=hung, timeout=0.5)
+    lines = wait_for(lambda: len(log_lines(log)) == 6 and log_lines(log), what="six log lines", on_fail=mock.text)
+    assert [(x["n"], x["outcome"], x["status"], x["count"]) for x in lines] == [
+        (1, "applied", 200, 1), (2, "duplicate", 200, 2), (3, "throttled", 429, None), (4, "error", 503, None),
+        (5, "bad_request", 400, None), (6, "hang", None, None)]
+    assert all(start <= x["at"] <= time.time() and x["platform"] == "jamf" for x in lines)
+    assert [x["at"] for x in lines] == sorted(x["at"] for x in lines)
+    first = lines[0]
+    assert (first["idempotency_key"], first["intent_id"], first["ring"], first["correlation_id"]) == \
+        (body["idempotency_key"], body["intent_id"], "ring0", body["correlation_id"])
+    assert lines[2]["idempotency_key"] == throttled["idempotency_key"]     # a degraded answer names its key
+    assert (lines[4]["idempotency_key"], lines[4]["intent_id"], lines[4]["correlation_id"]) == \
+        (None, None, "bad-cid")
+    assert lines[5]["idempotency_key"] == hung["idempotency_key"]         # logged when it arrived
+    assert set(first) == {"n", "at", "platform", "path", "idempotency_key", "intent_id", "ring", "correlation_id",
+                          "status", "outcome", "count"}
+    assert {x["path"] for x in lines} == {"/apply"}
+    assert log.read_bytes().endswith(b"\n") and len(log.read_bytes().splitlines()) == 6
+
+
+def test_platform_mock_logs_a_health_answer_that_is_not_ok(lab, tmp_path):
+    """A connector's idle probe counts a 429 on /health as a throttle: the platform's log shows it."""
+    log = tmp_path / "intune.requests.jsonl"
+    mock, url = lab.platform_mock("intune", "--request-log", str(log))
+    assert requests.get(url + "/health", timeout=2).status_code == 200                 # ok: not logged
+    requests.post(url + "/_control", json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
+    assert requests.get(url + "/health", headers={"X-Correlation-ID": "probe"}, timeout=2).status_code == 429
+    lines = wait_for(lambda: log_lines(log), what="a log line", on_fail=mock.text)
+    assert [(x["path"], x["status"], x["outcome"], x["correlation_id"], x["idempotency_key"]) for x in lines] == [
+        ("/health", 429, "throttled", "probe", None)]
+    assert requests.get(url + "/_control", timeout=2).json()["requests_remaining"] == 3   # nothing consumed
+
+
+def test_platform_mock_restarted_with_its_log_keeps_counting(lab, tmp_path):
+    log = tmp_path / "sccm.requests.jsonl"
+    first, url = lab.platform_mock("sccm", "--request-log", str(log))
+    body = intent()
+    assert requests.post(url + "/apply", json=body, timeout=2).json()["applied"] is True
+    requests.post(url + "/_control", json={"mode": "error", "requests": 1}, timeout=2)
+    requests.post(url + "/apply", json=intent(), timeout=2)
+    first.process.kill()                 # a site server going down, mid-life
+    first.process.wait(timeout=10)
+    with open(log, "ab") as f:           # what a write cut short by the kill would leave
+        f.write(b'{"n": 3, "at": 1')
+    assert [x["n"] for x in log_lines(log)] == [1, 2]     # the reader skips the torn last line
+
+    second, url = lab.platform_mock("sccm", "--request-log", str(log))
+    record, = requests.get(url + "/applied", timeout=2).json()["applied"]
+    assert (record["idempotency_key"], record["count"]) == (body["idempotency_key"], 1)
+    again = requests.post(url + "/apply", json=body, timeout=2).json()
+    assert (again["applied"], again["count"]) == (False, 2)     # a duplicate, as a real platform sees it
+    assert requests.post(url + "/apply", json=intent(), timeout=2).json()["applied"] is True
+    lines = log_lines(log)
+    assert [(x["n"], x["outcome"], x["count"]) for x in lines] == [
+        (1, "applied", 1), (2, "error", None), (3, "duplicate", 2), (4, "applied", 1)]
+    assert log.read_bytes().count(b"\n") == 4                  # the torn bytes are gone
+    assert requests.get(url + "/applied", timeout=2).json()["applied"][0]["count"] == 2
+
+
+def test_platform_mock_without_a_log_keeps_memory_only(lab, tmp_path):
+    mock, url = lab.platform_mock("ansible")
+    requests.post(url + "/apply", json=intent(), timeout=2)
+    assert list(tmp_path.glob("*.jsonl")) == []
+    assert requests.get(url + "/_control", timeout=2).json()["until"] is None
+
+
+def test_platform_mock_degradation_for_s_reverts_by_itself(lab):
+    mock, url = lab.platform_mock("intune")
+    before = time.time()
+    state = requests.post(url + "/_control", json={"mode": "error", "for_s": 0.5}, timeout=2).json()
+    assert state["mode"] == "error" and before + 0.5 <= state["until"] <= time.time() + 0.51
+    assert requests.get(url + "/_control", timeout=2).json()["until"] == state["until"]
+    assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 503
+    wait_for(lambda: requests.get(url + "/_control", timeout=2).json()["mode"] == "ok", timeout=30,
+             what="mode back to ok by itself", on_fail=mock.text)
+    assert requests.get(url + "/_control", timeout=2).json()["until"] is None
+    assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 200
+    # changed meanwhile: the newer mode has no pending limit
+    requests.post(url + "/_control", json={"mode": "throttle", "for_s": 60}, timeout=2)
+    assert requests.post(url + "/_control", json={"mode": "error"}, timeout=2).json()["until"] is None
+
+
+@pytest.mark.parametrize("for_s", ["0", "-1", "NaN", "Infinity", '"soon"', "true"])
+def test_platform_mock_bad_for_s_is_400(lab, for_s):
+    mock, url = lab.platform_mock("landscape")
+    reply = requests.post(url + "/_control", data=f'{{"mode": "error", "for_s": {for_s}}}',
+                          headers={"Content-Type": "application/json"}, timeout=2)
+    assert reply.status_code == 400 and "for_s" in reply.json()["error"]
+    assert requests.get(url + "/_control", timeout=2).json()["mode"] == "ok"
+
+
+def test_platform_degrade_fault_passes_its_time_limit(lab):
+    from harness.faults import FaultContext, build
+    from harness.model import FaultSpec
+
+    mock, url = lab.platform_mock("jamf")
+    ctx = FaultContext(lab=SimpleNamespace(platform_control_url=lambda platform: url))
+    fault = build(FaultSpec("platform_degrade", "jamf", {"mode": "throttle"}, time_limit_s=0.5))
+    fault.inject(ctx)
+    state = requests.get(url + "/_control", timeout=2).json()
+    assert state["mode"] == "throttle" and state["until"] is not None
+    wait_for(lambda: requests.get(url + "/_control", timeout=2).json()["mode"] == "ok", timeout=30,
+             what="the stand-in back to ok by itself", on_fail=mock.text)
+    fault.heal(ctx)
+
+
+def test_connector_tier_gives_each_stand_in_a_request_log_kept_across_restarts(moto, tmp_path):
+    from harness.lab.connectors import ConnectorTier
+
+    tag = "drillconn-" + secrets.token_hex(4)
+    registration = reaper.Registration(tag, "connectors", tag=tag)
+    tier = ConnectorTier(tmp_path, tag, registration, proxy=lambda name, upstream: upstream, env=_env(),
+                         sqs_endpoint=moto.endpoint_url)
+    try:
+        tier.start_platform("jamf", free_port())
+        body = intent()
+        requests.post(tier.control_url("jamf") + "/apply", json=body, timeout=2)
+        assert (tmp_path / "platform-jamf.requests.jsonl").exists()
+        assert [(x["outcome"], x["idempotency_key"]) for x in tier.platform_requests("jamf")] == \
+            [("applied", body["idempotency_key"])]
+        tier.kill_platform("jamf")
+        tier.mocks["jamf"].wait(timeout=10)
+        tier.restart_platform("jamf")
+        reply = requests.post(tier.control_url("jamf") + "/apply", json=body, timeout=2).json()
+        assert (reply["applied"], reply["count"]) == (False, 2)
+        assert [x["n"] for x in tier.platform_requests("jamf")] == [1, 2]
+        assert tier.platform_requests("intune") == []          # never started: no log yet
+        with pytest.raises(KeyError, match="known: intune, jamf"):
+            tier.platform_requests("nope")
+    finally:
+        pids = [p.pid for p in tier.mocks.values()]
+        tier.stop()
+        registration.close()
+        assert proc.wait_gone(pids, timeout=5) == []
+
+
+# -- ConnectorBackoff as the platform saw it (its request log), and held retries ---------------
+
+LAB_BACKOFF = ("--base-interval", "0.5", "--max-attempts", "4", "--max-backoff", "8")   # as the lab's
+BASE_S = 0.5
+
+
+def arrivals_of(log: Path, key: str) -> list[dict]:
+    """The requests carrying one idempotency key, in the order the platform received them."""
+    return [x for x in log_lines(log) if x.get("idempotency_key") == key]
+
+
+def gaps_of(entries: list[dict]) -> list[float]:
+    return [round(b["at"] - a["at"], 3) for a, b in zip(entries, entries[1:])]
+
+
+def ratios_of(gaps: list[float]) -> list[float]:
+    return [round(b / a, 2) for a, b in zip(gaps, gaps[1:])]
+
+
+def assert_doubles(gaps: list[float], what: str) -> None:
+    """ConnectorBackoff as the evidence gate judges it: the first gap at least the base interval
+    (0.45 s for 0.5 s), each gap 1.5-3 times the previous."""
+    ratios = ratios_of(gaps)
+    print(f"{what}: gaps {gaps} ratios {ratios}")
+    assert len(gaps) >= 2 and gaps[0] >= 0.9 * BASE_S, f"{what}: gaps {gaps}"
+    assert all(1.5 <= r <= 3.0 for r in ratios), f"{what}: gaps {gaps}, ratios {ratios}"
+
+
+def degrade(url: str, mode: str, retry_after: float | None, n: int) -> None:
+    body = {"mode": mode, "requests": n, **({"retry_after": retry_after} if retry_after is not None else {})}
+    assert requests.post(url + "/_control", json=body, timeout=2).status_code == 200
+
+
+def queue_empty(lab: ConnectorLab, q: dict) -> bool:
+    from harness.lab.connectors import queue_depth
+    return queue_depth(lab.sqs, q["queue_url"]) == 0
+
+
+DEGRADATIONS = [pytest.param("throttle", 0, id="429-retry-after-0"),
+                pytest.param("throttle", 0.5, id="429-retry-after-0.5"),
+                pytest.param("error", None, id="503")]
+
+
+@pytest.mark.parametrize("mode, retry_after", DEGRADATIONS)
+def test_platform_sees_one_intents_retries_spaced_by_doubling_waits(lab, tmp_path, mode, retry_after):
+    q = lab.queues("jamf")
+    log = tmp_path / "jamf.requests.jsonl"
+    mock, url = lab.platform_mock("jamf", "--request-log", str(log))
+    degrade(url, mode, retry_after, 3)
+    connector, metrics = lab.connector("jamf", q, url, *LAB_BACKOFF)
+    body = intent("ring1")
+    lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+
+    wait_for(lambda: metrics_of(metrics).get("applied") == 1, what="applied after three failures",
+             on_fail=connector.text)
+    seen = arrivals_of(log, body["idempotency_key"])
+    failed = "throttled" if mode == "throttle" else "error"
+    assert [(x["outcome"], x["count"]) for x in seen] == [(failed, None)] * 3 + [("applied", 1)]
+    gaps = gaps_of(seen)
+    assert_doubles(gaps, f"one intent, {mode}")
+    # the waits the rule says (0.5, 1, 2 s), to within request latency
+    assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(gaps, (0.5, 1.0, 2.0))), gaps
+    record, = requests.get(url + "/applied", timeout=2).json()["applied"]
+    assert (record["idempotency_key"], record["count"]) == (body["idempotency_key"], 1)   # applied once
+    lines = [line for line in connector.json_lines() if line.get("op") == "apply"]
+    assert [(line["attempt"], line["wait_s"], line.get("visibility_s")) for line in lines] == \
+        [(1, 0.5, 4), (2, 1.0, 4), (3, 2.0, 5), (4, None, None)]
+    wait_for(lambda: queue_empty(lab, q), what="intent queue drained")
+
+
+@pytest.mark.parametrize("mode, retry_after", [DEGRADATIONS[1], DEGRADATIONS[2]])
+def test_two_intents_of_one_platform_back_off_in_lockstep_doubling(lab, tmp_path, mode, retry_after):
+    """Both published together, the platform failing its next 6 requests (3 of each, as the lab's
+    Intune drill): the platform-wide wait stacks the other intent's wait onto each gap."""
+    q = lab.queues("intune")
+    log = tmp_path / "intune.requests.jsonl"
+    mock, url = lab.platform_mock("intune", "--request-log", str(log))
+    degrade(url, mode, retry_after, 6)
+    connector, metrics = lab.connector("intune", q, url, *LAB_BACKOFF)
+    bodies = [intent("ring1"), intent("ring1")]
+    for body in bodies:
+        lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+
+    wait_for(lambda: metrics_of(metrics).get("applied") == 2, timeout=30, what="both applied",
+             on_fail=connector.text)
+    entries = log_lines(log)
+    keys = [b["idempotency_key"] for b in bodies]
+    first_key = next(x["idempotency_key"] for x in entries if x["idempotency_key"] in keys)
+    first, second = arrivals_of(log, first_key), arrivals_of(log, next(k for k in keys if k != first_key))
+    failed = "throttled" if mode == "throttle" else "error"
+    for seen in (first, second):   # each: 3 failed attempts, then applied exactly once
+        assert [(x["outcome"], x["count"]) for x in seen] == [(failed, None)] * 3 + [("applied", 1)]
+    assert [x["idempotency_key"] for x in entries[:6]] == [first_key, second[0]["idempotency_key"]] * 3
+    # The intent the evidence gate judges (retried most; the first to arrive on a tie): every gap,
+    # up to its applied arrival, is its own wait plus the other's, doubling (1, 2, 4 s).
+    assert_doubles(gaps_of(first), f"two intents, {mode}, first")
+    # The second: doubling while both failed (1.5, 3 s); its last retry came after the first's
+    # success, which delays nobody, so that gap is its own wait (2 s) only.
+    second_gaps = gaps_of(second)
+    assert_doubles(second_gaps[:2], f"two intents, {mode}, second (while both failed)")
+    assert 2.0 - 0.01 <= second_gaps[2] <= 2.0 + LATENCY_S, second_gaps
+    assert sorted(r["count"] for r in requests.get(url + "/applied", timeout=2).json()["applied"]) == [1, 1]
+    wait_for(lambda: queue_empty(lab, q), what="intent queue drained")
+
+
+def test_intent_failing_every_time_arrives_max_attempts_times_then_is_dead_lettered(lab, tmp_path):
+    from harness.lab.connectors import peek_messages
+
+    q = lab.queues("sccm")
+    log = tmp_path / "sccm.requests.jsonl"
+    mock, url = lab.platform_mock("sccm", "--request-log", str(log))
+    degrade(url, "error", None, 0)   # until changed
+    connector, metrics = lab.connector("sccm", q, url, *LAB_BACKOFF)
+    body = intent("ring2")
+    lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+
+    dead = wait_for(lambda: peek_messages(lab.sqs, q["dlq_url"]), what="the intent in the dead-letter queue",
+                    on_fail=connector.text)
+    assert dead == [body]
+    seen = arrivals_of(log, body["idempotency_key"])
+    assert [x["outcome"] for x in seen] == ["error"] * 4        # exactly --max-attempts arrivals
+    assert_doubles(gaps_of(seen), "dead-lettered intent")
+    assert queue_empty(lab, q)                                  # deleted from the intent queue...
+    m = wait_for(lambda: (m := metrics_of(metrics)).get("dead_lettered") == 1 and m, what="metrics rewritten")
+    assert (m["attempts"], m["errors"], m["applied"], m["retries_held"]) == (4, 4, 0, 0)
+    assert len(arrivals_of(log, body["idempotency_key"])) == 4  # ...so it never arrives again
+    assert peek_messages(lab.sqs, q["dlq_url"]) == [body]       # peeking did not consume it
+    final, = [line for line in connector.json_lines() if line.get("op") == "dead_letter"]
+    assert (final["attempt"], final["correlation_id"]) == (4, body["correlation_id"])
+
+
+def test_worker_killed_while_holding_a_retry_loses_nothing(lab, tmp_path):
+    """SIGKILL while the message is held for a retry: no retry comes from the dead worker; SQS
+    delivers the message again once the visibility the worker set ran out, and another worker
+    applies it once, counting from the new receive count."""
+    q = lab.queues("landscape")
+    log = tmp_path / "landscape.requests.jsonl"
+    mock, url = lab.platform_mock("landscape", "--request-log", str(log))
+    degrade(url, "error", None, 1)
+    first, _ = lab.connector("landscape", q, url, "--base-interval", "3", "--max-attempts", "4")
+    body = intent("ring1")
+    lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+
+    held = wait_for(lambda: next((line for line in first.json_lines() if line.get("op") == "apply"
+                                  and line.get("held")), None), what="the message held for a retry",
+                    on_fail=first.text)
+    assert (held["outcome"], held["attempt"], held["wait_s"], held["visibility_s"]) == ("error", 1, 3.0, 6)
+    first.process.kill()
+    first.process.wait(timeout=10)
+    attributes = lab.sqs.get_queue_attributes(QueueUrl=q["queue_url"], AttributeNames=["All"])["Attributes"]
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == \
+        ("0", "1")                                             # still invisible: the worker held it
+
+    second, metrics = lab.connector("landscape", q, url, "--base-interval", "3", "--max-attempts", "4")
+    wait_for(lambda: metrics_of(metrics).get("applied") == 1, what="applied by the other worker",
+             on_fail=second.text)
+    seen = arrivals_of(log, body["idempotency_key"])
+    assert [x["outcome"] for x in seen] == ["error", "applied"]   # the dead worker's retry never came
+    gap, = gaps_of(seen)
+    assert gap >= held["visibility_s"] - 0.05, gap             # only once the visibility ran out
+    print(f"killed worker: redelivered and applied {gap} s after the failed attempt (visibility 6 s)")
+    applied, = [line for line in second.json_lines() if line.get("op") == "apply"]
+    assert (applied["outcome"], applied["attempt"]) == ("applied", 2)   # its new receive count
+    record, = requests.get(url + "/applied", timeout=2).json()["applied"]
+    assert record["count"] == 1
+    from harness.lab.connectors import peek_messages
+    wait_for(lambda: queue_empty(lab, q), what="intent queue drained")
+    assert peek_messages(lab.sqs, q["dlq_url"]) == []
