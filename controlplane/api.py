@@ -5,7 +5,10 @@ response and stored with every event it causes. Every write is one database tran
 holding the state change and its event; the SIEM sink is written after the commit.
 A database failure answers 503 {"error": "database unavailable: ...", "cause": "database"}
 (nothing was written); a COMMIT whose outcome is unknown answers 504 {"outcome": "unknown"}
-so that clients count the write as indeterminate, never as refused or acknowledged.
+so that clients count the write as indeterminate, never as refused or acknowledged. A replay
+(idempotency key, approval, publish, promotion, operational event already recorded) is answered
+only once what it found is durable (db.durable_replay): a row committed locally while the
+synchronous standby was unreachable is visible, yet would be lost with the primary.
 
 Evidence store outage (spec failure-modes matrix row 3): evidence-store calls on the request
 path follow the retry policy of controlplane.evidence; a pack is copied to the alternate
@@ -44,7 +47,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from controlplane import dispatch, events, gates, health
-from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable
+from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable, durable_replay
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
 from controlplane.dispatch import Dispatcher, QueueUnavailable
 from controlplane.http import Refused, _dumps, bad_request, json_body, reply, string_field
@@ -143,6 +146,7 @@ class ControlPlane(PlatformRoutes):
                 row = await (await cur.execute(
                     "SELECT id, idempotency_key, correlation_id, state FROM intents WHERE idempotency_key = %s",
                     (key,))).fetchone()
+                await durable_replay(conn)
                 return 200, row, []
             event = await events.append(conn, "IntentCreated", row["id"], cid,
                                         {"idempotency_key": key, "ring": ring, "platform": platform})
@@ -210,6 +214,7 @@ class ControlPlane(PlatformRoutes):
                 row = await (await cur.execute(
                     f"SELECT {returning} FROM evidence_packs WHERE intent_id = %s AND sha256 = %s",
                     (iid, stored["sha256"]))).fetchone()
+                await durable_replay(conn)
                 status = 200
             else:
                 new_events.append(await events.append(conn, "EvidenceCommitted", iid, cid, {
@@ -237,6 +242,7 @@ class ControlPlane(PlatformRoutes):
             existing = await (await cur.execute(
                 "SELECT approver FROM approvals WHERE intent_id = %s", (iid,))).fetchone()
             if existing:  # replay (e.g. the retry after a broken connection): no second event
+                await durable_replay(conn)
                 return 200, {"intent_id": iid, "approver": existing["approver"], "state": intent["state"]}, []
             committed = await (await cur.execute(
                 "SELECT 1 FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' LIMIT 1",
@@ -343,6 +349,7 @@ class ControlPlane(PlatformRoutes):
             if intent is None:
                 raise Refused(gates.Refusal(404, "Intent", "intent not found"))
             if intent["state"] == "Published":  # replay: no second event
+                await durable_replay(conn)
                 return 200, {"intent_id": iid, "state": "Published"}, []
             refusal = gates.approved(intent["state"])
             if refusal:
@@ -410,6 +417,7 @@ class ControlPlane(PlatformRoutes):
             key = f"{intent['idempotency_key']}@{to_ring}"
             body = {"intent_id": iid, "ring": to_ring, "platform": intent["platform"], "idempotency_key": key}
             if intent["ring"] == to_ring:   # replay
+                await durable_replay(conn)
                 return 200, body, []
             await cur.execute("UPDATE intents SET ring = %s WHERE id = %s", (to_ring, iid))
             if self.dispatcher is not None:
@@ -443,7 +451,11 @@ class ControlPlane(PlatformRoutes):
 
     async def operational_event(self, request: web.Request) -> web.Response:
         """Record a drill's fault or recovery event (spec rule 2: correlation ids of every
-        failover and recovery event in the event store and the SIEM). Replays are no-ops."""
+        failover and recovery event in the event store and the SIEM). A replay appends nothing;
+        it is acknowledged only once the event is durable (an event committed locally but never
+        confirmed would be lost with the primary), and writes the SIEM line again: the first
+        attempt's line was never written when its commit went unconfirmed (504), so the SIEM
+        gets each event at least once."""
         body = await json_body(request)
         cid = request["correlation_id"]
         event_id = string_field(body, "event_id")
@@ -452,11 +464,12 @@ class ControlPlane(PlatformRoutes):
                    "detail": body.get("detail") if isinstance(body.get("detail"), dict) else {}}
 
         async def work(conn):
-            seen = await (await conn.execute(
-                "SELECT 1 FROM events WHERE type = 'DrillEvent' AND payload->>'event_id' = %s",
+            seen = await (await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {events.COLUMNS} FROM events WHERE type = 'DrillEvent' AND payload->>'event_id' = %s",
                 (event_id,))).fetchone()
-            if seen:
-                return 200, {"event_id": event_id, "recorded": False}, []
+            if seen:   # replay: acknowledged once durable; its SIEM line written again (at least once)
+                await durable_replay(conn)
+                return 200, {"event_id": event_id, "recorded": False}, [seen]
             event = await events.append(conn, "DrillEvent", None, cid, payload)
             return 201, {"event_id": event_id, "recorded": True, "seq": event["seq"]}, [event]
 

@@ -163,3 +163,15 @@ class Database:
             await asyncio.wait_for(conn.close(), timeout=1.0)
         except Exception:  # noqa: BLE001 - already broken; nothing to save
             pass
+
+
+async def durable_replay(conn) -> None:
+    """Call in a transaction that answers a replay ("already recorded") without writing: it writes
+    a barrier row, so its COMMIT waits for the synchronous standby as a write's does. A row
+    committed locally but never confirmed (the standby was unreachable: the first attempt answered
+    504) is visible to the replay, and would be lost with the primary; with the barrier the replay
+    is acknowledged only once everything before it is replicated, or answers 504 itself. (A
+    transaction id alone is not enough: PostgreSQL waits for the standby only when the
+    transaction wrote WAL, so the barrier writes one row, keyed by the session.)"""
+    await conn.execute("INSERT INTO durability_barrier (backend_pid, at) VALUES (pg_backend_pid(), clock_timestamp())"
+                       " ON CONFLICT (backend_pid) DO UPDATE SET at = EXCLUDED.at")

@@ -157,3 +157,11 @@ CREATE TABLE IF NOT EXISTS api_instances (
     instance        text        PRIMARY KEY,
     last_seen       timestamptz NOT NULL
 );
+
+-- A replay (an idempotent request answered "already recorded") writes one row here, so that its
+-- COMMIT waits for the synchronous standby: it is acknowledged only once what it found is
+-- durable (controlplane.db.durable_replay). One row per database session.
+CREATE TABLE IF NOT EXISTS durability_barrier (
+    backend_pid     integer     PRIMARY KEY,
+    at              timestamptz NOT NULL
+);

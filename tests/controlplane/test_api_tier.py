@@ -10,6 +10,7 @@ no other module's instance counts in its tier.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -142,6 +143,40 @@ def test_heartbeats_do_not_wait_for_a_cut_synchronous_standby(zones):
     assert not bad, bad[:3]
     assert len(answers) >= 3 * 2 * LIVE_WINDOW_S / 0.5, len(answers)
     assert max(ages) < 1.5, ages   # beats every 0.5 s, none held back by the standby
+
+
+def test_a_replay_is_acknowledged_only_once_what_it_found_is_durable(zones):
+    """With the synchronous standby down, a write's commit is unconfirmed (504) but visible on the
+    primary; its replay must not answer 200 (the row would be lost with the primary) until the
+    standby confirms it. Also for a drill's operational event, whose replay then writes its SIEM
+    line (the first attempt's was never written)."""
+    standby, primary = zones.pg["standby"], zones.pg.primary
+    az1 = zones.instances["az1"]
+    key, event_id = f"t-{uuid.uuid4()}", f"ev-{uuid.uuid4()}"
+    operational = {"event_id": event_id, "kind": "inject", "name": "kill-primary:pg-a", "at": time.time()}
+    standby.stop(mode="immediate")
+    try:
+        first_write = call(az1, "POST", "/intents", key=key, body={"ring": "ring0", "platform": "intune"})
+        first_event = call(az1, "POST", "/events/operational", cid="drill-x/1", body=operational)
+        replay_write = call(az1, "POST", "/intents", key=key, body={"ring": "ring0", "platform": "intune"})
+        replay_event = call(az1, "POST", "/events/operational", cid="drill-x/1", body=operational)
+        locally = sql(zones, "SELECT count(*) FROM events WHERE payload->>'event_id' = %s", (event_id,))[0][0]
+    finally:
+        standby.start()
+    poll(lambda: primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby'"
+                               " AND state = 'streaming'"), 20, "standby streaming again")
+    assert (first_write.status_code, first_event.status_code) == (504, 504), (first_write.text, first_event.text)
+    assert locally == 1                                  # committed on the primary, not confirmed
+    assert replay_write.status_code == 504, replay_write.text      # not "200, already there"
+    assert replay_event.status_code == 504, replay_event.text
+    siem = zones.siem.read_text() if zones.siem.exists() else ""
+    assert event_id not in siem
+    # once the standby confirms, the replays are acknowledged, and the SIEM gets its line
+    again = call(az1, "POST", "/events/operational", cid="drill-x/1", body=operational)
+    assert again.status_code == 200 and again.json()["recorded"] is False, again.text
+    assert call(az1, "POST", "/intents", key=key, body={"ring": "ring0", "platform": "intune"}).status_code == 200
+    lines = [json.loads(line) for line in zones.siem.read_text().splitlines() if event_id in line]
+    assert len(lines) == 1 and lines[0]["correlation_id"] == "drill-x/1" and lines[0]["event_id"] == event_id
 
 
 def test_unsafe_publish_while_unhealthy_publishes_but_keeps_the_other_gates(zones):
