@@ -1,5 +1,6 @@
 """The whole failure-modes matrix (drills/quarterly-full.yaml) on the embedded lab: wall time of
-`drill run` (lab up, every row's scenario, reports, lab down), and each scenario's share.
+`drill run` (lab up, every row's scenario, reports, lab down), each scenario's share, its RTO (on
+what the row's fault blocks), availability and error budget used.
 Aim: under 3 minutes on 2 cores. Run from the repository root: python benchmarks/matrix_wall_time.py"""
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ def main() -> int:
             print(done.stdout, done.stderr, file=sys.stderr)
             return 1
         results = json.loads((out / "results.json").read_text())
-    print(f"{'row':>3}  {'scenario':78} {'verdict':7} {'seconds':>7}")
+    print(f"{'row':>3}  {'scenario':60} {'verdict':7} {'seconds':>7} {'RTO':>7} {'on':>13} "
+          f"{'avail.':>8} {'budget used':>11} {'gates':>6}")
     for s in results["scenarios"]:
         row = (s.get("matrix_row") or {}).get("number", "-")
-        print(f"{row!s:>3}  {s['name'][:78]:78} {s['verdict']:7} {seconds(s['started_at'], s['finished_at']):7.1f}")
+        m = s["measurements"]
+        rto = "n/a" if m.get("rto_seconds") is None else f"{m['rto_seconds']:.2f}s"
+        avail = "n/a" if m.get("availability") is None else f"{m['availability']:.2%}"
+        used = "n/a" if m.get("error_budget_used_s") is None else f"{m['error_budget_used_s']:.2f}s"
+        print(f"{row!s:>3}  {s['name'][:60]:60} {s['verdict']:7} {seconds(s['started_at'], s['finished_at']):7.1f} "
+              f"{rto:>7} {m.get('rto_measured_on', '-'):>13} {avail:>8} {used:>11} {len(s['gates']):>6}")
     scenarios = sum(seconds(s["started_at"], s["finished_at"]) for s in results["scenarios"])
     print(f"\nrows covered: {sorted({(s.get('matrix_row') or {}).get('number') for s in results['scenarios']} - {None})}")
     print(f"scenarios: {len(results['scenarios'])}, verdict {results['verdict']}, exit {done.returncode}")

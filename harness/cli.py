@@ -8,7 +8,7 @@ import os
 import secrets
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 EXIT_INVALID = 2
@@ -46,11 +46,11 @@ def _lab_up(args: argparse.Namespace) -> int:
     from .lab.runbook import RunbookServer
 
     lab = EmbeddedLab(replication=args.replication)
-    stop = {"now": False}
+    stop = threading.Event()
     runbook = None
 
     def request_stop(signum, frame):
-        stop["now"] = True
+        stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     try:
@@ -63,8 +63,8 @@ def _lab_up(args: argparse.Namespace) -> int:
                           "endpoints": {**lab.endpoints(), "runbook": runbook.url},
                           "secret_files": secret_files}, indent=1), flush=True)
         _err("drill: lab is up; Ctrl-C or `drill lab down` stops it")
-        while not stop["now"]:
-            time.sleep(0.2)
+        while not stop.wait(0.2):   # short waits: Ctrl-C (KeyboardInterrupt) is seen at once too
+            pass
     except LabStartError as exc:
         _err(f"drill: the lab could not start: {exc}")
         return EXIT_INVALID
@@ -192,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("drill: interrupted; faults healed and lab taken down")
         return 130
+    except BrokenPipeError:   # the reader went away (`drill steps | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""Frozen data shared by every family: operations, histories, fault specs, verdicts, gates."""
+"""Frozen data shared by every family: operations, histories, fault specs, verdicts, gates, results."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
 
@@ -37,26 +37,45 @@ class Outcome(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Op:
-    """One client operation. Times are seconds on one monotonic clock shared with events."""
+    """One operation of the harness's own clients. Times are seconds on one monotonic clock
+    shared with the events. `status` and `detail` keep what was answered (the HTTP status and
+    the answer's fields a gate reads: cause, gate, Impact, ServiceHealth, ...)."""
 
     id: int
-    kind: str                      # "write", "read", "probe", ...
+    kind: str                      # "write", "probe", "publish", "approve", "read_events", ...
     t_invoke: float
     t_complete: float | None       # None while in flight / never completed
     outcome: Outcome
     value: Any = None              # write: the key written; read: what was read
     correlation_id: str = ""
-    wall_invoke: float = 0.0       # epoch seconds at invoke, for reports only
+    wall_invoke: float = 0.0       # epoch seconds at invoke, for reports and clock-hour rules
     error: str = ""
+    status: int | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def done(self) -> float:
+        """Completion time, or the invoke time of an op that never completed."""
+        return self.t_complete if self.t_complete is not None else self.t_invoke
+
+
+# Who saw or emitted an event: the harness's fault journal, the lab's failover controller, a
+# lab part's own request log (platform:<name>, gateway:<name>), or the harness itself.
+JOURNAL, FAILOVER, HARNESS = "journal", "failover-controller", "harness"
 
 
 @dataclass(frozen=True)
 class Event:
-    """A fault or recovery event on the same monotonic clock as the ops.
+    """Something that happened, on the same monotonic clock as the ops.
 
-    kind is "inject" or "heal" for faults, or a recovery phase name
-    ("detect", "promote", "reconnect", ...).
-    """
+    kind "inject" / "heal" (the fault journal, name = the fault's label), a recovery phase
+    ("detect", "promote", "reconnect", ...) from the lab, a lab part's record ("platform_request",
+    "gateway_request"), a harness marker ("checkpoint", "clock"). `event_id` is set on the events
+    delivered to the event store and the SIEM (validation rule 2)."""
 
     kind: str
     name: str
@@ -64,18 +83,47 @@ class Event:
     wall: float = 0.0
     correlation_id: str = ""
     detail: Mapping[str, Any] = field(default_factory=dict)
+    source: str = HARNESS
+    event_id: str = ""
 
 
 @dataclass(frozen=True)
 class History:
-    """Everything a drill observed: client operations and fault/recovery events."""
+    """Everything a scenario observed: client operations and events, one clock."""
 
     ops: tuple[Op, ...] = ()
     events: tuple[Event, ...] = ()
 
-    def first_event(self, kind: str) -> Event | None:
-        matching = [e for e in self.events if e.kind == kind]
+    def ops_of(self, *kinds: str) -> list[Op]:
+        return [o for o in self.ops if o.kind in kinds]
+
+    def events_of(self, *kinds: str, name: str | None = None, source: str | None = None) -> list[Event]:
+        return [e for e in self.events if e.kind in kinds and (name is None or e.name == name)
+                and (source is None or e.source == source)]
+
+    def first_event(self, kind: str, name: str | None = None, after: float | None = None) -> Event | None:
+        matching = [e for e in self.events_of(kind, name=name) if after is None or e.t >= after]
         return min(matching, key=lambda e: e.t) if matching else None
+
+    def window(self, label: str) -> tuple[float, float | None] | None:
+        """(inject, heal or None) of the fault journal's first fault with this label."""
+        inject = self.first_event("inject", label)
+        if inject is None:
+            return None
+        heal = self.first_event("heal", label, after=inject.t)
+        return inject.t, heal.t if heal else None
+
+    def at(self, wall: float) -> float:
+        """The history clock's time of an epoch time (e.g. a stored event's timestamp)."""
+        if self.ops:
+            return self.ops[0].t_invoke + (wall - self.ops[0].wall_invoke)
+        if self.events:
+            return self.events[0].t + (wall - self.events[0].wall)
+        return wall
+
+    def clock_offset(self, t: float) -> float:
+        """Seconds the Control Plane's clock had been moved forward by the harness at time t."""
+        return sum(float(e.detail.get("seconds", 0)) for e in self.events_of("clock") if e.t <= t)
 
 
 @dataclass(frozen=True)
@@ -89,7 +137,7 @@ class FaultSpec:
     type: str
     target: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    time_limit_s: float | None = None   # dead-man switch: server heals by itself after this
+    time_limit_s: float | None = None   # dead-man switch: healed by itself after this
 
 
 @dataclass(frozen=True)
@@ -102,3 +150,127 @@ class GateResult:
     threshold: Any
     verdict: Verdict
     detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "description": self.description, "measured": self.measured,
+                "threshold": self.threshold, "verdict": self.verdict.value, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "GateResult":
+        try:
+            verdict = Verdict(str(data.get("verdict", "unknown")).lower())
+        except ValueError:
+            verdict = Verdict.UNKNOWN
+        return cls(str(data.get("id", "")), str(data.get("description", "")), data.get("measured"),
+                   data.get("threshold"), verdict, str(data.get("detail") or ""))
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One fault of a scenario's journal, for the report: what, on what, when (seconds from the
+    scenario's first record) and how it ended."""
+
+    label: str
+    type: str
+    target: str
+    description: str
+    injected_s: float | None
+    healed_s: float | None
+    time_limit_s: float | None = None
+    heal_error: str | None = None
+
+
+@dataclass
+class ScenarioResult:
+    """A scenario as the report reads it. `measurements` are figures (seconds, counts, ratios);
+    `gates` the verdicts; `not_applicable` says why a figure is n/a (e.g. nothing blocked)."""
+
+    name: str
+    feature: str = ""
+    tags: list[str] = field(default_factory=list)
+    verdict: Verdict = Verdict.UNKNOWN
+    description: str = ""
+    matrix_row: dict[str, Any] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    measurements: dict[str, Any] = field(default_factory=dict)
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    lost_write_keys: list[str] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    error: str | None = None
+    correlation_id: str = ""
+    correlation_ids: list[str] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    timeline: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    operations: dict[str, dict[str, int]] = field(default_factory=dict)
+    gates: list[GateResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["verdict"] = self.verdict.value
+        data["gates"] = [g.to_json() for g in self.gates]
+        data["faults"] = [{f.name: getattr(r, f.name) for f in fields(r)} for r in self.faults]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ScenarioResult":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and v is not None}
+        values["name"] = str(data.get("name") or "scenario")
+        values["verdict"] = _verdict(data.get("verdict"))
+        values["gates"] = [GateResult.from_json(g) for g in data.get("gates") or ()]
+        values["faults"] = [FaultRecord(**{k: r.get(k) for k in FaultRecord.__dataclass_fields__})
+                            for r in data.get("faults") or ()]
+        values.setdefault("error", None)
+        return cls(**values)
+
+
+@dataclass
+class DrillResult:
+    """A whole drill as results.json, the JUnit file, the HTML report and the CAB log read it."""
+
+    drill: str
+    title: str = ""
+    ha_domain: str = ""
+    plan: str = ""
+    correlation_id: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    verdict: Verdict = Verdict.UNKNOWN
+    targets: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
+    correlation_ids: list[str] = field(default_factory=list)
+    note: str | None = None
+    dry_run: bool = False
+    schema_version: int = 2
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"schema_version": self.schema_version}
+        data.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "schema_version"})
+        data["verdict"] = self.verdict.value
+        data["scenarios"] = [s.to_json() for s in self.scenarios]
+        data["gates"] = [g.to_json() for g in self.gates]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "DrillResult":
+        """A result from results.json (or a partial mapping: what is missing reads unknown)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and v is not None}
+        values["drill"] = str(data.get("drill") or "drill")
+        values["verdict"] = _verdict(data.get("verdict"))
+        values["scenarios"] = [ScenarioResult.from_json(s) for s in data.get("scenarios") or ()]
+        values["gates"] = [GateResult.from_json(g) for g in data.get("gates") or ()]
+        return cls(**values)
+
+
+def _verdict(value: Any) -> Verdict:
+    try:
+        return Verdict(str(getattr(value, "value", value) or "").lower())
+    except ValueError:
+        return Verdict.UNKNOWN

@@ -1,9 +1,9 @@
 """The nemesis: fault types by name, each with its heal, and the reset that clears a killed run."""
 
-from . import containers, network, platforms  # noqa: F401  (register the fault types)
-from . import eventstore  # noqa: F401  (registers event_store_block)
+from . import containers, eventstore, network, platforms, processes  # noqa: F401  (register the fault types)
 from .base import REGISTRY, Fault, FaultContext, FaultError, build, injected, spec_from_dict
+from .journal import FaultJournal
 from .toxiproxy_control import ToxiproxyControl
 
-__all__ = ["REGISTRY", "Fault", "FaultContext", "FaultError", "ToxiproxyControl", "build",
+__all__ = ["REGISTRY", "Fault", "FaultContext", "FaultError", "FaultJournal", "ToxiproxyControl", "build",
            "injected", "spec_from_dict"]

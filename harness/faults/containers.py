@@ -5,19 +5,15 @@ Each targets a part of the lab by name (az1, pg-b, moto, ...) through ctx.lab, a
 
 from __future__ import annotations
 
-import time
-
+from ..wait import wait_for
 from .base import Fault, FaultContext, register
 
 
 def _wait_status(container, status: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def current() -> str:
         container.reload()
-        if container.status == status:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"container {container.name} not {status} after {timeout:.0f} s")
+        return container.status
+    wait_for(current, f"container {container.name} {status}", until=lambda s: s == status, timeout=timeout)
 
 
 class ContainerFault(Fault):

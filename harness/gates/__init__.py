@@ -1,45 +1,32 @@
-"""The spec's validation rules as pure gates: pass, fail or unknown, never an unhandled error."""
+"""The spec's validation rules as pure gates over a scenario's History: pass, fail or unknown.
 
-from harness.gates.base import (
-    GATES,
-    Gate,
-    ThresholdGate,
-    UnknownGate,
-    build_gate,
-    drill_verdict,
-    evaluate_gate,
-    evaluate_gates,
-    register,
-)
-from harness.gates.eventstore import EventStoreWriteSuccess
-from harness.gates.generic import AtLeast, AtMost, Equals
-from harness.gates.thresholds import (
-    AvailabilityGate,
-    DuplicatedWrites,
-    LostWrites,
-    RpoSeconds,
-    RtoSeconds,
-    TransactionLagSeconds,
-)
+What the runner records and the gates read (the contract between them):
+  ops (the harness's own clients; value / detail):
+    write, evidence, approve, publish   key / intent_id, platform, ring, answer fields
+    create_intent                       key (a step's explicit attempt)
+    promote                             intent key / platform, to_ring, gate (of a refusal)
+    probe, health                       - / ServiceHealth, components
+    final_read                          keys read back / published (keys read back Published)
+    final_applied                       keys the platforms applied (one per applied arrival)
+    steady_state                        {check: [ok, detail]} / phase before|after
+    read_events                         event rows / type (a read of the event store)
+    read_audit, read_drill_events       the scenario's event rows (by correlation id)
+    read_chain                          every event row of the chain
+    read_siem                           the SIEM sink's records
+    store_read                          sha256 of the object read, or None / key, expected
+    platforms_view, platform_view       the Control Plane's view of its platforms / platform
+    queue_metrics                       the Control Plane's queue metrics
+    queue_depth, dead_letters           the harness's own read of a queue / platform
+    requeue, cab_lift                   the answer / platform
+    lag, failback                       TransactionLag seconds / node
+  events: inject / heal (the fault journal, name = fault label), detect / fence / promote /
+    reconnect / rebuild / lag_check / failback / failover_error (the lab's failover), platform_request
+    (a stand-in's log, source platform:<name>), gateway_request (source gateway:<name>), clock (the
+    harness moved the Control Plane's clock by detail.seconds), checkpoint (a step looked).
+"""
 
-__all__ = [
-    "GATES",
-    "AtLeast",
-    "AtMost",
-    "AvailabilityGate",
-    "DuplicatedWrites",
-    "Equals",
-    "EventStoreWriteSuccess",
-    "Gate",
-    "LostWrites",
-    "RpoSeconds",
-    "RtoSeconds",
-    "ThresholdGate",
-    "TransactionLagSeconds",
-    "UnknownGate",
-    "build_gate",
-    "drill_verdict",
-    "evaluate_gate",
-    "evaluate_gates",
-    "register",
-]
+from harness.gates import api, availability, connectors, evidence, eventstore, recovery, steady  # noqa: F401
+from harness.gates.base import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span, register
+
+__all__ = ["GATES", "Gate", "Span", "drill_verdict", "evaluate_gate", "evaluate_gates", "fault_span", "register",
+           "api", "availability", "connectors", "evidence", "eventstore", "recovery", "steady"]

@@ -1,75 +1,73 @@
-"""Gate base: a named validation rule over measured values, a registry by id, a safe evaluator."""
+"""Gate base: a validation rule as a pure function of a scenario's History and its threshold.
+
+A gate never touches infrastructure and never trusts what the system under drill says about
+itself: it reads only what the harness's clients recorded (operations and their answers) and
+what the lab's own parts logged (fault journal, failover controller, platform stand-ins, the
+S3 gateway), on one clock. evaluate() answers pass, fail or unknown; `evaluate_gate` turns an
+exception into unknown, never pass.
+"""
 
 from __future__ import annotations
 
 import abc
-import math
-import operator
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable
 
-from harness.model import GateResult, Verdict
-
-Context = Mapping[str, Any]
+from harness.model import GateResult, History, Op, Verdict
 
 GATES: dict[str, type["Gate"]] = {}
 
 
-class UnknownGate(ValueError):
-    """A drill names a gate id that no class registered."""
-
-
-class Gate(abc.ABC):
-    """A validation rule. Pure: reads the context of measured values, never touches infrastructure.
-
-    `id` names the rule in results and reports; `description` says it in the spec's words.
-    evaluate() returns a GateResult; it may raise, and `evaluate_gate` turns that into UNKNOWN.
-    """
-
-    id: str
-    description: str
-
-    @abc.abstractmethod
-    def evaluate(self, context: Context) -> GateResult:
-        """Judge the measured values in `context` against this gate's threshold."""
-
-
-def register(cls: type[Gate]) -> type[Gate]:
-    """Class decorator: make `cls` constructible by its `gate_type` (default: its `id`)."""
-    key = getattr(cls, "gate_type", None) or cls.id
-    if key in GATES and GATES[key] is not cls:
-        raise ValueError(f"gate id {key!r} is already registered by {GATES[key].__name__}")
-    GATES[key] = cls
+def register(cls: type["Gate"]) -> type["Gate"]:
+    """Class decorator: every gate class is listed (its unit tests are checked against the list)."""
+    if cls.__name__ in GATES and GATES[cls.__name__] is not cls:
+        raise ValueError(f"gate class {cls.__name__} is registered twice")
+    GATES[cls.__name__] = cls
     return cls
 
 
-def build_gate(gate_id: str, **params: Any) -> Gate:
-    """A gate of a registered id with its parameters; UnknownGate lists the known ids."""
-    try:
-        cls = GATES[gate_id]
-    except KeyError:
-        known = ", ".join(sorted(GATES)) or "none"
-        raise UnknownGate(f"unknown gate {gate_id!r}; known gates: {known}") from None
-    return cls(**params)
+class Gate(abc.ABC):
+    """A validation rule. `id` names it in results and reports; `description` says it in the
+    spec's words; `threshold` is what it requires, as shown beside the measured value."""
+
+    id: str = ""
+    description: str = ""
+    threshold: Any = None
+
+    @abc.abstractmethod
+    def evaluate(self, history: History) -> GateResult:
+        """Judge the history against this gate's threshold."""
+
+    def result(self, verdict: Verdict, measured: Any, detail: str = "") -> GateResult:
+        return GateResult(self.id, self.description, measured, self.threshold, verdict, detail)
+
+    def judge(self, ok: bool | None, measured: Any, detail: str = "") -> GateResult:
+        """ok True -> pass, False -> fail, None -> unknown."""
+        verdict = Verdict.UNKNOWN if ok is None else (Verdict.PASS if ok else Verdict.FAIL)
+        return self.result(verdict, measured, detail)
+
+    def unknown(self, detail: str, measured: Any = None) -> GateResult:
+        return self.result(Verdict.UNKNOWN, measured, detail)
 
 
-def evaluate_gate(gate: Gate, context: Context) -> GateResult:
+def evaluate_gate(gate: Gate, history: History) -> GateResult:
     """Evaluate one gate; any exception, or anything but a GateResult, is UNKNOWN, never PASS."""
-    gate_id = getattr(gate, "id", type(gate).__name__)
+    gate_id = getattr(gate, "id", "") or type(gate).__name__
     description = getattr(gate, "description", "")
     try:
-        result = gate.evaluate(context)
+        result = gate.evaluate(history)
     except Exception as exc:  # noqa: BLE001 - a broken check must not stop the other gates
         detail = f"check raised {type(exc).__name__}: {exc}"
-        return GateResult(gate_id, description, None, None, Verdict.UNKNOWN, detail)
+        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail)
     if not isinstance(result, GateResult) or not isinstance(result.verdict, Verdict):
         detail = f"check returned {result!r} instead of a GateResult with a Verdict"
-        return GateResult(gate_id, description, None, None, Verdict.UNKNOWN, detail)
+        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail)
     return result
 
 
-def evaluate_gates(gates: Iterable[Gate], context: Context) -> list[GateResult]:
+def evaluate_gates(gates: Iterable[Gate], history: History) -> list[GateResult]:
     """Every gate evaluated safely, in order; one failing check never hides the others."""
-    return [evaluate_gate(gate, context) for gate in gates]
+    return [evaluate_gate(gate, history) for gate in gates]
 
 
 def drill_verdict(results: Iterable[GateResult]) -> Verdict:
@@ -77,61 +75,52 @@ def drill_verdict(results: Iterable[GateResult]) -> Verdict:
     return Verdict.worst(r.verdict for r in results)
 
 
-COMPARATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "==": operator.eq,
-}
+# ---- shared reading of a history ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the history clock: from a fault's injection to the first of the events that
+    end it (its heal, or a recovery event such as "reconnect"); end None = never ended."""
+
+    start: float
+    end: float | None
+
+    def holds(self, op: Op) -> bool:
+        """The op ran entirely inside the span (invoked after it began, completed before it ended)."""
+        return op.t_invoke >= self.start and (self.end is None or op.done <= self.end)
+
+    def contains(self, t: float) -> bool:
+        return t >= self.start and (self.end is None or t <= self.end)
 
 
-class ThresholdGate(Gate):
-    """Compare context[key] with `threshold` using `comparator` ("<=", ">=" or "==").
+def fault_span(history: History, label: str, until: tuple[str, ...] = ("heal",)) -> Span | None:
+    """The span of the fault journal's fault `label`: from its injection until the first event of
+    a kind in `until` after it ("heal" means this fault's own heal). None: never injected."""
+    inject = history.first_event("inject", label)
+    if inject is None:
+        return None
+    ends = [e.t for e in history.events if e.t >= inject.t and e.kind in until and e is not inject
+            and (e.kind != "heal" or e.name == label)]
+    return Span(inject.t, min(ends) if ends else None)
 
-    A missing key, a None or NaN measurement is UNKNOWN with a detail naming the key;
-    subclasses may say otherwise for None (see rto_seconds). `measure()` may normalise
-    the raw value first (e.g. a list of lost keys to its count).
-    """
 
-    key: str = ""
-    comparator: ClassVar[str] = "<="
-    unit: ClassVar[str] = ""
-    gate_type: ClassVar[str] = ""
+def last_op(history: History, kind: str, after: float | None = None, **detail: Any) -> Op | None:
+    """The last op of `kind` (invoked at/after `after`, with these detail fields)."""
+    ops = [o for o in history.ops_of(kind) if (after is None or o.t_invoke >= after)
+           and all(o.detail.get(k) == v for k, v in detail.items())]
+    return max(ops, key=lambda o: o.done) if ops else None
 
-    def __init__(self, threshold: Any, *, key: str | None = None, id: str | None = None,
-                 description: str | None = None) -> None:
-        if self.comparator not in COMPARATORS:
-            raise ValueError(f"unknown comparator {self.comparator!r}")
-        self.threshold = threshold
-        self.key = key or self.key
-        if not self.key:
-            raise ValueError(f"{type(self).__name__} needs the key of the measured value")
-        self.id = id or getattr(type(self), "id", None) or self.key
-        self.description = description or self.describe()
 
-    def describe(self) -> str:
-        return f"{self.key} {self.threshold_text()}"
+def answer(op: Op) -> str:
+    """How an op was answered, in a few words, for a gate's measured value."""
+    if op.status is None:
+        return op.error[:120] or op.outcome.value
+    parts = [str(op.status)]
+    for key in ("cause", "gate", "Impact"):
+        if op.detail.get(key):
+            parts.append(f"{key} {op.detail[key]}")
+    return " ".join(parts)
 
-    def threshold_text(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        return f"{self.comparator} {self.threshold}{unit}"
 
-    def measure(self, raw: Any) -> Any:
-        return raw
-
-    def when_none(self) -> tuple[Verdict, str]:
-        return Verdict.UNKNOWN, f"{self.key} was not measured (None)"
-
-    def result(self, measured: Any, verdict: Verdict, detail: str = "") -> GateResult:
-        return GateResult(self.id, self.description, measured, self.threshold_text(), verdict, detail)
-
-    def evaluate(self, context: Context) -> GateResult:
-        if self.key not in context:
-            return self.result(None, Verdict.UNKNOWN, f"missing measurement {self.key!r}")
-        measured = self.measure(context[self.key])
-        if measured is None:
-            return self.result(None, *self.when_none())
-        if isinstance(measured, float) and math.isnan(measured):
-            return self.result(measured, Verdict.UNKNOWN, f"{self.key} is NaN")
-        ok = COMPARATORS[self.comparator](measured, self.threshold)
-        verdict = Verdict.PASS if ok else Verdict.FAIL
-        return self.result(measured, verdict, f"{self.key} = {measured!r}, required {self.threshold_text()}")
+def seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

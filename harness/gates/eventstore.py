@@ -1,39 +1,289 @@
-"""The event store row's threshold (matrix row 7): EventStoreWriteSuccess >= 99.9% per hour."""
+"""The append-only event store: EventStoreWriteSuccess per hour, no change acknowledged without its
+event, the hash chain verified by the harness itself (lost, altered, duplicated, broken, across a
+failover), publish refused while the store is write-blocked, the failover's cause, and validation
+rule 2 (every fault and recovery event in the event store and the SIEM, one by one)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
 
-from harness.gates.base import Context, ThresholdGate, register
-from harness.model import GateResult, Verdict
+from harness.gates.base import Gate, fault_span, last_op, register, seconds
+from harness.gates.recovery import refused_in
+from harness.measure.eventstore import chain_continuity, write_success
+from harness.model import FAILOVER, JOURNAL, GateResult, History, Verdict
+
+EMITTERS = (JOURNAL, FAILOVER)
+
+
+def _audit_read(gate: Gate, history: History):
+    read = last_op(history, "read_audit")
+    if read is None or not read.ok:
+        return None, gate.unknown("the scenario's audit events were not read" if read is None
+                                  else f"the event store could not be read: {read.error}")
+    return read, None
 
 
 @register
-class EventStoreWriteSuccess(ThresholdGate):
-    """Audit events persisted / acknowledged state changes needing one >= target (default 0.999)
-    in every clock hour. The context value is one ratio or the per-hour ratios (or objects with
-    .ratio and .hour, as harness.measure.eventstore gives them); no hour at all is UNKNOWN."""
+class EventStoreWriteSuccess(Gate):
+    """EventStoreWriteSuccess >= target per clock hour: of every state change the workload attempted
+    (refused and timed-out ones included), the share whose audit event was persisted exactly once.
+    A drill observes seconds of the hour: the gate judges the hour projected with its unobserved
+    rest at the rate and success ratio seen before the fault, and reports the drill window's own
+    rate beside it. Without a pre-fault sample it judges the drill window's rate and says so."""
 
     id = "event_store_write_success"
-    key = "EventStoreWriteSuccess"
-    comparator = ">="
 
-    def __init__(self, target: float = 0.999, **kw: Any) -> None:
-        super().__init__(target, **kw)
+    def __init__(self, target: float = 0.999, fault: str | None = None):
+        self.target, self.fault = target, fault
+        self.threshold = f">= {target:.1%} per hour"
+        self.description = (f"EventStoreWriteSuccess >= {target:.1%} per hour (audit events persisted "
+                            f"exactly once / state changes attempted)")
 
-    def describe(self) -> str:
-        return (f"EventStoreWriteSuccess >= {self.threshold:.1%} per hour (audit events persisted / "
-                f"acknowledged state changes needing one)")
+    def evaluate(self, history: History) -> GateResult:
+        read, unknown = _audit_read(self, history)
+        if unknown:
+            return unknown
+        inject = history.first_event("inject", self.fault) if self.fault else history.first_event("inject")
+        ws = write_success(history.ops, read.value, inject.t if inject else None)
+        if not ws.hours:
+            return self.unknown("no state change was attempted")
+        projected = ws.pre_fault_rate is not None
+        worst = ws.worst(projected)
+        ratio = worst.projected_ratio if projected else worst.ratio
+        measured = {"used": "hour projected" if projected else "drill window",
+                    "EventStoreWriteSuccess": round(ratio, 6), "drill_window_rate": round(worst.ratio, 6),
+                    "projected_hour_rate": round(worst.projected_ratio, 6) if projected else None,
+                    "hour": worst.hour, "attempted": worst.attempted, "persisted": worst.persisted,
+                    "observed_s": worst.observed_s}
+        detail = (f"{worst.hour}: {worst.persisted} of {worst.attempted} attempts persisted in the drill "
+                  f"window ({worst.ratio:.4%})")
+        if projected:
+            detail += (f"; the hour projected at the pre-fault rate ({ws.pre_fault_rate:.1f}/s, "
+                       f"{ws.pre_fault_ratio:.2%} persisted) is {worst.projected_ratio:.4%}: the gate uses it")
+            if ws.pre_fault_failed:
+                detail += f"; failed before the fault: {'; '.join(ws.pre_fault_failed[:3])}"
+        else:
+            detail += "; no pre-fault sample to project the hour: the gate uses the drill window"
+        return self.judge(ratio >= self.target, measured, detail)
 
-    def evaluate(self, context: Context) -> GateResult:
-        raw = context.get(self.key)
-        if raw is None or isinstance(raw, (int, float)):
-            return super().evaluate(context)
-        hours = list(raw)
-        if not hours:
-            return self.result(None, Verdict.UNKNOWN, "no acknowledged state change to judge")
-        ratios = [getattr(h, "ratio", h) for h in hours]
-        worst = min(ratios)
-        where = getattr(hours[ratios.index(worst)], "hour", f"hour {ratios.index(worst)}")
-        verdict = Verdict.PASS if worst >= self.threshold else Verdict.FAIL
-        return self.result(worst, verdict, f"worst of {len(hours)} hour(s): {where} at {worst:.4%}")
+
+@register
+class NoChangeWithoutEvent(Gate):
+    """Audit completeness: no state change was acknowledged without its audit event."""
+
+    id = "no_change_acknowledged_without_event"
+    description = "No state change acknowledged without its audit event in the event store"
+    threshold = "0"
+
+    def evaluate(self, history: History) -> GateResult:
+        read, unknown = _audit_read(self, history)
+        if unknown:
+            return unknown
+        ws = write_success(history.ops, read.value)
+        if not ws.hours:
+            return self.unknown("no state change was attempted")
+        return self.judge(not ws.missing, len(ws.missing), ", ".join(ws.missing[:10]))
+
+
+def _chains(gate: Gate, history: History, fault: str | None):
+    reads = [o for o in history.ops_of("read_chain")]
+    inject = history.first_event("inject", fault) if fault else None
+    before = [o for o in reads if inject is not None and o.done <= inject.t]
+    after = [o for o in reads if inject is None or o.t_invoke >= inject.t]
+    if not after or not after[-1].ok:
+        return None, None, gate.unknown("the event chain was not read after the fault" if not after
+                                        else f"the event chain could not be read: {after[-1].error}")
+    if fault is not None and (not before or not before[-1].ok):
+        return None, None, gate.unknown("the event chain was not read before the fault")
+    return (before[-1].value if before else []), after[-1].value, None
+
+
+@register
+class EventChainVerified(Gate):
+    """The hash chain, recomputed by the harness from the events read, is whole: every hash is the
+    hash of its event, every prev_hash the previous event's hash (and, with `fault`, across the
+    boundary between the events recorded before it and the first one after)."""
+
+    def __init__(self, fault: str | None = None):
+        self.fault = fault
+        self.id = "event_chain_linked_across_failover" if fault else "event_chain_intact"
+        self.threshold = "every hash recomputed and linked"
+        self.description = ("Hash chain verifies end to end and links across the failover boundary"
+                            if fault else "Append-only event store: hash chain verifies after failover")
+
+    def evaluate(self, history: History) -> GateResult:
+        before, after, unknown = _chains(self, history, self.fault)
+        if unknown:
+            return unknown
+        c = chain_continuity(before, after)
+        measured = {"events": c.after, "broken_links": list(c.broken_links[:10]),
+                    "bad_hashes": list(c.bad_hashes[:10])}
+        if self.fault:
+            measured.update(last_before=c.last_before, first_after=c.first_after, boundary_linked=c.boundary_linked)
+            if c.first_after is None:
+                return self.unknown("no event was appended after the fault", measured)
+        ok = not c.broken_links and not c.bad_hashes and c.boundary_linked is not False
+        return self.judge(ok, measured)
+
+
+@register
+class AuditEventsNotLost(Gate):
+    """Every audit event recorded before the fault is still there after the failover, same hash."""
+
+    id = "audit_events_not_lost"
+    description = "Every audit event recorded before the fault is still there, same hash"
+    threshold = "0 lost, 0 altered"
+
+    def __init__(self, fault: str):
+        self.fault = fault
+
+    def evaluate(self, history: History) -> GateResult:
+        before, after, unknown = _chains(self, history, self.fault)
+        if unknown:
+            return unknown
+        c = chain_continuity(before, after)
+        return self.judge(not c.lost and not c.altered, {"recorded_before": c.before, "lost": list(c.lost[:20]),
+                                                         "altered": list(c.altered[:20])})
+
+
+@register
+class AuditEventsNotDuplicated(Gate):
+    """No audit event (seq or hash) appears twice in the chain after the failover."""
+
+    id = "audit_events_not_duplicated"
+    description = "No audit event (seq or hash) appears twice"
+    threshold = "none"
+
+    def __init__(self, fault: str):
+        self.fault = fault
+
+    def evaluate(self, history: History) -> GateResult:
+        before, after, unknown = _chains(self, history, self.fault)
+        if unknown:
+            return unknown
+        c = chain_continuity(before, after)
+        return self.judge(not c.duplicated, {"events": c.after, "duplicated": list(c.duplicated[:20])})
+
+
+@register
+class PublishRefusedWhileStoreBlocked(Gate):
+    """While the event store is write-blocked (until the blocked primary is fenced), a publish is
+    refused: 503 naming the event store. A check made only after the failover says nothing."""
+
+    id = "publish_refused_event_store_blocked"
+    description = "Publish refused while the event store is write-blocked (503, cause event_store)"
+    threshold = "503 cause event_store"
+
+    def __init__(self, fault: str):
+        self.fault = fault
+
+    def evaluate(self, history: History) -> GateResult:
+        span = fault_span(history, self.fault, ("fence", "reconnect", "heal"))
+        if span is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        return refused_in(self, history, span, ("publish",), status=503, cause="event_store")
+
+
+@register
+class PublishAcceptedOnlyWhenStoreHealthy(Gate):
+    """No publish is accepted from the block until the store is healthy (the blocked primary
+    fenced), and publishing is accepted again afterwards."""
+
+    id = "publish_accepted_only_when_event_store_healthy"
+    description = ("Publish accepted again only once the event store is healthy (after the blocked "
+                   "primary was fenced)")
+    threshold = "none accepted while blocked; accepted after"
+
+    def __init__(self, fault: str):
+        self.fault = fault
+
+    def evaluate(self, history: History) -> GateResult:
+        span = fault_span(history, self.fault, ("fence", "reconnect"))
+        if span is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        publishes = [o for o in history.ops_of("publish") if o.t_invoke >= span.start]
+        early = [o for o in publishes if o.ok and (span.end is None or o.done < span.end)]
+        later = [o for o in publishes if o.ok and span.end is not None and o.done >= span.end]
+        measured = {"accepted_while_blocked": len(early),
+                    "first_accepted_after_s": seconds(min(o.done for o in later) - span.start) if later else None,
+                    "store_healthy_after_s": seconds(span.end - span.start) if span.end is not None else None}
+        if early:
+            return self.result(Verdict.FAIL, measured, f"{len(early)} publish(es) accepted while write-blocked")
+        if span.end is None:
+            return self.unknown("the store never became healthy again (no fence or reconnect)", measured)
+        attempted_after = [o for o in publishes if span.end is not None and o.t_invoke >= span.end]
+        if not attempted_after:
+            return self.unknown("no publish was attempted after the store recovered", measured)
+        return self.judge(bool(later), measured, "" if later else "no publish accepted after the store recovered")
+
+
+@register
+class FailoverCause(Gate):
+    """The failover to the redundant cluster was triggered by the write-blocked event store, and the
+    old primary (still alive) was fenced before the promote."""
+
+    id = "failover_cause_event_store_write_blocked"
+    description = ("Failover to the redundant cluster triggered by the write-blocked event store, the old "
+                   "primary fenced before the promote")
+
+    def __init__(self, fault: str, cause: str = "event_store_write_blocked"):
+        self.fault, self.cause = fault, cause
+        self.threshold = f"cause {cause}, old primary fenced"
+
+    def evaluate(self, history: History) -> GateResult:
+        inject = history.first_event("inject", self.fault)
+        if inject is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        detect = history.first_event("detect", after=inject.t)
+        fence = history.first_event("fence", after=inject.t)
+        promote = history.first_event("promote", after=inject.t)
+        if detect is None:
+            return self.result(Verdict.FAIL, None, "no failover was detected")
+        measured = {"detect_cause": detect.detail.get("cause"), "fenced": fence.name if fence else None}
+        ok = (detect.detail.get("cause") == self.cause and fence is not None and promote is not None
+              and fence.t <= promote.t)
+        return self.judge(ok, measured)
+
+
+@register
+class CorrelationIdsRecorded(Gate):
+    """Validation rule 2: every fault and recovery event the lab emitted (the fault journal, the
+    failover controller) is in the event store and in the SIEM, one by one, with its correlation
+    id: exactly once in the event store (the system of record), at least once in the SIEM (a
+    log shipper delivers at least once; the SIEM keys on the event id)."""
+
+    id = "correlation_ids_recorded"
+    description = ("Every fault and recovery event logged with its correlation id to the event store "
+                   "and the SIEM (validation rule 2)")
+    threshold = "each event, same correlation id: once in the store, in the SIEM"
+
+    def evaluate(self, history: History) -> GateResult:
+        emitted = [e for e in history.events if e.source in EMITTERS and e.event_id]
+        if not emitted:
+            return self.unknown("the lab emitted no fault or recovery event")
+        store = last_op(history, "read_drill_events")
+        if store is None or not store.ok:
+            return self.unknown("the event store was not read" if store is None
+                                else f"the event store could not be read: {store.error}")
+        siem = last_op(history, "read_siem")
+        in_store = Counter(((r.get("payload") or {}).get("event_id"), r.get("correlation_id")) for r in store.value)
+        problems_store = _mismatches(emitted, in_store)
+        measured = {"events": len(emitted), "missing_in_event_store": problems_store[:10]}
+        if siem is None or not siem.ok:
+            measured["missing_in_siem"] = "SIEM not readable by this provider"
+            if problems_store:
+                return self.result(Verdict.FAIL, measured, f"{len(problems_store)} not in the event store")
+            return self.unknown("the SIEM sink could not be read; the event store holds every event", measured)
+        in_siem = Counter((r.get("event_id"), r.get("correlation_id")) for r in siem.value)
+        problems_siem = _mismatches(emitted, in_siem, at_least_once=True)
+        measured["missing_in_siem"] = problems_siem[:10]
+        return self.judge(not problems_store and not problems_siem, measured)
+
+
+def _mismatches(emitted, found: Counter, at_least_once: bool = False) -> list[str]:
+    out = []
+    for event in emitted:
+        n = found.get((event.event_id, event.correlation_id), 0)
+        if n == 0 or (n > 1 and not at_least_once):
+            out.append(f"{event.kind}:{event.name} ({'missing' if n == 0 else f'{n} times'})")
+    return out

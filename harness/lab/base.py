@@ -55,6 +55,14 @@ class Lab(abc.ABC):
     @abc.abstractmethod
     def kill_database_node(self, name: str) -> None: ...
 
+    def restore_database_node(self, name: str) -> None:
+        """Bring a killed database node back (the heal of database_primary_kill): once another
+        node was promoted, rebuilt as its replica and the failover target; else started again."""
+        if self.failover.state == "failed_over":
+            self.failover.rebuild(name, synchronous=getattr(self, "replication", "sync") == "sync")
+        else:
+            self.failover.restart(name)
+
     def replica_caught_up(self, name: str) -> bool:
         """The replica has replayed the primary's current WAL position."""
         return self.failover.transaction_lag(name) == 0.0
@@ -72,10 +80,11 @@ class Lab(abc.ABC):
         fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
         return fault
 
-    def block_event_store_writes(self) -> Any:
+    def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
         """Block every append to the event store on the database primary (reads keep working);
         returns a handle whose release() lifts it (harness.lab.eventstore.EventStoreWriteBlock).
-        Heal it through the fault `event_store_block`, which always releases it."""
+        With time_limit_s, the database lifts it by itself after that long. Heal it through the
+        fault `event_store_block`, which always releases it."""
         raise NotImplementedError(
             f"the {self.provider or type(self).__name__} lab cannot block event store writes: it needs a "
             f"superuser session on the database primary (available on the embedded lab)")
@@ -94,6 +103,29 @@ class Lab(abc.ABC):
 
     def restart_platform(self, platform: str) -> None:
         raise self._no_platforms()
+
+    def platform_requests(self, platform: str) -> list[dict]:
+        """Every request the platform's stand-in saw and what it answered, from its request log."""
+        raise self._no_platforms()
+
+    # reads of the lab's own stores (evidence observed by the harness, not reported by the system)
+    def queue_depth(self, platform: str) -> int:
+        """Messages in the platform's intent queue (visible, in flight and delayed)."""
+        raise NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab cannot read a platform's intent queue depth: "
+            f"the harness reads the queues straight from SQS on the embedded lab only")
+
+    def dead_letters(self, platform: str) -> list[dict]:
+        """The JSON bodies of the messages now in the platform's dead-letter queue."""
+        raise NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab cannot read a platform's dead-letter queue: "
+            f"the harness reads the queues straight from SQS on the embedded lab only")
+
+    def read_object(self, region: str, key: str) -> bytes | None:
+        """The latest version of an evidence object ("primary" or "alternate" region), or None."""
+        raise NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab cannot read evidence objects: the harness "
+            f"reads the buckets straight from S3 on the embedded lab only")
 
     def heal_fault(self, fault: Any) -> None:
         from ..faults import FaultContext

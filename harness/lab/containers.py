@@ -42,6 +42,7 @@ import requests
 
 from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
+from ..wait import poll, until_up
 from . import reaper
 from .base import Lab, LabStartError
 from .engine import Engine, find_engine
@@ -212,17 +213,14 @@ class ContainerNode:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.query("SELECT 1")
-                return
-            except psycopg.Error:
-                self.container.reload()
-                if self.container.status == "exited":
-                    raise LabStartError(f"{self.name} exited: {self.logs()}")
-                time.sleep(0.1)
-        raise LabStartError(f"{self.name} not ready in {timeout:.0f} s: {self.logs()}")
+        def exited() -> bool:
+            self.container.reload()
+            return self.container.status == "exited"
+        state = until_up(lambda: self.query("SELECT 1"), exited, timeout, interval=0.1)
+        if state == "exited":
+            raise LabStartError(f"{self.name} exited: {self.logs()}")
+        if state != "up":
+            raise LabStartError(f"{self.name} not ready in {timeout:.0f} s: {self.logs()}")
 
     def logs(self) -> str:
         try:
@@ -240,16 +238,12 @@ class ContainerNode:
     def kill(self) -> None:
         """SIGKILL the container: every process of the node dies at once."""
         self.container.kill()
-        deadline = time.monotonic() + 30
-        while self.is_running() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(self.is_running, until=lambda running: not running, timeout=30)
 
     def stop(self, mode: str = "fast") -> None:
         """Shut PostgreSQL down (it is the container's first process): SIGINT = fast, SIGTERM = smart."""
         self.container.kill(signal="SIGINT" if mode == "fast" else "SIGTERM")
-        deadline = time.monotonic() + 30
-        while self.is_running() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(self.is_running, until=lambda running: not running, timeout=30)
 
     def promote(self) -> None:
         # SQL, not `pg_ctl promote` through an exec session (podman keeps those monitored for minutes)
@@ -340,14 +334,13 @@ class ContainerLab(Lab):
         return wrapped
 
     def published(self, container: Any, port: int) -> int:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        def bindings():
             container.reload()
-            bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
-            if bindings:
-                return int(bindings[0]["HostPort"])
-            time.sleep(0.05)
-        raise LabStartError(f"{container.name}: port {port} was not published")
+            return (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
+        polled = poll(bindings, timeout=10)
+        if not polled.ok:
+            raise LabStartError(f"{container.name}: port {port} was not published")
+        return int(polled.value[0]["HostPort"])
 
     def remove(self, container: Any) -> None:
         if container is None:
@@ -453,15 +446,9 @@ class ContainerLab(Lab):
             command = ["-host=0.0.0.0"]
         container = self.run("toxiproxy", "toxiproxy", command, {}, port=8474)
         url = f"http://{LOOPBACK}:{self.published(container, 8474)}"
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                requests.get(url + "/version", timeout=1)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise LabStartError(f"toxiproxy container did not answer: {container.logs(tail=10)}")
-                time.sleep(0.1)
+        if until_up(lambda: requests.get(url + "/version", timeout=1), lambda: False, START_TIMEOUT,
+                    interval=0.1) != "up":
+            raise LabStartError(f"toxiproxy container did not answer: {container.logs(tail=10)}")
         self.toxiproxy = ToxiproxyControl(url)
         self.toxiproxy_url = url
 
@@ -498,14 +485,9 @@ class ContainerLab(Lab):
         self._proxy("db", f"{PRIMARY}:5432")
 
     def wait_streaming(self, primary: ContainerNode, replica: str, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = %s "
-                                 "AND state = 'streaming'", (replica,))
-            if rows:
-                return
-            time.sleep(0.1)
-        raise LabStartError(f"{replica} is not streaming from {primary.name}")
+        if not poll(lambda: primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = %s "
+                                          "AND state = 'streaming'", (replica,)), timeout=timeout, interval=0.1).ok:
+            raise LabStartError(f"{replica} is not streaming from {primary.name}")
 
     def _cp_command(self, *args: str) -> list[str]:
         return [self._python(), "-m", "controlplane", *args,
@@ -534,16 +516,11 @@ class ContainerLab(Lab):
             self.instance_ports[name] = self.published(container, 8080)
         deadline = time.monotonic() + START_TIMEOUT
         for name, port in self.instance_ports.items():
-            while True:
-                try:
-                    if requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    logs = self.containers[name].logs(tail=10).decode(errors="replace")
-                    raise LabStartError(f"Control Plane container {name} did not start: {logs}")
-                time.sleep(0.1)
+            def live(port=port) -> bool:
+                return requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=1).status_code == 200
+            if until_up(live, lambda: False, max(0.0, deadline - time.monotonic()), interval=0.1) != "up":
+                logs = self.containers[name].logs(tail=10).decode(errors="replace")
+                raise LabStartError(f"Control Plane container {name} did not start: {logs}")
 
     # -- the cluster interface the failover controller uses ------------------------------------
     @property
@@ -612,6 +589,8 @@ class ContainerLab(Lab):
 
     def siem_records(self) -> list[dict] | None:
         path = self.root / "siem" / "siem.jsonl" if self.root else None
-        if path is None or not path.exists():
+        if path is None:
             return None
+        if not path.exists():   # never written: no record yet
+            return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]

@@ -42,6 +42,7 @@ from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .moto import MotoServer
 from ..net import LOOPBACK, free_port
+from ..wait import until_up
 from .postgres import APP_DATABASE, APP_ROLE, PgCluster
 
 PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
@@ -52,6 +53,33 @@ START_TIMEOUT = 60.0
 # moto accepts any credentials; these are not secrets, and still never printed
 S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret",
           "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def store_client(service: str, endpoint_url: str):
+    """A boto3 client of moto itself (not through a proxy or gateway), with the lab's credentials;
+    its own session, so that threads may each make one."""
+    import boto3
+    import botocore.config
+
+    config = botocore.config.Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2},
+                                    s3={"addressing_style": "path"})
+    session = boto3.session.Session(aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+                                    region_name=S3_ENV["AWS_DEFAULT_REGION"])
+    return session.client(service, endpoint_url=endpoint_url, config=config)
+
+
+def read_latest_object(s3, bucket: str, key: str) -> bytes | None:
+    """The latest version of an object, or None when the key has none (never written, or its
+    latest version is a delete marker)."""
+    import botocore.exceptions
+
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
 
 
 def manifest_path(lab_id: str) -> Path:
@@ -231,6 +259,12 @@ class EmbeddedLab(Lab):
             raise KeyError(f"no HTTP fault gateway named {name!r}; known: s3")
         return self.gateway_url
 
+    def gateway_requests(self, name: str = "s3") -> list[dict]:
+        """Every request the gateway forwarded or answered: {n, at, method, path, status, injected}."""
+        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", timeout=10)
+        reply.raise_for_status()
+        return reply.json()["requests"]
+
     def _start_controlplane(self, s3_url: str, s3_replica_url: str) -> None:
         self.siem_path = self.root / "siem.jsonl"
         common = ["--database", self._db_conninfo(), "--s3-endpoint", s3_url,
@@ -263,15 +297,17 @@ class EmbeddedLab(Lab):
         self.instances[name], self.instance_ports[name] = process, port
 
     def _wait_instance(self, name: str, deadline: float) -> None:
-        while not self._live(self.instance_ports[name]):
-            if self.instances[name].poll() is not None or time.monotonic() > deadline:
-                tail = (self.root / f"controlplane-{name}.log").read_text()[-800:]
-                raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
-            time.sleep(0.05)
+        if until_up(lambda: self._live(self.instance_ports[name]), lambda: self.instances[name].poll() is not None,
+                    max(0.0, deadline - time.monotonic())) != "up":
+            tail = (self.root / f"controlplane-{name}.log").read_text()[-800:]
+            raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
 
     # -- API instances: the stateless tier's faults ---------------------------------------------
     def api_instances(self) -> list[str]:
         return list(self.instance_ports)
+
+    def api_instance_alive(self, name: str) -> bool:
+        return self.instances[name].poll() is None
 
     def kill_api_instance(self, name: str) -> None:
         """SIGKILL one API instance (an availability zone's service is gone)."""
@@ -402,9 +438,12 @@ class EmbeddedLab(Lab):
         self.replication = mode
 
     def siem_records(self) -> list[dict] | None:
-        """The SIEM sink's records (JSON lines); None when it cannot be read."""
-        if self.siem_path is None or not self.siem_path.exists():
+        """The SIEM sink's records (JSON lines): none yet when the file was never written; None
+        when the lab has no SIEM sink (not up)."""
+        if self.siem_path is None:
             return None
+        if not self.siem_path.exists():
+            return []
         records = []
         for line in self.siem_path.read_text().splitlines():
             try:
@@ -423,6 +462,26 @@ class EmbeddedLab(Lab):
     def restart_platform(self, platform: str) -> None:
         self.connectors.restart_platform(platform)
 
+    def platform_requests(self, platform: str) -> list[dict]:
+        return self.connectors.platform_requests(platform)
+
+    # -- reads of the lab's stores, straight from moto (no proxy, no gateway): evidence ---------
+    def queue_depth(self, platform: str) -> int:
+        from .connectors import queue_depth
+        return queue_depth(store_client("sqs", self.moto.endpoint_url),
+                           self.connectors.queues[platform]["queue_url"])
+
+    def dead_letters(self, platform: str) -> list[dict]:
+        from .connectors import peek_messages
+        return peek_messages(store_client("sqs", self.moto.endpoint_url),
+                             self.connectors.queues[platform]["dlq_url"])
+
+    def read_object(self, region: str, key: str) -> bytes | None:
+        buckets = {"primary": EVIDENCE_BUCKET, "alternate": EVIDENCE_REPLICA_BUCKET}
+        if region not in buckets:
+            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
+        return read_latest_object(store_client("s3", self.moto.endpoint_url), buckets[region], key)
+
     def reset_faults(self) -> None:
         """Every toxic and disabled proxy, and every platform stand-in back up and answering ok."""
         super().reset_faults()
@@ -438,13 +497,15 @@ class EmbeddedLab(Lab):
     def kill_database_node(self, name: str) -> None:
         self.cluster[name].kill()
 
-    def block_event_store_writes(self) -> Any:
+    def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
         """Hold LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser (over
-        its unix socket): see harness.lab.eventstore. Release through the fault's heal."""
+        its unix socket): see harness.lab.eventstore. Release through the fault's heal; with
+        time_limit_s, PostgreSQL ends it by itself after that long."""
         import psycopg
 
         from .eventstore import EventStoreWriteBlock
         primary = self.cluster.primary
         return EventStoreWriteBlock.hold(
-            primary.name, lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw))
+            primary.name, lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw),
+            time_limit_s=time_limit_s)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import proc, reaper
+from ..wait import poll
 
 
 class ContainerEngineUnavailable(RuntimeError):
@@ -101,13 +102,12 @@ def _start_podman(podman: str, timeout: float = 20.0) -> Engine:
     registration.add_pid(process.pid)
     engine = Engine(f"unix://{socket_path}", "podman", process, registration,
                     (socket_path, directory / f"{lab_id}.log"))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def state() -> str | None:
         if socket_path.exists() and _ping(engine.docker_host, timeout=1.0):
-            return engine
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
+            return "up"
+        return "exited" if process.poll() is not None else None
+    if poll(state, until=lambda s: s is not None, timeout=timeout).value == "up":
+        return engine
     tail = (directory / f"{lab_id}.log").read_text(errors="replace")[-400:]
     engine.stop()
     raise ContainerEngineUnavailable(f"podman system service did not answer: {tail}")

@@ -22,6 +22,7 @@ import psycopg
 import requests
 
 from ..faults import ToxiproxyControl
+from ..wait import wait_for
 from .base import Lab, LabStartError
 from .failover import FailbackRefused, transaction_lag
 from .hooks import Hook
@@ -164,24 +165,18 @@ class ExternalFailover:
     def _observe(self, failed: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         target, emit = self.candidate, self.lab.on_event
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
         try:
-            while self._answers(failed):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{failed} still answers")
-                time.sleep(0.1)
+            wait_for(lambda: not self._answers(failed), f"{failed} still answers", timeout=left(), interval=0.1)
             emit("detect", failed, {"observed": "primary stopped answering"})
             hook = self.lab.config.actions.get("database_failover")
             if hook is not None:
                 hook.run(failed=failed, target=target)
-            while not self._writable(target):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{target} was not promoted")
-                time.sleep(0.1)
+            wait_for(lambda: self._writable(target), f"{target} was not promoted", timeout=left(), interval=0.1)
             emit("promote", target, {"observed": "target accepts writes"})
-            while not self._healthy():
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the API did not report Healthy again")
-                time.sleep(0.1)
+            wait_for(self._healthy, "the API did not report Healthy again", timeout=left(), interval=0.1)
             emit("reconnect", "api", {"observed": "ServiceHealth = Healthy"})
             self.state = "failed_over"
         except Exception as exc:
@@ -198,8 +193,14 @@ class ExternalFailover:
         return transaction_lag(primary.query, self.lab.node(replica).query)
 
     def rebuild(self, old: str, synchronous: bool) -> None:
+        """The runbook rebuilds the old primary as a replica: it is then the failover target."""
         self.lab.action("database_rebuild", node=old, synchronous=synchronous)
         self.lab.on_event("rebuild", old, {})
+        self.candidate, self.state = old, "watching"
+
+    def restart(self, name: str) -> None:
+        raise RuntimeError(f"no failover happened and the external lab has no runbook action to start {name} "
+                           f"again: the platform must restore it")
 
     def failback(self, to: str, max_lag: float = 5.0, synchronous: bool = True) -> float:
         lag = self.transaction_lag(to)

@@ -20,10 +20,11 @@ and every recovery event says {"cause": "event_store_write_blocked"}.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 import psycopg
+
+from ..wait import poll
 
 EventSink = Callable[[str, str, dict], None]
 
@@ -84,12 +85,9 @@ class FailoverController:
             self._thread.join(30)
 
     def wait_failed_over(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.state in ("failed_over", "error"):
-                return self.state == "failed_over"
-            time.sleep(0.02)
-        return False
+        polled = poll(lambda: self.state, until=lambda s: s in ("failed_over", "error"), timeout=timeout,
+                      interval=0.02)
+        return polled.value == "failed_over"
 
     def _probe(self, node: Any) -> str | None:
         """None when the primary is healthy, else why the probe missed (UNREACHABLE, WRITE_BLOCKED)."""
@@ -135,8 +133,8 @@ class FailoverController:
         why = {} if cause == UNREACHABLE else {"cause": cause}
         self.on_event("detect", failed.name, {"misses": self.misses, "interval_s": self.interval, **why})
         if cause != UNREACHABLE:   # still alive: it must not take a write once another is promoted
+            self.on_event("fence", failed.name, {"signal": "SIGKILL", **why})   # from now on it is going
             failed.kill()
-            self.on_event("fence", failed.name, {"signal": "SIGKILL", **why})
         target = self.cluster[self.candidate]
         target.promote()
         self.on_event("promote", target.name, why)
@@ -146,11 +144,22 @@ class FailoverController:
 
     # -- after the failover: rebuild and gated failback --------------------------------------
     def rebuild(self, old_name: str, synchronous: bool) -> None:
-        """Make the failed primary a replica of the new one, streaming through its own proxy."""
+        """Make the failed primary a replica of the new one, streaming through its own proxy; it is
+        then the failover target, and the controller watches the new primary."""
+        self.stop()
         new, old = self.cluster.primary, self.cluster[old_name]
         host, port = self.replication_proxy(old_name, new) if self.replication_proxy else (new.host, new.port)
         old.rebuild_as_replica_of(new, host, port, synchronous=synchronous)
         self.on_event("rebuild", old_name, {"upstream": f"{host}:{port}"})
+        self.candidate = old_name
+        self.start()
+
+    def restart(self, name: str) -> None:
+        """Start a killed primary again when no failover took its place; watch it again."""
+        self.stop()
+        self.cluster[name].start()
+        self.on_event("restart", name, {})
+        self.start()
 
     def transaction_lag(self, replica_name: str) -> float:
         return transaction_lag(self.cluster.primary.query, self.cluster[replica_name].query)
@@ -167,12 +176,11 @@ class FailoverController:
         self.on_event("lag_check", to_name, {"transaction_lag_s": lag, "limit_s": max_lag})
         if lag > max_lag:
             raise FailbackRefused(lag, max_lag)
+        self.stop()    # the switch below stops the current primary: not a failure to fail over from
         current, target = self.cluster.primary, self.cluster[to_name]
         current.stop("fast")
         target.promote()
         self.toxiproxy.set_upstream(self.endpoint, self.address_of(target))
         self.on_event("failback", to_name, {"transaction_lag_s": lag})
-        self.rebuild(current.name, synchronous=synchronous)
-        self.candidate = current.name
-        self.start()   # watch the restored primary again
+        self.rebuild(current.name, synchronous=synchronous)   # and watch the restored primary again
         return lag

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from harness.lab import proc
+from harness.wait import poll
 
 CONFIG = """\
 global
@@ -94,17 +94,21 @@ class LoadBalancer:
         self.process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def state() -> str | None:
             if self.process.poll() is not None:
-                raise RuntimeError(f"HAProxy exited ({self.process.returncode}): "
-                                   f"{(self.workdir / 'haproxy.log').read_text()[-500:]}")
+                return "exited"
             try:
                 socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return self.process.pid
+                return "listening"
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"HAProxy did not listen on {self.host}:{self.port} within {timeout}s")
+                return None
+        polled = poll(state, until=lambda s: s is not None, timeout=timeout)
+        if polled.value == "exited":
+            raise RuntimeError(f"HAProxy exited ({self.process.returncode}): "
+                               f"{(self.workdir / 'haproxy.log').read_text()[-500:]}")
+        if not polled.ok:
+            raise RuntimeError(f"HAProxy did not listen on {self.host}:{self.port} within {timeout}s")
+        return self.process.pid
 
     def server_states(self) -> dict[str, str]:
         """{instance: "UP"|"DOWN"|...} from HAProxy's stats socket."""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from harness.lab import proc, reaper
 from harness.net import free_port
+from harness.wait import poll
 
 LOOPBACK = "127.0.0.1"
 
@@ -112,16 +113,19 @@ class MotoServer:
             return False
 
     def _wait_ready(self, deadline: float) -> None:
-        while not self._answers():
-            if self.process.poll() is not None:
-                raise MotoStartError(f"moto exited with status {self.process.returncode} while starting "
-                                     f"on {self.host}:{self.port}\n--- tail of {self.logfile} ---\n"
-                                     f"{self.log_tail()}")
-            if time.monotonic() >= deadline:
-                raise MotoStartError(f"moto did not answer on {self.endpoint_url} within "
-                                     f"{self.start_timeout:.0f} s\n--- tail of {self.logfile} ---\n"
-                                     f"{self.log_tail()}")
-            time.sleep(0.05)
+        def state() -> str | None:
+            if self._answers():
+                return "up"
+            return "exited" if self.process.poll() is not None else None
+        polled = poll(state, until=lambda s: s is not None, timeout=max(0.0, deadline - time.monotonic()))
+        if polled.value == "exited":
+            raise MotoStartError(f"moto exited with status {self.process.returncode} while starting "
+                                 f"on {self.host}:{self.port}\n--- tail of {self.logfile} ---\n"
+                                 f"{self.log_tail()}")
+        if not polled.ok:
+            raise MotoStartError(f"moto did not answer on {self.endpoint_url} within "
+                                 f"{self.start_timeout:.0f} s\n--- tail of {self.logfile} ---\n"
+                                 f"{self.log_tail()}")
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -38,6 +38,7 @@ from psycopg import sql
 
 from harness.lab import proc, reaper
 from harness.net import free_port
+from harness.wait import poll
 
 DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
 REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres", "pg_basebackup")
@@ -84,19 +85,20 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: 
 
     Exceptions from condition count as "not yet"; the last one is chained to the timeout.
     """
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
+    errors: list[BaseException] = []
+
+    def attempt():
         try:
-            value = condition()
-            if value:
-                return value
+            return condition()
         except Exception as exc:  # noqa: BLE001 - "not yet", reported at the deadline
-            last = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout:.1f} s"
-                               + (f" (last error: {last})" if last else "")) from last
-        time.sleep(interval)
+            errors.append(exc)
+            return None
+    polled = poll(attempt, timeout=timeout, interval=interval)
+    if polled.ok:
+        return polled.value
+    last = errors[-1] if errors else None
+    raise TimeoutError(f"{what}: not reached within {timeout:.1f} s"
+                       + (f" (last error: {last})" if last else "")) from last
 
 
 def default_lab_dir() -> str:
@@ -335,21 +337,24 @@ class PgNode:
         Fails early, with the log tail, if the postmaster dies while we wait.
         """
         deadline = deadline if deadline is not None else time.monotonic() + 30.0
-        last: Exception | None = None
-        while True:
+        last: list[Exception] = []
+
+        def state() -> str | None:
             try:
                 with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
                     conn.execute("SELECT 1")
-                return
+                return "ready"
             except psycopg.Error as exc:
-                last = exc
-            if not self.is_running():
-                raise PgStartError(f"PostgreSQL node {self.name!r} exited while starting\n"
-                                   f"--- tail of {self.logfile} ---\n{self.log_tail()}")
-            if time.monotonic() >= deadline:
-                raise PgStartError(f"PostgreSQL node {self.name!r} not ready in time: {last}\n"
-                                   f"--- tail of {self.logfile} ---\n{self.log_tail()}")
-            time.sleep(0.02)
+                last.append(exc)
+            return None if self.is_running() else "exited"
+        polled = poll(state, until=lambda s: s is not None, timeout=max(0.0, deadline - time.monotonic()),
+                      interval=0.02)
+        if polled.value == "exited":
+            raise PgStartError(f"PostgreSQL node {self.name!r} exited while starting\n"
+                               f"--- tail of {self.logfile} ---\n{self.log_tail()}")
+        if not polled.ok:
+            raise PgStartError(f"PostgreSQL node {self.name!r} not ready in time: {last[-1] if last else ''}\n"
+                               f"--- tail of {self.logfile} ---\n{self.log_tail()}")
 
     def stop(self, mode: str = "fast", timeout: float = 30.0) -> None:
         """Stop the server (pg_ctl modes: smart, fast, immediate). No-op if it is not running."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Iterable
+
+from ..wait import poll
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -126,12 +127,8 @@ def kill_tree(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
 def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
     """Poll until none of pids is alive; return those still alive at the deadline."""
     pids = list(pids)
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [p for p in pids if is_alive(p)]
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(0.01)
+    return poll(lambda: [p for p in pids if is_alive(p)], until=lambda alive: not alive, timeout=timeout,
+                interval=0.01).value
 
 
 def stop_process(process, timeout: float = 5.0) -> None:

@@ -47,21 +47,21 @@ class WriteAccounting:
         return len(self.duplicated)
 
 
-def final_read_op(history: History) -> Op:
-    """The last op of kind "final_read" that ended ok (latest completion); NoFinalRead if none."""
-    reads = [op for op in history.ops if op.kind == FINAL_READ and op.outcome is Outcome.OK]
+def final_read_op(history: History, read: str = FINAL_READ) -> Op:
+    """The last op of kind `read` that ended ok (latest completion); NoFinalRead if none."""
+    reads = [op for op in history.ops if op.kind == read and op.outcome is Outcome.OK]
     if not reads:
-        raise NoFinalRead("history has no final read that completed ok; writes cannot be judged")
+        raise NoFinalRead(f"history has no {read.replace('_', ' ')} that completed ok; writes cannot be judged")
     return max(reads, key=lambda op: (_completion(op), op.id))
 
 
-def final_read_keys(history: History) -> tuple[Hashable, ...]:
+def final_read_keys(history: History, read: str = FINAL_READ) -> tuple[Hashable, ...]:
     """The keys of the final read in the order read, repeats kept. Raises NoFinalRead.
 
     A value of None reads as empty; a string is refused (TypeError), since iterating it
     would silently turn one key into its characters.
     """
-    value: Any = final_read_op(history).value
+    value: Any = final_read_op(history, read).value
     if value is None:
         return ()
     if isinstance(value, (str, bytes)):
@@ -69,11 +69,13 @@ def final_read_keys(history: History) -> tuple[Hashable, ...]:
     return tuple(value)
 
 
-def write_accounting(history: History) -> WriteAccounting:
-    """Account for every write against the final read. Raises NoFinalRead without one."""
-    read = final_read_keys(history)
+def write_accounting(history: History, writes: str = WRITE, read: str = FINAL_READ) -> WriteAccounting:
+    """Account for every op of kind `writes` (its value the key written) against the last read
+    of kind `read` (e.g. publishes against what the platforms applied). Raises NoFinalRead."""
+    kind = writes
+    read = final_read_keys(history, read)
     present = Counter(read)
-    writes = [op for op in history.ops if op.kind == WRITE]
+    writes = [op for op in history.ops if op.kind == kind]
     acked = sorted(
         (op for op in writes if op.outcome is Outcome.OK), key=lambda op: (_completion(op), op.id)
     )
@@ -107,9 +109,9 @@ def duplicated_writes(history: History) -> tuple[Hashable, ...]:
     return write_accounting(history).duplicated
 
 
-def acknowledged_ops(history: History) -> list[Op]:
-    """Write ops that ended ok, earliest acknowledgement first."""
-    ops = [op for op in history.ops if op.kind == WRITE and op.outcome is Outcome.OK]
+def acknowledged_ops(history: History, writes: str = WRITE) -> list[Op]:
+    """Ops of kind `writes` that ended ok, earliest acknowledgement first."""
+    ops = [op for op in history.ops if op.kind == writes and op.outcome is Outcome.OK]
     return sorted(ops, key=lambda op: (_completion(op), op.id))
 
 

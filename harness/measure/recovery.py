@@ -1,15 +1,19 @@
-"""RTO: from fault injection to the first write after it that is acknowledged and read back."""
+"""RTO: from fault injection to the first operation after it that completed ok end to end, on the
+operation the fault blocks: a write read back, a publish read back as Published, or an apply
+the platform itself logged."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.measure.accounting import WRITE, final_read_keys
+from harness.measure.accounting import WRITE, final_read_op, final_read_keys
 from harness.model import Event, History, Outcome
 
 INJECT = "inject"
 HEAL = "heal"
 FIRST_WRITE = "first_write"
+# what a scenario's recovery is measured on: op kinds, or an apply at a platform ("apply:jamf")
+RECOVERY_OPS = ("write", "publish")
 
 
 @dataclass(frozen=True)
@@ -18,8 +22,8 @@ class RTOResult:
 
     seconds: None when recovery never happened, or when there is no inject event at all
     (then fault_time is None too, which tells the two apart: the latter is a harness error).
-    phases: offset in seconds from injection of the first event of every non inject/heal kind
-    at or after the injection ("detect", "promote", ...), plus "first_write" = seconds.
+    phases: offset in seconds from injection of the first event of every recovery kind
+    ("detect", "promote", ...) at or after the injection, plus "first_<on>" = seconds.
     verdict_reason: one sentence saying why, for the report.
     """
 
@@ -35,47 +39,57 @@ def fault_event(history: History, fault: str | None = None) -> Event | None:
     return min(injects, key=lambda e: e.t) if injects else None
 
 
-def rto(history: History, fault: str | None = None) -> RTOResult:
-    """RTO of `fault` (default: the first injection) measured on `history`.
+def confirmed(history: History, on: str = WRITE) -> list[tuple[float, float, str]]:
+    """(invoked, completed, key) of every operation of kind `on` that completed ok end to end.
 
-    The recovering op is a write invoked at or after injection, acknowledged ok, whose key is
-    in the final read; RTO is its completion minus the injection time. Writes acknowledged
-    but never read back do not count. Raises NoFinalRead when there is no final read, because
-    recovery can then be neither confirmed nor denied. Never raises for "never recovered".
-    """
+    write: acknowledged and its key in the final read; publish: acknowledged and its intent read
+    back as Published by the final read; apply:<platform>: the platform's own log shows it
+    applied (answered 200). Raises NoFinalRead for writes and publishes without a final read."""
+    if on.startswith("apply:"):
+        source = f"platform:{on.split(':', 1)[1]}"
+        return [(e.t, e.t, e.detail.get("idempotency_key")) for e in history.events
+                if e.kind == "platform_request" and e.source == source and e.detail.get("status") == 200]
+    if on not in RECOVERY_OPS:
+        raise ValueError(f"RTO is measured on {', '.join(RECOVERY_OPS)} or apply:<platform>, not {on!r}")
+    if on == WRITE:
+        read = set(final_read_keys(history))
+    else:
+        read = set(final_read_op(history).detail.get("published") or ())
+    return [(op.t_invoke, op.t_complete, op.value) for op in history.ops
+            if op.kind == on and op.outcome is Outcome.OK and op.t_complete is not None and op.value in read]
+
+
+def rto(history: History, fault: str | None = None, on: str = WRITE) -> RTOResult:
+    """RTO of `fault` (default: the first injection) measured on `on` (see confirmed()).
+
+    The recovering operation was invoked at or after injection and completed ok end to end;
+    RTO is its completion minus the injection time. Raises NoFinalRead when a write or publish
+    cannot be confirmed for want of a final read. Never raises for "never recovered"."""
     inject = fault_event(history, fault)
     if inject is None:
         what = f"no inject event named {fault!r}" if fault else "no inject event"
         return RTOResult(None, {}, f"RTO unknown: {what} in the history")
-    read = set(final_read_keys(history))
     phases = _phases(history, inject)
-    confirmed = [
-        op
-        for op in history.ops
-        if op.kind == WRITE
-        and op.outcome is Outcome.OK
-        and op.t_complete is not None
-        and op.t_invoke >= inject.t
-        and op.value in read
-    ]
-    if not confirmed:
-        reason = f"never recovered: no write after injecting {inject.name!r} was acknowledged and read back"
+    after = [(done, key) for invoked, done, key in confirmed(history, on) if invoked >= inject.t]
+    what = on.split(":")[0]
+    if not after:
+        reason = f"never recovered: no {what} after injecting {inject.name!r} completed ok end to end"
         return RTOResult(None, phases, reason, inject.t)
-    first = min(confirmed, key=lambda op: (op.t_complete, op.id))
-    seconds = first.t_complete - inject.t
-    phases[FIRST_WRITE] = seconds
-    reason = (
-        f"first confirmed write (op {first.id}, key {first.value!r}) completed "
-        f"{seconds:.3f} s after injecting {inject.name!r}"
-    )
+    done, key = min(after, key=lambda x: x[0])
+    seconds = done - inject.t
+    phases[f"first_{what}"] = seconds
+    reason = f"first confirmed {what} (key {key!r}) completed {seconds:.3f} s after injecting {inject.name!r}"
     return RTOResult(seconds, phases, reason, inject.t)
+
+
+RECOVERY_KINDS = ("detect", "fence", "promote", "reconnect", "rebuild", "lag_check", "failback")
 
 
 def _phases(history: History, inject: Event) -> dict[str, float]:
     # Events before the injection belong to an earlier fault; keep the first of each kind after.
     phases: dict[str, float] = {}
     for event in sorted(history.events, key=lambda e: e.t):
-        if event.kind in (INJECT, HEAL) or event.t < inject.t or event.kind in phases:
+        if event.kind not in RECOVERY_KINDS or event.t < inject.t or event.kind in phases:
             continue
         phases[event.kind] = event.t - inject.t
     return phases

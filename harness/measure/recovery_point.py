@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Hashable
 
-from harness.measure.accounting import acknowledged_ops, lost_writes
+from harness.measure.accounting import acknowledged_ops, write_accounting
 from harness.measure.recovery import fault_event
 from harness.model import History
 
@@ -23,18 +23,18 @@ class RPOResult:
     first_lost_key: Hashable | None = None
 
 
-def rpo(history: History, fault: str | None = None) -> RPOResult:
+def rpo(history: History, fault: str | None = None, writes: str = "write", read: str = "final_read") -> RPOResult:
     """Fault injection time minus the acknowledgement time of the earliest acknowledged lost write.
 
     Writes lost although acknowledged after the injection give a negative figure by that
     formula; it is clamped to 0.0 and lost_count still reports them (the lost_writes gate,
     not the RPO, catches that case). Raises NoFinalRead without a final read.
     """
-    lost = lost_writes(history)
+    lost = write_accounting(history, writes, read).lost
     if not lost:
         return RPOResult(0.0, 0, None)
     lost_set = set(lost)
-    first = next(op for op in acknowledged_ops(history) if op.value in lost_set)
+    first = next(op for op in acknowledged_ops(history, writes) if op.value in lost_set)
     inject = fault_event(history, fault)
     if inject is None:
         return RPOResult(None, len(lost), first.value)

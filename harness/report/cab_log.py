@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.model import DrillResult
 from harness.report.files import iter_gates, plain, verdict_text
 
 GENESIS = "0" * 64
@@ -42,8 +43,9 @@ def gates_summary(results: dict[str, Any]) -> dict[str, Any]:
     return {**counts, "total": sum(counts.values()), "not_passed": not_passed}
 
 
-def cab_entry(results: dict[str, Any], report_path: str | os.PathLike[str] | None, prev_hash: str) -> dict[str, Any]:
+def cab_entry(result: DrillResult, report_path: str | os.PathLike[str] | None, prev_hash: str) -> dict[str, Any]:
     """The log line for a drill, hash included."""
+    results = result.to_json()
     entry = plain({
         "drill": results.get("drill"),
         "correlation_id": results.get("correlation_id"),
@@ -58,9 +60,9 @@ def cab_entry(results: dict[str, Any], report_path: str | os.PathLike[str] | Non
     return entry
 
 
-def append_cab_log(path: str | os.PathLike[str], results: dict[str, Any],
+def append_cab_log(path: str | os.PathLike[str], result: DrillResult,
                    report_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Append one chained line for `results` to the log at `path`; returns the entry written.
+    """Append one chained line for `result` to the log at `path`; returns the entry written.
 
     1. open in append mode and take an exclusive lock, so concurrent drills chain in turn;
     2. take prev_hash from the last line (64 zeros for an empty or new log);
@@ -72,7 +74,7 @@ def append_cab_log(path: str | os.PathLike[str], results: dict[str, Any],
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        entry = cab_entry(results, report_path, _last_hash(path))
+        entry = cab_entry(result, report_path, _last_hash(path))
         data = (canonical(entry) + "\n").encode("utf-8")
         written = os.write(fd, data)
         if written != len(data):

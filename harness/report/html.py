@@ -9,6 +9,7 @@ from typing import Any
 
 import jinja2
 
+from harness.model import DrillResult
 from harness.report.files import atomic_write_text, iter_gates, verdict_text
 from harness.report.text import show
 
@@ -84,13 +85,25 @@ def _counts(probes: list[tuple[float, str]]) -> dict[str, int]:
     return counts
 
 
-NOT_MEASURED = "n/a (no writes)"
+NOT_MEASURED = "n/a"
+
+
+def _budget_sentence(m: dict[str, Any]) -> str | None:
+    """The error budget in one sentence a reader outside engineering can follow."""
+    if "error_budget_used_s" not in m:
+        return None
+    return (f"The spec's 99.9% availability per 5-minute window allows {m['error_budget_s']:g} s of failed "
+            f"requests in any 5 minutes; the worst window of this scenario, its injected faults included, had "
+            f"{m['error_budget_used_s']:g} s of failed probes ({m['downtime_s']:g} s in all).")
 
 
 def _scenario_view(scenario: dict[str, Any]) -> dict[str, Any]:
     measurements = scenario.get("measurements") or {}
     gates = [dict(g, verdict=verdict_text(g.get("verdict"))) for g in scenario.get("gates") or ()]
     return {
+        "faults": list(scenario.get("faults") or ()),
+        "not_applicable": sorted((scenario.get("not_applicable") or {}).items()),
+        "budget": _budget_sentence(measurements),
         "name": scenario.get("name", "scenario"),
         "verdict": verdict_text(scenario.get("verdict")),
         "feature": scenario.get("feature"),
@@ -114,8 +127,9 @@ def _redact(environment: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(k, "(redacted)" if _SECRET.search(str(k)) else v) for k, v in sorted(environment.items())]
 
 
-def report_view(results: dict[str, Any]) -> dict[str, Any]:
-    """Everything the template shows, derived from the results dict; missing fields read unknown."""
+def report_view(result: DrillResult) -> dict[str, Any]:
+    """Everything the template shows, derived from the drill's result; missing fields read unknown."""
+    results = result.to_json()
     verdict = verdict_text(results.get("verdict"))
     targets = results.get("targets") or {}
     not_passed = [(c, g) for c, g in iter_gates(results) if verdict_text(g.get("verdict")) != "pass"]
@@ -143,11 +157,11 @@ def report_view(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_html(results: dict[str, Any]) -> str:
+def render_html(result: DrillResult) -> str:
     """The report page as text, from `reports/templates/report.html.j2` with autoescape on."""
-    return _environment().get_template(TEMPLATE).render(report_view(results))
+    return _environment().get_template(TEMPLATE).render(report_view(result))
 
 
-def write_html(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+def write_html(result: DrillResult, out_dir: str | os.PathLike[str]) -> Path:
     """Write `out_dir/report.html` atomically; returns its path."""
-    return atomic_write_text(Path(out_dir) / FILENAME, render_html(results))
+    return atomic_write_text(Path(out_dir) / FILENAME, render_html(result))

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.model import DrillResult
 from harness.report.files import atomic_write_text, iter_gates, verdict_text
 from harness.report.text import show
 
@@ -20,8 +21,9 @@ def _x(value: Any) -> str:
     return _NOT_XML.sub("\ufffd", show(value))
 
 
-def junit_tree(results: dict[str, Any]) -> ET.Element:
+def junit_tree(result: DrillResult) -> ET.Element:
     """The <testsuites> element. A scenario without gates is an error testcase, never a silent pass."""
+    results = result.to_json()
     drill = _x(results.get("drill", "drill"))
     suite = ET.Element("testsuite", name=drill, timestamp=_x(results.get("started_at")))
     props = ET.SubElement(suite, "properties")
@@ -51,9 +53,9 @@ def junit_tree(results: dict[str, Any]) -> ET.Element:
     return root
 
 
-def write_junit(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+def write_junit(result: DrillResult, out_dir: str | os.PathLike[str]) -> Path:
     """Write `out_dir/junit.xml` atomically; returns its path."""
-    root = junit_tree(results)
+    root = junit_tree(result)
     ET.indent(root)
     text = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
     return atomic_write_text(Path(out_dir) / FILENAME, text)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
+from harness.model import DrillResult
 from harness.report.files import atomic_write_text, plain
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "results.json"
 
 
-def results_text(results: dict[str, Any]) -> str:
+def results_text(result: DrillResult) -> str:
     """The JSON text: indent 2, key order as given except each scenario's measurements, sorted.
 
     NaN and infinities become null (unknown), so the file is strict JSON.
     """
-    data = plain(results)
+    data = plain(result.to_json())
     data.setdefault("schema_version", SCHEMA_VERSION)
     for scenario in data.get("scenarios") or ():
         if isinstance(scenario.get("measurements"), dict):
@@ -26,6 +26,6 @@ def results_text(results: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_results(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
-    """Write `out_dir/results.json` atomically; returns its path. The input dict is not changed."""
-    return atomic_write_text(Path(out_dir) / FILENAME, results_text(results))
+def write_results(result: DrillResult, out_dir: str | os.PathLike[str]) -> Path:
+    """Write `out_dir/results.json` atomically; returns its path."""
+    return atomic_write_text(Path(out_dir) / FILENAME, results_text(result))

@@ -1,22 +1,91 @@
-"""Runs .feature files through pytest-bdd in this process, with the drill's steps and context."""
+"""Runs .feature files through pytest-bdd in this process, with the drill's steps and one
+DrillPlugin object per run that hands each step its `scenario` (a fixture) and closes it."""
 
 from __future__ import annotations
 
 import signal
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
-from . import context
+from .common import finish
+from .scenario import DrillRun, Scenario
 
 
-def run_features(ctx: context.DrillContext, features: list[Path], quiet: bool = True) -> int:
-    """Execute every scenario of `features` against ctx.lab; returns pytest's exit code.
+class DrillPlugin:
+    """The pytest side of one drill run: fixtures `drill` and `scenario`, scenario selection by the
+    plan's tags in the plan's order, and the journal of each scenario (begin, steps, finish)."""
 
-    Verdicts come from the gates the steps record, not from pytest's pass/fail: a failing step
-    only marks its scenario's remaining gates unknown."""
+    def __init__(self, run: DrillRun, interrupted: list):
+        self.run = run
+        self.interrupted = interrupted     # filled by the SIGINT handler: heal, then stop at once
+
+    @pytest.fixture
+    def drill(self) -> DrillRun:
+        return self.run
+
+    @pytest.fixture
+    def scenario(self) -> Scenario:
+        current = self.run.current
+        if current is None or current.finished_at is not None:
+            raise RuntimeError("no scenario is running")
+        return current
+
+    def pytest_collection_modifyitems(self, config, items):
+        """Keep only the scenarios whose tags match the plan's tag expression, in the order of the
+        plan's feature files (for a tag expression: the failure-modes matrix's row order)."""
+        from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+        from .tags import matches
+
+        def scenario_of(item):
+            return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+
+        keep, drop = [], []
+        for item in items:
+            found = scenario_of(item)
+            tags: set[str] = set()
+            if found is not None:
+                tags = set(found.tags) | set(getattr(found.feature, "tags", ()))
+                if getattr(found, "rule", None) is not None:
+                    tags |= set(found.rule.tags)
+            (keep if not self.run.tags or matches(self.run.tags, tags) else drop).append(item)
+        order = {path: i for i, path in enumerate(self.run.feature_order)}
+
+        def position(item) -> int:
+            filename = getattr(getattr(scenario_of(item), "feature", None), "filename", "")
+            return order.get(str(filename), len(order))
+        items[:] = sorted(keep, key=position)   # stable: a feature's scenarios keep their order
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+
+    def pytest_bdd_before_scenario(self, request, feature, scenario):
+        tags = sorted(set(scenario.tags) | set(feature.tags))
+        name = feature.rel_filename if hasattr(feature, "rel_filename") else feature.filename
+        began = self.run.begin(scenario.name, name, tags, (getattr(feature, "description", "") or "").strip())
+        began.steps_total = len(scenario.steps)
+
+    def pytest_bdd_after_step(self, request, feature, scenario, step, step_func, step_func_args):
+        self.run.current.steps_done += 1
+
+    def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception):
+        self.run.current.error = f"step '{step.keyword} {step.name}' failed: {type(exception).__name__}: {exception}"
+
+    def pytest_bdd_after_scenario(self, request, feature, scenario):
+        current = self.run.current
+        if current.error is None and current.steps_done < current.steps_total:
+            current.error = f"stopped after {current.steps_done} of {current.steps_total} steps"
+        finish(current, interrupted=bool(self.interrupted))
+
+
+def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int:
+    """Execute every scenario of `features` against run.lab; returns pytest's exit code.
+
+    Verdicts come from the checkers the steps state, not from pytest's pass/fail: a failing step
+    only leaves its scenario's remaining rules unstated (and the scenario unable to pass)."""
     with tempfile.TemporaryDirectory(prefix="drill-scenarios-") as tmp:
         module = Path(tmp) / f"test_drill_{uuid.uuid4().hex[:12]}.py"
         paths = ", ".join(repr(str(f.resolve())) for f in features)
@@ -34,14 +103,14 @@ def run_features(ctx: context.DrillContext, features: list[Path], quiet: bool = 
             interrupted.append(signum)
             raise KeyboardInterrupt
 
-        ctx.feature_order = [str(f.resolve()) for f in features]
-        previous, context.ACTIVE = context.ACTIVE, ctx
-        previous_handler = signal.signal(signal.SIGINT, on_sigint)
+        run.feature_order = [str(f.resolve()) for f in features]
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
         try:
-            code = pytest.main(args)
+            code = pytest.main(args, plugins=[DrillPlugin(run, interrupted)])
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
-            context.ACTIVE = previous
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
     if interrupted or code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt   # Ctrl-C during a scenario: faults were healed by its teardown
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):

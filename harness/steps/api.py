@@ -8,36 +8,64 @@ from ..runner import api
 
 
 @when(parsers.parse("the API instance in {instance} is killed"))
-def instance_killed(drill, instance):
+def instance_killed(scenario, instance):
     """SIGKILL one availability zone's API instance (az1, az2 or az3)."""
-    api.kill_instance(drill, drill.current, instance)
+    api.kill_instance(scenario, instance)
+    scenario.notes["lost_az"] = instance
 
 
 @then("the load balancer routes around it within the probe interval")
-def routed_around(drill):
+def routed_around(scenario):
     """No client request fails later than the load balancer's probe window after the kill."""
-    api.routed_around(drill, drill.current)
+    api.routed_around(scenario, scenario.notes["lost_az"])
+
+
+@then(parsers.parse("the API stays available at {percent:g}% per 5-minute window while one availability "
+                    "zone is lost"))
+def available_while_az_lost(scenario, percent):
+    """The probes' downtime in every 5-minute window, from the kill to the next fault, stays within
+    the error budget (99.9%: 0.3 s per window)."""
+    api.available_while_az_lost(scenario, scenario.notes["lost_az"], percent / 100.0)
 
 
 @when("every API instance is down")
-def all_down(drill):
+def all_down(scenario):
     """SIGKILL every remaining API instance."""
-    api.all_instances_down(drill, drill.current)
+    api.all_instances_down(scenario)
 
 
 @then("new intents and approvals are blocked with a clear error")
-def blocked(drill):
+def blocked(scenario):
     """Creating an intent and approving answer 503 with an error and its cause."""
-    api.blocked_with_clear_error(drill, drill.current)
+    api.blocked_with_clear_error(scenario)
+
+
+@then(parsers.parse("the connectors keep serving the queued {platform} work"))
+def served_while_api_down(scenario, platform):
+    """With the API tier down, every intent queued for the platform is applied once (its log)."""
+    api.serve_queued_work(scenario, platform.strip())
+
+
+@when(parsers.parse("the API instance in {instance} is redeployed"))
+def instance_redeployed(scenario, instance):
+    """Start that instance again: the tier answers, but without its redundancy."""
+    api.redeploy(scenario, instance)
+
+
+@then("a publish is refused while ServiceHealth is Unhealthy")
+def publish_refused_unhealthy(scenario):
+    """Once the Control Plane answers ServiceHealth = Unhealthy, a publish between two such answers
+    must be refused."""
+    api.publish_while_unhealthy(scenario)
 
 
 @when("the API instances are redeployed")
-def redeployed(drill):
-    """Start every API instance again (the auto-redeploy)."""
-    api.redeploy(drill, drill.current)
+def redeployed(scenario):
+    """Start every killed API instance again (the auto-redeploy)."""
+    api.redeploy(scenario)
 
 
 @then("the gate ServiceHealth = Healthy passes before a new publish")
-def health_before_publish(drill):
-    """Publish only once ServiceHealth = Healthy, and then it must be accepted."""
-    api.service_health_before_publish(drill, drill.current)
+def health_before_publish(scenario):
+    """Once ServiceHealth = Healthy, a publish must be accepted."""
+    api.publish_when_healthy(scenario)

@@ -8,19 +8,20 @@ from ..runner import common
 
 
 @given("the lab is in steady state")
-def lab_in_steady_state(drill):
+def lab_in_steady_state(scenario):
     """Heal leftovers, then require every probe green (ServiceHealth, replication, load balancer);
-    otherwise the scenario stops before any harm."""
-    common.steady_state(drill, drill.current)
+    otherwise the scenario stops before any harm. The same check runs again after every heal."""
+    common.steady_state(scenario, "before")
 
 
 @given("a sequenced workload of intents and approvals is running")
-def workload_running(drill):
+def workload_running(scenario):
     """Start sequenced intent writes (every 5th with evidence, approval, publish) and health probes."""
-    common.start_workload(drill, drill.current)
+    common.start_workload(scenario)
 
 
 @when(parsers.parse("the {link} link is restored"))
-def link_restored(drill, link):
-    """Heal the most recent fault of the scenario (every fault is also healed at its end)."""
-    common.heal_last_fault(drill, drill.current)
+def link_restored(scenario, link):
+    """Heal the active fault on that link: alternate region, evidence store, replication, or a
+    platform's name (every fault is also healed at the scenario's end)."""
+    common.restore_link(scenario, link)

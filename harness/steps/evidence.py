@@ -8,60 +8,61 @@ from ..runner import common, evidence
 
 
 @when("the link to the alternate region is cut")
-def alternate_cut(drill):
+def alternate_cut(scenario):
     """Make the alternate region's bucket unreachable (Toxiproxy proxy down)."""
-    evidence.cut_alternate_region(drill, drill.current)
+    evidence.cut_alternate_region(scenario)
 
 
 @when(parsers.parse("an approved intent's evidence is committed {presence} a copy in the alternate region"))
-def evidence_committed(drill, presence):
-    """Create, evidence and approve an intent; presence is "with" or "without"."""
-    evidence.commit_evidence(drill, drill.current, with_copy=presence == "with")
+def evidence_committed(scenario, presence):
+    """Create, evidence and approve an intent (presence "with" or "without"), then read the
+    alternate bucket for the pack's copy."""
+    evidence.commit_evidence(scenario, with_copy=presence == "with")
 
 
 @when("the evidence store becomes unreachable")
-def store_unreachable(drill):
+def store_unreachable(scenario):
     """Cut the link to the primary evidence store (Toxiproxy proxy down)."""
-    evidence.cut_evidence_store(drill, drill.current)
+    evidence.cut_evidence_store(scenario)
 
 
 @when(parsers.parse("the evidence store answers {status:d} to every request"))
-def store_answers(drill, status):
+def store_answers(scenario, status):
     """Make the primary evidence store answer an HTTP error (through its fault gateway)."""
-    evidence.store_answers(drill, drill.current, status)
+    evidence.store_answers(scenario, status)
 
 
 @when("the evidence store recovers")
-def store_recovers(drill):
-    """Heal the most recent fault of the scenario."""
-    common.heal_last_fault(drill, drill.current)
+def store_recovers(scenario):
+    """Heal the active fault on the evidence store."""
+    common.restore_link(scenario, "evidence store")
 
 
 @then("publishing a pack without a validated copy is blocked with an explicit error")
-def publish_blocked(drill):
+def publish_blocked(scenario):
     """503 with cause evidence_store and Impact = publish blocked."""
-    evidence.publish_blocked(drill, drill.current)
+    evidence.publish_blocked(scenario)
 
 
 @then("its retries back off exponentially")
-def backoff(drill):
-    """The refusal's attempts were spaced by waits doubling each time."""
-    evidence.backoff_exponential(drill, drill.current)
+def backoff(scenario):
+    """The store received the refusal's attempts spaced by waits doubling each time."""
+    evidence.backoff_exponential(scenario)
 
 
 @then("an event Impact = publish blocked is recorded")
-def impact(drill):
-    """An ImpactRecorded event reached the event store."""
-    evidence.impact_recorded(drill, drill.current)
+def impact(scenario):
+    """An ImpactRecorded event about the refused intent reached the event store."""
+    evidence.impact_recorded(scenario)
 
 
 @then("a pack with a validated copy is published from the alternate region")
-def fails_over(drill):
-    """Publish succeeds from the alternate region only thanks to the validated copy."""
-    evidence.publish_fails_over(drill, drill.current)
+def fails_over(scenario):
+    """The pack whose copy was validated is published while the primary store is out."""
+    evidence.publish_fails_over(scenario)
 
 
 @then("publishing resumes")
-def resumes(drill):
-    """Publish succeeds from the primary store again."""
-    evidence.publishing_resumes(drill, drill.current)
+def resumes(scenario):
+    """The blocked pack is published once the store is healthy."""
+    evidence.publishing_resumes(scenario)

@@ -16,189 +16,183 @@ def _platform(name: str) -> str:
 
 
 @given("every platform's connector is healthy")
-def connectors_healthy(drill):
+def connectors_healthy(scenario):
     """Every platform Healthy with its promotions running, as its connector reports it; the API's
     health probes start (availability while the platforms fail)."""
-    p.connectors_healthy(drill, drill.current)
+    p.connectors_healthy(scenario)
 
 
 @given(parsers.parse("an intent for {platform} is published and applied"))
-def published_and_applied(drill, platform):
+def published_and_applied(scenario, platform):
     """Publish one intent for the platform and wait until the platform applied it once."""
-    p.publish(drill, drill.current, [_platform(platform)])
-    p.applied_exactly_once(drill, drill.current, platform)
+    p.publish(scenario, [_platform(platform)])
+    p.applied_exactly_once(scenario, platform)
 
 
 @when(parsers.parse("{platform} answers 429 with Retry-After {seconds:g} s to every request"))
-def throttled(drill, platform, seconds):
+def throttled(scenario, platform, seconds):
     """The platform API throttles every request (HTTP 429 with Retry-After) until healed."""
-    p.degrade(drill, drill.current, _platform(platform), "throttle", seconds)
+    p.degrade(scenario, _platform(platform), "throttle", seconds)
 
 
 @when(parsers.parse("{platform} answers 429 with Retry-After {seconds:g} s to the next {n:d} requests"))
-def throttled_n(drill, platform, seconds, n):
+def throttled_n(scenario, platform, seconds, n):
     """The platform API throttles its next n requests, then answers normally."""
-    p.degrade(drill, drill.current, _platform(platform), "throttle", seconds, n)
+    p.degrade(scenario, _platform(platform), "throttle", seconds, n)
 
 
 @when(parsers.parse("the {platform} link gets {ms:d} ms of latency"))
-def latency(drill, platform, ms):
+def latency(scenario, platform, ms):
     """Toxiproxy latency on the link from the connector to the platform API."""
-    p.link_latency(drill, drill.current, _platform(platform), ms)
+    p.link_latency(scenario, _platform(platform), ms)
 
 
-@when(parsers.parse("the {platform} API becomes unreachable"))
-def unreachable(drill, platform):
-    """Cut the link from the connector to the platform API (Toxiproxy proxy down)."""
-    p.link_cut(drill, drill.current, _platform(platform))
+@when(parsers.parse("the {platform} API answers 503 to every request"))
+def api_errors(scenario, platform):
+    """The platform API is out: it answers 503 to every request until healed."""
+    p.degrade(scenario, _platform(platform), "error")
 
 
 @when(parsers.parse("the {platform} site server is killed"))
-def server_killed(drill, platform):
+def server_killed(scenario, platform):
     """SIGKILL the platform's server (heal starts it again)."""
-    p.server_killed(drill, drill.current, _platform(platform))
+    p.server_killed(scenario, _platform(platform))
 
 
 @when(parsers.parse("the {platform} site server is restarted"))
-def server_restarted(drill, platform):
+def server_restarted(scenario, platform):
     """Start the platform's server again (heals the scenario's faults on that platform)."""
-    p.heal_platform(drill, drill.current, _platform(platform))
+    p.heal_platform(scenario, _platform(platform))
 
 
 @when(parsers.parse("the {platform} platform recovers"))
-def platform_recovers(drill, platform):
+def platform_recovers(scenario, platform):
     """Heal every fault of the scenario on that platform (mode back to ok, latency removed)."""
-    p.heal_platform(drill, drill.current, _platform(platform))
+    p.heal_platform(scenario, _platform(platform))
 
 
 @when(parsers.parse("intents are published for {platforms}"))
-def intents_published(drill, platforms):
+def intents_published(scenario, platforms):
     """Create, evidence and approve one intent per listed platform (comma-separated, repeats
     allowed), then publish them all at once; every publish must be accepted and queued."""
-    p.publish(drill, drill.current, [_platform(x) for x in platforms.split(",")])
+    p.publish(scenario, [_platform(x) for x in platforms.split(",")])
 
 
 @when(parsers.parse("{minutes:d} minutes pass"))
-def minutes_pass(drill, minutes):
+def minutes_pass(scenario, minutes):
     """Move the Control Plane's clock forward (the lab allows it; time rules run in seconds)."""
-    p.advance_clock(drill, drill.current, minutes * 60)
+    p.advance_clock(scenario, minutes * 60)
 
 
 @when(parsers.parse("{hours:d} hours pass"))
-def hours_pass(drill, hours):
+def hours_pass(scenario, hours):
     """Move the Control Plane's clock forward by hours."""
-    p.advance_clock(drill, drill.current, hours * 3600)
+    p.advance_clock(scenario, hours * 3600)
 
 
 @when(parsers.parse("the CAB lifts the pause for {platform}"))
-def cab_lifts(drill, platform):
+def cab_lifts(scenario, platform):
     """A named CAB approver lifts the manual pause (POST /platforms/<platform>/resume)."""
-    p.cab_lifts_pause(drill, drill.current, _platform(platform))
+    p.cab_lifts_pause(scenario, _platform(platform))
 
 
 @when(parsers.parse("the runbook requeues the {platform} dead-letter queue"))
-def runbook_requeue(drill, platform):
+def runbook_requeue(scenario, platform):
     """The runbook moves the dead-lettered intents back to the queue; the move must be confirmed."""
-    p.runbook_requeue(drill, drill.current, _platform(platform))
+    p.runbook_requeue(scenario, _platform(platform))
 
 
 @then(parsers.parse("assignments fail for {platform} only while the other platforms' are applied"))
-def assignments_fail(drill, platform):
-    """The platform's intents are not applied and it is recorded unhealthy; the others apply once."""
-    p.assignments_fail_only_for(drill, drill.current, _platform(platform))
+def assignments_fail(scenario, platform):
+    """The platform's intents are not applied (its log) and PlatformDegraded is recorded; the others apply once."""
+    p.assignments_fail_only_for(scenario, _platform(platform))
 
 
 @then(parsers.parse("promoting one {platform} intent is refused by the gate {gate_name}"))
-def promotion_refused(drill, platform, gate_name):
+def promotion_refused(scenario, platform, gate_name):
     """A ring promotion on the platform answers 503 naming the gate."""
-    p.promotion_refused(drill, drill.current, _platform(platform), gate_name)
+    p.promotion_refused(scenario, _platform(platform), gate_name)
 
 
 @then(parsers.parse("PromotionsPaused is set for {platform}"))
-def paused(drill, platform):
-    """The Control Plane's PromotionsPaused flag is set for the platform."""
-    p.promotions_paused(drill, drill.current, _platform(platform))
+def paused(scenario, platform):
+    """A promotion of one of the platform's intents is refused by the gate PromotionsPaused."""
+    p.promotions_paused(scenario, _platform(platform))
 
 
 @then(parsers.parse("the connector backoff doubles the base interval for {platform}"))
-def connector_backoff(drill, platform):
-    """Each failed attempt of an intent waits twice the previous; attempts are spaced that far."""
-    p.backoff_doubles(drill, drill.current, _platform(platform))
+def connector_backoff(scenario, platform):
+    """The platform received each intent's attempts spaced by waits doubling each time (its log)."""
+    p.backoff_doubles(scenario, _platform(platform))
 
 
 @then(parsers.parse("the Control Plane counts {n:d} throttled answers from {platform}"))
-def throttles_counted(drill, n, platform):
-    """GraphThrottleCount (ThrottleCount) reaches n."""
-    p.throttles_counted(drill, drill.current, _platform(platform), n)
+def throttles_counted(scenario, n, platform):
+    """GraphThrottleCount (ThrottleCount) reaches n and equals the 429s the platform really sent."""
+    p.throttles_counted(scenario, _platform(platform), n)
 
 
 @then(parsers.parse("every intent published for {platform} is applied exactly once"))
-def applied_once(drill, platform):
-    """Each intent published in the scenario reached the platform exactly once."""
-    p.applied_exactly_once(drill, drill.current, _platform(platform))
+def applied_once(scenario, platform):
+    """Each intent published in the scenario reached the platform exactly once (its log)."""
+    p.applied_exactly_once(scenario, _platform(platform))
 
 
 @then(parsers.parse("promotions for {platform} stay paused while GraphThrottleCount > 5"))
-def paused_while_throttled(drill, platform):
-    """Healthy again, but paused (and a promotion refused) while the throttle count is above 5."""
-    p.stay_paused(drill, drill.current, _platform(platform), "ThrottleCount")
+def paused_while_throttled(scenario, platform):
+    """Healthy again, but a promotion is refused while the platform's real 429s in 5 minutes are above 5."""
+    p.stay_paused(scenario, _platform(platform), "ThrottleCount")
 
 
 @then(parsers.parse("promotions for {platform} stay paused until the CAB lifts the pause"))
-def paused_until_cab(drill, platform):
-    """Healthy again, but paused (and a promotion refused) until the CAB lifts its pause."""
-    p.stay_paused(drill, drill.current, _platform(platform), "CAB manual pause")
+def paused_until_cab(scenario, platform):
+    """Healthy again, but a promotion is refused until the CAB lifts its pause."""
+    p.stay_paused(scenario, _platform(platform), "CAB manual pause")
 
 
 @then(parsers.parse("promotions for {platform} resume"))
-def resume(drill, platform):
-    """PromotionsPaused clears; a promotion is accepted and applied exactly once."""
-    p.promotions_resume(drill, drill.current, _platform(platform))
+def resume(scenario, platform):
+    """Once PromotionsPaused clears, a promotion is accepted and its ring's intent applied exactly once."""
+    p.promotions_resume(scenario, _platform(platform))
 
 
 @then(parsers.parse("a CAB manual pause is raised for {platform}"))
-def cab_pause(drill, platform):
-    """CabManualPause set, with its event and a CAB notification."""
-    p.cab_pause_raised(drill, drill.current, _platform(platform))
+def cab_pause(scenario, platform):
+    """CabManualPauseRaised (once, after > 15 min degraded on the Control Plane's clock) and a CAB notification."""
+    p.cab_pause_raised(scenario, _platform(platform))
 
 
 @then(parsers.parse("a CAB notification is emitted for {platform}"))
-def cab_notification(drill, platform):
+def cab_notification(scenario, platform):
     """A CabNotification event about the platform reached the event store."""
-    p.cab_notified(drill, drill.current, _platform(platform))
+    p.cab_notified(scenario, _platform(platform))
 
 
 @then(parsers.parse("the queue depth of {platform} is reported while its intents wait"))
-def queue_depth(drill, platform):
-    """GET /metrics/queues reports the platform's queue depth (JamfQueueDepth) >= 1."""
-    p.queue_depth_reported(drill, drill.current, _platform(platform))
+def queue_depth(scenario, platform):
+    """GET /metrics/queues reports the depth (JamfQueueDepth) the harness reads from the queue itself, >= 1."""
+    p.queue_depth_reported(scenario, _platform(platform))
 
 
 @then(parsers.parse("the {platform} intents are dead-lettered after the connector's maximum attempts, not lost"))
-def dead_lettered(drill, platform):
-    """After the last attempt every waiting intent is in the dead-letter queue."""
-    p.dead_lettered(drill, drill.current, _platform(platform))
+def dead_lettered(scenario, platform):
+    """After the last attempt every waiting intent is in the dead-letter queue (read by the harness)."""
+    p.dead_lettered(scenario, _platform(platform))
 
 
 @then(parsers.parse("the Control Plane records the {platform} site outage"))
-def site_outage(drill, platform):
-    """SiteHealth Down, a SiteOutageRecorded event, and no manual-import fallback yet."""
-    p.site_outage_recorded(drill, drill.current, _platform(platform))
+def site_outage(scenario, platform):
+    """A SiteOutageRecorded event in the store, and no manual-import fallback offered yet."""
+    p.site_outage_recorded(scenario, _platform(platform))
 
 
 @then(parsers.parse("the fallback to manual import is offered for {platform}"))
-def manual_import(drill, platform):
-    """Down for more than 24 h: fallback manual-import offered, with its event."""
-    p.manual_import_offered(drill, drill.current, _platform(platform))
+def manual_import(scenario, platform):
+    """Down for more than 24 h on the Control Plane's clock: ManualImportOffered, once."""
+    p.manual_import_offered(scenario, _platform(platform))
 
 
 @then("no critical ring has a queue backlog older than 10 minutes")
-def backlog(drill):
+def backlog(scenario):
     """No intent of a critical ring waits longer than 10 minutes (Control Plane clock)."""
-    p.backlog_within_limit(drill, drill.current)
-
-
-@then(parsers.parse("the connectors keep serving the queued {platform} work"))
-def served_while_api_down(drill, platform):
-    """With the API tier still down, every intent queued for the platform is applied once."""
-    p.served_while_api_down(drill, drill.current, _platform(platform))
+    p.backlog_within_limit(scenario)

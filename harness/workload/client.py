@@ -11,12 +11,31 @@ import requests
 from ..model import Outcome
 
 
+# Fields of an answer that gates read (what was refused by which gate, for what cause, ...).
+DETAIL_FIELDS = ("error", "cause", "gate", "Impact", "ServiceHealth", "evidence_source", "ValidatedCopyExists",
+                 "state", "outcome", "instance", "idempotency_key", "intent_id", "ring", "requeued", "sha256",
+                 "object_key")
+
+
 @dataclass(frozen=True)
 class Reply:
     outcome: Outcome
     status: int | None
     body: Any
     error: str = ""
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """The answer's fields a gate reads; components of a health answer as {part: status}."""
+        if not isinstance(self.body, dict):
+            return {}
+        detail = {k: self.body[k] for k in DETAIL_FIELDS if k in self.body}
+        if isinstance(self.body.get("attempts"), list):
+            detail["attempts"] = len(self.body["attempts"])
+        components = self.body.get("components")
+        if isinstance(components, dict):
+            detail["components"] = {k: v.get("status") for k, v in components.items() if isinstance(v, dict)}
+        return detail
 
 
 class ApiClient:
@@ -60,13 +79,6 @@ class ApiClient:
                       platform: str = "intune") -> Reply:
         return self.call("POST", "/intents", correlation_id, headers={"Idempotency-Key": key},
                          json={"ring": ring, "platform": platform, "payload": {"key": key}})
-
-    def intent_keys(self, prefix: str) -> Reply:
-        reply = self.call("GET", "/intents", params={"key_prefix": prefix})
-        if reply.outcome is Outcome.OK:
-            keys = [i["idempotency_key"] for i in reply.body["intents"]]
-            return Reply(Outcome.OK, reply.status, keys)
-        return reply
 
     def health(self) -> Reply:
         """ok only when ServiceHealth = Healthy; an answer saying otherwise is a definite fail."""

@@ -61,7 +61,7 @@ class SequencedWriter(_Loop):
             reply = self.client.create_intent(key, self.correlation_id)
             if reply.outcome is Outcome.OK:
                 intent.update(reply.body)
-            return reply.outcome, None, reply.error
+            return reply
 
         op = self.recorder.invoke("write", call, value=key, correlation_id=self.correlation_id)
         if intent and self.approve_every and self.sequence % self.approve_every == 0:
@@ -75,11 +75,11 @@ class SequencedWriter(_Loop):
                  ("publish", "POST", f"/intents/{intent_id}/publish", {})]
         for kind, method, path, body in steps:
             def call(method=method, path=path, body=body):
-                reply = self.client.call(method, path, self.correlation_id, json=body)
-                return reply.outcome, None, reply.error
+                return self.client.call(method, path, self.correlation_id, json=body)
 
-            if self.recorder.invoke(kind, call, value=key, correlation_id=self.correlation_id).outcome \
-                    is not Outcome.OK:
+            op = self.recorder.invoke(kind, call, value=key, correlation_id=self.correlation_id,
+                                      detail={"intent_id": intent_id})
+            if op.outcome is not Outcome.OK:
                 return
 
     def write(self, n: int) -> list[Op]:
@@ -90,12 +90,19 @@ class SequencedWriter(_Loop):
         self.write_one()
 
     def final_read(self) -> Op:
-        """One read of every key with this prefix: the history's final_read."""
-        def call():
-            reply = self.client.intent_keys(self.prefix)
-            return reply.outcome, reply.body if reply.outcome is Outcome.OK else None, reply.error
+        """One read of every key with this prefix: the history's final_read (value: the keys read;
+        detail "published": those whose intent reads back Published)."""
+        detail: dict = {}   # filled by call(); the recorder merges it once call() returned
 
-        return self.recorder.invoke("final_read", call, correlation_id=self.correlation_id)
+        def call():
+            reply = self.client.call("GET", "/intents", self.correlation_id, params={"key_prefix": self.prefix})
+            if reply.outcome is not Outcome.OK:
+                return reply.outcome, None, reply.error
+            intents = reply.body["intents"]
+            detail["published"] = [i["idempotency_key"] for i in intents if i.get("state") == "Published"]
+            return Outcome.OK, [i["idempotency_key"] for i in intents], ""
+
+        return self.recorder.invoke("final_read", call, correlation_id=self.correlation_id, detail=detail)
 
 
 class Prober(_Loop):
@@ -106,8 +113,4 @@ class Prober(_Loop):
         self.client, self.recorder = client, recorder
 
     def step(self) -> None:
-        def call():
-            reply = self.client.health()
-            return reply.outcome, None, reply.error
-
-        self.recorder.invoke("probe", call)
+        self.recorder.invoke("probe", self.client.health)

@@ -5,7 +5,9 @@ Feature: Control Plane API/Policy services / Stateless service outage
   Control Plane behaviour: pause promotions; existing endpoints unaffected (the connectors
   keep serving the work already queued).
   Mitigation: LB health probes; auto-redeploy; CAB incident review;
-  validation rule: ServiceHealth = Healthy required before a new publish.
+  validation rule: ServiceHealth = Healthy required before a new publish (ServiceHealth counts the
+  tier's redundancy: fewer than two availability zones serving is Unhealthy).
+  Target: 99.9% availability per 5-minute window (at most 0.3 s of failed requests in 5 minutes).
 
   @destructive
   Scenario: One availability zone's API instance is lost, then the whole tier
@@ -13,10 +15,13 @@ Feature: Control Plane API/Policy services / Stateless service outage
     And a sequenced workload of intents and approvals is running
     When the API instance in az1 is killed
     Then the load balancer routes around it within the probe interval
+    And the API stays available at 99.9% per 5-minute window while one availability zone is lost
     When landscape answers 429 with Retry-After 0.5 s to the next 2 requests
     And intents are published for landscape, landscape
     And every API instance is down
     Then new intents and approvals are blocked with a clear error
     And the connectors keep serving the queued landscape work
+    When the API instance in az1 is redeployed
+    Then a publish is refused while ServiceHealth is Unhealthy
     When the API instances are redeployed
     Then the gate ServiceHealth = Healthy passes before a new publish

@@ -10,7 +10,7 @@ Feature: Jamf API outage / macOS distribution fails
   Scenario: Jamf becomes unreachable; macOS rings halt, intents are dead-lettered, requeued and applied once
     Given the lab is in steady state
     And every platform's connector is healthy
-    When the jamf API becomes unreachable
+    When the jamf API answers 503 to every request
     And intents are published for jamf, jamf, landscape
     Then assignments fail for jamf only while the other platforms' are applied
     And promoting one jamf intent is refused by the gate PromotionsPaused
@@ -18,7 +18,7 @@ Feature: Jamf API outage / macOS distribution fails
     And the queue depth of jamf is reported while its intents wait
     And the connector backoff doubles the base interval for jamf
     And the jamf intents are dead-lettered after the connector's maximum attempts, not lost
-    When the jamf link is restored
+    When the jamf platform recovers
     And the runbook requeues the jamf dead-letter queue
     Then every intent published for jamf is applied exactly once
     And promotions for jamf resume

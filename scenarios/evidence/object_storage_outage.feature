@@ -3,8 +3,9 @@ Feature: Evidence store / Object storage outage
   Failure-modes matrix row "Evidence store | Object storage outage".
   Impact: evidence packs cannot be written or read, publish blocked.
   Control Plane behaviour: blocking gate with an explicit error; emit Impact = publish blocked.
-  Mitigation: retry policy with exponential backoff; alternate storage region with a
-  ValidatedCopyExists check.
+  Mitigation: retry policy with exponential backoff (seen at the store: its gateway logs every
+  attempt, so it is judged while the store answers 5xx); alternate storage region with a
+  ValidatedCopyExists check (the harness reads the copy from the alternate bucket itself).
 
   @destructive
   Scenario: The primary evidence store becomes unreachable, then answers 5xx
@@ -16,7 +17,6 @@ Feature: Evidence store / Object storage outage
     And an approved intent's evidence is committed with a copy in the alternate region
     And the evidence store becomes unreachable
     Then publishing a pack without a validated copy is blocked with an explicit error
-    And its retries back off exponentially
     And an event Impact = publish blocked is recorded
     And a pack with a validated copy is published from the alternate region
     When the evidence store link is restored

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataclasses import replace
+
 import pytest
 
 from harness.lab.embedded import EmbeddedLab
@@ -20,10 +22,27 @@ DRILL = [sys.executable, "-m", "harness.cli"]
 TOKEN_ENV = "DRILL_TEST_RUNBOOK_TOKEN"
 
 
-def run_plan(plan_name: str, lab, tmp_path: Path) -> tuple[int, dict]:
-    """Run drills/<plan_name> against a running lab: (exit code, results)."""
+def run_plan(plan_name: str, running_lab, tmp_path: Path, **changes) -> tuple[int, dict]:
+    """Run drills/<plan_name> (with `changes` to the plan) against a running lab: (exit code, the
+    results as results.json holds them)."""
     plan = load_plan(ROOT / "drills" / plan_name, ROOT)
-    return run_drill(plan, tmp_path / "out", tmp_path / "cab.jsonl", lab=lab, log=lambda *a, **k: None)
+    return run_loaded(replace(plan, **changes) if changes else plan, running_lab, tmp_path)
+
+
+def run_loaded(plan, lab, tmp_path: Path) -> tuple[int, dict]:
+    code, result = run_drill(plan, tmp_path / "out", tmp_path / "cab.jsonl", lab=lab, log=lambda *a, **k: None)
+    return code, result.to_json() if result is not None else None
+
+
+def gates_of(scenario: dict) -> dict[str, dict]:
+    """A scenario's gates by id."""
+    return {g["id"]: g for g in scenario["gates"]}
+
+
+def not_passed(results: dict) -> dict[str, list]:
+    """Every gate that did not pass, by scenario: what an assertion should print."""
+    return {s["name"]: [g for g in s["gates"] if g["verdict"] != "pass"] + ([s["error"]] if s["error"] else [])
+            for s in results["scenarios"]}
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Matrix row "Control Plane API/Policy services / Stateless service outage" on the embedded lab,
-and its negative: a load balancer that neither probes nor retries must fail the row's gate."""
+and its negatives: a load balancer that neither probes nor retries, and a Control Plane that
+publishes while ServiceHealth is Unhealthy and writes no SIEM line, must each fail the named gate."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from pathlib import Path
 
 from harness.lab.embedded import EmbeddedLab
 from harness.plan import load_plan
-from harness.runner import run_drill
-from tests.integration.conftest import run_plan
+from tests.integration.conftest import gates_of, not_passed, run_loaded, run_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,33 +17,49 @@ def drill(lab, tmp_path):
     return run_plan("quarterly-api.yaml", lab, tmp_path)
 
 
-def gates(results) -> dict:
-    return {g["id"]: g for g in results["scenarios"][0]["gates"]}
-
-
 def test_losing_an_az_then_the_tier_is_survived_as_the_matrix_says(lab, tmp_path):
     code, results = drill(lab, tmp_path)
-    g = gates(results)
-    assert code == 0, [x for x in g.values() if x["verdict"] != "pass"]
+    g = gates_of(results["scenarios"][0])
+    assert code == 0, not_passed(results)
     assert g["no_failed_requests_beyond_probe_interval"]["measured"]["requests_after_kill"] > 20
-    assert "no healthy instance" in g["intents_and_approvals_blocked"]["measured"]["intent"]
-    assert g["service_health_before_publish"]["measured"] == {"ServiceHealth": "Healthy", "publish": 200}
+    budget = g["availability"]["measured"]
+    assert budget["downtime_s"] <= budget["budget_s"] == 0.3 and budget["probes"] > 10
+    assert "503 cause api" in g["intents_and_approvals_blocked"]["measured"].values()
+    assert g["connectors_serve_queued_work"]["measured"] == {"queued": 2, "applied_once_while_down": 2}
+    refused = g["publish_refused_while_unhealthy"]["measured"]
+    assert refused["attempted_while_unhealthy"] >= 1 and refused["accepted"] == 0
+    assert any("api_tier" in a for a in refused["answers"])
+    assert g["publish_accepted_when_healthy"]["measured"]["publish"] == "200"
+    faults = {f["label"]: f for f in results["scenarios"][0]["faults"]}
+    assert set(faults) >= {"kill-api:az1", "kill-api:all"} and all(f["healed_s"] for f in faults.values())
 
 
 def test_a_balancer_without_probes_or_retries_fails_the_row_naming_the_gate(tmp_path):
     with EmbeddedLab(lb_checks=False, lb_retries=False) as misbehaving:
         code, results = drill(misbehaving, tmp_path)
-    g = gates(results)
+    g = gates_of(results["scenarios"][0])
     assert code == 1 and results["verdict"] == "fail"
     assert g["no_failed_requests_beyond_probe_interval"]["verdict"] == "fail"
     assert g["no_failed_requests_beyond_probe_interval"]["measured"]["failed_after_window"] > 0
+    assert g["availability"]["verdict"] == "fail"     # the same loss, in the error budget
+
+
+def test_a_control_plane_publishing_while_unhealthy_and_silent_to_the_siem_fails_those_gates(tmp_path):
+    with EmbeddedLab(cp_flags=("--unsafe-publish-while-unhealthy", "--unsafe-skip-siem")) as misbehaving:
+        code, results = drill(misbehaving, tmp_path)
+    g = gates_of(results["scenarios"][0])
+    assert code == 1 and results["verdict"] == "fail"
+    assert g["publish_refused_while_unhealthy"]["verdict"] == "fail"
+    assert g["publish_refused_while_unhealthy"]["measured"]["accepted"] >= 1
+    recorded = g["correlation_ids_recorded"]
+    assert recorded["verdict"] == "fail" and recorded["measured"]["missing_in_event_store"] == []
+    assert len(recorded["measured"]["missing_in_siem"]) > 0
 
 
 def test_a_tag_expression_runs_only_the_matching_scenarios(lab, tmp_path):
     plan_file = tmp_path / "tagged.yaml"
     plan_file.write_text("drill: tagged\ntitle: t\nha_domain: api\nlab: embedded\n"
                          "scenarios: '@quarterly and @ha-domain:api'\n")
-    code, results = run_drill(load_plan(plan_file, ROOT), tmp_path / "out", tmp_path / "cab.jsonl", lab=lab,
-                              log=lambda *a, **k: None)
+    code, results = run_loaded(load_plan(plan_file, ROOT), lab, tmp_path)
     assert [s["feature"] for s in results["scenarios"]] == ["api/stateless_outage.feature"]
-    assert code == 0
+    assert code == 0, not_passed(results)

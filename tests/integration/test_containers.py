@@ -13,7 +13,7 @@ from harness.lab.containers import ContainerLab
 from harness.lab.engine import ContainerEngineUnavailable, find_engine
 from harness.model import FaultSpec
 from harness.plan import load_plan
-from harness.runner import run_drill
+from tests.integration.conftest import not_passed, run_loaded
 from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,10 +42,9 @@ def live(url: str) -> bool:
 
 def test_the_database_failover_drill_passes_on_containers(container_lab, tmp_path):
     plan = load_plan(ROOT / "drills" / "quarterly-database-containers.yaml", ROOT)
-    code, results = run_drill(plan, tmp_path / "out", tmp_path / "cab.jsonl", lab=container_lab,
-                              log=lambda *a, **k: None)
+    code, results = run_loaded(plan, container_lab, tmp_path)
     scenario = results["scenarios"][0]
-    assert code == 0, [g for g in scenario["gates"] if g["verdict"] != "pass"]
+    assert code == 0, not_passed(results)
     assert results["environment"]["provider"] == "testcontainers"
     assert scenario["measurements"]["lost_writes"] == 0 and scenario["measurements"]["rto_seconds"] < 60
 

@@ -48,7 +48,8 @@ def test_without_confirm_the_drill_is_a_dry_run_and_says_so(staging, tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["dry_run"] is True and results["verdict"] == "unknown"
     gates = {g["id"]: g for g in results["scenarios"][0]["gates"]}
-    assert gates["dry_run"]["verdict"] == "unknown" and gates["steady_state"]["verdict"] == "pass"
+    assert gates["faults_healed"]["verdict"] == "unknown" and "dry run" in gates["faults_healed"]["detail"]
+    assert gates["steady_state"]["verdict"] == "pass"
     assert "DRY RUN" in (tmp_path / "out" / "report.html").read_text()
     assert runbook(staging, "/state")["primary"] == primary          # nothing was touched
 

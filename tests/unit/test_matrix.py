@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from harness.matrix import ROWS, render
+from harness.model import DrillResult
 from harness.report import append_cab_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def run(tmp_path: Path, cab: Path, name: str, data: dict) -> None:
     out = tmp_path / name
     out.mkdir()
     (out / "results.json").write_text(json.dumps(data))
-    append_cab_log(cab, data, report_path=out / "report.html")
+    append_cab_log(cab, DrillResult.from_json(data), report_path=out / "report.html")
 
 
 def test_the_matrix_has_the_specs_seven_rows_in_order():

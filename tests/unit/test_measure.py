@@ -46,7 +46,7 @@ def test_rto_is_time_from_injection_to_the_first_confirmed_write_after_it():
     result = rto(h)
     assert result.seconds == pytest.approx(3.1)
     assert result.phases["first_write"] == pytest.approx(3.1)
-    assert "op 3" in result.verdict_reason
+    assert "key 'c'" in result.verdict_reason
 
 
 def test_rto_is_unknown_when_no_write_succeeds_after_the_fault():
@@ -259,3 +259,65 @@ def test_availability_counts_only_ops_of_the_requested_kind():
 def test_availability_refuses_a_non_positive_bucket():
     with pytest.raises(ValueError, match="bucket_seconds"):
         availability(history([probe(1, 0.0)]), bucket_seconds=0)
+
+
+# --- RTO on what the fault blocks ----------------------------------------------------------
+
+
+def publish(i, t, key, outcome=OK):
+    return Op(id=i, kind="publish", t_invoke=t, t_complete=t + 0.2, outcome=outcome, value=key)
+
+
+def test_rto_on_publish_counts_only_publishes_read_back_published():
+    read = Op(id=99, kind="final_read", t_invoke=100.0, t_complete=100.5, outcome=OK, value=["a", "b", "c"],
+              detail={"published": ["c"]})
+    ops = [write(1, 11.0, "a"), publish(2, 12.0, "b"), publish(3, 15.0, "c"), read]
+    result = rto(history(ops, [INJECT_AT_10]), on="publish")
+    assert result.seconds == pytest.approx(5.2) and "first_publish" in result.phases
+
+
+def test_rto_on_an_apply_comes_from_the_platforms_own_log():
+    def request(t, status):
+        return Event(kind="platform_request", name="platform:jamf", t=t, source="platform:jamf",
+                     detail={"idempotency_key": "k", "status": status})
+    events = [INJECT_AT_10, request(11.0, 503), request(12.0, 503), request(17.5, 200),
+              Event(kind="platform_request", name="platform:sccm", t=13.0, source="platform:sccm",
+                    detail={"idempotency_key": "x", "status": 200})]
+    assert rto(history([], events), on="apply:jamf").seconds == pytest.approx(7.5)
+    assert rto(history([], events[:3]), on="apply:jamf").seconds is None
+
+
+def test_rto_refuses_an_operation_it_cannot_measure_on():
+    with pytest.raises(ValueError, match="apply:<platform>"):
+        rto(history([write(1, 11.0, "a"), final_read(["a"])], [INJECT_AT_10]), on="approve")
+
+
+# --- downtime: the spec's 5-minute windows, time-weighted --------------------------------------
+
+
+def timed_probe(i, t, outcome=OK, wall0=1_700_000_000.0):
+    return Op(id=i, kind="probe", t_invoke=t, t_complete=t + 0.01, outcome=outcome, wall_invoke=wall0 + t)
+
+
+def test_downtime_weighs_each_failed_probe_by_the_time_until_the_next():
+    from harness.measure.probes import downtime
+    ops = [timed_probe(i, i * 0.1, FAIL if 10 <= i < 14 else OK) for i in range(30)]
+    (window,) = downtime(history(ops))
+    assert window.downtime_s == pytest.approx(0.4) and window.failed == 4 and window.probes == 30
+    assert window.window_ratio == pytest.approx(1 - 0.4 / 300)
+
+
+def test_downtime_windows_are_aligned_on_the_wall_clock_and_split_a_stretch_across_them():
+    from harness.measure.probes import downtime
+    wall0 = 1_700_000_100.0 - 0.25           # 0.25 s before a 5-minute boundary (1_700_000_100 % 300 == 0)
+    ops = [timed_probe(0, 0.0, FAIL, wall0), timed_probe(1, 0.5, OK, wall0)]
+    first, second = downtime(history(ops))
+    assert first.downtime_s == pytest.approx(0.25) and second.downtime_s == pytest.approx(0.25)
+    assert second.start == 1_700_000_100.0
+
+
+def test_downtime_inside_a_span_ignores_probes_outside_it():
+    from harness.measure.probes import downtime
+    ops = [timed_probe(i, float(i), FAIL if i < 5 else OK) for i in range(10)]
+    (window,) = downtime(history(ops), start=5.0)
+    assert window.downtime_s == 0.0 and window.probes == 5

@@ -32,13 +32,20 @@ def test_the_shipped_plans_are_valid():
 
 def test_targets_default_to_the_spec(tmp_path):
     plan = load_plan(write(tmp_path, GOOD), ROOT)
-    assert plan.targets == DEFAULT_TARGETS == {"rto_seconds": 28800.0, "rpo_seconds": 86400.0}
+    # RTO 8 h; a failover under synchronous replication loses <= 5 min; a restore from backup <= 24 h
+    assert plan.targets == DEFAULT_TARGETS == {"rto_seconds": 28800.0, "rpo_seconds": 300.0,
+                                               "backup_rpo_seconds": 86400.0}
     assert plan.lab.replication == "sync"
 
 
-def test_tier_1_sets_a_one_hour_rpo(tmp_path):
+def test_tier_1_sets_a_one_hour_backup_rpo_and_keeps_the_failover_rpo(tmp_path):
     plan = load_plan(write(tmp_path, GOOD + "tier: 1\n"), ROOT)
-    assert plan.targets["rpo_seconds"] == 3600.0
+    assert plan.targets["backup_rpo_seconds"] == 3600.0 and plan.targets["rpo_seconds"] == 300.0
+
+
+def test_no_shipped_failover_plan_judges_rpo_looser_than_the_spec():
+    for path in sorted((ROOT / "drills").glob("*.yaml")):
+        assert load_plan(path, ROOT).targets["rpo_seconds"] <= 300.0, path.name
 
 
 @pytest.mark.parametrize("extra, key, words", [

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.model import Verdict
+from harness.model import DrillResult, Verdict
 from harness.report import (
     CabLogCorrupt,
     append_cab_log,
@@ -17,9 +17,14 @@ from harness.report import (
 )
 
 
+def R(data: dict) -> DrillResult:
+    """The typed result the report reads, from results.json's shape."""
+    return DrillResult.from_json(data)
+
+
 def make_results(name="db-primary-kill", rto_verdict="pass", rto=3.2):
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "drill": "quarterly-database",
         "title": "Quarterly database failover drill",
         "correlation_id": "drill-7f3a",
@@ -56,7 +61,7 @@ def make_results(name="db-primary-kill", rto_verdict="pass", rto=3.2):
 
 
 def test_the_three_files_are_written_and_parse(tmp_path):
-    paths = write_all(make_results(), tmp_path / "out")
+    paths = write_all(R(make_results()), tmp_path / "out")
     data = json.loads(paths["results"].read_text())
     assert data["drill"] == "quarterly-database"
     assert data["scenarios"][0]["gates"][1]["verdict"] == "unknown"
@@ -68,7 +73,7 @@ def test_the_three_files_are_written_and_parse(tmp_path):
 def test_results_json_sorts_keys_only_within_measurements(tmp_path):
     results = make_results()
     results["scenarios"][0]["measurements"]["rto_seconds"] = float("nan")
-    text = write_results(results, tmp_path).read_text()
+    text = write_results(R(results), tmp_path).read_text()
     data = json.loads(text)
     assert list(data)[:3] == ["schema_version", "drill", "title"]
     assert list(data["scenarios"][0]["measurements"]) == sorted(data["scenarios"][0]["measurements"])
@@ -78,18 +83,18 @@ def test_results_json_sorts_keys_only_within_measurements(tmp_path):
 
 
 def test_a_failed_write_leaves_no_half_file_behind(tmp_path):
-    write_results(make_results(), tmp_path)
+    write_results(R(make_results()), tmp_path)
     before = (tmp_path / "results.json").read_text()
     bad = make_results()
     bad["environment"]["oops"] = object()  # not JSON-serialisable
     with pytest.raises(TypeError):
-        write_results(bad, tmp_path)
+        write_results(R(bad), tmp_path)
     assert (tmp_path / "results.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
 def test_junit_has_one_case_per_gate_per_scenario_with_failure_and_error(tmp_path):
-    root = ET.parse(write_all(make_results(rto_verdict="fail", rto=45.0), tmp_path)["junit"]).getroot()
+    root = ET.parse(write_all(R(make_results(rto_verdict="fail", rto=45.0)), tmp_path)["junit"]).getroot()
     suite = root.find("testsuite")
     assert suite.get("name") == "quarterly-database"
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
@@ -105,31 +110,31 @@ def test_junit_has_one_case_per_gate_per_scenario_with_failure_and_error(tmp_pat
 def test_junit_reports_a_scenario_without_gates_as_an_error(tmp_path):
     results = make_results()
     results["scenarios"][0]["gates"] = []
-    root = ET.parse(write_all(results, tmp_path)["junit"]).getroot()
+    root = ET.parse(write_all(R(results), tmp_path)["junit"]).getroot()
     case = root.find("testsuite/testcase")
     assert case.find("error") is not None
 
 
 def test_junit_survives_control_characters_and_markup_in_names(tmp_path):
     results = make_results(name="<script>\x00&\"")
-    ET.parse(write_all(results, tmp_path)["junit"])
+    ET.parse(write_all(R(results), tmp_path)["junit"])
 
 
 def test_html_escapes_a_malicious_scenario_name():
-    html = render_html(make_results(name="<script>alert(1)</script>"))
+    html = render_html(R(make_results(name="<script>alert(1)</script>")))
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_html_fetches_nothing_from_the_network():
-    html = render_html(make_results())
+    html = render_html(R(make_results()))
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert "<script" not in html.lower()
     assert "<style>" in html and "<svg" in html
 
 
 def test_html_shows_fail_and_the_failing_gate_first():
-    html = render_html(make_results(rto_verdict="fail", rto=45.0))
+    html = render_html(R(make_results(rto_verdict="fail", rto=45.0)))
     banner = re.search(r'<div class="banner (\w+)"[^>]*>(.*?)</div>', html, re.S)
     assert banner.group(1) == "fail" and "FAIL" in banner.group(2)
     not_passed = html[html.index("Gates not passed"):html.index("<h2>Targets")]
@@ -138,7 +143,7 @@ def test_html_shows_fail_and_the_failing_gate_first():
 
 
 def test_html_prints_unknown_for_none():
-    html = render_html(make_results())
+    html = render_html(R(make_results()))
     row = re.search(r"<code>availability</code></td>\s*<td class=\"num\">(\w+)</td>", html)
     assert row.group(1) == "unknown"
 
@@ -148,14 +153,14 @@ def test_html_says_not_applicable_for_a_measure_a_scenario_cannot_have_and_names
     results["scenarios"][0]["measurements"] = {"availability": 1.0}     # no write workload
     results["scenarios"][0]["matrix_row"] = {"number": 5, "component": "Jamf API outage",
                                              "failure": "macOS distribution fails"}
-    html = render_html(results)
+    html = render_html(R(results))
     row = re.search(r"<code>rto_seconds</code></td>\s*<td class=\"num\">30</td>\s*<td class=\"num\">([^<]+)</td>", html)
-    assert row.group(1) == "n/a (no writes)"
+    assert row.group(1) == "n/a"
     assert "Failure-modes matrix row 5: Jamf API outage" in html
 
 
 def test_html_draws_probes_and_shades_fault_windows():
-    html = render_html(make_results())
+    html = render_html(R(make_results()))
     assert len(re.findall(r'<circle class="ok"', html)) == 2
     assert len(re.findall(r'<circle class="fail"', html)) == 1
     assert len(re.findall(r'<rect class="window"', html)) == 2
@@ -163,27 +168,27 @@ def test_html_draws_probes_and_shades_fault_windows():
 
 
 def test_html_shows_environment_but_never_a_secret():
-    html = render_html(make_results())
+    html = render_html(R(make_results()))
     assert "lab-1" in html and "embedded" in html and "16.2" in html
     assert "hunter2" not in html
 
 
 def test_html_renders_a_results_dict_with_almost_nothing_in_it():
-    html = render_html({"verdict": None})
+    html = render_html(R({"verdict": None}))
     assert "UNKNOWN" in html and "unknown" in html
 
 
 def test_html_lists_lost_write_keys():
     results = make_results()
     results["scenarios"][0]["lost_write_keys"] = ["intent-41", "intent-42"]
-    html = render_html(results)
+    html = render_html(R(results))
     assert "intent-41" in html and "intent-42" in html
 
 
 def test_the_cab_log_chains_and_verifies(tmp_path):
     log = tmp_path / "cab" / "cab-log.jsonl"
-    first = append_cab_log(log, make_results(), report_path="reports/out/1/report.html")
-    second = append_cab_log(log, make_results(rto_verdict="fail"))
+    first = append_cab_log(log, R(make_results()), report_path="reports/out/1/report.html")
+    second = append_cab_log(log, R(make_results(rto_verdict="fail")))
     assert first["prev_hash"] == "0" * 64
     assert second["prev_hash"] == first["hash"]
     assert second["gates"]["fail"] == 1 and second["gates"]["not_passed"] == [
@@ -197,7 +202,7 @@ def test_the_cab_log_chains_and_verifies(tmp_path):
 def test_the_cab_log_verifier_finds_the_first_tampered_line(tmp_path):
     log = tmp_path / "cab.jsonl"
     for _ in range(3):
-        append_cab_log(log, make_results())
+        append_cab_log(log, R(make_results()))
     lines = log.read_text().splitlines()
     tampered = json.loads(lines[1])
     tampered["verdict"] = "pass" if tampered["verdict"] == "fail" else "fail"
@@ -209,7 +214,7 @@ def test_the_cab_log_verifier_finds_the_first_tampered_line(tmp_path):
 def test_the_cab_log_verifier_finds_a_deleted_line(tmp_path):
     log = tmp_path / "cab.jsonl"
     for _ in range(3):
-        append_cab_log(log, make_results())
+        append_cab_log(log, R(make_results()))
     lines = log.read_text().splitlines()
     log.write_text(lines[0] + "\n" + lines[2] + "\n")
     assert verify_cab_log(log) == (False, 2)
@@ -217,12 +222,12 @@ def test_the_cab_log_verifier_finds_a_deleted_line(tmp_path):
 
 def test_the_cab_log_refuses_to_chain_onto_a_half_written_line(tmp_path):
     log = tmp_path / "cab.jsonl"
-    append_cab_log(log, make_results())
+    append_cab_log(log, R(make_results()))
     with log.open("a") as f:
         f.write('{"drill": "half')
     assert verify_cab_log(log) == (False, 2)
     with pytest.raises(CabLogCorrupt, match="incomplete"):
-        append_cab_log(log, make_results())
+        append_cab_log(log, R(make_results()))
 
 
 def test_an_empty_cab_log_is_valid(tmp_path):

@@ -1,16 +1,15 @@
 """A scenario's verdict: its worst gate, and never pass when it did not run every step."""
 
 from harness.model import GateResult, Verdict
-from harness.runner.context import ScenarioRun
+from harness.runner.scenario import DrillRun
 
 
-def run_with(*verdicts: Verdict, steps=(3, 3), error=None) -> ScenarioRun:
-    run = ScenarioRun(name="s", feature="f", tags=[], correlation_id="c")
-    run.steps_total, run.steps_done = steps
-    run.error = error
-    for i, v in enumerate(verdicts):
-        run.gate(GateResult(f"g{i}", "", None, None, v))
-    return run
+def run_with(*verdicts: Verdict, steps=(3, 3), error=None):
+    scenario = DrillRun(drill="d", lab=None, targets={}).begin("s", "f", [])
+    scenario.steps_total, scenario.steps_done = steps
+    scenario.error = error
+    scenario.gates = [GateResult(f"g{i}", "", None, None, v) for i, v in enumerate(verdicts)]
+    return scenario
 
 
 def test_every_gate_passing_and_every_step_run_passes():
@@ -33,3 +32,10 @@ def test_a_scenario_that_stopped_early_still_fails_on_a_failed_gate():
 
 def test_no_gate_at_all_is_unknown():
     assert run_with().verdict is Verdict.UNKNOWN
+
+
+def test_scenarios_of_a_run_get_their_own_correlation_ids_under_the_drills():
+    run = DrillRun(drill="d", lab=None, targets={})
+    first, second = run.begin("a", "f", []), run.begin("b", "f", [])
+    assert first.correlation_id == f"{run.correlation_id}/1" and second.correlation_id == f"{run.correlation_id}/2"
+    assert run.current is second

@@ -1,0 +1,113 @@
+"""The fault journal of one scenario (Chaos Toolkit's journal, Jepsen's nemesis log): every fault
+goes through the registry, is recorded when injected and when healed, and whatever is still
+active is healed, newest first, when the scenario ends, also after a failed step or Ctrl-C.
+
+Each fault gets the journal's default time limit where its mechanism allows one (TIME_LIMITED):
+should the harness die, the fault server, the stand-in or PostgreSQL lifts it by itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..model import FaultRecord, FaultSpec
+from .base import Fault, FaultContext, build
+
+DEFAULT_TIME_LIMIT_S = 600.0
+
+
+@dataclass
+class Entry:
+    label: str
+    fault: Fault
+    injected_t: float
+    description: str = ""
+    healed_t: float | None = None
+    heal_error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.healed_t is None
+
+
+class FaultJournal:
+    """`record(kind, name, **detail)` writes an event (inject / heal) and returns it with its time t."""
+
+    def __init__(self, lab: Any, record: Callable[..., Any], default_time_limit_s: float = DEFAULT_TIME_LIMIT_S):
+        self.lab = lab
+        self.record = record
+        self.default_time_limit_s = default_time_limit_s
+        self.entries: list[Entry] = []
+
+    def context(self) -> FaultContext:
+        return FaultContext(toxiproxy=getattr(self.lab, "toxiproxy", None), lab=self.lab)
+
+    def inject(self, spec: FaultSpec, label: str) -> Fault:
+        """Validate, record "inject" (the moment harm starts: RTO counts from it), then inject. An
+        inject that fails half-way is healed and recorded healed before the error goes up."""
+        if spec.time_limit_s is None and getattr(build(spec), "TIME_LIMITED", False):
+            spec = dataclasses.replace(spec, time_limit_s=self.default_time_limit_s)
+        fault = build(spec)
+        event = self.record("inject", label, fault=fault.describe(), type=spec.type, target=spec.target,
+                            time_limit_s=spec.time_limit_s)
+        entry = Entry(label, fault, event.t)
+        self.entries.append(entry)
+        try:
+            fault.inject(self.context())
+        except BaseException:
+            self._heal(entry)
+            raise
+        entry.description = fault.describe()   # once injected it names what it acts on (pg-a, az1, ...)
+        return fault
+
+    def active(self) -> list[Entry]:
+        return [e for e in self.entries if e.active]
+
+    def find(self, label: str | None = None, target: str | None = None) -> Entry | None:
+        """The most recent active fault with this label (or on this target)."""
+        for entry in reversed(self.active()):
+            if (label is None or entry.label == label) and (target is None or entry.fault.spec.target == target):
+                return entry
+        return None
+
+    def heal(self, label: str | None = None, target: str | None = None) -> Entry:
+        """Heal the most recent active fault with this label (or on this target); an error names
+        what is active when none matches."""
+        entry = self.find(label, target)
+        if entry is None:
+            active = ", ".join(f"{e.label} (on {e.fault.spec.target})" for e in self.active()) or "none"
+            what = f"label {label!r}" if label else f"target {target!r}"
+            raise LookupError(f"no active fault with {what} to heal; active: {active}")
+        self._heal(entry, raise_errors=True)
+        return entry
+
+    def heal_all(self) -> list[str]:
+        """Heal every active fault, newest first, each in its own try; the errors, as text."""
+        errors = []
+        for entry in reversed(self.active()):
+            self._heal(entry)
+            if entry.active:
+                errors.append(f"{entry.label}: {entry.heal_error}")
+        return errors
+
+    def _heal(self, entry: Entry, raise_errors: bool = False) -> None:
+        """Heal one fault: "heal" recorded once it is undone; a heal that fails is recorded as
+        "heal_failed" and the fault stays active (heal_all tries it again at the scenario's end)."""
+        try:
+            entry.fault.heal(self.context())
+        except Exception as exc:
+            entry.heal_error = f"{type(exc).__name__}: {exc}"
+            self.record("heal_failed", entry.label, fault=entry.fault.describe(), error=entry.heal_error)
+            if raise_errors:
+                raise
+            return
+        entry.heal_error = None
+        entry.healed_t = self.record("heal", entry.label, fault=entry.fault.describe()).t
+
+    def records(self, t0: float) -> list[FaultRecord]:
+        """The journal for the report: times in seconds from t0."""
+        return [FaultRecord(e.label, e.fault.spec.type, e.fault.spec.target, e.description or e.fault.describe(),
+                            round(e.injected_t - t0, 3), None if e.healed_t is None else round(e.healed_t - t0, 3),
+                            e.fault.spec.time_limit_s, e.heal_error) for e in self.entries]

@@ -1,0 +1,66 @@
+"""Process faults of the lab: the database primary crashes, an availability zone's API instance is
+lost. Each kills with SIGKILL (no time limit: a killed process cannot come back by itself) and
+names its heal: the node back (rebuilt as a replica once another was promoted), the instance
+redeployed."""
+
+from __future__ import annotations
+
+from ..model import FaultSpec
+from .base import Fault, FaultContext, FaultError, register
+
+DATABASE_PRIMARY = "database-primary"
+
+
+@register
+class DatabasePrimaryKill(Fault):
+    TYPE = "database_primary_kill"
+    DESCRIPTION = ("SIGKILLs the database primary's postmaster and every child (a crash); heal: the node "
+                   "back, rebuilt as a replica of the promoted primary (or started again if none was promoted)")
+    PARAMS: dict = {}
+
+    def __init__(self, spec: FaultSpec):
+        super().__init__(spec)
+        if spec.target != DATABASE_PRIMARY:
+            raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {DATABASE_PRIMARY!r} "
+                             f"(whichever node is the primary when it is injected)")
+        self.node: str | None = None
+
+    def inject(self, ctx: FaultContext) -> None:
+        self.node = ctx.lab.database_primary()
+        ctx.lab.kill_database_node(self.node)
+
+    def heal(self, ctx: FaultContext) -> None:
+        node, self.node = self.node, None
+        if node is not None:
+            ctx.lab.restore_database_node(node)
+
+    def describe(self) -> str:
+        return f"{self.TYPE} on {self.node or self.spec.target} (SIGKILL)"
+
+
+@register
+class ApiInstanceKill(Fault):
+    TYPE = "api_instance_kill"
+    DESCRIPTION = ("SIGKILLs an availability zone's API instance (target az1, az2, az3), or every instance "
+                   "still up (target all); heal: redeploy what it killed")
+    PARAMS: dict = {}
+
+    def __init__(self, spec: FaultSpec):
+        super().__init__(spec)
+        self.killed: list[str] = []
+
+    def inject(self, ctx: FaultContext) -> None:
+        names = [self.spec.target] if self.spec.target != "all" else \
+            [n for n in ctx.lab.api_instances() if ctx.lab.api_instance_alive(n)]
+        for name in names:
+            self.killed.append(name)
+            ctx.lab.kill_api_instance(name)
+
+    def heal(self, ctx: FaultContext) -> None:
+        for name in list(self.killed):
+            ctx.lab.redeploy_api_instance(name)
+            self.killed.remove(name)
+
+    def describe(self) -> str:
+        which = ", ".join(self.killed) if self.killed else self.spec.target
+        return f"{self.TYPE} on {which} (SIGKILL)"

@@ -1,0 +1,532 @@
+"""Matrix rows 4-6 (Intune Graph degraded, Jamf API outage, SCCM site server down), judged from what
+the platform stand-ins logged (every request, its answer, its time), the harness's own reads of the
+queues and the event store, and its own promotion attempts. Time rules run on the Control Plane's
+clock, which only the harness moves ("clock" events), so the harness knows it too."""
+
+from __future__ import annotations
+
+from harness.gates.base import Gate, answer, last_op, register
+from harness.measure.platforms import applied, arrivals, backoff, cp_time, requests_at, throttle_count
+from harness.model import GateResult, History, Op
+
+REPORT_DELAY_S = 1.0     # a connector's report reaches the Control Plane this long after the platform answered
+
+
+def _promotions(history: History, platform: str) -> list[Op]:
+    return sorted((o for o in history.ops_of("promote") if o.detail.get("platform") == platform),
+                  key=lambda o: o.t_invoke)
+
+
+def _healed(history: History, platform: str) -> float | None:
+    heals = [e.t for e in history.events_of("heal") if e.name.endswith(f":{platform}")]
+    return max(heals) if heals else None
+
+
+def _injected(history: History, platform: str) -> float | None:
+    injects = [e.t for e in history.events_of("inject") if e.name.endswith(f":{platform}")]
+    return min(injects) if injects else None
+
+
+def _events_read(history: History, type_: str, platform: str, after: float | None = None):
+    """The rows of the last read of `type_` events (made after `after`) about the platform and
+    appended after `after`; None when no such read succeeded."""
+    read = last_op(history, "read_events", after=after, type=type_)
+    if read is None or not read.ok:
+        return None
+    return [e for e in read.value if (e.get("payload") or {}).get("platform") == platform
+            and (after is None or _event_t(history, e) >= after - 0.5)]
+
+
+def _requeued(history: History, platform: str) -> float | None:
+    requeue = [o.t_invoke for o in history.ops_of("requeue") if o.detail.get("platform") == platform]
+    return min(requeue) if requeue else None
+
+
+def _event_t(history: History, row: dict) -> float:
+    """A stored event's time on the history clock (its `at` is the database's real clock)."""
+    import datetime as dt
+    return history.at(dt.datetime.fromisoformat(str(row["at"])).timestamp())
+
+
+@register
+class ConnectorsHealthy(Gate):
+    """Precondition: before any fault, the Control Plane had every platform Healthy with its
+    promotions running (as its connectors reported them)."""
+
+    id = "connectors_healthy"
+    description = "Every platform Healthy and its promotions running before injection"
+    threshold = "all Healthy"
+
+    def __init__(self, platforms: tuple[str, ...] = ("intune", "jamf", "sccm", "landscape", "ansible")):
+        self.platforms = tuple(platforms)
+
+    def evaluate(self, history: History) -> GateResult:
+        first = min((e.t for e in history.events_of("inject")), default=None)
+        views = [o for o in history.ops_of("platforms_view") if first is None or o.done <= first]
+        if not views:
+            return self.unknown("the platforms were not checked before the faults")
+        view = max(views, key=lambda o: o.done)
+        if not view.ok:
+            return self.unknown(f"the platforms could not be read: {view.error}")
+        views = view.value or {}
+        bad = {p: "not reported" for p in self.platforms if p not in views}
+        bad.update({p: v.get("pause_reasons") or v.get("health") for p, v in views.items()
+                    if v.get("PromotionsPaused") or v.get("health") != "Healthy"})
+        return self.judge(not bad, "all Healthy" if not bad else bad)
+
+
+@register
+class PublishAccepted(Gate):
+    """Publishing is accepted and queued for the connectors (delivery waits for the platform)."""
+
+    id = "publish_accepted_and_queued"
+    description = "Publishing is accepted and queued for the connectors (delivery waits for the platform)"
+    threshold = "all accepted"
+
+    def __init__(self, keys: list[str]):
+        self.keys = list(keys)
+
+    def evaluate(self, history: History) -> GateResult:
+        ops = [o for o in history.ops_of("publish") if o.value in self.keys]
+        if not ops:
+            return self.unknown("no intent was published")
+        refused = [f"{o.value}: {answer(o)}" for o in ops if not o.ok]
+        return self.judge(not refused, {"published": len(ops) - len(refused), "refused": refused[:5]})
+
+
+@register
+class OtherPlatformsContinue(Gate):
+    """While one platform fails, the other platforms apply their intents, each exactly once, by the
+    time the harness looked (its checkpoint)."""
+
+    id = "other_platforms_continue"
+
+    def __init__(self, platform: str, keys: dict[str, list[str]], checkpoint: str):
+        self.platform, self.keys, self.checkpoint = platform, {p: list(k) for p, k in keys.items()}, checkpoint
+        self.threshold = "every count 1"
+        self.description = f"Platforms other than {platform} keep applying intents (each exactly once)"
+
+    def evaluate(self, history: History) -> GateResult:
+        mark = history.first_event("checkpoint", self.checkpoint)
+        if mark is None:
+            return self.unknown("the harness did not look")
+        if not self.keys:
+            return self.unknown("no other platform was published to")
+        counts = {p: [len([e for e in applied(arrivals(history, p).get(k, [])) if e.t <= mark.t]) for k in ks]
+                  for p, ks in self.keys.items()}
+        return self.judge(all(n == 1 for ns in counts.values() for n in ns), counts)
+
+
+@register
+class AssignmentFails(Gate):
+    """The failing platform's intents are not applied (its own log shows none) while it fails, and
+    the Control Plane recorded the platform unhealthy (a PlatformDegraded event in the store)."""
+
+    def __init__(self, platform: str, keys: list[str], checkpoint: str):
+        self.platform, self.keys, self.checkpoint = platform, list(keys), checkpoint
+        self.id = f"assignment_fails_{platform}"
+        self.threshold = "none applied, PlatformDegraded recorded"
+        self.description = (f"Assignment fails for {platform} rings only (its intents not applied; the Control "
+                            f"Plane records the platform unhealthy)")
+
+    def evaluate(self, history: History) -> GateResult:
+        mark = history.first_event("checkpoint", self.checkpoint)
+        start = _injected(history, self.platform)
+        if mark is None or start is None:
+            return self.unknown("no fault on the platform, or the harness did not look")
+        if not self.keys:
+            return self.unknown(f"no {self.platform} intent was published")
+        seen = arrivals(history, self.platform)
+        applied_early = [k for k in self.keys if any(e.t <= mark.t for e in applied(seen.get(k, [])))]
+        degraded = _events_read(history, "PlatformDegraded", self.platform, after=start)
+        measured = {"published": len(self.keys), "applied": len(applied_early),
+                    "recorded_unhealthy": None if degraded is None else bool(degraded)}
+        if degraded is None:
+            return self.unknown("PlatformDegraded events were not read", measured)
+        return self.judge(not applied_early and bool(degraded), measured)
+
+
+@register
+class PromotionRefused(Gate):
+    """While the platform's fault lasts, a ring promotion of one of its intents is refused by the
+    named gate (503, gate in the answer)."""
+
+    def __init__(self, platform: str, gate_name: str, gate_id: str | None = None):
+        self.platform, self.gate_name = platform, gate_name
+        self.id = gate_id or f"promotion_refused_{platform}"
+        self.threshold = f"503, gate {gate_name}"
+        self.description = (f"Ring promotion on {platform} refused by the gate {gate_name} while it fails (from "
+                            f"the moment the Control Plane recorded it degraded until its recovery)")
+
+    def evaluate(self, history: History) -> GateResult:
+        start, end = _injected(history, self.platform), _healed(history, self.platform)
+        if start is None:
+            return self.unknown(f"no fault on {self.platform}")
+        degraded = _events_read(history, "PlatformDegraded", self.platform, after=start)
+        if not degraded:
+            return self.unknown(f"the Control Plane's record of {self.platform} degraded was not read")
+        known = min(_event_t(history, e) for e in degraded)   # from then on the Control Plane knew
+        ops = [o for o in _promotions(history, self.platform) if o.t_invoke >= known and (end is None or o.done <= end)]
+        if not ops:
+            return self.unknown(f"no {self.platform} promotion attempted while it failed")
+        wrong = [o for o in ops if o.status != 503 or o.detail.get("gate") != self.gate_name]
+        return self.judge(not wrong, {"answers": sorted({answer(o) for o in ops})})
+
+
+@register
+class ConnectorBackoff(Gate):
+    """ConnectorBackoff: each retry of an intent waits about twice the previous interval (2x base),
+    as the platform itself received the attempts (its request log): >= 3 attempts, the first gap at
+    least the base interval, each gap min_ratio..max_ratio times the previous."""
+
+    def __init__(self, platform: str, keys: list[str], base_s: float, min_ratio: float = 1.5,
+                 max_ratio: float = 3.0):
+        self.platform, self.keys, self.base_s = platform, set(keys), base_s
+        self.min_ratio, self.max_ratio = min_ratio, max_ratio
+        self.id = f"connector_backoff_2x_{platform}"
+        self.threshold = f"first gap >= {base_s:g} s; each gap {min_ratio:g}-{max_ratio:g} x the previous"
+        self.description = ("ConnectorBackoff: each retry waits 2x the previous interval, as the platform "
+                            "received the attempts")
+
+    def evaluate(self, history: History) -> GateResult:
+        b = backoff(history, self.platform, self.keys, until=_requeued(history, self.platform))
+        measured = {"gaps_s": [round(g, 3) for g in b.gaps_s], "ratios": [round(r, 2) for r in b.ratios]}
+        if len(b.gaps_s) < 2:
+            return self.unknown(f"fewer than 3 attempts of one {self.platform} intent reached the platform",
+                                measured)
+        ok = (b.gaps_s[0] >= 0.9 * self.base_s and all(g > 0 for g in b.gaps_s)
+              and all(self.min_ratio <= r <= self.max_ratio for r in b.ratios))
+        return self.judge(ok, measured)
+
+
+@register
+class ThrottleCountAccurate(Gate):
+    """The Control Plane's throttle count (GraphThrottleCount for Intune) equals the 429 answers the
+    platform really sent in the window, and reached n."""
+
+    def __init__(self, platform: str, n: int, window_s: float = 300.0):
+        self.platform, self.n, self.window_s = platform, n, window_s
+        self.id = f"throttles_counted_{platform}"
+        self.threshold = f"= the platform's 429s, >= {n}"
+        self.description = f"Every 429 answer of {platform} counted by the Control Plane"
+
+    def evaluate(self, history: History) -> GateResult:
+        views = [o for o in history.ops_of("platform_view") if o.detail.get("platform") == self.platform and o.ok]
+        if not views:
+            return self.unknown(f"the Control Plane's view of {self.platform} was not read")
+        wrong, highest = [], None
+        for view in views:
+            reported = view.value.get("GraphThrottleCount", view.value.get("ThrottleCount"))
+            # the connector reports a 429 a moment after the platform sent it: the 429s of the last
+            # REPORT_DELAY_S before the read may not be counted yet
+            high = throttle_count(history, self.platform, view.done, self.window_s)
+            recent = sum(1 for e in requests_at(history, self.platform) if e.detail.get("status") == 429
+                         and view.t_invoke - REPORT_DELAY_S < e.t <= view.done)
+            low = max(0, high - recent)
+            if reported is None or not low <= reported <= high:
+                wrong.append(f"reported {reported}, platform sent {high}")
+            if reported is not None and (highest is None or reported > highest[0]):
+                highest = (reported, high)
+        measured = {"reads": len(views), "highest_reported": highest[0] if highest else None,
+                    "sent_by_platform": highest[1] if highest else None, "disagreements": wrong[:5]}
+        return self.judge(not wrong and highest is not None and highest[0] >= self.n, measured)
+
+
+@register
+class AppliedExactlyOnce(Gate):
+    """Every intent published for the platform reached it exactly once (nothing lost, nothing applied
+    twice by retries, redeliveries or the requeue), by the platform's own log."""
+
+    def __init__(self, platform: str, keys: list[str], ring: str | None = None):
+        self.platform, self.ring = platform, ring
+        self.keys = [k + (f"@{ring}" if ring else "") for k in keys]
+        self.id = f"applied_exactly_once_{platform}" + (f"_{ring}" if ring else "")
+        self.threshold = "0 missing, 0 duplicated"
+        self.description = f"Every intent published for {platform} applied exactly once (Test-IdempotencyKey)"
+
+    def evaluate(self, history: History) -> GateResult:
+        if not self.keys:
+            return self.unknown(f"no {self.platform} intent was published")
+        seen = arrivals(history, self.platform)
+        counts = {k: len(applied(seen.get(k, []))) for k in self.keys}
+        missing = [k for k, n in counts.items() if n == 0]
+        twice = [k for k, n in counts.items() if n > 1]
+        return self.judge(not missing and not twice,
+                          {"published": len(self.keys), "missing": len(missing), "duplicated": len(twice)})
+
+
+@register
+class ResumeRequiresLowThrottleCount(Gate):
+    """Validation of row 4: after the platform recovered, a promotion while its throttle count (the
+    platform's real 429s in the window, on the Control Plane's clock) is above the limit is refused,
+    and none is accepted while it is."""
+
+    def __init__(self, platform: str, limit: int = 5, window_s: float = 300.0):
+        self.platform, self.limit, self.window_s = platform, limit, window_s
+        self.id = "resume_requires_throttle_count_le_5" if limit == 5 else f"resume_requires_throttle_count_le_{limit}"
+        self.threshold = f"refused while > {limit}"
+        self.description = f"Promotions on {platform} stay paused after recovery while GraphThrottleCount > {limit}"
+
+    def evaluate(self, history: History) -> GateResult:
+        healed = _healed(history, self.platform)
+        if healed is None:
+            return self.unknown(f"{self.platform} was not healed")
+        ops = [(o, throttle_count(history, self.platform, o.t_invoke, self.window_s))
+               for o in _promotions(history, self.platform) if o.t_invoke >= healed]
+        high = [(o, n) for o, n in ops if n > self.limit]
+        if not high:
+            return self.unknown(f"no promotion attempted after recovery while the count was above {self.limit}")
+        accepted = [(o, n) for o, n in high if o.ok]
+        measured = {"attempted_while_high": len(high), "accepted": len(accepted),
+                    "throttle_count": max(n for _, n in high)}
+        return self.judge(not accepted, measured)
+
+
+@register
+class PromotionsResumed(Gate):
+    """Promotions resume: the last promotion was accepted and its ring's intent reached the platform
+    exactly once after it."""
+
+    def __init__(self, platform: str, ring: str):
+        self.platform, self.ring = platform, ring
+        self.id = f"promotions_resumed_{platform}"
+        self.threshold = "accepted; applied once"
+        self.description = f"Promotions on {platform} resume: the promotion accepted and applied once"
+
+    def evaluate(self, history: History) -> GateResult:
+        ops = _promotions(history, self.platform)
+        if not ops:
+            return self.unknown(f"no {self.platform} promotion was attempted")
+        last = ops[-1]
+        key = f"{last.value}@{self.ring}"
+        after = [e for e in applied(arrivals(history, self.platform).get(key, [])) if e.t >= last.t_invoke]
+        return self.judge(last.ok and len(after) == 1, {"promotion": answer(last), "applied": len(after)})
+
+
+@register
+class CabManualPause(Gate):
+    """A CAB manual pause (with its CAB notification) is raised once the platform has been degraded
+    for more than `after_s` on the Control Plane's clock, and not before."""
+
+    def __init__(self, platform: str, after_s: float = 900.0):
+        self.platform, self.after_s = platform, after_s
+        self.id = f"cab_manual_pause_{platform}"
+        self.threshold = f"one pause, raised after > {after_s / 60:g} min degraded, with a notification"
+        self.description = f"CAB manual pause raised after {platform} was degraded for more than {after_s / 60:g} minutes"
+
+    def evaluate(self, history: History) -> GateResult:
+        start = _injected(history, self.platform)
+        if start is None:
+            return self.unknown(f"no fault on {self.platform}")
+        raised = _events_read(history, "CabManualPauseRaised", self.platform, after=start)
+        notices = _events_read(history, "CabNotification", self.platform, after=start)
+        if raised is None or notices is None:
+            return self.unknown("the CAB events were not read")
+        fault_cp = cp_time(history, start)
+        ages = [round(cp_time(history, _event_t(history, e)) - fault_cp, 1) for e in raised]
+        measured = {"raised": len(raised), "degraded_for_s": ages, "notifications": len(notices)}
+        ok = len(raised) == 1 and ages[0] > self.after_s and bool(notices)
+        return self.judge(ok, measured)
+
+
+@register
+class CabPauseHoldsUntilLifted(Gate):
+    """After the platform recovered, promotions stay refused until the CAB lifts its pause."""
+
+    id = "cab_pause_holds_until_lifted"
+    threshold = "refused until the lift"
+
+    def __init__(self, platform: str):
+        self.platform = platform
+        self.description = f"Promotions on {platform} stay paused after recovery until the CAB lifts the pause"
+
+    def evaluate(self, history: History) -> GateResult:
+        healed = _healed(history, self.platform)
+        lifts = [o for o in history.ops_of("cab_lift") if o.ok and o.detail.get("platform") == self.platform]
+        lift = min(lifts, key=lambda o: o.t_invoke) if lifts else None
+        if healed is None:
+            return self.unknown(f"{self.platform} was not healed")
+        ops = [o for o in _promotions(history, self.platform)
+               if o.t_invoke >= healed and (lift is None or o.done <= lift.t_invoke)]
+        if not ops:
+            return self.unknown("no promotion attempted between the recovery and the CAB's lift")
+        return self.judge(not any(o.ok for o in ops), {"answers": sorted({answer(o) for o in ops})})
+
+
+@register
+class CabNotified(Gate):
+    """A CAB notification about the platform's outage reached the event store."""
+
+    def __init__(self, platform: str):
+        self.platform = platform
+        self.id = f"cab_notification_{platform}"
+        self.threshold = ">= 1"
+        self.description = f"CAB notification emitted for the {platform} outage"
+
+    def evaluate(self, history: History) -> GateResult:
+        start = _injected(history, self.platform)
+        if start is None:
+            return self.unknown(f"no fault on {self.platform}")
+        notices = _events_read(history, "CabNotification", self.platform, after=start)
+        if notices is None:
+            return self.unknown("CabNotification events were not read")
+        return self.judge(bool(notices), {"notifications": len(notices)})
+
+
+@register
+class QueueDepthAccurate(Gate):
+    """The queue depth metric (JamfQueueDepth for Jamf) reports the intents waiting: the Control
+    Plane's figure lies between the depths the harness read from the queue itself right before and
+    right after, and is at least 1."""
+
+    def __init__(self, platform: str):
+        self.platform = platform
+        metric = "JamfQueueDepth" if platform == "jamf" else f"{platform} queue depth"
+        self.id = f"queue_depth_reported_{platform}"
+        self.threshold = "= the queue's depth, >= 1"
+        self.description = f"{metric} reported accurately while intents wait"
+
+    def evaluate(self, history: History) -> GateResult:
+        reports = [o for o in history.ops_of("queue_metrics") if o.ok]
+        reads = sorted((o for o in history.ops_of("queue_depth") if o.ok and o.detail.get("platform") == self.platform),
+                       key=lambda o: o.t_invoke)
+        for report in sorted(reports, key=lambda o: o.t_invoke, reverse=True):
+            before = [o.value for o in reads if o.done <= report.t_invoke]
+            after = [o.value for o in reads if o.t_invoke >= report.done]
+            if before and after:
+                reported = ((report.value or {}).get(self.platform) or {}).get("queue_depth")
+                low, high = sorted((before[-1], after[0]))
+                measured = {"reported": reported, "queue_before": before[-1], "queue_after": after[0]}
+                ok = reported is not None and low <= reported <= high and reported >= 1
+                return self.judge(ok, measured)
+        return self.unknown("no queue metric read between two reads of the queue itself")
+
+
+@register
+class DeadLettered(Gate):
+    """After the connector's maximum attempts the platform's intents are in the dead-letter queue
+    (read by the harness), not lost: each reached the platform exactly max_attempts times."""
+
+    def __init__(self, platform: str, keys: list[str], max_attempts: int):
+        self.platform, self.keys, self.max_attempts = platform, list(keys), max_attempts
+        self.id = f"dead_lettered_{platform}"
+        self.threshold = f"all in the dead-letter queue after {max_attempts} attempts"
+        self.description = f"{platform} intents dead-lettered after the connector's maximum attempts, kept (not lost)"
+
+    def evaluate(self, history: History) -> GateResult:
+        requeued = _requeued(history, self.platform)
+        reads = [o for o in history.ops_of("dead_letters") if o.ok and o.detail.get("platform") == self.platform
+                 and (requeued is None or o.done <= requeued)]
+        if not reads:
+            return self.unknown("the dead-letter queue was not read before any requeue")
+        dlq = max(reads, key=lambda o: o.done)
+        if not self.keys:
+            return self.unknown(f"no {self.platform} intent was published")
+        seen = arrivals(history, self.platform)
+        attempts = {k: len([e for e in seen.get(k, []) if e.t <= dlq.done]) for k in self.keys}
+        in_dlq = [k for k in self.keys if k in (dlq.value or ())]
+        measured = {"dead_lettered": len(in_dlq), "attempts": sorted(set(attempts.values()))}
+        ok = len(in_dlq) == len(self.keys) and all(n == self.max_attempts for n in attempts.values())
+        return self.judge(ok, measured)
+
+
+@register
+class RequeueConfirmed(Gate):
+    """The runbook's requeue moved every dead-lettered intent back: the dead-letter queue, read by
+    the harness after it, holds none of them."""
+
+    def __init__(self, platform: str, keys: list[str]):
+        self.platform, self.keys = platform, list(keys)
+        self.id = f"requeue_confirmed_{platform}"
+        self.threshold = "dead-letter queue emptied of them"
+        self.description = "Runbook requeue confirmed: every dead-lettered intent moved back to the queue"
+
+    def evaluate(self, history: History) -> GateResult:
+        requeue = last_op(history, "requeue", platform=self.platform)
+        if requeue is None:
+            return self.unknown("no requeue was made")
+        dlq = last_op(history, "dead_letters", after=requeue.done, platform=self.platform)
+        if dlq is None or not dlq.ok:
+            return self.unknown("the dead-letter queue was not read after the requeue")
+        left = [k for k in self.keys if k in (dlq.value or ())]
+        return self.judge(requeue.ok and not left, {"requeue": answer(requeue), "still_dead_lettered": len(left)})
+
+
+@register
+class NoCriticalBacklog(Gate):
+    """No queue backlog beyond the limit (10 minutes) for critical rings: from its acknowledged
+    publish (or promotion) to its apply at the platform, on the Control Plane's clock; an intent
+    still unapplied at the end counts its age until then."""
+
+    id = "no_critical_backlog_over_10_min"
+    description = "No queue backlog beyond 10 minutes for critical rings"
+
+    def __init__(self, critical_rings: tuple[str, ...] = ("ring0", "ring1"), limit_s: float = 600.0):
+        self.critical, self.limit_s = tuple(critical_rings), limit_s
+        self.threshold = f"<= {limit_s:g} s"
+
+    def evaluate(self, history: History) -> GateResult:
+        sent = [(o, o.detail.get("platform"), o.value) for o in history.ops_of("publish")
+                if o.ok and o.detail.get("ring") in self.critical]
+        sent += [(o, o.detail.get("platform"), f"{o.value}@{o.detail.get('to_ring')}") for o in history.ops_of("promote")
+                 if o.ok and o.detail.get("to_ring") in self.critical]
+        if not sent:
+            return self.unknown("no intent of a critical ring was published")
+        end = max([e.t for e in history.events] + [o.done for o in history.ops])
+        ages = []
+        for op, platform, key in sent:
+            done = [e.t for e in applied(arrivals(history, platform).get(key, [])) if e.t >= op.t_invoke]
+            at = min(done) if done else end
+            ages.append(cp_time(history, at) - cp_time(history, op.done))
+        oldest = max(ages)
+        return self.judge(oldest <= self.limit_s, {"oldest_critical_s": round(oldest, 1), "intents": len(sent)})
+
+
+@register
+class SiteOutageRecorded(Gate):
+    """The Control Plane records the site outage (SiteOutageRecorded in the store) and offers no
+    fallback yet."""
+
+    def __init__(self, platform: str):
+        self.platform = platform
+        self.id = f"site_outage_recorded_{platform}"
+        self.threshold = "SiteOutageRecorded, no fallback yet"
+        self.description = "The Control Plane records the site outage"
+
+    def evaluate(self, history: History) -> GateResult:
+        start = _injected(history, self.platform)
+        if start is None:
+            return self.unknown(f"no fault on {self.platform}")
+        recorded = _events_read(history, "SiteOutageRecorded", self.platform, after=start)
+        if recorded is None:
+            return self.unknown("SiteOutageRecorded events were not read")
+        moved = history.first_event("clock", after=start)     # before the harness moved the clock on
+        early = [o for o in history.ops_of("read_events") if o.detail.get("type") == "ManualImportOffered"
+                 and o.ok and o.t_invoke >= start and (moved is None or o.done <= moved.t)]
+        if not early:
+            return self.unknown("the fallback offers were not read while the outage was young", len(recorded))
+        offered = [e for e in early[-1].value if (e.get("payload") or {}).get("platform") == self.platform]
+        return self.judge(bool(recorded) and not offered, {"events": len(recorded), "fallback_offered": bool(offered)})
+
+
+@register
+class ManualImportOffered(Gate):
+    """The fallback to manual import is offered once the site has been down for more than 24 h on the
+    Control Plane's clock, once."""
+
+    def __init__(self, platform: str, after_s: float = 86400.0):
+        self.platform, self.after_s = platform, after_s
+        self.id = f"manual_import_fallback_{platform}"
+        self.threshold = f"one offer, after > {after_s / 3600:g} h down"
+        self.description = f"Fallback to manual import offered once the site is down for more than {after_s / 3600:g} h"
+
+    def evaluate(self, history: History) -> GateResult:
+        start = _injected(history, self.platform)
+        if start is None:
+            return self.unknown(f"no fault on {self.platform}")
+        offered = _events_read(history, "ManualImportOffered", self.platform, after=start)
+        if offered is None:
+            return self.unknown("ManualImportOffered events were not read")
+        fault_cp = cp_time(history, start)
+        ages = [round(cp_time(history, _event_t(history, e)) - fault_cp, 1) for e in offered]
+        return self.judge(len(offered) == 1 and ages[0] > self.after_s, {"offers": len(offered), "down_for_s": ages})

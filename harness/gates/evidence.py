@@ -1,0 +1,174 @@
+"""Matrix row 3, "Evidence store / Object storage outage": publish blocked with an explicit error
+and Impact = publish blocked, retries backing off exponentially as the store's gateway saw them,
+failover only to a validated copy (read from the alternate bucket by the harness), recovery."""
+
+from __future__ import annotations
+
+from harness.gates.base import Gate, answer, fault_span, last_op, register, seconds
+from harness.gates.recovery import refused_in
+from harness.model import GateResult, History, Verdict
+
+CAUSE, IMPACT = "evidence_store", "publish blocked"
+
+
+@register
+class ValidatedCopy(Gate):
+    """The alternate region holds (or, for the precondition "without a copy", does not hold) a copy
+    of the evidence pack whose sha256 is that of the content the harness sent."""
+
+    def __init__(self, key: str, present: bool):
+        self.key, self.present = key, present
+        self.id = f"validated_copy_{'present' if present else 'absent'}"
+        self.threshold = "copy with the same sha256" if present else "no copy"
+        self.description = (f"Evidence pack committed {'with' if present else 'without'} a validated "
+                            f"alternate-region copy (read back from the alternate bucket)")
+
+    def evaluate(self, history: History) -> GateResult:
+        read = last_op(history, "store_read", key=self.key)
+        if read is None or not read.ok:
+            return self.unknown("the alternate bucket was not read" if read is None
+                                else f"the alternate bucket could not be read: {read.error}")
+        expected = read.detail.get("expected")
+        found = read.value
+        measured = {"sha256": found[:12] if found else None, "expected": (expected or "")[:12]}
+        if self.present:
+            return self.judge(found is not None and found == expected, measured)
+        return self.judge(found is None, measured)
+
+
+@register
+class PublishBlockedDuringOutage(Gate):
+    """While the evidence store is out, publishing the pack without a validated copy is refused:
+    503, cause evidence_store, Impact = publish blocked, with an explicit error."""
+
+    def __init__(self, fault: str, key: str, condition: str):
+        self.fault, self.key = fault, key
+        self.id = f"publish_blocked_store_{condition.replace(' ', '_')}"
+        self.threshold = f"503, cause {CAUSE}, Impact = {IMPACT}"
+        self.description = f"Publish blocked with an explicit error while the evidence store is {condition}"
+
+    def evaluate(self, history: History) -> GateResult:
+        span = fault_span(history, self.fault)
+        if span is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        mine = History(tuple(o for o in history.ops if o.kind != "publish" or o.value == self.key), ())
+        result = refused_in(self, mine, span, ("publish",), status=503, cause=CAUSE, Impact=IMPACT)
+        unclear = [o for o in mine.ops_of("publish") if span.holds(o) and not o.detail.get("error")]
+        if result.verdict is Verdict.PASS and unclear:
+            return self.result(Verdict.FAIL, result.measured, "refused without an explicit error")
+        return result
+
+
+@register
+class RetryBackoffAtStore(Gate):
+    """The store calls behind a refused publish were retried with waits growing about twofold, as
+    the S3 fault gateway (a lab part in front of the store) received them."""
+
+    def __init__(self, fault: str, key: str, object_key: str, condition: str, gateway: str = "s3",
+                 min_attempts: int = 3, min_ratio: float = 1.5, max_ratio: float = 3.0):
+        self.fault, self.key, self.object_key, self.gateway = fault, key, object_key, gateway
+        self.min_attempts, self.min_ratio, self.max_ratio = min_attempts, min_ratio, max_ratio
+        self.id = f"retry_backoff_exponential_{condition.replace(' ', '_')}"
+        self.threshold = f">= {min_attempts} attempts, each gap {min_ratio:g} to {max_ratio:g} x the previous"
+        self.description = ("Retry policy with exponential backoff: each wait about twice the previous, "
+                            "as the store received the attempts")
+
+    def evaluate(self, history: History) -> GateResult:
+        span = fault_span(history, self.fault)
+        if span is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        publishes = [o for o in history.ops_of("publish") if o.value == self.key and span.holds(o)]
+        if not publishes:
+            return self.unknown("no publish of the pack was attempted while the store failed")
+        publish = publishes[0]
+        # the reads of the pack's object that the refused publish caused
+        needle = self.object_key
+        hits = sorted(e.t for e in history.events_of("gateway_request", source=f"gateway:{self.gateway}")
+                      if publish.t_invoke <= e.t <= publish.done and needle in str(e.detail.get("path", ""))
+                      and e.detail.get("method") in ("HEAD", "GET"))
+        gaps = [round((b - a) * 1000) for a, b in zip(hits, hits[1:])]
+        ratios = [round(b / a, 2) for a, b in zip(gaps, gaps[1:]) if a > 0]
+        measured = {"attempts": len(hits), "gaps_ms": gaps, "ratios": ratios}
+        if len(hits) < self.min_attempts:
+            return self.result(Verdict.FAIL if hits else Verdict.UNKNOWN, measured,
+                               f"the store saw {len(hits)} attempt(s) for the pack during the publish")
+        ok = all(g > 0 for g in gaps) and all(self.min_ratio <= r <= self.max_ratio for r in ratios)
+        return self.judge(ok, measured, "" if all(g > 0 for g in gaps) else "an attempt followed another without a wait")
+
+
+@register
+class ImpactRecorded(Gate):
+    """An event Impact = publish blocked about the refused intent reached the event store."""
+
+    id = "impact_event_recorded"
+    description = "Event Impact = publish blocked emitted to the event store"
+    threshold = ">= 1 ImpactRecorded for the intent after the fault"
+
+    def __init__(self, fault: str, intent_id: int):
+        self.fault, self.intent_id = fault, intent_id
+
+    def evaluate(self, history: History) -> GateResult:
+        inject = history.first_event("inject", self.fault)
+        if inject is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        read = last_op(history, "read_events", after=inject.t, type="ImpactRecorded")
+        if read is None or not read.ok:
+            return self.unknown("ImpactRecorded events were not read" if read is None
+                                else f"the event store could not be read: {read.error}")
+        mine = [e for e in read.value if e.get("intent_id") == self.intent_id
+                and (e.get("payload") or {}).get("Impact") == IMPACT
+                and _epoch(e.get("at")) >= inject.wall - 1.0]
+        return self.judge(bool(mine), {"ImpactRecorded": len(mine)})
+
+
+def _epoch(stamp) -> float:
+    import datetime as dt
+    try:
+        return dt.datetime.fromisoformat(str(stamp)).timestamp()
+    except ValueError:
+        return float("-inf")
+
+
+@register
+class PublishedFromValidatedCopy(Gate):
+    """While the primary store is out, the pack with a validated alternate-region copy is still
+    published (the failover to the alternate region)."""
+
+    id = "failover_with_validated_copy"
+    description = "Failover to the alternate region bucket when ValidatedCopyExists"
+    threshold = "published while the primary store was out"
+
+    def __init__(self, fault: str, key: str):
+        self.fault, self.key = fault, key
+
+    def evaluate(self, history: History) -> GateResult:
+        span = fault_span(history, self.fault)
+        if span is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        ops = [o for o in history.ops_of("publish") if o.value == self.key and span.holds(o)]
+        if not ops:
+            return self.unknown("the pack with a copy was not published while the store was out")
+        return self.judge(all(o.ok for o in ops), {"publish": answer(ops[0]),
+                                                   "evidence_source": ops[0].detail.get("evidence_source")})
+
+
+@register
+class PublishingResumed(Gate):
+    """Once the store is healthy again, the pack that was blocked is published."""
+
+    id = "publishing_resumed"
+    description = "Publishing resumes once the evidence store is healthy"
+    threshold = "published after the heal"
+
+    def __init__(self, fault: str, key: str):
+        self.fault, self.key = fault, key
+
+    def evaluate(self, history: History) -> GateResult:
+        span = fault_span(history, self.fault)
+        if span is None or span.end is None:
+            return self.unknown(f"the fault {self.fault!r} was not injected and healed")
+        ops = [o for o in history.ops_of("publish") if o.value == self.key and o.t_invoke >= span.end]
+        if not ops:
+            return self.unknown("the blocked pack was not published again after the heal")
+        first = min(ops, key=lambda o: o.t_invoke)
+        return self.judge(first.ok, {"publish": answer(first), "after_heal_s": seconds(first.t_invoke - span.end)})

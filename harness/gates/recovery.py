@@ -1,0 +1,324 @@
+"""Recovery gates of every failover row: RTO, RPO, lost and duplicated writes, events and applies,
+the failover itself, writes resuming, ApprovalEventCount, TransactionLag before failback."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from harness import measure
+from harness.gates.base import Gate, Span, fault_span, last_op, register, seconds
+from harness.measure.accounting import NoFinalRead
+from harness.measure.eventstore import _event_counts, audit_needed
+from harness.model import GateResult, History, Outcome, Verdict
+
+
+@register
+class RtoSeconds(Gate):
+    """RTO <= target, measured on the operation the fault blocks (write, publish, apply:<platform>).
+    Never recovered is FAIL; no fault to measure from, or nothing to confirm recovery with, UNKNOWN."""
+
+    id = "rto_seconds"
+
+    def __init__(self, target: float, fault: str | None = None, on: str = "write"):
+        self.target, self.fault, self.on = target, fault, on
+        self.threshold = f"<= {target:g} s"
+        self.description = (f"Recovery time (fault to the first {on.split(':')[0]} after it that completed "
+                            f"ok end to end) <= {target:g} s")
+
+    def evaluate(self, history: History) -> GateResult:
+        try:
+            rto = measure.rto(history, self.fault, self.on)
+        except NoFinalRead as exc:
+            return self.unknown(f"recovery cannot be confirmed: {exc}")
+        if rto.fault_time is None:
+            return self.unknown(rto.verdict_reason)
+        if rto.seconds is None:
+            return self.result(Verdict.FAIL, None, rto.verdict_reason)
+        return self.judge(rto.seconds <= self.target, seconds(rto.seconds), rto.verdict_reason)
+
+
+@register
+class RpoSeconds(Gate):
+    """RPO <= target: fault time minus the acknowledgement of the first lost write (0: none lost)."""
+
+    id = "rpo_seconds"
+
+    def __init__(self, target: float, fault: str | None = None, writes: str = "write", read: str = "final_read"):
+        self.target, self.fault, self.writes, self.read = target, fault, writes, read
+        self.threshold = f"<= {target:g} s"
+        self.description = f"Recovery point (data loss window before the fault) <= {target:g} s"
+
+    def evaluate(self, history: History) -> GateResult:
+        try:
+            rpo = measure.rpo(history, self.fault, writes=self.writes, read=self.read)
+        except NoFinalRead as exc:
+            return self.unknown(f"no final read: {exc}")
+        if rpo.seconds is None:
+            return self.unknown(f"{rpo.lost_count} writes lost but no fault to measure from")
+        return self.judge(rpo.seconds <= self.target, seconds(rpo.seconds),
+                          f"{rpo.lost_count} acknowledged write(s) lost")
+
+
+@register
+class LostWrites(Gate):
+    """Acknowledged writes absent after recovery <= allowed (default 0)."""
+
+    id = "lost_writes"
+
+    def __init__(self, allowed: int = 0, writes: str = "write", read: str = "final_read"):
+        self.allowed, self.writes, self.read = allowed, writes, read
+        self.threshold = f"<= {allowed}"
+        self.description = f"Acknowledged writes lost <= {allowed}"
+
+    def evaluate(self, history: History) -> GateResult:
+        try:
+            accounting = measure.write_accounting(history, writes=self.writes, read=self.read)
+        except NoFinalRead as exc:
+            return self.unknown(f"no final read: {exc}")
+        lost = list(accounting.lost)
+        return self.judge(len(lost) <= self.allowed, len(lost),
+                          f"{accounting.acknowledged} acknowledged; lost: {', '.join(map(str, lost[:10]))}"
+                          if lost else f"{accounting.acknowledged} acknowledged, every one read back")
+
+
+@register
+class DuplicatedWrites(Gate):
+    """No key read back twice (a write applied twice)."""
+
+    id = "duplicated_writes"
+    threshold = "0"
+    description = "No write applied twice (duplicated writes = 0)"
+
+    def __init__(self, writes: str = "write", read: str = "final_read"):
+        self.writes, self.read = writes, read
+
+    def evaluate(self, history: History) -> GateResult:
+        try:
+            duplicated = measure.write_accounting(history, writes=self.writes, read=self.read).duplicated
+        except NoFinalRead as exc:
+            return self.unknown(f"no final read: {exc}")
+        return self.judge(not duplicated, len(duplicated), ", ".join(map(str, duplicated[:10])))
+
+
+@register
+class DuplicatedEvents(Gate):
+    """No state change of the workload has two audit events (from the audit read of the store)."""
+
+    id = "duplicated_events"
+    threshold = "0"
+    description = "No state change recorded twice in the append-only event store"
+
+    def evaluate(self, history: History) -> GateResult:
+        read = last_op(history, "read_audit")
+        if read is None or read.outcome is not Outcome.OK:
+            return self.unknown("the event store was not read after the scenario" if read is None
+                                else f"the event store could not be read: {read.error}")
+        counts, intent_of = _event_counts(read.value)
+        twice = []
+        for op in audit_needed(history.ops):
+            if op.kind == "write":
+                n = counts[("IntentCreated", op.value)]
+            else:
+                ref = op.detail.get("intent_id", intent_of.get(op.value))
+                n = counts[(measure.eventstore.EVENT_OF[op.kind], ref)] if ref is not None else 0
+            if n > 1:
+                twice.append(f"{op.kind} {op.value}")
+        return self.judge(not twice, len(twice), ", ".join(twice[:10]))
+
+
+@register
+class DuplicatedApplies(Gate):
+    """No intent reached a platform twice (the stand-ins' own logs; connectors' idempotency)."""
+
+    id = "duplicated_applies"
+    threshold = "0"
+    description = "No intent applied twice by a platform (Test-IdempotencyKey)"
+
+    def __init__(self, platforms: tuple[str, ...], keys: set[str] | None = None):
+        self.platforms, self.keys = tuple(platforms), keys
+
+    def evaluate(self, history: History) -> GateResult:
+        from harness.measure.platforms import applied, arrivals
+        seen = False
+        twice = []
+        for platform in self.platforms:
+            for key, events in arrivals(history, platform).items():
+                if self.keys is not None and key not in self.keys:
+                    continue
+                seen = True
+                if len(applied(events)) > 1:
+                    twice.append(f"{platform} {key} x{len(applied(events))}")
+        if not seen:
+            return self.unknown("no intent of the scenario reached a platform")
+        return self.judge(not twice, len(twice), ", ".join(twice[:10]))
+
+
+@register
+class FailoverCompleted(Gate):
+    """The lab's failover (detect, promote, repoint the clients) completed after the fault."""
+
+    id = "failover_completed"
+    description = "Replica promoted and clients repointed (automatic failover)"
+
+    def __init__(self, fault: str, timeout_s: float = 60.0):
+        self.fault, self.timeout_s = fault, timeout_s
+        self.threshold = f"reconnect within {timeout_s:g} s"
+
+    def evaluate(self, history: History) -> GateResult:
+        inject = history.first_event("inject", self.fault)
+        if inject is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        phases = {e.kind: round(e.t - inject.t, 3) for e in reversed(history.events)
+                  if e.t >= inject.t and e.kind in ("detect", "fence", "promote", "reconnect")}
+        error = history.first_event("failover_error", after=inject.t)
+        reconnect = history.first_event("reconnect", after=inject.t)
+        if reconnect is None:
+            return self.result(Verdict.FAIL, phases or None,
+                               f"failover error: {error.detail.get('error')}" if error else "no reconnect event")
+        return self.judge(reconnect.t - inject.t <= self.timeout_s, phases)
+
+
+@register
+class WritesResumed(Gate):
+    """A write through the API succeeds after the clients were repointed (after `after`)."""
+
+    id = "writes_resumed"
+    description = "Writes resume through the API after the failover"
+    threshold = "a write acknowledged after the reconnect"
+
+    def __init__(self, fault: str, after: str = "reconnect"):
+        self.fault, self.after = fault, after
+
+    def evaluate(self, history: History) -> GateResult:
+        inject = history.first_event("inject", self.fault)
+        if inject is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        mark = history.first_event(self.after, after=inject.t)
+        if mark is None:
+            return self.unknown(f"no {self.after} event after the fault: nothing to resume from")
+        writes = [o for o in history.ops_of("write") if o.t_invoke >= mark.t]
+        ok = [o for o in writes if o.ok]
+        if not writes:
+            return self.unknown(f"no write attempted after the {self.after}")
+        return self.judge(bool(ok), seconds(min(o.done for o in ok) - inject.t) if ok else None,
+                          f"{len(ok)} of {len(writes)} writes acknowledged after the {self.after}")
+
+
+@register
+class ApprovalEventCount(Gate):
+    """Validation rule 5: after the failover, the ApprovalRecorded events on the promoted node are
+    exactly the approvals the primary acknowledged (an indeterminate approval may or may not be
+    there); none missing, none extra, none twice."""
+
+    id = "approval_event_count"
+    description = "ApprovalEventCount after failover matches the approvals the primary acknowledged"
+    threshold = "equal (indeterminate approvals either way)"
+
+    def __init__(self, fault: str, after: str = "reconnect"):
+        self.fault, self.after = fault, after
+
+    def evaluate(self, history: History) -> GateResult:
+        inject = history.first_event("inject", self.fault)
+        mark = history.first_event(self.after, after=inject.t) if inject else None
+        if mark is None:
+            return self.unknown(f"no {self.after} after the fault {self.fault!r}")
+        read = last_op(history, "read_events", after=mark.t, type="ApprovalRecorded")
+        if read is None or not read.ok:
+            return self.unknown("ApprovalRecorded events were not read from the promoted node"
+                                if read is None else f"the event store could not be read: {read.error}")
+        approves = [o for o in history.ops_of("approve") if o.t_invoke < read.t_invoke]
+        acked = {o.detail.get("intent_id") for o in approves if o.ok}
+        maybe = {o.detail.get("intent_id") for o in approves if o.outcome is Outcome.INFO}
+        counts = Counter(e["intent_id"] for e in read.value)
+        found = set(counts)
+        missing = sorted(acked - found, key=str)
+        extra = sorted(found - acked - maybe, key=str)
+        twice = sorted((i for i, n in counts.items() if n > 1), key=str)
+        measured = {"ApprovalEventCount": sum(counts.values()), "acknowledged": len(acked),
+                    "indeterminate": len(maybe), "missing": missing[:10], "unexpected": extra[:10],
+                    "duplicated": twice[:10]}
+        return self.judge(not (missing or extra or twice), measured)
+
+
+@register
+class TransactionLagBeforeFailback(Gate):
+    """TransactionLag <= limit when the failback was made (the lab measured it at the switch);
+    a failback refused for lag, or made with more lag, fails."""
+
+    id = "transaction_lag_seconds"
+
+    def __init__(self, limit: float = 5.0):
+        self.limit = limit
+        self.threshold = f"<= {limit:g} s"
+        self.description = f"TransactionLag <= {limit:g} s before failback"
+
+    def evaluate(self, history: History) -> GateResult:
+        failback = last_op(history, "failback")
+        if failback is None:
+            return self.unknown("no failback was attempted")
+        lag = failback.value if isinstance(failback.value, (int, float)) else None
+        if lag is None:
+            return self.unknown(f"the failback's TransactionLag was not measured: {failback.error}")
+        samples = [o.value for o in history.ops_of("lag") if o.ok and o.done <= failback.t_invoke]
+        detail = f"{len(samples)} lag sample(s) before, last {samples[-1]:.3f} s" if samples else ""
+        if not failback.ok:
+            return self.result(Verdict.FAIL, seconds(lag), f"failback refused: {failback.error}")
+        return self.judge(lag <= self.limit, seconds(lag), detail)
+
+
+@register
+class WritesAfterFailback(Gate):
+    """Writes succeed through the API after the failback."""
+
+    id = "writes_after_failback"
+    description = "Writes succeed after failback"
+    threshold = "a write acknowledged after the failback"
+
+    def evaluate(self, history: History) -> GateResult:
+        failback = last_op(history, "failback")
+        if failback is None or not failback.ok:
+            return self.unknown("no failback was made")
+        writes = [o for o in history.ops_of("write") if o.t_invoke >= failback.done]
+        if not writes:
+            return self.unknown("no write attempted after the failback")
+        ok = [o for o in writes if o.ok]
+        return self.judge(bool(ok), f"{len(ok)} of {len(writes)}")
+
+
+@register
+class PublishApprovalBlocked(Gate):
+    """While the primary is down (from the kill to the clients' reconnect), approval and publish
+    are refused: 503 naming the cause. Attempts made after the failover finished say nothing."""
+
+    id = "publish_approval_blocked"
+
+    def __init__(self, fault: str, cause: str = "database", until: tuple[str, ...] = ("reconnect",)):
+        self.fault, self.cause, self.until = fault, cause, until
+        self.threshold = f"503, cause {cause}"
+        self.description = f"Publish/approval APIs block while the primary is down (503, cause '{cause}')"
+
+    def evaluate(self, history: History) -> GateResult:
+        span = fault_span(history, self.fault, self.until)
+        if span is None:
+            return self.unknown(f"no fault {self.fault!r} was injected")
+        return refused_in(self, history, span, ("approve", "publish"), status=503, cause=self.cause)
+
+
+def refused_in(gate: Gate, history: History, span: Span, kinds: tuple[str, ...], status: int | None = 503,
+               each_kind: bool = True, **fields) -> GateResult:
+    """Every op of `kinds` that ran inside `span` was refused (status, and these answer fields);
+    at least one of each kind (or of any, each_kind False) must have run there, else unknown."""
+    from harness.gates.base import answer
+    ops = [o for o in history.ops if o.kind in kinds and span.holds(o)]
+    missing = [k for k in kinds if not any(o.kind == k for o in ops)] if each_kind else ([] if ops else list(kinds))
+    if missing:
+        return gate.unknown(f"no {' or '.join(missing)} attempted while the fault lasted "
+                            f"({'it ended first' if span.end is not None else 'none recorded'})")
+    wrong = [o for o in ops if o.ok or (status is not None and o.status != status)
+             or any(o.detail.get(k) != v for k, v in fields.items())]
+    measured = {o.kind: answer(o) for o in ops}
+    if wrong:
+        return gate.result(Verdict.FAIL, measured,
+                           f"{len(wrong)} of {len(ops)} answered otherwise: "
+                           + "; ".join(f"{o.kind} {answer(o)}" for o in wrong[:5]))
+    return gate.result(Verdict.PASS, measured, f"{len(ops)} attempt(s) refused")

@@ -1,0 +1,170 @@
+"""A drill run and its scenarios: what the steps act through, and what the checkers later read.
+
+The harness records, checkers judge: a step acts (injects a fault through the journal, calls the
+API, reads a lab part) and every observation lands in the scenario's history; a step that states
+a rule adds its checker with `expect()`. Verdicts are computed once, at the scenario's end, from
+the history alone (harness.gates). Nothing here is module-global: a process may run drills one
+after another (a scheduler thread does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..faults import FaultJournal
+from ..gates import Gate
+from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, Outcome, Verdict
+from ..workload import ApiClient, Prober, Recorder, SequencedWriter
+
+EMITTERS = (JOURNAL, FAILOVER)      # their events go to the event store and the SIEM (rule 2)
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class SteadyStateNotMet(RuntimeError):
+    """The lab was not healthy before injection: the scenario stops without doing harm."""
+
+
+@dataclass
+class Workload:
+    """The scenario's background clients: a sequenced writer (may be absent) and a prober."""
+
+    writer: SequencedWriter | None
+    prober: Prober | None
+    clients: list[ApiClient] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for loop in (self.writer, self.prober):
+            if loop is not None:
+                loop.stop()
+        for client in self.clients:
+            client.close()
+
+
+@dataclass(eq=False)
+class Scenario:
+    """One scenario's journal: its history (recorder), faults (journal), checkers and results."""
+
+    drill: "DrillRun"
+    name: str
+    feature: str
+    tags: list[str]
+    correlation_id: str
+    description: str = ""
+    recorder: Recorder = field(default_factory=Recorder)
+    checks: list[Gate] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    error: str | None = None
+    aborted: bool = False
+    steps_total: int = 0
+    steps_done: int = 0
+    started_at: str = field(default_factory=utc_now)
+    finished_at: str | None = None
+    recovery: tuple[str, str] | None = None     # (fault label, what it blocks): RTO is measured on it
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    workload: Workload | None = None
+    published: dict[str, list[dict]] = field(default_factory=dict)   # platform -> [{intent_id, key}]
+    notes: dict[str, Any] = field(default_factory=dict)              # what one step tells a later one
+
+    def __post_init__(self) -> None:
+        self.journal = FaultJournal(self.drill.lab, lambda kind, name, **d: self.event(kind, name, JOURNAL, **d))
+
+    @property
+    def lab(self) -> Any:
+        return self.drill.lab
+
+    # -- the rules --------------------------------------------------------------------------
+    def expect(self, gate: Gate) -> Gate:
+        """State a rule: its checker is evaluated on the whole history when the scenario ends."""
+        self.checks.append(gate)
+        return gate
+
+    def recover_on(self, fault: str, on: str) -> None:
+        """RTO and RPO count from `fault` and are measured on what it blocks ("write", "publish",
+        "apply:<platform>"). The last call wins: a scenario's main fault comes after its setup."""
+        self.recovery = (fault, on)
+
+    # -- what happened ----------------------------------------------------------------------
+    def event(self, kind: str, name: str, source: str = HARNESS, **detail: Any) -> Event:
+        """Record an event; the lab's fault and recovery events are also delivered to the event store."""
+        event = self.recorder.event(kind, name, self.correlation_id, source=source, **detail)
+        if source in EMITTERS and self.drill.forwarder is not None:
+            self.drill.forwarder.submit(event)
+        return event
+
+    def observe(self, text: str) -> None:
+        self.observations.append(text)
+
+    def checkpoint(self, name: str) -> Event:
+        """Mark the moment a step looked (a checker judges what happened before it)."""
+        return self.event("checkpoint", name)
+
+    def inject(self, spec: FaultSpec, label: str) -> Any:
+        return self.journal.inject(spec, label)
+
+    def heal(self, label: str | None = None, target: str | None = None) -> None:
+        self.journal.heal(label, target)
+
+    def call(self, kind: str, method: str, path: str, value: Any = None, detail: dict | None = None,
+             read: Callable[[Any], Any] | None = None, timeout: float = 10.0, **kwargs: Any) -> Op:
+        """One call of the Control Plane's API (through the load balancer), recorded as an op."""
+        client = ApiClient(self.lab.api_url, timeout=timeout)
+        try:
+            return self.recorder.invoke(kind, lambda: client.call(method, path, self.correlation_id, **kwargs),
+                                        value=value, correlation_id=self.correlation_id, detail=detail, read=read)
+        finally:
+            client.close()
+
+    def read(self, kind: str, fetch: Callable[[], Any], detail: dict | None = None) -> Op:
+        """A read of a lab part (a queue, a bucket, the SIEM file), recorded as an op whose value is
+        what fetch() answered; an exception is recorded as an indeterminate read."""
+        def call():
+            return Outcome.OK, fetch(), ""
+        return self.recorder.invoke(kind, call, correlation_id=self.correlation_id, detail=detail)
+
+    @property
+    def verdict(self) -> Verdict:
+        """Worst gate; a scenario that did not run every step can fail but never pass."""
+        worst = Verdict.worst(g.verdict for g in self.gates)
+        incomplete = self.error is not None or self.steps_done < self.steps_total
+        if incomplete and worst is Verdict.PASS:
+            return Verdict.UNKNOWN
+        return worst
+
+
+@dataclass(eq=False)
+class DrillRun:
+    """The drill being run: its lab, targets, correlation id and the scenarios run so far."""
+
+    drill: str
+    lab: Any
+    targets: dict[str, float]
+    replication: str = "sync"
+    tags: str | None = None
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    scenarios: list[Scenario] = field(default_factory=list)
+    feature_order: list[str] = field(default_factory=list)   # scenarios run in this order of files
+    started_at: str = field(default_factory=utc_now)
+    finished_at: str | None = None
+    forwarder: Any = None                                    # runner.forwarder.EventForwarder
+
+    def begin(self, name: str, feature: str, tags: list[str], description: str = "") -> Scenario:
+        scenario = Scenario(self, name, feature, tags, f"{self.correlation_id}/{len(self.scenarios) + 1}",
+                            description)
+        self.scenarios.append(scenario)
+        return scenario
+
+    @property
+    def current(self) -> Scenario | None:
+        return self.scenarios[-1] if self.scenarios else None
+
+    def lab_event(self, kind: str, name: str, detail: dict) -> None:
+        """The lab's own recovery events (failover controller): into the running scenario."""
+        if self.current is not None and self.current.finished_at is None:
+            self.current.event(kind, name, FAILOVER, **detail)

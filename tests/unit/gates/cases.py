@@ -1,0 +1,1568 @@
+"""Every gate's rule as named cases on hand-built histories: for each class of harness.gates.GATES
+at least one history that must pass, one that must fail (the misbehaviour the rule exists to
+catch) and one that must be unknown (the evidence is missing, or the scenario ended first), plus
+the edges of the subtler rules, each named as the rule it pins down.
+
+A case is (name, gate, history, expected verdict, optional check on the GateResult). A case
+written from the rule that the gate's code does not meet carries ``: an expected
+failure (strict), so it shows until the gate is fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import pytest
+
+from harness.gates import Gate
+from harness.gates.api import (ConnectorsServeQueuedWork, IntentsAndApprovalsBlocked, PublishAcceptedWhenHealthy,
+                               PublishRefusedWhileUnhealthy)
+from harness.gates.availability import AvailabilityBudget, NoFailedRequestsBeyondProbeWindow
+from harness.gates.connectors import (AppliedExactlyOnce, AssignmentFails, CabManualPause, CabNotified,
+                                      CabPauseHoldsUntilLifted, ConnectorBackoff, ConnectorsHealthy, DeadLettered,
+                                      ManualImportOffered, NoCriticalBacklog, OtherPlatformsContinue,
+                                      PromotionRefused, PromotionsResumed, PublishAccepted, QueueDepthAccurate,
+                                      RequeueConfirmed, ResumeRequiresLowThrottleCount, SiteOutageRecorded,
+                                      ThrottleCountAccurate)
+from harness.gates.eventstore import (AuditEventsNotDuplicated, AuditEventsNotLost, CorrelationIdsRecorded,
+                                      EventChainVerified, EventStoreWriteSuccess, FailoverCause,
+                                      NoChangeWithoutEvent, PublishAcceptedOnlyWhenStoreHealthy,
+                                      PublishRefusedWhileStoreBlocked)
+from harness.gates.evidence import (ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
+                                    PublishingResumed, RetryBackoffAtStore, ValidatedCopy)
+from harness.gates.recovery import (ApprovalEventCount, DuplicatedApplies, DuplicatedEvents, DuplicatedWrites,
+                                    FailoverCompleted, LostWrites, PublishApprovalBlocked, RpoSeconds, RtoSeconds,
+                                    TransactionLagBeforeFailback, WritesAfterFailback, WritesResumed)
+from harness.gates.steady import FaultsHealed, SteadyState
+from harness.model import GateResult, History, Verdict
+
+from .builder import CID, H, chain, row
+
+PASS, FAIL, UNKNOWN = Verdict.PASS, Verdict.FAIL, Verdict.UNKNOWN
+Check = Callable[[GateResult], None]
+
+
+class Case(NamedTuple):
+    name: str
+    gate: Gate
+    history: History
+    expected: Verdict
+    check: Check | None = None
+    marks: tuple = ()
+
+
+def defect(reason: str) -> tuple:
+    """The rule requires the case's verdict; the gate answers otherwise (see the reason)."""
+    return (pytest.mark.xfail(strict=True, reason=f"suspected gate defect: {reason}"),)
+
+
+# ---- checks on the GateResult ---------------------------------------------------------------
+
+def measured(expected: Any) -> Check:
+    def check(result: GateResult) -> None:
+        assert result.measured == expected, f"measured {result.measured!r}, expected {expected!r}"
+    return check
+
+
+def measured_has(**items: Any) -> Check:
+    def check(result: GateResult) -> None:
+        for key, value in items.items():
+            assert result.measured[key] == value, f"measured[{key!r}] = {result.measured[key]!r}, expected {value!r}"
+    return check
+
+
+def says(text: str) -> Check:
+    """The result names `text` (in its detail or its measured value)."""
+    def check(result: GateResult) -> None:
+        assert text in f"{result.detail} {result.measured}", f"{text!r} not in {result.detail!r} / {result.measured!r}"
+    return check
+
+
+CASES: dict[type[Gate], list[Case]] = {}
+
+
+# =============================================================================================
+# recovery
+# =============================================================================================
+
+KILL = "kill-primary:pg-a"
+DB_DOWN = {"cause": "database", "error": "the primary is unavailable"}
+
+
+def killed() -> H:
+    """A write acknowledged before the primary is killed at t=10."""
+    return H().op("write", 1.0, value="w1").inject(KILL, 10.0)
+
+
+CASES[RtoSeconds] = [
+    Case("the first write read back after the fault measures the recovery",
+         RtoSeconds(5, KILL), killed().op("write", 11.0, ok=False, status=503).op("write", 12.0, value="w2")
+         .op("final_read", 30.0, value=["w1", "w2"]).build(), PASS, measured(pytest.approx(2.1))),
+    Case("a recovery slower than the target fails",
+         RtoSeconds(5, KILL), killed().op("write", 16.0, value="w2").op("final_read", 30.0, value=["w1", "w2"]).build(),
+         FAIL, measured(pytest.approx(6.1))),
+    Case("never recovered fails",
+         RtoSeconds(5, KILL), killed().op("write", 11.0, ok=False, status=503).op("write", 20.0, ok=None)
+         .op("final_read", 30.0, value=["w1"]).build(), FAIL, measured(None)),
+    Case("an acknowledged write missing from the final read is not recovery",
+         RtoSeconds(5, KILL), killed().op("write", 11.0, value="w2").op("write", 17.0, value="w3")
+         .op("final_read", 30.0, value=["w1", "w3"]).build(), FAIL, measured(pytest.approx(7.1))),
+    Case("a write invoked before the fault does not measure the recovery",
+         RtoSeconds(5, KILL), killed().op("write", 9.5, value="w2", done=11.0).op("write", 16.0, value="w3")
+         .op("final_read", 30.0, value=["w1", "w2", "w3"]).build(), FAIL, measured(pytest.approx(6.1))),
+    Case("measured on the platform's own log of an apply",
+         RtoSeconds(5, "throttle:intune", on="apply:intune"),
+         H().inject("throttle:intune", 10.0).platform_request("intune", 11.0, key="k1", status=429)
+         .platform_request("intune", 13.0, key="k1", status=200).build(), PASS, measured(pytest.approx(3.0))),
+    Case("no inject event to measure from",
+         RtoSeconds(5, KILL), H().op("write", 1.0, value="w1").op("final_read", 30.0, value=["w1"]).build(), UNKNOWN),
+    Case("no final read to confirm a write with",
+         RtoSeconds(5, KILL), killed().op("write", 12.0, value="w2").build(), UNKNOWN, says("final read")),
+    Case("a final read that failed confirms nothing",
+         RtoSeconds(5, KILL), killed().op("write", 12.0, value="w2").op("final_read", 30.0, ok=False).build(), UNKNOWN),
+]
+
+CASES[RpoSeconds] = [
+    Case("nothing lost is an RPO of 0",
+         RpoSeconds(1, KILL), killed().op("final_read", 30.0, value=["w1"]).build(), PASS, measured(0.0)),
+    Case("the earliest acknowledged of the lost writes sets the RPO",
+         RpoSeconds(1, KILL), killed().op("write", 5.0, value="w2").op("write", 9.5, value="w3")
+         .op("final_read", 30.0, value=["w1"]).build(), FAIL, measured(pytest.approx(4.9))),
+    Case("a write lost within the target passes",
+         RpoSeconds(1, KILL), killed().op("write", 9.5, value="w2").op("final_read", 30.0, value=["w1"]).build(),
+         PASS, measured(pytest.approx(0.4))),
+    Case("a write lost after the fault does not widen the RPO (lost_writes catches it)",
+         RpoSeconds(1, KILL), killed().op("write", 12.0, value="w2").op("final_read", 30.0, value=["w1"]).build(),
+         PASS, measured(0.0)),
+    Case("an indeterminate write absent from the read is not lost",
+         RpoSeconds(1, KILL), killed().op("write", 5.0, ok=None, value="w2").op("final_read", 30.0, value=["w1"])
+         .build(), PASS, measured(0.0)),
+    Case("no final read",
+         RpoSeconds(1, KILL), killed().build(), UNKNOWN),
+    Case("writes lost but no fault to measure from",
+         RpoSeconds(1, KILL), H().op("write", 1.0, value="w1").op("final_read", 30.0, value=[]).build(), UNKNOWN),
+]
+
+CASES[LostWrites] = [
+    Case("every acknowledged write read back (a refused and an indeterminate one absent)",
+         LostWrites(), H().op("write", 1.0, value="w1").op("write", 2.0, ok=False, value="w2", status=503)
+         .op("write", 3.0, ok=None, value="w3").op("final_read", 30.0, value=["w1"]).build(), PASS, measured(0)),
+    Case("an acknowledged write missing after recovery",
+         LostWrites(), H().op("write", 1.0, value="w1").op("write", 2.0, value="w2")
+         .op("final_read", 30.0, value=["w1"]).build(), FAIL, says("w2")),
+    Case("the allowance is a maximum",
+         LostWrites(allowed=1), H().op("write", 1.0, value="w1").op("write", 2.0, value="w2")
+         .op("final_read", 30.0, value=["w1"]).build(), PASS, measured(1)),
+    Case("publishes are counted against what the platforms applied",
+         LostWrites(writes="publish", read="final_applied"), H().op("publish", 1.0, value="k1")
+         .op("publish", 2.0, value="k2").op("final_applied", 30.0, value=["k1"]).build(), FAIL, says("k2")),
+    Case("no final read",
+         LostWrites(), H().op("write", 1.0, value="w1").build(), UNKNOWN),
+    Case("the final read failed",
+         LostWrites(), H().op("write", 1.0, value="w1").op("final_read", 30.0, ok=False, error="timeout").build(),
+         UNKNOWN),
+]
+
+CASES[DuplicatedWrites] = [
+    Case("every key read back once",
+         DuplicatedWrites(), H().op("write", 1.0, value="w1").op("write", 2.0, value="w2")
+         .op("final_read", 30.0, value=["w1", "w2"]).build(), PASS, measured(0)),
+    Case("a key read back twice",
+         DuplicatedWrites(), H().op("write", 1.0, value="w1").op("write", 2.0, value="w2")
+         .op("final_read", 30.0, value=["w1", "w2", "w1"]).build(), FAIL, says("w1")),
+    Case("no final read",
+         DuplicatedWrites(), H().op("write", 1.0, value="w1").build(), UNKNOWN),
+]
+
+
+def created(intent_id: int, key: str) -> dict:
+    return row("IntentCreated", intent_id=intent_id, payload={"idempotency_key": key})
+
+
+def audited(audit: list[dict]) -> H:
+    """Two intents written, the first published (its intent id in the answer), the audit read."""
+    return (H().op("write", 1.0, value="w1").op("write", 2.0, value="w2")
+            .op("publish", 3.0, value="w1", detail={"intent_id": 1}).op("read_audit", 30.0, value=audit))
+
+
+CASES[DuplicatedEvents] = [
+    Case("every change recorded once",
+         DuplicatedEvents(), audited([created(1, "w1"), created(2, "w2"), row("Published", intent_id=1)]).build(),
+         PASS, measured(0)),
+    Case("an intent created twice in the store",
+         DuplicatedEvents(), audited([created(1, "w1"), created(2, "w2"), created(1, "w1"),
+                                      row("Published", intent_id=1)]).build(), FAIL, says("write w1")),
+    Case("a publish found through its key's intent recorded twice",
+         DuplicatedEvents(), H().op("write", 1.0, value="w1").op("publish", 3.0, value="w1")
+         .op("read_audit", 30.0, value=[created(1, "w1"), row("Published", intent_id=1),
+                                         row("Published", intent_id=1)]).build(), FAIL, says("publish w1")),
+    Case("the audit events were not read",
+         DuplicatedEvents(), H().op("write", 1.0, value="w1").build(), UNKNOWN),
+    Case("the audit read failed",
+         DuplicatedEvents(), H().op("write", 1.0, value="w1").op("read_audit", 30.0, ok=False, error="503").build(),
+         UNKNOWN),
+]
+
+CASES[DuplicatedApplies] = [
+    Case("a throttled request retried until applied once",
+         DuplicatedApplies(("intune", "jamf")),
+         H().platform_request("intune", 1.0, key="k1", status=429).platform_request("intune", 2.0, key="k1", status=429)
+         .platform_request("intune", 4.0, key="k1", status=200).platform_request("jamf", 1.0, key="k2", status=200)
+         .build(), PASS, measured(0)),
+    Case("one intent applied twice",
+         DuplicatedApplies(("intune", "jamf")),
+         H().platform_request("intune", 1.0, key="k1", status=200).platform_request("jamf", 1.0, key="k2", status=200)
+         .platform_request("jamf", 5.0, key="k2", status=200, outcome="duplicate").build(), FAIL, says("jamf k2 x2")),
+    Case("another scenario's intent is not judged",
+         DuplicatedApplies(("intune",), keys={"k1"}),
+         H().platform_request("intune", 1.0, key="k1", status=200).platform_request("intune", 2.0, key="k9", status=200)
+         .platform_request("intune", 3.0, key="k9", status=200).build(), PASS),
+    Case("no intent reached a platform",
+         DuplicatedApplies(("intune",)), H().platform_request("jamf", 1.0, key="k2", status=200).build(), UNKNOWN),
+    Case("none of the scenario's intents reached a platform",
+         DuplicatedApplies(("intune",), keys={"k1"}), H().platform_request("intune", 1.0, key="k9", status=200).build(),
+         UNKNOWN),
+]
+
+CASES[FailoverCompleted] = [
+    Case("detected, promoted and reconnected in time; each phase its first event after the fault",
+         FailoverCompleted(KILL, 60), killed().failover("detect", 11.0).failover("fence", 11.5, name="pg-a")
+         .failover("promote", 12.0).failover("detect", 14.0).failover("reconnect", 13.0).build(), PASS,
+         measured({"detect": 1.0, "fence": 1.5, "promote": 2.0, "reconnect": 3.0})),
+    Case("a failover error and no reconnect",
+         FailoverCompleted(KILL, 60), killed().failover("detect", 11.0)
+         .failover("failover_error", 20.0, error="no replica in sync").build(), FAIL, says("no replica in sync")),
+    Case("reconnected after the timeout",
+         FailoverCompleted(KILL, 60), killed().failover("reconnect", 75.0).build(), FAIL),
+    Case("a reconnect from before the fault does not count",
+         FailoverCompleted(KILL, 60), H().failover("reconnect", 5.0).inject(KILL, 10.0).failover("detect", 11.0)
+         .build(), FAIL),
+    Case("no inject event",
+         FailoverCompleted(KILL, 60), H().failover("reconnect", 5.0).build(), UNKNOWN),
+]
+
+CASES[WritesResumed] = [
+    Case("a write acknowledged after the reconnect",
+         WritesResumed(KILL), killed().failover("reconnect", 15.0).op("write", 16.0, ok=False, status=503)
+         .op("write", 17.0, value="w2").build(), PASS, measured(pytest.approx(7.1))),
+    Case("every write after the reconnect refused",
+         WritesResumed(KILL), killed().failover("reconnect", 15.0).op("write", 16.0, ok=False, status=503)
+         .op("write", 17.0, ok=None).build(), FAIL),
+    Case("a write acknowledged before the reconnect does not count",
+         WritesResumed(KILL), killed().op("write", 14.0, value="w2").failover("reconnect", 15.0)
+         .op("write", 16.0, ok=False, status=503).build(), FAIL),
+    Case("no reconnect after the fault",
+         WritesResumed(KILL), killed().op("write", 16.0, value="w2").build(), UNKNOWN),
+    Case("no write attempted after the reconnect",
+         WritesResumed(KILL), killed().failover("reconnect", 15.0).build(), UNKNOWN),
+    Case("no inject event",
+         WritesResumed(KILL), H().failover("reconnect", 15.0).op("write", 16.0, value="w2").build(), UNKNOWN),
+]
+
+
+def approvals() -> H:
+    """Approvals of intents 1 and 2 acknowledged, of intent 3 indeterminate; the primary killed at
+    10, the clients reconnected at 15."""
+    return (H().op("approve", 5.0, detail={"intent_id": 1}).op("approve", 8.0, detail={"intent_id": 2})
+            .op("approve", 9.9, ok=None, detail={"intent_id": 3}).inject(KILL, 10.0).failover("reconnect", 15.0))
+
+
+def approval_rows(*intent_ids: int) -> dict:
+    return {"value": [row("ApprovalRecorded", intent_id=i) for i in intent_ids], "detail": {"type": "ApprovalRecorded"}}
+
+
+CASES[ApprovalEventCount] = [
+    Case("every acknowledged approval there, the indeterminate one absent",
+         ApprovalEventCount(KILL), approvals().op("read_events", 20.0, **approval_rows(1, 2)).build(), PASS,
+         measured_has(ApprovalEventCount=2, acknowledged=2, indeterminate=1)),
+    Case("the indeterminate approval may be there",
+         ApprovalEventCount(KILL), approvals().op("read_events", 20.0, **approval_rows(1, 2, 3)).build(), PASS),
+    Case("an approval made after the read is not expected in it",
+         ApprovalEventCount(KILL), approvals().op("read_events", 20.0, **approval_rows(1, 2))
+         .op("approve", 25.0, detail={"intent_id": 4}).build(), PASS),
+    Case("an acknowledged approval missing after the failover",
+         ApprovalEventCount(KILL), approvals().op("read_events", 20.0, **approval_rows(1)).build(), FAIL,
+         measured_has(missing=[2])),
+    Case("an approval the primary refused appears after the failover",
+         ApprovalEventCount(KILL), approvals().op("approve", 11.0, ok=False, status=503, detail={"intent_id": 4})
+         .op("read_events", 20.0, **approval_rows(1, 2, 4)).build(), FAIL, measured_has(unexpected=[4])),
+    Case("an approval recorded twice",
+         ApprovalEventCount(KILL), approvals().op("read_events", 20.0, **approval_rows(1, 2, 1)).build(), FAIL,
+         measured_has(duplicated=[1])),
+    Case("the events were read only before the reconnect",
+         ApprovalEventCount(KILL), approvals().op("read_events", 12.0, **approval_rows(1, 2)).build(), UNKNOWN),
+    Case("the read of the promoted node failed",
+         ApprovalEventCount(KILL), approvals().op("read_events", 20.0, ok=False, detail={"type": "ApprovalRecorded"})
+         .build(), UNKNOWN),
+    Case("no reconnect after the fault",
+         ApprovalEventCount(KILL), H().op("approve", 5.0, detail={"intent_id": 1}).inject(KILL, 10.0)
+         .op("read_events", 20.0, **approval_rows(1)).build(), UNKNOWN),
+]
+
+CASES[TransactionLagBeforeFailback] = [
+    Case("failback made with lag 2 s",
+         TransactionLagBeforeFailback(5.0), H().op("lag", 40.0, value=3.0).op("lag", 45.0, value=2.0)
+         .op("failback", 50.0, value=2.0).build(), PASS, measured(2.0)),
+    Case("a lag exactly at the limit passes",
+         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, value=5.0).build(), PASS),
+    Case("a failback made with lag 7 s",
+         TransactionLagBeforeFailback(5.0), H().op("lag", 45.0, value=7.0).op("failback", 50.0, value=7.0).build(),
+         FAIL, measured(7.0)),
+    Case("a failback refused for lag",
+         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, ok=False, value=7.0,
+                                                   error="TransactionLag 7.0 s > 5 s").build(), FAIL,
+         says("refused")),
+    Case("the last failback is the one judged",
+         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, ok=False, value=7.0, error="lag")
+         .op("failback", 60.0, value=1.0).build(), PASS, measured(1.0)),
+    Case("no failback attempted",
+         TransactionLagBeforeFailback(5.0), H().op("lag", 45.0, value=2.0).build(), UNKNOWN),
+    Case("the failback's lag was not measured",
+         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, ok=None, error="timed out").build(), UNKNOWN),
+]
+
+CASES[WritesAfterFailback] = [
+    Case("a write acknowledged after the failback",
+         WritesAfterFailback(), H().op("failback", 50.0, value=1.0).op("write", 51.0, value="w1").build(), PASS),
+    Case("every write after the failback refused",
+         WritesAfterFailback(), H().op("failback", 50.0, value=1.0).op("write", 51.0, ok=False, status=503)
+         .op("write", 52.0, ok=False, status=503).build(), FAIL, measured("0 of 2")),
+    Case("a write invoked before the failback completed does not count",
+         WritesAfterFailback(), H().op("failback", 50.0, value=1.0).op("write", 50.05, value="w1")
+         .op("write", 51.0, ok=False, status=503).build(), FAIL),
+    Case("no failback made (refused)",
+         WritesAfterFailback(), H().op("failback", 50.0, ok=False, value=7.0).op("write", 51.0, value="w1").build(),
+         UNKNOWN),
+    Case("no write attempted after the failback",
+         WritesAfterFailback(), H().op("write", 40.0, value="w1").op("failback", 50.0, value=1.0).build(), UNKNOWN),
+]
+
+CASES[PublishApprovalBlocked] = [
+    Case("approval and publish refused with 503 naming the database",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(), PASS),
+    Case("a publish accepted while the primary is down",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, status=200).failover("reconnect", 20.0).build(), FAIL, says("publish 200")),
+    Case("a refusal naming another cause",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail={"cause": "evidence_store"})
+         .failover("reconnect", 20.0).build(), FAIL),
+    Case("a refusal with another status",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=500, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(), FAIL),
+    Case("the primary is down until the clients reconnect, whatever the heal",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .heal(KILL, 12.5).op("publish", 17.0, status=200).failover("reconnect", 20.0).build(), FAIL),
+    Case("a publish straddling the reconnect is not judged",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("publish", 19.9, status=200, done=20.5)
+         .failover("reconnect", 20.0).build(), PASS),
+    Case("no publish attempted while the primary was down",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .failover("reconnect", 20.0).op("publish", 21.0, status=200).build(), UNKNOWN, says("publish")),
+    Case("attempts made only after the failover finished",
+         PublishApprovalBlocked(KILL), killed().failover("reconnect", 20.0).op("approve", 21.0, status=200)
+         .op("publish", 22.0, status=200).build(), UNKNOWN, says("ended first")),
+    Case("no inject event",
+         PublishApprovalBlocked(KILL), H().op("publish", 12.0, status=200).build(), UNKNOWN),
+]
+
+
+# =============================================================================================
+# api (matrix row 1)
+# =============================================================================================
+
+ALL = "kill-api:all"
+API_DOWN = {"error": "Service Unavailable", "cause": "api"}
+
+
+def tier_killed() -> H:
+    return H().op("health", 5.0, detail={"ServiceHealth": "Healthy"}).inject(ALL, 10.0)
+
+
+def health(h: H, t: float, said: str) -> H:
+    return h.op("health", t, status=200 if said == "Healthy" else 503, detail={"ServiceHealth": said})
+
+
+CASES[IntentsAndApprovalsBlocked] = [
+    Case("a new intent and an approval refused with an error and a cause",
+         IntentsAndApprovalsBlocked(ALL), tier_killed().op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN)
+         .op("approve", 12.0, ok=False, status=503, detail=API_DOWN).heal(ALL, 20.0).build(), PASS),
+    Case("a new intent accepted while the tier is down",
+         IntentsAndApprovalsBlocked(ALL), tier_killed().op("create_intent", 11.0, status=201)
+         .op("approve", 12.0, ok=False, status=503, detail=API_DOWN).heal(ALL, 20.0).build(), FAIL),
+    Case("a refusal without a cause is not a clear error",
+         IntentsAndApprovalsBlocked(ALL), tier_killed()
+         .op("create_intent", 11.0, ok=False, status=503, detail={"error": "Service Unavailable"})
+         .op("approve", 12.0, ok=False, status=503, detail=API_DOWN).heal(ALL, 20.0).build(), FAIL,
+         says("without an error and a cause")),
+    Case("the outage ends when the first instance comes back",
+         IntentsAndApprovalsBlocked(ALL), tier_killed().op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN)
+         .op("approve", 12.0, ok=False, status=503, detail=API_DOWN).heal("kill-api:b", 15.0)
+         .op("approve", 16.0, status=200).heal(ALL, 20.0).build(), PASS),
+    Case("no approval attempted while every instance was down",
+         IntentsAndApprovalsBlocked(ALL), tier_killed().op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN)
+         .heal(ALL, 20.0).op("approve", 21.0, status=200).build(), UNKNOWN),
+    Case("no inject event",
+         IntentsAndApprovalsBlocked(ALL), H().op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN).build(),
+         UNKNOWN),
+]
+
+CASES[PublishRefusedWhileUnhealthy] = [
+    Case("a publish between two Unhealthy answers refused",
+         PublishRefusedWhileUnhealthy(ALL), health(health(tier_killed(), 11.0, "Unhealthy")
+                                                   .op("publish", 12.0, ok=False, status=503), 13.0, "Unhealthy")
+         .build(), PASS, measured_has(attempted_while_unhealthy=1, accepted=0)),
+    Case("a publish accepted between two Unhealthy answers",
+         PublishRefusedWhileUnhealthy(ALL), health(health(tier_killed(), 11.0, "Unhealthy")
+                                                   .op("publish", 12.0, status=200), 13.0, "Unhealthy").build(),
+         FAIL, measured_has(accepted=1)),
+    Case("a publish between an Unhealthy and a Healthy answer is not judged",
+         PublishRefusedWhileUnhealthy(ALL), health(health(tier_killed(), 11.0, "Unhealthy")
+                                                   .op("publish", 12.0, status=200), 13.0, "Healthy").build(), UNKNOWN),
+    Case("a health answer overlapping the publish does not bracket it",
+         PublishRefusedWhileUnhealthy(ALL), health(tier_killed(), 11.0, "Unhealthy").op("publish", 12.0, status=200)
+         .op("health", 12.05, status=503, detail={"ServiceHealth": "Unhealthy"}).build(), UNKNOWN),
+    Case("no inject event",
+         PublishRefusedWhileUnhealthy(ALL), health(health(H(), 11.0, "Unhealthy").op("publish", 12.0, status=200),
+                                                   13.0, "Unhealthy").build(), UNKNOWN),
+]
+
+CASES[PublishAcceptedWhenHealthy] = [
+    Case("the first publish after a Healthy answer accepted",
+         PublishAcceptedWhenHealthy(ALL), health(tier_killed().heal(ALL, 20.0), 21.0, "Healthy")
+         .op("publish", 22.0, status=200).build(), PASS, measured_has(after_redeploy_s=2.0)),
+    Case("the first publish after a Healthy answer refused",
+         PublishAcceptedWhenHealthy(ALL), health(tier_killed().heal(ALL, 20.0), 21.0, "Healthy")
+         .op("publish", 22.0, ok=False, status=503).op("publish", 23.0, status=200).build(), FAIL),
+    Case("a publish before the first Healthy answer is not judged",
+         PublishAcceptedWhenHealthy(ALL), health(health(tier_killed().heal(ALL, 20.0), 20.5, "Unhealthy")
+                                                 .op("publish", 21.0, ok=False, status=503), 22.0, "Healthy")
+         .op("publish", 23.0, status=200).build(), PASS),
+    Case("the fault was never healed",
+         PublishAcceptedWhenHealthy(ALL), health(tier_killed(), 21.0, "Healthy").op("publish", 22.0, status=200)
+         .build(), UNKNOWN),
+    Case("no publish after a Healthy answer",
+         PublishAcceptedWhenHealthy(ALL), health(tier_killed().heal(ALL, 20.0), 21.0, "Unhealthy")
+         .op("publish", 22.0, ok=False, status=503).build(), UNKNOWN),
+]
+
+CASES[ConnectorsServeQueuedWork] = [
+    Case("queued intents applied once while the tier is down",
+         ConnectorsServeQueuedWork(ALL, "intune", ["k1", "k2"]),
+         tier_killed().platform_request("intune", 12.0, key="k1", status=200)
+         .platform_request("intune", 12.0, key="k2", status=429).platform_request("intune", 14.0, key="k2", status=200)
+         .heal(ALL, 20.0).build(), PASS, measured({"queued": 2, "applied_once_while_down": 2})),
+    Case("an intent applied only after the tier came back",
+         ConnectorsServeQueuedWork(ALL, "intune", ["k1", "k2"]),
+         tier_killed().platform_request("intune", 12.0, key="k1", status=200).heal(ALL, 20.0)
+         .platform_request("intune", 25.0, key="k2", status=200).build(), FAIL),
+    Case("an intent applied twice while the tier is down",
+         ConnectorsServeQueuedWork(ALL, "intune", ["k1"]),
+         tier_killed().platform_request("intune", 12.0, key="k1", status=200)
+         .platform_request("intune", 13.0, key="k1", status=200).heal(ALL, 20.0).build(), FAIL),
+    Case("no intent was queued before the outage",
+         ConnectorsServeQueuedWork(ALL, "intune", []), tier_killed().heal(ALL, 20.0).build(), UNKNOWN),
+    Case("no inject event",
+         ConnectorsServeQueuedWork(ALL, "intune", ["k1"]), H().platform_request("intune", 12.0, key="k1", status=200)
+         .build(), UNKNOWN),
+]
+
+
+# =============================================================================================
+# availability
+# =============================================================================================
+
+def probes(h: H, start: float, stop: float, down: tuple[float, float] | None = None, kind: str = "probe") -> H:
+    """A probe every 0.1 s in [start, stop); those invoked in [down) fail (503)."""
+    for i in range(round((stop - start) * 10)):
+        t = round(start + i / 10, 3)
+        failing = down is not None and down[0] <= t < down[1]
+        h.op(kind, t, ok=not failing, status=503 if failing else 200, done=round(t + 0.05, 3),
+             error="503 Service Unavailable" if failing else "")
+    return h
+
+
+CASES[AvailabilityBudget] = [
+    Case("every probe answered",
+         AvailabilityBudget(), probes(H(), 0.0, 10.0).build(), PASS, measured_has(downtime_s=0.0, probes=100)),
+    Case("0.2 s down is within the 0.3 s budget of a window",
+         AvailabilityBudget(), probes(H(), 0.0, 10.0, down=(5.0, 5.2)).build(), PASS,
+         measured_has(downtime_s=0.2, failed_probes=2)),
+    Case("0.5 s down in one 5-minute window exceeds the budget",
+         AvailabilityBudget(), probes(H(), 0.0, 10.0, down=(5.0, 5.5)).build(), FAIL, measured_has(downtime_s=0.5)),
+    Case("windows are aligned on wall-clock 5-minute boundaries: 0.4 s split 0.2 + 0.2 passes",
+         AvailabilityBudget(), probes(H(), 299.0, 301.0, down=(299.8, 300.2)).build(), PASS,
+         measured_has(downtime_s=0.2)),
+    Case("the same 0.4 s inside one window fails",
+         AvailabilityBudget(), probes(H(), 199.0, 201.0, down=(199.8, 200.2)).build(), FAIL,
+         measured_has(downtime_s=0.4)),
+    Case("a fault's span ends at the next injection: later failures are not counted",
+         AvailabilityBudget(during="kill-api:a"), probes(H().inject("kill-api:a", 10.0).inject("kill-api:b", 20.0),
+                                                         10.0, 30.0, down=(20.0, 22.0)).build(), PASS),
+    Case("failures inside the fault's span counted",
+         AvailabilityBudget(during="kill-api:a"), probes(H().inject("kill-api:a", 10.0).inject("kill-api:b", 20.0),
+                                                         10.0, 30.0, down=(12.0, 13.0)).build(), FAIL),
+    Case("no probe answered: availability not observed",
+         AvailabilityBudget(), H().op("write", 1.0, value="w1").build(), UNKNOWN),
+    Case("the fault to judge was never injected",
+         AvailabilityBudget(during="kill-api:a"), probes(H(), 0.0, 10.0).build(), UNKNOWN),
+]
+
+CASES[NoFailedRequestsBeyondProbeWindow] = [
+    Case("failures only within the probe window",
+         NoFailedRequestsBeyondProbeWindow("kill-api:a", 2.0),
+         probes(H().inject("kill-api:a", 10.0), 10.0, 14.0, down=(10.0, 10.5)).build(), PASS,
+         measured_has(failed_after_window=0, failed_within_window=5)),
+    Case("a write failing after the probe window",
+         NoFailedRequestsBeyondProbeWindow("kill-api:a", 2.0),
+         probes(H().inject("kill-api:a", 10.0), 10.0, 14.0, down=(10.0, 10.5))
+         .op("write", 13.0, ok=False, status=502, error="502 Bad Gateway").build(), FAIL,
+         measured_has(failed_after_window=1)),
+    Case("failures after the next fault belong to it",
+         NoFailedRequestsBeyondProbeWindow("kill-api:a", 2.0),
+         probes(H().inject("kill-api:a", 10.0).inject("kill-api:b", 20.0), 10.0, 22.0, down=(20.0, 21.0)).build(),
+         PASS),
+    Case("too few requests after the probe window to judge",
+         NoFailedRequestsBeyondProbeWindow("kill-api:a", 2.0),
+         probes(H().inject("kill-api:a", 10.0), 10.0, 12.5).build(), UNKNOWN),
+    Case("no inject event",
+         NoFailedRequestsBeyondProbeWindow("kill-api:a", 2.0), probes(H(), 10.0, 14.0).build(), UNKNOWN),
+]
+
+
+# =============================================================================================
+# connectors (matrix rows 4-6)
+# =============================================================================================
+
+def platforms(**paused: list[str]) -> dict:
+    """The Control Plane's view of its platforms; the named ones paused for these reasons."""
+    return {p: {"platform": p, "health": "Healthy", "PromotionsPaused": bool(paused.get(p)),
+                "pause_reasons": paused.get(p, [])} for p in ("intune", "jamf", "sccm", "landscape", "ansible")}
+
+
+def stored(type_: str, platform: str, t: float, **payload: Any) -> dict:
+    """An event row about a platform, appended at history time t."""
+    return row(type_, payload={"platform": platform, **payload}, t=t)
+
+
+def read_events(h: H, t: float, type_: str, *rows: dict, ok: bool = True) -> H:
+    return h.op("read_events", t, ok=ok, value=list(rows) if ok else None, detail={"type": type_})
+
+
+def promote(h: H, t: float, platform: str, *, ok: bool = True, gate: str | None = None, key: str = "k1",
+            to_ring: str = "ring2") -> H:
+    detail = {"platform": platform, "to_ring": to_ring, "intent_id": 1}
+    if gate:
+        detail["gate"] = gate
+    return h.op("promote", t, ok=ok, value=key, status=200 if ok else 503, detail=detail)
+
+
+def attempts(h: H, platform: str, key: str, *times: float, status: int = 503) -> H:
+    for t in times:
+        h.platform_request(platform, t, key=key, status=status)
+    return h
+
+
+def throttled(h: H, platform: str, *times: float) -> H:
+    return attempts(h, platform, "k1", *times, status=429)
+
+
+CASES[ConnectorsHealthy] = [
+    Case("every platform Healthy before the fault",
+         ConnectorsHealthy(), H().op("platforms_view", 1.0, value=platforms()).inject("throttle:intune", 10.0).build(),
+         PASS),
+    Case("a platform with its promotions paused",
+         ConnectorsHealthy(), H().op("platforms_view", 1.0, value=platforms(jamf=["health"]))
+         .inject("throttle:intune", 10.0).build(), FAIL, measured({"jamf": ["health"]})),
+    Case("a view after the first fault is not the precondition",
+         ConnectorsHealthy(), H().op("platforms_view", 1.0, value=platforms()).inject("throttle:intune", 10.0)
+         .op("platforms_view", 12.0, value=platforms(intune=["health"])).build(), PASS),
+    Case("a platform not Healthy fails, even with its promotions running",
+         ConnectorsHealthy(), H().op("platforms_view", 1.0, value={**platforms(), "sccm": {
+             "platform": "sccm", "health": "Unhealthy", "PromotionsPaused": False, "pause_reasons": []}})
+         .inject("down:sccm", 10.0).build(), FAIL, None),
+    Case("the platforms were checked only after the first fault",
+         ConnectorsHealthy(), H().inject("throttle:intune", 10.0).op("platforms_view", 12.0, value=platforms()).build(),
+         UNKNOWN),
+    Case("a platform missing from the view fails",
+         ConnectorsHealthy(), H().op("platforms_view", 1.0, value={p: v for p, v in platforms().items() if p != "jamf"})
+         .inject("throttle:intune", 10.0).build(), FAIL, measured({"jamf": "not reported"})),
+    Case("the platforms could not be read",
+         ConnectorsHealthy(), H().op("platforms_view", 1.0, ok=False, status=503, error="503")
+         .inject("throttle:intune", 10.0).build(), UNKNOWN),
+]
+
+CASES[PublishAccepted] = [
+    Case("every intent published accepted",
+         PublishAccepted(["k1", "k2"]), H().op("publish", 1.0, value="k1", status=202)
+         .op("publish", 1.0, value="k2", status=202).build(), PASS),
+    Case("a publish refused",
+         PublishAccepted(["k1", "k2"]), H().op("publish", 1.0, value="k1", status=202)
+         .op("publish", 1.0, ok=False, value="k2", status=503).build(), FAIL, says("k2: 503")),
+    Case("another scenario's publish is not judged",
+         PublishAccepted(["k1"]), H().op("publish", 1.0, value="k1", status=202)
+         .op("publish", 1.0, ok=False, value="k9", status=503).build(), PASS),
+    Case("nothing was published",
+         PublishAccepted(["k1"]), H().op("publish", 1.0, value="k9", status=202).build(), UNKNOWN),
+]
+
+OTHERS = {"jamf": ["j1"], "sccm": ["s1"]}
+
+CASES[OtherPlatformsContinue] = [
+    Case("the other platforms applied theirs once by the checkpoint",
+         OtherPlatformsContinue("intune", OTHERS, "assignments:intune"),
+         attempts(H().inject("throttle:intune", 10.0), "jamf", "j1", 12.0, status=200)
+         .platform_request("sccm", 12.0, key="s1", status=429).platform_request("sccm", 13.0, key="s1", status=200)
+         .checkpoint("assignments:intune", 20.0).build(), PASS, measured({"jamf": [1], "sccm": [1]})),
+    Case("an intent of another platform applied twice",
+         OtherPlatformsContinue("intune", OTHERS, "assignments:intune"),
+         attempts(H().inject("throttle:intune", 10.0), "jamf", "j1", 12.0, 14.0, status=200)
+         .platform_request("sccm", 13.0, key="s1", status=200).checkpoint("assignments:intune", 20.0).build(), FAIL),
+    Case("an apply after the harness looked does not count",
+         OtherPlatformsContinue("intune", OTHERS, "assignments:intune"),
+         attempts(H().inject("throttle:intune", 10.0), "jamf", "j1", 12.0, status=200)
+         .checkpoint("assignments:intune", 20.0).platform_request("sccm", 25.0, key="s1", status=200).build(), FAIL,
+         measured({"jamf": [1], "sccm": [0]})),
+    Case("the harness did not look",
+         OtherPlatformsContinue("intune", OTHERS, "assignments:intune"),
+         attempts(H().inject("throttle:intune", 10.0), "jamf", "j1", 12.0, status=200).build(), UNKNOWN),
+    Case("no other platform was published to",
+         OtherPlatformsContinue("intune", {}, "assignments:intune"),
+         H().inject("throttle:intune", 10.0).checkpoint("assignments:intune", 20.0).build(), UNKNOWN),
+]
+
+
+def intune_failing() -> H:
+    return throttled(H().inject("throttle:intune", 10.0), "intune", 11.0, 12.0)
+
+
+CASES[AssignmentFails] = [
+    Case("none applied and the platform recorded degraded",
+         AssignmentFails("intune", ["k1"], "assignments:intune"),
+         read_events(intune_failing(), 15.0, "PlatformDegraded", stored("PlatformDegraded", "intune", 11.5))
+         .checkpoint("assignments:intune", 16.0).build(), PASS,
+         measured({"published": 1, "applied": 0, "recorded_unhealthy": True})),
+    Case("the failing platform applied an intent",
+         AssignmentFails("intune", ["k1"], "assignments:intune"),
+         read_events(intune_failing().platform_request("intune", 13.0, key="k1", status=200), 15.0,
+                     "PlatformDegraded", stored("PlatformDegraded", "intune", 11.5))
+         .checkpoint("assignments:intune", 16.0).build(), FAIL),
+    Case("the Control Plane did not record the platform degraded",
+         AssignmentFails("intune", ["k1"], "assignments:intune"),
+         read_events(intune_failing(), 15.0, "PlatformDegraded", stored("PlatformDegraded", "jamf", 11.5))
+         .checkpoint("assignments:intune", 16.0).build(), FAIL, measured_has(recorded_unhealthy=False)),
+    Case("a PlatformDegraded from before the fault does not count",
+         AssignmentFails("intune", ["k1"], "assignments:intune"),
+         read_events(intune_failing(), 15.0, "PlatformDegraded", stored("PlatformDegraded", "intune", 5.0))
+         .checkpoint("assignments:intune", 16.0).build(), FAIL),
+    Case("an apply after the checkpoint is not judged",
+         AssignmentFails("intune", ["k1"], "assignments:intune"),
+         read_events(intune_failing(), 15.0, "PlatformDegraded", stored("PlatformDegraded", "intune", 11.5))
+         .checkpoint("assignments:intune", 16.0).heal("throttle:intune", 20.0)
+         .platform_request("intune", 21.0, key="k1", status=200).build(), PASS),
+    Case("PlatformDegraded events were not read",
+         AssignmentFails("intune", ["k1"], "assignments:intune"),
+         intune_failing().checkpoint("assignments:intune", 16.0).build(), UNKNOWN),
+    Case("no fault on the platform",
+         AssignmentFails("intune", ["k1"], "assignments:intune"),
+         read_events(H().inject("throttle:jamf", 10.0), 15.0, "PlatformDegraded",
+                     stored("PlatformDegraded", "intune", 11.5)).checkpoint("assignments:intune", 16.0).build(),
+         UNKNOWN),
+]
+
+
+def degraded_known(h: H) -> H:
+    """The Control Plane recorded intune degraded at 12 (read at 13)."""
+    return read_events(h, 13.0, "PlatformDegraded", stored("PlatformDegraded", "intune", 12.0))
+
+
+CASES[PromotionRefused] = [
+    Case("a promotion refused by the gate while the platform fails",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(degraded_known(intune_failing()), 14.0, "intune", ok=False, gate="PromotionsPaused")
+         .heal("throttle:intune", 30.0).build(), PASS),
+    Case("a promotion accepted while the platform fails",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(degraded_known(intune_failing()), 14.0, "intune").heal("throttle:intune", 30.0).build(), FAIL),
+    Case("a refusal by another gate",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(degraded_known(intune_failing()), 14.0, "intune", ok=False, gate="SCCM.SiteHealth")
+         .heal("throttle:intune", 30.0).build(), FAIL),
+    Case("a promotion before the Control Plane knew is not judged",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(promote(degraded_known(intune_failing()), 11.0, "intune"), 14.0, "intune", ok=False,
+                 gate="PromotionsPaused").heal("throttle:intune", 30.0).build(), PASS),
+    Case("no promotion attempted while the platform failed",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(degraded_known(intune_failing()).heal("throttle:intune", 30.0), 31.0, "intune").build(), UNKNOWN),
+    Case("the Control Plane's record of the platform degraded was not read",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(intune_failing(), 14.0, "intune", ok=False, gate="PromotionsPaused").build(), UNKNOWN),
+    Case("no fault on the platform",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(H(), 14.0, "intune", ok=False, gate="PromotionsPaused").build(), UNKNOWN),
+]
+
+BACKOFF = ConnectorBackoff("jamf", ["k1", "k2"], base_s=0.5)
+
+CASES[ConnectorBackoff] = [
+    Case("each wait twice the previous, from the base interval",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.5, 13.5).build(), PASS,
+         measured({"gaps_s": [0.5, 1.0, 2.0], "ratios": [2.0, 2.0]})),
+    Case("a backoff whose gaps do not grow",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.0, 11.5).build(), FAIL),
+    Case("a first gap shorter than the base interval",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.1, 10.3, 10.7).build(), FAIL),
+    Case("gaps growing fourfold",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 12.5, 20.5).build(), FAIL),
+    Case("arrivals after the runbook's requeue start a new delivery",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.5, 13.5)
+         .op("requeue", 20.0, detail={"platform": "jamf"}).platform_request("jamf", 20.1, key="k1", status=503)
+         .platform_request("jamf", 20.2, key="k1", status=200).build(), PASS),
+    Case("the retries end at the first applied arrival",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5).platform_request("jamf", 11.5, key="k1", status=200)
+         .platform_request("jamf", 11.6, key="k1", status=200, outcome="duplicate").build(), PASS),
+    Case("an attempt repeated without any wait is no backoff",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 10.5, 11.5).build(), FAIL),
+    Case("fewer than 3 attempts reached the platform",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5).build(), UNKNOWN),
+]
+
+
+def intune_view(h: H, t: float, count: int) -> H:
+    return h.op("platform_view", t, value={"platform": "intune", "GraphThrottleCount": count},
+                detail={"platform": "intune"})
+
+
+SIX_429 = (10.0, 11.0, 12.0, 13.0, 14.0, 15.0)
+
+CASES[ThrottleCountAccurate] = [
+    Case("the count equals the platform's 429s and reached n",
+         ThrottleCountAccurate("intune", 5), intune_view(throttled(H(), "intune", *SIX_429), 16.0, 6).build(), PASS,
+         measured_has(highest_reported=6, sent_by_platform=6)),
+    Case("a throttle count that disagrees with the platform's 429s",
+         ThrottleCountAccurate("intune", 5), intune_view(throttled(H(), "intune", *SIX_429), 16.0, 5).build(), FAIL,
+         says("reported 5, platform sent 6")),
+    Case("an earlier read that over-counted fails though the last agrees",
+         ThrottleCountAccurate("intune", 5), intune_view(intune_view(throttled(H(), "intune", *SIX_429), 12.5, 6),
+                                                         16.0, 6).build(), FAIL),
+    Case("a count that agrees but never reached n",
+         ThrottleCountAccurate("intune", 5), intune_view(throttled(H(), "intune", 10.0, 11.0, 12.0), 16.0, 3).build(),
+         FAIL),
+    Case("a 429 sent within the report delay before the read may be uncounted",
+         ThrottleCountAccurate("intune", 5),
+         intune_view(throttled(H(), "intune", 10.0, 11.0, 12.0, 13.0, 14.0, 15.6), 16.0, 5).build(), PASS),
+    Case("429s older than the window on the Control Plane's clock drop out",
+         ThrottleCountAccurate("intune", 5),
+         intune_view(throttled(throttled(H(), "intune", *SIX_429).clock(20.0, 600), "intune",
+                               21.0, 22.0, 23.0, 24.0, 25.0), 26.0, 5).build(), PASS),
+    Case("the Control Plane's view was not read",
+         ThrottleCountAccurate("intune", 5), throttled(H(), "intune", *SIX_429).build(), UNKNOWN),
+]
+
+CASES[AppliedExactlyOnce] = [
+    Case("every intent applied once (after a 429)",
+         AppliedExactlyOnce("intune", ["k1", "k2"]), throttled(H(), "intune", 10.0)
+         .platform_request("intune", 12.0, key="k1", status=200).platform_request("intune", 12.0, key="k2", status=200)
+         .build(), PASS, measured({"published": 2, "missing": 0, "duplicated": 0})),
+    Case("an intent never applied",
+         AppliedExactlyOnce("intune", ["k1", "k2"]), throttled(H(), "intune", 10.0)
+         .platform_request("intune", 12.0, key="k1", status=200).platform_request("intune", 12.0, key="k2", status=429)
+         .build(), FAIL, measured_has(missing=1)),
+    Case("an intent applied twice by a redelivery",
+         AppliedExactlyOnce("intune", ["k1"]), attempts(H(), "intune", "k1", 12.0, 30.0, status=200).build(), FAIL,
+         measured_has(duplicated=1)),
+    Case("with a ring, the ring's own key is judged",
+         AppliedExactlyOnce("intune", ["k1"], ring="ring2"), H().platform_request("intune", 12.0, key="k1", status=200)
+         .platform_request("intune", 30.0, key="k1@ring2", status=200).build(), PASS),
+    Case("no intent was published",
+         AppliedExactlyOnce("intune", []), H().platform_request("intune", 12.0, key="k1", status=200).build(), UNKNOWN),
+]
+
+
+def throttle_healed(*times: float) -> H:
+    return throttled(H().inject("throttle:intune", 9.0), "intune", *times).heal("throttle:intune", 16.0)
+
+
+CASES[ResumeRequiresLowThrottleCount] = [
+    Case("a promotion refused while the throttle count was 6",
+         ResumeRequiresLowThrottleCount("intune"),
+         promote(throttle_healed(*SIX_429), 17.0, "intune", ok=False, gate="PromotionsPaused").build(), PASS,
+         measured_has(throttle_count=6, accepted=0)),
+    Case("a promotion accepted while the throttle count was 6",
+         ResumeRequiresLowThrottleCount("intune"), promote(throttle_healed(*SIX_429), 17.0, "intune").build(), FAIL,
+         measured_has(throttle_count=6, accepted=1)),
+    Case("a promotion before the recovery is not judged",
+         ResumeRequiresLowThrottleCount("intune"),
+         promote(promote(throttle_healed(*SIX_429), 12.0, "intune"), 17.0, "intune", ok=False,
+                 gate="PromotionsPaused").build(), PASS),
+    Case("a count of exactly 5 is not above the limit",
+         ResumeRequiresLowThrottleCount("intune"), promote(throttle_healed(*SIX_429[:5]), 17.0, "intune").build(),
+         UNKNOWN),
+    Case("429s older than 5 minutes on the Control Plane's clock do not count",
+         ResumeRequiresLowThrottleCount("intune"),
+         promote(throttle_healed(*SIX_429).clock(16.5, 300), 17.0, "intune").build(), UNKNOWN),
+    Case("the platform was not healed",
+         ResumeRequiresLowThrottleCount("intune"),
+         promote(throttled(H().inject("throttle:intune", 9.0), "intune", *SIX_429), 17.0, "intune").build(), UNKNOWN),
+]
+
+CASES[PromotionsResumed] = [
+    Case("the last promotion accepted and applied once",
+         PromotionsResumed("intune", "ring2"), promote(promote(H(), 20.0, "intune", ok=False, gate="PromotionsPaused"),
+                                                       30.0, "intune")
+         .platform_request("intune", 31.0, key="k1@ring2", status=200).build(), PASS),
+    Case("the last promotion refused",
+         PromotionsResumed("intune", "ring2"), promote(H(), 30.0, "intune", ok=False, gate="PromotionsPaused").build(),
+         FAIL),
+    Case("the promoted intent applied twice",
+         PromotionsResumed("intune", "ring2"), attempts(promote(H(), 30.0, "intune"), "intune", "k1@ring2",
+                                                        31.0, 32.0, status=200).build(), FAIL,
+         measured_has(applied=2)),
+    Case("an apply before the promotion does not count",
+         PromotionsResumed("intune", "ring2"), promote(H().platform_request("intune", 25.0, key="k1@ring2", status=200),
+                                                       30.0, "intune").build(), FAIL, measured_has(applied=0)),
+    Case("no promotion attempted",
+         PromotionsResumed("intune", "ring2"), H().platform_request("intune", 31.0, key="k1@ring2", status=200).build(),
+         UNKNOWN),
+]
+
+
+def cab_pause(clock_s: float, raised_at: tuple[float, ...] = (21.0,), notice_platform: str = "jamf",
+              clock_at: float = 20.0) -> H:
+    """jamf failing from 10; the Control Plane's clock moved `clock_s` at `clock_at`; the CAB pause
+    rows raised at `raised_at`, a notification at 21; both read at 30."""
+    h = H().inject("error:jamf", 10.0).clock(clock_at, clock_s)
+    h = read_events(h, 30.0, "CabManualPauseRaised", *(stored("CabManualPauseRaised", "jamf", t) for t in raised_at))
+    return read_events(h, 30.5, "CabNotification", stored("CabNotification", notice_platform, 21.0))
+
+
+CASES[CabManualPause] = [
+    Case("raised once after more than 15 minutes on the Control Plane's clock, with a notification",
+         CabManualPause("jamf"), cab_pause(1000).build(), PASS,
+         measured({"raised": 1, "degraded_for_s": [1011.0], "notifications": 1})),
+    Case("raised before 15 minutes on the Control Plane's clock (14 min 51 s)",
+         CabManualPause("jamf"), cab_pause(880).build(), FAIL, measured_has(degraded_for_s=[891.0])),
+    Case("a clock move after the pause does not age it",
+         CabManualPause("jamf"), cab_pause(1000, clock_at=25.0).build(), FAIL, measured_has(degraded_for_s=[11.0])),
+    Case("raised twice",
+         CabManualPause("jamf"), cab_pause(1000, raised_at=(21.0, 22.0)).build(), FAIL),
+    Case("no CAB notification about the platform",
+         CabManualPause("jamf"), cab_pause(1000, notice_platform="intune").build(), FAIL),
+    Case("the CAB notifications were not read",
+         CabManualPause("jamf"), read_events(H().inject("error:jamf", 10.0).clock(20.0, 1000), 30.0,
+                                             "CabManualPauseRaised", stored("CabManualPauseRaised", "jamf", 21.0))
+         .build(), UNKNOWN),
+    Case("no fault on the platform",
+         CabManualPause("jamf"), read_events(read_events(H().clock(20.0, 1000), 30.0, "CabManualPauseRaised",
+                                                         stored("CabManualPauseRaised", "jamf", 21.0)),
+                                             30.5, "CabNotification", stored("CabNotification", "jamf", 21.0)).build(),
+         UNKNOWN),
+]
+
+
+def recovered_jamf() -> H:
+    return H().inject("error:jamf", 10.0).heal("error:jamf", 20.0)
+
+
+def cab_lift(h: H, t: float, ok: bool = True) -> H:
+    return h.op("cab_lift", t, ok=ok, status=200 if ok else 409, detail={"platform": "jamf"})
+
+
+CASES[CabPauseHoldsUntilLifted] = [
+    Case("refused after the recovery until the lift, accepted after it",
+         CabPauseHoldsUntilLifted("jamf"), promote(cab_lift(promote(recovered_jamf(), 21.0, "jamf", ok=False,
+                                                                    gate="CabManualPause"), 25.0), 26.0, "jamf")
+         .build(), PASS),
+    Case("a promotion accepted before the CAB lifted the pause",
+         CabPauseHoldsUntilLifted("jamf"), cab_lift(promote(recovered_jamf(), 21.0, "jamf"), 25.0).build(), FAIL),
+    Case("a promotion accepted with no lift at all",
+         CabPauseHoldsUntilLifted("jamf"), promote(recovered_jamf(), 21.0, "jamf").build(), FAIL),
+    Case("a lift the Control Plane refused does not end the hold",
+         CabPauseHoldsUntilLifted("jamf"), promote(cab_lift(promote(recovered_jamf(), 21.0, "jamf", ok=False,
+                                                                    gate="CabManualPause"), 25.0, ok=False),
+                                                   26.0, "jamf").build(), FAIL, None),
+    Case("no promotion between the recovery and the lift",
+         CabPauseHoldsUntilLifted("jamf"), promote(cab_lift(recovered_jamf(), 25.0), 26.0, "jamf").build(), UNKNOWN),
+    Case("the platform was not healed",
+         CabPauseHoldsUntilLifted("jamf"), promote(H().inject("error:jamf", 10.0), 21.0, "jamf").build(), UNKNOWN),
+]
+
+CASES[CabNotified] = [
+    Case("a CAB notification about the outage",
+         CabNotified("jamf"), read_events(H().inject("error:jamf", 10.0), 30.0, "CabNotification",
+                                          stored("CabNotification", "jamf", 21.0)).build(), PASS),
+    Case("notifications about another platform only",
+         CabNotified("jamf"), read_events(H().inject("error:jamf", 10.0), 30.0, "CabNotification",
+                                          stored("CabNotification", "intune", 21.0)).build(), FAIL),
+    Case("a notification from before the fault does not count",
+         CabNotified("jamf"), read_events(H().inject("error:jamf", 10.0), 30.0, "CabNotification",
+                                          stored("CabNotification", "jamf", 5.0)).build(), FAIL),
+    Case("the notifications were not read",
+         CabNotified("jamf"), H().inject("error:jamf", 10.0).build(), UNKNOWN),
+    Case("no fault on the platform",
+         CabNotified("jamf"), read_events(H(), 30.0, "CabNotification", stored("CabNotification", "jamf", 21.0))
+         .build(), UNKNOWN),
+]
+
+
+def queue_bracket(before: int, reported: int | None, after: int | None, platform: str = "jamf") -> H:
+    h = H().op("queue_depth", 10.0, value=before, detail={"platform": platform})
+    h.op("queue_metrics", 10.2, value={"jamf": {"queue_depth": reported}})
+    if after is not None:
+        h.op("queue_depth", 10.4, value=after, detail={"platform": platform})
+    return h
+
+
+CASES[QueueDepthAccurate] = [
+    Case("the metric equals the queue read right before and after",
+         QueueDepthAccurate("jamf"), queue_bracket(3, 3, 3).build(), PASS,
+         measured({"reported": 3, "queue_before": 3, "queue_after": 3})),
+    Case("a figure between a falling queue's depths before and after",
+         QueueDepthAccurate("jamf"), queue_bracket(4, 3, 2).build(), PASS),
+    Case("the metric says 0 while 3 intents wait",
+         QueueDepthAccurate("jamf"), queue_bracket(3, 0, 3).build(), FAIL),
+    Case("a figure outside the bracket",
+         QueueDepthAccurate("jamf"), queue_bracket(3, 5, 3).build(), FAIL),
+    Case("no read of the queue after the metric",
+         QueueDepthAccurate("jamf"), queue_bracket(3, 3, None).build(), UNKNOWN),
+    Case("reads of another platform's queue do not bracket it",
+         QueueDepthAccurate("jamf"), queue_bracket(3, 3, 3, platform="intune").build(), UNKNOWN),
+]
+
+
+def dead_letters(h: H, t: float, *keys: str) -> H:
+    return h.op("dead_letters", t, value=list(keys), detail={"platform": "jamf"})
+
+
+FOUR_ATTEMPTS = (10.0, 10.5, 11.5, 13.5)
+
+CASES[DeadLettered] = [
+    Case("dead-lettered after exactly the maximum attempts",
+         DeadLettered("jamf", ["k1"], 4), dead_letters(attempts(H(), "jamf", "k1", *FOUR_ATTEMPTS), 15.0, "k1").build(),
+         PASS, measured({"dead_lettered": 1, "attempts": [4]})),
+    Case("an intent missing from the dead-letter queue",
+         DeadLettered("jamf", ["k1"], 4), dead_letters(attempts(H(), "jamf", "k1", *FOUR_ATTEMPTS), 15.0).build(),
+         FAIL),
+    Case("dead-lettered after 3 attempts",
+         DeadLettered("jamf", ["k1"], 4), dead_letters(attempts(H(), "jamf", "k1", *FOUR_ATTEMPTS[:3]), 15.0, "k1")
+         .build(), FAIL, measured_has(attempts=[3])),
+    Case("arrivals after the dead-letter read do not count",
+         DeadLettered("jamf", ["k1"], 4), attempts(dead_letters(attempts(H(), "jamf", "k1", *FOUR_ATTEMPTS), 15.0, "k1")
+                                                   .op("requeue", 16.0, detail={"platform": "jamf"}),
+                                                   "jamf", "k1", 17.0, status=200).build(), PASS),
+    Case("the dead-letter queue was read only after the requeue",
+         DeadLettered("jamf", ["k1"], 4), dead_letters(attempts(H(), "jamf", "k1", *FOUR_ATTEMPTS)
+                                                       .op("requeue", 14.0, detail={"platform": "jamf"}), 15.0, "k1")
+         .build(), UNKNOWN),
+    Case("no intent was published",
+         DeadLettered("jamf", [], 4), dead_letters(H(), 15.0).build(), UNKNOWN),
+]
+
+
+def requeued(ok: bool = True) -> H:
+    return H().op("requeue", 20.0, ok=ok, status=200 if ok else 500, detail={"platform": "jamf"})
+
+
+CASES[RequeueConfirmed] = [
+    Case("the dead-letter queue emptied of them after the requeue",
+         RequeueConfirmed("jamf", ["k1"]), dead_letters(requeued(), 21.0).build(), PASS),
+    Case("only the read after the requeue counts",
+         RequeueConfirmed("jamf", ["k1"]), dead_letters(dead_letters(H(), 19.0, "k1").op(
+             "requeue", 20.0, detail={"platform": "jamf"}), 21.0).build(), PASS),
+    Case("an intent still dead-lettered",
+         RequeueConfirmed("jamf", ["k1"]), dead_letters(requeued(), 21.0, "k1").build(), FAIL,
+         measured_has(still_dead_lettered=1)),
+    Case("the requeue was refused",
+         RequeueConfirmed("jamf", ["k1"]), dead_letters(requeued(ok=False), 21.0).build(), FAIL),
+    Case("no requeue made",
+         RequeueConfirmed("jamf", ["k1"]), dead_letters(H(), 21.0).build(), UNKNOWN),
+    Case("the dead-letter queue not read after the requeue",
+         RequeueConfirmed("jamf", ["k1"]), dead_letters(H(), 19.0).op("requeue", 20.0, detail={"platform": "jamf"})
+         .build(), UNKNOWN),
+]
+
+
+def published(h: H, t: float, key: str, ring: str, platform: str = "intune") -> H:
+    return h.op("publish", t, value=key, status=202, detail={"platform": platform, "ring": ring, "intent_id": 1})
+
+
+CASES[NoCriticalBacklog] = [
+    Case("a critical intent applied seconds after its publish",
+         NoCriticalBacklog(), published(H(), 10.0, "k1", "ring1").platform_request("intune", 15.0, key="k1", status=200)
+         .build(), PASS, measured({"oldest_critical_s": 4.9, "intents": 1})),
+    Case("an intent waiting 15 minutes on the Control Plane's clock",
+         NoCriticalBacklog(), published(H(), 10.0, "k1", "ring1").clock(12.0, 900)
+         .platform_request("intune", 15.0, key="k1", status=200).build(), FAIL, measured_has(oldest_critical_s=904.9)),
+    Case("an intent never applied counts its age until the end",
+         NoCriticalBacklog(), published(H(), 10.0, "k1", "ring0").clock(20.0, 700).checkpoint("end", 21.0).build(),
+         FAIL, measured_has(oldest_critical_s=710.9)),
+    Case("a promotion to a critical ring counts from its acceptance",
+         NoCriticalBacklog(), promote(H(), 10.0, "jamf", to_ring="ring1").clock(11.0, 700)
+         .platform_request("jamf", 12.0, key="k1@ring1", status=200).build(), FAIL),
+    Case("a non-critical ring may wait",
+         NoCriticalBacklog(), published(published(H(), 10.0, "k1", "ring1"), 10.0, "k2", "ring3")
+         .platform_request("intune", 15.0, key="k1", status=200).clock(16.0, 900).checkpoint("end", 17.0).build(),
+         PASS),
+    Case("no intent of a critical ring published",
+         NoCriticalBacklog(), published(H(), 10.0, "k2", "ring3").build(), UNKNOWN),
+]
+
+
+def site_down() -> H:
+    """sccm killed at 10; the Control Plane's SiteOutageRecorded read at 12."""
+    return read_events(H().inject("down:sccm", 10.0), 12.0, "SiteOutageRecorded",
+                       stored("SiteOutageRecorded", "sccm", 11.0))
+
+
+CASES[SiteOutageRecorded] = [
+    Case("the outage recorded and no fallback offered yet",
+         SiteOutageRecorded("sccm"), read_events(site_down(), 12.5, "ManualImportOffered").clock(20.0, 86400).build(),
+         PASS, measured({"events": 1, "fallback_offered": False})),
+    Case("a fallback offered at once",
+         SiteOutageRecorded("sccm"), read_events(site_down(), 12.5, "ManualImportOffered",
+                                                 stored("ManualImportOffered", "sccm", 12.2)).build(), FAIL),
+    Case("the outage not recorded",
+         SiteOutageRecorded("sccm"), read_events(read_events(H().inject("down:sccm", 10.0), 12.0, "SiteOutageRecorded",
+                                                             stored("SiteOutageRecorded", "jamf", 11.0)),
+                                                 12.5, "ManualImportOffered").build(), FAIL),
+    Case("an offer read after the clock moved on is not judged here",
+         SiteOutageRecorded("sccm"), read_events(read_events(site_down(), 12.5, "ManualImportOffered")
+                                                 .clock(20.0, 86400), 22.0, "ManualImportOffered",
+                                                 stored("ManualImportOffered", "sccm", 21.0)).build(), PASS),
+    Case("the offers were read only after the clock moved",
+         SiteOutageRecorded("sccm"), read_events(site_down().clock(20.0, 86400), 22.0, "ManualImportOffered",
+                                                 stored("ManualImportOffered", "sccm", 21.0)).build(), UNKNOWN),
+    Case("SiteOutageRecorded events were not read",
+         SiteOutageRecorded("sccm"), read_events(H().inject("down:sccm", 10.0), 12.5, "ManualImportOffered").build(),
+         UNKNOWN),
+    Case("no fault on the platform",
+         SiteOutageRecorded("sccm"), read_events(read_events(H(), 12.0, "SiteOutageRecorded",
+                                                             stored("SiteOutageRecorded", "sccm", 11.0)),
+                                                 12.5, "ManualImportOffered").build(), UNKNOWN),
+]
+
+
+def offered(clock_s: float, *at: float) -> H:
+    h = H().inject("down:sccm", 10.0).clock(20.0, clock_s)
+    return read_events(h, 30.0, "ManualImportOffered", *(stored("ManualImportOffered", "sccm", t) for t in at))
+
+
+CASES[ManualImportOffered] = [
+    Case("offered once after more than 24 h on the Control Plane's clock",
+         ManualImportOffered("sccm"), offered(86400, 21.0).build(), PASS,
+         measured({"offers": 1, "down_for_s": [86411.0]})),
+    Case("offered 5 s before 24 h on the Control Plane's clock",
+         ManualImportOffered("sccm"), offered(86380, 25.0).build(), FAIL, measured_has(down_for_s=[86395.0])),
+    Case("offered twice",
+         ManualImportOffered("sccm"), offered(86400, 21.0, 22.0).build(), FAIL),
+    Case("the offers were not read",
+         ManualImportOffered("sccm"), H().inject("down:sccm", 10.0).clock(20.0, 86400).build(), UNKNOWN),
+    Case("no fault on the platform",
+         ManualImportOffered("sccm"), read_events(H().clock(20.0, 86400), 30.0, "ManualImportOffered",
+                                                  stored("ManualImportOffered", "sccm", 21.0)).build(), UNKNOWN),
+]
+
+
+# =============================================================================================
+# evidence (matrix row 3)
+# =============================================================================================
+
+OUT = "store-out:evidence"
+SHA, OTHER_SHA = "ab" * 32, "cd" * 32
+BLOCKED = {"cause": "evidence_store", "Impact": "publish blocked", "error": "the evidence store is unavailable"}
+
+
+def store_read(found: str | None, key: str = "pack-b", ok: bool = True) -> H:
+    return H().op("store_read", 5.0, ok=ok, value=found, detail={"key": key, "expected": SHA},
+                  error="" if ok else "AccessDenied")
+
+
+CASES[ValidatedCopy] = [
+    Case("a copy with the sha256 of what was sent",
+         ValidatedCopy("pack-b", present=True), store_read(SHA).build(), PASS),
+    Case("a copy whose sha256 differs",
+         ValidatedCopy("pack-b", present=True), store_read(OTHER_SHA).build(), FAIL),
+    Case("no copy where one must be",
+         ValidatedCopy("pack-b", present=True), store_read(None).build(), FAIL),
+    Case("no copy where none must be",
+         ValidatedCopy("pack-a", present=False), store_read(None, key="pack-a").build(), PASS),
+    Case("a copy where none must be",
+         ValidatedCopy("pack-a", present=False), store_read(SHA, key="pack-a").build(), FAIL),
+    Case("a read of another pack does not count",
+         ValidatedCopy("pack-b", present=True), store_read(SHA, key="pack-a").build(), UNKNOWN),
+    Case("the alternate bucket could not be read",
+         ValidatedCopy("pack-b", present=True), store_read(None, ok=False).build(), UNKNOWN),
+]
+
+
+def store_out() -> H:
+    """The evidence store out from 10 to 20."""
+    return H().inject(OUT, 10.0).heal(OUT, 20.0)
+
+
+def publish_pack(h: H, t: float, key: str = "pack-a", ok: bool = True, detail: dict | None = None, **kw: Any) -> H:
+    return h.op("publish", t, ok=ok, value=key, status=201 if ok else 503, detail=detail, **kw)
+
+
+CASES[PublishBlockedDuringOutage] = [
+    Case("refused with 503, cause evidence_store, Impact = publish blocked and an error",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"),
+         publish_pack(store_out(), 11.0, ok=False, detail=BLOCKED).build(), PASS),
+    Case("a publish accepted while the store was out",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"), publish_pack(store_out(), 11.0).build(), FAIL),
+    Case("a refusal without Impact = publish blocked",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"),
+         publish_pack(store_out(), 11.0, ok=False, detail={**BLOCKED, "Impact": None}).build(), FAIL),
+    Case("a refusal without an explicit error",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"),
+         publish_pack(store_out(), 11.0, ok=False, detail={**BLOCKED, "error": ""}).build(), FAIL,
+         says("without an explicit error")),
+    Case("a publish straddling the heal is not judged",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"),
+         publish_pack(publish_pack(store_out(), 11.0, ok=False, detail=BLOCKED), 19.9, done=20.3).build(), PASS),
+    Case("the pack with a copy is not judged here",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"),
+         publish_pack(publish_pack(store_out(), 11.0, ok=False, detail=BLOCKED), 12.0, key="pack-b").build(), PASS),
+    Case("the pack was published only after the heal",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"), publish_pack(store_out(), 21.0).build(), UNKNOWN),
+    Case("no inject event",
+         PublishBlockedDuringOutage(OUT, "pack-a", "unavailable"),
+         publish_pack(H(), 11.0, ok=False, detail=BLOCKED).build(), UNKNOWN),
+]
+
+OBJECT = "evidence/pack-a.tar"
+
+
+def retried(*times: float, method: str = "HEAD", path: str = f"/evidence-bucket/{OBJECT}") -> H:
+    """The publish of pack-a refused after 7 s while the store is out; the gateway saw these requests."""
+    h = publish_pack(store_out(), 11.0, ok=False, detail=BLOCKED, done=18.0)
+    for t in times:
+        h.gateway_request(t, path, method=method)
+    return h
+
+
+BACKOFF_AT_STORE = RetryBackoffAtStore(OUT, "pack-a", OBJECT, "unavailable")
+
+CASES[RetryBackoffAtStore] = [
+    Case("the store's attempts wait twice as long each time",
+         BACKOFF_AT_STORE, retried(11.1, 11.3, 11.7, 12.5).build(), PASS,
+         measured({"attempts": 4, "gaps_ms": [200, 400, 800], "ratios": [2.0, 2.0]})),
+    Case("a backoff whose gaps do not grow",
+         BACKOFF_AT_STORE, retried(11.1, 11.3, 11.5, 11.7).build(), FAIL, measured_has(ratios=[1.0, 1.0])),
+    Case("retried too few times",
+         BACKOFF_AT_STORE, retried(11.1, 11.3).build(), FAIL),
+    Case("writes and other objects are not attempts",
+         BACKOFF_AT_STORE, retried(11.1, 11.3, 11.7, 12.5).gateway_request(11.2, f"/evidence-bucket/{OBJECT}",
+                                                                            method="PUT")
+         .gateway_request(11.4, "/evidence-bucket/evidence/pack-b.tar").build(), PASS),
+    Case("requests outside the publish are not its attempts",
+         BACKOFF_AT_STORE, retried(11.1, 11.3, 11.7, 12.5).gateway_request(18.5, f"/evidence-bucket/{OBJECT}")
+         .build(), PASS),
+    Case("an immediate retry (no wait at all) is not a backoff",
+         BACKOFF_AT_STORE, retried(11.1, 11.1, 11.5, 12.3).build(), FAIL, None),
+    Case("the store saw no attempt",
+         BACKOFF_AT_STORE, retried().build(), UNKNOWN),
+    Case("no publish of the pack while the store failed",
+         BACKOFF_AT_STORE, publish_pack(store_out(), 21.0).gateway_request(21.05, f"/evidence-bucket/{OBJECT}")
+         .build(), UNKNOWN),
+    Case("no inject event",
+         BACKOFF_AT_STORE, publish_pack(H(), 11.0, ok=False, detail=BLOCKED).build(), UNKNOWN),
+]
+
+
+def impact_read(*rows: dict, t: float = 15.0) -> H:
+    return read_events(store_out(), t, "ImpactRecorded", *rows)
+
+
+def impact(intent_id: int, t: float, what: str = "publish blocked") -> dict:
+    return row("ImpactRecorded", intent_id=intent_id, payload={"Impact": what}, t=t)
+
+
+CASES[ImpactRecorded] = [
+    Case("Impact = publish blocked recorded for the refused intent",
+         ImpactRecorded(OUT, 7), impact_read(impact(7, 11.0)).build(), PASS, measured({"ImpactRecorded": 1})),
+    Case("no Impact event for the refused intent",
+         ImpactRecorded(OUT, 7), impact_read(impact(8, 11.0)).build(), FAIL),
+    Case("another Impact",
+         ImpactRecorded(OUT, 7), impact_read(impact(7, 11.0, "degraded")).build(), FAIL),
+    Case("an Impact event from before the fault does not count",
+         ImpactRecorded(OUT, 7), impact_read(impact(7, 5.0)).build(), FAIL),
+    Case("ImpactRecorded events read only before the fault",
+         ImpactRecorded(OUT, 7), impact_read(impact(7, 4.0), t=5.0).build(), UNKNOWN),
+    Case("the read failed",
+         ImpactRecorded(OUT, 7), read_events(store_out(), 15.0, "ImpactRecorded", ok=False).build(), UNKNOWN),
+    Case("no inject event",
+         ImpactRecorded(OUT, 7), read_events(H(), 15.0, "ImpactRecorded", impact(7, 11.0)).build(), UNKNOWN),
+]
+
+CASES[PublishedFromValidatedCopy] = [
+    Case("the pack with a copy published while the store was out",
+         PublishedFromValidatedCopy(OUT, "pack-b"),
+         publish_pack(store_out(), 12.0, key="pack-b", detail={"evidence_source": "replica"}).build(), PASS,
+         measured_has(evidence_source="replica")),
+    Case("the pack with a copy refused",
+         PublishedFromValidatedCopy(OUT, "pack-b"),
+         publish_pack(store_out(), 12.0, key="pack-b", ok=False, detail=BLOCKED).build(), FAIL),
+    Case("the pack with a copy published only after the heal",
+         PublishedFromValidatedCopy(OUT, "pack-b"), publish_pack(store_out(), 21.0, key="pack-b").build(), UNKNOWN),
+    Case("no inject event",
+         PublishedFromValidatedCopy(OUT, "pack-b"), publish_pack(H(), 12.0, key="pack-b").build(), UNKNOWN),
+]
+
+CASES[PublishingResumed] = [
+    Case("the blocked pack published after the heal",
+         PublishingResumed(OUT, "pack-a"), publish_pack(publish_pack(store_out(), 11.0, ok=False, detail=BLOCKED),
+                                                        22.0).build(), PASS, measured_has(after_heal_s=2.0)),
+    Case("the blocked pack refused again after the heal",
+         PublishingResumed(OUT, "pack-a"), publish_pack(store_out(), 22.0, ok=False, detail=BLOCKED).build(), FAIL),
+    Case("not published again after the heal",
+         PublishingResumed(OUT, "pack-a"), publish_pack(store_out(), 11.0, ok=False, detail=BLOCKED).build(), UNKNOWN),
+    Case("the store was never healed",
+         PublishingResumed(OUT, "pack-a"), publish_pack(H().inject(OUT, 10.0), 22.0).build(), UNKNOWN),
+]
+
+
+# =============================================================================================
+# event store (matrix row 7)
+# =============================================================================================
+
+BLOCK = "write-block:eventstore"
+ES_DOWN = {"cause": "event_store", "error": "the event store is write-blocked"}
+
+
+def workload(h: H, times: list[float], *, refused: tuple[float, ...] = (), unrecorded: tuple[float, ...] = (),
+             twice: tuple[float, ...] = ()) -> tuple[H, list[dict]]:
+    """A write per time (key w<t>); the refused ones answered 503 and have no event, the
+    unrecorded ones acknowledged without their event, the twice ones with two. Returns the builder
+    and the store's audit rows."""
+    rows = []
+    for n, t in enumerate(times, start=1):
+        key = f"w{t:g}"
+        h.op("write", t, ok=t not in refused, value=key, status=503 if t in refused else 201)
+        if t not in refused and t not in unrecorded:
+            rows += [created(n, key)] * (2 if t in twice else 1)
+    return h, rows
+
+
+def audit(h: H, rows: list[dict], t: float) -> H:
+    return h.op("read_audit", t, value=rows)
+
+
+def seconds(start: float, stop: float) -> list[float]:
+    return [float(t) for t in range(int(start), int(stop))]
+
+
+def write_success_history(times: list[float], fault_at: float | None = None, **kw: Any) -> History:
+    h = H() if fault_at is None else H().inject(BLOCK, fault_at)
+    h, rows = workload(h, times, **kw)
+    return audit(h, rows, times[-1] + 5).build()
+
+
+CASES[EventStoreWriteSuccess] = [
+    Case("every attempt persisted exactly once",
+         EventStoreWriteSuccess(0.999), write_success_history(seconds(0, 10)), PASS,
+         measured_has(EventStoreWriteSuccess=1.0, used="drill window")),
+    Case("one attempt in ten without its event",
+         EventStoreWriteSuccess(0.999), write_success_history(seconds(0, 10), unrecorded=(4.0,)), FAIL,
+         measured_has(EventStoreWriteSuccess=0.9)),
+    Case("an event persisted twice is not a success",
+         EventStoreWriteSuccess(0.999), write_success_history(seconds(0, 10), twice=(4.0,)), FAIL,
+         measured_has(EventStoreWriteSuccess=0.9)),
+    Case("a short outage is judged on the hour projected at the pre-fault rate",
+         EventStoreWriteSuccess(0.999, fault=BLOCK), write_success_history(seconds(0, 20), 10.0, refused=(15.0,)),
+         PASS, measured_has(used="hour projected", drill_window_rate=0.95,
+                            EventStoreWriteSuccess=pytest.approx(3600 / 3601, abs=1e-6))),
+    Case("a long outage fails the projected hour too",
+         EventStoreWriteSuccess(0.999, fault=BLOCK), write_success_history(seconds(0, 30), 10.0,
+                                                                           refused=tuple(seconds(15, 25))),
+         FAIL, measured_has(used="hour projected")),
+    Case("without a pre-fault sample the drill window is judged",
+         EventStoreWriteSuccess(0.999, fault=BLOCK), write_success_history(seconds(1, 21), 0.0, refused=(15.0,)),
+         FAIL, measured_has(used="drill window", EventStoreWriteSuccess=0.95)),
+    Case("each clock hour is judged apart",
+         EventStoreWriteSuccess(0.999), write_success_history(seconds(3590, 3610), unrecorded=(3605.0,)), FAIL,
+         measured_has(hour="2026-01-05T11:00Z", attempted=10, persisted=9)),
+    Case("the audit events were not read",
+         EventStoreWriteSuccess(0.999), workload(H(), seconds(0, 10))[0].build(), UNKNOWN),
+    Case("no state change attempted",
+         EventStoreWriteSuccess(0.999), audit(H(), [created(1, "w1")], 10.0).build(), UNKNOWN),
+]
+
+CASES[NoChangeWithoutEvent] = [
+    Case("every acknowledged change has its event (a refused one need not)",
+         NoChangeWithoutEvent(), audit(*workload(H(), [1.0, 2.0, 3.0], refused=(2.0,)), 10.0).build(), PASS,
+         measured(0)),
+    Case("an acknowledged write without its event",
+         NoChangeWithoutEvent(), audit(*workload(H(), [1.0, 2.0, 3.0], unrecorded=(2.0,)), 10.0).build(), FAIL,
+         says("write w2")),
+    Case("an acknowledged approval without ApprovalRecorded",
+         NoChangeWithoutEvent(), audit(H().op("write", 1.0, value="w1").op("approve", 2.0, value="w1",
+                                                                            detail={"intent_id": 1}),
+                                       [created(1, "w1")], 10.0).build(), FAIL, says("approve w1")),
+    Case("the audit events were not read",
+         NoChangeWithoutEvent(), H().op("write", 1.0, value="w1").build(), UNKNOWN),
+    Case("no state change attempted",
+         NoChangeWithoutEvent(), audit(H(), [], 10.0).build(), UNKNOWN),
+]
+
+ROWS = [created(1, "w1"), row("EvidenceCommitted", intent_id=1), row("ApprovalRecorded", intent_id=1),
+        row("Published", intent_id=1), created(2, "w2")]
+FULL = chain(ROWS)               # the whole chain after the failover: seqs 1-5
+BEFORE = FULL[:3]                # what was recorded before the fault
+
+
+def altered(rows: list[dict], seq: int, **changes: Any) -> list[dict]:
+    return [{**r, **changes} if r["seq"] == seq else r for r in rows]
+
+
+def rewritten_from(seq: int) -> list[dict]:
+    """The chain re-hashed from `seq` on after its content changed: internally valid, but not the
+    chain read before the fault."""
+    rows = [dict(r) for r in ROWS]
+    rows[seq - 1]["payload"] = {"note": "rewritten"}
+    return chain(rows)
+
+
+def chain_reads(before: list[dict] | None, after: list[dict] | None, *, after_ok: bool = True) -> H:
+    h = H()
+    if before is not None:
+        h.op("read_chain", 5.0, value=before)
+    h.inject(BLOCK, 10.0)
+    if after is not None:
+        h.op("read_chain", 30.0, ok=after_ok, value=after if after_ok else None)
+    return h
+
+
+CASES[EventChainVerified] = [
+    Case("every hash recomputed and linked",
+         EventChainVerified(), chain_reads(None, FULL).build(), PASS, measured_has(events=5)),
+    Case("a chain with one altered hash",
+         EventChainVerified(), chain_reads(None, altered(FULL, 2, hash="0" * 63 + "1")).build(), FAIL,
+         measured_has(bad_hashes=[2], broken_links=[3])),
+    Case("an event rewritten in place (its hash no longer its content's)",
+         EventChainVerified(), chain_reads(None, altered(FULL, 4, payload={"note": "edited"})).build(), FAIL,
+         measured_has(bad_hashes=[4], broken_links=[])),
+    Case("the chain was not read",
+         EventChainVerified(), H().inject(BLOCK, 10.0).build(), UNKNOWN),
+    Case("the read of the chain failed",
+         EventChainVerified(), chain_reads(None, [], after_ok=False).build(), UNKNOWN),
+    Case("linked across the failover boundary",
+         EventChainVerified(BLOCK), chain_reads(BEFORE, FULL).build(), PASS,
+         measured_has(last_before=3, first_after=4, boundary_linked=True)),
+    Case("a chain rewritten after the fault, though valid, does not link to the hash read before it",
+         EventChainVerified(BLOCK), chain_reads(BEFORE, rewritten_from(3)).build(), FAIL,
+         measured_has(boundary_linked=False, bad_hashes=[], broken_links=[])),
+    Case("the chain was not read before the fault",
+         EventChainVerified(BLOCK), chain_reads(None, FULL).build(), UNKNOWN),
+    Case("no event appended after the fault",
+         EventChainVerified(BLOCK), chain_reads(BEFORE, BEFORE).build(), UNKNOWN),
+]
+
+CASES[AuditEventsNotLost] = [
+    Case("every event recorded before the fault still there, same hash",
+         AuditEventsNotLost(BLOCK), chain_reads(BEFORE, FULL).build(), PASS, measured_has(lost=[], altered=[])),
+    Case("an event recorded before the fault missing after it",
+         AuditEventsNotLost(BLOCK), chain_reads(BEFORE, [r for r in FULL if r["seq"] != 2]).build(), FAIL,
+         measured_has(lost=[2])),
+    Case("an event recorded before the fault with another hash after it",
+         AuditEventsNotLost(BLOCK), chain_reads(BEFORE, rewritten_from(3)).build(), FAIL, measured_has(altered=[3])),
+    Case("the chain was not read before the fault",
+         AuditEventsNotLost(BLOCK), chain_reads(None, FULL).build(), UNKNOWN),
+    Case("the chain was not read after the fault",
+         AuditEventsNotLost(BLOCK), chain_reads(BEFORE, None).build(), UNKNOWN),
+]
+
+CASES[AuditEventsNotDuplicated] = [
+    Case("no seq or hash twice",
+         AuditEventsNotDuplicated(BLOCK), chain_reads(BEFORE, FULL).build(), PASS, measured_has(duplicated=[])),
+    Case("an event appears twice after the failover",
+         AuditEventsNotDuplicated(BLOCK), chain_reads(BEFORE, FULL + [FULL[2]]).build(), FAIL, says("seq 3")),
+    Case("the chain was not read after the fault",
+         AuditEventsNotDuplicated(BLOCK), chain_reads(BEFORE, None).build(), UNKNOWN),
+    Case("the read after the fault failed",
+         AuditEventsNotDuplicated(BLOCK), chain_reads(BEFORE, [], after_ok=False).build(), UNKNOWN),
+]
+
+
+def blocked() -> H:
+    """The event store write-blocked at 10; the blocked primary fenced at 15, clients reconnected at 16."""
+    return H().inject(BLOCK, 10.0).failover("fence", 15.0, name="pg-a").failover("reconnect", 16.0)
+
+
+CASES[PublishRefusedWhileStoreBlocked] = [
+    Case("a publish refused with 503 naming the event store",
+         PublishRefusedWhileStoreBlocked(BLOCK), blocked().op("publish", 11.0, ok=False, status=503, detail=ES_DOWN)
+         .build(), PASS),
+    Case("a publish accepted while the store was blocked",
+         PublishRefusedWhileStoreBlocked(BLOCK), blocked().op("publish", 11.0, status=201).build(), FAIL),
+    Case("a refusal naming another cause",
+         PublishRefusedWhileStoreBlocked(BLOCK), blocked().op("publish", 11.0, ok=False, status=503,
+                                                              detail={"cause": "database"}).build(), FAIL),
+    Case("the block ends at the fence, before the reconnect",
+         PublishRefusedWhileStoreBlocked(BLOCK), blocked().op("publish", 11.0, ok=False, status=503, detail=ES_DOWN)
+         .op("publish", 15.5, status=201).build(), PASS),
+    Case("a publish straddling the fence is not judged",
+         PublishRefusedWhileStoreBlocked(BLOCK), blocked().op("publish", 11.0, ok=False, status=503, detail=ES_DOWN)
+         .op("publish", 14.8, status=201, done=15.3).build(), PASS),
+    Case("a publish made only after the failover says nothing",
+         PublishRefusedWhileStoreBlocked(BLOCK), blocked().op("publish", 17.0, status=201).build(), UNKNOWN),
+    Case("no inject event",
+         PublishRefusedWhileStoreBlocked(BLOCK), H().op("publish", 11.0, status=201).build(), UNKNOWN),
+]
+
+CASES[PublishAcceptedOnlyWhenStoreHealthy] = [
+    Case("refused while blocked, accepted after the fence",
+         PublishAcceptedOnlyWhenStoreHealthy(BLOCK), blocked().op("publish", 11.0, ok=False, status=503, detail=ES_DOWN)
+         .op("publish", 17.0, status=201).build(), PASS,
+         measured({"accepted_while_blocked": 0, "first_accepted_after_s": 7.1, "store_healthy_after_s": 5.0})),
+    Case("the store is healthy from the fence, before the reconnect",
+         PublishAcceptedOnlyWhenStoreHealthy(BLOCK), blocked().op("publish", 15.5, status=201).build(), PASS),
+    Case("a publish accepted while the store was blocked",
+         PublishAcceptedOnlyWhenStoreHealthy(BLOCK), blocked().op("publish", 11.0, status=201)
+         .op("publish", 17.0, status=201).build(), FAIL, measured_has(accepted_while_blocked=1)),
+    Case("publishing refused after the store recovered",
+         PublishAcceptedOnlyWhenStoreHealthy(BLOCK), blocked().op("publish", 17.0, ok=False, status=503, detail=ES_DOWN)
+         .build(), FAIL),
+    Case("no publish attempted after the store recovered",
+         PublishAcceptedOnlyWhenStoreHealthy(BLOCK), blocked().op("publish", 11.0, ok=False, status=503, detail=ES_DOWN)
+         .build(), UNKNOWN, None),
+    Case("the store never recovered before the scenario ended",
+         PublishAcceptedOnlyWhenStoreHealthy(BLOCK), H().inject(BLOCK, 10.0)
+         .op("publish", 11.0, ok=False, status=503, detail=ES_DOWN).build(), UNKNOWN),
+    Case("no inject event",
+         PublishAcceptedOnlyWhenStoreHealthy(BLOCK), H().op("publish", 17.0, status=201).build(), UNKNOWN),
+]
+
+
+def failover_after_block(cause: str = "event_store_write_blocked", fence_at: float | None = 12.0,
+                         promote_at: float = 13.0) -> H:
+    h = H().inject(BLOCK, 10.0).failover("detect", 11.0, name="pg-a", cause=cause)
+    if fence_at is not None:
+        h.failover("fence", fence_at, name="pg-a")
+    return h.failover("promote", promote_at).failover("reconnect", promote_at + 1)
+
+
+CASES[FailoverCause] = [
+    Case("triggered by the write-blocked store, the old primary fenced before the promote",
+         FailoverCause(BLOCK), failover_after_block().build(), PASS,
+         measured({"detect_cause": "event_store_write_blocked", "fenced": "pg-a"})),
+    Case("triggered by another cause",
+         FailoverCause(BLOCK), failover_after_block(cause="primary_unreachable").build(), FAIL),
+    Case("promoted before the old primary was fenced",
+         FailoverCause(BLOCK), failover_after_block(fence_at=14.0).build(), FAIL),
+    Case("the old primary never fenced",
+         FailoverCause(BLOCK), failover_after_block(fence_at=None).build(), FAIL),
+    Case("no failover detected",
+         FailoverCause(BLOCK), H().inject(BLOCK, 10.0).build(), FAIL, says("no failover")),
+    Case("no inject event",
+         FailoverCause(BLOCK), H().failover("detect", 11.0, cause="event_store_write_blocked").build(), UNKNOWN),
+]
+
+
+def lab_events() -> H:
+    """Three events the lab emitted (journal and failover controller), each with its event id."""
+    return (H().inject(BLOCK, 10.0, event_id="ev-1").failover("reconnect", 15.0, event_id="ev-2")
+            .heal(BLOCK, 20.0, event_id="ev-3"))
+
+
+def drill_rows(*event_ids: str, cid: str = CID) -> list[dict]:
+    return [row("DrillEvent", payload={"event_id": e}, correlation_id=cid) for e in event_ids]
+
+
+def siem_rows(*event_ids: str) -> list[dict]:
+    return [{"type": "DrillEvent", "event_id": e, "correlation_id": CID} for e in event_ids]
+
+
+def delivered(h: H, store: list[dict] | None, siem: list[dict] | None) -> H:
+    if store is not None:
+        h.op("read_drill_events", 30.0, value=store, detail={"type": "DrillEvent"})
+    if siem is not None:
+        h.op("read_siem", 31.0, value=siem)
+    else:
+        h.op("read_siem", 31.0, ok=None, done=31.1, error="the SIEM sink is not readable by this provider")
+    return h
+
+
+ALL_IDS = ("ev-1", "ev-2", "ev-3")
+
+CASES[CorrelationIdsRecorded] = [
+    Case("every lab event once in the store and the SIEM",
+         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), siem_rows(*ALL_IDS)).build(), PASS,
+         measured({"events": 3, "missing_in_event_store": [], "missing_in_siem": []})),
+    Case("harness markers and lab logs are not required",
+         CorrelationIdsRecorded(), delivered(lab_events().event("checkpoint", "look", 12.0, event_id="ev-9")
+                                             .platform_request("intune", 13.0, key="k1", status=200),
+                                             drill_rows(*ALL_IDS), siem_rows(*ALL_IDS)).build(), PASS),
+    Case("a SIEM missing one event id",
+         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), siem_rows("ev-1", "ev-3")).build(),
+         FAIL, measured_has(missing_in_siem=["reconnect:pg-b (missing)"])),
+    Case("an event twice in the SIEM (a shipper's redelivery) still counts as there",
+         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), siem_rows(*ALL_IDS, "ev-2")).build(),
+         PASS),
+    Case("an event twice in the event store",
+         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS, "ev-1"), siem_rows(*ALL_IDS)).build(),
+         FAIL, says("2 times")),
+    Case("an event recorded under another correlation id",
+         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows("ev-1", "ev-2") + drill_rows("ev-3", cid="other"),
+                                             siem_rows(*ALL_IDS)).build(), FAIL, says("heal")),
+    Case("the store misses one while the SIEM cannot be read",
+         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows("ev-1", "ev-2"), None).build(), FAIL),
+    Case("the store holds every event but the SIEM cannot be read",
+         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), None).build(), UNKNOWN),
+    Case("the event store was not read",
+         CorrelationIdsRecorded(), delivered(lab_events(), None, siem_rows(*ALL_IDS)).build(), UNKNOWN),
+    Case("the lab emitted no fault or recovery event",
+         CorrelationIdsRecorded(), delivered(H().inject(BLOCK, 10.0), [], []).build(), UNKNOWN),
+]
+
+
+# =============================================================================================
+# steady state and the journal
+# =============================================================================================
+
+CASES[SteadyState] = [
+    Case("every probe green before the first injection",
+         SteadyState("before"), H().steady_state("before", 1.0, replicas=True, ServiceHealth=True)
+         .inject(KILL, 10.0).build(), PASS, measured("green")),
+    Case("a probe red before the first injection",
+         SteadyState("before"), H().steady_state("before", 1.0, replicas=False, ServiceHealth=True)
+         .inject(KILL, 10.0).build(), FAIL, measured({"replicas": "red"})),
+    Case("the latest check before the fault is the one judged",
+         SteadyState("before"), H().steady_state("before", 1.0, replicas=False)
+         .steady_state("before", 3.0, replicas=True).inject(KILL, 10.0).build(), PASS),
+    Case("a check after the first injection is not the hypothesis before it",
+         SteadyState("before"), H().inject(KILL, 10.0).steady_state("before", 12.0, replicas=True).build(), UNKNOWN),
+    Case("every probe green again after every heal",
+         SteadyState("after"), H().inject(KILL, 10.0).heal(KILL, 20.0).steady_state("after", 25.0, replicas=True)
+         .build(), PASS),
+    Case("a probe still red after every heal",
+         SteadyState("after"), H().inject(KILL, 10.0).heal(KILL, 20.0).steady_state("after", 25.0, replicas=False)
+         .build(), FAIL, measured({"replicas": "red"})),
+    Case("a check before the last heal is not after every heal",
+         SteadyState("after"), H().inject("a", 10.0).inject("b", 12.0).heal("a", 20.0)
+         .steady_state("after", 22.0, replicas=True).heal("b", 30.0).build(), UNKNOWN),
+    Case("a check while a fault is still active is not after every heal",
+         SteadyState("after"), H().inject("a", 10.0).inject("b", 12.0).heal("a", 20.0)
+         .steady_state("after", 22.0, replicas=True).build(), UNKNOWN, None),
+    Case("the steady state was not checked before the faults",
+         SteadyState("before"), H().inject(KILL, 10.0).build(), UNKNOWN),
+]
+
+CASES[FaultsHealed] = [
+    Case("every fault injected was healed",
+         FaultsHealed(), H().inject("a", 10.0).inject("b", 12.0).heal("b", 20.0).heal("a", 21.0).build(), PASS,
+         measured({"injected": 2, "not_healed": []})),
+    Case("a fault left behind",
+         FaultsHealed(), H().inject("a", 10.0).inject("b", 12.0).heal("a", 21.0).build(), FAIL,
+         measured_has(not_healed=["b"])),
+    Case("a failed heal is not a heal",
+         FaultsHealed(), H().inject("a", 10.0).event("heal_failed", "a", 20.0, source="journal").build(), FAIL),
+    Case("a label injected twice and healed once leaves one fault behind",
+         FaultsHealed(), H().inject("a", 10.0).heal("a", 20.0).inject("a", 30.0).build(), FAIL, None),
+    Case("no fault injected proves nothing (the dry run says why)",
+         FaultsHealed("dry run, no fault injected: lab interlock"), H().steady_state("before", 1.0, replicas=True)
+         .build(), UNKNOWN, says("dry run")),
+]
