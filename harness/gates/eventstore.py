@@ -26,7 +26,8 @@ def _audit_read(gate: Gate, history: History):
 @register
 class EventStoreWriteSuccess(Gate):
     """EventStoreWriteSuccess >= target per clock hour: of every state change the workload attempted
-    (refused and timed-out ones included), the share whose audit event was persisted exactly once.
+    (refused and timed-out ones included; the workload's ops carry detail "workload", a step's own
+    calls do not count), the share whose audit event was persisted exactly once.
     A drill observes seconds of the hour: the gate judges the hour projected with its unobserved
     rest at the rate and success ratio seen before the fault, and reports the drill window's own
     rate beside it. Without a pre-fault sample it judges the drill window's rate and says so."""
@@ -44,7 +45,8 @@ class EventStoreWriteSuccess(Gate):
         if unknown:
             return unknown
         inject = history.first_event("inject", self.fault) if self.fault else history.first_event("inject")
-        ws = write_success(history.ops, read.value, inject.t if inject else None)
+        workload = [o for o in history.ops if o.detail.get("workload")]
+        ws = write_success(workload, read.value, inject.t if inject else None)
         if not ws.hours:
             return self.unknown("no state change was attempted")
         projected = ws.pre_fault_rate is not None

@@ -9,6 +9,9 @@ from .client import ApiClient
 from .recorder import Recorder
 
 
+WORKLOAD = {"workload": True}   # marks the sequenced writer's ops (a step's own calls do not carry it)
+
+
 class _Loop(threading.Thread):
     """A daemon thread calling step() every `interval` seconds until stop()."""
 
@@ -63,7 +66,7 @@ class SequencedWriter(_Loop):
                 intent.update(reply.body)
             return reply
 
-        op = self.recorder.invoke("write", call, value=key, correlation_id=self.correlation_id)
+        op = self.recorder.invoke("write", call, value=key, correlation_id=self.correlation_id, detail=WORKLOAD)
         if intent and self.approve_every and self.sequence % self.approve_every == 0:
             self.approve(intent["id"], key)
         return op
@@ -78,7 +81,7 @@ class SequencedWriter(_Loop):
                 return self.client.call(method, path, self.correlation_id, json=body)
 
             op = self.recorder.invoke(kind, call, value=key, correlation_id=self.correlation_id,
-                                      detail={"intent_id": intent_id})
+                                      detail={"intent_id": intent_id, **WORKLOAD})
             if op.outcome is not Outcome.OK:
                 return
 

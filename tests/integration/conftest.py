@@ -39,10 +39,16 @@ def gates_of(scenario: dict) -> dict[str, dict]:
     return {g["id"]: g for g in scenario["gates"]}
 
 
-def not_passed(results: dict) -> dict[str, list]:
-    """Every gate that did not pass, by scenario: what an assertion should print."""
-    return {s["name"]: [g for g in s["gates"] if g["verdict"] != "pass"] + ([s["error"]] if s["error"] else [])
-            for s in results["scenarios"]}
+def not_passed(results: dict) -> str:
+    """Every gate that did not pass, one line each with its measure and detail: what an assertion
+    should print (pytest would truncate a dict)."""
+    lines = []
+    for s in results["scenarios"]:
+        lines += [f"{s['name']}: {g['id']} {g['verdict']}: measured {g['measured']}; {g['detail']}"
+                  for g in s["gates"] if g["verdict"] != "pass"]
+        if s["error"]:
+            lines.append(f"{s['name']}: {s['error']}")
+    return "\n".join(lines)
 
 
 @pytest.fixture(scope="module")

@@ -1241,7 +1241,8 @@ def workload(h: H, times: list[float], *, refused: tuple[float, ...] = (), unrec
     rows = []
     for n, t in enumerate(times, start=1):
         key = f"w{t:g}"
-        h.op("write", t, ok=t not in refused, value=key, status=503 if t in refused else 201)
+        h.op("write", t, ok=t not in refused, value=key, status=503 if t in refused else 201,
+             detail={"workload": True})
         if t not in refused and t not in unrecorded:
             rows += [created(n, key)] * (2 if t in twice else 1)
     return h, rows
@@ -1289,6 +1290,11 @@ CASES[EventStoreWriteSuccess] = [
          EventStoreWriteSuccess(0.999), workload(H(), seconds(0, 10))[0].build(), UNKNOWN),
     Case("no state change attempted",
          EventStoreWriteSuccess(0.999), audit(H(), [created(1, "w1")], 10.0).build(), UNKNOWN),
+    Case("only the workload's attempts count: a step's refused setup call does not",
+         EventStoreWriteSuccess(0.999), audit(workload(H(), seconds(0, 10))[0]
+                                              .op("approve", 3.5, ok=False, status=409, value="w1"),
+                                              [created(n, f"w{n - 1}") for n in range(1, 11)], 15.0).build(),
+         PASS, measured_has(attempted=10)),
 ]
 
 CASES[NoChangeWithoutEvent] = [
