@@ -58,7 +58,7 @@ class ConnectorsHealthy(Gate):
     threshold = "all Healthy"
 
     def __init__(self, platforms: tuple[str, ...] = ("intune", "jamf", "sccm", "landscape", "ansible")):
-        self.platforms = tuple(platforms)
+        self.platforms = tuple(platforms)      # every platform the lab runs must be in the view
 
     def evaluate(self, history: History) -> GateResult:
         first = min((e.t for e in history.events_of("inject")), default=None)

@@ -9,7 +9,8 @@ whose event was persisted exactly once:
   evidence / approve / publish -> EvidenceCommitted / ApprovalRecorded / Published of that intent
                                  (the intent id comes from its IntentCreated event)
 A drill lasts seconds, the rule an hour: each hour is also projected, the rest of the hour at the
-rate and success ratio observed before the fault (see HourWriteSuccess).
+rate and success ratio of the attempts answered before the fault (see HourWriteSuccess); one in
+flight when the fault struck belongs to the fault.
 
 Chain continuity across a failover: every event read before the fault is still there with the
 same hash; no seq or hash appears twice; every event's hash is recomputed from its content and
@@ -126,11 +127,11 @@ def write_success(ops: Iterable[Op], events: Iterable[Mapping], fault_t: float |
         hour[0] += 1
         hour[1] += ok
         hour[2], hour[3] = min(hour[2], op.wall_invoke), max(hour[3], op.wall_invoke)
-        if fault_t is not None and op.t_invoke < fault_t:
+        if fault_t is not None and op.done < fault_t:    # answered before the fault: its normal rate
             before[0] += 1
             before[1] += ok
-            before[2] = op.t_invoke if before[2] is None else before[2]
-            before[3] = op.t_invoke
+            before[2] = op.t_invoke if before[2] is None else min(before[2], op.t_invoke)
+            before[3] = op.t_invoke if before[3] is None else max(before[3], op.t_invoke)
             if not ok:
                 failed_before.append(f"{op.kind} {op.value}: {op.error or op.outcome.value}"[:160])
         what = f"{op.kind} {op.value}"

@@ -9,16 +9,16 @@ from typing import Any
 
 from ..gates import evaluate_gates
 from ..gates.availability import AvailabilityBudget
-from ..gates.steady import FaultsHealed, SteadyState
 from ..gates.eventstore import CorrelationIdsRecorded
+from ..gates.steady import FaultsHealed, SteadyState
 from ..gates.recovery import (DuplicatedApplies, DuplicatedEvents, DuplicatedWrites, LostWrites, RpoSeconds,
                               RtoSeconds)
+from ..lab.connectors import PLATFORMS
 from ..model import Outcome
 from ..wait import poll
 from ..workload import ApiClient, Prober, SequencedWriter
 from .scenario import Scenario, SteadyStateNotMet, Workload, utc_now
 
-PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
 STEADY_PROBES = 5          # consecutive healthy answers required of the API
 STEADY_TIMEOUT = 30.0      # before injection
 AFTER_HEAL_TIMEOUT = 90.0  # after every heal: the lab may take a while to come back

@@ -66,7 +66,7 @@ def connectors_healthy(scn: Scenario) -> None:
                         read=lambda body: {v["platform"]: v for v in body.get("platforms", [])})
     polled = poll(platforms, until=lambda op: op.ok and len(op.value) == len(PLATFORMS)
                   and not any(v["PromotionsPaused"] for v in op.value.values()), timeout=DEADLINE, interval=0.2)
-    scn.expect(ConnectorsHealthy())
+    scn.expect(ConnectorsHealthy(PLATFORMS))
     if not polled.ok:
         scn.aborted = True
         raise RuntimeError(f"connectors not healthy, nothing injected: {polled.value.value or polled.value.error}")

@@ -88,6 +88,15 @@ def test_the_hour_is_projected_at_the_pre_fault_rate_and_ratio():
     assert hour.projected_ratio > 0.998
 
 
+def test_an_attempt_in_flight_when_the_fault_struck_belongs_to_the_fault():
+    ops = [op(i, "write", f"k{i}", t=100.0 + i) for i in range(11)]
+    straddling = Op(id=50, kind="evidence", t_invoke=110.4, t_complete=111.5, outcome=FAIL, value="k10",
+                    wall_invoke=TEN_AM + 70.4, detail={"intent_id": 10})
+    result = write_success(ops + [straddling], [created(i, f"k{i}") for i in range(11)], fault_t=110.5)
+    assert result.pre_fault_ratio == 1.0 and result.pre_fault_failed == ()
+    assert result.refused == ("evidence k10",)
+
+
 def test_without_enough_attempts_before_the_fault_nothing_is_projected():
     result = write_success([op(1, "write", "k1", t=200.0)], [created(1, "k1")], fault_t=150.0)
     assert result.pre_fault_rate is None
