@@ -7,7 +7,7 @@ Feature: Jamf API outage / macOS distribution fails
   attempts); the metric JamfQueueDepth is monitored.
 
   @destructive
-  Scenario: Jamf becomes unreachable; macOS rings halt, intents are dead-lettered, requeued and applied once
+  Scenario: The Jamf API is out (503); macOS rings halt, intents are dead-lettered, requeued and applied once
     Given the lab is in steady state
     And every platform's connector is healthy
     When the jamf API answers 503 to every request
