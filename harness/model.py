@@ -216,14 +216,9 @@ class ScenarioResult:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ScenarioResult":
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known and v is not None}
-        values["name"] = str(data.get("name") or "scenario")
-        values["verdict"] = _verdict(data.get("verdict"))
-        values["gates"] = [GateResult.from_json(g) for g in data.get("gates") or ()]
+        values = _known(cls, data, name=str(data.get("name") or "scenario"))
         values["faults"] = [FaultRecord(**{k: r.get(k) for k in FaultRecord.__dataclass_fields__})
                             for r in data.get("faults") or ()]
-        values.setdefault("error", None)
         return cls(**values)
 
 
@@ -260,13 +255,19 @@ class DrillResult:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "DrillResult":
         """A result from results.json (or a partial mapping: what is missing reads unknown)."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known and v is not None}
-        values["drill"] = str(data.get("drill") or "drill")
-        values["verdict"] = _verdict(data.get("verdict"))
+        values = _known(cls, data, drill=str(data.get("drill") or "drill"))
         values["scenarios"] = [ScenarioResult.from_json(s) for s in data.get("scenarios") or ()]
-        values["gates"] = [GateResult.from_json(g) for g in data.get("gates") or ()]
         return cls(**values)
+
+
+def _known(cls: type, data: Mapping[str, Any], **required: Any) -> dict[str, Any]:
+    """The fields of `cls` present in `data` (None ones left to their defaults), its verdict and
+    gates parsed, and the required ones given."""
+    names = {f.name for f in fields(cls)}
+    values = {k: v for k, v in data.items() if k in names and v is not None}
+    values.update(required, verdict=_verdict(data.get("verdict")),
+                  gates=[GateResult.from_json(g) for g in data.get("gates") or ()])
+    return values
 
 
 def _verdict(value: Any) -> Verdict:

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Callable
 
+from harness.wait import poll
+
 
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
@@ -92,15 +94,13 @@ def read_all(sock: socket.socket) -> tuple[bytes, list[int]]:
     return data, sizes
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02):
-    """Poll condition until truthy; its value, or AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
+             what: str = "condition", on_fail: Callable[[], str] = lambda: ""):
+    """Poll condition until truthy (harness.wait.poll); its value, or AssertionError at the deadline."""
+    polled = poll(condition, timeout=timeout, interval=interval)
+    if not polled.ok:
+        raise AssertionError(f"{what} not met within {timeout}s\n{on_fail()}".rstrip())
+    return polled.value
 
 
 def refuses(address: str) -> bool:

@@ -21,6 +21,7 @@ import requests
 from harness.lab import proc, reaper
 from harness.lab.moto import MotoServer
 from harness.lab.postgres import PgCluster, free_port
+from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "drill-evidence"
@@ -31,14 +32,7 @@ T = TypeVar("T")
 
 def poll(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
     """Call condition until it returns something truthy; AssertionError naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {timeout:.1f} s")
-        time.sleep(interval)
+    return wait_for(condition, timeout, interval, what)
 
 
 def health(instance: "Instance") -> tuple[int, dict]:

@@ -28,6 +28,7 @@ from harness.lab import proc, reaper
 from harness.lab.moto import MotoServer
 from harness.net import free_port
 from tests.controlplane.cplab import REPO
+from tests.support import wait_for as support_wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -42,14 +43,7 @@ def _env() -> dict[str, str]:
 
 
 def wait_for(predicate, timeout: float = DEADLINE, what: str = "condition", on_fail=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s\n{on_fail()}")
-        time.sleep(0.05)
+    return support_wait_for(predicate, timeout, 0.05, what, on_fail)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from harness.faults import (REGISTRY, FaultContext, FaultError, ToxiproxyControl, build, injected,
                             spec_from_dict)
 from harness.model import FaultSpec
-from tests.support import TcpServer, connect, pattern, read_all, refuses, round_trip, source
+from tests.support import TcpServer, connect, pattern, read_all, refuses, round_trip, source, wait_for
 
 
 
@@ -182,9 +182,7 @@ def test_proxy_down_with_a_time_limit_comes_back_by_itself(ctx, control, api, li
     shown = api("get", "/proxies/link").json()
     assert shown["enabled"] is False and shown["time_limit_ms"] == 400
     assert refuses(link.listen)
-    deadline = time.monotonic() + 10
-    while refuses(link.listen) and time.monotonic() < deadline:   # the server's dead-man switch
-        time.sleep(0.05)
+    wait_for(lambda: not refuses(link.listen), timeout=10, interval=0.05)   # the server's dead-man switch
     with connect(link.listen) as sock:
         assert round_trip(sock) < 1.0
     assert control.proxy("link").enabled is True
@@ -219,10 +217,7 @@ def test_heal_is_safe_twice_and_after_expiry(ctx, control, link):
     f = build(FaultSpec("latency", "link", {"latency_ms": 5}, time_limit_s=0.3))
     f.inject(ctx)
     assert control.toxics("link")["drill_latency_downstream"].attributes == {"latency": 5, "jitter": 0}
-    deadline = time.monotonic() + 5
-    while control.toxics("link") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert control.toxics("link") == {}       # the server's dead-man switch removed it
+    wait_for(lambda: control.toxics("link") == {}, timeout=5, interval=0.05)   # the server's dead-man switch
     f.heal(ctx)
     f.heal(ctx)
 
