@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-EXIT_INVALID = 2
+EXIT_FAIL, EXIT_INVALID = 1, 2
 
 
 def _err(message: str) -> None:
@@ -149,6 +149,49 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    """Post-failover validation of a running lab or an external target: table (or --json), exit 0
+    all pass, 1 a check failed or could not be judged, 2 the target cannot be reached."""
+    import uuid
+
+    from .gates import evaluate_gates
+    from .lab.attach import running_lab_config
+    from .lab.base import LabStartError
+    from .lab.external import ExternalConfig, ExternalLab
+    from .model import Verdict
+    from .plan import PlanError, load_plan
+    from .report.text import show
+    from .runner.validation import checks, collect
+    from .workload import Recorder
+
+    if not args.after_failover:
+        _err("drill validate: say what to validate: --after-failover")
+        return EXIT_INVALID
+    try:
+        if args.plan:
+            plan = load_plan(args.plan)
+            if plan.lab.provider != "external":
+                raise PlanError(f"{args.plan}: key 'lab.provider': validate needs a target to reach: a plan of "
+                                f"provider external, or no --plan for the running `drill lab up` lab")
+            config = plan.lab.external
+        else:
+            config = ExternalConfig.parse(running_lab_config(), lambda key, message: PlanError(f"{key}: {message}"))
+        lab = ExternalLab(config, confirmed=False).up()
+        lab.database_primary()
+    except (PlanError, ValueError, LabStartError) as exc:
+        _err(f"drill validate: {exc}")
+        return EXIT_INVALID
+    recorder = Recorder()
+    collect(lab, recorder, f"validate-{uuid.uuid4()}", writes=args.threshold, window=args.window)
+    results = evaluate_gates(checks(args.threshold), recorder.history())
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=1, default=str))
+    else:
+        for r in results:
+            print(f"{r.verdict.value.upper():8} {r.id:26} {show(r.measured)}" + (f"  ({r.detail})" if r.detail else ""))
+    return 0 if all(r.verdict is Verdict.PASS for r in results) else EXIT_FAIL
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drill", description="Disaster-recovery drill harness.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -173,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     lab_sub.add_parser("status", help="list running labs and their endpoints").set_defaults(func=_lab_status)
 
     sub.add_parser("steps", help="print the Gherkin step vocabulary, documented").set_defaults(func=_steps)
+    p = sub.add_parser("validate", help="post-failover validation of the running lab or an external target")
+    p.add_argument("--after-failover", action="store_true",
+                   help="ServicesReady, MetadataTablesInSync, EventCountGrowth, ApprovalEventCount on the DR "
+                        "copy, failover events in the SIEM")
+    p.add_argument("--plan", help="an external plan naming the target (default: the running `drill lab up` lab)")
+    p.add_argument("--threshold", type=int, default=5, help="EventCountGrowth threshold: probe writes made (default 5)")
+    p.add_argument("--window", type=float, default=3.0, help="seconds the probe writes are spread over (default 3)")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.set_defaults(func=_validate)
     p = sub.add_parser("matrix", help="print the failure-modes matrix with each row's scenario and last verdict")
     p.add_argument("--cab-log", help="CAB log to read verdicts from (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
     p.set_defaults(func=_matrix)

@@ -17,7 +17,8 @@ DEFAULT_TARGETS = {"rto_seconds": 8 * 3600.0, "rpo_seconds": 300.0, "backup_rpo_
 TIER1_BACKUP_RPO_SECONDS = 3600.0
 KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "schedule", "tier",
               "description"}
-KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability"}
+KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability",
+                 "event_count_growth"}
 KNOWN_LAB = {"provider", "replication", "images"}
 PROVIDERS = ("embedded", "testcontainers", "external")
 IMAGE_KINDS = ("postgres", "toxiproxy", "moto", "controlplane")
@@ -169,6 +170,8 @@ def _parse_targets(value: Any, tier: Any, fail) -> dict[str, float]:
             raise fail(f"targets.{key}", f"must be a number >= 0, got {number!r}")
         if key in ("rto_seconds", "rpo_seconds", "backup_rpo_seconds") and number <= 0:
             raise fail(f"targets.{key}", f"must be > 0 seconds, got {number!r}")
+        if key == "event_count_growth" and (number < 1 or number != int(number)):
+            raise fail(f"targets.{key}", f"must be a whole number of events >= 1, got {number!r}")
         if key == "availability" and not 0 < number <= 1:
             raise fail(f"targets.{key}", f"must be a ratio in (0, 1], e.g. 0.999, got {number!r}")
         targets[key] = float(number)

@@ -25,8 +25,9 @@ What the runner records and the gates read (the contract between them):
     harness moved the Control Plane's clock by detail.seconds), checkpoint (a step looked).
 """
 
-from harness.gates import api, availability, connectors, evidence, eventstore, recovery, steady  # noqa: F401
+from harness.gates import api, availability, connectors, evidence, eventstore, recovery, steady, validation  # noqa: F401
 from harness.gates.base import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span, register
 
 __all__ = ["GATES", "Gate", "Span", "drill_verdict", "evaluate_gate", "evaluate_gates", "fault_span", "register",
-           "api", "availability", "connectors", "evidence", "eventstore", "recovery", "steady"]
+           "api", "availability", "connectors", "evidence", "eventstore", "recovery", "steady",
+           "validation"]

@@ -55,6 +55,10 @@ class Lab(abc.ABC):
     @abc.abstractmethod
     def kill_database_node(self, name: str) -> None: ...
 
+    def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
+        """One SQL statement on a database node of the lab (a read of the store, e.g. the DR copy)."""
+        raise NotImplementedError(f"the {self.provider or type(self).__name__} lab cannot query its database nodes")
+
     def restore_database_node(self, name: str) -> None:
         """Bring a killed database node back (the heal of database_primary_kill): once another
         node was promoted, rebuilt as its replica and the failover target; else started again."""

@@ -583,6 +583,11 @@ class ContainerLab(Lab):
     def database_primary(self) -> str:
         return self.primary.name
 
+    def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
+        with psycopg.connect(self[name].dsn, autocommit=True) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
     def kill_database_node(self, name: str) -> None:
         self.nodes[name].kill()
 

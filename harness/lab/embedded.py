@@ -494,6 +494,13 @@ class EmbeddedLab(Lab):
     def database_primary(self) -> str:
         return self.cluster.primary.name
 
+    def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.cluster[name].admin_dsn, dbname=APP_DATABASE, autocommit=True) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
     def kill_database_node(self, name: str) -> None:
         self.cluster[name].kill()
 

@@ -304,6 +304,9 @@ class ExternalLab(Lab):
                 continue
         raise LabStartError("no database node answers as primary")
 
+    def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
+        return self.node(name).query(statement, params)
+
     def kill_database_node(self, name: str) -> None:
         self.action("kill_database_primary", node=name)
         self.failover.watch(name)

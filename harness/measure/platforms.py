@@ -18,11 +18,12 @@ def requests_at(history: History, platform: str) -> list[Event]:
 
 
 def arrivals(history: History, platform: str) -> dict[str, list[Event]]:
-    """{idempotency key: the requests carrying it, in arrival order}."""
+    """{idempotency key: the applies carrying it (POST /apply), in arrival order}; a connector's
+    Test-IdempotencyKey lookups (GET /applied/<key>) are not applies."""
     out: dict[str, list[Event]] = {}
     for event in requests_at(history, platform):
         key = event.detail.get("idempotency_key")
-        if key:
+        if key and event.detail.get("path", "/apply") == "/apply":
             out.setdefault(key, []).append(event)
     return out
 

@@ -180,7 +180,7 @@ def applied_counts(scn: Scenario, platform: str) -> Counter:
     """{idempotency key: times the platform answered 200}, straight from the stand-in's log (for
     waiting; the gates read the same log from the history)."""
     return Counter(r.get("idempotency_key") for r in platform_log(scn.lab, platform) or ()
-                   if r.get("status") == 200)
+                   if r.get("status") == 200 and r.get("path", "/apply") == "/apply")
 
 
 def harvest(scn: Scenario) -> None:

@@ -121,3 +121,18 @@ def write_exactly(scn: Scenario, n: int) -> None:
     acked = sum(1 for op in writer.write(n) if op.ok)
     scn.notes.setdefault("figures", {})["acknowledged_after_cut"] = acked
     scn.observe(f"{n} writes attempted after the cut, {acked} acknowledged.")
+
+
+def validate_after_failover(scn: Scenario) -> None:
+    """The post-failover validation script, as the drill's last step: the workload stops (the two
+    database copies can then be compared at one position), the lab's pending events are delivered,
+    then every read of harness.runner.validation is made and its gates stated."""
+    from .validation import checks, collect
+
+    if scn.workload is not None and scn.workload.writer is not None:
+        scn.workload.writer.stop()
+    if scn.drill.forwarder is not None:
+        scn.drill.forwarder.flush(30)
+    collect(scn.lab, scn.recorder, scn.correlation_id)
+    for gate in checks(int(scn.drill.targets.get("event_count_growth", 5))):
+        scn.expect(gate)

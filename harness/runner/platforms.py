@@ -197,7 +197,7 @@ def backoff_doubles(scn: Scenario, platform: str) -> None:
     def most_attempts() -> int:
         counts: dict[str, int] = {}
         for r in platform_log(scn.lab, platform) or ():
-            if r.get("idempotency_key") in keys:
+            if r.get("idempotency_key") in keys and r.get("path", "/apply") == "/apply":
                 counts[r["idempotency_key"]] = counts.get(r["idempotency_key"], 0) + 1
         return max(counts.values(), default=0)
     poll(most_attempts, until=lambda n: n >= MAX_ATTEMPTS, timeout=DEADLINE, interval=0.2)

@@ -65,3 +65,11 @@ def replication_cut(scenario):
 def writes_attempted(scenario, n):
     """Make exactly n writes, one after another, and count the acknowledged ones."""
     database.write_exactly(scenario, n)
+
+
+@then("the post-failover validation passes")
+def validated_after_failover(scenario):
+    """ServicesReady, MetadataTablesInSync (per-table checksums on the primary and the DR copy),
+    EventCountGrowth >= the plan's threshold, ApprovalEventCount equal on both copies, and every
+    failover event in the store also in the SIEM (the same checks as `drill validate --after-failover`)."""
+    database.validate_after_failover(scenario)

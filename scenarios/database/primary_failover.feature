@@ -17,3 +17,4 @@ Feature: Database / Primary unavailable
     And the data is consistent
     And the old primary is rebuilt as a replica
     And failback happens only after TransactionLag <= 5 s
+    And the post-failover validation passes

@@ -20,3 +20,4 @@ Feature: Event store / Write blocked
     And the gate EventStoreWriteSuccess >= 99.9% per hour passes
     And the old primary is rebuilt as a replica
     And failback happens only after TransactionLag <= 5 s
+    And the post-failover validation passes

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from harness.lab.attach import attached_config
 from harness.lab.embedded import EmbeddedLab
 from harness.plan import load_plan
 from harness.runner import run_drill
@@ -88,20 +89,11 @@ def staging_lab_config(staging: dict) -> dict:
     """The `lab:` mapping of an external plan for a lab started by `drill lab up`: endpoints,
     credential files, runbook hooks (token from $DRILL_TEST_RUNBOOK_TOKEN)."""
     ep = staging["endpoints"]
-    password_file = staging["secret_files"]["pg-password"]
-
-    def node(address: str) -> dict:
-        host, port = address.split(" ")[0].rsplit(":", 1)
-        return {"dsn": f"host={host} port={port} dbname=controlplane user=controlplane",
-                "password_file": password_file}
 
     def hook(action: str) -> dict:
         return {"http": {"url": f"{ep['runbook']}/actions/{action}", "method": "POST", "token_env": TOKEN_ENV}}
 
-    return {"provider": "external", "replication": "sync", "api_url": ep["api"], "toxiproxy_url": ep["toxiproxy"],
-            "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
-                         "nodes": {"pg-a": node(ep["database"]["pg-a"]), "pg-b": node(ep["database"]["pg-b"])}},
+    return {**attached_config(ep, staging["secret_files"]["pg-password"]),
             "actions": {"kill_database_primary": hook("kill-primary"), "database_rebuild": hook("rebuild"),
                         "database_failback": hook("failback")},
-            "allow_destructive": True, "blast_radius": ["database-primary", "repl-pg-b"],
-            "siem_file": ep["siem"]}
+            "allow_destructive": True, "blast_radius": ["database-primary", "repl-pg-b"]}

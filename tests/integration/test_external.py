@@ -102,6 +102,34 @@ def test_confirmed_failover_drill_against_staging_passes_and_leaks_no_secret(sta
         assert len(secret) > 10 and not any(secret in text for text in texts)
 
 
+def test_validate_after_failover_checks_the_target_and_says_so(staging, tmp_path):
+    """`drill validate --after-failover` on the staging target after its failover drill (the test
+    above): every check passes, exit 0; the JSON names each check."""
+    plan = plan_for(staging, tmp_path)
+    done = subprocess.run([*DRILL, "validate", "--after-failover", "--plan", str(plan), "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    checks = {c["id"]: c for c in json.loads(done.stdout)}
+    assert set(checks) == {"services_ready", "metadata_tables_in_sync", "event_count_growth",
+                           "approval_event_count_dr", "failover_events_in_siem"}
+    assert done.returncode == 0, [c for c in checks.values() if c["verdict"] != "pass"]
+    assert checks["metadata_tables_in_sync"]["measured"]["tables"] == 6
+    assert checks["event_count_growth"]["measured"]["appended"] >= 5
+
+
+def test_validate_says_when_the_target_cannot_be_reached(tmp_path):
+    from harness.net import free_port
+    plan = tmp_path / "nowhere.yaml"
+    port = free_port()
+    plan.write_text(yaml.safe_dump({
+        "drill": "nowhere", "title": "t", "ha_domain": "database", "scenarios": ["scenarios/database/primary_failover.feature"],
+        "lab": {"provider": "external", "api_url": f"http://127.0.0.1:{port}", "toxiproxy_url": f"http://127.0.0.1:{port}",
+                "database": {"failover_target": "b", "nodes": {"a": {"dsn": f"host=127.0.0.1 port={port}"},
+                                                               "b": {"dsn": f"host=127.0.0.1 port={port}"}}}}}))
+    done = subprocess.run([*DRILL, "validate", "--after-failover", "--plan", str(plan)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and "does not answer" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_reset_touches_only_the_harness_toxics_inside_the_blast_radius(staging, monkeypatch):
     from harness.faults import ToxiproxyControl
     from harness.lab.external import ExternalConfig, ExternalLab

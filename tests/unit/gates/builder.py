@@ -94,12 +94,12 @@ class H:
         """The harness moved the Control Plane's clock forward by `seconds` at t."""
         return self.event("clock", f"advance:{seconds:g}s", t, seconds=seconds)
 
-    def platform_request(self, platform: str, t: float, *, key: str, status: int | None,
-                         outcome: str | None = None) -> "H":
+    def platform_request(self, platform: str, t: float, *, key: str | None, status: int | None,
+                         outcome: str | None = None, path: str = "/apply") -> "H":
         """A line of a platform stand-in's request log (source platform:<name>)."""
         source = f"platform:{platform}"
         return self.event("platform_request", source, t, source=source, idempotency_key=key, status=status,
-                          outcome=outcome or _PLATFORM_OUTCOME.get(status, "hang"), platform=platform)
+                          outcome=outcome or _PLATFORM_OUTCOME.get(status, "hang"), platform=platform, path=path)
 
     def gateway_request(self, t: float, path: str, *, method: str = "GET", status: int = 503,
                         gateway: str = "s3") -> "H":
