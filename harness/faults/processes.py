@@ -1,10 +1,11 @@
 """Process faults of the lab: the database primary crashes, an availability zone's API instance is
-lost. Each kills with SIGKILL (no time limit: a killed process cannot come back by itself) and
+lost, a connector worker is lost. Each kills with SIGKILL (no time limit: a killed process cannot come back by itself) and
 names its heal: the node back (rebuilt as a replica once another was promoted), the instance
 redeployed."""
 
 from __future__ import annotations
 
+from ..lab.connectors import PLATFORMS
 from ..model import FaultSpec
 from .base import Fault, FaultContext, FaultError, register
 
@@ -64,3 +65,31 @@ class ApiInstanceKill(Fault):
     def describe(self) -> str:
         which = ", ".join(self.killed) if self.killed else self.spec.target
         return f"{self.TYPE} on {which} (SIGKILL)"
+
+
+@register
+class ConnectorWorkerKill(Fault):
+    TYPE = "connector_worker_kill"
+    DESCRIPTION = ("SIGKILLs a platform's connector worker (target a platform, e.g. intune, or all); the "
+                   "lab's auto-scaling group replaces it; heal: a worker running for each platform killed")
+    PARAMS: dict = {}
+
+    def __init__(self, spec: FaultSpec):
+        super().__init__(spec)
+        if spec.target != "all" and spec.target not in PLATFORMS:
+            raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be a platform "
+                             f"({', '.join(PLATFORMS)}) or 'all'")
+        self.killed: list[str] = []
+
+    def inject(self, ctx: FaultContext) -> None:
+        for platform in PLATFORMS if self.spec.target == "all" else (self.spec.target,):
+            ctx.lab.kill_connector_worker(platform)
+            self.killed.append(platform)
+
+    def heal(self, ctx: FaultContext) -> None:
+        for platform in list(self.killed):
+            ctx.lab.replace_connector_worker(platform)   # a no-op once the auto-scaling group did it
+            self.killed.remove(platform)
+
+    def describe(self) -> str:
+        return f"{self.TYPE} on {', '.join(self.killed) or self.spec.target} (SIGKILL)"

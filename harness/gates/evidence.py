@@ -172,3 +172,39 @@ class PublishingResumed(Gate):
             return self.unknown("the blocked pack was not published again after the heal")
         first = min(ops, key=lambda o: o.t_invoke)
         return self.judge(first.ok, {"publish": answer(first), "after_heal_s": seconds(first.t_invoke - span.end)})
+
+
+@register
+class SmokeVerified(Gate):
+    """Smoke verification after a failover (spec section 4): a test Deployment Intent is accepted,
+    its evidence pack is ingested (the harness reads the object back from the evidence store with the
+    sha256 of what it sent), and its correlation id is in the event store (IntentCreated and
+    EvidenceCommitted) and in the SIEM."""
+
+    id = "smoke_verification"
+    description = ("Smoke verification after the failover: test intent accepted, evidence pack ingested, "
+                   "correlation id captured in the event store and the SIEM")
+    threshold = "accepted, ingested, captured"
+
+    def __init__(self, key: str, correlation_id: str):
+        self.key, self.correlation_id = key, correlation_id
+
+    def evaluate(self, history: History) -> GateResult:
+        created = [o for o in history.ops_of("create_intent") if o.detail.get("smoke") == self.key]
+        evidence = [o for o in history.ops_of("evidence") if o.detail.get("smoke") == self.key]
+        read = last_op(history, "store_read", key=self.key)
+        events = last_op(history, "read_events", correlation_id=self.correlation_id)
+        siem = last_op(history, "read_siem_smoke")
+        if not created or not evidence:
+            return self.unknown("the smoke intent was not submitted")
+        if read is None or events is None or siem is None or not (read.ok and events.ok and siem.ok):
+            return self.unknown("the evidence store, the event store or the SIEM was not read back")
+        types = sorted({e["type"] for e in events.value})
+        in_siem = sorted({r.get("type") for r in siem.value})
+        measured = {"intent": answer(created[-1]), "evidence": answer(evidence[-1]),
+                    "ingested": read.value is not None and read.value == read.detail.get("expected"),
+                    "event_store": types, "siem": in_siem}
+        ok = (created[-1].ok and evidence[-1].ok and measured["ingested"]
+              and {"IntentCreated", "EvidenceCommitted"} <= set(types)
+              and {"IntentCreated", "EvidenceCommitted"} <= set(in_siem))
+        return self.judge(ok, measured)

@@ -112,6 +112,21 @@ class Lab(abc.ABC):
         """Every request the platform's stand-in saw and what it answered, from its request log."""
         raise self._no_platforms()
 
+    # connector worker pools (spec 1.4): the embedded lab runs one worker per platform in an
+    # auto-scaling group that replaces a lost worker
+    def kill_connector_worker(self, platform: str) -> int:
+        """SIGKILL the platform's connector worker; its pid."""
+        raise self._no_platforms()
+
+    def replace_connector_worker(self, platform: str) -> int | None:
+        """Start a new worker if the platform's worker exited (what the auto-scaling group does by
+        itself); the new pid, or None when one is running."""
+        raise self._no_platforms()
+
+    def connector_replacements(self) -> list[dict]:
+        """Every worker the auto-scaling group replaced ({"at", "platform", "old_pid", "new_pid"})."""
+        raise self._no_platforms()
+
     # reads of the lab's own stores (evidence observed by the harness, not reported by the system)
     def queue_depth(self, platform: str) -> int:
         """Messages in the platform's intent queue (visible, in flight and delayed)."""

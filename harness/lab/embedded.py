@@ -465,6 +465,15 @@ class EmbeddedLab(Lab):
     def platform_requests(self, platform: str) -> list[dict]:
         return self.connectors.platform_requests(platform)
 
+    def kill_connector_worker(self, platform: str) -> int:
+        return self.connectors.kill_worker(platform)
+
+    def replace_connector_worker(self, platform: str) -> int | None:
+        return self.connectors.replace_worker(platform)
+
+    def connector_replacements(self) -> list[dict]:
+        return self.connectors.replacements()
+
     # -- reads of the lab's stores, straight from moto (no proxy, no gateway): evidence ---------
     def queue_depth(self, platform: str) -> int:
         from .connectors import queue_depth

@@ -129,14 +129,15 @@ def wait_for_ok(scn: Scenario, kind: str, after: float, timeout: float) -> float
 # ---- reads ----------------------------------------------------------------------------------
 
 def read_events(scn: Scenario, kind: str = "read_events", type_: str | None = None,
-                own: bool = False, **detail: Any) -> Any:
+                own: bool = False, correlation_id: str | None = None, **detail: Any) -> Any:
     """Read the event store (every page of GET /events, optionally one type, optionally only this
-    scenario's correlation id) as one op of `kind` whose value is the rows."""
+    scenario's correlation id or another one) as one op of `kind` whose value is the rows."""
     params = {"limit": PAGE}
     if type_:
         params["type"] = type_
-    if own:
-        params["correlation_id"] = scn.correlation_id
+    if own or correlation_id:
+        params["correlation_id"] = correlation_id or scn.correlation_id
+        detail.setdefault("correlation_id", params["correlation_id"])
 
     def fetch():
         client = ApiClient(scn.lab.api_url, timeout=15)

@@ -4,9 +4,10 @@ outage"): act and record; the rules are checkers in harness.gates.evidence."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 from ..gates.evidence import (ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
-                              PublishingResumed, RetryBackoffAtStore, ValidatedCopy)
+                              PublishingResumed, RetryBackoffAtStore, SmokeVerified, ValidatedCopy)
 from ..model import FaultSpec
 from .common import read_events
 from .scenario import Scenario
@@ -92,3 +93,31 @@ def publish_fails_over(scn: Scenario) -> None:
 def publishing_resumes(scn: Scenario) -> None:
     _publish(scn, "pack_without_copy")
     scn.expect(PublishingResumed(scn.notes["store_fault"][0], scn.notes["pack_without_copy"][1]))
+
+
+def smoke_verification(scn: Scenario) -> None:
+    """Submit a test Deployment Intent under its own correlation id, commit its evidence pack, then
+    read back the pack from the evidence store, its events from the event store and its SIEM lines."""
+    cid = f"{scn.correlation_id}/smoke"
+    key = f"smoke-{uuid.uuid4().hex[:12]}"
+    content = f"smoke evidence {key}"
+    created = scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
+                       json={"ring": "ring0", "platform": "intune", "payload": {"key": key}},
+                       detail={"smoke": key}, read=lambda body: body["id"], timeout=30, correlation_id=cid)
+    evidence = scn.call("evidence", "POST", f"/intents/{created.value}/evidence", value=key, timeout=30,
+                        detail={"intent_id": created.value, "smoke": key}, json={"content": content},
+                        correlation_id=cid)
+    object_key = evidence.detail.get("object_key")
+    scn.read("store_read", lambda: _sha256(scn.lab.read_object("primary", object_key)),
+             detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
+    read_events(scn, correlation_id=cid)
+
+    def siem():
+        records = scn.lab.siem_records()
+        if records is None:
+            raise RuntimeError("the SIEM sink is not readable by this provider")
+        return [r for r in records if r.get("correlation_id") == cid]
+    scn.read("read_siem_smoke", siem)
+    scn.expect(SmokeVerified(key, cid))
+    scn.observe(f"Smoke intent {key} (correlation id {cid}): {created.error or 'accepted'}, evidence "
+                f"{evidence.error or 'committed'}.")

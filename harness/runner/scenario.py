@@ -112,12 +112,15 @@ class Scenario:
         self.journal.heal(label, target)
 
     def call(self, kind: str, method: str, path: str, value: Any = None, detail: dict | None = None,
-             read: Callable[[Any], Any] | None = None, timeout: float = 10.0, **kwargs: Any) -> Op:
-        """One call of the Control Plane's API (through the load balancer), recorded as an op."""
+             read: Callable[[Any], Any] | None = None, timeout: float = 10.0, correlation_id: str | None = None,
+             **kwargs: Any) -> Op:
+        """One call of the Control Plane's API (through the load balancer), recorded as an op; it
+        carries the scenario's correlation id unless another is given."""
+        cid = correlation_id or self.correlation_id
         client = ApiClient(self.lab.api_url, timeout=timeout)
         try:
-            return self.recorder.invoke(kind, lambda: client.call(method, path, self.correlation_id, **kwargs),
-                                        value=value, correlation_id=self.correlation_id, detail=detail, read=read)
+            return self.recorder.invoke(kind, lambda: client.call(method, path, cid, **kwargs),
+                                        value=value, correlation_id=cid, detail=detail, read=read)
         finally:
             client.close()
 

@@ -66,3 +66,10 @@ def fails_over(scenario):
 def resumes(scenario):
     """The blocked pack is published once the store is healthy."""
     evidence.publishing_resumes(scenario)
+
+
+@then("a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured")
+def smoke_verified(scenario):
+    """Smoke verification: a test intent and its evidence pack under their own correlation id; the
+    pack read back from the evidence store, its events from the event store, its SIEM lines."""
+    evidence.smoke_verification(scenario)

@@ -72,7 +72,8 @@ def test_every_registered_fault_describes_itself():
     assert set(REGISTRY) == {"latency", "partition", "timeout", "reset", "bandwidth", "slow_close",
                              "slicer", "data_limit", "proxy_down", "container_kill", "container_stop",
                              "container_pause", "network_disconnect", "http_error", "event_store_block",
-                             "platform_degrade", "platform_down", "database_primary_kill", "api_instance_kill"}
+                             "platform_degrade", "platform_down", "database_primary_kill", "api_instance_kill",
+                             "connector_worker_kill"}
     assert all(cls.DESCRIPTION for cls in REGISTRY.values())
 
 

@@ -50,3 +50,20 @@ def test_a_control_plane_promoting_while_platforms_are_paused_fails_each_row_nam
         assert scenario["verdict"] == "fail", scenario["name"]
         assert gates_of(scenario)[gate_id]["verdict"] == "fail"
     assert gates_of(results["scenarios"][0])["promotion_refused_intune"]["measured"]["answers"] == ["200"]
+
+
+def test_the_auto_scaling_group_replaces_a_killed_connector_worker(lab):
+    from harness.faults import FaultContext, build
+    from harness.model import FaultSpec
+    from tests.support import wait_for
+
+    before = len(lab.connector_replacements())
+    old = lab.connectors.worker_pid("jamf")
+    fault = build(FaultSpec("connector_worker_kill", "jamf"))
+    fault.inject(FaultContext(toxiproxy=lab.toxiproxy, lab=lab))
+    try:
+        replaced = wait_for(lambda: lab.connector_replacements()[before:], timeout=30)
+    finally:
+        fault.heal(FaultContext(toxiproxy=lab.toxiproxy, lab=lab))
+    assert [(r["platform"], r["old_pid"]) for r in replaced] == [("jamf", old)]
+    assert lab.connectors.worker_pid("jamf") == replaced[0]["new_pid"] != old

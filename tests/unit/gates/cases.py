@@ -1665,3 +1665,39 @@ CASES[FailoverEventsInSiem] = [
          FailoverEventsInSiem(), H().op("validate_drill_events", 1.0, value=[]).op("validate_siem", 2.0, value=[])
          .build(), UNKNOWN),
 ]
+
+
+# ---- smoke verification after a failover ----------------------------------------------------
+
+from harness.gates.evidence import SmokeVerified  # noqa: E402
+
+SMOKE_CID = f"{CID}/smoke"
+
+
+def smoke(*, evidence_ok: bool = True, ingested: bool = True, events=("IntentCreated", "EvidenceCommitted"),
+          siem=("IntentCreated", "EvidenceCommitted"), read_back: bool = True) -> History:
+    h = H().op("create_intent", 1.0, value=7, status=201, correlation_id=SMOKE_CID, detail={"smoke": "smoke-1"})
+    h.op("evidence", 2.0, ok=evidence_ok, value="smoke-1", status=201 if evidence_ok else 503,
+         correlation_id=SMOKE_CID, detail={"smoke": "smoke-1", "intent_id": 7})
+    if read_back:
+        h.op("store_read", 3.0, value="abc" if ingested else None, detail={"key": "smoke-1", "expected": "abc"})
+        h.op("read_events", 4.0, value=[{"type": t, "correlation_id": SMOKE_CID} for t in events],
+             detail={"correlation_id": SMOKE_CID})
+        h.op("read_siem_smoke", 5.0, value=[{"type": t, "correlation_id": SMOKE_CID} for t in siem])
+    return h.build()
+
+
+CASES[SmokeVerified] = [
+    Case("accepted, ingested, captured in the store and the SIEM",
+         SmokeVerified("smoke-1", SMOKE_CID), smoke(), PASS, measured_has(ingested=True)),
+    Case("the evidence pack was not ingested",
+         SmokeVerified("smoke-1", SMOKE_CID), smoke(ingested=False), FAIL),
+    Case("the evidence commit was refused",
+         SmokeVerified("smoke-1", SMOKE_CID), smoke(evidence_ok=False), FAIL),
+    Case("the correlation id never reached the SIEM",
+         SmokeVerified("smoke-1", SMOKE_CID), smoke(siem=("IntentCreated",)), FAIL),
+    Case("the event store lacks the evidence event",
+         SmokeVerified("smoke-1", SMOKE_CID), smoke(events=("IntentCreated",)), FAIL),
+    Case("nothing was read back",
+         SmokeVerified("smoke-1", SMOKE_CID), smoke(read_back=False), UNKNOWN),
+]

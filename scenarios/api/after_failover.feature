@@ -1,0 +1,16 @@
+@quarterly @ha-domain:api
+Feature: API tier / After a failover
+  The quarterly failover drill of the API tier (spec section 4), parts 2 and 3; part 1, the
+  controlled failover, is stateless_outage.feature.
+  Smoke verification: a test Deployment Intent is accepted, its evidence pack ingested, and its
+  correlation id captured in the event store and the SIEM sink, while the tier runs on the
+  availability zones left.
+
+  @destructive
+  Scenario: Smoke verification while one availability zone's API instance is lost
+    Given the lab is in steady state
+    And a sequenced workload of intents and approvals is running
+    When the API instance in az1 is killed
+    Then the load balancer routes around it within the probe interval
+    And a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured
+    When the API instance in az1 is redeployed

@@ -1,0 +1,19 @@
+@quarterly @ha-domain:evidence-store
+Feature: Evidence store / After a failover
+  The quarterly failover drill of the evidence store (spec section 4), parts 2 and 3; part 1, the
+  controlled failover, is object_storage_outage.feature.
+  The evidence store fails over for reads only: a pack with a validated copy is published from
+  the alternate region, while a new pack cannot be written until the primary store is back (the
+  matrix row's "publish blocked"). So the smoke verification runs once the store has recovered:
+  a test Deployment Intent is accepted, its evidence pack ingested, and its correlation id
+  captured in the event store and the SIEM sink.
+
+  @destructive
+  Scenario: Smoke verification once the evidence store has recovered
+    Given the lab is in steady state
+    And a sequenced workload of intents and approvals is running
+    When an approved intent's evidence is committed with a copy in the alternate region
+    And the evidence store becomes unreachable
+    Then a pack with a validated copy is published from the alternate region
+    When the evidence store recovers
+    Then a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured
