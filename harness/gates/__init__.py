@@ -19,15 +19,23 @@ What the runner records and the gates read (the contract between them):
     queue_depth, dead_letters           the harness's own read of a queue / platform
     requeue, cab_lift                   the answer / platform
     lag, failback                       TransactionLag seconds / node
+    backup_catalogue                    the harness's check of every snapshot in the backup store / phase, cp_now
+    export_delete_attempt               {deleted, error}: the harness tried to delete a locked export
+    evidence_versions, inventory_read   versions the harness listed / the day's inventory (eventstore_sha256)
+    restored_data, restored_sample      counts, chain and approvals of the restored database / intents read
+    key_read, key_purge                 fingerprint of the backup key / phase before|deleted|recovered
+    replay_read                         keys of the replayed intents read back after a restore
   events: inject / heal (the fault journal, name = fault label), detect / fence / promote /
     reconnect / rebuild / lag_check / failback / failover_error (the lab's failover), platform_request
     (a stand-in's log, source platform:<name>), gateway_request (source gateway:<name>), clock (the
-    harness moved the Control Plane's clock by detail.seconds), checkpoint (a step looked).
+    harness moved the Control Plane's clock by detail.seconds), checkpoint (a step looked),
+    restore_download / restore_verify / restore_refused / restore_rehydrate / restore_done (source
+    restore: the restore runbook's log, detail snapshot_id, ok, reason).
 """
 
-from harness.gates import api, availability, connectors, evidence, eventstore, recovery, steady, validation  # noqa: F401
+from harness.gates import api, availability, backup, connectors, evidence, eventstore, recovery, steady, validation  # noqa: F401
 from harness.gates.base import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span, register
 
 __all__ = ["GATES", "Gate", "Span", "drill_verdict", "evaluate_gate", "evaluate_gates", "fault_span", "register",
-           "api", "availability", "connectors", "evidence", "eventstore", "recovery", "steady",
+           "api", "availability", "backup", "connectors", "evidence", "eventstore", "recovery", "steady",
            "validation"]
