@@ -1,4 +1,5 @@
-"""HTTP API of one Control Plane instance (aiohttp): intents, evidence, approvals, publish, events.
+"""HTTP API of one Control Plane instance (aiohttp): intents, evidence, approvals, publish, ring
+rollback, events.
 
 Every request carries a correlation id (X-Correlation-Id, else a new uuid4), echoed in the
 response and stored with every event it causes. Every write is one database transaction
@@ -22,15 +23,25 @@ GET /health (controlplane.health) answers 200 with ServiceHealth = Healthy, or 5
 when any of its parts is down: database (the primary, writable), event_store (append-only, not
 write-blocked), evidence_store (primary or alternate region answers) and api_tier (at least
 ``min_instances`` instances, serve --min-instances, heartbeating into api_instances: each
-instance runs the heartbeat task of controlplane.health while it serves). GET /health/live
-answers 200 while the process serves, whatever the parts say: it is the load balancer's probe.
+instance runs the heartbeat task of controlplane.health while it serves) and, with a backup
+catalogue (serve --backup-bucket), backups (the newest snapshot at most 24 h old on the Control
+Plane's clock; controlplane.backups). GET /health/live answers 200 while the process serves,
+whatever the parts say: it is the load balancer's probe.
 
 Publish gates (controlplane.gates), in order: ServiceHealth = Healthy (cause: the first part
-that is down), BackupAgeHours, Approval, then the evidence gate (EvidencePackReadable /
+that is down, the backups part left out), BackupAgeHours <= 24 (503, cause "backup"; off
+without --backup-bucket), Approval, then the evidence gate (EvidencePackReadable /
 ValidatedCopyExists). ``unsafe_publish_while_unhealthy`` (serve --unsafe-publish-while-unhealthy)
 is a deliberate misbehaviour for negative drills only: publish skips the ServiceHealth gate and
-nothing else. The SIEM sink gets one line per committed event unless it is disabled (serve
---unsafe-skip-siem, negative drills only; the event store still gets every event).
+nothing else (BackupAgeHours still refuses).
+
+POST /rings/{ring}/rollback {"approver"} (spec section 4, rollback validation) reverts the ring's
+last deployment on every platform: one rollback dispatch per platform through the outbox and the
+queues, and one RingRolledBack event, in one transaction; no ServiceHealth or BackupAgeHours gate
+(see ControlPlane.ring_rollback, also for replays and the optional Idempotency-Key header).
+
+The SIEM sink gets one line per committed event unless it is disabled (serve --unsafe-skip-siem,
+negative drills only; the event store still gets every event).
 """
 
 from __future__ import annotations
@@ -47,11 +58,13 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from controlplane import dispatch, events, gates, health
+from controlplane.backups import BackupCatalogue
 from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable, durable_replay
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
 from controlplane.dispatch import Dispatcher, QueueUnavailable
 from controlplane.http import Refused, _dumps, bad_request, json_body, reply, string_field
 from controlplane.platform_api import PlatformRoutes
+from controlplane.platforms import PLATFORMS
 from controlplane.redact import scrub, short_cause
 from controlplane.siem import SiemSink
 
@@ -75,7 +88,8 @@ class ControlPlane(PlatformRoutes):
                  allow_clock_control: bool = False, unsafe_ignore_platform_health: bool = False,
                  critical_rings: tuple[str, ...] = ("ring0", "ring1"),
                  min_instances: int = health.DEFAULT_MIN_INSTANCES,
-                 unsafe_publish_while_unhealthy: bool = False) -> None:
+                 unsafe_publish_while_unhealthy: bool = False,
+                 backups: BackupCatalogue | None = None) -> None:
         self.instance = instance
         self.db = db
         self.evidence = evidence
@@ -87,6 +101,7 @@ class ControlPlane(PlatformRoutes):
         self.critical_rings = frozenset(critical_rings)
         self.min_instances = min_instances
         self.unsafe_publish_while_unhealthy = unsafe_publish_while_unhealthy
+        self.backups = backups
 
     # ---- plumbing --------------------------------------------------------------------
 
@@ -116,7 +131,8 @@ class ControlPlane(PlatformRoutes):
         return reply({"instance": self.instance, "status": "alive"})
 
     async def health_report(self) -> dict:
-        return await health.report(self.instance, self.db, self.evidence, self.min_instances)
+        return await health.report(self.instance, self.db, self.evidence, self.min_instances,
+                                   catalogue=self.backups)
 
     async def health(self, request: web.Request) -> web.Response:
         report = await self.health_report()
@@ -325,7 +341,9 @@ class ControlPlane(PlatformRoutes):
             log.warning("UNSAFE: intent %s: ServiceHealth gate skipped (--unsafe-publish-while-unhealthy): %s",
                         iid, refusal.error)
             refusal = None
-        refusal = refusal or gates.backup_age()
+        backups = report["components"].get("backups")   # absent: no catalogue, the gate is off
+        if refusal is None and backups is not None:
+            refusal = gates.backup_age(backups.get("age_hours"), backups["detail"])
         if refusal:
             if refusal.cause == "evidence_store":
                 raise await self.blocked(iid, cid, dataclasses.replace(
@@ -378,19 +396,21 @@ class ControlPlane(PlatformRoutes):
             body["dispatch"] = await self.dispatch(iid, body["platform"], body["ring"], body["idempotency_key"], cid)
         return reply(body, status)
 
-    async def dispatch(self, iid: int, platform: str, ring: str, key: str, cid: str) -> str:
-        """Send a just-published (or promoted) intent to its platform's queue: "enqueued", or
-        "pending" (the dispatcher loop of any instance sends it later)."""
+    async def dispatch(self, iid: int | None, platform: str, ring: str, key: str, cid: str,
+                       **extra) -> str:
+        """Send a just-published (or promoted, or rolled back) intent to its platform's queue:
+        "enqueued", or "pending" (the dispatcher loop of any instance sends it later). extra:
+        kind="rollback" and rollback_id for a ring rollback."""
         try:
             await self.dispatcher.send({"intent_id": iid, "platform": platform, "ring": ring,
-                                        "idempotency_key": key, "correlation_id": cid})
+                                        "idempotency_key": key, "correlation_id": cid, **extra})
         except QueueUnavailable as exc:
-            log.warning("intent %s: dispatch to %s pending: %s", iid, platform, exc)
+            log.warning("%s: dispatch to %s pending: %s", key, platform, exc)
             return "pending"
         try:
-            await self.db.run(lambda conn: dispatch.mark_enqueued(conn, iid, ring))
+            await self.db.run(lambda conn: dispatch.mark_enqueued(conn, key))
         except DatabaseUnavailable as exc:   # sent already; the loop may send it again (idempotent)
-            log.warning("intent %s: enqueued, state not recorded: %s", iid, exc)
+            log.warning("%s: enqueued, state not recorded: %s", key, exc)
         return "enqueued"
 
     async def promote(self, request: web.Request) -> web.Response:
@@ -432,6 +452,94 @@ class ControlPlane(PlatformRoutes):
         status, body, new_events = await self.commit(work)
         if new_events and self.dispatcher is not None:
             body["dispatch"] = await self.dispatch(iid, body["platform"], to_ring, body["idempotency_key"], cid)
+        return reply(body, status)
+
+    # ---- ring rollback ---------------------------------------------------------------
+
+    async def ring_rollback(self, request: web.Request) -> web.Response:
+        """Revert a ring's last deployment on every platform (spec section 4, rollback validation).
+
+        One rollback dispatch per platform (controlplane.platforms), through the outbox and the
+        queues like a publish: idempotency key ``rollback:<ring>:<rollback_id>:<platform>``
+        (rollback_id a new uuid4 hex), intent_id the platform's last intent deployed to that ring
+        (published to it or promoted into it), or "ring:<ring>" when it had none (a rollback
+        reaches every platform). The dispatch rows and one RingRolledBack event {ring,
+        rollback_id, approver, platforms: {platform: key}, intent_ids: {platform: id | null}}
+        are one transaction. No ServiceHealth or BackupAgeHours gate: a rollback is what one
+        does when things are wrong. Answers 200 {"rollback_id", "ring", "dispatched":
+        {platform: key}, "dispatch": {platform: "enqueued"|"pending"}, "intent_ids"}; 400
+        without an approver; 503 without queues (serve --sqs-endpoint).
+
+        Replays: a request WITHOUT an Idempotency-Key header is a new rollback every time (a new
+        rollback_id, new keys: the platforms revert again). With the header, the rollback is
+        recorded once per key: a replay answers 200 with the original rollback_id, "replayed":
+        true and the dispatches' recorded states (pending, enqueued, applied, dead_lettered),
+        and records nothing; the same key for another ring is refused 409."""
+        ring = request.match_info["ring"]
+        if not ring.strip() or len(ring) > 64 or not ring.isprintable():
+            raise bad_request("ring must be a printable name of at most 64 characters", field="ring")
+        approver = string_field(await json_body(request), "approver")
+        request_key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
+        cid = request["correlation_id"]
+        if self.dispatcher is None:
+            return reply({"error": "rollback refused: no queues configured (serve --sqs-endpoint)",
+                          "cause": "queue"}, 503)
+        rollback_id = uuid.uuid4().hex
+
+        async def work(conn):
+            cur = conn.cursor(row_factory=dict_row)
+            # ON CONFLICT: a replay with the same Idempotency-Key (also one running concurrently:
+            # it waits for the first to commit) records nothing and answers the first rollback.
+            created = await (await cur.execute(
+                "INSERT INTO ring_rollbacks (rollback_id, ring, approver, request_key, correlation_id, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, cp_now()) ON CONFLICT (request_key) DO NOTHING RETURNING rollback_id",
+                (rollback_id, ring, approver, request_key, cid))).fetchone()
+            if created is None:
+                seen = await (await cur.execute(
+                    "SELECT rollback_id, ring FROM ring_rollbacks WHERE request_key = %s",
+                    (request_key,))).fetchone()
+                if seen["ring"] != ring:
+                    raise Refused(gates.Refusal(
+                        409, "Idempotency-Key", f"{IDEMPOTENCY_HEADER} {request_key!r} was used for the "
+                                                f"rollback of ring {seen['ring']!r}, not {ring!r}"))
+                rows = await (await cur.execute(
+                    "SELECT platform, idempotency_key, intent_id, state FROM dispatches"
+                    " WHERE kind = 'rollback' AND rollback_id = %s ORDER BY platform",
+                    (seen["rollback_id"],))).fetchall()
+                await durable_replay(conn)
+                return 200, {"rollback_id": seen["rollback_id"], "ring": ring, "replayed": True,
+                             "dispatched": {r["platform"]: r["idempotency_key"] for r in rows},
+                             "dispatch": {r["platform"]: r["state"] for r in rows},
+                             "intent_ids": {r["platform"]: dispatch.target(r["intent_id"], ring)
+                                            for r in rows}}, []
+            last = {r["platform"]: r["intent_id"] for r in await (await cur.execute(
+                "SELECT DISTINCT ON (platform) platform, intent_id FROM dispatches"
+                " WHERE kind = 'deploy' AND ring = %s AND platform = ANY(%s)"
+                " ORDER BY platform, created_at DESC, intent_id DESC", (ring, list(PLATFORMS)))).fetchall()}
+            keys, intents = {}, {}
+            for platform in PLATFORMS:
+                key = keys[platform] = f"rollback:{ring}:{rollback_id}:{platform}"
+                intents[platform] = last.get(platform)
+                await cur.execute(
+                    "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
+                    " created_at, kind, rollback_id) VALUES (%s, %s, %s, %s, %s, cp_now(), 'rollback', %s)",
+                    (intents[platform], platform, ring, key, cid, rollback_id))
+            event = await events.append(conn, "RingRolledBack", None, cid, {
+                "ring": ring, "rollback_id": rollback_id, "approver": approver, "platforms": keys,
+                "intent_ids": intents})
+            return 200, {"rollback_id": rollback_id, "ring": ring, "dispatched": keys,
+                         "intent_ids": {p: dispatch.target(i, ring) for p, i in intents.items()},
+                         "_intents": intents}, [event]
+
+        status, body, new_events = await self.commit(work)
+        intents = body.pop("_intents", None)
+        if new_events:
+            log.info("ring %s rolled back by %s: rollback %s", ring, approver, rollback_id)
+            platforms = list(body["dispatched"])
+            states = await asyncio.gather(*(self.dispatch(
+                intents[p], p, ring, body["dispatched"][p], cid, kind="rollback", rollback_id=rollback_id)
+                for p in platforms))
+            body["dispatch"] = dict(zip(platforms, states))
         return reply(body, status)
 
     # ---- events ----------------------------------------------------------------------
@@ -542,6 +650,7 @@ def make_app(cp: ControlPlane) -> web.Application:
         web.post(r"/intents/{id:\d+}/approve", cp.approve),
         web.post(r"/intents/{id:\d+}/publish", cp.publish),
         web.post(r"/intents/{id:\d+}/promote", cp.promote),
+        web.post("/rings/{ring}/rollback", cp.ring_rollback),
         web.get("/events", cp.events_list),
         web.get("/events/verify", cp.events_verify),
         web.post("/events/operational", cp.operational_event),

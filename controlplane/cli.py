@@ -114,7 +114,12 @@ def serve(args: argparse.Namespace) -> int:
         return _fail("serve", "--s3-retries must be >= 1 and --s3-backoff-base >= 0")
     if args.min_instances < 1:
         return _fail("serve", "--min-instances must be >= 1")
+    if any(not b.strip() for b in args.backup_bucket):
+        return _fail("serve", "--backup-bucket needs a bucket name")
     _setup_logging(args.instance)
+    from controlplane.backups import BackupCatalogue
+    catalogue = (BackupCatalogue(args.backup_endpoint or args.s3_endpoint, args.backup_bucket,
+                                 timeout=args.s3_timeout) if args.backup_bucket else None)
     cp = ControlPlane(
         args.instance,
         Database(args.database, timeout=args.db_timeout, application_name=f"controlplane-{args.instance}"),
@@ -130,7 +135,15 @@ def serve(args: argparse.Namespace) -> int:
         unsafe_ignore_platform_health=args.unsafe_ignore_platform_health,
         critical_rings=tuple(args.critical_rings),
         min_instances=args.min_instances,
-        unsafe_publish_while_unhealthy=args.unsafe_publish_while_unhealthy)
+        unsafe_publish_while_unhealthy=args.unsafe_publish_while_unhealthy,
+        backups=catalogue)
+    if catalogue is None:
+        logging.getLogger("controlplane").warning(
+            "BackupAgeHours is not enforced: no --backup-bucket (no backups part in /health, no publish gate)")
+    else:
+        logging.getLogger("controlplane").info(
+            "BackupAgeHours <= 24 enforced: backup catalogue %s at %s (/health part backups, publish gate)",
+            ", ".join(catalogue.buckets), catalogue.endpoint_url)
     if args.unsafe_ignore_platform_health:
         logging.getLogger("controlplane").warning(
             "UNSAFE: --unsafe-ignore-platform-health: publish ignores paused platforms (negative drills only)")
@@ -266,7 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "3 s, this one included): the API tier's redundancy (default 2)")
     s.add_argument("--unsafe-publish-while-unhealthy", action="store_true",
                    help="NEGATIVE DRILLS ONLY: publish skips the ServiceHealth gate (it publishes while "
-                        "ServiceHealth = Unhealthy); the approval and evidence gates still apply")
+                        "ServiceHealth = Unhealthy); the BackupAgeHours, approval and evidence gates still apply")
+    s.add_argument("--backup-bucket", action="append", default=[], metavar="NAME",
+                   help="a bucket of the backup catalogue (repeatable, e.g. backups and backups-dr): "
+                        "the newest snapshots/<id>/manifest.json taken_at gives BackupAgeHours, a /health "
+                        "part and a publish gate (<= 24 h); none: not enforced")
+    s.add_argument("--backup-endpoint", metavar="URL",
+                   help="S3 endpoint of the backup buckets (default: the --s3-endpoint)")
     s.add_argument("--unsafe-skip-siem", action="store_true",
                    help="NEGATIVE DRILLS ONLY: write no SIEM line (the event store still gets every event)")
     s.set_defaults(func=serve)

@@ -3,8 +3,21 @@
 Per attempt of a message (attempt = the message's ApproximateReceiveCount when it is received,
 plus one for every retry this worker made of it since):
 
+- Test-IdempotencyKey first (spec rule 4: connectors reapply intents after failover, verifying
+  Test-IdempotencyKey to avoid duplication): ``GET {platform}/applied/{key}`` (the key
+  URL-encoded). 200 with "applied": true: the intent was applied already (a redelivery, a
+  replay after failover): the message is deleted and counted as a duplicate skipped
+  (``duplicates_skipped``; logged op "apply", outcome "duplicate", key_test "applied"), never
+  POSTed again. 404 (or "applied": false): not applied, go on. Any other answer (429, 5xx,
+  another 4xx), a timeout or no connection is a failed attempt like a failed apply (below:
+  the same backoff, held retry and dead-letter rules; logged with key_test "failed" and a
+  detail starting "Test-IdempotencyKey:"). The test is made before every attempt, retries
+  included, after the platform-wide wait; it adds one short request ahead of each apply.
 - ``POST {platform}/apply`` with the intent; on 200 the message is deleted (``applied`` or,
-  when the platform already had that idempotency key, ``duplicate``: applied exactly once).
+  when the platform already had that idempotency key, ``duplicate``: applied exactly once; two
+  workers testing the same key at once may both apply it, and the platform's own idempotency
+  answers the second as a duplicate). The body is the message's intent_id, idempotency_key,
+  correlation_id and ring, plus action and rollback_id for a ring rollback.
 - on 429, 5xx, a timeout or no connection, before the last attempt: wait = base x 2^(attempt-1)
   (ConnectorBackoff: each retry doubles), or the platform's Retry-After when larger, capped at
   --max-backoff, counted from the moment the failed answer came back. The worker keeps the
@@ -60,6 +73,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -148,7 +162,7 @@ class Connector:
         self.metrics = {"platform": settings.platform, "processed": 0, "applied": 0,
                         "duplicates_skipped": 0, "throttled": 0, "errors": 0, "dead_lettered": 0,
                         "last_backoff_s": 0.0, "consecutive_failures": 0, "attempts": 0,
-                        "queue_errors": 0, "retries_held": 0, "updated": None}
+                        "queue_errors": 0, "retries_held": 0, "key_tests": 0, "updated": None}
 
     # ---- logging and metrics ---------------------------------------------------------
 
@@ -232,10 +246,29 @@ class Connector:
 
     # ---- platform call ---------------------------------------------------------------
 
+    def test_key(self, intent: dict) -> tuple[str, int | None, float | None, dict | None, str]:
+        """Test-IdempotencyKey: (outcome, status, retry_after, body, detail) with outcome
+        "applied" (the platform has the key), "not_applied" (404, or 200 saying applied false),
+        or a failure: throttled|error|timeout|unreachable (another 4xx counts as an error)."""
+        key = urllib.parse.quote(str(intent.get("idempotency_key")), safe="")
+        request = urllib.request.Request(self.s.platform_url.rstrip("/") + "/applied/" + key,
+                                          headers={"X-Correlation-ID": str(intent.get("correlation_id"))})
+        self.bump(key_tests=1)
+        outcome, status, retry_after, body, detail = self.send(request)
+        if outcome == "ok":
+            return ("applied" if (body or {}).get("applied") is True else "not_applied"), status, None, body, ""
+        if outcome == "rejected":
+            if status == 404:
+                return "not_applied", status, None, None, ""
+            outcome = "error"
+        return outcome, status, retry_after, body, f"Test-IdempotencyKey: {detail}"
+
     def call_platform(self, intent: dict) -> tuple[str, int | None, float | None, dict | None, str]:
         """(outcome, status, retry_after, body, detail); outcome in ok|throttled|error|timeout|
         unreachable|rejected."""
-        data = json.dumps({k: intent.get(k) for k in ("intent_id", "idempotency_key", "correlation_id", "ring")})
+        fields = ["intent_id", "idempotency_key", "correlation_id", "ring",
+                  *(k for k in ("action", "rollback_id") if k in intent)]   # a ring rollback's
+        data = json.dumps({k: intent.get(k) for k in fields})
         request = urllib.request.Request(
             self.s.platform_url.rstrip("/") + "/apply", data=data.encode(), method="POST",
             headers={"Content-Type": "application/json", "X-Correlation-ID": str(intent.get("correlation_id"))})
@@ -283,7 +316,8 @@ class Connector:
         self.bump(dead_lettered=1, processed=1)
         self.log("dead_letter", "dead_lettered", **ids, reason=reason)
         self.report("dead_lettered", op="dead_letter", intent_id=intent.get("intent_id"), attempt=attempt,
-                    ring=intent.get("ring"), correlation_id=intent.get("correlation_id"))
+                    ring=intent.get("ring"), correlation_id=intent.get("correlation_id"),
+                    idempotency_key=intent.get("idempotency_key"))
 
     def handle(self, message: dict, attempt: int | None = None) -> None:
         """One attempt of a message: a fresh one (attempt = its receive count) or a held retry."""
@@ -305,7 +339,15 @@ class Connector:
         pause = self.not_before - time.monotonic()
         if pause > 0 and self.stop.wait(pause):
             return  # stopping: the message comes back after its visibility timeout
-        outcome, status, retry_after, body, detail = self.call_platform(intent)
+        reported_id = intent.get("intent_id")
+        outcome, status, retry_after, body, detail = self.test_key(intent)
+        key_test = "failed"
+        if outcome == "applied":   # applied already: never a second apply
+            self.skip_applied(message, intent, ids, status, body, attempt, reported_id)
+            return
+        if outcome == "not_applied":
+            key_test = "not_applied"
+            outcome, status, retry_after, body, detail = self.call_platform(intent)
         answered = time.monotonic()   # the wait counts from the answer
         if outcome == "ok":
             applied = bool((body or {}).get("applied"))
@@ -316,23 +358,25 @@ class Connector:
                 self.log("delete", "queue_error", **ids, detail=short_cause(exc))
             self.bump(processed=1, consecutive_failures=0,
                       **({"applied": 1} if applied else {"duplicates_skipped": 1}))
-            self.log("apply", "applied" if applied else "duplicate", **ids, status=status, wait_s=None)
-            self.report("ok", intent_id=intent.get("intent_id"), attempt=attempt, status=status,
-                        ring=intent.get("ring"), correlation_id=intent.get("correlation_id"))
+            self.log("apply", "applied" if applied else "duplicate", **ids, status=status, wait_s=None,
+                     key_test=key_test)
+            self.report("ok", intent_id=reported_id, attempt=attempt, status=status, ring=intent.get("ring"),
+                        correlation_id=intent.get("correlation_id"), idempotency_key=intent.get("idempotency_key"))
             return
         with self.lock:
             failures = self.metrics["consecutive_failures"] + 1
         self.bump(consecutive_failures=failures, **({"throttled": 1} if outcome == "throttled" else {"errors": 1}))
-        reported = {"intent_id": intent.get("intent_id"), "ring": intent.get("ring"), "attempt": attempt, "status": status,
-                    "retry_after_s": retry_after, "correlation_id": intent.get("correlation_id")}
+        reported = {"intent_id": reported_id, "ring": intent.get("ring"), "attempt": attempt, "status": status,
+                    "retry_after_s": retry_after, "correlation_id": intent.get("correlation_id"),
+                    "idempotency_key": intent.get("idempotency_key")}
         if outcome == "rejected":
-            self.log("apply", outcome, **ids, status=status, wait_s=None, detail=detail)
+            self.log("apply", outcome, **ids, status=status, wait_s=None, detail=detail, key_test=key_test)
             self.report(outcome, **reported)
             self.dead_letter(message, attempt, f"rejected: {detail}", intent)
             return
         if attempt >= self.s.max_attempts:
             self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=None,
-                     detail=detail, final=True)
+                     detail=detail, final=True, key_test=key_test)
             self.report(outcome, **reported)
             self.dead_letter(message, attempt, f"{outcome} after {attempt} attempts: {detail}", intent)
             return
@@ -353,8 +397,23 @@ class Connector:
                                            answered + visibility))
             self.bump(retries_held=len(self.held))
         self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=wait,
-                 visibility_s=visibility, held=held, detail=detail)
+                 visibility_s=visibility, held=held, detail=detail, key_test=key_test)
         self.report(outcome, wait_s=wait, **reported)
+
+    def skip_applied(self, message: dict, intent: dict, ids: dict, status: int | None, body: dict | None,
+                     attempt: int, reported_id) -> None:
+        """Test-IdempotencyKey said the platform has the key: delete the message, count a
+        duplicate skipped, report the platform ok (the dispatch is applied)."""
+        try:
+            self.sqs.delete_message(QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        except SQS_ERRORS as exc:  # redelivered later: tested again, skipped again
+            self.bump(queue_errors=1)
+            self.log("delete", "queue_error", **ids, detail=short_cause(exc))
+        self.bump(processed=1, consecutive_failures=0, duplicates_skipped=1)
+        self.log("apply", "duplicate", **ids, status=status, wait_s=None, key_test="applied",
+                 count=(body or {}).get("count"))
+        self.report("ok", intent_id=reported_id, attempt=attempt, status=status, ring=intent.get("ring"),
+                    correlation_id=intent.get("correlation_id"), idempotency_key=intent.get("idempotency_key"))
 
     # ---- held retries ----------------------------------------------------------------
 

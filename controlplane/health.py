@@ -27,6 +27,16 @@ transaction as the database and event store parts; with the database down it is 
 "database down", like the event store. Every part is {"status", "detail"}; the parts are, in
 this order: database, event_store, evidence_store, api_tier (gates.service_health names the
 first part that is down as the refusal's cause).
+
+Backups (spec section 3: "LastBackupAge <= 24h ... to be considered healthy"): with a backup
+catalogue (serve --backup-bucket, controlplane.backups) a fifth part, ``backups``, comes last:
+{"status", "detail", "age_hours", "snapshot_id", "taken_at", "bucket"}, up while the newest
+snapshot is at most 24 h old on the Control Plane's clock (cp_now(), read in the database part's
+transaction), down when it is older, when there is none, or when the catalogue is unreadable;
+down makes ServiceHealth Unhealthy. The catalogue's listing is cached 2 s per instance and runs
+concurrently with the other checks. Publish judges this part as its own gate, BackupAgeHours
+(gates.service_health leaves it out), so that it refuses also where the ServiceHealth gate is
+skipped. Without --backup-bucket the part is absent.
 """
 
 from __future__ import annotations
@@ -38,7 +48,8 @@ import time
 import psycopg
 from psycopg import errors
 
-from controlplane import events
+from controlplane import backups, events
+from controlplane.backups import BackupCatalogue
 from controlplane.db import Database, DatabaseUnavailable
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
 from controlplane.redact import short_cause
@@ -118,13 +129,20 @@ def api_tier_part(serving: list[str], known: int, min_instances: int) -> dict:
     return part(False, f"{_instances(len(serving))} serving{names}; minimum {min_instances}")
 
 
-async def check_database(db: Database, min_instances: int = DEFAULT_MIN_INSTANCES) -> tuple[dict, dict, dict]:
-    """(database part, event_store part, api_tier part), from one short read transaction."""
+async def check_database(db: Database, min_instances: int = DEFAULT_MIN_INSTANCES,
+                         clock: dict | None = None) -> tuple[dict, dict, dict]:
+    """(database part, event_store part, api_tier part), from one short read transaction. With
+    ``clock`` (a dict), the Control Plane's clock is read in the same transaction:
+    clock["now"] = extract(epoch FROM cp_now()), left unset when it cannot be read."""
     async def work(conn):
-        in_recovery, has_schema, has_tier = await (await conn.execute(
+        in_recovery, has_schema, has_tier, has_clock = await (await conn.execute(
             "SELECT pg_is_in_recovery(),"
             " to_regclass('events') IS NOT NULL AND to_regclass('event_chain_head') IS NOT NULL,"
-            " to_regclass('api_instances') IS NOT NULL")).fetchone()
+            " to_regclass('api_instances') IS NOT NULL,"
+            " to_regprocedure('cp_now()') IS NOT NULL AND to_regclass('cp_clock') IS NOT NULL")).fetchone()
+        if clock is not None and has_clock:
+            clock["now"] = (await (await conn.execute(
+                "SELECT extract(epoch FROM cp_now())::float8")).fetchone())[0]
         tier = None
         if has_tier and not in_recovery:
             serving, known = await (await conn.execute(
@@ -185,14 +203,48 @@ async def check_evidence(store: EvidenceStore) -> dict:
     return part(False, f"unreachable: {primary}; replica unreachable: {replica}")
 
 
+async def check_backups(catalogue: BackupCatalogue, clock: dict, listing=None) -> dict:
+    """The backups part: the catalogue's newest snapshot (``listing``: an awaitable of it, else
+    catalogue.listing()), aged on the Control Plane's clock: clock["now"], read with the database
+    part; without it, the wall clock plus the offset last read, and the detail says so."""
+    try:
+        listed = await (listing if listing is not None else catalogue.listing())
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an unexpected failure is "unreadable", never a 500
+        log.error("backup catalogue: %s: %s", type(exc).__name__, short_cause(exc))
+        return backups.unreadable_part(f"{type(exc).__name__}: {short_cause(exc)}")
+    now = clock.get("now")
+    note = ""
+    if now is not None:
+        catalogue.clock_offset_s = now - time.time()
+    else:
+        now = catalogue.estimated_now()
+        note = ("Control Plane clock estimated from the last offset read: database unreadable"
+                if catalogue.clock_offset_s is not None else
+                "Control Plane clock estimated as the wall clock: database unreadable")
+    return backups.part(listed, now, note)
+
+
 async def report(instance: str, db: Database, store: EvidenceStore,
-                 min_instances: int = DEFAULT_MIN_INSTANCES) -> dict:
+                 min_instances: int = DEFAULT_MIN_INSTANCES,
+                 catalogue: BackupCatalogue | None = None) -> dict:
     """{"ServiceHealth": "Healthy"|"Unhealthy", "instance", "components": {...}}; the checks
-    run concurrently, so the answer takes as long as the slowest one."""
-    (database, event_store, api_tier), evidence_store = await asyncio.gather(
-        check_database(db, min_instances), check_evidence(store))
+    run concurrently, so the answer takes as long as the slowest one. With a backup catalogue
+    the part ``backups`` comes last (aged on the clock read by the database check)."""
+    clock: dict = {}
+    listing = asyncio.ensure_future(catalogue.listing()) if catalogue is not None else None
+    try:
+        (database, event_store, api_tier), evidence_store = await asyncio.gather(
+            check_database(db, min_instances, clock if catalogue is not None else None), check_evidence(store))
+    except BaseException:
+        if listing is not None:
+            listing.cancel()
+        raise
     components = {"database": database, "event_store": event_store, "evidence_store": evidence_store,
                   "api_tier": api_tier}
+    if catalogue is not None:
+        components["backups"] = await check_backups(catalogue, clock, listing)
     healthy = all(p["status"] != "down" for p in components.values())
     return {"ServiceHealth": "Healthy" if healthy else "Unhealthy", "instance": instance,
             "components": components}

@@ -2,7 +2,8 @@
 
 - ``GET /platforms``, ``GET /platforms/{p}``: health, ThrottleCount, PromotionsPaused, CAB pause,
   SCCM SiteHealth and the manual-import fallback (time rules applied on read, see platformstate);
-- ``POST /platforms/{p}/observations``: a connector's report of a platform call or probe;
+- ``POST /platforms/{p}/observations``: a connector's report of a platform call or probe (with
+  ``idempotency_key`` it addresses the dispatch by its key, else by intent_id and ring);
 - ``GET /platforms/{p}/observations``: those reports (optionally of one intent);
 - ``POST /platforms/{p}/resume`` {"approver"}: the CAB lifts its manual pause;
 - ``POST /platforms/{p}/requeue`` {"operator"}: the runbook's requeue from the dead-letter queue;
@@ -101,8 +102,13 @@ class PlatformRoutes:
                   "attempt": _number(body, "attempt", int), "wait_s": _number(body, "wait_s"),
                   "retry_after_s": _number(body, "retry_after_s"),
                   "correlation_id": str(body.get("correlation_id") or cid)[:128]}
-        intent = _number(body, "intent_id", int)
+        # an intent id, or a ring rollback's "ring:<ring>" (no intent: stored as null)
+        raw_intent = body.get("intent_id")
+        intent = (None if isinstance(raw_intent, str) and not raw_intent.strip().isdigit()
+                  else _number(body, "intent_id", int))
         ring = str(body.get("ring") or "")[:64]
+        key = body.get("idempotency_key")     # addresses the dispatch (a ring rollback has no intent)
+        key = key[:512] if isinstance(key, str) and key else None
 
         async def work(conn):
             now = await ps.cp_now(conn)
@@ -113,12 +119,14 @@ class PlatformRoutes:
             status, new = ps.observe(await ps.load(conn, platform), outcome, now)
             status, more = ps.tick(status, now)
             await ps.save(conn, status)
-            if intent is not None and outcome == "ok" and fields["op"] == "apply":
-                await conn.execute("UPDATE dispatches SET state = 'applied', applied_at = %s WHERE intent_id = %s"
-                                   " AND ring = %s AND state <> 'applied'", (now, intent, ring))
-            elif intent is not None and outcome == "dead_lettered":
-                await conn.execute("UPDATE dispatches SET state = 'dead_lettered' WHERE intent_id = %s"
-                                   " AND ring = %s AND state <> 'applied'", (intent, ring))
+            where, params = ((" WHERE idempotency_key = %s", (key,)) if key is not None else
+                             (" WHERE intent_id = %s AND ring = %s AND kind = 'deploy'", (intent, ring)))
+            if (key is not None or intent is not None) and outcome == "ok" and fields["op"] == "apply":
+                await conn.execute(f"UPDATE dispatches SET state = 'applied', applied_at = %s{where}"
+                                   " AND state <> 'applied'", (now, *params))
+            elif (key is not None or intent is not None) and outcome == "dead_lettered":
+                await conn.execute(f"UPDATE dispatches SET state = 'dead_lettered'{where}"
+                                   " AND state <> 'applied'", params)
             appended = [await events.append(conn, t, None, fields["correlation_id"], p) for t, p in new + more]
             return 201, ps.view(status, await ps.throttle_count(conn, platform, now), now), appended
 
@@ -167,9 +175,13 @@ class PlatformRoutes:
 
         async def work(conn):
             for m in moved:
-                if str(m.get("intent_id", "")).isdigit():
+                if isinstance(m.get("idempotency_key"), str) and m["idempotency_key"]:
+                    await conn.execute("UPDATE dispatches SET state = 'enqueued' WHERE idempotency_key = %s"
+                                       " AND state <> 'applied'", (m["idempotency_key"],))
+                elif str(m.get("intent_id", "")).isdigit():
                     await conn.execute("UPDATE dispatches SET state = 'enqueued' WHERE intent_id = %s"
-                                       " AND ring = %s AND state <> 'applied'", (int(m["intent_id"]), m.get("ring")))
+                                       " AND ring = %s AND kind = 'deploy' AND state <> 'applied'",
+                                       (int(m["intent_id"]), m.get("ring")))
             event = await events.append(conn, "IntentsRequeued", None, cid,
                                         {"platform": platform, "operator": operator, "intent_ids": ids})
             return 200, {"platform": platform, "requeued": len(moved), "intent_ids": ids}, [event]

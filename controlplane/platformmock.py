@@ -2,11 +2,16 @@
 
 Endpoints:
 
-- ``POST /apply`` {"intent_id", "idempotency_key", "correlation_id", "ring"}: records the
-  application; 200 {"applied": true} the first time a key is seen, {"applied": false} after
-  (an intent is applied exactly once per idempotency key).
+- ``POST /apply`` {"intent_id", "idempotency_key", "correlation_id", "ring"} (a ring rollback
+  adds "action": "rollback" and "rollback_id"): records the application; 200 {"applied": true}
+  the first time a key is seen, {"applied": false} after (an intent is applied exactly once per
+  idempotency key). A record (and its log line) with an action carries "action".
 - ``GET /applied``: {"applied": [{"idempotency_key", "intent_id", "correlation_id", "ring",
   "count", "correlation_ids"}, ...]} in first-seen order; count = how often the key arrived.
+- ``GET /applied/{key}`` (the key URL-encoded; Test-IdempotencyKey, spec rule 4): 200
+  {"idempotency_key", "applied": true, "count", "intent_id"} when the key was applied, 404
+  {"idempotency_key", "applied": false} otherwise. Not affected by the degradation modes (it
+  consumes none of a limited degradation); counted in ``key_tests``, not in ``requests``.
 - ``POST /_control`` {"mode": "ok"|"throttle"|"error"|"hang", "retry_after": seconds,
   "requests": n, "for_s": seconds}: degrade the next n ``/apply`` requests (0 = until changed),
   then back to ok; with for_s (> 0) the mode also goes back to ok by itself after for_s seconds
@@ -19,18 +24,23 @@ Endpoints:
 
 Every request to /apply logs one JSON line to stderr (platform, correlation id, outcome).
 
-The request log (``request_log``, the CLI's ``--request-log FILE``): every ``POST /apply``, and
-every ``GET /health`` answered with anything but 200 (a connector counts those too), appends one
-JSON line to FILE, the evidence a drill judges from (what reached the platform, and what it
-answered), whatever the Control Plane says about itself::
+The request log (``request_log``, the CLI's ``--request-log FILE``): every ``POST /apply``, every
+``GET /applied/{key}`` (path "/applied", outcome "tested"), and every ``GET /health`` answered
+with anything but 200 (a connector counts those too), appends one JSON line to FILE, the
+evidence a drill judges from (what reached the platform, and what it answered), whatever the
+Control Plane says about itself::
 
     {"n", "at", "platform", "path", "idempotency_key", "intent_id", "ring", "correlation_id",
      "status", "outcome", "count"}
 
+A line of an /apply with an action (a ring rollback) also has "action".
 n is a sequence number continuing after the file's last one; at is the request's arrival
 (epoch seconds); status is what was answered (null for a hang, logged when it arrives);
-outcome is applied, duplicate, throttled, error, hang or bad_request; count is how often the
-key has now arrived (applied and duplicate only). The file is opened with O_APPEND and each
+outcome is applied, duplicate, throttled, error, hang or bad_request (path /apply or /health),
+or tested (path /applied: status 200 the key was applied, 404 it was not); count is how often the
+key has now arrived (applied and duplicate; for tested, how often it had arrived, or null).
+A tested line carries the key, the intent_id and ring of its record (null when not applied)
+and the X-Correlation-ID of the request. Only /apply lines are applies. The file is opened with O_APPEND and each
 line is one write. On start the stand-in replays it, so its applied records (and the "applied
 the first time a key is seen" rule) survive a restart, as a real platform's would.
 """
@@ -96,7 +106,8 @@ class PlatformMock:
         self._revert: asyncio.TimerHandle | None = None
         self.records: dict[str, dict] = {}
         self.counters = {"requests": 0, "applied": 0, "duplicates": 0, "throttled_sent": 0,
-                         "errors_sent": 0, "hung": 0, "bad_requests": 0, "control_changes": 0}
+                         "errors_sent": 0, "hung": 0, "bad_requests": 0, "control_changes": 0,
+                         "key_tests": 0}
         self.request_log = Path(request_log) if request_log is not None else None
         self._fd: int | None = None
         self._n = 0
@@ -116,7 +127,7 @@ class PlatformMock:
                 self._n = max(self._n, entry["n"])
             if entry.get("outcome") in ("applied", "duplicate") and isinstance(entry.get("idempotency_key"), str):
                 self._record(entry["idempotency_key"], entry.get("intent_id"), entry.get("correlation_id"),
-                             entry.get("ring"))
+                             entry.get("ring"), entry.get("action"))
                 replayed += 1
         try:
             data = path.read_bytes()
@@ -136,11 +147,13 @@ class PlatformMock:
             return
         self._n += 1
         fields = fields or {}
-        line = json.dumps({"n": self._n, "at": round(at, 6), "platform": self.platform, "path": path,
-                           "idempotency_key": fields.get("idempotency_key"),
-                           "intent_id": fields.get("intent_id"), "ring": fields.get("ring"),
-                           "correlation_id": cid, "status": status, "outcome": outcome,
-                           "count": count}) + "\n"
+        entry = {"n": self._n, "at": round(at, 6), "platform": self.platform, "path": path,
+                 "idempotency_key": fields.get("idempotency_key"),
+                 "intent_id": fields.get("intent_id"), "ring": fields.get("ring"),
+                 "correlation_id": cid, "status": status, "outcome": outcome, "count": count}
+        if fields.get("action") and path == "/apply":   # a ring rollback: "action": "rollback"
+            entry["action"] = fields["action"]
+        line = json.dumps(entry) + "\n"
         data = line.encode()
         while data:                  # one write per line (a short write on a regular file is
             written = os.write(self._fd, data)   # an edge case: finish the line)
@@ -200,17 +213,21 @@ class PlatformMock:
                 raise ValueError
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return None
-        ring, cid = body.get("ring"), body.get("correlation_id")
+        ring, cid, action = body.get("ring"), body.get("correlation_id"), body.get("action")
         return {"idempotency_key": key, "intent_id": intent,
                 "ring": ring if isinstance(ring, str) else None,
-                "correlation_id": cid if isinstance(cid, str) and cid else None}
+                "correlation_id": cid if isinstance(cid, str) and cid else None,
+                "action": action if isinstance(action, str) and action else None}
 
-    def _record(self, key: str, intent: str | None, cid: str | None, ring: str | None) -> dict:
+    def _record(self, key: str, intent: str | None, cid: str | None, ring: str | None,
+                action: str | None = None) -> dict:
         record = self.records.get(key)
         if record is None:
             record = self.records[key] = {"idempotency_key": key, "intent_id": intent,
                                           "correlation_id": cid, "ring": ring,
                                           "count": 0, "correlation_ids": []}
+            if action:
+                record["action"] = action
         record["count"] += 1
         if cid not in record["correlation_ids"]:
             record["correlation_ids"].append(cid)
@@ -247,7 +264,7 @@ class PlatformMock:
             _log(platform=self.platform, correlation_id=header_cid, outcome="bad_request", status=400)
             return web.json_response({"error": "need JSON with intent_id and idempotency_key"}, status=400)
         key, intent = fields["idempotency_key"], fields["intent_id"]
-        record = self._record(key, intent, cid, fields["ring"])
+        record = self._record(key, intent, cid, fields["ring"], fields["action"])
         applied = record["count"] == 1
         self.counters["applied" if applied else "duplicates"] += 1
         outcome = "applied" if applied else "duplicate"
@@ -274,6 +291,19 @@ class PlatformMock:
 
     async def applied(self, request: web.Request) -> web.Response:
         return web.json_response({"platform": self.platform, "applied": list(self.records.values())})
+
+    async def applied_key(self, request: web.Request) -> web.Response:
+        """Test-IdempotencyKey: was this key applied? Whatever the degradation mode; logged."""
+        at, cid = time.time(), request.headers.get("X-Correlation-ID")
+        key = request.match_info["key"]
+        self.counters["key_tests"] += 1
+        record = self.records.get(key)
+        if record is None:
+            self._append(at, {"idempotency_key": key}, cid, 404, "tested", None, path="/applied")
+            return web.json_response({"idempotency_key": key, "applied": False}, status=404)
+        self._append(at, record, cid, 200, "tested", record["count"], path="/applied")
+        return web.json_response({"idempotency_key": key, "applied": True, "count": record["count"],
+                                  "intent_id": record["intent_id"]})
 
     def control_state(self) -> dict:
         return {"platform": self.platform, "mode": self.mode, "retry_after": self.retry_after,
@@ -311,6 +341,7 @@ def make_app(platform: str, request_log: str | os.PathLike | None = None) -> web
     app["mock"] = mock
     app.router.add_post("/apply", mock.apply)
     app.router.add_get("/applied", mock.applied)
+    app.router.add_get("/applied/{key:.+}", mock.applied_key)
     app.router.add_get("/health", mock.health)
     app.router.add_get("/_control", mock.get_control)
     app.router.add_post("/_control", mock.post_control)

@@ -102,13 +102,16 @@ LANGUAGE sql VOLATILE AS $$
     SELECT clock_timestamp() + make_interval(secs => offset_s) FROM cp_clock WHERE id = 1
 $$;
 
--- Outbox of published and promoted intents: written in the publish (or promote) transaction,
--- sent to the platform's SQS queue after the commit (and again by any instance's dispatcher
--- while still pending). The connector's idempotency key is idempotency_key (first ring) or
--- idempotency_key@ring (a promotion).
--- One row per (intent, ring): the publish to its first ring, then one per ring promotion.
+-- Outbox of published and promoted intents and of ring rollbacks: written in the publish (or
+-- promote, or rollback) transaction, sent to the platform's SQS queue after the commit (and again
+-- by any instance's dispatcher while still pending). The connector's idempotency key is
+-- idempotency_key (first ring), idempotency_key@ring (a promotion) or
+-- rollback:<ring>:<rollback_id>:<platform> (a ring rollback); each row is addressed by it.
+-- kind 'deploy': one row per (intent, ring): the publish to its first ring, then one per ring
+-- promotion. kind 'rollback': one row per platform and rollback; intent_id is the platform's last
+-- intent deployed to that ring, NULL when there was none (sent as intent_id "ring:<ring>").
 CREATE TABLE IF NOT EXISTS dispatches (
-    intent_id       bigint      NOT NULL REFERENCES intents (id),
+    intent_id       bigint      REFERENCES intents (id),
     platform        text        NOT NULL,
     ring            text        NOT NULL,
     idempotency_key text        NOT NULL,
@@ -118,9 +121,31 @@ CREATE TABLE IF NOT EXISTS dispatches (
     created_at      timestamptz NOT NULL,
     enqueued_at     timestamptz,
     applied_at      timestamptz,
-    PRIMARY KEY (intent_id, ring)
+    kind            text        NOT NULL DEFAULT 'deploy' CHECK (kind IN ('deploy', 'rollback')),
+    rollback_id     text
 );
+-- A table migrated before ring rollbacks: (intent_id, ring) was its primary key.
+ALTER TABLE dispatches ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'deploy'
+    CHECK (kind IN ('deploy', 'rollback'));
+ALTER TABLE dispatches ADD COLUMN IF NOT EXISTS rollback_id text;
+ALTER TABLE dispatches DROP CONSTRAINT IF EXISTS dispatches_pkey;
+ALTER TABLE dispatches ALTER COLUMN intent_id DROP NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS dispatches_deploy_idx ON dispatches (intent_id, ring) WHERE kind = 'deploy';
+CREATE UNIQUE INDEX IF NOT EXISTS dispatches_rollback_key_idx ON dispatches (idempotency_key) WHERE kind = 'rollback';
+CREATE INDEX IF NOT EXISTS dispatches_key_idx ON dispatches (idempotency_key);
+CREATE INDEX IF NOT EXISTS dispatches_ring_idx ON dispatches (ring, platform, created_at) WHERE kind = 'deploy';
 CREATE INDEX IF NOT EXISTS dispatches_open_idx ON dispatches (state) WHERE state IN ('pending', 'enqueued');
+
+-- Ring rollbacks (POST /rings/{ring}/rollback): one row per rollback; request_key is the
+-- optional Idempotency-Key header of the request (a replay with it answers this rollback).
+CREATE TABLE IF NOT EXISTS ring_rollbacks (
+    rollback_id     text        PRIMARY KEY,
+    ring            text        NOT NULL,
+    approver        text        NOT NULL,
+    request_key     text        UNIQUE,
+    correlation_id  text        NOT NULL,
+    created_at      timestamptz NOT NULL
+);
 
 -- What the connectors observed of their platform (one row per platform call or health probe).
 CREATE TABLE IF NOT EXISTS platform_observations (

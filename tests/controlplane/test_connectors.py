@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,8 @@ class ConnectorLab:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)[platform]
 
-    def platform_mock(self, platform: str, *extra: str) -> tuple[Proc, str]:
-        port = free_port()
+    def platform_mock(self, platform: str, *extra: str, port: int | None = None) -> tuple[Proc, str]:
+        port = port or free_port()
         p = self.start(f"mock-{platform}-{port}", "platform-mock", "--platform", platform,
                        "--host", "127.0.0.1", "--port", str(port), *extra)
         url = f"http://127.0.0.1:{port}"
@@ -216,9 +217,12 @@ def test_platform_mock_control_switches_modes(lab):
         (body["intent_id"], body["correlation_id"], 2)
 
 
-def test_same_intent_enqueued_twice_is_applied_once_and_correlated(lab):
+def test_same_intent_enqueued_twice_is_applied_once_and_correlated(lab, tmp_path):
+    """Test-IdempotencyKey (spec rule 4): the redelivered message is tested, found applied and
+    skipped; the platform sees one /apply and two /applied tests (404, then 200), never two applies."""
     q = lab.queues("intune")
-    mock, url = lab.platform_mock("intune")
+    log = tmp_path / "intune.requests.jsonl"
+    mock, url = lab.platform_mock("intune", "--request-log", str(log))
     connector, metrics = lab.connector("intune", q, url)
     body = intent("ring0")
     for _ in range(2):
@@ -227,12 +231,19 @@ def test_same_intent_enqueued_twice_is_applied_once_and_correlated(lab):
     m = wait_for(lambda: (m := metrics_of(metrics)).get("processed") == 2 and m, what="two messages processed",
                  on_fail=connector.text)
     assert (m["platform"], m["applied"], m["duplicates_skipped"], m["dead_lettered"]) == ("intune", 1, 1, 0)
+    assert m["key_tests"] == 2
     record, = requests.get(url + "/applied", timeout=2).json()["applied"]
     assert (record["idempotency_key"], record["correlation_id"], record["count"]) == \
-        (body["idempotency_key"], body["correlation_id"], 2)
-    assert requests.get(url + "/_control", timeout=2).json()["applied"] == 1  # applied exactly once
+        (body["idempotency_key"], body["correlation_id"], 1)              # one POST /apply, ever
+    state = requests.get(url + "/_control", timeout=2).json()
+    assert (state["applied"], state["duplicates"], state["requests"], state["key_tests"]) == (1, 0, 1, 2)
+    assert [(x["path"], x["status"], x["outcome"]) for x in log_lines(log)] == [
+        ("/applied", 404, "tested"), ("/apply", 200, "applied"), ("/applied", 200, "tested")]
+    assert all(x["idempotency_key"] == body["idempotency_key"] and x["correlation_id"] == body["correlation_id"]
+               for x in log_lines(log))
     lines = [line for line in connector.json_lines() if line.get("op") == "apply"]
-    assert sorted(line["outcome"] for line in lines) == ["applied", "duplicate"]
+    assert [(line["outcome"], line["key_test"]) for line in lines] == [("applied", "not_applied"),
+                                                                       ("duplicate", "applied")]
     for line in lines:
         assert (line["correlation_id"], line["intent_id"], line["platform"]) == \
             (body["correlation_id"], body["intent_id"], "intune")
@@ -270,7 +281,7 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, 
     assert [line["visibility_s"] for line in lines[:3]] == [4, 4, 5]
     assert all(line["held"] is True for line in lines[:3])
     # as the platform saw it: each retry arrived its wait after the previous one, to within latency
-    seen = [x for x in log_lines(log) if x["idempotency_key"] == body["idempotency_key"]]
+    seen = arrivals_of(log, body["idempotency_key"])
     assert [x["outcome"] for x in seen] == ["throttled"] * 3 + ["applied"]
     platform_gaps = gaps_of(seen)
     assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(platform_gaps, waits)), (platform_gaps, waits)
@@ -525,8 +536,18 @@ BASE_S = 0.5
 
 
 def arrivals_of(log: Path, key: str) -> list[dict]:
-    """The requests carrying one idempotency key, in the order the platform received them."""
-    return [x for x in log_lines(log) if x.get("idempotency_key") == key]
+    """The applies (POST /apply) carrying one idempotency key, in the order the platform received
+    them (the connector's Test-IdempotencyKey lookups, path /applied, are not applies)."""
+    return [x for x in applies_in(log) if x.get("idempotency_key") == key]
+
+
+def applies_in(log: Path) -> list[dict]:
+    return [x for x in log_lines(log) if x.get("path") == "/apply"]
+
+
+def key_tests_of(log: Path, key: str) -> list[dict]:
+    """The connector's Test-IdempotencyKey lookups of one key (GET /applied/<key>), in order."""
+    return [x for x in log_lines(log) if x.get("path") == "/applied" and x.get("idempotency_key") == key]
 
 
 def gaps_of(entries: list[dict]) -> list[float]:
@@ -603,7 +624,7 @@ def test_two_intents_of_one_platform_back_off_in_lockstep_doubling(lab, tmp_path
 
     wait_for(lambda: metrics_of(metrics).get("applied") == 2, timeout=30, what="both applied",
              on_fail=connector.text)
-    entries = log_lines(log)
+    entries = applies_in(log)
     keys = [b["idempotency_key"] for b in bodies]
     first_key = next(x["idempotency_key"] for x in entries if x["idempotency_key"] in keys)
     first, second = arrivals_of(log, first_key), arrivals_of(log, next(k for k in keys if k != first_key))
@@ -686,3 +707,72 @@ def test_worker_killed_while_holding_a_retry_loses_nothing(lab, tmp_path):
     from harness.lab.connectors import peek_messages
     wait_for(lambda: queue_empty(lab, q), what="intent queue drained")
     assert peek_messages(lab.sqs, q["dlq_url"]) == []
+
+
+# -- Test-IdempotencyKey (spec rule 4): GET /applied/<key> before every apply ----------------------
+
+def test_platform_mock_answers_test_idempotency_key_whatever_its_mode_and_logs_it(lab, tmp_path):
+    log = tmp_path / "jamf.requests.jsonl"
+    mock, url = lab.platform_mock("jamf", "--request-log", str(log))
+    body = intent("ring0", key="key with/slash?and%percent")
+    quoted = url + "/applied/" + urllib.parse.quote(body["idempotency_key"], safe="")
+    missing = requests.get(quoted, headers={"X-Correlation-ID": "t1"}, timeout=2)
+    assert (missing.status_code, missing.json()) == (404, {"idempotency_key": body["idempotency_key"],
+                                                           "applied": False})
+    assert requests.post(url + "/apply", json=body, timeout=2).json()["applied"] is True
+    for mode in ("throttle", "error", "hang"):       # the degradation modes do not touch it
+        requests.post(url + "/_control", json={"mode": mode, "requests": 1}, timeout=2)
+        found = requests.get(quoted, headers={"X-Correlation-ID": f"t-{mode}"}, timeout=2)
+        assert (found.status_code, found.json()) == (200, {"idempotency_key": body["idempotency_key"],
+                                                           "applied": True, "count": 1,
+                                                           "intent_id": body["intent_id"]})
+        assert requests.get(url + "/_control", timeout=2).json()["requests_remaining"] == 1   # none consumed
+    state = requests.get(url + "/_control", timeout=2).json()
+    assert (state["key_tests"], state["requests"], state["applied"]) == (4, 1, 1)
+    lines = log_lines(log)
+    assert [(x["path"], x["status"], x["outcome"], x["count"], x["correlation_id"]) for x in lines] == [
+        ("/applied", 404, "tested", None, "t1"), ("/apply", 200, "applied", 1, body["correlation_id"]),
+        ("/applied", 200, "tested", 1, "t-throttle"), ("/applied", 200, "tested", 1, "t-error"),
+        ("/applied", 200, "tested", 1, "t-hang")]
+    assert {x["idempotency_key"] for x in lines} == {body["idempotency_key"]}
+    assert (lines[2]["intent_id"], lines[2]["ring"]) == (body["intent_id"], "ring0")
+    assert all(set(x) == {"n", "at", "platform", "path", "idempotency_key", "intent_id", "ring", "correlation_id",
+                          "status", "outcome", "count"} for x in lines)
+
+    mock.process.kill()                 # restarted: tests are not applies when the log is replayed
+    mock.process.wait(timeout=10)
+    _, url = lab.platform_mock("jamf", "--request-log", str(log))
+    record, = requests.get(url + "/applied", timeout=2).json()["applied"]
+    assert record["count"] == 1
+    assert requests.get(url + "/applied/" + urllib.parse.quote(body["idempotency_key"], safe=""),
+                        timeout=2).json()["count"] == 1
+
+
+def test_failed_key_test_is_a_failed_attempt_with_backoff_then_one_apply(lab, tmp_path):
+    """The platform is unreachable when the connector tests the key: a failed attempt (backoff,
+    held retry); once the platform is up the retry tests (404) and applies, exactly once."""
+    q = lab.queues("ansible")
+    port = free_port()
+    connector, metrics = lab.connector("ansible", q, f"http://127.0.0.1:{port}", "--base-interval", "1",
+                                       "--max-attempts", "5")
+    body = intent("ring1")
+    lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+    failed = wait_for(lambda: next((x for x in connector.json_lines() if x.get("op") == "apply"), None),
+                      what="the first attempt", on_fail=connector.text)
+    assert (failed["outcome"], failed["key_test"], failed["attempt"], failed["wait_s"], failed["held"]) == \
+        ("unreachable", "failed", 1, 1.0, True), failed
+    assert failed["detail"].startswith("Test-IdempotencyKey: ")
+    log = tmp_path / "ansible.requests.jsonl"
+    lab.platform_mock("ansible", "--request-log", str(log), port=port)
+
+    m = wait_for(lambda: (m := metrics_of(metrics)).get("applied") == 1 and m, what="applied once the platform is up",
+                 on_fail=connector.text)
+    assert m["errors"] >= 1 and m["dead_lettered"] == 0
+    lines = [x for x in connector.json_lines() if x.get("op") == "apply"]
+    assert all(x["key_test"] == "failed" and x["outcome"] == "unreachable" for x in lines[:-1])
+    assert (lines[-1]["outcome"], lines[-1]["key_test"]) == ("applied", "not_applied")
+    for earlier, later in zip(lines, lines[1:]):           # the failed tests backed off, doubling
+        assert later["ts"] - earlier["ts"] >= earlier["wait_s"] - 0.05
+    assert [x["wait_s"] for x in lines[:-1]] == [1.0, 2.0, 4.0][:len(lines) - 1]
+    assert [(x["path"], x["status"]) for x in log_lines(log)] == [("/applied", 404), ("/apply", 200)]
+    wait_for(lambda: queue_empty(lab, q), what="intent queue drained")
