@@ -17,7 +17,7 @@ dr bucket after a region loss), newest first; for each:
    seconds};
 4. ``rehydrate(dump_path)``, the caller's (initdb a fresh instance, roles, database,
    ``pg_restore_into``) -> ``restore_rehydrate`` {snapshot_id, seconds}; then ``restore_done``
-   {snapshot_id, kind, bucket, taken_at, key_version, tables, chain, approvals, seconds, tried}.
+   {snapshot_id, snapshot_kind, bucket, taken_at, key_version, tables, chain, approvals, seconds, tried}.
 
 Every refusal emits ``restore_refused`` {snapshot_id, taken_at, phase, reason} and the next older
 snapshot is tried. If rehydrate raises, the target's state is unknown: the procedure stops there
@@ -139,7 +139,7 @@ def restore(store: BackupStore, vault: KeyVault, rehydrate: Callable[[Path], Non
         outcome.key_version = manifest.encryption["key_version"]
         outcome.candidates.append(Candidate(sid, manifest.taken_at, "restored", None, "restored"))
         emit("restore_done", sid, {
-            "snapshot_id": sid, "kind": manifest.kind, "bucket": bucket, "taken_at": manifest.taken_at,
+            "snapshot_id": sid, "snapshot_kind": manifest.kind, "bucket": bucket, "taken_at": manifest.taken_at,
             "key_version": outcome.key_version, "tables": dict(manifest.tables),
             "chain": dict(manifest.chain) if manifest.chain is not None else None,
             "approvals": manifest.approvals, "seconds": time.monotonic() - started,

@@ -146,6 +146,31 @@ class Lab(abc.ABC):
             f"the {self.provider or type(self).__name__} lab cannot read evidence objects: the harness "
             f"reads the buckets straight from S3 on the embedded lab only")
 
+    # backup and restore (spec section 3): the embedded lab runs a backup service
+    def _no_backups(self) -> NotImplementedError:
+        return NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab runs no backup service: the backup and restore "
+            f"scenarios (scenarios/backup/) run on the embedded lab")
+
+    def backup_service(self) -> Any:
+        """The lab's backup service (harness.lab.backups.BackupService): its store, key vault, clock."""
+        raise self._no_backups()
+
+    def lose_database(self) -> list[str]:
+        """Every database node killed and its data deleted (the primary region's database lost)."""
+        raise self._no_backups()
+
+    def database_lost(self) -> bool:
+        raise self._no_backups()
+
+    def restore_database(self, bucket: str | None = None, verify: bool = True, emit: Any = None,
+                         validate: Any = None) -> Any:
+        """Restore the lost database from the newest verified snapshot of `bucket` (RestoreOutcome)."""
+        raise self._no_backups()
+
+    def rebuild_database_replicas(self) -> None:
+        raise self._no_backups()
+
     def heal_fault(self, fault: Any) -> None:
         from ..faults import FaultContext
 

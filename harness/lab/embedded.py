@@ -7,12 +7,14 @@
     connector <platform> -> [proxy platform-<platform>] -> platform API stand-in (Intune, Jamf, ...)
     pg-a -> [proxy repl-pg-b] -> pg-b (synchronous replica, failover target)
     pg-a -> [proxy repl-pg-analytics] -> pg-analytics (asynchronous analytics replica)
+    backup service (a thread) -> [proxy db] -> pg_dump -> moto buckets backups, backups-dr, keyvault
 
 Lifecycle of up():
 1. reap what killed runs left (registry in the state dir), register this lab;
 2. start the fault server (TOXIPROXY_URL / binary / embedded) and moto, in the background;
 3. PostgreSQL primary, then each replica streaming through its own proxy;
-4. migrate the Control Plane schema and buckets, start three API instances and HAProxy;
+4. migrate the Control Plane schema and buckets; start the backup service (its first snapshot,
+   export and inventory are taken now); start three API instances and HAProxy;
 5. start the failover controller; write the lab manifest for `drill lab status`.
 down() undoes all of it in reverse, each part in its own try, and is idempotent.
 """
@@ -36,6 +38,7 @@ import requests
 from ..faults import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from . import proc, reaper
+from .backups import BackupService
 from .base import Lab, LabStartError
 from .connectors import ConnectorTier
 from .failover import FailoverController
@@ -49,6 +52,7 @@ PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
 INSTANCES = ("az1", "az2", "az3")
 EVIDENCE_BUCKET = "evidence"
 EVIDENCE_REPLICA_BUCKET = "evidence-replica"
+BACKUP_BUCKETS = ("backups", "backups-dr")     # harness.backup.BackupStore's hourly and dr buckets
 START_TIMEOUT = 60.0
 # moto accepts any credentials; these are not secrets, and still never printed
 S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret",
@@ -130,6 +134,7 @@ class EmbeddedLab(Lab):
         self.started_in: float | None = None
         self._proxies: list[str] = []
         self.connectors: ConnectorTier | None = None
+        self.backups: BackupService | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def up(self) -> "EmbeddedLab":
@@ -176,6 +181,7 @@ class EmbeddedLab(Lab):
 
     def down(self) -> None:
         steps = [
+            lambda: self.backups and self.backups.stop(),
             lambda: self.failover and self.failover.stop(),
             lambda: self.connectors and self.connectors.stop(),
             lambda: self.lb and self.lb.stop(),
@@ -197,6 +203,7 @@ class EmbeddedLab(Lab):
             self.registration.close()
             forget_lab_files({"lab_id": self.lab_id})
         self.failover = self.lb = self.cluster = self.moto = self.toxi_server = self.connectors = None
+        self.backups = None
 
     # -- parts -------------------------------------------------------------------------------
     def _event(self, kind: str, name: str, detail: dict) -> None:
@@ -273,18 +280,35 @@ class EmbeddedLab(Lab):
         self._cp_serve = [*common, "--s3-replica-endpoint", s3_replica_url,
                           "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET,
                           "--sqs-endpoint", self.moto.endpoint_url, "--queue-prefix", self.connectors.prefix,
-                          "--allow-clock-control", *self.cp_flags]
+                          "--allow-clock-control", *self.cp_flags,
+                          *[arg for bucket in BACKUP_BUCKETS for arg in ("--backup-bucket", bucket)],
+                          "--backup-endpoint", self.moto.endpoint_url]
         migrate = subprocess.run(
             [sys.executable, "-m", "controlplane", "migrate", *common,
              "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET],
             env=self._cp_env(), capture_output=True, text=True, timeout=120)
         if migrate.returncode != 0:
             raise LabStartError(f"Control Plane migrate failed: {migrate.stderr.strip()[-500:]}")
+        self._start_backups()
         for name in INSTANCES:
             self._start_instance(name, free_port())
         deadline = time.monotonic() + START_TIMEOUT
         for name in INSTANCES:
             self._wait_instance(name, deadline)
+
+    def _backup_dsn(self) -> str:
+        host, port = self.toxiproxy.proxy("db").listen.rsplit(":", 1)
+        return self.cluster.primary.dsn_via(host, int(port))
+
+    def _start_backups(self) -> None:
+        self.backups = BackupService(store_client("s3", self.moto.endpoint_url), self._backup_dsn,
+                                     self.cluster.pg_bin, self.root / "backup-work",
+                                     (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET), self.root / "backup.log")
+        try:
+            self.backups.start()
+        except Exception as exc:
+            raise LabStartError(f"the backup service did not take the lab's first snapshot: "
+                                f"{type(exc).__name__}: {exc}") from exc
 
     def _start_instance(self, name: str, port: int) -> None:
         log = open(self.root / f"controlplane-{name}.log", "ab")
@@ -512,6 +536,64 @@ class EmbeddedLab(Lab):
 
     def kill_database_node(self, name: str) -> None:
         self.cluster[name].kill()
+
+    # -- backup and restore (spec section 3) ----------------------------------------------------
+    def backup_service(self) -> BackupService:
+        return self.backups
+
+    def lose_database(self) -> list[str]:
+        """The primary region's database is gone: the failover controller stops watching (there is
+        nothing left to fail over to), every node is SIGKILLed and its data directory deleted."""
+        self.failover.stop()
+        lost = []
+        for name in list(self.cluster.nodes):
+            self.cluster.lose_node(name)
+            lost.append(name)
+        return lost
+
+    def database_lost(self) -> bool:
+        return any(node.lost for node in self.cluster.nodes.values())
+
+    def restore_database(self, bucket: str | None = None, verify: bool = True,
+                         emit: Callable[[str, str, dict], None] | None = None,
+                         validate: Callable[[str], None] | None = None) -> Any:
+        """The restore runbook after the database is lost: a fresh primary under the lost primary's
+        name, harness.backup.restore (newest snapshot of `bucket` whose every hash verifies, unless
+        verify=False) rehydrated into it with pg_restore, `validate(node)` (reads of the restored
+        data before any client reaches it), the Control Plane's clock set back to where it was, and
+        the client endpoint repointed. Returns the RestoreOutcome; replicas are rebuilt by
+        rebuild_database_replicas()."""
+        from ..backup import pg_restore_into, restore
+
+        name = next(n for n, node in self.cluster.nodes.items() if node.lost and node.role == "primary")
+        fresh = self.cluster.replace_lost(name, primary=True)
+        password = self.cluster.password
+
+        def rehydrate(dump: Path) -> None:
+            pg_restore_into(fresh.admin_dsn, self.cluster.pg_bin, dump, APP_DATABASE, APP_ROLE, password)
+
+        outcome = restore(self.backups.store, self.backups.vault, rehydrate, bucket=bucket, verify=verify,
+                          emit=emit or (lambda kind, name, detail: None))
+        if outcome.ok and validate is not None:
+            validate(name)
+        if outcome.ok and self.backups.clock_offset_s is not None:
+            # the restored cp_clock row holds the offset at snapshot time: the lab's clock goes on
+            self.node_query(name, "UPDATE cp_clock SET offset_s = %s WHERE id = 1", (self.backups.clock_offset_s,))
+        self.toxiproxy.set_upstream("db", f"{fresh.host}:{fresh.port}")
+        self.backups.forget()
+        return outcome
+
+    def rebuild_database_replicas(self) -> None:
+        """Every lost replica rebuilt from the restored primary through its replication proxy (the
+        failover target synchronous again), and the failover controller watching again."""
+        primary = self.cluster.primary
+        for name, node in list(self.cluster.nodes.items()):
+            if node.lost:
+                host, port = self._replication_proxy(name, primary)
+                synchronous = name == self.failover.candidate and self.replication == "sync"
+                self.cluster.replace_lost(name, primary=False, upstream_host=host, upstream_port=port,
+                                          synchronous=synchronous)
+        self.failover.start()
 
     def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
         """Hold LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser (over

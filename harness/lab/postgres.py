@@ -223,6 +223,7 @@ class PgNode:
         self.synchronous = False
         self.upstream: PgNode | None = None
         self.upstream_addr: tuple[str, int] | None = None
+        self.lost = False          # killed and its data directory deleted (PgCluster.lose_node)
         self.dir = cluster.root / name
         self.datadir = self.dir / "data"
         self.logfile = self.dir / "server.log"
@@ -598,7 +599,16 @@ class PgCluster:
         self.passfile.chmod(0o600)
         self._own(self.root)
 
-        primary = self._new_node(self.primary_name, "primary")
+        primary = self._init_primary(self.primary_name)
+        primary.query(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE)))
+        for name, synchronous in self._planned:
+            self.add_replica(name, synchronous=synchronous)
+        return self
+
+    def _init_primary(self, name: str) -> PgNode:
+        """A new, empty, running primary with the lab's roles (no application database)."""
+        primary = self._new_node(name, "primary")
         self._mkdir(primary.dir)
         try:
             if not self.use_template:
@@ -619,13 +629,28 @@ class PgCluster:
             sql.Identifier(APP_ROLE), sql.Literal(self.password)))
         primary.query(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
             sql.Identifier(REPLICATION_ROLE), sql.Literal(self.password)))
-        primary.query(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE)))
         # like a staging monitoring user: may read replication state (pg_stat_replication, ...)
         primary.query(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(APP_ROLE)))
-        for name, synchronous in self._planned:
-            self.add_replica(name, synchronous=synchronous)
-        return self
+        return primary
+
+    def lose_node(self, name: str) -> None:
+        """SIGKILL a node and delete its data directory: the node and its data are gone."""
+        node = self.nodes[name]
+        node.kill()
+        shutil.rmtree(node.dir, ignore_errors=True)
+        node.lost = True
+
+    def replace_lost(self, name: str, primary: bool, upstream_host: str | None = None,
+                     upstream_port: int | None = None, synchronous: bool = False) -> PgNode:
+        """A lost node back under its name, on a new port: an empty primary (for a restore), or a
+        replica of the current primary (base-backed-up from, and streaming from, the upstream)."""
+        old = self.nodes.get(name)
+        if old is None or not old.lost:
+            raise LabError(f"node {name!r} is not lost")
+        del self.nodes[name]
+        if primary:
+            return self._init_primary(name)
+        return self.add_replica(name, upstream_host, upstream_port, synchronous=synchronous)
 
     def add_replica(self, name: str, upstream_host: str | None = None, upstream_port: int | None = None,
                     synchronous: bool = False) -> PgNode:
