@@ -73,7 +73,7 @@ def test_every_registered_fault_describes_itself():
                              "slicer", "data_limit", "proxy_down", "container_kill", "container_stop",
                              "container_pause", "network_disconnect", "http_error", "event_store_block",
                              "platform_degrade", "platform_down", "database_primary_kill", "api_instance_kill",
-                             "connector_worker_kill"}
+                             "connector_worker_kill", "backup_halt", "backup_corrupt", "database_loss"}
     assert all(cls.DESCRIPTION for cls in REGISTRY.values())
 
 
