@@ -24,7 +24,7 @@ PROVIDERS = ("embedded", "testcontainers", "external")
 IMAGE_KINDS = ("postgres", "toxiproxy", "moto", "controlplane")
 REPLICATION = ("sync", "async")
 DRILL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "all")
+HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "backup-restore", "all")
 
 
 class PlanError(ValueError):

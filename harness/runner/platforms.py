@@ -112,6 +112,8 @@ def advance_clock(scn: Scenario, seconds: float) -> None:
     if not op.ok:
         raise RuntimeError(f"the Control Plane's clock cannot be moved: {op.error}")
     scn.recorder.event("clock", f"advance:{seconds:g}s", scn.correlation_id, wall=op.wall_invoke, seconds=seconds)
+    from .backup import follow_clock
+    follow_clock(scn, seconds)
     scn.observe(f"Control Plane clock moved {seconds / 60:g} min forward.")
 
 

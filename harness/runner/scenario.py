@@ -19,7 +19,8 @@ from ..gates import Gate
 from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, Outcome, Verdict
 from ..workload import ApiClient, Prober, Recorder, SequencedWriter
 
-EMITTERS = (JOURNAL, FAILOVER)      # their events go to the event store and the SIEM (rule 2)
+RESTORE = "restore"                 # the restore runbook's log (harness.backup.restore)
+EMITTERS = (JOURNAL, FAILOVER, RESTORE)   # their events go to the event store and the SIEM (rule 2)
 
 
 def utc_now() -> str:

@@ -5,6 +5,7 @@ DrillPlugin object (harness.runner.bridge), one per drill run: nothing module-gl
 from __future__ import annotations
 
 from .api import *  # noqa: F401,F403  (step definitions)
+from .backup import *  # noqa: F401,F403
 from .common import *  # noqa: F401,F403
 from .database import *  # noqa: F401,F403
 from .evidence import *  # noqa: F401,F403
