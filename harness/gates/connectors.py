@@ -530,3 +530,56 @@ class ManualImportOffered(Gate):
         fault_cp = cp_time(history, start)
         ages = [round(cp_time(history, _event_t(history, e)) - fault_cp, 1) for e in offered]
         return self.judge(len(offered) == 1 and ages[0] > self.after_s, {"offers": len(offered), "down_for_s": ages})
+
+
+@register
+class RingRollbackApplied(Gate):
+    """Rollback validation (spec section 4: "Ring 0 test ensures rollback pipeline works even if
+    connectors were in failover"), by the platform stand-ins' own logs and the auto-scaling
+    group's: after the connector workers were lost, the rollback the harness requested reached every
+    platform exactly once (one applied /apply carrying the key the Control Plane answered, action
+    rollback, the ring), its key tested at the platform first (Test-IdempotencyKey), and brought
+    by a replacement worker (the group's replacement of that platform's worker logged before it)."""
+
+    def __init__(self, ring: str, failover: str, platforms: tuple[str, ...]):
+        self.ring, self.failover, self.platforms = ring, failover, tuple(platforms)
+        self.id = f"rollback_applied_{ring}"
+        self.threshold = "every platform once, key tested first, by a replacement worker"
+        self.description = f"{ring} rollback reaches every platform exactly once while the connectors are failed over"
+
+    def evaluate(self, history: History) -> GateResult:
+        lost = history.first_event("inject", self.failover)
+        if lost is None:
+            return self.unknown("the connectors were not failed over")
+        op = last_op(history, "ring_rollback", after=lost.t)
+        if op is None:
+            return self.unknown("no rollback was requested while the connectors were failed over")
+        if not op.ok:
+            return self.judge(False, {"answer": answer(op)}, f"the rollback was not accepted: {op.error}"[:300])
+        dispatched = (op.value or {}).get("dispatched") or {}
+        replaced: dict[str, float] = {}
+        for event in history.events_of("worker_replaced"):
+            platform = event.detail.get("platform")
+            if event.t >= lost.t and platform not in replaced:
+                replaced[platform] = event.t
+        faults: dict[str, list[str]] = {"missing": [], "twice": [], "not_a_rollback": [], "untested": [],
+                                        "not_by_a_replacement": []}
+        for platform in self.platforms:
+            key = dispatched.get(platform)
+            applies = applied(arrivals(history, platform).get(key, [])) if key else []
+            if not applies:
+                faults["missing"].append(platform)
+                continue
+            first = applies[0]
+            if len(applies) > 1:
+                faults["twice"].append(platform)
+            if first.detail.get("action") != "rollback" or first.detail.get("ring") != self.ring:
+                faults["not_a_rollback"].append(platform)
+            if not any(e.detail.get("path") == "/applied" and e.detail.get("idempotency_key") == key and e.t <= first.t
+                       for e in requests_at(history, platform)):
+                faults["untested"].append(platform)
+            if replaced.get(platform) is None or replaced[platform] > first.t:
+                faults["not_by_a_replacement"].append(platform)
+        measured = {"platforms": len(self.platforms), "rollback_id": (op.value or {}).get("rollback_id"),
+                    **{k: v for k, v in faults.items() if v}}
+        return self.judge(not any(faults.values()), measured)

@@ -186,13 +186,19 @@ def applied_counts(scn: Scenario, platform: str) -> Counter:
 
 def harvest(scn: Scenario) -> None:
     """Copy the lab parts' own logs of this scenario's time into its history: every request each
-    platform stand-in and the S3 gateway received, timed by them."""
+    platform stand-in and the S3 gateway received, and every connector worker the auto-scaling
+    group replaced ("worker_replaced", source asg), timed by them."""
     since = scn.recorder.history().ops[0].wall_invoke if scn.recorder.ops() else None
     for platform in PLATFORMS:
         log = platform_log(scn.lab, platform)
         if log is None:
             break
         scn.recorder.import_records("platform_request", f"platform:{platform}", log, since_wall=since)
+    try:
+        replaced = scn.lab.connector_replacements()
+    except NotImplementedError:
+        replaced = []
+    scn.recorder.import_records("worker_replaced", "asg", replaced, key="new_pid", since_wall=since)
     try:
         requests = scn.lab.gateway_requests("s3")
     except (NotImplementedError, KeyError, AttributeError):

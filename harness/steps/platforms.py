@@ -6,6 +6,7 @@ from __future__ import annotations
 from pytest_bdd import given, parsers, then, when
 
 from ..runner import platforms as p
+from ..runner import rollback
 
 
 def _platform(name: str) -> str:
@@ -196,3 +197,17 @@ def manual_import(scenario, platform):
 def backlog(scenario):
     """No intent of a critical ring waits longer than 10 minutes (Control Plane clock)."""
     p.backlog_within_limit(scenario)
+
+
+@when("the connector workers are lost and the auto-scaling group replaces them")
+def connectors_fail_over(scenario):
+    """SIGKILL every platform's connector worker (fault connector_worker_kill on all); the lab's
+    auto-scaling group starts a replacement for each."""
+    rollback.connectors_fail_over(scenario)
+
+
+@then(parsers.parse("a Ring {n:d} rollback reaches every platform exactly once through the replacement workers"))
+def ring_rollback(scenario, n):
+    """POST /rings/ring<n>/rollback; every platform's stand-in log must show the dispatched key applied
+    once, as a rollback, tested first, after that platform's worker was replaced."""
+    rollback.ring_rollback(scenario, f"ring{n}")

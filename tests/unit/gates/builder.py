@@ -95,11 +95,13 @@ class H:
         return self.event("clock", f"advance:{seconds:g}s", t, seconds=seconds)
 
     def platform_request(self, platform: str, t: float, *, key: str | None, status: int | None,
-                         outcome: str | None = None, path: str = "/apply") -> "H":
-        """A line of a platform stand-in's request log (source platform:<name>)."""
+                         outcome: str | None = None, path: str = "/apply", **fields: Any) -> "H":
+        """A line of a platform stand-in's request log (source platform:<name>); fields: more of
+        the line (ring, action)."""
         source = f"platform:{platform}"
         return self.event("platform_request", source, t, source=source, idempotency_key=key, status=status,
-                          outcome=outcome or _PLATFORM_OUTCOME.get(status, "hang"), platform=platform, path=path)
+                          outcome=outcome or _PLATFORM_OUTCOME.get(status, "hang"), platform=platform, path=path,
+                          **fields)
 
     def gateway_request(self, t: float, path: str, *, method: str = "GET", status: int = 503,
                         gateway: str = "s3") -> "H":

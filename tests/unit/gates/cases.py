@@ -22,8 +22,8 @@ from harness.gates.connectors import (AppliedExactlyOnce, AssignmentFails, CabMa
                                       CabPauseHoldsUntilLifted, ConnectorBackoff, ConnectorsHealthy, DeadLettered,
                                       ManualImportOffered, NoCriticalBacklog, OtherPlatformsContinue,
                                       PromotionRefused, PromotionsResumed, PublishAccepted, QueueDepthAccurate,
-                                      RequeueConfirmed, ResumeRequiresLowThrottleCount, SiteOutageRecorded,
-                                      ThrottleCountAccurate)
+                                      RequeueConfirmed, ResumeRequiresLowThrottleCount, RingRollbackApplied,
+                                      SiteOutageRecorded, ThrottleCountAccurate)
 from harness.gates.eventstore import (AuditEventsNotDuplicated, AuditEventsNotLost, CorrelationIdsRecorded,
                                       EventChainVerified, EventStoreWriteSuccess, FailoverCause,
                                       NoChangeWithoutEvent, PublishAcceptedOnlyWhenStoreHealthy,
@@ -1066,6 +1066,61 @@ CASES[ManualImportOffered] = [
     Case("no fault on the platform",
          ManualImportOffered("sccm"), read_events(H().clock(20.0, 86400), 30.0, "ManualImportOffered",
                                                   stored("ManualImportOffered", "sccm", 21.0)).build(), UNKNOWN),
+]
+
+FAILED_OVER = "connectors-failover"
+RB_PLATFORMS = ("intune", "jamf")
+
+
+def rollback_requested(h: H | None = None, replaced_at: float = 11.0, ok: bool = True) -> H:
+    """The connector workers lost at t=10, their replacements logged, a ring0 rollback answered."""
+    h = (h or H()).inject(FAILED_OVER, 10.0)
+    for platform in RB_PLATFORMS:
+        h.event("worker_replaced", "asg", replaced_at, source="asg", platform=platform)
+    value = {"rollback_id": "r1", "dispatched": {p: f"rollback:ring0:r1:{p}" for p in RB_PLATFORMS}}
+    return h.op("ring_rollback", 12.0, ok=ok, value=value if ok else None, status=200 if ok else 503)
+
+
+def rolled_back(h: H, platform: str, t: float, tested: bool = True, action: str | None = "rollback") -> H:
+    key = f"rollback:ring0:r1:{platform}"
+    if tested:
+        h.platform_request(platform, t - 0.1, key=key, status=404, outcome="tested", path="/applied")
+    fields = {"action": action} if action else {}
+    return h.platform_request(platform, t, key=key, status=200, ring="ring0", **fields)
+
+
+CASES[RingRollbackApplied] = [
+    Case("every platform applied the rollback once, key tested, after its worker was replaced",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         rolled_back(rolled_back(rollback_requested(), "intune", 13.0), "jamf", 14.0).build(), PASS,
+         measured({"platforms": 2, "rollback_id": "r1"})),
+    Case("a platform never got its rollback",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         rolled_back(rollback_requested(), "intune", 13.0).build(), FAIL, measured_has(missing=["jamf"])),
+    Case("a platform applied the rollback twice",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         rolled_back(rolled_back(rolled_back(rollback_requested(), "intune", 13.0), "jamf", 14.0), "jamf", 15.0)
+         .build(), FAIL, measured_has(twice=["jamf"])),
+    Case("an apply without the connector testing its key first",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         rolled_back(rolled_back(rollback_requested(), "intune", 13.0), "jamf", 14.0, tested=False).build(), FAIL,
+         measured_has(untested=["jamf"])),
+    Case("the key arrived as a plain deployment, not a rollback",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         rolled_back(rolled_back(rollback_requested(), "intune", 13.0), "jamf", 14.0, action=None).build(), FAIL,
+         measured_has(not_a_rollback=["jamf"])),
+    Case("applied before any replacement worker ran: the connectors never failed over",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         rolled_back(rolled_back(rollback_requested(replaced_at=20.0), "intune", 13.0), "jamf", 14.0).build(), FAIL,
+         measured_has(not_by_a_replacement=["intune", "jamf"])),
+    Case("the Control Plane refused the rollback",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS), rollback_requested(ok=False).build(), FAIL),
+    Case("the connectors were not failed over",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         rolled_back(H().op("ring_rollback", 12.0, value={"dispatched": {}}), "intune", 13.0).build(), UNKNOWN),
+    Case("no rollback was requested",
+         RingRollbackApplied("ring0", FAILED_OVER, RB_PLATFORMS),
+         H().inject(FAILED_OVER, 10.0).build(), UNKNOWN),
 ]
 
 
