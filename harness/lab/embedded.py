@@ -108,8 +108,9 @@ class EmbeddedLab(Lab):
 
     def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
                  failover_interval: float = 0.5, failover_misses: int = 3, lb_checks: bool = True,
-                 lb_retries: bool = True, cp_flags: tuple[str, ...] = ()):
+                 lb_retries: bool = True, cp_flags: tuple[str, ...] = (), restore_verifies: bool = True):
         self.replication = replication
+        self.restore_verifies = restore_verifies   # False: a restore runbook that skips hash verification
         self.lb_checks, self.lb_retries = lb_checks, lb_retries   # False: a misbehaving stand-in
         self.cp_flags = tuple(cp_flags)      # e.g. --unsafe-skip-evidence-check: a misbehaving stand-in
         self.gateway: subprocess.Popen | None = None
@@ -559,8 +560,8 @@ class EmbeddedLab(Lab):
                          validate: Callable[[str], None] | None = None) -> Any:
         """The restore runbook after the database is lost: a fresh primary under the lost primary's
         name, harness.backup.restore (newest snapshot of `bucket` whose every hash verifies, unless
-        verify=False) rehydrated into it with pg_restore, `validate(node)` (reads of the restored
-        data before any client reaches it), the Control Plane's clock set back to where it was, and
+        verify=False or the lab's restore_verifies is False) rehydrated into it with pg_restore,
+        `validate(node)` (reads of the restored data before any client reaches it), the Control Plane's clock set back to where it was, and
         the client endpoint repointed. Returns the RestoreOutcome; replicas are rebuilt by
         rebuild_database_replicas()."""
         from ..backup import pg_restore_into, restore
@@ -572,8 +573,8 @@ class EmbeddedLab(Lab):
         def rehydrate(dump: Path) -> None:
             pg_restore_into(fresh.admin_dsn, self.cluster.pg_bin, dump, APP_DATABASE, APP_ROLE, password)
 
-        outcome = restore(self.backups.store, self.backups.vault, rehydrate, bucket=bucket, verify=verify,
-                          emit=emit or (lambda kind, name, detail: None))
+        outcome = restore(self.backups.store, self.backups.vault, rehydrate, bucket=bucket,
+                          verify=verify and self.restore_verifies, emit=emit or (lambda kind, name, detail: None))
         if outcome.ok and validate is not None:
             validate(name)
         if outcome.ok and self.backups.clock_offset_s is not None:
