@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import threading
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlparse
 
 from toxiproxy import Toxiproxy
@@ -11,10 +13,24 @@ from toxiproxy.exceptions import NotFound
 
 from .base import FaultError
 
+F = TypeVar("F", bound=Callable[..., Any])
+# toxiproxy-python keeps the server's address in class attributes: one call at a time per process,
+# so that two labs' threads never send one lab's request to the other's server.
+_ONE_AT_A_TIME = threading.RLock()
+
+
+def _serialised(method: F) -> F:
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with _ONE_AT_A_TIME:
+            return method(self, *args, **kwargs)
+    return call  # type: ignore[return-value]
+
 
 class ToxiproxyControl:
     """One Toxiproxy server. toxiproxy-python keeps its address in class attributes, so each
-    call points them at this server first; the harness drives one server at a time."""
+    call points them at this server first, under a process-wide lock (a proxy object returned is
+    best used at once: its own methods go to whichever server was pointed at last)."""
 
     def __init__(self, url: str):
         parsed = urlparse(url)
@@ -28,9 +44,11 @@ class ToxiproxyControl:
         APIConsumer.host, APIConsumer.port = self.host, self.port
         return self.client
 
+    @_serialised
     def version(self) -> str:
         return self._use().version().decode()
 
+    @_serialised
     def ensure_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0") -> Any:
         """The proxy by name, created (or replaced when its upstream changed) as needed."""
         client = self._use()
@@ -43,6 +61,7 @@ class ToxiproxyControl:
             existing.destroy()
         return client.create(upstream=upstream, name=name, listen=listen)
 
+    @_serialised
     def proxy(self, name: str) -> Any:
         proxies = self._use().proxies()
         if name not in proxies:
@@ -50,6 +69,7 @@ class ToxiproxyControl:
                              f"known: {', '.join(sorted(proxies)) or 'none'}")
         return proxies[name]
 
+    @_serialised
     def add_toxic(self, proxy: str, name: str, type_: str, stream: str,
                   attributes: dict[str, int], toxicity: float = 1.0,
                   time_limit_s: float | None = None) -> dict:
@@ -63,6 +83,7 @@ class ToxiproxyControl:
         self._use()
         return APIConsumer.post(f"/proxies/{proxy}/toxics", json=body).json()
 
+    @_serialised
     def remove_toxic(self, proxy: str, name: str) -> bool:
         """Remove a toxic; False when it was already gone (healed, expired or reset)."""
         self._use()
@@ -72,9 +93,11 @@ class ToxiproxyControl:
         except NotFound:
             return False
 
+    @_serialised
     def toxics(self, proxy: str) -> dict[str, Any]:
         return self.proxy(proxy).toxics()
 
+    @_serialised
     def set_enabled(self, proxy: str, enabled: bool, time_limit_s: float | None = None) -> None:
         """Enable or disable a proxy. Disabling with time_limit_s asks the server to enable it again
         by itself after that time (embedded server only; real Toxiproxy ignores the field, so the
@@ -89,12 +112,14 @@ class ToxiproxyControl:
         APIConsumer.post(f"/proxies/{proxy}",
                          json={"enabled": False, "time_limit_ms": max(1, round(time_limit_s * 1000))})
 
+    @_serialised
     def set_upstream(self, proxy: str, upstream: str) -> None:
         """Point a proxy at another upstream (open connections are dropped, as in Toxiproxy)."""
         self.proxy(proxy)
         self._use()
         APIConsumer.post(f"/proxies/{proxy}", json={"upstream": upstream})
 
+    @_serialised
     def reset_all(self) -> None:
         """POST /reset: every proxy enabled, every toxic removed. Run at the start of every drill
         so that nothing a killed run left behind survives."""

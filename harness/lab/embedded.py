@@ -133,6 +133,7 @@ class EmbeddedLab(Lab):
         self.api_url = ""
         self.siem_path: Path | None = None
         self.started_in: float | None = None
+        self._db_listen: tuple[str, int] | None = None
         self._proxies: list[str] = []
         self.connectors: ConnectorTier | None = None
         self.backups: BackupService | None = None
@@ -230,9 +231,17 @@ class EmbeddedLab(Lab):
             self.cluster.add_replica(name, host, port, synchronous=synchronous)
         self._proxy("db", f"{primary.host}:{primary.port}")
 
+    def _db_address(self) -> tuple[str, int]:
+        """The client endpoint (the db proxy's listen address: it never moves, a failover changes
+        its upstream). Read once: toxiproxy-python keeps its server's address process-wide, so a
+        background thread (the backup service's) must not call it while another lab starts."""
+        if self._db_listen is None:
+            host, port = self.toxiproxy.proxy("db").listen.rsplit(":", 1)
+            self._db_listen = (host, int(port))
+        return self._db_listen
+
     def _db_conninfo(self) -> str:
-        listen = self.toxiproxy.proxy("db").listen
-        host, port = listen.rsplit(":", 1)
+        host, port = self._db_address()
         return f"host={host} port={port} dbname={APP_DATABASE} user={APP_ROLE}"
 
     @staticmethod
@@ -298,8 +307,7 @@ class EmbeddedLab(Lab):
             self._wait_instance(name, deadline)
 
     def _backup_dsn(self) -> str:
-        host, port = self.toxiproxy.proxy("db").listen.rsplit(":", 1)
-        return self.cluster.primary.dsn_via(host, int(port))
+        return self.cluster.primary.dsn_via(*self._db_address())
 
     def _start_backups(self) -> None:
         self.backups = BackupService(store_client("s3", self.moto.endpoint_url), self._backup_dsn,
