@@ -288,7 +288,10 @@ class WritesAfterFailback(Gate):
 @register
 class PublishApprovalBlocked(Gate):
     """While the primary is down (from the kill to the clients' reconnect), approval and publish
-    are refused: 503 naming the cause. Attempts made after the failover finished say nothing."""
+    are refused: 503 naming the cause. Attempts made after the failover finished say nothing; nor
+    do those made once a write of the harness's clients after the kill was sent and acknowledged
+    (the database served the clients again, whenever the reconnect was observed: an external
+    target's reconnect is seen from outside, a poll late)."""
 
     id = "publish_approval_blocked"
 
@@ -301,6 +304,9 @@ class PublishApprovalBlocked(Gate):
         span = fault_span(history, self.fault, self.until)
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
+        served = [o.t_invoke for o in history.ops if o.kind == "write" and o.ok and o.t_invoke >= span.start]
+        if served and (span.end is None or min(served) < span.end):
+            span = Span(span.start, min(served))
         return refused_in(self, history, span, ("approve", "publish"), status=503, cause=self.cause)
 
 

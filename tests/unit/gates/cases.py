@@ -358,6 +358,14 @@ CASES[PublishApprovalBlocked] = [
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("publish", 19.9, status=200, done=20.5)
          .failover("reconnect", 20.0).build(), PASS),
+    Case("a publish after a write was acknowledged again, before the reconnect was observed, is not judged",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("write", 15.0, value="k9", status=201)
+         .op("publish", 16.0, status=200).failover("reconnect", 20.0).build(), PASS),
+    Case("a write refused during the outage does not end it",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("write", 11.5, ok=False, status=503).op("publish", 16.0, status=200).failover("reconnect", 20.0)
+         .build(), FAIL),
     Case("no publish attempted while the primary was down",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .failover("reconnect", 20.0).op("publish", 21.0, status=200).build(), UNKNOWN, says("publish")),
