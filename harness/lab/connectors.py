@@ -39,6 +39,7 @@ PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")   # controlplane.
 # waits 0.5, 1, 2 s (or Retry-After when larger), dead letter at the 4th failed attempt.
 CONNECTOR_ARGS = ("--base-interval", "0.5", "--max-attempts", "4", "--max-backoff", "8",
                   "--wait-time", "1", "--probe-interval", "1", "--request-timeout", "3")
+PORT_ATTEMPTS = 3
 ASG_INTERVAL = 0.25   # how often the auto-scaling group looks at its workers (its health check)
 MAX_RECEIVE_COUNT = 6   # the queue's own redrive: a safety net behind the worker's max attempts
 START_TIMEOUT = 30.0
@@ -146,7 +147,17 @@ class ConnectorTier:
             self.start_platform(platform, free_port(), wait=False)
         deadline = time.monotonic() + START_TIMEOUT
         for platform in PLATFORMS:
-            self._wait_platform(platform, deadline)
+            for attempt in range(PORT_ATTEMPTS):
+                try:
+                    self._wait_platform(platform, deadline)
+                    break
+                except LabStartError:
+                    # the free port was taken before the stand-in bound it (the lab's other parts
+                    # start meanwhile): another port; any other cause is raised
+                    taken = "address already in use" in self._tail(f"platform-{platform}")
+                    if attempt + 1 == PORT_ATTEMPTS or not taken:
+                        raise
+                    self.start_platform(platform, free_port(), wait=False)
 
     def start_workers(self, report_url: str) -> None:
         """One connector worker per platform, reporting to the Control Plane at report_url."""
