@@ -177,10 +177,13 @@ def report(r: dict, runs: int) -> None:
           f"object {r['stored'] / MB:.1f} MB ({100 * r['stored'] / r['size']:.0f}% of the database)")
     print(f"    pg_dump -Fc alone {r['pg_dump_s']:8.2f} s  ({100 * r['pg_dump_s'] / r['snapshot_s']:.0f}% of the "
           f"snapshot; the rest: export, counts, AES-256-GCM, upload)")
-    print(f"  restore (median of {runs})  {'verified':>10} {'unverified':>11}")
+    print(f"  restore (median of {runs})  {'verified':>10} {'MB/s':>8} {'unverified':>11}")
     for phase in PHASES:
+        # download, verify and decrypt move the stored object; the later phases, the database
+        moved = r["stored"] if phase in ("download", "verify", "decrypt") else r["size"]
+        rate = f"{moved / MB / v[phase]:8.0f}" if v[phase] > 0 else f"{'-':>8}"
         cell = f"{u[phase]:10.2f} s" if phase != "verify" else f"{'-':>12}"
-        print(f"    {phase:<17} {v[phase]:10.2f} s {cell}")
+        print(f"    {phase:<17} {v[phase]:10.2f} s {rate} {cell}")
     print(f"    restored database {r['restored'] / MB:.1f} MB ({100 * r['restored'] / r['size']:.0f}% of the source)")
     print(f"  verify cost  {100 * v['verify'] / v['total']:5.1f}% of the verified restore; "
           f"verified/unverified total {v['total'] / u['total']:.2f}x")
