@@ -569,9 +569,9 @@ class EmbeddedLab(Lab):
         """The restore runbook after the database is lost: a fresh primary under the lost primary's
         name, harness.backup.restore (newest snapshot of `bucket` whose every hash verifies, unless
         verify=False or the lab's restore_verifies is False) rehydrated into it with pg_restore,
-        `validate(node)` (reads of the restored data before any client reaches it), the Control Plane's clock set back to where it was, and
-        the client endpoint repointed. Returns the RestoreOutcome; replicas are rebuilt by
-        rebuild_database_replicas()."""
+        `validate(node)` (reads of the restored data before any client reaches it), the Control
+        Plane's clock set back to where it was, and the client endpoint repointed. Returns the
+        RestoreOutcome; replicas are rebuilt by rebuild_database_replicas()."""
         from ..backup import pg_restore_into, restore
 
         name = next(n for n, node in self.cluster.nodes.items() if node.lost and node.role == "primary")

@@ -29,7 +29,7 @@ from ..gates.backup import (BackupRpo, CorruptSnapshotRefused, CrossRegionExport
                             SnapshotVerifiedBeforeRestore)
 from ..model import FaultSpec, Outcome
 from ..wait import poll
-from .common import applied_counts
+from .common import applied_counts, platform_log
 from .platforms import _approved_intent, advance_clock
 from .scenario import EMITTERS, RESTORE, Scenario
 
@@ -368,7 +368,8 @@ def _read_restored(scn: Scenario, node: str) -> None:
             prev, last = hash_, {"seq": seq, "hash": hash_}
         approvals = lab.node_query(node, "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'")[0][0]
         return {"tables": counts, "approvals": approvals,
-                "chain": {"verified": verified, "events": len(rows), "last_seq": last["seq"], "last_hash": last["hash"]}}
+                "chain": {"verified": verified, "events": len(rows), "last_seq": last["seq"],
+                          "last_hash": last["hash"]}}
     scn.read("restored_data", fetch, detail={"node": node})
 
 
@@ -453,6 +454,14 @@ def replay_after_snapshot(scn: Scenario) -> None:
             if event.source in EMITTERS and event.event_id:
                 forwarder.submit(event)
     keys = sorted(k for k in replayed if k in published_keys)
+    restored_at = scn.recorder.history().events_of("restore_done", source=RESTORE)[-1].wall
+
+    def reached_since_restore() -> set:
+        """Keys the platform saw since the restore (a lookup or an apply): a key it had applied
+        before the loss is only tested again, so a count of applies would not wait for it."""
+        return {r.get("idempotency_key") for r in platform_log(scn.lab, REPLAY_PLATFORM) or ()
+                if r.get("at", 0) >= restored_at and r.get("path") in ("/applied", "/apply")}
+    poll(reached_since_restore, timeout=60, until=lambda seen: set(keys) <= seen)
     poll(lambda: applied_counts(scn, REPLAY_PLATFORM), timeout=60,
          until=lambda counts: all(counts.get(k, 0) >= 1 for k in keys))
 

@@ -9,6 +9,7 @@ import uuid
 from ..gates.evidence import (ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
                               PublishingResumed, RetryBackoffAtStore, SmokeVerified, ValidatedCopy)
 from ..model import FaultSpec
+from ..wait import poll
 from .common import read_events
 from .scenario import Scenario
 
@@ -121,3 +122,12 @@ def smoke_verification(scn: Scenario) -> None:
     scn.expect(SmokeVerified(key, cid))
     scn.observe(f"Smoke intent {key} (correlation id {cid}): {created.error or 'accepted'}, evidence "
                 f"{evidence.error or 'committed'}.")
+
+
+def workload_publishes_resume(scn: Scenario) -> None:
+    """Wait until a publish of the workload, invoked after the store's last heal, was accepted: the
+    operation the row's RTO is measured on (judged by the recovery checkers, not here)."""
+    heals = [e.t for e in scn.recorder.history().events_of("heal")]
+    after = max(heals) if heals else 0.0
+    poll(lambda: any(o.ok and o.detail.get("workload") and o.t_invoke >= after for o in scn.recorder.ops("publish")),
+         timeout=60, interval=0.1)

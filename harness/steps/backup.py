@@ -114,7 +114,8 @@ def restored(scenario, source):
 
 @then("every hash of the restored snapshot was verified before it was rehydrated")
 def verified(scenario):
-    """Judge the restore's events: every object's hash verified before rehydration, cross-checked with the harness's own check."""
+    """Judge the restore's events: every object's hash verified before rehydration, cross-checked
+    with the harness's own check."""
     backup.snapshot_verified(scenario)
 
 
@@ -126,7 +127,8 @@ def corrupt_refused(scenario):
 
 @then("the restored data is valid: row counts, the event hash chain, ApprovalEventCount, intents readable")
 def data_valid(scenario):
-    """Judge the restored node's reads (counts per table, event chain, approvals) and the intents read through the Control Plane."""
+    """Judge the restored node's reads (counts per table, event chain, approvals) and the intents
+    read through the Control Plane."""
     backup.restored_data_valid(scenario)
 
 
@@ -144,5 +146,6 @@ def replicas(scenario):
 
 @then("the intents written after the snapshot are replayed and applied exactly once")
 def replayed(scenario):
-    """Re-submit what the clients wrote after the snapshot with the same idempotency keys; each platform applies it once."""
+    """Re-submit what the clients wrote after the snapshot with the same idempotency keys; each
+    platform applies it once."""
     backup.replay_after_snapshot(scenario)

@@ -68,6 +68,12 @@ def resumes(scenario):
     evidence.publishing_resumes(scenario)
 
 
+@then("the workload's publishes go through again")
+def workload_publishes(scenario):
+    """Wait for a publish of the workload accepted after the store recovered (what RTO is measured on)."""
+    evidence.workload_publishes_resume(scenario)
+
+
 @then("a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured")
 def smoke_verified(scenario):
     """Smoke verification: a test intent and its evidence pack under their own correlation id; the

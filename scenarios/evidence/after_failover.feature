@@ -21,4 +21,5 @@ Feature: Evidence store / After a failover
     When the connector workers are lost and the auto-scaling group replaces them
     Then a Ring 0 rollback reaches every platform exactly once through the replacement workers
     When the evidence store recovers
-    Then a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured
+    Then the workload's publishes go through again
+    And a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured
