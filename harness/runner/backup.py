@@ -155,7 +155,7 @@ def run_clock_hours(scn: Scenario, hours: int) -> None:
     _evidence_versions(scn)
     start = _service(scn).cp_now()
     for _ in range(hours):
-        advance_clock(scn, HOUR)
+        advance_clock(scn, HOUR, observe=False)
     end = _service(scn).cp_now()
     scn.notes["backup_window"] = (start, end)
     check_catalogue(scn, "schedule")
@@ -247,7 +247,9 @@ def publish_accepted_when_fresh(scn: Scenario) -> None:
 def take_snapshots(scn: Scenario, hours: int) -> None:
     """Move the clock `hours` on, one at a time: a snapshot each hour (and the export when due)."""
     for _ in range(hours):
-        advance_clock(scn, HOUR)
+        advance_clock(scn, HOUR, observe=False)
+    scn.observe(f"The Control Plane's clock ran {hours} h, one hour at a time; the backup service took a "
+                f"snapshot each hour.")
 
 
 def take_export(scn: Scenario) -> None:

@@ -105,16 +105,19 @@ def heal_platform(scn: Scenario, platform: str) -> None:
     scn.observe(f"{platform} healed.")
 
 
-def advance_clock(scn: Scenario, seconds: float) -> None:
+def advance_clock(scn: Scenario, seconds: float, observe: bool = True) -> None:
     """Move the Control Plane's clock (the lab allows it): time rules run in seconds. The move is
-    recorded at the moment it was asked for, so what the Control Plane does at once follows it."""
+    recorded at the moment it was asked for, so what the Control Plane does at once follows it.
+    observe=False: the caller says what its moves amounted to, once."""
     op = scn.call("clock_advance", "POST", "/_clock/advance", json={"seconds": seconds})
     if not op.ok:
         raise RuntimeError(f"the Control Plane's clock cannot be moved: {op.error}")
     scn.recorder.event("clock", f"advance:{seconds:g}s", scn.correlation_id, wall=op.wall_invoke, seconds=seconds)
     from .backup import follow_clock
     follow_clock(scn, seconds)
-    scn.observe(f"Control Plane clock moved {seconds / 60:g} min forward.")
+    if observe:
+        amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
+        scn.observe(f"Control Plane clock moved {amount} forward.")
 
 
 # ---- intents ------------------------------------------------------------------------------

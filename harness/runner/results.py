@@ -73,6 +73,9 @@ def scenario_result(scn: Scenario, target: float = AVAILABILITY_TARGET) -> Scena
     times = [o.t_invoke for o in history.ops] + [e.t for e in history.events]
     t0 = min(times) if times else 0.0
     measurements, phases, lost = figures(scn, history, target)
+    for gate in scn.gates:    # a target a checker measured (backup_rpo_seconds): shown beside its target
+        if gate.id.endswith("_seconds") and gate.id not in measurements and isinstance(gate.measured, (int, float)):
+            measurements[gate.id] = gate.measured
     records = scn.journal.records(t0)
     probes = [[round(o.t_invoke - t0, 3), o.outcome.value] for o in history.ops if o.kind == "probe"]
     windows = [[r.injected_s, r.healed_s, r.label] for r in records]
