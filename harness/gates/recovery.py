@@ -207,8 +207,9 @@ class WritesResumed(Gate):
 @register
 class ApprovalEventCount(Gate):
     """Validation rule 5: after the failover, the ApprovalRecorded events on the promoted node are
-    exactly the approvals the primary acknowledged (an indeterminate approval may or may not be
-    there); none missing, none extra, none twice."""
+    exactly the approvals acknowledged before they were read (an indeterminate approval, or one
+    still in flight when the read began, may or may not be there); none missing, none extra, none
+    twice."""
 
     id = "approval_event_count"
     description = "ApprovalEventCount after failover matches the approvals the primary acknowledged"
@@ -227,8 +228,11 @@ class ApprovalEventCount(Gate):
             return self.unknown("ApprovalRecorded events were not read from the promoted node"
                                 if read is None else f"the event store could not be read: {read.error}")
         approves = [o for o in history.ops_of("approve") if o.t_invoke < read.t_invoke]
-        acked = {o.detail.get("intent_id") for o in approves if o.ok}
-        maybe = {o.detail.get("intent_id") for o in approves if o.outcome is Outcome.INFO}
+        # acknowledged before the read began: must be in it; still in flight when it began (the
+        # workload runs on), or indeterminate: may be there or not
+        acked = {o.detail.get("intent_id") for o in approves if o.ok and o.done <= read.t_invoke}
+        maybe = {o.detail.get("intent_id") for o in approves
+                 if o.outcome is Outcome.INFO or (o.ok and o.done > read.t_invoke)}
         counts = Counter(e["intent_id"] for e in read.value)
         found = set(counts)
         missing = sorted(acked - found, key=str)
@@ -289,9 +293,9 @@ class WritesAfterFailback(Gate):
 class PublishApprovalBlocked(Gate):
     """While the primary is down (from the kill to the clients' reconnect), approval and publish
     are refused: 503 naming the cause. Attempts made after the failover finished say nothing; nor
-    do those made once a write of the harness's clients after the kill was sent and acknowledged
-    (the database served the clients again, whenever the reconnect was observed: an external
-    target's reconnect is seen from outside, a poll late)."""
+    do those made once the database served the clients again, whenever the reconnect was observed
+    (an external target's is seen from outside, a poll late): from a write acknowledged after the
+    kill, or an approval or publish acknowledged after the target was promoted."""
 
     id = "publish_approval_blocked"
 
@@ -304,7 +308,10 @@ class PublishApprovalBlocked(Gate):
         span = fault_span(history, self.fault, self.until)
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        served = [o.t_invoke for o in history.ops if o.kind == "write" and o.ok and o.t_invoke >= span.start]
+        promoted = history.first_event("promote", after=span.start)
+        served = [o.t_invoke for o in history.ops if o.ok and o.t_invoke >= span.start
+                  and (o.kind == "write" or (o.kind in ("approve", "publish") and promoted is not None
+                                             and o.t_invoke >= promoted.t))]
         if served and (span.end is None or min(served) < span.end):
             span = Span(span.start, min(served))
         return refused_in(self, history, span, ("approve", "publish"), status=503, cause=self.cause)

@@ -280,6 +280,12 @@ CASES[ApprovalEventCount] = [
     Case("an approval made after the read is not expected in it",
          ApprovalEventCount(KILL), approvals().op("read_events", 20.0, **approval_rows(1, 2))
          .op("approve", 25.0, detail={"intent_id": 4}).build(), PASS),
+    Case("an approval still in flight when the read began may be absent",
+         ApprovalEventCount(KILL), approvals().op("approve", 19.95, detail={"intent_id": 5}, done=20.05)
+         .op("read_events", 20.0, **approval_rows(1, 2)).build(), PASS),
+    Case("or present",
+         ApprovalEventCount(KILL), approvals().op("approve", 19.95, detail={"intent_id": 5}, done=20.05)
+         .op("read_events", 20.0, **approval_rows(1, 2, 5)).build(), PASS),
     Case("an acknowledged approval missing after the failover",
          ApprovalEventCount(KILL), approvals().op("read_events", 20.0, **approval_rows(1)).build(), FAIL,
          measured_has(missing=[2])),
@@ -362,6 +368,14 @@ CASES[PublishApprovalBlocked] = [
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("write", 15.0, value="k9", status=201)
          .op("publish", 16.0, status=200).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval accepted once the target was promoted ends the outage for the gate",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
+         .op("approve", 15.0, status=200).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval accepted before any promotion fails",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, status=200)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
+         .failover("reconnect", 20.0).build(), FAIL),
     Case("a write refused during the outage does not end it",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("write", 11.5, ok=False, status=503).op("publish", 16.0, status=200).failover("reconnect", 20.0)
