@@ -352,7 +352,7 @@ def corrupt_refused(scn: Scenario) -> None:
 
 def _read_restored(scn: Scenario, node: str) -> None:
     """Counts per table, the event chain recomputed, approvals: straight from the restored node."""
-    from ..measure.eventstore import GENESIS, event_hash
+    from ..measure.eventstore import chain_continuity
 
     def fetch():
         lab = scn.lab
@@ -360,18 +360,14 @@ def _read_restored(scn: Scenario, node: str) -> None:
                                                      "n.oid = c.relnamespace WHERE n.nspname = 'public' AND "
                                                      "c.relkind IN ('r', 'p') AND NOT c.relispartition")]
         counts = {t: lab.node_query(node, f'SELECT count(*) FROM public."{t}"')[0][0] for t in tables}
-        rows = lab.node_query(node, "SELECT seq, type, intent_id, correlation_id, payload, prev_hash, hash "
-                                    "FROM events ORDER BY seq")
-        prev, verified, last = GENESIS, True, {"seq": None, "hash": None}
-        for seq, type_, intent_id, cid, payload, prev_hash, hash_ in rows:
-            event = {"seq": seq, "type": type_, "intent_id": intent_id, "correlation_id": cid, "payload": payload}
-            if prev_hash != prev or hash_ != event_hash(prev_hash, event):
-                verified = False
-            prev, last = hash_, {"seq": seq, "hash": hash_}
+        columns = ("seq", "type", "intent_id", "correlation_id", "payload", "prev_hash", "hash")
+        events = [dict(zip(columns, row)) for row in
+                  lab.node_query(node, f"SELECT {', '.join(columns)} FROM events ORDER BY seq")]
+        last = events[-1] if events else {"seq": None, "hash": None}
         approvals = lab.node_query(node, "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'")[0][0]
         return {"tables": counts, "approvals": approvals,
-                "chain": {"verified": verified, "events": len(rows), "last_seq": last["seq"],
-                          "last_hash": last["hash"]}}
+                "chain": {"verified": chain_continuity((), events).ok, "events": len(events),
+                          "last_seq": last["seq"], "last_hash": last["hash"]}}
     scn.read("restored_data", fetch, detail={"node": node})
 
 
