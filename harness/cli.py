@@ -229,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cab-log", help="CAB log to read verdicts from (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
     p.set_defaults(func=_matrix)
 
+    from .schedule.cli import add_parser as add_schedule
+
+    add_schedule(sub)
+
     p = sub.add_parser("toxiproxy-server",
                        help="run the embedded Toxiproxy-compatible fault server in the foreground")
     p.add_argument("--host", default="127.0.0.1", help="address of the HTTP API (default 127.0.0.1)")

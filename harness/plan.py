@@ -16,7 +16,7 @@ from .matrix import matrix_order
 DEFAULT_TARGETS = {"rto_seconds": 8 * 3600.0, "rpo_seconds": 300.0, "backup_rpo_seconds": 24 * 3600.0}
 TIER1_BACKUP_RPO_SECONDS = 3600.0
 KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "schedule", "tier",
-              "description"}
+              "description", "blackout"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability",
                  "event_count_growth"}
 KNOWN_LAB = {"provider", "replication", "images"}
@@ -50,6 +50,7 @@ class Plan:
     tags: str | None
     targets: dict[str, float] = field(default_factory=dict)
     schedule: str | None = None
+    blackout: tuple = ()          # harness.schedule.calendar.Blackout windows: no scheduled run in them
 
 
 def load_plan(path: str | Path, root: Path | None = None) -> Plan:
@@ -100,8 +101,11 @@ def parse_plan(data: Any, path: Path, root: Path) -> Plan:
     schedule = data.get("schedule")
     if schedule is not None:
         _check_cron(schedule, fail)
+    from .schedule.calendar import parse_blackouts
+
+    blackout = parse_blackouts(data.get("blackout"), fail)
     return Plan(path=path, drill=drill, title=title.strip(), ha_domain=ha_domain, lab=lab,
-                scenarios=scenarios, tags=tags, targets=targets, schedule=schedule)
+                scenarios=scenarios, tags=tags, targets=targets, schedule=schedule, blackout=blackout)
 
 
 def _parse_lab(value: Any, fail) -> LabSpec:

@@ -48,12 +48,14 @@ def cab_entry(result: DrillResult, report_path: str | os.PathLike[str] | None, p
     results = result.to_json()
     entry = plain({
         "drill": results.get("drill"),
+        "ha_domain": results.get("ha_domain"),
         "correlation_id": results.get("correlation_id"),
         "started_at": results.get("started_at"),
         "finished_at": results.get("finished_at"),
         "verdict": verdict_text(results.get("verdict")),
         "gates": gates_summary(results),
         "report": os.fspath(report_path) if report_path is not None else None,
+        **({"dry_run": True} if results.get("dry_run") else {}),
         "prev_hash": prev_hash,
     })
     entry["hash"] = entry_hash(entry)
@@ -62,7 +64,39 @@ def cab_entry(result: DrillResult, report_path: str | os.PathLike[str] | None, p
 
 def append_cab_log(path: str | os.PathLike[str], result: DrillResult,
                    report_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Append one chained line for `result` to the log at `path`; returns the entry written.
+    """Append one chained line for `result` to the log at `path`; returns the entry written."""
+    return _append(path, lambda prev: cab_entry(result, report_path, prev))
+
+
+def append_cab_record(path: str | os.PathLike[str], record: dict[str, Any]) -> dict[str, Any]:
+    """Append a chained line that is not a drill's result (e.g. {"kind": "schedule", "event":
+    "skipped", ...}: a scheduled run skipped, missed or late), so the CAB sees it beside the drills."""
+    def build(prev: str) -> dict[str, Any]:
+        entry = plain({**record, "prev_hash": prev})
+        entry["hash"] = entry_hash(entry)
+        return entry
+    return _append(path, build)
+
+
+def read_cab_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every line of the log that parses as an entry (an absent log has none)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _append(path: str | os.PathLike[str], build) -> dict[str, Any]:
+    """Append one chained line built by `build(prev_hash)`:
 
     1. open in append mode and take an exclusive lock, so concurrent drills chain in turn;
     2. take prev_hash from the last line (64 zeros for an empty or new log);
@@ -74,7 +108,7 @@ def append_cab_log(path: str | os.PathLike[str], result: DrillResult,
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        entry = cab_entry(result, report_path, _last_hash(path))
+        entry = build(_last_hash(path))
         data = (canonical(entry) + "\n").encode("utf-8")
         written = os.write(fd, data)
         if written != len(data):

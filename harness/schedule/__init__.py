@@ -1,0 +1,1 @@
+"""The quarterly drill schedule: a daemon on APScheduler 3.x (harness.schedule.daemon)."""

@@ -1,0 +1,244 @@
+"""The schedule's shared state, in the job store's database: APScheduler's jobs table (its
+SQLAlchemy job store), the run ledger, the leader's heartbeat, and the leader lock.
+
+- Store URL: a SQLite file by default (``sqlite:///reports/schedule.sqlite``), or a PostgreSQL
+  URL a team shares (``postgresql://user@host/db``; the password from PGPASSWORD or ~/.pgpass,
+  never printed).
+- The ledger (``drill_schedule_runs``) has one row per (drill, scheduled time), unique: whoever
+  claims a scheduled time first runs it, so no time runs twice, even with two daemons.
+- Leadership: one daemon schedules. On PostgreSQL it is the holder of a session advisory lock
+  (released by the server when the holder's connection dies, so a killed daemon's lock is
+  free at once and a standby takes over at its next poll); on SQLite a lock file beside the
+  database (flock, released by the kernel when the process dies).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_STORE = "sqlite:///reports/schedule.sqlite"
+JOBS_TABLE = "drill_schedule_jobs"
+LOCK_KEY = 0x6472696C6C   # "drill": the advisory lock every daemon of one store competes for
+
+metadata = sa.MetaData()
+runs = sa.Table(
+    "drill_schedule_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("drill", sa.String(64), nullable=False),
+    sa.Column("scheduled_for", sa.String(32), nullable=False),     # ISO UTC, seconds
+    sa.Column("kind", sa.String(16), nullable=False),              # calendar | trigger
+    sa.Column("status", sa.String(16), nullable=False),            # running, pass, fail, ... (STATUSES)
+    sa.Column("late_s", sa.Float),
+    sa.Column("started_at", sa.String(32)),
+    sa.Column("finished_at", sa.String(32)),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("out_dir", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("daemon", sa.String(128)),
+    sa.UniqueConstraint("drill", "scheduled_for", name="one_run_per_scheduled_time"),
+)
+leader = sa.Table(
+    "drill_schedule_leader", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("since", sa.String(32), nullable=False),
+    sa.Column("heartbeat", sa.String(32), nullable=False),
+)
+# running: claimed, not finished; the verdicts of `drill run` by exit code; skipped (blackout),
+# missed (beyond the grace), coalesced (folded into a later run), interrupted (the daemon stopped).
+STATUSES = ("running", "pass", "fail", "unknown", "invalid", "skipped", "missed", "coalesced", "interrupted")
+EXIT_STATUS = {0: "pass", 1: "fail", 2: "invalid", 3: "unknown"}
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def store_url(text: str | None) -> URL:
+    """The SQLAlchemy URL of a --store value: sqlite:///FILE, or postgresql://... (psycopg 3)."""
+    raw = text or os.environ.get("DRILL_SCHEDULE_STORE") or DEFAULT_STORE
+    try:
+        url = make_url(raw)
+    except sa.exc.ArgumentError:
+        raise ValueError(f"--store {raw!r}: not a store URL; use sqlite:///FILE or "
+                         f"postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass)") from None
+    if url.get_backend_name() == "sqlite":
+        if not url.database:
+            raise ValueError("--store: a SQLite store needs a file, e.g. sqlite:///reports/schedule.sqlite")
+        return url
+    if url.get_backend_name() == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    raise ValueError(f"--store {shown(url)}: the job store is SQLite (sqlite:///FILE) or PostgreSQL "
+                     f"(postgresql://...), not {url.get_backend_name()}")
+
+
+def shown(url: URL) -> str:
+    """The URL for logs and output: never its password."""
+    return url.render_as_string(hide_password=True)
+
+
+def engine(url: URL) -> sa.Engine:
+    if url.get_backend_name() == "sqlite":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        made = sa.create_engine(url, connect_args={"timeout": 30})
+    else:
+        made = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    metadata.create_all(made)
+    return made
+
+
+class Ledger:
+    """The run ledger: claims, results and the leader's heartbeat."""
+
+    def __init__(self, eng: sa.Engine):
+        self.engine = eng
+
+    def claim(self, drill: str, scheduled_for: dt.datetime, kind: str, status: str = "running",
+              late_s: float | None = None, reason: str | None = None, out_dir: str | None = None) -> bool:
+        """Record a scheduled time's run (or its skip); False when it is already recorded."""
+        row = dict(drill=drill, scheduled_for=iso(scheduled_for), kind=kind, status=status, late_s=late_s,
+                   reason=reason, out_dir=out_dir, daemon=identity(), started_at=iso(now_utc()),
+                   finished_at=None if status == "running" else iso(now_utc()))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(runs.insert().values(**row))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def finish(self, drill: str, scheduled_for: dt.datetime, status: str, exit_code: int | None = None,
+               reason: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.drill == drill, runs.c.scheduled_for == iso(scheduled_for))
+                         .values(status=status, exit_code=exit_code, finished_at=iso(now_utc()),
+                                 **({"reason": reason} if reason else {})))
+
+    def interrupted_by_dead(self, alive) -> int:
+        """Runs left "running" by a daemon of this host that is gone: marked interrupted."""
+        host = socket.gethostname()
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(runs.c.id, runs.c.daemon).where(runs.c.status == "running")).all()
+            dead = [r.id for r in rows if r.daemon.rsplit(":", 1)[0] == host
+                    and not alive(int(r.daemon.rsplit(":", 1)[1]))]
+            if dead:
+                conn.execute(runs.update().where(runs.c.id.in_(dead)).values(
+                    status="interrupted", finished_at=iso(now_utc()), reason="the daemon running it stopped"))
+        return len(dead)
+
+    def runs(self, drill: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(runs).order_by(runs.c.scheduled_for, runs.c.id)
+        if drill is not None:
+            query = query.where(runs.c.drill == drill)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def last(self, drill: str) -> dict[str, Any] | None:
+        done = [r for r in self.runs(drill) if r["status"] not in ("coalesced",)]
+        return done[-1] if done else None
+
+    def heartbeat(self, holder: str, since: dt.datetime) -> None:
+        with self.engine.begin() as conn:
+            values = dict(holder=holder, since=iso(since), heartbeat=iso(now_utc()))
+            if conn.execute(leader.update().where(leader.c.name == "leader").values(**values)).rowcount == 0:
+                conn.execute(leader.insert().values(name="leader", **values))
+
+    def leader(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(leader).where(leader.c.name == "leader")).first()
+        return dict(row._mapping) if row else None
+
+
+class FileLeadership:
+    """Leader lock of a SQLite store: flock on `<database>.leader` (freed when the holder dies)."""
+
+    def __init__(self, url: URL):
+        self.path = Path(f"{url.database}.leader")
+        self.fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if self.fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def holding(self) -> bool:
+        return self.fd is not None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class PgLeadership:
+    """Leader lock of a PostgreSQL store: a session advisory lock on a connection of its own,
+    with TCP keepalives, so the server frees it soon after the holder is gone. `holding()` checks
+    the connection still answers: a daemon that lost it stops scheduling (it may no longer be the
+    only one)."""
+
+    def __init__(self, url: URL):
+        self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.conn = None
+
+    def try_acquire(self) -> bool:
+        import psycopg
+
+        if self.conn is not None:
+            return self.holding()
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5, keepalives=1,
+                                   keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+                                   application_name="drill-schedule-leader")
+        except psycopg.Error:
+            return False
+        if conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            self.conn = conn
+            return True
+        conn.close()
+        return False
+
+    def holding(self) -> bool:
+        import psycopg
+
+        if self.conn is None:
+            return False
+        try:
+            self.conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+            self.conn = None
+
+
+def leadership(url: URL):
+    return FileLeadership(url) if url.get_backend_name() == "sqlite" else PgLeadership(url)

@@ -1,0 +1,112 @@
+"""The schedule's pure rules: the calendar, the misfire rule, blackout windows, staleness."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from harness.plan import PlanError
+from harness.schedule.calendar import (LATE_AFTER_S, blackout_at, domain_states, fire_times, misfire,
+                                       parse_blackouts)
+
+UTC = dt.timezone.utc
+QUARTERLY = "0 6 1 1,4,7,10 *"
+
+
+def at(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+def fail(key, message):
+    return PlanError(f"plan.yaml: key '{key}': {message}")
+
+
+def test_a_two_year_quarterly_calendar_fires_on_the_first_day_of_each_quarter_at_six_utc():
+    times = fire_times(QUARTERLY, at(2027, 1, 1), at(2029, 1, 1))
+    assert times == [at(y, m, 1, 6) for y in (2027, 2028) for m in (1, 4, 7, 10)]
+
+
+def test_a_fire_exactly_at_the_start_counts_and_one_at_the_end_does_not():
+    assert fire_times(QUARTERLY, at(2027, 1, 1, 6), at(2027, 4, 1, 6)) == [at(2027, 1, 1, 6)]
+
+
+def test_a_run_found_within_the_grace_runs_once_and_is_late_by_how_late_it_starts():
+    d = misfire([at(2027, 1, 1, 6)], now=at(2027, 1, 1, 8), grace_s=6 * 3600)
+    assert d.run_at == at(2027, 1, 1, 6) and d.late_s == 7200 and d.late
+    assert d.missed == () and d.coalesced == ()
+
+
+def test_a_run_within_a_minute_of_its_time_is_on_time():
+    d = misfire([at(2027, 1, 1, 6)], now=at(2027, 1, 1, 6) + dt.timedelta(seconds=LATE_AFTER_S - 1))
+    assert d.run_at is not None and not d.late
+
+
+def test_a_run_found_beyond_the_grace_is_missed_and_nothing_runs():
+    d = misfire([at(2026, 10, 1, 6)], now=at(2026, 11, 28, 12), grace_s=6 * 3600)
+    assert d.run_at is None and d.missed == (at(2026, 10, 1, 6),)
+
+
+def test_several_due_times_are_one_run_for_the_newest_older_ones_missed_or_coalesced():
+    times = [at(2027, 1, 1, 0), at(2027, 1, 1, 5), at(2027, 1, 1, 6)]
+    d = misfire(times, now=at(2027, 1, 1, 7), grace_s=3 * 3600)
+    assert d.run_at == at(2027, 1, 1, 6)
+    assert d.coalesced == (at(2027, 1, 1, 5),) and d.missed == (at(2027, 1, 1, 0),)
+
+
+def test_no_due_time_means_no_run():
+    assert misfire([], now=at(2027, 1, 1)).run_at is None
+
+
+def test_blackout_windows_cover_from_start_to_end_exclusive():
+    windows = parse_blackouts([{"start": "2026-12-18", "end": "2027-01-04T00:00:00Z",
+                                "reason": "year-end change freeze"}], fail)
+    assert blackout_at(at(2026, 12, 18), windows).reason == "year-end change freeze"
+    assert blackout_at(at(2027, 1, 3, 23, 59), windows) is not None
+    assert blackout_at(at(2027, 1, 4), windows) is None
+    assert blackout_at(at(2026, 12, 17, 23), windows) is None
+
+
+@pytest.mark.parametrize("value, names", [
+    ({"start": "2026-12-18"}, "blackout"),
+    ([{"start": "soon", "end": "2027-01-04", "reason": "x"}], "blackout[0]"),
+    ([{"start": "2027-01-04", "end": "2026-12-18", "reason": "x"}], "blackout[0]"),
+    ([{"start": "2026-12-18", "end": "2027-01-04"}], "blackout[0].reason"),
+    ([{"start": "2026-12-18", "end": "2027-01-04", "reason": "x", "extra": 1}], "blackout[0]"),
+])
+def test_a_bad_blackout_window_names_its_key(value, names):
+    with pytest.raises(PlanError, match=rf"key '{names.replace('[', '.').replace(']', '.')}'"):
+        parse_blackouts(value, fail)
+
+
+def entry(drill, verdict, finished, **extra):
+    return {"drill": drill, "verdict": verdict, "finished_at": finished.isoformat(), **extra}
+
+
+def test_a_domain_is_stale_without_a_passing_drill_in_92_days():
+    now = at(2027, 4, 1)
+    domains = {"quarterly-database": "database", "quarterly-api": "api", "quarterly-full": "all"}
+    entries = [
+        entry("quarterly-database", "pass", now - dt.timedelta(days=91)),
+        entry("quarterly-api", "pass", now - dt.timedelta(days=93)),
+        entry("quarterly-api", "fail", now - dt.timedelta(days=1)),          # a failing run proves nothing
+        entry("quarterly-api", "pass", now - dt.timedelta(days=1), dry_run=True),   # nor does a dry run
+        {"kind": "schedule", "event": "skipped", "drill": "quarterly-api", "verdict": "pass",
+         "finished_at": now.isoformat()},
+    ]
+    states = {s.domain: s for s in domain_states(entries, domains.get, now)}
+    assert not states["database"].stale and states["database"].last_drill == "quarterly-database"
+    assert states["api"].stale and states["api"].last_pass == now - dt.timedelta(days=93)
+    assert states["connectors"].stale and states["connectors"].last_pass is None
+    assert "no passing drill on record" in states["connectors"].alert(92)
+    assert "in the last 92 days" in states["api"].alert(92)
+
+
+def test_a_passing_full_drill_counts_for_every_domain():
+    now = at(2027, 4, 1)
+    full = entry("quarterly-full", "pass", now - dt.timedelta(days=2))
+    assert not any(s.stale for s in domain_states([full], {"quarterly-full": "all"}.get, now))
+    # the entry's own ha_domain wins over the plans (a drill whose plan is gone still counts)
+    assert not any(s.stale for s in domain_states([{**full, "ha_domain": "all"}], lambda d: None, now))
+    # a drill of no known domain counts for none
+    assert all(s.stale for s in domain_states([full], lambda d: None, now))
