@@ -229,9 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cab-log", help="CAB log to read verdicts from (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
     p.set_defaults(func=_matrix)
 
+    from .chaos.cli import add_parser as add_chaos
     from .schedule.cli import add_parser as add_schedule
 
     add_schedule(sub)
+    add_chaos(sub)
 
     p = sub.add_parser("toxiproxy-server",
                        help="run the embedded Toxiproxy-compatible fault server in the foreground")

@@ -30,12 +30,13 @@ What the runner records and the gates read (the contract between them):
     (a stand-in's log, source platform:<name>), gateway_request (source gateway:<name>), clock (the
     harness moved the Control Plane's clock by detail.seconds), checkpoint (a step looked),
     restore_download / restore_verify / restore_refused / restore_rehydrate / restore_done (source
-    restore: the restore runbook's log, detail snapshot_id, ok, reason).
+    restore: the restore runbook's log, detail snapshot_id, ok, reason), halt / chaos_end (an ad hoc
+    chaos run was stopped early, detail reason / ran its whole fault sequence).
 """
 
-from harness.gates import api, availability, backup, connectors, evidence, eventstore, recovery, steady, validation  # noqa: F401
+from harness.gates import api, availability, backup, chaos, connectors, evidence, eventstore, recovery, steady, validation  # noqa: F401
 from harness.gates.base import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span, register
 
 __all__ = ["GATES", "Gate", "Span", "drill_verdict", "evaluate_gate", "evaluate_gates", "fault_span", "register",
-           "api", "availability", "backup", "connectors", "evidence", "eventstore", "recovery", "steady",
+           "api", "availability", "backup", "chaos", "connectors", "evidence", "eventstore", "recovery", "steady",
            "validation"]

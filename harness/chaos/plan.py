@@ -1,0 +1,286 @@
+"""Chaos plans (drills/chaos/*.yaml): faults as data, checked by the fault registry before anything
+runs, or a seeded random game day drawn from the plan's allowed set.
+
+    chaos: db-latency-200ms            # id (lowercase letters, digits, '-')
+    title: 200 ms on the database link
+    lab: running                       # running (`drill lab up`), embedded (a lab of its own),
+                                       # or an external target mapping (as a drill plan's lab)
+    blast_radius: [db]                 # what faults may touch; a fault outside it is refused
+    workload: writes                   # writes (default: the sequenced writer and the probe) | probes
+    faults:                            # a fixed sequence, one at a time
+      - {type: latency, target: db, params: {latency_ms: 200}, duration: 5s, after: 1s}
+    game_day:                          # the allowed set for --seed N --duration D --faults a,b
+      gap: [1s, 5s]                    # pause between two faults, drawn in this range
+      faults:
+        latency: {type: latency, targets: [db, s3], params: {latency_ms: [100, 400]}, duration: [2s, 6s]}
+    stop_conditions:                   # broken: every fault healed at once, verdict fail
+      probe_failing_s: 10              # the health probe failing longer than this in a row
+      error_budget_s: 30               # total probe downtime over the run
+    targets: {rto_seconds: 60, lost_writes: 0, availability: 0.99}
+
+Durations are seconds (a number) or a number with ms, s, m or h.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..faults import FaultError, build
+from ..model import FaultSpec
+from ..plan import DEFAULT_TARGETS, DRILL_ID, PlanError, _parse_targets
+
+KNOWN_KEYS = {"chaos", "title", "description", "lab", "blast_radius", "workload", "faults", "game_day",
+              "stop_conditions", "targets"}
+STOP_KEYS = {"probe_failing_s", "error_budget_s"}
+DEFAULT_STOP = {"probe_failing_s": 30.0, "error_budget_s": 120.0}
+TIME_LIMIT_MARGIN_S = 5.0     # the fault server lifts a fault this long after its planned end by itself
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One fault of the sequence: starts `after` seconds after the previous one healed (or the
+    run began), lasts `duration` seconds, then is healed."""
+
+    name: str
+    spec: FaultSpec
+    duration: float
+    after: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.spec.type, "target": self.spec.target,
+                "params": dict(self.spec.params), "duration_s": self.duration, "after_s": self.after,
+                "time_limit_s": self.spec.time_limit_s}
+
+
+@dataclass(frozen=True)
+class Template:
+    type: str
+    targets: tuple[str, ...]
+    params: dict[str, Any]            # a value, or [low, high] drawn uniformly
+    duration: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    path: Path
+    chaos: str
+    title: str
+    lab: Any                          # "running", "embedded" or an external lab mapping
+    blast_radius: tuple[str, ...]
+    workload: str
+    steps: tuple[Step, ...]
+    game_day: dict[str, Template] = field(default_factory=dict)
+    gap: tuple[float, float] = (1.0, 5.0)
+    stop: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STOP))
+    targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    description: str = ""
+
+
+def parse_duration(value: Any, fail, key: str) -> float:
+    if isinstance(value, bool):
+        raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = DURATION.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {value!r}")
+        seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
+    if not 0 <= seconds <= 7 * 86400:
+        raise fail(key, f"must be between 0 and 7 days, got {value!r}")
+    return seconds
+
+
+def _spec(fault_type: Any, target: Any, params: Any, duration: float, where: str, fail) -> FaultSpec:
+    if not isinstance(params, dict):
+        raise fail(f"{where}.params", "must be a mapping of the fault type's parameters")
+    spec = FaultSpec(type=fault_type, target=target, params=dict(params),
+                     time_limit_s=duration + TIME_LIMIT_MARGIN_S)
+    try:
+        fault = build(spec)
+    except FaultError as exc:
+        raise fail(where, str(exc)) from None
+    if not fault.TIME_LIMITED:
+        spec = dataclasses.replace(spec, time_limit_s=None)   # a kill cannot undo itself
+    return spec
+
+
+def _radius_check(target: str, radius: tuple[str, ...], where: str, fail) -> None:
+    if target not in radius:
+        raise fail(f"{where}.target", f"{target!r} is outside the blast radius ({', '.join(radius)}); "
+                                      f"add it to blast_radius to allow it")
+
+
+def parse_chaos_plan(data: Any, path: Path) -> ChaosPlan:
+    def fail(key: str, message: str) -> PlanError:
+        return PlanError(f"{path}: key '{key}': {message}")
+
+    if not isinstance(data, dict):
+        raise PlanError(f"{path}: a chaos plan is a mapping with keys {', '.join(sorted(KNOWN_KEYS))}")
+    unknown = sorted(set(map(str, data)) - KNOWN_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}")
+    for key in ("chaos", "title", "lab", "blast_radius"):
+        if key not in data:
+            raise fail(key, "missing; every chaos plan needs chaos, title, lab and blast_radius")
+    chaos = data["chaos"]
+    if not isinstance(chaos, str) or not DRILL_ID.match(chaos) or chaos.endswith("\n"):
+        raise fail("chaos", f"must be an id of lowercase letters, digits and '-', got {chaos!r}")
+    title = data["title"]
+    if not isinstance(title, str) or not title.strip():
+        raise fail("title", "must be a non-empty string")
+    lab = data["lab"]
+    if lab not in ("running", "embedded") and not (isinstance(lab, dict) and lab.get("provider") == "external"):
+        raise fail("lab", "must be running (the `drill lab up` lab), embedded (a lab of its own) or an external "
+                          "target mapping with provider: external")
+    radius = data["blast_radius"]
+    if not isinstance(radius, list) or not radius or not all(isinstance(r, str) and r for r in radius):
+        raise fail("blast_radius", "must be a non-empty list of what faults may touch (proxy names such as db, "
+                                   "s3; az1..az3; database-primary; a platform)")
+    radius = tuple(radius)
+    workload = data.get("workload", "writes")
+    if workload not in ("writes", "probes"):
+        raise fail("workload", f"must be writes or probes, got {workload!r}")
+
+    steps = []
+    faults = data.get("faults") or []
+    if not isinstance(faults, list):
+        raise fail("faults", "must be a list of {type, target, params, duration, after}")
+    for i, item in enumerate(faults):
+        where = f"faults[{i}]"
+        if not isinstance(item, dict) or set(map(str, item)) - {"type", "target", "params", "duration", "after"}:
+            raise fail(where, "must be a mapping with keys type, target, params, duration and after")
+        if "type" not in item or "target" not in item or "duration" not in item:
+            raise fail(where, "needs type, target and duration")
+        duration = parse_duration(item["duration"], fail, f"{where}.duration")
+        if duration <= 0:
+            raise fail(f"{where}.duration", "must be more than 0")
+        if not isinstance(item["target"], str):
+            raise fail(f"{where}.target", f"must be a name, got {item['target']!r}")
+        _radius_check(item["target"], radius, where, fail)
+        spec = _spec(item["type"], item["target"], item.get("params") or {}, duration, where, fail)
+        steps.append(Step(f"{i + 1}:{spec.type}", spec, duration,
+                          parse_duration(item.get("after", 0), fail, f"{where}.after")))
+
+    game_day, gap = _parse_game_day(data.get("game_day"), radius, fail)
+    if not steps and not game_day:
+        raise fail("faults", "a chaos plan needs faults, or a game_day allowed set for --seed runs")
+    stop = dict(DEFAULT_STOP)
+    given = data.get("stop_conditions") or {}
+    if not isinstance(given, dict):
+        raise fail("stop_conditions", "must be a mapping: probe_failing_s, error_budget_s")
+    for key, value in given.items():
+        if key not in STOP_KEYS:
+            raise fail(f"stop_conditions.{key}", f"unknown; known: {', '.join(sorted(STOP_KEYS))}")
+        stop[key] = parse_duration(value, fail, f"stop_conditions.{key}")
+    targets = _parse_targets(data.get("targets") or {}, None, fail)
+    description = data.get("description") or ""
+    return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload,
+                     steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,
+                     description=str(description))
+
+
+def _range(value: Any, fail, key: str) -> tuple[float, float]:
+    if isinstance(value, list) and len(value) == 2:
+        low, high = (parse_duration(v, fail, key) for v in value)
+    else:
+        low = high = parse_duration(value, fail, key)
+    if high < low:
+        raise fail(key, f"the range must be [low, high], got {value!r}")
+    return low, high
+
+
+def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str, Template], tuple[float, float]]:
+    if value is None:
+        return {}, (1.0, 5.0)
+    if not isinstance(value, dict) or set(map(str, value)) - {"faults", "gap"} or not isinstance(value.get("faults"), dict):
+        raise fail("game_day", "must be a mapping with faults (name -> {type, targets, params, duration}) and gap")
+    gap = _range(value.get("gap", [1, 5]), fail, "game_day.gap")
+    templates = {}
+    for name, item in value["faults"].items():
+        where = f"game_day.faults.{name}"
+        if not isinstance(name, str) or not re.match(r"^[a-z0-9_-]+$", name):
+            raise fail(where, "a fault's name is lowercase letters, digits, '_' and '-'")
+        if not isinstance(item, dict) or set(map(str, item)) - {"type", "targets", "params", "duration"}:
+            raise fail(where, "must be a mapping with keys type, targets, params and duration")
+        targets = item.get("targets")
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+            raise fail(f"{where}.targets", "must be a non-empty list of names")
+        duration = _range(item.get("duration", [2, 6]), fail, f"{where}.duration")
+        if duration[0] <= 0:
+            raise fail(f"{where}.duration", "must be more than 0")
+        params = item.get("params") or {}
+        if not isinstance(params, dict):
+            raise fail(f"{where}.params", "must be a mapping")
+        for target in targets:
+            _radius_check(target, radius, where, fail)
+            for pick in (0, 1):     # both ends of every range must make a valid fault
+                chosen = {k: (v[pick] if isinstance(v, list) and len(v) == 2 else v) for k, v in params.items()}
+                _spec(item.get("type"), target, chosen, duration[1], where, fail)
+        templates[name] = Template(item["type"], tuple(targets), dict(params), duration)
+    return templates, gap
+
+
+def load_chaos_plan(path: str | Path) -> ChaosPlan:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such chaos plan; see drills/chaos/ for examples") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"{path}: cannot read as UTF-8 text: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PlanError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_chaos_plan(data, path)
+
+
+def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None = None) -> tuple[Step, ...]:
+    """A random game day: faults drawn one after another from the plan's allowed set (all, or
+    `names`), each target, parameter in range, duration and gap drawn from a generator seeded
+    with `seed`, until `duration_s` is filled. The same plan, seed and duration give the same
+    sequence."""
+    if not plan.game_day:
+        raise PlanError(f"{plan.path}: key 'game_day': --seed needs the plan's game_day allowed set")
+    names = sorted(names or plan.game_day)
+    unknown = [n for n in names if n not in plan.game_day]
+    if unknown:
+        raise PlanError(f"--faults {','.join(unknown)}: not in {plan.path}'s game_day allowed set "
+                        f"({', '.join(sorted(plan.game_day))})")
+    rng = random.Random(seed)
+    steps, t = [], 0.0
+    while True:
+        gap = round(rng.uniform(*plan.gap), 1)
+        name = rng.choice(names)
+        template = plan.game_day[name]
+        target = rng.choice(template.targets)
+        params = {k: _pick(rng, v) for k, v in sorted(template.params.items())}
+        duration = round(rng.uniform(*template.duration), 1)
+        if t + gap + duration > duration_s:
+            break
+        spec = _spec(template.type, target, params, duration, f"game_day.faults.{name}",
+                     lambda key, message: PlanError(f"{plan.path}: key '{key}': {message}"))
+        steps.append(Step(f"{len(steps) + 1}:{name}", spec, duration, gap))
+        t += gap + duration
+    if not steps:
+        raise PlanError(f"--duration {duration_s:g}s is too short for one fault of the allowed set with its gap")
+    return tuple(steps)
+
+
+def _pick(rng: random.Random, value: Any) -> Any:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        low, high = value
+        return rng.randint(low, high) if isinstance(low, int) and isinstance(high, int) else round(rng.uniform(low, high), 3)
+    return value
