@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..plan import PlanError
 from ..report.cab_log import read_cab_entries
+from .backup_jobs import JOBS as BACKUP_JOBS
 from .calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, domain_states
 from .daemon import Daemon, add_trigger, load_plans, open_store
 from .store import iso, now_utc
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         daemon = Daemon(Path(args.plans), store=args.store, cab_log=_cab_log(args), out_root=Path(args.out),
                         max_parallel=args.max_parallel, grace_s=args.grace_hours * 3600,
                         blackout_file=Path(args.blackout_file) if args.blackout_file else None,
-                        stale_days=args.stale_days, poll_s=args.poll)
+                        stale_days=args.stale_days, poll_s=args.poll,
+                        backup_file=Path(args.backup) if args.backup else None)
     except (PlanError, ValueError) as exc:
         _err(f"drill schedule: {exc}")
         return EXIT_INVALID
@@ -68,7 +70,9 @@ def list_jobs(args: argparse.Namespace) -> int:
                                                  lambda d: plans[d].ha_domain if d in plans else None,
                                                  now, args.stale_days)}
     rows = []
-    drills = sorted({job_id.split(":")[1] for job_id in jobs if ":" in job_id}
+    drills = sorted({job_id.split(":")[1] for job_id in jobs if job_id.startswith("drill:")}
+                    | {job_id.split(":")[1] for job_id in jobs
+                       if job_id.startswith("trigger:") and job_id.split(":")[1] in plans}
                     | {d for d, p in plans.items() if p.schedule})
     for drill in drills:
         job = jobs.get(f"drill:{drill}")
@@ -94,6 +98,17 @@ def list_jobs(args: argparse.Namespace) -> int:
                                if stale_domains else None),
             "triggers_queued": sorted(j for j in jobs if j.startswith(f"trigger:{drill}:")),
         })
+    for job_id in sorted(j for j in jobs if not j.startswith(("drill:", "trigger:"))):
+        job, last = jobs[job_id], ledger.last(job_id)
+        late = job.next_run_time is not None and job.next_run_time < now
+        rows.append({"job": job_id, "drill": None, "ha_domain": None, "schedule": str(job.trigger), "in_store": True,
+                     "next_run_utc": iso(job.next_run_time) if job.next_run_time else None,
+                     "next_run_local": _local(job.next_run_time),
+                     "last_result": last and {k: last[k] for k in ("scheduled_for", "status", "reason")},
+                     "overdue": late or bool(last and last["status"] == "fail"),
+                     "overdue_reason": "the next run is in the past: no daemon is running it" if late else
+                     (last["reason"] if last and last["status"] == "fail" else None),
+                     "triggers_queued": sorted(j for j in jobs if j.startswith(f"trigger:{job_id}:"))})
     if args.json:
         print(json.dumps({"jobs": rows, "plan_errors": errors}, indent=1))
     else:
@@ -101,7 +116,7 @@ def list_jobs(args: argparse.Namespace) -> int:
             print(f"no scheduled plan in {args.plans} and no job in the store")
         for r in rows:
             last = r["last_result"]
-            print(f"{r['drill']:30} next {r['next_run_utc'] or '-':25} (local {r['next_run_local'] or '-'})"
+            print(f"{r['drill'] or r['job']:30} next {r['next_run_utc'] or '-':25} (local {r['next_run_local'] or '-'})"
                   f"{'' if r['in_store'] else ' [not in the store yet: start `drill schedule run`]'}")
             print(f"{'':30} last {(last['status'] + ' ' + last['scheduled_for']) if last else 'never run'}"
                   f"{'  OVERDUE: ' + r['overdue_reason'] if r['overdue'] else ''}"
@@ -147,9 +162,10 @@ def status(args: argparse.Namespace) -> int:
 def trigger(args: argparse.Namespace) -> int:
     try:
         plans, _ = load_plans(Path(args.plans), Path.cwd())
-        if args.drill not in plans:
+        if args.drill not in plans and args.drill not in BACKUP_JOBS:
             known = ", ".join(sorted(plans)) or "none"
-            raise ValueError(f"no plan with drill id {args.drill!r} in {args.plans} (known: {known})")
+            raise ValueError(f"no plan with drill id {args.drill!r} in {args.plans} (known: {known}; or a "
+                             f"backup job: {', '.join(BACKUP_JOBS)})")
         jobstore, ledger = open_store(args.store)
     except ValueError as exc:
         _err(f"drill schedule: {exc}")
@@ -172,7 +188,9 @@ def trigger(args: argparse.Namespace) -> int:
         if row is not None and row["status"] != "running":
             print(json.dumps({k: row[k] for k in ("drill", "scheduled_for", "status", "exit_code", "out_dir",
                                                   "reason")}))
-            return row["exit_code"] if row["exit_code"] is not None else EXIT_ALERT
+            if row["exit_code"] is not None:
+                return row["exit_code"]
+            return EXIT_OK if row["status"] == "pass" else EXIT_ALERT
         time.sleep(1.0)
     _err(f"drill schedule: {job_id} not finished within {args.timeout:.0f} s")
     return EXIT_ALERT
@@ -202,6 +220,8 @@ def add_parser(sub) -> None:
                    help=f"a run found late by at most this runs once, recorded late; later ones are recorded "
                         f"missed (default {DEFAULT_GRACE_S / 3600:g})")
     p.add_argument("--blackout-file", help="YAML calendar of change freezes: blackout: [{start, end, reason}]")
+    p.add_argument("--backup", metavar="FILE", help="a deployment's backup target (YAML): schedules its hourly "
+                                                    "snapshot and the daily LastBackupAge check")
     p.add_argument("--poll", type=float, default=2.0, help="seconds between leader checks (default 2)")
     p.set_defaults(func=run)
     p = actions.add_parser("list", help="every job: next run (UTC and local), last result, overdue flag")

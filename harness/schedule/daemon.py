@@ -16,6 +16,8 @@
 - A run whose scheduled time falls in a blackout window is skipped and recorded with the reason.
 - `drill schedule trigger` adds a one-off job ("trigger:<id>:<n>") to the store; the leader sees
   it at its next poll.
+- With --backup FILE: the hourly backup snapshot and the daily LastBackupAge check of that
+  deployment (harness.schedule.backup_jobs); a failure is an ALERT line and a CAB log record.
 - Daily at 07:00 UTC (and at start): the staleness check, an alert line per HA domain with no
   passing drill in the last quarter.
 - Leadership (harness.schedule.store): only the lock holder schedules; the others poll every
@@ -46,6 +48,8 @@ from apscheduler.triggers.date import DateTrigger
 from ..lab import reaper
 from ..plan import Plan, PlanError, load_plan
 from ..report.cab_log import append_cab_record, read_cab_entries
+from .backup_jobs import JOBS as BACKUP_JOBS
+from .backup_jobs import load_backup_target, run_backup_job
 from .calendar import (DEFAULT_GRACE_S, STALE_AFTER_DAYS, Blackout, blackout_at, cron_trigger, domain_states,
                        misfire, parse_blackouts)
 from .store import (EXIT_STATUS, JOBS_TABLE, Ledger, engine, identity, iso, leadership, now_utc, shown,
@@ -188,6 +192,7 @@ class Daemon:
     # how a run is started (default: a `drill run` child process); returns its exit code
     launcher: Callable[[Launch], int] | None = None
     now: Callable[[], dt.datetime] = now_utc
+    backup_file: Path | None = None      # --backup: the deployment whose backup jobs run (backup_jobs)
 
     def __post_init__(self) -> None:
         self.url = store_url(self.store)
@@ -195,6 +200,7 @@ class Daemon:
         if errors:
             raise PlanError("\n".join(errors))
         self.blackouts = load_blackout_file(self.blackout_file)
+        self.backup = load_backup_target(self.backup_file) if self.backup_file else None
         self.engine = engine(self.url)
         self.ledger = Ledger(self.engine)
         self.slots = Slots(self.max_parallel)
@@ -277,6 +283,13 @@ class Daemon:
             if kind == "drill" and (drill not in self.plans or not self.plans[drill].schedule):
                 scheduler.remove_job(job_id)
                 self.log(f"schedule: {drill} removed: its plan is gone or has no schedule")
+        for job_id, cron in BACKUP_JOBS.items():
+            if self.backup is not None and job_id not in existing:
+                scheduler.add_job(fire, CronTrigger.from_crontab(cron, timezone=UTC), args=["backup", job_id],
+                                  id=job_id, name=f"{job_id} of {self.backup.path}")
+            elif self.backup is None and job_id in existing:
+                scheduler.remove_job(job_id)
+                self.log(f"schedule: {job_id} removed: no --backup target given")
         if "staleness" not in existing:
             scheduler.add_job(fire, CronTrigger.from_crontab(STALENESS_CRON, timezone=UTC), args=["staleness"],
                               id="staleness", name="HA domains without a passing drill in the last quarter")
@@ -286,6 +299,8 @@ class Daemon:
         kind = args[0]
         if kind == "staleness":
             self.check_staleness()
+        elif kind == "backup" or (kind == "trigger" and args[1] in BACKUP_JOBS):
+            self.backup_job(args[1], run_times, "backup" if kind == "backup" else "trigger")
         elif kind in ("drill", "trigger"):
             self.scheduled(args[1], run_times, kind="calendar" if kind == "drill" else "trigger")
         else:
@@ -327,6 +342,24 @@ class Daemon:
             self._cab(drill, "late", when, reason, late_s=round(decision.late_s, 1))
             self.log(f"schedule: {drill} run of {iso(when)} LATE: {reason}")
         return self._run(plan, when, out_dir)
+
+    def backup_job(self, job: str, run_times: list[dt.datetime], kind: str = "backup") -> str:
+        """One backup job for the newest due time (backups coalesce by themselves: a snapshot
+        taken late stands for the hours missed); a failure is an ALERT line and a CAB log record."""
+        when = max(run_times)
+        if self.backup is None:
+            self.log(f"schedule: {job}: no --backup target given to this daemon; nothing run")
+            return "invalid"
+        if not self.ledger.claim(job, when, kind):
+            return "duplicate"
+        status, detail = run_backup_job(job, self.backup)
+        self.ledger.finish(job, when, status, reason=detail)
+        if status == "pass":
+            self.log(f"schedule: {job}: {detail}")
+        else:
+            self.log(f"ALERT: {job} failed: {detail}")
+            self._cab(job, "backup_failed", when, detail)
+        return status
 
     def _run(self, plan: Plan, when: dt.datetime, out_dir: Path) -> str:
         slot = self._take_slot(plan.drill)
