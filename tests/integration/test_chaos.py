@@ -189,3 +189,43 @@ def test_a_seeded_game_day_runs_the_drawn_sequence_and_records_the_seed(staging,
     journal = results(tmp_path)["scenarios"][0]["faults"]
     assert [(f["type"], f["target"]) for f in journal] == [(s["type"], s["target"]) for s in expected]
     assert all(f["healed_s"] is not None for f in journal)
+
+
+def test_an_external_target_without_confirm_is_a_dry_run_and_with_it_the_fault_runs(staging, tmp_path):
+    from .conftest import staging_lab_config
+
+    lab = {**staging_lab_config(staging), "blast_radius": ["db"]}
+    plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 50},
+                                 "duration": "1s"}], lab=lab, blast_radius=["db"], workload="probes")
+    sampler = ToxicSampler(staging)
+    sampler.start()
+    dry = start(staging, plan, tmp_path)
+    _, err = dry.communicate(timeout=180)
+    sampler.done.set()
+    sampler.join()
+    assert dry.returncode == 0, err
+    assert "DRY RUN" in err and "--confirm" in err and sampler.seen == []
+    assert results(tmp_path)["dry_run"] is True
+
+    sampler = ToxicSampler(staging)
+    sampler.start()
+    real = start(staging, plan, tmp_path, "--confirm", "chaos-test")
+    _, err = real.communicate(timeout=180)
+    sampler.done.set()
+    sampler.join()
+    assert real.returncode == 0, err
+    assert "drill_latency_downstream" in sampler.seen and toxics(staging) == []
+    assert results(tmp_path)["dry_run"] is False
+    assert gates(tmp_path)["chaos_completed"]["verdict"] == "pass"
+    assert "rto_seconds" in results(tmp_path)["scenarios"][0]["not_applicable"]
+
+
+def test_a_fault_the_target_cannot_do_is_refused_before_anything_is_injected(staging, tmp_path):
+    plan = plan_file(tmp_path, [{"type": "latency", "target": "s3", "params": {"latency_ms": 50}, "duration": 1},
+                                {"type": "api_instance_kill", "target": "az1", "duration": 1}],
+                     blast_radius=["s3", "az1"])
+    process = start(staging, plan, tmp_path)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "nothing injected" in err and "no API instance processes" in err
+    assert not (tmp_path / "out").exists()
