@@ -53,23 +53,30 @@ class Plan:
     blackout: tuple = ()          # harness.schedule.calendar.Blackout windows: no scheduled run in them
 
 
-def load_plan(path: str | Path, root: Path | None = None) -> Plan:
-    """Read and validate a plan. Feature paths resolve against `root` (the repository root)."""
-    path = Path(path)
-    root = root or Path.cwd()
+def read_yaml(path: Path, missing: str) -> Any:
+    """The YAML document of a file the user names; PlanError says what is wrong (`missing`: what
+    to say when there is no such file, e.g. "no such drill plan; see drills/ for examples")."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlanError(f"{path}: no such drill plan; see drills/ for examples") from None
+        raise PlanError(f"{path}: {missing}") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise PlanError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PlanError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_plan(data, path, root)
+
+
+def load_plan(path: str | Path, root: Path | None = None) -> Plan:
+    """Read and validate a plan. Feature paths resolve against `root` (the repository root)."""
+    path = Path(path)
+    data = read_yaml(path, "no such drill plan; see drills/ for examples")
+    return parse_plan(data, path, root or Path.cwd())
 
 
 def parse_plan(data: Any, path: Path, root: Path) -> Plan:

@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..faults import FaultError, build
 from ..model import FaultSpec
-from ..plan import DEFAULT_TARGETS, DRILL_ID, PlanError, _parse_targets
+from ..plan import DEFAULT_TARGETS, DRILL_ID, PlanError, _parse_targets, read_yaml
 
 KNOWN_KEYS = {"chaos", "title", "description", "lab", "blast_radius", "workload", "faults", "game_day",
               "stop_conditions", "targets"}
@@ -232,19 +230,7 @@ def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str
 
 def load_chaos_plan(path: str | Path) -> ChaosPlan:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError(f"{path}: no such chaos plan; see drills/chaos/ for examples") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{path}: cannot read as UTF-8 text: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise PlanError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_chaos_plan(data, path)
+    return parse_chaos_plan(read_yaml(path, "no such chaos plan; see drills/chaos/ for examples"), path)
 
 
 def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None = None) -> tuple[Step, ...]:

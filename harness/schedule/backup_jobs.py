@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 
-from ..plan import PlanError
+from ..plan import PlanError, read_yaml
 
 KNOWN = {"database", "s3", "buckets", "evidence_buckets", "pg_bin", "max_age_hours"}
 JOBS = {"backup:snapshot": "0 * * * *", "backup:age-check": "30 7 * * *"}
@@ -91,12 +90,7 @@ class BackupTarget:
 def load_backup_target(path: Path) -> BackupTarget:
     def fail(key: str, message: str) -> PlanError:
         return PlanError(f"{path}: key '{key}': {message}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot read the backup target: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path, "no such backup target (--backup)")
     if not isinstance(data, dict):
         raise PlanError(f"{path}: a backup target is a mapping with keys {', '.join(sorted(KNOWN))}")
     unknown = sorted(set(map(str, data)) - KNOWN)

@@ -57,18 +57,24 @@ def _local(when: dt.datetime | None) -> str | None:
     return None if when is None else when.astimezone().isoformat(timespec="minutes")
 
 
+def _open(args: argparse.Namespace):
+    """(plans, plan errors, job store, ledger, each HA domain's state) or ValueError."""
+    plans, errors = load_plans(Path(args.plans), Path.cwd())
+    jobstore, ledger = open_store(args.store)
+    states = domain_states(read_cab_entries(_cab_log(args)), lambda d: plans[d].ha_domain if d in plans else None,
+                           now_utc(), args.stale_days)
+    return plans, errors, jobstore, ledger, states
+
+
 def list_jobs(args: argparse.Namespace) -> int:
     try:
-        plans, errors = load_plans(Path(args.plans), Path.cwd())
-        jobstore, ledger = open_store(args.store)
+        plans, errors, jobstore, ledger, domains = _open(args)
     except ValueError as exc:
         _err(f"drill schedule: {exc}")
         return EXIT_INVALID
     jobs = {job.id: job for job in jobstore.get_all_jobs()}
     now = now_utc()
-    states = {s.domain: s for s in domain_states(read_cab_entries(_cab_log(args)),
-                                                 lambda d: plans[d].ha_domain if d in plans else None,
-                                                 now, args.stale_days)}
+    states = {s.domain: s for s in domains}
     rows = []
     drills = sorted({job_id.split(":")[1] for job_id in jobs if job_id.startswith("drill:")}
                     | {job_id.split(":")[1] for job_id in jobs
@@ -128,8 +134,7 @@ def list_jobs(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     try:
-        plans, errors = load_plans(Path(args.plans), Path.cwd())
-        _, ledger = open_store(args.store)
+        _, _, _, ledger, states = _open(args)
     except ValueError as exc:
         _err(f"drill schedule: {exc}")
         return EXIT_INVALID
@@ -137,8 +142,6 @@ def status(args: argparse.Namespace) -> int:
     leader = ledger.leader()
     age = None if leader is None else (now - dt.datetime.fromisoformat(leader["heartbeat"])).total_seconds()
     alive = age is not None and age <= HEARTBEAT_STALE_S
-    states = domain_states(read_cab_entries(_cab_log(args)), lambda d: plans[d].ha_domain if d in plans else None,
-                           now, args.stale_days)
     stale = [s for s in states if s.stale]
     report = {"leader": leader and {**leader, "heartbeat_age_s": round(age, 1), "alive": alive},
               "domains": [{"domain": s.domain, "last_pass": iso(s.last_pass) if s.last_pass else None,

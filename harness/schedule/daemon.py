@@ -46,7 +46,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from ..lab import reaper
-from ..plan import Plan, PlanError, load_plan
+from ..plan import Plan, PlanError, load_plan, read_yaml
 from ..report.cab_log import append_cab_record, read_cab_entries
 from .backup_jobs import JOBS as BACKUP_JOBS
 from .backup_jobs import load_backup_target, run_backup_job
@@ -89,16 +89,10 @@ def load_blackout_file(path: Path | None) -> tuple[Blackout, ...]:
     """A calendar file of blackout windows: YAML `blackout: [{start, end, reason}, ...]`."""
     if path is None:
         return ()
-    import yaml
 
     def fail(key: str, message: str) -> PlanError:
         return PlanError(f"{path}: key '{key}': {message}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot read the blackout calendar: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PlanError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path, "no such blackout calendar (--blackout-file)")
     if not isinstance(data, dict) or set(data) != {"blackout"}:
         raise PlanError(f"{path}: a blackout calendar is a mapping with one key, blackout: a list of "
                         f"{{start, end, reason}}")
