@@ -180,7 +180,11 @@ def parse_chaos_plan(data: Any, path: Path) -> ChaosPlan:
         if key not in STOP_KEYS:
             raise fail(f"stop_conditions.{key}", f"unknown; known: {', '.join(sorted(STOP_KEYS))}")
         stop[key] = parse_duration(value, fail, f"stop_conditions.{key}")
-    targets = _parse_targets(data.get("targets") or {}, None, fail)
+    given_targets = data.get("targets") or {}
+    targets = _parse_targets(given_targets, None, fail)
+    # a chaos run judges RTO per fault and lost writes; the backup and failover RPO only when asked
+    targets = {k: v for k, v in targets.items() if k in ("rto_seconds", "lost_writes") or k in given_targets}
+    targets.setdefault("lost_writes", 0.0)
     description = data.get("description") or ""
     return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload,
                      steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,

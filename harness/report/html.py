@@ -112,7 +112,7 @@ def _scenario_view(scenario: dict[str, Any]) -> dict[str, Any]:
         "tags": list(scenario.get("tags") or ()),
         "error": scenario.get("error"),
         "observations": list(scenario.get("observations") or ()),
-        "measurements": sorted((k, v) for k, v in measurements.items() if k != "availability_buckets"),
+        "measurements": sorted((k, v) for k, v in measurements.items() if k not in ("availability_buckets", "sequence")),
         "phases": sorted((scenario.get("phases") or {}).items(), key=lambda kv: (kv[1] is None, kv[1] or 0)),
         "lost_write_keys": list(scenario.get("lost_write_keys") or ()),
         "lost_measured": measurements.get("lost_writes") is not None,

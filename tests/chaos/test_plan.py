@@ -101,3 +101,9 @@ def test_a_game_day_draws_only_the_named_faults_of_the_allowed_set():
 def test_the_game_day_example_is_valid_yaml_with_latency_partition_and_kill():
     data = yaml.safe_load((ROOT / "drills" / "chaos" / "game-day.yaml").read_text())
     assert set(data["game_day"]["faults"]) == {"latency", "partition", "kill"}
+
+
+def test_a_chaos_run_is_judged_on_rto_and_lost_writes_unless_the_plan_asks_for_more():
+    assert parse().targets == {"rto_seconds": 28800.0, "lost_writes": 0.0}
+    assert parse(targets={"rto_seconds": 30, "availability": 0.99}).targets == \
+        {"rto_seconds": 30.0, "lost_writes": 0.0, "availability": 0.99}
