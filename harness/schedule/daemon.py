@@ -210,28 +210,44 @@ class Daemon:
         """Until `stop`: hold or wait for leadership; while leader, schedule and keep a heartbeat."""
         self.log(f"schedule: {len(self.plans)} plans from {self.plans_dir}, store {shown(self.url)}, "
                  f"at most {self.max_parallel} drill(s) at a time on this host")
-        waiting_said = False
+        waiting_said, trouble = False, None
         try:
             while not stop.is_set():
-                if self.scheduler is None:
-                    if self.lock.try_acquire():
-                        self._lead()
-                    elif not waiting_said:
-                        holder = self.ledger.leader()
-                        self.log(f"schedule: standby; {holder['holder'] if holder else 'another daemon'} "
-                                 f"schedules; taking over when it stops")
-                        waiting_said = True
-                elif not self.lock.holding():
-                    self.log("schedule: lost the leader lock; stopping scheduling (another daemon may lead)")
-                    self._step_down()
-                else:
-                    self.ledger.heartbeat(identity(), self.leader_since)
-                    self.scheduler.wakeup()        # sees triggers other processes added to the store
+                try:
+                    waiting_said = self._tick(waiting_said)
+                    if trouble is not None:
+                        self.log("schedule: the store answers again")
+                        trouble = None
+                except Exception as exc:  # noqa: BLE001 - the store may be down a while: retry, say so once
+                    if trouble is None:
+                        self.log(f"schedule: the store does not answer ({type(exc).__name__}); retrying every "
+                                 f"{self.poll_s:g} s")
+                    trouble = exc
+                    if self.scheduler is not None and not self.lock.holding():
+                        self._step_down()
                 stop.wait(self.poll_s)
         finally:
             self.stopping.set()
             self._step_down()
             self._stop_children()
+
+    def _tick(self, waiting_said: bool) -> bool:
+        """One poll: lead when the lock is free; as leader, keep the heartbeat and look at the store."""
+        if self.scheduler is None:
+            if self.lock.try_acquire():
+                self._lead()
+            elif not waiting_said:
+                holder = self.ledger.leader()
+                self.log(f"schedule: standby; {holder['holder'] if holder else 'another daemon'} "
+                         f"schedules; taking over when it stops")
+                return True
+        elif not self.lock.holding():
+            self.log("schedule: lost the leader lock; stopping scheduling (another daemon may lead)")
+            self._step_down()
+        else:
+            self.ledger.heartbeat(identity(), self.leader_since)
+            self.scheduler.wakeup()        # sees triggers other processes added to the store
+        return waiting_said
 
     def _lead(self) -> None:
         self.leader_since = now_utc()
@@ -244,7 +260,12 @@ class Daemon:
             executors={"default": DrillExecutor(self)}, timezone=UTC,
             job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1000})
         scheduler.start(paused=True)
-        self._reconcile(scheduler)
+        try:
+            self._reconcile(scheduler)
+        except BaseException:
+            scheduler.shutdown(wait=False)
+            self.lock.release()
+            raise
         self.scheduler = scheduler
         self.check_staleness()
         scheduler.resume()

@@ -194,3 +194,23 @@ def test_a_job_whose_plan_is_gone_is_removed_and_a_changed_cron_rescheduled(env)
     daemon.stop()
     assert stored_job(env, "drill:sched-f") is None
     assert stored_job(env, "drill:sched-g").next_run_time.day == 15
+
+
+def test_a_store_that_stops_answering_is_retried_not_a_crash(env):
+    import sqlalchemy as sa
+
+    write_plan(env["plans"], "sched-h")
+    daemon = Running(env, Recorder())
+    real, failures = daemon.daemon.ledger.heartbeat, []
+
+    def flaky(*args):
+        if len(failures) < 3:
+            failures.append(1)
+            raise sa.exc.OperationalError("UPDATE drill_schedule_leader", {}, Exception("database is locked"))
+        return real(*args)
+    daemon.daemon.ledger.heartbeat = flaky
+    assert poll(lambda: daemon.lines, until=lambda lines: any("answers again" in line for line in lines),
+                timeout=30, interval=0.05).ok, daemon.lines
+    assert sum("does not answer (OperationalError)" in line for line in daemon.lines) == 1
+    assert daemon.thread.is_alive() and daemon.daemon.scheduler is not None
+    daemon.stop()
