@@ -123,8 +123,8 @@ def test_a_trigger_through_the_store_runs_a_real_drill_with_its_reports_and_cab_
     try:
         listed = drill("schedule", "list", *common, "--json", env=env)
         assert listed.returncode == 0, listed.stderr
-        [job] = json.loads(listed.stdout)["jobs"]
-        assert job["drill"] == "sched-e2e" and job["next_run_utc"] and job["next_run_local"]
+        [job] = [j for j in json.loads(listed.stdout)["jobs"] if j["drill"] == "sched-e2e"]
+        assert job["next_run_utc"] and job["next_run_local"]
         ran = drill("schedule", "trigger", "sched-e2e", *common, "--wait", "--timeout", "240", env=env, timeout=300)
         assert ran.returncode == 0, (ran.stdout, ran.stderr, (tmp_path / "daemon.log").read_text())
         row = json.loads(ran.stdout)
@@ -135,7 +135,9 @@ def test_a_trigger_through_the_store_runs_a_real_drill_with_its_reports_and_cab_
         entries = [json.loads(line) for line in Path(env["DRILL_CAB_LOG"]).read_text().splitlines()]
         assert [(e["drill"], e["verdict"], e["ha_domain"]) for e in entries] == [("sched-e2e", "pass", "database")]
         listed = json.loads(drill("schedule", "list", *common, "--json", env=env).stdout)
-        assert listed["jobs"][0]["last_result"]["status"] == "pass"
+        [job] = [j for j in listed["jobs"] if j["drill"] == "sched-e2e"]
+        assert job["last_result"]["status"] == "pass"
+        assert {j["job"] for j in listed["jobs"]} == {"drill:sched-e2e", "staleness"}
         status = json.loads(drill("schedule", "status", *common, "--json", env=env).stdout)
         assert {d["domain"]: d["stale"] for d in status["domains"]}["database"] is False
     finally:
