@@ -120,15 +120,15 @@ def test_a_dry_run_injects_nothing_and_checks_the_probes(staging, tmp_path):
     assert json.loads((tmp_path / "cab.jsonl").read_text())["dry_run"] is True
 
 
-@pytest.mark.parametrize("how", ["drill halt", "SIGTERM"])
+@pytest.mark.parametrize("how", ["drill halt", "SIGTERM", "SIGINT"])
 def test_a_halt_heals_every_fault_at_once_and_fails_the_run_with_the_reason(staging, tmp_path, how):
     plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 100},
                                  "duration": "120s"}])
     process = start(staging, plan, tmp_path)
     try:
         assert injected(staging), process.stderr.read() if process.poll() is not None else "no toxic"
-        if how == "SIGTERM":
-            process.send_signal(signal.SIGTERM)
+        if how in ("SIGTERM", "SIGINT"):
+            process.send_signal(getattr(signal, how))
             assert healed_within(staging, 30) is not None
         else:
             halted = subprocess.run([*DRILL, "halt"], cwd=ROOT, env=env_of(staging), capture_output=True,
@@ -144,7 +144,7 @@ def test_a_halt_heals_every_fault_at_once_and_fails_the_run_with_the_reason(stag
     assert process.returncode == 1, err
     gate = gates(tmp_path)["chaos_completed"]
     assert gate["verdict"] == "fail"
-    assert ("`drill halt`" if how == "drill halt" else "SIGTERM") in gate["detail"]
+    assert ("`drill halt`" if how == "drill halt" else how) in gate["detail"]
     assert gates(tmp_path)["faults_healed"]["verdict"] == "pass"
 
 

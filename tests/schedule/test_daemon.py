@@ -162,6 +162,27 @@ def test_a_run_in_a_blackout_window_is_skipped_with_the_reason_in_the_cab_log(en
     assert skipped["event"] == "skipped" and "year-end change freeze" in skipped["reason"]
 
 
+def test_a_calendar_file_of_blackouts_holds_every_plan_and_a_bad_one_is_refused(env, tmp_path):
+    from harness.plan import PlanError
+
+    write_plan(env["plans"], "sched-i")
+    calendar = tmp_path / "freezes.yaml"
+    calendar.write_text(f"blackout:\n  - {{start: '{(now() - dt.timedelta(hours=1)).isoformat()}', "
+                        f"end: '{(now() + dt.timedelta(hours=1)).isoformat()}', reason: release freeze R42}}\n")
+    launcher = Recorder()
+    Running(env, launcher, blackout_file=calendar).stop()
+    down_over(env, "drill:sched-i", now() - dt.timedelta(seconds=10))
+    daemon = Running(env, launcher, blackout_file=calendar)
+    _, ledger = open_store(env["store"])
+    assert poll(lambda: ledger.runs("sched-i"), until=bool, timeout=30, interval=0.1).ok, daemon.lines
+    daemon.stop()
+    assert ledger.runs("sched-i")[0]["status"] == "skipped" and launcher.launches == []
+    assert "release freeze R42" in ledger.runs("sched-i")[0]["reason"]
+    calendar.write_text("blackout: [{start: 2027-01-01}]\n")
+    with pytest.raises(PlanError, match=r"freezes.yaml: key 'blackout.0.'"):
+        Daemon(env["plans"], store=env["store"], blackout_file=calendar)
+
+
 def test_triggers_through_the_store_run_one_at_a_time_per_host(env):
     write_plan(env["plans"], "sched-d")
     write_plan(env["plans"], "sched-e")
