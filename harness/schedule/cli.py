@@ -14,7 +14,7 @@ from pathlib import Path
 from ..plan import PlanError
 from ..report.cab_log import read_cab_entries
 from .backup_jobs import JOBS as BACKUP_JOBS
-from .calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, domain_states
+from .calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, cron_trigger, domain_states
 from .daemon import Daemon, add_trigger, load_plans, open_store
 from .store import iso, now_utc
 
@@ -86,7 +86,6 @@ def list_jobs(args: argparse.Namespace) -> int:
         next_run = job.next_run_time if job else None
         in_store = job is not None
         if job is None and plan is not None and plan.schedule:
-            from .calendar import cron_trigger
             next_run = cron_trigger(plan.schedule).get_next_fire_time(None, now)
         last = ledger.last(drill)
         domain = plan.ha_domain if plan else None
