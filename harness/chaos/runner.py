@@ -112,11 +112,11 @@ class StopMonitor(threading.Thread):
             history = self.scn.recorder.history()
             longest, _ = longest_probe_outage(history)
             if longest > self.stop_conditions["probe_failing_s"]:
-                self.halt.trip(f"stop condition: the health probe failed for {longest:.1f} s in a row "
+                self.halt.trip(f"stop condition: the health probe failed for {longest:.2f} s in a row "
                                f"(tolerance {self.stop_conditions['probe_failing_s']:g} s)")
             spent = total_downtime(history) or 0.0
             if spent > self.stop_conditions["error_budget_s"]:
-                self.halt.trip(f"stop condition: {spent:.1f} s of downtime spent the error budget of "
+                self.halt.trip(f"stop condition: {spent:.2f} s of downtime spent the error budget of "
                                f"{self.stop_conditions['error_budget_s']:g} s")
 
 
@@ -155,8 +155,9 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
     run.forwarder = EventForwarder(lab.api_url)
     lab.on_event = run.lab_event
     run.started_at = utc_now()
-    origin = f"seed {seed}, {len(steps)} faults drawn from the game day's allowed set" if seed is not None \
-        else f"{len(steps)} faults from the plan"
+    faults = f"{len(steps)} fault{'' if len(steps) == 1 else 's'}"
+    origin = f"seed {seed}, {faults} drawn from the game day's allowed set" if seed is not None \
+        else f"{faults} from the plan"
     scn = run.begin(f"chaos: {plan.title}" + (" (dry run: no fault injected)" if dry_run else ""), str(plan.path),
                     ["chaos", *(["dry-run"] if dry_run else [])], description=f"{plan.description} ({origin})".strip())
     scn.steps_total = 1
@@ -201,14 +202,8 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
         if not dry_run and not scn.aborted:
             _expect(scn, plan, labels)
         finish(scn)
-        if labels and scn.workload is not None and scn.workload.writer is not None:
-            history = scn.recorder.history()
-            per_fault = {label: _seconds(lambda: measure.rto(history, label, "write").seconds) for label in labels}
-            scn.notes["figures"]["rto_per_fault_s"] = per_fault
-            if None not in per_fault.values():     # the run's RTO: its slowest recovery
-                scn.notes["figures"].update(rto_seconds=max(per_fault.values()),
-                                            rto_measured_on=f"write (slowest of {len(labels)} faults)")
-                scn.not_applicable.pop("rto_seconds", None)
+        if scn.workload is not None and scn.workload.writer is not None:
+            _write_figures(scn, labels)
     finally:
         run.forwarder.close()
     run.finished_at = utc_now()
@@ -231,6 +226,26 @@ def _observe_recovery(scn) -> None:
     if healed and scn.workload is not None and scn.workload.writer is not None:
         if wait_for_ok(scn, "write", after=max(healed), timeout=RECOVERY_WAIT_S) is None:
             scn.observe(f"No write was acknowledged within {RECOVERY_WAIT_S:g} s after the last heal.")
+
+
+def _write_figures(scn, labels: list[str]) -> None:
+    """The figures beside the targets: acknowledged, lost and duplicated writes; each fault's RTO
+    and the run's (its slowest recovery)."""
+    history = scn.recorder.history()
+    figures = scn.notes["figures"]
+    try:
+        accounting = measure.write_accounting(history)
+        figures.update(acknowledged_writes=accounting.acknowledged, lost_writes=accounting.lost_count,
+                       duplicated_writes=accounting.duplicated_count)
+    except Exception:  # noqa: BLE001 - no final read: the lost_writes gate says why
+        pass
+    if not labels:
+        return
+    per_fault = {label: _seconds(lambda: measure.rto(history, label, "write").seconds) for label in labels}
+    figures["rto_per_fault_s"] = per_fault
+    if None not in per_fault.values():
+        figures.update(rto_seconds=max(per_fault.values()), rto_measured_on=f"write (slowest of {len(labels)} faults)")
+        scn.not_applicable.pop("rto_seconds", None)
 
 
 def _seconds(compute: Callable[[], float | None]) -> float | None:

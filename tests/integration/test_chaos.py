@@ -95,6 +95,7 @@ def test_the_latency_experiment_runs_against_the_running_lab_with_the_drills_gat
     assert figures["rto_per_fault_s"]["chaos:1:latency"] == found["rto_seconds:chaos:1:latency"]["measured"]
     assert figures["rto_seconds"] == figures["rto_per_fault_s"]["chaos:1:latency"]
     assert "rto_seconds" not in results(tmp_path)["scenarios"][0]["not_applicable"]
+    assert figures["lost_writes"] == 0 and figures["acknowledged_writes"] > 25
     assert figures["sequence"][0]["time_limit_s"] == 8.0
     for name in ("junit.xml", "report.html"):
         assert (tmp_path / "out" / name).exists()
