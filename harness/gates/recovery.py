@@ -295,7 +295,8 @@ class PublishApprovalBlocked(Gate):
     are refused: 503 naming the cause. Attempts made after the failover finished say nothing; nor
     do those made once the database served the clients again, whenever the reconnect was observed
     (an external target's is seen from outside, a poll late): from a write acknowledged after the
-    kill, or an approval or publish acknowledged after the target was promoted."""
+    primary was seen down (the kill, when nothing saw it), or an approval or publish acknowledged
+    after the target was promoted."""
 
     id = "publish_approval_blocked"
 
@@ -309,7 +310,11 @@ class PublishApprovalBlocked(Gate):
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         promoted = history.first_event("promote", after=span.start)
-        served = [o.t_invoke for o in history.ops if o.ok and o.t_invoke >= span.start
+        # a write the dying primary still took (a container kill takes effect a moment after the
+        # journal records it) says nothing: only one invoked once the primary was seen down counts
+        detected = history.first_event("detect", after=span.start)
+        since = detected.t if detected is not None else span.start
+        served = [o.t_invoke for o in history.ops if o.ok and o.t_invoke >= since
                   and (o.kind == "write" or (o.kind in ("approve", "publish") and promoted is not None
                                              and o.t_invoke >= promoted.t))]
         if served and (span.end is None or min(served) < span.end):

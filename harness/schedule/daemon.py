@@ -53,7 +53,7 @@ from .backup_jobs import load_backup_target, run_backup_job
 from .calendar import (DEFAULT_GRACE_S, STALE_AFTER_DAYS, Blackout, blackout_at, cron_trigger, domain_states,
                        misfire, parse_blackouts)
 from .store import (EXIT_STATUS, JOBS_TABLE, Ledger, engine, identity, iso, leadership, now_utc, shown,
-                    store_url)
+                    store_url, tolerate_create_race)
 
 STALENESS_CRON = "0 7 * * *"
 UTC = dt.timezone.utc
@@ -259,7 +259,7 @@ class Daemon:
             jobstores={"default": SQLAlchemyJobStore(engine=self.engine, tablename=JOBS_TABLE)},
             executors={"default": DrillExecutor(self)}, timezone=UTC,
             job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1000})
-        scheduler.start(paused=True)
+        tolerate_create_race(lambda: scheduler.start(paused=True))
         try:
             self._reconcile(scheduler)
         except BaseException:
@@ -466,7 +466,8 @@ def open_store(store: str | None) -> tuple[SQLAlchemyJobStore, Ledger]:
     url = store_url(store)
     eng = engine(url)
     jobstore = SQLAlchemyJobStore(engine=eng, tablename=JOBS_TABLE)
-    jobstore.start(BackgroundScheduler(timezone=UTC), "default")   # never started: only (de)serialises jobs
+    # never started: the scheduler only (de)serialises jobs
+    tolerate_create_race(lambda: jobstore.start(BackgroundScheduler(timezone=UTC), "default"))
     return jobstore, Ledger(eng)
 
 

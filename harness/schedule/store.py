@@ -99,8 +99,24 @@ def engine(url: URL) -> sa.Engine:
         made = sa.create_engine(url, connect_args={"timeout": 30})
     else:
         made = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
-    metadata.create_all(made)
+    tolerate_create_race(lambda: metadata.create_all(made))
     return made
+
+
+def tolerate_create_race(create, attempts: int = 5) -> None:
+    """Run a CREATE TABLE IF NOT EXISTS-like step that another process may be running at the same
+    moment (a daemon and `drill schedule list` on a new store): both see no table, one creates it,
+    the other's CREATE fails "already exists"; the step is tried again and then finds it."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            create()
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 class Ledger:

@@ -235,3 +235,29 @@ def test_a_store_that_stops_answering_is_retried_not_a_crash(env):
     assert sum("does not answer (OperationalError)" in line for line in daemon.lines) == 1
     assert daemon.thread.is_alive() and daemon.daemon.scheduler is not None
     daemon.stop()
+
+
+def test_two_processes_opening_a_new_store_at_once_both_get_it(tmp_path):
+    """A daemon and `drill schedule list` on a new store: one's CREATE TABLE loses the race and
+    fails "already exists"; it is tried again and finds the table."""
+    import sqlalchemy as sa
+
+    from harness.schedule.store import tolerate_create_race
+
+    calls = []
+
+    def create():
+        calls.append(1)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("CREATE TABLE drill_schedule_jobs", {},
+                                          Exception("table drill_schedule_jobs already exists"))
+    tolerate_create_race(create)
+    assert len(calls) == 2
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(open_store(url)[0].get_all_jobs())) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [[]] * 6

@@ -369,6 +369,14 @@ CASES[PublishApprovalBlocked] = [
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("write", 15.0, value="k9", status=201)
          .op("publish", 16.0, status=200).failover("reconnect", 20.0).build(), PASS),
+    Case("a write the dying primary still took, before it was seen down, does not end the outage",
+         PublishApprovalBlocked(KILL), killed().op("write", 10.1, value="k8", status=201).failover("detect", 10.5)
+         .op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(), PASS),
+    Case("after the primary was seen down, an acknowledged write ends the outage for the gate",
+         PublishApprovalBlocked(KILL), killed().failover("detect", 10.5).op("write", 10.8, value="k8", status=201)
+         .op("approve", 11.0, status=200).op("publish", 12.0, status=200).failover("reconnect", 20.0).build(),
+         UNKNOWN),
     Case("an approval accepted once the target was promoted ends the outage for the gate",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
