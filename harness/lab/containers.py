@@ -482,7 +482,7 @@ class ContainerLab(Lab):
         self.wait_streaming(primary, REPLICA)
         if self.replication == "sync":
             primary.set_synchronous([REPLICA])
-        self._proxy("db", f"{PRIMARY}:5432")
+        self._proxy("db", f"{self.ip(PRIMARY)}:5432")   # an address, like every lab link
 
     def wait_streaming(self, primary: ContainerNode, replica: str, timeout: float = START_TIMEOUT) -> None:
         if not poll(lambda: primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = %s "
