@@ -2,3 +2,5 @@
 
 The harness never imports this package; it runs it as processes (``python -m controlplane``).
 """
+
+__version__ = "1.0.0"

@@ -57,7 +57,7 @@ from aiohttp import web
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from controlplane import dispatch, events, gates, health
+from controlplane import __version__, dispatch, events, gates, health
 from controlplane.backups import BackupCatalogue
 from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable, durable_replay
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
@@ -128,7 +128,7 @@ class ControlPlane(PlatformRoutes):
     # ---- health ----------------------------------------------------------------------
 
     async def live(self, request: web.Request) -> web.Response:
-        return reply({"instance": self.instance, "status": "alive"})
+        return reply({"instance": self.instance, "status": "alive", "version": __version__})
 
     async def health_report(self) -> dict:
         return await health.report(self.instance, self.db, self.evidence, self.min_instances,

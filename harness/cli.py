@@ -9,9 +9,14 @@ import secrets
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 
-EXIT_FAIL, EXIT_INVALID = 1, 2
+from . import exits
+from .provenance import version_text
+from .report.cli import add_cab_args, add_record_args
+
+EXIT_FAIL, EXIT_INVALID = exits.FAIL, exits.INVALID
 
 
 def _err(message: str) -> None:
@@ -25,16 +30,19 @@ def _toxiproxy_server(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .plan import PlanError, load_plan
+    from .report.cli import printer, recording_from, run_summary
     from .runner import run_drill
 
     try:
         plan = load_plan(args.plan, root=Path.cwd())
+        rec = recording_from(args, plan.signoff)
     except PlanError as exc:
         _err(f"drill: invalid plan: {exc}")
         return EXIT_INVALID
     out = Path(args.out or Path("reports") / "out" / plan.drill)
-    cab_log = Path(args.cab_log or os.environ.get("DRILL_CAB_LOG") or Path("reports") / "cab-log.jsonl")
-    code, _ = run_drill(plan, out, cab_log, verbose=args.verbose, confirm=args.confirm)
+    code, result = run_drill(plan, out, rec, log=printer(args), verbose=args.verbose, confirm=args.confirm)
+    if args.json and result is not None:
+        print(json.dumps(run_summary(result, out, code), indent=1))
     return code
 
 
@@ -67,7 +75,7 @@ def _lab_up(args: argparse.Namespace) -> int:
             pass
     except LabStartError as exc:
         _err(f"drill: the lab could not start: {exc}")
-        return EXIT_INVALID
+        return exits.UNREACHABLE
     except KeyboardInterrupt:
         pass
     finally:
@@ -93,13 +101,13 @@ def _manifests() -> list[dict]:
 def _lab_status(args: argparse.Namespace) -> int:
     from .lab import proc
 
-    labs = _manifests()
-    if not labs:
+    labs = [{**lab, "owner_alive": proc.is_alive(lab["owner_pid"])} for lab in _manifests()]
+    if args.json:
+        print(json.dumps(labs, indent=1))
+    elif not labs:
         print("no lab is running")
-        return 0
-    for lab in labs:
-        alive = proc.is_alive(lab["owner_pid"])
-        print(json.dumps({**lab, "owner_alive": alive}, indent=1))
+    for lab in [] if args.json else labs:
+        print(json.dumps(lab, indent=1))
     return 0
 
 
@@ -142,16 +150,21 @@ def _steps(args: argparse.Namespace) -> int:
 
 def _matrix(args: argparse.Namespace) -> int:
     """Print the failure-modes matrix with each row's scenario and its last verdict (CAB log)."""
-    from .matrix import render
+    from .matrix import matrix_rows, render
+    from .report.cab_log import key_or_none, verified_entries
+    from .report.cli import cab_log_path
 
-    cab_log = Path(args.cab_log or os.environ.get("DRILL_CAB_LOG") or Path("reports") / "cab-log.jsonl")
-    print(render(cab_log, Path.cwd()))
+    entries, skipped = verified_entries(cab_log_path(args), key_or_none(args.cab_key))
+    if args.json:
+        print(json.dumps({"rows": matrix_rows(entries, Path.cwd()), "skipped_unverified": skipped}, indent=1))
+    else:
+        print(render(entries, skipped, Path.cwd()))
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
     """Post-failover validation of a running lab or an external target: table (or --json), exit 0
-    all pass, 1 a check failed or could not be judged, 2 the target cannot be reached."""
+    all pass, 1 a check failed, 3 one could not be judged, 2 invalid input, 4 the target cannot be reached."""
     import uuid
 
     from .gates import evaluate_gates
@@ -176,11 +189,15 @@ def _validate(args: argparse.Namespace) -> int:
             config = plan.lab.external
         else:
             config = ExternalConfig.parse(running_lab_config(), lambda key, message: PlanError(f"{key}: {message}"))
-        lab = ExternalLab(config, confirmed=False).up()
-        lab.database_primary()
-    except (PlanError, ValueError, LabStartError) as exc:
+    except (PlanError, ValueError) as exc:
         _err(f"drill validate: {exc}")
         return EXIT_INVALID
+    try:
+        lab = ExternalLab(config, confirmed=False).up()
+        lab.database_primary()
+    except LabStartError as exc:
+        _err(f"drill validate: the target cannot be reached: {exc}")
+        return exits.UNREACHABLE
     recorder = Recorder()
     collect(lab, recorder, f"validate-{uuid.uuid4()}", writes=args.threshold, window=args.window)
     results = evaluate_gates(checks(args.threshold), recorder.history())
@@ -189,21 +206,24 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         for r in results:
             print(f"{r.verdict.value.upper():8} {r.id:26} {show(r.measured)}" + (f"  ({r.detail})" if r.detail else ""))
-    return 0 if all(r.verdict is Verdict.PASS for r in results) else EXIT_FAIL
+    worst = Verdict.worst(r.verdict for r in results)
+    return {Verdict.PASS: exits.PASS, Verdict.FAIL: exits.FAIL}.get(worst, exits.UNKNOWN)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drill", description="Disaster-recovery drill harness.")
+    parser = argparse.ArgumentParser(prog="drill", description="Disaster-recovery drill harness.",
+                                     epilog=exits.HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     p = sub.add_parser("run", help="run a drill plan end to end and write its reports")
     p.add_argument("plan", help="drill plan, e.g. drills/quarterly-database.yaml")
     p.add_argument("--out", help="output folder (default reports/out/<drill id>)")
-    p.add_argument("--cab-log", help="CAB log to append to (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
     p.add_argument("-v", "--verbose", action="store_true", help="show each Gherkin step as it runs")
     p.add_argument("--confirm", metavar="DRILL_ID",
                    help="allow faults against an external target (with allow_destructive: true in the plan)")
+    add_record_args(p)
     p.set_defaults(func=_run)
 
     lab = sub.add_parser("lab", help="the embedded lab, for manual use")
@@ -213,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--replication", choices=("sync", "async"), default="sync")
     up.set_defaults(func=_lab_up)
     lab_sub.add_parser("down", help="stop running labs and reap leftovers of killed runs").set_defaults(func=_lab_down)
-    lab_sub.add_parser("status", help="list running labs and their endpoints").set_defaults(func=_lab_status)
+    status = lab_sub.add_parser("status", help="list running labs and their endpoints")
+    status.add_argument("--json", action="store_true", help="print a JSON list")
+    status.set_defaults(func=_lab_status)
 
     sub.add_parser("steps", help="print the Gherkin step vocabulary, documented").set_defaults(func=_steps)
     p = sub.add_parser("validate", help="post-failover validation of the running lab or an external target")
@@ -226,14 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.set_defaults(func=_validate)
     p = sub.add_parser("matrix", help="print the failure-modes matrix with each row's scenario and last verdict")
-    p.add_argument("--cab-log", help="CAB log to read verdicts from (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
+    add_cab_args(p)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=_matrix)
 
     from .chaos.cli import add_parser as add_chaos
+    from .report.cli import add_parsers as add_record
     from .schedule.cli import add_parser as add_schedule
 
     add_schedule(sub)
     add_chaos(sub)
+    add_record(sub)
 
     p = sub.add_parser("toxiproxy-server",
                        help="run the embedded Toxiproxy-compatible fault server in the foreground")
@@ -249,10 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         _err("drill: interrupted; faults healed and lab taken down")
-        return 130
+        return exits.INTERRUPTED
     except BrokenPipeError:   # the reader went away (`drill steps | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception:         # a bug of the harness: said as one, never mistaken for a failed gate
+        traceback.print_exc()
+        _err(f"drill: the harness itself failed ({version_text()}); this is a bug, not a verdict: exit {exits.CRASH}")
+        return exits.CRASH
 
 
 if __name__ == "__main__":

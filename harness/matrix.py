@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,37 +44,44 @@ def matrix_order(features) -> list:
     return sorted(features, key=key)
 
 
-def last_verdicts(cab_log: Path) -> dict[str, tuple[str, str]]:
-    """{feature file name: (verdict, finished_at)} from the newest report of each, via the CAB log."""
+def last_verdicts(entries) -> dict[str, tuple[str, str]]:
+    """{feature file name: (verdict, finished_at)} of the newest drill that ran each, from verified
+    CAB log entries (dry runs prove nothing and do not count)."""
     found: dict[str, tuple[str, str]] = {}
-    if not cab_log.exists():
-        return found
-    for line in cab_log.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-            results = json.loads((Path(entry["report"]).parent / "results.json").read_text())
-        except (ValueError, KeyError, OSError, TypeError):
+    for entry in entries:
+        if entry.get("kind", "drill") != "drill" or entry.get("dry_run"):
             continue
-        for scenario in results.get("scenarios", []):
-            feature = Path(str(scenario.get("feature", ""))).name
-            found[feature] = (scenario.get("verdict", "unknown"), results.get("finished_at") or "")
+        for scenario in entry.get("scenarios") or ():
+            feature = Path(str(scenario.get("feature") or "")).name
+            if feature:
+                found[feature] = (scenario.get("verdict") or "unknown", entry.get("finished_at") or "")
     return found
 
 
-def render(cab_log: Path, root: Path) -> str:
-    verdicts = last_verdicts(cab_log)
+def matrix_rows(entries, root: Path) -> list[dict]:
+    verdicts = last_verdicts(entries)
     rows = []
     for i, row in enumerate(ROWS, 1):
-        if row.feature is None:
+        name = Path(row.feature).name if row.feature else None
+        verdict, when = verdicts.get(name, (None, None)) if name else (None, None)
+        rows.append({"row": i, "component": row.component, "failure": row.failure, "scenario": row.feature,
+                     "scenario_present": bool(row.feature and (root / row.feature).exists()),
+                     "last_verdict": verdict, "last_run": when})
+    return rows
+
+
+def render(entries, skipped: int, root: Path) -> str:
+    table = []
+    for r in matrix_rows(entries, root):
+        if r["scenario"] is None:
             scenario, verdict = "(no scenario yet)", "-"
         else:
-            scenario = row.feature if (root / row.feature).exists() else f"{row.feature} (missing)"
-            if Path(row.feature).name in verdicts:
-                verdict, when = verdicts[Path(row.feature).name]
-                verdict = f"{verdict.upper()} {when}".strip()
-            else:
-                verdict = "never run"
-        rows.append((str(i), row.component, row.failure, scenario, verdict))
+            scenario = r["scenario"] if r["scenario_present"] else f"{r['scenario']} (missing)"
+            verdict = f"{r['last_verdict'].upper()} {r['last_run']}".strip() if r["last_verdict"] else "never run"
+        table.append((str(r["row"]), r["component"], r["failure"], scenario, verdict))
     header = ("#", "Component", "Failure", "Scenario", "Last verdict")
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
-    return "\n".join(" ".join(f"{cell:{w}}" for cell, w in zip(r, widths)) + " " + r[4] for r in [header, *rows])
+    widths = [max(len(r[c]) for r in [header, *table]) for c in range(4)]
+    lines = [" ".join(f"{cell:{w}}" for cell, w in zip(r, widths)) + " " + r[4] for r in [header, *table]]
+    if skipped:
+        lines.append(f"({skipped} CAB log line(s) skipped: not verified; `drill cab verify` names them)")
+    return "\n".join(lines)

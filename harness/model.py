@@ -242,6 +242,14 @@ class DrillResult:
     correlation_ids: list[str] = field(default_factory=list)
     note: str | None = None
     dry_run: bool = False
+    # the CAB record (harness.signoff, harness.provenance, harness.report.risk, harness.report.since)
+    signoff: dict[str, Any] = field(default_factory=dict)
+    environment_class: str = ""
+    system_version: str | None = None
+    harness: dict[str, Any] = field(default_factory=dict)
+    plan_sha256: str | None = None
+    risk: dict[str, Any] = field(default_factory=dict)
+    since_last_run: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = 2
 
     def to_json(self) -> dict[str, Any]:

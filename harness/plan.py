@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .matrix import matrix_order
+from .signoff import SignOff, parse_signoff
 
 # The spec's targets: RTO <= 8 h for full recovery; RPO <= 5 min for a failover (synchronous
 # replication, spec 1.2); for a restore from backup RPO <= 24 h, or <= 1 h for tier-1 apps.
 DEFAULT_TARGETS = {"rto_seconds": 8 * 3600.0, "rpo_seconds": 300.0, "backup_rpo_seconds": 24 * 3600.0}
 TIER1_BACKUP_RPO_SECONDS = 3600.0
 KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "schedule", "tier",
-              "description", "blackout"}
+              "description", "blackout", "owner", "operator", "approver", "change_ticket", "window"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability",
                  "event_count_growth"}
 KNOWN_LAB = {"provider", "replication", "images"}
@@ -51,19 +52,27 @@ class Plan:
     targets: dict[str, float] = field(default_factory=dict)
     schedule: str | None = None
     blackout: tuple = ()          # harness.schedule.calendar.Blackout windows: no scheduled run in them
+    tier: int | None = None
+    signoff: SignOff = SignOff()  # owner, operator, approver, change ticket, window (harness.signoff)
+    source: bytes = b""           # the plan file as read: kept beside the results as the plan as run
 
 
-def read_yaml(path: Path, missing: str) -> Any:
-    """The YAML document of a file the user names; PlanError says what is wrong (`missing`: what
-    to say when there is no such file, e.g. "no such drill plan; see drills/ for examples")."""
+def read_source(path: Path, missing: str) -> bytes:
+    """The bytes of a file the user names; PlanError says what is wrong (`missing`: what to say
+    when there is no such file, e.g. "no such drill plan; see drills/ for examples")."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
         raise PlanError(f"{path}: {missing}") from None
-    except UnicodeDecodeError:
-        raise PlanError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise PlanError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def parse_yaml(source: bytes, path: Path) -> Any:
+    try:
+        text = source.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -72,11 +81,17 @@ def read_yaml(path: Path, missing: str) -> Any:
         raise PlanError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
 
 
+def read_yaml(path: Path, missing: str) -> Any:
+    """The YAML document of a file the user names (read_source, then parse_yaml)."""
+    return parse_yaml(read_source(path, missing), path)
+
+
 def load_plan(path: str | Path, root: Path | None = None) -> Plan:
     """Read and validate a plan. Feature paths resolve against `root` (the repository root)."""
     path = Path(path)
-    data = read_yaml(path, "no such drill plan; see drills/ for examples")
-    return parse_plan(data, path, root or Path.cwd())
+    source = read_source(path, "no such drill plan; see drills/ for examples")
+    plan = parse_plan(parse_yaml(source, path), path, root or Path.cwd())
+    return replace(plan, source=source)
 
 
 def parse_plan(data: Any, path: Path, root: Path) -> Plan:
@@ -112,7 +127,8 @@ def parse_plan(data: Any, path: Path, root: Path) -> Plan:
 
     blackout = parse_blackouts(data.get("blackout"), fail)
     return Plan(path=path, drill=drill, title=title.strip(), ha_domain=ha_domain, lab=lab,
-                scenarios=scenarios, tags=tags, targets=targets, schedule=schedule, blackout=blackout)
+                scenarios=scenarios, tags=tags, targets=targets, schedule=schedule, blackout=blackout,
+                tier=data.get("tier"), signoff=parse_signoff(data, fail))
 
 
 def _parse_lab(value: Any, fail) -> LabSpec:

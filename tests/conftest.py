@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 import requests
 from toxiproxy import Toxiproxy
 
 from harness.toxiproxy.launcher import start_embedded
 from tests.support import TcpServer, echo
+
+
+# Tests never write the user's CAB log or make the user's CAB key: every drill a test runs, in
+# process or as a `drill` child, appends to a log and signs with a key of this session's own.
+DEFAULT_CAB_LOG = Path(__file__).resolve().parents[1] / "reports" / "cab-log.jsonl"
+_RECORD_DIR = Path(tempfile.mkdtemp(prefix="drill-tests-cab-"))
+os.environ["DRILL_CAB_LOG"] = str(_RECORD_DIR / "cab-log.jsonl")
+os.environ["DRILL_CAB_KEY"] = str(_RECORD_DIR / "cab.key")
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+_DEFAULT_LOG_BEFORE = _digest(DEFAULT_CAB_LOG)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_RECORD_DIR, ignore_errors=True)
+    if _digest(DEFAULT_CAB_LOG) != _DEFAULT_LOG_BEFORE:
+        print(f"\nFAILED: the test run wrote the user's default CAB log {DEFAULT_CAB_LOG}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+from .. import exits
 from ..plan import PlanError
+from ..report.cli import add_record_args
 
-EXIT_INVALID = 2
+EXIT_INVALID = exits.INVALID
 SIGNAL_REASONS = {signal.SIGINT: "SIGINT (Ctrl-C) received", signal.SIGTERM: "SIGTERM received",
                   signal.SIGUSR1: "halted by `drill halt`"}
 
@@ -48,6 +50,8 @@ def _open_lab(plan, confirm: str | None):
 def chaos(args: argparse.Namespace) -> int:
     from ..lab.base import LabStartError
     from .plan import draw, load_chaos_plan, parse_duration
+    from ..report.cli import printer, recording_from, run_summary
+    from ..signoff import SignOff
     from .runner import Halt, capability, default_out, describe_step, register_run, run_chaos
 
     try:
@@ -66,11 +70,11 @@ def chaos(args: argparse.Namespace) -> int:
         if args.confirm is not None and args.confirm != plan.chaos:
             raise PlanError(f"--confirm names {args.confirm!r} but {plan.path} is chaos run {plan.chaos!r}")
         lab, own = _open_lab(plan, args.confirm)
+        rec = recording_from(args, SignOff())
     except PlanError as exc:
         _err(f"drill: invalid chaos plan: {exc}")
         return EXIT_INVALID
     out = Path(args.out) if args.out else default_out(plan)
-    cab_log = Path(args.cab_log or os.environ.get("DRILL_CAB_LOG") or Path("reports") / "cab-log.jsonl")
     dry_run = args.dry_run or getattr(lab, "dry_run", False)
     _err(f"drill: chaos {plan.chaos}: {len(steps)} fault(s)" + (f", seed {args.seed}" if args.seed is not None else "")
          + (" -- DRY RUN, nothing will be injected" + (f" ({lab.interlock()})" if getattr(lab, "dry_run", False)
@@ -94,14 +98,16 @@ def chaos(args: argparse.Namespace) -> int:
                 _err(f"drill: lab up in {time.monotonic() - started:.1f} s (embedded)")
         except LabStartError as exc:
             _err(f"drill: the lab could not be reached or started: {exc}")
-            return EXIT_INVALID
+            return exits.UNREACHABLE
         problems = [p for p in (capability(s, lab) for s in steps) if p]
         if problems:
             _err(f"drill: invalid chaos plan: {plan.path}: nothing injected: " + "; ".join(problems))
             return EXIT_INVALID
         record = register_run(plan, out)
-        code, _ = run_chaos(plan, steps, lab, out, cab_log, seed=args.seed, dry_run=dry_run, halt=halt,
-                            record=record, log=print)
+        code, result = run_chaos(plan, steps, lab, out, rec, seed=args.seed, dry_run=dry_run, halt=halt,
+                                 record=record, log=printer(args))
+        if args.json and result is not None:
+            print(json.dumps(run_summary(result, out, code), indent=1))
         return code
     finally:
         if record is not None:
@@ -169,9 +175,9 @@ def add_parser(sub) -> None:
     p.add_argument("--faults", help="comma-separated names of the game_day set to draw from (default all)")
     p.add_argument("--dry-run", action="store_true", help="print what would be injected, check probes, inject nothing")
     p.add_argument("--out", help="output folder (default reports/out/<chaos id>/<UTC time>)")
-    p.add_argument("--cab-log", help="CAB log to append to (default $DRILL_CAB_LOG or reports/cab-log.jsonl)")
     p.add_argument("--confirm", metavar="CHAOS_ID",
                    help="allow faults against an external target (with allow_destructive: true in its lab)")
+    add_record_args(p)
     p.set_defaults(func=chaos)
     p = sub.add_parser("halt", help="stop every running chaos run: its faults healed at once, verdict fail")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each run's heal (default 30)")

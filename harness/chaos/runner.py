@@ -35,7 +35,8 @@ from ..gates.recovery import DuplicatedWrites, LostWrites, RtoSeconds
 from ..lab import proc, reaper
 from ..model import Verdict
 from ..plan import LabSpec, Plan
-from ..runner import write_outputs
+from ..runner import exit_code
+from ..runner.record import Recording, complete, write_outputs
 from ..runner.common import finish, start_probes, start_workload, steady_state, wait_for_count, wait_for_ok
 from ..runner.forwarder import EventForwarder
 from ..runner.results import drill_result
@@ -145,13 +146,14 @@ def mark_healed(record: Path | None, halt: Halt) -> None:
     record.write_text(json.dumps(data))
 
 
-def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path, cab_log: Path, *,
+def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path, cab_log: Path | Recording, *,
               seed: int | None = None, dry_run: bool = False, halt: Halt | None = None,
               record: Path | None = None, log: Callable[..., None] = print) -> tuple[int, Any]:
     """Run the sequence on a lab that is up (module docstring); (exit code, DrillResult)."""
     halt = halt or Halt()
+    rec = cab_log if isinstance(cab_log, Recording) else Recording(Path(cab_log))
     run = DrillRun(drill=plan.chaos, lab=lab, targets=dict(plan.targets),
-                   replication=getattr(lab, "replication", "sync"))
+                   replication=getattr(lab, "replication", "sync"), progress=rec.progress)
     run.forwarder = EventForwarder(lab.api_url)
     lab.on_event = run.lab_event
     run.started_at = utc_now()
@@ -207,15 +209,17 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
     finally:
         run.forwarder.close()
     run.finished_at = utc_now()
-    result = drill_result(as_plan(plan, lab.provider), run, lab, dry_run=dry_run)
-    paths = write_outputs(result, out_dir, cab_log)
+    as_drill = as_plan(plan, lab.provider)
+    result = drill_result(as_drill, run, lab, dry_run=dry_run)
+    complete(result, as_drill, lab, rec)
+    paths = write_outputs(result, as_drill, out_dir, rec, log)
     for s in result.scenarios:
         for g in s.gates:
             if g.verdict is not Verdict.PASS:
                 log(f"drill:   gate {g.id}: {g.verdict.value.upper()} {g.detail}".rstrip(), file=sys.stderr)
     log(f"drill: chaos {plan.chaos}: verdict {result.verdict.value.upper()}", file=sys.stderr)
     log(str(paths["html"]))
-    return (0 if result.verdict is Verdict.PASS else 1), result
+    return exit_code(result), result
 
 
 def _observe_recovery(scn) -> None:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
@@ -29,7 +30,7 @@ from .hooks import Hook
 
 ACTIONS = ("kill_database_primary", "database_failover", "database_rebuild", "database_failback")
 KNOWN_KEYS = {"provider", "replication", "api_url", "toxiproxy_url", "database", "s3", "queues",
-              "actions", "allow_destructive", "blast_radius", "siem_file"}
+              "actions", "allow_destructive", "blast_radius", "siem_file", "name"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class ExternalConfig:
     siem_file: str | None = None
     s3: dict = field(default_factory=dict)
     queues: dict = field(default_factory=dict)
+    name: str = ""                # how reports name the target ("external: <name>"); default the API host
 
     @staticmethod
     def parse(data: dict, fail: Callable[[str, str], Exception]) -> "ExternalConfig":
@@ -118,11 +120,14 @@ class ExternalConfig:
         siem = data.get("siem_file")
         if siem is not None and not isinstance(siem, str):
             raise fail("lab.siem_file", "must be a path")
+        name = data.get("name", urlsplit(data["api_url"]).hostname or data["api_url"])
+        if not isinstance(name, str) or not name.strip() or "\n" in name:
+            raise fail("lab.name", "must be one line naming the target, e.g. staging-eu")
         return ExternalConfig(
             api_url=data["api_url"].rstrip("/"), toxiproxy_url=data["toxiproxy_url"].rstrip("/"),
             nodes=nodes, failover_target=target, replication_proxy=database.get("replication_proxy"),
             actions=actions, allow_destructive=allow, blast_radius=tuple(radius), siem_file=siem,
-            s3=data.get("s3") or {}, queues=data.get("queues") or {})
+            s3=data.get("s3") or {}, queues=data.get("queues") or {}, name=name.strip())
 
 
 class ExternalFailover:
@@ -280,8 +285,8 @@ class ExternalLab(Lab):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        return {"provider": self.provider, "api": self.api_url, "replication": self.replication,
-                "mode": "dry run (probes only)" if self.dry_run else "destructive (confirmed)",
+        return {"provider": self.provider, "target": self.config.name, "api": self.api_url,
+                "replication": self.replication, "mode": "dry run (probes only)" if self.dry_run else "destructive (confirmed)",
                 "blast_radius": ", ".join(self.config.blast_radius) or "none"}
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:

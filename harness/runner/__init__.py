@@ -4,7 +4,9 @@
 2. bring up the lab (exit 2 if it cannot start), heal leftovers of killed runs;
 3. run the plan's scenarios (pytest-bdd features) against it;
 4. assemble results: measurements and gates per scenario, the drill's verdict (its worst gate);
-5. write results.json, junit.xml, report.html, append the CAB log; 6. take the lab down.
+5. add the CAB record (sign-off, provenance, risk, since last run), write and seal the outputs
+   (results.json, junit.xml, report.html, the plan as run, manifest.json), append the keyed CAB
+   log line; 6. take the lab down.
 """
 
 from __future__ import annotations
@@ -14,16 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import exits
 from ..model import DrillResult, Verdict
 from ..plan import Plan
-from ..report import append_cab_log, write_all
 from ..report.text import show
 from .bridge import run_features
 from .forwarder import EventForwarder
+from .record import Recording, complete, write_outputs
 from .results import drill_result
 from .scenario import DrillRun, utc_now
-
-EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
 
 DRY_RUN_PROBES = 30        # probe answers a dry run collects (about 3 s)
@@ -59,19 +60,21 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
     return None
 
 
-def _drill_run(plan: Plan, lab: Any) -> DrillRun:
+def _drill_run(plan: Plan, lab: Any, progress=None) -> DrillRun:
     run = DrillRun(drill=plan.drill, lab=lab, targets=dict(plan.targets), tags=plan.tags,
                    replication=plan.lab.replication)
+    if progress is not None:
+        run.progress = progress
     run.forwarder = EventForwarder(lab.api_url)
     return run
 
 
-def run_dry(plan: Plan, lab: Any) -> DrillRun:
+def run_dry(plan: Plan, lab: Any, progress=None) -> DrillRun:
     """Probes only, no fault: steady state and a short workload per feature, said plainly."""
     from ..gates.steady import FaultsHealed
     from .common import SteadyStateNotMet, finish, start_workload, steady_state, wait_for_count
 
-    run = _drill_run(plan, lab)
+    run = _drill_run(plan, lab, progress)
     try:
         for feature in plan.scenarios:
             scn = run.begin(f"{feature.stem} (dry run: no fault injected)", feature.name, ["dry-run"])
@@ -91,10 +94,10 @@ def run_dry(plan: Plan, lab: Any) -> DrillRun:
     return run
 
 
-def run_plan(plan: Plan, lab: Any, verbose: bool = False) -> DrillRun:
+def run_plan(plan: Plan, lab: Any, verbose: bool = False, progress=None) -> DrillRun:
     """Run the plan's scenarios on a lab that is up; the lab's recovery events (detect,
     promote, reconnect, ...) go into the running scenario's history."""
-    run = _drill_run(plan, lab)
+    run = _drill_run(plan, lab, progress)
     lab.on_event = run.lab_event
     try:
         if getattr(lab, "replication", plan.lab.replication) != plan.lab.replication:
@@ -107,46 +110,46 @@ def run_plan(plan: Plan, lab: Any, verbose: bool = False) -> DrillRun:
     return run
 
 
-def write_outputs(result: DrillResult, out_dir: Path, cab_log: Path) -> dict[str, Path]:
-    paths = write_all(result, out_dir)
-    append_cab_log(cab_log, result, report_path=paths["html"])
-    return paths
-
-
 def exit_code(result: DrillResult) -> int:
-    return EXIT_PASS if result.verdict is Verdict.PASS else EXIT_FAIL
+    """0 pass, 1 a gate failed, 3 a gate unknown and none failed."""
+    return {Verdict.PASS: exits.PASS, Verdict.FAIL: exits.FAIL}.get(result.verdict, exits.UNKNOWN)
 
 
-def run_drill(plan: Plan, out_dir: Path, cab_log: Path, lab: Any | None = None,
+def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Any | None = None,
               log=print, verbose: bool = False, confirm: str | None = None) -> tuple[int, DrillResult | None]:
-    """The whole drill (lifecycle in the module docstring). `lab` reuses a running lab."""
+    """The whole drill (lifecycle in the module docstring). `lab` reuses a running lab. `cab_log`:
+    the log's path, or a Recording (the log, its key, the sign-off, the PDF, progress lines)."""
     from ..lab.base import LabStartError
 
+    rec = cab_log if isinstance(cab_log, Recording) else Recording(Path(cab_log))
     own_lab = lab is None
     if own_lab:
         lab = make_lab(plan, confirmed=confirm == plan.drill)
     problem = preflight(plan, lab, confirm)
     if problem:
         log(f"drill: {problem}", file=sys.stderr)
-        return EXIT_INVALID, None
+        return exits.INVALID, None
     dry = getattr(lab, "dry_run", False)
     if dry:
         log(f"drill: DRY RUN, no fault will be injected: {lab.interlock()}", file=sys.stderr)
     if own_lab:
         started = time.monotonic()
+        rec.progress("lab", f"starting the {plan.lab.provider} lab")
         try:
             lab.up()
         except LabStartError as exc:
             lab.down()
             log(f"drill: the lab could not start: {exc}", file=sys.stderr)
-            return EXIT_INVALID, None
-        log(f"drill: lab up in {time.monotonic() - started:.1f} s ({plan.lab.provider})", file=sys.stderr)
+            return exits.UNREACHABLE, None
+        rec.progress("lab", f"up in {time.monotonic() - started:.1f} s")
     try:
-        run = run_dry(plan, lab) if dry else run_plan(plan, lab, verbose)
+        run = run_dry(plan, lab, rec.progress) if dry else run_plan(plan, lab, verbose, rec.progress)
         result = drill_result(plan, run, lab, dry_run=dry)
-        paths = write_outputs(result, out_dir, cab_log)
+        complete(result, plan, lab, rec)
+        paths = write_outputs(result, plan, out_dir, rec, log)
     finally:
         if own_lab:
+            rec.progress("lab", "taking the lab down")
             lab.down()
     for s in result.scenarios:
         m = s.measurements

@@ -52,6 +52,7 @@ def steady_state(scn: Scenario, phase: str = "before") -> None:
     lab's own checks and the API's health green, else stop without harm. After: every fault healed,
     the lab must come back green by itself (no reset)."""
     lab = scn.lab
+    scn.drill.progress("steady state", phase)
     timeout = STEADY_TIMEOUT if phase == "before" else AFTER_HEAL_TIMEOUT
     if phase == "before":
         lab.reset_faults()
@@ -224,6 +225,7 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
     injected = bool(scn.journal.entries)
     if injected and not scn.aborted:
         steady_state(scn, "after")
+    scn.drill.progress("verify", f"reading back and judging {scn.name}")
     writer = scn.workload.writer if scn.workload else None
     if writer is not None and not scn.aborted:
         writer.final_read()

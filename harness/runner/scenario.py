@@ -17,6 +17,7 @@ from typing import Any, Callable
 from ..faults import FaultJournal
 from ..gates import Gate
 from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, Outcome, Verdict
+from ..progress import Progress
 from ..workload import ApiClient, Prober, Recorder, SequencedWriter
 
 RESTORE = "restore"                 # the restore runbook's log (harness.backup.restore)
@@ -95,6 +96,7 @@ class Scenario:
     def event(self, kind: str, name: str, source: str = HARNESS, **detail: Any) -> Event:
         """Record an event; the lab's fault and recovery events are also delivered to the event store."""
         event = self.recorder.event(kind, name, self.correlation_id, source=source, **detail)
+        self.drill.progress.event(kind, name)
         if source in EMITTERS and self.drill.forwarder is not None:
             self.drill.forwarder.submit(event)
         return event
@@ -157,11 +159,13 @@ class DrillRun:
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
     forwarder: Any = None                                    # runner.forwarder.EventForwarder
+    progress: Progress = field(default_factory=lambda: Progress(quiet=True))
 
     def begin(self, name: str, feature: str, tags: list[str], description: str = "") -> Scenario:
         scenario = Scenario(self, name, feature, tags, f"{self.correlation_id}/{len(self.scenarios) + 1}",
                             description)
         self.scenarios.append(scenario)
+        self.progress("scenario", name)
         return scenario
 
     @property

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.matrix import ROWS, render
 from harness.model import DrillResult
 from harness.report import append_cab_log
+from harness.report.cab_log import load_key, verified_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,8 @@ def test_the_last_verdict_of_each_row_comes_from_the_newest_report(tmp_path):
     cab = tmp_path / "cab.jsonl"
     run(tmp_path, cab, "a", results("database/primary_failover.feature", "fail", "2026-01-01T00:00:00+00:00"))
     run(tmp_path, cab, "b", results("database/primary_failover.feature", "pass", "2026-04-01T00:00:00+00:00"))
-    table = render(cab, ROOT)
+    entries, skipped = verified_entries(cab, load_key())
+    table = render(entries, skipped, ROOT)
     database = next(line for line in table.splitlines() if line.startswith("2 "))
     assert "PASS 2026-04-01" in database
     api = next(line for line in table.splitlines() if line.startswith("1 "))
@@ -54,3 +56,18 @@ def test_a_tag_selected_drill_runs_and_reports_the_rows_in_the_matrix_order():
     assert ordered[-1] is None          # replication_cut.feature (no row of its own) goes last
     assert row_of(ROOT / "scenarios/connectors/jamf_outage.feature")[1].component == "Jamf API outage"
     assert row_of("scenarios/database/replication_cut.feature") is None
+
+
+def test_the_matrix_reads_only_verified_lines_and_says_how_many_it_skipped(tmp_path):
+    cab = tmp_path / "cab.jsonl"
+    run(tmp_path, cab, "a", results("database/primary_failover.feature", "fail", "2026-01-01T00:00:00+00:00"))
+    run(tmp_path, cab, "b", results("api/stateless_outage.feature", "fail", "2026-04-01T00:00:00+00:00"))
+    lines = cab.read_text().splitlines()
+    forged = json.loads(lines[0])
+    forged["scenarios"][0]["verdict"] = "pass"          # edited without the key
+    cab.write_text(json.dumps(forged) + "\n" + lines[1] + "\n")
+    entries, skipped = verified_entries(cab, load_key())
+    table = render(entries, skipped, ROOT).splitlines()
+    assert next(line for line in table if line.startswith("2 ")).endswith("never run")
+    assert "FAIL 2026-04-01" in next(line for line in table if line.startswith("1 "))
+    assert "(1 CAB log line(s) skipped: not verified" in table[-1]   # the edited one; the next still chains

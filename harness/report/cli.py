@@ -1,0 +1,240 @@
+"""The record's commands: `drill verify DIR`, `drill cab verify`, `drill report DIR [--pdf]`,
+`drill history`, and the sign-off flags `drill run` and `drill chaos` share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import exits
+from ..plan import PlanError
+from ..progress import Progress
+from ..signoff import SignOff, check_window, with_flags
+from .cab_log import CabKeyError, append_cab_record, check_line, check_log, load_key
+from .manifest import check_dir
+
+DEFAULT_CAB_LOG = Path("reports") / "cab-log.jsonl"
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def cab_log_path(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "cab_log", None) or os.environ.get("DRILL_CAB_LOG") or DEFAULT_CAB_LOG)
+
+
+def add_cab_args(p: argparse.ArgumentParser, writes: bool = False) -> None:
+    p.add_argument("--cab-log", help=f"CAB log to {'append to' if writes else 'read'} (default $DRILL_CAB_LOG "
+                                     f"or {DEFAULT_CAB_LOG})")
+    p.add_argument("--cab-key", help="the CAB log's signing key file (default $DRILL_CAB_KEY or "
+                                     "~/.config/drill/cab.key" + (", created on first use)" if writes else ")"))
+
+
+def add_record_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a recorded run: sign-off (they win over the plan's keys), the log, output."""
+    add_cab_args(p, writes=True)
+    g = p.add_argument_group("sign-off (override the plan's keys of the same names)")
+    g.add_argument("--owner", help="who owns the drill (a team or a person)")
+    g.add_argument("--operator", help="who runs it (default: the OS user)")
+    g.add_argument("--approver", help="who approved the change")
+    g.add_argument("--change-ticket", help="the change ticket, e.g. CHG0012345")
+    g.add_argument("--window", metavar="START/END",
+                   help="the change window, ISO 8601 with a time zone, e.g. 2026-12-01T06:00Z/2026-12-01T08:00Z")
+    g.add_argument("--outside-window", action="store_true",
+                   help="run although now is outside the window (the report and the CAB record say so)")
+    p.add_argument("--pdf", action="store_true", help="also write report.pdf (headless Chromium)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of the report path")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary lines on stderr")
+
+
+def recording_from(args: argparse.Namespace, plan_signoff: SignOff):
+    """The Recording the flags ask for; PlanError (exit 2) for a bad flag, a missing key or a run
+    outside its window."""
+    from ..runner.record import Recording
+
+    def fail(key: str, message: str) -> PlanError:
+        return PlanError(f"{key}: {message}")
+
+    flags = {k: getattr(args, k, None) for k in ("owner", "operator", "approver", "change_ticket", "window")}
+    signoff = with_flags(plan_signoff, flags, fail)
+    signoff, refused = check_window(signoff, datetime.now(timezone.utc), args.outside_window)
+    if refused:
+        raise PlanError(refused)
+    try:
+        key = load_key(args.cab_key, create=args.cab_key is None)
+    except CabKeyError as exc:
+        raise PlanError(str(exc)) from None
+    return Recording(cab_log_path(args), key=key, signoff=signoff, pdf=args.pdf,
+                     progress=Progress(quiet=args.quiet or args.json))
+
+
+def printer(args: argparse.Namespace):
+    """print for a run's lines: stderr ones dropped by --quiet and --json, stdout ones by --json."""
+    def log(*parts, file=None):
+        if file is sys.stderr:
+            if not (args.quiet or args.json):
+                print(*parts, file=sys.stderr)
+        elif not args.json:
+            print(*parts)
+    return log
+
+
+def run_summary(result: Any, out_dir: Path, code: int) -> dict[str, Any]:
+    """What `drill run --json` prints: the verdict, the figures per scenario and where the outputs are."""
+    from .cab_log import gates_summary
+
+    results = result.to_json()
+    return {"drill": result.drill, "verdict": result.verdict.value, "exit_code": code,
+            "correlation_id": result.correlation_id, "out_dir": str(out_dir),
+            "report": str(out_dir / "report.html"), "environment_class": result.environment_class,
+            "residual_risk": (result.risk or {}).get("residual"), "gates": gates_summary(results),
+            "scenarios": [{"name": s.name, "verdict": s.verdict.value, "matrix_row": (s.matrix_row or {}).get("number"),
+                           **{k: s.measurements.get(k) for k in ("rto_seconds", "rpo_seconds", "lost_writes")}}
+                          for s in result.scenarios]}
+
+
+# ---- drill verify / drill cab verify -------------------------------------------------------------
+
+def _key(args: argparse.Namespace):
+    try:
+        return load_key(args.cab_key)
+    except CabKeyError as exc:
+        _err(f"drill: {exc}")
+        return None
+
+
+def _verify_dir(args: argparse.Namespace) -> int:
+    """The folder's files against its manifest, and the manifest against the CAB line naming it."""
+    out_dir = Path(args.dir)
+    if not out_dir.is_dir():
+        _err(f"drill verify: {out_dir}: no such folder")
+        return exits.INVALID
+    key = _key(args)
+    if key is None:
+        return exits.INVALID
+    checked = check_dir(out_dir)
+    if not checked.intact:
+        print(f"NOT INTACT: {checked.problem}")
+        return exits.FAIL
+    log = cab_log_path(args)
+    try:
+        lines = log.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        _err(f"drill verify: {log}: no CAB log (give --cab-log)")
+        return exits.INVALID
+    target, found = str(out_dir.resolve()), None
+    prev = None
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and entry.get("out_dir") == target:
+            found = (number, entry, prev)
+        prev = entry.get("hash") if isinstance(entry, dict) else None
+    if found is None:
+        print(f"NOT INTACT: no line of {log} records {target}")
+        return exits.FAIL
+    number, entry, prev = found
+    reason = check_line(entry, prev if number > 1 else "0" * 64, key)
+    if reason:
+        print(f"NOT INTACT: {log} line {number}: {reason}")
+        return exits.FAIL
+    if entry.get("manifest") != checked.manifest_sha256:
+        print(f"NOT INTACT: {out_dir / 'manifest.json'}: its sha256 is not the one {log} line {number} records")
+        return exits.FAIL
+    print(f"INTACT: {out_dir}: every file matches its manifest, recorded in {log} line {number} "
+          f"({entry.get('kind', 'drill')}, {entry.get('drill')}, verdict {entry.get('verdict', '-')})")
+    return exits.PASS
+
+
+def _verify_log(args: argparse.Namespace) -> int:
+    log = cab_log_path(args)
+    key = _key(args)
+    if key is None:
+        return exits.INVALID
+    try:
+        check = check_log(log, key)
+    except FileNotFoundError:
+        _err(f"drill cab verify: {log}: no such CAB log (give --cab-log)")
+        return exits.INVALID
+    if not check.intact:
+        number, reason = check.first_bad
+        print(f"NOT INTACT: {log} line {number}: {reason}"
+              + (f" ({len(check.bad) - 1} more bad line(s))" if len(check.bad) > 1 else ""))
+        return exits.FAIL
+    print(f"INTACT: {log}: {check.lines} line(s), chained and signed with key {key.key_id}")
+    return exits.PASS
+
+
+# ---- drill report DIR [--pdf] -------------------------------------------------------------------
+
+def _report(args: argparse.Namespace) -> int:
+    """Rebuild report.html from results.json (and report.pdf with --pdf), re-seal the folder and
+    record the rebuild in the CAB log; refused when the folder is not intact."""
+    from ..model import DrillResult
+    from .html import write_html
+    from .manifest import write_manifest
+
+    out_dir = Path(args.dir)
+    results = out_dir / "results.json"
+    if not results.is_file():
+        _err(f"drill report: {results}: no results.json; give a drill's output folder")
+        return exits.INVALID
+    checked = check_dir(out_dir)
+    if (out_dir / "manifest.json").exists() and not checked.intact:   # no manifest: written before manifests
+        print(f"NOT INTACT: {checked.problem}; not rebuilding a report from files that changed")
+        return exits.FAIL
+    try:
+        key = load_key(args.cab_key, create=args.cab_key is None)
+        result = DrillResult.from_json(json.loads(results.read_text(encoding="utf-8")))
+    except (CabKeyError, ValueError) as exc:
+        _err(f"drill report: {exc}")
+        return exits.INVALID
+    html = write_html(result, out_dir)
+    written = [html.name]
+    if args.pdf:
+        from ..runner.record import make_pdf
+
+        pdf = make_pdf(html, result)
+        if pdf is None:
+            return exits.UNREACHABLE
+        written.append(pdf.name)
+    digest = write_manifest(out_dir, {"drill": result.drill, "correlation_id": result.correlation_id})
+    append_cab_record(cab_log_path(args), {"kind": "report", "event": "rebuilt", "drill": result.drill,
+                                            "correlation_id": result.correlation_id, "files": written,
+                                            "out_dir": str(out_dir.resolve()), "manifest": digest}, key)
+    for name in written:
+        print(out_dir / name)
+    return exits.PASS
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("verify", help="check a drill output folder against its manifest and the CAB log",
+                       description="Exit 0 when every file matches the folder's manifest and the manifest matches "
+                                   "the keyed CAB line that records the folder; 1 naming the first file or line that "
+                                   "does not.")
+    p.add_argument("dir", help="a drill's output folder, e.g. reports/out/quarterly-database")
+    add_cab_args(p)
+    p.set_defaults(func=_verify_dir)
+
+    cab = sub.add_parser("cab", help="the CAB log")
+    cab_sub = cab.add_subparsers(dest="cab_command", metavar="ACTION")
+    cab_sub.required = True
+    p = cab_sub.add_parser("verify", help="check every line's chain and signature",
+                           description="Exit 0 when every line chains onto the one before and its mac verifies with "
+                                       "the key; 1 naming the first line that does not.")
+    add_cab_args(p)
+    p.set_defaults(func=_verify_log)
+
+    p = sub.add_parser("report", help="rebuild a drill's report.html from its results.json (and --pdf)")
+    p.add_argument("dir", help="a drill's output folder")
+    p.add_argument("--pdf", action="store_true", help="also write report.pdf (headless Chromium)")
+    add_cab_args(p, writes=True)
+    p.set_defaults(func=_report)

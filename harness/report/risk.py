@@ -1,0 +1,159 @@
+"""Risk scores for missed thresholds (spec section 4: "failures require a new risk score if
+thresholds missed"): score = likelihood x impact, each 1-5. Pure: it reads results and the
+verified CAB history, nothing else.
+
+Impact, from what the failure-modes matrix row says the failure does (its Impact column), or the
+HA domain's for a scenario of no row; a tier-1 plan adds 1, tier 3 takes 1 (within 1-5).
+
+Likelihood, from how far the measure missed and how often it missed before:
+- a numeric gate (operator and limit): the miss ratio r is measured / limit for "at most" rules,
+  limit / measured for "at least" rules, and (1 - measured) / (1 - limit) for "at least" ratios
+  such as availability (the unavailability against the allowed unavailability); r <= 1.5 gives 2,
+  <= 3 gives 3, <= 10 gives 4, more (or a limit of 0 exceeded) gives 5;
+- a rule that is not a single number (a refusal, an order of events) missed: 3;
+- a gate that could not be judged (unknown): 3, the rule unproven;
+- then +1 when the same gate of the same drill missed in 1 or 2 of its last 4 verified runs, +2 in
+  3 or 4 of them (at most 5).
+Level: 1-4 low, 5-9 medium, 10-15 high, 16-25 critical. The drill's residual risk is its highest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from harness.report.files import iter_gates, verdict_text
+from harness.report.text import show
+
+ROW_IMPACT = {  # matrix row -> (impact 1-5, the row's Impact column)
+    1: (4, "New Deployment Intents and approves blocked"),
+    2: (5, "No reads/writes for policy/evidence"),
+    3: (4, "Evidence packs cannot be written/read, publish blocked"),
+    4: (3, "deployments paused for rings relying on Intune"),
+    5: (3, "macOS ring progression halted"),
+    6: (3, "Air-gapped ring cannot progress"),
+    7: (5, "Audit events not persisted: non-compliance risk"),
+}
+DOMAIN_IMPACT = {"database": 5, "event-store": 5, "backup-restore": 5, "evidence-store": 4, "api": 4,
+                 "connectors": 3, "all": 4}
+HISTORY_RUNS = 4
+AT_MOST, AT_LEAST = ("<=", "<"), (">=", ">")
+
+
+def level(score: int) -> str:
+    if score <= 0:
+        return "none"
+    return "low" if score <= 4 else "medium" if score <= 9 else "high" if score <= 15 else "critical"
+
+
+def impact_of(matrix_row: int | None, ha_domain: str | None, tier: int | None) -> tuple[int, str]:
+    if matrix_row in ROW_IMPACT:
+        base, words = ROW_IMPACT[matrix_row]
+        why = f"matrix row {matrix_row}: {words}"
+    else:
+        base = DOMAIN_IMPACT.get(str(ha_domain), 3)
+        why = f"HA domain {ha_domain or 'unknown'}"
+    if tier == 1:
+        return min(5, base + 1), why + "; tier 1 (+1)"
+    if tier == 3:
+        return max(1, base - 1), why + "; tier 3 (-1)"
+    return base, why
+
+
+def miss_ratio(gate: dict[str, Any]) -> float | None:
+    """How many times over its limit a failed numeric gate is; None when the rule is not numeric."""
+    operator, limit, measured = gate.get("operator"), gate.get("limit"), gate.get("measured")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (limit, measured))
+    if operator not in AT_MOST + AT_LEAST or not numbers:
+        return None
+    if operator in AT_MOST:
+        return measured / limit if limit > 0 else (math.inf if measured > limit else 1.0)
+    if gate.get("unit") == "ratio" and limit < 1:
+        return (1 - measured) / (1 - limit)
+    return limit / measured if measured > 0 else math.inf
+
+
+def likelihood_of(gate: dict[str, Any], verdict: str, misses_before: int, runs_before: int) -> tuple[int, str]:
+    if verdict == "unknown":
+        base, why = 3, "could not be judged: the rule is unproven"
+    else:
+        ratio = miss_ratio(gate)
+        if ratio is None:
+            base, why = 3, "a rule that is not a single number was missed"
+        else:
+            base = 2 if ratio <= 1.5 else 3 if ratio <= 3 else 4 if ratio <= 10 else 5
+            why = "missed by a limit of 0" if math.isinf(ratio) else f"{ratio:.2g} times the limit"
+    if misses_before:
+        extra = 2 if misses_before >= 3 else 1
+        base = min(5, base + extra)
+        why += f"; missed in {misses_before} of the last {runs_before} runs (+{extra})"
+    return base, why
+
+
+def deviation_text(scenario: str, gate: dict[str, Any], verdict: str) -> str:
+    """The deviation in plain words, for the CAB."""
+    what = gate.get("description") or gate.get("id")
+    unit = gate.get("unit")
+    measured = show(gate.get("measured"))
+    if verdict == "unknown":
+        because = first_sentence(gate.get("detail")) or "the evidence was missing"
+        return f"{scenario}: not proven whether {what} ({because})."
+    if miss_ratio(gate) is not None:
+        units = f" {unit}" if unit and unit != "ratio" else ""
+        return f"{scenario}: {what}: measured {measured}{units}, the limit is {gate.get('operator')} {show(gate.get('limit'))}{units}."
+    because = first_sentence(gate.get("detail"))
+    return f"{scenario}: {what}: not met" + (f" ({because})." if because else ".")
+
+
+def first_sentence(text: Any, limit: int = 160) -> str:
+    text = " ".join(str(text or "").split())
+    for stop in (". ", "; "):
+        if stop in text:
+            text = text.split(stop, 1)[0]
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "..."
+
+
+def past_misses(previous: Iterable[dict[str, Any]], drill: str) -> tuple[dict[str, int], int]:
+    """({"scenario/gate": times missed}, runs counted) over the drill's last HISTORY_RUNS verified runs."""
+    runs = [e for e in previous if e.get("kind", "drill") == "drill" and e.get("drill") == drill
+            and not e.get("dry_run")][-HISTORY_RUNS:]
+    counts: dict[str, int] = {}
+    for entry in runs:
+        for gate_id in set((entry.get("gates") or {}).get("not_passed") or ()):
+            counts[gate_id] = counts.get(gate_id, 0) + 1
+    return counts, len(runs)
+
+
+def assess(results: dict[str, Any], tier: int | None, previous: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """{"items": a score per gate that did not pass, "residual": the highest, "rule": how}."""
+    misses, runs = past_misses(previous, str(results.get("drill")))
+    rows = {str(s.get("name")): (s.get("matrix_row") or {}).get("number") for s in results.get("scenarios") or ()}
+    items = []
+    for scenario, gate in iter_gates(results):
+        verdict = verdict_text(gate.get("verdict"))
+        if verdict == "pass":
+            continue
+        gate_key = f"{scenario}/{gate.get('id')}"
+        impact, impact_why = impact_of(rows.get(scenario), results.get("ha_domain"), tier)
+        likelihood, likelihood_why = likelihood_of(gate, verdict, misses.get(gate_key, 0), runs)
+        score = likelihood * impact
+        items.append({"scenario": scenario, "gate": gate.get("id"), "verdict": verdict,
+                      "likelihood": likelihood, "likelihood_why": likelihood_why,
+                      "impact": impact, "impact_why": impact_why, "score": score, "level": level(score),
+                      "text": deviation_text(scenario, gate, verdict)})
+    items.sort(key=lambda i: -i["score"])
+    if items:
+        top = items[0]
+        residual = {"score": top["score"], "level": top["level"], "scenario": top["scenario"], "gate": top["gate"],
+                    "text": top["text"]}
+    else:
+        residual = {"score": 0, "level": "none", "scenario": None, "gate": None,
+                    "text": "no threshold was missed and every gate was judged"}
+    return {"items": items, "residual": residual, "rule": "score = likelihood x impact, each 1-5 (README: Risk scores)"}
+
+
+def risk_of(risk: dict[str, Any], scenario: str, gate_id: str) -> dict[str, Any] | None:
+    for item in risk.get("items") or ():
+        if item.get("scenario") == scenario and item.get("gate") == gate_id:
+            return item
+    return None
