@@ -215,6 +215,31 @@ def _report(args: argparse.Namespace) -> int:
     return exits.PASS
 
 
+# ---- drill history ------------------------------------------------------------------------------
+
+def _history(args: argparse.Namespace) -> int:
+    from .cab_log import key_or_none, verified_entries
+    from .files import atomic_write_text
+    from .history import history, render_history
+
+    key = key_or_none(args.cab_key)
+    entries, skipped = verified_entries(cab_log_path(args), key)
+    data = history(entries, skipped, datetime.now(timezone.utc))
+    page = atomic_write_text(Path(args.html), render_history(data))
+    if args.json:
+        print(json.dumps({**data, "page": str(page)}, indent=1))
+        return exits.PASS
+    print(f"{data['runs']} drill run(s), {data['passed']} passed; trend page: {page}")
+    if skipped:
+        print(f"{skipped} CAB log line(s) skipped: not verified" + ("" if key else " (no CAB key: give --cab-key)"))
+    for d in data["domains"]:
+        last = d["last_pass"]
+        rate = "no runs" if d["pass_rate"] is None else f"{d['passed']}/{d['runs']} passed"
+        print(f"  {d['domain']:15} {rate:14} last pass: "
+              f"{last['drill'] + ' ' + last['finished_at'][:10] if last else 'none':40} {'OVERDUE' if d['overdue'] else ''}")
+    return exits.PASS
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("verify", help="check a drill output folder against its manifest and the CAB log",
                        description="Exit 0 when every file matches the folder's manifest and the manifest matches "
@@ -232,6 +257,13 @@ def add_parsers(sub) -> None:
                                        "the key; 1 naming the first line that does not.")
     add_cab_args(p)
     p.set_defaults(func=_verify_log)
+
+    p = sub.add_parser("history", help="every verified drill per HA domain and quarter, and an HTML trend page")
+    p.add_argument("--json", action="store_true", help="print the history as JSON")
+    p.add_argument("--html", default=str(Path("reports") / "history.html"),
+                   help="where to write the trend page (default reports/history.html)")
+    add_cab_args(p)
+    p.set_defaults(func=_history)
 
     p = sub.add_parser("report", help="rebuild a drill's report.html from its results.json (and --pdf)")
     p.add_argument("dir", help="a drill's output folder")

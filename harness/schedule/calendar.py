@@ -150,7 +150,7 @@ def domain_states(entries: Iterable[dict], domain_of: Callable[[str], str | None
     schedule record, no chaos run), and whether it is stale at `now`."""
     last: dict[str, tuple[dt.datetime, str]] = {}
     for entry in entries:
-        if entry.get("kind") or entry.get("dry_run") or entry.get("verdict") != "pass":
+        if entry.get("kind", "drill") != "drill" or entry.get("dry_run") or entry.get("verdict") != "pass":
             continue
         finished = _instant(entry.get("finished_at"))
         drill = entry.get("drill")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..plan import PlanError
-from ..report.cab_log import read_cab_entries
+from ..report.cab_log import key_or_none, verified_entries
 from .backup_jobs import JOBS as BACKUP_JOBS
 from .calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, cron_trigger, domain_states
 from .daemon import Daemon, add_trigger, load_plans, open_store
@@ -61,7 +61,7 @@ def _open(args: argparse.Namespace):
     """(plans, plan errors, job store, ledger, each HA domain's state) or ValueError."""
     plans, errors = load_plans(Path(args.plans), Path.cwd())
     jobstore, ledger = open_store(args.store)
-    states = domain_states(read_cab_entries(_cab_log(args)), lambda d: plans[d].ha_domain if d in plans else None,
+    states = domain_states(verified_entries(_cab_log(args), key_or_none())[0], lambda d: plans[d].ha_domain if d in plans else None,
                            now_utc(), args.stale_days)
     return plans, errors, jobstore, ledger, states
 
