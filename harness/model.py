@@ -142,7 +142,11 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class GateResult:
-    """One validation rule evaluated: what was measured against which threshold."""
+    """One validation rule evaluated: what was measured against which threshold.
+
+    `threshold` is the rule as people read it. When the rule is one numeric comparison, `operator`
+    and `limit` say it for machines (pass exactly when `measured operator limit`), `unit` what the
+    numbers count; all three None for any other rule."""
 
     id: str
     description: str
@@ -150,19 +154,30 @@ class GateResult:
     threshold: Any
     verdict: Verdict
     detail: str = ""
+    operator: str | None = None
+    limit: float | int | None = None
+    unit: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "description": self.description, "measured": self.measured,
-                "threshold": self.threshold, "verdict": self.verdict.value, "detail": self.detail}
+                "threshold": self.threshold, "verdict": self.verdict.value, "detail": self.detail,
+                "operator": self.operator, "limit": self.limit, "unit": self.unit}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "GateResult":
+        """A gate from results.json; one written before operator/limit/unit existed reads them None."""
         try:
             verdict = Verdict(str(data.get("verdict", "unknown")).lower())
         except ValueError:
             verdict = Verdict.UNKNOWN
+        operator = data.get("operator")
+        limit = data.get("limit")
+        unit = data.get("unit")
         return cls(str(data.get("id", "")), str(data.get("description", "")), data.get("measured"),
-                   data.get("threshold"), verdict, str(data.get("detail") or ""))
+                   data.get("threshold"), verdict, str(data.get("detail") or ""),
+                   operator if operator in ("<=", ">=", "<", ">", "==") else None,
+                   limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None,
+                   None if unit is None else str(unit))
 
 
 @dataclass(frozen=True)

@@ -365,9 +365,11 @@ class BackupRpo(Gate):
     <= the plan's backup_rpo_seconds (24 h; 1 h for tier-1)."""
 
     id = "backup_rpo_seconds"
+    operator, unit = "<=", "s"
 
     def __init__(self, target: float, fault: str):
         self.target, self.fault = target, fault
+        self.limit = target
         self.threshold = f"<= {target:g} s"
         self.description = f"Backup RPO (age of the restored snapshot at the fault) <= {target:g} s"
 

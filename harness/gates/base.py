@@ -28,18 +28,26 @@ def register(cls: type["Gate"]) -> type["Gate"]:
 
 class Gate(abc.ABC):
     """A validation rule. `id` names it in results and reports; `description` says it in the
-    spec's words; `threshold` is what it requires, as shown beside the measured value."""
+    spec's words; `threshold` is what it requires, as shown beside the measured value.
+
+    A rule that is one numeric comparison of its measured value also sets `operator` ("<=", ">=",
+    "<", ">", "=="), `limit` (the number measured is compared against, in measured's unit) and
+    `unit`: it passes exactly when `measured operator limit`. Any other rule leaves them None."""
 
     id: str = ""
     description: str = ""
     threshold: Any = None
+    operator: str | None = None
+    limit: float | int | None = None
+    unit: str | None = None
 
     @abc.abstractmethod
     def evaluate(self, history: History) -> GateResult:
         """Judge the history against this gate's threshold."""
 
     def result(self, verdict: Verdict, measured: Any, detail: str = "") -> GateResult:
-        return GateResult(self.id, self.description, measured, self.threshold, verdict, detail)
+        return GateResult(self.id, self.description, measured, self.threshold, verdict, detail,
+                          self.operator, self.limit, self.unit)
 
     def judge(self, ok: bool | None, measured: Any, detail: str = "") -> GateResult:
         """ok True -> pass, False -> fail, None -> unknown."""
@@ -54,14 +62,17 @@ def evaluate_gate(gate: Gate, history: History) -> GateResult:
     """Evaluate one gate; any exception, or anything but a GateResult, is UNKNOWN, never PASS."""
     gate_id = getattr(gate, "id", "") or type(gate).__name__
     description = getattr(gate, "description", "")
+    typed = (getattr(gate, "operator", None), getattr(gate, "limit", None), getattr(gate, "unit", None))
     try:
         result = gate.evaluate(history)
     except Exception as exc:  # noqa: BLE001 - a broken check must not stop the other gates
         detail = f"check raised {type(exc).__name__}: {exc}"
-        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail)
+        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail,
+                          *typed)
     if not isinstance(result, GateResult) or not isinstance(result.verdict, Verdict):
         detail = f"check returned {result!r} instead of a GateResult with a Verdict"
-        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail)
+        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail,
+                          *typed)
     return result
 
 

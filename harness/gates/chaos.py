@@ -42,9 +42,10 @@ class ProbeOutageWithinTolerance(Gate):
     """Stop condition: the API's health probe never failed for longer than the plan's tolerance."""
 
     id = "probe_outage_within_tolerance"
+    operator, unit = "<=", "s"
 
     def __init__(self, tolerance_s: float):
-        self.tolerance_s = tolerance_s
+        self.tolerance_s = self.limit = tolerance_s
         self.threshold = f"<= {tolerance_s:g} s"
         self.description = f"The health probe never failed for longer than {tolerance_s:g} s in a row"
 
@@ -61,9 +62,10 @@ class ErrorBudgetNotSpent(Gate):
     """Stop condition: the probes' total downtime over the run stayed within the plan's budget."""
 
     id = "error_budget_not_spent"
+    operator, unit = "<=", "s"
 
     def __init__(self, budget_s: float):
-        self.budget_s = budget_s
+        self.budget_s = self.limit = budget_s
         self.threshold = f"<= {budget_s:g} s"
         self.description = f"Total API downtime seen by the probes over the run <= {budget_s:g} s"
 

@@ -262,7 +262,7 @@ class ResumeRequiresLowThrottleCount(Gate):
     and none is accepted while it is."""
 
     def __init__(self, platform: str, limit: int = 5, window_s: float = 300.0):
-        self.platform, self.limit, self.window_s = platform, limit, window_s
+        self.platform, self.max_count, self.window_s = platform, limit, window_s   # not a typed limit: measured is a dict
         self.id = "resume_requires_throttle_count_le_5" if limit == 5 else f"resume_requires_throttle_count_le_{limit}"
         self.threshold = f"refused while > {limit}"
         self.description = f"Promotions on {platform} stay paused after recovery while GraphThrottleCount > {limit}"
@@ -273,9 +273,9 @@ class ResumeRequiresLowThrottleCount(Gate):
             return self.unknown(f"{self.platform} was not healed")
         ops = [(o, throttle_count(history, self.platform, o.t_invoke, self.window_s))
                for o in _promotions(history, self.platform) if o.t_invoke >= healed]
-        high = [(o, n) for o, n in ops if n > self.limit]
+        high = [(o, n) for o, n in ops if n > self.max_count]
         if not high:
-            return self.unknown(f"no promotion attempted after recovery while the count was above {self.limit}")
+            return self.unknown(f"no promotion attempted after recovery while the count was above {self.max_count}")
         accepted = [(o, n) for o, n in high if o.ok]
         measured = {"attempted_while_high": len(high), "accepted": len(accepted),
                     "throttle_count": max(n for _, n in high)}

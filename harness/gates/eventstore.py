@@ -76,6 +76,7 @@ class NoChangeWithoutEvent(Gate):
     id = "no_change_acknowledged_without_event"
     description = "No state change acknowledged without its audit event in the event store"
     threshold = "0"
+    operator, limit, unit = "==", 0, "state changes"
 
     def evaluate(self, history: History) -> GateResult:
         read, unknown = _audit_read(self, history)

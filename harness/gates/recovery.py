@@ -18,9 +18,11 @@ class RtoSeconds(Gate):
     Never recovered is FAIL; no fault to measure from, or nothing to confirm recovery with, UNKNOWN."""
 
     id = "rto_seconds"
+    operator, unit = "<=", "s"
 
     def __init__(self, target: float, fault: str | None = None, on: str = "write"):
         self.target, self.fault, self.on = target, fault, on
+        self.limit = target
         self.threshold = f"<= {target:g} s"
         self.description = (f"Recovery time (fault to the first {on.split(':')[0]} after it that completed "
                             f"ok end to end) <= {target:g} s")
@@ -42,9 +44,11 @@ class RpoSeconds(Gate):
     """RPO <= target: fault time minus the acknowledgement of the first lost write (0: none lost)."""
 
     id = "rpo_seconds"
+    operator, unit = "<=", "s"
 
     def __init__(self, target: float, fault: str | None = None, writes: str = "write", read: str = "final_read"):
         self.target, self.fault, self.writes, self.read = target, fault, writes, read
+        self.limit = target
         self.threshold = f"<= {target:g} s"
         self.description = f"Recovery point (data loss window before the fault) <= {target:g} s"
 
@@ -64,9 +68,11 @@ class LostWrites(Gate):
     """Acknowledged writes absent after recovery <= allowed (default 0)."""
 
     id = "lost_writes"
+    operator, unit = "<=", "writes"
 
     def __init__(self, allowed: int = 0, writes: str = "write", read: str = "final_read"):
         self.allowed, self.writes, self.read = allowed, writes, read
+        self.limit = allowed
         self.threshold = f"<= {allowed}"
         self.description = f"Acknowledged writes lost <= {allowed}"
 
@@ -87,6 +93,7 @@ class DuplicatedWrites(Gate):
 
     id = "duplicated_writes"
     threshold = "0"
+    operator, limit, unit = "==", 0, "writes"
     description = "No write applied twice (duplicated writes = 0)"
 
     def __init__(self, writes: str = "write", read: str = "final_read"):
@@ -106,6 +113,7 @@ class DuplicatedEvents(Gate):
 
     id = "duplicated_events"
     threshold = "0"
+    operator, limit, unit = "==", 0, "state changes"
     description = "No state change recorded twice in the append-only event store"
 
     def evaluate(self, history: History) -> GateResult:
@@ -132,6 +140,7 @@ class DuplicatedApplies(Gate):
 
     id = "duplicated_applies"
     threshold = "0"
+    operator, limit, unit = "==", 0, "intents"
     description = "No intent applied twice by a platform (Test-IdempotencyKey)"
 
     def __init__(self, platforms: tuple[str, ...], keys: set[str] | None = None):
@@ -250,9 +259,10 @@ class TransactionLagBeforeFailback(Gate):
     a failback refused for lag, or made with more lag, fails."""
 
     id = "transaction_lag_seconds"
+    operator, unit = "<=", "s"
 
     def __init__(self, limit: float = 5.0):
-        self.limit = limit
+        self.limit = limit     # also the typed result's limit
         self.threshold = f"<= {limit:g} s"
         self.description = f"TransactionLag <= {limit:g} s before failback"
 

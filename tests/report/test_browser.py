@@ -1,0 +1,173 @@
+"""The drill report in a real headless Chromium: what it fetches, how it lays out on a desktop and a
+phone, its PDF and a screenshot. One browser for the module; skipped, with the reason, without one."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.report.browser import Browser, BrowserUnavailable, available, print_pdf
+from harness.report.html import write_html
+from tests.unit.test_report import R, make_results
+
+TITLE = "Quarterly database failover drill"
+PHONE = 390
+
+
+def long_results(scenarios: int = 6) -> dict:
+    """A drill of several scenarios, one failed, with faults, observations and drill-level gates."""
+    results = make_results()
+    results["verdict"] = "fail"
+    results["scenarios"] = []
+    for i in range(scenarios):
+        failed = i == 2
+        name = f"scenario-{i + 1}-{'db-primary-kill' if i % 2 == 0 else 'network-partition-of-the-api'}"
+        s = copy.deepcopy(make_results(name=name, rto_verdict="fail" if failed else "pass",
+                                       rto=45.0 if failed else 3.2 + i)["scenarios"][0])
+        s.update(
+            feature=f"drills/features/database.feature:{10 * i + 3}", tags=["database", "destructive"],
+            description="Given a steady state with writes every 100 ms\nWhen the primary is killed\n"
+                        "Then a replica is promoted within the RTO",
+            matrix_row={"number": i + 1, "component": "PostgreSQL primary", "failure": "process killed"},
+            observations=["replica promoted after 2.9 s", "the API answered 503 for 3 s, then recovered"],
+            faults=[{"label": f"kill-primary-{i}", "type": "process_kill", "target": "db-1",
+                     "description": "SIGKILL the PostgreSQL primary", "injected_s": 4.0, "healed_s": 10.0,
+                     "time_limit_s": 120}],
+            lost_write_keys=[f"intent-{i}-{k}" for k in range(3)] if failed else [],
+        )
+        results["scenarios"].append(s)
+    results["gates"] = [{"id": "all_scenarios_ran", "description": "Every planned scenario ran",
+                         "measured": scenarios, "threshold": f"== {scenarios}", "verdict": "pass"}]
+    return results
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    return write_html(R(long_results()), tmp_path_factory.mktemp("report"))
+
+
+def _live_members(group: int) -> list[int]:
+    """Processes of process group `group` that are not zombies, read from /proc."""
+    live = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            state, _ppid, pgrp = stat[stat.rindex(")") + 2:].split()[:3]
+            if int(pgrp) == group and state not in ("Z", "X"):
+                live.append(int(entry.name))
+    return live
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = available()
+    if reason:
+        pytest.skip(f"headless Chromium unavailable: {reason}")
+    try:
+        started = Browser().start()
+    except BrowserUnavailable as exc:
+        pytest.skip(f"headless Chromium unavailable: {exc.reason}")
+    group, tempdir = started.process.pid, started.tempdir
+    yield started
+    started.close()
+    # closing kills the browser's whole process group and removes its profile
+    assert not tempdir.exists()
+    deadline = time.monotonic() + 5
+    while _live_members(group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _live_members(group) == []
+
+
+def test_a_missing_chromium_is_named_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRILL_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    reason = available()
+    assert "DRILL_CHROMIUM" in reason and "apt-get install chromium" in reason
+    with pytest.raises(BrowserUnavailable, match="apt-get install chromium"):
+        Browser().start()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_report_fetches_only_itself_and_draws_its_charts(browser, report):
+    with browser.open(report, width=1280) as page:
+        assert page.requests[0] == report.resolve().as_uri()
+        assert [u for u in page.requests if u != page.url and not u.startswith("data:")] == []
+        svgs = page.boxes("svg")
+        assert len(svgs) == 6
+        assert all(box["width"] > 100 and box["height"] > 20 for box in svgs), svgs
+        banner = page.evaluate("document.querySelector('.banner').innerText")
+        assert "Verdict: FAIL" in banner and "at least one gate failed" in banner
+
+
+VERDICT_COLUMNS = """
+Array.from(document.querySelectorAll('table'))
+  .filter(t => Array.from(t.querySelectorAll('th')).some(th => th.textContent.trim() === 'Verdict'))
+  .map(t => {
+    const heads = Array.from(t.rows[0].cells).map(c => c.textContent.trim());
+    const verdict = heads.indexOf('Verdict');
+    return Array.from(t.rows).map(r => {
+      const last = r.cells[r.cells.length - 1].getBoundingClientRect();
+      const v = r.cells[verdict].getBoundingClientRect();
+      return {last_right: last.right, last_width: last.width, verdict_right: v.right,
+              verdict_width: v.width, text: r.cells[verdict].innerText.trim()};
+    });
+  })
+"""
+
+
+def test_on_a_phone_the_verdict_column_stays_on_screen(browser, report):
+    with browser.open(report, width=PHONE, height=844, mobile=True) as page:
+        tables = page.evaluate(VERDICT_COLUMNS)
+        assert len(tables) == 1 + 1 + 6   # gates not passed, drill gates, one per scenario
+        for rows in tables:
+            for row in rows:
+                assert row["last_width"] > 0 and 0 < row["last_right"] <= PHONE, row
+                assert row["verdict_width"] > 0 and row["verdict_right"] <= PHONE, row
+        verdicts = {row["text"] for rows in tables for row in rows[1:]}
+        assert verdicts == {"PASS", "FAIL", "UNKNOWN"}
+        assert page.evaluate("window.innerWidth") == PHONE   # nothing widened the layout either
+
+
+def test_a_page_that_fetches_something_shows_it_but_reaches_nothing(browser, tmp_path):
+    page_path = tmp_path / "fetches.html"
+    page_path.write_text('<!DOCTYPE html><title>fetches</title><img src="http://example.com/x.png">')
+    with browser.open(page_path) as page:
+        assert "http://example.com/x.png" in page.requests
+        # the request went nowhere: no resolver, no proxy
+        assert page.evaluate("document.images[0].complete && document.images[0].naturalWidth") == 0
+
+
+def test_the_report_prints_to_a_pdf_with_a_header_and_page_numbers(browser, report, tmp_path):
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is missing: pip install -e '.[test]'")
+    began = time.monotonic()
+    pdf = print_pdf(report, tmp_path / "report.pdf", TITLE + " <&>", browser=browser)
+    took = time.monotonic() - began
+    assert pdf == tmp_path / "report.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]   # no temp file left behind
+    reader = pypdf.PdfReader(pdf)
+    pages = len(reader.pages)
+    assert pages > 1
+    first = reader.pages[0].extract_text()
+    assert f"Page 1 of {pages}" in first
+    assert TITLE + " <&>" in first   # escaped in the header template, shown as typed
+    last = reader.pages[-1].extract_text()
+    assert f"Page {pages} of {pages}" in last and TITLE in last
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)   # A4 in points
+    assert took < 20
+
+
+def test_a_screenshot_of_the_whole_report(browser, report, tmp_path):
+    with browser.open(report) as page:
+        shot = page.screenshot(tmp_path / "report.png")
+        height = page.evaluate("document.documentElement.scrollHeight")
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+    width, tall = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, tall) == (1280, height)   # the whole page, not only the 900 px viewport
