@@ -265,7 +265,7 @@ class DrillResult:
     plan_sha256: str | None = None
     risk: dict[str, Any] = field(default_factory=dict)
     since_last_run: list[dict[str, Any]] = field(default_factory=list)
-    schema_version: int = 2
+    schema_version: int = 3
 
     def to_json(self) -> dict[str, Any]:
         data = {"schema_version": self.schema_version}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -11,7 +12,8 @@ import jinja2
 
 from harness.model import DrillResult
 from harness.report.files import atomic_write_text, iter_gates, verdict_text
-from harness.report.text import show
+from harness.report.risk import assess, risk_of
+from harness.report.text import human_seconds, show
 
 FILENAME = "report.html"
 TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
@@ -37,15 +39,34 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["show"] = show
+    env.filters["human_seconds"] = human_seconds
     return env
 
 
-def timeline(data: dict[str, Any] | None) -> dict[str, Any]:
-    """SVG geometry of a scenario timeline: probe dots by status and shaded fault windows.
+MARKERS = ("detect", "promote", "reconnect", "first_write", "failback")
 
-    A window whose end is null runs to the right edge and is labelled "not healed".
-    """
+
+def fault_origin(events: list[dict[str, Any]], phases: dict[str, Any]) -> dict[str, Any] | None:
+    """The injection the recovery phases count from (phases are seconds after it): the inject event
+    whose offsets match the recorded events of the same names, else the first injection."""
+    injects = [e for e in events if e.get("kind") == "inject" and isinstance(e.get("t"), (int, float))]
+    for inject in injects:
+        for e in events:
+            phase = phases.get(e.get("kind"))
+            if isinstance(phase, (int, float)) and abs(e["t"] - inject["t"] - phase) < 0.01:
+                return inject
+    return injects[0] if injects else None
+
+
+def timeline(data: dict[str, Any] | None, events: list[dict[str, Any]] | None = None,
+             phases: dict[str, Any] | None = None, rto: Any = None) -> dict[str, Any]:
+    """SVG geometry of a scenario timeline on one time base, seconds from the fault: probe dots by
+    status, shaded fault windows, the recovery markers (detect, promote, reconnect, first write,
+    failback) and the RTO bracket. A window whose end is null runs to the right edge and is
+    labelled "not healed"."""
     data = data or {}
+    origin = fault_origin(events or [], phases or {})
+    zero = float(origin["t"]) if origin else 0.0
     probes = [(float(t), str(s)) for t, s in data.get("probes") or () if t is not None]
     windows = [(w[0], w[1] if len(w) > 1 else None, w[2] if len(w) > 2 else "fault")
                for w in data.get("fault_windows") or ()]
@@ -58,6 +79,16 @@ def timeline(data: dict[str, Any] | None) -> dict[str, Any]:
     def x(t: float) -> float:
         return round(LEFT + (t - t0) / span * plot_w, 2)
 
+    markers = []
+    if origin is not None:
+        for name in MARKERS:
+            at = (phases or {}).get(name)
+            if isinstance(at, (int, float)) and t0 <= zero + at <= t1:
+                markers.append({"x": x(zero + at), "label": name.replace("_", " "), "title": f"{name}: +{at:.3g} s"})
+    bracket = None
+    if origin is not None and isinstance(rto, (int, float)) and not isinstance(rto, bool):
+        bracket = {"x1": x(zero), "x2": x(min(t1, zero + rto)), "label": f"RTO {human_seconds(rto)}"}
+
     dots = [{"x": x(t), "y": ROW_Y.get(s, ROW_Y["info"]), "status": s if s in ROW_Y else "info",
              "title": f"{t:.1f} s: {s}"} for t, s in probes]
     shaded = []
@@ -66,16 +97,25 @@ def timeline(data: dict[str, Any] | None) -> dict[str, Any]:
         right = x(float(end)) if end is not None else WIDTH - RIGHT
         label = f"{name} (not healed)" if end is None else str(name)
         shaded.append({"x": left, "w": max(right - left, 1.0), "label": label})
-    ticks = [{"x": x(t0 + span * i / 5), "label": _tick(t0 + span * i / 5, span)} for i in range(6)]
+    ticks = [{"x": x(t0 + span * i / 5), "label": _tick(t0 + span * i / 5 - zero, span)} for i in range(6)]
+    wall = origin.get("wall") if origin else None
     return {"width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT,
             "axis_y": HEIGHT - BOTTOM, "rows": ROW_Y, "dots": dots, "windows": shaded,
-            "ticks": ticks, "empty": not probes, "counts": _counts(probes)}
+            "ticks": ticks, "empty": not probes, "counts": _counts(probes), "markers": markers, "bracket": bracket,
+            "origin": None if origin is None else {"name": origin.get("name"), "wall": _wall(wall)}}
+
+
+def _wall(epoch: Any) -> str | None:
+    if not isinstance(epoch, (int, float)) or not epoch:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4] + " UTC"
 
 
 def _tick(t: float, span: float) -> str:
+    sign = "+" if t > 0.05 else ""
     if span > 900:
-        return f"{t / 60:.1f} min"
-    return f"{t:.0f} s" if span >= 50 else f"{t:.1f} s"
+        return f"{sign}{t / 60:.1f} min"
+    return f"{sign}{t:.0f} s" if span >= 50 else f"{sign}{t:.1f} s"
 
 
 def _counts(probes: list[tuple[float, str]]) -> dict[str, int]:
@@ -88,6 +128,51 @@ def _counts(probes: list[tuple[float, str]]) -> dict[str, int]:
 NOT_MEASURED = "n/a"
 
 
+def against(measured: Any, target: Any) -> dict[str, Any]:
+    """A time measured against its at-most target: the words and whether it was met."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (measured, target))
+    if not numbers:
+        return {"measured": human_seconds(measured), "target": human_seconds(target), "met": None,
+                "margin": "not measured" if target is not None else "no target"}
+    met = measured <= target
+    gap = human_seconds(abs(target - measured))
+    return {"measured": human_seconds(measured), "target": human_seconds(target), "met": met,
+            "margin": f"met, {gap} to spare" if met else f"missed by {gap}"}
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Page 1: each scenario's RTO and RPO against the plan's targets, in words."""
+    targets = results.get("targets") or {}
+    rows = []
+    for s in results.get("scenarios") or ():
+        m = s.get("measurements") or {}
+        row = (s.get("matrix_row") or {}).get("number")
+        rows.append({"name": s.get("name"), "row": row, "verdict": verdict_text(s.get("verdict")),
+                     "rto": against(m.get("rto_seconds"), targets.get("rto_seconds")) if "rto_seconds" in m else None,
+                     "rpo": against(m.get("rpo_seconds"), targets.get("rpo_seconds")) if "rpo_seconds" in m else None,
+                     "lost": m.get("lost_writes"), "duplicated": m.get("duplicated_writes")})
+    return rows
+
+
+def availability_sentence(results: dict[str, Any]) -> str | None:
+    """Availability and the error budget, in one sentence for the whole drill."""
+    worst = None
+    for s in results.get("scenarios") or ():
+        m = s.get("measurements") or {}
+        if "error_budget_used_s" in m and (worst is None or m["error_budget_used_s"] > worst[1]["error_budget_used_s"]):
+            worst = (s.get("name"), m)
+    if worst is None:
+        return None
+    name, m = worst
+    target = (results.get("targets") or {}).get("availability", 0.999)
+    spent = m["error_budget_used_s"] > m["error_budget_s"]
+    return (f"Availability is the share of the harness's probe requests the Control Plane answered; the spec's "
+            f"{target:.1%} per 5-minute window allows {human_seconds(m['error_budget_s'])} of failed requests in any "
+            f"5 minutes (the error budget), and the worst window of this drill ({name}) had "
+            f"{human_seconds(m['error_budget_used_s'])}, the outage the drill caused on purpose included"
+            + (": the budget was spent." if spent else ": within the budget."))
+
+
 def _budget_sentence(m: dict[str, Any]) -> str | None:
     """The error budget in one sentence a reader outside engineering can follow."""
     if "error_budget_used_s" not in m:
@@ -97,9 +182,14 @@ def _budget_sentence(m: dict[str, Any]) -> str | None:
             f"{m['error_budget_used_s']:g} s of failed probes ({m['downtime_s']:g} s in all).")
 
 
-def _scenario_view(scenario: dict[str, Any]) -> dict[str, Any]:
+def _gates_view(gates: list[dict[str, Any]], scenario: str, risk: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(g, verdict=verdict_text(g.get("verdict")), risk=risk_of(risk, scenario, str(g.get("id"))))
+            for g in gates]
+
+
+def _scenario_view(scenario: dict[str, Any], risk: dict[str, Any] | None = None) -> dict[str, Any]:
     measurements = scenario.get("measurements") or {}
-    gates = [dict(g, verdict=verdict_text(g.get("verdict"))) for g in scenario.get("gates") or ()]
+    gates = _gates_view(scenario.get("gates") or [], str(scenario.get("name", "scenario")), risk or {})
     return {
         "faults": list(scenario.get("faults") or ()),
         "not_applicable": sorted((scenario.get("not_applicable") or {}).items()),
@@ -118,7 +208,9 @@ def _scenario_view(scenario: dict[str, Any]) -> dict[str, Any]:
         "lost_measured": measurements.get("lost_writes") is not None,
         "correlation_ids": list(scenario.get("correlation_ids") or ()),
         "gates": gates,
-        "timeline": timeline(scenario.get("timeline")),
+        "timeline": timeline(scenario.get("timeline"), scenario.get("events"), scenario.get("phases"),
+                             measurements.get("rto_seconds")),
+        "duplicated": measurements.get("duplicated_writes"),
     }
 
 
@@ -132,6 +224,7 @@ def report_view(result: DrillResult) -> dict[str, Any]:
     results = result.to_json()
     verdict = verdict_text(results.get("verdict"))
     targets = results.get("targets") or {}
+    risk = results.get("risk") or assess(results, None)    # a result not run through the runner: scored here
     not_passed = [(c, g) for c, g in iter_gates(results) if verdict_text(g.get("verdict")) != "pass"]
     return {
         "title": results.get("title") or results.get("drill") or "Disaster-recovery drill",
@@ -150,8 +243,19 @@ def report_view(result: DrillResult) -> dict[str, Any]:
         ],
         "not_passed": [{"scenario": c, "id": g.get("id"), "verdict": verdict_text(g.get("verdict")),
                         "detail": g.get("detail")} for c, g in not_passed],
-        "drill_gates": [dict(g, verdict=verdict_text(g.get("verdict"))) for g in results.get("gates") or ()],
-        "scenarios": [_scenario_view(s) for s in results.get("scenarios") or ()],
+        "drill_gates": _gates_view(results.get("gates") or [], str(results.get("drill")), risk),
+        "scenarios": [_scenario_view(s, risk) for s in results.get("scenarios") or ()],
+        "summary": summary_rows(results),
+        "availability": availability_sentence(results),
+        "risk": risk,
+        "residual": risk.get("residual"),
+        "signoff": results.get("signoff") or {},
+        "environment_class": results.get("environment_class") or "unknown",
+        "system_version": results.get("system_version"),
+        "harness": results.get("harness") or {},
+        "plan": results.get("plan"),
+        "plan_sha256": results.get("plan_sha256"),
+        "since": list(results.get("since_last_run") or ()),
         "correlation_ids": list(results.get("correlation_ids") or ()),
         "environment": _redact(results.get("environment") or {}),
     }

@@ -23,7 +23,7 @@ import math
 from typing import Any, Iterable
 
 from harness.report.files import iter_gates, verdict_text
-from harness.report.text import show
+from harness.report.text import human_seconds, show
 
 ROW_IMPACT = {  # matrix row -> (impact 1-5, the row's Impact column)
     1: (4, "New Deployment Intents and approves blocked"),
@@ -82,7 +82,7 @@ def likelihood_of(gate: dict[str, Any], verdict: str, misses_before: int, runs_b
             base, why = 3, "a rule that is not a single number was missed"
         else:
             base = 2 if ratio <= 1.5 else 3 if ratio <= 3 else 4 if ratio <= 10 else 5
-            why = "missed by a limit of 0" if math.isinf(ratio) else f"{ratio:.2g} times the limit"
+            why = "over a limit of 0" if math.isinf(ratio) else f"{ratio:.3g} times the limit"
     if misses_before:
         extra = 2 if misses_before >= 3 else 1
         base = min(5, base + extra)
@@ -99,8 +99,13 @@ def deviation_text(scenario: str, gate: dict[str, Any], verdict: str) -> str:
         because = first_sentence(gate.get("detail")) or "the evidence was missing"
         return f"{scenario}: not proven whether {what} ({because})."
     if miss_ratio(gate) is not None:
-        units = f" {unit}" if unit and unit != "ratio" else ""
-        return f"{scenario}: {what}: measured {measured}{units}, the limit is {gate.get('operator')} {show(gate.get('limit'))}{units}."
+        if unit == "s":
+            shown, limit = human_seconds(gate.get("measured")), human_seconds(gate.get("limit"))
+        else:
+            units = f" {unit}" if unit and unit != "ratio" else ""
+            shown, limit = f"{measured}{units}", f"{show(gate.get('limit'))}{units}"
+        words = {"<=": "at most", "<": "below", ">=": "at least", ">": "above"}[gate["operator"]]
+        return f"{scenario}: {what}: measured {shown} where {words} {limit} is required."
     because = first_sentence(gate.get("detail"))
     return f"{scenario}: {what}: not met" + (f" ({because})." if because else ".")
 

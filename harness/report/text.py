@@ -22,3 +22,20 @@ def show(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {show(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
     return str(value)
+
+
+def human_seconds(value: Any) -> str:
+    """Seconds as a person says them: 0.35 s, 12.3 s, 4 min 12 s, 8 h, 7 h 59 min."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        return "not measured"
+    seconds = abs(float(value))
+    if seconds < 60:
+        text = f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.1f} s".replace(".0 s", " s")
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)} min" + (f" {int(round(seconds % 60))} s" if round(seconds % 60) else "")
+    else:
+        hours, minutes = int(seconds // 3600), int(round(seconds % 3600 / 60))
+        if minutes == 60:
+            hours, minutes = hours + 1, 0
+        text = f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return ("-" if value < 0 else "") + text

@@ -176,7 +176,7 @@ def test_likelihood_grows_with_the_miss_and_impact_comes_from_the_row_and_tier()
     assert (far["likelihood"], far["score"], far["level"]) == (5, 25, "critical")
     intune = assess(results_with(gate("fail", 9.0, 8), row=4), tier=1)["items"][0]
     assert intune["impact"] == 4 and "tier 1 (+1)" in intune["impact_why"]
-    assert "measured 9" in near["text"] and "the limit is <= 8 s" in near["text"]
+    assert "measured 9 s where at most 8 s is required" in near["text"]
 
 
 def test_availability_misses_count_the_unavailability_against_the_allowed():

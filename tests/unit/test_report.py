@@ -137,9 +137,9 @@ def test_html_shows_fail_and_the_failing_gate_first():
     html = render_html(R(make_results(rto_verdict="fail", rto=45.0)))
     banner = re.search(r'<div class="banner (\w+)"[^>]*>(.*?)</div>', html, re.S)
     assert banner.group(1) == "fail" and "FAIL" in banner.group(2)
-    not_passed = html[html.index("Gates not passed"):html.index("<h2>Targets")]
-    assert "rto_seconds" in not_passed
-    assert html.index("FAIL") < html.index("<h2>Targets")
+    deviations = html[html.index("<h3>Deviations"):html.index("Technical appendix")]
+    assert "rto_seconds" in deviations and "Residual risk" in html[:html.index("<h3>Deviations")]
+    assert html.index("FAIL") < html.index("Technical appendix")
 
 
 def test_html_prints_unknown_for_none():

@@ -1,0 +1,79 @@
+"""Page 1 of the report a CAB reads, and the appendix's timeline on one time base (pure rendering)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from harness.model import DrillResult
+from harness.report.html import against, render_html, timeline
+from harness.report.text import human_seconds
+from harness.report.risk import assess
+
+
+def result(**extra) -> DrillResult:
+    data = {
+        "drill": "quarterly-database", "title": "Quarterly database drill", "ha_domain": "database", "verdict": "fail",
+        "targets": {"rto_seconds": 28800.0, "rpo_seconds": 300.0},
+        "environment_class": "embedded lab: local processes, not production evidence", "system_version": "1.0.0",
+        "harness": {"version": "0.1.0", "commit": "abcdef123456"},
+        "signoff": {"owner": "Platform SRE", "operator": "ops1", "approver": "J. Doe", "change_ticket": "CHG0012345",
+                    "window": {"start": "2026-12-01T06:00:00Z", "end": "2026-12-01T08:00:00Z"},
+                    "outside_window": True},
+        "since_last_run": [{"subject": "matrix row 2: Database, Primary unavailable", "matrix_row": 2,
+                            "previous": {"drill": "quarterly-database", "finished_at": "2026-08-01T06:00:00Z",
+                                         "verdict": "pass", "rto_seconds": 1.2, "rpo_seconds": 0.0},
+                            "now": {"verdict": "fail", "rto_seconds": 30000.0, "rpo_seconds": 0.0},
+                            "changed": ["harness 0.0.9 -> 0.1.0 (abcdef123456)"]}],
+        "scenarios": [{
+            "name": "primary crash", "verdict": "fail", "matrix_row": {"number": 2, "component": "Database",
+                                                                        "failure": "Primary unavailable"},
+            "measurements": {"rto_seconds": 30000.0, "rpo_seconds": 0.0, "lost_writes": 0, "duplicated_writes": 0},
+            "phases": {"detect": 1.0, "promote": 1.2, "first_write": 1.5, "failback": 3.0},
+            "events": [{"t": 2.0, "kind": "inject", "name": "kill-primary:pg-a", "wall": 1795000000.0},
+                       {"t": 3.0, "kind": "detect", "name": "pg-a"}, {"t": 3.2, "kind": "promote", "name": "pg-b"}],
+            "timeline": {"probes": [[0.5, "ok"], [2.5, "fail"], [4.0, "ok"]], "fault_windows": [[2.0, 4.5, "kill"]]},
+            "gates": [{"id": "rto_seconds", "description": "RTO within target", "verdict": "fail", "measured": 30000.0,
+                       "threshold": "<= 28800 s", "operator": "<=", "limit": 28800.0, "unit": "s"}]}],
+        **extra}
+    data["risk"] = assess(data, tier=1)
+    return DrillResult.from_json(data)
+
+
+def page1(html: str) -> str:
+    return html[:html.index("Technical appendix")]
+
+
+def test_page_one_says_the_verdict_environment_figures_risk_and_sign_off_in_words():
+    first = page1(render_html(result()))
+    first = first[first.index("<body>"):]
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", first)).split())
+    assert "Verdict: FAIL" in text
+    assert "embedded lab: local processes, not production evidence" in text and "1.0.0" in text
+    assert "abcdef123456" in text
+    assert "8 h 20 min against 8 h missed by 20 min" in text          # RTO in human units with the margin
+    assert "0 s against 5 min met, 5 min to spare" in text
+    assert "Residual risk: high , score 10 of 25" in text                # likelihood 2 x impact 5 (tier 1: at most 5)
+    assert "measured 8 h 20 min where at most 8 h is required" in text
+    assert "Platform SRE" in text and "J. Doe" in text and "CHG0012345" in text
+    assert "Run outside its change window" in text
+    assert "Since last run" in text and "harness 0.0.9 -> 0.1.0" in text
+    assert "{" not in text and "'" not in text.replace("harness's", "").replace("drill's", "")   # no dict dumps
+
+
+def test_the_timeline_counts_from_the_fault_with_markers_and_the_rto_bracket():
+    tl = timeline({"probes": [[0.5, "ok"], [2.5, "fail"], [4.0, "ok"]], "fault_windows": [[2.0, 4.5, "kill"]]},
+                  [{"t": 2.0, "kind": "inject", "name": "kill", "wall": 1795000000.0},
+                   {"t": 3.0, "kind": "detect", "name": "pg-a"}],
+                  {"detect": 1.0, "promote": 1.2, "first_write": 1.5}, 1.5)
+    xs = {m["label"]: m["x"] for m in tl["markers"]}
+    assert list(xs) == ["detect", "promote", "first write"] and xs["detect"] < xs["promote"] < xs["first write"]
+    assert tl["bracket"]["x1"] == tl["windows"][0]["x"] and tl["bracket"]["x2"] == xs["first write"]
+    assert tl["origin"]["wall"].endswith("UTC") and tl["ticks"][0]["label"].startswith("-")
+
+
+def test_human_units_and_margins():
+    assert [human_seconds(v) for v in (0.35, 12.34, 252, 28800, 28750)] == ["0.35 s", "12.3 s", "4 min 12 s", "8 h",
+                                                                             "7 h 59 min"]
+    assert human_seconds(None) == "not measured"
+    assert against(9.0, 8.0)["margin"] == "missed by 1 s" and against(None, 8.0)["met"] is None
