@@ -104,15 +104,73 @@ def test_junit_has_one_case_per_gate_per_scenario_with_failure_and_error(tmp_pat
     assert "measured 45" in failure.get("message") and "<= 30 s" in failure.get("message")
     error = cases["availability"].find("error")
     assert "measured unknown" in error.get("message")
-    assert list(cases["lost_writes"]) == []
+    assert [c.tag for c in cases["lost_writes"]] == ["properties"]        # a pass: no failure, no error
+    assert [c.tag for c in cases["rto_seconds"]] == ["properties", "failure"]
+
+
+def timed(results: dict) -> dict:
+    """make_results' drill with a feature file and times per scenario, a second scenario, and typed
+    gates (operator, limit, unit) as the gates write them."""
+    scenario = results["scenarios"][0]
+    scenario.update(feature="database/primary_failover.feature", started_at="2024-05-01T10:00:05Z",
+                    finished_at="2024-05-01T10:02:35.25Z")
+    gates = {g["id"]: g for g in scenario["gates"]}
+    gates["rto_seconds"].update(operator="<=", limit=30.0, unit="s")
+    gates["lost_writes"].update(operator="<=", limit=0, unit="writes")
+    results["scenarios"].append({"name": "replica-lag", "feature": "database/replication_cut.feature",
+                                 "started_at": "2024-05-01T10:03:00Z", "finished_at": None, "verdict": "pass",
+                                 "gates": [{"id": "duplicated_writes", "measured": 0, "threshold": "0",
+                                            "verdict": "pass", "operator": "==", "limit": 0, "unit": "writes"}]})
+    return results
+
+
+def properties(case: ET.Element) -> dict[str, str]:
+    return {p.get("name"): p.get("value") for p in case.findall("properties/property")}
+
+
+def test_junit_times_the_suite_by_the_drill_and_each_case_by_its_scenario_and_names_its_feature(tmp_path):
+    root = ET.parse(write_all(R(timed(make_results())), tmp_path)["junit"]).getroot()
+    suite = root.find("testsuite")
+    assert float(suite.get("time")) == 720.0                      # 10:00:00 to 10:12:00
+    cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
+    for gate in ("rto_seconds", "availability", "lost_writes"):
+        case = cases[("db-primary-kill", gate)]
+        assert case.get("time") == "150.250"                       # its scenario's 2 min 30.25 s
+        assert case.get("file") == "database/primary_failover.feature"
+    other = cases[("replica-lag", "duplicated_writes")]
+    assert other.get("time") == "0" and other.get("file") == "database/replication_cut.feature"   # never finished
+
+
+def test_junit_time_is_0_when_the_times_are_unknown_or_unreadable(tmp_path):
+    results = make_results()
+    results["finished_at"] = "not a time"
+    suite = ET.parse(write_all(R(results), tmp_path)["junit"]).getroot().find("testsuite")
+    assert suite.get("time") == "0"
+    assert {c.get("time") for c in suite.iter("testcase")} == {"0"}
+
+
+def test_junit_cases_carry_measured_threshold_and_the_typed_comparison_passing_or_not(tmp_path):
+    root = ET.parse(write_all(R(timed(make_results(rto_verdict="fail", rto=45.0))), tmp_path)["junit"]).getroot()
+    cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+    assert properties(cases[("db-primary-kill", "rto_seconds")]) == {
+        "measured": "45.0", "threshold": "<= 30 s", "operator": "<=", "limit": "30.0", "unit": "s"}
+    assert properties(cases[("db-primary-kill", "lost_writes")]) == {                 # a pass has them too
+        "measured": "0", "threshold": "<= 0", "operator": "<=", "limit": "0", "unit": "writes"}
+    assert properties(cases[("replica-lag", "duplicated_writes")]) == {
+        "measured": "0", "threshold": "0", "operator": "==", "limit": "0", "unit": "writes"}
+    assert properties(cases[("db-primary-kill", "availability")]) == {               # not one comparison
+        "measured": "unknown", "threshold": ">= 0.999"}
+    assert cases[("db-primary-kill", "rto_seconds")].find("failure").get("type") == "fail"
 
 
 def test_junit_reports_a_scenario_without_gates_as_an_error(tmp_path):
-    results = make_results()
+    results = timed(make_results())
     results["scenarios"][0]["gates"] = []
     root = ET.parse(write_all(R(results), tmp_path)["junit"]).getroot()
-    case = root.find("testsuite/testcase")
+    case = [c for c in root.iter("testcase") if c.get("classname") == "db-primary-kill"][0]
     assert case.find("error") is not None
+    assert (case.get("file"), case.get("time")) == ("database/primary_failover.feature", "150.250")
+    assert properties(case) == {"measured": "unknown", "threshold": "unknown"}
 
 
 def test_junit_survives_control_characters_and_markup_in_names(tmp_path):
