@@ -306,7 +306,8 @@ class PublishApprovalBlocked(Gate):
     do those made once the database served the clients again, whenever the reconnect was observed
     (an external target's is seen from outside, a poll late): from a write acknowledged after the
     primary was seen down (the kill, when nothing saw it), or an approval or publish acknowledged
-    after the target was promoted."""
+    after the target was promoted (an outside observer's promote event says how much earlier,
+    `not_before_s`, the promotion may have been)."""
 
     id = "publish_approval_blocked"
 
@@ -320,13 +321,15 @@ class PublishApprovalBlocked(Gate):
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         promoted = history.first_event("promote", after=span.start)
+        # an outside observer sees the promotion a poll late, and says how early it may have been
+        promoted_at = None if promoted is None else promoted.t - float(promoted.detail.get("not_before_s") or 0.0)
         # a write the dying primary still took (a container kill takes effect a moment after the
         # journal records it) says nothing: only one invoked once the primary was seen down counts
         detected = history.first_event("detect", after=span.start)
         since = detected.t if detected is not None else span.start
         served = [o.t_invoke for o in history.ops if o.ok and o.t_invoke >= since
-                  and (o.kind == "write" or (o.kind in ("approve", "publish") and promoted is not None
-                                             and o.t_invoke >= promoted.t))]
+                  and (o.kind == "write" or (o.kind in ("approve", "publish") and promoted_at is not None
+                                             and o.t_invoke >= promoted_at))]
         if served and (span.end is None or min(served) < span.end):
             span = Span(span.start, min(served))
         return refused_in(self, history, span, ("approve", "publish"), status=503, cause=self.cause)

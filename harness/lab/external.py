@@ -179,8 +179,18 @@ class ExternalFailover:
             hook = self.lab.config.actions.get("database_failover")
             if hook is not None:
                 hook.run(failed=failed, target=target)
-            wait_for(lambda: self._writable(target), f"{target} was not promoted", timeout=left(), interval=0.1)
-            emit("promote", target, {"observed": "target accepts writes"})
+            in_recovery = [time.monotonic()]      # the start of the last poll that found it still a replica
+
+            def writable() -> bool:
+                started = time.monotonic()
+                if self._writable(target):
+                    return True
+                in_recovery[0] = started
+                return False
+            wait_for(writable, f"{target} was not promoted", timeout=left(), interval=0.1)
+            # seen from outside, a poll late: it was promoted no earlier than that last poll began
+            emit("promote", target, {"observed": "target accepts writes",
+                                     "not_before_s": round(time.monotonic() - in_recovery[0], 3)})
             wait_for(self._healthy, "the API did not report Healthy again", timeout=left(), interval=0.1)
             emit("reconnect", "api", {"observed": "ServiceHealth = Healthy"})
             self.state = "failed_over"

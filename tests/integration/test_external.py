@@ -43,7 +43,7 @@ def drill(staging, plan: Path, tmp_path: Path, *extra: str) -> subprocess.Comple
 def test_without_confirm_the_drill_is_a_dry_run_and_says_so(staging, tmp_path):
     primary = runbook(staging, "/state")["primary"]
     result = drill(staging, plan_for(staging, tmp_path), tmp_path)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr   # unknown: a dry run proves no recovery
     assert "DRY RUN" in result.stderr and "--confirm" in result.stderr
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["dry_run"] is True and results["verdict"] == "unknown"
@@ -57,7 +57,7 @@ def test_without_confirm_the_drill_is_a_dry_run_and_says_so(staging, tmp_path):
 def test_allow_destructive_false_is_a_dry_run_even_with_confirm(staging, tmp_path):
     result = drill(staging, plan_for(staging, tmp_path, allow_destructive=False), tmp_path,
                    "--confirm", "staging-database")
-    assert result.returncode == 1 and "allow_destructive" in result.stderr
+    assert result.returncode == 3 and "allow_destructive" in result.stderr
 
 
 def test_a_fault_outside_the_blast_radius_is_refused_before_the_run(staging, tmp_path):
@@ -127,7 +127,7 @@ def test_validate_says_when_the_target_cannot_be_reached(tmp_path):
                                                                "b": {"dsn": f"host=127.0.0.1 port={port}"}}}}}))
     done = subprocess.run([*DRILL, "validate", "--after-failover", "--plan", str(plan)], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
-    assert done.returncode == 2 and "does not answer" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 4 and "does not answer" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_reset_touches_only_the_harness_toxics_inside_the_blast_radius(staging, monkeypatch):

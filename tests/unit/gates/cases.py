@@ -381,6 +381,15 @@ CASES[PublishApprovalBlocked] = [
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
          .op("approve", 15.0, status=200).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval accepted after an outside observer's last poll that saw a replica is not judged",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("approve", 13.5, status=200)
+         .failover("promote", 14.0, not_before_s=1.0).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval accepted before the outside observer's last poll that saw a replica fails",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("approve", 12.5, status=200)
+         .failover("promote", 14.0, not_before_s=1.0).failover("reconnect", 20.0).build(), FAIL,
+         says("approve 200")),
     Case("an approval accepted before any promotion fails",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, status=200)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
