@@ -171,3 +171,18 @@ def test_a_screenshot_of_the_whole_report(browser, report, tmp_path):
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
     width, tall = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, tall) == (1280, height)   # the whole page, not only the 900 px viewport
+
+
+def test_the_trend_page_fetches_nothing_and_its_charts_have_size(browser, tmp_path):
+    from tests.unit.test_history import ENTRIES, NOW
+
+    from harness.report.history import history, render_history
+
+    page_path = tmp_path / "history.html"
+    page_path.write_text(render_history(history(ENTRIES, skipped=1, now=NOW)))
+    with browser.open(page_path, width=1280) as page:
+        assert [u for u in page.requests if u != page.url and not u.startswith("data:")] == []
+        charts = page.boxes("svg.chart")
+        assert len(charts) == 6 and all(box["width"] > 300 and box["height"] > 80 for box in charts), charts
+        marks = page.boxes("svg.chart circle")
+        assert marks and all(box["width"] > 2 for box in marks)           # the RTO marks are drawn
