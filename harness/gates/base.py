@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from harness.model import GateResult, History, Op, Verdict
+from harness.report.text import one_line
 
 GATES: dict[str, type["Gate"]] = {}
 
@@ -125,7 +126,7 @@ def last_op(history: History, kind: str, after: float | None = None, **detail: A
 def answer(op: Op) -> str:
     """How an op was answered, in a few words, for a gate's measured value."""
     if op.status is None:
-        return op.error[:120] or op.outcome.value
+        return one_line(op.error, 160) or op.outcome.value
     parts = [str(op.status)]
     for key in ("cause", "gate", "Impact"):
         if op.detail.get(key):

@@ -7,6 +7,15 @@ from enum import Enum
 from typing import Any
 
 
+def one_line(text: Any, limit: int = 300) -> str:
+    """A message's first line, whole words only: what a report shows of a driver's error."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    first = " ".join(lines[0].split()) if lines else ""
+    if len(first) <= limit:
+        return first
+    return first[:limit].rsplit(" ", 1)[0] + " (...)"
+
+
 def show(value: Any) -> str:
     """Human text of a measured value or threshold; None and NaN read "unknown"."""
     if value is None:
@@ -20,6 +29,8 @@ def show(value: Any) -> str:
     if isinstance(value, (list, tuple, set, frozenset)):
         return ", ".join(show(v) for v in value) if value else "none"
     if isinstance(value, dict):
+        if not value:
+            return "none"
         return ", ".join(f"{k} {show(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
     return str(value)
 

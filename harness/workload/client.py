@@ -9,6 +9,24 @@ from typing import Any
 import requests
 
 from ..model import Outcome
+from ..report.text import one_line
+
+
+def transport_error(exc: requests.RequestException, timeout: float) -> str:
+    """A request that got no HTTP answer, in plain words (not the driver's nested repr)."""
+    text = str(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"ConnectTimeout: no connection within {timeout:g} s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"ReadTimeout: no answer within {timeout:g} s"
+    for needle, words in (("Connection refused", "connection refused"),
+                          ("RemoteDisconnected", "connection closed before an answer"),
+                          ("Connection aborted", "connection closed before an answer"),
+                          ("Connection reset", "connection reset"),
+                          ("Name or service not known", "host name not found")):
+        if needle in text:
+            return f"{type(exc).__name__}: {words}"
+    return one_line(f"{type(exc).__name__}: {text}")
 
 
 # Fields of an answer that gates read (what was refused by which gate, for what cause, ...).
@@ -62,7 +80,7 @@ class ApiClient:
             response = self.session.request(method, self.base_url + path, headers=headers,
                                             timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            return Reply(Outcome.INFO, None, None, f"{type(exc).__name__}: {exc}"[:300])
+            return Reply(Outcome.INFO, None, None, transport_error(exc, self.timeout))
         try:
             body = response.json()
         except ValueError:
@@ -72,7 +90,7 @@ class ApiClient:
             return Reply(Outcome.OK, status, body)
         error = body.get("error", "") if isinstance(body, dict) else str(body)
         definite = status < 500 or (status == 503 and isinstance(body, dict) and body.get("cause"))
-        return Reply(Outcome.FAIL if definite else Outcome.INFO, status, body, f"{status} {error}"[:300])
+        return Reply(Outcome.FAIL if definite else Outcome.INFO, status, body, one_line(f"{status} {error}"))
 
     # -- the operations drills use -----------------------------------------------------
     def create_intent(self, key: str, correlation_id: str, ring: str = "ring0",

@@ -77,3 +77,23 @@ def test_human_units_and_margins():
                                                                              "7 h 59 min"]
     assert human_seconds(None) == "not measured"
     assert against(9.0, 8.0)["margin"] == "missed by 1 s" and against(None, 8.0)["met"] is None
+
+
+def test_driver_errors_read_as_whole_words_and_empty_mappings_as_none():
+    import requests
+
+    from harness.report.text import one_line, show
+    from harness.workload.client import transport_error
+
+    libpq = ('connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused\n'
+             '\tIs the server running on that host and accepting TCP/IP connections?')
+    assert one_line(libpq) == 'connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused'
+    cut = one_line("word " * 100, limit=42)
+    assert cut.endswith(" (...)") and cut[:-6].split(" ")[-1] == "word"
+    nested = requests.ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
+                                      "/intents (Caused by NewConnectionError('<urllib3.connection.HTTPConnection "
+                                      "object at 0x7f>: Failed to establish a new connection: [Errno 111] Connection "
+                                      "refused'))")
+    assert transport_error(nested, 10) == "ConnectionError: connection refused"
+    assert transport_error(requests.ReadTimeout("x"), 2.5) == "ReadTimeout: no answer within 2.5 s"
+    assert show({"ServiceHealth": "Healthy", "parts_down": {}}) == "ServiceHealth Healthy, parts_down none"
