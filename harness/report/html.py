@@ -81,10 +81,14 @@ def timeline(data: dict[str, Any] | None, events: list[dict[str, Any]] | None = 
 
     markers = []
     if origin is not None:
-        for name in MARKERS:
-            at = (phases or {}).get(name)
-            if isinstance(at, (int, float)) and t0 <= zero + at <= t1:
-                markers.append({"x": x(zero + at), "label": name.replace("_", " "), "title": f"{name}: +{at:.3g} s"})
+        found = sorted((at, name) for name in MARKERS if isinstance(at := (phases or {}).get(name), (int, float))
+                       and t0 <= zero + at <= t1)
+        last_label = -1e9
+        for at, name in found:     # labels too close to the one before stay in the caption only
+            words = f"{name.replace('_', ' ')} +{at:.3g} s"
+            shown = x(zero + at) - last_label >= 70
+            last_label = x(zero + at) if shown else last_label
+            markers.append({"x": x(zero + at), "label": words if shown else "", "title": words})
     bracket = None
     if origin is not None and isinstance(rto, (int, float)) and not isinstance(rto, bool):
         bracket = {"x1": x(zero), "x2": x(min(t1, zero + rto)), "label": f"RTO {human_seconds(rto)}"}

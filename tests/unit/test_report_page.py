@@ -66,8 +66,11 @@ def test_the_timeline_counts_from_the_fault_with_markers_and_the_rto_bracket():
                   [{"t": 2.0, "kind": "inject", "name": "kill", "wall": 1795000000.0},
                    {"t": 3.0, "kind": "detect", "name": "pg-a"}],
                   {"detect": 1.0, "promote": 1.2, "first_write": 1.5}, 1.5)
-    xs = {m["label"]: m["x"] for m in tl["markers"]}
+    xs = {m["title"].split(" +")[0]: m["x"] for m in tl["markers"]}
     assert list(xs) == ["detect", "promote", "first write"] and xs["detect"] < xs["promote"] < xs["first write"]
+    assert tl["markers"][0]["title"] == "detect +1 s"
+    labels = [m for m in tl["markers"] if m["label"]]           # close markers share one label's room
+    assert all(b["x"] - a["x"] >= 70 for a, b in zip(labels, labels[1:]))
     assert tl["bracket"]["x1"] == tl["windows"][0]["x"] and tl["bracket"]["x2"] == xs["first write"]
     assert tl["origin"]["wall"].endswith("UTC") and tl["ticks"][0]["label"].startswith("-")
 
