@@ -2095,8 +2095,11 @@ CASES[KeyRecoveredFromSoftDelete] = [
 ]
 
 
-def replayed(*, applies: dict | None = None, tested=("k1", "k2"), read_back=("k1", "k2")) -> History:
+def replayed(*, applies: dict | None = None, tested=("k1", "k2"), read_back=("k1", "k2"),
+             created: dict | None = None) -> History:
     h = restore()
+    for key, status in (created or {}).items():      # the replay's create: 201 made again, 200 still there
+        h.op("replay_create", 9.0, value=key, status=status)
     for key, n in (applies or {"k1": 1, "k2": 1}).items():
         for i in range(n):
             h.platform_request("landscape", 1.5 + i * 0.01, key=key, status=200)
@@ -2117,6 +2120,12 @@ CASES[ReplayedExactlyOnce] = [
          ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(read_back=("k1",)), FAIL),
     Case("the connector never tested a key after the restore",
          ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(tested=("k1",)), FAIL),
+    Case("an intent the restored store still had (replay answered 200) is not sent again: no test needed",
+         ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(tested=("k1",), created={"k1": 201, "k2": 200}),
+         PASS, measured_has(key_tested=1, still_in_restored_store=1)),
+    Case("an intent made again (replay answered 201) whose key was never tested",
+         ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(tested=("k1",), created={"k1": 201, "k2": 201}),
+         FAIL),
     Case("nothing was written after the snapshot",
          ReplayedExactlyOnce("landscape", ()), replayed(), UNKNOWN),
 ]
