@@ -40,7 +40,7 @@ def test_quarterly_database_drill_passes_with_every_output(lab, tmp_path):
     # outputs
     out = tmp_path / "out"
     on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["schema_version"] == 2 and on_disk["verdict"] == "pass"
+    assert on_disk["schema_version"] == 3 and on_disk["verdict"] == "pass"
     assert {"drill", "correlation_id", "started_at", "finished_at", "scenarios"} <= set(on_disk)
     suite = ET.parse(out / "junit.xml").getroot()
     assert suite.iter("testcase") and not list(suite.iter("failure"))
