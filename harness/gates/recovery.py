@@ -332,15 +332,21 @@ class PublishApprovalBlocked(Gate):
                                              and o.t_invoke >= promoted_at))]
         if served and (span.end is None or min(served) < span.end):
             span = Span(span.start, min(served))
-        return refused_in(self, history, span, ("approve", "publish"), status=503, cause=self.cause)
+        # an attempt made while the primary was down and refused only after the failover finished
+        # (its connect timed out later than a fast failover) is a refusal all the same
+        return refused_in(self, history, span, ("approve", "publish"), status=503, late_refusals=True,
+                          cause=self.cause)
 
 
 def refused_in(gate: Gate, history: History, span: Span, kinds: tuple[str, ...], status: int | None = 503,
-               each_kind: bool = True, **fields) -> GateResult:
+               each_kind: bool = True, late_refusals: bool = False, **fields) -> GateResult:
     """Every op of `kinds` that ran inside `span` was refused (status, and these answer fields);
-    at least one of each kind (or of any, each_kind False) must have run there, else unknown."""
+    at least one of each kind (or of any, each_kind False) must have run there, else unknown.
+    `late_refusals`: an op invoked inside the span and refused after it ended counts too (one
+    answered ok after the end says nothing and is left out)."""
     from harness.gates.base import answer
-    ops = [o for o in history.ops if o.kind in kinds and span.holds(o)]
+    ops = [o for o in history.ops if o.kind in kinds and (span.holds(o) or (
+        late_refusals and span.contains(o.t_invoke) and not o.ok and o.status is not None))]
     missing = [k for k in kinds if not any(o.kind == k for o in ops)] if each_kind else ([] if ops else list(kinds))
     if missing:
         return gate.unknown(f"no {' or '.join(missing)} attempted while the fault lasted "

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+import controlplane
 from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, pg_bin_dir
 from tests.controlplane.cplab import control_plane_lab, health, poll
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, sql
@@ -87,7 +88,7 @@ def test_three_zones_healthy_then_two_killed_refuses_publish_until_they_are_back
     assert {k: v["status"] for k, v in body["components"].items()} == {
         "database": "up", "event_store": "up", "evidence_store": "up", "api_tier": "down"}
     live = call(az1, "GET", "/health/live")                 # the load balancer's probe does not care
-    assert live.status_code == 200 and live.json() == {"instance": "az1", "status": "alive"}
+    assert live.status_code == 200 and live.json() == {"instance": "az1", "status": "alive", "version": controlplane.__version__}
 
     refused = call(az1, "POST", f"/intents/{intent['id']}/publish")
     assert refused.status_code == 503, refused.text

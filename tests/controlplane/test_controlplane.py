@@ -14,6 +14,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+import controlplane
 from harness.lab.postgres import free_port
 from tests.controlplane.cplab import BUCKET, REPLICA_BUCKET, app_conninfo, poll
 
@@ -74,7 +75,7 @@ def s3(cplab):
 def test_every_instance_reports_service_health_healthy(cplab):
     for instance in cplab.instances.values():
         live = call(instance, "GET", "/health/live")
-        assert live.json() == {"instance": instance.name, "status": "alive"}
+        assert live.json() == {"instance": instance.name, "status": "alive", "version": controlplane.__version__}
         health = call(instance, "GET", "/health")
         body = health.json()
         assert health.status_code == 200, body

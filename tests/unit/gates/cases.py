@@ -361,6 +361,18 @@ CASES[PublishApprovalBlocked] = [
     Case("the primary is down until the clients reconnect, whatever the heal",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .heal(KILL, 12.5).op("publish", 17.0, status=200).failover("reconnect", 20.0).build(), FAIL),
+    Case("a late refusal counts, but a publish made after the failover is not judged: no publish in the outage",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN, done=13.5)
+         .op("publish", 13.6, ok=False, status=503, detail=DB_DOWN, done=14.0).failover("reconnect", 12.0).build(),
+         UNKNOWN),
+    Case("an approval and a publish made during the outage, both refused after a fast failover",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN, done=13.5)
+         .op("publish", 11.2, ok=False, status=503, detail=DB_DOWN, done=13.6).failover("reconnect", 12.0).build(),
+         PASS),
+    Case("a publish made during the outage and answered 500 after the failover finished",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN, done=13.5)
+         .op("publish", 11.2, ok=False, status=500, done=13.6).failover("reconnect", 12.0).build(),
+         FAIL),
     Case("a publish straddling the reconnect is not judged",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("publish", 19.9, status=200, done=20.5)
