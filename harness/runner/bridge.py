@@ -105,12 +105,13 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
 
         run.feature_order = [str(f.resolve()) for f in features]
         main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        # SIGTERM (what CI runners and schedulers send) is Ctrl-C: faults healed, lab down
+        previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
         try:
             code = pytest.main(args, plugins=[DrillPlugin(run, interrupted)])
         finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     if interrupted or code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt   # Ctrl-C during a scenario: faults were healed by its teardown
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):

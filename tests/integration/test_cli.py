@@ -92,7 +92,8 @@ def test_a_killed_runs_lab_is_cleaned_up_by_the_next_command(state_dir):
     assert not list(Path(state_dir["DRILL_STATE_DIR"]).glob("*.json"))
 
 
-def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state_dir, tmp_path, sig):
     import requests
 
     out = tmp_path / "out"
@@ -111,7 +112,7 @@ def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state
 
         wait_for(writes_made, timeout=60)          # the scenario's workload is running
         pids = lab_pids(state_dir)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         output, _ = process.communicate(timeout=60)
     finally:
         process.kill()
