@@ -149,7 +149,7 @@ class EmbeddedLab(Lab):
         try:
             self.toxi_server = start_toxiproxy()
             self.toxiproxy = ToxiproxyControl(self.toxi_server.url)
-            self.toxiproxy.reset_all()
+            self.reset_faults()
             self.moto = MotoServer()
             self.moto.start()
             self.connectors = ConnectorTier(self.root, self.lab_id, self.registration, self._proxy,
@@ -525,8 +525,12 @@ class EmbeddedLab(Lab):
         return read_latest_object(store_client("s3", self.moto.endpoint_url), buckets[region], key)
 
     def reset_faults(self) -> None:
-        """Every toxic and disabled proxy, and every platform stand-in back up and answering ok."""
-        super().reset_faults()
+        """Every toxic and disabled proxy, and every platform stand-in back up and answering ok. On
+        a shared fault server (TOXIPROXY_URL) only this lab's proxies: never other drills' faults."""
+        if self.toxi_server is not None and self.toxi_server.kind == "external":
+            self.toxiproxy.reset_proxies(self._proxies)
+        else:
+            super().reset_faults()
         if self.connectors:
             for platform in self.connectors.mocks:
                 self.connectors.restart_platform(platform)

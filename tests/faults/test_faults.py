@@ -245,3 +245,23 @@ def test_ensure_proxy_replaces_a_proxy_with_another_upstream(control, echo_serve
 def test_bad_toxiproxy_url_is_refused():
     with pytest.raises(FaultError, match="must look like"):
         ToxiproxyControl("localhost")
+
+
+def test_a_lab_on_a_shared_fault_server_resets_only_its_own_proxies(control, echo_server):
+    """TOXIPROXY_URL shared by two drills: one's reset must not heal the other's faults."""
+    from harness.lab.embedded import EmbeddedLab
+    from harness.toxiproxy.launcher import ToxiproxyServer
+
+    upstream = f"127.0.0.1:{echo_server.port}"
+    for name in ("mine", "theirs"):
+        control.ensure_proxy(name, upstream)
+        control.add_toxic(name, f"{name}-latency", "latency", "downstream", {"latency": 100})
+    control.set_enabled("theirs", False)
+    lab = EmbeddedLab()
+    lab.toxi_server, lab.toxiproxy, lab._proxies = ToxiproxyServer(control.url, "external"), control, ["mine"]
+    lab.reset_faults()
+    assert control.toxics("mine") == {} and control.proxy("mine").enabled
+    assert list(control.toxics("theirs")) == ["theirs-latency"] and not control.proxy("theirs").enabled
+    lab.toxi_server = ToxiproxyServer(control.url, "embedded")      # a server of its own: everything
+    lab.reset_faults()
+    assert control.toxics("theirs") == {} and control.proxy("theirs").enabled
