@@ -16,7 +16,6 @@ from harness.report.risk import assess, risk_of
 from harness.report.text import human_seconds, show
 
 FILENAME = "report.html"
-TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 TEMPLATE = "report.html.j2"
 VERDICT_WORDS = {
     "pass": "PASS: every gate passed",
@@ -32,7 +31,7 @@ ROW_Y = {"ok": 30, "info": 55, "fail": 80}
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.PackageLoader("harness.report", "templates"),   # package data: works installed
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -266,7 +265,7 @@ def report_view(result: DrillResult) -> dict[str, Any]:
 
 
 def render_html(result: DrillResult) -> str:
-    """The report page as text, from `reports/templates/report.html.j2` with autoescape on."""
+    """The report page as text, from the package's `templates/report.html.j2` with autoescape on."""
     return _environment().get_template(TEMPLATE).render(report_view(result))
 
 

@@ -1,4 +1,4 @@
-"""results.json against its published JSON Schema (reports/schema/results.schema.json): a realistic
+"""results.json against its published JSON Schema (harness/report/schema/results.schema.json, shipped in the package): a realistic
 result built by hand, the results.json every drill and chaos plan's run writes through the
 runner's own code (drill_result, the CAB record, write_outputs) from recorded histories, no lab
 started; and results the schema must refuse."""
@@ -31,7 +31,7 @@ from .gates.builder import H
 from .gates.cases import CASES, KILL
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((REPO / "reports" / "schema" / "results.schema.json").read_text())
+SCHEMA = json.loads((REPO / "harness" / "report" / "schema" / "results.schema.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 DRILL_PLANS = sorted((REPO / "drills").glob("*.yaml"))
 CHAOS_PLANS = sorted((REPO / "drills" / "chaos").glob("*.yaml"))
