@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .proxy import ApiError, ProxyCollection, bad_request, parse_time_limit
 
@@ -32,15 +34,42 @@ async def errors(request: web.Request, handler):
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.message, exc.status)
+        response = _error(exc.message, exc.status)
+        if exc.close:
+            response.force_close()      # the connection cannot carry another request
+        return response
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")      # Python's json takes NaN and Infinity
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):                          # 1e309 would be read as infinity
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 async def _body(request: web.Request) -> Any:
-    raw = await request.read()
+    """The request's JSON; anything that is not plain, finite JSON is a 400 (one over aiohttp's
+    client_max_size, a 413)."""
     try:
-        return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(str(exc)) from None
+        raw = await request.read()
+    except (web.RequestPayloadError, HttpProcessingError) as exc:   # e.g. a gzip body that is not gzip
+        error = bad_request(f"cannot read it: {str(exc)[:200]}")
+        error.close = True
+        raise error from None
+    except web.HTTPRequestEntityTooLarge as exc:          # aiohttp's text answer, in our shape
+        error = ApiError(f"request body too large: {exc.text}", exc.status)
+        error.close = True
+        raise error from None
+    try:
+        return json.loads(raw or b"null", parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise bad_request("JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:       # ValueError: also an int over 4300 digits
+        raise bad_request(str(exc)[:200]) from None
 
 
 def _collection(request: web.Request) -> ProxyCollection:

@@ -10,6 +10,7 @@ from typing import Any
 
 from .link import DOWNSTREAM, UPSTREAM, Link
 from .toxics import REGISTRY, AttributeError400, Toxic
+from .toxics.base import show
 
 log = logging.getLogger("toxiproxy")
 
@@ -24,6 +25,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+        self.close = False      # answer with Connection: close (the request was not read whole)
 
 
 def bad_request(detail: str) -> ApiError:
@@ -45,16 +47,25 @@ INVALID_TOXIC_TYPE = ("invalid toxic type", 400)
 def split_address(address: str, default_host: str = DEFAULT_HOST) -> tuple[str, int]:
     """'host:port', '[v6]:port' or ':port' -> (host, port)."""
     if not isinstance(address, str) or ":" not in address:
-        raise bad_request(f"address {address!r} is not host:port")
+        raise bad_request(f"address {show(address)} is not host:port")
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or default_host
-    try:
-        number = int(port)
-    except ValueError:
-        raise bad_request(f"address {address!r} has no numeric port") from None
+    # ASCII digits only: int() would also take "+80", " 80", "8_0" and other scripts' digits
+    if not (port.isascii() and port.isdigit() and len(port) <= 5):
+        raise bad_request(f"address {show(address)} has no numeric port")
+    number = int(port)
     if not 0 <= number <= 65535:
-        raise bad_request(f"port {number} of {address!r} is out of range")
+        raise bad_request(f"port {number} of {show(address)} is out of range")
     return host, number
+
+
+def check_name(name: str, what: str) -> str:
+    """A name must be addressable in a URL: no lone surrogate (JSON's "\\ud800" escape)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_request(f"{what} is not valid Unicode (a lone surrogate)") from None
+    return name
 
 
 def join_address(host: str, port: int) -> str:
@@ -90,16 +101,31 @@ class ToxicEntry:
 
 def parse_toxicity(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise bad_request(f"toxicity must be a number from 0 to 1, got {value!r}")
+        raise bad_request(f"toxicity must be a number from 0 to 1, got {show(value)}")
     return float(value)
 
 
+# The longest dead-man timer we arm: 30 days. Far beyond any drill, and small enough that the
+# deadline is an ordinary float for time.time() and loop.call_later (10**400 ms, or 1e309 read as
+# infinity, would overflow them after the toxic was already live).
+MAX_TIME_LIMIT_MS = 30 * 24 * 3600 * 1000
+
+
 def parse_time_limit(value: Any) -> int | None:
+    """None, or a whole number of ms from 1 to MAX_TIME_LIMIT_MS; anything else is a 400."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or value != int(value):
-        raise bad_request(f"time_limit_ms must be a whole number of milliseconds > 0, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 < value <= MAX_TIME_LIMIT_MS or value != int(value)):   # NaN fails the range test
+        raise bad_request(f"time_limit_ms must be a whole number of milliseconds from 1 to "
+                          f"{MAX_TIME_LIMIT_MS}, got {show(value)}")
     return int(value)
+
+
+def _deadline(time_limit_ms: int) -> tuple[float, float]:
+    """(delay in seconds, epoch seconds) of a time limit parse_time_limit accepted."""
+    delay = time_limit_ms / 1000.0
+    return delay, time.time() + delay
 
 
 class Proxy:
@@ -148,7 +174,9 @@ class Proxy:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ApiError(f"listen {self.listen}: address already in use", 409) from None
-            raise ApiError(f"listen {self.listen}: {exc.strerror or exc}", 400) from None
+            raise ApiError(f"listen {show(self.listen)}: {exc.strerror or exc}", 400) from None
+        except ValueError as exc:   # a host the resolver cannot take: NUL, a label over 63 (IDNA)
+            raise ApiError(f"listen {show(self.listen)}: {exc}", 400) from None
         bound = self.server.sockets[0].getsockname()
         self.listen = join_address(host, bound[1])
         self.enabled = True
@@ -177,23 +205,37 @@ class Proxy:
             split_address(listen)
             split_address(upstream)
         self.disarm_enable()
-        if listen != self.listen or upstream != self.upstream:
+        before = self.listen, self.upstream, self.enabled
+        moved = listen != self.listen or upstream != self.upstream
+        if moved:
             await self.stop()
             self.listen, self.upstream = listen, upstream
         if enabled:
-            await self.start()
+            try:
+                await self.start()
+            except ApiError:
+                if moved:       # the new address cannot listen: the proxy stays as it was
+                    self.listen, self.upstream = before[0], before[1]
+                    if before[2]:
+                        await self._restart_quietly()
+                raise
         else:
             await self.stop()
             self._arm_enable(time_limit_ms)
+
+    async def _restart_quietly(self) -> None:
+        try:
+            await self.start()
+        except ApiError as exc:
+            log.error("proxy %s: could not listen on %s again: %s", self.name, self.listen, exc.message)
 
     # -- the dead-man switch of a disabled proxy (our addition) ----------------
     def _arm_enable(self, time_limit_ms: int | None) -> None:
         if time_limit_ms is None:
             return
+        delay, self.expires_at = _deadline(time_limit_ms)
         self.time_limit_ms = time_limit_ms
-        self.expires_at = time.time() + time_limit_ms / 1000.0
-        loop = asyncio.get_running_loop()
-        self._enable_timer = loop.call_later(time_limit_ms / 1000.0, self._expire_disabled)
+        self._enable_timer = asyncio.get_running_loop().call_later(delay, self._expire_disabled)
 
     def disarm_enable(self) -> None:
         """Cancel a pending re-enable (the proxy was enabled, changed, deleted or reset)."""
@@ -226,7 +268,7 @@ class Proxy:
         try:
             host, port = split_address(self.upstream)
             up = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError, ApiError) as exc:
+        except (OSError, ValueError, asyncio.TimeoutError, ApiError) as exc:
             # as in Toxiproxy: an unreachable upstream closes the client connection
             log.warning("proxy %s: upstream %s unreachable: %s", self.name, self.upstream, exc)
             writer.close()
@@ -249,6 +291,7 @@ class Proxy:
         raise ApiError(*TOXIC_NOT_FOUND)
 
     def add_toxic(self, body: Any) -> ToxicEntry:
+        """Validate the whole request, then make the toxic live: an error leaves nothing behind."""
         if not isinstance(body, dict):
             raise bad_request("expected a JSON object")
         stream = body.get("stream", "downstream")
@@ -260,6 +303,7 @@ class Proxy:
             raise ApiError(*INVALID_TOXIC_TYPE)
         if not isinstance(name, str):
             raise bad_request("name must be a string")
+        check_name(name, "name")
         if any(t.name == name for t in self.toxics):
             raise ApiError(*TOXIC_EXISTS)
         toxicity = parse_toxicity(body.get("toxicity", 1.0))
@@ -269,8 +313,10 @@ class Proxy:
         except AttributeError400 as exc:
             raise bad_request(str(exc)) from None
         entry = ToxicEntry(name, type_, stream, toxicity, toxic)
+        deadline = _deadline(time_limit) if time_limit is not None else None
+        # valid: from here on nothing can fail, so the toxic never lives without its timer
         self.toxics.append(entry)
-        self._arm(entry, time_limit)
+        self._arm(entry, time_limit, deadline)
         for link in list(self.links):
             link.add_stage(entry)
         log.info("proxy %s: toxic %s added (%s %s %s)", self.name, name, type_, stream, toxic.values)
@@ -287,9 +333,10 @@ class Proxy:
             toxic.update(body.get("attributes") or {})
         except AttributeError400 as exc:
             raise bad_request(str(exc)) from None
+        deadline = _deadline(time_limit) if time_limit is not None else None
         entry.toxic, entry.toxicity = toxic, toxicity
         if time_limit is not None:
-            self._arm(entry, time_limit)
+            self._arm(entry, time_limit, deadline)
         old = [s for s in (link.replace_stage(entry) for link in list(self.links)) if s]
         await _settle(old)
         log.info("proxy %s: toxic %s updated (%s)", self.name, name, toxic.values)
@@ -310,16 +357,16 @@ class Proxy:
         for entry in list(self.toxics):
             await self.remove_toxic(entry.name)
 
-    def _arm(self, entry: ToxicEntry, time_limit_ms: int | None) -> None:
+    def _arm(self, entry: ToxicEntry, time_limit_ms: int | None,
+             deadline: tuple[float, float] | None) -> None:
         """The dead-man switch: remove the toxic by itself once its time limit passes."""
-        if time_limit_ms is None:
+        if time_limit_ms is None or deadline is None:
             return
         if entry.timer is not None:
             entry.timer.cancel()
+        delay, entry.expires_at = deadline
         entry.time_limit_ms = time_limit_ms
-        entry.expires_at = time.time() + time_limit_ms / 1000.0
-        loop = asyncio.get_running_loop()
-        entry.timer = loop.call_later(time_limit_ms / 1000.0, self._expire, entry)
+        entry.timer = asyncio.get_running_loop().call_later(delay, self._expire, entry)
 
     def _expire(self, entry: ToxicEntry) -> None:
         if entry in self.toxics:
@@ -357,6 +404,7 @@ class ProxyCollection:
         enabled = body.get("enabled", True)
         if not name or not isinstance(name, str):
             raise missing_field(f"name{where}")
+        check_name(name, f"name{where}")
         if not upstream or not isinstance(upstream, str):
             raise missing_field(f"upstream{where}")
         if not isinstance(listen, str):

@@ -1,0 +1,188 @@
+"""Bad and hostile input to the embedded server's API: always a 4xx with Toxiproxy's error shape,
+never a 5xx, no partial state, no listener outside the API, no connection held forever."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+
+import pytest
+import requests
+
+from harness.toxiproxy.proxy import MAX_TIME_LIMIT_MS
+from tests.support import connect, round_trip
+
+INT64_MAX = 2**63 - 1
+JSON = {"Content-Type": "application/json"}
+
+
+def raw_post(api, path: str, text: str | bytes, **kwargs) -> requests.Response:
+    data = text.encode() if isinstance(text, str) else text
+    return api("post", path, data=data, headers={**JSON, **kwargs.pop("headers", {})}, **kwargs)
+
+
+def assert_error(response: requests.Response, status: int = 400) -> dict:
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    body = response.json()
+    assert set(body) == {"error", "status"} and body["status"] == status, body
+    assert isinstance(body["error"], str) and body["error"]
+    return body
+
+
+def assert_serving(api) -> dict:
+    assert api("get", "/version").status_code == 200
+    listing = api("get", "/proxies")
+    assert listing.status_code == 200, listing.text[:300]
+    return listing.json()
+
+
+def accepts(address: str) -> bool:
+    try:
+        connect(address, timeout=1.0).close()
+        return True
+    except OSError:
+        return False
+
+
+# -- 1. a time limit too big for a timer ------------------------------------------------------
+
+# raw JSON: 1e309 is read as infinity, NaN and Infinity are literals Python's json accepts
+HUGE_LIMITS = ["1e309", "1" + "0" * 400, "NaN", "Infinity", "-Infinity", "1e300",
+               str(MAX_TIME_LIMIT_MS + 1)]
+
+
+@pytest.mark.parametrize("limit", HUGE_LIMITS)
+def test_time_limit_beyond_a_timer_is_400_and_adds_no_toxic(toxi, api, echo_server, limit):
+    proxy = toxi.create(upstream=echo_server.address, name="t")
+    response = raw_post(api, "/proxies/t/toxics",
+                        '{"type": "timeout", "attributes": {"timeout": 0}, "time_limit_ms": %s}' % limit)
+    assert_error(response)
+    assert api("get", "/proxies/t/toxics").json() == []
+    assert assert_serving(api)["t"]["toxics"] == []
+    with connect(proxy.listen) as sock:                 # no toxic live without its timer
+        round_trip(sock)
+    longest = api("post", "/proxies/t/toxics", json={"type": "latency", "time_limit_ms": MAX_TIME_LIMIT_MS})
+    assert longest.status_code == 200 and longest.json()["time_limit_ms"] == MAX_TIME_LIMIT_MS
+    assert assert_serving(api)["t"]["toxics"][0]["expires_at"] > time.time()
+
+
+@pytest.mark.parametrize("limit", HUGE_LIMITS)
+def test_time_limit_beyond_a_timer_on_update_is_400_and_changes_nothing(toxi, api, echo_server, limit):
+    proxy = toxi.create(upstream=echo_server.address, name="t")
+    created = api("post", "/proxies/t/toxics", json={"type": "latency", "attributes": {"latency": 1}})
+    before = api("get", "/proxies/t").json()
+    assert_error(raw_post(api, "/proxies/t/toxics/latency_downstream", '{"time_limit_ms": %s}' % limit))
+    assert_error(raw_post(api, "/proxies/t", '{"enabled": false, "time_limit_ms": %s}' % limit))
+    assert api("get", "/proxies/t").json() == before
+    assert api("get", "/proxies/t/toxics/latency_downstream").json() == created.json()
+    assert assert_serving(api)["t"]["enabled"] is True
+    with connect(proxy.listen) as sock:
+        round_trip(sock)
+
+
+# -- 4. bodies and numbers that used to crash a handler ---------------------------------------
+
+BAD_BODIES = {
+    "nested arrays": "[" * 20000,
+    "nested objects": '{"a":' * 20000,
+    "nested closed": "[" * 5000 + "]" * 5000,
+    "NaN": "NaN",
+    "Infinity in object": '{"name": "x", "upstream": Infinity}',
+    "1e309": '{"name": "x", "upstream": "127.0.0.1:1", "enabled": 1e309}',
+    "5000-digit int": '{"toxicity": ' + "9" * 5000 + "}",
+    "not utf-8": b'{"name": "\xff\xfe"}',
+    "empty": "",
+    "truncated": '{"name": "x", ',
+}
+
+
+@pytest.mark.parametrize("path", ["/proxies", "/populate", "/proxies/t", "/proxies/t/toxics",
+                                  "/proxies/t/toxics/latency_downstream"])
+@pytest.mark.parametrize("kind", list(BAD_BODIES))
+def test_bad_bodies_are_400_with_the_error_shape(toxi, api, echo_server, path, kind):
+    toxi.create(upstream=echo_server.address, name="t").add_toxic(type="latency", attributes={"latency": 1})
+    before = api("get", "/proxies").json()
+    response = raw_post(api, path, BAD_BODIES[kind])
+    if path == "/populate":     # Toxiproxy's populate error also carries "proxies": null
+        assert response.status_code == 400 and response.json()["status"] == 400
+    else:
+        assert_error(response)
+    assert assert_serving(api) == before
+
+
+def test_a_body_that_is_not_the_gzip_it_claims_is_400(toxi, api, echo_server):
+    response = raw_post(api, "/proxies", b"not gzip", headers={"Content-Encoding": "gzip"})
+    assert_error(response)
+    good = gzip.compress(json.dumps({"name": "z", "upstream": echo_server.address}).encode())
+    assert raw_post(api, "/proxies", good, headers={"Content-Encoding": "gzip"}).status_code == 201
+
+
+def test_a_body_over_the_size_limit_is_413_with_the_error_shape(toxi, api):
+    body = assert_error(raw_post(api, "/proxies", b'{"name": "' + b"x" * 2 * 1024**2 + b'"}'), 413)
+    assert "too large" in body["error"]
+    assert assert_serving(api) == {}
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "1e309", "NaN", "Infinity", "-Infinity",
+                                   str(INT64_MAX + 1), "1e19", "-1", "1.5", '"5"', "true", "[]"])
+@pytest.mark.parametrize("type_, attribute", [("latency", "latency"), ("latency", "jitter"),
+                                              ("bandwidth", "rate"), ("slow_close", "delay"),
+                                              ("timeout", "timeout"), ("reset_peer", "timeout"),
+                                              ("slicer", "average_size"), ("slicer", "delay"),
+                                              ("limit_data", "bytes")])
+def test_attribute_out_of_int64_or_not_a_whole_number_is_400(toxi, api, echo_server, type_, attribute, value):
+    toxi.create(upstream=echo_server.address, name="t")
+    body = '{"type": "%s", "attributes": {"%s": %s}}' % (type_, attribute, value)
+    assert_error(raw_post(api, "/proxies/t/toxics", body))
+    assert api("get", "/proxies/t/toxics").json() == []
+    api("post", "/proxies/t/toxics", json={"type": type_, "name": "ok"})
+    assert_error(raw_post(api, "/proxies/t/toxics/ok", '{"attributes": {"%s": %s}}' % (attribute, value)))
+    assert api("get", "/proxies/t/toxics/ok").json()["attributes"][attribute] == 0
+    assert_serving(api)
+
+
+def test_absurd_bandwidth_rate_is_400_and_int64_attributes_keep_connections_working(toxi, api, echo_server):
+    # 1e306 KB/s is no int64, so it is refused (as Toxiproxy's decoder would); it used to be
+    # taken, and its arithmetic overflowed and closed every connection through the proxy
+    proxy = toxi.create(upstream=echo_server.address, name="t")
+    assert_error(raw_post(api, "/proxies/t/toxics", '{"type": "bandwidth", "attributes": {"rate": 1e306}}'))
+    largest = api("post", "/proxies/t/toxics", json={"type": "bandwidth", "attributes": {"rate": INT64_MAX}})
+    assert largest.status_code == 200 and largest.json()["attributes"]["rate"] == INT64_MAX
+    with connect(proxy.listen) as sock:
+        for _ in range(3):
+            assert round_trip(sock, b"y" * 100_000) < 2.0
+    api("delete", "/proxies/t/toxics/bandwidth_downstream")
+    for type_, attributes in [("slicer", {"average_size": INT64_MAX, "size_variation": INT64_MAX - 1}),
+                              ("latency", {"latency": 0, "jitter": INT64_MAX}),
+                              ("limit_data", {"bytes": INT64_MAX})]:
+        response = api("post", "/proxies/t/toxics", json={"type": type_, "attributes": attributes})
+        assert response.status_code == 200, response.text
+    api("delete", "/proxies/t/toxics/latency_downstream")
+    with connect(proxy.listen) as sock:
+        round_trip(sock, b"z" * 10_000)
+        # the longest latency (292 million years) holds the data until the toxic goes
+        api("post", "/proxies/t/toxics", json={"type": "latency", "attributes": {"latency": INT64_MAX}})
+        with connect(proxy.listen) as held:
+            held.sendall(b"held")
+            held.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                held.recv(4)
+            assert api("delete", "/proxies/t/toxics/latency_downstream").status_code == 204
+            held.settimeout(5)
+            assert held.recv(4) == b"held"
+        round_trip(sock, b"z" * 10_000)
+    assert_serving(api)
+
+
+@pytest.mark.parametrize("listen", ["a" * 70 + ":0", "bad\x00host:0", "127.0.0.1:+80", "127.0.0.1: 80",
+                                    "127.0.0.1:٣", "127.0.0.1:" + "9" * 5000, "8.8.8.8:0"])
+def test_unusable_listen_address_is_400(toxi, api, echo_server, listen):
+    assert_error(api("post", "/proxies", json={"name": "l", "listen": listen, "upstream": echo_server.address}))
+    toxi.create(upstream=echo_server.address, name="t")
+    before = api("get", "/proxies/t").json()
+    assert_error(api("post", "/proxies/t", json={"listen": listen}), 400)
+    assert set(assert_serving(api)) == {"t"}
+    assert api("get", "/proxies/t").json() == before        # as it was, and listening again
+    with connect(before["listen"]) as sock:
+        round_trip(sock)
