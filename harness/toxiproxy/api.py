@@ -125,7 +125,14 @@ async def proxy_delete(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    await _collection(request).reset()
+    failed = await _collection(request).reset()
+    if failed:
+        # Toxiproxy stops at the first proxy it cannot start and answers that error. We reset every
+        # proxy first, then answer 409 Conflict naming each one that stayed disabled (most often
+        # its listen address is taken): a conflict with the machine's state, not a fault of this
+        # server, so no 5xx; toxiproxy-python and other clients still see the reset failed.
+        reasons = "; ".join(f"{name}: {why}" for name, why in failed)
+        raise ApiError(f"reset: could not enable {len(failed)} proxies again ({reasons})", 409)
     return web.Response(status=204)
 
 

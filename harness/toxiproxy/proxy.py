@@ -136,10 +136,14 @@ class Proxy:
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
+        self.closed = False                        # deleted: it never listens again
         self.server: asyncio.base_events.Server | None = None
         self.links: set[Link] = set()
         self.toxics: list[ToxicEntry] = []
         self._tasks: set[asyncio.Task] = set()
+        # one start, stop or update at a time: two overlapping starts would open two listeners,
+        # and the one the proxy forgets could never be closed by the API
+        self._lock = asyncio.Lock()
         # our addition: a disabled proxy may carry a time limit after which it enables itself
         self.time_limit_ms: int | None = None
         self.expires_at: float | None = None       # epoch seconds, for the API
@@ -165,7 +169,14 @@ class Proxy:
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
+        async with self._lock:
+            await self._start()
+
+    async def _start(self) -> None:
+        """Listen (the caller holds the lock); a deleted proxy is not found."""
         self.disarm_enable()
+        if self.closed:
+            raise ApiError(*PROXY_NOT_FOUND)
         if self.enabled:
             return
         host, port = split_address(self.listen)
@@ -196,6 +207,16 @@ class Proxy:
             task.cancel()
         log.info("proxy %s stopped", self.name)
 
+    async def close(self) -> None:
+        """Deleted: cancel its timers, wait for a start under way, and stop for good."""
+        self.closed = True
+        for entry in self.toxics:
+            if entry.timer is not None:
+                entry.timer.cancel()
+        self.disarm_enable()
+        async with self._lock:
+            await self.stop()
+
     async def update(self, listen: str, upstream: str, enabled: bool, time_limit_ms: int | None = None) -> None:
         """Change the proxy; any change cancels a pending re-enable. Disabled with time_limit_ms,
         it enables itself after that many ms unless enabled, changed or deleted meanwhile."""
@@ -204,28 +225,31 @@ class Proxy:
         if listen != self.listen or upstream != self.upstream:
             split_address(listen)
             split_address(upstream)
-        self.disarm_enable()
-        before = self.listen, self.upstream, self.enabled
-        moved = listen != self.listen or upstream != self.upstream
-        if moved:
-            await self.stop()
-            self.listen, self.upstream = listen, upstream
-        if enabled:
-            try:
-                await self.start()
-            except ApiError:
-                if moved:       # the new address cannot listen: the proxy stays as it was
-                    self.listen, self.upstream = before[0], before[1]
-                    if before[2]:
-                        await self._restart_quietly()
-                raise
-        else:
-            await self.stop()
-            self._arm_enable(time_limit_ms)
+        async with self._lock:
+            if self.closed:
+                raise ApiError(*PROXY_NOT_FOUND)
+            self.disarm_enable()
+            before = self.listen, self.upstream, self.enabled
+            moved = listen != self.listen or upstream != self.upstream
+            if moved:
+                await self.stop()
+                self.listen, self.upstream = listen, upstream
+            if enabled:
+                try:
+                    await self._start()
+                except ApiError:
+                    if moved:       # the new address cannot listen: the proxy stays as it was
+                        self.listen, self.upstream = before[0], before[1]
+                        if before[2]:
+                            await self._restart_quietly()
+                    raise
+            else:
+                await self.stop()
+                self._arm_enable(time_limit_ms)
 
     async def _restart_quietly(self) -> None:
         try:
-            await self.start()
+            await self._start()
         except ApiError as exc:
             log.error("proxy %s: could not listen on %s again: %s", self.name, self.listen, exc.message)
 
@@ -343,7 +367,12 @@ class Proxy:
         return entry
 
     async def remove_toxic(self, name: str) -> None:
-        entry = self.get_toxic(name)
+        await self._remove_entry(self.get_toxic(name))
+
+    async def _remove_entry(self, entry: ToxicEntry) -> None:
+        """Remove this toxic (not whichever has its name now); gone already is fine."""
+        if entry not in self.toxics:
+            return
         self.toxics.remove(entry)
         if entry.timer is not None:
             entry.timer.cancel()
@@ -351,11 +380,11 @@ class Proxy:
         for stage in stages:
             stage.interrupt()
         await _settle(stages)
-        log.info("proxy %s: toxic %s removed", self.name, name)
+        log.info("proxy %s: toxic %s removed", self.name, entry.name)
 
     async def remove_all_toxics(self) -> None:
         for entry in list(self.toxics):
-            await self.remove_toxic(entry.name)
+            await self._remove_entry(entry)
 
     def _arm(self, entry: ToxicEntry, time_limit_ms: int | None,
              deadline: tuple[float, float] | None) -> None:
@@ -371,7 +400,7 @@ class Proxy:
     def _expire(self, entry: ToxicEntry) -> None:
         if entry in self.toxics:
             log.warning("proxy %s: toxic %s reached its time limit; removed", self.name, entry.name)
-            task = asyncio.get_running_loop().create_task(self.remove_toxic(entry.name))
+            task = asyncio.get_running_loop().create_task(self._remove_entry(entry))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -388,6 +417,9 @@ class ProxyCollection:
 
     def __init__(self) -> None:
         self.proxies: dict[str, Proxy] = {}
+        # names whose create (or populate) is under way: taken before the first await, so a
+        # concurrent create of the same name is a 409, not a second listener no one can remove
+        self.pending: set[str] = set()
 
     def get(self, name: str) -> Proxy:
         try:
@@ -417,12 +449,16 @@ class ProxyCollection:
 
     async def create(self, body: Any) -> Proxy:
         name, listen, upstream, enabled = self.parse(body)
-        if name in self.proxies:
+        if name in self.proxies or name in self.pending:
             raise ApiError(*PROXY_EXISTS)
-        proxy = Proxy(name, listen, upstream)
-        if enabled:
-            await proxy.start()
-        self.proxies[name] = proxy
+        self.pending.add(name)
+        try:
+            proxy = Proxy(name, listen, upstream)
+            if enabled:
+                await proxy.start()
+            self.proxies[name] = proxy
+        finally:
+            self.pending.discard(name)
         return proxy
 
     async def populate(self, body: Any) -> list[Proxy]:
@@ -433,36 +469,47 @@ class ProxyCollection:
         names = [p[0] for p in parsed]
         if len(set(names)) != len(names):
             raise bad_request("duplicate proxy name in populate request")
-        result = []
-        for name, listen, upstream, enabled in parsed:
-            existing = self.proxies.get(name)
-            if existing and existing.listen == listen and existing.upstream == upstream:
-                result.append(existing)
-                continue
-            if existing:
-                await self.delete(name)
-            proxy = Proxy(name, listen, upstream)
-            if enabled:
-                await proxy.start()
-            self.proxies[name] = proxy
-            result.append(proxy)
-        return result
+        if any(name in self.pending for name in names):
+            raise ApiError(*PROXY_EXISTS)      # being created by a request under way
+        self.pending.update(names)
+        try:
+            result = []
+            for name, listen, upstream, enabled in parsed:
+                existing = self.proxies.get(name)
+                if existing and existing.listen == listen and existing.upstream == upstream:
+                    result.append(existing)
+                    continue
+                if existing:
+                    self.proxies.pop(name, None)
+                    await existing.close()
+                proxy = Proxy(name, listen, upstream)
+                if enabled:
+                    await proxy.start()
+                self.proxies[name] = proxy
+                result.append(proxy)
+            return result
+        finally:
+            self.pending.difference_update(names)
 
     async def delete(self, name: str) -> None:
         proxy = self.get(name)
-        for entry in proxy.toxics:
-            if entry.timer is not None:
-                entry.timer.cancel()
-        proxy.disarm_enable()
-        await proxy.stop()
-        del self.proxies[name]
+        del self.proxies[name]         # gone from the API at once; then it stops for good
+        await proxy.close()
 
-    async def reset(self) -> None:
-        """Re-enable every proxy (cancelling pending re-enables) and remove every toxic (POST /reset)."""
+    async def reset(self) -> list[tuple[str, str]]:
+        """POST /reset: remove every toxic and enable every proxy (cancelling pending re-enables).
+        A proxy that cannot listen again does not stop the others: every proxy is reset, and the
+        (name, reason) of each that stayed disabled is returned."""
+        failed = []
         for proxy in list(self.proxies.values()):
             proxy.disarm_enable()
-            await proxy.start()
             await proxy.remove_all_toxics()
+            try:
+                await proxy.start()
+            except ApiError as exc:
+                if not proxy.closed:       # deleted meanwhile: nothing to report
+                    failed.append((proxy.name, exc.message))
+        return failed
 
     async def close(self) -> None:
         for name in list(self.proxies):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import time
 
 import pytest
 import requests
 
 from harness.toxiproxy.proxy import MAX_TIME_LIMIT_MS
-from tests.support import connect, round_trip
+from tests.support import connect, read_all, refuses, round_trip
 
 INT64_MAX = 2**63 - 1
 JSON = {"Content-Type": "application/json"}
@@ -79,6 +80,86 @@ def test_time_limit_beyond_a_timer_on_update_is_400_and_changes_nothing(toxi, ap
     assert assert_serving(api)["t"]["enabled"] is True
     with connect(proxy.listen) as sock:
         round_trip(sock)
+
+
+# -- 2. concurrent creates of one name ---------------------------------------------------------
+
+def distinct_free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_concurrent_creates_of_one_name_make_one_proxy(toxi, api, echo_server, toxiproxy_server):
+    n = 80
+    listens = [f"127.0.0.1:{port}" for port in distinct_free_ports(n)]   # each asks for its own port
+    api_address = f"{toxiproxy_server.host}:{toxiproxy_server.port}"
+    # every connection open first, then every request sent at once: the server reads them in one
+    # go, so their handlers all run before the first create has finished starting its listener
+    socks = [connect(api_address, timeout=20) for _ in range(n)]
+    try:
+        for sock, listen in zip(socks, listens):
+            body = json.dumps({"name": "race", "listen": listen, "upstream": echo_server.address}).encode()
+            sock.sendall(b"POST /proxies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        statuses = [int(read_all(sock)[0].split(b" ", 2)[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    assert sorted(statuses) == [201] + [409] * (n - 1)
+    winner = listens[statuses.index(201)]
+    proxies = assert_serving(api)
+    assert list(proxies) == ["race"] and proxies["race"]["listen"] == winner
+    losers = [address for address in listens if address != winner]
+    assert [a for a in losers if not refuses(a)] == []            # no listener outside the API
+    assert api("delete", "/proxies/race").status_code == 204
+    assert refuses(winner)
+    # a create whose start fails releases the name it reserved
+    first = toxi.create(upstream=echo_server.address, name="first")
+    assert_error(api("post", "/proxies", json={"name": "race", "listen": first.listen,
+                                               "upstream": echo_server.address}), 409)
+    assert api("post", "/proxies", json={"name": "race", "upstream": echo_server.address}).status_code == 201
+
+
+
+
+# -- 3. reset goes on past a proxy it cannot enable ---------------------------------------------
+
+def test_reset_resets_every_proxy_and_names_the_one_it_could_not_enable(toxi, api, echo_server):
+    blocked = toxi.create(upstream=echo_server.address, name="a-blocked")    # first in reset order
+    blocked.add_toxic(type="latency", attributes={"latency": 1000})
+    others = []
+    for name in ("b", "c"):
+        proxy = toxi.create(upstream=echo_server.address, name=name)
+        proxy.add_toxic(type="timeout", attributes={"timeout": 0})
+        others.append(proxy)
+    others[1].disable()
+    blocked.disable()
+    squatter = socket.socket()
+    host, port = blocked.listen.rsplit(":", 1)
+    squatter.bind((host, int(port)))                    # its address is taken while it is down
+    squatter.listen()
+    try:
+        response = api("post", "/reset")
+        body = assert_error(response, 409)
+        assert "a-blocked" in body["error"] and "in use" in body["error"]
+        assert "b:" not in body["error"] and "c:" not in body["error"]
+        state = assert_serving(api)
+        assert all(p["toxics"] == [] for p in state.values())          # every toxic gone
+        assert state["b"]["enabled"] and state["c"]["enabled"] and not state["a-blocked"]["enabled"]
+        for proxy in others:
+            with connect(proxy.listen) as sock:
+                assert round_trip(sock) < 0.5
+    finally:
+        squatter.close()
+    assert api("post", "/reset").status_code == 204     # free again: a reset heals it
+    with connect(blocked.listen) as sock:
+        assert round_trip(sock) < 0.5
 
 
 # -- 4. bodies and numbers that used to crash a handler ---------------------------------------
