@@ -10,7 +10,8 @@
 - ``GET /metrics/queues``: per platform queue depth (``JamfQueueDepth``), dead letters, and the
   backlog age per ring (critical rings: no backlog older than 10 minutes);
 - ``POST /_clock/advance`` {"seconds"}: move the Control Plane's clock (labs only:
-  ``serve --allow-clock-control``); recorded as a ClockAdvanced event.
+  ``serve --allow-clock-control``, and the lab's bearer token from DRILL_CONTROL_TOKEN, else 401:
+  controlplane.control_auth); recorded as a ClockAdvanced event.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 from aiohttp import web
 from psycopg.rows import dict_row
 
-from controlplane import events, gates
+from controlplane import control_auth, events, gates
 from controlplane import platformstate as ps
 from controlplane.dispatch import QueueUnavailable
 from controlplane.http import Refused, bad_request, json_body, reply, string_field
@@ -218,6 +219,11 @@ class PlatformRoutes:
     async def clock_advance(self, request: web.Request) -> web.Response:
         if not self.allow_clock_control:
             return reply({"error": "clock control is off (serve --allow-clock-control, labs only)"}, 403)
+        if not control_auth.authorized(request.headers.get("Authorization")):   # the lab's bearer token
+            body, status, headers = control_auth.refusal()
+            response = reply(body, status)
+            response.headers.update(headers)
+            return response
         seconds = _number(await json_body(request), "seconds")
         if seconds is None or not 0 < seconds <= 7 * 86400:
             raise bad_request("field 'seconds' must be a number in (0, 604800]", field="seconds")

@@ -19,6 +19,8 @@ Endpoints:
   throttle answers 429 with Retry-After, error answers 503, hang never answers.
 - ``GET /_control``: the mode, the counters, and ``until`` (epoch seconds) while a for_s limit
   is pending (else null).
+- Both ``/_control`` calls need ``Authorization: Bearer <token>``, the token the stand-in got in
+  DRILL_CONTROL_TOKEN (started without one, they answer 401 to every call).
 - ``GET /health``: 200, or what the current mode answers (429, 503, hang) without consuming
   one of the degraded requests.
 
@@ -56,6 +58,8 @@ import time
 from pathlib import Path
 
 from aiohttp import web
+
+from controlplane import control_auth
 
 MODES = ("ok", "throttle", "error", "hang")
 HANG_SECONDS = 3600.0
@@ -310,10 +314,21 @@ class PlatformMock:
                 "requests_remaining": self.remaining,
                 "until": round(self.until, 3) if self.until is not None else None, **self.counters}
 
+    @staticmethod
+    def _refused(request: web.Request) -> web.Response | None:
+        """401 unless the call carries the lab's bearer token (controlplane.control_auth)."""
+        if control_auth.authorized(request.headers.get("Authorization")):
+            return None
+        body, status, headers = control_auth.refusal()
+        return web.json_response(body, status=status, headers=headers)
+
     async def get_control(self, request: web.Request) -> web.Response:
-        return web.json_response(self.control_state())
+        return self._refused(request) or web.json_response(self.control_state())
 
     async def post_control(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         try:
             body = await request.json()
             mode = body["mode"]

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from . import exits
+from .lab.reaper import UnsafeStateDir
 from .provenance import version_text
 from .report.cli import add_cab_args, add_record_args
 
@@ -66,7 +67,8 @@ def _lab_up(args: argparse.Namespace) -> int:
         # so that the lab can stand in for staging: a runbook endpoint and its secrets (0600)
         runbook = RunbookServer(lab, secrets.token_urlsafe(24)).start()
         secret_files = {name: str(lab.write_secret(name, value)) for name, value in
-                        (("pg-password", lab.cluster.password), ("runbook-token", runbook.token))}
+                        (("pg-password", lab.cluster.password), ("runbook-token", runbook.token),
+                         ("control-token", lab.control_token))}
         print(json.dumps({"lab_id": lab.lab_id, "started_in_s": round(lab.started_in, 2),
                           "endpoints": {**lab.endpoints(), "runbook": runbook.url},
                           "secret_files": secret_files}, indent=1), flush=True)
@@ -89,19 +91,15 @@ def _lab_up(args: argparse.Namespace) -> int:
 def _manifests() -> list[dict]:
     from .lab import reaper
 
-    found = []
-    for path in sorted(reaper.state_dir().glob("*.lab.json")):
-        try:
-            found.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return found
+    # only manifests this user wrote (a file of another user, or writable by others, is ignored)
+    return [data for _, data in reaper.trusted_files("*.lab.json")]
 
 
 def _lab_status(args: argparse.Namespace) -> int:
     from .lab import proc
 
-    labs = [{**lab, "owner_alive": proc.is_alive(lab["owner_pid"])} for lab in _manifests()]
+    labs = [{**lab, "owner_alive": proc.same_process(lab.get("owner_pid"), lab.get("owner_start_time"))}
+            for lab in _manifests()]
     if args.json:
         print(json.dumps(labs, indent=1))
     elif not labs:
@@ -116,8 +114,9 @@ def _lab_down(args: argparse.Namespace) -> int:
     from .lab import containers, embedded, proc, reaper  # noqa: F401 - registers cleanups
 
     for lab in _manifests():
-        pid = lab["owner_pid"]
-        if proc.is_alive(pid):
+        pid = lab.get("owner_pid")
+        # only the process that wrote the manifest (same start time), never a reused pid
+        if isinstance(pid, int) and proc.same_process(pid, lab.get("owner_start_time")):
             os.kill(pid, signal.SIGTERM)
             if proc.wait_gone([pid], timeout=60):
                 _err(f"drill: lab {lab['lab_id']} owner {pid} did not stop; killing what it started")
@@ -278,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
+    except UnsafeStateDir as exc:   # the lab registry could be written by another user: refused
+        _err(f"drill: {exc}")
+        return exits.INVALID
     except KeyboardInterrupt:
         _err("drill: interrupted; faults healed and lab taken down")
         return exits.INTERRUPTED

@@ -172,7 +172,9 @@ class HttpError(Fault):
         body = {"status": self.params["status"], "count": self.params["count"]}
         if self.spec.time_limit_s is not None:   # the gateway forwards again by itself after it
             body["for_s"] = self.spec.time_limit_s
-        requests.post(f"{url}/_drill/fault", json=body, timeout=10).raise_for_status()
+        requests.post(f"{url}/_drill/fault", json=body, headers=ctx.lab.control_headers(),
+                      timeout=10).raise_for_status()
 
     def heal(self, ctx: FaultContext) -> None:
-        requests.delete(f"{ctx.lab.http_gateway(self.spec.target)}/_drill/fault", timeout=10).raise_for_status()
+        requests.delete(f"{ctx.lab.http_gateway(self.spec.target)}/_drill/fault", headers=ctx.lab.control_headers(),
+                        timeout=10).raise_for_status()

@@ -24,7 +24,8 @@ class PlatformDegrade(Fault):
 
     def _control(self, ctx: FaultContext, body: dict) -> None:
         url = ctx.lab.platform_control_url(self.spec.target)
-        requests.post(f"{url}/_control", json=body, timeout=10).raise_for_status()
+        requests.post(f"{url}/_control", json=body, headers=ctx.lab.control_headers(),
+                      timeout=10).raise_for_status()
 
     def inject(self, ctx: FaultContext) -> None:
         body = {"mode": self.params["mode"], "retry_after": self.params["retry_after"],

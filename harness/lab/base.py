@@ -102,6 +102,11 @@ class Lab(abc.ABC):
     def platform_control_url(self, platform: str) -> str:
         raise self._no_platforms()
 
+    def control_headers(self) -> dict[str, str]:
+        """Headers of a call of a control endpoint of the lab (clock, platform stand-ins, fault
+        gateway): the embedded lab's bearer token; none here."""
+        return {}
+
     def kill_platform(self, platform: str) -> None:
         raise self._no_platforms()
 

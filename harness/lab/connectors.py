@@ -103,8 +103,10 @@ def peek_messages(sqs, queue_url: str, rounds: int = PEEK_ROUNDS) -> list[dict]:
 
 class ConnectorTier:
     def __init__(self, root: Path, lab_id: str, registration: reaper.Registration,
-                 proxy: Callable[[str, str], str], env: dict[str, str], sqs_endpoint: str) -> None:
+                 proxy: Callable[[str, str], str], env: dict[str, str], sqs_endpoint: str,
+                 control_env: dict[str, str] | None = None) -> None:
         self.root, self.lab_id, self.registration = root, lab_id, registration
+        self.control_env = dict(control_env or {})   # the stand-ins' control token (not the workers')
         self.proxy, self.env, self.sqs_endpoint = proxy, env, sqs_endpoint
         self.queues: dict[str, dict[str, str]] = {}
         self.mocks: dict[str, subprocess.Popen] = {}
@@ -119,9 +121,9 @@ class ConnectorTier:
     def prefix(self) -> str:
         return self.lab_id
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "controlplane", *args], env=self.env,
+        process = subprocess.Popen([sys.executable, "-m", "controlplane", *args], env=env or self.env,
                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         self.registration.add_pid(process.pid)
@@ -251,7 +253,7 @@ class ConnectorTier:
     def start_platform(self, platform: str, port: int, wait: bool = True) -> None:
         self.mocks[platform] = self._spawn(f"platform-{platform}", [
             "platform-mock", "--platform", platform, "--host", LOOPBACK, "--port", str(port), "--tag", self.lab_id,
-            "--request-log", str(self.request_log(platform))])
+            "--request-log", str(self.request_log(platform))], env={**self.env, **self.control_env})
         self.mock_ports[platform] = port
         if wait:
             self._wait_platform(platform, time.monotonic() + START_TIMEOUT)

@@ -35,6 +35,8 @@ from typing import Any, Callable
 
 import requests
 
+from controlplane.control_auth import CONTROL_TOKEN_ENV
+
 from ..faults import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from . import proc, reaper
@@ -118,6 +120,9 @@ class EmbeddedLab(Lab):
         self.on_event = on_event or (lambda kind, name, detail: None)
         self.failover_interval, self.failover_misses = failover_interval, failover_misses
         self.lab_id = "drilllab-" + secrets.token_hex(4)
+        # bearer token of the control endpoints (clock, platform stand-ins, fault gateway): given to
+        # those processes in their environment, sent by every harness client (control_headers())
+        self.control_token = secrets.token_urlsafe(24)
         self.root: Path | None = None
         self.registration: reaper.Registration | None = None
         self.toxi_server: ToxiproxyServer | None = None
@@ -153,7 +158,8 @@ class EmbeddedLab(Lab):
             self.moto = MotoServer()
             self.moto.start()
             self.connectors = ConnectorTier(self.root, self.lab_id, self.registration, self._proxy,
-                                            self._aws_env(), self.moto.endpoint_url)
+                                            self._aws_env(), self.moto.endpoint_url,
+                                            control_env={CONTROL_TOKEN_ENV: self.control_token})
             with ThreadPoolExecutor(max_workers=1) as pool:   # queues and platforms while PostgreSQL starts
                 platforms = pool.submit(self.connectors.start_queues_and_mocks)
                 self._start_database()
@@ -251,13 +257,18 @@ class EmbeddedLab(Lab):
         return env
 
     def _cp_env(self) -> dict[str, str]:
-        return {**self._aws_env(), "PGPASSWORD": self.cluster.password}
+        return {**self._aws_env(), "PGPASSWORD": self.cluster.password, CONTROL_TOKEN_ENV: self.control_token}
+
+    def control_headers(self) -> dict[str, str]:
+        """What a call of a control endpoint of this lab carries: its bearer token."""
+        return {"Authorization": f"Bearer {self.control_token}"}
 
     def _start_gateway(self, upstream: str) -> None:
         """The HTTP fault gateway in front of the primary region's object store."""
         self.gateway = subprocess.Popen(
             [sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream,
-             "--tag", self.lab_id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             "--tag", self.lab_id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env={**os.environ, CONTROL_TOKEN_ENV: self.control_token})
         self.registration.add_pid(self.gateway.pid)
         line = self.gateway.stdout.readline().strip()
         if not line.startswith("listening "):
@@ -278,7 +289,8 @@ class EmbeddedLab(Lab):
 
     def gateway_requests(self, name: str = "s3") -> list[dict]:
         """Every request the gateway forwarded or answered: {n, at, method, path, status, injected}."""
-        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", timeout=10)
+        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", headers=self.control_headers(),
+                             timeout=10)
         reply.raise_for_status()
         return reply.json()["requests"]
 
@@ -392,19 +404,15 @@ class EmbeddedLab(Lab):
 
     def write_secret(self, name: str, value: str) -> Path:
         """One secret of this lab in a file only its owner can read (removed with the lab)."""
-        path = reaper.state_dir() / f"{self.lab_id}.secret.{name}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(value)
-        return path
+        # in the private state dir, by exclusive creation and rename: a planted symlink is not followed
+        return reaper.write_private(reaper.state_dir() / f"{self.lab_id}.secret.{name}", value, 0o600)
 
     def _write_manifest(self) -> None:
+        # owner_start_time: `drill lab down` signals the owner only while it is this process
         data = {"lab_id": self.lab_id, "provider": self.provider, "owner_pid": os.getpid(),
+                "owner_start_time": proc.start_time(os.getpid()),
                 "started_in_s": round(self.started_in or 0, 2), "endpoints": self.endpoints()}
-        path = manifest_path(self.lab_id)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
+        reaper.write_private(manifest_path(self.lab_id), json.dumps(data, indent=1), 0o600)
 
     # -- what drills and status use ------------------------------------------------------------
     def endpoints(self) -> dict[str, Any]:
@@ -535,7 +543,7 @@ class EmbeddedLab(Lab):
             for platform in self.connectors.mocks:
                 self.connectors.restart_platform(platform)
                 requests.post(f"{self.platform_control_url(platform)}/_control", json={"mode": "ok"},
-                              timeout=10).raise_for_status()
+                              headers=self.control_headers(), timeout=10).raise_for_status()
 
     def database_primary(self) -> str:
         return self.cluster.primary.name

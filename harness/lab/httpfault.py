@@ -15,7 +15,10 @@ the link's proxy and the real server (S3 on moto) and is driven over its own con
                            in order; at = arrival (epoch seconds), path without the query string,
                            status = what the client was answered, injected = answered by the fault
 
-Run: python -m harness.lab.httpfault --port 0 --upstream http://127.0.0.1:5000
+Every /_drill/ call needs ``Authorization: Bearer <token>``: the token the gateway got in its
+environment (DRILL_CONTROL_TOKEN, never on its command line); without one they answer 401.
+
+Run: DRILL_CONTROL_TOKEN=... python -m harness.lab.httpfault --port 0 --upstream http://127.0.0.1:5000
 (listens on 127.0.0.1; prints "listening HOST:PORT" once bound).
 """
 
@@ -29,6 +32,8 @@ import time
 
 import aiohttp
 from aiohttp import web
+
+from controlplane import control_auth
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "content-length", "host"}
@@ -65,6 +70,15 @@ def make_app(upstream: str) -> web.Application:
     def record(at: float, request: web.Request, status: int, injected: bool) -> None:
         requests_seen.append({"n": len(requests_seen) + 1, "at": round(at, 6), "method": request.method,
                               "path": request.path, "status": status, "injected": injected})
+
+    @web.middleware
+    async def control_token(request: web.Request, handler):
+        """Every /_drill/ path needs the lab's bearer token (DRILL_CONTROL_TOKEN); the rest is
+        forwarded as it is (S3 clients authenticate to S3, not to the gateway)."""
+        if request.path.startswith("/_drill/") and not control_auth.authorized(request.headers.get("Authorization")):
+            body, status, headers = control_auth.refusal()
+            return web.json_response(body, status=status, headers=headers)
+        return await handler(request)
 
     async def control(request: web.Request) -> web.Response:
         if request.method == "POST":
@@ -132,7 +146,7 @@ def make_app(upstream: str) -> web.Application:
         disarm()
         await app["session"].close()
 
-    app = web.Application(client_max_size=256 * 1024 * 1024)
+    app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[control_token])
     app.on_startup.append(open_session)
     app.on_cleanup.append(close_session)
     app.router.add_route("*", CONTROL, control)

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -48,6 +50,8 @@ APP_DATABASE = "controlplane"
 REPLICATION_ROLE = "replicator"
 SUPERUSER = "postgres"
 RUN_AS = "postgres"  # unprivileged OS user for the server when the harness is root
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -206,6 +210,41 @@ host    replication  {REPLICATION_ROLE}   {LOOPBACK}/32   scram-sha-256
 
 def _conf_value(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+# What initdb writes into postgresql.conf (everything else there is a comment); the auto.conf of a
+# fresh data dir has no settings. A template's copy with anything else is not used.
+INITDB_SETTINGS = frozenset({
+    "max_connections", "shared_buffers", "dynamic_shared_memory_type", "max_wal_size", "min_wal_size",
+    "log_timezone", "datestyle", "timezone", "lc_messages", "lc_monetary", "lc_numeric", "lc_time",
+    "default_text_search_config"})
+
+
+def _setting_names(path: Path) -> list[str]:
+    names = []
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.append(line.replace("=", " ").split()[0].lower())
+    return names
+
+
+def pristine_config_problem(datadir: Path) -> str | None:
+    """None when datadir's config files hold only what initdb writes; else what is wrong. Each
+    file must be a regular file (no symlink)."""
+    try:
+        for name in ("postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"):
+            if not stat.S_ISREG(os.lstat(datadir / name).st_mode):
+                return f"{name} is not a regular file"
+        extra = [n for n in _setting_names(datadir / "postgresql.conf") if n not in INITDB_SETTINGS]
+        if extra:
+            return f"postgresql.conf sets {', '.join(sorted(set(extra)))}, which initdb does not"
+        auto = _setting_names(datadir / "postgresql.auto.conf")
+        if auto:
+            return f"postgresql.auto.conf sets {', '.join(sorted(set(auto)))}"
+    except OSError as exc:
+        return f"config unreadable: {exc}"
+    return None
 
 
 class PgNode:
@@ -595,8 +634,10 @@ class PgCluster:
         self.socket_dir = self.root / "sock"
         self.socket_dir.mkdir()
         self.passfile = self.root / "pgpass"
-        self.passfile.write_text(f"*:*:*:{REPLICATION_ROLE}:{self.password}\n")
-        self.passfile.chmod(0o600)
+        # exclusive creation, never through a symlink, 0600 from the start (holds the password)
+        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"*:*:*:{REPLICATION_ROLE}:{self.password}\n")
         self._own(self.root)
 
         primary = self._init_primary(self.primary_name)
@@ -610,15 +651,11 @@ class PgCluster:
         """A new, empty, running primary with the lab's roles (no application database)."""
         primary = self._new_node(name, "primary")
         self._mkdir(primary.dir)
-        try:
-            if not self.use_template:
-                raise LabError("initdb templates disabled")
-            shutil.copytree(self._initdb_template(), primary.datadir, symlinks=True)
-            self._own(primary.datadir)
-        except (OSError, LabError):
-            # The template is only a speed-up (e.g. owned by another user): initdb instead.
-            shutil.rmtree(primary.datadir, ignore_errors=True)
+        # The template is only a speed-up: when there is none, or it cannot be trusted, initdb.
+        if not (self.use_template and self._copy_template(primary.datadir)):
             self._initdb(primary.datadir)
+            if self.use_template:
+                self._store_template(primary.datadir)
         (primary.datadir / "pg_hba.conf").write_text(PG_HBA)
         with open(primary.datadir / "postgresql.conf", "a") as f:
             f.write("\ninclude 'drill.conf'\n")
@@ -706,31 +743,72 @@ class PgCluster:
     def _initdb(self, datadir: Path) -> None:
         self._run(["initdb", "-D", str(datadir), *self._INITDB_ARGS], timeout=120)
 
-    def _initdb_template(self) -> Path:
-        """A pristine initdb'ed data dir, made once per set of binaries and then copied:
-        a copy takes a fraction of initdb's time (0.6-2.5 s here). Built aside and renamed
-        into place, so concurrent labs never see a half-written template."""
+    # ---- the initdb template cache ------------------------------------------------------
+    # A copy of a pristine initdb'ed data dir takes a fraction of initdb's time (measured here:
+    # initdb 0.6-2.5 s, a copy on tmpfs ~0.05 s). Its data dir becomes a primary, so the cache must
+    # be ours alone: <base_dir>/drill-pg-templates-<uid>, 0700, owned by this user (refused, and
+    # initdb used instead, when anything else is there), each template stored by the harness
+    # itself (a copy owned by this user, chown'ed to the server user only in the lab's copy), and
+    # its config checked again in every copy: only the settings initdb writes, no includes.
+
+    def _template_key(self) -> str:
         binaries = [self.pg_bin / "initdb", self.pg_bin / "postgres"]
         facts = [(str(b), b.stat().st_mtime_ns, b.stat().st_size) for b in binaries]
-        key = hashlib.sha256(repr((facts, self._INITDB_ARGS, os.geteuid())).encode()).hexdigest()[:16]
-        # Beside the labs: same (fast) file system, and reachable by the server's OS user.
-        templates = self.base_dir / "drill-pg-templates"
-        template = templates / key
-        if (template / "PG_VERSION").exists():
-            return template
-        templates.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f"{key}.{self.lab_id}.", dir=templates))
+        return hashlib.sha256(repr((facts, self._INITDB_ARGS, os.geteuid())).encode()).hexdigest()[:16]
+
+    def _template_cache(self) -> Path | None:
+        """The private cache dir (created 0700 if missing), or None when it cannot be trusted."""
         try:
-            self._own(building)
-            self._initdb(building / "data")
+            return reaper.ensure_private_dir(self.base_dir / f"drill-pg-templates-{os.geteuid()}",
+                                             what="the initdb template cache")
+        except (reaper.UnsafeStateDir, OSError) as exc:
+            log.warning("not using an initdb template: %s", exc)
+            return None
+
+    def _copy_template(self, datadir: Path) -> bool:
+        """Copy the cached template to datadir; False (nothing left behind) when there is no
+        trustworthy one."""
+        cache = self._template_cache()
+        if cache is None:
+            return False
+        template = cache / self._template_key()
+        try:
+            st = os.lstat(template)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022 \
+                    or not (template / "PG_VERSION").exists():
+                return False
+            shutil.copytree(template, datadir, symlinks=True)
+            problem = pristine_config_problem(datadir)
+            if problem:
+                log.warning("initdb template %s not used, removed: %s", template, problem)
+                shutil.rmtree(template, ignore_errors=True)
+                raise LabError(problem)
+            self._own(datadir)
+            return True
+        except (OSError, LabError):
+            shutil.rmtree(datadir, ignore_errors=True)
+            return False
+
+    def _store_template(self, datadir: Path) -> None:
+        """Keep a copy of a fresh initdb'ed datadir (not yet configured or started) in the cache.
+        Built aside and renamed into place, so concurrent labs never see a half-written one."""
+        cache = self._template_cache()
+        if cache is None or pristine_config_problem(datadir):
+            return
+        template = cache / self._template_key()
+        if template.exists():
+            return
+        building = Path(tempfile.mkdtemp(prefix=f".{self.lab_id}.", dir=cache))
+        try:
+            shutil.copytree(datadir, building / "data", symlinks=True)   # new files: ours
             try:
                 os.rename(building / "data", template)
             except OSError:
-                if not (template / "PG_VERSION").exists():  # not a lost race: a real error
-                    raise
+                pass   # another lab stored it first
+        except OSError as exc:
+            log.warning("initdb template not stored: %s", exc)
         finally:
             shutil.rmtree(building, ignore_errors=True)
-        return template
 
     def _new_node(self, name: str, role: str) -> PgNode:
         node = PgNode(self, name, free_port(), role)

@@ -37,6 +37,32 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def same_process(pid: int, started: int | None) -> bool:
+    """True when pid is alive and is the process that had start time `started` (pids are
+    reused: a pid alone names nothing). A missing start time never matches."""
+    return isinstance(started, int) and not isinstance(started, bool) and is_alive(pid) \
+        and start_time(pid) == started
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def started_at(pid: int) -> float | None:
+    """When the process started, in epoch seconds (to the clock tick), or None if it is gone."""
+    ticks, boot = start_time(pid), _boot_time()
+    if ticks is None or boot is None:
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def is_alive(pid: int) -> bool:
     """True when the pid exists and is neither a zombie nor dead (X).
 

@@ -109,7 +109,8 @@ def advance_clock(scn: Scenario, seconds: float, observe: bool = True) -> None:
     """Move the Control Plane's clock (the lab allows it): time rules run in seconds. The move is
     recorded at the moment it was asked for, so what the Control Plane does at once follows it.
     observe=False: the caller says what its moves amounted to, once."""
-    op = scn.call("clock_advance", "POST", "/_clock/advance", json={"seconds": seconds})
+    op = scn.call("clock_advance", "POST", "/_clock/advance", json={"seconds": seconds},
+                  headers=scn.lab.control_headers())
     if not op.ok:
         raise RuntimeError(f"the Control Plane's clock cannot be moved: {op.error}")
     scn.recorder.event("clock", f"advance:{seconds:g}s", scn.correlation_id, wall=op.wall_invoke, seconds=seconds)

@@ -18,6 +18,7 @@ from typing import Callable, Iterator, TypeVar
 
 import requests
 
+from controlplane.control_auth import CONTROL_TOKEN_ENV
 from harness.lab import proc, reaper
 from harness.lab.moto import MotoServer
 from harness.lab.postgres import PgCluster, free_port
@@ -46,12 +47,17 @@ def app_conninfo(port: int) -> str:
     return f"host=127.0.0.1 port={port} dbname=controlplane user=controlplane"
 
 
+CONTROL_TOKEN = "test-control-" + secrets.token_hex(8)
+CONTROL = {"Authorization": f"Bearer {CONTROL_TOKEN}"}   # what a call of a control endpoint carries
+
+
 def cp_env(password: str) -> dict[str, str]:
     """Environment of a Control Plane process: secrets here, never on the command line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
     env.update(PGPASSWORD=password, AWS_ACCESS_KEY_ID="drill-access-key",
                AWS_SECRET_ACCESS_KEY="drill-secret-" + secrets.token_hex(8), AWS_DEFAULT_REGION="us-east-1",
                PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    env[CONTROL_TOKEN_ENV] = CONTROL_TOKEN   # clock control (serve --allow-clock-control) needs it
     return env
 
 

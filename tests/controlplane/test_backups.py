@@ -17,9 +17,10 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, free_port, pg_bin_dir
-from tests.controlplane.cplab import control_plane_lab, health, poll
+from tests.controlplane.cplab import CONTROL, control_plane_lab, health, poll
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, s3, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -126,7 +127,11 @@ def test_backup_age_on_the_control_plane_clock_gates_health_and_publish(bklab):
         assert accepted.status_code == 200 and accepted.json()["state"] == "Published", accepted.text
 
         # a day and an hour later on the Control Plane's clock: the newest snapshot is 25 h old
-        moved = call(bk, "POST", "/_clock/advance", body={"seconds": 25 * 3600})
+        # clock control needs the lab's bearer token (loopback is open to every local user)
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = requests.post(bk.url + "/_clock/advance", json={"seconds": 60}, headers=headers, timeout=15)
+            assert refused.status_code == 401 and "bearer token" in refused.json()["error"], refused.text
+        moved = requests.post(bk.url + "/_clock/advance", json={"seconds": 25 * 3600}, headers=CONTROL, timeout=15)
         assert moved.status_code == 200, moved.text
         status, body = health(bk)
         part = body["components"]["backups"]

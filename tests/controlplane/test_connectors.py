@@ -25,6 +25,7 @@ import boto3
 import pytest
 import requests
 
+from controlplane.control_auth import CONTROL_TOKEN_ENV
 from harness.lab import proc, reaper
 from harness.lab.moto import MotoServer
 from harness.net import free_port
@@ -34,12 +35,15 @@ from tests.support import wait_for as support_wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 DEADLINE = 20.0
+CONTROL_TOKEN = "test-control-" + secrets.token_hex(8)
+CONTROL = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
 
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
     env.update(AWS_ACCESS_KEY_ID="drill-access-key", AWS_SECRET_ACCESS_KEY="drill-secret-" + secrets.token_hex(8),
                AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    env[CONTROL_TOKEN_ENV] = CONTROL_TOKEN   # the stand-ins' /_control needs it (CONTROL)
     return env
 
 
@@ -107,7 +111,7 @@ class ConnectorLab:
         def up():
             assert p.process.poll() is None, f"mock exited:\n{p.text()}"
             try:
-                return requests.get(url + "/_control", timeout=1).status_code == 200
+                return requests.get(url + "/_control", headers=CONTROL, timeout=1).status_code == 200
             except requests.RequestException:
                 return False
         wait_for(up, what="platform mock answering", on_fail=p.text)
@@ -192,22 +196,22 @@ def test_platform_mock_control_switches_modes(lab):
     assert (first.status_code, first.json()["applied"]) == (200, True)
     assert (second.status_code, second.json()["applied"]) == (200, False)
 
-    assert requests.post(url + "/_control", json={"mode": "throttle", "retry_after": 2, "requests": 1},
+    assert requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 2, "requests": 1},
                          timeout=2).json()["mode"] == "throttle"
     throttled = requests.post(url + "/apply", json=intent(), timeout=2)
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"
-    assert requests.get(url + "/_control", timeout=2).json()["mode"] == "ok"  # n requests, then back to ok
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["mode"] == "ok"  # n requests, then back to ok
     assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 200
 
-    requests.post(url + "/_control", json={"mode": "error"}, timeout=2)  # until changed
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "error"}, timeout=2)  # until changed
     assert [requests.post(url + "/apply", json=intent(), timeout=2).status_code for _ in range(2)] == [503, 503]
 
-    requests.post(url + "/_control", json={"mode": "hang", "requests": 1}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "hang", "requests": 1}, timeout=2)
     with pytest.raises(requests.Timeout):
         requests.post(url + "/apply", json=intent(), timeout=0.5)
 
-    assert requests.post(url + "/_control", json={"mode": "sideways"}, timeout=2).status_code == 400
-    state = requests.get(url + "/_control", timeout=2).json()
+    assert requests.post(url + "/_control", headers=CONTROL, json={"mode": "sideways"}, timeout=2).status_code == 400
+    state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()
     assert state["mode"] == "ok"
     assert (state["requests"], state["applied"], state["duplicates"], state["throttled_sent"],
             state["errors_sent"], state["hung"]) == (7, 2, 1, 1, 2, 1)
@@ -235,7 +239,7 @@ def test_same_intent_enqueued_twice_is_applied_once_and_correlated(lab, tmp_path
     record, = requests.get(url + "/applied", timeout=2).json()["applied"]
     assert (record["idempotency_key"], record["correlation_id"], record["count"]) == \
         (body["idempotency_key"], body["correlation_id"], 1)              # one POST /apply, ever
-    state = requests.get(url + "/_control", timeout=2).json()
+    state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()
     assert (state["applied"], state["duplicates"], state["requests"], state["key_tests"]) == (1, 0, 1, 2)
     assert [(x["path"], x["status"], x["outcome"]) for x in log_lines(log)] == [
         ("/applied", 404, "tested"), ("/apply", 200, "applied"), ("/applied", 200, "tested")]
@@ -258,7 +262,7 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, 
     q = lab.queues("intune")
     log = tmp_path / "intune.requests.jsonl"
     mock, url = lab.platform_mock("intune", "--request-log", str(log))
-    requests.post(url + "/_control", json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
     connector, metrics = lab.connector("intune", q, url, "--base-interval", "0.4", "--max-attempts", "5")
     body = intent("ring1")
     lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
@@ -286,7 +290,7 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, 
     platform_gaps = gaps_of(seen)
     assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(platform_gaps, waits)), (platform_gaps, waits)
     assert all(line["correlation_id"] == body["correlation_id"] for line in lines)
-    state = requests.get(url + "/_control", timeout=2).json()
+    state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()
     assert (state["throttled_sent"], state["applied"], state["mode"]) == (3, 1, "ok")
 
 
@@ -294,7 +298,7 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, 
 def test_always_failing_intent_ends_in_the_dead_letter_queue(lab, mode):
     q = lab.queues("sccm")
     mock, url = lab.platform_mock("sccm")
-    requests.post(url + "/_control", json={"mode": mode}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": mode}, timeout=2)
     connector, metrics = lab.connector("sccm", q, url, "--base-interval", "0.2", "--max-attempts", "3")
     body = intent("ring2")
     lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
@@ -383,14 +387,14 @@ def test_platform_mock_logs_one_line_per_apply_with_outcome_and_status(lab, tmp_
     body = intent("ring0")
     assert requests.post(url + "/apply", json=body, timeout=2).status_code == 200                   # applied
     assert requests.post(url + "/apply", json=body, headers={"X-Correlation-ID": "h"}, timeout=2).status_code == 200
-    requests.post(url + "/_control", json={"mode": "throttle", "retry_after": 2, "requests": 1}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 2, "requests": 1}, timeout=2)
     throttled = intent()
     assert requests.post(url + "/apply", json=throttled, timeout=2).status_code == 429
-    requests.post(url + "/_control", json={"mode": "error", "requests": 1}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "error", "requests": 1}, timeout=2)
     assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 503
     assert requests.post(url + "/apply", data=b"{no json", headers={"X-Correlation-ID": "bad-cid"},
                          timeout=2).status_code == 400
-    requests.post(url + "/_control", json={"mode": "hang", "requests": 1}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "hang", "requests": 1}, timeout=2)
     hung = intent()
     with pytest.raises(requests.Timeout):
         requests.post(url + "/apply", json=hung, timeout=0.5)
@@ -418,12 +422,12 @@ def test_platform_mock_logs_a_health_answer_that_is_not_ok(lab, tmp_path):
     log = tmp_path / "intune.requests.jsonl"
     mock, url = lab.platform_mock("intune", "--request-log", str(log))
     assert requests.get(url + "/health", timeout=2).status_code == 200                 # ok: not logged
-    requests.post(url + "/_control", json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
     assert requests.get(url + "/health", headers={"X-Correlation-ID": "probe"}, timeout=2).status_code == 429
     lines = wait_for(lambda: log_lines(log), what="a log line", on_fail=mock.text)
     assert [(x["path"], x["status"], x["outcome"], x["correlation_id"], x["idempotency_key"]) for x in lines] == [
         ("/health", 429, "throttled", "probe", None)]
-    assert requests.get(url + "/_control", timeout=2).json()["requests_remaining"] == 3   # nothing consumed
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["requests_remaining"] == 3   # nothing consumed
 
 
 def test_platform_mock_restarted_with_its_log_keeps_counting(lab, tmp_path):
@@ -431,7 +435,7 @@ def test_platform_mock_restarted_with_its_log_keeps_counting(lab, tmp_path):
     first, url = lab.platform_mock("sccm", "--request-log", str(log))
     body = intent()
     assert requests.post(url + "/apply", json=body, timeout=2).json()["applied"] is True
-    requests.post(url + "/_control", json={"mode": "error", "requests": 1}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "error", "requests": 1}, timeout=2)
     requests.post(url + "/apply", json=intent(), timeout=2)
     first.process.kill()                 # a site server going down, mid-life
     first.process.wait(timeout=10)
@@ -456,32 +460,32 @@ def test_platform_mock_without_a_log_keeps_memory_only(lab, tmp_path):
     mock, url = lab.platform_mock("ansible")
     requests.post(url + "/apply", json=intent(), timeout=2)
     assert list(tmp_path.glob("*.jsonl")) == []
-    assert requests.get(url + "/_control", timeout=2).json()["until"] is None
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["until"] is None
 
 
 def test_platform_mock_degradation_for_s_reverts_by_itself(lab):
     mock, url = lab.platform_mock("intune")
     before = time.time()
-    state = requests.post(url + "/_control", json={"mode": "error", "for_s": 0.5}, timeout=2).json()
+    state = requests.post(url + "/_control", headers=CONTROL, json={"mode": "error", "for_s": 0.5}, timeout=2).json()
     assert state["mode"] == "error" and before + 0.5 <= state["until"] <= time.time() + 0.51
-    assert requests.get(url + "/_control", timeout=2).json()["until"] == state["until"]
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["until"] == state["until"]
     assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 503
-    wait_for(lambda: requests.get(url + "/_control", timeout=2).json()["mode"] == "ok", timeout=30,
+    wait_for(lambda: requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["mode"] == "ok", timeout=30,
              what="mode back to ok by itself", on_fail=mock.text)
-    assert requests.get(url + "/_control", timeout=2).json()["until"] is None
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["until"] is None
     assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 200
     # changed meanwhile: the newer mode has no pending limit
-    requests.post(url + "/_control", json={"mode": "throttle", "for_s": 60}, timeout=2)
-    assert requests.post(url + "/_control", json={"mode": "error"}, timeout=2).json()["until"] is None
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "for_s": 60}, timeout=2)
+    assert requests.post(url + "/_control", headers=CONTROL, json={"mode": "error"}, timeout=2).json()["until"] is None
 
 
 @pytest.mark.parametrize("for_s", ["0", "-1", "NaN", "Infinity", '"soon"', "true"])
 def test_platform_mock_bad_for_s_is_400(lab, for_s):
     mock, url = lab.platform_mock("landscape")
     reply = requests.post(url + "/_control", data=f'{{"mode": "error", "for_s": {for_s}}}',
-                          headers={"Content-Type": "application/json"}, timeout=2)
+                          headers={**CONTROL, "Content-Type": "application/json"}, timeout=2)
     assert reply.status_code == 400 and "for_s" in reply.json()["error"]
-    assert requests.get(url + "/_control", timeout=2).json()["mode"] == "ok"
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["mode"] == "ok"
 
 
 def test_platform_degrade_fault_passes_its_time_limit(lab):
@@ -489,12 +493,12 @@ def test_platform_degrade_fault_passes_its_time_limit(lab):
     from harness.model import FaultSpec
 
     mock, url = lab.platform_mock("jamf")
-    ctx = FaultContext(lab=SimpleNamespace(platform_control_url=lambda platform: url))
+    ctx = FaultContext(lab=SimpleNamespace(platform_control_url=lambda platform: url, control_headers=lambda: CONTROL))
     fault = build(FaultSpec("platform_degrade", "jamf", {"mode": "throttle"}, time_limit_s=0.5))
     fault.inject(ctx)
-    state = requests.get(url + "/_control", timeout=2).json()
+    state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()
     assert state["mode"] == "throttle" and state["until"] is not None
-    wait_for(lambda: requests.get(url + "/_control", timeout=2).json()["mode"] == "ok", timeout=30,
+    wait_for(lambda: requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["mode"] == "ok", timeout=30,
              what="the stand-in back to ok by itself", on_fail=mock.text)
     fault.heal(ctx)
 
@@ -569,7 +573,7 @@ def assert_doubles(gaps: list[float], what: str) -> None:
 
 def degrade(url: str, mode: str, retry_after: float | None, n: int) -> None:
     body = {"mode": mode, "requests": n, **({"retry_after": retry_after} if retry_after is not None else {})}
-    assert requests.post(url + "/_control", json=body, timeout=2).status_code == 200
+    assert requests.post(url + "/_control", headers=CONTROL, json=body, timeout=2).status_code == 200
 
 
 def queue_empty(lab: ConnectorLab, q: dict) -> bool:
@@ -721,13 +725,13 @@ def test_platform_mock_answers_test_idempotency_key_whatever_its_mode_and_logs_i
                                                            "applied": False})
     assert requests.post(url + "/apply", json=body, timeout=2).json()["applied"] is True
     for mode in ("throttle", "error", "hang"):       # the degradation modes do not touch it
-        requests.post(url + "/_control", json={"mode": mode, "requests": 1}, timeout=2)
+        requests.post(url + "/_control", headers=CONTROL, json={"mode": mode, "requests": 1}, timeout=2)
         found = requests.get(quoted, headers={"X-Correlation-ID": f"t-{mode}"}, timeout=2)
         assert (found.status_code, found.json()) == (200, {"idempotency_key": body["idempotency_key"],
                                                            "applied": True, "count": 1,
                                                            "intent_id": body["intent_id"]})
-        assert requests.get(url + "/_control", timeout=2).json()["requests_remaining"] == 1   # none consumed
-    state = requests.get(url + "/_control", timeout=2).json()
+        assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["requests_remaining"] == 1   # none consumed
+    state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()
     assert (state["key_tests"], state["requests"], state["applied"]) == (4, 1, 1)
     lines = log_lines(log)
     assert [(x["path"], x["status"], x["outcome"], x["count"], x["correlation_id"]) for x in lines] == [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -11,6 +13,7 @@ import time
 import pytest
 import requests
 
+from controlplane.control_auth import CONTROL_TOKEN_ENV
 from harness.faults import FaultContext, build
 from harness.lab import proc
 from harness.lab.embedded import EmbeddedLab
@@ -45,12 +48,16 @@ def upstream():
     server.server_close()
 
 
+TOKEN = "test-control-" + secrets.token_hex(8)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}   # the control paths need the lab's bearer token
+
+
 @pytest.fixture
 def gateway(upstream):
     """A fresh gateway process per test (its request log starts empty)."""
     process = subprocess.Popen([sys.executable, "-m", "harness.lab.httpfault", "--port", "0",
                                 "--upstream", upstream], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL, text=True)
+                               stdin=subprocess.DEVNULL, text=True, env={**os.environ, CONTROL_TOKEN_ENV: TOKEN})
     try:
         line = process.stdout.readline().strip()
         assert line.startswith("listening "), line
@@ -61,12 +68,12 @@ def gateway(upstream):
 
 
 def fault(gateway: str, **body) -> requests.Response:
-    return requests.post(f"{gateway}/_drill/fault", json=body, timeout=5)
+    return requests.post(f"{gateway}/_drill/fault", json=body, headers=AUTH, timeout=5)
 
 
 def logged(gateway: str, after: int | None = None) -> list[dict]:
     params = {} if after is None else {"after": after}
-    reply = requests.get(f"{gateway}/_drill/requests", params=params, timeout=5)
+    reply = requests.get(f"{gateway}/_drill/requests", params=params, headers=AUTH, timeout=5)
     assert reply.status_code == 200
     return reply.json()["requests"]
 
@@ -77,14 +84,14 @@ def test_every_request_is_recorded_with_its_status_and_whether_it_was_injected(g
     assert fault(gateway, status=503, count=1).status_code == 200
     assert requests.put(f"{gateway}/bucket/b", data=b"x", timeout=5).status_code == 503
     assert requests.get(f"{gateway}/bucket/c", timeout=5).status_code == 200     # count 1: forwarding again
-    requests.get(f"{gateway}/_drill/fault", timeout=5)                           # control: not recorded
+    requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5)                           # control: not recorded
     seen = logged(gateway)
     assert [(r["n"], r["method"], r["path"], r["status"], r["injected"]) for r in seen] == [
         (1, "GET", "/bucket/a", 200, False), (2, "PUT", "/bucket/b", 503, True), (3, "GET", "/bucket/c", 200, False)]
     assert start <= seen[0]["at"] <= seen[1]["at"] <= seen[2]["at"] <= time.time()
     assert [r["n"] for r in logged(gateway, after=1)] == [2, 3]
     assert logged(gateway, after=3) == []
-    assert requests.get(f"{gateway}/_drill/requests?after=soon", timeout=5).status_code == 400
+    assert requests.get(f"{gateway}/_drill/requests?after=soon", headers=AUTH, timeout=5).status_code == 400
 
 
 def test_a_fault_with_for_s_heals_by_itself(gateway):
@@ -93,7 +100,7 @@ def test_a_fault_with_for_s_heals_by_itself(gateway):
     assert state["status"] == 503 and before + 0.5 <= state["until"] <= time.time() + 0.5 + 0.01
     assert requests.get(f"{gateway}/x", timeout=5).status_code == 503
     wait_for(lambda: requests.get(f"{gateway}/x", timeout=5).status_code == 200, timeout=15)
-    state = requests.get(f"{gateway}/_drill/fault", timeout=5).json()
+    state = requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5).json()
     assert state["status"] is None and state["until"] is None
     statuses = [(r["status"], r["injected"]) for r in logged(gateway)]
     assert statuses[0] == (503, True) and statuses[-1] == (200, False)
@@ -101,7 +108,7 @@ def test_a_fault_with_for_s_heals_by_itself(gateway):
 
 def test_healing_or_changing_the_fault_cancels_its_time_limit(gateway):
     fault(gateway, status=503, for_s=30)
-    assert requests.delete(f"{gateway}/_drill/fault", timeout=5).json()["until"] is None
+    assert requests.delete(f"{gateway}/_drill/fault", headers=AUTH, timeout=5).json()["until"] is None
     fault(gateway, status=503, for_s=30)
     assert fault(gateway, status=500).json()["until"] is None
 
@@ -109,30 +116,63 @@ def test_healing_or_changing_the_fault_cancels_its_time_limit(gateway):
 @pytest.mark.parametrize("for_s", ["0", "-1", "NaN", "Infinity", '"soon"', "true"])
 def test_a_bad_for_s_is_400_and_changes_nothing(gateway, for_s):
     reply = requests.post(f"{gateway}/_drill/fault", data=f'{{"status": 503, "for_s": {for_s}}}',
-                          headers={"Content-Type": "application/json"}, timeout=5)
+                          headers={**AUTH, "Content-Type": "application/json"}, timeout=5)
     assert reply.status_code == 400 and "for_s" in reply.json()["error"]
-    assert requests.get(f"{gateway}/_drill/fault", timeout=5).json()["status"] is None
+    assert requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5).json()["status"] is None
     assert requests.get(f"{gateway}/y", timeout=5).status_code == 200
 
 
 def test_the_http_error_fault_passes_its_time_limit(gateway):
-    class Lab:   # what the fault uses of a lab: the gateway's address
+    class Lab:   # what the fault uses of a lab: the gateway's address and its control token
         def http_gateway(self, name: str) -> str:
             assert name == "s3"
             return gateway
 
+        def control_headers(self) -> dict:
+            return AUTH
+
     f = build(FaultSpec("http_error", "s3", {"status": 503}, time_limit_s=0.5))
     f.inject(FaultContext(lab=Lab()))
-    assert requests.get(f"{gateway}/_drill/fault", timeout=5).json()["until"] is not None
+    assert requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5).json()["until"] is not None
     assert requests.get(f"{gateway}/z", timeout=5).status_code == 503
     wait_for(lambda: requests.get(f"{gateway}/z", timeout=5).status_code == 200, timeout=15)
     f.heal(FaultContext(lab=Lab()))
 
 
 def test_embedded_lab_reads_its_gateway_requests(gateway):
-    lab = EmbeddedLab()          # not started: only its gateway address is set
-    lab.gateway_url = gateway
+    lab = EmbeddedLab()          # not started: only its gateway address (and token) is set
+    lab.gateway_url, lab.control_token = gateway, TOKEN
     requests.get(f"{gateway}/bucket/k", timeout=5)
     assert [(r["method"], r["path"], r["status"]) for r in lab.gateway_requests()] == [("GET", "/bucket/k", 200)]
     with pytest.raises(KeyError, match="no HTTP fault gateway named 'db'; known: s3"):
         lab.gateway_requests("db")
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/_drill/fault"), ("POST", "/_drill/fault"),
+                                          ("DELETE", "/_drill/fault"), ("GET", "/_drill/requests")])
+def test_the_control_paths_need_the_labs_bearer_token(gateway, method, path):
+    """Loopback is open to every local user: a control call without the token is refused (401)
+    and changes nothing; with it, it is answered; what is forwarded needs no token."""
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        reply = requests.request(method, gateway + path, json={"status": 500}, headers=headers, timeout=5)
+        assert reply.status_code == 401 and reply.headers["WWW-Authenticate"].startswith("Bearer")
+    assert requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5).json()["status"] is None
+    assert requests.request(method, gateway + path, json={"status": 500}, headers=AUTH, timeout=5).status_code == 200
+    requests.delete(f"{gateway}/_drill/fault", headers=AUTH, timeout=5)
+    assert requests.get(f"{gateway}/anything", timeout=5).status_code == 200
+
+
+def test_a_gateway_started_without_a_token_refuses_every_control_call(upstream):
+    env = {k: v for k, v in os.environ.items() if k != CONTROL_TOKEN_ENV}
+    process = subprocess.Popen([sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                               text=True, env=env)
+    try:
+        url = "http://" + process.stdout.readline().split()[1]
+        for headers in ({}, {"Authorization": "Bearer "}, AUTH):
+            assert requests.post(f"{url}/_drill/fault", json={"status": 503}, headers=headers,
+                                 timeout=5).status_code == 401
+        assert requests.get(f"{url}/x", timeout=5).status_code == 200     # forwarded, never faulted
+    finally:
+        proc.stop_process(process)
+        process.stdout.close()
