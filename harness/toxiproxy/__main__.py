@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from .api import READ_TIMEOUT
 from .server import main
 
 parser = argparse.ArgumentParser(prog="python -m harness.toxiproxy")
@@ -10,5 +11,10 @@ parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=8474)
 parser.add_argument("--exit-with-parent", action="store_true",
                     help="shut down (healing every fault) when the parent process dies")
+parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT, metavar="SECONDS",
+                    help="close an API connection that sends no whole request head within this many "
+                         f"seconds, and answer 408 to a body as slow (default {READ_TIMEOUT:g})")
 args = parser.parse_args()
-sys.exit(main(args.host, args.port, args.exit_with_parent))
+if not args.read_timeout > 0:
+    parser.error("--read-timeout must be > 0")
+sys.exit(main(args.host, args.port, args.exit_with_parent, args.read_timeout))

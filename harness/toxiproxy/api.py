@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -16,6 +17,8 @@ VERSION = "2.12.0-drill-harness"
 log = logging.getLogger("toxiproxy.api")
 
 COLLECTION = web.AppKey("collection", ProxyCollection)
+READ_TIMEOUT_KEY = web.AppKey("read_timeout", float)
+READ_TIMEOUT = 10.0      # seconds a client has to send the body of a request (after its head)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -52,10 +55,14 @@ def _finite_float(text: str) -> float:
 
 
 async def _body(request: web.Request) -> Any:
-    """The request's JSON; anything that is not plain, finite JSON is a 400 (one over aiohttp's
-    client_max_size, a 413)."""
+    """The request's JSON; anything that is not plain, finite JSON is a 400 (a body too slow to
+    arrive, a 408; one over aiohttp's client_max_size, a 413)."""
     try:
-        raw = await request.read()
+        raw = await asyncio.wait_for(request.read(), request.app[READ_TIMEOUT_KEY])
+    except asyncio.TimeoutError:
+        error = ApiError(f"request body not received within {request.app[READ_TIMEOUT_KEY]:g} s", 408)
+        error.close = True
+        raise error from None
     except (web.RequestPayloadError, HttpProcessingError) as exc:   # e.g. a gzip body that is not gzip
         error = bad_request(f"cannot read it: {str(exc)[:200]}")
         error.close = True
@@ -163,9 +170,12 @@ async def toxic_delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def make_app(collection: ProxyCollection | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors])
+def make_app(collection: ProxyCollection | None = None, read_timeout: float = READ_TIMEOUT,
+             middlewares: list | tuple = ()) -> web.Application:
+    """The API; `middlewares` run before its own (server.serve puts the head deadline there)."""
+    app = web.Application(middlewares=[*middlewares, errors])
     app[COLLECTION] = collection or ProxyCollection()
+    app[READ_TIMEOUT_KEY] = read_timeout
     app.router.add_post("/reset", reset)
     app.router.add_get("/version", version_show)
     app.router.add_get("/proxies", proxy_index)

@@ -80,11 +80,14 @@ def _wait_ready(url: str, proc: subprocess.Popen, deadline: float) -> str:
     raise ToxiproxyUnavailable(f"fault server at {url} did not answer (exit code {proc.poll()})")
 
 
-def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0) -> ToxiproxyServer:
-    """The embedded server as a subprocess; it dies with this process (--exit-with-parent)."""
+def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0,
+                   read_timeout: float | None = None) -> ToxiproxyServer:
+    """The embedded server as a subprocess; it dies with this process (--exit-with-parent).
+    read_timeout: its --read-timeout (seconds a client has for a request head, and for a body)."""
+    extra = ["--read-timeout", str(read_timeout)] if read_timeout is not None else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.toxiproxy", "--host", host, "--port", str(port),
-         "--exit-with-parent"],
+         "--exit-with-parent", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     line = proc.stdout.readline().strip()   # "listening HOST:PORT", printed once bound

@@ -11,6 +11,7 @@ import time
 import pytest
 import requests
 
+from harness.toxiproxy.launcher import start_embedded
 from harness.toxiproxy.proxy import MAX_TIME_LIMIT_MS
 from tests.support import connect, read_all, refuses, round_trip
 
@@ -267,3 +268,60 @@ def test_unusable_listen_address_is_400(toxi, api, echo_server, listen):
     assert api("get", "/proxies/t").json() == before        # as it was, and listening again
     with connect(before["listen"]) as sock:
         round_trip(sock)
+
+
+# -- 5. a client that sends its request slowly, or not at all -------------------------------------
+
+@pytest.fixture(scope="module")
+def quick_server():
+    """A server of its own with a 0.5 s read timeout (the default is 10 s)."""
+    server = start_embedded(read_timeout=0.5)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True once the server closes the connection (EOF or reset), False if it is still open."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /vers", b"GET /version HTTP/1.1\r\nHost: x\r\n"])
+def test_api_connection_without_a_whole_request_head_is_closed(quick_server, sent):
+    with connect(f"{quick_server.host}:{quick_server.port}") as sock:
+        sock.sendall(sent)
+        started = time.monotonic()
+        assert closed_by_server(sock, within=5.0)
+        assert 0.3 < time.monotonic() - started < 5.0
+    assert requests.get(f"{quick_server.url}/version", timeout=5).status_code == 200
+
+
+def test_api_connection_idle_after_a_request_is_closed_but_a_busy_one_is_not(quick_server):
+    with requests.Session() as session:
+        for _ in range(5):       # requests within the timeout: the same connection serves them all
+            assert session.get(f"{quick_server.url}/proxies", timeout=5).status_code == 200
+    with connect(f"{quick_server.host}:{quick_server.port}") as sock:
+        sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert closed_by_server(sock, within=5.0)          # then idle: closed
+
+
+def test_a_body_slower_than_the_read_timeout_is_408(quick_server):
+    with connect(f"{quick_server.host}:{quick_server.port}") as sock:
+        sock.sendall(b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"name\"")
+        sock.settimeout(5)
+        head = sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 408"), head[:100]
+        assert b'"status": 408' in head or b'"status": 408' in sock.recv(65536)
+    assert requests.get(f"{quick_server.url}/proxies", timeout=5).json() == {}
