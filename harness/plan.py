@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
 
 from .matrix import matrix_order
 from .signoff import SignOff, parse_signoff
@@ -24,12 +27,85 @@ KNOWN_LAB = {"provider", "replication", "images"}
 PROVIDERS = ("embedded", "testcontainers", "external")
 IMAGE_KINDS = ("postgres", "toxiproxy", "moto", "controlplane")
 REPLICATION = ("sync", "async")
-DRILL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+DRILL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")   # use fullmatch: "$" would accept a trailing newline
 HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "backup-restore", "all")
+
+
+# Limits of a plan document (a plan is a page of YAML; anything near these is a mistake or an attack)
+MAX_DEPTH = 64                # nested mappings and lists
+MAX_NODES = 100_000           # nodes of the document with every alias expanded ("billion laughs")
+MAX_ALIASES = 100
+MAX_QUOTED = 60               # characters of a value quoted in a message
+MAX_PATH_SHOWN = 160          # characters of a path named in a message
+DAY = 86400.0
+# the largest value of each target: a finite, reasonable number (a year of seconds; a billion writes)
+TARGET_MAX = {"rto_seconds": 365 * DAY, "rpo_seconds": 365 * DAY, "backup_rpo_seconds": 365 * DAY,
+              "lost_writes": 1e9, "availability": 1.0, "event_count_growth": 1e9}
 
 
 class PlanError(ValueError):
     """An invalid plan: the message names the file, the key and the fix."""
+
+
+class HugeNumber:
+    """An integer of the plan too long for Python to read (more than 4300 digits): no plan value
+    is that large, so it stands in for it and every check refuses it, naming its key."""
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits} digits>"
+
+
+class _Repr(reprlib.Repr):
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother = 3, MAX_QUOTED, MAX_QUOTED
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 200:       # ~60 digits; past 4300 repr() itself raises
+            return f"<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
+        return repr(x)
+
+
+_REPR = _Repr()
+
+
+def quoted(value: Any, limit: int = MAX_QUOTED) -> str:
+    """repr(value) for a message, at most `limit` characters, computed without walking a huge
+    value (a YAML alias bomb is a small graph of shared lists that repr() would expand)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(path: Any) -> str:
+    """A path as a message names it: control characters escaped, a very long one shortened."""
+    text = str(path)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    if len(text) > MAX_PATH_SHOWN:
+        text = text[: MAX_PATH_SHOWN - 40] + "..." + text[-37:]
+    return text
+
+
+def collector(errors: list | None) -> Callable[[PlanError], None]:
+    """What a parser calls with each error of an independent check: raise it (errors None, the
+    first error stops the parse) or append it to `errors` and go on (`drill validate`)."""
+    def add(exc: PlanError) -> None:
+        if errors is None:
+            raise exc
+        errors.append(exc)
+    return add
+
+
+def checked(add: Callable[[PlanError], None], parse: Callable[..., Any], *args: Any, default: Any = None) -> Any:
+    """parse(*args), or `default` after add() took its PlanError."""
+    try:
+        return parse(*args)
+    except PlanError as exc:
+        add(exc)
+        return default
 
 
 @dataclass(frozen=True)
@@ -63,22 +139,108 @@ def read_source(path: Path, missing: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise PlanError(f"{path}: {missing}") from None
+        raise PlanError(f"{shown(path)}: {missing}") from None
+    except ValueError:      # a NUL character: no file can have that name
+        raise PlanError(f"{shown(path)}: cannot read: the path has a NUL character; name the file "
+                        f"without it") from None
     except OSError as exc:
-        raise PlanError(f"{path}: cannot read: {exc.strerror}") from None
+        raise PlanError(f"{shown(path)}: cannot read: {exc.strerror or exc}") from None
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load's loader; an integer too long to read is a HugeNumber (refused by its key's
+    check) and an impossible date (2026-13-45) a YAML error with its line, not a crash."""
+
+
+def _int(loader: SafeConstructor, node: yaml.Node) -> Any:
+    try:
+        return SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError:      # more than sys.get_int_max_str_digits() digits
+        return HugeNumber(sum(c.isdigit() for c in str(node.value)))
+
+
+def _timestamp(loader: SafeConstructor, node: yaml.Node) -> Any:
+    try:
+        return SafeConstructor.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        raise ConstructorError(None, None, f"{quoted(node.value)} is not a valid date or time; write "
+                                           f"YYYY-MM-DD or an ISO 8601 time, or quote it", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+         (b"\xfe\xff", "UTF-16"))
+
+
+def _check_shape(text: str, where: str) -> None:
+    """Refuse, from the event stream alone (nothing is built, nothing recursed), a document
+    nested deeper than MAX_DEPTH, with more than MAX_ALIASES aliases, an alias of the node it
+    is in, or more than MAX_NODES nodes once every alias is expanded."""
+    sizes: dict[str, int | None] = {}       # anchor -> expanded node count (None: still open)
+    stack: list[list] = []                  # [expanded count, anchor] per open collection
+    total = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark else 0
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                raise PlanError(f"{where}: line {line}: nesting too deep (more than {MAX_DEPTH} levels of "
+                                f"lists and mappings); a plan is a few levels deep: flatten it")
+            if event.anchor:
+                sizes[event.anchor] = None
+            stack.append([1, event.anchor])
+            continue
+        if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            count, anchor = stack.pop()
+            if anchor:
+                sizes[anchor] = count
+        elif isinstance(event, yaml.ScalarEvent):
+            count = 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise PlanError(f"{where}: line {line}: more than {MAX_ALIASES} aliases (*name); write the "
+                                f"values out")
+            if event.anchor in sizes and sizes[event.anchor] is None:
+                raise PlanError(f"{where}: line {line}: alias *{shown(event.anchor)[:40]} is inside the node it "
+                                f"names (a value that contains itself); write the value out")
+            count = sizes.get(event.anchor) or 1    # an undefined alias: the YAML loader says so
+        else:
+            continue
+        if stack:
+            stack[-1][0] += count
+            count = stack[-1][0]
+        else:
+            total += count
+            count = total
+        if count > MAX_NODES:
+            what = "its aliases expand to" if aliases else "it has"
+            raise PlanError(f"{where}: line {line}: document too large: {what} more than {MAX_NODES} values "
+                            f"(an alias bomb?); a plan is a page of YAML")
 
 
 def parse_yaml(source: bytes, path: Path) -> Any:
+    where = shown(path)
+    for bom, name in _BOMS:
+        if source.startswith(bom):
+            raise PlanError(f"{where}: {name} text; save it as UTF-8") from None
     try:
         text = source.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PlanError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{where}: not UTF-8 text (byte {exc.start} is {source[exc.start]:#04x}); "
+                        f"save it as UTF-8") from None
     try:
-        return yaml.safe_load(text)
+        _check_shape(text, where)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise PlanError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise PlanError(f"{where}:{line} not valid YAML: {problem[:200]}") from None
+    except RecursionError:      # defence: _check_shape bounds the depth first
+        raise PlanError(f"{where}: nesting too deep; a plan is a few levels deep: flatten it") from None
 
 
 def read_yaml(path: Path, missing: str) -> Any:
@@ -86,67 +248,100 @@ def read_yaml(path: Path, missing: str) -> Any:
     return parse_yaml(read_source(path, missing), path)
 
 
-def load_plan(path: str | Path, root: Path | None = None) -> Plan:
-    """Read and validate a plan. Feature paths resolve against `root` (the repository root)."""
+def load_plan(path: str | Path, root: Path | None = None, errors: list[PlanError] | None = None) -> Plan:
+    """Read and validate a plan. Feature paths resolve against `root` (the repository root).
+    PlanError for the first error; with `errors`, every error of the plan is appended there
+    (the first is still raised)."""
     path = Path(path)
     source = read_source(path, "no such drill plan; see drills/ for examples")
-    plan = parse_plan(parse_yaml(source, path), path, root or Path.cwd())
+    plan = parse_plan(parse_yaml(source, path), path, root or Path.cwd(), errors)
     return replace(plan, source=source)
 
 
-def parse_plan(data: Any, path: Path, root: Path) -> Plan:
+def parse_plan(data: Any, path: Path, root: Path, errors: list[PlanError] | None = None) -> Plan:
+    """The plan in `data`. Raises the first PlanError; with `errors` given, each independent
+    check that fails appends its PlanError there and parsing goes on with the other keys, so
+    that every error of the plan is listed at once (then the first is raised)."""
+    found: list[PlanError] = []
+    try:
+        return _parse_plan(data, path, root, collector(found if errors is not None else None), found)
+    except PlanError as exc:
+        if not any(exc is e for e in found):
+            found.append(exc)
+        raise found[0] from None
+    finally:
+        if errors is not None:
+            errors.extend(found)
+
+
+def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], None], found: list) -> Plan:
+    where = shown(path)
+
     def fail(key: str, message: str) -> PlanError:
-        return PlanError(f"{path}: key '{key}': {message}")
+        return PlanError(f"{where}: key '{key}': {message}")
 
     if not isinstance(data, dict):
-        raise PlanError(f"{path}: a drill plan is a mapping with keys {', '.join(sorted(KNOWN_KEYS))}")
-    unknown = sorted(set(data) - KNOWN_KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}")
+        raise PlanError(f"{where}: a drill plan is a mapping with keys {', '.join(sorted(KNOWN_KEYS))}")
+    for key in sorted(str(k) for k in data if k not in KNOWN_KEYS):
+        add(fail(key, f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}"))
     for key in ("drill", "title", "ha_domain", "lab", "scenarios"):
         if key not in data:
-            raise fail(key, "missing; every plan needs drill, title, ha_domain, lab and scenarios")
+            add(fail(key, "missing; every plan needs drill, title, ha_domain, lab and scenarios"))
 
-    drill = data["drill"]
-    if not isinstance(drill, str) or not DRILL_ID.match(drill):
-        raise fail("drill", f"must be an id of lowercase letters, digits and '-', got {drill!r}")
-    title = data["title"]
-    if not isinstance(title, str) or not title.strip():
-        raise fail("title", "must be a non-empty string")
-    ha_domain = data["ha_domain"]
-    if ha_domain not in HA_DOMAINS:
-        raise fail("ha_domain", f"must be one of {', '.join(HA_DOMAINS)}, got {ha_domain!r}")
+    drill = data.get("drill")
+    if "drill" in data and (not isinstance(drill, str) or not DRILL_ID.fullmatch(drill)):
+        add(fail("drill", f"must be an id of 1 to 63 lowercase letters, digits and '-' (one line), "
+                          f"got {quoted(drill)}"))
+    title = data.get("title")
+    if "title" in data and (not isinstance(title, str) or not title.strip()):
+        add(fail("title", f"must be a non-empty string, got {quoted(title)}"))
+    ha_domain = data.get("ha_domain")
+    if "ha_domain" in data and not (isinstance(ha_domain, str) and ha_domain in HA_DOMAINS):
+        add(fail("ha_domain", f"must be one of {', '.join(HA_DOMAINS)}, got {quoted(ha_domain)}"))
 
-    lab = _parse_lab(data["lab"], fail)
-    scenarios, tags = _parse_scenarios(data["scenarios"], root, fail)
-    targets = _parse_targets(data.get("targets") or {}, data.get("tier"), fail)
+    lab = checked(add, _parse_lab, data["lab"], fail) if "lab" in data else None
+    scenarios, tags = checked(add, _parse_scenarios, data["scenarios"], root, fail,
+                              default=((), None)) if "scenarios" in data else ((), None)
+    tier = data.get("tier")
+    if tier is not None and (type(tier) is not int or tier not in (1, 2, 3)):
+        add(fail("tier", f"must be 1, 2 or 3, got {quoted(tier)}"))
+        tier = None
+    targets = _parse_targets(data.get("targets") or {}, tier, fail, add)
     schedule = data.get("schedule")
     if schedule is not None:
-        _check_cron(schedule, fail)
+        checked(add, _check_cron, schedule, fail)
     from .schedule.calendar import parse_blackouts
 
-    blackout = parse_blackouts(data.get("blackout"), fail)
+    blackout = checked(add, parse_blackouts, data.get("blackout"), fail, default=())
+    signoff = checked(add, parse_signoff, data, fail, default=SignOff())
+    if found:
+        raise found[0]
     return Plan(path=path, drill=drill, title=title.strip(), ha_domain=ha_domain, lab=lab,
                 scenarios=scenarios, tags=tags, targets=targets, schedule=schedule, blackout=blackout,
-                tier=data.get("tier"), signoff=parse_signoff(data, fail))
+                tier=tier, signoff=signoff)
+
+
+def _name(value: Any, choices: tuple[str, ...]) -> bool:
+    """value is one of the names `choices` (a list or a mapping never is: no hashing, no crash)."""
+    return isinstance(value, str) and value in choices
 
 
 def _parse_lab(value: Any, fail) -> LabSpec:
     if isinstance(value, str):
         value = {"provider": value}
     if not isinstance(value, dict):
-        raise fail("lab", "must be a provider name (embedded) or a mapping with 'provider'")
+        raise fail("lab", f"must be a provider name (embedded) or a mapping with 'provider', got {quoted(value)}")
     provider = value.get("provider", "embedded")
-    if provider not in PROVIDERS:
-        raise fail("lab.provider", f"must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    if not _name(provider, PROVIDERS):
+        raise fail("lab.provider", f"must be one of {', '.join(PROVIDERS)}, got {quoted(provider)}")
     replication = value.get("replication", "sync")
-    if replication not in REPLICATION:
-        raise fail("lab.replication", f"must be sync or async, got {replication!r}")
+    if not _name(replication, REPLICATION):
+        raise fail("lab.replication", f"must be sync or async, got {quoted(replication)}")
     if provider == "external":
         from .lab.external import ExternalConfig
 
         return LabSpec(provider, replication, ExternalConfig.parse(value, fail))
-    unknown = sorted(set(value) - KNOWN_LAB)
+    unknown = sorted(str(k) for k in value if k not in KNOWN_LAB)
     if unknown:
         raise fail(f"lab.{unknown[0]}", f"unknown key; known: {', '.join(sorted(KNOWN_LAB))}")
     images = value.get("images")
@@ -154,17 +349,26 @@ def _parse_lab(value: Any, fail) -> LabSpec:
         if provider != "testcontainers" or not isinstance(images, dict):
             raise fail("lab.images", "a mapping of part to image, for provider testcontainers only")
         for kind, image in images.items():
-            if kind not in IMAGE_KINDS or not isinstance(image, str):
-                raise fail(f"lab.images.{kind}", f"parts are {', '.join(IMAGE_KINDS)}; each an image name")
+            if not _name(kind, IMAGE_KINDS) or not isinstance(image, str):
+                raise fail(f"lab.images.{quoted(kind, 30).strip(chr(39))}",
+                           f"parts are {', '.join(IMAGE_KINDS)}; each an image name")
     return LabSpec(provider=provider, replication=replication, images=images)
 
 
 def _parse_scenarios(value: Any, root: Path, fail) -> tuple[tuple[Path, ...], str | None]:
-    """A list of .feature paths, or a tag expression (e.g. "@quarterly and @ha-domain:database")."""
+    """A list of .feature paths, or a tag expression (e.g. "@quarterly and @ha-domain:database"),
+    parsed here so that a bad one is refused before anything starts."""
     if isinstance(value, str):
         if not value.strip().startswith(("@", "not ", "(")):
             raise fail("scenarios", "must be a list of .feature paths or a tag expression like "
                                     "'@quarterly and @ha-domain:database'")
+        from .runner.tags import TagExpressionError, matches
+
+        try:
+            matches(value, set())       # parses the whole expression
+        except TagExpressionError as exc:
+            raise fail("scenarios", f"{' '.join(str(exc).split())[:200]}; e.g. "
+                                    f"'@quarterly and (@ha-domain:database or @ha-domain:api)'") from None
         features = tuple(matrix_order((root / "scenarios").rglob("*.feature")))
         if not features:
             raise fail("scenarios", f"tag expression given but no .feature file under {root / 'scenarios'}")
@@ -173,36 +377,60 @@ def _parse_scenarios(value: Any, root: Path, fail) -> tuple[tuple[Path, ...], st
         raise fail("scenarios", "must be a non-empty list of .feature paths or a tag expression")
     paths = []
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.endswith(".feature"):
-            raise fail(f"scenarios[{i}]", f"must be a path to a .feature file, got {item!r}")
+        if not isinstance(item, str) or not item.endswith(".feature") or "\0" in item:
+            raise fail(f"scenarios[{i}]", f"must be a path to a .feature file, got {quoted(item)}")
         path = (root / item).resolve()
-        if not path.is_file():
-            raise fail(f"scenarios[{i}]", f"no such feature file: {item}")
+        try:
+            is_file = path.is_file()
+        except OSError:
+            is_file = False
+        if not is_file:
+            raise fail(f"scenarios[{i}]", f"no such feature file: {shown(item)}")
         paths.append(path)
     return tuple(paths), None
 
 
-def _parse_targets(value: Any, tier: Any, fail) -> dict[str, float]:
-    if not isinstance(value, dict):
-        raise fail("targets", "must be a mapping, e.g. {rto_seconds: 3600, rpo_seconds: 3600}")
-    if tier not in (None, 1, 2, 3):
-        raise fail("tier", f"must be 1, 2 or 3, got {tier!r}")
+def _raise(exc: PlanError) -> None:
+    raise exc
+
+
+def _parse_targets(value: Any, tier: Any, fail, add: Callable[[PlanError], None] = _raise) -> dict[str, float]:
+    """The targets with the defaults (tier 1: a one-hour backup RPO). Each bad target goes to
+    add() (by default raised); the tier is checked by the caller."""
     targets = dict(DEFAULT_TARGETS)
-    if tier == 1:
+    if tier == 1 and type(tier) is int:
         targets["backup_rpo_seconds"] = TIER1_BACKUP_RPO_SECONDS
+    if not isinstance(value, dict):
+        add(fail("targets", "must be a mapping, e.g. {rto_seconds: 3600, rpo_seconds: 3600}"))
+        return targets
     for key, number in value.items():
+        name = f"targets.{quoted(key, 30).strip(chr(39))}"
         if key not in KNOWN_TARGETS:
-            raise fail(f"targets.{key}", f"unknown target; known: {', '.join(sorted(KNOWN_TARGETS))}")
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
-            raise fail(f"targets.{key}", f"must be a number >= 0, got {number!r}")
-        if key in ("rto_seconds", "rpo_seconds", "backup_rpo_seconds") and number <= 0:
-            raise fail(f"targets.{key}", f"must be > 0 seconds, got {number!r}")
-        if key == "event_count_growth" and (number < 1 or number != int(number)):
-            raise fail(f"targets.{key}", f"must be a whole number of events >= 1, got {number!r}")
-        if key == "availability" and not 0 < number <= 1:
-            raise fail(f"targets.{key}", f"must be a ratio in (0, 1], e.g. 0.999, got {number!r}")
+            add(fail(name, f"unknown target; known: {', '.join(sorted(KNOWN_TARGETS))}"))
+            continue
+        problem = _target_problem(key, number)
+        if problem:
+            add(fail(name, f"{problem}, got {quoted(number)}"))
+            continue
         targets[key] = float(number)
     return targets
+
+
+def _target_problem(key: str, number: Any) -> str | None:
+    """What is wrong with a target's value, or None."""
+    limit = TARGET_MAX[key]
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        return "must be a number >= 0"
+    if (isinstance(number, int) and not 0 <= number <= limit) or \
+            (isinstance(number, float) and not (math.isfinite(number) and 0 <= number <= limit)):
+        return f"must be a finite number between 0 and {limit:g}"
+    if key in ("rto_seconds", "rpo_seconds", "backup_rpo_seconds") and number <= 0:
+        return "must be > 0 seconds"
+    if key == "event_count_growth" and (number < 1 or number != int(number)):
+        return "must be a whole number of events >= 1"
+    if key == "availability" and not 0 < number <= 1:
+        return "must be a ratio in (0, 1], e.g. 0.999"
+    return None
 
 
 def _check_cron(value: Any, fail) -> None:
@@ -213,5 +441,28 @@ def _check_cron(value: Any, fail) -> None:
     try:
         CronTrigger.from_crontab(value, timezone="UTC")
     except ValueError as exc:
-        raise fail("schedule", f"not a valid 5-field cron expression ({exc}); "
+        raise fail("schedule", f"not a valid 5-field cron expression ({quoted(str(exc), 120)}); "
                                f"e.g. '0 6 1 1,4,7,10 *' for quarterly") from None
+
+
+def check_plan_file(path: str | Path, root: Path) -> tuple[str, list[PlanError]]:
+    """(what the file is: "drill", "chaos" or "plan" when it cannot be read as either; every
+    error of it, none when valid), running nothing. A YAML mapping with a `chaos` key is a chaos
+    plan (drills/chaos/), any other document a drill plan. Feature paths resolve against `root`."""
+    path = Path(path)
+    errors: list[PlanError] = []
+    try:
+        data = parse_yaml(read_source(path, "no such plan file"), path)
+    except PlanError as exc:
+        return "plan", [exc]
+    if isinstance(data, dict) and "chaos" in data:
+        from .chaos.plan import parse_chaos_plan
+
+        kind, parse = "chaos", lambda: parse_chaos_plan(data, path, errors)
+    else:
+        kind, parse = "drill", lambda: parse_plan(data, path, root, errors)
+    try:
+        parse()
+    except PlanError:
+        pass
+    return kind, errors

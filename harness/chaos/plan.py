@@ -24,15 +24,17 @@ Durations are seconds (a number) or a number with ms, s, m or h.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..faults import FaultError, build
 from ..model import FaultSpec
-from ..plan import DEFAULT_TARGETS, DRILL_ID, PlanError, _parse_targets, read_yaml
+from ..plan import (DEFAULT_TARGETS, DRILL_ID, HugeNumber, PlanError, _parse_targets, checked, collector, quoted,
+                    read_yaml, shown)
 
 KNOWN_KEYS = {"chaos", "title", "description", "lab", "blast_radius", "workload", "faults", "game_day",
               "stop_conditions", "targets"}
@@ -40,7 +42,8 @@ STOP_KEYS = {"probe_failing_s", "error_budget_s"}
 DEFAULT_STOP = {"probe_failing_s": 30.0, "error_budget_s": 120.0}
 TIME_LIMIT_MARGIN_S = 5.0     # the fault server lifts a fault this long after its planned end by itself
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+DURATION = re.compile(r"\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h)?\s*")    # fullmatch
+MAX_DURATION_S = 7 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -85,22 +88,32 @@ class ChaosPlan:
 
 def parse_duration(value: Any, fail, key: str) -> float:
     if isinstance(value, bool):
-        raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {value!r}")
-    if isinstance(value, (int, float)):
+        raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {quoted(value)}")
+    if isinstance(value, int) and not 0 <= value <= MAX_DURATION_S:     # float() of a huge int overflows
+        seconds = math.inf
+    elif isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        match = DURATION.match(value) if isinstance(value, str) else None
+        match = DURATION.fullmatch(value) if isinstance(value, str) else None
         if match is None:
-            raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {value!r}")
+            raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {quoted(value)}")
         seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
-    if not 0 <= seconds <= 7 * 86400:
-        raise fail(key, f"must be between 0 and 7 days, got {value!r}")
+    if not 0 <= seconds <= MAX_DURATION_S:      # NaN and infinities too
+        raise fail(key, f"must be between 0 and 7 days, got {quoted(value)}")
     return seconds
 
 
 def _spec(fault_type: Any, target: Any, params: Any, duration: float, where: str, fail) -> FaultSpec:
     if not isinstance(params, dict):
         raise fail(f"{where}.params", "must be a mapping of the fault type's parameters")
+    if not isinstance(fault_type, str):
+        raise fail(f"{where}.type", f"must be a fault type's name, got {quoted(fault_type)}")
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise fail(f"{where}.params", f"a parameter's name is text, got {quoted(name)}")
+        if (isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 15) or \
+                (isinstance(value, float) and not math.isfinite(value)) or isinstance(value, HugeNumber):
+            raise fail(f"{where}.params.{name}", f"must be a finite number of reasonable size, got {quoted(value)}")
     spec = FaultSpec(type=fault_type, target=target, params=dict(params),
                      time_limit_s=duration + TIME_LIMIT_MARGIN_S)
     try:
@@ -114,81 +127,115 @@ def _spec(fault_type: Any, target: Any, params: Any, duration: float, where: str
 
 def _radius_check(target: str, radius: tuple[str, ...], where: str, fail) -> None:
     if target not in radius:
-        raise fail(f"{where}.target", f"{target!r} is outside the blast radius ({', '.join(radius)}); "
+        raise fail(f"{where}.target", f"{quoted(target)} is outside the blast radius ({', '.join(radius)}); "
                                       f"add it to blast_radius to allow it")
 
 
-def parse_chaos_plan(data: Any, path: Path) -> ChaosPlan:
+def parse_chaos_plan(data: Any, path: Path, errors: list[PlanError] | None = None) -> ChaosPlan:
+    """The chaos plan in `data`. Raises the first PlanError; with `errors` given, every error of
+    the plan's independent checks is appended there (then the first is raised)."""
+    found: list[PlanError] = []
+    try:
+        return _parse_chaos_plan(data, path, collector(found if errors is not None else None), found)
+    except PlanError as exc:
+        if not any(exc is e for e in found):
+            found.append(exc)
+        raise found[0] from None
+    finally:
+        if errors is not None:
+            errors.extend(found)
+
+
+def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], found: list) -> ChaosPlan:
+    where_file = shown(path)
+
     def fail(key: str, message: str) -> PlanError:
-        return PlanError(f"{path}: key '{key}': {message}")
+        return PlanError(f"{where_file}: key '{key}': {message}")
 
     if not isinstance(data, dict):
-        raise PlanError(f"{path}: a chaos plan is a mapping with keys {', '.join(sorted(KNOWN_KEYS))}")
-    unknown = sorted(set(map(str, data)) - KNOWN_KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}")
+        raise PlanError(f"{where_file}: a chaos plan is a mapping with keys {', '.join(sorted(KNOWN_KEYS))}")
+    for key in sorted(str(k) for k in data if k not in KNOWN_KEYS):
+        add(fail(key, f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}"))
     for key in ("chaos", "title", "lab", "blast_radius"):
         if key not in data:
-            raise fail(key, "missing; every chaos plan needs chaos, title, lab and blast_radius")
-    chaos = data["chaos"]
-    if not isinstance(chaos, str) or not DRILL_ID.match(chaos) or chaos.endswith("\n"):
-        raise fail("chaos", f"must be an id of lowercase letters, digits and '-', got {chaos!r}")
-    title = data["title"]
-    if not isinstance(title, str) or not title.strip():
-        raise fail("title", "must be a non-empty string")
-    lab = data["lab"]
-    if lab not in ("running", "embedded") and not (isinstance(lab, dict) and lab.get("provider") == "external"):
-        raise fail("lab", "must be running (the `drill lab up` lab), embedded (a lab of its own) or an external "
-                          "target mapping with provider: external")
-    radius = data["blast_radius"]
+            add(fail(key, "missing; every chaos plan needs chaos, title, lab and blast_radius"))
+    chaos = data.get("chaos")
+    if "chaos" in data and (not isinstance(chaos, str) or not DRILL_ID.fullmatch(chaos)):
+        add(fail("chaos", f"must be an id of 1 to 63 lowercase letters, digits and '-' (one line), "
+                          f"got {quoted(chaos)}"))
+    title = data.get("title")
+    if "title" in data and (not isinstance(title, str) or not title.strip()):
+        add(fail("title", f"must be a non-empty string, got {quoted(title)}"))
+    lab = data.get("lab")
+    if "lab" in data and not (isinstance(lab, str) and lab in ("running", "embedded")) \
+            and not (isinstance(lab, dict) and lab.get("provider") == "external"):
+        add(fail("lab", "must be running (the `drill lab up` lab), embedded (a lab of its own) or an external "
+                        "target mapping with provider: external"))
+    radius = data.get("blast_radius")
     if not isinstance(radius, list) or not radius or not all(isinstance(r, str) and r for r in radius):
-        raise fail("blast_radius", "must be a non-empty list of what faults may touch (proxy names such as db, "
-                                   "s3; az1..az3; database-primary; a platform)")
+        if "blast_radius" in data:
+            add(fail("blast_radius", "must be a non-empty list of what faults may touch (proxy names such as db, "
+                                     "s3; az1..az3; database-primary; a platform)"))
+        radius = ()
     radius = tuple(radius)
     workload = data.get("workload", "writes")
-    if workload not in ("writes", "probes"):
-        raise fail("workload", f"must be writes or probes, got {workload!r}")
+    if not (isinstance(workload, str) and workload in ("writes", "probes")):
+        add(fail("workload", f"must be writes or probes, got {quoted(workload)}"))
 
     steps = []
     faults = data.get("faults") or []
     if not isinstance(faults, list):
-        raise fail("faults", "must be a list of {type, target, params, duration, after}")
+        add(fail("faults", "must be a list of {type, target, params, duration, after}"))
+        faults = []
     for i, item in enumerate(faults):
-        where = f"faults[{i}]"
-        if not isinstance(item, dict) or set(map(str, item)) - {"type", "target", "params", "duration", "after"}:
-            raise fail(where, "must be a mapping with keys type, target, params, duration and after")
-        if "type" not in item or "target" not in item or "duration" not in item:
-            raise fail(where, "needs type, target and duration")
-        duration = parse_duration(item["duration"], fail, f"{where}.duration")
-        if duration <= 0:
-            raise fail(f"{where}.duration", "must be more than 0")
-        if not isinstance(item["target"], str):
-            raise fail(f"{where}.target", f"must be a name, got {item['target']!r}")
-        _radius_check(item["target"], radius, where, fail)
-        spec = _spec(item["type"], item["target"], item.get("params") or {}, duration, where, fail)
-        steps.append(Step(f"{i + 1}:{spec.type}", spec, duration,
-                          parse_duration(item.get("after", 0), fail, f"{where}.after")))
+        step = checked(add, _parse_step, i, item, radius, fail)
+        if step is not None:
+            steps.append(step)
 
-    game_day, gap = _parse_game_day(data.get("game_day"), radius, fail)
-    if not steps and not game_day:
-        raise fail("faults", "a chaos plan needs faults, or a game_day allowed set for --seed runs")
+    game_day, gap = checked(add, _parse_game_day, data.get("game_day"), radius, fail, default=({}, (1.0, 5.0)))
+    if not faults and not data.get("game_day"):
+        add(fail("faults", "a chaos plan needs faults, or a game_day allowed set for --seed runs"))
     stop = dict(DEFAULT_STOP)
     given = data.get("stop_conditions") or {}
     if not isinstance(given, dict):
-        raise fail("stop_conditions", "must be a mapping: probe_failing_s, error_budget_s")
+        add(fail("stop_conditions", "must be a mapping: probe_failing_s, error_budget_s"))
+        given = {}
     for key, value in given.items():
-        if key not in STOP_KEYS:
-            raise fail(f"stop_conditions.{key}", f"unknown; known: {', '.join(sorted(STOP_KEYS))}")
-        stop[key] = parse_duration(value, fail, f"stop_conditions.{key}")
+        if not isinstance(key, str) or key not in STOP_KEYS:
+            add(fail(f"stop_conditions.{quoted(key, 30).strip(chr(39))}",
+                     f"unknown; known: {', '.join(sorted(STOP_KEYS))}"))
+            continue
+        stop[key] = checked(add, parse_duration, value, fail, f"stop_conditions.{key}", default=0.0)
     given_targets = data.get("targets") or {}
-    targets = _parse_targets(given_targets, None, fail)
+    targets = _parse_targets(given_targets, None, fail, add)
     # a chaos run judges RTO per fault and lost writes; the backup and failover RPO only when asked
-    targets = {k: v for k, v in targets.items() if k in ("rto_seconds", "lost_writes") or k in given_targets}
+    given_keys = set(given_targets) if isinstance(given_targets, dict) else set()
+    targets = {k: v for k, v in targets.items() if k in ("rto_seconds", "lost_writes") or k in given_keys}
     targets.setdefault("lost_writes", 0.0)
     description = data.get("description") or ""
+    if not isinstance(description, str):
+        add(fail("description", f"must be text, got {quoted(description)}"))
+    if found:
+        raise found[0]
     return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload,
                      steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,
                      description=str(description))
+
+
+def _parse_step(i: int, item: Any, radius: tuple[str, ...], fail) -> Step:
+    where = f"faults[{i}]"
+    if not isinstance(item, dict) or set(map(str, item)) - {"type", "target", "params", "duration", "after"}:
+        raise fail(where, "must be a mapping with keys type, target, params and duration, after")
+    if "type" not in item or "target" not in item or "duration" not in item:
+        raise fail(where, "needs type, target and duration")
+    duration = parse_duration(item["duration"], fail, f"{where}.duration")
+    if duration <= 0:
+        raise fail(f"{where}.duration", "must be more than 0")
+    if not isinstance(item["target"], str):
+        raise fail(f"{where}.target", f"must be a name, got {quoted(item['target'])}")
+    _radius_check(item["target"], radius, where, fail)
+    spec = _spec(item["type"], item["target"], item.get("params") or {}, duration, where, fail)
+    return Step(f"{i + 1}:{spec.type}", spec, duration, parse_duration(item.get("after", 0), fail, f"{where}.after"))
 
 
 def _range(value: Any, fail, key: str) -> tuple[float, float]:
@@ -197,7 +244,7 @@ def _range(value: Any, fail, key: str) -> tuple[float, float]:
     else:
         low = high = parse_duration(value, fail, key)
     if high < low:
-        raise fail(key, f"the range must be [low, high], got {value!r}")
+        raise fail(key, f"the range must be [low, high], got {quoted(value)}")
     return low, high
 
 
@@ -209,8 +256,8 @@ def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str
     gap = _range(value.get("gap", [1, 5]), fail, "game_day.gap")
     templates = {}
     for name, item in value["faults"].items():
-        where = f"game_day.faults.{name}"
-        if not isinstance(name, str) or not re.match(r"^[a-z0-9_-]+$", name):
+        where = f"game_day.faults.{quoted(name, 40).strip(chr(39))}"
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]{1,63}", name):
             raise fail(where, "a fault's name is lowercase letters, digits, '_' and '-'")
         if not isinstance(item, dict) or set(map(str, item)) - {"type", "targets", "params", "duration"}:
             raise fail(where, "must be a mapping with keys type, targets, params and duration")
@@ -228,13 +275,16 @@ def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str
             for pick in (0, 1):     # both ends of every range must make a valid fault
                 chosen = {k: (v[pick] if isinstance(v, list) and len(v) == 2 else v) for k, v in params.items()}
                 _spec(item.get("type"), target, chosen, duration[1], where, fail)
+        for key, v in params.items():     # draw() picks in a range of numbers: it must be one
+            if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[1] < v[0]:
+                raise fail(f"{where}.params.{key}", f"the range must be [low, high], got {quoted(v)}")
         templates[name] = Template(item["type"], tuple(targets), dict(params), duration)
     return templates, gap
 
 
-def load_chaos_plan(path: str | Path) -> ChaosPlan:
+def load_chaos_plan(path: str | Path, errors: list[PlanError] | None = None) -> ChaosPlan:
     path = Path(path)
-    return parse_chaos_plan(read_yaml(path, "no such chaos plan; see drills/chaos/ for examples"), path)
+    return parse_chaos_plan(read_yaml(path, "no such chaos plan; see drills/chaos/ for examples"), path, errors)
 
 
 def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None = None) -> tuple[Step, ...]:

@@ -79,13 +79,18 @@ class ExternalConfig:
 
     @staticmethod
     def parse(data: dict, fail: Callable[[str, str], Exception]) -> "ExternalConfig":
-        unknown = sorted(set(data) - KNOWN_KEYS)
+        from ..plan import quoted
+
+        unknown = sorted(str(k) for k in data if k not in KNOWN_KEYS)
         if unknown:
             raise fail(f"lab.{unknown[0]}", f"unknown key for the external provider; known: "
                                             f"{', '.join(sorted(KNOWN_KEYS))}")
         for key in ("api_url", "toxiproxy_url"):
             if not isinstance(data.get(key), str) or not data[key].startswith(("http://", "https://")):
                 raise fail(f"lab.{key}", "required: the http(s) URL of the deployment's endpoint")
+            if _userinfo(data[key]):
+                raise fail(f"lab.{key}", "credentials must not be written in a URL of the plan "
+                                         "(user:password@); remove them")
         database = data.get("database")
         if not isinstance(database, dict) or not isinstance(database.get("nodes"), dict) \
                 or len(database["nodes"]) < 2:
@@ -93,22 +98,34 @@ class ExternalConfig:
                                              "password_file}")
         nodes = {}
         for name, node in database["nodes"].items():
+            if not isinstance(name, str) or not name or "\n" in name:
+                raise fail(f"lab.database.nodes.{quoted(name, 30)}", "a node's name is one line of text, e.g. pg-a")
             key = f"lab.database.nodes.{name}"
             if not isinstance(node, dict) or not isinstance(node.get("dsn"), str):
                 raise fail(f"{key}.dsn", "required: a libpq conninfo without the password")
-            if "password" in node or "password=" in node["dsn"].replace(" ", ""):
-                raise fail(f"{key}", "a password must not be written in the plan: name it with "
-                                     "password_env (an environment variable) or password_file")
+            if "password" in node or _dsn_has_password(node["dsn"]):
+                raise fail(f"{key}.dsn" if "password" not in node else key,
+                           "a password must not be written in the plan: name it with "
+                           "password_env (an environment variable) or password_file")
+            for secret_key in ("password_env", "password_file"):
+                if node.get(secret_key) is not None and not isinstance(node[secret_key], str):
+                    raise fail(f"{key}.{secret_key}", "must name an environment variable (password_env) "
+                                                      "or a file (password_file)")
             nodes[name] = NodeConfig(name, node["dsn"], node.get("password_env"), node.get("password_file"))
         target = database.get("failover_target")
-        if target not in nodes:
-            raise fail("lab.database.failover_target", f"must be one of the nodes: {', '.join(nodes)}")
+        if not isinstance(target, str) or target not in nodes:
+            raise fail("lab.database.failover_target", f"must be one of the nodes: {', '.join(nodes)}; "
+                                                       f"got {quoted(target)}")
+        proxy = database.get("replication_proxy")
+        if proxy is not None and not isinstance(proxy, str):
+            raise fail("lab.database.replication_proxy", f"must be a Toxiproxy proxy name, got {quoted(proxy)}")
         actions_data = data.get("actions") or {}
         if not isinstance(actions_data, dict):
             raise fail("lab.actions", "must be a mapping of action name to hook")
         for name in actions_data:
-            if name not in ACTIONS:
-                raise fail(f"lab.actions.{name}", f"unknown action; known: {', '.join(ACTIONS)}")
+            if not isinstance(name, str) or name not in ACTIONS:
+                raise fail(f"lab.actions.{quoted(name, 40).strip(chr(39))}",
+                           f"unknown action; known: {', '.join(ACTIONS)}")
         actions = {name: Hook.parse(name, hook, fail) for name, hook in actions_data.items()}
         allow = data.get("allow_destructive", False)
         if not isinstance(allow, bool):
@@ -120,14 +137,39 @@ class ExternalConfig:
         siem = data.get("siem_file")
         if siem is not None and not isinstance(siem, str):
             raise fail("lab.siem_file", "must be a path")
+        for key in ("s3", "queues"):
+            if data.get(key) is not None and not isinstance(data[key], dict):
+                raise fail(f"lab.{key}", "must be a mapping")
         name = data.get("name", urlsplit(data["api_url"]).hostname or data["api_url"])
         if not isinstance(name, str) or not name.strip() or "\n" in name:
             raise fail("lab.name", "must be one line naming the target, e.g. staging-eu")
         return ExternalConfig(
             api_url=data["api_url"].rstrip("/"), toxiproxy_url=data["toxiproxy_url"].rstrip("/"),
-            nodes=nodes, failover_target=target, replication_proxy=database.get("replication_proxy"),
+            nodes=nodes, failover_target=target, replication_proxy=proxy,
             actions=actions, allow_destructive=allow, blast_radius=tuple(radius), siem_file=siem,
             s3=data.get("s3") or {}, queues=data.get("queues") or {}, name=name.strip())
+
+
+def _userinfo(url: str) -> bool:
+    """The URL carries user:password@ (or a user name alone: a token written as a user)."""
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return False
+
+
+def _dsn_has_password(dsn: str) -> bool:
+    """A password written in a conninfo: `password=...` (key/value, or a URI query parameter) or
+    the password of a URI's user:password@ (postgresql:// or postgres://)."""
+    if "password=" in dsn.replace(" ", "").lower():
+        return True
+    if dsn.strip().lower().startswith(("postgresql://", "postgres://")):
+        try:
+            netloc = urlsplit(dsn.strip()).netloc
+        except ValueError:
+            return ":" in dsn.split("@", 1)[0].split("//", 1)[-1]
+        return ":" in netloc.rpartition("@")[0]
+    return False
 
 
 class ExternalFailover:

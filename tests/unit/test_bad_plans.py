@@ -1,0 +1,183 @@
+"""Malformed plans: `drill run` and `drill chaos` say what is wrong in one line naming the file,
+the key and the fix, and exit 2 before anything starts; never a traceback (exit 70)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.plan import PlanError, load_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILL = [sys.executable, "-m", "harness.cli"]
+GOOD = """\
+drill: quarterly-database
+title: Database drill
+ha_domain: database
+lab: embedded
+scenarios: [scenarios/database/primary_failover.feature]
+"""
+CHAOS = """\
+chaos: db-latency
+title: latency
+lab: running
+blast_radius: [db]
+faults:
+  - {type: latency, target: db, params: {latency_ms: 200}, duration: 5s}
+"""
+NODES = "nodes: {a: {dsn: host=a}, b: {dsn: host=b}}"
+EXTERNAL = ("lab: {provider: external, api_url: 'http://api', toxiproxy_url: 'http://toxi', "
+            "database: {failover_target: %s, " + NODES + "}}")
+BOMB = "".join(['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'] +
+               [f'{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n'
+                for p, n in zip("abcdefgh", "bcdefghi")])
+
+
+def replace(key: str, line: str, base: str = GOOD) -> str:
+    """`base` with the line of `key` replaced (or `line` added when the key is not there)."""
+    lines = [x for x in base.splitlines() if not x.startswith(f"{key}:")]
+    return "\n".join(lines + [line]) + "\n"
+
+
+# (name, plan bytes, a word the message must hold: the key or what is wrong)
+BAD_PLANS = [
+    ("latin-1", replace("title", "title: Caf\xe9 drill").encode("latin-1"), "UTF-8"),
+    ("utf-16", GOOD.encode("utf-16"), "UTF-16"),
+    ("400-digit target", replace("targets", "targets: {rto_seconds: " + "9" * 400 + "}").encode(),
+     "targets.rto_seconds"),
+    ("5000-digit target", replace("targets", "targets: {rto_seconds: " + "9" * 5000 + "}").encode(),
+     "targets.rto_seconds"),
+    ("5000-digit tier", replace("tier", "tier: " + "1" * 5000).encode(), "tier"),
+    ("nested brackets", replace("title", "title: " + "[" * 20000).encode(), "nesting"),
+    ("nested brackets closed", replace("targets", "targets: " + "[" * 20000 + "]" * 20000).encode(), "nesting"),
+    ("mixed target keys", replace("targets", "targets: {1: 2, rto_seconds: 3}").encode(), "targets.1"),
+    ("an int top-level key", (GOOD + "1: x\n").encode(), "key '1'"),
+    ("int and str unknown keys", (GOOD + "1: x\ncolour: blue\n").encode(), "key '1'"),
+    ("drill a list", replace("drill", "drill: [a, b]").encode(), "drill"),
+    ("title a list", replace("title", "title: [x]").encode(), "title"),
+    ("ha_domain a list", replace("ha_domain", "ha_domain: [database]").encode(), "ha_domain"),
+    ("lab a list", replace("lab", "lab: [embedded]").encode(), "lab"),
+    ("provider a list", replace("lab", "lab: {provider: [embedded]}").encode(), "lab.provider"),
+    ("replication a list", replace("lab", "lab: {replication: [sync]}").encode(), "lab.replication"),
+    ("image part a list", replace("lab", "lab: {provider: testcontainers, images: {postgres: [x]}}").encode(),
+     "lab.images.postgres"),
+    ("scenario a mapping", replace("scenarios", "scenarios: [{a: b}]").encode(), "scenarios[0]"),
+    ("failover target a list", replace("lab", EXTERNAL % "[a]").encode(), "lab.database.failover_target"),
+    ("external mixed keys", replace("lab", EXTERNAL.replace("provider:", "1: x, provider:") % "a").encode(),
+     "lab.1"),
+    ("owner a mapping", (GOOD + "owner: {a: b}\n").encode(), "owner"),
+    ("schedule a list", (GOOD + "schedule: [a]\n").encode(), "schedule"),
+    ("alias bomb", (GOOD + BOMB).encode(), "alias"),
+    ("alias bomb as a value", replace("title", "title: *i", GOOD + BOMB.replace("\n", "\n")).encode(), "alias"),
+    ("self-referencing alias", replace("targets", "targets: &t {rto_seconds: *t}").encode(), "alias"),
+    ("bad tag expression", replace("scenarios", 'scenarios: "@quarterly and ("').encode(), "scenarios"),
+    ("drill id with a newline", replace("drill", 'drill: "quarterly-database\\n"').encode(), "drill"),
+    ("nan target", replace("targets", "targets: {rto_seconds: .nan}").encode(), "targets.rto_seconds"),
+    ("inf target", replace("targets", "targets: {rpo_seconds: .inf}").encode(), "targets.rpo_seconds"),
+    ("-inf target", replace("targets", "targets: {lost_writes: -.inf}").encode(), "targets.lost_writes"),
+    ("nan availability", replace("targets", "targets: {availability: .nan}").encode(), "targets.availability"),
+    ("tier true", (GOOD + "tier: true\n").encode(), "tier"),
+    ("tier 1.0", (GOOD + "tier: 1.0\n").encode(), "tier"),
+    ("a bad date", (GOOD + "blackout: [{start: 2026-13-45, end: 2027-01-01, reason: x}]\n").encode(), "2026-13-45"),
+    ("a NUL in the text", GOOD.replace("Database", "Data\0base").encode(), "YAML"),
+    ("not a mapping", b"- a\n- b\n", "mapping"),
+    ("a complex key", (GOOD + "? [a]\n: b\n").encode(), "YAML"),
+]
+
+
+def one_line(stderr: str, prefix: str) -> str:
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), stderr[:2000]
+    return lines[0]
+
+
+@pytest.mark.parametrize("name, source, word", BAD_PLANS, ids=[c[0] for c in BAD_PLANS])
+def test_drill_run_refuses_a_malformed_plan_in_one_line(tmp_path, name, source, word):
+    plan = tmp_path / "plan.yaml"
+    plan.write_bytes(source)
+    done = subprocess.run([*DRILL, "run", str(plan), "--out", str(tmp_path / "out"),
+                           "--cab-log", str(tmp_path / "cab.jsonl")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, errors="replace")
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = one_line(done.stderr, f"drill: invalid plan: {plan}:")
+    assert word in line and len(line) < 600
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cab.jsonl").exists()
+
+
+@pytest.mark.parametrize("path", ["plan\0.yaml", "x" * 5000, "d/" * 2500 + "p.yaml"],
+                         ids=["NUL", "5000 characters", "5000 characters of folders"])
+def test_drill_run_refuses_a_path_that_cannot_be_opened(tmp_path, capsys, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", path, "--out", str(tmp_path / "out"), "--cab-log", str(tmp_path / "cab.jsonl")])
+    line = one_line(capsys.readouterr().err, "drill: invalid plan: ")
+    assert code == 2 and "cannot read" in line and len(line) < 400
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_path_too_long_is_shown_shortened_but_named():
+    with pytest.raises(PlanError) as err:
+        load_plan("y" * 5000)
+    assert str(err.value).startswith("yyyy") and "..." in str(err.value) and len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("name, source, word", [
+    ("latin-1", (CHAOS + "description: caf\xe9\n").encode("latin-1"), "UTF-8"),
+    ("utf-16", CHAOS.encode("utf-16"), "UTF-16"),
+    ("nested brackets", (CHAOS + "description: " + "[" * 20000 + "\n").encode(), "nesting"),
+    ("alias bomb", (CHAOS + BOMB).encode(), "alias"),
+    ("mixed keys", (CHAOS + "stop_conditions: {1: 2, probe_failing_s: 3}\n").encode(), "stop_conditions.1"),
+    ("an int top-level key", (CHAOS + "1: x\n").encode(), "key '1'"),
+    ("int and str unknown keys", (CHAOS + "1: x\ncolour: blue\n").encode(), "key '1'"),
+    ("chaos a list", replace("chaos", "chaos: [a]", CHAOS).encode(), "chaos"),
+    ("lab a list", replace("lab", "lab: [running]", CHAOS).encode(), "lab"),
+    ("workload a list", (CHAOS + "workload: [writes]\n").encode(), "workload"),
+    ("fault type a list", CHAOS.replace("type: latency", "type: [latency]").encode(), "faults[0]"),
+    ("fault params a list", CHAOS.replace("{latency_ms: 200}", "[1]").encode(), "faults[0].params"),
+    ("game day name an int", (CHAOS + "game_day: {faults: {1: {type: latency, targets: [db]}}}\n").encode(),
+     "game_day.faults.1"),
+    ("game day type a list", (CHAOS + "game_day: {faults: {x: {type: [latency], targets: [db], "
+                                       "params: {latency_ms: 1}}}}\n").encode(), "game_day.faults.x"),
+    ("nan duration", CHAOS.replace("duration: 5s", "duration: .nan").encode(), "faults[0].duration"),
+    ("inf duration", CHAOS.replace("duration: 5s", "duration: .inf").encode(), "faults[0].duration"),
+    ("huge duration", CHAOS.replace("duration: 5s", "duration: " + "9" * 400).encode(), "faults[0].duration"),
+    ("5000-digit duration", CHAOS.replace("duration: 5s", "duration: " + "9" * 5000).encode(),
+     "faults[0].duration"),
+    ("huge latency", CHAOS.replace("latency_ms: 200", "latency_ms: " + "9" * 400).encode(), "faults[0]"),
+    ("nan target", (CHAOS + "targets: {rto_seconds: .nan}\n").encode(), "targets.rto_seconds"),
+    ("huge stop condition", (CHAOS + "stop_conditions: {probe_failing_s: " + "9" * 400 + "}\n").encode(),
+     "stop_conditions.probe_failing_s"),
+    ("chaos id with a newline", replace("chaos", 'chaos: "db\\n"', CHAOS).encode(), "chaos"),
+])
+def test_drill_chaos_refuses_a_malformed_plan_in_one_line(tmp_path, name, source, word):
+    plan = tmp_path / "chaos.yaml"
+    plan.write_bytes(source)
+    done = subprocess.run([*DRILL, "chaos", str(plan), "--out", str(tmp_path / "out"),
+                           "--cab-log", str(tmp_path / "cab.jsonl")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, errors="replace",
+                          env={**os.environ, "DRILL_STATE_DIR": str(tmp_path / "state")})
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = one_line(done.stderr, f"drill: invalid chaos plan: {plan}:")
+    assert word in line and len(line) < 600
+    assert not (tmp_path / "out").exists()
+
+
+def test_quoted_never_expands_a_huge_value():
+    from harness.plan import quoted
+
+    huge = [["x" * 1000] * 1000] * 1000     # a billion characters if printed whole
+    assert len(quoted(huge)) <= 64
+    assert len(quoted(10 ** 5000)) <= 64 and "digit" in quoted(10 ** 5000)
+    assert quoted("short") == "'short'"
+
+
+def test_a_document_of_many_plain_nodes_is_refused_without_expanding_it():
+    from harness.plan import parse_yaml
+
+    with pytest.raises(PlanError, match="too large"):
+        parse_yaml(("x: [" + ",".join(["1"] * 100_001) + "]\n").encode(), Path("big.yaml"))
