@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import socket
 import time
+from urllib.parse import quote
 
 import pytest
 import requests
 
 from harness.toxiproxy.launcher import start_embedded
 from harness.toxiproxy.proxy import MAX_TIME_LIMIT_MS
-from tests.support import connect, read_all, refuses, round_trip
+from tests.support import connect, read_all, refuses, round_trip, wait_for
 
 INT64_MAX = 2**63 - 1
 JSON = {"Content-Type": "application/json"}
@@ -325,3 +327,158 @@ def test_a_body_slower_than_the_read_timeout_is_408(quick_server):
         assert head.startswith(b"HTTP/1.1 408"), head[:100]
         assert b'"status": 408' in head or b'"status": 408' in sock.recv(65536)
     assert requests.get(f"{quick_server.url}/proxies", timeout=5).json() == {}
+
+
+# -- 6. fuzz: random malformed requests ---------------------------------------------------------------
+
+FIELDS = {
+    "proxy": ["name", "listen", "upstream", "enabled", "time_limit_ms"],
+    "toxic": ["name", "type", "stream", "toxicity", "attributes", "time_limit_ms"],
+}
+ATTRIBUTES = ["latency", "jitter", "rate", "delay", "timeout", "bytes", "average_size", "size_variation"]
+TYPES = ["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "noop", "x"]
+NAMES = ["p", "q", "é", "日本", "\U0001f600", "a b", "x%2Fy", "\ud800", "n" * 300]
+
+
+class Junk:
+    """Random JSON values, skewed to the edges: huge, non-finite, wrong type, odd unicode."""
+
+    def __init__(self, rng: random.Random, upstream: str):
+        self.rng = rng
+        self.upstream = upstream
+
+    def number(self):
+        return self.rng.choice([
+            0, -1, 1, 0.5, 1.5, -0.0, 2**31, 2**63 - 1, 2**63, 2**64, -2**63, 10**self.rng.randint(19, 1000),
+            1e308, 1e306, -1e308, float("nan"), float("inf"), float("-inf"), 5e-324,
+            self.rng.randint(-10**6, 10**6), self.rng.uniform(-1e6, 1e6), self.rng.random()])
+
+    def string(self):
+        rng = self.rng
+        return rng.choice([
+            "", " ", "\x00", "\ud800", "\U0001f600" * rng.randint(1, 50), "é:0", "127.0.0.1:0",
+            "127.0.0.1:99999", "127.0.0.1:-1", ":0", "[::1]:0", "localhost:0", "a" * 70 + ":0",
+            "127.0.0.1:1", self.upstream, "x" * rng.choice([1, 1000, 100_000]), "upstream", "downstream",
+            rng.choice(TYPES), rng.choice(NAMES),
+            "".join(chr(rng.choice([rng.randint(1, 0xD7FF), rng.randint(0xE000, 0x2FFFF)]))
+                    for _ in range(rng.randint(1, 20)))])
+
+    def value(self, depth: int = 0):
+        rng = self.rng
+        kind = rng.randrange(7 if depth < 3 else 4)
+        if kind == 0:
+            return rng.choice([None, True, False])
+        if kind == 1:
+            return self.number()
+        if kind in (2, 3):
+            return self.string()
+        if kind == 4:
+            return [self.value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if kind == 5:
+            return {self.string(): self.value(depth + 1) for _ in range(rng.randint(0, 4))}
+        return self.attributes()
+
+    def attributes(self):
+        return {rng_name: self.value(3) if self.rng.random() < 0.5 else self.number()
+                for rng_name in self.rng.sample(ATTRIBUTES, self.rng.randint(0, 4))}
+
+    def fields(self, kind: str, good: dict) -> dict:
+        """Each field either left out, good, or junk."""
+        body = {}
+        for field in FIELDS[kind]:
+            roll = self.rng.random()
+            if roll < 0.1:
+                continue
+            if roll < 0.75 and field in good:
+                body[field] = good[field]
+            elif field == "attributes" and roll < 0.8:
+                body[field] = self.attributes()
+            else:
+                body[field] = self.value()
+        return body
+
+
+def fuzz_request(rng: random.Random, junk: Junk) -> tuple[str, str, bytes]:
+    name = rng.choice(NAMES)
+    proxy_path = "/proxies/" + quote(name, safe="", errors="surrogatepass")
+    toxic_path = proxy_path + "/toxics/" + quote(rng.choice(["latency_downstream", "t", "é", "x/y"]), safe="")
+    good_proxy = {"name": name, "listen": "127.0.0.1:0", "upstream": junk.upstream, "enabled": True}
+    good_toxic = {"name": rng.choice(["t", "é", ""]), "type": rng.choice(TYPES), "stream": "upstream",
+                  "toxicity": 1, "time_limit_ms": 60_000}
+    roll = rng.randrange(12)
+    if roll == 0:
+        method, path, body = "POST", "/proxies", junk.fields("proxy", good_proxy)
+    elif roll == 1:
+        method, path, body = rng.choice(["POST", "PATCH"]), proxy_path, junk.fields("proxy", good_proxy)
+    elif roll in (2, 3):
+        method, path, body = "POST", proxy_path + "/toxics", junk.fields("toxic", good_toxic)
+    elif roll == 4:
+        method, path, body = rng.choice(["POST", "PATCH"]), toxic_path, junk.fields("toxic", good_toxic)
+    elif roll == 5:
+        body = [junk.fields("proxy", dict(good_proxy, name=rng.choice(NAMES))) for _ in range(rng.randint(0, 3))]
+        method, path = "POST", "/populate"
+        if rng.random() < 0.3:
+            body = junk.value()
+    elif roll == 6:
+        method, path, body = "POST", rng.choice(["/proxies", proxy_path + "/toxics", "/populate"]), junk.value()
+    elif roll == 7:
+        raw = rng.choice([b"", b"{", b"[" * 20000, b'{"a":' * 3000, b"\xff\xfe\x00", b"null", b"NaN",
+                          b"Infinity", b"-Infinity", b"1e309", b"9" * 5000, bytes(rng.randrange(256) for _ in range(40))])
+        return rng.choice(["POST", "PATCH"]), rng.choice(["/proxies", proxy_path, proxy_path + "/toxics",
+                                                           toxic_path, "/populate", "/reset"]), raw
+    elif roll == 8:
+        return "DELETE", rng.choice([proxy_path, toxic_path]), b""
+    elif roll == 9:
+        return "GET", rng.choice([proxy_path, toxic_path, proxy_path + "/toxics", "/proxies", "/version"]), b""
+    elif roll == 10:
+        return "POST", "/reset", rng.choice([b"", b"junk"])
+    else:
+        method, path, body = "POST", proxy_path + "/toxics", {
+            "type": rng.choice(TYPES[:-2]), "attributes": junk.attributes(), "toxicity": junk.value()}
+    return method, path, json.dumps(body).encode()
+
+
+def plant(session: requests.Session, url: str, upstream: str) -> None:
+    """Valid proxies, each with a toxic, for the fuzz to update, break and delete."""
+    for name in NAMES:
+        if name != "\ud800":
+            path = "/proxies/" + quote(name, safe="")
+            session.post(url + "/proxies", json={"name": name, "upstream": upstream}, timeout=10)
+            session.post(url + path + "/toxics", json={"type": "latency", "name": "t"}, timeout=10)
+
+
+def test_fuzzed_requests_never_get_a_5xx(echo_server):
+    rng = random.Random(20261128)
+    server = start_embedded()
+    try:
+        junk = Junk(rng, echo_server.address)
+        failures, changed = [], 0
+        started = time.monotonic()
+        with requests.Session() as session:
+            for i in range(600):
+                if i % 50 == 0:
+                    plant(session, server.url, echo_server.address)
+                method, path, body = fuzz_request(rng, junk)
+                response = session.request(method, server.url + path, data=body, headers=JSON, timeout=10)
+                if response.status_code >= 500:
+                    failures.append((i, method, path, body[:200], response.status_code, response.text[:200]))
+                elif response.status_code >= 400 and response.headers.get("Content-Type", "").startswith(
+                        "application/json"):
+                    assert response.json()["status"] == response.status_code
+                changed += method != "GET" and path != "/reset" and response.status_code < 300
+            assert failures == []
+            assert changed >= 40           # enough requests got past validation to change something
+            assert time.monotonic() - started < 30
+            version = session.get(server.url + "/version", timeout=5)
+            assert version.status_code == 200 and version.json()["version"].startswith("2.")
+            listing = session.get(server.url + "/proxies", timeout=5)
+            assert listing.status_code == 200
+            proxies = listing.json()
+            assert all(set(p) >= {"name", "listen", "upstream", "enabled", "toxics"} for p in proxies.values())
+            for name, proxy in proxies.items():       # every proxy the API lists is whole and usable
+                if proxy["enabled"]:
+                    wait_for(lambda: accepts(proxy["listen"]), timeout=5)
+                assert session.delete(f"{server.url}/proxies/{quote(name, safe='')}", timeout=10).status_code == 204
+            assert session.get(server.url + "/proxies", timeout=5).json() == {}
+    finally:
+        server.stop()
