@@ -162,8 +162,35 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    """Post-failover validation of a running lab or an external target: table (or --json), exit 0
-    all pass, 1 a check failed, 3 one could not be judged, 2 invalid input, 4 the target cannot be reached."""
+    """PLAN files: check drill and chaos plans without running anything, every error of each
+    file at once: exit 0 all valid, 2 any invalid. --after-failover: post-failover validation of
+    a running lab or an external target: table (or --json), exit 0 all pass, 1 a check failed,
+    3 one could not be judged, 2 invalid input, 4 the target cannot be reached."""
+    from .plan import check_plan_file
+
+    if args.plans and args.after_failover:
+        _err("drill validate: give PLAN files to check, or --after-failover to validate a target, not both")
+        return EXIT_INVALID
+    if args.plans:
+        if args.plan is not None:
+            _err("drill validate: --plan names the target of --after-failover; to check plan files give them "
+                 "without --plan")
+            return EXIT_INVALID
+        report, invalid = [], 0
+        for name in args.plans:
+            kind, errors = check_plan_file(name, Path.cwd())
+            invalid += bool(errors)
+            report.append({"file": name, "kind": kind, "valid": not errors, "errors": [str(e) for e in errors]})
+        if args.json:
+            print(json.dumps(report, indent=1))
+        for entry in [] if args.json else report:
+            print(f"ok  {entry['file']}" if entry["valid"] else "\n".join(entry["errors"]))
+        if invalid:
+            _err(f"drill validate: {invalid} of {len(report)} plan file(s) invalid")
+        return EXIT_INVALID if invalid else exits.PASS
+    if not args.after_failover:
+        _err("drill validate: say what to validate: PLAN files (drill or chaos plans), or --after-failover")
+        return EXIT_INVALID
     import uuid
 
     from .gates import evaluate_gates
@@ -176,9 +203,6 @@ def _validate(args: argparse.Namespace) -> int:
     from .runner.validation import checks, collect
     from .workload import Recorder
 
-    if not args.after_failover:
-        _err("drill validate: say what to validate: --after-failover")
-        return EXIT_INVALID
     try:
         if args.plan:
             plan = load_plan(args.plan)
@@ -237,14 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_lab_status)
 
     sub.add_parser("steps", help="print the Gherkin step vocabulary, documented").set_defaults(func=_steps)
-    p = sub.add_parser("validate", help="post-failover validation of the running lab or an external target")
+    p = sub.add_parser("validate", help="check plan files without running anything, or (--after-failover) "
+                                        "validate the running lab or an external target after a failover",
+                       description="drill validate PLAN [PLAN...]: check drill and chaos plans without running "
+                                   "anything and list every error of each file at once ('ok  FILE' for a valid "
+                                   "one, 'FILE: key ...' per error); exit 0 all valid, 2 any invalid. A file whose "
+                                   "YAML mapping has a 'chaos' key is a chaos plan (drill chaos), any other a drill "
+                                   "plan (drill run); feature paths resolve against the current folder, as drill "
+                                   "run does. drill validate --after-failover [--plan PLAN]: post-failover checks "
+                                   "of a running target (not with PLAN files).")
+    p.add_argument("plans", nargs="*", metavar="PLAN",
+                   help="drill or chaos plan files to check (a mapping with a 'chaos' key is a chaos plan)")
     p.add_argument("--after-failover", action="store_true",
                    help="ServicesReady, MetadataTablesInSync, EventCountGrowth, ApprovalEventCount on the DR "
                         "copy, failover events in the SIEM")
     p.add_argument("--plan", help="an external plan naming the target (default: the running `drill lab up` lab)")
     p.add_argument("--threshold", type=int, default=5, help="EventCountGrowth threshold: probe writes made (default 5)")
     p.add_argument("--window", type=float, default=3.0, help="seconds the probe writes are spread over (default 3)")
-    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument("--json", action="store_true", help="print the checks (or each plan file's errors) as JSON")
     p.set_defaults(func=_validate)
     p = sub.add_parser("matrix", help="print the failure-modes matrix with each row's scenario and last verdict")
     add_cab_args(p)
