@@ -98,22 +98,28 @@ def distinct_free_ports(n: int) -> list[int]:
             s.close()
 
 
-def test_concurrent_creates_of_one_name_make_one_proxy(toxi, api, echo_server, toxiproxy_server):
-    n = 80
-    listens = [f"127.0.0.1:{port}" for port in distinct_free_ports(n)]   # each asks for its own port
-    api_address = f"{toxiproxy_server.host}:{toxiproxy_server.port}"
-    # every connection open first, then every request sent at once: the server reads them in one
-    # go, so their handlers all run before the first create has finished starting its listener
-    socks = [connect(api_address, timeout=20) for _ in range(n)]
+def burst(server, requests_: list[tuple[str, str, dict]]) -> list[int]:
+    """Statuses of requests sent all at once: every connection opened first, then every request
+    written, so the server reads them in one go and their handlers all start before any ends."""
+    socks = [connect(f"{server.host}:{server.port}", timeout=20) for _ in requests_]
     try:
-        for sock, listen in zip(socks, listens):
-            body = json.dumps({"name": "race", "listen": listen, "upstream": echo_server.address}).encode()
-            sock.sendall(b"POST /proxies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        statuses = [int(read_all(sock)[0].split(b" ", 2)[1]) for sock in socks]
+        for sock, (method, path, body) in zip(socks, requests_):
+            data = json.dumps(body).encode()
+            sock.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (method.encode(), path.encode(), len(data), data))
+        return [int(read_all(sock)[0].split(b" ", 2)[1]) for sock in socks]
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_concurrent_creates_of_one_name_make_one_proxy(toxi, api, echo_server, toxiproxy_server):
+    n = 80
+    listens = [f"127.0.0.1:{port}" for port in distinct_free_ports(n)]   # each asks for its own port
+    statuses = burst(toxiproxy_server, [("POST", "/proxies", {"name": "race", "listen": listen,
+                                                              "upstream": echo_server.address})
+                                        for listen in listens])
     assert sorted(statuses) == [201] + [409] * (n - 1)
     winner = listens[statuses.index(201)]
     proxies = assert_serving(api)
@@ -129,6 +135,22 @@ def test_concurrent_creates_of_one_name_make_one_proxy(toxi, api, echo_server, t
     assert api("post", "/proxies", json={"name": "race", "upstream": echo_server.address}).status_code == 201
 
 
+def test_concurrent_moves_of_one_proxy_leave_one_listener(toxi, api, echo_server, toxiproxy_server):
+    proxy = toxi.create(upstream=echo_server.address, name="p")
+    listens = [f"127.0.0.1:{port}" for port in distinct_free_ports(40)]
+    statuses = burst(toxiproxy_server, [("POST", "/proxies/p", {"listen": listen, "enabled": True})
+                                        for listen in listens])
+    assert set(statuses) == {200}
+    final = api("get", "/proxies/p").json()["listen"]
+    assert final in listens and refuses(proxy.listen)
+    assert [a for a in listens if a != final and not refuses(a)] == []   # each move closed the last
+    with connect(final) as sock:
+        round_trip(sock)
+    moves = [("POST", "/proxies/p", {"listen": listen}) for listen in listens[:20]]
+    statuses = burst(toxiproxy_server, moves + [("DELETE", "/proxies/p", {})] + moves)
+    assert 204 in statuses and set(statuses) <= {200, 204, 404, 409}
+    assert api("get", "/proxies").json() == {}
+    assert [a for a in listens if not refuses(a)] == []      # deleted: nothing of it listens
 
 
 # -- 3. reset goes on past a proxy it cannot enable ---------------------------------------------
