@@ -14,10 +14,19 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-SECRETISH = re.compile(r"(password|passwd|secret|token|authorization)\S*\s*[=:]\s*\S+", re.I)
+# What scrub() masks (the value becomes ***, the name stays):
+USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")       # scheme://user:PASSWORD@
+AUTHORIZATION = re.compile(r"""(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
+                           r"""(?:(bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+""")   # the header, to its end
+BEARER = re.compile(r"\b([Bb]earer|BEARER)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}|\b(Basic)\s+[A-Za-z0-9+/=]{8,}")
+SECRETISH = re.compile(r"""(?i)(["']?\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"""
+                       r"""|credential|private[_-]?key|session)[\w-]*["']?\s*[=:]\s*["']?)[^\s&"',;{}\[\]]+""")
+SECRET_QUERY = re.compile(r"(?i)^[\w-]*(password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
+                          r"signature|sig|credential)[\w-]*$")
 
 
 class HookError(RuntimeError):
@@ -25,7 +34,40 @@ class HookError(RuntimeError):
 
 
 def scrub(text: str) -> str:
-    return SECRETISH.sub(lambda m: m.group(1) + "=***", text)
+    """text with secret values masked: URI passwords, Authorization headers, Bearer/Basic
+    credentials, and password=, secret=, token=, api_key= ... values (also as URL query
+    parameters and JSON keys)."""
+    text = USERINFO.sub(lambda m: m.group(1) + ":***@", text)
+    text = AUTHORIZATION.sub(lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + "***", text)
+    text = BEARER.sub(lambda m: (m.group(1) or m.group(2)) + " ***", text)
+    return SECRETISH.sub(lambda m: m.group(1) + "***", text)
+
+
+def public_url(url: str) -> str:
+    """The URL for display: no user:password@, secret-looking query values masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return scrub(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(p.split("=", 1)[0] + "=***" if "=" in p and SECRET_QUERY.match(p.split("=", 1)[0]) else p
+                     for p in parts.query.split("&")) if parts.query else ""
+    return parts._replace(netloc=netloc, query=query, fragment="").geturl()
+
+
+def url_secret(url: str) -> str | None:
+    """What of a hook URL is a credential written in the plan, or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if "@" in parts.netloc:
+        return "user:password@"
+    for param in parts.query.split("&"):
+        name = param.split("=", 1)[0]
+        if "=" in param and SECRET_QUERY.match(name):
+            return f"the query parameter {name[:40]}="
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,7 +98,13 @@ class Hook:
         if not isinstance(http, dict) or not isinstance(http.get("url"), str) \
                 or not http["url"].startswith(("http://", "https://")):
             raise fail(key, "needs 'command' (a list) or 'http' with an http(s) 'url'")
-        method = str(http.get("method", "POST")).upper()
+        secret = url_secret(http["url"])
+        if secret:
+            raise fail(f"{key}.http.url", f"a credential must not be written in the plan ({secret} in "
+                                          f"{public_url(http['url'])}): put the token in an environment "
+                                          f"variable and name it with token_env")
+        method = http.get("method", "POST")
+        method = method.upper() if isinstance(method, str) else method
         if method not in ("POST", "PUT", "GET"):
             raise fail(f"{key}.http.method", "must be POST, PUT or GET")
         token_env = http.get("token_env")
@@ -66,7 +114,7 @@ class Hook:
 
     def describe(self) -> str:
         return f"{self.name}: " + (" ".join(self.command[:1]) + " ..." if self.command
-                                   else f"{self.method} {self.url}")
+                                   else f"{self.method} {public_url(self.url or '')}")
 
     def run(self, **arguments: Any) -> Any:
         """Call the hook; returns the HTTP JSON body (or None). Raises HookError."""
@@ -91,7 +139,8 @@ class Hook:
             response = requests.request(self.method, self.url, json=arguments, headers=headers,
                                         timeout=self.timeout_s)
         except requests.RequestException as exc:
-            raise HookError(f"hook {self.name} ({self.method} {self.url}) failed: {type(exc).__name__}") from None
+            raise HookError(f"hook {self.name} ({self.method} {public_url(self.url or '')}) failed: "
+                            f"{type(exc).__name__}") from None
         if response.status_code >= 400:
             raise HookError(f"hook {self.name} answered {response.status_code}: {scrub(response.text[:300])}")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from enum import Enum
 from pathlib import Path
@@ -43,8 +44,30 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """atomic_write_bytes of `text` in UTF-8 (newlines as given)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    """atomic_write_bytes of `text` in UTF-8 (newlines as given); a lone surrogate (text that
+    came from undecodable bytes) is written as U+FFFD rather than fail the whole file."""
+    return atomic_write_bytes(path, no_surrogates(text).encode("utf-8"))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# a key whose value is a secret (its value is masked): password, secret, token, api key ...
+# but not the name of where a secret is kept (password_env, token_file, secret_files)
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|apikey|credential|private_?key)"
+                         r"(?!.*_(env|file|files|path)$)")
+
+
+def no_surrogates(text: str) -> str:
+    """`text` encodable as UTF-8: a surrogate pair becomes its character, a lone surrogate U+FFFD."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def safe_text(text: str) -> str:
+    """A string as the outputs hold it: valid UTF-8 (no_surrogates) and secrets masked (scrub)."""
+    from harness.lab.hooks import scrub
+
+    return scrub(no_surrogates(text))
 
 
 def verdict_text(value: Any) -> str:
@@ -54,13 +77,18 @@ def verdict_text(value: Any) -> str:
 
 
 def plain(value: Any) -> Any:
-    """`value` as JSON-safe data: enums by value, tuples/sets as lists, NaN/inf as None (unknown)."""
+    """`value` as JSON-safe data: enums by value, tuples/sets as lists, NaN/inf as None (unknown),
+    strings safe_text (valid UTF-8, secrets masked) and the string value of a secret-named key
+    (password, token, ...) masked whole."""
     if isinstance(value, Enum):
         return plain(value.value)
+    if isinstance(value, str):
+        return safe_text(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {safe_text(str(k)): "***" if isinstance(v, str) and v and _SECRET_KEY.search(str(k)) else plain(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
         return [plain(v) for v in items]
