@@ -84,7 +84,33 @@ def test_a_password_in_the_plan_is_refused(staging, tmp_path):
     assert result.returncode == 2 and "password_env" in result.stderr and "hunter2" not in result.stderr
 
 
+PLANTED_DSN_PASSWORD = "planted-dsn-pw-8c1f"
+PLANTED_HOOK_CREDENTIAL = "planted-hook-cred-8c1f"
+
+
 def test_confirmed_failover_drill_against_staging_passes_and_leaks_no_secret(staging, tmp_path):
+    """The runbook token travels as `Authorization: Bearer <token>` on every hook call; the
+    database password is read from its file. Neither, nor a password planted in a URI DSN or a
+    credential planted in a hook URL (both refused before anything starts), appears in stdout,
+    stderr, results.json, junit.xml, report.html or the CAB log."""
+    refused_texts = []
+    for name, change in (("uri-dsn", lambda lab: lab["database"]["nodes"]["pg-a"].update(
+                             dsn=f"postgresql://controlplane:{PLANTED_DSN_PASSWORD}@127.0.0.1/controlplane")),
+                         ("hook-url", lambda lab: lab["actions"]["database_rebuild"]["http"].update(
+                             url=lab["actions"]["database_rebuild"]["http"]["url"].replace(
+                                 "://", f"://ops:{PLANTED_HOOK_CREDENTIAL}@")))):
+        planted = tmp_path / name
+        planted.mkdir()
+        plan = plan_for(staging, planted)
+        data = yaml.safe_load(plan.read_text())
+        change(data["lab"])
+        plan.write_text(yaml.safe_dump(data))
+        refused = drill(staging, plan, planted, "--confirm", "staging-database")
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+        assert ("password_env" if name == "uri-dsn" else "token_env") in refused.stderr
+        assert not (planted / "out").exists() and not (planted / "cab.jsonl").exists()
+        refused_texts += [refused.stdout, refused.stderr]
+
     before = runbook(staging, "/state")["primary"]
     result = drill(staging, plan_for(staging, tmp_path), tmp_path, "--confirm", "staging-database")
     out = tmp_path / "out"
@@ -96,8 +122,10 @@ def test_confirmed_failover_drill_against_staging_passes_and_leaks_no_secret(sta
     assert scenario["measurements"]["lost_writes"] == 0
     assert runbook(staging, "/state")["primary"] == before           # failed back
     secrets = [Path(f).read_text() for f in staging["secret_files"].values()]
+    secrets += [PLANTED_DSN_PASSWORD, PLANTED_HOOK_CREDENTIAL]
     texts = [result.stdout, result.stderr] + [p.read_text() for p in out.iterdir()] + \
-            [(tmp_path / "cab.jsonl").read_text()]
+            [(tmp_path / "cab.jsonl").read_text()] + refused_texts
+    assert {"results.json", "junit.xml", "report.html"} <= {p.name for p in out.iterdir()}
     for secret in secrets:
         assert len(secret) > 10 and not any(secret in text for text in texts)
 
