@@ -51,10 +51,17 @@ def _iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _quoted(value: Any) -> str:
+    """repr(value) capped (harness.plan.quoted: never the whole of a huge value)."""
+    from .plan import quoted
+
+    return quoted(value)
+
+
 def _text(value: Any, key: str, fail: Callable[[str, str], Exception]) -> str:
     if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value \
             or len(value) > MAX_TEXT:
-        raise fail(key, f"must be one line of text of 1 to {MAX_TEXT} characters, got {str(value)[:60]!r}")
+        raise fail(key, f"must be one line of text of 1 to {MAX_TEXT} characters, got {_quoted(value)}")
     return value.strip()
 
 
@@ -63,9 +70,9 @@ def _when(value: Any, key: str, fail: Callable[[str, str], Exception]) -> dateti
         try:
             value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise fail(key, f"not an ISO 8601 time: {value!r}; e.g. 2026-12-01T06:00:00Z") from None
+            raise fail(key, f"not an ISO 8601 time: {_quoted(value)}; e.g. 2026-12-01T06:00:00Z") from None
     if not isinstance(value, datetime):
-        raise fail(key, f"must be an ISO 8601 time such as 2026-12-01T06:00:00Z, got {value!r}")
+        raise fail(key, f"must be an ISO 8601 time such as 2026-12-01T06:00:00Z, got {_quoted(value)}")
     if value.tzinfo is None:
         raise fail(key, f"{value.isoformat()} has no time zone; add one, e.g. 2026-12-01T06:00:00Z")
     return value
@@ -76,7 +83,7 @@ def parse_window(value: Any, fail: Callable[[str, str], Exception], key: str = "
     if isinstance(value, str) and "/" in value:
         start, end = value.split("/", 1)
         value = {"start": start, "end": end}
-    if not isinstance(value, dict) or set(value) != {"start", "end"}:
+    if not isinstance(value, dict) or set(map(str, value)) != {"start", "end"} or len(value) != 2:
         raise fail(key, "must be {start: TIME, end: TIME} (a flag: START/END), ISO 8601 with a time zone")
     window = Window(_when(value["start"], f"{key}.start", fail), _when(value["end"], f"{key}.end", fail))
     if window.end <= window.start:

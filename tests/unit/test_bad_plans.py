@@ -71,6 +71,9 @@ BAD_PLANS = [
     ("external mixed keys", replace("lab", EXTERNAL.replace("provider:", "1: x, provider:") % "a").encode(),
      "lab.1"),
     ("owner a mapping", (GOOD + "owner: {a: b}\n").encode(), "owner"),
+    ("owner a long list", (GOOD + "owner: [" + ",".join(["abcdef"] * 5000) + "]\n").encode(), "owner"),
+    ("window start a long list", (GOOD + "window: {start: [" + ",".join(["1"] * 5000) + "], "
+                                          "end: 2026-01-01T00:00:00Z}\n").encode(), "window.start"),
     ("schedule a list", (GOOD + "schedule: [a]\n").encode(), "schedule"),
     ("alias bomb", (GOOD + BOMB).encode(), "alias"),
     ("alias bomb as a value", replace("title", "title: *i", GOOD + BOMB.replace("\n", "\n")).encode(), "alias"),
