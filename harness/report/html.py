@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 
 from harness.model import DrillResult
-from harness.report.files import atomic_write_text, iter_gates, verdict_text
+from harness.report.files import atomic_write_text, iter_gates, plain, verdict_text
 from harness.report.risk import assess, risk_of
 from harness.report.text import human_seconds, show
 
@@ -224,7 +224,7 @@ def _redact(environment: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def report_view(result: DrillResult) -> dict[str, Any]:
     """Everything the template shows, derived from the drill's result; missing fields read unknown."""
-    results = result.to_json()
+    results = plain(result.to_json())     # valid UTF-8, secret shapes masked, as in results.json
     verdict = verdict_text(results.get("verdict"))
     targets = results.get("targets") or {}
     risk = results.get("risk") or assess(results, None)    # a result not run through the runner: scored here

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.model import DrillResult
-from harness.report.files import atomic_write_text, verdict_text
+from harness.report.files import atomic_write_text, plain, verdict_text
 from harness.report.text import show
 
 FILENAME = "junit.xml"
@@ -52,7 +52,7 @@ def _time(seconds: float | None) -> str:
 
 def junit_tree(result: DrillResult) -> ET.Element:
     """The <testsuites> element. A scenario without gates is an error testcase, never a silent pass."""
-    results = result.to_json()
+    results = plain(result.to_json())     # valid UTF-8, secret shapes masked, as in results.json
     drill = _x(results.get("drill", "drill"))
     suite = ET.Element("testsuite", name=drill, timestamp=_x(results.get("started_at")),
                        time=_time(duration(results.get("started_at"), results.get("finished_at"))))

@@ -100,3 +100,17 @@ def test_driver_errors_read_as_whole_words_and_empty_mappings_as_none():
     assert transport_error(nested, 10) == "ConnectionError: connection refused"
     assert transport_error(requests.ReadTimeout("x"), 2.5) == "ReadTimeout: no answer within 2.5 s"
     assert show({"ServiceHealth": "Healthy", "parts_down": {}}) == "ServiceHealth Healthy, parts_down none"
+
+
+def test_a_secret_in_a_gate_detail_is_masked_in_the_report_and_junit():
+    from harness.report.junit import junit_tree
+    import xml.etree.ElementTree as ET
+
+    planted = "hook answered 500 for Authorization: Bearer s3cr3t-t0ken-42 \ud800"
+    r = result()
+    r.scenarios[0].gates[0] = type(r.scenarios[0].gates[0])(**{**r.scenarios[0].gates[0].__dict__, "detail": planted})
+    page = render_html(r)
+    xml = ET.tostring(junit_tree(r), encoding="unicode")
+    for text in (page, xml):
+        assert "s3cr3t-t0ken-42" not in text and "hook answered 500" in text
+        text.encode("utf-8")                     # the lone surrogate did not survive
