@@ -332,8 +332,9 @@ class PublishApprovalBlocked(Gate):
                                              and o.t_invoke >= promoted_at))]
         if served and (span.end is None or min(served) < span.end):
             span = Span(span.start, min(served))
-        # an attempt made while the primary was down and refused only after the failover finished
-        # (its connect timed out later than a fast failover) is a refusal all the same
+        # an attempt made while the primary was down and refused (503, the cause) only after the
+        # failover finished (its connect timed out later than a fast failover) is a refusal all
+        # the same; any other late answer says nothing
         return refused_in(self, history, span, ("approve", "publish"), status=503, late_refusals=True,
                           cause=self.cause)
 
@@ -342,17 +343,19 @@ def refused_in(gate: Gate, history: History, span: Span, kinds: tuple[str, ...],
                each_kind: bool = True, late_refusals: bool = False, **fields) -> GateResult:
     """Every op of `kinds` that ran inside `span` was refused (status, and these answer fields);
     at least one of each kind (or of any, each_kind False) must have run there, else unknown.
-    `late_refusals`: an op invoked inside the span and refused after it ended counts too (one
-    answered ok after the end says nothing and is left out)."""
+    `late_refusals`: an op invoked inside the span and refused as required after it ended counts
+    too; any other answer after the end (ok, or an error the recovery may have caused) says
+    nothing and is left out."""
     from harness.gates.base import answer
+    def refused(o) -> bool:
+        return not o.ok and (status is None or o.status == status) and all(o.detail.get(k) == v for k, v in fields.items())
     ops = [o for o in history.ops if o.kind in kinds and (span.holds(o) or (
-        late_refusals and span.contains(o.t_invoke) and not o.ok and o.status is not None))]
+        late_refusals and span.contains(o.t_invoke) and refused(o)))]
     missing = [k for k in kinds if not any(o.kind == k for o in ops)] if each_kind else ([] if ops else list(kinds))
     if missing:
         return gate.unknown(f"no {' or '.join(missing)} attempted while the fault lasted "
                             f"({'it ended first' if span.end is not None else 'none recorded'})")
-    wrong = [o for o in ops if o.ok or (status is not None and o.status != status)
-             or any(o.detail.get(k) != v for k, v in fields.items())]
+    wrong = [o for o in ops if not refused(o)]
     measured = {o.kind: answer(o) for o in ops}
     if wrong:
         return gate.result(Verdict.FAIL, measured,

@@ -3,6 +3,8 @@ replication-cut determinism drill): act and record; the rules are checkers in ha
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ..gates.eventstore import EventChainVerified
 from ..gates.recovery import (ApprovalEventCount, FailoverCompleted, PublishApprovalBlocked,
                               TransactionLagBeforeFailback, WritesAfterFailback, WritesResumed)
@@ -30,10 +32,16 @@ def kill_primary(scn: Scenario) -> None:
 
 
 def check_writes_blocked(scn: Scenario, cause: str) -> None:
-    """Right after the kill, approve and publish an intent whose evidence was committed before."""
+    """Right after the kill, approve and publish an intent whose evidence was committed before: both
+    at once, so that both are attempted while the primary is down (one after the other, the second
+    came after a fast failover, as the first waits out the Control Plane's connect timeout)."""
     intent, key = scn.notes.get("probe_intent", (0, ""))
-    for kind, body in (("approve", {"approver": "drill-cab"}), ("publish", {})):
-        scn.call(kind, "POST", f"/intents/{intent}/{kind}", value=key, detail={"intent_id": intent}, json=body)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        calls = [pool.submit(scn.call, kind, "POST", f"/intents/{intent}/{kind}", value=key,
+                             detail={"intent_id": intent}, json=body)
+                 for kind, body in (("approve", {"approver": "drill-cab"}), ("publish", {}))]
+        for call in calls:
+            call.result()
     scn.expect(PublishApprovalBlocked(scn.notes["primary_fault"], cause))
 
 

@@ -369,10 +369,14 @@ CASES[PublishApprovalBlocked] = [
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN, done=13.5)
          .op("publish", 11.2, ok=False, status=503, detail=DB_DOWN, done=13.6).failover("reconnect", 12.0).build(),
          PASS),
-    Case("a publish made during the outage and answered 500 after the failover finished",
+    Case("a publish made during the outage and answered 500 after the failover finished says nothing",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN, done=13.5)
          .op("publish", 11.2, ok=False, status=500, done=13.6).failover("reconnect", 12.0).build(),
-         FAIL),
+         UNKNOWN),
+    Case("a publish answered 500 while the primary was down fails",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN, done=11.5)
+         .op("publish", 11.2, ok=False, status=500, done=11.6).failover("reconnect", 12.0).build(),
+         FAIL, says("publish 500")),
     Case("a publish straddling the reconnect is not judged",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("publish", 19.9, status=200, done=20.5)
