@@ -307,8 +307,8 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.func(args)
     except UnsafeStateDir as exc:   # the lab registry could be written by another user: refused
@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         _err(f"drill: the harness itself failed ({version_text()}); this is a bug, not a verdict: exit {exits.CRASH}")
         return exits.CRASH
+    finally:
+        if main_thread:               # called in-process (tests, scripts): leave the caller's handler
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,18 @@ def test_replication_partition_and_its_heal(provider_lab):
         with connect_primary(lab) as conn:
             streaming = conn.execute("SELECT application_name, state, sent_lsn::text, replay_lsn::text,"
                                      " pg_current_wal_lsn()::text FROM pg_stat_replication").fetchall()
+        try:   # and what the replica and the link say, so that a rare stall can be told apart
+            receiver = lab.node_query(replica, "SELECT status, sender_host, sender_port, latest_end_lsn::text,"
+                                               " last_msg_receipt_time::text FROM pg_stat_wal_receiver")
+        except Exception as exc:  # noqa: BLE001 - the diagnosis must not hide the failure
+            receiver = f"{type(exc).__name__}: {exc}"
+        try:
+            link = lab.toxiproxy.proxy(lab.replication_proxy_name(replica))
+            link = {"enabled": link.enabled, "listen": link.listen, "toxics": list(link.toxics())}
+        except Exception as exc:  # noqa: BLE001
+            link = f"{type(exc).__name__}: {exc}"
         raise AssertionError(f"{replica} not caught up 40 s after the heal; primary sees {streaming}; "
+                             f"replica's WAL receiver {receiver}; link {link}; "
                              f"lag {lab.failover.transaction_lag(replica)}") from None
 
 
