@@ -38,6 +38,8 @@ from typing import Any, Callable
 
 import aiohttp
 
+from .files import atomic_write_bytes
+
 ENV_BINARY = "DRILL_CHROMIUM"
 BINARY_NAMES = ("chromium", "chromium-browser", "google-chrome")
 START_TIMEOUT_S = 30.0
@@ -98,35 +100,6 @@ def _url(path_or_url: str | os.PathLike[str]) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"no such page: {path}")
     return path.as_uri()
-
-
-def _write_atomically(path: Path, data: bytes) -> Path:
-    """`data` into a temp file beside `path`, fsync'd, then os.replace'd: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as readable as any output
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    """The process umask, read from /proc (os.umask would have to change it to read it); 022 elsewhere."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
 
 
 class _Channel:
@@ -315,7 +288,7 @@ class Page:
         clip = {"x": 0, "y": 0, "width": max(size["width"], self.width), "height": size["height"], "scale": 1}
         data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip},
                          timeout=60)["data"]
-        return _write_atomically(Path(path), base64.b64decode(data))
+        return atomic_write_bytes(Path(path), base64.b64decode(data))
 
     def print_pdf(self, path: str | os.PathLike[str], header_html: str = _BLANK, footer_html: str = _BLANK,
                   *, landscape: bool = False) -> Path:
@@ -334,7 +307,7 @@ class Page:
             "headerTemplate": header_html or _BLANK, "footerTemplate": footer_html or _BLANK,
         }
         data = base64.b64decode(self.call("Page.printToPDF", params, timeout=120)["data"])
-        return _write_atomically(Path(path), data)
+        return atomic_write_bytes(Path(path), data)
 
     def close(self) -> None:
         try:
