@@ -8,16 +8,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from tests.unit.test_plan import GOOD
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILL = [sys.executable, "-m", "harness.cli"]
-GOOD = """\
-drill: quarterly-database
-title: Database drill
-ha_domain: database
-lab: embedded
-scenarios: [scenarios/database/primary_failover.feature]
-"""
 # five independent mistakes in one drill plan
 BAD = """\
 drill: Quarterly DB!

@@ -12,16 +12,10 @@ import pytest
 
 from harness.cli import main
 from harness.plan import PlanError, load_plan
+from tests.unit.test_plan import GOOD
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILL = [sys.executable, "-m", "harness.cli"]
-GOOD = """\
-drill: quarterly-database
-title: Database drill
-ha_domain: database
-lab: embedded
-scenarios: [scenarios/database/primary_failover.feature]
-"""
 CHAOS = """\
 chaos: db-latency
 title: latency
