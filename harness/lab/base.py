@@ -6,6 +6,29 @@ import abc
 from typing import Any
 
 
+# What a lab can do for a drill; each provider says which it has (Lab.capabilities()), and
+# harness.runner.needs says which step needs which.
+CAPABILITIES = {
+    "database_kill": "kill the database primary and observe the failover",
+    "replication_cut": "cut the replication link to the failover replica",
+    "api_instances": "kill and redeploy the API instance of one availability zone",
+    "evidence_links": "cut the links to the evidence store (primary and alternate region)",
+    "evidence_read": "read the evidence buckets straight from the object store",
+    "evidence_http_errors": "make the evidence store answer HTTP errors and read what it received "
+                            "(an HTTP fault gateway in front of it)",
+    "siem": "read the SIEM sink",
+    "platform_api_faults": "make a platform API answer 429 or 503 (its stand-in's control endpoint)",
+    "platform_link": "add latency to the link to a platform API (a Toxiproxy proxy)",
+    "platform_kill": "kill and restart a platform's site server",
+    "platform_requests": "read what each platform API received (its request log)",
+    "connector_workers": "kill connector workers and see the auto-scaling group replace them",
+    "queues": "read a platform's queue depth and dead-letter queue straight from SQS",
+    "clock": "move the Control Plane's clock (its /_clock control endpoint)",
+    "event_store_block": "block event store writes on the database primary",
+    "backups": "the backup service: snapshots, exports, the key vault and restores",
+}
+
+
 class LabStartError(RuntimeError):
     """The lab could not start; the message names what failed and the fix (exit code 2)."""
 
@@ -39,6 +62,11 @@ class Lab(abc.ABC):
     @abc.abstractmethod
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
         """{check: (ok, detail)} of the lab itself (replication, load balancer)."""
+
+    def capabilities(self) -> frozenset[str]:
+        """What this lab can do for a drill (names of harness.runner.needs.CAPABILITIES); a plan
+        whose scenarios need more is refused before the lab starts."""
+        return frozenset()
 
     def reset_faults(self) -> None:
         """Heal what a killed run may have left (every toxic, every disabled proxy)."""

@@ -300,6 +300,9 @@ class ContainerLab(Lab):
         self.started_in: float | None = None
         self.instance_ports: dict[str, int] = {}
 
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"database_kill", "replication_cut", "siem"})
+
     # -- container plumbing ------------------------------------------------------------------
     def _mounts(self, image: str) -> dict[str, dict]:
         if image != BASE_IMAGE:

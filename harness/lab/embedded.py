@@ -41,7 +41,7 @@ from ..faults import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from . import proc, reaper
 from .backups import BackupService
-from .base import Lab, LabStartError
+from .base import CAPABILITIES, Lab, LabStartError
 from .connectors import ConnectorTier
 from .failover import FailoverController
 from .haproxy import LoadBalancer
@@ -142,6 +142,9 @@ class EmbeddedLab(Lab):
         self._proxies: list[str] = []
         self.connectors: ConnectorTier | None = None
         self.backups: BackupService | None = None
+
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(CAPABILITIES)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def up(self) -> "EmbeddedLab":

@@ -291,6 +291,17 @@ class ExternalLab(Lab):
             return "the command line has no --confirm <drill id>"
         return ""
 
+    def capabilities(self) -> frozenset[str]:
+        """What the plan's hooks, proxies and files let the harness do to this deployment."""
+        caps = set()
+        if "kill_database_primary" in self.config.actions:
+            caps.add("database_kill")
+        if self.config.replication_proxy:
+            caps.add("replication_cut")
+        if self.config.siem_file:
+            caps.add("siem")
+        return frozenset(caps)
+
     # -- lifecycle: nothing to start, only to check -----------------------------------------
     def up(self) -> "ExternalLab":
         try:

@@ -47,10 +47,15 @@ def make_lab(plan: Plan, confirmed: bool = False) -> Any:
 def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
     """Checks made before anything starts; an error message means exit 2."""
     from .impact import outside_blast_radius
+    from .needs import missing_capabilities
 
     if confirm is not None and confirm != plan.drill:
         return (f"--confirm names {confirm!r} but {plan.path} is drill {plan.drill!r}; "
                 f"confirm exactly the drill you mean to run")
+    lacking = missing_capabilities(list(plan.scenarios), lab.capabilities(), plan.tags)
+    if lacking:
+        return (f"{plan.path}: the {plan.lab.provider} lab cannot run {'this row' if len(lacking) == 1 else 'these rows'}, "
+                f"so nothing was started: {' | '.join(lacking)}")
     radius = getattr(getattr(lab, "config", None), "blast_radius", None)
     if radius is not None:
         refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), radius)
