@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import requests
 
@@ -101,17 +101,77 @@ def peek_messages(sqs, queue_url: str, rounds: int = PEEK_ROUNDS) -> list[dict]:
     return list(seen.values())
 
 
+class ProcessLauncher:
+    """How the embedded lab runs a part of its connector tier: a local process on 127.0.0.1,
+    registered with the reaper, logging to <root>/<name>.log. The container lab has its own
+    (harness.lab.containers.ContainerLauncher) with the same methods."""
+
+    listen_host = LOOPBACK
+
+    def __init__(self, root: Path, registration: reaper.Registration, env: dict[str, str]) -> None:
+        self.root, self.registration, self.env = root, registration, env
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
+              listen: int | None = None) -> subprocess.Popen:
+        """`python -m controlplane ARGS` as the part `name` (listening on `listen`, if it does)."""
+        log = open(self.root / f"{name}.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "controlplane", *args], env={**self.env, **(env or {})},
+                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        self.registration.add_pid(process.pid)
+        return process
+
+    def run_once(self, args: list[str]) -> str:
+        """`python -m controlplane ARGS` to its end; its output (LabStartError if it failed)."""
+        done = subprocess.run([sys.executable, "-m", "controlplane", *args], env=self.env, capture_output=True,
+                              text=True, timeout=60)
+        if done.returncode != 0:
+            raise LabStartError(f"controlplane {args[0]} failed: {done.stderr.strip()[-400:]}")
+        return done.stdout
+
+    def port(self) -> int:
+        return free_port()
+
+    def reach(self, name: str, port: int) -> str:
+        """The address the lab's other parts reach the part at."""
+        return f"{LOOPBACK}:{port}"
+
+    def control(self, name: str, port: int) -> str:
+        """The address the harness reaches the part at."""
+        return f"{LOOPBACK}:{port}"
+
+    def kill(self, process: subprocess.Popen) -> None:
+        self.registration.kill(process)
+
+    def tail(self, name: str) -> str:
+        try:
+            return (self.root / f"{name}.log").read_text()[-600:]
+        except OSError:
+            return ""
+
+    def stop(self, processes: list[subprocess.Popen]) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill_tree([process.pid])
+
+
 class ConnectorTier:
-    def __init__(self, root: Path, lab_id: str, registration: reaper.Registration,
-                 proxy: Callable[[str, str], str], env: dict[str, str], sqs_endpoint: str,
-                 control_env: dict[str, str] | None = None) -> None:
-        self.root, self.lab_id, self.registration = root, lab_id, registration
+    def __init__(self, root: Path, lab_id: str, launcher: ProcessLauncher, proxy: Callable[[str, str], str],
+                 sqs_endpoint: str, control_env: dict[str, str] | None = None) -> None:
+        """`proxy(name, upstream)` makes a Toxiproxy proxy and answers the address the workers
+        reach it at; `sqs_endpoint` is SQS as the parts reach it."""
+        self.root, self.lab_id, self.launcher = root, lab_id, launcher
         self.control_env = dict(control_env or {})   # the stand-ins' control token (not the workers')
-        self.proxy, self.env, self.sqs_endpoint = proxy, env, sqs_endpoint
+        self.proxy, self.sqs_endpoint = proxy, sqs_endpoint
         self.queues: dict[str, dict[str, str]] = {}
-        self.mocks: dict[str, subprocess.Popen] = {}
+        self.mocks: dict[str, Any] = {}
         self.mock_ports: dict[str, int] = {}
-        self.workers: dict[str, subprocess.Popen] = {}
+        self.workers: dict[str, Any] = {}
         self.worker_args: dict[str, list[str]] = {}
         self._asg_stop = threading.Event()
         self._asg_lock = threading.Lock()
@@ -121,32 +181,14 @@ class ConnectorTier:
     def prefix(self) -> str:
         return self.lab_id
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.root / f"{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "controlplane", *args], env=env or self.env,
-                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        self.registration.add_pid(process.pid)
-        return process
-
-    def _tail(self, name: str) -> str:
-        try:
-            return (self.root / f"{name}.log").read_text()[-600:]
-        except OSError:
-            return ""
-
     # -- lifecycle -------------------------------------------------------------------------
     def start_queues_and_mocks(self) -> None:
         """Queues (with redrive) and the platform stand-ins; these need only moto."""
-        done = subprocess.run(
-            [sys.executable, "-m", "controlplane", "queues", "--sqs-endpoint", self.sqs_endpoint,
-             "--prefix", self.prefix, "--max-receive-count", str(MAX_RECEIVE_COUNT)],
-            env=self.env, capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise LabStartError(f"connector queues not created: {done.stderr.strip()[-400:]}")
-        self.queues = json.loads(done.stdout)
+        self.queues = json.loads(self.launcher.run_once(
+            ["queues", "--sqs-endpoint", self.sqs_endpoint, "--prefix", self.prefix,
+             "--max-receive-count", str(MAX_RECEIVE_COUNT)]))
         for platform in PLATFORMS:
-            self.start_platform(platform, free_port(), wait=False)
+            self.start_platform(platform, self.launcher.port(), wait=False)
         deadline = time.monotonic() + START_TIMEOUT
         for platform in PLATFORMS:
             for attempt in range(PORT_ATTEMPTS):
@@ -156,27 +198,28 @@ class ConnectorTier:
                 except LabStartError:
                     # the free port was taken before the stand-in bound it (the lab's other parts
                     # start meanwhile): another port; any other cause is raised
-                    taken = "address already in use" in self._tail(f"platform-{platform}")
+                    taken = "address already in use" in self.launcher.tail(f"platform-{platform}")
                     if attempt + 1 == PORT_ATTEMPTS or not taken:
                         raise
-                    self.start_platform(platform, free_port(), wait=False)
+                    self.start_platform(platform, self.launcher.port(), wait=False)
 
     def start_workers(self, report_url: str) -> None:
         """One connector worker per platform, reporting to the Control Plane at report_url."""
         for platform in PLATFORMS:
-            listen = self.proxy(f"platform-{platform}", f"{LOOPBACK}:{self.mock_ports[platform]}")
+            listen = self.proxy(f"platform-{platform}",
+                                self.launcher.reach(f"platform-{platform}", self.mock_ports[platform]))
             q = self.queues[platform]
             self.worker_args[platform] = [
                 "connector", "--platform", platform, "--queue-url", q["queue_url"], "--dlq-url", q["dlq_url"],
                 "--sqs-endpoint", self.sqs_endpoint, "--platform-url", f"http://{listen}",
                 "--report-url", report_url, "--metrics-file", str(self.root / f"connector-{platform}.json"),
                 *CONNECTOR_ARGS]
-            self.workers[platform] = self._spawn(f"connector-{platform}", self.worker_args[platform])
+            self.workers[platform] = self.launcher.spawn(f"connector-{platform}", self.worker_args[platform])
         deadline = time.monotonic() + START_TIMEOUT
         for platform, worker in self.workers.items():   # ready: its metrics file exists
             if until_up((self.root / f"connector-{platform}.json").exists, lambda: worker.poll() is not None,
                         max(0.0, deadline - time.monotonic())) != "up":
-                raise LabStartError(f"connector {platform} did not start:\n{self._tail(f'connector-{platform}')}")
+                raise LabStartError(f"connector {platform} did not start:\n{self.launcher.tail(f'connector-{platform}')}")
         self._asg = threading.Thread(target=self._scale, name=f"{self.lab_id}-connector-asg", daemon=True)
         self._asg.start()
 
@@ -200,7 +243,7 @@ class ConnectorTier:
             old = self.workers.get(platform)
             if self._asg_stop.is_set() or old is None or old.poll() is None:
                 return None
-            new = self._spawn(f"connector-{platform}", self.worker_args[platform])
+            new = self.launcher.spawn(f"connector-{platform}", self.worker_args[platform])
             self.workers[platform] = new
             with open(self.asg_log(), "a") as log:
                 log.write(json.dumps({"at": time.time(), "platform": platform, "old_pid": old.pid,
@@ -216,7 +259,7 @@ class ConnectorTier:
         if platform not in self.workers:
             raise KeyError(f"no connector worker for {platform!r}; known: {', '.join(self.workers)}")
         worker = self.workers[platform]
-        self.registration.kill(worker)
+        self.launcher.kill(worker)
         return worker.pid
 
     def worker_pid(self, platform: str) -> int | None:
@@ -227,14 +270,7 @@ class ConnectorTier:
         self._asg_stop.set()
         if self._asg is not None:
             self._asg.join(5)
-        for process in [*self.workers.values(), *self.mocks.values()]:
-            if process.poll() is None:
-                process.terminate()
-        for process in [*self.workers.values(), *self.mocks.values()]:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill_tree([process.pid])
+        self.launcher.stop([*self.workers.values(), *self.mocks.values()])
         self.workers.clear()
         self.mocks.clear()
 
@@ -250,10 +286,13 @@ class ConnectorTier:
             raise KeyError(f"no platform stand-in named {platform!r}; known: {', '.join(PLATFORMS)}")
         return read_request_log(self.request_log(platform))
 
+    def _platform_args(self, platform: str, port: int) -> list[str]:
+        return ["platform-mock", "--platform", platform, "--host", self.launcher.listen_host, "--port", str(port),
+                "--tag", self.lab_id, "--request-log", str(self.request_log(platform))]
+
     def start_platform(self, platform: str, port: int, wait: bool = True) -> None:
-        self.mocks[platform] = self._spawn(f"platform-{platform}", [
-            "platform-mock", "--platform", platform, "--host", LOOPBACK, "--port", str(port), "--tag", self.lab_id,
-            "--request-log", str(self.request_log(platform))], env={**self.env, **self.control_env})
+        self.mocks[platform] = self.launcher.spawn(f"platform-{platform}", self._platform_args(platform, port),
+                                                   env=self.control_env, listen=port)
         self.mock_ports[platform] = port
         if wait:
             self._wait_platform(platform, time.monotonic() + START_TIMEOUT)
@@ -261,17 +300,21 @@ class ConnectorTier:
     def _wait_platform(self, platform: str, deadline: float) -> None:
         def answers() -> bool:
             return requests.get(f"{self.control_url(platform)}/health", timeout=0.5).status_code == 200
-        if until_up(answers, lambda: self.mocks[platform].poll() is not None,
-                    max(0.0, deadline - time.monotonic())) != "up":
-            raise LabStartError(f"platform stand-in {platform} did not start:\n{self._tail(f'platform-{platform}')}")
+        state = until_up(answers, lambda: self.mocks[platform].poll() is not None,
+                         max(0.0, deadline - time.monotonic()))
+        if state != "up":
+            why = f"exited {self.mocks[platform].poll()}" if state == "exited" else \
+                f"{self.control_url(platform)}/health did not answer"
+            raise LabStartError(f"platform stand-in {platform} did not start ({why}):\n"
+                                f"{self.launcher.tail(f'platform-{platform}')}")
 
     def control_url(self, platform: str) -> str:
         """The stand-in's own address (its /_control and /applied), not through the proxy."""
-        return f"http://{LOOPBACK}:{self.mock_ports[platform]}"
+        return f"http://{self.launcher.control(f'platform-{platform}', self.mock_ports[platform])}"
 
     def kill_platform(self, platform: str) -> None:
         """SIGKILL the platform's server (a site server going down)."""
-        self.registration.kill(self.mocks[platform])
+        self.launcher.kill(self.mocks[platform])
 
     def restart_platform(self, platform: str) -> None:
         """Start the platform's server again on its port (its record of applied intents is new)."""

@@ -42,50 +42,19 @@ from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from . import proc, reaper
 from .backups import BackupService
 from .base import CAPABILITIES, Lab, LabStartError
-from .connectors import ConnectorTier
+from .connectors import ConnectorTier, ProcessLauncher
 from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .moto import MotoServer
+from .parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, S3_ENV, LabParts, store_client
 from ..net import LOOPBACK, free_port
 from ..wait import until_up
 from .postgres import APP_DATABASE, APP_ROLE, PgCluster
 
 PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
 INSTANCES = ("az1", "az2", "az3")
-EVIDENCE_BUCKET = "evidence"
-EVIDENCE_REPLICA_BUCKET = "evidence-replica"
 BACKUP_BUCKETS = ("backups", "backups-dr")     # harness.backup.BackupStore's hourly and dr buckets
 START_TIMEOUT = 60.0
-# moto accepts any credentials; these are not secrets, and still never printed
-S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret",
-          "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def store_client(service: str, endpoint_url: str):
-    """A boto3 client of moto itself (not through a proxy or gateway), with the lab's credentials;
-    its own session, so that threads may each make one."""
-    import boto3
-    import botocore.config
-
-    config = botocore.config.Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2},
-                                    s3={"addressing_style": "path"})
-    session = boto3.session.Session(aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-                                    aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
-                                    region_name=S3_ENV["AWS_DEFAULT_REGION"])
-    return session.client(service, endpoint_url=endpoint_url, config=config)
-
-
-def read_latest_object(s3, bucket: str, key: str) -> bytes | None:
-    """The latest version of an object, or None when the key has none (never written, or its
-    latest version is a delete marker)."""
-    import botocore.exceptions
-
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except botocore.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
 
 
 def manifest_path(lab_id: str) -> Path:
@@ -105,7 +74,7 @@ def forget_lab_files(record: dict) -> None:
 reaper.register_cleanup("embedded-lab", forget_lab_files)
 
 
-class EmbeddedLab(Lab):
+class EmbeddedLab(LabParts, Lab):
     provider = "embedded"
 
     def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
@@ -160,8 +129,10 @@ class EmbeddedLab(Lab):
             self.reset_faults()
             self.moto = MotoServer()
             self.moto.start()
-            self.connectors = ConnectorTier(self.root, self.lab_id, self.registration, self._proxy,
-                                            self._aws_env(), self.moto.endpoint_url,
+            self.store_url = self.moto.endpoint_url
+            self.connectors = ConnectorTier(self.root, self.lab_id,
+                                            ProcessLauncher(self.root, self.registration, self._aws_env()),
+                                            self._proxy, self.moto.endpoint_url,
                                             control_env={CONTROL_TOKEN_ENV: self.control_token})
             with ThreadPoolExecutor(max_workers=1) as pool:   # queues and platforms while PostgreSQL starts
                 platforms = pool.submit(self.connectors.start_queues_and_mocks)
@@ -283,19 +254,6 @@ class EmbeddedLab(Lab):
         proc.stop_process(gateway)
         if gateway is not None and gateway.stdout:
             gateway.stdout.close()
-
-    def http_gateway(self, name: str) -> str:
-        """URL of the HTTP fault gateway of a link (only "s3" here)."""
-        if name != "s3" or not self.gateway_url:
-            raise KeyError(f"no HTTP fault gateway named {name!r}; known: s3")
-        return self.gateway_url
-
-    def gateway_requests(self, name: str = "s3") -> list[dict]:
-        """Every request the gateway forwarded or answered: {n, at, method, path, status, injected}."""
-        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", headers=self.control_headers(),
-                             timeout=10)
-        reply.raise_for_status()
-        return reply.json()["requests"]
 
     def _start_controlplane(self, s3_url: str, s3_replica_url: str) -> None:
         self.siem_path = self.root / "siem.jsonl"
@@ -496,45 +454,6 @@ class EmbeddedLab(Lab):
                 continue
         return records
 
-    # -- connector platforms ------------------------------------------------------------------
-    def platform_control_url(self, platform: str) -> str:
-        return self.connectors.control_url(platform)
-
-    def kill_platform(self, platform: str) -> None:
-        self.connectors.kill_platform(platform)
-
-    def restart_platform(self, platform: str) -> None:
-        self.connectors.restart_platform(platform)
-
-    def platform_requests(self, platform: str) -> list[dict]:
-        return self.connectors.platform_requests(platform)
-
-    def kill_connector_worker(self, platform: str) -> int:
-        return self.connectors.kill_worker(platform)
-
-    def replace_connector_worker(self, platform: str) -> int | None:
-        return self.connectors.replace_worker(platform)
-
-    def connector_replacements(self) -> list[dict]:
-        return self.connectors.replacements()
-
-    # -- reads of the lab's stores, straight from moto (no proxy, no gateway): evidence ---------
-    def queue_depth(self, platform: str) -> int:
-        from .connectors import queue_depth
-        return queue_depth(store_client("sqs", self.moto.endpoint_url),
-                           self.connectors.queues[platform]["queue_url"])
-
-    def dead_letters(self, platform: str) -> list[dict]:
-        from .connectors import peek_messages
-        return peek_messages(store_client("sqs", self.moto.endpoint_url),
-                             self.connectors.queues[platform]["dlq_url"])
-
-    def read_object(self, region: str, key: str) -> bytes | None:
-        buckets = {"primary": EVIDENCE_BUCKET, "alternate": EVIDENCE_REPLICA_BUCKET}
-        if region not in buckets:
-            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
-        return read_latest_object(store_client("s3", self.moto.endpoint_url), buckets[region], key)
-
     def reset_faults(self) -> None:
         """Every toxic and disabled proxy, and every platform stand-in back up and answering ok. On
         a shared fault server (TOXIPROXY_URL) only this lab's proxies: never other drills' faults."""
@@ -542,11 +461,7 @@ class EmbeddedLab(Lab):
             self.toxiproxy.reset_proxies(self._proxies)
         else:
             super().reset_faults()
-        if self.connectors:
-            for platform in self.connectors.mocks:
-                self.connectors.restart_platform(platform)
-                requests.post(f"{self.platform_control_url(platform)}/_control", json={"mode": "ok"},
-                              headers=self.control_headers(), timeout=10).raise_for_status()
+        self.reset_platforms()
 
     def database_primary(self) -> str:
         return self.cluster.primary.name

@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from harness.backup import BackupStore, KeyVault, pg_restore_into, take_snapshot
-from harness.lab.embedded import store_client
+from harness.lab.parts import store_client
 from harness.lab.moto import MotoServer
 from harness.lab.postgres import PgCluster, pg_bin_dir
 from tests.support import wait_for

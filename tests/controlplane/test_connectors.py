@@ -504,12 +504,12 @@ def test_platform_degrade_fault_passes_its_time_limit(lab):
 
 
 def test_connector_tier_gives_each_stand_in_a_request_log_kept_across_restarts(moto, tmp_path):
-    from harness.lab.connectors import ConnectorTier
+    from harness.lab.connectors import ConnectorTier, ProcessLauncher
 
     tag = "drillconn-" + secrets.token_hex(4)
     registration = reaper.Registration(tag, "connectors", tag=tag)
-    tier = ConnectorTier(tmp_path, tag, registration, proxy=lambda name, upstream: upstream, env=_env(),
-                         sqs_endpoint=moto.endpoint_url)
+    tier = ConnectorTier(tmp_path, tag, ProcessLauncher(tmp_path, registration, _env()),
+                         proxy=lambda name, upstream: upstream, sqs_endpoint=moto.endpoint_url)
     try:
         tier.start_platform("jamf", free_port())
         body = intent()

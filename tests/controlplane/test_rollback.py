@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.lab import proc, reaper
-from harness.lab.connectors import ConnectorTier
+from harness.lab.connectors import ConnectorTier, ProcessLauncher
 from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, pg_bin_dir
 from tests.controlplane.cplab import control_plane_lab, poll
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, sql
@@ -42,8 +42,9 @@ def rb(tmp_path_factory):
     with PgCluster() as pg, control_plane_lab(pg, tmp_path_factory) as lab:
         tag = "drillrb-" + secrets.token_hex(4)
         registration = reaper.Registration(tag, "connectors", tag=tag)
-        tier = ConnectorTier(tmp_path_factory.mktemp(tag), tag, registration, proxy=lambda name, upstream: upstream,
-                             env=lab.env, sqs_endpoint=lab.moto.endpoint_url)
+        root = tmp_path_factory.mktemp(tag)
+        tier = ConnectorTier(root, tag, ProcessLauncher(root, registration, lab.env),
+                             proxy=lambda name, upstream: upstream, sqs_endpoint=lab.moto.endpoint_url)
         try:
             tier.start_queues_and_mocks()
             instance = lab.serve("rb", extra=("--sqs-endpoint", lab.moto.endpoint_url, "--queue-prefix", tier.prefix))

@@ -11,8 +11,9 @@ import pytest
 
 from harness.lab.base import Lab
 from harness.lab.connectors import peek_messages, queue_depth
-from harness.lab.embedded import (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, EmbeddedLab, read_latest_object,
-                                  store_client)
+from harness.lab.embedded import EmbeddedLab
+from harness.lab.parts import (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, read_latest_object,
+                                store_client)
 from harness.lab.moto import MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -43,7 +44,7 @@ def lab(moto, queues):
     """An EmbeddedLab that is not started: only its moto and its queue URLs are set."""
     _, queue, dlq = queues
     lab = EmbeddedLab()
-    lab.moto = moto
+    lab.moto, lab.store_url = moto, moto.endpoint_url
     lab.connectors = SimpleNamespace(queues={"jamf": {"queue_url": queue, "dlq_url": dlq}})
     return lab
 
