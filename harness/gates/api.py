@@ -41,12 +41,17 @@ class IntentsAndApprovalsBlocked(Gate):
 
 
 def tier_down(history: History, fault: str) -> Span | None:
-    """From the fault that took the whole tier down until the first instance came back (any heal)."""
+    """From the fault that took the whole tier down until the first instance came back (any heal).
+    It starts when the harness saw every instance dead (checkpoint "<fault>:down", after its kills
+    returned) where it recorded that: a request made while the kills were still landing (a
+    container's takes a moment) may rightly have been served."""
     inject = history.first_event("inject", fault)
     if inject is None:
         return None
+    seen = history.first_event("checkpoint", f"{fault}:down", after=inject.t)
+    start = seen.t if seen is not None else inject.t
     back = [e.t for e in history.events_of("heal") if e.t >= inject.t]
-    return Span(inject.t, min(back) if back else None)
+    return Span(start, min(back) if back else None)
 
 
 def _said(op: Op | None) -> str | None:

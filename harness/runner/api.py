@@ -41,6 +41,7 @@ def available_while_az_lost(scn: Scenario, name: str, target: float) -> None:
 def all_instances_down(scn: Scenario) -> None:
     scn.recover_on(ALL, "write")
     scn.inject(FaultSpec("api_instance_kill", "all"), ALL)
+    scn.checkpoint(f"{ALL}:down")     # every kill returned: the harness saw each instance dead
     scn.observe("Every API instance killed: the stateless tier is out.")
 
 

@@ -457,6 +457,14 @@ CASES[IntentsAndApprovalsBlocked] = [
          IntentsAndApprovalsBlocked(ALL), tier_killed().op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN)
          .op("approve", 12.0, ok=False, status=503, detail=API_DOWN).heal("kill-api:b", 15.0)
          .op("approve", 16.0, status=200).heal(ALL, 20.0).build(), PASS),
+    Case("an approval served while the kills were still landing, before the harness saw the tier dead",
+         IntentsAndApprovalsBlocked(ALL), tier_killed().op("approve", 10.1, status=200).event("checkpoint", f"{ALL}:down", 10.4)
+         .op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN)
+         .op("approve", 12.0, ok=False, status=503, detail=API_DOWN).heal(ALL, 20.0).build(), PASS),
+    Case("an approval served after the harness saw every instance dead",
+         IntentsAndApprovalsBlocked(ALL), tier_killed().event("checkpoint", f"{ALL}:down", 10.4)
+         .op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN)
+         .op("approve", 12.0, status=200).heal(ALL, 20.0).build(), FAIL),
     Case("no approval attempted while every instance was down",
          IntentsAndApprovalsBlocked(ALL), tier_killed().op("create_intent", 11.0, ok=False, status=503, detail=API_DOWN)
          .heal(ALL, 20.0).op("approve", 21.0, status=200).build(), UNKNOWN),
