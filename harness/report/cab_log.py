@@ -154,6 +154,9 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
         "kind": "drill",
         "drill": results.get("drill"),
         "ha_domain": results.get("ha_domain"),
+        # the domains its scenarios drilled (an "all" plan may leave one out, e.g. on containers)
+        "ha_domains": sorted({t.split(":", 1)[1].lstrip() for s in results.get("scenarios") or ()
+                              for t in s.get("tags") or () if t.lstrip("@").startswith("ha-domain:")}),
         "correlation_id": results.get("correlation_id"),
         "started_at": results.get("started_at"),
         "finished_at": results.get("finished_at"),

@@ -11,7 +11,8 @@
     "missed"; the newest is "missed" too when beyond the grace, and nothing runs;
   * so a missed fire is recorded, never run twice and never caught up one by one.
 - Staleness: an HA domain with no passing drill (not a dry run) in the last ``max_age_days``
-  (a quarter, 92 days) is stale; a passing plan of ha_domain "all" counts for every domain.
+  (a quarter, 92 days) is stale; a passing plan of ha_domain "all" counts for every domain its
+  scenarios drilled.
 """
 
 from __future__ import annotations
@@ -157,7 +158,9 @@ def domain_states(entries: Iterable[dict], domain_of: Callable[[str], str | None
         domain = entry.get("ha_domain") or (domain_of(drill) if isinstance(drill, str) else None)
         if finished is None or domain is None:
             continue
-        for d in (DOMAINS if domain == "all" else (domain,)):
+        # "all": every domain its scenarios drilled (older lines without the list: every domain)
+        covered = (entry.get("ha_domains") or DOMAINS) if domain == "all" else (domain,)
+        for d in covered:
             if d not in last or last[d][0] < finished:
                 last[d] = (finished, drill)
     horizon = now - dt.timedelta(days=max_age_days)

@@ -110,3 +110,12 @@ def test_a_passing_full_drill_counts_for_every_domain():
     assert not any(s.stale for s in domain_states([{**full, "ha_domain": "all"}], lambda d: None, now))
     # a drill of no known domain counts for none
     assert all(s.stale for s in domain_states([full], lambda d: None, now))
+
+
+def test_a_full_drill_counts_only_for_the_domains_its_scenarios_drilled():
+    now = at(2027, 4, 1)
+    containers = {**entry("quarterly-full-containers", "pass", now - dt.timedelta(days=2)), "ha_domain": "all",
+                  "ha_domains": ["api", "connectors", "database", "event-store", "evidence-store"]}
+    states = {s.domain: s for s in domain_states([containers], lambda d: None, now)}
+    assert states["backup-restore"].stale and states["backup-restore"].last_pass is None
+    assert not any(s.stale for d, s in states.items() if d != "backup-restore")
