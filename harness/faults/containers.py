@@ -28,7 +28,7 @@ class ContainerFault(Fault):
 @register
 class ContainerKill(ContainerFault):
     TYPE = "container_kill"
-    DESCRIPTION = "SIGKILLs the container (every process of it); heal: start it again"
+    DESCRIPTION = "SIGKILLs the container (every process of it); heal: the part again, in a new container"
 
     def inject(self, ctx: FaultContext) -> None:
         container = self.container(ctx)
@@ -39,14 +39,13 @@ class ContainerKill(ContainerFault):
         container = self.container(ctx)
         container.reload()
         if container.status != "running":
-            container.start()
-            _wait_status(container, "running")
+            _wait_status(ctx.lab.recreate(self.spec.target), "running")
 
 
 @register
 class ContainerStop(ContainerKill):
     TYPE = "container_stop"
-    DESCRIPTION = "stops the container (SIGTERM, then SIGKILL after 10 s); heal: start it again"
+    DESCRIPTION = "stops the container (SIGTERM, then SIGKILL after 10 s); heal: the part again, in a new container"
 
     def inject(self, ctx: FaultContext) -> None:
         container = self.container(ctx)

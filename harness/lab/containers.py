@@ -1,12 +1,18 @@
 """The container lab: the embedded lab's topology with each part a container (testcontainers).
 
-    clients -> HAProxy (host) -> controlplane az1..az3 -> toxiproxy:db -> pg-a (primary)
-                                                      -> toxiproxy:s3 -> moto
+    clients -> lb (HAProxy) -> controlplane az1..az3 -> toxiproxy:db -> pg-a (primary)
+                                                    -> toxiproxy:s3 -> gateway (HTTP faults) -> moto
+                                                    -> toxiproxy:s3-replica -> moto (alternate region)
+                                                    -> SQS <lab>-<platform> (moto) -> connector-<platform>
+    connector-<platform> -> toxiproxy:platform-<platform> -> platform-<platform> (stand-in)
     pg-a -> toxiproxy:repl-pg-b -> pg-b (synchronous replica, failover target)
 
-All containers share one container network (each with its name as alias; the lab's own links use
-their addresses, as a new network's name service can lag behind); the harness reaches
-them only through ports published on 127.0.0.1. Faults the provider adds (harness.faults
+All containers share one container network, each on an address the lab gives it (so a container
+started again after a kill keeps it; the lab's own links use addresses, as a new network's name
+service can lag behind), with its name as alias; the harness reaches them only through ports
+published on 127.0.0.1, each fixed when its container is made (kept across restarts). The lab's
+temp dir is mounted at its own path in every container: the SIEM file, the stand-ins' request
+logs, the workers' metrics and HAProxy's stats socket are there, read by the harness. Faults the provider adds (harness.faults
 .containers): container kill (SIGKILL), stop, pause (a hung node), network disconnect.
 
 Images come from the plan (`lab.images`), else the environment (DRILL_IMAGE_POSTGRES,
@@ -17,14 +23,18 @@ filesystem imported once, run with the host's /usr, /lib, /etc and this Python r
 bind-mounted, so the containers run the host's own Debian binaries in their own namespaces.
 
 Lifecycle of up(): 1. engine (Docker, or a Podman socket it starts); 2. base image; 3. network;
-4. toxiproxy, moto, PostgreSQL primary, then the replica through its proxy; 5. Control Plane
-migrate (one-off container) and three instances; 6. HAProxy on the host; 7. failover controller.
-down() removes every container and the network, stops HAProxy and the engine service.
+4. toxiproxy, moto, PostgreSQL primary, then the replica through its proxy; the S3 fault gateway;
+5. the connector tier's queues (one-off container) and platform stand-ins; 6. Control Plane
+migrate (one-off container), three instances and the load balancer; 7. the connector workers
+and their auto-scaling group; 8. failover controller.
+down() removes every container and the network and stops the engine service.
+The backup service is the embedded lab's only (capability `backups`): its scenarios are refused here.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import os
 import secrets
@@ -40,14 +50,19 @@ from typing import Any, Callable
 import psycopg
 import requests
 
+from controlplane.control_auth import CONTROL_TOKEN_ENV
+
 from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
 from ..wait import poll, until_up
 from . import reaper
-from .base import Lab, LabStartError
+from . import proc
+from .base import CAPABILITIES, Lab, LabStartError
+from .connectors import PLATFORMS, ConnectorTier
 from .engine import Engine, find_engine
 from .failover import FailoverController
 from .haproxy import LoadBalancer
+from .parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, S3_ENV, LabParts
 
 BASE_IMAGE = "localhost/drill/base:latest"
 DEFAULT_IMAGES = {"postgres": "postgres:15", "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
@@ -55,10 +70,12 @@ DEFAULT_IMAGES = {"postgres": "postgres:15", "toxiproxy": "ghcr.io/shopify/toxip
 PRIMARY, REPLICA = "pg-a", "pg-b"
 INSTANCES = ("az1", "az2", "az3")
 PG_BIN = "/usr/lib/postgresql/15/bin"
-PROXY_PORTS = {"db": 15432, "repl-pg-a": 15433, "repl-pg-b": 15434, "s3": 15500}
+PROXY_PORTS = {"db": 15432, "repl-pg-a": 15433, "repl-pg-b": 15434, "s3": 15500, "s3-replica": 15501,
+               **{f"platform-{p}": 15600 + i for i, p in enumerate(PLATFORMS)}}
+API_PORT, LB_PORT, GATEWAY_PORT, PLATFORM_PORT, MOTO_PORT = 8080, 8000, 8081, 8090, 5000
+FIRST_ADDRESS = 10        # the lab's own addresses start at .10 of its network
 START_TIMEOUT = 90.0
 HOST_MOUNTS = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc")
-S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret", "AWS_DEFAULT_REGION": "us-east-1"}
 
 PG_SETTINGS = """
 listen_addresses = '*'
@@ -272,7 +289,127 @@ class ContainerNode:
             node.set_synchronous([self.name])
 
 
-class ContainerLab(Lab):
+class ContainerProcess:
+    """A part's container where the embedded lab has a subprocess (poll, pid, kill, wait):
+    the connector tier, the API instances and the load balancer use it unchanged. Liveness is
+    read from /proc (the container's first process, by pid and start time: no engine call)."""
+
+    def __init__(self, container: Any):
+        self.container = container
+        self.returncode: int | None = None
+        self._track()
+
+    def _track(self) -> None:
+        self.container.reload()
+        self.pid = self.container.attrs["State"].get("Pid") or 0
+        self._started = proc.start_time(self.pid) if self.pid else None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not proc.same_process(self.pid, self._started):
+            try:
+                self.container.reload()
+                state = self.container.attrs["State"]
+                if state.get("Status") in ("running", "paused"):
+                    return None
+                self.returncode = int(state.get("ExitCode") or -9)
+            except Exception:          # removed: gone for good
+                self.returncode = -9
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        polled = poll(self.poll, until=lambda code: code is not None, timeout=timeout or 60, interval=0.05)
+        if polled.value is None:
+            raise subprocess.TimeoutExpired(self.container.name, timeout or 60)
+        return polled.value
+
+    def kill(self) -> None:
+        """SIGKILL: every process of the container dies at once."""
+        if self.poll() is None:
+            self.container.kill()
+        self.wait(30)
+
+
+class ContainerLauncher:
+    """How the container lab runs a part of its connector tier (the methods of
+    harness.lab.connectors.ProcessLauncher): a container of the base image on the lab network."""
+
+    listen_host = "0.0.0.0"      # inside the container's own network namespace
+
+    def __init__(self, lab: "ContainerLab", env: dict[str, str]):
+        self.lab, self.env = lab, env
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
+              listen: int | None = None) -> ContainerProcess:
+        container = self.lab.run("controlplane", name, self.lab.cp(*args), {**self.env, **(env or {})},
+                                 port=listen)
+        return ContainerProcess(container)
+
+    def run_once(self, args: list[str]) -> str:
+        container = self.lab.run("controlplane", f"once-{args[0]}", self.lab.cp(*args), self.env)
+        try:
+            status = container.wait(timeout=120)
+            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            if status.get("StatusCode") != 0:
+                raise LabStartError(f"controlplane {args[0]} failed: "
+                                    f"{container.logs(tail=10).decode(errors='replace')[-400:]}")
+            return out
+        finally:
+            self.lab.remove(self.lab.containers.pop(f"once-{args[0]}", None))
+
+    def port(self) -> int:
+        return PLATFORM_PORT
+
+    def reach(self, name: str, port: int) -> str:
+        return f"{self.lab.ip(name)}:{port}"
+
+    def control(self, name: str, port: int) -> str:
+        return f"{LOOPBACK}:{self.lab.host_ports[(name, port)]}"
+
+    def kill(self, process: ContainerProcess) -> None:
+        process.kill()
+
+    def tail(self, name: str) -> str:
+        try:
+            return self.lab.container(name).logs(tail=15).decode(errors="replace")
+        except Exception:
+            return "(no logs)"
+
+    def stop(self, processes: list[ContainerProcess]) -> None:
+        """Nothing: down() removes every container of the lab."""
+
+
+class ContainerLoadBalancer(LoadBalancer):
+    """The same HAProxy configuration in a container of the lab network, in front of the
+    instances' addresses; its stats socket is in the lab's temp dir (mounted), read from the host."""
+
+    def __init__(self, lab: "ContainerLab", backends: dict[str, str]):
+        super().__init__(lab.root, backends, LB_PORT, host="0.0.0.0")
+        self.lab = lab
+        self.maxconn = 400          # within a container's open-file limit (1024)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.lab.host_ports[('lb', LB_PORT)]}"
+
+    def start(self, timeout: float = 30.0) -> int:
+        self.write_config()
+        container = self.lab.run("controlplane", "lb", [self.binary, "-db", "-f", str(self.config)], {},
+                                 port=LB_PORT)
+        self.process = ContainerProcess(container)
+        port = self.lab.host_ports[("lb", LB_PORT)]
+
+        def up() -> bool:
+            requests.get(f"http://{LOOPBACK}:{port}/", timeout=1)
+            return self.socket.exists()
+        if until_up(up, lambda: self.process.poll() is not None, timeout, interval=0.1) != "up":
+            raise LabStartError(f"the load balancer container did not start: {container.logs(tail=10)!r}")
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.process = None    # its container goes with the lab
+
+
+class ContainerLab(LabParts, Lab):
     provider = "testcontainers"
 
     def __init__(self, replication: str = "sync", images: dict[str, str] | None = None,
@@ -299,51 +436,84 @@ class ContainerLab(Lab):
         self.api_url = ""
         self.started_in: float | None = None
         self.instance_ports: dict[str, int] = {}
+        self.instances: dict[str, ContainerProcess] = {}
+        self.host_ports: dict[tuple[str, int], int] = {}     # (container, port inside) -> 127.0.0.1 port
+        self.specs: dict[str, dict] = {}                      # how each part was run (recreate())
+        self.subnet: Any = None
+        self.control_token = secrets.token_urlsafe(24)
+        self.connectors: ConnectorTier | None = None
 
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"database_kill", "replication_cut", "siem"})
+        return frozenset(CAPABILITIES) - {"backups"}
+
+    def control_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.control_token}"}
 
     # -- container plumbing ------------------------------------------------------------------
     def _mounts(self, image: str) -> dict[str, dict]:
         if image != BASE_IMAGE:
             return {}
         paths = list(HOST_MOUNTS) + [sys.base_prefix, str(Path(__file__).resolve().parents[2])]
-        return {p: {"bind": p, "mode": "ro"} for p in paths if os.path.exists(p)}
+        mounts = {p: {"bind": p, "mode": "ro"} for p in paths if os.path.exists(p)}
+        if self.root is not None:     # the lab's files: SIEM, request logs, metrics, stats socket
+            mounts[str(self.root)] = {"bind": str(self.root), "mode": "rw"}
+        return mounts
+
+    def address_of(self, name: str) -> str:
+        """The lab's address for a part (the same for every container of that name)."""
+        if name not in self.addresses:
+            self.addresses[name] = str(self.subnet.network_address + FIRST_ADDRESS + len(self.addresses))
+        return self.addresses[name]
 
     def run(self, kind: str, name: str, command: list[str] | None, env: dict[str, str],
-            port: int | None = None, tmpfs: dict | None = None, volumes: dict | None = None) -> Any:
+            port: int | None = None, tmpfs: dict | None = None, volumes: dict | None = None,
+            **create: Any) -> Any:
         """Start one container with testcontainers on the lab network (alias = name), its port
         published on 127.0.0.1 only; returns the docker-py container (kill, pause, exec...)."""
+        from docker.types import EndpointConfig
         from testcontainers.core.container import DockerContainer
 
+        self.specs[name] = dict(kind=kind, name=name, command=command, env=env, port=port, tmpfs=tmpfs,
+                                volumes=volumes, **create)
         image = self.images[kind]
-        self.remove(self.containers.get(name))
+        self.remove(self.containers.pop(name, None))
         container = (DockerContainer(image).with_name(f"{self.lab_id}-{name}").with_envs(**env)
                      .with_network(self.network).with_network_aliases(name))
         if command is not None:
             container = container.with_command(command)
         for host_path, mount in {**self._mounts(image), **(volumes or {})}.items():
             container = container.with_volume_mapping(host_path, mount["bind"], mount["mode"])
-        if port:
-            container.ports[f"{port}/tcp"] = (LOOPBACK, None)    # never on every interface
+        if port:   # never on every interface; fixed now, so a restart keeps it
+            host_port = self.host_ports.setdefault((name, port), free_port())
+            container.ports[f"{port}/tcp"] = (LOOPBACK, host_port)
         container.tmpfs = tmpfs or {}
-        kwargs: dict[str, Any] = {"labels": {"drill-lab": self.lab_id}}
+        address = self.address_of(name)
+        endpoint = EndpointConfig(self.client.api._version, aliases=[name], ipv4_address=address)
+        # a fixed MAC for the fixed address: a part made again is reached at once, not after the
+        # neighbours' ARP entries for its old MAC time out (seconds to minutes of lost packets)
+        endpoint["MacAddress"] = "02:42:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
+        kwargs: dict[str, Any] = {"labels": {"drill-lab": self.lab_id},
+                                  "networking_config": {self.network.name: endpoint}, **create}
         if kind == "postgres":
             kwargs["entrypoint"] = []        # the official image's entrypoint would run initdb itself
         container.with_kwargs(**kwargs).start()
         wrapped = container.get_wrapped_container()
         self.containers[name] = wrapped
-        self.addresses.pop(name, None)
         return wrapped
 
+    def recreate(self, name: str) -> Any:
+        """A killed or stopped part back as a new container of the same spec, address and ports.
+        Not the same container started again: podman tears a killed container's network down
+        after the kill, asynchronously, and a start before that teardown ends loses its network."""
+        container = self.run(**self.specs[name])
+        if name in self.instances:
+            self.instances[name] = ContainerProcess(container)
+        return container
+
     def published(self, container: Any, port: int) -> int:
-        def bindings():
-            container.reload()
-            return (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
-        polled = poll(bindings, timeout=10)
-        if not polled.ok:
-            raise LabStartError(f"{container.name}: port {port} was not published")
-        return int(polled.value[0]["HostPort"])
+        """The 127.0.0.1 port of a part's port."""
+        name = container.name[len(self.lab_id) + 1:]
+        return self.host_ports[(name, port)]
 
     def remove(self, container: Any) -> None:
         if container is None:
@@ -373,11 +543,7 @@ class ContainerLab(Lab):
     def ip(self, name: str) -> str:
         """A part's address on the lab network. The lab's own links use addresses, not names:
         a new network's name service can lag behind its first connections."""
-        if name not in self.addresses:
-            container = self.container(name)
-            container.reload()
-            self.addresses[name] = container.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
-        return self.addresses[name]
+        return self.address_of(name)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def up(self) -> "ContainerLab":
@@ -400,14 +566,23 @@ class ContainerLab(Lab):
             from testcontainers.core.network import Network
 
             self.network = Network(docker_network_kw={"labels": {"drill-lab": self.lab_id}}).create()
+            self.network._network.reload()
+            self.subnet = ipaddress.ip_network(self.network._network.attrs["IPAM"]["Config"][0]["Subnet"])
             self._start_toxiproxy()
             self._start_moto()
             self._start_database()
+            self._start_gateway()
+            env = {**S3_ENV, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"}
+            self.connectors = ConnectorTier(
+                self.root, self.lab_id, ContainerLauncher(self, env),
+                lambda name, upstream: "%s:%d" % self._proxy(name, upstream), f"http://{self.ip('moto')}:{MOTO_PORT}",
+                control_env={CONTROL_TOKEN_ENV: self.control_token})
+            self.connectors.start_queues_and_mocks()
             self._start_controlplane()
-            backends = {n: f"{LOOPBACK}:{p}" for n, p in self.instance_ports.items()}
-            self.lb = LoadBalancer(self.root, backends, free_port())
-            self.registration.add_pid(self.lb.start())
+            self.lb = ContainerLoadBalancer(self, {n: f"{self.ip(n)}:{API_PORT}" for n in INSTANCES})
+            self.lb.start()
             self.api_url = self.lb.url
+            self.connectors.start_workers(f"http://{self.ip('lb')}:{LB_PORT}")
             self.failover = FailoverController(
                 self, self.toxiproxy, "db", REPLICA, lambda k, n, d: self.on_event(k, n, d),
                 interval=self.failover_interval, misses=self.failover_misses,
@@ -421,7 +596,8 @@ class ContainerLab(Lab):
         return self
 
     def down(self) -> None:
-        steps = [lambda: self.failover and self.failover.stop(), lambda: self.lb and self.lb.stop()]
+        steps = [lambda: self.failover and self.failover.stop(), lambda: self.connectors and self.connectors.stop(),
+                 lambda: self.lb and self.lb.stop()]
         for name in list(self.containers):
             steps.append(lambda name=name: self.remove(self.containers.pop(name, None)))
         steps += [lambda: self.network and self.network.remove(),
@@ -436,7 +612,7 @@ class ContainerLab(Lab):
             shutil.rmtree(self.root, ignore_errors=True)
         if self.registration is not None:
             self.registration.close()
-        self.failover = self.lb = self.network = self.client = self.engine = None
+        self.failover = self.lb = self.network = self.client = self.engine = self.connectors = None
 
     # -- parts ---------------------------------------------------------------------------------
     def _python(self) -> str:
@@ -469,8 +645,25 @@ class ContainerLab(Lab):
             command = [self._python(), "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"]
         else:
             command = None
-        self.run("moto", "moto", command, {}, port=5000)
-        self._proxy("s3", f"{self.ip('moto')}:5000")
+        moto = self.run("moto", "moto", command, {}, port=MOTO_PORT)
+        self.store_url = f"http://{LOOPBACK}:{self.published(moto, MOTO_PORT)}"
+        if until_up(lambda: requests.get(self.store_url, timeout=1), lambda: False, START_TIMEOUT,
+                    interval=0.1) != "up":
+            raise LabStartError(f"moto container did not answer: {moto.logs(tail=10)!r}")
+        self._proxy("s3-replica", f"{self.ip('moto')}:{MOTO_PORT}")      # the alternate region
+
+    def _start_gateway(self) -> None:
+        """The HTTP fault gateway in front of the primary region's object store."""
+        command = [self._python(), "-m", "harness.lab.httpfault", "--host", "0.0.0.0", "--port", str(GATEWAY_PORT),
+                   "--upstream", f"http://{self.ip('moto')}:{MOTO_PORT}", "--tag", self.lab_id]
+        gateway = self.run("controlplane", "gateway", command, {CONTROL_TOKEN_ENV: self.control_token},
+                           port=GATEWAY_PORT)
+        self.gateway_url = f"http://{LOOPBACK}:{self.published(gateway, GATEWAY_PORT)}"
+        if until_up(lambda: requests.get(f"{self.gateway_url}/_drill/requests", headers=self.control_headers(),
+                                         timeout=1).status_code == 200,
+                    lambda: False, START_TIMEOUT, interval=0.1) != "up":
+            raise LabStartError(f"the S3 fault gateway container did not start: {gateway.logs(tail=10)!r}")
+        self._proxy("s3", f"{self.ip('gateway')}:{GATEWAY_PORT}")
 
     def _start_database(self) -> None:
         primary = ContainerNode(self, PRIMARY, "primary")
@@ -492,20 +685,32 @@ class ContainerLab(Lab):
                                           "AND state = 'streaming'", (replica,)), timeout=timeout, interval=0.1).ok:
             raise LabStartError(f"{replica} is not streaming from {primary.name}")
 
+    def cp(self, *args: str) -> list[str]:
+        """The command line of `python -m controlplane ARGS` in a container."""
+        return [self._python(), "-m", "controlplane", *args]
+
     def _cp_command(self, *args: str) -> list[str]:
-        return [self._python(), "-m", "controlplane", *args,
-                "--database", f"host={self.ip('toxiproxy')} port={PROXY_PORTS['db']} dbname=controlplane "
-                f"user=controlplane", "--s3-endpoint", f"http://{self.ip('toxiproxy')}:{PROXY_PORTS['s3']}",
-                "--evidence-bucket", "evidence"]
+        toxiproxy = self.ip("toxiproxy")
+        return self.cp(*args, "--database", f"host={toxiproxy} port={PROXY_PORTS['db']} dbname=controlplane "
+                       f"user=controlplane", "--s3-endpoint", f"http://{toxiproxy}:{PROXY_PORTS['s3']}",
+                       "--evidence-bucket", EVIDENCE_BUCKET, "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET)
+
+    def _cp_env(self) -> dict[str, str]:
+        return {**S3_ENV, "PGPASSWORD": self.password, "PYTHONUNBUFFERED": "1", "HOME": "/tmp",
+                CONTROL_TOKEN_ENV: self.control_token}
+
+    def _serve_command(self, name: str) -> list[str]:
+        return self._cp_command(
+            "serve", "--instance", name, "--host", "0.0.0.0", "--port", str(API_PORT),
+            "--siem", str(self.root / "siem.jsonl"), "--db-timeout", "2",
+            "--s3-replica-endpoint", f"http://{self.ip('toxiproxy')}:{PROXY_PORTS['s3-replica']}",
+            "--sqs-endpoint", f"http://{self.ip('moto')}:{MOTO_PORT}", "--queue-prefix", self.connectors.prefix,
+            "--allow-clock-control")
 
     def _start_controlplane(self) -> None:
-        env = {**S3_ENV, "PGPASSWORD": self.password, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"}
-        siem_dir = self.root / "siem"
-        siem_dir.mkdir()
-        os.chmod(siem_dir, 0o777)
-        volumes = {str(siem_dir): {"bind": "/siem", "mode": "rw"}}
+        env = self._cp_env()
         for attempt in range(3):   # a new network's name service can take a moment
-            migrate = self.run("controlplane", "migrate", self._cp_command("migrate"), env, volumes=volumes)
+            migrate = self.run("controlplane", "migrate", self._cp_command("migrate"), env)
             status, logs = migrate.wait(timeout=120), migrate.logs(tail=10).decode(errors="replace")
             self.remove(self.containers.pop("migrate"))
             if status.get("StatusCode") == 0:
@@ -513,17 +718,59 @@ class ContainerLab(Lab):
             if attempt == 2:
                 raise LabStartError(f"Control Plane migrate failed: {logs}")
         for name in INSTANCES:
-            command = self._cp_command("serve", "--instance", name, "--host", "0.0.0.0", "--port", "8080",
-                                       "--siem", "/siem/siem.jsonl", "--db-timeout", "2")
-            container = self.run("controlplane", name, command, env, port=8080, volumes=volumes)
-            self.instance_ports[name] = self.published(container, 8080)
+            container = self.run("controlplane", name, self._serve_command(name), env, port=API_PORT)
+            self.instances[name] = ContainerProcess(container)
+            self.instance_ports[name] = self.published(container, API_PORT)
         deadline = time.monotonic() + START_TIMEOUT
-        for name, port in self.instance_ports.items():
-            def live(port=port) -> bool:
-                return requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=1).status_code == 200
-            if until_up(live, lambda: False, max(0.0, deadline - time.monotonic()), interval=0.1) != "up":
-                logs = self.containers[name].logs(tail=10).decode(errors="replace")
-                raise LabStartError(f"Control Plane container {name} did not start: {logs}")
+        for name in INSTANCES:
+            self._wait_instance(name, deadline)
+
+    def _wait_instance(self, name: str, deadline: float) -> None:
+        port = self.instance_ports[name]
+
+        def live() -> bool:
+            return requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=1).status_code == 200
+        if until_up(live, lambda: self.instances[name].poll() is not None,
+                    max(0.0, deadline - time.monotonic()), interval=0.1) != "up":
+            logs = self.containers[name].logs(tail=10).decode(errors="replace")
+            raise LabStartError(f"Control Plane container {name} did not start: {logs}")
+
+    # -- API instances: the stateless tier's faults (container kill, the same container again) ---
+    def api_instances(self) -> list[str]:
+        return list(self.instances)
+
+    def api_instance_alive(self, name: str) -> bool:
+        return self.instances[name].poll() is None
+
+    def kill_api_instance(self, name: str) -> None:
+        """SIGKILL one API instance's container (an availability zone's service is gone)."""
+        self.instances[name].kill()
+
+    def redeploy_api_instance(self, name: str) -> None:
+        """A new container of the instance (same address and port); waits until live."""
+        if self.instances[name].poll() is None:
+            return
+        self.recreate(name)
+        self._wait_instance(name, time.monotonic() + START_TIMEOUT)
+
+    @property
+    def probe_window(self) -> float:
+        return self.lb.probe_window
+
+    def reset_faults(self) -> None:
+        super().reset_faults()
+        self.reset_platforms()
+
+    def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
+        """LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser, over its
+        published port (harness.lab.eventstore)."""
+        from .eventstore import EventStoreWriteBlock
+
+        primary = self.primary
+        return EventStoreWriteBlock.hold(
+            primary.name, lambda **kw: psycopg.connect(host=primary.host, port=primary.port, user="postgres",
+                                                       password=self.password, dbname="controlplane", **kw),
+            time_limit_s=time_limit_s)
 
     # -- the cluster interface the failover controller uses ------------------------------------
     @property
@@ -542,6 +789,9 @@ class ContainerLab(Lab):
                 "instances": {n: f"http://{LOOPBACK}:{p}" for n, p in self.instance_ports.items()},
                 "toxiproxy": getattr(self, "toxiproxy_url", None),
                 "database": {n: f"{node.host}:{node.port} ({node.role})" for n, node in self.nodes.items()},
+                "s3": self.store_url or None, "s3_gateway": self.gateway_url or None,
+                "siem": str(self.root / "siem.jsonl") if self.root else None,
+                "platforms": self.connectors.endpoints() if self.connectors else {},
                 "engine": self.engine.docker_host if self.engine else None}
 
     def processes(self) -> dict[str, int | None]:
@@ -552,8 +802,6 @@ class ContainerLab(Lab):
                 result[f"container:{name}"] = container.attrs["State"].get("Pid") or None
             except Exception:
                 result[f"container:{name}"] = None
-        if self.lb and self.lb.process:
-            result["haproxy"] = self.lb.process.pid if self.lb.process.poll() is None else None
         return result
 
     def describe(self) -> dict[str, Any]:
@@ -596,7 +844,7 @@ class ContainerLab(Lab):
 
 
     def siem_records(self) -> list[dict] | None:
-        path = self.root / "siem" / "siem.jsonl" if self.root else None
+        path = self.root / "siem.jsonl" if self.root else None
         if path is None:
             return None
         if not path.exists():   # never written: no record yet

@@ -12,7 +12,7 @@ from harness.wait import poll
 
 CONFIG = """\
 global
-    maxconn 2000
+    maxconn {maxconn}
     stats socket {socket} mode 600 level admin
 
 defaults
@@ -65,6 +65,7 @@ class LoadBalancer:
                                  "(./run does this when run as root)")
         self.workdir, self.backends, self.host, self.port = workdir, backends, host, port
         self.inter_ms = inter_ms
+        self.maxconn = 2000
         self.checks, self.retries = checks, retries
         self.config = workdir / "haproxy.cfg"
         self.socket = workdir / "haproxy.sock"
@@ -80,16 +81,19 @@ class LoadBalancer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> int:
+    def write_config(self) -> None:
         check = " check" if self.checks else ""
         servers = "\n".join(f"    server {name} {address}{check}" for name, address in self.backends.items())
         retry_lines = ("    retries 2\n    option redispatch\n    retry-on conn-failure empty-response"
                        if self.retries else "    retries 0")
         errorfile = self.workdir / "503.http"
         errorfile.write_bytes(UNAVAILABLE)
-        self.config.write_text(CONFIG.format(socket=self.socket, host=self.host, port=self.port,
+        self.config.write_text(CONFIG.format(maxconn=self.maxconn, socket=self.socket, host=self.host, port=self.port,
                                              inter_ms=self.inter_ms, servers=servers, errorfile=errorfile,
                                              retry_lines=retry_lines))
+
+    def start(self, timeout: float = 10.0) -> int:
+        self.write_config()
         log = open(self.workdir / "haproxy.log", "ab")
         self.process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)

@@ -155,10 +155,10 @@ def make_app(upstream: str) -> web.Application:
     return app
 
 
-async def serve(port: int, upstream: str) -> None:
+async def serve(port: int, upstream: str, host: str = "127.0.0.1") -> None:
     runner = web.AppRunner(make_app(upstream.rstrip("/")), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     host, bound = runner.addresses[0][:2]
     print(f"listening {host}:{bound}", flush=True)
@@ -170,12 +170,14 @@ async def serve(port: int, upstream: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.lab.httpfault")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="default 127.0.0.1; 0.0.0.0 only inside a container's own network namespace")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--tag", default="", help="a lab id, so a killed run's gateway is reaped")
     args = parser.parse_args()
     try:
-        asyncio.run(serve(args.port, args.upstream))
+        asyncio.run(serve(args.port, args.upstream, args.host))
     except KeyboardInterrupt:
         pass
     return 0
