@@ -25,7 +25,10 @@ class Progress:
         if stream is None and not quiet:
             # a copy of fd 2 made now: the scenarios run inside pytest, which captures fd 2
             sys.stderr.flush()
-            stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, closefd=True)
+            try:
+                stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, closefd=True)
+            except (OSError, ValueError, AttributeError):   # stderr is no file (embedded, captured)
+                stream = None
         self.stream = stream or sys.stderr
         self.quiet = quiet
         if colour is None:

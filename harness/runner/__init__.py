@@ -55,7 +55,8 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
     lacking = missing_capabilities(list(plan.scenarios), lab.capabilities(), plan.tags)
     if lacking:
         return (f"{plan.path}: the {plan.lab.provider} lab cannot run {'this row' if len(lacking) == 1 else 'these rows'}, "
-                f"so nothing was started: {' | '.join(lacking)}")
+                f"so nothing was started: {' | '.join(lacking)}. Run them on a provider that has what they "
+                f"need, or leave them out of the plan's 'scenarios'")
     radius = getattr(getattr(lab, "config", None), "blast_radius", None)
     if radius is not None:
         refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), radius)

@@ -194,3 +194,22 @@ def test_a_document_of_many_plain_nodes_is_refused_without_expanding_it():
 
     with pytest.raises(PlanError, match="too large"):
         parse_yaml(("x: [" + ",".join(["1"] * 100_001) + "]\n").encode(), Path("big.yaml"))
+
+
+def test_a_row_the_provider_cannot_run_is_refused_before_any_lab_starts(tmp_path, capsys, monkeypatch):
+    """The backup rows on containers: refused naming each row and the capability, nothing started
+    (no engine is even looked for: the lab object is only made), nothing written."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("harness.lab.containers.ContainerLab.up",
+                        lambda self: pytest.fail("the lab was started for a plan that must be refused"))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("drill: backups-on-containers\ntitle: t\nha_domain: backup-restore\n"
+                    "lab: {provider: testcontainers}\nscenarios: '@ha-domain:backup-restore'\n")
+    code, stderr = drill_in_process(["run", str(plan), "--out", str(tmp_path / "out"),
+                                     "--cab-log", str(tmp_path / "cab.jsonl")], capsys)
+    assert code == 2, stderr[-2000:]
+    stderr = "\n".join(ln for ln in stderr.splitlines() if "created the CAB signing key" not in ln)
+    line = one_line(stderr, f"drill: {plan}: the testcontainers lab cannot run these rows")
+    assert line.count("row '") == 4 and "capability backups" in line and "leave them out" in line
+    assert "row 'Backup and restore / Stale backup blocks deployments' (backup/stale_backup.feature)" in line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cab.jsonl").exists()
