@@ -1,9 +1,9 @@
-"""The container lab (testcontainers on Docker or Podman): the database drill and the container
-faults with their heals. Skipped, with the reason printed, where no container engine answers."""
+"""The container lab (testcontainers on Docker or Podman): the container faults with their heals
+(every row's drill on containers is in test_provider_contract.py). Skipped, with the reason
+printed, where no container engine answers."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import requests
@@ -12,11 +12,8 @@ from harness.faults import FaultContext, build, injected
 from harness.lab.containers import ContainerLab
 from harness.lab.engine import ContainerEngineUnavailable, find_engine
 from harness.model import FaultSpec
-from harness.plan import load_plan
-from tests.integration.conftest import not_passed, run_loaded
 from tests.support import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def engine_or_skip() -> None:
@@ -38,15 +35,6 @@ def live(url: str) -> bool:
         return requests.get(url + "/health/live", timeout=1).status_code == 200
     except requests.RequestException:
         return False
-
-
-def test_the_database_failover_drill_passes_on_containers(container_lab, tmp_path):
-    plan = load_plan(ROOT / "drills" / "quarterly-database-containers.yaml", ROOT)
-    code, results = run_loaded(plan, container_lab, tmp_path)
-    scenario = results["scenarios"][0]
-    assert code == 0, not_passed(results)
-    assert results["environment"]["provider"] == "testcontainers"
-    assert scenario["measurements"]["lost_writes"] == 0 and scenario["measurements"]["rto_seconds"] < 60
 
 
 @pytest.mark.parametrize("fault_type", ["container_pause", "container_kill", "container_stop", "network_disconnect"])

@@ -1,9 +1,14 @@
-"""One contract, every lab provider: up, endpoints, each fault and its heal, down leaves nothing."""
+"""One contract, every lab provider: up, endpoints, each fault and its heal, every matrix row's
+drill unchanged (same steps, same checkers, the same behaviour asserted), down leaves nothing.
+One lab per provider serves the whole module, as APScheduler runs one suite over every job store."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,7 +20,8 @@ from harness.lab.embedded import EmbeddedLab
 from harness.lab.engine import ContainerEngineUnavailable, find_engine
 from harness.lab.external import ExternalConfig, ExternalLab
 from harness.plan import PlanError
-from tests.integration.conftest import TOKEN_ENV, staging_lab_config
+from harness.report import verify_cab_log
+from tests.integration.conftest import TOKEN_ENV, gates_of, not_passed, run_plan, staging_lab_config
 from tests.support import wait_for
 
 PROVIDERS = ["embedded", "testcontainers", "external"]
@@ -138,6 +144,150 @@ def test_killed_primary_fails_over_and_fails_back(provider_lab):
     assert lab.failover.failback(old, max_lag=5.0) <= 5.0
     assert lab.database_primary() == old
     wait_for(lambda: steady(lab), timeout=40)
+
+
+# ---- every row's drill on every provider: the plans of drills/ as they are, each row's behaviour
+# asserted the same way wherever it runs
+
+def check_api(results: dict, lab, tmp_path: Path) -> None:
+    g = gates_of(results["scenarios"][0])
+    assert g["no_failed_requests_beyond_probe_interval"]["measured"]["requests_after_kill"] > 20
+    budget = g["availability"]["measured"]
+    assert budget["downtime_s"] <= budget["budget_s"] == 0.3 and budget["probes"] > 10
+    assert "503 cause api" in g["intents_and_approvals_blocked"]["measured"].values()
+    assert g["connectors_serve_queued_work"]["measured"] == {"queued": 2, "applied_once_while_down": 2}
+    refused = g["publish_refused_while_unhealthy"]["measured"]
+    assert refused["attempted_while_unhealthy"] >= 1 and refused["accepted"] == 0
+    assert any("api_tier" in a for a in refused["answers"])
+    assert g["publish_accepted_when_healthy"]["measured"]["publish"] == "200"
+    faults = {f["label"]: f for f in results["scenarios"][0]["faults"]}
+    assert set(faults) >= {"kill-api:az1", "kill-api:all"} and all(f["healed_s"] for f in faults.values())
+
+
+def check_evidence(results: dict, lab, tmp_path: Path) -> None:
+    scenario = results["scenarios"][0]
+    g = gates_of(scenario)
+    # the backoff as the store's gateway received the attempts: about 0.2, 0.4, 0.8 s
+    gaps = g["retry_backoff_exponential_answering_503"]["measured"]["gaps_ms"]
+    assert len(gaps) == 3 and gaps[0] >= 150 and all(1.5 <= b / a <= 3 for a, b in zip(gaps, gaps[1:]))
+    for condition in ("unreachable", "answering_503"):
+        answer = g[f"publish_blocked_store_{condition}"]["measured"]["publish"]
+        assert answer.startswith("503 cause evidence_store") and answer.endswith("Impact publish blocked")
+    assert g["validated_copy_present"]["measured"]["sha256"] == g["validated_copy_present"]["measured"]["expected"]
+    assert g["validated_copy_absent"]["measured"]["sha256"] is None
+    assert g["failover_with_validated_copy"]["measured"]["evidence_source"] == "alternate-region"
+    assert g["publishing_resumed"]["verdict"] == "pass" and g["impact_event_recorded"]["verdict"] == "pass"
+    # RTO on what the outage blocks: publishing
+    assert scenario["measurements"]["rto_measured_on"] == "publish" and scenario["measurements"]["rto_seconds"] > 1
+
+
+def check_event_store(results: dict, lab, tmp_path: Path) -> None:
+    scenario = results["scenarios"][0]
+    g = gates_of(scenario)
+    assert "503 cause event_store" in g["publish_refused_event_store_blocked"]["measured"]["publish"]
+    assert g["publish_accepted_only_when_event_store_healthy"]["measured"]["accepted_while_blocked"] == 0
+    failover = g["failover_cause_event_store_write_blocked"]["measured"]
+    assert failover["detect_cause"] == "event_store_write_blocked" and failover["fenced"] in lab.endpoints()["database"]
+    chain = g["event_chain_linked_across_failover"]["measured"]
+    assert chain["boundary_linked"] is True and chain["broken_links"] == [] and chain["bad_hashes"] == []
+    assert g["audit_events_not_lost"]["measured"]["recorded_before"] > 0
+    # EventStoreWriteSuccess counts the refused appends: the drill window shows them, the hour is projected
+    ws = g["event_store_write_success"]["measured"]
+    assert ws["used"] == "hour projected" and ws["drill_window_rate"] < 1.0 and ws["attempted"] > ws["persisted"]
+    assert ws["projected_hour_rate"] >= 0.999
+    assert g["no_change_acknowledged_without_event"]["measured"] == 0
+    m = scenario["measurements"]
+    assert m["lost_writes"] == 0 and m["rpo_seconds"] == 0 and 0 < m["rto_seconds"] < 60
+    phases = scenario["phases"]
+    assert phases["detect"] <= phases["fence"] <= phases["promote"] <= phases["reconnect"] <= phases["first_write"]
+    assert g["transaction_lag_seconds"]["measured"] <= 5
+    # the lab is left in steady state, failed back after the lag check, the fault lifted
+    assert g["steady_state_after_heal"]["verdict"] == "pass" and phases["failback"] >= phases["lag_check"]
+    # parts 2 and 3 on the redundant cluster; the failover controller watches again after them
+    after = gates_of(results["scenarios"][1])
+    assert after["smoke_verification"]["verdict"] == "pass" and after["rollback_applied_ring0"]["verdict"] == "pass"
+    assert lab.failover.state == "watching"
+
+
+def check_connectors(results: dict, lab, tmp_path: Path) -> None:
+    throttled, cab_pause, jamf, sccm, failover = (gates_of(s) for s in results["scenarios"])
+    # row 4: other platforms go on; the backoff doubles as Intune saw it; resume needs GraphThrottleCount <= 5
+    assert throttled["other_platforms_continue"]["measured"] == {p: [1] for p in ("jamf", "sccm", "landscape", "ansible")}
+    ratios = throttled["connector_backoff_2x_intune"]["measured"]["ratios"]
+    assert len(ratios) >= 2 and all(1.5 <= r <= 3.0 for r in ratios)
+    assert throttled["throttles_counted_intune"]["measured"]["sent_by_platform"] >= 6
+    held = throttled["resume_requires_throttle_count_le_5"]["measured"]
+    assert held["throttle_count"] >= 6 and held["accepted"] == 0
+    assert throttled["promotions_resumed_intune"]["measured"] == {"promotion": "200", "applied": 1}
+    assert cab_pause["cab_manual_pause_intune"]["measured"]["degraded_for_s"][0] > 15 * 60
+    assert cab_pause["cab_pause_holds_until_lifted"]["verdict"] == "pass"
+    # row 5: dead letters after the maximum attempts (as Jamf saw them), requeued, applied once
+    assert jamf["dead_lettered_jamf"]["measured"] == {"dead_lettered": 2, "attempts": [4]}
+    assert jamf["requeue_confirmed_jamf"]["measured"]["still_dead_lettered"] == 0
+    assert jamf["applied_exactly_once_jamf"]["measured"] == {"published": 2, "missing": 0, "duplicated": 0}
+    assert jamf["queue_depth_reported_jamf"]["measured"]["reported"] >= 1
+    # row 6: the gate is SCCM.SiteHealth; manual import offered only after 24 h
+    assert sccm["promotion_refused_sccm"]["measured"]["answers"] == ["503 cause platform:sccm gate SCCM.SiteHealth"]
+    assert sccm["site_outage_recorded_sccm"]["measured"]["fallback_offered"] is False
+    assert sccm["manual_import_fallback_sccm"]["measured"]["down_for_s"][0] > 24 * 3600
+    # RTO of each row on what it blocks: an apply at the platform
+    assert [s["measurements"]["rto_measured_on"] for s in results["scenarios"][:4]] == \
+        ["apply:intune", "apply:intune", "apply:jamf", "apply:sccm"]
+    # the domain's failover drill: every worker replaced, a test intent, a Ring 0 rollback on all five
+    assert failover["smoke_verification"]["verdict"] == "pass"
+    assert failover["rollback_applied_ring0"]["measured"]["platforms"] == 5
+
+
+def check_database(results: dict, lab, tmp_path: Path) -> None:
+    scenario = results["scenarios"][0]
+    g = gates_of(scenario)
+    m = scenario["measurements"]
+    assert 0 < m["rto_seconds"] < 60 and m["rto_measured_on"] == "write"
+    assert m["rpo_seconds"] == 0 and m["lost_writes"] == 0 and m["duplicated_writes"] == 0
+    assert m["error_budget_s"] == 0.3 and m["error_budget_used_s"] > 0   # the outage shows in the probes
+    assert {"detect", "promote", "reconnect", "first_write"} <= set(scenario["phases"])
+    assert scenario["phases"]["detect"] <= scenario["phases"]["promote"] <= scenario["phases"]["first_write"]
+    # every rule judged from what the harness saw
+    blocked = g["publish_approval_blocked"]["measured"]
+    assert set(blocked) == {"approve", "publish"} and all(a.startswith("503 cause database") for a in blocked.values())
+    assert g["transaction_lag_seconds"]["measured"] <= 5
+    approvals = g["approval_event_count"]["measured"]
+    assert approvals["ApprovalEventCount"] == approvals["acknowledged"] > 0
+    assert g["event_chain_intact"]["measured"]["bad_hashes"] == []
+    assert g["correlation_ids_recorded"]["measured"]["events"] >= 6          # inject, heal, detect ... failback
+    assert g["steady_state_after_heal"]["verdict"] == "pass" and g["faults_healed"]["verdict"] == "pass"
+    (fault,) = scenario["faults"]
+    assert fault["type"] == "database_primary_kill" and fault["healed_s"] > fault["injected_s"]
+    # outputs
+    out = tmp_path / "out"
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["schema_version"] == 3 and on_disk["verdict"] == "pass"
+    assert {"drill", "correlation_id", "started_at", "finished_at", "scenarios"} <= set(on_disk)
+    suite = ET.parse(out / "junit.xml").getroot()
+    assert suite.iter("testcase") and not list(suite.iter("failure"))
+    html = (out / "report.html").read_text()
+    assert "PASS" in html and results["correlation_id"] in html and "<svg" in html
+    assert "allows 0.3 s of failed requests" in html       # the error budget, in one sentence
+    assert verify_cab_log(tmp_path / "cab.jsonl") == (True, None)
+
+
+ROWS = {  # each domain's quarterly plan: its matrix rows and their after-failover checks
+    "api": ("quarterly-api.yaml", check_api),
+    "database": ("quarterly-database.yaml", check_database),
+    "evidence-store": ("quarterly-evidence-store.yaml", check_evidence),
+    "connectors": ("quarterly-connectors.yaml", check_connectors),
+    "event-store": ("quarterly-event-store.yaml", check_event_store),
+}
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_every_row_runs_unchanged_and_behaves_as_the_matrix_says(provider_lab, row, tmp_path):
+    plan, check = ROWS[row]
+    code, results = run_plan(plan, provider_lab, tmp_path)
+    assert results is not None, f"{plan} was refused on the {provider_lab.provider} lab (see the log)"
+    assert code == 0, not_passed(results)
+    assert results["environment"]["provider"] == provider_lab.provider
+    check(results, provider_lab, tmp_path)
 
 
 def test_down_leaves_nothing_running_that_the_provider_started(provider_lab):
