@@ -172,9 +172,13 @@ class HttpError(Fault):
         body = {"status": self.params["status"], "count": self.params["count"]}
         if self.spec.time_limit_s is not None:   # the gateway forwards again by itself after it
             body["for_s"] = self.spec.time_limit_s
-        requests.post(f"{url}/_drill/fault", json=body, headers=ctx.lab.control_headers(),
-                      timeout=10).raise_for_status()
+        requests.post(f"{url}/_drill/fault", json=body, headers=self._headers(ctx), timeout=10).raise_for_status()
 
     def heal(self, ctx: FaultContext) -> None:
-        requests.delete(f"{ctx.lab.http_gateway(self.spec.target)}/_drill/fault", headers=ctx.lab.control_headers(),
+        requests.delete(f"{ctx.lab.http_gateway(self.spec.target)}/_drill/fault", headers=self._headers(ctx),
                         timeout=10).raise_for_status()
+
+    def _headers(self, ctx: FaultContext) -> dict[str, str]:
+        """The gateway's own token where the lab has one (an external target), else the lab's."""
+        own = getattr(ctx.lab, "gateway_headers", None)
+        return own(self.spec.target) if own is not None else ctx.lab.control_headers()

@@ -1,7 +1,8 @@
 """Faults of the platform APIs behind the connectors (matrix rows 4-6), through the lab.
 
-``platform_degrade`` sets a platform stand-in's mode through its control endpoint (429 with
-Retry-After, 503, hang) for every request or the next ``requests``; ``platform_down``
+``platform_degrade`` sets a platform API's mode (429 with Retry-After, 503, hang) for every
+request or the next ``requests``, through ctx.lab.set_platform_mode (a stand-in's control
+endpoint, or an external target's runbook hook); ``platform_down``
 SIGKILLs the platform's server and its heal starts it again on the same port.
 """
 
@@ -23,9 +24,12 @@ class PlatformDegrade(Fault):
               "requests": Param(int, 0, minimum=0)}
 
     def _control(self, ctx: FaultContext, body: dict) -> None:
-        url = ctx.lab.platform_control_url(self.spec.target)
-        requests.post(f"{url}/_control", json=body, headers=ctx.lab.control_headers(),
-                      timeout=10).raise_for_status()
+        set_mode = getattr(ctx.lab, "set_platform_mode", None)
+        if set_mode is not None:            # a Lab: its stand-in's control endpoint, or a runbook hook
+            set_mode(self.spec.target, body)
+            return
+        requests.post(f"{ctx.lab.platform_control_url(self.spec.target)}/_control", json=body,
+                      headers=ctx.lab.control_headers(), timeout=10).raise_for_status()
 
     def inject(self, ctx: FaultContext) -> None:
         body = {"mode": self.params["mode"], "retry_after": self.params["retry_after"],

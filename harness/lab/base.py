@@ -130,10 +130,24 @@ class Lab(abc.ABC):
     def platform_control_url(self, platform: str) -> str:
         raise self._no_platforms()
 
+    def set_platform_mode(self, platform: str, mode: dict[str, Any]) -> None:
+        """Make the platform API answer as `mode` says ({"mode": "throttle"|"error"|"hang"|"ok",
+        "retry_after", "requests", "for_s"}): here through its stand-in's control endpoint.
+        requests.ConnectionError when the platform's server is down."""
+        import requests
+
+        requests.post(f"{self.platform_control_url(platform)}/_control", json=mode, headers=self.control_headers(),
+                      timeout=10).raise_for_status()
+
     def control_headers(self) -> dict[str, str]:
         """Headers of a call of a control endpoint of the lab (clock, platform stand-ins, fault
         gateway): the embedded lab's bearer token; none here."""
         return {}
+
+    def gateway_headers(self, name: str) -> dict[str, str]:
+        """Headers of a call of the HTTP fault gateway `name`'s control path: the lab's control
+        headers unless the provider has a token of its own for it."""
+        return self.control_headers()
 
     def kill_platform(self, platform: str) -> None:
         raise self._no_platforms()

@@ -3,12 +3,15 @@
 A hook is data from the plan: {"command": [argv...], "timeout_s": 60} or
 {"http": {"url": ..., "method": "POST", "token_env": "NAME"}, "timeout_s": 60}.
 The command runs without a shell; arguments of the call are passed as DRILL_* environment
-variables (command) or as a JSON body (HTTP). Output and tokens never reach logs or results:
-a failure reports the exit code or HTTP status and a secret-free excerpt.
+variables (command), as a JSON body (HTTP POST/PUT) or as query parameters (HTTP GET). What a
+hook answers (the HTTP body, or a command's standard output when it is JSON) is returned: the
+reads of an external target (request logs, replacements) are hooks too. Output and tokens never
+reach logs or results: a failure reports the exit code or HTTP status and a secret-free excerpt.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -81,9 +84,9 @@ class Hook:
     env: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
-    def parse(name: str, data: Any, fail) -> "Hook":
-        """From plan data; `fail(key, message)` builds the plan error."""
-        key = f"lab.actions.{name}"
+    def parse(name: str, data: Any, fail, section: str = "lab.actions") -> "Hook":
+        """From plan data (under `section`); `fail(key, message)` builds the plan error."""
+        key = f"{section}.{name}"
         if not isinstance(data, dict):
             raise fail(key, "must be a mapping with 'command' (a list) or 'http' ({url, method})")
         timeout = data.get("timeout_s", 60)
@@ -117,7 +120,8 @@ class Hook:
                                    else f"{self.method} {public_url(self.url or '')}")
 
     def run(self, **arguments: Any) -> Any:
-        """Call the hook; returns the HTTP JSON body (or None). Raises HookError."""
+        """Call the hook; returns its JSON answer (the HTTP body, or a command's standard output),
+        or None. Raises HookError."""
         if self.command:
             env = {**os.environ, **{f"DRILL_{k.upper()}": str(v) for k, v in arguments.items()}}
             try:
@@ -128,7 +132,10 @@ class Hook:
             if result.returncode != 0:
                 raise HookError(f"hook {self.name} exited {result.returncode}: "
                                 f"{scrub(result.stderr.strip()[-300:])}")
-            return None
+            try:
+                return json.loads(result.stdout) if result.stdout.strip() else None
+            except ValueError:
+                return None
         headers = {}
         if self.token_env:
             token = os.environ.get(self.token_env)
@@ -136,8 +143,8 @@ class Hook:
                 raise HookError(f"hook {self.name}: environment variable {self.token_env} is not set")
             headers["Authorization"] = f"Bearer {token}"
         try:
-            response = requests.request(self.method, self.url, json=arguments, headers=headers,
-                                        timeout=self.timeout_s)
+            body = {"params": arguments} if self.method == "GET" else {"json": arguments}
+            response = requests.request(self.method, self.url, headers=headers, timeout=self.timeout_s, **body)
         except requests.RequestException as exc:
             raise HookError(f"hook {self.name} ({self.method} {public_url(self.url or '')}) failed: "
                             f"{type(exc).__name__}") from None

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable, Mapping, Union
 
 STEP = re.compile(r"^\s*(Given|When|Then|And|But)\s+(.+?)\s*$")
+
+# what a destructive step touches: a name, several, or a function of the step's match; a name
+# may use the pattern's groups (\g<platform>)
+Targets = Union[str, tuple, list, Callable[[re.Match], Union[str, tuple, list]]]
 
 
 def feature_steps(path: Path) -> list[str]:
@@ -14,17 +19,38 @@ def feature_steps(path: Path) -> list[str]:
             if (m := STEP.match(line))]
 
 
-def fault_targets(features: list[Path], targets_by_step: dict[str, str]) -> dict[str, list[str]]:
+def step_targets(step: str, targets_by_step: Mapping[str, Targets]) -> list[str]:
+    """What a step touches: the targets of the first key that is the step itself or a regular
+    expression matching the whole sentence (steps are parametrized: "the API instance in az1 is
+    killed"); [] when no key matches (the step does no harm)."""
+    for key, targets in targets_by_step.items():
+        if key == step:
+            match = re.fullmatch(re.escape(step), step)
+        else:
+            try:
+                match = re.fullmatch(key, step)
+            except re.error:
+                continue
+        if match is None:
+            continue
+        if callable(targets):
+            targets = targets(match)
+        names = [targets] if isinstance(targets, str) else list(targets)
+        return [match.expand(name) if "\\" in name else name for name in names]
+    return []
+
+
+def fault_targets(features: list[Path], targets_by_step: Mapping[str, Targets]) -> dict[str, list[str]]:
     """{target: [steps that touch it]} for every destructive step of the features."""
     touched: dict[str, list[str]] = {}
     for path in features:
         for step in feature_steps(path):
-            if step in targets_by_step:
-                touched.setdefault(targets_by_step[step], []).append(f"{path.name}: {step}")
+            for target in step_targets(step, targets_by_step):
+                touched.setdefault(target, []).append(f"{path.name}: {step}")
     return touched
 
 
-def outside_blast_radius(features: list[Path], targets_by_step: dict[str, str],
+def outside_blast_radius(features: list[Path], targets_by_step: Mapping[str, Targets],
                          radius: tuple[str, ...]) -> list[str]:
     """One line per fault whose target is not in the blast radius (empty: all allowed)."""
     return [f"{step} -> {target}" for target, steps in fault_targets(features, targets_by_step).items()
