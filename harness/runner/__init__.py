@@ -52,11 +52,15 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
     if confirm is not None and confirm != plan.drill:
         return (f"--confirm names {confirm!r} but {plan.path} is drill {plan.drill!r}; "
                 f"confirm exactly the drill you mean to run")
-    lacking = missing_capabilities(list(plan.scenarios), lab.capabilities(), plan.tags)
+    have = lab.capabilities()
+    lacking = missing_capabilities(list(plan.scenarios), have, plan.tags)
     if lacking:
+        fix = "Run them on a provider that has what they need, or leave them out of the plan's 'scenarios'"
+        keys = _keys_that_give(plan, lab, have)
+        if keys:
+            fix = f"Set {', '.join(keys)} in the plan (docs/providers.md), or leave them out of the plan's 'scenarios'"
         return (f"{plan.path}: the {plan.lab.provider} lab cannot run {'this row' if len(lacking) == 1 else 'these rows'}, "
-                f"so nothing was started: {' | '.join(lacking)}. Run them on a provider that has what they "
-                f"need, or leave them out of the plan's 'scenarios'")
+                f"so nothing was started: {' | '.join(lacking)}. {fix}")
     radius = getattr(getattr(lab, "config", None), "blast_radius", None)
     if radius is not None:
         refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), radius)
@@ -64,6 +68,23 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
             return (f"{plan.path}: key 'lab.blast_radius': these faults touch what it does not list, "
                     f"so the run is refused: {'; '.join(refused)}")
     return None
+
+
+def _keys_that_give(plan: Plan, lab: Any, have: frozenset[str]) -> list[str]:
+    """The plan keys that would give the lab what the selected steps lack (a provider configured
+    by its plan, the external one, says which); [] when no key can."""
+    from .needs import selected_steps, step_needs
+
+    if not hasattr(lab, "missing_keys"):
+        return []
+    needed = {cap for path in plan.scenarios for step in selected_steps(path, plan.tags) for cap in step_needs(step)}
+    keys: list[str] = []
+    for cap in sorted(needed - set(have)):
+        missing = lab.missing_keys(cap)
+        if not missing:
+            return []      # a capability no key gives (the backup service): another provider
+        keys += [k for k in missing if k not in keys]
+    return keys
 
 
 def _drill_run(plan: Plan, lab: Any, progress=None) -> DrillRun:
