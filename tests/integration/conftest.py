@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -72,10 +73,18 @@ def start_lab_up(env: dict) -> tuple[subprocess.Popen, dict]:
 
 @pytest.fixture(scope="module")
 def staging(tmp_path_factory):
-    """A running lab (another process, as staging is) and what a user knows of it."""
+    """A running lab (another process, as staging is) and what a user knows of it; with the keys
+    the harness reads its object store and queues with (moto takes any: random ones, in 0600
+    files, so that the leak tests look for them too)."""
     state = tmp_path_factory.mktemp("state")
     process, info = start_lab_up({"DRILL_STATE_DIR": str(state)})
     try:
+        keys = tmp_path_factory.mktemp("aws-keys")
+        for name in ("aws-access-key", "aws-secret-key"):
+            path = keys / name
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(16))
+            info["secret_files"][name] = str(path)
         yield info
     finally:
         process.send_signal(signal.SIGTERM)
@@ -83,17 +92,43 @@ def staging(tmp_path_factory):
         process.stdout.close()
 
 
+PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
+# everything the `drill lab up` lab's faults may touch, by the names lab.blast_radius takes
+STAGING_RADIUS = ["database-primary", "repl-pg-b", "s3", "s3-replica", "evidence-gateway", "connector-workers",
+                  "api-az1", "api-az2", "api-az3", *[f"platform-{p}" for p in PLATFORMS],
+                  *[f"{p}-api" for p in PLATFORMS]]
+ACTIONS = {"kill_database_primary": "kill-primary", "database_rebuild": "rebuild", "database_failback": "failback",
+           "kill_api_instance": "kill-api-instance", "redeploy_api_instance": "redeploy-api-instance",
+           "degrade_platform": "degrade-platform", "kill_platform": "kill-platform",
+           "restart_platform": "restart-platform", "block_event_store_writes": "block-event-store",
+           "release_event_store_writes": "release-event-store", "kill_connector_worker": "kill-connector-worker",
+           "replace_connector_worker": "replace-connector-worker"}
 
 
 def staging_lab_config(staging: dict) -> dict:
-    """The `lab:` mapping of an external plan for a lab started by `drill lab up`: endpoints,
-    credential files, runbook hooks (token from $DRILL_TEST_RUNBOOK_TOKEN)."""
-    ep = staging["endpoints"]
+    """The `lab:` mapping of an external plan for a lab started by `drill lab up`, every capability
+    but the backup service: endpoints, credential files, runbook hooks and reads (token from
+    $DRILL_TEST_RUNBOOK_TOKEN), its Toxiproxy's proxies, its S3 fault gateway and clock (the lab's
+    control token, from its file), its moto as the object store and the queues."""
+    ep, files = staging["endpoints"], staging["secret_files"]
 
     def hook(action: str) -> dict:
         return {"http": {"url": f"{ep['runbook']}/actions/{action}", "method": "POST", "token_env": TOKEN_ENV}}
 
-    return {**attached_config(ep, staging["secret_files"]["pg-password"]),
-            "actions": {"kill_database_primary": hook("kill-primary"), "database_rebuild": hook("rebuild"),
-                        "database_failback": hook("failback")},
-            "allow_destructive": True, "blast_radius": ["database-primary", "repl-pg-b"]}
+    def read(what: str) -> dict:
+        return {"http": {"url": f"{ep['runbook']}/reads/{what}", "method": "GET", "token_env": TOKEN_ENV}}
+
+    aws = {"endpoint": ep["s3"], "region": "us-east-1", "access_key_file": files["aws-access-key"],
+           "secret_key_file": files["aws-secret-key"]}
+    return {**attached_config(ep, files["pg-password"]),
+            "actions": {name: hook(path) for name, path in ACTIONS.items()},
+            "reads": {"platform_requests": read("platform-requests"),
+                      "connector_replacements": read("connector-replacements")},
+            "api_tier": {"instances": ep["instances"], "probe_window_s": 1.5},   # its HAProxy: 3 x 500 ms
+            "proxies": {"evidence_store": "s3", "evidence_replica": "s3-replica",
+                        "platforms": {p: f"platform-{p}" for p in PLATFORMS}},
+            "evidence_gateway": {"url": ep["s3_gateway"], "token_file": files["control-token"]},
+            "clock": {"token_file": files["control-token"]},
+            "s3": {**aws, "bucket": "evidence", "replica_bucket": "evidence-replica"},
+            "queues": {**aws, "prefix": staging["lab_id"]},
+            "allow_destructive": True, "blast_radius": list(STAGING_RADIUS)}

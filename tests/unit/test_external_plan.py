@@ -1,0 +1,230 @@
+"""The external provider's plan keys: each row's actions, proxies and reads; a bad key named with
+its fix (exit 2); the capabilities exactly what the plan gives; a row lacking one refused naming
+the row, the capability and the keys; the blast radius over every destructive step's sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.lab.base import CAPABILITIES
+from harness.lab.external import ExternalConfig, ExternalLab
+from harness.plan import PlanError, load_plan
+from harness.runner import preflight
+from harness.runner.impact import feature_steps, outside_blast_radius, step_targets
+from harness.runner.needs import step_needs
+
+ROOT = Path(__file__).resolve().parents[2]
+FEATURES = sorted((ROOT / "scenarios").rglob("*.feature"))
+PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
+RUNBOOK = "https://ops.staging.example"
+
+
+def hook(path: str, method: str = "POST") -> dict:
+    return {"http": {"url": f"{RUNBOOK}/{path}", "method": method, "token_env": "OPS_TOKEN"}}
+
+
+def database_lab() -> dict:
+    """The database rows' keys only (what the provider had before rows 1 and 3-7)."""
+    return {"provider": "external", "api_url": "https://cp.staging.example", "toxiproxy_url": "http://toxi:8474",
+            "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
+                         "nodes": {"pg-a": {"dsn": "host=pg-a"}, "pg-b": {"dsn": "host=pg-b"}}},
+            "actions": {"kill_database_primary": hook("kill-primary")},
+            "allow_destructive": True, "blast_radius": ["database-primary", "repl-pg-b"]}
+
+
+def full_lab() -> dict:
+    aws = {"endpoint": "https://s3.staging.example", "access_key_env": "S3_KEY", "secret_key_env": "S3_SECRET"}
+    lab = database_lab()
+    lab["actions"].update({name: hook(name) for name in (
+        "database_rebuild", "database_failback", "kill_api_instance", "redeploy_api_instance", "degrade_platform",
+        "kill_platform", "restart_platform", "block_event_store_writes", "release_event_store_writes",
+        "kill_connector_worker")})
+    lab.update({
+        "reads": {"platform_requests": hook("platform-requests", "GET"),
+                  "connector_replacements": hook("replacements", "GET")},
+        "api_tier": {"instances": {z: f"http://cp-{z}:8080" for z in ("az1", "az2", "az3")}, "probe_window_s": 1.5},
+        "proxies": {"evidence_store": "evidence-primary", "evidence_replica": "evidence-dr",
+                    "platforms": {p: f"{p}-link" for p in PLATFORMS}},
+        "evidence_gateway": {"url": "http://s3-faults:8080", "token_env": "GATEWAY_TOKEN"},
+        "clock": {"token_file": "/run/secrets/clock"},
+        "s3": {**aws, "bucket": "evidence", "replica_bucket": "evidence-dr"},
+        "queues": {**aws, "prefix": "cp-staging"},
+        "siem_file": "/var/log/siem.jsonl",
+        "blast_radius": ["database-primary", "repl-pg-b", "evidence-primary", "evidence-dr", "evidence-gateway",
+                         "api-az1", "api-az2", "api-az3", "connector-workers",
+                         *[f"{p}-link" for p in PLATFORMS], *[f"{p}-api" for p in PLATFORMS]]})
+    return lab
+
+
+def parse(lab: dict) -> ExternalConfig:
+    return ExternalConfig.parse(lab, lambda key, message: PlanError(f"key '{key}': {message}"))
+
+
+def plan_file(tmp_path: Path, lab: dict, scenarios: list[str], drill: str = "staging-rows") -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump({"drill": drill, "title": "Staging rows", "ha_domain": "all", "lab": lab,
+                                    "scenarios": scenarios}))
+    return path
+
+
+# ---- bad keys: one line naming the key and the fix ----------------------------------------------
+
+@pytest.mark.parametrize("change, key, words", [
+    (lambda lab: lab.update(proxys={}), "lab.proxys", "unknown key"),
+    (lambda lab: lab.update(proxies={"evidence": "s3"}), "lab.proxies.evidence", "evidence_replica"),
+    (lambda lab: lab["proxies"]["platforms"].update(windows="x"), "lab.proxies.platforms.windows", "intune"),
+    (lambda lab: lab["actions"].update(nuke_region=hook("x")), "lab.actions.nuke_region", "kill_api_instance"),
+    (lambda lab: lab["reads"].update(logs=hook("x")), "lab.reads.logs", "platform_requests"),
+    (lambda lab: lab["api_tier"].pop("probe_window_s"), "lab.api_tier.probe_window_s", "load balancer"),
+    (lambda lab: lab["api_tier"].update(instances=[]), "lab.api_tier.instances", "availability zone"),
+    (lambda lab: lab["s3"].update(secret_access_key="AKIA-secret"), "lab.s3.secret_access_key",
+     "must not be written in the plan"),
+    (lambda lab: lab["s3"].pop("secret_key_env"), "lab.s3.secret_key_env", "both keys"),
+    (lambda lab: lab["s3"].pop("replica_bucket"), "lab.s3.replica_bucket", "bucket"),
+    (lambda lab: lab["queues"].pop("prefix"), "lab.queues.prefix", "--queue-prefix"),
+    (lambda lab: lab["clock"].update(token="hunter2-hunter2"), "lab.clock.token", "must not be written"),
+    (lambda lab: lab["evidence_gateway"].update(url="http://gw:8080/?token=hunter2"), "lab.evidence_gateway.url",
+     "credential must not be written"),
+    (lambda lab: lab["actions"]["kill_platform"]["http"].update(url=f"{RUNBOOK}/kill?api_key=hunter2"),
+     "lab.actions.kill_platform.http.url", "token_env"),
+    (lambda lab: lab["reads"]["platform_requests"]["http"].update(method="DELETE"),
+     "lab.reads.platform_requests.http.method", "POST, PUT or GET"),
+])
+def test_a_bad_external_key_is_named_with_its_fix(change, key, words):
+    lab = full_lab()
+    change(lab)
+    with pytest.raises(PlanError) as err:
+        parse(lab)
+    assert str(err.value).startswith(f"key '{key}'") and words in str(err.value)
+    assert "hunter2" not in str(err.value) and "AKIA-secret" not in str(err.value)
+
+
+def test_drill_run_with_a_bad_external_key_exits_2_with_one_line(tmp_path, capsys):
+    lab = full_lab()
+    lab["proxies"]["evidence_stor"] = "x"
+    code = main(["run", str(plan_file(tmp_path, lab, ["scenarios/api/stateless_outage.feature"])),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "lab.proxies.evidence_stor" in err
+    assert not (tmp_path / "out").exists()
+
+
+# ---- capabilities: exactly what the plan gives -----------------------------------------------------
+
+def test_the_database_keys_give_the_database_capabilities_only():
+    assert parse(database_lab()).capabilities() == {"database_kill", "replication_cut"}
+
+
+def test_the_full_keys_give_every_capability_but_the_backup_service():
+    assert parse(full_lab()).capabilities() == set(CAPABILITIES) - {"backups"}
+
+
+@pytest.mark.parametrize("drop, capability", [
+    (lambda lab: lab["actions"].pop("redeploy_api_instance"), "api_instances"),
+    (lambda lab: lab.pop("api_tier"), "api_instances"),
+    (lambda lab: lab["proxies"].pop("evidence_replica"), "evidence_links"),
+    (lambda lab: lab.pop("s3"), "evidence_read"),
+    (lambda lab: lab.pop("evidence_gateway"), "evidence_http_errors"),
+    (lambda lab: lab["actions"].pop("degrade_platform"), "platform_api_faults"),
+    (lambda lab: lab["proxies"].pop("platforms"), "platform_link"),
+    (lambda lab: lab["actions"].pop("restart_platform"), "platform_kill"),
+    (lambda lab: lab["reads"].pop("platform_requests"), "platform_requests"),
+    (lambda lab: lab["reads"].pop("connector_replacements"), "connector_workers"),
+    (lambda lab: lab.pop("queues"), "queues"),
+    (lambda lab: lab.pop("clock"), "clock"),
+    (lambda lab: lab["actions"].pop("release_event_store_writes"), "event_store_block"),
+    (lambda lab: lab.pop("siem_file"), "siem"),
+])
+def test_each_capability_needs_its_keys(drop, capability):
+    lab = full_lab()
+    drop(lab)
+    assert parse(lab).capabilities() == set(CAPABILITIES) - {"backups", capability}
+
+
+# ---- refusals before anything starts ---------------------------------------------------------------
+
+def test_a_row_whose_hooks_are_missing_is_refused_naming_row_capability_and_keys(tmp_path):
+    lab = full_lab()
+    for action in ("kill_api_instance", "redeploy_api_instance"):
+        del lab["actions"][action]
+    plan = load_plan(plan_file(tmp_path, lab, ["scenarios/api/stateless_outage.feature",
+                                               "scenarios/eventstore/write_blocked.feature"]), ROOT)
+    problem = preflight(plan, ExternalLab(plan.lab.external, confirmed=True), "staging-rows")
+    assert "cannot run this row" in problem
+    assert "row 'Control Plane API/Policy services / Stateless service outage' (api/stateless_outage.feature)" in problem
+    assert "capability api_instances, step 'the API instance in az1 is killed'" in problem
+    assert "Set lab.actions.kill_api_instance, lab.actions.redeploy_api_instance in the plan" in problem
+    assert "write_blocked" not in problem                      # that row has what it needs
+
+
+def test_drill_run_refuses_it_with_exit_2_and_starts_nothing(tmp_path, capsys):
+    lab = database_lab()
+    code = main(["run", str(plan_file(tmp_path, lab, ["scenarios/evidence/object_storage_outage.feature"])),
+                 "--out", str(tmp_path / "out"), "--confirm", "staging-rows"])
+    err = capsys.readouterr().err
+    assert code == 2 and "capability evidence_links" in err and "lab.proxies.evidence_store" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_backup_rows_name_another_provider_not_a_key(tmp_path):
+    plan = load_plan(plan_file(tmp_path, full_lab(), ["scenarios/backup/stale_backup.feature"]), ROOT)
+    problem = preflight(plan, ExternalLab(plan.lab.external, confirmed=True), "staging-rows")
+    assert "capability backups" in problem and "Run them on a provider" in problem
+
+
+@pytest.mark.parametrize("feature, left_out, target", [
+    ("evidence/object_storage_outage.feature", "evidence-dr", "the link to the alternate region is cut -> evidence-dr"),
+    ("evidence/object_storage_outage.feature", "evidence-gateway",
+     "the evidence store answers 503 to every request -> evidence-gateway"),
+    ("connectors/intune_graph_degraded.feature", "intune-link", "the intune link gets 200 ms of latency -> intune-link"),
+    ("connectors/jamf_outage.feature", "jamf-api", "the jamf API answers 503 to every request -> jamf-api"),
+    ("connectors/sccm_site_down.feature", "sccm-api", "the sccm site server is killed -> sccm-api"),
+    ("api/stateless_outage.feature", "api-az2", "every API instance is down -> api-az2"),
+])
+def test_a_fault_outside_the_blast_radius_is_refused(tmp_path, feature, left_out, target):
+    lab = full_lab()
+    lab["blast_radius"].remove(left_out)
+    plan = load_plan(plan_file(tmp_path, lab, [f"scenarios/{feature}"]), ROOT)
+    problem = preflight(plan, ExternalLab(plan.lab.external, confirmed=True), "staging-rows")
+    assert "key 'lab.blast_radius'" in problem and target in problem
+    full = load_plan(plan_file(tmp_path, full_lab(), [f"scenarios/{feature}"]), ROOT)
+    assert preflight(full, ExternalLab(full.lab.external, confirmed=True), "staging-rows") is None
+
+
+def test_a_platform_link_without_its_proxy_names_the_key(tmp_path):
+    lab = full_lab()
+    del lab["proxies"]["platforms"]["intune"]
+    plan = load_plan(plan_file(tmp_path, lab, ["scenarios/connectors/intune_graph_degraded.feature"]), ROOT)
+    problem = preflight(plan, ExternalLab(plan.lab.external, confirmed=True), "staging-rows")
+    assert "the intune link gets 200 ms of latency -> (no proxy: set lab.proxies.platforms.intune)" in problem
+
+
+HARM = {"database_kill", "replication_cut", "api_instances", "evidence_links", "evidence_http_errors",
+        "platform_api_faults", "platform_link", "platform_kill", "connector_workers", "event_store_block"}
+HEALS = ("is redeployed", "are redeployed", "is restarted")
+
+
+def test_every_destructive_step_of_every_feature_has_a_target():
+    targets = ExternalLab(parse(full_lab()), confirmed=True).fault_targets()
+    harmful = {s for path in FEATURES for s in feature_steps(path)
+               if set(step_needs(s)) & HARM and not s.endswith(HEALS) and not s.startswith("an approved intent")
+               and not s.startswith(("an intent for", "every intent", "assignments fail", "the connectors keep",
+                                     "its retries", "a Ring"))}
+    assert harmful, "no destructive step found"
+    untargeted = sorted(s for s in harmful if not step_targets(s, targets))
+    assert not untargeted, untargeted
+    assert not outside_blast_radius(FEATURES, targets, tuple(full_lab()["blast_radius"]) + (
+        "backup-store", "database-all-nodes", "backup-key-vault", "backup-service"))
+
+
+def test_step_targets_match_parametrized_sentences():
+    rules = {r"the API instance in (?P<zone>\S+) is killed": r"api-\g<zone>",
+             "the database primary is killed": "database-primary", r"every API instance is down": ("a", "b")}
+    assert step_targets("the API instance in az3 is killed", rules) == ["api-az3"]
+    assert step_targets("the database primary is killed", rules) == ["database-primary"]
+    assert step_targets("every API instance is down", rules) == ["a", "b"]
+    assert step_targets("writes resume", rules) == []
