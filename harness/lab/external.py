@@ -428,7 +428,8 @@ def _dsn_has_password(dsn: str) -> bool:
 class ExternalFailover:
     """Watches a failover the platform performs (or the failover hook asks for), from outside:
     detect = the old primary stops answering; promote = the target accepts writes
-    (pg_is_in_recovery() false); reconnect = the API reports ServiceHealth = Healthy again.
+    (pg_is_in_recovery() false); reconnect = the API's health reports its database part up again
+    (it reaches a writable primary).
 
     After an event store write block (matrix row 7) the old primary still answers: the platform
     must fence it before it promotes the target. Both are watched in one loop, so the order is
@@ -462,12 +463,33 @@ class ExternalFailover:
         except (psycopg.Error, LabStartError):
             return False
 
-    def _healthy(self) -> bool:
+    def _reconnected(self) -> bool:
+        """The API reaches a writable primary again: its health's database part is up (the whole
+        ServiceHealth lags behind it: the instances' heartbeats on the new primary)."""
         try:
             body = requests.get(self.lab.api_url + "/health", timeout=2).json()
-            return body.get("ServiceHealth") == "Healthy"
-        except (requests.RequestException, ValueError):
+            return ((body.get("components") or {}).get("database") or {}).get("status") == "up"
+        except (requests.RequestException, ValueError, AttributeError):
             return False
+
+    def _wait_reconnect(self, deadline: float, why: dict) -> None:
+        """Emit reconnect timed at the earliest moment the polls allow: the start of the last poll
+        that did not see the API reconnected (or of the first poll, when it already did). Seen from
+        outside, the reconnect lies between that and the answer that saw it (window_s); a client
+        write can go through inside that window, so timing it at the answer would put the
+        reconnect after the first write it made possible."""
+        earliest = time.time()
+        while True:
+            started = time.time()
+            if self._reconnected():
+                self.lab.on_event("reconnect", "api", {**why, "wall": earliest,
+                                                       "window_s": round(time.time() - earliest, 3),
+                                                       "observed": "the API reaches a writable primary"})
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the API did not reach a writable primary again")
+            earliest = started
+            time.sleep(0.02)
 
     def _observe(self, failed: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -493,8 +515,7 @@ class ExternalFailover:
             # seen from outside, a poll late: it was promoted no earlier than that last poll began
             emit("promote", target, {"observed": "target accepts writes",
                                      "not_before_s": round(time.monotonic() - in_recovery[0], 3)})
-            wait_for(self._healthy, "the API did not report Healthy again", timeout=left(), interval=0.1)
-            emit("reconnect", "api", {"observed": "ServiceHealth = Healthy"})
+            self._wait_reconnect(deadline, {})
             self.state = "failed_over"
         except Exception as exc:
             self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
@@ -508,21 +529,35 @@ class ExternalFailover:
             hook = self.lab.config.actions.get("database_failover")
             if hook is not None:
                 hook.run(failed=failed, target=target, cause=WRITE_BLOCKED)
+            # each change is timed at the earliest moment the polls allow: the start of the last
+            # poll that still saw the state before it (a client can see the change inside the window)
+            answering_since = writable_since = time.time()
             while not (fenced and promoted):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{'the target was not promoted' if fenced else failed + ' was not fenced'} "
                                        f"within {timeout:.0f} s")
-                if not fenced and not self._answers(failed):
-                    emit("detect", failed, {**why, "observed": "the write-blocked primary was fenced"})
-                    emit("fence", failed, {**why, "observed": "the write-blocked primary stopped answering"})
-                    fenced = True
-                if not promoted and self._writable(target):
-                    emit("promote", target, {**why, "observed": "target accepts writes"})
-                    promoted = True
-                time.sleep(0.05)
-            wait_for(self._healthy, "the API did not report Healthy again",
-                     timeout=max(0.0, deadline - time.monotonic()), interval=0.1)
-            emit("reconnect", "api", {**why, "observed": "ServiceHealth = Healthy"})
+                if not fenced:
+                    started = time.time()
+                    if self._answers(failed):
+                        answering_since = started
+                    else:
+                        window = round(time.time() - answering_since, 3)
+                        emit("detect", failed, {**why, "wall": answering_since, "window_s": window,
+                                                "observed": "the write-blocked primary was fenced"})
+                        emit("fence", failed, {**why, "wall": answering_since, "window_s": window,
+                                               "observed": "the write-blocked primary stopped answering"})
+                        fenced = True
+                if not promoted:
+                    started = time.time()
+                    if not self._writable(target):
+                        writable_since = started
+                    else:
+                        emit("promote", target, {**why, "wall": writable_since,
+                                                 "window_s": round(time.time() - writable_since, 3),
+                                                 "observed": "target accepts writes"})
+                        promoted = True
+                time.sleep(0.02)
+            self._wait_reconnect(deadline, why)
             self.state = "failed_over"
         except Exception as exc:
             self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
