@@ -446,15 +446,12 @@ class ContainerLab(LabParts, Lab):
     def capabilities(self) -> frozenset[str]:
         return frozenset(CAPABILITIES) - {"backups"}
 
-    def control_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.control_token}"}
-
     # -- container plumbing ------------------------------------------------------------------
     def _mounts(self, image: str) -> dict[str, dict]:
-        if image != BASE_IMAGE:
-            return {}
-        paths = list(HOST_MOUNTS) + [sys.base_prefix, str(Path(__file__).resolve().parents[2])]
-        mounts = {p: {"bind": p, "mode": "ro"} for p in paths if os.path.exists(p)}
+        mounts = {}
+        if image == BASE_IMAGE:
+            paths = list(HOST_MOUNTS) + [sys.base_prefix, str(Path(__file__).resolve().parents[2])]
+            mounts = {p: {"bind": p, "mode": "ro"} for p in paths if os.path.exists(p)}
         if self.root is not None:     # the lab's files: SIEM, request logs, metrics, stats socket
             mounts[str(self.root)] = {"bind": str(self.root), "mode": "rw"}
         return mounts
@@ -809,7 +806,7 @@ class ContainerLab(LabParts, Lab):
                 "engine": self.engine.kind if self.engine else None,
                 "images": ", ".join(f"{k}={v}" for k, v in self.images.items()),
                 "image_notes": "; ".join(self.image_notes.values()) or "none",
-                "api_instances": len(self.instance_ports), "load_balancer": "HAProxy (host)",
+                "api_instances": len(self.instance_ports), "load_balancer": "HAProxy (container)",
                 "lab_start_seconds": round(self.started_in or 0, 2)}
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:

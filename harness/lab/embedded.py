@@ -233,10 +233,6 @@ class EmbeddedLab(LabParts, Lab):
     def _cp_env(self) -> dict[str, str]:
         return {**self._aws_env(), "PGPASSWORD": self.cluster.password, CONTROL_TOKEN_ENV: self.control_token}
 
-    def control_headers(self) -> dict[str, str]:
-        """What a call of a control endpoint of this lab carries: its bearer token."""
-        return {"Authorization": f"Bearer {self.control_token}"}
-
     def _start_gateway(self, upstream: str) -> None:
         """The HTTP fault gateway in front of the primary region's object store."""
         self.gateway = subprocess.Popen(

@@ -46,11 +46,17 @@ def read_latest_object(s3, bucket: str, key: str) -> bytes | None:
 class LabParts:
     """Mixed into a Lab that runs the whole topology: `connectors` (harness.lab.connectors
     .ConnectorTier), `store_url` (moto as the harness reaches it) and `gateway_url` (the S3
-    fault gateway's control address) are set by up()."""
+    fault gateway's control address) are set by up(), `control_token` by the constructor."""
 
     connectors: Any = None
     store_url: str = ""
     gateway_url: str = ""
+    control_token: str = ""
+
+    def control_headers(self) -> dict[str, str]:
+        """What a call of a control endpoint of this lab (clock, platform stand-ins, fault gateway)
+        carries: the lab's bearer token, given to those parts in their environment."""
+        return {"Authorization": f"Bearer {self.control_token}"}
 
     # -- connector platforms and workers ---------------------------------------------------
     def platform_control_url(self, platform: str) -> str:
