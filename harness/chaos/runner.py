@@ -70,8 +70,18 @@ class Halt:
         return self.event.is_set()
 
 
+# what each fault that is not a link's toxic needs of the lab (harness.lab.base.CAPABILITIES)
+FAULT_NEEDS = {"api_instance_kill": "api_instances", "database_primary_kill": "database_kill",
+               "platform_degrade": "platform_api_faults", "platform_down": "platform_kill",
+               "connector_worker_kill": "connector_workers", "event_store_block": "event_store_block",
+               "http_error": "evidence_http_errors", "backup_halt": "backups", "backup_corrupt": "backups",
+               "database_loss": "backups"}
+
+
 def capability(step: Step, lab: Any) -> str | None:
     """Why this lab cannot do this fault (checked before anything is injected), or None."""
+    from ..lab.base import CAPABILITIES
+
     cls = REGISTRY[step.spec.type]
     target = step.spec.target
     if issubclass(cls, (ToxicFault, ProxyDown)):
@@ -80,15 +90,17 @@ def capability(step: Step, lab: Any) -> str | None:
         except Exception as exc:  # noqa: BLE001 - the reason is the answer
             return f"fault {step.name}: {exc}"
         return None
+    if step.spec.type.startswith(("container_", "network_")):
+        return None if hasattr(lab, "container") else \
+            f"fault {step.name}: {step.spec.type} needs the container lab (lab provider testcontainers)"
+    needed = FAULT_NEEDS.get(step.spec.type)
+    if needed is not None and needed not in lab.capabilities():
+        what = ("has no API instance processes the harness can kill" if needed == "api_instances"
+                else f"cannot {CAPABILITIES[needed]}")
+        return f"fault {step.name}: the {lab.provider} lab {what} (capability {needed})"
     if step.spec.type == "api_instance_kill":
-        try:
-            names = lab.api_instances()
-        except (AttributeError, NotImplementedError):
-            return f"fault {step.name}: the {lab.provider} lab has no API instance processes the harness can kill"
+        names = lab.api_instances()
         return None if target in (*names, "all") else f"fault {step.name}: no API instance {target!r} ({', '.join(names)})"
-    if lab.provider != "embedded":
-        return (f"fault {step.name}: {step.spec.type} needs the embedded lab's process handles; on the "
-                f"{lab.provider} lab use a network fault on one of its proxies")
     return None
 
 

@@ -22,6 +22,9 @@ def attached_config(endpoints: dict[str, Any], password_file: str | Path) -> dic
             "toxiproxy_url": endpoints["toxiproxy"],
             "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
                          "nodes": {"pg-a": node(database["pg-a"]), "pg-b": node(database["pg-b"])}},
+            # the lab's own proxies under their own names (the scenarios' names for them)
+            "proxies": {"evidence_store": "s3", "evidence_replica": "s3-replica",
+                        "platforms": {p: f"platform-{p}" for p in endpoints.get("platforms") or ()}},
             "siem_file": endpoints.get("siem"), "allow_destructive": False}
 
 

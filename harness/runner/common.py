@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from ..gates import evaluate_gates
 from ..gates.availability import AvailabilityBudget
@@ -188,23 +188,30 @@ def applied_counts(scn: Scenario, platform: str) -> Counter:
 def harvest(scn: Scenario) -> None:
     """Copy the lab parts' own logs of this scenario's time into its history: every request each
     platform stand-in and the S3 gateway received, and every connector worker the auto-scaling
-    group replaced ("worker_replaced", source asg), timed by them."""
+    group replaced ("worker_replaced", source asg), timed by them. A log this provider does not
+    have is skipped; one that cannot be read is said in the scenario's observations (the checkers
+    that need it then see nothing, and cannot pass on it)."""
     since = scn.recorder.history().ops[0].wall_invoke if scn.recorder.ops() else None
+
+    def read(what: str, fetch: Callable[[], list[dict]]) -> list[dict] | None:
+        try:
+            return fetch()
+        except (NotImplementedError, KeyError, AttributeError):
+            return None
+        except Exception as exc:  # noqa: BLE001 - a lab part that cannot be read is a finding, not a crash
+            scn.observe(f"The {what} could not be read: {type(exc).__name__}: {exc}")
+            return None
+
     for platform in PLATFORMS:
-        log = platform_log(scn.lab, platform)
+        log = read(f"{platform} platform's request log", lambda: scn.lab.platform_requests(platform))
         if log is None:
             break
         scn.recorder.import_records("platform_request", f"platform:{platform}", log, since_wall=since)
-    try:
-        replaced = scn.lab.connector_replacements()
-    except NotImplementedError:
-        replaced = []
+    replaced = read("auto-scaling group's replacements", scn.lab.connector_replacements) or []
     scn.recorder.import_records("worker_replaced", "asg", replaced, key="new_pid", since_wall=since)
-    try:
-        requests = scn.lab.gateway_requests("s3")
-    except (NotImplementedError, KeyError, AttributeError):
-        return
-    scn.recorder.import_records("gateway_request", "gateway:s3", requests, since_wall=since)
+    requests = read("S3 gateway's request log", lambda: scn.lab.gateway_requests("s3"))
+    if requests is not None:
+        scn.recorder.import_records("gateway_request", "gateway:s3", requests, since_wall=since)
 
 
 # ---- the end of a scenario --------------------------------------------------------------------

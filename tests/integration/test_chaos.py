@@ -26,8 +26,13 @@ pytestmark = pytest.mark.integration
 
 
 def env_of(staging) -> dict:
+    """The environment of a `drill chaos` against the staging lab: its state dir, and the runbook
+    token its external plans' hooks name."""
+    from .conftest import TOKEN_ENV
+
     state = Path(staging["secret_files"]["pg-password"]).parent
-    return {**os.environ, "DRILL_STATE_DIR": str(state)}
+    token = Path(staging["secret_files"]["runbook-token"]).read_text()
+    return {**os.environ, "DRILL_STATE_DIR": str(state), TOKEN_ENV: token}
 
 
 def toxics(staging, proxy: str = "db") -> list[dict]:

@@ -39,3 +39,28 @@ def test_scenarios_of_a_run_get_their_own_correlation_ids_under_the_drills():
     first, second = run.begin("a", "f", []), run.begin("b", "f", [])
     assert first.correlation_id == f"{run.correlation_id}/1" and second.correlation_id == f"{run.correlation_id}/2"
     assert run.current is second
+
+
+class UnreadableLab:
+    """A lab whose parts' logs cannot be read (a runbook read hook refused), or are not there."""
+
+    def platform_requests(self, platform):
+        raise RuntimeError("hook platform_requests: 401")
+
+    def connector_replacements(self):
+        raise NotImplementedError
+
+    def gateway_requests(self, name):
+        raise ConnectionError("gateway down")
+
+
+def test_a_lab_log_that_cannot_be_read_is_observed_not_a_crash():
+    from harness.runner.common import harvest
+
+    scenario = DrillRun(drill="d", lab=UnreadableLab(), targets={}).begin("s", "f", [])
+    harvest(scenario)
+    said = " ".join(scenario.observations)
+    assert "request log could not be read: RuntimeError: hook platform_requests: 401" in said
+    assert "S3 gateway's request log could not be read: ConnectionError" in said
+    assert "auto-scaling" not in said                     # not there on this provider: nothing to say
+    assert not scenario.recorder.history().events_of("platform_request")
