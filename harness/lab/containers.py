@@ -732,13 +732,7 @@ class ContainerLab(LabParts, Lab):
             logs = self.containers[name].logs(tail=10).decode(errors="replace")
             raise LabStartError(f"Control Plane container {name} did not start: {logs}")
 
-    # -- API instances: the stateless tier's faults (container kill, the same container again) ---
-    def api_instances(self) -> list[str]:
-        return list(self.instances)
-
-    def api_instance_alive(self, name: str) -> bool:
-        return self.instances[name].poll() is None
-
+    # -- API instances: the stateless tier's faults (container kill, a new container) ------------
     def kill_api_instance(self, name: str) -> None:
         """SIGKILL one API instance's container (an availability zone's service is gone)."""
         self.instances[name].kill()
@@ -749,10 +743,6 @@ class ContainerLab(LabParts, Lab):
             return
         self.recreate(name)
         self._wait_instance(name, time.monotonic() + START_TIMEOUT)
-
-    @property
-    def probe_window(self) -> float:
-        return self.lb.probe_window
 
     def reset_faults(self) -> None:
         super().reset_faults()

@@ -305,12 +305,6 @@ class EmbeddedLab(LabParts, Lab):
             raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
 
     # -- API instances: the stateless tier's faults ---------------------------------------------
-    def api_instances(self) -> list[str]:
-        return list(self.instance_ports)
-
-    def api_instance_alive(self, name: str) -> bool:
-        return self.instances[name].poll() is None
-
     def kill_api_instance(self, name: str) -> None:
         """SIGKILL one API instance (an availability zone's service is gone)."""
         self.registration.kill(self.instances[name])
@@ -321,10 +315,6 @@ class EmbeddedLab(LabParts, Lab):
             return
         self._start_instance(name, self.instance_ports[name])
         self._wait_instance(name, time.monotonic() + START_TIMEOUT)
-
-    @property
-    def probe_window(self) -> float:
-        return self.lb.probe_window
 
     @staticmethod
     def _live(port: int) -> bool:

@@ -49,6 +49,8 @@ class LabParts:
     fault gateway's control address) are set by up(), `control_token` by the constructor."""
 
     connectors: Any = None
+    instances: dict[str, Any]         # set by each lab
+    lb: Any = None
     store_url: str = ""
     gateway_url: str = ""
     control_token: str = ""
@@ -57,6 +59,18 @@ class LabParts:
         """What a call of a control endpoint of this lab (clock, platform stand-ins, fault gateway)
         carries: the lab's bearer token, given to those parts in their environment."""
         return {"Authorization": f"Bearer {self.control_token}"}
+
+    # -- API instances (each lab's `instances`: a handle with poll() per zone) and the balancer --
+    def api_instances(self) -> list[str]:
+        return list(self.instances)
+
+    def api_instance_alive(self, name: str) -> bool:
+        return self.instances[name].poll() is None
+
+    @property
+    def probe_window(self) -> float:
+        """Seconds until the load balancer takes a dead instance out of rotation."""
+        return self.lb.probe_window
 
     # -- connector platforms and workers ---------------------------------------------------
     def platform_control_url(self, platform: str) -> str:
