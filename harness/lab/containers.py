@@ -493,7 +493,14 @@ class ContainerLab(LabParts, Lab):
                                   "networking_config": {self.network.name: endpoint}, **create}
         if kind == "postgres":
             kwargs["entrypoint"] = []        # the official image's entrypoint would run initdb itself
-        container.with_kwargs(**kwargs).start()
+        try:
+            container.with_kwargs(**kwargs).start()
+        except BaseException:   # made but not started (e.g. the runtime refused it): not left behind
+            try:
+                self.remove(self.client.containers.get(f"{self.lab_id}-{name}"))
+            except Exception:
+                pass
+            raise
         wrapped = container.get_wrapped_container()
         self.containers[name] = wrapped
         return wrapped
