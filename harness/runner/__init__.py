@@ -63,7 +63,7 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
                 f"so nothing was started: {' | '.join(lacking)}. {fix}")
     radius = getattr(getattr(lab, "config", None), "blast_radius", None)
     if radius is not None:
-        refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), radius)
+        refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), radius, plan.tags)
         if refused:
             return (f"{plan.path}: key 'lab.blast_radius': these faults touch what it does not list, "
                     f"so the run is refused: {'; '.join(refused)}")
@@ -73,11 +73,12 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
 def _keys_that_give(plan: Plan, lab: Any, have: frozenset[str]) -> list[str]:
     """The plan keys that would give the lab what the selected steps lack (a provider configured
     by its plan, the external one, says which); [] when no key can."""
-    from .needs import selected_steps, step_needs
+    from .impact import feature_steps
+    from .needs import step_needs
 
     if not hasattr(lab, "missing_keys"):
         return []
-    needed = {cap for path in plan.scenarios for step in selected_steps(path, plan.tags) for cap in step_needs(step)}
+    needed = {cap for path in plan.scenarios for step in feature_steps(path, plan.tags) for cap in step_needs(step)}
     keys: list[str] = []
     for cap in sorted(needed - set(have)):
         missing = lab.missing_keys(cap)

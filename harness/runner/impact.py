@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Callable, Mapping, Union
 
+from .tags import matches
+
 STEP = re.compile(r"^\s*(Given|When|Then|And|But)\s+(.+?)\s*$")
 
 # what a destructive step touches: a name, several, or a function of the step's match; a name
@@ -13,10 +15,27 @@ STEP = re.compile(r"^\s*(Given|When|Then|And|But)\s+(.+?)\s*$")
 Targets = Union[str, tuple, list, Callable[[re.Match], Union[str, tuple, list]]]
 
 
-def feature_steps(path: Path) -> list[str]:
-    """The step sentences of a .feature file, in order (keywords dropped)."""
-    return [m.group(2) for line in path.read_text(encoding="utf-8").splitlines()
-            if (m := STEP.match(line))]
+def feature_steps(path: Path, expression: str | None = None) -> list[str]:
+    """The step sentences of a .feature file, in order (keywords dropped): of the scenarios the
+    tag expression selects (all without one), with the Background's; a scenario's tags include
+    its feature's."""
+    feature_tags: set[str] = set()
+    pending: set[str] = set()
+    selected, steps = True, []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if text.startswith("@"):
+            pending |= set(text.split())
+        elif text.startswith("Feature:"):
+            feature_tags, pending, selected = pending, set(), True
+        elif text.startswith("Background:"):
+            selected = True
+        elif text.startswith(("Scenario:", "Scenario Outline:", "Example:")):
+            selected = expression is None or matches(expression, feature_tags | pending)
+            pending = set()
+        elif selected and (m := STEP.match(line)):
+            steps.append(m.group(2))
+    return steps
 
 
 def step_targets(step: str, targets_by_step: Mapping[str, Targets]) -> list[str]:
@@ -40,18 +59,21 @@ def step_targets(step: str, targets_by_step: Mapping[str, Targets]) -> list[str]
     return []
 
 
-def fault_targets(features: list[Path], targets_by_step: Mapping[str, Targets]) -> dict[str, list[str]]:
-    """{target: [steps that touch it]} for every destructive step of the features."""
+def fault_targets(features: list[Path], targets_by_step: Mapping[str, Targets],
+                  expression: str | None = None) -> dict[str, list[str]]:
+    """{target: [steps that touch it]} for every destructive step of the features' scenarios the
+    tag expression selects."""
     touched: dict[str, list[str]] = {}
     for path in features:
-        for step in feature_steps(path):
+        for step in feature_steps(path, expression):
             for target in step_targets(step, targets_by_step):
                 touched.setdefault(target, []).append(f"{path.name}: {step}")
     return touched
 
 
 def outside_blast_radius(features: list[Path], targets_by_step: Mapping[str, Targets],
-                         radius: tuple[str, ...]) -> list[str]:
-    """One line per fault whose target is not in the blast radius (empty: all allowed)."""
-    return [f"{step} -> {target}" for target, steps in fault_targets(features, targets_by_step).items()
+                         radius: tuple[str, ...], expression: str | None = None) -> list[str]:
+    """One line per fault of the selected scenarios whose target is not in the blast radius
+    (empty: all allowed)."""
+    return [f"{step} -> {target}" for target, steps in fault_targets(features, targets_by_step, expression).items()
             if target not in radius for step in steps]

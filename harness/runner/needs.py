@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 from ..lab.base import CAPABILITIES
-from .impact import STEP
-from .tags import matches
+from .impact import feature_steps
 
 # (pattern of a step sentence, capabilities it needs)
 NEEDS: list[tuple[re.Pattern, tuple[str, ...]]] = [(re.compile(p), caps) for p, caps in [
@@ -88,28 +87,6 @@ def feature_title(path: Path) -> str:
     return path.stem
 
 
-def selected_steps(path: Path, expression: str | None = None) -> list[str]:
-    """The step sentences of the scenarios of a feature the tag expression selects (all without
-    one), with the Background's; a scenario's tags include its feature's."""
-    feature_tags: set[str] = set()
-    pending: set[str] = set()
-    selected, steps = True, []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        text = line.strip()
-        if text.startswith("@"):
-            pending |= set(text.split())
-        elif text.startswith("Feature:"):
-            feature_tags, pending, selected = pending, set(), True
-        elif text.startswith("Background:"):
-            selected = True
-        elif text.startswith(("Scenario:", "Scenario Outline:", "Example:")):
-            selected = expression is None or matches(expression, feature_tags | pending)
-            pending = set()
-        elif selected and (m := STEP.match(line)):
-            steps.append(m.group(2))
-    return steps
-
-
 def missing_capabilities(features: list[Path], have: frozenset[str] | set[str],
                          expression: str | None = None) -> list[str]:
     """One line per matrix row (feature) that needs what the lab lacks: the row, its file, what it
@@ -117,7 +94,7 @@ def missing_capabilities(features: list[Path], have: frozenset[str] | set[str],
     lines = []
     for path in features:
         lacking: dict[str, str] = {}
-        for step in selected_steps(path, expression):
+        for step in feature_steps(path, expression):
             for cap in step_needs(step):
                 if cap not in have:
                     lacking.setdefault(cap, step)

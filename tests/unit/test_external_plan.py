@@ -221,6 +221,14 @@ def test_every_destructive_step_of_every_feature_has_a_target():
         "backup-store", "database-all-nodes", "backup-key-vault", "backup-service"))
 
 
+def test_the_blast_radius_judges_only_the_scenarios_the_tag_expression_selects():
+    targets = ExternalLab(parse(full_lab()), confirmed=True).fault_targets()
+    radius = tuple(full_lab()["blast_radius"])
+    everything = outside_blast_radius(FEATURES, targets, radius)
+    assert any("region_loss.feature" in line for line in everything)       # backup rows: outside it
+    assert outside_blast_radius(FEATURES, targets, radius, "@quarterly and not @ha-domain:backup-restore") == []
+
+
 def test_step_targets_match_parametrized_sentences():
     rules = {r"the API instance in (?P<zone>\S+) is killed": r"api-\g<zone>",
              "the database primary is killed": "database-primary", r"every API instance is down": ("a", "b")}

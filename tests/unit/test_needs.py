@@ -7,7 +7,7 @@ import pytest
 
 from harness.lab.base import CAPABILITIES
 from harness.runner.impact import feature_steps
-from harness.runner.needs import NEEDS, classified, missing_capabilities, selected_steps, step_needs
+from harness.runner.needs import NEEDS, classified, missing_capabilities, step_needs
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = sorted((ROOT / "scenarios").rglob("*.feature"))
@@ -49,6 +49,6 @@ def test_only_the_scenarios_the_tags_select_count(tmp_path):
     feature = tmp_path / "two.feature"
     feature.write_text("@quarterly\nFeature: Two\n  Scenario: kept\n    When the sccm site server is killed\n\n"
                        "  @adhoc\n  Scenario: other\n    When the database primary is killed\n")
-    assert selected_steps(feature, "@adhoc") == ["the database primary is killed"]
+    assert feature_steps(feature, "@adhoc") == ["the database primary is killed"]
     assert missing_capabilities([feature], frozenset({"platform_kill"}), "not @adhoc") == []
     assert "database_kill" in missing_capabilities([feature], frozenset({"platform_kill"}))[0]
