@@ -99,10 +99,12 @@ def main() -> int:
         staging, process, started = None, None, 0.0
         try:
             if "external" in providers:
-                from tests.integration.conftest import TOKEN_ENV, start_lab_up
+                from tests.integration.conftest import TOKEN_ENV, add_aws_key_files, start_lab_up
                 started = time.perf_counter()
                 process, staging = start_lab_up({"DRILL_STATE_DIR": str(work / "state")})
                 staging["lab_up_s"] = time.perf_counter() - started
+                (work / "keys").mkdir()
+                add_aws_key_files(staging, work / "keys")
                 os.environ[TOKEN_ENV] = Path(staging["secret_files"]["runbook-token"]).read_text()
             for provider in providers:
                 print(f"running the matrix on {provider} ...", file=sys.stderr, flush=True)

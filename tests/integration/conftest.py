@@ -71,6 +71,15 @@ def start_lab_up(env: dict) -> tuple[subprocess.Popen, dict]:
     return process, json.loads("".join(lines))
 
 
+def add_aws_key_files(info: dict, folder: Path) -> None:
+    """Random S3/SQS keys in 0600 files in `folder`, named in info["secret_files"]."""
+    for name in ("aws-access-key", "aws-secret-key"):
+        path = folder / name
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(16))
+        info["secret_files"][name] = str(path)
+
+
 @pytest.fixture(scope="module")
 def staging(tmp_path_factory):
     """A running lab (another process, as staging is) and what a user knows of it; with the keys
@@ -79,12 +88,7 @@ def staging(tmp_path_factory):
     state = tmp_path_factory.mktemp("state")
     process, info = start_lab_up({"DRILL_STATE_DIR": str(state)})
     try:
-        keys = tmp_path_factory.mktemp("aws-keys")
-        for name in ("aws-access-key", "aws-secret-key"):
-            path = keys / name
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_hex(16))
-            info["secret_files"][name] = str(path)
+        add_aws_key_files(info, tmp_path_factory.mktemp("aws-keys"))
         yield info
     finally:
         process.send_signal(signal.SIGTERM)
