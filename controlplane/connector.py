@@ -49,8 +49,9 @@ right before a retry): no long poll makes a retry late. With none held it long-p
 held retries are simply left to SQS: their visibility timeout runs out and they come back.
 
 With ``--report-url`` every outcome is also reported to the Control Plane
-(``POST /platforms/{platform}/observations``: platform health, PromotionsPaused; reports it
-could not take are kept in order and sent again), and an idle worker (queue empty, no retry
+(``POST /platforms/{platform}/observations``: platform health, PromotionsPaused), by a thread of
+its own, in order: a slow or unreachable Control Plane never delays an attempt or a held retry
+(reports it could not take are kept in order and sent again every REPORT_RETRY_S), and an idle worker (queue empty, no retry
 held) probes ``GET {platform}/health`` every ``--probe-interval``, reporting a changed outcome.
 
 Every operation logs one JSON line to stderr: correlation id, platform, intent id, attempt,
@@ -85,6 +86,8 @@ from controlplane.redact import scrub, short_cause
 SQS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 MAX_VISIBILITY = 12 * 3600  # SQS limit
 MAX_UNSENT_REPORTS = 1000   # reports kept while the Control Plane is unreachable (oldest dropped)
+REPORT_RETRY_S = 0.5        # a report the Control Plane did not take is sent again this often
+REPORT_TIMEOUT_S = 2.0
 HOLD_MARGIN_S = 2           # a held message stays invisible this long past its retry's request timeout
 RETRY_POLL_S = 0.25         # while retries are held: the queue is polled (without waiting) this often
 
@@ -156,6 +159,7 @@ class Connector:
         self.lock = threading.Lock()
         self.last_reported: str | None = None   # the last outcome class reported (sent or kept)
         self.unsent: collections.deque[dict] = collections.deque(maxlen=MAX_UNSENT_REPORTS)
+        self.report_ready = threading.Condition()   # guards unsent; notified on each new report
         self.last_probe = 0.0
         self.held: list[Held] = []   # heap: messages kept for an in-process retry, earliest due first
         self._seq = itertools.count()
@@ -201,38 +205,52 @@ class Connector:
 
     def report(self, outcome: str, op: str = "apply", **fields) -> None:
         """Report the outcome to the Control Plane (platform health, PromotionsPaused, the
-        outbox's applied state). Never blocks the work: a report the Control Plane did not take
-        (it is down, e.g. the whole API tier) is kept, in order, and sent before the next one."""
+        outbox's applied state). Never blocks the work: the report is queued for the reporter
+        thread, which keeps one the Control Plane did not take (it is down, e.g. the whole API
+        tier) and sends it again, in order, before the next."""
         if not self.s.report_url:
             return
         if outcome not in ("rejected", "dead_lettered"):
             self.last_reported = outcome
-        self.unsent.append({"outcome": outcome, "op": op, **{k: v for k, v in fields.items() if v is not None}})
-        self.flush_reports()
+        with self.report_ready:
+            self.unsent.append({"outcome": outcome, "op": op, **{k: v for k, v in fields.items() if v is not None}})
+            self.report_ready.notify()
 
-    def flush_reports(self) -> None:
-        while self.unsent:
-            body = self.unsent[0]
+    def _report_loop(self) -> None:
+        while not self.stop.is_set():
+            with self.report_ready:
+                if not self.unsent:
+                    self.report_ready.wait(REPORT_RETRY_S)
+            if not self.flush_reports():
+                self.stop.wait(REPORT_RETRY_S)
+
+    def flush_reports(self) -> bool:
+        """Send the kept reports, oldest first; False when the Control Plane did not take one."""
+        while True:
+            with self.report_ready:
+                if not self.unsent:
+                    return True
+                body = self.unsent[0]
             request = urllib.request.Request(
                 f"{self.s.report_url.rstrip('/')}/platforms/{self.s.platform}/observations",
                 data=json.dumps(body).encode(), method="POST",
                 headers={"Content-Type": "application/json",
                          "X-Correlation-Id": str(body.get("correlation_id") or f"connector-{self.s.platform}")})
             try:
-                with urllib.request.urlopen(request, timeout=2.0) as response:
+                with urllib.request.urlopen(request, timeout=REPORT_TIMEOUT_S) as response:
                     response.read()
             except urllib.error.HTTPError as exc:
                 exc.close()
-                if exc.code < 500:   # refused as invalid: sending it again cannot help
-                    self.log("report", "refused", status=exc.code, reported=body["outcome"])
-                    self.unsent.popleft()
-                    continue
-                self.log("report", "deferred", status=exc.code, unsent=len(self.unsent))
-                return
+                if exc.code >= 500:
+                    self.log("report", "deferred", status=exc.code, unsent=len(self.unsent))
+                    return False
+                self.log("report", "refused", status=exc.code, reported=body["outcome"])   # invalid: sending it again cannot help
             except (OSError, ValueError) as exc:   # URLError is an OSError
                 self.log("report", "deferred", detail=short_cause(exc), unsent=len(self.unsent))
-                return
-            self.unsent.popleft()
+                return False
+            with self.report_ready:
+                if self.unsent and self.unsent[0] is body:   # (not pushed out by a full deque meanwhile)
+                    self.unsent.popleft()
 
     def probe(self) -> None:
         """When idle: GET <platform>/health; report it when it differs from what was reported last."""
@@ -484,6 +502,8 @@ class Connector:
     def run(self) -> int:
         self.write_metrics()
         threading.Thread(target=self._metrics_loop, name="metrics", daemon=True).start()
+        if self.s.report_url:
+            threading.Thread(target=self._report_loop, name="reports", daemon=True).start()
         self.log("start", "ok", queue_url=self.s.queue_url, dlq_url=self.s.dlq_url,
                  platform_url=self.s.platform_url, base_interval=self.s.base_interval,
                  max_attempts=self.s.max_attempts)
@@ -515,7 +535,6 @@ class Connector:
                 continue
             if not self.held:   # idle: nothing received, no retry held
                 if time.monotonic() - self.last_probe >= self.s.probe_interval:
-                    self.flush_reports()
                     self.probe()
                 continue
             delay = self.next_retry() - time.monotonic()
@@ -524,6 +543,8 @@ class Connector:
         left = len(self.held)
         self.held.clear()
         self.bump(retries_held=0)
+        if self.s.report_url:
+            self.flush_reports()   # the last outcomes, once (the reporter thread stops with the worker)
         self.write_metrics()
         self.log("stop", "ok", retries_left_to_sqs=left)
         return 0

@@ -329,16 +329,19 @@ def test_always_failing_intent_ends_in_the_dead_letter_queue(lab, mode):
 
 
 class _Reports(threading.Thread):
-    """A real HTTP server on a fixed port taking the connector's reports, started late."""
+    """A real HTTP server on a fixed port taking the connector's reports, started late; with
+    `hold_s`, each report is held that long before it is answered (a Control Plane too slow)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, hold_s: float = 0.0) -> None:
         super().__init__(daemon=True)
         received = self.received = []
+        stopping = self.stopping = threading.Event()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.append((self.path, json.loads(body)))
+                stopping.wait(hold_s)
                 self.send_response(201)
                 self.end_headers()
 
@@ -611,6 +614,33 @@ def test_platform_sees_one_intents_retries_spaced_by_doubling_waits(lab, tmp_pat
     assert [(line["attempt"], line["wait_s"], line.get("visibility_s")) for line in lines] == \
         [(1, 0.5, 4), (2, 1.0, 4), (3, 2.0, 5), (4, None, None)]
     wait_for(lambda: queue_empty(lab, q), what="intent queue drained")
+
+
+def test_a_control_plane_slow_to_take_reports_delays_no_retry(lab, tmp_path):
+    """Each failed attempt is reported; a Control Plane that holds every report past the
+    connector's report timeout must not push the retries back: the platform still sees them
+    spaced 0.5, 1, 2 s, and the reports still arrive."""
+    q = lab.queues("sccm")
+    log = tmp_path / "sccm.requests.jsonl"
+    _, url = lab.platform_mock("sccm", "--request-log", str(log))
+    port = free_port()
+    reports = _Reports(port, hold_s=3.0)
+    reports.start()
+    try:
+        degrade(url, "error", None, 3)
+        connector, metrics = lab.connector("sccm", q, url, *LAB_BACKOFF, "--report-url", f"http://127.0.0.1:{port}")
+        body = intent("ring1")
+        lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+        wait_for(lambda: metrics_of(metrics).get("applied") == 1, what="applied after three failures",
+                 on_fail=connector.text)
+        gaps = gaps_of(arrivals_of(log, body["idempotency_key"]))
+        assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(gaps, (0.5, 1.0, 2.0), strict=True)), gaps
+        wait_for(lambda: len([r for _, r in reports.received if r["op"] == "apply"]) >= 4,
+                 what="every attempt reported", on_fail=connector.text)
+    finally:
+        reports.stopping.set()
+        reports.server.shutdown()
+        reports.server.server_close()
 
 
 @pytest.mark.parametrize("mode, retry_after", [DEGRADATIONS[1], DEGRADATIONS[2]])
