@@ -176,25 +176,30 @@ class PromotionRefused(Gate):
 @register
 class ConnectorBackoff(Gate):
     """ConnectorBackoff: each retry of an intent waits about twice the previous interval (2x base),
-    as the platform itself received the attempts (its request log): >= 3 attempts, the first gap at
-    least the base interval, each gap min_ratio..max_ratio times the previous."""
+    as the platform itself received the attempts (its request log): >= 3 attempts, the first wait
+    at least the base interval, each wait min_ratio..max_ratio times the previous. A wait is the
+    gap between two attempts less the link's round trip (a lookup to its apply, on the same log)
+    for each connector call within it: a latency toxic adds the same time to every gap, which
+    would flatten the ratios of a backoff that doubles."""
 
     def __init__(self, platform: str, keys: list[str], base_s: float, min_ratio: float = 1.5,
                  max_ratio: float = 3.0):
         self.platform, self.keys, self.base_s = platform, set(keys), base_s
         self.min_ratio, self.max_ratio = min_ratio, max_ratio
         self.id = f"connector_backoff_2x_{platform}"
-        self.threshold = f"first gap >= {base_s:g} s; each gap {min_ratio:g}-{max_ratio:g} x the previous"
+        self.threshold = (f"first wait >= {base_s:g} s; each wait {min_ratio:g}-{max_ratio:g} x the previous "
+                          f"(a wait: the gap less the link's round trips)")
         self.description = ("ConnectorBackoff: each retry waits 2x the previous interval, as the platform "
                             "received the attempts")
 
     def evaluate(self, history: History) -> GateResult:
         b = backoff(history, self.platform, self.keys, until=_requeued(history, self.platform))
-        measured = {"gaps_s": [round(g, 3) for g in b.gaps_s], "ratios": [round(r, 2) for r in b.ratios]}
-        if len(b.gaps_s) < 2:
+        measured = {"gaps_s": [round(g, 3) for g in b.gaps_s], "round_trip_s": round(b.round_trip_s, 3),
+                    "waits_s": [round(w, 3) for w in b.waits_s], "ratios": [round(r, 2) for r in b.ratios]}
+        if len(b.waits_s) < 2:
             return self.unknown(f"fewer than 3 attempts of one {self.platform} intent reached the platform",
                                 measured)
-        ok = (b.gaps_s[0] >= 0.9 * self.base_s and all(g > 0 for g in b.gaps_s)
+        ok = (b.waits_s[0] >= 0.9 * self.base_s and all(w > 0 for w in b.waits_s)
               and all(self.min_ratio <= r <= self.max_ratio for r in b.ratios))
         return self.judge(ok, measured)
 

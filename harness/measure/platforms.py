@@ -48,18 +48,40 @@ def throttle_count(history: History, platform: str, t: float, window_s: float = 
 
 @dataclass(frozen=True)
 class Backoff:
-    key: str | None               # the intent whose attempts are measured (the one retried most)
-    gaps_s: tuple[float, ...]     # seconds between its successive arrivals while it failed
+    key: str | None                 # the intent whose attempts are measured (the one retried most)
+    gaps_s: tuple[float, ...]       # seconds between its successive arrivals while it failed
+    round_trip_s: float = 0.0       # one request's round trip on the platform's link (0: not seen)
+    waits_s: tuple[float, ...] = ()  # each gap less the round trips of the requests within it
 
     @property
     def ratios(self) -> tuple[float, ...]:
-        return tuple(b / a for a, b in zip(self.gaps_s, self.gaps_s[1:]) if a > 0)
+        return tuple(b / a for a, b in zip(self.waits_s, self.waits_s[1:]) if a > 0)
+
+
+def connector_calls(history: History, platform: str) -> list[Event]:
+    """The connector's calls the platform logged, in arrival order: applies (POST /apply) and
+    Test-IdempotencyKey lookups (GET /applied/<key>), not health probes."""
+    return [e for e in requests_at(history, platform)
+            if e.detail.get("idempotency_key") and e.detail.get("path", "/apply") in ("/apply", "/applied")]
+
+
+def round_trip(calls: list[Event]) -> float:
+    """The median time from a Test-IdempotencyKey lookup to the apply of the same key that came
+    next: one answer back to the connector and one request out, as the platform's link carries
+    them (a latency toxic on it is in there); 0 when no such pair was logged."""
+    trips = sorted(b.t - a.t for a, b in zip(calls, calls[1:])
+                   if a.detail.get("path") == "/applied" and b.detail.get("path", "/apply") == "/apply"
+                   and a.detail.get("idempotency_key") == b.detail.get("idempotency_key"))
+    return trips[len(trips) // 2] if trips else 0.0
 
 
 def backoff(history: History, platform: str, keys: set[str] | None = None, until: float | None = None) -> Backoff:
-    """The gaps between successive attempts of one intent as the platform received them, up to
-    and including its first applied arrival, before `until` (e.g. a runbook's requeue, which
-    starts a new delivery); the intent retried most among `keys`."""
+    """The intent retried most among `keys`: the gaps between its successive attempts as the
+    platform received them, up to and including its first applied arrival, before `until` (e.g. a
+    runbook's requeue, which starts a new delivery); and the waits in them: each gap less one
+    round trip per connector call the platform received within it (the retry's own lookup and
+    apply, and those of another intent's attempt in between), so that a slow link does not pass
+    for a shorter or a flatter backoff."""
     best: tuple[str | None, list[float]] = (None, [])
     for key, events in arrivals(history, platform).items():
         if keys is not None and key not in keys:
@@ -72,4 +94,7 @@ def backoff(history: History, platform: str, keys: set[str] | None = None, until
         if len(times) > len(best[1]):
             best = (key, times)
     key, times = best
-    return Backoff(key, tuple(b - a for a, b in zip(times, times[1:])))
+    calls = [e for e in connector_calls(history, platform) if until is None or e.t < until]
+    trip = round_trip(calls)
+    waits = tuple(b - a - trip * sum(1 for e in calls if a < e.t <= b) for a, b in zip(times, times[1:]))
+    return Backoff(key, tuple(b - a for a, b in zip(times, times[1:])), trip, waits)

@@ -771,10 +771,32 @@ CASES[PromotionRefused] = [
 
 BACKOFF = ConnectorBackoff("jamf", ["k1", "k2"], base_s=0.5)
 
+
+def looked_up_attempts(h: H, *attempts: tuple[str, float, int]) -> H:
+    """Attempts (key, lookup time, apply status) each made of a Test-IdempotencyKey lookup and,
+    0.4 s later (a 200 ms link each way), the apply."""
+    for key, t, status in attempts:
+        h.platform_request("jamf", t, key=key, status=404, path="/applied", outcome="tested")
+        h.platform_request("jamf", round(t + 0.4, 3), key=key, status=status)
+    return h
+
+
 CASES[ConnectorBackoff] = [
     Case("each wait twice the previous, from the base interval",
          BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.5, 13.5).build(), PASS,
-         measured({"gaps_s": [0.5, 1.0, 2.0], "ratios": [2.0, 2.0]})),
+         measured({"gaps_s": [0.5, 1.0, 2.0], "round_trip_s": 0.0, "waits_s": [0.5, 1.0, 2.0],
+                   "ratios": [2.0, 2.0]})),
+    Case("two intents in lockstep over a 200 ms link: the gaps 2.6, 3.6, 5.6 s are waits of 1, 2, 4 s",
+         BACKOFF, looked_up_attempts(H(), ("k1", 10.0, 503), ("k2", 11.3, 503), ("k1", 12.6, 503),
+                                     ("k2", 14.4, 503), ("k1", 16.2, 503), ("k2", 19.0, 503),
+                                     ("k1", 21.8, 200)).build(), PASS,
+         measured({"gaps_s": [2.6, 3.6, 5.6], "round_trip_s": 0.4, "waits_s": [1.0, 2.0, 4.0],
+                   "ratios": [2.0, 2.0]})),
+    Case("the same wait every time over a 200 ms link",
+         BACKOFF, looked_up_attempts(H(), ("k1", 10.0, 503), ("k1", 11.3, 503), ("k1", 12.6, 503),
+                                     ("k1", 13.9, 200)).build(), FAIL,
+         measured({"gaps_s": [1.3, 1.3, 1.3], "round_trip_s": 0.4, "waits_s": [0.5, 0.5, 0.5],
+                   "ratios": [1.0, 1.0]})),
     Case("a backoff whose gaps do not grow",
          BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.0, 11.5).build(), FAIL),
     Case("a first gap shorter than the base interval",
