@@ -143,9 +143,10 @@ class ProcessLauncher:
     def kill(self, process: subprocess.Popen) -> None:
         self.registration.kill(process)
 
-    def tail(self, name: str) -> str:
+    def tail(self, name: str, lines: int = 8) -> str:
+        """The last `lines` lines of a part's log."""
         try:
-            return (self.root / f"{name}.log").read_text()[-600:]
+            return "".join((self.root / f"{name}.log").read_text(errors="replace").splitlines(True)[-lines:])
         except OSError:
             return ""
 

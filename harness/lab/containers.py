@@ -368,9 +368,9 @@ class ContainerLauncher:
     def kill(self, process: ContainerProcess) -> None:
         process.kill()
 
-    def tail(self, name: str) -> str:
+    def tail(self, name: str, lines: int = 8) -> str:
         try:
-            return self.lab.container(name).logs(tail=15).decode(errors="replace")
+            return self.lab.container(name).logs(tail=lines).decode(errors="replace")
         except Exception:
             return "(no logs)"
 
