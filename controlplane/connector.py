@@ -51,8 +51,9 @@ held retries are simply left to SQS: their visibility timeout runs out and they 
 With ``--report-url`` every outcome is also reported to the Control Plane
 (``POST /platforms/{platform}/observations``: platform health, PromotionsPaused), by a thread of
 its own, in order: a slow or unreachable Control Plane never delays an attempt or a held retry
-(reports it could not take are kept in order and sent again every REPORT_RETRY_S), and an idle worker (queue empty, no retry
-held) probes ``GET {platform}/health`` every ``--probe-interval``, reporting a changed outcome.
+(reports it could not take are kept in order and sent again every REPORT_RETRY_S), and an idle
+worker (queue empty, no retry held) probes ``GET {platform}/health`` every ``--probe-interval``,
+reporting a changed outcome.
 
 Every operation logs one JSON line to stderr: correlation id, platform, intent id, attempt,
 outcome and the wait chosen. ``--metrics-file`` is rewritten atomically every second.
@@ -160,6 +161,7 @@ class Connector:
         self.last_reported: str | None = None   # the last outcome class reported (sent or kept)
         self.unsent: collections.deque[dict] = collections.deque(maxlen=MAX_UNSENT_REPORTS)
         self.report_ready = threading.Condition()   # guards unsent; notified on each new report
+        self.sending = threading.Lock()              # one sender at a time: no report goes twice
         self.last_probe = 0.0
         self.held: list[Held] = []   # heap: messages kept for an in-process retry, earliest due first
         self._seq = itertools.count()
@@ -226,6 +228,10 @@ class Connector:
 
     def flush_reports(self) -> bool:
         """Send the kept reports, oldest first; False when the Control Plane did not take one."""
+        with self.sending:
+            return self._send_reports()
+
+    def _send_reports(self) -> bool:
         while True:
             with self.report_ready:
                 if not self.unsent:
