@@ -53,7 +53,7 @@ With ``--report-url`` every outcome is also reported to the Control Plane
 its own, in order: a slow or unreachable Control Plane never delays an attempt or a held retry
 (reports it could not take are kept in order and sent again every REPORT_RETRY_S), and an idle
 worker (queue empty, no retry held) probes ``GET {platform}/health`` every ``--probe-interval``,
-reporting a changed outcome.
+reporting every failed answer and a return to ok.
 
 Every operation logs one JSON line to stderr: correlation id, platform, intent id, attempt,
 outcome and the wait chosen. ``--metrics-file`` is rewritten atomically every second.
@@ -259,12 +259,13 @@ class Connector:
                     self.unsent.popleft()
 
     def probe(self) -> None:
-        """When idle: GET <platform>/health; report it when it differs from what was reported last."""
+        """When idle: GET <platform>/health; report every failed answer (the Control Plane counts
+        each 429 the platform sent: ThrottleCount) and an ok that differs from what was reported last."""
         self.last_probe = time.monotonic()
         outcome, status, _, _, _ = self.send(urllib.request.Request(self.s.platform_url.rstrip("/") + "/health"))
         if outcome == "rejected":   # it answered (a 4xx): the platform is up
             outcome = "ok"
-        if outcome != self.last_reported:
+        if outcome != "ok" or outcome != self.last_reported:
             self.log("probe", outcome, status=status)
             self.report(outcome, op="probe", status=status)
 

@@ -433,6 +433,33 @@ def test_platform_mock_logs_a_health_answer_that_is_not_ok(lab, tmp_path):
     assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["requests_remaining"] == 3   # nothing consumed
 
 
+def test_every_429_an_idle_probe_gets_is_reported(lab, tmp_path):
+    """The Control Plane's ThrottleCount is the 429s its connectors report: an idle worker probing
+    a throttled platform reports each 429 (not only the first), then the return to ok once."""
+    log = tmp_path / "ansible.requests.jsonl"
+    _, url = lab.platform_mock("ansible", "--request-log", str(log))
+    port = free_port()
+    reports = _Reports(port)
+    reports.start()
+    try:
+        def probes(outcome: str) -> int:
+            return sum(1 for _, r in reports.received if r["op"] == "probe" and r["outcome"] == outcome)
+
+        connector, _ = lab.connector("ansible", lab.queues("ansible"), url, "--report-url",
+                                     f"http://127.0.0.1:{port}", "--probe-interval", "0.2")
+        wait_for(lambda: probes("ok") == 1, what="the first probe reported", on_fail=connector.text)
+        degrade(url, "throttle", 0, 0)                      # every request, until changed
+        wait_for(lambda: len(log_lines(log)) >= 3, what="three probes throttled", on_fail=connector.text)
+        degrade(url, "ok", None, 0)
+        wait_for(lambda: probes("ok") == 2, what="the return to ok reported", on_fail=connector.text)
+        sent = [x for x in log_lines(log) if x["path"] == "/health"]
+        assert all(x["status"] == 429 for x in sent) and len(sent) >= 3
+        assert probes("throttled") == len(sent)
+    finally:
+        reports.server.shutdown()
+        reports.server.server_close()
+
+
 def test_platform_mock_restarted_with_its_log_keeps_counting(lab, tmp_path):
     log = tmp_path / "sccm.requests.jsonl"
     first, url = lab.platform_mock("sccm", "--request-log", str(log))
