@@ -62,7 +62,9 @@ def confirmed(history: History, on: str = WRITE) -> list[tuple[float, float, str
 def rto(history: History, fault: str | None = None, on: str = WRITE) -> RTOResult:
     """RTO of `fault` (default: the first injection) measured on `on` (see confirmed()).
 
-    The recovering operation was invoked at or after injection and completed ok end to end;
+    The recovering operation was invoked once the fault was in place (its "in_place" marker;
+    the injection when there is none: an operation that got in ahead of the harm, e.g. a write
+    committed while a lock was still being taken, is no recovery) and completed ok end to end;
     RTO is its completion minus the injection time. Raises NoFinalRead when a write or publish
     cannot be confirmed for want of a final read. Never raises for "never recovered"."""
     inject = fault_event(history, fault)
@@ -70,7 +72,9 @@ def rto(history: History, fault: str | None = None, on: str = WRITE) -> RTOResul
         what = f"no inject event named {fault!r}" if fault else "no inject event"
         return RTOResult(None, {}, f"RTO unknown: {what} in the history")
     phases = _phases(history, inject)
-    after = [(done, key) for invoked, done, key in confirmed(history, on) if invoked >= inject.t]
+    in_place = history.first_event("in_place", inject.name, after=inject.t)
+    start = in_place.t if in_place is not None else inject.t
+    after = [(done, key) for invoked, done, key in confirmed(history, on) if invoked >= start]
     what = on.split(":")[0]
     if not after:
         reason = f"never recovered: no {what} after injecting {inject.name!r} completed ok end to end"

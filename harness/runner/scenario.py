@@ -109,7 +109,12 @@ class Scenario:
         return self.event("checkpoint", name)
 
     def inject(self, spec: FaultSpec, label: str) -> Any:
-        return self.journal.inject(spec, label)
+        """Inject (the journal records "inject" first: RTO counts from it), then mark the moment the
+        fault was in place ("in_place", a harness marker): an operation invoked before it may have
+        got in ahead of the harm, and does not count as recovery (measure.recovery.rto)."""
+        fault = self.journal.inject(spec, label)
+        self.event("in_place", label)
+        return fault
 
     def heal(self, label: str | None = None, target: str | None = None) -> None:
         self.journal.heal(label, target)

@@ -71,6 +71,18 @@ def test_rto_ignores_writes_invoked_before_the_injection_even_if_they_complete_a
     assert rto(h).seconds == pytest.approx(6.1)
 
 
+def test_rto_ignores_a_write_that_got_in_before_the_fault_was_in_place():
+    """The event store block records "inject", then takes its lock; a write invoked in that moment
+    commits ahead of the harm (0.07 s after the inject, seen on containers). It is no recovery:
+    the recovering write is the first invoked once the fault is in place."""
+    in_place = Event(kind="in_place", name="db-primary-kill", t=10.2)
+    ops = [write(1, 10.05, "ahead", latency=0.02), write(2, 10.3, "blocked", FAIL), write(3, 12.0, "after")]
+    h = history(ops + [final_read(["ahead", "after"])], [INJECT_AT_10, in_place, HEAL_AT_20])
+    assert rto(h).seconds == pytest.approx(2.1)
+    assert rto(history(ops + [final_read(["ahead", "after"])], [INJECT_AT_10, HEAL_AT_20])).seconds == \
+        pytest.approx(0.07)                                   # without the marker: the old measure
+
+
 def test_rto_counts_from_the_fault_when_it_is_injected_before_the_first_write():
     inject = Event(kind="inject", name="api-down", t=0.0)
     h = history([write(1, 2.0, "a"), final_read(["a"])], [inject])
