@@ -4,6 +4,7 @@ the failover itself, writes resuming, ApprovalEventCount, TransactionLag before 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from harness import measure
 from harness.gates.base import Gate, Span, fault_span, last_op, register, seconds
@@ -332,10 +333,16 @@ class PublishApprovalBlocked(Gate):
                                              and o.t_invoke >= promoted_at))]
         if served and (span.end is None or min(served) < span.end):
             span = Span(span.start, min(served))
+        # an approval or publish whose commit the dying primary took in, before it was seen down,
+        # and could not confirm (504, outcome unknown: the clients count it indeterminate) was no
+        # refusal and no acknowledgement: it says nothing
+        raced = {o.id for o in history.ops if o.kind in ("approve", "publish") and o.outcome is Outcome.INFO
+                 and o.t_invoke < since}
+        judged = replace(history, ops=tuple(o for o in history.ops if o.id not in raced)) if raced else history
         # an attempt made while the primary was down and refused (503, the cause) only after the
         # failover finished (its connect timed out later than a fast failover) is a refusal all
         # the same; any other late answer says nothing
-        return refused_in(self, history, span, ("approve", "publish"), status=503, late_refusals=True,
+        return refused_in(self, judged, span, ("approve", "publish"), status=503, late_refusals=True,
                           cause=self.cause)
 
 

@@ -389,6 +389,15 @@ CASES[PublishApprovalBlocked] = [
          PublishApprovalBlocked(KILL), killed().op("write", 10.1, value="k8", status=201).failover("detect", 10.5)
          .op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval the dying primary took in before it was seen down, unconfirmed (504), says nothing",
+         PublishApprovalBlocked(KILL), killed().op("approve", 10.1, ok=None, status=504, detail=DB_DOWN)
+         .failover("detect", 10.5).op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval left unconfirmed (504) after the primary was seen down fails",
+         PublishApprovalBlocked(KILL), killed().failover("detect", 10.5)
+         .op("approve", 11.0, ok=None, status=504, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(),
+         FAIL, says("approve 504")),
     Case("after the primary was seen down, an acknowledged write ends the outage for the gate",
          PublishApprovalBlocked(KILL), killed().failover("detect", 10.5).op("write", 10.8, value="k8", status=201)
          .op("approve", 11.0, status=200).op("publish", 12.0, status=200).failover("reconnect", 20.0).build(),
