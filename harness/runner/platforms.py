@@ -70,7 +70,27 @@ def connectors_healthy(scn: Scenario) -> None:
     if not polled.ok:
         scn.aborted = True
         raise RuntimeError(f"connectors not healthy, nothing injected: {polled.value.value or polled.value.error}")
+    queues_drained(scn)
     start_probes(scn)   # platform faults must leave the API itself available
+
+
+def queues_drained(scn: Scenario) -> None:
+    """Wait until no intent is left in any platform's queue (visible or in flight: a message an
+    earlier scenario of a shared lab left, being retried, would take part of this scenario's
+    degraded answers). Read from SQS itself; one still there after the deadline is said."""
+    unreadable: list[str] = []
+
+    def depths() -> dict[str, int] | None:
+        try:
+            return {platform: scn.lab.queue_depth(platform) for platform in PLATFORMS}
+        except Exception as exc:  # noqa: BLE001 - no queue to read (a target without `queues`): not waited on
+            unreadable.append(f"{type(exc).__name__}: {exc}")
+            return None
+    polled = poll(depths, until=lambda d: d is None or not any(d.values()), timeout=DEADLINE, interval=0.5)
+    if unreadable:
+        scn.observe(f"The platforms' queues could not be read before the faults: {unreadable[-1]}")
+    elif any(polled.value.values()):
+        scn.observe(f"Intents were still queued from before when the platform faults began: {polled.value}")
 
 
 # ---- faults -------------------------------------------------------------------------------
