@@ -351,7 +351,9 @@ class Browser:
                      "--host-resolver-rules=MAP * ~NOTFOUND",
                      "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
                      "about:blank"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    # its singleton socket dir (org.chromium.Chromium.*) goes in TMPDIR: ours, removed on close
+                    env={**os.environ, "TMPDIR": str(self.tempdir)})
             self.websocket_url = self._wait_listening(log_path, binary)
             self._channel = _Channel(self.websocket_url, max(1.0, began + self.start_timeout - time.monotonic()))
             self.started_in_s = time.monotonic() - began

@@ -4,6 +4,7 @@ phone, its PDF and a screenshot. One browser for the module; skipped, with the r
 from __future__ import annotations
 
 import copy
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,11 +65,16 @@ def _live_members(group: int) -> list[int]:
     return live
 
 
+def _chromium_temp_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("org.chromium.*")}
+
+
 @pytest.fixture(scope="module")
 def browser():
     reason = available()
     if reason:
         pytest.skip(f"headless Chromium unavailable: {reason}")
+    before = _chromium_temp_dirs()
     try:
         started = Browser().start()
     except BrowserUnavailable as exc:
@@ -76,8 +82,9 @@ def browser():
     group, tempdir = started.process.pid, started.tempdir
     yield started
     started.close()
-    # closing kills the browser's whole process group and removes its profile
+    # closing kills the browser's whole process group and removes its profile and its temp files
     assert not tempdir.exists()
+    assert _chromium_temp_dirs() <= before, "Chromium left its singleton dir in the system temp dir"
     deadline = time.monotonic() + 5
     while _live_members(group) and time.monotonic() < deadline:
         time.sleep(0.05)
