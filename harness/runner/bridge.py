@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ..lab import reaper
 from .common import finish
 from .scenario import DrillRun, Scenario
 
@@ -87,6 +88,9 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
     Verdicts come from the checkers the steps state, not from pytest's pass/fail: a failing step
     only leaves its scenario's remaining rules unstated (and the scenario unable to pass)."""
     with tempfile.TemporaryDirectory(prefix="drill-scenarios-") as tmp:
+        # registered, so that the next run removes it if this one is killed
+        registration = reaper.Registration(f"scenarios-{uuid.uuid4().hex}", "scenarios")
+        registration.add_dir(tmp)
         module = Path(tmp) / f"test_drill_{uuid.uuid4().hex[:12]}.py"
         paths = ", ".join(repr(str(f.resolve())) for f in features)
         module.write_text(f"from pytest_bdd import scenarios\n\nscenarios({paths})\n")
@@ -112,6 +116,7 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            registration.close()
     if interrupted or code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt   # Ctrl-C during a scenario: faults were healed by its teardown
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):

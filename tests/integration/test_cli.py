@@ -112,6 +112,10 @@ def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state
 
         wait_for(writes_made, timeout=60)          # the scenario's workload is running
         pids = lab_pids(state_dir)
+        # the scenario runner's temp dir is registered: a killed run's is removed by the next one
+        records = [json.loads(p.read_text()) for p in Path(state_dir["DRILL_STATE_DIR"]).glob("scenarios-*.json")]
+        scenario_dirs = [Path(d) for r in records for d in r["dirs"]]
+        assert [r["kind"] for r in records] == ["scenarios"] and scenario_dirs[0].is_dir()
         process.send_signal(sig)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -122,3 +126,4 @@ def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state
     wait_for(lambda: not [p for p in pids if proc.is_alive(p)], timeout=30)
     assert refuses(api.split("//")[1])
     assert not out.exists() and not (tmp_path / "cab.jsonl").exists()
+    assert not scenario_dirs[0].exists() and not list(Path(state_dir["DRILL_STATE_DIR"]).glob("scenarios-*.json"))
