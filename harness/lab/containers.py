@@ -369,10 +369,14 @@ class ContainerLauncher:
         process.kill()
 
     def tail(self, name: str, lines: int = 8) -> str:
+        """The last `lines` lines of the part's log, after those of each container it replaced."""
+        earlier = [f"(replaced container {i + 1})\n" + "".join(log.splitlines(keepends=True)[-lines:])
+                   for i, log in enumerate(self.lab.replaced_logs.get(name, []))]
         try:
-            return self.lab.container(name).logs(tail=lines).decode(errors="replace")
+            current = self.lab.container(name).logs(tail=lines).decode(errors="replace")
         except Exception:
-            return "(no logs)"
+            current = "(no logs)"
+        return "".join(earlier) + ("(current container)\n" if earlier else "") + current
 
     def stop(self, processes: list[ContainerProcess]) -> None:
         """Nothing: down() removes every container of the lab."""
@@ -439,6 +443,7 @@ class ContainerLab(LabParts, Lab):
         self.instances: dict[str, ContainerProcess] = {}
         self.host_ports: dict[tuple[str, int], int] = {}     # (container, port inside) -> 127.0.0.1 port
         self.specs: dict[str, dict] = {}                      # how each part was run (recreate())
+        self.replaced_logs: dict[str, list[str]] = {}         # name -> logs of its replaced containers
         self.subnet: Any = None
         self.control_token = secrets.token_urlsafe(24)
         self.connectors: ConnectorTier | None = None
@@ -473,7 +478,13 @@ class ContainerLab(LabParts, Lab):
         self.specs[name] = dict(kind=kind, name=name, command=command, env=env, port=port, tmpfs=tmpfs,
                                 volumes=volumes, **create)
         image = self.images[kind]
-        self.remove(self.containers.pop(name, None))
+        earlier = self.containers.pop(name, None)
+        if earlier is not None:   # its log outlives it, for a failure's diagnostics (tail())
+            try:
+                self.replaced_logs.setdefault(name, []).append(earlier.logs(tail=200).decode(errors="replace"))
+            except Exception:
+                pass
+        self.remove(earlier)
         container = (DockerContainer(image).with_name(f"{self.lab_id}-{name}").with_envs(**env)
                      .with_network(self.network).with_network_aliases(name))
         if command is not None:

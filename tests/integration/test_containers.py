@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from harness.faults import FaultContext, build, injected
-from harness.lab.containers import ContainerLab
+from harness.lab.containers import ContainerLab, ContainerLauncher
 from harness.lab.engine import ContainerEngineUnavailable, find_engine
 from harness.model import FaultSpec
 from tests.support import wait_for
@@ -48,6 +48,11 @@ def test_each_container_fault_takes_an_instance_away_and_its_heal_brings_it_back
         wait_for(lambda: container_lab.lb.server_states().get("az1") == "DOWN", timeout=30)
         assert all(live(container_lab.api_url) for _ in range(6))
     wait_for(lambda: live(url), timeout=60)
+    if fault_type == "container_kill":   # healed by a new container: the killed one's log is kept
+        replaced = container_lab.replaced_logs.get("az1", [])
+        assert replaced and replaced[-1].strip(), "the killed container's log was not kept"
+        tail = ContainerLauncher(container_lab, {}).tail("az1", 5)
+        assert tail.index("(replaced container") < tail.index("(current container)")
 
 
 def test_a_container_fault_on_an_unknown_part_names_the_known_ones(container_lab):
