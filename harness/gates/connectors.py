@@ -175,12 +175,16 @@ class PromotionRefused(Gate):
 
 @register
 class ConnectorBackoff(Gate):
-    """ConnectorBackoff: each retry of an intent waits about twice the previous interval (2x base),
-    as the platform itself received the attempts (its request log): >= 3 attempts, the first wait
-    at least the base interval, each wait min_ratio..max_ratio times the previous. A wait is the
-    gap between two attempts less the link's round trip (a lookup to its apply, on the same log)
-    for each connector call within it: a latency toxic adds the same time to every gap, which
-    would flatten the ratios of a backoff that doubles."""
+    """ConnectorBackoff: after each failed attempt of an intent the connector waits about twice as
+    long as after the previous (2x base), as the platform itself received the calls (its request
+    log): >= 3 attempts, the first wait at least the base interval, each wait min_ratio..max_ratio
+    times the previous. A wait is the silence toward the platform after the failed attempt, up
+    to the connector's next call of any intent, less the link's round trip (a lookup to its apply,
+    on the same log): a latency toxic adds the same time to every gap, which would flatten the
+    ratios of a backoff that doubles; and the wait is platform-wide (a throttled platform is not
+    called for another intent either), so the gap between two attempts of one intent also holds
+    the waits of the other intents failing in between, which double in step only when those
+    intents arrived together."""
 
     def __init__(self, platform: str, keys: list[str], base_s: float, min_ratio: float = 1.5,
                  max_ratio: float = 3.0):
@@ -188,7 +192,7 @@ class ConnectorBackoff(Gate):
         self.min_ratio, self.max_ratio = min_ratio, max_ratio
         self.id = f"connector_backoff_2x_{platform}"
         self.threshold = (f"first wait >= {base_s:g} s; each wait {min_ratio:g}-{max_ratio:g} x the previous "
-                          f"(a wait: the gap less the link's round trips)")
+                          f"(a wait: the silence after a failed attempt, less the link's round trip)")
         self.description = ("ConnectorBackoff: each retry waits 2x the previous interval, as the platform "
                             "received the attempts")
 

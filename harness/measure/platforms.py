@@ -51,7 +51,7 @@ class Backoff:
     key: str | None                 # the intent whose attempts are measured (the one retried most)
     gaps_s: tuple[float, ...]       # seconds between its successive arrivals while it failed
     round_trip_s: float = 0.0       # one request's round trip on the platform's link (0: not seen)
-    waits_s: tuple[float, ...] = ()  # each gap less the round trips of the requests within it
+    waits_s: tuple[float, ...] = ()  # after each failed attempt: the silence to the next call, less a round trip
 
     @property
     def ratios(self) -> tuple[float, ...]:
@@ -78,23 +78,25 @@ def round_trip(calls: list[Event]) -> float:
 def backoff(history: History, platform: str, keys: set[str] | None = None, until: float | None = None) -> Backoff:
     """The intent retried most among `keys`: the gaps between its successive attempts as the
     platform received them, up to and including its first applied arrival, before `until` (e.g. a
-    runbook's requeue, which starts a new delivery); and the waits in them: each gap less one
-    round trip per connector call the platform received within it (the retry's own lookup and
-    apply, and those of another intent's attempt in between), so that a slow link does not pass
-    for a shorter or a flatter backoff."""
-    best: tuple[str | None, list[float]] = (None, [])
+    runbook's requeue, which starts a new delivery); and the wait after each failed attempt: the
+    silence toward the platform from that attempt to the connector's next call (of any intent)
+    less one round trip of the link. The connector's wait is platform-wide, so another intent's
+    attempt within the gap ends that wait and adds its own; the gap itself is not the wait when
+    the intents do not fail in step (one arriving late put 0.5 s more in one gap only)."""
+    best: tuple[str | None, list] = (None, [])
     for key, events in arrivals(history, platform).items():
         if keys is not None and key not in keys:
             continue
-        times = []
+        tried = []
         for event in (e for e in events if until is None or e.t < until):
-            times.append(event.t)
+            tried.append(event)
             if event.detail.get("status") == APPLIED:
                 break
-        if len(times) > len(best[1]):
-            best = (key, times)
-    key, times = best
+        if len(tried) > len(best[1]):
+            best = (key, tried)
+    key, tried = best
     calls = [e for e in connector_calls(history, platform) if until is None or e.t < until]
     trip = round_trip(calls)
-    waits = tuple(b - a - trip * sum(1 for e in calls if a < e.t <= b) for a, b in zip(times, times[1:]))
-    return Backoff(key, tuple(b - a for a, b in zip(times, times[1:])), trip, waits)
+    position = {id(e): i for i, e in enumerate(calls)}
+    waits = tuple(calls[position[id(e)] + 1].t - e.t - trip for e in tried[:-1])
+    return Backoff(key, tuple(b.t - a.t for a, b in zip(tried, tried[1:])), trip, waits)
