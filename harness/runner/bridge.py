@@ -3,6 +3,7 @@ DrillPlugin object per run that hands each step its `scenario` (a fixture) and c
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import tempfile
 import threading
@@ -87,9 +88,9 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
 
     Verdicts come from the checkers the steps state, not from pytest's pass/fail: a failing step
     only leaves its scenario's remaining rules unstated (and the scenario unable to pass)."""
-    with tempfile.TemporaryDirectory(prefix="drill-scenarios-") as tmp:
-        # registered, so that the next run removes it if this one is killed
-        registration = reaper.Registration(f"scenarios-{uuid.uuid4().hex}", "scenarios")
+    # the temp dir is registered, so that the next run removes it if this one is killed
+    with tempfile.TemporaryDirectory(prefix="drill-scenarios-") as tmp, \
+            contextlib.closing(reaper.Registration(f"scenarios-{uuid.uuid4().hex}", "scenarios")) as registration:
         registration.add_dir(tmp)
         module = Path(tmp) / f"test_drill_{uuid.uuid4().hex[:12]}.py"
         paths = ", ".join(repr(str(f.resolve())) for f in features)
@@ -116,7 +117,6 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            registration.close()
     if interrupted or code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt   # Ctrl-C during a scenario: faults were healed by its teardown
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
