@@ -79,18 +79,25 @@ def queues_drained(scn: Scenario) -> None:
     earlier scenario of a shared lab left, being retried, would take part of this scenario's
     degraded answers). Read from SQS itself; one still there after the deadline is said."""
     unreadable: list[str] = []
+    first: list[dict[str, int]] = []
 
     def depths() -> dict[str, int] | None:
         try:
-            return {platform: scn.lab.queue_depth(platform) for platform in PLATFORMS}
+            seen = {platform: scn.lab.queue_depth(platform) for platform in PLATFORMS}
         except Exception as exc:  # noqa: BLE001 - no queue to read (a target without `queues`): not waited on
             unreadable.append(f"{type(exc).__name__}: {exc}")
             return None
+        first[:] = first or [seen]
+        return seen
     polled = poll(depths, until=lambda d: d is None or not any(d.values()), timeout=DEADLINE, interval=0.5)
     if unreadable:
         scn.observe(f"The platforms' queues could not be read before the faults: {unreadable[-1]}")
     elif any(polled.value.values()):
         scn.observe(f"Intents were still queued from before when the platform faults began: {polled.value}")
+    elif any(first[0].values()):
+        queued = ", ".join(f"{p} {n}" for p, n in first[0].items() if n)
+        scn.observe(f"Intents queued from before ({queued}) were done {polled.waited:.1f} s later, "
+                    f"before any fault.")
 
 
 # ---- faults -------------------------------------------------------------------------------
