@@ -5,7 +5,8 @@ backup scenarios need the embedded lab's backup service) run by `drill run` on t
 against an external target (a `drill lab up` lab standing in for staging, its runbook and proxies
 named in the plan, as tests/integration/conftest.py builds it). For each: lab up, scenarios,
 reports and lab down, wall time, and each row's RTO (on what its fault blocks) and verdict.
-Run from the repository root: python benchmarks/matrix_wall_time.py [--providers embedded,testcontainers]"""
+Run from the repository root: python benchmarks/matrix_wall_time.py [--providers embedded,testcontainers]
+[--keep DIR]"""
 
 from __future__ import annotations
 
@@ -74,27 +75,37 @@ def run(provider: str, work: Path, staging: dict | None) -> dict:
 def row_table(runs: dict[str, dict]) -> None:
     names = list(runs)
     first = runs[names[0]]["results"]["scenarios"]
-    print(f"{'row':>3}  {'scenario':56} " + " ".join(f"{n[:14]:>22}" for n in names))
+    print(f"{'row':>3}  {'scenario':56} " + " ".join(f"{n[:14] + ' (took)':>30}" for n in names))
     for i, s in enumerate(first):
         row = (s.get("matrix_row") or {}).get("number", "-")
         cells = []
         for n in names:
             other = runs[n]["results"]["scenarios"][i] if i < len(runs[n]["results"]["scenarios"]) else None
             if other is None:
-                cells.append(f"{'missing':>22}")
+                cells.append(f"{'missing':>30}")
                 continue
             rto = other["measurements"].get("rto_seconds")
-            cells.append(f"{other['verdict']:>5} {'RTO n/a' if rto is None else f'RTO {rto:6.2f} s':>16}")
+            took = seconds(other["started_at"], other["finished_at"])
+            cells.append(f"{other['verdict']:>5} {'RTO n/a' if rto is None else f'RTO {rto:6.2f} s':>16} {took:5.1f} s")
         print(f"{row!s:>3}  {s['name'][:56]:56} " + " ".join(cells))
+    for n in names:   # why a scenario did not pass: its gates that did not
+        for s in runs[n]["results"]["scenarios"]:
+            for g in s.get("gates", []):
+                if g.get("verdict") != "pass":
+                    print(f"{n}: {s['name'][:56]}: {g['id']} {g.get('verdict')}, measured {g.get('measured')}"
+                          + (f" ({g['detail']})" if g.get("detail") else ""))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--providers", default=",".join(PROVIDERS))
-    providers = parser.parse_args().providers.split(",")
+    parser.add_argument("--keep", metavar="DIR", help="write the drills' outputs under DIR and keep them")
+    args = parser.parse_args()
+    providers = args.providers.split(",")
     runs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(args.keep or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("DRILL_CAB_LOG", str(work / "cab.jsonl"))
         staging, process, started = None, None, 0.0
         try:
