@@ -308,7 +308,9 @@ class PublishApprovalBlocked(Gate):
     (an external target's is seen from outside, a poll late): from a write acknowledged after the
     primary was seen down (the kill, when nothing saw it), or an approval or publish acknowledged
     after the target was promoted (an outside observer's promote event says how much earlier,
-    `not_before_s`, the promotion may have been)."""
+    `not_before_s`, the promotion may have been). An approval or publish acknowledged when it may
+    have had a primary says nothing either: invoked before the fault was in place, or answered
+    once the target was promoted."""
 
     id = "publish_approval_blocked"
 
@@ -338,6 +340,13 @@ class PublishApprovalBlocked(Gate):
         # refusal and no acknowledgement: it says nothing
         raced = {o.id for o in history.ops if o.kind in ("approve", "publish") and o.outcome is Outcome.INFO
                  and o.t_invoke < since}
+        # nor does one acknowledged when it may have had a primary: invoked before the fault was in
+        # place (the journal records the injection before it acts: a runbook's kill takes a moment),
+        # or answered once the target was promoted (it waited for the database and was committed there)
+        in_place = history.first_event("in_place", self.fault, after=span.start)
+        placed = in_place.t if in_place is not None else span.start
+        raced |= {o.id for o in history.ops if o.kind in ("approve", "publish") and o.ok and (
+            o.t_invoke < placed or (promoted_at is not None and o.done >= promoted_at))}
         judged = replace(history, ops=tuple(o for o in history.ops if o.id not in raced)) if raced else history
         # an attempt made while the primary was down and refused (503, the cause) only after the
         # failover finished (its connect timed out later than a fast failover) is a refusal all

@@ -415,6 +415,23 @@ CASES[PublishApprovalBlocked] = [
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("approve", 12.5, status=200)
          .failover("promote", 14.0, not_before_s=1.0).failover("reconnect", 20.0).build(), FAIL,
          says("approve 200")),
+    Case("an approval the primary took before the kill was in place says nothing",
+         PublishApprovalBlocked(KILL), killed().op("approve", 10.01, status=200, done=10.03)
+         .event("in_place", KILL, 10.05).failover("detect", 10.2)
+         .op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval accepted once the kill was in place, before it was seen, fails",
+         PublishApprovalBlocked(KILL), killed().event("in_place", KILL, 10.05).op("approve", 10.1, status=200)
+         .failover("detect", 10.3).op("publish", 12.0, ok=False, status=503, detail=DB_DOWN)
+         .failover("reconnect", 20.0).build(), FAIL, says("approve 200")),
+    Case("an approval that waited for the database and was answered once the target was promoted says nothing",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 11.5, ok=False, status=503, detail=DB_DOWN).op("approve", 12.0, status=200, done=14.2)
+         .failover("promote", 14.0).failover("reconnect", 20.0).build(), PASS),
+    Case("an approval that waited but was answered before any promotion fails",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 11.5, ok=False, status=503, detail=DB_DOWN).op("approve", 12.0, status=200, done=13.9)
+         .failover("promote", 14.0).failover("reconnect", 20.0).build(), FAIL, says("approve 200")),
     Case("an approval accepted before any promotion fails",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, status=200)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
