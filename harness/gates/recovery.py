@@ -338,16 +338,16 @@ class PublishApprovalBlocked(Gate):
         # an approval or publish whose commit the dying primary took in, before it was seen down,
         # and could not confirm (504, outcome unknown: the clients count it indeterminate) was no
         # refusal and no acknowledgement: it says nothing
-        raced = {o.id for o in history.ops if o.kind in ("approve", "publish") and o.outcome is Outcome.INFO
-                 and o.t_invoke < since}
+        silent = {o.id for o in history.ops if o.kind in ("approve", "publish") and o.outcome is Outcome.INFO
+                  and o.t_invoke < since}
         # nor does one acknowledged when it may have had a primary: invoked before the fault was in
         # place (the journal records the injection before it acts: a runbook's kill takes a moment),
         # or answered once the target was promoted (it waited for the database and was committed there)
         in_place = history.first_event("in_place", self.fault, after=span.start)
         placed = in_place.t if in_place is not None else span.start
-        raced |= {o.id for o in history.ops if o.kind in ("approve", "publish") and o.ok and (
+        silent |= {o.id for o in history.ops if o.kind in ("approve", "publish") and o.ok and (
             o.t_invoke < placed or (promoted_at is not None and o.done >= promoted_at))}
-        judged = replace(history, ops=tuple(o for o in history.ops if o.id not in raced)) if raced else history
+        judged = replace(history, ops=tuple(o for o in history.ops if o.id not in silent)) if silent else history
         # an attempt made while the primary was down and refused (503, the cause) only after the
         # failover finished (its connect timed out later than a fast failover) is a refusal all
         # the same; any other late answer says nothing

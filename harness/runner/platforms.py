@@ -87,7 +87,8 @@ def queues_drained(scn: Scenario) -> None:
         except Exception as exc:  # noqa: BLE001 - no queue to read (a target without `queues`): not waited on
             unreadable.append(f"{type(exc).__name__}: {exc}")
             return None
-        first[:] = first or [seen]
+        if not first:
+            first.append(seen)
         return seen
     polled = poll(depths, until=lambda d: d is None or not any(d.values()), timeout=DEADLINE, interval=0.5)
     if unreadable:
