@@ -79,6 +79,8 @@ async def event_store_writable(conn) -> bool:
             raise psycopg.Rollback()     # rolled back at once: the lock is not kept
     except errors.LockNotAvailable:
         return False
+    except psycopg.Rollback as lost:     # the rollback itself failed (psycopg only logs that)
+        raise psycopg.OperationalError("connection lost while the probe's lock was rolled back") from lost
     return True
 
 

@@ -109,13 +109,19 @@ class FailoverController:
                 raise psycopg.Rollback()   # the lock is released at once
         except psycopg.errors.LockNotAvailable:
             return False
+        except psycopg.Rollback as lost:   # the rollback itself failed (psycopg only logs that)
+            raise psycopg.OperationalError("connection lost while the probe's lock was rolled back") from lost
         return True
 
     def _watch(self) -> None:
         missed = 0
         while not self._halt.wait(self.interval):
-            primary = self.cluster.primary
-            cause = self._probe(primary)
+            try:
+                primary = self.cluster.primary
+                cause = self._probe(primary)
+            except Exception as exc:   # never a silent end: "watching" with nobody watching fails no one over
+                self._failed(f"probe: {type(exc).__name__}: {exc}")
+                return
             if cause is None:
                 missed = 0
                 continue
@@ -125,9 +131,12 @@ class FailoverController:
             try:
                 self.fail_over(primary, cause)
             except Exception as exc:  # recorded, and the drill's gates see no recovery
-                self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
-                self.on_event("failover_error", self.candidate, {"error": self.error})
+                self._failed(f"{type(exc).__name__}: {exc}")
             return
+
+    def _failed(self, error: str) -> None:
+        self.state, self.error = "error", error
+        self.on_event("failover_error", self.candidate, {"error": error})
 
     def fail_over(self, failed: Any, cause: str = UNREACHABLE) -> None:
         why = {} if cause == UNREACHABLE else {"cause": cause}

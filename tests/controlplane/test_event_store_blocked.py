@@ -4,12 +4,14 @@ and health stay fast; the UNSAFE flag shows what the drill must catch."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
 import psycopg
 import pytest
 
+from controlplane import health
 from harness.lab.eventstore import EventStoreWriteBlock
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, sql, table_counts
 
@@ -99,3 +101,26 @@ def test_releasing_a_block_on_a_node_that_is_gone_is_a_no_op(cplab):
     held.release()
     held.release()
     assert create(cplab.instances["az1"], f"t-{uuid.uuid4()}").status_code == 201
+
+
+def test_a_connection_lost_inside_the_health_lock_check_is_unavailable_not_a_crash(cplab, monkeypatch):
+    """Killed between the lock and its rollback, psycopg only logs the failed rollback and lets
+    psycopg.Rollback escape: /health answered 500. It must be a lost connection (a 503 upstream)."""
+    primary = cplab.pg.primary
+    execute = psycopg.AsyncConnection.execute
+
+    async def dies_after_the_lock(conn, query, *args, **kwargs):
+        cursor = await execute(conn, query, *args, **kwargs)
+        if str(query).startswith("LOCK TABLE event_chain_head"):
+            primary.query("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        return cursor
+
+    async def probe() -> bool:
+        async with await psycopg.AsyncConnection.connect(primary.admin_dsn, dbname="controlplane",
+                                                         autocommit=True) as conn:
+            return await health.event_store_writable(conn)
+
+    assert asyncio.run(probe()) is True
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", dies_after_the_lock)
+    with pytest.raises(psycopg.OperationalError):
+        asyncio.run(probe())

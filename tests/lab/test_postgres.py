@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from harness.lab import proc, reaper
+from harness.lab.failover import UNREACHABLE, FailoverController
 from harness.lab.postgres import (LOOPBACK, PgBinariesMissing, PgCluster, PgStartError,
                                   check_binaries, pg_bin_dir, wait_until)
 
@@ -221,6 +222,26 @@ def test_start_on_a_port_in_use_fails_with_the_server_log(lab):
         blocker.close()
     analytics.start()
     assert analytics.is_running()
+
+
+def test_a_failover_probe_whose_connection_dies_inside_its_lock_check_is_a_miss(lab, monkeypatch):
+    """The primary killed between the probe's LOCK and its rollback: psycopg only logs the failed
+    rollback and lets psycopg.Rollback escape. That once ended the watcher silently ("watching",
+    no failover after a kill); the probe must call it a miss, as any lost connection."""
+    with psycopg.connect(lab["primary"].dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS event_chain_head (id int)")
+    execute = psycopg.Connection.execute
+
+    def dies_after_the_lock(conn, query, *args, **kwargs):
+        cursor = execute(conn, query, *args, **kwargs)
+        if str(query).startswith("LOCK TABLE event_chain_head"):
+            lab["primary"].query("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        return cursor
+
+    controller = FailoverController(lab, None, "db", "replica", on_event=lambda *event: None)
+    assert controller._probe(lab["primary"]) is None              # healthy: the lock is granted
+    monkeypatch.setattr(psycopg.Connection, "execute", dies_after_the_lock)
+    assert controller._probe(lab["primary"]) == UNREACHABLE
 
 
 # ---- crash, promote, rebuild -------------------------------------------------------
