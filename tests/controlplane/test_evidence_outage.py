@@ -182,7 +182,12 @@ def events_of(instance, cid: str) -> list[dict]:
 
 
 def assert_exponential_backoff(attempts: list[dict], n: int = 4) -> None:
-    """n attempts; the k-th gap is at least base x 2^k and each gap roughly doubles the previous."""
+    """n attempts; the k-th gap is at least base x 2^k, and not far past it.
+
+    A loaded machine makes a wait end late, never early, so the lower bounds are firm and are
+    what proves the doubling (a constant or linear backoff misses the last one); the upper bounds
+    only catch a wait far too long, with room for the load of a two-worker run (CI once saw the
+    first gap 71 ms late: 171, 214, 430 ms)."""
     assert len(attempts) == n, attempts
     assert all(set(a) == {"at_ms", "error"} and a["error"] for a in attempts), attempts
     at = [a["at_ms"] for a in attempts]
@@ -190,9 +195,7 @@ def assert_exponential_backoff(attempts: list[dict], n: int = 4) -> None:
     gaps = [b - a for a, b in zip(at, at[1:])]
     for k, gap in enumerate(gaps):
         nominal = BACKOFF * 1000 * 2 ** k
-        assert nominal * 0.95 <= gap <= nominal * 1.5 + 150, (k, gaps)
-    for previous, gap in zip(gaps, gaps[1:]):
-        assert 1.4 <= gap / previous <= 2.8, gaps
+        assert nominal * 0.95 <= gap <= nominal * 1.5 + 400, (k, gaps)
 
 
 def assert_publish_blocked(response, gate: str) -> dict:
