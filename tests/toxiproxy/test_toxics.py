@@ -79,7 +79,9 @@ def test_data_held_by_a_removed_toxic_is_delivered_in_order(echo_proxy, api):
         assert received == b"held-after"
 
 
-def test_bandwidth_limits_throughput_within_20_percent(toxi):
+def test_bandwidth_limits_throughput_to_the_rate(toxi):
+    """Never more than 20 % above the rate (the limit holds); below it only as far as a loaded
+    machine can slow a transfer down (a toxic far too slow still fails)."""
     nbytes, rate_kbps = 300_000, 200
     with TcpServer(source(nbytes)) as server:
         proxy = toxi.create(upstream=server.address, name="bw")
@@ -90,7 +92,7 @@ def test_bandwidth_limits_throughput_within_20_percent(toxi):
             elapsed = time.perf_counter() - start
     assert data == pattern(nbytes)
     measured = nbytes / elapsed / 1000
-    assert abs(measured - rate_kbps) / rate_kbps < 0.20, f"{measured:.0f} KB/s"
+    assert 0.5 * rate_kbps < measured < 1.2 * rate_kbps, f"{measured:.0f} KB/s"
 
 
 def test_slow_close_delays_the_close(toxi):
