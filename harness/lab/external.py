@@ -432,10 +432,14 @@ class ExternalFailover:
     (it reaches a writable primary).
 
     After an event store write block (matrix row 7) the old primary still answers: the platform
-    must fence it before it promotes the target. Both are watched in one loop, so the order is
-    the order seen: fence (with detect, cause event_store_write_blocked) = the blocked primary
-    stops answering; promote = the target accepts writes. A target seen writable while the old
-    primary still answers is recorded so (promote before fence), and the gate says it."""
+    must fence it before it promotes the target. Both are watched in one loop: fence (with
+    detect, cause event_store_write_blocked) = the blocked primary stops answering, timed at the
+    earliest moment the polls allow (the start of the last poll it answered); promote = the
+    target accepts writes, timed when a poll saw it (not_before_s says how early it may have
+    been, as for the failover after a kill). So the fence comes after the promote only when a
+    poll of the old primary that began after the target was seen writable still got an answer:
+    an observed split brain, which the gate fails. Both changing between two polls is the order
+    the platform promises, and the polls cannot tell it apart from the other."""
 
     def __init__(self, lab: "ExternalLab"):
         self.lab = lab
@@ -529,8 +533,8 @@ class ExternalFailover:
             hook = self.lab.config.actions.get("database_failover")
             if hook is not None:
                 hook.run(failed=failed, target=target, cause=WRITE_BLOCKED)
-            # each change is timed at the earliest moment the polls allow: the start of the last
-            # poll that still saw the state before it (a client can see the change inside the window)
+            # the fence is timed at the earliest moment the polls allow (the start of the last poll
+            # that still got an answer), the promote when it was seen (not_before_s: how early)
             answering_since = writable_since = time.time()
             while not (fenced and promoted):
                 if time.monotonic() > deadline:
@@ -552,8 +556,8 @@ class ExternalFailover:
                     if not self._writable(target):
                         writable_since = started
                     else:
-                        emit("promote", target, {**why, "wall": writable_since,
-                                                 "window_s": round(time.time() - writable_since, 3),
+                        seen = time.time()     # on the clock the fence's time is on
+                        emit("promote", target, {**why, "wall": seen, "not_before_s": round(seen - writable_since, 3),
                                                  "observed": "target accepts writes"})
                         promoted = True
                 time.sleep(0.02)
