@@ -257,7 +257,11 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     assert set(blocked) == {"approve", "publish"} and all(a.startswith("503 cause database") for a in blocked.values())
     assert g["transaction_lag_seconds"]["measured"] <= 5
     approvals = g["approval_event_count"]["measured"]
-    assert approvals["ApprovalEventCount"] == approvals["acknowledged"] > 0
+    # every acknowledged approval once; an indeterminate one (in flight at the read, or its answer
+    # lost with the primary) may be there or not: containers once had 7 events, 6 acked + 1 such
+    acked, maybe = approvals["acknowledged"], approvals["indeterminate"]
+    assert acked > 0 and approvals["missing"] == approvals["unexpected"] == approvals["duplicated"] == []
+    assert acked <= approvals["ApprovalEventCount"] <= acked + maybe
     assert g["event_chain_intact"]["measured"]["bad_hashes"] == []
     assert g["correlation_ids_recorded"]["measured"]["events"] >= 6          # inject, heal, detect ... failback
     assert g["steady_state_after_heal"]["verdict"] == "pass" and g["faults_healed"]["verdict"] == "pass"
