@@ -678,10 +678,10 @@ def test_two_intents_of_one_platform_back_off_in_lockstep_doubling(lab, tmp_path
     log = tmp_path / "intune.requests.jsonl"
     mock, url = lab.platform_mock("intune", "--request-log", str(log))
     degrade(url, mode, retry_after, 6)
-    connector, metrics = lab.connector("intune", q, url, *LAB_BACKOFF)
     bodies = [intent("ring1"), intent("ring1")]
-    for body in bodies:
+    for body in bodies:   # both queued before the worker starts: its first two receives get them
         lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
+    connector, metrics = lab.connector("intune", q, url, *LAB_BACKOFF)
 
     wait_for(lambda: metrics_of(metrics).get("applied") == 2, timeout=30, what="both applied",
              on_fail=connector.text)
