@@ -127,9 +127,13 @@ def test_replication_partition_and_its_heal(provider_lab):
             link = {"enabled": link.enabled, "listen": link.listen, "toxics": list(link.toxics())}
         except Exception as exc:  # noqa: BLE001
             link = f"{type(exc).__name__}: {exc}"
+        try:   # the embedded replica's own server log says why its WAL receiver is not running
+            log = lab.cluster[replica].log_tail(30)
+        except Exception as exc:  # noqa: BLE001
+            log = f"(no server log: {type(exc).__name__}: {exc})"
         raise AssertionError(f"{replica} not caught up 40 s after the heal; primary sees {streaming}; "
                              f"replica's WAL receiver {receiver}; link {link}; "
-                             f"lag {lab.failover.transaction_lag(replica)}") from None
+                             f"lag {lab.failover.transaction_lag(replica)}\n--- {replica}'s log ---\n{log}") from None
 
 
 def test_killed_primary_fails_over_and_fails_back(provider_lab):
