@@ -22,8 +22,7 @@ def observe(answers: list[bool], writable: list[bool]) -> dict[str, float]:
         events.setdefault(kind, detail.get("wall", time.time()))
 
     def scripted(script):
-        def poll(_name):
-            time.sleep(0.005)       # a poll takes a moment: the times of two polls differ
+        def poll(_name):   # the observer's own 20 ms between rounds keeps their times apart
             return script.pop(0) if len(script) > 1 else script[0]
         return poll
 
