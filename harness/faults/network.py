@@ -17,6 +17,13 @@ class ToxicFault(Fault):
     TIME_LIMITED = True      # the fault server removes the toxic by itself (time_limit_ms)
     TOXIC: ClassVar[str] = ""
     DEFAULT_STREAM: ClassVar[str] = "downstream"
+    # The toxic drops bytes inside live connections (Toxiproxy's timeout). Removing it alone would
+    # let later bytes follow the dropped ones on the same connection: a gap no real network makes
+    # (TCP retransmits, or gives up and the connection dies), which e.g. a PostgreSQL replica writes
+    # into its WAL as a hole it never streams past. So the heal first disables the proxy, closing
+    # its connections while the toxic still drops, then removes the toxic and enables the proxy:
+    # clients reconnect, as after a real partition.
+    DROPS_BYTES: ClassVar[bool] = False
 
     def attributes(self) -> dict[str, int]:
         raise NotImplementedError
@@ -35,8 +42,14 @@ class ToxicFault(Fault):
                                     self.spec.time_limit_s)
 
     def heal(self, ctx: FaultContext) -> None:
-        for stream in self.streams():
-            ctx.toxiproxy.remove_toxic(self.spec.target, self.toxic_name(stream))
+        if self.DROPS_BYTES:   # the server enables it again by itself should the harness die here
+            ctx.toxiproxy.set_enabled(self.spec.target, False, self.spec.time_limit_s)
+        try:
+            for stream in self.streams():
+                ctx.toxiproxy.remove_toxic(self.spec.target, self.toxic_name(stream))
+        finally:
+            if self.DROPS_BYTES:
+                ctx.toxiproxy.set_enabled(self.spec.target, True)
 
 
 def _stream(default: str = "downstream") -> Param:
@@ -59,31 +72,24 @@ class Latency(ToxicFault):
 
 @register
 class Partition(ToxicFault):
-    """A network partition: no byte passes either way while it lasts.
-
-    The heal also drops the link's open connections: bytes black-holed inside a live TCP
-    stream leave a gap that no real network produces (TCP retransmits, or gives up and the
-    connection dies), so connections that lived through the partition are closed and clients
-    reconnect, as they would after a real partition."""
+    """A network partition: no byte passes either way while it lasts. The heal drops the link's
+    open connections before the bytes flow again (ToxicFault.DROPS_BYTES)."""
 
     TYPE, TOXIC = "partition", "timeout"
     DESCRIPTION = "blackholes the link both ways: no byte passes; open connections dropped on heal"
     PARAMS = {"stream": _stream("both")}
     DEFAULT_STREAM = "both"
+    DROPS_BYTES = True
 
     def attributes(self) -> dict[str, int]:
         return {"timeout": 0}
-
-    def heal(self, ctx: FaultContext) -> None:
-        super().heal(ctx)
-        ctx.toxiproxy.set_enabled(self.spec.target, False)
-        ctx.toxiproxy.set_enabled(self.spec.target, True)
 
 
 @register
 class Timeout(ToxicFault):
     TYPE, TOXIC = "timeout", "timeout"
-    DESCRIPTION = "stops data and closes connections after timeout_ms"
+    DESCRIPTION = "stops data and closes connections after timeout_ms; open connections dropped on heal"
+    DROPS_BYTES = True
     PARAMS = {"timeout_ms": Param(int, minimum=0, doc="milliseconds; 0 = never close"),
               "stream": _stream(), "toxicity": TOXICITY}
 

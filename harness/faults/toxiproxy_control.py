@@ -14,6 +14,8 @@ from toxiproxy.exceptions import NotFound
 from .base import FaultError
 
 F = TypeVar("F", bound=Callable[..., Any])
+# toxics that drop bytes inside live connections (network.ToxicFault.DROPS_BYTES)
+BYTE_DROPPING_TOXICS = frozenset({"timeout"})
 # toxiproxy-python keeps the server's address in class attributes: one call at a time per process,
 # so that two labs' threads never send one lab's request to the other's server.
 _ONE_AT_A_TIME = threading.RLock()
@@ -123,6 +125,8 @@ class ToxiproxyControl:
     def reset_proxies(self, names) -> None:
         """Every toxic of these proxies removed and each enabled: the reset of a drill that shares
         the server with others (their proxies are not touched). A proxy already gone is skipped."""
+        names = set(names)
+        self._close_gapped(names)
         client = self._use()
         proxies = client.proxies()
         for name in names:
@@ -142,4 +146,15 @@ class ToxiproxyControl:
     def reset_all(self) -> None:
         """POST /reset: every proxy enabled, every toxic removed. Run at the start of every drill
         so that nothing a killed run left behind survives."""
+        self._close_gapped()
         self._use().reset()
+
+    def _close_gapped(self, names: set[str] | None = None) -> None:
+        """Before a reset removes the toxics: disable each proxy (of `names`, or every one) that
+        carries a byte-dropping toxic, closing its open connections, so that no byte ever follows
+        dropped ones on a connection. The reset enables it again."""
+        self._use()
+        for name, body in APIConsumer.get("/proxies").json().items():
+            if (names is None or name in names) and body.get("enabled") and any(
+                    toxic.get("type") in BYTE_DROPPING_TOXICS for toxic in body.get("toxics") or ()):
+                APIConsumer.post(f"/proxies/{name}", json={"enabled": False})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -111,6 +112,44 @@ def test_partition_blackholes_both_ways_until_healed(ctx, link):
         assert sock.recv(1) == b""
     with connect(link.listen) as sock:
         assert round_trip(sock, b"y") < 1.0
+
+
+def ticker(sent: list[int]):
+    """A server sending numbered lines ("0\n", "1\n", ...) every half millisecond until the client
+    goes; sent[0] counts the lines sent."""
+    pace = threading.Event()
+
+    def handle(sock):
+        while True:
+            sock.sendall(b"%d\n" % sent[0])
+            sent[0] += 1
+            pace.wait(0.0005)
+    return handle
+
+
+def numbered_lines(n: int) -> bytes:
+    return b"".join(b"%d\n" % i for i in range(n))
+
+
+def test_partition_heal_never_delivers_bytes_after_the_gap(ctx, control):
+    """Bytes black-holed inside a live connection must never be followed by later bytes on it: the
+    heal closes the connection while the toxic still drops. (A PostgreSQL replica fed a WAL stream
+    with a hole wrote the later bytes after the hole and could never stream again.)"""
+    sent = [0]
+    with TcpServer(ticker(sent)) as server:
+        control.ensure_proxy("link", server.address)
+        with connect(control.proxy("link").listen, timeout=10) as sock:
+            received = b""
+            while received.count(b"\n") < 10:
+                received += sock.recv(65536)
+            with injected(fault("partition"), ctx):
+                mark = sent[0]
+                wait_for(lambda: sent[0] > mark + 50, what="50 lines sent into the partition")
+            received += read_all(sock)[0]
+    expected = numbered_lines(sent[0])
+    gap = next((i for i, (a, b) in enumerate(zip(received, expected)) if a != b), None)
+    assert gap is None and len(received) <= len(expected), (
+        f"bytes after the gap: {received[max(0, (gap or 0) - 20):(gap or 0) + 20]!r} at offset {gap}")
 
 
 def test_timeout_fault_closes_connections(ctx, link):
@@ -230,6 +269,22 @@ def test_reset_all_clears_what_a_killed_run_left(control, api, link):
     control.reset_all()
     assert control.toxics("link") == {}
     assert control.proxy("link").enabled is True
+    with connect(link.listen) as sock:
+        assert round_trip(sock) < 1.0
+
+
+@pytest.mark.parametrize("reset", ["reset_all", "reset_proxies"])
+def test_a_reset_closes_connections_that_lost_bytes_before_bytes_flow_again(control, api, link, reset):
+    """A partition's toxic left by a killed run: the reset must not resume a connection after the gap."""
+    with connect(link.listen, timeout=0.3) as sock:
+        api("post", "/proxies/link/toxics", json={"type": "timeout", "attributes": {"timeout": 0}})
+        sock.sendall(b"lost")
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        control.reset_all() if reset == "reset_all" else control.reset_proxies(["link"])
+        sock.settimeout(5)
+        assert sock.recv(1) == b""
+    assert control.toxics("link") == {} and control.proxy("link").enabled is True
     with connect(link.listen) as sock:
         assert round_trip(sock) < 1.0
 
