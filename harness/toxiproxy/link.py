@@ -47,6 +47,7 @@ class Stage:
         self.end: str | None = None
         self.closed = False          # close() was called: the toxic ends the stream here
         self.interrupted = False
+        self.dropped = False         # the toxic discarded bytes of this stream (a gap in it)
         self.queue: collections.deque = collections.deque()
         self._waiter: asyncio.Future | None = None
         self._sleeper: asyncio.Future | None = None
@@ -101,6 +102,7 @@ class Stage:
         self.link.forward(self, chunk)
 
     def drop(self, chunk: Chunk) -> None:
+        self.dropped = True
         self.link.release(self.direction, len(chunk.data))
 
     async def sleep(self, seconds: float) -> bool:

@@ -369,14 +369,19 @@ class Proxy:
     async def remove_toxic(self, name: str) -> None:
         await self._remove_entry(self.get_toxic(name))
 
-    async def _remove_entry(self, entry: ToxicEntry) -> None:
-        """Remove this toxic (not whichever has its name now); gone already is fine."""
+    async def _remove_entry(self, entry: ToxicEntry, close_gapped: bool = False) -> None:
+        """Remove this toxic (not whichever has its name now); gone already is fine. With
+        close_gapped, a connection on which the toxic dropped bytes is closed, not resumed."""
         if entry not in self.toxics:
             return
         self.toxics.remove(entry)
         if entry.timer is not None:
             entry.timer.cancel()
         stages = [s for s in (link.find_stage(entry) for link in list(self.links)) if s]
+        if close_gapped:
+            for stage in [s for s in stages if s.dropped]:
+                stage.link.close()
+            stages = [s for s in stages if not s.dropped]
         for stage in stages:
             stage.interrupt()
         await _settle(stages)
@@ -398,9 +403,11 @@ class Proxy:
         entry.timer = asyncio.get_running_loop().call_later(delay, self._expire, entry)
 
     def _expire(self, entry: ToxicEntry) -> None:
+        """The dead-man switch leaves what a harness's heal would: a connection that lost bytes to
+        the toxic is closed (later bytes must never follow a gap: TCP never delivers one)."""
         if entry in self.toxics:
             log.warning("proxy %s: toxic %s reached its time limit; removed", self.name, entry.name)
-            task = asyncio.get_running_loop().create_task(self._remove_entry(entry))
+            task = asyncio.get_running_loop().create_task(self._remove_entry(entry, close_gapped=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -213,13 +213,18 @@ def test_time_limit_removes_the_toxic_by_itself(toxi, api, echo_server):
     created = api("post", "/proxies/t/toxics",
                   json={"type": "timeout", "attributes": {"timeout": 0}, "time_limit_ms": 400})
     assert created.json()["time_limit_ms"] == 400 and created.json()["expires_at"] > 0
-    with connect(proxy.listen, timeout=0.2) as sock:
+    with connect(proxy.listen, timeout=0.2) as sock, connect(proxy.listen, timeout=5) as quiet:
         sock.sendall(b"x")
         with pytest.raises(TimeoutError):
             sock.recv(1)                         # blackholed while the toxic lives
         wait_for(lambda: api("get", "/proxies/t/toxics").json() == [], timeout=5)
         sock.settimeout(5)
-        assert round_trip(sock, b"back") < 1.0   # same connection works again
+        # the echo of "x" was dropped: that connection is closed, never resumed after the gap ...
+        assert sock.recv(1) == b""
+        # ... while one that lost nothing works on, and new ones pass
+        assert round_trip(quiet, b"back") < 1.0
+    with connect(proxy.listen) as sock:
+        assert round_trip(sock, b"new") < 1.0
 
 
 def test_toxic_without_time_limit_keeps_toxiproxy_shape(toxi, api, echo_server):
