@@ -4,8 +4,10 @@ One lab per provider serves the whole module, as APScheduler runs one suite over
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -98,19 +100,49 @@ def connect_primary(lab) -> psycopg.Connection:
     return psycopg.connect(node.dsn, password=node.password(), autocommit=True)
 
 
+@contextlib.contextmanager
+def writing(lab, pace_s: float = 0.001):
+    """Commits on the primary every pace_s (not waiting for replicas) while the block runs: WAL is
+    being sent as a partition starts and while it heals. Yields how many were committed."""
+    done, count, failed = threading.Event(), [0], []
+
+    def write():
+        try:
+            with connect_primary(lab) as conn:
+                conn.execute("SET synchronous_commit = local")
+                while not done.wait(pace_s):
+                    conn.execute("INSERT INTO contract_probe VALUES (now())")
+                    count[0] += 1
+        except Exception as exc:  # noqa: BLE001 - reported below, in the test's thread
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        yield count
+    finally:
+        done.set()
+        writer.join(30)
+    assert not failed, f"the writer failed: {failed[0]!r}"
+
+
 def test_replication_partition_and_its_heal(provider_lab):
+    """Under write load: WAL dropped by the partition must not leave a hole in the replica's WAL
+    once the heal lets bytes through again (the heal closed the link's connections too late, once,
+    and the replica never streamed again)."""
     lab = provider_lab
     replica = lab.failover.candidate
     with connect_primary(lab) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS contract_probe (at timestamptz)")
-    fault = lab.partition_replication(replica)
-    try:
-        with connect_primary(lab) as conn:   # a commit the cut-off replica cannot receive
-            conn.execute("SET synchronous_commit = local")
-            conn.execute("INSERT INTO contract_probe VALUES (now())")
-        assert not lab.replica_caught_up(replica)
-    finally:
-        lab.heal_fault(fault)
+    with writing(lab) as committed:
+        fault = lab.partition_replication(replica)
+        try:
+            wait_for(lambda: committed[0] >= 20, timeout=30, what="20 commits the cut-off replica cannot receive")
+            assert not lab.replica_caught_up(replica)
+        finally:
+            lab.heal_fault(fault)
+        at_heal = committed[0]
+        wait_for(lambda: committed[0] >= at_heal + 20, timeout=30, what="20 commits after the heal")
     try:
         wait_for(lambda: lab.replica_caught_up(replica), timeout=40, interval=0.2)
     except AssertionError:   # say where replication stands, for the next reader
