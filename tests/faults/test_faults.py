@@ -141,7 +141,9 @@ def test_partition_heal_never_delivers_bytes_after_the_gap(ctx, control):
         with connect(control.proxy("link").listen, timeout=10) as sock:
             received = b""
             while received.count(b"\n") < 10:
-                received += sock.recv(65536)
+                chunk = sock.recv(65536)
+                assert chunk, f"closed before the partition, after {received!r}"
+                received += chunk
             with injected(fault("partition"), ctx):
                 mark = sent[0]
                 wait_for(lambda: sent[0] > mark + 50, what="50 lines sent into the partition")
