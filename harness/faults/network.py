@@ -7,6 +7,7 @@ from typing import ClassVar
 import requests
 
 from .base import Fault, FaultContext, Param, register
+from .toxiproxy_control import BYTE_DROPPING_TOXICS
 
 STREAMS = ("upstream", "downstream", "both")
 
@@ -17,13 +18,16 @@ class ToxicFault(Fault):
     TIME_LIMITED = True      # the fault server removes the toxic by itself (time_limit_ms)
     TOXIC: ClassVar[str] = ""
     DEFAULT_STREAM: ClassVar[str] = "downstream"
-    # The toxic drops bytes inside live connections (Toxiproxy's timeout). Removing it alone would
-    # let later bytes follow the dropped ones on the same connection: a gap no real network makes
-    # (TCP retransmits, or gives up and the connection dies), which e.g. a PostgreSQL replica writes
-    # into its WAL as a hole it never streams past. So the heal first disables the proxy, closing
-    # its connections while the toxic still drops, then removes the toxic and enables the proxy:
-    # clients reconnect, as after a real partition.
-    DROPS_BYTES: ClassVar[bool] = False
+
+    @property
+    def drops_bytes(self) -> bool:
+        """The toxic drops bytes inside live connections (Toxiproxy's timeout). Removing it alone
+        would let later bytes follow the dropped ones on the same connection: a gap no real network
+        makes (TCP retransmits, or gives up and the connection dies), which e.g. a PostgreSQL replica
+        writes into its WAL as a hole it never streams past. So the heal first disables the proxy,
+        closing its connections while the toxic still drops, then removes the toxic and enables the
+        proxy: clients reconnect, as after a real partition."""
+        return self.TOXIC in BYTE_DROPPING_TOXICS
 
     def attributes(self) -> dict[str, int]:
         raise NotImplementedError
@@ -42,13 +46,13 @@ class ToxicFault(Fault):
                                     self.spec.time_limit_s)
 
     def heal(self, ctx: FaultContext) -> None:
-        if self.DROPS_BYTES:   # the server enables it again by itself should the harness die here
+        if self.drops_bytes:   # the server enables it again by itself should the harness die here
             ctx.toxiproxy.set_enabled(self.spec.target, False, self.spec.time_limit_s)
         try:
             for stream in self.streams():
                 ctx.toxiproxy.remove_toxic(self.spec.target, self.toxic_name(stream))
         finally:
-            if self.DROPS_BYTES:
+            if self.drops_bytes:
                 ctx.toxiproxy.set_enabled(self.spec.target, True)
 
 
@@ -73,13 +77,12 @@ class Latency(ToxicFault):
 @register
 class Partition(ToxicFault):
     """A network partition: no byte passes either way while it lasts. The heal drops the link's
-    open connections before the bytes flow again (ToxicFault.DROPS_BYTES)."""
+    open connections before the bytes flow again (ToxicFault.drops_bytes)."""
 
     TYPE, TOXIC = "partition", "timeout"
     DESCRIPTION = "blackholes the link both ways: no byte passes; open connections dropped on heal"
     PARAMS = {"stream": _stream("both")}
     DEFAULT_STREAM = "both"
-    DROPS_BYTES = True
 
     def attributes(self) -> dict[str, int]:
         return {"timeout": 0}
@@ -89,7 +92,6 @@ class Partition(ToxicFault):
 class Timeout(ToxicFault):
     TYPE, TOXIC = "timeout", "timeout"
     DESCRIPTION = "stops data and closes connections after timeout_ms; open connections dropped on heal"
-    DROPS_BYTES = True
     PARAMS = {"timeout_ms": Param(int, minimum=0, doc="milliseconds; 0 = never close"),
               "stream": _stream(), "toxicity": TOXICITY}
 

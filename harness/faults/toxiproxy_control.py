@@ -14,7 +14,8 @@ from toxiproxy.exceptions import NotFound
 from .base import FaultError
 
 F = TypeVar("F", bound=Callable[..., Any])
-# toxics that drop bytes inside live connections (network.ToxicFault.DROPS_BYTES)
+# toxics that drop bytes inside live connections: their heal and the resets close the proxy's
+# connections before removing them (network.ToxicFault.drops_bytes)
 BYTE_DROPPING_TOXICS = frozenset({"timeout"})
 # toxiproxy-python keeps the server's address in class attributes: one call at a time per process,
 # so that two labs' threads never send one lab's request to the other's server.
