@@ -41,6 +41,8 @@ def _run(args: argparse.Namespace) -> int:
         _err(f"drill: invalid plan: {exc}")
         return EXIT_INVALID
     out = Path(args.out or Path("reports") / "out" / plan.drill)
+    args.on_interrupt = ("faults healed and lab taken down" if plan.lab.provider != "external"   # main() says it
+                         else "faults healed; the external target is not this run's to take down")  # on Ctrl-C
     code, result = run_drill(plan, out, rec, log=printer(args), verbose=args.verbose, confirm=args.confirm)
     if args.json and result is not None:
         print(json.dumps(run_summary(result, out, code), indent=1))
@@ -314,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     except UnsafeStateDir as exc:   # the lab registry could be written by another user: refused
         _err(f"drill: {exc}")
         return exits.INVALID
-    except KeyboardInterrupt:
-        _err("drill: interrupted; faults healed and lab taken down")
+    except KeyboardInterrupt:       # a command says what its clean-up did (args.on_interrupt); none: nothing to say
+        note = getattr(args, "on_interrupt", None)
+        _err("drill: interrupted" + (f"; {note}" if note else ""))
         return exits.INTERRUPTED
     except BrokenPipeError:   # the reader went away (`drill steps | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from .. import exits
-from ..plan import PlanError
+from ..inputs import printable
+from ..plan import PlanError, shown
 from ..report.cli import add_record_args
 
 EXIT_INVALID = exits.INVALID
@@ -29,7 +30,7 @@ def _open_lab(plan, confirm: str | None):
     from ..lab.external import ExternalConfig, ExternalLab
 
     def fail(key: str, message: str) -> PlanError:
-        return PlanError(f"{plan.path}: key '{key}': {message}")
+        return PlanError(printable(f"{shown(plan.path)}: key '{key}': {message}"))
     if plan.lab == "embedded":
         from ..lab.embedded import EmbeddedLab
         return EmbeddedLab(), True
@@ -38,8 +39,8 @@ def _open_lab(plan, confirm: str | None):
             data = running_lab_config()
         except ValueError as exc:
             reason = str(exc).split(";")[0]
-            raise PlanError(f"{plan.path}: key 'lab': running needs one `drill lab up` lab: {reason}; start one "
-                            f"in another terminal, or set lab: embedded for a lab of this run's own") from None
+            raise PlanError(f"{shown(plan.path)}: key 'lab': running needs one `drill lab up` lab: {reason}; start "
+                            f"one in another terminal, or set lab: embedded for a lab of this run's own") from None
         # the user's own `drill lab up` lab: no interlock, faults limited to the plan's blast radius
         data.update(allow_destructive=True, blast_radius=list(plan.blast_radius))
         return ExternalLab(ExternalConfig.parse(data, fail), confirmed=True), False
@@ -54,6 +55,7 @@ def chaos(args: argparse.Namespace) -> int:
     from ..signoff import SignOff
     from .runner import Halt, capability, default_out, describe_step, register_run, run_chaos
 
+    args.on_interrupt = "nothing had been started"      # what harness.cli.main says on Ctrl-C
     try:
         plan = load_chaos_plan(args.plan)
         if args.seed is not None:
@@ -64,11 +66,12 @@ def chaos(args: argparse.Namespace) -> int:
             raise PlanError("--faults and --duration draw a random game day: give --seed N too")
         else:
             if not plan.steps:
-                raise PlanError(f"{plan.path}: key 'faults': the plan has no fixed sequence; run a game day with "
-                                f"--seed N --duration D")
+                raise PlanError(f"{shown(plan.path)}: key 'faults': the plan has no fixed sequence; run a game day "
+                                f"with --seed N --duration D")
             steps = plan.steps
         if args.confirm is not None and args.confirm != plan.chaos:
-            raise PlanError(f"--confirm names {args.confirm!r} but {plan.path} is chaos run {plan.chaos!r}")
+            raise PlanError(f"--confirm names '{printable(args.confirm, 80)}' but {shown(plan.path)} is chaos run "
+                            f"{plan.chaos!r}")
         lab, own = _open_lab(plan, args.confirm)
         rec = recording_from(args, SignOff())
     except PlanError as exc:
@@ -93,6 +96,8 @@ def chaos(args: argparse.Namespace) -> int:
     try:
         try:
             started = time.monotonic()
+            args.on_interrupt = ("faults healed and lab taken down" if own
+                                 else "faults healed; the lab was not this run's, it is left up")
             lab.up()
             if own:
                 _err(f"drill: lab up in {time.monotonic() - started:.1f} s (embedded)")
@@ -101,7 +106,7 @@ def chaos(args: argparse.Namespace) -> int:
             return exits.UNREACHABLE
         problems = [p for p in (capability(s, lab) for s in steps) if p]
         if problems:
-            _err(f"drill: invalid chaos plan: {plan.path}: nothing injected: " + "; ".join(problems))
+            _err(printable(f"drill: invalid chaos plan: {shown(plan.path)}: nothing injected: " + "; ".join(problems)))
             return EXIT_INVALID
         record = register_run(plan, out)
         code, result = run_chaos(plan, steps, lab, out, rec, seed=args.seed, dry_run=dry_run, halt=halt,

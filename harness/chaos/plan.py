@@ -18,7 +18,8 @@ runs, or a seeded random game day drawn from the plan's allowed set.
       error_budget_s: 30               # total probe downtime over the run
     targets: {rto_seconds: 60, lost_writes: 0, availability: 0.99}
 
-Durations are seconds (a number) or a number with ms, s, m or h.
+Durations are seconds (a number) or a number with ms, s, m or h. A game day's gap and each of its
+faults' durations are at least 100 ms, and one game day draws at most 10,000 faults.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..faults import FaultError, build
+from ..inputs import printable
 from ..model import FaultSpec
 from ..plan import (DEFAULT_TARGETS, DRILL_ID, HugeNumber, PlanError, _parse_targets, checked, collector, quoted,
                     read_yaml, shown)
@@ -44,6 +46,8 @@ TIME_LIMIT_MARGIN_S = 5.0     # the fault server lifts a fault this long after i
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION = re.compile(r"\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h)?\s*")    # fullmatch
 MAX_DURATION_S = 7 * 86400.0
+MIN_GAME_DAY_S = 0.1          # a game day's gap and fault durations: a draw always moves time on
+MAX_DRAWN = 10_000            # faults of one game day (--duration / (gap + duration) at most this)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,8 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
     where_file = shown(path)
 
     def fail(key: str, message: str) -> PlanError:
-        return PlanError(f"{where_file}: key '{key}': {message}")
+        # the key and the message may quote the plan's own text: control characters escaped
+        return PlanError(printable(f"{where_file}: key '{key}': {message}"))
 
     if not isinstance(data, dict):
         raise PlanError(f"{where_file}: a chaos plan is a mapping with keys {', '.join(sorted(KNOWN_KEYS))}")
@@ -254,6 +259,9 @@ def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str
     if not isinstance(value, dict) or set(map(str, value)) - {"faults", "gap"} or not isinstance(value.get("faults"), dict):
         raise fail("game_day", "must be a mapping with faults (name -> {type, targets, params, duration}) and gap")
     gap = _range(value.get("gap", [1, 5]), fail, "game_day.gap")
+    if gap[0] < MIN_GAME_DAY_S:
+        raise fail("game_day.gap", f"must be at least {MIN_GAME_DAY_S * 1000:g} ms between two faults, got "
+                                   f"{quoted(value.get('gap'))}; e.g. [1s, 5s]")
     templates = {}
     for name, item in value["faults"].items():
         where = f"game_day.faults.{quoted(name, 40).strip(chr(39))}"
@@ -265,8 +273,9 @@ def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str
         if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
             raise fail(f"{where}.targets", "must be a non-empty list of names")
         duration = _range(item.get("duration", [2, 6]), fail, f"{where}.duration")
-        if duration[0] <= 0:
-            raise fail(f"{where}.duration", "must be more than 0")
+        if duration[0] < MIN_GAME_DAY_S:
+            raise fail(f"{where}.duration", f"must be at least {MIN_GAME_DAY_S * 1000:g} ms, got "
+                                            f"{quoted(item.get('duration'))}; e.g. [2s, 6s]")
         params = item.get("params") or {}
         if not isinstance(params, dict):
             raise fail(f"{where}.params", "must be a mapping")
@@ -292,12 +301,13 @@ def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None 
     `names`), each target, parameter in range, duration and gap drawn from a generator seeded
     with `seed`, until `duration_s` is filled. The same plan, seed and duration give the same
     sequence."""
+    where = shown(plan.path)
     if not plan.game_day:
-        raise PlanError(f"{plan.path}: key 'game_day': --seed needs the plan's game_day allowed set")
+        raise PlanError(f"{where}: key 'game_day': --seed needs the plan's game_day allowed set")
     names = sorted(names or plan.game_day)
     unknown = [n for n in names if n not in plan.game_day]
     if unknown:
-        raise PlanError(f"--faults {','.join(unknown)}: not in {plan.path}'s game_day allowed set "
+        raise PlanError(f"--faults {printable(','.join(unknown), 200)}: not in {where}'s game_day allowed set "
                         f"({', '.join(sorted(plan.game_day))})")
     rng = random.Random(seed)
     steps, t = [], 0.0
@@ -310,8 +320,12 @@ def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None 
         duration = round(rng.uniform(*template.duration), 1)
         if t + gap + duration > duration_s:
             break
+        if len(steps) == MAX_DRAWN:     # each draw takes 100 ms at least, so this loop ends; bounded anyway
+            raise PlanError(f"--duration {duration_s:g}s would draw more than {MAX_DRAWN} faults with {where}'s "
+                            f"game_day.gap of {plan.gap[0]:g}-{plan.gap[1]:g} s; give a shorter --duration, or "
+                            f"a longer gap or fault durations in the plan")
         spec = _spec(template.type, target, params, duration, f"game_day.faults.{name}",
-                     lambda key, message: PlanError(f"{plan.path}: key '{key}': {message}"))
+                     lambda key, message: PlanError(printable(f"{where}: key '{key}': {message}")))
         steps.append(Step(f"{len(steps) + 1}:{name}", spec, duration, gap))
         t += gap + duration
     if not steps:

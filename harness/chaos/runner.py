@@ -209,8 +209,10 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
                 for problem in scn.journal.heal_all():        # at once, before anything slower
                     scn.observe(f"Heal failed at the halt: {problem}")
                 mark_healed(record, halt)
-                scn.observe(f"Halted: {halt.reason}; every fault healed at once.")
-                log(f"drill: halted: {halt.reason}; every fault healed", file=sys.stderr)
+                # what is said is what happened: a halt before the first fault healed nothing
+                healed = "every fault healed at once" if labels else "no fault had been injected"
+                scn.observe(f"Halted: {halt.reason}; {healed}.")
+                log(f"drill: halted: {halt.reason}; {healed}", file=sys.stderr)
             scn.event(CHAOS_END, "chaos", faults=len(labels))
         _observe_recovery(scn)
         if not dry_run and not scn.aborted:

@@ -107,3 +107,38 @@ def test_a_chaos_run_is_judged_on_rto_and_lost_writes_unless_the_plan_asks_for_m
     assert parse().targets == {"rto_seconds": 28800.0, "lost_writes": 0.0}
     assert parse(targets={"rto_seconds": 30, "availability": 0.99}).targets == \
         {"rto_seconds": 30.0, "lost_writes": 0.0, "availability": 0.99}
+
+
+TINY = {"tiny": {"type": "latency", "targets": ["db"], "params": {"latency_ms": 1}, "duration": ["100ms", "100ms"]}}
+
+
+@pytest.mark.parametrize("game_day, key", [
+    ({"gap": [0, 0], "faults": TINY}, "game_day.gap"),
+    ({"gap": ["50ms", "1s"], "faults": TINY}, "game_day.gap"),
+    ({"gap": ["1s", "2s"], "faults": {"tiny": {**TINY["tiny"], "duration": ["10ms", "10ms"]}}},
+     "game_day.faults.tiny.duration"),
+    ({"gap": ["1s", "2s"], "faults": {"tiny": {**TINY["tiny"], "duration": 0.05}}}, "game_day.faults.tiny.duration"),
+])
+def test_a_game_day_gap_or_fault_duration_under_100_ms_is_refused(game_day, key):
+    """gap [0, 0] with 10 ms faults used to pass validation, then draw() never ended (each fault
+    rounded to 0 s) and grew ~35 MB/s."""
+    with pytest.raises(PlanError, match=rf"key '{key}': must be at least 100 ms"):
+        parse(game_day=game_day)
+
+
+def test_a_game_day_of_more_than_10000_faults_is_refused_naming_the_duration_and_the_gap():
+    plan = parse(game_day={"gap": ["100ms", "100ms"], "faults": TINY})
+    assert len(draw(plan, 1, 10)) == 50                     # the smallest allowed: 0.2 s a fault
+    with pytest.raises(PlanError) as err:
+        draw(plan, 1, 3600)                                 # 18,000 faults
+    assert "--duration 3600s" in str(err.value) and "more than 10000 faults" in str(err.value)
+    assert "game_day.gap of 0.1-0.1 s" in str(err.value)
+
+
+def test_control_characters_of_a_chaos_plan_are_escaped_in_its_messages():
+    with pytest.raises(PlanError) as err:
+        parse(**{"colour\x1b[31m": "red"})
+    assert "\x1b" not in str(err.value) and "colour\\x1b[31m" in str(err.value)
+    with pytest.raises(PlanError) as err:
+        draw(parse(game_day=GAME), 1, 60, ["latency\x1b]0;owned\x07"])
+    assert "\x1b" not in str(err.value) and "\x07" not in str(err.value) and "latency\\x1b]0;owned\\x07" in str(err.value)

@@ -24,6 +24,7 @@ blast_radius: [db]
 faults:
   - {type: latency, target: db, params: {latency_ms: 200}, duration: 5s}
 """
+GAME_DAY = "game_day: {gap: %s, faults: {tiny: {type: latency, targets: [db], params: {latency_ms: 1}, duration: %s}}}\n"
 NODES = "nodes: {a: {dsn: host=a}, b: {dsn: host=b}}"
 EXTERNAL = ("lab: {provider: external, api_url: 'http://api', toxiproxy_url: 'http://toxi', "
             "database: {failover_target: %s, " + NODES + "}}")
@@ -161,6 +162,10 @@ def test_a_path_too_long_is_shown_shortened_but_named():
     ("huge stop condition", (CHAOS + "stop_conditions: {probe_failing_s: " + "9" * 400 + "}\n").encode(),
      "stop_conditions.probe_failing_s"),
     ("chaos id with a newline", replace("chaos", 'chaos: "db\\n"', CHAOS).encode(), "chaos"),
+    ("zero game day gap", (CHAOS + GAME_DAY % ("[0, 0]", "[100ms, 100ms]")).encode(), "game_day.gap"),
+    ("10 ms game day faults", (CHAOS + GAME_DAY % ("[1s, 2s]", "[10ms, 10ms]")).encode(),
+     "game_day.faults.tiny.duration"),
+    ("an escape in a key", (CHAOS + '"colour\\e[2J\\u2028": blue\n').encode(), "colour\\x1b[2J\\u2028"),
 ])
 def test_drill_chaos_refuses_a_malformed_plan_in_one_line(tmp_path, capsys, monkeypatch, name, source, word):
     monkeypatch.chdir(ROOT)
@@ -213,3 +218,30 @@ def test_a_row_the_provider_cannot_run_is_refused_before_any_lab_starts(tmp_path
     assert line.count("row '") == 4 and "capability backups" in line and "leave them out" in line
     assert "row 'Backup and restore / Stale backup blocks deployments' (backup/stale_backup.feature)" in line
     assert not (tmp_path / "out").exists() and not (tmp_path / "cab.jsonl").exists()
+
+
+@pytest.mark.parametrize("command, interrupted_in", [
+    (["chaos", "{plan}", "--seed", "1", "--duration", "10s", "--dry-run"], "harness.chaos.plan.draw"),
+    (["chaos", "{plan}", "--dry-run"], "harness.chaos.plan.load_chaos_plan"),
+    (["validate", "{plan}"], "harness.plan.check_plan_file"),
+], ids=["chaos drawing its game day", "chaos loading its plan", "validate"])
+def test_ctrl_c_before_anything_started_does_not_say_faults_were_healed(tmp_path, capsys, monkeypatch, command,
+                                                                         interrupted_in):
+    """A run that started nothing says so on Ctrl-C (exit 130), never "faults healed and lab
+    taken down"."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("DRILL_STATE_DIR", str(tmp_path / "state"))
+    plan = tmp_path / "chaos.yaml"
+    plan.write_text(CHAOS + GAME_DAY % ("[1s, 2s]", "[1s, 2s]"))
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(interrupted_in, interrupt)
+    code, stderr = drill_in_process([a.replace("{plan}", str(plan)) for a in command]
+                                    + (["--out", str(tmp_path / "out")] if command[0] == "chaos" else []), capsys)
+    assert code == 130
+    line = one_line(stderr, "drill: interrupted")
+    assert "healed" not in line and "taken down" not in line
+    if command[0] == "chaos":
+        assert line == "drill: interrupted; nothing had been started"
+    assert not (tmp_path / "out").exists()
