@@ -27,7 +27,7 @@ from ..faults import FaultError, ToxiproxyControl
 from ..wait import wait_for
 from .base import Lab, LabStartError
 from .failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag
-from .hooks import Hook, HookError, public_url, url_secret
+from .hooks import ENV_NAME, Hook, HookError, public_url, url_problem, url_secret
 
 # runbook hooks the plan may name (lab.actions), and the arguments each is called with
 ACTIONS = {
@@ -228,14 +228,20 @@ class ExternalConfig:
             key = f"lab.database.nodes.{name}"
             if not isinstance(node, dict) or not isinstance(node.get("dsn"), str):
                 raise fail(f"{key}.dsn", "required: a libpq conninfo without the password")
-            if "password" in node or _dsn_has_password(node["dsn"]):
-                raise fail(f"{key}.dsn" if "password" not in node else key,
-                           "a password must not be written in the plan: name it with "
-                           "password_env (an environment variable) or password_file")
+            if "password" in node:
+                raise fail(key, "a password must not be written in the plan: name it with "
+                                "password_env (an environment variable) or password_file")
+            problem = _dsn_problem(node["dsn"])
+            if problem:
+                raise fail(f"{key}.dsn", problem)
             for secret_key in ("password_env", "password_file"):
-                if node.get(secret_key) is not None and not isinstance(node[secret_key], str):
-                    raise fail(f"{key}.{secret_key}", "must name an environment variable (password_env) "
-                                                      "or a file (password_file)")
+                value = node.get(secret_key)
+                # an empty name would connect without the password the plan meant to give
+                if secret_key in node and not (isinstance(value, str) and value.strip() and "\0" not in value
+                                               and (secret_key == "password_file" or ENV_NAME.fullmatch(value))):
+                    raise fail(f"{key}.{secret_key}", "must name an environment variable (password_env, e.g. "
+                                                      "STAGING_PG_PASSWORD) or a file (password_file); leave the "
+                                                      "key out when the node needs no password")
             nodes[name] = NodeConfig(name, node["dsn"], node.get("password_env"), node.get("password_file"))
         target = database.get("failover_target")
         if not isinstance(target, str) or target not in nodes:
@@ -250,7 +256,7 @@ class ExternalConfig:
         if not isinstance(allow, bool):
             raise fail("lab.allow_destructive", "must be true or false")
         radius = data.get("blast_radius", [])
-        if not isinstance(radius, list) or not all(isinstance(r, str) for r in radius):
+        if not isinstance(radius, list) or not all(isinstance(r, str) and r.strip() for r in radius):
             raise fail("lab.blast_radius", "must be a list of names that faults may touch "
                                            "(Toxiproxy proxy names, database-primary, api-<zone>, "
                                            "<platform>-api, evidence-gateway, connector-workers)")
@@ -258,8 +264,8 @@ class ExternalConfig:
         if siem is not None and not isinstance(siem, str):
             raise fail("lab.siem_file", "must be a path")
         name = data.get("name", urlsplit(data["api_url"]).hostname or data["api_url"])
-        if not isinstance(name, str) or not name.strip() or "\n" in name:
-            raise fail("lab.name", "must be one line naming the target, e.g. staging-eu")
+        if not isinstance(name, str) or not name.strip() or not name.isprintable() or len(name) > 200:
+            raise fail("lab.name", "must be one line naming the target (no control character), e.g. staging-eu")
         instances, window = _api_tier(data.get("api_tier"), fail)
         proxies, platform_proxies = _proxies(data.get("proxies"), fail)
         gateway_url, gateway_token = _gateway(data.get("evidence_gateway"), fail)
@@ -283,6 +289,9 @@ class ExternalConfig:
 def _url(value: Any, key: str, fail, what: str) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise fail(key, what)
+    problem = url_problem(value)        # http://[::1 or a port of 99999: refused now, not a crash later
+    if problem:
+        raise fail(key, f"{problem}; {what}")
     if _userinfo(value):
         raise fail(key, "credentials must not be written in a URL of the plan (user:password@); remove them")
     secret = url_secret(value)
@@ -411,18 +420,29 @@ def _userinfo(url: str) -> bool:
         return False
 
 
-def _dsn_has_password(dsn: str) -> bool:
-    """A password written in a conninfo: `password=...` (key/value, or a URI query parameter) or
-    the password of a URI's user:password@ (postgresql:// or postgres://)."""
-    if "password=" in dsn.replace(" ", "").lower():
-        return True
-    if dsn.strip().lower().startswith(("postgresql://", "postgres://")):
-        try:
-            netloc = urlsplit(dsn.strip()).netloc
-        except ValueError:
-            return ":" in dsn.split("@", 1)[0].split("//", 1)[-1]
-        return ":" in netloc.rpartition("@")[0]
-    return False
+SECRET_CONNINFO_KEYS = ("password", "sslpassword")
+
+
+def _dsn_problem(dsn: str) -> str | None:
+    """What is wrong with a node's conninfo, as libpq itself reads it (psycopg's parser, so that
+    `password\t=x`, `?%70assword=x` and a URI's user:password@ are all seen): a password written
+    in it, or text libpq cannot read. The message never quotes the conninfo (it may hold the
+    secret); None when it is fine."""
+    if "\0" in dsn:      # libpq would stop reading there, and miss a password after it
+        return "has a NUL character; write the conninfo without it"
+    if not dsn.strip():
+        return "required: a libpq conninfo without the password, e.g. 'host=pg-a port=5432 dbname=x user=drill'"
+    try:
+        parsed = psycopg.conninfo.conninfo_to_dict(dsn)
+    except (psycopg.Error, ValueError, TypeError):
+        return ("not a conninfo libpq can read (key=value pairs such as 'host=pg-a port=5432 dbname=x "
+                "user=drill', or a postgresql:// URI, the scheme in lowercase); fix its syntax, and leave any "
+                "password out of it: name it with password_env or password_file")
+    found = [k for k in SECRET_CONNINFO_KEYS if k in parsed]
+    if found:
+        return (f"a password must not be written in the plan ({found[0]} in the conninfo): name it with "
+                f"password_env (an environment variable) or password_file")
+    return None
 
 
 class ExternalFailover:

@@ -1,7 +1,10 @@
-"""Runbook hooks of an external target: a command or an HTTP call, with secrets from the environment.
+"""Runbook hooks of an external target: a command or an HTTP call, with secrets from the environment
+or a file.
 
 A hook is data from the plan: {"command": [argv...], "timeout_s": 60} or
-{"http": {"url": ..., "method": "POST", "token_env": "NAME"}, "timeout_s": 60}.
+{"http": {"url": ..., "method": "POST", "token_env": "NAME"}, "timeout_s": 60} (or "token_file":
+a file holding the bearer token, read at each call). Every key is checked: an unknown or
+misspelled one is refused, naming it, so no key of a validated plan is silently dropped.
 The command runs without a shell; arguments of the call are passed as DRILL_* environment
 variables (command), as a JSON body (HTTP POST/PUT) or as query parameters (HTTP GET). What a
 hook answers (the HTTP body, or a command's standard output when it is JSON) is returned: the
@@ -12,6 +15,7 @@ reach logs or results: a failure reports the exit code or HTTP status and a secr
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -20,6 +24,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from ..inputs import KiB, InputError, printable, read_capped
+
+HOOK_KEYS = ("command", "http", "timeout_s")
+HTTP_KEYS = ("url", "method", "token_env", "token_file")
+MAX_TIMEOUT_S = 86400.0         # a day: a runbook step that takes longer is not waited on
+TOKEN_MAX = 64 * KiB            # a token file holds one token
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")      # fullmatch
 
 # What scrub() masks (the value becomes ***, the name stays):
 USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")       # scheme://user:PASSWORD@
@@ -58,6 +70,27 @@ def public_url(url: str) -> str:
     return parts._replace(netloc=netloc, query=query, fragment="").geturl()
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be called (no host, a bracket left open, a port out of range, a control
+    character), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port                      # ValueError for a port that is not 0-65535
+    except ValueError as exc:
+        return f"not a URL that can be called ({printable(exc, 80)})"
+    if not parts.hostname:
+        return "the URL names no host"
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return "the URL has a space or a control character"
+    return None
+
+
+def _known_keys(data: dict, key: str, known: tuple[str, ...], fail) -> None:
+    for k in data:
+        if not isinstance(k, str) or k not in known:
+            raise fail(f"{key}.{printable(k, 40)}", f"unknown key; known: {', '.join(known)}")
+
+
 def url_secret(url: str) -> str | None:
     """What of a hook URL is a credential written in the plan, or None."""
     try:
@@ -82,6 +115,7 @@ class Hook:
     token_env: str | None = None
     timeout_s: float = 60.0
     env: dict[str, str] = field(default_factory=dict)
+    token_file: str | None = None
 
     @staticmethod
     def parse(name: str, data: Any, fail, section: str = "lab.actions") -> "Hook":
@@ -89,31 +123,76 @@ class Hook:
         key = f"{section}.{name}"
         if not isinstance(data, dict):
             raise fail(key, "must be a mapping with 'command' (a list) or 'http' ({url, method})")
+        _known_keys(data, key, HOOK_KEYS, fail)
         timeout = data.get("timeout_s", 60)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise fail(f"{key}.timeout_s", "must be a number of seconds > 0")
+        # a bool is not a number; a 400-digit integer, nan, inf or 1e300 is no timeout either
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not (isinstance(timeout, int) or math.isfinite(timeout)) or not 0 < timeout <= MAX_TIMEOUT_S:
+            raise fail(f"{key}.timeout_s", f"must be a number of seconds > 0 and at most {MAX_TIMEOUT_S:g} "
+                                           f"(a day), e.g. 60")
+        if "command" in data and "http" in data:
+            raise fail(key, "give 'command' or 'http', not both")
         if "command" in data:
             command = data["command"]
             if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
                 raise fail(f"{key}.command", "must be a non-empty list of strings (no shell)")
+            if not command[0] or any("\0" in a for a in command):
+                raise fail(f"{key}.command", "the program is named first, and no argument may hold a NUL "
+                                             "character")
             return Hook(name, command=tuple(command), timeout_s=float(timeout))
         http = data.get("http")
         if not isinstance(http, dict) or not isinstance(http.get("url"), str) \
                 or not http["url"].startswith(("http://", "https://")):
             raise fail(key, "needs 'command' (a list) or 'http' with an http(s) 'url'")
-        secret = url_secret(http["url"])
+        _known_keys(http, f"{key}.http", HTTP_KEYS, fail)
+        url = http["url"]
+        problem = url_problem(url)
+        if problem:
+            raise fail(f"{key}.http.url", f"{problem}; give the http(s) URL of the runbook endpoint")
+        secret = url_secret(url)
         if secret:
             raise fail(f"{key}.http.url", f"a credential must not be written in the plan ({secret} in "
-                                          f"{public_url(http['url'])}): put the token in an environment "
-                                          f"variable and name it with token_env")
+                                          f"{public_url(url)}): put the token in an environment "
+                                          f"variable or a file and name it with token_env or token_file")
         method = http.get("method", "POST")
         method = method.upper() if isinstance(method, str) else method
         if method not in ("POST", "PUT", "GET"):
             raise fail(f"{key}.http.method", "must be POST, PUT or GET")
-        token_env = http.get("token_env")
-        if token_env is not None and not isinstance(token_env, str):
-            raise fail(f"{key}.http.token_env", "must name an environment variable")
-        return Hook(name, url=http["url"], method=method, token_env=token_env, timeout_s=float(timeout))
+        token_env, token_file = http.get("token_env"), http.get("token_file")
+        if token_env is not None and token_file is not None:
+            raise fail(f"{key}.http", "give token_env or token_file, not both")
+        if "token_env" in http and not (isinstance(token_env, str) and ENV_NAME.fullmatch(token_env)):
+            raise fail(f"{key}.http.token_env", "must name an environment variable (letters, digits and '_'), "
+                                                "e.g. OPS_TOKEN; leave the key out for a hook without a token")
+        if "token_file" in http and not (isinstance(token_file, str) and token_file.strip()
+                                         and "\0" not in token_file):
+            raise fail(f"{key}.http.token_file", "must name the file that holds the bearer token, e.g. "
+                                                 "/run/secrets/ops-token; leave the key out for a hook without a token")
+        return Hook(name, url=url, method=method, token_env=token_env, token_file=token_file,
+                    timeout_s=float(timeout))
+
+    def _token(self) -> str | None:
+        """The bearer token from the variable or the file the plan names (the file read at each
+        call, as a rotated secret is); HookError names what is missing, never the value."""
+        if self.token_env:
+            token = os.environ.get(self.token_env)
+            if not token:
+                raise HookError(f"hook {self.name}: environment variable {self.token_env} is not set")
+            return token
+        if self.token_file:
+            where = f"hook {self.name}: token_file {printable(self.token_file, 200)}"
+            try:
+                token = read_capped(self.token_file, TOKEN_MAX, "the token file").decode("utf-8").strip()
+            except FileNotFoundError:
+                raise HookError(f"{where}: no such file") from None
+            except (InputError, OSError):
+                raise HookError(f"{where}: cannot be read as a file of at most {TOKEN_MAX // KiB} KiB") from None
+            except UnicodeDecodeError:
+                raise HookError(f"{where}: not UTF-8 text") from None
+            if not token or any(c in token for c in "\r\n\0"):
+                raise HookError(f"{where}: must hold one line, the token")
+            return token
+        return None
 
     def describe(self) -> str:
         return f"{self.name}: " + (" ".join(self.command[:1]) + " ..." if self.command
@@ -137,10 +216,8 @@ class Hook:
             except ValueError:
                 return None
         headers = {}
-        if self.token_env:
-            token = os.environ.get(self.token_env)
-            if not token:
-                raise HookError(f"hook {self.name}: environment variable {self.token_env} is not set")
+        token = self._token()
+        if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
             body = {"params": arguments} if self.method == "GET" else {"json": arguments}

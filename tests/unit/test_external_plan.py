@@ -236,3 +236,79 @@ def test_step_targets_match_parametrized_sentences():
     assert step_targets("the database primary is killed", rules) == ["database-primary"]
     assert step_targets("every API instance is down", rules) == ["a", "b"]
     assert step_targets("writes resume", rules) == []
+
+
+# ---- runbook hooks: every key read or refused ----------------------------------------------------
+
+def hook_with(**http) -> dict:
+    return {"http": {"url": f"{RUNBOOK}/kill", **http}}
+
+
+def test_a_hook_takes_its_token_from_a_file_as_clock_and_the_gateway_do():
+    lab = full_lab()
+    lab["actions"]["kill_platform"] = hook_with(token_file="/run/secrets/ops-token")
+    hook = parse(lab).actions["kill_platform"]
+    assert hook.token_file == "/run/secrets/ops-token" and hook.token_env is None
+
+
+@pytest.mark.parametrize("entry, key, words", [
+    (hook_with(token_env="OPS_TOKEN", tokn_file="/run/secrets/x"), "lab.actions.kill_platform.http.tokn_file",
+     "unknown key; known: url, method, token_env, token_file"),
+    (hook_with(token_env="OPS_TOKEN", headers={"X": "y"}), "lab.actions.kill_platform.http.headers", "unknown key"),
+    ({**hook_with(token_env="OPS_TOKEN"), "timeout": 5}, "lab.actions.kill_platform.timeout",
+     "unknown key; known: command, http, timeout_s"),
+    ({"command": ["/bin/true"], "token_env": "OPS_TOKEN"}, "lab.actions.kill_platform.token_env", "unknown key"),
+    ({"command": ["/bin/true"], "http": {"url": f"{RUNBOOK}/kill"}}, "lab.actions.kill_platform", "not both"),
+    (hook_with(token_env=""), "lab.actions.kill_platform.http.token_env", "must name an environment variable"),
+    (hook_with(token_env="OPS TOKEN"), "lab.actions.kill_platform.http.token_env", "must name an environment"),
+    (hook_with(token_file=""), "lab.actions.kill_platform.http.token_file", "must name the file"),
+    (hook_with(token_file="/run/\0x"), "lab.actions.kill_platform.http.token_file", "must name the file"),
+    (hook_with(token_env="A", token_file="/f"), "lab.actions.kill_platform.http", "token_env or token_file, not both"),
+    ({"command": ["/bin/true", "a\0b"]}, "lab.actions.kill_platform.command", "NUL"),
+    ({"command": [""]}, "lab.actions.kill_platform.command", "the program is named first"),
+])
+def test_a_hook_key_that_would_be_dropped_or_empty_is_refused_naming_it(entry, key, words):
+    """A hook used to read only url, method and token_env: a token_file, or a misspelled key, was
+    dropped silently and the validated plan ran its hooks without a token (a signed FAIL); an
+    empty token_env called the hook without one too."""
+    lab = full_lab()
+    lab["actions"]["kill_platform"] = entry
+    with pytest.raises(PlanError) as err:
+        parse(lab)
+    assert str(err.value).startswith(f"key '{key}'") and words in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("timeout", [10 ** 400, float("nan"), float("inf"), 1e300, 0, -1, True, "60"],
+                         ids=["400 digits", "nan", "inf", "1e300", "0", "-1", "true", "a string"])
+def test_a_hook_timeout_that_is_no_time_is_refused_naming_the_key(timeout):
+    lab = full_lab()
+    lab["reads"]["platform_requests"]["timeout_s"] = timeout
+    with pytest.raises(PlanError) as err:
+        parse(lab)
+    assert str(err.value).startswith("key 'lab.reads.platform_requests.timeout_s'")
+    assert "at most 86400" in str(err.value)
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda lab: lab.update(api_url="http://[::1"), "lab.api_url"),
+    (lambda lab: lab.update(toxiproxy_url="http://toxi:99999"), "lab.toxiproxy_url"),
+    (lambda lab: lab.update(api_url="http://"), "lab.api_url"),
+    (lambda lab: lab["evidence_gateway"].update(url="http://[fe80::1/x"), "lab.evidence_gateway.url"),
+    (lambda lab: lab["api_tier"]["instances"].update(az1="http://cp-az1:80x"), "lab.api_tier.instances.az1"),
+    (lambda lab: lab["actions"]["kill_platform"]["http"].update(url="https://[::1/kill"),
+     "lab.actions.kill_platform.http.url"),
+    (lambda lab: lab["s3"].update(endpoint="https://s3 .example"), "lab.s3.endpoint"),
+    (lambda lab: lab.update(blast_radius=["database-primary", ""]), "lab.blast_radius"),
+    (lambda lab: lab.update(name="staging\x1b[2J"), "lab.name"),
+    (lambda lab: lab["database"]["nodes"]["pg-a"].update(password_env=""), "lab.database.nodes.pg-a.password_env"),
+    (lambda lab: lab["database"]["nodes"]["pg-a"].update(password_file=""), "lab.database.nodes.pg-a.password_file"),
+    (lambda lab: lab["database"]["nodes"]["pg-a"].update(dsn=""), "lab.database.nodes.pg-a.dsn"),
+    (lambda lab: lab["database"]["nodes"]["pg-a"].update(dsn="host=pg-a\0 port=1"), "lab.database.nodes.pg-a.dsn"),
+])
+def test_a_url_or_name_that_cannot_work_is_refused_at_load(change, key):
+    """urlsplit raised ValueError on http://[::1 (exit 70); an empty name passed and failed later."""
+    lab = full_lab()
+    change(lab)
+    with pytest.raises(PlanError) as err:
+        parse(lab)
+    assert str(err.value).startswith(f"key '{key}'"), str(err.value)

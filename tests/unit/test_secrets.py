@@ -47,7 +47,12 @@ def test_an_external_plan_without_secrets_loads(tmp_path):
 
 @pytest.mark.parametrize("dsn", [f"postgresql://app:{DSN_PASSWORD}@a/x", f"postgres://app:{DSN_PASSWORD}@a:5432/x",
                                  f"POSTGRESQL://app:{DSN_PASSWORD}@a,b/x?sslmode=require",
-                                 f"postgresql://a/x?password={DSN_PASSWORD}", f"host=a password = {DSN_PASSWORD}"])
+                                 f"postgresql://a/x?password={DSN_PASSWORD}", f"host=a password = {DSN_PASSWORD}",
+                                 # as libpq reads them (psycopg's own parser): a tab, a percent-encoded name
+                                 f"host=a password\t={DSN_PASSWORD}", f"postgresql://a/x?%70assword={DSN_PASSWORD}",
+                                 f"host=a PASSWORD_x=1 password\n={DSN_PASSWORD}", f"host=a sslpassword={DSN_PASSWORD}",
+                                 # libpq cannot read it: refused without the text (its error would echo it)
+                                 f"postgresql://[::1/x?password={DSN_PASSWORD}", f"host=a password='{DSN_PASSWORD}"])
 def test_a_password_in_a_dsn_is_refused_at_load_naming_the_key(tmp_path, dsn):
     with pytest.raises(PlanError) as err:
         load_plan(external_plan(tmp_path, dsn=dsn), ROOT)
@@ -129,6 +134,63 @@ def echo_server():
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A runbook endpoint that answers {} and keeps the Authorization header of each call."""
+
+    seen: list = []
+
+    def do_POST(self):
+        Recorder.seen.append(self.headers.get("Authorization"))
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recording_server():
+    Recorder.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_hook_sends_the_token_of_its_token_file_read_at_each_call(recording_server, tmp_path):
+    """token_file, which clock and evidence_gateway take and docs/providers.md promises for hooks,
+    used to be dropped by Hook.parse: the hook was called without a token."""
+    token = tmp_path / "ops-token"
+    token.write_text(BEARER + "\n")
+    fail = lambda key, message: PlanError(f"key '{key}': {message}")     # noqa: E731
+    hook = Hook.parse("kill", {"http": {"url": f"{recording_server}/kill", "token_file": str(token)},
+                               "timeout_s": 10}, fail)
+    assert hook.run(node="pg-a") == {}
+    token.write_text("r0tated-T0ken-4242")                      # a rotated secret is read again
+    hook.run(node="pg-a")
+    assert Recorder.seen == [f"Bearer {BEARER}", "Bearer r0tated-T0ken-4242"]
+    assert BEARER not in hook.describe() and str(token) not in hook.describe()
+
+
+@pytest.mark.parametrize("content", [None, "", "two\nlines", "fifo"], ids=["missing", "empty", "two lines", "a FIFO"])
+def test_a_token_file_that_cannot_be_used_is_a_hook_error_without_the_token(recording_server, tmp_path, content):
+    token = tmp_path / "ops-token"
+    if content == "fifo":
+        os.mkfifo(token)                        # refused at once, not waited on
+    elif content is not None:
+        token.write_text(content.replace("two", BEARER))
+    hook = Hook("kill", url=f"{recording_server}/kill", token_file=str(token), timeout_s=10)
+    with pytest.raises(HookError) as err:
+        hook.run()
+    assert str(err.value).startswith(f"hook kill: token_file {token}") and BEARER not in str(err.value)
+    assert Recorder.seen == []                  # never called without the token it was given
 
 
 def test_a_failing_hook_says_how_without_its_bearer_token(echo_server, monkeypatch):
