@@ -12,6 +12,7 @@ from typing import Any, Callable
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
+from .inputs import PLAN_MAX, InputError, printable, read_capped
 from .matrix import matrix_order
 from .signoff import SignOff, parse_signoff
 
@@ -81,9 +82,7 @@ def quoted(value: Any, limit: int = MAX_QUOTED) -> str:
 
 def shown(path: Any) -> str:
     """A path as a message names it: control characters escaped, a very long one shortened."""
-    text = str(path)
-    if not text.isprintable():
-        text = repr(text)[1:-1]
+    text = printable(path)
     if len(text) > MAX_PATH_SHOWN:
         text = text[: MAX_PATH_SHOWN - 40] + "..." + text[-37:]
     return text
@@ -134,17 +133,20 @@ class Plan:
 
 
 def read_source(path: Path, missing: str) -> bytes:
-    """The bytes of a file the user names; PlanError says what is wrong (`missing`: what to say
-    when there is no such file, e.g. "no such drill plan; see drills/ for examples")."""
+    """The bytes of a file the user names, at most PLAN_MAX (a plan is a page of YAML: /dev/zero,
+    a FIFO or a 2 GiB file is refused at once, never waited on or read whole); PlanError says
+    what is wrong (`missing`: what to say when there is no such file, e.g. "no such drill plan;
+    see drills/ for examples")."""
+    if "\0" in str(path):     # no file can have that name
+        raise PlanError(f"{shown(path)}: cannot read: the path has a NUL character; name the file "
+                        f"without it")
     try:
-        return path.read_bytes()
+        return read_capped(path, PLAN_MAX, "the plan")
     except FileNotFoundError:
         raise PlanError(f"{shown(path)}: {missing}") from None
-    except ValueError:      # a NUL character: no file can have that name
-        raise PlanError(f"{shown(path)}: cannot read: the path has a NUL character; name the file "
-                        f"without it") from None
-    except OSError as exc:
-        raise PlanError(f"{shown(path)}: cannot read: {exc.strerror or exc}") from None
+    except InputError as exc:   # its message starts with the whole path: shown() shortens it
+        message, whole = str(exc), printable(path)
+        raise PlanError(shown(path) + message[len(whole):] if message.startswith(whole) else message) from None
 
 
 class _Loader(yaml.SafeLoader):
@@ -278,7 +280,8 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
     where = shown(path)
 
     def fail(key: str, message: str) -> PlanError:
-        return PlanError(f"{where}: key '{key}': {message}")
+        # the key and the message may quote the plan's own text: control characters escaped
+        return PlanError(printable(f"{where}: key '{key}': {message}"))
 
     if not isinstance(data, dict):
         raise PlanError(f"{where}: a drill plan is a mapping with keys {', '.join(sorted(KNOWN_KEYS))}")

@@ -59,9 +59,18 @@ def _quoted(value: Any) -> str:
 
 
 def _text(value: Any, key: str, fail: Callable[[str, str], Exception]) -> str:
+    """One line a person reads in the report and the CAB log: a control character (ESC, BEL, DEL,
+    NEL), a line separator or a bidirectional override (U+202E) is refused, not escaped, since
+    the record is signed as given."""
+    from .inputs import unprintable
+
     if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value \
             or len(value) > MAX_TEXT:
         raise fail(key, f"must be one line of text of 1 to {MAX_TEXT} characters, got {_quoted(value)}")
+    bad = unprintable(value)
+    if bad is not None:
+        raise fail(key, f"has the character {bad}, which a reader cannot see as written (a control "
+                        f"character, line separator or text direction override); write the value without it")
     return value.strip()
 
 
@@ -75,6 +84,11 @@ def _when(value: Any, key: str, fail: Callable[[str, str], Exception]) -> dateti
         raise fail(key, f"must be an ISO 8601 time such as 2026-12-01T06:00:00Z, got {_quoted(value)}")
     if value.tzinfo is None:
         raise fail(key, f"{value.isoformat()} has no time zone; add one, e.g. 2026-12-01T06:00:00Z")
+    try:
+        value.astimezone(timezone.utc)      # the record and the report give it in UTC
+    except OverflowError:
+        raise fail(key, f"{value.isoformat()} is outside years 1 to 9999 in UTC; give a real time, "
+                        f"e.g. 2026-12-01T06:00:00Z") from None
     return value
 
 

@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterable
 
 from apscheduler.triggers.cron import CronTrigger
 
+from ..inputs import printable
+
 UTC = dt.timezone.utc
 DEFAULT_GRACE_S = 6 * 3600.0       # a quarterly drill may start up to 6 h late, not later
 LATE_AFTER_S = 60.0                # within a minute of its time a run is on time
@@ -30,8 +32,27 @@ STALE_AFTER_DAYS = 92.0            # one quarter
 DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "backup-restore")
 
 
-def cron_trigger(cron: str) -> CronTrigger:
-    return CronTrigger.from_crontab(cron, timezone=UTC)
+class PlanCron(CronTrigger):
+    """A 5-field cron trigger in UTC that keeps its expression: the job store writes the
+    expression, never the trigger object (harness.schedule.jobstore)."""
+
+    __slots__ = ("expression",)
+
+
+def cron_trigger(cron: str) -> PlanCron:
+    trigger = PlanCron.from_crontab(cron, timezone=UTC)
+    trigger.expression = cron
+    return trigger
+
+
+def never_fires(cron: str) -> str | None:
+    """Why a valid 5-field cron never fires (a day no month of its months has, e.g. 31 February),
+    or None when it fires. A 5-field cron repeats within the 400 years of the Gregorian calendar,
+    so "no fire from 2000 to the end of APScheduler's calendar" is "never"."""
+    if cron_trigger(cron).get_next_fire_time(None, dt.datetime(2000, 1, 1, tzinfo=UTC)) is not None:
+        return None
+    return (f"'{printable(cron, 60)}' never fires: no month of it has that day (e.g. 31 February); "
+            f"e.g. '0 6 1 1,4,7,10 *' for quarterly")
 
 
 def fire_times(cron: str, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
@@ -59,9 +80,18 @@ class Blackout:
         return f"blackout {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC: {self.reason}"
 
 
+def _in_utc(value: dt.datetime) -> dt.datetime | None:
+    """value, or None when it has no UTC time (0001-01-01T00:00+23:59 is before year 1 in UTC)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return None
+    return value
+
+
 def _instant(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return _in_utc(value if value.tzinfo else value.replace(tzinfo=UTC))
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
@@ -69,7 +99,7 @@ def _instant(value: Any) -> dt.datetime | None:
             parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return _in_utc(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     return None
 
 
@@ -87,7 +117,8 @@ def parse_blackouts(value: Any, fail: Callable[[str, str], Exception], key: str 
             raise fail(where, "must be a mapping with keys start, end and reason")
         start, end = _instant(item.get("start")), _instant(item.get("end"))
         if start is None or end is None:
-            raise fail(where, "start and end must be ISO dates or times, e.g. 2026-12-18 or 2026-12-18T18:00:00Z")
+            raise fail(where, "start and end must be ISO dates or times in years 1 to 9999 (in UTC too), "
+                              "e.g. 2026-12-18 or 2026-12-18T18:00:00Z")
         if end <= start:
             raise fail(where, f"end {end.isoformat()} must be after start {start.isoformat()}")
         reason = item.get("reason")

@@ -28,6 +28,13 @@ GAME_DAY = "game_day: {gap: %s, faults: {tiny: {type: latency, targets: [db], pa
 NODES = "nodes: {a: {dsn: host=a}, b: {dsn: host=b}}"
 EXTERNAL = ("lab: {provider: external, api_url: 'http://api', toxiproxy_url: 'http://toxi', "
             "database: {failover_target: %s, " + NODES + "}}")
+
+
+def external(extra: str) -> str:
+    """EXTERNAL (failover target a) with `extra` keys of the lab."""
+    return (EXTERNAL % "a").replace("provider: external,", f"provider: external, {extra},")
+
+
 BOMB = "".join(['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'] +
                [f'{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n'
                 for p, n in zip("abcdefgh", "bcdefghi")])
@@ -85,6 +92,29 @@ BAD_PLANS = [
     ("a NUL in the text", GOOD.replace("Database", "Data\0base").encode(), "YAML"),
     ("not a mapping", b"- a\n- b\n", "mapping"),
     ("a complex key", (GOOD + "? [a]\n: b\n").encode(), "YAML"),
+    # values a parser crashed on (exit 70): refused in one line, exit 2
+    ("window start before year 1 in UTC", (GOOD + "window: {start: '0001-01-01T00:00+23:59', "
+                                                   "end: '2026-01-01T00:00:00Z'}\n").encode(), "window.start"),
+    ("window end after 9999 in UTC", (GOOD + "window: {start: 2026-01-01T00:00:00Z, "
+                                              "end: '9999-12-31T23:59-23:59'}\n").encode(), "window.end"),
+    ("tag expression in 500 parentheses", replace("scenarios", "scenarios: '" + "(" * 500 + "@quarterly"
+                                                  + ")" * 500 + "'").encode(), "scenarios"),
+    ("tag expression of 5000 nots", replace("scenarios", "scenarios: '" + "not " * 5000 + "@quarterly'").encode(),
+     "scenarios"),
+    ("external api_url with an open bracket", replace("lab", EXTERNAL.replace("'http://api'", "'http://[::1'")
+                                                      % "a").encode(), "lab.api_url"),
+    ("400-digit hook timeout", replace("lab", external("actions: {kill_database_primary: {command: [/bin/true], "
+                                                       "timeout_s: " + "9" * 400 + "}}")).encode(),
+     "lab.actions.kill_database_primary.timeout_s"),
+    ("nan hook timeout", replace("lab", external("reads: {platform_requests: {command: [/bin/true], "
+                                                 "timeout_s: .nan}}")).encode(), "lab.reads.platform_requests.timeout_s"),
+    ("an empty blast radius name", replace("lab", external("blast_radius: ['']")).encode(), "lab.blast_radius"),
+    # what the plan quotes is escaped; what a sign-off holds must be readable as written
+    ("an escape in a key", (GOOD + '"colour\\e]0;owned\\a": blue\n').encode(), "colour\\x1b]0;owned\\x07"),
+    ("an escape in the owner", (GOOD + 'owner: "Platform\\e[8m SRE"\n').encode(), "key 'owner': has the character \\x1b"),
+    ("a bidi override in the approver", (GOOD + 'approver: "J. Doe \\u202e(BAC)"\n').encode(),
+     "key 'approver': has the character \\u202e"),
+    ("a NEL in the change ticket", (GOOD + 'change_ticket: "CHG\\N1"\n').encode(), "key 'change_ticket': has the character \\x85"),
 ]
 
 
@@ -245,3 +275,60 @@ def test_ctrl_c_before_anything_started_does_not_say_faults_were_healed(tmp_path
     if command[0] == "chaos":
         assert line == "drill: interrupted; nothing had been started"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("blackout, word", [
+    ("[{start: '0001-01-01T00:00+23:59', end: 2027-01-04, reason: freeze}]", "blackout[0]"),
+    ("[{start: 2026-12-18, end: '9999-12-31T23:59-23:59', reason: freeze}]", "blackout[0]"),
+])
+def test_drill_validate_refuses_a_blackout_with_no_utc_time(tmp_path, capsys, monkeypatch, blackout, word):
+    """validate said ok to a blackout before year 1 in UTC; the schedule then crashed on it."""
+    monkeypatch.chdir(ROOT)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(GOOD + f"blackout: {blackout}\n")
+    code = main(["validate", str(plan)])
+    out = capsys.readouterr().out
+    assert code == 2 and f"key '{word}'" in out and "years 1 to 9999" in out, out
+
+
+def test_drill_validate_refuses_a_plan_that_is_a_device_a_fifo_or_too_large_at_once(tmp_path):
+    """A plan is read with a 1 MiB cap, regular files only: /dev/zero was read until memory ran
+    out, a FIFO waited for a writer forever, a 2 GiB file was read whole. Run in a process of its
+    own, with its memory bounded, so that the old behaviour fails fast instead of eating the machine."""
+    import resource
+
+    fifo, big = tmp_path / "plan.fifo", tmp_path / "big.yaml"
+    os.mkfifo(fifo)
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)                 # sparse: 2 GiB that take no disk
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+    done = subprocess.run([*DRILL, "validate", "/dev/zero", str(fifo), str(big)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, preexec_fn=limit_memory)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines == [f"/dev/zero: the plan is a device, not a regular file; name a file",
+                     f"{fifo}: the plan is a FIFO (named pipe), not a regular file; name a file",
+                     f"{big}: the plan is larger than 1 MiB; this is not the file meant (or it was damaged): "
+                     f"name the right one"], done.stdout
+
+
+@pytest.mark.parametrize("flag, value, shown", [
+    ("--owner", "Platform\x1b[8m SRE", "\\x1b"), ("--operator", "ops\x07", "\\x07"), ("--approver", "J. Doe\x7f", "\\x7f"),
+    ("--change-ticket", "CHG\u2028123", "\\u2028"), ("--approver", "J. Doe \u202e(BAC)", "\\u202e"),
+    ("--window", "0001-01-01T00:00+23:59/2026-01-01T00:00:00Z", "years 1 to 9999"),
+])
+def test_drill_run_refuses_a_sign_off_flag_a_reader_cannot_see_as_written(tmp_path, capsys, monkeypatch, flag, value,
+                                                                           shown):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("harness.runner.run_drill",
+                        lambda *a, **k: pytest.fail("the drill ran with a sign-off that must be refused"))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(GOOD)
+    code, stderr = drill_in_process(["run", str(plan), flag, value, "--out", str(tmp_path / "out"),
+                                     "--cab-log", str(tmp_path / "cab.jsonl")], capsys)
+    assert code == 2, stderr[-2000:]
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert f"{flag}" in stderr and shown in stderr and value not in stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cab.jsonl").exists()
