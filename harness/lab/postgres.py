@@ -656,9 +656,8 @@ class PgCluster:
             self._initdb(primary.datadir)
             if self.use_template:
                 self._store_template(primary.datadir)
-        (primary.datadir / "pg_hba.conf").write_text(PG_HBA)
-        with open(primary.datadir / "postgresql.conf", "a") as f:
-            f.write("\ninclude 'drill.conf'\n")
+        self._write_config(primary.datadir / "pg_hba.conf", PG_HBA)
+        self._write_config(primary.datadir / "postgresql.conf", "\ninclude 'drill.conf'\n", append=True)
         self._write_node_conf(primary)
         self._own(primary.dir)
         primary.start()
@@ -822,10 +821,10 @@ class PgCluster:
         self._write_node_conf(node)
         # Our own auto.conf replaces the copied one: it may hold the primary's
         # synchronous_standby_names, which would make this node hang writes once promoted.
-        (node.datadir / "postgresql.auto.conf").write_text(
-            "# Written by the drill harness.\n"
-            f"primary_conninfo = {_conf_value(self._primary_conninfo(node.name, host, port))}\n")
-        (node.datadir / "standby.signal").write_text("")
+        self._write_config(node.datadir / "postgresql.auto.conf",
+                           "# Written by the drill harness.\n"
+                           f"primary_conninfo = {_conf_value(self._primary_conninfo(node.name, host, port))}\n")
+        self._write_config(node.datadir / "standby.signal", "")
         self._own(node.dir)
         node.role = "replica"
         node.upstream, node.upstream_addr = upstream, (host, port)
@@ -850,9 +849,61 @@ class PgCluster:
         settings = {**self.settings, "port": str(node.port),
                     "unix_socket_directories": str(self.socket_dir),
                     "cluster_name": f"{self.lab_id}/{node.name}"}
-        (node.datadir / "drill.conf").write_text(
-            "# Written by the drill harness; postgresql.conf includes it last.\n"
-            + "".join(f"{k} = {_conf_value(v)}\n" for k, v in settings.items()))
+        self._write_config(node.datadir / "drill.conf",
+                           "# Written by the drill harness; postgresql.conf includes it last.\n"
+                           + "".join(f"{k} = {_conf_value(v)}\n" for k, v in settings.items()))
+
+    def _write_config(self, path: Path, text: str, append: bool = False) -> None:
+        """Write a file of a node's data dir without following a symlink anywhere on the way.
+
+        When the harness is root, the folders below the lab's own are the server user's: a link
+        planted there (drill.conf -> /etc/...) must not make root write through it. So each
+        folder from the lab's base dir down is opened with O_NOFOLLOW, the text goes to a new
+        temp file (O_CREAT | O_EXCL | O_NOFOLLOW, 0600, given to the server's user) renamed over
+        the name: a rename replaces a link itself, never its target. append=True keeps what the
+        file held (read the same way) before the text."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            parts = path.parent.relative_to(self.root.parent).parts
+        except ValueError:
+            raise LabError(f"{path}: not inside the lab's folder {self.root}") from None
+        folder = -1
+        try:
+            folder = os.open(self.root.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            for part in parts:
+                inner = os.open(part, flags, dir_fd=folder)
+                os.close(folder)
+                folder = inner
+        except OSError as exc:
+            if folder >= 0:
+                os.close(folder)
+            raise LabError(f"cannot write {path}: {path.parent} is not a folder of the lab ({exc.strerror}); "
+                           f"a symlink on the way is not followed") from None
+        tmp = f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            data = text.encode()
+            if append:
+                fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+                with os.fdopen(fd, "rb") as f:
+                    data = f.read() + data
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=folder)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    if self._uid_gid[0] is not None:
+                        os.fchown(f.fileno(), *self._uid_gid)
+                os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=folder)
+                except FileNotFoundError:
+                    pass
+                raise
+        except OSError as exc:
+            raise LabError(f"cannot write {path}: {exc.strerror or exc} (a symlink there is not followed)") from None
+        finally:
+            os.close(folder)
 
     def _mkdir(self, path: Path) -> None:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import select
 import signal
 import socket
 import subprocess
+import stat
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,7 +20,7 @@ import pytest
 
 from harness.lab import proc, reaper
 from harness.lab.failover import UNREACHABLE, FailoverController
-from harness.lab.postgres import (LOOPBACK, PgBinariesMissing, PgCluster, PgStartError,
+from harness.lab.postgres import (LOOPBACK, RUN_AS, LabError, PgBinariesMissing, PgCluster, PgNode, PgStartError,
                                   check_binaries, pg_bin_dir, wait_until)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -366,3 +370,68 @@ def test_missing_binary_error_names_the_path_and_the_fix(tmp_path, monkeypatch, 
     assert str(tmp_path / "initdb") in message
     assert "apt-get install postgresql-15" in message and "DRILL_PG_BIN" in message
 
+
+
+# ---- configuration files written as root into the server user's folders ----------------------
+
+
+@pytest.fixture
+def unstarted_node(tmp_path, state_dir):
+    """A node's data dir laid out as start() lays it out (nothing started), owned by the server's
+    user when the tests run as root, as in a real lab."""
+    cluster = PgCluster(base_dir=tmp_path / "base", state_dir=state_dir)
+    (tmp_path / "base").mkdir()
+    cluster.root = Path(tempfile.mkdtemp(prefix=f"{cluster.lab_id}-", dir=tmp_path / "base"))
+    cluster.socket_dir = cluster.root / "sock"
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(RUN_AS)
+        cluster._uid_gid = (entry.pw_uid, entry.pw_gid)
+    node = PgNode(cluster, "primary", 54321, "primary")
+    node.datadir.mkdir(parents=True)
+    outside = tmp_path / "outside.conf"
+    outside.write_text("precious\n")
+    return cluster, node, outside
+
+
+def test_a_symlink_planted_at_drill_conf_is_replaced_not_followed(unstarted_node):
+    """The server's user owns the data dir: a link drill.conf -> a file of root's must not make
+    the harness (root) write that file."""
+    cluster, node, outside = unstarted_node
+    (node.datadir / "drill.conf").symlink_to(outside)
+    cluster._write_node_conf(node)
+    assert outside.read_text() == "precious\n"
+    written = node.datadir / "drill.conf"
+    st = os.lstat(written)
+    assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert "port = '54321'" in written.read_text()
+    if cluster._uid_gid[0] is not None:
+        assert (st.st_uid, st.st_gid) == cluster._uid_gid          # the server can read it
+    assert [p.name for p in node.datadir.iterdir()] == ["drill.conf"]     # no temp file left
+
+
+@pytest.mark.parametrize("name", ["pg_hba.conf", "postgresql.auto.conf", "standby.signal"])
+def test_no_configuration_file_is_written_through_a_symlink(unstarted_node, name):
+    cluster, node, outside = unstarted_node
+    (node.datadir / name).symlink_to(outside)
+    cluster._write_config(node.datadir / name, "host all all 0.0.0.0/0 trust\n")
+    assert outside.read_text() == "precious\n" and not (node.datadir / name).is_symlink()
+
+
+def test_an_append_to_a_symlinked_postgresql_conf_is_refused(unstarted_node):
+    cluster, node, outside = unstarted_node
+    (node.datadir / "postgresql.conf").symlink_to(outside)
+    with pytest.raises(LabError, match="a symlink there is not followed"):
+        cluster._write_config(node.datadir / "postgresql.conf", "\ninclude 'drill.conf'\n", append=True)
+    assert outside.read_text() == "precious\n"
+
+
+def test_a_data_dir_swapped_for_a_symlink_is_not_written_into(unstarted_node, tmp_path):
+    """A link on the way (the data dir itself) is not followed either."""
+    cluster, node, outside = unstarted_node
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    node.datadir.rmdir()
+    node.datadir.symlink_to(elsewhere)
+    with pytest.raises(LabError, match="a symlink on the way is not followed"):
+        cluster._write_node_conf(node)
+    assert list(elsewhere.iterdir()) == []
