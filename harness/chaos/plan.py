@@ -183,6 +183,12 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
                                      "s3; az1..az3; database-primary; a platform)"))
         radius = ()
     radius = tuple(radius)
+    if isinstance(lab, dict) and lab.get("provider") == "external":
+        # checked now as `drill chaos` will read it (with the plan's blast radius), so that validate
+        # says what is wrong with the target's keys, not the run
+        from ..lab.external import ExternalConfig
+
+        checked(add, ExternalConfig.parse, {**lab, "blast_radius": list(radius)}, fail)
     workload = data.get("workload", "writes")
     if not (isinstance(workload, str) and workload in ("writes", "probes")):
         add(fail("workload", f"must be writes or probes, got {quoted(workload)}"))

@@ -142,3 +142,13 @@ def test_control_characters_of_a_chaos_plan_are_escaped_in_its_messages():
     with pytest.raises(PlanError) as err:
         draw(parse(game_day=GAME), 1, 60, ["latency\x1b]0;owned\x07"])
     assert "\x1b" not in str(err.value) and "\x07" not in str(err.value) and "latency\\x1b]0;owned\\x07" in str(err.value)
+
+
+def test_an_external_target_of_a_chaos_plan_is_checked_when_the_plan_is():
+    """validate said ok to any mapping with provider: external; drill chaos then refused it."""
+    lab = {"provider": "external", "api_url": "http://[::1", "toxiproxy_url": "http://toxi:8474",
+           "database": {"failover_target": "b", "nodes": {"a": {"dsn": "host=a"}, "b": {"dsn": "host=b"}}}}
+    with pytest.raises(PlanError, match=r"key 'lab.api_url'"):
+        parse(lab=lab)
+    lab["api_url"] = "http://cp.staging.example"
+    assert parse(lab=lab).lab == lab
