@@ -98,11 +98,7 @@ class NodeConfig:
                                     f"{self.password_env} is not set (the plan names it for the password)")
             return value
         if self.password_file:
-            try:
-                return Path(self.password_file).read_text().strip()
-            except OSError as exc:
-                raise LabStartError(f"database node {self.name}: cannot read password_file "
-                                    f"{self.password_file}: {exc.strerror}") from None
+            return _read_secret_file(f"database node {self.name}: password_file", self.password_file)
         return None
 
     def query(self, statement: str, params=None, timeout: int = 3) -> list[tuple]:
@@ -120,11 +116,23 @@ def _secret(what: str, env: str | None, file: str | None) -> str | None:
             raise LabStartError(f"{what}: environment variable {env} is not set (the plan names it)")
         return value
     if file:
-        try:
-            return Path(file).read_text().strip()
-        except OSError as exc:
-            raise LabStartError(f"{what}: cannot read {file}: {exc.strerror}") from None
+        return _read_secret_file(what, file)
     return None
+
+
+def _read_secret_file(what: str, file: str) -> str:
+    """The secret in `file`, read at use (a regular file of at most 64 KiB: a FIFO is refused, not
+    waited on); LabStartError names the file, never the value."""
+    from ..inputs import InputError, printable, read_capped
+    from .hooks import TOKEN_MAX
+
+    try:
+        return read_capped(file, TOKEN_MAX, "the secret file").decode("utf-8").strip()
+    except FileNotFoundError:
+        raise LabStartError(f"{what}: cannot read {printable(file, 200)}: no such file") from None
+    except (InputError, OSError, UnicodeDecodeError):
+        raise LabStartError(f"{what}: cannot read {printable(file, 200)} as a UTF-8 regular file of at most "
+                            f"64 KiB") from None
 
 
 @dataclass(frozen=True)

@@ -279,3 +279,21 @@ def test_lone_surrogates_in_a_result_are_written_as_replacement_characters(tmp_p
     assert "\ufffd" in texts["report.html"]
     entry = json.loads(texts["cab"])
     assert entry["drill"] == "quarterly-database" and verify_cab_log(rec.cab_log, rec.key)[0] is True
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "missing"])
+def test_a_password_or_token_file_that_is_not_a_file_fails_at_once_naming_it(tmp_path, kind):
+    """password_file, and the token_file of clock and evidence_gateway, were read with
+    read_text(): a FIFO there blocked the run forever."""
+    from harness.lab.base import LabStartError
+    from harness.lab.external import NodeConfig, Secret
+
+    path = tmp_path / "secret"
+    if kind == "fifo":
+        os.mkfifo(path)
+    for read in (lambda: NodeConfig("pg-a", "host=pg-a", password_file=str(path)).password(),
+                 lambda: Secret(file=str(path)).value("lab.clock")):
+        with pytest.raises(LabStartError) as err:
+            read()
+        assert str(path) in str(err.value) and "cannot read" in str(err.value)
