@@ -446,6 +446,10 @@ def _check_cron(value: Any, fail) -> None:
     except ValueError as exc:
         raise fail("schedule", f"not a valid 5-field cron expression ({quoted(str(exc), 120)}); "
                                f"e.g. '0 6 1 1,4,7,10 *' for quarterly") from None
+    from .schedule.calendar import never_fires
+
+    if problem := never_fires(value):          # e.g. '0 0 31 2 *': valid fields, no such day
+        raise fail("schedule", problem)
 
 
 def check_plan_file(path: str | Path, root: Path) -> tuple[str, list[PlanError]]:

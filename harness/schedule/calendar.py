@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterable
 
 from apscheduler.triggers.cron import CronTrigger
 
+from ..inputs import printable
+
 UTC = dt.timezone.utc
 DEFAULT_GRACE_S = 6 * 3600.0       # a quarterly drill may start up to 6 h late, not later
 LATE_AFTER_S = 60.0                # within a minute of its time a run is on time
@@ -30,8 +32,27 @@ STALE_AFTER_DAYS = 92.0            # one quarter
 DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "backup-restore")
 
 
-def cron_trigger(cron: str) -> CronTrigger:
-    return CronTrigger.from_crontab(cron, timezone=UTC)
+class PlanCron(CronTrigger):
+    """A 5-field cron trigger in UTC that keeps its expression: the job store writes the
+    expression, never the trigger object (harness.schedule.jobstore)."""
+
+    __slots__ = ("expression",)
+
+
+def cron_trigger(cron: str) -> PlanCron:
+    trigger = PlanCron.from_crontab(cron, timezone=UTC)
+    trigger.expression = cron
+    return trigger
+
+
+def never_fires(cron: str) -> str | None:
+    """Why a valid 5-field cron never fires (a day no month of its months has, e.g. 31 February),
+    or None when it fires. A 5-field cron repeats within the 400 years of the Gregorian calendar,
+    so "no fire from 2000 to the end of APScheduler's calendar" is "never"."""
+    if cron_trigger(cron).get_next_fire_time(None, dt.datetime(2000, 1, 1, tzinfo=UTC)) is not None:
+        return None
+    return (f"'{printable(cron, 60)}' never fires: no month of it has that day (e.g. 31 February); "
+            f"e.g. '0 6 1 1,4,7,10 *' for quarterly")
 
 
 def fire_times(cron: str, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:

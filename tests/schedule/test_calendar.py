@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +121,23 @@ def test_a_full_drill_counts_only_for_the_domains_its_scenarios_drilled():
     states = {s.domain: s for s in domain_states([containers], lambda d: None, now)}
     assert states["backup-restore"].stale and states["backup-restore"].last_pass is None
     assert not any(s.stale for d, s in states.items() if d != "backup-restore")
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 6 31 4,6,9,11 *"])
+def test_a_cron_that_never_fires_is_refused_by_plan_validation(tmp_path, cron):
+    from harness.plan import load_plan
+    from harness.schedule.calendar import never_fires
+
+    assert "never fires" in never_fires(cron)
+    path = tmp_path / "plan.yaml"
+    path.write_text(f"drill: never\ntitle: never\nha_domain: database\nlab: embedded\n"
+                    f"scenarios: [scenarios/database/primary_failover.feature]\nschedule: \"{cron}\"\n")
+    with pytest.raises(PlanError, match=rf"key 'schedule': '{re.escape(cron)}' never fires: .*e\.g\. '0 6 1 1,4,7,10 \*'"):
+        load_plan(path, root=Path(__file__).resolve().parents[2])
+
+
+@pytest.mark.parametrize("cron", [QUARTERLY, "0 0 29 2 *", "0 0 31 * *"])
+def test_a_cron_that_fires_even_rarely_is_accepted(cron):
+    from harness.schedule.calendar import never_fires
+
+    assert never_fires(cron) is None
