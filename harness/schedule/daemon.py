@@ -1,12 +1,16 @@
 """`drill schedule run`: the quarterly calendar as a daemon, on APScheduler 3.x.
 
 - Every plan of the plans folder with a `schedule` (5-field cron, UTC) is a job "drill:<id>" in
-  APScheduler's SQLAlchemy job store (SQLite by default, PostgreSQL to share one). A restart
+  the schedule's job store (harness.schedule.jobstore: plain data, never a pickle; SQLite by
+  default, PostgreSQL to share one). A row that is not a job of the harness is logged, removed
+  and never run. A restart
   keeps each job's stored next run time, so a fire missed while no daemon ran is found due at
   start and handled by the misfire rule (harness.schedule.calendar.misfire): one run, "late",
   within the grace; "missed" beyond it; recorded in the ledger and the CAB log, never run twice
   (the ledger's unique (drill, scheduled time)). A job whose cron changed is rescheduled; a job
-  whose plan is gone is removed.
+  whose plan is gone is removed. The pickled table of an older harness is rebuilt from the
+  plans when a daemon starts leading (each rebuilt job keeps its next run time, read from the
+  table's plain column), then dropped; its queued triggers are dropped and said so.
 - APScheduler hands every due run time to DrillExecutor (coalescing and grace are off in
   APScheduler: the harness's rule decides, with all the times in hand).
 - Each run is a `drill run` child process (one lab each) writing to
@@ -40,10 +44,9 @@ from typing import Callable
 
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from sqlalchemy.engine import URL
 
 from ..lab import reaper
 from ..plan import Plan, PlanError, load_plan, read_yaml
@@ -52,16 +55,12 @@ from .backup_jobs import JOBS as BACKUP_JOBS
 from .backup_jobs import load_backup_target, run_backup_job
 from .calendar import (DEFAULT_GRACE_S, STALE_AFTER_DAYS, Blackout, blackout_at, cron_trigger, domain_states,
                        misfire, parse_blackouts)
-from .store import (EXIT_STATUS, JOBS_TABLE, Ledger, engine, identity, iso, leadership, now_utc, shown,
+from .jobstore import PlainJobStore, drop_pickled_table, fire, read_pickled_table
+from .store import (EXIT_STATUS, PICKLED_JOBS_TABLE, Ledger, engine, identity, iso, leadership, now_utc, shown,
                     store_url, tolerate_create_race)
 
 STALENESS_CRON = "0 7 * * *"
 UTC = dt.timezone.utc
-
-
-def fire(*args: str) -> None:
-    """The job function every schedule job names in the store; DrillExecutor runs the jobs."""
-    raise RuntimeError("schedule jobs are run by the drill schedule daemon's executor")
 
 
 def load_plans(folder: Path, root: Path) -> tuple[dict[str, Plan], list[str]]:
@@ -256,12 +255,15 @@ class Daemon:
         self.log(f"schedule: this daemon ({identity()}) schedules now"
                  + (f"; {interrupted} run(s) of a stopped daemon marked interrupted" if interrupted else ""))
         scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.engine, tablename=JOBS_TABLE)},
+            jobstores={"default": PlainJobStore(self.engine, owner=True, log=self.log)},
             executors={"default": DrillExecutor(self)}, timezone=UTC,
             job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1000})
         tolerate_create_race(lambda: scheduler.start(paused=True))
         try:
-            self._reconcile(scheduler)
+            pickled = read_pickled_table(self.engine)
+            kept = self._reconcile(scheduler, dict(pickled or ()))
+            if pickled is not None:
+                self._migrated(pickled, kept)
         except BaseException:
             scheduler.shutdown(wait=False)
             self.lock.release()
@@ -279,8 +281,22 @@ class Daemon:
             self.scheduler = None
         self.lock.release()
 
-    def _reconcile(self, scheduler: BackgroundScheduler) -> None:
-        """The store's jobs made to match the plans, keeping each unchanged job's next run time."""
+    def _reconcile(self, scheduler: BackgroundScheduler,
+                   previous: dict[str, dt.datetime | None] | None = None) -> set[str]:
+        """The store's jobs made to match the plans, keeping each unchanged job's next run time.
+        A job added anew takes its next run time from `previous` (the old pickled table's plain
+        column) when that time is one of its cron's fire times; the ids that did, returned."""
+        previous = previous or {}
+        kept: set[str] = set()
+
+        def add(job_id: str, trigger, args: list[str], name: str) -> None:
+            when = previous.get(job_id)
+            if when is not None and trigger.get_next_fire_time(None, when) == when:
+                scheduler.add_job(fire, trigger, args=args, id=job_id, name=name, next_run_time=when)
+                kept.add(job_id)
+            else:
+                scheduler.add_job(fire, trigger, args=args, id=job_id, name=name)
+
         existing = {job.id: job for job in scheduler.get_jobs()}
         for drill, plan in sorted(self.plans.items()):
             if not plan.schedule:
@@ -288,7 +304,7 @@ class Daemon:
             job_id, trigger = f"drill:{drill}", cron_trigger(plan.schedule)
             job = existing.get(job_id)
             if job is None:
-                scheduler.add_job(fire, trigger, args=["drill", drill], id=job_id, name=plan.title)
+                add(job_id, trigger, ["drill", drill], plan.title)
                 self.log(f"schedule: {drill} added: '{plan.schedule}' UTC")
             elif str(job.trigger) != str(trigger):
                 scheduler.reschedule_job(job_id, trigger=trigger)
@@ -300,14 +316,27 @@ class Daemon:
                 self.log(f"schedule: {drill} removed: its plan is gone or has no schedule")
         for job_id, cron in BACKUP_JOBS.items():
             if self.backup is not None and job_id not in existing:
-                scheduler.add_job(fire, CronTrigger.from_crontab(cron, timezone=UTC), args=["backup", job_id],
-                                  id=job_id, name=f"{job_id} of {self.backup.path}")
+                add(job_id, cron_trigger(cron), ["backup", job_id], f"{job_id} of {self.backup.path}")
             elif self.backup is None and job_id in existing:
                 scheduler.remove_job(job_id)
                 self.log(f"schedule: {job_id} removed: no --backup target given")
         if "staleness" not in existing:
-            scheduler.add_job(fire, CronTrigger.from_crontab(STALENESS_CRON, timezone=UTC), args=["staleness"],
-                              id="staleness", name="HA domains without a passing drill in the last quarter")
+            add("staleness", cron_trigger(STALENESS_CRON), ["staleness"],
+                "HA domains without a passing drill in the last quarter")
+        return kept
+
+    def _migrated(self, pickled: list[tuple[str, dt.datetime | None]], kept: set[str]) -> None:
+        """The old table (pickled jobs, never unpickled) dropped, its rows accounted for in the log."""
+        drop_pickled_table(self.engine)
+        triggers = [job_id for job_id, _ in pickled if job_id.startswith("trigger:")]
+        others = [job_id for job_id, _ in pickled if job_id not in kept and not job_id.startswith("trigger:")]
+        self.log(f"schedule: the job table {PICKLED_JOBS_TABLE} of an older harness (pickled jobs) was rebuilt "
+                 f"from the plans without unpickling it, and dropped: {len(kept)} job(s) kept their next run "
+                 f"time" + (f"; {len(others)} other row(s) rebuilt afresh or gone with their plan: "
+                            f"{', '.join(others)}" if others else ""))
+        if triggers:
+            self.log(f"schedule: queued trigger(s) of the old table dropped, never run (their rows cannot be "
+                     f"trusted): {', '.join(triggers)}; queue them again with `drill schedule trigger`")
 
     # -- jobs ---------------------------------------------------------------------------------
     def fire(self, job_id: str, args: list[str], run_times: list[dt.datetime]) -> None:
@@ -461,18 +490,19 @@ def _alive(pid: int) -> bool:
 
 # ---- what other processes do through the store ------------------------------------------------
 
-def open_store(store: str | None) -> tuple[SQLAlchemyJobStore, Ledger]:
+def open_store(store: str | URL | None) -> tuple[PlainJobStore, Ledger]:
     """The job store itself (read and add jobs; no scheduler runs here, so nothing is run or
-    removed by this process) and its ledger."""
-    url = store_url(store)
+    removed by this process: an unreadable row is kept in `jobstore.unreadable`) and its ledger.
+    StoreInvalid or StoreUnreachable when the store cannot be used."""
+    url = store if isinstance(store, URL) else store_url(store)
     eng = engine(url)
-    jobstore = SQLAlchemyJobStore(engine=eng, tablename=JOBS_TABLE)
-    # never started: the scheduler only (de)serialises jobs
+    jobstore = PlainJobStore(eng)
+    # never started: the scheduler only gives the jobs built here their time zone
     tolerate_create_race(lambda: jobstore.start(BackgroundScheduler(timezone=UTC), "default"))
     return jobstore, Ledger(eng)
 
 
-def add_trigger(jobstore: SQLAlchemyJobStore, drill: str, when: dt.datetime) -> str:
+def add_trigger(jobstore: PlainJobStore, drill: str, when: dt.datetime) -> str:
     """A one-off job that runs `drill` now, written to the store for the leader to pick up."""
     job_id = f"trigger:{drill}:{when:%Y%m%dT%H%M%S%fZ}"
     jobstore.add_job(Job(jobstore._scheduler, id=job_id, func=fire, args=("trigger", drill), kwargs={},

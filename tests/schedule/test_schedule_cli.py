@@ -143,3 +143,71 @@ def test_a_trigger_through_the_store_runs_a_real_drill_with_its_reports_and_cab_
     finally:
         stop(process)
     assert process.returncode == 0
+
+
+def test_on_postgresql_the_pickled_table_and_a_forged_row_are_never_run_and_the_jobs_rebuilt(pg, env, tmp_path,
+                                                                                            monkeypatch):
+    import datetime as dt
+    import pickle
+
+    import sqlalchemy as sa
+
+    from harness.schedule.store import JOBS_TABLE, PICKLED_JOBS_TABLE
+    from tests.schedule.test_daemon import Recorder, Running
+    from tests.schedule.test_plain_store import Payload
+
+    monkeypatch.setenv("PGPASSWORD", pg.password)
+    env["PGPASSWORD"] = pg.password
+    url = f"postgresql://{APP_ROLE}@{pg.primary.host}:{pg.primary.port}/{APP_DATABASE}"
+    marker = tmp_path / "PWNED"
+    write_plan(tmp_path / "plans", "sched-pgm")
+    kept = dt.datetime(2027, 4, 1, 6, tzinfo=dt.timezone.utc)
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    open_store(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {PICKLED_JOBS_TABLE} (id VARCHAR(191) PRIMARY KEY, "
+                                 f"next_run_time FLOAT, job_state BYTEA NOT NULL)"))
+            conn.execute(sa.text(f"INSERT INTO {PICKLED_JOBS_TABLE} VALUES (:id, :t, :state)"),
+                         [{"id": "drill:sched-pgm", "t": kept.timestamp(), "state": pickle.dumps(Payload(marker))},
+                          {"id": "trigger:sched-pgm:20261201T000000000000Z", "t": 1.0,
+                           "state": pickle.dumps(Payload(marker))}])
+            conn.execute(sa.text(f"INSERT INTO {JOBS_TABLE} (id, next_run_time, kind, args, schedule, name) "
+                                 f"VALUES ('drill:sched-pgf', 1.0, 'drill', :args, :schedule, 'forged')"),
+                         {"args": pickle.dumps(Payload(marker), protocol=0).decode("ascii"),   # a text pickle
+                          "schedule": '{"cron": "0 6 * * *"}'})
+        listed = drill("schedule", "list", "--plans", str(tmp_path / "plans"), "--store", url, env=env)
+        assert listed.returncode == 2, listed.stderr
+        assert "job row 'drill:sched-pgf' of table drill_schedule_jobs_v2 skipped, never run: args: not JSON" \
+            in listed.stderr
+        assert f"{PICKLED_JOBS_TABLE} of an older harness (pickled jobs): it is never read" in listed.stderr
+        assert not marker.exists()
+
+        launcher = Recorder()
+        daemon = Running({"plans": tmp_path / "plans", "store": url, "cab": tmp_path / "cab.jsonl",
+                          "out": tmp_path / "out"}, launcher)
+        daemon.stop()
+        assert not marker.exists() and launcher.launches == []
+        log = "\n".join(daemon.lines)
+        assert "job row 'drill:sched-pgf'" in log and "never run: the row is removed" in log
+        assert "dropped: 1 job(s) kept their next run time" in log
+        assert "trigger:sched-pgm:20261201T000000000000Z" in log
+        assert not sa.inspect(engine).has_table(PICKLED_JOBS_TABLE)
+        jobstore, _ = open_store(url)
+        assert jobstore.lookup_job("drill:sched-pgm").next_run_time == kept
+        assert jobstore.lookup_job("drill:sched-pgf") is None and jobstore.unreadable == {}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {PICKLED_JOBS_TABLE}"))
+            conn.execute(sa.text(f"DELETE FROM {JOBS_TABLE} WHERE id IN ('drill:sched-pgm', 'drill:sched-pgf')"))
+        engine.dispose()
+
+
+def test_a_wrong_password_for_the_postgresql_store_is_exit_2_and_never_shown(pg, env):
+    env["PGPASSWORD"] = "not-the-password-91"
+    url = f"postgresql://{APP_ROLE}@{pg.primary.host}:{pg.primary.port}/{APP_DATABASE}"
+    for action in ("list", "status"):
+        result = drill("schedule", action, "--plans", "drills", "--store", url, env=env)
+        assert result.returncode == 2, result.stderr
+        assert "refuses the connection" in result.stderr and "PGPASSWORD" in result.stderr
+        assert "not-the-password-91" not in result.stdout + result.stderr and "Traceback" not in result.stderr
