@@ -81,15 +81,27 @@ def _wait_ready(url: str, proc: subprocess.Popen, deadline: float) -> str:
 
 
 def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0,
-                   read_timeout: float | None = None) -> ToxiproxyServer:
+                   read_timeout: float | None = None, allow_listen: list[str] = (),
+                   max_connections: int | None = None, log_path: str | None = None) -> ToxiproxyServer:
     """The embedded server as a subprocess; it dies with this process (--exit-with-parent).
-    read_timeout: its --read-timeout (seconds a client has for a request head, and for a body)."""
+    read_timeout: its --read-timeout (seconds a client has for a request head, and for a body);
+    allow_listen: its --allow-listen (addresses besides loopback proxies may listen on);
+    max_connections: its --max-connections-per-proxy; log_path: a file for its log (else none)."""
     extra = ["--read-timeout", str(read_timeout)] if read_timeout is not None else []
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.toxiproxy", "--host", host, "--port", str(port),
-         "--exit-with-parent", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    if allow_listen:
+        extra += ["--allow-listen", ",".join(allow_listen)]
+    if max_connections is not None:
+        extra += ["--max-connections-per-proxy", str(max_connections)]
+    log = open(log_path, "ab") if log_path else None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.toxiproxy", "--host", host, "--port", str(port),
+             "--exit-with-parent", *extra],
+            stdout=subprocess.PIPE, stderr=log if log is not None else subprocess.DEVNULL, text=True,
+        )
+    finally:
+        if log is not None:
+            log.close()             # the child has its own descriptor
     line = proc.stdout.readline().strip()   # "listening HOST:PORT", printed once bound
     if not line.startswith("listening "):
         proc.kill()
@@ -97,7 +109,7 @@ def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0
         raise ToxiproxyUnavailable(f"embedded fault server did not start on {host}:{port} "
                                    f"(is the port in use?)")
     url = f"http://{line.split()[1]}"
-    server = ToxiproxyServer(url, "embedded", proc)
+    server = ToxiproxyServer(url, "embedded", proc, log_path=log_path)
     server.version = _wait_ready(url, proc, time.monotonic() + timeout)
     return server
 

@@ -20,6 +20,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..inputs import printable
 from .toxics import Chunk, End
 from .toxics.noop import NoopToxic
 
@@ -73,7 +74,7 @@ class Stage:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("toxic %s failed; closing connection", self.entry.name)
+            log.exception("toxic %s failed; closing connection", printable(self.entry.name, 200))
             self.end = self.end or End.CLOSE
         if self.end is not None:
             self.link.forward(self, End(self.end))

@@ -8,6 +8,8 @@ import logging
 import time
 from typing import Any
 
+from ..inputs import printable
+from .guard import Guard, Listener, ip_of, resolve, sockname_ip
 from .link import DOWNSTREAM, UPSTREAM, Link
 from .toxics import REGISTRY, AttributeError400, Toxic
 from .toxics.base import show
@@ -16,6 +18,11 @@ log = logging.getLogger("toxiproxy")
 
 DEFAULT_HOST = "127.0.0.1"   # a listen address without a host binds loopback only
 CONNECT_TIMEOUT = 10.0
+
+
+def shown(text: Any) -> str:
+    """Client input (a name, an address) as a log line may carry it: escaped and bounded."""
+    return printable(text, 200)
 
 
 class ApiError(Exception):
@@ -66,6 +73,15 @@ def check_name(name: str, what: str) -> str:
     except UnicodeEncodeError:
         raise bad_request(f"{what} is not valid Unicode (a lone surrogate)") from None
     return name
+
+
+def _literal(address: str) -> tuple[Any, int]:
+    """(IP, port) of an address spelled with an IP address; (None, 0) otherwise."""
+    try:
+        host, port = split_address(address)
+    except ApiError:
+        return None, 0
+    return ip_of(host), port
 
 
 def join_address(host: str, port: int) -> str:
@@ -131,14 +147,19 @@ def _deadline(time_limit_ms: int) -> tuple[float, float]:
 class Proxy:
     """A listening address forwarding to an upstream, with its toxics and open links."""
 
-    def __init__(self, name: str, listen: str, upstream: str):
+    def __init__(self, name: str, listen: str, upstream: str, collection: ProxyCollection | None = None):
         self.name = name
         self.listen = listen
         self.upstream = upstream
+        self.collection = collection if collection is not None else ProxyCollection()
         self.enabled = False
         self.closed = False                        # deleted: it never listens again
         self.server: asyncio.base_events.Server | None = None
+        # (address, port) of each socket it listened on last, kept while disabled, dropped when
+        # its listen address changes: the upstream check of other proxies compares against them
+        self.bound: list[tuple] = []
         self.links: set[Link] = set()
+        self.connecting = 0                        # connections accepted, upstream not yet open
         self.toxics: list[ToxicEntry] = []
         self._tasks: set[asyncio.Task] = set()
         # one start, stop or update at a time: two overlapping starts would open two listeners,
@@ -181,17 +202,29 @@ class Proxy:
             return
         host, port = split_address(self.listen)
         try:
-            self.server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+            # bound, not yet listening: nothing connects before the checks below have passed
+            server = await asyncio.start_server(self._accept, host, port, reuse_address=True,
+                                                start_serving=False)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ApiError(f"listen {self.listen}: address already in use", 409) from None
+                raise ApiError(f"listen {show(self.listen)}: address already in use", 409) from None
             raise ApiError(f"listen {show(self.listen)}: {exc.strerror or exc}", 400) from None
         except ValueError as exc:   # a host the resolver cannot take: NUL, a label over 63 (IDNA)
             raise ApiError(f"listen {show(self.listen)}: {exc}", 400) from None
-        bound = self.server.sockets[0].getsockname()
-        self.listen = join_address(host, bound[1])
+        previous = self.bound
+        try:
+            # known before the check, so a proxy starting at the same time sees this one
+            self.bound = [s.getsockname() for s in server.sockets]
+            await self.collection.vet(self, self.listen, self.upstream, self.bound)
+            await server.start_serving()
+        except BaseException:
+            self.bound = previous
+            server.close()
+            raise
+        self.server = server
+        self.listen = join_address(host, self.bound[0][1])
         self.enabled = True
-        log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)
+        log.info("proxy %s listening on %s -> %s", shown(self.name), shown(self.listen), shown(self.upstream))
 
     async def stop(self) -> None:
         """Stop listening and drop every open connection, as a disabled Toxiproxy proxy does."""
@@ -205,11 +238,12 @@ class Proxy:
             link.close()
         for task in list(self._tasks):
             task.cancel()
-        log.info("proxy %s stopped", self.name)
+        log.info("proxy %s stopped", shown(self.name))
 
     async def close(self) -> None:
         """Deleted: cancel its timers, wait for a start under way, and stop for good."""
         self.closed = True
+        self.collection.guard.forget(self.name)
         for entry in self.toxics:
             if entry.timer is not None:
                 entry.timer.cancel()
@@ -232,7 +266,12 @@ class Proxy:
             before = self.listen, self.upstream, self.enabled
             moved = listen != self.listen or upstream != self.upstream
             if moved:
+                # refused before anything changes (and checked again once bound, if enabled)
+                await self.collection.vet(self, listen, upstream,
+                                          self.bound if listen == self.listen and self.bound else None)
                 await self.stop()
+                if listen != self.listen:
+                    self.bound = []
                 self.listen, self.upstream = listen, upstream
             if enabled:
                 try:
@@ -251,7 +290,8 @@ class Proxy:
         try:
             await self._start()
         except ApiError as exc:
-            log.error("proxy %s: could not listen on %s again: %s", self.name, self.listen, exc.message)
+            log.error("proxy %s: could not listen on %s again: %s", shown(self.name), shown(self.listen),
+                      shown(exc.message))
 
     # -- the dead-man switch of a disabled proxy (our addition) ----------------
     def _arm_enable(self, time_limit_ms: int | None) -> None:
@@ -276,7 +316,7 @@ class Proxy:
         if self.enabled:
             self.disarm_enable()
             return
-        log.warning("proxy %s: disabled past its time limit; enabling it again", self.name)
+        log.warning("proxy %s: disabled past its time limit; enabling it again", shown(self.name))
         self._enable_task = asyncio.get_running_loop().create_task(self._enable_again())
 
     async def _enable_again(self) -> None:
@@ -284,20 +324,29 @@ class Proxy:
             await self.start()     # clears time_limit_ms and expires_at
         except ApiError as exc:
             self.disarm_enable()
-            log.error("proxy %s: could not enable it again after its time limit: %s", self.name, exc.message)
+            log.error("proxy %s: could not enable it again after its time limit: %s", shown(self.name),
+                      shown(exc.message))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        guard = self.collection.guard
+        if len(self.links) + self.connecting >= guard.max_connections:
+            writer.transport.abort()        # over the cap: closed at once, its descriptor freed
+            guard.refuse_connection(self.name)
+            return
         task = asyncio.current_task()
         self._tasks.add(task)
+        self.connecting += 1
         try:
             host, port = split_address(self.upstream)
             up = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
         except (OSError, ValueError, asyncio.TimeoutError, ApiError) as exc:
             # as in Toxiproxy: an unreachable upstream closes the client connection
-            log.warning("proxy %s: upstream %s unreachable: %s", self.name, self.upstream, exc)
+            log.warning("proxy %s: upstream %s unreachable: %s", shown(self.name), shown(self.upstream),
+                        shown(exc))
             writer.close()
             return
         finally:
+            self.connecting -= 1
             self._tasks.discard(task)
         if not self.enabled:
             up[1].close()
@@ -343,7 +392,8 @@ class Proxy:
         self._arm(entry, time_limit, deadline)
         for link in list(self.links):
             link.add_stage(entry)
-        log.info("proxy %s: toxic %s added (%s %s %s)", self.name, name, type_, stream, toxic.values)
+        log.info("proxy %s: toxic %s added (%s %s %s)", shown(self.name), shown(name), type_, stream,
+                 toxic.values)
         return entry
 
     async def update_toxic(self, name: str, body: Any) -> ToxicEntry:
@@ -363,7 +413,7 @@ class Proxy:
             self._arm(entry, time_limit, deadline)
         old = [s for s in (link.replace_stage(entry) for link in list(self.links)) if s]
         await _settle(old)
-        log.info("proxy %s: toxic %s updated (%s)", self.name, name, toxic.values)
+        log.info("proxy %s: toxic %s updated (%s)", shown(self.name), shown(name), toxic.values)
         return entry
 
     async def remove_toxic(self, name: str) -> None:
@@ -385,7 +435,7 @@ class Proxy:
         for stage in stages:
             stage.interrupt()
         await _settle(stages)
-        log.info("proxy %s: toxic %s removed", self.name, entry.name)
+        log.info("proxy %s: toxic %s removed", shown(self.name), shown(entry.name))
 
     async def remove_all_toxics(self) -> None:
         for entry in list(self.toxics):
@@ -406,7 +456,8 @@ class Proxy:
         """The dead-man switch leaves what a harness's heal would: a connection that lost bytes to
         the toxic is closed (later bytes must never follow a gap: TCP never delivers one)."""
         if entry in self.toxics:
-            log.warning("proxy %s: toxic %s reached its time limit; removed", self.name, entry.name)
+            log.warning("proxy %s: toxic %s reached its time limit; removed", shown(self.name),
+                        shown(entry.name))
             task = asyncio.get_running_loop().create_task(self._remove_entry(entry, close_gapped=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -420,13 +471,15 @@ async def _settle(stages: list) -> None:
 
 
 class ProxyCollection:
-    """All proxies of one server, by name."""
+    """All proxies of one server, by name, and the server's rules for them (guard.Guard)."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: Guard | None = None) -> None:
+        self.guard = guard if guard is not None else Guard()
         self.proxies: dict[str, Proxy] = {}
         # names whose create (or populate) is under way: taken before the first await, so a
         # concurrent create of the same name is a 409, not a second listener no one can remove
         self.pending: set[str] = set()
+        self.starting: dict[str, Proxy] = {}     # created, not listed yet: their addresses count
 
     def get(self, name: str) -> Proxy:
         try:
@@ -454,17 +507,64 @@ class ProxyCollection:
         split_address(upstream)
         return name, listen, upstream, enabled
 
+    def listeners(self, exclude: str | None = None) -> list[Listener]:
+        """Every address this server listens on, or will once its disabled proxies are enabled
+        again: the API's, and each proxy's but `exclude`'s."""
+        found = self.guard.api_listeners()
+        for name, proxy in {**self.starting, **self.proxies}.items():
+            if name == exclude:
+                continue
+            what = f"the listen address of proxy {show(name)}"
+            if proxy.bound:
+                found += [(ip, int(s[1]), what) for s in proxy.bound if (ip := sockname_ip(s)) is not None]
+                continue
+            try:
+                host, port = split_address(proxy.listen)
+            except ApiError:
+                continue
+            ip = ip_of(host)
+            if port and ip is not None:      # a disabled proxy that never listened yet
+                found.append((ip, port, what))
+        return found
+
+    async def vet(self, proxy: Proxy | str, listen: str, upstream: str, bound: list[tuple] | None = None,
+                  also: list[Listener] = ()) -> None:
+        """A 400 unless the proxy may listen on `listen` (bound: the sockets it did bind) and its
+        upstream is none of this server's listeners (its own included; `also`: more of them)."""
+        name = proxy if isinstance(proxy, str) else proxy.name
+        host, port = split_address(listen)
+        if bound:
+            ips = [ip for s in bound if (ip := sockname_ip(s)) is not None]
+            own = [(ip, int(s[1])) for s in bound if (ip := sockname_ip(s)) is not None]
+        else:
+            ips = await resolve(host, port)
+            own = [(ip, port) for ip in ips] if port else []
+        refusal = self.guard.listen_refusal(listen, ips)
+        if refusal:
+            raise ApiError(refusal, 400)
+        up_host, up_port = split_address(upstream)
+        targets = await resolve(up_host, up_port)
+        listeners = [(ip, p, "this proxy's own listen address") for ip, p in own]
+        refusal = self.guard.loop_refusal(upstream, targets, up_port,
+                                          listeners + self.listeners(exclude=name) + list(also))
+        if refusal:
+            raise ApiError(refusal, 400)
+
     async def create(self, body: Any) -> Proxy:
         name, listen, upstream, enabled = self.parse(body)
         if name in self.proxies or name in self.pending:
             raise ApiError(*PROXY_EXISTS)
         self.pending.add(name)
         try:
-            proxy = Proxy(name, listen, upstream)
+            proxy = Proxy(name, listen, upstream, self)
+            self.starting[name] = proxy
             if enabled:
-                await proxy.start()
+                await proxy.start()                      # checked once bound, before it serves
+            else:
+                await self.vet(proxy, listen, upstream)
             self.proxies[name] = proxy
         finally:
+            self.starting.pop(name, None)
             self.pending.discard(name)
         return proxy
 
@@ -480,6 +580,15 @@ class ProxyCollection:
             raise ApiError(*PROXY_EXISTS)      # being created by a request under way
         self.pending.update(names)
         try:
+            for i, (name, listen, upstream, _) in enumerate(parsed):
+                # each against the server's listeners and the other entries' listen addresses
+                others = [(ip, port, f"the listen address of proxy {show(other)} (in this request)")
+                          for j, (other, other_listen, _, _) in enumerate(parsed) if j != i
+                          for ip, port in [_literal(other_listen)] if ip is not None and port]
+                try:
+                    await self.vet(name, listen, upstream, also=others)
+                except ApiError as exc:
+                    raise ApiError(f"{exc.message} (at proxy {i + 1})", exc.status) from None
             result = []
             for name, listen, upstream, enabled in parsed:
                 existing = self.proxies.get(name)
@@ -489,7 +598,7 @@ class ProxyCollection:
                 if existing:
                     self.proxies.pop(name, None)
                     await existing.close()
-                proxy = Proxy(name, listen, upstream)
+                proxy = Proxy(name, listen, upstream, self)
                 if enabled:
                     await proxy.start()
                 self.proxies[name] = proxy

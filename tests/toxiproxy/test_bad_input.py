@@ -294,6 +294,47 @@ def test_unusable_listen_address_is_400(toxi, api, echo_server, listen):
         round_trip(sock)
 
 
+# listen and upstream values a client may send: each is a 2xx or a 4xx in the error shape, never a 5xx
+ODD_ADDRESSES = [
+    "", ":", "[]:0", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65535", "127.0.0.1:65536", "127.0.0.1:-1",
+    "127.0.0.1:99999", "127.0.0.1:00000000000000000001", "[::1]:0", "[::1]", "[::1:0", "[[::1]]:0", "::1:0",
+    "[::]:0", "0.0.0.0:0", "[::ffff:127.0.0.1]:0", "[fe80::1%lo]:0", "[fe80::1%25lo]:0", "256.1.1.1:0",
+    "1.2.3.4.5:0", "127.1:0", "0x7f.0.0.1:0", "localhost:0", "LOCALHOST:0", "日本:80", "é.invalid:0",
+    "\U0001f600:0", "\u202e:0", "\x00:0", "bad\x1bhost:0", "\ud800:0", "a" * 63 + ":0", "a" * 64 + ":0",
+    "a." * 200 + "x:0", "x" * 100_000 + ":0", "127.0.0.1:0" * 3, " 127.0.0.1:0", "127.0.0.1:0\n",
+    "127.0.0.1:٣", "127.0.0.1:+1", "127.0.0.1:1_0",
+]
+
+
+def test_odd_listen_and_upstream_values_are_never_a_5xx(toxi, api, echo_server, toxiproxy_server):
+    failures = []
+    the_api = f"127.0.0.1:{toxiproxy_server.port}"
+    refused = {("listen", "[::]:0"), ("listen", "0.0.0.0:0"), ("upstream", the_api),    # not loopback;
+               ("upstream", the_api.replace("127.0.0.1", "127.1")),                      # the server itself
+               ("upstream", the_api.replace("127.0.0.1", "0x7f.0.0.1"))}
+
+    def check(what: str, field: str, value: str, response: requests.Response) -> None:
+        wrong = response.status_code >= 500 or ((field, value) in refused and response.status_code != 400)
+        if response.status_code >= 400 and not wrong:
+            body = response.json()
+            wrong = body.get("status") != response.status_code or not isinstance(body.get("error"), str)
+        if wrong:
+            failures.append((what, value[:60], response.status_code, response.text[:200]))
+
+    for value in ODD_ADDRESSES + [the_api, *[v for f, v in refused if f == "upstream"]]:
+        for field in ("listen", "upstream"):
+            body = {"name": "o", "listen": "127.0.0.1:0", "upstream": echo_server.address, field: value}
+            check(f"create {field}", field, value, api("post", "/proxies", json=body))
+            check(f"populate {field}", field, value, api("post", "/populate", json=[body]))
+            api("delete", "/proxies/o")
+            api("post", "/proxies", json={"name": "t", "upstream": echo_server.address})
+            check(f"update {field}", field, value, api("patch", "/proxies/t", json={field: value}))
+            api("delete", "/proxies/t")
+    assert failures == []
+    assert api("get", "/version").status_code == 200
+    assert assert_serving(api) == {}
+
+
 # -- 5. a client that sends its request slowly, or not at all -------------------------------------
 
 @pytest.fixture(scope="module")
@@ -380,6 +421,8 @@ class Junk:
         return rng.choice([
             "", " ", "\x00", "\ud800", "\U0001f600" * rng.randint(1, 50), "é:0", "127.0.0.1:0",
             "127.0.0.1:99999", "127.0.0.1:-1", ":0", "[::1]:0", "localhost:0", "a" * 70 + ":0",
+            "127.0.0.1:65536", "[::]:0", "0.0.0.0:0", "[::ffff:127.0.0.1]:0", "[[::1]]:0", "日本:80",
+            "\U0001f600:0", "127.0.0.1:" + self.upstream.rsplit(":", 1)[1],
             "127.0.0.1:1", self.upstream, "x" * rng.choice([1, 1000, 100_000]), "upstream", "downstream",
             rng.choice(TYPES), rng.choice(NAMES),
             "".join(chr(rng.choice([rng.randint(1, 0xD7FF), rng.randint(0xE000, 0x2FFFF)]))

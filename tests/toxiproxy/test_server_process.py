@@ -69,6 +69,53 @@ def test_port_in_use_is_one_clear_message_and_exit_2():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("flags, named", [
+    (["--port", "70000"], "--port 70000"),
+    (["--port", "-1"], "--port -1"),
+    (["--port", "0", "--host", "a" * 70], "a" * 70),              # a label longer than DNS allows
+    (["--port", "0", "--host", "no such host"], "no such host"),
+    (["--port", "0", "--host", "bad\x1bhost"], "bad\\x1bhost"),     # echoed escaped
+    (["--port", "0", "--host", ""], "--host is empty"),
+    (["--port", "0", "--allow-listen", "example.com"], "--allow-listen"),
+    (["--port", "0", "--max-connections-per-proxy", "0"], "--max-connections-per-proxy 0"),
+])
+def test_bad_server_options_are_one_line_and_exit_2(flags, named):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "toxiproxy-server", *flags],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("toxiproxy-server: "), lines
+    assert named in lines[0] and "\x1b" not in lines[0]
+    assert result.stdout == ""
+
+
+def test_drill_toxiproxy_server_takes_allow_listen_and_the_connection_cap(echo_server):
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "toxiproxy-server", "--port", "0",
+                             "--allow-listen", "10.0.0.1,0.0.0.0", "--max-connections-per-proxy", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = "http://" + proc.stdout.readline().split()[1]
+        wide = requests.post(f"{url}/proxies", json={"name": "w", "listen": "0.0.0.0:0", "enabled": False,
+                                                     "upstream": echo_server.address}, timeout=10)
+        assert wide.status_code == 201, wide.text
+        proxy = requests.post(f"{url}/proxies", json={"name": "p", "upstream": echo_server.address}, timeout=10).json()
+        with connect(proxy["listen"]) as first:
+            round_trip(first)
+            with connect(proxy["listen"]) as second:          # over the cap of 1: closed at once
+                second.settimeout(5)
+                try:
+                    assert second.recv(1) == b""
+                except ConnectionResetError:
+                    pass
+            round_trip(first)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
 def test_embedded_server_exits_when_its_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent("""
