@@ -25,8 +25,9 @@ def _err(message: str) -> None:
 
 
 def _toxiproxy_server(args: argparse.Namespace) -> int:
-    from .toxiproxy.server import main
-    return main(args.host, args.port)
+    from .toxiproxy.server import main, split_hosts
+    return main(args.host, args.port, allow_listen=split_hosts(args.allow_listen),
+                max_connections=args.max_connections_per_proxy)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -299,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the embedded Toxiproxy-compatible fault server in the foreground")
     p.add_argument("--host", default="127.0.0.1", help="address of the HTTP API (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8474, help="port of the HTTP API (default 8474; 0 = free port)")
+    p.add_argument("--allow-listen", action="append", metavar="HOST[,HOST]",
+                   help="addresses proxies may listen on besides loopback and the API's own "
+                        "(0.0.0.0 or :: for every interface); repeatable")
+    p.add_argument("--max-connections-per-proxy", type=int, default=1024, metavar="N",
+                   help="connections one proxy holds at most; more are closed at once (default 1024)")
     p.set_defaults(func=_toxiproxy_server)
     return parser
 
