@@ -635,7 +635,9 @@ class ContainerLab(LabParts, Lab):
 
     def _start_toxiproxy(self) -> None:
         if self.images["toxiproxy"] == BASE_IMAGE:
-            command = [self._python(), "-m", "harness.toxiproxy", "--host", "0.0.0.0", "--port", "8474"]
+            # proxies listen on every interface of the container (its network namespace only)
+            command = [self._python(), "-m", "harness.toxiproxy", "--host", "0.0.0.0", "--port", "8474",
+                       "--allow-listen", "0.0.0.0"]
         else:
             command = ["-host=0.0.0.0"]
         container = self.run("toxiproxy", "toxiproxy", command, {}, port=8474)
