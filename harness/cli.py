@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from . import exits
+from .inputs import InputError
 from .lab.reaper import UnsafeStateDir
 from .provenance import version_text
 from .report.cli import add_cab_args, add_record_args
@@ -37,9 +38,13 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         plan = load_plan(args.plan, root=Path.cwd())
-        rec = recording_from(args, plan.signoff)
     except PlanError as exc:
         _err(f"drill: invalid plan: {exc}")
+        return EXIT_INVALID
+    try:
+        rec = recording_from(args, plan.signoff)
+    except PlanError as exc:        # a sign-off flag, the window, the CAB log or key
+        _err(f"drill run: {exc}")
         return EXIT_INVALID
     out = Path(args.out or Path("reports") / "out" / plan.drill)
     args.on_interrupt = ("faults healed and lab taken down" if plan.lab.provider != "external"   # main() says it
@@ -321,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UnsafeStateDir as exc:   # the lab registry could be written by another user: refused
         _err(f"drill: {exc}")
+        return exits.INVALID
+    except InputError as exc:       # a file or value the user named cannot be used: the message says why
+        _err(f"drill {args.command}: {exc}")
         return exits.INVALID
     except KeyboardInterrupt:       # a command says what its clean-up did (args.on_interrupt); none: nothing to say
         note = getattr(args, "on_interrupt", None)

@@ -18,12 +18,14 @@ import hmac
 import json
 import os
 import secrets
+import stat
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from harness.inputs import CAB_LINE_MAX, KiB, InputError, open_regular, parse_json, printable, read_capped
 from harness.model import DrillResult
 from harness.report.files import iter_gates, plain, verdict_text
 
@@ -35,8 +37,11 @@ class CabLogCorrupt(ValueError):
     """The log's last line cannot be chained onto (half-written or not a CAB entry)."""
 
 
-class CabKeyError(ValueError):
+class CabKeyError(InputError):
     """The CAB key cannot be read or is not a key: the message names the file and the fix."""
+
+
+KEY_FILE_MAX = 4 * KiB        # a key is 32 bytes (64 hex digits); a key file is never larger than this
 
 
 # ---- the key ------------------------------------------------------------------------------------
@@ -67,32 +72,35 @@ def load_key(path: str | os.PathLike[str] | None = None, create: bool = False) -
     `create`, a missing default key is made (0600, in a 0700 folder) and the creation reported."""
     path = Path(path) if path is not None else default_key_path()
     try:
-        data = path.read_bytes()
+        data = read_capped(path, KEY_FILE_MAX, "the CAB key")
     except FileNotFoundError:
         if not create:
-            raise CabKeyError(f"{path}: no CAB key; give the key the log was written with (--cab-key FILE "
-                              f"or $DRILL_CAB_KEY)") from None
+            raise CabKeyError(f"{printable(path)}: no CAB key; give the key the log was written with (--cab-key "
+                              f"FILE or $DRILL_CAB_KEY)") from None
         return _create_key(path)
-    except OSError as exc:
-        raise CabKeyError(f"{path}: cannot read the CAB key: {exc.strerror}") from None
+    except InputError as exc:
+        raise CabKeyError(f"{exc} (a CAB key file holds 64 hex digits, e.g. from `openssl rand -hex 32`)") from None
     text = data.strip()
     try:
         secret = bytes.fromhex(text.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         secret = data
     if len(secret) < KEY_BYTES:
-        raise CabKeyError(f"{path}: a CAB key needs at least {KEY_BYTES} bytes (e.g. `openssl rand -hex 32 > "
-                          f"{path}`), this one has {len(secret)}")
+        raise CabKeyError(f"{printable(path)}: a CAB key needs at least {KEY_BYTES} bytes (e.g. `openssl rand -hex "
+                          f"32 > {printable(path)}`), this one has {len(secret)}")
     return CabKey(secret, path)
 
 
 def _create_key(path: Path) -> CabKey:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = secrets.token_bytes(KEY_BYTES)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:          # another drill made it first: use theirs
         return load_key(path)
+    except OSError as exc:
+        raise CabKeyError(f"{printable(path)}: cannot create the CAB key: {exc.strerror or exc}; give "
+                          f"--cab-key FILE or $DRILL_CAB_KEY") from None
     with os.fdopen(fd, "w") as f:
         f.write(secret.hex() + "\n")
     print(f"drill: created the CAB signing key {path} (0600); keep it from whoever can edit the CAB log, "
@@ -190,15 +198,16 @@ def append_cab_record(path: str | os.PathLike[str], record: dict[str, Any], key:
     (a scheduled run skipped, missed or late) and {"kind": "report", "event": "rebuilt", ...}, so the
     CAB sees them beside the drills.
 
-    1. open in append mode and take an exclusive lock, so concurrent drills chain in turn;
+    1. open in append mode (a regular file only: a folder, FIFO or device is refused) and take an
+       exclusive lock, so concurrent drills chain in turn;
     2. take prev_hash from the last line (64 zeros for an empty or new log);
     3. write the whole line in one write call, then flush and fsync.
-    Raises CabLogCorrupt rather than chain onto a half-written or foreign last line.
+    Raises CabLogCorrupt rather than chain onto a half-written or foreign last line, InputError
+    for a path that is not a log file.
     """
     key = key or load_key(create=True)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = _open_for_append(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         entry = seal(record, _last_hash(path), key)
@@ -212,39 +221,100 @@ def append_cab_record(path: str | os.PathLike[str], record: dict[str, Any], key:
     return entry
 
 
-def _last_hash(path: Path) -> str:
-    text = path.read_text(encoding="utf-8")
-    if not text:
-        return GENESIS
-    if not text.endswith("\n"):
-        raise CabLogCorrupt(f"{path}: last line is incomplete; run `drill cab verify` and repair the log")
-    last = text.rstrip("\n").rsplit("\n", 1)[-1]
+def _open_for_append(path: Path) -> int:
+    """A descriptor to append to the log at `path`, made (0644, with its folder) when missing."""
     try:
-        value = json.loads(last)["hash"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CabLogCorrupt(f"{path}: last line is not a CAB log entry ({exc})") from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:      # a folder, a FIFO without a reader (ENXIO), a parent that is a file
+        raise InputError(f"{printable(path)}: cannot append to the CAB log: {exc.strerror or exc}; give "
+                         f"--cab-log a file (default reports/cab-log.jsonl)") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError(f"{printable(path)}: the CAB log is not a regular file; give --cab-log a file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def check_appendable(path: str | os.PathLike[str]) -> None:
+    """Before a drill starts: the log at `path` can take a line (absent, or a regular file whose
+    last line is a complete entry). InputError or CabLogCorrupt, naming the fix, otherwise; so a
+    drill is refused before its lab starts rather than failing to record at its end."""
+    path = Path(path)
+    try:
+        if path.exists() or path.is_symlink():
+            os.close(open_regular(path, "the CAB log"))
+            _last_hash(path)
+        elif path.parent.exists() and not path.parent.is_dir():
+            raise InputError(f"{printable(path)}: {printable(path.parent)} is not a folder; give --cab-log a file")
+    except OSError as exc:       # a name too long, a folder that cannot be searched
+        raise InputError(f"{printable(path, 200)}: cannot use as the CAB log: {exc.strerror or exc}; give "
+                         f"--cab-log a file") from None
+
+
+def _last_hash(path: Path) -> str:
+    last = None
+    for last in log_lines(path):
+        pass
+    if last is None:
+        return GENESIS
+    shown = printable(path)
+    if not last.complete:
+        raise CabLogCorrupt(f"{shown}: last line is incomplete; run `drill cab verify` and repair the log")
+    if last.problem is not None or not isinstance(last.entry, dict):
+        raise CabLogCorrupt(f"{shown}: last line is not a CAB log entry ({last.problem or 'not a mapping'}); "
+                            f"run `drill cab verify` and repair the log")
+    value = last.entry.get("hash")
     if not isinstance(value, str) or len(value) != 64:
-        raise CabLogCorrupt(f"{path}: last line has no valid hash")
+        raise CabLogCorrupt(f"{shown}: last line has no valid hash; run `drill cab verify` and repair the log")
     return value
 
 
 # ---- reading and verifying ----------------------------------------------------------------------
 
+@dataclass
+class LogLine:
+    """One line of the log as read: its JSON value, or why it is none (`problem`)."""
+
+    number: int
+    entry: Any = None
+    problem: str | None = None
+    complete: bool = True        # ends with a newline (the last line of a cut-short write does not)
+
+
+def log_lines(path: str | os.PathLike[str]) -> Iterator[LogLine]:
+    """Every line of the log, parsed. The log must be a regular file (a folder, FIFO or device
+    is an InputError); a missing one raises FileNotFoundError. A line over CAB_LINE_MAX bytes,
+    not UTF-8, or not JSON (nested too deep to parse included) is a LogLine with a problem,
+    never an exception."""
+    fd = open_regular(path, "the CAB log")
+    with os.fdopen(fd, "rb") as f:
+        number = 0
+        while True:
+            raw = f.readline(CAB_LINE_MAX + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > CAB_LINE_MAX:
+                while raw and not raw.endswith(b"\n"):     # skip the rest of the long line
+                    raw = f.readline(CAB_LINE_MAX)
+                yield LogLine(number, problem=f"longer than {CAB_LINE_MAX // (1 << 20)} MiB", complete=bool(raw))
+                continue
+            line = LogLine(number, complete=raw.endswith(b"\n"))
+            try:
+                line.entry = parse_json(raw.rstrip(b"\n"), "line")
+            except InputError as exc:
+                line.problem = str(exc).removeprefix("line: ")
+            yield line
+
+
 def read_cab_entries(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every line of the log that parses as an entry, verified or not (an absent log has none)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return [line.entry for line in log_lines(path) if isinstance(line.entry, dict)]
     except FileNotFoundError:
         return []
-    entries = []
-    for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            entries.append(entry)
-    return entries
 
 
 @dataclass
@@ -274,39 +344,37 @@ def check_line(entry: Any, prev: str | None, key: CabKey | None) -> str | None:
     try:
         if entry.get("hash") != entry_hash(entry):
             return "its hash does not match its content (edited)"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return "not a CAB log entry"
     if "mac" not in entry:
         return "not signed (no mac): written without a key, or the mac was removed"
     if key is None:
         return "cannot be checked: no CAB key"
     if entry.get("key_id") != key.key_id:
-        return f"signed with another key (key id {entry.get('key_id')}, not {key.key_id} of {key.path})"
-    if not hmac.compare_digest(str(entry["mac"]), entry_mac(entry, key)):
+        return (f"signed with another key (key id {printable(entry.get('key_id'), 40)}, not {key.key_id} of "
+                f"{printable(key.path)})")
+    if not hmac.compare_digest(str(entry["mac"]).encode("utf-8", "replace"), entry_mac(entry, key).encode()):
         return "its mac does not match: edited and re-hashed without the key"
     return None
 
 
 def check_log(path: str | os.PathLike[str], key: CabKey | None) -> LogCheck:
-    """Judge every line; a missing log raises FileNotFoundError."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Judge every line; a missing log raises FileNotFoundError, one that is not a regular file
+    InputError."""
     check = LogCheck()
-    lines = text.splitlines()
-    check.lines = len(lines)
     prev: str | None = GENESIS
-    for number, line in enumerate(lines, start=1):
-        if number == len(lines) and not text.endswith("\n"):
-            check.bad.append((number, "incomplete last line (the write was cut short)"))
+    for line in log_lines(path):
+        check.lines = line.number
+        if not line.complete:
+            check.bad.append((line.number, "incomplete last line (the write was cut short)"))
             break
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        reason = check_line(entry, prev, key)
+        reason = (f"not a CAB log entry ({line.problem})" if line.problem is not None
+                  else check_line(line.entry, prev, key))
         if reason is None:
-            check.good.append(entry)
+            check.good.append(line.entry)
         else:
-            check.bad.append((number, reason))
+            check.bad.append((line.number, reason))
+        entry = line.entry
         prev = entry.get("hash") if isinstance(entry, dict) and isinstance(entry.get("hash"), str) else None
     return check
 
@@ -329,8 +397,11 @@ def verified_entries(path: str | os.PathLike[str], key: CabKey | None) -> tuple[
 
 
 def key_or_none(path: str | os.PathLike[str] | None = None) -> CabKey | None:
-    """The key when it exists (readers: nothing to verify with is said as skipped lines)."""
-    try:
+    """The key when it exists (readers: nothing to verify with is said as skipped lines). A key
+    named explicitly (`path`) must be usable: CabKeyError otherwise; only the default may be absent."""
+    if path is not None:
         return load_key(path)
+    try:
+        return load_key()
     except CabKeyError:
         return None

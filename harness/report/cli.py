@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -15,8 +16,10 @@ from .. import exits
 from ..plan import PlanError
 from ..progress import Progress
 from ..signoff import SignOff, check_window, with_flags
-from .cab_log import CabKeyError, append_cab_record, check_line, check_log, load_key
-from .manifest import check_dir
+from ..inputs import RECORD_MAX, InputError, parse_json, printable, read_capped
+from .cab_log import (GENESIS, CabKey, CabKeyError, CabLogCorrupt, append_cab_record, check_appendable, check_line,
+                      check_log, load_key, log_lines)
+from .manifest import DirCheck, check_dir
 
 DEFAULT_CAB_LOG = Path("reports") / "cab-log.jsonl"
 
@@ -68,7 +71,8 @@ def recording_from(args: argparse.Namespace, plan_signoff: SignOff):
         raise PlanError(refused)
     try:
         key = load_key(args.cab_key, create=args.cab_key is None)
-    except CabKeyError as exc:
+        check_appendable(cab_log_path(args))     # refused now, not after the drill ran
+    except (InputError, CabLogCorrupt) as exc:
         raise PlanError(str(exc)) from None
     return Recording(cab_log_path(args), key=key, signoff=signoff, pdf=args.pdf,
                      progress=Progress(quiet=args.quiet or args.json))
@@ -109,49 +113,52 @@ def _key(args: argparse.Namespace):
         return None
 
 
+def verify_folder(out_dir: Path, log: Path, key: CabKey) -> tuple[int, str, DirCheck]:
+    """(exit code, the line to print, the manifest as checked) of `drill verify`: every file of the folder against its
+    manifest, then the manifest against the newest keyed line of the log that records the folder
+    (the drill's own, or the latest report rebuild's). exits.PASS only when all of it holds."""
+    checked = check_dir(out_dir)
+    if not checked.intact:
+        return exits.FAIL, f"NOT INTACT: {checked.problem}", checked
+    target, found, prev = str(out_dir.resolve()), None, None
+    try:
+        for line in log_lines(log):
+            entry = line.entry if isinstance(line.entry, dict) else None
+            if entry is not None and entry.get("out_dir") == target:
+                found = (line.number, entry, prev)
+            prev = entry.get("hash") if entry is not None else None
+    except FileNotFoundError:
+        return exits.INVALID, f"{printable(log)}: no CAB log (give --cab-log)", checked
+    shown = printable(log)
+    if found is None:
+        return exits.FAIL, f"NOT INTACT: no line of {shown} records {printable(target)}", checked
+    number, entry, prev = found
+    reason = check_line(entry, prev if number > 1 else GENESIS, key)
+    if reason:
+        return exits.FAIL, f"NOT INTACT: {shown} line {number}: {reason}", checked
+    if entry.get("manifest") != checked.manifest_sha256:
+        return exits.FAIL, (f"NOT INTACT: {printable(out_dir / 'manifest.json')}: its sha256 is not the one {shown} "
+                            f"line {number} records"), checked
+    return exits.PASS, (f"INTACT: {printable(out_dir)}: every file matches its manifest, recorded in {shown} line "
+                        f"{number} ({printable(entry.get('kind', 'drill'), 20)}, {printable(entry.get('drill'), 70)}, "
+                        f"verdict {printable(entry.get('verdict', '-'), 10)})"), checked
+
+
 def _verify_dir(args: argparse.Namespace) -> int:
     """The folder's files against its manifest, and the manifest against the CAB line naming it."""
     out_dir = Path(args.dir)
     if not out_dir.is_dir():
-        _err(f"drill verify: {out_dir}: no such folder")
+        _err(f"drill verify: {printable(out_dir)}: no such folder")
         return exits.INVALID
     key = _key(args)
     if key is None:
         return exits.INVALID
-    checked = check_dir(out_dir)
-    if not checked.intact:
-        print(f"NOT INTACT: {checked.problem}")
-        return exits.FAIL
-    log = cab_log_path(args)
-    try:
-        lines = log.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        _err(f"drill verify: {log}: no CAB log (give --cab-log)")
-        return exits.INVALID
-    target, found = str(out_dir.resolve()), None
-    prev = None
-    for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        if isinstance(entry, dict) and entry.get("out_dir") == target:
-            found = (number, entry, prev)
-        prev = entry.get("hash") if isinstance(entry, dict) else None
-    if found is None:
-        print(f"NOT INTACT: no line of {log} records {target}")
-        return exits.FAIL
-    number, entry, prev = found
-    reason = check_line(entry, prev if number > 1 else "0" * 64, key)
-    if reason:
-        print(f"NOT INTACT: {log} line {number}: {reason}")
-        return exits.FAIL
-    if entry.get("manifest") != checked.manifest_sha256:
-        print(f"NOT INTACT: {out_dir / 'manifest.json'}: its sha256 is not the one {log} line {number} records")
-        return exits.FAIL
-    print(f"INTACT: {out_dir}: every file matches its manifest, recorded in {log} line {number} "
-          f"({entry.get('kind', 'drill')}, {entry.get('drill')}, verdict {entry.get('verdict', '-')})")
-    return exits.PASS
+    code, said, _ = verify_folder(out_dir, cab_log_path(args), key)
+    if code == exits.INVALID:
+        _err(f"drill verify: {said}")
+    else:
+        print(said)
+    return code
 
 
 def _verify_log(args: argparse.Namespace) -> int:
@@ -177,25 +184,45 @@ def _verify_log(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Rebuild report.html from results.json (and report.pdf with --pdf), re-seal the folder and
-    record the rebuild in the CAB log; refused when the folder is not intact."""
+    record the rebuild in the CAB log. Refused unless the whole `drill verify` says INTACT: every
+    file against the manifest and the manifest against the keyed CAB line recording the folder, so
+    an edited file with a re-computed (or deleted) manifest is never signed again."""
     from ..model import DrillResult
     from .html import write_html
     from .manifest import write_manifest
 
     out_dir = Path(args.dir)
     results = out_dir / "results.json"
-    if not results.is_file():
-        _err(f"drill report: {results}: no results.json; give a drill's output folder")
+    if not out_dir.is_dir():
+        _err(f"drill report: {printable(out_dir)}: no such folder; give a drill's output folder")
         return exits.INVALID
-    checked = check_dir(out_dir)
-    if (out_dir / "manifest.json").exists() and not checked.intact:   # no manifest: written before manifests
-        print(f"NOT INTACT: {checked.problem}; not rebuilding a report from files that changed")
-        return exits.FAIL
+    key = _key(args)
+    if key is None:
+        return exits.INVALID
+    log = cab_log_path(args)
+    code, said, checked = verify_folder(out_dir, log, key)
+    if code != exits.PASS:
+        print(f"{said}; not rebuilding a report from a folder `drill verify` does not find intact")
+        return code
     try:
-        key = load_key(args.cab_key, create=args.cab_key is None)
-        result = DrillResult.from_json(json.loads(results.read_text(encoding="utf-8")))
-    except (CabKeyError, ValueError) as exc:
+        check_appendable(log)
+        raw = read_capped(results, RECORD_MAX, "results.json", folder=out_dir)
+        if hashlib.sha256(raw).hexdigest() != checked.files.get("results.json"):   # read once: what is judged
+            print(f"NOT INTACT: {printable(results)}: changed while it was verified, or not in the manifest")
+            return exits.FAIL
+        data = parse_json(raw, f"{printable(results)}")
+        if not isinstance(data, dict):
+            raise InputError(f"{printable(results)}: not a drill's results (a JSON object is expected)")
+        result = DrillResult.from_json(data)
+    except CabLogCorrupt as exc:
+        print(f"NOT INTACT: {exc}")
+        return exits.FAIL
+    except InputError as exc:
         _err(f"drill report: {exc}")
+        return exits.INVALID
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:   # the shape of results.json
+        _err(f"drill report: {printable(results)}: not a drill's results ({type(exc).__name__}: "
+             f"{printable(exc, 160)})")
         return exits.INVALID
     html = write_html(result, out_dir)
     written = [html.name]
@@ -207,9 +234,9 @@ def _report(args: argparse.Namespace) -> int:
             return exits.UNREACHABLE
         written.append(pdf.name)
     digest = write_manifest(out_dir, {"drill": result.drill, "correlation_id": result.correlation_id})
-    append_cab_record(cab_log_path(args), {"kind": "report", "event": "rebuilt", "drill": result.drill,
-                                            "correlation_id": result.correlation_id, "files": written,
-                                            "out_dir": str(out_dir.resolve()), "manifest": digest}, key)
+    append_cab_record(log, {"kind": "report", "event": "rebuilt", "drill": result.drill,
+                            "correlation_id": result.correlation_id, "files": written,
+                            "out_dir": str(out_dir.resolve()), "manifest": digest}, key)
     for name in written:
         print(out_dir / name)
     return exits.PASS
@@ -222,10 +249,16 @@ def _history(args: argparse.Namespace) -> int:
     from .files import atomic_write_text
     from .history import history, render_history
 
+    html = Path(args.html)
+    if not html.parent.is_dir() or html.is_dir():
+        _err(f"drill history: --html {printable(html)}: " + (
+            "is a folder; name the page's file, e.g. reports/history.html" if html.is_dir() else
+            f"the folder {printable(html.parent)} does not exist; create it or name a page in a folder that exists"))
+        return exits.INVALID
     key = key_or_none(args.cab_key)
     entries, skipped = verified_entries(cab_log_path(args), key)
     data = history(entries, skipped, datetime.now(timezone.utc))
-    page = atomic_write_text(Path(args.html), render_history(data))
+    page = atomic_write_text(html, render_history(data))
     if args.json:
         print(json.dumps({**data, "page": str(page)}, indent=1))
         return exits.PASS

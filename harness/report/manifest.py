@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.inputs import RECORD_MAX, InputError, open_regular, parse_json, printable, read_capped
 from harness.report.files import atomic_write_text
 
 FILENAME = "manifest.json"
@@ -18,9 +19,10 @@ PLAN_AS_RUN = "plan-as-run.yaml"
 COVERED = ("results.json", "junit.xml", "report.html", "report.pdf", PLAN_AS_RUN)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, folder: Path | None = None) -> str:
+    """sha256 of a regular file (open_regular: a FIFO or device is an InputError, never read)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path, "a file of the folder", folder), "rb") as f:
         for block in iter(lambda: f.read(1 << 16), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -39,6 +41,7 @@ def write_manifest(out_dir: str | os.PathLike[str], about: dict[str, Any]) -> st
 class DirCheck:
     manifest_sha256: str | None = None
     problem: str | None = None       # the first bad file, said plainly; None when intact
+    files: dict[str, str] = field(default_factory=dict)   # name -> sha256, as the manifest lists them
 
     @property
     def intact(self) -> bool:
@@ -46,29 +49,43 @@ class DirCheck:
 
 
 def check_dir(out_dir: str | os.PathLike[str]) -> DirCheck:
-    """Every file the manifest lists has the digest it records (the first mismatch is named)."""
+    """Every file the manifest lists has the digest it records (the first mismatch is named).
+    The manifest and every file it lists must be regular files in the folder (a FIFO, a device or
+    a symlink out of the folder is a problem, never waited on or followed); the manifest is read
+    with a cap of RECORD_MAX bytes."""
     out_dir = Path(out_dir)
     path = out_dir / FILENAME
+    shown = printable(path)
     try:
-        data = path.read_bytes()
+        data = read_capped(path, RECORD_MAX, "the manifest", folder=out_dir)
     except FileNotFoundError:
-        return DirCheck(problem=f"{path}: no manifest (not a drill output folder, or written before manifests)")
+        return DirCheck(problem=f"{shown}: no manifest (not a drill output folder, or written before manifests)")
+    except InputError as exc:
+        return DirCheck(problem=str(exc))
     check = DirCheck(manifest_sha256=hashlib.sha256(data).hexdigest())
     try:
-        files = json.loads(data)["files"]
-        if not isinstance(files, dict) or not files:
-            raise ValueError("no files listed")
-    except (ValueError, KeyError, TypeError) as exc:
-        check.problem = f"{path}: not a manifest ({exc})"
+        manifest = parse_json(data, shown)
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        if not isinstance(files, dict) or not files or not all(isinstance(v, str) for v in files.values()):
+            raise InputError(f"{shown}: not a manifest (no \"files\" mapping of names to sha256 digests)")
+    except InputError as exc:
+        check.problem = str(exc)
         return check
+    check.files = dict(files)
     for name, digest in sorted(files.items()):
         target = out_dir / name
-        if Path(name).name != name:
-            check.problem = f"{path}: lists {name!r}, outside the folder"
-        elif not target.is_file():
-            check.problem = f"{target}: listed in the manifest but missing"
-        elif sha256_file(target) != digest:
-            check.problem = f"{target}: changed since the drill wrote it (sha256 differs from the manifest)"
+        if not name or Path(name).name != name or name in (".", ".."):
+            check.problem = f"{shown}: lists {printable(repr(name), 80)}, outside the folder"
+            break
+        try:
+            actual = sha256_file(target, folder=out_dir)
+        except FileNotFoundError:
+            check.problem = f"{printable(target)}: listed in the manifest but missing"
+        except InputError as exc:
+            check.problem = f"{exc} (listed in the manifest)"
+        else:
+            if actual != digest:
+                check.problem = f"{printable(target)}: changed since the drill wrote it (sha256 differs from the manifest)"
         if check.problem:
             break
     return check
