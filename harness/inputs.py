@@ -7,6 +7,7 @@ Every caller turns InputError into its command's "invalid input" (exit 2) or "no
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -73,7 +74,7 @@ def open_regular(path: str | os.PathLike[str], what: str, folder: str | os.PathL
     to word."""
     path = Path(path)
     if folder is not None and path.is_symlink():
-        target, inside = path.resolve(), Path(folder).resolve()
+        target, inside = Path(os.path.realpath(path)), Path(os.path.realpath(folder))   # a loop: not raised
         if target != inside and inside not in target.parents:
             raise InputError(f"{printable(path)}: {what} is a symlink to {printable(target)}, outside "
                              f"{printable(inside)}; put the file itself in the folder")
@@ -83,10 +84,12 @@ def open_regular(path: str | os.PathLike[str], what: str, folder: str | os.PathL
         raise
     except IsADirectoryError:
         raise InputError(f"{printable(path)}: {what} is a folder; name a file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{printable(path)}: {what} is a symlink that leads to itself; name a file") from None
+        raise InputError(f"{printable(path)}: cannot read {what}: {exc.strerror or exc}") from None
     except ValueError:          # a NUL in the path
         raise InputError(f"{printable(path)}: the path has a NUL character; name the file without it") from None
-    except OSError as exc:
-        raise InputError(f"{printable(path)}: cannot read {what}: {exc.strerror or exc}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)

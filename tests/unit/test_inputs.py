@@ -91,3 +91,10 @@ def test_printable_shortens_to_the_limit():
 def test_unprintable_names_the_first_hidden_character():
     assert unprintable("CHG\u202e001") == "\\u202e"
     assert unprintable("CHG0012345") is None
+
+
+def test_a_symlink_loop_is_refused_in_one_line(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "a")
+    for folder in (None, tmp_path):
+        with pytest.raises(InputError, match="leads to itself"):
+            read_capped(tmp_path / "a", 10, "the manifest", folder=folder)
