@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness import __version__
+from harness.report.cab_log import append_cab_record, load_key
+from harness.report.manifest import write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", "out", ".pytest_cache",
@@ -60,6 +62,10 @@ def test_the_installed_drill_renders_reports_from_its_packaged_templates(install
         "scenarios": [{"name": "s", "verdict": "pass", "measurements": {"rto_seconds": 1.0},
                        "gates": [{"id": "rto_seconds", "verdict": "pass", "measured": 1.0}]}]}))
     (installed / "cab.key").write_text(os.urandom(32).hex())
+    # sealed and recorded as a drill leaves it: `drill report` rebuilds only what `drill verify` finds intact
+    digest = write_manifest(out, {"drill": "packaged"})
+    append_cab_record(installed / "cab.jsonl", {"kind": "drill", "drill": "packaged", "out_dir": str(out.resolve()),
+                                                "manifest": digest}, load_key(installed / "cab.key"))
     record = ["--cab-log", installed / "cab.jsonl", "--cab-key", installed / "cab.key"]
     run(drill, "report", out, *record, cwd=installed)
     assert "Packaged templates" in (out / "report.html").read_text()
