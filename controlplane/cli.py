@@ -233,8 +233,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="connect_timeout and statement_timeout (default 2.0)")
     p.add_argument("--s3-timeout", type=float, default=2.0, metavar="SECONDS",
                    help="S3 connect and read timeout (default 2.0)")
-    p.add_argument("--retention-days", type=int, default=1, metavar="DAYS",
-                   help="Object Lock retention of evidence objects (default 1)")
+    p.add_argument("--retention-days", type=int, default=2557, metavar="DAYS",   # evidence.SEVEN_YEARS_DAYS
+                   help="Object Lock (COMPLIANCE) retention of evidence objects (default 2557: 7 years, "
+                        "spec 1.3 and 3)")
     p.add_argument("--evidence-replica-bucket", metavar="NAME",
                    help="the alternate-region copy bucket (versioning and Object Lock like the primary)")
     p.add_argument("--s3-replica-endpoint", metavar="URL",

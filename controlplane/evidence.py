@@ -32,11 +32,15 @@ import botocore.exceptions
 
 from controlplane.redact import short_cause
 
-# GOVERNANCE can be lifted by a privileged caller; production evidence would use COMPLIANCE.
-# moto does not enforce every COMPLIANCE rule (it lets a COMPLIANCE retention be shortened,
-# for example), so the lab cannot prove more than GOVERNANCE does here.
-LOCK_MODE = "GOVERNANCE"
-DEFAULT_RETENTION_DAYS = 1
+# Spec 1.3 and 3: evidence is WORM, kept >= 7 years. COMPLIANCE: no caller, privileged or not,
+# can shorten or lift the lock before it expires (on a real S3). 7 years = 2557 days: 7 x 365 plus
+# the at most 2 leap days any 7 years hold (7 x 365.25 = 2556.75, rounded up), so a retain-until
+# 2557 days on is never short of 7 calendar years. moto (the lab's S3) does not enforce every
+# COMPLIANCE rule (it lets a COMPLIANCE retention be shortened, for example): in the lab the
+# drill proves the lock the store reports, not that the store would refuse to lift it.
+LOCK_MODE = "COMPLIANCE"
+SEVEN_YEARS_DAYS = 2557
+DEFAULT_RETENTION_DAYS = SEVEN_YEARS_DAYS
 
 S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
