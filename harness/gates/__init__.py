@@ -34,7 +34,7 @@ What the runner records and the gates read (the contract between them):
     chaos run was stopped early, detail reason / ran its whole fault sequence).
 """
 
-from harness.gates import api, availability, backup, chaos, connectors, evidence, eventstore, recovery, steady, validation  # noqa: F401
+from harness.gates import api, availability, backup, chaos, connectors, evidence, eventstore, recovery, steady, validation, worm  # noqa: F401
 from harness.gates.base import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span, register
 
 __all__ = ["GATES", "Gate", "Span", "drill_verdict", "evaluate_gate", "evaluate_gates", "fault_span", "register",

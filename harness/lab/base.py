@@ -193,6 +193,14 @@ class Lab(abc.ABC):
             f"the {self.provider or type(self).__name__} lab cannot read evidence objects: the harness "
             f"reads the buckets straight from S3 on the embedded lab only")
 
+    def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
+        """The Object Lock the store reports for an evidence object ("primary" or "alternate"):
+        {"mode", "retain_until" (epoch), "version_id"}, None when there is no such object
+        (harness.lab.parts.read_object_lock)."""
+        raise NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab cannot read evidence objects' locks: the harness "
+            f"reads the buckets straight from S3 on the embedded lab only")
+
     # backup and restore (spec section 3): the embedded lab runs a backup service
     def _no_backups(self) -> NotImplementedError:
         return NotImplementedError(

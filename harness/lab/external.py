@@ -925,6 +925,18 @@ class ExternalLab(Lab):
         endpoint = s3.options.get("replica_endpoint") if region == "alternate" else None
         return read_latest_object(s3.client("s3", endpoint), bucket, key)
 
+    def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
+        from .parts import read_object_lock
+
+        s3 = self.config.s3
+        if s3 is None:
+            raise NotImplementedError("the plan has no lab.s3: the external lab cannot read evidence objects")
+        if region not in ("primary", "alternate"):
+            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
+        bucket = s3.options["bucket" if region == "primary" else "replica_bucket"]
+        endpoint = s3.options.get("replica_endpoint") if region == "alternate" else None
+        return read_object_lock(s3.client("s3", endpoint), bucket, key, version_id)
+
     # -- the HTTP fault gateway in front of the evidence store ----------------------------------
     def http_gateway(self, name: str) -> str:
         if name != "s3" or not self.config.gateway_url:

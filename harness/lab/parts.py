@@ -43,6 +43,23 @@ def read_latest_object(s3, bucket: str, key: str) -> bytes | None:
         raise
 
 
+def read_object_lock(s3, bucket: str, key: str, version_id: str | None = None) -> dict | None:
+    """The Object Lock the store reports for an object version (HEAD): {"mode": ObjectLockMode or
+    None, "retain_until": epoch or None, "version_id"}; None when the key has no such version."""
+    import botocore.exceptions
+
+    kwargs = {"VersionId": version_id} if version_id else {}
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, **kwargs)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound", "NoSuchVersion"):
+            return None
+        raise
+    until = head.get("ObjectLockRetainUntilDate")
+    return {"mode": head.get("ObjectLockMode"), "retain_until": until.timestamp() if until else None,
+            "version_id": head.get("VersionId")}
+
+
 class LabParts:
     """Mixed into a Lab that runs the whole topology: `connectors` (harness.lab.connectors
     .ConnectorTier), `store_url` (moto as the harness reaches it) and `gateway_url` (the S3
@@ -116,6 +133,12 @@ class LabParts:
         if region not in buckets:
             raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
         return read_latest_object(store_client("s3", self.store_url), buckets[region], key)
+
+    def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
+        buckets = {"primary": EVIDENCE_BUCKET, "alternate": EVIDENCE_REPLICA_BUCKET}
+        if region not in buckets:
+            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
+        return read_object_lock(store_client("s3", self.store_url), buckets[region], key, version_id)
 
     # -- the HTTP fault gateway in front of the primary region's object store -----------------
     def http_gateway(self, name: str) -> str:

@@ -8,6 +8,7 @@ import uuid
 
 from ..gates.evidence import (ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
                               PublishingResumed, RetryBackoffAtStore, SmokeVerified, ValidatedCopy)
+from ..gates.worm import WormRetention
 from ..model import FaultSpec
 from ..wait import poll
 from .common import read_events
@@ -131,3 +132,30 @@ def workload_publishes_resume(scn: Scenario) -> None:
     after = max(heals) if heals else 0.0
     poll(lambda: any(o.ok and o.detail.get("workload") and o.t_invoke >= after for o in scn.recorder.ops("publish")),
          timeout=60, interval=0.1)
+
+
+def evidence_locked(scn: Scenario) -> None:
+    """Read, straight from the object store (HEAD), the Object Lock of every evidence object the
+    drill's acknowledged evidence commits wrote, in the primary region and, where a copy exists, in
+    the alternate one, and judge it against spec 1.3 and 3: COMPLIANCE for at least 7 years."""
+    written: dict[str, float] = {}
+    for op in scn.recorder.ops("evidence"):
+        if op.ok and op.detail.get("object_key"):
+            written.setdefault(op.detail["object_key"], op.wall_invoke)
+
+    def locks() -> list[dict]:
+        found = []
+        for key, at in written.items():
+            for region in ("primary", "alternate"):
+                lock = scn.lab.object_lock(region, key)
+                if lock is None and region == "alternate":
+                    continue     # no copy in the alternate region: nothing there to judge
+                found.append({"object_key": key, "region": region, "written_at": at,
+                              **(lock or {"mode": None, "retain_until": None})})
+        return found
+    read = scn.read("store_lock", locks, detail={"scope": "evidence", "objects": len(written)})
+    scn.expect(WormRetention("evidence"))
+    if read.ok:
+        modes = sorted({str(o["mode"]) for o in read.value})
+        scn.observe(f"Object Lock of the {len(read.value)} evidence object version(s) the drill wrote, as the "
+                    f"store reports it: {', '.join(modes) or 'none'}.")

@@ -79,3 +79,10 @@ def smoke_verified(scenario):
     """Smoke verification: a test intent and its evidence pack under their own correlation id; the
     pack read back from the evidence store, its events from the event store, its SIEM lines."""
     evidence.smoke_verification(scenario)
+
+
+@then("every evidence object the drill wrote is locked COMPLIANCE for at least 7 years")
+def evidence_locked(scenario):
+    """WORM (spec 1.3 and 3): the Object Lock the store reports (HEAD) for every evidence object the
+    drill wrote, in both regions: COMPLIANCE, retain-until >= 2557 days after the write."""
+    evidence.evidence_locked(scenario)

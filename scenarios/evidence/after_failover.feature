@@ -23,3 +23,4 @@ Feature: Evidence store / After a failover
     When the evidence store recovers
     Then the workload's publishes go through again
     And a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured
+    And every evidence object the drill wrote is locked COMPLIANCE for at least 7 years

@@ -25,3 +25,4 @@ Feature: Evidence store / Object storage outage
     And its retries back off exponentially
     When the evidence store recovers
     Then publishing resumes
+    And every evidence object the drill wrote is locked COMPLIANCE for at least 7 years
