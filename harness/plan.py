@@ -24,6 +24,7 @@ KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "sch
               "description", "blackout", "owner", "operator", "approver", "change_ticket", "window"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability",
                  "event_count_growth"}
+KNOWN_KEYS.add("hold_real_time")   # time rules (15 min, 24 h) may hold the fault in real time: no clock control
 KNOWN_LAB = {"provider", "replication", "images"}
 PROVIDERS = ("embedded", "testcontainers", "external")
 IMAGE_KINDS = ("postgres", "toxiproxy", "moto", "controlplane")
@@ -130,6 +131,8 @@ class Plan:
     tier: int | None = None
     signoff: SignOff = SignOff()  # owner, operator, approver, change ticket, window (harness.signoff)
     source: bytes = b""           # the plan file as read: kept beside the results as the plan as run
+    # without clock control (lab.clock), "N minutes pass" holds the fault that long in real time
+    hold_real_time: bool = False
 
 
 def read_source(path: Path, missing: str) -> bytes:
@@ -317,11 +320,17 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
 
     blackout = checked(add, parse_blackouts, data.get("blackout"), fail, default=())
     signoff = checked(add, parse_signoff, data, fail, default=SignOff())
+    hold_real_time = data.get("hold_real_time", False)
+    if not isinstance(hold_real_time, bool):
+        add(fail("hold_real_time", f"must be true or false (hold a time rule's fault in real time when the "
+                                   f"target grants no clock control), got {quoted(hold_real_time)}"))
+        hold_real_time = False
     if found:
         raise found[0]
     return Plan(path=path, drill=drill, title=title.strip(), ha_domain=ha_domain, lab=lab,
                 scenarios=scenarios, tags=tags, targets=targets, schedule=schedule, blackout=blackout,
-                tier=tier, signoff=signoff)
+                tier=tier, signoff=signoff,
+                hold_real_time=hold_real_time)
 
 
 def _name(value: Any, choices: tuple[str, ...]) -> bool:

@@ -42,6 +42,22 @@ def _requeued(history: History, platform: str) -> float | None:
     return min(requeue) if requeue else None
 
 
+def _not_held(gate: Gate, history: History, start: float, type_: str, ages: list[float],
+              measured: dict) -> GateResult | None:
+    """A time rule ("after 15 min", "after 24 h") is judged only once the fault was held that long
+    on the Control Plane's clock (moved by the harness, or real time held) before the events were
+    read; until then an early answer still fails, and the absence of one is unknown, never a pass."""
+    if any(age <= gate.after_s for age in ages):
+        return None
+    read = last_op(history, "read_events", after=start, type=type_)
+    held = cp_time(history, read.t_invoke) - cp_time(history, start) if read is not None else 0.0
+    if held > gate.after_s:
+        return None
+    need = f"{gate.after_s / 60:g} min" if gate.after_s < 2 * 3600 else f"{gate.after_s / 3600:g} h"
+    return gate.unknown(f"needs {need} of real time or clock control (the fault was held {held:.0f} s on the "
+                        f"Control Plane's clock)", dict(measured, held_s=round(held, 1)))
+
+
 def _event_t(history: History, row: dict) -> float:
     """A stored event's time on the history clock (its `at` is the database's real clock)."""
     import datetime as dt
@@ -334,6 +350,9 @@ class CabManualPause(Gate):
         fault_cp = cp_time(history, start)
         ages = [round(cp_time(history, _event_t(history, e)) - fault_cp, 1) for e in raised]
         measured = {"raised": len(raised), "degraded_for_s": ages, "notifications": len(notices)}
+        short = _not_held(self, history, start, "CabManualPauseRaised", ages, measured)
+        if short is not None:
+            return short
         ok = len(raised) == 1 and ages[0] > self.after_s and bool(notices)
         return self.judge(ok, measured)
 
@@ -538,7 +557,11 @@ class ManualImportOffered(Gate):
             return self.unknown("ManualImportOffered events were not read")
         fault_cp = cp_time(history, start)
         ages = [round(cp_time(history, _event_t(history, e)) - fault_cp, 1) for e in offered]
-        return self.judge(len(offered) == 1 and ages[0] > self.after_s, {"offers": len(offered), "down_for_s": ages})
+        measured = {"offers": len(offered), "down_for_s": ages}
+        short = _not_held(self, history, start, "ManualImportOffered", ages, measured)
+        if short is not None:
+            return short
+        return self.judge(len(offered) == 1 and ages[0] > self.after_s, measured)
 
 
 @register

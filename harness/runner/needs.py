@@ -37,7 +37,6 @@ NEEDS: list[tuple[re.Pattern, tuple[str, ...]]] = [(re.compile(p), caps) for p, 
     (r"^the connector workers are lost|rollback reaches every platform exactly once",
      ("connector_workers", "platform_requests")),
     (r"^the queue depth of \S+ is reported|dead-letter|dead-lettered", ("queues",)),
-    (r"^\d+ (minutes|hours) pass$", ("clock",)),
     (r"^event store writes are blocked on the database primary$", ("event_store_block",)),
     (r"snapshot|backup|cross-region export|restored (from|data|primary)|database is lost|encryption key|"
      r"soft-delete|daily inventory|replayed and applied|clock runs \d+ hours", ("backups", "clock")),
@@ -47,7 +46,7 @@ NEEDS: list[tuple[re.Pattern, tuple[str, ...]]] = [(re.compile(p), caps) for p, 
 # of the database nodes (every provider has these); the post-failover validation reads the SIEM
 # sink where the provider can, and says so where it cannot
 PLAIN = re.compile("|".join([
-    r"^the lab is in steady state$", r"^a sequenced workload of intents and approvals is running$",
+    r"^the lab is in steady state$", r"^\d+ (minutes|hours) pass$", r"^a sequenced workload of intents and approvals is running$",
     r"^the .+ link is restored$", r"^\d+ writes are attempted$", r"^writes resume$",
     r"^the data is consistent$", r"^the post-failover validation passes$", r"^the replica is promoted and clients are repointed$",
     r"^the old primary is rebuilt as a replica$", r"^failback happens only after TransactionLag",

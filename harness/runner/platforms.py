@@ -6,6 +6,7 @@ parts (the stand-ins' request logs, the queues); the rules are checkers in harne
 from __future__ import annotations
 
 import datetime as dt
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..gates.connectors import (AppliedExactlyOnce, AssignmentFails, CabManualPause, CabNotified,
@@ -147,6 +148,27 @@ def advance_clock(scn: Scenario, seconds: float, observe: bool = True) -> None:
     if observe:
         amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
         scn.observe(f"Control Plane clock moved {amount} forward.")
+
+
+def pass_time(scn: Scenario, seconds: float) -> None:
+    """Let `seconds` pass on the Control Plane's clock with the scenario's faults held: move the clock
+    where the target grants clock control; else, when the plan says hold_real_time: true, hold the
+    faults that long in real time; else record that the time did not pass, so that the time rules
+    (the 15-minute CAB pause, the 24-hour manual import) are judged unknown, never pass."""
+    if "clock" in scn.lab.capabilities():
+        advance_clock(scn, seconds)
+        return
+    amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:g} h"
+    if not getattr(scn.drill, "hold_real_time", False):
+        scn.recorder.event("clock_missing", f"not-passed:{seconds:g}s", scn.correlation_id, seconds=seconds)
+        scn.observe(f"{amount} did not pass: the target grants no clock control and the plan does not hold the "
+                    f"fault in real time (hold_real_time: true); the time rules are not judged.")
+        return
+    scn.recorder.event("time_held", f"real-time:{seconds:g}s", scn.correlation_id, seconds=seconds)
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 5.0))      # the fault held in real time: the time itself is the point
+    scn.observe(f"Faults held {amount} in real time (no clock control; hold_real_time: true).")
 
 
 # ---- intents ------------------------------------------------------------------------------
