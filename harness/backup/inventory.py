@@ -2,7 +2,8 @@
 
 Contract: ``daily_inventory(store, buckets, dsn, now) -> key`` writes, in ``store.bucket``:
 
-- ``eventstore/<day>.jsonl``: the events (table public.events, every column, one JSON object per
+- ``eventstore/<day>.jsonl`` (each version under Object Lock COMPLIANCE until ``now`` + 2557 days, 7
+  years: spec 1.3 and 3): the events (table public.events, every column, one JSON object per
   line with sorted keys, in seq order) committed since the previous day's export, i.e. with seq
   greater than the ``to_seq`` of the newest inventory of an earlier day (0 when there is none);
   a second run on the same day writes the day's file again, whole. Read in one REPEATABLE READ
@@ -28,9 +29,14 @@ import logging
 import psycopg
 
 from harness.backup.schedule import day_of
-from harness.backup.store import INVENTORY_PREFIX, BackupStore, eventstore_key, inventory_key
+from harness.backup.store import INVENTORY_PREFIX, BackupStore, eventstore_key, inventory_key, lock_until
 
 log = logging.getLogger("harness.backup")
+# WORM, kept >= 7 years (spec 1.3 and 3): 2557 days hold any 7 calendar years (as the Control Plane's
+# evidence objects, controlplane.evidence.SEVEN_YEARS_DAYS). Counted from the Control Plane's clock,
+# which the drill moves forward only, so never shorter on the store's own clock.
+EXPORT_LOCK_MODE = "COMPLIANCE"
+EXPORT_LOCK_DAYS = 2557
 
 
 def _inventories(store: BackupStore) -> list[str]:
@@ -66,7 +72,7 @@ def _previous_to_seq(store: BackupStore, day: str) -> int:
     return 0
 
 
-def _export_events(store: BackupStore, dsn: str, day: str, from_seq: int) -> dict | None:
+def _export_events(store: BackupStore, dsn: str, day: str, from_seq: int, now: float) -> dict | None:
     lines: list[bytes] = []
     last_seq, last_hash = from_seq, None
     with psycopg.connect(dsn, autocommit=False, connect_timeout=10) as conn:
@@ -81,7 +87,9 @@ def _export_events(store: BackupStore, dsn: str, day: str, from_seq: int) -> dic
         conn.rollback()
     body = b"".join(lines)
     key = eventstore_key(day)
-    store.s3.put_object(Bucket=store.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+    store.s3.put_object(Bucket=store.bucket, Key=key, Body=body, ContentType="application/x-ndjson",
+                        ObjectLockMode=EXPORT_LOCK_MODE,
+                        ObjectLockRetainUntilDate=lock_until(now + EXPORT_LOCK_DAYS * 86400.0))
     return {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
             "from_seq": from_seq, "to_seq": last_seq, "count": len(lines), "last_hash": last_hash}
 
@@ -95,7 +103,7 @@ def _listing(store: BackupStore, bucket: str) -> list[dict]:
 
 def daily_inventory(store: BackupStore, buckets: list[str], dsn: str, now: float) -> str:
     day = day_of(now)
-    eventstore = _export_events(store, dsn, day, _previous_to_seq(store, day))
+    eventstore = _export_events(store, dsn, day, _previous_to_seq(store, day), now)
     inventory = {"day": day, "at": now, "buckets": {b: _listing(store, b) for b in buckets},
                  "eventstore": eventstore}
     key = inventory_key(day)

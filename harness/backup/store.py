@@ -1,8 +1,10 @@
 """The backup buckets and their layout, over a boto3 S3 client.
 
 Contract: ``BackupStore(s3, bucket="backups", dr_bucket="backups-dr", vault_bucket="keyvault")``;
-``ensure()`` is idempotent and leaves every bucket versioned, ``dr_bucket`` and ``vault_bucket``
-also with Object Lock enabled (no default retention: each object version gets its own).
+``ensure()`` is idempotent and leaves every bucket versioned and with Object Lock enabled (no
+default retention: each object version gets its own). In ``bucket`` only the event-store exports are
+locked (COMPLIANCE, 7 years: inventory.py); its hourly snapshots carry no lock and are deleted after
+7 days. ``locked_buckets`` (dr_bucket, vault_bucket) are those where every object is locked.
 
 Layout::
 
@@ -10,7 +12,7 @@ Layout::
     <bucket>/snapshots/<snapshot_id>/manifest.json
     <dr_bucket>/snapshots/<snapshot_id>/...          cross-region exports, each version locked
     <bucket>/inventory/<YYYY-MM-DD>.json             daily inventory
-    <bucket>/eventstore/<YYYY-MM-DD>.jsonl           daily event-store export
+    <bucket>/eventstore/<YYYY-MM-DD>.jsonl           daily event-store export (COMPLIANCE, 7 years)
     <vault_bucket>/keys/<name>                       the key vault stand-in (keyvault.py)
 
 Helpers here do the S3 calls the other modules share: read the latest version of an object
@@ -83,7 +85,7 @@ class BackupStore:
         """Create the buckets that are missing; versioning everywhere, Object Lock on the locked
         ones (enabled on an existing versioned bucket too). Safe to call again."""
         for name in (self.bucket, self.dr_bucket, self.vault_bucket):
-            locked = name in self.locked_buckets
+            locked = name in self.locked_buckets or name == self.bucket   # bucket: the event-store exports
             if not self._exists(name):
                 try:
                     kwargs: dict[str, Any] = {"Bucket": name}

@@ -159,3 +159,30 @@ def evidence_locked(scn: Scenario) -> None:
         modes = sorted({str(o["mode"]) for o in read.value})
         scn.observe(f"Object Lock of the {len(read.value)} evidence object version(s) the drill wrote, as the "
                     f"store reports it: {', '.join(modes) or 'none'}.")
+
+
+def eventstore_exports_locked(scn: Scenario) -> None:
+    """Read, straight from the backup store (HEAD of every version), the Object Lock of every daily
+    event-store export the backup service wrote during the drill, and judge it as the evidence
+    objects: COMPLIANCE until at least 2557 days (7 years) after the store received it."""
+    from ..backup.store import EVENTSTORE_PREFIX
+    from ..lab.parts import read_object_lock
+
+    store = scn.lab.backup_service().store
+
+    def locks() -> list[dict]:
+        found = []
+        for version in store.versions(store.bucket, EVENTSTORE_PREFIX):
+            if version.delete_marker:
+                continue
+            lock = read_object_lock(store.s3, store.bucket, version.key, version.version_id)
+            found.append({"object_key": version.key, "bucket": store.bucket,
+                          "written_at": version.last_modified.timestamp() if version.last_modified else None,
+                          **(lock or {"mode": None, "retain_until": None})})
+        return found
+    read = scn.read("store_lock", locks, detail={"scope": "eventstore"})
+    scn.expect(WormRetention("eventstore"))
+    if read.ok:
+        modes = sorted({str(o["mode"]) for o in read.value})
+        scn.observe(f"Object Lock of the {len(read.value)} event-store export version(s), as the backup store "
+                    f"reports it: {', '.join(modes) or 'none'}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from ..runner import backup
+from ..runner import backup, evidence
 
 
 @when(parsers.parse("the Control Plane's clock runs {hours:d} hours, one hour at a time"))
@@ -149,3 +149,10 @@ def replayed(scenario):
     """Re-submit what the clients wrote after the snapshot with the same idempotency keys; each
     platform applies it once."""
     backup.replay_after_snapshot(scenario)
+
+
+@then("every event-store export the drill wrote is locked COMPLIANCE for at least 7 years")
+def eventstore_exports_locked(scenario):
+    """WORM (spec 1.3 and 3): the Object Lock the backup store reports (HEAD) for every version of the
+    daily event-store exports: COMPLIANCE, retain-until >= 2557 days after the store received it."""
+    evidence.eventstore_exports_locked(scenario)

@@ -70,6 +70,9 @@ def test_daily_inventory_lists_every_version_and_exports_new_events(db, store, v
     exported = inventory["eventstore"]
     lines = store.read(store.bucket, "eventstore/2026-03-01.jsonl")
     assert exported["sha256"] == hashlib.sha256(lines).hexdigest() and exported["size"] == len(lines)
+    head = store.s3.head_object(Bucket=store.bucket, Key="eventstore/2026-03-01.jsonl")   # WORM, 7 years
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"].timestamp() >= day1 + 2557 * DAY
     rows = [json.loads(line) for line in lines.splitlines()]
     assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5] and exported["count"] == 5
     assert (exported["from_seq"], exported["to_seq"], exported["last_hash"]) == \
@@ -116,4 +119,4 @@ def test_store_ensure_is_idempotent_versioned_and_locked_where_it_must_be(store)
     for bucket in (store.bucket, store.dr_bucket, store.vault_bucket):
         assert store.s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     assert (store.lock_enabled(store.bucket), store.lock_enabled(store.dr_bucket),
-            store.lock_enabled(store.vault_bucket)) == (False, True, True)
+            store.lock_enabled(store.vault_bucket)) == (True, True, True)   # bucket: the event-store exports
