@@ -140,13 +140,18 @@ class FaultSpec:
     time_limit_s: float | None = None   # dead-man switch: healed by itself after this
 
 
+GATE_JUDGES = ("system", "runbook", "lab")    # what a gate can judge (harness.gates.base.JUDGES)
+
+
 @dataclass(frozen=True)
 class GateResult:
     """One validation rule evaluated: what was measured against which threshold.
 
     `threshold` is the rule as people read it. When the rule is one numeric comparison, `operator`
     and `limit` say it for machines (pass exactly when `measured operator limit`), `unit` what the
-    numbers count; all three None for any other rule."""
+    numbers count; all three None for any other rule. `judges` says what the rule is evidence
+    about: "system" (the deployment), "runbook" (a procedure the harness performs) or "lab" (a
+    lab-only part); None in results written before gates said it."""
 
     id: str
     description: str
@@ -157,15 +162,17 @@ class GateResult:
     operator: str | None = None
     limit: float | int | None = None
     unit: str | None = None
+    judges: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "description": self.description, "measured": self.measured,
                 "threshold": self.threshold, "verdict": self.verdict.value, "detail": self.detail,
-                "operator": self.operator, "limit": self.limit, "unit": self.unit}
+                "operator": self.operator, "limit": self.limit, "unit": self.unit, "judges": self.judges}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "GateResult":
-        """A gate from results.json; one written before operator/limit/unit existed reads them None."""
+        """A gate from results.json; one written before operator/limit/unit (or judges) existed
+        reads them None."""
         try:
             verdict = Verdict(str(data.get("verdict", "unknown")).lower())
         except ValueError:
@@ -173,11 +180,13 @@ class GateResult:
         operator = data.get("operator")
         limit = data.get("limit")
         unit = data.get("unit")
+        judges = data.get("judges")
         return cls(str(data.get("id", "")), str(data.get("description", "")), data.get("measured"),
                    data.get("threshold"), verdict, str(data.get("detail") or ""),
                    operator if operator in ("<=", ">=", "<", ">", "==") else None,
                    limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None,
-                   None if unit is None else str(unit))
+                   None if unit is None else str(unit),
+                   judges if judges in GATE_JUDGES else None)
 
 
 @dataclass(frozen=True)
@@ -265,7 +274,7 @@ class DrillResult:
     plan_sha256: str | None = None
     risk: dict[str, Any] = field(default_factory=dict)
     since_last_run: list[dict[str, Any]] = field(default_factory=list)
-    schema_version: int = 3
+    schema_version: int = 4
 
     def to_json(self) -> dict[str, Any]:
         data = {"schema_version": self.schema_version}

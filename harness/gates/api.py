@@ -17,6 +17,7 @@ class IntentsAndApprovalsBlocked(Gate):
     """While every API instance is down, a new intent and an approval are refused with an explicit,
     machine-readable error (503 with an error and a cause)."""
 
+    judges = "system"
     id = "intents_and_approvals_blocked"
     description = ("New Deployment Intents and approvals blocked with a clear error while every API "
                    "instance is down")
@@ -72,6 +73,7 @@ class PublishRefusedWhileUnhealthy(Gate):
     """Validation rule of row 1: a publish attempted while ServiceHealth = Unhealthy (the health
     answers right before and right after it both said so) must be refused."""
 
+    judges = "system"
     id = "publish_refused_while_unhealthy"
     description = "A publish attempted while ServiceHealth = Unhealthy is refused"
     threshold = "refused (4xx/5xx)"
@@ -97,6 +99,7 @@ class PublishRefusedWhileUnhealthy(Gate):
 class PublishAcceptedWhenHealthy(Gate):
     """Once ServiceHealth = Healthy again, a publish is accepted (the gate does not block for ever)."""
 
+    judges = "system"
     id = "publish_accepted_when_healthy"
     description = "Once ServiceHealth = Healthy, a new publish is accepted"
     threshold = "the first publish after a Healthy answer accepted"
@@ -122,6 +125,7 @@ class ConnectorsServeQueuedWork(Gate):
     """Endpoints unaffected: intents queued before the API tier went down reach their platform
     exactly once while it is down (the platform's own log)."""
 
+    judges = "system"
     id = "connectors_serve_queued_work"
     description = "Endpoints unaffected: connectors keep serving queued work while the API tier is down"
     threshold = "each applied once, while the API was down"

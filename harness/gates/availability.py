@@ -23,6 +23,7 @@ class AvailabilityBudget(Gate):
     or the whole scenario) must stay within the error budget. Time the drill did not observe is
     not counted as down; the observed-only ratio is reported beside it."""
 
+    judges = "system"
     id = "availability"
 
     def __init__(self, target: float = 0.999, window_s: float = 300.0, during: str | None = None):
@@ -68,6 +69,7 @@ class NoFailedRequestsBeyondProbeWindow(Gate):
     """After an instance is lost, no client request fails later than the load balancer's probe
     window (its failed checks take the instance out of rotation), until the next fault."""
 
+    judges = "system"
     id = "no_failed_requests_beyond_probe_interval"
     description = ("LB health probes route around the lost instance: no failed client request beyond "
                    "the probe interval")

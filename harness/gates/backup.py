@@ -56,6 +56,7 @@ class HourlySnapshotsTaken(Gate):
     """A snapshot every hour of the Control Plane's clock across the window, each object matching
     the SHA-256 its manifest records (recomputed by the harness from the downloaded bytes)."""
 
+    judges = "lab"
     id = "hourly_snapshots"
     description = "Automated database snapshot every hour, each object matching its SHA-256 manifest"
     threshold = "every hour, all intact"
@@ -84,6 +85,7 @@ class CrossRegionExportsTaken(Gate):
     """A cross-region export at least every 24 h across the window, each intact in the second
     bucket and under an Object Lock retention of at least 90 days from when it was taken."""
 
+    judges = "lab"
     id = "cross_region_exports"
     description = "Cross-region export every 24 h, intact, locked for >= 90 days"
     threshold = "gap <= 24 h (+1 h tick), locked >= 90 d"
@@ -117,6 +119,7 @@ class RetentionApplied(Gate):
     ones kept; every cross-region export younger than 90 days kept, and the store refused the
     harness's own attempt to delete one (Object Lock)."""
 
+    judges = "lab"
     id = "retention_applied"
     description = "Hourly snapshots kept 7 days then deleted; cross-region exports kept >= 90 days (locked)"
     threshold = "none expired kept, none young deleted, export delete refused"
@@ -170,6 +173,7 @@ class DailyInventory(Gate):
     has versioning enabled, every object version the harness listed before the day's inventory is
     in it, and the day's event-store export matches the SHA-256 and sequence range it records."""
 
+    judges = "lab"
     id = "daily_inventory"
     description = "Evidence/event-store objects versioned, with a daily inventory listing every version"
     threshold = "versioned, none missing, export intact"
@@ -203,6 +207,7 @@ class PublishRefusedWhileBackupStale(Gate):
     harness finds in the store is older than 24 h on the Control Plane's clock, a publish is
     refused naming the cause "backup"."""
 
+    judges = "system"
     id = "publish_refused_backup_stale"
     description = "A publish is refused (cause backup) while the newest snapshot is older than 24 h"
     threshold = "refused, cause backup"
@@ -224,6 +229,7 @@ class PublishRefusedWhileBackupStale(Gate):
 class PublishAcceptedAfterFreshSnapshot(Gate):
     """Once a fresh snapshot is in the store (the harness sees it, age <= 24 h), a publish is accepted."""
 
+    judges = "system"
     id = "publish_accepted_backup_fresh"
     description = "A publish is accepted once a fresh snapshot (<= 24 h) is in the store"
     threshold = "accepted"
@@ -260,6 +266,7 @@ class SnapshotVerifiedBeforeRestore(Gate):
     """A restore rehydrates only a snapshot whose every object verified against its manifest, checked
     before the rehydrate began, and the harness's own check of the same objects agrees."""
 
+    judges = "lab"
     id = "snapshot_verified"
     description = "Restore hash-verified the snapshot's objects before rehydrating it"
     threshold = "verified before rehydrate, intact"
@@ -288,6 +295,7 @@ class CorruptSnapshotRefused(Gate):
     """The snapshot the drill corrupted is refused with its reason, and the next older snapshot the
     harness found intact is the one restored."""
 
+    judges = "lab"
     id = "corrupt_snapshot_refused"
     description = "A corrupted or truncated snapshot is refused (with the reason) and the next older one restored"
     threshold = "refused; next older intact restored"
@@ -323,6 +331,7 @@ class RestoredDataValid(Gate):
     snapshot's chain head, ApprovalEventCount equal, and a sample of intents written before the
     snapshot readable through a Control Plane pointed at the restored database."""
 
+    judges = "lab"
     id = "restored_data_valid"
     description = "Restored data valid: row counts, event hash chain end to end, ApprovalEventCount, intents readable"
     threshold = "all equal, chain intact, sample readable"
@@ -364,6 +373,7 @@ class BackupRpo(Gate):
     """Backup RPO: the age, at the fault, of the snapshot restored (on the Control Plane's clock)
     <= the plan's backup_rpo_seconds (24 h; 1 h for tier-1)."""
 
+    judges = "lab"
     id = "backup_rpo_seconds"
     operator, unit = "<=", "s"
 
@@ -394,6 +404,7 @@ class KeyRecoveredFromSoftDelete(Gate):
     """The backup encryption key, soft-deleted, is unreadable until recovered, then recovered with
     the same material (the harness compares fingerprints), and its purge is refused."""
 
+    judges = "lab"
     id = "key_recovered"
     description = "Backup encryption key recoverable from soft-delete (same key), purge refused"
     threshold = "recovered, same fingerprint, purge refused"
@@ -420,6 +431,7 @@ class ReplayedExactlyOnce(Gate):
     having tested the key first (Test-IdempotencyKey, rule 4), as the stand-ins logged. An intent the
     restored store still had (its replay answered 200, not 201) is not sent again, so it needs no test."""
 
+    judges = "system"
     id = "replayed_exactly_once"
     description = "Intents written after the snapshot replayed and applied exactly once (Test-IdempotencyKey)"
     threshold = "all present, each applied once, key tested"

@@ -1,10 +1,16 @@
 """Gate base: a validation rule as a pure function of a scenario's History and its threshold.
 
-A gate never touches infrastructure and never trusts what the system under drill says about
-itself: it reads only what the harness's clients recorded (operations and their answers) and
-what the lab's own parts logged (fault journal, failover controller, platform stand-ins, the
-S3 gateway), on one clock. evaluate() answers pass, fail or unknown; `evaluate_gate` turns an
-exception into unknown, never pass.
+A gate never touches infrastructure: it reads only what the harness's clients recorded
+(operations and their answers) and what the lab's own parts logged (fault journal, failover
+controller, platform stand-ins, the S3 gateway), on one clock. evaluate() answers pass, fail or
+unknown; `evaluate_gate` turns an exception into unknown, never pass.
+
+Every gate class declares what it judges (`judges`, one of JUDGES): "system", the deployment under
+drill (load balancer, Control Plane, database HA, stores, connectors); "runbook", a procedure the
+harness performs for the operator (a failback, the chaos run itself); "lab", a part that exists
+only in a lab (the lab's backup service, its key-vault stand-in). There is no default: a gate
+without it answers unknown on every history (its result cannot be built), and the unit tests
+refuse a registered gate class without it.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import abc
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from harness.model import GateResult, History, Op, Verdict
+from harness.model import GATE_JUDGES, GateResult, History, Op, Verdict
 from harness.report.text import one_line
 
 GATES: dict[str, type["Gate"]] = {}
+# What a gate judges, in the order the report shows them: the deployment first.
+JUDGES = GATE_JUDGES
 
 
 def register(cls: type["Gate"]) -> type["Gate"]:
@@ -33,8 +41,12 @@ class Gate(abc.ABC):
 
     A rule that is one numeric comparison of its measured value also sets `operator` ("<=", ">=",
     "<", ">", "=="), `limit` (the number measured is compared against, in measured's unit) and
-    `unit`: it passes exactly when `measured operator limit`. Any other rule leaves them None."""
+    `unit`: it passes exactly when `measured operator limit`. Any other rule leaves them None.
 
+    `judges` (no default; one of JUDGES) says what the rule is evidence about: the system under
+    drill, a runbook the harness performs, or a lab-only part."""
+
+    judges: str          # declared by every gate class: "system", "runbook" or "lab"
     id: str = ""
     description: str = ""
     threshold: Any = None
@@ -47,8 +59,16 @@ class Gate(abc.ABC):
         """Judge the history against this gate's threshold."""
 
     def result(self, verdict: Verdict, measured: Any, detail: str = "") -> GateResult:
+        judges = self.judges    # a gate class that does not say what it judges raises here: unknown
+        if judges not in JUDGES:
+            raise ValueError(f"judges is {judges!r}, not one of {', '.join(JUDGES)}")
         return GateResult(self.id, self.description, measured, self.threshold, verdict, detail,
-                          self.operator, self.limit, self.unit)
+                          self.operator, self.limit, self.unit, judges)
+
+    def figures(self, history: History) -> dict[str, Any]:
+        """Measurements the rule reports beside its verdict (scenario measurements, e.g. a detection
+        latency); none by default. Pure, like evaluate()."""
+        return {}
 
     def judge(self, ok: bool | None, measured: Any, detail: str = "") -> GateResult:
         """ok True -> pass, False -> fail, None -> unknown."""
@@ -63,7 +83,9 @@ def evaluate_gate(gate: Gate, history: History) -> GateResult:
     """Evaluate one gate; any exception, or anything but a GateResult, is UNKNOWN, never PASS."""
     gate_id = getattr(gate, "id", "") or type(gate).__name__
     description = getattr(gate, "description", "")
-    typed = (getattr(gate, "operator", None), getattr(gate, "limit", None), getattr(gate, "unit", None))
+    judges = getattr(gate, "judges", None)
+    typed = (getattr(gate, "operator", None), getattr(gate, "limit", None), getattr(gate, "unit", None),
+             judges if judges in JUDGES else None)
     try:
         result = gate.evaluate(history)
     except Exception as exc:  # noqa: BLE001 - a broken check must not stop the other gates
@@ -80,6 +102,20 @@ def evaluate_gate(gate: Gate, history: History) -> GateResult:
 def evaluate_gates(gates: Iterable[Gate], history: History) -> list[GateResult]:
     """Every gate evaluated safely, in order; one failing check never hides the others."""
     return [evaluate_gate(gate, history) for gate in gates]
+
+
+def gate_figures(gates: Iterable[Gate], history: History) -> dict[str, Any]:
+    """Every gate's figures() merged (a scenario's measurements); a check that raises or answers
+    something other than a mapping adds nothing (its verdict already says what went wrong)."""
+    out: dict[str, Any] = {}
+    for gate in gates:
+        try:
+            found = gate.figures(history)
+        except Exception:  # noqa: BLE001 - a figure is never worth a stopped drill
+            continue
+        if isinstance(found, dict):
+            out.update(found)
+    return out
 
 
 def drill_verdict(results: Iterable[GateResult]) -> Verdict:

@@ -41,6 +41,7 @@ def total_downtime(history: History) -> float | None:
 class ProbeOutageWithinTolerance(Gate):
     """Stop condition: the API's health probe never failed for longer than the plan's tolerance."""
 
+    judges = "system"
     id = "probe_outage_within_tolerance"
     operator, unit = "<=", "s"
 
@@ -61,6 +62,7 @@ class ProbeOutageWithinTolerance(Gate):
 class ErrorBudgetNotSpent(Gate):
     """Stop condition: the probes' total downtime over the run stayed within the plan's budget."""
 
+    judges = "system"
     id = "error_budget_not_spent"
     operator, unit = "<=", "s"
 
@@ -81,6 +83,7 @@ class ChaosCompleted(Gate):
     """The run's fault sequence ran to its end: a halted run (stop condition, `drill halt`, SIGINT
     or SIGTERM) fails with its reason; a run that recorded neither its end nor a halt is unknown."""
 
+    judges = "runbook"
     id = "chaos_completed"
     description = "The chaos run ran every fault of its sequence without being halted"
     threshold = "not halted"

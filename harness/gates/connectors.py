@@ -69,6 +69,7 @@ class ConnectorsHealthy(Gate):
     """Precondition: before any fault, the Control Plane had every platform Healthy with its
     promotions running (as its connectors reported them)."""
 
+    judges = "system"
     id = "connectors_healthy"
     description = "Every platform Healthy and its promotions running before injection"
     threshold = "all Healthy"
@@ -95,6 +96,7 @@ class ConnectorsHealthy(Gate):
 class PublishAccepted(Gate):
     """Publishing is accepted and queued for the connectors (delivery waits for the platform)."""
 
+    judges = "system"
     id = "publish_accepted_and_queued"
     description = "Publishing is accepted and queued for the connectors (delivery waits for the platform)"
     threshold = "all accepted"
@@ -115,6 +117,7 @@ class OtherPlatformsContinue(Gate):
     """While one platform fails, the other platforms apply their intents, each exactly once, by the
     time the harness looked (its checkpoint)."""
 
+    judges = "system"
     id = "other_platforms_continue"
 
     def __init__(self, platform: str, keys: dict[str, list[str]], checkpoint: str):
@@ -137,6 +140,8 @@ class OtherPlatformsContinue(Gate):
 class AssignmentFails(Gate):
     """The failing platform's intents are not applied (its own log shows none) while it fails, and
     the Control Plane recorded the platform unhealthy (a PlatformDegraded event in the store)."""
+
+    judges = "system"
 
     def __init__(self, platform: str, keys: list[str], checkpoint: str):
         self.platform, self.keys, self.checkpoint = platform, list(keys), checkpoint
@@ -166,6 +171,8 @@ class AssignmentFails(Gate):
 class PromotionRefused(Gate):
     """While the platform's fault lasts, a ring promotion of one of its intents is refused by the
     named gate (503, gate in the answer)."""
+
+    judges = "system"
 
     def __init__(self, platform: str, gate_name: str, gate_id: str | None = None):
         self.platform, self.gate_name = platform, gate_name
@@ -202,6 +209,8 @@ class ConnectorBackoff(Gate):
     the waits of the other intents failing in between, which double in step only when those
     intents arrived together."""
 
+    judges = "system"
+
     def __init__(self, platform: str, keys: list[str], base_s: float, min_ratio: float = 1.5,
                  max_ratio: float = 3.0):
         self.platform, self.keys, self.base_s = platform, set(keys), base_s
@@ -228,6 +237,8 @@ class ConnectorBackoff(Gate):
 class ThrottleCountAccurate(Gate):
     """The Control Plane's throttle count (GraphThrottleCount for Intune) equals the 429 answers the
     platform really sent in the window, and reached n."""
+
+    judges = "system"
 
     def __init__(self, platform: str, n: int, window_s: float = 300.0):
         self.platform, self.n, self.window_s = platform, n, window_s
@@ -262,6 +273,8 @@ class AppliedExactlyOnce(Gate):
     """Every intent published for the platform reached it exactly once (nothing lost, nothing applied
     twice by retries, redeliveries or the requeue), by the platform's own log."""
 
+    judges = "system"
+
     def __init__(self, platform: str, keys: list[str], ring: str | None = None):
         self.platform, self.ring = platform, ring
         self.keys = [k + (f"@{ring}" if ring else "") for k in keys]
@@ -285,6 +298,8 @@ class ResumeRequiresLowThrottleCount(Gate):
     """Validation of row 4: after the platform recovered, a promotion while its throttle count (the
     platform's real 429s in the window, on the Control Plane's clock) is above the limit is refused,
     and none is accepted while it is."""
+
+    judges = "system"
 
     def __init__(self, platform: str, limit: int = 5, window_s: float = 300.0):
         self.platform, self.max_count, self.window_s = platform, limit, window_s   # not a typed limit: measured is a dict
@@ -312,6 +327,8 @@ class PromotionsResumed(Gate):
     """Promotions resume: the last promotion was accepted and its ring's intent reached the platform
     exactly once after it."""
 
+    judges = "system"
+
     def __init__(self, platform: str, ring: str):
         self.platform, self.ring = platform, ring
         self.id = f"promotions_resumed_{platform}"
@@ -332,6 +349,8 @@ class PromotionsResumed(Gate):
 class CabManualPause(Gate):
     """A CAB manual pause (with its CAB notification) is raised once the platform has been degraded
     for more than `after_s` on the Control Plane's clock, and not before."""
+
+    judges = "system"
 
     def __init__(self, platform: str, after_s: float = 900.0):
         self.platform, self.after_s = platform, after_s
@@ -361,6 +380,7 @@ class CabManualPause(Gate):
 class CabPauseHoldsUntilLifted(Gate):
     """After the platform recovered, promotions stay refused until the CAB lifts its pause."""
 
+    judges = "system"
     id = "cab_pause_holds_until_lifted"
     threshold = "refused until the lift"
 
@@ -385,6 +405,8 @@ class CabPauseHoldsUntilLifted(Gate):
 class CabNotified(Gate):
     """A CAB notification about the platform's outage reached the event store."""
 
+    judges = "system"
+
     def __init__(self, platform: str):
         self.platform = platform
         self.id = f"cab_notification_{platform}"
@@ -406,6 +428,8 @@ class QueueDepthAccurate(Gate):
     """The queue depth metric (JamfQueueDepth for Jamf) reports the intents waiting: the Control
     Plane's figure lies between the depths the harness read from the queue itself right before and
     right after, and is at least 1."""
+
+    judges = "system"
 
     def __init__(self, platform: str):
         self.platform = platform
@@ -435,6 +459,8 @@ class DeadLettered(Gate):
     """After the connector's maximum attempts the platform's intents are in the dead-letter queue
     (read by the harness), not lost: each reached the platform exactly max_attempts times."""
 
+    judges = "system"
+
     def __init__(self, platform: str, keys: list[str], max_attempts: int):
         self.platform, self.keys, self.max_attempts = platform, list(keys), max_attempts
         self.id = f"dead_lettered_{platform}"
@@ -463,6 +489,8 @@ class RequeueConfirmed(Gate):
     """The runbook's requeue moved every dead-lettered intent back: the dead-letter queue, read by
     the harness after it, holds none of them."""
 
+    judges = "system"
+
     def __init__(self, platform: str, keys: list[str]):
         self.platform, self.keys = platform, list(keys)
         self.id = f"requeue_confirmed_{platform}"
@@ -486,6 +514,7 @@ class NoCriticalBacklog(Gate):
     publish (or promotion) to its apply at the platform, on the Control Plane's clock; an intent
     still unapplied at the end counts its age until then."""
 
+    judges = "system"
     id = "no_critical_backlog_over_10_min"
     description = "No queue backlog beyond 10 minutes for critical rings"
 
@@ -515,6 +544,8 @@ class SiteOutageRecorded(Gate):
     """The Control Plane records the site outage (SiteOutageRecorded in the store) and offers no
     fallback yet."""
 
+    judges = "system"
+
     def __init__(self, platform: str):
         self.platform = platform
         self.id = f"site_outage_recorded_{platform}"
@@ -541,6 +572,8 @@ class SiteOutageRecorded(Gate):
 class ManualImportOffered(Gate):
     """The fallback to manual import is offered once the site has been down for more than 24 h on the
     Control Plane's clock, once."""
+
+    judges = "system"
 
     def __init__(self, platform: str, after_s: float = 86400.0):
         self.platform, self.after_s = platform, after_s
@@ -572,6 +605,8 @@ class RingRollbackApplied(Gate):
     platform exactly once (one applied /apply carrying the key the Control Plane answered, action
     rollback, the ring), its key tested at the platform first (Test-IdempotencyKey), and brought
     by a replacement worker (the group's replacement of that platform's worker logged before it)."""
+
+    judges = "system"
 
     def __init__(self, ring: str, failover: str, platforms: tuple[str, ...]):
         self.ring, self.failover, self.platforms = ring, failover, tuple(platforms)

@@ -32,6 +32,7 @@ class EventStoreWriteSuccess(Gate):
     rest at the rate and success ratio seen before the fault, and reports the drill window's own
     rate beside it. Without a pre-fault sample it judges the drill window's rate and says so."""
 
+    judges = "system"
     id = "event_store_write_success"
 
     def __init__(self, target: float = 0.999, fault: str | None = None):
@@ -73,6 +74,7 @@ class EventStoreWriteSuccess(Gate):
 class NoChangeWithoutEvent(Gate):
     """Audit completeness: no state change was acknowledged without its audit event."""
 
+    judges = "system"
     id = "no_change_acknowledged_without_event"
     description = "No state change acknowledged without its audit event in the event store"
     threshold = "0"
@@ -107,6 +109,8 @@ class EventChainVerified(Gate):
     hash of its event, every prev_hash the previous event's hash (and, with `fault`, across the
     boundary between the events recorded before it and the first one after)."""
 
+    judges = "system"
+
     def __init__(self, fault: str | None = None):
         self.fault = fault
         self.id = "event_chain_linked_across_failover" if fault else "event_chain_intact"
@@ -133,6 +137,7 @@ class EventChainVerified(Gate):
 class AuditEventsNotLost(Gate):
     """Every audit event recorded before the fault is still there after the failover, same hash."""
 
+    judges = "system"
     id = "audit_events_not_lost"
     description = "Every audit event recorded before the fault is still there, same hash"
     threshold = "0 lost, 0 altered"
@@ -153,6 +158,7 @@ class AuditEventsNotLost(Gate):
 class AuditEventsNotDuplicated(Gate):
     """No audit event (seq or hash) appears twice in the chain after the failover."""
 
+    judges = "system"
     id = "audit_events_not_duplicated"
     description = "No audit event (seq or hash) appears twice"
     threshold = "none"
@@ -173,6 +179,7 @@ class PublishRefusedWhileStoreBlocked(Gate):
     """While the event store is write-blocked (until the blocked primary is fenced), a publish is
     refused: 503 naming the event store. A check made only after the failover says nothing."""
 
+    judges = "system"
     id = "publish_refused_event_store_blocked"
     description = "Publish refused while the event store is write-blocked (503, cause event_store)"
     threshold = "503 cause event_store"
@@ -192,6 +199,7 @@ class PublishAcceptedOnlyWhenStoreHealthy(Gate):
     """No publish is accepted from the block until the store is healthy (the blocked primary
     fenced), and publishing is accepted again afterwards."""
 
+    judges = "system"
     id = "publish_accepted_only_when_event_store_healthy"
     description = ("Publish accepted again only once the event store is healthy (after the blocked "
                    "primary was fenced)")
@@ -225,6 +233,7 @@ class FailoverCause(Gate):
     """The failover to the redundant cluster was triggered by the write-blocked event store, and the
     old primary (still alive) was fenced before the promote."""
 
+    judges = "system"
     id = "failover_cause_event_store_write_blocked"
     description = ("Failover to the redundant cluster triggered by the write-blocked event store, the old "
                    "primary fenced before the promote")
@@ -255,6 +264,7 @@ class CorrelationIdsRecorded(Gate):
     id: exactly once in the event store (the system of record), at least once in the SIEM (a
     log shipper delivers at least once; the SIEM keys on the event id)."""
 
+    judges = "system"
     id = "correlation_ids_recorded"
     description = ("Every fault and recovery event logged with its correlation id to the event store "
                    "and the SIEM (validation rule 2)")

@@ -16,6 +16,8 @@ class ValidatedCopy(Gate):
     """The alternate region holds (or, for the precondition "without a copy", does not hold) a copy
     of the evidence pack whose sha256 is that of the content the harness sent."""
 
+    judges = "system"
+
     def __init__(self, key: str, present: bool):
         self.key, self.present = key, present
         self.id = f"validated_copy_{'present' if present else 'absent'}"
@@ -40,6 +42,8 @@ class ValidatedCopy(Gate):
 class PublishBlockedDuringOutage(Gate):
     """While the evidence store is out, publishing the pack without a validated copy is refused:
     503, cause evidence_store, Impact = publish blocked, with an explicit error."""
+
+    judges = "system"
 
     def __init__(self, fault: str, key: str, condition: str):
         self.fault, self.key = fault, key
@@ -68,6 +72,8 @@ class RetryBackoffAtStore(Gate):
     client's own turnaround as well as its wait, and on a loaded machine that adds up to ~0.1 s to
     one gap or another (gaps 318, 462, 804 ms for waits 0.2, 0.4, 0.8 s), which a single ratio of
     short waits cannot tell from a backoff that does not double, while the growth over all gaps can."""
+
+    judges = "system"
 
     def __init__(self, fault: str, key: str, object_key: str, condition: str, gateway: str = "s3",
                  min_attempts: int = 3, min_ratio: float = 1.5, max_ratio: float = 3.0):
@@ -111,6 +117,7 @@ class RetryBackoffAtStore(Gate):
 class ImpactRecorded(Gate):
     """An event Impact = publish blocked about the refused intent reached the event store."""
 
+    judges = "system"
     id = "impact_event_recorded"
     description = "Event Impact = publish blocked emitted to the event store"
     threshold = ">= 1 ImpactRecorded for the intent after the fault"
@@ -145,6 +152,7 @@ class PublishedFromValidatedCopy(Gate):
     """While the primary store is out, the pack with a validated alternate-region copy is still
     published (the failover to the alternate region)."""
 
+    judges = "system"
     id = "failover_with_validated_copy"
     description = "Failover to the alternate region bucket when ValidatedCopyExists"
     threshold = "published while the primary store was out"
@@ -167,6 +175,7 @@ class PublishedFromValidatedCopy(Gate):
 class PublishingResumed(Gate):
     """Once the store is healthy again, the pack that was blocked is published."""
 
+    judges = "system"
     id = "publishing_resumed"
     description = "Publishing resumes once the evidence store is healthy"
     threshold = "published after the heal"
@@ -192,6 +201,7 @@ class SmokeVerified(Gate):
     sha256 of what it sent), and its correlation id is in the event store (IntentCreated and
     EvidenceCommitted) and in the SIEM."""
 
+    judges = "system"
     id = "smoke_verification"
     description = ("Smoke verification after the failover: test intent accepted, evidence pack ingested, "
                    "correlation id captured in the event store and the SIEM")

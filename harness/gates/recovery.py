@@ -18,6 +18,7 @@ class RtoSeconds(Gate):
     """RTO <= target, measured on the operation the fault blocks (write, publish, apply:<platform>).
     Never recovered is FAIL; no fault to measure from, or nothing to confirm recovery with, UNKNOWN."""
 
+    judges = "system"
     id = "rto_seconds"
     operator, unit = "<=", "s"
 
@@ -44,6 +45,7 @@ class RtoSeconds(Gate):
 class RpoSeconds(Gate):
     """RPO <= target: fault time minus the acknowledgement of the first lost write (0: none lost)."""
 
+    judges = "system"
     id = "rpo_seconds"
     operator, unit = "<=", "s"
 
@@ -68,6 +70,7 @@ class RpoSeconds(Gate):
 class LostWrites(Gate):
     """Acknowledged writes absent after recovery <= allowed (default 0)."""
 
+    judges = "system"
     id = "lost_writes"
     operator, unit = "<=", "writes"
 
@@ -92,6 +95,7 @@ class LostWrites(Gate):
 class DuplicatedWrites(Gate):
     """No key read back twice (a write applied twice)."""
 
+    judges = "system"
     id = "duplicated_writes"
     threshold = "0"
     operator, limit, unit = "==", 0, "writes"
@@ -112,6 +116,7 @@ class DuplicatedWrites(Gate):
 class DuplicatedEvents(Gate):
     """No state change of the workload has two audit events (from the audit read of the store)."""
 
+    judges = "system"
     id = "duplicated_events"
     threshold = "0"
     operator, limit, unit = "==", 0, "state changes"
@@ -139,6 +144,7 @@ class DuplicatedEvents(Gate):
 class DuplicatedApplies(Gate):
     """No intent reached a platform twice (the stand-ins' own logs; connectors' idempotency)."""
 
+    judges = "system"
     id = "duplicated_applies"
     threshold = "0"
     operator, limit, unit = "==", 0, "intents"
@@ -167,6 +173,7 @@ class DuplicatedApplies(Gate):
 class FailoverCompleted(Gate):
     """The lab's failover (detect, promote, repoint the clients) completed after the fault."""
 
+    judges = "system"
     id = "failover_completed"
     description = "Replica promoted and clients repointed (automatic failover)"
 
@@ -192,6 +199,7 @@ class FailoverCompleted(Gate):
 class WritesResumed(Gate):
     """A write through the API succeeds after the clients were repointed (after `after`)."""
 
+    judges = "system"
     id = "writes_resumed"
     description = "Writes resume through the API after the failover"
     threshold = "a write acknowledged after the reconnect"
@@ -221,6 +229,7 @@ class ApprovalEventCount(Gate):
     still in flight when the read began, may or may not be there); none missing, none extra, none
     twice."""
 
+    judges = "system"
     id = "approval_event_count"
     description = "ApprovalEventCount after failover matches the approvals the primary acknowledged"
     threshold = "equal (indeterminate approvals either way)"
@@ -259,6 +268,7 @@ class TransactionLagBeforeFailback(Gate):
     """TransactionLag <= limit when the failback was made (the lab measured it at the switch);
     a failback refused for lag, or made with more lag, fails."""
 
+    judges = "runbook"
     id = "transaction_lag_seconds"
     operator, unit = "<=", "s"
 
@@ -285,6 +295,7 @@ class TransactionLagBeforeFailback(Gate):
 class WritesAfterFailback(Gate):
     """Writes succeed through the API after the failback."""
 
+    judges = "runbook"
     id = "writes_after_failback"
     description = "Writes succeed after failback"
     threshold = "a write acknowledged after the failback"
@@ -312,6 +323,7 @@ class PublishApprovalBlocked(Gate):
     have had a primary says nothing either: invoked before the fault was in place, or answered
     once the target was promoted."""
 
+    judges = "system"
     id = "publish_approval_blocked"
 
     def __init__(self, fault: str, cause: str = "database", until: tuple[str, ...] = ("reconnect",)):

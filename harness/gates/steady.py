@@ -12,6 +12,8 @@ class SteadyState(Gate):
     """The steady-state hypothesis (every probe green) held before the first injection, or again
     after every fault was healed."""
 
+    judges = "system"
+
     def __init__(self, phase: str = "before"):
         if phase not in ("before", "after"):
             raise ValueError("phase is before or after")
@@ -49,6 +51,7 @@ class FaultsHealed(Gate):
     """Every fault the journal injected was healed (nothing left behind). No fault at all proves
     nothing: unknown, with the reason (a dry run says why it injected none)."""
 
+    judges = "runbook"
     id = "faults_healed"
     description = "Every fault injected was healed"
     threshold = "every inject healed"

@@ -23,6 +23,7 @@ class ServicesReady(Gate):
     """ServicesReady = True: the API answers ServiceHealth = Healthy with every part up, and the
     lab's own checks (replication streaming, every instance in rotation, failover watching) are green."""
 
+    judges = "system"
     id = "services_ready"
     description = "ServicesReady = True after the failover (ServiceHealth Healthy, every part up, lab checks green)"
     threshold = "all ready"
@@ -44,6 +45,7 @@ class MetadataTablesInSync(Gate):
     """MetadataTablesInSync = True: every metadata table has the same row count and checksum on the
     primary and on the DR copy (read once the DR copy replayed the primary's position)."""
 
+    judges = "system"
     id = "metadata_tables_in_sync"
     description = "MetadataTablesInSync = True: per-table checksums equal on the primary and the DR copy"
     threshold = "every table equal"
@@ -66,6 +68,7 @@ class EventCountGrowth(Gate):
     """EventCountGrowth >= threshold: events appended to the store in the validation's window after
     the failover (the harness's own probe writes each need one)."""
 
+    judges = "system"
     id = "event_count_growth"
     description = "EventCountGrowth >= threshold: the event store takes appends after the failover"
 
@@ -85,6 +88,7 @@ class EventCountGrowth(Gate):
 class ApprovalCountOnDr(Gate):
     """ApprovalEventCount on the DR copy equals the primary's (validation rule 5, both copies)."""
 
+    judges = "system"
     id = "approval_event_count_dr"
     description = "ApprovalEventCount on the DR copy matches the primary's"
     threshold = "equal"
@@ -102,6 +106,7 @@ class FailoverEventsInSiem(Gate):
     """Every failover and recovery event the event store holds (DrillEvent) is in the SIEM sink with
     its correlation id (rule 2, over the whole store)."""
 
+    judges = "system"
     id = "failover_events_in_siem"
     description = "Every failover and recovery event in the event store is in the SIEM with its correlation id"
     threshold = "none missing"

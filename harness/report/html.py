@@ -186,8 +186,35 @@ def _budget_sentence(m: dict[str, Any]) -> str | None:
 
 
 def _gates_view(gates: list[dict[str, Any]], scenario: str, risk: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(g, verdict=verdict_text(g.get("verdict")), risk=risk_of(risk, scenario, str(g.get("id"))))
+    return [dict(g, verdict=verdict_text(g.get("verdict")), risk=risk_of(risk, scenario, str(g.get("id"))),
+                 judges=g.get("judges") if g.get("judges") in JUDGES_SHOWN else None)
             for g in gates]
+
+
+# What a gate judges, as each scenario's gate tables are grouped: the deployment first; a lab gate
+# says in words that it is no evidence about the deployment.
+JUDGES_SHOWN = {
+    "system": ("The deployment under drill (system)",
+               "What the load balancer, the Control Plane, the database, the stores and the connectors did."),
+    "runbook": ("The harness's runbook (runbook)",
+                "A procedure the harness performed for the operator (a failback, the heal of its faults, the run "
+                "itself): evidence about that procedure, not about the deployment by itself."),
+    "lab": ("Lab-only parts (lab): not evidence about the deployment",
+            "These gates judge parts that exist only in the lab (its backup service, its key-vault stand-in, made "
+            "by harness code); whatever their verdict, they prove nothing about the deployment."),
+    None: ("Not stated", "Results written before gates said what they judge."),
+}
+
+
+def gate_groups(gates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A scenario's gates grouped by what they judge (system, runbook, lab, then not stated), each
+    group in the order judged; empty groups left out."""
+    groups = []
+    for judges, (title, note) in JUDGES_SHOWN.items():
+        mine = [g for g in gates if g.get("judges") == judges]
+        if mine:
+            groups.append({"judges": judges or "unstated", "title": title, "note": note, "gates": mine})
+    return groups
 
 
 def _scenario_view(scenario: dict[str, Any], risk: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -211,6 +238,7 @@ def _scenario_view(scenario: dict[str, Any], risk: dict[str, Any] | None = None)
         "lost_measured": measurements.get("lost_writes") is not None,
         "correlation_ids": list(scenario.get("correlation_ids") or ()),
         "gates": gates,
+        "gate_groups": gate_groups(gates),
         "timeline": timeline(scenario.get("timeline"), scenario.get("events"), scenario.get("phases"),
                              measurements.get("rto_seconds")),
         "duplicated": measurements.get("duplicated_writes"),

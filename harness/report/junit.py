@@ -1,9 +1,11 @@
-"""junit.xml: one testsuite per drill, one testcase per gate per scenario (fail -> failure, unknown -> error).
+"""junit.xml: one testsuite per drill, one testcase per gate per scenario (fail -> failure, unknown -> error,
+waived -> failure of type "waived": a gate that met only a target the plan waived is not a pass).
 
 The testsuite's `time` is the drill's duration; a testcase's `time` is its scenario's duration (every
 gate of a scenario is judged on the whole scenario's history, so no gate has a time of its own) and
 its `file` the scenario's feature file. Each testcase carries <properties>: measured and threshold,
-and, for a gate that is one numeric comparison, its operator, limit and unit."""
+for a gate that is one numeric comparison its operator, limit and unit, and what the gate judges
+(judges: system, runbook or lab; absent for results written before gates said it)."""
 
 from __future__ import annotations
 
@@ -72,16 +74,21 @@ def junit_tree(result: DrillResult) -> ET.Element:
         case = ET.SubElement(suite, "testcase", name=_x(gate.get("id")), classname=_x(classname),
                              file=_x(file or ""), time=_time(seconds))
         properties = ET.SubElement(case, "properties")
-        for key in ("measured", "threshold", "operator", "limit", "unit"):
+        for key in ("measured", "threshold", "operator", "limit", "unit", "judges"):
             if key in ("measured", "threshold") or gate.get(key) is not None:
                 ET.SubElement(properties, "property", name=key, value=_exact(gate.get(key)))
         counts["tests"] += 1
         verdict = verdict_text(gate.get("verdict"))
         if verdict == "pass":
             continue
-        tag = "failure" if verdict == "fail" else "error"
+        tag = "failure" if verdict in ("fail", "waived") else "error"
         counts["failures" if tag == "failure" else "errors"] += 1
         message = f"{verdict.upper()}: measured {show(gate.get('measured'))}, threshold {show(gate.get('threshold'))}"
+        if verdict == "waived":
+            waiver = gate.get("waiver") or {}
+            message += (f" (the plan's waived target), not the spec's floor {show(waiver.get('operator'))} "
+                        f"{show(waiver.get('floor'))}; waiver: {show(waiver.get('reason'))}, approved by "
+                        f"{show(waiver.get('approved_by'))}, expires {show(waiver.get('expires'))}")
         element = ET.SubElement(case, tag, message=_x(message), type=verdict)
         element.text = _x(gate.get("detail") or message)
     for key, value in counts.items():

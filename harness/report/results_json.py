@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.model import DrillResult
 from harness.report.files import atomic_write_text, plain
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILENAME = "results.json"
 
 

@@ -306,7 +306,7 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     # outputs
     out = tmp_path / "out"
     on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["schema_version"] == 3 and on_disk["verdict"] == "pass"
+    assert on_disk["schema_version"] == 4 and on_disk["verdict"] == "pass"
     assert {"drill", "correlation_id", "started_at", "finished_at", "scenarios"} <= set(on_disk)
     suite = ET.parse(out / "junit.xml").getroot()
     assert suite.iter("testcase") and not list(suite.iter("failure"))

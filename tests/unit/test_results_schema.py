@@ -44,7 +44,7 @@ def problems(data: Any) -> list[str]:
 def test_the_schema_is_a_valid_draft_2020_12_schema_for_this_version():
     Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert SCHEMA_VERSION == DrillResult(drill="d").schema_version == 3
+    assert SCHEMA_VERSION == DrillResult(drill="d").schema_version == 4
     assert f"schema_version {SCHEMA_VERSION}" in SCHEMA["title"]
 
 
@@ -217,9 +217,10 @@ def test_a_typed_gate_with_a_text_measured_value_is_refused():
     {"unit": ""},
     {"threshold": 30},
     {"surprise": 1},
+    {"judges": "deployment"},
 ], ids=["an unknown operator", "a limit as text", "an operator without a limit", "a limit without an operator",
         "a verdict outside the three", "an id that is a number", "an empty unit", "a threshold as a number",
-        "an unknown gate key"])
+        "an unknown gate key", "judges outside system, runbook, lab"])
 def test_a_malformed_gate_is_refused(change):
     data = valid()
     first_gate(data).update(change)
@@ -252,10 +253,27 @@ def test_a_missing_scenarios_list_is_refused():
     assert problems(data) != []
 
 
+def test_every_gate_says_what_it_judges_and_a_gate_without_it_is_refused():
+    data = valid()
+    assert {g["judges"] for s in data["scenarios"] for g in s["gates"]} == {"system"}
+    del first_gate(data)["judges"]
+    assert any("judges" in p for p in problems(data))
+
+
+def test_a_result_written_before_version_4_loads_with_judges_none():
+    data = valid()
+    for gate in data["scenarios"][0]["gates"]:
+        del gate["judges"]
+    data["schema_version"] = 3
+    loaded = DrillResult.from_json(data)
+    assert [g.judges for g in loaded.scenarios[0].gates] == [None] * len(data["scenarios"][0]["gates"])
+    assert loaded.scenarios[0].gates[0].operator == "<="
+
+
 def test_a_result_written_before_version_3_still_loads_with_untyped_gates():
     data = valid()
     for gate in data["scenarios"][0]["gates"]:
-        for key in ("operator", "limit", "unit"):
+        for key in ("operator", "limit", "unit", "judges"):
             del gate[key]
     data["schema_version"] = 2
     loaded = DrillResult.from_json(data)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from harness.gates import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span
+from harness.gates.base import JUDGES, gate_figures
 from harness.model import GateResult, History, Op, Outcome, Verdict
 
 from .builder import H
@@ -27,6 +28,7 @@ def test_gate_case(case: Case):
         f"{type(case.gate).__name__} answered {result.verdict.value}, expected {case.expected.value}: "
         f"measured {result.measured!r}; {result.detail}")
     assert result.id == case.gate.id and result.threshold == case.gate.threshold
+    assert result.judges == type(case.gate).judges
     if case.check is not None:
         case.check(result)
 
@@ -62,6 +64,7 @@ def test_a_gate_judges_the_same_history_the_same_way_twice():
 
 class Fixed(Gate):
     id, description, threshold = "fixed", "answers what it is told", "-"
+    judges = "system"
 
     def __init__(self, verdict: Verdict):
         self.verdict = verdict
@@ -197,3 +200,54 @@ def test_span_contains_its_ends():
     span = Span(10.0, 20.0)
     assert span.contains(10.0) and span.contains(20.0) and not span.contains(9.99) and not span.contains(20.01)
     assert Span(10.0, None).contains(1e9)
+
+
+# ---- what a gate judges, and the figures it reports ------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(GATES))
+def test_every_registered_gate_says_what_it_judges(name):
+    judges = GATES[name].__dict__.get("judges")     # its own class's word, not inherited by accident
+    assert judges in JUDGES, f"{name} declares judges = {judges!r}; one of {', '.join(JUDGES)} is required"
+
+
+class Undeclared(Gate):
+    """A gate class that does not say what it judges: it can never pass."""
+
+    id, description, threshold = "undeclared", "passes if it could", "-"
+
+    def evaluate(self, history: History) -> GateResult:
+        return self.result(PASS, "measured")
+
+
+class Misdeclared(Undeclared):
+    judges = "the deployment"
+
+
+@pytest.mark.parametrize("gate", [Undeclared(), Misdeclared()], ids=["no judges", "judges outside the three"])
+def test_a_gate_that_does_not_say_what_it_judges_is_unknown_never_pass(gate):
+    result = evaluate_gate(gate, EMPTY)
+    assert result.verdict is UNKNOWN and result.judges is None and "judges" in result.detail
+
+
+def test_what_a_gate_judges_round_trips_and_old_results_read_none():
+    judged = GateResult("rto_seconds", "RTO", 2.5, "<= 30 s", PASS, "", "<=", 30, "s", "system")
+    assert judged.to_json()["judges"] == "system" and GateResult.from_json(judged.to_json()) == judged
+    old = {k: v for k, v in judged.to_json().items() if k != "judges"}
+    assert GateResult.from_json(old).judges is None
+    assert GateResult.from_json({**old, "judges": "everything"}).judges is None
+
+
+class Figures(Fixed):
+    def __init__(self, figures):
+        super().__init__(PASS)
+        self._figures = figures
+
+    def figures(self, history: History):
+        if isinstance(self._figures, Exception):
+            raise self._figures
+        return self._figures
+
+
+def test_gate_figures_merge_and_a_broken_one_adds_nothing():
+    gates = [Figures({"a": 1}), Figures(RuntimeError("boom")), Figures("not a mapping"), Figures({"b": 2}), Fixed(PASS)]
+    assert gate_figures(gates, EMPTY) == {"a": 1, "b": 2}
