@@ -5,6 +5,8 @@ runs, or a seeded random game day drawn from the plan's allowed set.
     title: 200 ms on the database link
     lab: running                       # running (`drill lab up`), embedded (a lab of its own),
                                        # or an external target mapping (as a drill plan's lab)
+    environment: {class: staging, name: staging-eu}   # an external target only: staging or production
+                                       # (a lab's runs are class lab: rehearsals)
     blast_radius: [db]                 # what faults may touch; a fault outside it is refused
     workload: writes                   # writes (default: the sequenced writer and the probe) | probes
     faults:                            # a fixed sequence, one at a time
@@ -16,7 +18,9 @@ runs, or a seeded random game day drawn from the plan's allowed set.
     stop_conditions:                   # broken: every fault healed at once, verdict fail
       probe_failing_s: 10              # the health probe failing longer than this in a row
       error_budget_s: 30               # total probe downtime over the run
-    targets: {rto_seconds: 60, lost_writes: 0, availability: 0.99}
+    targets: {rto_seconds: 60, lost_writes: 0, availability: 0.999}   # never looser than the spec's
+    waivers: []                        # floors unless waived, as in a drill plan (harness.spec_floors)
+    availability: {period_days: 30, drill_allowance: 0.25}   # the error budget (as a drill plan's)
 
 Durations are seconds (a number) or a number with ms, s, m or h. A game day's gap and each of its
 faults' durations are at least 100 ms, and one game day draws at most 10,000 faults.
@@ -35,12 +39,15 @@ from typing import Any, Callable
 from ..faults import FaultError, build
 from ..inputs import printable
 from ..model import FaultSpec
+from ..plan import AvailabilityPolicy, parse_availability
 from ..plan import (DEFAULT_TARGETS, DRILL_ID, HugeNumber, PlanError, _parse_targets, checked, collector, quoted,
                     read_yaml, shown)
+from ..spec_floors import bind, parse_waivers
 
 KNOWN_KEYS = {"chaos", "title", "description", "lab", "blast_radius", "workload", "faults", "game_day",
-              "stop_conditions", "targets"}
+              "stop_conditions", "targets", "availability", "environment"}
 STOP_KEYS = {"probe_failing_s", "error_budget_s"}
+KNOWN_KEYS.add("waivers")          # targets looser than the spec's floors (harness.spec_floors)
 DEFAULT_STOP = {"probe_failing_s": 30.0, "error_budget_s": 120.0}
 TIME_LIMIT_MARGIN_S = 5.0     # the fault server lifts a fault this long after its planned end by itself
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -87,7 +94,10 @@ class ChaosPlan:
     gap: tuple[float, float] = (1.0, 5.0)
     stop: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STOP))
     targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (bound)
     description: str = ""
+    availability: AvailabilityPolicy = AvailabilityPolicy()    # the error budget's period, allowance, region
+    environment: dict = field(default_factory=lambda: {"class": "lab", "name": "embedded lab"})
 
 
 def parse_duration(value: Any, fail, key: str) -> float:
@@ -189,6 +199,14 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         from ..lab.external import ExternalConfig
 
         checked(add, ExternalConfig.parse, {**lab, "blast_radius": list(radius)}, fail)
+    environment = None
+    external = isinstance(lab, dict) and lab.get("provider") == "external"
+    if external or (isinstance(lab, str) and lab in ("running", "embedded")):
+        from ..environments import parse_plan_environment
+
+        # a lab (running, embedded) is class lab; an external target says staging or production
+        environment = checked(add, parse_plan_environment, data.get("environment"),
+                              "external" if external else lab, fail)
     workload = data.get("workload", "writes")
     if not (isinstance(workload, str) and workload in ("writes", "probes")):
         add(fail("workload", f"must be writes or probes, got {quoted(workload)}"))
@@ -218,19 +236,22 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
             continue
         stop[key] = checked(add, parse_duration, value, fail, f"stop_conditions.{key}", default=0.0)
     given_targets = data.get("targets") or {}
-    targets = _parse_targets(given_targets, None, fail, add)
+    waivers = parse_waivers(data.get("waivers"), fail, add)
+    targets = _parse_targets(given_targets, None, fail, add, waivers)
+    waivers = bind(waivers, targets, None)
     # a chaos run judges RTO per fault and lost writes; the backup and failover RPO only when asked
     given_keys = set(given_targets) if isinstance(given_targets, dict) else set()
     targets = {k: v for k, v in targets.items() if k in ("rto_seconds", "lost_writes") or k in given_keys}
     targets.setdefault("lost_writes", 0.0)
+    availability = checked(add, parse_availability, data.get("availability"), fail, default=AvailabilityPolicy())
     description = data.get("description") or ""
     if not isinstance(description, str):
         add(fail("description", f"must be text, got {quoted(description)}"))
     if found:
         raise found[0]
-    return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload,
+    return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload, waivers=waivers,
                      steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,
-                     description=str(description))
+                     description=str(description), availability=availability, environment=environment)
 
 
 def _parse_step(i: int, item: Any, radius: tuple[str, ...], fail) -> Step:

@@ -105,8 +105,8 @@ def test_the_game_day_example_is_valid_yaml_with_latency_partition_and_kill():
 
 def test_a_chaos_run_is_judged_on_rto_and_lost_writes_unless_the_plan_asks_for_more():
     assert parse().targets == {"rto_seconds": 28800.0, "lost_writes": 0.0}
-    assert parse(targets={"rto_seconds": 30, "availability": 0.99}).targets == \
-        {"rto_seconds": 30.0, "lost_writes": 0.0, "availability": 0.99}
+    assert parse(targets={"rto_seconds": 30, "availability": 0.9999}).targets == \
+        {"rto_seconds": 30.0, "lost_writes": 0.0, "availability": 0.9999}
 
 
 TINY = {"tiny": {"type": "latency", "targets": ["db"], "params": {"latency_ms": 1}, "duration": ["100ms", "100ms"]}}
@@ -148,7 +148,32 @@ def test_an_external_target_of_a_chaos_plan_is_checked_when_the_plan_is():
     """validate said ok to any mapping with provider: external; drill chaos then refused it."""
     lab = {"provider": "external", "api_url": "http://[::1", "toxiproxy_url": "http://toxi:8474",
            "database": {"failover_target": "b", "nodes": {"a": {"dsn": "host=a"}, "b": {"dsn": "host=b"}}}}
+    staging = {"class": "staging", "name": "staging-eu"}
     with pytest.raises(PlanError, match=r"key 'lab.api_url'"):
-        parse(lab=lab)
+        parse(lab=lab, environment=staging)
     lab["api_url"] = "http://cp.staging.example"
-    assert parse(lab=lab).lab == lab
+    assert parse(lab=lab, environment=staging).lab == lab
+
+
+# ---- the environment: a lab is a rehearsal, an external target says what it is ---------------------
+
+EXTERNAL = {"provider": "external", "api_url": "http://cp.staging.example", "toxiproxy_url": "http://toxi:8474",
+            "database": {"failover_target": "b", "nodes": {"a": {"dsn": "host=a"}, "b": {"dsn": "host=b"}}}}
+
+
+def test_a_chaos_plan_on_an_external_target_must_say_its_environment_and_one_on_a_lab_is_class_lab(tmp_path):
+    with pytest.raises(PlanError) as err:
+        parse(lab=EXTERNAL)
+    assert "key 'environment': missing" in str(err.value) and "class: staging" in str(err.value)
+    plan = parse(lab=EXTERNAL, environment={"class": "production", "name": "prod-eu"})
+    assert plan.environment == {"class": "production", "name": "prod-eu"}
+    assert parse().environment["class"] == "lab" and parse(lab="embedded").environment["class"] == "lab"
+    for lab in ("running", "embedded"):
+        with pytest.raises(PlanError, match=r"key 'environment.class': .*rehearsal: its class is lab, never staging"):
+            parse(lab=lab, environment={"class": "staging", "name": "staging-eu"})
+    # drill validate says so too, with exit 2
+    from harness.cli import main
+
+    path = tmp_path / "chaos.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "lab": EXTERNAL}))
+    assert main(["validate", str(path)]) == 2

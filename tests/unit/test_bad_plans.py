@@ -3,6 +3,7 @@ the key and the fix, and exit 2 before anything starts; never a traceback (exit 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.chaos.plan import load_chaos_plan
 from harness.cli import main
 from harness.plan import PlanError, load_plan
+from harness.schedule.daemon import load_plans
 from tests.unit.test_plan import GOOD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,3 +335,69 @@ def test_drill_run_refuses_a_sign_off_flag_a_reader_cannot_see_as_written(tmp_pa
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
     assert f"{flag}" in stderr and shown in stderr and value not in stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "cab.jsonl").exists()
+
+
+# ---- targets never looser than the spec's floors (harness.spec_floors) --------------------------
+
+LOOSER = [("rto_seconds", "31536000", "at most 28800 s (8 h)"), ("rpo_seconds", "86400", "at most 300 s (5 min)"),
+          ("availability", "0.5", "at least 0.999 (99.9%)")]
+
+
+@pytest.mark.parametrize("key, value, floor", LOOSER, ids=[k for k, _, _ in LOOSER])
+def test_drill_validate_refuses_a_target_looser_than_the_spec(tmp_path, capsys, monkeypatch, key, value, floor):
+    monkeypatch.chdir(ROOT)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(GOOD + f"targets: {{{key}: {value}}}\n")
+    code = main(["validate", str(plan)])
+    out = capsys.readouterr().out
+    assert code == 2, out
+    assert f"key 'targets.{key}': {value} is looser than the spec's floor: {floor}" in out
+
+
+def test_drill_run_refuses_a_looser_target_before_anything_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("harness.runner.run_drill", lambda *a, **k: pytest.fail("a looser plan ran"))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(GOOD + "targets: {rto_seconds: 31536000}\n")
+    code, stderr = drill_in_process(["run", str(plan), "--out", str(tmp_path / "out"),
+                                     "--cab-log", str(tmp_path / "cab.jsonl")], capsys)
+    assert code == 2
+    line = one_line(stderr, f"drill: invalid plan: {plan}:")
+    assert "key 'targets.rto_seconds': 31536000 is looser than the spec's floor: at most 28800 s" in line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cab.jsonl").exists()
+
+
+def test_drill_chaos_refuses_a_looser_target_unless_waived(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("DRILL_STATE_DIR", str(tmp_path / "state"))
+    plan = tmp_path / "chaos.yaml"
+    plan.write_text(CHAOS + "targets: {rto_seconds: 60, availability: 0.99}\n")
+    code, stderr = drill_in_process(["chaos", str(plan), "--out", str(tmp_path / "out"),
+                                     "--cab-log", str(tmp_path / "cab.jsonl")], capsys)
+    assert code == 2
+    line = one_line(stderr, f"drill: invalid chaos plan: {plan}:")
+    assert "key 'targets.availability': 0.99 is looser than the spec's floor: at least 0.999" in line
+    assert not (tmp_path / "out").exists()
+    expires = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=10)).isoformat()
+    plan.write_text(CHAOS + "targets: {rto_seconds: 60, availability: 0.99}\nwaivers:\n"
+                            f"  - {{gate: availability, reason: game day on a degraded lab, approved_by: CAB, "
+                            f"expires: {expires}}}\n")
+    assert main(["validate", str(plan)]) == 0, capsys.readouterr().out
+    assert load_chaos_plan(plan).waivers["availability"].floor_value == 0.999
+
+
+def test_the_schedule_refuses_a_plan_with_a_looser_target(tmp_path):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "loose.yaml").write_text(GOOD.replace("quarterly-database", "loose") + "targets: {rpo_seconds: 86400}\n")
+    (folder / "good.yaml").write_text(GOOD)
+    plans, errors = load_plans(folder, ROOT)
+    assert sorted(plans) == ["quarterly-database"]
+    assert len(errors) == 1 and "key 'targets.rpo_seconds': 86400 is looser than the spec's floor" in errors[0]
+
+
+def test_no_shipped_plan_is_looser_than_the_spec():
+    for path in sorted((ROOT / "drills").glob("*.yaml")):
+        assert load_plan(path, ROOT).waivers == {}, path.name
+    for path in sorted((ROOT / "drills" / "chaos").glob("*.yaml")):
+        assert load_chaos_plan(path).waivers == {}, path.name
