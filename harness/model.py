@@ -8,19 +8,22 @@ from typing import Any, Iterable, Mapping
 
 
 class Verdict(str, enum.Enum):
-    """Three-state verdict. An error is UNKNOWN, never PASS; the worst verdict wins."""
+    """A gate's verdict. An error is UNKNOWN, never PASS; the worst verdict wins. WAIVED: the gate
+    met only a target the plan loosened under a waiver, not the spec's floor (harness.spec_floors):
+    never a pass (docs/verdicts.md)."""
 
     PASS = "pass"
     FAIL = "fail"
     UNKNOWN = "unknown"
+    WAIVED = "waived"
 
     @property
     def rank(self) -> int:
-        return {Verdict.PASS: 0, Verdict.UNKNOWN: 1, Verdict.FAIL: 2}[self]
+        return {Verdict.PASS: 0, Verdict.WAIVED: 1, Verdict.UNKNOWN: 2, Verdict.FAIL: 3}[self]
 
     @staticmethod
     def worst(verdicts: Iterable["Verdict"]) -> "Verdict":
-        """Worst of the verdicts: fail > unknown > pass. No verdict at all is UNKNOWN."""
+        """Worst of the verdicts: fail > unknown > waived > pass. No verdict at all is UNKNOWN."""
         verdicts = list(verdicts)
         if not verdicts:
             return Verdict.UNKNOWN
@@ -259,6 +262,10 @@ class DrillResult:
     finished_at: str | None = None
     verdict: Verdict = Verdict.UNKNOWN
     targets: dict[str, Any] = field(default_factory=dict)
+    # the spec's floor of each target (harness.spec_floors) and the plan's waivers, each with the
+    # "scenario/gate" ids it was used for (gates whose verdict is waived)
+    spec_floors: dict[str, Any] = field(default_factory=dict)
+    waivers: list[dict[str, Any]] = field(default_factory=list)
     schedule: str | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     scenarios: list[ScenarioResult] = field(default_factory=list)
@@ -298,7 +305,7 @@ def _known(cls: type, data: Mapping[str, Any], **required: Any) -> dict[str, Any
     names = {f.name for f in fields(cls)}
     values = {k: v for k, v in data.items() if k in names and v is not None}
     values.update(required, verdict=_verdict(data.get("verdict")),
-                  gates=[GateResult.from_json(g) for g in data.get("gates") or ()])
+                  gates=[gate_from_json(g) for g in data.get("gates") or ()])
     return values
 
 
@@ -307,3 +314,24 @@ def _verdict(value: Any) -> Verdict:
         return Verdict(str(getattr(value, "value", value) or "").lower())
     except ValueError:
         return Verdict.UNKNOWN
+
+
+@dataclass(frozen=True)
+class WaivedGateResult(GateResult):
+    """A gate whose target the plan waived (harness.spec_floors, harness.gates.waiver), verdict
+    WAIVED: it met the plan's looser target (its threshold and limit) but not the spec's floor.
+    `waiver` is the waiver (gate, reason, approved_by, expires, target, floor, operator, clause)."""
+
+    waiver: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "waiver": dict(self.waiver)}
+
+
+def gate_from_json(data: Mapping[str, Any]) -> GateResult:
+    """A gate of results.json: a WaivedGateResult when it carries its waiver."""
+    result = GateResult.from_json(data)
+    waiver = data.get("waiver")
+    if isinstance(waiver, Mapping):
+        return WaivedGateResult(**{f.name: getattr(result, f.name) for f in fields(GateResult)}, waiver=dict(waiver))
+    return result

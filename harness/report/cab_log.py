@@ -135,8 +135,9 @@ def seal(record: dict[str, Any], prev_hash: str, key: CabKey) -> dict[str, Any]:
 
 
 def gates_summary(results: dict[str, Any]) -> dict[str, Any]:
-    """Counts by verdict and the "scenario/gate" ids of every gate that did not pass."""
-    counts: Counter[str] = Counter({"pass": 0, "fail": 0, "unknown": 0})
+    """Counts by verdict (waived: met only a target the plan waived, not the spec's floor) and the
+    "scenario/gate" ids of every gate that did not pass."""
+    counts: Counter[str] = Counter({"pass": 0, "fail": 0, "unknown": 0, "waived": 0})
     not_passed = []
     for classname, gate in iter_gates(results):
         verdict = verdict_text(gate.get("verdict"))
@@ -181,6 +182,9 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
         "plan_sha256": results.get("plan_sha256"),
         "residual_risk": (results.get("risk") or {}).get("residual"),
     }
+    if results.get("waivers"):      # targets looser than the spec's floors, and the gates judged waived
+        record["waivers"] = [{k: w.get(k) for k in ("gate", "reason", "approved_by", "expires", "target", "floor",
+                                                    "gates")} for w in results["waivers"]]
     if results.get("dry_run"):
         record["dry_run"] = True
     return record

@@ -71,9 +71,9 @@ def safe_text(text: str) -> str:
 
 
 def verdict_text(value: Any) -> str:
-    """The verdict as pass, fail or unknown, from a Verdict or a string; anything else is unknown."""
+    """The verdict as pass, fail, waived or unknown, from a Verdict or a string; anything else is unknown."""
     text = str(getattr(value, "value", value) or "").lower()
-    return text if text in ("pass", "fail") else "unknown"
+    return text if text in ("pass", "fail", "waived") else "unknown"
 
 
 def plain(value: Any) -> Any:

@@ -12,7 +12,7 @@ from harness.schedule.calendar import DOMAINS, STALE_AFTER_DAYS, domain_states
 
 ROW_DOMAIN = {1: "api", 2: "database", 3: "evidence-store", 4: "connectors", 5: "connectors", 6: "connectors",
               7: "event-store"}
-RANK = {"pass": 0, "unknown": 1, "fail": 2}
+RANK = {"pass": 0, "waived": 1, "unknown": 2, "fail": 3}     # as harness.model.Verdict.rank
 
 # chart geometry, SVG user units
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 200, 56, 12, 14, 30

@@ -21,6 +21,7 @@ VERDICT_WORDS = {
     "pass": "PASS: every gate passed",
     "fail": "FAIL: at least one gate failed",
     "unknown": "UNKNOWN: at least one gate could not be evaluated",
+    "waived": "WAIVED: a gate met only a target the plan waived, not the spec's floor: not a pass",
 }
 _SECRET = re.compile(r"pass(word|wd)?|secret|token|credential|private|api[_-]?key|access[_-]?key", re.I)
 
@@ -144,8 +145,9 @@ def against(measured: Any, target: Any) -> dict[str, Any]:
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Page 1: each scenario's RTO and RPO against the plan's targets, in words."""
-    targets = results.get("targets") or {}
+    """Page 1: each scenario's RTO and RPO against the plan's targets, in words; a target the plan
+    waived (looser than the spec's floor) is shown against the spec's floor."""
+    targets = {k: floor_of(results, k, v) for k, v in (results.get("targets") or {}).items()}
     rows = []
     for s in results.get("scenarios") or ():
         m = s.get("measurements") or {}
@@ -268,7 +270,7 @@ def report_view(result: DrillResult) -> dict[str, Any]:
         "verdict_words": VERDICT_WORDS[verdict],
         "dry_run": bool(results.get("dry_run")),
         "target_rows": [
-            {"key": k, "target": v,
+            {"key": k, "target": v, **floor_view(k, v, results),
              "measured": [(s.get("measurements") or {}).get(k, NOT_MEASURED) for s in results.get("scenarios") or ()]}
             for k, v in targets.items()
         ],
@@ -277,6 +279,7 @@ def report_view(result: DrillResult) -> dict[str, Any]:
         "drill_gates": _gates_view(results.get("gates") or [], str(results.get("drill")), risk),
         "scenarios": [_scenario_view(s, risk) for s in results.get("scenarios") or ()],
         "summary": summary_rows(results),
+        "waived": waived_view(results),        # page 1, in red: each waived gate and its waiver
         "availability": availability_sentence(results),
         "risk": risk,
         "residual": risk.get("residual"),
@@ -300,3 +303,39 @@ def render_html(result: DrillResult) -> str:
 def write_html(result: DrillResult, out_dir: str | os.PathLike[str]) -> Path:
     """Write `out_dir/report.html` atomically; returns its path."""
     return atomic_write_text(Path(out_dir) / FILENAME, render_html(result))
+
+def floor_view(key: str, target: Any, results: dict[str, Any]) -> dict[str, Any]:
+    """The spec's floor beside a target (results.json's spec_floors; harness.spec_floors): its
+    words, its clause and whether the plan's target is looser (then waived: a plan cannot run
+    a looser one otherwise)."""
+    floor = (results.get("spec_floors") or {}).get(key)
+    if not isinstance(floor, dict) or not isinstance(floor.get("floor"), (int, float)):
+        return {"floor": None, "clause": None, "looser": False}
+    at_most = floor.get("operator") == "<="
+    number = isinstance(target, (int, float)) and not isinstance(target, bool)
+    looser = number and (target > floor["floor"] if at_most else target < floor["floor"])
+    return {"floor": f"{'at most' if at_most else 'at least'} {show(floor['floor'])}", "clause": floor.get("clause"),
+            "looser": bool(looser)}
+
+
+def waived_view(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every gate judged waived (it met only the plan's waived target, not the spec's floor), with
+    its waiver's reason, approver and expiry, for page 1."""
+    rows = []
+    for scenario, gate in iter_gates(results):
+        if verdict_text(gate.get("verdict")) != "waived":
+            continue
+        waiver = gate.get("waiver") or {}
+        unit = f" {gate['unit']}" if gate.get("unit") and gate.get("unit") != "ratio" else ""
+        rows.append({"scenario": scenario, "id": gate.get("id"), "measured": f"{show(gate.get('measured'))}{unit}",
+                     "target": show(gate.get("threshold")),
+                     "floor": f"{show(waiver.get('operator'))} {show(waiver.get('floor'))}{unit}",
+                     "clause": waiver.get("clause"), "reason": waiver.get("reason"),
+                     "approved_by": waiver.get("approved_by"), "expires": waiver.get("expires")})
+    return rows
+
+
+def floor_of(results: dict[str, Any], key: str, target: Any) -> Any:
+    """The target, or the spec's floor when the (waived) target is looser."""
+    floor = (results.get("spec_floors") or {}).get(key)
+    return floor["floor"] if floor_view(key, target, results)["looser"] else target

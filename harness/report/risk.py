@@ -12,6 +12,8 @@ Likelihood, from how far the measure missed and how often it missed before:
   <= 3 gives 3, <= 10 gives 4, more (or a limit of 0 exceeded) gives 5;
 - a rule that is not a single number (a refusal, an order of events) missed: 3;
 - a gate that could not be judged (unknown): 3, the rule unproven;
+- a waived gate (it met only a target the plan loosened under a waiver, not the spec's floor): a
+  miss, its ratio taken against the spec's floor (a waiver accepts the risk, it does not remove it);
 - then +1 when the same gate of the same drill missed in 1 or 2 of its last 4 verified runs, +2 in
   3 or 4 of them (at most 5).
 Level: 1-4 low, 5-9 medium, 10-15 high, 16-25 critical. The drill's residual risk is its highest.
@@ -73,9 +75,23 @@ def miss_ratio(gate: dict[str, Any]) -> float | None:
     return limit / measured if measured > 0 else math.inf
 
 
+def against_floor(gate: dict[str, Any]) -> dict[str, Any]:
+    """A waived gate as judged against the spec's floor (its waiver's), for the miss ratio and the words."""
+    waiver = gate.get("waiver") or {}
+    floor = waiver.get("floor")
+    if not isinstance(floor, (int, float)) or isinstance(floor, bool):
+        return gate
+    return {**gate, "limit": floor, "operator": waiver.get("operator") or gate.get("operator")}
+
+
 def likelihood_of(gate: dict[str, Any], verdict: str, misses_before: int, runs_before: int) -> tuple[int, str]:
     if verdict == "unknown":
         base, why = 3, "could not be judged: the rule is unproven"
+    elif verdict == "waived":
+        ratio = miss_ratio(against_floor(gate))
+        base = 3 if ratio is None else 2 if ratio <= 1.5 else 3 if ratio <= 3 else 4 if ratio <= 10 else 5
+        why = "waived: " + ("the spec's floor was missed" if ratio is None else
+                            "over a floor of 0" if math.isinf(ratio) else f"{ratio:.3g} times the spec's floor")
     else:
         ratio = miss_ratio(gate)
         if ratio is None:
@@ -98,6 +114,14 @@ def deviation_text(scenario: str, gate: dict[str, Any], verdict: str) -> str:
     if verdict == "unknown":
         because = first_sentence(gate.get("detail")) or "the evidence was missing"
         return f"{scenario}: not proven whether {what} ({because})."
+    if verdict == "waived":
+        waiver = gate.get("waiver") or {}
+        floor = against_floor(gate)
+        required = deviation_text(scenario, floor, "fail").rstrip(".") if miss_ratio(floor) is not None \
+            else f"{scenario}: {what}: the spec's floor was not met"
+        return (f"{required}; WAIVED: it met only the plan's waived target {show(gate.get('threshold'))} "
+                f"(waiver: {show(waiver.get('reason'))}, approved by {show(waiver.get('approved_by'))}, "
+                f"expires {show(waiver.get('expires'))}).")
     if miss_ratio(gate) is not None:
         if unit == "s":
             shown, limit = human_seconds(gate.get("measured")), human_seconds(gate.get("limit"))

@@ -93,6 +93,7 @@ def _drill_run(plan: Plan, lab: Any, progress=None) -> DrillRun:
                    replication=plan.lab.replication)
     if progress is not None:
         run.progress = progress
+    run.waivers = dict(plan.waivers)
     run.hold_real_time = plan.hold_real_time     # "N minutes pass" without clock control: held in real time
     run.forwarder = EventForwarder(lab.api_url)
     return run

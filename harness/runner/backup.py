@@ -27,6 +27,7 @@ from ..gates.backup import (BackupRpo, CorruptSnapshotRefused, CrossRegionExport
                             HourlySnapshotsTaken, KeyRecoveredFromSoftDelete, PublishAcceptedAfterFreshSnapshot,
                             PublishRefusedWhileBackupStale, ReplayedExactlyOnce, RestoredDataValid, RetentionApplied,
                             SnapshotVerifiedBeforeRestore)
+from ..gates.waiver import waivable
 from ..model import FaultSpec, Outcome
 from ..wait import poll
 from .common import applied_counts, platform_log
@@ -343,7 +344,7 @@ def restored_data_valid(scn: Scenario) -> None:
 
 
 def backup_rpo(scn: Scenario) -> None:
-    scn.expect(BackupRpo(scn.drill.targets["backup_rpo_seconds"], LOSS))
+    scn.expect(waivable(scn.drill, "backup_rpo_seconds", lambda target: BackupRpo(target, LOSS)))
 
 
 def corrupt_refused(scn: Scenario) -> None:

@@ -11,6 +11,7 @@ from ..gates import evaluate_gates
 from ..gates.availability import AvailabilityBudget
 from ..gates.eventstore import CorrelationIdsRecorded
 from ..gates.steady import FaultsHealed, SteadyState
+from ..gates.waiver import waivable
 from ..gates.recovery import (DuplicatedApplies, DuplicatedEvents, DuplicatedWrites, LostWrites, RpoSeconds,
                               RtoSeconds)
 from ..lab.connectors import PLATFORMS
@@ -264,14 +265,15 @@ def standard_rules(scn: Scenario) -> None:
     writer = scn.workload.writer if scn.workload else None
     if scn.recovery is not None and not scn.aborted:
         fault, on = scn.recovery
-        scn.expect(RtoSeconds(targets["rto_seconds"], fault, on))
+        scn.expect(waivable(scn.drill, "rto_seconds", lambda target: RtoSeconds(target, fault, on)))
         if on.startswith("apply:"):
             keys = {i["key"] for items in scn.published.values() for i in items}
-            scn.expect(RpoSeconds(targets["rpo_seconds"], fault, writes="publish", read="final_applied"))
+            scn.expect(waivable(scn.drill, "rpo_seconds",
+                                lambda target: RpoSeconds(target, fault, writes="publish", read="final_applied")))
             scn.expect(LostWrites(int(targets.get("lost_writes", 0)), writes="publish", read="final_applied"))
             scn.expect(DuplicatedApplies(tuple(scn.published), keys))
         elif writer is not None:
-            scn.expect(RpoSeconds(targets["rpo_seconds"], fault))
+            scn.expect(waivable(scn.drill, "rpo_seconds", lambda target: RpoSeconds(target, fault)))
             scn.expect(LostWrites(int(targets.get("lost_writes", 0))))
             scn.expect(DuplicatedWrites())
     elif scn.recovery is None:

@@ -17,6 +17,7 @@ from ..measure.accounting import NoFinalRead
 from ..measure.probes import downtime
 from ..model import DrillResult, History, ScenarioResult, Verdict
 from ..plan import Plan
+from ..spec_floors import floors_of, waivers_json      # the targets' floors; the waivers used
 from ..report.files import plain
 from .scenario import DrillRun, Scenario
 
@@ -121,6 +122,7 @@ def drill_result(plan: Plan, run: DrillRun, lab: Any, dry_run: bool = False) -> 
     return DrillResult(
         drill=plan.drill, title=plan.title, ha_domain=plan.ha_domain, plan=str(plan.path),
         correlation_id=run.correlation_id, started_at=run.started_at, finished_at=run.finished_at,
+        spec_floors=floors_of(plan.targets, plan.tier), waivers=waivers_json(run.waivers, scenarios),
         verdict=verdict, targets=dict(plan.targets), schedule=plan.schedule, environment=plain(environment(lab)),
         scenarios=scenarios, correlation_ids=[run.correlation_id] + [c for s in scenarios for c in s.correlation_ids],
         note=None if scenarios else "no scenario matched the plan: nothing was proven", dry_run=dry_run)

@@ -144,7 +144,7 @@ class Scenario:
         """Worst gate; a scenario that did not run every step can fail but never pass."""
         worst = Verdict.worst(g.verdict for g in self.gates)
         incomplete = self.error is not None or self.steps_done < self.steps_total
-        if incomplete and worst is Verdict.PASS:
+        if incomplete and worst.rank < Verdict.UNKNOWN.rank:    # pass or waived
             return Verdict.UNKNOWN
         return worst
 
@@ -156,6 +156,7 @@ class DrillRun:
     drill: str
     lab: Any
     targets: dict[str, float]
+    waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (gates.waiver)
     replication: str = "sync"
     tags: str | None = None
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
