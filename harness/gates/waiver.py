@@ -59,9 +59,10 @@ class Waived(Gate):
 
 
 def waivable(run: Any, key: str, make: Callable[[float], Gate]) -> Gate:
-    """The gate of target `key`, built by make(target) with the plan's target (run: the DrillRun);
-    when the plan waives that target, a Waived gate judging it against the spec's floor too."""
-    gate = make(run.targets[key])
+    """The gate of target `key`, built by make(target) with the plan's target (run: the DrillRun;
+    None when the plan sets none: make's default); when the plan waives that target, a Waived gate
+    judging it against the spec's floor too."""
+    gate = make(run.targets.get(key))
     waiver = (getattr(run, "waivers", None) or {}).get(key)
     if waiver is None or waiver.floor_value is None:
         return gate

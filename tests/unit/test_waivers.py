@@ -200,3 +200,18 @@ def test_a_page_without_a_waived_gate_has_no_waiver_block(tmp_path):
     plan = load_plan(path, ROOT)
     html = render_html(drill_result(plan, run_of(plan, 2 * HOUR), RecordedLab()))
     assert "WAIVED, not passed" not in html and "Verdict: PASS" in html
+
+
+def test_a_waived_availability_target_is_built_against_the_spec_too(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(GOOD + f"targets: {{availability: 0.99}}\nwaivers:\n  - {{gate: availability, reason: one AZ "
+                           f"rebuilt, approved_by: CAB, expires: {EXPIRES.isoformat()}}}\n")
+    plan = load_plan(path, ROOT)
+    run = DrillRun(drill="d", lab=None, targets=dict(plan.targets), waivers=dict(plan.waivers))
+    built: list = []
+    gate = waivable(run, "availability", lambda target: built.append(target) or RtoSeconds(1.0))
+    assert isinstance(gate, Waived) and built == [0.99, 0.999]
+    built.clear()
+    plain = DrillRun(drill="d", lab=None, targets={"rto_seconds": 28800.0})   # no availability target: the default
+    assert type(waivable(plain, "availability", lambda target: built.append(target) or RtoSeconds(1.0))) is RtoSeconds
+    assert built == [None]
