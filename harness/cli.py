@@ -161,11 +161,15 @@ def _matrix(args: argparse.Namespace) -> int:
     from .report.cab_log import key_or_none, verified_entries
     from .report.cli import cab_log_path
 
+    from .environments import lab_warning
+
     entries, skipped = verified_entries(cab_log_path(args), key_or_none(args.cab_key))
     if args.json:
-        print(json.dumps({"rows": matrix_rows(entries, Path.cwd()), "skipped_unverified": skipped}, indent=1))
+        print(json.dumps({"rows": matrix_rows(entries, Path.cwd(), args.count), "skipped_unverified": skipped,
+                          "count": list(args.count), "lab_runs_counted": lab_warning(args.count) is not None,
+                          "warning": lab_warning(args.count)}, indent=1))
     else:
-        print(render(entries, skipped, Path.cwd()))
+        print(render(entries, skipped, Path.cwd(), args.count))
     return 0
 
 
@@ -290,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_validate)
     p = sub.add_parser("matrix", help="print the failure-modes matrix with each row's scenario and last verdict")
     add_cab_args(p)
+    from .environments import add_count_arg
+
+    add_count_arg(p, "a row's last verdict")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=_matrix)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .environments import DEFAULT_COUNT, LAB, class_of, count_words, lab_warning
+from .inputs import printable
+
 
 @dataclass(frozen=True)
 class Row:
@@ -44,44 +47,65 @@ def matrix_order(features) -> list:
     return sorted(features, key=key)
 
 
-def last_verdicts(entries) -> dict[str, tuple[str, str]]:
-    """{feature file name: (verdict, finished_at)} of the newest drill that ran each, from verified
-    CAB log entries (dry runs prove nothing and do not count)."""
-    found: dict[str, tuple[str, str]] = {}
+def last_verdicts(entries, count=DEFAULT_COUNT) -> dict[str, tuple[str, str, str]]:
+    """{feature file name: (verdict, finished_at, environment class)} of the newest drill that ran
+    each, from verified CAB log entries, among the runs of the classes the policy `count`s (dry
+    runs prove nothing and do not count; a lab run is a rehearsal unless the policy counts lab)."""
+    found: dict[str, tuple[str, str, str]] = {}
     for entry in entries:
-        if entry.get("kind", "drill") != "drill" or entry.get("dry_run"):
+        if entry.get("kind", "drill") != "drill" or entry.get("dry_run") or class_of(entry) not in set(count):
             continue
         for scenario in entry.get("scenarios") or ():
             feature = Path(str(scenario.get("feature") or "")).name
             if feature:
-                found[feature] = (scenario.get("verdict") or "unknown", entry.get("finished_at") or "")
+                found[feature] = (scenario.get("verdict") or "unknown", entry.get("finished_at") or "",
+                                  class_of(entry))
     return found
 
 
-def matrix_rows(entries, root: Path) -> list[dict]:
-    verdicts = last_verdicts(entries)
+def _newest_uncounted(entries, count) -> dict[str, tuple[str, str, str]]:
+    others = [e for e in entries if class_of(e) not in set(count)]
+    return last_verdicts(others, count=tuple({class_of(e) for e in others}))
+
+
+def matrix_rows(entries, root: Path, count=DEFAULT_COUNT) -> list[dict]:
+    entries = list(entries)
+    verdicts = last_verdicts(entries, count)
+    uncounted = _newest_uncounted(entries, count)
     rows = []
     for i, row in enumerate(ROWS, 1):
         name = Path(row.feature).name if row.feature else None
-        verdict, when = verdicts.get(name, (None, None)) if name else (None, None)
+        verdict, when, cls = verdicts.get(name, (None, None, None)) if name else (None, None, None)
+        other = uncounted.get(name) if name else None
+        if other is not None and when is not None and other[1] <= when:
+            other = None        # only a newer run that does not count is worth naming
         rows.append({"row": i, "component": row.component, "failure": row.failure, "scenario": row.feature,
                      "scenario_present": bool(row.feature and (root / row.feature).exists()),
-                     "last_verdict": verdict, "last_run": when})
+                     "last_verdict": verdict, "last_run": when, "last_class": cls,
+                     "newer_uncounted": None if other is None else
+                     {"verdict": other[0], "finished_at": other[1], "class": other[2]}})
     return rows
 
 
-def render(entries, skipped: int, root: Path) -> str:
+def render(entries, skipped: int, root: Path, count=DEFAULT_COUNT) -> str:
     table = []
-    for r in matrix_rows(entries, root):
+    for r in matrix_rows(entries, root, count):
         if r["scenario"] is None:
             scenario, verdict = "(no scenario yet)", "-"
         else:
             scenario = r["scenario"] if r["scenario_present"] else f"{r['scenario']} (missing)"
-            verdict = f"{r['last_verdict'].upper()} {r['last_run']}".strip() if r["last_verdict"] else "never run"
-        table.append((str(r["row"]), r["component"], r["failure"], scenario, verdict))
+            verdict = f"{r['last_verdict'].upper()} {r['last_run']} ({r['last_class']})".strip() \
+                if r["last_verdict"] else "never run"
+            other = r["newer_uncounted"]
+            if other:
+                verdict += (f"; not counted: {other['verdict'].upper()} {other['finished_at']} ({other['class']}"
+                            f"{': a rehearsal' if other['class'] == LAB else ''})")
+        table.append((str(r["row"]), r["component"], r["failure"], scenario, printable(verdict)))
     header = ("#", "Component", "Failure", "Scenario", "Last verdict")
     widths = [max(len(r[c]) for r in [header, *table]) for c in range(4)]
     lines = [" ".join(f"{cell:{w}}" for cell, w in zip(r, widths)) + " " + r[4] for r in [header, *table]]
+    warning = lab_warning(count)
+    lines.append(warning or f"(last verdicts of runs of class {count_words(count)}; --count chooses the classes)")
     if skipped:
         lines.append(f"({skipped} CAB log line(s) skipped: not verified; `drill cab verify` names them)")
     return "\n".join(lines)

@@ -137,7 +137,8 @@ class StopMonitor(threading.Thread):
 def as_plan(plan: ChaosPlan, provider: str) -> Plan:
     """The drill plan the results and reports are written for."""
     return Plan(path=plan.path, drill=plan.chaos, title=f"Chaos: {plan.title}", ha_domain="chaos",
-                lab=LabSpec(provider=provider), scenarios=(), tags=None, targets=dict(plan.targets))
+                lab=LabSpec(provider=provider), scenarios=(), tags=None, targets=dict(plan.targets),
+                environment=dict(plan.environment or {}))
 
 
 def register_run(plan: ChaosPlan, out_dir: Path) -> Path:

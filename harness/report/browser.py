@@ -474,19 +474,23 @@ def _remove(folder: Path) -> None:
 
 
 def print_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[str], title: str,
-              *, browser: Browser | None = None) -> Path:
-    """Print a report to an A4 PDF: `title` (escaped) atop every page, "Page N of M" at the foot.
+              *, browser: Browser | None = None, banner: str | None = None) -> Path:
+    """Print a report to an A4 PDF: `title` (escaped) atop every page, "Page N of M" at the foot;
+    `banner` (escaped), when given, in bold red above the title on every page (a lab run's
+    "REHEARSAL" line).
 
     Written atomically. Uses `browser` if given, else starts and closes one (BrowserUnavailable when
     there is no Chromium).
     """
+    warning = (f'<div style="font-size:9px; font-weight:700; color:#cf222e;">{html.escape(banner)}</div>'
+               if banner else "")
     header = ('<div style="font-size:8px; width:100%; margin:0 12mm; color:#59636e; '
-              f'font-family:system-ui, sans-serif;">{html.escape(title)}</div>')
+              f'font-family:system-ui, sans-serif;">{warning}{html.escape(title)}</div>')
     footer = ('<div style="font-size:8px; width:100%; text-align:center; color:#59636e; '
               'font-family:system-ui, sans-serif;">Page <span class="pageNumber"></span> of '
               '<span class="totalPages"></span></div>')
     if browser is None:
         with Browser() as own:
-            return print_pdf(html_path, pdf_path, title, browser=own)
+            return print_pdf(html_path, pdf_path, title, browser=own, banner=banner)
     with browser.open(html_path) as page:
         return page.print_pdf(pdf_path, header, footer)

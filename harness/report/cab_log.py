@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from harness.environments import environment_of
 from harness.inputs import CAB_LINE_MAX, KiB, InputError, open_regular, parse_json, printable, read_capped
 from harness.model import DrillResult
 from harness.report.files import iter_gates, plain, verdict_text
@@ -177,6 +178,8 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
         "manifest": manifest,
         "signoff": results.get("signoff"),
         "environment_class": results.get("environment_class"),
+        # {class, name}: what counts toward an HA domain's quarterly drill (harness.environments)
+        "environment": environment_of(results),
         "system_version": results.get("system_version"),
         "harness": results.get("harness"),
         "plan_sha256": results.get("plan_sha256"),

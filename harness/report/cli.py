@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import exits
+from ..environments import add_count_arg
 from ..plan import PlanError
 from ..progress import Progress
 from ..signoff import SignOff, check_window, with_flags
@@ -257,19 +258,27 @@ def _history(args: argparse.Namespace) -> int:
         return exits.INVALID
     key = key_or_none(args.cab_key)
     entries, skipped = verified_entries(cab_log_path(args), key)
-    data = history(entries, skipped, datetime.now(timezone.utc))
+    data = history(entries, skipped, datetime.now(timezone.utc), count=args.count)
     page = atomic_write_text(html, render_history(data))
     if args.json:
         print(json.dumps({**data, "page": str(page)}, indent=1))
         return exits.PASS
-    print(f"{data['runs']} drill run(s), {data['passed']} passed; trend page: {page}")
+    if data["warning"]:
+        print(data["warning"])
+    by_class = ", ".join(f"{n} {c}" for c, n in data["runs_by_class"].items())
+    print(f"{data['runs']} drill run(s){' (' + by_class + ')' if by_class else ''}, {data['passed']} passed; "
+          f"counted toward a domain's quarterly drill: class {data['count_words']}; trend page: {page}")
     if skipped:
         print(f"{skipped} CAB log line(s) skipped: not verified" + ("" if key else " (no CAB key: give --cab-key)"))
     for d in data["domains"]:
         last = d["last_pass"]
         rate = "no runs" if d["pass_rate"] is None else f"{d['passed']}/{d['runs']} passed"
-        print(f"  {d['domain']:15} {rate:14} last pass: "
-              f"{last['drill'] + ' ' + last['finished_at'][:10] if last else 'none':40} {'OVERDUE' if d['overdue'] else ''}")
+        shown = f"{last['drill']} {last['finished_at'][:10]} ({last['class']})" if last else "none"
+        newer = d["newer_uncounted"]
+        print(printable(f"  {d['domain']:15} {rate:14} last counted pass: {shown:50} "
+                        f"{'OVERDUE' if d['overdue'] else ''}"
+                        + (f" (newer, not counted: {newer['drill']} {newer['finished_at'][:10]} ({newer['class']}))"
+                           if newer else "")).rstrip())
     return exits.PASS
 
 
@@ -295,6 +304,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the history as JSON")
     p.add_argument("--html", default=str(Path("reports") / "history.html"),
                    help="where to write the trend page (default reports/history.html)")
+    add_count_arg(p)
     add_cab_args(p)
     p.set_defaults(func=_history)
 

@@ -1,5 +1,7 @@
 """`drill history`: every verified drill of the CAB log, per HA domain and per quarter: RTO and
-RPO (SVG charts on the trend page), pass rate, the last passing drill and the overdue domains.
+RPO (SVG charts on the trend page), pass rate, each run's environment class, the last passing
+drill of a counted class and the overdue domains (only the classes of the counting policy make a
+domain current: staging and production by default; lab runs are rehearsals).
 Pure: verified entries in, a dict out; the page is rendered from that dict."""
 
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable, Iterable
 
+from harness.environments import CLASSES, DEFAULT_COUNT, UNKNOWN, class_of, count_words, lab_warning
 from harness.report.files import verdict_text
 from harness.schedule.calendar import DOMAINS, STALE_AFTER_DAYS, domain_states
 
@@ -39,8 +42,9 @@ def _number(value: Any) -> float | None:
 
 
 def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """{domain: [{at, drill, verdict, rto_seconds, rpo_seconds}]}: each drill's outcome per domain it
-    covered (a scenario's matrix row names its domain; else the plan's HA domain)."""
+    """{domain: [{at, drill, verdict, rto_seconds, rpo_seconds, class}]}: each drill's outcome per
+    domain it covered (a scenario's matrix row names its domain; else the plan's HA domain), with
+    its environment class."""
     found: dict[str, list[dict[str, Any]]] = {d: [] for d in DOMAINS}
     for entry in entries:
         if entry.get("kind", "drill") != "drill" or entry.get("dry_run"):
@@ -63,7 +67,7 @@ def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
         if own in DOMAINS and own not in per:
             per[own] = {"verdict": verdict_text(entry.get("verdict")), "rto_seconds": None, "rpo_seconds": None}
         for domain, run in per.items():
-            found[domain].append({"at": at, "drill": entry.get("drill"), **run})
+            found[domain].append({"at": at, "drill": entry.get("drill"), **run, "class": class_of(entry)})
     for runs in found.values():
         runs.sort(key=lambda r: r["at"])
     return found
@@ -71,18 +75,22 @@ def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
 
 def history(entries: list[dict[str, Any]], skipped: int, now: dt.datetime,
             domain_of: Callable[[str], str | None] = lambda drill: None,
-            stale_days: float = STALE_AFTER_DAYS) -> dict[str, Any]:
+            stale_days: float = STALE_AFTER_DAYS, count: Iterable[str] = DEFAULT_COUNT) -> dict[str, Any]:
+    count = tuple(count)
     by_domain = runs_by_domain(entries)
-    states = {s.domain: s for s in domain_states(entries, domain_of, now, stale_days)}
+    states = {s.domain: s for s in domain_states(entries, domain_of, now, stale_days, count=count)}
     domains = []
     for domain in DOMAINS:
         runs = by_domain[domain]
         quarters: dict[str, dict[str, Any]] = {}
         for run in runs:
             q = quarters.setdefault(quarter(run["at"]), {"quarter": quarter(run["at"]), "runs": 0, "passed": 0,
+                                                         "counted_passed": 0, "classes": {},
                                                          "rto_max_s": None, "rpo_max_s": None})
             q["runs"] += 1
             q["passed"] += run["verdict"] == "pass"
+            q["counted_passed"] += run["verdict"] == "pass" and run["class"] in count
+            q["classes"][run["class"]] = q["classes"].get(run["class"], 0) + 1
             for key, into in (("rto_seconds", "rto_max_s"), ("rpo_seconds", "rpo_max_s")):
                 if run[key] is not None:
                     q[into] = run[key] if q[into] is None else max(q[into], run[key])
@@ -92,14 +100,21 @@ def history(entries: list[dict[str, Any]], skipped: int, now: dt.datetime,
             "domain": domain, "runs": len(runs), "passed": passed,
             "pass_rate": round(passed / len(runs), 4) if runs else None,
             "last_pass": None if state.last_pass is None else {"drill": state.last_drill,
-                                                                "finished_at": state.last_pass.isoformat()},
+                                                                "finished_at": state.last_pass.isoformat(),
+                                                                "class": state.last_class},
+            "newer_uncounted": None if state.uncounted is None else {
+                "drill": state.uncounted[1], "finished_at": state.uncounted[0].isoformat(),
+                "class": state.uncounted[2]},
             "overdue": state.stale,
             "quarters": list(quarters.values()),
             "points": [{**r, "at": r["at"].isoformat()} for r in runs],
         })
     all_runs = [e for e in entries if e.get("kind", "drill") == "drill" and not e.get("dry_run")]
     passed = sum(verdict_text(e.get("verdict")) == "pass" for e in all_runs)
+    classes = {c: sum(class_of(e) == c for e in all_runs) for c in (*CLASSES, UNKNOWN)}
     return {"generated_at": now.isoformat(timespec="seconds"), "stale_after_days": stale_days,
+            "count": list(count), "count_words": count_words(count), "lab_runs_counted": lab_warning(count) is not None,
+            "warning": lab_warning(count), "runs_by_class": {c: n for c, n in classes.items() if n},
             "skipped_unverified": skipped, "runs": len(all_runs), "passed": passed,
             "pass_rate": round(passed / len(all_runs), 4) if all_runs else None,
             "overdue": [d["domain"] for d in domains if d["overdue"]], "domains": domains}
@@ -125,8 +140,9 @@ def chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) ->
         for key, shape in (("rto_seconds", "circle"), ("rpo_seconds", "square")):
             if p.get(key) is not None:
                 marks.append({"shape": shape, "x": x(at), "y": y(p[key]), "verdict": p["verdict"],
+                              "class": p.get("class", UNKNOWN),
                               "title": f"{p['at'][:16]} {p['drill']}: {key.split('_')[0].upper()} {p[key]:g} s "
-                                       f"({p['verdict']})"})
+                                       f"({p['verdict']}, {p.get('class', UNKNOWN)})"})
     ticks, q = [], dt.datetime(start.year, 3 * ((start.month - 1) // 3) + 1, 1, tzinfo=dt.timezone.utc)
     while q <= end:
         if q >= start:

@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from harness.environments import REHEARSAL, environment_of
 from harness.model import DrillResult
 from harness.report.files import atomic_write_text, iter_gates, plain, verdict_text
 from harness.report.risk import assess, risk_of
@@ -285,13 +286,17 @@ def report_view(result: DrillResult) -> dict[str, Any]:
         "residual": risk.get("residual"),
         "signoff": results.get("signoff") or {},
         "environment_class": results.get("environment_class") or "unknown",
+        "run_environment": environment_of(results),      # {class, name}: lab runs are rehearsals
+        "rehearsal": environment_of(results)["class"] == "lab",
+        "rehearsal_text": REHEARSAL,
         "system_version": results.get("system_version"),
         "harness": results.get("harness") or {},
         "plan": results.get("plan"),
         "plan_sha256": results.get("plan_sha256"),
         "since": list(results.get("since_last_run") or ()),
         "correlation_ids": list(results.get("correlation_ids") or ()),
-        "environment": _redact(results.get("environment") or {}),
+        "environment": _redact({k: v for k, v in (results.get("environment") or {}).items()
+                                if k not in ("class", "name")}),
     }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import provenance
+from ..environments import REHEARSAL, class_of, run_environment
 from ..model import DrillResult
 from ..plan import Plan
 from ..progress import Progress
@@ -45,6 +46,8 @@ def complete(result: DrillResult, plan: Plan, lab: Any, rec: Recording) -> None:
     result.signoff = rec.signoff.to_json()
     result.harness = provenance.harness()
     result.environment_class = provenance.environment_class(result.environment)
+    # the run's class and name beside the host's description: lab for a lab, always
+    result.environment = {**result.environment, **run_environment(plan.environment, plan.lab.provider)}
     result.system_version = provenance.system_version(getattr(lab, "api_url", None))
     result.plan_sha256 = hashlib.sha256(plan_source(plan)).hexdigest()
     current = result.to_json()
@@ -77,13 +80,14 @@ def write_outputs(result: DrillResult, plan: Plan, out_dir: Path, rec: Recording
     return paths
 
 
-def make_pdf(html: Path, result: DrillResult, log: Callable[..., None] = print) -> Path | None:
+def make_pdf(html: Path, result: DrillResult, log: Callable[..., None] = print, browser: Any = None) -> Path | None:
     """report.pdf beside report.html (headless Chromium); None, said on stderr, when it cannot be made."""
     from ..report.browser import BrowserUnavailable, print_pdf
 
     title = f"{result.title or result.drill}: {result.verdict.value.upper()} ({result.correlation_id})"
+    banner = REHEARSAL if class_of(result.to_json()) == "lab" else None    # atop every page, in red
     try:
-        return print_pdf(html, html.with_name("report.pdf"), title)
+        return print_pdf(html, html.with_name("report.pdf"), title, banner=banner, browser=browser)
     except BrowserUnavailable as exc:
         log(f"drill: no PDF written: {exc}", file=sys.stderr)
         return None

@@ -10,9 +10,11 @@
   * every older due time is coalesced into that run ("coalesced") when within the grace, else
     "missed"; the newest is "missed" too when beyond the grace, and nothing runs;
   * so a missed fire is recorded, never run twice and never caught up one by one.
-- Staleness: an HA domain with no passing drill (not a dry run) in the last ``max_age_days``
-  (a quarter, 92 days) is stale; a passing plan of ha_domain "all" counts for every domain its
-  scenarios drilled.
+- Staleness: an HA domain with no passing drill (not a dry run) of a counted environment class
+  in the last ``max_age_days`` (a quarter, 92 days) is stale; a passing plan of ha_domain "all"
+  counts for every domain its scenarios drilled. The classes counted are the policy's
+  (harness.environments: staging and production by default): a lab run is a rehearsal and makes
+  no domain current unless the policy says so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 from apscheduler.triggers.cron import CronTrigger
 
+from ..environments import DEFAULT_COUNT, class_of, count_words
 from ..inputs import printable
 
 UTC = dt.timezone.utc
@@ -165,22 +168,37 @@ def misfire(run_times: Iterable[dt.datetime], now: dt.datetime, grace_s: float =
 @dataclass(frozen=True)
 class DomainState:
     domain: str
-    last_pass: dt.datetime | None
+    last_pass: dt.datetime | None       # the newest passing drill of a counted class
     last_drill: str | None
     stale: bool
+    last_class: str | None = None       # its environment class (staging, production; lab when counted)
+    counted: tuple[str, ...] = DEFAULT_COUNT
+    # the newest passing drill of a class not counted (a lab rehearsal), when newer than last_pass:
+    # (finished, drill, class)
+    uncounted: tuple[dt.datetime, str, str] | None = None
 
     def alert(self, max_age_days: float) -> str:
+        what = f"passing drill of class {count_words(self.counted)}"
+        also = ""
+        if self.uncounted is not None:
+            when, drill, cls = self.uncounted
+            also = (f"; the newer {drill} at {when:%Y-%m-%d %H:%M} UTC ran on class {cls}: "
+                    f"{'a rehearsal, ' if cls == 'lab' else ''}not counted")
         if self.last_pass is None:
-            return f"ALERT: HA domain {self.domain} has no passing drill on record (the spec wants one a quarter)"
-        return (f"ALERT: HA domain {self.domain} has no passing drill in the last {max_age_days:g} days "
-                f"(last: {self.last_drill} at {self.last_pass:%Y-%m-%d %H:%M} UTC)")
+            return f"ALERT: HA domain {self.domain} has no {what} on record (the spec wants one a quarter){also}"
+        return (f"ALERT: HA domain {self.domain} has no {what} in the last {max_age_days:g} days "
+                f"(last: {self.last_drill} at {self.last_pass:%Y-%m-%d %H:%M} UTC, {self.last_class}){also}")
 
 
 def domain_states(entries: Iterable[dict], domain_of: Callable[[str], str | None], now: dt.datetime,
-                  max_age_days: float = STALE_AFTER_DAYS, domains: Iterable[str] = DOMAINS) -> list[DomainState]:
-    """Each HA domain's last passing drill from CAB log entries (drill results only: no dry run, no
-    schedule record, no chaos run), and whether it is stale at `now`."""
-    last: dict[str, tuple[dt.datetime, str]] = {}
+                  max_age_days: float = STALE_AFTER_DAYS, domains: Iterable[str] = DOMAINS,
+                  count: Iterable[str] = DEFAULT_COUNT) -> list[DomainState]:
+    """Each HA domain's last passing drill of a class the policy `count`s, from CAB log entries
+    (drill results only: no dry run, no schedule record, no chaos run), whether it is stale at
+    `now`, and the newest passing run of a class not counted (a lab rehearsal) when newer."""
+    count = tuple(count)
+    last: dict[str, tuple[dt.datetime, str, str]] = {}
+    other: dict[str, tuple[dt.datetime, str, str]] = {}
     for entry in entries:
         if entry.get("kind", "drill") != "drill" or entry.get("dry_run") or entry.get("verdict") != "pass":
             continue
@@ -189,14 +207,19 @@ def domain_states(entries: Iterable[dict], domain_of: Callable[[str], str | None
         domain = entry.get("ha_domain") or (domain_of(drill) if isinstance(drill, str) else None)
         if finished is None or domain is None:
             continue
+        cls = class_of(entry)
+        into = last if cls in count else other
         # "all": every domain its scenarios drilled (older lines without the list: every domain)
         covered = (entry.get("ha_domains") or DOMAINS) if domain == "all" else (domain,)
         for d in covered:
-            if d not in last or last[d][0] < finished:
-                last[d] = (finished, drill)
+            if d not in into or into[d][0] < finished:
+                into[d] = (finished, drill, cls)
     horizon = now - dt.timedelta(days=max_age_days)
     states = []
     for d in domains:
-        when, drill = last.get(d, (None, None))
-        states.append(DomainState(d, when, drill, when is None or when < horizon))
+        when, drill, cls = last.get(d, (None, None, None))
+        newer = other.get(d)
+        if newer is not None and when is not None and newer[0] <= when:
+            newer = None
+        states.append(DomainState(d, when, drill, when is None or when < horizon, cls, count, newer))
     return states

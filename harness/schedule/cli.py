@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import exits
+from ..environments import add_count_arg, count_words, lab_warning
 from ..inputs import printable
 from ..plan import PlanError
 from ..report.cab_log import key_or_none, verified_entries
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                     max_parallel=args.max_parallel, grace_s=args.grace_hours * 3600,
                     blackout_file=Path(args.blackout_file) if args.blackout_file else None,
                     stale_days=args.stale_days, poll_s=args.poll,
-                    backup_file=Path(args.backup) if args.backup else None)
+                    backup_file=Path(args.backup) if args.backup else None, count=args.count)
     stop = threading.Event()
 
     def request_stop(signum, frame):
@@ -113,7 +114,7 @@ def _open(args: argparse.Namespace):
     plans, errors = load_plans(Path(args.plans), Path.cwd())
     jobstore, ledger = open_store(store_url(args.store))
     states = domain_states(verified_entries(_cab_log(args), key_or_none())[0], lambda d: plans[d].ha_domain if d in plans else None,
-                           now_utc(), args.stale_days)
+                           now_utc(), args.stale_days, count=args.count)
     return plans, errors, jobstore, ledger, states
 
 
@@ -135,12 +136,16 @@ def list_jobs(args: argparse.Namespace) -> int:
     with store_errors(store_url(args.store)):
         plans, errors, jobstore, ledger, domains = _open(args)
         rows = _list_rows(args, plans, jobstore, ledger, domains)
+    warning = lab_warning(args.count)
     if args.json:
-        print(json.dumps({"jobs": rows, "plan_errors": errors,
+        print(json.dumps({"jobs": rows, "plan_errors": errors, "count": list(args.count),
+                          "lab_runs_counted": warning is not None, "warning": warning,
                           "unreadable_rows": [{"job": job_id, "reason": reason}
                                               for job_id, reason in sorted(jobstore.unreadable.items())]},
                          indent=1))
     else:
+        if warning:
+            print(warning)
         if not rows:
             print(f"no scheduled plan in {printable(args.plans)} and no job in the store")
         for r in rows:
@@ -151,10 +156,18 @@ def list_jobs(args: argparse.Namespace) -> int:
                   f"{'' if r['in_store'] else ' [not in the store yet: start `drill schedule run`]'}")
             print(f"{'':30} last {done}"
                   f"{'  OVERDUE: ' + printable(r['overdue_reason']) if r['overdue'] else ''}"
+                  f"{_counted_text(r) if r['drill'] else ''}"
                   f"{'  queued triggers: ' + str(len(r['triggers_queued'])) if r['triggers_queued'] else ''}")
         for e in errors:
             _err(f"drill schedule: plan skipped: {e}")
     return _store_rows_said(jobstore)
+
+
+def _counted_text(row: dict[str, Any]) -> str:
+    """The last counted pass of each domain of a plan's row, with its class."""
+    parts = [f"{d}: {v['drill']} {v['finished_at'][:10]} ({v['class']})" if v["drill"] else f"{d}: none"
+             for d, v in sorted(row.get("last_counted", {}).items())]
+    return printable("  last counted pass: " + "; ".join(parts)) if parts else ""
 
 
 def _list_rows(args, plans, jobstore, ledger, domains) -> list[dict[str, Any]]:
@@ -179,7 +192,8 @@ def _list_rows(args, plans, jobstore, ledger, domains) -> list[dict[str, Any]]:
             next_run = cron_trigger(plan.schedule).get_next_fire_time(None, now)
         last = last_of(drill, ("scheduled_for", "status", "exit_code", "late_s", "reason", "out_dir"))
         domain = plan.ha_domain if plan else None
-        stale_domains = [s.domain for s in states.values() if s.stale and domain in (s.domain, "all")]
+        stale_domains = [s.domain + ("" if s.uncounted is None else f" (a newer {s.uncounted[2]} run, not counted)")
+                         for s in states.values() if s.stale and domain in (s.domain, "all")]
         late = next_run is not None and next_run < now
         rows.append({
             "job": f"drill:{drill}", "drill": drill, "ha_domain": domain,
@@ -188,8 +202,12 @@ def _list_rows(args, plans, jobstore, ledger, domains) -> list[dict[str, Any]]:
             "last_result": last,
             "overdue": bool(stale_domains or late),
             "overdue_reason": ("the next run is in the past: no daemon is running it" if late else
-                               f"no passing drill in the last {args.stale_days:g} days: {', '.join(stale_domains)}"
+                               f"no passing drill of class {count_words(args.count)} in the last "
+                               f"{args.stale_days:g} days: {', '.join(stale_domains)}"
                                if stale_domains else None),
+            "last_counted": {s.domain: {"drill": s.last_drill, "class": s.last_class,
+                                        "finished_at": iso(s.last_pass) if s.last_pass else None}
+                             for s in states.values() if domain in (s.domain, "all")} if domain else {},
             "triggers_queued": sorted(j for j in jobs if j.startswith(f"trigger:{drill}:")),
         })
     for job_id in sorted(j for j in jobs if not j.startswith(("drill:", "trigger:"))):
@@ -221,10 +239,15 @@ def status(args: argparse.Namespace) -> int:
                  f"schedule (a leading daemon writes it again at its next poll)" if unreadable else
                  f"ALERT: no schedule daemon has a heartbeat in the last {HEARTBEAT_STALE_S:.0f} s: "
                  f"nothing is being scheduled")
+    warning = lab_warning(args.count)
     report = {"leader": leader and {**leader, "heartbeat_age_s": None if age is None else round(age, 1),
                                     "alive": alive, "heartbeat_unreadable": unreadable},
+              "count": list(args.count), "lab_runs_counted": warning is not None, "warning": warning,
               "domains": [{"domain": s.domain, "last_pass": iso(s.last_pass) if s.last_pass else None,
-                           "last_drill": s.last_drill, "stale": s.stale} for s in states],
+                           "last_drill": s.last_drill, "last_class": s.last_class, "stale": s.stale,
+                           "newer_uncounted": None if s.uncounted is None else
+                           {"finished_at": iso(s.uncounted[0]), "drill": s.uncounted[1], "class": s.uncounted[2]}}
+                          for s in states],
               "alerts": [s.alert(args.stale_days) for s in stale] + ([] if alive else [no_daemon]),
               "unreadable_rows": [{"job": job_id, "reason": reason}
                                   for job_id, reason in sorted(jobstore.unreadable.items())]}
@@ -236,9 +259,15 @@ def status(args: argparse.Namespace) -> int:
         else:
             beat = f"heartbeat {age:.0f} s ago" if age is not None else f"heartbeat unreadable ({unreadable})"
             print(f"leader: {printable(leader['holder'], 140)} since {printable(leader['since'], 40)}, {beat}")
+        if warning:
+            print(warning)
+        print(f"counted: runs of class {count_words(args.count)} (--count {','.join(args.count)})")
         for s in states:
-            last = f"{s.last_drill} at {iso(s.last_pass)}" if s.last_pass else "never"
-            print(f"  {s.domain:15} last passing drill: {printable(last)}{'  STALE' if s.stale else ''}")
+            last = f"{s.last_drill} at {iso(s.last_pass)} ({s.last_class})" if s.last_pass else "never"
+            rehearsal = "" if s.uncounted is None else \
+                f"  (newer, not counted: {s.uncounted[1]} at {iso(s.uncounted[0])} ({s.uncounted[2]}))"
+            print(f"  {s.domain:15} last passing drill: {printable(last)}{'  STALE' if s.stale else ''}"
+                  f"{printable(rehearsal)}")
         for line in report["alerts"]:
             print(line)
     if _store_rows_said(jobstore) == EXIT_INVALID:
@@ -320,6 +349,7 @@ def add_parser(sub) -> None:
             p.add_argument("--stale-days", type=_number("days", 0, 36600, low_open=True), default=STALE_AFTER_DAYS,
                            help=f"an HA domain with no passing drill for this long is overdue "
                                 f"(default {STALE_AFTER_DAYS:g})")
+            add_count_arg(p)
 
     p = actions.add_parser("run", help="the daemon: schedules every plan by its cron until stopped")
     common(p)

@@ -23,7 +23,7 @@
 - With --backup FILE: the hourly backup snapshot and the daily LastBackupAge check of that
   deployment (harness.schedule.backup_jobs); a failure is an ALERT line and a CAB log record.
 - Daily at 07:00 UTC (and at start): the staleness check, an alert line per HA domain with no
-  passing drill in the last quarter.
+  passing drill of a counted class (--count: staging and production by default) in the last quarter.
 - Leadership (harness.schedule.store): only the lock holder schedules; the others poll every
   `poll_s` and take over when it is free. A leader that loses its lock stops scheduling.
 """
@@ -48,6 +48,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.engine import URL
 
+from ..environments import DEFAULT_COUNT, lab_warning
 from ..lab import reaper
 from ..plan import Plan, PlanError, load_plan, read_yaml
 from ..report.cab_log import append_cab_record, key_or_none, verified_entries
@@ -186,6 +187,7 @@ class Daemon:
     launcher: Callable[[Launch], int] | None = None
     now: Callable[[], dt.datetime] = now_utc
     backup_file: Path | None = None      # --backup: the deployment whose backup jobs run (backup_jobs)
+    count: tuple[str, ...] = DEFAULT_COUNT  # --count: environment classes that make a domain current
 
     def __post_init__(self) -> None:
         self.url = store_url(self.store)
@@ -448,9 +450,13 @@ class Daemon:
                                          "reason": reason, **extra})
 
     def check_staleness(self) -> list[str]:
-        """An alert line per stale HA domain (see calendar.domain_states)."""
+        """An alert line per stale HA domain (see calendar.domain_states): only runs of the classes
+        of --count make a domain current; when they include lab, the warning comes first."""
         entries, _ = verified_entries(self.cab_log, key_or_none())   # a forged pass hides nothing
-        states = domain_states(entries, self.domain_of, self.now(), self.stale_days)
+        states = domain_states(entries, self.domain_of, self.now(), self.stale_days, count=self.count)
+        warning = lab_warning(self.count)
+        if warning:
+            self.log(warning)
         alerts = [s.alert(self.stale_days) for s in states if s.stale]
         for line in alerts:
             self.log(line)

@@ -28,6 +28,8 @@ def plan_for(staging, tmp_path: Path, plan: dict | None = None, **overrides) -> 
     lab.update(overrides)
     plan = {"drill": "staging-database", "title": "Staging database failover", "ha_domain": "database",
             "lab": lab, "scenarios": ["scenarios/database/primary_failover.feature"],
+            # the `drill lab up` lab stands in for staging here
+            "environment": {"class": "staging", "name": "staging-lab"},
             "targets": {"rto_seconds": 600, "rpo_seconds": 60}, **(plan or {})}
     path = tmp_path / "staging.yaml"
     path.write_text(yaml.safe_dump(plan))
@@ -120,6 +122,11 @@ def test_confirmed_failover_drill_against_staging_passes_and_leaks_no_secret(sta
     scenario = results["scenarios"][0]
     assert result.returncode == 0, [g for g in scenario["gates"] if g["verdict"] != "pass"]
     assert results["dry_run"] is False
+    # the plan says staging: recorded in results.json and the CAB line; no REHEARSAL banner
+    assert (results["environment"]["class"], results["environment"]["name"]) == ("staging", "staging-lab")
+    line = json.loads((tmp_path / "cab.jsonl").read_text().splitlines()[-1])
+    assert line["environment"] == {"class": "staging", "name": "staging-lab"}
+    assert "REHEARSAL" not in (out / "report.html").read_text()
     assert {"detect", "promote", "reconnect", "first_write"} <= set(scenario["phases"])
     assert scenario["measurements"]["lost_writes"] == 0
     assert runbook(staging, "/state")["primary"] == before           # failed back
@@ -152,6 +159,7 @@ def test_validate_says_when_the_target_cannot_be_reached(tmp_path):
     port = free_port()
     plan.write_text(yaml.safe_dump({
         "drill": "nowhere", "title": "t", "ha_domain": "database", "scenarios": ["scenarios/database/primary_failover.feature"],
+        "environment": {"class": "staging", "name": "nowhere"},
         "lab": {"provider": "external", "api_url": f"http://127.0.0.1:{port}", "toxiproxy_url": f"http://127.0.0.1:{port}",
                 "database": {"failover_target": "b", "nodes": {"a": {"dsn": f"host=127.0.0.1 port={port}"},
                                                                "b": {"dsn": f"host=127.0.0.1 port={port}"}}}}}))

@@ -193,3 +193,58 @@ def test_the_trend_page_fetches_nothing_and_its_charts_have_size(browser, tmp_pa
         assert len(charts) == 6 and all(box["width"] > 300 and box["height"] > 80 for box in charts), charts
         marks = page.boxes("svg.chart circle")
         assert marks and all(box["width"] > 2 for box in marks)           # the RTO marks are drawn
+
+
+# ---- a lab run is a rehearsal: page 1 and every PDF page say so, in red ----------------------------
+
+RED = "rgb(207, 34, 46)"          # #cf222e
+PDF_RED = b".8118 .1333 .1804 rg"  # the same red as a PDF fill colour
+
+
+def run_result(cls: str):
+    from harness.model import DrillResult
+
+    return DrillResult.from_json({
+        "drill": "quarterly-database", "title": TITLE, "verdict": "pass", "correlation_id": "cid-1",
+        "environment": {"provider": "embedded" if cls == "lab" else "external", "class": cls,
+                        "name": "embedded lab" if cls == "lab" else "staging-eu"}})
+
+
+def test_a_lab_runs_page_one_opens_with_a_red_rehearsal_banner(browser, tmp_path):
+    from harness.environments import REHEARSAL
+
+    report = write_html(run_result("lab"), tmp_path)
+    with browser.open(report, width=1280) as page:
+        found = page.evaluate("""(() => {
+            const r = document.querySelector('.rehearsal'), v = document.querySelector('.banner');
+            const summary = Array.from(document.querySelectorAll('h2')).find(h => h.textContent === 'Summary');
+            return {text: r.innerText, background: getComputedStyle(r).backgroundColor,
+                    top: r.getBoundingClientRect().top, verdict_top: v.getBoundingClientRect().top,
+                    summary_top: summary.getBoundingClientRect().top, height: r.getBoundingClientRect().height};
+        })()""")
+    assert found["text"].startswith(REHEARSAL) and found["background"] == RED
+    assert found["top"] < found["verdict_top"] < found["summary_top"] and found["height"] > 30
+    staging = write_html(run_result("staging"), tmp_path / "staging")
+    with browser.open(staging) as page:
+        assert page.evaluate("document.querySelector('.rehearsal')") is None
+
+
+def test_a_lab_runs_pdf_carries_the_rehearsal_line_in_red_atop_every_page(browser, tmp_path):
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is missing: pip install -e '.[test]'")
+    from harness.environments import REHEARSAL
+    from harness.runner.record import make_pdf
+
+    lab = run_result("lab")
+    pdf = make_pdf(write_html(lab, tmp_path / "lab"), lab, browser=browser)
+    pages = pypdf.PdfReader(pdf).pages
+    assert len(pages) >= 2
+    for page in pages:
+        text = " ".join(page.extract_text().split())
+        assert REHEARSAL in text and f"{TITLE}: PASS (cid-1)" in text
+    # page 2 has no banner of its own: its red is the header's line
+    assert PDF_RED in pages[-1].get_contents().get_data()
+
+    staging = run_result("staging")
+    pdf = make_pdf(write_html(staging, tmp_path / "staging"), staging, browser=browser)
+    last = pypdf.PdfReader(pdf).pages[-1]
+    assert "REHEARSAL" not in last.extract_text() and PDF_RED not in last.get_contents().get_data()

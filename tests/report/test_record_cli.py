@@ -46,9 +46,13 @@ def test_cab_verify_names_the_first_bad_line_and_matrix_skips_it(recorded):
     recorded["log"].write_text(json.dumps(entry) + "\n" + lines[1] + "\n")
     bad = drill("cab", "verify", *recorded["args"])
     assert bad.returncode == 1 and "line 1: its hash does not match its content" in bad.stdout
-    matrix = json.loads(drill("matrix", "--json", *recorded["args"]).stdout)
-    assert matrix["skipped_unverified"] == 1
+    # the fixture's runs are embedded-lab rehearsals: counted here only because --count says so
+    matrix = json.loads(drill("matrix", "--json", "--count", "lab,staging,production", *recorded["args"]).stdout)
+    assert matrix["skipped_unverified"] == 1 and matrix["lab_runs_counted"]
     assert matrix["rows"][1]["last_verdict"] == "pass" and matrix["rows"][1]["last_run"].startswith("2026-07")
+    assert matrix["rows"][1]["last_class"] == "lab"
+    default = json.loads(drill("matrix", "--json", *recorded["args"]).stdout)
+    assert default["rows"][1]["last_verdict"] is None and default["rows"][1]["newer_uncounted"]["class"] == "lab"
     missing = drill("cab", "verify", "--cab-log", str(recorded["log"]), "--cab-key", "/nonexistent.key")
     assert missing.returncode == 2 and "no CAB key" in missing.stderr
 
@@ -61,6 +65,9 @@ def test_history_json_and_its_trend_page(recorded, tmp_path):
     database = next(d for d in data["domains"] if d["domain"] == "database")
     assert [(q["quarter"], q["passed"], q["rto_max_s"]) for q in database["quarters"]] == [
         ("2026-Q2", 0, 40000.0), ("2026-Q3", 1, 1.5)]
+    # embedded-lab runs: shown with their class, and they make no domain current
+    assert [q["classes"] for q in database["quarters"]] == [{"lab": 1}, {"lab": 1}]
+    assert database["last_pass"] is None and database["overdue"] and data["runs_by_class"] == {"lab": 2}
     assert page.read_text().count('<svg class="chart"') == 6
 
 

@@ -81,8 +81,13 @@ def test_a_bad_blackout_window_names_its_key(value, names):
         parse_blackouts(value, fail)
 
 
+STAGING = {"class": "staging", "name": "staging-eu"}
+
+
 def entry(drill, verdict, finished, **extra):
-    return {"drill": drill, "verdict": verdict, "finished_at": finished.isoformat(), **extra}
+    """A CAB line of a drill run against staging (a class the default policy counts)."""
+    return {"drill": drill, "verdict": verdict, "finished_at": finished.isoformat(), "environment": STAGING,
+            **extra}
 
 
 def test_a_domain_is_stale_without_a_passing_drill_in_92_days():
@@ -100,8 +105,9 @@ def test_a_domain_is_stale_without_a_passing_drill_in_92_days():
     assert not states["database"].stale and states["database"].last_drill == "quarterly-database"
     assert states["api"].stale and states["api"].last_pass == now - dt.timedelta(days=93)
     assert states["connectors"].stale and states["connectors"].last_pass is None
-    assert "no passing drill on record" in states["connectors"].alert(92)
-    assert "in the last 92 days" in states["api"].alert(92)
+    assert "no passing drill of class staging or production on record" in states["connectors"].alert(92)
+    assert "in the last 92 days" in states["api"].alert(92) and "staging)" in states["api"].alert(92)
+    assert states["database"].last_class == "staging"
 
 
 def test_a_passing_full_drill_counts_for_every_domain():
@@ -121,6 +127,64 @@ def test_a_full_drill_counts_only_for_the_domains_its_scenarios_drilled():
     states = {s.domain: s for s in domain_states([containers], lambda d: None, now)}
     assert states["backup-restore"].stale and states["backup-restore"].last_pass is None
     assert not any(s.stale for d, s in states.items() if d != "backup-restore")
+
+
+# ---- lab runs are rehearsals: only the policy's classes make a domain current ---------------------------
+
+LAB = {"class": "lab", "name": "embedded lab"}
+
+
+def test_a_lab_only_history_leaves_every_domain_stale():
+    now = at(2027, 4, 1)
+    entries = [entry("quarterly-full", "pass", now - dt.timedelta(days=1), ha_domain="all", environment=LAB),
+               entry("quarterly-database", "pass", now - dt.timedelta(hours=1), ha_domain="database",
+                     environment={"class": "lab", "name": "container lab"})]
+    states = {s.domain: s for s in domain_states(entries, lambda d: None, now)}
+    assert all(s.stale and s.last_pass is None for s in states.values())
+    alert = states["database"].alert(92)
+    assert "no passing drill of class staging or production on record" in alert
+    assert "quarterly-database" in alert and "class lab: a rehearsal, not counted" in alert
+
+
+def test_lab_runs_count_only_when_the_policy_says_so():
+    now = at(2027, 4, 1)
+    entries = [entry("quarterly-full", "pass", now - dt.timedelta(days=1), ha_domain="all", environment=LAB)]
+    states = domain_states(entries, lambda d: None, now, count=("lab", "staging", "production"))
+    assert not any(s.stale for s in states) and {s.last_class for s in states} == {"lab"}
+    # production only: a staging pass does not count either
+    staging = [entry("quarterly-full", "pass", now - dt.timedelta(days=1), ha_domain="all")]
+    assert all(s.stale for s in domain_states(staging, lambda d: None, now, count=("production",)))
+    assert not any(s.stale for s in domain_states(staging, lambda d: None, now))
+
+
+def test_a_newer_lab_run_does_not_hide_an_older_staging_pass_nor_replace_it():
+    now = at(2027, 4, 1)
+    entries = [entry("quarterly-database", "pass", now - dt.timedelta(days=95), ha_domain="database"),
+               entry("quarterly-database", "pass", now - dt.timedelta(days=2), ha_domain="database", environment=LAB)]
+    state = next(s for s in domain_states(entries, lambda d: None, now) if s.domain == "database")
+    assert state.stale and state.last_pass == now - dt.timedelta(days=95) and state.last_class == "staging"
+    assert state.uncounted == (now - dt.timedelta(days=2), "quarterly-database", "lab")
+
+
+@pytest.mark.parametrize("old, counted_as", [
+    ("embedded lab: local processes, not production evidence", "lab"),
+    ("containers: a lab of local containers, not production evidence", "lab"),
+    ("lab (embedded)", "lab"),
+    ("external: staging-eu", "unknown"),
+    ("unknown provider 'x'", "unknown"),
+    (None, "unknown"),
+])
+def test_an_old_line_without_the_environment_record_is_read_from_its_environment_class(old, counted_as):
+    from harness.environments import class_of
+
+    now = at(2027, 4, 1)
+    line = {"drill": "quarterly-database", "ha_domain": "database", "verdict": "pass",
+            "finished_at": (now - dt.timedelta(days=1)).isoformat(), "environment_class": old}
+    assert class_of(line) == counted_as
+    everything = ("lab", "staging", "production")
+    state = next(s for s in domain_states([line], lambda d: None, now, count=everything) if s.domain == "database")
+    assert state.stale is (counted_as == "unknown")       # unknown never counts, whatever the policy
+    assert all(s.stale for s in domain_states([line], lambda d: None, now))     # the default: neither counts
 
 
 @pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 6 31 4,6,9,11 *"])

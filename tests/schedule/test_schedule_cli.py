@@ -138,8 +138,20 @@ def test_a_trigger_through_the_store_runs_a_real_drill_with_its_reports_and_cab_
         [job] = [j for j in listed["jobs"] if j["drill"] == "sched-e2e"]
         assert job["last_result"]["status"] == "pass"
         assert {j["job"] for j in listed["jobs"]} == {"drill:sched-e2e", "staleness"}
-        status = json.loads(drill("schedule", "status", *common, "--json", env=env).stdout)
-        assert {d["domain"]: d["stale"] for d in status["domains"]}["database"] is False
+        # the drill ran on the embedded lab: a rehearsal, recorded as such, that makes no domain current
+        assert entries[0]["environment"] == {"class": "lab", "name": "embedded lab"}
+        status = drill("schedule", "status", *common, "--json", env=env)
+        report = json.loads(status.stdout)
+        assert status.returncode == 1 and all(d["stale"] for d in report["domains"])
+        database = next(d for d in report["domains"] if d["domain"] == "database")
+        assert database["newer_uncounted"]["drill"] == "sched-e2e" and database["newer_uncounted"]["class"] == "lab"
+        # a team that counts lab runs says so, and status says it back
+        counted = drill("schedule", "status", *common, "--count", "lab,staging,production", env=env)
+        assert "WARNING: lab runs counted (--count lab,staging,production)" in counted.stdout
+        assert "database        last passing drill: sched-e2e at" in counted.stdout and "(lab)" in counted.stdout
+        report = json.loads(drill("schedule", "status", *common, "--json", "--count", "lab,staging,production",
+                                  env=env).stdout)
+        assert {d["domain"]: d["stale"] for d in report["domains"]}["database"] is False and report["lab_runs_counted"]
     finally:
         stop(process)
     assert process.returncode == 0

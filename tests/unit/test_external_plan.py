@@ -64,10 +64,16 @@ def parse(lab: dict) -> ExternalConfig:
     return ExternalConfig.parse(lab, lambda key, message: PlanError(f"key '{key}': {message}"))
 
 
-def plan_file(tmp_path: Path, lab: dict, scenarios: list[str], drill: str = "staging-rows") -> Path:
+STAGING = {"class": "staging", "name": "staging-eu"}
+
+
+def plan_file(tmp_path: Path, lab: dict, scenarios: list[str], drill: str = "staging-rows",
+              environment: dict | None = STAGING) -> Path:
     path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump({"drill": drill, "title": "Staging rows", "ha_domain": "all", "lab": lab,
-                                    "scenarios": scenarios}))
+    plan = {"drill": drill, "title": "Staging rows", "ha_domain": "all", "lab": lab, "scenarios": scenarios}
+    if environment is not None:
+        plan["environment"] = environment
+    path.write_text(yaml.safe_dump(plan))
     return path
 
 

@@ -13,9 +13,11 @@ from harness.report.cab_log import load_key, verified_entries
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def results(feature: str, verdict: str, finished: str) -> dict:
+def results(feature: str, verdict: str, finished: str, cls: str = "staging") -> dict:
+    """The results of a run against staging (counted by default), or of the class `cls`."""
     return {"schema_version": 1, "drill": "d", "correlation_id": "c", "started_at": finished,
             "finished_at": finished, "verdict": verdict, "gates": [],
+            "environment": {"provider": "external" if cls != "lab" else "embedded", "class": cls, "name": f"{cls}-1"},
             "scenarios": [{"name": "s", "feature": feature, "verdict": verdict, "gates": []}]}
 
 
@@ -39,7 +41,7 @@ def test_the_last_verdict_of_each_row_comes_from_the_newest_report(tmp_path):
     entries, skipped = verified_entries(cab, load_key())
     table = render(entries, skipped, ROOT)
     database = next(line for line in table.splitlines() if line.startswith("2 "))
-    assert "PASS 2026-04-01" in database
+    assert "PASS 2026-04-01T00:00:00+00:00 (staging)" in database
     api = next(line for line in table.splitlines() if line.startswith("1 "))
     assert api.endswith("never run")
     event_store = next(line for line in table.splitlines() if line.startswith("7 "))
@@ -71,3 +73,48 @@ def test_the_matrix_reads_only_verified_lines_and_says_how_many_it_skipped(tmp_p
     assert next(line for line in table if line.startswith("2 ")).endswith("never run")
     assert "FAIL 2026-04-01" in next(line for line in table if line.startswith("1 "))
     assert "(1 CAB log line(s) skipped: not verified" in table[-1]   # the edited one; the next still chains
+
+
+def test_a_lab_run_is_not_a_rows_last_verdict_unless_the_policy_counts_lab(tmp_path):
+    cab = tmp_path / "cab.jsonl"
+    run(tmp_path, cab, "a", results("database/primary_failover.feature", "fail", "2026-01-01T00:00:00+00:00"))
+    run(tmp_path, cab, "b", results("database/primary_failover.feature", "pass", "2026-04-01T00:00:00+00:00", "lab"))
+    run(tmp_path, cab, "c", results("api/stateless_outage.feature", "pass", "2026-04-01T00:00:00+00:00", "lab"))
+    entries, skipped = verified_entries(cab, load_key())
+    assert [e["environment"] for e in entries] == [{"class": "staging", "name": "staging-1"},
+                                                   {"class": "lab", "name": "lab-1"}, {"class": "lab", "name": "lab-1"}]
+    table = render(entries, skipped, ROOT).splitlines()
+    database = next(line for line in table if line.startswith("2 "))
+    assert "FAIL 2026-01-01T00:00:00+00:00 (staging)" in database
+    assert "not counted: PASS 2026-04-01T00:00:00+00:00 (lab: a rehearsal)" in database
+    api = next(line for line in table if line.startswith("1 "))
+    assert "never run; not counted: PASS" in api
+    assert "last verdicts of runs of class staging or production" in table[-1]
+    assert not any("lab runs counted" in line for line in table)
+
+    counted = render(entries, skipped, ROOT, ("lab", "staging", "production")).splitlines()
+    assert "PASS 2026-04-01T00:00:00+00:00 (lab)" in next(line for line in counted if line.startswith("2 "))
+    assert counted[-1].startswith("WARNING: lab runs counted (--count lab,staging,production)")
+
+
+def test_drill_matrix_takes_the_policy_from_count_and_refuses_a_class_it_does_not_know(tmp_path, capsys):
+    from harness.cli import main
+    import pytest
+
+    key = tmp_path / "cab.key"
+    key.write_text("ab" * 32)
+    cab = tmp_path / "cab.jsonl"
+    data = results("database/primary_failover.feature", "pass", "2026-04-01T00:00:00+00:00", "lab")
+    append_cab_log(cab, DrillResult.from_json(data), key=load_key(key))
+    args = ["matrix", "--cab-log", str(cab), "--cab-key", str(key), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"][1]["last_verdict"] is None and out["rows"][1]["newer_uncounted"]["class"] == "lab"
+    assert out["count"] == ["staging", "production"] and not out["lab_runs_counted"]
+    assert main([*args, "--count", "lab,staging,production"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["rows"][1]["last_verdict"], out["rows"][1]["last_class"]) == ("pass", "lab")
+    assert out["lab_runs_counted"] and "lab runs counted" in out["warning"]
+    with pytest.raises(SystemExit) as exit:
+        main([*args, "--count", "lab,qa"])
+    assert exit.value.code == 2 and "--count" in capsys.readouterr().err

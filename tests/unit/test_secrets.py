@@ -36,6 +36,7 @@ def external_plan(tmp_path: Path, dsn: str = "host=a dbname=x", url: str = "http
            "actions": {"kill_database_primary": {"http": {"url": url, "token_env": "RUNBOOK_TOKEN"}}}}
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump({"drill": "staging", "title": "t", "ha_domain": "database", "lab": lab,
+                                    "environment": {"class": "staging", "name": "staging"},
                                     "scenarios": ["scenarios/database/primary_failover.feature"]}))
     return path
 
