@@ -173,6 +173,40 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exception]:
+    """The checks `drill run` (or `drill chaos`) makes of a valid plan before its lab starts: the
+    --confirm interlock, the provider's capabilities, the blast radius (harness.runner.preflight;
+    a chaos plan's faults against its provider). None of them starts or calls anything."""
+    from .inputs import printable
+    from .plan import PlanError, load_plan, shown
+
+    if kind == "drill":
+        from .runner import refused_before_start
+
+        problem = refused_before_start(load_plan(name, root=Path.cwd()), confirm)
+        return [PlanError(printable(problem))] if problem else []
+    if kind != "chaos":
+        return []
+    from .chaos.plan import load_chaos_plan
+    from .chaos.runner import refused_before_start
+
+    plan = load_chaos_plan(name)
+    if confirm is not None and confirm != plan.chaos:
+        return [PlanError(printable(f"{shown(plan.path)}: --confirm names '{printable(confirm, 80)}' but the plan "
+                                    f"is chaos run {plan.chaos!r}"))]
+    if plan.lab == "running":        # the lab of `drill lab up`: known only while it runs
+        return []
+    if plan.lab == "embedded":       # the lab `drill chaos` would make (harness.chaos.cli), not started
+        from .lab.embedded import EmbeddedLab
+        lab = EmbeddedLab()
+    else:
+        from .lab.external import ExternalConfig, ExternalLab
+        lab = ExternalLab(ExternalConfig.parse({**plan.lab, "blast_radius": list(plan.blast_radius)},
+                                               lambda key, message: PlanError(f"{key}: {message}")), confirmed=False)
+    problems = refused_before_start(plan, lab)
+    return [PlanError(f"{shown(plan.path)}: nothing would be injected: {'; '.join(problems)}")] if problems else []
+
+
 def _validate(args: argparse.Namespace) -> int:
     """PLAN files: check drill and chaos plans without running anything, every error of each
     file at once: exit 0 all valid, 2 any invalid. --after-failover: post-failover validation of
@@ -191,6 +225,8 @@ def _validate(args: argparse.Namespace) -> int:
         report, invalid = [], 0
         for name in args.plans:
             kind, errors = check_plan_file(name, Path.cwd())
+            if not errors:      # what run or chaos would refuse before starting: refused here too
+                errors = _refused_before_start(name, kind, args.confirm)
             invalid += bool(errors)
             report.append({"file": name, "kind": kind, "valid": not errors, "errors": [str(e) for e in errors]})
         if args.json:
@@ -291,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=int, default=5, help="EventCountGrowth threshold: probe writes made (default 5)")
     p.add_argument("--window", type=float, default=3.0, help="seconds the probe writes are spread over (default 3)")
     p.add_argument("--json", action="store_true", help="print the checks (or each plan file's errors) as JSON")
+    p.add_argument("--confirm", metavar="ID", help="check PLAN files as `drill run --confirm ID` (or `drill "
+                                                   "chaos --confirm ID`) would: the id must be the plan's")
     p.set_defaults(func=_validate)
     p = sub.add_parser("matrix", help="print the failure-modes matrix with each row's scenario and last verdict")
     add_cab_args(p)

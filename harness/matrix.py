@@ -57,7 +57,7 @@ def last_verdicts(entries, count=DEFAULT_COUNT) -> dict[str, tuple[str, str, str
             continue
         for scenario in entry.get("scenarios") or ():
             feature = Path(str(scenario.get("feature") or "")).name
-            if feature:
+            if feature and scenario.get("verdict") != "not_run":    # could not act: the row keeps its verdict
                 found[feature] = (scenario.get("verdict") or "unknown", entry.get("finished_at") or "",
                                   class_of(entry))
     return found

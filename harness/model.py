@@ -205,6 +205,7 @@ class FaultRecord:
     healed_s: float | None
     time_limit_s: float | None = None
     heal_error: str | None = None
+    not_injected: str | None = None     # why it could not be injected (harness.faults.refused), if so
 
 
 @dataclass
@@ -281,6 +282,8 @@ class DrillResult:
     plan_sha256: str | None = None
     risk: dict[str, Any] = field(default_factory=dict)
     since_last_run: list[dict[str, Any]] = field(default_factory=list)
+    # a run that could not act (harness.faults.refused): {cause, exit_code, scenarios}; None otherwise
+    not_run: dict[str, Any] | None = None
     schema_version: int = 4
 
     def to_json(self) -> dict[str, Any]:

@@ -14,7 +14,8 @@ PHASES = ("lab", "scenario", "steady state", "inject", "recover", "verify", "out
 COLOURS = {"lab": "36", "scenario": "1", "steady state": "32", "inject": "31", "recover": "33",
            "verify": "35", "outputs": "36"}
 # the lab's and the journal's events that are worth a line, and the phase each belongs to
-EVENT_PHASES = {"inject": ("inject", "{}"), "heal": ("recover", "healed {}"), "heal_failed": ("recover", "HEAL FAILED {}"),
+EVENT_PHASES = {"inject": ("inject", "{}"), "not_injected": ("inject", "NOT INJECTED {} (refused or unreachable)"),
+                "heal": ("recover", "healed {}"), "heal_failed": ("recover", "HEAL FAILED {}"),
                 "detect": ("recover", "failure detected: {}"), "promote": ("recover", "promoted {}"),
                 "reconnect": ("recover", "reconnected {}"), "failback": ("recover", "failed back to {}"),
                 "restart": ("recover", "restarted {}")}

@@ -36,7 +36,9 @@ from ..gates.waiver import waivable
 from ..lab import proc, reaper
 from ..model import Verdict
 from ..plan import LabSpec, Plan
-from ..runner import exit_code
+from ..faults.refused import FaultNotInjected
+from ..inputs import printable
+from ..runner import exit_code, not_run_line
 from ..runner.record import Recording, complete, write_outputs
 from ..runner.common import finish, start_probes, start_workload, steady_state, wait_for_count, wait_for_ok
 from ..runner.forwarder import EventForwarder
@@ -103,6 +105,27 @@ def capability(step: Step, lab: Any) -> str | None:
         names = lab.api_instances()
         return None if target in (*names, "all") else f"fault {step.name}: no API instance {target!r} ({', '.join(names)})"
     return None
+
+
+def refused_before_start(plan: ChaosPlan, lab: Any) -> list[str]:
+    """What `drill chaos` would refuse of the plan's faults (its sequence and its game day's set)
+    on this lab, known before the lab is up, for `drill validate`: a fault the provider cannot do.
+    A link's proxy (asked of the fault server) and an embedded lab's API instances are only known
+    once the lab is up, and `drill chaos` checks them then."""
+    from ..model import FaultSpec
+
+    steps = list(plan.steps) + [Step(name, FaultSpec(t.type, target, dict(t.params)), t.duration[0])
+                                for name, t in plan.game_day.items() for target in t.targets]
+    problems: list[str] = []
+    for step in steps:
+        cls = REGISTRY.get(step.spec.type)
+        if cls is None or issubclass(cls, (ToxicFault, ProxyDown)) or \
+                (step.spec.type == "api_instance_kill" and not lab.api_instances()):
+            continue
+        problem = capability(step, lab)
+        if problem and problem not in problems:
+            problems.append(problem)
+    return problems
 
 
 def describe_step(step: Step) -> str:
@@ -195,7 +218,11 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
                     if halt.wait(step.after):
                         break
                     label = f"chaos:{step.name}"
-                    scn.inject(step.spec, label)
+                    try:
+                        scn.inject(step.spec, label)
+                    except FaultNotInjected as exc:     # could not act: the run is not run, no gate fails
+                        log(printable(f"drill: not injected: {describe_step(step)}: {exc.cause}"), file=sys.stderr)
+                        break
                     labels.append(label)
                     log(f"drill: injected {describe_step(step)}", file=sys.stderr)
                     halted = halt.wait(step.duration)
@@ -218,7 +245,7 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
                 log(f"drill: halted: {halt.reason}; {healed}", file=sys.stderr)
             scn.event(CHAOS_END, "chaos", faults=len(labels))
         _observe_recovery(scn)
-        if not dry_run and not scn.aborted:
+        if not dry_run and not scn.aborted and scn.not_run is None:
             _expect(scn, plan, labels)
         finish(scn)
         if scn.workload is not None and scn.workload.writer is not None:
@@ -234,7 +261,8 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
         for g in s.gates:
             if g.verdict is not Verdict.PASS:
                 log(f"drill:   gate {g.id}: {g.verdict.value.upper()} {g.detail}".rstrip(), file=sys.stderr)
-    log(f"drill: chaos {plan.chaos}: verdict {result.verdict.value.upper()}", file=sys.stderr)
+    log(f"drill: chaos {plan.chaos}: " + (not_run_line(result) if result.not_run else
+                                          f"verdict {result.verdict.value.upper()}"), file=sys.stderr)
     log(str(paths["html"]))
     return exit_code(result), result
 

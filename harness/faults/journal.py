@@ -4,6 +4,10 @@ active is healed, newest first, when the scenario ends, also after a failed step
 
 Each fault gets the journal's default time limit where its mechanism allows one (TIME_LIMITED):
 should the harness die, the fault server, the stand-in or PostgreSQL lifts it by itself.
+
+A fault the target or a hook refused, or that could not reach it (harness.faults.refused), is
+recorded "not_injected" with its cause, never "heal": its heal is still run for whatever part of
+it may have acted, and only a heal that fails is said (heal_failed); then FaultNotInjected goes up.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any, Callable
 
 from ..model import FaultRecord, FaultSpec
 from .base import Fault, FaultContext, build
+from .refused import FaultNotInjected, could_not_act
 
 DEFAULT_TIME_LIMIT_S = 600.0
 
@@ -26,6 +31,7 @@ class Entry:
     description: str = ""
     healed_t: float | None = None
     heal_error: str | None = None
+    not_injected: str | None = None     # the cause, when the fault could not be injected
 
     @property
     def active(self) -> bool:
@@ -56,6 +62,18 @@ class FaultJournal:
         self.entries.append(entry)
         try:
             fault.inject(self.context())
+        except Exception as exc:
+            refused = could_not_act(exc)
+            if refused is None:
+                self._heal(entry)
+                raise
+            code, acted = refused
+            cause = str(exc)
+            entry.not_injected = cause
+            entry.healed_t = self.record("not_injected", label, fault=fault.describe(), cause=cause,
+                                         exit_code=code).t
+            self._heal(entry, quiet=True)
+            raise FaultNotInjected(label, cause, code, acted) from exc
         except BaseException:
             self._heal(entry)
             raise
@@ -92,22 +110,30 @@ class FaultJournal:
                 errors.append(f"{entry.label}: {entry.heal_error}")
         return errors
 
-    def _heal(self, entry: Entry, raise_errors: bool = False) -> None:
+    def _heal(self, entry: Entry, raise_errors: bool = False, quiet: bool = False) -> None:
         """Heal one fault: "heal" recorded once it is undone; a heal that fails is recorded as
-        "heal_failed" and the fault stays active (heal_all tries it again at the scenario's end)."""
+        "heal_failed" and the fault stays active (heal_all tries it again at the scenario's end).
+        quiet (a fault not injected): nothing recorded when the heal succeeds, for nothing was
+        healed but what part of it may have acted."""
         try:
             entry.fault.heal(self.context())
         except Exception as exc:
             entry.heal_error = f"{type(exc).__name__}: {exc}"
+            entry.healed_t = None
             self.record("heal_failed", entry.label, fault=entry.fault.describe(), error=entry.heal_error)
             if raise_errors:
                 raise
             return
         entry.heal_error = None
-        entry.healed_t = self.record("heal", entry.label, fault=entry.fault.describe()).t
+        if not quiet:
+            entry.healed_t = self.record("heal", entry.label, fault=entry.fault.describe()).t
 
     def records(self, t0: float) -> list[FaultRecord]:
         """The journal for the report: times in seconds from t0."""
         return [FaultRecord(e.label, e.fault.spec.type, e.fault.spec.target, e.description or e.fault.describe(),
                             round(e.injected_t - t0, 3), None if e.healed_t is None else round(e.healed_t - t0, 3),
-                            e.fault.spec.time_limit_s, e.heal_error) for e in self.entries]
+                            e.fault.spec.time_limit_s, e.heal_error, e.not_injected) for e in self.entries]
+
+    def injected(self) -> list[Entry]:
+        """The faults that were injected (not those the target or a hook refused)."""
+        return [e for e in self.entries if e.not_injected is None]

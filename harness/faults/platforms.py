@@ -11,6 +11,7 @@ from __future__ import annotations
 import requests
 
 from .base import Fault, FaultContext, Param, register
+from .refused import may_have_acted
 
 
 @register
@@ -31,14 +32,22 @@ class PlatformDegrade(Fault):
         requests.post(f"{ctx.lab.platform_control_url(self.spec.target)}/_control", json=body,
                       headers=ctx.lab.control_headers(), timeout=10).raise_for_status()
 
+    refused = False     # the target certainly did not take the mode: nothing to undo
+
     def inject(self, ctx: FaultContext) -> None:
         body = {"mode": self.params["mode"], "retry_after": self.params["retry_after"],
                 "requests": self.params["requests"]}
         if self.spec.time_limit_s is not None:   # the stand-in goes back to ok by itself after it
             body["for_s"] = self.spec.time_limit_s
-        self._control(ctx, body)
+        try:
+            self._control(ctx, body)
+        except Exception as exc:
+            self.refused = not may_have_acted(exc)
+            raise
 
     def heal(self, ctx: FaultContext) -> None:
+        if self.refused:
+            return
         try:
             self._control(ctx, {"mode": "ok"})
         except requests.ConnectionError:   # the server is down (another fault): nothing to undo here
@@ -50,8 +59,15 @@ class PlatformDown(Fault):
     TYPE = "platform_down"
     DESCRIPTION = "the platform's server is killed (SIGKILL); heal starts it again"
 
+    refused = False     # the kill was certainly not done: nothing to start again
+
     def inject(self, ctx: FaultContext) -> None:
-        ctx.lab.kill_platform(self.spec.target)
+        try:
+            ctx.lab.kill_platform(self.spec.target)
+        except Exception as exc:
+            self.refused = not may_have_acted(exc)
+            raise
 
     def heal(self, ctx: FaultContext) -> None:
-        ctx.lab.restart_platform(self.spec.target)
+        if not self.refused:
+            ctx.lab.restart_platform(self.spec.target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..lab.connectors import PLATFORMS
 from ..model import FaultSpec
 from .base import Fault, FaultContext, FaultError, register
+from .refused import may_have_acted
 
 DATABASE_PRIMARY = "database-primary"
 
@@ -24,19 +25,27 @@ class DatabasePrimaryKill(Fault):
         if spec.target != DATABASE_PRIMARY:
             raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {DATABASE_PRIMARY!r} "
                              f"(whichever node is the primary when it is injected)")
-        self.node: str | None = None
+        self.node: str | None = None       # the node killed, until it is back
+        self.killed: str | None = None     # the node killed, for the record
 
     def inject(self, ctx: FaultContext) -> None:
         self.node = ctx.lab.database_primary()
-        ctx.lab.kill_database_node(self.node)
+        try:
+            ctx.lab.kill_database_node(self.node)
+        except Exception as exc:
+            if not may_have_acted(exc):      # the kill was refused: nothing to bring back
+                self.node = None
+            raise
+        self.killed = self.node
+
+    def describe(self) -> str:
+        return f"{self.TYPE} on {self.node or self.killed or self.spec.target} (SIGKILL)"
 
     def heal(self, ctx: FaultContext) -> None:
         node, self.node = self.node, None
         if node is not None:
             ctx.lab.restore_database_node(node)
 
-    def describe(self) -> str:
-        return f"{self.TYPE} on {self.node or self.spec.target} (SIGKILL)"
 
 
 @register
@@ -55,7 +64,12 @@ class ApiInstanceKill(Fault):
             [n for n in ctx.lab.api_instances() if ctx.lab.api_instance_alive(n)]
         for name in names:
             self.killed.append(name)
-            ctx.lab.kill_api_instance(name)
+            try:
+                ctx.lab.kill_api_instance(name)
+            except Exception as exc:
+                if not may_have_acted(exc):  # refused: that instance needs no redeploy
+                    self.killed.remove(name)
+                raise
 
     def heal(self, ctx: FaultContext) -> None:
         for name in list(self.killed):

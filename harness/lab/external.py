@@ -27,7 +27,7 @@ from ..faults import FaultError, ToxiproxyControl
 from ..wait import wait_for
 from .base import Lab, LabStartError
 from .failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag
-from .hooks import ENV_NAME, Hook, HookError, public_url, url_problem, url_secret
+from .hooks import ENV_NAME, PLAN, Hook, HookError, public_url, url_problem, url_secret
 
 # runbook hooks the plan may name (lab.actions), and the arguments each is called with
 ACTIONS = {
@@ -743,7 +743,7 @@ class ExternalLab(Lab):
             raise PermissionError(f"dry run: action {name} refused ({self.interlock()})")
         hook = self.config.actions.get(name)
         if hook is None:
-            raise LabStartError(f"the plan has no lab.actions.{name} hook for this step")
+            raise HookError(f"the plan has no lab.actions.{name} hook for this step", PLAN, acted=False)
         return hook.run(**arguments)
 
     def _read(self, name: str, key: str, **arguments: Any) -> list[dict]:

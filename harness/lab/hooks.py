@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from ..inputs import KiB, InputError, printable, read_capped
 
@@ -44,8 +45,50 @@ SECRET_QUERY = re.compile(r"(?i)^[\w-]*(password|passwd|pwd|secret|token|api[_-]
                           r"signature|sig|credential)[\w-]*$")
 
 
+# How a hook failed (HookError.kind), and what a run that could not act through it exits with
+# (harness.faults.refused): the plan's credentials or keys are exit 2, a target that cannot be
+# reached or refuses the action exit 4.
+CREDENTIALS = "credentials"     # 401/403, the token's variable unset or its file unreadable
+PLAN = "plan"                   # 404/405 (the plan's URL names no such action), a program that cannot run
+UNREACHABLE = "unreachable"     # no connection, a timeout, 408/429/5xx
+REFUSED = "refused"             # another 4xx (409: not in that state), a command that exited non-zero
+
+
 class HookError(RuntimeError):
-    """A hook failed; the message names the hook and says how, without secrets."""
+    """A hook failed; the message names the hook and says how, without secrets. `kind` is one of
+    CREDENTIALS, PLAN, UNREACHABLE, REFUSED; `acted` is False when the hook certainly did nothing
+    (it was never called, or it answered 4xx), True when it may have acted (a timeout, a 5xx, a
+    command that exited non-zero)."""
+
+    def __init__(self, message: str, kind: str = REFUSED, acted: bool = True):
+        super().__init__(message)
+        self.kind, self.acted = kind, acted
+
+
+def _request_failure(exc: requests.RequestException) -> tuple[str, bool]:
+    """(kind, acted) of a call that got no answer: no connection made, nothing was asked; a
+    timeout or a connection lost once the request was sent, it may have acted."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return UNREACHABLE, False
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return UNREACHABLE, not isinstance(reason, urllib3.exceptions.NewConnectionError)
+    if isinstance(exc, requests.Timeout):
+        return UNREACHABLE, True
+    return PLAN, False        # a URL or header requests cannot send
+
+
+def _http_kind(status: int) -> tuple[str, bool]:
+    """(kind, acted) of an HTTP error status a hook answered."""
+    if status in (401, 403):
+        return CREDENTIALS, False
+    if status in (404, 405):
+        return PLAN, False
+    if status in (408, 429):
+        return UNREACHABLE, False
+    if status >= 500:
+        return UNREACHABLE, True
+    return REFUSED, False
 
 
 def scrub(text: str) -> str:
@@ -177,20 +220,22 @@ class Hook:
         if self.token_env:
             token = os.environ.get(self.token_env)
             if not token:
-                raise HookError(f"hook {self.name}: environment variable {self.token_env} is not set")
+                raise HookError(f"hook {self.name}: environment variable {self.token_env} is not set",
+                                CREDENTIALS, acted=False)
             return token
         if self.token_file:
             where = f"hook {self.name}: token_file {printable(self.token_file, 200)}"
             try:
                 token = read_capped(self.token_file, TOKEN_MAX, "the token file").decode("utf-8").strip()
             except FileNotFoundError:
-                raise HookError(f"{where}: no such file") from None
+                raise HookError(f"{where}: no such file", CREDENTIALS, acted=False) from None
             except (InputError, OSError):
-                raise HookError(f"{where}: cannot be read as a file of at most {TOKEN_MAX // KiB} KiB") from None
+                raise HookError(f"{where}: cannot be read as a file of at most {TOKEN_MAX // KiB} KiB",
+                                CREDENTIALS, acted=False) from None
             except UnicodeDecodeError:
-                raise HookError(f"{where}: not UTF-8 text") from None
+                raise HookError(f"{where}: not UTF-8 text", CREDENTIALS, acted=False) from None
             if not token or any(c in token for c in "\r\n\0"):
-                raise HookError(f"{where}: must hold one line, the token")
+                raise HookError(f"{where}: must hold one line, the token", CREDENTIALS, acted=False)
             return token
         return None
 
@@ -206,11 +251,15 @@ class Hook:
             try:
                 result = subprocess.run(self.command, env=env, capture_output=True, text=True,
                                         timeout=self.timeout_s, stdin=subprocess.DEVNULL)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise HookError(f"hook {self.name} ({self.command[0]}) did not run: {type(exc).__name__}") from None
+            except OSError as exc:          # no such program, not executable: the plan names it
+                raise HookError(f"hook {self.name} ({self.command[0]}) did not run: {type(exc).__name__}",
+                                PLAN, acted=False) from None
+            except subprocess.TimeoutExpired:
+                raise HookError(f"hook {self.name} ({self.command[0]}) did not finish within "
+                                f"{self.timeout_s:g} s", UNREACHABLE) from None
             if result.returncode != 0:
                 raise HookError(f"hook {self.name} exited {result.returncode}: "
-                                f"{scrub(result.stderr.strip()[-300:])}")
+                                f"{scrub(result.stderr.strip()[-300:])}", REFUSED)
             try:
                 return json.loads(result.stdout) if result.stdout.strip() else None
             except ValueError:
@@ -224,9 +273,10 @@ class Hook:
             response = requests.request(self.method, self.url, headers=headers, timeout=self.timeout_s, **body)
         except requests.RequestException as exc:
             raise HookError(f"hook {self.name} ({self.method} {public_url(self.url or '')}) failed: "
-                            f"{type(exc).__name__}") from None
+                            f"{type(exc).__name__}", *_request_failure(exc)) from None
         if response.status_code >= 400:
-            raise HookError(f"hook {self.name} answered {response.status_code}: {scrub(response.text[:300])}")
+            raise HookError(f"hook {self.name} answered {response.status_code}: {scrub(response.text[:300])}",
+                            *_http_kind(response.status_code))
         try:
             return response.json()
         except ValueError:

@@ -149,6 +149,7 @@ def gates_summary(results: dict[str, Any]) -> dict[str, Any]:
 
 
 SCENARIO_FIGURES = ("rto_seconds", "rpo_seconds", "lost_writes", "duplicated_writes", "availability")
+NOT_RUN = "not_run"     # the verdict of a drill line (or scenario) that could not act: no verdict at all
 
 
 def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None,
@@ -156,8 +157,11 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
     """What the log keeps of a drill: enough for the matrix, the history and "since last run"
     without its output folder, plus the digest of that folder's manifest."""
     results = result.to_json()
+    # a run that could not act (harness.faults.refused): "not_run" with its cause, never a verdict
+    not_run = results.get("not_run") or None
+    skipped = set((not_run or {}).get("scenarios") or ())
     scenarios = [{"feature": s.get("feature"), "matrix_row": (s.get("matrix_row") or {}).get("number"),
-                  "verdict": verdict_text(s.get("verdict")),
+                  "verdict": NOT_RUN if s.get("name") in skipped else verdict_text(s.get("verdict")),
                   **{k: (s.get("measurements") or {}).get(k) for k in SCENARIO_FIGURES}}
                  for s in results.get("scenarios") or ()]
     record = {
@@ -170,7 +174,7 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
         "correlation_id": results.get("correlation_id"),
         "started_at": results.get("started_at"),
         "finished_at": results.get("finished_at"),
-        "verdict": verdict_text(results.get("verdict")),
+        "verdict": NOT_RUN if not_run else verdict_text(results.get("verdict")),
         "gates": gates_summary(results),
         "scenarios": scenarios,
         "report": os.fspath(report_path) if report_path is not None else None,
@@ -190,6 +194,8 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
                                                     "gates")} for w in results["waivers"]]
     if results.get("dry_run"):
         record["dry_run"] = True
+    if not_run:
+        record["not_run"] = f"not run: {not_run.get('cause')}"
     return record
 
 

@@ -41,6 +41,9 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+NOT_RUN = "not_run"   # a run (or scenario) that could not act (harness.faults.refused): not a drill verdict
+
+
 def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{domain: [{at, drill, verdict, rto_seconds, rpo_seconds, class}]}: each drill's outcome per
     domain it covered (a scenario's matrix row names its domain; else the plan's HA domain), with
@@ -56,7 +59,7 @@ def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
         per: dict[str, dict[str, Any]] = {}
         for scenario in entry.get("scenarios") or ():
             domain = ROW_DOMAIN.get(scenario.get("matrix_row")) or (own if own in DOMAINS else None)
-            if domain is None:
+            if domain is None or scenario.get("verdict") == NOT_RUN:    # could not act: no verdict
                 continue
             run = per.setdefault(domain, {"verdict": None, "rto_seconds": None, "rpo_seconds": None})
             run["verdict"] = _worst(run["verdict"], verdict_text(scenario.get("verdict")))
@@ -64,7 +67,7 @@ def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
                 value = _number(scenario.get(key))
                 if value is not None:
                     run[key] = value if run[key] is None else max(run[key], value)
-        if own in DOMAINS and own not in per:
+        if own in DOMAINS and own not in per and entry.get("verdict") != NOT_RUN:
             per[own] = {"verdict": verdict_text(entry.get("verdict")), "rto_seconds": None, "rpo_seconds": None}
         for domain, run in per.items():
             found[domain].append({"at": at, "drill": entry.get("drill"), **run, "class": class_of(entry)})
@@ -109,7 +112,8 @@ def history(entries: list[dict[str, Any]], skipped: int, now: dt.datetime,
             "quarters": list(quarters.values()),
             "points": [{**r, "at": r["at"].isoformat()} for r in runs],
         })
-    all_runs = [e for e in entries if e.get("kind", "drill") == "drill" and not e.get("dry_run")]
+    all_runs = [e for e in entries if e.get("kind", "drill") == "drill" and not e.get("dry_run")
+                and e.get("verdict") != NOT_RUN]
     passed = sum(verdict_text(e.get("verdict")) == "pass" for e in all_runs)
     classes = {c: sum(class_of(e) == c for e in all_runs) for c in (*CLASSES, UNKNOWN)}
     return {"generated_at": now.isoformat(timespec="seconds"), "stale_after_days": stale_days,

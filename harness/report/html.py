@@ -270,6 +270,7 @@ def report_view(result: DrillResult) -> dict[str, Any]:
         "verdict": verdict,
         "verdict_words": VERDICT_WORDS[verdict],
         "dry_run": bool(results.get("dry_run")),
+        "not_run": results.get("not_run") or None,
         "target_rows": [
             {"key": k, "target": v, **floor_view(k, v, results),
              "measured": [(s.get("measurements") or {}).get(k, NOT_MEASURED) for s in results.get("scenarios") or ()]}

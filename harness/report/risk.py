@@ -145,7 +145,7 @@ def first_sentence(text: Any, limit: int = 160) -> str:
 def past_misses(previous: Iterable[dict[str, Any]], drill: str) -> tuple[dict[str, int], int]:
     """({"scenario/gate": times missed}, runs counted) over the drill's last HISTORY_RUNS verified runs."""
     runs = [e for e in previous if e.get("kind", "drill") == "drill" and e.get("drill") == drill
-            and not e.get("dry_run")][-HISTORY_RUNS:]
+            and not e.get("dry_run") and e.get("verdict") != "not_run"][-HISTORY_RUNS:]
     counts: dict[str, int] = {}
     for entry in runs:
         for gate_id in set((entry.get("gates") or {}).get("not_passed") or ()):

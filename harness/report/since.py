@@ -9,6 +9,9 @@ from typing import Any, Iterable
 from harness.matrix import ROWS
 
 
+NOT_RUN = "not_run"   # a run (or scenario) that could not act (harness.faults.refused): no previous verdict
+
+
 def _drills(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if e.get("kind", "drill") == "drill" and not e.get("dry_run")]
 
@@ -50,7 +53,8 @@ def since_last_run(results: dict[str, Any], previous: Iterable[dict[str, Any]]) 
             continue
         before, before_scenario = None, None
         for entry in reversed(drills):
-            match = [s for s in entry.get("scenarios") or () if s.get("matrix_row") == number]
+            match = [s for s in entry.get("scenarios") or () if s.get("matrix_row") == number
+                     and s.get("verdict") != NOT_RUN]
             if match:
                 before, before_scenario = entry, match[0]
                 break
@@ -59,7 +63,8 @@ def since_last_run(results: dict[str, Any], previous: Iterable[dict[str, Any]]) 
                      "now": _figures(scenario), **_previous(before, before_scenario, results)})
     domain = results.get("ha_domain")
     if domain:
-        before = next((e for e in reversed(drills) if e.get("ha_domain") == domain), None)
+        before = next((e for e in reversed(drills) if e.get("ha_domain") == domain
+                       and e.get("verdict") != NOT_RUN), None)
         rows.append({"subject": f"HA domain {domain}", "matrix_row": None,
                      "now": {"verdict": results.get("verdict")}, **_previous(before, before, results)})
     return rows

@@ -70,6 +70,13 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
     return None
 
 
+def refused_before_start(plan: Plan, confirm: str | None = None) -> str | None:
+    """What `drill run` would refuse before its lab starts (preflight: --confirm, capabilities,
+    blast radius), known without starting anything: `drill validate` says it too, so that a plan
+    it calls valid is never refused by run."""
+    return preflight(plan, make_lab(plan, confirmed=confirm == plan.drill), confirm)
+
+
 def _keys_that_give(plan: Plan, lab: Any, have: frozenset[str]) -> list[str]:
     """The plan keys that would give the lab what the selected steps lack (a provider configured
     by its plan, the external one, says which); [] when no key can."""
@@ -141,8 +148,24 @@ def run_plan(plan: Plan, lab: Any, verbose: bool = False, progress=None) -> Dril
 
 
 def exit_code(result: DrillResult) -> int:
-    """0 pass, 1 a gate failed, 3 a gate unknown and none failed."""
+    """0 pass, 1 a gate failed, 3 a gate unknown and none failed; a run that could not act
+    (result.not_run: a fault the target or a hook refused) 2 (the plan's credentials or keys) or 4
+    (unreachable), whatever its other scenarios found: it is no verdict about the deployment."""
+    if result.not_run:
+        return int(result.not_run.get("exit_code") or exits.UNREACHABLE)
     return {Verdict.PASS: exits.PASS, Verdict.FAIL: exits.FAIL}.get(result.verdict, exits.UNKNOWN)
+
+
+NOT_RUN_FIX = {exits.INVALID: "fix the plan's credentials, keys or hook URLs and run it again",
+               exits.UNREACHABLE: "the target or a hook could not be reached or refused the action; "
+                                  "run it again once it answers"}
+
+
+def not_run_line(result: DrillResult) -> str:
+    """What a run that could not act says last, in place of a verdict."""
+    code = exit_code(result)
+    return (f"NOT RUN: nothing was judged about the deployment (exit {code}: {NOT_RUN_FIX.get(code, '')}); "
+            f"{result.not_run.get('cause')}")
 
 
 def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Any | None = None,
@@ -181,7 +204,11 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Any | N
         if own_lab:
             rec.progress("lab", "taking the lab down")
             lab.down()
+    not_run = set((result.not_run or {}).get("scenarios") or ())
     for s in result.scenarios:
+        if s.name in not_run:       # the fault never happened: no figure, no gate, no heal to claim
+            log(f"drill: scenario '{s.name}': NOT RUN (no gate judged, nothing measured)", file=sys.stderr)
+            continue
         m = s.measurements
         passed = sum(g.verdict is Verdict.PASS for g in s.gates)
         figures = f"{passed} of {len(s.gates)} gates passed"
@@ -197,6 +224,7 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Any | N
                     f"threshold {show(g.threshold)}) {g.detail}".rstrip(), file=sys.stderr)
         if s.error:
             log(f"drill:   {s.error}", file=sys.stderr)
-    log(f"drill: verdict {result.verdict.value.upper()}", file=sys.stderr)
+    log(f"drill: {not_run_line(result)}" if result.not_run else f"drill: verdict {result.verdict.value.upper()}",
+        file=sys.stderr)
     log(str(paths["html"]))
     return exit_code(result), result

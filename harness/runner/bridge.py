@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ..faults.refused import FaultNotInjected
 from ..lab import reaper
 from .common import finish
 from .scenario import DrillRun, Scenario
@@ -74,6 +75,9 @@ class DrillPlugin:
         self.run.current.steps_done += 1
 
     def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception):
+        if isinstance(exception, FaultNotInjected):     # could not act: not a failure of the system
+            self.run.current.error = f"not run: step '{step.keyword} {step.name}': {exception}"
+            return
         self.run.current.error = f"step '{step.keyword} {step.name}' failed: {type(exception).__name__}: {exception}"
 
     def pytest_bdd_after_scenario(self, request, feature, scenario):

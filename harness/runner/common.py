@@ -230,6 +230,9 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
         scn.error = scn.error or "interrupted"
         scn.finished_at = utc_now()
         return
+    if scn.not_run is not None:
+        finish_not_run(scn)
+        return
     injected = bool(scn.journal.entries)
     if injected and not scn.aborted:
         steady_state(scn, "after")
@@ -255,6 +258,21 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
         scn.expect(CorrelationIdsRecorded())
     standard_rules(scn)
     scn.gates = evaluate_gates(scn.checks, scn.recorder.history())
+    scn.finished_at = utc_now()
+
+
+def finish_not_run(scn: Scenario) -> None:
+    """The end of a scenario that could not act (a fault the target or a hook refused, or could not
+    reach: harness.faults.refused): no gate is judged and no figure measured, for the fault never
+    happened. When an earlier fault of it was injected, or the refused call may have acted anyway (a
+    timeout, a 5xx), the steady state is checked again, for the record only."""
+    cause = scn.not_run
+    scn.error = scn.error or f"not run: {cause}"
+    if (scn.journal.injected() or cause.acted) and not scn.aborted:
+        steady_state(scn, "after")
+    scn.observe(f"Not run: {cause}. No gate was judged and nothing was measured: the fault never "
+                f"happened, so this scenario says nothing about the deployment.")
+    scn.checks, scn.gates = [], []
     scn.finished_at = utc_now()
 
 

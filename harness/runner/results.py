@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from .. import __version__, measure
+from ..faults.refused import worst_exit
 from ..gates.availability import error_budget
 from ..matrix import row_of
 from ..measure.accounting import NoFinalRead
@@ -73,7 +74,12 @@ def scenario_result(scn: Scenario, target: float = AVAILABILITY_TARGET) -> Scena
     history = scn.recorder.history()
     times = [o.t_invoke for o in history.ops] + [e.t for e in history.events]
     t0 = min(times) if times else 0.0
-    measurements, phases, lost = figures(scn, history, target)
+    if scn.not_run is not None:     # the fault never happened: nothing of it is measured
+        measurements, phases, lost = {}, {}, []
+        for key in ("rto_seconds", "rpo_seconds", "lost_writes"):
+            scn.not_applicable[key] = f"not measured: not run ({scn.not_run.cause})"
+    else:
+        measurements, phases, lost = figures(scn, history, target)
     for gate in scn.gates:    # a target a checker measured (backup_rpo_seconds): shown beside its target
         if gate.id.endswith("_seconds") and gate.id not in measurements and isinstance(gate.measured, (int, float)):
             measurements[gate.id] = gate.measured
@@ -119,10 +125,16 @@ def drill_result(plan: Plan, run: DrillRun, lab: Any, dry_run: bool = False) -> 
     target = plan.targets.get("availability", AVAILABILITY_TARGET)
     scenarios = [scenario_result(s, target) for s in run.scenarios]
     verdict = Verdict.worst(s.verdict for s in scenarios) if scenarios else Verdict.UNKNOWN
+    refused = [s for s in run.scenarios if s.not_run is not None]
+    not_run = None if not refused else {
+        "cause": "; ".join(f"{s.name}: {s.not_run}" for s in refused),
+        "exit_code": worst_exit(s.not_run.exit_code for s in refused),
+        "scenarios": [s.name for s in refused]}
     return DrillResult(
         drill=plan.drill, title=plan.title, ha_domain=plan.ha_domain, plan=str(plan.path),
         correlation_id=run.correlation_id, started_at=run.started_at, finished_at=run.finished_at,
         spec_floors=floors_of(plan.targets, plan.tier), waivers=waivers_json(run.waivers, scenarios),
         verdict=verdict, targets=dict(plan.targets), schedule=plan.schedule, environment=plain(environment(lab)),
         scenarios=scenarios, correlation_ids=[run.correlation_id] + [c for s in scenarios for c in s.correlation_ids],
-        note=None if scenarios else "no scenario matched the plan: nothing was proven", dry_run=dry_run)
+        note=None if scenarios else "no scenario matched the plan: nothing was proven", dry_run=dry_run,
+        not_run=not_run)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..faults import FaultJournal
+from ..faults.refused import FaultNotInjected
 from ..gates import Gate
 from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, Outcome, Verdict
 from ..progress import Progress
@@ -73,6 +74,7 @@ class Scenario:
     workload: Workload | None = None
     published: dict[str, list[dict]] = field(default_factory=dict)   # platform -> [{intent_id, key}]
     notes: dict[str, Any] = field(default_factory=dict)              # what one step tells a later one
+    not_run: FaultNotInjected | None = None     # a fault the target or a hook refused: no verdict
 
     def __post_init__(self) -> None:
         self.journal = FaultJournal(self.drill.lab, lambda kind, name, **d: self.event(kind, name, JOURNAL, **d))
@@ -112,7 +114,12 @@ class Scenario:
         """Inject (the journal records "inject" first: RTO counts from it), then mark the moment the
         fault was in place ("in_place", a harness marker): an operation invoked before it may have
         got in ahead of the harm, and does not count as recovery (measure.recovery.rto)."""
-        fault = self.journal.inject(spec, label)
+        try:
+            fault = self.journal.inject(spec, label)
+        except FaultNotInjected as exc:
+            # the scenario could not act: said as such, never judged (harness.faults.refused)
+            self.not_run = self.not_run or exc
+            raise
         self.event("in_place", label)
         return fault
 
@@ -141,7 +148,10 @@ class Scenario:
 
     @property
     def verdict(self) -> Verdict:
-        """Worst gate; a scenario that did not run every step can fail but never pass."""
+        """Worst gate; a scenario that did not run every step can fail but never pass; one that could
+        not act (not_run) has no gate judged: unknown."""
+        if self.not_run is not None:
+            return Verdict.UNKNOWN
         worst = Verdict.worst(g.verdict for g in self.gates)
         incomplete = self.error is not None or self.steps_done < self.steps_total
         if incomplete and worst.rank < Verdict.UNKNOWN.rank:    # pass or waived
