@@ -99,6 +99,7 @@ def run_summary(result: Any, out_dir: Path, code: int) -> dict[str, Any]:
             "correlation_id": result.correlation_id, "out_dir": str(out_dir),
             "report": str(out_dir / "report.html"), "environment_class": result.environment_class,
             "residual_risk": (result.risk or {}).get("residual"), "gates": gates_summary(results),
+            "not_run": results.get("not_run"),      # a run that could not act: its cause, no verdict
             "scenarios": [{"name": s.name, "verdict": s.verdict.value, "matrix_row": (s.matrix_row or {}).get("number"),
                            **{k: s.measurements.get(k) for k in ("rto_seconds", "rpo_seconds", "lost_writes")}}
                           for s in result.scenarios]}

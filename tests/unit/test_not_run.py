@@ -209,6 +209,10 @@ def test_its_cab_line_says_not_run_and_the_summary_prints_no_measurement(runbook
     assert record["scenarios"][0]["rpo_seconds"] is None and record["scenarios"][0]["lost_writes"] is None
     line = not_run_line(result)
     assert line.startswith("NOT RUN") and "exit 2" in line and "RPO" not in line
+    from harness.report.cli import run_summary
+
+    summary = run_summary(result, tmp_path, 2)          # drill run --json
+    assert summary["not_run"]["exit_code"] == 2 and "answered 401" in summary["not_run"]["cause"]
 
 
 def line(verdict: str, finished: str, scenario_verdict: str | None = None, **more) -> dict:
