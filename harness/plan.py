@@ -25,7 +25,7 @@ KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "sch
               "description", "blackout", "owner", "operator", "approver", "change_ticket", "window",
               "environment"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability",
-                 "event_count_growth"}
+                 "event_count_growth", "detection_seconds"}
 KNOWN_KEYS.add("waivers")          # targets looser than the spec's floors (harness.spec_floors)
 KNOWN_KEYS.add("hold_real_time")   # time rules (15 min, 24 h) may hold the fault in real time: no clock control
 KNOWN_LAB = {"provider", "replication", "images"}
@@ -45,7 +45,7 @@ MAX_PATH_SHOWN = 160          # characters of a path named in a message
 DAY = 86400.0
 # the largest value of each target: a finite, reasonable number (a year of seconds; a billion writes)
 TARGET_MAX = {"rto_seconds": 365 * DAY, "rpo_seconds": 365 * DAY, "backup_rpo_seconds": 365 * DAY,
-              "lost_writes": 1e9, "availability": 1.0, "event_count_growth": 1e9}
+              "lost_writes": 1e9, "availability": 1.0, "event_count_growth": 1e9, "detection_seconds": 365 * DAY}
 
 
 class PlanError(ValueError):

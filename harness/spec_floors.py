@@ -83,6 +83,10 @@ SPEC_FLOORS: dict[str, Floor] = dict([
          "spec 1, Availability Targets: database RPO <= 24h (targeting <= 1h for tier-1 apps)", tier1=3600.0),
     _row("availability", 0.999, AT_LEAST, "ratio",
          "spec 1, Availability Targets: 99.9% availability measured at 5-minute granularity per region"),
+    # the spec states no detection time; its CAB manual pause "if >15 min" of a degraded platform
+    # needs the degradation detected by then, so no allowance may be longer
+    _row("detection_seconds", 900.0, AT_MOST, "s",
+         "spec 2, Intune Graph row: CAB manual pause if >15 min (a degradation must be detected by then)"),
     # judged today with the number the feature's step states (not a plan target yet)
     _row("failback_lag_seconds", 5.0, AT_MOST, "s", "spec 2, Database row: TransactionLag <= 5s before failback",
          plan_target=False),

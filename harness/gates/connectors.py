@@ -10,6 +10,7 @@ from harness.measure.platforms import applied, arrivals, backoff, cp_time, reque
 from harness.model import GateResult, History, Op
 
 REPORT_DELAY_S = 1.0     # a connector's report reaches the Control Plane this long after the platform answered
+DETECTION_SECONDS = 60.0  # the plan's default detection allowance (targets.detection_seconds)
 
 
 def _promotions(history: History, platform: str) -> list[Op]:
@@ -170,30 +171,61 @@ class AssignmentFails(Gate):
 @register
 class PromotionRefused(Gate):
     """While the platform's fault lasts, a ring promotion of one of its intents is refused by the
-    named gate (503, gate in the answer)."""
+    named gate (503, gate in the answer). The judged window starts at the fault's injection plus the
+    plan's detection allowance (targets.detection_seconds, 60 s by default), or as soon as the
+    Control Plane recorded the platform degraded (PlatformDegraded, read from its store) if that
+    came first, and lasts until the platform's heal: a promotion invoked in it and accepted, or
+    refused by another gate, fails. A Control Plane that never notices the fault is judged all the
+    same once the allowance has passed. Detection latency (the injection to the first
+    PlatformDegraded) is measured and reported (figures: detection_seconds)."""
 
     judges = "system"
 
-    def __init__(self, platform: str, gate_name: str, gate_id: str | None = None):
-        self.platform, self.gate_name = platform, gate_name
+    def __init__(self, platform: str, gate_name: str, gate_id: str | None = None,
+                 detection_s: float = DETECTION_SECONDS):
+        self.platform, self.gate_name, self.detection_s = platform, gate_name, detection_s
         self.id = gate_id or f"promotion_refused_{platform}"
-        self.threshold = f"503, gate {gate_name}"
-        self.description = (f"Ring promotion on {platform} refused by the gate {gate_name} while it fails (from "
-                            f"the moment the Control Plane recorded it degraded until its recovery)")
+        self.threshold = (f"503, gate {gate_name}, from {detection_s:g} s after the injection (or once the Control "
+                          f"Plane recorded it degraded) until the heal")
+        self.description = (f"Ring promotion on {platform} refused by the gate {gate_name} while it fails (from the "
+                            f"injection plus a detection allowance of {detection_s:g} s, or the Control Plane's "
+                            f"record of it degraded if earlier, until its recovery)")
+
+    def detection(self, history: History, start: float) -> float | None:
+        """Seconds from the injection to the first PlatformDegraded the harness read; None: not read."""
+        degraded = _events_read(history, "PlatformDegraded", self.platform, after=start)
+        return min(_event_t(history, e) for e in degraded) - start if degraded else None
+
+    def figures(self, history: History) -> dict:
+        start = _injected(history, self.platform)
+        detected = None if start is None else self.detection(history, start)
+        return {} if start is None else {"detection_seconds": None if detected is None else round(max(detected, 0.0), 3)}
 
     def evaluate(self, history: History) -> GateResult:
         start, end = _injected(history, self.platform), _healed(history, self.platform)
         if start is None:
             return self.unknown(f"no fault on {self.platform}")
-        degraded = _events_read(history, "PlatformDegraded", self.platform, after=start)
-        if not degraded:
-            return self.unknown(f"the Control Plane's record of {self.platform} degraded was not read")
-        known = min(_event_t(history, e) for e in degraded)   # from then on the Control Plane knew
-        ops = [o for o in _promotions(history, self.platform) if o.t_invoke >= known and (end is None or o.done <= end)]
+        detected = self.detection(history, start)
+        offset = self.detection_s if detected is None else min(self.detection_s, max(detected, 0.0))
+        judged_from = start + offset
+        measured = {"detection_s": None if detected is None else round(max(detected, 0.0), 3),
+                    "judged_from_s": round(offset, 3)}
+        ops = [o for o in _promotions(history, self.platform)
+               if o.t_invoke >= judged_from and (end is None or o.done <= end)]
+        why = ("the Control Plane recorded it degraded" if detected is not None and detected < self.detection_s
+               else f"the detection allowance of {self.detection_s:g} s"
+               + (" (it never recorded it degraded)" if detected is None else
+                  f" (it recorded it degraded only after {detected:.1f} s)"))
         if not ops:
-            return self.unknown(f"no {self.platform} promotion attempted while it failed")
+            return self.unknown(f"no {self.platform} promotion attempted from {offset:.1f} s after the injection "
+                                f"({why}) until the heal", measured)
         wrong = [o for o in ops if o.status != 503 or o.detail.get("gate") != self.gate_name]
-        return self.judge(not wrong, {"answers": sorted({answer(o) for o in ops})})
+        measured["answers"] = sorted({answer(o) for o in ops})
+        detail = f"judged from {offset:.1f} s after the injection: {why}"
+        if wrong:
+            detail += "; " + "; ".join(f"promotion {o.value} at +{o.t_invoke - start:.1f} s: "
+                                       f"{'accepted' if o.ok else answer(o)}" for o in wrong[:3])
+        return self.judge(not wrong, measured, detail)
 
 
 @register

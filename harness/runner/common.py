@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from ..gates import evaluate_gates
+from ..gates.base import gate_figures
 from ..gates.availability import AvailabilityBudget
 from ..gates.eventstore import CorrelationIdsRecorded
 from ..gates.steady import FaultsHealed, SteadyState
@@ -258,6 +259,8 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
         scn.expect(CorrelationIdsRecorded())
     standard_rules(scn)
     scn.gates = evaluate_gates(scn.checks, scn.recorder.history())
+    # figures a checker measures beside its verdict (e.g. detection_seconds): scenario measurements
+    scn.notes.setdefault("figures", {}).update(gate_figures(scn.checks, scn.recorder.history()))
     scn.finished_at = utc_now()
 
 

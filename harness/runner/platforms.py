@@ -9,11 +9,13 @@ import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..gates.connectors import (AppliedExactlyOnce, AssignmentFails, CabManualPause, CabNotified,
-                                CabPauseHoldsUntilLifted, ConnectorBackoff, ConnectorsHealthy, DeadLettered,
-                                ManualImportOffered, NoCriticalBacklog, OtherPlatformsContinue, PromotionRefused,
-                                PromotionsResumed, PublishAccepted, QueueDepthAccurate, RequeueConfirmed,
-                                ResumeRequiresLowThrottleCount, SiteOutageRecorded, ThrottleCountAccurate)
+from ..gates.connectors import (DETECTION_SECONDS, AppliedExactlyOnce, AssignmentFails, CabManualPause,
+                                CabNotified, CabPauseHoldsUntilLifted, ConnectorBackoff, ConnectorsHealthy,
+                                DeadLettered, ManualImportOffered, NoCriticalBacklog, OtherPlatformsContinue,
+                                PromotionRefused, PromotionsResumed, PublishAccepted, QueueDepthAccurate,
+                                RequeueConfirmed, ResumeRequiresLowThrottleCount, SiteOutageRecorded,
+                                ThrottleCountAccurate)
+from ..gates.waiver import waivable
 from ..model import FaultSpec
 from ..wait import poll
 from .common import PLATFORMS, applied_counts, platform_log, read_events, start_probes
@@ -55,6 +57,18 @@ def _fault_wall(scn: Scenario, platform: str) -> float | None:
 def _known_degraded(scn: Scenario, platform: str) -> None:
     """Wait until the Control Plane recorded the platform degraded (PlatformDegraded in its store)."""
     poll(lambda: events_about(scn, "PlatformDegraded", platform, look=True), timeout=DEADLINE, interval=0.3)
+
+
+def _degraded_or_allowance(scn: Scenario, platform: str) -> float:
+    """Wait until the Control Plane recorded the platform degraded, or the plan's detection
+    allowance (targets.detection_seconds) after the fault's injection has passed: a promotion is
+    judged from either (the checker is built with the same allowance, and with the spec's floor
+    too when the plan waives it)."""
+    allowance = float(scn.drill.targets.get("detection_seconds", DETECTION_SECONDS))
+    injected = _fault_wall(scn, platform)
+    left = DEADLINE if injected is None else max(0.0, injected + allowance + 1.0 - time.time())
+    poll(lambda: events_about(scn, "PlatformDegraded", platform, look=True), timeout=left, interval=0.3)
+    return allowance
 
 
 # ---- given --------------------------------------------------------------------------------
@@ -232,18 +246,23 @@ def assignments_fail_only_for(scn: Scenario, platform: str) -> None:
 
 
 def promotion_refused(scn: Scenario, platform: str, gate_name: str) -> None:
-    """Once the Control Plane recorded the platform degraded, a promotion is attempted."""
-    _known_degraded(scn, platform)
+    """Once the Control Plane recorded the platform degraded (or the plan's detection allowance
+    passed without it), a promotion is attempted."""
+    _degraded_or_allowance(scn, platform)
     promote(scn, platform)
-    scn.expect(PromotionRefused(platform, gate_name))
+    scn.expect(waivable(scn.drill, "detection_seconds", lambda allowance: PromotionRefused(
+        platform, gate_name, detection_s=DETECTION_SECONDS if allowance is None else allowance)))
 
 
 def promotions_paused(scn: Scenario, platform: str) -> None:
     """PromotionsPaused, shown the only way that counts: once the Control Plane recorded the
-    platform degraded, a promotion attempt refused by that gate."""
-    _known_degraded(scn, platform)
+    platform degraded (or the plan's detection allowance passed without it), a promotion attempt
+    refused by that gate."""
+    _degraded_or_allowance(scn, platform)
     promote(scn, platform)
-    scn.expect(PromotionRefused(platform, "PromotionsPaused", gate_id=f"promotions_paused_{platform}"))
+    scn.expect(waivable(scn.drill, "detection_seconds", lambda allowance: PromotionRefused(
+        platform, "PromotionsPaused", gate_id=f"promotions_paused_{platform}",
+        detection_s=DETECTION_SECONDS if allowance is None else allowance)))
 
 
 def backoff_doubles(scn: Scenario, platform: str) -> None:

@@ -794,6 +794,27 @@ CASES[PromotionRefused] = [
     Case("no fault on the platform",
          PromotionRefused("intune", "PromotionsPaused"),
          promote(H(), 14.0, "intune", ok=False, gate="PromotionsPaused").build(), UNKNOWN),
+    # issue 24: the window starts at the injection plus the plan's detection allowance (60 s by default)
+    Case("the Control Plane never recorded the platform degraded: a promotion accepted after the allowance fails",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(read_events(intune_failing(), 74.0, "PlatformDegraded"), 75.0, "intune")
+         .heal("throttle:intune", 100.0).build(), FAIL, says("the detection allowance of 60 s")),
+    Case("a promotion accepted after the allowance, before the Control Plane's late record, fails",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(read_events(intune_failing(), 95.0, "PlatformDegraded", stored("PlatformDegraded", "intune", 90.0)),
+                 75.0, "intune").heal("throttle:intune", 100.0).build(), FAIL,
+         measured_has(detection_s=80.0, judged_from_s=60.0)),
+    Case("a tighter allowance from the plan (5 s): a promotion accepted 8 s after the injection fails",
+         PromotionRefused("intune", "PromotionsPaused", detection_s=5.0),
+         promote(intune_failing(), 18.0, "intune").heal("throttle:intune", 30.0).build(), FAIL),
+    Case("never recorded degraded, but the promotion after the allowance refused by the gate",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(intune_failing(), 75.0, "intune", ok=False, gate="PromotionsPaused")
+         .heal("throttle:intune", 100.0).build(), PASS, measured_has(detection_s=None)),
+    Case("the detection latency is measured: recorded degraded 2 s after the injection",
+         PromotionRefused("intune", "PromotionsPaused"),
+         promote(degraded_known(intune_failing()), 14.0, "intune", ok=False, gate="PromotionsPaused")
+         .heal("throttle:intune", 30.0).build(), PASS, measured_has(detection_s=2.0, judged_from_s=2.0)),
 ]
 
 BACKOFF = ConnectorBackoff("jamf", ["k1", "k2"], base_s=0.5)

@@ -1,0 +1,88 @@
+"""The plan's numbers reach the checkers through the runner (no constant of the runner stands in
+for them), and a checker's figures reach the scenario's measurements: pure logic, with a stand-in
+scenario and the runner's own step functions."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from harness.gates.connectors import PromotionRefused
+from harness.runner import platforms
+
+
+class Scenario:
+    """What the connector steps ask of a scenario: its drill's targets (and waivers) and the rules it states."""
+
+    def __init__(self, targets: dict, waivers: dict | None = None):
+        self.drill = SimpleNamespace(targets=targets, waivers=waivers or {})
+        self.checks: list = []
+
+    def expect(self, gate):
+        self.checks.append(gate)
+        return gate
+
+
+def test_the_plans_detection_allowance_reaches_promotion_refused_and_a_silent_control_plane_is_judged_after_it(
+        monkeypatch):
+    injected = time.time()
+    promoted: list[float] = []
+    monkeypatch.setattr(platforms, "_fault_wall", lambda scn, platform: injected)
+    monkeypatch.setattr(platforms, "events_about", lambda *a, **k: [])          # never recorded degraded
+    monkeypatch.setattr(platforms, "promote", lambda scn, platform: promoted.append(time.time()))
+    scn = Scenario({"detection_seconds": 1.5})
+    platforms.promotion_refused(scn, "intune", "PromotionsPaused")
+    (gate,) = scn.checks
+    assert isinstance(gate, PromotionRefused) and gate.detection_s == 1.5 and "1.5 s" in gate.threshold
+    assert promoted and promoted[0] >= injected + 1.5          # attempted once the allowance had passed
+
+
+def test_a_promotion_is_attempted_as_soon_as_the_control_plane_recorded_the_platform_degraded(monkeypatch):
+    promoted: list[float] = []
+    monkeypatch.setattr(platforms, "_fault_wall", lambda scn, platform: time.time())
+    monkeypatch.setattr(platforms, "events_about", lambda *a, **k: [{"type": "PlatformDegraded"}])
+    monkeypatch.setattr(platforms, "promote", lambda scn, platform: promoted.append(time.monotonic()))
+    scn = Scenario({})                                            # the plan's default: 60 s
+    started = time.monotonic()
+    platforms.promotions_paused(scn, "jamf")
+    (gate,) = scn.checks
+    assert gate.detection_s == 60.0 and gate.id == "promotions_paused_jamf"
+    assert promoted[0] - started < 10.0                          # not held for the allowance
+
+
+def test_the_detection_latency_is_a_figure_of_the_scenario():
+    from harness.gates.base import gate_figures
+
+    from .cases import degraded_known, intune_failing, promote
+    history = promote(degraded_known(intune_failing()), 14.0, "intune", ok=False, gate="PromotionsPaused").build()
+    assert gate_figures([PromotionRefused("intune", "PromotionsPaused")], history) == {"detection_seconds": 2.0}
+    never = promote(intune_failing(), 75.0, "intune").build()        # never recorded degraded: no latency
+    assert gate_figures([PromotionRefused("intune", "PromotionsPaused")], never) == {"detection_seconds": None}
+
+
+def test_the_plan_knows_detection_seconds_and_refuses_one_looser_than_the_spec_allows():
+    from harness.plan import PlanError, _parse_targets
+
+    def fail(key, message):
+        return PlanError(f"{key}: {message}")
+    assert _parse_targets({"detection_seconds": 30}, None, fail)["detection_seconds"] == 30.0
+    for bad, said in ((-1, "between 0 and"), (901, "at most 900 s (15 min)")):
+        errors: list = []
+        _parse_targets({"detection_seconds": bad}, None, fail, errors.append)
+        assert len(errors) == 1 and str(errors[0]).startswith("targets.detection_seconds") and said in str(errors[0])
+
+
+def test_a_waived_detection_allowance_is_judged_against_the_spec_floor_too(monkeypatch):
+    import datetime as dt
+
+    from harness.gates.waiver import Waived
+    from harness.spec_floors import SPEC_FLOORS, Waiver
+    monkeypatch.setattr(platforms, "_fault_wall", lambda scn, platform: time.time())
+    monkeypatch.setattr(platforms, "events_about", lambda *a, **k: [{"type": "PlatformDegraded"}])
+    monkeypatch.setattr(platforms, "promote", lambda scn, platform: None)
+    waiver = Waiver("detection_seconds", "slow SIEM hop this quarter", "J. Doe", dt.date.today(), 1200.0,
+                    SPEC_FLOORS["detection_seconds"])
+    scn = Scenario({"detection_seconds": 1200.0}, {"detection_seconds": waiver})
+    platforms.promotion_refused(scn, "sccm", "SCCM.SiteHealth")
+    (gate,) = scn.checks
+    assert isinstance(gate, Waived) and (gate.waived.detection_s, gate.spec.detection_s) == (1200.0, 900.0)
