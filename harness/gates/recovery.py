@@ -4,10 +4,9 @@ the failover itself, writes resuming, ApprovalEventCount, TransactionLag before 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 
 from harness import measure
-from harness.gates.base import Gate, Span, fault_span, last_op, register, seconds
+from harness.gates.base import Gate, Span, answer, last_op, register, seconds
 from harness.measure.accounting import NoFinalRead
 from harness.measure.eventstore import _event_counts, audit_needed
 from harness.model import GateResult, History, Outcome, Verdict
@@ -313,58 +312,101 @@ class WritesAfterFailback(Gate):
 
 @register
 class PublishApprovalBlocked(Gate):
-    """While the primary is down (from the kill to the clients' reconnect), approval and publish
-    are refused: 503 naming the cause. Attempts made after the failover finished say nothing; nor
-    do those made once the database served the clients again, whenever the reconnect was observed
-    (an external target's is seen from outside, a poll late): from a write acknowledged after the
-    primary was seen down (the kill, when nothing saw it), or an approval or publish acknowledged
-    after the target was promoted (an outside observer's promote event says how much earlier,
-    `not_before_s`, the promotion may have been). An approval or publish acknowledged when it may
-    have had a primary says nothing either: invoked before the fault was in place, or answered
-    once the target was promoted."""
+    """While the primary is down, approval and publish are refused (503 naming the cause) and no
+    state change is acknowledged. The judged window runs from the moment the kill took effect (the
+    harness's "in_place" marker once the kill returned; else the failover's detect; else the
+    injection) until the promotion was observed (the promote event; an outside observer's says how
+    much earlier, `not_before_s`, it may have been; without one, the clients' reconnect).
+
+    - A write, evidence upload, approval or publish the Control Plane acknowledged inside it fails
+      the gate, named: with no primary and no promoted replica, nothing can have been committed.
+    - Every approval and publish made inside it must be refused (503, the cause); one made inside
+      it and refused so only after it ended (its connect timed out later than a fast failover)
+      counts as a refusal; at least one of each must have been made there, else unknown.
+    - Only an operation whose timing the recorded history cannot place is left out, and counted
+      (measured `not_placed`, named in the detail): one invoked before the kill took effect and
+      answered after, one answered after the promotion may have happened (it may have waited for
+      the database and been committed on the promoted node), one straddling the end otherwise."""
 
     judges = "system"
     id = "publish_approval_blocked"
+    KINDS = ("write", "create_intent", "evidence", "approve", "publish")     # state changes: need the database
 
     def __init__(self, fault: str, cause: str = "database", until: tuple[str, ...] = ("reconnect",)):
         self.fault, self.cause, self.until = fault, cause, until
-        self.threshold = f"503, cause {cause}"
-        self.description = f"Publish/approval APIs block while the primary is down (503, cause '{cause}')"
+        self.threshold = f"503, cause {cause}; nothing acknowledged from the kill to the promotion"
+        self.description = (f"Publish/approval APIs block while the primary is down (503, cause '{cause}'), and no "
+                            f"write or approval is acknowledged between the kill and the promotion")
+
+    def window(self, history: History) -> tuple[Span, float | None] | None:
+        """(from the kill in effect to the promotion observed, or the reconnect; the earliest the
+        promotion may have been), None: never injected."""
+        inject = history.first_event("inject", self.fault)
+        if inject is None:
+            return None
+        placed = history.first_event("in_place", self.fault, after=inject.t) or \
+            history.first_event("detect", after=inject.t)
+        start = placed.t if placed is not None else inject.t
+        promoted = history.first_event("promote", after=inject.t)
+        if promoted is not None:
+            return Span(start, promoted.t), promoted.t - float(promoted.detail.get("not_before_s") or 0.0)
+        ends = [e.t for e in history.events if e.t >= inject.t and e.kind in self.until]
+        end = min(ends) if ends else None
+        return Span(start, end), end
 
     def evaluate(self, history: History) -> GateResult:
-        span = fault_span(history, self.fault, self.until)
-        if span is None:
+        found = self.window(history)
+        if found is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        promoted = history.first_event("promote", after=span.start)
-        # an outside observer sees the promotion a poll late, and says how early it may have been
-        promoted_at = None if promoted is None else promoted.t - float(promoted.detail.get("not_before_s") or 0.0)
-        # a write the dying primary still took (a container kill takes effect a moment after the
-        # journal records it) says nothing: only one invoked once the primary was seen down counts
-        detected = history.first_event("detect", after=span.start)
-        since = detected.t if detected is not None else span.start
-        served = [o.t_invoke for o in history.ops if o.ok and o.t_invoke >= since
-                  and (o.kind == "write" or (o.kind in ("approve", "publish") and promoted_at is not None
-                                             and o.t_invoke >= promoted_at))]
-        if served and (span.end is None or min(served) < span.end):
-            span = Span(span.start, min(served))
-        # an approval or publish whose commit the dying primary took in, before it was seen down,
-        # and could not confirm (504, outcome unknown: the clients count it indeterminate) was no
-        # refusal and no acknowledgement: it says nothing
-        silent = {o.id for o in history.ops if o.kind in ("approve", "publish") and o.outcome is Outcome.INFO
-                  and o.t_invoke < since}
-        # nor does one acknowledged when it may have had a primary: invoked before the fault was in
-        # place (the journal records the injection before it acts: a runbook's kill takes a moment),
-        # or answered once the target was promoted (it waited for the database and was committed there)
-        in_place = history.first_event("in_place", self.fault, after=span.start)
-        placed = in_place.t if in_place is not None else span.start
-        silent |= {o.id for o in history.ops if o.kind in ("approve", "publish") and o.ok and (
-            o.t_invoke < placed or (promoted_at is not None and o.done >= promoted_at))}
-        judged = replace(history, ops=tuple(o for o in history.ops if o.id not in silent)) if silent else history
-        # an attempt made while the primary was down and refused (503, the cause) only after the
-        # failover finished (its connect timed out later than a fast failover) is a refusal all
-        # the same; any other late answer says nothing
-        return refused_in(self, judged, span, ("approve", "publish"), status=503, late_refusals=True,
-                          cause=self.cause)
+        span, earliest = found
+        inject = history.first_event("inject", self.fault)
+
+        def at(t: float) -> str:
+            return f"+{t - inject.t:.2f} s"
+
+        def ref(o) -> str:
+            found = o.value if o.value is not None else o.detail.get("intent_id")
+            return "" if found is None else f" {found}"
+
+        def named(o) -> str:
+            return f"{o.kind}{ref(o)}"
+
+        def refused(o) -> bool:
+            return not o.ok and o.status == 503 and o.detail.get("cause") == self.cause
+        judged, not_placed, acknowledged = [], [], []
+        for o in sorted(history.ops_of(*self.KINDS), key=lambda o: o.t_invoke):
+            began_inside = span.contains(o.t_invoke)
+            if o.t_complete is not None and o.done < span.start or span.end is not None and o.t_invoke > span.end:
+                continue                                            # wholly outside the outage
+            if not began_inside:                                     # invoked before the kill took effect
+                not_placed.append(o)
+            elif o.ok and earliest is not None and o.done > earliest:
+                not_placed.append(o)                                 # may have been committed once promoted
+            elif span.end is not None and o.done > span.end and not (o.kind in ("approve", "publish") and refused(o)):
+                not_placed.append(o)                                 # answered otherwise once it was over
+            else:
+                judged.append(o)
+                if o.ok:
+                    acknowledged.append(o)
+        blocked = [o for o in judged if o.kind in ("approve", "publish")]
+        measured: dict = {o.kind: answer(o) for o in blocked}
+        measured["acknowledged"] = [named(o) for o in acknowledged][:10]
+        measured["not_placed"] = len(not_placed)
+        left_out = (f"; {len(not_placed)} operation(s) whose timing the history cannot place left out: "
+                    + ", ".join(f"{named(o)} ({at(o.t_invoke)} to {at(o.done)})" for o in not_placed[:5])
+                    if not_placed else "")
+        wrong = [o for o in blocked if not refused(o)]
+        if acknowledged or wrong:
+            said = [f"{o.kind} {answer(o)} acknowledged at {at(o.done)}, before the promotion"
+                    + (f" ({ref(o).strip()})" if ref(o) else "") for o in acknowledged[:5]]
+            said += [f"{o.kind} {answer(o)}" for o in wrong if not o.ok][:5]
+            return self.result(Verdict.FAIL, measured, "; ".join(said) + left_out)
+        missing = [k for k in ("approve", "publish") if not any(o.kind == k for o in blocked)]
+        if missing:
+            return self.unknown(f"no {' or '.join(missing)} attempted while the primary was down "
+                                f"({'it ended first' if span.end is not None else 'none recorded'})" + left_out,
+                                measured)
+        return self.result(Verdict.PASS, measured, f"{len(blocked)} attempt(s) refused, none acknowledged" + left_out)
 
 
 def refused_in(gate: Gate, history: History, span: Span, kinds: tuple[str, ...], status: int | None = 503,

@@ -382,10 +382,11 @@ CASES[PublishApprovalBlocked] = [
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("publish", 19.9, status=200, done=20.5)
          .failover("reconnect", 20.0).build(), PASS),
-    Case("a publish after a write was acknowledged again, before the reconnect was observed, is not judged",
+    Case("a publish after a write was acknowledged again, once the promotion was observed, is not judged",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
-         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).op("write", 15.0, value="k9", status=201)
-         .op("publish", 16.0, status=200).failover("reconnect", 20.0).build(), PASS),
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.5)
+         .op("write", 15.0, value="k9", status=201).op("publish", 16.0, status=200).failover("reconnect", 20.0)
+         .build(), PASS),
     Case("a write the dying primary still took, before it was seen down, does not end the outage",
          PublishApprovalBlocked(KILL), killed().op("write", 10.1, value="k8", status=201).failover("detect", 10.5)
          .op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
@@ -399,10 +400,11 @@ CASES[PublishApprovalBlocked] = [
          .op("approve", 11.0, ok=None, status=504, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("reconnect", 20.0).build(),
          FAIL, says("approve 504")),
-    Case("after the primary was seen down, an acknowledged write ends the outage for the gate",
+    # issue 24: an acknowledgement between the kill in effect and the promotion no longer ends the outage: it fails
+    Case("after the primary was seen down, an acknowledged write and approval fail, named",
          PublishApprovalBlocked(KILL), killed().failover("detect", 10.5).op("write", 10.8, value="k8", status=201)
          .op("approve", 11.0, status=200).op("publish", 12.0, status=200).failover("reconnect", 20.0).build(),
-         UNKNOWN),
+         FAIL, says("write 201 acknowledged at +0.90 s, before the promotion (k8)")),
     Case("an approval accepted once the target was promoted ends the outage for the gate",
          PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
          .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
@@ -449,6 +451,23 @@ CASES[PublishApprovalBlocked] = [
          .op("publish", 22.0, status=200).build(), UNKNOWN, says("ended first")),
     Case("no inject event",
          PublishApprovalBlocked(KILL), H().op("publish", 12.0, status=200).build(), UNKNOWN),
+    Case("a write acknowledged once the kill was in place, before the promotion, fails though both were refused",
+         PublishApprovalBlocked(KILL), killed().event("in_place", KILL, 10.05)
+         .op("approve", 11.0, ok=False, status=503, detail=DB_DOWN).op("write", 11.5, value="k9", status=201)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0)
+         .failover("reconnect", 20.0).build(), FAIL, measured_has(acknowledged=["write k9"], not_placed=0)),
+    Case("an evidence upload acknowledged while the primary was down fails",
+         PublishApprovalBlocked(KILL), killed().op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("evidence", 11.5, value="k9", status=201, detail={"intent_id": 3})
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN).failover("promote", 14.0).build(),
+         FAIL, says("evidence 201")),
+    Case("operations the history cannot place are left out, and counted",
+         PublishApprovalBlocked(KILL), killed().op("write", 9.95, value="k7", status=201, done=10.2)  # across the kill
+         .event("in_place", KILL, 10.05).op("approve", 11.0, ok=False, status=503, detail=DB_DOWN)
+         .op("publish", 12.0, ok=False, status=503, detail=DB_DOWN)
+         .op("write", 13.8, value="k9", status=201, done=14.3)                                       # across the promote
+         .failover("promote", 14.0).failover("reconnect", 20.0).build(), PASS,
+         measured_has(not_placed=2, acknowledged=[])),
 ]
 
 
