@@ -76,7 +76,7 @@ def assert_not_run(done: subprocess.CompletedProcess, tmp_path: Path, code: int,
     assert "Traceback" not in err and "NOT RUN" in err and cause in err
     assert "RPO" not in err and "lost " not in err and "RTO" not in err        # nothing measured
     assert "HEAL FAILED" not in err and "healed kill-primary" not in err         # nothing to heal
-    assert "verdict FAIL" not in err and "gate " not in err
+    assert "verdict FAIL" not in err and "drill:   gate " not in err                # no gate judged
     line = last_cab_line(tmp_path)
     assert line["verdict"] == "not_run" and line["not_run"].startswith("not run: ") and cause in line["not_run"]
     assert {s["verdict"] for s in line["scenarios"]} == {"not_run"}
