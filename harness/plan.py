@@ -14,6 +14,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 
 from .inputs import PLAN_MAX, InputError, printable, read_capped
 from .matrix import matrix_order
+from .measure.probes import DRILL_ALLOWANCE, PERIOD_DAYS, REGION
 from .signoff import SignOff, parse_signoff
 from .spec_floors import bind, floor_problems, parse_waivers
 
@@ -22,7 +23,7 @@ from .spec_floors import bind, floor_problems, parse_waivers
 DEFAULT_TARGETS = {"rto_seconds": 8 * 3600.0, "rpo_seconds": 300.0, "backup_rpo_seconds": 24 * 3600.0}
 TIER1_BACKUP_RPO_SECONDS = 3600.0
 KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "schedule", "tier",
-              "description", "blackout", "owner", "operator", "approver", "change_ticket", "window",
+              "description", "blackout", "owner", "operator", "approver", "change_ticket", "window", "availability",
               "environment"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability",
                  "event_count_growth", "detection_seconds"}
@@ -112,6 +113,22 @@ def checked(add: Callable[[PlanError], None], parse: Callable[..., Any], *args: 
 
 
 @dataclass(frozen=True)
+class AvailabilityPolicy:
+    """The plan's `availability:` section (every key optional): the SLO period the error budget is
+    counted over (`period_days`, 30: 8,640 windows of 5 minutes), the share of that period's budget
+    one scenario may use (`drill_allowance`, 0.25) and the region its windows are counted for
+    (`region`, "primary": a lab is one region). The per-window target is `targets.availability`
+    (the spec's 0.999)."""
+
+    period_days: float = PERIOD_DAYS
+    drill_allowance: float = DRILL_ALLOWANCE
+    region: str = REGION
+
+    def to_json(self) -> dict[str, Any]:
+        return {"period_days": self.period_days, "drill_allowance": self.drill_allowance, "region": self.region}
+
+
+@dataclass(frozen=True)
 class LabSpec:
     provider: str = "embedded"
     replication: str = "sync"
@@ -135,6 +152,7 @@ class Plan:
     tier: int | None = None
     signoff: SignOff = SignOff()  # owner, operator, approver, change ticket, window (harness.signoff)
     source: bytes = b""           # the plan file as read: kept beside the results as the plan as run
+    availability: AvailabilityPolicy = AvailabilityPolicy()   # the error budget's period, allowance, region
     # {class, name}: lab for a lab, the plan's staging or production for an external target (harness.environments)
     environment: dict = field(default_factory=lambda: {"class": "lab", "name": "embedded lab"})
     # without clock control (lab.clock), "N minutes pass" holds the fault that long in real time
@@ -328,6 +346,7 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
     waivers = parse_waivers(data.get("waivers"), fail, add)
     targets = _parse_targets(data.get("targets") or {}, tier, fail, add, waivers)
     waivers = bind(waivers, targets, tier)
+    availability = checked(add, parse_availability, data.get("availability"), fail, default=AvailabilityPolicy())
     schedule = data.get("schedule")
     if schedule is not None:
         checked(add, _check_cron, schedule, fail)
@@ -344,7 +363,7 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
         raise found[0]
     return Plan(path=path, drill=drill, title=title.strip(), ha_domain=ha_domain, lab=lab, waivers=waivers,
                 scenarios=scenarios, tags=tags, targets=targets, schedule=schedule, blackout=blackout,
-                tier=tier, signoff=signoff, environment=environment,
+                tier=tier, signoff=signoff, availability=availability, environment=environment,
                 hold_real_time=hold_real_time)
 
 
@@ -463,6 +482,37 @@ def _target_problem(key: str, number: Any) -> str | None:
     if key == "availability" and not 0 < number <= 1:
         return "must be a ratio in (0, 1], e.g. 0.999"
     return None
+
+
+AVAILABILITY_KEYS = ("period_days", "drill_allowance", "region")
+REGION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")   # use fullmatch
+
+
+def parse_availability(value: Any, fail) -> AvailabilityPolicy:
+    """The plan's `availability:` section: {period_days, drill_allowance, region}, each optional
+    (absent: the defaults). Shared by drill and chaos plans."""
+    if value is None:
+        return AvailabilityPolicy()
+    if not isinstance(value, dict):
+        raise fail("availability", f"must be a mapping, e.g. {{period_days: 30, drill_allowance: 0.25}}, "
+                                   f"got {quoted(value)}")
+    for key in value:
+        if key not in AVAILABILITY_KEYS:
+            raise fail(f"availability.{quoted(key, 30).strip(chr(39))}",
+                       f"unknown key; known: {', '.join(AVAILABILITY_KEYS)}")
+    period = value.get("period_days", PERIOD_DAYS)
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not 1 <= period <= 366:
+        raise fail("availability.period_days", f"must be a number of days from 1 to 366 (the SLO period; "
+                                               f"30 by default), got {quoted(period)}")
+    allowance = value.get("drill_allowance", DRILL_ALLOWANCE)
+    if isinstance(allowance, bool) or not isinstance(allowance, (int, float)) or not 0 <= allowance <= 1:
+        raise fail("availability.drill_allowance", f"must be a share of the period's error budget from 0 to 1 "
+                                                   f"(0.25: a quarter), got {quoted(allowance)}")
+    region = value.get("region", REGION)
+    if not isinstance(region, str) or not REGION_NAME.fullmatch(region):
+        raise fail("availability.region", f"must be a region's name (letters, digits, '.', '_', '-'; at most 63), "
+                                          f"got {quoted(region)}")
+    return AvailabilityPolicy(float(period), float(allowance), region)
 
 
 def _check_cron(value: Any, fail) -> None:

@@ -20,6 +20,7 @@ runs, or a seeded random game day drawn from the plan's allowed set.
       error_budget_s: 30               # total probe downtime over the run
     targets: {rto_seconds: 60, lost_writes: 0, availability: 0.999}   # never looser than the spec's
     waivers: []                        # floors unless waived, as in a drill plan (harness.spec_floors)
+    availability: {period_days: 30, drill_allowance: 0.25}   # the error budget (as a drill plan's)
 
 Durations are seconds (a number) or a number with ms, s, m or h. A game day's gap and each of its
 faults' durations are at least 100 ms, and one game day draws at most 10,000 faults.
@@ -38,12 +39,13 @@ from typing import Any, Callable
 from ..faults import FaultError, build
 from ..inputs import printable
 from ..model import FaultSpec
+from ..plan import AvailabilityPolicy, parse_availability
 from ..plan import (DEFAULT_TARGETS, DRILL_ID, HugeNumber, PlanError, _parse_targets, checked, collector, quoted,
                     read_yaml, shown)
 from ..spec_floors import bind, parse_waivers
 
 KNOWN_KEYS = {"chaos", "title", "description", "lab", "blast_radius", "workload", "faults", "game_day",
-              "stop_conditions", "targets", "environment"}
+              "stop_conditions", "targets", "availability", "environment"}
 STOP_KEYS = {"probe_failing_s", "error_budget_s"}
 KNOWN_KEYS.add("waivers")          # targets looser than the spec's floors (harness.spec_floors)
 DEFAULT_STOP = {"probe_failing_s": 30.0, "error_budget_s": 120.0}
@@ -94,6 +96,7 @@ class ChaosPlan:
     targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
     waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (bound)
     description: str = ""
+    availability: AvailabilityPolicy = AvailabilityPolicy()    # the error budget's period, allowance, region
     environment: dict = field(default_factory=lambda: {"class": "lab", "name": "embedded lab"})
 
 
@@ -240,6 +243,7 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
     given_keys = set(given_targets) if isinstance(given_targets, dict) else set()
     targets = {k: v for k, v in targets.items() if k in ("rto_seconds", "lost_writes") or k in given_keys}
     targets.setdefault("lost_writes", 0.0)
+    availability = checked(add, parse_availability, data.get("availability"), fail, default=AvailabilityPolicy())
     description = data.get("description") or ""
     if not isinstance(description, str):
         add(fail("description", f"must be text, got {quoted(description)}"))
@@ -247,7 +251,7 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         raise found[0]
     return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload, waivers=waivers,
                      steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,
-                     description=str(description), environment=environment)
+                     description=str(description), availability=availability, environment=environment)
 
 
 def _parse_step(i: int, item: Any, radius: tuple[str, ...], fail) -> Step:

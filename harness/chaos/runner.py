@@ -160,7 +160,7 @@ class StopMonitor(threading.Thread):
 def as_plan(plan: ChaosPlan, provider: str) -> Plan:
     """The drill plan the results and reports are written for."""
     return Plan(path=plan.path, drill=plan.chaos, title=f"Chaos: {plan.title}", ha_domain="chaos",
-                lab=LabSpec(provider=provider), scenarios=(), tags=None, targets=dict(plan.targets),
+                availability=plan.availability, lab=LabSpec(provider=provider), scenarios=(), tags=None, targets=dict(plan.targets),
                 environment=dict(plan.environment or {}))
 
 
@@ -190,7 +190,8 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path,
     halt = halt or Halt()
     rec = cab_log if isinstance(cab_log, Recording) else Recording(Path(cab_log))
     run = DrillRun(drill=plan.chaos, lab=lab, targets=dict(plan.targets),
-                   replication=getattr(lab, "replication", "sync"), progress=rec.progress)
+                   replication=getattr(lab, "replication", "sync"), progress=rec.progress,
+                   availability=plan.availability)
     run.forwarder = EventForwarder(lab.api_url)
     lab.on_event = run.lab_event
     run.waivers = dict(plan.waivers)

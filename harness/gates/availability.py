@@ -1,67 +1,67 @@
-"""Availability gates: the spec's 99.9% per 5-minute window as an error budget (0.3 s of
-unavailability per window), and the load balancer routing around a lost instance."""
+"""Availability gates: the spec's 99.9% as an error budget at 5-minute granularity, measured on the
+harness's own requests (never on the health the Control Plane reports), and the load balancer
+routing around a lost instance."""
 
 from __future__ import annotations
 
-from harness.gates.base import Gate, Span, fault_span, register, seconds
-from harness.measure.probes import downtime
-from harness.model import GateResult, History, Outcome
+from typing import Any
 
-PROBES = ("probe",)
+from harness.gates.base import Gate, fault_span, register
+from harness.measure.probes import (DRILL_ALLOWANCE, PERIOD_DAYS, REGION, TARGET, WINDOW_S, ErrorBudget,
+                                    error_budget, period_words)
+from harness.model import GateResult, History, Outcome, Verdict
+
 CLIENT_REQUESTS = ("write", "probe", "approve", "publish", "evidence")
-
-
-def error_budget(target: float, window_s: float) -> float:
-    """Seconds of unavailability a window may have: (1 - target) x window (0.3 s for 99.9% of 5 min)."""
-    return (1.0 - target) * window_s
 
 
 @register
 class AvailabilityBudget(Gate):
-    """API availability >= target in every clock-aligned window (5 minutes): the probes' time-
-    weighted downtime in each window (inside `during`: a fault's span until the next injection,
-    or the whole scenario) must stay within the error budget. Time the drill did not observe is
-    not counted as down; the observed-only ratio is reported beside it."""
+    """The share of the SLO period's error budget the scenario used, at most the plan's drill
+    allowance. Every request the harness made to the system (writes, reads, approvals, publishes,
+    evidence uploads, probes: measure.probes.REQUEST_KINDS) is served or not, judged on the request
+    itself; they are grouped in clock-aligned 5-minute windows of the region, a window is bad when
+    less than `target` of its requests were served, and each bad window uses 1 / ((1 - target) x
+    the period's windows) of the budget (1 / 8.64 = 11.6% for 99.9% of 30 days). A window with no
+    request is not counted; one the drill observed in part counts with the requests it had. No
+    request at all: unknown."""
 
     judges = "system"
-    id = "availability"
+    id = "availability_budget"
+    operator = "<="
+    unit = "%"
 
-    def __init__(self, target: float = 0.999, window_s: float = 300.0, during: str | None = None):
-        self.target, self.window_s, self.during = target, window_s, during
-        budget = error_budget(target, window_s)
-        self.threshold = f">= {target:.1%} per {window_s / 60:g}-minute window (downtime <= {budget:.2g} s)"
-        where = f" while {during} lasts" if during else ""
-        self.description = (f"API availability >= {target:.1%} per {window_s / 60:g}-minute window{where} "
-                            f"(error budget {budget:.2g} s per window)")
+    def __init__(self, target: float = TARGET, period_days: float = PERIOD_DAYS,
+                 allowance: float = DRILL_ALLOWANCE, region: str = REGION, window_s: float = WINDOW_S):
+        self.target, self.period_days, self.allowance = target, period_days, allowance
+        self.region, self.window_s = region, window_s
+        self.limit = round(allowance * 100.0, 4)
+        minutes = f"{window_s / 60:g}-minute"
+        budget = (1.0 - target) * period_days * 86400.0 / window_s
+        self.threshold = (f"<= {self.limit:g}% of {period_words(period_days)} error budget ({budget:.3g} bad "
+                          f"{minutes} windows at {target:.1%})")
+        self.description = (f"Error budget used by the drill, on the harness's own requests in region {region}: "
+                            f"a {minutes} window is bad below {target:.1%} served")
 
-    def span(self, history: History) -> Span | None:
-        if self.during is None:
-            return Span(float("-inf"), None)
-        start = history.first_event("inject", self.during)
-        if start is None:
-            return None
-        later = [e.t for e in history.events_of("inject") if e.t > start.t]
-        return Span(start.t, min(later) if later else None)
+    def budget(self, history: History) -> ErrorBudget:
+        return error_budget(history, self.target, self.period_days, self.allowance, self.region, self.window_s)
+
+    def figures(self, history: History) -> dict[str, Any]:
+        return self.budget(history).figures()
 
     def evaluate(self, history: History) -> GateResult:
-        span = self.span(history)
-        if span is None:
-            return self.unknown(f"no fault {self.during!r} was injected")
-        start = None if span.start == float("-inf") else span.start
-        windows = downtime(history, self.window_s, PROBES, start, span.end)
-        if not windows:
-            return self.unknown("no probe answered inside the span: availability not observed")
-        budget = error_budget(self.target, self.window_s)
-        worst = max(windows, key=lambda w: w.downtime_s)
-        observed = sum(w.observed_s for w in windows)
-        measured = {"downtime_s": seconds(worst.downtime_s), "budget_s": round(budget, 3),
-                    "window_ratio": round(worst.window_ratio, 6),
-                    "observed_ratio": None if worst.observed_ratio is None else round(worst.observed_ratio, 6),
-                    "observed_s": seconds(observed), "probes": sum(w.probes for w in windows),
-                    "failed_probes": sum(w.failed for w in windows)}
-        detail = (f"worst window: {worst.downtime_s:.3f} s down of {worst.observed_s:.1f} s observed; "
-                  f"the gate judges the downtime against the window's budget")
-        return self.judge(worst.downtime_s <= budget + 1e-9, measured, detail)
+        budget = self.budget(history)
+        if not budget.windows:
+            return self.unknown("the scenario made no request to the system: availability not observed")
+        bad, share = budget.bad, budget.share
+        worst = budget.worst
+        served = ", ".join(f"{w.ratio:.2%}" for w in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        detail = (f"{len(bad)} bad of {len(budget.windows)} {self.window_s / 60:g}-minute windows "
+                  + (f"({served} served)" if bad else f"(lowest {worst.ratio:.2%} served)")
+                  + f"; {budget.budget_windows:.3g} bad windows allowed in {period_words(self.period_days)} budget")
+        if share is None:
+            return self.result(Verdict.FAIL, None, detail + "; a 100% target leaves no error budget")
+        measured = round(share * 100.0, 4)
+        return self.judge(measured <= self.limit, measured, detail)
 
 
 @register

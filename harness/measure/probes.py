@@ -1,12 +1,23 @@
-"""Availability: share of probe operations ok, per fixed time bucket (5 minutes by default)."""
+"""Availability, from the harness's own requests.
+
+The spec's 99.9% as an error budget at 5-minute granularity (`error_budget`): every request the
+harness made to the system under drill (writes, reads, approvals, publishes, evidence uploads and
+probes; never its reads of the lab's internals) is served or not, judged on the request itself
+(`served`), never on the health the Control Plane reports about itself. Requests are grouped in
+clock-aligned 5-minute windows; a window is good when at least the target share (99.9%) of its
+requests were served; the SLO period (30 days: 8,640 windows) allows (1 - target) of its windows
+bad (8.64), and a drill's bad windows use that share of the period's budget.
+
+Also kept: the share of probe answers ok per bucket (`availability`) and the probes' time-weighted
+downtime (`downtime`, which the chaos runs' stop condition reads)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Iterable, NamedTuple
 
-from harness.model import History, Outcome
+from harness.model import History, Op, Outcome
 
 
 @dataclass(frozen=True)
@@ -136,3 +147,163 @@ def downtime(history: History, window_s: float = 300, kinds: tuple[str, ...] = (
             t, length = t + piece, length - piece
     return [Window(i * window_s, (i + 1) * window_s, int(w[0]), int(w[1]), w[2], w[3])
             for i, w in sorted(windows.items())]
+
+
+# ---- the error budget: the harness's own requests per clock-aligned 5-minute window ---------------
+
+WINDOW_S = 300.0            # the spec's granularity: 5 minutes
+TARGET = 0.999              # the spec's 99.9%: of the requests in a window, and of the period's windows
+PERIOD_DAYS = 30.0          # the SLO period (plan `availability.period_days`)
+DRILL_ALLOWANCE = 0.25      # the share of the period's budget a drill may use (`availability.drill_allowance`)
+REGION = "primary"          # the lab is one region (plan `availability.region`)
+
+# The harness's requests to the system under drill: the Control Plane's API through its load balancer
+# (harness.gates' contract). Not requests: its reads of a lab's internals (a queue, a bucket, the SIEM
+# file, a node's SQL, the platform stand-ins' logs), its lab controls (the clock) and the runbook's actions.
+HEALTH_KINDS = frozenset({"probe", "health"})
+REQUEST_KINDS = frozenset({
+    "write", "create_intent", "replay_create", "evidence", "approve", "publish", "promote", "requeue",
+    "cab_lift", "ring_rollback", "final_read", "read_events", "read_audit", "read_drill_events",
+    "read_chain", "platforms_view", "platform_view", "queue_metrics"}) | HEALTH_KINDS
+NOT_SERVED_4XX = (408, 429)   # the system timed out or shed the request: not served
+
+
+def period_words(period_days: float) -> str:
+    """The SLO period in words: "the month's" for the spec's 30 days, else "the 7-day period's"."""
+    return "the month's" if period_days == 30 else f"the {period_days:g}-day period's"
+
+
+def served(op: Op) -> bool:
+    """Whether the system served this request correctly, judged on the request alone.
+
+    A probe (GET /health) is served when it got a 2xx answer that is a health report (it carries
+    ServiceHealth): what the report says about the Control Plane (Healthy, Unhealthy) does not
+    count, and a 5xx or no answer is not served even when its body says Healthy. Any other request
+    is served when its answer was ok (a 2xx whose content the harness read), or a refusal on the
+    request's own merits (a 4xx naming the rule that refused it, e.g. 409 EvidencePackState: the
+    system answered as designed). Not served: a 5xx (a 503 naming its cause too: the system says it
+    cannot serve now), 408 and 429, no answer (timeout, connection refused or reset), a 2xx whose
+    content could not be read."""
+    status = op.status
+    if op.kind in HEALTH_KINDS:
+        return status is not None and 200 <= status < 300 and "ServiceHealth" in op.detail
+    if op.outcome is Outcome.OK:
+        return True
+    return (status is not None and 400 <= status < 500 and status not in NOT_SERVED_4XX
+            and bool(op.detail.get("gate")))
+
+
+@dataclass(frozen=True)
+class RequestWindow:
+    """One clock-aligned window (epoch seconds [start, end)) and the harness's requests invoked in
+    it. `first` / `last`: when the first and the last of them were invoked (a window the drill
+    observed only in part counts with the requests it had)."""
+
+    start: float
+    end: float
+    requests: int
+    served: int
+    first: float
+    last: float
+
+    @property
+    def ratio(self) -> float:
+        return self.served / self.requests
+
+    def good(self, target: float) -> bool:
+        return self.served >= target * self.requests - 1e-9
+
+    def to_json(self, target: float) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "requests": self.requests, "served": self.served,
+                "ratio": round(self.ratio, 6), "good": self.good(target),
+                "observed_from": round(self.first, 3), "observed_to": round(self.last, 3)}
+
+
+def request_windows(ops: Iterable[Op], window_s: float = WINDOW_S,
+                    kinds: frozenset[str] = REQUEST_KINDS) -> list[RequestWindow]:
+    """The requests of `kinds` grouped by the wall-clock window of their invocation (windows aligned
+    on multiples of window_s, as monitoring buckets them), in time order. A window with no request
+    is not listed: nothing was observed there, and it is not counted bad."""
+    if window_s <= 0:
+        raise ValueError(f"window_s must be positive, got {window_s}")
+    found: dict[int, list] = {}     # index -> [requests, served, first, last]
+    for op in ops:
+        if op.kind not in kinds:
+            continue
+        index = math.floor(op.wall_invoke / window_s)
+        w = found.setdefault(index, [0, 0, op.wall_invoke, op.wall_invoke])
+        w[0] += 1
+        w[1] += served(op)
+        w[2], w[3] = min(w[2], op.wall_invoke), max(w[3], op.wall_invoke)
+    return [RequestWindow(i * window_s, (i + 1) * window_s, n, ok, first, last)
+            for i, (n, ok, first, last) in sorted(found.items())]
+
+
+@dataclass(frozen=True)
+class ErrorBudget:
+    """A scenario's use of the period's error budget, from its requests' windows."""
+
+    windows: tuple[RequestWindow, ...]
+    target: float = TARGET
+    period_days: float = PERIOD_DAYS
+    allowance: float = DRILL_ALLOWANCE
+    region: str = REGION
+    window_s: float = WINDOW_S
+
+    @property
+    def bad(self) -> list[RequestWindow]:
+        return [w for w in self.windows if not w.good(self.target)]
+
+    @property
+    def period_windows(self) -> float:
+        """Windows in the SLO period (30 days: 8,640)."""
+        return self.period_days * 86400.0 / self.window_s
+
+    @property
+    def budget_windows(self) -> float:
+        """Bad windows the period allows: (1 - target) of its windows (8.64 for 99.9% of 30 days)."""
+        return self.period_windows * (1.0 - self.target)
+
+    @property
+    def share(self) -> float | None:
+        """The share of the period's budget the bad windows used (1 of 8.64: 0.116); None when the
+        target leaves no budget at all (100%) and a window was bad."""
+        bad = len(self.bad)
+        if self.budget_windows <= 1e-12:
+            return 0.0 if bad == 0 else None
+        return bad / self.budget_windows
+
+    @property
+    def worst(self) -> RequestWindow | None:
+        return min(self.windows, key=lambda w: (w.ratio, w.start)) if self.windows else None
+
+    def figures(self) -> dict[str, Any]:
+        """The scenario's measurements: windows observed and bad, the worst window's served share
+        (`availability`, beside the target), the budget used and the windows themselves."""
+        share = self.share
+        worst = self.worst
+        return {
+            "availability": None if worst is None else round(worst.ratio, 6),
+            "availability_region": self.region,
+            "windows_observed": len(self.windows),
+            "bad_windows": len(self.bad),
+            "requests": sum(w.requests for w in self.windows),
+            "requests_not_served": sum(w.requests - w.served for w in self.windows),
+            "error_budget_windows": round(self.budget_windows, 4),
+            "error_budget_used_pct": None if share is None else round(share * 100.0, 4),
+            "drill_allowance_pct": round(self.allowance * 100.0, 4),
+            "availability_period_days": self.period_days,
+            "availability_windows": [w.to_json(self.target) for w in self.windows],
+        }
+
+
+def error_budget(history: History, target: float = TARGET, period_days: float = PERIOD_DAYS,
+                 allowance: float = DRILL_ALLOWANCE, region: str = REGION,
+                 window_s: float = WINDOW_S) -> ErrorBudget:
+    """The scenario's windows of requests and the share of the period's error budget they used."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target must be in (0, 1], got {target}")
+    if period_days <= 0:
+        raise ValueError(f"period_days must be positive, got {period_days}")
+    return ErrorBudget(tuple(request_windows(history.ops, window_s)), target, period_days, allowance, region,
+                       window_s)

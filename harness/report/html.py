@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import jinja2
 
 from harness.environments import REHEARSAL, environment_of
+from harness.measure.probes import PERIOD_DAYS, period_words
 from harness.model import DrillResult
 from harness.report.files import atomic_write_text, iter_gates, plain, verdict_text
 from harness.report.risk import assess, risk_of
@@ -160,32 +162,99 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+BUDGET_GATE = "availability_budget"
+BUDGET_OUTCOME = {"pass": "met", "fail": "not met", "unknown": "not judged"}
+
+
+def _served(ratio: Any) -> str:
+    """A served share as a percentage, truncated (never shown higher than measured): 99.38%."""
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
+        return "n/a"
+    return f"{math.floor(ratio * 10000 + 1e-6) / 100:.2f}%"
+
+
+def _percent(value: Any) -> str:
+    """11.574 -> "11.6%", 25.0 -> "25%", 0 -> "0%"."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "n/a"
+    return f"{value:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def budget_gate(scenario: dict[str, Any]) -> dict[str, Any] | None:
+    return next((g for g in scenario.get("gates") or () if g.get("id") == BUDGET_GATE), None)
+
+
+def availability_words(m: dict[str, Any], gate: dict[str, Any] | None) -> str | None:
+    """One scenario's error budget in one sentence (no final stop), from its measurements and its
+    availability_budget gate: "1 bad 5-minute window (99.38% served); 11.6% of the month's error
+    budget, allowance 25%: met". None when neither was recorded (results of an older harness)."""
+    if gate is None and "bad_windows" not in m:
+        return None
+    verdict = verdict_text((gate or {}).get("verdict"))
+    if not m.get("windows_observed"):
+        return "availability not measured: the scenario made no request to the system"
+    bad = [w for w in m.get("availability_windows") or () if isinstance(w, dict) and not w.get("good")]
+    count = m.get("bad_windows")
+    count = len(bad) if not isinstance(count, int) else count
+    if count == 0:
+        observed = m.get("windows_observed")
+        what = (f"no bad 5-minute window ({_served(m.get('availability'))} served at the lowest, "
+                f"{observed} window{'' if observed == 1 else 's'} observed)")
+    else:
+        ratios = ", ".join(_served(w.get("ratio")) for w in bad[:3]) + (", ..." if count > 3 else "")
+        what = f"{count} bad 5-minute window{'' if count == 1 else 's'} ({ratios} served)"
+    used = m.get("error_budget_used_pct")
+    period = period_words(m.get("availability_period_days") or PERIOD_DAYS)
+    used_words = "more than all" if used is None else _percent(used)
+    return (f"{what}; {used_words} of {period} error budget, allowance {_percent(m.get('drill_allowance_pct'))}: "
+            f"{BUDGET_OUTCOME[verdict]}")
+
+
 def availability_sentence(results: dict[str, Any]) -> str | None:
-    """Availability and the error budget, in one sentence for the whole drill."""
-    worst = None
+    """Page 1: the error budget each scenario used, one sentence each (one scenario: one sentence)."""
+    said = []
+    region = None
     for s in results.get("scenarios") or ():
         m = s.get("measurements") or {}
-        if "error_budget_used_s" in m and (worst is None or m["error_budget_used_s"] > worst[1]["error_budget_used_s"]):
-            worst = (s.get("name"), m)
-    if worst is None:
+        words = availability_words(m, budget_gate(s))
+        if words:
+            said.append((str(s.get("name") or "scenario"), words))
+            region = region or m.get("availability_region")
+    if not said:
         return None
-    name, m = worst
-    target = (results.get("targets") or {}).get("availability", 0.999)
-    spent = m["error_budget_used_s"] > m["error_budget_s"]
-    return (f"Availability is the share of the harness's probe requests the Control Plane answered; the spec's "
-            f"{target:.1%} per 5-minute window allows {human_seconds(m['error_budget_s'])} of failed requests in any "
-            f"5 minutes (the error budget), and the worst window of this drill ({name}) had "
-            f"{human_seconds(m['error_budget_used_s'])}, the outage the drill caused on purpose included"
-            + (": the budget was spent." if spent else ": within the budget."))
+    where = f" in region {region}" if region else ""
+    lead = f"Availability, on the harness's own requests{where}: "
+    if len(said) == 1:
+        return lead + said[0][1] + "."
+    return lead + " ".join(f"{name}: {words}." for name, words in said)
 
 
-def _budget_sentence(m: dict[str, Any]) -> str | None:
-    """The error budget in one sentence a reader outside engineering can follow."""
-    if "error_budget_used_s" not in m:
+def _clock(epoch: Any) -> str:
+    if not isinstance(epoch, (int, float)) or isinstance(epoch, bool):
+        return "?"
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%H:%M:%S").removesuffix(":00")
+
+
+def _budget_sentence(m: dict[str, Any], gate: dict[str, Any] | None) -> str | None:
+    """A scenario's error budget: the sentence of page 1, then each window it observed (UTC)."""
+    words = availability_words(m, gate)
+    if words is None:
         return None
-    return (f"The spec's 99.9% availability per 5-minute window allows {m['error_budget_s']:g} s of failed "
-            f"requests in any 5 minutes; the worst window of this scenario, its injected faults included, had "
-            f"{m['error_budget_used_s']:g} s of failed probes ({m['downtime_s']:g} s in all).")
+    windows = [w for w in m.get("availability_windows") or () if isinstance(w, dict)]
+    shown = []
+    for w in windows[:12]:
+        part = (f"{_clock(w.get('start'))}-{_clock(w.get('end'))} {w.get('served')} of {w.get('requests')} served"
+                f"{'' if w.get('good') else ' (bad)'}")
+        start, end, first, last = (w.get(k) for k in ("start", "end", "observed_from", "observed_to"))
+        if all(isinstance(v, (int, float)) for v in (start, end, first, last)) and \
+                (first - start > 10 or end - last > 10):
+            part += f", observed {_clock(first)}-{_clock(last)} only"
+        shown.append(part)
+    more = f"; {len(windows) - 12} more" if len(windows) > 12 else ""
+    listing = f" Windows (UTC): {'; '.join(shown)}{more}." if shown else ""
+    return (f"{words[0].upper()}{words[1:]}. Every request of the harness counts (writes, reads, approvals, "
+            f"publishes, evidence uploads, probes), served or not; what a probe's health report says does not count."
+            f"{listing}")
 
 
 def _gates_view(gates: list[dict[str, Any]], scenario: str, risk: dict[str, Any]) -> list[dict[str, Any]]:
@@ -226,7 +295,7 @@ def _scenario_view(scenario: dict[str, Any], risk: dict[str, Any] | None = None)
     return {
         "faults": list(scenario.get("faults") or ()),
         "not_applicable": sorted((scenario.get("not_applicable") or {}).items()),
-        "budget": _budget_sentence(measurements),
+        "budget": _budget_sentence(measurements, budget_gate(scenario)),
         "name": scenario.get("name", "scenario"),
         "verdict": verdict_text(scenario.get("verdict")),
         "feature": scenario.get("feature"),
@@ -235,7 +304,7 @@ def _scenario_view(scenario: dict[str, Any], risk: dict[str, Any] | None = None)
         "tags": list(scenario.get("tags") or ()),
         "error": scenario.get("error"),
         "observations": list(scenario.get("observations") or ()),
-        "measurements": sorted((k, v) for k, v in measurements.items() if k not in ("availability_buckets", "sequence")),
+        "measurements": sorted((k, v) for k, v in measurements.items() if k not in ("availability_buckets", "availability_windows", "sequence")),
         "phases": sorted((scenario.get("phases") or {}).items(), key=lambda kv: (kv[1] is None, kv[1] or 0)),
         "lost_write_keys": list(scenario.get("lost_write_keys") or ()),
         "lost_measured": measurements.get("lost_writes") is not None,

@@ -17,6 +17,12 @@ Likelihood, from how far the measure missed and how often it missed before:
 - then +1 when the same gate of the same drill missed in 1 or 2 of its last 4 verified runs, +2 in
   3 or 4 of them (at most 5).
 Level: 1-4 low, 5-9 medium, 10-15 high, 16-25 critical. The drill's residual risk is its highest.
+
+The availability error budget (gate availability_budget): over the drill allowance the gate fails
+and is scored as any numeric miss. Within the allowance but more than 0% used, the gate passes and
+still counts, at least "low", never "none": real requests were not served. Likelihood 1 (the drill
+caused it on purpose, within what the plan allows), impact 1-4 by the share of the allowance used
+(up to a quarter 1, a half 2, three quarters 3, more 4): a score of 1-4, level low.
 """
 
 from __future__ import annotations
@@ -153,6 +159,27 @@ def past_misses(previous: Iterable[dict[str, Any]], drill: str) -> tuple[dict[st
     return counts, len(runs)
 
 
+BUDGET_GATE = "availability_budget"
+
+
+def budget_used(scenario: str, gate: dict[str, Any]) -> dict[str, Any] | None:
+    """The risk item of an error budget used within the drill allowance (a passed availability_budget
+    gate that measured more than 0%); None for any other gate, or nothing used."""
+    used, allowance = gate.get("measured"), gate.get("limit")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (used, allowance))
+    if gate.get("id") != BUDGET_GATE or not numbers or used <= 0:
+        return None
+    part = used / allowance if allowance > 0 else 1.0
+    impact = 1 if part <= 0.25 else 2 if part <= 0.5 else 3 if part <= 0.75 else 4
+    unit = "%" if gate.get("unit") == "%" else ""
+    return {"scenario": scenario, "gate": BUDGET_GATE, "verdict": "pass",
+            "likelihood": 1, "likelihood_why": "the drill caused it on purpose, within the plan's allowance",
+            "impact": impact, "impact_why": f"{part:.0%} of the drill allowance used",
+            "score": impact, "level": level(impact),
+            "text": (f"{scenario}: {used:.3g}{unit} of the period's availability error budget used (allowance "
+                     f"{allowance:.3g}{unit}): within the allowance, but requests went unserved.")}
+
+
 def assess(results: dict[str, Any], tier: int | None, previous: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
     """{"items": a score per gate that did not pass, "residual": the highest, "rule": how}."""
     misses, runs = past_misses(previous, str(results.get("drill")))
@@ -161,6 +188,9 @@ def assess(results: dict[str, Any], tier: int | None, previous: Iterable[dict[st
     for scenario, gate in iter_gates(results):
         verdict = verdict_text(gate.get("verdict"))
         if verdict == "pass":
+            used = budget_used(scenario, gate)     # an error budget spent within the allowance: low
+            if used is not None:
+                items.append(used)
             continue
         gate_key = f"{scenario}/{gate.get('id')}"
         impact, impact_why = impact_of(rows.get(scenario), results.get("ha_domain"), tier)

@@ -19,6 +19,7 @@ from typing import Any
 from .. import exits
 from ..model import DrillResult, Verdict
 from ..plan import Plan
+from ..report.html import availability_words
 from ..report.text import show
 from .bridge import run_features
 from .forwarder import EventForwarder
@@ -97,7 +98,7 @@ def _keys_that_give(plan: Plan, lab: Any, have: frozenset[str]) -> list[str]:
 
 def _drill_run(plan: Plan, lab: Any, progress=None) -> DrillRun:
     run = DrillRun(drill=plan.drill, lab=lab, targets=dict(plan.targets), tags=plan.tags,
-                   replication=plan.lab.replication)
+                   replication=plan.lab.replication, availability=plan.availability)
     if progress is not None:
         run.progress = progress
     run.waivers = dict(plan.waivers)
@@ -215,8 +216,9 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Any | N
         if "rto_seconds" in m:
             figures = (f"RTO {show(m['rto_seconds'])} s on {m.get('rto_measured_on')}  RPO {show(m.get('rpo_seconds'))} s"
                        f"  lost {show(m.get('lost_writes'))}  {figures}")
-        if "error_budget_used_s" in m:
-            figures += f"  downtime {m['error_budget_used_s']} s of a {m['error_budget_s']} s budget"
+        budget = availability_words(m, next((g.to_json() for g in s.gates if g.id == "availability_budget"), None))
+        if budget:
+            figures += f"  availability: {budget}"
         log(f"drill: scenario '{s.name}': {s.verdict.value.upper()}  {figures}", file=sys.stderr)
         for g in s.gates:
             if g.verdict is not Verdict.PASS:

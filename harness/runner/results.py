@@ -12,18 +12,16 @@ from typing import Any
 
 from .. import __version__, measure
 from ..faults.refused import worst_exit
-from ..gates.availability import error_budget
 from ..matrix import row_of
 from ..measure.accounting import NoFinalRead
-from ..measure.probes import downtime
 from ..model import DrillResult, History, ScenarioResult, Verdict
 from ..plan import Plan
 from ..spec_floors import floors_of, waivers_json      # the targets' floors; the waivers used
 from ..report.files import plain
+from .common import availability_gate
 from .scenario import DrillRun, Scenario
 
 AVAILABILITY_TARGET = 0.999        # the spec's, for the error budget every report shows
-WINDOW_S = 300.0
 LAB_PART_EVENTS = ("platform_request", "gateway_request")
 
 
@@ -55,17 +53,8 @@ def figures(scn: Scenario, history: History, target: float) -> tuple[dict[str, A
             lost = [str(k) for k in accounting.lost]
         except NoFinalRead as exc:
             scn.not_applicable.setdefault("rpo_seconds", str(exc))
-    avail = measure.availability(history)
-    m["availability"] = None if avail.overall is None else round(avail.overall, 5)
-    windows = downtime(history, WINDOW_S)
-    if windows:
-        worst = max(windows, key=lambda w: w.downtime_s)
-        m["downtime_s"] = round(sum(w.downtime_s for w in windows), 3)
-        m["error_budget_s"] = round(error_budget(target, WINDOW_S), 3)
-        m["error_budget_used_s"] = round(worst.downtime_s, 3)
-        m["availability_window"] = round(worst.window_ratio, 6)
-    m["availability_buckets"] = [{"start": round(b.start, 3), "ok": b.ok, "total": b.total, "ratio": b.ratio}
-                                 for b in avail.buckets]
+    # the error budget, from the harness's own requests (the gate's figures: the same windows it judged)
+    m.update(availability_gate(scn, target).figures(history))
     m.update(scn.notes.get("figures", {}))
     return m, phases, lost
 

@@ -168,6 +168,7 @@ class DrillRun:
     targets: dict[str, float]
     waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (gates.waiver)
     replication: str = "sync"
+    availability: Any = None              # harness.plan.AvailabilityPolicy (None: the defaults)
     tags: str | None = None
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     scenarios: list[Scenario] = field(default_factory=list)

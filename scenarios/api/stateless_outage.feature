@@ -7,7 +7,8 @@ Feature: Control Plane API/Policy services / Stateless service outage
   Mitigation: LB health probes; auto-redeploy; CAB incident review;
   validation rule: ServiceHealth = Healthy required before a new publish (ServiceHealth counts the
   tier's redundancy: fewer than two availability zones serving is Unhealthy).
-  Target: 99.9% availability per 5-minute window (at most 0.3 s of failed requests in 5 minutes).
+  Target: 99.9% availability at 5-minute granularity (a window is good when 99.9% of the requests
+  in it were served; the drill's bad windows are judged as a share of the month's error budget).
 
   @destructive
   Scenario: One availability zone's API instance is lost, then the whole tier

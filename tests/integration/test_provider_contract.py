@@ -188,8 +188,10 @@ def test_killed_primary_fails_over_and_fails_back(provider_lab):
 def check_api(results: dict, lab, tmp_path: Path) -> None:
     g = gates_of(results["scenarios"][0])
     assert g["no_failed_requests_beyond_probe_interval"]["measured"]["requests_after_kill"] > 20
-    budget = g["availability"]["measured"]
-    assert budget["downtime_s"] <= budget["budget_s"] == 0.3 and budget["probes"] > 10
+    budget = g["availability_budget"]      # the zone's loss and the whole tier's outage, within the allowance
+    m = results["scenarios"][0]["measurements"]
+    assert budget["verdict"] == "pass" and budget["unit"] == "%" and budget["limit"] == 25.0
+    assert m["requests"] > 100 and m["windows_observed"] >= 1 and m["requests_not_served"] > 0
     assert "503 cause api" in g["intents_and_approvals_blocked"]["measured"].values()
     assert g["connectors_serve_queued_work"]["measured"] == {"queued": 2, "applied_once_while_down": 2}
     refused = g["publish_refused_while_unhealthy"]["measured"]
@@ -285,7 +287,8 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     m = scenario["measurements"]
     assert 0 < m["rto_seconds"] < 60 and m["rto_measured_on"] == "write"
     assert m["rpo_seconds"] == 0 and m["lost_writes"] == 0 and m["duplicated_writes"] == 0
-    assert m["error_budget_s"] == 0.3 and m["error_budget_used_s"] > 0   # the outage shows in the probes
+    # the failover's outage shows in the harness's own requests: a bad 5-minute window, within the allowance
+    assert m["requests_not_served"] > 0 and m["bad_windows"] >= 1 and g["availability_budget"]["verdict"] == "pass"
     assert {"detect", "promote", "reconnect", "first_write"} <= set(scenario["phases"])
     assert scenario["phases"]["detect"] <= scenario["phases"]["promote"] <= scenario["phases"]["first_write"]
     # every rule judged from what the harness saw

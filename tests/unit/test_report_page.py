@@ -44,6 +44,62 @@ def page1(html: str) -> str:
     return html[:html.index("Technical appendix")]
 
 
+def page_text(page: str) -> str:
+    first = page1(page)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", first[first.index("<body>"):])).split())
+
+
+WINDOW_AT = 1795000200.0       # a 5-minute boundary
+
+
+def budget_scenario(bad: list[tuple[int, int]], good: int = 1, verdict: str = "pass", used: float = 11.5741,
+                    name: str = "primary crash") -> dict:
+    """A scenario whose requests filled `good` good windows and the bad ones [(requests, served)],
+    its availability_budget gate as the runner writes it."""
+    windows = [{"start": WINDOW_AT + 300 * i, "end": WINDOW_AT + 300 * (i + 1), "requests": n, "served": s,
+                "ratio": round(s / n, 6), "good": False, "observed_from": WINDOW_AT + 300 * i,
+                "observed_to": WINDOW_AT + 300 * i + 299} for i, (n, s) in enumerate(bad)]
+    windows += [{"start": WINDOW_AT + 300 * (len(bad) + i), "end": WINDOW_AT + 300 * (len(bad) + i + 1),
+                 "requests": 1000, "served": 1000, "ratio": 1.0, "good": True,
+                 "observed_from": WINDOW_AT + 300 * (len(bad) + i) + 200,
+                 "observed_to": WINDOW_AT + 300 * (len(bad) + i) + 299} for i in range(good)]
+    return {"name": name, "verdict": verdict,
+            "measurements": {"bad_windows": len(bad), "windows_observed": len(windows), "error_budget_used_pct": used,
+                             "drill_allowance_pct": 25.0, "availability_period_days": 30.0,
+                             "availability_region": "primary", "availability_windows": windows,
+                             "availability": min(w["ratio"] for w in windows)},
+            "gates": [{"id": "availability_budget", "description": "Error budget used by the drill",
+                       "verdict": verdict, "measured": used, "limit": 25.0, "operator": "<=", "unit": "%",
+                       "threshold": "<= 25% of the month's error budget", "judges": "system"}]}
+
+
+def test_page_one_says_the_error_budget_in_one_sentence_and_a_spent_budget_is_low_risk_never_none():
+    page = page_text(render_html(result(verdict="pass", scenarios=[budget_scenario([(1620, 1610)])])))
+    assert ("Availability, on the harness's own requests in region primary: 1 bad 5-minute window "
+            "(99.38% served); 11.6% of the month's error budget, allowance 25%: met.") in page
+    assert "Verdict: PASS" in page
+    assert "Residual risk: low" in page and "Residual risk: none" not in page      # PASS beside a spent budget
+    appendix = render_html(result(verdict="pass", scenarios=[budget_scenario([(1620, 1610)])]))
+    assert "Windows (UTC): 11:10-11:15 1610 of 1620 served (bad); 11:15-11:20 1000 of 1000 served, observed "            "11:18:20-11:19:59 only." in appendix                         # a window observed in part says so
+
+
+def test_page_one_says_an_error_budget_over_the_allowance_not_met():
+    page = page_text(render_html(result(scenarios=[budget_scenario([(3000, 2990), (2000, 1990), (100, 99)],
+                                                                    verdict="fail", used=34.7222)])))
+    assert ("3 bad 5-minute windows (99.66%, 99.50%, 99.00% served); 34.7% of the month's error budget, "
+            "allowance 25%: not met") in page
+    assert "measured 34.7222 % where at most 25 % is required" in page
+
+
+def test_page_one_with_no_bad_window_and_several_scenarios():
+    page = page_text(render_html(result(verdict="pass", scenarios=[
+        budget_scenario([], good=2, used=0.0, name="first"), budget_scenario([(1000, 990)], name="second")])))
+    assert ("Availability, on the harness's own requests in region primary: first: no bad 5-minute window "
+            "(100.00% served at the lowest, 2 windows observed); 0% of the month's error budget, allowance 25%: met. "
+            "second: 1 bad 5-minute window (99.00% served); 11.6% of the month's error budget, allowance 25%: "
+            "met.") in page
+
+
 def test_page_one_says_the_verdict_environment_figures_risk_and_sign_off_in_words():
     first = page1(render_html(result()))
     first = first[first.index("<body>"):]

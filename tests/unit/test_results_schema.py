@@ -101,7 +101,9 @@ def test_a_realistic_results_json_is_valid():
     assert [(g["id"], g["verdict"], g["operator"], g["limit"], g["unit"]) for g in gates[:3]] == [
         ("rto_seconds", "pass", "<=", 30.0, "s"), ("rto_seconds", "fail", "<=", 5.0, "s"),
         ("lost_writes", "pass", "<=", 0, "writes")]
-    assert all(g["operator"] is None and g["limit"] is None for g in gates[3:])    # availability: a dict
+    # the error budget: typed, in % of the month's budget (one bad window of the requests each time)
+    assert [(g["id"], g["verdict"], g["operator"], g["limit"], g["unit"], g["measured"]) for g in gates[3:]] == [
+        ("availability_budget", "pass", "<=", 25.0, "%", 11.5741)] * 2
 
 
 def test_keys_added_at_the_top_level_are_allowed_and_the_cab_keys_typed():

@@ -32,6 +32,7 @@ TYPED = {
     "BackupRpo": ("<=", "s"),
     "ProbeOutageWithinTolerance": ("<=", "s"),
     "ErrorBudgetNotSpent": ("<=", "s"),
+    "AvailabilityBudget": ("<=", "%"),
 }
 # A FAIL without a figure: the rule's measure never came to be (never recovered is no RTO at all).
 FAIL_WITHOUT_FIGURE = {RtoSeconds}
