@@ -207,7 +207,7 @@ def availability_words(m: dict[str, Any], gate: dict[str, Any] | None) -> str | 
     period = period_words(m.get("availability_period_days") or PERIOD_DAYS)
     used_words = "more than all" if used is None else _percent(used)
     return (f"{what}; {used_words} of {period} error budget, allowance {_percent(m.get('drill_allowance_pct'))}: "
-            f"{BUDGET_OUTCOME[verdict]}")
+            f"{BUDGET_OUTCOME.get(verdict, verdict)}")
 
 
 def availability_sentence(results: dict[str, Any]) -> str | None:
@@ -304,7 +304,8 @@ def _scenario_view(scenario: dict[str, Any], risk: dict[str, Any] | None = None)
         "tags": list(scenario.get("tags") or ()),
         "error": scenario.get("error"),
         "observations": list(scenario.get("observations") or ()),
-        "measurements": sorted((k, v) for k, v in measurements.items() if k not in ("availability_buckets", "availability_windows", "sequence")),
+        "measurements": sorted((k, v) for k, v in measurements.items()
+                               if k not in ("availability_buckets", "availability_windows", "sequence")),
         "phases": sorted((scenario.get("phases") or {}).items(), key=lambda kv: (kv[1] is None, kv[1] or 0)),
         "lost_write_keys": list(scenario.get("lost_write_keys") or ()),
         "lost_measured": measurements.get("lost_writes") is not None,

@@ -80,7 +80,8 @@ def test_page_one_says_the_error_budget_in_one_sentence_and_a_spent_budget_is_lo
     assert "Verdict: PASS" in page
     assert "Residual risk: low" in page and "Residual risk: none" not in page      # PASS beside a spent budget
     appendix = render_html(result(verdict="pass", scenarios=[budget_scenario([(1620, 1610)])]))
-    assert "Windows (UTC): 11:10-11:15 1610 of 1620 served (bad); 11:15-11:20 1000 of 1000 served, observed "            "11:18:20-11:19:59 only." in appendix                         # a window observed in part says so
+    assert "Windows (UTC): 11:10-11:15 1610 of 1620 served (bad); 11:15-11:20 1000 of 1000 served, observed " \
+           "11:18:20-11:19:59 only." in appendix                         # a window observed in part says so
 
 
 def test_page_one_says_an_error_budget_over_the_allowance_not_met():
