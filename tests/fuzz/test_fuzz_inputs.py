@@ -31,6 +31,7 @@ drill: staging-database
 title: Staging database failover
 ha_domain: database
 scenarios: [scenarios/database/primary_failover.feature]
+environment: {class: staging, name: staging-eu}
 lab:
   provider: external
   api_url: https://cp.staging.example:8443
