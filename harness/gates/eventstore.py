@@ -9,7 +9,7 @@ from collections import Counter
 
 from harness.gates.base import Gate, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
-from harness.measure.eventstore import chain_continuity, write_success
+from harness.measure.eventstore import _event_counts, chain_continuity, write_success
 from harness.model import FAILOVER, JOURNAL, GateResult, History, Verdict
 
 EMITTERS = (JOURNAL, FAILOVER)
@@ -107,30 +107,62 @@ def _chains(gate: Gate, history: History, fault: str | None):
 class EventChainVerified(Gate):
     """The hash chain, recomputed by the harness from the events read, is whole: every hash is the
     hash of its event, every prev_hash the previous event's hash (and, with `fault`, across the
-    boundary between the events recorded before it and the first one after)."""
+    boundary between the events recorded before it and the first one after); and complete: every
+    state change the harness saw acknowledged before it read the chain (an intent created, evidence
+    committed, an approval, a publish) has its event in it. A chain missing one fails, naming it;
+    a chain read empty proves nothing: unknown."""
 
     judges = "system"
+    EVENT_OF = {"write": "IntentCreated", "create_intent": "IntentCreated", "evidence": "EvidenceCommitted",
+                "approve": "ApprovalRecorded", "publish": "Published"}
 
     def __init__(self, fault: str | None = None):
         self.fault = fault
         self.id = "event_chain_linked_across_failover" if fault else "event_chain_intact"
-        self.threshold = "every hash recomputed and linked"
-        self.description = ("Hash chain verifies end to end and links across the failover boundary"
-                            if fault else "Append-only event store: hash chain verifies after failover")
+        self.threshold = "every hash recomputed and linked; every acknowledged change's event in it"
+        self.description = ("Hash chain verifies end to end, links across the failover boundary and holds every "
+                            "acknowledged change's event" if fault else
+                            "Append-only event store: hash chain verifies after failover and holds every "
+                            "acknowledged change's event")
+
+    def missing(self, history: History, rows: list, read_at: float) -> tuple[int, list[str]]:
+        """(state changes acknowledged before the chain was read, those without their event)."""
+        counts, intent_of = _event_counts(rows)
+        created = {r.get("intent_id") for r in rows if r.get("type") == "IntentCreated"}
+        acked = [o for o in history.ops_of(*self.EVENT_OF) if o.ok and o.done <= read_at]
+        gone = []
+        for op in sorted(acked, key=lambda o: o.id):
+            if op.kind == "write":
+                found = counts[("IntentCreated", op.value)]
+            elif op.kind == "create_intent":    # its value: the key sent, or the intent id answered
+                found = counts[("IntentCreated", op.value)] or op.value in created
+            else:
+                ref = op.detail.get("intent_id", intent_of.get(op.value))
+                found = counts[(self.EVENT_OF[op.kind], ref)] if ref is not None else 0
+            if not found:
+                what = op.value if op.value is not None else op.detail.get("intent_id")
+                gone.append(f"{op.kind} {what} ({self.EVENT_OF[op.kind]})")
+        return len(acked), gone
 
     def evaluate(self, history: History) -> GateResult:
         before, after, unknown = _chains(self, history, self.fault)
         if unknown:
             return unknown
+        inject = history.first_event("inject", self.fault) if self.fault else None
+        read = [o for o in history.ops_of("read_chain") if inject is None or o.t_invoke >= inject.t][-1]
         c = chain_continuity(before, after)
+        acked, gone = self.missing(history, after, read.t_invoke)
         measured = {"events": c.after, "broken_links": list(c.broken_links[:10]),
-                    "bad_hashes": list(c.bad_hashes[:10])}
+                    "bad_hashes": list(c.bad_hashes[:10]), "acknowledged": acked, "missing_events": gone[:10]}
         if self.fault:
             measured.update(last_before=c.last_before, first_after=c.first_after, boundary_linked=c.boundary_linked)
-            if c.first_after is None:
-                return self.unknown("no event was appended after the fault", measured)
-        ok = not c.broken_links and not c.bad_hashes and c.boundary_linked is not False
-        return self.judge(ok, measured)
+        if not after:
+            return self.unknown("the chain was read empty: no event at all to verify", measured)
+        if self.fault and c.first_after is None and not gone:
+            return self.unknown("no event was appended after the fault", measured)
+        ok = not c.broken_links and not c.bad_hashes and c.boundary_linked is not False and not gone
+        detail = f"{len(gone)} acknowledged change(s) without their event: {', '.join(gone[:5])}" if gone else ""
+        return self.judge(ok, measured, detail)
 
 
 @register

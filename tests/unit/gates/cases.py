@@ -1694,6 +1694,28 @@ CASES[EventChainVerified] = [
          EventChainVerified(BLOCK), chain_reads(None, FULL).build(), UNKNOWN),
     Case("no event appended after the fault",
          EventChainVerified(BLOCK), chain_reads(BEFORE, BEFORE).build(), UNKNOWN),
+    # issue 24: an empty chain is no pass, and every change the harness saw acknowledged must be in it
+    Case("a chain read empty proves nothing",
+         EventChainVerified(), chain_reads(None, []).build(), UNKNOWN, says("empty")),
+    Case("every change acknowledged before the read has its event in the chain",
+         EventChainVerified(), chain_reads(None, FULL).op("write", 1.0, value="w1", status=201)
+         .op("evidence", 2.0, value="w1", status=201, detail={"intent_id": 1})
+         .op("approve", 3.0, value="w1", status=200, detail={"intent_id": 1}).op("publish", 4.0, value="w1")
+         .op("create_intent", 5.0, value="w2", status=201).op("create_intent", 6.0, value=2, status=201)
+         .op("write", 31.0, value="w9", status=201).build(), PASS, measured_has(acknowledged=6, missing_events=[])),
+    Case("an intent created (the id it answered) without its IntentCreated fails",
+         EventChainVerified(), chain_reads(None, FULL).op("create_intent", 6.0, value=7, status=201).build(), FAIL,
+         measured_has(missing_events=["create_intent 7 (IntentCreated)"])),
+    Case("a write acknowledged before the read, its IntentCreated missing from a valid chain, fails naming it",
+         EventChainVerified(), chain_reads(None, FULL).op("write", 1.0, value="w1", status=201)
+         .op("write", 20.0, value="w3", status=201).build(), FAIL, says("write w3 (IntentCreated)")),
+    Case("an approval acknowledged without its ApprovalRecorded fails",
+         EventChainVerified(), chain_reads(None, chain([created(1, "w1"), row("EvidenceCommitted", intent_id=1)]))
+         .op("approve", 20.0, status=200, detail={"intent_id": 1}).build(), FAIL,
+         measured_has(missing_events=["approve 1 (ApprovalRecorded)"])),
+    Case("nothing appended after the fault, but an acknowledged write's event missing: fails",
+         EventChainVerified(BLOCK), chain_reads(BEFORE, BEFORE).op("write", 20.0, value="w2", status=201).build(),
+         FAIL, says("write w2")),
 ]
 
 CASES[AuditEventsNotLost] = [
