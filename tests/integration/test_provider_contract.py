@@ -316,7 +316,7 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     assert suite.iter("testcase") and not list(suite.iter("failure"))
     html = (out / "report.html").read_text()
     assert "PASS" in html and results["correlation_id"] in html and "<svg" in html
-    assert "allows 0.3 s of failed requests" in html       # the error budget, in one sentence
+    assert "of the month&#39;s error budget, allowance 25%: met" in html       # the error budget, in one sentence
     assert verify_cab_log(tmp_path / "cab.jsonl") == (True, None)
 
 
