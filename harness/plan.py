@@ -26,7 +26,7 @@ KNOWN_KEYS = {"drill", "title", "ha_domain", "lab", "scenarios", "targets", "sch
               "description", "blackout", "owner", "operator", "approver", "change_ticket", "window", "availability",
               "environment"}
 KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_writes", "availability",
-                 "event_count_growth", "detection_seconds"}
+                 "event_count_growth", "detection_seconds", "connector_backoff"}
 KNOWN_KEYS.add("waivers")          # targets looser than the spec's floors (harness.spec_floors)
 KNOWN_KEYS.add("hold_real_time")   # time rules (15 min, 24 h) may hold the fault in real time: no clock control
 KNOWN_LAB = {"provider", "replication", "images"}
@@ -345,6 +345,7 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
         tier = None
     waivers = parse_waivers(data.get("waivers"), fail, add)
     targets = _parse_targets(data.get("targets") or {}, tier, fail, add, waivers)
+    checked(add, check_lab_backoff, targets.get("connector_backoff"), provider, fail)
     waivers = bind(waivers, targets, tier)
     availability = checked(add, parse_availability, data.get("availability"), fail, default=AvailabilityPolicy())
     schedule = data.get("schedule")
@@ -457,6 +458,11 @@ def _parse_targets(value: Any, tier: Any, fail, add: Callable[[PlanError], None]
         if key not in KNOWN_TARGETS:
             add(fail(name, f"unknown target; known: {', '.join(sorted(KNOWN_TARGETS))}"))
             continue
+        if key == "connector_backoff":          # a mapping: the connectors' configured retry policy
+            policy = checked(add, parse_connector_backoff, number, fail)
+            if policy is not None:
+                targets[key] = policy
+            continue
         problem = _target_problem(key, number)
         if problem:
             add(fail(name, f"{problem}, got {quoted(number)}"))
@@ -513,6 +519,51 @@ def parse_availability(value: Any, fail) -> AvailabilityPolicy:
         raise fail("availability.region", f"must be a region's name (letters, digits, '.', '_', '-'; at most 63), "
                                           f"got {quoted(region)}")
     return AvailabilityPolicy(float(period), float(allowance), region)
+
+
+CONNECTOR_BACKOFF_KEYS = ("base_seconds", "factor", "max_attempts")
+SPEC_BACKOFF_FACTOR = 2.0      # spec 2, Intune Graph row: "ConnectorBackoff logic ensures 2x base interval"
+LAB_PROVIDERS = ("embedded", "testcontainers")
+
+
+def parse_connector_backoff(value: Any, fail) -> dict[str, Any]:
+    """targets.connector_backoff: what the deployment's connectors are configured with (the base
+    interval and the maximum attempts); the factor is the spec's, 2, and nothing else."""
+    name = "targets.connector_backoff"
+    example = "e.g. {base_seconds: 0.5, factor: 2, max_attempts: 4}"
+    if not isinstance(value, dict):
+        raise fail(name, f"must be a mapping of the connectors' configured retry policy, {example}, got {quoted(value)}")
+    unknown = [k for k in value if k not in CONNECTOR_BACKOFF_KEYS]
+    if unknown:
+        raise fail(f"{name}.{quoted(unknown[0], 30).strip(chr(39))}",
+                   f"unknown key; known: {', '.join(CONNECTOR_BACKOFF_KEYS)}")
+    for key, what in (("base_seconds", "base interval"), ("max_attempts", "maximum attempts")):
+        if key not in value:
+            raise fail(f"{name}.{key}", f"missing: the {what} the connectors are configured with, {example}")
+    base, factor, attempts = value["base_seconds"], value.get("factor", SPEC_BACKOFF_FACTOR), value["max_attempts"]
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not (math.isfinite(base) and 0 < base <= 3600):
+        raise fail(f"{name}.base_seconds", f"must be the connectors' base interval in seconds, more than 0 and at "
+                                           f"most 3600, got {quoted(base)}")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor != SPEC_BACKOFF_FACTOR:
+        raise fail(f"{name}.factor", f"must be 2: the spec's ConnectorBackoff doubles the interval after each failed "
+                                     f"attempt (2x base, spec 2, Intune Graph row), got {quoted(factor)}")
+    if type(attempts) is not int or not 3 <= attempts <= 100:
+        raise fail(f"{name}.max_attempts", f"must be a whole number from 3 to 100 (three attempts show two waits, the "
+                                           f"least a doubling is judged on), got {quoted(attempts)}")
+    return {"base_seconds": float(base), "factor": SPEC_BACKOFF_FACTOR, "max_attempts": attempts}
+
+
+def check_lab_backoff(policy: dict[str, Any] | None, provider: Any, fail) -> None:
+    """On a lab, the plan's connector_backoff must be what the lab starts its connectors with."""
+    if policy is None or (provider is not None and provider not in LAB_PROVIDERS):
+        return
+    from .lab.connectors import LAB_CONNECTOR_BACKOFF
+    for key in ("base_seconds", "max_attempts"):
+        if policy[key] != LAB_CONNECTOR_BACKOFF[key]:
+            raise fail(f"targets.connector_backoff.{key}",
+                       f"the {provider or 'embedded'} lab's connectors are configured with {key} "
+                       f"{LAB_CONNECTOR_BACKOFF[key]:g}, the plan says {policy[key]:g}: state what the lab runs "
+                       f"({LAB_CONNECTOR_BACKOFF})")
 
 
 def _check_cron(value: Any, fail) -> None:

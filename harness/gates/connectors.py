@@ -230,39 +230,72 @@ class PromotionRefused(Gate):
 
 @register
 class ConnectorBackoff(Gate):
-    """ConnectorBackoff: after each failed attempt of an intent the connector waits about twice as
-    long as after the previous (2x base), as the platform itself received the calls (its request
-    log): >= 3 attempts, the first wait at least the base interval, each wait min_ratio..max_ratio
-    times the previous. A wait is the silence toward the platform after the failed attempt, up
-    to the connector's next call of any intent, less the link's round trip (a lookup to its apply,
-    on the same log): a latency toxic adds the same time to every gap, which would flatten the
-    ratios of a backoff that doubles; and the wait is platform-wide (a throttled platform is not
-    called for another intent either), so the gap between two attempts of one intent also holds
-    the waits of the other intents failing in between, which double in step only when those
-    intents arrived together."""
+    """ConnectorBackoff (spec 2, Intune Graph row: "ensures 2x base interval"): after each failed
+    attempt of an intent the connector waits twice as long as after the previous one, from the
+    base interval the deployment is configured with, up to its maximum attempts (both from the
+    plan's targets.connector_backoff), as the platform itself received the calls (its request log).
+
+    A wait is the silence toward the platform after the failed attempt, up to the connector's next
+    call of any intent, less the link's round trip measured on the same log (a lookup to its
+    apply): a latency toxic adds the same time to every gap, which would flatten the ratios of a
+    backoff that doubles; and the wait is platform-wide (a throttled platform is not called for
+    another intent either), so the gap between two attempts of one intent also holds the waits of
+    the other intents failing in between, which double in step only when those intents arrived
+    together. Judged, with >= 3 attempts of one intent (two waits): every wait longer than the one
+    before; their growth per retry (the geometric mean of the ratios: the last wait over the first,
+    to the power 1/(waits-1)) within factor x (1 +- TOLERANCE), 1.8 to 2.2 for the spec's 2; the
+    first wait 0.9 to 1.5 x the base interval; no more attempts than the maximum. The growth, not
+    each ratio alone: a wait also holds the connector's own turnaround, which on a loaded machine
+    adds up to ~0.1 s to one wait or another (see RetryBackoffAtStore)."""
 
     judges = "system"
+    TOLERANCE = 0.1                 # of the factor: 1.8 to 2.2 for 2x
+    FIRST_WAIT = (0.9, 1.5)         # x the base interval: never early; late by a Retry-After or load at most
 
-    def __init__(self, platform: str, keys: list[str], base_s: float, min_ratio: float = 1.5,
-                 max_ratio: float = 3.0):
+    def __init__(self, platform: str, keys: list[str], base_s: float | None, max_attempts: int | None = None,
+                 factor: float = 2.0):
         self.platform, self.keys, self.base_s = platform, set(keys), base_s
-        self.min_ratio, self.max_ratio = min_ratio, max_ratio
+        self.max_attempts, self.factor = max_attempts, factor
+        low, high = factor * (1 - self.TOLERANCE), factor * (1 + self.TOLERANCE)
         self.id = f"connector_backoff_2x_{platform}"
-        self.threshold = (f"first wait >= {base_s:g} s; each wait {min_ratio:g}-{max_ratio:g} x the previous "
-                          f"(a wait: the silence after a failed attempt, less the link's round trip)")
-        self.description = ("ConnectorBackoff: each retry waits 2x the previous interval, as the platform "
-                            "received the attempts")
+        self.threshold = (f"growth per retry {low:g}-{high:g} x, each wait longer than the previous; first wait "
+                          f"{self.FIRST_WAIT[0]:g}-{self.FIRST_WAIT[1]:g} x base "
+                          + (f"{base_s:g} s" if base_s is not None else "(not stated)")
+                          + (f"; at most {max_attempts} attempts" if max_attempts else "")
+                          + " (a wait: the silence after a failed attempt, less the link's round trip)")
+        self.description = (f"ConnectorBackoff: each retry waits {factor:g}x the previous interval, from the "
+                            f"configured base, as the platform received the attempts")
 
     def evaluate(self, history: History) -> GateResult:
+        if self.base_s is None:
+            return self.unknown("the connectors' configured backoff is not known: state it in the plan "
+                                "(targets.connector_backoff: {base_seconds, factor, max_attempts})")
         b = backoff(history, self.platform, self.keys, until=_requeued(history, self.platform))
         measured = {"gaps_s": [round(g, 3) for g in b.gaps_s], "round_trip_s": round(b.round_trip_s, 3),
-                    "waits_s": [round(w, 3) for w in b.waits_s], "ratios": [round(r, 2) for r in b.ratios]}
+                    "waits_s": [round(w, 3) for w in b.waits_s], "ratios": [round(r, 2) for r in b.ratios],
+                    "attempts": len(b.gaps_s) + 1 if b.key is not None else 0}
         if len(b.waits_s) < 2:
             return self.unknown(f"fewer than 3 attempts of one {self.platform} intent reached the platform",
                                 measured)
-        ok = (b.waits_s[0] >= 0.9 * self.base_s and all(w > 0 for w in b.waits_s)
-              and all(self.min_ratio <= r <= self.max_ratio for r in b.ratios))
-        return self.judge(ok, measured)
+        waits = b.waits_s
+        growth = (waits[-1] / waits[0]) ** (1 / (len(waits) - 1)) if waits[0] > 0 and waits[-1] > 0 else 0.0
+        measured["growth"] = round(growth, 3)
+        low, high = self.factor * (1 - self.TOLERANCE), self.factor * (1 + self.TOLERANCE)
+        problems = []
+        if not all(w > 0 for w in waits):
+            problems.append("an attempt followed another without a wait")
+        elif not all(b2 > a for a, b2 in zip(waits, waits[1:])):
+            problems.append("a wait was not longer than the one before")
+        if not low <= growth <= high:
+            problems.append(f"the waits grew {growth:.2f} x per retry, not {low:g}-{high:g}")
+        first_low, first_high = (f * self.base_s for f in self.FIRST_WAIT)
+        if not first_low <= waits[0] <= first_high:
+            problems.append(f"the first wait was {waits[0]:.3f} s, not {first_low:g}-{first_high:g} s "
+                            f"(base {self.base_s:g} s)")
+        if self.max_attempts is not None and measured["attempts"] > self.max_attempts:
+            problems.append(f"{measured['attempts']} attempts of one intent, more than the {self.max_attempts} "
+                            f"configured")
+        return self.judge(not problems, measured, "; ".join(problems))
 
 
 @register
@@ -493,13 +526,17 @@ class DeadLettered(Gate):
 
     judges = "system"
 
-    def __init__(self, platform: str, keys: list[str], max_attempts: int):
+    def __init__(self, platform: str, keys: list[str], max_attempts: int | None):
         self.platform, self.keys, self.max_attempts = platform, list(keys), max_attempts
         self.id = f"dead_lettered_{platform}"
-        self.threshold = f"all in the dead-letter queue after {max_attempts} attempts"
+        self.threshold = (f"all in the dead-letter queue after {max_attempts} attempts" if max_attempts is not None
+                          else "all in the dead-letter queue after the configured maximum attempts (not stated)")
         self.description = f"{platform} intents dead-lettered after the connector's maximum attempts, kept (not lost)"
 
     def evaluate(self, history: History) -> GateResult:
+        if self.max_attempts is None:
+            return self.unknown("the connectors' configured maximum attempts is not known: state it in the plan "
+                                "(targets.connector_backoff: {base_seconds, factor, max_attempts})")
         requeued = _requeued(history, self.platform)
         reads = [o for o in history.ops_of("dead_letters") if o.ok and o.detail.get("platform") == self.platform
                  and (requeued is None or o.done <= requeued)]

@@ -36,8 +36,11 @@ from ..wait import until_up
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")   # controlplane.platforms, not imported
 # Short, so that a drill's backoff, dead-lettering and recovery run in seconds:
-# waits 0.5, 1, 2 s (or Retry-After when larger), dead letter at the 4th failed attempt.
-CONNECTOR_ARGS = ("--base-interval", "0.5", "--max-attempts", "4", "--max-backoff", "8",
+# waits 0.5, 1, 2 s (or Retry-After when larger), dead letter at the 4th failed attempt. A plan's
+# targets.connector_backoff states it (harness.plan checks a lab plan's against it).
+LAB_CONNECTOR_BACKOFF = {"base_seconds": 0.5, "factor": 2.0, "max_attempts": 4}
+CONNECTOR_ARGS = ("--base-interval", f"{LAB_CONNECTOR_BACKOFF['base_seconds']:g}",
+                  "--max-attempts", str(LAB_CONNECTOR_BACKOFF["max_attempts"]), "--max-backoff", "8",
                   "--wait-time", "1", "--probe-interval", "1", "--request-timeout", "3")
 PORT_ATTEMPTS = 3
 ASG_INTERVAL = 0.25   # how often the auto-scaling group looks at its workers (its health check)

@@ -16,14 +16,14 @@ from ..gates.connectors import (DETECTION_SECONDS, AppliedExactlyOnce, Assignmen
                                 RequeueConfirmed, ResumeRequiresLowThrottleCount, SiteOutageRecorded,
                                 ThrottleCountAccurate)
 from ..gates.waiver import waivable
+from ..lab.connectors import LAB_CONNECTOR_BACKOFF
 from ..model import FaultSpec
+from ..plan import LAB_PROVIDERS
 from ..wait import poll
 from .common import PLATFORMS, applied_counts, platform_log, read_events, start_probes
 from .scenario import Scenario
 
 DEADLINE = 30.0            # generous: every wait below polls a real condition until it holds
-MAX_ATTEMPTS = 4           # the lab's connectors dead-letter at the 4th failed attempt
-BASE_INTERVAL_S = 0.5      # and wait 0.5, 1, 2 s between attempts (harness.lab.connectors)
 FIRST_RING, NEXT_RING = "ring1", "ring2"
 
 
@@ -265,9 +265,21 @@ def promotions_paused(scn: Scenario, platform: str) -> None:
         detection_s=DETECTION_SECONDS if allowance is None else allowance)))
 
 
+def backoff_policy(scn: Scenario) -> dict | None:
+    """The connectors' configured retry policy {base_seconds, factor, max_attempts}: the plan's
+    targets.connector_backoff, else, on a lab, what the lab starts its connectors with; None for
+    an external target whose plan does not state it (its checkers are then unknown)."""
+    stated = scn.drill.targets.get("connector_backoff")
+    if isinstance(stated, dict):
+        return stated
+    return dict(LAB_CONNECTOR_BACKOFF) if getattr(scn.lab, "provider", "") in LAB_PROVIDERS else None
+
+
 def backoff_doubles(scn: Scenario, platform: str) -> None:
-    """Wait until one intent reached the platform 4 times (its request log), then judge the gaps."""
+    """Wait until one intent reached the platform its configured maximum attempts (its request
+    log), then judge the waits against the configured base interval."""
     keys = set(keys_of(scn, platform))
+    policy = backoff_policy(scn)
 
     def most_attempts() -> int:
         counts: dict[str, int] = {}
@@ -275,8 +287,10 @@ def backoff_doubles(scn: Scenario, platform: str) -> None:
             if r.get("idempotency_key") in keys and r.get("path", "/apply") == "/apply":
                 counts[r["idempotency_key"]] = counts.get(r["idempotency_key"], 0) + 1
         return max(counts.values(), default=0)
-    poll(most_attempts, until=lambda n: n >= MAX_ATTEMPTS, timeout=DEADLINE, interval=0.2)
-    scn.expect(ConnectorBackoff(platform, sorted(keys), BASE_INTERVAL_S))
+    if policy is not None:
+        poll(most_attempts, until=lambda n: n >= policy["max_attempts"], timeout=DEADLINE, interval=0.2)
+    scn.expect(ConnectorBackoff(platform, sorted(keys), None if policy is None else policy["base_seconds"],
+                                None if policy is None else policy["max_attempts"]))
 
 
 def throttles_counted(scn: Scenario, platform: str, n: int) -> None:
@@ -358,7 +372,8 @@ def dead_lettered(scn: Scenario, platform: str) -> None:
     keys = keys_of(scn, platform)
     poll(lambda: _dead_letters(scn, platform), until=lambda op: op.ok and set(keys) <= set(op.value or ()),
          timeout=DEADLINE, interval=0.3)
-    scn.expect(DeadLettered(platform, keys, MAX_ATTEMPTS))
+    policy = backoff_policy(scn)
+    scn.expect(DeadLettered(platform, keys, None if policy is None else policy["max_attempts"]))
 
 
 def runbook_requeue(scn: Scenario, platform: str) -> None:

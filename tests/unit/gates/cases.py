@@ -908,13 +908,13 @@ CASES[ConnectorBackoff] = [
     Case("each wait twice the previous, from the base interval",
          BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.5, 13.5).build(), PASS,
          measured({"gaps_s": [0.5, 1.0, 2.0], "round_trip_s": 0.0, "waits_s": [0.5, 1.0, 2.0],
-                   "ratios": [2.0, 2.0]})),
+                   "ratios": [2.0, 2.0], "attempts": 4, "growth": 2.0})),
     Case("two intents in lockstep over a 200 ms link: the gaps 2.6, 3.6, 5.6 s hold waits of 0.5, 1, 2 s",
          BACKOFF, looked_up_attempts(H(), ("k1", 10.0, 503), ("k2", 11.3, 503), ("k1", 12.6, 503),
                                      ("k2", 14.4, 503), ("k1", 16.2, 503), ("k2", 19.0, 503),
                                      ("k1", 21.8, 200)).build(), PASS,
          measured({"gaps_s": [2.6, 3.6, 5.6], "round_trip_s": 0.4, "waits_s": [0.5, 1.0, 2.0],
-                   "ratios": [2.0, 2.0]})),
+                   "ratios": [2.0, 2.0], "attempts": 4, "growth": 2.0})),
     Case("a second intent arriving late puts its wait in one gap only (gaps 0.5, 1.53, 3.0 s)",
          BACKOFF, attempts(attempts(H(), "jamf", "k1", 10.0, 10.501, 12.034, 15.03), "jamf", "k2",
                            11.508, 14.029, 15.101, 17.098).build(), PASS,
@@ -926,7 +926,7 @@ CASES[ConnectorBackoff] = [
          BACKOFF, looked_up_attempts(H(), ("k1", 10.0, 503), ("k1", 11.3, 503), ("k1", 12.6, 503),
                                      ("k1", 13.9, 200)).build(), FAIL,
          measured({"gaps_s": [1.3, 1.3, 1.3], "round_trip_s": 0.4, "waits_s": [0.5, 0.5, 0.5],
-                   "ratios": [1.0, 1.0]})),
+                   "ratios": [1.0, 1.0], "attempts": 4, "growth": 1.0})),
     Case("a backoff whose gaps do not grow",
          BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.0, 11.5).build(), FAIL),
     Case("a first gap shorter than the base interval",
@@ -944,6 +944,23 @@ CASES[ConnectorBackoff] = [
          BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 10.5, 11.5).build(), FAIL),
     Case("fewer than 3 attempts reached the platform",
          BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5).build(), UNKNOWN),
+    # issue 24: the spec's 2x within 1.8-2.2 (growth per retry), base and maximum attempts from the plan
+    Case("waits growing 2.5x per retry are not the spec's 2x",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.75, 14.875).build(), FAIL,
+         says("grew 2.50 x per retry, not 1.8-2.2")),
+    Case("waits growing 1.6x per retry are not the spec's 2x",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 10.5, 11.3, 12.58).build(), FAIL, measured_has(growth=1.6)),
+    Case("a first wait twice the configured base interval (the plan says 0.5 s, the connector waits 1 s)",
+         BACKOFF, attempts(H(), "jamf", "k1", 10.0, 11.0, 13.0, 17.0).build(), FAIL, says("first wait was 1.000 s")),
+    Case("more attempts than the configured maximum",
+         ConnectorBackoff("jamf", ["k1"], base_s=0.5, max_attempts=4),
+         attempts(H(), "jamf", "k1", 10.0, 10.5, 11.5, 13.5, 17.5).build(), FAIL, says("more than the 4 configured")),
+    Case("a loaded machine: the first wait 80 ms late (ratios 1.72, 2.0), the growth over all waits 1.86",
+         ConnectorBackoff("jamf", ["k1"], base_s=0.5, max_attempts=4),
+         attempts(H(), "jamf", "k1", 10.0, 10.58, 11.58, 13.58).build(), PASS, measured_has(growth=1.857)),
+    Case("the connectors' configured backoff is not known (an external plan that does not state it)",
+         ConnectorBackoff("jamf", ["k1"], base_s=None), attempts(H(), "jamf", "k1", 10.0, 10.5, 11.5).build(),
+         UNKNOWN, says("targets.connector_backoff")),
 ]
 
 
@@ -1190,6 +1207,9 @@ CASES[DeadLettered] = [
          .build(), UNKNOWN),
     Case("no intent was published",
          DeadLettered("jamf", [], 4), dead_letters(H(), 15.0).build(), UNKNOWN),
+    Case("the configured maximum attempts is not known (an external plan that does not state it)",
+         DeadLettered("jamf", ["k1"], None), dead_letters(attempts(H(), "jamf", "k1", *FOUR_ATTEMPTS), 15.0, "k1")
+         .build(), UNKNOWN, says("targets.connector_backoff")),
 ]
 
 

@@ -86,3 +86,62 @@ def test_a_waived_detection_allowance_is_judged_against_the_spec_floor_too(monke
     platforms.promotion_refused(scn, "sccm", "SCCM.SiteHealth")
     (gate,) = scn.checks
     assert isinstance(gate, Waived) and (gate.waived.detection_s, gate.spec.detection_s) == (1200.0, 900.0)
+
+
+# ---- ConnectorBackoff: the configured retry policy from the plan ---------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]
+CONNECTORS = {"drill": "connectors", "title": "Connectors", "ha_domain": "connectors", "lab": "embedded",
+              "scenarios": ["scenarios/connectors/jamf_outage.feature"]}
+
+
+def plan_errors(targets: dict, lab: object = "embedded", **more) -> list[str]:
+    from harness.plan import PlanError, parse_plan
+    errors: list = []
+    try:
+        parse_plan({**CONNECTORS, "lab": lab, "targets": targets, **more}, ROOT / "plan.yaml", ROOT, errors)
+    except PlanError:
+        pass
+    return [str(e) for e in errors]
+
+
+def test_the_plan_states_the_connectors_backoff_and_the_factor_is_the_specs_2():
+    from harness.plan import parse_plan
+    plan = parse_plan({**CONNECTORS, "targets": {"connector_backoff": {"base_seconds": 0.5, "factor": 2,
+                                                                        "max_attempts": 4}}}, ROOT / "p.yaml", ROOT)
+    assert plan.targets["connector_backoff"] == {"base_seconds": 0.5, "factor": 2.0, "max_attempts": 4}
+    for policy, key in (({"base_seconds": 0.5, "factor": 3, "max_attempts": 4}, "factor"),
+                        ({"base_seconds": 0.5, "factor": 1.9, "max_attempts": 4}, "factor"),
+                        ({"base_seconds": 0, "max_attempts": 4}, "base_seconds"),
+                        ({"base_seconds": 0.5, "max_attempts": 2}, "max_attempts"),
+                        ({"base_seconds": 0.5, "max_attempts": 4.5}, "max_attempts"),
+                        ({"max_attempts": 4}, "base_seconds"),
+                        ({"base_seconds": 0.5, "max_attempts": 4, "jitter": 0.1}, "jitter")):
+        errors = plan_errors({"connector_backoff": policy})
+        assert len(errors) == 1 and f"targets.connector_backoff.{key}" in errors[0], (policy, errors)
+    assert "must be a mapping" in plan_errors({"connector_backoff": 0.5})[0]
+
+
+def test_a_lab_plans_backoff_must_be_what_the_lab_runs_an_external_plans_is_the_deployments():
+    errors = plan_errors({"connector_backoff": {"base_seconds": 1.0, "max_attempts": 4}})
+    assert len(errors) == 1 and "targets.connector_backoff.base_seconds" in errors[0] and "0.5" in errors[0]
+    assert "max_attempts" in plan_errors({"connector_backoff": {"base_seconds": 0.5, "max_attempts": 5}},
+                                         lab={"provider": "testcontainers"})[0]
+
+
+def test_the_runner_takes_the_backoff_from_the_plan_else_the_labs_else_none(monkeypatch):
+    from harness.gates.connectors import ConnectorBackoff, DeadLettered
+    monkeypatch.setattr(platforms, "keys_of", lambda scn, platform: ["k1"])
+    monkeypatch.setattr(platforms, "platform_log", lambda lab, platform: [{"idempotency_key": "k1"}] * 9)
+    monkeypatch.setattr(platforms, "_dead_letters", lambda scn, platform: SimpleNamespace(ok=True, value=["k1"]))
+    stated = {"base_seconds": 2.0, "factor": 2.0, "max_attempts": 6}
+    for targets, provider, expected in (({"connector_backoff": stated}, "external", (2.0, 6)),
+                                        ({}, "embedded", (0.5, 4)), ({}, "external", (None, None))):
+        scn = Scenario(targets)
+        scn.lab = SimpleNamespace(provider=provider)
+        platforms.backoff_doubles(scn, "jamf")
+        platforms.dead_lettered(scn, "jamf")
+        backoff, dead = scn.checks
+        assert isinstance(backoff, ConnectorBackoff) and isinstance(dead, DeadLettered)
+        assert (backoff.base_s, backoff.max_attempts) == expected and dead.max_attempts == expected[1]
+
