@@ -28,46 +28,62 @@ class EventStoreWriteSuccess(Gate):
     """EventStoreWriteSuccess >= target per clock hour: of every state change the workload attempted
     (refused and timed-out ones included; the workload's ops carry detail "workload", a step's own
     calls do not count), the share whose audit event was persisted exactly once.
-    A drill observes seconds of the hour: the gate judges the hour projected with its unobserved
-    rest at the rate and success ratio seen before the fault, and reports the drill window's own
-    rate beside it. Without a pre-fault sample it judges the drill window's rate and says so."""
+    A drill observes seconds of the hour, the rule is per hour: the gate judges the hour PROJECTED,
+    the drill window plus the unobserved rest of the hour at the rate and success ratio seen before
+    the fault (without a pre-fault sample, nothing projects the rest: the projection is the drill
+    window alone, and the detail says so). Two measurements are reported apart (figures): the
+    observed ratio of the drill window (event_store_write_success_observed) and the projected hour
+    (event_store_write_success_projected_hour); the gate's limit is on the second."""
 
     judges = "system"
     id = "event_store_write_success"
+    operator, unit = ">=", "ratio"
 
     def __init__(self, target: float = 0.999, fault: str | None = None):
+        target = round(target, 9)         # a step's "99.9%" / 100 is 0.9990000000000001
         self.target, self.fault = target, fault
-        self.threshold = f">= {target:.1%} per hour"
-        self.description = (f"EventStoreWriteSuccess >= {target:.1%} per hour (audit events persisted "
-                            f"exactly once / state changes attempted)")
+        self.limit = target
+        self.threshold = f">= {target:.1%} for the hour projected from the drill window"
+        self.description = (f"EventStoreWriteSuccess, projected hour >= {target:.1%} (audit events persisted "
+                            f"exactly once / state changes attempted; the drill window's rest of the hour at "
+                            f"the pre-fault rate)")
+
+    def _measure(self, history: History):
+        read = last_op(history, "read_audit")
+        if read is None or not read.ok:
+            return None
+        inject = history.first_event("inject", self.fault) if self.fault else history.first_event("inject")
+        workload = [o for o in history.ops if o.detail.get("workload")]
+        return write_success(workload, read.value, inject.t if inject else None)
+
+    def figures(self, history: History) -> dict:
+        ws = self._measure(history)
+        if ws is None or not ws.hours:
+            return {}
+        return {"event_store_write_success_observed": round(ws.worst(False).ratio, 6),
+                "event_store_write_success_projected_hour": round(ws.worst(True).projected_ratio, 6)}
 
     def evaluate(self, history: History) -> GateResult:
         read, unknown = _audit_read(self, history)
         if unknown:
             return unknown
-        inject = history.first_event("inject", self.fault) if self.fault else history.first_event("inject")
-        workload = [o for o in history.ops if o.detail.get("workload")]
-        ws = write_success(workload, read.value, inject.t if inject else None)
+        ws = self._measure(history)
         if not ws.hours:
             return self.unknown("no state change was attempted")
-        projected = ws.pre_fault_rate is not None
-        worst = ws.worst(projected)
-        ratio = worst.projected_ratio if projected else worst.ratio
-        measured = {"used": "hour projected" if projected else "drill window",
-                    "EventStoreWriteSuccess": round(ratio, 6), "drill_window_rate": round(worst.ratio, 6),
-                    "projected_hour_rate": round(worst.projected_ratio, 6) if projected else None,
-                    "hour": worst.hour, "attempted": worst.attempted, "persisted": worst.persisted,
-                    "observed_s": worst.observed_s}
-        detail = (f"{worst.hour}: {worst.persisted} of {worst.attempted} attempts persisted in the drill "
-                  f"window ({worst.ratio:.4%})")
-        if projected:
-            detail += (f"; the hour projected at the pre-fault rate ({ws.pre_fault_rate:.1f}/s, "
-                       f"{ws.pre_fault_ratio:.2%} persisted) is {worst.projected_ratio:.4%}: the gate uses it")
+        observed = ws.worst(False)
+        worst = ws.worst(True)
+        projected = round(worst.projected_ratio, 6)
+        detail = (f"projected hour {worst.hour}: {projected:.4%} (judged); observed in the drill window: "
+                  f"{observed.persisted} of {observed.attempted} attempts persisted, {observed.ratio:.4%} "
+                  f"over {observed.observed_s:.0f} s")
+        if ws.pre_fault_rate is not None:
+            detail += (f"; the rest of the hour at the pre-fault rate ({ws.pre_fault_rate:.1f}/s, "
+                       f"{ws.pre_fault_ratio:.2%} persisted)")
             if ws.pre_fault_failed:
                 detail += f"; failed before the fault: {'; '.join(ws.pre_fault_failed[:3])}"
         else:
-            detail += "; no pre-fault sample to project the hour: the gate uses the drill window"
-        return self.judge(ratio >= self.target, measured, detail)
+            detail += "; no pre-fault sample to project the rest of the hour: the projection is the drill window alone"
+        return self.judge(projected >= self.target, projected, detail)
 
 
 @register

@@ -29,6 +29,7 @@ TYPED = {
     "DuplicatedApplies": ("==", "intents"),
     "TransactionLagBeforeFailback": ("<=", "s"),
     "NoChangeWithoutEvent": ("==", "state changes"),
+    "EventStoreWriteSuccess": (">=", "ratio"),       # the projected hour (issue 24; the drill window is a figure)
     "BackupRpo": ("<=", "s"),
     "ProbeOutageWithinTolerance": ("<=", "s"),
     "ErrorBudgetNotSpent": ("<=", "s"),

@@ -145,3 +145,36 @@ def test_the_runner_takes_the_backoff_from_the_plan_else_the_labs_else_none(monk
         assert isinstance(backoff, ConnectorBackoff) and isinstance(dead, DeadLettered)
         assert (backoff.base_s, backoff.max_attempts) == expected and dead.max_attempts == expected[1]
 
+
+# ---- EventStoreWriteSuccess: the observed ratio and the projected hour, apart ---------------------
+
+def test_the_observed_ratio_and_the_projected_hour_are_two_measurements():
+    from harness.gates.base import gate_figures
+    from harness.gates.eventstore import EventStoreWriteSuccess
+
+    from .cases import BLOCK, seconds, write_success_history
+    history = write_success_history(seconds(0, 20), 10.0, refused=(15.0,))
+    figures = gate_figures([EventStoreWriteSuccess(0.999, fault=BLOCK)], history)
+    assert figures == {"event_store_write_success_observed": 0.95,
+                       "event_store_write_success_projected_hour": round(3600 / 3601, 6)}
+
+
+def test_page_one_says_projected_where_it_shows_the_projection():
+    import html
+    import re
+
+    from harness.gates import evaluate_gate
+    from harness.gates.eventstore import EventStoreWriteSuccess
+    from harness.model import DrillResult, ScenarioResult, Verdict
+    from harness.report import render_html
+
+    from .cases import BLOCK, seconds, write_success_history
+    assert EventStoreWriteSuccess(99.9 / 100).limit == 0.999        # as a step states it: a percentage
+    gate = evaluate_gate(EventStoreWriteSuccess(0.999, fault=BLOCK),
+                         write_success_history(seconds(0, 30), 10.0, refused=tuple(seconds(15, 25))))
+    assert gate.verdict is Verdict.FAIL and (gate.operator, gate.limit, gate.unit) == (">=", 0.999, "ratio")
+    result = DrillResult(drill="d", verdict=Verdict.FAIL, scenarios=[
+        ScenarioResult(name="Event store write blocked", verdict=Verdict.FAIL, gates=[gate])])
+    page = render_html(result)
+    first = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page[:page.index("Technical appendix")])).split())
+    assert "EventStoreWriteSuccess, projected hour >= 99.9%" in first and f"measured {gate.measured}" in first
