@@ -362,7 +362,7 @@ class PublishApprovalBlocked(Gate):
         inject = history.first_event("inject", self.fault)
 
         def at(t: float) -> str:
-            return f"+{t - inject.t:.2f} s"
+            return f"{t - inject.t:+.2f} s"
 
         def ref(o) -> str:
             found = o.value if o.value is not None else o.detail.get("intent_id")
