@@ -224,7 +224,7 @@ def test_evidence_commit_writes_a_validated_replica_copy(cplab, outage):
     assert pack["ValidatedCopyExists"] is True and pack["replica_version_id"]
     replica = s3(cplab).get_object(Bucket=REPLICA_BUCKET, Key=pack["object_key"],
                                    VersionId=pack["replica_version_id"])
-    assert replica["Body"].read() == content.encode() and replica["ObjectLockMode"] == "GOVERNANCE"
+    assert replica["Body"].read() == content.encode() and replica["ObjectLockMode"] == "COMPLIANCE"
     assert pack["sha256"] == hashlib.sha256(content.encode()).hexdigest()
     assert sql(cplab, "SELECT replica_validated, replica_version_id, replica_bucket FROM evidence_packs"
                       " WHERE intent_id = %s", (intent["id"],)) == [(True, pack["replica_version_id"],

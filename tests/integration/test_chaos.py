@@ -204,7 +204,8 @@ def test_an_external_target_without_confirm_is_a_dry_run_and_with_it_the_fault_r
 
     lab = {**staging_lab_config(staging), "blast_radius": ["db"]}
     plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 50},
-                                 "duration": "1s"}], lab=lab, blast_radius=["db"], workload="probes")
+                                 "duration": "1s"}], lab=lab, blast_radius=["db"], workload="probes",
+                     environment={"class": "staging", "name": "staging stand-in"})
     sampler = ToxicSampler(staging)
     sampler.start()
     dry = start(staging, plan, tmp_path)
