@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import json
 import socket
 import socketserver
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from harness.wait import poll
 
@@ -109,3 +112,32 @@ def refuses(address: str) -> bool:
         return False
     except ConnectionRefusedError:
         return True
+
+
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler for stub HTTP endpoints: send_json() answers, nothing is logged."""
+
+    def send_json(self, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server of `handler` on a free 127.0.0.1 port: its base URL, shut down after."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

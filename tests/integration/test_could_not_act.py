@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,12 +18,13 @@ import yaml
 from harness.net import free_port
 from tests.integration.conftest import DRILL, ROOT, staging_lab_config
 from tests.integration.test_external import drill, plan_for, runbook
+from tests.support import JsonHandler, http_server
 
 pytestmark = pytest.mark.integration
 STAGING = {"class": "staging", "name": "staging-lab"}
 
 
-class Refuses(BaseHTTPRequestHandler):
+class Refuses(JsonHandler):
     """A runbook endpoint whose token the plan got wrong: 401 to every call, each one counted."""
 
     calls: list[str] = []
@@ -33,29 +32,14 @@ class Refuses(BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         Refuses.calls.append(self.path)
-        body = b'{"error": "invalid bearer token"}'
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(401, {"error": "invalid bearer token"})
 
 
 @pytest.fixture
 def refusing():
     Refuses.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with http_server(Refuses) as url:
+        yield url
 
 
 def with_kill_hook(plan: Path, url: str) -> Path:

@@ -4,10 +4,7 @@ plan is held to (the runner's own assembly of a scenario's rules)."""
 
 from __future__ import annotations
 
-import json
-import threading
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from harness.runner.api import available_while_az_lost
 from harness.runner.common import standard_rules
 from harness.runner.tags import matches
 from harness.workload import ApiClient, Prober, Recorder
+from tests.support import JsonHandler, http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1_767_607_200.0          # 2026-01-05 10:00:00 UTC: a 5-minute boundary
@@ -57,36 +55,21 @@ def test_a_request_is_served_when_answered_ok_or_refused_on_its_merits():
     assert not served(op("write", 1, Outcome.FAIL, 400))                # a 4xx that names no rule
 
 
-class HealthStub(BaseHTTPRequestHandler):
+class HealthStub(JsonHandler):
     """GET /health answering what the test sets: (status, ServiceHealth)."""
 
     answer = (200, "Healthy")
 
     def do_GET(self):  # noqa: N802 - the http.server API
         status, said = type(self).answer
-        body = json.dumps({"ServiceHealth": said, "components": {"database": {"status": "up"}}}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(status, {"ServiceHealth": said, "components": {"database": {"status": "up"}}})
 
 
 @pytest.fixture
 def health_server():
     handler = type("Stub", (HealthStub,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield handler, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(handler) as url:
+        yield handler, url
 
 
 @pytest.mark.parametrize("answer, counted", [((503, "Healthy"), False), ((200, "Unhealthy"), True),

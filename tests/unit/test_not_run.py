@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,38 +24,24 @@ from harness.model import FaultSpec
 from harness.net import free_port
 from harness.plan import load_plan
 from harness.progress import Progress
+from tests.support import JsonHandler, http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Answers(BaseHTTPRequestHandler):
+class Answers(JsonHandler):
     """/<status>: answers that status (a runbook endpoint that refuses, or fails)."""
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status = int(self.path.strip("/").split("/")[0])
-        body = json.dumps({"error": "no"} if status >= 400 else {"killed": "pg-a"}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(status, {"error": "no"} if status >= 400 else {"killed": "pg-a"})
 
 
 @pytest.fixture(scope="module")
 def runbook():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with http_server(Answers) as url:
+        yield url
 
 
 def failure(hook: Hook) -> HookError:

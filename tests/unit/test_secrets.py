@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from harness.plan import PlanError, load_plan
 from harness.report.cab_log import load_key
 from harness.runner.record import Recording, write_outputs
 from harness.signoff import SignOff
+from tests.support import JsonHandler, http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BEARER = "b3arer-T0ken-planted-4242"
@@ -113,56 +112,34 @@ def test_scrub_masks_secrets_by_their_shape(scrub, text, expected):
     assert scrub(scrub(text)) == scrub(text)
 
 
-class Echo(BaseHTTPRequestHandler):
+class Echo(JsonHandler):
     """A runbook endpoint that fails and echoes what it was sent: its headers and its URL."""
 
     def do_POST(self):
-        body = f"denied: {self.requestline}\n{self.headers}".encode()
-        self.send_response(500)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(500, f"denied: {self.requestline}\n{self.headers}".encode())
 
 
 @pytest.fixture
 def echo_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with http_server(Echo) as url:
+        yield url
 
 
-class Recorder(BaseHTTPRequestHandler):
+class Recorder(JsonHandler):
     """A runbook endpoint that answers {} and keeps the Authorization header of each call."""
 
     seen: list = []
 
     def do_POST(self):
         Recorder.seen.append(self.headers.get("Authorization"))
-        body = b"{}"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(200, {})
 
 
 @pytest.fixture
 def recording_server():
     Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with http_server(Recorder) as url:
+        yield url
 
 
 def test_a_hook_sends_the_token_of_its_token_file_read_at_each_call(recording_server, tmp_path):
