@@ -913,29 +913,25 @@ class ExternalLab(Lab):
         sqs = self.config.queues.client("sqs") if self.config.queues else None
         return peek_messages(sqs, self._queue_url(sqs, platform, True))
 
-    def read_object(self, region: str, key: str) -> bytes | None:
-        from .parts import read_latest_object
-
+    def _evidence_bucket(self, region: str) -> tuple[Any, str]:
+        """(S3 client, bucket) of an evidence region, primary or alternate, as the plan's lab.s3 names it."""
         s3 = self.config.s3
         if s3 is None:
             raise NotImplementedError("the plan has no lab.s3: the external lab cannot read evidence objects")
         if region not in ("primary", "alternate"):
             raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
-        bucket = s3.options["bucket" if region == "primary" else "replica_bucket"]
         endpoint = s3.options.get("replica_endpoint") if region == "alternate" else None
-        return read_latest_object(s3.client("s3", endpoint), bucket, key)
+        return s3.client("s3", endpoint), s3.options["bucket" if region == "primary" else "replica_bucket"]
+
+    def read_object(self, region: str, key: str) -> bytes | None:
+        from .parts import read_latest_object
+
+        return read_latest_object(*self._evidence_bucket(region), key)
 
     def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
         from .parts import read_object_lock
 
-        s3 = self.config.s3
-        if s3 is None:
-            raise NotImplementedError("the plan has no lab.s3: the external lab cannot read evidence objects")
-        if region not in ("primary", "alternate"):
-            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
-        bucket = s3.options["bucket" if region == "primary" else "replica_bucket"]
-        endpoint = s3.options.get("replica_endpoint") if region == "alternate" else None
-        return read_object_lock(s3.client("s3", endpoint), bucket, key, version_id)
+        return read_object_lock(*self._evidence_bucket(region), key, version_id)
 
     # -- the HTTP fault gateway in front of the evidence store ----------------------------------
     def http_gateway(self, name: str) -> str:
