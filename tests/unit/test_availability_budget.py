@@ -22,6 +22,7 @@ from harness.runner.common import standard_rules
 from harness.runner.tags import matches
 from harness.workload import ApiClient, Prober, Recorder
 from tests.support import JsonHandler, http_server
+from tests.unit.test_plan import GOOD, write
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1_767_607_200.0          # 2026-01-05 10:00:00 UTC: a 5-minute boundary
@@ -109,20 +110,6 @@ def test_one_bad_window_of_a_month_uses_11_6_percent_and_the_figures_say_so():
 
 
 # ---- the plan's availability: section -------------------------------------------------------------
-
-GOOD = """\
-drill: quarterly-database
-title: Database drill
-ha_domain: database
-lab: embedded
-scenarios: [scenarios/database/primary_failover.feature]
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "plan.yaml"
-    path.write_text(text)
-    return path
 
 
 def test_the_availability_section_defaults_to_30_days_a_quarter_of_the_budget_one_region(tmp_path):
