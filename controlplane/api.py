@@ -18,6 +18,9 @@ fails over to the validated copy when the primary is unavailable; otherwise it i
 "Impact": "publish blocked" and an ImpactRecorded event (in its own transaction).
 ``unsafe_skip_evidence_check`` (serve --unsafe-skip-evidence-check) is a deliberate
 misbehaviour for negative drills only: publish then ignores the evidence store entirely.
+Approval (spec rule 1) is refused 409, gate EvidencePackState, until the intent has a Committed
+evidence pack; ``unsafe_approve_without_evidence`` (serve --unsafe-approve-without-evidence,
+negative drills only) records the approval without it.
 
 GET /health (controlplane.health) answers 200 with ServiceHealth = Healthy, or 503 Unhealthy
 when any of its parts is down: database (the primary, writable), event_store (append-only, not
@@ -89,7 +92,8 @@ class ControlPlane(PlatformRoutes):
                  critical_rings: tuple[str, ...] = ("ring0", "ring1"),
                  min_instances: int = health.DEFAULT_MIN_INSTANCES,
                  unsafe_publish_while_unhealthy: bool = False,
-                 backups: BackupCatalogue | None = None) -> None:
+                 backups: BackupCatalogue | None = None,
+                 unsafe_approve_without_evidence: bool = False) -> None:
         self.instance = instance
         self.db = db
         self.evidence = evidence
@@ -102,6 +106,7 @@ class ControlPlane(PlatformRoutes):
         self.min_instances = min_instances
         self.unsafe_publish_while_unhealthy = unsafe_publish_while_unhealthy
         self.backups = backups
+        self.unsafe_approve_without_evidence = unsafe_approve_without_evidence
 
     # ---- plumbing --------------------------------------------------------------------
 
@@ -264,7 +269,10 @@ class ControlPlane(PlatformRoutes):
                 "SELECT 1 FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' LIMIT 1",
                 (iid,))).fetchone()
             refusal = gates.evidence_committed(committed is not None)
-            if refusal:
+            if refusal and self.unsafe_approve_without_evidence:  # negative drills only: rule 1 skipped
+                log.warning("UNSAFE: intent %s approved without a Committed evidence pack "
+                            "(--unsafe-approve-without-evidence)", iid)
+            elif refusal:
                 raise Refused(refusal)
             await cur.execute("INSERT INTO approvals (intent_id, approver, correlation_id) VALUES (%s, %s, %s)",
                               (iid, approver, cid))

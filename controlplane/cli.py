@@ -136,7 +136,8 @@ def serve(args: argparse.Namespace) -> int:
         critical_rings=tuple(args.critical_rings),
         min_instances=args.min_instances,
         unsafe_publish_while_unhealthy=args.unsafe_publish_while_unhealthy,
-        backups=catalogue)
+        backups=catalogue,
+        unsafe_approve_without_evidence=args.unsafe_approve_without_evidence)
     if catalogue is None:
         logging.getLogger("controlplane").warning(
             "BackupAgeHours is not enforced: no --backup-bucket (no backups part in /health, no publish gate)")
@@ -153,6 +154,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.unsafe_publish_while_unhealthy:
         logging.getLogger("controlplane").warning(
             "UNSAFE: --unsafe-publish-while-unhealthy: publish skips the ServiceHealth gate (negative drills only)")
+    if args.unsafe_approve_without_evidence:
+        logging.getLogger("controlplane").warning(
+            "UNSAFE: --unsafe-approve-without-evidence: approve records an approval without a Committed "
+            "evidence pack, breaking spec rule 1 (EvidencePackState = Committed before approval; negative "
+            "drills only)")
     if args.unsafe_skip_siem:
         logging.getLogger("controlplane").warning(
             "UNSAFE: --unsafe-skip-siem: no SIEM line is written, the event store still gets every event "
@@ -287,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "part and a publish gate (<= 24 h); none: not enforced")
     s.add_argument("--backup-endpoint", metavar="URL",
                    help="S3 endpoint of the backup buckets (default: the --s3-endpoint)")
+    s.add_argument("--unsafe-approve-without-evidence", action="store_true",
+                   help="NEGATIVE DRILLS ONLY: approve skips the EvidencePackState = Committed check (spec "
+                        "rule 1): an intent is approved although its evidence pack was never committed")
     s.add_argument("--unsafe-skip-siem", action="store_true",
                    help="NEGATIVE DRILLS ONLY: write no SIEM line (the event store still gets every event)")
     s.set_defaults(func=serve)

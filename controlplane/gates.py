@@ -16,7 +16,9 @@ Publish gates run in this order; the first refusal wins:
 4. ValidatedCopyExists: the evidence pack is readable in the primary store, or, when the primary
    store is unavailable, its alternate-region copy is validated and re-checked (api.evidence_gate).
 A publish blocked because of the evidence store answers "Impact": "publish blocked".
-Approval gate: EvidencePackState = Committed before an approval is recorded (spec rule 1).
+Approval gate: EvidencePackState = Committed before an approval is recorded (spec rule 1),
+refused 409 with gate EvidencePackState; only serve --unsafe-approve-without-evidence skips it
+(negative drills only: the drill's gate approval_refused_without_committed_evidence must fail).
 """
 
 from __future__ import annotations
