@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from harness.gates.base import Gate, answer, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
+from harness.measure.probes import NOT_SERVED_4XX
 from harness.model import GateResult, History, Verdict
+from harness.report.text import one_line
 
 CAUSE, IMPACT = "evidence_store", "publish blocked"
 
@@ -229,3 +231,122 @@ class SmokeVerified(Gate):
               and {"IntentCreated", "EvidenceCommitted"} <= set(types)
               and {"IntentCreated", "EvidenceCommitted"} <= set(in_siem))
         return self.judge(ok, measured)
+
+
+EVIDENCE_RULE = "EvidencePackState"
+
+
+@register
+class ApprovalRefusedWithoutCommittedEvidence(Gate):
+    """Spec section 5, validation rule 1: the Control Plane records an approval only once the
+    intent's evidence pack is Committed (EvidencePackState = Committed). Judged on the harness's own
+    operations for one intent whose evidence upload could not commit (the store unreachable or
+    answering 5xx): every approval the harness asked for before it saw the pack Committed (an
+    acknowledged evidence upload) must be refused with a 4xx naming EvidencePackState. One
+    acknowledged (2xx) fails, naming the intent; so does a refusal that does not name the rule (a 5xx
+    or another gate). An approval with no answer (timeout, dropped connection, 502/504) is unknown,
+    unless the harness's reads afterwards settle it: an ApprovalRecorded event for the intent in the
+    event store, or the intent read back in state Approved, fails the gate even when the approval
+    was answered refused."""
+
+    judges = "system"
+    id = "approval_refused_without_committed_evidence"
+    description = ("Validation rule 1: an approval is refused (4xx naming EvidencePackState) while the "
+                   "intent's evidence pack is not Committed (its upload in flight or blocked)")
+    threshold = f"every approval refused 4xx, gate {EVIDENCE_RULE}; no ApprovalRecorded, intent not Approved"
+
+    def __init__(self, key: str):
+        self.key = key      # the intent's idempotency key: the ops' value
+
+    def evaluate(self, history: History) -> GateResult:
+        created = [o for o in history.ops_of("create_intent") if o.value is not None
+                   and o.detail.get("uncommitted") == self.key]
+        intent = next((o.value for o in created if o.ok), None)
+        if intent is None:
+            return self.unknown("the intent was not created: no approval could be judged")
+        uploads = [o for o in history.ops_of("evidence") if o.detail.get("intent_id") == intent]
+        committed_at = min((o.done for o in uploads if o.ok), default=None)
+        approves = [o for o in history.ops_of("approve") if o.detail.get("intent_id") == intent]
+        judged = [o for o in approves if committed_at is None or o.t_invoke < committed_at]
+        if not judged:
+            return self.unknown("no approval was asked for before the evidence pack was committed"
+                                if approves else "no approval of the intent was asked for")
+        measured: dict = {"intent_id": intent,
+                          "approvals": [f"{answer(o)} (upload {_upload_state(o, uploads)})" for o in judged]}
+        acknowledged = [o for o in judged if o.ok]
+        if acknowledged:
+            return self.result(Verdict.FAIL, measured, f"intent {intent}: approval acknowledged "
+                               f"({answer(acknowledged[0])}) although the harness never saw its evidence "
+                               "pack Committed")
+        window = (max(o.done for o in judged), committed_at)
+        recorded = _approval_recorded(history, intent, window)
+        if recorded:
+            measured["after"] = recorded
+            return self.result(Verdict.FAIL, measured, f"intent {intent}: approval answered refused, yet "
+                               f"{recorded}")
+        other = [o for o in judged if o.status is not None and not _refused_by_rule(o)]
+        if other:
+            return self.result(Verdict.FAIL, measured, f"intent {intent}: approval answered {answer(other[0])}, "
+                               f"not a refusal naming {EVIDENCE_RULE} (4xx)")
+        unanswered = [o for o in judged if o.status is None]
+        if unanswered:
+            return self.unknown(f"intent {intent}: {len(unanswered)} approval(s) got no answer "
+                                f"({one_line(unanswered[0].error, 120)})", measured)
+        checks = _reads_after(history, intent, window)
+        if checks:
+            return self.unknown(f"intent {intent}: {checks}", measured)
+        measured["after"] = "no ApprovalRecorded; intent not Approved"
+        return self.result(Verdict.PASS, measured)
+
+
+def _refused_by_rule(op) -> bool:
+    """A definite 4xx refusal whose answer names the evidence rule (gate EvidencePackState)."""
+    return (op.status is not None and 400 <= op.status < 500 and op.status not in NOT_SERVED_4XX
+            and op.detail.get("gate") == EVIDENCE_RULE)
+
+
+def _upload_state(approve, uploads) -> str:
+    """What the intent's evidence upload was doing when the approval was asked for."""
+    started = [o for o in uploads if o.t_invoke <= approve.t_invoke]
+    if not started:
+        return "not started"
+    last = max(started, key=lambda o: o.t_invoke)
+    if last.t_complete is None or last.t_complete > approve.t_invoke:
+        return "in flight"
+    return "committed" if last.ok else f"refused {answer(last)}"
+
+
+def _after_last(history: History, kind: str, window: tuple, **detail):
+    """The last read of `kind` invoked after every judged approval was answered (window[0]) and
+    before the harness saw the pack Committed (window[1], None: never), when an approval is legal."""
+    after, before = window
+    ops = [o for o in history.ops_of(kind) if o.t_invoke >= after and (before is None or o.t_invoke < before)
+           and all(o.detail.get(k) == v for k, v in detail.items())]
+    return max(ops, key=lambda o: o.done) if ops else None
+
+
+def _approval_recorded(history: History, intent, window: tuple) -> str | None:
+    """What the harness's reads after the approvals found against the rule, or None."""
+    events = _after_last(history, "read_events", window, type="ApprovalRecorded")
+    if events is not None and events.ok:
+        mine = [e for e in events.value or () if e.get("intent_id") == intent]
+        if mine:
+            return f"{len(mine)} ApprovalRecorded event(s) for it in the event store"
+    read = _after_last(history, "read_intent", window, intent_id=intent)
+    if read is not None and read.ok and isinstance(read.value, dict) and read.value.get("state") == "Approved":
+        return "the intent reads back Approved"
+    return None
+
+
+def _reads_after(history: History, intent, window: tuple) -> str:
+    """Empty when both reads after the approvals succeeded; else what is missing."""
+    missing = []
+    events = _after_last(history, "read_events", window, type="ApprovalRecorded")
+    if events is None or not events.ok:
+        missing.append("the event store's ApprovalRecorded events were not read after the approvals"
+                       + (f" ({one_line(events.error, 120)})" if events is not None else ""))
+    read = _after_last(history, "read_intent", window, intent_id=intent)
+    if read is None or not read.ok:
+        missing.append("the intent was not read back after the approvals"
+                       + (f" ({one_line(read.error, 120)})" if read is not None else ""))
+    return "; ".join(missing)

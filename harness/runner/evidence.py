@@ -4,13 +4,15 @@ outage"): act and record; the rules are checkers in harness.gates.evidence."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 
-from ..gates.evidence import (ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
+from ..gates.evidence import (ApprovalRefusedWithoutCommittedEvidence, ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
                               PublishingResumed, RetryBackoffAtStore, SmokeVerified, ValidatedCopy)
 from ..gates.worm import WormRetention
 from ..model import FaultSpec
 from ..wait import poll
+from ..workload import ApiClient
 from .common import read_events
 from .scenario import Scenario
 
@@ -90,6 +92,56 @@ def publish_fails_over(scn: Scenario) -> None:
     """Publish the pack whose copy in the alternate region was validated, while the store is out."""
     _publish(scn, "pack_with_copy")
     scn.expect(PublishedFromValidatedCopy(scn.notes["store_fault"][0], scn.notes["pack_with_copy"][1]))
+
+
+def approve_uncommitted(scn: Scenario) -> None:
+    """Spec rule 1 (EvidencePackState = Committed before approval), while the store cannot take a
+    pack: create an intent, start its evidence upload (it retries, then is refused), ask to approve
+    the intent while the upload is in flight and again once the upload was answered; then read the
+    intent back and the event store's ApprovalRecorded events of the scenario."""
+    key = f"{scn.correlation_id}-uncommitted"
+    created = scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
+                       json={"ring": "ring0", "platform": "intune", "payload": {"key": key}},
+                       detail={"uncommitted": key}, read=lambda body: body["id"], timeout=30)
+    intent = created.value if created.ok else None
+    scn.expect(ApprovalRefusedWithoutCommittedEvidence(key))
+    if intent is None:
+        scn.observe(f"Intent {key} could not be created ({created.error}): rule 1 not exercised.")
+        return
+    detail = {"intent_id": intent}
+    in_flight = threading.Event()
+    client = ApiClient(scn.lab.api_url, timeout=30)
+
+    def upload():
+        def call():
+            in_flight.set()      # after the recorder took the op's invoke time: the upload has begun
+            return client.call("POST", f"/intents/{intent}/evidence", scn.correlation_id,
+                               json={"content": f"evidence pack {key}"})
+        scn.recorder.invoke("evidence", call, value=key, correlation_id=scn.correlation_id, detail=detail)
+    uploader = threading.Thread(target=upload, name=f"upload-{intent}", daemon=True)
+    uploader.start()
+    try:
+        if not in_flight.wait(30):
+            raise RuntimeError("the evidence upload thread did not start within 30 s")
+        first = scn.call("approve", "POST", f"/intents/{intent}/approve", value=key, detail=detail,
+                         json={"approver": "drill-cab"}, timeout=30)
+    finally:
+        uploader.join(60)        # the upload's own timeout is 30 s
+        client.close()
+    second = scn.call("approve", "POST", f"/intents/{intent}/approve", value=key, detail=detail,
+                      json={"approver": "drill-cab"}, timeout=30)
+    scn.call("read_intent", "GET", f"/intents/{intent}", value=key, detail=detail, timeout=30,
+             read=lambda body: {k: body.get(k) for k in ("state", "EvidencePackState")})
+    read_events(scn, type_="ApprovalRecorded", own=True)
+    upload_op = next((o for o in scn.recorder.ops("evidence") if o.detail.get("intent_id") == intent), None)
+    scn.observe(f"Intent {intent}: evidence upload {_said(upload_op)}; approval asked while the upload was in "
+                f"flight: {_said(first)}; asked again after it: {_said(second)}.")
+
+
+def _said(op) -> str:
+    if op is None:
+        return "not recorded"
+    return "acknowledged" if op.ok else (op.error or op.outcome.value)
 
 
 def publishing_resumes(scn: Scenario) -> None:

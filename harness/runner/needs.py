@@ -65,6 +65,7 @@ PLAIN = re.compile("|".join([
     r"^the gate EventStoreWriteSuccess", r"^the evidence store (recovers|link is restored)$",
     r"^publishing a pack without a validated copy is blocked", r"^an event Impact = publish blocked",
     r"^a pack with a validated copy is published", r"^the workload's publishes go through again$",
+    r"^approving an intent whose evidence pack is not Committed is refused",
 ]))
 
 

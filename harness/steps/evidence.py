@@ -86,3 +86,11 @@ def evidence_locked(scenario):
     """WORM (spec 1.3 and 3): the Object Lock the store reports (HEAD) for every evidence object the
     drill wrote, in both regions: COMPLIANCE, retain-until >= 2557 days after the write."""
     evidence.evidence_locked(scenario)
+
+
+@then("approving an intent whose evidence pack is not Committed is refused naming EvidencePackState")
+def approval_refused(scenario):
+    """Spec rule 1: an intent whose evidence upload cannot commit (in flight, then refused) is not
+    approved: each approval answered 4xx naming EvidencePackState, no ApprovalRecorded event, the
+    intent read back not Approved."""
+    evidence.approve_uncommitted(scenario)

@@ -6,6 +6,9 @@ Feature: Evidence store / Object storage outage
   Mitigation: retry policy with exponential backoff (seen at the store: its gateway logs every
   attempt, so it is judged while the store answers 5xx); alternate storage region with a
   ValidatedCopyExists check (the harness reads the copy from the alternate bucket itself).
+  Validation rule 1 (spec section 5), EvidencePackState = Committed before approval: while the store
+  is unreachable, an intent whose evidence upload cannot commit is asked for approval, during the
+  upload and after its refusal; the Control Plane must refuse both (4xx naming EvidencePackState).
 
   @destructive
   Scenario: The primary evidence store becomes unreachable, then answers 5xx
@@ -19,6 +22,7 @@ Feature: Evidence store / Object storage outage
     Then publishing a pack without a validated copy is blocked with an explicit error
     And an event Impact = publish blocked is recorded
     And a pack with a validated copy is published from the alternate region
+    And approving an intent whose evidence pack is not Committed is refused naming EvidencePackState
     When the evidence store link is restored
     And the evidence store answers 503 to every request
     Then publishing a pack without a validated copy is blocked with an explicit error

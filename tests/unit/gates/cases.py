@@ -29,8 +29,9 @@ from harness.gates.eventstore import (AuditEventsNotDuplicated, AuditEventsNotLo
                                       EventChainVerified, EventStoreWriteSuccess, FailoverCause,
                                       NoChangeWithoutEvent, PublishAcceptedOnlyWhenStoreHealthy,
                                       PublishRefusedWhileStoreBlocked)
-from harness.gates.evidence import (ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
-                                    PublishingResumed, RetryBackoffAtStore, ValidatedCopy)
+from harness.gates.evidence import (ApprovalRefusedWithoutCommittedEvidence, ImpactRecorded,
+                                    PublishBlockedDuringOutage, PublishedFromValidatedCopy, PublishingResumed,
+                                    RetryBackoffAtStore, ValidatedCopy)
 from harness.gates.recovery import (ApprovalEventCount, DuplicatedApplies, DuplicatedEvents, DuplicatedWrites,
                                     FailoverCompleted, LostWrites, PublishApprovalBlocked, RpoSeconds, RtoSeconds,
                                     TransactionLagBeforeFailback, WritesAfterFailback, WritesResumed)
@@ -1571,6 +1572,70 @@ CASES[WormRetention] = [
     Case("the drill wrote no object", WormRetention(), locks().build(), UNKNOWN),
     Case("a read of the event-store exports does not judge the evidence objects",
          WormRetention(), locks(("COMPLIANCE", 2557), scope="eventstore").build(), UNKNOWN),
+]
+
+RULE1 = ApprovalRefusedWithoutCommittedEvidence("pack-u")
+PENDING = {"gate": "EvidencePackState", "error": "approval refused: EvidencePackState = Pending"}
+
+
+def uncommitted(*, upload_ok: bool = False, approvals: tuple = ((11.5, 409, PENDING), (14.0, 409, PENDING)),
+                approved: list[dict] | None = None, state: str = "Draft", reads: bool = True) -> H:
+    """While the store is out: intent 9 (key pack-u) created at 11.0, its evidence upload invoked at
+    11.2 and answered at 13.0 (refused 503 unless upload_ok), approvals (t, status, detail) (status
+    None: no answer), then the harness's reads at 15.0: the scenario's ApprovalRecorded events (rows
+    `approved`) and the intent read back (`state`)."""
+    h = store_out().op("create_intent", 11.0, value=9, status=201, detail={"uncommitted": "pack-u"})
+    h.op("evidence", 11.2, ok=upload_ok, value="pack-u", status=201 if upload_ok else 503, done=13.0,
+         detail={"intent_id": 9, **({} if upload_ok else BLOCKED)})
+    for t, status, detail in approvals:
+        ok = None if status is None else 200 <= status < 300
+        h.op("approve", t, ok=ok, value="pack-u", status=status, detail={"intent_id": 9, **(detail or {})},
+             error="" if ok else ("ReadTimeout: no answer within 30 s" if status is None else f"{status} refused"))
+    if reads:
+        read_events(h, 15.0, "ApprovalRecorded", *(approved or []))
+        h.op("read_intent", 15.5, value={"state": state, "EvidencePackState": "Pending"}, status=200,
+             detail={"intent_id": 9})
+    return h
+
+
+CASES[ApprovalRefusedWithoutCommittedEvidence] = [
+    Case("every approval refused 409 naming EvidencePackState, during the upload and after its refusal",
+         RULE1, uncommitted().build(), PASS,
+         measured_has(approvals=["409 gate EvidencePackState (upload in flight)",
+                                 "409 gate EvidencePackState (upload refused 503 cause evidence_store Impact "
+                                 "publish blocked)"])),
+    Case("an approval acknowledged while the upload was in flight fails, naming the intent",
+         RULE1, uncommitted(approvals=((11.5, 200, {"state": "Approved"}), (14.0, 409, PENDING))).build(), FAIL,
+         says("intent 9: approval acknowledged")),
+    Case("an approval acknowledged after the upload was refused fails",
+         RULE1, uncommitted(approvals=((11.5, 409, PENDING), (14.0, 200, {}))).build(), FAIL,
+         says("never saw its evidence pack Committed")),
+    Case("answered refused, yet an ApprovalRecorded event for the intent is in the event store",
+         RULE1, uncommitted(approved=[row("ApprovalRecorded", intent_id=9, t=11.55)]).build(), FAIL,
+         says("ApprovalRecorded event(s) for it")),
+    Case("answered refused, yet the intent reads back Approved",
+         RULE1, uncommitted(state="Approved").build(), FAIL, says("reads back Approved")),
+    Case("another intent's ApprovalRecorded does not count against this one",
+         RULE1, uncommitted(approved=[row("ApprovalRecorded", intent_id=8, t=5.0)]).build(), PASS),
+    Case("a 5xx is not the explicit refusal the rule asks for",
+         RULE1, uncommitted(approvals=((11.5, 503, {"cause": "database", "error": "database unavailable"}),)).build(),
+         FAIL, says("not a refusal naming EvidencePackState")),
+    Case("a 4xx from another gate does not name the rule",
+         RULE1, uncommitted(approvals=((11.5, 409, {"gate": "Approval", "error": "refused"}),)).build(), FAIL),
+    Case("an approval with no answer is unknown",
+         RULE1, uncommitted(approvals=((11.5, 409, PENDING), (14.0, None, {}))).build(), UNKNOWN,
+         says("got no answer")),
+    Case("an approval with no answer, found recorded afterwards, fails",
+         RULE1, uncommitted(approvals=((11.5, None, {}),), approved=[row("ApprovalRecorded", intent_id=9)]).build(),
+         FAIL),
+    Case("refused, but the event store and the intent were not read afterwards",
+         RULE1, uncommitted(reads=False).build(), UNKNOWN, says("not read")),
+    Case("the pack was committed before the approval: the rule was not exercised",
+         RULE1, uncommitted(upload_ok=True, approvals=((14.0, 200, {}),)).build(), UNKNOWN,
+         says("before the evidence pack was committed")),
+    Case("no approval asked for", RULE1, uncommitted(approvals=()).build(), UNKNOWN),
+    Case("the intent was not created", RULE1, H().op("create_intent", 11.0, ok=False, status=503,
+                                                  detail={"uncommitted": "pack-u"}).build(), UNKNOWN),
 ]
 
 
