@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.lab.postgres import free_port
+from harness.wait import poll
 from tests.controlplane.cplab import REPLICA_BUCKET
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, s3, sql
 
@@ -29,11 +30,13 @@ BACKOFF = 0.1  # seconds: waits 0.1, 0.2, 0.4 between the 4 attempts
 
 class Forwarder:
     """127.0.0.1 TCP forwarder to one port; mode "forward" pipes, "close" closes every new
-    connection at once. Switching mode drops the connections already piped (pooled ones)."""
+    connection at once, "hold" keeps it open and never answers (the client's read times out).
+    Switching mode drops the connections already piped or held. ``accepted`` counts connections."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.mode = "forward"
+        self.accepted = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
@@ -69,6 +72,11 @@ class Forwarder:
             try:
                 client, _ = self.listener.accept()
             except (socket.timeout, OSError):
+                continue
+            self.accepted += 1
+            if self.mode == "hold":
+                with self._lock:
+                    self._open.add(client)
                 continue
             if self.mode != "forward":
                 client.close()
@@ -145,7 +153,9 @@ def outage(cplab):
                 ("eo", "eo-forwarded", forwarder.url, replica_args(moto)),
                 ("eo503", "eo-5xx", status.url, replica_args(moto)),
                 ("dead", "eo-dead", dead, replica_args(dead)),
-                ("unsafe", "eo-unsafe", dead, replica_args(dead, "--unsafe-skip-evidence-check"))]:
+                ("unsafe", "eo-unsafe", dead, replica_args(dead, "--unsafe-skip-evidence-check")),
+                ("unsafe_approve", "eo-unsafe-approve", moto,
+                 replica_args(moto, "--unsafe-approve-without-evidence"))]:
             setattr(lab, attr, cplab.serve(name, s3=endpoint, extra=extra))
             started.append(name)
         yield lab
@@ -340,3 +350,50 @@ def test_unsafe_skip_evidence_check_publishes_with_the_store_down(cplab, outage)
     assert published.status_code == 200, published.text
     assert published.json()["evidence_source"] == "unchecked"
     assert "UNSAFE: --unsafe-skip-evidence-check" in unsafe.log_text()
+
+
+def test_approval_is_refused_while_the_evidence_upload_is_in_flight_and_after_it_failed(cplab, outage):
+    """Spec rule 1: EvidencePackState = Committed before approval. The store holds every
+    connection unanswered, so the upload retries for seconds; both approvals (during the upload and
+    after its 503) are refused 409 naming EvidencePackState, and nothing is recorded."""
+    eo, forwarder = outage.eo, outage.forwarder
+    intent = new_intent(eo)
+    cid = f"eo-{uuid.uuid4()}"
+    upload: dict = {}
+    forwarder.set_mode("hold")
+    try:
+        before = forwarder.accepted
+        thread = threading.Thread(target=lambda: upload.update(response=call(
+            eo, "POST", f"/intents/{intent['id']}/evidence", cid=cid, body={"content": "held"})), daemon=True)
+        thread.start()
+        reached = poll(lambda: forwarder.accepted > before, timeout=10, interval=0.02)
+        assert reached.ok, "the upload never reached the store"
+        during = call(eo, "POST", f"/intents/{intent['id']}/approve", cid=cid, body={"approver": "cab-chair"})
+        assert thread.is_alive(), "the upload was answered before the approval: not in flight"
+        thread.join(30)
+    finally:
+        forwarder.set_mode("forward")
+    assert not thread.is_alive()
+    assert upload["response"].status_code == 503 and upload["response"].json()["cause"] == "evidence_store"
+    after = call(eo, "POST", f"/intents/{intent['id']}/approve", cid=cid, body={"approver": "cab-chair"})
+    for refused in (during, after):
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["gate"] == "EvidencePackState" and "EvidencePackState = Pending" in refused.json()["error"]
+    assert sql(cplab, "SELECT count(*) FROM approvals WHERE intent_id = %s", (intent["id"],)) == [(0,)]
+    read = call(eo, "GET", f"/intents/{intent['id']}").json()
+    assert (read["state"], read["EvidencePackState"]) == ("Draft", "Pending")
+    assert [e["type"] for e in events_of(eo, cid) if e["type"] == "ApprovalRecorded"] == []
+
+
+def test_unsafe_approve_without_evidence_approves_an_intent_with_no_committed_pack(cplab, outage):
+    unsafe = outage.unsafe_approve
+    intent = new_intent(unsafe)
+    cid = f"eo-{uuid.uuid4()}"
+    approved = call(unsafe, "POST", f"/intents/{intent['id']}/approve", cid=cid, body={"approver": "cab-chair"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "Approved"
+    assert call(unsafe, "GET", f"/intents/{intent['id']}").json()["EvidencePackState"] == "Pending"
+    assert [e["type"] for e in events_of(unsafe, cid)] == ["ApprovalRecorded"]
+    log = unsafe.log_text()
+    assert "UNSAFE: --unsafe-approve-without-evidence" in log
+    assert f"UNSAFE: intent {intent['id']} approved without a Committed evidence pack" in log
