@@ -571,13 +571,18 @@ class ControlPlane(PlatformRoutes):
         it is acknowledged only once the event is durable (an event committed locally but never
         confirmed would be lost with the primary), and writes the SIEM line again: the first
         attempt's line was never written when its commit went unconfirmed (504), so the SIEM
-        gets each event at least once."""
+        gets each event at least once. An optional "emitter" (who posted it: the deployment's
+        failover manager, or "harness-forwarder" for an event a drill harness forwards) is kept in
+        the payload as said; validation rule 2 does not take it on trust (the harness knows what it
+        posted itself)."""
         body = await json_body(request)
         cid = request["correlation_id"]
         event_id = string_field(body, "event_id")
         payload = {"event_id": event_id, "kind": string_field(body, "kind"),
                    "name": string_field(body, "name"), "at": body.get("at"),
                    "detail": body.get("detail") if isinstance(body.get("detail"), dict) else {}}
+        if body.get("emitter") is not None:
+            payload["emitter"] = string_field(body, "emitter")
 
         async def work(conn):
             seen = await (await conn.cursor(row_factory=dict_row).execute(

@@ -60,6 +60,7 @@ from . import proc
 from .base import CAPABILITIES, Lab, LabStartError
 from .connectors import PLATFORMS, ConnectorTier
 from .engine import Engine, find_engine
+from .eventpost import RoleChangePoster
 from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, S3_ENV, LabParts
@@ -415,6 +416,7 @@ class ContainerLoadBalancer(LoadBalancer):
 
 class ContainerLab(LabParts, Lab):
     provider = "testcontainers"
+    posts_failover_events = True     # its failover manager posts its own events (harness.lab.eventpost)
 
     def __init__(self, replication: str = "sync", images: dict[str, str] | None = None,
                  on_event: Callable[[str, str, dict], None] | None = None,
@@ -435,6 +437,7 @@ class ContainerLab(LabParts, Lab):
         self.toxiproxy: ToxiproxyControl | None = None
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
+        self.poster: RoleChangePoster | None = None   # the failover manager's own event delivery
         self.root: Path | None = None
         self.registration: reaper.Registration | None = None
         self.api_url = ""
@@ -598,8 +601,9 @@ class ContainerLab(LabParts, Lab):
             self.lb.start()
             self.api_url = self.lb.url
             self.connectors.start_workers(f"http://{self.ip('lb')}:{LB_PORT}")
+            self.poster = RoleChangePoster(self.api_url, self.lab_id)
             self.failover = FailoverController(
-                self, self.toxiproxy, "db", REPLICA, lambda k, n, d: self.on_event(k, n, d),
+                self, self.toxiproxy, "db", REPLICA, self._event,
                 interval=self.failover_interval, misses=self.failover_misses,
                 replication_proxy=self._replication_proxy, address_of=lambda node: f"{self.ip(node.name)}:5432")
             self.failover.start()
@@ -611,8 +615,8 @@ class ContainerLab(LabParts, Lab):
         return self
 
     def down(self) -> None:
-        steps = [lambda: self.failover and self.failover.stop(), lambda: self.connectors and self.connectors.stop(),
-                 lambda: self.lb and self.lb.stop()]
+        steps = [lambda: self.failover and self.failover.stop(), lambda: self.poster and self.poster.close(),
+                 lambda: self.connectors and self.connectors.stop(), lambda: self.lb and self.lb.stop()]
         for name in list(self.containers):
             steps.append(lambda name=name: self.remove(self.containers.pop(name, None)))
         steps += [lambda: self.network and self.network.remove(),
@@ -628,8 +632,20 @@ class ContainerLab(LabParts, Lab):
         if self.registration is not None:
             self.registration.close()
         self.failover = self.lb = self.network = self.client = self.engine = self.connectors = None
+        self.poster = None
 
     # -- parts ---------------------------------------------------------------------------------
+    def _event(self, kind: str, name: str, detail: dict) -> None:
+        """The failover controller's event: posted by the lab's own poster (as a failover manager's
+        role-change callback would), and into the harness's history (its timeline; not forwarded)."""
+        if self.poster is not None:
+            self.poster.post(kind, name, detail)
+        self.on_event(kind, name, detail)
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Wait until the failover manager's events posted so far were delivered."""
+        return self.poster is None or self.poster.flush(timeout)
+
     def _python(self) -> str:
         return str(Path(sys.executable))
 

@@ -43,6 +43,7 @@ from . import proc, reaper
 from .backups import BackupService
 from .base import CAPABILITIES, Lab, LabStartError
 from .connectors import ConnectorTier, ProcessLauncher
+from .eventpost import RoleChangePoster
 from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .moto import MotoServer
@@ -76,6 +77,7 @@ reaper.register_cleanup("embedded-lab", forget_lab_files)
 
 class EmbeddedLab(LabParts, Lab):
     provider = "embedded"
+    posts_failover_events = True     # its failover manager posts its own events (harness.lab.eventpost)
 
     def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
                  failover_interval: float = 0.5, failover_misses: int = 3, lb_checks: bool = True,
@@ -104,6 +106,7 @@ class EmbeddedLab(LabParts, Lab):
         self._cp_serve: list[str] = []
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
+        self.poster: RoleChangePoster | None = None   # the failover manager's own event delivery
         self.api_url = ""
         self.siem_path: Path | None = None
         self.started_in: float | None = None
@@ -148,6 +151,7 @@ class EmbeddedLab(LabParts, Lab):
                 self._start_controlplane(f"http://{s3}", f"http://{s3_replica}")
                 self._start_load_balancer(lb_port)
                 workers.result()
+            self.poster = RoleChangePoster(self.api_url, self.lab_id)
             self.failover = FailoverController(
                 self.cluster, self.toxiproxy, "db", SYNC_REPLICA, self._event,
                 interval=self.failover_interval, misses=self.failover_misses,
@@ -165,6 +169,7 @@ class EmbeddedLab(LabParts, Lab):
         steps = [
             lambda: self.backups and self.backups.stop(),
             lambda: self.failover and self.failover.stop(),
+            lambda: self.poster and self.poster.close(),
             lambda: self.connectors and self.connectors.stop(),
             lambda: self.lb and self.lb.stop(),
             self._stop_controlplane,
@@ -185,11 +190,19 @@ class EmbeddedLab(LabParts, Lab):
             self.registration.close()
             forget_lab_files({"lab_id": self.lab_id})
         self.failover = self.lb = self.cluster = self.moto = self.toxi_server = self.connectors = None
-        self.backups = None
+        self.backups = self.poster = None
 
     # -- parts -------------------------------------------------------------------------------
     def _event(self, kind: str, name: str, detail: dict) -> None:
+        """The failover controller's event: posted by the lab's own poster (as a failover manager's
+        role-change callback would), and into the harness's history (its timeline; not forwarded)."""
+        if self.poster is not None:
+            self.poster.post(kind, name, detail)
         self.on_event(kind, name, detail)
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Wait until the failover manager's events posted so far were delivered."""
+        return self.poster is None or self.poster.flush(timeout)
 
     def _proxy(self, name: str, upstream: str) -> str:
         proxy = self.toxiproxy.ensure_proxy(name, upstream)
