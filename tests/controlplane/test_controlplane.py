@@ -304,6 +304,19 @@ def test_a_drill_event_reaches_the_siem_with_its_event_id(cplab):
     assert len(stored) == 1
 
 
+def test_a_drill_event_keeps_who_posted_it_and_refuses_an_empty_emitter(cplab):
+    """The emitter (the deployment's failover manager, or the harness's forwarder) is kept in the
+    stored payload as said; one that is not a non-empty string is refused, nothing appended."""
+    cid, az1 = f"drill-{uuid.uuid4()}", cplab.instances["az1"]
+    body = {"event_id": f"ev-{uuid.uuid4()}", "kind": "promote", "name": "pg-b", "at": 1.0,
+            "emitter": "failover-manager"}
+    assert call(az1, "POST", "/events/operational", cid=cid, body=body).status_code == 201
+    refused = call(az1, "POST", "/events/operational", cid=cid, body={**body, "event_id": "ev-x", "emitter": ""})
+    assert refused.status_code == 400 and "emitter" in refused.text
+    stored = call(az1, "GET", f"/events?correlation_id={cid}").json()["events"]
+    assert [e["payload"].get("emitter") for e in stored] == ["failover-manager"]
+
+
 def test_unsafe_skip_siem_writes_no_siem_line_but_every_event(cplab):
     quiet = cplab.serve("nosiem", extra=("--unsafe-skip-siem",))
     try:
