@@ -54,6 +54,14 @@ class LoadBalancer:
     Failed probes (`fall` 2 at `inter`) take an instance out of rotation; a refused connection is
     retried on another instance (`retry-on conn-failure`, `redispatch`), so a killed instance costs
     clients nothing beyond the probe interval.
+
+    Only a connection that failed before the request was sent is retried, never a request an
+    instance received: one that closed without answering may have committed it (an approval, then
+    the crash), and another instance's answer to the re-sent request (a 503 "nothing written")
+    would then stand for a write that was made. HAProxy's `empty-response`, `response-timeout` and
+    status retries re-send such requests, POSTs included (configuration manual, `retry-on`: "very
+    dangerous to use any retry-on value beside conn-failure and none" without replay protection),
+    so they are not used: the client gets a 502 or 504, which it counts as indeterminate.
     """
 
     def __init__(self, workdir: Path, backends: dict[str, str], port: int, host: str = "127.0.0.1",
@@ -84,7 +92,7 @@ class LoadBalancer:
     def write_config(self) -> None:
         check = " check" if self.checks else ""
         servers = "\n".join(f"    server {name} {address}{check}" for name, address in self.backends.items())
-        retry_lines = ("    retries 2\n    option redispatch\n    retry-on conn-failure empty-response"
+        retry_lines = ("    retries 2\n    option redispatch\n    retry-on conn-failure"
                        if self.retries else "    retries 0")
         errorfile = self.workdir / "503.http"
         errorfile.write_bytes(UNAVAILABLE)
