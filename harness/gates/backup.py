@@ -20,6 +20,7 @@ with detail {"phase": ..., "cp_now": the Control Plane's clock when it was read}
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable, Mapping
 
 from harness.gates.base import Gate, answer, last_op, register, seconds
 from harness.model import GateResult, History, Op
@@ -424,12 +425,34 @@ class KeyRecoveredFromSoftDelete(Gate):
         return self.judge(not deleted.ok and measured["same_key"] and not purge.ok, measured)
 
 
+def replay_sent(publishes: Iterable[Op]) -> dict[str, float]:
+    """{idempotency key: wall time its first replay publish was sent}, from the replay's publish ops
+    (their value is the key), whatever each answered (a 504 may have dispatched it)."""
+    sent: dict[str, float] = {}
+    for op in publishes:
+        sent[op.value] = min(sent.get(op.value, op.wall_invoke), op.wall_invoke)
+    return sent
+
+
+def replay_tested(lookups: Iterable[tuple[str | None, float]], sent: Mapping[str, float]) -> set[str]:
+    """The replayed keys the platform was asked about (Test-IdempotencyKey) for the replay's own
+    dispatch: `lookups` (key, wall time the stand-in logged it), each counted only at or after the
+    key's replay publish was sent (`sent`, replay_sent). The runner waits on this and the gate judges
+    it, so the wait cannot end on a lookup the gate does not count."""
+    return {key for key, at in lookups if key in sent and at >= sent[key]}
+
+
 @register
 class ReplayedExactlyOnce(Gate):
     """Intents written after the snapshot, replayed with their idempotency keys after the restore,
     are each in the restored store again and applied exactly once at their platform, the connector
     having tested the key first (Test-IdempotencyKey, rule 4), as the stand-ins logged. An intent the
-    restored store still had (its replay answered 200, not 201) is not sent again, so it needs no test."""
+    restored store still had (its replay answered 200, not 201) is not sent again, so it needs no test.
+
+    The test that counts is the one of the replay's own dispatch: a lookup of the key logged at or
+    after its replay publish was sent (`replay_tested`, the wait of harness.runner.backup reads the
+    same), both on the wall clock each was taken on. A lookup between the restore and that publish
+    (the original message, dispatched late) says nothing about the replay."""
 
     judges = "system"
     id = "replayed_exactly_once"
@@ -452,8 +475,8 @@ class ReplayedExactlyOnce(Gate):
         seen = arrivals(history, self.platform)
         missing = sorted(set(self.keys) - set(replay.value))
         counts = {k: len(applied(seen.get(k, []))) for k in self.keys}
-        lookups = {e.detail.get("idempotency_key") for e in requests_at(history, self.platform)
-                   if e.t >= start.t and e.detail.get("path") == "/applied"}
+        lookups = replay_tested(((e.detail.get("idempotency_key"), e.wall) for e in requests_at(history, self.platform)
+                                 if e.detail.get("path") == "/applied"), replay_sent(history.ops_of("replay_publish")))
         # a replay the restored store answered 200 (it still had the intent, published: the snapshot
         # was taken after it) is not dispatched again, so nothing is tested; every other is
         survived = {o.value for o in history.ops_of("replay_create") if o.ok and o.status == 200}

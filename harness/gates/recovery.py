@@ -4,12 +4,13 @@ the failover itself, writes resuming, ApprovalEventCount, TransactionLag before 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from harness import measure
 from harness.gates.base import Gate, Span, answer, last_op, register, seconds
 from harness.measure.accounting import NoFinalRead
 from harness.measure.eventstore import _event_counts, audit_needed
-from harness.model import GateResult, History, Outcome, Verdict
+from harness.model import GateResult, History, Op, Outcome, Verdict
 
 
 @register
@@ -264,30 +265,92 @@ class ApprovalEventCount(Gate):
 
 @register
 class TransactionLagBeforeFailback(Gate):
-    """TransactionLag <= limit when the failback was made (the lab measured it at the switch);
-    a failback refused for lag, or made with more lag, fails."""
+    """TransactionLag <= limit when the failback took effect, as the harness measured it itself:
+    its lag samples of the failback target (ops "lag": replay LSN against the primary's current
+    LSN, and the replay timestamp) and its own read of the target leaving recovery (ops
+    "in_recovery" false), never the failback action's word.
+
+    - took effect: the first harness read, at or after the first failback request, that found the
+      target out of recovery; the lag judged is the last ok lag sample completed before that read
+      began, which must be at most `fresh_s` older, else unknown;
+    - that lag over the limit fails, naming it; the target never seen out of recovery after a
+      request (refused every time, or never read): unknown, never pass;
+    - the refusal must have been exercised: the first request made while the harness measured lag
+      over the limit (its last sample before the request, within `fresh_s`); else (the lab could not
+      build that lag) unknown, never pass. The action then refused (op failback not ok) or waited.
+    Figures: the lag at the request, whether the action refused, the lag at take-effect."""
 
     judges = "runbook"
     id = "transaction_lag_seconds"
     operator, unit = "<=", "s"
 
-    def __init__(self, limit: float = 5.0):
-        self.limit = limit     # also the typed result's limit
+    def __init__(self, limit: float = 5.0, fresh_s: float = 10.0):
+        self.limit, self.fresh_s = limit, fresh_s     # limit: also the typed result's limit
         self.threshold = f"<= {limit:g} s"
-        self.description = f"TransactionLag <= {limit:g} s before failback"
+        self.description = f"TransactionLag <= {limit:g} s before failback (measured by the harness)"
+
+    def _lag_before(self, history: History, node: Any, t: float) -> Op | None:
+        """The last ok lag sample of `node` completed before t, if at most fresh_s old."""
+        samples = [o for o in history.ops_of("lag") if o.ok and o.detail.get("node") == node and o.done <= t
+                   and isinstance(o.value, (int, float))]
+        last = max(samples, key=lambda o: o.done, default=None)
+        return last if last is not None and t - last.done <= self.fresh_s else None
+
+    def _read(self, history: History) -> dict:
+        requests = sorted(history.ops_of("failback"), key=lambda o: o.t_invoke)
+        if not requests:
+            return {}
+        first, last = requests[0], requests[-1]
+        node = first.detail.get("node")
+        roles = sorted((o for o in history.ops_of("in_recovery") if o.ok and o.detail.get("node") == node
+                        and o.t_invoke >= first.t_invoke), key=lambda o: o.t_invoke)
+        effect = next((o for o in roles if o.value is False), None)
+        at_request = self._lag_before(history, node, first.t_invoke)
+        return {"first": first, "last": last, "node": node, "roles": roles, "effect": effect,
+                "at_request": at_request,
+                "at_effect": self._lag_before(history, node, effect.t_invoke) if effect else None}
+
+    def figures(self, history: History) -> dict[str, Any]:
+        seen = self._read(history)
+        if not seen:
+            return {}
+        first = seen["first"]
+        return {"failback_lag_at_request_s": seconds(seen["at_request"].value) if seen["at_request"] else None,
+                "failback_refused": first.outcome is Outcome.FAIL,
+                "failback_lag_at_effect_s": seconds(seen["at_effect"].value) if seen["at_effect"] else None}
 
     def evaluate(self, history: History) -> GateResult:
-        failback = last_op(history, "failback")
-        if failback is None:
-            return self.unknown("no failback was attempted")
-        lag = failback.value if isinstance(failback.value, (int, float)) else None
-        if lag is None:
-            return self.unknown(f"the failback's TransactionLag was not measured: {failback.error}")
-        samples = [o.value for o in history.ops_of("lag") if o.ok and o.done <= failback.t_invoke]
-        detail = f"{len(samples)} lag sample(s) before, last {samples[-1]:.3f} s" if samples else ""
-        if not failback.ok:
-            return self.result(Verdict.FAIL, seconds(lag), f"failback refused: {failback.error}")
-        return self.judge(lag <= self.limit, seconds(lag), detail)
+        seen = self._read(history)
+        if not seen:
+            return self.unknown("no failback was requested")
+        first, last, node, effect = seen["first"], seen["last"], seen["node"], seen["effect"]
+        if effect is None:
+            after_last = [o for o in seen["roles"] if o.t_invoke >= last.done]
+            why = f"last request: {last.error or 'answered ok'}"
+            if after_last:     # the lag rule was not broken, but the failback was never made: not a pass
+                return self.unknown(f"the failback never took effect: {node} never took the primary role (the "
+                                    f"harness read it in recovery {len(after_last)} time(s) after the last "
+                                    f"request); {why}")
+            return self.unknown(f"the harness never read {node} after the failback request; {why}")
+        at_effect = seen["at_effect"]
+        if at_effect is None:
+            return self.unknown(f"no harness lag sample of {node} within {self.fresh_s:g} s before the failback "
+                                f"took effect")
+        lag = float(at_effect.value)
+        at_request = seen["at_request"]
+        asked = f"{at_request.value:.2f} s" if at_request else "not measured"
+        refused = first.outcome is Outcome.FAIL
+        answer = "refused" if refused else ("waited" if first is last else f"answered {first.error or 'ok'}")
+        detail = (f"lag at the first request {asked}, the action {answer}; lag when {node} took the primary "
+                  f"role {lag:.2f} s ({len(history.ops_of('failback'))} request(s))")
+        if lag > self.limit:
+            return self.result(Verdict.FAIL, seconds(lag), f"failback took effect with TransactionLag {lag:.2f} s "
+                                                           f"> {self.limit:g} s; {detail}")
+        if at_request is None or at_request.value <= self.limit:
+            return self.unknown(f"the refusal was not exercised: the failback was not requested while the harness "
+                                f"measured TransactionLag > {self.limit:g} s (the lab could not build that lag); "
+                                f"{detail}", seconds(lag))
+        return self.result(Verdict.PASS, seconds(lag), detail)
 
 
 @register

@@ -27,7 +27,7 @@ from ..faults import FaultError, ToxiproxyControl
 from ..wait import wait_for
 from .base import Lab, LabStartError
 from .failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag
-from .hooks import ENV_NAME, PLAN, Hook, HookError, public_url, url_problem, url_secret
+from .hooks import ENV_NAME, PLAN, REFUSED, Hook, HookError, public_url, url_problem, url_secret
 
 # runbook hooks the plan may name (lab.actions), and the arguments each is called with
 ACTIONS = {
@@ -614,14 +614,21 @@ class ExternalFailover:
         raise RuntimeError(f"no failover happened and the external lab has no runbook action to start {name} "
                            f"again: the platform must restore it")
 
-    def failback(self, to: str, max_lag: float = 5.0, synchronous: bool = True) -> float:
-        lag = self.transaction_lag(to)
-        self.lab.on_event("lag_check", to, {"transaction_lag_s": lag, "limit_s": max_lag})
-        if lag > max_lag:
-            raise FailbackRefused(lag, max_lag)
+    def failback(self, to: str, max_lag: float = 5.0, synchronous: bool = True) -> float | None:
+        """Ask the runbook hook `database_failback` to switch back to `to`. The harness does not
+        check the lag first: the action owns the decision, and must refuse (409: FailbackRefused)
+        or wait while the lag is over max_lag; the drill measures the lag itself meanwhile.
+        Returns the lag the hook's answer names (its word only: transaction_lag_s), if any."""
         current = self.lab.database_primary()
-        self.lab.action("database_failback", to=to, max_lag=max_lag, synchronous=synchronous)
-        self.lab.on_event("failback", to, {"transaction_lag_s": lag})
+        try:
+            answer = self.lab.action("database_failback", to=to, max_lag=max_lag, synchronous=synchronous)
+        except HookError as refused:
+            if refused.kind == REFUSED and " answered 409" in str(refused):
+                raise FailbackRefused(None, max_lag, str(refused)) from None
+            raise
+        said = answer.get("transaction_lag_s") if isinstance(answer, dict) else None
+        lag = float(said) if isinstance(said, (int, float)) and not isinstance(said, bool) else None
+        self.lab.on_event("failback", to, {"transaction_lag_s": lag, "said_by": "database_failback"})
         self.candidate, self.state = current, "watching"
         return lag
 

@@ -26,7 +26,7 @@ from ..backup.store import error_code
 from ..gates.backup import (BackupRpo, CorruptSnapshotRefused, CrossRegionExportsTaken, DailyInventory,
                             HourlySnapshotsTaken, KeyRecoveredFromSoftDelete, PublishAcceptedAfterFreshSnapshot,
                             PublishRefusedWhileBackupStale, ReplayedExactlyOnce, RestoredDataValid, RetentionApplied,
-                            SnapshotVerifiedBeforeRestore)
+                            SnapshotVerifiedBeforeRestore, replay_sent, replay_tested)
 from ..gates.waiver import waivable
 from ..model import FaultSpec, Outcome
 from ..wait import poll
@@ -456,15 +456,20 @@ def replay_after_snapshot(scn: Scenario) -> None:
             if event.source in EMITTERS and event.event_id:
                 forwarder.submit(event)
     keys = sorted(k for k in replayed if k in published_keys)
-    restored_at = scn.recorder.history().events_of("restore_done", source=RESTORE)[-1].wall
+    sent = replay_sent(scn.recorder.ops("replay_publish"))
 
-    def tested_since_restore() -> set:
-        """Keys the platform was asked about since the restore (Test-IdempotencyKey): every replay
-        dispatched is tested first, also one applied before the loss. Not an apply: an original
-        message dispatched late can apply after the restore before its replay is tested."""
-        return {r.get("idempotency_key") for r in platform_log(scn.lab, REPLAY_PLATFORM) or ()
-                if r.get("at", 0) >= restored_at and r.get("path") == "/applied"}
-    poll(tested_since_restore, timeout=60, until=lambda seen: set(keys) - survived <= seen)
+    def tested_by_replay() -> set:
+        """Keys the platform was asked about (Test-IdempotencyKey) for the replay's own dispatch:
+        every replay dispatched is tested first, also one applied before the loss. Only a lookup at
+        or after the key's replay publish counts (what the gate counts): an original message
+        dispatched late is tested after the restore too, before the replay's own test, and waiting
+        on it let the harness read back (and the history end) before the replay was tested."""
+        return replay_tested(((r.get("idempotency_key"), r.get("at", 0)) for r in platform_log(scn.lab, REPLAY_PLATFORM) or ()
+                              if r.get("path") == "/applied"), sent)
+    waited = poll(tested_by_replay, timeout=60, until=lambda seen: set(keys) - survived <= seen)
+    if not waited.ok:
+        scn.observe(f"Not every replayed key was tested at its platform within 60 s: "
+                    f"{', '.join(sorted(set(keys) - survived - waited.value)[:10])}.")
     poll(lambda: applied_counts(scn, REPLAY_PLATFORM), timeout=60,
          until=lambda counts: all(counts.get(k, 0) >= 1 for k in keys))
 

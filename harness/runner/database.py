@@ -3,13 +3,15 @@ replication-cut determinism drill): act and record; the rules are checkers in ha
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 
 from ..gates.eventstore import EventChainVerified
 from ..gates.recovery import (ApprovalEventCount, FailoverCompleted, PublishApprovalBlocked,
                               TransactionLagBeforeFailback, WritesAfterFailback, WritesResumed)
-from ..lab.failover import FailbackRefused
-from ..model import FaultSpec, Outcome
+from ..lab.failover import FailbackRefused, transaction_lag
+from ..model import FaultSpec, Op, Outcome
 from ..wait import poll
 from .common import pause_writer, read_events, wait_for_count, wait_for_ok
 from .scenario import Scenario
@@ -17,6 +19,17 @@ from .scenario import Scenario
 FAILOVER_TIMEOUT = 60.0
 LAG_LIMIT = 5.0          # the spec: TransactionLag <= 5 s before failback
 CATCH_UP_TIMEOUT = 30.0
+# The failback drill: latency on the rebuilt node's replication link, just over what makes its lag
+# pass the limit (the heartbeats commit every 0.5 s: replayed commits then trail by the latency),
+# bounded by the toxic's own time limit; with synchronous replication every commit waits for it.
+LAG_LATENCY_MS = 6000
+LAG_FAULT_TIME_LIMIT = 60.0
+LAG_BUILD_TIMEOUT = 30.0
+LAG_MARGIN = 0.5         # requested once the harness measures lag > limit + this: still over at the action's check
+TAKE_EFFECT_TIMEOUT = 60.0
+WAITING_AFTER = 5.0      # an action not answered by then is waiting (not refusing)
+SAMPLE_INTERVAL = 0.2    # the harness's lag and role samples
+LAG_SAMPLE_FRESH = 10.0  # the gate needs a lag sample this close before the failback took effect
 RESUMED_WRITES = 15      # acknowledged writes on the promoted primary before verifying it
 
 
@@ -87,25 +100,130 @@ def rebuild_old_primary(scn: Scenario) -> None:
 
 
 def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
-    """Fail back to the rebuilt node once its TransactionLag <= limit (sampled with a deadline);
-    the failover controller measures it again at the switch and refuses above the limit."""
+    """The failback drilled against its lag rule (row 2's validation "TransactionLag <= 5 s before
+    failback"), with the harness as the witness:
+
+    1. the replication link to the rebuilt node is slowed (a Toxiproxy latency toxic on its
+       `repl-*` proxy, through the fault journal) until the harness measures its lag over `limit`;
+    2. the failback is requested through the failback action (the lab's failover controller, or
+       an external target's runbook hook `database_failback`) while that lag lasts: the action
+       must refuse (FailbackRefused, 409) or wait; the harness does not check the lag first;
+    3. refused: the latency is removed, the harness waits until it measures lag <= `limit`, and
+       requests again.
+    All along the harness measures the lag itself (ops "lag") and whether the node left recovery
+    (ops "in_recovery"); the gate judges the lag it measured when the failback took effect."""
+    scn.expect(TransactionLagBeforeFailback(limit, fresh_s=LAG_SAMPLE_FRESH))
     old = scn.notes["failed_primary"]
+    synchronous = scn.drill.replication == "sync"
+    watch = FailbackWatch(scn, old, scn.lab.database_primary()).start()
+    label = f"latency:replication:{old}"
+    writer = scn.workload.writer if scn.workload else None
+    try:
+        slowed = _slow_replication(scn, old, label, watch, limit)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            asked = pool.submit(_request_failback, scn, old, limit, synchronous,
+                                "while lagging" if slowed else "lag not built")
+            try:     # an action that waits is waiting for the lag: the latency goes while it waits
+                asked.result(timeout=WAITING_AFTER)
+            except FuturesTimeout:
+                scn.observe(f"The failback action is still waiting {WAITING_AFTER:g} s after the request: "
+                            f"the latency is removed while it waits.")
+            if scn.journal.find(label) is not None:
+                scn.heal(label)
+            first = asked.result(timeout=TAKE_EFFECT_TIMEOUT)
+        if not first.ok and first.outcome is Outcome.FAIL:     # refused: wait until caught up, ask again
+            caught_up = poll(lambda: watch.last_lag(), until=lambda lag: lag is not None and lag <= limit,
+                             timeout=CATCH_UP_TIMEOUT, interval=SAMPLE_INTERVAL)
+            if not caught_up.ok:
+                scn.observe(f"{old} did not catch up to TransactionLag <= {limit:g} s within "
+                            f"{CATCH_UP_TIMEOUT:.0f} s after the latency was removed.")
+                return
+            last = _request_failback(scn, old, limit, synchronous, "caught up")
+        else:
+            last = first
+        took = poll(lambda: watch.promoted, until=bool, timeout=TAKE_EFFECT_TIMEOUT, interval=SAMPLE_INTERVAL)
+        scn.observe(f"Failback to {old}: " + (f"took effect (the harness read {old} out of recovery)"
+                                              if took.ok else "never seen taking effect") + ".")
+    finally:
+        watch.stop()
+        if scn.journal.find(label) is not None:
+            scn.heal(label)
+    if last.ok and writer is not None and writer.is_alive():
+        wait_for_ok(scn, "write", after=last.done, timeout=FAILOVER_TIMEOUT)
+        scn.expect(WritesAfterFailback())
+
+
+def _slow_replication(scn: Scenario, node: str, label: str, watch: "FailbackWatch", limit: float) -> bool:
+    """Latency on the replication link to `node` until the harness measures its lag over `limit`.
+    False (said in an observation) when the lab could not build that lag."""
+    spec = FaultSpec("latency", scn.lab.replication_proxy_name(node), {"latency_ms": LAG_LATENCY_MS},
+                     time_limit_s=LAG_FAULT_TIME_LIMIT)
+    scn.inject(spec, label)
+    built = poll(lambda: watch.last_lag(), until=lambda lag: lag is not None and lag > limit + LAG_MARGIN,
+                 timeout=LAG_BUILD_TIMEOUT, interval=SAMPLE_INTERVAL)
+    if not built.ok:
+        scn.observe(f"The lab could not build TransactionLag > {limit:g} s on {node} within "
+                    f"{LAG_BUILD_TIMEOUT:.0f} s ({LAG_LATENCY_MS} ms latency on its replication link).")
+    return built.ok
+
+
+def _request_failback(scn: Scenario, node: str, limit: float, synchronous: bool, when: str) -> Op:
+    """One request of the failback action, recorded as op "failback": ok (the action answered that
+    it switched, its own lag figure as value), FAIL (it refused for lag) or indeterminate."""
     failover = scn.lab.failover
-    poll(lambda: scn.read("lag", lambda: failover.transaction_lag(old), detail={"node": old}),
-         until=lambda op: op.ok and op.value <= limit, timeout=CATCH_UP_TIMEOUT, interval=0.2)
 
     def switch():
         try:
-            return Outcome.OK, failover.failback(old, max_lag=limit, synchronous=scn.drill.replication == "sync"), ""
+            return Outcome.OK, failover.failback(node, max_lag=limit, synchronous=synchronous), ""
         except FailbackRefused as refused:
             return Outcome.FAIL, refused.lag, str(refused)
-    op = scn.recorder.invoke("failback", switch, correlation_id=scn.correlation_id, detail={"node": old})
-    scn.expect(TransactionLagBeforeFailback(limit))
-    scn.observe(f"Failback to {old}: {op.error or f'TransactionLag {op.value:.2f} s'}.")
-    writer = scn.workload.writer if scn.workload else None
-    if op.ok and writer is not None and writer.is_alive():
-        wait_for_ok(scn, "write", after=op.done, timeout=FAILOVER_TIMEOUT)
-        scn.expect(WritesAfterFailback())
+    op = scn.recorder.invoke("failback", switch, correlation_id=scn.correlation_id,
+                             detail={"node": node, "requested": when})
+    answer = "switched" if op.ok else op.error
+    scn.observe(f"Failback to {node} requested ({when}): {answer}.")
+    return op
+
+
+class FailbackWatch:
+    """The harness's own watch of a failback target, every SAMPLE_INTERVAL on its own SQL
+    connections: the node's TransactionLag against the primary it fails back from (op "lag",
+    harness.lab.failover.transaction_lag: replay LSN against the primary's current LSN, and the
+    replay timestamp) and whether it is still in recovery (op "in_recovery")."""
+
+    def __init__(self, scn: Scenario, node: str, primary: str):
+        self.scn, self.node, self.primary = scn, node, primary
+        self.promoted = False
+        self._lag: float | None = None
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="failback-watch", daemon=True)
+
+    def start(self) -> "FailbackWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join(30)
+
+    def last_lag(self) -> float | None:
+        """The last lag the harness measured, None when its last sample failed."""
+        return self._lag
+
+    def _query(self, name: str):
+        return lambda statement, params=None: self.scn.lab.node_query(name, statement, params)
+
+    def _run(self) -> None:
+        detail = {"node": self.node, "primary": self.primary}
+        while not self._halt.is_set():
+            if not self.promoted:
+                lag = self.scn.read("lag", lambda: transaction_lag(self._query(self.primary), self._query(self.node)),
+                                    detail=detail)
+                self._lag = lag.value if lag.ok else None
+            role = self.scn.read("in_recovery", lambda: self._query(self.node)("SELECT pg_is_in_recovery()")[0][0],
+                                 detail={"node": self.node})
+            if role.ok and role.value is False:
+                self.promoted = True
+            self._halt.wait(SAMPLE_INTERVAL)
 
 
 # -- the determinism drill: replication link cut, then exactly N writes -----------------------

@@ -50,7 +50,7 @@ PLAIN = re.compile("|".join([
     r"^the lab is in steady state$", r"^\d+ (minutes|hours) pass$", r"^a sequenced workload of intents and approvals is running$",
     r"^the .+ link is restored$", r"^\d+ writes are attempted$", r"^writes resume$",
     r"^the data is consistent$", r"^the post-failover validation passes$", r"^the replica is promoted and clients are repointed$",
-    r"^the old primary is rebuilt as a replica$", r"^failback happens only after TransactionLag",
+    r"^the old primary is rebuilt as a replica$", r"^failback is refused while TransactionLag > ",
     r"^the replica has caught up$", r"^publishing and approval are blocked naming the cause",
     r"^the load balancer routes around it", r"^the API stays available at",
     r"^new intents and approvals are blocked", r"^a publish is refused while ServiceHealth",

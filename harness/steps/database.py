@@ -43,9 +43,13 @@ def old_primary_rebuilt(scenario):
     database.rebuild_old_primary(scenario)
 
 
-@then(parsers.parse("failback happens only after TransactionLag <= {limit:g} s"))
-def failback_gated(scenario, limit):
-    """Fail back only once the rebuilt node's TransactionLag <= limit."""
+@then(parsers.parse("failback is refused while TransactionLag > {limit:g} s and happens once it is <= {again:g} s"))
+def failback_gated(scenario, limit, again):
+    """Slow the rebuilt node's replication link until the harness measures its TransactionLag over
+    the limit, request the failback then (the action must refuse or wait), and once the lag is back
+    within the limit request it again; the harness's own lag samples judge it."""
+    if again != limit:
+        raise ValueError(f"one limit, said twice: {limit:g} s and {again:g} s")
     database.failback_when_caught_up(scenario, limit)
 
 

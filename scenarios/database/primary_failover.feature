@@ -16,5 +16,5 @@ Feature: Database / Primary unavailable
     And writes resume
     And the data is consistent
     And the old primary is rebuilt as a replica
-    And failback happens only after TransactionLag <= 5 s
+    And failback is refused while TransactionLag > 5 s and happens once it is <= 5 s
     And the post-failover validation passes

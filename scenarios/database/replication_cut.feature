@@ -17,4 +17,4 @@ Feature: Database / Writes acknowledged after the replication link is cut
     And writes resume
     When the replication link is restored
     Then the old primary is rebuilt as a replica
-    And failback happens only after TransactionLag <= 5 s
+    And failback is refused while TransactionLag > 5 s and happens once it is <= 5 s

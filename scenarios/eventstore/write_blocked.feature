@@ -19,5 +19,5 @@ Feature: Event store / Write blocked
     And no audit event is lost or duplicated across the failover
     And the gate EventStoreWriteSuccess >= 99.9% per hour passes
     And the old primary is rebuilt as a replica
-    And failback happens only after TransactionLag <= 5 s
+    And failback is refused while TransactionLag > 5 s and happens once it is <= 5 s
     And the post-failover validation passes

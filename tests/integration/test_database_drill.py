@@ -62,3 +62,28 @@ def test_an_impossible_rto_target_fails_the_drill_and_the_report_says_so(lab, tm
     failed = [case.get("name") for case in ET.parse(out / "junit.xml").getroot().iter("testcase")
               if case.find("failure") is not None]
     assert any("rto_seconds" in name for name in failed), failed
+
+
+def test_a_failback_action_that_ignores_the_lag_fails_the_lag_gate(lab, tmp_path):
+    """The negative drill of row 2's failback rule: the lab's failover controller is set (here
+    only) to fail back without checking TransactionLag. The drill slows the rebuilt node's
+    replication link, requests the failback while the harness measures lag > 5 s, and the action
+    switches at once: the gate judges the harness's own lag samples, not the action's word, and
+    fails naming the lag."""
+    lab.failover.check_lag = False
+    try:
+        code, results = run_plan("quarterly-database.yaml", lab, tmp_path,
+                                 scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",))
+    finally:
+        lab.failover.check_lag = True
+    scenario = results["scenarios"][0]
+    gate = gates_of(scenario)["transaction_lag_seconds"]
+    assert code == 1 and gate["verdict"] == "fail", not_passed(results)
+    assert gate["judges"] == "runbook"
+    assert gate["measured"] > 5 and "took effect with TransactionLag" in gate["detail"], gate
+    m = scenario["measurements"]
+    assert m["failback_lag_at_request_s"] > 5 and m["failback_refused"] is False
+    assert m["failback_lag_at_effect_s"] == gate["measured"]
+    # the drill's other gates still judge the deployment: nothing lost, the latency healed
+    gates = gates_of(scenario)
+    assert gates["lost_writes"]["verdict"] == "pass" and gates["faults_healed"]["verdict"] == "pass", not_passed(results)

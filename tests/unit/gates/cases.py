@@ -308,26 +308,63 @@ CASES[ApprovalEventCount] = [
          .op("read_events", 20.0, **approval_rows(1)).build(), UNKNOWN),
 ]
 
+def lag(h: H, t: float, seconds_: float, node: str = "pg-a") -> H:
+    """A harness lag sample of the failback target (op "lag")."""
+    return h.op("lag", t, value=seconds_, detail={"node": node, "primary": "pg-b"})
+
+
+def role(h: H, t: float, in_recovery: bool, node: str = "pg-a") -> H:
+    """The harness's own read of whether the failback target is still in recovery."""
+    return h.op("in_recovery", t, value=in_recovery, detail={"node": node})
+
+
+def failback(h: H, t: float, ok: bool | None = True, value: float | None = None, **kw) -> H:
+    return h.op("failback", t, ok=ok, value=value, detail={"node": "pg-a"}, **kw)
+
+
+REFUSED = {"ok": False, "value": 6.3, "error": "failback refused: TransactionLag 6.3 s > 5.0 s"}
+
 CASES[TransactionLagBeforeFailback] = [
-    Case("failback made with lag 2 s",
-         TransactionLagBeforeFailback(5.0), H().op("lag", 40.0, value=3.0).op("lag", 45.0, value=2.0)
-         .op("failback", 50.0, value=2.0).build(), PASS, measured(2.0)),
-    Case("a lag exactly at the limit passes",
-         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, value=5.0).build(), PASS),
-    Case("a failback made with lag 7 s",
-         TransactionLagBeforeFailback(5.0), H().op("lag", 45.0, value=7.0).op("failback", 50.0, value=7.0).build(),
-         FAIL, measured(7.0)),
-    Case("a failback refused for lag",
-         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, ok=False, value=7.0,
-                                                   error="TransactionLag 7.0 s > 5 s").build(), FAIL,
-         says("refused")),
-    Case("the last failback is the one judged",
-         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, ok=False, value=7.0, error="lag")
-         .op("failback", 60.0, value=1.0).build(), PASS, measured(1.0)),
-    Case("no failback attempted",
-         TransactionLagBeforeFailback(5.0), H().op("lag", 45.0, value=2.0).build(), UNKNOWN),
-    Case("the failback's lag was not measured",
-         TransactionLagBeforeFailback(5.0), H().op("failback", 50.0, ok=None, error="timed out").build(), UNKNOWN),
+    Case("refused while lagging, made once caught up: the harness's lag at take-effect judged",
+         TransactionLagBeforeFailback(5.0),
+         role(lag(lag(failback(role(lag(failback(lag(H(), 40.0, 6.2), 40.5, **REFUSED), 45.0, 3.0), 46.0, True),
+                               47.0, value=0.4), 47.2, 1.0), 47.4, 0.5), 48.0, False).build(),
+         PASS, measured(0.5)),
+    Case("the action waited (answered once it switched) and the harness saw it switch caught up",
+         TransactionLagBeforeFailback(5.0),
+         role(lag(role(lag(failback(lag(H(), 40.0, 6.2), 40.5, value=0.1, done=49.5), 44.0, 3.0), 45.0, True),
+                  48.5, 0.8), 49.0, False).build(), PASS, measured(0.8)),
+    Case("a lag exactly at the limit at take-effect passes",
+         TransactionLagBeforeFailback(5.0),
+         role(failback(lag(failback(lag(H(), 40.0, 6.2), 40.5, **REFUSED), 45.0, 5.0), 46.0, value=5.0),
+              47.0, False).build(), PASS),
+    Case("a failback that ignored the lag: it took effect while the harness measured 6.3 s",
+         TransactionLagBeforeFailback(5.0),
+         role(lag(failback(lag(H(), 40.0, 6.2), 40.5, value=6.2), 40.6, 6.3), 41.5, False).build(),
+         FAIL, says("6.30 s")),
+    Case("the action's own lag figure is not evidence: it said 2 s, the harness measured 7 s",
+         TransactionLagBeforeFailback(5.0),
+         role(failback(lag(H(), 40.0, 7.0), 40.5, value=2.0), 41.5, False).build(), FAIL, measured(7.0)),
+    Case("refused again and again: the node never took the primary role",
+         TransactionLagBeforeFailback(5.0),
+         role(failback(lag(failback(lag(H(), 40.0, 6.2), 40.5, **REFUSED), 45.0, 1.0), 46.0, ok=False, value=1.0,
+                       error="failback refused"), 47.0, True).build(), UNKNOWN, says("never took the primary role")),
+    Case("the refusal was not exercised: lag never over the limit when requested",
+         TransactionLagBeforeFailback(5.0),
+         role(failback(lag(H(), 40.0, 1.0), 40.5, value=1.0), 41.5, False).build(), UNKNOWN, says("not exercised")),
+    Case("no harness lag sample shortly before the failback took effect",
+         TransactionLagBeforeFailback(5.0, fresh_s=10.0),
+         role(failback(lag(failback(lag(H(), 40.0, 6.2), 40.5, **REFUSED), 45.0, 1.0), 60.0, value=1.0),
+              61.0, False).build(), UNKNOWN, says("no harness lag sample")),
+    Case("lag samples of another node do not count",
+         TransactionLagBeforeFailback(5.0),
+         role(failback(lag(lag(H(), 39.0, 6.2), 40.0, 0.1, node="pg-c"), 40.5, value=0.1), 41.5, False).build(),
+         FAIL, measured(6.2)),
+    Case("no failback requested",
+         TransactionLagBeforeFailback(5.0), lag(H(), 45.0, 2.0).build(), UNKNOWN),
+    Case("requested, then never read by the harness",
+         TransactionLagBeforeFailback(5.0), failback(lag(H(), 40.0, 6.2), 40.5, ok=None, error="timed out").build(),
+         UNKNOWN),
 ]
 
 CASES[WritesAfterFailback] = [
@@ -2434,15 +2471,22 @@ CASES[KeyRecoveredFromSoftDelete] = [
 
 
 def replayed(*, applies: dict | None = None, tested=("k1", "k2"), read_back=("k1", "k2"),
-             created: dict | None = None) -> History:
+             created: dict | None = None, before_replay=()) -> History:
+    """Restored at 5; replayed (create 9.0, publish 9.5); tested 10.0. before_replay: keys looked
+    up at 7.0 only, after the restore but before their replay was published (an original message
+    dispatched late), the replay's own dispatch never tested."""
     h = restore()
     for key, status in (created or {}).items():      # the replay's create: 201 made again, 200 still there
         h.op("replay_create", 9.0, value=key, status=status)
+    for key in ("k1", "k2"):
+        h.op("replay_publish", 9.5, value=key, status=200)
     for key, n in (applies or {"k1": 1, "k2": 1}).items():
         for i in range(n):
             h.platform_request("landscape", 1.5 + i * 0.01, key=key, status=200)
     for key in tested:
         h.platform_request("landscape", 10.0, key=key, status=200, outcome="tested", path="/applied")
+    for key in before_replay:
+        h.platform_request("landscape", 7.0, key=key, status=200, outcome="tested", path="/applied")
     return h.op("replay_read", 11.0, value=list(read_back)).build()
 
 
@@ -2464,6 +2508,10 @@ CASES[ReplayedExactlyOnce] = [
     Case("an intent made again (replay answered 201) whose key was never tested",
          ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(tested=("k1",), created={"k1": 201, "k2": 201}),
          FAIL),
+    Case("a key looked up after the restore only before its replay was published (the original message): "
+         "the replay's own dispatch was never tested",
+         ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(tested=("k1",), before_replay=("k2",)), FAIL,
+         measured_has(key_tested=1)),
     Case("nothing was written after the snapshot",
          ReplayedExactlyOnce("landscape", ()), replayed(), UNKNOWN),
 ]
