@@ -11,8 +11,10 @@ What the runner records and the gates read (the contract between them):
     steady_state                        {check: [ok, detail]} / phase before|after
     read_events                         event rows / type (a read of the event store)
     read_audit, read_drill_events       the scenario's event rows (by correlation id)
+    read_deployment_events              DrillEvent rows of the scenario's time, any correlation id
+                                        (the deployment's own failover events among them)
     read_chain                          every event row of the chain
-    read_siem                           the SIEM sink's records
+    read_siem                           the SIEM sink's records (the scenario's, and every DrillEvent)
     store_read                          sha256 of the object read, or None / key, expected
     platforms_view, platform_view       the Control Plane's view of its platforms / platform
     queue_metrics                       the Control Plane's queue metrics
@@ -31,7 +33,8 @@ What the runner records and the gates read (the contract between them):
     harness moved the Control Plane's clock by detail.seconds), checkpoint (a step looked),
     restore_download / restore_verify / restore_refused / restore_rehydrate / restore_done (source
     restore: the restore runbook's log, detail snapshot_id, ok, reason), halt / chaos_end (an ad hoc
-    chaos run was stopped early, detail reason / ran its whole fault sequence).
+    chaos run was stopped early, detail reason / ran its whole fault sequence). An event the harness
+    delivered to the event store itself (harness.runner.forwarder) carries detail forwarded: True.
 """
 
 from harness.gates import api, availability, backup, chaos, connectors, evidence, eventstore, recovery, steady, validation, worm  # noqa: F401

@@ -10,9 +10,7 @@ from collections import Counter
 from harness.gates.base import Gate, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.eventstore import _event_counts, chain_continuity, write_success
-from harness.model import FAILOVER, JOURNAL, GateResult, History, Verdict
-
-EMITTERS = (JOURNAL, FAILOVER)
+from harness.model import GateResult, History, Outcome, Verdict
 
 
 def _audit_read(gate: Gate, history: History):
@@ -305,46 +303,179 @@ class FailoverCause(Gate):
         return self.judge(ok, measured)
 
 
+# Validation rule 2 ------------------------------------------------------------------------------
+
+# The audit event the Control Plane appends for each operation the harness saw acknowledged.
+AUDIT_OF = {"write": "IntentCreated", "create_intent": "IntentCreated", "evidence": "EvidenceCommitted",
+            "approve": "ApprovalRecorded", "publish": "Published", "promote": "RingPromoted"}
+# A failover the harness observed (its history): the new primary promoted, or the role switched back.
+OBSERVED_FAILOVER = ("promote", "failback")
+# The deployment's events that log a failover or recovery (the failover manager's role changes).
+RECOVERY_KINDS = ("detect", "fence", "promote", "reconnect", "failback", "role_change", "on_role_change")
+FAILOVER_WINDOW_S = (10.0, 120.0)    # a logged event counts from 10 s before an observed failover to 120 s after
+
+
+def _wall(value) -> float | None:
+    try:
+        return None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 @register
 class CorrelationIdsRecorded(Gate):
-    """Validation rule 2: every fault and recovery event the lab emitted (the fault journal, the
-    failover controller) is in the event store and in the SIEM, one by one, with its correlation
-    id: exactly once in the event store (the system of record), at least once in the SIEM (a
-    log shipper delivers at least once; the SIEM keys on the event id)."""
+    """Validation rule 2, judged on what the deployment logged by itself (never on what the harness
+    posted): every failover and recovery event, and every operation of the drill, logged with its
+    correlation id in the event store and the SIEM.
+
+    1. The drill's own operations: every one the harness saw acknowledged (intent created, evidence
+       committed, approval, publish, ring promotion; matched by key or intent id: the operations
+       that name no intent, a ring rollback, a requeue, a CAB lift, are not judged here) has the
+       Control Plane's own audit event in the event store
+       (read_drill_events: this scenario's correlation id) with the SAME correlation id, and that
+       event (its hash) in the SIEM at least once (read_siem). An operation whose outcome was
+       indefinite (timed out, lost mid-flight) is excluded and counted; so is one whose state change
+       the store itself lost (its key missing from the final read: data loss, judged by lost_writes
+       and the RPO, not a logging failure).
+    2. The deployment's failover events: every DrillEvent of the scenario's time in the store that
+       the harness did not post (read_deployment_events, less the event ids the harness forwarded:
+       in the lab, the failover manager's own role-change posts) carries a correlation id and is in
+       the SIEM with it.
+    3. A failover the harness observed (a "promote" or "failback" in its history: in the lab the
+       failover manager's in-process report to the harness, which FailoverCompleted also judges; on
+       an external target, the harness's own observation of the endpoint moving) has a failover or
+       recovery event the deployment logged itself (RECOVERY_KINDS, happened from 10 s before to
+       120 s after it); none: fail, naming it.
+    4. The events the harness forwarded (the fault journal's inject and heal, the restore runbook's
+       log, an external target's failover as the harness observed it; marked forwarded) must still
+       be delivered, once in the store and in the SIEM, and are counted apart: they never satisfy
+       rule 2 alone. A scenario whose only evidence is forwarded events is unknown."""
 
     judges = "system"
     id = "correlation_ids_recorded"
-    description = ("Every fault and recovery event logged with its correlation id to the event store "
-                   "and the SIEM (validation rule 2)")
-    threshold = "each event, same correlation id: once in the store, in the SIEM"
+    description = ("Every acknowledged operation's audit event and every failover event the deployment logged "
+                   "itself in the event store and the SIEM with its correlation id (validation rule 2; events "
+                   "the harness forwarded counted apart, never enough alone)")
+    threshold = ("each, same correlation id: in the store, in the SIEM; every observed failover logged by the "
+                 "deployment")
 
-    def evaluate(self, history: History) -> GateResult:
-        emitted = [e for e in history.events if e.source in EMITTERS and e.event_id]
-        if not emitted:
-            return self.unknown("the lab emitted no fault or recovery event")
+    @staticmethod
+    def _audit(history: History, rows: list, cid: str) -> tuple[list[tuple[str, dict | None]], int, int]:
+        """([(operation named, its audit row or None)], indefinite operations excluded, operations
+        whose state change itself was lost excluded: a key the final read no longer finds is data
+        loss, judged by lost_writes and the RPO; a lost intent takes its events with it)."""
+        _, intent_of = _event_counts(rows)
+        final = last_op(history, "final_read")
+        kept = set(final.value or ()) if final is not None and final.ok else None
+        by_key: dict = {}
+        for r in rows:
+            if r.get("type") == "IntentCreated":
+                by_key.setdefault(("IntentCreated", (r.get("payload") or {}).get("idempotency_key")), r)
+                by_key.setdefault(("IntentCreated#", r.get("intent_id")), r)
+            else:
+                by_key.setdefault((r.get("type"), r.get("intent_id")), r)
+        ops = [o for o in history.ops_of(*AUDIT_OF) if o.correlation_id == cid]
+        indefinite = sum(1 for o in ops if o.outcome is Outcome.INFO)
+        out, lost = [], 0
+        for op in sorted((o for o in ops if o.ok), key=lambda o: o.id):
+            type_ = AUDIT_OF[op.kind]
+            if op.kind == "write":
+                found = by_key.get(("IntentCreated", op.value))
+            elif op.kind == "create_intent":     # its value: the key sent, or the intent id answered
+                found = by_key.get(("IntentCreated", op.value)) or by_key.get(("IntentCreated#", op.value))
+            else:                                # its intent, or the one its key names now (a replay)
+                found = by_key.get((type_, op.detail.get("intent_id", intent_of.get(op.value)))) \
+                    or by_key.get((type_, intent_of.get(op.value)))
+            if found is None and kept is not None and op.kind != "create_intent" and op.value not in kept:
+                lost += 1
+                continue
+            what = op.value if op.value is not None else op.detail.get("intent_id")
+            out.append((f"{op.kind} {what} ({type_})", found))
+        return out, indefinite, lost
+
+    def _judge(self, history: History) -> tuple[Verdict | None, dict, str]:
         store = last_op(history, "read_drill_events")
         if store is None or not store.ok:
-            return self.unknown("the event store was not read" if store is None
-                                else f"the event store could not be read: {store.error}")
+            return None, {}, ("the event store was not read" if store is None
+                              else f"the event store could not be read: {store.error}")
+        cid = store.detail.get("correlation_id") or store.correlation_id
+        rows = store.value or []
+        forwarded = [e for e in history.events if e.event_id and e.detail.get("forwarded")]
+        forwarded_ids = {e.event_id for e in forwarded}
+        deployed_read = last_op(history, "read_deployment_events")
+        deployed = [r for r in (deployed_read.value or []) if (r.get("payload") or {}).get("event_id")
+                    not in forwarded_ids] if deployed_read is not None and deployed_read.ok else []
+        audit, indefinite, lost = self._audit(history, rows, cid)
         siem = last_op(history, "read_siem")
-        in_store = Counter(((r.get("payload") or {}).get("event_id"), r.get("correlation_id")) for r in store.value)
-        problems_store = _mismatches(emitted, in_store)
-        measured = {"events": len(emitted), "missing_in_event_store": problems_store[:10]}
-        if siem is None or not siem.ok:
-            measured["missing_in_siem"] = "SIEM not readable by this provider"
-            if problems_store:
-                return self.result(Verdict.FAIL, measured, f"{len(problems_store)} not in the event store")
-            return self.unknown("the SIEM sink could not be read; the event store holds every event", measured)
-        in_siem = Counter((r.get("event_id"), r.get("correlation_id")) for r in siem.value)
-        problems_siem = _mismatches(emitted, in_siem, at_least_once=True)
-        measured["missing_in_siem"] = problems_siem[:10]
-        return self.judge(not problems_store and not problems_siem, measured)
+        siem_ok = siem is not None and siem.ok
+        siem_hashes = Counter((r.get("hash"), r.get("correlation_id")) for r in siem.value) if siem_ok else Counter()
+        siem_events = Counter((r.get("event_id"), r.get("correlation_id")) for r in siem.value) if siem_ok else Counter()
 
+        missing_store, missing_siem, not_logged = [], [], []
+        for named, found in audit:
+            if found is None:
+                missing_store.append(named)
+            elif siem_ok and not siem_hashes.get((found.get("hash"), found.get("correlation_id"))):
+                missing_siem.append(named)
+        for r in deployed:
+            p = r.get("payload") or {}
+            named = f"{p.get('kind')}:{p.get('name')} (the deployment's {p.get('emitter') or 'event'})"
+            if not r.get("correlation_id"):
+                missing_store.append(f"{named}: no correlation id")
+            elif siem_ok and not siem_events.get((p.get("event_id"), r.get("correlation_id"))):
+                missing_siem.append(named)
+        in_store = Counter(((r.get("payload") or {}).get("event_id"), r.get("correlation_id")) for r in rows
+                           if r.get("type") == "DrillEvent")
+        delivered = 0
+        for e in forwarded:
+            n = in_store.get((e.event_id, e.correlation_id), 0)
+            named = f"{e.kind}:{e.name} (forwarded)"
+            if n != 1:
+                missing_store.append(f"{named} ({'missing' if n == 0 else f'{n} times'})")
+                continue
+            delivered += 1
+            if siem_ok and not siem_events.get((e.event_id, e.correlation_id)):
+                missing_siem.append(named)
+        logged = [(_wall((r.get("payload") or {}).get("at")), r) for r in deployed
+                  if (r.get("payload") or {}).get("kind") in RECOVERY_KINDS]
+        observed = [e for e in history.events if e.kind in OBSERVED_FAILOVER]
+        for e in observed:
+            before, after = FAILOVER_WINDOW_S
+            if not any(at is not None and e.wall - before <= at <= e.wall + after for at, _ in logged):
+                not_logged.append(f"{e.kind} {e.name} at {e.wall:.0f}")
+        measured = {"deployment_audit_events_checked": len(audit),
+                    "deployment_failover_events_checked": len(deployed),
+                    "forwarded_events_delivered": delivered,
+                    "forwarded_events": len(forwarded),
+                    "indefinite_operations_excluded": indefinite,
+                    "lost_operations_excluded": lost,
+                    "failovers_observed": len(observed),
+                    "failovers_not_logged_by_deployment": not_logged[:10],
+                    "missing_in_event_store": missing_store[:10],
+                    "missing_in_siem": missing_siem[:10] if siem_ok else "SIEM not readable by this provider"}
+        if missing_store or not_logged or (siem_ok and missing_siem):
+            parts = [f"{len(not_logged)} failover(s) the deployment logged no event for: {', '.join(not_logged[:3])}"
+                     if not_logged else "",
+                     f"{len(missing_store)} not in the event store: {', '.join(missing_store[:3])}"
+                     if missing_store else "",
+                     f"{len(missing_siem)} not in the SIEM: {', '.join(missing_siem[:3])}" if missing_siem else ""]
+            return Verdict.FAIL, measured, "; ".join(p for p in parts if p)
+        if not siem_ok:
+            return None, measured, "the SIEM sink could not be read; the event store holds every event"
+        if not audit and not deployed:
+            if forwarded:
+                return None, measured, "only events the harness forwarded; the deployment logged none"
+            return None, measured, "no acknowledged operation and no event the deployment logged: nothing to judge"
+        return Verdict.PASS, measured, ""
 
-def _mismatches(emitted, found: Counter, at_least_once: bool = False) -> list[str]:
-    out = []
-    for event in emitted:
-        n = found.get((event.event_id, event.correlation_id), 0)
-        if n == 0 or (n > 1 and not at_least_once):
-            out.append(f"{event.kind}:{event.name} ({'missing' if n == 0 else f'{n} times'})")
-    return out
+    def figures(self, history: History) -> dict:
+        _, measured, _ = self._judge(history)
+        return {f"rule2_{k}": measured[k] for k in ("deployment_audit_events_checked",
+                                                     "deployment_failover_events_checked",
+                                                     "forwarded_events_delivered") if k in measured}
+
+    def evaluate(self, history: History) -> GateResult:
+        verdict, measured, detail = self._judge(history)
+        if verdict is None:
+            return self.unknown(detail, measured or None)
+        return self.result(verdict, measured, detail)

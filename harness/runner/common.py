@@ -3,6 +3,7 @@ of the event store and the lab's parts, and the scenario's end (heal, read back,
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from typing import Any, Callable
@@ -134,9 +135,11 @@ def wait_for_ok(scn: Scenario, kind: str, after: float, timeout: float) -> float
 # ---- reads ----------------------------------------------------------------------------------
 
 def read_events(scn: Scenario, kind: str = "read_events", type_: str | None = None,
-                own: bool = False, correlation_id: str | None = None, **detail: Any) -> Any:
+                own: bool = False, correlation_id: str | None = None,
+                keep: Callable[[dict], bool] | None = None, **detail: Any) -> Any:
     """Read the event store (every page of GET /events, optionally one type, optionally only this
-    scenario's correlation id or another one) as one op of `kind` whose value is the rows."""
+    scenario's correlation id or another one, optionally only the rows `keep` keeps) as one op of
+    `kind` whose value is the rows."""
     params = {"limit": PAGE}
     if type_:
         params["type"] = type_
@@ -153,7 +156,7 @@ def read_events(scn: Scenario, kind: str = "read_events", type_: str | None = No
                 if reply.outcome is not Outcome.OK:
                     return reply.outcome, None, reply.error
                 page = reply.body["events"]
-                rows += page
+                rows += page if keep is None else [r for r in page if keep(r)]
                 if len(page) < PAGE:
                     return Outcome.OK, rows, ""
                 after = page[-1]["seq"]
@@ -164,14 +167,42 @@ def read_events(scn: Scenario, kind: str = "read_events", type_: str | None = No
 
 
 def read_siem(scn: Scenario) -> Any:
-    """The SIEM sink's records of this scenario (a lab part's file); indeterminate when the
-    provider cannot read it."""
+    """The SIEM sink's records of this scenario (a lab part's file): those of its correlation id,
+    and every DrillEvent record (the deployment's own failover events carry its correlation ids);
+    indeterminate when the provider cannot read it."""
     def fetch():
         records = scn.lab.siem_records()
         if records is None:
             return Outcome.INFO, None, "the SIEM sink is not readable by this provider"
-        return Outcome.OK, [r for r in records if r.get("correlation_id") == scn.correlation_id], ""
+        return Outcome.OK, [r for r in records if r.get("correlation_id") == scn.correlation_id
+                            or r.get("type") == "DrillEvent"], ""
     return scn.recorder.invoke("read_siem", fetch, correlation_id=scn.correlation_id)
+
+
+def _emitted_at(row: dict) -> float | None:
+    """When a DrillEvent happened: its emitter's "at" (epoch), else the store's."""
+    at = (row.get("payload") or {}).get("at")
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        return float(at)
+    try:
+        return dt.datetime.fromisoformat(str(row.get("at"))).timestamp()
+    except ValueError:
+        return None
+
+
+def read_deployment_events(scn: Scenario) -> Any:
+    """Every DrillEvent in the store that happened during this scenario, whatever its correlation
+    id, except those of this drill's other scenarios: the deployment's own failover events among
+    them (the gate tells them from the harness's forwarded ones by the event ids it posted)."""
+    history = scn.recorder.history()
+    walls = [o.wall_invoke for o in history.ops] + [e.wall for e in history.events]
+    since = min(walls) if walls else time.time()
+    drill = f"{scn.drill.correlation_id}/"
+
+    def keep(row: dict) -> bool:
+        cid = str(row.get("correlation_id") or "")
+        return (cid == scn.correlation_id or not cid.startswith(drill)) and (_emitted_at(row) or 0.0) >= since - 1.0
+    return read_events(scn, "read_deployment_events", type_="DrillEvent", keep=keep, since=round(since, 3))
 
 
 def platform_log(lab: Any, platform: str) -> list[dict] | None:
@@ -254,9 +285,15 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
         scn.expect(FaultsHealed())
         forwarder = scn.drill.forwarder
         if forwarder is not None and not forwarder.flush(FORWARD_TIMEOUT):
-            scn.observe(f"Lab events still undelivered after {FORWARD_TIMEOUT:.0f} s: "
+            scn.observe(f"Events the harness forwards still undelivered after {FORWARD_TIMEOUT:.0f} s: "
                         + "; ".join(list(forwarder.failures.values())[:5]))
-        read_events(scn, "read_drill_events", type_="DrillEvent", own=True)
+        flush = getattr(scn.lab, "flush_events", None)     # the lab's failover manager's own poster
+        if flush is not None and not flush(FORWARD_TIMEOUT):
+            scn.observe(f"The lab's failover manager had not delivered its events after {FORWARD_TIMEOUT:.0f} s.")
+        # rule 2: this scenario's rows (the Control Plane's audit events of its operations, the
+        # events the harness forwarded), the deployment's own failover events, and the SIEM
+        read_events(scn, "read_drill_events", own=True)
+        read_deployment_events(scn)
         read_siem(scn)
         scn.expect(CorrelationIdsRecorded())
     standard_rules(scn)

@@ -1,10 +1,16 @@
-"""Delivers the lab's fault and recovery events to the event store (validation rule 2).
+"""Delivers the events the harness itself acted out to the event store (an adapter, never rule 2's
+evidence on its own).
 
-The fault journal and the failover controller emit events while they happen, often while the
-Control Plane or its database is down. Each is posted, with its event id and correlation id, to
-POST /events/operational (the Control Plane appends it to its hash-chained store and writes the
-SIEM line); a refused or lost post is retried until delivered or the drill ends. Delivery is an
-act, not a check: the gate `correlation_ids_recorded` later reads the store and the SIEM sink.
+What the harness does during a drill (the fault journal's inject and heal, the restore runbook's
+log) and, for a deployment whose failover events come from elsewhere (an external target: the
+harness's own observation of its failover), are posted by the harness, each with its event id and
+correlation id, to POST /events/operational, marked `emitter: harness-forwarder` (and detail
+`forwarded: True`); a refused or lost post is retried until delivered or the drill ends. The lab's
+failover manager posts its own events (harness.lab.eventpost): those are never forwarded.
+
+Delivery is an act, not a check: the gate `correlation_ids_recorded` reads the store and the SIEM,
+counts the forwarded events apart, and passes only on events the deployment logged by itself (the
+Control Plane's audit events of the drill's operations, the failover manager's events).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from ..wait import poll
 from ..workload import ApiClient
 
 RETRY_S = 0.25
+EMITTER = "harness-forwarder"     # in the stored payload: this event was posted by the harness
 
 
 class EventForwarder:
@@ -38,7 +45,7 @@ class EventForwarder:
     def _deliver(self, event: Event) -> bool:
         reply = self.client.call("POST", "/events/operational", event.correlation_id, json={
             "event_id": event.event_id, "kind": event.kind, "name": event.name, "at": event.wall,
-            "detail": {k: str(v) for k, v in event.detail.items()}})
+            "emitter": EMITTER, "detail": {k: str(v) for k, v in event.detail.items()}})
         if reply.status in (200, 201):
             self.failures.pop(event.event_id, None)
             return True

@@ -87,7 +87,8 @@ def scenario_result(scn: Scenario, target: float = AVAILABILITY_TARGET) -> Scena
         observations=list(scn.observations), error=scn.error, correlation_id=scn.correlation_id,
         correlation_ids=cids, faults=records, timeline={"probes": probes, "fault_windows": windows},
         events=[{"t": round(e.t - t0, 3), "kind": e.kind, "name": e.name, "source": e.source, "wall": e.wall,
-                 "correlation_id": e.correlation_id, "event_id": e.event_id} for e in own],
+                 "correlation_id": e.correlation_id, "event_id": e.event_id,
+                 "forwarded": bool(e.detail.get("forwarded"))} for e in own],
         operations={kind: _counts(history, kind) for kind in sorted({o.kind for o in history.ops})},
         gates=list(scn.gates))
 

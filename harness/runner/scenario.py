@@ -22,7 +22,13 @@ from ..progress import Progress
 from ..workload import ApiClient, Prober, Recorder, SequencedWriter
 
 RESTORE = "restore"                 # the restore runbook's log (harness.backup.restore)
-EMITTERS = (JOURNAL, FAILOVER, RESTORE)   # their events go to the event store and the SIEM (rule 2)
+# What the harness acts out itself: its events are FORWARDED to the event store by the harness
+# (runner.forwarder), marked forwarded, and never satisfy validation rule 2 alone.
+FORWARDED = (JOURNAL, RESTORE)
+# The sources whose events may be forwarded: FORWARDED, and the failover events of a lab that does
+# not post its own (an external target: what the harness observed of its failover; an adapter).
+# The embedded and container labs' failover manager posts its own (harness.lab.eventpost).
+EMITTERS = (JOURNAL, FAILOVER, RESTORE)
 
 
 def utc_now() -> str:
@@ -96,10 +102,17 @@ class Scenario:
 
     # -- what happened ----------------------------------------------------------------------
     def event(self, kind: str, name: str, source: str = HARNESS, **detail: Any) -> Event:
-        """Record an event; the lab's fault and recovery events are also delivered to the event store."""
+        """Record an event. One the harness acted out (DrillRun.forwards) is also delivered to the
+        event store by the harness's forwarder, marked `forwarded: True`; a failover event of a lab
+        that posts its own is recorded only (the timeline), with no event id of the harness's."""
+        forwarded = self.drill.forwards(source)
+        if forwarded:
+            detail = {**detail, "forwarded": True}
+        elif source == FAILOVER:
+            detail = {**detail, "event_id": ""}
         event = self.recorder.event(kind, name, self.correlation_id, source=source, **detail)
         self.drill.progress.event(kind, name)
-        if source in EMITTERS and self.drill.forwarder is not None:
+        if forwarded and self.drill.forwarder is not None:
             self.drill.forwarder.submit(event)
         return event
 
@@ -188,6 +201,10 @@ class DrillRun:
     @property
     def current(self) -> Scenario | None:
         return self.scenarios[-1] if self.scenarios else None
+
+    def forwards(self, source: str) -> bool:
+        """Whether the harness delivers events of `source` itself (see FORWARDED and EMITTERS)."""
+        return source in FORWARDED or (source == FAILOVER and not getattr(self.lab, "posts_failover_events", False))
 
     def lab_event(self, kind: str, name: str, detail: dict) -> None:
         """The lab's own recovery events (failover controller): into the running scenario."""

@@ -1942,22 +1942,57 @@ CASES[FailoverCause] = [
 
 
 def lab_events() -> H:
-    """Three events the lab emitted (journal and failover controller), each with its event id."""
-    return (H().inject(BLOCK, 10.0, event_id="ev-1").failover("reconnect", 15.0, event_id="ev-2")
-            .heal(BLOCK, 20.0, event_id="ev-3"))
+    """The fault journal's inject and heal (forwarded by the harness, each with its event id), and
+    the failover the harness observed (the failover manager's promote, recorded only: no event id)."""
+    return (H().inject(BLOCK, 10.0, event_id="ev-1", forwarded=True).failover("promote", 15.0)
+            .heal(BLOCK, 20.0, event_id="ev-3", forwarded=True))
+
+
+FORWARDED_IDS = ("ev-1", "ev-3")
+MANAGER_CID = "failover-manager/drilllab-1/1"
 
 
 def drill_rows(*event_ids: str, cid: str = CID) -> list[dict]:
     return [row("DrillEvent", payload={"event_id": e}, correlation_id=cid) for e in event_ids]
 
 
-def siem_rows(*event_ids: str) -> list[dict]:
-    return [{"type": "DrillEvent", "event_id": e, "correlation_id": CID} for e in event_ids]
+def siem_rows(*event_ids: str, cid: str = CID) -> list[dict]:
+    return [{"type": "DrillEvent", "event_id": e, "correlation_id": cid} for e in event_ids]
 
 
-def delivered(h: H, store: list[dict] | None, siem: list[dict] | None) -> H:
+def audit_ops(h: H, key: str = "k1", intent: int = 1) -> H:
+    """An intent written, its evidence committed, approved and published: all acknowledged."""
+    h.op("write", 2.0, value=key, status=201)
+    for n, kind in enumerate(("evidence", "approve", "publish")):
+        h.op(kind, 3.0 + n, value=key, status=200, detail={"intent_id": intent})
+    return h
+
+
+def audit_rows(key: str = "k1", intent: int = 1) -> list[dict]:
+    """The Control Plane's own audit events of audit_ops, hash-chained."""
+    return chain([row("IntentCreated", intent_id=intent, payload={"idempotency_key": key}),
+                  *(row(t, intent_id=intent) for t in ("EvidenceCommitted", "ApprovalRecorded", "Published"))])
+
+
+def siem_of(rows: list[dict], skip: str = "") -> list[dict]:
+    """The SIEM lines of stored audit events (by hash), less those of type `skip`."""
+    return [{"type": r["type"], "intent_id": r["intent_id"], "correlation_id": r["correlation_id"],
+             "hash": r["hash"]} for r in rows if r["type"] != skip]
+
+
+def manager_rows(*kinds_at: tuple[str, float], cid: str = MANAGER_CID) -> list[dict]:
+    """DrillEvents the lab's failover manager posted itself (not the harness), at history times."""
+    return [row("DrillEvent", correlation_id=cid, payload={"event_id": f"fm-{kind}", "kind": kind, "name": "pg-b",
+                                                            "at": wall(t), "emitter": "failover-manager"})
+            for kind, t in kinds_at]
+
+
+def delivered(h: H, store: list[dict] | None, siem: list[dict] | None, deployment: list[dict] | None = None) -> H:
+    """The reads at the scenario's end: this scenario's rows, the deployment's DrillEvents, the SIEM."""
     if store is not None:
-        h.op("read_drill_events", 30.0, value=store, detail={"type": "DrillEvent"})
+        h.op("read_drill_events", 30.0, value=store, detail={"correlation_id": CID})
+    if deployment is not None:
+        h.op("read_deployment_events", 30.5, value=deployment, detail={"type": "DrillEvent"})
     if siem is not None:
         h.op("read_siem", 31.0, value=siem)
     else:
@@ -1965,36 +2000,76 @@ def delivered(h: H, store: list[dict] | None, siem: list[dict] | None) -> H:
     return h
 
 
-ALL_IDS = ("ev-1", "ev-2", "ev-3")
+def rule2(*, ops: bool = True, store_skip: str = "", siem_skip: str = "", manager: bool = True,
+          manager_siem: bool = True, forwarded_store: tuple = FORWARDED_IDS, siem: bool = True,
+          history: H | None = None) -> History:
+    """A database failover scenario: the drill's operations, the lab's events, the reads."""
+    h = audit_ops(history or lab_events()) if ops else (history or lab_events())
+    audit = [r for r in audit_rows() if r["type"] != store_skip] if ops else []
+    deployment = manager_rows(("detect", 14.0), ("promote", 15.0), ("reconnect", 15.5)) if manager else []
+    siem_lines = (siem_of(audit, siem_skip) + siem_rows(*FORWARDED_IDS)
+                  + (siem_rows(*(r["payload"]["event_id"] for r in deployment), cid=MANAGER_CID) if manager_siem else []))
+    return delivered(h, audit + drill_rows(*forwarded_store), siem_lines if siem else None,
+                     deployment + drill_rows(*FORWARDED_IDS)).build()
+
 
 CASES[CorrelationIdsRecorded] = [
-    Case("every lab event once in the store and the SIEM",
-         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), siem_rows(*ALL_IDS)).build(), PASS,
-         measured({"events": 3, "missing_in_event_store": [], "missing_in_siem": []})),
+    Case("every acknowledged operation's audit event and the failover manager's own events in the store and "
+         "the SIEM; the forwarded ones counted apart",
+         CorrelationIdsRecorded(), rule2(), PASS,
+         measured_has(deployment_audit_events_checked=4, deployment_failover_events_checked=3,
+                      forwarded_events_delivered=2, missing_in_event_store=[], missing_in_siem=[],
+                      failovers_observed=1, failovers_not_logged_by_deployment=[])),
+    Case("only events the harness forwarded: the deployment logged none",
+         CorrelationIdsRecorded(), rule2(ops=False, manager=False, history=H().inject(BLOCK, 10.0, event_id="ev-1",
+                                                                                       forwarded=True)
+                                         .heal(BLOCK, 20.0, event_id="ev-3", forwarded=True)),
+         UNKNOWN, says("only events the harness forwarded")),
+    Case("an acknowledged approval whose audit event is missing from the SIEM",
+         CorrelationIdsRecorded(), rule2(siem_skip="ApprovalRecorded"), FAIL,
+         measured_has(missing_in_siem=["approve k1 (ApprovalRecorded)"])),
+    Case("an acknowledged publish whose audit event is not in the store (under this correlation id)",
+         CorrelationIdsRecorded(), rule2(store_skip="Published"), FAIL, says("publish k1 (Published)")),
+    Case("a failover the harness observed, and the deployment logged nothing for it",
+         CorrelationIdsRecorded(), rule2(manager=False), FAIL, says("promote pg-b")),
+    Case("a failover logged only by the harness's forwarder (an external target's adapter) is not the "
+         "deployment's log",
+         CorrelationIdsRecorded(),
+         rule2(manager=False, history=lab_events().event("promote", "pg-b", 15.2, source="failover-controller",
+                                                         event_id="ev-2", forwarded=True),
+               forwarded_store=(*FORWARDED_IDS, "ev-2")), FAIL, says("logged no event")),
+    Case("the failover manager's event missing from the SIEM",
+         CorrelationIdsRecorded(), rule2(manager_siem=False), FAIL, says("promote:pg-b")),
+    Case("the failover manager's event without a correlation id",
+         CorrelationIdsRecorded(),
+         delivered(audit_ops(lab_events()), audit_rows() + drill_rows(*FORWARDED_IDS),
+                   siem_of(audit_rows()) + siem_rows(*FORWARDED_IDS, "fm-promote", cid=""),
+                   manager_rows(("promote", 15.0), cid="")).build(), FAIL, says("no correlation id")),
+    Case("an operation whose outcome was indefinite is excluded, and counted",
+         CorrelationIdsRecorded(), rule2(history=lab_events().op("write", 5.0, ok=None, value="k9")), PASS,
+         measured_has(indefinite_operations_excluded=1, deployment_audit_events_checked=4)),
+    Case("a write the store lost (the final read misses it) is data loss, judged by lost_writes, not rule 2",
+         CorrelationIdsRecorded(), rule2(history=lab_events().op("write", 5.0, value="k8")
+                                         .op("final_read", 29.0, value=["k1"])), PASS,
+         measured_has(lost_operations_excluded=1)),
     Case("harness markers and lab logs are not required",
-         CorrelationIdsRecorded(), delivered(lab_events().event("checkpoint", "look", 12.0, event_id="ev-9")
-                                             .platform_request("intune", 13.0, key="k1", status=200),
-                                             drill_rows(*ALL_IDS), siem_rows(*ALL_IDS)).build(), PASS),
-    Case("a SIEM missing one event id",
-         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), siem_rows("ev-1", "ev-3")).build(),
-         FAIL, measured_has(missing_in_siem=["reconnect:pg-b (missing)"])),
-    Case("an event twice in the SIEM (a shipper's redelivery) still counts as there",
-         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), siem_rows(*ALL_IDS, "ev-2")).build(),
-         PASS),
-    Case("an event twice in the event store",
-         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS, "ev-1"), siem_rows(*ALL_IDS)).build(),
-         FAIL, says("2 times")),
-    Case("an event recorded under another correlation id",
-         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows("ev-1", "ev-2") + drill_rows("ev-3", cid="other"),
-                                             siem_rows(*ALL_IDS)).build(), FAIL, says("heal")),
+         CorrelationIdsRecorded(), rule2(history=lab_events().event("checkpoint", "look", 12.0, event_id="ev-9")
+                                         .platform_request("intune", 13.0, key="k1", status=200)), PASS),
+    Case("a forwarded event twice in the event store",
+         CorrelationIdsRecorded(), rule2(forwarded_store=(*FORWARDED_IDS, "ev-1")), FAIL, says("2 times")),
+    Case("a forwarded event recorded under another correlation id",
+         CorrelationIdsRecorded(),
+         delivered(audit_ops(lab_events()), audit_rows() + drill_rows("ev-1") + drill_rows("ev-3", cid="other"),
+                   siem_of(audit_rows()) + siem_rows(*FORWARDED_IDS) + siem_rows("fm-promote", cid=MANAGER_CID),
+                   manager_rows(("promote", 15.0))).build(), FAIL, says("heal")),
     Case("the store misses one while the SIEM cannot be read",
-         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows("ev-1", "ev-2"), None).build(), FAIL),
+         CorrelationIdsRecorded(), rule2(store_skip="Published", siem=False), FAIL),
     Case("the store holds every event but the SIEM cannot be read",
-         CorrelationIdsRecorded(), delivered(lab_events(), drill_rows(*ALL_IDS), None).build(), UNKNOWN),
+         CorrelationIdsRecorded(), rule2(siem=False), UNKNOWN),
     Case("the event store was not read",
-         CorrelationIdsRecorded(), delivered(lab_events(), None, siem_rows(*ALL_IDS)).build(), UNKNOWN),
-    Case("the lab emitted no fault or recovery event",
-         CorrelationIdsRecorded(), delivered(H().inject(BLOCK, 10.0), [], []).build(), UNKNOWN),
+         CorrelationIdsRecorded(), delivered(lab_events(), None, siem_rows(*FORWARDED_IDS), []).build(), UNKNOWN),
+    Case("nothing acknowledged and nothing emitted",
+         CorrelationIdsRecorded(), delivered(H().inject(BLOCK, 10.0), [], [], []).build(), UNKNOWN),
 ]
 
 
