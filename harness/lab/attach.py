@@ -21,6 +21,8 @@ def attached_config(endpoints: dict[str, Any], password_file: str | Path) -> dic
     return {"provider": "external", "replication": "sync", "api_url": endpoints["api"],
             "toxiproxy_url": endpoints["toxiproxy"],
             "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
+                         # each node's replication link while it is a replica (the failback drill)
+                         "replication_proxies": {"pg-a": "repl-pg-a", "pg-b": "repl-pg-b"},
                          "nodes": {"pg-a": node(database["pg-a"]), "pg-b": node(database["pg-b"])}},
             # the lab's own proxies under their own names (the scenarios' names for them)
             "proxies": {"evidence_store": "s3", "evidence_replica": "s3-replica",

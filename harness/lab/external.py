@@ -192,6 +192,9 @@ class ExternalConfig:
     gateway_url: str | None = None
     gateway_token: Secret = Secret()
     clock_token: Secret | None = None
+    # node -> the Toxiproxy proxy on its replication link while it is a replica (the failback
+    # drill slows the rebuilt node's link: lab.database.replication_proxies)
+    replication_proxies: dict[str, str] = field(default_factory=dict)
 
     def provided(self, key: str) -> bool:
         """The plan sets this key (a path of PROVIDES)."""
@@ -258,6 +261,12 @@ class ExternalConfig:
         proxy = database.get("replication_proxy")
         if proxy is not None and not isinstance(proxy, str):
             raise fail("lab.database.replication_proxy", f"must be a Toxiproxy proxy name, got {quoted(proxy)}")
+        links = database.get("replication_proxies", {})
+        if not isinstance(links, dict) or not all(isinstance(n, str) and n in nodes and isinstance(v, str)
+                                                  and v.strip() for n, v in links.items()):
+            raise fail("lab.database.replication_proxies", f"must map nodes ({', '.join(nodes)}) to the Toxiproxy "
+                                                           f"proxy on each one's replication link, e.g. "
+                                                           f"{{pg-a: repl-pg-a}}")
         actions = _hooks(data, "actions", ACTIONS, fail)
         reads = _hooks(data, "reads", READS, fail)
         allow = data.get("allow_destructive", False)
@@ -291,7 +300,7 @@ class ExternalConfig:
             queues=_aws(data.get("queues"), "lab.queues", QUEUE_KEYS, ("prefix",), fail),
             name=name.strip(), reads=reads, api_instances=instances, probe_window_s=window,
             proxies=proxies, platform_proxies=platform_proxies, gateway_url=gateway_url,
-            gateway_token=gateway_token, clock_token=clock_token)
+            gateway_token=gateway_token, clock_token=clock_token, replication_proxies=dict(links))
 
 
 def _url(value: Any, key: str, fail, what: str) -> str:
@@ -824,7 +833,14 @@ class ExternalLab(Lab):
         return super().partition_replication(replica)
 
     def replication_proxy_name(self, replica: str) -> str:
-        return self.config.replication_proxy
+        """The proxy on `replica`'s replication link: lab.database.replication_proxies, else (the
+        failover target's) lab.database.replication_proxy; none named: LabStartError."""
+        c = self.config
+        named = c.replication_proxies.get(replica) or (c.replication_proxy if replica == c.failover_target else None)
+        if not named:
+            raise LabStartError(f"the plan names no Toxiproxy proxy on the replication link to {replica}: set "
+                                f"lab.database.replication_proxies.{replica}")
+        return named
 
     # -- the event store (matrix row 7) ----------------------------------------------------------
     def block_event_store_writes(self, time_limit_s: float | None = None) -> ExternalEventStoreBlock:
@@ -1015,6 +1031,10 @@ class ExternalLab(Lab):
             r"the database primary is killed": DATABASE_PRIMARY,
             r"event store writes are blocked on the database primary": DATABASE_PRIMARY,
             r"the replication link to the replica is cut": proxy(c.replication_proxy, "lab.database.replication_proxy"),
+            # the failback drill slows the link of the node the failback returns to (the old primary:
+            # any node but the failover target); a node without a named proxy is not slowed (unknown)
+            r"failback is refused while TransactionLag > .+": tuple(
+                v for n, v in c.replication_proxies.items() if n != c.failover_target),
             r"the API instance in (?P<zone>\S+) is killed": r"api-\g<zone>",
             r"every API instance is down": zones,
             r"the link to the alternate region is cut": proxy(c.proxies.get("evidence_replica"),

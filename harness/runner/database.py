@@ -156,9 +156,12 @@ def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
 def _slow_replication(scn: Scenario, node: str, label: str, watch: "FailbackWatch", limit: float) -> bool:
     """Latency on the replication link to `node` until the harness measures its lag over `limit`.
     False (said in an observation) when the lab could not build that lag."""
-    spec = FaultSpec("latency", scn.lab.replication_proxy_name(node), {"latency_ms": LAG_LATENCY_MS},
-                     time_limit_s=LAG_FAULT_TIME_LIMIT)
-    scn.inject(spec, label)
+    try:
+        link = scn.lab.replication_proxy_name(node)
+    except Exception as exc:     # the lab cannot slow that link: said, and the gate is unknown
+        scn.observe(f"The lab could not build TransactionLag > {limit:g} s on {node}: {exc}.")
+        return False
+    scn.inject(FaultSpec("latency", link, {"latency_ms": LAG_LATENCY_MS}, time_limit_s=LAG_FAULT_TIME_LIMIT), label)
     built = poll(lambda: watch.last_lag(), until=lambda lag: lag is not None and lag > limit + LAG_MARGIN,
                  timeout=LAG_BUILD_TIMEOUT, interval=SAMPLE_INTERVAL)
     if not built.ok:

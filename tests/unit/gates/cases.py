@@ -308,6 +308,7 @@ CASES[ApprovalEventCount] = [
          .op("read_events", 20.0, **approval_rows(1)).build(), UNKNOWN),
 ]
 
+
 def lag(h: H, t: float, seconds_: float, node: str = "pg-a") -> H:
     """A harness lag sample of the failback target (op "lag")."""
     return h.op("lag", t, value=seconds_, detail={"node": node, "primary": "pg-b"})
