@@ -335,8 +335,9 @@ class CorrelationIdsRecorded(Gate):
        (read_drill_events: this scenario's correlation id) with the SAME correlation id, and that
        event (its hash) in the SIEM at least once (read_siem). An operation whose outcome was
        indefinite (timed out, lost mid-flight) is excluded and counted; so is one whose state change
-       the store itself lost (its key missing from the final read: data loss, judged by lost_writes
-       and the RPO, not a logging failure).
+       the store itself lost (its key missing from the final read, or its event missing and the
+       operation acknowledged before a restore from backup rewound the store: data loss, judged by
+       lost_writes, the RPO and the backup gates, not a logging failure).
     2. The deployment's failover events: every DrillEvent of the scenario's time in the store that
        the harness did not post (read_deployment_events, less the event ids the harness forwarded:
        in the lab, the failover manager's own role-change posts) carries a correlation id and is in
@@ -363,10 +364,14 @@ class CorrelationIdsRecorded(Gate):
     def _audit(history: History, rows: list, cid: str) -> tuple[list[tuple[str, dict | None]], int, int]:
         """([(operation named, its audit row or None)], indefinite operations excluded, operations
         whose state change itself was lost excluded: a key the final read no longer finds is data
-        loss, judged by lost_writes and the RPO; a lost intent takes its events with it)."""
+        loss, judged by lost_writes and the RPO; a lost intent takes its events with it; an event
+        missing of an operation acknowledged before a restore from backup (restore_done) was rewound
+        with the store, judged by the backup RPO and the replay's gates)."""
         _, intent_of = _event_counts(rows)
         final = last_op(history, "final_read")
         kept = set(final.value or ()) if final is not None and final.ok else None
+        restored = [e.t for e in history.events_of("restore_done", source="restore")]
+        rewound = max(restored) if restored else None     # a restore from backup rewinds the store
         by_key: dict = {}
         for r in rows:
             if r.get("type") == "IntentCreated":
@@ -386,7 +391,8 @@ class CorrelationIdsRecorded(Gate):
             else:                                # its intent, or the one its key names now (a replay)
                 found = by_key.get((type_, op.detail.get("intent_id", intent_of.get(op.value)))) \
                     or by_key.get((type_, intent_of.get(op.value)))
-            if found is None and kept is not None and op.kind != "create_intent" and op.value not in kept:
+            if found is None and ((kept is not None and op.kind != "create_intent" and op.value not in kept)
+                                  or (rewound is not None and op.done <= rewound)):
                 lost += 1
                 continue
             what = op.value if op.value is not None else op.detail.get("intent_id")

@@ -2053,6 +2053,14 @@ CASES[CorrelationIdsRecorded] = [
          CorrelationIdsRecorded(), rule2(history=lab_events().op("write", 5.0, value="k8")
                                          .op("final_read", 29.0, value=["k1"])), PASS,
          measured_has(lost_operations_excluded=1)),
+    Case("an approval acknowledged before a restore from backup rewound the store is the backup's loss",
+         CorrelationIdsRecorded(), rule2(store_skip="ApprovalRecorded",
+                                         history=lab_events().event("restore_done", "snap-1", 8.0, source="restore")),
+         PASS, measured_has(lost_operations_excluded=1, deployment_audit_events_checked=3)),
+    Case("an approval acknowledged after the restore must have its event",
+         CorrelationIdsRecorded(), rule2(store_skip="ApprovalRecorded",
+                                         history=lab_events().event("restore_done", "snap-1", 1.0, source="restore")),
+         FAIL, says("approve k1")),
     Case("harness markers and lab logs are not required",
          CorrelationIdsRecorded(), rule2(history=lab_events().event("checkpoint", "look", 12.0, event_id="ev-9")
                                          .platform_request("intune", 13.0, key="k1", status=200)), PASS),
