@@ -479,7 +479,9 @@ class ReplayedExactlyOnce(Gate):
                                  if e.detail.get("path") == "/applied"), replay_sent(history.ops_of("replay_publish")))
         # a replay the restored store answered 200 (it still had the intent, published: the snapshot
         # was taken after it) is not dispatched again, so nothing is tested; every other is
-        survived = {o.value for o in history.ops_of("replay_create") if o.ok and o.status == 200}
+        # (the op's value is the intent id the answer gave: its key is in the detail)
+        survived = {o.detail.get("idempotency_key", o.value) for o in history.ops_of("replay_create")
+                    if o.ok and o.status == 200}
         must_test = [k for k in self.keys if k not in survived]
         tested = [k for k in must_test if k in lookups]
         measured = {"replayed": len(self.keys), "missing": missing[:10],

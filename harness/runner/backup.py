@@ -420,10 +420,21 @@ def rebuild_replicas(scn: Scenario) -> None:
 
 # ---- the replay ----------------------------------------------------------------------------------
 
+def lost_to_restore(writes: list, cp, taken_at: float, restored_at: float) -> list[str]:
+    """The keys of the acknowledged writes a restore lost, to replay: acknowledged, sent no earlier
+    than 1 s before the snapshot was taken (on the Control Plane's clock, `cp` mapping a wall time
+    onto it; one the snapshot still had is answered 200 by the replay, and not sent again) and
+    sent before the restore was done (wall clock): a write the workload sent once the restored
+    database was in place went to it, so nothing of it was lost; replaying it counted the harness's
+    own later writes as lost, and the gate then waited for a test of a dispatch never made again."""
+    return [o.value for o in writes if o.ok and cp(o.wall_invoke) >= taken_at - 1.0 and o.wall_invoke < restored_at]
+
+
 def replay_after_snapshot(scn: Scenario) -> None:
     """Replay what the restore lost, from the submitting side's outbox (the harness's clients keep
     every acknowledged write with its idempotency key): every intent acknowledged after the restored
-    snapshot is submitted again with the same key (and its evidence, approval and publish when it
+    snapshot (and sent before the restore was done: the workload's later writes went to the
+    restored database) is submitted again with the same key (and its evidence, approval and publish when it
     had them), and the drill's own fault and recovery events are delivered again (by event id). The
     connectors then test each key at its platform before applying (rule 4)."""
     taken_at = _restored_taken_at(scn)
@@ -432,13 +443,14 @@ def replay_after_snapshot(scn: Scenario) -> None:
         return
     cp = _cp_clock(scn)
     published_keys = {o.value for o in scn.recorder.ops("publish") if o.ok and o.detail.get("workload")}
-    lost = [o.value for o in scn.recorder.ops("write") if o.ok and cp(o.wall_invoke) >= taken_at - 1.0]
+    restored_at = scn.recorder.history().events_of("restore_done", source=RESTORE)[-1].wall
+    lost = lost_to_restore(scn.recorder.ops("write"), cp, taken_at, restored_at)
     replayed: list[str] = []
     survived: set[str] = set()      # 200, not 201: the restored store still had it; it is not sent again
     for key in lost:
         created = scn.call("replay_create", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
                            json={"ring": "ring0", "platform": REPLAY_PLATFORM, "payload": {"key": key}},
-                           read=lambda body: body["id"], timeout=30)
+                           read=lambda body: body["id"], timeout=30, detail={"idempotency_key": key})
         if not created.ok:
             continue
         replayed.append(key)

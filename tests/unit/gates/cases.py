@@ -2555,13 +2555,17 @@ CASES[KeyRecoveredFromSoftDelete] = [
 
 
 def replayed(*, applies: dict | None = None, tested=("k1", "k2"), read_back=("k1", "k2"),
-             created: dict | None = None, before_replay=()) -> History:
+             created: dict | None = None, before_replay=(), as_recorded=False) -> History:
     """Restored at 5; replayed (create 9.0, publish 9.5); tested 10.0. before_replay: keys looked
     up at 7.0 only, after the restore but before their replay was published (an original message
-    dispatched late), the replay's own dispatch never tested."""
+    dispatched late), the replay's own dispatch never tested. as_recorded: the creates as the
+    runner records them (value: the intent id the answer gave, the key in the detail)."""
     h = restore()
-    for key, status in (created or {}).items():      # the replay's create: 201 made again, 200 still there
-        h.op("replay_create", 9.0, value=key, status=status)
+    for n, (key, status) in enumerate((created or {}).items()):  # the replay's create: 201 made again, 200 still there
+        if as_recorded:
+            h.op("replay_create", 9.0, value=400 + n, status=status, detail={"idempotency_key": key})
+        else:
+            h.op("replay_create", 9.0, value=key, status=status)
     for key in ("k1", "k2"):
         h.op("replay_publish", 9.5, value=key, status=200)
     for key, n in (applies or {"k1": 1, "k2": 1}).items():
@@ -2592,6 +2596,10 @@ CASES[ReplayedExactlyOnce] = [
     Case("an intent made again (replay answered 201) whose key was never tested",
          ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(tested=("k1",), created={"k1": 201, "k2": 201}),
          FAIL),
+    Case("a replay the restored store answered 200, as the runner records it (value the intent id): no test needed",
+         ReplayedExactlyOnce("landscape", ("k1", "k2")),
+         replayed(tested=("k1",), created={"k1": 201, "k2": 200}, as_recorded=True), PASS,
+         measured_has(key_tested=1, still_in_restored_store=1)),
     Case("a key looked up after the restore only before its replay was published (the original message): "
          "the replay's own dispatch was never tested",
          ReplayedExactlyOnce("landscape", ("k1", "k2")), replayed(tested=("k1",), before_replay=("k2",)), FAIL,
