@@ -39,7 +39,33 @@ _DEFAULT_LOG_BEFORE = _digest(DEFAULT_CAB_LOG)
 LONGEST_FIRST = "tests/integration/test_provider_contract.py"
 
 
+# The fast loop (`./run test -m "not integration"`) leaves out every test that starts real servers:
+# whole folders (labs, Control Plane processes, containers, the Toxiproxy server process), and anywhere
+# else a test using a fixture that starts a PostgreSQL, a moto server or a Toxiproxy server.
+INTEGRATION_FOLDERS = {
+    "integration": "drills on real labs",
+    "lab": "the lab's servers: PostgreSQL, HAProxy, moto",
+    "controlplane": "Control Plane processes on PostgreSQL",
+    "toxiproxy": "the Toxiproxy server as a process",
+    "packaging": "builds the wheel and installs it in a new virtual environment",
+}
+INTEGRATION_FIXTURES = {
+    "toxiproxy_server",    # tests/conftest.py: a Toxiproxy server process (toxi, api use it)
+    "pg",                  # tests/backup, tests/schedule: a PostgreSQL cluster
+    "moto",                # a moto server process
+}
+_TESTS = Path(__file__).resolve().parent
+
+
+def is_integration(item: pytest.Item) -> bool:
+    folder = Path(str(item.path)).resolve().relative_to(_TESTS).parts[0]
+    return folder in INTEGRATION_FOLDERS or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(items):
+    for item in items:
+        if is_integration(item) and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
     items.sort(key=lambda item: item.nodeid.split("::")[0] != LONGEST_FIRST)   # stable: the rest keep their order
 
 
