@@ -306,7 +306,9 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     assert acked > 0 and approvals["missing"] == approvals["unexpected"] == approvals["duplicated"] == []
     assert acked <= approvals["ApprovalEventCount"] <= acked + maybe
     assert g["event_chain_intact"]["measured"]["bad_hashes"] == []
-    assert g["correlation_ids_recorded"]["measured"]["events"] >= 6          # inject, heal, detect ... failback
+    rule2 = g["correlation_ids_recorded"]["measured"]     # rule 2 on what the deployment logged itself
+    assert rule2["deployment_failover_events_checked"] >= 3 and rule2["failovers_not_logged_by_deployment"] == []
+    assert rule2["deployment_audit_events_checked"] > 0 and rule2["forwarded_events_delivered"] >= 2   # inject, heal
     assert g["steady_state_after_heal"]["verdict"] == "pass" and g["faults_healed"]["verdict"] == "pass"
     (fault,) = scenario["faults"]
     assert fault["type"] == "database_primary_kill" and fault["healed_s"] > fault["injected_s"]
