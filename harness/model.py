@@ -287,7 +287,7 @@ class DrillResult:
     schema_version: int = 4
 
     def to_json(self) -> dict[str, Any]:
-        data = {"schema_version": self.schema_version}
+        data: dict[str, Any] = {"schema_version": self.schema_version}
         data.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "schema_version"})
         data["verdict"] = self.verdict.value
         data["scenarios"] = [s.to_json() for s in self.scenarios]

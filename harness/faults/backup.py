@@ -11,6 +11,7 @@ rebuilt and the failover controller watching). None lifts itself: none is time-l
 
 from __future__ import annotations
 
+from ..model import FaultSpec
 from .base import Fault, FaultContext, FaultError, Param, register
 
 BACKUP_SERVICE = "backup-service"
@@ -23,7 +24,7 @@ class BackupHalt(Fault):
     TYPE = "backup_halt"
     DESCRIPTION = "the backup service stops taking snapshots; heal: it resumes (and takes what is due)"
 
-    def __init__(self, spec):
+    def __init__(self, spec: FaultSpec) -> None:
         super().__init__(spec)
         if spec.target != BACKUP_SERVICE:
             raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {BACKUP_SERVICE!r}")
@@ -42,7 +43,7 @@ class BackupCorrupt(Fault):
                    "backups-dr): truncated to half, or one byte flipped; heal: that version deleted")
     PARAMS = {"how": Param(str, "truncate", choices=("truncate", "flip"))}
 
-    def __init__(self, spec):
+    def __init__(self, spec: FaultSpec) -> None:
         super().__init__(spec)
         if spec.target not in BUCKETS:
             raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be a backup bucket "
@@ -90,7 +91,7 @@ class DatabaseLoss(Fault):
     DESCRIPTION = ("the primary region's database is lost: every node SIGKILLed and its data deleted; heal: "
                    "restored from the newest verified hourly snapshot unless the drill restored it, replicas rebuilt")
 
-    def __init__(self, spec):
+    def __init__(self, spec: FaultSpec) -> None:
         super().__init__(spec)
         if spec.target != PRIMARY_REGION:
             raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {PRIMARY_REGION!r}")

@@ -23,7 +23,7 @@ class FaultError(ValueError):
 class Param:
     type: type | tuple[type, ...]
     default: Any = REQUIRED
-    choices: tuple | None = None
+    choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     doc: str = ""
 
@@ -72,7 +72,7 @@ class Fault:
                 raise FaultError(f"{where}: parameter {name!r} must be {_type_name(p.type)}, got {value!r}")
             if p.choices is not None and value not in p.choices:
                 raise FaultError(f"{where}: parameter {name!r} must be one of {', '.join(map(str, p.choices))}")
-            if p.minimum is not None and value < p.minimum:
+            if p.minimum is not None and isinstance(value, (int, float)) and value < p.minimum:
                 raise FaultError(f"{where}: parameter {name!r} must be >= {p.minimum}, got {value!r}")
             values[name] = value
         if spec.time_limit_s is not None and not (isinstance(spec.time_limit_s, (int, float))
@@ -92,11 +92,11 @@ class Fault:
         return f"{self.TYPE} on {self.spec.target}" + (f" ({params})" if params else "")
 
 
-def _types(t) -> tuple:
+def _types(t: type | tuple[type, ...]) -> tuple[type, ...]:
     return t if isinstance(t, tuple) else (t,)
 
 
-def _type_name(t) -> str:
+def _type_name(t: type | tuple[type, ...]) -> str:
     return " or ".join(x.__name__ for x in _types(t))
 
 

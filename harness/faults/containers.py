@@ -5,21 +5,24 @@ Each targets a part of the lab by name (az1, pg-b, moto, ...) through ctx.lab, a
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from ..wait import wait_for
-from .base import Fault, FaultContext, register
+from .base import Fault, FaultContext, Param, register
 
 
-def _wait_status(container, status: str, timeout: float = 30.0) -> None:
+def _wait_status(container: Any, status: str, timeout: float = 30.0) -> None:
     def current() -> str:
         container.reload()
-        return container.status
+        state: str = container.status
+        return state
     wait_for(current, f"container {container.name} {status}", until=lambda s: s == status, timeout=timeout)
 
 
 class ContainerFault(Fault):
-    PARAMS: dict = {}
+    PARAMS: ClassVar[dict[str, Param]] = {}
 
-    def container(self, ctx: FaultContext):
+    def container(self, ctx: FaultContext) -> Any:   # a docker SDK container (untyped)
         if ctx.lab is None or not hasattr(ctx.lab, "container"):
             raise RuntimeError(f"fault {self.TYPE} needs the container lab (lab: testcontainers)")
         return ctx.lab.container(self.spec.target)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from ..model import FaultSpec
-from .base import Fault, FaultContext, FaultError, register
+from .base import Fault, FaultContext, FaultError, Param, register
 
 TARGET = "database-primary"
 
@@ -17,7 +17,7 @@ class EventStoreBlock(Fault):
     DESCRIPTION = ("holds LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the database primary (reads "
                    "work, every audit-event append waits); heal: roll that session back (a no-op once "
                    "the node is gone)")
-    PARAMS: dict = {}
+    PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
         super().__init__(spec)

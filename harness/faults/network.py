@@ -157,7 +157,7 @@ class ProxyDown(Fault):
     TYPE = "proxy_down"
     TIME_LIMITED = True      # the fault server enables the proxy again by itself (time_limit_ms)
     DESCRIPTION = "disables the proxy: open connections dropped, new ones refused"
-    PARAMS: dict = {}
+    PARAMS: ClassVar[dict[str, Param]] = {}
 
     def inject(self, ctx: FaultContext) -> None:
         ctx.toxiproxy.set_enabled(self.spec.target, False, self.spec.time_limit_s)
@@ -189,4 +189,5 @@ class HttpError(Fault):
     def _headers(self, ctx: FaultContext) -> dict[str, str]:
         """The gateway's own token where the lab has one (an external target), else the lab's."""
         own = getattr(ctx.lab, "gateway_headers", None)
-        return own(self.spec.target) if own is not None else ctx.lab.control_headers()
+        headers: dict[str, str] = own(self.spec.target) if own is not None else ctx.lab.control_headers()
+        return headers

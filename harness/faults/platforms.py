@@ -24,7 +24,7 @@ class PlatformDegrade(Fault):
               "retry_after": Param((int, float), 1.0, minimum=0, doc="seconds, for throttle"),
               "requests": Param(int, 0, minimum=0)}
 
-    def _control(self, ctx: FaultContext, body: dict) -> None:
+    def _control(self, ctx: FaultContext, body: dict[str, object]) -> None:
         set_mode = getattr(ctx.lab, "set_platform_mode", None)
         if set_mode is not None:            # a Lab: its stand-in's control endpoint, or a runbook hook
             set_mode(self.spec.target, body)

@@ -5,9 +5,11 @@ redeployed."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..lab.connectors import PLATFORMS
 from ..model import FaultSpec
-from .base import Fault, FaultContext, FaultError, register
+from .base import Fault, FaultContext, FaultError, Param, register
 from .refused import may_have_acted
 
 DATABASE_PRIMARY = "database-primary"
@@ -18,7 +20,7 @@ class DatabasePrimaryKill(Fault):
     TYPE = "database_primary_kill"
     DESCRIPTION = ("SIGKILLs the database primary's postmaster and every child (a crash); heal: the node "
                    "back, rebuilt as a replica of the promoted primary (or started again if none was promoted)")
-    PARAMS: dict = {}
+    PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
         super().__init__(spec)
@@ -53,7 +55,7 @@ class ApiInstanceKill(Fault):
     TYPE = "api_instance_kill"
     DESCRIPTION = ("SIGKILLs an availability zone's API instance (target az1, az2, az3), or every instance "
                    "still up (target all); heal: redeploy what it killed")
-    PARAMS: dict = {}
+    PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
         super().__init__(spec)
@@ -86,7 +88,7 @@ class ConnectorWorkerKill(Fault):
     TYPE = "connector_worker_kill"
     DESCRIPTION = ("SIGKILLs a platform's connector worker (target a platform, e.g. intune, or all); the "
                    "lab's auto-scaling group replaces it; heal: a worker running for each platform killed")
-    PARAMS: dict = {}
+    PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
         super().__init__(spec)

@@ -11,6 +11,8 @@ CAB line of such a run has verdict `not_run`: never a pass or a fail of an HA do
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import requests
 
 from .. import exits
@@ -53,7 +55,7 @@ def could_not_act(exc: BaseException) -> tuple[int, bool] | None:
     return None
 
 
-def worst_exit(codes) -> int:
+def worst_exit(codes: Iterable[int]) -> int:
     """The exit code of a run with several causes: a plan to fix (2) before a target to reach (4)."""
     codes = set(codes)
     return exits.INVALID if exits.INVALID in codes or not codes else exits.UNREACHABLE

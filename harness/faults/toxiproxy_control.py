@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import urlparse
 
 from toxiproxy import Toxiproxy
@@ -24,7 +24,7 @@ _ONE_AT_A_TIME = threading.RLock()
 
 def _serialised(method: F) -> F:
     @functools.wraps(method)
-    def call(self, *args, **kwargs):
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         with _ONE_AT_A_TIME:
             return method(self, *args, **kwargs)
     return call  # type: ignore[return-value]
@@ -49,7 +49,8 @@ class ToxiproxyControl:
 
     @_serialised
     def version(self) -> str:
-        return self._use().version().decode()
+        version: bytes = self._use().version()    # toxiproxy-python is untyped
+        return version.decode()
 
     @_serialised
     def ensure_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0") -> Any:
@@ -75,7 +76,7 @@ class ToxiproxyControl:
     @_serialised
     def add_toxic(self, proxy: str, name: str, type_: str, stream: str,
                   attributes: dict[str, int], toxicity: float = 1.0,
-                  time_limit_s: float | None = None) -> dict:
+                  time_limit_s: float | None = None) -> dict[str, Any]:
         """Add a toxic. time_limit_s asks the server to remove it by itself (embedded server only;
         real Toxiproxy ignores the field, so the harness's own heal is what removes it there)."""
         self.proxy(proxy)
@@ -84,7 +85,8 @@ class ToxiproxyControl:
         if time_limit_s is not None:
             body["time_limit_ms"] = int(time_limit_s * 1000)
         self._use()
-        return APIConsumer.post(f"/proxies/{proxy}/toxics", json=body).json()
+        toxic: dict[str, Any] = APIConsumer.post(f"/proxies/{proxy}/toxics", json=body).json()
+        return toxic
 
     @_serialised
     def remove_toxic(self, proxy: str, name: str) -> bool:
@@ -98,7 +100,8 @@ class ToxiproxyControl:
 
     @_serialised
     def toxics(self, proxy: str) -> dict[str, Any]:
-        return self.proxy(proxy).toxics()
+        toxics: dict[str, Any] = self.proxy(proxy).toxics()
+        return toxics
 
     @_serialised
     def set_enabled(self, proxy: str, enabled: bool, time_limit_s: float | None = None) -> None:
@@ -123,7 +126,7 @@ class ToxiproxyControl:
         APIConsumer.post(f"/proxies/{proxy}", json={"upstream": upstream})
 
     @_serialised
-    def reset_proxies(self, names) -> None:
+    def reset_proxies(self, names: Iterable[str]) -> None:
         """Every toxic of these proxies removed and each enabled: the reset of a drill that shares
         the server with others (their proxies are not touched). A proxy already gone is skipped."""
         names = set(names)
