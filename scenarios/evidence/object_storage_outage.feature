@@ -29,4 +29,5 @@ Feature: Evidence store / Object storage outage
     And its retries back off exponentially
     When the evidence store recovers
     Then publishing resumes
+    And the workload's publishes go through again
     And every evidence object the drill wrote is locked COMPLIANCE for at least 7 years
