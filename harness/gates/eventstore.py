@@ -6,6 +6,7 @@ rule 2 (every fault and recovery event in the event store and the SIEM, one by o
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from harness.gates.base import Gate, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
@@ -315,7 +316,7 @@ RECOVERY_KINDS = ("detect", "fence", "promote", "reconnect", "failback", "role_c
 FAILOVER_WINDOW_S = (10.0, 120.0)    # a logged event counts from 10 s before an observed failover to 120 s after
 
 
-def _wall(value) -> float | None:
+def _wall(value: Any) -> float | None:
     try:
         return None if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
@@ -361,7 +362,8 @@ class CorrelationIdsRecorded(Gate):
                  "deployment")
 
     @staticmethod
-    def _audit(history: History, rows: list, cid: str) -> tuple[list[tuple[str, dict | None]], int, int]:
+    def _audit(history: History, rows: list[dict[str, Any]], cid: str
+               ) -> tuple[list[tuple[str, dict[str, Any] | None]], int, int]:
         """([(operation named, its audit row or None)], indefinite operations excluded, operations
         whose state change itself was lost excluded: a key the final read no longer finds is data
         loss, judged by lost_writes and the RPO; a lost intent takes its events with it; an event
@@ -372,7 +374,7 @@ class CorrelationIdsRecorded(Gate):
         kept = set(final.value or ()) if final is not None and final.ok else None
         restored = [e.t for e in history.events_of("restore_done", source="restore")]
         rewound = max(restored) if restored else None     # a restore from backup rewinds the store
-        by_key: dict = {}
+        by_key: dict[tuple[Any, Any], dict[str, Any]] = {}
         for r in rows:
             if r.get("type") == "IntentCreated":
                 by_key.setdefault(("IntentCreated", (r.get("payload") or {}).get("idempotency_key")), r)
@@ -399,7 +401,7 @@ class CorrelationIdsRecorded(Gate):
             out.append((f"{op.kind} {what} ({type_})", found))
         return out, indefinite, lost
 
-    def _judge(self, history: History) -> tuple[Verdict | None, dict, str]:
+    def _judge(self, history: History) -> tuple[Verdict | None, dict[str, Any], str]:
         store = last_op(history, "read_drill_events")
         if store is None or not store.ok:
             return None, {}, ("the event store was not read" if store is None
@@ -414,8 +416,9 @@ class CorrelationIdsRecorded(Gate):
         audit, indefinite, lost = self._audit(history, rows, cid)
         siem = last_op(history, "read_siem")
         siem_ok = siem is not None and siem.ok
-        siem_hashes = Counter((r.get("hash"), r.get("correlation_id")) for r in siem.value) if siem_ok else Counter()
-        siem_events = Counter((r.get("event_id"), r.get("correlation_id")) for r in siem.value) if siem_ok else Counter()
+        lines = siem.value if siem is not None and siem.ok else []
+        siem_hashes = Counter((r.get("hash"), r.get("correlation_id")) for r in lines)
+        siem_events = Counter((r.get("event_id"), r.get("correlation_id")) for r in lines)
 
         missing_store, missing_siem, not_logged = [], [], []
         for named, found in audit:
@@ -474,7 +477,7 @@ class CorrelationIdsRecorded(Gate):
             return None, measured, "no acknowledged operation and no event the deployment logged: nothing to judge"
         return Verdict.PASS, measured, ""
 
-    def figures(self, history: History) -> dict:
+    def figures(self, history: History) -> dict[str, Any]:
         _, measured, _ = self._judge(history)
         return {f"rule2_{k}": measured[k] for k in ("deployment_audit_events_checked",
                                                      "deployment_failover_events_checked",

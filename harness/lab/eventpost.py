@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 import uuid
+
 from ..wait import poll
 from ..workload import ApiClient
 
@@ -34,7 +35,7 @@ class RoleChangePoster:
     def __init__(self, api_url: str, name: str, timeout: float = 5.0):
         self.client = ApiClient(api_url, timeout=timeout)
         self.name = name                                  # the lab's id: in the correlation ids
-        self._queue: "queue.Queue[tuple[str, dict]]" = queue.Queue()
+        self._queue: queue.Queue[tuple[str, dict]] = queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
         self._halt = threading.Event()

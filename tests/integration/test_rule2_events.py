@@ -44,7 +44,8 @@ def test_the_failover_drill_passes_rule_2_on_events_the_deployment_logged_itself
     assert m["deployment_failover_events_checked"] >= 3         # detect, promote, reconnect
     assert m["failovers_observed"] >= 1 and m["failovers_not_logged_by_deployment"] == []
     assert m["forwarded_events_delivered"] >= 2                  # the journal's inject and heal
-    assert scenario["measurements"]["rule2_deployment_failover_events_checked"] == m["deployment_failover_events_checked"]
+    figures = scenario["measurements"]
+    assert figures["rule2_deployment_failover_events_checked"] == m["deployment_failover_events_checked"]
     # the harness forwarded its own acts, never the failover manager's events
     events = scenario["events"]
     assert {e["kind"] for e in events if e["forwarded"]} >= {"inject", "heal"}

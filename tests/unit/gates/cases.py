@@ -2008,8 +2008,8 @@ def rule2(*, ops: bool = True, store_skip: str = "", siem_skip: str = "", manage
     h = audit_ops(history or lab_events()) if ops else (history or lab_events())
     audit = [r for r in audit_rows() if r["type"] != store_skip] if ops else []
     deployment = manager_rows(("detect", 14.0), ("promote", 15.0), ("reconnect", 15.5)) if manager else []
-    siem_lines = (siem_of(audit, siem_skip) + siem_rows(*FORWARDED_IDS)
-                  + (siem_rows(*(r["payload"]["event_id"] for r in deployment), cid=MANAGER_CID) if manager_siem else []))
+    manager_lines = siem_rows(*(r["payload"]["event_id"] for r in deployment), cid=MANAGER_CID)
+    siem_lines = siem_of(audit, siem_skip) + siem_rows(*FORWARDED_IDS) + (manager_lines if manager_siem else [])
     return delivered(h, audit + drill_rows(*forwarded_store), siem_lines if siem else None,
                      deployment + drill_rows(*FORWARDED_IDS)).build()
 
