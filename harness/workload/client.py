@@ -62,6 +62,11 @@ class ApiClient:
     Outcome rules (Jepsen's): 2xx is ok; a 4xx or a 503 that names its cause is a definite
     failure (the API rolls back); a timeout, a dropped connection, a 502/504 or an unexpected
     5xx is indeterminate (info): the write may or may not have taken effect.
+
+    A 503 is definite only because one request reaches at most one instance: the load balancer
+    retries a connection the request never went out on, never a request an instance received
+    (harness.lab.haproxy; such a request answers 502). A balancer that re-sent it could answer
+    one instance's refusal for another's commit.
     """
 
     def __init__(self, base_url: str, timeout: float = 5.0):
