@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 class Verdict(str, enum.Enum):
@@ -22,7 +23,7 @@ class Verdict(str, enum.Enum):
         return {Verdict.PASS: 0, Verdict.WAIVED: 1, Verdict.UNKNOWN: 2, Verdict.FAIL: 3}[self]
 
     @staticmethod
-    def worst(verdicts: Iterable["Verdict"]) -> "Verdict":
+    def worst(verdicts: Iterable[Verdict]) -> Verdict:
         """Worst of the verdicts: fail > unknown > waived > pass. No verdict at all is UNKNOWN."""
         verdicts = list(verdicts)
         if not verdicts:
@@ -173,7 +174,7 @@ class GateResult:
                 "operator": self.operator, "limit": self.limit, "unit": self.unit, "judges": self.judges}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "GateResult":
+    def from_json(cls, data: Mapping[str, Any]) -> GateResult:
         """A gate from results.json; one written before operator/limit/unit (or judges) existed
         reads them None."""
         try:
@@ -243,7 +244,7 @@ class ScenarioResult:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "ScenarioResult":
+    def from_json(cls, data: Mapping[str, Any]) -> ScenarioResult:
         values = _known(cls, data, name=str(data.get("name") or "scenario"))
         values["faults"] = [FaultRecord(**{k: r.get(k) for k in FaultRecord.__dataclass_fields__})
                             for r in data.get("faults") or ()]
@@ -295,7 +296,7 @@ class DrillResult:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "DrillResult":
+    def from_json(cls, data: Mapping[str, Any]) -> DrillResult:
         """A result from results.json (or a partial mapping: what is missing reads unknown)."""
         values = _known(cls, data, drill=str(data.get("drill") or "drill"))
         values["scenarios"] = [ScenarioResult.from_json(s) for s in data.get("scenarios") or ()]

@@ -106,7 +106,8 @@ class DatabaseLoss(Fault):
         if any(node.lost and node.role == "primary" for node in ctx.lab.cluster.nodes.values()):
             outcome = ctx.lab.restore_database()
             if not outcome.ok:
-                raise RuntimeError(f"the database could not be restored: {outcome.candidates[-1].reason if outcome.candidates else 'no snapshot'}")
+                why = outcome.candidates[-1].reason if outcome.candidates else "no snapshot"
+                raise RuntimeError(f"the database could not be restored: {why}")
         ctx.lab.rebuild_database_replicas()
 
     def describe(self) -> str:

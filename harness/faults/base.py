@@ -7,8 +7,9 @@ heal in `finally`, so a failed step or Ctrl-C still heals.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar
 
 from ..model import FaultSpec
 

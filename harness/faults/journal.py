@@ -13,8 +13,9 @@ it may have acted, and only a heal that fails is said (heal_failed); then FaultN
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..model import FaultRecord, FaultSpec
 from .base import Fault, FaultContext, build

@@ -1,6 +1,6 @@
 """Process faults of the lab: the database primary crashes, an availability zone's API instance is
-lost, a connector worker is lost. Each kills with SIGKILL (no time limit: a killed process cannot come back by itself) and
-names its heal: the node back (rebuilt as a replica once another was promoted), the instance
+lost, a connector worker is lost. Each kills with SIGKILL (no time limit: a killed process cannot come back
+by itself) and names its heal: the node back (rebuilt as a replica once another was promoted), the instance
 redeployed."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ CAB line of such a run has verdict `not_run`: never a pass or a fail of an HA do
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import requests
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 from harness.model import History, Op, Outcome
 
@@ -72,25 +73,24 @@ def final_read_keys(history: History, read: str = FINAL_READ) -> tuple[Hashable,
 def write_accounting(history: History, writes: str = WRITE, read: str = FINAL_READ) -> WriteAccounting:
     """Account for every op of kind `writes` (its value the key written) against the last read
     of kind `read` (e.g. publishes against what the platforms applied). Raises NoFinalRead."""
-    kind = writes
-    read = final_read_keys(history, read)
-    present = Counter(read)
-    writes = [op for op in history.ops if op.kind == kind]
+    keys_read = final_read_keys(history, read)
+    present = Counter(keys_read)
+    written = [op for op in history.ops if op.kind == writes]
     acked = sorted(
-        (op for op in writes if op.outcome is Outcome.OK), key=lambda op: (_completion(op), op.id)
+        (op for op in written if op.outcome is Outcome.OK), key=lambda op: (_completion(op), op.id)
     )
     lost = _unique(op.value for op in acked if op.value not in present)
     acked_keys = {op.value for op in acked}
     recovered = _unique(
         op.value
-        for op in writes
+        for op in written
         if op.outcome is Outcome.INFO and op.value in present and op.value not in acked_keys
     )
-    attempted_keys = {op.value for op in writes}
+    attempted_keys = {op.value for op in written}
     duplicated = tuple(k for k, n in present.items() for _ in range(n - 1))
-    unexpected = _unique(k for k in read if k not in attempted_keys)
+    unexpected = _unique(k for k in keys_read if k not in attempted_keys)
     return WriteAccounting(
-        attempted=len(writes),
+        attempted=len(written),
         acknowledged=len(acked),
         lost=lost,
         recovered_indeterminate=recovered,
@@ -119,5 +119,5 @@ def _completion(op: Op) -> float:
     return op.t_complete if op.t_complete is not None else op.t_invoke
 
 
-def _unique(keys) -> tuple[Hashable, ...]:
+def _unique(keys: Iterable[Hashable]) -> tuple[Hashable, ...]:
     return tuple(dict.fromkeys(keys))

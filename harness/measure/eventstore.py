@@ -26,8 +26,9 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from harness.model import Op, Outcome
 
@@ -82,12 +83,12 @@ class WriteSuccess:
 
 
 def hour_of(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:00Z")
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:00Z")
 
 
-def _event_counts(events: Iterable[Mapping]) -> tuple[Counter, dict[Any, Any]]:
+def _event_counts(events: Iterable[Mapping[str, Any]]) -> tuple[Counter[tuple[Any, Any]], dict[Any, Any]]:
     intent_of: dict[Any, Any] = {}
-    counts: Counter = Counter()
+    counts: Counter[tuple[Any, Any]] = Counter()
     for event in events:
         if event["type"] == "IntentCreated":
             key = (event.get("payload") or {}).get("idempotency_key")
@@ -103,7 +104,7 @@ def audit_needed(ops: Iterable[Op]) -> list[Op]:
     return sorted((op for op in ops if op.kind in EVENT_OF), key=lambda o: o.id)
 
 
-def events_found(op: Op, counts: Counter, intent_of: dict) -> int:
+def events_found(op: Op, counts: Counter[tuple[Any, Any]], intent_of: dict[Any, Any]) -> int:
     """How many audit events the store holds for one state-change attempt."""
     if op.kind == "write":
         return counts[("IntentCreated", op.value)]
@@ -111,27 +112,32 @@ def events_found(op: Op, counts: Counter, intent_of: dict) -> int:
     return counts[(EVENT_OF[op.kind], ref)] if ref is not None else 0
 
 
-def write_success(ops: Iterable[Op], events: Iterable[Mapping], fault_t: float | None = None) -> WriteSuccess:
+def write_success(ops: Iterable[Op], events: Iterable[Mapping[str, Any]],
+                  fault_t: float | None = None) -> WriteSuccess:
     """EventStoreWriteSuccess per clock hour (see the module docstring). `fault_t` (the history
     clock) splits the attempts before the fault, whose rate and ratio project each hour."""
     counts, intent_of = _event_counts(events)
     attempts = audit_needed(ops)
-    per_hour: dict[str, list] = {}
-    missing, duplicated, refused = [], [], []
-    before = [0, 0, None, None]     # attempted, persisted, first t, last t
+    per_hour: dict[str, list[int]] = {}            # hour -> [attempted, persisted]
+    span: dict[str, list[float]] = {}              # hour -> [first, last] wall time
+    missing: list[str] = []
+    duplicated: list[str] = []
+    refused: list[str] = []
+    before = [0, 0]                                # attempted, persisted before the fault
+    before_t: list[float] = []                     # ... and when each was invoked
     failed_before = []
     for op in attempts:
         found = events_found(op, counts, intent_of)
         ok = found == 1
-        hour = per_hour.setdefault(hour_of(op.wall_invoke), [0, 0, op.wall_invoke, op.wall_invoke])
+        hour = per_hour.setdefault(hour_of(op.wall_invoke), [0, 0])
         hour[0] += 1
         hour[1] += ok
-        hour[2], hour[3] = min(hour[2], op.wall_invoke), max(hour[3], op.wall_invoke)
+        wall = span.setdefault(hour_of(op.wall_invoke), [op.wall_invoke, op.wall_invoke])
+        wall[0], wall[1] = min(wall[0], op.wall_invoke), max(wall[1], op.wall_invoke)
         if fault_t is not None and op.done < fault_t:    # answered before the fault: its normal rate
             before[0] += 1
             before[1] += ok
-            before[2] = op.t_invoke if before[2] is None else min(before[2], op.t_invoke)
-            before[3] = op.t_invoke if before[3] is None else max(before[3], op.t_invoke)
+            before_t.append(op.t_invoke)
             if not ok:
                 failed_before.append(f"{op.kind} {op.value}: {op.error or op.outcome.value}"[:160])
         what = f"{op.kind} {op.value}"
@@ -139,16 +145,18 @@ def write_success(ops: Iterable[Op], events: Iterable[Mapping], fault_t: float |
             duplicated.append(what)
         elif found == 0:
             (missing if op.outcome is Outcome.OK else refused).append(what)
-    rate = ratio = None
-    if before[0] >= 2 and before[3] > before[2]:
-        rate = (before[0] - 1) / (before[3] - before[2])
+    rate: float | None = None
+    ratio: float | None = None
+    if before[0] >= 2 and max(before_t) > min(before_t):
+        rate = (before[0] - 1) / (max(before_t) - min(before_t))
         ratio = before[1] / before[0]
     hours = []
-    for hour, (attempted, persisted, first, last) in sorted(per_hour.items()):
+    for hour_name, (attempted, persisted) in sorted(per_hour.items()):
+        first, last = span[hour_name]
         observed = max(0.0, last - first)
         rest = max(0.0, HOUR_S - observed)
         extra = rest * rate if rate is not None else 0.0
-        hours.append(HourWriteSuccess(hour, attempted, persisted, round(observed, 3), attempted + extra,
+        hours.append(HourWriteSuccess(hour_name, attempted, persisted, round(observed, 3), attempted + extra,
                                       persisted + extra * (ratio if ratio is not None else 0.0)))
     return WriteSuccess(tuple(hours), tuple(missing), tuple(duplicated), tuple(refused), rate, ratio,
                         tuple(failed_before))
@@ -156,12 +164,12 @@ def write_success(ops: Iterable[Op], events: Iterable[Mapping], fault_t: float |
 
 # ---- the chain ---------------------------------------------------------------------------
 
-def canonical(seq: int, type_: str, intent_id: Any, correlation_id: str, payload: Any) -> str:
+def canonical(seq: int, type_: str, intent_id: Any, correlation_id: str | None, payload: Any) -> str:
     return json.dumps({"seq": seq, "type": type_, "intent_id": intent_id, "correlation_id": correlation_id,
                        "payload": payload}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def event_hash(prev_hash: str, event: Mapping) -> str:
+def event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
     """The hash an event must carry, recomputed from its content and its prev_hash."""
     text = prev_hash + canonical(event["seq"], event["type"], event.get("intent_id"),
                                  event.get("correlation_id"), event.get("payload"))
@@ -187,7 +195,7 @@ class ChainContinuity:
                 and self.boundary_linked is not False)
 
 
-def chain_continuity(before: Sequence[Mapping], after: Sequence[Mapping],
+def chain_continuity(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]],
                      first_prev_hash: str | None = GENESIS) -> ChainContinuity:
     """Compare the events read before the fault with the whole chain read after the failover,
     recomputing every hash. `after` must start at the chain's first event when first_prev_hash

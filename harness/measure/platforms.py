@@ -5,6 +5,7 @@ Control Plane's clock (the lab's clock moves are "clock" events in the history).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from harness.model import Event, History
 
@@ -55,7 +56,7 @@ class Backoff:
 
     @property
     def ratios(self) -> tuple[float, ...]:
-        return tuple(b / a for a, b in zip(self.waits_s, self.waits_s[1:]) if a > 0)
+        return tuple(b / a for a, b in pairwise(self.waits_s) if a > 0)
 
 
 def connector_calls(history: History, platform: str) -> list[Event]:
@@ -69,7 +70,7 @@ def round_trip(calls: list[Event]) -> float:
     """The median time from a Test-IdempotencyKey lookup to the apply of the same key that came
     next: one answer back to the connector and one request out, as the platform's link carries
     them (a latency toxic on it is in there); 0 when no such pair was logged."""
-    trips = sorted(b.t - a.t for a, b in zip(calls, calls[1:])
+    trips = sorted(b.t - a.t for a, b in pairwise(calls)
                    if a.detail.get("path") == "/applied" and b.detail.get("path", "/apply") == "/apply"
                    and a.detail.get("idempotency_key") == b.detail.get("idempotency_key"))
     return trips[len(trips) // 2] if trips else 0.0
@@ -83,20 +84,20 @@ def backoff(history: History, platform: str, keys: set[str] | None = None, until
     less one round trip of the link. The connector's wait is platform-wide, so another intent's
     attempt within the gap ends that wait and adds its own; the gap itself is not the wait when
     the intents do not fail in step (one arriving late put 0.5 s more in one gap only)."""
-    best: tuple[str | None, list] = (None, [])
+    best: tuple[str | None, list[Event]] = (None, [])
     for key, events in arrivals(history, platform).items():
         if keys is not None and key not in keys:
             continue
-        tried = []
+        tried: list[Event] = []
         for event in (e for e in events if until is None or e.t < until):
             tried.append(event)
             if event.detail.get("status") == APPLIED:
                 break
         if len(tried) > len(best[1]):
             best = (key, tried)
-    key, tried = best
+    best_key, tried = best
     calls = [e for e in connector_calls(history, platform) if until is None or e.t < until]
     trip = round_trip(calls)
     position = {id(e): i for i, e in enumerate(calls)}
     waits = tuple(calls[position[id(e)] + 1].t - e.t - trip for e in tried[:-1])
-    return Backoff(key, tuple(b.t - a.t for a, b in zip(tried, tried[1:])), trip, waits)
+    return Backoff(best_key, tuple(b.t - a.t for a, b in pairwise(tried)), trip, waits)

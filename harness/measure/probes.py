@@ -14,8 +14,9 @@ downtime (`downtime`, which the chaos runs' stop condition reads)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from harness.model import History, Op, Outcome
 
@@ -226,17 +227,19 @@ def request_windows(ops: Iterable[Op], window_s: float = WINDOW_S,
     is not listed: nothing was observed there, and it is not counted bad."""
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
-    found: dict[int, list] = {}     # index -> [requests, served, first, last]
+    counts: dict[int, list[int]] = {}      # index -> [requests, served]
+    spans: dict[int, list[float]] = {}     # index -> [first, last]
     for op in ops:
         if op.kind not in kinds:
             continue
         index = math.floor(op.wall_invoke / window_s)
-        w = found.setdefault(index, [0, 0, op.wall_invoke, op.wall_invoke])
-        w[0] += 1
-        w[1] += served(op)
-        w[2], w[3] = min(w[2], op.wall_invoke), max(w[3], op.wall_invoke)
-    return [RequestWindow(i * window_s, (i + 1) * window_s, n, ok, first, last)
-            for i, (n, ok, first, last) in sorted(found.items())]
+        n = counts.setdefault(index, [0, 0])
+        n[0] += 1
+        n[1] += served(op)
+        span = spans.setdefault(index, [op.wall_invoke, op.wall_invoke])
+        span[0], span[1] = min(span[0], op.wall_invoke), max(span[1], op.wall_invoke)
+    return [RequestWindow(i * window_s, (i + 1) * window_s, n, ok, *spans[i])
+            for i, (n, ok) in sorted(counts.items())]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.measure.accounting import WRITE, final_read_op, final_read_keys
+from harness.measure.accounting import WRITE, final_read_keys, final_read_op
 from harness.model import Event, History, Outcome
 
 INJECT = "inject"
@@ -39,8 +39,9 @@ def fault_event(history: History, fault: str | None = None) -> Event | None:
     return min(injects, key=lambda e: e.t) if injects else None
 
 
-def confirmed(history: History, on: str = WRITE) -> list[tuple[float, float, str]]:
-    """(invoked, completed, key) of every operation of kind `on` that completed ok end to end.
+def confirmed(history: History, on: str = WRITE) -> list[tuple[float, float, str | None]]:
+    """(invoked, completed, key) of every operation of kind `on` that completed ok end to end
+    (key None: a platform's log line without an idempotency key).
 
     write: acknowledged and its key in the final read; publish: acknowledged and its intent read
     back as Published by the final read; apply:<platform>: the platform's own log shows it

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 from harness.measure.accounting import acknowledged_ops, write_accounting
 from harness.measure.recovery import fault_event

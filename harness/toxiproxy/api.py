@@ -6,10 +6,12 @@ import asyncio
 import json
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler, Middleware
 
 from .proxy import ApiError, ProxyCollection, bad_request, parse_time_limit
 
@@ -30,7 +32,7 @@ def _error(message: str, status: int) -> web.Response:
 
 
 @web.middleware
-async def errors(request: web.Request, handler):
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     # Toxiproxy refuses browsers, so a web page cannot drive the API (CSRF)
     if request.headers.get("User-Agent", "").startswith("Mozilla/"):
         return web.Response(text="User agent not allowed\n", status=403)
@@ -59,7 +61,7 @@ async def _body(request: web.Request) -> Any:
     arrive, a 408; one over aiohttp's client_max_size, a 413)."""
     try:
         raw = await asyncio.wait_for(request.read(), request.app[READ_TIMEOUT_KEY])
-    except asyncio.TimeoutError:
+    except TimeoutError:
         error = ApiError(f"request body not received within {request.app[READ_TIMEOUT_KEY]:g} s", 408)
         error.close = True
         raise error from None
@@ -171,7 +173,7 @@ async def toxic_delete(request: web.Request) -> web.Response:
 
 
 def make_app(collection: ProxyCollection | None = None, read_timeout: float = READ_TIMEOUT,
-             middlewares: list | tuple = ()) -> web.Application:
+             middlewares: Sequence[Middleware] = ()) -> web.Application:
     """The API; `middlewares` run before its own (server.serve puts the head deadline there)."""
     app = web.Application(middlewares=[*middlewares, errors])
     app[COLLECTION] = collection or ProxyCollection()

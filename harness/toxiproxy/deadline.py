@@ -14,9 +14,10 @@ it when the request has been handled); connections are matched to the middleware
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 HEAD_TIMEOUT = 10.0     # seconds a client has to send a request head
 
@@ -58,7 +59,8 @@ class _Guard(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.disarm()
-        self.deadlines.guards.pop(self.transport, None)
+        if self.transport is not None:
+            self.deadlines.guards.pop(self.transport, None)
         self.inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -88,8 +90,8 @@ class HeadDeadlines:
         return lambda: _Guard(self, factory())
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler):
-        guard = self.guards.get(request.transport)
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        guard = self.guards.get(request.transport) if request.transport is not None else None
         if guard is None:               # not a guarded connection (a test client, say)
             return await handler(request)
         guard.busy += 1                 # the head is in: stop the clock while the handler runs

@@ -18,7 +18,8 @@ import ipaddress
 import logging
 import socket
 import time
-from typing import Iterable, Union
+from collections.abc import Iterable
+from typing import Any
 
 from ..inputs import printable
 
@@ -28,7 +29,7 @@ MAX_CONNECTIONS = 1024          # per proxy, unless the server is started with a
 RESOLVE_TIMEOUT = 2.0           # seconds to resolve a host name for the checks
 REFUSAL_LOG_INTERVAL = 10.0     # at most one "connection refused" line per proxy this often
 
-IP = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Listener = tuple[IP, int, str]  # address, port, what it is (for the error message)
 
 
@@ -95,7 +96,7 @@ async def resolve(host: str, port: int) -> list[IP]:
     try:
         infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
                                        RESOLVE_TIMEOUT)
-    except (OSError, ValueError, asyncio.TimeoutError):     # ValueError: NUL, a label too long
+    except (TimeoutError, OSError, ValueError):     # ValueError: NUL, a label too long
         return []
     found = []
     for info in infos:
@@ -105,7 +106,7 @@ async def resolve(host: str, port: int) -> list[IP]:
     return found
 
 
-def sockname_ip(sockname: tuple) -> IP | None:
+def sockname_ip(sockname: tuple[Any, ...]) -> IP | None:
     return ip_of(str(sockname[0]).split("%", 1)[0])
 
 
@@ -121,7 +122,7 @@ class Guard:
         self.api: list[tuple[IP, int]] = []
         self._refused: dict[str, tuple[float, int]] = {}    # proxy -> (last line, refused since)
 
-    def set_api(self, socknames: Iterable[tuple]) -> None:
+    def set_api(self, socknames: Iterable[tuple[Any, ...]]) -> None:
         self.api = [(ip, int(s[1])) for s in socknames if (ip := sockname_ip(s)) is not None]
 
     def api_listeners(self) -> list[Listener]:

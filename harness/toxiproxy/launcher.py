@@ -14,7 +14,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
 from ..net import free_port
 
 
@@ -26,7 +29,8 @@ def api_version(url: str, timeout: float = 1.0) -> str | None:
     """The server's version, or None when nothing answers at url."""
     try:
         with urllib.request.urlopen(f"{url}/version", timeout=timeout) as response:
-            return json.loads(response.read()).get("version", "?")
+            version: str = json.loads(response.read()).get("version", "?")
+            return version
     except (OSError, ValueError, urllib.error.URLError):
         return None
 
@@ -37,7 +41,7 @@ class ToxiproxyServer:
 
     url: str
     kind: str                      # "external", "binary" or "embedded"
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[Any] | None = None
     version: str = ""
     log_path: str | None = field(default=None, repr=False)
 
@@ -62,14 +66,14 @@ class ToxiproxyServer:
         if proc.stdout:
             proc.stdout.close()
 
-    def __enter__(self) -> "ToxiproxyServer":
+    def __enter__(self) -> ToxiproxyServer:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, deadline: float) -> str:
+def _wait_ready(url: str, proc: subprocess.Popen[Any], deadline: float) -> str:
     while time.monotonic() < deadline:
         version = api_version(url, timeout=0.5)
         if version is not None:
@@ -81,7 +85,7 @@ def _wait_ready(url: str, proc: subprocess.Popen, deadline: float) -> str:
 
 
 def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0,
-                   read_timeout: float | None = None, allow_listen: list[str] = (),
+                   read_timeout: float | None = None, allow_listen: Sequence[str] = (),
                    max_connections: int | None = None, log_path: str | None = None) -> ToxiproxyServer:
     """The embedded server as a subprocess; it dies with this process (--exit-with-parent).
     read_timeout: its --read-timeout (seconds a client has for a request head, and for a body);
@@ -102,6 +106,7 @@ def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0
     finally:
         if log is not None:
             log.close()             # the child has its own descriptor
+    assert proc.stdout is not None             # stdout=PIPE above
     line = proc.stdout.readline().strip()   # "listening HOST:PORT", printed once bound
     if not line.startswith("listening "):
         proc.kill()
@@ -131,7 +136,7 @@ def start_binary(binary: str, timeout: float = 15.0) -> ToxiproxyServer:
 def start_toxiproxy(env: dict[str, str] | None = None) -> ToxiproxyServer:
     """1. TOXIPROXY_URL set: use that server (must answer); 2. a toxiproxy-server binary on
     PATH: start it on a free loopback port; 3. otherwise start the embedded server."""
-    env = os.environ if env is None else env
+    env = dict(os.environ) if env is None else env
     url = env.get("TOXIPROXY_URL", "").rstrip("/")
     if url:
         version = api_version(url, timeout=3.0)

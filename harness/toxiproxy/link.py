@@ -49,10 +49,10 @@ class Stage:
         self.closed = False          # close() was called: the toxic ends the stream here
         self.interrupted = False
         self.dropped = False         # the toxic discarded bytes of this stream (a gap in it)
-        self.queue: collections.deque = collections.deque()
-        self._waiter: asyncio.Future | None = None
-        self._sleeper: asyncio.Future | None = None
-        self.task: asyncio.Task | None = None
+        self.queue: collections.deque[Chunk | End] = collections.deque()
+        self._waiter: asyncio.Future[bool] | None = None
+        self._sleeper: asyncio.Future[bool] | None = None
+        self.task: asyncio.Task[None] | None = None
 
     # -- used by the link --------------------------------------------------
     def start(self) -> None:
@@ -133,7 +133,7 @@ class Stage:
         return asyncio.get_running_loop().call_later(seconds, self.close, End.CLOSE)
 
     @staticmethod
-    def _wake(fut: asyncio.Future | None, value: bool) -> None:
+    def _wake(fut: asyncio.Future[bool] | None, value: bool) -> None:
         if fut is not None and not fut.done():
             fut.set_result(value)
 
@@ -141,7 +141,8 @@ class Stage:
 class Link:
     """A client connection and its upstream connection, joined through the toxic chains."""
 
-    def __init__(self, proxy: Proxy, client: tuple, upstream: tuple):
+    def __init__(self, proxy: Proxy, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter]):
         self.proxy = proxy
         self.readers = {UPSTREAM: client[0], DOWNSTREAM: upstream[0]}
         self.writers = {UPSTREAM: upstream[1], DOWNSTREAM: client[1]}
@@ -149,7 +150,7 @@ class Link:
         self.buffered = {UPSTREAM: 0, DOWNSTREAM: 0}
         self.space = {UPSTREAM: asyncio.Event(), DOWNSTREAM: asyncio.Event()}
         self.eof_sent: set[str] = set()
-        self.pumps: list[asyncio.Task] = []
+        self.pumps: list[asyncio.Task[None]] = []
         self.closed = False
         peer = client[1].get_extra_info("peername")
         self.name = f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -198,6 +199,8 @@ class Link:
     def forward(self, after: Stage | None, item: Chunk | End, direction: str | None = None) -> None:
         """Deliver item to the stage after `after` (or the first stage), or to the sink."""
         direction = after.direction if after is not None else direction
+        if direction is None:
+            raise ValueError("forward() to the start of a chain needs its direction")
         chain = self.chains[direction]
         index = chain.index(after) + 1 if after is not None else 0
         if index < len(chain):

@@ -6,11 +6,12 @@ import asyncio
 import errno
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..inputs import printable
 from .guard import Guard, Listener, ip_of, resolve, sockname_ip
-from .link import DOWNSTREAM, UPSTREAM, Link
+from .link import DOWNSTREAM, UPSTREAM, Link, Stage
 from .toxics import REGISTRY, AttributeError400, Toxic
 from .toxics.base import show
 
@@ -111,7 +112,8 @@ class ToxicEntry:
         }
         if self.time_limit_ms is not None:   # only when asked for: unchanged shape otherwise
             body["time_limit_ms"] = self.time_limit_ms
-            body["expires_at"] = round(self.expires_at, 3)
+            if self.expires_at is not None:
+                body["expires_at"] = round(self.expires_at, 3)
         return body
 
 
@@ -157,11 +159,11 @@ class Proxy:
         self.server: asyncio.base_events.Server | None = None
         # (address, port) of each socket it listened on last, kept while disabled, dropped when
         # its listen address changes: the upstream check of other proxies compares against them
-        self.bound: list[tuple] = []
+        self.bound: list[tuple[Any, ...]] = []
         self.links: set[Link] = set()
         self.connecting = 0                        # connections accepted, upstream not yet open
         self.toxics: list[ToxicEntry] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         # one start, stop or update at a time: two overlapping starts would open two listeners,
         # and the one the proxy forgets could never be closed by the API
         self._lock = asyncio.Lock()
@@ -169,7 +171,7 @@ class Proxy:
         self.time_limit_ms: int | None = None
         self.expires_at: float | None = None       # epoch seconds, for the API
         self._enable_timer: asyncio.TimerHandle | None = None
-        self._enable_task: asyncio.Task | None = None
+        self._enable_task: asyncio.Task[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -181,7 +183,8 @@ class Proxy:
         }
         if self.time_limit_ms is not None:   # only while a re-enable is pending: unchanged shape otherwise
             body["time_limit_ms"] = self.time_limit_ms
-            body["expires_at"] = round(self.expires_at, 3)
+            if self.expires_at is not None:
+                body["expires_at"] = round(self.expires_at, 3)
         return body
 
     def ordered_toxics(self) -> list[ToxicEntry]:
@@ -334,12 +337,13 @@ class Proxy:
             guard.refuse_connection(self.name)
             return
         task = asyncio.current_task()
+        assert task is not None                 # a connection callback runs in its own task
         self._tasks.add(task)
         self.connecting += 1
         try:
             host, port = split_address(self.upstream)
             up = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
-        except (OSError, ValueError, asyncio.TimeoutError, ApiError) as exc:
+        except (TimeoutError, OSError, ValueError, ApiError) as exc:
             # as in Toxiproxy: an unreachable upstream closes the client connection
             log.warning("proxy %s: upstream %s unreachable: %s", shown(self.name), shown(self.upstream),
                         shown(exc))
@@ -463,7 +467,7 @@ class Proxy:
             task.add_done_callback(self._tasks.discard)
 
 
-async def _settle(stages: list) -> None:
+async def _settle(stages: list[Stage]) -> None:
     """Wait (briefly) for interrupted stages to hand over their data and leave the chain."""
     tasks = [s.task for s in stages if s.task is not None and not s.task.done()]
     if tasks:
@@ -527,8 +531,8 @@ class ProxyCollection:
                 found.append((ip, port, what))
         return found
 
-    async def vet(self, proxy: Proxy | str, listen: str, upstream: str, bound: list[tuple] | None = None,
-                  also: list[Listener] = ()) -> None:
+    async def vet(self, proxy: Proxy | str, listen: str, upstream: str, bound: list[tuple[Any, ...]] | None = None,
+                  also: Sequence[Listener] = ()) -> None:
         """A 400 unless the proxy may listen on `listen` (bound: the sockets it did bind) and its
         upstream is none of this server's listeners (its own included; `also`: more of them)."""
         name = proxy if isinstance(proxy, str) else proxy.name

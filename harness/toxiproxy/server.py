@@ -8,6 +8,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -30,7 +32,7 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
-async def serve(host: str = "127.0.0.1", port: int = 8474, ready=None,
+async def serve(host: str = "127.0.0.1", port: int = 8474, ready: Callable[[tuple[Any, ...]], None] | None = None,
                 exit_with_parent: bool = False, head_timeout: float = HEAD_TIMEOUT,
                 read_timeout: float = READ_TIMEOUT, guard: Guard | None = None) -> None:
     """1. bind the API; 2. announce the address; 3. serve until a signal (or the parent dies);
@@ -48,6 +50,7 @@ async def serve(host: str = "127.0.0.1", port: int = 8474, ready=None,
     try:
         # our own listener rather than web.TCPSite, to put the head deadline in front of aiohttp's
         # protocol; runner.cleanup() still closes every connection (aiohttp tracks them)
+        assert runner.server is not None        # set by runner.setup()
         listener = await loop.create_server(deadlines.protocol(runner.server), host, port,
                                             reuse_address=True)
         guard.set_api(s.getsockname() for s in listener.sockets)
@@ -89,7 +92,7 @@ def split_hosts(values: list[str] | None) -> list[str]:
 
 
 def main(host: str = "127.0.0.1", port: int = 8474, exit_with_parent: bool = False,
-         read_timeout: float = READ_TIMEOUT, allow_listen: list[str] = (),
+         read_timeout: float = READ_TIMEOUT, allow_listen: Sequence[str] = (),
          max_connections: int = MAX_CONNECTIONS) -> int:
     """read_timeout: seconds a client has for each request head, and again for its body;
     allow_listen: addresses besides loopback (and the API's) proxies may listen on;
@@ -104,7 +107,7 @@ def main(host: str = "127.0.0.1", port: int = 8474, exit_with_parent: bool = Fal
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def announce(bound) -> None:
+    def announce(bound: tuple[Any, ...]) -> None:
         # one machine-readable line on stdout so a parent process can learn the port
         print(f"listening {join_address(*bound)}", flush=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import reprlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -62,6 +63,7 @@ class Stub(Protocol):
     def drop(self, chunk: Chunk) -> None: ...
     async def sleep(self, seconds: float) -> bool: ...
     def close(self, kind: str = End.CLOSE) -> None: ...
+    def close_after(self, seconds: float) -> asyncio.TimerHandle: ...
 
 
 class Toxic:
@@ -107,7 +109,8 @@ class Toxic:
 
     def __getattr__(self, name: str) -> int:
         try:
-            return self.__dict__["values"][name]
+            value: int = self.__dict__["values"][name]
+            return value
         except KeyError:
             raise AttributeError(name) from None
 
