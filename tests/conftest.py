@@ -15,7 +15,6 @@ from toxiproxy import Toxiproxy
 from harness.toxiproxy.launcher import start_embedded
 from tests.support import TcpServer, echo
 
-
 # Tests never write the user's CAB log or make the user's CAB key: every drill a test runs, in
 # process or as a `drill` child, appends to a log and signs with a key of this session's own.
 DEFAULT_CAB_LOG = Path(__file__).resolve().parents[1] / "reports" / "cab-log.jsonl"
@@ -41,7 +40,8 @@ LONGEST_FIRST = "tests/integration/test_provider_contract.py"
 
 # The fast loop (`./run test -m "not integration"`) leaves out every test that starts real servers:
 # whole folders (labs, Control Plane processes, containers, the Toxiproxy server process), and anywhere
-# else a test using a fixture that starts a PostgreSQL, a moto server or a Toxiproxy server.
+# else a test using a fixture that starts a PostgreSQL, a moto server or a Toxiproxy server; and the
+# modules too slow for the loop (SLOW_MODULES).
 INTEGRATION_FOLDERS = {
     "integration": "drills on real labs",
     "lab": "the lab's servers: PostgreSQL, HAProxy, moto",
@@ -54,12 +54,18 @@ INTEGRATION_FIXTURES = {
     "pg",                  # tests/backup, tests/schedule: a PostgreSQL cluster
     "moto",                # a moto server process
 }
+# modules too slow for the fast loop (90 s on 2 cores), with the reason; measured with --durations
+SLOW_MODULES = {
+    "report/test_record_bad_input.py": "a `drill` child process per case: about 75 s of the loop's 180",
+    "fuzz/test_fuzz_inputs.py": "hundreds of generated plans, CAB logs and folders: about 15 s",
+}
 _TESTS = Path(__file__).resolve().parent
 
 
 def is_integration(item: pytest.Item) -> bool:
-    folder = Path(str(item.path)).resolve().relative_to(_TESTS).parts[0]
-    return folder in INTEGRATION_FOLDERS or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+    where = Path(str(item.path)).resolve().relative_to(_TESTS)
+    return (where.parts[0] in INTEGRATION_FOLDERS or where.as_posix() in SLOW_MODULES
+            or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))))
 
 
 def pytest_collection_modifyitems(items):
