@@ -20,7 +20,7 @@ with detail {"phase": ..., "cp_now": the Control Plane's clock when it was read}
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from harness.gates.base import Gate, answer, last_op, register, seconds
 from harness.model import GateResult, History, Op
@@ -439,7 +439,7 @@ def replay_tested(lookups: Iterable[tuple[str | None, float]], sent: Mapping[str
     dispatch: `lookups` (key, wall time the stand-in logged it), each counted only at or after the
     key's replay publish was sent (`sent`, replay_sent). The runner waits on this and the gate judges
     it, so the wait cannot end on a lookup the gate does not count."""
-    return {key for key, at in lookups if key in sent and at >= sent[key]}
+    return {key for key, at in lookups if key is not None and key in sent and at >= sent[key]}
 
 
 @register
@@ -475,8 +475,9 @@ class ReplayedExactlyOnce(Gate):
         seen = arrivals(history, self.platform)
         missing = sorted(set(self.keys) - set(replay.value))
         counts = {k: len(applied(seen.get(k, []))) for k in self.keys}
-        lookups = replay_tested(((e.detail.get("idempotency_key"), e.wall) for e in requests_at(history, self.platform)
-                                 if e.detail.get("path") == "/applied"), replay_sent(history.ops_of("replay_publish")))
+        lookups = replay_tested(((e.detail.get("idempotency_key"), e.wall)
+                                 for e in requests_at(history, self.platform) if e.detail.get("path") == "/applied"),
+                                replay_sent(history.ops_of("replay_publish")))
         # a replay the restored store answered 200 (it still had the intent, published: the snapshot
         # was taken after it) is not dispatched again, so nothing is tested; every other is
         # (the op's value is the intent id the answer gave: its key is in the detail)

@@ -476,8 +476,9 @@ def replay_after_snapshot(scn: Scenario) -> None:
         or after the key's replay publish counts (what the gate counts): an original message
         dispatched late is tested after the restore too, before the replay's own test, and waiting
         on it let the harness read back (and the history end) before the replay was tested."""
-        return replay_tested(((r.get("idempotency_key"), r.get("at", 0)) for r in platform_log(scn.lab, REPLAY_PLATFORM) or ()
-                              if r.get("path") == "/applied"), sent)
+        log = platform_log(scn.lab, REPLAY_PLATFORM) or ()
+        return replay_tested(((r.get("idempotency_key"), r.get("at", 0)) for r in log if r.get("path") == "/applied"),
+                             sent)
     waited = poll(tested_by_replay, timeout=60, until=lambda seen: set(keys) - survived <= seen)
     if not waited.ok:
         scn.observe(f"Not every replayed key was tested at its platform within 60 s: "
