@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from harness.backup import BackupStore, KeyVault, pg_restore_into, restore, take_snapshot  # noqa: E402
 from harness.backup.pgtools import run_tool  # noqa: E402
-from harness.lab.parts import store_client  # noqa: E402
 from harness.lab.moto import MotoServer  # noqa: E402
+from harness.lab.parts import store_client  # noqa: E402
 from harness.lab.postgres import APP_DATABASE, APP_ROLE, PgCluster  # noqa: E402
 
 MB = 1 << 20

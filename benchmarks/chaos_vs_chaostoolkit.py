@@ -63,7 +63,7 @@ def health_round_trip_ms(url: str, timeout: float = 10.0) -> float:
     connection to having its whole answer; any HTTP status counts as an answer."""
     started = time.perf_counter()
     with requests.Session() as session:
-        session.get(url, timeout=timeout).content
+        _ = session.get(url, timeout=timeout).content    # the whole body read
     return round((time.perf_counter() - started) * 1000, 1)
 
 

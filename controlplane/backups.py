@@ -125,7 +125,7 @@ class BackupCatalogue:
         bound = 2 * self.timeout + 1
         try:
             return await asyncio.wait_for(loop.run_in_executor(None, fn), timeout=bound)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CatalogueUnreadable(f"no answer within {bound:.1f} s") from None
         except S3_ERRORS as exc:
             raise CatalogueUnreadable(short_cause(exc).replace(" (reached max retries: 0)", "")) from exc
@@ -138,7 +138,7 @@ class BackupCatalogue:
         token = None
         for _ in range(MAX_PAGES):
             kwargs = {"Bucket": bucket, "Prefix": PREFIX, **({"ContinuationToken": token} if token else {})}
-            page = await self._call(lambda: self.client.list_objects_v2(**kwargs))
+            page = await self._call(lambda kwargs=kwargs: self.client.list_objects_v2(**kwargs))
             for obj in page.get("Contents", []):
                 if manifest_key(obj["Key"]):
                     keys[obj["Key"]] = obj.get("ETag", "")
@@ -186,7 +186,7 @@ class BackupCatalogue:
         outcomes = await asyncio.gather(*(self._bucket(b, gate) for b in self.buckets), return_exceptions=True)
         snapshots: list[Snapshot] = []
         errors: dict[str, str] = {}
-        for bucket, outcome in zip(self.buckets, outcomes):
+        for bucket, outcome in zip(self.buckets, outcomes, strict=True):
             if isinstance(outcome, CatalogueUnreadable):
                 errors[bucket] = str(outcome)
             elif isinstance(outcome, BaseException):

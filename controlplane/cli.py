@@ -44,11 +44,13 @@ def _fail(command: str, message: str) -> int:
 def _check_conninfo(command: str, conninfo: str) -> str | None:
     """An error message when the conninfo is unusable or carries a password, else None."""
     import psycopg
+
     from controlplane.redact import has_password
     try:
         psycopg.conninfo.conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError:
-        return "--database is not a valid libpq conninfo (e.g. 'host=127.0.0.1 port=5432 dbname=controlplane user=controlplane')"
+        return ("--database is not a valid libpq conninfo "
+                "(e.g. 'host=127.0.0.1 port=5432 dbname=controlplane user=controlplane')")
     if has_password(conninfo):
         return "--database must not carry a password: put it in the environment variable PGPASSWORD"
     return None

@@ -45,7 +45,8 @@ plus one for every retry this worker made of it since):
 While retries are held (``retries_held`` in the metrics) the queue is polled without
 long-polling (WaitTimeSeconds=0) and between polls the worker sleeps (interruptibly) RETRY_POLL_S,
 or until the earliest retry is due when that is less than 2 x RETRY_POLL_S away (so no poll sits
-right before a retry): no long poll makes a retry late. With none held it long-polls for --wait-time as before. On SIGTERM/SIGINT
+right before a retry): no long poll makes a retry late. With none held it long-polls for --wait-time as before.
+On SIGTERM/SIGINT
 held retries are simply left to SQS: their visibility timeout runs out and they come back.
 
 With ``--report-url`` every outcome is also reported to the Control Plane
@@ -250,7 +251,8 @@ class Connector:
                 if exc.code >= 500:
                     self.log("report", "deferred", status=exc.code, unsent=len(self.unsent))
                     return False
-                self.log("report", "refused", status=exc.code, reported=body["outcome"])   # invalid: sending it again cannot help
+                # invalid: sending it again cannot help
+                self.log("report", "refused", status=exc.code, reported=body["outcome"])
             except (OSError, ValueError) as exc:   # URLError is an OSError
                 self.log("report", "deferred", detail=short_cause(exc), unsent=len(self.unsent))
                 return False
@@ -313,7 +315,7 @@ class Connector:
             if status >= 500:
                 return "error", status, retry_after, None, f"HTTP {status}"
             return "rejected", status, None, None, f"HTTP {status}"
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             return "timeout", None, None, None, short_cause(exc)
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):

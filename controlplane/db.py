@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import psycopg
 from psycopg import errors
@@ -112,7 +113,7 @@ class Database:
                 options=f"-c statement_timeout={ms} -c lock_timeout={ms} "
                         f"-c idle_in_transaction_session_timeout={ms * 5}"),
                 timeout=self.timeout + 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DatabaseUnavailable(f"no connection within {self.timeout + 1.0:.1f} s") from None
         except UNAVAILABLE as exc:
             raise DatabaseUnavailable(short_cause(exc)) from exc

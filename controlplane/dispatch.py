@@ -52,7 +52,8 @@ class Dispatcher:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(**kwargs))
         except SQS_ERRORS as exc:
-            code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, botocore.exceptions.ClientError) else ""
+            code = (exc.response.get("Error", {}).get("Code", "")
+                    if isinstance(exc, botocore.exceptions.ClientError) else "")
             raise QueueUnavailable(short_cause(exc), missing=code in MISSING_QUEUE_CODES) from None
 
     async def url(self, name: str) -> str:
@@ -131,7 +132,7 @@ async def flush_pending(db, dispatcher: Dispatcher, older_than_s: float = RESEND
         sent = 0
         failed: set[str] = set()   # platforms without a queue: their other rows wait for the next round
         for values in await cur.fetchall():
-            row = dict(zip(cols, values))
+            row = dict(zip(cols, values, strict=True))
             if row["platform"] in failed:
                 continue
             try:

@@ -139,7 +139,7 @@ class EvidenceStore:
                                if replica_bucket else None)
 
     def _put_kwargs(self, key: str, body: bytes) -> dict:
-        until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=self.retention_days)
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(days=self.retention_days)
         return {"Key": key, "Body": body, "ContentType": "application/json", "ObjectLockMode": LOCK_MODE,
                 "ObjectLockRetainUntilDate": until, "ChecksumAlgorithm": "SHA256"}
 
@@ -225,7 +225,7 @@ class EvidenceStore:
         try:
             # The outer bound on an answer; botocore's own timeouts usually fire first.
             return await asyncio.wait_for(loop.run_in_executor(None, fn), timeout=2 * self.timeout + 1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise EvidenceStoreUnavailable(f"no answer within {2 * self.timeout + 1:.1f} s") from None
         except S3_ERRORS as exc:
             # botocore's "(reached max retries: 0)" would mislead: RetryPolicy does the retrying.

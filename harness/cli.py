@@ -59,7 +59,6 @@ def _lab_up(args: argparse.Namespace) -> int:
     """Bring the embedded lab up and keep it until Ctrl-C (or `drill lab down`)."""
     from .lab.base import LabStartError
     from .lab.embedded import EmbeddedLab
-
     from .lab.runbook import RunbookServer
 
     lab = EmbeddedLab(replication=args.replication)
@@ -157,11 +156,10 @@ def _steps(args: argparse.Namespace) -> int:
 
 def _matrix(args: argparse.Namespace) -> int:
     """Print the failure-modes matrix with each row's scenario and its last verdict (CAB log)."""
+    from .environments import lab_warning
     from .matrix import matrix_rows, render
     from .report.cab_log import key_or_none, verified_entries
     from .report.cli import cab_log_path
-
-    from .environments import lab_warning
 
     entries, skipped = verified_entries(cab_log_path(args), key_or_none(args.cab_key))
     if args.json:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from .inputs import printable
 

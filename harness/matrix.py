@@ -22,7 +22,8 @@ ROWS = (
     Row("Evidence store", "Object storage outage", "scenarios/evidence/object_storage_outage.feature"),
     Row("Intune Graph degraded", "publish/assignment fails", "scenarios/connectors/intune_graph_degraded.feature"),
     Row("Jamf API outage", "macOS distribution fails", "scenarios/connectors/jamf_outage.feature"),
-    Row("SCCM site server down", "offline site distribution interrupted", "scenarios/connectors/sccm_site_down.feature"),
+    Row("SCCM site server down", "offline site distribution interrupted",
+        "scenarios/connectors/sccm_site_down.feature"),
     Row("Event store write blocked", "Audit events not persisted", "scenarios/eventstore/write_blocked.feature"),
 )
 
@@ -103,7 +104,7 @@ def render(entries, skipped: int, root: Path, count=DEFAULT_COUNT) -> str:
         table.append((str(r["row"]), r["component"], r["failure"], scenario, printable(verdict)))
     header = ("#", "Component", "Failure", "Scenario", "Last verdict")
     widths = [max(len(r[c]) for r in [header, *table]) for c in range(4)]
-    lines = [" ".join(f"{cell:{w}}" for cell, w in zip(r, widths)) + " " + r[4] for r in [header, *table]]
+    lines = [" ".join(f"{cell:{w}}" for cell, w in zip(r, widths, strict=False)) + " " + r[4] for r in [header, *table]]
     warning = lab_warning(count)
     lines.append(warning or f"(last verdicts of runs of class {count_words(count)}; --count chooses the classes)")
     if skipped:

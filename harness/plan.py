@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import re
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -532,7 +533,8 @@ def parse_connector_backoff(value: Any, fail) -> dict[str, Any]:
     name = "targets.connector_backoff"
     example = "e.g. {base_seconds: 0.5, factor: 2, max_attempts: 4}"
     if not isinstance(value, dict):
-        raise fail(name, f"must be a mapping of the connectors' configured retry policy, {example}, got {quoted(value)}")
+        raise fail(name, f"must be a mapping of the connectors' configured retry policy, {example}, "
+                         f"got {quoted(value)}")
     unknown = [k for k in value if k not in CONNECTOR_BACKOFF_KEYS]
     if unknown:
         raise fail(f"{name}.{quoted(unknown[0], 30).strip(chr(39))}",

@@ -9,9 +9,10 @@ to the OS user. A run outside its window is refused before anything starts unles
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 PEOPLE = ("owner", "operator", "approver", "change_ticket")
 KEYS = (*PEOPLE, "window")
@@ -48,7 +49,7 @@ class SignOff:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _quoted(value: Any) -> str:
@@ -85,7 +86,7 @@ def _when(value: Any, key: str, fail: Callable[[str, str], Exception]) -> dateti
     if value.tzinfo is None:
         raise fail(key, f"{value.isoformat()} has no time zone; add one, e.g. 2026-12-01T06:00:00Z")
     try:
-        value.astimezone(timezone.utc)      # the record and the report give it in UTC
+        value.astimezone(UTC)      # the record and the report give it in UTC
     except OverflowError:
         raise fail(key, f"{value.isoformat()} is outside years 1 to 9999 in UTC; give a real time, "
                         f"e.g. 2026-12-01T06:00:00Z") from None

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 WAIVER_MAX_DAYS = 92          # one quarter: a waiver is renewed (approved again) at least quarterly
 WAIVER_KEYS = ("gate", "reason", "approved_by", "expires")
@@ -107,7 +108,7 @@ SPEC_FLOORS: dict[str, Floor] = dict([
 
 def today() -> dt.date:
     """The UTC date waivers are judged on (tests replace it)."""
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 @dataclass(frozen=True)

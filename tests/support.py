@@ -9,7 +9,7 @@ import socket
 import socketserver
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from harness.wait import poll
 
@@ -40,7 +40,7 @@ class TcpServer:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> "TcpServer":
+    def __enter__(self) -> TcpServer:
         return self
 
     def __exit__(self, *exc) -> None:

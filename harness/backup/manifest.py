@@ -26,8 +26,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 KINDS = ("hourly", "export")
 FORMAT = "pg_dump -Fc"
@@ -113,7 +114,7 @@ class Manifest:
         return json.dumps(self.to_dict(), sort_keys=True, indent=1)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Manifest":
+    def from_dict(cls, data: Any) -> Manifest:
         if not isinstance(data, dict):
             raise ManifestError("manifest is not a JSON object")
         missing = [k for k in ("snapshot_id", "kind", "taken_at", "source", "objects", "encryption",
@@ -135,7 +136,7 @@ class Manifest:
                    format=data["format"], extra={k: v for k, v in data.items() if k not in known})
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Manifest":
+    def from_json(cls, text: str | bytes) -> Manifest:
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -170,7 +171,7 @@ class Manifest:
                 reasons.append(f"{ref.key}: " + "; ".join(parts))
         return reasons
 
-    def as_export(self) -> "Manifest":
+    def as_export(self) -> Manifest:
         """The same snapshot as a cross-region export (same id, objects and contents)."""
         return Manifest(snapshot_id=self.snapshot_id, kind="export", taken_at=self.taken_at,
                         source=self.source, objects=self.objects, encryption=self.encryption,

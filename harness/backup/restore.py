@@ -42,9 +42,9 @@ import datetime as dt
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import psycopg
 from psycopg import sql
@@ -96,7 +96,7 @@ class _Refused(Exception):
 
 
 def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def restore(store: BackupStore, vault: KeyVault, rehydrate: Callable[[Path], None], bucket: str | None = None,

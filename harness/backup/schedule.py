@@ -34,7 +34,7 @@ def hour_start(now: float) -> float:
 
 def day_of(epoch: float) -> str:
     """The UTC date of an epoch, YYYY-MM-DD (the inventory's and event-store export's name)."""
-    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d")
 
 
 def hourly_due(now: float, last_hourly: float | None) -> bool:

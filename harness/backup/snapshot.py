@@ -39,8 +39,7 @@ from psycopg import sql
 
 from harness.backup import crypto
 from harness.backup.keyvault import KeyVault
-from harness.backup.manifest import (ALG, FORMAT, Manifest, ObjectRef, manifest_key, new_snapshot_id,
-                                     object_key)
+from harness.backup.manifest import ALG, FORMAT, Manifest, ObjectRef, manifest_key, new_snapshot_id, object_key
 from harness.backup.pgtools import cp_clock, redact, run_tool, split_password
 from harness.backup.schedule import EXPORT_RETENTION_DAYS, retain_until
 from harness.backup.store import BackupStore, lock_until

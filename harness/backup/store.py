@@ -22,9 +22,10 @@ Helpers here do the S3 calls the other modules share: read the latest version of
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import botocore.exceptions
 
@@ -53,7 +54,7 @@ def is_missing(exc: BaseException) -> bool:
 
 def lock_until(when: float) -> dt.datetime:
     """An Object Lock retain-until date for an epoch: whole seconds, UTC (rounded up)."""
-    return dt.datetime.fromtimestamp(int(-(-when // 1)), tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(int(-(-when // 1)), tz=dt.UTC)
 
 
 @dataclass
@@ -81,7 +82,7 @@ class BackupStore:
     def locked_buckets(self) -> tuple[str, ...]:
         return (self.dr_bucket, self.vault_bucket)
 
-    def ensure(self) -> "BackupStore":
+    def ensure(self) -> BackupStore:
         """Create the buckets that are missing; versioning everywhere, Object Lock on the locked
         ones (enabled on an existing versioned bucket too). Safe to call again."""
         for name in (self.bucket, self.dr_bucket, self.vault_bucket):

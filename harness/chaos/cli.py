@@ -50,9 +50,9 @@ def _open_lab(plan, confirm: str | None):
 
 def chaos(args: argparse.Namespace) -> int:
     from ..lab.base import LabStartError
-    from .plan import draw, load_chaos_plan, parse_duration
     from ..report.cli import printer, recording_from, run_summary
     from ..signoff import SignOff
+    from .plan import draw, load_chaos_plan, parse_duration
     from .runner import Halt, capability, default_out, describe_step, register_run, run_chaos
 
     args.on_interrupt = "nothing had been started"      # what harness.cli.main says on Ctrl-C

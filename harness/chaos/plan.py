@@ -32,16 +32,28 @@ import dataclasses
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..faults import FaultError, build
 from ..inputs import printable
 from ..model import FaultSpec
-from ..plan import AvailabilityPolicy, parse_availability
-from ..plan import (DEFAULT_TARGETS, DRILL_ID, HugeNumber, PlanError, _parse_targets, checked, collector, quoted,
-                    read_yaml, shown)
+from ..plan import (
+    DEFAULT_TARGETS,
+    DRILL_ID,
+    AvailabilityPolicy,
+    HugeNumber,
+    PlanError,
+    _parse_targets,
+    checked,
+    collector,
+    parse_availability,
+    quoted,
+    read_yaml,
+    shown,
+)
 from ..spec_floors import bind, parse_waivers
 
 KNOWN_KEYS = {"chaos", "title", "description", "lab", "blast_radius", "workload", "faults", "game_day",
@@ -249,7 +261,8 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         add(fail("description", f"must be text, got {quoted(description)}"))
     if found:
         raise found[0]
-    return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload, waivers=waivers,
+    return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload,
+                     waivers=waivers,
                      steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,
                      description=str(description), availability=availability, environment=environment)
 
@@ -283,7 +296,8 @@ def _range(value: Any, fail, key: str) -> tuple[float, float]:
 def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str, Template], tuple[float, float]]:
     if value is None:
         return {}, (1.0, 5.0)
-    if not isinstance(value, dict) or set(map(str, value)) - {"faults", "gap"} or not isinstance(value.get("faults"), dict):
+    if (not isinstance(value, dict) or set(map(str, value)) - {"faults", "gap"}
+            or not isinstance(value.get("faults"), dict)):
         raise fail("game_day", "must be a mapping with faults (name -> {type, targets, params, duration}) and gap")
     gap = _range(value.get("gap", [1, 5]), fail, "game_day.gap")
     if gap[0] < MIN_GAME_DAY_S:
@@ -363,5 +377,7 @@ def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None 
 def _pick(rng: random.Random, value: Any) -> Any:
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
         low, high = value
-        return rng.randint(low, high) if isinstance(low, int) and isinstance(high, int) else round(rng.uniform(low, high), 3)
+        if isinstance(low, int) and isinstance(high, int):
+            return rng.randint(low, high)
+        return round(rng.uniform(low, high), 3)
     return value

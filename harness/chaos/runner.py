@@ -22,26 +22,34 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import measure
-from ..faults.network import ProxyDown, ToxicFault
 from ..faults.base import REGISTRY
-from ..gates.chaos import (CHAOS_END, HALT, ChaosCompleted, ErrorBudgetNotSpent, ProbeOutageWithinTolerance,
-                           longest_probe_outage, total_downtime)
+from ..faults.network import ProxyDown, ToxicFault
+from ..faults.refused import FaultNotInjected
+from ..gates.chaos import (
+    CHAOS_END,
+    HALT,
+    ChaosCompleted,
+    ErrorBudgetNotSpent,
+    ProbeOutageWithinTolerance,
+    longest_probe_outage,
+    total_downtime,
+)
 from ..gates.recovery import DuplicatedWrites, LostWrites, RtoSeconds
 from ..gates.waiver import waivable
+from ..inputs import printable
 from ..lab import proc, reaper
 from ..model import Verdict
 from ..plan import LabSpec, Plan
-from ..faults.refused import FaultNotInjected
-from ..inputs import printable
 from ..runner import exit_code, not_run_line
-from ..runner.record import Recording, complete, write_outputs
 from ..runner.common import finish, start_probes, start_workload, steady_state, wait_for_count, wait_for_ok
 from ..runner.forwarder import EventForwarder
+from ..runner.record import Recording, complete, write_outputs
 from ..runner.results import drill_result
 from ..runner.scenario import DrillRun, SteadyStateNotMet, utc_now
 from .plan import ChaosPlan, Step
@@ -103,7 +111,9 @@ def capability(step: Step, lab: Any) -> str | None:
         return f"fault {step.name}: the {lab.provider} lab {what} (capability {needed})"
     if step.spec.type == "api_instance_kill":
         names = lab.api_instances()
-        return None if target in (*names, "all") else f"fault {step.name}: no API instance {target!r} ({', '.join(names)})"
+        if target in (*names, "all"):
+            return None
+        return f"fault {step.name}: no API instance {target!r} ({', '.join(names)})"
     return None
 
 
@@ -160,7 +170,8 @@ class StopMonitor(threading.Thread):
 def as_plan(plan: ChaosPlan, provider: str) -> Plan:
     """The drill plan the results and reports are written for."""
     return Plan(path=plan.path, drill=plan.chaos, title=f"Chaos: {plan.title}", ha_domain="chaos",
-                availability=plan.availability, lab=LabSpec(provider=provider), scenarios=(), tags=None, targets=dict(plan.targets),
+                availability=plan.availability, lab=LabSpec(provider=provider), scenarios=(), tags=None,
+                targets=dict(plan.targets),
                 environment=dict(plan.environment or {}))
 
 
@@ -291,7 +302,7 @@ def _write_figures(scn, labels: list[str]) -> None:
         pass
     if not labels:
         return
-    per_fault = {label: _seconds(lambda: measure.rto(history, label, "write").seconds) for label in labels}
+    per_fault = {label: _seconds(lambda label=label: measure.rto(history, label, "write").seconds) for label in labels}
     figures["rto_per_fault_s"] = per_fault
     if None not in per_fault.values():
         figures.update(rto_seconds=max(per_fault.values()), rto_measured_on=f"write (slowest of {len(labels)} faults)")
@@ -326,4 +337,4 @@ def _expect(scn, plan: ChaosPlan, labels: list[str]) -> None:
 
 
 def default_out(plan: ChaosPlan) -> Path:
-    return Path("reports") / "out" / plan.chaos / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("reports") / "out" / plan.chaos / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -33,8 +33,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 
@@ -254,7 +255,8 @@ class Page:
         self.width = width
         self.height = height
 
-    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = CALL_TIMEOUT_S) -> dict[str, Any]:
+    def call(self, method: str, params: dict[str, Any] | None = None,
+             timeout: float = CALL_TIMEOUT_S) -> dict[str, Any]:
         """Any DevTools command on this page's session, for what this class does not offer."""
         return self._channel.call(method, params, self.session_id, timeout)
 

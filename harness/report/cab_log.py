@@ -21,12 +21,13 @@ import secrets
 import stat
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.environments import environment_of
-from harness.inputs import CAB_LINE_MAX, KiB, InputError, open_regular, parse_json, printable, read_capped
+from harness.inputs import CAB_LINE_MAX, InputError, KiB, open_regular, parse_json, printable, read_capped
 from harness.model import DrillResult
 from harness.report.files import iter_gates, plain, verdict_text
 
@@ -206,7 +207,8 @@ def append_cab_log(path: str | os.PathLike[str], result: DrillResult,
     return append_cab_record(path, drill_record(result, report_path, manifest, out_dir), key)
 
 
-def append_cab_record(path: str | os.PathLike[str], record: dict[str, Any], key: CabKey | None = None) -> dict[str, Any]:
+def append_cab_record(path: str | os.PathLike[str], record: dict[str, Any],
+                      key: CabKey | None = None) -> dict[str, Any]:
     """Append a keyed, chained line. Besides drills: {"kind": "schedule", "event": "skipped", ...}
     (a scheduled run skipped, missed or late) and {"kind": "report", "event": "rebuilt", ...}, so the
     CAB sees them beside the drills.
@@ -268,8 +270,8 @@ def check_appendable(path: str | os.PathLike[str]) -> None:
 
 def _last_hash(path: Path) -> str:
     last = None
-    for last in log_lines(path):
-        pass
+    for line in log_lines(path):
+        last = line
     if last is None:
         return GENESIS
     shown = printable(path)

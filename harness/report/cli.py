@@ -8,18 +8,28 @@ import hashlib
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .. import exits
 from ..environments import add_count_arg
+from ..inputs import RECORD_MAX, InputError, parse_json, printable, read_capped
 from ..plan import PlanError
 from ..progress import Progress
 from ..signoff import SignOff, check_window, with_flags
-from ..inputs import RECORD_MAX, InputError, parse_json, printable, read_capped
-from .cab_log import (GENESIS, CabKey, CabKeyError, CabLogCorrupt, append_cab_record, check_appendable, check_line,
-                      check_log, load_key, log_lines)
+from .cab_log import (
+    GENESIS,
+    CabKey,
+    CabKeyError,
+    CabLogCorrupt,
+    append_cab_record,
+    check_appendable,
+    check_line,
+    check_log,
+    load_key,
+    log_lines,
+)
 from .manifest import DirCheck, check_dir
 
 DEFAULT_CAB_LOG = Path("reports") / "cab-log.jsonl"
@@ -67,7 +77,7 @@ def recording_from(args: argparse.Namespace, plan_signoff: SignOff):
 
     flags = {k: getattr(args, k, None) for k in ("owner", "operator", "approver", "change_ticket", "window")}
     signoff = with_flags(plan_signoff, flags, fail)
-    signoff, refused = check_window(signoff, datetime.now(timezone.utc), args.outside_window)
+    signoff, refused = check_window(signoff, datetime.now(UTC), args.outside_window)
     if refused:
         raise PlanError(refused)
     try:
@@ -259,7 +269,7 @@ def _history(args: argparse.Namespace) -> int:
         return exits.INVALID
     key = key_or_none(args.cab_key)
     entries, skipped = verified_entries(cab_log_path(args), key)
-    data = history(entries, skipped, datetime.now(timezone.utc), count=args.count)
+    data = history(entries, skipped, datetime.now(UTC), count=args.count)
     page = atomic_write_text(html, render_history(data))
     if args.json:
         print(json.dumps({**data, "page": str(page)}, indent=1))

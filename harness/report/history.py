@@ -7,7 +7,8 @@ Pure: verified entries in, a dict out; the page is rendered from that dict."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from harness.environments import CLASSES, DEFAULT_COUNT, UNKNOWN, class_of, count_words, lab_warning
 from harness.report.files import verdict_text
@@ -26,7 +27,7 @@ def _when(text: Any) -> dt.datetime | None:
         when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def quarter(when: dt.datetime) -> str:
@@ -147,11 +148,11 @@ def chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) ->
                               "class": p.get("class", UNKNOWN),
                               "title": f"{p['at'][:16]} {p['drill']}: {key.split('_')[0].upper()} {p[key]:g} s "
                                        f"({p['verdict']}, {p.get('class', UNKNOWN)})"})
-    ticks, q = [], dt.datetime(start.year, 3 * ((start.month - 1) // 3) + 1, 1, tzinfo=dt.timezone.utc)
+    ticks, q = [], dt.datetime(start.year, 3 * ((start.month - 1) // 3) + 1, 1, tzinfo=dt.UTC)
     while q <= end:
         if q >= start:
             ticks.append({"x": x(q), "label": quarter(q)})
-        q = dt.datetime(q.year + (q.month == 10), (q.month + 2) % 12 + 1, 1, tzinfo=dt.timezone.utc)
+        q = dt.datetime(q.year + (q.month == 10), (q.month + 2) % 12 + 1, 1, tzinfo=dt.UTC)
     y_ticks = [{"y": y(top * i / 4), "label": f"{top * i / 4:.3g} s"} for i in range(5)]
     return {"width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT, "top": TOP,
             "axis_y": HEIGHT - BOTTOM, "marks": marks, "ticks": ticks, "y_ticks": y_ticks, "empty": not marks}

@@ -115,7 +115,7 @@ def timeline(data: dict[str, Any] | None, events: list[dict[str, Any]] | None = 
 def _wall(epoch: Any) -> str | None:
     if not isinstance(epoch, (int, float)) or not epoch:
         return None
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4] + " UTC"
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4] + " UTC"
 
 
 def _tick(t: float, span: float) -> str:
@@ -233,7 +233,7 @@ def availability_sentence(results: dict[str, Any]) -> str | None:
 def _clock(epoch: Any) -> str:
     if not isinstance(epoch, (int, float)) or isinstance(epoch, bool):
         return "?"
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%H:%M:%S").removesuffix(":00")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S").removesuffix(":00")
 
 
 def _budget_sentence(m: dict[str, Any], gate: dict[str, Any] | None) -> str | None:

@@ -28,7 +28,8 @@ caused it on purpose, within what the plan allows), impact 1-4 by the share of t
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from harness.report.files import iter_gates, verdict_text
 from harness.report.text import human_seconds, show

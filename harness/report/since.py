@@ -4,10 +4,10 @@ system under drill). Pure: results and CAB entries in, rows out."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from harness.matrix import ROWS
-
 
 NOT_RUN = "not_run"   # a run (or scenario) that could not act (harness.faults.refused): no previous verdict
 
@@ -26,7 +26,8 @@ def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """What differs between the previous record and this run, said plainly."""
     found = []
     if before.get("plan_sha256") != now.get("plan_sha256"):
-        found.append(f"plan changed (sha256 {str(before.get('plan_sha256'))[:12]} -> {str(now.get('plan_sha256'))[:12]})")
+        found.append(f"plan changed (sha256 {str(before.get('plan_sha256'))[:12]} "
+                     f"-> {str(now.get('plan_sha256'))[:12]})")
     if _harness_text(before.get("harness")) != _harness_text(now.get("harness")):
         found.append(f"harness {_harness_text(before.get('harness'))} -> {_harness_text(now.get('harness'))}")
     if before.get("system_version") != now.get("system_version"):

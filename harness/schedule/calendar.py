@@ -20,15 +20,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
 from ..environments import DEFAULT_COUNT, class_of, count_words
 from ..inputs import printable
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DEFAULT_GRACE_S = 6 * 3600.0       # a quarterly drill may start up to 6 h late, not later
 LATE_AFTER_S = 60.0                # within a minute of its time a run is on time
 STALE_AFTER_DAYS = 92.0            # one quarter

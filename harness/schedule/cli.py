@@ -16,8 +16,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import exits
 from ..environments import add_count_arg, count_words, lab_warning
@@ -28,8 +29,7 @@ from .backup_jobs import JOBS as BACKUP_JOBS
 from .calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, cron_trigger, domain_states
 from .daemon import Daemon, add_trigger, load_plans, open_store
 from .jobstore import has_pickled_table
-from .store import (JOBS_TABLE, PICKLED_JOBS_TABLE, StoreUnreachable, iso, now_utc, store_errors,
-                    store_url)
+from .store import JOBS_TABLE, PICKLED_JOBS_TABLE, StoreUnreachable, iso, now_utc, store_errors, store_url
 
 EXIT_OK, EXIT_ALERT, EXIT_INVALID, EXIT_UNREACHABLE = exits.PASS, exits.FAIL, exits.INVALID, exits.UNREACHABLE
 HEARTBEAT_STALE_S = 30.0
@@ -113,7 +113,8 @@ def _open(args: argparse.Namespace):
     """(plans, plan errors, job store, ledger, each HA domain's state)."""
     plans, errors = load_plans(Path(args.plans), Path.cwd())
     jobstore, ledger = open_store(store_url(args.store))
-    states = domain_states(verified_entries(_cab_log(args), key_or_none())[0], lambda d: plans[d].ha_domain if d in plans else None,
+    states = domain_states(verified_entries(_cab_log(args), key_or_none())[0],
+                           lambda d: plans[d].ha_domain if d in plans else None,
                            now_utc(), args.stale_days, count=args.count)
     return plans, errors, jobstore, ledger, states
 

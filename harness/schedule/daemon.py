@@ -37,10 +37,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
@@ -54,14 +54,33 @@ from ..plan import Plan, PlanError, load_plan, read_yaml
 from ..report.cab_log import append_cab_record, key_or_none, verified_entries
 from .backup_jobs import JOBS as BACKUP_JOBS
 from .backup_jobs import load_backup_target, run_backup_job
-from .calendar import (DEFAULT_GRACE_S, STALE_AFTER_DAYS, Blackout, blackout_at, cron_trigger, domain_states,
-                       misfire, parse_blackouts)
+from .calendar import (
+    DEFAULT_GRACE_S,
+    STALE_AFTER_DAYS,
+    Blackout,
+    blackout_at,
+    cron_trigger,
+    domain_states,
+    misfire,
+    parse_blackouts,
+)
 from .jobstore import PlainJobStore, drop_pickled_table, fire, read_pickled_table
-from .store import (EXIT_STATUS, PICKLED_JOBS_TABLE, Ledger, engine, identity, iso, leadership, now_utc, shown,
-                    store_url, tolerate_create_race)
+from .store import (
+    EXIT_STATUS,
+    PICKLED_JOBS_TABLE,
+    Ledger,
+    engine,
+    identity,
+    iso,
+    leadership,
+    now_utc,
+    shown,
+    store_url,
+    tolerate_create_race,
+)
 
 STALENESS_CRON = "0 7 * * *"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def load_plans(folder: Path, root: Path) -> tuple[dict[str, Plan], list[str]]:
@@ -150,7 +169,7 @@ def run_child(launch: Launch, root: Path, children: set, lock: threading.Lock) -
 class DrillExecutor(BaseExecutor):
     """APScheduler executor: hands each due job, with all its due run times, to the daemon."""
 
-    def __init__(self, daemon: "Daemon"):
+    def __init__(self, daemon: Daemon):
         super().__init__()
         self.daemon = daemon
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="drill-job")
@@ -416,7 +435,7 @@ class Daemon:
         self.log(f"schedule: {plan.drill} (scheduled {iso(when)}) starts: {out_dir}")
         try:
             launch = Launch(plan, out_dir, self.cab_log, slot)
-            code = (self.launcher or (lambda l: run_child(l, self.root, self.children, self._children_lock)))(launch)
+            code = (self.launcher or (lambda it: run_child(it, self.root, self.children, self._children_lock)))(launch)
         except Exception as exc:  # noqa: BLE001 - recorded, the daemon goes on
             self.ledger.finish(plan.drill, when, "unknown", reason=f"could not start: {type(exc).__name__}: {exc}")
             self.log(f"schedule: {plan.drill} could not start: {type(exc).__name__}: {exc}")

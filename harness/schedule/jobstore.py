@@ -27,8 +27,9 @@ import datetime as dt
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from apscheduler.job import Job
@@ -42,7 +43,7 @@ from .backup_jobs import JOBS as BACKUP_JOBS
 from .calendar import PlanCron, cron_trigger, never_fires
 from .store import JOBS_TABLE, PICKLED_JOBS_TABLE, jobs, tolerate_create_race
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 KINDS = ("drill", "trigger", "backup", "staleness")
 FIRE_REF = "harness.schedule.jobstore:fire"
 MAX_TEXT = 4096                  # a row's args, schedule or name: a few names, never more
@@ -180,7 +181,8 @@ def job_row(job: Job) -> dict[str, Any]:
     else:
         raise ValueError(f"job {job.id}: its trigger must be a cron (calendar.cron_trigger) or a date")
     row = {"id": job.id, "kind": args[0], "args": json.dumps(args[1:]), "schedule": json.dumps(schedule),
-           "name": job.name[:MAX_NAME], "next_run_time": None if job.next_run_time is None else job.next_run_time.timestamp()}
+           "name": job.name[:MAX_NAME],
+           "next_run_time": None if job.next_run_time is None else job.next_run_time.timestamp()}
     parse_row(row["id"], row["next_run_time"], row["kind"], row["args"], row["schedule"], row["name"])
     return row                    # never a row this store could not read back
 

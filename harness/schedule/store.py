@@ -27,8 +27,9 @@ import datetime as dt
 import fcntl
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -90,11 +91,11 @@ EXIT_STATUS = {0: "pass", 1: "fail", 2: "invalid", 3: "unknown"}
 
 
 def iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    return when.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def identity() -> str:

@@ -8,6 +8,6 @@ from .api import *  # noqa: F401,F403  (step definitions)
 from .backup import *  # noqa: F401,F403
 from .common import *  # noqa: F401,F403
 from .database import *  # noqa: F401,F403
-from .evidence import *  # noqa: F401,F403
 from .eventstore import *  # noqa: F401,F403
+from .evidence import *  # noqa: F401,F403
 from .platforms import *  # noqa: F401,F403

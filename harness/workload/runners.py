@@ -8,7 +8,6 @@ from ..model import Op, Outcome
 from .client import ApiClient
 from .recorder import Recorder
 
-
 WORKLOAD = {"workload": True}   # marks the sequenced writer's ops (a step's own calls do not carry it)
 
 

@@ -17,8 +17,8 @@ import pytest
 from psycopg import sql
 
 from harness.backup import BackupStore, KeyVault, pg_restore_into, take_snapshot
-from harness.lab.parts import store_client
 from harness.lab.moto import MotoServer
+from harness.lab.parts import store_client
 from harness.lab.postgres import PgCluster, pg_bin_dir
 from tests.support import wait_for
 
@@ -242,7 +242,7 @@ class BlockedSnapshot:
             f"SELECT 1 FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' AND {extra}",
             (self.db.name,))
 
-    def __enter__(self) -> "BlockedSnapshot":
+    def __enter__(self) -> BlockedSnapshot:
         self.lock = psycopg.connect(admin_dsn(self.pg, self.db.name))
         self.lock.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
             sql.Identifier(*self.table.split("."))))

@@ -14,8 +14,19 @@ import pytest
 
 from harness.backup import catalogue, export_cross_region, pg_restore_into, restore, take_snapshot
 from harness.lab.postgres import PgCluster
-from tests.backup.conftest import (PG_BIN, Events, admin_dsn, app_dsn, approvals_recorded, chain_head, corrupt,
-                                   counts, new_database, restore_into_database, seed)
+from tests.backup.conftest import (
+    PG_BIN,
+    Events,
+    admin_dsn,
+    app_dsn,
+    approvals_recorded,
+    chain_head,
+    corrupt,
+    counts,
+    new_database,
+    restore_into_database,
+    seed,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

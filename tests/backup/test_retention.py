@@ -7,11 +7,19 @@ import calendar
 import hashlib
 import json
 import time
+from itertools import pairwise
 
 import pytest
 
-from harness.backup import (BackupJobs, apply_retention, catalogue, daily_inventory, export_cross_region,
-                            newest_age_hours, take_snapshot)
+from harness.backup import (
+    BackupJobs,
+    apply_retention,
+    catalogue,
+    daily_inventory,
+    export_cross_region,
+    newest_age_hours,
+    take_snapshot,
+)
 from tests.backup.conftest import PG_BIN, chain_head, seed, set_clock
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -77,7 +85,7 @@ def test_daily_inventory_lists_every_version_and_exports_new_events(db, store, v
     assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5] and exported["count"] == 5
     assert (exported["from_seq"], exported["to_seq"], exported["last_hash"]) == \
         (0, 5, chain_head(db.dsn)["last_hash"])
-    assert all(r["prev_hash"] == p["hash"] for p, r in zip(rows, rows[1:]))
+    assert all(r["prev_hash"] == p["hash"] for p, r in pairwise(rows))
 
     seed(db.dsn, 2, 0, tag="day2")
     day2 = daily_inventory(store, [evidence], db.dsn, day1 + DAY)

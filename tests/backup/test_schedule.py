@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import calendar
 
-from harness.backup.schedule import (DAY, HOUR, day_of, due, export_expired, hourly_expired, lock_expired,
-                                     retain_until)
+from harness.backup.schedule import DAY, HOUR, day_of, due, export_expired, hourly_expired, lock_expired, retain_until
 
 T = float(calendar.timegm((2026, 11, 28, 10, 0, 0)))     # 10:00:00 UTC, an hour boundary
 

@@ -15,8 +15,16 @@ import pytest
 from harness.backup import catalogue, newest_age_hours, take_snapshot
 from harness.backup.crypto import decrypt_file
 from harness.backup.manifest import Manifest, manifest_key
-from tests.backup.conftest import (PG_BIN, BlockedSnapshot, approvals_recorded, chain_head, counts,
-                                   pg_dump_cmdlines, seed, set_clock)
+from tests.backup.conftest import (
+    PG_BIN,
+    BlockedSnapshot,
+    approvals_recorded,
+    chain_head,
+    counts,
+    pg_dump_cmdlines,
+    seed,
+    set_clock,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -12,9 +12,10 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import requests
 
@@ -36,7 +37,7 @@ def poll(condition: Callable[[], T], timeout: float, what: str, interval: float 
     return wait_for(condition, timeout, interval, what)
 
 
-def health(instance: "Instance") -> tuple[int, dict]:
+def health(instance: Instance) -> tuple[int, dict]:
     """(status code, body) of the instance's GET /health."""
     response = requests.get(instance.url + "/health", timeout=15)
     return response.status_code, response.json()
@@ -115,7 +116,8 @@ class ControlPlaneLab:
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", "127.0.0.1",
-                 "--port", str(port), "--database", conninfo or self.conninfo, "--s3-endpoint", s3 or self.moto.endpoint_url,
+                 "--port", str(port), "--database", conninfo or self.conninfo,
+                 "--s3-endpoint", s3 or self.moto.endpoint_url,
                  "--evidence-bucket", BUCKET, "--siem", str(self.siem), "--db-timeout", "2.0", *extra],
                 env=self.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
@@ -132,7 +134,8 @@ class ControlPlaneLab:
             if process.poll() is not None:
                 raise RuntimeError(f"instance {name} exited ({process.returncode}):\n{instance.log_text()[-2000:]}")
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"instance {name} not live within {START_DEADLINE} s:\n{instance.log_text()[-2000:]}")
+                raise TimeoutError(f"instance {name} not live within {START_DEADLINE} s:\n"
+                                   f"{instance.log_text()[-2000:]}")
             time.sleep(0.05)
 
     def kill(self, name: str) -> None:

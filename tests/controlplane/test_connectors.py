@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -200,7 +201,8 @@ def test_platform_mock_control_switches_modes(lab):
                          timeout=2).json()["mode"] == "throttle"
     throttled = requests.post(url + "/apply", json=intent(), timeout=2)
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"
-    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["mode"] == "ok"  # n requests, then back to ok
+    # n requests, then back to ok
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["mode"] == "ok"
     assert requests.post(url + "/apply", json=intent(), timeout=2).status_code == 200
 
     requests.post(url + "/_control", headers=CONTROL, json={"mode": "error"}, timeout=2)  # until changed
@@ -262,7 +264,8 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, 
     q = lab.queues("intune")
     log = tmp_path / "intune.requests.jsonl"
     mock, url = lab.platform_mock("intune", "--request-log", str(log))
-    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 1, "requests": 3},
+                  timeout=2)
     connector, metrics = lab.connector("intune", q, url, "--base-interval", "0.4", "--max-attempts", "5")
     body = intent("ring1")
     lab.sqs.send_message(QueueUrl=q["queue_url"], MessageBody=json.dumps(body))
@@ -277,8 +280,8 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, 
     waits = [line["wait_s"] for line in lines[:3]]
     # base x 2^(attempt-1) = 0.4, 0.8, 1.6; Retry-After (1 s) wins while it is larger.
     assert waits == [1.0, 1.0, 1.6]
-    assert all(w >= line["retry_after"] == 1 for w, line in zip(waits, lines))
-    for earlier, later in zip(lines, lines[1:]):  # the next attempt came no sooner than the wait
+    assert all(w >= line["retry_after"] == 1 for w, line in zip(waits, lines, strict=False))   # the failed attempts
+    for earlier, later in pairwise(lines):  # the next attempt came no sooner than the wait
         assert later["ts"] - earlier["ts"] >= earlier["wait_s"] - 0.05
     # Held in-process for its retry: invisible for ceil(wait + request timeout (1 s) + 2 s), no
     # longer ceil(wait) (which let it come back only through a later receive, late).
@@ -288,7 +291,8 @@ def test_throttled_connector_backs_off_respecting_retry_after_then_applies(lab, 
     seen = arrivals_of(log, body["idempotency_key"])
     assert [x["outcome"] for x in seen] == ["throttled"] * 3 + ["applied"]
     platform_gaps = gaps_of(seen)
-    assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(platform_gaps, waits)), (platform_gaps, waits)
+    assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(platform_gaps, waits, strict=True)), \
+        (platform_gaps, waits)
     assert all(line["correlation_id"] == body["correlation_id"] for line in lines)
     state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()
     assert (state["throttled_sent"], state["applied"], state["mode"]) == (3, 1, "ok")
@@ -390,7 +394,8 @@ def test_platform_mock_logs_one_line_per_apply_with_outcome_and_status(lab, tmp_
     body = intent("ring0")
     assert requests.post(url + "/apply", json=body, timeout=2).status_code == 200                   # applied
     assert requests.post(url + "/apply", json=body, headers={"X-Correlation-ID": "h"}, timeout=2).status_code == 200
-    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 2, "requests": 1}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 2, "requests": 1},
+                  timeout=2)
     throttled = intent()
     assert requests.post(url + "/apply", json=throttled, timeout=2).status_code == 429
     requests.post(url + "/_control", headers=CONTROL, json={"mode": "error", "requests": 1}, timeout=2)
@@ -425,12 +430,14 @@ def test_platform_mock_logs_a_health_answer_that_is_not_ok(lab, tmp_path):
     log = tmp_path / "intune.requests.jsonl"
     mock, url = lab.platform_mock("intune", "--request-log", str(log))
     assert requests.get(url + "/health", timeout=2).status_code == 200                 # ok: not logged
-    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 1, "requests": 3}, timeout=2)
+    requests.post(url + "/_control", headers=CONTROL, json={"mode": "throttle", "retry_after": 1, "requests": 3},
+                  timeout=2)
     assert requests.get(url + "/health", headers={"X-Correlation-ID": "probe"}, timeout=2).status_code == 429
     lines = wait_for(lambda: log_lines(log), what="a log line", on_fail=mock.text)
     assert [(x["path"], x["status"], x["outcome"], x["correlation_id"], x["idempotency_key"]) for x in lines] == [
         ("/health", 429, "throttled", "probe", None)]
-    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["requests_remaining"] == 3   # nothing consumed
+    # nothing consumed
+    assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["requests_remaining"] == 3
 
 
 def test_every_429_an_idle_probe_gets_is_reported(lab, tmp_path):
@@ -585,11 +592,11 @@ def key_tests_of(log: Path, key: str) -> list[dict]:
 
 
 def gaps_of(entries: list[dict]) -> list[float]:
-    return [round(b["at"] - a["at"], 3) for a, b in zip(entries, entries[1:])]
+    return [round(b["at"] - a["at"], 3) for a, b in pairwise(entries)]
 
 
 def ratios_of(gaps: list[float]) -> list[float]:
-    return [round(b / a, 2) for a, b in zip(gaps, gaps[1:])]
+    return [round(b / a, 2) for a, b in pairwise(gaps)]
 
 
 def assert_doubles(gaps: list[float], what: str) -> None:
@@ -634,7 +641,7 @@ def test_platform_sees_one_intents_retries_spaced_by_doubling_waits(lab, tmp_pat
     gaps = gaps_of(seen)
     assert_doubles(gaps, f"one intent, {mode}")
     # the waits the rule says (0.5, 1, 2 s), to within request latency
-    assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(gaps, (0.5, 1.0, 2.0))), gaps
+    assert all(w - 0.01 <= g <= w + LATENCY_S for g, w in zip(gaps, (0.5, 1.0, 2.0), strict=True)), gaps
     record, = requests.get(url + "/applied", timeout=2).json()["applied"]
     assert (record["idempotency_key"], record["count"]) == (body["idempotency_key"], 1)   # applied once
     lines = [line for line in connector.json_lines() if line.get("op") == "apply"]
@@ -787,7 +794,8 @@ def test_platform_mock_answers_test_idempotency_key_whatever_its_mode_and_logs_i
         assert (found.status_code, found.json()) == (200, {"idempotency_key": body["idempotency_key"],
                                                            "applied": True, "count": 1,
                                                            "intent_id": body["intent_id"]})
-        assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["requests_remaining"] == 1   # none consumed
+        # none consumed
+        assert requests.get(url + "/_control", headers=CONTROL, timeout=2).json()["requests_remaining"] == 1
     state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()
     assert (state["key_tests"], state["requests"], state["applied"]) == (4, 1, 1)
     lines = log_lines(log)
@@ -832,7 +840,7 @@ def test_failed_key_test_is_a_failed_attempt_with_backoff_then_one_apply(lab, tm
     lines = [x for x in connector.json_lines() if x.get("op") == "apply"]
     assert all(x["key_test"] == "failed" and x["outcome"] == "unreachable" for x in lines[:-1])
     assert (lines[-1]["outcome"], lines[-1]["key_test"]) == ("applied", "not_applied")
-    for earlier, later in zip(lines, lines[1:]):           # the failed tests backed off, doubling
+    for earlier, later in pairwise(lines):           # the failed tests backed off, doubling
         assert later["ts"] - earlier["ts"] >= earlier["wait_s"] - 0.05
     assert [x["wait_s"] for x in lines[:-1]] == [1.0, 2.0, 4.0][:len(lines) - 1]
     assert [(x["path"], x["status"]) for x in log_lines(log)] == [("/applied", 404), ("/apply", 200)]

@@ -211,7 +211,7 @@ def test_evidence_object_is_locked_and_its_version_cannot_be_deleted(cplab):
     head = client.head_object(Bucket=BUCKET, Key=key, VersionId=pack["version_id"])
     # spec 1.3 and 3: WORM, kept >= 7 years (2557 days hold any 7 calendar years)
     assert head["ObjectLockMode"] == "COMPLIANCE"
-    assert head["ObjectLockRetainUntilDate"] >= dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2557, minutes=-5)
+    assert head["ObjectLockRetainUntilDate"] >= dt.datetime.now(dt.UTC) + dt.timedelta(days=2557, minutes=-5)
     with pytest.raises(ClientError, match="AccessDenied"):
         client.delete_object(Bucket=BUCKET, Key=key, VersionId=pack["version_id"])
     body = client.get_object(Bucket=BUCKET, Key=key, VersionId=pack["version_id"])["Body"].read()

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from itertools import pairwise
 from types import SimpleNamespace
 
 import pytest
@@ -71,7 +72,7 @@ class Forwarder:
         while not self._stop.is_set():
             try:
                 client, _ = self.listener.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             self.accepted += 1
             if self.mode == "hold":
@@ -202,7 +203,7 @@ def assert_exponential_backoff(attempts: list[dict], n: int = 4) -> None:
     assert all(set(a) == {"at_ms", "error"} and a["error"] for a in attempts), attempts
     at = [a["at_ms"] for a in attempts]
     assert at[0] == 0
-    gaps = [b - a for a, b in zip(at, at[1:])]
+    gaps = [b - a for a, b in pairwise(at)]
     for k, gap in enumerate(gaps):
         nominal = BACKOFF * 1000 * 2 ** k
         assert nominal * 0.95 <= gap <= nominal * 1.5 + 400, (k, gaps)
@@ -378,7 +379,8 @@ def test_approval_is_refused_while_the_evidence_upload_is_in_flight_and_after_it
     after = call(eo, "POST", f"/intents/{intent['id']}/approve", cid=cid, body={"approver": "cab-chair"})
     for refused in (during, after):
         assert refused.status_code == 409, refused.text
-        assert refused.json()["gate"] == "EvidencePackState" and "EvidencePackState = Pending" in refused.json()["error"]
+        assert refused.json()["gate"] == "EvidencePackState"
+        assert "EvidencePackState = Pending" in refused.json()["error"]
     assert sql(cplab, "SELECT count(*) FROM approvals WHERE intent_id = %s", (intent["id"],)) == [(0,)]
     read = call(eo, "GET", f"/intents/{intent['id']}").json()
     assert (read["state"], read["EvidencePackState"]) == ("Draft", "Pending")

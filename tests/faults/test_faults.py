@@ -7,11 +7,9 @@ import time
 
 import pytest
 
-from harness.faults import (REGISTRY, FaultContext, FaultError, ToxiproxyControl, build, injected,
-                            spec_from_dict)
+from harness.faults import REGISTRY, FaultContext, FaultError, ToxiproxyControl, build, injected, spec_from_dict
 from harness.model import FaultSpec
 from tests.support import TcpServer, connect, pattern, read_all, refuses, round_trip, source, wait_for
-
 
 
 @pytest.fixture
@@ -149,7 +147,7 @@ def test_partition_heal_never_delivers_bytes_after_the_gap(ctx, control):
                 wait_for(lambda: sent[0] > mark + 50, what="50 lines sent into the partition")
             received += read_all(sock)[0]
     expected = numbered_lines(sent[0])
-    gap = next((i for i, (a, b) in enumerate(zip(received, expected)) if a != b), None)
+    gap = next((i for i, (a, b) in enumerate(zip(received, expected, strict=False)) if a != b), None)
     assert gap is None and len(received) <= len(expected), (
         f"bytes after the gap: {received[max(0, (gap or 0) - 20):(gap or 0) + 20]!r} at offset {gap}")
 

@@ -7,8 +7,8 @@ import pwd
 import select
 import signal
 import socket
-import subprocess
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -20,8 +20,18 @@ import pytest
 
 from harness.lab import proc, reaper
 from harness.lab.failover import UNREACHABLE, FailoverController
-from harness.lab.postgres import (LOOPBACK, RUN_AS, LabError, PgBinariesMissing, PgCluster, PgNode, PgStartError,
-                                  check_binaries, pg_bin_dir, wait_until)
+from harness.lab.postgres import (
+    LOOPBACK,
+    RUN_AS,
+    LabError,
+    PgBinariesMissing,
+    PgCluster,
+    PgNode,
+    PgStartError,
+    check_binaries,
+    pg_bin_dir,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -162,7 +172,7 @@ def test_primary_and_sync_replica_come_up_and_replicate_a_row(lab):
         conn.execute("CREATE TABLE replicated (v text)")
         conn.execute("INSERT INTO replicated VALUES ('written on the primary')")
     for node in (replica, analytics):
-        wait_until(lambda: rows(node.dsn, "SELECT v FROM replicated") == [("written on the primary",)],
+        wait_until(lambda node=node: rows(node.dsn, "SELECT v FROM replicated") == [("written on the primary",)],
                    DEADLINE, f"row readable on {node.name}")
 
 
@@ -182,7 +192,7 @@ def test_the_application_role_owns_the_controlplane_database(lab):
 def test_replication_lag_is_zero_once_replicas_caught_up(lab):
     wait_until(lambda: lab.primary.replication_lag_seconds() <= 1.0, DEADLINE, "primary sees lag <= 1 s")
     for name in ("replica", "analytics"):
-        wait_until(lambda: lab[name].replication_lag_seconds() <= 1.0, DEADLINE, f"{name} lag <= 1 s")
+        wait_until(lambda name=name: lab[name].replication_lag_seconds() <= 1.0, DEADLINE, f"{name} lag <= 1 s")
 
 
 def test_set_synchronous_changes_which_standby_commits_wait_for(lab):

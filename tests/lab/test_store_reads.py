@@ -12,9 +12,8 @@ import pytest
 from harness.lab.base import Lab
 from harness.lab.connectors import peek_messages, queue_depth
 from harness.lab.embedded import EmbeddedLab
-from harness.lab.parts import (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, read_latest_object,
-                                store_client)
 from harness.lab.moto import MotoServer
+from harness.lab.parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, read_latest_object, store_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -181,9 +181,8 @@ def test_a_screenshot_of_the_whole_report(browser, report, tmp_path):
 
 
 def test_the_trend_page_fetches_nothing_and_its_charts_have_size(browser, tmp_path):
-    from tests.unit.test_history import ENTRIES, NOW
-
     from harness.report.history import history, render_history
+    from tests.unit.test_history import ENTRIES, NOW
 
     page_path = tmp_path / "history.html"
     page_path.write_text(render_history(history(ENTRIES, skipped=1, now=NOW)))

@@ -12,6 +12,7 @@ from harness.report.browser import available
 
 from .conftest import drill
 
+
 def test_an_intact_folder_verifies_and_an_edited_file_is_named(recorded):
     first, second = recorded["dirs"]
     ok = drill("verify", str(second), *recorded["args"])

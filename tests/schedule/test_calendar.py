@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.plan import PlanError
-from harness.schedule.calendar import (LATE_AFTER_S, blackout_at, domain_states, fire_times, misfire,
-                                       parse_blackouts)
+from harness.schedule.calendar import LATE_AFTER_S, blackout_at, domain_states, fire_times, misfire, parse_blackouts
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 QUARTERLY = "0 6 1 1,4,7,10 *"
 
 
@@ -196,7 +195,8 @@ def test_a_cron_that_never_fires_is_refused_by_plan_validation(tmp_path, cron):
     path = tmp_path / "plan.yaml"
     path.write_text(f"drill: never\ntitle: never\nha_domain: database\nlab: embedded\n"
                     f"scenarios: [scenarios/database/primary_failover.feature]\nschedule: \"{cron}\"\n")
-    with pytest.raises(PlanError, match=rf"key 'schedule': '{re.escape(cron)}' never fires: .*e\.g\. '0 6 1 1,4,7,10 \*'"):
+    never = rf"key 'schedule': '{re.escape(cron)}' never fires: .*e\.g\. '0 6 1 1,4,7,10 \*'"
+    with pytest.raises(PlanError, match=never):
         load_plan(path, root=Path(__file__).resolve().parents[2])
 
 

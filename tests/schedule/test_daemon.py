@@ -14,7 +14,7 @@ from harness.report.cab_log import read_cab_entries, verify_cab_log
 from harness.schedule.daemon import Daemon, add_trigger, open_store
 from harness.wait import poll
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ROOT = Path(__file__).resolve().parents[2]
 QUARTERLY = "0 6 1 1,4,7,10 *"
 

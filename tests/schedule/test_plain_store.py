@@ -87,7 +87,7 @@ def table_names(db: Path) -> set[str]:
 
 def test_the_pickled_table_of_an_older_harness_is_never_unpickled_and_is_rebuilt_from_the_plans(env, capsys):
     write_plan(env["plans"], "sched-m")
-    kept = dt.datetime(2027, 4, 1, 6, tzinfo=dt.timezone.utc)          # a fire time of QUARTERLY, not the next
+    kept = dt.datetime(2027, 4, 1, 6, tzinfo=dt.UTC)          # a fire time of QUARTERLY, not the next
     evil = pickle.dumps(Payload(env["marker"]))
     old_store(env["db"], [("drill:sched-m", kept.timestamp(), evil),
                           ("trigger:sched-m:20261201T000000000000Z", 1.0, evil),
@@ -272,7 +272,8 @@ def test_a_leader_heartbeat_that_is_not_a_time_is_an_alert_not_a_traceback(env, 
     code, out, _ = drill(capsys, "schedule", "status", *common, "--json")
     leader = json.loads(out)["leader"]
     assert code == 1 and leader["alive"] is False and says in leader["heartbeat_unreadable"]
-    code, _, err = drill(capsys, "schedule", "trigger", "sched-y", "--plans", str(env["plans"]), "--store", env["store"])
+    code, _, err = drill(capsys, "schedule", "trigger", "sched-y", "--plans", str(env["plans"]),
+                         "--store", env["store"])
     assert code == 0 and "the leader's heartbeat is unreadable" in err
 
 

@@ -109,7 +109,7 @@ def test_the_ledger_on_postgresql_lets_one_claim_of_a_scheduled_time_through(pg,
     url = f"postgresql://{APP_ROLE}@{pg.primary.host}:{pg.primary.port}/{APP_DATABASE}"
     _, one = open_store(url)
     _, other = open_store(url)
-    when = dt.datetime(2027, 1, 1, 6, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2027, 1, 1, 6, tzinfo=dt.UTC)
     assert one.claim("claim-test", when, "calendar") is True
     assert other.claim("claim-test", when, "calendar") is False
 
@@ -173,7 +173,7 @@ def test_on_postgresql_the_pickled_table_and_a_forged_row_are_never_run_and_the_
     url = f"postgresql://{APP_ROLE}@{pg.primary.host}:{pg.primary.port}/{APP_DATABASE}"
     marker = tmp_path / "PWNED"
     write_plan(tmp_path / "plans", "sched-pgm")
-    kept = dt.datetime(2027, 4, 1, 6, tzinfo=dt.timezone.utc)
+    kept = dt.datetime(2027, 4, 1, 6, tzinfo=dt.UTC)
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     open_store(url)
     try:

@@ -8,7 +8,6 @@ from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 from tests.support import TcpServer, connect, refuses, round_trip, wait_for
 
 
-
 def test_version_answers_json(api):
     response = api("get", "/version")
     assert response.status_code == 200

@@ -103,7 +103,7 @@ def burst(server, requests_: list[tuple[str, str, dict]]) -> list[int]:
     written, so the server reads them in one go and their handlers all start before any ends."""
     socks = [connect(f"{server.host}:{server.port}", timeout=20) for _ in requests_]
     try:
-        for sock, (method, path, body) in zip(socks, requests_):
+        for sock, (method, path, body) in zip(socks, requests_, strict=True):
             data = json.dumps(body).encode()
             sock.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
                          b"application/json\r\nContent-Length: %d\r\n\r\n%s"
@@ -488,7 +488,8 @@ def fuzz_request(rng: random.Random, junk: Junk) -> tuple[str, str, bytes]:
         method, path, body = "POST", rng.choice(["/proxies", proxy_path + "/toxics", "/populate"]), junk.value()
     elif roll == 7:
         raw = rng.choice([b"", b"{", b"[" * 20000, b'{"a":' * 3000, b"\xff\xfe\x00", b"null", b"NaN",
-                          b"Infinity", b"-Infinity", b"1e309", b"9" * 5000, bytes(rng.randrange(256) for _ in range(40))])
+                          b"Infinity", b"-Infinity", b"1e309", b"9" * 5000,
+                          bytes(rng.randrange(256) for _ in range(40))])
         return rng.choice(["POST", "PATCH"]), rng.choice(["/proxies", proxy_path, proxy_path + "/toxics",
                                                            toxic_path, "/populate", "/reset"]), raw
     elif roll == 8:
@@ -542,7 +543,7 @@ def test_fuzzed_requests_never_get_a_5xx(echo_server):
             assert all(set(p) >= {"name", "listen", "upstream", "enabled", "toxics"} for p in proxies.values())
             for name, proxy in proxies.items():       # every proxy the API lists is whole and usable
                 if proxy["enabled"]:
-                    wait_for(lambda: accepts(proxy["listen"]), timeout=5)
+                    wait_for(lambda proxy=proxy: accepts(proxy["listen"]), timeout=5)
                 assert session.delete(f"{server.url}/proxies/{quote(name, safe='')}", timeout=10).status_code == 204
             assert session.get(server.url + "/proxies", timeout=5).json() == {}
     finally:

@@ -12,8 +12,7 @@ import textwrap
 import pytest
 import requests
 
-from harness.toxiproxy.launcher import (ToxiproxyUnavailable, api_version, start_embedded,
-                                        start_toxiproxy)
+from harness.toxiproxy.launcher import ToxiproxyUnavailable, api_version, start_embedded, start_toxiproxy
 from tests.support import TcpServer, connect, echo, refuses, round_trip, wait_for
 
 

@@ -27,7 +27,8 @@ blast_radius: [db]
 faults:
   - {type: latency, target: db, params: {latency_ms: 200}, duration: 5s}
 """
-GAME_DAY = "game_day: {gap: %s, faults: {tiny: {type: latency, targets: [db], params: {latency_ms: 1}, duration: %s}}}\n"
+GAME_DAY = ("game_day: {gap: %s, faults: {tiny: {type: latency, targets: [db], params: {latency_ms: 1}, "
+            "duration: %s}}}\n")
 NODES = "nodes: {a: {dsn: host=a}, b: {dsn: host=b}}"
 EXTERNAL = ("lab: {provider: external, api_url: 'http://api', toxiproxy_url: 'http://toxi', "
             "database: {failover_target: %s, " + NODES + "}}")
@@ -40,7 +41,7 @@ def external(extra: str) -> str:
 
 BOMB = "".join(['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'] +
                [f'{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n'
-                for p, n in zip("abcdefgh", "bcdefghi")])
+                for p, n in zip("abcdefgh", "bcdefghi", strict=True)])
 
 
 def replace(key: str, line: str, base: str = GOOD) -> str:
@@ -110,14 +111,17 @@ BAD_PLANS = [
                                                        "timeout_s: " + "9" * 400 + "}}")).encode(),
      "lab.actions.kill_database_primary.timeout_s"),
     ("nan hook timeout", replace("lab", external("reads: {platform_requests: {command: [/bin/true], "
-                                                 "timeout_s: .nan}}")).encode(), "lab.reads.platform_requests.timeout_s"),
+                                                 "timeout_s: .nan}}")).encode(),
+     "lab.reads.platform_requests.timeout_s"),
     ("an empty blast radius name", replace("lab", external("blast_radius: ['']")).encode(), "lab.blast_radius"),
     # what the plan quotes is escaped; what a sign-off holds must be readable as written
     ("an escape in a key", (GOOD + '"colour\\e]0;owned\\a": blue\n').encode(), "colour\\x1b]0;owned\\x07"),
-    ("an escape in the owner", (GOOD + 'owner: "Platform\\e[8m SRE"\n').encode(), "key 'owner': has the character \\x1b"),
+    ("an escape in the owner", (GOOD + 'owner: "Platform\\e[8m SRE"\n').encode(),
+     "key 'owner': has the character \\x1b"),
     ("a bidi override in the approver", (GOOD + 'approver: "J. Doe \\u202e(BAC)"\n').encode(),
      "key 'approver': has the character \\u202e"),
-    ("a NEL in the change ticket", (GOOD + 'change_ticket: "CHG\\N1"\n').encode(), "key 'change_ticket': has the character \\x85"),
+    ("a NEL in the change ticket", (GOOD + 'change_ticket: "CHG\\N1"\n').encode(),
+     "key 'change_ticket': has the character \\x85"),
 ]
 
 
@@ -311,14 +315,15 @@ def test_drill_validate_refuses_a_plan_that_is_a_device_a_fifo_or_too_large_at_o
                           cwd=ROOT, timeout=60, preexec_fn=limit_memory)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert lines == [f"/dev/zero: the plan is a device, not a regular file; name a file",
+    assert lines == ["/dev/zero: the plan is a device, not a regular file; name a file",
                      f"{fifo}: the plan is a FIFO (named pipe), not a regular file; name a file",
                      f"{big}: the plan is larger than 1 MiB; this is not the file meant (or it was damaged): "
                      f"name the right one"], done.stdout
 
 
 @pytest.mark.parametrize("flag, value, shown", [
-    ("--owner", "Platform\x1b[8m SRE", "\\x1b"), ("--operator", "ops\x07", "\\x07"), ("--approver", "J. Doe\x7f", "\\x7f"),
+    ("--owner", "Platform\x1b[8m SRE", "\\x1b"), ("--operator", "ops\x07", "\\x07"),
+    ("--approver", "J. Doe\x7f", "\\x7f"),
     ("--change-ticket", "CHG\u2028123", "\\u2028"), ("--approver", "J. Doe \u202e(BAC)", "\\u202e"),
     ("--window", "0001-01-01T00:00+23:59/2026-01-01T00:00:00Z", "years 1 to 9999"),
 ])
@@ -378,7 +383,7 @@ def test_drill_chaos_refuses_a_looser_target_unless_waived(tmp_path, capsys, mon
     line = one_line(stderr, f"drill: invalid chaos plan: {plan}:")
     assert "key 'targets.availability': 0.99 is looser than the spec's floor: at least 0.999" in line
     assert not (tmp_path / "out").exists()
-    expires = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=10)).isoformat()
+    expires = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)).isoformat()
     plan.write_text(CHAOS + "targets: {rto_seconds: 60, availability: 0.99}\nwaivers:\n"
                             f"  - {{gate: availability, reason: game day on a degraded lab, approved_by: CAB, "
                             f"expires: {expires}}}\n")

@@ -10,7 +10,7 @@ from harness.measure.eventstore import GENESIS, chain_continuity, event_hash, ho
 from harness.model import FaultSpec, Op, Outcome
 
 OK, FAIL, INFO = Outcome.OK, Outcome.FAIL, Outcome.INFO
-TEN_AM = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.timezone.utc).timestamp()
+TEN_AM = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC).timestamp()
 
 
 def op(i, kind, key, outcome=OK, wall=None, t=None):

@@ -6,7 +6,7 @@ import datetime as dt
 
 from harness.report.history import chart, history, quarter, render_history, runs_by_domain
 
-NOW = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 
 
 STAGING = {"class": "staging", "name": "staging-eu"}
@@ -57,7 +57,7 @@ def test_history_gives_quarters_pass_rates_last_passes_and_overdue_domains():
 
 
 def test_the_chart_places_marks_on_one_time_axis_with_quarter_ticks():
-    start, end = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    start, end = dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     points = [{"at": "2026-04-01T00:00:00+00:00", "drill": "d", "verdict": "fail", "rto_seconds": 20.0,
                "rpo_seconds": 0.0},
               {"at": "2026-10-01T00:00:00+00:00", "drill": "d", "verdict": "pass", "rto_seconds": 2.0,
@@ -91,7 +91,8 @@ def test_a_lab_only_history_counts_no_domain_and_shows_each_runs_class():
     assert data["overdue"] == ["api", "database", "evidence-store", "event-store", "connectors", "backup-restore"]
     database = next(d for d in data["domains"] if d["domain"] == "database")
     assert database["last_pass"] is None and database["passed"] == 2
-    assert database["newer_uncounted"]["class"] == "lab" and database["newer_uncounted"]["drill"] == "quarterly-database"
+    newer = database["newer_uncounted"]
+    assert newer["class"] == "lab" and newer["drill"] == "quarterly-database"
     assert [p["class"] for p in database["points"]] == ["lab", "lab"]
     assert database["quarters"] == [{"quarter": "2026-Q4", "runs": 2, "passed": 2, "counted_passed": 0,
                                      "classes": {"lab": 2}, "rto_max_s": 1.1, "rpo_max_s": 0.0}]

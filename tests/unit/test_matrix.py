@@ -98,8 +98,9 @@ def test_a_lab_run_is_not_a_rows_last_verdict_unless_the_policy_counts_lab(tmp_p
 
 
 def test_drill_matrix_takes_the_policy_from_count_and_refuses_a_class_it_does_not_know(tmp_path, capsys):
-    from harness.cli import main
     import pytest
+
+    from harness.cli import main
 
     key = tmp_path / "cab.key"
     key.write_text("ab" * 32)

@@ -208,7 +208,7 @@ def line(verdict: str, finished: str, scenario_verdict: str | None = None, **mor
             **more}
 
 
-NOW = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 
 
 def test_no_reader_counts_a_not_run_line_as_the_domains_pass_or_fail():
@@ -221,7 +221,7 @@ def test_no_reader_counts_a_not_run_line_as_the_domains_pass_or_fail():
     not_run = line("not_run", "2025-02-20T10:00:00+00:00", not_run="not run: hook answered 401")
     # the calendar: the last pass stays the pass; a not-run line alone leaves the domain stale
     state = {s.domain: s for s in domain_states([passed, not_run], lambda d: None, NOW)}["database"]
-    assert state.last_pass == dt.datetime(2025, 2, 1, 10, tzinfo=dt.timezone.utc) and not state.stale
+    assert state.last_pass == dt.datetime(2025, 2, 1, 10, tzinfo=dt.UTC) and not state.stale
     assert {s.domain: s for s in domain_states([not_run], lambda d: None, NOW)}["database"].stale
     # the history: one run, passed; the not-run one is no run of the domain at all
     database = next(d for d in history([passed, not_run], 0, NOW)["domains"] if d["domain"] == "database")

@@ -7,7 +7,7 @@ import datetime as dt
 
 from controlplane import platformstate as ps
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def at(seconds: float) -> dt.datetime:

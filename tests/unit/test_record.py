@@ -12,8 +12,15 @@ import pytest
 
 from harness.model import DrillResult
 from harness.plan import PlanError
-from harness.report.cab_log import (CabKeyError, append_cab_log, check_log, entry_hash, load_key, verified_entries,
-                                    verify_cab_log)
+from harness.report.cab_log import (
+    CabKeyError,
+    append_cab_log,
+    check_log,
+    entry_hash,
+    load_key,
+    verified_entries,
+    verify_cab_log,
+)
 from harness.report.manifest import check_dir, write_manifest
 from harness.report.risk import assess, level, miss_ratio
 from harness.report.since import since_last_run

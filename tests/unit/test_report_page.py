@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import html
 import re
+from itertools import pairwise
 
 from harness.model import DrillResult
 from harness.report.html import against, render_html, timeline
-from harness.report.text import human_seconds
 from harness.report.risk import assess
+from harness.report.text import human_seconds
 
 
 def result(**extra) -> DrillResult:
@@ -127,7 +128,7 @@ def test_the_timeline_counts_from_the_fault_with_markers_and_the_rto_bracket():
     assert list(xs) == ["detect", "promote", "first write"] and xs["detect"] < xs["promote"] < xs["first write"]
     assert tl["markers"][0]["title"] == "detect +1 s"
     labels = [m for m in tl["markers"] if m["label"]]           # close markers share one label's room
-    assert all(b["x"] - a["x"] >= 70 for a, b in zip(labels, labels[1:]))
+    assert all(b["x"] - a["x"] >= 70 for a, b in pairwise(labels))
     assert tl["bracket"]["x1"] == tl["windows"][0]["x"] and tl["bracket"]["x2"] == xs["first write"]
     assert tl["origin"]["wall"].endswith("UTC") and tl["ticks"][0]["label"].startswith("-")
 
@@ -147,7 +148,8 @@ def test_driver_errors_read_as_whole_words_and_empty_mappings_as_none():
 
     libpq = ('connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused\n'
              '\tIs the server running on that host and accepting TCP/IP connections?')
-    assert one_line(libpq) == 'connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused'
+    assert one_line(libpq) == ('connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+                               'Connection refused')
     cut = one_line("word " * 100, limit=42)
     assert cut.endswith(" (...)") and cut[:-6].split(" ")[-1] == "word"
     nested = requests.ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
@@ -160,8 +162,9 @@ def test_driver_errors_read_as_whole_words_and_empty_mappings_as_none():
 
 
 def test_a_secret_in_a_gate_detail_is_masked_in_the_report_and_junit():
-    from harness.report.junit import junit_tree
     import xml.etree.ElementTree as ET
+
+    from harness.report.junit import junit_tree
 
     planted = "hook answered 500 for Authorization: Bearer s3cr3t-t0ken-42 \ud800"
     r = result()

@@ -19,7 +19,6 @@ from harness.model import DrillResult, GateResult, Verdict, WaivedGateResult
 from harness.plan import load_plan
 from harness.report.cab_log import CabKey, drill_record, gates_summary
 from harness.report.html import render_html
-from harness.report.junit import junit_tree
 from harness.report.risk import assess
 from harness.runner import exit_code
 from harness.runner.record import Recording, complete, write_outputs
@@ -63,7 +62,7 @@ def run_of(plan, *rto_seconds: float) -> DrillRun:
     the runner builds it (waivable), judged on the recorded history."""
     run = DrillRun(drill=plan.drill, lab=RecordedLab(), targets=dict(plan.targets))
     run.waivers = dict(plan.waivers)
-    for n, seconds in enumerate(rto_seconds):
+    for seconds in rto_seconds:
         scn = run.begin(f"recovered in {seconds:g} s", "database/primary_failover.feature", ["unit"])
         scn.recorder = Replayed(recovered_after(seconds))
         gate = waivable(run, "rto_seconds", lambda target: RtoSeconds(target, KILL))

@@ -15,12 +15,13 @@ Event-store rows: `row(...)` builds one, `chain(rows)` gives them prev_hash / ha
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from harness.measure.eventstore import GENESIS, event_hash
 from harness.model import FAILOVER, HARNESS, JOURNAL, Event, History, Op, Outcome
 
-EPOCH = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.timezone.utc).timestamp()
+EPOCH = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC).timestamp()
 CID = "drill-1/scenario-1"
 LATENCY = 0.1            # an op completes this long after its invoke unless told otherwise
 _UNSET: Any = object()
@@ -35,7 +36,7 @@ def wall(t: float) -> float:
 
 def stamp(t: float) -> str:
     """The ISO timestamp a stored event carries for history time t (the store's `at`)."""
-    return dt.datetime.fromtimestamp(wall(t), tz=dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(wall(t), tz=dt.UTC).isoformat()
 
 
 class H:
@@ -49,7 +50,7 @@ class H:
 
     def op(self, kind: str, t: float, *, ok: bool | None = True, value: Any = None, status: int | None = None,
            detail: Mapping[str, Any] | None = None, done: float | None = _UNSET, error: str = "",
-           correlation_id: str = CID) -> "H":
+           correlation_id: str = CID) -> H:
         """An op of the harness's clients: ok True (acknowledged), False (refused), None
         (indeterminate: timed out or lost mid-flight). It completes LATENCY after its invoke, as the
         recorder records every op once the client is done with it; done=None: never completed."""
@@ -61,7 +62,7 @@ class H:
                             status=status, detail=dict(detail or {})))
         return self
 
-    def steady_state(self, phase: str, t: float, **checks: bool) -> "H":
+    def steady_state(self, phase: str, t: float, **checks: bool) -> H:
         """The steady-state hypothesis checked: value {check: [ok, detail]}, ok when all are green."""
         failed = sorted(name for name, green in checks.items() if not green)
         return self.op("steady_state", t, ok=not failed, detail={"phase": phase},
@@ -71,31 +72,31 @@ class H:
     # ---- events ---------------------------------------------------------------------------
 
     def event(self, kind: str, name: str, t: float, *, source: str = HARNESS, event_id: str = "",
-              correlation_id: str = CID, **detail: Any) -> "H":
+              correlation_id: str = CID, **detail: Any) -> H:
         self._events.append(Event(kind=kind, name=name, t=t, wall=wall(t), correlation_id=correlation_id,
                                   detail=detail, source=source, event_id=event_id))
         return self
 
-    def inject(self, label: str, t: float, **kw: Any) -> "H":
+    def inject(self, label: str, t: float, **kw: Any) -> H:
         """The fault journal injected the fault `label`."""
         return self.event("inject", label, t, source=JOURNAL, **kw)
 
-    def heal(self, label: str, t: float, **kw: Any) -> "H":
+    def heal(self, label: str, t: float, **kw: Any) -> H:
         return self.event("heal", label, t, source=JOURNAL, **kw)
 
-    def failover(self, kind: str, t: float, name: str = "pg-b", **kw: Any) -> "H":
+    def failover(self, kind: str, t: float, name: str = "pg-b", **kw: Any) -> H:
         """A recovery phase of the lab's failover controller: detect, fence, promote, reconnect, ..."""
         return self.event(kind, name, t, source=FAILOVER, **kw)
 
-    def checkpoint(self, name: str, t: float) -> "H":
+    def checkpoint(self, name: str, t: float) -> H:
         return self.event("checkpoint", name, t)
 
-    def clock(self, t: float, seconds: float) -> "H":
+    def clock(self, t: float, seconds: float) -> H:
         """The harness moved the Control Plane's clock forward by `seconds` at t."""
         return self.event("clock", f"advance:{seconds:g}s", t, seconds=seconds)
 
     def platform_request(self, platform: str, t: float, *, key: str | None, status: int | None,
-                         outcome: str | None = None, path: str = "/apply", **fields: Any) -> "H":
+                         outcome: str | None = None, path: str = "/apply", **fields: Any) -> H:
         """A line of a platform stand-in's request log (source platform:<name>); fields: more of
         the line (ring, action)."""
         source = f"platform:{platform}"
@@ -104,7 +105,7 @@ class H:
                           **fields)
 
     def gateway_request(self, t: float, path: str, *, method: str = "GET", status: int = 503,
-                        gateway: str = "s3") -> "H":
+                        gateway: str = "s3") -> H:
         """A line of the S3 fault gateway's request log (source gateway:<name>)."""
         source = f"gateway:{gateway}"
         return self.event("gateway_request", source, t, source=source, method=method, path=path, status=status)
