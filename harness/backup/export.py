@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from harness.backup import crypto
 from harness.backup.manifest import Manifest, manifest_key
@@ -34,8 +35,8 @@ def export_cross_region(store: BackupStore, manifest: Manifest, retention_days: 
                         source_bucket: str | None = None) -> Manifest:
     source_bucket = source_bucket or store.bucket
     export = manifest.as_export()
-    lock = {"ObjectLockMode": LOCK_MODE,
-            "ObjectLockRetainUntilDate": lock_until(retain_until(manifest.taken_at, retention_days))}
+    lock: dict[str, Any] = {"ObjectLockMode": LOCK_MODE,
+                            "ObjectLockRetainUntilDate": lock_until(retain_until(manifest.taken_at, retention_days))}
     with tempfile.TemporaryDirectory(prefix="drill-export-") as tmp:
         paths, observed = {}, {}
         for i, ref in enumerate(manifest.objects):

@@ -25,9 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import Any
 
 import psycopg
 
+from harness.backup.pgtools import value_of
 from harness.backup.schedule import day_of
 from harness.backup.store import INVENTORY_PREFIX, BackupStore, eventstore_key, inventory_key, lock_until
 
@@ -78,7 +80,7 @@ def _export_events(store: BackupStore, dsn: str, day: str, from_seq: int, now: f
     with psycopg.connect(dsn, autocommit=False, connect_timeout=10) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        if conn.execute("SELECT to_regclass('public.events')").fetchone()[0] is None:
+        if value_of(conn.execute("SELECT to_regclass('public.events')")) is None:
             return None
         for seq, row in conn.execute("SELECT e.seq, to_jsonb(e) FROM public.events e WHERE e.seq > %s "
                                      "ORDER BY e.seq", (from_seq,)):
@@ -104,8 +106,8 @@ def _listing(store: BackupStore, bucket: str) -> list[dict]:
 def daily_inventory(store: BackupStore, buckets: list[str], dsn: str, now: float) -> str:
     day = day_of(now)
     eventstore = _export_events(store, dsn, day, _previous_to_seq(store, day), now)
-    inventory = {"day": day, "at": now, "buckets": {b: _listing(store, b) for b in buckets},
-                 "eventstore": eventstore}
+    inventory: dict[str, Any] = {"day": day, "at": now, "buckets": {b: _listing(store, b) for b in buckets},
+                                 "eventstore": eventstore}
     key = inventory_key(day)
     store.s3.put_object(Bucket=store.bucket, Key=key, ContentType="application/json",
                         Body=json.dumps(inventory, sort_keys=True, indent=1).encode())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -25,13 +26,13 @@ def split_password(dsn: str) -> tuple[str, str | None]:
     """(conninfo without its password, the password or None)."""
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     password = params.pop("password", None)
-    return psycopg.conninfo.make_conninfo(**params), (str(password) if password is not None else None)
+    return psycopg.conninfo.make_conninfo("", **params), (str(password) if password is not None else None)
 
 
 def with_dbname(dsn: str, dbname: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**params)
+    return psycopg.conninfo.make_conninfo("", **params)
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -65,11 +66,19 @@ def run_tool(pg_bin: Path, tool: str, args: list[str], dsn: str,
     return subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
 
 
-def cp_clock(conn: psycopg.Connection) -> float:
+def value_of(cursor: psycopg.Cursor[Any]) -> Any:
+    """The first column of the one row a query of a value returns (an error if it returned none)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise psycopg.DataError("the query returned no row")
+    return row[0]
+
+
+def cp_clock(conn: psycopg.Connection[Any]) -> float:
     """The Control Plane's clock in epoch seconds (cp_now() if it exists, else now())."""
-    if conn.execute("SELECT to_regprocedure('cp_now()') IS NOT NULL").fetchone()[0]:
-        return float(conn.execute("SELECT extract(epoch FROM cp_now())::float8").fetchone()[0])
-    return float(conn.execute("SELECT extract(epoch FROM now())::float8").fetchone()[0])
+    if value_of(conn.execute("SELECT to_regprocedure('cp_now()') IS NOT NULL")):
+        return float(value_of(conn.execute("SELECT extract(epoch FROM cp_now())::float8")))
+    return float(value_of(conn.execute("SELECT extract(epoch FROM now())::float8")))
 
 
 def cp_clock_of(dsn: str) -> float:

@@ -40,7 +40,7 @@ from psycopg import sql
 from harness.backup import crypto
 from harness.backup.keyvault import KeyVault
 from harness.backup.manifest import ALG, FORMAT, Manifest, ObjectRef, manifest_key, new_snapshot_id, object_key
-from harness.backup.pgtools import cp_clock, redact, run_tool, split_password
+from harness.backup.pgtools import cp_clock, redact, run_tool, split_password, value_of
 from harness.backup.schedule import EXPORT_RETENTION_DAYS, retain_until
 from harness.backup.store import BackupStore, lock_until
 
@@ -58,8 +58,8 @@ def read_state(conn: psycopg.Connection) -> dict:
     tables = [r[0] for r in conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1")]
-    counts = {t: int(conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(t)))
-                     .fetchone()[0]) for t in tables}
+    counts = {t: int(value_of(conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(t)))))
+              for t in tables}
     chain = None
     if "event_chain_head" in counts:
         row = conn.execute("SELECT last_seq, last_hash FROM public.event_chain_head ORDER BY 1 LIMIT 1").fetchone()
@@ -67,10 +67,12 @@ def read_state(conn: psycopg.Connection) -> dict:
             chain = {"last_seq": int(row[0]), "last_hash": str(row[1])}
     approvals = None
     if "events" in counts:
-        approvals = int(conn.execute(
-            "SELECT count(*) FROM public.events WHERE type = 'ApprovalRecorded'").fetchone()[0])
+        approvals = int(value_of(conn.execute(
+            "SELECT count(*) FROM public.events WHERE type = 'ApprovalRecorded'")))
     cluster = conn.execute("SELECT current_setting('cluster_name'), "
                            "coalesce(host(inet_server_addr()), 'local'), inet_server_port()").fetchone()
+    if cluster is None:
+        raise psycopg.DataError("the server's name and address could not be read")
     source = cluster[0].rsplit("/", 1)[-1] if cluster[0] else f"{cluster[1]}:{cluster[2]}"
     return {"tables": counts, "chain": chain, "approvals": approvals, "taken_at": cp_clock(conn),
             "source": source}
@@ -96,7 +98,7 @@ def take_snapshot(dsn: str, pg_bin: Path, store: BackupStore, vault: KeyVault, k
         with conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
-            exported = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            exported = value_of(conn.execute("SELECT pg_export_snapshot()"))
             state = read_state(conn)
             try:
                 run_tool(pg_bin, "pg_dump", ["-Fc", f"--snapshot={exported}", "-f", str(plain)], dsn,

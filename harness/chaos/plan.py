@@ -261,7 +261,7 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         add(fail("description", f"must be text, got {quoted(description)}"))
     if found:
         raise found[0]
-    return ChaosPlan(path=path, chaos=chaos, title=title.strip(), lab=lab, blast_radius=radius, workload=workload,
+    return ChaosPlan(path=path, chaos=str(chaos), title=str(title).strip(), lab=lab, blast_radius=radius, workload=workload,
                      waivers=waivers,
                      steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,
                      description=str(description), availability=availability, environment=environment)
@@ -351,7 +351,8 @@ def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None 
         raise PlanError(f"--faults {printable(','.join(unknown), 200)}: not in {where}'s game_day allowed set "
                         f"({', '.join(sorted(plan.game_day))})")
     rng = random.Random(seed)
-    steps, t = [], 0.0
+    steps: list[Step] = []
+    t = 0.0
     while True:
         gap = round(rng.uniform(*plan.gap), 1)
         name = rng.choice(names)

@@ -302,7 +302,11 @@ def _write_figures(scn, labels: list[str]) -> None:
         pass
     if not labels:
         return
-    per_fault = {label: _seconds(lambda label=label: measure.rto(history, label, "write").seconds) for label in labels}
+
+    def rto_of(label: str) -> float | None:
+        return _seconds(lambda: measure.rto(history, label, "write").seconds)
+
+    per_fault = {label: rto_of(label) for label in labels}
     figures["rto_per_fault_s"] = per_fault
     if None not in per_fault.values():
         figures.update(rto_seconds=max(per_fault.values()), rto_measured_on=f"write (slowest of {len(labels)} faults)")

@@ -398,7 +398,8 @@ def verify_cab_log(path: str | os.PathLike[str], key: CabKey | None = None) -> t
     """(True, None) when every line verifies, else (False, n) with n the first bad line (1-based).
     `key` None: the default key. An empty log is valid; a missing one raises FileNotFoundError."""
     check = check_log(path, key or load_key())
-    return (True, None) if check.intact else (False, check.first_bad[0])
+    first_bad = check.first_bad
+    return (True, None) if first_bad is None else (False, first_bad[0])
 
 
 def verified_entries(path: str | os.PathLike[str], key: CabKey | None) -> tuple[list[dict[str, Any]], int]:

@@ -184,7 +184,7 @@ def _verify_log(args: argparse.Namespace) -> int:
         _err(f"drill cab verify: {log}: no such CAB log (give --cab-log)")
         return exits.INVALID
     if not check.intact:
-        number, reason = check.first_bad
+        number, reason = check.bad[0]
         print(f"NOT INTACT: {log} line {number}: {reason}"
               + (f" ({len(check.bad) - 1} more bad line(s))" if len(check.bad) > 1 else ""))
         return exits.FAIL

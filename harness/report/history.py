@@ -142,6 +142,8 @@ def chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) ->
     marks = []
     for p in points:
         at = _when(p["at"])
+        if at is None:              # points come from entries whose time was read: never here
+            continue
         for key, shape in (("rto_seconds", "circle"), ("rpo_seconds", "square")):
             if p.get(key) is not None:
                 marks.append({"shape": shape, "x": x(at), "y": y(p[key]), "verdict": p["verdict"],
@@ -160,8 +162,8 @@ def chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) ->
 
 def page_view(data: dict[str, Any]) -> dict[str, Any]:
     """The trend page's view: the history plus a chart per domain on one shared time axis."""
-    times = [_when(p["at"]) for d in data["domains"] for p in d["points"]]
-    end = max(times) if times else _when(data["generated_at"])
+    times = [t for d in data["domains"] for p in d["points"] if (t := _when(p["at"])) is not None]
+    end = max(times) if times else (_when(data["generated_at"]) or dt.datetime.now(dt.UTC))
     start = min(times) if times else end - dt.timedelta(days=92)
     start, end = start - dt.timedelta(days=20), end + dt.timedelta(days=40)   # room for the labels
     return {**data, "charts": {d["domain"]: chart(d["points"], start, end) for d in data["domains"]}}

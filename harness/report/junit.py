@@ -93,7 +93,7 @@ def junit_tree(result: DrillResult) -> ET.Element:
         element.text = _x(gate.get("detail") or message)
     for key, value in counts.items():
         suite.set(key, str(value))
-    root = ET.Element("testsuites", name=drill, **{k: str(v) for k, v in counts.items()})
+    root = ET.Element("testsuites", {"name": drill, **{k: str(v) for k, v in counts.items()}})
     root.append(suite)
     return root
 

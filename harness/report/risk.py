@@ -69,11 +69,15 @@ def impact_of(matrix_row: int | None, ha_domain: str | None, tier: int | None) -
     return base, why
 
 
+def _number(value: Any) -> int | float | None:
+    """A gate's number (an int or a float, never a bool), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def miss_ratio(gate: dict[str, Any]) -> float | None:
     """How many times over its limit a failed numeric gate is; None when the rule is not numeric."""
-    operator, limit, measured = gate.get("operator"), gate.get("limit"), gate.get("measured")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (limit, measured))
-    if operator not in AT_MOST + AT_LEAST or not numbers:
+    operator, limit, measured = gate.get("operator"), _number(gate.get("limit")), _number(gate.get("measured"))
+    if operator not in AT_MOST + AT_LEAST or limit is None or measured is None:
         return None
     if operator in AT_MOST:
         return measured / limit if limit > 0 else (math.inf if measured > limit else 1.0)
@@ -166,9 +170,8 @@ BUDGET_GATE = "availability_budget"
 def budget_used(scenario: str, gate: dict[str, Any]) -> dict[str, Any] | None:
     """The risk item of an error budget used within the drill allowance (a passed availability_budget
     gate that measured more than 0%); None for any other gate, or nothing used."""
-    used, allowance = gate.get("measured"), gate.get("limit")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (used, allowance))
-    if gate.get("id") != BUDGET_GATE or not numbers or used <= 0:
+    used, allowance = _number(gate.get("measured")), _number(gate.get("limit"))
+    if gate.get("id") != BUDGET_GATE or used is None or allowance is None or used <= 0:
         return None
     part = used / allowance if allowance > 0 else 1.0
     impact = 1 if part <= 0.25 else 2 if part <= 0.5 else 3 if part <= 0.75 else 4

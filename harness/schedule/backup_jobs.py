@@ -66,7 +66,7 @@ class BackupTarget:
         password = self.password()
         if password is not None:
             params["password"] = password
-        return psycopg.conninfo.make_conninfo(**params)
+        return psycopg.conninfo.make_conninfo("", **params)
 
     def s3(self):
         import boto3

@@ -176,7 +176,7 @@ class DomainState:
     counted: tuple[str, ...] = DEFAULT_COUNT
     # the newest passing drill of a class not counted (a lab rehearsal), when newer than last_pass:
     # (finished, drill, class)
-    uncounted: tuple[dt.datetime, str, str] | None = None
+    uncounted: tuple[dt.datetime, str | None, str] | None = None
 
     def alert(self, max_age_days: float) -> str:
         what = f"passing drill of class {count_words(self.counted)}"
@@ -198,13 +198,14 @@ def domain_states(entries: Iterable[dict], domain_of: Callable[[str], str | None
     (drill results only: no dry run, no schedule record, no chaos run), whether it is stale at
     `now`, and the newest passing run of a class not counted (a lab rehearsal) when newer."""
     count = tuple(count)
-    last: dict[str, tuple[dt.datetime, str, str]] = {}
-    other: dict[str, tuple[dt.datetime, str, str]] = {}
+    last: dict[str, tuple[dt.datetime, str | None, str]] = {}     # domain -> (finished, drill, class)
+    other: dict[str, tuple[dt.datetime, str | None, str]] = {}
     for entry in entries:
         if entry.get("kind", "drill") != "drill" or entry.get("dry_run") or entry.get("verdict") != "pass":
             continue
         finished = _instant(entry.get("finished_at"))
         drill = entry.get("drill")
+        drill = drill if isinstance(drill, str) else None
         domain = entry.get("ha_domain") or (domain_of(drill) if isinstance(drill, str) else None)
         if finished is None or domain is None:
             continue
@@ -218,9 +219,13 @@ def domain_states(entries: Iterable[dict], domain_of: Callable[[str], str | None
     horizon = now - dt.timedelta(days=max_age_days)
     states = []
     for d in domains:
-        when, drill, cls = last.get(d, (None, None, None))
         newer = other.get(d)
-        if newer is not None and when is not None and newer[0] <= when:
+        counted = last.get(d)
+        if counted is None:
+            states.append(DomainState(d, None, None, True, None, count, newer))
+            continue
+        when, drill, cls = counted
+        if newer is not None and newer[0] <= when:
             newer = None
-        states.append(DomainState(d, when, drill, when is None or when < horizon, cls, count, newer))
+        states.append(DomainState(d, when, drill, when < horizon, cls, count, newer))
     return states

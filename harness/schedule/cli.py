@@ -298,7 +298,8 @@ def _trigger(args: argparse.Namespace) -> int:
                f"no daemon has a heartbeat in the last {HEARTBEAT_STALE_S:.0f} s")
         _err(f"drill schedule: queued {job_id}, but {why}: it runs when `drill schedule run` starts on this store")
     else:
-        _err(f"drill schedule: queued {job_id}; daemon {printable(leader['holder'], 140)} runs it")
+        holder = leader["holder"] if leader is not None else "?"      # a heartbeat age: there is a leader
+        _err(f"drill schedule: queued {job_id}; daemon {printable(holder, 140)} runs it")
     if not args.wait:
         return EXIT_OK
     key = iso(when)

@@ -265,7 +265,7 @@ class Daemon:
             self.log("schedule: lost the leader lock; stopping scheduling (another daemon may lead)")
             self._step_down()
         else:
-            self.ledger.heartbeat(identity(), self.leader_since)
+            self.ledger.heartbeat(identity(), self.leader_since or now_utc())   # set by _lead()
             self.scheduler.wakeup()        # sees triggers other processes added to the store
         return waiting_said
 

@@ -29,9 +29,12 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    import psycopg
 from sqlalchemy.engine import URL, make_url
 
 from ..inputs import InputError, open_regular, printable
@@ -155,7 +158,7 @@ def engine(url: URL) -> sa.Engine:
     used, after at most one connect timeout."""
     with store_errors(url):
         if url.get_backend_name() == "sqlite":
-            _check_sqlite_file(Path(url.database))
+            _check_sqlite_file(Path(url.database or ""))
             made = sa.create_engine(url, connect_args={"timeout": 30})
         else:
             made = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
@@ -214,7 +217,7 @@ def _translated(url: URL, exc: Exception) -> Exception | None:
             return StoreUnreachable(f"{printable(url.database)}: the store is locked by another process for more "
                                     f"than 30 s ({cause}); try again, or find what holds it")
         if isinstance(exc, sa.exc.OperationalError) or type(exc) is sa.exc.DatabaseError:
-            return StoreInvalid(_not_a_store(url.database, cause))
+            return StoreInvalid(_not_a_store(url.database or "", cause))
         return None
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
         if any(words in low for words in ("authentication failed", "no password supplied", "does not exist")):
@@ -355,10 +358,12 @@ class PgLeadership:
 
     def __init__(self, url: URL):
         self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self.conn = None
+        self.conn: psycopg.Connection[Any] | None = None
 
     def try_acquire(self) -> bool:
         import psycopg
+
+        from ..backup.pgtools import value_of
 
         if self.conn is not None:
             return self.holding()
@@ -368,7 +373,7 @@ class PgLeadership:
                                    application_name="drill-schedule-leader")
         except psycopg.Error:
             return False
-        if conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        if value_of(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))):
             self.conn = conn
             return True
         conn.close()
