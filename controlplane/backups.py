@@ -40,6 +40,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import botocore.exceptions
 
@@ -226,22 +227,24 @@ def _errors(listing: Listing) -> str:
 def part(listing: Listing, now: float, clock_note: str = "") -> dict:
     """The /health part ``backups`` (see the module docstring); ``now``: cp_now() as epoch seconds."""
     newest = listing.newest
-    out = {"status": "down", "detail": "", "age_hours": None, "snapshot_id": None, "taken_at": None,
+    out: dict[str, Any] = {"status": "down", "detail": "", "age_hours": None, "snapshot_id": None, "taken_at": None,
            "bucket": None}
     age = None
+    newest_id = None
     if newest is not None:
         age = round(max(0.0, now - newest.taken_at) / 3600.0, 4)
+        newest_id = newest.snapshot_id
         out.update(snapshot_id=newest.snapshot_id, taken_at=newest.taken_at, bucket=newest.bucket)
     fresh = age is not None and age <= MAX_AGE_HOURS
     if fresh:
         out.update(status="degraded" if listing.errors else "up", age_hours=age,
-                   detail=f"newest snapshot {age:.1f} h old ({newest.snapshot_id})")
+                   detail=f"newest snapshot {age:.1f} h old ({newest_id})")
         if listing.errors:
             out["detail"] += "; " + "; ".join(f"bucket {b} unreadable: {c}" for b, c in listing.errors.items())
     elif listing.errors:   # the unreadable bucket may hold a fresher one: the age is unknown
         detail = f"backup catalogue unreadable: {_errors(listing)}"
         if age is not None:
-            detail += f"; newest readable snapshot {age:.1f} h old ({newest.snapshot_id})"
+            detail += f"; newest readable snapshot {age:.1f} h old ({newest_id})"
         out["detail"] = detail
     elif age is not None:
         out.update(age_hours=age, detail=f"newest snapshot {age:.1f} h old (> {MAX_AGE_HOURS:g} h)")

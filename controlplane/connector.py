@@ -79,6 +79,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 import botocore.exceptions
 
@@ -166,7 +167,7 @@ class Connector:
         self.last_probe = 0.0
         self.held: list[Held] = []   # heap: messages kept for an in-process retry, earliest due first
         self._seq = itertools.count()
-        self.metrics = {"platform": settings.platform, "processed": 0, "applied": 0,
+        self.metrics: dict[str, Any] = {"platform": settings.platform, "processed": 0, "applied": 0,
                         "duplicates_skipped": 0, "throttled": 0, "errors": 0, "dead_lettered": 0,
                         "last_backoff_s": 0.0, "consecutive_failures": 0, "attempts": 0,
                         "queue_errors": 0, "retries_held": 0, "key_tests": 0, "updated": None}
@@ -233,6 +234,8 @@ class Connector:
             return self._send_reports()
 
     def _send_reports(self) -> bool:
+        if not self.s.report_url:      # nothing is queued without one (report())
+            return True
         while True:
             with self.report_ready:
                 if not self.unsent:
@@ -393,9 +396,10 @@ class Connector:
         with self.lock:
             failures = self.metrics["consecutive_failures"] + 1
         self.bump(consecutive_failures=failures, **({"throttled": 1} if outcome == "throttled" else {"errors": 1}))
-        reported = {"intent_id": reported_id, "ring": intent.get("ring"), "attempt": attempt, "status": status,
-                    "retry_after_s": retry_after, "correlation_id": intent.get("correlation_id"),
-                    "idempotency_key": intent.get("idempotency_key")}
+        reported: dict[str, Any] = {"intent_id": reported_id, "ring": intent.get("ring"), "attempt": attempt,
+                                    "status": status, "retry_after_s": retry_after,
+                                    "correlation_id": intent.get("correlation_id"),
+                                    "idempotency_key": intent.get("idempotency_key")}
         if outcome == "rejected":
             self.log("apply", outcome, **ids, status=status, wait_s=None, detail=detail, key_test=key_test)
             self.report(outcome, **reported)
@@ -450,7 +454,11 @@ class Connector:
 
     def next_retry(self) -> float | None:
         """Monotonic time at which the earliest held retry may go (its due time, not before not_before)."""
-        return max(self.held[0].due, self.not_before) if self.held else None
+        return self._retry_time() if self.held else None
+
+    def _retry_time(self) -> float:
+        """next_retry() when a retry is held."""
+        return max(self.held[0].due, self.not_before)
 
     def cover_held(self) -> None:
         """Keep every held message invisible past its retry: the platform-wide not_before (another
@@ -500,7 +508,7 @@ class Connector:
 
     def retry_due(self) -> None:
         """Every held retry whose time has come, earliest first."""
-        while self.held and not self.stop.is_set() and self.next_retry() <= time.monotonic():
+        while self.held and not self.stop.is_set() and self._retry_time() <= time.monotonic():
             h = heapq.heappop(self.held)
             self.bump(retries_held=len(self.held))
             self.handle(h.message, h.attempt)
@@ -531,7 +539,7 @@ class Connector:
                 wait = backoff(self.s.base_interval, queue_failures, None, min(self.s.max_backoff, 30.0))
                 self.bump(queue_errors=1)
                 self.log("receive", "queue_error", attempt=queue_failures, wait_s=wait, detail=short_cause(exc))
-                self.stop.wait(min(wait, max(0.0, self.next_retry() - time.monotonic())) if self.held else wait)
+                self.stop.wait(min(wait, max(0.0, self._retry_time() - time.monotonic())) if self.held else wait)
                 continue
             queue_failures = 0
             messages = response.get("Messages", [])
@@ -546,7 +554,7 @@ class Connector:
                 if time.monotonic() - self.last_probe >= self.s.probe_interval:
                     self.probe()
                 continue
-            delay = self.next_retry() - time.monotonic()
+            delay = self._retry_time() - time.monotonic()
             if delay > 0:   # the last poll before a retry comes at least RETRY_POLL_S ahead of it
                 self.stop.wait(delay if delay < 2 * RETRY_POLL_S else RETRY_POLL_S)
         left = len(self.held)

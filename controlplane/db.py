@@ -65,7 +65,7 @@ class Database:
             conn = await self._acquire(fresh=attempt > 1)
             phase = {"committing": False}
             try:
-                result = await self._bounded(conn, work, phase)
+                result: T = await self._bounded(conn, work, phase)
             except UNAVAILABLE as exc:
                 broken = conn.broken or conn.closed
                 await self._discard(conn)

@@ -122,8 +122,11 @@ async def _append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | No
         "SELECT last_seq, last_hash FROM event_chain_head WHERE id = 1 FOR UPDATE")).fetchone()
     if head is None:
         raise RuntimeError("event_chain_head is empty: run `python -m controlplane migrate`")
-    seq = (await (await cur.execute(
-        "SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq")).fetchone())["seq"]
+    next_seq = await (await cur.execute(
+        "SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq")).fetchone()
+    if next_seq is None:
+        raise RuntimeError("the events sequence returned no value")
+    seq = next_seq["seq"]
     digest = chain_hash(head["last_hash"], seq, type_, intent_id, correlation_id, payload)
     row = await (await cur.execute(
         f"INSERT INTO events (seq, type, intent_id, correlation_id, payload, prev_hash, hash)"
@@ -131,6 +134,8 @@ async def _append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | No
         (seq, type_, intent_id, correlation_id, Jsonb(payload), head["last_hash"], digest))).fetchone()
     await cur.execute("UPDATE event_chain_head SET last_seq = %s, last_hash = %s WHERE id = 1",
                       (seq, digest))
+    if row is None:
+        raise RuntimeError(f"event {seq} was not returned by its INSERT")
     return row
 
 

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import botocore.config
@@ -156,8 +157,8 @@ class EvidenceStore:
         """Copy an object to the replica bucket and read it back: {"replica_bucket",
         "replica_version_id", "replica_validated", "replica_error"}. Never raises: a copy that
         fails leaves replica_validated False (the pack stays Committed on the primary)."""
-        result = {"replica_bucket": self.replica_bucket, "replica_version_id": None,
-                  "replica_validated": False, "replica_error": None}
+        result: dict[str, Any] = {"replica_bucket": self.replica_bucket, "replica_version_id": None,
+                                  "replica_validated": False, "replica_error": None}
         if self.replica_client is None:
             result["replica_error"] = "no replica bucket configured"
             return result
@@ -182,9 +183,10 @@ class EvidenceStore:
         if self.replica_client is None or not bucket:
             raise EvidenceStoreUnavailable("no replica bucket configured", retryable=False)
         kwargs = {"VersionId": version_id} if version_id else {}
+        client = self.replica_client
 
         def read() -> bytes:
-            return self.replica_client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"].read()
+            return client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"].read()
 
         body = await self._retrying(read)
         if hashlib.sha256(body).hexdigest() != digest:

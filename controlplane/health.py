@@ -145,7 +145,7 @@ async def check_database(db: Database, min_instances: int = DEFAULT_MIN_INSTANCE
         if clock is not None and has_clock:
             clock["now"] = (await (await conn.execute(
                 "SELECT extract(epoch FROM cp_now())::float8")).fetchone())[0]
-        tier = None
+        tier: tuple[list[str], int] | None = None
         if has_tier and not in_recovery:
             serving, known = await (await conn.execute(
                 "SELECT coalesce(array_agg(instance ORDER BY instance)"

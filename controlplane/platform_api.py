@@ -17,13 +17,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from psycopg.rows import dict_row
 
 from controlplane import control_auth, events, gates
 from controlplane import platformstate as ps
-from controlplane.dispatch import QueueUnavailable
+from controlplane.db import Database
+from controlplane.dispatch import Dispatcher, QueueUnavailable
 from controlplane.http import Refused, bad_request, json_body, reply, string_field
 from controlplane.platforms import PLATFORMS
 
@@ -55,6 +57,17 @@ def _number(body: dict, name: str, kind=float):
 class PlatformRoutes:
     """Needs self.write, self.read, self.db, self.dispatcher, self.allow_clock_control,
     self.unsafe_ignore_platform_health and self.critical_rings (see ControlPlane)."""
+
+    db: Database
+    dispatcher: Dispatcher | None
+    allow_clock_control: bool
+    unsafe_ignore_platform_health: bool
+    critical_rings: frozenset[str]
+
+    if TYPE_CHECKING:    # ControlPlane's
+        async def commit(self, work: Any) -> tuple[int, dict[str, Any], list[Any]]: ...
+        async def write(self, work: Any) -> web.Response: ...
+        async def read(self, query: str, params: Any = ()) -> list[dict[str, Any]]: ...
 
     # ---- state --------------------------------------------------------------------------
 

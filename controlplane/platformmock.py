@@ -122,6 +122,8 @@ class PlatformMock:
     def _open_request_log(self) -> None:
         """Replay the log (applied records, last n), drop a torn last line, open it for append."""
         path = self.request_log
+        if path is None:
+            return
         replayed = 0
         for entry in read_request_log(path):
             if entry.get("platform") not in (None, self.platform):

@@ -11,12 +11,16 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import exits
 from .inputs import InputError
 from .lab.reaper import UnsafeStateDir
 from .provenance import version_text
 from .report.cli import add_cab_args, add_record_args
+
+if TYPE_CHECKING:
+    from .lab.base import Lab
 
 EXIT_FAIL, EXIT_INVALID = exits.FAIL, exits.INVALID
 
@@ -105,8 +109,11 @@ def _manifests() -> list[dict]:
 def _lab_status(args: argparse.Namespace) -> int:
     from .lab import proc
 
-    labs = [{**lab, "owner_alive": proc.same_process(lab.get("owner_pid"), lab.get("owner_start_time"))}
-            for lab in _manifests()]
+    def owner_alive(lab: dict) -> bool:     # a manifest without a pid (edited, old) names no process
+        pid = lab.get("owner_pid")
+        return isinstance(pid, int) and proc.same_process(pid, lab.get("owner_start_time"))
+
+    labs = [{**lab, "owner_alive": owner_alive(lab)} for lab in _manifests()]
     if args.json:
         print(json.dumps(labs, indent=1))
     elif not labs:
@@ -186,7 +193,7 @@ def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exc
     if kind != "chaos":
         return []
     from .chaos.plan import load_chaos_plan
-    from .chaos.runner import refused_before_start
+    from .chaos.runner import refused_before_start as chaos_refused_before_start
 
     plan = load_chaos_plan(name)
     if confirm is not None and confirm != plan.chaos:
@@ -194,6 +201,7 @@ def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exc
                                     f"is chaos run {plan.chaos!r}"))]
     if plan.lab == "running":        # the lab of `drill lab up`: known only while it runs
         return []
+    lab: Lab
     if plan.lab == "embedded":       # the lab `drill chaos` would make (harness.chaos.cli), not started
         from .lab.embedded import EmbeddedLab
         lab = EmbeddedLab()
@@ -201,7 +209,7 @@ def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exc
         from .lab.external import ExternalConfig, ExternalLab
         lab = ExternalLab(ExternalConfig.parse({**plan.lab, "blast_radius": list(plan.blast_radius)},
                                                lambda key, message: PlanError(f"{key}: {message}")), confirmed=False)
-    problems = refused_before_start(plan, lab)
+    problems = chaos_refused_before_start(plan, lab)
     return [PlanError(f"{shown(plan.path)}: nothing would be injected: {'; '.join(problems)}")] if problems else []
 
 
@@ -222,7 +230,8 @@ def _validate(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         report, invalid = [], 0
         for name in args.plans:
-            kind, errors = check_plan_file(name, Path.cwd())
+            kind, plan_errors = check_plan_file(name, Path.cwd())
+            errors: list[Exception] = list(plan_errors)
             if not errors:      # what run or chaos would refuse before starting: refused here too
                 errors = _refused_before_start(name, kind, args.confirm)
             invalid += bool(errors)

@@ -241,6 +241,7 @@ def status(args: argparse.Namespace) -> int:
                  f"ALERT: no schedule daemon has a heartbeat in the last {HEARTBEAT_STALE_S:.0f} s: "
                  f"nothing is being scheduled")
     warning = lab_warning(args.count)
+    report: dict[str, Any]
     report = {"leader": leader and {**leader, "heartbeat_age_s": None if age is None else round(age, 1),
                                     "alive": alive, "heartbeat_unreadable": unreadable},
               "count": list(args.count), "lab_runs_counted": warning is not None, "warning": warning,

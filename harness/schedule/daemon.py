@@ -375,9 +375,9 @@ class Daemon:
         """Apply the misfire rule and the blackout windows, claim the time, run; the run's status."""
         now = self.now()
         decision = misfire(run_times, now, self.grace_s)
-        for when in decision.coalesced:
+        for when in decision.coalesced:     # only beside a run: run_at is set
             self.ledger.claim(drill, when, kind, status="coalesced",
-                              reason=f"folded into the run for {iso(decision.run_at)}")
+                              reason=f"folded into the run for {iso(decision.run_at or when)}")
         for when in decision.missed:
             reason = (f"no daemon ran it within the grace of {self.grace_s / 3600:g} h "
                       f"(found {(now - when).total_seconds() / 3600:.1f} h late)")
