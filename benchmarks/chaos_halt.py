@@ -53,7 +53,8 @@ def one(way: str, url: str, plan: Path, env: dict, work: Path) -> tuple[float, f
                              stderr=subprocess.PIPE, text=True)
     try:
         if not wait(lambda: toxics(url), 120, 0.01):
-            raise SystemExit(f"the chaos run injected nothing: {chaos.stderr.read() if chaos.poll() is not None else ''}")
+            said = chaos.stderr.read() if chaos.poll() is not None else ""
+            raise SystemExit(f"the chaos run injected nothing: {said}")
         if way == "drill halt":
             started = time.monotonic()
             out = subprocess.run([*DRILL, "halt"], cwd=ROOT, env=env, capture_output=True, text=True,

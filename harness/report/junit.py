@@ -31,7 +31,8 @@ def _x(value: Any) -> str:
 
 
 def _exact(value: Any) -> str:
-    """A property's value: a finite number exactly as recorded (6.1, 28800.0, 0), anything else as the report shows it."""
+    """A property's value: a finite number exactly as recorded (6.1, 28800.0, 0), anything else as the report
+    shows it."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return repr(value)
     return _x(value)
@@ -67,7 +68,8 @@ def junit_tree(result: DrillResult) -> ET.Element:
     scenarios = [(str(s.get("name", "scenario")), s.get("gates") or [], s.get("feature"),
                   duration(s.get("started_at"), s.get("finished_at"))) for s in results.get("scenarios") or ()]
     cases = [(name, gate, feature, seconds) for name, gates, feature, seconds in scenarios for gate in gates]
-    cases += [(str(results.get("drill", "drill")), gate, results.get("plan"), None) for gate in results.get("gates") or ()]
+    cases += [(str(results.get("drill", "drill")), gate, results.get("plan"), None)
+              for gate in results.get("gates") or ()]
     cases += [(name, {"id": "(no gates)", "verdict": "unknown", "detail": "no gate was evaluated"}, feature, seconds)
               for name, gates, feature, seconds in scenarios if not gates]
     for classname, gate, file, seconds in cases:

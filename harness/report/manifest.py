@@ -85,7 +85,8 @@ def check_dir(out_dir: str | os.PathLike[str]) -> DirCheck:
             check.problem = f"{exc} (listed in the manifest)"
         else:
             if actual != digest:
-                check.problem = f"{printable(target)}: changed since the drill wrote it (sha256 differs from the manifest)"
+                check.problem = (f"{printable(target)}: changed since the drill wrote it "
+                                 f"(sha256 differs from the manifest)")
         if check.problem:
             break
     return check

@@ -23,7 +23,7 @@ from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, f
 from tests.controlplane.cplab import CONTROL, control_plane_lab, health, poll
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, s3, sql
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)   # integration: tests/conftest.py, by folder
 
 CACHE_DEADLINE = 10.0   # the catalogue is cached 2 s per instance: a new manifest shows within that
 
@@ -234,7 +234,8 @@ def test_without_backup_buckets_nothing_is_enforced(bklab):
 def test_manifest_parsing_and_the_part_rules():
     from controlplane.backups import Listing, Snapshot, parse_manifest, part
 
-    assert parse_manifest(b'{"snapshot_id": "s1", "kind": "hourly", "taken_at": 100}', "b", "snapshots/s1/manifest.json") \
+    manifest = b'{"snapshot_id": "s1", "kind": "hourly", "taken_at": 100}'
+    assert parse_manifest(manifest, "b", "snapshots/s1/manifest.json") \
         == Snapshot("s1", "hourly", 100.0, "b", "snapshots/s1/manifest.json")
     assert parse_manifest(b'{"taken_at": 5.5}', "b", "snapshots/dir-id/manifest.json").snapshot_id == "dir-id"
     for raw in (b"", b"nope", b"[]", b'{"taken_at": true}', b'{"taken_at": "100"}', b'{"taken_at": NaN}',

@@ -33,7 +33,7 @@ from harness.net import free_port
 from tests.controlplane.cplab import REPO
 from tests.support import wait_for as support_wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+pytestmark = pytest.mark.timeout(90)   # integration: tests/conftest.py, by folder
 
 DEADLINE = 20.0
 CONTROL_TOKEN = "test-control-" + secrets.token_hex(8)

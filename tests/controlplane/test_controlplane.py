@@ -18,7 +18,7 @@ import controlplane
 from harness.lab.postgres import free_port
 from tests.controlplane.cplab import BUCKET, REPLICA_BUCKET, app_conninfo, poll
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)   # integration: tests/conftest.py, by folder
 
 HTTP_TIMEOUT = 15.0
 

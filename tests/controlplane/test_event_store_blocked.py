@@ -15,7 +15,7 @@ from controlplane import health
 from harness.lab.eventstore import EventStoreWriteBlock
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, sql, table_counts
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)   # integration: tests/conftest.py, by folder
 
 
 def block(cplab) -> EventStoreWriteBlock:

@@ -24,7 +24,7 @@ from harness.wait import poll
 from tests.controlplane.cplab import REPLICA_BUCKET
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, s3, sql
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)   # integration: tests/conftest.py, by folder
 
 BACKOFF = 0.1  # seconds: waits 0.1, 0.2, 0.4 between the 4 attempts
 

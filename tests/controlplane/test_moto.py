@@ -14,7 +14,7 @@ from harness.lab.moto import MotoServer
 from tests.controlplane.cplab import REPO
 from tests.support import refuses
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
 
 # A harness that starts moto, prints its registration and pid, then waits to be killed.
 OWNER = """

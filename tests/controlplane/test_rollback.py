@@ -24,7 +24,7 @@ from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, p
 from tests.controlplane.cplab import control_plane_lab, poll
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, sql
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = pytest.mark.timeout(150)   # integration: tests/conftest.py, by folder
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
 # A message a worker received just as it was killed comes back after the queue's visibility

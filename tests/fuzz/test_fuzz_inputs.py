@@ -69,7 +69,8 @@ ODD: list[Any] = [
     {"http": {"url": "http://x", "tokn": "y"}}, {"command": []}, {"start": "x", "end": "y"}, [0, 0], ["0s", "0s"],
 ]
 # raw YAML text put in place of a scalar (what a dump of Python values cannot write)
-ODD_TEXT = ["0001-01-01T00:00+23:59", "2026-13-45", ".nan", "-.inf", "9" * 400, "9" * 5000, "&a [*a]", "!!python/object:os.system",
+ODD_TEXT = ["0001-01-01T00:00+23:59", "2026-13-45", ".nan", "-.inf", "9" * 400, "9" * 5000, "&a [*a]",
+            "!!python/object:os.system",
             "'\\x1b'", "[" * 100, "{a: *b}", "0x7fffffff", "0o777", "1_000", "~", "!!binary AAAA"]
 
 
@@ -230,7 +231,8 @@ def _mutate_log(lines: list[bytes], rng: random.Random) -> tuple[list[bytes], bo
         i = rng.randrange(len(lines))
         entry = json.loads(lines[i])
         key = rng.choice(sorted(entry))
-        entry[key] = copy.deepcopy(rng.choice([v for v in ODD if isinstance(v, (str, int, list, dict)) and v != entry[key]]))
+        entry[key] = copy.deepcopy(rng.choice([v for v in ODD
+                                               if isinstance(v, (str, int, list, dict)) and v != entry[key]]))
         lines[i] = json.dumps(entry, separators=(",", ":"), sort_keys=True).encode()
         return lines, True
     if how == 2:

@@ -11,7 +11,7 @@ from harness.lab.postgres import APP_DATABASE, PgBinariesMissing, PgCluster, che
 from harness.model import FaultSpec
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
 
 try:
     check_binaries(pg_bin_dir())

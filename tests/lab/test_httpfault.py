@@ -20,7 +20,7 @@ from harness.lab.embedded import EmbeddedLab
 from harness.model import FaultSpec
 from tests.support import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):

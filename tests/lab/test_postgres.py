@@ -33,7 +33,7 @@ from harness.lab.postgres import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 15.0  # generous: 2 shared cores

@@ -15,7 +15,7 @@ from harness.lab.embedded import EmbeddedLab
 from harness.lab.moto import MotoServer
 from harness.lab.parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, read_latest_object, store_client
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
 
 
 @pytest.fixture(scope="module")

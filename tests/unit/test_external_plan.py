@@ -161,7 +161,8 @@ def test_a_row_whose_hooks_are_missing_is_refused_naming_row_capability_and_keys
                                                "scenarios/eventstore/write_blocked.feature"]), ROOT)
     problem = preflight(plan, ExternalLab(plan.lab.external, confirmed=True), "staging-rows")
     assert "cannot run this row" in problem
-    assert "row 'Control Plane API/Policy services / Stateless service outage' (api/stateless_outage.feature)" in problem
+    row = "row 'Control Plane API/Policy services / Stateless service outage' (api/stateless_outage.feature)"
+    assert row in problem
     assert "capability api_instances, step 'the API instance in az1 is killed'" in problem
     assert "Set lab.actions.kill_api_instance, lab.actions.redeploy_api_instance in the plan" in problem
     assert "write_blocked" not in problem                      # that row has what it needs
@@ -186,7 +187,8 @@ def test_the_backup_rows_name_another_provider_not_a_key(tmp_path):
     ("evidence/object_storage_outage.feature", "evidence-dr", "the link to the alternate region is cut -> evidence-dr"),
     ("evidence/object_storage_outage.feature", "evidence-gateway",
      "the evidence store answers 503 to every request -> evidence-gateway"),
-    ("connectors/intune_graph_degraded.feature", "intune-link", "the intune link gets 200 ms of latency -> intune-link"),
+    ("connectors/intune_graph_degraded.feature", "intune-link",
+     "the intune link gets 200 ms of latency -> intune-link"),
     ("connectors/jamf_outage.feature", "jamf-api", "the jamf API answers 503 to every request -> jamf-api"),
     ("connectors/sccm_site_down.feature", "sccm-api", "the sccm site server is killed -> sccm-api"),
     ("api/stateless_outage.feature", "api-az2", "every API instance is down -> api-az2"),

@@ -12,7 +12,8 @@ from tests.unit.test_report_page import page1, result
 
 NO_CLOCK = {"id": "cab_manual_pause_jamf", "description": "CAB manual pause raised after 15 minutes",
             "verdict": "unknown", "measured": {"raised": 0, "held_s": 20.0}, "threshold": "after > 15 min",
-            "detail": "needs 15 min of real time or clock control (the fault was held 20 s on the Control Plane's clock)"}
+            "detail": "needs 15 min of real time or clock control "
+                      "(the fault was held 20 s on the Control Plane's clock)"}
 
 
 def page_text(page: str) -> str:

@@ -1,5 +1,5 @@
-"""results.json against its published JSON Schema (harness/report/schema/results.schema.json, shipped in the package): a realistic
-result built by hand, the results.json every drill and chaos plan's run writes through the
+"""results.json against its published JSON Schema (harness/report/schema/results.schema.json, shipped in the
+package): a realistic result built by hand, the results.json every drill and chaos plan's run writes through the
 runner's own code (drill_result, the CAB record, write_outputs) from recorded histories, no lab
 started; and results the schema must refuse."""
 
