@@ -134,13 +134,15 @@ def test_a_fire_beyond_the_grace_is_recorded_missed_and_not_run(env):
     daemon = Running(env, launcher, grace_s=6 * 3600)
     _, ledger = open_store(env["store"])
     assert poll(lambda: ledger.runs("sched-b"), until=bool, timeout=30, interval=0.1).ok, daemon.lines
+    # the job's thread claims the run, then appends the CAB record, then logs the line: wait for the last
+    said = poll(lambda: any("MISSED" in line for line in daemon.lines), until=bool, timeout=30, interval=0.05)
     daemon.stop()
+    assert said.ok, daemon.lines
     [run] = ledger.runs("sched-b")
     assert run["status"] == "missed" and "grace of 6 h" in run["reason"]
     assert launcher.launches == []
     [missed] = [e for e in read_cab_entries(env["cab"]) if e.get("kind") == "schedule"]
     assert missed["event"] == "missed" and missed["scheduled_for"] == fired.isoformat()
-    assert any("MISSED" in line for line in daemon.lines)
 
 
 def test_a_run_in_a_blackout_window_is_skipped_with_the_reason_in_the_cab_log(env):
