@@ -75,12 +75,14 @@ def _lab_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         lab.up()
+        if lab.cluster is None:         # up() made it or raised
+            raise LabStartError("the lab's database cluster did not start")
         # so that the lab can stand in for staging: a runbook endpoint and its secrets (0600)
         runbook = RunbookServer(lab, secrets.token_urlsafe(24)).start()
         secret_files = {name: str(lab.write_secret(name, value)) for name, value in
                         (("pg-password", lab.cluster.password), ("runbook-token", runbook.token),
                          ("control-token", lab.control_token))}
-        print(json.dumps({"lab_id": lab.lab_id, "started_in_s": round(lab.started_in, 2),
+        print(json.dumps({"lab_id": lab.lab_id, "started_in_s": round(lab.started_in or 0, 2),
                           "endpoints": {**lab.endpoints(), "runbook": runbook.url},
                           "secret_files": secret_files}, indent=1), flush=True)
         _err("drill: lab is up; Ctrl-C or `drill lab down` stops it")
