@@ -63,8 +63,8 @@ from psycopg.types.json import Jsonb
 from controlplane import __version__, dispatch, events, gates, health
 from controlplane.backups import BackupCatalogue
 from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable, durable_replay
-from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
 from controlplane.dispatch import Dispatcher, QueueUnavailable
+from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
 from controlplane.http import Refused, _dumps, bad_request, json_body, reply, string_field
 from controlplane.platform_api import PlatformRoutes
 from controlplane.platforms import PLATFORMS

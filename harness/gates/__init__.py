@@ -37,7 +37,19 @@ What the runner records and the gates read (the contract between them):
     delivered to the event store itself (harness.runner.forwarder) carries detail forwarded: True.
 """
 
-from harness.gates import api, availability, backup, chaos, connectors, evidence, eventstore, recovery, steady, validation, worm  # noqa: F401
+from harness.gates import (  # noqa: F401
+           api,
+           availability,
+           backup,
+           chaos,
+           connectors,
+           eventstore,
+           evidence,
+           recovery,
+           steady,
+           validation,
+           worm,
+)
 from harness.gates.base import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span, register
 
 __all__ = ["GATES", "Gate", "Span", "drill_verdict", "evaluate_gate", "evaluate_gates", "fault_span", "register",

@@ -7,8 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from harness.gates.base import Gate, fault_span, register
-from harness.measure.probes import (DRILL_ALLOWANCE, PERIOD_DAYS, REGION, TARGET, WINDOW_S, ErrorBudget,
-                                    error_budget, period_words)
+from harness.measure.probes import (
+    DRILL_ALLOWANCE,
+    PERIOD_DAYS,
+    REGION,
+    TARGET,
+    WINDOW_S,
+    ErrorBudget,
+    error_budget,
+    period_words,
+)
 from harness.model import GateResult, History, Outcome, Verdict
 
 CLIENT_REQUESTS = ("write", "probe", "approve", "publish", "evidence")

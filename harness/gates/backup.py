@@ -36,7 +36,7 @@ LOCK_SLACK_S = 60.0
 
 
 def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _catalogue(gate: Gate, history: History, phase: str) -> tuple[Op | None, GateResult | None]:

@@ -16,18 +16,19 @@ refuse a registered gate class without it.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from harness.model import GATE_JUDGES, GateResult, History, Op, Verdict
 from harness.report.text import one_line
 
-GATES: dict[str, type["Gate"]] = {}
+GATES: dict[str, type[Gate]] = {}
 # What a gate judges, in the order the report shows them: the deployment first.
 JUDGES = GATE_JUDGES
 
 
-def register(cls: type["Gate"]) -> type["Gate"]:
+def register(cls: type[Gate]) -> type[Gate]:
     """Class decorator: every gate class is listed (its unit tests are checked against the list)."""
     if cls.__name__ in GATES and GATES[cls.__name__] is not cls:
         raise ValueError(f"gate class {cls.__name__} is registered twice")

@@ -12,8 +12,9 @@ Not a rule of its own (not registered): it wraps the rule's gate built twice by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Any, Callable
+from typing import Any
 
 from harness.gates.base import Gate, evaluate_gate
 from harness.model import GateResult, History, Verdict, WaivedGateResult

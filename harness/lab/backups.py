@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..backup import BackupJobs, BackupStore, KeyVault, cp_clock_of, due
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-
 # What a lab can do for a drill; each provider says which it has (Lab.capabilities()), and
 # harness.runner.needs says which step needs which.
 CAPABILITIES = {
@@ -46,7 +45,7 @@ class Lab(abc.ABC):
     failover: Any             # harness.lab.failover.FailoverController
 
     @abc.abstractmethod
-    def up(self) -> "Lab": ...
+    def up(self) -> Lab: ...
 
     @abc.abstractmethod
     def down(self) -> None: ...
@@ -234,7 +233,7 @@ class Lab(abc.ABC):
     def describe(self) -> dict[str, Any]:
         return {"provider": self.provider}
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         try:
             return self.up()
         except BaseException:

@@ -24,15 +24,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
-from . import proc, reaper
-from .base import LabStartError
 from ..net import LOOPBACK, free_port
 from ..wait import until_up
+from . import proc, reaper
+from .base import LabStartError
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")   # controlplane.platforms, not imported
 # Short, so that a drill's backoff, dead-lettering and recovery run in seconds:

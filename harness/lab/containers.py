@@ -44,8 +44,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import requests
@@ -55,8 +56,7 @@ from controlplane.control_auth import CONTROL_TOKEN_ENV
 from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
 from ..wait import poll, until_up
-from . import reaper
-from . import proc
+from . import proc, reaper
 from .base import CAPABILITIES, Lab, LabStartError
 from .connectors import PLATFORMS, ConnectorTier
 from .engine import Engine, find_engine
@@ -205,7 +205,7 @@ def ensure_base_image(client: Any) -> None:
 class ContainerNode:
     """A PostgreSQL node in a container, with the interface the failover controller uses."""
 
-    def __init__(self, lab: "ContainerLab", name: str, role: str):
+    def __init__(self, lab: ContainerLab, name: str, role: str):
         self.lab, self.name, self.role = lab, name, role
         self.container: Any = None
         self.host, self.port = LOOPBACK, 0
@@ -279,7 +279,7 @@ class ContainerNode:
         self.query(f"ALTER SYSTEM SET synchronous_standby_names = '{value}'")
         self.query("SELECT pg_reload_conf()")
 
-    def rebuild_as_replica_of(self, node: "ContainerNode", upstream_host: str, upstream_port: int,
+    def rebuild_as_replica_of(self, node: ContainerNode, upstream_host: str, upstream_port: int,
                               synchronous: bool = False) -> None:
         """Replace this node's container with a fresh replica streaming from upstream."""
         self.lab.remove(self.container)
@@ -336,7 +336,7 @@ class ContainerLauncher:
 
     listen_host = "0.0.0.0"      # inside the container's own network namespace
 
-    def __init__(self, lab: "ContainerLab", env: dict[str, str]):
+    def __init__(self, lab: ContainerLab, env: dict[str, str]):
         self.lab, self.env = lab, env
 
     def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
@@ -387,7 +387,7 @@ class ContainerLoadBalancer(LoadBalancer):
     """The same HAProxy configuration in a container of the lab network, in front of the
     instances' addresses; its stats socket is in the lab's temp dir (mounted), read from the host."""
 
-    def __init__(self, lab: "ContainerLab", backends: dict[str, str]):
+    def __init__(self, lab: ContainerLab, backends: dict[str, str]):
         super().__init__(lab.root, backends, LB_PORT, host="0.0.0.0")
         self.lab = lab
         self.maxconn = 400          # within a container's open-file limit (1024)
@@ -564,7 +564,7 @@ class ContainerLab(LabParts, Lab):
         return self.address_of(name)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def up(self) -> "ContainerLab":
+    def up(self) -> ContainerLab:
         import docker
 
         start = time.monotonic()

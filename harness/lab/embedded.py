@@ -29,16 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
 from ..faults import ToxiproxyControl
+from ..net import LOOPBACK, free_port
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
+from ..wait import until_up
 from . import proc, reaper
 from .backups import BackupService
 from .base import CAPABILITIES, Lab, LabStartError
@@ -48,8 +51,6 @@ from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .moto import MotoServer
 from .parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, S3_ENV, LabParts, store_client
-from ..net import LOOPBACK, free_port
-from ..wait import until_up
 from .postgres import APP_DATABASE, APP_ROLE, PgCluster
 
 PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
@@ -119,7 +120,7 @@ class EmbeddedLab(LabParts, Lab):
         return frozenset(CAPABILITIES)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def up(self) -> "EmbeddedLab":
+    def up(self) -> EmbeddedLab:
         start = time.monotonic()
         reaper.reap_stale()
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-"))

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import proc, reaper
 from ..wait import poll
+from . import proc, reaper
 
 
 class ContainerEngineUnavailable(RuntimeError):

@@ -14,7 +14,7 @@ that is gone (fenced by the failover) took the lock with it: releasing is then a
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import psycopg
 
@@ -32,7 +32,7 @@ class EventStoreWriteBlock:
 
     @classmethod
     def hold(cls, node: str, connect: Callable[..., psycopg.Connection],
-             time_limit_s: float | None = None) -> "EventStoreWriteBlock":
+             time_limit_s: float | None = None) -> EventStoreWriteBlock:
         """Take the lock through connect(**kwargs) (a superuser connection to the application
         database). With time_limit_s, PostgreSQL ends the session (and the lock) by itself after
         that long; without, it holds until release(). Raises psycopg.Error (connection closed)

@@ -15,9 +15,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -218,7 +219,7 @@ class ExternalConfig:
         return [f"lab.{k}" for k in PROVIDES.get(capability, ()) if not self.provided(k)]
 
     @staticmethod
-    def parse(data: dict, fail: Callable[[str, str], Exception]) -> "ExternalConfig":
+    def parse(data: dict, fail: Callable[[str, str], Exception]) -> ExternalConfig:
         from ..plan import quoted
 
         unknown = sorted(str(k) for k in data if k not in KNOWN_KEYS)
@@ -478,7 +479,7 @@ class ExternalFailover:
     an observed split brain, which the gate fails. Both changing between two polls is the order
     the platform promises, and the polls cannot tell it apart from the other."""
 
-    def __init__(self, lab: "ExternalLab"):
+    def __init__(self, lab: ExternalLab):
         self.lab = lab
         self.candidate = lab.config.failover_target
         self.state = "watching"
@@ -676,7 +677,7 @@ class ExternalEventStoreBlock:
     """The event store write block the runbook holds on a node; release() lifts it (idempotent; a
     no-op on the runbook's side once the platform fenced the node)."""
 
-    def __init__(self, lab: "ExternalLab", node: str):
+    def __init__(self, lab: ExternalLab, node: str):
         self.lab, self.node, self.held = lab, node, True
 
     def release(self) -> None:
@@ -723,7 +724,7 @@ class ExternalLab(Lab):
         return self.config.missing_keys(capability)
 
     # -- lifecycle: nothing to start, only to check -----------------------------------------
-    def up(self) -> "ExternalLab":
+    def up(self) -> ExternalLab:
         try:
             requests.get(self.api_url + "/health", timeout=5)
         except requests.RequestException as exc:

@@ -20,7 +20,8 @@ and every recovery event says {"cause": "event_store_write_blocked"}.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from ..inputs import KiB, InputError, printable, read_capped
+from ..inputs import InputError, KiB, printable, read_capped
 
 HOOK_KEYS = ("command", "http", "timeout_s")
 HTTP_KEYS = ("url", "method", "token_env", "token_file")
@@ -161,7 +161,7 @@ class Hook:
     token_file: str | None = None
 
     @staticmethod
-    def parse(name: str, data: Any, fail, section: str = "lab.actions") -> "Hook":
+    def parse(name: str, data: Any, fail, section: str = "lab.actions") -> Hook:
         """From plan data (under `section`); `fail(key, message)` builds the plan error."""
         key = f"{section}.{name}"
         if not isinstance(data, dict):

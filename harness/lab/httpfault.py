@@ -134,7 +134,7 @@ def make_app(upstream: str) -> web.Application:
         except aiohttp.ClientError as exc:
             record(at, request, 502, False)
             return web.Response(status=502, text=f"upstream unreachable: {type(exc).__name__}")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             record(at, request, 504, False)
             return web.Response(status=504, text="upstream did not answer in time")
 

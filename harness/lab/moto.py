@@ -77,7 +77,7 @@ class MotoServer:
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> MotoServer:
         try:
             return self.start()
         except BaseException:
@@ -87,7 +87,7 @@ class MotoServer:
     def __exit__(self, *exc) -> None:
         self.down()
 
-    def start(self) -> "MotoServer":
+    def start(self) -> MotoServer:
         """Start the server and wait until it answers (see the module docstring)."""
         reaper.reap_stale(self.state_dir)
         self._registration = reaper.Registration(self.lab_id, "moto", tag=self.lab_id,

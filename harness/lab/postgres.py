@@ -32,8 +32,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -254,7 +255,7 @@ class PgNode:
     promoted over; rebuild it with rebuild_as_replica_of()).
     """
 
-    def __init__(self, cluster: "PgCluster", name: str, port: int, role: str) -> None:
+    def __init__(self, cluster: PgCluster, name: str, port: int, role: str) -> None:
         self.cluster = cluster
         self.name = name
         self.port = port
@@ -451,7 +452,7 @@ class PgNode:
         self.upstream = None
         self.upstream_addr = None
 
-    def rebuild_as_replica_of(self, node: "PgNode", upstream_host: str | None = None,
+    def rebuild_as_replica_of(self, node: PgNode, upstream_host: str | None = None,
                               upstream_port: int | None = None, synchronous: bool = False) -> None:
         """Wipe this node and make it a streaming replica of node (usually the new primary).
 
@@ -468,7 +469,7 @@ class PgNode:
         self.cluster._make_replica(self, node, upstream_host or node.host,
                                    upstream_port or node.port, synchronous)
 
-    def follow(self, node: "PgNode", upstream_host: str | None = None,
+    def follow(self, node: PgNode, upstream_host: str | None = None,
                upstream_port: int | None = None) -> None:
         """Point this running replica at another upstream (e.g. the new primary after a failover,
         or a proxy) without a rebuild: rewrites primary_conninfo and reloads."""
@@ -572,7 +573,7 @@ class PgCluster:
         self._down = False
         self._uid_gid: tuple[int | None, int | None] = (None, None)
 
-    def with_replica(self, name: str, synchronous: bool = False) -> "PgCluster":
+    def with_replica(self, name: str, synchronous: bool = False) -> PgCluster:
         """Plan a replica streaming directly from the primary, created by start()."""
         self._planned.append((name, synchronous))
         return self
@@ -599,13 +600,13 @@ class PgCluster:
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    def __enter__(self) -> "PgCluster":
+    def __enter__(self) -> PgCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.down()
 
-    def start(self) -> "PgCluster":
+    def start(self) -> PgCluster:
         """Bring up the primary and the planned replicas (see the module docstring).
 
         On any failure, Ctrl-C included, whatever was started is torn down before the
@@ -625,7 +626,7 @@ class PgCluster:
             self.down()
             raise
 
-    def _start(self) -> "PgCluster":
+    def _start(self) -> PgCluster:
         reaper.reap_stale(self.state_dir)
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-", dir=self.base_dir))
         self._registration = reaper.Registration(self.lab_id, "postgres", tag=self.lab_id,

@@ -79,7 +79,7 @@ class RunbookServer:
         self.url = f"http://{LOOPBACK}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def start(self) -> "RunbookServer":
+    def start(self) -> RunbookServer:
         self.thread.start()
         return self
 

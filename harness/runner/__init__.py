@@ -27,7 +27,6 @@ from .record import Recording, complete, write_outputs
 from .results import drill_result
 from .scenario import DrillRun, utc_now
 
-
 DRY_RUN_PROBES = 30        # probe answers a dry run collects (about 3 s)
 
 

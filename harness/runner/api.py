@@ -3,8 +3,12 @@ Stateless service outage"): act and record; the rules are checkers in harness.ga
 
 from __future__ import annotations
 
-from ..gates.api import (ConnectorsServeQueuedWork, IntentsAndApprovalsBlocked, PublishAcceptedWhenHealthy,
-                         PublishRefusedWhileUnhealthy)
+from ..gates.api import (
+    ConnectorsServeQueuedWork,
+    IntentsAndApprovalsBlocked,
+    PublishAcceptedWhenHealthy,
+    PublishRefusedWhileUnhealthy,
+)
 from ..gates.availability import NoFailedRequestsBeyondProbeWindow
 from ..measure.probes import TARGET
 from ..model import FaultSpec

@@ -23,10 +23,22 @@ from ..backup.inventory import _inventories
 from ..backup.manifest import MANIFEST_NAME, snapshot_prefix
 from ..backup.schedule import DAY, HOUR
 from ..backup.store import error_code
-from ..gates.backup import (BackupRpo, CorruptSnapshotRefused, CrossRegionExportsTaken, DailyInventory,
-                            HourlySnapshotsTaken, KeyRecoveredFromSoftDelete, PublishAcceptedAfterFreshSnapshot,
-                            PublishRefusedWhileBackupStale, ReplayedExactlyOnce, RestoredDataValid, RetentionApplied,
-                            SnapshotVerifiedBeforeRestore, replay_sent, replay_tested)
+from ..gates.backup import (
+    BackupRpo,
+    CorruptSnapshotRefused,
+    CrossRegionExportsTaken,
+    DailyInventory,
+    HourlySnapshotsTaken,
+    KeyRecoveredFromSoftDelete,
+    PublishAcceptedAfterFreshSnapshot,
+    PublishRefusedWhileBackupStale,
+    ReplayedExactlyOnce,
+    RestoredDataValid,
+    RetentionApplied,
+    SnapshotVerifiedBeforeRestore,
+    replay_sent,
+    replay_tested,
+)
 from ..gates.waiver import waivable
 from ..model import FaultSpec, Outcome
 from ..wait import poll

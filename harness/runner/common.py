@@ -6,16 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..gates import evaluate_gates
-from ..gates.base import gate_figures
 from ..gates.availability import AvailabilityBudget
+from ..gates.base import gate_figures
 from ..gates.eventstore import CorrelationIdsRecorded
+from ..gates.recovery import DuplicatedApplies, DuplicatedEvents, DuplicatedWrites, LostWrites, RpoSeconds, RtoSeconds
 from ..gates.steady import FaultsHealed, SteadyState
 from ..gates.waiver import waivable
-from ..gates.recovery import (DuplicatedApplies, DuplicatedEvents, DuplicatedWrites, LostWrites, RpoSeconds,
-                              RtoSeconds)
 from ..lab.connectors import PLATFORMS
 from ..measure.probes import TARGET
 from ..model import Outcome

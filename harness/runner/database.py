@@ -8,8 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 
 from ..gates.eventstore import EventChainVerified
-from ..gates.recovery import (ApprovalEventCount, FailoverCompleted, PublishApprovalBlocked,
-                              TransactionLagBeforeFailback, WritesAfterFailback, WritesResumed)
+from ..gates.recovery import (
+    ApprovalEventCount,
+    FailoverCompleted,
+    PublishApprovalBlocked,
+    TransactionLagBeforeFailback,
+    WritesAfterFailback,
+    WritesResumed,
+)
 from ..lab.failover import FailbackRefused, transaction_lag
 from ..model import FaultSpec, Op, Outcome
 from ..wait import poll
@@ -153,7 +159,7 @@ def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
         scn.expect(WritesAfterFailback())
 
 
-def _slow_replication(scn: Scenario, node: str, label: str, watch: "FailbackWatch", limit: float) -> bool:
+def _slow_replication(scn: Scenario, node: str, label: str, watch: FailbackWatch, limit: float) -> bool:
     """Latency on the replication link to `node` until the harness measures its lag over `limit`.
     False (said in an observation) when the lab could not build that lag."""
     try:
@@ -200,7 +206,7 @@ class FailbackWatch:
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._run, name="failback-watch", daemon=True)
 
-    def start(self) -> "FailbackWatch":
+    def start(self) -> FailbackWatch:
         self._thread.start()
         return self
 

@@ -9,9 +9,16 @@ must be whole: the harness reads it before and after and recomputes every hash i
 
 from __future__ import annotations
 
-from ..gates.eventstore import (AuditEventsNotDuplicated, AuditEventsNotLost, EventChainVerified,
-                                EventStoreWriteSuccess, FailoverCause, NoChangeWithoutEvent,
-                                PublishAcceptedOnlyWhenStoreHealthy, PublishRefusedWhileStoreBlocked)
+from ..gates.eventstore import (
+    AuditEventsNotDuplicated,
+    AuditEventsNotLost,
+    EventChainVerified,
+    EventStoreWriteSuccess,
+    FailoverCause,
+    NoChangeWithoutEvent,
+    PublishAcceptedOnlyWhenStoreHealthy,
+    PublishRefusedWhileStoreBlocked,
+)
 from ..model import FaultSpec
 from ..wait import poll
 from . import database

@@ -7,8 +7,16 @@ import hashlib
 import threading
 import uuid
 
-from ..gates.evidence import (ApprovalRefusedWithoutCommittedEvidence, ImpactRecorded, PublishBlockedDuringOutage, PublishedFromValidatedCopy,
-                              PublishingResumed, RetryBackoffAtStore, SmokeVerified, ValidatedCopy)
+from ..gates.evidence import (
+    ApprovalRefusedWithoutCommittedEvidence,
+    ImpactRecorded,
+    PublishBlockedDuringOutage,
+    PublishedFromValidatedCopy,
+    PublishingResumed,
+    RetryBackoffAtStore,
+    SmokeVerified,
+    ValidatedCopy,
+)
 from ..gates.worm import WormRetention
 from ..model import FaultSpec
 from ..wait import poll

@@ -29,7 +29,7 @@ EMITTER = "harness-forwarder"     # in the stored payload: this event was posted
 class EventForwarder:
     def __init__(self, api_url: str, timeout: float = 5.0):
         self.client = ApiClient(api_url, timeout=timeout)
-        self._queue: "queue.Queue[Event]" = queue.Queue()
+        self._queue: queue.Queue[Event] = queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
         self._halt = threading.Event()

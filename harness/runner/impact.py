@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping, Union
+from typing import Union
 
 from .tags import matches
 
@@ -12,7 +13,7 @@ STEP = re.compile(r"^\s*(Given|When|Then|And|But)\s+(.+?)\s*$")
 
 # what a destructive step touches: a name, several, or a function of the step's match; a name
 # may use the pattern's groups (\g<platform>)
-Targets = Union[str, tuple, list, Callable[[re.Match], Union[str, tuple, list]]]
+Targets = Union[str, tuple, list, Callable[[re.Match], str | tuple | list]]
 
 
 def feature_steps(path: Path, expression: str | None = None) -> list[str]:

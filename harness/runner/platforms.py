@@ -9,12 +9,28 @@ import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..gates.connectors import (DETECTION_SECONDS, AppliedExactlyOnce, AssignmentFails, CabManualPause,
-                                CabNotified, CabPauseHoldsUntilLifted, ConnectorBackoff, ConnectorsHealthy,
-                                DeadLettered, ManualImportOffered, NoCriticalBacklog, OtherPlatformsContinue,
-                                PromotionRefused, PromotionsResumed, PublishAccepted, QueueDepthAccurate,
-                                RequeueConfirmed, ResumeRequiresLowThrottleCount, SiteOutageRecorded,
-                                ThrottleCountAccurate)
+from ..gates.connectors import (
+    DETECTION_SECONDS,
+    AppliedExactlyOnce,
+    AssignmentFails,
+    CabManualPause,
+    CabNotified,
+    CabPauseHoldsUntilLifted,
+    ConnectorBackoff,
+    ConnectorsHealthy,
+    DeadLettered,
+    ManualImportOffered,
+    NoCriticalBacklog,
+    OtherPlatformsContinue,
+    PromotionRefused,
+    PromotionsResumed,
+    PublishAccepted,
+    QueueDepthAccurate,
+    RequeueConfirmed,
+    ResumeRequiresLowThrottleCount,
+    SiteOutageRecorded,
+    ThrottleCountAccurate,
+)
 from ..gates.waiver import waivable
 from ..lab.connectors import LAB_CONNECTOR_BACKOFF
 from ..model import FaultSpec

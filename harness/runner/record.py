@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import provenance
 from ..environments import REHEARSAL, class_of, run_environment

@@ -16,8 +16,8 @@ from ..matrix import row_of
 from ..measure.accounting import NoFinalRead
 from ..model import DrillResult, History, ScenarioResult, Verdict
 from ..plan import Plan
-from ..spec_floors import floors_of, waivers_json      # the targets' floors; the waivers used
 from ..report.files import plain
+from ..spec_floors import floors_of, waivers_json  # the targets' floors; the waivers used
 from .common import availability_gate
 from .scenario import DrillRun, Scenario
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..faults import FaultJournal
 from ..faults.refused import FaultNotInjected
@@ -32,7 +33,7 @@ EMITTERS = (JOURNAL, FAILOVER, RESTORE)
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class SteadyStateNotMet(RuntimeError):
@@ -59,7 +60,7 @@ class Workload:
 class Scenario:
     """One scenario's journal: its history (recorder), faults (journal), checkers and results."""
 
-    drill: "DrillRun"
+    drill: DrillRun
     name: str
     feature: str
     tags: list[str]

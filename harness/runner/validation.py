@@ -9,8 +9,13 @@ import time
 import uuid
 from typing import Any
 
-from ..gates.validation import (ApprovalCountOnDr, EventCountGrowth, FailoverEventsInSiem, MetadataTablesInSync,
-                                ServicesReady)
+from ..gates.validation import (
+    ApprovalCountOnDr,
+    EventCountGrowth,
+    FailoverEventsInSiem,
+    MetadataTablesInSync,
+    ServicesReady,
+)
 from ..model import Outcome
 from ..wait import poll
 from ..workload import ApiClient, Recorder

@@ -8,9 +8,8 @@ import secrets
 import signal
 import subprocess
 import sys
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 

@@ -4,7 +4,6 @@ printed, where no container engine answers."""
 
 from __future__ import annotations
 
-
 import pytest
 import requests
 
@@ -13,7 +12,6 @@ from harness.lab.containers import ContainerLab, ContainerLauncher
 from harness.lab.engine import ContainerEngineUnavailable, find_engine
 from harness.model import FaultSpec
 from tests.support import wait_for
-
 
 
 def engine_or_skip() -> None:

@@ -46,7 +46,7 @@ def daemon_for(staging, tmp_path, monkeypatch):
 
 
 def now():
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def test_the_hourly_job_takes_a_snapshot_and_the_daily_check_reads_its_age_from_the_store(staging, tmp_path,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
 from tests.unit.test_plan import GOOD
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,31 +10,76 @@ failure (strict), so it shows until the gate is fixed.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import pytest
 
 from harness.gates import Gate
-from harness.gates.api import (ConnectorsServeQueuedWork, IntentsAndApprovalsBlocked, PublishAcceptedWhenHealthy,
-                               PublishRefusedWhileUnhealthy)
+from harness.gates.api import (
+    ConnectorsServeQueuedWork,
+    IntentsAndApprovalsBlocked,
+    PublishAcceptedWhenHealthy,
+    PublishRefusedWhileUnhealthy,
+)
 from harness.gates.availability import AvailabilityBudget, NoFailedRequestsBeyondProbeWindow
 from harness.gates.chaos import ChaosCompleted, ErrorBudgetNotSpent, ProbeOutageWithinTolerance
-from harness.gates.connectors import (AppliedExactlyOnce, AssignmentFails, CabManualPause, CabNotified,
-                                      CabPauseHoldsUntilLifted, ConnectorBackoff, ConnectorsHealthy, DeadLettered,
-                                      ManualImportOffered, NoCriticalBacklog, OtherPlatformsContinue,
-                                      PromotionRefused, PromotionsResumed, PublishAccepted, QueueDepthAccurate,
-                                      RequeueConfirmed, ResumeRequiresLowThrottleCount, RingRollbackApplied,
-                                      SiteOutageRecorded, ThrottleCountAccurate)
-from harness.gates.eventstore import (AuditEventsNotDuplicated, AuditEventsNotLost, CorrelationIdsRecorded,
-                                      EventChainVerified, EventStoreWriteSuccess, FailoverCause,
-                                      NoChangeWithoutEvent, PublishAcceptedOnlyWhenStoreHealthy,
-                                      PublishRefusedWhileStoreBlocked)
-from harness.gates.evidence import (ApprovalRefusedWithoutCommittedEvidence, ImpactRecorded,
-                                    PublishBlockedDuringOutage, PublishedFromValidatedCopy, PublishingResumed,
-                                    RetryBackoffAtStore, ValidatedCopy)
-from harness.gates.recovery import (ApprovalEventCount, DuplicatedApplies, DuplicatedEvents, DuplicatedWrites,
-                                    FailoverCompleted, LostWrites, PublishApprovalBlocked, RpoSeconds, RtoSeconds,
-                                    TransactionLagBeforeFailback, WritesAfterFailback, WritesResumed)
+from harness.gates.connectors import (
+    AppliedExactlyOnce,
+    AssignmentFails,
+    CabManualPause,
+    CabNotified,
+    CabPauseHoldsUntilLifted,
+    ConnectorBackoff,
+    ConnectorsHealthy,
+    DeadLettered,
+    ManualImportOffered,
+    NoCriticalBacklog,
+    OtherPlatformsContinue,
+    PromotionRefused,
+    PromotionsResumed,
+    PublishAccepted,
+    QueueDepthAccurate,
+    RequeueConfirmed,
+    ResumeRequiresLowThrottleCount,
+    RingRollbackApplied,
+    SiteOutageRecorded,
+    ThrottleCountAccurate,
+)
+from harness.gates.eventstore import (
+    AuditEventsNotDuplicated,
+    AuditEventsNotLost,
+    CorrelationIdsRecorded,
+    EventChainVerified,
+    EventStoreWriteSuccess,
+    FailoverCause,
+    NoChangeWithoutEvent,
+    PublishAcceptedOnlyWhenStoreHealthy,
+    PublishRefusedWhileStoreBlocked,
+)
+from harness.gates.evidence import (
+    ApprovalRefusedWithoutCommittedEvidence,
+    ImpactRecorded,
+    PublishBlockedDuringOutage,
+    PublishedFromValidatedCopy,
+    PublishingResumed,
+    RetryBackoffAtStore,
+    ValidatedCopy,
+)
+from harness.gates.recovery import (
+    ApprovalEventCount,
+    DuplicatedApplies,
+    DuplicatedEvents,
+    DuplicatedWrites,
+    FailoverCompleted,
+    LostWrites,
+    PublishApprovalBlocked,
+    RpoSeconds,
+    RtoSeconds,
+    TransactionLagBeforeFailback,
+    WritesAfterFailback,
+    WritesResumed,
+)
 from harness.gates.steady import FaultsHealed, SteadyState
 from harness.gates.worm import WormRetention
 from harness.model import GateResult, History, Verdict
@@ -2133,8 +2178,13 @@ CASES[FaultsHealed] = [
 
 # ---- post-failover validation ---------------------------------------------------------------
 
-from harness.gates.validation import (ApprovalCountOnDr, EventCountGrowth, FailoverEventsInSiem,  # noqa: E402
-                                      MetadataTablesInSync, ServicesReady)
+from harness.gates.validation import (  # noqa: E402
+    ApprovalCountOnDr,
+    EventCountGrowth,
+    FailoverEventsInSiem,
+    MetadataTablesInSync,
+    ServicesReady,
+)
 
 UP = {"database": "up", "event_store": "up", "evidence_store": "up", "api_tier": "up"}
 
@@ -2261,11 +2311,20 @@ CASES[SmokeVerified] = [
 # backup and restore
 # =============================================================================================
 
-from harness.gates.backup import (BackupRpo, CorruptSnapshotRefused, CrossRegionExportsTaken,  # noqa: E402
-                                  DailyInventory, HourlySnapshotsTaken, KeyRecoveredFromSoftDelete,
-                                  PublishAcceptedAfterFreshSnapshot, PublishRefusedWhileBackupStale,
-                                  RestoredDataValid, ReplayedExactlyOnce, RetentionApplied,
-                                  SnapshotVerifiedBeforeRestore)
+from harness.gates.backup import (  # noqa: E402
+    BackupRpo,
+    CorruptSnapshotRefused,
+    CrossRegionExportsTaken,
+    DailyInventory,
+    HourlySnapshotsTaken,
+    KeyRecoveredFromSoftDelete,
+    PublishAcceptedAfterFreshSnapshot,
+    PublishRefusedWhileBackupStale,
+    ReplayedExactlyOnce,
+    RestoredDataValid,
+    RetentionApplied,
+    SnapshotVerifiedBeforeRestore,
+)
 
 HOUR, DAY = 3600.0, 86400.0
 T0 = 1_800_000_000.0 - 1_800_000_000.0 % HOUR      # a clock hour on the Control Plane's clock
