@@ -477,6 +477,19 @@ class CorrelationIdsRecorded(Gate):
             return None, measured, "no acknowledged operation and no event the deployment logged: nothing to judge"
         return Verdict.PASS, measured, ""
 
+    def nothing_to_judge(self, history: History) -> str | None:
+        """Why rule 2 does not apply to this history, or None when it does: the event store was
+        read, and the harness saw no operation acknowledged, observed no failover and found no event
+        the deployment logged itself (e.g. probes only, and a fault that failed nothing over). The
+        events the harness forwarded are no reason to judge it: they never satisfy it alone."""
+        verdict, measured, _ = self._judge(history)
+        if verdict is not None or not measured or any(measured.get(k) for k in (
+                "deployment_audit_events_checked", "deployment_failover_events_checked", "failovers_observed")):
+            return None
+        return (f"no operation of the harness was acknowledged and no failover happened: nothing the "
+                f"deployment had to log ({measured.get('forwarded_events_delivered', 0)} event(s) the harness "
+                f"forwarded delivered, not counted)")
+
     def figures(self, history: History) -> dict[str, Any]:
         _, measured, _ = self._judge(history)
         return {f"rule2_{k}": measured[k] for k in ("deployment_audit_events_checked",
