@@ -43,6 +43,8 @@ def plan_for(provider: str, work: Path, staging: dict | None) -> Path:
     elif provider == "external":
         from tests.integration.conftest import staging_lab_config
         data["lab"] = staging_lab_config(staging)
+        # an external plan must say what it is: here a lab standing in for staging (a rehearsal)
+        data["environment"] = {"class": "lab", "name": "drill lab up standing in for staging"}
     path = work / f"{provider}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
