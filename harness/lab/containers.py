@@ -416,7 +416,6 @@ class ContainerLoadBalancer(LoadBalancer):
 
 class ContainerLab(LabParts, Lab):
     provider = "testcontainers"
-    posts_failover_events = True     # its failover manager posts its own events (harness.lab.eventpost)
 
     def __init__(self, replication: str = "sync", images: dict[str, str] | None = None,
                  on_event: Callable[[str, str, dict], None] | None = None,
@@ -437,7 +436,7 @@ class ContainerLab(LabParts, Lab):
         self.toxiproxy: ToxiproxyControl | None = None
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
-        self.poster: RoleChangePoster | None = None   # the failover manager's own event delivery
+        self.poster = None    # the failover manager's own event delivery (LabParts), made by up()
         self.root: Path | None = None
         self.registration: reaper.Registration | None = None
         self.api_url = ""
@@ -635,17 +634,6 @@ class ContainerLab(LabParts, Lab):
         self.poster = None
 
     # -- parts ---------------------------------------------------------------------------------
-    def _event(self, kind: str, name: str, detail: dict) -> None:
-        """The failover controller's event: posted by the lab's own poster (as a failover manager's
-        role-change callback would), and into the harness's history (its timeline; not forwarded)."""
-        if self.poster is not None:
-            self.poster.post(kind, name, detail)
-        self.on_event(kind, name, detail)
-
-    def flush_events(self, timeout: float = 30.0) -> bool:
-        """Wait until the failover manager's events posted so far were delivered."""
-        return self.poster is None or self.poster.flush(timeout)
-
     def _python(self) -> str:
         return str(Path(sys.executable))
 

@@ -78,7 +78,6 @@ reaper.register_cleanup("embedded-lab", forget_lab_files)
 
 class EmbeddedLab(LabParts, Lab):
     provider = "embedded"
-    posts_failover_events = True     # its failover manager posts its own events (harness.lab.eventpost)
 
     def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
                  failover_interval: float = 0.5, failover_misses: int = 3, lb_checks: bool = True,
@@ -107,7 +106,7 @@ class EmbeddedLab(LabParts, Lab):
         self._cp_serve: list[str] = []
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
-        self.poster: RoleChangePoster | None = None   # the failover manager's own event delivery
+        self.poster = None    # the failover manager's own event delivery (LabParts), made by up()
         self.api_url = ""
         self.siem_path: Path | None = None
         self.started_in: float | None = None
@@ -194,17 +193,6 @@ class EmbeddedLab(LabParts, Lab):
         self.backups = self.poster = None
 
     # -- parts -------------------------------------------------------------------------------
-    def _event(self, kind: str, name: str, detail: dict) -> None:
-        """The failover controller's event: posted by the lab's own poster (as a failover manager's
-        role-change callback would), and into the harness's history (its timeline; not forwarded)."""
-        if self.poster is not None:
-            self.poster.post(kind, name, detail)
-        self.on_event(kind, name, detail)
-
-    def flush_events(self, timeout: float = 30.0) -> bool:
-        """Wait until the failover manager's events posted so far were delivered."""
-        return self.poster is None or self.poster.flush(timeout)
-
     def _proxy(self, name: str, upstream: str) -> str:
         proxy = self.toxiproxy.ensure_proxy(name, upstream)
         if name not in self._proxies:

@@ -5,9 +5,12 @@ and at which address it is reached."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
+
+from .eventpost import RoleChangePoster
 
 EVIDENCE_BUCKET = "evidence"
 EVIDENCE_REPLICA_BUCKET = "evidence-replica"
@@ -71,6 +74,20 @@ class LabParts:
     store_url: str = ""
     gateway_url: str = ""
     control_token: str = ""
+    posts_failover_events = True     # its failover manager posts its own events (harness.lab.eventpost)
+    poster: RoleChangePoster | None = None   # that delivery, made by up()
+    on_event: Callable[[str, str, dict], None]
+
+    def _event(self, kind: str, name: str, detail: dict) -> None:
+        """The failover controller's event: posted by the lab's own poster (as a failover manager's
+        role-change callback would), and into the harness's history (its timeline; not forwarded)."""
+        if self.poster is not None:
+            self.poster.post(kind, name, detail)
+        self.on_event(kind, name, detail)
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Wait until the failover manager's events posted so far were delivered."""
+        return self.poster is None or self.poster.flush(timeout)
 
     def control_headers(self) -> dict[str, str]:
         """What a call of a control endpoint of this lab (clock, platform stand-ins, fault gateway)

@@ -15,60 +15,17 @@ Control Plane's audit events of the drill's operations, the failover manager's e
 
 from __future__ import annotations
 
-import queue
-import threading
-
 from ..model import Event
-from ..wait import poll
-from ..workload import ApiClient
+from ..workload.poster import EventPoster
 
-RETRY_S = 0.25
 EMITTER = "harness-forwarder"     # in the stored payload: this event was posted by the harness
 
 
-class EventForwarder:
+class EventForwarder(EventPoster):
     def __init__(self, api_url: str, timeout: float = 5.0):
-        self.client = ApiClient(api_url, timeout=timeout)
-        self._queue: queue.Queue[Event] = queue.Queue()
-        self._pending = 0
-        self._lock = threading.Lock()
-        self._halt = threading.Event()
-        self.failures: dict[str, str] = {}      # event id -> last error, while undelivered
-        self._thread = threading.Thread(target=self._run, name="event-forwarder", daemon=True)
-        self._thread.start()
+        super().__init__(api_url, "event-forwarder", timeout)
 
     def submit(self, event: Event) -> None:
-        with self._lock:
-            self._pending += 1
-        self._queue.put(event)
-
-    def _deliver(self, event: Event) -> bool:
-        reply = self.client.call("POST", "/events/operational", event.correlation_id, json={
+        self.send(event.correlation_id, {
             "event_id": event.event_id, "kind": event.kind, "name": event.name, "at": event.wall,
             "emitter": EMITTER, "detail": {k: str(v) for k, v in event.detail.items()}})
-        if reply.status in (200, 201):
-            self.failures.pop(event.event_id, None)
-            return True
-        self.failures[event.event_id] = f"{event.kind}:{event.name}: {reply.error or reply.status}"
-        return False
-
-    def _run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                event = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            while not self._deliver(event):
-                if self._halt.wait(RETRY_S):
-                    return
-            with self._lock:
-                self._pending -= 1
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every event submitted so far was delivered; False at the deadline."""
-        return poll(lambda: self._pending == 0, timeout=timeout).ok
-
-    def close(self) -> None:
-        self._halt.set()
-        self._thread.join(10)
-        self.client.close()
