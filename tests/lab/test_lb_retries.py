@@ -93,16 +93,21 @@ def balancer(tmp_path):
         lb.stop()
 
 
+def approve_through(lb):
+    """One approval POSTed through the balancer by the harness's own client: its Reply."""
+    client = ApiClient(lb.url, timeout=15)
+    try:
+        return client.call("POST", "/intents/7/approve", json={"approver": "drill-cab"})
+    finally:
+        client.close()
+
+
 def test_a_post_the_instance_took_and_closed_on_is_never_sent_to_another(instances, balancer):
     # each takes the POST, then dies without answering (whichever the balancer picks first); before,
     # HAProxy sent it again to the same one, then to the other: three deliveries of one approval
     a, b = instances(None), instances(None)
     lb = balancer({"a": a.address, "b": b.address})
-    client = ApiClient(lb.url, timeout=15)
-    try:
-        reply = client.call("POST", "/intents/7/approve", json={"approver": "drill-cab"})
-    finally:
-        client.close()
+    reply = approve_through(lb)
     sent = a.received + b.received
     assert sent == ["POST /intents/7/approve HTTP/1.1"], f"the POST reached the instances {len(sent)} times: {sent}"
     # the instance that took it never answered: the outcome is unknown, never a refusal
@@ -117,11 +122,7 @@ def test_another_instances_refusal_never_answers_for_a_post_one_took(instances, 
     took = instances(None)
     refuses = instances((503, {"error": "database unavailable", "cause": "database"}))
     lb = balancer({"a": took.address, "b": refuses.address})
-    client = ApiClient(lb.url, timeout=15)
-    try:
-        reply = client.call("POST", "/intents/7/approve", json={"approver": "drill-cab"})
-    finally:
-        client.close()
+    reply = approve_through(lb)
     if reply.outcome is Outcome.FAIL:       # a definite refusal: nobody else may have had the POST
         assert took.received == [], f"refused 503 after an instance took it: {took.received}"
     assert len(took.received) + len(refuses.received) == 1
