@@ -256,8 +256,8 @@ def _validate(args: argparse.Namespace) -> int:
     from .lab.external import ExternalConfig, ExternalLab
     from .model import Verdict
     from .plan import PlanError, load_plan
-    from .report.text import show
     from .runner.validation import checks, collect
+    from .text import show
     from .workload import Recorder
 
     try:

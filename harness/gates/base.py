@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.model import GATE_JUDGES, GateResult, History, Op, Verdict
-from harness.report.text import one_line
+from harness.text import one_line
 
 GATES: dict[str, type[Gate]] = {}
 # What a gate judges, in the order the report shows them: the deployment first.

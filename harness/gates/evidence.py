@@ -8,7 +8,7 @@ from harness.gates.base import Gate, answer, fault_span, last_op, register, seco
 from harness.gates.recovery import refused_in
 from harness.measure.probes import NOT_SERVED_4XX
 from harness.model import GateResult, History, Verdict
-from harness.report.text import one_line
+from harness.text import one_line
 
 CAUSE, IMPACT = "evidence_store", "publish blocked"
 

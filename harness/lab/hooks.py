@@ -27,6 +27,7 @@ import requests
 import urllib3
 
 from ..inputs import InputError, KiB, printable, read_capped
+from ..redact import scrub
 
 HOOK_KEYS = ("command", "http", "timeout_s")
 HTTP_KEYS = ("url", "method", "token_env", "token_file")
@@ -34,13 +35,6 @@ MAX_TIMEOUT_S = 86400.0         # a day: a runbook step that takes longer is not
 TOKEN_MAX = 64 * KiB            # a token file holds one token
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")      # fullmatch
 
-# What scrub() masks (the value becomes ***, the name stays):
-USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")       # scheme://user:PASSWORD@
-AUTHORIZATION = re.compile(r"""(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
-                           r"""(?:(bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+""")   # the header, to its end
-BEARER = re.compile(r"\b([Bb]earer|BEARER)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}|\b(Basic)\s+[A-Za-z0-9+/=]{8,}")
-SECRETISH = re.compile(r"""(?i)(["']?\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"""
-                       r"""|credential|private[_-]?key|session)[\w-]*["']?\s*[=:]\s*["']?)[^\s&"',;{}\[\]]+""")
 SECRET_QUERY = re.compile(r"(?i)^[\w-]*(password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
                           r"signature|sig|credential)[\w-]*$")
 
@@ -89,16 +83,6 @@ def _http_kind(status: int) -> tuple[str, bool]:
     if status >= 500:
         return UNREACHABLE, True
     return REFUSED, False
-
-
-def scrub(text: str) -> str:
-    """text with secret values masked: URI passwords, Authorization headers, Bearer/Basic
-    credentials, and password=, secret=, token=, api_key= ... values (also as URL query
-    parameters and JSON keys)."""
-    text = USERINFO.sub(lambda m: m.group(1) + ":***@", text)
-    text = AUTHORIZATION.sub(lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + "***", text)
-    text = BEARER.sub(lambda m: (m.group(1) or m.group(2)) + " ***", text)
-    return SECRETISH.sub(lambda m: m.group(1) + "***", text)
 
 
 def public_url(url: str) -> str:

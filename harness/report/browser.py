@@ -39,7 +39,7 @@ from typing import Any
 
 import aiohttp
 
-from .files import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 ENV_BINARY = "DRILL_CHROMIUM"
 BINARY_NAMES = ("chromium", "chromium-browser", "google-chrome")

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.environments import environment_of
+from harness.files import iter_gates, plain, verdict_text
 from harness.inputs import CAB_LINE_MAX, InputError, KiB, open_regular, parse_json, printable, read_capped
 from harness.model import DrillResult
-from harness.report.files import iter_gates, plain, verdict_text
 
 GENESIS = "0" * 64
 KEY_BYTES = 32

@@ -257,8 +257,8 @@ def _report(args: argparse.Namespace) -> int:
 # ---- drill history ------------------------------------------------------------------------------
 
 def _history(args: argparse.Namespace) -> int:
+    from ..files import atomic_write_text
     from .cab_log import key_or_none, verified_entries
-    from .files import atomic_write_text
     from .history import history, render_history
 
     html = Path(args.html)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from harness.environments import CLASSES, DEFAULT_COUNT, UNKNOWN, class_of, count_words, lab_warning
-from harness.report.files import verdict_text
+from harness.files import verdict_text
 from harness.schedule.calendar import DOMAINS, STALE_AFTER_DAYS, domain_states
 
 ROW_DOMAIN = {1: "api", 2: "database", 3: "evidence-store", 4: "connectors", 5: "connectors", 6: "connectors",

@@ -12,11 +12,11 @@ from typing import Any
 import jinja2
 
 from harness.environments import REHEARSAL, environment_of
+from harness.files import atomic_write_text, iter_gates, plain, verdict_text
 from harness.measure.probes import PERIOD_DAYS, period_words
 from harness.model import DrillResult
-from harness.report.files import atomic_write_text, iter_gates, plain, verdict_text
 from harness.report.risk import assess, risk_of
-from harness.report.text import human_seconds, show
+from harness.text import human_seconds, show
 
 FILENAME = "report.html"
 TEMPLATE = "report.html.j2"

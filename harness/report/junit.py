@@ -17,9 +17,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.files import atomic_write_text, plain, verdict_text
 from harness.model import DrillResult
-from harness.report.files import atomic_write_text, plain, verdict_text
-from harness.report.text import show
+from harness.text import show
 
 FILENAME = "junit.xml"
 # Characters XML 1.0 cannot carry at all, even escaped.

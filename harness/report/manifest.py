@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.files import atomic_write_text
 from harness.inputs import RECORD_MAX, InputError, open_regular, parse_json, printable, read_capped
-from harness.report.files import atomic_write_text
 
 FILENAME = "manifest.json"
 PLAN_AS_RUN = "plan-as-run.yaml"

@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from harness.files import atomic_write_text, plain
 from harness.model import DrillResult
-from harness.report.files import atomic_write_text, plain
 
 SCHEMA_VERSION = 4
 FILENAME = "results.json"

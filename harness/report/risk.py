@@ -31,8 +31,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from harness.report.files import iter_gates, verdict_text
-from harness.report.text import human_seconds, show
+from harness.files import iter_gates, verdict_text
+from harness.text import human_seconds, show
 
 ROW_IMPACT = {  # matrix row -> (impact 1-5, the row's Impact column)
     1: (4, "New Deployment Intents and approves blocked"),

@@ -20,7 +20,7 @@ from .. import exits
 from ..model import DrillResult, Verdict
 from ..plan import Plan
 from ..report.html import availability_words
-from ..report.text import show
+from ..text import show
 from .bridge import run_features
 from .forwarder import EventForwarder
 from .record import Recording, complete, write_outputs

@@ -12,11 +12,11 @@ from typing import Any
 
 from .. import __version__, measure
 from ..faults.refused import worst_exit
+from ..files import plain
 from ..matrix import row_of
 from ..measure.accounting import NoFinalRead
 from ..model import DrillResult, History, ScenarioResult, Verdict
 from ..plan import Plan
-from ..report.files import plain
 from ..spec_floors import floors_of, waivers_json  # the targets' floors; the waivers used
 from .common import availability_gate
 from .scenario import DrillRun, Scenario

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from ..model import Outcome
-from ..report.text import one_line
+from ..text import one_line
 
 
 def transport_error(exc: requests.RequestException, timeout: float) -> str:

@@ -9,7 +9,7 @@ from itertools import pairwise
 from harness.model import DrillResult
 from harness.report.html import against, render_html, timeline
 from harness.report.risk import assess
-from harness.report.text import human_seconds
+from harness.text import human_seconds
 
 
 def result(**extra) -> DrillResult:
@@ -143,7 +143,7 @@ def test_human_units_and_margins():
 def test_driver_errors_read_as_whole_words_and_empty_mappings_as_none():
     import requests
 
-    from harness.report.text import one_line, show
+    from harness.text import one_line, show
     from harness.workload.client import transport_error
 
     libpq = ('connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused\n'

@@ -10,6 +10,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .redact import scrub
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write `data` to a temp file beside `path`, fsync it, then os.replace it into place.
@@ -65,8 +67,6 @@ def no_surrogates(text: str) -> str:
 
 def safe_text(text: str) -> str:
     """A string as the outputs hold it: valid UTF-8 (no_surrogates) and secrets masked (scrub)."""
-    from harness.lab.hooks import scrub
-
     return scrub(no_surrogates(text))
 
 
