@@ -35,9 +35,25 @@ def run_loaded(plan, lab, tmp_path: Path) -> tuple[int, dict]:
     return code, result.to_json() if result is not None else None
 
 
+class Gates(dict):
+    """A scenario's gates by id; a gate that is not there says why (the scenario's error, what was
+    not applicable and why, every gate that did not pass), not a bare KeyError."""
+
+    def __init__(self, scenario: dict):
+        super().__init__((g["id"], g) for g in scenario["gates"])
+        self.scenario = scenario
+
+    def __missing__(self, key: str) -> dict:
+        s = self.scenario
+        raise AssertionError(
+            f"gate {key} not stated in scenario {s['name']!r}: error {s.get('error')!r}; "
+            f"not applicable {s.get('not_applicable')}; gates "
+            + "; ".join(f"{g['id']} {g['verdict']} ({g['detail']})" for g in s["gates"] if g["verdict"] != "pass"))
+
+
 def gates_of(scenario: dict) -> dict[str, dict]:
-    """A scenario's gates by id."""
-    return {g["id"]: g for g in scenario["gates"]}
+    """A scenario's gates by id (a missing one fails with the scenario's story)."""
+    return Gates(scenario)
 
 
 def not_passed(results: dict) -> str:
