@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from .environments import DEFAULT_COUNT, LAB, class_of, count_words, lab_warning
 from .inputs import printable
@@ -11,21 +13,76 @@ from .inputs import printable
 
 @dataclass(frozen=True)
 class Row:
+    """One row of the failure-modes matrix, every fact of it written here once: the spec's
+    component and failure, its Impact column and the impact it scores (1-5, harness.report.risk),
+    the HA domain it drills (harness.report.history), the links its steps name (the words of a
+    step -> the Toxiproxy proxy; harness.runner.common.restore_link) and its scenario. Every field
+    is required: a row missing one, or with a value out of range, is refused when it is defined."""
+
     component: str
     failure: str
-    feature: str | None       # scenarios/... path, None while the row has no scenario yet
+    impact: int                  # 1-5: the risk score's impact of a missed threshold of this row
+    impact_words: str            # the row's Impact column
+    ha_domain: str               # one of harness.schedule.calendar.DOMAINS
+    links: Mapping[str, str]     # a step's words for a link -> its proxy (links the lab names itself: none)
+    feature: str | None          # scenarios/... path, None while the row has no scenario yet
 
+    def __post_init__(self) -> None:
+        for name in ("component", "failure", "impact_words", "ha_domain"):
+            if not (isinstance(getattr(self, name), str) and getattr(self, name).strip()):
+                raise ValueError(f"matrix row {self.component!r}: {name} must be a non-empty string")
+        if type(self.impact) is not int or not 1 <= self.impact <= 5:
+            raise ValueError(f"matrix row {self.component!r}: impact must be a whole number from 1 to 5, "
+                             f"got {self.impact!r}")
+        if not isinstance(self.links, Mapping) or not all(isinstance(k, str) and k and isinstance(v, str) and v
+                                                          for k, v in self.links.items()):
+            raise ValueError(f"matrix row {self.component!r}: links must map a step's words to a proxy name")
+        if self.feature is not None and not (isinstance(self.feature, str) and self.feature.startswith("scenarios/")
+                                             and self.feature.endswith(".feature")):
+            raise ValueError(f"matrix row {self.component!r}: feature must be a scenarios/....feature path or None")
+        object.__setattr__(self, "links", MappingProxyType(dict(self.links)))
+
+
+NO_LINKS: Mapping[str, str] = MappingProxyType({})
 
 ROWS = (
-    Row("Control Plane API/Policy services", "Stateless service outage", "scenarios/api/stateless_outage.feature"),
-    Row("Database", "Primary unavailable", "scenarios/database/primary_failover.feature"),
-    Row("Evidence store", "Object storage outage", "scenarios/evidence/object_storage_outage.feature"),
-    Row("Intune Graph degraded", "publish/assignment fails", "scenarios/connectors/intune_graph_degraded.feature"),
-    Row("Jamf API outage", "macOS distribution fails", "scenarios/connectors/jamf_outage.feature"),
+    Row("Control Plane API/Policy services", "Stateless service outage",
+        4, "New Deployment Intents and approves blocked", "api", NO_LINKS,
+        "scenarios/api/stateless_outage.feature"),
+    Row("Database", "Primary unavailable",
+        5, "No reads/writes for policy/evidence", "database", NO_LINKS,      # replication: the lab names its proxy
+        "scenarios/database/primary_failover.feature"),
+    Row("Evidence store", "Object storage outage",
+        4, "Evidence packs cannot be written/read, publish blocked", "evidence-store",
+        {"alternate region": "s3-replica", "evidence store": "s3"},
+        "scenarios/evidence/object_storage_outage.feature"),
+    Row("Intune Graph degraded", "publish/assignment fails",      # platform links: platform-<name>, every platform
+        3, "deployments paused for rings relying on Intune", "connectors", NO_LINKS,
+        "scenarios/connectors/intune_graph_degraded.feature"),
+    Row("Jamf API outage", "macOS distribution fails",
+        3, "macOS ring progression halted", "connectors", NO_LINKS,
+        "scenarios/connectors/jamf_outage.feature"),
     Row("SCCM site server down", "offline site distribution interrupted",
+        3, "Air-gapped ring cannot progress", "connectors", NO_LINKS,
         "scenarios/connectors/sccm_site_down.feature"),
-    Row("Event store write blocked", "Audit events not persisted", "scenarios/eventstore/write_blocked.feature"),
+    Row("Event store write blocked", "Audit events not persisted",
+        5, "Audit events not persisted: non-compliance risk", "event-store", NO_LINKS,
+        "scenarios/eventstore/write_blocked.feature"),
 )
+_BY_NUMBER = dict(enumerate(ROWS, 1))
+
+
+def numbered(number: object) -> Row | None:
+    """The row of this number (from 1, as results.json's matrix_row names it), else None."""
+    try:
+        return _BY_NUMBER.get(number)       # type: ignore[call-overload]  # any JSON value may come
+    except TypeError:                       # a list or a mapping: no row
+        return None
+
+
+def links() -> dict[str, str]:
+    """Every row's links, in row order: a step's words for a link -> its proxy."""
+    return {words: proxy for row in ROWS for words, proxy in row.links.items()}
 
 
 def row_of(feature: str | Path) -> tuple[int, Row] | None:

@@ -12,10 +12,9 @@ from typing import Any
 
 from harness.environments import CLASSES, DEFAULT_COUNT, UNKNOWN, class_of, count_words, lab_warning
 from harness.files import verdict_text
+from harness.matrix import numbered
 from harness.schedule.calendar import DOMAINS, STALE_AFTER_DAYS, domain_states
 
-ROW_DOMAIN = {1: "api", 2: "database", 3: "evidence-store", 4: "connectors", 5: "connectors", 6: "connectors",
-              7: "event-store"}
 RANK = {"pass": 0, "waived": 1, "unknown": 2, "fail": 3}     # as harness.model.Verdict.rank
 
 # chart geometry, SVG user units
@@ -59,7 +58,8 @@ def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
         own = entry.get("ha_domain")
         per: dict[str, dict[str, Any]] = {}
         for scenario in entry.get("scenarios") or ():
-            domain = ROW_DOMAIN.get(scenario.get("matrix_row")) or (own if own in DOMAINS else None)
+            row = numbered(scenario.get("matrix_row"))
+            domain = row.ha_domain if row is not None else own if own in DOMAINS else None
             if domain is None or scenario.get("verdict") == NOT_RUN:    # could not act: no verdict
                 continue
             run = per.setdefault(domain, {"verdict": None, "rto_seconds": None, "rpo_seconds": None})

@@ -32,17 +32,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.files import iter_gates, verdict_text
+from harness.matrix import numbered
 from harness.text import human_seconds, show
 
-ROW_IMPACT = {  # matrix row -> (impact 1-5, the row's Impact column)
-    1: (4, "New Deployment Intents and approves blocked"),
-    2: (5, "No reads/writes for policy/evidence"),
-    3: (4, "Evidence packs cannot be written/read, publish blocked"),
-    4: (3, "deployments paused for rings relying on Intune"),
-    5: (3, "macOS ring progression halted"),
-    6: (3, "Air-gapped ring cannot progress"),
-    7: (5, "Audit events not persisted: non-compliance risk"),
-}
 DOMAIN_IMPACT = {"database": 5, "event-store": 5, "backup-restore": 5, "evidence-store": 4, "api": 4,
                  "connectors": 3, "all": 4}
 HISTORY_RUNS = 4
@@ -56,9 +48,9 @@ def level(score: int) -> str:
 
 
 def impact_of(matrix_row: int | None, ha_domain: str | None, tier: int | None) -> tuple[int, str]:
-    if matrix_row in ROW_IMPACT:
-        base, words = ROW_IMPACT[matrix_row]
-        why = f"matrix row {matrix_row}: {words}"
+    row = numbered(matrix_row)
+    if row is not None:
+        base, why = row.impact, f"matrix row {matrix_row}: {row.impact_words}"
     else:
         base = DOMAIN_IMPACT.get(str(ha_domain), 3)
         why = f"HA domain {ha_domain or 'unknown'}"

@@ -17,6 +17,7 @@ from ..gates.recovery import DuplicatedApplies, DuplicatedEvents, DuplicatedWrit
 from ..gates.steady import FaultsHealed, SteadyState
 from ..gates.waiver import waivable
 from ..lab.connectors import PLATFORMS
+from ..matrix import links
 from ..measure.probes import TARGET
 from ..model import Outcome
 from ..plan import AvailabilityPolicy
@@ -368,19 +369,18 @@ def availability_gate(scn: Scenario, target: float | None = None) -> Availabilit
     return AvailabilityBudget(target, policy.period_days, policy.drill_allowance, policy.region)
 
 
-LINKS = {"alternate region": "s3-replica", "evidence store": "s3"}
-
-
 def restore_link(scn: Scenario, link: str) -> None:
-    """Heal the most recent active fault on the named link (the step's words -> the proxy)."""
-    if link in LINKS:
-        target = LINKS[link]
+    """Heal the most recent active fault on the named link (the step's words -> the proxy): a
+    matrix row's link (harness.matrix.Row.links), a platform's or the replication link."""
+    named = links()
+    if link in named:
+        target = named[link]
     elif link in PLATFORMS:
         target = f"platform-{link}"
     elif link == "replication":
         cut = [e for e in scn.journal.active() if e.label.startswith("partition:replication:")]
         target = cut[-1].fault.spec.target if cut else scn.lab.replication_proxy_name(scn.lab.failover.candidate)
     else:
-        raise ValueError(f"unknown link {link!r}; the links are: {', '.join([*LINKS, 'replication', *PLATFORMS])}")
+        raise ValueError(f"unknown link {link!r}; the links are: {', '.join([*named, 'replication', *PLATFORMS])}")
     scn.heal(target=target)
     scn.observe(f"The {link} link restored.")

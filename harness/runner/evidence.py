@@ -18,13 +18,15 @@ from ..gates.evidence import (
     ValidatedCopy,
 )
 from ..gates.worm import WormRetention
+from ..matrix import links
 from ..model import FaultSpec
 from ..wait import poll
 from ..workload import ApiClient
 from .common import read_events
 from .scenario import Scenario
 
-PRIMARY_LINK, ALTERNATE_LINK, GATEWAY = "s3", "s3-replica", "s3"
+PRIMARY_LINK, ALTERNATE_LINK = links()["evidence store"], links()["alternate region"]   # the row's links
+GATEWAY = "s3"
 
 
 def cut_alternate_region(scn: Scenario) -> None:

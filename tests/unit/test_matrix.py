@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.matrix import ROWS, render
+import pytest
+
+from harness import matrix
+from harness.matrix import ROWS, Row, render
 from harness.model import DrillResult
 from harness.report import append_cab_log
 from harness.report.cab_log import load_key, verified_entries
@@ -32,6 +35,67 @@ def test_the_matrix_has_the_specs_seven_rows_in_order():
     assert [r.component for r in ROWS][:2] == ["Control Plane API/Policy services", "Database"]
     assert len(ROWS) == 7
     assert all((ROOT / r.feature).exists() for r in ROWS if r.feature)
+
+
+def test_every_row_carries_each_of_its_facts():
+    from harness.schedule.calendar import DOMAINS
+
+    for row in ROWS:
+        assert row.component.strip() and row.failure.strip() and row.impact_words.strip(), row
+        assert row.impact in range(1, 6) and row.ha_domain in DOMAINS, row
+        assert row.feature is not None and (ROOT / row.feature).is_file(), row
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in row.links.items()), row
+    assert [r.ha_domain for r in ROWS] == ["api", "database", "evidence-store", "connectors", "connectors",
+                                           "connectors", "event-store"]
+    assert [r.impact for r in ROWS] == [4, 5, 4, 3, 3, 3, 5]
+    assert matrix.links() == {"alternate region": "s3-replica", "evidence store": "s3"}
+
+
+FULL = {"component": "C", "failure": "F", "impact": 4, "impact_words": "W", "ha_domain": "api", "links": {},
+        "feature": "scenarios/api/x.feature"}
+
+
+@pytest.mark.parametrize("missing", sorted(FULL))
+def test_a_row_missing_a_field_is_refused_where_it_is_defined(missing):
+    with pytest.raises(TypeError, match=f"missing 1 required .*'{missing}'"):
+        Row(**{k: v for k, v in FULL.items() if k != missing})
+
+
+@pytest.mark.parametrize("key, value", [("impact", 6), ("impact", 0), ("impact", "4"), ("impact", True),
+                                        ("ha_domain", ""), ("component", " "), ("impact_words", None),
+                                        ("links", {"alternate region": ""}), ("links", ["s3"]),
+                                        ("feature", "api/x.feature")])
+def test_a_row_with_a_field_out_of_range_is_refused_where_it_is_defined(key, value):
+    with pytest.raises(ValueError, match=f"matrix row '.*': {key} must"):
+        Row(**{**FULL, key: value})
+
+
+def test_a_rows_links_cannot_be_changed_after_it_is_defined():
+    with pytest.raises(TypeError):
+        ROWS[2].links["evidence store"] = "elsewhere"      # type: ignore[index]
+
+
+def test_risk_history_and_the_runner_read_the_row_not_a_table_of_their_own(monkeypatch):
+    from harness.report import history, risk
+    from harness.runner import common
+
+    for module, table in ((risk, "ROW_IMPACT"), (history, "ROW_DOMAIN"), (common, "LINKS")):
+        assert not hasattr(module, table), f"{module.__name__}.{table}: a second copy of the rows' facts"
+    changed = Row("Database", "Primary unavailable", 2, "changed words", "backup-restore", {"a link": "proxy-x"},
+                  "scenarios/database/primary_failover.feature")
+    monkeypatch.setattr(matrix, "ROWS", (ROWS[0], changed, *ROWS[2:]))
+    monkeypatch.setattr(matrix, "_BY_NUMBER", dict(enumerate(matrix.ROWS, 1)))
+    assert risk.impact_of(2, "database", None) == (2, "matrix row 2: changed words")
+    entry = {"kind": "drill", "finished_at": "2026-01-01T00:00:00+00:00", "drill": "d", "ha_domain": "all",
+             "verdict": "pass", "scenarios": [{"matrix_row": 2, "verdict": "pass"}]}
+    by_domain = history.runs_by_domain([entry])
+    assert [r["drill"] for r in by_domain["backup-restore"]] == ["d"] and by_domain["database"] == []
+    assert matrix.links()["a link"] == "proxy-x"
+
+
+def test_a_matrix_row_number_that_is_no_row_has_none():
+    assert matrix.numbered(1) is ROWS[0] and matrix.numbered(7) is ROWS[6]
+    assert [matrix.numbered(n) for n in (0, 8, None, "1", [1], {"number": 1})] == [None] * 6
 
 
 def test_the_last_verdict_of_each_row_comes_from_the_newest_report(tmp_path):
