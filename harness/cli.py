@@ -143,23 +143,23 @@ def _lab_down(args: argparse.Namespace) -> int:
 
 
 def _steps(args: argparse.Namespace) -> int:
-    """Print the step vocabulary: every sentence a .feature file may use, with what it does."""
-    from pytest_bdd.steps import step_function_context_registry
-
+    """Print the step vocabulary from the step registry: every sentence a .feature file may use,
+    with what it does, the lab capabilities it needs and what it touches (harness.steps.registry)."""
     from .steps import plugin  # noqa: F401 - imports every step module
+    from .steps.registry import STEPS
 
-    rows = sorted({(ctx.type or "step", ctx.parser.name, " ".join((ctx.step_func.__doc__ or "").split()),
-                    ctx.step_func.__module__.rsplit(".", 1)[-1])
-                   for ctx in step_function_context_registry.values()
-                   if ctx.step_func.__module__.startswith("harness.steps")}, key=lambda r: (r[3], r[0], r[1]))
     current = None
-    for kind, sentence, doc, module in rows:
-        if module != current:
-            print(f"\n[{module}]")
-            current = module
-        print(f"  {kind.capitalize():5} {sentence}")
-        if doc:
-            print(f"        {doc}")
+    for step in sorted(STEPS, key=lambda s: (s.module, s.kind, s.sentence)):
+        if step.module != current:
+            print(f"\n[{step.module}]")
+            current = step.module
+        print(f"  {step.kind.capitalize():5} {step.sentence}")
+        if step.doc:
+            print(f"        {step.doc}")
+        declared = ([f"needs: {', '.join(step.needs)}"] if step.needs else []) + (
+            [f"touches: {', '.join(step.touches)}"] if step.touches else [])
+        if declared:
+            print(f"        {'; '.join(declared)}")
     return 0
 
 

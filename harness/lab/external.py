@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,14 @@ import psycopg
 import requests
 
 from ..faults import FaultError, ToxiproxyControl
+from ..steps.registry import (
+    EVERY_API_INSTANCE,
+    EVIDENCE_GATEWAY,
+    FAILBACK_LINKS,
+    PROXY,
+    REPLICATION_LINK,
+    TargetNames,
+)
 from ..wait import wait_for
 from .base import Lab, LabStartError
 from .failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag
@@ -1015,48 +1022,34 @@ class ExternalLab(Lab):
             return None
         return [json.loads(line) for line in lines if line.strip().startswith("{")]
 
-    def fault_targets(self) -> dict[str, Any]:
-        """What each destructive step of every feature touches, by the names of lab.blast_radius:
-        {step pattern: target(s)} (harness.runner.impact matches the sentences). A proxy the plan
-        does not name shows as the key that would name it, so the radius check refuses it."""
+    def fault_targets(self) -> TargetNames:
+        """The names of lab.blast_radius for what a step touches: each step declares the symbols it
+        touches once (harness.steps.registry); this turns a symbol into this lab's names. A proxy
+        the plan does not name shows as the key that would name it, so the radius check refuses it."""
         c = self.config
 
         def proxy(value: str | None, key: str) -> str:
             return value or f"(no proxy: set {key})"
 
-        def platform_link(m: re.Match) -> str:
-            p = m.group("platform")
-            return proxy(c.platform_proxies.get(p), f"lab.proxies.platforms.{p}")
-        zones = tuple(f"api-{z}" for z in c.api_instances) or ("api-<every zone: set lab.api_tier>",)
-        return {
-            r"the database primary is killed": DATABASE_PRIMARY,
-            r"event store writes are blocked on the database primary": DATABASE_PRIMARY,
-            r"the replication link to the replica is cut": proxy(c.replication_proxy, "lab.database.replication_proxy"),
-            # the failback drill slows the link of the node the failback returns to (the old primary:
-            # any node but the failover target); a node without a named proxy is not slowed (unknown)
-            r"failback is refused while TransactionLag > .+": tuple(
-                v for n, v in c.replication_proxies.items() if n != c.failover_target),
-            r"the API instance in (?P<zone>\S+) is killed": r"api-\g<zone>",
-            r"every API instance is down": zones,
-            r"the link to the alternate region is cut": proxy(c.proxies.get("evidence_replica"),
-                                                              "lab.proxies.evidence_replica"),
-            r"the evidence store becomes unreachable": proxy(c.proxies.get("evidence_store"),
-                                                             "lab.proxies.evidence_store"),
-            r"the evidence store answers \d+ to every request": GATEWAY_TARGET,
-            r"(?P<platform>\S+) answers 429 with Retry-After .+": r"\g<platform>-api",
-            r"the (?P<platform>\S+) API answers \d+ to every request": r"\g<platform>-api",
-            r"the (?P<platform>\S+) site server is killed": r"\g<platform>-api",
-            r"the (?P<platform>\S+) link gets \d+ ms of latency": platform_link,
-            r"the connector workers are lost.*": "connector-workers",
-            # the backup rows (never on this provider: no backup service) touch the stores themselves
-            r".*snapshot's dump is truncated.*": "backup-store",
-            r"the primary region's database is lost": "database-all-nodes",
-            r"the backup encryption key is soft-deleted": "backup-key-vault",
-            r"the backup service stops taking snapshots": "backup-service",
-        }
+        def names(symbol: str) -> tuple[str, ...]:
+            if symbol == REPLICATION_LINK:
+                return (proxy(c.replication_proxy, "lab.database.replication_proxy"),)
+            if symbol == FAILBACK_LINKS:
+                # the failback drill slows the link of the node the failback returns to (the old primary:
+                # any node but the failover target); a node without a named proxy is not slowed (unknown)
+                return tuple(v for n, v in c.replication_proxies.items() if n != c.failover_target)
+            if symbol == EVERY_API_INSTANCE:
+                return tuple(f"api-{z}" for z in c.api_instances) or ("api-<every zone: set lab.api_tier>",)
+            if symbol.startswith(PROXY):
+                role = symbol[len(PROXY):]
+                kind, _, platform = role.partition(".")
+                value = c.platform_proxies.get(platform) if kind == "platforms" else c.proxies.get(role)
+                return (proxy(value, f"lab.proxies.{role}"),)
+            return (symbol,)
+        return names
 
 
-DATABASE_PRIMARY, GATEWAY_TARGET = "database-primary", "evidence-gateway"
+GATEWAY_TARGET = EVIDENCE_GATEWAY
 
 
 def _public(dsn: str) -> str:

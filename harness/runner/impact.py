@@ -1,80 +1,70 @@
-"""What a plan's scenarios will touch, known before anything runs (blast radius, dry runs)."""
+"""What a plan's scenarios will touch, known before anything runs (blast radius, dry runs).
+
+A feature is read with pytest-bdd's own parser (the grammar the run uses) and each line is matched
+by the registered step's own matcher (harness.steps.registry); what a step touches is declared
+once, on the step, as provider-independent symbols that the lab turns into its own names
+(`Lab.fault_targets()`)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Union
 
+from pytest_bdd.exceptions import GherkinParseError
+from pytest_bdd.parser import FeatureParser
+
+from ..inputs import InputError, printable
+from ..steps import plugin as _vocabulary  # noqa: F401 - registers every step
+from ..steps.registry import TargetNames, matching, same_names
 from .tags import matches
 
-STEP = re.compile(r"^\s*(Given|When|Then|And|But)\s+(.+?)\s*$")
 
-# what a destructive step touches: a name, several, or a function of the step's match; a name
-# may use the pattern's groups (\g<platform>)
-Targets = Union[str, tuple, list, Callable[[re.Match], str | tuple | list]]
+def feature_lines(path: Path, expression: str | None = None) -> list[tuple[str, str]]:
+    """(kind, sentence) of each step line of a .feature file, in order, as pytest-bdd reads them
+    (And/But take the kind before them): the Background's, then those of the scenarios the tag
+    expression selects (all without one); a scenario's tags include its feature's. A file
+    pytest-bdd cannot parse is refused (InputError, exit 2); one without a Feature has no steps."""
+    try:
+        feature = FeatureParser(str(path.parent), path.name).parse()
+    except GherkinParseError as exc:
+        raise InputError(f"{printable(str(path))}: not a feature pytest-bdd can read: "
+                         f"{printable(' '.join(str(exc).split()), 200)}") from exc
+    except KeyError:      # pytest-bdd 9 reads a file without a Feature as KeyError('feature')
+        return []
+    lines = [(s.type, s.name) for s in feature.background.steps] if feature.background else []
+    for scenario in feature.scenarios.values():
+        if expression is None or matches(expression, feature.tags | scenario.tags):
+            own = scenario.steps[len(scenario.all_background_steps):]
+            lines += [(s.type, s.name) for s in own]
+    return lines
 
 
 def feature_steps(path: Path, expression: str | None = None) -> list[str]:
-    """The step sentences of a .feature file, in order (keywords dropped): of the scenarios the
-    tag expression selects (all without one), with the Background's; a scenario's tags include
-    its feature's."""
-    feature_tags: set[str] = set()
-    pending: set[str] = set()
-    selected, steps = True, []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        text = line.strip()
-        if text.startswith("@"):
-            pending |= set(text.split())
-        elif text.startswith("Feature:"):
-            feature_tags, pending, selected = pending, set(), True
-        elif text.startswith("Background:"):
-            selected = True
-        elif text.startswith(("Scenario:", "Scenario Outline:", "Example:")):
-            selected = expression is None or matches(expression, feature_tags | pending)
-            pending = set()
-        elif selected and (m := STEP.match(line)):
-            steps.append(m.group(2))
-    return steps
+    """The step sentences of a .feature file, in order (keywords dropped): see feature_lines."""
+    return [sentence for _, sentence in feature_lines(path, expression)]
 
 
-def step_targets(step: str, targets_by_step: Mapping[str, Targets]) -> list[str]:
-    """What a step touches: the targets of the first key that is the step itself or a regular
-    expression matching the whole sentence (steps are parametrized: "the API instance in az1 is
-    killed"); [] when no key matches (the step does no harm)."""
-    for key, targets in targets_by_step.items():
-        if key == step:
-            match = re.fullmatch(re.escape(step), step)
-        else:
-            try:
-                match = re.fullmatch(key, step)
-            except re.error:
-                continue
-        if match is None:
-            continue
-        if callable(targets):
-            targets = targets(match)
-        names = [targets] if isinstance(targets, str) else list(targets)
-        return [match.expand(name) if "\\" in name else name for name in names]
-    return []
+def step_targets(step: str, names: TargetNames = same_names, kind: str | None = None) -> list[str]:
+    """What a step sentence touches, by the lab's names (`Lab.fault_targets()`): the symbols its
+    registered step declares; [] when it touches nothing (or no step matches it)."""
+    found = matching(step, kind)
+    return found.targets(step, names) if found else []
 
 
-def fault_targets(features: list[Path], targets_by_step: Mapping[str, Targets],
+def fault_targets(features: list[Path], names: TargetNames = same_names,
                   expression: str | None = None) -> dict[str, list[str]]:
     """{target: [steps that touch it]} for every destructive step of the features' scenarios the
     tag expression selects."""
     touched: dict[str, list[str]] = {}
     for path in features:
-        for step in feature_steps(path, expression):
-            for target in step_targets(step, targets_by_step):
+        for kind, step in feature_lines(path, expression):
+            for target in step_targets(step, names, kind):
                 touched.setdefault(target, []).append(f"{path.name}: {step}")
     return touched
 
 
-def outside_blast_radius(features: list[Path], targets_by_step: Mapping[str, Targets],
-                         radius: tuple[str, ...], expression: str | None = None) -> list[str]:
+def outside_blast_radius(features: list[Path], names: TargetNames, radius: tuple[str, ...],
+                         expression: str | None = None) -> list[str]:
     """One line per fault of the selected scenarios whose target is not in the blast radius
     (empty: all allowed)."""
-    return [f"{step} -> {target}" for target, steps in fault_targets(features, targets_by_step, expression).items()
+    return [f"{step} -> {target}" for target, steps in fault_targets(features, names, expression).items()
             if target not in radius for step in steps]

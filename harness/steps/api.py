@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from pytest_bdd import parsers, then, when
+from pytest_bdd import parsers
 
 from ..runner import api
+from .registry import API_INSTANCE, EVERY_API_INSTANCE, drill_step
 
 
-@when(parsers.parse("the API instance in {instance} is killed"))
+@drill_step("when", parsers.parse("the API instance in {instance} is killed"),
+            needs=("api_instances",), touches=(API_INSTANCE,))
 def instance_killed(scenario, instance):
     """SIGKILL one availability zone's API instance (az1, az2 or az3)."""
     api.kill_instance(scenario, instance)
     scenario.notes["lost_az"] = instance
 
 
-@then("the load balancer routes around it within the probe interval")
+@drill_step("then", "the load balancer routes around it within the probe interval")
 def routed_around(scenario):
     """No client request fails later than the load balancer's probe window after the kill."""
     api.routed_around(scenario, scenario.notes["lost_az"])
 
 
-@then(parsers.parse("the API stays available at {percent:g}% per 5-minute window while one availability "
-                    "zone is lost"))
+@drill_step("then", parsers.parse("the API stays available at {percent:g}% per 5-minute window while one "
+                                  "availability zone is lost"))
 def available_while_az_lost(scenario, percent):
     """The scenario's error budget: a 5-minute window is good when at least `percent` of the
     harness's own requests in it were served; the bad windows' share of the period's budget stays
@@ -29,44 +31,45 @@ def available_while_az_lost(scenario, percent):
     api.available_while_az_lost(scenario, scenario.notes["lost_az"], percent / 100.0)
 
 
-@when("every API instance is down")
+@drill_step("when", "every API instance is down", needs=("api_instances",), touches=(EVERY_API_INSTANCE,))
 def all_down(scenario):
     """SIGKILL every remaining API instance."""
     api.all_instances_down(scenario)
 
 
-@then("new intents and approvals are blocked with a clear error")
+@drill_step("then", "new intents and approvals are blocked with a clear error")
 def blocked(scenario):
     """Creating an intent and approving answer 503 with an error and its cause."""
     api.blocked_with_clear_error(scenario)
 
 
-@then(parsers.parse("the connectors keep serving the queued {platform} work"))
+@drill_step("then", parsers.parse("the connectors keep serving the queued {platform} work"),
+            needs=("platform_requests",))
 def served_while_api_down(scenario, platform):
     """With the API tier down, every intent queued for the platform is applied once (its log)."""
     api.serve_queued_work(scenario, platform.strip())
 
 
-@when(parsers.parse("the API instance in {instance} is redeployed"))
+@drill_step("when", parsers.parse("the API instance in {instance} is redeployed"), needs=("api_instances",))
 def instance_redeployed(scenario, instance):
     """Start that instance again: the tier answers, but without its redundancy."""
     api.redeploy(scenario, instance)
 
 
-@then("a publish is refused while ServiceHealth is Unhealthy")
+@drill_step("then", "a publish is refused while ServiceHealth is Unhealthy")
 def publish_refused_unhealthy(scenario):
     """Once the Control Plane answers ServiceHealth = Unhealthy, a publish between two such answers
     must be refused."""
     api.publish_while_unhealthy(scenario)
 
 
-@when("the API instances are redeployed")
+@drill_step("when", "the API instances are redeployed", needs=("api_instances",))
 def redeployed(scenario):
     """Start every killed API instance again (the auto-redeploy)."""
     api.redeploy(scenario)
 
 
-@then("the gate ServiceHealth = Healthy passes before a new publish")
+@drill_step("then", "the gate ServiceHealth = Healthy passes before a new publish")
 def health_before_publish(scenario):
     """Once ServiceHealth = Healthy, a publish must be accepted."""
     api.publish_when_healthy(scenario)

@@ -238,12 +238,12 @@ def test_the_blast_radius_judges_only_the_scenarios_the_tag_expression_selects()
 
 
 def test_step_targets_match_parametrized_sentences():
-    rules = {r"the API instance in (?P<zone>\S+) is killed": r"api-\g<zone>",
-             "the database primary is killed": "database-primary", r"every API instance is down": ("a", "b")}
-    assert step_targets("the API instance in az3 is killed", rules) == ["api-az3"]
-    assert step_targets("the database primary is killed", rules) == ["database-primary"]
-    assert step_targets("every API instance is down", rules) == ["a", "b"]
-    assert step_targets("writes resume", rules) == []
+    names = ExternalLab(parse(full_lab()), confirmed=True).fault_targets()
+    assert step_targets("the API instance in az3 is killed", names) == ["api-az3"]
+    assert step_targets("the database primary is killed", names) == ["database-primary"]
+    assert step_targets("every API instance is down", names) == ["api-az1", "api-az2", "api-az3"]
+    assert step_targets("the jamf link gets 50 ms of latency", names) == ["jamf-link"]
+    assert step_targets("writes resume", names) == []
 
 
 # ---- runbook hooks: every key read or refused ----------------------------------------------------
