@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
+from .errors import PlanError, checked, collector, quoted, shown
 from .inputs import PLAN_MAX, InputError, printable, read_capped
 from .matrix import matrix_order
 from .measure.probes import DRILL_ALLOWANCE, PERIOD_DAYS, REGION
@@ -42,16 +42,10 @@ HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", 
 MAX_DEPTH = 64                # nested mappings and lists
 MAX_NODES = 100_000           # nodes of the document with every alias expanded ("billion laughs")
 MAX_ALIASES = 100
-MAX_QUOTED = 60               # characters of a value quoted in a message
-MAX_PATH_SHOWN = 160          # characters of a path named in a message
 DAY = 86400.0
 # the largest value of each target: a finite, reasonable number (a year of seconds; a billion writes)
 TARGET_MAX = {"rto_seconds": 365 * DAY, "rpo_seconds": 365 * DAY, "backup_rpo_seconds": 365 * DAY,
               "lost_writes": 1e9, "availability": 1.0, "event_count_growth": 1e9, "detection_seconds": 365 * DAY}
-
-
-class PlanError(ValueError):
-    """An invalid plan: the message names the file, the key and the fix."""
 
 
 class HugeNumber:
@@ -63,54 +57,6 @@ class HugeNumber:
 
     def __repr__(self) -> str:
         return f"<an integer of {self.digits} digits>"
-
-
-class _Repr(reprlib.Repr):
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel, self.maxstring, self.maxother = 3, MAX_QUOTED, MAX_QUOTED
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 200:       # ~60 digits; past 4300 repr() itself raises
-            return f"<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
-        return repr(x)
-
-
-_REPR = _Repr()
-
-
-def quoted(value: Any, limit: int = MAX_QUOTED) -> str:
-    """repr(value) for a message, at most `limit` characters, computed without walking a huge
-    value (a YAML alias bomb is a small graph of shared lists that repr() would expand)."""
-    text = _REPR.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def shown(path: Any) -> str:
-    """A path as a message names it: control characters escaped, a very long one shortened."""
-    text = printable(path)
-    if len(text) > MAX_PATH_SHOWN:
-        text = text[: MAX_PATH_SHOWN - 40] + "..." + text[-37:]
-    return text
-
-
-def collector(errors: list | None) -> Callable[[PlanError], None]:
-    """What a parser calls with each error of an independent check: raise it (errors None, the
-    first error stops the parse) or append it to `errors` and go on (`drill validate`)."""
-    def add(exc: PlanError) -> None:
-        if errors is None:
-            raise exc
-        errors.append(exc)
-    return add
-
-
-def checked(add: Callable[[PlanError], None], parse: Callable[..., Any], *args: Any, default: Any = None) -> Any:
-    """parse(*args), or `default` after add() took its PlanError."""
-    try:
-        return parse(*args)
-    except PlanError as exc:
-        add(exc)
-        return default
 
 
 @dataclass(frozen=True)

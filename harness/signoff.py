@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .errors import quoted
+from .inputs import unprintable
+
 PEOPLE = ("owner", "operator", "approver", "change_ticket")
 KEYS = (*PEOPLE, "window")
 MAX_TEXT = 200
@@ -54,8 +57,6 @@ def _iso(when: datetime) -> str:
 
 def _quoted(value: Any) -> str:
     """repr(value) capped (harness.plan.quoted: never the whole of a huge value)."""
-    from .plan import quoted
-
     return quoted(value)
 
 
@@ -63,8 +64,6 @@ def _text(value: Any, key: str, fail: Callable[[str, str], Exception]) -> str:
     """One line a person reads in the report and the CAB log: a control character (ESC, BEL, DEL,
     NEL), a line separator or a bidirectional override (U+202E) is refused, not escaped, since
     the record is signed as given."""
-    from .inputs import unprintable
-
     if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value \
             or len(value) > MAX_TEXT:
         raise fail(key, f"must be one line of text of 1 to {MAX_TEXT} characters, got {_quoted(value)}")

@@ -25,6 +25,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import PlanError, quoted
+from .model import Verdict
+from .signoff import _text
+
 WAIVER_MAX_DAYS = 92          # one quarter: a waiver is renewed (approved again) at least quarterly
 WAIVER_KEYS = ("gate", "reason", "approved_by", "expires")
 AT_MOST, AT_LEAST = "<=", ">="
@@ -144,9 +148,6 @@ Fail = Callable[[str, str], Exception]
 
 def parse_waivers(value: Any, fail: Fail, add: Callable[[Exception], None]) -> dict[str, Waiver]:
     """The plan's `waivers:` (absent or null: none), by target key. Each bad entry goes to add()."""
-    from .plan import PlanError, quoted
-    from .signoff import _text
-
     if value is None:
         return {}
     if not isinstance(value, list):
@@ -189,8 +190,6 @@ def parse_waivers(value: Any, fail: Fail, add: Callable[[Exception], None]) -> d
 
 
 def _expiry(value: Any, key: str, fail: Fail) -> dt.date:
-    from .plan import quoted
-
     if isinstance(value, str):
         try:
             value = dt.date.fromisoformat(value.strip())
@@ -225,8 +224,6 @@ def floor_problems(given: Mapping[str, Any], tier: Any, waivers: Mapping[str, Wa
     """A PlanError (from fail) per target of `given` (the plan's own, already valid numbers)
     looser than its floor without a waiver, and per waiver of a target that is not looser (unless
     the plan's value of it is `invalid`: already refused)."""
-    from .plan import quoted
-
     problems: list[Exception] = []
     loosened = set()
     for key, value in flat(given):
@@ -268,8 +265,6 @@ def floors_of(targets: Mapping[str, Any], tier: Any = None) -> dict[str, dict[st
 def waivers_json(waivers: Mapping[str, Waiver], scenarios: Any) -> list[dict[str, Any]]:
     """The plan's waivers for results.json, each with `gates`: the "scenario/gate" ids judged
     waived under it (empty: every gate of that target met the spec's floor)."""
-    from .model import Verdict
-
     used: dict[str, list[str]] = {key: [] for key in waivers}
     for scenario in scenarios:
         for gate in scenario.gates:

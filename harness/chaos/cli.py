@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from .. import exits
+from ..errors import PlanError, shown
 from ..inputs import printable
-from ..plan import PlanError, shown
 from ..report.cli import add_record_args
 
 EXIT_INVALID = exits.INVALID

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 import requests
 
 from .. import exits
+from ..errors import LabStartError
 from ..lab import hooks
-from ..lab.base import LabStartError
 from .base import FaultError
 
 # what a HookError's kind exits with: the plan is wrong (2), or the target could not be driven (4)

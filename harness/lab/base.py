@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from ..errors import LabStartError as LabStartError  # raised by every provider; defined at the bottom layer
+
 # What a lab can do for a drill; each provider says which it has (Lab.capabilities()), and
 # harness.runner.needs says which step needs which.
 CAPABILITIES = {
@@ -26,10 +28,6 @@ CAPABILITIES = {
     "event_store_block": "block event store writes on the database primary",
     "backups": "the backup service: snapshots, exports, the key vault and restores",
 }
-
-
-class LabStartError(RuntimeError):
-    """The lab could not start; the message names what failed and the fix (exit code 2)."""
 
 
 class Lab(abc.ABC):

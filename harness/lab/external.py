@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 
+from ..errors import quoted
 from ..faults import FaultError, ToxiproxyControl
 from ..steps.registry import (
     EVERY_API_INSTANCE,
@@ -227,8 +228,6 @@ class ExternalConfig:
 
     @staticmethod
     def parse(data: dict, fail: Callable[[str, str], Exception]) -> ExternalConfig:
-        from ..plan import quoted
-
         unknown = sorted(str(k) for k in data if k not in KNOWN_KEYS)
         if unknown:
             raise fail(f"lab.{unknown[0]}", f"unknown key for the external provider; known: "
@@ -349,8 +348,6 @@ def _secret_ref(value: dict, key: str, fail, prefix: str = "token") -> Secret:
 
 
 def _hooks(data: dict, section: str, known: dict[str, str], fail) -> dict[str, Hook]:
-    from ..plan import quoted
-
     hooks = data.get(section) or {}
     if not isinstance(hooks, dict):
         raise fail(f"lab.{section}", "must be a mapping of name to hook ({command: [...]} or {http: {url}})")

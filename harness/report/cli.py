@@ -14,8 +14,8 @@ from typing import Any
 
 from .. import exits
 from ..environments import add_count_arg
+from ..errors import PlanError
 from ..inputs import RECORD_MAX, InputError, parse_json, printable, read_capped
-from ..plan import PlanError
 from ..progress import Progress
 from ..signoff import SignOff, check_window, with_flags
 from .cab_log import (

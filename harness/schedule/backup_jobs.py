@@ -26,7 +26,8 @@ from typing import Any
 
 import psycopg
 
-from ..plan import PlanError, read_yaml
+from ..errors import PlanError
+from ..plan import read_yaml
 
 KNOWN = {"database", "s3", "buckets", "evidence_buckets", "pg_bin", "max_age_hours"}
 JOBS = {"backup:snapshot": "0 * * * *", "backup:age-check": "30 7 * * *"}
