@@ -39,6 +39,77 @@ class Outcome(str, enum.Enum):
     INFO = "info"    # indeterminate: timed out or connection lost mid-flight
 
 
+class OpKind(enum.StrEnum):
+    """What an operation of the harness's own clients did: the `kind` the runner records (Op.kind)
+    and the gates read. The contract between them: each member's comment says what the op's
+    `value` holds, then (after " / ") its `detail` keys. A StrEnum: a recorded string kind compares
+    equal to its member, and str() / f-strings / JSON give the plain string.
+    tests/unit/gates/test_opkind.py checks that every kind a gate reads is a member and every member
+    is recorded or read somewhere."""
+
+    # the workload and the steps' own calls of the Control Plane
+    WRITE = "write"                        # key (idempotency key) / workload, intent_id
+    CREATE_INTENT = "create_intent"        # key sent, or the intent id answered / smoke, error, cause
+    EVIDENCE = "evidence"                  # key / intent_id, smoke, error, cause, Impact
+    APPROVE = "approve"                    # key / intent_id, gate (of a refusal), error, cause
+    PUBLISH = "publish"                    # key / intent_id, platform, ring, phase, workload, error, cause, Impact
+    PROMOTE = "promote"                    # intent key / platform, to_ring, intent_id, gate (of a refusal)
+    READ_INTENT = "read_intent"            # the intent read / intent_id
+    PROBE = "probe"                        # - / (GET /health: ServiceHealth, components)
+    HEALTH = "health"                      # - / ServiceHealth, components
+    FINAL_READ = "final_read"              # keys read back / published (keys read back Published)
+    FINAL_APPLIED = "final_applied"        # keys the platforms applied (one per applied arrival)
+    STEADY_STATE = "steady_state"          # {check: [ok, detail]} / phase before|after
+    # reads of the event store and the SIEM
+    READ_EVENTS = "read_events"            # event rows / type, correlation_id
+    READ_AUDIT = "read_audit"              # the scenario's event rows (by correlation id)
+    READ_DRILL_EVENTS = "read_drill_events"  # the scenario's DrillEvent rows (by correlation id)
+    READ_DEPLOYMENT_EVENTS = "read_deployment_events"  # DrillEvent rows of the scenario's time, any
+    #                                        correlation id (the deployment's own failover events among them)
+    READ_CHAIN = "read_chain"              # every event row of the chain
+    READ_SIEM = "read_siem"                # the SIEM sink's records (the scenario's, and every DrillEvent)
+    READ_SIEM_SMOKE = "read_siem_smoke"    # the SIEM records of the smoke verification's correlation id
+    # the evidence store
+    STORE_READ = "store_read"              # sha256 of the object read, or None / key, expected
+    STORE_LOCK = "store_lock"              # [{object_key, region, mode, retain_until, written_at}] / scope, objects
+    # the platform connectors and queues
+    PLATFORMS_VIEW = "platforms_view"      # the Control Plane's view of its platforms
+    PLATFORM_VIEW = "platform_view"        # the Control Plane's view of one platform / platform
+    QUEUE_METRICS = "queue_metrics"        # the Control Plane's queue metrics
+    QUEUE_DEPTH = "queue_depth"            # the harness's own read of a queue / platform
+    DEAD_LETTERS = "dead_letters"          # the dead-lettered keys / platform
+    REQUEUE = "requeue"                    # the answer / platform
+    CAB_LIFT = "cab_lift"                  # the answer / platform
+    CLOCK_ADVANCE = "clock_advance"        # the answer (the Control Plane's clock moved) / seconds
+    RING_ROLLBACK = "ring_rollback"        # the answer / ring
+    # the database tier
+    LAG = "lag"                            # TransactionLag seconds / node
+    IN_RECOVERY = "in_recovery"            # whether the node is in recovery / node
+    FAILBACK = "failback"                  # the answer / node, requested
+    # post-failover validation
+    SERVICES = "services"                  # {ServiceHealth, components, lab_checks}
+    TABLE_CHECKSUMS = "table_checksums"    # {primary: {table: [rows, checksum]}, dr: ...}
+    EVENT_GROWTH = "event_growth"          # event counts before and after
+    APPROVAL_COUNTS = "approval_counts"    # approval counts of both copies
+    VALIDATE_DRILL_EVENTS = "validate_drill_events"  # the store's DrillEvent rows
+    VALIDATE_SIEM = "validate_siem"        # the SIEM's DrillEvent records
+    # backup and restore
+    BACKUP_CATALOGUE = "backup_catalogue"  # every snapshot in the backup store / phase, cp_now
+    EXPORT_DELETE_ATTEMPT = "export_delete_attempt"  # {deleted, error}: a delete of a locked export
+    EVIDENCE_VERSIONS = "evidence_versions"  # the versions the harness listed
+    INVENTORY_READ = "inventory_read"      # the day's inventory (eventstore_sha256)
+    RESTORE = "restore"                    # {snapshot_id, phases} of the restore runbook / bucket, verify
+    RESTORED_DATA = "restored_data"        # counts, chain and approvals of the restored database
+    RESTORED_SAMPLE = "restored_sample"    # the intents read back from the restored database
+    KEY_READ = "key_read"                  # fingerprint of the backup key / phase before|deleted|recovered
+    KEY_PURGE = "key_purge"                # "purged", or the error of the purge attempt
+    REPLAY_CREATE = "replay_create"        # key (an intent replayed after a restore)
+    REPLAY_EVIDENCE = "replay_evidence"    # key / intent_id
+    REPLAY_APPROVE = "replay_approve"      # key / intent_id
+    REPLAY_PUBLISH = "replay_publish"      # key / intent_id
+    REPLAY_READ = "replay_read"            # keys of the replayed intents read back after a restore
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation of the harness's own clients. Times are seconds on one monotonic clock
@@ -46,7 +117,7 @@ class Op:
     the answer's fields a gate reads: cause, gate, Impact, ServiceHealth, ...)."""
 
     id: int
-    kind: str                      # "write", "probe", "publish", "approve", "read_events", ...
+    kind: str                      # an OpKind (the runner may record its string: they compare equal)
     t_invoke: float
     t_complete: float | None       # None while in flight / never completed
     outcome: Outcome

@@ -7,9 +7,9 @@ from __future__ import annotations
 from harness.gates.base import Gate, Span, answer, fault_span, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.platforms import applied, arrivals
-from harness.model import GateResult, History, Op, Verdict
+from harness.model import GateResult, History, Op, OpKind, Verdict
 
-HEALTH_PROBES = ("probe", "health")
+HEALTH_PROBES = (OpKind.PROBE, OpKind.HEALTH)
 
 
 @register
@@ -30,10 +30,10 @@ class IntentsAndApprovalsBlocked(Gate):
         span = tier_down(history, self.fault)
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        result = refused_in(self, history, span, ("create_intent", "approve"), status=503)
+        result = refused_in(self, history, span, (OpKind.CREATE_INTENT, OpKind.APPROVE), status=503)
         if result.verdict is not Verdict.PASS:
             return result
-        unclear = [o for o in history.ops if o.kind in ("create_intent", "approve") and span.holds(o)
+        unclear = [o for o in history.ops if o.kind in (OpKind.CREATE_INTENT, OpKind.APPROVE) and span.holds(o)
                    and not (o.detail.get("error") and o.detail.get("cause"))]
         if unclear:
             return self.result(Verdict.FAIL, result.measured, "refused without an error and a cause: "
@@ -85,7 +85,7 @@ class PublishRefusedWhileUnhealthy(Gate):
         inject = history.first_event("inject", self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        while_unhealthy = [o for o in history.ops_of("publish") if o.t_invoke >= inject.t
+        while_unhealthy = [o for o in history.ops_of(OpKind.PUBLISH) if o.t_invoke >= inject.t
                            and health_around(history, o) == ("Unhealthy", "Unhealthy")]
         if not while_unhealthy:
             return self.unknown("no publish was attempted between two answers saying ServiceHealth = Unhealthy")
@@ -111,7 +111,7 @@ class PublishAcceptedWhenHealthy(Gate):
         span = fault_span(history, self.fault)
         if span is None or span.end is None:
             return self.unknown(f"the fault {self.fault!r} was not injected and healed")
-        candidates = [o for o in sorted(history.ops_of("publish"), key=lambda o: o.t_invoke)
+        candidates = [o for o in sorted(history.ops_of(OpKind.PUBLISH), key=lambda o: o.t_invoke)
                       if o.t_invoke >= span.end and health_around(history, o)[0] == "Healthy"]
         if not candidates:
             return self.unknown("no publish was attempted after a Healthy answer")

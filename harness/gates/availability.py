@@ -17,9 +17,9 @@ from harness.measure.probes import (
     error_budget,
     period_words,
 )
-from harness.model import GateResult, History, Outcome, Verdict
+from harness.model import GateResult, History, OpKind, Outcome, Verdict
 
-CLIENT_REQUESTS = ("write", "probe", "approve", "publish", "evidence")
+CLIENT_REQUESTS = (OpKind.WRITE, OpKind.PROBE, OpKind.APPROVE, OpKind.PUBLISH, OpKind.EVIDENCE)
 
 
 @register
@@ -42,7 +42,7 @@ class AvailabilityBudget(Gate):
                  allowance: float = DRILL_ALLOWANCE, region: str = REGION, window_s: float = WINDOW_S):
         self.target, self.period_days, self.allowance = target, period_days, allowance
         self.region, self.window_s = region, window_s
-        self.limit = round(allowance * 100.0, 4)
+        self.limit: float = round(allowance * 100.0, 4)
         minutes = f"{window_s / 60:g}-minute"
         budget = (1.0 - target) * period_days * 86400.0 / window_s
         self.threshold = (f"<= {self.limit:g}% of {period_words(period_days)} error budget ({budget:.3g} bad "
@@ -58,10 +58,10 @@ class AvailabilityBudget(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         budget = self.budget(history)
-        if not budget.windows:
+        worst = budget.worst          # None exactly when there is no window
+        if not budget.windows or worst is None:
             return self.unknown("the scenario made no request to the system: availability not observed")
         bad, share = budget.bad, budget.share
-        worst = budget.worst
         served = ", ".join(f"{w.ratio:.2%}" for w in bad[:5]) + (", ..." if len(bad) > 5 else "")
         detail = (f"{len(bad)} bad of {len(budget.windows)} {self.window_s / 60:g}-minute windows "
                   + (f"({served} served)" if bad else f"(lowest {worst.ratio:.2%} served)")

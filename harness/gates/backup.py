@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
+from typing import Any
 
 from harness.gates.base import Gate, answer, last_op, register, seconds
-from harness.model import GateResult, History, Op
+from harness.model import Event, GateResult, History, Op, OpKind
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -39,16 +41,17 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _catalogue(gate: Gate, history: History, phase: str) -> tuple[Op | None, GateResult | None]:
-    op = last_op(history, "backup_catalogue", phase=phase)
+def _catalogue(gate: Gate, history: History, phase: str) -> Op | GateResult:
+    """The last read of the backup store in `phase`, or the gate's unknown when it was not read."""
+    op = last_op(history, OpKind.BACKUP_CATALOGUE, phase=phase)
     if op is None:
-        return None, gate.unknown(f"the backup store was not read ({phase})")
+        return gate.unknown(f"the backup store was not read ({phase})")
     if not op.ok:
-        return None, gate.unknown(f"the backup store could not be read ({phase}): {op.error}")
-    return op, None
+        return gate.unknown(f"the backup store could not be read ({phase}): {op.error}")
+    return op
 
 
-def _of_kind(op: Op, kind: str) -> list[dict]:
+def _of_kind(op: Op, kind: str) -> list[dict[str, Any]]:
     return sorted((s for s in op.value if s.get("kind") == kind), key=lambda s: s["taken_at"])
 
 
@@ -66,9 +69,9 @@ class HourlySnapshotsTaken(Gate):
         self.start, self.end, self.phase = start, end, phase
 
     def evaluate(self, history: History) -> GateResult:
-        op, unknown = _catalogue(self, history, self.phase)
-        if unknown:
-            return unknown
+        op = _catalogue(self, history, self.phase)
+        if isinstance(op, GateResult):
+            return op
         hourly = [s for s in _of_kind(op, "hourly") if self.start - HOUR < s["taken_at"] <= self.end]
         first = (self.start // HOUR) * HOUR
         hours = [first + i * HOUR for i in range(int((self.end - first) // HOUR) + 1)]
@@ -95,14 +98,15 @@ class CrossRegionExportsTaken(Gate):
         self.start, self.end, self.phase = start, end, phase
 
     def evaluate(self, history: History) -> GateResult:
-        op, unknown = _catalogue(self, history, self.phase)
-        if unknown:
-            return unknown
+        op = _catalogue(self, history, self.phase)
+        if isinstance(op, GateResult):
+            return op
         exports = [s for s in _of_kind(op, "export") if s["taken_at"] <= self.end]
         if not exports:
             return self.judge(False, {"exports": 0}, "no cross-region export was taken")
-        times = [s["taken_at"] for s in exports if s["taken_at"] >= self.start - DAY - HOUR] or [exports[-1]["taken_at"]]
-        gaps = [b - a for a, b in zip(times, times[1:])] + [self.end - times[-1]]
+        times = ([s["taken_at"] for s in exports if s["taken_at"] >= self.start - DAY - HOUR]
+                 or [exports[-1]["taken_at"]])
+        gaps = [b - a for a, b in pairwise(times)] + [self.end - times[-1]]
         short_locks = [s["snapshot_id"] for s in exports
                        if s.get("retain_until") is None
                        or s["retain_until"] < s["taken_at"] + EXPORT_RETENTION_S - LOCK_SLACK_S]
@@ -129,12 +133,12 @@ class RetentionApplied(Gate):
         self.before, self.after = before, after
 
     def evaluate(self, history: History) -> GateResult:
-        old, unknown = _catalogue(self, history, self.before)
-        if unknown:
-            return unknown
-        new, unknown = _catalogue(self, history, self.after)
-        if unknown:
-            return unknown
+        old = _catalogue(self, history, self.before)
+        if isinstance(old, GateResult):
+            return old
+        new = _catalogue(self, history, self.after)
+        if isinstance(new, GateResult):
+            return new
         now = new.detail["cp_now"]
         present = {(s["bucket"], s["snapshot_id"]) for s in new.value}
         expired_kept, young_deleted, exports_deleted = [], [], []
@@ -148,11 +152,12 @@ class RetentionApplied(Gate):
             elif age < HOURLY_RETENTION_S and not kept:
                 young_deleted.append(s["snapshot_id"])
         expired_kept += [s["snapshot_id"] for s in _of_kind(new, "hourly")
-                         if now - s["taken_at"] > HOURLY_RETENTION_S + BOUNDARY_S and s["snapshot_id"] not in expired_kept]
+                         if now - s["taken_at"] > HOURLY_RETENTION_S + BOUNDARY_S
+                         and s["snapshot_id"] not in expired_kept]
         for s in _of_kind(old, "export"):
             if now - s["taken_at"] < EXPORT_RETENTION_S and (s["bucket"], s["snapshot_id"]) not in present:
                 exports_deleted.append(s["snapshot_id"])
-        attempt = last_op(history, "export_delete_attempt")
+        attempt = last_op(history, OpKind.EXPORT_DELETE_ATTEMPT)
         deleted = None if attempt is None or not isinstance(attempt.value, dict) else attempt.value.get("deleted")
         measured = {"expired_kept": expired_kept[:10], "young_deleted": young_deleted[:10],
                     "exports_deleted": exports_deleted[:10],
@@ -180,8 +185,8 @@ class DailyInventory(Gate):
     threshold = "versioned, none missing, export intact"
 
     def evaluate(self, history: History) -> GateResult:
-        listed = last_op(history, "evidence_versions")
-        inventory = last_op(history, "inventory_read")
+        listed = last_op(history, OpKind.EVIDENCE_VERSIONS)
+        inventory = last_op(history, OpKind.INVENTORY_READ)
         if listed is None or inventory is None:
             return self.unknown("the evidence versions or the day's inventory were not read")
         if not listed.ok or not inventory.ok:
@@ -195,7 +200,8 @@ class DailyInventory(Gate):
                    for key, version in versions if (b, key, version) not in in_inventory]
         export = inventory.value.get("eventstore") or {}
         export_ok = bool(export) and inventory.detail.get("eventstore_sha256") == export.get("sha256")
-        measured = {"day": inventory.value.get("day"), "versions_listed": sum(map(len, listed.value["versions"].values())),
+        measured = {"day": inventory.value.get("day"),
+                    "versions_listed": sum(map(len, listed.value["versions"].values())),
                     "missing": missing[:10], "unversioned": unversioned,
                     "eventstore_export": {"count": export.get("count"), "to_seq": export.get("to_seq"),
                                           "sha256_matches": export_ok}}
@@ -214,8 +220,8 @@ class PublishRefusedWhileBackupStale(Gate):
     threshold = "refused, cause backup"
 
     def evaluate(self, history: History) -> GateResult:
-        stale = last_op(history, "backup_catalogue", phase="stale")
-        publish = last_op(history, "publish", phase="stale")
+        stale = last_op(history, OpKind.BACKUP_CATALOGUE, phase="stale")
+        publish = last_op(history, OpKind.PUBLISH, phase="stale")
         if stale is None or publish is None or not stale.ok:
             return self.unknown("the stale catalogue or the publish during it was not recorded")
         age = _newest_age_h(stale)
@@ -236,8 +242,8 @@ class PublishAcceptedAfterFreshSnapshot(Gate):
     threshold = "accepted"
 
     def evaluate(self, history: History) -> GateResult:
-        fresh = last_op(history, "backup_catalogue", phase="fresh")
-        publish = last_op(history, "publish", phase="fresh")
+        fresh = last_op(history, OpKind.BACKUP_CATALOGUE, phase="fresh")
+        publish = last_op(history, OpKind.PUBLISH, phase="fresh")
         if fresh is None or publish is None or not fresh.ok:
             return self.unknown("the fresh catalogue or the publish after it was not recorded")
         age = _newest_age_h(fresh)
@@ -254,8 +260,9 @@ def _newest_age_h(op: Op) -> float | None:
 
 # ---- restore ----------------------------------------------------------------------------------
 
-def _restore(history: History):
-    """(rehydrated snapshot id, the restore's events) from its log; id None: it never rehydrated."""
+def _restore(history: History) -> tuple[str | None, list[Event], list[Event]]:
+    """(rehydrated snapshot id, the restore's events, its rehydrate events) from its log; id None:
+    it never rehydrated."""
     events = history.events_of("restore_download", "restore_verify", "restore_refused", "restore_rehydrate",
                                "restore_done", source="restore")
     rehydrated = [e for e in events if e.kind == "restore_rehydrate"]
@@ -273,9 +280,9 @@ class SnapshotVerifiedBeforeRestore(Gate):
     threshold = "verified before rehydrate, intact"
 
     def evaluate(self, history: History) -> GateResult:
-        catalogue, unknown = _catalogue(self, history, "at_fault")
-        if unknown:
-            return unknown
+        catalogue = _catalogue(self, history, "at_fault")
+        if isinstance(catalogue, GateResult):
+            return catalogue
         snapshot, events, rehydrated = _restore(history)
         if snapshot is None:
             return self.unknown("the restore never began rehydrating a snapshot")
@@ -305,9 +312,9 @@ class CorruptSnapshotRefused(Gate):
         self.corrupted = corrupted
 
     def evaluate(self, history: History) -> GateResult:
-        catalogue, unknown = _catalogue(self, history, "at_fault")
-        if unknown:
-            return unknown
+        catalogue = _catalogue(self, history, "at_fault")
+        if isinstance(catalogue, GateResult):
+            return catalogue
         snapshot, events, _ = _restore(history)
         refused = [e for e in events if e.kind == "restore_refused" and e.detail.get("snapshot_id") == self.corrupted]
         by_id = {s["snapshot_id"]: s for s in catalogue.value}
@@ -338,12 +345,12 @@ class RestoredDataValid(Gate):
     threshold = "all equal, chain intact, sample readable"
 
     def evaluate(self, history: History) -> GateResult:
-        catalogue, unknown = _catalogue(self, history, "at_fault")
-        if unknown:
-            return unknown
+        catalogue = _catalogue(self, history, "at_fault")
+        if isinstance(catalogue, GateResult):
+            return catalogue
         snapshot, _, _ = _restore(history)
-        data = last_op(history, "restored_data")
-        sample = last_op(history, "restored_sample")
+        data = last_op(history, OpKind.RESTORED_DATA)
+        sample = last_op(history, OpKind.RESTORED_SAMPLE)
         if snapshot is None or data is None or sample is None:
             return self.unknown("the restore did not complete, or its data was not read back")
         if not data.ok or not sample.ok:
@@ -385,9 +392,9 @@ class BackupRpo(Gate):
         self.description = f"Backup RPO (age of the restored snapshot at the fault) <= {target:g} s"
 
     def evaluate(self, history: History) -> GateResult:
-        catalogue, unknown = _catalogue(self, history, "at_fault")
-        if unknown:
-            return unknown
+        catalogue = _catalogue(self, history, "at_fault")
+        if isinstance(catalogue, GateResult):
+            return catalogue
         snapshot, _, _ = _restore(history)
         inject = history.first_event("inject", self.fault)
         if snapshot is None or inject is None:
@@ -411,18 +418,18 @@ class KeyRecoveredFromSoftDelete(Gate):
     threshold = "recovered, same fingerprint, purge refused"
 
     def evaluate(self, history: History) -> GateResult:
-        before = last_op(history, "key_read", phase="before")
-        deleted = last_op(history, "key_read", phase="deleted")
-        after = last_op(history, "key_read", phase="recovered")
-        purge = last_op(history, "key_purge")
+        before = last_op(history, OpKind.KEY_READ, phase="before")
+        deleted = last_op(history, OpKind.KEY_READ, phase="deleted")
+        after = last_op(history, OpKind.KEY_READ, phase="recovered")
+        purge = last_op(history, OpKind.KEY_PURGE)
         if before is None or deleted is None or after is None or purge is None:
             return self.unknown("the key was not read before, during and after its soft-delete, or no purge tried")
         if not before.ok:
             return self.unknown(f"the key could not be read before the drill: {before.error}")
-        measured = {"readable_while_deleted": deleted.ok, "recovered": after.ok,
-                    "same_key": after.ok and after.value == before.value,
+        same_key = after.ok and after.value == before.value
+        measured = {"readable_while_deleted": deleted.ok, "recovered": after.ok, "same_key": same_key,
                     "purge": "refused" if not purge.ok else "purged"}
-        return self.judge(not deleted.ok and measured["same_key"] and not purge.ok, measured)
+        return self.judge(not deleted.ok and same_key and not purge.ok, measured)
 
 
 def replay_sent(publishes: Iterable[Op]) -> dict[str, float]:
@@ -465,7 +472,7 @@ class ReplayedExactlyOnce(Gate):
     def evaluate(self, history: History) -> GateResult:
         from harness.measure.platforms import applied, arrivals, requests_at
 
-        replay = last_op(history, "replay_read")
+        replay = last_op(history, OpKind.REPLAY_READ)
         done = history.events_of("restore_done", source="restore")
         start = done[0] if done else None
         if not self.keys:
@@ -477,11 +484,11 @@ class ReplayedExactlyOnce(Gate):
         counts = {k: len(applied(seen.get(k, []))) for k in self.keys}
         lookups = replay_tested(((e.detail.get("idempotency_key"), e.wall)
                                  for e in requests_at(history, self.platform) if e.detail.get("path") == "/applied"),
-                                replay_sent(history.ops_of("replay_publish")))
+                                replay_sent(history.ops_of(OpKind.REPLAY_PUBLISH)))
         # a replay the restored store answered 200 (it still had the intent, published: the snapshot
         # was taken after it) is not dispatched again, so nothing is tested; every other is
         # (the op's value is the intent id the answer gave: its key is in the detail)
-        survived = {o.detail.get("idempotency_key", o.value) for o in history.ops_of("replay_create")
+        survived = {o.detail.get("idempotency_key", o.value) for o in history.ops_of(OpKind.REPLAY_CREATE)
                     if o.ok and o.status == 200}
         must_test = [k for k in self.keys if k not in survived]
         tested = [k for k in must_test if k in lookups]

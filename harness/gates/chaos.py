@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from harness.gates.base import Gate, register, seconds
 from harness.measure.probes import downtime
-from harness.model import GateResult, History, Outcome, Verdict
+from harness.model import GateResult, History, OpKind, Outcome, Verdict
 
 HALT = "halt"            # event: the run was stopped early (a stop condition, `drill halt`, a signal)
 CHAOS_END = "chaos_end"  # event: the run's fault sequence ended
@@ -16,7 +16,7 @@ def longest_probe_outage(history: History) -> tuple[float, float | None]:
     """(seconds, start) of the longest stretch the health probes failed without an ok answer
     between: from the first failed probe's invoke to the next ok probe's invoke (or, when none
     came, the last failed probe's completion)."""
-    probes = sorted((o for o in history.ops if o.kind == "probe"), key=lambda o: o.t_invoke)
+    probes = sorted((o for o in history.ops if o.kind == OpKind.PROBE), key=lambda o: o.t_invoke)
     longest, where, start, last_end = 0.0, None, None, None
     for op in probes:
         if op.outcome is Outcome.OK:
@@ -51,7 +51,7 @@ class ProbeOutageWithinTolerance(Gate):
         self.description = f"The health probe never failed for longer than {tolerance_s:g} s in a row"
 
     def evaluate(self, history: History) -> GateResult:
-        if not history.ops_of("probe"):
+        if not history.ops_of(OpKind.PROBE):
             return self.unknown("no health probe ran")
         longest, _ = longest_probe_outage(history)
         return self.judge(longest <= self.tolerance_s, seconds(longest),

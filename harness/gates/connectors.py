@@ -5,16 +5,19 @@ clock, which only the harness moves ("clock" events), so the harness knows it to
 
 from __future__ import annotations
 
+from itertools import pairwise
+from typing import Any, cast
+
 from harness.gates.base import Gate, answer, last_op, register
 from harness.measure.platforms import applied, arrivals, backoff, cp_time, requests_at, throttle_count
-from harness.model import GateResult, History, Op
+from harness.model import GateResult, History, Op, OpKind
 
 REPORT_DELAY_S = 1.0     # a connector's report reaches the Control Plane this long after the platform answered
 DETECTION_SECONDS = 60.0  # the plan's default detection allowance (targets.detection_seconds)
 
 
 def _promotions(history: History, platform: str) -> list[Op]:
-    return sorted((o for o in history.ops_of("promote") if o.detail.get("platform") == platform),
+    return sorted((o for o in history.ops_of(OpKind.PROMOTE) if o.detail.get("platform") == platform),
                   key=lambda o: o.t_invoke)
 
 
@@ -28,10 +31,11 @@ def _injected(history: History, platform: str) -> float | None:
     return min(injects) if injects else None
 
 
-def _events_read(history: History, type_: str, platform: str, after: float | None = None):
+def _events_read(history: History, type_: str, platform: str,
+                 after: float | None = None) -> list[dict[str, Any]] | None:
     """The rows of the last read of `type_` events (made after `after`) about the platform and
     appended after `after`; None when no such read succeeded."""
-    read = last_op(history, "read_events", after=after, type=type_)
+    read = last_op(history, OpKind.READ_EVENTS, after=after, type=type_)
     if read is None or not read.ok:
         return None
     return [e for e in read.value if (e.get("payload") or {}).get("platform") == platform
@@ -39,27 +43,28 @@ def _events_read(history: History, type_: str, platform: str, after: float | Non
 
 
 def _requeued(history: History, platform: str) -> float | None:
-    requeue = [o.t_invoke for o in history.ops_of("requeue") if o.detail.get("platform") == platform]
+    requeue = [o.t_invoke for o in history.ops_of(OpKind.REQUEUE) if o.detail.get("platform") == platform]
     return min(requeue) if requeue else None
 
 
-def _not_held(gate: Gate, history: History, start: float, type_: str, ages: list[float],
-              measured: dict) -> GateResult | None:
+def _not_held(gate: Gate, after_s: float, history: History, start: float, type_: str, ages: list[float],
+              measured: dict[str, Any]) -> GateResult | None:
     """A time rule ("after 15 min", "after 24 h") is judged only once the fault was held that long
     on the Control Plane's clock (moved by the harness, or real time held) before the events were
-    read; until then an early answer still fails, and the absence of one is unknown, never a pass."""
-    if any(age <= gate.after_s for age in ages):
+    read; until then an early answer still fails, and the absence of one is unknown, never a pass.
+    `after_s`: the gate's time rule, in seconds."""
+    if any(age <= after_s for age in ages):
         return None
-    read = last_op(history, "read_events", after=start, type=type_)
+    read = last_op(history, OpKind.READ_EVENTS, after=start, type=type_)
     held = cp_time(history, read.t_invoke) - cp_time(history, start) if read is not None else 0.0
-    if held > gate.after_s:
+    if held > after_s:
         return None
-    need = f"{gate.after_s / 60:g} min" if gate.after_s < 2 * 3600 else f"{gate.after_s / 3600:g} h"
+    need = f"{after_s / 60:g} min" if after_s < 2 * 3600 else f"{after_s / 3600:g} h"
     return gate.unknown(f"needs {need} of real time or clock control (the fault was held {held:.0f} s on the "
                         f"Control Plane's clock)", dict(measured, held_s=round(held, 1)))
 
 
-def _event_t(history: History, row: dict) -> float:
+def _event_t(history: History, row: dict[str, Any]) -> float:
     """A stored event's time on the history clock (its `at` is the database's real clock)."""
     import datetime as dt
     return history.at(dt.datetime.fromisoformat(str(row["at"])).timestamp())
@@ -80,15 +85,15 @@ class ConnectorsHealthy(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         first = min((e.t for e in history.events_of("inject")), default=None)
-        views = [o for o in history.ops_of("platforms_view") if first is None or o.done <= first]
+        views = [o for o in history.ops_of(OpKind.PLATFORMS_VIEW) if first is None or o.done <= first]
         if not views:
             return self.unknown("the platforms were not checked before the faults")
         view = max(views, key=lambda o: o.done)
         if not view.ok:
             return self.unknown(f"the platforms could not be read: {view.error}")
-        views = view.value or {}
-        bad = {p: "not reported" for p in self.platforms if p not in views}
-        bad.update({p: v.get("pause_reasons") or v.get("health") for p, v in views.items()
+        seen = view.value or {}
+        bad = {p: "not reported" for p in self.platforms if p not in seen}
+        bad.update({p: v.get("pause_reasons") or v.get("health") for p, v in seen.items()
                     if v.get("PromotionsPaused") or v.get("health") != "Healthy"})
         return self.judge(not bad, "all Healthy" if not bad else bad)
 
@@ -106,7 +111,7 @@ class PublishAccepted(Gate):
         self.keys = list(keys)
 
     def evaluate(self, history: History) -> GateResult:
-        ops = [o for o in history.ops_of("publish") if o.value in self.keys]
+        ops = [o for o in history.ops_of(OpKind.PUBLISH) if o.value in self.keys]
         if not ops:
             return self.unknown("no intent was published")
         refused = [f"{o.value}: {answer(o)}" for o in ops if not o.ok]
@@ -196,10 +201,11 @@ class PromotionRefused(Gate):
         degraded = _events_read(history, "PlatformDegraded", self.platform, after=start)
         return min(_event_t(history, e) for e in degraded) - start if degraded else None
 
-    def figures(self, history: History) -> dict:
+    def figures(self, history: History) -> dict[str, Any]:
         start = _injected(history, self.platform)
         detected = None if start is None else self.detection(history, start)
-        return {} if start is None else {"detection_seconds": None if detected is None else round(max(detected, 0.0), 3)}
+        return {} if start is None else {"detection_seconds": None if detected is None
+                                         else round(max(detected, 0.0), 3)}
 
     def evaluate(self, history: History) -> GateResult:
         start, end = _injected(history, self.platform), _healed(history, self.platform)
@@ -208,7 +214,7 @@ class PromotionRefused(Gate):
         detected = self.detection(history, start)
         offset = self.detection_s if detected is None else min(self.detection_s, max(detected, 0.0))
         judged_from = start + offset
-        measured = {"detection_s": None if detected is None else round(max(detected, 0.0), 3),
+        measured: dict[str, Any] = {"detection_s": None if detected is None else round(max(detected, 0.0), 3),
                     "judged_from_s": round(offset, 3)}
         ops = [o for o in _promotions(history, self.platform)
                if o.t_invoke >= judged_from and (end is None or o.done <= end)]
@@ -271,9 +277,10 @@ class ConnectorBackoff(Gate):
             return self.unknown("the connectors' configured backoff is not known: state it in the plan "
                                 "(targets.connector_backoff: {base_seconds, factor, max_attempts})")
         b = backoff(history, self.platform, self.keys, until=_requeued(history, self.platform))
-        measured = {"gaps_s": [round(g, 3) for g in b.gaps_s], "round_trip_s": round(b.round_trip_s, 3),
-                    "waits_s": [round(w, 3) for w in b.waits_s], "ratios": [round(r, 2) for r in b.ratios],
-                    "attempts": len(b.gaps_s) + 1 if b.key is not None else 0}
+        measured: dict[str, Any] = {
+            "gaps_s": [round(g, 3) for g in b.gaps_s], "round_trip_s": round(b.round_trip_s, 3),
+            "waits_s": [round(w, 3) for w in b.waits_s], "ratios": [round(r, 2) for r in b.ratios],
+            "attempts": len(b.gaps_s) + 1 if b.key is not None else 0}
         if len(b.waits_s) < 2:
             return self.unknown(f"fewer than 3 attempts of one {self.platform} intent reached the platform",
                                 measured)
@@ -284,7 +291,7 @@ class ConnectorBackoff(Gate):
         problems = []
         if not all(w > 0 for w in waits):
             problems.append("an attempt followed another without a wait")
-        elif not all(b2 > a for a, b2 in zip(waits, waits[1:])):
+        elif not all(b2 > a for a, b2 in pairwise(waits)):
             problems.append("a wait was not longer than the one before")
         if not low <= growth <= high:
             problems.append(f"the waits grew {growth:.2f} x per retry, not {low:g}-{high:g}")
@@ -312,7 +319,7 @@ class ThrottleCountAccurate(Gate):
         self.description = f"Every 429 answer of {platform} counted by the Control Plane"
 
     def evaluate(self, history: History) -> GateResult:
-        views = [o for o in history.ops_of("platform_view") if o.detail.get("platform") == self.platform and o.ok]
+        views = [o for o in history.ops_of(OpKind.PLATFORM_VIEW) if o.detail.get("platform") == self.platform and o.ok]
         if not views:
             return self.unknown(f"the Control Plane's view of {self.platform} was not read")
         wrong, highest = [], None
@@ -367,7 +374,8 @@ class ResumeRequiresLowThrottleCount(Gate):
     judges = "system"
 
     def __init__(self, platform: str, limit: int = 5, window_s: float = 300.0):
-        self.platform, self.max_count, self.window_s = platform, limit, window_s   # not a typed limit: measured is a dict
+        # not a typed limit: measured is a dict
+        self.platform, self.max_count, self.window_s = platform, limit, window_s
         self.id = "resume_requires_throttle_count_le_5" if limit == 5 else f"resume_requires_throttle_count_le_{limit}"
         self.threshold = f"refused while > {limit}"
         self.description = f"Promotions on {platform} stay paused after recovery while GraphThrottleCount > {limit}"
@@ -421,7 +429,8 @@ class CabManualPause(Gate):
         self.platform, self.after_s = platform, after_s
         self.id = f"cab_manual_pause_{platform}"
         self.threshold = f"one pause, raised after > {after_s / 60:g} min degraded, with a notification"
-        self.description = f"CAB manual pause raised after {platform} was degraded for more than {after_s / 60:g} minutes"
+        self.description = (f"CAB manual pause raised after {platform} was degraded for more than "
+                            f"{after_s / 60:g} minutes")
 
     def evaluate(self, history: History) -> GateResult:
         start = _injected(history, self.platform)
@@ -434,7 +443,7 @@ class CabManualPause(Gate):
         fault_cp = cp_time(history, start)
         ages = [round(cp_time(history, _event_t(history, e)) - fault_cp, 1) for e in raised]
         measured = {"raised": len(raised), "degraded_for_s": ages, "notifications": len(notices)}
-        short = _not_held(self, history, start, "CabManualPauseRaised", ages, measured)
+        short = _not_held(self, self.after_s, history, start, "CabManualPauseRaised", ages, measured)
         if short is not None:
             return short
         ok = len(raised) == 1 and ages[0] > self.after_s and bool(notices)
@@ -455,7 +464,7 @@ class CabPauseHoldsUntilLifted(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         healed = _healed(history, self.platform)
-        lifts = [o for o in history.ops_of("cab_lift") if o.ok and o.detail.get("platform") == self.platform]
+        lifts = [o for o in history.ops_of(OpKind.CAB_LIFT) if o.ok and o.detail.get("platform") == self.platform]
         lift = min(lifts, key=lambda o: o.t_invoke) if lifts else None
         if healed is None:
             return self.unknown(f"{self.platform} was not healed")
@@ -504,9 +513,9 @@ class QueueDepthAccurate(Gate):
         self.description = f"{metric} reported accurately while intents wait"
 
     def evaluate(self, history: History) -> GateResult:
-        reports = [o for o in history.ops_of("queue_metrics") if o.ok]
-        reads = sorted((o for o in history.ops_of("queue_depth") if o.ok and o.detail.get("platform") == self.platform),
-                       key=lambda o: o.t_invoke)
+        reports = [o for o in history.ops_of(OpKind.QUEUE_METRICS) if o.ok]
+        reads = sorted((o for o in history.ops_of(OpKind.QUEUE_DEPTH)
+                        if o.ok and o.detail.get("platform") == self.platform), key=lambda o: o.t_invoke)
         for report in sorted(reports, key=lambda o: o.t_invoke, reverse=True):
             before = [o.value for o in reads if o.done <= report.t_invoke]
             after = [o.value for o in reads if o.t_invoke >= report.done]
@@ -538,7 +547,7 @@ class DeadLettered(Gate):
             return self.unknown("the connectors' configured maximum attempts is not known: state it in the plan "
                                 "(targets.connector_backoff: {base_seconds, factor, max_attempts})")
         requeued = _requeued(history, self.platform)
-        reads = [o for o in history.ops_of("dead_letters") if o.ok and o.detail.get("platform") == self.platform
+        reads = [o for o in history.ops_of(OpKind.DEAD_LETTERS) if o.ok and o.detail.get("platform") == self.platform
                  and (requeued is None or o.done <= requeued)]
         if not reads:
             return self.unknown("the dead-letter queue was not read before any requeue")
@@ -567,10 +576,10 @@ class RequeueConfirmed(Gate):
         self.description = "Runbook requeue confirmed: every dead-lettered intent moved back to the queue"
 
     def evaluate(self, history: History) -> GateResult:
-        requeue = last_op(history, "requeue", platform=self.platform)
+        requeue = last_op(history, OpKind.REQUEUE, platform=self.platform)
         if requeue is None:
             return self.unknown("no requeue was made")
-        dlq = last_op(history, "dead_letters", after=requeue.done, platform=self.platform)
+        dlq = last_op(history, OpKind.DEAD_LETTERS, after=requeue.done, platform=self.platform)
         if dlq is None or not dlq.ok:
             return self.unknown("the dead-letter queue was not read after the requeue")
         left = [k for k in self.keys if k in (dlq.value or ())]
@@ -592,10 +601,12 @@ class NoCriticalBacklog(Gate):
         self.threshold = f"<= {limit_s:g} s"
 
     def evaluate(self, history: History) -> GateResult:
-        sent = [(o, o.detail.get("platform"), o.value) for o in history.ops_of("publish")
-                if o.ok and o.detail.get("ring") in self.critical]
-        sent += [(o, o.detail.get("platform"), f"{o.value}@{o.detail.get('to_ring')}") for o in history.ops_of("promote")
-                 if o.ok and o.detail.get("to_ring") in self.critical]
+        # (the op, its platform, the key the platform receives); detail is the op's untyped answer
+        sent: list[tuple[Op, str, str]] = [
+            (o, cast(str, o.detail.get("platform")), o.value) for o in history.ops_of(OpKind.PUBLISH)
+            if o.ok and o.detail.get("ring") in self.critical]
+        sent += [(o, cast(str, o.detail.get("platform")), f"{o.value}@{o.detail.get('to_ring')}")
+                 for o in history.ops_of(OpKind.PROMOTE) if o.ok and o.detail.get("to_ring") in self.critical]
         if not sent:
             return self.unknown("no intent of a critical ring was published")
         end = max([e.t for e in history.events] + [o.done for o in history.ops])
@@ -629,7 +640,7 @@ class SiteOutageRecorded(Gate):
         if recorded is None:
             return self.unknown("SiteOutageRecorded events were not read")
         moved = history.first_event("clock", after=start)     # before the harness moved the clock on
-        early = [o for o in history.ops_of("read_events") if o.detail.get("type") == "ManualImportOffered"
+        early = [o for o in history.ops_of(OpKind.READ_EVENTS) if o.detail.get("type") == "ManualImportOffered"
                  and o.ok and o.t_invoke >= start and (moved is None or o.done <= moved.t)]
         if not early:
             return self.unknown("the fallback offers were not read while the outage was young", len(recorded))
@@ -660,7 +671,7 @@ class ManualImportOffered(Gate):
         fault_cp = cp_time(history, start)
         ages = [round(cp_time(history, _event_t(history, e)) - fault_cp, 1) for e in offered]
         measured = {"offers": len(offered), "down_for_s": ages}
-        short = _not_held(self, history, start, "ManualImportOffered", ages, measured)
+        short = _not_held(self, self.after_s, history, start, "ManualImportOffered", ages, measured)
         if short is not None:
             return short
         return self.judge(len(offered) == 1 and ages[0] > self.after_s, measured)
@@ -687,13 +698,13 @@ class RingRollbackApplied(Gate):
         lost = history.first_event("inject", self.failover)
         if lost is None:
             return self.unknown("the connectors were not failed over")
-        op = last_op(history, "ring_rollback", after=lost.t)
+        op = last_op(history, OpKind.RING_ROLLBACK, after=lost.t)
         if op is None:
             return self.unknown("no rollback was requested while the connectors were failed over")
         if not op.ok:
             return self.judge(False, {"answer": answer(op)}, f"the rollback was not accepted: {op.error}"[:300])
         dispatched = (op.value or {}).get("dispatched") or {}
-        replaced: dict[str, float] = {}
+        replaced: dict[Any, float] = {}     # by the platform a worker_replaced event names
         for event in history.events_of("worker_replaced"):
             platform = event.detail.get("platform")
             if event.t >= lost.t and platform not in replaced:

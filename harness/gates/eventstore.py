@@ -10,16 +10,17 @@ from typing import Any
 
 from harness.gates.base import Gate, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
-from harness.measure.eventstore import _event_counts, chain_continuity, write_success
-from harness.model import GateResult, History, Outcome, Verdict
+from harness.measure.eventstore import WriteSuccess, _event_counts, chain_continuity, write_success
+from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict
 
 
-def _audit_read(gate: Gate, history: History):
-    read = last_op(history, "read_audit")
+def _audit_read(gate: Gate, history: History) -> Op | GateResult:
+    """The scenario's audit events read, or the gate's unknown when they were not read."""
+    read = last_op(history, OpKind.READ_AUDIT)
     if read is None or not read.ok:
-        return None, gate.unknown("the scenario's audit events were not read" if read is None
-                                  else f"the event store could not be read: {read.error}")
-    return read, None
+        return gate.unknown("the scenario's audit events were not read" if read is None
+                            else f"the event store could not be read: {read.error}")
+    return read
 
 
 @register
@@ -47,30 +48,30 @@ class EventStoreWriteSuccess(Gate):
                             f"exactly once / state changes attempted; the drill window's rest of the hour at "
                             f"the pre-fault rate)")
 
-    def _measure(self, history: History):
-        read = last_op(history, "read_audit")
+    def _measure(self, history: History) -> WriteSuccess | None:
+        read = last_op(history, OpKind.READ_AUDIT)
         if read is None or not read.ok:
             return None
         inject = history.first_event("inject", self.fault) if self.fault else history.first_event("inject")
         workload = [o for o in history.ops if o.detail.get("workload")]
         return write_success(workload, read.value, inject.t if inject else None)
 
-    def figures(self, history: History) -> dict:
+    def figures(self, history: History) -> dict[str, Any]:
         ws = self._measure(history)
-        if ws is None or not ws.hours:
+        observed, worst = (None, None) if ws is None else (ws.worst(False), ws.worst(True))
+        if observed is None or worst is None:       # not read, or no hour (no state change attempted)
             return {}
-        return {"event_store_write_success_observed": round(ws.worst(False).ratio, 6),
-                "event_store_write_success_projected_hour": round(ws.worst(True).projected_ratio, 6)}
+        return {"event_store_write_success_observed": round(observed.ratio, 6),
+                "event_store_write_success_projected_hour": round(worst.projected_ratio, 6)}
 
     def evaluate(self, history: History) -> GateResult:
-        read, unknown = _audit_read(self, history)
-        if unknown:
-            return unknown
+        read = _audit_read(self, history)
+        if isinstance(read, GateResult):
+            return read
         ws = self._measure(history)
-        if not ws.hours:
+        observed, worst = (None, None) if ws is None else (ws.worst(False), ws.worst(True))
+        if ws is None or observed is None or worst is None:     # no hour: nothing attempted (None: read above)
             return self.unknown("no state change was attempted")
-        observed = ws.worst(False)
-        worst = ws.worst(True)
         projected = round(worst.projected_ratio, 6)
         detail = (f"projected hour {worst.hour}: {projected:.4%} (judged); observed in the drill window: "
                   f"{observed.persisted} of {observed.attempted} attempts persisted, {observed.ratio:.4%} "
@@ -96,26 +97,30 @@ class NoChangeWithoutEvent(Gate):
     operator, limit, unit = "==", 0, "state changes"
 
     def evaluate(self, history: History) -> GateResult:
-        read, unknown = _audit_read(self, history)
-        if unknown:
-            return unknown
+        read = _audit_read(self, history)
+        if isinstance(read, GateResult):
+            return read
         ws = write_success(history.ops, read.value)
         if not ws.hours:
             return self.unknown("no state change was attempted")
         return self.judge(not ws.missing, len(ws.missing), ", ".join(ws.missing[:10]))
 
 
-def _chains(gate: Gate, history: History, fault: str | None):
-    reads = [o for o in history.ops_of("read_chain")]
+Rows = list[dict[str, Any]]
+
+
+def _chains(gate: Gate, history: History, fault: str | None) -> tuple[Rows, Rows] | GateResult:
+    """(the chain read before the fault, the chain read after it), or the gate's unknown."""
+    reads = [o for o in history.ops_of(OpKind.READ_CHAIN)]
     inject = history.first_event("inject", fault) if fault else None
     before = [o for o in reads if inject is not None and o.done <= inject.t]
     after = [o for o in reads if inject is None or o.t_invoke >= inject.t]
     if not after or not after[-1].ok:
-        return None, None, gate.unknown("the event chain was not read after the fault" if not after
-                                        else f"the event chain could not be read: {after[-1].error}")
+        return gate.unknown("the event chain was not read after the fault" if not after
+                            else f"the event chain could not be read: {after[-1].error}")
     if fault is not None and (not before or not before[-1].ok):
-        return None, None, gate.unknown("the event chain was not read before the fault")
-    return (before[-1].value if before else []), after[-1].value, None
+        return gate.unknown("the event chain was not read before the fault")
+    return (before[-1].value if before else []), after[-1].value
 
 
 @register
@@ -128,8 +133,8 @@ class EventChainVerified(Gate):
     a chain read empty proves nothing: unknown."""
 
     judges = "system"
-    EVENT_OF = {"write": "IntentCreated", "create_intent": "IntentCreated", "evidence": "EvidenceCommitted",
-                "approve": "ApprovalRecorded", "publish": "Published"}
+    EVENT_OF: dict[str, str] = {OpKind.WRITE: "IntentCreated", OpKind.CREATE_INTENT: "IntentCreated",
+                OpKind.EVIDENCE: "EvidenceCommitted", OpKind.APPROVE: "ApprovalRecorded", OpKind.PUBLISH: "Published"}
 
     def __init__(self, fault: str | None = None):
         self.fault = fault
@@ -140,16 +145,16 @@ class EventChainVerified(Gate):
                             "Append-only event store: hash chain verifies after failover and holds every "
                             "acknowledged change's event")
 
-    def missing(self, history: History, rows: list, read_at: float) -> tuple[int, list[str]]:
+    def missing(self, history: History, rows: Rows, read_at: float) -> tuple[int, list[str]]:
         """(state changes acknowledged before the chain was read, those without their event)."""
         counts, intent_of = _event_counts(rows)
         created = {r.get("intent_id") for r in rows if r.get("type") == "IntentCreated"}
         acked = [o for o in history.ops_of(*self.EVENT_OF) if o.ok and o.done <= read_at]
         gone = []
         for op in sorted(acked, key=lambda o: o.id):
-            if op.kind == "write":
+            if op.kind == OpKind.WRITE:
                 found = counts[("IntentCreated", op.value)]
-            elif op.kind == "create_intent":    # its value: the key sent, or the intent id answered
+            elif op.kind == OpKind.CREATE_INTENT:    # its value: the key sent, or the intent id answered
                 found = counts[("IntentCreated", op.value)] or op.value in created
             else:
                 ref = op.detail.get("intent_id", intent_of.get(op.value))
@@ -160,11 +165,12 @@ class EventChainVerified(Gate):
         return len(acked), gone
 
     def evaluate(self, history: History) -> GateResult:
-        before, after, unknown = _chains(self, history, self.fault)
-        if unknown:
-            return unknown
+        chains = _chains(self, history, self.fault)
+        if isinstance(chains, GateResult):
+            return chains
+        before, after = chains
         inject = history.first_event("inject", self.fault) if self.fault else None
-        read = [o for o in history.ops_of("read_chain") if inject is None or o.t_invoke >= inject.t][-1]
+        read = [o for o in history.ops_of(OpKind.READ_CHAIN) if inject is None or o.t_invoke >= inject.t][-1]
         c = chain_continuity(before, after)
         acked, gone = self.missing(history, after, read.t_invoke)
         measured = {"events": c.after, "broken_links": list(c.broken_links[:10]),
@@ -193,9 +199,10 @@ class AuditEventsNotLost(Gate):
         self.fault = fault
 
     def evaluate(self, history: History) -> GateResult:
-        before, after, unknown = _chains(self, history, self.fault)
-        if unknown:
-            return unknown
+        chains = _chains(self, history, self.fault)
+        if isinstance(chains, GateResult):
+            return chains
+        before, after = chains
         c = chain_continuity(before, after)
         return self.judge(not c.lost and not c.altered, {"recorded_before": c.before, "lost": list(c.lost[:20]),
                                                          "altered": list(c.altered[:20])})
@@ -214,9 +221,10 @@ class AuditEventsNotDuplicated(Gate):
         self.fault = fault
 
     def evaluate(self, history: History) -> GateResult:
-        before, after, unknown = _chains(self, history, self.fault)
-        if unknown:
-            return unknown
+        chains = _chains(self, history, self.fault)
+        if isinstance(chains, GateResult):
+            return chains
+        before, after = chains
         c = chain_continuity(before, after)
         return self.judge(not c.duplicated, {"events": c.after, "duplicated": list(c.duplicated[:20])})
 
@@ -238,7 +246,7 @@ class PublishRefusedWhileStoreBlocked(Gate):
         span = fault_span(history, self.fault, ("fence", "reconnect", "heal"))
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        return refused_in(self, history, span, ("publish",), status=503, cause="event_store")
+        return refused_in(self, history, span, (OpKind.PUBLISH,), status=503, cause="event_store")
 
 
 @register
@@ -259,7 +267,7 @@ class PublishAcceptedOnlyWhenStoreHealthy(Gate):
         span = fault_span(history, self.fault, ("fence", "reconnect"))
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        publishes = [o for o in history.ops_of("publish") if o.t_invoke >= span.start]
+        publishes = [o for o in history.ops_of(OpKind.PUBLISH) if o.t_invoke >= span.start]
         early = [o for o in publishes if o.ok and (span.end is None or o.done < span.end)]
         later = [o for o in publishes if o.ok and span.end is not None and o.done >= span.end]
         measured = {"accepted_while_blocked": len(early),
@@ -307,8 +315,9 @@ class FailoverCause(Gate):
 # Validation rule 2 ------------------------------------------------------------------------------
 
 # The audit event the Control Plane appends for each operation the harness saw acknowledged.
-AUDIT_OF = {"write": "IntentCreated", "create_intent": "IntentCreated", "evidence": "EvidenceCommitted",
-            "approve": "ApprovalRecorded", "publish": "Published", "promote": "RingPromoted"}
+AUDIT_OF: dict[str, str] = {OpKind.WRITE: "IntentCreated", OpKind.CREATE_INTENT: "IntentCreated",
+                            OpKind.EVIDENCE: "EvidenceCommitted", OpKind.APPROVE: "ApprovalRecorded",
+                            OpKind.PUBLISH: "Published", OpKind.PROMOTE: "RingPromoted"}
 # A failover the harness observed (its history): the new primary promoted, or the role switched back.
 OBSERVED_FAILOVER = ("promote", "failback")
 # The deployment's events that log a failover or recovery (the failover manager's role changes).
@@ -370,7 +379,7 @@ class CorrelationIdsRecorded(Gate):
         missing of an operation acknowledged before a restore from backup (restore_done) was rewound
         with the store, judged by the backup RPO and the replay's gates)."""
         _, intent_of = _event_counts(rows)
-        final = last_op(history, "final_read")
+        final = last_op(history, OpKind.FINAL_READ)
         kept = set(final.value or ()) if final is not None and final.ok else None
         restored = [e.t for e in history.events_of("restore_done", source="restore")]
         rewound = max(restored) if restored else None     # a restore from backup rewinds the store
@@ -386,14 +395,14 @@ class CorrelationIdsRecorded(Gate):
         out, lost = [], 0
         for op in sorted((o for o in ops if o.ok), key=lambda o: o.id):
             type_ = AUDIT_OF[op.kind]
-            if op.kind == "write":
+            if op.kind == OpKind.WRITE:
                 found = by_key.get(("IntentCreated", op.value))
-            elif op.kind == "create_intent":     # its value: the key sent, or the intent id answered
+            elif op.kind == OpKind.CREATE_INTENT:     # its value: the key sent, or the intent id answered
                 found = by_key.get(("IntentCreated", op.value)) or by_key.get(("IntentCreated#", op.value))
             else:                                # its intent, or the one its key names now (a replay)
                 found = by_key.get((type_, op.detail.get("intent_id", intent_of.get(op.value)))) \
                     or by_key.get((type_, intent_of.get(op.value)))
-            if found is None and ((kept is not None and op.kind != "create_intent" and op.value not in kept)
+            if found is None and ((kept is not None and op.kind != OpKind.CREATE_INTENT and op.value not in kept)
                                   or (rewound is not None and op.done <= rewound)):
                 lost += 1
                 continue
@@ -402,7 +411,7 @@ class CorrelationIdsRecorded(Gate):
         return out, indefinite, lost
 
     def _judge(self, history: History) -> tuple[Verdict | None, dict[str, Any], str]:
-        store = last_op(history, "read_drill_events")
+        store = last_op(history, OpKind.READ_DRILL_EVENTS)
         if store is None or not store.ok:
             return None, {}, ("the event store was not read" if store is None
                               else f"the event store could not be read: {store.error}")
@@ -410,11 +419,11 @@ class CorrelationIdsRecorded(Gate):
         rows = store.value or []
         forwarded = [e for e in history.events if e.event_id and e.detail.get("forwarded")]
         forwarded_ids = {e.event_id for e in forwarded}
-        deployed_read = last_op(history, "read_deployment_events")
+        deployed_read = last_op(history, OpKind.READ_DEPLOYMENT_EVENTS)
         deployed = [r for r in (deployed_read.value or []) if (r.get("payload") or {}).get("event_id")
                     not in forwarded_ids] if deployed_read is not None and deployed_read.ok else []
         audit, indefinite, lost = self._audit(history, rows, cid)
-        siem = last_op(history, "read_siem")
+        siem = last_op(history, OpKind.READ_SIEM)
         siem_ok = siem is not None and siem.ok
         lines = siem.value if siem is not None and siem.ok else []
         siem_hashes = Counter((r.get("hash"), r.get("correlation_id")) for r in lines)

@@ -4,10 +4,13 @@ failover only to a validated copy (read from the alternate bucket by the harness
 
 from __future__ import annotations
 
+from itertools import pairwise
+from typing import Any
+
 from harness.gates.base import Gate, answer, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.probes import NOT_SERVED_4XX
-from harness.model import GateResult, History, Verdict
+from harness.model import GateResult, History, Op, OpKind, Verdict
 from harness.text import one_line
 
 CAUSE, IMPACT = "evidence_store", "publish blocked"
@@ -28,7 +31,7 @@ class ValidatedCopy(Gate):
                             f"alternate-region copy (read back from the alternate bucket)")
 
     def evaluate(self, history: History) -> GateResult:
-        read = last_op(history, "store_read", key=self.key)
+        read = last_op(history, OpKind.STORE_READ, key=self.key)
         if read is None or not read.ok:
             return self.unknown("the alternate bucket was not read" if read is None
                                 else f"the alternate bucket could not be read: {read.error}")
@@ -57,9 +60,9 @@ class PublishBlockedDuringOutage(Gate):
         span = fault_span(history, self.fault)
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        mine = History(tuple(o for o in history.ops if o.kind != "publish" or o.value == self.key), ())
-        result = refused_in(self, mine, span, ("publish",), status=503, cause=CAUSE, Impact=IMPACT)
-        unclear = [o for o in mine.ops_of("publish") if span.holds(o) and not o.detail.get("error")]
+        mine = History(tuple(o for o in history.ops if o.kind != OpKind.PUBLISH or o.value == self.key), ())
+        result = refused_in(self, mine, span, (OpKind.PUBLISH,), status=503, cause=CAUSE, Impact=IMPACT)
+        unclear = [o for o in mine.ops_of(OpKind.PUBLISH) if span.holds(o) and not o.detail.get("error")]
         if result.verdict is Verdict.PASS and unclear:
             return self.result(Verdict.FAIL, result.measured, "refused without an explicit error")
         return result
@@ -91,7 +94,7 @@ class RetryBackoffAtStore(Gate):
         span = fault_span(history, self.fault)
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        publishes = [o for o in history.ops_of("publish") if o.value == self.key and span.holds(o)]
+        publishes = [o for o in history.ops_of(OpKind.PUBLISH) if o.value == self.key and span.holds(o)]
         if not publishes:
             return self.unknown("no publish of the pack was attempted while the store failed")
         publish = publishes[0]
@@ -100,8 +103,8 @@ class RetryBackoffAtStore(Gate):
         hits = sorted(e.t for e in history.events_of("gateway_request", source=f"gateway:{self.gateway}")
                       if publish.t_invoke <= e.t <= publish.done and needle in str(e.detail.get("path", ""))
                       and e.detail.get("method") in ("HEAD", "GET"))
-        gaps = [round((b - a) * 1000) for a, b in zip(hits, hits[1:])]
-        ratios = [round(b / a, 2) for a, b in zip(gaps, gaps[1:]) if a > 0]
+        gaps = [round((b - a) * 1000) for a, b in pairwise(hits)]
+        ratios = [round(b / a, 2) for a, b in pairwise(gaps) if a > 0]
         measured = {"attempts": len(hits), "gaps_ms": gaps, "ratios": ratios}
         if len(hits) < self.min_attempts:
             return self.result(Verdict.FAIL if hits else Verdict.UNKNOWN, measured,
@@ -110,7 +113,7 @@ class RetryBackoffAtStore(Gate):
             return self.result(Verdict.FAIL, measured, "an attempt followed another without a wait")
         growth = (gaps[-1] / gaps[0]) ** (1 / (len(gaps) - 1)) if len(gaps) > 1 else 0.0
         measured["growth"] = round(growth, 2)
-        if not all(b > a for a, b in zip(gaps, gaps[1:])):
+        if not all(b > a for a, b in pairwise(gaps)):
             return self.result(Verdict.FAIL, measured, "a gap was not longer than the one before")
         return self.judge(self.min_ratio <= growth <= self.max_ratio, measured)
 
@@ -131,7 +134,7 @@ class ImpactRecorded(Gate):
         inject = history.first_event("inject", self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        read = last_op(history, "read_events", after=inject.t, type="ImpactRecorded")
+        read = last_op(history, OpKind.READ_EVENTS, after=inject.t, type="ImpactRecorded")
         if read is None or not read.ok:
             return self.unknown("ImpactRecorded events were not read" if read is None
                                 else f"the event store could not be read: {read.error}")
@@ -141,7 +144,7 @@ class ImpactRecorded(Gate):
         return self.judge(bool(mine), {"ImpactRecorded": len(mine)})
 
 
-def _epoch(stamp) -> float:
+def _epoch(stamp: Any) -> float:
     import datetime as dt
     try:
         return dt.datetime.fromisoformat(str(stamp)).timestamp()
@@ -166,7 +169,7 @@ class PublishedFromValidatedCopy(Gate):
         span = fault_span(history, self.fault)
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        ops = [o for o in history.ops_of("publish") if o.value == self.key and span.holds(o)]
+        ops = [o for o in history.ops_of(OpKind.PUBLISH) if o.value == self.key and span.holds(o)]
         if not ops:
             return self.unknown("the pack with a copy was not published while the store was out")
         return self.judge(all(o.ok for o in ops), {"publish": answer(ops[0]),
@@ -189,7 +192,7 @@ class PublishingResumed(Gate):
         span = fault_span(history, self.fault)
         if span is None or span.end is None:
             return self.unknown(f"the fault {self.fault!r} was not injected and healed")
-        ops = [o for o in history.ops_of("publish") if o.value == self.key and o.t_invoke >= span.end]
+        ops = [o for o in history.ops_of(OpKind.PUBLISH) if o.value == self.key and o.t_invoke >= span.end]
         if not ops:
             return self.unknown("the blocked pack was not published again after the heal")
         first = min(ops, key=lambda o: o.t_invoke)
@@ -213,21 +216,21 @@ class SmokeVerified(Gate):
         self.key, self.correlation_id = key, correlation_id
 
     def evaluate(self, history: History) -> GateResult:
-        created = [o for o in history.ops_of("create_intent") if o.detail.get("smoke") == self.key]
-        evidence = [o for o in history.ops_of("evidence") if o.detail.get("smoke") == self.key]
-        read = last_op(history, "store_read", key=self.key)
-        events = last_op(history, "read_events", correlation_id=self.correlation_id)
-        siem = last_op(history, "read_siem_smoke")
+        created = [o for o in history.ops_of(OpKind.CREATE_INTENT) if o.detail.get("smoke") == self.key]
+        evidence = [o for o in history.ops_of(OpKind.EVIDENCE) if o.detail.get("smoke") == self.key]
+        read = last_op(history, OpKind.STORE_READ, key=self.key)
+        events = last_op(history, OpKind.READ_EVENTS, correlation_id=self.correlation_id)
+        siem = last_op(history, OpKind.READ_SIEM_SMOKE)
         if not created or not evidence:
             return self.unknown("the smoke intent was not submitted")
         if read is None or events is None or siem is None or not (read.ok and events.ok and siem.ok):
             return self.unknown("the evidence store, the event store or the SIEM was not read back")
         types = sorted({e["type"] for e in events.value})
         in_siem = sorted({r.get("type") for r in siem.value})
-        measured = {"intent": answer(created[-1]), "evidence": answer(evidence[-1]),
-                    "ingested": read.value is not None and read.value == read.detail.get("expected"),
+        ingested = read.value is not None and read.value == read.detail.get("expected")
+        measured = {"intent": answer(created[-1]), "evidence": answer(evidence[-1]), "ingested": ingested,
                     "event_store": types, "siem": in_siem}
-        ok = (created[-1].ok and evidence[-1].ok and measured["ingested"]
+        ok = (created[-1].ok and evidence[-1].ok and ingested
               and {"IntentCreated", "EvidenceCommitted"} <= set(types)
               and {"IntentCreated", "EvidenceCommitted"} <= set(in_siem))
         return self.judge(ok, measured)
@@ -259,20 +262,21 @@ class ApprovalRefusedWithoutCommittedEvidence(Gate):
         self.key = key      # the intent's idempotency key: the ops' value
 
     def evaluate(self, history: History) -> GateResult:
-        created = [o for o in history.ops_of("create_intent") if o.value is not None
+        created = [o for o in history.ops_of(OpKind.CREATE_INTENT) if o.value is not None
                    and o.detail.get("uncommitted") == self.key]
         intent = next((o.value for o in created if o.ok), None)
         if intent is None:
             return self.unknown("the intent was not created: no approval could be judged")
-        uploads = [o for o in history.ops_of("evidence") if o.detail.get("intent_id") == intent]
+        uploads = [o for o in history.ops_of(OpKind.EVIDENCE) if o.detail.get("intent_id") == intent]
         committed_at = min((o.done for o in uploads if o.ok), default=None)
-        approves = [o for o in history.ops_of("approve") if o.detail.get("intent_id") == intent]
+        approves = [o for o in history.ops_of(OpKind.APPROVE) if o.detail.get("intent_id") == intent]
         judged = [o for o in approves if committed_at is None or o.t_invoke < committed_at]
         if not judged:
             return self.unknown("no approval was asked for before the evidence pack was committed"
                                 if approves else "no approval of the intent was asked for")
-        measured: dict = {"intent_id": intent,
-                          "approvals": [f"{answer(o)} (upload {_upload_state(o, uploads)})" for o in judged]}
+        measured: dict[str, Any] = {"intent_id": intent,
+                                    "approvals": [f"{answer(o)} (upload {_upload_state(o, uploads)})"
+                                                  for o in judged]}
         acknowledged = [o for o in judged if o.ok]
         if acknowledged:
             return self.result(Verdict.FAIL, measured, f"intent {intent}: approval acknowledged "
@@ -299,13 +303,13 @@ class ApprovalRefusedWithoutCommittedEvidence(Gate):
         return self.result(Verdict.PASS, measured)
 
 
-def _refused_by_rule(op) -> bool:
+def _refused_by_rule(op: Op) -> bool:
     """A definite 4xx refusal whose answer names the evidence rule (gate EvidencePackState)."""
     return (op.status is not None and 400 <= op.status < 500 and op.status not in NOT_SERVED_4XX
             and op.detail.get("gate") == EVIDENCE_RULE)
 
 
-def _upload_state(approve, uploads) -> str:
+def _upload_state(approve: Op, uploads: list[Op]) -> str:
     """What the intent's evidence upload was doing when the approval was asked for."""
     started = [o for o in uploads if o.t_invoke <= approve.t_invoke]
     if not started:
@@ -316,7 +320,11 @@ def _upload_state(approve, uploads) -> str:
     return "committed" if last.ok else f"refused {answer(last)}"
 
 
-def _after_last(history: History, kind: str, window: tuple, **detail):
+# (every judged approval answered, the pack seen Committed or None): when an approval is legal
+Window = tuple[float, float | None]
+
+
+def _after_last(history: History, kind: str, window: Window, **detail: Any) -> Op | None:
     """The last read of `kind` invoked after every judged approval was answered (window[0]) and
     before the harness saw the pack Committed (window[1], None: never), when an approval is legal."""
     after, before = window
@@ -325,27 +333,27 @@ def _after_last(history: History, kind: str, window: tuple, **detail):
     return max(ops, key=lambda o: o.done) if ops else None
 
 
-def _approval_recorded(history: History, intent, window: tuple) -> str | None:
+def _approval_recorded(history: History, intent: Any, window: Window) -> str | None:
     """What the harness's reads after the approvals found against the rule, or None."""
-    events = _after_last(history, "read_events", window, type="ApprovalRecorded")
+    events = _after_last(history, OpKind.READ_EVENTS, window, type="ApprovalRecorded")
     if events is not None and events.ok:
         mine = [e for e in events.value or () if e.get("intent_id") == intent]
         if mine:
             return f"{len(mine)} ApprovalRecorded event(s) for it in the event store"
-    read = _after_last(history, "read_intent", window, intent_id=intent)
+    read = _after_last(history, OpKind.READ_INTENT, window, intent_id=intent)
     if read is not None and read.ok and isinstance(read.value, dict) and read.value.get("state") == "Approved":
         return "the intent reads back Approved"
     return None
 
 
-def _reads_after(history: History, intent, window: tuple) -> str:
+def _reads_after(history: History, intent: Any, window: Window) -> str:
     """Empty when both reads after the approvals succeeded; else what is missing."""
     missing = []
-    events = _after_last(history, "read_events", window, type="ApprovalRecorded")
+    events = _after_last(history, OpKind.READ_EVENTS, window, type="ApprovalRecorded")
     if events is None or not events.ok:
         missing.append("the event store's ApprovalRecorded events were not read after the approvals"
                        + (f" ({one_line(events.error, 120)})" if events is not None else ""))
-    read = _after_last(history, "read_intent", window, intent_id=intent)
+    read = _after_last(history, OpKind.READ_INTENT, window, intent_id=intent)
     if read is None or not read.ok:
         missing.append("the intent was not read back after the approvals"
                        + (f" ({one_line(read.error, 120)})" if read is not None else ""))

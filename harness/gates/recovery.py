@@ -10,7 +10,7 @@ from harness import measure
 from harness.gates.base import Gate, Span, answer, last_op, register, seconds
 from harness.measure.accounting import NoFinalRead
 from harness.measure.eventstore import _event_counts, audit_needed
-from harness.model import GateResult, History, Op, Outcome, Verdict
+from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict
 
 
 @register
@@ -22,7 +22,7 @@ class RtoSeconds(Gate):
     id = "rto_seconds"
     operator, unit = "<=", "s"
 
-    def __init__(self, target: float, fault: str | None = None, on: str = "write"):
+    def __init__(self, target: float, fault: str | None = None, on: str = OpKind.WRITE):
         self.target, self.fault, self.on = target, fault, on
         self.limit = target
         self.threshold = f"<= {target:g} s"
@@ -49,7 +49,8 @@ class RpoSeconds(Gate):
     id = "rpo_seconds"
     operator, unit = "<=", "s"
 
-    def __init__(self, target: float, fault: str | None = None, writes: str = "write", read: str = "final_read"):
+    def __init__(self, target: float, fault: str | None = None, writes: str = OpKind.WRITE,
+                 read: str = OpKind.FINAL_READ):
         self.target, self.fault, self.writes, self.read = target, fault, writes, read
         self.limit = target
         self.threshold = f"<= {target:g} s"
@@ -74,7 +75,7 @@ class LostWrites(Gate):
     id = "lost_writes"
     operator, unit = "<=", "writes"
 
-    def __init__(self, allowed: int = 0, writes: str = "write", read: str = "final_read"):
+    def __init__(self, allowed: int = 0, writes: str = OpKind.WRITE, read: str = OpKind.FINAL_READ):
         self.allowed, self.writes, self.read = allowed, writes, read
         self.limit = allowed
         self.threshold = f"<= {allowed}"
@@ -101,7 +102,7 @@ class DuplicatedWrites(Gate):
     operator, limit, unit = "==", 0, "writes"
     description = "No write applied twice (duplicated writes = 0)"
 
-    def __init__(self, writes: str = "write", read: str = "final_read"):
+    def __init__(self, writes: str = OpKind.WRITE, read: str = OpKind.FINAL_READ):
         self.writes, self.read = writes, read
 
     def evaluate(self, history: History) -> GateResult:
@@ -123,14 +124,14 @@ class DuplicatedEvents(Gate):
     description = "No state change recorded twice in the append-only event store"
 
     def evaluate(self, history: History) -> GateResult:
-        read = last_op(history, "read_audit")
+        read = last_op(history, OpKind.READ_AUDIT)
         if read is None or read.outcome is not Outcome.OK:
             return self.unknown("the event store was not read after the scenario" if read is None
                                 else f"the event store could not be read: {read.error}")
         counts, intent_of = _event_counts(read.value)
         twice = []
         for op in audit_needed(history.ops):
-            if op.kind == "write":
+            if op.kind == OpKind.WRITE:
                 n = counts[("IntentCreated", op.value)]
             else:
                 ref = op.detail.get("intent_id", intent_of.get(op.value))
@@ -214,7 +215,7 @@ class WritesResumed(Gate):
         mark = history.first_event(self.after, after=inject.t)
         if mark is None:
             return self.unknown(f"no {self.after} event after the fault: nothing to resume from")
-        writes = [o for o in history.ops_of("write") if o.t_invoke >= mark.t]
+        writes = [o for o in history.ops_of(OpKind.WRITE) if o.t_invoke >= mark.t]
         ok = [o for o in writes if o.ok]
         if not writes:
             return self.unknown(f"no write attempted after the {self.after}")
@@ -242,11 +243,11 @@ class ApprovalEventCount(Gate):
         mark = history.first_event(self.after, after=inject.t) if inject else None
         if mark is None:
             return self.unknown(f"no {self.after} after the fault {self.fault!r}")
-        read = last_op(history, "read_events", after=mark.t, type="ApprovalRecorded")
+        read = last_op(history, OpKind.READ_EVENTS, after=mark.t, type="ApprovalRecorded")
         if read is None or not read.ok:
             return self.unknown("ApprovalRecorded events were not read from the promoted node"
                                 if read is None else f"the event store could not be read: {read.error}")
-        approves = [o for o in history.ops_of("approve") if o.t_invoke < read.t_invoke]
+        approves = [o for o in history.ops_of(OpKind.APPROVE) if o.t_invoke < read.t_invoke]
         # acknowledged before the read began: must be in it; still in flight when it began (the
         # workload runs on), or indeterminate: may be there or not
         acked = {o.detail.get("intent_id") for o in approves if o.ok and o.done <= read.t_invoke}
@@ -285,24 +286,25 @@ class TransactionLagBeforeFailback(Gate):
     operator, unit = "<=", "s"
 
     def __init__(self, limit: float = 5.0, fresh_s: float = 10.0):
-        self.limit, self.fresh_s = limit, fresh_s     # limit: also the typed result's limit
+        self.limit: float = limit     # also the typed result's limit
+        self.fresh_s = fresh_s
         self.threshold = f"<= {limit:g} s"
         self.description = f"TransactionLag <= {limit:g} s before failback (measured by the harness)"
 
     def _lag_before(self, history: History, node: Any, t: float) -> Op | None:
         """The last ok lag sample of `node` completed before t, if at most fresh_s old."""
-        samples = [o for o in history.ops_of("lag") if o.ok and o.detail.get("node") == node and o.done <= t
+        samples = [o for o in history.ops_of(OpKind.LAG) if o.ok and o.detail.get("node") == node and o.done <= t
                    and isinstance(o.value, (int, float))]
         last = max(samples, key=lambda o: o.done, default=None)
         return last if last is not None and t - last.done <= self.fresh_s else None
 
-    def _read(self, history: History) -> dict:
-        requests = sorted(history.ops_of("failback"), key=lambda o: o.t_invoke)
+    def _read(self, history: History) -> dict[str, Any]:
+        requests = sorted(history.ops_of(OpKind.FAILBACK), key=lambda o: o.t_invoke)
         if not requests:
             return {}
         first, last = requests[0], requests[-1]
         node = first.detail.get("node")
-        roles = sorted((o for o in history.ops_of("in_recovery") if o.ok and o.detail.get("node") == node
+        roles = sorted((o for o in history.ops_of(OpKind.IN_RECOVERY) if o.ok and o.detail.get("node") == node
                         and o.t_invoke >= first.t_invoke), key=lambda o: o.t_invoke)
         effect = next((o for o in roles if o.value is False), None)
         at_request = self._lag_before(history, node, first.t_invoke)
@@ -342,7 +344,7 @@ class TransactionLagBeforeFailback(Gate):
         refused = first.outcome is Outcome.FAIL
         answer = "refused" if refused else ("waited" if first is last else f"answered {first.error or 'ok'}")
         detail = (f"lag at the first request {asked}, the action {answer}; lag when {node} took the primary "
-                  f"role {lag:.2f} s ({len(history.ops_of('failback'))} request(s))")
+                  f"role {lag:.2f} s ({len(history.ops_of(OpKind.FAILBACK))} request(s))")
         if lag > self.limit:
             return self.result(Verdict.FAIL, seconds(lag), f"failback took effect with TransactionLag {lag:.2f} s "
                                                            f"> {self.limit:g} s; {detail}")
@@ -363,10 +365,10 @@ class WritesAfterFailback(Gate):
     threshold = "a write acknowledged after the failback"
 
     def evaluate(self, history: History) -> GateResult:
-        failback = last_op(history, "failback")
+        failback = last_op(history, OpKind.FAILBACK)
         if failback is None or not failback.ok:
             return self.unknown("no failback was made")
-        writes = [o for o in history.ops_of("write") if o.t_invoke >= failback.done]
+        writes = [o for o in history.ops_of(OpKind.WRITE) if o.t_invoke >= failback.done]
         if not writes:
             return self.unknown("no write attempted after the failback")
         ok = [o for o in writes if o.ok]
@@ -393,7 +395,8 @@ class PublishApprovalBlocked(Gate):
 
     judges = "system"
     id = "publish_approval_blocked"
-    KINDS = ("write", "create_intent", "evidence", "approve", "publish")     # state changes: need the database
+    # state changes: they need the database
+    KINDS = (OpKind.WRITE, OpKind.CREATE_INTENT, OpKind.EVIDENCE, OpKind.APPROVE, OpKind.PUBLISH)
 
     def __init__(self, fault: str, cause: str = "database", until: tuple[str, ...] = ("reconnect",)):
         self.fault, self.cause, self.until = fault, cause, until
@@ -419,24 +422,26 @@ class PublishApprovalBlocked(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         found = self.window(history)
-        if found is None:
+        inject = history.first_event("inject", self.fault)      # None exactly when found is None
+        if found is None or inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         span, earliest = found
-        inject = history.first_event("inject", self.fault)
 
         def at(t: float) -> str:
             return f"{t - inject.t:+.2f} s"
 
-        def ref(o) -> str:
+        def ref(o: Op) -> str:
             found = o.value if o.value is not None else o.detail.get("intent_id")
             return "" if found is None else f" {found}"
 
-        def named(o) -> str:
+        def named(o: Op) -> str:
             return f"{o.kind}{ref(o)}"
 
-        def refused(o) -> bool:
+        def refused(o: Op) -> bool:
             return not o.ok and o.status == 503 and o.detail.get("cause") == self.cause
-        judged, not_placed, acknowledged = [], [], []
+        judged: list[Op] = []
+        not_placed: list[Op] = []
+        acknowledged: list[Op] = []
         for o in sorted(history.ops_of(*self.KINDS), key=lambda o: o.t_invoke):
             began_inside = span.contains(o.t_invoke)
             if o.t_complete is not None and o.done < span.start or span.end is not None and o.t_invoke > span.end:
@@ -445,14 +450,15 @@ class PublishApprovalBlocked(Gate):
                 not_placed.append(o)
             elif o.ok and earliest is not None and o.done > earliest:
                 not_placed.append(o)                                 # may have been committed once promoted
-            elif span.end is not None and o.done > span.end and not (o.kind in ("approve", "publish") and refused(o)):
+            elif (span.end is not None and o.done > span.end
+                  and not (o.kind in (OpKind.APPROVE, OpKind.PUBLISH) and refused(o))):
                 not_placed.append(o)                                 # answered otherwise once it was over
             else:
                 judged.append(o)
                 if o.ok:
                     acknowledged.append(o)
-        blocked = [o for o in judged if o.kind in ("approve", "publish")]
-        measured: dict = {o.kind: answer(o) for o in blocked}
+        blocked = [o for o in judged if o.kind in (OpKind.APPROVE, OpKind.PUBLISH)]
+        measured: dict[str, Any] = {o.kind: answer(o) for o in blocked}
         measured["acknowledged"] = [named(o) for o in acknowledged][:10]
         measured["not_placed"] = len(not_placed)
         left_out = (f"; {len(not_placed)} operation(s) whose timing the history cannot place left out: "
@@ -464,7 +470,7 @@ class PublishApprovalBlocked(Gate):
                     + (f" ({ref(o).strip()})" if ref(o) else "") for o in acknowledged[:5]]
             said += [f"{o.kind} {answer(o)}" for o in wrong if not o.ok][:5]
             return self.result(Verdict.FAIL, measured, "; ".join(said) + left_out)
-        missing = [k for k in ("approve", "publish") if not any(o.kind == k for o in blocked)]
+        missing = [k for k in (OpKind.APPROVE, OpKind.PUBLISH) if not any(o.kind == k for o in blocked)]
         if missing:
             return self.unknown(f"no {' or '.join(missing)} attempted while the primary was down "
                                 f"({'it ended first' if span.end is not None else 'none recorded'})" + left_out,
@@ -473,15 +479,15 @@ class PublishApprovalBlocked(Gate):
 
 
 def refused_in(gate: Gate, history: History, span: Span, kinds: tuple[str, ...], status: int | None = 503,
-               each_kind: bool = True, late_refusals: bool = False, **fields) -> GateResult:
+               each_kind: bool = True, late_refusals: bool = False, **fields: Any) -> GateResult:
     """Every op of `kinds` that ran inside `span` was refused (status, and these answer fields);
     at least one of each kind (or of any, each_kind False) must have run there, else unknown.
     `late_refusals`: an op invoked inside the span and refused as required after it ended counts
     too; any other answer after the end (ok, or an error the recovery may have caused) says
     nothing and is left out."""
-    from harness.gates.base import answer
-    def refused(o) -> bool:
-        return not o.ok and (status is None or o.status == status) and all(o.detail.get(k) == v for k, v in fields.items())
+    def refused(o: Op) -> bool:
+        return (not o.ok and (status is None or o.status == status)
+                and all(o.detail.get(k) == v for k, v in fields.items()))
     ops = [o for o in history.ops if o.kind in kinds and (span.holds(o) or (
         late_refusals and span.contains(o.t_invoke) and refused(o)))]
     missing = [k for k in kinds if not any(o.kind == k for o in ops)] if each_kind else ([] if ops else list(kinds))

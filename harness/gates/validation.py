@@ -6,16 +6,17 @@ Judged from the harness's own reads of the API, of both database copies and of t
 from __future__ import annotations
 
 from harness.gates.base import Gate, last_op, register
-from harness.model import GateResult, History, Verdict
+from harness.model import GateResult, History, Op, OpKind, Verdict
 
 
-def _read(gate: Gate, history: History, kind: str):
+def _read(gate: Gate, history: History, kind: OpKind) -> Op | GateResult:
+    """The last op of `kind`, or the gate's unknown when it was not read or could not be."""
     op = last_op(history, kind)
     if op is None:
-        return None, gate.unknown(f"{kind.replace('_', ' ')} was not read")
+        return gate.unknown(f"{kind.replace('_', ' ')} was not read")
     if not op.ok:
-        return None, gate.unknown(f"{kind.replace('_', ' ')} could not be read: {op.error}")
-    return op, None
+        return gate.unknown(f"{kind.replace('_', ' ')} could not be read: {op.error}")
+    return op
 
 
 @register
@@ -29,9 +30,9 @@ class ServicesReady(Gate):
     threshold = "all ready"
 
     def evaluate(self, history: History) -> GateResult:
-        op, unknown = _read(self, history, "services")
-        if unknown:
-            return unknown
+        op = _read(self, history, OpKind.SERVICES)
+        if isinstance(op, GateResult):
+            return op
         parts = op.value.get("components") or {}
         checks = op.value.get("lab_checks") or {}
         down = {k: v for k, v in parts.items() if v != "up" and v != "degraded"}
@@ -51,9 +52,9 @@ class MetadataTablesInSync(Gate):
     threshold = "every table equal"
 
     def evaluate(self, history: History) -> GateResult:
-        op, unknown = _read(self, history, "table_checksums")
-        if unknown:
-            return unknown
+        op = _read(self, history, OpKind.TABLE_CHECKSUMS)
+        if isinstance(op, GateResult):
+            return op
         primary, dr = op.value.get("primary") or {}, op.value.get("dr") or {}
         if not primary:
             return self.unknown("no metadata table was read on the primary")
@@ -77,9 +78,9 @@ class EventCountGrowth(Gate):
         self.threshold = f">= {threshold}"
 
     def evaluate(self, history: History) -> GateResult:
-        op, unknown = _read(self, history, "event_growth")
-        if unknown:
-            return unknown
+        op = _read(self, history, OpKind.EVENT_GROWTH)
+        if isinstance(op, GateResult):
+            return op
         grown = op.value["after"] - op.value["before"]
         return self.judge(grown >= self.minimum, {"appended": grown, "window_s": op.value.get("window_s")})
 
@@ -94,9 +95,9 @@ class ApprovalCountOnDr(Gate):
     threshold = "equal"
 
     def evaluate(self, history: History) -> GateResult:
-        op, unknown = _read(self, history, "approval_counts")
-        if unknown:
-            return unknown
+        op = _read(self, history, OpKind.APPROVAL_COUNTS)
+        if isinstance(op, GateResult):
+            return op
         primary, dr = op.value.get("primary"), op.value.get("dr")
         return self.judge(primary is not None and primary == dr, {"primary": primary, "dr": dr})
 
@@ -112,10 +113,10 @@ class FailoverEventsInSiem(Gate):
     threshold = "none missing"
 
     def evaluate(self, history: History) -> GateResult:
-        store, unknown = _read(self, history, "validate_drill_events")
-        if unknown:
-            return unknown
-        siem = last_op(history, "validate_siem")
+        store = _read(self, history, OpKind.VALIDATE_DRILL_EVENTS)
+        if isinstance(store, GateResult):
+            return store
+        siem = last_op(history, OpKind.VALIDATE_SIEM)
         if siem is None or not siem.ok:
             return self.unknown("the SIEM sink could not be read")
         seen = {(r.get("event_id"), r.get("correlation_id")) for r in siem.value}

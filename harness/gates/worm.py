@@ -19,7 +19,7 @@ only a real S3 refuses to lift it.
 from __future__ import annotations
 
 from harness.gates.base import Gate, last_op, register
-from harness.model import GateResult, History
+from harness.model import GateResult, History, OpKind
 
 DAY = 86400.0
 SEVEN_YEARS_DAYS = 2557
@@ -43,7 +43,7 @@ class WormRetention(Gate):
                             f"(the lock the store reports)")
 
     def evaluate(self, history: History) -> GateResult:
-        read = last_op(history, "store_lock", scope=self.scope)
+        read = last_op(history, OpKind.STORE_LOCK, scope=self.scope)
         if read is None:
             return self.unknown(f"the locks of the {self.scope} objects the drill wrote were not read")
         if not read.ok:
@@ -52,7 +52,7 @@ class WormRetention(Gate):
         if not objects:
             return self.unknown(f"the drill wrote no {self.scope} object whose lock could be read")
         modes = sorted({str(o.get("mode")) for o in objects})
-        held = [(o.get("retain_until") - o.get("written_at")) / DAY
+        held = [(o["retain_until"] - o["written_at"]) / DAY
                 for o in objects if isinstance(o.get("retain_until"), (int, float))
                 and isinstance(o.get("written_at"), (int, float))]
         short = [str(o.get("object_key")) for o in objects
