@@ -81,14 +81,6 @@ class Halt:
         return self.event.is_set()
 
 
-# what each fault that is not a link's toxic needs of the lab (harness.lab.base.CAPABILITIES)
-FAULT_NEEDS = {"api_instance_kill": "api_instances", "database_primary_kill": "database_kill",
-               "platform_degrade": "platform_api_faults", "platform_down": "platform_kill",
-               "connector_worker_kill": "connector_workers", "event_store_block": "event_store_block",
-               "http_error": "evidence_http_errors", "backup_halt": "backups", "backup_corrupt": "backups",
-               "database_loss": "backups"}
-
-
 def capability(step: Step, lab: Any) -> str | None:
     """Why this lab cannot do this fault (checked before anything is injected), or None."""
     from ..lab.base import CAPABILITIES
@@ -104,8 +96,9 @@ def capability(step: Step, lab: Any) -> str | None:
     if step.spec.type.startswith(("container_", "network_")):
         return None if hasattr(lab, "container") else \
             f"fault {step.name}: {step.spec.type} needs the container lab (lab provider testcontainers)"
-    needed = FAULT_NEEDS.get(step.spec.type)
-    if needed is not None and needed not in lab.capabilities():
+    lacking = sorted(cls.NEEDS - lab.capabilities())      # what the fault type needs (Fault.NEEDS)
+    if lacking:
+        needed = lacking[0]
         what = ("has no API instance processes the harness can kill" if needed == "api_instances"
                 else f"cannot {CAPABILITIES[needed]}")
         return f"fault {step.name}: the {lab.provider} lab {what} (capability {needed})"

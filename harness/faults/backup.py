@@ -22,6 +22,7 @@ PRIMARY_REGION = "primary-region"
 @register
 class BackupHalt(Fault):
     TYPE = "backup_halt"
+    NEEDS = frozenset({"backups"})
     DESCRIPTION = "the backup service stops taking snapshots; heal: it resumes (and takes what is due)"
 
     def __init__(self, spec: FaultSpec) -> None:
@@ -39,6 +40,7 @@ class BackupHalt(Fault):
 @register
 class BackupCorrupt(Fault):
     TYPE = "backup_corrupt"
+    NEEDS = frozenset({"backups"})
     DESCRIPTION = ("a damaged new version of the newest snapshot's dump in a backup bucket (target backups or "
                    "backups-dr): truncated to half, or one byte flipped; heal: that version deleted")
     PARAMS = {"how": Param(str, "truncate", choices=("truncate", "flip"))}
@@ -88,6 +90,7 @@ class BackupCorrupt(Fault):
 @register
 class DatabaseLoss(Fault):
     TYPE = "database_loss"
+    NEEDS = frozenset({"backups"})
     DESCRIPTION = ("the primary region's database is lost: every node SIGKILLed and its data deleted; heal: "
                    "restored from the newest verified hourly snapshot unless the drill restored it, replicas rebuilt")
 

@@ -38,11 +38,15 @@ class FaultContext:
 
 
 class Fault:
-    """One registered fault type. Subclasses set TYPE, PARAMS, and implement inject/heal."""
+    """One registered fault type. Subclasses set TYPE, NEEDS, PARAMS, and implement inject/heal."""
 
     TYPE: ClassVar[str] = ""
     DESCRIPTION: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, Param]] = {}
+    # What the fault needs of a lab: capability names (harness.lab.capabilities.CAPABILITIES), checked
+    # before anything is injected (harness.chaos.runner.capability). Every registered type declares it,
+    # itself or a family base: frozenset() when a link's proxy (asked of Toxiproxy) is all it needs.
+    NEEDS: ClassVar[frozenset[str]]
     # True when the fault's mechanism lifts it by itself after spec.time_limit_s (a dead-man switch
     # should the harness die): toxics, a disabled proxy, the HTTP gateway, a platform stand-in's
     # mode, the event store block. Never for kills: a killed process cannot come back by itself.
@@ -105,6 +109,14 @@ REGISTRY: dict[str, type[Fault]] = {}
 
 
 def register(cls: type[Fault]) -> type[Fault]:
+    """Add a fault type to the registry; a type that does not declare what it needs of a lab (NEEDS,
+    itself or a family base) is refused here, when its module is imported, not when a run asks."""
+    if not any("NEEDS" in vars(k) for k in cls.__mro__ if k is not Fault):
+        raise TypeError(f"fault type {cls.TYPE!r} ({cls.__name__}) declares no NEEDS: the lab capabilities it "
+                        f"needs (harness.lab.capabilities.CAPABILITIES), frozenset() for none")
+    if not (isinstance(cls.NEEDS, frozenset) and all(isinstance(n, str) and n for n in cls.NEEDS)):
+        raise TypeError(f"fault type {cls.TYPE!r} ({cls.__name__}): NEEDS must be a frozenset of capability names, "
+                        f"got {cls.NEEDS!r}")
     REGISTRY[cls.TYPE] = cls
     return cls
 

@@ -21,6 +21,7 @@ def _wait_status(container: Any, status: str, timeout: float = 30.0) -> None:
 
 class ContainerFault(Fault):
     PARAMS: ClassVar[dict[str, Param]] = {}
+    NEEDS = frozenset()      # no capability name: it needs the container lab itself (harness.chaos.runner checks it)
 
     def container(self, ctx: FaultContext) -> Any:   # a docker SDK container (untyped)
         if ctx.lab is None or not hasattr(ctx.lab, "container"):

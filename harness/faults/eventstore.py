@@ -13,6 +13,7 @@ TARGET = "database-primary"
 @register
 class EventStoreBlock(Fault):
     TYPE = "event_store_block"
+    NEEDS = frozenset({"event_store_block"})
     TIME_LIMITED = True      # PostgreSQL ends the blocking session itself (idle_in_transaction_session_timeout)
     DESCRIPTION = ("holds LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the database primary (reads "
                    "work, every audit-event append waits); heal: roll that session back (a no-op once "

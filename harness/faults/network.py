@@ -16,6 +16,7 @@ class ToxicFault(Fault):
     """A fault made of one toxic per stream. Subclasses map params to Toxiproxy attributes."""
 
     TIME_LIMITED = True      # the fault server removes the toxic by itself (time_limit_ms)
+    NEEDS = frozenset()      # the link's proxy, asked of Toxiproxy
     TOXIC: ClassVar[str] = ""
     DEFAULT_STREAM: ClassVar[str] = "downstream"
 
@@ -156,6 +157,7 @@ class DataLimit(ToxicFault):
 class ProxyDown(Fault):
     TYPE = "proxy_down"
     TIME_LIMITED = True      # the fault server enables the proxy again by itself (time_limit_ms)
+    NEEDS = frozenset()      # the link's proxy, asked of Toxiproxy
     DESCRIPTION = "disables the proxy: open connections dropped, new ones refused"
     PARAMS: ClassVar[dict[str, Param]] = {}
 
@@ -172,6 +174,7 @@ class HttpError(Fault):
 
     TYPE = "http_error"
     TIME_LIMITED = True      # the gateway forwards again by itself (for_s)
+    NEEDS = frozenset({"evidence_http_errors"})
     DESCRIPTION = "the server answers `status` (default 503) to every request (count 0) or the next `count`"
     PARAMS = {"status": Param(int, 503, minimum=400), "count": Param(int, 0, minimum=0)}
 

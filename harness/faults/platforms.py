@@ -17,6 +17,7 @@ from .refused import may_have_acted
 @register
 class PlatformDegrade(Fault):
     TYPE = "platform_degrade"
+    NEEDS = frozenset({"platform_api_faults"})
     TIME_LIMITED = True      # the stand-in goes back to ok by itself (for_s)
     DESCRIPTION = ("the platform API answers `mode` (throttle: 429 with Retry-After, error: 503, hang) "
                    "to every request (requests 0) or the next `requests`")
@@ -57,6 +58,7 @@ class PlatformDegrade(Fault):
 @register
 class PlatformDown(Fault):
     TYPE = "platform_down"
+    NEEDS = frozenset({"platform_kill"})
     DESCRIPTION = "the platform's server is killed (SIGKILL); heal starts it again"
 
     refused = False     # the kill was certainly not done: nothing to start again

@@ -18,6 +18,7 @@ DATABASE_PRIMARY = "database-primary"
 @register
 class DatabasePrimaryKill(Fault):
     TYPE = "database_primary_kill"
+    NEEDS = frozenset({"database_kill"})
     DESCRIPTION = ("SIGKILLs the database primary's postmaster and every child (a crash); heal: the node "
                    "back, rebuilt as a replica of the promoted primary (or started again if none was promoted)")
     PARAMS: ClassVar[dict[str, Param]] = {}
@@ -53,6 +54,7 @@ class DatabasePrimaryKill(Fault):
 @register
 class ApiInstanceKill(Fault):
     TYPE = "api_instance_kill"
+    NEEDS = frozenset({"api_instances"})
     DESCRIPTION = ("SIGKILLs an availability zone's API instance (target az1, az2, az3), or every instance "
                    "still up (target all); heal: redeploy what it killed")
     PARAMS: ClassVar[dict[str, Param]] = {}
@@ -86,6 +88,7 @@ class ApiInstanceKill(Fault):
 @register
 class ConnectorWorkerKill(Fault):
     TYPE = "connector_worker_kill"
+    NEEDS = frozenset({"connector_workers"})
     DESCRIPTION = ("SIGKILLs a platform's connector worker (target a platform, e.g. intune, or all); the "
                    "lab's auto-scaling group replaces it; heal: a worker running for each platform killed")
     PARAMS: ClassVar[dict[str, Param]] = {}
