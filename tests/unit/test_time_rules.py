@@ -1,7 +1,7 @@
 """Time-based rules without clock control (issue 24): the 15-minute CAB pause and the 24-hour
 manual import. A target that grants no `clock` runs "N minutes pass" without refusing the scenario:
 it holds the faults in real time when the plan says `hold_real_time: true`, else it records that the
-time did not pass (the gates then answer unknown: tests/unit/gates/cases.py)."""
+time did not pass (the gates then answer unknown: tests/unit/gates/cases/)."""
 
 from __future__ import annotations
 

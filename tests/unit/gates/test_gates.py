@@ -1,5 +1,5 @@
-"""The gates judged on hand-built histories (tests/unit/gates/cases.py), every registered gate
-covered by a pass, a fail and an unknown case; and the base every gate relies on: an error is
+"""The gates judged on hand-built histories (tests/unit/gates/cases/, one module per gate family),
+every registered gate covered by a pass, a fail and an unknown case; and the base every gate relies on: an error is
 unknown, never pass; one broken gate hides no other; the drill's verdict is the worst; spans."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Typed gate results: a gate whose rule is one numeric comparison declares it (operator, limit,
-unit), and its verdict on every pass and fail case of tests/unit/gates/cases.py is exactly
+unit), and its verdict on every pass and fail case of tests/unit/gates/cases/ is exactly
 `measured operator limit`. A wrong operator or limit makes a case disagree and this test fail."""
 
 from __future__ import annotations
