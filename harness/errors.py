@@ -1,5 +1,6 @@
 """The error and config toolkit at the bottom of the layers: the errors every layer raises
-(PlanError: an invalid plan; LabStartError: a lab that could not start) and the small helpers a
+(PlanError: an invalid plan; LabStartError: a lab that could not start; FaultError: a
+fault spec or target that cannot be used) and the small helpers a
 config parser uses to name a value in a message (quoted, shown) and to collect independent errors
 (collector, checked). It imports nothing of the harness but harness.inputs."""
 
@@ -18,6 +19,10 @@ MAX_PATH_SHOWN = 160          # characters of a path named in a message
 
 class PlanError(ValueError):
     """An invalid plan: the message names the file, the key and the fix."""
+
+
+class FaultError(ValueError):
+    """A fault spec is invalid, or its target does not exist. Raised before any harm is done."""
 
 
 class LabStartError(RuntimeError):

@@ -11,13 +11,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..errors import FaultError as FaultError  # raised by every fault; defined at the bottom layer
 from ..model import FaultSpec
 
 REQUIRED = object()
-
-
-class FaultError(ValueError):
-    """A fault spec is invalid, or its target does not exist. Raised before any harm is done."""
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import requests
 
+from ..toxiproxy.client import BYTE_DROPPING_TOXICS
 from .base import Fault, FaultContext, Param, register
-from .toxiproxy_control import BYTE_DROPPING_TOXICS
 
 STREAMS = ("upstream", "downstream", "both")
 

@@ -23,8 +23,7 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 
-from ..errors import quoted
-from ..faults import FaultError, ToxiproxyControl
+from ..errors import FaultError, quoted
 from ..steps.registry import (
     EVERY_API_INSTANCE,
     EVIDENCE_GATEWAY,
@@ -33,6 +32,7 @@ from ..steps.registry import (
     REPLICATION_LINK,
     TargetNames,
 )
+from ..toxiproxy.client import ToxiproxyControl
 from ..wait import wait_for
 from .base import Lab, LabStartError
 from .failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag

@@ -12,7 +12,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import NotFound
 
-from .base import FaultError
+from ..errors import FaultError
 
 F = TypeVar("F", bound=Callable[..., Any])
 # toxics that drop bytes inside live connections: their heal and the resets close the proxy's
