@@ -165,9 +165,9 @@ def _steps(args: argparse.Namespace) -> int:
 
 def _matrix(args: argparse.Namespace) -> int:
     """Print the failure-modes matrix with each row's scenario and its last verdict (CAB log)."""
+    from .cab.ledger import key_or_none, verified_entries
     from .environments import lab_warning
     from .matrix import matrix_rows, render
-    from .report.cab_log import key_or_none, verified_entries
     from .report.cli import cab_log_path
 
     entries, skipped = verified_entries(cab_log_path(args), key_or_none(args.cab_key))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.cab.ledger import CabLogCorrupt, append_cab_log, verify_cab_log
 from harness.model import DrillResult
-from harness.report.cab_log import CabLogCorrupt, append_cab_log, verify_cab_log
 from harness.report.html import render_html, write_html
 from harness.report.junit import write_junit
 from harness.report.results_json import SCHEMA_VERSION, write_results

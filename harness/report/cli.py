@@ -13,12 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import exits
-from ..environments import add_count_arg
-from ..errors import PlanError
-from ..inputs import RECORD_MAX, InputError, parse_json, printable, read_capped
-from ..progress import Progress
-from ..signoff import SignOff, check_window, with_flags
-from .cab_log import (
+from ..cab.ledger import (
     GENESIS,
     CabKey,
     CabKeyError,
@@ -30,6 +25,11 @@ from .cab_log import (
     load_key,
     log_lines,
 )
+from ..environments import add_count_arg
+from ..errors import PlanError
+from ..inputs import RECORD_MAX, InputError, parse_json, printable, read_capped
+from ..progress import Progress
+from ..signoff import SignOff, check_window, with_flags
 from .manifest import DirCheck, check_dir
 
 DEFAULT_CAB_LOG = Path("reports") / "cab-log.jsonl"
@@ -102,7 +102,7 @@ def printer(args: argparse.Namespace):
 
 def run_summary(result: Any, out_dir: Path, code: int) -> dict[str, Any]:
     """What `drill run --json` prints: the verdict, the figures per scenario and where the outputs are."""
-    from .cab_log import gates_summary
+    from ..cab.ledger import gates_summary
 
     results = result.to_json()
     return {"drill": result.drill, "verdict": result.verdict.value, "exit_code": code,
@@ -257,8 +257,8 @@ def _report(args: argparse.Namespace) -> int:
 # ---- drill history ------------------------------------------------------------------------------
 
 def _history(args: argparse.Namespace) -> int:
+    from ..cab.ledger import key_or_none, verified_entries
     from ..files import atomic_write_text
-    from .cab_log import key_or_none, verified_entries
     from .history import history, render_history
 
     html = Path(args.html)

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import exits
+from ..cab.ledger import key_or_none, verified_entries
 from ..environments import add_count_arg, count_words, lab_warning
 from ..errors import PlanError
 from ..inputs import printable
-from ..report.cab_log import key_or_none, verified_entries
 from .backup_jobs import JOBS as BACKUP_JOBS
 from .calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, cron_trigger, domain_states
 from .daemon import Daemon, add_trigger, load_plans, open_store

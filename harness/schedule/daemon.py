@@ -48,10 +48,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.engine import URL
 
+from ..cab.ledger import append_cab_record, key_or_none, verified_entries
 from ..environments import DEFAULT_COUNT, lab_warning
 from ..lab import reaper
 from ..plan import Plan, PlanError, load_plan, read_yaml
-from ..report.cab_log import append_cab_record, key_or_none, verified_entries
 from .backup_jobs import JOBS as BACKUP_JOBS
 from .backup_jobs import load_backup_target, run_backup_job
 from .calendar import (

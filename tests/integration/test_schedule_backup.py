@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from harness.backup.catalogue import catalogue
+from harness.cab.ledger import read_cab_entries
 from harness.lab.parts import S3_ENV
-from harness.report.cab_log import read_cab_entries
 from harness.schedule.backup_jobs import load_backup_target
 from harness.schedule.daemon import Daemon
 

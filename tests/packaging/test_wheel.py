@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import __version__
-from harness.report.cab_log import append_cab_record, load_key
+from harness.cab.ledger import append_cab_record, load_key
 from harness.report.manifest import write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

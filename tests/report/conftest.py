@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.cab.ledger import load_key
 from harness.model import DrillResult
 from harness.plan import load_plan
-from harness.report.cab_log import load_key
 from harness.runner.record import Recording, complete, write_outputs
 from harness.signoff import SignOff
 

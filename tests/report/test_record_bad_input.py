@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report.cab_log import append_cab_record, entry_hash, load_key
+from harness.cab.ledger import append_cab_record, entry_hash, load_key
 from harness.report.manifest import write_manifest
 
 from .conftest import drill

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report.cab_log import read_cab_entries, verify_cab_log
+from harness.cab.ledger import read_cab_entries, verify_cab_log
 from harness.schedule.daemon import Daemon, add_trigger, open_store
 from harness.wait import poll
 

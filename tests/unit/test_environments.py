@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.cab.ledger import load_key, verified_entries
 from harness.cli import main
 from harness.environments import REHEARSAL, class_of, environment_of, parse_count, run_environment
 from harness.model import DrillResult
 from harness.plan import PlanError, load_plan
-from harness.report.cab_log import load_key, verified_entries
 from harness.report.html import render_html
 from harness.runner.record import Recording, complete, write_outputs
 from harness.schedule.daemon import load_plans

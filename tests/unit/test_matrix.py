@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness import matrix
+from harness.cab.ledger import load_key, verified_entries
 from harness.matrix import ROWS, Row, render
 from harness.model import DrillResult
 from harness.report import append_cab_log
-from harness.report.cab_log import load_key, verified_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from harness.model import DrillResult
-from harness.plan import PlanError
-from harness.report.cab_log import (
+from harness.cab.ledger import (
     CabKeyError,
     append_cab_log,
     check_log,
@@ -21,6 +19,8 @@ from harness.report.cab_log import (
     verified_entries,
     verify_cab_log,
 )
+from harness.model import DrillResult
+from harness.plan import PlanError
 from harness.report.manifest import check_dir, write_manifest
 from harness.report.risk import assess, level, miss_ratio
 from harness.report.since import since_last_run

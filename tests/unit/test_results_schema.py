@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from harness.cab.ledger import CabKey
 from harness.chaos.plan import load_chaos_plan
 from harness.chaos.runner import as_plan
 from harness.gates import evaluate_gate, evaluate_gates
@@ -20,7 +21,6 @@ from harness.gates.availability import AvailabilityBudget
 from harness.gates.recovery import LostWrites, RtoSeconds
 from harness.model import DrillResult, FaultRecord, GateResult, History, ScenarioResult, Verdict
 from harness.plan import Plan, load_plan
-from harness.report.cab_log import CabKey
 from harness.report.results_json import SCHEMA_VERSION, results_text
 from harness.runner.record import Recording, complete, write_outputs
 from harness.runner.results import drill_result

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from controlplane import redact
+from harness.cab.ledger import load_key
 from harness.lab import hooks
 from harness.lab.hooks import Hook, HookError
 from harness.model import DrillResult
 from harness.plan import PlanError, load_plan
-from harness.report.cab_log import load_key
 from harness.runner.record import Recording, write_outputs
 from harness.signoff import SignOff
 from tests.support import JsonHandler, http_server
@@ -239,7 +239,7 @@ def test_lone_surrogates_in_a_result_are_written_as_replacement_characters(tmp_p
     """A lone surrogate in any result string used to make the first writer raise, so nothing was
     written; now every output and the CAB line are written, valid UTF-8 and parseable, with
     U+FFFD where the surrogate was (a valid surrogate pair becomes its character)."""
-    from harness.report.cab_log import verify_cab_log
+    from harness.cab.ledger import verify_cab_log
 
     bad = "half \ud800 a pair \ud83d\ude00 end \udfff"
     result = result_with([bad, "error " + bad, "detail " + bad])

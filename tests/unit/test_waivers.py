@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.cab.ledger import CabKey, drill_record, gates_summary
 from harness.gates import evaluate_gate
 from harness.gates.recovery import RpoSeconds, RtoSeconds
 from harness.gates.waiver import Waived, waivable
 from harness.model import DrillResult, GateResult, Verdict, WaivedGateResult
 from harness.plan import load_plan
-from harness.report.cab_log import CabKey, drill_record, gates_summary
 from harness.report.html import render_html
 from harness.report.risk import assess
 from harness.runner import exit_code

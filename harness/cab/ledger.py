@@ -1,4 +1,4 @@
-"""CAB log: one keyed, hash-chained JSON line appended per drill (and per schedule or report event).
+"""The CAB ledger: one keyed, hash-chained JSON line appended per drill (and per schedule or report event).
 
 Each line carries
 - `prev_hash`: the previous line's `hash` (64 zeros for the first line);
