@@ -9,11 +9,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import exits
 from ..errors import PlanError, shown
 from ..inputs import printable
 from ..report.cli import add_record_args
+
+if TYPE_CHECKING:
+    from ..lab.base import Lab
 
 EXIT_INVALID = exits.INVALID
 SIGNAL_REASONS = {signal.SIGINT: "SIGINT (Ctrl-C) received", signal.SIGTERM: "SIGTERM received",
@@ -24,7 +28,7 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _open_lab(plan, confirm: str | None):
+def _open_lab(plan, confirm: str | None) -> tuple[Lab, bool]:
     """(lab, whether this run starts and stops it)."""
     from ..lab.attach import running_lab_config
     from ..lab.external import ExternalConfig, ExternalLab
@@ -78,9 +82,9 @@ def chaos(args: argparse.Namespace) -> int:
         _err(f"drill: invalid chaos plan: {exc}")
         return EXIT_INVALID
     out = Path(args.out) if args.out else default_out(plan)
-    dry_run = args.dry_run or getattr(lab, "dry_run", False)
+    dry_run = args.dry_run or lab.dry_run
     _err(f"drill: chaos {plan.chaos}: {len(steps)} fault(s)" + (f", seed {args.seed}" if args.seed is not None else "")
-         + (" -- DRY RUN, nothing will be injected" + (f" ({lab.interlock()})" if getattr(lab, "dry_run", False)
+         + (" -- DRY RUN, nothing will be injected" + (f" ({lab.interlock()})" if lab.dry_run
                                                        else "") if dry_run else ""))
     for step in steps:
         _err(f"drill:   {describe_step(step)}")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import measure
 from ..faults.base import REGISTRY
@@ -44,6 +44,7 @@ from ..gates.recovery import DuplicatedWrites, LostWrites, RtoSeconds
 from ..gates.waiver import waivable
 from ..inputs import printable
 from ..lab import proc, reaper
+from ..lab.capabilities import Containers
 from ..model import Verdict
 from ..plan import LabSpec, Plan
 from ..runner import exit_code, not_run_line
@@ -53,6 +54,9 @@ from ..runner.record import Recording, complete, write_outputs
 from ..runner.results import drill_result
 from ..runner.scenario import DrillRun, SteadyStateNotMet, utc_now
 from .plan import ChaosPlan, Step
+
+if TYPE_CHECKING:
+    from ..lab.base import Lab
 
 DRY_RUN_PROBES = 30          # probe answers a dry run collects (about 3 s)
 MONITOR_INTERVAL_S = 0.1
@@ -81,9 +85,9 @@ class Halt:
         return self.event.is_set()
 
 
-def capability(step: Step, lab: Any) -> str | None:
+def capability(step: Step, lab: Lab) -> str | None:
     """Why this lab cannot do this fault (checked before anything is injected), or None."""
-    from ..lab.base import CAPABILITIES
+    from ..lab.capabilities import CAPABILITIES
 
     cls = REGISTRY[step.spec.type]
     target = step.spec.target
@@ -94,7 +98,7 @@ def capability(step: Step, lab: Any) -> str | None:
             return f"fault {step.name}: {exc}"
         return None
     if step.spec.type.startswith(("container_", "network_")):
-        return None if hasattr(lab, "container") else \
+        return None if isinstance(lab, Containers) else \
             f"fault {step.name}: {step.spec.type} needs the container lab (lab provider testcontainers)"
     lacking = sorted(cls.NEEDS - lab.capabilities())      # what the fault type needs (Fault.NEEDS)
     if lacking:
@@ -110,7 +114,7 @@ def capability(step: Step, lab: Any) -> str | None:
     return None
 
 
-def refused_before_start(plan: ChaosPlan, lab: Any) -> list[str]:
+def refused_before_start(plan: ChaosPlan, lab: Lab) -> list[str]:
     """What `drill chaos` would refuse of the plan's faults (its sequence and its game day's set)
     on this lab, known before the lab is up, for `drill validate`: a fault the provider cannot do.
     A link's proxy (asked of the fault server) and an embedded lab's API instances are only known
@@ -187,14 +191,14 @@ def mark_healed(record: Path | None, halt: Halt) -> None:
     record.write_text(json.dumps(data))
 
 
-def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Any, out_dir: Path, cab_log: Path | Recording, *,
+def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Lab, out_dir: Path, cab_log: Path | Recording, *,
               seed: int | None = None, dry_run: bool = False, halt: Halt | None = None,
               record: Path | None = None, log: Callable[..., None] = print) -> tuple[int, Any]:
     """Run the sequence on a lab that is up (module docstring); (exit code, DrillResult)."""
     halt = halt or Halt()
     rec = cab_log if isinstance(cab_log, Recording) else Recording(Path(cab_log))
     run = DrillRun(drill=plan.chaos, lab=lab, targets=dict(plan.targets),
-                   replication=getattr(lab, "replication", "sync"), progress=rec.progress,
+                   replication=lab.replication, progress=rec.progress,
                    availability=plan.availability)
     run.forwarder = EventForwarder(lab.api_url)
     lab.on_event = run.lab_event

@@ -106,7 +106,7 @@ class DatabaseLoss(Fault):
     def heal(self, ctx: FaultContext) -> None:
         if not ctx.lab.database_lost():
             return
-        if any(node.lost and node.role == "primary" for node in ctx.lab.cluster.nodes.values()):
+        if ctx.lab.database_primary_lost():
             outcome = ctx.lab.restore_database()
             if not outcome.ok:
                 why = outcome.candidates[-1].reason if outcome.candidates else "no snapshot"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..lab.capabilities import Containers
 from ..wait import wait_for
 from .base import Fault, FaultContext, Param, register
 
@@ -24,7 +25,7 @@ class ContainerFault(Fault):
     NEEDS = frozenset()      # no capability name: it needs the container lab itself (harness.chaos.runner checks it)
 
     def container(self, ctx: FaultContext) -> Any:   # a docker SDK container (untyped)
-        if ctx.lab is None or not hasattr(ctx.lab, "container"):
+        if not isinstance(ctx.lab, Containers):
             raise RuntimeError(f"fault {self.TYPE} needs the container lab (lab: testcontainers)")
         return ctx.lab.container(self.spec.target)
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model import FaultRecord, FaultSpec
 from .base import Fault, FaultContext, build
 from .refused import FaultNotInjected, could_not_act
+
+if TYPE_CHECKING:
+    from ..lab.base import Lab
 
 DEFAULT_TIME_LIMIT_S = 600.0
 
@@ -42,14 +45,14 @@ class Entry:
 class FaultJournal:
     """`record(kind, name, **detail)` writes an event (inject / heal) and returns it with its time t."""
 
-    def __init__(self, lab: Any, record: Callable[..., Any], default_time_limit_s: float = DEFAULT_TIME_LIMIT_S):
+    def __init__(self, lab: Lab | None, record: Callable[..., Any], default_time_limit_s: float = DEFAULT_TIME_LIMIT_S):
         self.lab = lab
         self.record = record
         self.default_time_limit_s = default_time_limit_s
         self.entries: list[Entry] = []
 
     def context(self) -> FaultContext:
-        return FaultContext(toxiproxy=getattr(self.lab, "toxiproxy", None), lab=self.lab)
+        return FaultContext(toxiproxy=self.lab.toxiproxy if self.lab is not None else None, lab=self.lab)
 
     def inject(self, spec: FaultSpec, label: str) -> Fault:
         """Validate, record "inject" (the moment harm starts: RTO counts from it), then inject. An

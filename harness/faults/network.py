@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import requests
 
+from ..lab.capabilities import EvidenceStore
 from ..toxiproxy.client import BYTE_DROPPING_TOXICS
 from .base import Fault, FaultContext, Param, register
 
@@ -191,6 +192,6 @@ class HttpError(Fault):
 
     def _headers(self, ctx: FaultContext) -> dict[str, str]:
         """The gateway's own token where the lab has one (an external target), else the lab's."""
-        own = getattr(ctx.lab, "gateway_headers", None)
-        headers: dict[str, str] = own(self.spec.target) if own is not None else ctx.lab.control_headers()
+        headers: dict[str, str] = (ctx.lab.gateway_headers(self.spec.target) if isinstance(ctx.lab, EvidenceStore)
+                                   else ctx.lab.control_headers())
         return headers

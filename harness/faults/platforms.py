@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import requests
 
+from ..lab.capabilities import PlatformStandIns
 from .base import Fault, FaultContext, Param, register
 from .refused import may_have_acted
 
@@ -26,9 +27,8 @@ class PlatformDegrade(Fault):
               "requests": Param(int, 0, minimum=0)}
 
     def _control(self, ctx: FaultContext, body: dict[str, object]) -> None:
-        set_mode = getattr(ctx.lab, "set_platform_mode", None)
-        if set_mode is not None:            # a Lab: its stand-in's control endpoint, or a runbook hook
-            set_mode(self.spec.target, body)
+        if isinstance(ctx.lab, PlatformStandIns):   # a Lab: its stand-in's control endpoint, or a runbook hook
+            ctx.lab.set_platform_mode(self.spec.target, body)
             return
         requests.post(f"{ctx.lab.platform_control_url(self.spec.target)}/_control", json=body,
                       headers=ctx.lab.control_headers(), timeout=10).raise_for_status()

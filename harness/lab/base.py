@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import LabStartError as LabStartError  # raised by every provider; defined at the bottom layer
 
-# What a lab can do for a drill; each provider says which it has (Lab.capabilities()), and
-# harness.runner.needs says which step needs which.
-CAPABILITIES = {
-    "database_kill": "kill the database primary and observe the failover",
-    "replication_cut": "cut the replication link to the failover replica",
-    "api_instances": "kill and redeploy the API instance of one availability zone",
-    "evidence_links": "cut the links to the evidence store (primary and alternate region)",
-    "evidence_read": "read the evidence buckets straight from the object store",
-    "evidence_http_errors": "make the evidence store answer HTTP errors and read what it received "
-                            "(an HTTP fault gateway in front of it)",
-    "siem": "read the SIEM sink",
-    "platform_api_faults": "make a platform API answer 429 or 503 (its stand-in's control endpoint)",
-    "platform_link": "add latency to the link to a platform API (a Toxiproxy proxy)",
-    "platform_kill": "kill and restart a platform's site server",
-    "platform_requests": "read what each platform API received (its request log)",
-    "connector_workers": "kill connector workers and see the auto-scaling group replace them",
-    "queues": "read a platform's queue depth and dead-letter queue straight from SQS",
-    "clock": "move the Control Plane's clock (its /_clock control endpoint)",
-    "event_store_block": "block event store writes on the database primary",
-    "backups": "the backup service: snapshots, exports, the key vault and restores",
-}
+# What a lab can do for a drill: the capabilities as typing.Protocols, and their names (derived)
+from .capabilities import CAPABILITIES, GIVES, CapabilityMissing
+
+if TYPE_CHECKING:
+    from ..faults import Fault
+    from .capabilities import Failover
+
+__all__ = ["CAPABILITIES", "CapabilityMissing", "Lab", "LabNotUp", "LabStartError", "running"]
+
+P = TypeVar("P")
+T = TypeVar("T")
+
+
+class LabNotUp(RuntimeError):
+    """A part of the lab was asked for while the lab is not up (before up(), or after down())."""
+
+
+def running(part: T | None, what: str) -> T:
+    """A part up() made (None until then and after down()), or LabNotUp naming it."""
+    if part is None:
+        raise LabNotUp(f"the lab is not up: {what} is not running")
+    return part
 
 
 class Lab(abc.ABC):
@@ -39,8 +41,40 @@ class Lab(abc.ABC):
 
     provider: str = ""
     api_url: str
-    toxiproxy: Any            # harness.faults.ToxiproxyControl
-    failover: Any             # harness.lab.failover.FailoverController
+    toxiproxy: Any            # harness.faults.ToxiproxyControl once up() ran
+    failover: Failover | None = None    # the failover observer (the lab's failover manager, or the external
+                                        # lab's watcher), made by up()
+    replication: str = "sync"           # "sync" or "async": the database tier's replication mode
+    dry_run: bool = False               # probes only: no fault is injected (the external lab unconfirmed)
+    on_event: Callable[[str, str, dict], None]   # where the lab's own recovery events go (set by the drill)
+
+    @property
+    def observer(self) -> Failover:
+        """The failover observer up() made; LabNotUp before up() and after down()."""
+        return running(self.failover, "the failover observer")
+
+    def capability(self, proto: type[P]) -> P:
+        """This lab as the capability `proto` (a protocol of harness.lab.capabilities), or
+        CapabilityMissing naming the provider and what it cannot do: the lab must have the
+        protocol's members and, for a protocol that gives capability names, report one of them."""
+        provider = self.provider or type(self).__name__
+        if not isinstance(self, proto):
+            raise CapabilityMissing(f"the {provider} lab lacks {proto.__name__} "
+                                    f"({(proto.__doc__ or '').splitlines()[0].rstrip('.')})")
+        names = GIVES.get(proto)
+        if names and not set(names) & self.capabilities():
+            raise CapabilityMissing(f"the {provider} lab lacks {proto.__name__}: "
+                                    + "; ".join(f"capability {name} ({text})" for name, text in names.items()))
+        return self
+
+    def interlock(self) -> str:
+        """Why faults are refused in a dry run (the external lab says which plan key and flag)."""
+        return "a dry run"
+
+    def set_replication(self, mode: str) -> None:
+        """Switch the database tier to `mode` ("sync" or "async") for a plan reusing a running lab."""
+        raise NotImplementedError(f"the {self.provider or type(self).__name__} lab cannot switch its replication "
+                                  f"mode to {mode}")
 
     @abc.abstractmethod
     def up(self) -> Lab: ...
@@ -61,7 +95,7 @@ class Lab(abc.ABC):
         """{check: (ok, detail)} of the lab itself (replication, load balancer)."""
 
     def capabilities(self) -> frozenset[str]:
-        """What this lab can do for a drill (names of harness.runner.needs.CAPABILITIES); a plan
+        """What this lab can do for a drill (names of harness.lab.capabilities.CAPABILITIES); a plan
         whose scenarios need more is refused before the lab starts."""
         return frozenset()
 
@@ -87,19 +121,19 @@ class Lab(abc.ABC):
     def restore_database_node(self, name: str) -> None:
         """Bring a killed database node back (the heal of database_primary_kill): once another
         node was promoted, rebuilt as its replica and the failover target; else started again."""
-        if self.failover.state == "failed_over":
-            self.failover.rebuild(name, synchronous=getattr(self, "replication", "sync") == "sync")
+        if self.observer.state == "failed_over":
+            self.observer.rebuild(name, synchronous=self.replication == "sync")
         else:
-            self.failover.restart(name)
+            self.observer.restart(name)
 
     def replica_caught_up(self, name: str) -> bool:
         """The replica has replayed the primary's current WAL position."""
-        return self.failover.transaction_lag(name) == 0.0
+        return self.observer.transaction_lag(name) == 0.0
 
     def replication_proxy_name(self, replica: str) -> str:
         return f"repl-{replica}"
 
-    def partition_replication(self, replica: str) -> Any:
+    def partition_replication(self, replica: str) -> Fault:
         """Cut the replication link to `replica`; returns the fault (heal it with heal_fault).
         The server removes it by itself after 10 minutes should the harness die."""
         from ..faults import FaultContext, build
@@ -117,6 +151,38 @@ class Lab(abc.ABC):
         raise NotImplementedError(
             f"the {self.provider or type(self).__name__} lab cannot block event store writes: it needs a "
             f"superuser session on the database primary (available on the embedded lab)")
+
+    # the API tier (harness.lab.capabilities.ApiTier): one API instance per availability zone
+    def _no_api_instances(self) -> CapabilityMissing:
+        return CapabilityMissing(f"the {self.provider or type(self).__name__} lab has no API instance processes "
+                                 f"the harness can kill (capability api_instances)")
+
+    def api_instances(self) -> list[str]:
+        raise self._no_api_instances()
+
+    def api_instance_alive(self, name: str) -> bool:
+        raise self._no_api_instances()
+
+    def kill_api_instance(self, name: str) -> None:
+        raise self._no_api_instances()
+
+    def redeploy_api_instance(self, name: str) -> None:
+        raise self._no_api_instances()
+
+    def probe_window(self) -> float:
+        """Seconds until the load balancer takes a dead instance out of rotation."""
+        raise self._no_api_instances()
+
+    # the evidence store's HTTP fault gateway (harness.lab.capabilities.EvidenceStore)
+    def http_gateway(self, name: str) -> str:
+        """The control address of the HTTP fault gateway `name` (in front of the evidence store)."""
+        raise CapabilityMissing(f"the {self.provider or type(self).__name__} lab has no HTTP fault gateway {name!r} "
+                                f"(capability evidence_http_errors)")
+
+    def gateway_requests(self, name: str = "s3") -> list[dict]:
+        """What the HTTP fault gateway `name` received and answered."""
+        raise CapabilityMissing(f"the {self.provider or type(self).__name__} lab has no HTTP fault gateway {name!r} "
+                                f"(capability evidence_http_errors)")
 
     # connector platforms (matrix rows 4-6): the embedded lab runs stand-ins for them
     def _no_platforms(self) -> NotImplementedError:
@@ -215,6 +281,10 @@ class Lab(abc.ABC):
     def database_lost(self) -> bool:
         raise self._no_backups()
 
+    def database_primary_lost(self) -> bool:
+        """The primary (not only replicas) was lost: a restore, not only a rebuild, is needed."""
+        raise self._no_backups()
+
     def restore_database(self, bucket: str | None = None, verify: bool = True, emit: Any = None,
                          validate: Any = None) -> Any:
         """Restore the lost database from the newest verified snapshot of `bucket` (RestoreOutcome)."""
@@ -223,7 +293,7 @@ class Lab(abc.ABC):
     def rebuild_database_replicas(self) -> None:
         raise self._no_backups()
 
-    def heal_fault(self, fault: Any) -> None:
+    def heal_fault(self, fault: Fault) -> None:
         from ..faults import FaultContext
 
         fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))

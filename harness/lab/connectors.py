@@ -25,8 +25,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -105,6 +106,27 @@ def peek_messages(sqs, queue_url: str, rounds: int = PEEK_ROUNDS) -> list[dict]:
     return list(seen.values())
 
 
+class Launcher(Protocol):
+    """How a lab runs a part of its connector tier: ProcessLauncher (a local process) or the
+    container lab's ContainerLauncher (a container on the lab network)."""
+
+    listen_host: str
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
+              listen: int | None = None) -> proc.ProcessHandle: ...
+    def run_once(self, args: list[str]) -> str: ...
+    def port(self) -> int: ...
+    def reach(self, name: str, port: int) -> str: ...
+    def control(self, name: str, port: int) -> str: ...
+    def kill(self, process: Any) -> None: ...
+    def tail(self, name: str, lines: int = 8) -> str: ...
+    def stop(self, processes: list[Any]) -> None: ...
+
+
+def _exited(process: Any) -> bool:
+    return process.poll() is not None
+
+
 class ProcessLauncher:
     """How the embedded lab runs a part of its connector tier: a local process on 127.0.0.1,
     registered with the reaper, logging to <root>/<name>.log. The container lab has its own
@@ -166,7 +188,7 @@ class ProcessLauncher:
 
 
 class ConnectorTier:
-    def __init__(self, root: Path, lab_id: str, launcher: ProcessLauncher, proxy: Callable[[str, str], str],
+    def __init__(self, root: Path, lab_id: str, launcher: Launcher, proxy: Callable[[str, str], str],
                  sqs_endpoint: str, control_env: dict[str, str] | None = None) -> None:
         """`proxy(name, upstream)` makes a Toxiproxy proxy and answers the address the workers
         reach it at; `sqs_endpoint` is SQS as the parts reach it."""
@@ -222,9 +244,10 @@ class ConnectorTier:
             self.workers[platform] = self.launcher.spawn(f"connector-{platform}", self.worker_args[platform])
         deadline = time.monotonic() + START_TIMEOUT
         for platform, worker in self.workers.items():   # ready: its metrics file exists
-            if until_up((self.root / f"connector-{platform}.json").exists, lambda: worker.poll() is not None,
+            if until_up((self.root / f"connector-{platform}.json").exists, partial(_exited, worker),
                         max(0.0, deadline - time.monotonic())) != "up":
-                raise LabStartError(f"connector {platform} did not start:\n{self.launcher.tail(f'connector-{platform}')}")
+                tail = self.launcher.tail(f"connector-{platform}")
+                raise LabStartError(f"connector {platform} did not start:\n{tail}")
         self._asg = threading.Thread(target=self._scale, name=f"{self.lab_id}-connector-asg", daemon=True)
         self._asg.start()
 

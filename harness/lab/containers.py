@@ -12,8 +12,9 @@ started again after a kill keeps it; the lab's own links use addresses, as a new
 service can lag behind), with its name as alias; the harness reaches them only through ports
 published on 127.0.0.1, each fixed when its container is made (kept across restarts). The lab's
 temp dir is mounted at its own path in every container: the SIEM file, the stand-ins' request
-logs, the workers' metrics and HAProxy's stats socket are there, read by the harness. Faults the provider adds (harness.faults
-.containers): container kill (SIGKILL), stop, pause (a hung node), network disconnect.
+logs, the workers' metrics and HAProxy's stats socket are there, read by the harness. Faults the
+provider adds (harness.faults.containers): container kill (SIGKILL), stop, pause (a hung node),
+network disconnect.
 
 Images come from the plan (`lab.images`), else the environment (DRILL_IMAGE_POSTGRES,
 DRILL_IMAGE_TOXIPROXY, DRILL_IMAGE_MOTO, DRILL_IMAGE_CONTROLPLANE), else the defaults: the
@@ -45,6 +46,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +55,11 @@ import requests
 
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
+from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
-from ..toxiproxy.client import ToxiproxyControl
 from ..wait import poll, until_up
 from . import proc, reaper
-from .base import CAPABILITIES, Lab, LabStartError
+from .base import CAPABILITIES, Lab, LabStartError, running
 from .connectors import PLATFORMS, ConnectorTier
 from .engine import Engine, find_engine
 from .eventpost import RoleChangePoster
@@ -388,7 +390,7 @@ class ContainerLoadBalancer(LoadBalancer):
     instances' addresses; its stats socket is in the lab's temp dir (mounted), read from the host."""
 
     def __init__(self, lab: ContainerLab, backends: dict[str, str]):
-        super().__init__(lab.root, backends, LB_PORT, host="0.0.0.0")
+        super().__init__(lab.workdir, backends, LB_PORT, host="0.0.0.0")
         self.lab = lab
         self.maxconn = 400          # within a container's open-file limit (1024)
 
@@ -400,15 +402,15 @@ class ContainerLoadBalancer(LoadBalancer):
         self.write_config()
         container = self.lab.run("controlplane", "lb", [self.binary, "-db", "-f", str(self.config)], {},
                                  port=LB_PORT)
-        self.process = ContainerProcess(container)
+        self.process = process = ContainerProcess(container)
         port = self.lab.host_ports[("lb", LB_PORT)]
 
         def up() -> bool:
             requests.get(f"http://{LOOPBACK}:{port}/", timeout=1)
             return self.socket.exists()
-        if until_up(up, lambda: self.process.poll() is not None, timeout, interval=0.1) != "up":
+        if until_up(up, lambda: process.poll() is not None, timeout, interval=0.1) != "up":
             raise LabStartError(f"the load balancer container did not start: {container.logs(tail=10)!r}")
-        return self.process.pid
+        return process.pid
 
     def stop(self) -> None:
         self.process = None    # its container goes with the lab
@@ -453,6 +455,11 @@ class ContainerLab(LabParts, Lab):
     def capabilities(self) -> frozenset[str]:
         return frozenset(CAPABILITIES) - {"backups"}
 
+    @property
+    def manager(self) -> FailoverController:
+        """The lab's failover manager (what `failover` is once up() ran); LabNotUp before."""
+        return running(self.failover, "the failover manager")
+
     # -- container plumbing ------------------------------------------------------------------
     def _mounts(self, image: str) -> dict[str, dict]:
         mounts = {}
@@ -495,7 +502,8 @@ class ContainerLab(LabParts, Lab):
             container = container.with_volume_mapping(host_path, mount["bind"], mount["mode"])
         if port:   # never on every interface; fixed now, so a restart keeps it
             host_port = self.host_ports.setdefault((name, port), free_port())
-            container.ports[f"{port}/tcp"] = (LOOPBACK, host_port)
+            # the docker SDK takes (host, port); testcontainers annotates a port only
+            container.ports[f"{port}/tcp"] = (LOOPBACK, host_port)  # type: ignore[assignment]
         container.tmpfs = tmpfs or {}
         address = self.address_of(name)
         endpoint = EndpointConfig(self.client.api._version, aliases=[name], ipv4_address=address)
@@ -573,7 +581,7 @@ class ContainerLab(LabParts, Lab):
         # the tag must not match the engine's own processes (conmon carries container names):
         # the temp dir's path is only in the command lines of what this lab starts itself
         self.registration = reaper.Registration(self.lab_id, "container-lab", tag=str(self.root))
-        self.registration.add_dir(self.root)
+        self.registered.add_dir(self.root)
         try:
             self.engine = find_engine()
             self.engine.configure_testcontainers()
@@ -594,18 +602,18 @@ class ContainerLab(LabParts, Lab):
                 self.root, self.lab_id, ContainerLauncher(self, env),
                 lambda name, upstream: "%s:%d" % self._proxy(name, upstream), f"http://{self.ip('moto')}:{MOTO_PORT}",
                 control_env={CONTROL_TOKEN_ENV: self.control_token})
-            self.connectors.start_queues_and_mocks()
+            self.connector_tier.start_queues_and_mocks()
             self._start_controlplane()
             self.lb = ContainerLoadBalancer(self, {n: f"{self.ip(n)}:{API_PORT}" for n in INSTANCES})
-            self.lb.start()
-            self.api_url = self.lb.url
-            self.connectors.start_workers(f"http://{self.ip('lb')}:{LB_PORT}")
+            self.balancer.start()
+            self.api_url = self.balancer.url
+            self.connector_tier.start_workers(f"http://{self.ip('lb')}:{LB_PORT}")
             self.poster = RoleChangePoster(self.api_url, self.lab_id)
             self.failover = FailoverController(
                 self, self.toxiproxy, "db", REPLICA, self._event,
                 interval=self.failover_interval, misses=self.failover_misses,
                 replication_proxy=self._replication_proxy, address_of=lambda node: f"{self.ip(node.name)}:5432")
-            self.failover.start()
+            self.manager.start()
         except LabStartError:
             raise
         except Exception as exc:
@@ -613,14 +621,20 @@ class ContainerLab(LabParts, Lab):
         self.started_in = time.monotonic() - start
         return self
 
+    def _remove_part(self, name: str) -> None:
+        self.remove(self.containers.pop(name, None))
+
     def down(self) -> None:
-        steps = [lambda: self.failover and self.failover.stop(), lambda: self.poster and self.poster.close(),
-                 lambda: self.connectors and self.connectors.stop(), lambda: self.lb and self.lb.stop()]
+        steps: list[Callable[[], object]] = [
+            lambda: self.failover.stop() if self.failover else None,
+            lambda: self.poster.close() if self.poster else None,
+            lambda: self.connectors.stop() if self.connectors else None,
+            lambda: self.lb.stop() if self.lb else None]
         for name in list(self.containers):
-            steps.append(lambda name=name: self.remove(self.containers.pop(name, None)))
-        steps += [lambda: self.network and self.network.remove(),
-                  lambda: self.client and self.client.close(),
-                  lambda: self.engine and self.engine.stop()]
+            steps.append(partial(self._remove_part, name))
+        steps += [lambda: self.network.remove() if self.network else None,
+                  lambda: self.client.close() if self.client else None,
+                  lambda: self.engine.stop() if self.engine else None]
         for step in steps:
             try:
                 step()
@@ -629,7 +643,7 @@ class ContainerLab(LabParts, Lab):
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
         if self.registration is not None:
-            self.registration.close()
+            self.registered.close()
         self.failover = self.lb = self.network = self.client = self.engine = self.connectors = None
         self.poster = None
 
@@ -655,7 +669,7 @@ class ContainerLab(LabParts, Lab):
     def _proxy(self, name: str, upstream: str) -> tuple[str, int]:
         port = PROXY_PORTS[name]
         # inside the toxiproxy container's own network namespace: every interface of it
-        self.toxiproxy.ensure_proxy(name, upstream, listen=f"0.0.0.0:{port}")
+        self.fault_server.ensure_proxy(name, upstream, listen=f"0.0.0.0:{port}")
         return self.ip("toxiproxy"), port
 
     def _replication_proxy(self, replica: str, upstream: Any) -> tuple[str, int]:
@@ -723,9 +737,9 @@ class ContainerLab(LabParts, Lab):
     def _serve_command(self, name: str) -> list[str]:
         return self._cp_command(
             "serve", "--instance", name, "--host", "0.0.0.0", "--port", str(API_PORT),
-            "--siem", str(self.root / "siem.jsonl"), "--db-timeout", "2",
+            "--siem", str(self.workdir / "siem.jsonl"), "--db-timeout", "2",
             "--s3-replica-endpoint", f"http://{self.ip('toxiproxy')}:{PROXY_PORTS['s3-replica']}",
-            "--sqs-endpoint", f"http://{self.ip('moto')}:{MOTO_PORT}", "--queue-prefix", self.connectors.prefix,
+            "--sqs-endpoint", f"http://{self.ip('moto')}:{MOTO_PORT}", "--queue-prefix", self.connector_tier.prefix,
             "--allow-clock-control")
 
     def _start_controlplane(self) -> None:
@@ -824,10 +838,10 @@ class ContainerLab(LabParts, Lab):
                 "lab_start_seconds": round(self.started_in or 0, 2)}
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
-        states = self.lb.server_states()
+        states = self.balancer.server_states()
         down = [n for n in INSTANCES if states.get(n) not in ("UP", "no check")]   # no check: in rotation
         checks = {"load_balancer": (not down, f"instances not UP: {down}" if down else "all UP")}
-        candidate = self.failover.candidate
+        candidate = self.manager.candidate
         try:
             rows = self.primary.query("SELECT state FROM pg_stat_replication WHERE application_name = %s",
                                       (candidate,))
@@ -835,11 +849,11 @@ class ContainerLab(LabParts, Lab):
         except psycopg.Error as exc:
             state = f"primary unreachable: {type(exc).__name__}"
         checks["replication"] = (state == "streaming", f"{candidate}: {state}")
-        checks["failover_controller"] = (self.failover.state == "watching", self.failover.state)
+        checks["failover_controller"] = (self.manager.state == "watching", self.manager.state)
         return checks
 
     def set_replication(self, mode: str) -> None:
-        self.primary.set_synchronous([self.failover.candidate] if mode == "sync" else [])
+        self.primary.set_synchronous([self.manager.candidate] if mode == "sync" else [])
         self.replication = mode
 
     def database_primary(self) -> str:

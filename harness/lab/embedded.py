@@ -38,13 +38,13 @@ import requests
 
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
+from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
-from ..toxiproxy.client import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from ..wait import until_up
 from . import proc, reaper
 from .backups import BackupService
-from .base import CAPABILITIES, Lab, LabStartError
+from .base import CAPABILITIES, Lab, LabStartError, running
 from .connectors import ConnectorTier, ProcessLauncher
 from .eventpost import RoleChangePoster
 from .failover import FailoverController
@@ -118,6 +118,24 @@ class EmbeddedLab(LabParts, Lab):
     def capabilities(self) -> frozenset[str]:
         return frozenset(CAPABILITIES)
 
+    # -- its own parts up() makes (each None before up() and after down(); LabNotUp names it) --
+    @property
+    def database(self) -> PgCluster:
+        return running(self.cluster, "the database cluster")
+
+    @property
+    def object_store(self) -> MotoServer:
+        return running(self.moto, "the object store (moto)")
+
+    @property
+    def toxiproxy_server(self) -> ToxiproxyServer:
+        return running(self.toxi_server, "the Toxiproxy server")
+
+    @property
+    def manager(self) -> FailoverController:
+        """The lab's failover manager (what `failover` is once up() ran)."""
+        return running(self.failover, "the failover manager")
+
     # -- lifecycle ---------------------------------------------------------------------------
     def up(self) -> EmbeddedLab:
         start = time.monotonic()
@@ -125,29 +143,29 @@ class EmbeddedLab(LabParts, Lab):
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-"))
         os.chmod(self.root, 0o755)   # PostgreSQL runs as an unprivileged user below it
         self.registration = reaper.Registration(self.lab_id, "embedded-lab", tag=self.lab_id)
-        self.registration.add_dir(self.root)
+        self.registered.add_dir(self.root)
         try:
             self.toxi_server = start_toxiproxy()
-            self.toxiproxy = ToxiproxyControl(self.toxi_server.url)
+            self.toxiproxy = ToxiproxyControl(self.toxiproxy_server.url)
             self.reset_faults()
             self.moto = MotoServer()
-            self.moto.start()
-            self.store_url = self.moto.endpoint_url
+            self.object_store.start()
+            self.store_url = self.object_store.endpoint_url
             self.connectors = ConnectorTier(self.root, self.lab_id,
                                             ProcessLauncher(self.root, self.registration, self._aws_env()),
-                                            self._proxy, self.moto.endpoint_url,
+                                            self._proxy, self.object_store.endpoint_url,
                                             control_env={CONTROL_TOKEN_ENV: self.control_token})
             with ThreadPoolExecutor(max_workers=1) as pool:   # queues and platforms while PostgreSQL starts
-                platforms = pool.submit(self.connectors.start_queues_and_mocks)
+                platforms = pool.submit(self.connector_tier.start_queues_and_mocks)
                 self._start_database()
                 platforms.result()
-            moto = self.moto.endpoint_url.split("//", 1)[1]
-            self._start_gateway(self.moto.endpoint_url)
+            moto = self.object_store.endpoint_url.split("//", 1)[1]
+            self._start_gateway(self.object_store.endpoint_url)
             s3 = self._proxy("s3", self.gateway_url.split("//", 1)[1])      # primary region
             s3_replica = self._proxy("s3-replica", moto)                      # alternate region
             lb_port = free_port()
             with ThreadPoolExecutor(max_workers=1) as pool:   # the workers while the API starts
-                workers = pool.submit(self.connectors.start_workers, f"http://{LOOPBACK}:{lb_port}")
+                workers = pool.submit(self.connector_tier.start_workers, f"http://{LOOPBACK}:{lb_port}")
                 self._start_controlplane(f"http://{s3}", f"http://{s3_replica}")
                 self._start_load_balancer(lb_port)
                 workers.result()
@@ -156,7 +174,7 @@ class EmbeddedLab(LabParts, Lab):
                 self.cluster, self.toxiproxy, "db", SYNC_REPLICA, self._event,
                 interval=self.failover_interval, misses=self.failover_misses,
                 replication_proxy=self._replication_proxy)
-            self.failover.start()
+            self.manager.start()
         except LabStartError:
             raise
         except Exception as exc:
@@ -167,17 +185,17 @@ class EmbeddedLab(LabParts, Lab):
 
     def down(self) -> None:
         steps = [
-            lambda: self.backups and self.backups.stop(),
-            lambda: self.failover and self.failover.stop(),
-            lambda: self.poster and self.poster.close(),
-            lambda: self.connectors and self.connectors.stop(),
-            lambda: self.lb and self.lb.stop(),
+            lambda: self.backups.stop() if self.backups else None,
+            lambda: self.failover.stop() if self.failover else None,
+            lambda: self.poster.close() if self.poster else None,
+            lambda: self.connectors.stop() if self.connectors else None,
+            lambda: self.lb.stop() if self.lb else None,
             self._stop_controlplane,
             self._stop_gateway,
-            lambda: self.cluster and self.cluster.down(),
-            lambda: self.moto and self.moto.down(),
+            lambda: self.cluster.down() if self.cluster else None,
+            lambda: self.moto.down() if self.moto else None,
             self._remove_proxies,
-            lambda: self.toxi_server and self.toxi_server.stop(),
+            lambda: self.toxi_server.stop() if self.toxi_server else None,
         ]
         for step in steps:
             try:
@@ -187,14 +205,14 @@ class EmbeddedLab(LabParts, Lab):
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
         if self.registration is not None:
-            self.registration.close()
+            self.registered.close()
             forget_lab_files({"lab_id": self.lab_id})
         self.failover = self.lb = self.cluster = self.moto = self.toxi_server = self.connectors = None
         self.backups = self.poster = None
 
     # -- parts -------------------------------------------------------------------------------
     def _proxy(self, name: str, upstream: str) -> str:
-        proxy = self.toxiproxy.ensure_proxy(name, upstream)
+        proxy = self.fault_server.ensure_proxy(name, upstream)
         if name not in self._proxies:
             self._proxies.append(name)
         return proxy.listen
@@ -206,11 +224,11 @@ class EmbeddedLab(LabParts, Lab):
 
     def _start_database(self) -> None:
         self.cluster = PgCluster(primary_name=PRIMARY)
-        self.cluster.start()
-        primary = self.cluster.primary
+        self.database.start()
+        primary = self.database.primary
         for name, synchronous in ((SYNC_REPLICA, self.replication == "sync"), (ANALYTICS, False)):
             host, port = self._replication_proxy(name, primary)
-            self.cluster.add_replica(name, host, port, synchronous=synchronous)
+            self.database.add_replica(name, host, port, synchronous=synchronous)
         self._proxy("db", f"{primary.host}:{primary.port}")
 
     def _db_address(self) -> tuple[str, int]:
@@ -218,7 +236,7 @@ class EmbeddedLab(LabParts, Lab):
         its upstream). Read once: toxiproxy-python keeps its server's address process-wide, so a
         background thread (the backup service's) must not call it while another lab starts."""
         if self._db_listen is None:
-            host, port = self.toxiproxy.proxy("db").listen.rsplit(":", 1)
+            host, port = self.fault_server.proxy("db").listen.rsplit(":", 1)
             self._db_listen = (host, int(port))
         return self._db_listen
 
@@ -233,7 +251,7 @@ class EmbeddedLab(LabParts, Lab):
         return env
 
     def _cp_env(self) -> dict[str, str]:
-        return {**self._aws_env(), "PGPASSWORD": self.cluster.password, CONTROL_TOKEN_ENV: self.control_token}
+        return {**self._aws_env(), "PGPASSWORD": self.database.password, CONTROL_TOKEN_ENV: self.control_token}
 
     def _start_gateway(self, upstream: str) -> None:
         """The HTTP fault gateway in front of the primary region's object store."""
@@ -241,8 +259,8 @@ class EmbeddedLab(LabParts, Lab):
             [sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream,
              "--tag", self.lab_id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env={**os.environ, CONTROL_TOKEN_ENV: self.control_token})
-        self.registration.add_pid(self.gateway.pid)
-        line = self.gateway.stdout.readline().strip()
+        self.registered.add_pid(self.gateway.pid)
+        line = running(self.gateway.stdout, "the HTTP fault gateway's output").readline().strip()
         if not line.startswith("listening "):
             raise LabStartError("the HTTP fault gateway in front of S3 did not start")
         self.gateway_url = f"http://{line.split()[1]}"
@@ -254,16 +272,17 @@ class EmbeddedLab(LabParts, Lab):
             gateway.stdout.close()
 
     def _start_controlplane(self, s3_url: str, s3_replica_url: str) -> None:
-        self.siem_path = self.root / "siem.jsonl"
+        self.siem_path = self.workdir / "siem.jsonl"
         common = ["--database", self._db_conninfo(), "--s3-endpoint", s3_url,
                   "--evidence-bucket", EVIDENCE_BUCKET]
         self._cp_common = common
         self._cp_serve = [*common, "--s3-replica-endpoint", s3_replica_url,
                           "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET,
-                          "--sqs-endpoint", self.moto.endpoint_url, "--queue-prefix", self.connectors.prefix,
+                          "--sqs-endpoint", self.object_store.endpoint_url,
+                          "--queue-prefix", self.connector_tier.prefix,
                           "--allow-clock-control", *self.cp_flags,
                           *[arg for bucket in BACKUP_BUCKETS for arg in ("--backup-bucket", bucket)],
-                          "--backup-endpoint", self.moto.endpoint_url]
+                          "--backup-endpoint", self.object_store.endpoint_url]
         migrate = subprocess.run(
             [sys.executable, "-m", "controlplane", "migrate", *common,
              "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET],
@@ -278,12 +297,12 @@ class EmbeddedLab(LabParts, Lab):
             self._wait_instance(name, deadline)
 
     def _backup_dsn(self) -> str:
-        return self.cluster.primary.dsn_via(*self._db_address())
+        return self.database.primary.dsn_via(*self._db_address())
 
     def _start_backups(self) -> None:
-        self.backups = BackupService(store_client("s3", self.moto.endpoint_url), self._backup_dsn,
-                                     self.cluster.pg_bin, self.root / "backup-work",
-                                     (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET), self.root / "backup.log")
+        self.backups = BackupService(store_client("s3", self.object_store.endpoint_url), self._backup_dsn,
+                                     self.database.pg_bin, self.workdir / "backup-work",
+                                     (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET), self.workdir / "backup.log")
         try:
             self.backups.start()
         except Exception as exc:
@@ -291,25 +310,25 @@ class EmbeddedLab(LabParts, Lab):
                                 f"{type(exc).__name__}: {exc}") from exc
 
     def _start_instance(self, name: str, port: int) -> None:
-        log = open(self.root / f"controlplane-{name}.log", "ab")
+        log = open(self.workdir / f"controlplane-{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", LOOPBACK,
              "--port", str(port), *self._cp_serve, "--siem", str(self.siem_path), "--db-timeout", "2"],
             env=self._cp_env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
-        self.registration.add_pid(process.pid)
+        self.registered.add_pid(process.pid)
         self.instances[name], self.instance_ports[name] = process, port
 
     def _wait_instance(self, name: str, deadline: float) -> None:
         if until_up(lambda: self._live(self.instance_ports[name]), lambda: self.instances[name].poll() is not None,
                     max(0.0, deadline - time.monotonic())) != "up":
-            tail = (self.root / f"controlplane-{name}.log").read_text()[-800:]
+            tail = (self.workdir / f"controlplane-{name}.log").read_text()[-800:]
             raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
 
     # -- API instances: the stateless tier's faults ---------------------------------------------
     def kill_api_instance(self, name: str) -> None:
         """SIGKILL one API instance (an availability zone's service is gone)."""
-        self.registration.kill(self.instances[name])
+        self.registered.kill(self.instances[name])
 
     def redeploy_api_instance(self, name: str) -> None:
         """Start the instance again on its port (what an auto-redeploy does); waits until live."""
@@ -327,9 +346,9 @@ class EmbeddedLab(LabParts, Lab):
 
     def _start_load_balancer(self, listen_port: int) -> None:
         backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}
-        self.lb = LoadBalancer(self.root, backends, listen_port, checks=self.lb_checks, retries=self.lb_retries)
-        self.registration.add_pid(self.lb.start())
-        self.api_url = self.lb.url
+        self.lb = LoadBalancer(self.workdir, backends, listen_port, checks=self.lb_checks, retries=self.lb_retries)
+        self.registered.add_pid(self.balancer.start())
+        self.api_url = self.balancer.url
 
     def _stop_controlplane(self) -> None:
         for process in self.instances.values():
@@ -347,7 +366,7 @@ class EmbeddedLab(LabParts, Lab):
             return  # the embedded server goes away with its proxies
         for name in self._proxies:
             try:
-                self.toxiproxy.proxy(name).destroy()
+                self.fault_server.proxy(name).destroy()
             except Exception:
                 pass
 
@@ -380,51 +399,54 @@ class EmbeddedLab(LabParts, Lab):
     def processes(self) -> dict[str, int | None]:
         result: dict[str, int | None] = {}
         if self.cluster:
-            for name, node in self.cluster.nodes.items():
+            for name, node in self.database.nodes.items():
                 result[f"postgres:{name}"] = node.pid if node.is_running() else None
         for name, process in self.instances.items():
             result[f"controlplane:{name}"] = process.pid if process.poll() is None else None
-        if self.lb and self.lb.process:
-            result["haproxy"] = self.lb.process.pid if self.lb.process.poll() is None else None
-        if self.moto and getattr(self.moto, "process", None):
-            result["moto"] = self.moto.process.pid if self.moto.process.poll() is None else None
+        haproxy = self.lb.process if self.lb else None
+        if haproxy:
+            result["haproxy"] = haproxy.pid if haproxy.poll() is None else None
+        moto = self.moto.process if self.moto else None
+        if moto:
+            result["moto"] = moto.pid if moto.poll() is None else None
         if self.gateway is not None:
             result["httpfault"] = self.gateway.pid if self.gateway.poll() is None else None
         if self.connectors:
-            result.update(self.connectors.processes())
-        if self.toxi_server and self.toxi_server.process:
-            result["toxiproxy"] = self.toxi_server.process.pid
+            result.update(self.connector_tier.processes())
+        toxiproxy = self.toxi_server.process if self.toxi_server else None
+        if toxiproxy:
+            result["toxiproxy"] = toxiproxy.pid
         return result
 
     def describe(self) -> dict[str, Any]:
         primary = self.cluster.primary if self.cluster else None
         version = primary.query("SHOW server_version")[0][0] if primary else None
         return {"provider": self.provider, "lab_id": self.lab_id, "replication": self.replication,
-                "postgresql": version, "toxiproxy": f"{self.toxi_server.kind} {self.toxi_server.version}",
+                "postgresql": version, "toxiproxy": f"{self.toxiproxy_server.kind} {self.toxiproxy_server.version}",
                 "api_instances": len(self.instances), "load_balancer": "HAProxy",
                 "lab_start_seconds": round(self.started_in or 0, 2)}
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
         checks: dict[str, tuple[bool, str]] = {}
-        states = self.lb.server_states()
+        states = self.balancer.server_states()
         down = [n for n in INSTANCES if states.get(n) not in ("UP", "no check")]   # no check: in rotation
         checks["load_balancer"] = (not down, f"instances not UP: {down}" if down else "all UP")
         try:
-            streaming = {r[0]: r[1] for r in self.cluster.primary.query(
+            streaming = {r[0]: r[1] for r in self.database.primary.query(
                 "SELECT application_name, state FROM pg_stat_replication")}
         except Exception as exc:
             streaming = {}
             checks["database_primary"] = (False, str(exc))
-        candidate = self.failover.candidate
+        candidate = self.manager.candidate
         ok = streaming.get(candidate) == "streaming"
         checks["replication"] = (ok, f"{candidate}: {streaming.get(candidate, 'not connected')}")
-        checks["failover_controller"] = (self.failover.state == "watching", self.failover.state)
+        checks["failover_controller"] = (self.manager.state == "watching", self.manager.state)
         return checks
 
     def set_replication(self, mode: str) -> None:
         """sync: the failover replica confirms every commit; async: commits do not wait for it."""
-        names = [self.failover.candidate] if mode == "sync" else []
-        self.cluster.primary.set_synchronous(names)
+        names = [self.manager.candidate] if mode == "sync" else []
+        self.database.primary.set_synchronous(names)
         self.replication = mode
 
     def siem_records(self) -> list[dict] | None:
@@ -446,40 +468,43 @@ class EmbeddedLab(LabParts, Lab):
         """Every toxic and disabled proxy, and every platform stand-in back up and answering ok. On
         a shared fault server (TOXIPROXY_URL) only this lab's proxies: never other drills' faults."""
         if self.toxi_server is not None and self.toxi_server.kind == "external":
-            self.toxiproxy.reset_proxies(self._proxies)
+            self.fault_server.reset_proxies(self._proxies)
         else:
             super().reset_faults()
         self.reset_platforms()
 
     def database_primary(self) -> str:
-        return self.cluster.primary.name
+        return self.database.primary.name
 
     def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
         import psycopg
 
-        with psycopg.connect(self.cluster[name].admin_dsn, dbname=APP_DATABASE, autocommit=True) as conn:
+        with psycopg.connect(self.database[name].admin_dsn, dbname=APP_DATABASE, autocommit=True) as conn:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
 
     def kill_database_node(self, name: str) -> None:
-        self.cluster[name].kill()
+        self.database[name].kill()
 
     # -- backup and restore (spec section 3) ----------------------------------------------------
     def backup_service(self) -> BackupService:
-        return self.backups
+        return running(self.backups, "the backup service")
 
     def lose_database(self) -> list[str]:
         """The primary region's database is gone: the failover controller stops watching (there is
         nothing left to fail over to), every node is SIGKILLed and its data directory deleted."""
-        self.failover.stop()
+        self.manager.stop()
         lost = []
-        for name in list(self.cluster.nodes):
-            self.cluster.lose_node(name)
+        for name in list(self.database.nodes):
+            self.database.lose_node(name)
             lost.append(name)
         return lost
 
     def database_lost(self) -> bool:
-        return any(node.lost for node in self.cluster.nodes.values())
+        return any(node.lost for node in self.database.nodes.values())
+
+    def database_primary_lost(self) -> bool:
+        return any(node.lost and node.role == "primary" for node in self.database.nodes.values())
 
     def restore_database(self, bucket: str | None = None, verify: bool = True,
                          emit: Callable[[str, str, dict], None] | None = None,
@@ -492,35 +517,37 @@ class EmbeddedLab(LabParts, Lab):
         RestoreOutcome; replicas are rebuilt by rebuild_database_replicas()."""
         from ..backup import pg_restore_into, restore
 
-        name = next(n for n, node in self.cluster.nodes.items() if node.lost and node.role == "primary")
-        fresh = self.cluster.replace_lost(name, primary=True)
-        password = self.cluster.password
+        name = next(n for n, node in self.database.nodes.items() if node.lost and node.role == "primary")
+        fresh = self.database.replace_lost(name, primary=True)
+        password = self.database.password
 
         def rehydrate(dump: Path) -> None:
-            pg_restore_into(fresh.admin_dsn, self.cluster.pg_bin, dump, APP_DATABASE, APP_ROLE, password)
+            pg_restore_into(fresh.admin_dsn, self.database.pg_bin, dump, APP_DATABASE, APP_ROLE, password)
 
-        outcome = restore(self.backups.store, self.backups.vault, rehydrate, bucket=bucket,
+        backups = self.backup_service()
+        outcome = restore(backups.store, backups.vault, rehydrate, bucket=bucket,
                           verify=verify and self.restore_verifies, emit=emit or (lambda kind, name, detail: None))
         if outcome.ok and validate is not None:
             validate(name)
-        if outcome.ok and self.backups.clock_offset_s is not None:
+        offset = backups.clock_offset_s
+        if outcome.ok and offset is not None:
             # the restored cp_clock row holds the offset at snapshot time: the lab's clock goes on
-            self.node_query(name, "UPDATE cp_clock SET offset_s = %s WHERE id = 1", (self.backups.clock_offset_s,))
-        self.toxiproxy.set_upstream("db", f"{fresh.host}:{fresh.port}")
-        self.backups.forget()
+            self.node_query(name, "UPDATE cp_clock SET offset_s = %s WHERE id = 1", (offset,))
+        self.fault_server.set_upstream("db", f"{fresh.host}:{fresh.port}")
+        self.backup_service().forget()
         return outcome
 
     def rebuild_database_replicas(self) -> None:
         """Every lost replica rebuilt from the restored primary through its replication proxy (the
         failover target synchronous again), and the failover controller watching again."""
-        primary = self.cluster.primary
-        for name, node in list(self.cluster.nodes.items()):
+        primary = self.database.primary
+        for name, node in list(self.database.nodes.items()):
             if node.lost:
                 host, port = self._replication_proxy(name, primary)
-                synchronous = name == self.failover.candidate and self.replication == "sync"
-                self.cluster.replace_lost(name, primary=False, upstream_host=host, upstream_port=port,
+                synchronous = name == self.manager.candidate and self.replication == "sync"
+                self.database.replace_lost(name, primary=False, upstream_host=host, upstream_port=port,
                                           synchronous=synchronous)
-        self.failover.start()
+        self.manager.start()
 
     def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
         """Hold LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser (over
@@ -529,7 +556,7 @@ class EmbeddedLab(LabParts, Lab):
         import psycopg
 
         from .eventstore import EventStoreWriteBlock
-        primary = self.cluster.primary
+        primary = self.database.primary
         return EventStoreWriteBlock.hold(
             primary.name, lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw),
             time_limit_s=time_limit_s)

@@ -727,6 +727,11 @@ class ExternalLab(Lab):
         """The lab: keys a plan must set for this lab to have the capability."""
         return self.config.missing_keys(capability)
 
+    @property
+    def blast_radius(self) -> tuple[str, ...]:
+        """What the plan's lab.blast_radius lets faults touch (harness.lab.capabilities.PlanConfigured)."""
+        return self.config.blast_radius
+
     # -- lifecycle: nothing to start, only to check -----------------------------------------
     def up(self) -> ExternalLab:
         try:
@@ -882,7 +887,6 @@ class ExternalLab(Lab):
         wait_for(lambda: self.api_instance_alive(name), f"API instance {name} not live after the redeploy",
                  timeout=REDEPLOY_TIMEOUT, interval=0.1)
 
-    @property
     def probe_window(self) -> float:
         if self.config.probe_window_s is None:
             raise LabStartError("the plan has no lab.api_tier.probe_window_s")

@@ -53,7 +53,8 @@ class FailbackRefused(RuntimeError):
     what the refusing action measured, None when it did not say)."""
 
     def __init__(self, lag: float | None, limit: float, why: str = ""):
-        said = f"TransactionLag {lag:.1f} s > {limit:.1f} s" if lag is not None else why or "TransactionLag over the limit"
+        said = (f"TransactionLag {lag:.1f} s > {limit:.1f} s" if lag is not None
+                else why or "TransactionLag over the limit")
         super().__init__(f"failback refused: {said}")
         self.lag, self.limit = lag, limit
 

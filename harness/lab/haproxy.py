@@ -77,7 +77,7 @@ class LoadBalancer:
         self.checks, self.retries = checks, retries
         self.config = workdir / "haproxy.cfg"
         self.socket = workdir / "haproxy.sock"
-        self.process: subprocess.Popen | None = None
+        self.process: proc.ProcessHandle | None = None     # a Popen here, a ContainerProcess in the container lab
 
     @property
     def probe_window(self) -> float:
@@ -103,11 +103,11 @@ class LoadBalancer:
     def start(self, timeout: float = 10.0) -> int:
         self.write_config()
         log = open(self.workdir / "haproxy.log", "ab")
-        self.process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
-                                        stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.process = process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
+                                                  stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         def state() -> str | None:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 return "exited"
             try:
                 socket.create_connection((self.host, self.port), timeout=0.2).close()
@@ -116,11 +116,11 @@ class LoadBalancer:
                 return None
         polled = poll(state, until=lambda s: s is not None, timeout=timeout)
         if polled.value == "exited":
-            raise RuntimeError(f"HAProxy exited ({self.process.returncode}): "
+            raise RuntimeError(f"HAProxy exited ({process.returncode}): "
                                f"{(self.workdir / 'haproxy.log').read_text()[-500:]}")
         if not polled.ok:
             raise RuntimeError(f"HAProxy did not listen on {self.host}:{self.port} within {timeout}s")
-        return self.process.pid
+        return process.pid
 
     def server_states(self) -> dict[str, str]:
         """{instance: "UP"|"DOWN"|...} from HAProxy's stats socket."""

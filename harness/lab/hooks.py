@@ -102,7 +102,7 @@ def url_problem(url: str) -> str | None:
     character), or None."""
     try:
         parts = urlsplit(url)
-        parts.port                      # ValueError for a port that is not 0-65535
+        _ = parts.port                  # ValueError for a port that is not 0-65535
     except ValueError as exc:
         return f"not a URL that can be called ({printable(exc, 80)})"
     if not parts.hostname:

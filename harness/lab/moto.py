@@ -102,7 +102,7 @@ class MotoServer:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 cwd=self.root, start_new_session=True)
         self._registration.add_pid(self.process.pid)
-        self._wait_ready(time.monotonic() + self.start_timeout)
+        self._wait_ready(self.process, time.monotonic() + self.start_timeout)
         return self
 
     def _answers(self) -> bool:
@@ -112,14 +112,14 @@ class MotoServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    def _wait_ready(self, deadline: float) -> None:
+    def _wait_ready(self, process: subprocess.Popen, deadline: float) -> None:
         def state() -> str | None:
             if self._answers():
                 return "up"
-            return "exited" if self.process.poll() is not None else None
+            return "exited" if process.poll() is not None else None
         polled = poll(state, until=lambda s: s is not None, timeout=max(0.0, deadline - time.monotonic()))
         if polled.value == "exited":
-            raise MotoStartError(f"moto exited with status {self.process.returncode} while starting "
+            raise MotoStartError(f"moto exited with status {process.returncode} while starting "
                                  f"on {self.host}:{self.port}\n--- tail of {self.logfile} ---\n"
                                  f"{self.log_tail()}")
         if not polled.ok:

@@ -6,11 +6,19 @@ and at which address it is reached."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 
+from .base import running
 from .eventpost import RoleChangePoster
+
+if TYPE_CHECKING:
+    from ..faults import ToxiproxyControl
+    from .connectors import ConnectorTier
+    from .haproxy import LoadBalancer
+    from .reaper import Registration
 
 EVIDENCE_BUCKET = "evidence"
 EVIDENCE_REPLICA_BUCKET = "evidence-replica"
@@ -68,15 +76,39 @@ class LabParts:
     .ConnectorTier), `store_url` (moto as the harness reaches it) and `gateway_url` (the S3
     fault gateway's control address) are set by up(), `control_token` by the constructor."""
 
-    connectors: Any = None
+    connectors: ConnectorTier | None = None
     instances: dict[str, Any]         # set by each lab
-    lb: Any = None
+    lb: LoadBalancer | None = None
+    toxiproxy: ToxiproxyControl | None
+    root: Path | None
+    registration: Registration | None
     store_url: str = ""
     gateway_url: str = ""
     control_token: str = ""
-    posts_failover_events = True     # its failover manager posts its own events (harness.lab.eventpost)
     poster: RoleChangePoster | None = None   # that delivery, made by up()
     on_event: Callable[[str, str, dict], None]
+
+    # -- the parts up() makes (each None before up() and after down(); LabNotUp names it) -----
+    @property
+    def fault_server(self) -> ToxiproxyControl:
+        return running(self.toxiproxy, "the fault server (Toxiproxy)")
+
+    @property
+    def balancer(self) -> LoadBalancer:
+        return running(self.lb, "the load balancer")
+
+    @property
+    def connector_tier(self) -> ConnectorTier:
+        return running(self.connectors, "the connector tier")
+
+    @property
+    def registered(self) -> Registration:
+        """The lab's entry in the reaper's registry (what a later run cleans up if this one dies)."""
+        return running(self.registration, "the lab's registration")
+
+    @property
+    def workdir(self) -> Path:
+        return running(self.root, "the lab's working directory")
 
     def _event(self, kind: str, name: str, detail: dict) -> None:
         """The failover controller's event: posted by the lab's own poster (as a failover manager's
@@ -101,32 +133,31 @@ class LabParts:
     def api_instance_alive(self, name: str) -> bool:
         return self.instances[name].poll() is None
 
-    @property
     def probe_window(self) -> float:
         """Seconds until the load balancer takes a dead instance out of rotation."""
-        return self.lb.probe_window
+        return self.balancer.probe_window
 
     # -- connector platforms and workers ---------------------------------------------------
     def platform_control_url(self, platform: str) -> str:
-        return self.connectors.control_url(platform)
+        return self.connector_tier.control_url(platform)
 
     def kill_platform(self, platform: str) -> None:
-        self.connectors.kill_platform(platform)
+        self.connector_tier.kill_platform(platform)
 
     def restart_platform(self, platform: str) -> None:
-        self.connectors.restart_platform(platform)
+        self.connector_tier.restart_platform(platform)
 
     def platform_requests(self, platform: str) -> list[dict]:
-        return self.connectors.platform_requests(platform)
+        return self.connector_tier.platform_requests(platform)
 
     def kill_connector_worker(self, platform: str) -> int:
-        return self.connectors.kill_worker(platform)
+        return self.connector_tier.kill_worker(platform)
 
     def replace_connector_worker(self, platform: str) -> int | None:
-        return self.connectors.replace_worker(platform)
+        return self.connector_tier.replace_worker(platform)
 
     def connector_replacements(self) -> list[dict]:
-        return self.connectors.replacements()
+        return self.connector_tier.replacements()
 
     def reset_platforms(self) -> None:
         """Every platform stand-in back up and answering ok."""
@@ -139,11 +170,11 @@ class LabParts:
     # -- reads of the lab's stores, straight from moto (no proxy, no gateway): evidence ---------
     def queue_depth(self, platform: str) -> int:
         from .connectors import queue_depth
-        return queue_depth(store_client("sqs", self.store_url), self.connectors.queues[platform]["queue_url"])
+        return queue_depth(store_client("sqs", self.store_url), self.connector_tier.queues[platform]["queue_url"])
 
     def dead_letters(self, platform: str) -> list[dict]:
         from .connectors import peek_messages
-        return peek_messages(store_client("sqs", self.store_url), self.connectors.queues[platform]["dlq_url"])
+        return peek_messages(store_client("sqs", self.store_url), self.connector_tier.queues[platform]["dlq_url"])
 
     def read_object(self, region: str, key: str) -> bytes | None:
         buckets = {"primary": EVIDENCE_BUCKET, "alternate": EVIDENCE_REPLICA_BUCKET}

@@ -5,8 +5,21 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from ..wait import poll
+
+
+class ProcessHandle(Protocol):
+    """A part's running process: a subprocess.Popen, or the container lab's ContainerProcess."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | Any: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -32,7 +32,7 @@ import hmac
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -40,9 +40,12 @@ import requests
 from ..net import LOOPBACK
 from .failover import FailbackRefused
 
+if TYPE_CHECKING:
+    from .embedded import EmbeddedLab
+
 
 class RunbookServer:
-    def __init__(self, lab: Any, token: str):
+    def __init__(self, lab: EmbeddedLab, token: str):
         self.lab, self.token = lab, token
         self.lock = threading.Lock()          # one runbook action at a time (reads do not wait)
         self.block: Any = None                # the event store write block it holds
@@ -114,11 +117,11 @@ class RunbookServer:
         return 404, {"error": f"no runbook read GET {path}"}
 
     def act(self, method: str, path: str, body: dict) -> tuple[int, dict]:
-        lab, failover = self.lab, self.lab.failover
+        lab, failover = self.lab, self.lab.manager
         if method == "GET" and path == "/state":
             return 200, {"primary": lab.database_primary(), "failover": failover.state,
                          "candidate": failover.candidate,
-                         "roles": {n: node.role for n, node in lab.cluster.nodes.items()}}
+                         "roles": {n: node.role for n, node in lab.database.nodes.items()}}
         if method != "POST":
             return 404, {"error": f"no runbook action {method} {path}"}
         if path == "/actions/kill-primary":
@@ -182,6 +185,6 @@ class RunbookServer:
 
     def _platform(self, body: dict) -> str:
         name = str(body["platform"])
-        if name not in self.lab.connectors.mocks:
-            raise KeyError(f"platform {name!r}; known: {', '.join(self.lab.connectors.mocks)}")
+        if name not in self.lab.connector_tier.mocks:
+            raise KeyError(f"platform {name!r}; known: {', '.join(self.lab.connector_tier.mocks)}")
         return name

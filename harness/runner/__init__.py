@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .. import exits
 from ..model import DrillResult, Verdict
@@ -27,10 +27,13 @@ from .record import Recording, complete, write_outputs
 from .results import drill_result
 from .scenario import DrillRun, utc_now
 
+if TYPE_CHECKING:
+    from ..lab.base import Lab
+
 DRY_RUN_PROBES = 30        # probe answers a dry run collects (about 3 s)
 
 
-def make_lab(plan: Plan, confirmed: bool = False) -> Any:
+def make_lab(plan: Plan, confirmed: bool = False) -> Lab:
     """The plan's lab provider. `confirmed`: --confirm named this drill's id."""
     if plan.lab.provider == "embedded":
         from ..lab.embedded import EmbeddedLab
@@ -44,8 +47,9 @@ def make_lab(plan: Plan, confirmed: bool = False) -> Any:
     raise ValueError(f"unknown lab provider {plan.lab.provider!r}")
 
 
-def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
+def preflight(plan: Plan, lab: Lab, confirm: str | None) -> str | None:
     """Checks made before anything starts; an error message means exit 2."""
+    from ..lab.capabilities import PlanConfigured
     from .impact import outside_blast_radius
     from .needs import missing_capabilities
 
@@ -61,9 +65,8 @@ def preflight(plan: Plan, lab: Any, confirm: str | None) -> str | None:
             fix = f"Set {', '.join(keys)} in the plan (docs/providers.md), or leave them out of the plan's 'scenarios'"
         return (f"{plan.path}: the {plan.lab.provider} lab cannot run {'this row' if len(lacking) == 1 else 'these rows'}, "
                 f"so nothing was started: {' | '.join(lacking)}. {fix}")
-    radius = getattr(getattr(lab, "config", None), "blast_radius", None)
-    if radius is not None:
-        refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), radius, plan.tags)
+    if isinstance(lab, PlanConfigured):      # configured by its plan: its faults stay inside lab.blast_radius
+        refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), lab.blast_radius, plan.tags)
         if refused:
             return (f"{plan.path}: key 'lab.blast_radius': these faults touch what it does not list, "
                     f"so the run is refused: {'; '.join(refused)}")
@@ -77,13 +80,14 @@ def refused_before_start(plan: Plan, confirm: str | None = None) -> str | None:
     return preflight(plan, make_lab(plan, confirmed=confirm == plan.drill), confirm)
 
 
-def _keys_that_give(plan: Plan, lab: Any, have: frozenset[str]) -> list[str]:
+def _keys_that_give(plan: Plan, lab: Lab, have: frozenset[str]) -> list[str]:
     """The plan keys that would give the lab what the selected steps lack (a provider configured
     by its plan, the external one, says which); [] when no key can."""
+    from ..lab.capabilities import PlanConfigured
     from .impact import feature_steps
     from .needs import step_needs
 
-    if not hasattr(lab, "missing_keys"):
+    if not isinstance(lab, PlanConfigured):
         return []
     needed = {cap for path in plan.scenarios for step in feature_steps(path, plan.tags) for cap in step_needs(step)}
     keys: list[str] = []
@@ -95,7 +99,7 @@ def _keys_that_give(plan: Plan, lab: Any, have: frozenset[str]) -> list[str]:
     return keys
 
 
-def _drill_run(plan: Plan, lab: Any, progress=None) -> DrillRun:
+def _drill_run(plan: Plan, lab: Lab, progress=None) -> DrillRun:
     run = DrillRun(drill=plan.drill, lab=lab, targets=dict(plan.targets), tags=plan.tags,
                    replication=plan.lab.replication, availability=plan.availability)
     if progress is not None:
@@ -106,7 +110,7 @@ def _drill_run(plan: Plan, lab: Any, progress=None) -> DrillRun:
     return run
 
 
-def run_dry(plan: Plan, lab: Any, progress=None) -> DrillRun:
+def run_dry(plan: Plan, lab: Lab, progress=None) -> DrillRun:
     """Probes only, no fault: steady state and a short workload per feature, said plainly."""
     from ..gates.steady import FaultsHealed
     from .common import SteadyStateNotMet, finish, start_workload, steady_state, wait_for_count
@@ -131,13 +135,13 @@ def run_dry(plan: Plan, lab: Any, progress=None) -> DrillRun:
     return run
 
 
-def run_plan(plan: Plan, lab: Any, verbose: bool = False, progress=None) -> DrillRun:
+def run_plan(plan: Plan, lab: Lab, verbose: bool = False, progress=None) -> DrillRun:
     """Run the plan's scenarios on a lab that is up; the lab's recovery events (detect,
     promote, reconnect, ...) go into the running scenario's history."""
     run = _drill_run(plan, lab, progress)
     lab.on_event = run.lab_event
     try:
-        if getattr(lab, "replication", plan.lab.replication) != plan.lab.replication:
+        if lab.replication != plan.lab.replication:
             lab.set_replication(plan.lab.replication)   # a reused lab takes the plan's mode
         run.started_at = utc_now()
         run_features(run, list(plan.scenarios), quiet=not verbose)
@@ -168,7 +172,7 @@ def not_run_line(result: DrillResult) -> str:
             f"{result.not_run.get('cause')}")
 
 
-def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Any | None = None,
+def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Lab | None = None,
               log=print, verbose: bool = False, confirm: str | None = None) -> tuple[int, DrillResult | None]:
     """The whole drill (lifecycle in the module docstring). `lab` reuses a running lab. `cab_log`:
     the log's path, or a Recording (the log, its key, the sign-off, the PDF, progress lines)."""
@@ -176,13 +180,13 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Any | N
 
     rec = cab_log if isinstance(cab_log, Recording) else Recording(Path(cab_log))
     own_lab = lab is None
-    if own_lab:
+    if lab is None:
         lab = make_lab(plan, confirmed=confirm == plan.drill)
     problem = preflight(plan, lab, confirm)
     if problem:
         log(f"drill: {problem}", file=sys.stderr)
         return exits.INVALID, None
-    dry = getattr(lab, "dry_run", False)
+    dry = lab.dry_run
     if dry:
         log(f"drill: DRY RUN, no fault will be injected: {lab.interlock()}", file=sys.stderr)
     if own_lab:

@@ -30,7 +30,7 @@ def routed_around(scn: Scenario, name: str) -> None:
     """No client request may fail later than the load balancer's probe window after the kill."""
     label = f"kill-api:{name}"
     inject = scn.recorder.history().first_event("inject", label)
-    window = scn.lab.probe_window
+    window = scn.lab.probe_window()
     # let the workload run well past the window, so the checker has something to judge
     wait_for_count(scn, "write", 20, after=inject.t + window, timeout=60)
     wait_for_count(scn, "probe", 10, after=inject.t + window, timeout=60)

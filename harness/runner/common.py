@@ -7,7 +7,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..gates import evaluate_gates
 from ..gates.availability import AvailabilityBudget
@@ -16,6 +16,7 @@ from ..gates.eventstore import CorrelationIdsRecorded
 from ..gates.recovery import DuplicatedApplies, DuplicatedEvents, DuplicatedWrites, LostWrites, RpoSeconds, RtoSeconds
 from ..gates.steady import FaultsHealed, SteadyState
 from ..gates.waiver import waivable
+from ..lab.capabilities import FailoverManagerEvents
 from ..lab.connectors import PLATFORMS
 from ..matrix import links
 from ..measure.probes import TARGET
@@ -24,6 +25,9 @@ from ..plan import AvailabilityPolicy
 from ..wait import poll
 from ..workload import ApiClient, Prober, SequencedWriter
 from .scenario import Scenario, SteadyStateNotMet, Workload, utc_now
+
+if TYPE_CHECKING:
+    from ..lab.base import Lab
 
 STEADY_PROBES = 5          # consecutive healthy answers required of the API
 STEADY_TIMEOUT = 30.0      # before injection
@@ -206,7 +210,7 @@ def read_deployment_events(scn: Scenario) -> Any:
     return read_events(scn, "read_deployment_events", type_="DrillEvent", keep=keep, since=round(since, 3))
 
 
-def platform_log(lab: Any, platform: str) -> list[dict] | None:
+def platform_log(lab: Lab, platform: str) -> list[dict] | None:
     """The stand-in's request log, or None when this lab has no platform stand-ins."""
     try:
         return lab.platform_requests(platform)
@@ -288,8 +292,8 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
         if forwarder is not None and not forwarder.flush(FORWARD_TIMEOUT):
             scn.observe(f"Events the harness forwards still undelivered after {FORWARD_TIMEOUT:.0f} s: "
                         + "; ".join(list(forwarder.failures.values())[:5]))
-        flush = getattr(scn.lab, "flush_events", None)     # the lab's failover manager's own poster
-        if flush is not None and not flush(FORWARD_TIMEOUT):
+        # the lab's failover manager's own poster
+        if isinstance(scn.lab, FailoverManagerEvents) and not scn.lab.flush_events(FORWARD_TIMEOUT):
             scn.observe(f"The lab's failover manager had not delivered its events after {FORWARD_TIMEOUT:.0f} s.")
         # rule 2: this scenario's rows (the Control Plane's audit events of its operations, the
         # events the harness forwarded), the deployment's own failover events, and the SIEM
@@ -379,7 +383,7 @@ def restore_link(scn: Scenario, link: str) -> None:
         target = f"platform-{link}"
     elif link == "replication":
         cut = [e for e in scn.journal.active() if e.label.startswith("partition:replication:")]
-        target = cut[-1].fault.spec.target if cut else scn.lab.replication_proxy_name(scn.lab.failover.candidate)
+        target = cut[-1].fault.spec.target if cut else scn.lab.replication_proxy_name(scn.lab.observer.candidate)
     else:
         raise ValueError(f"unknown link {link!r}; the links are: {', '.join([*named, 'replication', *PLATFORMS])}")
     scn.heal(target=target)

@@ -66,7 +66,7 @@ def check_writes_blocked(scn: Scenario, cause: str) -> None:
 
 def wait_failover(scn: Scenario) -> None:
     """The lab's failover controller promotes the replica and repoints the client endpoint."""
-    scn.lab.failover.wait_failed_over(FAILOVER_TIMEOUT)
+    scn.lab.observer.wait_failed_over(FAILOVER_TIMEOUT)
     scn.expect(FailoverCompleted(scn.notes["primary_fault"], FAILOVER_TIMEOUT))
 
 
@@ -179,7 +179,7 @@ def _slow_replication(scn: Scenario, node: str, label: str, watch: FailbackWatch
 def _request_failback(scn: Scenario, node: str, limit: float, synchronous: bool, when: str) -> Op:
     """One request of the failback action, recorded as op "failback": ok (the action answered that
     it switched, its own lag figure as value), FAIL (it refused for lag) or indeterminate."""
-    failover = scn.lab.failover
+    failover = scn.lab.observer
 
     def switch():
         try:
@@ -239,7 +239,7 @@ class FailbackWatch:
 
 def wait_replica_caught_up(scn: Scenario) -> None:
     pause_writer(scn)
-    replica = scn.lab.failover.candidate
+    replica = scn.lab.observer.candidate
     if not poll(lambda: scn.lab.replica_caught_up(replica), timeout=CATCH_UP_TIMEOUT).ok:
         raise RuntimeError(f"replica {replica} did not catch up within {CATCH_UP_TIMEOUT:.0f} s")
 

@@ -288,7 +288,7 @@ def backoff_policy(scn: Scenario) -> dict | None:
     stated = scn.drill.targets.get("connector_backoff")
     if isinstance(stated, dict):
         return stated
-    return dict(LAB_CONNECTOR_BACKOFF) if getattr(scn.lab, "provider", "") in LAB_PROVIDERS else None
+    return dict(LAB_CONNECTOR_BACKOFF) if scn.lab.provider in LAB_PROVIDERS else None
 
 
 def backoff_doubles(scn: Scenario, platform: str) -> None:

@@ -9,20 +9,23 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import provenance
-from ..cab.ledger import CabKey, append_cab_log, load_key, verified_entries
 from ..environments import REHEARSAL, class_of, run_environment
 from ..files import atomic_write_bytes
 from ..model import DrillResult
 from ..plan import Plan
 from ..progress import Progress
 from ..report import write_all
+from ..report.cab_log import CabKey, append_cab_log, load_key, verified_entries
 from ..report.manifest import PLAN_AS_RUN, write_manifest
 from ..report.risk import assess
 from ..report.since import since_last_run
 from ..signoff import SignOff
+
+if TYPE_CHECKING:
+    from ..lab.base import Lab
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Recording:
         return self.key
 
 
-def complete(result: DrillResult, plan: Plan, lab: Any, rec: Recording) -> None:
+def complete(result: DrillResult, plan: Plan, lab: Lab, rec: Recording) -> None:
     """Add who, what, on what, what risk and what changed, while the lab is still up."""
     previous, _ = verified_entries(rec.cab_log, rec.the_key())
     result.signoff = rec.signoff.to_json()
@@ -49,7 +52,7 @@ def complete(result: DrillResult, plan: Plan, lab: Any, rec: Recording) -> None:
     result.environment_class = provenance.environment_class(result.environment)
     # the run's class and name beside the host's description: lab for a lab, always
     result.environment = {**result.environment, **run_environment(plan.environment, plan.lab.provider)}
-    result.system_version = provenance.system_version(getattr(lab, "api_url", None))
+    result.system_version = provenance.system_version(lab.api_url)
     result.plan_sha256 = hashlib.sha256(plan_source(plan)).hexdigest()
     current = result.to_json()
     result.since_last_run = since_last_run(current, previous)

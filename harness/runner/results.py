@@ -8,7 +8,7 @@ import os
 import platform
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__, measure
 from ..faults.refused import worst_exit
@@ -20,6 +20,9 @@ from ..plan import Plan
 from ..spec_floors import floors_of, waivers_json  # the targets' floors; the waivers used
 from .common import availability_gate
 from .scenario import DrillRun, Scenario
+
+if TYPE_CHECKING:
+    from ..lab.base import Lab
 
 AVAILABILITY_TARGET = 0.999        # the spec's, for the error budget every report shows
 LAB_PART_EVENTS = ("platform_request", "gateway_request")
@@ -100,7 +103,7 @@ def _counts(history: History, kind: str) -> dict[str, int]:
     return counts
 
 
-def environment(lab: Any) -> dict[str, Any]:
+def environment(lab: Lab) -> dict[str, Any]:
     env = {"hostname": socket.gethostname(), "python": sys.version.split()[0],
            "platform": platform.platform(), "harness": __version__, "user": getpass.getuser(),
            "cpus": os.cpu_count()}
@@ -111,7 +114,7 @@ def environment(lab: Any) -> dict[str, Any]:
     return env
 
 
-def drill_result(plan: Plan, run: DrillRun, lab: Any, dry_run: bool = False) -> DrillResult:
+def drill_result(plan: Plan, run: DrillRun, lab: Lab, dry_run: bool = False) -> DrillResult:
     target = plan.targets.get("availability", AVAILABILITY_TARGET)
     scenarios = [scenario_result(s, target) for s in run.scenarios]
     verdict = Verdict.worst(s.verdict for s in scenarios) if scenarios else Verdict.UNKNOWN

@@ -13,14 +13,18 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..faults import FaultJournal
 from ..faults.refused import FaultNotInjected
 from ..gates import Gate
+from ..lab.capabilities import FailoverManagerEvents
 from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, Outcome, Verdict
 from ..progress import Progress
 from ..workload import ApiClient, Prober, Recorder, SequencedWriter
+
+if TYPE_CHECKING:
+    from ..lab.base import Lab
 
 RESTORE = "restore"                 # the restore runbook's log (harness.backup.restore)
 # What the harness acts out itself: its events are FORWARDED to the event store by the harness
@@ -87,7 +91,7 @@ class Scenario:
         self.journal = FaultJournal(self.drill.lab, lambda kind, name, **d: self.event(kind, name, JOURNAL, **d))
 
     @property
-    def lab(self) -> Any:
+    def lab(self) -> Lab:
         return self.drill.lab
 
     # -- the rules --------------------------------------------------------------------------
@@ -178,7 +182,7 @@ class DrillRun:
     """The drill being run: its lab, targets, correlation id and the scenarios run so far."""
 
     drill: str
-    lab: Any
+    lab: Lab
     targets: dict[str, float]
     waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (gates.waiver)
     replication: str = "sync"
@@ -205,7 +209,7 @@ class DrillRun:
 
     def forwards(self, source: str) -> bool:
         """Whether the harness delivers events of `source` itself (see FORWARDED and EMITTERS)."""
-        return source in FORWARDED or (source == FAILOVER and not getattr(self.lab, "posts_failover_events", False))
+        return source in FORWARDED or (source == FAILOVER and not isinstance(self.lab, FailoverManagerEvents))
 
     def lab_event(self, kind: str, name: str, detail: dict) -> None:
         """The lab's own recovery events (failover controller): into the running scenario."""

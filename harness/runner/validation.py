@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..gates.validation import (
     ApprovalCountOnDr,
@@ -20,6 +20,9 @@ from ..model import Outcome
 from ..wait import poll
 from ..workload import ApiClient, Recorder
 
+if TYPE_CHECKING:
+    from ..lab.base import Lab
+
 METADATA_TABLES = ("intents", "evidence_packs", "approvals", "publishes", "events", "event_chain_head")
 CATCH_UP_S = 30.0
 PAGE = 1000
@@ -30,7 +33,7 @@ def checks(threshold: int) -> list:
             FailoverEventsInSiem()]
 
 
-def _checksums(lab: Any, node: str) -> dict[str, list]:
+def _checksums(lab: Lab, node: str) -> dict[str, list]:
     out = {}
     for table in METADATA_TABLES:
         count, digest = lab.node_query(node, f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
@@ -53,7 +56,7 @@ def _last_seq(client: ApiClient, cid: str) -> int:
         after = page[-1]["seq"]
 
 
-def collect(lab: Any, recorder: Recorder, cid: str, writes: int = 5, window: float = 3.0) -> None:
+def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: float = 3.0) -> None:
     """Make every read the validation judges, each recorded as one op of `recorder`."""
     client = ApiClient(lab.api_url, timeout=10)
     try:
@@ -78,7 +81,7 @@ def collect(lab: Any, recorder: Recorder, cid: str, writes: int = 5, window: flo
                                 "window_s": round(time.monotonic() - started, 3)}, ""
         recorder.invoke("event_growth", growth, correlation_id=cid)
 
-        primary, dr = lab.database_primary(), lab.failover.candidate
+        primary, dr = lab.database_primary(), lab.observer.candidate
         poll(lambda: lab.replica_caught_up(dr), timeout=CATCH_UP_S, interval=0.2)
 
         def tables():

@@ -79,6 +79,8 @@ class HookLab:
     """The part of a lab the database kill acts through, its kill a real runbook hook (as the
     external lab's is); its restore does what the external lab's does when no failover happened."""
 
+    toxiproxy = None        # no links: the kill acts through its hook
+
     def __init__(self, url: str):
         self.hook = Hook("kill_database_primary", url=url, timeout_s=5)
         self.restored: list[str] = []
@@ -181,7 +183,7 @@ def test_a_scenario_that_could_not_act_is_not_run_with_no_gate_and_no_figure(run
 
 
 def test_its_cab_line_says_not_run_and_the_summary_prints_no_measurement(runbook, tmp_path):
-    from harness.cab.ledger import drill_record
+    from harness.report.cab_log import drill_record
     from harness.runner import not_run_line
 
     _, _, result = not_run_drill(runbook)
