@@ -55,8 +55,8 @@ import requests
 
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
-from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
+from ..toxiproxy.client import ToxiproxyControl
 from ..wait import poll, until_up
 from . import proc, reaper
 from .base import CAPABILITIES, Lab, LabStartError, running

@@ -38,8 +38,8 @@ import requests
 
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
-from ..faults import ToxiproxyControl
 from ..net import LOOPBACK, free_port
+from ..toxiproxy.client import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from ..wait import until_up
 from . import proc, reaper

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import provenance
+from ..cab.ledger import CabKey, append_cab_log, load_key, verified_entries
 from ..environments import REHEARSAL, class_of, run_environment
 from ..files import atomic_write_bytes
 from ..model import DrillResult
 from ..plan import Plan
 from ..progress import Progress
 from ..report import write_all
-from ..report.cab_log import CabKey, append_cab_log, load_key, verified_entries
 from ..report.manifest import PLAN_AS_RUN, write_manifest
 from ..report.risk import assess
 from ..report.since import since_last_run

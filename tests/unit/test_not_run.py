@@ -183,7 +183,7 @@ def test_a_scenario_that_could_not_act_is_not_run_with_no_gate_and_no_figure(run
 
 
 def test_its_cab_line_says_not_run_and_the_summary_prints_no_measurement(runbook, tmp_path):
-    from harness.report.cab_log import drill_record
+    from harness.cab.ledger import drill_record
     from harness.runner import not_run_line
 
     _, _, result = not_run_drill(runbook)
