@@ -220,7 +220,7 @@ def _validate(args: argparse.Namespace) -> int:
     file at once: exit 0 all valid, 2 any invalid. --after-failover: post-failover validation of
     a running lab or an external target: table (or --json), exit 0 all pass, 1 a check failed,
     3 one could not be judged, 2 invalid input, 4 the target cannot be reached."""
-    from .plan import check_plan_file
+    from .validate import check_plan_file
 
     if args.plans and args.after_failover:
         _err("drill validate: give PLAN files to check, or --after-failover to validate a target, not both")

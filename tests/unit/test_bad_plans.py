@@ -260,7 +260,7 @@ def test_a_row_the_provider_cannot_run_is_refused_before_any_lab_starts(tmp_path
 @pytest.mark.parametrize("command, interrupted_in", [
     (["chaos", "{plan}", "--seed", "1", "--duration", "10s", "--dry-run"], "harness.chaos.plan.draw"),
     (["chaos", "{plan}", "--dry-run"], "harness.chaos.plan.load_chaos_plan"),
-    (["validate", "{plan}"], "harness.plan.check_plan_file"),
+    (["validate", "{plan}"], "harness.validate.check_plan_file"),
 ], ids=["chaos drawing its game day", "chaos loading its plan", "validate"])
 def test_ctrl_c_before_anything_started_does_not_say_faults_were_healed(tmp_path, capsys, monkeypatch, command,
                                                                          interrupted_in):
