@@ -18,6 +18,7 @@ from .matrix import matrix_order
 from .measure.probes import DRILL_ALLOWANCE, PERIOD_DAYS, REGION
 from .signoff import SignOff, parse_signoff
 from .spec_floors import bind, floor_problems, parse_waivers
+from .tags import TagExpressionError, matches
 
 # The spec's targets: RTO <= 8 h for full recovery; RPO <= 5 min for a failover (synchronous
 # replication, spec 1.2); for a restore from backup RPO <= 24 h, or <= 1 h for tier-1 apps.
@@ -356,8 +357,6 @@ def _parse_scenarios(value: Any, root: Path, fail) -> tuple[tuple[Path, ...], st
         if not value.strip().startswith(("@", "not ", "(")):
             raise fail("scenarios", "must be a list of .feature paths or a tag expression like "
                                     "'@quarterly and @ha-domain:database'")
-        from .runner.tags import TagExpressionError, matches
-
         try:
             matches(value, set())       # parses the whole expression
         except TagExpressionError as exc:

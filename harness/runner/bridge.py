@@ -42,7 +42,7 @@ class DrillPlugin:
         plan's feature files (for a tag expression: the failure-modes matrix's row order)."""
         from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-        from .tags import matches
+        from ..tags import matches
 
         def scenario_of(item):
             return scenario_wrapper_template_registry.get(getattr(item, "obj", None))

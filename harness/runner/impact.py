@@ -15,7 +15,7 @@ from pytest_bdd.parser import FeatureParser
 from ..inputs import InputError, printable
 from ..steps import plugin as _vocabulary  # noqa: F401 - registers every step
 from ..steps.registry import TargetNames, matching, same_names
-from .tags import matches
+from ..tags import matches
 
 
 def feature_lines(path: Path, expression: str | None = None) -> list[tuple[str, str]]:

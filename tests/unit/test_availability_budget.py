@@ -19,7 +19,7 @@ from harness.plan import AvailabilityPolicy, PlanError, load_plan
 from harness.runner import _drill_run
 from harness.runner.api import available_while_az_lost
 from harness.runner.common import standard_rules
-from harness.runner.tags import matches
+from harness.tags import matches
 from harness.workload import ApiClient, Prober, Recorder
 from tests.support import JsonHandler, http_server
 from tests.unit.test_plan import GOOD, write

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.runner.tags import TagExpressionError, matches
+from harness.tags import TagExpressionError, matches
 
 TAGS = {"quarterly", "ha-domain:database", "destructive"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..inputs import printable
+from .inputs import printable
 
 TOKEN = re.compile(r"\s*(\(|\)|@[^\s()]+|and\b|or\b|not\b)")
 MAX_NESTING = 32      # parentheses and 'not' inside one another: a real expression has two or three
