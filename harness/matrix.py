@@ -23,7 +23,7 @@ class Row:
     failure: str
     impact: int                  # 1-5: the risk score's impact of a missed threshold of this row
     impact_words: str            # the row's Impact column
-    ha_domain: str               # one of harness.schedule.calendar.DOMAINS
+    ha_domain: str               # one of harness.calendar.DOMAINS
     links: Mapping[str, str]     # a step's words for a link -> its proxy (links the lab names itself: none)
     feature: str | None          # scenarios/... path, None while the row has no scenario yet
 

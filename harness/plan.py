@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
+from .calendar import never_fires, parse_blackouts
 from .errors import PlanError, checked, collector, quoted, shown
 from .inputs import PLAN_MAX, InputError, printable, read_capped
 from .matrix import matrix_order
@@ -96,7 +97,7 @@ class Plan:
     targets: dict[str, float] = field(default_factory=dict)
     waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (bound)
     schedule: str | None = None
-    blackout: tuple = ()          # harness.schedule.calendar.Blackout windows: no scheduled run in them
+    blackout: tuple = ()          # harness.calendar.Blackout windows: no scheduled run in them
     tier: int | None = None
     signoff: SignOff = SignOff()  # owner, operator, approver, change ticket, window (harness.signoff)
     source: bytes = b""           # the plan file as read: kept beside the results as the plan as run
@@ -299,8 +300,6 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
     schedule = data.get("schedule")
     if schedule is not None:
         checked(add, _check_cron, schedule, fail)
-    from .schedule.calendar import parse_blackouts
-
     blackout = checked(add, parse_blackouts, data.get("blackout"), fail, default=())
     signoff = checked(add, parse_signoff, data, fail, default=SignOff())
     hold_real_time = data.get("hold_real_time", False)
@@ -523,7 +522,5 @@ def _check_cron(value: Any, fail) -> None:
     except ValueError as exc:
         raise fail("schedule", f"not a valid 5-field cron expression ({quoted(str(exc), 120)}); "
                                f"e.g. '0 6 1 1,4,7,10 *' for quarterly") from None
-    from .schedule.calendar import never_fires
-
     if problem := never_fires(value):          # e.g. '0 0 31 2 *': valid fields, no such day
         raise fail("schedule", problem)

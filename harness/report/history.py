@@ -10,10 +10,10 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from harness.calendar import DOMAINS, STALE_AFTER_DAYS, domain_states
 from harness.environments import CLASSES, DEFAULT_COUNT, UNKNOWN, class_of, count_words, lab_warning
 from harness.files import verdict_text
 from harness.matrix import numbered
-from harness.schedule.calendar import DOMAINS, STALE_AFTER_DAYS, domain_states
 
 RANK = {"pass": 0, "waived": 1, "unknown": 2, "fail": 3}     # as harness.model.Verdict.rank
 

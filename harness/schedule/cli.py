@@ -22,11 +22,11 @@ from typing import Any
 
 from .. import exits
 from ..cab.ledger import key_or_none, verified_entries
+from ..calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, cron_trigger, domain_states
 from ..environments import add_count_arg, count_words, lab_warning
 from ..errors import PlanError
 from ..inputs import printable
 from .backup_jobs import JOBS as BACKUP_JOBS
-from .calendar import DEFAULT_GRACE_S, STALE_AFTER_DAYS, cron_trigger, domain_states
 from .daemon import Daemon, add_trigger, load_plans, open_store
 from .jobstore import has_pickled_table
 from .store import JOBS_TABLE, PICKLED_JOBS_TABLE, StoreUnreachable, iso, now_utc, store_errors, store_url

@@ -5,7 +5,7 @@
   default, PostgreSQL to share one). A row that is not a job of the harness is logged, removed
   and never run. A restart
   keeps each job's stored next run time, so a fire missed while no daemon ran is found due at
-  start and handled by the misfire rule (harness.schedule.calendar.misfire): one run, "late",
+  start and handled by the misfire rule (harness.calendar.misfire): one run, "late",
   within the grace; "missed" beyond it; recorded in the ledger and the CAB log, never run twice
   (the ledger's unique (drill, scheduled time)). A job whose cron changed is rescheduled; a job
   whose plan is gone is removed. The pickled table of an older harness is rebuilt from the
@@ -49,12 +49,7 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy.engine import URL
 
 from ..cab.ledger import append_cab_record, key_or_none, verified_entries
-from ..environments import DEFAULT_COUNT, lab_warning
-from ..lab import reaper
-from ..plan import Plan, PlanError, load_plan, read_yaml
-from .backup_jobs import JOBS as BACKUP_JOBS
-from .backup_jobs import load_backup_target, run_backup_job
-from .calendar import (
+from ..calendar import (
     DEFAULT_GRACE_S,
     STALE_AFTER_DAYS,
     Blackout,
@@ -64,6 +59,11 @@ from .calendar import (
     misfire,
     parse_blackouts,
 )
+from ..environments import DEFAULT_COUNT, lab_warning
+from ..lab import reaper
+from ..plan import Plan, PlanError, load_plan, read_yaml
+from .backup_jobs import JOBS as BACKUP_JOBS
+from .backup_jobs import load_backup_target, run_backup_job
 from .jobstore import PlainJobStore, drop_pickled_table, fire, read_pickled_table
 from .store import (
     EXIT_STATUS,

@@ -37,10 +37,10 @@ from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLook
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 
+from ..calendar import PlanCron, cron_trigger, never_fires
 from ..inputs import InputError, parse_json, printable
 from ..plan import DRILL_ID
 from .backup_jobs import JOBS as BACKUP_JOBS
-from .calendar import PlanCron, cron_trigger, never_fires
 from .store import JOBS_TABLE, PICKLED_JOBS_TABLE, jobs, tolerate_create_race
 
 UTC = dt.UTC

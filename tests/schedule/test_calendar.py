@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.calendar import LATE_AFTER_S, blackout_at, domain_states, fire_times, misfire, parse_blackouts
 from harness.plan import PlanError
-from harness.schedule.calendar import LATE_AFTER_S, blackout_at, domain_states, fire_times, misfire, parse_blackouts
 
 UTC = dt.UTC
 QUARTERLY = "0 6 1 1,4,7,10 *"
@@ -188,8 +188,8 @@ def test_an_old_line_without_the_environment_record_is_read_from_its_environment
 
 @pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 6 31 4,6,9,11 *"])
 def test_a_cron_that_never_fires_is_refused_by_plan_validation(tmp_path, cron):
+    from harness.calendar import never_fires
     from harness.plan import load_plan
-    from harness.schedule.calendar import never_fires
 
     assert "never fires" in never_fires(cron)
     path = tmp_path / "plan.yaml"
@@ -202,6 +202,6 @@ def test_a_cron_that_never_fires_is_refused_by_plan_validation(tmp_path, cron):
 
 @pytest.mark.parametrize("cron", [QUARTERLY, "0 0 29 2 *", "0 0 31 * *"])
 def test_a_cron_that_fires_even_rarely_is_accepted(cron):
-    from harness.schedule.calendar import never_fires
+    from harness.calendar import never_fires
 
     assert never_fires(cron) is None

@@ -38,7 +38,7 @@ def test_the_matrix_has_the_specs_seven_rows_in_order():
 
 
 def test_every_row_carries_each_of_its_facts():
-    from harness.schedule.calendar import DOMAINS
+    from harness.calendar import DOMAINS
 
     for row in ROWS:
         assert row.component.strip() and row.failure.strip() and row.impact_words.strip(), row

@@ -214,10 +214,10 @@ NOW = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 
 
 def test_no_reader_counts_a_not_run_line_as_the_domains_pass_or_fail():
+    from harness.calendar import domain_states
     from harness.matrix import last_verdicts
     from harness.report.history import history
     from harness.report.since import since_last_run
-    from harness.schedule.calendar import domain_states
 
     passed = line("pass", "2025-02-01T10:00:00+00:00")
     not_run = line("not_run", "2025-02-20T10:00:00+00:00", not_run="not run: hook answered 401")

@@ -26,8 +26,8 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
-from ..environments import DEFAULT_COUNT, class_of, count_words
-from ..inputs import printable
+from .environments import DEFAULT_COUNT, class_of, count_words
+from .inputs import printable
 
 UTC = dt.UTC
 DEFAULT_GRACE_S = 6 * 3600.0       # a quarterly drill may start up to 6 h late, not later
