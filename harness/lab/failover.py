@@ -100,7 +100,8 @@ class FailoverController:
         """None when the primary is healthy, else why the probe missed (UNREACHABLE, WRITE_BLOCKED)."""
         try:
             with psycopg.connect(node.dsn, connect_timeout=1, autocommit=True) as conn:
-                has_store = conn.execute("SELECT to_regclass('event_chain_head') IS NOT NULL").fetchone()[0]
+                row = conn.execute("SELECT to_regclass('event_chain_head') IS NOT NULL").fetchone()
+                has_store = row[0] if row is not None else None
                 if has_store and not self._event_store_writable(conn):
                     return WRITE_BLOCKED
             return None

@@ -253,8 +253,13 @@ class Hook:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            body = {"params": arguments} if self.method == "GET" else {"json": arguments}
-            response = requests.request(self.method, self.url, headers=headers, timeout=self.timeout_s, **body)
+            url = self.url or ""     # a hook is a command or a URL: here, a URL
+            if self.method == "GET":
+                response = requests.request(self.method, url, headers=headers, timeout=self.timeout_s,
+                                            params=arguments)
+            else:
+                response = requests.request(self.method, url, headers=headers, timeout=self.timeout_s,
+                                            json=arguments)
         except requests.RequestException as exc:
             raise HookError(f"hook {self.name} ({self.method} {public_url(self.url or '')}) failed: "
                             f"{type(exc).__name__}", *_request_failure(exc)) from None

@@ -29,6 +29,7 @@ import asyncio
 import math
 import sys
 import time
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -51,7 +52,7 @@ def _time_limit(value) -> float | None:
 
 
 def make_app(upstream: str) -> web.Application:
-    state = {"status": None, "count": 0, "answered": 0, "forwarded": 0, "until": None}
+    state: dict[str, Any] = {"status": None, "count": 0, "answered": 0, "forwarded": 0, "until": None}
     requests_seen: list[dict] = []
     timer: dict[str, asyncio.TimerHandle | None] = {"handle": None}
 

@@ -40,6 +40,7 @@ import psycopg
 from psycopg import sql
 
 from harness.lab import proc, reaper
+from harness.lab.base import running
 from harness.net import free_port
 from harness.wait import poll
 
@@ -358,7 +359,7 @@ class PgNode:
             ["pg_ctl", "start", "-w", "-s", "-t", str(int(timeout)), "-D", str(self.datadir),
              "-l", str(self.logfile)], timeout=timeout + 10, check=False)
         pid = _read_pid_file(self.datadir / "postmaster.pid")
-        if result.returncode != 0 or not self._is_our_postmaster(pid):
+        if result.returncode != 0 or pid is None or not self._is_our_postmaster(pid):
             tail = self.log_tail()
             hint = ""
             if "Address already in use" in tail:
@@ -368,7 +369,7 @@ class PgNode:
                 f"pg_ctl said: {(result.stderr or result.stdout).strip() or 'nothing'}\n"
                 f"--- tail of {self.logfile} ---\n{tail}")
         self._pid = pid
-        self.cluster._registration.add_pid(pid)
+        self.cluster.registration.add_pid(pid)
         self.wait_ready(time.monotonic() + timeout)
 
     def wait_ready(self, deadline: float | None = None) -> None:
@@ -429,7 +430,7 @@ class PgNode:
 
     def _forget_pid(self, pid: int) -> None:
         self._pid = None
-        self.cluster._registration.remove_pid(pid)
+        self.cluster.registration.remove_pid(pid)
 
     # ---- replication -----------------------------------------------------------------
 
@@ -589,6 +590,11 @@ class PgCluster:
     @property
     def replicas(self) -> list[PgNode]:
         return [n for n in self.nodes.values() if n.role == "replica"]
+
+    @property
+    def registration(self) -> reaper.Registration:
+        """The cluster's entry in the reaper's registry, made by start(); LabNotUp before."""
+        return running(self._registration, "the database cluster's registration")
 
     @property
     def state_file(self) -> Path | None:
@@ -892,8 +898,9 @@ class PgCluster:
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
-                    if self._uid_gid[0] is not None:
-                        os.fchown(f.fileno(), *self._uid_gid)
+                    uid, gid = self._uid_gid
+                    if uid is not None and gid is not None:
+                        os.fchown(f.fileno(), uid, gid)
                 os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
             except BaseException:
                 try:
@@ -913,7 +920,7 @@ class PgCluster:
     def _own(self, path: Path) -> None:
         """Give path (recursively) to the server's OS user when we are root."""
         uid, gid = self._uid_gid
-        if uid is None:
+        if uid is None or gid is None:      # set together (we are root), or neither
             return
         os.chown(path, uid, gid)
         if path.is_dir():

@@ -284,7 +284,9 @@ def _victims(rec: dict) -> list[int]:
     tag = rec.get("tag") or rec.get("lab_id") or ""
     if not isinstance(tag, str) or len(tag) < MIN_TAG_LEN:
         return []
-    starts = rec.get("starts") if isinstance(rec.get("starts"), dict) else {}
+    starts = rec.get("starts")
+    if not isinstance(starts, dict):
+        starts = {}
     victims = [p for p in rec.get("pids", []) if _is_int(p) and proc.same_process(p, starts.get(str(p)))
                and tag in proc.cmdline(p)]
     created = rec.get("created")

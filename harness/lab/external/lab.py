@@ -21,7 +21,7 @@ from ...steps.registry import (
 )
 from ...toxiproxy.client import ToxiproxyControl
 from ...wait import wait_for
-from ..base import Lab, LabStartError
+from ..base import Lab, LabStartError, running
 from ..failover import WRITE_BLOCKED
 from ..hooks import PLAN, HookError, public_url
 from .config import PLATFORM_NAMES, ExternalConfig, NodeConfig
@@ -45,6 +45,11 @@ class ExternalLab(Lab):
         self.toxiproxy: ProxyNames | None = None
         self._toxiproxy: ToxiproxyControl | None = None   # the server under its own names
         self.failover: ExternalFailover | None = None
+
+    @property
+    def watcher(self) -> ExternalFailover:
+        """The failover observer up() made; LabNotUp before."""
+        return running(self.failover, "the failover observer")
 
     def interlock(self) -> str:
         if not self.config.allow_destructive:
@@ -126,7 +131,8 @@ class ExternalLab(Lab):
                 "database": {n: _public(node.dsn) for n, node in c.nodes.items()},
                 "instances": {z: public_url(u) for z, u in c.api_instances.items()},
                 "proxies": {**c.proxies, **{f"platform-{p}": n for p, n in c.platform_proxies.items()}},
-                "s3": c.s3.endpoint if c.s3 else None, "s3_gateway": public_url(c.gateway_url) if c.gateway_url else None,
+                "s3": c.s3.endpoint if c.s3 else None,
+                "s3_gateway": public_url(c.gateway_url) if c.gateway_url else None,
                 "queues": c.queues.endpoint if c.queues else None,
                 "actions": {n: h.describe() for n, h in c.actions.items()},
                 "reads": {n: h.describe() for n, h in c.reads.items()}}
@@ -136,11 +142,12 @@ class ExternalLab(Lab):
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.provider, "target": self.config.name, "api": self.api_url,
-                "replication": self.replication, "mode": "dry run (probes only)" if self.dry_run else "destructive (confirmed)",
+                "replication": self.replication,
+                "mode": "dry run (probes only)" if self.dry_run else "destructive (confirmed)",
                 "blast_radius": ", ".join(self.config.blast_radius) or "none"}
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
-        target = self.failover.candidate
+        target = self.watcher.candidate
         try:
             status = self.node(target).query("SELECT status FROM pg_stat_wal_receiver")
             streaming = bool(status) and status[0][0] == "streaming"
@@ -148,7 +155,7 @@ class ExternalLab(Lab):
         except (psycopg.Error, LabStartError) as exc:
             streaming, detail = False, f"{target}: {type(exc).__name__}"
         checks = {"replication": (streaming, detail),
-                  "failover_controller": (self.failover.state == "watching", self.failover.state)}
+                  "failover_controller": (self.watcher.state == "watching", self.watcher.state)}
         if self.config.api_instances:
             down = [z for z in self.config.api_instances if not self.api_instance_alive(z)]
             checks["api_instances"] = (not down, f"not live: {down}" if down else "all live")
@@ -168,7 +175,7 @@ class ExternalLab(Lab):
 
     def kill_database_node(self, name: str) -> None:
         self.action("kill_database_primary", node=name)
-        self.failover.watch(name)
+        self.watcher.watch(name)
 
     def partition_replication(self, replica: str) -> Any:
         if self.dry_run:
@@ -193,7 +200,7 @@ class ExternalLab(Lab):
         must then fence that node and promote the failover target, which is watched from outside."""
         primary = self.database_primary()
         self.action("block_event_store_writes", node=primary, time_limit_s=time_limit_s)
-        self.failover.watch(primary, cause=WRITE_BLOCKED)
+        self.watcher.watch(primary, cause=WRITE_BLOCKED)
         return ExternalEventStoreBlock(self, primary)
 
     # -- the API tier (matrix row 1) -------------------------------------------------------------
@@ -325,16 +332,19 @@ class ExternalLab(Lab):
         if self.dry_run:
             return
         radius = self.config.blast_radius
+        server = self._toxiproxy
         for name in radius:
+            if server is None:
+                break      # before up(): no proxy to heal
             try:
-                proxy = self._toxiproxy.proxy(name)
+                proxy = server.proxy(name)
             except Exception:
                 continue   # not a proxy (e.g. database-primary)
             for toxic in proxy.toxics():
                 if toxic.startswith("drill_"):
-                    self._toxiproxy.remove_toxic(name, toxic)
+                    server.remove_toxic(name, toxic)
             if not proxy.enabled:
-                self._toxiproxy.set_enabled(name, True)
+                server.set_enabled(name, True)
         if GATEWAY_TARGET in radius and self.config.gateway_url:
             try:
                 requests.delete(f"{self.config.gateway_url}/_drill/fault", headers=self.gateway_headers("s3"),

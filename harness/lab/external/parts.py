@@ -25,10 +25,11 @@ class ProxyNames:
 
     def real(self, name: str) -> str:
         if name in self.names:
-            if self.names[name] is None:
+            real = self.names[name]
+            if real is None:
                 raise FaultError(f"the plan names no Toxiproxy proxy for {name!r}: set "
                                  f"{_PROXY_KEYS.get(name, 'lab.proxies')}")
-            return self.names[name]
+            return real
         return name
 
     def __getattr__(self, attr: str) -> Any:
