@@ -203,14 +203,14 @@ def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exc
                                     f"is chaos run {plan.chaos!r}"))]
     if plan.lab == "running":        # the lab of `drill lab up`: known only while it runs
         return []
+    from .lab.providers import LabSpec, external_spec, make_lab
+
     lab: Lab
     if plan.lab == "embedded":       # the lab `drill chaos` would make (harness.chaos.cli), not started
-        from .lab.embedded import EmbeddedLab
-        lab = EmbeddedLab()
+        lab = make_lab(LabSpec("embedded"))
     else:
-        from .lab.external import ExternalConfig, ExternalLab
-        lab = ExternalLab(ExternalConfig.parse({**plan.lab, "blast_radius": list(plan.blast_radius)},
-                                               lambda key, message: PlanError(f"{key}: {message}")), confirmed=False)
+        lab = make_lab(external_spec({**plan.lab, "blast_radius": list(plan.blast_radius)},
+                                     lambda key, message: PlanError(f"{key}: {message}")))
     problems = chaos_refused_before_start(plan, lab)
     return [PlanError(f"{shown(plan.path)}: nothing would be injected: {'; '.join(problems)}")] if problems else []
 
@@ -253,7 +253,7 @@ def _validate(args: argparse.Namespace) -> int:
     from .gates import evaluate_gates
     from .lab.attach import running_lab_config
     from .lab.base import LabStartError
-    from .lab.external import ExternalConfig, ExternalLab
+    from .lab.providers import LabSpec, external_spec, make_lab
     from .model import Verdict
     from .plan import PlanError, load_plan
     from .runner.validation import checks, collect
@@ -266,14 +266,14 @@ def _validate(args: argparse.Namespace) -> int:
             if plan.lab.provider != "external":
                 raise PlanError(f"{args.plan}: key 'lab.provider': validate needs a target to reach: a plan of "
                                 f"provider external, or no --plan for the running `drill lab up` lab")
-            config = plan.lab.external
+            spec = LabSpec("external", external=plan.lab.external)      # the plan's target, its replication the default
         else:
-            config = ExternalConfig.parse(running_lab_config(), lambda key, message: PlanError(f"{key}: {message}"))
+            spec = external_spec(running_lab_config(), lambda key, message: PlanError(f"{key}: {message}"))
     except (PlanError, ValueError) as exc:
         _err(f"drill validate: {exc}")
         return EXIT_INVALID
     try:
-        lab = ExternalLab(config, confirmed=False).up()
+        lab = make_lab(spec).up()
         lab.database_primary()
     except LabStartError as exc:
         _err(f"drill validate: the target cannot be reached: {exc}")

@@ -15,6 +15,8 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from .calendar import never_fires, parse_blackouts
 from .errors import PlanError, checked, collector, quoted, shown
 from .inputs import PLAN_MAX, InputError, printable, read_capped
+from .lab.providers import PROVIDERS as LAB_REGISTRY
+from .lab.providers import LabSpec, parse_lab
 from .matrix import matrix_order
 from .measure.probes import DRILL_ALLOWANCE, PERIOD_DAYS, REGION
 from .signoff import SignOff, parse_signoff
@@ -32,10 +34,7 @@ KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_write
                  "event_count_growth", "detection_seconds", "connector_backoff"}
 KNOWN_KEYS.add("waivers")          # targets looser than the spec's floors (harness.spec_floors)
 KNOWN_KEYS.add("hold_real_time")   # time rules (15 min, 24 h) may hold the fault in real time: no clock control
-KNOWN_LAB = {"provider", "replication", "images"}
-PROVIDERS = ("embedded", "testcontainers", "external")
-IMAGE_KINDS = ("postgres", "toxiproxy", "moto", "controlplane")
-REPLICATION = ("sync", "async")
+PROVIDERS = tuple(LAB_REGISTRY)      # the providers' names (harness.lab.providers)
 DRILL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")   # use fullmatch: "$" would accept a trailing newline
 HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "backup-restore", "all")
 
@@ -75,14 +74,6 @@ class AvailabilityPolicy:
 
     def to_json(self) -> dict[str, Any]:
         return {"period_days": self.period_days, "drill_allowance": self.drill_allowance, "region": self.region}
-
-
-@dataclass(frozen=True)
-class LabSpec:
-    provider: str = "embedded"
-    replication: str = "sync"
-    external: Any = None          # harness.lab.external.ExternalConfig for provider external
-    images: dict | None = None    # provider testcontainers: image per part
 
 
 @dataclass(frozen=True)
@@ -278,7 +269,7 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
     if "ha_domain" in data and not (isinstance(ha_domain, str) and ha_domain in HA_DOMAINS):
         add(fail("ha_domain", f"must be one of {', '.join(HA_DOMAINS)}, got {quoted(ha_domain)}"))
 
-    lab = checked(add, _parse_lab, data["lab"], fail) if "lab" in data else None
+    lab = checked(add, parse_lab, data["lab"], fail) if "lab" in data else None
     from .environments import parse_plan_environment
 
     raw_lab = data.get("lab")
@@ -318,35 +309,6 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
 def _name(value: Any, choices: tuple[str, ...]) -> bool:
     """value is one of the names `choices` (a list or a mapping never is: no hashing, no crash)."""
     return isinstance(value, str) and value in choices
-
-
-def _parse_lab(value: Any, fail) -> LabSpec:
-    if isinstance(value, str):
-        value = {"provider": value}
-    if not isinstance(value, dict):
-        raise fail("lab", f"must be a provider name (embedded) or a mapping with 'provider', got {quoted(value)}")
-    provider = value.get("provider", "embedded")
-    if not _name(provider, PROVIDERS):
-        raise fail("lab.provider", f"must be one of {', '.join(PROVIDERS)}, got {quoted(provider)}")
-    replication = value.get("replication", "sync")
-    if not _name(replication, REPLICATION):
-        raise fail("lab.replication", f"must be sync or async, got {quoted(replication)}")
-    if provider == "external":
-        from .lab.external import ExternalConfig
-
-        return LabSpec(provider, replication, ExternalConfig.parse(value, fail))
-    unknown = sorted(str(k) for k in value if k not in KNOWN_LAB)
-    if unknown:
-        raise fail(f"lab.{unknown[0]}", f"unknown key; known: {', '.join(sorted(KNOWN_LAB))}")
-    images = value.get("images")
-    if images is not None:
-        if provider != "testcontainers" or not isinstance(images, dict):
-            raise fail("lab.images", "a mapping of part to image, for provider testcontainers only")
-        for kind, image in images.items():
-            if not _name(kind, IMAGE_KINDS) or not isinstance(image, str):
-                raise fail(f"lab.images.{quoted(kind, 30).strip(chr(39))}",
-                           f"parts are {', '.join(IMAGE_KINDS)}; each an image name")
-    return LabSpec(provider=provider, replication=replication, images=images)
 
 
 def _parse_scenarios(value: Any, root: Path, fail) -> tuple[tuple[Path, ...], str | None]:
@@ -468,7 +430,7 @@ def parse_availability(value: Any, fail) -> AvailabilityPolicy:
 
 CONNECTOR_BACKOFF_KEYS = ("base_seconds", "factor", "max_attempts")
 SPEC_BACKOFF_FACTOR = 2.0      # spec 2, Intune Graph row: "ConnectorBackoff logic ensures 2x base interval"
-LAB_PROVIDERS = ("embedded", "testcontainers")
+LAB_PROVIDERS = tuple(name for name, provider in LAB_REGISTRY.items() if provider.lab)   # the harness starts them
 
 
 def parse_connector_backoff(value: Any, fail) -> dict[str, Any]:

@@ -31,13 +31,12 @@ def _err(message: str) -> None:
 def _open_lab(plan, confirm: str | None) -> tuple[Lab, bool]:
     """(lab, whether this run starts and stops it)."""
     from ..lab.attach import running_lab_config
-    from ..lab.external import ExternalConfig, ExternalLab
+    from ..lab.providers import LabSpec, external_spec, make_lab
 
     def fail(key: str, message: str) -> PlanError:
         return PlanError(printable(f"{shown(plan.path)}: key '{key}': {message}"))
     if plan.lab == "embedded":
-        from ..lab.embedded import EmbeddedLab
-        return EmbeddedLab(), True
+        return make_lab(LabSpec("embedded")), True
     if plan.lab == "running":
         try:
             data = running_lab_config()
@@ -47,9 +46,9 @@ def _open_lab(plan, confirm: str | None) -> tuple[Lab, bool]:
                             f"one in another terminal, or set lab: embedded for a lab of this run's own") from None
         # the user's own `drill lab up` lab: no interlock, faults limited to the plan's blast radius
         data.update(allow_destructive=True, blast_radius=list(plan.blast_radius))
-        return ExternalLab(ExternalConfig.parse(data, fail), confirmed=True), False
+        return make_lab(external_spec(data, fail), confirmed=True), False
     data = {**plan.lab, "blast_radius": list(plan.blast_radius)}
-    return ExternalLab(ExternalConfig.parse(data, fail), confirmed=confirm == plan.chaos), False
+    return make_lab(external_spec(data, fail), confirmed=confirm == plan.chaos), False
 
 
 def chaos(args: argparse.Namespace) -> int:

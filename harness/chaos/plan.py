@@ -208,9 +208,9 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
     if isinstance(lab, dict) and lab.get("provider") == "external":
         # checked now as `drill chaos` will read it (with the plan's blast radius), so that validate
         # says what is wrong with the target's keys, not the run
-        from ..lab.external import ExternalConfig
+        from ..lab.providers import external_spec
 
-        checked(add, ExternalConfig.parse, {**lab, "blast_radius": list(radius)}, fail)
+        checked(add, external_spec, {**lab, "blast_radius": list(radius)}, fail)
     environment = None
     external = isinstance(lab, dict) and lab.get("provider") == "external"
     if external or (isinstance(lab, str) and lab in ("running", "embedded")):

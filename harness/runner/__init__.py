@@ -34,17 +34,10 @@ DRY_RUN_PROBES = 30        # probe answers a dry run collects (about 3 s)
 
 
 def make_lab(plan: Plan, confirmed: bool = False) -> Lab:
-    """The plan's lab provider. `confirmed`: --confirm named this drill's id."""
-    if plan.lab.provider == "embedded":
-        from ..lab.embedded import EmbeddedLab
-        return EmbeddedLab(replication=plan.lab.replication)
-    if plan.lab.provider == "testcontainers":
-        from ..lab.containers import ContainerLab
-        return ContainerLab(replication=plan.lab.replication, images=plan.lab.images)
-    if plan.lab.provider == "external":
-        from ..lab.external import ExternalLab
-        return ExternalLab(plan.lab.external, confirmed, replication=plan.lab.replication)
-    raise ValueError(f"unknown lab provider {plan.lab.provider!r}")
+    """The plan's lab, from its provider (harness.lab.providers). `confirmed`: --confirm named this drill's id."""
+    from ..lab.providers import make_lab as provided
+
+    return provided(plan.lab, confirmed)
 
 
 def preflight(plan: Plan, lab: Lab, confirm: str | None) -> str | None:
