@@ -34,7 +34,6 @@ KNOWN_TARGETS = {"rto_seconds", "rpo_seconds", "backup_rpo_seconds", "lost_write
                  "event_count_growth", "detection_seconds", "connector_backoff"}
 KNOWN_KEYS.add("waivers")          # targets looser than the spec's floors (harness.spec_floors)
 KNOWN_KEYS.add("hold_real_time")   # time rules (15 min, 24 h) may hold the fault in real time: no clock control
-PROVIDERS = tuple(LAB_REGISTRY)      # the providers' names (harness.lab.providers)
 DRILL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")   # use fullmatch: "$" would accept a trailing newline
 HA_DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "backup-restore", "all")
 
@@ -276,7 +275,7 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
     provider = lab.provider if lab is not None else \
         raw_lab.get("provider", "embedded") if isinstance(raw_lab, dict) else raw_lab
     environment = checked(add, parse_plan_environment, data.get("environment"), provider, fail) \
-        if _name(provider, PROVIDERS) else None
+        if _name(provider, tuple(LAB_REGISTRY)) else None
     scenarios, tags = checked(add, _parse_scenarios, data["scenarios"], root, fail,
                               default=((), None)) if "scenarios" in data else ((), None)
     tier = data.get("tier")
