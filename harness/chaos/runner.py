@@ -47,10 +47,10 @@ from ..lab import proc, reaper
 from ..lab.capabilities import Containers
 from ..model import Verdict
 from ..plan import LabSpec, Plan
+from ..report.record import Recording, complete, write_outputs
 from ..runner import exit_code, not_run_line
 from ..runner.common import finish, start_probes, start_workload, steady_state, wait_for_count, wait_for_ok
 from ..runner.forwarder import EventForwarder
-from ..runner.record import Recording, complete, write_outputs
 from ..runner.results import drill_result
 from ..runner.scenario import DrillRun, SteadyStateNotMet, utc_now
 from .plan import ChaosPlan, Step

@@ -31,6 +31,7 @@ from ..inputs import RECORD_MAX, InputError, parse_json, printable, read_capped
 from ..progress import Progress
 from ..signoff import SignOff, check_window, with_flags
 from .manifest import DirCheck, check_dir
+from .record import Recording, make_pdf
 
 DEFAULT_CAB_LOG = Path("reports") / "cab-log.jsonl"
 
@@ -70,8 +71,6 @@ def add_record_args(p: argparse.ArgumentParser) -> None:
 def recording_from(args: argparse.Namespace, plan_signoff: SignOff):
     """The Recording the flags ask for; PlanError (exit 2) for a bad flag, a missing key or a run
     outside its window."""
-    from ..runner.record import Recording
-
     def fail(key: str, message: str) -> PlanError:
         return PlanError(f"{key}: {message}")
 
@@ -239,8 +238,6 @@ def _report(args: argparse.Namespace) -> int:
     html = write_html(result, out_dir)
     written = [html.name]
     if args.pdf:
-        from ..runner.record import make_pdf
-
         pdf = make_pdf(html, result)
         if pdf is None:
             return exits.UNREACHABLE

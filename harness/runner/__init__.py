@@ -20,10 +20,10 @@ from .. import exits
 from ..model import DrillResult, Verdict
 from ..plan import Plan
 from ..report.html import availability_words
+from ..report.record import Recording, complete, write_outputs
 from ..text import show
 from .bridge import run_features
 from .forwarder import EventForwarder
-from .record import Recording, complete, write_outputs
 from .results import drill_result
 from .scenario import DrillRun, utc_now
 

@@ -13,7 +13,7 @@ import pytest
 from harness.cab.ledger import load_key
 from harness.model import DrillResult
 from harness.plan import load_plan
-from harness.runner.record import Recording, complete, write_outputs
+from harness.report.record import Recording, complete, write_outputs
 from harness.signoff import SignOff
 
 ROOT = Path(__file__).resolve().parents[2]

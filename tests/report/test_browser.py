@@ -231,7 +231,7 @@ def test_a_lab_runs_page_one_opens_with_a_red_rehearsal_banner(browser, tmp_path
 def test_a_lab_runs_pdf_carries_the_rehearsal_line_in_red_atop_every_page(browser, tmp_path):
     pypdf = pytest.importorskip("pypdf", reason="pypdf is missing: pip install -e '.[test]'")
     from harness.environments import REHEARSAL
-    from harness.runner.record import make_pdf
+    from harness.report.record import make_pdf
 
     lab = run_result("lab")
     pdf = make_pdf(write_html(lab, tmp_path / "lab"), lab, browser=browser)

@@ -18,7 +18,7 @@ from harness.environments import REHEARSAL, class_of, environment_of, parse_coun
 from harness.model import DrillResult
 from harness.plan import PlanError, load_plan
 from harness.report.html import render_html
-from harness.runner.record import Recording, complete, write_outputs
+from harness.report.record import Recording, complete, write_outputs
 from harness.schedule.daemon import load_plans
 
 from .test_external_plan import database_lab

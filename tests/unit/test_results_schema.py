@@ -21,8 +21,8 @@ from harness.gates.availability import AvailabilityBudget
 from harness.gates.recovery import LostWrites, RtoSeconds
 from harness.model import DrillResult, FaultRecord, GateResult, History, ScenarioResult, Verdict
 from harness.plan import Plan, load_plan
+from harness.report.record import Recording, complete, write_outputs
 from harness.report.results_json import SCHEMA_VERSION, results_text
-from harness.runner.record import Recording, complete, write_outputs
 from harness.runner.results import drill_result
 from harness.runner.scenario import DrillRun
 from harness.workload import Recorder

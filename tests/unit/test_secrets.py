@@ -18,7 +18,7 @@ from harness.lab import hooks
 from harness.lab.hooks import Hook, HookError
 from harness.model import DrillResult
 from harness.plan import PlanError, load_plan
-from harness.runner.record import Recording, write_outputs
+from harness.report.record import Recording, write_outputs
 from harness.signoff import SignOff
 from tests.support import JsonHandler, http_server
 

@@ -19,9 +19,9 @@ from harness.gates.waiver import Waived, waivable
 from harness.model import DrillResult, GateResult, Verdict, WaivedGateResult
 from harness.plan import load_plan
 from harness.report.html import render_html
+from harness.report.record import Recording, complete, write_outputs
 from harness.report.risk import assess
 from harness.runner import exit_code
-from harness.runner.record import Recording, complete, write_outputs
 from harness.runner.results import drill_result
 from harness.runner.scenario import DrillRun
 

@@ -18,11 +18,11 @@ from ..files import atomic_write_bytes
 from ..model import DrillResult
 from ..plan import Plan
 from ..progress import Progress
-from ..report import write_all
-from ..report.manifest import PLAN_AS_RUN, write_manifest
-from ..report.risk import assess
-from ..report.since import since_last_run
 from ..signoff import SignOff
+from . import write_all
+from .manifest import PLAN_AS_RUN, write_manifest
+from .risk import assess
+from .since import since_last_run
 
 if TYPE_CHECKING:
     from ..lab.base import Lab
@@ -86,7 +86,7 @@ def write_outputs(result: DrillResult, plan: Plan, out_dir: Path, rec: Recording
 
 def make_pdf(html: Path, result: DrillResult, log: Callable[..., None] = print, browser: Any = None) -> Path | None:
     """report.pdf beside report.html (headless Chromium); None, said on stderr, when it cannot be made."""
-    from ..report.browser import BrowserUnavailable, print_pdf
+    from .browser import BrowserUnavailable, print_pdf
 
     title = f"{result.title or result.drill}: {result.verdict.value.upper()} ({result.correlation_id})"
     banner = REHEARSAL if class_of(result.to_json()) == "lab" else None    # atop every page, in red
