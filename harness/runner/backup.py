@@ -42,56 +42,15 @@ from ..gates.backup import (
 from ..gates.waiver import waivable
 from ..model import FaultSpec, Outcome
 from ..wait import poll
+from .clock import _service, advance_clock, wait_caught_up
 from .common import applied_counts, platform_log
-from .platforms import _approved_intent, advance_clock
+from .platforms import _approved_intent
 from .scenario import EMITTERS, RESTORE, Scenario
 
-CATCH_UP_S = 120.0        # the backup service takes what is due within a tick; pg_dump may be slow
 LOSS = "loss:primary-region"
 HALT = "halt:backup-service"
 SAMPLE = 20               # intents written before the snapshot, read through the restored Control Plane
 REPLAY_PLATFORM = "intune"     # the workload's intents (harness.workload.ApiClient.create_intent)
-
-
-def _service(scn: Scenario) -> Any:
-    return scn.lab.backup_service()
-
-
-def wait_caught_up(scn: Scenario) -> None:
-    """Until the backup service has taken what is due on the Control Plane's clock."""
-    service = _service(scn)
-    if not poll(service.caught_up, timeout=CATCH_UP_S, interval=0.1).ok:
-        raise RuntimeError(f"the backup service did not catch up within {CATCH_UP_S:.0f} s: "
-                           f"{service.last_error or 'no error logged'}")
-
-
-def follow_clock(scn: Scenario, seconds: float) -> None:
-    """After the drill moved the Control Plane's clock: a running backup service takes what became
-    due (an hour on means a snapshot) before the drill goes on, as it would have in that time; and
-    after a move of a day or more, every API instance has read the new snapshot (each re-reads the
-    catalogue every 2 s), so that no later step meets a backup that is only stale in between.
-    Nothing to do on a lab without a backup service, or while the drill halted it."""
-    try:
-        service = scn.lab.backup_service()
-    except NotImplementedError:
-        return
-    if service is None or service.halted:
-        return
-    wait_caught_up(scn)
-    if seconds < 23 * HOUR:
-        return
-    import requests
-
-    def every_instance_fresh() -> bool:
-        for url in scn.lab.endpoints().get("instances", {}).values():
-            try:
-                part = requests.get(f"{url}/health", timeout=3).json()["components"]["backups"]
-            except (requests.RequestException, ValueError, KeyError, TypeError):
-                continue     # an instance that is down reads it when it is back
-            if part.get("status") != "up":
-                return False
-        return True
-    poll(every_instance_fresh, timeout=30, interval=0.2)
 
 
 # ---- reads of the store ------------------------------------------------------------------------

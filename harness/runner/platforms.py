@@ -36,6 +36,7 @@ from ..lab.connectors import LAB_CONNECTOR_BACKOFF
 from ..model import FaultSpec
 from ..plan import LAB_PROVIDERS
 from ..wait import poll
+from .clock import advance_clock
 from .common import PLATFORMS, applied_counts, platform_log, read_events, start_probes
 from .scenario import Scenario
 
@@ -162,22 +163,6 @@ def heal_platform(scn: Scenario, platform: str) -> None:
         if entry.label.endswith(f":{platform}"):
             scn.heal(entry.label)
     scn.observe(f"{platform} healed.")
-
-
-def advance_clock(scn: Scenario, seconds: float, observe: bool = True) -> None:
-    """Move the Control Plane's clock (the lab allows it): time rules run in seconds. The move is
-    recorded at the moment it was asked for, so what the Control Plane does at once follows it.
-    observe=False: the caller says what its moves amounted to, once."""
-    op = scn.call("clock_advance", "POST", "/_clock/advance", json={"seconds": seconds},
-                  headers=scn.lab.control_headers())
-    if not op.ok:
-        raise RuntimeError(f"the Control Plane's clock cannot be moved: {op.error}")
-    scn.recorder.event("clock", f"advance:{seconds:g}s", scn.correlation_id, wall=op.wall_invoke, seconds=seconds)
-    from .backup import follow_clock
-    follow_clock(scn, seconds)
-    if observe:
-        amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
-        scn.observe(f"Control Plane clock moved {amount} forward.")
 
 
 def pass_time(scn: Scenario, seconds: float) -> None:
