@@ -15,7 +15,7 @@ from .base import running
 from .eventpost import RoleChangePoster
 
 if TYPE_CHECKING:
-    from ..faults import ToxiproxyControl
+    from ..toxiproxy.client import ToxiproxyControl
     from .connectors import ConnectorTier
     from .haproxy import LoadBalancer
     from .reaper import Registration
