@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pytest_bdd import parsers
 
+from ..lab.targets import API_INSTANCE, EVERY_API_INSTANCE
 from ..runner import api
-from .registry import API_INSTANCE, EVERY_API_INSTANCE, drill_step
+from .registry import drill_step
 
 
 @drill_step("when", parsers.parse("the API instance in {instance} is killed"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pytest_bdd import parsers
 
+from ..lab.targets import BACKUP_KEY_VAULT, BACKUP_SERVICE, BACKUP_STORE, DATABASE_ALL_NODES
 from ..runner import backup, evidence
-from .registry import BACKUP_KEY_VAULT, BACKUP_SERVICE, BACKUP_STORE, DATABASE_ALL_NODES, drill_step
+from .registry import drill_step
 
 
 @drill_step("when", parsers.parse("the Control Plane's clock runs {hours:d} hours, one hour at a time"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pytest_bdd import parsers
 
+from ..lab.targets import DATABASE_PRIMARY, FAILBACK_LINKS, REPLICATION_LINK
 from ..runner import database
-from .registry import DATABASE_PRIMARY, FAILBACK_LINKS, REPLICATION_LINK, drill_step
+from .registry import drill_step
 
 
 @drill_step("when", "the database primary is killed", needs=("database_kill",), touches=(DATABASE_PRIMARY,))

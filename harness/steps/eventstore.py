@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pytest_bdd import parsers
 
+from ..lab.targets import DATABASE_PRIMARY
 from ..runner import eventstore
-from .registry import DATABASE_PRIMARY, drill_step
+from .registry import drill_step
 
 
 @drill_step("when", "event store writes are blocked on the database primary",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pytest_bdd import parsers
 
+from ..lab.targets import EVIDENCE_GATEWAY, proxy
 from ..runner import common, evidence
-from .registry import EVIDENCE_GATEWAY, drill_step, proxy
+from .registry import drill_step
 
 
 @drill_step("when", "the link to the alternate region is cut",

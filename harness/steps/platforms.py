@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pytest_bdd import parsers
 
+from ..lab.targets import CONNECTOR_WORKERS, PLATFORM_API, proxy
 from ..runner import platforms as p
 from ..runner import rollback
-from .registry import CONNECTOR_WORKERS, PLATFORM_API, drill_step, proxy
+from .registry import drill_step
 
 
 def _platform(name: str) -> str:

@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 from pytest_bdd import parsers
 
+from harness.lab.targets import PLATFORM_API, proxy
 from harness.steps import registry
-from harness.steps.registry import (
-    PLATFORM_API,
-    STEPS,
-    StepDeclarationError,
-    drill_step,
-    matching,
-    proxy,
-)
+from harness.steps.registry import STEPS, StepDeclarationError, drill_step, matching
 
 ROOT = Path(__file__).resolve().parents[2]
 

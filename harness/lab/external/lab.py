@@ -11,7 +11,12 @@ import psycopg
 import requests
 
 from ...errors import FaultError
-from ...steps.registry import (
+from ...toxiproxy.client import ToxiproxyControl
+from ...wait import wait_for
+from ..base import Lab, LabStartError, running
+from ..failover import WRITE_BLOCKED
+from ..hooks import PLAN, HookError, public_url
+from ..targets import (
     EVERY_API_INSTANCE,
     EVIDENCE_GATEWAY,
     FAILBACK_LINKS,
@@ -19,11 +24,6 @@ from ...steps.registry import (
     REPLICATION_LINK,
     TargetNames,
 )
-from ...toxiproxy.client import ToxiproxyControl
-from ...wait import wait_for
-from ..base import Lab, LabStartError, running
-from ..failover import WRITE_BLOCKED
-from ..hooks import PLAN, HookError, public_url
 from .config import PLATFORM_NAMES, ExternalConfig, NodeConfig
 from .observer import ExternalFailover
 from .parts import ExternalEventStoreBlock, ProxyNames
