@@ -54,6 +54,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from typing import Any
 
 import psycopg
 from aiohttp import web
@@ -306,7 +307,7 @@ class ControlPlane(PlatformRoutes):
             "SELECT object_key, version_id, sha256, replica_bucket, replica_version_id, replica_validated"
             " FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' ORDER BY id", (iid,))
         if not packs:
-            raise Refused(gates.evidence_committed(False))
+            raise Refused(gates.evidence_not_committed())
         try:
             for pack in packs:
                 await self.evidence.check_object(pack["object_key"], pack["version_id"])
@@ -360,7 +361,7 @@ class ControlPlane(PlatformRoutes):
         rows = await self.read("SELECT state FROM intents WHERE id = %s", (iid,))
         if not rows:
             raise Refused(gates.Refusal(404, "Intent", "intent not found"))
-        evidence = {}
+        evidence: dict[str, Any] = {}
         if rows[0]["state"] != "Published":  # a replay is answered from the transaction below
             refusal = gates.approved(rows[0]["state"])
             if refusal:
@@ -401,17 +402,18 @@ class ControlPlane(PlatformRoutes):
 
         status, body, new_events = await self.commit(work)
         if new_events and self.dispatcher is not None:
-            body["dispatch"] = await self.dispatch(iid, body["platform"], body["ring"], body["idempotency_key"], cid)
+            body["dispatch"] = await self.dispatch(self.dispatcher, iid, body["platform"], body["ring"],
+                                                   body["idempotency_key"], cid)
         return reply(body, status)
 
-    async def dispatch(self, iid: int | None, platform: str, ring: str, key: str, cid: str,
-                       **extra) -> str:
+    async def dispatch(self, dispatcher: Dispatcher, iid: int | None, platform: str, ring: str, key: str,
+                       cid: str, **extra) -> str:
         """Send a just-published (or promoted, or rolled back) intent to its platform's queue:
         "enqueued", or "pending" (the dispatcher loop of any instance sends it later). extra:
         kind="rollback" and rollback_id for a ring rollback."""
         try:
-            await self.dispatcher.send({"intent_id": iid, "platform": platform, "ring": ring,
-                                        "idempotency_key": key, "correlation_id": cid, **extra})
+            await dispatcher.send({"intent_id": iid, "platform": platform, "ring": ring,
+                                   "idempotency_key": key, "correlation_id": cid, **extra})
         except QueueUnavailable as exc:
             log.warning("%s: dispatch to %s pending: %s", key, platform, exc)
             return "pending"
@@ -459,7 +461,8 @@ class ControlPlane(PlatformRoutes):
 
         status, body, new_events = await self.commit(work)
         if new_events and self.dispatcher is not None:
-            body["dispatch"] = await self.dispatch(iid, body["platform"], to_ring, body["idempotency_key"], cid)
+            body["dispatch"] = await self.dispatch(self.dispatcher, iid, body["platform"], to_ring,
+                                                   body["idempotency_key"], cid)
         return reply(body, status)
 
     # ---- ring rollback ---------------------------------------------------------------
@@ -489,7 +492,8 @@ class ControlPlane(PlatformRoutes):
         approver = string_field(await json_body(request), "approver")
         request_key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
         cid = request["correlation_id"]
-        if self.dispatcher is None:
+        dispatcher = self.dispatcher
+        if dispatcher is None:
             return reply({"error": "rollback refused: no queues configured (serve --sqs-endpoint)",
                           "cause": "queue"}, 503)
         rollback_id = uuid.uuid4().hex
@@ -545,9 +549,9 @@ class ControlPlane(PlatformRoutes):
             log.info("ring %s rolled back by %s: rollback %s", ring, approver, rollback_id)
             platforms = list(body["dispatched"])
             states = await asyncio.gather(*(self.dispatch(
-                intents[p], p, ring, body["dispatched"][p], cid, kind="rollback", rollback_id=rollback_id)
+                dispatcher, intents[p], p, ring, body["dispatched"][p], cid, kind="rollback", rollback_id=rollback_id)
                 for p in platforms))
-            body["dispatch"] = dict(zip(platforms, states))
+            body["dispatch"] = dict(zip(platforms, states, strict=True))
         return reply(body, status)
 
     # ---- events ----------------------------------------------------------------------
@@ -578,7 +582,7 @@ class ControlPlane(PlatformRoutes):
         body = await json_body(request)
         cid = request["correlation_id"]
         event_id = string_field(body, "event_id")
-        payload = {"event_id": event_id, "kind": string_field(body, "kind"),
+        payload: dict[str, Any] = {"event_id": event_id, "kind": string_field(body, "kind"),
                    "name": string_field(body, "name"), "at": body.get("at"),
                    "detail": body.get("detail") if isinstance(body.get("detail"), dict) else {}}
         if body.get("emitter") is not None:
@@ -672,12 +676,12 @@ def make_app(cp: ControlPlane) -> web.Application:
         *cp.platform_routes(),
     ])
 
-    async def dispatcher_loop() -> None:
+    async def dispatcher_loop(dispatcher: Dispatcher) -> None:
         """Send what an instance published but could not enqueue (SQS down, instance killed)."""
         while True:
             await asyncio.sleep(dispatch.LOOP_INTERVAL_S)
             try:
-                await dispatch.flush_pending(cp.db, cp.dispatcher)
+                await dispatch.flush_pending(cp.db, dispatcher)
             except DatabaseUnavailable as exc:
                 log.debug("dispatcher: database unavailable: %s", exc)
             except Exception as exc:  # noqa: BLE001 - the loop must outlive one bad round
@@ -690,7 +694,7 @@ def make_app(cp: ControlPlane) -> web.Application:
     async def start_background(app: web.Application) -> None:
         app["heartbeat"] = asyncio.create_task(health.heartbeat_loop(heartbeat_db, cp.instance))
         if cp.dispatcher is not None:
-            app["dispatcher"] = asyncio.create_task(dispatcher_loop())
+            app["dispatcher"] = asyncio.create_task(dispatcher_loop(cp.dispatcher))
 
     async def close(app: web.Application) -> None:
         tasks = [t for t in (app.get("heartbeat"), app.get("dispatcher")) if t is not None]

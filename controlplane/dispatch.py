@@ -19,6 +19,7 @@ import json
 import logging
 
 import botocore.exceptions
+import psycopg
 
 from controlplane.queues import sqs_client
 from controlplane.redact import short_cause
@@ -123,12 +124,12 @@ async def mark_enqueued(conn, key: str) -> None:
 
 async def flush_pending(db, dispatcher: Dispatcher, older_than_s: float = RESEND_AFTER_S) -> int:
     """Send pending dispatches older than `older_than_s`; returns how many were enqueued."""
-    async def work(conn):
+    async def work(conn: psycopg.AsyncConnection) -> int:
         cur = await conn.execute(
             "SELECT intent_id, platform, ring, idempotency_key, correlation_id, kind, rollback_id FROM dispatches"
             " WHERE state = 'pending' AND created_at < cp_now() - make_interval(secs => %s)"
             " ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED", (older_than_s,))
-        cols = [c.name for c in cur.description]
+        cols = [c.name for c in cur.description or ()]   # a SELECT: always described
         sent = 0
         failed: set[str] = set()   # platforms without a queue: their other rows wait for the next round
         for values in await cur.fetchall():

@@ -74,8 +74,11 @@ def backup_age(age_hours: float | None, detail: str) -> Refusal | None:
 
 def evidence_committed(committed: bool) -> Refusal | None:
     """Refuse an approval unless the intent's evidence pack is Committed."""
-    if committed:
-        return None
+    return None if committed else evidence_not_committed()
+
+
+def evidence_not_committed() -> Refusal:
+    """The refusal of an intent whose evidence pack is not Committed."""
     return Refusal(409, "EvidencePackState",
                    "approval refused: EvidencePackState = Pending (evidence pack not committed)")
 

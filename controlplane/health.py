@@ -170,8 +170,11 @@ async def check_database(db: Database, min_instances: int = DEFAULT_MIN_INSTANCE
         detail = "read-only: in recovery (a replica cannot take writes)"
         return part(False, detail), part(False, detail), part(False, "database down")
     database = part(True, "primary, writable")
-    api_tier = (api_tier_part(*tier, min_instances) if tier is not None
-                else part(False, "schema missing (no table api_instances): run `python -m controlplane migrate`"))
+    if tier is not None:
+        serving, known = tier
+        api_tier = api_tier_part(serving, known, min_instances)
+    else:
+        api_tier = part(False, "schema missing (no table api_instances): run `python -m controlplane migrate`")
     if last_seq is None:
         return database, part(False, "schema missing: run `python -m controlplane migrate`"), api_tier
     if triggers < len(TRIGGERS):

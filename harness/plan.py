@@ -120,14 +120,14 @@ class _Loader(yaml.SafeLoader):
     check) and an impossible date (2026-13-45) a YAML error with its line, not a crash."""
 
 
-def _int(loader: SafeConstructor, node: yaml.Node) -> Any:
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     try:
         return SafeConstructor.construct_yaml_int(loader, node)
     except ValueError:      # more than sys.get_int_max_str_digits() digits
         return HugeNumber(sum(c.isdigit() for c in str(node.value)))
 
 
-def _timestamp(loader: SafeConstructor, node: yaml.Node) -> Any:
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     try:
         return SafeConstructor.construct_yaml_timestamp(loader, node)
     except (ValueError, OverflowError):
@@ -174,7 +174,8 @@ def _check_shape(text: str, where: str) -> None:
             if event.anchor in sizes and sizes[event.anchor] is None:
                 raise PlanError(f"{where}: line {line}: alias *{shown(event.anchor)[:40]} is inside the node it "
                                 f"names (a value that contains itself); write the value out")
-            count = sizes.get(event.anchor) or 1    # an undefined alias: the YAML loader says so
+            # an undefined alias: the YAML loader says so ("" is no anchor: anchors are stored when set)
+            count = sizes.get(event.anchor or "") or 1
         else:
             continue
         if stack:
@@ -299,6 +300,9 @@ def _parse_plan(data: Any, path: Path, root: Path, add: Callable[[PlanError], No
         hold_real_time = False
     if found:
         raise found[0]
+    # no error: each key holds what its check accepted
+    assert isinstance(drill, str) and isinstance(title, str) and isinstance(ha_domain, str)
+    assert lab is not None and environment is not None
     return Plan(path=path, drill=drill, title=title.strip(), ha_domain=ha_domain, lab=lab, waivers=waivers,
                 scenarios=scenarios, tags=tags, targets=targets, schedule=schedule, blackout=blackout,
                 tier=tier, signoff=signoff, availability=availability, environment=environment,

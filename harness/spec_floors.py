@@ -143,10 +143,10 @@ class Waiver:
                 "clause": None if self.floor is None else self.floor.clause}
 
 
-Fail = Callable[[str, str], Exception]
+Fail = Callable[[str, str], PlanError]     # a plan key and its problem -> the PlanError naming both
 
 
-def parse_waivers(value: Any, fail: Fail, add: Callable[[Exception], None]) -> dict[str, Waiver]:
+def parse_waivers(value: Any, fail: Fail, add: Callable[[PlanError], None]) -> dict[str, Waiver]:
     """The plan's `waivers:` (absent or null: none), by target key. Each bad entry goes to add()."""
     if value is None:
         return {}
@@ -220,11 +220,11 @@ def flat(targets: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
 
 
 def floor_problems(given: Mapping[str, Any], tier: Any, waivers: Mapping[str, Waiver],
-                   fail: Fail, invalid: Any = ()) -> list[Exception]:
+                   fail: Fail, invalid: Any = ()) -> list[PlanError]:
     """A PlanError (from fail) per target of `given` (the plan's own, already valid numbers)
     looser than its floor without a waiver, and per waiver of a target that is not looser (unless
     the plan's value of it is `invalid`: already refused)."""
-    problems: list[Exception] = []
+    problems: list[PlanError] = []
     loosened = set()
     for key, value in flat(given):
         floor = SPEC_FLOORS.get(key)

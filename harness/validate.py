@@ -3,6 +3,7 @@ neither imports the other."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .chaos.plan import parse_chaos_plan
@@ -20,6 +21,7 @@ def check_plan_file(path: str | Path, root: Path) -> tuple[str, list[PlanError]]
         data = parse_yaml(read_source(path, "no such plan file"), path)
     except PlanError as exc:
         return "plan", [exc]
+    parse: Callable[[], object]
     if isinstance(data, dict) and "chaos" in data:
         kind, parse = "chaos", lambda: parse_chaos_plan(data, path, errors)
     else:

@@ -261,6 +261,7 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         add(fail("description", f"must be text, got {quoted(description)}"))
     if found:
         raise found[0]
+    assert environment is not None      # no error: the lab is running, embedded or external
     return ChaosPlan(path=path, chaos=str(chaos), title=str(title).strip(), lab=lab, blast_radius=radius,
                      workload=workload, waivers=waivers,
                      steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,

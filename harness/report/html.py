@@ -55,7 +55,8 @@ def fault_origin(events: list[dict[str, Any]], phases: dict[str, Any]) -> dict[s
     injects = [e for e in events if e.get("kind") == "inject" and isinstance(e.get("t"), (int, float))]
     for inject in injects:
         for e in events:
-            phase = phases.get(e.get("kind"))
+            kind = e.get("kind")
+            phase = phases.get(kind) if isinstance(kind, str) else None
             if isinstance(phase, (int, float)) and abs(e["t"] - inject["t"] - phase) < 0.01:
                 return inject
     return injects[0] if injects else None
@@ -247,8 +248,8 @@ def _budget_sentence(m: dict[str, Any], gate: dict[str, Any] | None) -> str | No
         part = (f"{_clock(w.get('start'))}-{_clock(w.get('end'))} {w.get('served')} of {w.get('requests')} served"
                 f"{'' if w.get('good') else ' (bad)'}")
         start, end, first, last = (w.get(k) for k in ("start", "end", "observed_from", "observed_to"))
-        if all(isinstance(v, (int, float)) for v in (start, end, first, last)) and \
-                (first - start > 10 or end - last > 10):
+        if isinstance(start, (int, float)) and isinstance(end, (int, float)) and isinstance(first, (int, float)) \
+                and isinstance(last, (int, float)) and (first - start > 10 or end - last > 10):
             part += f", observed {_clock(first)}-{_clock(last)} only"
         shown.append(part)
     more = f"; {len(windows) - 12} more" if len(windows) > 12 else ""
@@ -415,4 +416,5 @@ def waived_view(results: dict[str, Any]) -> list[dict[str, Any]]:
 def floor_of(results: dict[str, Any], key: str, target: Any) -> Any:
     """The target, or the spec's floor when the (waived) target is looser."""
     floor = (results.get("spec_floors") or {}).get(key)
-    return floor["floor"] if floor_view(key, target, results)["looser"] else target
+    looser = floor_view(key, target, results)["looser"]       # only where floor is a mapping with a number
+    return floor["floor"] if looser and isinstance(floor, dict) else target

@@ -69,7 +69,7 @@ class BackupTarget:
             params["password"] = password
         return psycopg.conninfo.make_conninfo("", **params)
 
-    def s3(self):
+    def s3(self) -> Any:      # a boto3 S3 client (boto3 has no type information)
         import boto3
         import botocore.config
 

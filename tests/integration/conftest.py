@@ -113,7 +113,8 @@ def staging(tmp_path_factory):
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
 # everything the `drill lab up` lab's faults may touch, by the names lab.blast_radius takes
-STAGING_RADIUS = ["database-primary", "repl-pg-a", "repl-pg-b", "s3", "s3-replica", "evidence-gateway", "connector-workers",
+STAGING_RADIUS = ["database-primary", "repl-pg-a", "repl-pg-b", "s3", "s3-replica", "evidence-gateway",
+                  "connector-workers",
                   "api-az1", "api-az2", "api-az3", *[f"platform-{p}" for p in PLATFORMS],
                   *[f"{p}-api" for p in PLATFORMS]]
 ACTIONS = {"kill_database_primary": "kill-primary", "database_rebuild": "rebuild", "database_failback": "failback",

@@ -86,4 +86,5 @@ def test_a_failback_action_that_ignores_the_lag_fails_the_lag_gate(lab, tmp_path
     assert m["failback_lag_at_effect_s"] == gate["measured"]
     # the drill's other gates still judge the deployment: nothing lost, the latency healed
     gates = gates_of(scenario)
-    assert gates["lost_writes"]["verdict"] == "pass" and gates["faults_healed"]["verdict"] == "pass", not_passed(results)
+    assert gates["lost_writes"]["verdict"] == "pass", not_passed(results)
+    assert gates["faults_healed"]["verdict"] == "pass", not_passed(results)

@@ -157,7 +157,8 @@ def test_validate_says_when_the_target_cannot_be_reached(tmp_path):
     plan = tmp_path / "nowhere.yaml"
     port = free_port()
     plan.write_text(yaml.safe_dump({
-        "drill": "nowhere", "title": "t", "ha_domain": "database", "scenarios": ["scenarios/database/primary_failover.feature"],
+        "drill": "nowhere", "title": "t", "ha_domain": "database",
+        "scenarios": ["scenarios/database/primary_failover.feature"],
         "environment": {"class": "staging", "name": "nowhere"},
         "lab": {"provider": "external", "api_url": f"http://127.0.0.1:{port}", "toxiproxy_url": f"http://127.0.0.1:{port}",
                 "database": {"failover_target": "b", "nodes": {"a": {"dsn": f"host=127.0.0.1 port={port}"},

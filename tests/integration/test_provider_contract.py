@@ -252,7 +252,8 @@ def check_event_store(results: dict, lab, tmp_path: Path) -> None:
 def check_connectors(results: dict, lab, tmp_path: Path) -> None:
     throttled, cab_pause, jamf, sccm, failover = (gates_of(s) for s in results["scenarios"])
     # row 4: other platforms go on; the backoff doubles as Intune saw it; resume needs GraphThrottleCount <= 5
-    assert throttled["other_platforms_continue"]["measured"] == {p: [1] for p in ("jamf", "sccm", "landscape", "ansible")}
+    others = ("jamf", "sccm", "landscape", "ansible")
+    assert throttled["other_platforms_continue"]["measured"] == {p: [1] for p in others}
     # two waits to compare at least, as the gate needs (usually three: each intent fails three
     # times; once, on a loaded machine, the intent retried most reached Intune three times, its
     # waits those of attempts 2 and 3: most likely SQS had delivered it a second time, and the
