@@ -210,7 +210,7 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Lab, out_dir: Path,
     scn = run.begin(f"chaos: {plan.title}" + (" (dry run: no fault injected)" if dry_run else ""), str(plan.path),
                     ["chaos", *(["dry-run"] if dry_run else [])], description=f"{plan.description} ({origin})".strip())
     scn.steps_total = 1
-    scn.notes["figures"] = {"seed": seed, "sequence": [s.to_json() for s in steps]}
+    scn.figures = {"seed": seed, "sequence": [s.to_json() for s in steps]}
     labels: list[str] = []
     monitor = StopMonitor(scn, plan.stop, halt)
     try:
@@ -290,7 +290,7 @@ def _write_figures(scn, labels: list[str]) -> None:
     """The figures beside the targets: acknowledged, lost and duplicated writes; each fault's RTO
     and the run's (its slowest recovery)."""
     history = scn.recorder.history()
-    figures = scn.notes["figures"]
+    figures = scn.figures
     try:
         accounting = measure.write_accounting(history)
         figures.update(acknowledged_writes=accounting.acknowledged, lost_writes=accounting.lost_count,

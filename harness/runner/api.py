@@ -14,7 +14,7 @@ from ..measure.probes import TARGET
 from ..model import FaultSpec
 from ..wait import poll
 from .common import applied_counts, availability_gate, wait_for_count
-from .scenario import Scenario
+from .scenario import Scenario, probe_or_none
 
 REDEPLOY_TIMEOUT = 60.0
 ALL = "kill-api:all"
@@ -61,7 +61,7 @@ def blocked_with_clear_error(scn: Scenario) -> None:
     key = f"blocked-{scn.correlation_id}"
     scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
              json={"ring": "ring0", "platform": "intune", "payload": {"key": key}})
-    intent, probe_key = scn.notes.get("probe_intent", (0, None))
+    intent, probe_key = (scn.probe.intent_id, scn.probe.key) if scn.probe else (0, None)
     scn.call("approve", "POST", f"/intents/{intent}/approve", value=probe_key, detail={"intent_id": intent},
              json={"approver": "drill-cab"})
     scn.expect(IntentsAndApprovalsBlocked(ALL))
@@ -107,10 +107,10 @@ def publish_when_healthy(scn: Scenario) -> None:
 
 def _approved(scn: Scenario) -> tuple[int, str]:
     """The probe intent (evidence committed before the faults), approved once."""
-    intent, key = scn.notes.get("probe_intent", (0, ""))
-    if not scn.notes.get("probe_approved"):
+    intent, key = probe_or_none(scn)
+    if not scn.probe_approved:
         approve = poll(lambda: scn.call("approve", "POST", f"/intents/{intent}/approve", value=key,
                                         detail={"intent_id": intent}, json={"approver": "drill-cab"}),
                        until=lambda op: op.ok, timeout=REDEPLOY_TIMEOUT, interval=0.2)
-        scn.notes["probe_approved"] = approve.ok
+        scn.probe_approved = approve.ok
     return intent, key

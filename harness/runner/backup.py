@@ -45,7 +45,7 @@ from ..wait import poll
 from .clock import _service, advance_clock, wait_caught_up
 from .common import applied_counts, platform_log
 from .platforms import _approved_intent
-from .scenario import EMITTERS, RESTORE, Scenario
+from .scenario import EMITTERS, RESTORE, Scenario, required
 
 LOSS = "loss:primary-region"
 HALT = "halt:backup-service"
@@ -129,18 +129,23 @@ def run_clock_hours(scn: Scenario, hours: int) -> None:
     for _ in range(hours):
         advance_clock(scn, HOUR, observe=False)
     end = _service(scn).cp_now()
-    scn.notes["backup_window"] = (start, end)
+    scn.backup.window = (start, end)
     check_catalogue(scn, "schedule")
     _inventory(scn)
     scn.observe(f"The Control Plane's clock ran {hours} h, one hour at a time; the backup service kept up.")
 
 
+def _window(scn: Scenario) -> tuple[float, float]:
+    """The Control Plane's clock at the start and the end of the hours run_clock_hours ran."""
+    return required(scn.backup.window, "the clock hours run")
+
+
 def hourly_snapshots(scn: Scenario) -> None:
-    scn.expect(HourlySnapshotsTaken(*scn.notes["backup_window"]))
+    scn.expect(HourlySnapshotsTaken(*_window(scn)))
 
 
 def cross_region_exports(scn: Scenario) -> None:
-    scn.expect(CrossRegionExportsTaken(*scn.notes["backup_window"]))
+    scn.expect(CrossRegionExportsTaken(*_window(scn)))
 
 
 def daily_inventory(scn: Scenario) -> None:
@@ -151,7 +156,7 @@ def past_hourly_retention(scn: Scenario) -> None:
     """Move the clock so that the window's first half is older than 7 days and its second half
     younger (half an hour from either side of the boundary); then read the store, and try to
     delete the oldest cross-region export as an operator would."""
-    start, end = scn.notes["backup_window"]
+    start, end = _window(scn)
     target = start + 7 * DAY + (end - start) / 2 + HOUR / 2
     advance_clock(scn, max(HOUR, target - _service(scn).cp_now()))
     check_catalogue(scn, "retention")
@@ -187,8 +192,8 @@ def resume_backups(scn: Scenario) -> None:
 
 
 def _publish(scn: Scenario, phase: str, until_ok: float = 0.0) -> None:
-    intent = _approved_intent(scn, "intune", len(scn.notes.setdefault("backup_publishes", [])))
-    scn.notes["backup_publishes"].append(intent)
+    intent = _approved_intent(scn, "intune", len(scn.backup.publishes))
+    scn.backup.publishes.append(intent)
     if intent is None:
         return
 
@@ -232,7 +237,7 @@ def take_export(scn: Scenario) -> None:
 
 def corrupt_newest(scn: Scenario, bucket: str, how: str) -> None:
     fault = scn.inject(FaultSpec("backup_corrupt", bucket, {"how": how}), f"corrupt:{bucket}")
-    scn.notes["corrupted"] = fault.snapshot_id
+    scn.backup.corrupted = fault.snapshot_id
     scn.observe(f"Snapshot {fault.snapshot_id} in {bucket}: a {how}d version of its dump written over it.")
 
 
@@ -296,7 +301,7 @@ def restore(scn: Scenario, bucket: str, verify: bool = True) -> None:
                              detail={"bucket": bucket, "verify": verify})
     if op.ok:
         phases = op.value["phases"]
-        scn.notes.setdefault("figures", {}).update(
+        scn.figures.update(
             {f"restore_{k}_s": round(v, 3) for k, v in phases.items()},
             restored_snapshot=op.value["snapshot_id"], restore_seconds=round(sum(phases.values()), 3))
         scn.observe(f"Restored snapshot {op.value['snapshot_id']} from {bucket} "
@@ -319,7 +324,7 @@ def backup_rpo(scn: Scenario) -> None:
 
 
 def corrupt_refused(scn: Scenario) -> None:
-    scn.expect(CorruptSnapshotRefused(scn.notes.get("corrupted") or "(none corrupted)"))
+    scn.expect(CorruptSnapshotRefused(scn.backup.corrupted or "(none corrupted)"))
 
 
 def _read_restored(scn: Scenario, node: str) -> None:
@@ -470,7 +475,6 @@ def replay_after_snapshot(scn: Scenario) -> None:
         finally:
             client.close()
     scn.read("replay_read", read_back)
-    scn.notes["replayed"] = replayed
     scn.expect(ReplayedExactlyOnce(REPLAY_PLATFORM, tuple(keys)))
     scn.observe(f"Replayed {len(replayed)} intents written after the snapshot ({len(keys)} published) and the "
                 f"drill's events.")

@@ -24,7 +24,7 @@ from ..model import Outcome
 from ..plan import AvailabilityPolicy
 from ..wait import poll
 from ..workload import ApiClient, Prober, SequencedWriter
-from .scenario import Scenario, SteadyStateNotMet, Workload, utc_now
+from .scenario import ProbeIntent, Scenario, SteadyStateNotMet, Workload, utc_now
 
 if TYPE_CHECKING:
     from ..lab.base import Lab
@@ -103,7 +103,7 @@ def start_workload(scn: Scenario, interval: float = 0.02) -> None:
     if created.ok:
         scn.call("evidence", "POST", f"/intents/{created.value}/evidence", value=key,
                  json={"content": "evidence of the probe intent"})
-        scn.notes["probe_intent"] = (created.value, key)
+        scn.probe = ProbeIntent(created.value, key)
     prober.start()
     writer.start()
     wait_for_count(scn, "write", WARM_UP_WRITES, after=0.0, timeout=60)
@@ -309,7 +309,7 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
     standard_rules(scn)
     scn.gates = evaluate_gates(scn.checks, scn.recorder.history())
     # figures a checker measures beside its verdict (e.g. detection_seconds): scenario measurements
-    scn.notes.setdefault("figures", {}).update(gate_figures(scn.checks, scn.recorder.history()))
+    scn.figures.update(gate_figures(scn.checks, scn.recorder.history()))
     scn.finished_at = utc_now()
 
 

@@ -20,7 +20,7 @@ from ..lab.failover import FailbackRefused, transaction_lag
 from ..model import FaultSpec, Op, Outcome
 from ..wait import poll
 from .common import pause_writer, read_events, wait_for_count, wait_for_ok
-from .scenario import Scenario
+from .scenario import PrimaryFault, Scenario, probe_or_none, required
 
 FAILOVER_TIMEOUT = 60.0
 LAG_LIMIT = 5.0          # the spec: TransactionLag <= 5 s before failback
@@ -39,13 +39,18 @@ LAG_SAMPLE_FRESH = 10.0  # the gate needs a lag sample this close before the fai
 RESUMED_WRITES = 15      # acknowledged writes on the promoted primary before verifying it
 
 
+def primary_fault(scn: Scenario) -> PrimaryFault:
+    """The fault that took the primary away (kill_primary, eventstore.block_writes)."""
+    return required(scn.primary, "the database primary's fault")
+
+
 def kill_primary(scn: Scenario) -> None:
     """SIGKILL the primary's postmaster and every child: a crash, not a shutdown. RTO and RPO
     count from it."""
     name = scn.lab.database_primary()
     label = f"kill-primary:{name}"
     scn.recover_on(label, "write")
-    scn.notes.update(primary_fault=label, failed_primary=name)
+    scn.primary = PrimaryFault(label, name)
     scn.inject(FaultSpec("database_primary_kill", "database-primary"), label)
     scn.observe(f"Database primary {label.split(':')[1]} killed with SIGKILL (postmaster and children).")
 
@@ -54,26 +59,26 @@ def check_writes_blocked(scn: Scenario, cause: str) -> None:
     """Right after the kill, approve and publish an intent whose evidence was committed before: both
     at once, so that both are attempted while the primary is down (one after the other, the second
     came after a fast failover, as the first waits out the Control Plane's connect timeout)."""
-    intent, key = scn.notes.get("probe_intent", (0, ""))
+    intent, key = probe_or_none(scn)
     with ThreadPoolExecutor(max_workers=2) as pool:
         calls = [pool.submit(scn.call, kind, "POST", f"/intents/{intent}/{kind}", value=key,
                              detail={"intent_id": intent}, json=body)
                  for kind, body in (("approve", {"approver": "drill-cab"}), ("publish", {}))]
         for call in calls:
             call.result()
-    scn.expect(PublishApprovalBlocked(scn.notes["primary_fault"], cause))
+    scn.expect(PublishApprovalBlocked(primary_fault(scn).label, cause))
 
 
 def wait_failover(scn: Scenario) -> None:
     """The lab's failover controller promotes the replica and repoints the client endpoint."""
     scn.lab.observer.wait_failed_over(FAILOVER_TIMEOUT)
-    scn.expect(FailoverCompleted(scn.notes["primary_fault"], FAILOVER_TIMEOUT))
+    scn.expect(FailoverCompleted(primary_fault(scn).label, FAILOVER_TIMEOUT))
 
 
 def writes_resume(scn: Scenario) -> None:
     """Writes go through the API again after the clients were repointed."""
     history = scn.recorder.history()
-    fault = scn.notes["primary_fault"]
+    fault = primary_fault(scn).label
     inject = history.first_event("inject", fault)
     reconnect = history.first_event("reconnect", after=inject.t) or inject
     writer = scn.workload.writer
@@ -91,15 +96,15 @@ def verify_consistency(scn: Scenario) -> None:
     read_events(scn, "read_chain")
     read_events(scn, type_="ApprovalRecorded", own=True)
     scn.expect(EventChainVerified())
-    scn.expect(ApprovalEventCount(scn.notes["primary_fault"]))
+    scn.expect(ApprovalEventCount(primary_fault(scn).label))
 
 
 def rebuild_old_primary(scn: Scenario) -> None:
     """The old primary back, rebuilt as a replica of the promoted one: the heal of the crash, or (a
     node the failover fenced) the lab's own recovery."""
-    old = scn.notes["failed_primary"]
-    if scn.journal.find(scn.notes["primary_fault"]) is not None:
-        scn.heal(scn.notes["primary_fault"])
+    old = primary_fault(scn).node
+    if scn.journal.find(primary_fault(scn).label) is not None:
+        scn.heal(primary_fault(scn).label)
     else:
         scn.lab.restore_database_node(old)
     scn.observe(f"Old primary {old} rebuilt as a replica of {scn.lab.database_primary()}.")
@@ -119,7 +124,7 @@ def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
     All along the harness measures the lag itself (ops "lag") and whether the node left recovery
     (ops "in_recovery"); the gate judges the lag it measured when the failback took effect."""
     scn.expect(TransactionLagBeforeFailback(limit, fresh_s=LAG_SAMPLE_FRESH))
-    old = scn.notes["failed_primary"]
+    old = primary_fault(scn).node
     synchronous = scn.drill.replication == "sync"
     watch = FailbackWatch(scn, old, scn.lab.database_primary()).start()
     label = f"latency:replication:{old}"
@@ -254,7 +259,7 @@ def write_exactly(scn: Scenario, n: int) -> None:
     writer = scn.workload.writer
     writer.client.timeout = 5.0
     acked = sum(1 for op in writer.write(n) if op.ok)
-    scn.notes.setdefault("figures", {})["acknowledged_after_cut"] = acked
+    scn.figures["acknowledged_after_cut"] = acked
     scn.observe(f"{n} writes attempted after the cut, {acked} acknowledged.")
 
 

@@ -23,7 +23,7 @@ from ..model import FaultSpec
 from ..wait import poll
 from . import database
 from .common import read_events
-from .scenario import Scenario
+from .scenario import PrimaryFault, Scenario, probe_or_none
 
 TIMEOUT = 60.0
 RETRY_INTERVAL = 0.25
@@ -32,14 +32,14 @@ RETRY_INTERVAL = 0.25
 def block_writes(scn: Scenario) -> None:
     """Approve the probe intent (so that only the event store can stop its publish), read the chain
     as it is, then block every append on the primary. RTO and RPO count from the block."""
-    intent, key = scn.notes.get("probe_intent", (0, ""))
+    intent, key = probe_or_none(scn)
     scn.call("approve", "POST", f"/intents/{intent}/approve", value=key, detail={"intent_id": intent},
              json={"approver": "drill-cab"})
     before = read_events(scn, "read_chain")
     name = scn.lab.database_primary()
     label = f"event-store-block:{name}"
     scn.recover_on(label, "write")
-    scn.notes.update(primary_fault=label, failed_primary=name)
+    scn.primary = PrimaryFault(label, name)
     scn.inject(FaultSpec("event_store_block", "database-primary"), label)
     scn.observe(f"Event store writes blocked on the database primary {name} (EXCLUSIVE lock on the chain "
                 f"head); {len(before.value) if before.ok else 'unknown'} events recorded before.")
@@ -47,11 +47,11 @@ def block_writes(scn: Scenario) -> None:
 
 def publish_refused_until_healthy(scn: Scenario) -> None:
     """Publish the approved intent now, and again every 0.25 s until it is accepted."""
-    intent, key = scn.notes.get("probe_intent", (0, ""))
+    intent, key = probe_or_none(scn)
     poll(lambda: scn.call("publish", "POST", f"/intents/{intent}/publish", value=key,
                           detail={"intent_id": intent}, json={}),
          until=lambda op: op.ok, timeout=TIMEOUT, interval=RETRY_INTERVAL)
-    label = scn.notes["primary_fault"]
+    label = database.primary_fault(scn).label
     scn.expect(PublishRefusedWhileStoreBlocked(label))
     scn.expect(PublishAcceptedOnlyWhenStoreHealthy(label))
 
@@ -61,15 +61,15 @@ def wait_failover(scn: Scenario) -> None:
     replica, repoints the clients; then the fault is healed (a no-op on the fenced node)."""
     try:
         database.wait_failover(scn)
-        scn.expect(FailoverCause(scn.notes["primary_fault"]))
+        scn.expect(FailoverCause(database.primary_fault(scn).label))
     finally:
-        scn.heal(scn.notes["primary_fault"])
+        scn.heal(database.primary_fault(scn).label)
 
 
 def verify_audit_chain(scn: Scenario) -> None:
     """Read the whole chain after the failover (the harness recomputes and links every hash)."""
     read_events(scn, "read_chain")
-    label = scn.notes["primary_fault"]
+    label = database.primary_fault(scn).label
     for gate in (AuditEventsNotLost(label), AuditEventsNotDuplicated(label), EventChainVerified(label)):
         scn.expect(gate)
 
@@ -77,5 +77,5 @@ def verify_audit_chain(scn: Scenario) -> None:
 def write_success_gate(scn: Scenario, target: float) -> None:
     """EventStoreWriteSuccess per hour over every state change the workload attempts in the scenario
     (read back when it ends), and none acknowledged without its event."""
-    scn.expect(EventStoreWriteSuccess(target, fault=scn.notes["primary_fault"]))
+    scn.expect(EventStoreWriteSuccess(target, fault=database.primary_fault(scn).label))
     scn.expect(NoChangeWithoutEvent())

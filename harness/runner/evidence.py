@@ -23,7 +23,7 @@ from ..model import FaultSpec
 from ..wait import poll
 from ..workload import ApiClient
 from .common import read_events
-from .scenario import Scenario
+from .scenario import EvidencePack, Scenario, StoreFault, required
 
 PRIMARY_LINK, ALTERNATE_LINK = links()["evidence store"], links()["alternate region"]   # the row's links
 GATEWAY = "s3"
@@ -51,7 +51,19 @@ def commit_evidence(scn: Scenario, with_copy: bool) -> None:
     scn.read("store_read", lambda: _sha256(scn.lab.read_object("alternate", object_key)),
              detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
     scn.expect(ValidatedCopy(key, with_copy))
-    scn.notes["pack_with_copy" if with_copy else "pack_without_copy"] = (intent, key, object_key)
+    pack = EvidencePack(intent, key, object_key)
+    if with_copy:
+        scn.evidence.with_copy = pack
+    else:
+        scn.evidence.without_copy = pack
+
+
+def _store_fault(scn: Scenario) -> StoreFault:
+    return required(scn.evidence.store_fault, "the evidence store's fault")
+
+
+def _without_copy(scn: Scenario) -> EvidencePack:
+    return required(scn.evidence.without_copy, "the pack without a copy")
 
 
 def _sha256(body: bytes | None) -> str | None:
@@ -61,47 +73,47 @@ def _sha256(body: bytes | None) -> str | None:
 def cut_evidence_store(scn: Scenario) -> None:
     label = "cut:evidence-store"
     scn.recover_on(label, "publish")
-    scn.notes["store_fault"] = (label, "unreachable")
+    scn.evidence.store_fault = StoreFault(label, "unreachable")
     scn.inject(FaultSpec("proxy_down", PRIMARY_LINK), label)
     scn.observe("Primary evidence store unreachable (its link cut).")
 
 
 def store_answers(scn: Scenario, status: int) -> None:
     label = f"http-{status}:evidence-store"
-    scn.notes["store_fault"] = (label, f"answering {status}")
+    scn.evidence.store_fault = StoreFault(label, f"answering {status}")
     scn.inject(FaultSpec("http_error", GATEWAY, {"status": status}), label)
     scn.observe(f"Primary evidence store answering HTTP {status} to every request.")
 
 
-def _publish(scn: Scenario, pack: str) -> None:
-    intent, key, _ = scn.notes.get(pack, (None, "", None))
+def _publish(scn: Scenario, pack: EvidencePack | None) -> None:
+    intent, key = (pack.intent_id, pack.key) if pack is not None else (None, "")
     scn.call("publish", "POST", f"/intents/{intent}/publish", value=key, detail={"intent_id": intent}, json={},
              timeout=30)
 
 
 def publish_blocked(scn: Scenario) -> None:
     """Publish the pack that has no validated copy while the store is out."""
-    label, condition = scn.notes["store_fault"]
-    _publish(scn, "pack_without_copy")
-    scn.expect(PublishBlockedDuringOutage(label, scn.notes["pack_without_copy"][1], condition))
+    fault = _store_fault(scn)
+    _publish(scn, scn.evidence.without_copy)
+    scn.expect(PublishBlockedDuringOutage(fault.label, _without_copy(scn).key, fault.condition))
 
 
 def backoff_exponential(scn: Scenario) -> None:
     """The store calls behind that refusal, as the store's gateway received them."""
-    label, condition = scn.notes["store_fault"]
-    _, key, object_key = scn.notes["pack_without_copy"]
-    scn.expect(RetryBackoffAtStore(label, key, object_key or key, condition))
+    fault, pack = _store_fault(scn), _without_copy(scn)
+    scn.expect(RetryBackoffAtStore(fault.label, pack.key, pack.object_key or pack.key, fault.condition))
 
 
 def impact_recorded(scn: Scenario) -> None:
     read_events(scn, type_="ImpactRecorded")
-    scn.expect(ImpactRecorded(scn.notes["store_fault"][0], scn.notes["pack_without_copy"][0]))
+    scn.expect(ImpactRecorded(_store_fault(scn).label, _without_copy(scn).intent_id))
 
 
 def publish_fails_over(scn: Scenario) -> None:
     """Publish the pack whose copy in the alternate region was validated, while the store is out."""
-    _publish(scn, "pack_with_copy")
-    scn.expect(PublishedFromValidatedCopy(scn.notes["store_fault"][0], scn.notes["pack_with_copy"][1]))
+    _publish(scn, scn.evidence.with_copy)
+    scn.expect(PublishedFromValidatedCopy(_store_fault(scn).label,
+                                          required(scn.evidence.with_copy, "the pack with a copy").key))
 
 
 def approve_uncommitted(scn: Scenario) -> None:
@@ -155,8 +167,8 @@ def _said(op) -> str:
 
 
 def publishing_resumes(scn: Scenario) -> None:
-    _publish(scn, "pack_without_copy")
-    scn.expect(PublishingResumed(scn.notes["store_fault"][0], scn.notes["pack_without_copy"][1]))
+    _publish(scn, scn.evidence.without_copy)
+    scn.expect(PublishingResumed(_store_fault(scn).label, _without_copy(scn).key))
 
 
 def smoke_verification(scn: Scenario) -> None:

@@ -58,7 +58,7 @@ def figures(scn: Scenario, history: History, target: float) -> tuple[dict[str, A
             scn.not_applicable.setdefault("rpo_seconds", str(exc))
     # the error budget, from the harness's own requests (the gate's figures: the same windows it judged)
     m.update(availability_gate(scn, target).figures(history))
-    m.update(scn.notes.get("figures", {}))
+    m.update(scn.figures)
     return m, phases, lost
 
 

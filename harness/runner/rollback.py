@@ -52,7 +52,7 @@ def ring_rollback(scn: Scenario, ring: str) -> None:
             last = max(r["at"] for p, k in dispatched.items() for r in platform_log(scn.lab, p) or ()
                        if r.get("idempotency_key") == k and r.get("status") == 200 and r.get("path") == "/apply")
             seconds = round(last - op.wall_invoke, 3)
-            scn.notes.setdefault("figures", {})["rollback_applied_s"] = seconds
+            scn.figures["rollback_applied_s"] = seconds
             scn.observe(f"{ring} rollback {op.value.get('rollback_id')}: applied on all {applied} platforms, "
                         f"the last {seconds:.2f} s after it was requested.")
         else:

@@ -13,7 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..faults import FaultJournal
 from ..faults.refused import FaultNotInjected
@@ -34,6 +34,9 @@ FORWARDED = (JOURNAL, RESTORE)
 # not post its own (an external target: what the harness observed of its failover; an adapter).
 # The embedded and container labs' failover manager posts its own (harness.lab.eventpost).
 EMITTERS = (JOURNAL, FAILOVER, RESTORE)
+
+
+T = TypeVar("T")
 
 
 def utc_now() -> str:
@@ -60,6 +63,78 @@ class Workload:
             client.close()
 
 
+# ---- what one step tells a later one: typed per-scenario state (a typo is an attribute error) ----
+
+class StateMissing(LookupError):
+    """A step read state no earlier step of its scenario set (a feature's steps out of order)."""
+
+
+def required(value: T | None, what: str) -> T:
+    """`value`, set by an earlier step; StateMissing (naming `what`) when no step set it."""
+    if value is None:
+        raise StateMissing(f"{what}: no earlier step of this scenario set it")
+    return value
+
+
+@dataclass(frozen=True)
+class ProbeIntent:
+    """The intent the workload's start creates with its evidence committed, before any fault: the
+    approval and publish a fault must then block (runner.common.start_workload)."""
+
+    intent_id: int
+    key: str
+
+
+def probe_or_none(scn: Scenario) -> tuple[int, str]:
+    """(intent id, key) of the probe intent; (0, "") when the workload could not create it (the
+    calls on it are then refused, and the gates judge that)."""
+    return (scn.probe.intent_id, scn.probe.key) if scn.probe is not None else (0, "")
+
+
+@dataclass(frozen=True)
+class PrimaryFault:
+    """The fault that took the database primary away (kill-primary:NODE, event-store-block:NODE)."""
+
+    label: str
+    node: str       # the primary it hit (rebuilt and failed back to later)
+
+
+@dataclass(frozen=True)
+class EvidencePack:
+    """An approved intent with its evidence pack (runner.evidence.commit_evidence)."""
+
+    intent_id: int | None
+    key: str
+    object_key: str | None
+
+
+@dataclass(frozen=True)
+class StoreFault:
+    """The evidence store's fault: its label and the condition it puts the store in."""
+
+    label: str
+    condition: str      # "unreachable", "answering 503", ...
+
+
+@dataclass
+class EvidenceState:
+    """The evidence-store drill's packs (one with a validated copy in the alternate region, one
+    without) and the store's fault."""
+
+    with_copy: EvidencePack | None = None
+    without_copy: EvidencePack | None = None
+    store_fault: StoreFault | None = None
+
+
+@dataclass
+class BackupState:
+    """The backup drills' window of clock hours run, the intents published, the snapshot corrupted."""
+
+    window: tuple[float, float] | None = None
+    publishes: list[tuple[int, str] | None] = field(default_factory=list)
+    corrupted: str | None = None
+
+
 @dataclass(eq=False)
 class Scenario:
     """One scenario's journal: its history (recorder), faults (journal), checkers and results."""
@@ -84,7 +159,14 @@ class Scenario:
     not_applicable: dict[str, str] = field(default_factory=dict)
     workload: Workload | None = None
     published: dict[str, list[dict]] = field(default_factory=dict)   # platform -> [{intent_id, key}]
-    notes: dict[str, Any] = field(default_factory=dict)              # what one step tells a later one
+    # what one step tells a later one (typed: see the state classes above)
+    probe: ProbeIntent | None = None            # the probe intent (start_workload)
+    probe_approved: bool = False                # approved once (runner.api)
+    primary: PrimaryFault | None = None         # the database primary's fault (database, eventstore)
+    lost_az: str | None = None                  # the availability zone whose API instance was killed
+    evidence: EvidenceState = field(default_factory=EvidenceState)
+    backup: BackupState = field(default_factory=BackupState)
+    figures: dict[str, Any] = field(default_factory=dict)   # measurements beside the gates (results.json)
     not_run: FaultNotInjected | None = None     # a fault the target or a hook refused: no verdict
 
     def __post_init__(self) -> None:

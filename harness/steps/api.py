@@ -6,6 +6,7 @@ from pytest_bdd import parsers
 
 from ..lab.targets import API_INSTANCE, EVERY_API_INSTANCE
 from ..runner import api
+from ..runner.scenario import required
 from .registry import drill_step
 
 
@@ -14,13 +15,13 @@ from .registry import drill_step
 def instance_killed(scenario, instance):
     """SIGKILL one availability zone's API instance (az1, az2 or az3)."""
     api.kill_instance(scenario, instance)
-    scenario.notes["lost_az"] = instance
+    scenario.lost_az = instance
 
 
 @drill_step("then", "the load balancer routes around it within the probe interval")
 def routed_around(scenario):
     """No client request fails later than the load balancer's probe window after the kill."""
-    api.routed_around(scenario, scenario.notes["lost_az"])
+    api.routed_around(scenario, required(scenario.lost_az, "the availability zone lost"))
 
 
 @drill_step("then", parsers.parse("the API stays available at {percent:g}% per 5-minute window while one "
@@ -29,7 +30,8 @@ def available_while_az_lost(scenario, percent):
     """The scenario's error budget: a 5-minute window is good when at least `percent` of the
     harness's own requests in it were served; the bad windows' share of the period's budget stays
     within the plan's drill allowance (gate availability_budget)."""
-    api.available_while_az_lost(scenario, scenario.notes["lost_az"], percent / 100.0)
+    api.available_while_az_lost(scenario, required(scenario.lost_az, "the availability zone lost"),
+                               percent / 100.0)
 
 
 @drill_step("when", "every API instance is down", needs=("api_instances",), touches=(EVERY_API_INSTANCE,))
