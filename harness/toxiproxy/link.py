@@ -18,14 +18,12 @@ import random
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..inputs import printable
+from .entry import ToxicEntry
 from .toxics import Chunk, End
 from .toxics.noop import NoopToxic
-
-if TYPE_CHECKING:
-    from .proxy import Proxy, ToxicEntry
 
 log = logging.getLogger("toxiproxy.link")
 
@@ -33,6 +31,12 @@ READ_SIZE = 256 * 1024
 HIGH_WATER = 4 * 1024 * 1024     # bytes held in a chain before the pump stops reading
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"
 NOOP = NoopToxic()
+
+
+class Links(Protocol):
+    """What a link needs of its proxy (harness.toxiproxy.proxy.Proxy): the set it leaves when it closes."""
+
+    links: set[Link]
 
 
 class Stage:
@@ -141,7 +145,7 @@ class Stage:
 class Link:
     """A client connection and its upstream connection, joined through the toxic chains."""
 
-    def __init__(self, proxy: Proxy, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    def __init__(self, proxy: Links, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter]):
         self.proxy = proxy
         self.readers = {UPSTREAM: client[0], DOWNSTREAM: upstream[0]}

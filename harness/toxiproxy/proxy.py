@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..inputs import printable
+from .entry import ToxicEntry
 from .guard import Guard, Listener, ip_of, resolve, sockname_ip
 from .link import DOWNSTREAM, UPSTREAM, Link, Stage
-from .toxics import REGISTRY, AttributeError400, Toxic
+from .toxics import REGISTRY, AttributeError400
 from .toxics.base import show
 
 log = logging.getLogger("toxiproxy")
@@ -87,34 +88,6 @@ def _literal(address: str) -> tuple[Any, int]:
 
 def join_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class ToxicEntry:
-    """A toxic as the API shows it (Toxiproxy's ToxicWrapper), plus our optional time limit."""
-
-    def __init__(self, name: str, type_: str, stream: str, toxicity: float, toxic: Toxic):
-        self.name = name
-        self.type = type_
-        self.stream = stream
-        self.toxicity = toxicity
-        self.toxic = toxic
-        self.time_limit_ms: int | None = None
-        self.expires_at: float | None = None       # epoch seconds, for the API
-        self.timer: asyncio.TimerHandle | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body = {
-            "attributes": dict(self.toxic.values),
-            "name": self.name,
-            "type": self.type,
-            "stream": self.stream,
-            "toxicity": self.toxicity,
-        }
-        if self.time_limit_ms is not None:   # only when asked for: unchanged shape otherwise
-            body["time_limit_ms"] = self.time_limit_ms
-            if self.expires_at is not None:
-                body["expires_at"] = round(self.expires_at, 3)
-        return body
 
 
 def parse_toxicity(value: Any) -> float:
