@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import psycopg
@@ -441,3 +441,18 @@ def _dsn_problem(dsn: str) -> str | None:
         return (f"a password must not be written in the plan ({found[0]} in the conninfo): name it with "
                 f"password_env (an environment variable) or password_file")
     return None
+
+
+class Staging(Protocol):
+    """What the external lab's observer and parts need of it (ExternalLab): its configuration, its API,
+    its database nodes, its runbook actions and where its own events go."""
+
+    config: ExternalConfig
+    api_url: str
+    on_event: Callable[[str, str, dict], None]
+
+    def node(self, name: str) -> NodeConfig: ...
+
+    def action(self, name: str, **arguments: Any) -> Any: ...
+
+    def database_primary(self) -> str: ...

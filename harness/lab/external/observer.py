@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import psycopg
 import requests
@@ -13,9 +12,7 @@ from ...wait import wait_for
 from ..base import LabStartError
 from ..failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag
 from ..hooks import REFUSED, HookError
-
-if TYPE_CHECKING:
-    from .lab import ExternalLab
+from .config import Staging
 
 
 class ExternalFailover:
@@ -34,7 +31,7 @@ class ExternalFailover:
     an observed split brain, which the gate fails. Both changing between two polls is the order
     the platform promises, and the polls cannot tell it apart from the other."""
 
-    def __init__(self, lab: ExternalLab):
+    def __init__(self, lab: Staging):
         self.lab = lab
         self.candidate = lab.config.failover_target
         self.state = "watching"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import FaultError
 from ...toxiproxy.client import ToxiproxyControl
-from .config import PLATFORM_NAMES
-
-if TYPE_CHECKING:
-    from .lab import ExternalLab
+from .config import PLATFORM_NAMES, Staging
 
 
 class ProxyNames:
@@ -47,7 +44,7 @@ class ExternalEventStoreBlock:
     """The event store write block the runbook holds on a node; release() lifts it (idempotent; a
     no-op on the runbook's side once the platform fenced the node)."""
 
-    def __init__(self, lab: ExternalLab, node: str):
+    def __init__(self, lab: Staging, node: str):
         self.lab, self.node, self.held = lab, node, True
 
     def release(self) -> None:
