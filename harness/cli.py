@@ -36,9 +36,9 @@ def _toxiproxy_server(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .drill import run_drill
     from .plan import PlanError, load_plan
     from .report.cli import printer, recording_from, run_summary
-    from .runner import run_drill
 
     try:
         plan = load_plan(args.plan, root=Path.cwd())
@@ -182,13 +182,13 @@ def _matrix(args: argparse.Namespace) -> int:
 
 def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exception]:
     """The checks `drill run` (or `drill chaos`) makes of a valid plan before its lab starts: the
-    --confirm interlock, the provider's capabilities, the blast radius (harness.runner.preflight;
+    --confirm interlock, the provider's capabilities, the blast radius (harness.drill.preflight;
     a chaos plan's faults against its provider). None of them starts or calls anything."""
     from .inputs import printable
     from .plan import PlanError, load_plan, shown
 
     if kind == "drill":
-        from .runner import refused_before_start
+        from .drill import refused_before_start
 
         problem = refused_before_start(load_plan(name, root=Path.cwd()), confirm)
         return [PlanError(printable(problem))] if problem else []

@@ -2,7 +2,7 @@
 
 A drill asks for a capability with `lab.capability(ApiTier)` (harness.lab.base.Lab): the lab typed as that protocol, or
 CapabilityMissing (a NotImplementedError) naming what is missing. The capability names a plan's
-steps need (harness.runner.needs) and a provider reports (Lab.capabilities()) derive from the
+steps need (harness.steps.needs) and a provider reports (Lab.capabilities()) derive from the
 protocols: CAPABILITIES is built from GIVES, never written a second time.
 
 A protocol is asked at run time as Jepsen's `satisfies?`: the lab must have the protocol's
@@ -167,7 +167,7 @@ class PlanConfigured(Protocol):
     def fault_targets(self) -> Callable[[str], tuple[str, ...]]: ...
 
 
-# The capability names each protocol gives (what a step needs, harness.runner.needs), with what
+# The capability names each protocol gives (what a step needs, harness.steps.needs), with what
 # they mean. A protocol without names (Containers, Failover, ...) is asked by its members alone.
 GIVES: dict[type, dict[str, str]] = {
     DatabaseNodes: {

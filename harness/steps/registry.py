@@ -4,8 +4,8 @@
 runs the step as before) and records a DrillStep: its parser (a string, `parsers.parse` or
 `parsers.re`, matched by pytest-bdd's own `is_matching`/`parse_arguments`), the lab capabilities it
 needs (names of harness.lab.base.CAPABILITIES) and the blast-radius targets it touches. Everything
-else derives from this one record: what a plan needs (harness.runner.needs), what its faults touch
-(harness.runner.impact, by each provider's names), `drill steps`.
+else derives from this one record: what a plan needs (harness.steps.needs), what its faults touch
+(harness.steps.impact, by each provider's names), `drill steps`.
 
 `touches` is provider-independent: each entry is a symbol, formatted with the step's own arguments
 ("api-{instance}", "{platform}-api", proxy("platforms.{platform}")). A provider turns a symbol into

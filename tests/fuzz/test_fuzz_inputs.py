@@ -169,7 +169,7 @@ def test_fuzzed_plans_validate_and_load_for_a_run_without_a_crash(capsys, monkey
     the lab (plan, sign-off, window, CAB log: run_drill replaced by a stand-in that starts
     nothing) or `drill chaos` up to the lab (the game day drawn; the lab refuses to start)."""
     import harness.chaos.cli as chaos_cli
-    import harness.runner as runner
+    import harness.drill as drill
     from harness.lab.base import LabStartError
 
     class NoLab:
@@ -182,7 +182,7 @@ def test_fuzzed_plans_validate_and_load_for_a_run_without_a_crash(capsys, monkey
             pass
 
     started: list[str] = []
-    monkeypatch.setattr(runner, "run_drill", lambda plan, *a, **k: (started.append(plan.drill), (0, None))[1])
+    monkeypatch.setattr(drill, "run_drill", lambda plan, *a, **k: (started.append(plan.drill), (0, None))[1])
     monkeypatch.setattr(chaos_cli, "_open_lab", lambda plan, confirm: (NoLab(), False))
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("DRILL_CAB_KEY", str(tmp_path / "cab.key"))

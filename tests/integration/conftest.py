@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.drill import run_drill
 from harness.lab.attach import attached_config
 from harness.lab.embedded import EmbeddedLab
 from harness.plan import load_plan
-from harness.runner import run_drill
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILL = [sys.executable, "-m", "harness.cli"]

@@ -330,7 +330,7 @@ def test_drill_validate_refuses_a_plan_that_is_a_device_a_fifo_or_too_large_at_o
 def test_drill_run_refuses_a_sign_off_flag_a_reader_cannot_see_as_written(tmp_path, capsys, monkeypatch, flag, value,
                                                                            shown):
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr("harness.runner.run_drill",
+    monkeypatch.setattr("harness.drill.run_drill",
                         lambda *a, **k: pytest.fail("the drill ran with a sign-off that must be refused"))
     plan = tmp_path / "plan.yaml"
     plan.write_text(GOOD)
@@ -361,7 +361,7 @@ def test_drill_validate_refuses_a_target_looser_than_the_spec(tmp_path, capsys, 
 
 def test_drill_run_refuses_a_looser_target_before_anything_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr("harness.runner.run_drill", lambda *a, **k: pytest.fail("a looser plan ran"))
+    monkeypatch.setattr("harness.drill.run_drill", lambda *a, **k: pytest.fail("a looser plan ran"))
     plan = tmp_path / "plan.yaml"
     plan.write_text(GOOD + "targets: {rto_seconds: 31536000}\n")
     code, stderr = drill_in_process(["run", str(plan), "--out", str(tmp_path / "out"),

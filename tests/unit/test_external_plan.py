@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from harness.cli import main
+from harness.drill import preflight
 from harness.lab.base import CAPABILITIES
 from harness.lab.external import ExternalConfig, ExternalLab
 from harness.plan import PlanError, load_plan
-from harness.runner import preflight
-from harness.runner.impact import feature_steps, outside_blast_radius, step_targets
-from harness.runner.needs import step_needs
+from harness.steps.impact import feature_steps, outside_blast_radius, step_targets
+from harness.steps.needs import step_needs
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = sorted((ROOT / "scenarios").rglob("*.feature"))

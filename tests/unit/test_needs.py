@@ -7,8 +7,8 @@ import pytest
 
 from harness.inputs import InputError
 from harness.lab.base import CAPABILITIES
-from harness.runner.impact import feature_lines, feature_steps
-from harness.runner.needs import classified, missing_capabilities, step_needs
+from harness.steps.impact import feature_lines, feature_steps
+from harness.steps.needs import classified, missing_capabilities, step_needs
 from harness.steps.registry import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]

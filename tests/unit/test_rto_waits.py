@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runner.impact import feature_steps
+from harness.steps.impact import feature_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = sorted((ROOT / "scenarios").rglob("*.feature"))

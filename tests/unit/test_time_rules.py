@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from harness.plan import PlanError, load_plan
-from harness.runner.needs import step_needs
 from harness.runner.platforms import pass_time
+from harness.steps.needs import step_needs
 from harness.workload.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -43,7 +43,7 @@ def write_plan(tmp_path: Path, lab: dict, **keys) -> Path:
 
 def run_refusal(path: Path, tmp_path: Path, confirm: str | None) -> tuple[int, str]:
     """What `drill run` says of the plan before its lab starts (it never starts here)."""
-    from harness.runner import run_drill
+    from harness.drill import run_drill
 
     lines: list[str] = []
     code, result = run_drill(load_plan(path, ROOT), tmp_path / "out", tmp_path / "cab.jsonl",

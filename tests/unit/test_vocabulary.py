@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pytest_bdd.steps import step_function_context_registry
 
-from harness.runner.impact import feature_lines
 from harness.steps import plugin  # noqa: F401 - registers every step
+from harness.steps.impact import feature_lines
 from harness.steps.registry import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]

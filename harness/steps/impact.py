@@ -13,9 +13,10 @@ from pytest_bdd.exceptions import GherkinParseError
 from pytest_bdd.parser import FeatureParser
 
 from ..inputs import InputError, printable
-from ..steps import plugin as _vocabulary  # noqa: F401 - registers every step
-from ..steps.registry import TargetNames, matching, same_names
+from ..lab.targets import TargetNames, same_names
 from ..tags import matches
+from . import plugin as _vocabulary  # noqa: F401 - registers every step
+from .registry import matching
 
 
 def feature_lines(path: Path, expression: str | None = None) -> list[tuple[str, str]]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..lab.base import CAPABILITIES
-from ..steps.registry import matching
 from .impact import feature_lines
+from .registry import matching
 
 
 def step_needs(step: str, kind: str | None = None) -> tuple[str, ...]:
