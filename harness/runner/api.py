@@ -11,8 +11,9 @@ from ..gates.api import (
 )
 from ..gates.availability import NoFailedRequestsBeyondProbeWindow
 from ..measure.probes import TARGET
-from ..model import FaultSpec
+from ..model import FaultSpec, OpKind
 from ..wait import poll
+from ..workload import ControlPlane
 from .common import applied_counts, availability_gate, wait_for_count
 from .scenario import Scenario, probe_or_none
 
@@ -32,8 +33,8 @@ def routed_around(scn: Scenario, name: str) -> None:
     inject = scn.recorder.history().first_event("inject", label)
     window = scn.lab.probe_window()
     # let the workload run well past the window, so the checker has something to judge
-    wait_for_count(scn, "write", 20, after=inject.t + window, timeout=60)
-    wait_for_count(scn, "probe", 10, after=inject.t + window, timeout=60)
+    wait_for_count(scn, OpKind.WRITE, 20, after=inject.t + window, timeout=60)
+    wait_for_count(scn, OpKind.PROBE, 10, after=inject.t + window, timeout=60)
     scn.expect(NoFailedRequestsBeyondProbeWindow(label, window))
 
 
@@ -59,11 +60,9 @@ def all_instances_down(scn: Scenario) -> None:
 def blocked_with_clear_error(scn: Scenario) -> None:
     """A new intent and an approval are attempted while the tier is down."""
     key = f"blocked-{scn.correlation_id}"
-    scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
-             json={"ring": "ring0", "platform": "intune", "payload": {"key": key}})
+    scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key)
     intent, probe_key = (scn.probe.intent_id, scn.probe.key) if scn.probe else (0, None)
-    scn.call("approve", "POST", f"/intents/{intent}/approve", value=probe_key, detail={"intent_id": intent},
-             json={"approver": "drill-cab"})
+    scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=probe_key, detail={"intent_id": intent})
     scn.expect(IntentsAndApprovalsBlocked(ALL))
 
 
@@ -89,19 +88,19 @@ def publish_while_unhealthy(scn: Scenario) -> None:
     """Wait until the Control Plane answers ServiceHealth = Unhealthy (the tier short of instances),
     then attempt a publish of an approved intent between two health answers."""
     intent, key = _approved(scn)
-    poll(lambda: scn.call("health", "GET", "/health", timeout=3).detail.get("ServiceHealth"),
+    poll(lambda: scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3).detail.get("ServiceHealth"),
          until=lambda said: said == "Unhealthy", timeout=REDEPLOY_TIMEOUT, interval=0.2)
-    scn.call("publish", "POST", f"/intents/{intent}/publish", value=key, detail={"intent_id": intent}, json={})
-    scn.call("health", "GET", "/health", timeout=3)
+    scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent})
+    scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3)
     scn.expect(PublishRefusedWhileUnhealthy(ALL))
 
 
 def publish_when_healthy(scn: Scenario) -> None:
     """Once ServiceHealth = Healthy, a publish of the approved intent is attempted: it must pass."""
     intent, key = _approved(scn)
-    poll(lambda: scn.call("health", "GET", "/health", timeout=3).detail.get("ServiceHealth"),
+    poll(lambda: scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3).detail.get("ServiceHealth"),
          until=lambda said: said == "Healthy", timeout=REDEPLOY_TIMEOUT, interval=0.2)
-    scn.call("publish", "POST", f"/intents/{intent}/publish", value=key, detail={"intent_id": intent}, json={})
+    scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent})
     scn.expect(PublishAcceptedWhenHealthy(ALL))
 
 
@@ -109,8 +108,8 @@ def _approved(scn: Scenario) -> tuple[int, str]:
     """The probe intent (evidence committed before the faults), approved once."""
     intent, key = probe_or_none(scn)
     if not scn.probe_approved:
-        approve = poll(lambda: scn.call("approve", "POST", f"/intents/{intent}/approve", value=key,
-                                        detail={"intent_id": intent}, json={"approver": "drill-cab"}),
+        approve = poll(lambda: scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key,
+                                        detail={"intent_id": intent}),
                        until=lambda op: op.ok, timeout=REDEPLOY_TIMEOUT, interval=0.2)
         scn.probe_approved = approve.ok
     return intent, key

@@ -40,8 +40,9 @@ from ..gates.backup import (
     replay_tested,
 )
 from ..gates.waiver import waivable
-from ..model import FaultSpec, Outcome
+from ..model import FaultSpec, OpKind, Outcome
 from ..wait import poll
+from ..workload import ControlPlane
 from .clock import _service, advance_clock, wait_caught_up
 from .common import applied_counts, platform_log
 from .platforms import _approved_intent
@@ -86,7 +87,7 @@ def check_catalogue(scn: Scenario, phase: str) -> Any:
         with tempfile.TemporaryDirectory(prefix="drill-backup-check-") as tmp:
             return [_check_snapshot(store, bucket, m, Path(tmp))
                     for bucket in (store.bucket, store.dr_bucket) for m in catalogue(store, bucket)]
-    return scn.read("backup_catalogue", fetch, detail={"phase": phase, "cp_now": cp_now})
+    return scn.read(OpKind.BACKUP_CATALOGUE, fetch, detail={"phase": phase, "cp_now": cp_now})
 
 
 def _evidence_versions(scn: Scenario) -> None:
@@ -98,7 +99,7 @@ def _evidence_versions(scn: Scenario) -> None:
         return {"versioning": {b: s3.get_bucket_versioning(Bucket=b).get("Status") for b in buckets},
                 "versions": {b: [[v.key, v.version_id] for v in service.store.versions(b) if not v.delete_marker]
                              for b in buckets}}
-    scn.read("evidence_versions", fetch)
+    scn.read(OpKind.EVIDENCE_VERSIONS, fetch)
 
 
 def _inventory(scn: Scenario) -> None:
@@ -115,7 +116,7 @@ def _inventory(scn: Scenario) -> None:
         body = store.read(store.bucket, export["key"]) if export.get("key") else None
         detail["eventstore_sha256"] = hashlib.sha256(body).hexdigest() if body is not None else None
         return inventory
-    op = scn.read("inventory_read", fetch, detail=detail)
+    op = scn.read(OpKind.INVENTORY_READ, fetch, detail=detail)
     return op
 
 
@@ -163,7 +164,7 @@ def past_hourly_retention(scn: Scenario) -> None:
     store = _service(scn).store
     exports = catalogue(store, store.dr_bucket)
     if not exports:
-        scn.read("export_delete_attempt", lambda: (_ for _ in ()).throw(RuntimeError("no export to delete")))
+        scn.read(OpKind.EXPORT_DELETE_ATTEMPT, lambda: (_ for _ in ()).throw(RuntimeError("no export to delete")))
     else:
         oldest = exports[-1]
         key = f"{snapshot_prefix(oldest.snapshot_id)}{MANIFEST_NAME}"
@@ -175,7 +176,7 @@ def past_hourly_retention(scn: Scenario) -> None:
             except botocore.exceptions.ClientError as exc:
                 return {"snapshot_id": oldest.snapshot_id, "deleted": False, "error": error_code(exc)}
             return {"snapshot_id": oldest.snapshot_id, "deleted": True, "error": None}
-        scn.read("export_delete_attempt", attempt)
+        scn.read(OpKind.EXPORT_DELETE_ATTEMPT, attempt)
     scn.expect(RetentionApplied())
 
 
@@ -198,7 +199,7 @@ def _publish(scn: Scenario, phase: str, until_ok: float = 0.0) -> None:
         return
 
     def go():
-        return scn.call("publish", "POST", f"/intents/{intent[0]}/publish", value=intent[1], json={}, timeout=30,
+        return scn.call(OpKind.PUBLISH, ControlPlane.publish(intent[0]), value=intent[1], timeout=30,
                         detail={"intent_id": intent[0], "platform": "intune", "phase": phase})
     if until_ok:   # each instance re-reads the catalogue every 2 s: retry within a deadline
         poll(go, until=lambda op: op.ok, timeout=until_ok, interval=0.5)
@@ -255,9 +256,9 @@ def _fingerprint(vault) -> str:
 
 def soft_delete_key(scn: Scenario) -> None:
     vault = _service(scn).vault
-    scn.read("key_read", lambda: _fingerprint(vault), detail={"phase": "before"})
+    scn.read(OpKind.KEY_READ, lambda: _fingerprint(vault), detail={"phase": "before"})
     vault.soft_delete()
-    scn.read("key_read", lambda: _fingerprint(vault), detail={"phase": "deleted"})
+    scn.read(OpKind.KEY_READ, lambda: _fingerprint(vault), detail={"phase": "deleted"})
     scn.observe("The backup encryption key was soft-deleted.")
 
 
@@ -270,9 +271,9 @@ def recover_key(scn: Scenario) -> None:
             raise RuntimeError("no key version to purge")
         vault.purge(version)
         return "purged"
-    scn.read("key_purge", purge)
+    scn.read(OpKind.KEY_PURGE, purge)
     vault.recover()
-    scn.read("key_read", lambda: _fingerprint(vault), detail={"phase": "recovered"})
+    scn.read(OpKind.KEY_READ, lambda: _fingerprint(vault), detail={"phase": "recovered"})
     scn.expect(KeyRecoveredFromSoftDelete())
 
 
@@ -297,7 +298,7 @@ def restore(scn: Scenario, bucket: str, verify: bool = True) -> None:
             return Outcome.FAIL, None, f"nothing restored: {reasons}"
         return Outcome.OK, {"snapshot_id": outcome.manifest.snapshot_id,
                             "phases": {**outcome.phase_seconds, **validate_s}}, ""
-    op = scn.recorder.invoke("restore", run, correlation_id=scn.correlation_id,
+    op = scn.recorder.invoke(OpKind.RESTORE, run, correlation_id=scn.correlation_id,
                              detail={"bucket": bucket, "verify": verify})
     if op.ok:
         phases = op.value["phases"]
@@ -345,7 +346,7 @@ def _read_restored(scn: Scenario, node: str) -> None:
         return {"tables": counts, "approvals": approvals,
                 "chain": {"verified": chain_continuity((), events).ok, "events": len(events),
                           "last_seq": last["seq"], "last_hash": last["hash"]}}
-    scn.read("restored_data", fetch, detail={"node": node})
+    scn.read(OpKind.RESTORED_DATA, fetch, detail={"node": node})
 
 
 def _restored_taken_at(scn: Scenario) -> float | None:
@@ -369,7 +370,7 @@ def _sample_through_controlplane(scn: Scenario) -> None:
     if taken_at is None:
         return
     cp = _cp_clock(scn)
-    before = [o for o in scn.recorder.ops("write") if o.ok and cp(o.wall_invoke + (o.t_complete - o.t_invoke))
+    before = [o for o in scn.recorder.ops(OpKind.WRITE) if o.ok and cp(o.wall_invoke + (o.t_complete - o.t_invoke))
               < taken_at - 1.0]
     sample = before[:: max(1, len(before) // SAMPLE)][:SAMPLE]
     from ..workload import ApiClient
@@ -379,14 +380,14 @@ def _sample_through_controlplane(scn: Scenario) -> None:
         try:
             missing = []
             for op in sample:
-                reply = client.call("GET", "/intents", scn.correlation_id, params={"key_prefix": op.value})
+                reply = client.send(ControlPlane.intents(op.value), scn.correlation_id)
                 keys = [i["idempotency_key"] for i in reply.body["intents"]] if reply.outcome is Outcome.OK else []
                 if op.value not in keys:
                     missing.append(op.value)
             return {"checked": len(sample), "missing": missing}
         finally:
             client.close()
-    scn.read("restored_sample", fetch)
+    scn.read(OpKind.RESTORED_SAMPLE, fetch)
 
 
 def rebuild_replicas(scn: Scenario) -> None:
@@ -418,14 +419,13 @@ def replay_after_snapshot(scn: Scenario) -> None:
         scn.observe("Nothing to replay: no snapshot was restored.")
         return
     cp = _cp_clock(scn)
-    published_keys = {o.value for o in scn.recorder.ops("publish") if o.ok and o.detail.get("workload")}
+    published_keys = {o.value for o in scn.recorder.ops(OpKind.PUBLISH) if o.ok and o.detail.get("workload")}
     restored_at = scn.recorder.history().events_of("restore_done", source=RESTORE)[-1].wall
-    lost = lost_to_restore(scn.recorder.ops("write"), cp, taken_at, restored_at)
+    lost = lost_to_restore(scn.recorder.ops(OpKind.WRITE), cp, taken_at, restored_at)
     replayed: list[str] = []
     survived: set[str] = set()      # 200, not 201: the restored store still had it; it is not sent again
     for key in lost:
-        created = scn.call("replay_create", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
-                           json={"ring": "ring0", "platform": REPLAY_PLATFORM, "payload": {"key": key}},
+        created = scn.call(OpKind.REPLAY_CREATE, ControlPlane.create_intent(key, platform=REPLAY_PLATFORM), value=key,
                            read=lambda body: body["id"], timeout=30, detail={"idempotency_key": key})
         if not created.ok:
             continue
@@ -433,18 +433,17 @@ def replay_after_snapshot(scn: Scenario) -> None:
         if created.status == 200:
             survived.add(key)
         if key in published_keys:
-            for kind, path, body in (("replay_evidence", "evidence", {"content": f"evidence of {key}"}),
-                                     ("replay_approve", "approve", {"approver": "drill-cab"}),
-                                     ("replay_publish", "publish", {})):
-                scn.call(kind, "POST", f"/intents/{created.value}/{path}", value=key, json=body, timeout=30,
-                         detail={"intent_id": created.value})
+            for kind, request in ((OpKind.REPLAY_EVIDENCE, ControlPlane.evidence(created.value, f"evidence of {key}")),
+                                  (OpKind.REPLAY_APPROVE, ControlPlane.approve(created.value)),
+                                  (OpKind.REPLAY_PUBLISH, ControlPlane.publish(created.value))):
+                scn.call(kind, request, value=key, timeout=30, detail={"intent_id": created.value})
     forwarder = scn.drill.forwarder
     if forwarder is not None:
         for event in scn.recorder.history().events:
             if event.source in EMITTERS and event.event_id:
                 forwarder.submit(event)
     keys = sorted(k for k in replayed if k in published_keys)
-    sent = replay_sent(scn.recorder.ops("replay_publish"))
+    sent = replay_sent(scn.recorder.ops(OpKind.REPLAY_PUBLISH))
 
     def tested_by_replay() -> set:
         """Keys the platform was asked about (Test-IdempotencyKey) for the replay's own dispatch:
@@ -468,13 +467,13 @@ def replay_after_snapshot(scn: Scenario) -> None:
         try:
             found = []
             for key in replayed:
-                reply = client.call("GET", "/intents", scn.correlation_id, params={"key_prefix": key})
+                reply = client.send(ControlPlane.intents(key), scn.correlation_id)
                 if reply.outcome is Outcome.OK and any(i["idempotency_key"] == key for i in reply.body["intents"]):
                     found.append(key)
             return found
         finally:
             client.close()
-    scn.read("replay_read", read_back)
+    scn.read(OpKind.REPLAY_READ, read_back)
     scn.expect(ReplayedExactlyOnce(REPLAY_PLATFORM, tuple(keys)))
     scn.observe(f"Replayed {len(replayed)} intents written after the snapshot ({len(keys)} published) and the "
                 f"drill's events.")

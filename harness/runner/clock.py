@@ -9,7 +9,9 @@ from typing import Any
 import requests
 
 from ..backup.schedule import HOUR
+from ..model import OpKind
 from ..wait import poll
+from ..workload import ControlPlane
 from .scenario import Scenario
 
 CATCH_UP_S = 120.0        # the backup service takes what is due within a tick; pg_dump may be slow
@@ -59,8 +61,7 @@ def advance_clock(scn: Scenario, seconds: float, observe: bool = True) -> None:
     """Move the Control Plane's clock (the lab allows it): time rules run in seconds. The move is
     recorded at the moment it was asked for, so what the Control Plane does at once follows it.
     observe=False: the caller says what its moves amounted to, once."""
-    op = scn.call("clock_advance", "POST", "/_clock/advance", json={"seconds": seconds},
-                  headers=scn.lab.control_headers())
+    op = scn.call(OpKind.CLOCK_ADVANCE, ControlPlane.advance_clock(seconds, scn.lab.control_headers()))
     if not op.ok:
         raise RuntimeError(f"the Control Plane's clock cannot be moved: {op.error}")
     scn.recorder.event("clock", f"advance:{seconds:g}s", scn.correlation_id, wall=op.wall_invoke, seconds=seconds)

@@ -20,10 +20,10 @@ from ..lab.capabilities import FailoverManagerEvents
 from ..lab.connectors import PLATFORMS
 from ..matrix import links
 from ..measure.probes import TARGET
-from ..model import Outcome
+from ..model import OpKind, Outcome
 from ..plan import AvailabilityPolicy
 from ..wait import poll
-from ..workload import ApiClient, Prober, SequencedWriter
+from ..workload import ApiClient, ControlPlane, Prober, SequencedWriter
 from .scenario import ProbeIntent, Scenario, SteadyStateNotMet, Workload, utc_now
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def steady_state(scn: Scenario, phase: str = "before") -> None:
         failed = sorted(name for name, (ok, _) in checks.items() if not ok)
         return (Outcome.FAIL if failed else Outcome.OK), checks, f"not green: {', '.join(failed)}" if failed else ""
 
-    op = scn.recorder.invoke("steady_state", observe, correlation_id=scn.correlation_id, detail={"phase": phase})
+    op = scn.recorder.invoke(OpKind.STEADY_STATE, observe, correlation_id=scn.correlation_id, detail={"phase": phase})
     scn.expect(SteadyState(phase))
     if phase == "before":
         if not op.ok:
@@ -97,16 +97,13 @@ def start_workload(scn: Scenario, interval: float = 0.02) -> None:
     scn.workload = Workload(writer, prober, [writer_client, probe_client])
     # an intent with committed evidence, for the "approval/publish blocked" checks later
     key = f"{prefix}-probe"
-    created = scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
-                       json={"ring": "ring0", "platform": "intune", "payload": {"key": key}},
-                       read=lambda body: body["id"])
+    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, read=lambda body: body["id"])
     if created.ok:
-        scn.call("evidence", "POST", f"/intents/{created.value}/evidence", value=key,
-                 json={"content": "evidence of the probe intent"})
+        scn.call(OpKind.EVIDENCE, ControlPlane.evidence(created.value, "evidence of the probe intent"), value=key)
         scn.probe = ProbeIntent(created.value, key)
     prober.start()
     writer.start()
-    wait_for_count(scn, "write", WARM_UP_WRITES, after=0.0, timeout=60)
+    wait_for_count(scn, OpKind.WRITE, WARM_UP_WRITES, after=0.0, timeout=60)
 
 
 def start_probes(scn: Scenario) -> None:
@@ -139,7 +136,7 @@ def wait_for_ok(scn: Scenario, kind: str, after: float, timeout: float) -> float
 
 # ---- reads ----------------------------------------------------------------------------------
 
-def read_events(scn: Scenario, kind: str = "read_events", type_: str | None = None,
+def read_events(scn: Scenario, kind: OpKind = OpKind.READ_EVENTS, type_: str | None = None,
                 own: bool = False, correlation_id: str | None = None,
                 keep: Callable[[dict], bool] | None = None, **detail: Any) -> Any:
     """Read the event store (every page of GET /events, optionally one type, optionally only this
@@ -157,7 +154,7 @@ def read_events(scn: Scenario, kind: str = "read_events", type_: str | None = No
         rows, after = [], 0
         try:
             while True:
-                reply = client.call("GET", "/events", scn.correlation_id, params={**params, "after": after})
+                reply = client.send(ControlPlane.events(**params, after=after), scn.correlation_id)
                 if reply.outcome is not Outcome.OK:
                     return reply.outcome, None, reply.error
                 page = reply.body["events"]
@@ -181,7 +178,7 @@ def read_siem(scn: Scenario) -> Any:
             return Outcome.INFO, None, "the SIEM sink is not readable by this provider"
         return Outcome.OK, [r for r in records if r.get("correlation_id") == scn.correlation_id
                             or r.get("type") == "DrillEvent"], ""
-    return scn.recorder.invoke("read_siem", fetch, correlation_id=scn.correlation_id)
+    return scn.recorder.invoke(OpKind.READ_SIEM, fetch, correlation_id=scn.correlation_id)
 
 
 def _emitted_at(row: dict) -> float | None:
@@ -207,7 +204,7 @@ def read_deployment_events(scn: Scenario) -> Any:
     def keep(row: dict) -> bool:
         cid = str(row.get("correlation_id") or "")
         return (cid == scn.correlation_id or not cid.startswith(drill)) and (_emitted_at(row) or 0.0) >= since - 1.0
-    return read_events(scn, "read_deployment_events", type_="DrillEvent", keep=keep, since=round(since, 3))
+    return read_events(scn, OpKind.READ_DEPLOYMENT_EVENTS, type_="DrillEvent", keep=keep, since=round(since, 3))
 
 
 def platform_log(lab: Lab, platform: str) -> list[dict] | None:
@@ -279,11 +276,11 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
     writer = scn.workload.writer if scn.workload else None
     if writer is not None and not scn.aborted:
         writer.final_read()
-        read_events(scn, "read_audit", own=True)
+        read_events(scn, OpKind.READ_AUDIT, own=True)
     harvest(scn)
     if scn.published:
         keys = [i["key"] for items in scn.published.values() for i in items]
-        scn.read("final_applied", lambda: [k for p in scn.published
+        scn.read(OpKind.FINAL_APPLIED, lambda: [k for p in scn.published
                                            for k, n in applied_counts(scn, p).items() if k in keys
                                            for _ in range(n)])
     if injected:
@@ -297,7 +294,7 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
             scn.observe(f"The lab's failover manager had not delivered its events after {FORWARD_TIMEOUT:.0f} s.")
         # rule 2: this scenario's rows (the Control Plane's audit events of its operations, the
         # events the harness forwarded), the deployment's own failover events, and the SIEM
-        read_events(scn, "read_drill_events", own=True)
+        read_events(scn, OpKind.READ_DRILL_EVENTS, own=True)
         read_deployment_events(scn)
         read_siem(scn)
         rule2 = CorrelationIdsRecorded()
@@ -352,7 +349,7 @@ def standard_rules(scn: Scenario) -> None:
                                                      "harness measures")
     if writer is not None and not scn.aborted:
         scn.expect(DuplicatedEvents())
-        published = {o.value for o in scn.recorder.ops("publish") if o.ok}
+        published = {o.value for o in scn.recorder.ops(OpKind.PUBLISH) if o.ok}
         if published and platform_log(scn.lab, "intune") is not None:
             scn.expect(DuplicatedApplies(("intune",), published))
     budget = availability_gate(scn)

@@ -17,8 +17,9 @@ from ..gates.recovery import (
     WritesResumed,
 )
 from ..lab.failover import FailbackRefused, transaction_lag
-from ..model import FaultSpec, Op, Outcome
+from ..model import FaultSpec, Op, OpKind, Outcome
 from ..wait import poll
+from ..workload import ControlPlane
 from .common import pause_writer, read_events, wait_for_count, wait_for_ok
 from .scenario import PrimaryFault, Scenario, probe_or_none, required
 
@@ -61,9 +62,9 @@ def check_writes_blocked(scn: Scenario, cause: str) -> None:
     came after a fast failover, as the first waits out the Control Plane's connect timeout)."""
     intent, key = probe_or_none(scn)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        calls = [pool.submit(scn.call, kind, "POST", f"/intents/{intent}/{kind}", value=key,
-                             detail={"intent_id": intent}, json=body)
-                 for kind, body in (("approve", {"approver": "drill-cab"}), ("publish", {}))]
+        calls = [pool.submit(scn.call, kind, request, value=key, detail={"intent_id": intent})
+                 for kind, request in ((OpKind.APPROVE, ControlPlane.approve(intent)),
+                                       (OpKind.PUBLISH, ControlPlane.publish(intent)))]
         for call in calls:
             call.result()
     scn.expect(PublishApprovalBlocked(primary_fault(scn).label, cause))
@@ -85,15 +86,15 @@ def writes_resume(scn: Scenario) -> None:
     if not writer.is_alive():   # paused for exact counts: write here until one goes through
         poll(lambda: writer.write_one().outcome is Outcome.OK, timeout=FAILOVER_TIMEOUT, interval=0.05)
     else:                       # let the workload run on the new primary a while
-        wait_for_ok(scn, "write", after=reconnect.t, timeout=FAILOVER_TIMEOUT)
-        wait_for_count(scn, "write", RESUMED_WRITES, after=reconnect.t, timeout=FAILOVER_TIMEOUT)
+        wait_for_ok(scn, OpKind.WRITE, after=reconnect.t, timeout=FAILOVER_TIMEOUT)
+        wait_for_count(scn, OpKind.WRITE, RESUMED_WRITES, after=reconnect.t, timeout=FAILOVER_TIMEOUT)
     scn.expect(WritesResumed(fault))
 
 
 def verify_consistency(scn: Scenario) -> None:
     """The runbook's consistency check, done by the harness itself: the whole event chain read and
     every hash recomputed; the approvals recorded on the promoted node read back."""
-    read_events(scn, "read_chain")
+    read_events(scn, OpKind.READ_CHAIN)
     read_events(scn, type_="ApprovalRecorded", own=True)
     scn.expect(EventChainVerified())
     scn.expect(ApprovalEventCount(primary_fault(scn).label))
@@ -160,7 +161,7 @@ def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
         if scn.journal.find(label) is not None:
             scn.heal(label)
     if last.ok and writer is not None and writer.is_alive():
-        wait_for_ok(scn, "write", after=last.done, timeout=FAILOVER_TIMEOUT)
+        wait_for_ok(scn, OpKind.WRITE, after=last.done, timeout=FAILOVER_TIMEOUT)
         scn.expect(WritesAfterFailback())
 
 
@@ -191,7 +192,7 @@ def _request_failback(scn: Scenario, node: str, limit: float, synchronous: bool,
             return Outcome.OK, failover.failback(node, max_lag=limit, synchronous=synchronous), ""
         except FailbackRefused as refused:
             return Outcome.FAIL, refused.lag, str(refused)
-    op = scn.recorder.invoke("failback", switch, correlation_id=scn.correlation_id,
+    op = scn.recorder.invoke(OpKind.FAILBACK, switch, correlation_id=scn.correlation_id,
                              detail={"node": node, "requested": when})
     answer = "switched" if op.ok else op.error
     scn.observe(f"Failback to {node} requested ({when}): {answer}.")
@@ -230,10 +231,11 @@ class FailbackWatch:
         detail = {"node": self.node, "primary": self.primary}
         while not self._halt.is_set():
             if not self.promoted:
-                lag = self.scn.read("lag", lambda: transaction_lag(self._query(self.primary), self._query(self.node)),
+                lag = self.scn.read(OpKind.LAG,
+                                    lambda: transaction_lag(self._query(self.primary), self._query(self.node)),
                                     detail=detail)
                 self._lag = lag.value if lag.ok else None
-            role = self.scn.read("in_recovery", lambda: self._query(self.node)("SELECT pg_is_in_recovery()")[0][0],
+            role = self.scn.read(OpKind.IN_RECOVERY, lambda: self._query(self.node)("SELECT pg_is_in_recovery()")[0][0],
                                  detail={"node": self.node})
             if role.ok and role.value is False:
                 self.promoted = True

@@ -19,8 +19,9 @@ from ..gates.eventstore import (
     PublishAcceptedOnlyWhenStoreHealthy,
     PublishRefusedWhileStoreBlocked,
 )
-from ..model import FaultSpec
+from ..model import FaultSpec, OpKind
 from ..wait import poll
+from ..workload import ControlPlane
 from . import database
 from .common import read_events
 from .scenario import PrimaryFault, Scenario, probe_or_none
@@ -33,9 +34,8 @@ def block_writes(scn: Scenario) -> None:
     """Approve the probe intent (so that only the event store can stop its publish), read the chain
     as it is, then block every append on the primary. RTO and RPO count from the block."""
     intent, key = probe_or_none(scn)
-    scn.call("approve", "POST", f"/intents/{intent}/approve", value=key, detail={"intent_id": intent},
-             json={"approver": "drill-cab"})
-    before = read_events(scn, "read_chain")
+    scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail={"intent_id": intent})
+    before = read_events(scn, OpKind.READ_CHAIN)
     name = scn.lab.database_primary()
     label = f"event-store-block:{name}"
     scn.recover_on(label, "write")
@@ -48,8 +48,7 @@ def block_writes(scn: Scenario) -> None:
 def publish_refused_until_healthy(scn: Scenario) -> None:
     """Publish the approved intent now, and again every 0.25 s until it is accepted."""
     intent, key = probe_or_none(scn)
-    poll(lambda: scn.call("publish", "POST", f"/intents/{intent}/publish", value=key,
-                          detail={"intent_id": intent}, json={}),
+    poll(lambda: scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent}),
          until=lambda op: op.ok, timeout=TIMEOUT, interval=RETRY_INTERVAL)
     label = database.primary_fault(scn).label
     scn.expect(PublishRefusedWhileStoreBlocked(label))
@@ -68,7 +67,7 @@ def wait_failover(scn: Scenario) -> None:
 
 def verify_audit_chain(scn: Scenario) -> None:
     """Read the whole chain after the failover (the harness recomputes and links every hash)."""
-    read_events(scn, "read_chain")
+    read_events(scn, OpKind.READ_CHAIN)
     label = database.primary_fault(scn).label
     for gate in (AuditEventsNotLost(label), AuditEventsNotDuplicated(label), EventChainVerified(label)):
         scn.expect(gate)

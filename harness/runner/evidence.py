@@ -19,9 +19,9 @@ from ..gates.evidence import (
 )
 from ..gates.worm import WormRetention
 from ..matrix import links
-from ..model import FaultSpec
+from ..model import FaultSpec, OpKind
 from ..wait import poll
-from ..workload import ApiClient
+from ..workload import ApiClient, ControlPlane
 from .common import read_events
 from .scenario import EvidencePack, Scenario, StoreFault, required
 
@@ -39,16 +39,14 @@ def commit_evidence(scn: Scenario, with_copy: bool) -> None:
     harness then reads the alternate bucket itself for that copy."""
     key = f"{scn.correlation_id}-{'copy' if with_copy else 'nocopy'}"
     content = f"evidence pack {key}"
-    created = scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
-                       json={"ring": "ring0", "platform": "intune", "payload": {"key": key}},
-                       read=lambda body: body["id"], timeout=30)
+    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, read=lambda body: body["id"],
+                       timeout=30)
     intent = created.value if created.ok else None
-    evidence = scn.call("evidence", "POST", f"/intents/{intent}/evidence", value=key, detail={"intent_id": intent},
-                        json={"content": content}, timeout=30)
-    scn.call("approve", "POST", f"/intents/{intent}/approve", value=key, detail={"intent_id": intent},
-             json={"approver": "drill-cab"}, timeout=30)
+    evidence = scn.call(OpKind.EVIDENCE, ControlPlane.evidence(intent, content), value=key,
+                        detail={"intent_id": intent}, timeout=30)
+    scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail={"intent_id": intent}, timeout=30)
     object_key = evidence.detail.get("object_key")
-    scn.read("store_read", lambda: _sha256(scn.lab.read_object("alternate", object_key)),
+    scn.read(OpKind.STORE_READ, lambda: _sha256(scn.lab.read_object("alternate", object_key)),
              detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
     scn.expect(ValidatedCopy(key, with_copy))
     pack = EvidencePack(intent, key, object_key)
@@ -87,8 +85,7 @@ def store_answers(scn: Scenario, status: int) -> None:
 
 def _publish(scn: Scenario, pack: EvidencePack | None) -> None:
     intent, key = (pack.intent_id, pack.key) if pack is not None else (None, "")
-    scn.call("publish", "POST", f"/intents/{intent}/publish", value=key, detail={"intent_id": intent}, json={},
-             timeout=30)
+    scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent}, timeout=30)
 
 
 def publish_blocked(scn: Scenario) -> None:
@@ -122,9 +119,8 @@ def approve_uncommitted(scn: Scenario) -> None:
     the intent while the upload is in flight and again once the upload was answered; then read the
     intent back and the event store's ApprovalRecorded events of the scenario."""
     key = f"{scn.correlation_id}-uncommitted"
-    created = scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
-                       json={"ring": "ring0", "platform": "intune", "payload": {"key": key}},
-                       detail={"uncommitted": key}, read=lambda body: body["id"], timeout=30)
+    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, detail={"uncommitted": key},
+                       read=lambda body: body["id"], timeout=30)
     intent = created.value if created.ok else None
     scn.expect(ApprovalRefusedWithoutCommittedEvidence(key))
     if intent is None:
@@ -137,25 +133,22 @@ def approve_uncommitted(scn: Scenario) -> None:
     def upload():
         def call():
             in_flight.set()      # after the recorder took the op's invoke time: the upload has begun
-            return client.call("POST", f"/intents/{intent}/evidence", scn.correlation_id,
-                               json={"content": f"evidence pack {key}"})
-        scn.recorder.invoke("evidence", call, value=key, correlation_id=scn.correlation_id, detail=detail)
+            return client.send(ControlPlane.evidence(intent, f"evidence pack {key}"), scn.correlation_id)
+        scn.recorder.invoke(OpKind.EVIDENCE, call, value=key, correlation_id=scn.correlation_id, detail=detail)
     uploader = threading.Thread(target=upload, name=f"upload-{intent}", daemon=True)
     uploader.start()
     try:
         if not in_flight.wait(30):
             raise RuntimeError("the evidence upload thread did not start within 30 s")
-        first = scn.call("approve", "POST", f"/intents/{intent}/approve", value=key, detail=detail,
-                         json={"approver": "drill-cab"}, timeout=30)
+        first = scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail=detail, timeout=30)
     finally:
         uploader.join(60)        # the upload's own timeout is 30 s
         client.close()
-    second = scn.call("approve", "POST", f"/intents/{intent}/approve", value=key, detail=detail,
-                      json={"approver": "drill-cab"}, timeout=30)
-    scn.call("read_intent", "GET", f"/intents/{intent}", value=key, detail=detail, timeout=30,
+    second = scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail=detail, timeout=30)
+    scn.call(OpKind.READ_INTENT, ControlPlane.read_intent(intent), value=key, detail=detail, timeout=30,
              read=lambda body: {k: body.get(k) for k in ("state", "EvidencePackState")})
     read_events(scn, type_="ApprovalRecorded", own=True)
-    upload_op = next((o for o in scn.recorder.ops("evidence") if o.detail.get("intent_id") == intent), None)
+    upload_op = next((o for o in scn.recorder.ops(OpKind.EVIDENCE) if o.detail.get("intent_id") == intent), None)
     scn.observe(f"Intent {intent}: evidence upload {_said(upload_op)}; approval asked while the upload was in "
                 f"flight: {_said(first)}; asked again after it: {_said(second)}.")
 
@@ -177,14 +170,12 @@ def smoke_verification(scn: Scenario) -> None:
     cid = f"{scn.correlation_id}/smoke"
     key = f"smoke-{uuid.uuid4().hex[:12]}"
     content = f"smoke evidence {key}"
-    created = scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
-                       json={"ring": "ring0", "platform": "intune", "payload": {"key": key}},
-                       detail={"smoke": key}, read=lambda body: body["id"], timeout=30, correlation_id=cid)
-    evidence = scn.call("evidence", "POST", f"/intents/{created.value}/evidence", value=key, timeout=30,
-                        detail={"intent_id": created.value, "smoke": key}, json={"content": content},
-                        correlation_id=cid)
+    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, detail={"smoke": key},
+                       read=lambda body: body["id"], timeout=30, correlation_id=cid)
+    evidence = scn.call(OpKind.EVIDENCE, ControlPlane.evidence(created.value, content), value=key, timeout=30,
+                        detail={"intent_id": created.value, "smoke": key}, correlation_id=cid)
     object_key = evidence.detail.get("object_key")
-    scn.read("store_read", lambda: _sha256(scn.lab.read_object("primary", object_key)),
+    scn.read(OpKind.STORE_READ, lambda: _sha256(scn.lab.read_object("primary", object_key)),
              detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
     read_events(scn, correlation_id=cid)
 
@@ -193,7 +184,7 @@ def smoke_verification(scn: Scenario) -> None:
         if records is None:
             raise RuntimeError("the SIEM sink is not readable by this provider")
         return [r for r in records if r.get("correlation_id") == cid]
-    scn.read("read_siem_smoke", siem)
+    scn.read(OpKind.READ_SIEM_SMOKE, siem)
     scn.expect(SmokeVerified(key, cid))
     scn.observe(f"Smoke intent {key} (correlation id {cid}): {created.error or 'accepted'}, evidence "
                 f"{evidence.error or 'committed'}.")
@@ -204,8 +195,8 @@ def workload_publishes_resume(scn: Scenario) -> None:
     operation the row's RTO is measured on (judged by the recovery checkers, not here)."""
     heals = [e.t for e in scn.recorder.history().events_of("heal")]
     after = max(heals) if heals else 0.0
-    poll(lambda: any(o.ok and o.detail.get("workload") and o.t_invoke >= after for o in scn.recorder.ops("publish")),
-         timeout=60, interval=0.1)
+    poll(lambda: any(o.ok and o.detail.get("workload") and o.t_invoke >= after
+                     for o in scn.recorder.ops(OpKind.PUBLISH)), timeout=60, interval=0.1)
 
 
 def evidence_locked(scn: Scenario) -> None:
@@ -213,7 +204,7 @@ def evidence_locked(scn: Scenario) -> None:
     drill's acknowledged evidence commits wrote, in the primary region and, where a copy exists, in
     the alternate one, and judge it against spec 1.3 and 3: COMPLIANCE for at least 7 years."""
     written: dict[str, float] = {}
-    for op in scn.recorder.ops("evidence"):
+    for op in scn.recorder.ops(OpKind.EVIDENCE):
         if op.ok and op.detail.get("object_key"):
             written.setdefault(op.detail["object_key"], op.wall_invoke)
 
@@ -227,7 +218,7 @@ def evidence_locked(scn: Scenario) -> None:
                 found.append({"object_key": key, "region": region, "written_at": at,
                               **(lock or {"mode": None, "retain_until": None})})
         return found
-    read = scn.read("store_lock", locks, detail={"scope": "evidence", "objects": len(written)})
+    read = scn.read(OpKind.STORE_LOCK, locks, detail={"scope": "evidence", "objects": len(written)})
     scn.expect(WormRetention("evidence"))
     if read.ok:
         modes = sorted({str(o["mode"]) for o in read.value})
@@ -254,7 +245,7 @@ def eventstore_exports_locked(scn: Scenario) -> None:
                           "written_at": version.last_modified.timestamp() if version.last_modified else None,
                           **(lock or {"mode": None, "retain_until": None})})
         return found
-    read = scn.read("store_lock", locks, detail={"scope": "eventstore"})
+    read = scn.read(OpKind.STORE_LOCK, locks, detail={"scope": "eventstore"})
     scn.expect(WormRetention("eventstore"))
     if read.ok:
         modes = sorted({str(o["mode"]) for o in read.value})

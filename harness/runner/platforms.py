@@ -33,9 +33,10 @@ from ..gates.connectors import (
 )
 from ..gates.waiver import waivable
 from ..lab.connectors import LAB_CONNECTOR_BACKOFF
-from ..model import FaultSpec
+from ..model import FaultSpec, OpKind
 from ..plan import LAB_PROVIDERS
 from ..wait import poll
+from ..workload import ControlPlane
 from .clock import advance_clock
 from .common import PLATFORMS, applied_counts, platform_log, read_events, start_probes
 from .scenario import Scenario
@@ -50,7 +51,7 @@ def keys_of(scn: Scenario, platform: str) -> list[str]:
 
 def view(scn: Scenario, platform: str):
     """The Control Plane's view of one platform, recorded (value: the view)."""
-    return scn.call("platform_view", "GET", f"/platforms/{platform}", detail={"platform": platform},
+    return scn.call(OpKind.PLATFORM_VIEW, ControlPlane.platform(platform), detail={"platform": platform},
                     read=lambda body: body)
 
 
@@ -94,7 +95,7 @@ def connectors_healthy(scn: Scenario) -> None:
     """Every platform Healthy with promotions running, as the Control Plane has it from its
     connectors; then the API's health probes start (availability while the platforms fail)."""
     def platforms():
-        return scn.call("platforms_view", "GET", "/platforms",
+        return scn.call(OpKind.PLATFORMS_VIEW, ControlPlane.platforms(),
                         read=lambda body: {v["platform"]: v for v in body.get("platforms", [])})
     polled = poll(platforms, until=lambda op: op.ok and len(op.value) == len(PLATFORMS)
                   and not any(v["PromotionsPaused"] for v in op.value.values()), timeout=DEADLINE, interval=0.2)
@@ -190,16 +191,14 @@ def pass_time(scn: Scenario, seconds: float) -> None:
 
 def _approved_intent(scn: Scenario, platform: str, n: int) -> tuple[int, str] | None:
     key = f"{scn.correlation_id}-{platform}-{n}"
-    created = scn.call("create_intent", "POST", "/intents", value=key, headers={"Idempotency-Key": key},
-                       json={"ring": FIRST_RING, "platform": platform, "payload": {"key": key}},
+    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key, FIRST_RING, platform), value=key,
                        read=lambda body: body["id"], timeout=30)
     if not created.ok:
         return None
     detail = {"intent_id": created.value, "platform": platform, "ring": FIRST_RING}
-    scn.call("evidence", "POST", f"/intents/{created.value}/evidence", value=key, detail=detail,
-             json={"content": f"evidence {key}"}, timeout=30)
-    scn.call("approve", "POST", f"/intents/{created.value}/approve", value=key, detail=detail,
-             json={"approver": "drill-cab"}, timeout=30)
+    scn.call(OpKind.EVIDENCE, ControlPlane.evidence(created.value, f"evidence {key}"), value=key, detail=detail,
+             timeout=30)
+    scn.call(OpKind.APPROVE, ControlPlane.approve(created.value), value=key, detail=detail, timeout=30)
     return created.value, key
 
 
@@ -211,7 +210,7 @@ def publish(scn: Scenario, platforms: list[str]) -> None:
         platform, intent = item
         if intent is None:
             return
-        scn.call("publish", "POST", f"/intents/{intent[0]}/publish", value=intent[1], json={}, timeout=30,
+        scn.call(OpKind.PUBLISH, ControlPlane.publish(intent[0]), value=intent[1], timeout=30,
                  detail={"intent_id": intent[0], "platform": platform, "ring": FIRST_RING})
         scn.published.setdefault(platform, []).append({"intent_id": intent[0], "key": intent[1]})
 
@@ -225,9 +224,8 @@ def promote(scn: Scenario, platform: str) -> None:
     """Promote the scenario's first published intent of the platform to the next ring."""
     intents = scn.published.get(platform) or [{"intent_id": 0, "key": ""}]
     first = intents[0]
-    scn.call("promote", "POST", f"/intents/{first['intent_id']}/promote", value=first["key"], timeout=30,
-             detail={"platform": platform, "to_ring": NEXT_RING, "intent_id": first["intent_id"]},
-             json={"to_ring": NEXT_RING})
+    scn.call(OpKind.PROMOTE, ControlPlane.promote(first["intent_id"], NEXT_RING), value=first["key"], timeout=30,
+             detail={"platform": platform, "to_ring": NEXT_RING, "intent_id": first["intent_id"]})
 
 
 # ---- then ---------------------------------------------------------------------------------
@@ -339,8 +337,7 @@ def cab_pause_raised(scn: Scenario, platform: str) -> None:
 
 
 def cab_lifts_pause(scn: Scenario, platform: str) -> None:
-    op = scn.call("cab_lift", "POST", f"/platforms/{platform}/resume", detail={"platform": platform},
-                  json={"approver": "drill-cab"})
+    op = scn.call(OpKind.CAB_LIFT, ControlPlane.lift_pause(platform), detail={"platform": platform})
     if not op.ok:
         raise RuntimeError(f"the CAB pause of {platform} could not be lifted: {op.error}")
     scn.observe(f"CAB lifted the manual pause of {platform}.")
@@ -355,16 +352,16 @@ def queue_depth_reported(scn: Scenario, platform: str) -> None:
     """The queue's depth read by the harness (from the queue itself) right before and after the
     Control Plane's metric, until the metric shows intents waiting."""
     def bracket():
-        scn.read("queue_depth", lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
-        metrics = scn.call("queue_metrics", "GET", "/metrics/queues", read=lambda body: body.get("queues", {}))
-        scn.read("queue_depth", lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
+        scn.read(OpKind.QUEUE_DEPTH, lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
+        metrics = scn.call(OpKind.QUEUE_METRICS, ControlPlane.queue_metrics(), read=lambda body: body.get("queues", {}))
+        scn.read(OpKind.QUEUE_DEPTH, lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
         return ((metrics.value or {}).get(platform) or {}).get("queue_depth") if metrics.ok else None
     poll(bracket, until=lambda depth: depth, timeout=DEADLINE, interval=0.2)
     scn.expect(QueueDepthAccurate(platform))
 
 
 def _dead_letters(scn: Scenario, platform: str):
-    return scn.read("dead_letters", lambda: [m.get("idempotency_key") for m in scn.lab.dead_letters(platform)],
+    return scn.read(OpKind.DEAD_LETTERS, lambda: [m.get("idempotency_key") for m in scn.lab.dead_letters(platform)],
                     detail={"platform": platform})
 
 
@@ -378,8 +375,7 @@ def dead_lettered(scn: Scenario, platform: str) -> None:
 
 
 def runbook_requeue(scn: Scenario, platform: str) -> None:
-    scn.call("requeue", "POST", f"/platforms/{platform}/requeue", detail={"platform": platform},
-             json={"operator": "drill-runbook"})
+    scn.call(OpKind.REQUEUE, ControlPlane.requeue(platform), detail={"platform": platform})
     keys = set(keys_of(scn, platform))
     poll(lambda: _dead_letters(scn, platform), until=lambda op: op.ok and not keys & set(op.value or ()),
          timeout=DEADLINE, interval=0.3)

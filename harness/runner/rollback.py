@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 
 from ..gates.connectors import RingRollbackApplied
-from ..model import FaultSpec
+from ..model import FaultSpec, OpKind
 from ..wait import poll
+from ..workload import ControlPlane
 from .common import PLATFORMS, applied_counts, platform_log
 from .scenario import Scenario
 
@@ -40,9 +41,8 @@ def ring_rollback(scn: Scenario, ring: str) -> None:
     """Request the ring's rollback (with an Idempotency-Key, as a runbook would), wait until every
     platform's stand-in applied the key the Control Plane dispatched to it, then heal the failover
     (a worker running for every platform: a no-op once the group replaced them)."""
-    op = scn.call("ring_rollback", "POST", f"/rings/{ring}/rollback", detail={"ring": ring}, timeout=30,
-                  headers={"Idempotency-Key": f"{scn.correlation_id}/rollback-{ring}"},
-                  json={"approver": "drill-cab"}, read=lambda body: body)
+    op = scn.call(OpKind.RING_ROLLBACK, ControlPlane.ring_rollback(ring, f"{scn.correlation_id}/rollback-{ring}"),
+                  detail={"ring": ring}, timeout=30, read=lambda body: body)
     dispatched = ((op.value or {}).get("dispatched") or {}) if op.ok else {}
     if dispatched:
         arrived = poll(lambda: {p: applied_counts(scn, p).get(k, 0) for p, k in dispatched.items()},

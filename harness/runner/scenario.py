@@ -19,9 +19,9 @@ from ..faults import FaultJournal
 from ..faults.refused import FaultNotInjected
 from ..gates import Gate
 from ..lab.capabilities import FailoverManagerEvents
-from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, Outcome, Verdict
+from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, OpKind, Outcome, Verdict
 from ..progress import Progress
-from ..workload import ApiClient, Prober, Recorder, SequencedWriter
+from ..workload import ApiClient, Prober, Recorder, Request, SequencedWriter
 
 if TYPE_CHECKING:
     from ..lab.base import Lab
@@ -226,20 +226,21 @@ class Scenario:
     def heal(self, label: str | None = None, target: str | None = None) -> None:
         self.journal.heal(label, target)
 
-    def call(self, kind: str, method: str, path: str, value: Any = None, detail: dict | None = None,
-             read: Callable[[Any], Any] | None = None, timeout: float = 10.0, correlation_id: str | None = None,
-             **kwargs: Any) -> Op:
-        """One call of the Control Plane's API (through the load balancer), recorded as an op; it
-        carries the scenario's correlation id unless another is given."""
+    def call(self, kind: OpKind, request: Request, value: Any = None, detail: dict | None = None,
+             read: Callable[[Any], Any] | None = None, timeout: float = 10.0,
+             correlation_id: str | None = None) -> Op:
+        """One operation of the Control Plane's API (a workload.ControlPlane request, through the
+        load balancer), recorded as an op of `kind`; it carries the scenario's correlation id unless
+        another is given."""
         cid = correlation_id or self.correlation_id
         client = ApiClient(self.lab.api_url, timeout=timeout)
         try:
-            return self.recorder.invoke(kind, lambda: client.call(method, path, cid, **kwargs),
+            return self.recorder.invoke(kind, lambda: client.send(request, cid),
                                         value=value, correlation_id=cid, detail=detail, read=read)
         finally:
             client.close()
 
-    def read(self, kind: str, fetch: Callable[[], Any], detail: dict | None = None) -> Op:
+    def read(self, kind: OpKind, fetch: Callable[[], Any], detail: dict | None = None) -> Op:
         """A read of a lab part (a queue, a bucket, the SIEM file), recorded as an op whose value is
         what fetch() answered; an exception is recorded as an indeterminate read."""
         def call():

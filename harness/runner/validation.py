@@ -16,9 +16,9 @@ from ..gates.validation import (
     MetadataTablesInSync,
     ServicesReady,
 )
-from ..model import Outcome
+from ..model import OpKind, Outcome
 from ..wait import poll
-from ..workload import ApiClient, Recorder
+from ..workload import ApiClient, ControlPlane, Recorder
 
 if TYPE_CHECKING:
     from ..lab.base import Lab
@@ -45,7 +45,7 @@ def _checksums(lab: Lab, node: str) -> dict[str, list]:
 def _last_seq(client: ApiClient, cid: str) -> int:
     seq, after = 0, 0
     while True:
-        reply = client.call("GET", "/events", cid, params={"after": after, "limit": PAGE})
+        reply = client.send(ControlPlane.events(after=after, limit=PAGE), cid)
         if reply.outcome is not Outcome.OK:
             raise RuntimeError(f"the event store cannot be read: {reply.error}")
         page = reply.body["events"]
@@ -67,7 +67,7 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
             lab_checks = {k: [ok, detail] for k, (ok, detail) in lab.steady_state_checks().items()}
             return Outcome.OK, {"ServiceHealth": body.get("ServiceHealth"), "components": parts,
                                 "lab_checks": lab_checks}, health.error
-        poll(lambda: recorder.invoke("services", services, correlation_id=cid),
+        poll(lambda: recorder.invoke(OpKind.SERVICES, services, correlation_id=cid),
              until=lambda op: op.ok and op.value.get("ServiceHealth") == "Healthy", timeout=30, interval=0.5)
 
         def growth():
@@ -79,39 +79,39 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
                 time.sleep(max(0.0, started + (i + 1) * window / writes - time.monotonic()))  # spread over the window
             return Outcome.OK, {"before": before, "after": _last_seq(client, cid),
                                 "window_s": round(time.monotonic() - started, 3)}, ""
-        recorder.invoke("event_growth", growth, correlation_id=cid)
+        recorder.invoke(OpKind.EVENT_GROWTH, growth, correlation_id=cid)
 
         primary, dr = lab.database_primary(), lab.observer.candidate
         poll(lambda: lab.replica_caught_up(dr), timeout=CATCH_UP_S, interval=0.2)
 
         def tables():
             return Outcome.OK, {"primary": _checksums(lab, primary), "dr": _checksums(lab, dr)}, ""
-        poll(lambda: recorder.invoke("table_checksums", tables, correlation_id=cid,
+        poll(lambda: recorder.invoke(OpKind.TABLE_CHECKSUMS, tables, correlation_id=cid,
                                      detail={"primary_node": primary, "dr_node": dr}),
              until=lambda op: op.ok and op.value["primary"] == op.value["dr"], timeout=CATCH_UP_S, interval=0.5)
 
         def approvals():
             sql = "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'"
             return Outcome.OK, {"primary": lab.node_query(primary, sql)[0][0], "dr": lab.node_query(dr, sql)[0][0]}, ""
-        recorder.invoke("approval_counts", approvals, correlation_id=cid)
+        recorder.invoke(OpKind.APPROVAL_COUNTS, approvals, correlation_id=cid)
 
         def drill_events():
             rows, after = [], 0
             while True:
-                reply = client.call("GET", "/events", cid, params={"after": after, "limit": PAGE, "type": "DrillEvent"})
+                reply = client.send(ControlPlane.events(after=after, limit=PAGE, type="DrillEvent"), cid)
                 if reply.outcome is not Outcome.OK:
                     return reply.outcome, None, reply.error
                 rows += reply.body["events"]
                 if len(reply.body["events"]) < PAGE:
                     return Outcome.OK, rows, ""
                 after = rows[-1]["seq"]
-        recorder.invoke("validate_drill_events", drill_events, correlation_id=cid)
+        recorder.invoke(OpKind.VALIDATE_DRILL_EVENTS, drill_events, correlation_id=cid)
 
         def siem():
             records = lab.siem_records()
             if records is None:
                 return Outcome.INFO, None, "the SIEM sink is not readable by this provider"
             return Outcome.OK, records, ""
-        recorder.invoke("validate_siem", siem, correlation_id=cid)
+        recorder.invoke(OpKind.VALIDATE_SIEM, siem, correlation_id=cid)
     finally:
         client.close()

@@ -1,7 +1,7 @@
 """The client side of a drill: sequenced writes and probes that record a History, never judge."""
 
-from .client import ApiClient, Reply
+from .client import ApiClient, ControlPlane, Reply, Request
 from .recorder import Recorder
 from .runners import Prober, SequencedWriter
 
-__all__ = ["ApiClient", "Prober", "Recorder", "Reply", "SequencedWriter"]
+__all__ = ["ApiClient", "ControlPlane", "Prober", "Recorder", "Reply", "Request", "SequencedWriter"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -56,6 +57,112 @@ class Reply:
         return detail
 
 
+APPROVER = "drill-cab"       # who approves and lifts a CAB pause in a drill
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request of the Control Plane's API, as an operation of ControlPlane sends it: method, path,
+    JSON body (None: no body; {} is an empty JSON body), query and headers (the correlation id is
+    added when it is sent)."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def options(self) -> dict[str, Any]:
+        """The requests.request keyword arguments beside method, URL and headers."""
+        options: dict[str, Any] = {}
+        if self.json is not None:
+            options["json"] = self.json
+        if self.params is not None:
+            options["params"] = dict(self.params)
+        return options
+
+
+class ControlPlane:
+    """The Control Plane's operations, each mapped to its request: the one place a path, a body or
+    an Idempotency-Key header of the API is written (the runner's steps, the workload and the
+    validation all send these; ApiClient.send and Scenario.call send and record them)."""
+
+    @staticmethod
+    def create_intent(key: str, ring: str = "ring0", platform: str = "intune") -> Request:
+        """A deployment intent whose payload carries its idempotency key."""
+        return Request("POST", "/intents", {"ring": ring, "platform": platform, "payload": {"key": key}},
+                       headers={"Idempotency-Key": key})
+
+    @staticmethod
+    def evidence(intent_id: object, content: str) -> Request:
+        return Request("POST", f"/intents/{intent_id}/evidence", {"content": content})
+
+    @staticmethod
+    def approve(intent_id: object, approver: str = APPROVER) -> Request:
+        return Request("POST", f"/intents/{intent_id}/approve", {"approver": approver})
+
+    @staticmethod
+    def publish(intent_id: object) -> Request:
+        return Request("POST", f"/intents/{intent_id}/publish", {})
+
+    @staticmethod
+    def promote(intent_id: object, to_ring: str) -> Request:
+        return Request("POST", f"/intents/{intent_id}/promote", {"to_ring": to_ring})
+
+    @staticmethod
+    def read_intent(intent_id: object) -> Request:
+        return Request("GET", f"/intents/{intent_id}")
+
+    @staticmethod
+    def intents(key_prefix: str) -> Request:
+        """The intents whose idempotency key starts with `key_prefix`."""
+        return Request("GET", "/intents", params={"key_prefix": key_prefix})
+
+    @staticmethod
+    def health() -> Request:
+        return Request("GET", "/health")
+
+    @staticmethod
+    def events(**params: Any) -> Request:
+        """A page of the event store (after, limit, type, correlation_id)."""
+        return Request("GET", "/events", params=params)
+
+    @staticmethod
+    def operational_event(body: Mapping[str, Any]) -> Request:
+        return Request("POST", "/events/operational", body)
+
+    @staticmethod
+    def platforms() -> Request:
+        return Request("GET", "/platforms")
+
+    @staticmethod
+    def platform(name: str) -> Request:
+        return Request("GET", f"/platforms/{name}")
+
+    @staticmethod
+    def lift_pause(platform: str, approver: str = APPROVER) -> Request:
+        """The CAB lifts a platform's manual pause."""
+        return Request("POST", f"/platforms/{platform}/resume", {"approver": approver})
+
+    @staticmethod
+    def requeue(platform: str, operator: str = "drill-runbook") -> Request:
+        """The runbook requeues a platform's dead letters."""
+        return Request("POST", f"/platforms/{platform}/requeue", {"operator": operator})
+
+    @staticmethod
+    def queue_metrics() -> Request:
+        return Request("GET", "/metrics/queues")
+
+    @staticmethod
+    def ring_rollback(ring: str, key: str, approver: str = APPROVER) -> Request:
+        return Request("POST", f"/rings/{ring}/rollback", {"approver": approver}, headers={"Idempotency-Key": key})
+
+    @staticmethod
+    def advance_clock(seconds: float, headers: Mapping[str, str]) -> Request:
+        """Move the Control Plane's clock (a lab's control headers allow it)."""
+        return Request("POST", "/_clock/advance", {"seconds": seconds}, headers=headers)
+
+
 class ApiClient:
     """One session against the API's base URL (the load balancer).
 
@@ -97,15 +204,19 @@ class ApiClient:
         definite = status < 500 or (status == 503 and isinstance(body, dict) and body.get("cause"))
         return Reply(Outcome.FAIL if definite else Outcome.INFO, status, body, one_line(f"{status} {error}"))
 
+    def send(self, request: Request, correlation_id: str | None = None) -> Reply:
+        """One operation's request (ControlPlane), under `correlation_id` (a fresh one if None)."""
+        return self.call(request.method, request.path, correlation_id, headers=dict(request.headers),
+                         **request.options())
+
     # -- the operations drills use -----------------------------------------------------
     def create_intent(self, key: str, correlation_id: str, ring: str = "ring0",
                       platform: str = "intune") -> Reply:
-        return self.call("POST", "/intents", correlation_id, headers={"Idempotency-Key": key},
-                         json={"ring": ring, "platform": platform, "payload": {"key": key}})
+        return self.send(ControlPlane.create_intent(key, ring, platform), correlation_id)
 
     def health(self) -> Reply:
         """ok only when ServiceHealth = Healthy; an answer saying otherwise is a definite fail."""
-        reply = self.call("GET", "/health")
+        reply = self.send(ControlPlane.health())
         said = reply.body.get("ServiceHealth") if isinstance(reply.body, dict) else None
         if said is not None and said != "Healthy":
             return Reply(Outcome.FAIL, reply.status, reply.body, f"ServiceHealth = {said}")

@@ -12,7 +12,7 @@ import queue
 import threading
 
 from ..wait import poll
-from .client import ApiClient
+from .client import ApiClient, ControlPlane
 
 RETRY_S = 0.25
 
@@ -35,7 +35,7 @@ class EventPoster:
         self._queue.put((correlation_id, body))
 
     def _deliver(self, correlation_id: str, body: dict) -> bool:
-        reply = self.client.call("POST", "/events/operational", correlation_id, json=body)
+        reply = self.client.send(ControlPlane.operational_event(body), correlation_id)
         if reply.status in (200, 201):
             self.failures.pop(body["event_id"], None)
             return True

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..model import HARNESS, Event, History, Op, Outcome
+from ..model import HARNESS, Event, History, Op, OpKind, Outcome
 
 
 class Recorder:
@@ -28,11 +28,14 @@ class Recorder:
         """The time on this recorder's clock of an epoch time (a lab part's log line)."""
         return self._anchor[1] + (wall - self._anchor[0])
 
-    def invoke(self, kind: str, call: Callable[[], Any], value: Any = None, correlation_id: str = "",
+    def invoke(self, kind: OpKind, call: Callable[[], Any], value: Any = None, correlation_id: str = "",
                detail: Mapping[str, Any] | None = None, read: Callable[[Any], Any] | None = None) -> Op:
-        """Run call() and record it as one operation. call() answers a Reply (its outcome,
-        status, error and the answer's fields are kept; `read(body)` of an ok answer becomes the
-        op's value) or (outcome, value, error). `detail` adds what the caller knows (platform, ...)."""
+        """Run call() and record it as one operation of `kind` (an OpKind: a kind that is not one is
+        refused with ValueError before anything is called; the op keeps its plain string). call()
+        answers a Reply (its outcome, status, error and the answer's fields are kept; `read(body)` of
+        an ok answer becomes the op's value) or (outcome, value, error). `detail` adds what the
+        caller knows (platform, ...)."""
+        kind_name = OpKind(kind).value
         with self._lock:
             op_id = self._next_id
             self._next_id += 1
@@ -49,7 +52,7 @@ class Recorder:
                     result = read(answer.body)
         except Exception as exc:  # a client bug must not stop the history: record it as info
             outcome, result, error = Outcome.INFO, None, f"{type(exc).__name__}: {exc}"
-        op = Op(id=op_id, kind=kind, t_invoke=start, t_complete=self.clock(), outcome=outcome,
+        op = Op(id=op_id, kind=kind_name, t_invoke=start, t_complete=self.clock(), outcome=outcome,
                 value=value if result is None else result, correlation_id=correlation_id,
                 wall_invoke=wall, error=error, status=status, detail={**given, **(detail or {})})
         with self._lock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from ..model import Op, Outcome
-from .client import ApiClient
+from ..model import Op, OpKind, Outcome
+from .client import ApiClient, ControlPlane, Reply, Request
 from .recorder import Recorder
 
 WORKLOAD = {"workload": True}   # marks the sequenced writer's ops (a step's own calls do not carry it)
@@ -65,19 +65,19 @@ class SequencedWriter(_Loop):
                 intent.update(reply.body)
             return reply
 
-        op = self.recorder.invoke("write", call, value=key, correlation_id=self.correlation_id, detail=WORKLOAD)
+        op = self.recorder.invoke(OpKind.WRITE, call, value=key, correlation_id=self.correlation_id, detail=WORKLOAD)
         if intent and self.approve_every and self.sequence % self.approve_every == 0:
             self.approve(intent["id"], key)
         return op
 
     def approve(self, intent_id, key: str) -> None:
         """Evidence pack, CAB approval and publish of one intent, each an operation valued by key."""
-        steps = [("evidence", "POST", f"/intents/{intent_id}/evidence", {"content": f"evidence of {key}"}),
-                 ("approve", "POST", f"/intents/{intent_id}/approve", {"approver": "drill-cab"}),
-                 ("publish", "POST", f"/intents/{intent_id}/publish", {})]
-        for kind, method, path, body in steps:
-            def call(method=method, path=path, body=body):
-                return self.client.call(method, path, self.correlation_id, json=body)
+        steps = [(OpKind.EVIDENCE, ControlPlane.evidence(intent_id, f"evidence of {key}")),
+                 (OpKind.APPROVE, ControlPlane.approve(intent_id)),
+                 (OpKind.PUBLISH, ControlPlane.publish(intent_id))]
+        for kind, request in steps:
+            def call(request: Request = request) -> Reply:
+                return self.client.send(request, self.correlation_id)
 
             op = self.recorder.invoke(kind, call, value=key, correlation_id=self.correlation_id,
                                       detail={"intent_id": intent_id, **WORKLOAD})
@@ -97,14 +97,14 @@ class SequencedWriter(_Loop):
         detail: dict = {}   # filled by call(); the recorder merges it once call() returned
 
         def call():
-            reply = self.client.call("GET", "/intents", self.correlation_id, params={"key_prefix": self.prefix})
+            reply = self.client.send(ControlPlane.intents(self.prefix), self.correlation_id)
             if reply.outcome is not Outcome.OK:
                 return reply.outcome, None, reply.error
             intents = reply.body["intents"]
             detail["published"] = [i["idempotency_key"] for i in intents if i.get("state") == "Published"]
             return Outcome.OK, [i["idempotency_key"] for i in intents], ""
 
-        return self.recorder.invoke("final_read", call, correlation_id=self.correlation_id, detail=detail)
+        return self.recorder.invoke(OpKind.FINAL_READ, call, correlation_id=self.correlation_id, detail=detail)
 
 
 class Prober(_Loop):
@@ -115,4 +115,4 @@ class Prober(_Loop):
         self.client, self.recorder = client, recorder
 
     def step(self) -> None:
-        self.recorder.invoke("probe", self.client.health)
+        self.recorder.invoke(OpKind.PROBE, self.client.health)
