@@ -11,6 +11,7 @@ rebuilt and the failover controller watching). None lifts itself: none is time-l
 
 from __future__ import annotations
 
+from ..lab.capabilities import Backups
 from ..model import FaultSpec
 from .base import Fault, FaultContext, FaultError, Param, register
 
@@ -31,10 +32,10 @@ class BackupHalt(Fault):
             raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {BACKUP_SERVICE!r}")
 
     def inject(self, ctx: FaultContext) -> None:
-        ctx.lab.backup_service().halt()
+        self.uses(ctx, Backups).backup_service().halt()
 
     def heal(self, ctx: FaultContext) -> None:
-        ctx.lab.backup_service().resume()
+        self.uses(ctx, Backups).backup_service().resume()
 
 
 @register
@@ -56,7 +57,7 @@ class BackupCorrupt(Fault):
     def inject(self, ctx: FaultContext) -> None:
         from ..backup import catalogue
 
-        service = ctx.lab.backup_service()
+        service = self.uses(ctx, Backups).backup_service()
         newest = next(iter(catalogue(service.store, self.spec.target)), None)
         if newest is None:
             raise FaultError(f"fault {self.TYPE!r}: bucket {self.spec.target} holds no snapshot to corrupt")
@@ -77,7 +78,7 @@ class BackupCorrupt(Fault):
         if self.written is None:
             return
         key, version = self.written
-        service = ctx.lab.backup_service()
+        service = self.uses(ctx, Backups).backup_service()
         service.store.s3.delete_object(Bucket=self.spec.target, Key=key, VersionId=version)
         self.written = None
         service.forget()
@@ -101,17 +102,18 @@ class DatabaseLoss(Fault):
         self.lost: list[str] = []
 
     def inject(self, ctx: FaultContext) -> None:
-        self.lost = ctx.lab.lose_database()
+        self.lost = self.uses(ctx, Backups).lose_database()
 
     def heal(self, ctx: FaultContext) -> None:
-        if not ctx.lab.database_lost():
+        lab = self.uses(ctx, Backups)
+        if not lab.database_lost():
             return
-        if ctx.lab.database_primary_lost():
-            outcome = ctx.lab.restore_database()
+        if lab.database_primary_lost():
+            outcome = lab.restore_database()
             if not outcome.ok:
                 why = outcome.candidates[-1].reason if outcome.candidates else "no snapshot"
                 raise RuntimeError(f"the database could not be restored: {why}")
-        ctx.lab.rebuild_database_replicas()
+        lab.rebuild_database_replicas()
 
     def describe(self) -> str:
         return f"{self.TYPE} of {', '.join(self.lost) or self.spec.target} (SIGKILL, data deleted)"

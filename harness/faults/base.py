@@ -9,12 +9,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..errors import FaultError as FaultError  # raised by every fault; defined at the bottom layer
+from ..lab.capabilities import CapabilityMissing
 from ..model import FaultSpec
 
+if TYPE_CHECKING:
+    from ..lab.base import Lab
+
 REQUIRED = object()
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,11 @@ class Param:
 
 @dataclass
 class FaultContext:
-    """What faults act through: the Toxiproxy control and (later) the lab's process handles."""
+    """What faults act through: the Toxiproxy control (a link's proxy) and the lab, which a fault asks
+    for as the capability protocol it acts through (Fault.uses)."""
 
     toxiproxy: Any = None
-    lab: Any = None
+    lab: Lab | None = None
 
 
 class Fault:
@@ -88,6 +94,19 @@ class Fault:
     def heal(self, ctx: FaultContext) -> None:
         """Undo inject(). Must be safe to call twice and after a partial inject."""
         raise NotImplementedError
+
+    def uses(self, ctx: FaultContext, proto: type[P]) -> P:
+        """The lab as the capability `proto` (a protocol of harness.lab.capabilities) this fault acts
+        through: FaultError without a lab, CapabilityMissing when the lab lacks the protocol's members.
+        Whether a provider reports the capability's names (NEEDS) is checked before anything is
+        injected (harness.chaos.runner, a plan's step needs), not here."""
+        lab = ctx.lab
+        if lab is None:
+            raise FaultError(f"fault {self.TYPE!r} needs a lab (ctx.lab)")
+        if not isinstance(lab, proto):
+            raise CapabilityMissing(f"fault {self.TYPE!r} acts through {proto.__name__}, which the lab "
+                                    f"({type(lab).__name__}) lacks")
+        return lab
 
     def describe(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())

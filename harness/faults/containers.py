@@ -25,9 +25,12 @@ class ContainerFault(Fault):
     NEEDS = frozenset()      # no capability name: it needs the container lab itself (harness.chaos.runner checks it)
 
     def container(self, ctx: FaultContext) -> Any:   # a docker SDK container (untyped)
+        return self.lab(ctx).container(self.spec.target)
+
+    def lab(self, ctx: FaultContext) -> Containers:
         if not isinstance(ctx.lab, Containers):
             raise RuntimeError(f"fault {self.TYPE} needs the container lab (lab: testcontainers)")
-        return ctx.lab.container(self.spec.target)
+        return ctx.lab
 
 
 @register
@@ -44,7 +47,7 @@ class ContainerKill(ContainerFault):
         container = self.container(ctx)
         container.reload()
         if container.status != "running":
-            _wait_status(ctx.lab.recreate(self.spec.target), "running")
+            _wait_status(self.lab(ctx).recreate(self.spec.target), "running")
 
 
 @register
@@ -79,7 +82,7 @@ class NetworkDisconnect(ContainerFault):
     DESCRIPTION = "takes the container off the lab network; heal: reconnect it with its alias"
 
     def inject(self, ctx: FaultContext) -> None:
-        ctx.lab.disconnect(self.spec.target)
+        self.lab(ctx).disconnect(self.spec.target)
 
     def heal(self, ctx: FaultContext) -> None:
-        ctx.lab.reconnect(self.spec.target)
+        self.lab(ctx).reconnect(self.spec.target)

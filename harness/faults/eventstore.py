@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..lab.capabilities import EventStoreBlock as WriteBlock
 from ..model import FaultSpec
 from .base import Fault, FaultContext, FaultError, Param, register
 
@@ -28,9 +29,7 @@ class EventStoreBlock(Fault):
         self.block: Any = None
 
     def inject(self, ctx: FaultContext) -> None:
-        if ctx.lab is None:
-            raise FaultError(f"fault {self.TYPE!r} needs a lab (ctx.lab)")
-        self.block = ctx.lab.block_event_store_writes(time_limit_s=self.spec.time_limit_s)
+        self.block = self.uses(ctx, WriteBlock).block_event_store_writes(time_limit_s=self.spec.time_limit_s)
 
     def heal(self, ctx: FaultContext) -> None:
         block, self.block = self.block, None

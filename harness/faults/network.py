@@ -180,18 +180,16 @@ class HttpError(Fault):
     PARAMS = {"status": Param(int, 503, minimum=400), "count": Param(int, 0, minimum=0)}
 
     def inject(self, ctx: FaultContext) -> None:
-        url = ctx.lab.http_gateway(self.spec.target)
+        url = self.uses(ctx, EvidenceStore).http_gateway(self.spec.target)
         body = {"status": self.params["status"], "count": self.params["count"]}
         if self.spec.time_limit_s is not None:   # the gateway forwards again by itself after it
             body["for_s"] = self.spec.time_limit_s
         requests.post(f"{url}/_drill/fault", json=body, headers=self._headers(ctx), timeout=10).raise_for_status()
 
     def heal(self, ctx: FaultContext) -> None:
-        requests.delete(f"{ctx.lab.http_gateway(self.spec.target)}/_drill/fault", headers=self._headers(ctx),
-                        timeout=10).raise_for_status()
+        url = self.uses(ctx, EvidenceStore).http_gateway(self.spec.target)
+        requests.delete(f"{url}/_drill/fault", headers=self._headers(ctx), timeout=10).raise_for_status()
 
     def _headers(self, ctx: FaultContext) -> dict[str, str]:
         """The gateway's own token where the lab has one (an external target), else the lab's."""
-        headers: dict[str, str] = (ctx.lab.gateway_headers(self.spec.target) if isinstance(ctx.lab, EvidenceStore)
-                                   else ctx.lab.control_headers())
-        return headers
+        return self.uses(ctx, EvidenceStore).gateway_headers(self.spec.target)

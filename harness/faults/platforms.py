@@ -27,11 +27,8 @@ class PlatformDegrade(Fault):
               "requests": Param(int, 0, minimum=0)}
 
     def _control(self, ctx: FaultContext, body: dict[str, object]) -> None:
-        if isinstance(ctx.lab, PlatformStandIns):   # a Lab: its stand-in's control endpoint, or a runbook hook
-            ctx.lab.set_platform_mode(self.spec.target, body)
-            return
-        requests.post(f"{ctx.lab.platform_control_url(self.spec.target)}/_control", json=body,
-                      headers=ctx.lab.control_headers(), timeout=10).raise_for_status()
+        # its stand-in's control endpoint, or an external target's runbook hook
+        self.uses(ctx, PlatformStandIns).set_platform_mode(self.spec.target, body)
 
     refused = False     # the target certainly did not take the mode: nothing to undo
 
@@ -65,11 +62,11 @@ class PlatformDown(Fault):
 
     def inject(self, ctx: FaultContext) -> None:
         try:
-            ctx.lab.kill_platform(self.spec.target)
+            self.uses(ctx, PlatformStandIns).kill_platform(self.spec.target)
         except Exception as exc:
             self.refused = not may_have_acted(exc)
             raise
 
     def heal(self, ctx: FaultContext) -> None:
         if not self.refused:
-            ctx.lab.restart_platform(self.spec.target)
+            self.uses(ctx, PlatformStandIns).restart_platform(self.spec.target)

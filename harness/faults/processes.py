@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ..lab.capabilities import ApiTier, ConnectorWorkers, DatabaseNodes
 from ..lab.connectors import PLATFORMS
 from ..model import FaultSpec
 from .base import Fault, FaultContext, FaultError, Param, register
@@ -32,9 +33,10 @@ class DatabasePrimaryKill(Fault):
         self.killed: str | None = None     # the node killed, for the record
 
     def inject(self, ctx: FaultContext) -> None:
-        self.node = ctx.lab.database_primary()
+        lab = self.uses(ctx, DatabaseNodes)
+        self.node = lab.database_primary()
         try:
-            ctx.lab.kill_database_node(self.node)
+            lab.kill_database_node(self.node)
         except Exception as exc:
             if not may_have_acted(exc):      # the kill was refused: nothing to bring back
                 self.node = None
@@ -47,7 +49,7 @@ class DatabasePrimaryKill(Fault):
     def heal(self, ctx: FaultContext) -> None:
         node, self.node = self.node, None
         if node is not None:
-            ctx.lab.restore_database_node(node)
+            self.uses(ctx, DatabaseNodes).restore_database_node(node)
 
 
 
@@ -64,12 +66,13 @@ class ApiInstanceKill(Fault):
         self.killed: list[str] = []
 
     def inject(self, ctx: FaultContext) -> None:
+        lab = self.uses(ctx, ApiTier)
         names = [self.spec.target] if self.spec.target != "all" else \
-            [n for n in ctx.lab.api_instances() if ctx.lab.api_instance_alive(n)]
+            [n for n in lab.api_instances() if lab.api_instance_alive(n)]
         for name in names:
             self.killed.append(name)
             try:
-                ctx.lab.kill_api_instance(name)
+                lab.kill_api_instance(name)
             except Exception as exc:
                 if not may_have_acted(exc):  # refused: that instance needs no redeploy
                     self.killed.remove(name)
@@ -77,7 +80,7 @@ class ApiInstanceKill(Fault):
 
     def heal(self, ctx: FaultContext) -> None:
         for name in list(self.killed):
-            ctx.lab.redeploy_api_instance(name)
+            self.uses(ctx, ApiTier).redeploy_api_instance(name)
             self.killed.remove(name)
 
     def describe(self) -> str:
@@ -102,12 +105,13 @@ class ConnectorWorkerKill(Fault):
 
     def inject(self, ctx: FaultContext) -> None:
         for platform in PLATFORMS if self.spec.target == "all" else (self.spec.target,):
-            ctx.lab.kill_connector_worker(platform)
+            self.uses(ctx, ConnectorWorkers).kill_connector_worker(platform)
             self.killed.append(platform)
 
     def heal(self, ctx: FaultContext) -> None:
         for platform in list(self.killed):
-            ctx.lab.replace_connector_worker(platform)   # a no-op once the auto-scaling group did it
+            # a no-op once the auto-scaling group did it
+            self.uses(ctx, ConnectorWorkers).replace_connector_worker(platform)
             self.killed.remove(platform)
 
     def describe(self) -> str:

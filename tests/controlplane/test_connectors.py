@@ -20,7 +20,6 @@ import uuid
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -527,10 +526,29 @@ def test_platform_mock_bad_for_s_is_400(lab, for_s):
 
 def test_platform_degrade_fault_passes_its_time_limit(lab):
     from harness.faults import FaultContext, build
+    from harness.lab.capabilities import PlatformStandIns
     from harness.model import FaultSpec
 
     mock, url = lab.platform_mock("jamf")
-    ctx = FaultContext(lab=SimpleNamespace(platform_control_url=lambda platform: url, control_headers=lambda: CONTROL))
+
+    class StandIn:   # the PlatformStandIns the fault acts through: this stand-in's control endpoint
+        def platform_control_url(self, platform: str) -> str:
+            return url
+
+        def set_platform_mode(self, platform: str, mode: dict) -> None:
+            requests.post(f"{url}/_control", json=mode, headers=CONTROL, timeout=10).raise_for_status()
+
+        def kill_platform(self, platform: str) -> None:
+            raise AssertionError("platform_degrade does not kill the platform")
+
+        def restart_platform(self, platform: str) -> None:
+            raise AssertionError("platform_degrade does not restart the platform")
+
+        def platform_requests(self, platform: str) -> list[dict]:
+            raise AssertionError("platform_degrade does not read what the platform received")
+
+    assert isinstance(StandIn(), PlatformStandIns)
+    ctx = FaultContext(lab=StandIn())  # type: ignore[arg-type]  # the protocol it uses, not a whole Lab
     fault = build(FaultSpec("platform_degrade", "jamf", {"mode": "throttle"}, time_limit_s=0.5))
     fault.inject(ctx)
     state = requests.get(url + "/_control", headers=CONTROL, timeout=2).json()

@@ -16,6 +16,7 @@ import requests
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 from harness.faults import FaultContext, build
 from harness.lab import proc
+from harness.lab.capabilities import EvidenceStore
 from harness.lab.embedded import EmbeddedLab
 from harness.model import FaultSpec
 from tests.support import wait_for
@@ -123,20 +124,32 @@ def test_a_bad_for_s_is_400_and_changes_nothing(gateway, for_s):
 
 
 def test_the_http_error_fault_passes_its_time_limit(gateway):
-    class Lab:   # what the fault uses of a lab: the gateway's address and its control token
+    class Store:   # the EvidenceStore the fault acts through: the gateway's address and its control token
         def http_gateway(self, name: str) -> str:
             assert name == "s3"
             return gateway
 
-        def control_headers(self) -> dict:
+        def gateway_headers(self, name: str) -> dict[str, str]:
+            assert name == "s3"
             return AUTH
 
+        def read_object(self, region: str, key: str) -> bytes | None:
+            raise AssertionError("the http_error fault does not read the store")
+
+        def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
+            raise AssertionError("the http_error fault does not read the store")
+
+        def gateway_requests(self, name: str = "s3") -> list[dict]:
+            raise AssertionError("the http_error fault does not read what the gateway received")
+
+    assert isinstance(Store(), EvidenceStore)
+
     f = build(FaultSpec("http_error", "s3", {"status": 503}, time_limit_s=0.5))
-    f.inject(FaultContext(lab=Lab()))
+    f.inject(FaultContext(lab=Store()))  # type: ignore[arg-type]  # the protocol it uses, not a whole Lab
     assert requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5).json()["until"] is not None
     assert requests.get(f"{gateway}/z", timeout=5).status_code == 503
     wait_for(lambda: requests.get(f"{gateway}/z", timeout=5).status_code == 200, timeout=15)
-    f.heal(FaultContext(lab=Lab()))
+    f.heal(FaultContext(lab=Store()))  # type: ignore[arg-type]
 
 
 def test_embedded_lab_reads_its_gateway_requests(gateway):

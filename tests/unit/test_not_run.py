@@ -76,7 +76,7 @@ def test_a_hook_that_cannot_be_called_is_the_plan_or_an_unreachable_target(monke
 
 
 class HookLab:
-    """The part of a lab the database kill acts through, its kill a real runbook hook (as the
+    """The part of a lab the database kill acts through (DatabaseNodes), its kill a real runbook hook (as the
     external lab's is); its restore does what the external lab's does when no failover happened."""
 
     toxiproxy = None        # no links: the kill acts through its hook
@@ -94,6 +94,22 @@ class HookLab:
     def restore_database_node(self, name: str) -> None:
         self.restored.append(name)
         raise RuntimeError(f"no failover happened: the platform must restore {name}")
+
+    # the rest of DatabaseNodes, the protocol the kill acts through: never asked by it
+    def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
+        raise AssertionError("the kill does not query a node")
+
+    def replica_caught_up(self, name: str) -> bool:
+        raise AssertionError("the kill does not ask about replication")
+
+    def replication_proxy_name(self, replica: str) -> str:
+        raise AssertionError("the kill does not cut replication")
+
+    def partition_replication(self, replica: str):
+        raise AssertionError("the kill does not cut replication")
+
+    def heal_fault(self, fault) -> None:
+        raise AssertionError("the kill heals itself through the journal")
 
 
 def journal_for(lab) -> tuple[FaultJournal, list[tuple[str, str, dict]]]:
