@@ -4,17 +4,33 @@ verify, cab verify, report, history or matrix crash (exit 70) or hang."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.cab.ledger import append_cab_record, entry_hash, load_key
+from harness.cli import main
 from harness.report.manifest import write_manifest
 
-from .conftest import drill
+
+def drill(*args: str) -> subprocess.CompletedProcess:
+    """`drill ARGS` in this process: its exit code, stdout and stderr. What this module tests is each
+    command's answer to bad input (a crash is exit 70, as in a child); a `drill` child process per case
+    cost about 2 s each (120 s for the module). The commands as a child process: test_record_cli.py.
+    A hang would still fail the case, at pytest's timeout."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:      # argparse: a usage error
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(["drill", *args], code, out.getvalue(), err.getvalue())
 
 
 def _lines(log: Path) -> int:
