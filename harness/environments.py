@@ -27,7 +27,12 @@ from .inputs import printable
 LAB, STAGING, PRODUCTION, UNKNOWN = "lab", "staging", "production", "unknown"
 CLASSES = (LAB, STAGING, PRODUCTION)
 DEFAULT_COUNT: tuple[str, ...] = (STAGING, PRODUCTION)
-LAB_PROVIDERS = {"embedded": "embedded lab", "testcontainers": "container lab", "running": "running lab (drill lab up)"}
+# The one place a lab provider is said to be a lab (the harness starts it; a run on it is class lab), with
+# the name a run on it records: harness.lab.providers derives its LABS from this and refuses, when it is
+# imported, a name here that is not one of its PROVIDERS. `running` is a chaos plan's `drill lab up` lab.
+LABS = {"embedded": "embedded lab", "testcontainers": "container lab"}
+RUNNING = "running"
+LAB_PROVIDERS = {**LABS, RUNNING: "running lab (drill lab up)"}
 REHEARSAL = "REHEARSAL - lab run, not evidence about the deployment"
 EXAMPLE = "environment: {class: staging, name: staging-eu}"
 # the first word of an old line's environment_class that says it ran on a lab

@@ -15,8 +15,8 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from .calendar import never_fires, parse_blackouts
 from .errors import PlanError, checked, collector, quoted, shown
 from .inputs import PLAN_MAX, InputError, printable, read_capped
+from .lab.providers import LABS, LabSpec, parse_lab
 from .lab.providers import PROVIDERS as LAB_REGISTRY
-from .lab.providers import LabSpec, parse_lab
 from .matrix import matrix_order
 from .measure.probes import DRILL_ALLOWANCE, PERIOD_DAYS, REGION
 from .signoff import SignOff, parse_signoff
@@ -433,7 +433,7 @@ def parse_availability(value: Any, fail) -> AvailabilityPolicy:
 
 CONNECTOR_BACKOFF_KEYS = ("base_seconds", "factor", "max_attempts")
 SPEC_BACKOFF_FACTOR = 2.0      # spec 2, Intune Graph row: "ConnectorBackoff logic ensures 2x base interval"
-LAB_PROVIDERS = tuple(name for name, provider in LAB_REGISTRY.items() if provider.lab)   # the harness starts them
+LAB_PROVIDERS = LABS   # the harness starts them (harness.environments.LABS)
 
 
 def parse_connector_backoff(value: Any, fail) -> dict[str, Any]:

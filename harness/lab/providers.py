@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..environments import LABS as LAB_NAMES
 from ..errors import quoted
 
 if TYPE_CHECKING:
@@ -36,12 +37,12 @@ class LabSpec:
 class Provider:
     """One provider: parse_config reads the plan's `lab` mapping (its provider and replication
     already checked) into the LabSpec fields of its own, raising fail(key, message); factory makes
-    the lab (not started) from the LabSpec and whether --confirm named the drill; `lab` says the
-    harness starts it and configures its connectors (a lab) rather than reaching a deployment."""
+    the lab (not started) from the LabSpec and whether --confirm named the drill. Whether the
+    harness starts it and configures its connectors (a lab) rather than reaching a deployment is
+    harness.environments.LABS (LABS below)."""
 
     parse_config: Callable[[Mapping[str, Any], Fail], dict[str, Any]]
     factory: Callable[[LabSpec, bool], Lab]
-    lab: bool
 
 
 def _name(value: Any, choices: tuple[str, ...] | Mapping[str, Any]) -> bool:
@@ -91,10 +92,24 @@ def _external(spec: LabSpec, confirmed: bool) -> Lab:
 
 
 PROVIDERS: dict[str, Provider] = {     # in the order a message names them
-    "embedded": Provider(_lab_keys(images_allowed=False), _embedded, lab=True),
-    "testcontainers": Provider(_lab_keys(images_allowed=True), _containers, lab=True),
-    "external": Provider(_external_config, _external, lab=False),
+    "embedded": Provider(_lab_keys(images_allowed=False), _embedded),
+    "testcontainers": Provider(_lab_keys(images_allowed=True), _containers),
+    "external": Provider(_external_config, _external),
 }
+
+
+def labs(providers: Mapping[str, Provider], lab_names: Mapping[str, str]) -> tuple[str, ...]:
+    """The providers that are labs (the harness starts them), in the registry's order: those
+    harness.environments names as labs. A lab name that is no provider is refused (TypeError),
+    so the two never drift apart."""
+    stray = sorted(set(lab_names) - set(providers))
+    if stray:
+        raise TypeError(f"harness.environments.LABS names {', '.join(stray)}, which is no provider of "
+                        f"harness.lab.providers.PROVIDERS ({', '.join(providers)})")
+    return tuple(name for name in providers if name in lab_names)
+
+
+LABS = labs(PROVIDERS, LAB_NAMES)
 
 
 def parse_lab(value: Any, fail: Fail) -> LabSpec:

@@ -67,9 +67,20 @@ def test_a_bad_lab_is_refused_naming_the_key_and_the_choices(lab, says):
     assert str(raised.value).startswith(says)
 
 
-def test_a_provider_needs_a_parser_a_factory_and_whether_it_is_a_lab():
-    with pytest.raises(TypeError, match="'lab'"):
-        Provider(lambda value, fail: {}, lambda spec, confirmed: None)      # type: ignore[call-arg]
+def test_a_provider_needs_a_parser_and_a_factory():
+    with pytest.raises(TypeError, match="'factory'"):
+        Provider(lambda value, fail: {})      # type: ignore[call-arg]
+
+
+def test_which_providers_are_labs_is_said_once_in_environments():
+    from harness import environments
+
+    assert providers.LABS == LAB_PROVIDERS == tuple(environments.LABS) == ("embedded", "testcontainers")
+    assert set(environments.LAB_PROVIDERS) == {*environments.LABS, environments.RUNNING}
+    assert providers.labs(PROVIDERS, {"testcontainers": "t", "embedded": "e"}) == ("embedded", "testcontainers")
+    assert providers.labs(PROVIDERS, {}) == ()
+    with pytest.raises(TypeError, match="harness.environments.LABS names rack, which is no provider"):
+        providers.labs(PROVIDERS, {"embedded": "embedded lab", "rack": "rack lab"})
 
 
 def test_a_provider_added_to_the_registry_is_what_the_plan_the_runner_and_chaos_use(tmp_path, monkeypatch):
@@ -80,14 +91,14 @@ def test_a_provider_added_to_the_registry_is_what_the_plan_the_runner_and_chaos_
         made.append((spec, confirmed))
         return sentinel
 
-    monkeypatch.setitem(PROVIDERS, "rack", Provider(lambda value, fail: {"images": None}, factory, lab=True))
+    monkeypatch.setitem(PROVIDERS, "rack", Provider(lambda value, fail: {"images": None}, factory))
     plan = plan_of(tmp_path, "{provider: rack, replication: async}", "environment: {class: lab, name: rack-1}\n")
     assert plan.lab == LabSpec("rack", "async")
     assert runner_make_lab(plan, confirmed=True) is sentinel and made[-1] == (LabSpec("rack", "async"), True)
     with pytest.raises(PlanError, match="must be one of embedded, testcontainers, external, rack, got 'nosuch'"):
         plan_of(tmp_path, "nosuch")
 
-    monkeypatch.setitem(PROVIDERS, "embedded", Provider(lambda value, fail: {"images": None}, factory, lab=True))
+    monkeypatch.setitem(PROVIDERS, "embedded", Provider(lambda value, fail: {"images": None}, factory))
     chaos_plan = SimpleNamespace(lab="embedded", path=tmp_path / "chaos.yaml", blast_radius=("db",), chaos="c")
     assert chaos_cli._open_lab(chaos_plan, None) == (sentinel, True) and made[-1] == (LabSpec("embedded"), False)
 
@@ -100,7 +111,7 @@ def test_a_chaos_plans_target_is_read_by_the_external_provider(monkeypatch):
         seen.append(dict(value))
         return external.parse_config(value, fail)
 
-    monkeypatch.setitem(PROVIDERS, "external", Provider(parse, external.factory, lab=False))
+    monkeypatch.setitem(PROVIDERS, "external", Provider(parse, external.factory))
     chaos_plan = SimpleNamespace(lab=dict(TARGET), path=Path("chaos.yaml"), blast_radius=("database-primary",),
                                  chaos="c")
     lab, owned = chaos_cli._open_lab(chaos_plan, "c")
