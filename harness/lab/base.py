@@ -12,7 +12,6 @@ from ..errors import LabStartError as LabStartError  # raised by every provider;
 from .capabilities import CAPABILITIES, GIVES, CapabilityMissing
 
 if TYPE_CHECKING:
-    from ..faults import Fault
     from .capabilities import Failover
 
 __all__ = ["CAPABILITIES", "CapabilityMissing", "Lab", "LabNotUp", "LabStartError", "running"]
@@ -41,7 +40,7 @@ class Lab(abc.ABC):
 
     provider: str = ""
     api_url: str
-    toxiproxy: Any            # harness.faults.ToxiproxyControl once up() ran
+    toxiproxy: Any            # harness.toxiproxy.client.ToxiproxyControl once up() ran
     failover: Failover | None = None    # the failover observer (the lab's failover manager, or the external
                                         # lab's watcher), made by up()
     replication: str = "sync"           # "sync" or "async": the database tier's replication mode
@@ -132,16 +131,6 @@ class Lab(abc.ABC):
 
     def replication_proxy_name(self, replica: str) -> str:
         return f"repl-{replica}"
-
-    def partition_replication(self, replica: str) -> Fault:
-        """Cut the replication link to `replica`; returns the fault (heal it with heal_fault).
-        The server removes it by itself after 10 minutes should the harness die."""
-        from ..faults import FaultContext, build
-        from ..model import FaultSpec
-
-        fault = build(FaultSpec("partition", self.replication_proxy_name(replica), time_limit_s=600))
-        fault.inject(FaultContext(toxiproxy=self.toxiproxy, lab=self))
-        return fault
 
     def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
         """Block every append to the event store on the database primary (reads keep working);
@@ -292,11 +281,6 @@ class Lab(abc.ABC):
 
     def rebuild_database_replicas(self) -> None:
         raise self._no_backups()
-
-    def heal_fault(self, fault: Fault) -> None:
-        from ..faults import FaultContext
-
-        fault.heal(FaultContext(toxiproxy=self.toxiproxy, lab=self))
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.provider}

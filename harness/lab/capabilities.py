@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..faults.base import Fault
-
 
 @runtime_checkable
 class DatabaseNodes(Protocol):
-    """The database tier's nodes: which is primary, kill and restore one, read one, cut replication."""
+    """The database tier's nodes: which is primary, kill and restore one, read one, name the link to a
+    replica (harness.faults.replication cuts it)."""
 
     def database_primary(self) -> str: ...
     def kill_database_node(self, name: str) -> None: ...
@@ -31,8 +30,6 @@ class DatabaseNodes(Protocol):
     def node_query(self, name: str, statement: str, params: Any = None) -> list[tuple]: ...
     def replica_caught_up(self, name: str) -> bool: ...
     def replication_proxy_name(self, replica: str) -> str: ...
-    def partition_replication(self, replica: str) -> Fault: ...
-    def heal_fault(self, fault: Fault) -> None: ...
 
 
 @runtime_checkable

@@ -1,7 +1,7 @@
 """Matrix row "Control Plane API/Policy services / Stateless service outage": its negatives, a load
 balancer that neither probes nor retries, and a Control Plane that publishes while ServiceHealth
 is Unhealthy and writes no SIEM line, must each fail the named gate; tag expressions. The row
-itself runs on every provider in test_provider_contract.py."""
+itself runs on every provider in provider_contract.py."""
 
 from __future__ import annotations
 

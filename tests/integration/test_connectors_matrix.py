@@ -1,7 +1,7 @@
 """Matrix rows 4-6 (Intune Graph degraded, Jamf API outage, SCCM site server down): their negative,
 a Control Plane that promotes while a platform is paused must fail each row naming the promotion
 gate, and the connector workers' auto-scaling group. The rows themselves run on every provider in
-test_provider_contract.py."""
+provider_contract.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The container lab (testcontainers on Docker or Podman): the container faults with their heals
-(every row's drill on containers is in test_provider_contract.py). Skipped, with the reason
+(every row's drill on containers is in provider_contract.py). Skipped, with the reason
 printed, where no container engine answers."""
 
 from __future__ import annotations

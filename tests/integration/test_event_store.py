@@ -1,6 +1,6 @@
 """Matrix row "Event store write blocked": its negative, a Control Plane that acknowledges changes
 without their audit event (and ignores the store for publish) must fail the row. The row itself
-runs on every provider in test_provider_contract.py."""
+runs on every provider in provider_contract.py."""
 
 from __future__ import annotations
 

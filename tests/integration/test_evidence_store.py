@@ -1,7 +1,7 @@
 """Matrix row "Evidence store / Object storage outage": its negatives, a Control Plane that publishes
 without checking the evidence store, and one that approves without a Committed evidence pack (spec
 validation rule 1), must fail the row's gates. The row itself runs on every provider in
-test_provider_contract.py."""
+provider_contract.py."""
 
 from __future__ import annotations
 

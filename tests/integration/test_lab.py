@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from harness.faults import FaultContext, build, injected
+from harness.faults.replication import heal_replication, partition_replication
 from harness.lab.failover import FailbackRefused
 from harness.model import FaultSpec
 from tests.support import wait_for
@@ -61,7 +62,7 @@ def test_failback_is_refused_while_transaction_lag_exceeds_5_seconds(lab):
     replica = lab.failover.candidate
     primary = lab.database_primary()
     wait_for(lambda: lab.replica_caught_up(replica), timeout=30)
-    cut = lab.partition_replication(replica)
+    cut = partition_replication(lab, replica)
     try:
         # a transaction the replica cannot receive (committed locally: no wait for the standby)
         with psycopg.connect(lab.cluster.primary.dsn, autocommit=True) as conn:
@@ -74,7 +75,7 @@ def test_failback_is_refused_while_transaction_lag_exceeds_5_seconds(lab):
         assert refused.value.lag > 5.0
         assert lab.database_primary() == primary       # nothing changed
     finally:
-        lab.heal_fault(cut)
+        heal_replication(lab, cut)
     wait_for(lambda: lab.failover.transaction_lag(replica) <= 5.0, timeout=40, interval=0.2)
     lag = lab.failover.failback(replica, max_lag=5.0)  # caught up: the switch is allowed
     assert lag <= 5.0 and lab.database_primary() == replica

@@ -177,13 +177,6 @@ class ExternalLab(Lab):
         self.action("kill_database_primary", node=name)
         self.watcher.watch(name)
 
-    def partition_replication(self, replica: str) -> Any:
-        if self.dry_run:
-            raise PermissionError(f"dry run: fault refused ({self.interlock()})")
-        if not self.config.replication_proxy:
-            raise LabStartError("the plan has no lab.database.replication_proxy to cut")
-        return super().partition_replication(replica)
-
     def replication_proxy_name(self, replica: str) -> str:
         """The proxy on `replica`'s replication link: lab.database.replication_proxies, else (the
         failover target's) lab.database.replication_proxy; none named: LabStartError."""
