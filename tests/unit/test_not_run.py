@@ -105,12 +105,6 @@ class HookLab:
     def replication_proxy_name(self, replica: str) -> str:
         raise AssertionError("the kill does not cut replication")
 
-    def partition_replication(self, replica: str):
-        raise AssertionError("the kill does not cut replication")
-
-    def heal_fault(self, fault) -> None:
-        raise AssertionError("the kill heals itself through the journal")
-
 
 def journal_for(lab) -> tuple[FaultJournal, list[tuple[str, str, dict]]]:
     events: list[tuple[str, str, dict]] = []
