@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from ..errors import FaultError as FaultError  # raised by every fault; defined at the bottom layer
 from ..lab.capabilities import CapabilityMissing
 from ..model import FaultSpec
+from ..toxiproxy.client import ToxiproxyControl
 
 if TYPE_CHECKING:
     from ..lab.base import Lab
@@ -36,8 +37,14 @@ class FaultContext:
     """What faults act through: the Toxiproxy control (a link's proxy) and the lab, which a fault asks
     for as the capability protocol it acts through (Fault.uses)."""
 
-    toxiproxy: Any = None
+    toxiproxy: ToxiproxyControl | None = None
     lab: Lab | None = None
+
+    def links(self, fault: str) -> ToxiproxyControl:
+        """The Toxiproxy control a link's fault acts through; FaultError naming the fault without one."""
+        if self.toxiproxy is None:
+            raise FaultError(f"fault {fault!r} needs the Toxiproxy control of its links (ctx.toxiproxy)")
+        return self.toxiproxy
 
 
 class Fault:

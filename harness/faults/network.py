@@ -42,20 +42,21 @@ class ToxicFault(Fault):
         return f"drill_{self.TYPE}_{stream}"
 
     def inject(self, ctx: FaultContext) -> None:
+        links = ctx.links(self.TYPE)
         for stream in self.streams():
-            ctx.toxiproxy.add_toxic(self.spec.target, self.toxic_name(stream), self.TOXIC, stream,
-                                    self.attributes(), self.params.get("toxicity", 1.0),
-                                    self.spec.time_limit_s)
+            links.add_toxic(self.spec.target, self.toxic_name(stream), self.TOXIC, stream,
+                            self.attributes(), self.params.get("toxicity", 1.0), self.spec.time_limit_s)
 
     def heal(self, ctx: FaultContext) -> None:
+        links = ctx.links(self.TYPE)
         if self.drops_bytes:   # the server enables it again by itself should the harness die here
-            ctx.toxiproxy.set_enabled(self.spec.target, False, self.spec.time_limit_s)
+            links.set_enabled(self.spec.target, False, self.spec.time_limit_s)
         try:
             for stream in self.streams():
-                ctx.toxiproxy.remove_toxic(self.spec.target, self.toxic_name(stream))
+                links.remove_toxic(self.spec.target, self.toxic_name(stream))
         finally:
             if self.drops_bytes:
-                ctx.toxiproxy.set_enabled(self.spec.target, True)
+                links.set_enabled(self.spec.target, True)
 
 
 def _stream(default: str = "downstream") -> Param:
@@ -163,10 +164,10 @@ class ProxyDown(Fault):
     PARAMS: ClassVar[dict[str, Param]] = {}
 
     def inject(self, ctx: FaultContext) -> None:
-        ctx.toxiproxy.set_enabled(self.spec.target, False, self.spec.time_limit_s)
+        ctx.links(self.TYPE).set_enabled(self.spec.target, False, self.spec.time_limit_s)
 
     def heal(self, ctx: FaultContext) -> None:
-        ctx.toxiproxy.set_enabled(self.spec.target, True)
+        ctx.links(self.TYPE).set_enabled(self.spec.target, True)
 
 
 @register

@@ -95,3 +95,18 @@ def test_a_fault_acts_through_the_protocol_it_uses_and_no_more():
     assert lab.calls == ["halt", "resume", "lose"] and "pg-a, pg-b" in loss.describe()
     with pytest.raises(CapabilityMissing, match="DatabaseNodes"):   # another protocol: refused, named
         build(FaultSpec("database_primary_kill", "database-primary")).inject(ctx)
+
+
+def test_the_context_names_the_toxiproxy_control_not_any():
+    from harness.toxiproxy.client import ToxiproxyControl
+
+    assert typing.get_type_hints(FaultContext, localns={"Lab": Lab})["toxiproxy"] == ToxiproxyControl | None
+
+
+@pytest.mark.parametrize("spec", [FaultSpec("latency", "pg-b", {"latency_ms": 100}), FaultSpec("partition", "pg-b"),
+                                  FaultSpec("proxy_down", "pg-b")], ids=lambda s: s.type)
+def test_a_link_fault_without_toxiproxy_says_it_needs_it(spec):
+    with pytest.raises(FaultError, match=f"fault '{spec.type}' needs the Toxiproxy control of its links"):
+        build(spec).inject(FaultContext())
+    with pytest.raises(FaultError, match="needs the Toxiproxy control"):
+        build(spec).heal(FaultContext())
