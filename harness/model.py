@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypedDict, cast
 
 
 class Verdict(str, enum.Enum):
@@ -108,6 +108,63 @@ class OpKind(enum.StrEnum):
     REPLAY_APPROVE = "replay_approve"      # key / intent_id
     REPLAY_PUBLISH = "replay_publish"      # key / intent_id
     REPLAY_READ = "replay_read"            # keys of the replayed intents read back after a restore
+
+
+class OpDetail(TypedDict, total=False):
+    """What an op's `detail` holds: the keys the runner and the workload record (Scenario.call and
+    read, Recorder.invoke take an OpDetail, so mypy checks each key and its type where a detail is
+    built) and the answer's fields the client keeps (workload.client.DETAIL_FIELDS); the gates
+    read them back through detail_of(op), checked the same way. Which kind carries which key:
+    OpKind's comments."""
+
+    # recorded by the runner and the workload
+    intent_id: Any                 # the intent's id as answered (None: never created)
+    key: str                       # store_read: the pack's idempotency key
+    idempotency_key: str
+    platform: str
+    ring: str
+    to_ring: str
+    phase: str                     # steady_state before|after; backup phases; key_read before|deleted|recovered
+    workload: bool                 # an op of the background writer
+    smoke: str                     # the smoke verification's key
+    uncommitted: str               # the intent approved without committed evidence (rule 1)
+    object_key: str | None
+    expected: str                  # the sha256 a store read expects
+    scope: str                     # store_lock: evidence | eventstore
+    objects: int
+    node: str
+    primary: str
+    primary_node: str
+    dr_node: str
+    requested: str                 # failback: when it was requested
+    type: str                      # read_events: the event type read
+    correlation_id: str
+    since: float
+    bucket: str
+    verify: bool
+    cp_now: float
+    eventstore_sha256: str | None
+    published: list[str]           # final_read: keys read back Published
+    # the answer's fields (workload.client.Reply.detail)
+    error: str
+    cause: str
+    gate: str
+    Impact: str
+    ServiceHealth: str
+    evidence_source: str
+    ValidatedCopyExists: bool
+    state: str
+    outcome: str
+    instance: str
+    requeued: Any
+    sha256: str
+    attempts: int
+    components: dict[str, Any]
+
+
+def detail_of(op: Op) -> OpDetail:
+    """An op's detail as its typed contract (what the gates read)."""
+    return cast(OpDetail, op.detail)
 
 
 @dataclass(frozen=True)

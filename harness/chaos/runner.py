@@ -45,7 +45,7 @@ from ..gates.waiver import waivable
 from ..inputs import printable
 from ..lab import proc, reaper
 from ..lab.capabilities import Containers
-from ..model import Verdict
+from ..model import OpKind, Verdict
 from ..plan import LabSpec, Plan
 from ..report.record import Recording, complete, write_outputs
 from ..runner import exit_code, not_run_line
@@ -220,7 +220,7 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Lab, out_dir: Path,
             if dry_run:
                 for step in steps:
                     scn.observe(f"Dry run, not injected: {describe_step(step)}")
-                wait_for_count(scn, "probe", DRY_RUN_PROBES, after=0.0, timeout=60)
+                wait_for_count(scn, OpKind.PROBE, DRY_RUN_PROBES, after=0.0, timeout=60)
             else:
                 monitor.start()
                 for step in steps:
@@ -282,7 +282,7 @@ def _observe_recovery(scn) -> None:
     that is after the heal."""
     healed = [e.healed_t for e in scn.journal.entries if e.healed_t is not None]
     if healed and scn.workload is not None and scn.workload.writer is not None:
-        if wait_for_ok(scn, "write", after=max(healed), timeout=RECOVERY_WAIT_S) is None:
+        if wait_for_ok(scn, OpKind.WRITE, after=max(healed), timeout=RECOVERY_WAIT_S) is None:
             scn.observe(f"No write was acknowledged within {RECOVERY_WAIT_S:g} s after the last heal.")
 
 

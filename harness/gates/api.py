@@ -7,7 +7,7 @@ from __future__ import annotations
 from harness.gates.base import Gate, Span, answer, fault_span, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.platforms import applied, arrivals
-from harness.model import GateResult, History, Op, OpKind, Verdict
+from harness.model import GateResult, History, Op, OpKind, Verdict, detail_of
 
 HEALTH_PROBES = (OpKind.PROBE, OpKind.HEALTH)
 
@@ -34,7 +34,7 @@ class IntentsAndApprovalsBlocked(Gate):
         if result.verdict is not Verdict.PASS:
             return result
         unclear = [o for o in history.ops if o.kind in (OpKind.CREATE_INTENT, OpKind.APPROVE) and span.holds(o)
-                   and not (o.detail.get("error") and o.detail.get("cause"))]
+                   and not (detail_of(o).get("error") and detail_of(o).get("cause"))]
         if unclear:
             return self.result(Verdict.FAIL, result.measured, "refused without an error and a cause: "
                                + "; ".join(answer(o) for o in unclear[:3]))
@@ -56,7 +56,7 @@ def tier_down(history: History, fault: str) -> Span | None:
 
 
 def _said(op: Op | None) -> str | None:
-    return None if op is None else op.detail.get("ServiceHealth")
+    return None if op is None else detail_of(op).get("ServiceHealth")
 
 
 def health_around(history: History, op: Op) -> tuple[str | None, str | None]:

@@ -25,7 +25,7 @@ from itertools import pairwise
 from typing import Any
 
 from harness.gates.base import Gate, answer, last_op, register, seconds
-from harness.model import Event, GateResult, History, Op, OpKind
+from harness.model import Event, GateResult, History, Op, OpKind, detail_of
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -139,7 +139,7 @@ class RetentionApplied(Gate):
         new = _catalogue(self, history, self.after)
         if isinstance(new, GateResult):
             return new
-        now = new.detail["cp_now"]
+        now = detail_of(new)["cp_now"]
         present = {(s["bucket"], s["snapshot_id"]) for s in new.value}
         expired_kept, young_deleted, exports_deleted = [], [], []
         for s in _of_kind(old, "hourly"):
@@ -199,7 +199,7 @@ class DailyInventory(Gate):
         missing = [f"{b}/{key}@{version}" for b, versions in listed.value["versions"].items()
                    for key, version in versions if (b, key, version) not in in_inventory]
         export = inventory.value.get("eventstore") or {}
-        export_ok = bool(export) and inventory.detail.get("eventstore_sha256") == export.get("sha256")
+        export_ok = bool(export) and detail_of(inventory).get("eventstore_sha256") == export.get("sha256")
         measured = {"day": inventory.value.get("day"),
                     "versions_listed": sum(map(len, listed.value["versions"].values())),
                     "missing": missing[:10], "unversioned": unversioned,
@@ -229,7 +229,7 @@ class PublishRefusedWhileBackupStale(Gate):
         if age is None or age <= 24:
             return self.unknown("the newest snapshot was not older than 24 h when the publish was attempted",
                                 measured)
-        return self.judge(publish.status == 503 and publish.detail.get("cause") == "backup", measured)
+        return self.judge(publish.status == 503 and detail_of(publish).get("cause") == "backup", measured)
 
 
 @register
@@ -255,7 +255,7 @@ class PublishAcceptedAfterFreshSnapshot(Gate):
 
 def _newest_age_h(op: Op) -> float | None:
     times = [s["taken_at"] for s in op.value if s.get("intact")]
-    return round((op.detail["cp_now"] - max(times)) / HOUR, 2) if times else None
+    return round((detail_of(op)["cp_now"] - max(times)) / HOUR, 2) if times else None
 
 
 # ---- restore ----------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ class BackupRpo(Gate):
         source = {s["snapshot_id"]: s for s in catalogue.value}.get(snapshot)
         if source is None:
             return self.unknown(f"snapshot {snapshot} is not in the harness's catalogue")
-        fault_cp = catalogue.detail["cp_now"] + (inject.wall - catalogue.wall_invoke)
+        fault_cp = detail_of(catalogue)["cp_now"] + (inject.wall - catalogue.wall_invoke)
         age = fault_cp - source["taken_at"]
         return self.judge(age <= self.target, seconds(age), f"restored {snapshot}")
 
@@ -488,7 +488,7 @@ class ReplayedExactlyOnce(Gate):
         # a replay the restored store answered 200 (it still had the intent, published: the snapshot
         # was taken after it) is not dispatched again, so nothing is tested; every other is
         # (the op's value is the intent id the answer gave: its key is in the detail)
-        survived = {o.detail.get("idempotency_key", o.value) for o in history.ops_of(OpKind.REPLAY_CREATE)
+        survived = {detail_of(o).get("idempotency_key", o.value) for o in history.ops_of(OpKind.REPLAY_CREATE)
                     if o.ok and o.status == 200}
         must_test = [k for k in self.keys if k not in survived]
         tested = [k for k in must_test if k in lookups]

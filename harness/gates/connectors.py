@@ -10,14 +10,14 @@ from typing import Any, cast
 
 from harness.gates.base import Gate, answer, last_op, register
 from harness.measure.platforms import applied, arrivals, backoff, cp_time, requests_at, throttle_count
-from harness.model import GateResult, History, Op, OpKind
+from harness.model import GateResult, History, Op, OpKind, detail_of
 
 REPORT_DELAY_S = 1.0     # a connector's report reaches the Control Plane this long after the platform answered
 DETECTION_SECONDS = 60.0  # the plan's default detection allowance (targets.detection_seconds)
 
 
 def _promotions(history: History, platform: str) -> list[Op]:
-    return sorted((o for o in history.ops_of(OpKind.PROMOTE) if o.detail.get("platform") == platform),
+    return sorted((o for o in history.ops_of(OpKind.PROMOTE) if detail_of(o).get("platform") == platform),
                   key=lambda o: o.t_invoke)
 
 
@@ -43,7 +43,7 @@ def _events_read(history: History, type_: str, platform: str,
 
 
 def _requeued(history: History, platform: str) -> float | None:
-    requeue = [o.t_invoke for o in history.ops_of(OpKind.REQUEUE) if o.detail.get("platform") == platform]
+    requeue = [o.t_invoke for o in history.ops_of(OpKind.REQUEUE) if detail_of(o).get("platform") == platform]
     return min(requeue) if requeue else None
 
 
@@ -225,7 +225,7 @@ class PromotionRefused(Gate):
         if not ops:
             return self.unknown(f"no {self.platform} promotion attempted from {offset:.1f} s after the injection "
                                 f"({why}) until the heal", measured)
-        wrong = [o for o in ops if o.status != 503 or o.detail.get("gate") != self.gate_name]
+        wrong = [o for o in ops if o.status != 503 or detail_of(o).get("gate") != self.gate_name]
         measured["answers"] = sorted({answer(o) for o in ops})
         detail = f"judged from {offset:.1f} s after the injection: {why}"
         if wrong:
@@ -319,7 +319,8 @@ class ThrottleCountAccurate(Gate):
         self.description = f"Every 429 answer of {platform} counted by the Control Plane"
 
     def evaluate(self, history: History) -> GateResult:
-        views = [o for o in history.ops_of(OpKind.PLATFORM_VIEW) if o.detail.get("platform") == self.platform and o.ok]
+        views = [o for o in history.ops_of(OpKind.PLATFORM_VIEW)
+                 if detail_of(o).get("platform") == self.platform and o.ok]
         if not views:
             return self.unknown(f"the Control Plane's view of {self.platform} was not read")
         wrong, highest = [], None
@@ -464,7 +465,7 @@ class CabPauseHoldsUntilLifted(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         healed = _healed(history, self.platform)
-        lifts = [o for o in history.ops_of(OpKind.CAB_LIFT) if o.ok and o.detail.get("platform") == self.platform]
+        lifts = [o for o in history.ops_of(OpKind.CAB_LIFT) if o.ok and detail_of(o).get("platform") == self.platform]
         lift = min(lifts, key=lambda o: o.t_invoke) if lifts else None
         if healed is None:
             return self.unknown(f"{self.platform} was not healed")
@@ -515,7 +516,7 @@ class QueueDepthAccurate(Gate):
     def evaluate(self, history: History) -> GateResult:
         reports = [o for o in history.ops_of(OpKind.QUEUE_METRICS) if o.ok]
         reads = sorted((o for o in history.ops_of(OpKind.QUEUE_DEPTH)
-                        if o.ok and o.detail.get("platform") == self.platform), key=lambda o: o.t_invoke)
+                        if o.ok and detail_of(o).get("platform") == self.platform), key=lambda o: o.t_invoke)
         for report in sorted(reports, key=lambda o: o.t_invoke, reverse=True):
             before = [o.value for o in reads if o.done <= report.t_invoke]
             after = [o.value for o in reads if o.t_invoke >= report.done]
@@ -547,8 +548,8 @@ class DeadLettered(Gate):
             return self.unknown("the connectors' configured maximum attempts is not known: state it in the plan "
                                 "(targets.connector_backoff: {base_seconds, factor, max_attempts})")
         requeued = _requeued(history, self.platform)
-        reads = [o for o in history.ops_of(OpKind.DEAD_LETTERS) if o.ok and o.detail.get("platform") == self.platform
-                 and (requeued is None or o.done <= requeued)]
+        reads = [o for o in history.ops_of(OpKind.DEAD_LETTERS)
+                 if o.ok and detail_of(o).get("platform") == self.platform and (requeued is None or o.done <= requeued)]
         if not reads:
             return self.unknown("the dead-letter queue was not read before any requeue")
         dlq = max(reads, key=lambda o: o.done)
@@ -603,10 +604,10 @@ class NoCriticalBacklog(Gate):
     def evaluate(self, history: History) -> GateResult:
         # (the op, its platform, the key the platform receives); detail is the op's untyped answer
         sent: list[tuple[Op, str, str]] = [
-            (o, cast(str, o.detail.get("platform")), o.value) for o in history.ops_of(OpKind.PUBLISH)
-            if o.ok and o.detail.get("ring") in self.critical]
-        sent += [(o, cast(str, o.detail.get("platform")), f"{o.value}@{o.detail.get('to_ring')}")
-                 for o in history.ops_of(OpKind.PROMOTE) if o.ok and o.detail.get("to_ring") in self.critical]
+            (o, cast(str, detail_of(o).get("platform")), o.value) for o in history.ops_of(OpKind.PUBLISH)
+            if o.ok and detail_of(o).get("ring") in self.critical]
+        sent += [(o, cast(str, detail_of(o).get("platform")), f"{o.value}@{detail_of(o).get('to_ring')}")
+                 for o in history.ops_of(OpKind.PROMOTE) if o.ok and detail_of(o).get("to_ring") in self.critical]
         if not sent:
             return self.unknown("no intent of a critical ring was published")
         end = max([e.t for e in history.events] + [o.done for o in history.ops])
@@ -640,7 +641,7 @@ class SiteOutageRecorded(Gate):
         if recorded is None:
             return self.unknown("SiteOutageRecorded events were not read")
         moved = history.first_event("clock", after=start)     # before the harness moved the clock on
-        early = [o for o in history.ops_of(OpKind.READ_EVENTS) if o.detail.get("type") == "ManualImportOffered"
+        early = [o for o in history.ops_of(OpKind.READ_EVENTS) if detail_of(o).get("type") == "ManualImportOffered"
                  and o.ok and o.t_invoke >= start and (moved is None or o.done <= moved.t)]
         if not early:
             return self.unknown("the fallback offers were not read while the outage was young", len(recorded))

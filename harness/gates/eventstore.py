@@ -11,7 +11,7 @@ from typing import Any
 from harness.gates.base import Gate, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.eventstore import WriteSuccess, _event_counts, chain_continuity, write_success
-from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict
+from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict, detail_of
 
 
 def _audit_read(gate: Gate, history: History) -> Op | GateResult:
@@ -53,7 +53,7 @@ class EventStoreWriteSuccess(Gate):
         if read is None or not read.ok:
             return None
         inject = history.first_event("inject", self.fault) if self.fault else history.first_event("inject")
-        workload = [o for o in history.ops if o.detail.get("workload")]
+        workload = [o for o in history.ops if detail_of(o).get("workload")]
         return write_success(workload, read.value, inject.t if inject else None)
 
     def figures(self, history: History) -> dict[str, Any]:
@@ -157,10 +157,10 @@ class EventChainVerified(Gate):
             elif op.kind == OpKind.CREATE_INTENT:    # its value: the key sent, or the intent id answered
                 found = counts[("IntentCreated", op.value)] or op.value in created
             else:
-                ref = op.detail.get("intent_id", intent_of.get(op.value))
+                ref = detail_of(op).get("intent_id", intent_of.get(op.value))
                 found = counts[(self.EVENT_OF[op.kind], ref)] if ref is not None else 0
             if not found:
-                what = op.value if op.value is not None else op.detail.get("intent_id")
+                what = op.value if op.value is not None else detail_of(op).get("intent_id")
                 gone.append(f"{op.kind} {what} ({self.EVENT_OF[op.kind]})")
         return len(acked), gone
 
@@ -400,13 +400,13 @@ class CorrelationIdsRecorded(Gate):
             elif op.kind == OpKind.CREATE_INTENT:     # its value: the key sent, or the intent id answered
                 found = by_key.get(("IntentCreated", op.value)) or by_key.get(("IntentCreated#", op.value))
             else:                                # its intent, or the one its key names now (a replay)
-                found = by_key.get((type_, op.detail.get("intent_id", intent_of.get(op.value)))) \
+                found = by_key.get((type_, detail_of(op).get("intent_id", intent_of.get(op.value)))) \
                     or by_key.get((type_, intent_of.get(op.value)))
             if found is None and ((kept is not None and op.kind != OpKind.CREATE_INTENT and op.value not in kept)
                                   or (rewound is not None and op.done <= rewound)):
                 lost += 1
                 continue
-            what = op.value if op.value is not None else op.detail.get("intent_id")
+            what = op.value if op.value is not None else detail_of(op).get("intent_id")
             out.append((f"{op.kind} {what} ({type_})", found))
         return out, indefinite, lost
 

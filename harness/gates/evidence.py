@@ -10,7 +10,7 @@ from typing import Any
 from harness.gates.base import Gate, answer, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.probes import NOT_SERVED_4XX
-from harness.model import GateResult, History, Op, OpKind, Verdict
+from harness.model import GateResult, History, Op, OpKind, Verdict, detail_of
 from harness.text import one_line
 
 CAUSE, IMPACT = "evidence_store", "publish blocked"
@@ -35,7 +35,7 @@ class ValidatedCopy(Gate):
         if read is None or not read.ok:
             return self.unknown("the alternate bucket was not read" if read is None
                                 else f"the alternate bucket could not be read: {read.error}")
-        expected = read.detail.get("expected")
+        expected = detail_of(read).get("expected")
         found = read.value
         measured = {"sha256": found[:12] if found else None, "expected": (expected or "")[:12]}
         if self.present:
@@ -62,7 +62,7 @@ class PublishBlockedDuringOutage(Gate):
             return self.unknown(f"no fault {self.fault!r} was injected")
         mine = History(tuple(o for o in history.ops if o.kind != OpKind.PUBLISH or o.value == self.key), ())
         result = refused_in(self, mine, span, (OpKind.PUBLISH,), status=503, cause=CAUSE, Impact=IMPACT)
-        unclear = [o for o in mine.ops_of(OpKind.PUBLISH) if span.holds(o) and not o.detail.get("error")]
+        unclear = [o for o in mine.ops_of(OpKind.PUBLISH) if span.holds(o) and not detail_of(o).get("error")]
         if result.verdict is Verdict.PASS and unclear:
             return self.result(Verdict.FAIL, result.measured, "refused without an explicit error")
         return result
@@ -127,7 +127,7 @@ class ImpactRecorded(Gate):
     description = "Event Impact = publish blocked emitted to the event store"
     threshold = ">= 1 ImpactRecorded for the intent after the fault"
 
-    def __init__(self, fault: str, intent_id: int):
+    def __init__(self, fault: str, intent_id: int | None):     # None: never created, matches no event
         self.fault, self.intent_id = fault, intent_id
 
     def evaluate(self, history: History) -> GateResult:
@@ -173,7 +173,7 @@ class PublishedFromValidatedCopy(Gate):
         if not ops:
             return self.unknown("the pack with a copy was not published while the store was out")
         return self.judge(all(o.ok for o in ops), {"publish": answer(ops[0]),
-                                                   "evidence_source": ops[0].detail.get("evidence_source")})
+                                                   "evidence_source": detail_of(ops[0]).get("evidence_source")})
 
 
 @register
@@ -216,8 +216,8 @@ class SmokeVerified(Gate):
         self.key, self.correlation_id = key, correlation_id
 
     def evaluate(self, history: History) -> GateResult:
-        created = [o for o in history.ops_of(OpKind.CREATE_INTENT) if o.detail.get("smoke") == self.key]
-        evidence = [o for o in history.ops_of(OpKind.EVIDENCE) if o.detail.get("smoke") == self.key]
+        created = [o for o in history.ops_of(OpKind.CREATE_INTENT) if detail_of(o).get("smoke") == self.key]
+        evidence = [o for o in history.ops_of(OpKind.EVIDENCE) if detail_of(o).get("smoke") == self.key]
         read = last_op(history, OpKind.STORE_READ, key=self.key)
         events = last_op(history, OpKind.READ_EVENTS, correlation_id=self.correlation_id)
         siem = last_op(history, OpKind.READ_SIEM_SMOKE)
@@ -227,7 +227,7 @@ class SmokeVerified(Gate):
             return self.unknown("the evidence store, the event store or the SIEM was not read back")
         types = sorted({e["type"] for e in events.value})
         in_siem = sorted({r.get("type") for r in siem.value})
-        ingested = read.value is not None and read.value == read.detail.get("expected")
+        ingested = read.value is not None and read.value == detail_of(read).get("expected")
         measured = {"intent": answer(created[-1]), "evidence": answer(evidence[-1]), "ingested": ingested,
                     "event_store": types, "siem": in_siem}
         ok = (created[-1].ok and evidence[-1].ok and ingested
@@ -263,13 +263,13 @@ class ApprovalRefusedWithoutCommittedEvidence(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         created = [o for o in history.ops_of(OpKind.CREATE_INTENT) if o.value is not None
-                   and o.detail.get("uncommitted") == self.key]
+                   and detail_of(o).get("uncommitted") == self.key]
         intent = next((o.value for o in created if o.ok), None)
         if intent is None:
             return self.unknown("the intent was not created: no approval could be judged")
-        uploads = [o for o in history.ops_of(OpKind.EVIDENCE) if o.detail.get("intent_id") == intent]
+        uploads = [o for o in history.ops_of(OpKind.EVIDENCE) if detail_of(o).get("intent_id") == intent]
         committed_at = min((o.done for o in uploads if o.ok), default=None)
-        approves = [o for o in history.ops_of(OpKind.APPROVE) if o.detail.get("intent_id") == intent]
+        approves = [o for o in history.ops_of(OpKind.APPROVE) if detail_of(o).get("intent_id") == intent]
         judged = [o for o in approves if committed_at is None or o.t_invoke < committed_at]
         if not judged:
             return self.unknown("no approval was asked for before the evidence pack was committed"
@@ -306,7 +306,7 @@ class ApprovalRefusedWithoutCommittedEvidence(Gate):
 def _refused_by_rule(op: Op) -> bool:
     """A definite 4xx refusal whose answer names the evidence rule (gate EvidencePackState)."""
     return (op.status is not None and 400 <= op.status < 500 and op.status not in NOT_SERVED_4XX
-            and op.detail.get("gate") == EVIDENCE_RULE)
+            and detail_of(op).get("gate") == EVIDENCE_RULE)
 
 
 def _upload_state(approve: Op, uploads: list[Op]) -> str:

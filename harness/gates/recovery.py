@@ -10,7 +10,7 @@ from harness import measure
 from harness.gates.base import Gate, Span, answer, last_op, register, seconds
 from harness.measure.accounting import NoFinalRead
 from harness.measure.eventstore import _event_counts, audit_needed
-from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict
+from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict, detail_of
 
 
 @register
@@ -134,7 +134,7 @@ class DuplicatedEvents(Gate):
             if op.kind == OpKind.WRITE:
                 n = counts[("IntentCreated", op.value)]
             else:
-                ref = op.detail.get("intent_id", intent_of.get(op.value))
+                ref = detail_of(op).get("intent_id", intent_of.get(op.value))
                 n = counts[(measure.eventstore.EVENT_OF[op.kind], ref)] if ref is not None else 0
             if n > 1:
                 twice.append(f"{op.kind} {op.value}")
@@ -250,8 +250,8 @@ class ApprovalEventCount(Gate):
         approves = [o for o in history.ops_of(OpKind.APPROVE) if o.t_invoke < read.t_invoke]
         # acknowledged before the read began: must be in it; still in flight when it began (the
         # workload runs on), or indeterminate: may be there or not
-        acked = {o.detail.get("intent_id") for o in approves if o.ok and o.done <= read.t_invoke}
-        maybe = {o.detail.get("intent_id") for o in approves
+        acked = {detail_of(o).get("intent_id") for o in approves if o.ok and o.done <= read.t_invoke}
+        maybe = {detail_of(o).get("intent_id") for o in approves
                  if o.outcome is Outcome.INFO or (o.ok and o.done > read.t_invoke)}
         counts = Counter(e["intent_id"] for e in read.value)
         found = set(counts)
@@ -293,7 +293,7 @@ class TransactionLagBeforeFailback(Gate):
 
     def _lag_before(self, history: History, node: Any, t: float) -> Op | None:
         """The last ok lag sample of `node` completed before t, if at most fresh_s old."""
-        samples = [o for o in history.ops_of(OpKind.LAG) if o.ok and o.detail.get("node") == node and o.done <= t
+        samples = [o for o in history.ops_of(OpKind.LAG) if o.ok and detail_of(o).get("node") == node and o.done <= t
                    and isinstance(o.value, (int, float))]
         last = max(samples, key=lambda o: o.done, default=None)
         return last if last is not None and t - last.done <= self.fresh_s else None
@@ -304,7 +304,7 @@ class TransactionLagBeforeFailback(Gate):
             return {}
         first, last = requests[0], requests[-1]
         node = first.detail.get("node")
-        roles = sorted((o for o in history.ops_of(OpKind.IN_RECOVERY) if o.ok and o.detail.get("node") == node
+        roles = sorted((o for o in history.ops_of(OpKind.IN_RECOVERY) if o.ok and detail_of(o).get("node") == node
                         and o.t_invoke >= first.t_invoke), key=lambda o: o.t_invoke)
         effect = next((o for o in roles if o.value is False), None)
         at_request = self._lag_before(history, node, first.t_invoke)
@@ -431,14 +431,14 @@ class PublishApprovalBlocked(Gate):
             return f"{t - inject.t:+.2f} s"
 
         def ref(o: Op) -> str:
-            found = o.value if o.value is not None else o.detail.get("intent_id")
+            found = o.value if o.value is not None else detail_of(o).get("intent_id")
             return "" if found is None else f" {found}"
 
         def named(o: Op) -> str:
             return f"{o.kind}{ref(o)}"
 
         def refused(o: Op) -> bool:
-            return not o.ok and o.status == 503 and o.detail.get("cause") == self.cause
+            return not o.ok and o.status == 503 and detail_of(o).get("cause") == self.cause
         judged: list[Op] = []
         not_placed: list[Op] = []
         acknowledged: list[Op] = []

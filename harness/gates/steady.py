@@ -4,7 +4,7 @@ every heal; and the journal's promise that every fault injected was healed."""
 from __future__ import annotations
 
 from harness.gates.base import Gate, register
-from harness.model import GateResult, History, OpKind, Verdict
+from harness.model import GateResult, History, OpKind, Verdict, detail_of
 
 
 @register
@@ -25,7 +25,7 @@ class SteadyState(Gate):
                             "Every probe green again after every fault was healed")
 
     def evaluate(self, history: History) -> GateResult:
-        checks = [o for o in history.ops_of(OpKind.STEADY_STATE) if o.detail.get("phase") == self.phase]
+        checks = [o for o in history.ops_of(OpKind.STEADY_STATE) if detail_of(o).get("phase") == self.phase]
         injects = history.events_of("inject")
         heals = history.events_of("heal")
         if self.phase == "before":

@@ -6,7 +6,7 @@ Judged from the harness's own reads of the API, of both database copies and of t
 from __future__ import annotations
 
 from harness.gates.base import Gate, last_op, register
-from harness.model import GateResult, History, Op, OpKind, Verdict
+from harness.model import GateResult, History, Op, OpKind, Verdict, detail_of
 
 
 def _read(gate: Gate, history: History, kind: OpKind) -> Op | GateResult:
@@ -59,8 +59,8 @@ class MetadataTablesInSync(Gate):
         if not primary:
             return self.unknown("no metadata table was read on the primary")
         differ = sorted(t for t in primary if primary[t] != dr.get(t))
-        measured = {"tables": len(primary), "differ": differ, "primary": op.detail.get("primary_node"),
-                    "dr": op.detail.get("dr_node")}
+        measured = {"tables": len(primary), "differ": differ, "primary": detail_of(op).get("primary_node"),
+                    "dr": detail_of(op).get("dr_node")}
         return self.judge(not differ, measured)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import exits
-from ..model import DrillResult, Verdict
+from ..model import DrillResult, OpKind, Verdict
 from ..plan import Plan
 from .bridge import run_features
 from .forwarder import EventForwarder
@@ -51,7 +51,7 @@ def run_dry(plan: Plan, lab: Lab, progress=None) -> DrillRun:
             try:
                 steady_state(scn, "before")
                 start_workload(scn)
-                wait_for_count(scn, "probe", DRY_RUN_PROBES, after=0.0, timeout=60)
+                wait_for_count(scn, OpKind.PROBE, DRY_RUN_PROBES, after=0.0, timeout=60)
                 scn.observe("Dry run: steady state and probes only; no fault was injected.")
             except SteadyStateNotMet:
                 pass
@@ -98,4 +98,4 @@ def not_run_line(result: DrillResult) -> str:
     """What a run that could not act says last, in place of a verdict."""
     code = exit_code(result)
     return (f"NOT RUN: nothing was judged about the deployment (exit {code}: {NOT_RUN_FIX.get(code, '')}); "
-            f"{result.not_run.get('cause')}")
+            f"{(result.not_run or {}).get('cause')}")

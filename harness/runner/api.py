@@ -15,7 +15,7 @@ from ..model import FaultSpec, OpKind
 from ..wait import poll
 from ..workload import ControlPlane
 from .common import applied_counts, availability_gate, wait_for_count
-from .scenario import Scenario, probe_or_none
+from .scenario import Scenario, probe_or_none, required
 
 REDEPLOY_TIMEOUT = 60.0
 ALL = "kill-api:all"
@@ -30,7 +30,7 @@ def kill_instance(scn: Scenario, name: str) -> None:
 def routed_around(scn: Scenario, name: str) -> None:
     """No client request may fail later than the load balancer's probe window after the kill."""
     label = f"kill-api:{name}"
-    inject = scn.recorder.history().first_event("inject", label)
+    inject = required(scn.recorder.history().first_event("inject", label), f"the injection of {label}")
     window = scn.lab.probe_window()
     # let the workload run well past the window, so the checker has something to judge
     wait_for_count(scn, OpKind.WRITE, 20, after=inject.t + window, timeout=60)

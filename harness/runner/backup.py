@@ -40,7 +40,7 @@ from ..gates.backup import (
     replay_tested,
 )
 from ..gates.waiver import waivable
-from ..model import FaultSpec, OpKind, Outcome
+from ..model import FaultSpec, OpDetail, OpKind, Outcome
 from ..wait import poll
 from ..workload import ControlPlane
 from .clock import _service, advance_clock, wait_caught_up
@@ -63,7 +63,7 @@ def _check_snapshot(store, bucket: str, manifest, tmp: Path) -> dict:
         if store.download(bucket, ref.key, path):
             observed[ref.key] = file_digest(path)
             path.unlink()
-    locks = []
+    locks: list[float | None] = []
     if bucket in store.locked_buckets:
         for version in store.versions(bucket, snapshot_prefix(manifest.snapshot_id)):
             if version.is_latest and not version.delete_marker:
@@ -72,7 +72,7 @@ def _check_snapshot(store, bucket: str, manifest, tmp: Path) -> dict:
     mismatches = manifest.mismatches(observed)
     return {"snapshot_id": manifest.snapshot_id, "kind": manifest.kind, "bucket": bucket,
             "taken_at": manifest.taken_at, "intact": not mismatches, "mismatches": mismatches,
-            "retain_until": (None if not locks or None in locks else min(locks)),
+            "retain_until": (None if not locks or None in locks else min(t for t in locks if t is not None)),
             "tables": dict(manifest.tables), "chain": dict(manifest.chain) if manifest.chain else None,
             "approvals": manifest.approvals}
 
@@ -104,7 +104,7 @@ def _evidence_versions(scn: Scenario) -> None:
 
 def _inventory(scn: Scenario) -> None:
     store = _service(scn).store
-    detail: dict = {}
+    detail: OpDetail = {}
 
     def fetch():
         keys = _inventories(store)
@@ -116,8 +116,7 @@ def _inventory(scn: Scenario) -> None:
         body = store.read(store.bucket, export["key"]) if export.get("key") else None
         detail["eventstore_sha256"] = hashlib.sha256(body).hexdigest() if body is not None else None
         return inventory
-    op = scn.read(OpKind.INVENTORY_READ, fetch, detail=detail)
-    return op
+    scn.read(OpKind.INVENTORY_READ, fetch, detail=detail)
 
 
 # ---- the schedule and retention ----------------------------------------------------------------
@@ -339,7 +338,7 @@ def _read_restored(scn: Scenario, node: str) -> None:
                                                      "c.relkind IN ('r', 'p') AND NOT c.relispartition")]
         counts = {t: lab.node_query(node, f'SELECT count(*) FROM public."{t}"')[0][0] for t in tables}
         columns = ("seq", "type", "intent_id", "correlation_id", "payload", "prev_hash", "hash")
-        events = [dict(zip(columns, row)) for row in
+        events = [dict(zip(columns, row, strict=True)) for row in
                   lab.node_query(node, f"SELECT {', '.join(columns)} FROM events ORDER BY seq")]
         last = events[-1] if events else {"seq": None, "hash": None}
         approvals = lab.node_query(node, "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'")[0][0]
@@ -370,8 +369,8 @@ def _sample_through_controlplane(scn: Scenario) -> None:
     if taken_at is None:
         return
     cp = _cp_clock(scn)
-    before = [o for o in scn.recorder.ops(OpKind.WRITE) if o.ok and cp(o.wall_invoke + (o.t_complete - o.t_invoke))
-              < taken_at - 1.0]
+    before = [o for o in scn.recorder.ops(OpKind.WRITE)
+              if o.ok and o.t_complete is not None and cp(o.wall_invoke + (o.t_complete - o.t_invoke)) < taken_at - 1.0]
     sample = before[:: max(1, len(before) // SAMPLE)][:SAMPLE]
     from ..workload import ApiClient
 

@@ -115,7 +115,8 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
         run.feature_order = [str(f.resolve()) for f in features]
         main_thread = threading.current_thread() is threading.main_thread()
         # SIGTERM (what CI runners and schedulers send) is Ctrl-C: faults healed, lab down
-        previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+        previous = ({sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
+                    if main_thread else {})
         try:
             code = pytest.main(args, plugins=[DrillPlugin(run, interrupted)])
         finally:

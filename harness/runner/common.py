@@ -7,7 +7,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..gates import evaluate_gates
 from ..gates.availability import AvailabilityBudget
@@ -20,11 +20,11 @@ from ..lab.capabilities import FailoverManagerEvents
 from ..lab.connectors import PLATFORMS
 from ..matrix import links
 from ..measure.probes import TARGET
-from ..model import OpKind, Outcome
+from ..model import OpDetail, OpKind, Outcome
 from ..plan import AvailabilityPolicy
 from ..wait import poll
 from ..workload import ApiClient, ControlPlane, Prober, SequencedWriter
-from .scenario import ProbeIntent, Scenario, SteadyStateNotMet, Workload, utc_now
+from .scenario import ProbeIntent, Scenario, SteadyStateNotMet, Workload, required, utc_now
 
 if TYPE_CHECKING:
     from ..lab.base import Lab
@@ -42,18 +42,18 @@ FORWARD_TIMEOUT = 30.0
 def _healthy_streak(api_url: str, timeout: float) -> list:
     """[ok, detail]: STEADY_PROBES Healthy answers in a row through the load balancer."""
     client = ApiClient(api_url, timeout=3)
-    seen = {"streak": 0, "last": ""}
+    streak, last = [0], [""]
 
     def probe() -> int:
         reply = client.health()
-        seen["streak"], seen["last"] = (seen["streak"] + 1, "") if reply.outcome is Outcome.OK else (0, reply.error)
-        return seen["streak"]
+        streak[0], last[0] = (streak[0] + 1, "") if reply.outcome is Outcome.OK else (0, reply.error)
+        return streak[0]
     try:
         polled = poll(probe, until=lambda n: n >= STEADY_PROBES, timeout=timeout, interval=0.05)
     finally:
         client.close()
     return [polled.ok, f"{STEADY_PROBES} Healthy answers in a row" if polled.ok
-            else (seen["last"] or "no healthy answer")]
+            else (last[0] or "no healthy answer")]
 
 
 def steady_state(scn: Scenario, phase: str = "before") -> None:
@@ -116,20 +116,21 @@ def start_probes(scn: Scenario) -> None:
 
 def pause_writer(scn: Scenario) -> SequencedWriter:
     """Stop the background writer (for exact write counts); the writer object stays usable."""
-    writer = scn.workload.writer
+    writer = scn.writer()
     writer.stop()
     return writer
 
 
-def wait_for_count(scn: Scenario, kind: str, count: int, after: float, timeout: float) -> bool:
+def wait_for_count(scn: Scenario, kind: OpKind, count: int, after: float, timeout: float) -> bool:
     """Poll the history until `count` ok ops of `kind` were invoked at/after `after`."""
     return poll(lambda: sum(1 for o in scn.recorder.ops(kind) if o.ok and o.t_invoke >= after) >= count,
                 timeout=timeout, interval=0.02).ok
 
 
-def wait_for_ok(scn: Scenario, kind: str, after: float, timeout: float) -> float | None:
+def wait_for_ok(scn: Scenario, kind: OpKind, after: float, timeout: float) -> float | None:
     """Completion time of the first ok op of `kind` invoked at/after `after`, polling the history."""
-    polled = poll(lambda: [o.t_complete for o in scn.recorder.ops(kind) if o.ok and o.t_invoke >= after],
+    polled = poll(lambda: [o.t_complete for o in scn.recorder.ops(kind)
+                           if o.ok and o.t_invoke >= after and o.t_complete is not None],
                   timeout=timeout, interval=0.02)
     return min(polled.value) if polled.ok else None
 
@@ -142,7 +143,7 @@ def read_events(scn: Scenario, kind: OpKind = OpKind.READ_EVENTS, type_: str | N
     """Read the event store (every page of GET /events, optionally one type, optionally only this
     scenario's correlation id or another one, optionally only the rows `keep` keeps) as one op of
     `kind` whose value is the rows."""
-    params = {"limit": PAGE}
+    params: dict[str, Any] = {"limit": PAGE}
     if type_:
         params["type"] = type_
     if own or correlation_id:
@@ -165,7 +166,7 @@ def read_events(scn: Scenario, kind: OpKind = OpKind.READ_EVENTS, type_: str | N
         finally:
             client.close()
     return scn.recorder.invoke(kind, fetch, correlation_id=scn.correlation_id,
-                               detail={**({"type": type_} if type_ else {}), **detail})
+                               detail=cast(OpDetail, {**({"type": type_} if type_ else {}), **detail}))
 
 
 def read_siem(scn: Scenario) -> Any:
@@ -240,7 +241,9 @@ def harvest(scn: Scenario) -> None:
             return None
 
     for platform in PLATFORMS:
-        log = read(f"{platform} platform's request log", lambda: scn.lab.platform_requests(platform))
+        def requests_of(platform: str = platform) -> list[dict]:
+            return scn.lab.platform_requests(platform)
+        log = read(f"{platform} platform's request log", requests_of)
         if log is None:
             break
         scn.recorder.import_records("platform_request", f"platform:{platform}", log, since_wall=since)
@@ -315,7 +318,7 @@ def finish_not_run(scn: Scenario) -> None:
     reach: harness.faults.refused): no gate is judged and no figure measured, for the fault never
     happened. When an earlier fault of it was injected, or the refused call may have acted anyway (a
     timeout, a 5xx), the steady state is checked again, for the record only."""
-    cause = scn.not_run
+    cause = required(scn.not_run, "the fault not run")
     scn.error = scn.error or f"not run: {cause}"
     if (scn.journal.injected() or cause.acted) and not scn.aborted:
         steady_state(scn, "after")

@@ -17,7 +17,7 @@ from ..gates.recovery import (
     WritesResumed,
 )
 from ..lab.failover import FailbackRefused, transaction_lag
-from ..model import FaultSpec, Op, OpKind, Outcome
+from ..model import FaultSpec, Op, OpDetail, OpKind, Outcome
 from ..wait import poll
 from ..workload import ControlPlane
 from .common import pause_writer, read_events, wait_for_count, wait_for_ok
@@ -80,9 +80,9 @@ def writes_resume(scn: Scenario) -> None:
     """Writes go through the API again after the clients were repointed."""
     history = scn.recorder.history()
     fault = primary_fault(scn).label
-    inject = history.first_event("inject", fault)
+    inject = required(history.first_event("inject", fault), f"the injection of {fault}")
     reconnect = history.first_event("reconnect", after=inject.t) or inject
-    writer = scn.workload.writer
+    writer = scn.writer()
     if not writer.is_alive():   # paused for exact counts: write here until one goes through
         poll(lambda: writer.write_one().outcome is Outcome.OK, timeout=FAILOVER_TIMEOUT, interval=0.05)
     else:                       # let the workload run on the new primary a while
@@ -228,7 +228,7 @@ class FailbackWatch:
         return lambda statement, params=None: self.scn.lab.node_query(name, statement, params)
 
     def _run(self) -> None:
-        detail = {"node": self.node, "primary": self.primary}
+        detail: OpDetail = {"node": self.node, "primary": self.primary}
         while not self._halt.is_set():
             if not self.promoted:
                 lag = self.scn.read(OpKind.LAG,
@@ -258,7 +258,7 @@ def cut_replication_link(scn: Scenario) -> None:
 
 
 def write_exactly(scn: Scenario, n: int) -> None:
-    writer = scn.workload.writer
+    writer = scn.writer()
     writer.client.timeout = 5.0
     acked = sum(1 for op in writer.write(n) if op.ok)
     scn.figures["acknowledged_after_cut"] = acked

@@ -19,7 +19,7 @@ from ..gates.evidence import (
 )
 from ..gates.worm import WormRetention
 from ..matrix import links
-from ..model import FaultSpec, OpKind
+from ..model import FaultSpec, OpDetail, OpKind
 from ..wait import poll
 from ..workload import ApiClient, ControlPlane
 from .common import read_events
@@ -46,7 +46,7 @@ def commit_evidence(scn: Scenario, with_copy: bool) -> None:
                         detail={"intent_id": intent}, timeout=30)
     scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail={"intent_id": intent}, timeout=30)
     object_key = evidence.detail.get("object_key")
-    scn.read(OpKind.STORE_READ, lambda: _sha256(scn.lab.read_object("alternate", object_key)),
+    scn.read(OpKind.STORE_READ, lambda: _sha256(_read_object(scn, "alternate", object_key)),
              detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
     scn.expect(ValidatedCopy(key, with_copy))
     pack = EvidencePack(intent, key, object_key)
@@ -62,6 +62,14 @@ def _store_fault(scn: Scenario) -> StoreFault:
 
 def _without_copy(scn: Scenario) -> EvidencePack:
     return required(scn.evidence.without_copy, "the pack without a copy")
+
+
+def _read_object(scn: Scenario, region: str, object_key: str | None) -> bytes | None:
+    """The object the evidence answer named, read from the region's bucket by the harness itself; an
+    answer that named none is an indeterminate read (recorded as such by Scenario.read)."""
+    if object_key is None:
+        raise LookupError("the evidence answer named no object_key")
+    return scn.lab.read_object(region, object_key)
 
 
 def _sha256(body: bytes | None) -> str | None:
@@ -126,7 +134,7 @@ def approve_uncommitted(scn: Scenario) -> None:
     if intent is None:
         scn.observe(f"Intent {key} could not be created ({created.error}): rule 1 not exercised.")
         return
-    detail = {"intent_id": intent}
+    detail: OpDetail = {"intent_id": intent}
     in_flight = threading.Event()
     client = ApiClient(scn.lab.api_url, timeout=30)
 
@@ -175,7 +183,7 @@ def smoke_verification(scn: Scenario) -> None:
     evidence = scn.call(OpKind.EVIDENCE, ControlPlane.evidence(created.value, content), value=key, timeout=30,
                         detail={"intent_id": created.value, "smoke": key}, correlation_id=cid)
     object_key = evidence.detail.get("object_key")
-    scn.read(OpKind.STORE_READ, lambda: _sha256(scn.lab.read_object("primary", object_key)),
+    scn.read(OpKind.STORE_READ, lambda: _sha256(_read_object(scn, "primary", object_key)),
              detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
     read_events(scn, correlation_id=cid)
 

@@ -33,7 +33,7 @@ from ..gates.connectors import (
 )
 from ..gates.waiver import waivable
 from ..lab.connectors import LAB_CONNECTOR_BACKOFF
-from ..model import FaultSpec, OpKind
+from ..model import FaultSpec, OpDetail, OpKind
 from ..plan import LAB_PROVIDERS
 from ..wait import poll
 from ..workload import ControlPlane
@@ -126,7 +126,7 @@ def queues_drained(scn: Scenario) -> None:
     polled = poll(depths, until=lambda d: d is None or not any(d.values()), timeout=DEADLINE, interval=0.5)
     if unreadable:
         scn.observe(f"The platforms' queues could not be read before the faults: {unreadable[-1]}")
-    elif any(polled.value.values()):
+    elif polled.value and any(polled.value.values()):
         scn.observe(f"Intents were still queued from before when the platform faults began: {polled.value}")
     elif any(first[0].values()):
         queued = ", ".join(f"{p} {n}" for p, n in first[0].items() if n)
@@ -175,7 +175,7 @@ def pass_time(scn: Scenario, seconds: float) -> None:
         advance_clock(scn, seconds)
         return
     amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:g} h"
-    if not getattr(scn.drill, "hold_real_time", False):
+    if not scn.drill.hold_real_time:
         scn.recorder.event("clock_missing", f"not-passed:{seconds:g}s", scn.correlation_id, seconds=seconds)
         scn.observe(f"{amount} did not pass: the target grants no clock control and the plan does not hold the "
                     f"fault in real time (hold_real_time: true); the time rules are not judged.")
@@ -195,7 +195,7 @@ def _approved_intent(scn: Scenario, platform: str, n: int) -> tuple[int, str] | 
                        read=lambda body: body["id"], timeout=30)
     if not created.ok:
         return None
-    detail = {"intent_id": created.value, "platform": platform, "ring": FIRST_RING}
+    detail: OpDetail = {"intent_id": created.value, "platform": platform, "ring": FIRST_RING}
     scn.call(OpKind.EVIDENCE, ControlPlane.evidence(created.value, f"evidence {key}"), value=key, detail=detail,
              timeout=30)
     scn.call(OpKind.APPROVE, ControlPlane.approve(created.value), value=key, detail=detail, timeout=30)
@@ -235,7 +235,8 @@ def assignments_fail_only_for(scn: Scenario, platform: str) -> None:
     degraded; then mark the moment (the checkers judge what the platforms applied before it)."""
     others = {p: keys_of(scn, p) for p in scn.published if p != platform}
     poll(lambda: [applied_counts(scn, p) for p in others],
-         until=lambda counts: all(c.get(k, 0) >= 1 for c, ks in zip(counts, others.values()) for k in ks),
+         until=lambda counts: all(c.get(k, 0) >= 1 for c, ks in zip(counts, others.values(), strict=True)
+                                        for k in ks),
          timeout=DEADLINE)
     _known_degraded(scn, platform)
     mark = f"assignments:{platform}"

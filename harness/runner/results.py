@@ -66,6 +66,9 @@ def scenario_result(scn: Scenario, target: float = AVAILABILITY_TARGET) -> Scena
     history = scn.recorder.history()
     times = [o.t_invoke for o in history.ops] + [e.t for e in history.events]
     t0 = min(times) if times else 0.0
+    measurements: dict[str, Any]
+    phases: dict[str, Any]
+    lost: list[str]
     if scn.not_run is not None:     # the fault never happened: nothing of it is measured
         measurements, phases, lost = {}, {}, []
         for key in ("rto_seconds", "rpo_seconds", "lost_writes"):
@@ -121,7 +124,7 @@ def drill_result(plan: Plan, run: DrillRun, lab: Lab, dry_run: bool = False) -> 
     refused = [s for s in run.scenarios if s.not_run is not None]
     not_run = None if not refused else {
         "cause": "; ".join(f"{s.name}: {s.not_run}" for s in refused),
-        "exit_code": worst_exit(s.not_run.exit_code for s in refused),
+        "exit_code": worst_exit(s.not_run.exit_code for s in refused if s.not_run is not None),
         "scenarios": [s.name for s in refused]}
     return DrillResult(
         drill=plan.drill, title=plan.title, ha_domain=plan.ha_domain, plan=str(plan.path),

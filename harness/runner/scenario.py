@@ -19,7 +19,7 @@ from ..faults import FaultJournal
 from ..faults.refused import FaultNotInjected
 from ..gates import Gate
 from ..lab.capabilities import FailoverManagerEvents
-from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, OpKind, Outcome, Verdict
+from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, OpDetail, OpKind, Outcome, Verdict
 from ..progress import Progress
 from ..workload import ApiClient, Prober, Recorder, Request, SequencedWriter
 
@@ -176,6 +176,10 @@ class Scenario:
     def lab(self) -> Lab:
         return self.drill.lab
 
+    def writer(self) -> SequencedWriter:
+        """The workload's sequenced writer (start_workload); StateMissing when it has none."""
+        return required(self.workload.writer if self.workload is not None else None, "the workload's writer")
+
     # -- the rules --------------------------------------------------------------------------
     def expect(self, gate: Gate) -> Gate:
         """State a rule: its checker is evaluated on the whole history when the scenario ends."""
@@ -226,7 +230,7 @@ class Scenario:
     def heal(self, label: str | None = None, target: str | None = None) -> None:
         self.journal.heal(label, target)
 
-    def call(self, kind: OpKind, request: Request, value: Any = None, detail: dict | None = None,
+    def call(self, kind: OpKind, request: Request, value: Any = None, detail: OpDetail | None = None,
              read: Callable[[Any], Any] | None = None, timeout: float = 10.0,
              correlation_id: str | None = None) -> Op:
         """One operation of the Control Plane's API (a workload.ControlPlane request, through the
@@ -240,7 +244,7 @@ class Scenario:
         finally:
             client.close()
 
-    def read(self, kind: OpKind, fetch: Callable[[], Any], detail: dict | None = None) -> Op:
+    def read(self, kind: OpKind, fetch: Callable[[], Any], detail: OpDetail | None = None) -> Op:
         """A read of a lab part (a queue, a bucket, the SIEM file), recorded as an op whose value is
         what fetch() answered; an exception is recorded as an indeterminate read."""
         def call():
@@ -269,6 +273,7 @@ class DrillRun:
     targets: dict[str, float]
     waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (gates.waiver)
     replication: str = "sync"
+    hold_real_time: bool = False          # "N minutes pass" without clock control: held in real time (plan)
     availability: Any = None              # harness.plan.AvailabilityPolicy (None: the defaults)
     tags: str | None = None
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))

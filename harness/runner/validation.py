@@ -36,8 +36,8 @@ def checks(threshold: int) -> list:
 def _checksums(lab: Lab, node: str) -> dict[str, list]:
     out = {}
     for table in METADATA_TABLES:
-        count, digest = lab.node_query(node, f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-                                             f" FROM {table} t")[0]
+        count, digest = lab.node_query(node, "SELECT count(*), md5(coalesce(string_agg(t::text, '|' "
+                                             f"ORDER BY t::text), '')) FROM {table} t")[0]
         out[table] = [count, digest]
     return out
 

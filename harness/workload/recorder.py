@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..model import HARNESS, Event, History, Op, OpKind, Outcome
+from ..model import HARNESS, Event, History, Op, OpDetail, OpKind, Outcome
 
 
 class Recorder:
@@ -29,7 +29,7 @@ class Recorder:
         return self._anchor[1] + (wall - self._anchor[0])
 
     def invoke(self, kind: OpKind, call: Callable[[], Any], value: Any = None, correlation_id: str = "",
-               detail: Mapping[str, Any] | None = None, read: Callable[[Any], Any] | None = None) -> Op:
+               detail: OpDetail | None = None, read: Callable[[Any], Any] | None = None) -> Op:
         """Run call() and record it as one operation of `kind` (an OpKind: a kind that is not one is
         refused with ValueError before anything is called; the op keeps its plain string). call()
         answers a Reply (its outcome, status, error and the answer's fields are kept; `read(body)` of

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from ..model import Op, OpKind, Outcome
+from ..model import Op, OpDetail, OpKind, Outcome
 from .client import ApiClient, ControlPlane, Reply, Request
 from .recorder import Recorder
 
-WORKLOAD = {"workload": True}   # marks the sequenced writer's ops (a step's own calls do not carry it)
+WORKLOAD: OpDetail = {"workload": True}   # marks the sequenced writer's ops (a step's own calls do not carry it)
 
 
 class _Loop(threading.Thread):
@@ -94,7 +94,7 @@ class SequencedWriter(_Loop):
     def final_read(self) -> Op:
         """One read of every key with this prefix: the history's final_read (value: the keys read;
         detail "published": those whose intent reads back Published)."""
-        detail: dict = {}   # filled by call(); the recorder merges it once call() returned
+        detail: OpDetail = {}   # filled by call(); the recorder merges it once call() returned
 
         def call():
             reply = self.client.send(ControlPlane.intents(self.prefix), self.correlation_id)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.gates import evaluate_gate
-from harness.model import History, OpKind
+from harness.model import History, OpDetail, OpKind
 
 from .cases import CASES
 
@@ -101,6 +101,23 @@ def bare_kinds_in_gate_reads(source: str) -> list[str]:
     return bare
 
 
+def detail_keys_read(source: str) -> set[str]:
+    """The keys read as `detail_of(op).get("k")` or `detail_of(op)["k"]` (mypy checks a TypedDict's
+    [] but not its .get)."""
+    keys: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        target = None
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and node.args):
+            target, key = node.func.value, node.args[0]
+        elif isinstance(node, ast.Subscript):
+            target, key = node.value, node.slice
+        if (target is not None and isinstance(target, ast.Call) and _name(target.func) == "detail_of"
+                and isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            keys.add(key.value)
+    return keys
+
+
 # ---- the scanners see what they must (else the checks below would pass on nothing) --------------
 
 def test_the_scanner_finds_recorded_kinds_and_a_typo():
@@ -117,6 +134,11 @@ def test_the_scanner_finds_a_bare_kind_in_a_gate():
               'z = [o for o in ops if o.kind == "write" or o.kind in ("approve",)]\n'
               'w = last_op(history, OpKind.WRITE, type="ApprovalRecorded")\n')
     assert sorted(bare_kinds_in_gate_reads(source)) == ["approve", "publish", "read_audit", "write"]
+
+
+def test_the_scanner_finds_the_detail_keys_a_gate_reads():
+    source = 'a = detail_of(o).get("intent_id")\nb = detail_of(op)["cp_now"]\nc = o.detail.get("path")\n'
+    assert detail_keys_read(source) == {"intent_id", "cp_now"}
 
 
 # ---- the contract -------------------------------------------------------------------------------
@@ -137,10 +159,10 @@ def test_the_gates_name_kinds_only_through_opkind_members():
 
 def test_the_runner_and_the_workload_record_kinds_only_through_opkind_members():
     """Scenario.call / read, Recorder.invoke, read_events, wait_for_count, ... in harness/runner and
-    harness/workload name their kind as OpKind.NAME (the chaos runner and runner/__init__.py, being
-    rewritten by other work, still pass a member's string, which Recorder.invoke checks at run time)."""
+    harness/workload name their kind as OpKind.NAME (the chaos runner may still pass a member's string,
+    which Recorder.invoke checks at run time)."""
     bare = {f"{path.relative_to(HARNESS)}: {kind!r}" for path, source in _sources("runner", "workload")
-            if path.name != "__init__.py" for kind in recorded_kinds(source, OP_CALLS)}
+            for kind in recorded_kinds(source, OP_CALLS)}
     assert not bare, f"a kind recorded as a bare string: {sorted(bare)}"
     for path, source in _sources("runner", "workload"):
         typos = opkind_members_named(source) - set(OpKind.__members__)
@@ -188,3 +210,12 @@ def test_no_opkind_member_reaches_a_gate_result():
             result = evaluate_gate(case.gate, case.history)
             assert not _leaks(result.measured) and type(result.detail) is str, (case.name, result.measured)
             json.dumps(result.to_json())
+
+
+def test_every_detail_key_a_gate_reads_is_in_the_opdetail_contract():
+    """The runner's details are checked by mypy (Scenario.call / read and Recorder.invoke take an
+    OpDetail); the gates' reads through detail_of are checked here."""
+    known = set(OpDetail.__optional_keys__) | set(OpDetail.__required_keys__)
+    read = {f"{path.name}: {key!r}" for path, source in _sources("gates") for key in detail_keys_read(source) - known}
+    assert not read, f"detail keys a gate reads that no op records (OpDetail): {sorted(read)}"
+    assert set().union(*(detail_keys_read(source) for _, source in _sources("gates"))), "no detail read found"
