@@ -158,13 +158,13 @@ def test_the_gates_name_kinds_only_through_opkind_members():
 
 
 def test_the_runner_and_the_workload_record_kinds_only_through_opkind_members():
-    """Scenario.call / read, Recorder.invoke, read_events, wait_for_count, ... in harness/runner and
-    harness/workload name their kind as OpKind.NAME (the chaos runner may still pass a member's string,
-    which Recorder.invoke checks at run time)."""
-    bare = {f"{path.relative_to(HARNESS)}: {kind!r}" for path, source in _sources("runner", "workload")
+    """Scenario.call / read, Recorder.invoke, read_events, wait_for_count, ... in harness/runner,
+    harness/workload and the chaos runner name their kind as OpKind.NAME (Recorder.invoke also
+    refuses a string that is not a member, at run time)."""
+    bare = {f"{path.relative_to(HARNESS)}: {kind!r}" for path, source in _sources(*RECORDERS)
             for kind in recorded_kinds(source, OP_CALLS)}
     assert not bare, f"a kind recorded as a bare string: {sorted(bare)}"
-    for path, source in _sources("runner", "workload"):
+    for path, source in _sources(*RECORDERS):
         typos = opkind_members_named(source) - set(OpKind.__members__)
         assert not typos, f"{path.name} names OpKind.{', OpKind.'.join(sorted(typos))}, not members"
 
