@@ -252,7 +252,7 @@ def wait_replica_caught_up(scn: Scenario) -> None:
 
 
 def cut_replication_link(scn: Scenario) -> None:
-    replica = scn.lab.failover.candidate
+    replica = scn.lab.observer.candidate
     scn.inject(FaultSpec("partition", scn.lab.replication_proxy_name(replica)), f"partition:replication:{replica}")
     scn.observe(f"Replication link to {replica} cut (Toxiproxy partition).")
 
