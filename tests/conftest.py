@@ -33,7 +33,7 @@ def _digest(path: Path) -> str | None:
 _DEFAULT_LOG_BEFORE = _digest(DEFAULT_CAB_LOG)
 
 
-# The slowest modules first. `./run test` gives whole modules to its workers (--dist loadfile) in
+# The slowest modules first. `./run test` gives whole modules to its two workers (--dist loadfile) in
 # collection order (--no-loadscope-reorder: by default xdist orders modules by their number of tests, and
 # the slowest ones, one to four long drills each, started last and made the tail). Seconds per module
 # (testcase times summed) in a whole-suite --junitxml run on a loaded machine (2026-12-07, ~2x slow);

@@ -1,4 +1,4 @@
-"""The suite's schedule on its workers: the slowest modules first, in collection order, and the
+"""The suite's schedule on two workers: the slowest modules first, in collection order, and the
 provider contract in one module per provider (so that the three providers run side by side)."""
 
 from __future__ import annotations
