@@ -63,7 +63,7 @@ class Database:
         """Run work(conn) in one transaction (see the module docstring)."""
         for attempt in (1, 2):
             conn = await self._acquire(fresh=attempt > 1)
-            phase = {"committing": False}
+            phase = {"committing": False, "abandoned": False}
             try:
                 result: T = await self._bounded(conn, work, phase)
             except UNAVAILABLE as exc:
@@ -131,6 +131,13 @@ class Database:
             try:
                 async with conn.transaction():
                     result = await work(conn)
+                    # the caller may have given up on this attempt (answered 503 "nothing written")
+                    # while work went on: a cancellation the driver swallowed (it cancels the query
+                    # server-side and returns the statement's result if it had finished). Roll back
+                    # then; the check and the flag below run with no await between them, so either
+                    # the caller saw "committing" (504, outcome unknown) or this rolls back.
+                    if phase["abandoned"]:
+                        raise DatabaseUnavailable("attempt abandoned before its commit")
                     phase["committing"] = True   # the COMMIT is sent when this block exits
             finally:
                 conn.remove_notice_handler(notice)
@@ -146,6 +153,7 @@ class Database:
             return task.result()
         # Do not await the cancellation: psycopg may spend seconds trying to cancel the
         # query on a server that does not answer. Close the connection once it settles.
+        phase["abandoned"] = True
         task.cancel()
         task.add_done_callback(lambda _t: asyncio.ensure_future(self._discard(conn)))
         if phase["committing"]:
