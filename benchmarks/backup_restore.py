@@ -63,8 +63,10 @@ SELECT 'IntentCreated', id, correlation_id, jsonb_build_object('intent_id', id, 
        md5('prev' || id) || md5('p' || id), md5('hash' || id) || md5('h' || id)
 FROM new
 """
-CHAIN_HEAD = ("UPDATE event_chain_head SET (last_seq, last_hash) = "
-              "(SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1) WHERE id = 1")
+CHAIN_HEAD = (
+    "UPDATE event_chain_head SET (last_seq, last_hash) = "
+    "(SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1) WHERE id = 1"
+)
 
 
 def parse_size(text: str) -> int:
@@ -90,7 +92,7 @@ def fill(conn: psycopg.Connection, target: int, next_id: int) -> tuple[int, floa
         grown, size = size, db_size(conn)
         per_row = max(1.0, (size - grown) / rows)
     conn.execute(CHAIN_HEAD)
-    conn.execute("VACUUM (ANALYZE) intents, events")   # hint bits set once, before any copy
+    conn.execute("VACUUM (ANALYZE) intents, events")  # hint bits set once, before any copy
     return next_id, time.monotonic() - start
 
 
@@ -103,8 +105,9 @@ def validate(target: PgCluster, manifest) -> None:
                 raise SystemExit(f"validate: {table} has {found} rows restored, the manifest says {expected}")
 
 
-def timed_restore(store: BackupStore, vault: KeyVault, target: PgCluster, verify: bool,
-                  workdir: Path, snapshot_id: str) -> dict[str, float]:
+def timed_restore(
+    store: BackupStore, vault: KeyVault, target: PgCluster, verify: bool, workdir: Path, snapshot_id: str
+) -> dict[str, float]:
     """Drop the target's database, restore the newest snapshot into it, validate: phase seconds."""
     target.primary.query(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(APP_DATABASE)))
 
@@ -125,10 +128,19 @@ def median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
     return {phase: statistics.median(r[phase] for r in runs) for phase in PHASES}
 
 
-def one_size(label: str, target_bytes: int, source: PgCluster, target: PgCluster, moto: MotoServer,
-             s3, workdir: Path, next_id: int, runs: int) -> tuple[int, dict]:
-    moto.reset()                       # the previous size's snapshots and key gone
-    store = BackupStore(s3)            # as harness.lab.backups.BackupService.start()
+def one_size(
+    label: str,
+    target_bytes: int,
+    source: PgCluster,
+    target: PgCluster,
+    moto: MotoServer,
+    s3,
+    workdir: Path,
+    next_id: int,
+    runs: int,
+) -> tuple[int, dict]:
+    moto.reset()  # the previous size's snapshots and key gone
+    store = BackupStore(s3)  # as harness.lab.backups.BackupService.start()
     vault = KeyVault(s3, store.vault_bucket)
     store.ensure()
     vault.ensure_key()
@@ -136,20 +148,23 @@ def one_size(label: str, target_bytes: int, source: PgCluster, target: PgCluster
     with psycopg.connect(source.primary.dsn, autocommit=True) as conn:
         next_id, fill_s = fill(conn, target_bytes, next_id)
         size = db_size(conn)
-        counts = dict(conn.execute("SELECT 'intents', count(*) FROM intents UNION ALL "
-                                   "SELECT 'events', count(*) FROM events").fetchall())
+        counts = dict(
+            conn.execute(
+                "SELECT 'intents', count(*) FROM intents UNION ALL SELECT 'events', count(*) FROM events"
+            ).fetchall()
+        )
 
     start = time.monotonic()
     manifest = take_snapshot(source.primary.dsn, source.pg_bin, store, vault, workdir=workdir)
     snapshot_s = time.monotonic() - start
     stored = sum(ref.size for ref in manifest.objects)
-    start = time.monotonic()           # where the snapshot's time goes: the same pg_dump, alone
+    start = time.monotonic()  # where the snapshot's time goes: the same pg_dump, alone
     run_tool(source.pg_bin, "pg_dump", ["-Fc", "-f", str(workdir / "alone.pgc")], source.primary.dsn)
     pg_dump_s = time.monotonic() - start
     (workdir / "alone.pgc").unlink()
 
     verified, unverified = [], []
-    for _ in range(runs):              # interleaved, so that a drift (cache, disk) hits both modes
+    for _ in range(runs):  # interleaved, so that a drift (cache, disk) hits both modes
         verified.append(timed_restore(store, vault, target, True, workdir, manifest.snapshot_id))
         unverified.append(timed_restore(store, vault, target, False, workdir, manifest.snapshot_id))
     with psycopg.connect(target.primary.admin_dsn, dbname=APP_DATABASE, autocommit=True) as conn:
@@ -159,24 +174,39 @@ def one_size(label: str, target_bytes: int, source: PgCluster, target: PgCluster
     for i in range(runs):
         name = f"base-{label.lower()}-{i}"
         start = time.monotonic()
-        source.add_replica(name)       # pg_basebackup -X stream, start, streaming
+        source.add_replica(name)  # pg_basebackup -X stream, start, streaming
         basebackups.append(time.monotonic() - start)
-        source.lose_node(name)         # killed, data dir removed
-    return next_id, {"label": label, "size": size, "counts": counts, "fill_s": fill_s,
-                     "snapshot_s": snapshot_s, "pg_dump_s": pg_dump_s, "stored": stored, "restored": restored,
-                     "verified": median_phases(verified), "unverified": median_phases(unverified),
-                     "basebackup_s": statistics.median(basebackups)}
+        source.lose_node(name)  # killed, data dir removed
+    return next_id, {
+        "label": label,
+        "size": size,
+        "counts": counts,
+        "fill_s": fill_s,
+        "snapshot_s": snapshot_s,
+        "pg_dump_s": pg_dump_s,
+        "stored": stored,
+        "restored": restored,
+        "verified": median_phases(verified),
+        "unverified": median_phases(unverified),
+        "basebackup_s": statistics.median(basebackups),
+    }
 
 
 def report(r: dict, runs: int) -> None:
     v, u, bb = r["verified"], r["unverified"], r["basebackup_s"]
     size_mb = r["size"] / MB
-    print(f"\n== {r['label']}: controlplane database {size_mb:.1f} MB (pg_database_size; intents "
-          f"{r['counts']['intents']:,} rows, events {r['counts']['events']:,}), filled in {r['fill_s']:.1f} s")
-    print(f"  snapshot     {r['snapshot_s']:8.2f} s  {size_mb / r['snapshot_s']:7.1f} MB/s of database; "
-          f"object {r['stored'] / MB:.1f} MB ({100 * r['stored'] / r['size']:.0f}% of the database)")
-    print(f"    pg_dump -Fc alone {r['pg_dump_s']:8.2f} s  ({100 * r['pg_dump_s'] / r['snapshot_s']:.0f}% of the "
-          f"snapshot; the rest: export, counts, AES-256-GCM, upload)")
+    print(
+        f"\n== {r['label']}: controlplane database {size_mb:.1f} MB (pg_database_size; intents "
+        f"{r['counts']['intents']:,} rows, events {r['counts']['events']:,}), filled in {r['fill_s']:.1f} s"
+    )
+    print(
+        f"  snapshot     {r['snapshot_s']:8.2f} s  {size_mb / r['snapshot_s']:7.1f} MB/s of database; "
+        f"object {r['stored'] / MB:.1f} MB ({100 * r['stored'] / r['size']:.0f}% of the database)"
+    )
+    print(
+        f"    pg_dump -Fc alone {r['pg_dump_s']:8.2f} s  ({100 * r['pg_dump_s'] / r['snapshot_s']:.0f}% of the "
+        f"snapshot; the rest: export, counts, AES-256-GCM, upload)"
+    )
     print(f"  restore (median of {runs})  {'verified':>10} {'MB/s':>8} {'unverified':>11}")
     for phase in PHASES:
         # download, verify and decrypt move the stored object; the later phases, the database
@@ -185,23 +215,30 @@ def report(r: dict, runs: int) -> None:
         cell = f"{u[phase]:10.2f} s" if phase != "verify" else f"{'-':>12}"
         print(f"    {phase:<17} {v[phase]:10.2f} s {rate} {cell}")
     print(f"    restored database {r['restored'] / MB:.1f} MB ({100 * r['restored'] / r['size']:.0f}% of the source)")
-    print(f"  verify cost  {100 * v['verify'] / v['total']:5.1f}% of the verified restore; "
-          f"verified/unverified total {v['total'] / u['total']:.2f}x")
+    print(
+        f"  verify cost  {100 * v['verify'] / v['total']:5.1f}% of the verified restore; "
+        f"verified/unverified total {v['total'] / u['total']:.2f}x"
+    )
     print(f"  basebackup   {bb:8.2f} s  (PgCluster.add_replica: pg_basebackup + start + streaming)")
-    print(f"  ratios       restore/basebackup {v['total'] / bb:.1f}x, snapshot/basebackup "
-          f"{r['snapshot_s'] / bb:.1f}x, (snapshot+restore)/basebackup {(r['snapshot_s'] + v['total']) / bb:.1f}x")
+    print(
+        f"  ratios       restore/basebackup {v['total'] / bb:.1f}x, snapshot/basebackup "
+        f"{r['snapshot_s'] / bb:.1f}x, (snapshot+restore)/basebackup {(r['snapshot_s'] + v['total']) / bb:.1f}x"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10MB,100MB,1GB",
-                        type=lambda s: sorted((parse_size(p), p.strip().upper()) for p in s.split(",")),
-                        help="target database sizes, MB or GB, comma separated (default %(default)s)")
+    parser.add_argument(
+        "--sizes",
+        default="10MB,100MB,1GB",
+        type=lambda s: sorted((parse_size(p), p.strip().upper()) for p in s.split(",")),
+        help="target database sizes, MB or GB, comma separated (default %(default)s)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="restores and basebackups per size (median)")
     args = parser.parse_args()
 
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="drill-bench-backup-"))   # dumps on disk, as the lab's
+    workdir = Path(tempfile.mkdtemp(prefix="drill-bench-backup-"))  # dumps on disk, as the lab's
     source, target, moto = PgCluster(), PgCluster(), MotoServer()
     results = []
     try:
@@ -210,7 +247,7 @@ def main() -> None:
         moto.start()
         s3 = store_client("s3", moto.endpoint_url)
         with psycopg.connect(source.primary.dsn) as conn, conn.transaction():
-            conn.execute((ROOT / "controlplane" / "schema.sql").read_text())   # as `controlplane migrate`
+            conn.execute((ROOT / "controlplane" / "schema.sql").read_text())  # as `controlplane migrate`
         next_id = 1
         for target_bytes, label in args.sizes:
             t0 = time.monotonic()
@@ -225,14 +262,18 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - the other parts still get cleaned up
                 print(f"cleanup: {type(exc).__name__}: {exc}", file=sys.stderr)
 
-    print(f"\n{'size':>9} {'snap s':>7} {'MB/s':>6} {'object':>8} {'restore':>8} {'rehydr.':>8} "
-          f"{'verify%':>8} {'v/unv':>6} {'basebk':>7} {'rst/bb':>7}")
+    print(
+        f"\n{'size':>9} {'snap s':>7} {'MB/s':>6} {'object':>8} {'restore':>8} {'rehydr.':>8} "
+        f"{'verify%':>8} {'v/unv':>6} {'basebk':>7} {'rst/bb':>7}"
+    )
     for r in results:
         v, u = r["verified"], r["unverified"]
-        print(f"{r['size'] / MB:7.0f}MB {r['snapshot_s']:7.2f} {r['size'] / MB / r['snapshot_s']:6.1f} "
-              f"{r['stored'] / MB:6.1f}MB {v['total']:8.2f} {v['rehydrate']:8.2f} "
-              f"{100 * v['verify'] / v['total']:7.1f}% {v['total'] / u['total']:6.2f} "
-              f"{r['basebackup_s']:7.2f} {v['total'] / r['basebackup_s']:6.1f}x")
+        print(
+            f"{r['size'] / MB:7.0f}MB {r['snapshot_s']:7.2f} {r['size'] / MB / r['snapshot_s']:6.1f} "
+            f"{r['stored'] / MB:6.1f}MB {v['total']:8.2f} {v['rehydrate']:8.2f} "
+            f"{100 * v['verify'] / v['total']:7.1f}% {v['total'] / u['total']:6.2f} "
+            f"{r['basebackup_s']:7.2f} {v['total'] / r['basebackup_s']:6.1f}x"
+        )
     print(f"whole benchmark: {time.monotonic() - started:.0f} s")
 
 

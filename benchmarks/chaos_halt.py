@@ -27,9 +27,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DRILL = [sys.executable, "-m", "harness.cli"]
-PLAN = {"chaos": "halt-bench", "title": "halt benchmark", "lab": "running", "blast_radius": ["db"],
-        "workload": "probes", "faults": [{"type": "latency", "target": "db", "params": {"latency_ms": 100},
-                                          "duration": "120s"}]}
+PLAN = {
+    "chaos": "halt-bench",
+    "title": "halt benchmark",
+    "lab": "running",
+    "blast_radius": ["db"],
+    "workload": "probes",
+    "faults": [{"type": "latency", "target": "db", "params": {"latency_ms": 100}, "duration": "120s"}],
+}
 
 
 def toxics(url: str) -> list:
@@ -48,24 +53,28 @@ def wait(condition, timeout: float, interval: float) -> bool:
 def one(way: str, url: str, plan: Path, env: dict, work: Path) -> tuple[float, float | None]:
     """(seconds from the halt signal to the heal, seconds from `drill halt`'s start to no toxic at the
     fault server: that way only)."""
-    chaos = subprocess.Popen([*DRILL, "chaos", str(plan), "--out", str(work / "out"), "--cab-log",
-                              str(work / "cab.jsonl")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    chaos = subprocess.Popen(
+        [*DRILL, "chaos", str(plan), "--out", str(work / "out"), "--cab-log", str(work / "cab.jsonl")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         if not wait(lambda: toxics(url), 120, 0.01):
             said = chaos.stderr.read() if chaos.poll() is not None else ""
             raise SystemExit(f"the chaos run injected nothing: {said}")
         if way == "drill halt":
             started = time.monotonic()
-            out = subprocess.run([*DRILL, "halt"], cwd=ROOT, env=env, capture_output=True, text=True,
-                                 timeout=60).stdout
+            out = subprocess.run([*DRILL, "halt"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
             if not wait(lambda: not toxics(url), 30, 0.005):
                 raise SystemExit("drill halt: the toxic was still there 30 s after the halt")
             whole = time.monotonic() - started
             found = re.search(r"every fault healed ([\d.]+) s after the halt", out)
             if found is None:
                 raise SystemExit(f"drill halt said: {out!r}")
-            after_signal = float(found.group(1))     # its signal sent -> the run's heal done
+            after_signal = float(found.group(1))  # its signal sent -> the run's heal done
         else:
             chaos.send_signal(signal.SIGINT if way == "SIGINT" else signal.SIGTERM)
             sent = time.monotonic()
@@ -90,8 +99,9 @@ def main() -> int:
         os.environ["DRILL_STATE_DIR"] = str(work / "state")
         (work / "state").mkdir()
         env = {**os.environ}
-        lab = subprocess.Popen([*DRILL, "lab", "up"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+        lab = subprocess.Popen(
+            [*DRILL, "lab", "up"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         try:
             lines = []
             for line in lab.stdout:

@@ -42,9 +42,14 @@ def lab_start(provider: str) -> tuple[float, float]:
 def run_plan(plan: Path, *extra: str, env: dict | None = None) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = subprocess.run([*DRILL, "run", str(plan), "--out", f"{tmp}/out", "--cab-log", f"{tmp}/cab.jsonl",
-                                 *extra], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                                env={**os.environ, **(env or {})})
+        result = subprocess.run(
+            [*DRILL, "run", str(plan), "--out", f"{tmp}/out", "--cab-log", f"{tmp}/cab.jsonl", *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, **(env or {})},
+        )
         wall = time.perf_counter() - start
         if result.returncode not in (0, 1):
             raise SystemExit(f"drill failed to run:\n{result.stderr}")
@@ -60,9 +65,14 @@ def external_drill() -> tuple[float, float, dict]:
         process, staging = start_lab_up({"DRILL_STATE_DIR": f"{tmp}/state"})
         up = time.perf_counter() - start
         try:
-            plan = {"drill": "staging-database", "title": "Staging database failover", "ha_domain": "database",
-                    "lab": staging_lab_config(staging), "scenarios": ["scenarios/database/primary_failover.feature"],
-                    "targets": {"rto_seconds": 600, "rpo_seconds": 60}}
+            plan = {
+                "drill": "staging-database",
+                "title": "Staging database failover",
+                "ha_domain": "database",
+                "lab": staging_lab_config(staging),
+                "scenarios": ["scenarios/database/primary_failover.feature"],
+                "targets": {"rto_seconds": 600, "rpo_seconds": 60},
+            }
             path = Path(tmp) / "staging.yaml"
             path.write_text(yaml.safe_dump(plan))
             token = Path(staging["secret_files"]["runbook-token"]).read_text()
@@ -80,6 +90,7 @@ def main() -> None:
     rows.append(("embedded", up, down, wall, results))
     try:
         from harness.lab.engine import ContainerEngineUnavailable, find_engine
+
         find_engine().stop()
         up, down = lab_start("testcontainers")
         wall, results = run_plan(ROOT / "drills" / "quarterly-database-containers.yaml")
@@ -89,14 +100,18 @@ def main() -> None:
     up, wall, results = external_drill()
     rows.append(("external (lab up as staging)", up, None, wall, results))
 
-    print(f"{'provider':30} {'lab up':>8} {'down':>6} {'drill wall':>11} {'verdict':>8} {'RTO':>7} "
-          f"{'detect':>7} {'promote':>8} {'RPO':>5} {'lost':>5}")
+    print(
+        f"{'provider':30} {'lab up':>8} {'down':>6} {'drill wall':>11} {'verdict':>8} {'RTO':>7} "
+        f"{'detect':>7} {'promote':>8} {'RPO':>5} {'lost':>5}"
+    )
     for name, up, down, wall, results in rows:
         s = results["scenarios"][0]
         m, p = s["measurements"], s["phases"]
-        print(f"{name:30} {up:7.1f}s {('%5.1fs' % down) if down else '     -':>6} {wall:10.1f}s "
-              f"{results['verdict']:>8} {m['rto_seconds']:6.2f}s {p.get('detect', 0):6.2f}s "
-              f"{p.get('promote', 0):7.2f}s {m['rpo_seconds']:4.1f}s {m['lost_writes']:5d}")
+        print(
+            f"{name:30} {up:7.1f}s {('%5.1fs' % down) if down else '     -':>6} {wall:10.1f}s "
+            f"{results['verdict']:>8} {m['rto_seconds']:6.2f}s {p.get('detect', 0):6.2f}s "
+            f"{p.get('promote', 0):7.2f}s {m['rpo_seconds']:4.1f}s {m['lost_writes']:5d}"
+        )
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def plan_for(provider: str, work: Path, staging: dict | None) -> Path:
         data["lab"] = "embedded"
     elif provider == "external":
         from tests.integration.conftest import staging_lab_config
+
         data["lab"] = staging_lab_config(staging)
         # an external plan must say what it is: here a lab standing in for staging (a rehearsal)
         data["environment"] = {"class": "lab", "name": "drill lab up standing in for staging"}
@@ -65,13 +66,20 @@ def run(provider: str, work: Path, staging: dict | None) -> dict:
     for line in done.stderr.splitlines():
         m = PROGRESS.match(line)
         if m and m.group(2) == "lab":
-            marks[m.group(3).split()[0]] = float(m.group(1))   # "starting", "up", "taking"
+            marks[m.group(3).split()[0]] = float(m.group(1))  # "starting", "up", "taking"
     results = json.loads((out / "results.json").read_text())
     scenarios = sum(seconds(s["started_at"], s["finished_at"]) for s in results["scenarios"])
     lab_up = marks.get("up", 0.0) - marks.get("starting", 0.0) if "up" in marks else 0.0
     down = wall - marks["taking"] if "taking" in marks else 0.0
-    return {"wall": wall, "lab_up": lab_up, "down": down, "scenarios": scenarios, "exit": done.returncode,
-            "verdict": results["verdict"], "results": results}
+    return {
+        "wall": wall,
+        "lab_up": lab_up,
+        "down": down,
+        "scenarios": scenarios,
+        "exit": done.returncode,
+        "verdict": results["verdict"],
+        "results": results,
+    }
 
 
 def row_table(runs: dict[str, dict]) -> None:
@@ -90,12 +98,14 @@ def row_table(runs: dict[str, dict]) -> None:
             took = seconds(other["started_at"], other["finished_at"])
             cells.append(f"{other['verdict']:>5} {'RTO n/a' if rto is None else f'RTO {rto:6.2f} s':>16} {took:5.1f} s")
         print(f"{row!s:>3}  {s['name'][:56]:56} " + " ".join(cells))
-    for n in names:   # why a scenario did not pass: its gates that did not
+    for n in names:  # why a scenario did not pass: its gates that did not
         for s in runs[n]["results"]["scenarios"]:
             for g in s.get("gates", []):
                 if g.get("verdict") != "pass":
-                    print(f"{n}: {s['name'][:56]}: {g['id']} {g.get('verdict')}, measured {g.get('measured')}"
-                          + (f" ({g['detail']})" if g.get("detail") else ""))
+                    print(
+                        f"{n}: {s['name'][:56]}: {g['id']} {g.get('verdict')}, measured {g.get('measured')}"
+                        + (f" ({g['detail']})" if g.get("detail") else "")
+                    )
 
 
 def main() -> int:
@@ -113,6 +123,7 @@ def main() -> int:
         try:
             if "external" in providers:
                 from tests.integration.conftest import TOKEN_ENV, add_aws_key_files, start_lab_up
+
                 started = time.perf_counter()
                 process, staging = start_lab_up({"DRILL_STATE_DIR": str(work / "state")})
                 staging["lab_up_s"] = time.perf_counter() - started
@@ -126,11 +137,15 @@ def main() -> int:
             if process is not None:
                 process.terminate()
                 process.wait(60)
-    if "external" in runs:   # the target stood before the drill: its start is not the drill's
+    if "external" in runs:  # the target stood before the drill: its start is not the drill's
         runs["external"]["lab_up"] = staging["lab_up_s"]
     print(f"{'':22}" + "".join(f"{p:>18}" for p in runs))
-    for label, key in (("lab up (s)", "lab_up"), ("scenarios (s)", "scenarios"), ("lab down (s)", "down"),
-                       ("wall of drill run (s)", "wall")):
+    for label, key in (
+        ("lab up (s)", "lab_up"),
+        ("scenarios (s)", "scenarios"),
+        ("lab down (s)", "down"),
+        ("wall of drill run (s)", "wall"),
+    ):
         print(f"{label:22}" + "".join(f"{r[key]:18.1f}" for r in runs.values()))
     print(f"{'verdict, exit':22}" + "".join(f"{r['verdict'] + ', ' + str(r['exit']):>18}" for r in runs.values()))
     base = runs.get("embedded")

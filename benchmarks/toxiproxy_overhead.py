@@ -56,7 +56,7 @@ def connect(address: str) -> socket.socket:
 
 def round_trips(address: str) -> list[float]:
     with connect(address) as sock:
-        for _ in range(200):                     # warm up
+        for _ in range(200):  # warm up
             sock.sendall(PAYLOAD)
             sock.recv(1024)
         samples = []
@@ -101,8 +101,10 @@ def main() -> None:
         print(f"echo round trips, {ROUND_TRIPS} each, {len(PAYLOAD)}-byte payload, no toxic")
         for name, p in (("p50", 0.50), ("p99", 0.99)):
             d, x = pct(direct, p) * us, pct(proxied, p) * us
-            print(f"  {name}: direct {d:7.1f} us   proxied {x:7.1f} us   "
-                  f"added per pass {(x - d) / 2:6.1f} us   ratio {x / d:5.2f}x")
+            print(
+                f"  {name}: direct {d:7.1f} us   proxied {x:7.1f} us   "
+                f"added per pass {(x - d) / 2:6.1f} us   ratio {x / d:5.2f}x"
+            )
         mean_added = (statistics.mean(proxied) - statistics.mean(direct)) / 2 * us
         print(f"  mean added latency per pass: {mean_added:.1f} us (Toxiproxy's own limit: 300 us)")
 

@@ -87,14 +87,22 @@ class ControlPlane(PlatformRoutes):
     """One API instance: its name, database, evidence store, SIEM sink and (optionally) the
     connectors' queues; the platform routes come from controlplane.platform_api."""
 
-    def __init__(self, instance: str, db: Database, evidence: EvidenceStore, siem: SiemSink,
-                 unsafe_skip_evidence_check: bool = False, dispatcher: Dispatcher | None = None,
-                 allow_clock_control: bool = False, unsafe_ignore_platform_health: bool = False,
-                 critical_rings: tuple[str, ...] = ("ring0", "ring1"),
-                 min_instances: int = health.DEFAULT_MIN_INSTANCES,
-                 unsafe_publish_while_unhealthy: bool = False,
-                 backups: BackupCatalogue | None = None,
-                 unsafe_approve_without_evidence: bool = False) -> None:
+    def __init__(
+        self,
+        instance: str,
+        db: Database,
+        evidence: EvidenceStore,
+        siem: SiemSink,
+        unsafe_skip_evidence_check: bool = False,
+        dispatcher: Dispatcher | None = None,
+        allow_clock_control: bool = False,
+        unsafe_ignore_platform_health: bool = False,
+        critical_rings: tuple[str, ...] = ("ring0", "ring1"),
+        min_instances: int = health.DEFAULT_MIN_INSTANCES,
+        unsafe_publish_while_unhealthy: bool = False,
+        backups: BackupCatalogue | None = None,
+        unsafe_approve_without_evidence: bool = False,
+    ) -> None:
         self.instance = instance
         self.db = db
         self.evidence = evidence
@@ -129,6 +137,7 @@ class ControlPlane(PlatformRoutes):
     async def read(self, query: str, params=()) -> list[dict]:
         async def work(conn):
             return await (await conn.cursor(row_factory=dict_row).execute(query, params)).fetchall()
+
         return await self.db.run(work)
 
     # ---- health ----------------------------------------------------------------------
@@ -137,8 +146,7 @@ class ControlPlane(PlatformRoutes):
         return reply({"instance": self.instance, "status": "alive", "version": __version__})
 
     async def health_report(self) -> dict:
-        return await health.report(self.instance, self.db, self.evidence, self.min_instances,
-                                   catalogue=self.backups)
+        return await health.report(self.instance, self.db, self.evidence, self.min_instances, catalogue=self.backups)
 
     async def health(self, request: web.Request) -> web.Response:
         report = await self.health_report()
@@ -159,19 +167,26 @@ class ControlPlane(PlatformRoutes):
 
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
-            row = await (await cur.execute(
-                "INSERT INTO intents (idempotency_key, ring, platform, payload, correlation_id)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
-                " RETURNING id, idempotency_key, correlation_id, state",
-                (key, ring, platform, Jsonb(payload), cid))).fetchone()
+            row = await (
+                await cur.execute(
+                    "INSERT INTO intents (idempotency_key, ring, platform, payload, correlation_id)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
+                    " RETURNING id, idempotency_key, correlation_id, state",
+                    (key, ring, platform, Jsonb(payload), cid),
+                )
+            ).fetchone()
             if row is None:  # Test-IdempotencyKey: a replay answers the original, no new event
-                row = await (await cur.execute(
-                    "SELECT id, idempotency_key, correlation_id, state FROM intents WHERE idempotency_key = %s",
-                    (key,))).fetchone()
+                row = await (
+                    await cur.execute(
+                        "SELECT id, idempotency_key, correlation_id, state FROM intents WHERE idempotency_key = %s",
+                        (key,),
+                    )
+                ).fetchone()
                 await durable_replay(conn)
                 return 200, row, []
-            event = await events.append(conn, "IntentCreated", row["id"], cid,
-                                        {"idempotency_key": key, "ring": ring, "platform": platform})
+            event = await events.append(
+                conn, "IntentCreated", row["id"], cid, {"idempotency_key": key, "ring": ring, "platform": platform}
+            )
             return 201, row, [event]
 
         return await self.write(work)
@@ -179,14 +194,17 @@ class ControlPlane(PlatformRoutes):
     async def intent_list(self, request: web.Request) -> web.Response:
         prefix = request.query.get("key_prefix", "")
         rows = await self.read(
-            "SELECT id, idempotency_key, state FROM intents"
-            " WHERE left(idempotency_key, length(%s)) = %s ORDER BY id", (prefix, prefix))
+            "SELECT id, idempotency_key, state FROM intents WHERE left(idempotency_key, length(%s)) = %s ORDER BY id",
+            (prefix, prefix),
+        )
         return reply({"intents": rows})
 
     async def intent_get(self, request: web.Request) -> web.Response:
         rows = await self.read(
             f"SELECT {INTENT_COLUMNS}, EXISTS (SELECT 1 FROM evidence_packs e WHERE e.intent_id = i.id"
-            "   AND e.state = 'Committed') AS committed FROM intents i WHERE id = %s", (intent_id(request),))
+            "   AND e.state = 'Committed') AS committed FROM intents i WHERE id = %s",
+            (intent_id(request),),
+        )
         if not rows:
             raise web.HTTPNotFound(text=_dumps({"error": "intent not found"}), content_type="application/json")
         row = rows[0]
@@ -209,22 +227,34 @@ class ControlPlane(PlatformRoutes):
         # 2. the alternate-region copy, read back and compared: never fails the request.
         replica = await self.evidence.replicate(stored["object_key"], stored["body"], stored["sha256"])
         if replica["replica_error"] and self.evidence.replica_bucket:
-            log.warning("evidence %s: no validated alternate-region copy: %s", stored["object_key"],
-                        replica["replica_error"])
+            log.warning(
+                "evidence %s: no validated alternate-region copy: %s", stored["object_key"], replica["replica_error"]
+            )
         returning = "intent_id, sha256, version_id, object_key, replica_version_id, replica_validated"
 
         # 3. then the pack and its event in one transaction. If this fails the objects stay
         #    as unreferenced locked versions; a retry records the pack.
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
-            row = await (await cur.execute(
-                "INSERT INTO evidence_packs (intent_id, bucket, object_key, version_id, sha256, state,"
-                " correlation_id, replica_bucket, replica_version_id, replica_validated)"
-                " VALUES (%s, %s, %s, %s, %s, 'Committed', %s, %s, %s, %s)"
-                f" ON CONFLICT (intent_id, sha256) DO NOTHING RETURNING {returning}",
-                (iid, self.evidence.bucket, stored["object_key"], stored["version_id"], stored["sha256"],
-                 cid, replica["replica_bucket"], replica["replica_version_id"],
-                 replica["replica_validated"]))).fetchone()
+            row = await (
+                await cur.execute(
+                    "INSERT INTO evidence_packs (intent_id, bucket, object_key, version_id, sha256, state,"
+                    " correlation_id, replica_bucket, replica_version_id, replica_validated)"
+                    " VALUES (%s, %s, %s, %s, %s, 'Committed', %s, %s, %s, %s)"
+                    f" ON CONFLICT (intent_id, sha256) DO NOTHING RETURNING {returning}",
+                    (
+                        iid,
+                        self.evidence.bucket,
+                        stored["object_key"],
+                        stored["version_id"],
+                        stored["sha256"],
+                        cid,
+                        replica["replica_bucket"],
+                        replica["replica_version_id"],
+                        replica["replica_validated"],
+                    ),
+                )
+            ).fetchone()
             status, new_events = 201, []
             if row is None:
                 if replica["replica_validated"]:  # a replay repairs a pack that had no validated copy
@@ -232,19 +262,34 @@ class ControlPlane(PlatformRoutes):
                         "UPDATE evidence_packs SET replica_bucket = %s, replica_version_id = %s,"
                         " replica_validated = true WHERE intent_id = %s AND sha256 = %s"
                         " AND NOT replica_validated",
-                        (replica["replica_bucket"], replica["replica_version_id"], iid, stored["sha256"]))
-                row = await (await cur.execute(
-                    f"SELECT {returning} FROM evidence_packs WHERE intent_id = %s AND sha256 = %s",
-                    (iid, stored["sha256"]))).fetchone()
+                        (replica["replica_bucket"], replica["replica_version_id"], iid, stored["sha256"]),
+                    )
+                row = await (
+                    await cur.execute(
+                        f"SELECT {returning} FROM evidence_packs WHERE intent_id = %s AND sha256 = %s",
+                        (iid, stored["sha256"]),
+                    )
+                ).fetchone()
                 await durable_replay(conn)
                 status = 200
             else:
-                new_events.append(await events.append(conn, "EvidenceCommitted", iid, cid, {
-                    "bucket": self.evidence.bucket, "object_key": row["object_key"],
-                    "version_id": row["version_id"], "sha256": row["sha256"],
-                    "replica_bucket": replica["replica_bucket"],
-                    "replica_version_id": row["replica_version_id"],
-                    "ValidatedCopyExists": row["replica_validated"]}))
+                new_events.append(
+                    await events.append(
+                        conn,
+                        "EvidenceCommitted",
+                        iid,
+                        cid,
+                        {
+                            "bucket": self.evidence.bucket,
+                            "object_key": row["object_key"],
+                            "version_id": row["version_id"],
+                            "sha256": row["sha256"],
+                            "replica_bucket": replica["replica_bucket"],
+                            "replica_version_id": row["replica_version_id"],
+                            "ValidatedCopyExists": row["replica_validated"],
+                        },
+                    )
+                )
             validated = row.pop("replica_validated")
             return status, {**row, "EvidencePackState": "Committed", "ValidatedCopyExists": validated}, new_events
 
@@ -257,26 +302,31 @@ class ControlPlane(PlatformRoutes):
 
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
-            intent = await (await cur.execute(
-                "SELECT state FROM intents WHERE id = %s FOR UPDATE", (iid,))).fetchone()
+            intent = await (await cur.execute("SELECT state FROM intents WHERE id = %s FOR UPDATE", (iid,))).fetchone()
             if intent is None:
                 raise Refused(gates.Refusal(404, "Intent", "intent not found"))
-            existing = await (await cur.execute(
-                "SELECT approver FROM approvals WHERE intent_id = %s", (iid,))).fetchone()
+            existing = await (
+                await cur.execute("SELECT approver FROM approvals WHERE intent_id = %s", (iid,))
+            ).fetchone()
             if existing:  # replay (e.g. the retry after a broken connection): no second event
                 await durable_replay(conn)
                 return 200, {"intent_id": iid, "approver": existing["approver"], "state": intent["state"]}, []
-            committed = await (await cur.execute(
-                "SELECT 1 FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' LIMIT 1",
-                (iid,))).fetchone()
+            committed = await (
+                await cur.execute(
+                    "SELECT 1 FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' LIMIT 1", (iid,)
+                )
+            ).fetchone()
             refusal = gates.evidence_committed(committed is not None)
             if refusal and self.unsafe_approve_without_evidence:  # negative drills only: rule 1 skipped
-                log.warning("UNSAFE: intent %s approved without a Committed evidence pack "
-                            "(--unsafe-approve-without-evidence)", iid)
+                log.warning(
+                    "UNSAFE: intent %s approved without a Committed evidence pack (--unsafe-approve-without-evidence)",
+                    iid,
+                )
             elif refusal:
                 raise Refused(refusal)
-            await cur.execute("INSERT INTO approvals (intent_id, approver, correlation_id) VALUES (%s, %s, %s)",
-                              (iid, approver, cid))
+            await cur.execute(
+                "INSERT INTO approvals (intent_id, approver, correlation_id) VALUES (%s, %s, %s)", (iid, approver, cid)
+            )
             await cur.execute("UPDATE intents SET state = 'Approved' WHERE id = %s AND state = 'Draft'", (iid,))
             event = await events.append(conn, "ApprovalRecorded", iid, cid, {"approver": approver})
             return 200, {"intent_id": iid, "approver": approver, "state": "Approved"}, [event]
@@ -286,10 +336,13 @@ class ControlPlane(PlatformRoutes):
     async def record_impact(self, iid: int, cid: str) -> None:
         """Append ImpactRecorded (publish blocked by the evidence store) in its own transaction;
         a failure is logged, the refusal is answered anyway."""
+
         async def work(conn):
-            event = await events.append(conn, "ImpactRecorded", iid, cid,
-                                        {"Impact": gates.PUBLISH_BLOCKED, "cause": "evidence_store"})
+            event = await events.append(
+                conn, "ImpactRecorded", iid, cid, {"Impact": gates.PUBLISH_BLOCKED, "cause": "evidence_store"}
+            )
             return 201, {}, [event]
+
         try:
             await self.write(work)
         except DatabaseUnavailable as exc:
@@ -305,7 +358,9 @@ class ControlPlane(PlatformRoutes):
         once every pack's validated copy is re-read with its recorded sha256; else Refused."""
         packs = await self.read(
             "SELECT object_key, version_id, sha256, replica_bucket, replica_version_id, replica_validated"
-            " FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' ORDER BY id", (iid,))
+            " FROM evidence_packs WHERE intent_id = %s AND state = 'Committed' ORDER BY id",
+            (iid,),
+        )
         if not packs:
             raise Refused(gates.evidence_not_committed())
         try:
@@ -315,22 +370,46 @@ class ControlPlane(PlatformRoutes):
         except EvidenceStoreUnavailable as exc:
             primary = exc
         if not primary.retryable:  # a 4xx (e.g. missing object): no failover, it would hide it
-            raise await self.blocked(iid, cid, gates.Refusal(
-                503, "EvidencePackReadable", f"publish blocked: evidence pack not readable ({primary})",
-                cause="evidence_store", extra={"Impact": gates.PUBLISH_BLOCKED, "attempts": primary.attempts}))
+            raise await self.blocked(
+                iid,
+                cid,
+                gates.Refusal(
+                    503,
+                    "EvidencePackReadable",
+                    f"publish blocked: evidence pack not readable ({primary})",
+                    cause="evidence_store",
+                    extra={"Impact": gates.PUBLISH_BLOCKED, "attempts": primary.attempts},
+                ),
+            )
         if not all(p["replica_validated"] for p in packs):
-            raise await self.blocked(iid, cid, gates.evidence_unavailable(
-                f"{primary}; no validated alternate-region copy", primary.attempts, ValidatedCopyExists=False))
+            raise await self.blocked(
+                iid,
+                cid,
+                gates.evidence_unavailable(
+                    f"{primary}; no validated alternate-region copy", primary.attempts, ValidatedCopyExists=False
+                ),
+            )
         try:
             for pack in packs:
-                await self.evidence.verify_replica(pack["replica_bucket"], pack["object_key"],
-                                                   pack["replica_version_id"], pack["sha256"])
+                await self.evidence.verify_replica(
+                    pack["replica_bucket"], pack["object_key"], pack["replica_version_id"], pack["sha256"]
+                )
         except EvidenceStoreUnavailable as exc:
-            raise await self.blocked(iid, cid, gates.evidence_unavailable(
-                f"{primary}; alternate-region copy not confirmed: {exc}", primary.attempts,
-                ValidatedCopyExists=False, replica_attempts=exc.attempts)) from None
-        log.warning("intent %s: primary evidence store unavailable (%s); publishing from the validated"
-                    " alternate-region copy", iid, primary)
+            raise await self.blocked(
+                iid,
+                cid,
+                gates.evidence_unavailable(
+                    f"{primary}; alternate-region copy not confirmed: {exc}",
+                    primary.attempts,
+                    ValidatedCopyExists=False,
+                    replica_attempts=exc.attempts,
+                ),
+            ) from None
+        log.warning(
+            "intent %s: primary evidence store unavailable (%s); publishing from the validated alternate-region copy",
+            iid,
+            primary,
+        )
         return {"evidence_source": "alternate-region", "attempts": primary.attempts}
 
     async def publish(self, request: web.Request) -> web.Response:
@@ -341,22 +420,25 @@ class ControlPlane(PlatformRoutes):
         # ValidatedCopyExists.
         report = await self.health_report()
         if unsafe:  # negative drills only: the evidence store does not count for publish
-            report = {**report, "components": {k: v for k, v in report["components"].items()
-                                               if k != "evidence_store"}}
+            report = {**report, "components": {k: v for k, v in report["components"].items() if k != "evidence_store"}}
             if all(p["status"] != "down" for p in report["components"].values()):
                 report["ServiceHealth"] = "Healthy"
         refusal = gates.service_health(report)
         if refusal and self.unsafe_publish_while_unhealthy:  # negative drills only: gate skipped
-            log.warning("UNSAFE: intent %s: ServiceHealth gate skipped (--unsafe-publish-while-unhealthy): %s",
-                        iid, refusal.error)
+            log.warning(
+                "UNSAFE: intent %s: ServiceHealth gate skipped (--unsafe-publish-while-unhealthy): %s",
+                iid,
+                refusal.error,
+            )
             refusal = None
-        backups = report["components"].get("backups")   # absent: no catalogue, the gate is off
+        backups = report["components"].get("backups")  # absent: no catalogue, the gate is off
         if refusal is None and backups is not None:
             refusal = gates.backup_age(backups.get("age_hours"), backups["detail"])
         if refusal:
             if refusal.cause == "evidence_store":
-                raise await self.blocked(iid, cid, dataclasses.replace(
-                    refusal, extra={**refusal.extra, "Impact": gates.PUBLISH_BLOCKED}))
+                raise await self.blocked(
+                    iid, cid, dataclasses.replace(refusal, extra={**refusal.extra, "Impact": gates.PUBLISH_BLOCKED})
+                )
             raise Refused(refusal)
         rows = await self.read("SELECT state FROM intents WHERE id = %s", (iid,))
         if not rows:
@@ -366,13 +448,17 @@ class ControlPlane(PlatformRoutes):
             refusal = gates.approved(rows[0]["state"])
             if refusal:
                 raise Refused(refusal)
-            evidence = ({"evidence_source": "unchecked"} if unsafe else await self.evidence_gate(iid, cid))
+            evidence = {"evidence_source": "unchecked"} if unsafe else await self.evidence_gate(iid, cid)
 
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
-            intent = await (await cur.execute(
-                "SELECT state, platform, ring, idempotency_key, correlation_id FROM intents"
-                " WHERE id = %s FOR UPDATE", (iid,))).fetchone()
+            intent = await (
+                await cur.execute(
+                    "SELECT state, platform, ring, idempotency_key, correlation_id FROM intents"
+                    " WHERE id = %s FOR UPDATE",
+                    (iid,),
+                )
+            ).fetchone()
             if intent is None:
                 raise Refused(gates.Refusal(404, "Intent", "intent not found"))
             if intent["state"] == "Published":  # replay: no second event
@@ -381,45 +467,85 @@ class ControlPlane(PlatformRoutes):
             refusal = gates.approved(intent["state"])
             if refusal:
                 raise Refused(refusal)
-            await cur.execute("INSERT INTO publishes (intent_id, instance, correlation_id) VALUES (%s, %s, %s)",
-                              (iid, self.instance, cid))
+            await cur.execute(
+                "INSERT INTO publishes (intent_id, instance, correlation_id) VALUES (%s, %s, %s)",
+                (iid, self.instance, cid),
+            )
             await cur.execute("UPDATE intents SET state = 'Published' WHERE id = %s", (iid,))
-            if self.dispatcher is not None:   # the outbox row: sent to the platform's queue below
+            if self.dispatcher is not None:  # the outbox row: sent to the platform's queue below
                 await cur.execute(
                     "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
                     " created_at) VALUES (%s, %s, %s, %s, %s, cp_now())",
-                    (iid, intent["platform"], intent["ring"], intent["idempotency_key"], cid))
+                    (iid, intent["platform"], intent["ring"], intent["idempotency_key"], cid),
+                )
             new_events = []
             if evidence.get("evidence_source") == "alternate-region":
-                new_events.append(await events.append(conn, "EvidenceFailover", iid, cid, {
-                    "evidence_source": "alternate-region", "primary_attempts": len(evidence["attempts"]),
-                    "primary_error": evidence["attempts"][-1]["error"] if evidence["attempts"] else None}))
-            new_events.append(await events.append(conn, "Published", iid, cid, {
-                "instance": self.instance, "evidence_source": evidence.get("evidence_source")}))
-            return 200, {"intent_id": iid, "state": "Published", "instance": self.instance, **evidence,
-                         "platform": intent["platform"], "ring": intent["ring"],
-                         "idempotency_key": intent["idempotency_key"]}, new_events
+                new_events.append(
+                    await events.append(
+                        conn,
+                        "EvidenceFailover",
+                        iid,
+                        cid,
+                        {
+                            "evidence_source": "alternate-region",
+                            "primary_attempts": len(evidence["attempts"]),
+                            "primary_error": evidence["attempts"][-1]["error"] if evidence["attempts"] else None,
+                        },
+                    )
+                )
+            new_events.append(
+                await events.append(
+                    conn,
+                    "Published",
+                    iid,
+                    cid,
+                    {"instance": self.instance, "evidence_source": evidence.get("evidence_source")},
+                )
+            )
+            return (
+                200,
+                {
+                    "intent_id": iid,
+                    "state": "Published",
+                    "instance": self.instance,
+                    **evidence,
+                    "platform": intent["platform"],
+                    "ring": intent["ring"],
+                    "idempotency_key": intent["idempotency_key"],
+                },
+                new_events,
+            )
 
         status, body, new_events = await self.commit(work)
         if new_events and self.dispatcher is not None:
-            body["dispatch"] = await self.dispatch(self.dispatcher, iid, body["platform"], body["ring"],
-                                                   body["idempotency_key"], cid)
+            body["dispatch"] = await self.dispatch(
+                self.dispatcher, iid, body["platform"], body["ring"], body["idempotency_key"], cid
+            )
         return reply(body, status)
 
-    async def dispatch(self, dispatcher: Dispatcher, iid: int | None, platform: str, ring: str, key: str,
-                       cid: str, **extra) -> str:
+    async def dispatch(
+        self, dispatcher: Dispatcher, iid: int | None, platform: str, ring: str, key: str, cid: str, **extra
+    ) -> str:
         """Send a just-published (or promoted, or rolled back) intent to its platform's queue:
         "enqueued", or "pending" (the dispatcher loop of any instance sends it later). extra:
         kind="rollback" and rollback_id for a ring rollback."""
         try:
-            await dispatcher.send({"intent_id": iid, "platform": platform, "ring": ring,
-                                   "idempotency_key": key, "correlation_id": cid, **extra})
+            await dispatcher.send(
+                {
+                    "intent_id": iid,
+                    "platform": platform,
+                    "ring": ring,
+                    "idempotency_key": key,
+                    "correlation_id": cid,
+                    **extra,
+                }
+            )
         except QueueUnavailable as exc:
             log.warning("%s: dispatch to %s pending: %s", key, platform, exc)
             return "pending"
         try:
             await self.db.run(lambda conn: dispatch.mark_enqueued(conn, key))
-        except DatabaseUnavailable as exc:   # sent already; the loop may send it again (idempotent)
+        except DatabaseUnavailable as exc:  # sent already; the loop may send it again (idempotent)
             log.warning("%s: enqueued, state not recorded: %s", key, exc)
         return "enqueued"
 
@@ -434,19 +560,23 @@ class ControlPlane(PlatformRoutes):
         if not rows:
             raise Refused(gates.Refusal(404, "Intent", "intent not found"))
         if rows[0]["state"] != "Published":
-            raise Refused(gates.Refusal(409, "Published", f"promotion refused: intent is {rows[0]['state']}, "
-                                                          "not Published"))
+            raise Refused(
+                gates.Refusal(409, "Published", f"promotion refused: intent is {rows[0]['state']}, not Published")
+            )
         refusal = await self.promotion_gate(rows[0]["platform"], cid)
         if refusal:
             raise Refused(refusal)
 
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
-            intent = await (await cur.execute(
-                "SELECT ring, platform, idempotency_key FROM intents WHERE id = %s FOR UPDATE", (iid,))).fetchone()
+            intent = await (
+                await cur.execute(
+                    "SELECT ring, platform, idempotency_key FROM intents WHERE id = %s FOR UPDATE", (iid,)
+                )
+            ).fetchone()
             key = f"{intent['idempotency_key']}@{to_ring}"
             body = {"intent_id": iid, "ring": to_ring, "platform": intent["platform"], "idempotency_key": key}
-            if intent["ring"] == to_ring:   # replay
+            if intent["ring"] == to_ring:  # replay
                 await durable_replay(conn)
                 return 200, body, []
             await cur.execute("UPDATE intents SET ring = %s WHERE id = %s", (to_ring, iid))
@@ -454,15 +584,22 @@ class ControlPlane(PlatformRoutes):
                 await cur.execute(
                     "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
                     " created_at) VALUES (%s, %s, %s, %s, %s, cp_now()) ON CONFLICT DO NOTHING",
-                    (iid, intent["platform"], to_ring, key, cid))
-            event = await events.append(conn, "RingPromoted", iid, cid, {
-                "from_ring": intent["ring"], "to_ring": to_ring, "platform": intent["platform"]})
+                    (iid, intent["platform"], to_ring, key, cid),
+                )
+            event = await events.append(
+                conn,
+                "RingPromoted",
+                iid,
+                cid,
+                {"from_ring": intent["ring"], "to_ring": to_ring, "platform": intent["platform"]},
+            )
             return 200, body, [event]
 
         status, body, new_events = await self.commit(work)
         if new_events and self.dispatcher is not None:
-            body["dispatch"] = await self.dispatch(self.dispatcher, iid, body["platform"], to_ring,
-                                                   body["idempotency_key"], cid)
+            body["dispatch"] = await self.dispatch(
+                self.dispatcher, iid, body["platform"], to_ring, body["idempotency_key"], cid
+            )
         return reply(body, status)
 
     # ---- ring rollback ---------------------------------------------------------------
@@ -494,40 +631,68 @@ class ControlPlane(PlatformRoutes):
         cid = request["correlation_id"]
         dispatcher = self.dispatcher
         if dispatcher is None:
-            return reply({"error": "rollback refused: no queues configured (serve --sqs-endpoint)",
-                          "cause": "queue"}, 503)
+            return reply(
+                {"error": "rollback refused: no queues configured (serve --sqs-endpoint)", "cause": "queue"}, 503
+            )
         rollback_id = uuid.uuid4().hex
 
         async def work(conn):
             cur = conn.cursor(row_factory=dict_row)
             # ON CONFLICT: a replay with the same Idempotency-Key (also one running concurrently:
             # it waits for the first to commit) records nothing and answers the first rollback.
-            created = await (await cur.execute(
-                "INSERT INTO ring_rollbacks (rollback_id, ring, approver, request_key, correlation_id, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, cp_now()) ON CONFLICT (request_key) DO NOTHING RETURNING rollback_id",
-                (rollback_id, ring, approver, request_key, cid))).fetchone()
+            created = await (
+                await cur.execute(
+                    "INSERT INTO ring_rollbacks (rollback_id, ring, approver, request_key, correlation_id, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s, cp_now()) ON CONFLICT (request_key) DO NOTHING RETURNING rollback_id",
+                    (rollback_id, ring, approver, request_key, cid),
+                )
+            ).fetchone()
             if created is None:
-                seen = await (await cur.execute(
-                    "SELECT rollback_id, ring FROM ring_rollbacks WHERE request_key = %s",
-                    (request_key,))).fetchone()
+                seen = await (
+                    await cur.execute(
+                        "SELECT rollback_id, ring FROM ring_rollbacks WHERE request_key = %s", (request_key,)
+                    )
+                ).fetchone()
                 if seen["ring"] != ring:
-                    raise Refused(gates.Refusal(
-                        409, "Idempotency-Key", f"{IDEMPOTENCY_HEADER} {request_key!r} was used for the "
-                                                f"rollback of ring {seen['ring']!r}, not {ring!r}"))
-                rows = await (await cur.execute(
-                    "SELECT platform, idempotency_key, intent_id, state FROM dispatches"
-                    " WHERE kind = 'rollback' AND rollback_id = %s ORDER BY platform",
-                    (seen["rollback_id"],))).fetchall()
+                    raise Refused(
+                        gates.Refusal(
+                            409,
+                            "Idempotency-Key",
+                            f"{IDEMPOTENCY_HEADER} {request_key!r} was used for the "
+                            f"rollback of ring {seen['ring']!r}, not {ring!r}",
+                        )
+                    )
+                rows = await (
+                    await cur.execute(
+                        "SELECT platform, idempotency_key, intent_id, state FROM dispatches"
+                        " WHERE kind = 'rollback' AND rollback_id = %s ORDER BY platform",
+                        (seen["rollback_id"],),
+                    )
+                ).fetchall()
                 await durable_replay(conn)
-                return 200, {"rollback_id": seen["rollback_id"], "ring": ring, "replayed": True,
-                             "dispatched": {r["platform"]: r["idempotency_key"] for r in rows},
-                             "dispatch": {r["platform"]: r["state"] for r in rows},
-                             "intent_ids": {r["platform"]: dispatch.target(r["intent_id"], ring)
-                                            for r in rows}}, []
-            last = {r["platform"]: r["intent_id"] for r in await (await cur.execute(
-                "SELECT DISTINCT ON (platform) platform, intent_id FROM dispatches"
-                " WHERE kind = 'deploy' AND ring = %s AND platform = ANY(%s)"
-                " ORDER BY platform, created_at DESC, intent_id DESC", (ring, list(PLATFORMS)))).fetchall()}
+                return (
+                    200,
+                    {
+                        "rollback_id": seen["rollback_id"],
+                        "ring": ring,
+                        "replayed": True,
+                        "dispatched": {r["platform"]: r["idempotency_key"] for r in rows},
+                        "dispatch": {r["platform"]: r["state"] for r in rows},
+                        "intent_ids": {r["platform"]: dispatch.target(r["intent_id"], ring) for r in rows},
+                    },
+                    [],
+                )
+            last = {
+                r["platform"]: r["intent_id"]
+                for r in await (
+                    await cur.execute(
+                        "SELECT DISTINCT ON (platform) platform, intent_id FROM dispatches"
+                        " WHERE kind = 'deploy' AND ring = %s AND platform = ANY(%s)"
+                        " ORDER BY platform, created_at DESC, intent_id DESC",
+                        (ring, list(PLATFORMS)),
+                    )
+                ).fetchall()
+            }
             keys, intents = {}, {}
             for platform in PLATFORMS:
                 key = keys[platform] = f"rollback:{ring}:{rollback_id}:{platform}"
@@ -535,22 +700,53 @@ class ControlPlane(PlatformRoutes):
                 await cur.execute(
                     "INSERT INTO dispatches (intent_id, platform, ring, idempotency_key, correlation_id,"
                     " created_at, kind, rollback_id) VALUES (%s, %s, %s, %s, %s, cp_now(), 'rollback', %s)",
-                    (intents[platform], platform, ring, key, cid, rollback_id))
-            event = await events.append(conn, "RingRolledBack", None, cid, {
-                "ring": ring, "rollback_id": rollback_id, "approver": approver, "platforms": keys,
-                "intent_ids": intents})
-            return 200, {"rollback_id": rollback_id, "ring": ring, "dispatched": keys,
-                         "intent_ids": {p: dispatch.target(i, ring) for p, i in intents.items()},
-                         "_intents": intents}, [event]
+                    (intents[platform], platform, ring, key, cid, rollback_id),
+                )
+            event = await events.append(
+                conn,
+                "RingRolledBack",
+                None,
+                cid,
+                {
+                    "ring": ring,
+                    "rollback_id": rollback_id,
+                    "approver": approver,
+                    "platforms": keys,
+                    "intent_ids": intents,
+                },
+            )
+            return (
+                200,
+                {
+                    "rollback_id": rollback_id,
+                    "ring": ring,
+                    "dispatched": keys,
+                    "intent_ids": {p: dispatch.target(i, ring) for p, i in intents.items()},
+                    "_intents": intents,
+                },
+                [event],
+            )
 
         status, body, new_events = await self.commit(work)
         intents = body.pop("_intents", None)
         if new_events:
             log.info("ring %s rolled back by %s: rollback %s", ring, approver, rollback_id)
             platforms = list(body["dispatched"])
-            states = await asyncio.gather(*(self.dispatch(
-                dispatcher, intents[p], p, ring, body["dispatched"][p], cid, kind="rollback", rollback_id=rollback_id)
-                for p in platforms))
+            states = await asyncio.gather(
+                *(
+                    self.dispatch(
+                        dispatcher,
+                        intents[p],
+                        p,
+                        ring,
+                        body["dispatched"][p],
+                        cid,
+                        kind="rollback",
+                        rollback_id=rollback_id,
+                    )
+                    for p in platforms
+                )
+            )
             body["dispatch"] = dict(zip(platforms, states, strict=True))
         return reply(body, status)
 
@@ -563,10 +759,12 @@ class ControlPlane(PlatformRoutes):
         except ValueError:
             raise bad_request("after and limit must be integers") from None
         cid, type_ = request.query.get("correlation_id"), request.query.get("type")
-        rows = await self.read(f"SELECT {events.COLUMNS} FROM events WHERE seq > %s"
-                               f" AND (%s::text IS NULL OR correlation_id = %s)"
-                               f" AND (%s::text IS NULL OR type = %s) ORDER BY seq LIMIT %s",
-                               (after, cid, cid, type_, type_, limit))
+        rows = await self.read(
+            f"SELECT {events.COLUMNS} FROM events WHERE seq > %s"
+            f" AND (%s::text IS NULL OR correlation_id = %s)"
+            f" AND (%s::text IS NULL OR type = %s) ORDER BY seq LIMIT %s",
+            (after, cid, cid, type_, type_, limit),
+        )
         return reply({"events": [events.as_json(r) for r in rows]})
 
     async def operational_event(self, request: web.Request) -> web.Response:
@@ -582,17 +780,24 @@ class ControlPlane(PlatformRoutes):
         body = await json_body(request)
         cid = request["correlation_id"]
         event_id = string_field(body, "event_id")
-        payload: dict[str, Any] = {"event_id": event_id, "kind": string_field(body, "kind"),
-                   "name": string_field(body, "name"), "at": body.get("at"),
-                   "detail": body.get("detail") if isinstance(body.get("detail"), dict) else {}}
+        payload: dict[str, Any] = {
+            "event_id": event_id,
+            "kind": string_field(body, "kind"),
+            "name": string_field(body, "name"),
+            "at": body.get("at"),
+            "detail": body.get("detail") if isinstance(body.get("detail"), dict) else {},
+        }
         if body.get("emitter") is not None:
             payload["emitter"] = string_field(body, "emitter")
 
         async def work(conn):
-            seen = await (await conn.cursor(row_factory=dict_row).execute(
-                f"SELECT {events.COLUMNS} FROM events WHERE type = 'DrillEvent' AND payload->>'event_id' = %s",
-                (event_id,))).fetchone()
-            if seen:   # replay: acknowledged once durable; its SIEM line written again (at least once)
+            seen = await (
+                await conn.cursor(row_factory=dict_row).execute(
+                    f"SELECT {events.COLUMNS} FROM events WHERE type = 'DrillEvent' AND payload->>'event_id' = %s",
+                    (event_id,),
+                )
+            ).fetchone()
+            if seen:  # replay: acknowledged once durable; its SIEM line written again (at least once)
                 await durable_replay(conn)
                 return 200, {"event_id": event_id, "recorded": False}, [seen]
             event = await events.append(conn, "DrillEvent", None, cid, payload)
@@ -605,8 +810,9 @@ class ControlPlane(PlatformRoutes):
 
     async def events_count(self, request: web.Request) -> web.Response:
         type_ = request.query.get("type")
-        rows = await self.read("SELECT count(*) AS count FROM events WHERE %s::text IS NULL OR type = %s",
-                               (type_, type_))
+        rows = await self.read(
+            "SELECT count(*) AS count FROM events WHERE %s::text IS NULL OR type = %s", (type_, type_)
+        )
         return reply({"count": rows[0]["count"], "type": type_})
 
 
@@ -628,13 +834,19 @@ async def correlate_and_log(request: web.Request, handler) -> web.StreamResponse
     except Refused as exc:
         response = reply(exc.refusal.body(), exc.refusal.status)
     except CommitUnconfirmed as exc:
-        response = reply({"error": f"write not confirmed: {exc}", "cause": "database",
-                          "outcome": "unknown"}, 504)
+        response = reply({"error": f"write not confirmed: {exc}", "cause": "database", "outcome": "unknown"}, 504)
     except DatabaseUnavailable as exc:
         response = reply({"error": f"database unavailable: {exc}", "cause": "database"}, 503)
     except EvidenceStoreUnavailable as exc:
-        response = reply({"error": f"evidence store unavailable: {exc}", "cause": "evidence_store",
-                          "Impact": gates.PUBLISH_BLOCKED, "attempts": exc.attempts}, 503)
+        response = reply(
+            {
+                "error": f"evidence store unavailable: {exc}",
+                "cause": "evidence_store",
+                "Impact": gates.PUBLISH_BLOCKED,
+                "attempts": exc.attempts,
+            },
+            503,
+        )
     except web.HTTPException as exc:
         if exc.content_type != "application/json" and exc.status >= 400:
             response = reply({"error": exc.reason}, exc.status)
@@ -644,12 +856,19 @@ async def correlate_and_log(request: web.Request, handler) -> web.StreamResponse
         log.error("database error on %s %s: %s", request.method, request.path, short_cause(exc, 500))
         response = reply({"error": "internal error", "cause": "database"}, 500)
     except Exception as exc:  # noqa: BLE001 - answered 500, logged without secrets
-        log.error("unexpected %s on %s %s: %s", type(exc).__name__, request.method, request.path,
-                  scrub(repr(exc))[:500])
+        log.error(
+            "unexpected %s on %s %s: %s", type(exc).__name__, request.method, request.path, scrub(repr(exc))[:500]
+        )
         response = reply({"error": "internal error", "cause": "internal"}, 500)
     response.headers[CORRELATION_HEADER] = cid
-    log.info("method=%s path=%s status=%s correlation_id=%s ms=%.0f", request.method, request.path,
-             response.status, cid, (time.monotonic() - started) * 1000)
+    log.info(
+        "method=%s path=%s status=%s correlation_id=%s ms=%.0f",
+        request.method,
+        request.path,
+        response.status,
+        cid,
+        (time.monotonic() - started) * 1000,
+    )
     return response
 
 
@@ -657,24 +876,26 @@ def make_app(cp: ControlPlane) -> web.Application:
     """The aiohttp application of one instance: its routes, its heartbeat (controlplane.health)
     and, with a dispatcher, the dispatcher loop; closes the database pools on shutdown."""
     app = web.Application(middlewares=[correlate_and_log], client_max_size=8 * 1024 * 1024)
-    app.add_routes([
-        web.get("/health/live", cp.live),
-        web.get("/health", cp.health),
-        web.post("/intents", cp.intent_create),
-        web.get("/intents", cp.intent_list),
-        web.get(r"/intents/{id:\d+}", cp.intent_get),
-        web.post(r"/intents/{id:\d+}/evidence", cp.evidence_commit),
-        web.post(r"/intents/{id:\d+}/approve", cp.approve),
-        web.post(r"/intents/{id:\d+}/publish", cp.publish),
-        web.post(r"/intents/{id:\d+}/promote", cp.promote),
-        web.post("/rings/{ring}/rollback", cp.ring_rollback),
-        web.get("/events", cp.events_list),
-        web.get("/events/verify", cp.events_verify),
-        web.post("/events/operational", cp.operational_event),
-        web.get("/events/count", cp.events_count),
-        web.get("/metrics/event-store", events.metrics_handler),
-        *cp.platform_routes(),
-    ])
+    app.add_routes(
+        [
+            web.get("/health/live", cp.live),
+            web.get("/health", cp.health),
+            web.post("/intents", cp.intent_create),
+            web.get("/intents", cp.intent_list),
+            web.get(r"/intents/{id:\d+}", cp.intent_get),
+            web.post(r"/intents/{id:\d+}/evidence", cp.evidence_commit),
+            web.post(r"/intents/{id:\d+}/approve", cp.approve),
+            web.post(r"/intents/{id:\d+}/publish", cp.publish),
+            web.post(r"/intents/{id:\d+}/promote", cp.promote),
+            web.post("/rings/{ring}/rollback", cp.ring_rollback),
+            web.get("/events", cp.events_list),
+            web.get("/events/verify", cp.events_verify),
+            web.post("/events/operational", cp.operational_event),
+            web.get("/events/count", cp.events_count),
+            web.get("/metrics/event-store", events.metrics_handler),
+            *cp.platform_routes(),
+        ]
+    )
 
     async def dispatcher_loop(dispatcher: Dispatcher) -> None:
         """Send what an instance published but could not enqueue (SQS down, instance killed)."""
@@ -688,8 +909,9 @@ def make_app(cp: ControlPlane) -> web.Application:
                 log.error("dispatcher: %s: %s", type(exc).__name__, scrub(str(exc))[:300])
 
     # Its own pool: a heartbeat never takes a connection a request is waiting for.
-    heartbeat_db = Database(cp.db.conninfo, timeout=cp.db.timeout,
-                            application_name=f"{cp.db.application_name}-heartbeat")
+    heartbeat_db = Database(
+        cp.db.conninfo, timeout=cp.db.timeout, application_name=f"{cp.db.application_name}-heartbeat"
+    )
 
     async def start_background(app: web.Application) -> None:
         app["heartbeat"] = asyncio.create_task(health.heartbeat_loop(heartbeat_db, cp.instance))

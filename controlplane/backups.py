@@ -49,13 +49,13 @@ from controlplane.redact import short_cause
 
 log = logging.getLogger("controlplane.backups")
 
-MAX_AGE_HOURS = 24.0        # spec: LastBackupAge <= 24h / BackupAgeHours <= 24
-CACHE_S = 2.0               # one listing per instance at most this often
+MAX_AGE_HOURS = 24.0  # spec: LastBackupAge <= 24h / BackupAgeHours <= 24
+CACHE_S = 2.0  # one listing per instance at most this often
 PREFIX = "snapshots/"
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
-MAX_PAGES = 100             # LIST pages per bucket and refresh (100 000 objects)
-READ_CONCURRENCY = 8        # manifests read at once (first refresh only: later ones are cached)
+MAX_PAGES = 100  # LIST pages per bucket and refresh (100 000 objects)
+READ_CONCURRENCY = 8  # manifests read at once (first refresh only: later ones are cached)
 
 
 class CatalogueUnreadable(Exception):
@@ -66,7 +66,7 @@ class CatalogueUnreadable(Exception):
 class Snapshot:
     snapshot_id: str
     kind: str | None
-    taken_at: float           # epoch seconds, Control Plane clock
+    taken_at: float  # epoch seconds, Control Plane clock
     bucket: str
     key: str
 
@@ -75,6 +75,7 @@ class Snapshot:
 class Listing:
     """One refresh of the catalogue: the newest snapshot over the buckets that could be read,
     how many snapshots were seen, and {bucket: cause} of the buckets that could not be read."""
+
     newest: Snapshot | None
     snapshots: int
     errors: dict[str, str] = field(default_factory=dict)
@@ -107,17 +108,18 @@ def manifest_key(key: str) -> bool:
 
 
 class BackupCatalogue:
-    def __init__(self, endpoint_url: str, buckets: list[str] | tuple[str, ...], timeout: float = 2.0,
-                 cache_s: float = CACHE_S) -> None:
+    def __init__(
+        self, endpoint_url: str, buckets: list[str] | tuple[str, ...], timeout: float = 2.0, cache_s: float = CACHE_S
+    ) -> None:
         self.endpoint_url = endpoint_url
-        self.buckets = tuple(dict.fromkeys(buckets))   # in order, each once
+        self.buckets = tuple(dict.fromkeys(buckets))  # in order, each once
         self.timeout = timeout
         self.cache_s = cache_s
         self.client = s3_client(endpoint_url, timeout)
-        self._cached: tuple[float, Listing] | None = None   # (monotonic when read, listing)
+        self._cached: tuple[float, Listing] | None = None  # (monotonic when read, listing)
         self._lock: asyncio.Lock | None = None
         self._manifests: dict[tuple[str, str], tuple[str, Snapshot | None]] = {}  # (bucket, key) -> (etag, parsed)
-        self.clock_offset_s: float | None = None   # cp_now() - time.time() when last read (health)
+        self.clock_offset_s: float | None = None  # cp_now() - time.time() when last read (health)
 
     # ---- bounded boto3 calls ---------------------------------------------------------
 
@@ -158,7 +160,7 @@ class BackupCatalogue:
                 return self.client.get_object(Bucket=bucket, Key=key)["Body"].read(MAX_MANIFEST_BYTES + 1)
             except botocore.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                    return None      # deleted since the listing (retention): not a snapshot
+                    return None  # deleted since the listing (retention): not a snapshot
                 raise
 
         async with gate:
@@ -227,8 +229,14 @@ def _errors(listing: Listing) -> str:
 def part(listing: Listing, now: float, clock_note: str = "") -> dict:
     """The /health part ``backups`` (see the module docstring); ``now``: cp_now() as epoch seconds."""
     newest = listing.newest
-    out: dict[str, Any] = {"status": "down", "detail": "", "age_hours": None, "snapshot_id": None, "taken_at": None,
-           "bucket": None}
+    out: dict[str, Any] = {
+        "status": "down",
+        "detail": "",
+        "age_hours": None,
+        "snapshot_id": None,
+        "taken_at": None,
+        "bucket": None,
+    }
     age = None
     newest_id = None
     if newest is not None:
@@ -237,11 +245,14 @@ def part(listing: Listing, now: float, clock_note: str = "") -> dict:
         out.update(snapshot_id=newest.snapshot_id, taken_at=newest.taken_at, bucket=newest.bucket)
     fresh = age is not None and age <= MAX_AGE_HOURS
     if fresh:
-        out.update(status="degraded" if listing.errors else "up", age_hours=age,
-                   detail=f"newest snapshot {age:.1f} h old ({newest_id})")
+        out.update(
+            status="degraded" if listing.errors else "up",
+            age_hours=age,
+            detail=f"newest snapshot {age:.1f} h old ({newest_id})",
+        )
         if listing.errors:
             out["detail"] += "; " + "; ".join(f"bucket {b} unreadable: {c}" for b, c in listing.errors.items())
-    elif listing.errors:   # the unreadable bucket may hold a fresher one: the age is unknown
+    elif listing.errors:  # the unreadable bucket may hold a fresher one: the age is unknown
         detail = f"backup catalogue unreadable: {_errors(listing)}"
         if age is not None:
             detail += f"; newest readable snapshot {age:.1f} h old ({newest_id})"
@@ -256,5 +267,11 @@ def part(listing: Listing, now: float, clock_note: str = "") -> dict:
 
 
 def unreadable_part(cause: str) -> dict:
-    return {"status": "down", "detail": f"backup catalogue unreadable: {cause}", "age_hours": None,
-            "snapshot_id": None, "taken_at": None, "bucket": None}
+    return {
+        "status": "down",
+        "detail": f"backup catalogue unreadable: {cause}",
+        "age_hours": None,
+        "snapshot_id": None,
+        "taken_at": None,
+        "bucket": None,
+    }

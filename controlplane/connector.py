@@ -88,11 +88,11 @@ from controlplane.redact import scrub, short_cause
 
 SQS_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 MAX_VISIBILITY = 12 * 3600  # SQS limit
-MAX_UNSENT_REPORTS = 1000   # reports kept while the Control Plane is unreachable (oldest dropped)
-REPORT_RETRY_S = 0.5        # a report the Control Plane did not take is sent again this often
+MAX_UNSENT_REPORTS = 1000  # reports kept while the Control Plane is unreachable (oldest dropped)
+REPORT_RETRY_S = 0.5  # a report the Control Plane did not take is sent again this often
 REPORT_TIMEOUT_S = 2.0
-HOLD_MARGIN_S = 2           # a held message stays invisible this long past its retry's request timeout
-RETRY_POLL_S = 0.25         # while retries are held: the queue is polled (without waiting) this often
+HOLD_MARGIN_S = 2  # a held message stays invisible this long past its retry's request timeout
+RETRY_POLL_S = 0.25  # while retries are held: the queue is polled (without waiting) this often
 
 
 @dataclass
@@ -115,10 +115,11 @@ class Settings:
 @dataclass(order=True)
 class Held:
     """A message kept in-process for a retry (ordered by due time, then by when it was held)."""
-    due: float                                   # monotonic: retry then (and not before not_before)
+
+    due: float  # monotonic: retry then (and not before not_before)
     seq: int
     message: dict = field(compare=False)
-    attempt: int = field(compare=False)          # the attempt number of that retry
+    attempt: int = field(compare=False)  # the attempt number of that retry
     visible_until: float = field(compare=False)  # monotonic: its visibility timeout runs out then
 
 
@@ -160,23 +161,41 @@ class Connector:
         self.stop = threading.Event()
         self.not_before = 0.0  # monotonic: no platform call before this (platform-wide backoff)
         self.lock = threading.Lock()
-        self.last_reported: str | None = None   # the last outcome class reported (sent or kept)
+        self.last_reported: str | None = None  # the last outcome class reported (sent or kept)
         self.unsent: collections.deque[dict] = collections.deque(maxlen=MAX_UNSENT_REPORTS)
-        self.report_ready = threading.Condition()   # guards unsent; notified on each new report
-        self.sending = threading.Lock()              # one sender at a time: no report goes twice
+        self.report_ready = threading.Condition()  # guards unsent; notified on each new report
+        self.sending = threading.Lock()  # one sender at a time: no report goes twice
         self.last_probe = 0.0
-        self.held: list[Held] = []   # heap: messages kept for an in-process retry, earliest due first
+        self.held: list[Held] = []  # heap: messages kept for an in-process retry, earliest due first
         self._seq = itertools.count()
-        self.metrics: dict[str, Any] = {"platform": settings.platform, "processed": 0, "applied": 0,
-                        "duplicates_skipped": 0, "throttled": 0, "errors": 0, "dead_lettered": 0,
-                        "last_backoff_s": 0.0, "consecutive_failures": 0, "attempts": 0,
-                        "queue_errors": 0, "retries_held": 0, "key_tests": 0, "updated": None}
+        self.metrics: dict[str, Any] = {
+            "platform": settings.platform,
+            "processed": 0,
+            "applied": 0,
+            "duplicates_skipped": 0,
+            "throttled": 0,
+            "errors": 0,
+            "dead_lettered": 0,
+            "last_backoff_s": 0.0,
+            "consecutive_failures": 0,
+            "attempts": 0,
+            "queue_errors": 0,
+            "retries_held": 0,
+            "key_tests": 0,
+            "updated": None,
+        }
 
     # ---- logging and metrics ---------------------------------------------------------
 
     def log(self, op: str, outcome: str, **fields) -> None:
-        line = {"ts": round(time.time(), 3), "component": "connector", "platform": self.s.platform,
-                "op": op, "outcome": outcome, **fields}
+        line = {
+            "ts": round(time.time(), 3),
+            "component": "connector",
+            "platform": self.s.platform,
+            "op": op,
+            "outcome": outcome,
+            **fields,
+        }
         print(scrub(json.dumps(line)), file=sys.stderr, flush=True)
 
     def bump(self, **changes) -> None:
@@ -234,7 +253,7 @@ class Connector:
             return self._send_reports()
 
     def _send_reports(self) -> bool:
-        if not self.s.report_url:      # nothing is queued without one (report())
+        if not self.s.report_url:  # nothing is queued without one (report())
             return True
         while True:
             with self.report_ready:
@@ -243,9 +262,13 @@ class Connector:
                 body = self.unsent[0]
             request = urllib.request.Request(
                 f"{self.s.report_url.rstrip('/')}/platforms/{self.s.platform}/observations",
-                data=json.dumps(body).encode(), method="POST",
-                headers={"Content-Type": "application/json",
-                         "X-Correlation-Id": str(body.get("correlation_id") or f"connector-{self.s.platform}")})
+                data=json.dumps(body).encode(),
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Correlation-Id": str(body.get("correlation_id") or f"connector-{self.s.platform}"),
+                },
+            )
             try:
                 with urllib.request.urlopen(request, timeout=REPORT_TIMEOUT_S) as response:
                     response.read()
@@ -256,11 +279,11 @@ class Connector:
                     return False
                 # invalid: sending it again cannot help
                 self.log("report", "refused", status=exc.code, reported=body["outcome"])
-            except (OSError, ValueError) as exc:   # URLError is an OSError
+            except (OSError, ValueError) as exc:  # URLError is an OSError
                 self.log("report", "deferred", detail=short_cause(exc), unsent=len(self.unsent))
                 return False
             with self.report_ready:
-                if self.unsent and self.unsent[0] is body:   # (not pushed out by a full deque meanwhile)
+                if self.unsent and self.unsent[0] is body:  # (not pushed out by a full deque meanwhile)
                     self.unsent.popleft()
 
     def probe(self) -> None:
@@ -268,7 +291,7 @@ class Connector:
         each 429 the platform sent: ThrottleCount) and an ok that differs from what was reported last."""
         self.last_probe = time.monotonic()
         outcome, status, _, _, _ = self.send(urllib.request.Request(self.s.platform_url.rstrip("/") + "/health"))
-        if outcome == "rejected":   # it answered (a 4xx): the platform is up
+        if outcome == "rejected":  # it answered (a 4xx): the platform is up
             outcome = "ok"
         if outcome != "ok" or outcome != self.last_reported:
             self.log("probe", outcome, status=status)
@@ -281,8 +304,10 @@ class Connector:
         "applied" (the platform has the key), "not_applied" (404, or 200 saying applied false),
         or a failure: throttled|error|timeout|unreachable (another 4xx counts as an error)."""
         key = urllib.parse.quote(str(intent.get("idempotency_key")), safe="")
-        request = urllib.request.Request(self.s.platform_url.rstrip("/") + "/applied/" + key,
-                                          headers={"X-Correlation-ID": str(intent.get("correlation_id"))})
+        request = urllib.request.Request(
+            self.s.platform_url.rstrip("/") + "/applied/" + key,
+            headers={"X-Correlation-ID": str(intent.get("correlation_id"))},
+        )
         self.bump(key_tests=1)
         outcome, status, retry_after, body, detail = self.send(request)
         if outcome == "ok":
@@ -296,12 +321,20 @@ class Connector:
     def call_platform(self, intent: dict) -> tuple[str, int | None, float | None, dict | None, str]:
         """(outcome, status, retry_after, body, detail); outcome in ok|throttled|error|timeout|
         unreachable|rejected."""
-        fields = ["intent_id", "idempotency_key", "correlation_id", "ring",
-                  *(k for k in ("action", "rollback_id") if k in intent)]   # a ring rollback's
+        fields = [
+            "intent_id",
+            "idempotency_key",
+            "correlation_id",
+            "ring",
+            *(k for k in ("action", "rollback_id") if k in intent),
+        ]  # a ring rollback's
         data = json.dumps({k: intent.get(k) for k in fields})
         request = urllib.request.Request(
-            self.s.platform_url.rstrip("/") + "/apply", data=data.encode(), method="POST",
-            headers={"Content-Type": "application/json", "X-Correlation-ID": str(intent.get("correlation_id"))})
+            self.s.platform_url.rstrip("/") + "/apply",
+            data=data.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "X-Correlation-ID": str(intent.get("correlation_id"))},
+        )
         return self.send(request)
 
     def send(self, request: urllib.request.Request) -> tuple[str, int | None, float | None, dict | None, str]:
@@ -331,13 +364,19 @@ class Connector:
 
     def dead_letter(self, message: dict, attempt: int, reason: str, intent: dict) -> None:
         cid = str(intent.get("correlation_id") or "unknown")
-        attributes = {name: {"DataType": "String", "StringValue": str(value)} for name, value in {
-            "platform": self.s.platform, "reason": reason or "unknown", "attempts": attempt,
-            "correlation_id": cid, "source_message_id": message.get("MessageId", "")}.items()}
+        attributes = {
+            name: {"DataType": "String", "StringValue": str(value)}
+            for name, value in {
+                "platform": self.s.platform,
+                "reason": reason or "unknown",
+                "attempts": attempt,
+                "correlation_id": cid,
+                "source_message_id": message.get("MessageId", ""),
+            }.items()
+        }
         ids = {"correlation_id": cid, "intent_id": intent.get("intent_id"), "attempt": attempt}
         try:
-            self.sqs.send_message(QueueUrl=self.s.dlq_url, MessageBody=message["Body"],
-                                  MessageAttributes=attributes)
+            self.sqs.send_message(QueueUrl=self.s.dlq_url, MessageBody=message["Body"], MessageAttributes=attributes)
             self.sqs.delete_message(QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"])
         except SQS_ERRORS as exc:  # left in the queue: the redrive policy or a later receipt moves it
             self.bump(queue_errors=1)
@@ -345,9 +384,15 @@ class Connector:
             return
         self.bump(dead_lettered=1, processed=1)
         self.log("dead_letter", "dead_lettered", **ids, reason=reason)
-        self.report("dead_lettered", op="dead_letter", intent_id=intent.get("intent_id"), attempt=attempt,
-                    ring=intent.get("ring"), correlation_id=intent.get("correlation_id"),
-                    idempotency_key=intent.get("idempotency_key"))
+        self.report(
+            "dead_lettered",
+            op="dead_letter",
+            intent_id=intent.get("intent_id"),
+            attempt=attempt,
+            ring=intent.get("ring"),
+            correlation_id=intent.get("correlation_id"),
+            idempotency_key=intent.get("idempotency_key"),
+        )
 
     def handle(self, message: dict, attempt: int | None = None) -> None:
         """One attempt of a message: a fresh one (attempt = its receive count) or a held retry."""
@@ -359,26 +404,37 @@ class Connector:
             if not isinstance(intent, dict) or not intent.get("intent_id") or not intent.get("idempotency_key"):
                 raise ValueError("intent_id and idempotency_key required")
         except ValueError as exc:
-            self.log("apply", "malformed", correlation_id=None, intent_id=None, attempt=attempt,
-                     wait_s=None, detail=short_cause(exc))
+            self.log(
+                "apply",
+                "malformed",
+                correlation_id=None,
+                intent_id=None,
+                attempt=attempt,
+                wait_s=None,
+                detail=short_cause(exc),
+            )
             self.dead_letter(message, attempt, "malformed intent", {})
             return
-        ids = {"correlation_id": intent.get("correlation_id"), "intent_id": intent.get("intent_id"),
-               "idempotency_key": intent.get("idempotency_key"), "ring": intent.get("ring"),
-               "attempt": attempt}
+        ids = {
+            "correlation_id": intent.get("correlation_id"),
+            "intent_id": intent.get("intent_id"),
+            "idempotency_key": intent.get("idempotency_key"),
+            "ring": intent.get("ring"),
+            "attempt": attempt,
+        }
         pause = self.not_before - time.monotonic()
         if pause > 0 and self.stop.wait(pause):
             return  # stopping: the message comes back after its visibility timeout
         reported_id = intent.get("intent_id")
         outcome, status, retry_after, body, detail = self.test_key(intent)
         key_test = "failed"
-        if outcome == "applied":   # applied already: never a second apply
+        if outcome == "applied":  # applied already: never a second apply
             self.skip_applied(message, intent, ids, status, body, attempt, reported_id)
             return
         if outcome == "not_applied":
             key_test = "not_applied"
             outcome, status, retry_after, body, detail = self.call_platform(intent)
-        answered = time.monotonic()   # the wait counts from the answer
+        answered = time.monotonic()  # the wait counts from the answer
         if outcome == "ok":
             applied = bool((body or {}).get("applied"))
             try:
@@ -386,28 +442,49 @@ class Connector:
             except SQS_ERRORS as exc:  # redelivered later: the platform skips the duplicate
                 self.bump(queue_errors=1)
                 self.log("delete", "queue_error", **ids, detail=short_cause(exc))
-            self.bump(processed=1, consecutive_failures=0,
-                      **({"applied": 1} if applied else {"duplicates_skipped": 1}))
-            self.log("apply", "applied" if applied else "duplicate", **ids, status=status, wait_s=None,
-                     key_test=key_test)
-            self.report("ok", intent_id=reported_id, attempt=attempt, status=status, ring=intent.get("ring"),
-                        correlation_id=intent.get("correlation_id"), idempotency_key=intent.get("idempotency_key"))
+            self.bump(processed=1, consecutive_failures=0, **({"applied": 1} if applied else {"duplicates_skipped": 1}))
+            self.log(
+                "apply", "applied" if applied else "duplicate", **ids, status=status, wait_s=None, key_test=key_test
+            )
+            self.report(
+                "ok",
+                intent_id=reported_id,
+                attempt=attempt,
+                status=status,
+                ring=intent.get("ring"),
+                correlation_id=intent.get("correlation_id"),
+                idempotency_key=intent.get("idempotency_key"),
+            )
             return
         with self.lock:
             failures = self.metrics["consecutive_failures"] + 1
         self.bump(consecutive_failures=failures, **({"throttled": 1} if outcome == "throttled" else {"errors": 1}))
-        reported: dict[str, Any] = {"intent_id": reported_id, "ring": intent.get("ring"), "attempt": attempt,
-                                    "status": status, "retry_after_s": retry_after,
-                                    "correlation_id": intent.get("correlation_id"),
-                                    "idempotency_key": intent.get("idempotency_key")}
+        reported: dict[str, Any] = {
+            "intent_id": reported_id,
+            "ring": intent.get("ring"),
+            "attempt": attempt,
+            "status": status,
+            "retry_after_s": retry_after,
+            "correlation_id": intent.get("correlation_id"),
+            "idempotency_key": intent.get("idempotency_key"),
+        }
         if outcome == "rejected":
             self.log("apply", outcome, **ids, status=status, wait_s=None, detail=detail, key_test=key_test)
             self.report(outcome, **reported)
             self.dead_letter(message, attempt, f"rejected: {detail}", intent)
             return
         if attempt >= self.s.max_attempts:
-            self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=None,
-                     detail=detail, final=True, key_test=key_test)
+            self.log(
+                "apply",
+                outcome,
+                **ids,
+                status=status,
+                retry_after=retry_after,
+                wait_s=None,
+                detail=detail,
+                final=True,
+                key_test=key_test,
+            )
             self.report(outcome, **reported)
             self.dead_letter(message, attempt, f"{outcome} after {attempt} attempts: {detail}", intent)
             return
@@ -416,23 +493,36 @@ class Connector:
         self.not_before = max(self.not_before, answered + wait)
         self.bump(last_backoff_s=wait)
         held = True
-        try:   # invisible until the retry and its answer are past, with a margin
-            self.sqs.change_message_visibility(QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                               VisibilityTimeout=visibility)
+        try:  # invisible until the retry and its answer are past, with a margin
+            self.sqs.change_message_visibility(
+                QueueUrl=self.s.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=visibility
+            )
         except SQS_ERRORS as exc:  # not ours to keep: it comes back after its current visibility timeout
             self.bump(queue_errors=1)
             held = False
             detail = f"{detail}; visibility not changed, left to SQS: {short_cause(exc)}"
         if held:
-            heapq.heappush(self.held, Held(answered + wait, next(self._seq), message, attempt + 1,
-                                           answered + visibility))
+            heapq.heappush(
+                self.held, Held(answered + wait, next(self._seq), message, attempt + 1, answered + visibility)
+            )
             self.bump(retries_held=len(self.held))
-        self.log("apply", outcome, **ids, status=status, retry_after=retry_after, wait_s=wait,
-                 visibility_s=visibility, held=held, detail=detail, key_test=key_test)
+        self.log(
+            "apply",
+            outcome,
+            **ids,
+            status=status,
+            retry_after=retry_after,
+            wait_s=wait,
+            visibility_s=visibility,
+            held=held,
+            detail=detail,
+            key_test=key_test,
+        )
         self.report(outcome, wait_s=wait, **reported)
 
-    def skip_applied(self, message: dict, intent: dict, ids: dict, status: int | None, body: dict | None,
-                     attempt: int, reported_id) -> None:
+    def skip_applied(
+        self, message: dict, intent: dict, ids: dict, status: int | None, body: dict | None, attempt: int, reported_id
+    ) -> None:
         """Test-IdempotencyKey said the platform has the key: delete the message, count a
         duplicate skipped, report the platform ok (the dispatch is applied)."""
         try:
@@ -441,10 +531,18 @@ class Connector:
             self.bump(queue_errors=1)
             self.log("delete", "queue_error", **ids, detail=short_cause(exc))
         self.bump(processed=1, consecutive_failures=0, duplicates_skipped=1)
-        self.log("apply", "duplicate", **ids, status=status, wait_s=None, key_test="applied",
-                 count=(body or {}).get("count"))
-        self.report("ok", intent_id=reported_id, attempt=attempt, status=status, ring=intent.get("ring"),
-                    correlation_id=intent.get("correlation_id"), idempotency_key=intent.get("idempotency_key"))
+        self.log(
+            "apply", "duplicate", **ids, status=status, wait_s=None, key_test="applied", count=(body or {}).get("count")
+        )
+        self.report(
+            "ok",
+            intent_id=reported_id,
+            attempt=attempt,
+            status=status,
+            ring=intent.get("ring"),
+            correlation_id=intent.get("correlation_id"),
+            idempotency_key=intent.get("idempotency_key"),
+        )
 
     # ---- held retries ----------------------------------------------------------------
 
@@ -477,16 +575,23 @@ class Connector:
                 except (ValueError, AttributeError):
                     pass
                 try:
-                    self.sqs.change_message_visibility(QueueUrl=self.s.queue_url,
-                                                       ReceiptHandle=h.message["ReceiptHandle"],
-                                                       VisibilityTimeout=visibility)
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.s.queue_url,
+                        ReceiptHandle=h.message["ReceiptHandle"],
+                        VisibilityTimeout=visibility,
+                    )
                 except SQS_ERRORS as exc:
                     self.bump(queue_errors=1)
                     self.log("hold", "released", **ids, visibility_s=None, detail=short_cause(exc))
                     continue
                 h.visible_until = now + visibility
-                self.log("hold", "extended", **ids, visibility_s=visibility,
-                         retry_in_s=round(max(h.due, self.not_before) - now, 3))
+                self.log(
+                    "hold",
+                    "extended",
+                    **ids,
+                    visibility_s=visibility,
+                    retry_in_s=round(max(h.due, self.not_before) - now, 3),
+                )
             kept.append(h)
         if len(kept) != len(self.held):
             heapq.heapify(kept)
@@ -521,19 +626,28 @@ class Connector:
         threading.Thread(target=self._metrics_loop, name="metrics", daemon=True).start()
         if self.s.report_url:
             threading.Thread(target=self._report_loop, name="reports", daemon=True).start()
-        self.log("start", "ok", queue_url=self.s.queue_url, dlq_url=self.s.dlq_url,
-                 platform_url=self.s.platform_url, base_interval=self.s.base_interval,
-                 max_attempts=self.s.max_attempts)
+        self.log(
+            "start",
+            "ok",
+            queue_url=self.s.queue_url,
+            dlq_url=self.s.dlq_url,
+            platform_url=self.s.platform_url,
+            base_interval=self.s.base_interval,
+            max_attempts=self.s.max_attempts,
+        )
         queue_failures = 0
         while not self.stop.is_set():
             self.retry_due()
             if self.stop.is_set():
                 break
-            try:   # with retries held: no long poll, so that none of them is late
+            try:  # with retries held: no long poll, so that none of them is late
                 response = self.sqs.receive_message(
-                    QueueUrl=self.s.queue_url, MaxNumberOfMessages=1,
+                    QueueUrl=self.s.queue_url,
+                    MaxNumberOfMessages=1,
                     WaitTimeSeconds=0 if self.held else self.s.wait_time,
-                    AttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=["All"])
+                    AttributeNames=["ApproximateReceiveCount"],
+                    MessageAttributeNames=["All"],
+                )
             except SQS_ERRORS as exc:
                 queue_failures += 1
                 wait = backoff(self.s.base_interval, queue_failures, None, min(self.s.max_backoff, 30.0))
@@ -550,18 +664,18 @@ class Connector:
                 self.cover_held()
             if messages:
                 continue
-            if not self.held:   # idle: nothing received, no retry held
+            if not self.held:  # idle: nothing received, no retry held
                 if time.monotonic() - self.last_probe >= self.s.probe_interval:
                     self.probe()
                 continue
             delay = self._retry_time() - time.monotonic()
-            if delay > 0:   # the last poll before a retry comes at least RETRY_POLL_S ahead of it
+            if delay > 0:  # the last poll before a retry comes at least RETRY_POLL_S ahead of it
                 self.stop.wait(delay if delay < 2 * RETRY_POLL_S else RETRY_POLL_S)
         left = len(self.held)
         self.held.clear()
         self.bump(retries_held=0)
         if self.s.report_url:
-            self.flush_reports()   # the last outcomes, once (the reporter thread stops with the worker)
+            self.flush_reports()  # the last outcomes, once (the reporter thread stops with the worker)
         self.write_metrics()
         self.log("stop", "ok", retries_left_to_sqs=left)
         return 0

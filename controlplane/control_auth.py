@@ -30,6 +30,9 @@ def authorized(authorization: str | None, token: str | None = None) -> bool:
 def refusal(token: str | None = None) -> tuple[dict, int, dict]:
     """The 401 body, status and headers of a control call without the right token."""
     token = control_token() if token is None else token
-    why = ("missing or wrong bearer token" if token else
-           f"control is locked: this process was started without {CONTROL_TOKEN_ENV}")
+    why = (
+        "missing or wrong bearer token"
+        if token
+        else f"control is locked: this process was started without {CONTROL_TOKEN_ENV}"
+    )
     return {"error": why}, 401, {"WWW-Authenticate": 'Bearer realm="drill-control"'}

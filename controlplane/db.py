@@ -50,6 +50,7 @@ class CommitUnconfirmed(DatabaseUnavailable):
 
 SYNC_WAIT_CANCELED = "canceling wait for synchronous replication"
 
+
 class Database:
     """A tiny pool of async connections to one conninfo (password from PGPASSWORD)."""
 
@@ -72,8 +73,7 @@ class Database:
                 if phase["committing"]:
                     raise CommitUnconfirmed(f"commit outcome unknown: {short_cause(exc)}") from exc
                 if broken and attempt == 1:
-                    log.info("database connection broken (%s); retrying once on a fresh one",
-                             short_cause(exc))
+                    log.info("database connection broken (%s); retrying once on a fresh one", short_cause(exc))
                     await self.close()  # the idle ones went to the same (old) upstream
                     continue
                 raise DatabaseUnavailable(short_cause(exc)) from exc
@@ -107,12 +107,16 @@ class Database:
         try:
             # connect_timeout bounds the TCP connect and handshake (libpq rounds it up to
             # >= 2 s); wait_for is the outer guard against a peer that never answers.
-            return await asyncio.wait_for(psycopg.AsyncConnection.connect(
-                self.conninfo, connect_timeout=max(1, round(self.timeout)),
-                application_name=self.application_name,
-                options=f"-c statement_timeout={ms} -c lock_timeout={ms} "
-                        f"-c idle_in_transaction_session_timeout={ms * 5}"),
-                timeout=self.timeout + 1.0)
+            return await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(
+                    self.conninfo,
+                    connect_timeout=max(1, round(self.timeout)),
+                    application_name=self.application_name,
+                    options=f"-c statement_timeout={ms} -c lock_timeout={ms} "
+                    f"-c idle_in_transaction_session_timeout={ms * 5}",
+                ),
+                timeout=self.timeout + 1.0,
+            )
         except TimeoutError:
             raise DatabaseUnavailable(f"no connection within {self.timeout + 1.0:.1f} s") from None
         except UNAVAILABLE as exc:
@@ -138,13 +142,14 @@ class Database:
                     # the caller saw "committing" (504, outcome unknown) or this rolls back.
                     if phase["abandoned"]:
                         raise DatabaseUnavailable("attempt abandoned before its commit")
-                    phase["committing"] = True   # the COMMIT is sent when this block exits
+                    phase["committing"] = True  # the COMMIT is sent when this block exits
             finally:
                 conn.remove_notice_handler(notice)
             if any(SYNC_WAIT_CANCELED in w for w in warnings):
                 await self._discard(conn)
-                raise CommitUnconfirmed("commit not confirmed by the synchronous standby "
-                                        "(applied locally, may be lost on failover)")
+                raise CommitUnconfirmed(
+                    "commit not confirmed by the synchronous standby (applied locally, may be lost on failover)"
+                )
             return result
 
         task = asyncio.ensure_future(attempt())
@@ -182,5 +187,7 @@ async def durable_replay(conn) -> None:
     is acknowledged only once everything before it is replicated, or answers 504 itself. (A
     transaction id alone is not enough: PostgreSQL waits for the standby only when the
     transaction wrote WAL, so the barrier writes one row, keyed by the session.)"""
-    await conn.execute("INSERT INTO durability_barrier (backend_pid, at) VALUES (pg_backend_pid(), clock_timestamp())"
-                       " ON CONFLICT (backend_pid) DO UPDATE SET at = EXCLUDED.at")
+    await conn.execute(
+        "INSERT INTO durability_barrier (backend_pid, at) VALUES (pg_backend_pid(), clock_timestamp())"
+        " ON CONFLICT (backend_pid) DO UPDATE SET at = EXCLUDED.at"
+    )

@@ -53,8 +53,11 @@ class Dispatcher:
         try:
             return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(**kwargs))
         except SQS_ERRORS as exc:
-            code = (exc.response.get("Error", {}).get("Code", "")
-                    if isinstance(exc, botocore.exceptions.ClientError) else "")
+            code = (
+                exc.response.get("Error", {}).get("Code", "")
+                if isinstance(exc, botocore.exceptions.ClientError)
+                else ""
+            )
             raise QueueUnavailable(short_cause(exc), missing=code in MISSING_QUEUE_CODES) from None
 
     async def url(self, name: str) -> str:
@@ -64,8 +67,13 @@ class Dispatcher:
 
     @staticmethod
     def message(row: dict) -> str:
-        body = {"intent_id": target(row.get("intent_id"), row["ring"]), "idempotency_key": row["idempotency_key"],
-                "correlation_id": row["correlation_id"], "ring": row["ring"], "platform": row["platform"]}
+        body = {
+            "intent_id": target(row.get("intent_id"), row["ring"]),
+            "idempotency_key": row["idempotency_key"],
+            "correlation_id": row["correlation_id"],
+            "ring": row["ring"],
+            "platform": row["platform"],
+        }
         if row.get("kind") == "rollback":
             body.update(action="rollback", rollback_id=row.get("rollback_id"))
         return json.dumps(body)
@@ -79,8 +87,13 @@ class Dispatcher:
         names = {"": f"{self.prefix}-{platform}", "dlq": f"{self.prefix}-{platform}-dlq"}
         out = {}
         for kind, name in names.items():
-            attrs = (await self._call(self.sqs.get_queue_attributes, QueueUrl=await self.url(name), AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]))["Attributes"]
+            attrs = (
+                await self._call(
+                    self.sqs.get_queue_attributes,
+                    QueueUrl=await self.url(name),
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )
+            )["Attributes"]
             visible = int(attrs.get("ApproximateNumberOfMessages", 0))
             hidden = int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
             if kind == "dlq":
@@ -96,8 +109,9 @@ class Dispatcher:
         dlq, queue = await self.url(f"{self.prefix}-{platform}-dlq"), await self.url(f"{self.prefix}-{platform}")
         moved: list[dict] = []
         while len(moved) < limit:
-            got = await self._call(self.sqs.receive_message, QueueUrl=dlq, MaxNumberOfMessages=10,
-                                   WaitTimeSeconds=0, VisibilityTimeout=30)
+            got = await self._call(
+                self.sqs.receive_message, QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+            )
             messages = got.get("Messages", [])
             if not messages:
                 break
@@ -118,20 +132,26 @@ def target(intent_id, ring: str) -> str:
 
 
 async def mark_enqueued(conn, key: str) -> None:
-    await conn.execute("UPDATE dispatches SET state = 'enqueued', enqueued_at = cp_now()"
-                       " WHERE idempotency_key = %s AND state = 'pending'", (key,))
+    await conn.execute(
+        "UPDATE dispatches SET state = 'enqueued', enqueued_at = cp_now()"
+        " WHERE idempotency_key = %s AND state = 'pending'",
+        (key,),
+    )
 
 
 async def flush_pending(db, dispatcher: Dispatcher, older_than_s: float = RESEND_AFTER_S) -> int:
     """Send pending dispatches older than `older_than_s`; returns how many were enqueued."""
+
     async def work(conn: psycopg.AsyncConnection) -> int:
         cur = await conn.execute(
             "SELECT intent_id, platform, ring, idempotency_key, correlation_id, kind, rollback_id FROM dispatches"
             " WHERE state = 'pending' AND created_at < cp_now() - make_interval(secs => %s)"
-            " ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED", (older_than_s,))
-        cols = [c.name for c in cur.description or ()]   # a SELECT: always described
+            " ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED",
+            (older_than_s,),
+        )
+        cols = [c.name for c in cur.description or ()]  # a SELECT: always described
         sent = 0
-        failed: set[str] = set()   # platforms without a queue: their other rows wait for the next round
+        failed: set[str] = set()  # platforms without a queue: their other rows wait for the next round
         for values in await cur.fetchall():
             row = dict(zip(cols, values, strict=True))
             if row["platform"] in failed:
@@ -140,11 +160,12 @@ async def flush_pending(db, dispatcher: Dispatcher, older_than_s: float = RESEND
                 await dispatcher.send(row)
             except QueueUnavailable as exc:
                 log.warning("dispatch %s to %s still pending: %s", row["idempotency_key"], row["platform"], exc)
-                if not exc.missing:   # SQS itself failed: the next round tries again
+                if not exc.missing:  # SQS itself failed: the next round tries again
                     break
                 failed.add(row["platform"])
                 continue
             await mark_enqueued(conn, row["idempotency_key"])
             sent += 1
         return sent
+
     return await db.run(work)

@@ -34,14 +34,14 @@ log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 COLUMNS = "seq, at, type, intent_id, correlation_id, payload, prev_hash, hash"
-LOCK_TIMEOUT_MS = 1000     # waiting for the chain head; below the 2 s statement timeout
+LOCK_TIMEOUT_MS = 1000  # waiting for the chain head; below the 2 s statement timeout
 
 
 @dataclass
 class Policy:
     """How appends behave in this process (one API instance)."""
 
-    ignore_failures: bool = False   # UNSAFE, negative drills only (see the module docstring)
+    ignore_failures: bool = False  # UNSAFE, negative drills only (see the module docstring)
 
 
 POLICY = Policy()
@@ -55,8 +55,9 @@ class EventStoreUnavailable(Refused):
     raised inside the transaction, so the state change rolls back with it."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(gates.Refusal(503, "EventStoreWritable", f"event store write blocked: {detail}",
-                                       cause="event_store"))
+        super().__init__(
+            gates.Refusal(503, "EventStoreWritable", f"event store write blocked: {detail}", cause="event_store")
+        )
 
 
 def metrics() -> dict:
@@ -67,24 +68,29 @@ def metrics() -> dict:
 async def metrics_handler(request) -> Any:
     """GET /metrics/event-store (aiohttp handler)."""
     from aiohttp import web
+
     return web.json_response(metrics())
 
 
 def canonical(seq: int, type_: str, intent_id: int | None, correlation_id: str, payload: Any) -> str:
     """The canonical JSON text that is hashed for one event."""
-    return json.dumps({"seq": seq, "type": type_, "intent_id": intent_id,
-                       "correlation_id": correlation_id, "payload": payload},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return json.dumps(
+        {"seq": seq, "type": type_, "intent_id": intent_id, "correlation_id": correlation_id, "payload": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
 
 
-def chain_hash(prev_hash: str, seq: int, type_: str, intent_id: int | None,
-               correlation_id: str, payload: Any) -> str:
-    return hashlib.sha256((prev_hash + canonical(seq, type_, intent_id, correlation_id, payload))
-                          .encode("utf-8")).hexdigest()
+def chain_hash(prev_hash: str, seq: int, type_: str, intent_id: int | None, correlation_id: str, payload: Any) -> str:
+    return hashlib.sha256(
+        (prev_hash + canonical(seq, type_, intent_id, correlation_id, payload)).encode("utf-8")
+    ).hexdigest()
 
 
-async def append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | None,
-                 correlation_id: str, payload: dict) -> dict | None:
+async def append(
+    conn: psycopg.AsyncConnection, type_: str, intent_id: int | None, correlation_id: str, payload: dict
+) -> dict | None:
     """Append one event in the caller's open transaction; return its row (for the SIEM sink).
 
     Must be called inside a transaction: the head lock is held until commit, and the event
@@ -95,7 +101,7 @@ async def append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | Non
     COUNTERS["attempted"] += 1
     try:
         if POLICY.ignore_failures:
-            async with conn.transaction():   # a SAVEPOINT: its failure keeps the caller's change
+            async with conn.transaction():  # a SAVEPOINT: its failure keeps the caller's change
                 row = await _append(conn, type_, intent_id, correlation_id, payload)
         else:
             row = await _append(conn, type_, intent_id, correlation_id, payload)
@@ -105,35 +111,42 @@ async def append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | Non
         if not POLICY.ignore_failures:
             raise EventStoreUnavailable(detail) from None
         COUNTERS["committed_without_event"] += 1
-        log.error("UNSAFE: %s event of intent %s not appended (%s); the state change commits without it",
-                  type_, intent_id, detail)
+        log.error(
+            "UNSAFE: %s event of intent %s not appended (%s); the state change commits without it",
+            type_,
+            intent_id,
+            detail,
+        )
         return None
     COUNTERS["appended"] += 1
     return row
 
 
-async def _append(conn: psycopg.AsyncConnection, type_: str, intent_id: int | None,
-                  correlation_id: str, payload: dict) -> dict:
+async def _append(
+    conn: psycopg.AsyncConnection, type_: str, intent_id: int | None, correlation_id: str, payload: dict
+) -> dict:
     # Round-trip through JSON so that the hashed payload equals what jsonb gives back.
     payload = json.loads(json.dumps(payload))
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
-    head = await (await cur.execute(
-        "SELECT last_seq, last_hash FROM event_chain_head WHERE id = 1 FOR UPDATE")).fetchone()
+    head = await (
+        await cur.execute("SELECT last_seq, last_hash FROM event_chain_head WHERE id = 1 FOR UPDATE")
+    ).fetchone()
     if head is None:
         raise RuntimeError("event_chain_head is empty: run `python -m controlplane migrate`")
-    next_seq = await (await cur.execute(
-        "SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq")).fetchone()
+    next_seq = await (await cur.execute("SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS seq")).fetchone()
     if next_seq is None:
         raise RuntimeError("the events sequence returned no value")
     seq = next_seq["seq"]
     digest = chain_hash(head["last_hash"], seq, type_, intent_id, correlation_id, payload)
-    row = await (await cur.execute(
-        f"INSERT INTO events (seq, type, intent_id, correlation_id, payload, prev_hash, hash)"
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
-        (seq, type_, intent_id, correlation_id, Jsonb(payload), head["last_hash"], digest))).fetchone()
-    await cur.execute("UPDATE event_chain_head SET last_seq = %s, last_hash = %s WHERE id = 1",
-                      (seq, digest))
+    row = await (
+        await cur.execute(
+            f"INSERT INTO events (seq, type, intent_id, correlation_id, payload, prev_hash, hash)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+            (seq, type_, intent_id, correlation_id, Jsonb(payload), head["last_hash"], digest),
+        )
+    ).fetchone()
+    await cur.execute("UPDATE event_chain_head SET last_seq = %s, last_hash = %s WHERE id = 1", (seq, digest))
     if row is None:
         raise RuntimeError(f"event {seq} was not returned by its INSERT")
     return row
@@ -148,8 +161,9 @@ def verify_rows(rows: Iterable[dict], prev_hash: str = GENESIS) -> tuple[int, in
     count = 0
     for row in rows:
         count += 1
-        expected = chain_hash(prev_hash, row["seq"], row["type"], row["intent_id"],
-                              row["correlation_id"], row["payload"])
+        expected = chain_hash(
+            prev_hash, row["seq"], row["type"], row["intent_id"], row["correlation_id"], row["payload"]
+        )
         if row["prev_hash"] != prev_hash or row["hash"] != expected:
             return count, row["seq"], prev_hash
         prev_hash = row["hash"]
@@ -163,8 +177,9 @@ async def verify(conn: psycopg.AsyncConnection, batch: int = 2000) -> dict:
     await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     prev, after, total = GENESIS, 0, 0
     while True:
-        rows = await (await cur.execute(
-            f"SELECT {COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, batch))).fetchall()
+        rows = await (
+            await cur.execute(f"SELECT {COLUMNS} FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, batch))
+        ).fetchall()
         if not rows:
             break
         count, bad, prev = verify_rows(rows, prev)

@@ -66,7 +66,7 @@ class RetryPolicy:
     base: float = 0.2
 
     def delay(self, k: int) -> float:
-        return self.base * 2 ** k
+        return self.base * 2**k
 
 
 NO_RETRY = RetryPolicy(attempts=1, base=0.0)
@@ -84,9 +84,12 @@ def retryable(exc: BaseException) -> bool:
 
 def s3_client(endpoint_url: str, timeout: float = 2.0):
     """A boto3 S3 client with short timeouts and no retry of its own (``RetryPolicy`` retries)."""
-    config = botocore.config.Config(connect_timeout=timeout, read_timeout=timeout,
-                                    retries={"total_max_attempts": 1, "mode": "standard"},
-                                    s3={"addressing_style": "path"})
+    config = botocore.config.Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        s3={"addressing_style": "path"},
+    )
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
 
@@ -108,16 +111,18 @@ def ensure_bucket(client, bucket: str, retention_days: int = DEFAULT_RETENTION_D
     if client.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
         client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         outcome = "updated" if outcome == "exists" else outcome
-    wanted = {"ObjectLockEnabled": "Enabled",
-              "Rule": {"DefaultRetention": {"Mode": LOCK_MODE, "Days": retention_days}}}
+    wanted = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": LOCK_MODE, "Days": retention_days}}}
     try:
         current = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     except botocore.exceptions.ClientError:
         current = {}
     retention = current.get("Rule", {}).get("DefaultRetention", {})
     # Written only when it differs: moto refuses the call on a bucket that holds objects.
-    if (current.get("ObjectLockEnabled") != "Enabled" or retention.get("Mode") != LOCK_MODE
-            or retention.get("Days") != retention_days):
+    if (
+        current.get("ObjectLockEnabled") != "Enabled"
+        or retention.get("Mode") != LOCK_MODE
+        or retention.get("Days") != retention_days
+    ):
         client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=wanted)
         outcome = "updated" if outcome == "exists" else outcome
     return outcome
@@ -127,44 +132,64 @@ class EvidenceStore:
     """Puts evidence packs to one bucket under ``evidence/{intent_id}/{sha256}.json``, and a copy
     to the replica bucket (alternate region) when one is configured."""
 
-    def __init__(self, endpoint_url: str, bucket: str, timeout: float = 2.0,
-                 retention_days: int = DEFAULT_RETENTION_DAYS, retry: RetryPolicy = RetryPolicy(),
-                 replica_bucket: str | None = None, replica_endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoint_url: str,
+        bucket: str,
+        timeout: float = 2.0,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+        retry: RetryPolicy = RetryPolicy(),
+        replica_bucket: str | None = None,
+        replica_endpoint_url: str | None = None,
+    ) -> None:
         self.bucket = bucket
         self.timeout = timeout
         self.retention_days = retention_days
         self.retry = retry
         self.client = s3_client(endpoint_url, timeout)
         self.replica_bucket = replica_bucket
-        self.replica_client = (s3_client(replica_endpoint_url or endpoint_url, timeout)
-                               if replica_bucket else None)
+        self.replica_client = s3_client(replica_endpoint_url or endpoint_url, timeout) if replica_bucket else None
 
     def _put_kwargs(self, key: str, body: bytes) -> dict:
         until = dt.datetime.now(dt.UTC) + dt.timedelta(days=self.retention_days)
-        return {"Key": key, "Body": body, "ContentType": "application/json", "ObjectLockMode": LOCK_MODE,
-                "ObjectLockRetainUntilDate": until, "ChecksumAlgorithm": "SHA256"}
+        return {
+            "Key": key,
+            "Body": body,
+            "ContentType": "application/json",
+            "ObjectLockMode": LOCK_MODE,
+            "ObjectLockRetainUntilDate": until,
+            "ChecksumAlgorithm": "SHA256",
+        }
 
     async def put(self, intent_id: int, content: str) -> dict:
         """Store content with Object Lock retention: {"object_key", "sha256", "version_id", "body"}."""
         body = content.encode("utf-8")
         digest = hashlib.sha256(body).hexdigest()
         key = f"evidence/{intent_id}/{digest}.json"
-        response = await self._retrying(functools.partial(
-            self.client.put_object, Bucket=self.bucket, **self._put_kwargs(key, body)))
+        response = await self._retrying(
+            functools.partial(self.client.put_object, Bucket=self.bucket, **self._put_kwargs(key, body))
+        )
         return {"object_key": key, "sha256": digest, "version_id": response.get("VersionId"), "body": body}
 
     async def replicate(self, key: str, body: bytes, digest: str) -> dict:
         """Copy an object to the replica bucket and read it back: {"replica_bucket",
         "replica_version_id", "replica_validated", "replica_error"}. Never raises: a copy that
         fails leaves replica_validated False (the pack stays Committed on the primary)."""
-        result: dict[str, Any] = {"replica_bucket": self.replica_bucket, "replica_version_id": None,
-                                  "replica_validated": False, "replica_error": None}
+        result: dict[str, Any] = {
+            "replica_bucket": self.replica_bucket,
+            "replica_version_id": None,
+            "replica_validated": False,
+            "replica_error": None,
+        }
         if self.replica_client is None:
             result["replica_error"] = "no replica bucket configured"
             return result
         try:
-            response = await self._retrying(functools.partial(
-                self.replica_client.put_object, Bucket=self.replica_bucket, **self._put_kwargs(key, body)))
+            response = await self._retrying(
+                functools.partial(
+                    self.replica_client.put_object, Bucket=self.replica_bucket, **self._put_kwargs(key, body)
+                )
+            )
             result["replica_version_id"] = response.get("VersionId")
             await self.verify_replica(self.replica_bucket, key, result["replica_version_id"], digest)
             result["replica_validated"] = True
@@ -190,8 +215,9 @@ class EvidenceStore:
 
         body = await self._retrying(read)
         if hashlib.sha256(body).hexdigest() != digest:
-            raise EvidenceStoreUnavailable(f"replica copy of {key} does not match sha256 {digest[:12]}...",
-                                           retryable=False)
+            raise EvidenceStoreUnavailable(
+                f"replica copy of {key} does not match sha256 {digest[:12]}...", retryable=False
+            )
 
     async def check(self) -> str:
         """Raise EvidenceStoreUnavailable unless the bucket answers; else a detail string (one attempt)."""
@@ -202,8 +228,7 @@ class EvidenceStore:
         """As check(), for the replica bucket through the replica endpoint (one attempt)."""
         if self.replica_client is None:
             raise EvidenceStoreUnavailable("no replica bucket configured", retryable=False)
-        await self._retrying(functools.partial(self.replica_client.head_bucket, Bucket=self.replica_bucket),
-                             NO_RETRY)
+        await self._retrying(functools.partial(self.replica_client.head_bucket, Bucket=self.replica_bucket), NO_RETRY)
         return f"replica bucket {self.replica_bucket} reachable"
 
     async def _retrying(self, fn, policy: RetryPolicy | None = None):

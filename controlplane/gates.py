@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PUBLISH_BLOCKED = "publish blocked"
-MAX_BACKUP_AGE_HOURS = 24.0     # spec rule 3 (controlplane.backups.MAX_AGE_HOURS)
+MAX_BACKUP_AGE_HOURS = 24.0  # spec rule 3 (controlplane.backups.MAX_AGE_HOURS)
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,18 @@ class Refusal:
 def service_health(health: dict, ignore: tuple[str, ...] = ("backups",)) -> Refusal | None:
     """Refuse a publish unless ServiceHealth = Healthy, judged over the parts not in ``ignore``
     (the backups part is the BackupAgeHours gate's); cause names the first part that is down."""
-    down = [(name, part) for name, part in health["components"].items()
-            if part["status"] == "down" and name not in ignore]
+    down = [
+        (name, part) for name, part in health["components"].items() if part["status"] == "down" and name not in ignore
+    ]
     if not down:
         return None
     reasons = "; ".join(f"{name}: {part['detail']}" for name, part in down)
-    return Refusal(503, "ServiceHealth", f"publish refused: ServiceHealth = Unhealthy ({reasons})",
-                   cause=down[0][0] if down else None)
+    return Refusal(
+        503,
+        "ServiceHealth",
+        f"publish refused: ServiceHealth = Unhealthy ({reasons})",
+        cause=down[0][0] if down else None,
+    )
 
 
 def backup_age(age_hours: float | None, detail: str) -> Refusal | None:
@@ -68,8 +73,13 @@ def backup_age(age_hours: float | None, detail: str) -> Refusal | None:
         error = f"publish refused: BackupAgeHours unknown ({detail})"
     else:
         error = f"publish refused: BackupAgeHours = {age_hours:.1f} > {MAX_BACKUP_AGE_HOURS:g} ({detail})"
-    return Refusal(503, "BackupAgeHours", error, cause="backup",
-                   extra={"BackupAgeHours": None if age_hours is None else round(age_hours, 2)})
+    return Refusal(
+        503,
+        "BackupAgeHours",
+        error,
+        cause="backup",
+        extra={"BackupAgeHours": None if age_hours is None else round(age_hours, 2)},
+    )
 
 
 def evidence_committed(committed: bool) -> Refusal | None:
@@ -79,8 +89,9 @@ def evidence_committed(committed: bool) -> Refusal | None:
 
 def evidence_not_committed() -> Refusal:
     """The refusal of an intent whose evidence pack is not Committed."""
-    return Refusal(409, "EvidencePackState",
-                   "approval refused: EvidencePackState = Pending (evidence pack not committed)")
+    return Refusal(
+        409, "EvidencePackState", "approval refused: EvidencePackState = Pending (evidence pack not committed)"
+    )
 
 
 def approved(state: str) -> Refusal | None:
@@ -92,5 +103,10 @@ def approved(state: str) -> Refusal | None:
 
 def evidence_unavailable(reason: str, attempts: list[dict], **extra) -> Refusal:
     """Refuse a publish: the primary store is unavailable and no validated alternate-region copy."""
-    return Refusal(503, "ValidatedCopyExists", f"publish blocked: evidence store unavailable ({reason})",
-                   cause="evidence_store", extra={"Impact": PUBLISH_BLOCKED, "attempts": attempts, **extra})
+    return Refusal(
+        503,
+        "ValidatedCopyExists",
+        f"publish blocked: evidence store unavailable ({reason})",
+        cause="evidence_store",
+        extra={"Impact": PUBLISH_BLOCKED, "attempts": attempts, **extra},
+    )

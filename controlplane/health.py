@@ -58,9 +58,9 @@ log = logging.getLogger("controlplane.health")
 
 TRIGGERS = ("events_refuse_update_delete", "events_refuse_truncate")
 PROBE_LOCK_TIMEOUT_MS = 200
-HEARTBEAT_INTERVAL_S = 0.5    # every instance refreshes its api_instances row this often
-LIVE_WINDOW_S = 3.0           # an instance whose row is older than this is not serving
-DEFAULT_MIN_INSTANCES = 2     # serve --min-instances
+HEARTBEAT_INTERVAL_S = 0.5  # every instance refreshes its api_instances row this often
+LIVE_WINDOW_S = 3.0  # an instance whose row is older than this is not serving
+DEFAULT_MIN_INSTANCES = 2  # serve --min-instances
 
 # One heartbeat, in its own transaction: never waits for the synchronous standby.
 HEARTBEAT_STATEMENTS = (
@@ -73,13 +73,13 @@ HEARTBEAT_STATEMENTS = (
 async def event_store_writable(conn) -> bool:
     """False when an append would have to wait for the chain head (see the module docstring)."""
     try:
-        async with conn.transaction():   # a savepoint
+        async with conn.transaction():  # a savepoint
             await conn.execute(f"SET LOCAL lock_timeout = '{PROBE_LOCK_TIMEOUT_MS}ms'")
             await conn.execute("LOCK TABLE event_chain_head IN ROW SHARE MODE")
-            raise psycopg.Rollback()     # rolled back at once: the lock is not kept
+            raise psycopg.Rollback()  # rolled back at once: the lock is not kept
     except errors.LockNotAvailable:
         return False
-    except psycopg.Rollback as lost:     # the rollback itself failed (psycopg only logs that)
+    except psycopg.Rollback as lost:  # the rollback itself failed (psycopg only logs that)
         raise psycopg.OperationalError("connection lost while the probe's lock was rolled back") from lost
     return True
 
@@ -131,33 +131,45 @@ def api_tier_part(serving: list[str], known: int, min_instances: int) -> dict:
     return part(False, f"{_instances(len(serving))} serving{names}; minimum {min_instances}")
 
 
-async def check_database(db: Database, min_instances: int = DEFAULT_MIN_INSTANCES,
-                         clock: dict | None = None) -> tuple[dict, dict, dict]:
+async def check_database(
+    db: Database, min_instances: int = DEFAULT_MIN_INSTANCES, clock: dict | None = None
+) -> tuple[dict, dict, dict]:
     """(database part, event_store part, api_tier part), from one short read transaction. With
     ``clock`` (a dict), the Control Plane's clock is read in the same transaction:
     clock["now"] = extract(epoch FROM cp_now()), left unset when it cannot be read."""
+
     async def work(conn):
-        in_recovery, has_schema, has_tier, has_clock = await (await conn.execute(
-            "SELECT pg_is_in_recovery(),"
-            " to_regclass('events') IS NOT NULL AND to_regclass('event_chain_head') IS NOT NULL,"
-            " to_regclass('api_instances') IS NOT NULL,"
-            " to_regprocedure('cp_now()') IS NOT NULL AND to_regclass('cp_clock') IS NOT NULL")).fetchone()
+        in_recovery, has_schema, has_tier, has_clock = await (
+            await conn.execute(
+                "SELECT pg_is_in_recovery(),"
+                " to_regclass('events') IS NOT NULL AND to_regclass('event_chain_head') IS NOT NULL,"
+                " to_regclass('api_instances') IS NOT NULL,"
+                " to_regprocedure('cp_now()') IS NOT NULL AND to_regclass('cp_clock') IS NOT NULL"
+            )
+        ).fetchone()
         if clock is not None and has_clock:
-            clock["now"] = (await (await conn.execute(
-                "SELECT extract(epoch FROM cp_now())::float8")).fetchone())[0]
+            clock["now"] = (await (await conn.execute("SELECT extract(epoch FROM cp_now())::float8")).fetchone())[0]
         tier: tuple[list[str], int] | None = None
         if has_tier and not in_recovery:
-            serving, known = await (await conn.execute(
-                "SELECT coalesce(array_agg(instance ORDER BY instance)"
-                "   FILTER (WHERE last_seen >= clock_timestamp() - make_interval(secs => %s)), '{}'),"
-                " count(*) FROM api_instances", (LIVE_WINDOW_S,))).fetchone()
+            serving, known = await (
+                await conn.execute(
+                    "SELECT coalesce(array_agg(instance ORDER BY instance)"
+                    "   FILTER (WHERE last_seen >= clock_timestamp() - make_interval(secs => %s)), '{}'),"
+                    " count(*) FROM api_instances",
+                    (LIVE_WINDOW_S,),
+                )
+            ).fetchone()
             tier = (list(serving), known)
         if not has_schema:
             return in_recovery, None, 0, True, tier
-        last_seq, triggers = await (await conn.execute(
-            "SELECT (SELECT last_seq FROM event_chain_head WHERE id = 1),"
-            " (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events'::regclass"
-            "   AND tgname = ANY(%s) AND tgenabled <> 'D')", (list(TRIGGERS),))).fetchone()
+        last_seq, triggers = await (
+            await conn.execute(
+                "SELECT (SELECT last_seq FROM event_chain_head WHERE id = 1),"
+                " (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events'::regclass"
+                "   AND tgname = ANY(%s) AND tgenabled <> 'D')",
+                (list(TRIGGERS),),
+            )
+        ).fetchone()
         probe = not in_recovery and not events.POLICY.ignore_failures
         writable = (await event_store_writable(conn)) if probe else None
         return in_recovery, last_seq, triggers, writable, tier
@@ -180,11 +192,17 @@ async def check_database(db: Database, min_instances: int = DEFAULT_MIN_INSTANCE
     if triggers < len(TRIGGERS):
         return database, part(False, "append-only triggers missing or disabled"), api_tier
     if writable is False:
-        return (database, part(False, f"write blocked: chain head not lockable within {PROBE_LOCK_TIMEOUT_MS} ms"),
-                api_tier)
+        return (
+            database,
+            part(False, f"write blocked: chain head not lockable within {PROBE_LOCK_TIMEOUT_MS} ms"),
+            api_tier,
+        )
     if writable is None:
-        return database, part(True, f"append-only, last seq {last_seq}; writes NOT checked "
-                                    "(UNSAFE --unsafe-ignore-event-store)"), api_tier
+        return (
+            database,
+            part(True, f"append-only, last seq {last_seq}; writes NOT checked (UNSAFE --unsafe-ignore-event-store)"),
+            api_tier,
+        )
     return database, part(True, f"writable, append-only, last seq {last_seq}"), api_tier
 
 
@@ -200,7 +218,8 @@ async def check_evidence(store: EvidenceStore) -> dict:
         up, detail = await _outcome(store.check())
         return part(up, detail if up else f"unreachable: {detail}")
     (primary_up, primary), (replica_up, replica) = await asyncio.gather(
-        _outcome(store.check()), _outcome(store.check_replica()))
+        _outcome(store.check()), _outcome(store.check_replica())
+    )
     if primary_up:
         return part(True, primary if replica_up else f"{primary}; replica unreachable: {replica}")
     if replica_up:
@@ -225,15 +244,21 @@ async def check_backups(catalogue: BackupCatalogue, clock: dict, listing=None) -
         catalogue.clock_offset_s = now - time.time()
     else:
         now = catalogue.estimated_now()
-        note = ("Control Plane clock estimated from the last offset read: database unreadable"
-                if catalogue.clock_offset_s is not None else
-                "Control Plane clock estimated as the wall clock: database unreadable")
+        note = (
+            "Control Plane clock estimated from the last offset read: database unreadable"
+            if catalogue.clock_offset_s is not None
+            else "Control Plane clock estimated as the wall clock: database unreadable"
+        )
     return backups.part(listed, now, note)
 
 
-async def report(instance: str, db: Database, store: EvidenceStore,
-                 min_instances: int = DEFAULT_MIN_INSTANCES,
-                 catalogue: BackupCatalogue | None = None) -> dict:
+async def report(
+    instance: str,
+    db: Database,
+    store: EvidenceStore,
+    min_instances: int = DEFAULT_MIN_INSTANCES,
+    catalogue: BackupCatalogue | None = None,
+) -> dict:
     """{"ServiceHealth": "Healthy"|"Unhealthy", "instance", "components": {...}}; the checks
     run concurrently, so the answer takes as long as the slowest one. With a backup catalogue
     the part ``backups`` comes last (aged on the clock read by the database check)."""
@@ -241,15 +266,19 @@ async def report(instance: str, db: Database, store: EvidenceStore,
     listing = asyncio.ensure_future(catalogue.listing()) if catalogue is not None else None
     try:
         (database, event_store, api_tier), evidence_store = await asyncio.gather(
-            check_database(db, min_instances, clock if catalogue is not None else None), check_evidence(store))
+            check_database(db, min_instances, clock if catalogue is not None else None), check_evidence(store)
+        )
     except BaseException:
         if listing is not None:
             listing.cancel()
         raise
-    components = {"database": database, "event_store": event_store, "evidence_store": evidence_store,
-                  "api_tier": api_tier}
+    components = {
+        "database": database,
+        "event_store": event_store,
+        "evidence_store": evidence_store,
+        "api_tier": api_tier,
+    }
     if catalogue is not None:
         components["backups"] = await check_backups(catalogue, clock, listing)
     healthy = all(p["status"] != "down" for p in components.values())
-    return {"ServiceHealth": "Healthy" if healthy else "Unhealthy", "instance": instance,
-            "components": components}
+    return {"ServiceHealth": "Healthy" if healthy else "Unhealthy", "instance": instance, "components": components}

@@ -70,8 +70,9 @@ class RequestLogError(ValueError):
 
 
 def _log(**fields) -> None:
-    print(json.dumps({"ts": round(time.time(), 3), "component": "platform-mock", **fields}),
-          file=sys.stderr, flush=True)
+    print(
+        json.dumps({"ts": round(time.time(), 3), "component": "platform-mock", **fields}), file=sys.stderr, flush=True
+    )
 
 
 def _retry_after_header(seconds: float) -> str:
@@ -87,8 +88,8 @@ def read_request_log(path: str | os.PathLike) -> list[dict]:
     except FileNotFoundError:
         return []
     lines = data.split(b"\n")
-    lines.pop()     # b"" when the file ends with a newline, else a torn last line (each line is
-    out = []        # written with its newline in one write: without it, the write was cut short)
+    lines.pop()  # b"" when the file ends with a newline, else a torn last line (each line is
+    out = []  # written with its newline in one write: without it, the write was cut short)
     for number, raw in enumerate(lines, 1):
         try:
             entry = json.loads(raw)
@@ -106,12 +107,20 @@ class PlatformMock:
         self.mode = "ok"
         self.retry_after = 1.0
         self.remaining = 0  # degraded requests left; 0 = until changed
-        self.until: float | None = None          # epoch seconds: the mode reverts to ok by itself
+        self.until: float | None = None  # epoch seconds: the mode reverts to ok by itself
         self._revert: asyncio.TimerHandle | None = None
         self.records: dict[str, dict] = {}
-        self.counters = {"requests": 0, "applied": 0, "duplicates": 0, "throttled_sent": 0,
-                         "errors_sent": 0, "hung": 0, "bad_requests": 0, "control_changes": 0,
-                         "key_tests": 0}
+        self.counters = {
+            "requests": 0,
+            "applied": 0,
+            "duplicates": 0,
+            "throttled_sent": 0,
+            "errors_sent": 0,
+            "hung": 0,
+            "bad_requests": 0,
+            "control_changes": 0,
+            "key_tests": 0,
+        }
         self.request_log = Path(request_log) if request_log is not None else None
         self._fd: int | None = None
         self._n = 0
@@ -127,42 +136,71 @@ class PlatformMock:
         replayed = 0
         for entry in read_request_log(path):
             if entry.get("platform") not in (None, self.platform):
-                raise RequestLogError(f"{path} is the request log of {entry.get('platform')!r}, "
-                                      f"not of {self.platform!r}")
+                raise RequestLogError(
+                    f"{path} is the request log of {entry.get('platform')!r}, not of {self.platform!r}"
+                )
             if isinstance(entry.get("n"), int):
                 self._n = max(self._n, entry["n"])
             if entry.get("outcome") in ("applied", "duplicate") and isinstance(entry.get("idempotency_key"), str):
-                self._record(entry["idempotency_key"], entry.get("intent_id"), entry.get("correlation_id"),
-                             entry.get("ring"), entry.get("action"))
+                self._record(
+                    entry["idempotency_key"],
+                    entry.get("intent_id"),
+                    entry.get("correlation_id"),
+                    entry.get("ring"),
+                    entry.get("action"),
+                )
                 replayed += 1
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             data = b""
-        if data and not data.endswith(b"\n"):   # a torn last line: appending would glue onto it
+        if data and not data.endswith(b"\n"):  # a torn last line: appending would glue onto it
             keep = data.rfind(b"\n") + 1
             os.truncate(path, keep)
             _log(platform=self.platform, op="request_log", dropped_torn_bytes=len(data) - keep)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _log(platform=self.platform, op="request_log", path=str(path), last_n=self._n,
-             replayed_applications=replayed, keys=len(self.records))
+        _log(
+            platform=self.platform,
+            op="request_log",
+            path=str(path),
+            last_n=self._n,
+            replayed_applications=replayed,
+            keys=len(self.records),
+        )
 
-    def _append(self, at: float, fields: dict | None, cid: str | None, status: int | None,
-                outcome: str, count: int | None, path: str = "/apply") -> None:
+    def _append(
+        self,
+        at: float,
+        fields: dict | None,
+        cid: str | None,
+        status: int | None,
+        outcome: str,
+        count: int | None,
+        path: str = "/apply",
+    ) -> None:
         if self._fd is None:
             return
         self._n += 1
         fields = fields or {}
-        entry = {"n": self._n, "at": round(at, 6), "platform": self.platform, "path": path,
-                 "idempotency_key": fields.get("idempotency_key"),
-                 "intent_id": fields.get("intent_id"), "ring": fields.get("ring"),
-                 "correlation_id": cid, "status": status, "outcome": outcome, "count": count}
-        if fields.get("action") and path == "/apply":   # a ring rollback: "action": "rollback"
+        entry = {
+            "n": self._n,
+            "at": round(at, 6),
+            "platform": self.platform,
+            "path": path,
+            "idempotency_key": fields.get("idempotency_key"),
+            "intent_id": fields.get("intent_id"),
+            "ring": fields.get("ring"),
+            "correlation_id": cid,
+            "status": status,
+            "outcome": outcome,
+            "count": count,
+        }
+        if fields.get("action") and path == "/apply":  # a ring rollback: "action": "rollback"
             entry["action"] = fields["action"]
         line = json.dumps(entry) + "\n"
         data = line.encode()
-        while data:                  # one write per line (a short write on a regular file is
-            written = os.write(self._fd, data)   # an edge case: finish the line)
+        while data:  # one write per line (a short write on a regular file is
+            written = os.write(self._fd, data)  # an edge case: finish the line)
             data = data[written:]
 
     def close(self) -> None:
@@ -220,18 +258,27 @@ class PlatformMock:
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return None
         ring, cid, action = body.get("ring"), body.get("correlation_id"), body.get("action")
-        return {"idempotency_key": key, "intent_id": intent,
-                "ring": ring if isinstance(ring, str) else None,
-                "correlation_id": cid if isinstance(cid, str) and cid else None,
-                "action": action if isinstance(action, str) and action else None}
+        return {
+            "idempotency_key": key,
+            "intent_id": intent,
+            "ring": ring if isinstance(ring, str) else None,
+            "correlation_id": cid if isinstance(cid, str) and cid else None,
+            "action": action if isinstance(action, str) and action else None,
+        }
 
-    def _record(self, key: str, intent: str | None, cid: str | None, ring: str | None,
-                action: str | None = None) -> dict:
+    def _record(
+        self, key: str, intent: str | None, cid: str | None, ring: str | None, action: str | None = None
+    ) -> dict:
         record = self.records.get(key)
         if record is None:
-            record = self.records[key] = {"idempotency_key": key, "intent_id": intent,
-                                          "correlation_id": cid, "ring": ring,
-                                          "count": 0, "correlation_ids": []}
+            record = self.records[key] = {
+                "idempotency_key": key,
+                "intent_id": intent,
+                "correlation_id": cid,
+                "ring": ring,
+                "count": 0,
+                "correlation_ids": [],
+            }
             if action:
                 record["action"] = action
         record["count"] += 1
@@ -249,10 +296,16 @@ class PlatformMock:
         if mode == "throttle":
             self.counters["throttled_sent"] += 1
             self._append(at, fields, cid, 429, "throttled", None)
-            _log(platform=self.platform, correlation_id=cid, outcome="throttled",
-                 status=429, retry_after=self.retry_after)
-            return web.json_response({"error": "throttled"}, status=429,
-                                     headers={"Retry-After": _retry_after_header(self.retry_after)})
+            _log(
+                platform=self.platform,
+                correlation_id=cid,
+                outcome="throttled",
+                status=429,
+                retry_after=self.retry_after,
+            )
+            return web.json_response(
+                {"error": "throttled"}, status=429, headers={"Retry-After": _retry_after_header(self.retry_after)}
+            )
         if mode == "error":
             self.counters["errors_sent"] += 1
             self._append(at, fields, cid, 503, "error", None)
@@ -275,8 +328,15 @@ class PlatformMock:
         self.counters["applied" if applied else "duplicates"] += 1
         outcome = "applied" if applied else "duplicate"
         self._append(at, fields, cid, 200, outcome, record["count"])
-        _log(platform=self.platform, correlation_id=cid, intent_id=intent, idempotency_key=key,
-             outcome=outcome, status=200, count=record["count"])
+        _log(
+            platform=self.platform,
+            correlation_id=cid,
+            intent_id=intent,
+            idempotency_key=key,
+            outcome=outcome,
+            status=200,
+            count=record["count"],
+        )
         return web.json_response({"applied": applied, "idempotency_key": key, "count": record["count"]})
 
     async def health(self, request: web.Request) -> web.StreamResponse:
@@ -285,8 +345,9 @@ class PlatformMock:
         at, cid = time.time(), request.headers.get("X-Correlation-ID")
         if self.mode == "throttle":
             self._append(at, None, cid, 429, "throttled", None, path="/health")
-            return web.json_response({"status": "throttled"}, status=429,
-                                     headers={"Retry-After": _retry_after_header(self.retry_after)})
+            return web.json_response(
+                {"status": "throttled"}, status=429, headers={"Retry-After": _retry_after_header(self.retry_after)}
+            )
         if self.mode == "error":
             self._append(at, None, cid, 503, "error", None, path="/health")
             return web.json_response({"status": "unavailable"}, status=503)
@@ -308,13 +369,19 @@ class PlatformMock:
             self._append(at, {"idempotency_key": key}, cid, 404, "tested", None, path="/applied")
             return web.json_response({"idempotency_key": key, "applied": False}, status=404)
         self._append(at, record, cid, 200, "tested", record["count"], path="/applied")
-        return web.json_response({"idempotency_key": key, "applied": True, "count": record["count"],
-                                  "intent_id": record["intent_id"]})
+        return web.json_response(
+            {"idempotency_key": key, "applied": True, "count": record["count"], "intent_id": record["intent_id"]}
+        )
 
     def control_state(self) -> dict:
-        return {"platform": self.platform, "mode": self.mode, "retry_after": self.retry_after,
-                "requests_remaining": self.remaining,
-                "until": round(self.until, 3) if self.until is not None else None, **self.counters}
+        return {
+            "platform": self.platform,
+            "mode": self.mode,
+            "retry_after": self.retry_after,
+            "requests_remaining": self.remaining,
+            "until": round(self.until, 3) if self.until is not None else None,
+            **self.counters,
+        }
 
     @staticmethod
     def _refused(request: web.Request) -> web.Response | None:
@@ -339,16 +406,21 @@ class PlatformMock:
             for_s = body.get("for_s")
             if mode not in MODES or retry_after < 0 or not math.isfinite(retry_after) or requests < 0:
                 raise ValueError
-            if for_s is not None and (isinstance(for_s, bool) or not isinstance(for_s, (int, float))
-                                      or not math.isfinite(for_s) or for_s <= 0):
+            if for_s is not None and (
+                isinstance(for_s, bool) or not isinstance(for_s, (int, float)) or not math.isfinite(for_s) or for_s <= 0
+            ):
                 raise ValueError
         except (ValueError, KeyError, TypeError, AttributeError):
-            return web.json_response({"error": f"need JSON mode in {list(MODES)}, retry_after >= 0, "
-                                               f"requests >= 0, for_s > 0 (seconds, optional)"}, status=400)
+            return web.json_response(
+                {
+                    "error": f"need JSON mode in {list(MODES)}, retry_after >= 0, "
+                    f"requests >= 0, for_s > 0 (seconds, optional)"
+                },
+                status=400,
+            )
         self._set_mode(mode, retry_after, requests, for_s)
         self.counters["control_changes"] += 1
-        _log(platform=self.platform, op="control", mode=mode, retry_after=retry_after, requests=requests,
-             for_s=for_s)
+        _log(platform=self.platform, op="control", mode=mode, retry_after=retry_after, requests=requests, for_s=for_s)
         return web.json_response(self.control_state())
 
 
@@ -371,7 +443,12 @@ def make_app(platform: str, request_log: str | os.PathLike | None = None) -> web
 
 
 def run(platform: str, host: str, port: int, request_log: str | os.PathLike | None = None) -> None:
-    _log(platform=platform, op="start", url=f"http://{host}:{port}",
-         request_log=str(request_log) if request_log is not None else None)
-    web.run_app(make_app(platform, request_log), host=host, port=port, print=None, access_log=None,
-                shutdown_timeout=1.0)
+    _log(
+        platform=platform,
+        op="start",
+        url=f"http://{host}:{port}",
+        request_log=str(request_log) if request_log is not None else None,
+    )
+    web.run_app(
+        make_app(platform, request_log), host=host, port=port, print=None, access_log=None, shutdown_timeout=1.0
+    )

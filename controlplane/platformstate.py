@@ -26,8 +26,7 @@ from dataclasses import dataclass, replace
 
 from controlplane.platforms import PLATFORMS
 
-HEALTH_OF = {"ok": "Healthy", "throttled": "Degraded", "error": "Down", "timeout": "Down",
-             "unreachable": "Down"}
+HEALTH_OF = {"ok": "Healthy", "throttled": "Degraded", "error": "Down", "timeout": "Down", "unreachable": "Down"}
 OUTCOMES = (*HEALTH_OF, "rejected", "dead_lettered")
 
 
@@ -63,23 +62,23 @@ class Status:
     manual_import_offered_at: dt.datetime | None = None
 
 
-Event = tuple[str, dict]   # (event type, payload)
+Event = tuple[str, dict]  # (event type, payload)
 
 
 def observe(status: Status, outcome: str, now: dt.datetime) -> tuple[Status, list[Event]]:
     """The status after one observation, and the events it causes (time rules not included)."""
     health = HEALTH_OF.get(outcome)
-    if health is None:    # rejected / dead-lettered: about one intent, not the platform's health
+    if health is None:  # rejected / dead-lettered: about one intent, not the platform's health
         return status, []
     policy, name = POLICIES[status.platform], status.platform
     events: list[Event] = []
     if health == "Healthy":
         if status.health != "Healthy":
             down_for = (now - status.degraded_since).total_seconds() if status.degraded_since else None
-            events.append(("PlatformRecovered", {"platform": name, "was": status.health,
-                                                 "degraded_for_s": down_for}))
-        return replace(status, health="Healthy", last_outcome=outcome, degraded_since=None,
-                       manual_import_offered_at=None), events
+            events.append(("PlatformRecovered", {"platform": name, "was": status.health, "degraded_for_s": down_for}))
+        return replace(
+            status, health="Healthy", last_outcome=outcome, degraded_since=None, manual_import_offered_at=None
+        ), events
     if status.health == "Healthy":
         events.append(("PlatformDegraded", {"platform": name, "health": health, "outcome": outcome}))
         if policy.site_outage:
@@ -97,17 +96,29 @@ def tick(status: Status, now: dt.datetime) -> tuple[Status, list[Event]]:
         return status, []
     degraded_for = (now - status.degraded_since).total_seconds()
     events: list[Event] = []
-    if policy.cab_pause_after_s is not None and degraded_for > policy.cab_pause_after_s \
-            and status.cab_pause_since is None:
+    if (
+        policy.cab_pause_after_s is not None
+        and degraded_for > policy.cab_pause_after_s
+        and status.cab_pause_since is None
+    ):
         status = replace(status, cab_pause_since=now)
         reason = f"{name} degraded for {degraded_for / 60:.0f} min (> {policy.cab_pause_after_s / 60:.0f} min)"
-        events += [("CabManualPauseRaised", {"platform": name, "degraded_for_s": round(degraded_for, 1)}),
-                   ("CabNotification", {"platform": name, "reason": f"CAB manual pause: {reason}"})]
-    if policy.manual_import_after_s is not None and degraded_for > policy.manual_import_after_s \
-            and status.manual_import_offered_at is None:
+        events += [
+            ("CabManualPauseRaised", {"platform": name, "degraded_for_s": round(degraded_for, 1)}),
+            ("CabNotification", {"platform": name, "reason": f"CAB manual pause: {reason}"}),
+        ]
+    if (
+        policy.manual_import_after_s is not None
+        and degraded_for > policy.manual_import_after_s
+        and status.manual_import_offered_at is None
+    ):
         status = replace(status, manual_import_offered_at=now)
-        events.append(("ManualImportOffered", {"platform": name, "degraded_for_s": round(degraded_for, 1),
-                                               "fallback": "manual-import"}))
+        events.append(
+            (
+                "ManualImportOffered",
+                {"platform": name, "degraded_for_s": round(degraded_for, 1), "fallback": "manual-import"},
+            )
+        )
     return status, events
 
 
@@ -121,14 +132,21 @@ def view(status: Status, throttle_count: int, now: dt.datetime) -> dict:
         reasons.append(f"{policy.throttle_metric} = {throttle_count} > {policy.throttle_limit}")
     if status.cab_pause_since is not None:
         reasons.append("CAB manual pause not lifted")
-    body = {"platform": status.platform, "health": status.health, "last_outcome": status.last_outcome,
-            "degraded_since": status.degraded_since,
-            "degraded_for_s": round((now - status.degraded_since).total_seconds(), 1)
-            if status.degraded_since else None,
-            policy.throttle_metric: throttle_count, "throttle_limit": policy.throttle_limit,
-            "PromotionsPaused": bool(reasons), "pause_reasons": reasons, "gate": policy.gate,
-            "CabManualPause": status.cab_pause_since is not None, "cab_pause_since": status.cab_pause_since,
-            "now": now}
+    body = {
+        "platform": status.platform,
+        "health": status.health,
+        "last_outcome": status.last_outcome,
+        "degraded_since": status.degraded_since,
+        "degraded_for_s": round((now - status.degraded_since).total_seconds(), 1) if status.degraded_since else None,
+        policy.throttle_metric: throttle_count,
+        "throttle_limit": policy.throttle_limit,
+        "PromotionsPaused": bool(reasons),
+        "pause_reasons": reasons,
+        "gate": policy.gate,
+        "CabManualPause": status.cab_pause_since is not None,
+        "cab_pause_since": status.cab_pause_since,
+        "now": now,
+    }
     if policy.site_outage:
         body["SiteHealth"] = status.health
         body["fallback"] = "manual-import" if status.manual_import_offered_at else None
@@ -160,8 +178,9 @@ async def cp_now(conn) -> dt.datetime:
 async def load(conn, platform: str) -> Status:
     """The platform's status row, locked until the transaction ends (created when missing)."""
     await conn.execute("INSERT INTO platform_status (platform) VALUES (%s) ON CONFLICT DO NOTHING", (platform,))
-    row = await (await conn.execute(
-        f"SELECT {STATUS_COLUMNS} FROM platform_status WHERE platform = %s FOR UPDATE", (platform,))).fetchone()
+    row = await (
+        await conn.execute(f"SELECT {STATUS_COLUMNS} FROM platform_status WHERE platform = %s FOR UPDATE", (platform,))
+    ).fetchone()
     return Status(*row)
 
 
@@ -169,13 +188,24 @@ async def save(conn, status: Status) -> None:
     await conn.execute(
         "UPDATE platform_status SET health = %s, last_outcome = %s, degraded_since = %s,"
         " cab_pause_since = %s, manual_import_offered_at = %s WHERE platform = %s",
-        (status.health, status.last_outcome, status.degraded_since, status.cab_pause_since,
-         status.manual_import_offered_at, status.platform))
+        (
+            status.health,
+            status.last_outcome,
+            status.degraded_since,
+            status.cab_pause_since,
+            status.manual_import_offered_at,
+            status.platform,
+        ),
+    )
 
 
 async def throttle_count(conn, platform: str, now: dt.datetime) -> int:
     window = POLICIES[platform].throttle_window_s
-    row = await (await conn.execute(
-        "SELECT count(*) FROM platform_observations WHERE platform = %s AND outcome = 'throttled'"
-        " AND at > %s - make_interval(secs => %s) AND at <= %s", (platform, now, window, now))).fetchone()
+    row = await (
+        await conn.execute(
+            "SELECT count(*) FROM platform_observations WHERE platform = %s AND outcome = 'throttled'"
+            " AND at > %s - make_interval(secs => %s) AND at <= %s",
+            (platform, now, window, now),
+        )
+    ).fetchone()
     return row[0]

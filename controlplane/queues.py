@@ -22,10 +22,12 @@ DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 def sqs_client(endpoint_url: str, timeout: float = 5.0):
     """A boto3 SQS client with short timeouts and no retry of its own (callers retry)."""
-    config = botocore.config.Config(connect_timeout=timeout, read_timeout=timeout,
-                                    retries={"total_max_attempts": 1, "mode": "standard"})
-    return boto3.client("sqs", endpoint_url=endpoint_url, config=config,
-                        region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    config = botocore.config.Config(
+        connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1, "mode": "standard"}
+    )
+    return boto3.client(
+        "sqs", endpoint_url=endpoint_url, config=config, region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    )
 
 
 def _ensure(client, name: str, attributes: dict[str, str]) -> str:
@@ -40,9 +42,13 @@ def _ensure(client, name: str, attributes: dict[str, str]) -> str:
     return url
 
 
-def ensure_queues(client, prefix: str, platforms=PLATFORMS,
-                  max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
-                  visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT) -> dict[str, dict[str, str]]:
+def ensure_queues(
+    client,
+    prefix: str,
+    platforms=PLATFORMS,
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+) -> dict[str, dict[str, str]]:
     """{platform: {"queue", "queue_url", "dlq", "dlq_url", "dlq_arn"}} for ``<prefix>-<platform>``."""
     out = {}
     for platform in platforms:

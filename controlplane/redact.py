@@ -30,14 +30,20 @@ def has_password(conninfo: str) -> bool:
 
 
 # Secrets by their shape, whatever their value (the name stays, the value becomes ***)
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")      # scheme://user:PASSWORD@
-_AUTHORIZATION = re.compile(r"""(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
-                            r"""(?:(bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+""")
-_BEARER = re.compile(r"\b([Bb]earer|BEARER)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}"
-                     r"|\b(Basic)\s+[A-Za-z0-9+/=]{8,}")
-_SECRET_VALUE = re.compile(r"""(?i)(["']?\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey"""
-                           r"""|access[_-]?key|credential|private[_-]?key|session)[\w-]*["']?\s*[=:]\s*["']?)"""
-                           r"""[^\s&"',;{}\[\]]+""")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")  # scheme://user:PASSWORD@
+_AUTHORIZATION = re.compile(
+    r"""(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
+    r"""(?:(bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+"""
+)
+_BEARER = re.compile(
+    r"\b([Bb]earer|BEARER)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}"
+    r"|\b(Basic)\s+[A-Za-z0-9+/=]{8,}"
+)
+_SECRET_VALUE = re.compile(
+    r"""(?i)(["']?\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey"""
+    r"""|access[_-]?key|credential|private[_-]?key|session)[\w-]*["']?\s*[=:]\s*["']?)"""
+    r"""[^\s&"',;{}\[\]]+"""
+)
 
 
 def scrub(text: str) -> str:

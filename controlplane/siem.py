@@ -42,10 +42,17 @@ class SiemSink:
             os.close(fd)  # also releases the lock
 
     def record(self, e: dict) -> dict:
-        record = {"at": e["at"].isoformat(), "instance": self.instance, "type": e["type"],
-                  "intent_id": e["intent_id"], "correlation_id": e["correlation_id"],
-                  "seq": e["seq"], "hash": e["hash"]}
+        record = {
+            "at": e["at"].isoformat(),
+            "instance": self.instance,
+            "type": e["type"],
+            "intent_id": e["intent_id"],
+            "correlation_id": e["correlation_id"],
+            "seq": e["seq"],
+            "hash": e["hash"],
+        }
         if e["type"] == "DrillEvent":
-            record.update(event_id=e["payload"].get("event_id"), kind=e["payload"].get("kind"),
-                          name=e["payload"].get("name"))
+            record.update(
+                event_id=e["payload"].get("event_id"), kind=e["payload"].get("kind"), name=e["payload"].get("name")
+            )
         return record

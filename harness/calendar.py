@@ -30,9 +30,9 @@ from .environments import DEFAULT_COUNT, class_of, count_words
 from .inputs import printable
 
 UTC = dt.UTC
-DEFAULT_GRACE_S = 6 * 3600.0       # a quarterly drill may start up to 6 h late, not later
-LATE_AFTER_S = 60.0                # within a minute of its time a run is on time
-STALE_AFTER_DAYS = 92.0            # one quarter
+DEFAULT_GRACE_S = 6 * 3600.0  # a quarterly drill may start up to 6 h late, not later
+LATE_AFTER_S = 60.0  # within a minute of its time a run is on time
+STALE_AFTER_DAYS = 92.0  # one quarter
 DOMAINS = ("api", "database", "evidence-store", "event-store", "connectors", "backup-restore")
 
 
@@ -55,8 +55,10 @@ def never_fires(cron: str) -> str | None:
     so "no fire from 2000 to the end of APScheduler's calendar" is "never"."""
     if cron_trigger(cron).get_next_fire_time(None, dt.datetime(2000, 1, 1, tzinfo=UTC)) is not None:
         return None
-    return (f"'{printable(cron, 60)}' never fires: no month of it has that day (e.g. 31 February); "
-            f"e.g. '0 6 1 1,4,7,10 *' for quarterly")
+    return (
+        f"'{printable(cron, 60)}' never fires: no month of it has that day (e.g. 31 February); "
+        f"e.g. '0 6 1 1,4,7,10 *' for quarterly"
+    )
 
 
 def fire_times(cron: str, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
@@ -70,6 +72,7 @@ def fire_times(cron: str, start: dt.datetime, end: dt.datetime) -> list[dt.datet
 
 
 # ---- blackout windows -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Blackout:
@@ -112,8 +115,11 @@ def parse_blackouts(value: Any, fail: Callable[[str, str], Exception], key: str 
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise fail(key, "must be a list of windows {start, end, reason}, e.g. "
-                        "[{start: 2026-12-18, end: 2027-01-04, reason: year-end change freeze}]")
+        raise fail(
+            key,
+            "must be a list of windows {start, end, reason}, e.g. "
+            "[{start: 2026-12-18, end: 2027-01-04, reason: year-end change freeze}]",
+        )
     windows = []
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
@@ -121,8 +127,11 @@ def parse_blackouts(value: Any, fail: Callable[[str, str], Exception], key: str 
             raise fail(where, "must be a mapping with keys start, end and reason")
         start, end = _instant(item.get("start")), _instant(item.get("end"))
         if start is None or end is None:
-            raise fail(where, "start and end must be ISO dates or times in years 1 to 9999 (in UTC too), "
-                              "e.g. 2026-12-18 or 2026-12-18T18:00:00Z")
+            raise fail(
+                where,
+                "start and end must be ISO dates or times in years 1 to 9999 (in UTC too), "
+                "e.g. 2026-12-18 or 2026-12-18T18:00:00Z",
+            )
         if end <= start:
             raise fail(where, f"end {end.isoformat()} must be after start {start.isoformat()}")
         reason = item.get("reason")
@@ -138,10 +147,11 @@ def blackout_at(when: dt.datetime, windows: Iterable[Blackout]) -> Blackout | No
 
 # ---- misfires ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Decision:
-    run_at: dt.datetime | None          # the scheduled time the one run stands for, or None
-    late_s: float = 0.0                 # how late that run starts
+    run_at: dt.datetime | None  # the scheduled time the one run stands for, or None
+    late_s: float = 0.0  # how late that run starts
     coalesced: tuple[dt.datetime, ...] = ()
     missed: tuple[dt.datetime, ...] = ()
 
@@ -166,13 +176,14 @@ def misfire(run_times: Iterable[dt.datetime], now: dt.datetime, grace_s: float =
 
 # ---- staleness --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DomainState:
     domain: str
-    last_pass: dt.datetime | None       # the newest passing drill of a counted class
+    last_pass: dt.datetime | None  # the newest passing drill of a counted class
     last_drill: str | None
     stale: bool
-    last_class: str | None = None       # its environment class (staging, production; lab when counted)
+    last_class: str | None = None  # its environment class (staging, production; lab when counted)
     counted: tuple[str, ...] = DEFAULT_COUNT
     # the newest passing drill of a class not counted (a lab rehearsal), when newer than last_pass:
     # (finished, drill, class)
@@ -183,22 +194,31 @@ class DomainState:
         also = ""
         if self.uncounted is not None:
             when, drill, cls = self.uncounted
-            also = (f"; the newer {drill} at {when:%Y-%m-%d %H:%M} UTC ran on class {cls}: "
-                    f"{'a rehearsal, ' if cls == 'lab' else ''}not counted")
+            also = (
+                f"; the newer {drill} at {when:%Y-%m-%d %H:%M} UTC ran on class {cls}: "
+                f"{'a rehearsal, ' if cls == 'lab' else ''}not counted"
+            )
         if self.last_pass is None:
             return f"ALERT: HA domain {self.domain} has no {what} on record (the spec wants one a quarter){also}"
-        return (f"ALERT: HA domain {self.domain} has no {what} in the last {max_age_days:g} days "
-                f"(last: {self.last_drill} at {self.last_pass:%Y-%m-%d %H:%M} UTC, {self.last_class}){also}")
+        return (
+            f"ALERT: HA domain {self.domain} has no {what} in the last {max_age_days:g} days "
+            f"(last: {self.last_drill} at {self.last_pass:%Y-%m-%d %H:%M} UTC, {self.last_class}){also}"
+        )
 
 
-def domain_states(entries: Iterable[dict], domain_of: Callable[[str], str | None], now: dt.datetime,
-                  max_age_days: float = STALE_AFTER_DAYS, domains: Iterable[str] = DOMAINS,
-                  count: Iterable[str] = DEFAULT_COUNT) -> list[DomainState]:
+def domain_states(
+    entries: Iterable[dict],
+    domain_of: Callable[[str], str | None],
+    now: dt.datetime,
+    max_age_days: float = STALE_AFTER_DAYS,
+    domains: Iterable[str] = DOMAINS,
+    count: Iterable[str] = DEFAULT_COUNT,
+) -> list[DomainState]:
     """Each HA domain's last passing drill of a class the policy `count`s, from CAB log entries
     (drill results only: no dry run, no schedule record, no chaos run), whether it is stale at
     `now`, and the newest passing run of a class not counted (a lab rehearsal) when newer."""
     count = tuple(count)
-    last: dict[str, tuple[dt.datetime, str | None, str]] = {}     # domain -> (finished, drill, class)
+    last: dict[str, tuple[dt.datetime, str | None, str]] = {}  # domain -> (finished, drill, class)
     other: dict[str, tuple[dt.datetime, str | None, str]] = {}
     for entry in entries:
         if entry.get("kind", "drill") != "drill" or entry.get("dry_run") or entry.get("verdict") != "pass":

@@ -31,8 +31,13 @@ def _err(message: str) -> None:
 
 def _toxiproxy_server(args: argparse.Namespace) -> int:
     from .toxiproxy.server import main, split_hosts
-    return main(args.host, args.port, allow_listen=split_hosts(args.allow_listen),
-                max_connections=args.max_connections_per_proxy)
+
+    return main(
+        args.host,
+        args.port,
+        allow_listen=split_hosts(args.allow_listen),
+        max_connections=args.max_connections_per_proxy,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -47,12 +52,15 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         rec = recording_from(args, plan.signoff)
-    except PlanError as exc:        # a sign-off flag, the window, the CAB log or key
+    except PlanError as exc:  # a sign-off flag, the window, the CAB log or key
         _err(f"drill run: {exc}")
         return EXIT_INVALID
     out = Path(args.out or Path("reports") / "out" / plan.drill)
-    args.on_interrupt = ("faults healed and lab taken down" if plan.lab.provider != "external"   # main() says it
-                         else "faults healed; the external target is not this run's to take down")  # on Ctrl-C
+    args.on_interrupt = (
+        "faults healed and lab taken down"
+        if plan.lab.provider != "external"  # main() says it
+        else "faults healed; the external target is not this run's to take down"
+    )  # on Ctrl-C
     code, result = run_drill(plan, out, rec, log=printer(args), verbose=args.verbose, confirm=args.confirm)
     if args.json and result is not None:
         print(json.dumps(run_summary(result, out, code), indent=1))
@@ -75,18 +83,32 @@ def _lab_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         lab.up()
-        if lab.cluster is None:         # up() made it or raised
+        if lab.cluster is None:  # up() made it or raised
             raise LabStartError("the lab's database cluster did not start")
         # so that the lab can stand in for staging: a runbook endpoint and its secrets (0600)
         runbook = RunbookServer(lab, secrets.token_urlsafe(24)).start()
-        secret_files = {name: str(lab.write_secret(name, value)) for name, value in
-                        (("pg-password", lab.cluster.password), ("runbook-token", runbook.token),
-                         ("control-token", lab.control_token))}
-        print(json.dumps({"lab_id": lab.lab_id, "started_in_s": round(lab.started_in or 0, 2),
-                          "endpoints": {**lab.endpoints(), "runbook": runbook.url},
-                          "secret_files": secret_files}, indent=1), flush=True)
+        secret_files = {
+            name: str(lab.write_secret(name, value))
+            for name, value in (
+                ("pg-password", lab.cluster.password),
+                ("runbook-token", runbook.token),
+                ("control-token", lab.control_token),
+            )
+        }
+        print(
+            json.dumps(
+                {
+                    "lab_id": lab.lab_id,
+                    "started_in_s": round(lab.started_in or 0, 2),
+                    "endpoints": {**lab.endpoints(), "runbook": runbook.url},
+                    "secret_files": secret_files,
+                },
+                indent=1,
+            ),
+            flush=True,
+        )
         _err("drill: lab is up; Ctrl-C or `drill lab down` stops it")
-        while not stop.wait(0.2):   # short waits: Ctrl-C (KeyboardInterrupt) is seen at once too
+        while not stop.wait(0.2):  # short waits: Ctrl-C (KeyboardInterrupt) is seen at once too
             pass
     except LabStartError as exc:
         _err(f"drill: the lab could not start: {exc}")
@@ -111,7 +133,7 @@ def _manifests() -> list[dict]:
 def _lab_status(args: argparse.Namespace) -> int:
     from .lab import proc
 
-    def owner_alive(lab: dict) -> bool:     # a manifest without a pid (edited, old) names no process
+    def owner_alive(lab: dict) -> bool:  # a manifest without a pid (edited, old) names no process
         pid = lab.get("owner_pid")
         return isinstance(pid, int) and proc.same_process(pid, lab.get("owner_start_time"))
 
@@ -157,7 +179,8 @@ def _steps(args: argparse.Namespace) -> int:
         if step.doc:
             print(f"        {step.doc}")
         declared = ([f"needs: {', '.join(step.needs)}"] if step.needs else []) + (
-            [f"touches: {', '.join(step.touches)}"] if step.touches else [])
+            [f"touches: {', '.join(step.touches)}"] if step.touches else []
+        )
         if declared:
             print(f"        {'; '.join(declared)}")
     return 0
@@ -172,9 +195,18 @@ def _matrix(args: argparse.Namespace) -> int:
 
     entries, skipped = verified_entries(cab_log_path(args), key_or_none(args.cab_key))
     if args.json:
-        print(json.dumps({"rows": matrix_rows(entries, Path.cwd(), args.count), "skipped_unverified": skipped,
-                          "count": list(args.count), "lab_runs_counted": lab_warning(args.count) is not None,
-                          "warning": lab_warning(args.count)}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "rows": matrix_rows(entries, Path.cwd(), args.count),
+                    "skipped_unverified": skipped,
+                    "count": list(args.count),
+                    "lab_runs_counted": lab_warning(args.count) is not None,
+                    "warning": lab_warning(args.count),
+                },
+                indent=1,
+            )
+        )
     else:
         print(render(entries, skipped, Path.cwd(), args.count))
     return 0
@@ -199,18 +231,28 @@ def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exc
 
     plan = load_chaos_plan(name)
     if confirm is not None and confirm != plan.chaos:
-        return [PlanError(printable(f"{shown(plan.path)}: --confirm names '{printable(confirm, 80)}' but the plan "
-                                    f"is chaos run {plan.chaos!r}"))]
-    if plan.lab == "running":        # the lab of `drill lab up`: known only while it runs
+        return [
+            PlanError(
+                printable(
+                    f"{shown(plan.path)}: --confirm names '{printable(confirm, 80)}' but the plan "
+                    f"is chaos run {plan.chaos!r}"
+                )
+            )
+        ]
+    if plan.lab == "running":  # the lab of `drill lab up`: known only while it runs
         return []
     from .lab.providers import LabSpec, external_spec, make_lab
 
     lab: Lab
-    if plan.lab == "embedded":       # the lab `drill chaos` would make (harness.chaos.cli), not started
+    if plan.lab == "embedded":  # the lab `drill chaos` would make (harness.chaos.cli), not started
         lab = make_lab(LabSpec("embedded"))
     else:
-        lab = make_lab(external_spec({**plan.lab, "blast_radius": list(plan.blast_radius)},
-                                     lambda key, message: PlanError(f"{key}: {message}")))
+        lab = make_lab(
+            external_spec(
+                {**plan.lab, "blast_radius": list(plan.blast_radius)},
+                lambda key, message: PlanError(f"{key}: {message}"),
+            )
+        )
     problems = chaos_refused_before_start(plan, lab)
     return [PlanError(f"{shown(plan.path)}: nothing would be injected: {'; '.join(problems)}")] if problems else []
 
@@ -227,14 +269,16 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if args.plans:
         if args.plan is not None:
-            _err("drill validate: --plan names the target of --after-failover; to check plan files give them "
-                 "without --plan")
+            _err(
+                "drill validate: --plan names the target of --after-failover; to check plan files give them "
+                "without --plan"
+            )
             return EXIT_INVALID
         report, invalid = [], 0
         for name in args.plans:
             kind, plan_errors = check_plan_file(name, Path.cwd())
             errors: list[Exception] = list(plan_errors)
-            if not errors:      # what run or chaos would refuse before starting: refused here too
+            if not errors:  # what run or chaos would refuse before starting: refused here too
                 errors = _refused_before_start(name, kind, args.confirm)
             invalid += bool(errors)
             report.append({"file": name, "kind": kind, "valid": not errors, "errors": [str(e) for e in errors]})
@@ -264,9 +308,11 @@ def _validate(args: argparse.Namespace) -> int:
         if args.plan:
             plan = load_plan(args.plan)
             if plan.lab.provider != "external":
-                raise PlanError(f"{args.plan}: key 'lab.provider': validate needs a target to reach: a plan of "
-                                f"provider external, or no --plan for the running `drill lab up` lab")
-            spec = LabSpec("external", external=plan.lab.external)      # the plan's target, its replication the default
+                raise PlanError(
+                    f"{args.plan}: key 'lab.provider': validate needs a target to reach: a plan of "
+                    f"provider external, or no --plan for the running `drill lab up` lab"
+                )
+            spec = LabSpec("external", external=plan.lab.external)  # the plan's target, its replication the default
         else:
             spec = external_spec(running_lab_config(), lambda key, message: PlanError(f"{key}: {message}"))
     except (PlanError, ValueError) as exc:
@@ -291,8 +337,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drill", description="Disaster-recovery drill harness.",
-                                     epilog=exits.HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="drill",
+        description="Disaster-recovery drill harness.",
+        epilog=exits.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -301,8 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("plan", help="drill plan, e.g. drills/quarterly-database.yaml")
     p.add_argument("--out", help="output folder (default reports/out/<drill id>)")
     p.add_argument("-v", "--verbose", action="store_true", help="show each Gherkin step as it runs")
-    p.add_argument("--confirm", metavar="DRILL_ID",
-                   help="allow faults against an external target (with allow_destructive: true in the plan)")
+    p.add_argument(
+        "--confirm",
+        metavar="DRILL_ID",
+        help="allow faults against an external target (with allow_destructive: true in the plan)",
+    )
     add_record_args(p)
     p.set_defaults(func=_run)
 
@@ -318,26 +371,40 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_lab_status)
 
     sub.add_parser("steps", help="print the Gherkin step vocabulary, documented").set_defaults(func=_steps)
-    p = sub.add_parser("validate", help="check plan files without running anything, or (--after-failover) "
-                                        "validate the running lab or an external target after a failover",
-                       description="drill validate PLAN [PLAN...]: check drill and chaos plans without running "
-                                   "anything and list every error of each file at once ('ok  FILE' for a valid "
-                                   "one, 'FILE: key ...' per error); exit 0 all valid, 2 any invalid. A file whose "
-                                   "YAML mapping has a 'chaos' key is a chaos plan (drill chaos), any other a drill "
-                                   "plan (drill run); feature paths resolve against the current folder, as drill "
-                                   "run does. drill validate --after-failover [--plan PLAN]: post-failover checks "
-                                   "of a running target (not with PLAN files).")
-    p.add_argument("plans", nargs="*", metavar="PLAN",
-                   help="drill or chaos plan files to check (a mapping with a 'chaos' key is a chaos plan)")
-    p.add_argument("--after-failover", action="store_true",
-                   help="ServicesReady, MetadataTablesInSync, EventCountGrowth, ApprovalEventCount on the DR "
-                        "copy, failover events in the SIEM")
+    p = sub.add_parser(
+        "validate",
+        help="check plan files without running anything, or (--after-failover) "
+        "validate the running lab or an external target after a failover",
+        description="drill validate PLAN [PLAN...]: check drill and chaos plans without running "
+        "anything and list every error of each file at once ('ok  FILE' for a valid "
+        "one, 'FILE: key ...' per error); exit 0 all valid, 2 any invalid. A file whose "
+        "YAML mapping has a 'chaos' key is a chaos plan (drill chaos), any other a drill "
+        "plan (drill run); feature paths resolve against the current folder, as drill "
+        "run does. drill validate --after-failover [--plan PLAN]: post-failover checks "
+        "of a running target (not with PLAN files).",
+    )
+    p.add_argument(
+        "plans",
+        nargs="*",
+        metavar="PLAN",
+        help="drill or chaos plan files to check (a mapping with a 'chaos' key is a chaos plan)",
+    )
+    p.add_argument(
+        "--after-failover",
+        action="store_true",
+        help="ServicesReady, MetadataTablesInSync, EventCountGrowth, ApprovalEventCount on the DR "
+        "copy, failover events in the SIEM",
+    )
     p.add_argument("--plan", help="an external plan naming the target (default: the running `drill lab up` lab)")
     p.add_argument("--threshold", type=int, default=5, help="EventCountGrowth threshold: probe writes made (default 5)")
     p.add_argument("--window", type=float, default=3.0, help="seconds the probe writes are spread over (default 3)")
     p.add_argument("--json", action="store_true", help="print the checks (or each plan file's errors) as JSON")
-    p.add_argument("--confirm", metavar="ID", help="check PLAN files as `drill run --confirm ID` (or `drill "
-                                                   "chaos --confirm ID`) would: the id must be the plan's")
+    p.add_argument(
+        "--confirm",
+        metavar="ID",
+        help="check PLAN files as `drill run --confirm ID` (or `drill "
+        "chaos --confirm ID`) would: the id must be the plan's",
+    )
     p.set_defaults(func=_validate)
     p = sub.add_parser("matrix", help="print the failure-modes matrix with each row's scenario and last verdict")
     add_cab_args(p)
@@ -355,21 +422,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_chaos(sub)
     add_record(sub)
 
-    p = sub.add_parser("toxiproxy-server",
-                       help="run the embedded Toxiproxy-compatible fault server in the foreground")
+    p = sub.add_parser("toxiproxy-server", help="run the embedded Toxiproxy-compatible fault server in the foreground")
     p.add_argument("--host", default="127.0.0.1", help="address of the HTTP API (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8474, help="port of the HTTP API (default 8474; 0 = free port)")
-    p.add_argument("--allow-listen", action="append", metavar="HOST[,HOST]",
-                   help="addresses proxies may listen on besides loopback and the API's own "
-                        "(0.0.0.0 or :: for every interface); repeatable")
-    p.add_argument("--max-connections-per-proxy", type=int, default=1024, metavar="N",
-                   help="connections one proxy holds at most; more are closed at once (default 1024)")
+    p.add_argument(
+        "--allow-listen",
+        action="append",
+        metavar="HOST[,HOST]",
+        help="addresses proxies may listen on besides loopback and the API's own "
+        "(0.0.0.0 or :: for every interface); repeatable",
+    )
+    p.add_argument(
+        "--max-connections-per-proxy",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="connections one proxy holds at most; more are closed at once (default 1024)",
+    )
     p.set_defaults(func=_toxiproxy_server)
     return parser
 
 
 def _terminate(signum, frame):
-    raise KeyboardInterrupt   # SIGTERM is Ctrl-C: faults healed, lab down (commands may set their own)
+    raise KeyboardInterrupt  # SIGTERM is Ctrl-C: faults healed, lab down (commands may set their own)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -378,25 +453,25 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.func(args)
-    except UnsafeStateDir as exc:   # the lab registry could be written by another user: refused
+    except UnsafeStateDir as exc:  # the lab registry could be written by another user: refused
         _err(f"drill: {exc}")
         return exits.INVALID
-    except InputError as exc:       # a file or value the user named cannot be used: the message says why
+    except InputError as exc:  # a file or value the user named cannot be used: the message says why
         _err(f"drill {args.command}: {exc}")
         return exits.INVALID
-    except KeyboardInterrupt:       # a command says what its clean-up did (args.on_interrupt); none: nothing to say
+    except KeyboardInterrupt:  # a command says what its clean-up did (args.on_interrupt); none: nothing to say
         note = getattr(args, "on_interrupt", None)
         _err("drill: interrupted" + (f"; {note}" if note else ""))
         return exits.INTERRUPTED
-    except BrokenPipeError:   # the reader went away (`drill steps | head`): stop quietly
+    except BrokenPipeError:  # the reader went away (`drill steps | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception:         # a bug of the harness: said as one, never mistaken for a failed gate
+    except Exception:  # a bug of the harness: said as one, never mistaken for a failed gate
         traceback.print_exc()
         _err(f"drill: the harness itself failed ({version_text()}); this is a bug, not a verdict: exit {exits.CRASH}")
         return exits.CRASH
     finally:
-        if main_thread:               # called in-process (tests, scripts): leave the caller's handler
+        if main_thread:  # called in-process (tests, scripts): leave the caller's handler
             signal.signal(signal.SIGTERM, previous)
 
 

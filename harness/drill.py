@@ -35,8 +35,10 @@ from .text import show
 def preflight(plan: Plan, lab: Lab, confirm: str | None) -> str | None:
     """Checks made before anything starts; an error message means exit 2."""
     if confirm is not None and confirm != plan.drill:
-        return (f"--confirm names {confirm!r} but {plan.path} is drill {plan.drill!r}; "
-                f"confirm exactly the drill you mean to run")
+        return (
+            f"--confirm names {confirm!r} but {plan.path} is drill {plan.drill!r}; "
+            f"confirm exactly the drill you mean to run"
+        )
     have = lab.capabilities()
     lacking = missing_capabilities(list(plan.scenarios), have, plan.tags)
     if lacking:
@@ -45,13 +47,17 @@ def preflight(plan: Plan, lab: Lab, confirm: str | None) -> str | None:
         if keys:
             fix = f"Set {', '.join(keys)} in the plan (docs/providers.md), or leave them out of the plan's 'scenarios'"
         rows = "this row" if len(lacking) == 1 else "these rows"
-        return (f"{plan.path}: the {plan.lab.provider} lab cannot run {rows}, "
-                f"so nothing was started: {' | '.join(lacking)}. {fix}")
-    if isinstance(lab, PlanConfigured):      # configured by its plan: its faults stay inside lab.blast_radius
+        return (
+            f"{plan.path}: the {plan.lab.provider} lab cannot run {rows}, "
+            f"so nothing was started: {' | '.join(lacking)}. {fix}"
+        )
+    if isinstance(lab, PlanConfigured):  # configured by its plan: its faults stay inside lab.blast_radius
         refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), lab.blast_radius, plan.tags)
         if refused:
-            return (f"{plan.path}: key 'lab.blast_radius': these faults touch what it does not list, "
-                    f"so the run is refused: {'; '.join(refused)}")
+            return (
+                f"{plan.path}: key 'lab.blast_radius': these faults touch what it does not list, "
+                f"so the run is refused: {'; '.join(refused)}"
+            )
     return None
 
 
@@ -72,13 +78,20 @@ def _keys_that_give(plan: Plan, lab: Lab, have: frozenset[str]) -> list[str]:
     for cap in sorted(needed - set(have)):
         missing = lab.missing_keys(cap)
         if not missing:
-            return []      # a capability no key gives (the backup service): another provider
+            return []  # a capability no key gives (the backup service): another provider
         keys += [k for k in missing if k not in keys]
     return keys
 
 
-def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Lab | None = None,
-              log=print, verbose: bool = False, confirm: str | None = None) -> tuple[int, DrillResult | None]:
+def run_drill(
+    plan: Plan,
+    out_dir: Path,
+    cab_log: Path | Recording,
+    lab: Lab | None = None,
+    log=print,
+    verbose: bool = False,
+    confirm: str | None = None,
+) -> tuple[int, DrillResult | None]:
     """The whole drill (lifecycle in the module docstring). `lab` reuses a running lab. `cab_log`:
     the log's path, or a Recording (the log, its key, the sign-off, the PDF, progress lines)."""
     rec = cab_log if isinstance(cab_log, Recording) else Recording(Path(cab_log))
@@ -113,26 +126,33 @@ def run_drill(plan: Plan, out_dir: Path, cab_log: Path | Recording, lab: Lab | N
             lab.down()
     not_run = set((result.not_run or {}).get("scenarios") or ())
     for s in result.scenarios:
-        if s.name in not_run:       # the fault never happened: no figure, no gate, no heal to claim
+        if s.name in not_run:  # the fault never happened: no figure, no gate, no heal to claim
             log(f"drill: scenario '{s.name}': NOT RUN (no gate judged, nothing measured)", file=sys.stderr)
             continue
         m = s.measurements
         passed = sum(g.verdict is Verdict.PASS for g in s.gates)
         figures = f"{passed} of {len(s.gates)} gates passed"
         if "rto_seconds" in m:
-            figures = (f"RTO {show(m['rto_seconds'])} s on {m.get('rto_measured_on')}  "
-                       f"RPO {show(m.get('rpo_seconds'))} s  lost {show(m.get('lost_writes'))}  {figures}")
+            figures = (
+                f"RTO {show(m['rto_seconds'])} s on {m.get('rto_measured_on')}  "
+                f"RPO {show(m.get('rpo_seconds'))} s  lost {show(m.get('lost_writes'))}  {figures}"
+            )
         budget = availability_words(m, next((g.to_json() for g in s.gates if g.id == "availability_budget"), None))
         if budget:
             figures += f"  availability: {budget}"
         log(f"drill: scenario '{s.name}': {s.verdict.value.upper()}  {figures}", file=sys.stderr)
         for g in s.gates:
             if g.verdict is not Verdict.PASS:
-                log(f"drill:   gate {g.id}: {g.verdict.value.upper()} (measured {show(g.measured)}, "
-                    f"threshold {show(g.threshold)}) {g.detail}".rstrip(), file=sys.stderr)
+                log(
+                    f"drill:   gate {g.id}: {g.verdict.value.upper()} (measured {show(g.measured)}, "
+                    f"threshold {show(g.threshold)}) {g.detail}".rstrip(),
+                    file=sys.stderr,
+                )
         if s.error:
             log(f"drill:   {s.error}", file=sys.stderr)
-    log(f"drill: {not_run_line(result)}" if result.not_run else f"drill: verdict {result.verdict.value.upper()}",
-        file=sys.stderr)
+    log(
+        f"drill: {not_run_line(result)}" if result.not_run else f"drill: verdict {result.verdict.value.upper()}",
+        file=sys.stderr,
+    )
     log(str(paths["html"]))
     return exit_code(result), result

@@ -48,8 +48,11 @@ def parse_plan_environment(value: Any, provider: str, fail: Callable[[str, str],
     if value is None:
         if lab_name is not None:
             return {"class": LAB, "name": lab_name}
-        raise fail("environment", f"missing: a run against an external target must say what it is, e.g. {EXAMPLE} "
-                                  f"(class staging or production; lab for a lab standing in for a target)")
+        raise fail(
+            "environment",
+            f"missing: a run against an external target must say what it is, e.g. {EXAMPLE} "
+            f"(class staging or production; lab for a lab standing in for a target)",
+        )
     if not isinstance(value, dict):
         raise fail("environment", f"must be a mapping {{class, name}}, e.g. {EXAMPLE}")
     unknown = sorted(str(k)[:40] for k in value if k not in ("class", "name"))
@@ -59,12 +62,17 @@ def parse_plan_environment(value: Any, provider: str, fail: Callable[[str, str],
     if not (isinstance(cls, str) and cls in CLASSES):
         raise fail("environment.class", f"must be one of {', '.join(CLASSES)}, e.g. {EXAMPLE}")
     if lab_name is not None and cls != LAB:
-        raise fail("environment.class", f"a run on the {lab_name} is a rehearsal: its class is lab, never {cls}; "
-                                        f"{cls} needs the deployment itself (lab: {{provider: external, ...}})")
+        raise fail(
+            "environment.class",
+            f"a run on the {lab_name} is a rehearsal: its class is lab, never {cls}; "
+            f"{cls} needs the deployment itself (lab: {{provider: external, ...}})",
+        )
     name = value.get("name", lab_name)
     if not isinstance(name, str) or not name.strip() or not name.isprintable() or len(name) > 200:
-        raise fail("environment.name", "required: one line naming the environment (no control character, at "
-                                       "most 200 characters), e.g. staging-eu")
+        raise fail(
+            "environment.name",
+            "required: one line naming the environment (no control character, at most 200 characters), e.g. staging-eu",
+        )
     return {"class": cls, "name": name.strip()}
 
 
@@ -118,8 +126,10 @@ def parse_count(text: str) -> tuple[str, ...]:
     given = [c.strip() for c in str(text).split(",") if c.strip()]
     bad = [c for c in given if c not in CLASSES]
     if bad or not given:
-        raise ValueError(f"{printable(text, 60)!r}: give classes of {', '.join(CLASSES)} separated by commas, e.g. "
-                         f"--count staging,production (the default) or --count lab,staging,production")
+        raise ValueError(
+            f"{printable(text, 60)!r}: give classes of {', '.join(CLASSES)} separated by commas, e.g. "
+            f"--count staging,production (the default) or --count lab,staging,production"
+        )
     return tuple(c for c in CLASSES if c in given)
 
 
@@ -132,10 +142,15 @@ def count_type(text: str) -> tuple[str, ...]:
 
 
 def add_count_arg(parser: argparse.ArgumentParser, what: str = "an HA domain's quarterly drill") -> None:
-    parser.add_argument("--count", type=count_type, default=DEFAULT_COUNT, metavar="CLASSES",
-                        help=f"environment classes whose runs count toward {what} (default "
-                             f"{','.join(DEFAULT_COUNT)}; lab runs are rehearsals: --count lab,staging,production "
-                             f"counts them, with a warning on every output)")
+    parser.add_argument(
+        "--count",
+        type=count_type,
+        default=DEFAULT_COUNT,
+        metavar="CLASSES",
+        help=f"environment classes whose runs count toward {what} (default "
+        f"{','.join(DEFAULT_COUNT)}; lab runs are rehearsals: --count lab,staging,production "
+        f"counts them, with a warning on every output)",
+    )
 
 
 def labs_counted(count: Iterable[str]) -> bool:
@@ -143,7 +158,7 @@ def labs_counted(count: Iterable[str]) -> bool:
 
 
 def count_words(count: Iterable[str]) -> str:
-    """"staging or production" for a policy."""
+    """ "staging or production" for a policy."""
     chosen = [c for c in CLASSES if c in set(count)]
     return " or ".join(chosen) if chosen else "no class"
 
@@ -152,5 +167,7 @@ def lab_warning(count: Iterable[str]) -> str | None:
     """The warning every output carries when the policy counts lab runs, else None."""
     if not labs_counted(count):
         return None
-    return (f"WARNING: lab runs counted (--count {','.join(c for c in CLASSES if c in set(count))}): a lab run is a "
-            f"rehearsal, not evidence about the deployment; an HA domain made current by one has not been drilled")
+    return (
+        f"WARNING: lab runs counted (--count {','.join(c for c in CLASSES if c in set(count))}): a lab run is a "
+        f"rehearsal, not evidence about the deployment; an HA domain made current by one has not been drilled"
+    )

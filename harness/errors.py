@@ -13,8 +13,8 @@ from typing import Any
 
 from .inputs import printable
 
-MAX_QUOTED = 60               # characters of a value quoted in a message
-MAX_PATH_SHOWN = 160          # characters of a path named in a message
+MAX_QUOTED = 60  # characters of a value quoted in a message
+MAX_PATH_SHOWN = 160  # characters of a path named in a message
 
 
 class PlanError(ValueError):
@@ -35,7 +35,7 @@ class _Repr(reprlib.Repr):
         self.maxlevel, self.maxstring, self.maxother = 3, MAX_QUOTED, MAX_QUOTED
 
     def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 200:       # ~60 digits; past 4300 repr() itself raises
+        if x.bit_length() > 200:  # ~60 digits; past 4300 repr() itself raises
             return f"<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
         return repr(x)
 
@@ -61,10 +61,12 @@ def shown(path: Any) -> str:
 def collector(errors: list | None) -> Callable[[PlanError], None]:
     """What a parser calls with each error of an independent check: raise it (errors None, the
     first error stops the parse) or append it to `errors` and go on (`drill validate`)."""
+
     def add(exc: PlanError) -> None:
         if errors is None:
             raise exc
         errors.append(exc)
+
     return add
 
 

@@ -22,7 +22,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())      # readable as the user's umask says, like any tool's output
+        os.fchmod(fd, 0o666 & ~_umask())  # readable as the user's umask says, like any tool's output
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -54,8 +54,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # a key whose value is a secret (its value is masked): password, secret, token, api key ...
 # but not the name of where a secret is kept (password_env, token_file, secret_files)
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|apikey|credential|private_?key)"
-                         r"(?!.*_(env|file|files|path)$)")
+_SECRET_KEY = re.compile(
+    r"(?i)(password|passwd|secret|token|api_?key|apikey|credential|private_?key)"
+    r"(?!.*_(env|file|files|path)$)"
+)
 
 
 def no_surrogates(text: str) -> str:
@@ -87,8 +89,10 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {safe_text(str(k)): "***" if isinstance(v, str) and v and _SECRET_KEY.search(str(k)) else plain(v)
-                for k, v in value.items()}
+        return {
+            safe_text(str(k)): "***" if isinstance(v, str) and v and _SECRET_KEY.search(str(k)) else plain(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
         return [plain(v) for v in items]

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 KiB, MiB = 1 << 10, 1 << 20
-PLAN_MAX = 1 * MiB            # a drill or chaos plan, a blackout calendar, a backup target
-RECORD_MAX = 64 * MiB         # results.json, manifest.json
-CAB_LINE_MAX = 1 * MiB        # one line of the CAB log
+PLAN_MAX = 1 * MiB  # a drill or chaos plan, a blackout calendar, a backup target
+RECORD_MAX = 64 * MiB  # results.json, manifest.json
+CAB_LINE_MAX = 1 * MiB  # one line of the CAB log
 
 
 class InputError(ValueError):
@@ -74,10 +74,12 @@ def open_regular(path: str | os.PathLike[str], what: str, folder: str | os.PathL
     to word."""
     path = Path(path)
     if folder is not None and path.is_symlink():
-        target, inside = Path(os.path.realpath(path)), Path(os.path.realpath(folder))   # a loop: not raised
+        target, inside = Path(os.path.realpath(path)), Path(os.path.realpath(folder))  # a loop: not raised
         if target != inside and inside not in target.parents:
-            raise InputError(f"{printable(path)}: {what} is a symlink to {printable(target)}, outside "
-                             f"{printable(inside)}; put the file itself in the folder")
+            raise InputError(
+                f"{printable(path)}: {what} is a symlink to {printable(target)}, outside "
+                f"{printable(inside)}; put the file itself in the folder"
+            )
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -88,7 +90,7 @@ def open_regular(path: str | os.PathLike[str], what: str, folder: str | os.PathL
         if exc.errno == errno.ELOOP:
             raise InputError(f"{printable(path)}: {what} is a symlink that leads to itself; name a file") from None
         raise InputError(f"{printable(path)}: cannot read {what}: {exc.strerror or exc}") from None
-    except ValueError:          # a NUL in the path
+    except ValueError:  # a NUL in the path
         raise InputError(f"{printable(path)}: the path has a NUL character; name the file without it") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
@@ -98,8 +100,9 @@ def open_regular(path: str | os.PathLike[str], what: str, folder: str | os.PathL
     return fd
 
 
-def read_capped(path: str | os.PathLike[str], limit: int, what: str = "the file",
-                folder: str | os.PathLike[str] | None = None) -> bytes:
+def read_capped(
+    path: str | os.PathLike[str], limit: int, what: str = "the file", folder: str | os.PathLike[str] | None = None
+) -> bytes:
     """The bytes of a regular file of at most `limit` bytes (see open_regular); InputError for
     anything else, naming the file, the limit and the fix. FileNotFoundError passes through."""
     fd = open_regular(path, what, folder)
@@ -109,14 +112,17 @@ def read_capped(path: str | os.PathLike[str], limit: int, what: str = "the file"
     except OSError as exc:
         raise InputError(f"{printable(path)}: cannot read {what}: {exc.strerror or exc}") from None
     if len(data) > limit:
-        raise InputError(f"{printable(path)}: {what} is larger than {_size(limit)}; this is not the file "
-                         f"meant (or it was damaged): name the right one")
+        raise InputError(
+            f"{printable(path)}: {what} is larger than {_size(limit)}; this is not the file "
+            f"meant (or it was damaged): name the right one"
+        )
     return data
 
 
 def parse_json(data: bytes | str, where: str) -> Any:
     """JSON of a file or line: InputError for anything that is not JSON in UTF-8 (a \\xff byte,
     nesting deeper than the parser can go, NaN or 1e999, which JSON does not have)."""
+
     def no_constant(name: str) -> Any:
         raise ValueError(f"{name} is not a JSON number")
 
@@ -137,7 +143,6 @@ def parse_json(data: bytes | str, where: str) -> Any:
         raise InputError(f"{where}: not JSON ({printable(exc, 120)})") from None
 
 
-def read_json(path: str | os.PathLike[str], limit: int, what: str,
-              folder: str | os.PathLike[str] | None = None) -> Any:
+def read_json(path: str | os.PathLike[str], limit: int, what: str, folder: str | os.PathLike[str] | None = None) -> Any:
     """read_capped, then parse_json."""
     return parse_json(read_capped(path, limit, what, folder), f"{printable(path)}: {what}")

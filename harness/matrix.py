@@ -21,24 +21,29 @@ class Row:
 
     component: str
     failure: str
-    impact: int                  # 1-5: the risk score's impact of a missed threshold of this row
-    impact_words: str            # the row's Impact column
-    ha_domain: str               # one of harness.calendar.DOMAINS
-    links: Mapping[str, str]     # a step's words for a link -> its proxy (links the lab names itself: none)
-    feature: str | None          # scenarios/... path, None while the row has no scenario yet
+    impact: int  # 1-5: the risk score's impact of a missed threshold of this row
+    impact_words: str  # the row's Impact column
+    ha_domain: str  # one of harness.calendar.DOMAINS
+    links: Mapping[str, str]  # a step's words for a link -> its proxy (links the lab names itself: none)
+    feature: str | None  # scenarios/... path, None while the row has no scenario yet
 
     def __post_init__(self) -> None:
         for name in ("component", "failure", "impact_words", "ha_domain"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name).strip()):
                 raise ValueError(f"matrix row {self.component!r}: {name} must be a non-empty string")
         if type(self.impact) is not int or not 1 <= self.impact <= 5:
-            raise ValueError(f"matrix row {self.component!r}: impact must be a whole number from 1 to 5, "
-                             f"got {self.impact!r}")
-        if not isinstance(self.links, Mapping) or not all(isinstance(k, str) and k and isinstance(v, str) and v
-                                                          for k, v in self.links.items()):
+            raise ValueError(
+                f"matrix row {self.component!r}: impact must be a whole number from 1 to 5, got {self.impact!r}"
+            )
+        if not isinstance(self.links, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in self.links.items()
+        ):
             raise ValueError(f"matrix row {self.component!r}: links must map a step's words to a proxy name")
-        if self.feature is not None and not (isinstance(self.feature, str) and self.feature.startswith("scenarios/")
-                                             and self.feature.endswith(".feature")):
+        if self.feature is not None and not (
+            isinstance(self.feature, str)
+            and self.feature.startswith("scenarios/")
+            and self.feature.endswith(".feature")
+        ):
             raise ValueError(f"matrix row {self.component!r}: feature must be a scenarios/....feature path or None")
         object.__setattr__(self, "links", MappingProxyType(dict(self.links)))
 
@@ -46,28 +51,69 @@ class Row:
 NO_LINKS: Mapping[str, str] = MappingProxyType({})
 
 ROWS = (
-    Row("Control Plane API/Policy services", "Stateless service outage",
-        4, "New Deployment Intents and approves blocked", "api", NO_LINKS,
-        "scenarios/api/stateless_outage.feature"),
-    Row("Database", "Primary unavailable",
-        5, "No reads/writes for policy/evidence", "database", NO_LINKS,      # replication: the lab names its proxy
-        "scenarios/database/primary_failover.feature"),
-    Row("Evidence store", "Object storage outage",
-        4, "Evidence packs cannot be written/read, publish blocked", "evidence-store",
+    Row(
+        "Control Plane API/Policy services",
+        "Stateless service outage",
+        4,
+        "New Deployment Intents and approves blocked",
+        "api",
+        NO_LINKS,
+        "scenarios/api/stateless_outage.feature",
+    ),
+    Row(
+        "Database",
+        "Primary unavailable",
+        5,
+        "No reads/writes for policy/evidence",
+        "database",
+        NO_LINKS,  # replication: the lab names its proxy
+        "scenarios/database/primary_failover.feature",
+    ),
+    Row(
+        "Evidence store",
+        "Object storage outage",
+        4,
+        "Evidence packs cannot be written/read, publish blocked",
+        "evidence-store",
         {"alternate region": "s3-replica", "evidence store": "s3"},
-        "scenarios/evidence/object_storage_outage.feature"),
-    Row("Intune Graph degraded", "publish/assignment fails",      # platform links: platform-<name>, every platform
-        3, "deployments paused for rings relying on Intune", "connectors", NO_LINKS,
-        "scenarios/connectors/intune_graph_degraded.feature"),
-    Row("Jamf API outage", "macOS distribution fails",
-        3, "macOS ring progression halted", "connectors", NO_LINKS,
-        "scenarios/connectors/jamf_outage.feature"),
-    Row("SCCM site server down", "offline site distribution interrupted",
-        3, "Air-gapped ring cannot progress", "connectors", NO_LINKS,
-        "scenarios/connectors/sccm_site_down.feature"),
-    Row("Event store write blocked", "Audit events not persisted",
-        5, "Audit events not persisted: non-compliance risk", "event-store", NO_LINKS,
-        "scenarios/eventstore/write_blocked.feature"),
+        "scenarios/evidence/object_storage_outage.feature",
+    ),
+    Row(
+        "Intune Graph degraded",
+        "publish/assignment fails",  # platform links: platform-<name>, every platform
+        3,
+        "deployments paused for rings relying on Intune",
+        "connectors",
+        NO_LINKS,
+        "scenarios/connectors/intune_graph_degraded.feature",
+    ),
+    Row(
+        "Jamf API outage",
+        "macOS distribution fails",
+        3,
+        "macOS ring progression halted",
+        "connectors",
+        NO_LINKS,
+        "scenarios/connectors/jamf_outage.feature",
+    ),
+    Row(
+        "SCCM site server down",
+        "offline site distribution interrupted",
+        3,
+        "Air-gapped ring cannot progress",
+        "connectors",
+        NO_LINKS,
+        "scenarios/connectors/sccm_site_down.feature",
+    ),
+    Row(
+        "Event store write blocked",
+        "Audit events not persisted",
+        5,
+        "Audit events not persisted: non-compliance risk",
+        "event-store",
+        NO_LINKS,
+        "scenarios/eventstore/write_blocked.feature",
+    ),
 )
 _BY_NUMBER = dict(enumerate(ROWS, 1))
 
@@ -75,8 +121,8 @@ _BY_NUMBER = dict(enumerate(ROWS, 1))
 def numbered(number: object) -> Row | None:
     """The row of this number (from 1, as results.json's matrix_row names it), else None."""
     try:
-        return _BY_NUMBER.get(number)       # type: ignore[call-overload]  # any JSON value may come
-    except TypeError:                       # a list or a mapping: no row
+        return _BY_NUMBER.get(number)  # type: ignore[call-overload]  # any JSON value may come
+    except TypeError:  # a list or a mapping: no row
         return None
 
 
@@ -91,7 +137,7 @@ def row_of(feature: str | Path) -> tuple[int, Row] | None:
     for number, row in enumerate(ROWS, 1):
         if row.feature is None:
             continue
-        relative = row.feature.removeprefix("scenarios/")    # how a drill's results name it
+        relative = row.feature.removeprefix("scenarios/")  # how a drill's results name it
         if text in (row.feature, relative) or text.endswith("/" + relative):
             return number, row
     return None
@@ -99,9 +145,11 @@ def row_of(feature: str | Path) -> tuple[int, Row] | None:
 
 def matrix_order(features) -> list:
     """Feature paths in the matrix's row order; features of no row follow, in name order."""
+
     def key(path):
         found = row_of(path)
         return (found[0] if found else len(ROWS) + 1, str(path))
+
     return sorted(features, key=key)
 
 
@@ -115,9 +163,8 @@ def last_verdicts(entries, count=DEFAULT_COUNT) -> dict[str, tuple[str, str, str
             continue
         for scenario in entry.get("scenarios") or ():
             feature = Path(str(scenario.get("feature") or "")).name
-            if feature and scenario.get("verdict") != "not_run":    # could not act: the row keeps its verdict
-                found[feature] = (scenario.get("verdict") or "unknown", entry.get("finished_at") or "",
-                                  class_of(entry))
+            if feature and scenario.get("verdict") != "not_run":  # could not act: the row keeps its verdict
+                found[feature] = (scenario.get("verdict") or "unknown", entry.get("finished_at") or "", class_of(entry))
     return found
 
 
@@ -136,12 +183,22 @@ def matrix_rows(entries, root: Path, count=DEFAULT_COUNT) -> list[dict]:
         verdict, when, cls = verdicts.get(name, (None, None, None)) if name else (None, None, None)
         other = uncounted.get(name) if name else None
         if other is not None and when is not None and other[1] <= when:
-            other = None        # only a newer run that does not count is worth naming
-        rows.append({"row": i, "component": row.component, "failure": row.failure, "scenario": row.feature,
-                     "scenario_present": bool(row.feature and (root / row.feature).exists()),
-                     "last_verdict": verdict, "last_run": when, "last_class": cls,
-                     "newer_uncounted": None if other is None else
-                     {"verdict": other[0], "finished_at": other[1], "class": other[2]}})
+            other = None  # only a newer run that does not count is worth naming
+        rows.append(
+            {
+                "row": i,
+                "component": row.component,
+                "failure": row.failure,
+                "scenario": row.feature,
+                "scenario_present": bool(row.feature and (root / row.feature).exists()),
+                "last_verdict": verdict,
+                "last_run": when,
+                "last_class": cls,
+                "newer_uncounted": None
+                if other is None
+                else {"verdict": other[0], "finished_at": other[1], "class": other[2]},
+            }
+        )
     return rows
 
 
@@ -152,12 +209,17 @@ def render(entries, skipped: int, root: Path, count=DEFAULT_COUNT) -> str:
             scenario, verdict = "(no scenario yet)", "-"
         else:
             scenario = r["scenario"] if r["scenario_present"] else f"{r['scenario']} (missing)"
-            verdict = f"{r['last_verdict'].upper()} {r['last_run']} ({r['last_class']})".strip() \
-                if r["last_verdict"] else "never run"
+            verdict = (
+                f"{r['last_verdict'].upper()} {r['last_run']} ({r['last_class']})".strip()
+                if r["last_verdict"]
+                else "never run"
+            )
             other = r["newer_uncounted"]
             if other:
-                verdict += (f"; not counted: {other['verdict'].upper()} {other['finished_at']} ({other['class']}"
-                            f"{': a rehearsal' if other['class'] == LAB else ''})")
+                verdict += (
+                    f"; not counted: {other['verdict'].upper()} {other['finished_at']} ({other['class']}"
+                    f"{': a rehearsal' if other['class'] == LAB else ''})"
+                )
         table.append((str(r["row"]), r["component"], r["failure"], scenario, printable(verdict)))
     header = ("#", "Component", "Failure", "Scenario", "Last verdict")
     widths = [max(len(r[c]) for r in [header, *table]) for c in range(4)]

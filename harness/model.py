@@ -34,9 +34,9 @@ class Verdict(str, enum.Enum):
 class Outcome(str, enum.Enum):
     """How a client operation ended (Jepsen's ok / fail / info)."""
 
-    OK = "ok"        # completed and acknowledged
-    FAIL = "fail"    # definitely did not take effect
-    INFO = "info"    # indeterminate: timed out or connection lost mid-flight
+    OK = "ok"  # completed and acknowledged
+    FAIL = "fail"  # definitely did not take effect
+    INFO = "info"  # indeterminate: timed out or connection lost mid-flight
 
 
 class OpKind(enum.StrEnum):
@@ -48,66 +48,66 @@ class OpKind(enum.StrEnum):
     is recorded or read somewhere."""
 
     # the workload and the steps' own calls of the Control Plane
-    WRITE = "write"                        # key (idempotency key) / workload, intent_id
-    CREATE_INTENT = "create_intent"        # key sent, or the intent id answered / smoke, error, cause
-    EVIDENCE = "evidence"                  # key / intent_id, smoke, error, cause, Impact
-    APPROVE = "approve"                    # key / intent_id, gate (of a refusal), error, cause
-    PUBLISH = "publish"                    # key / intent_id, platform, ring, phase, workload, error, cause, Impact
-    PROMOTE = "promote"                    # intent key / platform, to_ring, intent_id, gate (of a refusal)
-    READ_INTENT = "read_intent"            # the intent read / intent_id
-    PROBE = "probe"                        # - / (GET /health: ServiceHealth, components)
-    HEALTH = "health"                      # - / ServiceHealth, components
-    FINAL_READ = "final_read"              # keys read back / published (keys read back Published)
-    FINAL_APPLIED = "final_applied"        # keys the platforms applied (one per applied arrival)
-    STEADY_STATE = "steady_state"          # {check: [ok, detail]} / phase before|after
+    WRITE = "write"  # key (idempotency key) / workload, intent_id
+    CREATE_INTENT = "create_intent"  # key sent, or the intent id answered / smoke, error, cause
+    EVIDENCE = "evidence"  # key / intent_id, smoke, error, cause, Impact
+    APPROVE = "approve"  # key / intent_id, gate (of a refusal), error, cause
+    PUBLISH = "publish"  # key / intent_id, platform, ring, phase, workload, error, cause, Impact
+    PROMOTE = "promote"  # intent key / platform, to_ring, intent_id, gate (of a refusal)
+    READ_INTENT = "read_intent"  # the intent read / intent_id
+    PROBE = "probe"  # - / (GET /health: ServiceHealth, components)
+    HEALTH = "health"  # - / ServiceHealth, components
+    FINAL_READ = "final_read"  # keys read back / published (keys read back Published)
+    FINAL_APPLIED = "final_applied"  # keys the platforms applied (one per applied arrival)
+    STEADY_STATE = "steady_state"  # {check: [ok, detail]} / phase before|after
     # reads of the event store and the SIEM
-    READ_EVENTS = "read_events"            # event rows / type, correlation_id
-    READ_AUDIT = "read_audit"              # the scenario's event rows (by correlation id)
+    READ_EVENTS = "read_events"  # event rows / type, correlation_id
+    READ_AUDIT = "read_audit"  # the scenario's event rows (by correlation id)
     READ_DRILL_EVENTS = "read_drill_events"  # the scenario's DrillEvent rows (by correlation id)
     READ_DEPLOYMENT_EVENTS = "read_deployment_events"  # DrillEvent rows of the scenario's time, any
     #                                        correlation id (the deployment's own failover events among them)
-    READ_CHAIN = "read_chain"              # every event row of the chain
-    READ_SIEM = "read_siem"                # the SIEM sink's records (the scenario's, and every DrillEvent)
-    READ_SIEM_SMOKE = "read_siem_smoke"    # the SIEM records of the smoke verification's correlation id
+    READ_CHAIN = "read_chain"  # every event row of the chain
+    READ_SIEM = "read_siem"  # the SIEM sink's records (the scenario's, and every DrillEvent)
+    READ_SIEM_SMOKE = "read_siem_smoke"  # the SIEM records of the smoke verification's correlation id
     # the evidence store
-    STORE_READ = "store_read"              # sha256 of the object read, or None / key, expected
-    STORE_LOCK = "store_lock"              # [{object_key, region, mode, retain_until, written_at}] / scope, objects
+    STORE_READ = "store_read"  # sha256 of the object read, or None / key, expected
+    STORE_LOCK = "store_lock"  # [{object_key, region, mode, retain_until, written_at}] / scope, objects
     # the platform connectors and queues
-    PLATFORMS_VIEW = "platforms_view"      # the Control Plane's view of its platforms
-    PLATFORM_VIEW = "platform_view"        # the Control Plane's view of one platform / platform
-    QUEUE_METRICS = "queue_metrics"        # the Control Plane's queue metrics
-    QUEUE_DEPTH = "queue_depth"            # the harness's own read of a queue / platform
-    DEAD_LETTERS = "dead_letters"          # the dead-lettered keys / platform
-    REQUEUE = "requeue"                    # the answer / platform
-    CAB_LIFT = "cab_lift"                  # the answer / platform
-    CLOCK_ADVANCE = "clock_advance"        # the answer (the Control Plane's clock moved) / seconds
-    RING_ROLLBACK = "ring_rollback"        # the answer / ring
+    PLATFORMS_VIEW = "platforms_view"  # the Control Plane's view of its platforms
+    PLATFORM_VIEW = "platform_view"  # the Control Plane's view of one platform / platform
+    QUEUE_METRICS = "queue_metrics"  # the Control Plane's queue metrics
+    QUEUE_DEPTH = "queue_depth"  # the harness's own read of a queue / platform
+    DEAD_LETTERS = "dead_letters"  # the dead-lettered keys / platform
+    REQUEUE = "requeue"  # the answer / platform
+    CAB_LIFT = "cab_lift"  # the answer / platform
+    CLOCK_ADVANCE = "clock_advance"  # the answer (the Control Plane's clock moved) / seconds
+    RING_ROLLBACK = "ring_rollback"  # the answer / ring
     # the database tier
-    LAG = "lag"                            # TransactionLag seconds / node
-    IN_RECOVERY = "in_recovery"            # whether the node is in recovery / node
-    FAILBACK = "failback"                  # the answer / node, requested
+    LAG = "lag"  # TransactionLag seconds / node
+    IN_RECOVERY = "in_recovery"  # whether the node is in recovery / node
+    FAILBACK = "failback"  # the answer / node, requested
     # post-failover validation
-    SERVICES = "services"                  # {ServiceHealth, components, lab_checks}
-    TABLE_CHECKSUMS = "table_checksums"    # {primary: {table: [rows, checksum]}, dr: ...}
-    EVENT_GROWTH = "event_growth"          # event counts before and after
-    APPROVAL_COUNTS = "approval_counts"    # approval counts of both copies
+    SERVICES = "services"  # {ServiceHealth, components, lab_checks}
+    TABLE_CHECKSUMS = "table_checksums"  # {primary: {table: [rows, checksum]}, dr: ...}
+    EVENT_GROWTH = "event_growth"  # event counts before and after
+    APPROVAL_COUNTS = "approval_counts"  # approval counts of both copies
     VALIDATE_DRILL_EVENTS = "validate_drill_events"  # the store's DrillEvent rows
-    VALIDATE_SIEM = "validate_siem"        # the SIEM's DrillEvent records
+    VALIDATE_SIEM = "validate_siem"  # the SIEM's DrillEvent records
     # backup and restore
     BACKUP_CATALOGUE = "backup_catalogue"  # every snapshot in the backup store / phase, cp_now
     EXPORT_DELETE_ATTEMPT = "export_delete_attempt"  # {deleted, error}: a delete of a locked export
     EVIDENCE_VERSIONS = "evidence_versions"  # the versions the harness listed
-    INVENTORY_READ = "inventory_read"      # the day's inventory (eventstore_sha256)
-    RESTORE = "restore"                    # {snapshot_id, phases} of the restore runbook / bucket, verify
-    RESTORED_DATA = "restored_data"        # counts, chain and approvals of the restored database
-    RESTORED_SAMPLE = "restored_sample"    # the intents read back from the restored database
-    KEY_READ = "key_read"                  # fingerprint of the backup key / phase before|deleted|recovered
-    KEY_PURGE = "key_purge"                # "purged", or the error of the purge attempt
-    REPLAY_CREATE = "replay_create"        # key (an intent replayed after a restore)
-    REPLAY_EVIDENCE = "replay_evidence"    # key / intent_id
-    REPLAY_APPROVE = "replay_approve"      # key / intent_id
-    REPLAY_PUBLISH = "replay_publish"      # key / intent_id
-    REPLAY_READ = "replay_read"            # keys of the replayed intents read back after a restore
+    INVENTORY_READ = "inventory_read"  # the day's inventory (eventstore_sha256)
+    RESTORE = "restore"  # {snapshot_id, phases} of the restore runbook / bucket, verify
+    RESTORED_DATA = "restored_data"  # counts, chain and approvals of the restored database
+    RESTORED_SAMPLE = "restored_sample"  # the intents read back from the restored database
+    KEY_READ = "key_read"  # fingerprint of the backup key / phase before|deleted|recovered
+    KEY_PURGE = "key_purge"  # "purged", or the error of the purge attempt
+    REPLAY_CREATE = "replay_create"  # key (an intent replayed after a restore)
+    REPLAY_EVIDENCE = "replay_evidence"  # key / intent_id
+    REPLAY_APPROVE = "replay_approve"  # key / intent_id
+    REPLAY_PUBLISH = "replay_publish"  # key / intent_id
+    REPLAY_READ = "replay_read"  # keys of the replayed intents read back after a restore
 
 
 class OpDetail(TypedDict, total=False):
@@ -118,33 +118,33 @@ class OpDetail(TypedDict, total=False):
     OpKind's comments."""
 
     # recorded by the runner and the workload
-    intent_id: Any                 # the intent's id as answered (None: never created)
-    key: str                       # store_read: the pack's idempotency key
+    intent_id: Any  # the intent's id as answered (None: never created)
+    key: str  # store_read: the pack's idempotency key
     idempotency_key: str
     platform: str
     ring: str
     to_ring: str
-    phase: str                     # steady_state before|after; backup phases; key_read before|deleted|recovered
-    workload: bool                 # an op of the background writer
-    smoke: str                     # the smoke verification's key
-    uncommitted: str               # the intent approved without committed evidence (rule 1)
+    phase: str  # steady_state before|after; backup phases; key_read before|deleted|recovered
+    workload: bool  # an op of the background writer
+    smoke: str  # the smoke verification's key
+    uncommitted: str  # the intent approved without committed evidence (rule 1)
     object_key: str | None
-    expected: str                  # the sha256 a store read expects
-    scope: str                     # store_lock: evidence | eventstore
+    expected: str  # the sha256 a store read expects
+    scope: str  # store_lock: evidence | eventstore
     objects: int
     node: str
     primary: str
     primary_node: str
     dr_node: str
-    requested: str                 # failback: when it was requested
-    type: str                      # read_events: the event type read
+    requested: str  # failback: when it was requested
+    type: str  # read_events: the event type read
     correlation_id: str
     since: float
     bucket: str
     verify: bool
     cp_now: float
     eventstore_sha256: str | None
-    published: list[str]           # final_read: keys read back Published
+    published: list[str]  # final_read: keys read back Published
     # the answer's fields (workload.client.Reply.detail)
     error: str
     cause: str
@@ -174,13 +174,13 @@ class Op:
     the answer's fields a gate reads: cause, gate, Impact, ServiceHealth, ...)."""
 
     id: int
-    kind: str                      # an OpKind (the runner may record its string: they compare equal)
+    kind: str  # an OpKind (the runner may record its string: they compare equal)
     t_invoke: float
-    t_complete: float | None       # None while in flight / never completed
+    t_complete: float | None  # None while in flight / never completed
     outcome: Outcome
-    value: Any = None              # write: the key written; read: what was read
+    value: Any = None  # write: the key written; read: what was read
     correlation_id: str = ""
-    wall_invoke: float = 0.0       # epoch seconds at invoke, for reports and clock-hour rules
+    wall_invoke: float = 0.0  # epoch seconds at invoke, for reports and clock-hour rules
     error: str = ""
     status: int | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
@@ -230,8 +230,11 @@ class History:
         return [o for o in self.ops if o.kind in kinds]
 
     def events_of(self, *kinds: str, name: str | None = None, source: str | None = None) -> list[Event]:
-        return [e for e in self.events if e.kind in kinds and (name is None or e.name == name)
-                and (source is None or e.source == source)]
+        return [
+            e
+            for e in self.events
+            if e.kind in kinds and (name is None or e.name == name) and (source is None or e.source == source)
+        ]
 
     def first_event(self, kind: str, name: str | None = None, after: float | None = None) -> Event | None:
         matching = [e for e in self.events_of(kind, name=name) if after is None or e.t >= after]
@@ -269,10 +272,10 @@ class FaultSpec:
     type: str
     target: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    time_limit_s: float | None = None   # dead-man switch: healed by itself after this
+    time_limit_s: float | None = None  # dead-man switch: healed by itself after this
 
 
-GATE_JUDGES = ("system", "runbook", "lab")    # what a gate can judge (harness.gates.base.JUDGES)
+GATE_JUDGES = ("system", "runbook", "lab")  # what a gate can judge (harness.gates.base.JUDGES)
 
 
 @dataclass(frozen=True)
@@ -297,9 +300,18 @@ class GateResult:
     judges: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "description": self.description, "measured": self.measured,
-                "threshold": self.threshold, "verdict": self.verdict.value, "detail": self.detail,
-                "operator": self.operator, "limit": self.limit, "unit": self.unit, "judges": self.judges}
+        return {
+            "id": self.id,
+            "description": self.description,
+            "measured": self.measured,
+            "threshold": self.threshold,
+            "verdict": self.verdict.value,
+            "detail": self.detail,
+            "operator": self.operator,
+            "limit": self.limit,
+            "unit": self.unit,
+            "judges": self.judges,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GateResult:
@@ -313,12 +325,18 @@ class GateResult:
         limit = data.get("limit")
         unit = data.get("unit")
         judges = data.get("judges")
-        return cls(str(data.get("id", "")), str(data.get("description", "")), data.get("measured"),
-                   data.get("threshold"), verdict, str(data.get("detail") or ""),
-                   operator if operator in ("<=", ">=", "<", ">", "==") else None,
-                   limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None,
-                   None if unit is None else str(unit),
-                   judges if judges in GATE_JUDGES else None)
+        return cls(
+            str(data.get("id", "")),
+            str(data.get("description", "")),
+            data.get("measured"),
+            data.get("threshold"),
+            verdict,
+            str(data.get("detail") or ""),
+            operator if operator in ("<=", ">=", "<", ">", "==") else None,
+            limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else None,
+            None if unit is None else str(unit),
+            judges if judges in GATE_JUDGES else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -334,7 +352,7 @@ class FaultRecord:
     healed_s: float | None
     time_limit_s: float | None = None
     heal_error: str | None = None
-    not_injected: str | None = None     # why it could not be injected (harness.faults.refused), if so
+    not_injected: str | None = None  # why it could not be injected (harness.faults.refused), if so
 
 
 @dataclass
@@ -374,8 +392,9 @@ class ScenarioResult:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScenarioResult:
         values = _known(cls, data, name=str(data.get("name") or "scenario"))
-        values["faults"] = [FaultRecord(**{k: r.get(k) for k in FaultRecord.__dataclass_fields__})
-                            for r in data.get("faults") or ()]
+        values["faults"] = [
+            FaultRecord(**{k: r.get(k) for k in FaultRecord.__dataclass_fields__}) for r in data.get("faults") or ()
+        ]
         return cls(**values)
 
 
@@ -436,8 +455,9 @@ def _known(cls: type, data: Mapping[str, Any], **required: Any) -> dict[str, Any
     gates parsed, and the required ones given."""
     names = {f.name for f in fields(cls)}
     values = {k: v for k, v in data.items() if k in names and v is not None}
-    values.update(required, verdict=_verdict(data.get("verdict")),
-                  gates=[gate_from_json(g) for g in data.get("gates") or ()])
+    values.update(
+        required, verdict=_verdict(data.get("verdict")), gates=[gate_from_json(g) for g in data.get("gates") or ()]
+    )
     return values
 
 

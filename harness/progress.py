@@ -11,14 +11,27 @@ import time
 from typing import TextIO
 
 PHASES = ("lab", "scenario", "steady state", "inject", "recover", "verify", "outputs")
-COLOURS = {"lab": "36", "scenario": "1", "steady state": "32", "inject": "31", "recover": "33",
-           "verify": "35", "outputs": "36"}
+COLOURS = {
+    "lab": "36",
+    "scenario": "1",
+    "steady state": "32",
+    "inject": "31",
+    "recover": "33",
+    "verify": "35",
+    "outputs": "36",
+}
 # the lab's and the journal's events that are worth a line, and the phase each belongs to
-EVENT_PHASES = {"inject": ("inject", "{}"), "not_injected": ("inject", "NOT INJECTED {} (refused or unreachable)"),
-                "heal": ("recover", "healed {}"), "heal_failed": ("recover", "HEAL FAILED {}"),
-                "detect": ("recover", "failure detected: {}"), "promote": ("recover", "promoted {}"),
-                "reconnect": ("recover", "reconnected {}"), "failback": ("recover", "failed back to {}"),
-                "restart": ("recover", "restarted {}")}
+EVENT_PHASES = {
+    "inject": ("inject", "{}"),
+    "not_injected": ("inject", "NOT INJECTED {} (refused or unreachable)"),
+    "heal": ("recover", "healed {}"),
+    "heal_failed": ("recover", "HEAL FAILED {}"),
+    "detect": ("recover", "failure detected: {}"),
+    "promote": ("recover", "promoted {}"),
+    "reconnect": ("recover", "reconnected {}"),
+    "failback": ("recover", "failed back to {}"),
+    "restart": ("recover", "restarted {}"),
+}
 
 
 class Progress:
@@ -28,7 +41,7 @@ class Progress:
             sys.stderr.flush()
             try:
                 stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, closefd=True)
-            except (OSError, ValueError, AttributeError):   # stderr is no file (embedded, captured)
+            except (OSError, ValueError, AttributeError):  # stderr is no file (embedded, captured)
                 stream = None
         self.stream = stream or sys.stderr
         self.quiet = quiet
@@ -36,7 +49,7 @@ class Progress:
             colour = hasattr(self.stream, "isatty") and self.stream.isatty() and "NO_COLOR" not in os.environ
         self.colour = colour
         self.started = time.monotonic()
-        self._lock = threading.Lock()     # the failover controller reports from its own thread
+        self._lock = threading.Lock()  # the failover controller reports from its own thread
 
     def __call__(self, phase: str, text: str = "") -> None:
         if self.quiet:
@@ -53,4 +66,3 @@ class Progress:
         if kind in EVENT_PHASES:
             phase, words = EVENT_PHASES[kind]
             self(phase, words.format(name))
-

@@ -14,8 +14,10 @@ import requests
 from . import __version__
 
 REPO = Path(__file__).resolve().parents[1]
-CLASSES = {"embedded": "embedded lab: local processes, not production evidence",
-           "testcontainers": "containers: a lab of local containers, not production evidence"}
+CLASSES = {
+    "embedded": "embedded lab: local processes, not production evidence",
+    "testcontainers": "containers: a lab of local containers, not production evidence",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -25,12 +27,17 @@ def harness_commit() -> str | None:
     if not (REPO / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")

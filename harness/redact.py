@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 
 # What scrub() masks (the value becomes ***, the name stays):
-USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")       # scheme://user:PASSWORD@
-AUTHORIZATION = re.compile(r"""(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
-                           r"""(?:(bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+""")   # the header, to its end
-BEARER = re.compile(r"\b([Bb]earer|BEARER)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}"
-                    r"|\b(Basic)\s+[A-Za-z0-9+/=]{8,}")
-SECRETISH = re.compile(r"""(?i)(["']?\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"""
-                       r"""|credential|private[_-]?key|session)[\w-]*["']?\s*[=:]\s*["']?)[^\s&"',;{}\[\]]+""")
+USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")  # scheme://user:PASSWORD@
+AUTHORIZATION = re.compile(
+    r"""(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
+    r"""(?:(bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+"""
+)  # the header, to its end
+BEARER = re.compile(
+    r"\b([Bb]earer|BEARER)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}"
+    r"|\b(Basic)\s+[A-Za-z0-9+/=]{8,}"
+)
+SECRETISH = re.compile(
+    r"""(?i)(["']?\b[\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"""
+    r"""|credential|private[_-]?key|session)[\w-]*["']?\s*[=:]\s*["']?)[^\s&"',;{}\[\]]+"""
+)
 
 
 def scrub(text: str) -> str:

@@ -45,8 +45,9 @@ class SignOff:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {k: getattr(self, k) for k in PEOPLE}
-        data["window"] = None if self.window is None else {"start": _iso(self.window.start),
-                                                           "end": _iso(self.window.end)}
+        data["window"] = (
+            None if self.window is None else {"start": _iso(self.window.start), "end": _iso(self.window.end)}
+        )
         data["outside_window"] = self.outside_window
         return data
 
@@ -64,13 +65,15 @@ def _text(value: Any, key: str, fail: Callable[[str, str], Exception]) -> str:
     """One line a person reads in the report and the CAB log: a control character (ESC, BEL, DEL,
     NEL), a line separator or a bidirectional override (U+202E) is refused, not escaped, since
     the record is signed as given."""
-    if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value \
-            or len(value) > MAX_TEXT:
+    if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value or len(value) > MAX_TEXT:
         raise fail(key, f"must be one line of text of 1 to {MAX_TEXT} characters, got {_quoted(value)}")
     bad = unprintable(value)
     if bad is not None:
-        raise fail(key, f"has the character {bad}, which a reader cannot see as written (a control "
-                        f"character, line separator or text direction override); write the value without it")
+        raise fail(
+            key,
+            f"has the character {bad}, which a reader cannot see as written (a control "
+            f"character, line separator or text direction override); write the value without it",
+        )
     return value.strip()
 
 
@@ -85,10 +88,11 @@ def _when(value: Any, key: str, fail: Callable[[str, str], Exception]) -> dateti
     if value.tzinfo is None:
         raise fail(key, f"{value.isoformat()} has no time zone; add one, e.g. 2026-12-01T06:00:00Z")
     try:
-        value.astimezone(UTC)      # the record and the report give it in UTC
+        value.astimezone(UTC)  # the record and the report give it in UTC
     except OverflowError:
-        raise fail(key, f"{value.isoformat()} is outside years 1 to 9999 in UTC; give a real time, "
-                        f"e.g. 2026-12-01T06:00:00Z") from None
+        raise fail(
+            key, f"{value.isoformat()} is outside years 1 to 9999 in UTC; give a real time, e.g. 2026-12-01T06:00:00Z"
+        ) from None
     return value
 
 
@@ -116,8 +120,9 @@ def parse_signoff(data: dict[str, Any], fail: Callable[[str, str], Exception]) -
 def with_flags(plan: SignOff, flags: dict[str, Any], fail: Callable[[str, str], Exception]) -> SignOff:
     """The plan's sign-off with the flags given on the command line winning; the operator
     defaults to the OS user."""
-    values: dict[str, Any] = {k: _text(flags[k], f"--{k.replace('_', '-')}", fail)
-                              for k in PEOPLE if flags.get(k) is not None}
+    values: dict[str, Any] = {
+        k: _text(flags[k], f"--{k.replace('_', '-')}", fail) for k in PEOPLE if flags.get(k) is not None
+    }
     if flags.get("window") is not None:
         values["window"] = parse_window(flags["window"], fail, "--window")
     merged = replace(plan, **values)
@@ -132,5 +137,7 @@ def check_window(signoff: SignOff, now: datetime, allow_outside: bool) -> tuple[
         return signoff, None
     if allow_outside:
         return replace(signoff, outside_window=True), None
-    return signoff, (f"now ({_iso(now)}) is outside the change window {signoff.window.text()}; run inside it, "
-                     f"or give --outside-window to run anyway (the report and the CAB record will say so)")
+    return signoff, (
+        f"now ({_iso(now)}) is outside the change window {signoff.window.text()}; run inside it, "
+        f"or give --outside-window to run anyway (the report and the CAB record will say so)"
+    )

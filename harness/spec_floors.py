@@ -29,7 +29,7 @@ from .errors import PlanError, quoted
 from .model import Verdict
 from .signoff import _text
 
-WAIVER_MAX_DAYS = 92          # one quarter: a waiver is renewed (approved again) at least quarterly
+WAIVER_MAX_DAYS = 92  # one quarter: a waiver is renewed (approved again) at least quarterly
 WAIVER_KEYS = ("gate", "reason", "approved_by", "expires")
 AT_MOST, AT_LEAST = "<=", ">="
 
@@ -41,11 +41,11 @@ class Floor:
 
     key: str
     floor: float
-    operator: str                 # AT_MOST or AT_LEAST
-    unit: str                     # "s", "ratio", "count"
-    clause: str                   # the spec's words and where they are
-    tier1: float | None = None    # the floor for a tier-1 plan, when the spec sets one
-    plan_target: bool = True      # a plan sets it under `targets:` (False: judged from the feature's step)
+    operator: str  # AT_MOST or AT_LEAST
+    unit: str  # "s", "ratio", "count"
+    clause: str  # the spec's words and where they are
+    tier1: float | None = None  # the floor for a tier-1 plan, when the spec sets one
+    plan_target: bool = True  # a plan sets it under `targets:` (False: judged from the feature's step)
 
     def of_tier(self, tier: Any) -> float:
         return self.tier1 if self.tier1 is not None and tier == 1 and type(tier) is int else self.floor
@@ -81,33 +81,93 @@ def _row(key: str, floor: float, operator: str, unit: str, clause: str, **more: 
 
 
 # key -> the spec's floor (spec: ../shared/spec/ha-dr-requirements.md, HA/DR Requirements v1.0)
-SPEC_FLOORS: dict[str, Floor] = dict([
-    _row("rto_seconds", 8 * 3600.0, AT_MOST, "s", "spec 1, Availability Targets: RTO <= 8h for full recovery"),
-    _row("rpo_seconds", 300.0, AT_MOST, "s", "spec 1.2: synchronous replication ensures RPO <= 5 minutes"),
-    _row("backup_rpo_seconds", 86400.0, AT_MOST, "s",
-         "spec 1, Availability Targets: database RPO <= 24h (targeting <= 1h for tier-1 apps)", tier1=3600.0),
-    _row("availability", 0.999, AT_LEAST, "ratio",
-         "spec 1, Availability Targets: 99.9% availability measured at 5-minute granularity per region"),
-    # the spec states no detection time; its CAB manual pause "if >15 min" of a degraded platform
-    # needs the degradation detected by then, so no allowance may be longer
-    _row("detection_seconds", 900.0, AT_MOST, "s",
-         "spec 2, Intune Graph row: CAB manual pause if >15 min (a degradation must be detected by then)"),
-    # judged today with the number the feature's step states (not a plan target yet)
-    _row("failback_lag_seconds", 5.0, AT_MOST, "s", "spec 2, Database row: TransactionLag <= 5s before failback",
-         plan_target=False),
-    _row("backlog_seconds", 600.0, AT_MOST, "s",
-         "spec 1, Availability Targets: no queue backlog beyond 10 minutes for critical rings", plan_target=False),
-    _row("throttle_count", 5.0, AT_MOST, "count",
-         "spec 2, Intune Graph row: GraphThrottleCount <= 5 before resuming", plan_target=False),
-    _row("cab_pause_after_seconds", 900.0, AT_MOST, "s", "spec 2, Intune Graph row: CAB manual pause if >15 min",
-         plan_target=False),
-    _row("manual_import_after_seconds", 86400.0, AT_MOST, "s",
-         "spec 2, SCCM row: fallback to manual import if >24h", plan_target=False),
-    _row("event_store_write_success", 0.999, AT_LEAST, "ratio",
-         "spec 2, Event store row: EventStoreWriteSuccess >= 99.9% per hour", plan_target=False),
-    _row("backup_age_seconds", 86400.0, AT_MOST, "s",
-         "spec 3 and 5.3: LastBackupAge <= 24h (BackupAgeHours <= 24)", plan_target=False),
-])
+SPEC_FLOORS: dict[str, Floor] = dict(
+    [
+        _row("rto_seconds", 8 * 3600.0, AT_MOST, "s", "spec 1, Availability Targets: RTO <= 8h for full recovery"),
+        _row("rpo_seconds", 300.0, AT_MOST, "s", "spec 1.2: synchronous replication ensures RPO <= 5 minutes"),
+        _row(
+            "backup_rpo_seconds",
+            86400.0,
+            AT_MOST,
+            "s",
+            "spec 1, Availability Targets: database RPO <= 24h (targeting <= 1h for tier-1 apps)",
+            tier1=3600.0,
+        ),
+        _row(
+            "availability",
+            0.999,
+            AT_LEAST,
+            "ratio",
+            "spec 1, Availability Targets: 99.9% availability measured at 5-minute granularity per region",
+        ),
+        # the spec states no detection time; its CAB manual pause "if >15 min" of a degraded platform
+        # needs the degradation detected by then, so no allowance may be longer
+        _row(
+            "detection_seconds",
+            900.0,
+            AT_MOST,
+            "s",
+            "spec 2, Intune Graph row: CAB manual pause if >15 min (a degradation must be detected by then)",
+        ),
+        # judged today with the number the feature's step states (not a plan target yet)
+        _row(
+            "failback_lag_seconds",
+            5.0,
+            AT_MOST,
+            "s",
+            "spec 2, Database row: TransactionLag <= 5s before failback",
+            plan_target=False,
+        ),
+        _row(
+            "backlog_seconds",
+            600.0,
+            AT_MOST,
+            "s",
+            "spec 1, Availability Targets: no queue backlog beyond 10 minutes for critical rings",
+            plan_target=False,
+        ),
+        _row(
+            "throttle_count",
+            5.0,
+            AT_MOST,
+            "count",
+            "spec 2, Intune Graph row: GraphThrottleCount <= 5 before resuming",
+            plan_target=False,
+        ),
+        _row(
+            "cab_pause_after_seconds",
+            900.0,
+            AT_MOST,
+            "s",
+            "spec 2, Intune Graph row: CAB manual pause if >15 min",
+            plan_target=False,
+        ),
+        _row(
+            "manual_import_after_seconds",
+            86400.0,
+            AT_MOST,
+            "s",
+            "spec 2, SCCM row: fallback to manual import if >24h",
+            plan_target=False,
+        ),
+        _row(
+            "event_store_write_success",
+            0.999,
+            AT_LEAST,
+            "ratio",
+            "spec 2, Event store row: EventStoreWriteSuccess >= 99.9% per hour",
+            plan_target=False,
+        ),
+        _row(
+            "backup_age_seconds",
+            86400.0,
+            AT_MOST,
+            "s",
+            "spec 3 and 5.3: LastBackupAge <= 24h (BackupAgeHours <= 24)",
+            plan_target=False,
+        ),
+    ]
+)
 
 
 def today() -> dt.date:
@@ -137,13 +197,19 @@ class Waiver:
         return f"{self.reason} (approved by {self.approved_by}, expires {self.expires.isoformat()})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"gate": self.gate, "reason": self.reason, "approved_by": self.approved_by,
-                "expires": self.expires.isoformat(), "target": self.target, "floor": self.floor_value,
-                "operator": None if self.floor is None else self.floor.operator,
-                "clause": None if self.floor is None else self.floor.clause}
+        return {
+            "gate": self.gate,
+            "reason": self.reason,
+            "approved_by": self.approved_by,
+            "expires": self.expires.isoformat(),
+            "target": self.target,
+            "floor": self.floor_value,
+            "operator": None if self.floor is None else self.floor.operator,
+            "clause": None if self.floor is None else self.floor.clause,
+        }
 
 
-Fail = Callable[[str, str], PlanError]     # a plan key and its problem -> the PlanError naming both
+Fail = Callable[[str, str], PlanError]  # a plan key and its problem -> the PlanError naming both
 
 
 def parse_waivers(value: Any, fail: Fail, add: Callable[[PlanError], None]) -> dict[str, Waiver]:
@@ -163,17 +229,30 @@ def parse_waivers(value: Any, fail: Fail, add: Callable[[PlanError], None]) -> d
         unknown = sorted(str(k) for k in item if k not in WAIVER_KEYS)
         missing = [k for k in WAIVER_KEYS if item.get(k) is None]
         if unknown:
-            add(fail(f"{where}.{quoted(unknown[0], 30).strip(chr(39))}", f"unknown key; a waiver has "
-                                                                         f"{', '.join(WAIVER_KEYS)}"))
+            add(
+                fail(
+                    f"{where}.{quoted(unknown[0], 30).strip(chr(39))}",
+                    f"unknown key; a waiver has {', '.join(WAIVER_KEYS)}",
+                )
+            )
             continue
         if missing:
-            add(fail(f"{where}.{missing[0]}", f"missing; a waiver needs {', '.join(WAIVER_KEYS)} (the target "
-                                              f"it loosens, why, who approved it, and an ISO date it ends)"))
+            add(
+                fail(
+                    f"{where}.{missing[0]}",
+                    f"missing; a waiver needs {', '.join(WAIVER_KEYS)} (the target "
+                    f"it loosens, why, who approved it, and an ISO date it ends)",
+                )
+            )
             continue
         gate = item["gate"]
         if not (isinstance(gate, str) and gate in SPEC_FLOORS and SPEC_FLOORS[gate].plan_target):
-            add(fail(f"{where}.gate", f"must be the key of a target with a spec floor ({', '.join(settable)}), "
-                                      f"got {quoted(gate)}"))
+            add(
+                fail(
+                    f"{where}.gate",
+                    f"must be the key of a target with a spec floor ({', '.join(settable)}), got {quoted(gate)}",
+                )
+            )
             continue
         if gate in waivers:
             add(fail(f"{where}.gate", f"{gate} is waived twice; keep one waiver per target"))
@@ -200,12 +279,18 @@ def _expiry(value: Any, key: str, fail: Fail) -> dt.date:
     now = today()
     latest = now + dt.timedelta(days=WAIVER_MAX_DAYS)
     if value < now:
-        raise fail(key, f"the waiver expired on {value.isoformat()} (today is {now.isoformat()}, UTC); tighten the "
-                        f"target to the spec's floor, or have the waiver approved again with a new expiry")
+        raise fail(
+            key,
+            f"the waiver expired on {value.isoformat()} (today is {now.isoformat()}, UTC); tighten the "
+            f"target to the spec's floor, or have the waiver approved again with a new expiry",
+        )
     if value > latest:
-        raise fail(key, f"{value.isoformat()} is more than one quarter ({WAIVER_MAX_DAYS} days) ahead of today "
-                        f"({now.isoformat()}, UTC); a waiver lasts at most a quarter: expire it on or before "
-                        f"{latest.isoformat()} and renew it then")
+        raise fail(
+            key,
+            f"{value.isoformat()} is more than one quarter ({WAIVER_MAX_DAYS} days) ahead of today "
+            f"({now.isoformat()}, UTC); a waiver lasts at most a quarter: expire it on or before "
+            f"{latest.isoformat()} and renew it then",
+        )
     return value
 
 
@@ -219,8 +304,9 @@ def flat(targets: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield name, value
 
 
-def floor_problems(given: Mapping[str, Any], tier: Any, waivers: Mapping[str, Waiver],
-                   fail: Fail, invalid: Any = ()) -> list[PlanError]:
+def floor_problems(
+    given: Mapping[str, Any], tier: Any, waivers: Mapping[str, Waiver], fail: Fail, invalid: Any = ()
+) -> list[PlanError]:
     """A PlanError (from fail) per target of `given` (the plan's own, already valid numbers)
     looser than its floor without a waiver, and per waiver of a target that is not looser (unless
     the plan's value of it is `invalid`: already refused)."""
@@ -236,25 +322,45 @@ def floor_problems(given: Mapping[str, Any], tier: Any, waivers: Mapping[str, Wa
             continue
         limit = floor.of_tier(tier)
         tier_words = " for a tier-1 plan" if limit != floor.floor else ""
-        problems.append(fail(f"targets.{key}", f"{quoted(value)} is looser than the spec's floor{tier_words}: "
-                                               f"{floor.words(tier)} ({floor.clause}); set it to {limit:g} or "
-                                               f"tighter, or waive it under 'waivers:' with gate: {key}, reason, "
-                                               f"approved_by and expires (at most {WAIVER_MAX_DAYS} days ahead)"))
+        problems.append(
+            fail(
+                f"targets.{key}",
+                f"{quoted(value)} is looser than the spec's floor{tier_words}: "
+                f"{floor.words(tier)} ({floor.clause}); set it to {limit:g} or "
+                f"tighter, or waive it under 'waivers:' with gate: {key}, reason, "
+                f"approved_by and expires (at most {WAIVER_MAX_DAYS} days ahead)",
+            )
+        )
     for key in waivers:
         if key not in loosened and key not in invalid:
             floor = SPEC_FLOORS[key]
             value = dict(flat(given)).get(key)
             said = f"the plan's target {quoted(value)}" if value is not None else "the default target"
-            problems.append(fail(f"waivers.{key}", f"{said} is not looser than the spec's floor "
-                                                   f"({floor.words(tier)}): nothing to waive; remove the waiver"))
+            problems.append(
+                fail(
+                    f"waivers.{key}",
+                    f"{said} is not looser than the spec's floor "
+                    f"({floor.words(tier)}): nothing to waive; remove the waiver",
+                )
+            )
     return problems
 
 
 def bind(waivers: Mapping[str, Waiver], targets: Mapping[str, Any], tier: Any) -> dict[str, Waiver]:
     """The waivers with the plan's target and the spec's floor filled in."""
     values = dict(flat(targets))
-    return {k: Waiver(w.gate, w.reason, w.approved_by, w.expires, values.get(k), SPEC_FLOORS.get(k),
-                      tier if type(tier) is int else None) for k, w in waivers.items()}
+    return {
+        k: Waiver(
+            w.gate,
+            w.reason,
+            w.approved_by,
+            w.expires,
+            values.get(k),
+            SPEC_FLOORS.get(k),
+            tier if type(tier) is int else None,
+        )
+        for k, w in waivers.items()
+    }
 
 
 def floors_of(targets: Mapping[str, Any], tier: Any = None) -> dict[str, dict[str, Any]]:

@@ -7,8 +7,8 @@ import re
 from .inputs import printable
 
 TOKEN = re.compile(r"\s*(\(|\)|@[^\s()]+|and\b|or\b|not\b)")
-MAX_NESTING = 32      # parentheses and 'not' inside one another: a real expression has two or three
-SHOWN = 80            # characters of an expression quoted in a message
+MAX_NESTING = 32  # parentheses and 'not' inside one another: a real expression has two or three
+SHOWN = 80  # characters of an expression quoted in a message
 
 
 class TagExpressionError(ValueError):
@@ -51,10 +51,12 @@ def matches(expression: str, tags: set[str]) -> bool:
             raise TagExpressionError(f"tag expression {shown} ends too early")
         take()
         if token in ("not", "("):
-            depth += 1          # bounded, so that no expression can exhaust the stack
+            depth += 1  # bounded, so that no expression can exhaust the stack
             if depth > MAX_NESTING:
-                raise TagExpressionError(f"tag expression {shown}: more than {MAX_NESTING} parentheses or "
-                                         f"'not' inside one another; write it flatter")
+                raise TagExpressionError(
+                    f"tag expression {shown}: more than {MAX_NESTING} parentheses or "
+                    f"'not' inside one another; write it flatter"
+                )
             if token == "not":
                 value = not factor()
             else:
@@ -84,8 +86,10 @@ def _tokens(expression: str) -> list[str]:
     while pos < len(expression.rstrip()):
         m = TOKEN.match(expression, pos)
         if not m:
-            raise TagExpressionError(f"tag expression {_shown(expression)}: cannot read {_shown(expression[pos:])}; "
-                                     f"use @tags with and, or, not and parentheses")
+            raise TagExpressionError(
+                f"tag expression {_shown(expression)}: cannot read {_shown(expression[pos:])}; "
+                f"use @tags with and, or, not and parentheses"
+            )
         tokens.append(m.group(1))
         pos = m.end()
     return tokens

@@ -24,13 +24,14 @@ class WaitTimeout(TimeoutError):
 
 @dataclass(frozen=True)
 class Polled(Generic[T]):
-    ok: bool          # until(value) held before the deadline
-    value: T          # the last value fetched
-    waited: float     # seconds spent
+    ok: bool  # until(value) held before the deadline
+    value: T  # the last value fetched
+    waited: float  # seconds spent
 
 
-def poll(fetch: Callable[[], T], until: Callable[[T], Any] = bool, timeout: float = 30.0,
-         interval: float = 0.05) -> Polled[T]:
+def poll(
+    fetch: Callable[[], T], until: Callable[[T], Any] = bool, timeout: float = 30.0, interval: float = 0.05
+) -> Polled[T]:
     """fetch() every `interval` seconds until until(value) is truthy or `timeout` passes.
 
     fetch() runs at least once, and once more at the deadline, so a slow fetch never loses
@@ -47,8 +48,9 @@ def poll(fetch: Callable[[], T], until: Callable[[T], Any] = bool, timeout: floa
         time.sleep(min(interval, max(0.0, deadline - now)))
 
 
-def wait_for(fetch: Callable[[], T], what: str, until: Callable[[T], Any] = bool, timeout: float = 30.0,
-             interval: float = 0.05) -> T:
+def wait_for(
+    fetch: Callable[[], T], what: str, until: Callable[[T], Any] = bool, timeout: float = 30.0, interval: float = 0.05
+) -> T:
     """poll(), raising WaitTimeout(what) at the deadline; the value that satisfied `until`."""
     polled = poll(fetch, until, timeout, interval)
     if not polled.ok:
@@ -59,6 +61,7 @@ def wait_for(fetch: Callable[[], T], what: str, until: Callable[[T], Any] = bool
 def until_up(answers: Callable[[], Any], exited: Callable[[], Any], timeout: float, interval: float = 0.05) -> str:
     """A starting server: "up" once answers(), "exited" as soon as exited() says it died first,
     "timeout" at the deadline. An exception from answers() means not yet."""
+
     def state() -> str | None:
         try:
             if answers():
@@ -66,5 +69,6 @@ def until_up(answers: Callable[[], Any], exited: Callable[[], Any], timeout: flo
         except Exception:  # noqa: BLE001 - not answering yet
             pass
         return "exited" if exited() else None
+
     polled = poll(state, until=lambda s: s is not None, timeout=timeout, interval=interval)
     return polled.value or "timeout"

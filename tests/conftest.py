@@ -40,24 +40,24 @@ _DEFAULT_LOG_BEFORE = _digest(DEFAULT_CAB_LOG)
 # the containers row was skipped there (no engine) and goes first: a container lab is the slowest. A
 # module under 50 s there is not listed.
 SLOWEST_FIRST = (
-    "integration/test_provider_contract_containers.py",   # (skipped in that run)
-    "integration/test_api_tier.py",                        # 398 s, 3 tests: two labs of their own
-    "integration/test_database_drill.py",                  # 359
-    "integration/test_provider_contract_external.py",      # 355
-    "integration/test_provider_contract_embedded.py",      # 274
-    "integration/test_backup_restore.py",                  # 245
-    "integration/test_connectors_matrix.py",               # 189
-    "integration/test_chaos.py",                           # 180
-    "controlplane/test_connectors.py",                     # 155
-    "integration/test_rule2_events.py",                    # 147
-    "integration/test_external.py",                        # 145
-    "packaging/test_wheel.py",                             # 128
-    "integration/test_evidence_store.py",                  # 115
-    "integration/test_cli.py",                             # 89
-    "fuzz/test_fuzz_inputs.py",                            # 65
-    "toxiproxy/test_server_process.py",                    # 62
-    "integration/test_event_store.py",                     # 61
-    "integration/test_could_not_act.py",                   # 53
+    "integration/test_provider_contract_containers.py",  # (skipped in that run)
+    "integration/test_api_tier.py",  # 398 s, 3 tests: two labs of their own
+    "integration/test_database_drill.py",  # 359
+    "integration/test_provider_contract_external.py",  # 355
+    "integration/test_provider_contract_embedded.py",  # 274
+    "integration/test_backup_restore.py",  # 245
+    "integration/test_connectors_matrix.py",  # 189
+    "integration/test_chaos.py",  # 180
+    "controlplane/test_connectors.py",  # 155
+    "integration/test_rule2_events.py",  # 147
+    "integration/test_external.py",  # 145
+    "packaging/test_wheel.py",  # 128
+    "integration/test_evidence_store.py",  # 115
+    "integration/test_cli.py",  # 89
+    "fuzz/test_fuzz_inputs.py",  # 65
+    "toxiproxy/test_server_process.py",  # 62
+    "integration/test_event_store.py",  # 61
+    "integration/test_could_not_act.py",  # 53
 )
 
 
@@ -73,9 +73,9 @@ INTEGRATION_FOLDERS = {
     "packaging": "builds the wheel and installs it in a new virtual environment",
 }
 INTEGRATION_FIXTURES = {
-    "toxiproxy_server",    # tests/conftest.py: a Toxiproxy server process (toxi, api use it)
-    "pg",                  # tests/backup, tests/schedule: a PostgreSQL cluster
-    "moto",                # a moto server process
+    "toxiproxy_server",  # tests/conftest.py: a Toxiproxy server process (toxi, api use it)
+    "pg",  # tests/backup, tests/schedule: a PostgreSQL cluster
+    "moto",  # a moto server process
 }
 # modules too slow for the fast loop (90 s on 2 cores), with the reason; measured with --durations
 SLOW_MODULES = {
@@ -87,15 +87,18 @@ _TESTS = Path(__file__).resolve().parent
 
 def is_integration(item: pytest.Item) -> bool:
     where = Path(str(item.path)).resolve().relative_to(_TESTS)
-    return (where.parts[0] in INTEGRATION_FOLDERS or where.as_posix() in SLOW_MODULES
-            or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))))
+    return (
+        where.parts[0] in INTEGRATION_FOLDERS
+        or where.as_posix() in SLOW_MODULES
+        or bool(INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())))
+    )
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if is_integration(item) and item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda item: slowness_rank(Path(str(item.path))))   # stable: the rest keep their order
+    items.sort(key=lambda item: slowness_rank(Path(str(item.path))))  # stable: the rest keep their order
 
 
 def slowness_rank(path: Path) -> int:

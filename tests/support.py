@@ -54,12 +54,14 @@ def echo(sock: socket.socket) -> None:
 
 def source(nbytes: int, then_close: bool = True) -> Callable[[socket.socket], None]:
     """Sends nbytes of a known pattern, then closes (or waits for the client to close)."""
+
     def handle(sock: socket.socket) -> None:
         sock.sendall(pattern(nbytes))
         if then_close:
             sock.shutdown(socket.SHUT_WR)
         while sock.recv(65536):
             pass
+
     return handle
 
 
@@ -97,8 +99,13 @@ def read_all(sock: socket.socket) -> tuple[bytes, list[int]]:
     return data, sizes
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition", on_fail: Callable[[], str] = lambda: ""):
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+    on_fail: Callable[[], str] = lambda: "",
+):
     """Poll condition until truthy (harness.wait.poll); its value, or AssertionError at the deadline."""
     polled = poll(condition, timeout=timeout, interval=interval)
     if not polled.ok:

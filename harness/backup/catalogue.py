@@ -21,7 +21,7 @@ def catalogue(store: BackupStore, bucket: str | None = None) -> list[Manifest]:
     bucket = bucket or store.bucket
     found: list[Manifest] = []
     for key in store.keys(bucket, SNAPSHOT_PREFIX):
-        parts = key[len(SNAPSHOT_PREFIX):].split("/")
+        parts = key[len(SNAPSHOT_PREFIX) :].split("/")
         if len(parts) != 2 or parts[1] != MANIFEST_NAME:
             continue
         body = store.read(bucket, key)

@@ -50,11 +50,13 @@ def encrypt_file(src: Path, dst: Path, key: bytes, nonce: bytes, aad: bytes) -> 
     h = hashlib.sha256()
     size = 0
     with open(src, "rb") as fin, open(dst, "wb") as fout:
+
         def put(data: bytes) -> None:
             nonlocal size
             fout.write(data)
             h.update(data)
             size += len(data)
+
         while chunk := fin.read(CHUNK):
             put(encryptor.update(chunk))
         put(encryptor.finalize())
@@ -90,8 +92,9 @@ def decrypt_file(src: Path, dst: Path, key: bytes, nonce: bytes, aad: bytes) -> 
             fout.write(decryptor.finalize())
     except InvalidTag:
         tmp.unlink(missing_ok=True)
-        raise DecryptError(f"{src.name}: AES-256-GCM authentication failed (wrong key, or the bytes "
-                           f"were altered or truncated)") from None
+        raise DecryptError(
+            f"{src.name}: AES-256-GCM authentication failed (wrong key, or the bytes were altered or truncated)"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -31,12 +31,18 @@ class ExportRefused(RuntimeError):
     """The snapshot's bytes do not match its manifest (or are missing); nothing was exported."""
 
 
-def export_cross_region(store: BackupStore, manifest: Manifest, retention_days: float = EXPORT_RETENTION_DAYS,
-                        source_bucket: str | None = None) -> Manifest:
+def export_cross_region(
+    store: BackupStore,
+    manifest: Manifest,
+    retention_days: float = EXPORT_RETENTION_DAYS,
+    source_bucket: str | None = None,
+) -> Manifest:
     source_bucket = source_bucket or store.bucket
     export = manifest.as_export()
-    lock: dict[str, Any] = {"ObjectLockMode": LOCK_MODE,
-                            "ObjectLockRetainUntilDate": lock_until(retain_until(manifest.taken_at, retention_days))}
+    lock: dict[str, Any] = {
+        "ObjectLockMode": LOCK_MODE,
+        "ObjectLockRetainUntilDate": lock_until(retain_until(manifest.taken_at, retention_days)),
+    }
     with tempfile.TemporaryDirectory(prefix="drill-export-") as tmp:
         paths, observed = {}, {}
         for i, ref in enumerate(manifest.objects):
@@ -50,8 +56,17 @@ def export_cross_region(store: BackupStore, manifest: Manifest, retention_days: 
         for ref in manifest.objects:
             with open(paths[ref.key], "rb") as body:
                 store.s3.put_object(Bucket=store.dr_bucket, Key=ref.key, Body=body, **lock)
-    store.s3.put_object(Bucket=store.dr_bucket, Key=manifest_key(export.snapshot_id),
-                        Body=export.to_json().encode(), ContentType="application/json", **lock)
-    log.info("snapshot %s exported to %s, locked until %s", export.snapshot_id, store.dr_bucket,
-             lock["ObjectLockRetainUntilDate"].isoformat())
+    store.s3.put_object(
+        Bucket=store.dr_bucket,
+        Key=manifest_key(export.snapshot_id),
+        Body=export.to_json().encode(),
+        ContentType="application/json",
+        **lock,
+    )
+    log.info(
+        "snapshot %s exported to %s, locked until %s",
+        export.snapshot_id,
+        store.dr_bucket,
+        lock["ObjectLockRetainUntilDate"].isoformat(),
+    )
     return export

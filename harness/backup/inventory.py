@@ -82,36 +82,69 @@ def _export_events(store: BackupStore, dsn: str, day: str, from_seq: int, now: f
         conn.read_only = True
         if value_of(conn.execute("SELECT to_regclass('public.events')")) is None:
             return None
-        for seq, row in conn.execute("SELECT e.seq, to_jsonb(e) FROM public.events e WHERE e.seq > %s "
-                                     "ORDER BY e.seq", (from_seq,)):
+        for seq, row in conn.execute(
+            "SELECT e.seq, to_jsonb(e) FROM public.events e WHERE e.seq > %s ORDER BY e.seq", (from_seq,)
+        ):
             lines.append(json.dumps(row, sort_keys=True, separators=(",", ":")).encode() + b"\n")
             last_seq, last_hash = int(seq), row.get("hash")
         conn.rollback()
     body = b"".join(lines)
     key = eventstore_key(day)
-    store.s3.put_object(Bucket=store.bucket, Key=key, Body=body, ContentType="application/x-ndjson",
-                        ObjectLockMode=EXPORT_LOCK_MODE,
-                        ObjectLockRetainUntilDate=lock_until(now + EXPORT_LOCK_DAYS * 86400.0))
-    return {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
-            "from_seq": from_seq, "to_seq": last_seq, "count": len(lines), "last_hash": last_hash}
+    store.s3.put_object(
+        Bucket=store.bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/x-ndjson",
+        ObjectLockMode=EXPORT_LOCK_MODE,
+        ObjectLockRetainUntilDate=lock_until(now + EXPORT_LOCK_DAYS * 86400.0),
+    )
+    return {
+        "key": key,
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "size": len(body),
+        "from_seq": from_seq,
+        "to_seq": last_seq,
+        "count": len(lines),
+        "last_hash": last_hash,
+    }
 
 
 def _listing(store: BackupStore, bucket: str) -> list[dict]:
-    return [{"key": v.key, "version_id": v.version_id, "size": v.size, "etag": v.etag,
-             "last_modified": v.last_modified.isoformat() if v.last_modified else None,
-             "is_latest": v.is_latest, "delete_marker": v.delete_marker}
-            for v in store.versions(bucket)]
+    return [
+        {
+            "key": v.key,
+            "version_id": v.version_id,
+            "size": v.size,
+            "etag": v.etag,
+            "last_modified": v.last_modified.isoformat() if v.last_modified else None,
+            "is_latest": v.is_latest,
+            "delete_marker": v.delete_marker,
+        }
+        for v in store.versions(bucket)
+    ]
 
 
 def daily_inventory(store: BackupStore, buckets: list[str], dsn: str, now: float) -> str:
     day = day_of(now)
     eventstore = _export_events(store, dsn, day, _previous_to_seq(store, day), now)
-    inventory: dict[str, Any] = {"day": day, "at": now, "buckets": {b: _listing(store, b) for b in buckets},
-                                 "eventstore": eventstore}
+    inventory: dict[str, Any] = {
+        "day": day,
+        "at": now,
+        "buckets": {b: _listing(store, b) for b in buckets},
+        "eventstore": eventstore,
+    }
     key = inventory_key(day)
-    store.s3.put_object(Bucket=store.bucket, Key=key, ContentType="application/json",
-                        Body=json.dumps(inventory, sort_keys=True, indent=1).encode())
-    log.info("inventory %s written: %d object versions in %d buckets, %s events", key,
-             sum(len(v) for v in inventory["buckets"].values()), len(buckets),
-             eventstore["count"] if eventstore else "no")
+    store.s3.put_object(
+        Bucket=store.bucket,
+        Key=key,
+        ContentType="application/json",
+        Body=json.dumps(inventory, sort_keys=True, indent=1).encode(),
+    )
+    log.info(
+        "inventory %s written: %d object versions in %d buckets, %s events",
+        key,
+        sum(len(v) for v in inventory["buckets"].values()),
+        len(buckets),
+        eventstore["count"] if eventstore else "no",
+    )
     return key

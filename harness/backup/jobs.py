@@ -27,15 +27,22 @@ from harness.backup.store import BackupStore
 
 
 class BackupJobs:
-    def __init__(self, store: BackupStore, vault: KeyVault, dsn: str, pg_bin: Path,
-                 evidence_buckets: tuple[str, ...] | list[str] = (), workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: BackupStore,
+        vault: KeyVault,
+        dsn: str,
+        pg_bin: Path,
+        evidence_buckets: tuple[str, ...] | list[str] = (),
+        workdir: Path | None = None,
+    ) -> None:
         self.store = store
         self.vault = vault
         self.dsn = dsn
         self.pg_bin = Path(pg_bin)
         self.evidence_buckets = list(evidence_buckets)
         self.workdir = workdir
-        self.deleted: list[str] = []          # snapshot ids the last retention deleted
+        self.deleted: list[str] = []  # snapshot ids the last retention deleted
 
     def last_times(self) -> tuple[float | None, float | None, float | None]:
         """(last hourly snapshot, last export, last inventory), Control Plane clock, None = never."""

@@ -100,8 +100,12 @@ class KeyVault:
 
     def _put(self, retention_days: float) -> str:
         response = self.s3.put_object(
-            Bucket=self.bucket, Key=self.object_key, Body=os.urandom(KEY_BYTES),
-            ObjectLockMode=LOCK_MODE, ObjectLockRetainUntilDate=lock_until(time.time() + retention_days * 86400))
+            Bucket=self.bucket,
+            Key=self.object_key,
+            Body=os.urandom(KEY_BYTES),
+            ObjectLockMode=LOCK_MODE,
+            ObjectLockRetainUntilDate=lock_until(time.time() + retention_days * 86400),
+        )
         return str(response["VersionId"])
 
     def key(self, version: str | None = None) -> bytes:
@@ -112,16 +116,17 @@ class KeyVault:
                     raise KeyDeleted(f"key {self.name!r} is soft-deleted")
                 body = self.s3.get_object(Bucket=self.bucket, Key=self.object_key)["Body"].read()
             else:
-                body = self.s3.get_object(Bucket=self.bucket, Key=self.object_key,
-                                          VersionId=version)["Body"].read()
+                body = self.s3.get_object(Bucket=self.bucket, Key=self.object_key, VersionId=version)["Body"].read()
         except botocore.exceptions.ClientError as exc:
             if is_missing(exc) or error_code(exc) in ("InvalidArgument", "400"):
-                raise KeyMissing(f"key {self.name!r}" + (f" version {version}" if version else "")
-                                 + " does not exist") from None
+                raise KeyMissing(
+                    f"key {self.name!r}" + (f" version {version}" if version else "") + " does not exist"
+                ) from None
             raise
         if len(body) != KEY_BYTES:
-            raise KeyVaultError(f"key {self.name!r} version {version or 'current'} is {len(body)} bytes, "
-                                f"not {KEY_BYTES}")
+            raise KeyVaultError(
+                f"key {self.name!r} version {version or 'current'} is {len(body)} bytes, not {KEY_BYTES}"
+            )
         return body
 
     def soft_delete(self) -> str:
@@ -146,6 +151,8 @@ class KeyVault:
             self.s3.delete_object(Bucket=self.bucket, Key=self.object_key, VersionId=version)
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) in ("AccessDenied", "InvalidRequest"):
-                raise PurgeRefused(f"key {self.name!r} version {version}: the store refused the purge "
-                                   f"({error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')})") from None
+                raise PurgeRefused(
+                    f"key {self.name!r} version {version}: the store refused the purge "
+                    f"({error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')})"
+                ) from None
             raise

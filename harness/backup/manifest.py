@@ -63,8 +63,13 @@ def new_snapshot_id(taken_at: float, suffix: str) -> str:
 
 
 def valid_snapshot_id(snapshot_id: str) -> bool:
-    return (isinstance(snapshot_id, str) and 0 < len(snapshot_id) <= 100 and "/" not in snapshot_id
-            and snapshot_id.strip() == snapshot_id and snapshot_id not in (".", ".."))
+    return (
+        isinstance(snapshot_id, str)
+        and 0 < len(snapshot_id) <= 100
+        and "/" not in snapshot_id
+        and snapshot_id.strip() == snapshot_id
+        and snapshot_id not in (".", "..")
+    )
 
 
 def _short(digest: str) -> str:
@@ -102,13 +107,19 @@ class Manifest:
     # ---- serialisation -----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dict(self.extra),
-                "snapshot_id": self.snapshot_id, "kind": self.kind, "taken_at": self.taken_at,
-                "source": self.source,
-                "objects": [{"key": o.key, "sha256": o.sha256, "size": o.size} for o in self.objects],
-                "encryption": dict(self.encryption), "tables": dict(self.tables),
-                "chain": dict(self.chain) if self.chain is not None else None,
-                "approvals": self.approvals, "format": self.format}
+        return {
+            **dict(self.extra),
+            "snapshot_id": self.snapshot_id,
+            "kind": self.kind,
+            "taken_at": self.taken_at,
+            "source": self.source,
+            "objects": [{"key": o.key, "sha256": o.sha256, "size": o.size} for o in self.objects],
+            "encryption": dict(self.encryption),
+            "tables": dict(self.tables),
+            "chain": dict(self.chain) if self.chain is not None else None,
+            "approvals": self.approvals,
+            "format": self.format,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, indent=1)
@@ -117,8 +128,22 @@ class Manifest:
     def from_dict(cls, data: Any) -> Manifest:
         if not isinstance(data, dict):
             raise ManifestError("manifest is not a JSON object")
-        missing = [k for k in ("snapshot_id", "kind", "taken_at", "source", "objects", "encryption",
-                               "tables", "chain", "approvals", "format") if k not in data]
+        missing = [
+            k
+            for k in (
+                "snapshot_id",
+                "kind",
+                "taken_at",
+                "source",
+                "objects",
+                "encryption",
+                "tables",
+                "chain",
+                "approvals",
+                "format",
+            )
+            if k not in data
+        ]
         if missing:
             raise ManifestError(f"manifest lacks {', '.join(missing)}")
         objects = data["objects"]
@@ -128,12 +153,31 @@ class Manifest:
             refs = tuple(ObjectRef(o["key"], o["sha256"], o["size"]) for o in objects)
         except KeyError as exc:
             raise ManifestError(f"a manifest object lacks {exc.args[0]}") from None
-        known = {"snapshot_id", "kind", "taken_at", "source", "objects", "encryption", "tables", "chain",
-                 "approvals", "format"}
-        return cls(snapshot_id=data["snapshot_id"], kind=data["kind"], taken_at=data["taken_at"],
-                   source=data["source"], objects=refs, encryption=data["encryption"],
-                   tables=data["tables"], chain=data["chain"], approvals=data["approvals"],
-                   format=data["format"], extra={k: v for k, v in data.items() if k not in known})
+        known = {
+            "snapshot_id",
+            "kind",
+            "taken_at",
+            "source",
+            "objects",
+            "encryption",
+            "tables",
+            "chain",
+            "approvals",
+            "format",
+        }
+        return cls(
+            snapshot_id=data["snapshot_id"],
+            kind=data["kind"],
+            taken_at=data["taken_at"],
+            source=data["source"],
+            objects=refs,
+            encryption=data["encryption"],
+            tables=data["tables"],
+            chain=data["chain"],
+            approvals=data["approvals"],
+            format=data["format"],
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
@@ -173,10 +217,19 @@ class Manifest:
 
     def as_export(self) -> Manifest:
         """The same snapshot as a cross-region export (same id, objects and contents)."""
-        return Manifest(snapshot_id=self.snapshot_id, kind="export", taken_at=self.taken_at,
-                        source=self.source, objects=self.objects, encryption=self.encryption,
-                        tables=self.tables, chain=self.chain, approvals=self.approvals,
-                        format=self.format, extra=self.extra)
+        return Manifest(
+            snapshot_id=self.snapshot_id,
+            kind="export",
+            taken_at=self.taken_at,
+            source=self.source,
+            objects=self.objects,
+            encryption=self.encryption,
+            tables=self.tables,
+            chain=self.chain,
+            approvals=self.approvals,
+            format=self.format,
+            extra=self.extra,
+        )
 
 
 def _validate(m: Manifest) -> None:
@@ -184,8 +237,7 @@ def _validate(m: Manifest) -> None:
         raise ManifestError(f"bad snapshot_id {m.snapshot_id!r}")
     if m.kind not in KINDS:
         raise ManifestError(f"kind must be one of {', '.join(KINDS)}, not {m.kind!r}")
-    if (isinstance(m.taken_at, bool) or not isinstance(m.taken_at, (int, float))
-            or not math.isfinite(m.taken_at)):
+    if isinstance(m.taken_at, bool) or not isinstance(m.taken_at, (int, float)) or not math.isfinite(m.taken_at):
         raise ManifestError("taken_at must be epoch seconds")
     if not isinstance(m.source, str):
         raise ManifestError("source must be a string")
@@ -205,7 +257,8 @@ def _validate(m: Manifest) -> None:
         if not isinstance(enc.get(name), str) or not enc.get(name):
             raise ManifestError(f"encryption.{name} must be a non-empty string")
     if not isinstance(m.tables, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in m.tables.items()):
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in m.tables.items()
+    ):
         raise ManifestError("tables must map table names to row counts")
     if m.chain is not None and (not isinstance(m.chain, Mapping) or set(m.chain) != {"last_seq", "last_hash"}):
         raise ManifestError("chain must be {last_seq, last_hash} or null")

@@ -47,13 +47,21 @@ def tool_env(password: str | None) -> dict[str, str]:
     return env
 
 
-def run_tool(pg_bin: Path, tool: str, args: list[str], dsn: str,
-             timeout: float = 3600.0) -> subprocess.CompletedProcess:
+def run_tool(
+    pg_bin: Path, tool: str, args: list[str], dsn: str, timeout: float = 3600.0
+) -> subprocess.CompletedProcess:
     """Run ``pg_bin/tool args --no-password --dbname <dsn without its password>``."""
     conninfo, password = split_password(dsn)
     cmd = [str(Path(pg_bin) / tool), *args, "--no-password", "--dbname", conninfo]
-    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=tool_env(password), start_new_session=True) as child:
+    with subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=tool_env(password),
+        start_new_session=True,
+    ) as child:
         try:
             stdout, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -70,14 +70,14 @@ class RestoreError(RuntimeError):
 class Candidate:
     snapshot_id: str
     taken_at: float
-    verdict: str                # "restored" | "refused" | "failed"
-    phase: str | None           # where it was refused or failed: age, download, verify, decrypt, rehydrate
+    verdict: str  # "restored" | "refused" | "failed"
+    phase: str | None  # where it was refused or failed: age, download, verify, decrypt, rehydrate
     reason: str
 
 
 @dataclass
 class RestoreOutcome:
-    manifest: Manifest | None                     # the snapshot restored, None when none was
+    manifest: Manifest | None  # the snapshot restored, None when none was
     bucket: str
     candidates: list[Candidate] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})
@@ -99,9 +99,16 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def restore(store: BackupStore, vault: KeyVault, rehydrate: Callable[[Path], None], bucket: str | None = None,
-            verify: bool = True, emit: Emit = lambda kind, name, detail: None,
-            not_before: float | None = None, workdir: Path | None = None) -> RestoreOutcome:
+def restore(
+    store: BackupStore,
+    vault: KeyVault,
+    rehydrate: Callable[[Path], None],
+    bucket: str | None = None,
+    verify: bool = True,
+    emit: Emit = lambda kind, name, detail: None,
+    not_before: float | None = None,
+    workdir: Path | None = None,
+) -> RestoreOutcome:
     """See the module docstring. emit(kind, name, detail): name is the snapshot id (or "restore")."""
     bucket = bucket or store.bucket
     started = time.monotonic()
@@ -111,8 +118,9 @@ def restore(store: BackupStore, vault: KeyVault, rehydrate: Callable[[Path], Non
         sid = manifest.snapshot_id
         try:
             if not_before is not None and manifest.taken_at < not_before:
-                raise _Refused("age", f"taken at {_iso(manifest.taken_at)}, before the plan's oldest "
-                                      f"acceptable {_iso(not_before)}")
+                raise _Refused(
+                    "age", f"taken at {_iso(manifest.taken_at)}, before the plan's oldest acceptable {_iso(not_before)}"
+                )
             with tempfile.TemporaryDirectory(prefix="drill-restore-", dir=workdir) as tmp:
                 plain = _fetch_and_open(store, vault, manifest, bucket, Path(tmp), verify, emit, outcome)
                 t0 = time.monotonic()
@@ -122,8 +130,11 @@ def restore(store: BackupStore, vault: KeyVault, rehydrate: Callable[[Path], Non
                     outcome.phase_seconds["rehydrate"] += time.monotonic() - t0
                     reason = f"rehydrate failed: {type(exc).__name__}: {exc}"
                     outcome.candidates.append(Candidate(sid, manifest.taken_at, "failed", "rehydrate", reason))
-                    emit("restore_failed", sid, {"snapshot_id": sid, "phase": "rehydrate", "reason": reason,
-                                                 "tried": len(outcome.candidates)})
+                    emit(
+                        "restore_failed",
+                        sid,
+                        {"snapshot_id": sid, "phase": "rehydrate", "reason": reason, "tried": len(outcome.candidates)},
+                    )
                     log.warning("restore of %s failed while rehydrating: %s", sid, reason)
                     return outcome
                 seconds = time.monotonic() - t0
@@ -131,30 +142,57 @@ def restore(store: BackupStore, vault: KeyVault, rehydrate: Callable[[Path], Non
                 emit("restore_rehydrate", sid, {"snapshot_id": sid, "seconds": seconds})
         except _Refused as refused:
             outcome.candidates.append(Candidate(sid, manifest.taken_at, "refused", refused.phase, refused.reason))
-            emit("restore_refused", sid, {"snapshot_id": sid, "taken_at": manifest.taken_at,
-                                          "phase": refused.phase, "reason": refused.reason})
+            emit(
+                "restore_refused",
+                sid,
+                {"snapshot_id": sid, "taken_at": manifest.taken_at, "phase": refused.phase, "reason": refused.reason},
+            )
             log.warning("snapshot %s refused (%s): %s", sid, refused.phase, refused.reason)
             continue
         outcome.manifest = manifest
         outcome.key_version = manifest.encryption["key_version"]
         outcome.candidates.append(Candidate(sid, manifest.taken_at, "restored", None, "restored"))
-        emit("restore_done", sid, {
-            "snapshot_id": sid, "snapshot_kind": manifest.kind, "bucket": bucket, "taken_at": manifest.taken_at,
-            "key_version": outcome.key_version, "tables": dict(manifest.tables),
-            "chain": dict(manifest.chain) if manifest.chain is not None else None,
-            "approvals": manifest.approvals, "seconds": time.monotonic() - started,
-            "tried": len(outcome.candidates)})
+        emit(
+            "restore_done",
+            sid,
+            {
+                "snapshot_id": sid,
+                "snapshot_kind": manifest.kind,
+                "bucket": bucket,
+                "taken_at": manifest.taken_at,
+                "key_version": outcome.key_version,
+                "tables": dict(manifest.tables),
+                "chain": dict(manifest.chain) if manifest.chain is not None else None,
+                "approvals": manifest.approvals,
+                "seconds": time.monotonic() - started,
+                "tried": len(outcome.candidates),
+            },
+        )
         log.info("restored snapshot %s from %s after %d candidates", sid, bucket, len(outcome.candidates))
         return outcome
-    reason = (f"no snapshot could be restored from {bucket} ({len(outcome.candidates)} tried)" if manifests
-              else f"no snapshot in {bucket}")
-    emit("restore_failed", "restore", {"snapshot_id": None, "phase": None, "reason": reason,
-                                       "tried": len(outcome.candidates)})
+    reason = (
+        f"no snapshot could be restored from {bucket} ({len(outcome.candidates)} tried)"
+        if manifests
+        else f"no snapshot in {bucket}"
+    )
+    emit(
+        "restore_failed",
+        "restore",
+        {"snapshot_id": None, "phase": None, "reason": reason, "tried": len(outcome.candidates)},
+    )
     return outcome
 
 
-def _fetch_and_open(store: BackupStore, vault: KeyVault, manifest: Manifest, bucket: str, tmp: Path,
-                    verify: bool, emit: Emit, outcome: RestoreOutcome) -> Path:
+def _fetch_and_open(
+    store: BackupStore,
+    vault: KeyVault,
+    manifest: Manifest,
+    bucket: str,
+    tmp: Path,
+    verify: bool,
+    emit: Emit,
+    outcome: RestoreOutcome,
+) -> Path:
     """Steps 1-3 for one snapshot: the path of its decrypted dump, or _Refused."""
     sid = manifest.snapshot_id
     t0 = time.monotonic()
@@ -169,8 +207,16 @@ def _fetch_and_open(store: BackupStore, vault: KeyVault, manifest: Manifest, buc
             unreadable.append(f"{ref.key}: unreadable ({type(exc).__name__}: {str(exc).strip()[:200]})")
     seconds = time.monotonic() - t0
     outcome.phase_seconds["download"] += seconds
-    emit("restore_download", sid, {"snapshot_id": sid, "bucket": bucket, "seconds": seconds,
-                                   "bytes": sum(p.stat().st_size for p in paths.values())})
+    emit(
+        "restore_download",
+        sid,
+        {
+            "snapshot_id": sid,
+            "bucket": bucket,
+            "seconds": seconds,
+            "bytes": sum(p.stat().st_size for p in paths.values()),
+        },
+    )
     if unreadable:
         raise _Refused("download", "; ".join(unreadable))
     missing = [ref.key for ref in manifest.objects if ref.key not in paths]
@@ -182,8 +228,7 @@ def _fetch_and_open(store: BackupStore, vault: KeyVault, manifest: Manifest, buc
         reasons = manifest.mismatches({key: crypto.file_digest(path) for key, path in paths.items()})
         seconds = time.monotonic() - t0
         outcome.phase_seconds["verify"] += seconds
-        emit("restore_verify", sid, {"snapshot_id": sid, "ok": not reasons, "reasons": reasons,
-                                     "seconds": seconds})
+        emit("restore_verify", sid, {"snapshot_id": sid, "ok": not reasons, "reasons": reasons, "seconds": seconds})
         if reasons:
             raise _Refused("verify", "; ".join(reasons))
 
@@ -193,32 +238,43 @@ def _fetch_and_open(store: BackupStore, vault: KeyVault, manifest: Manifest, buc
         plain = tmp / "dump.pgc"
         try:
             if enc["key_name"] != vault.name:
-                raise _Refused("decrypt", f"encrypted with key {enc['key_name']!r}, the vault given holds "
-                                          f"{vault.name!r}")
+                raise _Refused(
+                    "decrypt", f"encrypted with key {enc['key_name']!r}, the vault given holds {vault.name!r}"
+                )
             if vault.is_deleted():
-                raise _Refused("decrypt", f"key {vault.name!r} is soft-deleted in the key vault "
-                                          f"(recover it first)")
+                raise _Refused("decrypt", f"key {vault.name!r} is soft-deleted in the key vault (recover it first)")
             key = vault.key(enc["key_version"])
-            crypto.decrypt_file(paths[manifest.object(DUMP_NAME).key], plain, key, bytes.fromhex(enc["nonce"]),
-                                sid.encode())
+            crypto.decrypt_file(
+                paths[manifest.object(DUMP_NAME).key], plain, key, bytes.fromhex(enc["nonce"]), sid.encode()
+            )
         except _Refused:
             raise
         except crypto.DecryptError as exc:
             raise _Refused("decrypt", f"{manifest.object(DUMP_NAME).key}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - the key vault, a bad nonce, ...: refused with why
-            raise _Refused("decrypt", f"key {enc.get('key_name')} version {enc.get('key_version')}: "
-                                      f"{type(exc).__name__}: {exc}") from None
+            raise _Refused(
+                "decrypt", f"key {enc.get('key_name')} version {enc.get('key_version')}: {type(exc).__name__}: {exc}"
+            ) from None
     finally:
         seconds = time.monotonic() - t0
         outcome.phase_seconds["decrypt"] += seconds
-    emit("restore_decrypt", sid, {"snapshot_id": sid, "key_name": enc["key_name"],
-                                  "key_version": enc["key_version"], "seconds": seconds})
+    emit(
+        "restore_decrypt",
+        sid,
+        {"snapshot_id": sid, "key_name": enc["key_name"], "key_version": enc["key_version"], "seconds": seconds},
+    )
     return plain
 
 
-def pg_restore_into(admin_dsn: str, pg_bin: Path, dump: Path, database: str = "controlplane",
-                    owner: str = "controlplane", owner_password: str | None = None,
-                    timeout: float = 3600.0) -> None:
+def pg_restore_into(
+    admin_dsn: str,
+    pg_bin: Path,
+    dump: Path,
+    database: str = "controlplane",
+    owner: str = "controlplane",
+    owner_password: str | None = None,
+    timeout: float = 3600.0,
+) -> None:
     """See the module docstring."""
     try:
         with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
@@ -231,10 +287,16 @@ def pg_restore_into(admin_dsn: str, pg_bin: Path, dump: Path, database: str = "c
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), role))
     except psycopg.Error as exc:
-        raise RestoreError(f"cannot prepare role {owner!r} and database {database!r}: "
-                           f"{type(exc).__name__}: {str(exc).strip()}") from None
+        raise RestoreError(
+            f"cannot prepare role {owner!r} and database {database!r}: {type(exc).__name__}: {str(exc).strip()}"
+        ) from None
     try:
-        run_tool(pg_bin, "pg_restore", ["--exit-on-error", "--single-transaction", str(dump)],
-                 with_dbname(admin_dsn, database), timeout=timeout)
+        run_tool(
+            pg_bin,
+            "pg_restore",
+            ["--exit-on-error", "--single-transaction", str(dump)],
+            with_dbname(admin_dsn, database),
+            timeout=timeout,
+        )
     except ToolError as exc:
         raise RestoreError(f"pg_restore of {Path(dump).name} into database {database!r} failed: {exc}") from None

@@ -46,16 +46,14 @@ def apply_retention(store: BackupStore, now: float, store_now: float | None = No
         if not export_expired(manifest.taken_at, now):
             continue
         versions = store.versions(store.dr_bucket, snapshot_prefix(manifest.snapshot_id))
-        untils = [store.retain_until(store.dr_bucket, v.key, v.version_id)
-                  for v in versions if not v.delete_marker]
+        untils = [store.retain_until(store.dr_bucket, v.key, v.version_id) for v in versions if not v.delete_marker]
         if not lock_expired([u.timestamp() if u else None for u in untils], store_now):
             log.info("export %s is past 90 days but still locked: kept", manifest.snapshot_id)
             continue
         try:
             _delete_snapshot(store, store.dr_bucket, manifest.snapshot_id)
         except botocore.exceptions.ClientError as exc:
-            log.warning("export %s: the store refused its deletion (%s): kept", manifest.snapshot_id,
-                        error_code(exc))
+            log.warning("export %s: the store refused its deletion (%s): kept", manifest.snapshot_id, error_code(exc))
             continue
         deleted.append(manifest.snapshot_id)
     if deleted:

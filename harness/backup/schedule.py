@@ -50,8 +50,7 @@ def inventory_due(now: float, last_inventory: float | None) -> bool:
     return last_inventory is None or day_of(last_inventory) != day_of(now)
 
 
-def due(now: float, last_hourly: float | None, last_export: float | None,
-        last_inventory: float | None) -> list[str]:
+def due(now: float, last_hourly: float | None, last_export: float | None, last_inventory: float | None) -> list[str]:
     """What is due now (see the module docstring), in the order it must run."""
     jobs = []
     if hourly_due(now, last_hourly):

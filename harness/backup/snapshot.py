@@ -55,11 +55,17 @@ class SnapshotError(RuntimeError):
 
 def read_state(conn: psycopg.Connection) -> dict:
     """In the caller's transaction: row counts of schema public, chain head, approvals, clock, source."""
-    tables = [r[0] for r in conn.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1")]
-    counts = {t: int(value_of(conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(t)))))
-              for t in tables}
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1"
+        )
+    ]
+    counts = {
+        t: int(value_of(conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(t)))))
+        for t in tables
+    }
     chain = None
     if "event_chain_head" in counts:
         row = conn.execute("SELECT last_seq, last_hash FROM public.event_chain_head ORDER BY 1 LIMIT 1").fetchone()
@@ -67,20 +73,27 @@ def read_state(conn: psycopg.Connection) -> dict:
             chain = {"last_seq": int(row[0]), "last_hash": str(row[1])}
     approvals = None
     if "events" in counts:
-        approvals = int(value_of(conn.execute(
-            "SELECT count(*) FROM public.events WHERE type = 'ApprovalRecorded'")))
-    cluster = conn.execute("SELECT current_setting('cluster_name'), "
-                           "coalesce(host(inet_server_addr()), 'local'), inet_server_port()").fetchone()
+        approvals = int(value_of(conn.execute("SELECT count(*) FROM public.events WHERE type = 'ApprovalRecorded'")))
+    cluster = conn.execute(
+        "SELECT current_setting('cluster_name'), coalesce(host(inet_server_addr()), 'local'), inet_server_port()"
+    ).fetchone()
     if cluster is None:
         raise psycopg.DataError("the server's name and address could not be read")
     source = cluster[0].rsplit("/", 1)[-1] if cluster[0] else f"{cluster[1]}:{cluster[2]}"
-    return {"tables": counts, "chain": chain, "approvals": approvals, "taken_at": cp_clock(conn),
-            "source": source}
+    return {"tables": counts, "chain": chain, "approvals": approvals, "taken_at": cp_clock(conn), "source": source}
 
 
-def take_snapshot(dsn: str, pg_bin: Path, store: BackupStore, vault: KeyVault, kind: str = "hourly",
-                  bucket: str | None = None, workdir: Path | None = None,
-                  source: str | None = None, dump_timeout: float = 3600.0) -> Manifest:
+def take_snapshot(
+    dsn: str,
+    pg_bin: Path,
+    store: BackupStore,
+    vault: KeyVault,
+    kind: str = "hourly",
+    bucket: str | None = None,
+    workdir: Path | None = None,
+    source: str | None = None,
+    dump_timeout: float = 3600.0,
+) -> Manifest:
     """See the module docstring. ``source`` overrides the node name read from cluster_name."""
     if kind not in ("hourly", "export"):
         raise ValueError(f"kind must be hourly or export, not {kind!r}")
@@ -93,16 +106,18 @@ def take_snapshot(dsn: str, pg_bin: Path, store: BackupStore, vault: KeyVault, k
         try:
             conn = psycopg.connect(dsn, autocommit=False, connect_timeout=10)
         except psycopg.Error as exc:
-            raise SnapshotError(f"cannot connect to the database: "
-                                f"{redact(str(exc).strip(), split_password(dsn)[1])}") from None
+            raise SnapshotError(
+                f"cannot connect to the database: {redact(str(exc).strip(), split_password(dsn)[1])}"
+            ) from None
         with conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             exported = value_of(conn.execute("SELECT pg_export_snapshot()"))
             state = read_state(conn)
             try:
-                run_tool(pg_bin, "pg_dump", ["-Fc", f"--snapshot={exported}", "-f", str(plain)], dsn,
-                         timeout=dump_timeout)
+                run_tool(
+                    pg_bin, "pg_dump", ["-Fc", f"--snapshot={exported}", "-f", str(plain)], dsn, timeout=dump_timeout
+                )
             except Exception as exc:
                 raise SnapshotError(f"pg_dump of the snapshot failed: {exc}") from None
             conn.rollback()
@@ -111,22 +126,41 @@ def take_snapshot(dsn: str, pg_bin: Path, store: BackupStore, vault: KeyVault, k
         sha256, size = crypto.encrypt_file(plain, sealed, key, nonce, snapshot_id.encode())
         dump_key = object_key(snapshot_id)
         manifest = Manifest(
-            snapshot_id=snapshot_id, kind=kind, taken_at=state["taken_at"], source=source or state["source"],
+            snapshot_id=snapshot_id,
+            kind=kind,
+            taken_at=state["taken_at"],
+            source=source or state["source"],
             objects=(ObjectRef(dump_key, sha256, size),),
             encryption={"alg": ALG, "key_name": vault.name, "key_version": key_version, "nonce": nonce.hex()},
-            tables=state["tables"], chain=state["chain"], approvals=state["approvals"], format=FORMAT)
+            tables=state["tables"],
+            chain=state["chain"],
+            approvals=state["approvals"],
+            format=FORMAT,
+        )
         lock = _lock_args(store, bucket, manifest.taken_at)
         with open(sealed, "rb") as body:
             store.s3.put_object(Bucket=bucket, Key=dump_key, Body=body, **lock)
-    store.s3.put_object(Bucket=bucket, Key=manifest_key(snapshot_id), Body=manifest.to_json().encode(),
-                        ContentType="application/json", **lock)
-    log.info("snapshot %s (%s) of %s taken into %s: %d bytes, %d tables, in %.2f s", snapshot_id, kind,
-             manifest.source, bucket, size, len(manifest.tables), time.monotonic() - started)
+    store.s3.put_object(
+        Bucket=bucket,
+        Key=manifest_key(snapshot_id),
+        Body=manifest.to_json().encode(),
+        ContentType="application/json",
+        **lock,
+    )
+    log.info(
+        "snapshot %s (%s) of %s taken into %s: %d bytes, %d tables, in %.2f s",
+        snapshot_id,
+        kind,
+        manifest.source,
+        bucket,
+        size,
+        len(manifest.tables),
+        time.monotonic() - started,
+    )
     return manifest
 
 
-def _lock_args(store: BackupStore, bucket: str, taken_at: float,
-               days: float = EXPORT_RETENTION_DAYS) -> dict:
+def _lock_args(store: BackupStore, bucket: str, taken_at: float, days: float = EXPORT_RETENTION_DAYS) -> dict:
     if bucket not in store.locked_buckets:
         return {}
     return {"ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": lock_until(retain_until(taken_at, days))}

@@ -71,8 +71,9 @@ class Version:
 class BackupStore:
     """The backup service's buckets on one S3 endpoint (see the module docstring)."""
 
-    def __init__(self, s3, bucket: str = "backups", dr_bucket: str = "backups-dr",
-                 vault_bucket: str = "keyvault") -> None:
+    def __init__(
+        self, s3, bucket: str = "backups", dr_bucket: str = "backups-dr", vault_bucket: str = "keyvault"
+    ) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.dr_bucket = dr_bucket
@@ -86,7 +87,7 @@ class BackupStore:
         """Create the buckets that are missing; versioning everywhere, Object Lock on the locked
         ones (enabled on an existing versioned bucket too). Safe to call again."""
         for name in (self.bucket, self.dr_bucket, self.vault_bucket):
-            locked = name in self.locked_buckets or name == self.bucket   # bucket: the event-store exports
+            locked = name in self.locked_buckets or name == self.bucket  # bucket: the event-store exports
             if not self._exists(name):
                 try:
                     kwargs: dict[str, Any] = {"Bucket": name}
@@ -101,7 +102,8 @@ class BackupStore:
                 self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             if locked and not self.lock_enabled(name):
                 self.s3.put_object_lock_configuration(
-                    Bucket=name, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+                    Bucket=name, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"}
+                )
         return self
 
     def _exists(self, name: str) -> bool:
@@ -157,12 +159,29 @@ class BackupStore:
         found: list[Version] = []
         for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Versions", []):
-                found.append(Version(item["Key"], str(item.get("VersionId")), item.get("Size"),
-                                     (item.get("ETag") or "").strip('"') or None, item.get("LastModified"),
-                                     bool(item.get("IsLatest")), False))
+                found.append(
+                    Version(
+                        item["Key"],
+                        str(item.get("VersionId")),
+                        item.get("Size"),
+                        (item.get("ETag") or "").strip('"') or None,
+                        item.get("LastModified"),
+                        bool(item.get("IsLatest")),
+                        False,
+                    )
+                )
             for item in page.get("DeleteMarkers", []):
-                found.append(Version(item["Key"], str(item.get("VersionId")), None, None,
-                                     item.get("LastModified"), bool(item.get("IsLatest")), True))
+                found.append(
+                    Version(
+                        item["Key"],
+                        str(item.get("VersionId")),
+                        None,
+                        None,
+                        item.get("LastModified"),
+                        bool(item.get("IsLatest")),
+                        True,
+                    )
+                )
         return found
 
     def retain_until(self, bucket: str, key: str, version_id: str) -> dt.datetime | None:

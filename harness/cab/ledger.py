@@ -43,10 +43,11 @@ class CabKeyError(InputError):
     """The CAB key cannot be read or is not a key: the message names the file and the fix."""
 
 
-KEY_FILE_MAX = 4 * KiB        # a key is 32 bytes (64 hex digits); a key file is never larger than this
+KEY_FILE_MAX = 4 * KiB  # a key is 32 bytes (64 hex digits); a key file is never larger than this
 
 
 # ---- the key ------------------------------------------------------------------------------------
+
 
 def default_key_path() -> Path:
     env = os.environ.get("DRILL_CAB_KEY")
@@ -77,8 +78,10 @@ def load_key(path: str | os.PathLike[str] | None = None, create: bool = False) -
         data = read_capped(path, KEY_FILE_MAX, "the CAB key")
     except FileNotFoundError:
         if not create:
-            raise CabKeyError(f"{printable(path)}: no CAB key; give the key the log was written with (--cab-key "
-                              f"FILE or $DRILL_CAB_KEY)") from None
+            raise CabKeyError(
+                f"{printable(path)}: no CAB key; give the key the log was written with (--cab-key "
+                f"FILE or $DRILL_CAB_KEY)"
+            ) from None
         return _create_key(path)
     except InputError as exc:
         raise CabKeyError(f"{exc} (a CAB key file holds 64 hex digits, e.g. from `openssl rand -hex 32`)") from None
@@ -88,8 +91,10 @@ def load_key(path: str | os.PathLike[str] | None = None, create: bool = False) -
     except (UnicodeDecodeError, ValueError):
         secret = data
     if len(secret) < KEY_BYTES:
-        raise CabKeyError(f"{printable(path)}: a CAB key needs at least {KEY_BYTES} bytes (e.g. `openssl rand -hex "
-                          f"32 > {printable(path)}`), this one has {len(secret)}")
+        raise CabKeyError(
+            f"{printable(path)}: a CAB key needs at least {KEY_BYTES} bytes (e.g. `openssl rand -hex "
+            f"32 > {printable(path)}`), this one has {len(secret)}"
+        )
     return CabKey(secret, path)
 
 
@@ -98,19 +103,25 @@ def _create_key(path: Path) -> CabKey:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:          # another drill made it first: use theirs
+    except FileExistsError:  # another drill made it first: use theirs
         return load_key(path)
     except OSError as exc:
-        raise CabKeyError(f"{printable(path)}: cannot create the CAB key: {exc.strerror or exc}; give "
-                          f"--cab-key FILE or $DRILL_CAB_KEY") from None
+        raise CabKeyError(
+            f"{printable(path)}: cannot create the CAB key: {exc.strerror or exc}; give "
+            f"--cab-key FILE or $DRILL_CAB_KEY"
+        ) from None
     with os.fdopen(fd, "w") as f:
         f.write(secret.hex() + "\n")
-    print(f"drill: created the CAB signing key {path} (0600); keep it from whoever can edit the CAB log, "
-          f"and give it to `drill cab verify`", file=sys.stderr)
+    print(
+        f"drill: created the CAB signing key {path} (0600); keep it from whoever can edit the CAB log, "
+        f"and give it to `drill cab verify`",
+        file=sys.stderr,
+    )
     return CabKey(secret, path)
 
 
 # ---- lines --------------------------------------------------------------------------------------
+
 
 def canonical(entry: dict[str, Any]) -> str:
     """Canonical JSON: sorted keys, no spaces, ASCII only, no NaN."""
@@ -150,28 +161,43 @@ def gates_summary(results: dict[str, Any]) -> dict[str, Any]:
 
 
 SCENARIO_FIGURES = ("rto_seconds", "rpo_seconds", "lost_writes", "duplicated_writes", "availability")
-NOT_RUN = "not_run"     # the verdict of a drill line (or scenario) that could not act: no verdict at all
+NOT_RUN = "not_run"  # the verdict of a drill line (or scenario) that could not act: no verdict at all
 
 
-def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None,
-                 manifest: str | None = None, out_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def drill_record(
+    result: DrillResult,
+    report_path: str | os.PathLike[str] | None,
+    manifest: str | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """What the log keeps of a drill: enough for the matrix, the history and "since last run"
     without its output folder, plus the digest of that folder's manifest."""
     results = result.to_json()
     # a run that could not act (harness.faults.refused): "not_run" with its cause, never a verdict
     not_run = results.get("not_run") or None
     skipped = set((not_run or {}).get("scenarios") or ())
-    scenarios = [{"feature": s.get("feature"), "matrix_row": (s.get("matrix_row") or {}).get("number"),
-                  "verdict": NOT_RUN if s.get("name") in skipped else verdict_text(s.get("verdict")),
-                  **{k: (s.get("measurements") or {}).get(k) for k in SCENARIO_FIGURES}}
-                 for s in results.get("scenarios") or ()]
+    scenarios = [
+        {
+            "feature": s.get("feature"),
+            "matrix_row": (s.get("matrix_row") or {}).get("number"),
+            "verdict": NOT_RUN if s.get("name") in skipped else verdict_text(s.get("verdict")),
+            **{k: (s.get("measurements") or {}).get(k) for k in SCENARIO_FIGURES},
+        }
+        for s in results.get("scenarios") or ()
+    ]
     record = {
         "kind": "drill",
         "drill": results.get("drill"),
         "ha_domain": results.get("ha_domain"),
         # the domains its scenarios drilled (an "all" plan may leave one out, e.g. on containers)
-        "ha_domains": sorted({t.split(":", 1)[1].lstrip() for s in results.get("scenarios") or ()
-                              for t in s.get("tags") or () if t.lstrip("@").startswith("ha-domain:")}),
+        "ha_domains": sorted(
+            {
+                t.split(":", 1)[1].lstrip()
+                for s in results.get("scenarios") or ()
+                for t in s.get("tags") or ()
+                if t.lstrip("@").startswith("ha-domain:")
+            }
+        ),
         "correlation_id": results.get("correlation_id"),
         "started_at": results.get("started_at"),
         "finished_at": results.get("finished_at"),
@@ -190,9 +216,11 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
         "plan_sha256": results.get("plan_sha256"),
         "residual_risk": (results.get("risk") or {}).get("residual"),
     }
-    if results.get("waivers"):      # targets looser than the spec's floors, and the gates judged waived
-        record["waivers"] = [{k: w.get(k) for k in ("gate", "reason", "approved_by", "expires", "target", "floor",
-                                                    "gates")} for w in results["waivers"]]
+    if results.get("waivers"):  # targets looser than the spec's floors, and the gates judged waived
+        record["waivers"] = [
+            {k: w.get(k) for k in ("gate", "reason", "approved_by", "expires", "target", "floor", "gates")}
+            for w in results["waivers"]
+        ]
     if results.get("dry_run"):
         record["dry_run"] = True
     if not_run:
@@ -200,15 +228,21 @@ def drill_record(result: DrillResult, report_path: str | os.PathLike[str] | None
     return record
 
 
-def append_cab_log(path: str | os.PathLike[str], result: DrillResult,
-                   report_path: str | os.PathLike[str] | None = None, key: CabKey | None = None,
-                   manifest: str | None = None, out_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def append_cab_log(
+    path: str | os.PathLike[str],
+    result: DrillResult,
+    report_path: str | os.PathLike[str] | None = None,
+    key: CabKey | None = None,
+    manifest: str | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Append one keyed, chained line for `result` to the log at `path`; returns the entry written."""
     return append_cab_record(path, drill_record(result, report_path, manifest, out_dir), key)
 
 
-def append_cab_record(path: str | os.PathLike[str], record: dict[str, Any],
-                      key: CabKey | None = None) -> dict[str, Any]:
+def append_cab_record(
+    path: str | os.PathLike[str], record: dict[str, Any], key: CabKey | None = None
+) -> dict[str, Any]:
     """Append a keyed, chained line. Besides drills: {"kind": "schedule", "event": "skipped", ...}
     (a scheduled run skipped, missed or late) and {"kind": "report", "event": "rebuilt", ...}, so the
     CAB sees them beside the drills.
@@ -241,9 +275,11 @@ def _open_for_append(path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
-    except OSError as exc:      # a folder, a FIFO without a reader (ENXIO), a parent that is a file
-        raise InputError(f"{printable(path)}: cannot append to the CAB log: {exc.strerror or exc}; give "
-                         f"--cab-log a file (default reports/cab-log.jsonl)") from None
+    except OSError as exc:  # a folder, a FIFO without a reader (ENXIO), a parent that is a file
+        raise InputError(
+            f"{printable(path)}: cannot append to the CAB log: {exc.strerror or exc}; give "
+            f"--cab-log a file (default reports/cab-log.jsonl)"
+        ) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -263,9 +299,10 @@ def check_appendable(path: str | os.PathLike[str]) -> None:
             _last_hash(path)
         elif path.parent.exists() and not path.parent.is_dir():
             raise InputError(f"{printable(path)}: {printable(path.parent)} is not a folder; give --cab-log a file")
-    except OSError as exc:       # a name too long, a folder that cannot be searched
-        raise InputError(f"{printable(path, 200)}: cannot use as the CAB log: {exc.strerror or exc}; give "
-                         f"--cab-log a file") from None
+    except OSError as exc:  # a name too long, a folder that cannot be searched
+        raise InputError(
+            f"{printable(path, 200)}: cannot use as the CAB log: {exc.strerror or exc}; give --cab-log a file"
+        ) from None
 
 
 def _last_hash(path: Path) -> str:
@@ -278,8 +315,10 @@ def _last_hash(path: Path) -> str:
     if not last.complete:
         raise CabLogCorrupt(f"{shown}: last line is incomplete; run `drill cab verify` and repair the log")
     if last.problem is not None or not isinstance(last.entry, dict):
-        raise CabLogCorrupt(f"{shown}: last line is not a CAB log entry ({last.problem or 'not a mapping'}); "
-                            f"run `drill cab verify` and repair the log")
+        raise CabLogCorrupt(
+            f"{shown}: last line is not a CAB log entry ({last.problem or 'not a mapping'}); "
+            f"run `drill cab verify` and repair the log"
+        )
     value = last.entry.get("hash")
     if not isinstance(value, str) or len(value) != 64:
         raise CabLogCorrupt(f"{shown}: last line has no valid hash; run `drill cab verify` and repair the log")
@@ -288,6 +327,7 @@ def _last_hash(path: Path) -> str:
 
 # ---- reading and verifying ----------------------------------------------------------------------
 
+
 @dataclass
 class LogLine:
     """One line of the log as read: its JSON value, or why it is none (`problem`)."""
@@ -295,7 +335,7 @@ class LogLine:
     number: int
     entry: Any = None
     problem: str | None = None
-    complete: bool = True        # ends with a newline (the last line of a cut-short write does not)
+    complete: bool = True  # ends with a newline (the last line of a cut-short write does not)
 
 
 def log_lines(path: str | os.PathLike[str]) -> Iterator[LogLine]:
@@ -312,7 +352,7 @@ def log_lines(path: str | os.PathLike[str]) -> Iterator[LogLine]:
                 return
             number += 1
             if len(raw) > CAB_LINE_MAX:
-                while raw and not raw.endswith(b"\n"):     # skip the rest of the long line
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the long line
                     raw = f.readline(CAB_LINE_MAX)
                 yield LogLine(number, problem=f"longer than {CAB_LINE_MAX // (1 << 20)} MiB", complete=bool(raw))
                 continue
@@ -366,8 +406,10 @@ def check_line(entry: Any, prev: str | None, key: CabKey | None) -> str | None:
     if key is None:
         return "cannot be checked: no CAB key"
     if entry.get("key_id") != key.key_id:
-        return (f"signed with another key (key id {printable(entry.get('key_id'), 40)}, not {key.key_id} of "
-                f"{printable(key.path)})")
+        return (
+            f"signed with another key (key id {printable(entry.get('key_id'), 40)}, not {key.key_id} of "
+            f"{printable(key.path)})"
+        )
     if not hmac.compare_digest(str(entry["mac"]).encode("utf-8", "replace"), entry_mac(entry, key).encode()):
         return "its mac does not match: edited and re-hashed without the key"
     return None
@@ -383,8 +425,9 @@ def check_log(path: str | os.PathLike[str], key: CabKey | None) -> LogCheck:
         if not line.complete:
             check.bad.append((line.number, "incomplete last line (the write was cut short)"))
             break
-        reason = (f"not a CAB log entry ({line.problem})" if line.problem is not None
-                  else check_line(line.entry, prev, key))
+        reason = (
+            f"not a CAB log entry ({line.problem})" if line.problem is not None else check_line(line.entry, prev, key)
+        )
         if reason is None:
             check.good.append(line.entry)
         else:

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from ..lab.base import Lab
 
 EXIT_INVALID = exits.INVALID
-SIGNAL_REASONS = {signal.SIGINT: "SIGINT (Ctrl-C) received", signal.SIGTERM: "SIGTERM received",
-                  signal.SIGUSR1: "halted by `drill halt`"}
+SIGNAL_REASONS = {
+    signal.SIGINT: "SIGINT (Ctrl-C) received",
+    signal.SIGTERM: "SIGTERM received",
+    signal.SIGUSR1: "halted by `drill halt`",
+}
 
 
 def _err(message: str) -> None:
@@ -35,6 +38,7 @@ def _open_lab(plan, confirm: str | None) -> tuple[Lab, bool]:
 
     def fail(key: str, message: str) -> PlanError:
         return PlanError(printable(f"{shown(plan.path)}: key '{key}': {message}"))
+
     if plan.lab == "embedded":
         return make_lab(LabSpec("embedded")), True
     if plan.lab == "running":
@@ -42,8 +46,10 @@ def _open_lab(plan, confirm: str | None) -> tuple[Lab, bool]:
             data = running_lab_config()
         except ValueError as exc:
             reason = str(exc).split(";")[0]
-            raise PlanError(f"{shown(plan.path)}: key 'lab': running needs one `drill lab up` lab: {reason}; start "
-                            f"one in another terminal, or set lab: embedded for a lab of this run's own") from None
+            raise PlanError(
+                f"{shown(plan.path)}: key 'lab': running needs one `drill lab up` lab: {reason}; start "
+                f"one in another terminal, or set lab: embedded for a lab of this run's own"
+            ) from None
         # the user's own `drill lab up` lab: no interlock, faults limited to the plan's blast radius
         data.update(allow_destructive=True, blast_radius=list(plan.blast_radius))
         return make_lab(external_spec(data, fail), confirmed=True), False
@@ -58,7 +64,7 @@ def chaos(args: argparse.Namespace) -> int:
     from .plan import draw, load_chaos_plan, parse_duration
     from .runner import Halt, capability, default_out, describe_step, register_run, run_chaos
 
-    args.on_interrupt = "nothing had been started"      # what harness.cli.main says on Ctrl-C
+    args.on_interrupt = "nothing had been started"  # what harness.cli.main says on Ctrl-C
     try:
         plan = load_chaos_plan(args.plan)
         if args.seed is not None:
@@ -69,12 +75,15 @@ def chaos(args: argparse.Namespace) -> int:
             raise PlanError("--faults and --duration draw a random game day: give --seed N too")
         else:
             if not plan.steps:
-                raise PlanError(f"{shown(plan.path)}: key 'faults': the plan has no fixed sequence; run a game day "
-                                f"with --seed N --duration D")
+                raise PlanError(
+                    f"{shown(plan.path)}: key 'faults': the plan has no fixed sequence; run a game day "
+                    f"with --seed N --duration D"
+                )
             steps = plan.steps
         if args.confirm is not None and args.confirm != plan.chaos:
-            raise PlanError(f"--confirm names '{printable(args.confirm, 80)}' but {shown(plan.path)} is chaos run "
-                            f"{plan.chaos!r}")
+            raise PlanError(
+                f"--confirm names '{printable(args.confirm, 80)}' but {shown(plan.path)} is chaos run {plan.chaos!r}"
+            )
         lab, own = _open_lab(plan, args.confirm)
         rec = recording_from(args, SignOff())
     except PlanError as exc:
@@ -82,25 +91,35 @@ def chaos(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     out = Path(args.out) if args.out else default_out(plan)
     dry_run = args.dry_run or lab.dry_run
-    _err(f"drill: chaos {plan.chaos}: {len(steps)} fault(s)" + (f", seed {args.seed}" if args.seed is not None else "")
-         + (" -- DRY RUN, nothing will be injected" + (f" ({lab.interlock()})" if lab.dry_run
-                                                       else "") if dry_run else ""))
+    _err(
+        f"drill: chaos {plan.chaos}: {len(steps)} fault(s)"
+        + (f", seed {args.seed}" if args.seed is not None else "")
+        + (
+            " -- DRY RUN, nothing will be injected" + (f" ({lab.interlock()})" if lab.dry_run else "")
+            if dry_run
+            else ""
+        )
+    )
     for step in steps:
         _err(f"drill:   {describe_step(step)}")
     halt = Halt()
 
     def on_signal(signum, frame):
         if halt.set and signum == signal.SIGINT:
-            raise KeyboardInterrupt     # a second Ctrl-C: stop waiting for the outputs
+            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting for the outputs
         halt.trip(SIGNAL_REASONS.get(signum, f"signal {signum} received"))
+
     for sig in SIGNAL_REASONS:
         signal.signal(sig, on_signal)
     record = None
     try:
         try:
             started = time.monotonic()
-            args.on_interrupt = ("faults healed and lab taken down" if own
-                                 else "faults healed; the lab was not this run's, it is left up")
+            args.on_interrupt = (
+                "faults healed and lab taken down"
+                if own
+                else "faults healed; the lab was not this run's, it is left up"
+            )
             lab.up()
             if own:
                 _err(f"drill: lab up in {time.monotonic() - started:.1f} s (embedded)")
@@ -112,8 +131,9 @@ def chaos(args: argparse.Namespace) -> int:
             _err(printable(f"drill: invalid chaos plan: {shown(plan.path)}: nothing injected: " + "; ".join(problems)))
             return EXIT_INVALID
         record = register_run(plan, out)
-        code, result = run_chaos(plan, steps, lab, out, rec, seed=args.seed, dry_run=dry_run, halt=halt,
-                                 record=record, log=printer(args))
+        code, result = run_chaos(
+            plan, steps, lab, out, rec, seed=args.seed, dry_run=dry_run, halt=halt, record=record, log=printer(args)
+        )
         if args.json and result is not None:
             print(json.dumps(run_summary(result, out, code), indent=1))
         return code
@@ -165,8 +185,10 @@ def halt(args: argparse.Namespace) -> int:
                 break
             time.sleep(0.02)
         if healed:
-            print(f"chaos {data['chaos']} (pid {data['pid']}): every fault healed {max(0.0, healed - sent):.2f} s "
-                  f"after the halt; its report: {data['out_dir']}")
+            print(
+                f"chaos {data['chaos']} (pid {data['pid']}): every fault healed {max(0.0, healed - sent):.2f} s "
+                f"after the halt; its report: {data['out_dir']}"
+            )
         elif not path.exists():
             print(f"chaos {data['chaos']} (pid {data['pid']}) ended")
         else:
@@ -183,8 +205,11 @@ def add_parser(sub) -> None:
     p.add_argument("--faults", help="comma-separated names of the game_day set to draw from (default all)")
     p.add_argument("--dry-run", action="store_true", help="print what would be injected, check probes, inject nothing")
     p.add_argument("--out", help="output folder (default reports/out/<chaos id>/<UTC time>)")
-    p.add_argument("--confirm", metavar="CHAOS_ID",
-                   help="allow faults against an external target (with allow_destructive: true in its lab)")
+    p.add_argument(
+        "--confirm",
+        metavar="CHAOS_ID",
+        help="allow faults against an external target (with allow_destructive: true in its lab)",
+    )
     add_record_args(p)
     p.set_defaults(func=chaos)
     p = sub.add_parser("halt", help="stop every running chaos run: its faults healed at once, verdict fail")

@@ -56,17 +56,29 @@ from ..plan import (
 )
 from ..spec_floors import bind, parse_waivers
 
-KNOWN_KEYS = {"chaos", "title", "description", "lab", "blast_radius", "workload", "faults", "game_day",
-              "stop_conditions", "targets", "availability", "environment"}
+KNOWN_KEYS = {
+    "chaos",
+    "title",
+    "description",
+    "lab",
+    "blast_radius",
+    "workload",
+    "faults",
+    "game_day",
+    "stop_conditions",
+    "targets",
+    "availability",
+    "environment",
+}
 STOP_KEYS = {"probe_failing_s", "error_budget_s"}
-KNOWN_KEYS.add("waivers")          # targets looser than the spec's floors (harness.spec_floors)
+KNOWN_KEYS.add("waivers")  # targets looser than the spec's floors (harness.spec_floors)
 DEFAULT_STOP = {"probe_failing_s": 30.0, "error_budget_s": 120.0}
-TIME_LIMIT_MARGIN_S = 5.0     # the fault server lifts a fault this long after its planned end by itself
+TIME_LIMIT_MARGIN_S = 5.0  # the fault server lifts a fault this long after its planned end by itself
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-DURATION = re.compile(r"\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h)?\s*")    # fullmatch
+DURATION = re.compile(r"\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h)?\s*")  # fullmatch
 MAX_DURATION_S = 7 * 86400.0
-MIN_GAME_DAY_S = 0.1          # a game day's gap and fault durations: a draw always moves time on
-MAX_DRAWN = 10_000            # faults of one game day (--duration / (gap + duration) at most this)
+MIN_GAME_DAY_S = 0.1  # a game day's gap and fault durations: a draw always moves time on
+MAX_DRAWN = 10_000  # faults of one game day (--duration / (gap + duration) at most this)
 
 
 @dataclass(frozen=True)
@@ -80,16 +92,22 @@ class Step:
     after: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.spec.type, "target": self.spec.target,
-                "params": dict(self.spec.params), "duration_s": self.duration, "after_s": self.after,
-                "time_limit_s": self.spec.time_limit_s}
+        return {
+            "name": self.name,
+            "type": self.spec.type,
+            "target": self.spec.target,
+            "params": dict(self.spec.params),
+            "duration_s": self.duration,
+            "after_s": self.after,
+            "time_limit_s": self.spec.time_limit_s,
+        }
 
 
 @dataclass(frozen=True)
 class Template:
     type: str
     targets: tuple[str, ...]
-    params: dict[str, Any]            # a value, or [low, high] drawn uniformly
+    params: dict[str, Any]  # a value, or [low, high] drawn uniformly
     duration: tuple[float, float]
 
 
@@ -98,7 +116,7 @@ class ChaosPlan:
     path: Path
     chaos: str
     title: str
-    lab: Any                          # "running", "embedded" or an external lab mapping
+    lab: Any  # "running", "embedded" or an external lab mapping
     blast_radius: tuple[str, ...]
     workload: str
     steps: tuple[Step, ...]
@@ -106,16 +124,16 @@ class ChaosPlan:
     gap: tuple[float, float] = (1.0, 5.0)
     stop: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STOP))
     targets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
-    waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (bound)
+    waivers: dict = field(default_factory=dict)  # target key -> harness.spec_floors.Waiver (bound)
     description: str = ""
-    availability: AvailabilityPolicy = AvailabilityPolicy()    # the error budget's period, allowance, region
+    availability: AvailabilityPolicy = AvailabilityPolicy()  # the error budget's period, allowance, region
     environment: dict = field(default_factory=lambda: {"class": "lab", "name": "embedded lab"})
 
 
 def parse_duration(value: Any, fail, key: str) -> float:
     if isinstance(value, bool):
         raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {quoted(value)}")
-    if isinstance(value, int) and not 0 <= value <= MAX_DURATION_S:     # float() of a huge int overflows
+    if isinstance(value, int) and not 0 <= value <= MAX_DURATION_S:  # float() of a huge int overflows
         seconds = math.inf
     elif isinstance(value, (int, float)):
         seconds = float(value)
@@ -124,7 +142,7 @@ def parse_duration(value: Any, fail, key: str) -> float:
         if match is None:
             raise fail(key, f"must be a duration like 30s, 500ms or 10m, got {quoted(value)}")
         seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
-    if not 0 <= seconds <= MAX_DURATION_S:      # NaN and infinities too
+    if not 0 <= seconds <= MAX_DURATION_S:  # NaN and infinities too
         raise fail(key, f"must be between 0 and 7 days, got {quoted(value)}")
     return seconds
 
@@ -137,24 +155,28 @@ def _spec(fault_type: Any, target: Any, params: Any, duration: float, where: str
     for name, value in params.items():
         if not isinstance(name, str):
             raise fail(f"{where}.params", f"a parameter's name is text, got {quoted(name)}")
-        if (isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 15) or \
-                (isinstance(value, float) and not math.isfinite(value)) or isinstance(value, HugeNumber):
+        if (
+            (isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or isinstance(value, HugeNumber)
+        ):
             raise fail(f"{where}.params.{name}", f"must be a finite number of reasonable size, got {quoted(value)}")
-    spec = FaultSpec(type=fault_type, target=target, params=dict(params),
-                     time_limit_s=duration + TIME_LIMIT_MARGIN_S)
+    spec = FaultSpec(type=fault_type, target=target, params=dict(params), time_limit_s=duration + TIME_LIMIT_MARGIN_S)
     try:
         fault = build(spec)
     except FaultError as exc:
         raise fail(where, str(exc)) from None
     if not fault.TIME_LIMITED:
-        spec = dataclasses.replace(spec, time_limit_s=None)   # a kill cannot undo itself
+        spec = dataclasses.replace(spec, time_limit_s=None)  # a kill cannot undo itself
     return spec
 
 
 def _radius_check(target: str, radius: tuple[str, ...], where: str, fail) -> None:
     if target not in radius:
-        raise fail(f"{where}.target", f"{quoted(target)} is outside the blast radius ({', '.join(radius)}); "
-                                      f"add it to blast_radius to allow it")
+        raise fail(
+            f"{where}.target",
+            f"{quoted(target)} is outside the blast radius ({', '.join(radius)}); add it to blast_radius to allow it",
+        )
 
 
 def parse_chaos_plan(data: Any, path: Path, errors: list[PlanError] | None = None) -> ChaosPlan:
@@ -188,21 +210,35 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
             add(fail(key, "missing; every chaos plan needs chaos, title, lab and blast_radius"))
     chaos = data.get("chaos")
     if "chaos" in data and (not isinstance(chaos, str) or not DRILL_ID.fullmatch(chaos)):
-        add(fail("chaos", f"must be an id of 1 to 63 lowercase letters, digits and '-' (one line), "
-                          f"got {quoted(chaos)}"))
+        add(
+            fail("chaos", f"must be an id of 1 to 63 lowercase letters, digits and '-' (one line), got {quoted(chaos)}")
+        )
     title = data.get("title")
     if "title" in data and (not isinstance(title, str) or not title.strip()):
         add(fail("title", f"must be a non-empty string, got {quoted(title)}"))
     lab = data.get("lab")
-    if "lab" in data and not (isinstance(lab, str) and lab in ("running", "embedded")) \
-            and not (isinstance(lab, dict) and lab.get("provider") == "external"):
-        add(fail("lab", "must be running (the `drill lab up` lab), embedded (a lab of its own) or an external "
-                        "target mapping with provider: external"))
+    if (
+        "lab" in data
+        and not (isinstance(lab, str) and lab in ("running", "embedded"))
+        and not (isinstance(lab, dict) and lab.get("provider") == "external")
+    ):
+        add(
+            fail(
+                "lab",
+                "must be running (the `drill lab up` lab), embedded (a lab of its own) or an external "
+                "target mapping with provider: external",
+            )
+        )
     radius = data.get("blast_radius")
     if not isinstance(radius, list) or not radius or not all(isinstance(r, str) and r for r in radius):
         if "blast_radius" in data:
-            add(fail("blast_radius", "must be a non-empty list of what faults may touch (proxy names such as db, "
-                                     "s3; az1..az3; database-primary; a platform)"))
+            add(
+                fail(
+                    "blast_radius",
+                    "must be a non-empty list of what faults may touch (proxy names such as db, "
+                    "s3; az1..az3; database-primary; a platform)",
+                )
+            )
         radius = ()
     radius = tuple(radius)
     if isinstance(lab, dict) and lab.get("provider") == "external":
@@ -217,8 +253,9 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         from ..environments import parse_plan_environment
 
         # a lab (running, embedded) is class lab; an external target says staging or production
-        environment = checked(add, parse_plan_environment, data.get("environment"),
-                              "external" if external else lab, fail)
+        environment = checked(
+            add, parse_plan_environment, data.get("environment"), "external" if external else lab, fail
+        )
     workload = data.get("workload", "writes")
     if not (isinstance(workload, str) and workload in ("writes", "probes")):
         add(fail("workload", f"must be writes or probes, got {quoted(workload)}"))
@@ -243,8 +280,12 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         given = {}
     for key, value in given.items():
         if not isinstance(key, str) or key not in STOP_KEYS:
-            add(fail(f"stop_conditions.{quoted(key, 30).strip(chr(39))}",
-                     f"unknown; known: {', '.join(sorted(STOP_KEYS))}"))
+            add(
+                fail(
+                    f"stop_conditions.{quoted(key, 30).strip(chr(39))}",
+                    f"unknown; known: {', '.join(sorted(STOP_KEYS))}",
+                )
+            )
             continue
         stop[key] = checked(add, parse_duration, value, fail, f"stop_conditions.{key}", default=0.0)
     given_targets = data.get("targets") or {}
@@ -261,11 +302,24 @@ def _parse_chaos_plan(data: Any, path: Path, add: Callable[[PlanError], None], f
         add(fail("description", f"must be text, got {quoted(description)}"))
     if found:
         raise found[0]
-    assert environment is not None      # no error: the lab is running, embedded or external
-    return ChaosPlan(path=path, chaos=str(chaos), title=str(title).strip(), lab=lab, blast_radius=radius,
-                     workload=workload, waivers=waivers,
-                     steps=tuple(steps), game_day=game_day, gap=gap, stop=stop, targets=targets,
-                     description=str(description), availability=availability, environment=environment)
+    assert environment is not None  # no error: the lab is running, embedded or external
+    return ChaosPlan(
+        path=path,
+        chaos=str(chaos),
+        title=str(title).strip(),
+        lab=lab,
+        blast_radius=radius,
+        workload=workload,
+        waivers=waivers,
+        steps=tuple(steps),
+        game_day=game_day,
+        gap=gap,
+        stop=stop,
+        targets=targets,
+        description=str(description),
+        availability=availability,
+        environment=environment,
+    )
 
 
 def _parse_step(i: int, item: Any, radius: tuple[str, ...], fail) -> Step:
@@ -297,13 +351,19 @@ def _range(value: Any, fail, key: str) -> tuple[float, float]:
 def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str, Template], tuple[float, float]]:
     if value is None:
         return {}, (1.0, 5.0)
-    if (not isinstance(value, dict) or set(map(str, value)) - {"faults", "gap"}
-            or not isinstance(value.get("faults"), dict)):
+    if (
+        not isinstance(value, dict)
+        or set(map(str, value)) - {"faults", "gap"}
+        or not isinstance(value.get("faults"), dict)
+    ):
         raise fail("game_day", "must be a mapping with faults (name -> {type, targets, params, duration}) and gap")
     gap = _range(value.get("gap", [1, 5]), fail, "game_day.gap")
     if gap[0] < MIN_GAME_DAY_S:
-        raise fail("game_day.gap", f"must be at least {MIN_GAME_DAY_S * 1000:g} ms between two faults, got "
-                                   f"{quoted(value.get('gap'))}; e.g. [1s, 5s]")
+        raise fail(
+            "game_day.gap",
+            f"must be at least {MIN_GAME_DAY_S * 1000:g} ms between two faults, got "
+            f"{quoted(value.get('gap'))}; e.g. [1s, 5s]",
+        )
     templates = {}
     for name, item in value["faults"].items():
         where = f"game_day.faults.{quoted(name, 40).strip(chr(39))}"
@@ -316,17 +376,19 @@ def _parse_game_day(value: Any, radius: tuple[str, ...], fail) -> tuple[dict[str
             raise fail(f"{where}.targets", "must be a non-empty list of names")
         duration = _range(item.get("duration", [2, 6]), fail, f"{where}.duration")
         if duration[0] < MIN_GAME_DAY_S:
-            raise fail(f"{where}.duration", f"must be at least {MIN_GAME_DAY_S * 1000:g} ms, got "
-                                            f"{quoted(item.get('duration'))}; e.g. [2s, 6s]")
+            raise fail(
+                f"{where}.duration",
+                f"must be at least {MIN_GAME_DAY_S * 1000:g} ms, got {quoted(item.get('duration'))}; e.g. [2s, 6s]",
+            )
         params = item.get("params") or {}
         if not isinstance(params, dict):
             raise fail(f"{where}.params", "must be a mapping")
         for target in targets:
             _radius_check(target, radius, where, fail)
-            for pick in (0, 1):     # both ends of every range must make a valid fault
+            for pick in (0, 1):  # both ends of every range must make a valid fault
                 chosen = {k: (v[pick] if isinstance(v, list) and len(v) == 2 else v) for k, v in params.items()}
                 _spec(item.get("type"), target, chosen, duration[1], where, fail)
-        for key, v in params.items():     # draw() picks in a range of numbers: it must be one
+        for key, v in params.items():  # draw() picks in a range of numbers: it must be one
             if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[1] < v[0]:
                 raise fail(f"{where}.params.{key}", f"the range must be [low, high], got {quoted(v)}")
         templates[name] = Template(item["type"], tuple(targets), dict(params), duration)
@@ -349,8 +411,10 @@ def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None 
     names = sorted(names or plan.game_day)
     unknown = [n for n in names if n not in plan.game_day]
     if unknown:
-        raise PlanError(f"--faults {printable(','.join(unknown), 200)}: not in {where}'s game_day allowed set "
-                        f"({', '.join(sorted(plan.game_day))})")
+        raise PlanError(
+            f"--faults {printable(','.join(unknown), 200)}: not in {where}'s game_day allowed set "
+            f"({', '.join(sorted(plan.game_day))})"
+        )
     rng = random.Random(seed)
     steps: list[Step] = []
     t = 0.0
@@ -363,12 +427,20 @@ def draw(plan: ChaosPlan, seed: int, duration_s: float, names: list[str] | None 
         duration = round(rng.uniform(*template.duration), 1)
         if t + gap + duration > duration_s:
             break
-        if len(steps) == MAX_DRAWN:     # each draw takes 100 ms at least, so this loop ends; bounded anyway
-            raise PlanError(f"--duration {duration_s:g}s would draw more than {MAX_DRAWN} faults with {where}'s "
-                            f"game_day.gap of {plan.gap[0]:g}-{plan.gap[1]:g} s; give a shorter --duration, or "
-                            f"a longer gap or fault durations in the plan")
-        spec = _spec(template.type, target, params, duration, f"game_day.faults.{name}",
-                     lambda key, message: PlanError(printable(f"{where}: key '{key}': {message}")))
+        if len(steps) == MAX_DRAWN:  # each draw takes 100 ms at least, so this loop ends; bounded anyway
+            raise PlanError(
+                f"--duration {duration_s:g}s would draw more than {MAX_DRAWN} faults with {where}'s "
+                f"game_day.gap of {plan.gap[0]:g}-{plan.gap[1]:g} s; give a shorter --duration, or "
+                f"a longer gap or fault durations in the plan"
+            )
+        spec = _spec(
+            template.type,
+            target,
+            params,
+            duration,
+            f"game_day.faults.{name}",
+            lambda key, message: PlanError(printable(f"{where}: key '{key}': {message}")),
+        )
         steps.append(Step(f"{len(steps) + 1}:{name}", spec, duration, gap))
         t += gap + duration
     if not steps:

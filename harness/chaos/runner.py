@@ -58,9 +58,9 @@ from .plan import ChaosPlan, Step
 if TYPE_CHECKING:
     from ..lab.base import Lab
 
-DRY_RUN_PROBES = 30          # probe answers a dry run collects (about 3 s)
+DRY_RUN_PROBES = 30  # probe answers a dry run collects (about 3 s)
 MONITOR_INTERVAL_S = 0.1
-RECOVERY_WAIT_S = 60.0       # after the last heal: how long to wait for a write to go through again
+RECOVERY_WAIT_S = 60.0  # after the last heal: how long to wait for a write to go through again
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Halt:
 
     event: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
-    at: float | None = None          # time.monotonic() when it was asked for
+    at: float | None = None  # time.monotonic() when it was asked for
 
     def trip(self, reason: str) -> None:
         if not self.event.is_set():
@@ -98,13 +98,19 @@ def capability(step: Step, lab: Lab) -> str | None:
             return f"fault {step.name}: {exc}"
         return None
     if step.spec.type.startswith(("container_", "network_")):
-        return None if isinstance(lab, Containers) else \
-            f"fault {step.name}: {step.spec.type} needs the container lab (lab provider testcontainers)"
-    lacking = sorted(cls.NEEDS - lab.capabilities())      # what the fault type needs (Fault.NEEDS)
+        return (
+            None
+            if isinstance(lab, Containers)
+            else f"fault {step.name}: {step.spec.type} needs the container lab (lab provider testcontainers)"
+        )
+    lacking = sorted(cls.NEEDS - lab.capabilities())  # what the fault type needs (Fault.NEEDS)
     if lacking:
         needed = lacking[0]
-        what = ("has no API instance processes the harness can kill" if needed == "api_instances"
-                else f"cannot {CAPABILITIES[needed]}")
+        what = (
+            "has no API instance processes the harness can kill"
+            if needed == "api_instances"
+            else f"cannot {CAPABILITIES[needed]}"
+        )
         return f"fault {step.name}: the {lab.provider} lab {what} (capability {needed})"
     if step.spec.type == "api_instance_kill":
         names = lab.api_instances()
@@ -121,13 +127,19 @@ def refused_before_start(plan: ChaosPlan, lab: Lab) -> list[str]:
     once the lab is up, and `drill chaos` checks them then."""
     from ..model import FaultSpec
 
-    steps = list(plan.steps) + [Step(name, FaultSpec(t.type, target, dict(t.params)), t.duration[0])
-                                for name, t in plan.game_day.items() for target in t.targets]
+    steps = list(plan.steps) + [
+        Step(name, FaultSpec(t.type, target, dict(t.params)), t.duration[0])
+        for name, t in plan.game_day.items()
+        for target in t.targets
+    ]
     problems: list[str] = []
     for step in steps:
         cls = REGISTRY.get(step.spec.type)
-        if cls is None or issubclass(cls, (ToxicFault, ProxyDown)) or \
-                (step.spec.type == "api_instance_kill" and not lab.api_instances()):
+        if (
+            cls is None
+            or issubclass(cls, (ToxicFault, ProxyDown))
+            or (step.spec.type == "api_instance_kill" and not lab.api_instances())
+        ):
             continue
         problem = capability(step, lab)
         if problem and problem not in problems:
@@ -137,10 +149,16 @@ def refused_before_start(plan: ChaosPlan, lab: Lab) -> list[str]:
 
 def describe_step(step: Step) -> str:
     params = ", ".join(f"{k}={v}" for k, v in step.spec.params.items())
-    limit = (f"server-side time limit {step.spec.time_limit_s:g} s" if step.spec.time_limit_s
-             else "no time limit (a kill cannot undo itself; healed by the run)")
-    return (f"after {step.after:g} s: {step.spec.type} on {step.spec.target}" + (f" ({params})" if params else "")
-            + f" for {step.duration:g} s; {limit}")
+    limit = (
+        f"server-side time limit {step.spec.time_limit_s:g} s"
+        if step.spec.time_limit_s
+        else "no time limit (a kill cannot undo itself; healed by the run)"
+    )
+    return (
+        f"after {step.after:g} s: {step.spec.type} on {step.spec.target}"
+        + (f" ({params})" if params else "")
+        + f" for {step.duration:g} s; {limit}"
+    )
 
 
 class StopMonitor(threading.Thread):
@@ -156,20 +174,32 @@ class StopMonitor(threading.Thread):
             history = self.scn.recorder.history()
             longest, _ = longest_probe_outage(history)
             if longest > self.stop_conditions["probe_failing_s"]:
-                self.halt.trip(f"stop condition: the health probe failed for {longest:.2f} s in a row "
-                               f"(tolerance {self.stop_conditions['probe_failing_s']:g} s)")
+                self.halt.trip(
+                    f"stop condition: the health probe failed for {longest:.2f} s in a row "
+                    f"(tolerance {self.stop_conditions['probe_failing_s']:g} s)"
+                )
             spent = total_downtime(history) or 0.0
             if spent > self.stop_conditions["error_budget_s"]:
-                self.halt.trip(f"stop condition: {spent:.2f} s of downtime spent the error budget of "
-                               f"{self.stop_conditions['error_budget_s']:g} s")
+                self.halt.trip(
+                    f"stop condition: {spent:.2f} s of downtime spent the error budget of "
+                    f"{self.stop_conditions['error_budget_s']:g} s"
+                )
 
 
 def as_plan(plan: ChaosPlan, provider: str) -> Plan:
     """The drill plan the results and reports are written for."""
-    return Plan(path=plan.path, drill=plan.chaos, title=f"Chaos: {plan.title}", ha_domain="chaos",
-                availability=plan.availability, lab=LabSpec(provider=provider), scenarios=(), tags=None,
-                targets=dict(plan.targets),
-                environment=dict(plan.environment or {}))
+    return Plan(
+        path=plan.path,
+        drill=plan.chaos,
+        title=f"Chaos: {plan.title}",
+        ha_domain="chaos",
+        availability=plan.availability,
+        lab=LabSpec(provider=provider),
+        scenarios=(),
+        tags=None,
+        targets=dict(plan.targets),
+        environment=dict(plan.environment or {}),
+    )
 
 
 def register_run(plan: ChaosPlan, out_dir: Path) -> Path:
@@ -177,8 +207,17 @@ def register_run(plan: ChaosPlan, out_dir: Path) -> Path:
     folder = reaper.state_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"chaos-{os.getpid()}.json"
-    path.write_text(json.dumps({"pid": os.getpid(), "start_time": proc.start_time(os.getpid()),
-                                "chaos": plan.chaos, "out_dir": str(out_dir), "healed_at": None}))
+    path.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "start_time": proc.start_time(os.getpid()),
+                "chaos": plan.chaos,
+                "out_dir": str(out_dir),
+                "healed_at": None,
+            }
+        )
+    )
     return path
 
 
@@ -191,24 +230,46 @@ def mark_healed(record: Path | None, halt: Halt) -> None:
     record.write_text(json.dumps(data))
 
 
-def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Lab, out_dir: Path, cab_log: Path | Recording, *,
-              seed: int | None = None, dry_run: bool = False, halt: Halt | None = None,
-              record: Path | None = None, log: Callable[..., None] = print) -> tuple[int, Any]:
+def run_chaos(
+    plan: ChaosPlan,
+    steps: tuple[Step, ...],
+    lab: Lab,
+    out_dir: Path,
+    cab_log: Path | Recording,
+    *,
+    seed: int | None = None,
+    dry_run: bool = False,
+    halt: Halt | None = None,
+    record: Path | None = None,
+    log: Callable[..., None] = print,
+) -> tuple[int, Any]:
     """Run the sequence on a lab that is up (module docstring); (exit code, DrillResult)."""
     halt = halt or Halt()
     rec = cab_log if isinstance(cab_log, Recording) else Recording(Path(cab_log))
-    run = DrillRun(drill=plan.chaos, lab=lab, targets=dict(plan.targets),
-                   replication=lab.replication, progress=rec.progress,
-                   availability=plan.availability)
+    run = DrillRun(
+        drill=plan.chaos,
+        lab=lab,
+        targets=dict(plan.targets),
+        replication=lab.replication,
+        progress=rec.progress,
+        availability=plan.availability,
+    )
     run.forwarder = EventForwarder(lab.api_url)
     lab.on_event = run.lab_event
     run.waivers = dict(plan.waivers)
     run.started_at = utc_now()
     faults = f"{len(steps)} fault{'' if len(steps) == 1 else 's'}"
-    origin = f"seed {seed}, {faults} drawn from the game day's allowed set" if seed is not None \
+    origin = (
+        f"seed {seed}, {faults} drawn from the game day's allowed set"
+        if seed is not None
         else f"{faults} from the plan"
-    scn = run.begin(f"chaos: {plan.title}" + (" (dry run: no fault injected)" if dry_run else ""), str(plan.path),
-                    ["chaos", *(["dry-run"] if dry_run else [])], description=f"{plan.description} ({origin})".strip())
+    )
+    scn = run.begin(
+        f"chaos: {plan.title}" + (" (dry run: no fault injected)" if dry_run else ""),
+        str(plan.path),
+        ["chaos", *(["dry-run"] if dry_run else [])],
+        description=f"{plan.description} ({origin})".strip(),
+    )
     scn.steps_total = 1
     scn.figures = {"seed": seed, "sequence": [s.to_json() for s in steps]}
     labels: list[str] = []
@@ -229,7 +290,7 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Lab, out_dir: Path,
                     label = f"chaos:{step.name}"
                     try:
                         scn.inject(step.spec, label)
-                    except FaultNotInjected as exc:     # could not act: the run is not run, no gate fails
+                    except FaultNotInjected as exc:  # could not act: the run is not run, no gate fails
                         log(printable(f"drill: not injected: {describe_step(step)}: {exc.cause}"), file=sys.stderr)
                         break
                     labels.append(label)
@@ -245,7 +306,7 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Lab, out_dir: Path,
             monitor.done.set()
             if halt.set:
                 scn.event(HALT, "chaos", reason=halt.reason)
-                for problem in scn.journal.heal_all():        # at once, before anything slower
+                for problem in scn.journal.heal_all():  # at once, before anything slower
                     scn.observe(f"Heal failed at the halt: {problem}")
                 mark_healed(record, halt)
                 # what is said is what happened: a halt before the first fault healed nothing
@@ -270,8 +331,11 @@ def run_chaos(plan: ChaosPlan, steps: tuple[Step, ...], lab: Lab, out_dir: Path,
         for g in s.gates:
             if g.verdict is not Verdict.PASS:
                 log(f"drill:   gate {g.id}: {g.verdict.value.upper()} {g.detail}".rstrip(), file=sys.stderr)
-    log(f"drill: chaos {plan.chaos}: " + (not_run_line(result) if result.not_run else
-                                          f"verdict {result.verdict.value.upper()}"), file=sys.stderr)
+    log(
+        f"drill: chaos {plan.chaos}: "
+        + (not_run_line(result) if result.not_run else f"verdict {result.verdict.value.upper()}"),
+        file=sys.stderr,
+    )
     log(str(paths["html"]))
     return exit_code(result), result
 
@@ -293,8 +357,11 @@ def _write_figures(scn, labels: list[str]) -> None:
     figures = scn.figures
     try:
         accounting = measure.write_accounting(history)
-        figures.update(acknowledged_writes=accounting.acknowledged, lost_writes=accounting.lost_count,
-                       duplicated_writes=accounting.duplicated_count)
+        figures.update(
+            acknowledged_writes=accounting.acknowledged,
+            lost_writes=accounting.lost_count,
+            duplicated_writes=accounting.duplicated_count,
+        )
     except Exception:  # noqa: BLE001 - no final read: the lost_writes gate says why
         pass
     if not labels:
@@ -329,11 +396,13 @@ def _expect(scn, plan: ChaosPlan, labels: list[str]) -> None:
         scn.not_applicable["rto_seconds"] = "the plan's workload is probes only: no write to measure recovery on"
         return
     for label in labels:
+
         def rto(target: float, label: str = label) -> RtoSeconds:
             gate = RtoSeconds(target, label, "write")
             gate.id = f"rto_seconds:{label}"
             return gate
-        scn.expect(waivable(scn.drill, "rto_seconds", rto))     # judged against the spec's floor when waived
+
+        scn.expect(waivable(scn.drill, "rto_seconds", rto))  # judged against the spec's floor when waived
     scn.expect(LostWrites(int(plan.targets.get("lost_writes", 0))))
     scn.expect(DuplicatedWrites())
 

@@ -5,5 +5,14 @@ from . import backup, containers, eventstore, network, platforms, processes  # n
 from .base import REGISTRY, Fault, FaultContext, FaultError, build, injected, spec_from_dict
 from .journal import FaultJournal
 
-__all__ = ["REGISTRY", "Fault", "FaultContext", "FaultError", "FaultJournal", "ToxiproxyControl", "build",
-           "injected", "spec_from_dict"]
+__all__ = [
+    "REGISTRY",
+    "Fault",
+    "FaultContext",
+    "FaultError",
+    "FaultJournal",
+    "ToxiproxyControl",
+    "build",
+    "injected",
+    "spec_from_dict",
+]

@@ -42,17 +42,20 @@ class BackupHalt(Fault):
 class BackupCorrupt(Fault):
     TYPE = "backup_corrupt"
     NEEDS = frozenset({"backups"})
-    DESCRIPTION = ("a damaged new version of the newest snapshot's dump in a backup bucket (target backups or "
-                   "backups-dr): truncated to half, or one byte flipped; heal: that version deleted")
+    DESCRIPTION = (
+        "a damaged new version of the newest snapshot's dump in a backup bucket (target backups or "
+        "backups-dr): truncated to half, or one byte flipped; heal: that version deleted"
+    )
     PARAMS = {"how": Param(str, "truncate", choices=("truncate", "flip"))}
 
     def __init__(self, spec: FaultSpec) -> None:
         super().__init__(spec)
         if spec.target not in BUCKETS:
-            raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be a backup bucket "
-                             f"({', '.join(BUCKETS)})")
+            raise FaultError(
+                f"fault {self.TYPE!r} on {spec.target!r}: the target must be a backup bucket ({', '.join(BUCKETS)})"
+            )
         self.snapshot_id: str | None = None
-        self.written: tuple[str, str] | None = None      # (object key, version id) of the damaged version
+        self.written: tuple[str, str] | None = None  # (object key, version id) of the damaged version
 
     def inject(self, ctx: FaultContext) -> None:
         from ..backup import catalogue
@@ -69,7 +72,7 @@ class BackupCorrupt(Fault):
             damaged = body[: len(body) // 2]
         else:
             middle = len(body) // 2
-            damaged = body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1:]
+            damaged = body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
         reply = service.store.s3.put_object(Bucket=self.spec.target, Key=ref.key, Body=damaged)
         self.snapshot_id, self.written = newest.snapshot_id, (ref.key, reply["VersionId"])
         service.forget()
@@ -92,8 +95,10 @@ class BackupCorrupt(Fault):
 class DatabaseLoss(Fault):
     TYPE = "database_loss"
     NEEDS = frozenset({"backups"})
-    DESCRIPTION = ("the primary region's database is lost: every node SIGKILLed and its data deleted; heal: "
-                   "restored from the newest verified hourly snapshot unless the drill restored it, replicas rebuilt")
+    DESCRIPTION = (
+        "the primary region's database is lost: every node SIGKILLed and its data deleted; heal: "
+        "restored from the newest verified hourly snapshot unless the drill restored it, replicas rebuilt"
+    )
 
     def __init__(self, spec: FaultSpec) -> None:
         super().__init__(spec)

@@ -73,8 +73,9 @@ class Fault:
             raise FaultError(f"{where}: 'target' must name what the fault acts on")
         unknown = sorted(set(spec.params) - set(cls.PARAMS))
         if unknown:
-            raise FaultError(f"{where}: unknown parameter(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(cls.PARAMS)) or 'none'}")
+            raise FaultError(
+                f"{where}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(cls.PARAMS)) or 'none'}"
+            )
         values = {}
         for name, p in cls.PARAMS.items():
             if name not in spec.params:
@@ -90,8 +91,9 @@ class Fault:
             if p.minimum is not None and isinstance(value, (int, float)) and value < p.minimum:
                 raise FaultError(f"{where}: parameter {name!r} must be >= {p.minimum}, got {value!r}")
             values[name] = value
-        if spec.time_limit_s is not None and not (isinstance(spec.time_limit_s, (int, float))
-                                                  and spec.time_limit_s > 0):
+        if spec.time_limit_s is not None and not (
+            isinstance(spec.time_limit_s, (int, float)) and spec.time_limit_s > 0
+        ):
             raise FaultError(f"{where}: time_limit_s must be a number of seconds > 0")
         return values
 
@@ -111,8 +113,9 @@ class Fault:
         if lab is None:
             raise FaultError(f"fault {self.TYPE!r} needs a lab (ctx.lab)")
         if not isinstance(lab, proto):
-            raise CapabilityMissing(f"fault {self.TYPE!r} acts through {proto.__name__}, which the lab "
-                                    f"({type(lab).__name__}) lacks")
+            raise CapabilityMissing(
+                f"fault {self.TYPE!r} acts through {proto.__name__}, which the lab ({type(lab).__name__}) lacks"
+            )
         return lab
 
     def describe(self) -> str:
@@ -135,11 +138,15 @@ def register(cls: type[Fault]) -> type[Fault]:
     """Add a fault type to the registry; a type that does not declare what it needs of a lab (NEEDS,
     itself or a family base) is refused here, when its module is imported, not when a run asks."""
     if not any("NEEDS" in vars(k) for k in cls.__mro__ if k is not Fault):
-        raise TypeError(f"fault type {cls.TYPE!r} ({cls.__name__}) declares no NEEDS: the lab capabilities it "
-                        f"needs (harness.lab.capabilities.CAPABILITIES), frozenset() for none")
+        raise TypeError(
+            f"fault type {cls.TYPE!r} ({cls.__name__}) declares no NEEDS: the lab capabilities it "
+            f"needs (harness.lab.capabilities.CAPABILITIES), frozenset() for none"
+        )
     if not (isinstance(cls.NEEDS, frozenset) and all(isinstance(n, str) and n for n in cls.NEEDS)):
-        raise TypeError(f"fault type {cls.TYPE!r} ({cls.__name__}): NEEDS must be a frozenset of capability names, "
-                        f"got {cls.NEEDS!r}")
+        raise TypeError(
+            f"fault type {cls.TYPE!r} ({cls.__name__}): NEEDS must be a frozenset of capability names, "
+            f"got {cls.NEEDS!r}"
+        )
     REGISTRY[cls.TYPE] = cls
     return cls
 
@@ -161,15 +168,15 @@ def spec_from_dict(data: Mapping[str, Any], where: str = "fault") -> FaultSpec:
     missing = [k for k in ("type", "target") if k not in data]
     if missing:
         raise FaultError(f"{where}: missing {', '.join(repr(m) for m in missing)}")
-    spec = FaultSpec(type=data.pop("type"), target=data.pop("target"),
-                     time_limit_s=data.pop("time_limit_s", None), params=data)
+    spec = FaultSpec(
+        type=data.pop("type"), target=data.pop("target"), time_limit_s=data.pop("time_limit_s", None), params=data
+    )
     build(spec)  # validate now
     return spec
 
 
 @contextlib.contextmanager
-def injected(fault: Fault, ctx: FaultContext,
-             on_event: Callable[[str, Fault], None] | None = None) -> Iterator[Fault]:
+def injected(fault: Fault, ctx: FaultContext, on_event: Callable[[str, Fault], None] | None = None) -> Iterator[Fault]:
     """Inject the fault for the duration of the block; heal it always, even on error or Ctrl-C."""
     try:
         fault.inject(ctx)

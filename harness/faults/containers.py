@@ -17,14 +17,15 @@ def _wait_status(container: Any, status: str, timeout: float = 30.0) -> None:
         container.reload()
         state: str = container.status
         return state
+
     wait_for(current, f"container {container.name} {status}", until=lambda s: s == status, timeout=timeout)
 
 
 class ContainerFault(Fault):
     PARAMS: ClassVar[dict[str, Param]] = {}
-    NEEDS = frozenset()      # no capability name: it needs the container lab itself (harness.chaos.runner checks it)
+    NEEDS = frozenset()  # no capability name: it needs the container lab itself (harness.chaos.runner checks it)
 
-    def container(self, ctx: FaultContext) -> Any:   # a docker SDK container (untyped)
+    def container(self, ctx: FaultContext) -> Any:  # a docker SDK container (untyped)
         return self.lab(ctx).container(self.spec.target)
 
     def lab(self, ctx: FaultContext) -> Containers:

@@ -15,17 +15,21 @@ TARGET = "database-primary"
 class EventStoreBlock(Fault):
     TYPE = "event_store_block"
     NEEDS = frozenset({"event_store_block"})
-    TIME_LIMITED = True      # PostgreSQL ends the blocking session itself (idle_in_transaction_session_timeout)
-    DESCRIPTION = ("holds LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the database primary (reads "
-                   "work, every audit-event append waits); heal: roll that session back (a no-op once "
-                   "the node is gone)")
+    TIME_LIMITED = True  # PostgreSQL ends the blocking session itself (idle_in_transaction_session_timeout)
+    DESCRIPTION = (
+        "holds LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the database primary (reads "
+        "work, every audit-event append waits); heal: roll that session back (a no-op once "
+        "the node is gone)"
+    )
     PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
         super().__init__(spec)
         if spec.target != TARGET:
-            raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {TARGET!r} "
-                             f"(whichever node is the primary when it is injected)")
+            raise FaultError(
+                f"fault {self.TYPE!r} on {spec.target!r}: the target must be {TARGET!r} "
+                f"(whichever node is the primary when it is injected)"
+            )
         self.block: Any = None
 
     def inject(self, ctx: FaultContext) -> None:

@@ -35,7 +35,7 @@ class Entry:
     description: str = ""
     healed_t: float | None = None
     heal_error: str | None = None
-    not_injected: str | None = None     # the cause, when the fault could not be injected
+    not_injected: str | None = None  # the cause, when the fault could not be injected
 
     @property
     def active(self) -> bool:
@@ -60,8 +60,9 @@ class FaultJournal:
         if spec.time_limit_s is None and getattr(build(spec), "TIME_LIMITED", False):
             spec = dataclasses.replace(spec, time_limit_s=self.default_time_limit_s)
         fault = build(spec)
-        event = self.record("inject", label, fault=fault.describe(), type=spec.type, target=spec.target,
-                            time_limit_s=spec.time_limit_s)
+        event = self.record(
+            "inject", label, fault=fault.describe(), type=spec.type, target=spec.target, time_limit_s=spec.time_limit_s
+        )
         entry = Entry(label, fault, event.t)
         self.entries.append(entry)
         try:
@@ -74,14 +75,13 @@ class FaultJournal:
             code, acted = refused
             cause = str(exc)
             entry.not_injected = cause
-            entry.healed_t = self.record("not_injected", label, fault=fault.describe(), cause=cause,
-                                         exit_code=code).t
+            entry.healed_t = self.record("not_injected", label, fault=fault.describe(), cause=cause, exit_code=code).t
             self._heal(entry, quiet=True)
             raise FaultNotInjected(label, cause, code, acted) from exc
         except BaseException:
             self._heal(entry)
             raise
-        entry.description = fault.describe()   # once injected it names what it acts on (pg-a, az1, ...)
+        entry.description = fault.describe()  # once injected it names what it acts on (pg-a, az1, ...)
         return fault
 
     def active(self) -> list[Entry]:
@@ -134,9 +134,20 @@ class FaultJournal:
 
     def records(self, t0: float) -> list[FaultRecord]:
         """The journal for the report: times in seconds from t0."""
-        return [FaultRecord(e.label, e.fault.spec.type, e.fault.spec.target, e.description or e.fault.describe(),
-                            round(e.injected_t - t0, 3), None if e.healed_t is None else round(e.healed_t - t0, 3),
-                            e.fault.spec.time_limit_s, e.heal_error, e.not_injected) for e in self.entries]
+        return [
+            FaultRecord(
+                e.label,
+                e.fault.spec.type,
+                e.fault.spec.target,
+                e.description or e.fault.describe(),
+                round(e.injected_t - t0, 3),
+                None if e.healed_t is None else round(e.healed_t - t0, 3),
+                e.fault.spec.time_limit_s,
+                e.heal_error,
+                e.not_injected,
+            )
+            for e in self.entries
+        ]
 
     def injected(self) -> list[Entry]:
         """The faults that were injected (not those the target or a hook refused)."""

@@ -16,8 +16,8 @@ STREAMS = ("upstream", "downstream", "both")
 class ToxicFault(Fault):
     """A fault made of one toxic per stream. Subclasses map params to Toxiproxy attributes."""
 
-    TIME_LIMITED = True      # the fault server removes the toxic by itself (time_limit_ms)
-    NEEDS = frozenset()      # the link's proxy, asked of Toxiproxy
+    TIME_LIMITED = True  # the fault server removes the toxic by itself (time_limit_ms)
+    NEEDS = frozenset()  # the link's proxy, asked of Toxiproxy
     TOXIC: ClassVar[str] = ""
     DEFAULT_STREAM: ClassVar[str] = "downstream"
 
@@ -44,12 +44,19 @@ class ToxicFault(Fault):
     def inject(self, ctx: FaultContext) -> None:
         links = ctx.links(self.TYPE)
         for stream in self.streams():
-            links.add_toxic(self.spec.target, self.toxic_name(stream), self.TOXIC, stream,
-                            self.attributes(), self.params.get("toxicity", 1.0), self.spec.time_limit_s)
+            links.add_toxic(
+                self.spec.target,
+                self.toxic_name(stream),
+                self.TOXIC,
+                stream,
+                self.attributes(),
+                self.params.get("toxicity", 1.0),
+                self.spec.time_limit_s,
+            )
 
     def heal(self, ctx: FaultContext) -> None:
         links = ctx.links(self.TYPE)
-        if self.drops_bytes:   # the server enables it again by itself should the harness die here
+        if self.drops_bytes:  # the server enables it again by itself should the harness die here
             links.set_enabled(self.spec.target, False, self.spec.time_limit_s)
         try:
             for stream in self.streams():
@@ -70,8 +77,12 @@ TOXICITY = Param((int, float), 1.0, minimum=0, doc="share of connections affecte
 class Latency(ToxicFault):
     TYPE, TOXIC = "latency", "latency"
     DESCRIPTION = "adds latency_ms (+/- jitter_ms) to every chunk on the link"
-    PARAMS = {"latency_ms": Param(int, minimum=0, doc="milliseconds"),
-              "jitter_ms": Param(int, 0, minimum=0), "stream": _stream(), "toxicity": TOXICITY}
+    PARAMS = {
+        "latency_ms": Param(int, minimum=0, doc="milliseconds"),
+        "jitter_ms": Param(int, 0, minimum=0),
+        "stream": _stream(),
+        "toxicity": TOXICITY,
+    }
 
     def attributes(self) -> dict[str, int]:
         return {"latency": self.params["latency_ms"], "jitter": self.params["jitter_ms"]}
@@ -95,8 +106,11 @@ class Partition(ToxicFault):
 class Timeout(ToxicFault):
     TYPE, TOXIC = "timeout", "timeout"
     DESCRIPTION = "stops data and closes connections after timeout_ms; open connections dropped on heal"
-    PARAMS = {"timeout_ms": Param(int, minimum=0, doc="milliseconds; 0 = never close"),
-              "stream": _stream(), "toxicity": TOXICITY}
+    PARAMS = {
+        "timeout_ms": Param(int, minimum=0, doc="milliseconds; 0 = never close"),
+        "stream": _stream(),
+        "toxicity": TOXICITY,
+    }
 
     def attributes(self) -> dict[str, int]:
         return {"timeout": self.params["timeout_ms"]}
@@ -116,8 +130,11 @@ class Reset(ToxicFault):
 class Bandwidth(ToxicFault):
     TYPE, TOXIC = "bandwidth", "bandwidth"
     DESCRIPTION = "limits throughput to rate_kbps kilobytes per second"
-    PARAMS = {"rate_kbps": Param(int, minimum=0, doc="KB/s (1 KB = 1000 bytes)"),
-              "stream": _stream(), "toxicity": TOXICITY}
+    PARAMS = {
+        "rate_kbps": Param(int, minimum=0, doc="KB/s (1 KB = 1000 bytes)"),
+        "stream": _stream(),
+        "toxicity": TOXICITY,
+    }
 
     def attributes(self) -> dict[str, int]:
         return {"rate": self.params["rate_kbps"]}
@@ -137,12 +154,20 @@ class SlowClose(ToxicFault):
 class Slicer(ToxicFault):
     TYPE, TOXIC = "slicer", "slicer"
     DESCRIPTION = "cuts data into small slices sent delay_us apart"
-    PARAMS = {"average_size": Param(int, minimum=1), "size_variation": Param(int, 0, minimum=0),
-              "delay_us": Param(int, 0, minimum=0), "stream": _stream(), "toxicity": TOXICITY}
+    PARAMS = {
+        "average_size": Param(int, minimum=1),
+        "size_variation": Param(int, 0, minimum=0),
+        "delay_us": Param(int, 0, minimum=0),
+        "stream": _stream(),
+        "toxicity": TOXICITY,
+    }
 
     def attributes(self) -> dict[str, int]:
-        return {"average_size": self.params["average_size"],
-                "size_variation": self.params["size_variation"], "delay": self.params["delay_us"]}
+        return {
+            "average_size": self.params["average_size"],
+            "size_variation": self.params["size_variation"],
+            "delay": self.params["delay_us"],
+        }
 
 
 @register
@@ -158,8 +183,8 @@ class DataLimit(ToxicFault):
 @register
 class ProxyDown(Fault):
     TYPE = "proxy_down"
-    TIME_LIMITED = True      # the fault server enables the proxy again by itself (time_limit_ms)
-    NEEDS = frozenset()      # the link's proxy, asked of Toxiproxy
+    TIME_LIMITED = True  # the fault server enables the proxy again by itself (time_limit_ms)
+    NEEDS = frozenset()  # the link's proxy, asked of Toxiproxy
     DESCRIPTION = "disables the proxy: open connections dropped, new ones refused"
     PARAMS: ClassVar[dict[str, Param]] = {}
 
@@ -175,7 +200,7 @@ class HttpError(Fault):
     """The server behind a lab's HTTP fault gateway answers an error status instead of serving."""
 
     TYPE = "http_error"
-    TIME_LIMITED = True      # the gateway forwards again by itself (for_s)
+    TIME_LIMITED = True  # the gateway forwards again by itself (for_s)
     NEEDS = frozenset({"evidence_http_errors"})
     DESCRIPTION = "the server answers `status` (default 503) to every request (count 0) or the next `count`"
     PARAMS = {"status": Param(int, 503, minimum=400), "count": Param(int, 0, minimum=0)}
@@ -183,7 +208,7 @@ class HttpError(Fault):
     def inject(self, ctx: FaultContext) -> None:
         url = self.uses(ctx, EvidenceStore).http_gateway(self.spec.target)
         body = {"status": self.params["status"], "count": self.params["count"]}
-        if self.spec.time_limit_s is not None:   # the gateway forwards again by itself after it
+        if self.spec.time_limit_s is not None:  # the gateway forwards again by itself after it
             body["for_s"] = self.spec.time_limit_s
         requests.post(f"{url}/_drill/fault", json=body, headers=self._headers(ctx), timeout=10).raise_for_status()
 

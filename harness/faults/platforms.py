@@ -19,23 +19,30 @@ from .refused import may_have_acted
 class PlatformDegrade(Fault):
     TYPE = "platform_degrade"
     NEEDS = frozenset({"platform_api_faults"})
-    TIME_LIMITED = True      # the stand-in goes back to ok by itself (for_s)
-    DESCRIPTION = ("the platform API answers `mode` (throttle: 429 with Retry-After, error: 503, hang) "
-                   "to every request (requests 0) or the next `requests`")
-    PARAMS = {"mode": Param(str, "throttle", choices=("throttle", "error", "hang")),
-              "retry_after": Param((int, float), 1.0, minimum=0, doc="seconds, for throttle"),
-              "requests": Param(int, 0, minimum=0)}
+    TIME_LIMITED = True  # the stand-in goes back to ok by itself (for_s)
+    DESCRIPTION = (
+        "the platform API answers `mode` (throttle: 429 with Retry-After, error: 503, hang) "
+        "to every request (requests 0) or the next `requests`"
+    )
+    PARAMS = {
+        "mode": Param(str, "throttle", choices=("throttle", "error", "hang")),
+        "retry_after": Param((int, float), 1.0, minimum=0, doc="seconds, for throttle"),
+        "requests": Param(int, 0, minimum=0),
+    }
 
     def _control(self, ctx: FaultContext, body: dict[str, object]) -> None:
         # its stand-in's control endpoint, or an external target's runbook hook
         self.uses(ctx, PlatformStandIns).set_platform_mode(self.spec.target, body)
 
-    refused = False     # the target certainly did not take the mode: nothing to undo
+    refused = False  # the target certainly did not take the mode: nothing to undo
 
     def inject(self, ctx: FaultContext) -> None:
-        body = {"mode": self.params["mode"], "retry_after": self.params["retry_after"],
-                "requests": self.params["requests"]}
-        if self.spec.time_limit_s is not None:   # the stand-in goes back to ok by itself after it
+        body = {
+            "mode": self.params["mode"],
+            "retry_after": self.params["retry_after"],
+            "requests": self.params["requests"],
+        }
+        if self.spec.time_limit_s is not None:  # the stand-in goes back to ok by itself after it
             body["for_s"] = self.spec.time_limit_s
         try:
             self._control(ctx, body)
@@ -48,7 +55,7 @@ class PlatformDegrade(Fault):
             return
         try:
             self._control(ctx, {"mode": "ok"})
-        except requests.ConnectionError:   # the server is down (another fault): nothing to undo here
+        except requests.ConnectionError:  # the server is down (another fault): nothing to undo here
             pass
 
 
@@ -58,7 +65,7 @@ class PlatformDown(Fault):
     NEEDS = frozenset({"platform_kill"})
     DESCRIPTION = "the platform's server is killed (SIGKILL); heal starts it again"
 
-    refused = False     # the kill was certainly not done: nothing to start again
+    refused = False  # the kill was certainly not done: nothing to start again
 
     def inject(self, ctx: FaultContext) -> None:
         try:

@@ -20,17 +20,21 @@ DATABASE_PRIMARY = "database-primary"
 class DatabasePrimaryKill(Fault):
     TYPE = "database_primary_kill"
     NEEDS = frozenset({"database_kill"})
-    DESCRIPTION = ("SIGKILLs the database primary's postmaster and every child (a crash); heal: the node "
-                   "back, rebuilt as a replica of the promoted primary (or started again if none was promoted)")
+    DESCRIPTION = (
+        "SIGKILLs the database primary's postmaster and every child (a crash); heal: the node "
+        "back, rebuilt as a replica of the promoted primary (or started again if none was promoted)"
+    )
     PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
         super().__init__(spec)
         if spec.target != DATABASE_PRIMARY:
-            raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be {DATABASE_PRIMARY!r} "
-                             f"(whichever node is the primary when it is injected)")
-        self.node: str | None = None       # the node killed, until it is back
-        self.killed: str | None = None     # the node killed, for the record
+            raise FaultError(
+                f"fault {self.TYPE!r} on {spec.target!r}: the target must be {DATABASE_PRIMARY!r} "
+                f"(whichever node is the primary when it is injected)"
+            )
+        self.node: str | None = None  # the node killed, until it is back
+        self.killed: str | None = None  # the node killed, for the record
 
     def inject(self, ctx: FaultContext) -> None:
         lab = self.uses(ctx, DatabaseNodes)
@@ -38,7 +42,7 @@ class DatabasePrimaryKill(Fault):
         try:
             lab.kill_database_node(self.node)
         except Exception as exc:
-            if not may_have_acted(exc):      # the kill was refused: nothing to bring back
+            if not may_have_acted(exc):  # the kill was refused: nothing to bring back
                 self.node = None
             raise
         self.killed = self.node
@@ -52,13 +56,14 @@ class DatabasePrimaryKill(Fault):
             self.uses(ctx, DatabaseNodes).restore_database_node(node)
 
 
-
 @register
 class ApiInstanceKill(Fault):
     TYPE = "api_instance_kill"
     NEEDS = frozenset({"api_instances"})
-    DESCRIPTION = ("SIGKILLs an availability zone's API instance (target az1, az2, az3), or every instance "
-                   "still up (target all); heal: redeploy what it killed")
+    DESCRIPTION = (
+        "SIGKILLs an availability zone's API instance (target az1, az2, az3), or every instance "
+        "still up (target all); heal: redeploy what it killed"
+    )
     PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
@@ -67,8 +72,11 @@ class ApiInstanceKill(Fault):
 
     def inject(self, ctx: FaultContext) -> None:
         lab = self.uses(ctx, ApiTier)
-        names = [self.spec.target] if self.spec.target != "all" else \
-            [n for n in lab.api_instances() if lab.api_instance_alive(n)]
+        names = (
+            [self.spec.target]
+            if self.spec.target != "all"
+            else [n for n in lab.api_instances() if lab.api_instance_alive(n)]
+        )
         for name in names:
             self.killed.append(name)
             try:
@@ -92,15 +100,19 @@ class ApiInstanceKill(Fault):
 class ConnectorWorkerKill(Fault):
     TYPE = "connector_worker_kill"
     NEEDS = frozenset({"connector_workers"})
-    DESCRIPTION = ("SIGKILLs a platform's connector worker (target a platform, e.g. intune, or all); the "
-                   "lab's auto-scaling group replaces it; heal: a worker running for each platform killed")
+    DESCRIPTION = (
+        "SIGKILLs a platform's connector worker (target a platform, e.g. intune, or all); the "
+        "lab's auto-scaling group replaces it; heal: a worker running for each platform killed"
+    )
     PARAMS: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, spec: FaultSpec):
         super().__init__(spec)
         if spec.target != "all" and spec.target not in PLATFORMS:
-            raise FaultError(f"fault {self.TYPE!r} on {spec.target!r}: the target must be a platform "
-                             f"({', '.join(PLATFORMS)}) or 'all'")
+            raise FaultError(
+                f"fault {self.TYPE!r} on {spec.target!r}: the target must be a platform "
+                f"({', '.join(PLATFORMS)}) or 'all'"
+            )
         self.killed: list[str] = []
 
     def inject(self, ctx: FaultContext) -> None:

@@ -21,8 +21,12 @@ from ..lab import hooks
 from .base import FaultError
 
 # what a HookError's kind exits with: the plan is wrong (2), or the target could not be driven (4)
-HOOK_EXITS = {hooks.CREDENTIALS: exits.INVALID, hooks.PLAN: exits.INVALID,
-              hooks.UNREACHABLE: exits.UNREACHABLE, hooks.REFUSED: exits.UNREACHABLE}
+HOOK_EXITS = {
+    hooks.CREDENTIALS: exits.INVALID,
+    hooks.PLAN: exits.INVALID,
+    hooks.UNREACHABLE: exits.UNREACHABLE,
+    hooks.REFUSED: exits.UNREACHABLE,
+}
 
 
 class FaultNotInjected(RuntimeError):
@@ -41,9 +45,9 @@ def could_not_act(exc: BaseException) -> tuple[int, bool] | None:
     for anything else (a bug stays a bug, a step error stays one)."""
     if isinstance(exc, hooks.HookError):
         return HOOK_EXITS.get(exc.kind, exits.UNREACHABLE), exc.acted
-    if isinstance(exc, FaultError):              # e.g. the plan names no such proxy or instance
+    if isinstance(exc, FaultError):  # e.g. the plan names no such proxy or instance
         return exits.INVALID, False
-    if isinstance(exc, LabStartError):           # no database node answers, a secret not set
+    if isinstance(exc, LabStartError):  # no database node answers, a secret not set
         return exits.UNREACHABLE, False
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         status = exc.response.status_code

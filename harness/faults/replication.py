@@ -13,7 +13,7 @@ from ..lab.capabilities import PlanConfigured
 from ..model import FaultSpec
 from .base import Fault, FaultContext, build
 
-CUT_TIME_LIMIT_S = 600   # the fault server removes the cut by itself after this long should the harness die
+CUT_TIME_LIMIT_S = 600  # the fault server removes the cut by itself after this long should the harness die
 
 
 def partition_replication(lab: Lab, replica: str) -> Fault:
@@ -24,9 +24,12 @@ def partition_replication(lab: Lab, replica: str) -> Fault:
         raise PermissionError(f"dry run: fault refused ({lab.interlock()})")
     if "replication_cut" not in lab.capabilities():
         keys = lab.missing_keys("replication_cut") if isinstance(lab, PlanConfigured) else []
-        raise LabStartError(f"the plan has no {' and '.join(keys)} to cut" if keys else
-                            f"the {lab.provider or type(lab).__name__} lab cannot cut a replication link "
-                            f"(capability replication_cut)")
+        raise LabStartError(
+            f"the plan has no {' and '.join(keys)} to cut"
+            if keys
+            else f"the {lab.provider or type(lab).__name__} lab cannot cut a replication link "
+            f"(capability replication_cut)"
+        )
     fault = build(FaultSpec("partition", lab.replication_proxy_name(replica), time_limit_s=CUT_TIME_LIMIT_S))
     fault.inject(_context(lab))
     return fault

@@ -14,20 +14,37 @@ What the runner records and the gates read (the contract between them):
 """
 
 from harness.gates import (  # noqa: F401
-           api,
-           availability,
-           backup,
-           chaos,
-           connectors,
-           eventstore,
-           evidence,
-           recovery,
-           steady,
-           validation,
-           worm,
+    api,
+    availability,
+    backup,
+    chaos,
+    connectors,
+    eventstore,
+    evidence,
+    recovery,
+    steady,
+    validation,
+    worm,
 )
 from harness.gates.base import GATES, Gate, Span, drill_verdict, evaluate_gate, evaluate_gates, fault_span, register
 
-__all__ = ["GATES", "Gate", "Span", "drill_verdict", "evaluate_gate", "evaluate_gates", "fault_span", "register",
-           "api", "availability", "backup", "chaos", "connectors", "evidence", "eventstore", "recovery", "steady",
-           "validation"]
+__all__ = [
+    "GATES",
+    "Gate",
+    "Span",
+    "drill_verdict",
+    "evaluate_gate",
+    "evaluate_gates",
+    "fault_span",
+    "register",
+    "api",
+    "availability",
+    "backup",
+    "chaos",
+    "connectors",
+    "evidence",
+    "eventstore",
+    "recovery",
+    "steady",
+    "validation",
+]

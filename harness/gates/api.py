@@ -19,8 +19,7 @@ class IntentsAndApprovalsBlocked(Gate):
 
     judges = "system"
     id = "intents_and_approvals_blocked"
-    description = ("New Deployment Intents and approvals blocked with a clear error while every API "
-                   "instance is down")
+    description = "New Deployment Intents and approvals blocked with a clear error while every API instance is down"
     threshold = "503 with error and cause"
 
     def __init__(self, fault: str):
@@ -33,11 +32,19 @@ class IntentsAndApprovalsBlocked(Gate):
         result = refused_in(self, history, span, (OpKind.CREATE_INTENT, OpKind.APPROVE), status=503)
         if result.verdict is not Verdict.PASS:
             return result
-        unclear = [o for o in history.ops if o.kind in (OpKind.CREATE_INTENT, OpKind.APPROVE) and span.holds(o)
-                   and not (detail_of(o).get("error") and detail_of(o).get("cause"))]
+        unclear = [
+            o
+            for o in history.ops
+            if o.kind in (OpKind.CREATE_INTENT, OpKind.APPROVE)
+            and span.holds(o)
+            and not (detail_of(o).get("error") and detail_of(o).get("cause"))
+        ]
         if unclear:
-            return self.result(Verdict.FAIL, result.measured, "refused without an error and a cause: "
-                               + "; ".join(answer(o) for o in unclear[:3]))
+            return self.result(
+                Verdict.FAIL,
+                result.measured,
+                "refused without an error and a cause: " + "; ".join(answer(o) for o in unclear[:3]),
+            )
         return result
 
 
@@ -85,13 +92,19 @@ class PublishRefusedWhileUnhealthy(Gate):
         inject = history.first_event("inject", self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        while_unhealthy = [o for o in history.ops_of(OpKind.PUBLISH) if o.t_invoke >= inject.t
-                           and health_around(history, o) == ("Unhealthy", "Unhealthy")]
+        while_unhealthy = [
+            o
+            for o in history.ops_of(OpKind.PUBLISH)
+            if o.t_invoke >= inject.t and health_around(history, o) == ("Unhealthy", "Unhealthy")
+        ]
         if not while_unhealthy:
             return self.unknown("no publish was attempted between two answers saying ServiceHealth = Unhealthy")
         accepted = [o for o in while_unhealthy if o.ok]
-        measured = {"attempted_while_unhealthy": len(while_unhealthy), "accepted": len(accepted),
-                    "answers": sorted({answer(o) for o in while_unhealthy})}
+        measured = {
+            "attempted_while_unhealthy": len(while_unhealthy),
+            "accepted": len(accepted),
+            "answers": sorted({answer(o) for o in while_unhealthy}),
+        }
         return self.judge(not accepted, measured)
 
 
@@ -111,13 +124,15 @@ class PublishAcceptedWhenHealthy(Gate):
         span = fault_span(history, self.fault)
         if span is None or span.end is None:
             return self.unknown(f"the fault {self.fault!r} was not injected and healed")
-        candidates = [o for o in sorted(history.ops_of(OpKind.PUBLISH), key=lambda o: o.t_invoke)
-                      if o.t_invoke >= span.end and health_around(history, o)[0] == "Healthy"]
+        candidates = [
+            o
+            for o in sorted(history.ops_of(OpKind.PUBLISH), key=lambda o: o.t_invoke)
+            if o.t_invoke >= span.end and health_around(history, o)[0] == "Healthy"
+        ]
         if not candidates:
             return self.unknown("no publish was attempted after a Healthy answer")
         first = candidates[0]
-        return self.judge(first.ok, {"publish": answer(first),
-                                     "after_redeploy_s": seconds(first.t_invoke - span.end)})
+        return self.judge(first.ok, {"publish": answer(first), "after_redeploy_s": seconds(first.t_invoke - span.end)})
 
 
 @register
@@ -140,7 +155,6 @@ class ConnectorsServeQueuedWork(Gate):
         if not self.keys:
             return self.unknown(f"no intent was queued for {self.platform} before the outage")
         seen = arrivals(history, self.platform)
-        served = [k for k in self.keys if len(applied(seen.get(k, []))) == 1
-                  and span.contains(applied(seen[k])[0].t)]
+        served = [k for k in self.keys if len(applied(seen.get(k, []))) == 1 and span.contains(applied(seen[k])[0].t)]
         measured = {"queued": len(self.keys), "applied_once_while_down": len(served)}
         return self.judge(len(served) == len(self.keys), measured)

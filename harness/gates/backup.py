@@ -77,8 +77,12 @@ class HourlySnapshotsTaken(Gate):
         hours = [first + i * HOUR for i in range(int((self.end - first) // HOUR) + 1)]
         missing = [_iso(h) for h in hours if not any(h <= s["taken_at"] < h + HOUR for s in hourly)]
         broken = [s["snapshot_id"] for s in hourly if not s.get("intact")]
-        measured = {"hours": len(hours), "snapshots": len(hourly), "missing_hours": missing[:10],
-                    "not_intact": broken[:10]}
+        measured = {
+            "hours": len(hours),
+            "snapshots": len(hourly),
+            "missing_hours": missing[:10],
+            "not_intact": broken[:10],
+        }
         if not hours:
             return self.unknown("the window holds no clock hour", measured)
         return self.judge(not missing and not broken, measured)
@@ -104,17 +108,24 @@ class CrossRegionExportsTaken(Gate):
         exports = [s for s in _of_kind(op, "export") if s["taken_at"] <= self.end]
         if not exports:
             return self.judge(False, {"exports": 0}, "no cross-region export was taken")
-        times = ([s["taken_at"] for s in exports if s["taken_at"] >= self.start - DAY - HOUR]
-                 or [exports[-1]["taken_at"]])
+        times = [s["taken_at"] for s in exports if s["taken_at"] >= self.start - DAY - HOUR] or [
+            exports[-1]["taken_at"]
+        ]
         gaps = [b - a for a, b in pairwise(times)] + [self.end - times[-1]]
-        short_locks = [s["snapshot_id"] for s in exports
-                       if s.get("retain_until") is None
-                       or s["retain_until"] < s["taken_at"] + EXPORT_RETENTION_S - LOCK_SLACK_S]
+        short_locks = [
+            s["snapshot_id"]
+            for s in exports
+            if s.get("retain_until") is None or s["retain_until"] < s["taken_at"] + EXPORT_RETENTION_S - LOCK_SLACK_S
+        ]
         broken = [s["snapshot_id"] for s in exports if not s.get("intact")]
         locked = [(s["retain_until"] - s["taken_at"]) / DAY for s in exports if s.get("retain_until")]
-        measured = {"exports": len(exports), "max_gap_h": round(max(gaps) / HOUR, 2),
-                    "min_lock_days": round(min(locked), 2) if locked else None,
-                    "short_locks": short_locks[:10], "not_intact": broken[:10]}
+        measured = {
+            "exports": len(exports),
+            "max_gap_h": round(max(gaps) / HOUR, 2),
+            "min_lock_days": round(min(locked), 2) if locked else None,
+            "short_locks": short_locks[:10],
+            "not_intact": broken[:10],
+        }
         return self.judge(max(gaps) <= DAY + HOUR and not short_locks and not broken, measured)
 
 
@@ -151,19 +162,26 @@ class RetentionApplied(Gate):
                 expired_kept.append(s["snapshot_id"])
             elif age < HOURLY_RETENTION_S and not kept:
                 young_deleted.append(s["snapshot_id"])
-        expired_kept += [s["snapshot_id"] for s in _of_kind(new, "hourly")
-                         if now - s["taken_at"] > HOURLY_RETENTION_S + BOUNDARY_S
-                         and s["snapshot_id"] not in expired_kept]
+        expired_kept += [
+            s["snapshot_id"]
+            for s in _of_kind(new, "hourly")
+            if now - s["taken_at"] > HOURLY_RETENTION_S + BOUNDARY_S and s["snapshot_id"] not in expired_kept
+        ]
         for s in _of_kind(old, "export"):
             if now - s["taken_at"] < EXPORT_RETENTION_S and (s["bucket"], s["snapshot_id"]) not in present:
                 exports_deleted.append(s["snapshot_id"])
         attempt = last_op(history, OpKind.EXPORT_DELETE_ATTEMPT)
         deleted = None if attempt is None or not isinstance(attempt.value, dict) else attempt.value.get("deleted")
-        measured = {"expired_kept": expired_kept[:10], "young_deleted": young_deleted[:10],
-                    "exports_deleted": exports_deleted[:10],
-                    "hourly_checked": len(_of_kind(old, "hourly")), "exports_checked": len(_of_kind(old, "export")),
-                    "export_delete": None if attempt is None else
-                    ("deleted" if deleted else f"refused: {attempt.value.get('error')}")}
+        measured = {
+            "expired_kept": expired_kept[:10],
+            "young_deleted": young_deleted[:10],
+            "exports_deleted": exports_deleted[:10],
+            "hourly_checked": len(_of_kind(old, "hourly")),
+            "exports_checked": len(_of_kind(old, "export")),
+            "export_delete": None
+            if attempt is None
+            else ("deleted" if deleted else f"refused: {attempt.value.get('error')}"),
+        }
         if expired_kept or young_deleted or exports_deleted or deleted:
             return self.judge(False, measured)
         if attempt is None or deleted is None:
@@ -194,17 +212,28 @@ class DailyInventory(Gate):
         if inventory.value is None:
             return self.judge(False, {"inventory": None}, "no inventory was written for the day")
         unversioned = sorted(b for b, status in listed.value["versioning"].items() if status != "Enabled")
-        in_inventory = {(b, v["key"], v["version_id"]) for b, versions in inventory.value["buckets"].items()
-                        for v in versions}
-        missing = [f"{b}/{key}@{version}" for b, versions in listed.value["versions"].items()
-                   for key, version in versions if (b, key, version) not in in_inventory]
+        in_inventory = {
+            (b, v["key"], v["version_id"]) for b, versions in inventory.value["buckets"].items() for v in versions
+        }
+        missing = [
+            f"{b}/{key}@{version}"
+            for b, versions in listed.value["versions"].items()
+            for key, version in versions
+            if (b, key, version) not in in_inventory
+        ]
         export = inventory.value.get("eventstore") or {}
         export_ok = bool(export) and detail_of(inventory).get("eventstore_sha256") == export.get("sha256")
-        measured = {"day": inventory.value.get("day"),
-                    "versions_listed": sum(map(len, listed.value["versions"].values())),
-                    "missing": missing[:10], "unversioned": unversioned,
-                    "eventstore_export": {"count": export.get("count"), "to_seq": export.get("to_seq"),
-                                          "sha256_matches": export_ok}}
+        measured = {
+            "day": inventory.value.get("day"),
+            "versions_listed": sum(map(len, listed.value["versions"].values())),
+            "missing": missing[:10],
+            "unversioned": unversioned,
+            "eventstore_export": {
+                "count": export.get("count"),
+                "to_seq": export.get("to_seq"),
+                "sha256_matches": export_ok,
+            },
+        }
         return self.judge(not missing and not unversioned and export_ok, measured)
 
 
@@ -227,8 +256,7 @@ class PublishRefusedWhileBackupStale(Gate):
         age = _newest_age_h(stale)
         measured = {"backup_age_h": age, "publish": answer(publish)}
         if age is None or age <= 24:
-            return self.unknown("the newest snapshot was not older than 24 h when the publish was attempted",
-                                measured)
+            return self.unknown("the newest snapshot was not older than 24 h when the publish was attempted", measured)
         return self.judge(publish.status == 503 and detail_of(publish).get("cause") == "backup", measured)
 
 
@@ -260,11 +288,13 @@ def _newest_age_h(op: Op) -> float | None:
 
 # ---- restore ----------------------------------------------------------------------------------
 
+
 def _restore(history: History) -> tuple[str | None, list[Event], list[Event]]:
     """(rehydrated snapshot id, the restore's events, its rehydrate events) from its log; id None:
     it never rehydrated."""
-    events = history.events_of("restore_download", "restore_verify", "restore_refused", "restore_rehydrate",
-                               "restore_done", source="restore")
+    events = history.events_of(
+        "restore_download", "restore_verify", "restore_refused", "restore_rehydrate", "restore_done", source="restore"
+    )
     rehydrated = [e for e in events if e.kind == "restore_rehydrate"]
     return (rehydrated[-1].detail.get("snapshot_id") if rehydrated else None), events, rehydrated
 
@@ -287,12 +317,22 @@ class SnapshotVerifiedBeforeRestore(Gate):
         if snapshot is None:
             return self.unknown("the restore never began rehydrating a snapshot")
         start = rehydrated[-1].t
-        verified = [e for e in events if e.kind == "restore_verify" and e.t <= start
-                    and e.detail.get("snapshot_id") == snapshot and e.detail.get("ok")]
+        verified = [
+            e
+            for e in events
+            if e.kind == "restore_verify"
+            and e.t <= start
+            and e.detail.get("snapshot_id") == snapshot
+            and e.detail.get("ok")
+        ]
         harness = {s["snapshot_id"]: s for s in catalogue.value}.get(snapshot)
-        measured = {"snapshot": snapshot, "verified_before_rehydrate": bool(verified),
-                    "harness_check": None if harness is None else ("intact" if harness.get("intact")
-                                                                   else "; ".join(harness.get("mismatches", []))[:200])}
+        measured = {
+            "snapshot": snapshot,
+            "verified_before_rehydrate": bool(verified),
+            "harness_check": None
+            if harness is None
+            else ("intact" if harness.get("intact") else "; ".join(harness.get("mismatches", []))[:200]),
+        }
         if harness is None:
             return self.unknown(f"the harness did not see snapshot {snapshot} in the store", measured)
         return self.judge(bool(verified) and bool(harness.get("intact")), measured)
@@ -321,12 +361,19 @@ class CorruptSnapshotRefused(Gate):
         if self.corrupted not in by_id:
             return self.unknown(f"the corrupted snapshot {self.corrupted} is not in the store")
         bucket = by_id[self.corrupted]["bucket"]
-        older = [s for s in catalogue.value if s["bucket"] == bucket and s.get("intact")
-                 and s["taken_at"] < by_id[self.corrupted]["taken_at"]]
+        older = [
+            s
+            for s in catalogue.value
+            if s["bucket"] == bucket and s.get("intact") and s["taken_at"] < by_id[self.corrupted]["taken_at"]
+        ]
         expected = max(older, key=lambda s: s["taken_at"])["snapshot_id"] if older else None
-        measured = {"corrupted": self.corrupted, "refused": bool(refused),
-                    "reason": refused[-1].detail.get("reason") if refused else None,
-                    "restored": snapshot, "expected": expected}
+        measured = {
+            "corrupted": self.corrupted,
+            "refused": bool(refused),
+            "reason": refused[-1].detail.get("reason") if refused else None,
+            "restored": snapshot,
+            "expected": expected,
+        }
         if snapshot is None:
             return self.judge(False, measured, "nothing was restored")
         return self.judge(bool(refused) and bool(measured["reason"]) and snapshot == expected, measured)
@@ -362,17 +409,31 @@ class RestoredDataValid(Gate):
         differ = sorted(t for t, n in source["tables"].items() if counts.get(t) != n)
         chain = data.value["chain"]
         head = source.get("chain") or {}
-        chain_ok = chain.get("verified") and chain.get("last_seq") == head.get("last_seq") \
+        chain_ok = (
+            chain.get("verified")
+            and chain.get("last_seq") == head.get("last_seq")
             and chain.get("last_hash") == head.get("last_hash")
-        measured = {"snapshot": snapshot, "tables": len(source["tables"]), "counts_differ": differ[:10],
-                    "chain": {"verified": chain.get("verified"), "events": chain.get("events"),
-                              "head_matches": chain.get("last_hash") == head.get("last_hash")},
-                    "approvals": {"restored": data.value.get("approvals"), "snapshot": source.get("approvals")},
-                    "sample": {"read": sample.value["checked"], "missing": sample.value["missing"][:10]}}
+        )
+        measured = {
+            "snapshot": snapshot,
+            "tables": len(source["tables"]),
+            "counts_differ": differ[:10],
+            "chain": {
+                "verified": chain.get("verified"),
+                "events": chain.get("events"),
+                "head_matches": chain.get("last_hash") == head.get("last_hash"),
+            },
+            "approvals": {"restored": data.value.get("approvals"), "snapshot": source.get("approvals")},
+            "sample": {"read": sample.value["checked"], "missing": sample.value["missing"][:10]},
+        }
         if not source["tables"] or sample.value["checked"] == 0:
             return self.unknown("nothing to compare: no table counts or no intent sampled", measured)
-        ok = (not differ and bool(chain_ok) and data.value.get("approvals") == source.get("approvals")
-              and not sample.value["missing"])
+        ok = (
+            not differ
+            and bool(chain_ok)
+            and data.value.get("approvals") == source.get("approvals")
+            and not sample.value["missing"]
+        )
         return self.judge(ok, measured)
 
 
@@ -427,8 +488,12 @@ class KeyRecoveredFromSoftDelete(Gate):
         if not before.ok:
             return self.unknown(f"the key could not be read before the drill: {before.error}")
         same_key = after.ok and after.value == before.value
-        measured = {"readable_while_deleted": deleted.ok, "recovered": after.ok, "same_key": same_key,
-                    "purge": "refused" if not purge.ok else "purged"}
+        measured = {
+            "readable_while_deleted": deleted.ok,
+            "recovered": after.ok,
+            "same_key": same_key,
+            "purge": "refused" if not purge.ok else "purged",
+        }
         return self.judge(not deleted.ok and same_key and not purge.ok, measured)
 
 
@@ -482,19 +547,31 @@ class ReplayedExactlyOnce(Gate):
         seen = arrivals(history, self.platform)
         missing = sorted(set(self.keys) - set(replay.value))
         counts = {k: len(applied(seen.get(k, []))) for k in self.keys}
-        lookups = replay_tested(((e.detail.get("idempotency_key"), e.wall)
-                                 for e in requests_at(history, self.platform) if e.detail.get("path") == "/applied"),
-                                replay_sent(history.ops_of(OpKind.REPLAY_PUBLISH)))
+        lookups = replay_tested(
+            (
+                (e.detail.get("idempotency_key"), e.wall)
+                for e in requests_at(history, self.platform)
+                if e.detail.get("path") == "/applied"
+            ),
+            replay_sent(history.ops_of(OpKind.REPLAY_PUBLISH)),
+        )
         # a replay the restored store answered 200 (it still had the intent, published: the snapshot
         # was taken after it) is not dispatched again, so nothing is tested; every other is
         # (the op's value is the intent id the answer gave: its key is in the detail)
-        survived = {detail_of(o).get("idempotency_key", o.value) for o in history.ops_of(OpKind.REPLAY_CREATE)
-                    if o.ok and o.status == 200}
+        survived = {
+            detail_of(o).get("idempotency_key", o.value)
+            for o in history.ops_of(OpKind.REPLAY_CREATE)
+            if o.ok and o.status == 200
+        }
         must_test = [k for k in self.keys if k not in survived]
         tested = [k for k in must_test if k in lookups]
-        measured = {"replayed": len(self.keys), "missing": missing[:10],
-                    "not_applied": sorted(k for k, n in counts.items() if n == 0)[:10],
-                    "applied_twice": sorted(k for k, n in counts.items() if n > 1)[:10],
-                    "key_tested": len(tested), "still_in_restored_store": len(self.keys) - len(must_test)}
+        measured = {
+            "replayed": len(self.keys),
+            "missing": missing[:10],
+            "not_applied": sorted(k for k, n in counts.items() if n == 0)[:10],
+            "applied_twice": sorted(k for k, n in counts.items() if n > 1)[:10],
+            "key_tested": len(tested),
+            "still_in_restored_store": len(self.keys) - len(must_test),
+        }
         ok = not missing and all(n == 1 for n in counts.values()) and len(tested) == len(must_test)
         return self.judge(ok, measured)

@@ -47,7 +47,7 @@ class Gate(abc.ABC):
     `judges` (no default; one of JUDGES) says what the rule is evidence about: the system under
     drill, a runbook the harness performs, or a lab-only part."""
 
-    judges: str          # declared by every gate class: "system", "runbook" or "lab"
+    judges: str  # declared by every gate class: "system", "runbook" or "lab"
     id: str = ""
     description: str = ""
     threshold: Any = None
@@ -60,11 +60,21 @@ class Gate(abc.ABC):
         """Judge the history against this gate's threshold."""
 
     def result(self, verdict: Verdict, measured: Any, detail: str = "") -> GateResult:
-        judges = self.judges    # a gate class that does not say what it judges raises here: unknown
+        judges = self.judges  # a gate class that does not say what it judges raises here: unknown
         if judges not in JUDGES:
             raise ValueError(f"judges is {judges!r}, not one of {', '.join(JUDGES)}")
-        return GateResult(self.id, self.description, measured, self.threshold, verdict, detail,
-                          self.operator, self.limit, self.unit, judges)
+        return GateResult(
+            self.id,
+            self.description,
+            measured,
+            self.threshold,
+            verdict,
+            detail,
+            self.operator,
+            self.limit,
+            self.unit,
+            judges,
+        )
 
     def figures(self, history: History) -> dict[str, Any]:
         """Measurements the rule reports beside its verdict (scenario measurements, e.g. a detection
@@ -85,18 +95,20 @@ def evaluate_gate(gate: Gate, history: History) -> GateResult:
     gate_id = getattr(gate, "id", "") or type(gate).__name__
     description = getattr(gate, "description", "")
     judges = getattr(gate, "judges", None)
-    typed = (getattr(gate, "operator", None), getattr(gate, "limit", None), getattr(gate, "unit", None),
-             judges if judges in JUDGES else None)
+    typed = (
+        getattr(gate, "operator", None),
+        getattr(gate, "limit", None),
+        getattr(gate, "unit", None),
+        judges if judges in JUDGES else None,
+    )
     try:
         result = gate.evaluate(history)
     except Exception as exc:  # noqa: BLE001 - a broken check must not stop the other gates
         detail = f"check raised {type(exc).__name__}: {exc}"
-        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail,
-                          *typed)
+        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail, *typed)
     if not isinstance(result, GateResult) or not isinstance(result.verdict, Verdict):
         detail = f"check returned {result!r} instead of a GateResult with a Verdict"
-        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail,
-                          *typed)
+        return GateResult(gate_id, description, None, getattr(gate, "threshold", None), Verdict.UNKNOWN, detail, *typed)
     return result
 
 
@@ -126,6 +138,7 @@ def drill_verdict(results: Iterable[GateResult]) -> Verdict:
 
 # ---- shared reading of a history ---------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Span:
     """A stretch of the history clock: from a fault's injection to the first of the events that
@@ -148,15 +161,21 @@ def fault_span(history: History, label: str, until: tuple[str, ...] = ("heal",))
     inject = history.first_event("inject", label)
     if inject is None:
         return None
-    ends = [e.t for e in history.events if e.t >= inject.t and e.kind in until and e is not inject
-            and (e.kind != "heal" or e.name == label)]
+    ends = [
+        e.t
+        for e in history.events
+        if e.t >= inject.t and e.kind in until and e is not inject and (e.kind != "heal" or e.name == label)
+    ]
     return Span(inject.t, min(ends) if ends else None)
 
 
 def last_op(history: History, kind: str, after: float | None = None, **detail: Any) -> Op | None:
     """The last op of `kind` (invoked at/after `after`, with these detail fields)."""
-    ops = [o for o in history.ops_of(kind) if (after is None or o.t_invoke >= after)
-           and all(o.detail.get(k) == v for k, v in detail.items())]
+    ops = [
+        o
+        for o in history.ops_of(kind)
+        if (after is None or o.t_invoke >= after) and all(o.detail.get(k) == v for k, v in detail.items())
+    ]
     return max(ops, key=lambda o: o.done) if ops else None
 
 

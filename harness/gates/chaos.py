@@ -8,7 +8,7 @@ from harness.gates.base import Gate, register, seconds
 from harness.measure.probes import downtime
 from harness.model import GateResult, History, OpKind, Outcome, Verdict
 
-HALT = "halt"            # event: the run was stopped early (a stop condition, `drill halt`, a signal)
+HALT = "halt"  # event: the run was stopped early (a stop condition, `drill halt`, a signal)
 CHAOS_END = "chaos_end"  # event: the run's fault sequence ended
 
 
@@ -54,8 +54,9 @@ class ProbeOutageWithinTolerance(Gate):
         if not history.ops_of(OpKind.PROBE):
             return self.unknown("no health probe ran")
         longest, _ = longest_probe_outage(history)
-        return self.judge(longest <= self.tolerance_s, seconds(longest),
-                          f"longest stretch of failed probes: {longest:.2f} s")
+        return self.judge(
+            longest <= self.tolerance_s, seconds(longest), f"longest stretch of failed probes: {longest:.2f} s"
+        )
 
 
 @register

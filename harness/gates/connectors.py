@@ -12,13 +12,15 @@ from harness.gates.base import Gate, answer, last_op, register
 from harness.measure.platforms import applied, arrivals, backoff, cp_time, requests_at, throttle_count
 from harness.model import GateResult, History, Op, OpKind, detail_of
 
-REPORT_DELAY_S = 1.0     # a connector's report reaches the Control Plane this long after the platform answered
+REPORT_DELAY_S = 1.0  # a connector's report reaches the Control Plane this long after the platform answered
 DETECTION_SECONDS = 60.0  # the plan's default detection allowance (targets.detection_seconds)
 
 
 def _promotions(history: History, platform: str) -> list[Op]:
-    return sorted((o for o in history.ops_of(OpKind.PROMOTE) if detail_of(o).get("platform") == platform),
-                  key=lambda o: o.t_invoke)
+    return sorted(
+        (o for o in history.ops_of(OpKind.PROMOTE) if detail_of(o).get("platform") == platform),
+        key=lambda o: o.t_invoke,
+    )
 
 
 def _healed(history: History, platform: str) -> float | None:
@@ -31,15 +33,20 @@ def _injected(history: History, platform: str) -> float | None:
     return min(injects) if injects else None
 
 
-def _events_read(history: History, type_: str, platform: str,
-                 after: float | None = None) -> list[dict[str, Any]] | None:
+def _events_read(
+    history: History, type_: str, platform: str, after: float | None = None
+) -> list[dict[str, Any]] | None:
     """The rows of the last read of `type_` events (made after `after`) about the platform and
     appended after `after`; None when no such read succeeded."""
     read = last_op(history, OpKind.READ_EVENTS, after=after, type=type_)
     if read is None or not read.ok:
         return None
-    return [e for e in read.value if (e.get("payload") or {}).get("platform") == platform
-            and (after is None or _event_t(history, e) >= after - 0.5)]
+    return [
+        e
+        for e in read.value
+        if (e.get("payload") or {}).get("platform") == platform
+        and (after is None or _event_t(history, e) >= after - 0.5)
+    ]
 
 
 def _requeued(history: History, platform: str) -> float | None:
@@ -47,8 +54,9 @@ def _requeued(history: History, platform: str) -> float | None:
     return min(requeue) if requeue else None
 
 
-def _not_held(gate: Gate, after_s: float, history: History, start: float, type_: str, ages: list[float],
-              measured: dict[str, Any]) -> GateResult | None:
+def _not_held(
+    gate: Gate, after_s: float, history: History, start: float, type_: str, ages: list[float], measured: dict[str, Any]
+) -> GateResult | None:
     """A time rule ("after 15 min", "after 24 h") is judged only once the fault was held that long
     on the Control Plane's clock (moved by the harness, or real time held) before the events were
     read; until then an early answer still fails, and the absence of one is unknown, never a pass.
@@ -60,13 +68,16 @@ def _not_held(gate: Gate, after_s: float, history: History, start: float, type_:
     if held > after_s:
         return None
     need = f"{after_s / 60:g} min" if after_s < 2 * 3600 else f"{after_s / 3600:g} h"
-    return gate.unknown(f"needs {need} of real time or clock control (the fault was held {held:.0f} s on the "
-                        f"Control Plane's clock)", dict(measured, held_s=round(held, 1)))
+    return gate.unknown(
+        f"needs {need} of real time or clock control (the fault was held {held:.0f} s on the Control Plane's clock)",
+        dict(measured, held_s=round(held, 1)),
+    )
 
 
 def _event_t(history: History, row: dict[str, Any]) -> float:
     """A stored event's time on the history clock (its `at` is the database's real clock)."""
     import datetime as dt
+
     return history.at(dt.datetime.fromisoformat(str(row["at"])).timestamp())
 
 
@@ -81,7 +92,7 @@ class ConnectorsHealthy(Gate):
     threshold = "all Healthy"
 
     def __init__(self, platforms: tuple[str, ...] = ("intune", "jamf", "sccm", "landscape", "ansible")):
-        self.platforms = tuple(platforms)      # every platform the lab runs must be in the view
+        self.platforms = tuple(platforms)  # every platform the lab runs must be in the view
 
     def evaluate(self, history: History) -> GateResult:
         first = min((e.t for e in history.events_of("inject")), default=None)
@@ -93,8 +104,13 @@ class ConnectorsHealthy(Gate):
             return self.unknown(f"the platforms could not be read: {view.error}")
         seen = view.value or {}
         bad = {p: "not reported" for p in self.platforms if p not in seen}
-        bad.update({p: v.get("pause_reasons") or v.get("health") for p, v in seen.items()
-                    if v.get("PromotionsPaused") or v.get("health") != "Healthy"})
+        bad.update(
+            {
+                p: v.get("pause_reasons") or v.get("health")
+                for p, v in seen.items()
+                if v.get("PromotionsPaused") or v.get("health") != "Healthy"
+            }
+        )
         return self.judge(not bad, "all Healthy" if not bad else bad)
 
 
@@ -137,8 +153,10 @@ class OtherPlatformsContinue(Gate):
             return self.unknown("the harness did not look")
         if not self.keys:
             return self.unknown("no other platform was published to")
-        counts = {p: [len([e for e in applied(arrivals(history, p).get(k, [])) if e.t <= mark.t]) for k in ks]
-                  for p, ks in self.keys.items()}
+        counts = {
+            p: [len([e for e in applied(arrivals(history, p).get(k, [])) if e.t <= mark.t]) for k in ks]
+            for p, ks in self.keys.items()
+        }
         return self.judge(all(n == 1 for ns in counts.values() for n in ns), counts)
 
 
@@ -153,8 +171,10 @@ class AssignmentFails(Gate):
         self.platform, self.keys, self.checkpoint = platform, list(keys), checkpoint
         self.id = f"assignment_fails_{platform}"
         self.threshold = "none applied, PlatformDegraded recorded"
-        self.description = (f"Assignment fails for {platform} rings only (its intents not applied; the Control "
-                            f"Plane records the platform unhealthy)")
+        self.description = (
+            f"Assignment fails for {platform} rings only (its intents not applied; the Control "
+            f"Plane records the platform unhealthy)"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         mark = history.first_event("checkpoint", self.checkpoint)
@@ -166,8 +186,11 @@ class AssignmentFails(Gate):
         seen = arrivals(history, self.platform)
         applied_early = [k for k in self.keys if any(e.t <= mark.t for e in applied(seen.get(k, [])))]
         degraded = _events_read(history, "PlatformDegraded", self.platform, after=start)
-        measured = {"published": len(self.keys), "applied": len(applied_early),
-                    "recorded_unhealthy": None if degraded is None else bool(degraded)}
+        measured = {
+            "published": len(self.keys),
+            "applied": len(applied_early),
+            "recorded_unhealthy": None if degraded is None else bool(degraded),
+        }
         if degraded is None:
             return self.unknown("PlatformDegraded events were not read", measured)
         return self.judge(not applied_early and bool(degraded), measured)
@@ -186,15 +209,20 @@ class PromotionRefused(Gate):
 
     judges = "system"
 
-    def __init__(self, platform: str, gate_name: str, gate_id: str | None = None,
-                 detection_s: float = DETECTION_SECONDS):
+    def __init__(
+        self, platform: str, gate_name: str, gate_id: str | None = None, detection_s: float = DETECTION_SECONDS
+    ):
         self.platform, self.gate_name, self.detection_s = platform, gate_name, detection_s
         self.id = gate_id or f"promotion_refused_{platform}"
-        self.threshold = (f"503, gate {gate_name}, from {detection_s:g} s after the injection (or once the Control "
-                          f"Plane recorded it degraded) until the heal")
-        self.description = (f"Ring promotion on {platform} refused by the gate {gate_name} while it fails (from the "
-                            f"injection plus a detection allowance of {detection_s:g} s, or the Control Plane's "
-                            f"record of it degraded if earlier, until its recovery)")
+        self.threshold = (
+            f"503, gate {gate_name}, from {detection_s:g} s after the injection (or once the Control "
+            f"Plane recorded it degraded) until the heal"
+        )
+        self.description = (
+            f"Ring promotion on {platform} refused by the gate {gate_name} while it fails (from the "
+            f"injection plus a detection allowance of {detection_s:g} s, or the Control Plane's "
+            f"record of it degraded if earlier, until its recovery)"
+        )
 
     def detection(self, history: History, start: float) -> float | None:
         """Seconds from the injection to the first PlatformDegraded the harness read; None: not read."""
@@ -204,8 +232,9 @@ class PromotionRefused(Gate):
     def figures(self, history: History) -> dict[str, Any]:
         start = _injected(history, self.platform)
         detected = None if start is None else self.detection(history, start)
-        return {} if start is None else {"detection_seconds": None if detected is None
-                                         else round(max(detected, 0.0), 3)}
+        return (
+            {} if start is None else {"detection_seconds": None if detected is None else round(max(detected, 0.0), 3)}
+        )
 
     def evaluate(self, history: History) -> GateResult:
         start, end = _injected(history, self.platform), _healed(history, self.platform)
@@ -214,23 +243,39 @@ class PromotionRefused(Gate):
         detected = self.detection(history, start)
         offset = self.detection_s if detected is None else min(self.detection_s, max(detected, 0.0))
         judged_from = start + offset
-        measured: dict[str, Any] = {"detection_s": None if detected is None else round(max(detected, 0.0), 3),
-                    "judged_from_s": round(offset, 3)}
-        ops = [o for o in _promotions(history, self.platform)
-               if o.t_invoke >= judged_from and (end is None or o.done <= end)]
-        why = ("the Control Plane recorded it degraded" if detected is not None and detected < self.detection_s
-               else f"the detection allowance of {self.detection_s:g} s"
-               + (" (it never recorded it degraded)" if detected is None else
-                  f" (it recorded it degraded only after {detected:.1f} s)"))
+        measured: dict[str, Any] = {
+            "detection_s": None if detected is None else round(max(detected, 0.0), 3),
+            "judged_from_s": round(offset, 3),
+        }
+        ops = [
+            o
+            for o in _promotions(history, self.platform)
+            if o.t_invoke >= judged_from and (end is None or o.done <= end)
+        ]
+        why = (
+            "the Control Plane recorded it degraded"
+            if detected is not None and detected < self.detection_s
+            else f"the detection allowance of {self.detection_s:g} s"
+            + (
+                " (it never recorded it degraded)"
+                if detected is None
+                else f" (it recorded it degraded only after {detected:.1f} s)"
+            )
+        )
         if not ops:
-            return self.unknown(f"no {self.platform} promotion attempted from {offset:.1f} s after the injection "
-                                f"({why}) until the heal", measured)
+            return self.unknown(
+                f"no {self.platform} promotion attempted from {offset:.1f} s after the injection "
+                f"({why}) until the heal",
+                measured,
+            )
         wrong = [o for o in ops if o.status != 503 or detail_of(o).get("gate") != self.gate_name]
         measured["answers"] = sorted({answer(o) for o in ops})
         detail = f"judged from {offset:.1f} s after the injection: {why}"
         if wrong:
-            detail += "; " + "; ".join(f"promotion {o.value} at +{o.t_invoke - start:.1f} s: "
-                                       f"{'accepted' if o.ok else answer(o)}" for o in wrong[:3])
+            detail += "; " + "; ".join(
+                f"promotion {o.value} at +{o.t_invoke - start:.1f} s: {'accepted' if o.ok else answer(o)}"
+                for o in wrong[:3]
+            )
         return self.judge(not wrong, measured, detail)
 
 
@@ -255,35 +300,44 @@ class ConnectorBackoff(Gate):
     adds up to ~0.1 s to one wait or another (see RetryBackoffAtStore)."""
 
     judges = "system"
-    TOLERANCE = 0.1                 # of the factor: 1.8 to 2.2 for 2x
-    FIRST_WAIT = (0.9, 1.5)         # x the base interval: never early; late by a Retry-After or load at most
+    TOLERANCE = 0.1  # of the factor: 1.8 to 2.2 for 2x
+    FIRST_WAIT = (0.9, 1.5)  # x the base interval: never early; late by a Retry-After or load at most
 
-    def __init__(self, platform: str, keys: list[str], base_s: float | None, max_attempts: int | None = None,
-                 factor: float = 2.0):
+    def __init__(
+        self, platform: str, keys: list[str], base_s: float | None, max_attempts: int | None = None, factor: float = 2.0
+    ):
         self.platform, self.keys, self.base_s = platform, set(keys), base_s
         self.max_attempts, self.factor = max_attempts, factor
         low, high = factor * (1 - self.TOLERANCE), factor * (1 + self.TOLERANCE)
         self.id = f"connector_backoff_2x_{platform}"
-        self.threshold = (f"growth per retry {low:g}-{high:g} x, each wait longer than the previous; first wait "
-                          f"{self.FIRST_WAIT[0]:g}-{self.FIRST_WAIT[1]:g} x base "
-                          + (f"{base_s:g} s" if base_s is not None else "(not stated)")
-                          + (f"; at most {max_attempts} attempts" if max_attempts else "")
-                          + " (a wait: the silence after a failed attempt, less the link's round trip)")
-        self.description = (f"ConnectorBackoff: each retry waits {factor:g}x the previous interval, from the "
-                            f"configured base, as the platform received the attempts")
+        self.threshold = (
+            f"growth per retry {low:g}-{high:g} x, each wait longer than the previous; first wait "
+            f"{self.FIRST_WAIT[0]:g}-{self.FIRST_WAIT[1]:g} x base "
+            + (f"{base_s:g} s" if base_s is not None else "(not stated)")
+            + (f"; at most {max_attempts} attempts" if max_attempts else "")
+            + " (a wait: the silence after a failed attempt, less the link's round trip)"
+        )
+        self.description = (
+            f"ConnectorBackoff: each retry waits {factor:g}x the previous interval, from the "
+            f"configured base, as the platform received the attempts"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         if self.base_s is None:
-            return self.unknown("the connectors' configured backoff is not known: state it in the plan "
-                                "(targets.connector_backoff: {base_seconds, factor, max_attempts})")
+            return self.unknown(
+                "the connectors' configured backoff is not known: state it in the plan "
+                "(targets.connector_backoff: {base_seconds, factor, max_attempts})"
+            )
         b = backoff(history, self.platform, self.keys, until=_requeued(history, self.platform))
         measured: dict[str, Any] = {
-            "gaps_s": [round(g, 3) for g in b.gaps_s], "round_trip_s": round(b.round_trip_s, 3),
-            "waits_s": [round(w, 3) for w in b.waits_s], "ratios": [round(r, 2) for r in b.ratios],
-            "attempts": len(b.gaps_s) + 1 if b.key is not None else 0}
+            "gaps_s": [round(g, 3) for g in b.gaps_s],
+            "round_trip_s": round(b.round_trip_s, 3),
+            "waits_s": [round(w, 3) for w in b.waits_s],
+            "ratios": [round(r, 2) for r in b.ratios],
+            "attempts": len(b.gaps_s) + 1 if b.key is not None else 0,
+        }
         if len(b.waits_s) < 2:
-            return self.unknown(f"fewer than 3 attempts of one {self.platform} intent reached the platform",
-                                measured)
+            return self.unknown(f"fewer than 3 attempts of one {self.platform} intent reached the platform", measured)
         waits = b.waits_s
         growth = (waits[-1] / waits[0]) ** (1 / (len(waits) - 1)) if waits[0] > 0 and waits[-1] > 0 else 0.0
         measured["growth"] = round(growth, 3)
@@ -297,11 +351,13 @@ class ConnectorBackoff(Gate):
             problems.append(f"the waits grew {growth:.2f} x per retry, not {low:g}-{high:g}")
         first_low, first_high = (f * self.base_s for f in self.FIRST_WAIT)
         if not first_low <= waits[0] <= first_high:
-            problems.append(f"the first wait was {waits[0]:.3f} s, not {first_low:g}-{first_high:g} s "
-                            f"(base {self.base_s:g} s)")
+            problems.append(
+                f"the first wait was {waits[0]:.3f} s, not {first_low:g}-{first_high:g} s (base {self.base_s:g} s)"
+            )
         if self.max_attempts is not None and measured["attempts"] > self.max_attempts:
-            problems.append(f"{measured['attempts']} attempts of one intent, more than the {self.max_attempts} "
-                            f"configured")
+            problems.append(
+                f"{measured['attempts']} attempts of one intent, more than the {self.max_attempts} configured"
+            )
         return self.judge(not problems, measured, "; ".join(problems))
 
 
@@ -319,8 +375,9 @@ class ThrottleCountAccurate(Gate):
         self.description = f"Every 429 answer of {platform} counted by the Control Plane"
 
     def evaluate(self, history: History) -> GateResult:
-        views = [o for o in history.ops_of(OpKind.PLATFORM_VIEW)
-                 if detail_of(o).get("platform") == self.platform and o.ok]
+        views = [
+            o for o in history.ops_of(OpKind.PLATFORM_VIEW) if detail_of(o).get("platform") == self.platform and o.ok
+        ]
         if not views:
             return self.unknown(f"the Control Plane's view of {self.platform} was not read")
         wrong, highest = [], None
@@ -329,15 +386,22 @@ class ThrottleCountAccurate(Gate):
             # the connector reports a 429 a moment after the platform sent it: the 429s of the last
             # REPORT_DELAY_S before the read may not be counted yet
             high = throttle_count(history, self.platform, view.done, self.window_s)
-            recent = sum(1 for e in requests_at(history, self.platform) if e.detail.get("status") == 429
-                         and view.t_invoke - REPORT_DELAY_S < e.t <= view.done)
+            recent = sum(
+                1
+                for e in requests_at(history, self.platform)
+                if e.detail.get("status") == 429 and view.t_invoke - REPORT_DELAY_S < e.t <= view.done
+            )
             low = max(0, high - recent)
             if reported is None or not low <= reported <= high:
                 wrong.append(f"reported {reported}, platform sent {high}")
             if reported is not None and (highest is None or reported > highest[0]):
                 highest = (reported, high)
-        measured = {"reads": len(views), "highest_reported": highest[0] if highest else None,
-                    "sent_by_platform": highest[1] if highest else None, "disagreements": wrong[:5]}
+        measured = {
+            "reads": len(views),
+            "highest_reported": highest[0] if highest else None,
+            "sent_by_platform": highest[1] if highest else None,
+            "disagreements": wrong[:5],
+        }
         return self.judge(not wrong and highest is not None and highest[0] >= self.n, measured)
 
 
@@ -362,8 +426,9 @@ class AppliedExactlyOnce(Gate):
         counts = {k: len(applied(seen.get(k, []))) for k in self.keys}
         missing = [k for k, n in counts.items() if n == 0]
         twice = [k for k, n in counts.items() if n > 1]
-        return self.judge(not missing and not twice,
-                          {"published": len(self.keys), "missing": len(missing), "duplicated": len(twice)})
+        return self.judge(
+            not missing and not twice, {"published": len(self.keys), "missing": len(missing), "duplicated": len(twice)}
+        )
 
 
 @register
@@ -385,14 +450,20 @@ class ResumeRequiresLowThrottleCount(Gate):
         healed = _healed(history, self.platform)
         if healed is None:
             return self.unknown(f"{self.platform} was not healed")
-        ops = [(o, throttle_count(history, self.platform, o.t_invoke, self.window_s))
-               for o in _promotions(history, self.platform) if o.t_invoke >= healed]
+        ops = [
+            (o, throttle_count(history, self.platform, o.t_invoke, self.window_s))
+            for o in _promotions(history, self.platform)
+            if o.t_invoke >= healed
+        ]
         high = [(o, n) for o, n in ops if n > self.max_count]
         if not high:
             return self.unknown(f"no promotion attempted after recovery while the count was above {self.max_count}")
         accepted = [(o, n) for o, n in high if o.ok]
-        measured = {"attempted_while_high": len(high), "accepted": len(accepted),
-                    "throttle_count": max(n for _, n in high)}
+        measured = {
+            "attempted_while_high": len(high),
+            "accepted": len(accepted),
+            "throttle_count": max(n for _, n in high),
+        }
         return self.judge(not accepted, measured)
 
 
@@ -430,8 +501,9 @@ class CabManualPause(Gate):
         self.platform, self.after_s = platform, after_s
         self.id = f"cab_manual_pause_{platform}"
         self.threshold = f"one pause, raised after > {after_s / 60:g} min degraded, with a notification"
-        self.description = (f"CAB manual pause raised after {platform} was degraded for more than "
-                            f"{after_s / 60:g} minutes")
+        self.description = (
+            f"CAB manual pause raised after {platform} was degraded for more than {after_s / 60:g} minutes"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         start = _injected(history, self.platform)
@@ -469,8 +541,11 @@ class CabPauseHoldsUntilLifted(Gate):
         lift = min(lifts, key=lambda o: o.t_invoke) if lifts else None
         if healed is None:
             return self.unknown(f"{self.platform} was not healed")
-        ops = [o for o in _promotions(history, self.platform)
-               if o.t_invoke >= healed and (lift is None or o.done <= lift.t_invoke)]
+        ops = [
+            o
+            for o in _promotions(history, self.platform)
+            if o.t_invoke >= healed and (lift is None or o.done <= lift.t_invoke)
+        ]
         if not ops:
             return self.unknown("no promotion attempted between the recovery and the CAB's lift")
         return self.judge(not any(o.ok for o in ops), {"answers": sorted({answer(o) for o in ops})})
@@ -515,8 +590,10 @@ class QueueDepthAccurate(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         reports = [o for o in history.ops_of(OpKind.QUEUE_METRICS) if o.ok]
-        reads = sorted((o for o in history.ops_of(OpKind.QUEUE_DEPTH)
-                        if o.ok and detail_of(o).get("platform") == self.platform), key=lambda o: o.t_invoke)
+        reads = sorted(
+            (o for o in history.ops_of(OpKind.QUEUE_DEPTH) if o.ok and detail_of(o).get("platform") == self.platform),
+            key=lambda o: o.t_invoke,
+        )
         for report in sorted(reports, key=lambda o: o.t_invoke, reverse=True):
             before = [o.value for o in reads if o.done <= report.t_invoke]
             after = [o.value for o in reads if o.t_invoke >= report.done]
@@ -539,17 +616,25 @@ class DeadLettered(Gate):
     def __init__(self, platform: str, keys: list[str], max_attempts: int | None):
         self.platform, self.keys, self.max_attempts = platform, list(keys), max_attempts
         self.id = f"dead_lettered_{platform}"
-        self.threshold = (f"all in the dead-letter queue after {max_attempts} attempts" if max_attempts is not None
-                          else "all in the dead-letter queue after the configured maximum attempts (not stated)")
+        self.threshold = (
+            f"all in the dead-letter queue after {max_attempts} attempts"
+            if max_attempts is not None
+            else "all in the dead-letter queue after the configured maximum attempts (not stated)"
+        )
         self.description = f"{platform} intents dead-lettered after the connector's maximum attempts, kept (not lost)"
 
     def evaluate(self, history: History) -> GateResult:
         if self.max_attempts is None:
-            return self.unknown("the connectors' configured maximum attempts is not known: state it in the plan "
-                                "(targets.connector_backoff: {base_seconds, factor, max_attempts})")
+            return self.unknown(
+                "the connectors' configured maximum attempts is not known: state it in the plan "
+                "(targets.connector_backoff: {base_seconds, factor, max_attempts})"
+            )
         requeued = _requeued(history, self.platform)
-        reads = [o for o in history.ops_of(OpKind.DEAD_LETTERS)
-                 if o.ok and detail_of(o).get("platform") == self.platform and (requeued is None or o.done <= requeued)]
+        reads = [
+            o
+            for o in history.ops_of(OpKind.DEAD_LETTERS)
+            if o.ok and detail_of(o).get("platform") == self.platform and (requeued is None or o.done <= requeued)
+        ]
         if not reads:
             return self.unknown("the dead-letter queue was not read before any requeue")
         dlq = max(reads, key=lambda o: o.done)
@@ -604,10 +689,15 @@ class NoCriticalBacklog(Gate):
     def evaluate(self, history: History) -> GateResult:
         # (the op, its platform, the key the platform receives); detail is the op's untyped answer
         sent: list[tuple[Op, str, str]] = [
-            (o, cast(str, detail_of(o).get("platform")), o.value) for o in history.ops_of(OpKind.PUBLISH)
-            if o.ok and detail_of(o).get("ring") in self.critical]
-        sent += [(o, cast(str, detail_of(o).get("platform")), f"{o.value}@{detail_of(o).get('to_ring')}")
-                 for o in history.ops_of(OpKind.PROMOTE) if o.ok and detail_of(o).get("to_ring") in self.critical]
+            (o, cast(str, detail_of(o).get("platform")), o.value)
+            for o in history.ops_of(OpKind.PUBLISH)
+            if o.ok and detail_of(o).get("ring") in self.critical
+        ]
+        sent += [
+            (o, cast(str, detail_of(o).get("platform")), f"{o.value}@{detail_of(o).get('to_ring')}")
+            for o in history.ops_of(OpKind.PROMOTE)
+            if o.ok and detail_of(o).get("to_ring") in self.critical
+        ]
         if not sent:
             return self.unknown("no intent of a critical ring was published")
         end = max([e.t for e in history.events] + [o.done for o in history.ops])
@@ -640,9 +730,15 @@ class SiteOutageRecorded(Gate):
         recorded = _events_read(history, "SiteOutageRecorded", self.platform, after=start)
         if recorded is None:
             return self.unknown("SiteOutageRecorded events were not read")
-        moved = history.first_event("clock", after=start)     # before the harness moved the clock on
-        early = [o for o in history.ops_of(OpKind.READ_EVENTS) if detail_of(o).get("type") == "ManualImportOffered"
-                 and o.ok and o.t_invoke >= start and (moved is None or o.done <= moved.t)]
+        moved = history.first_event("clock", after=start)  # before the harness moved the clock on
+        early = [
+            o
+            for o in history.ops_of(OpKind.READ_EVENTS)
+            if detail_of(o).get("type") == "ManualImportOffered"
+            and o.ok
+            and o.t_invoke >= start
+            and (moved is None or o.done <= moved.t)
+        ]
         if not early:
             return self.unknown("the fallback offers were not read while the outage was young", len(recorded))
         offered = [e for e in early[-1].value if (e.get("payload") or {}).get("platform") == self.platform]
@@ -705,13 +801,18 @@ class RingRollbackApplied(Gate):
         if not op.ok:
             return self.judge(False, {"answer": answer(op)}, f"the rollback was not accepted: {op.error}"[:300])
         dispatched = (op.value or {}).get("dispatched") or {}
-        replaced: dict[Any, float] = {}     # by the platform a worker_replaced event names
+        replaced: dict[Any, float] = {}  # by the platform a worker_replaced event names
         for event in history.events_of("worker_replaced"):
             platform = event.detail.get("platform")
             if event.t >= lost.t and platform not in replaced:
                 replaced[platform] = event.t
-        faults: dict[str, list[str]] = {"missing": [], "twice": [], "not_a_rollback": [], "untested": [],
-                                        "not_by_a_replacement": []}
+        faults: dict[str, list[str]] = {
+            "missing": [],
+            "twice": [],
+            "not_a_rollback": [],
+            "untested": [],
+            "not_by_a_replacement": [],
+        }
         for platform in self.platforms:
             key = dispatched.get(platform)
             applies = applied(arrivals(history, platform).get(key, [])) if key else []
@@ -723,11 +824,16 @@ class RingRollbackApplied(Gate):
                 faults["twice"].append(platform)
             if first.detail.get("action") != "rollback" or first.detail.get("ring") != self.ring:
                 faults["not_a_rollback"].append(platform)
-            if not any(e.detail.get("path") == "/applied" and e.detail.get("idempotency_key") == key and e.t <= first.t
-                       for e in requests_at(history, platform)):
+            if not any(
+                e.detail.get("path") == "/applied" and e.detail.get("idempotency_key") == key and e.t <= first.t
+                for e in requests_at(history, platform)
+            ):
                 faults["untested"].append(platform)
             if replaced.get(platform) is None or replaced[platform] > first.t:
                 faults["not_by_a_replacement"].append(platform)
-        measured = {"platforms": len(self.platforms), "rollback_id": (op.value or {}).get("rollback_id"),
-                    **{k: v for k, v in faults.items() if v}}
+        measured = {
+            "platforms": len(self.platforms),
+            "rollback_id": (op.value or {}).get("rollback_id"),
+            **{k: v for k, v in faults.items() if v},
+        }
         return self.judge(not any(faults.values()), measured)

@@ -18,8 +18,11 @@ def _audit_read(gate: Gate, history: History) -> Op | GateResult:
     """The scenario's audit events read, or the gate's unknown when they were not read."""
     read = last_op(history, OpKind.READ_AUDIT)
     if read is None or not read.ok:
-        return gate.unknown("the scenario's audit events were not read" if read is None
-                            else f"the event store could not be read: {read.error}")
+        return gate.unknown(
+            "the scenario's audit events were not read"
+            if read is None
+            else f"the event store could not be read: {read.error}"
+        )
     return read
 
 
@@ -40,13 +43,15 @@ class EventStoreWriteSuccess(Gate):
     operator, unit = ">=", "ratio"
 
     def __init__(self, target: float = 0.999, fault: str | None = None):
-        target = round(target, 9)         # a step's "99.9%" / 100 is 0.9990000000000001
+        target = round(target, 9)  # a step's "99.9%" / 100 is 0.9990000000000001
         self.target, self.fault = target, fault
         self.limit = target
         self.threshold = f">= {target:.1%} for the hour projected from the drill window"
-        self.description = (f"EventStoreWriteSuccess, projected hour >= {target:.1%} (audit events persisted "
-                            f"exactly once / state changes attempted; the drill window's rest of the hour at "
-                            f"the pre-fault rate)")
+        self.description = (
+            f"EventStoreWriteSuccess, projected hour >= {target:.1%} (audit events persisted "
+            f"exactly once / state changes attempted; the drill window's rest of the hour at "
+            f"the pre-fault rate)"
+        )
 
     def _measure(self, history: History) -> WriteSuccess | None:
         read = last_op(history, OpKind.READ_AUDIT)
@@ -59,10 +64,12 @@ class EventStoreWriteSuccess(Gate):
     def figures(self, history: History) -> dict[str, Any]:
         ws = self._measure(history)
         observed, worst = (None, None) if ws is None else (ws.worst(False), ws.worst(True))
-        if observed is None or worst is None:       # not read, or no hour (no state change attempted)
+        if observed is None or worst is None:  # not read, or no hour (no state change attempted)
             return {}
-        return {"event_store_write_success_observed": round(observed.ratio, 6),
-                "event_store_write_success_projected_hour": round(worst.projected_ratio, 6)}
+        return {
+            "event_store_write_success_observed": round(observed.ratio, 6),
+            "event_store_write_success_projected_hour": round(worst.projected_ratio, 6),
+        }
 
     def evaluate(self, history: History) -> GateResult:
         read = _audit_read(self, history)
@@ -70,15 +77,19 @@ class EventStoreWriteSuccess(Gate):
             return read
         ws = self._measure(history)
         observed, worst = (None, None) if ws is None else (ws.worst(False), ws.worst(True))
-        if ws is None or observed is None or worst is None:     # no hour: nothing attempted (None: read above)
+        if ws is None or observed is None or worst is None:  # no hour: nothing attempted (None: read above)
             return self.unknown("no state change was attempted")
         projected = round(worst.projected_ratio, 6)
-        detail = (f"projected hour {worst.hour}: {projected:.4%} (judged); observed in the drill window: "
-                  f"{observed.persisted} of {observed.attempted} attempts persisted, {observed.ratio:.4%} "
-                  f"over {observed.observed_s:.0f} s")
+        detail = (
+            f"projected hour {worst.hour}: {projected:.4%} (judged); observed in the drill window: "
+            f"{observed.persisted} of {observed.attempted} attempts persisted, {observed.ratio:.4%} "
+            f"over {observed.observed_s:.0f} s"
+        )
         if ws.pre_fault_rate is not None:
-            detail += (f"; the rest of the hour at the pre-fault rate ({ws.pre_fault_rate:.1f}/s, "
-                       f"{ws.pre_fault_ratio:.2%} persisted)")
+            detail += (
+                f"; the rest of the hour at the pre-fault rate ({ws.pre_fault_rate:.1f}/s, "
+                f"{ws.pre_fault_ratio:.2%} persisted)"
+            )
             if ws.pre_fault_failed:
                 detail += f"; failed before the fault: {'; '.join(ws.pre_fault_failed[:3])}"
         else:
@@ -116,8 +127,11 @@ def _chains(gate: Gate, history: History, fault: str | None) -> tuple[Rows, Rows
     before = [o for o in reads if inject is not None and o.done <= inject.t]
     after = [o for o in reads if inject is None or o.t_invoke >= inject.t]
     if not after or not after[-1].ok:
-        return gate.unknown("the event chain was not read after the fault" if not after
-                            else f"the event chain could not be read: {after[-1].error}")
+        return gate.unknown(
+            "the event chain was not read after the fault"
+            if not after
+            else f"the event chain could not be read: {after[-1].error}"
+        )
     if fault is not None and (not before or not before[-1].ok):
         return gate.unknown("the event chain was not read before the fault")
     return (before[-1].value if before else []), after[-1].value
@@ -133,17 +147,25 @@ class EventChainVerified(Gate):
     a chain read empty proves nothing: unknown."""
 
     judges = "system"
-    EVENT_OF: dict[str, str] = {OpKind.WRITE: "IntentCreated", OpKind.CREATE_INTENT: "IntentCreated",
-                OpKind.EVIDENCE: "EvidenceCommitted", OpKind.APPROVE: "ApprovalRecorded", OpKind.PUBLISH: "Published"}
+    EVENT_OF: dict[str, str] = {
+        OpKind.WRITE: "IntentCreated",
+        OpKind.CREATE_INTENT: "IntentCreated",
+        OpKind.EVIDENCE: "EvidenceCommitted",
+        OpKind.APPROVE: "ApprovalRecorded",
+        OpKind.PUBLISH: "Published",
+    }
 
     def __init__(self, fault: str | None = None):
         self.fault = fault
         self.id = "event_chain_linked_across_failover" if fault else "event_chain_intact"
         self.threshold = "every hash recomputed and linked; every acknowledged change's event in it"
-        self.description = ("Hash chain verifies end to end, links across the failover boundary and holds every "
-                            "acknowledged change's event" if fault else
-                            "Append-only event store: hash chain verifies after failover and holds every "
-                            "acknowledged change's event")
+        self.description = (
+            "Hash chain verifies end to end, links across the failover boundary and holds every "
+            "acknowledged change's event"
+            if fault
+            else "Append-only event store: hash chain verifies after failover and holds every "
+            "acknowledged change's event"
+        )
 
     def missing(self, history: History, rows: Rows, read_at: float) -> tuple[int, list[str]]:
         """(state changes acknowledged before the chain was read, those without their event)."""
@@ -154,7 +176,7 @@ class EventChainVerified(Gate):
         for op in sorted(acked, key=lambda o: o.id):
             if op.kind == OpKind.WRITE:
                 found = counts[("IntentCreated", op.value)]
-            elif op.kind == OpKind.CREATE_INTENT:    # its value: the key sent, or the intent id answered
+            elif op.kind == OpKind.CREATE_INTENT:  # its value: the key sent, or the intent id answered
                 found = counts[("IntentCreated", op.value)] or op.value in created
             else:
                 ref = detail_of(op).get("intent_id", intent_of.get(op.value))
@@ -173,8 +195,13 @@ class EventChainVerified(Gate):
         read = [o for o in history.ops_of(OpKind.READ_CHAIN) if inject is None or o.t_invoke >= inject.t][-1]
         c = chain_continuity(before, after)
         acked, gone = self.missing(history, after, read.t_invoke)
-        measured = {"events": c.after, "broken_links": list(c.broken_links[:10]),
-                    "bad_hashes": list(c.bad_hashes[:10]), "acknowledged": acked, "missing_events": gone[:10]}
+        measured = {
+            "events": c.after,
+            "broken_links": list(c.broken_links[:10]),
+            "bad_hashes": list(c.bad_hashes[:10]),
+            "acknowledged": acked,
+            "missing_events": gone[:10],
+        }
         if self.fault:
             measured.update(last_before=c.last_before, first_after=c.first_after, boundary_linked=c.boundary_linked)
         if not after:
@@ -204,8 +231,10 @@ class AuditEventsNotLost(Gate):
             return chains
         before, after = chains
         c = chain_continuity(before, after)
-        return self.judge(not c.lost and not c.altered, {"recorded_before": c.before, "lost": list(c.lost[:20]),
-                                                         "altered": list(c.altered[:20])})
+        return self.judge(
+            not c.lost and not c.altered,
+            {"recorded_before": c.before, "lost": list(c.lost[:20]), "altered": list(c.altered[:20])},
+        )
 
 
 @register
@@ -256,8 +285,7 @@ class PublishAcceptedOnlyWhenStoreHealthy(Gate):
 
     judges = "system"
     id = "publish_accepted_only_when_event_store_healthy"
-    description = ("Publish accepted again only once the event store is healthy (after the blocked "
-                   "primary was fenced)")
+    description = "Publish accepted again only once the event store is healthy (after the blocked primary was fenced)"
     threshold = "none accepted while blocked; accepted after"
 
     def __init__(self, fault: str):
@@ -270,9 +298,11 @@ class PublishAcceptedOnlyWhenStoreHealthy(Gate):
         publishes = [o for o in history.ops_of(OpKind.PUBLISH) if o.t_invoke >= span.start]
         early = [o for o in publishes if o.ok and (span.end is None or o.done < span.end)]
         later = [o for o in publishes if o.ok and span.end is not None and o.done >= span.end]
-        measured = {"accepted_while_blocked": len(early),
-                    "first_accepted_after_s": seconds(min(o.done for o in later) - span.start) if later else None,
-                    "store_healthy_after_s": seconds(span.end - span.start) if span.end is not None else None}
+        measured = {
+            "accepted_while_blocked": len(early),
+            "first_accepted_after_s": seconds(min(o.done for o in later) - span.start) if later else None,
+            "store_healthy_after_s": seconds(span.end - span.start) if span.end is not None else None,
+        }
         if early:
             return self.result(Verdict.FAIL, measured, f"{len(early)} publish(es) accepted while write-blocked")
         if span.end is None:
@@ -290,8 +320,10 @@ class FailoverCause(Gate):
 
     judges = "system"
     id = "failover_cause_event_store_write_blocked"
-    description = ("Failover to the redundant cluster triggered by the write-blocked event store, the old "
-                   "primary fenced before the promote")
+    description = (
+        "Failover to the redundant cluster triggered by the write-blocked event store, the old "
+        "primary fenced before the promote"
+    )
 
     def __init__(self, fault: str, cause: str = "event_store_write_blocked"):
         self.fault, self.cause = fault, cause
@@ -307,22 +339,31 @@ class FailoverCause(Gate):
         if detect is None:
             return self.result(Verdict.FAIL, None, "no failover was detected")
         measured = {"detect_cause": detect.detail.get("cause"), "fenced": fence.name if fence else None}
-        ok = (detect.detail.get("cause") == self.cause and fence is not None and promote is not None
-              and fence.t <= promote.t)
+        ok = (
+            detect.detail.get("cause") == self.cause
+            and fence is not None
+            and promote is not None
+            and fence.t <= promote.t
+        )
         return self.judge(ok, measured)
 
 
 # Validation rule 2 ------------------------------------------------------------------------------
 
 # The audit event the Control Plane appends for each operation the harness saw acknowledged.
-AUDIT_OF: dict[str, str] = {OpKind.WRITE: "IntentCreated", OpKind.CREATE_INTENT: "IntentCreated",
-                            OpKind.EVIDENCE: "EvidenceCommitted", OpKind.APPROVE: "ApprovalRecorded",
-                            OpKind.PUBLISH: "Published", OpKind.PROMOTE: "RingPromoted"}
+AUDIT_OF: dict[str, str] = {
+    OpKind.WRITE: "IntentCreated",
+    OpKind.CREATE_INTENT: "IntentCreated",
+    OpKind.EVIDENCE: "EvidenceCommitted",
+    OpKind.APPROVE: "ApprovalRecorded",
+    OpKind.PUBLISH: "Published",
+    OpKind.PROMOTE: "RingPromoted",
+}
 # A failover the harness observed (its history): the new primary promoted, or the role switched back.
 OBSERVED_FAILOVER = ("promote", "failback")
 # The deployment's events that log a failover or recovery (the failover manager's role changes).
 RECOVERY_KINDS = ("detect", "fence", "promote", "reconnect", "failback", "role_change", "on_role_change")
-FAILOVER_WINDOW_S = (10.0, 120.0)    # a logged event counts from 10 s before an observed failover to 120 s after
+FAILOVER_WINDOW_S = (10.0, 120.0)  # a logged event counts from 10 s before an observed failover to 120 s after
 
 
 def _wall(value: Any) -> float | None:
@@ -364,15 +405,17 @@ class CorrelationIdsRecorded(Gate):
 
     judges = "system"
     id = "correlation_ids_recorded"
-    description = ("Every acknowledged operation's audit event and every failover event the deployment logged "
-                   "itself in the event store and the SIEM with its correlation id (validation rule 2; events "
-                   "the harness forwarded counted apart, never enough alone)")
-    threshold = ("each, same correlation id: in the store, in the SIEM; every observed failover logged by the "
-                 "deployment")
+    description = (
+        "Every acknowledged operation's audit event and every failover event the deployment logged "
+        "itself in the event store and the SIEM with its correlation id (validation rule 2; events "
+        "the harness forwarded counted apart, never enough alone)"
+    )
+    threshold = "each, same correlation id: in the store, in the SIEM; every observed failover logged by the deployment"
 
     @staticmethod
-    def _audit(history: History, rows: list[dict[str, Any]], cid: str
-               ) -> tuple[list[tuple[str, dict[str, Any] | None]], int, int]:
+    def _audit(
+        history: History, rows: list[dict[str, Any]], cid: str
+    ) -> tuple[list[tuple[str, dict[str, Any] | None]], int, int]:
         """([(operation named, its audit row or None)], indefinite operations excluded, operations
         whose state change itself was lost excluded: a key the final read no longer finds is data
         loss, judged by lost_writes and the RPO; a lost intent takes its events with it; an event
@@ -382,7 +425,7 @@ class CorrelationIdsRecorded(Gate):
         final = last_op(history, OpKind.FINAL_READ)
         kept = set(final.value or ()) if final is not None and final.ok else None
         restored = [e.t for e in history.events_of("restore_done", source="restore")]
-        rewound = max(restored) if restored else None     # a restore from backup rewinds the store
+        rewound = max(restored) if restored else None  # a restore from backup rewinds the store
         by_key: dict[tuple[Any, Any], dict[str, Any]] = {}
         for r in rows:
             if r.get("type") == "IntentCreated":
@@ -397,13 +440,16 @@ class CorrelationIdsRecorded(Gate):
             type_ = AUDIT_OF[op.kind]
             if op.kind == OpKind.WRITE:
                 found = by_key.get(("IntentCreated", op.value))
-            elif op.kind == OpKind.CREATE_INTENT:     # its value: the key sent, or the intent id answered
+            elif op.kind == OpKind.CREATE_INTENT:  # its value: the key sent, or the intent id answered
                 found = by_key.get(("IntentCreated", op.value)) or by_key.get(("IntentCreated#", op.value))
-            else:                                # its intent, or the one its key names now (a replay)
-                found = by_key.get((type_, detail_of(op).get("intent_id", intent_of.get(op.value)))) \
-                    or by_key.get((type_, intent_of.get(op.value)))
-            if found is None and ((kept is not None and op.kind != OpKind.CREATE_INTENT and op.value not in kept)
-                                  or (rewound is not None and op.done <= rewound)):
+            else:  # its intent, or the one its key names now (a replay)
+                found = by_key.get((type_, detail_of(op).get("intent_id", intent_of.get(op.value)))) or by_key.get(
+                    (type_, intent_of.get(op.value))
+                )
+            if found is None and (
+                (kept is not None and op.kind != OpKind.CREATE_INTENT and op.value not in kept)
+                or (rewound is not None and op.done <= rewound)
+            ):
                 lost += 1
                 continue
             what = op.value if op.value is not None else detail_of(op).get("intent_id")
@@ -413,15 +459,25 @@ class CorrelationIdsRecorded(Gate):
     def _judge(self, history: History) -> tuple[Verdict | None, dict[str, Any], str]:
         store = last_op(history, OpKind.READ_DRILL_EVENTS)
         if store is None or not store.ok:
-            return None, {}, ("the event store was not read" if store is None
-                              else f"the event store could not be read: {store.error}")
+            return (
+                None,
+                {},
+                (
+                    "the event store was not read"
+                    if store is None
+                    else f"the event store could not be read: {store.error}"
+                ),
+            )
         cid = store.detail.get("correlation_id") or store.correlation_id
         rows = store.value or []
         forwarded = [e for e in history.events if e.event_id and e.detail.get("forwarded")]
         forwarded_ids = {e.event_id for e in forwarded}
         deployed_read = last_op(history, OpKind.READ_DEPLOYMENT_EVENTS)
-        deployed = [r for r in (deployed_read.value or []) if (r.get("payload") or {}).get("event_id")
-                    not in forwarded_ids] if deployed_read is not None and deployed_read.ok else []
+        deployed = (
+            [r for r in (deployed_read.value or []) if (r.get("payload") or {}).get("event_id") not in forwarded_ids]
+            if deployed_read is not None and deployed_read.ok
+            else []
+        )
         audit, indefinite, lost = self._audit(history, rows, cid)
         siem = last_op(history, OpKind.READ_SIEM)
         siem_ok = siem is not None and siem.ok
@@ -442,8 +498,11 @@ class CorrelationIdsRecorded(Gate):
                 missing_store.append(f"{named}: no correlation id")
             elif siem_ok and not siem_events.get((p.get("event_id"), r.get("correlation_id"))):
                 missing_siem.append(named)
-        in_store = Counter(((r.get("payload") or {}).get("event_id"), r.get("correlation_id")) for r in rows
-                           if r.get("type") == "DrillEvent")
+        in_store = Counter(
+            ((r.get("payload") or {}).get("event_id"), r.get("correlation_id"))
+            for r in rows
+            if r.get("type") == "DrillEvent"
+        )
         delivered = 0
         for e in forwarded:
             n = in_store.get((e.event_id, e.correlation_id), 0)
@@ -454,29 +513,36 @@ class CorrelationIdsRecorded(Gate):
             delivered += 1
             if siem_ok and not siem_events.get((e.event_id, e.correlation_id)):
                 missing_siem.append(named)
-        logged = [(_wall((r.get("payload") or {}).get("at")), r) for r in deployed
-                  if (r.get("payload") or {}).get("kind") in RECOVERY_KINDS]
+        logged = [
+            (_wall((r.get("payload") or {}).get("at")), r)
+            for r in deployed
+            if (r.get("payload") or {}).get("kind") in RECOVERY_KINDS
+        ]
         observed = [e for e in history.events if e.kind in OBSERVED_FAILOVER]
         for e in observed:
             before, after = FAILOVER_WINDOW_S
             if not any(at is not None and e.wall - before <= at <= e.wall + after for at, _ in logged):
                 not_logged.append(f"{e.kind} {e.name} at {e.wall:.0f}")
-        measured = {"deployment_audit_events_checked": len(audit),
-                    "deployment_failover_events_checked": len(deployed),
-                    "forwarded_events_delivered": delivered,
-                    "forwarded_events": len(forwarded),
-                    "indefinite_operations_excluded": indefinite,
-                    "lost_operations_excluded": lost,
-                    "failovers_observed": len(observed),
-                    "failovers_not_logged_by_deployment": not_logged[:10],
-                    "missing_in_event_store": missing_store[:10],
-                    "missing_in_siem": missing_siem[:10] if siem_ok else "SIEM not readable by this provider"}
+        measured = {
+            "deployment_audit_events_checked": len(audit),
+            "deployment_failover_events_checked": len(deployed),
+            "forwarded_events_delivered": delivered,
+            "forwarded_events": len(forwarded),
+            "indefinite_operations_excluded": indefinite,
+            "lost_operations_excluded": lost,
+            "failovers_observed": len(observed),
+            "failovers_not_logged_by_deployment": not_logged[:10],
+            "missing_in_event_store": missing_store[:10],
+            "missing_in_siem": missing_siem[:10] if siem_ok else "SIEM not readable by this provider",
+        }
         if missing_store or not_logged or (siem_ok and missing_siem):
-            parts = [f"{len(not_logged)} failover(s) the deployment logged no event for: {', '.join(not_logged[:3])}"
-                     if not_logged else "",
-                     f"{len(missing_store)} not in the event store: {', '.join(missing_store[:3])}"
-                     if missing_store else "",
-                     f"{len(missing_siem)} not in the SIEM: {', '.join(missing_siem[:3])}" if missing_siem else ""]
+            parts = [
+                f"{len(not_logged)} failover(s) the deployment logged no event for: {', '.join(not_logged[:3])}"
+                if not_logged
+                else "",
+                f"{len(missing_store)} not in the event store: {', '.join(missing_store[:3])}" if missing_store else "",
+                f"{len(missing_siem)} not in the SIEM: {', '.join(missing_siem[:3])}" if missing_siem else "",
+            ]
             return Verdict.FAIL, measured, "; ".join(p for p in parts if p)
         if not siem_ok:
             return None, measured, "the SIEM sink could not be read; the event store holds every event"
@@ -492,18 +558,32 @@ class CorrelationIdsRecorded(Gate):
         the deployment logged itself (e.g. probes only, and a fault that failed nothing over). The
         events the harness forwarded are no reason to judge it: they never satisfy it alone."""
         verdict, measured, _ = self._judge(history)
-        if verdict is not None or not measured or any(measured.get(k) for k in (
-                "deployment_audit_events_checked", "deployment_failover_events_checked", "failovers_observed")):
+        if (
+            verdict is not None
+            or not measured
+            or any(
+                measured.get(k)
+                for k in ("deployment_audit_events_checked", "deployment_failover_events_checked", "failovers_observed")
+            )
+        ):
             return None
-        return (f"no operation of the harness was acknowledged and no failover happened: nothing the "
-                f"deployment had to log ({measured.get('forwarded_events_delivered', 0)} event(s) the harness "
-                f"forwarded delivered, not counted)")
+        return (
+            f"no operation of the harness was acknowledged and no failover happened: nothing the "
+            f"deployment had to log ({measured.get('forwarded_events_delivered', 0)} event(s) the harness "
+            f"forwarded delivered, not counted)"
+        )
 
     def figures(self, history: History) -> dict[str, Any]:
         _, measured, _ = self._judge(history)
-        return {f"rule2_{k}": measured[k] for k in ("deployment_audit_events_checked",
-                                                     "deployment_failover_events_checked",
-                                                     "forwarded_events_delivered") if k in measured}
+        return {
+            f"rule2_{k}": measured[k]
+            for k in (
+                "deployment_audit_events_checked",
+                "deployment_failover_events_checked",
+                "forwarded_events_delivered",
+            )
+            if k in measured
+        }
 
     def evaluate(self, history: History) -> GateResult:
         verdict, measured, detail = self._judge(history)

@@ -27,14 +27,19 @@ class ValidatedCopy(Gate):
         self.key, self.present = key, present
         self.id = f"validated_copy_{'present' if present else 'absent'}"
         self.threshold = "copy with the same sha256" if present else "no copy"
-        self.description = (f"Evidence pack committed {'with' if present else 'without'} a validated "
-                            f"alternate-region copy (read back from the alternate bucket)")
+        self.description = (
+            f"Evidence pack committed {'with' if present else 'without'} a validated "
+            f"alternate-region copy (read back from the alternate bucket)"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         read = last_op(history, OpKind.STORE_READ, key=self.key)
         if read is None or not read.ok:
-            return self.unknown("the alternate bucket was not read" if read is None
-                                else f"the alternate bucket could not be read: {read.error}")
+            return self.unknown(
+                "the alternate bucket was not read"
+                if read is None
+                else f"the alternate bucket could not be read: {read.error}"
+            )
         expected = detail_of(read).get("expected")
         found = read.value
         measured = {"sha256": found[:12] if found else None, "expected": (expected or "")[:12]}
@@ -80,15 +85,28 @@ class RetryBackoffAtStore(Gate):
 
     judges = "system"
 
-    def __init__(self, fault: str, key: str, object_key: str, condition: str, gateway: str = "s3",
-                 min_attempts: int = 3, min_ratio: float = 1.5, max_ratio: float = 3.0):
+    def __init__(
+        self,
+        fault: str,
+        key: str,
+        object_key: str,
+        condition: str,
+        gateway: str = "s3",
+        min_attempts: int = 3,
+        min_ratio: float = 1.5,
+        max_ratio: float = 3.0,
+    ):
         self.fault, self.key, self.object_key, self.gateway = fault, key, object_key, gateway
         self.min_attempts, self.min_ratio, self.max_ratio = min_attempts, min_ratio, max_ratio
         self.id = f"retry_backoff_exponential_{condition.replace(' ', '_')}"
-        self.threshold = (f">= {min_attempts} attempts, each gap longer than the previous, "
-                          f"growing {min_ratio:g} to {max_ratio:g} x per retry")
-        self.description = ("Retry policy with exponential backoff: each wait about twice the previous, "
-                            "as the store received the attempts")
+        self.threshold = (
+            f">= {min_attempts} attempts, each gap longer than the previous, "
+            f"growing {min_ratio:g} to {max_ratio:g} x per retry"
+        )
+        self.description = (
+            "Retry policy with exponential backoff: each wait about twice the previous, "
+            "as the store received the attempts"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         span = fault_span(history, self.fault)
@@ -100,15 +118,22 @@ class RetryBackoffAtStore(Gate):
         publish = publishes[0]
         # the reads of the pack's object that the refused publish caused
         needle = self.object_key
-        hits = sorted(e.t for e in history.events_of("gateway_request", source=f"gateway:{self.gateway}")
-                      if publish.t_invoke <= e.t <= publish.done and needle in str(e.detail.get("path", ""))
-                      and e.detail.get("method") in ("HEAD", "GET"))
+        hits = sorted(
+            e.t
+            for e in history.events_of("gateway_request", source=f"gateway:{self.gateway}")
+            if publish.t_invoke <= e.t <= publish.done
+            and needle in str(e.detail.get("path", ""))
+            and e.detail.get("method") in ("HEAD", "GET")
+        )
         gaps = [round((b - a) * 1000) for a, b in pairwise(hits)]
         ratios = [round(b / a, 2) for a, b in pairwise(gaps) if a > 0]
         measured = {"attempts": len(hits), "gaps_ms": gaps, "ratios": ratios}
         if len(hits) < self.min_attempts:
-            return self.result(Verdict.FAIL if hits else Verdict.UNKNOWN, measured,
-                               f"the store saw {len(hits)} attempt(s) for the pack during the publish")
+            return self.result(
+                Verdict.FAIL if hits else Verdict.UNKNOWN,
+                measured,
+                f"the store saw {len(hits)} attempt(s) for the pack during the publish",
+            )
         if not all(g > 0 for g in gaps):
             return self.result(Verdict.FAIL, measured, "an attempt followed another without a wait")
         growth = (gaps[-1] / gaps[0]) ** (1 / (len(gaps) - 1)) if len(gaps) > 1 else 0.0
@@ -127,7 +152,7 @@ class ImpactRecorded(Gate):
     description = "Event Impact = publish blocked emitted to the event store"
     threshold = ">= 1 ImpactRecorded for the intent after the fault"
 
-    def __init__(self, fault: str, intent_id: int | None):     # None: never created, matches no event
+    def __init__(self, fault: str, intent_id: int | None):  # None: never created, matches no event
         self.fault, self.intent_id = fault, intent_id
 
     def evaluate(self, history: History) -> GateResult:
@@ -136,16 +161,24 @@ class ImpactRecorded(Gate):
             return self.unknown(f"no fault {self.fault!r} was injected")
         read = last_op(history, OpKind.READ_EVENTS, after=inject.t, type="ImpactRecorded")
         if read is None or not read.ok:
-            return self.unknown("ImpactRecorded events were not read" if read is None
-                                else f"the event store could not be read: {read.error}")
-        mine = [e for e in read.value if e.get("intent_id") == self.intent_id
-                and (e.get("payload") or {}).get("Impact") == IMPACT
-                and _epoch(e.get("at")) >= inject.wall - 1.0]
+            return self.unknown(
+                "ImpactRecorded events were not read"
+                if read is None
+                else f"the event store could not be read: {read.error}"
+            )
+        mine = [
+            e
+            for e in read.value
+            if e.get("intent_id") == self.intent_id
+            and (e.get("payload") or {}).get("Impact") == IMPACT
+            and _epoch(e.get("at")) >= inject.wall - 1.0
+        ]
         return self.judge(bool(mine), {"ImpactRecorded": len(mine)})
 
 
 def _epoch(stamp: Any) -> float:
     import datetime as dt
+
     try:
         return dt.datetime.fromisoformat(str(stamp)).timestamp()
     except ValueError:
@@ -172,8 +205,10 @@ class PublishedFromValidatedCopy(Gate):
         ops = [o for o in history.ops_of(OpKind.PUBLISH) if o.value == self.key and span.holds(o)]
         if not ops:
             return self.unknown("the pack with a copy was not published while the store was out")
-        return self.judge(all(o.ok for o in ops), {"publish": answer(ops[0]),
-                                                   "evidence_source": detail_of(ops[0]).get("evidence_source")})
+        return self.judge(
+            all(o.ok for o in ops),
+            {"publish": answer(ops[0]), "evidence_source": detail_of(ops[0]).get("evidence_source")},
+        )
 
 
 @register
@@ -208,8 +243,10 @@ class SmokeVerified(Gate):
 
     judges = "system"
     id = "smoke_verification"
-    description = ("Smoke verification after the failover: test intent accepted, evidence pack ingested, "
-                   "correlation id captured in the event store and the SIEM")
+    description = (
+        "Smoke verification after the failover: test intent accepted, evidence pack ingested, "
+        "correlation id captured in the event store and the SIEM"
+    )
     threshold = "accepted, ingested, captured"
 
     def __init__(self, key: str, correlation_id: str):
@@ -228,11 +265,20 @@ class SmokeVerified(Gate):
         types = sorted({e["type"] for e in events.value})
         in_siem = sorted({r.get("type") for r in siem.value})
         ingested = read.value is not None and read.value == detail_of(read).get("expected")
-        measured = {"intent": answer(created[-1]), "evidence": answer(evidence[-1]), "ingested": ingested,
-                    "event_store": types, "siem": in_siem}
-        ok = (created[-1].ok and evidence[-1].ok and ingested
-              and {"IntentCreated", "EvidenceCommitted"} <= set(types)
-              and {"IntentCreated", "EvidenceCommitted"} <= set(in_siem))
+        measured = {
+            "intent": answer(created[-1]),
+            "evidence": answer(evidence[-1]),
+            "ingested": ingested,
+            "event_store": types,
+            "siem": in_siem,
+        }
+        ok = (
+            created[-1].ok
+            and evidence[-1].ok
+            and ingested
+            and {"IntentCreated", "EvidenceCommitted"} <= set(types)
+            and {"IntentCreated", "EvidenceCommitted"} <= set(in_siem)
+        )
         return self.judge(ok, measured)
 
 
@@ -254,16 +300,21 @@ class ApprovalRefusedWithoutCommittedEvidence(Gate):
 
     judges = "system"
     id = "approval_refused_without_committed_evidence"
-    description = ("Validation rule 1: an approval is refused (4xx naming EvidencePackState) while the "
-                   "intent's evidence pack is not Committed (its upload in flight or blocked)")
+    description = (
+        "Validation rule 1: an approval is refused (4xx naming EvidencePackState) while the "
+        "intent's evidence pack is not Committed (its upload in flight or blocked)"
+    )
     threshold = f"every approval refused 4xx, gate {EVIDENCE_RULE}; no ApprovalRecorded, intent not Approved"
 
     def __init__(self, key: str):
-        self.key = key      # the intent's idempotency key: the ops' value
+        self.key = key  # the intent's idempotency key: the ops' value
 
     def evaluate(self, history: History) -> GateResult:
-        created = [o for o in history.ops_of(OpKind.CREATE_INTENT) if o.value is not None
-                   and detail_of(o).get("uncommitted") == self.key]
+        created = [
+            o
+            for o in history.ops_of(OpKind.CREATE_INTENT)
+            if o.value is not None and detail_of(o).get("uncommitted") == self.key
+        ]
         intent = next((o.value for o in created if o.ok), None)
         if intent is None:
             return self.unknown("the intent was not created: no approval could be judged")
@@ -272,30 +323,42 @@ class ApprovalRefusedWithoutCommittedEvidence(Gate):
         approves = [o for o in history.ops_of(OpKind.APPROVE) if detail_of(o).get("intent_id") == intent]
         judged = [o for o in approves if committed_at is None or o.t_invoke < committed_at]
         if not judged:
-            return self.unknown("no approval was asked for before the evidence pack was committed"
-                                if approves else "no approval of the intent was asked for")
-        measured: dict[str, Any] = {"intent_id": intent,
-                                    "approvals": [f"{answer(o)} (upload {_upload_state(o, uploads)})"
-                                                  for o in judged]}
+            return self.unknown(
+                "no approval was asked for before the evidence pack was committed"
+                if approves
+                else "no approval of the intent was asked for"
+            )
+        measured: dict[str, Any] = {
+            "intent_id": intent,
+            "approvals": [f"{answer(o)} (upload {_upload_state(o, uploads)})" for o in judged],
+        }
         acknowledged = [o for o in judged if o.ok]
         if acknowledged:
-            return self.result(Verdict.FAIL, measured, f"intent {intent}: approval acknowledged "
-                               f"({answer(acknowledged[0])}) although the harness never saw its evidence "
-                               "pack Committed")
+            return self.result(
+                Verdict.FAIL,
+                measured,
+                f"intent {intent}: approval acknowledged "
+                f"({answer(acknowledged[0])}) although the harness never saw its evidence "
+                "pack Committed",
+            )
         window = (max(o.done for o in judged), committed_at)
         recorded = _approval_recorded(history, intent, window)
         if recorded:
             measured["after"] = recorded
-            return self.result(Verdict.FAIL, measured, f"intent {intent}: approval answered refused, yet "
-                               f"{recorded}")
+            return self.result(Verdict.FAIL, measured, f"intent {intent}: approval answered refused, yet {recorded}")
         other = [o for o in judged if o.status is not None and not _refused_by_rule(o)]
         if other:
-            return self.result(Verdict.FAIL, measured, f"intent {intent}: approval answered {answer(other[0])}, "
-                               f"not a refusal naming {EVIDENCE_RULE} (4xx)")
+            return self.result(
+                Verdict.FAIL,
+                measured,
+                f"intent {intent}: approval answered {answer(other[0])}, not a refusal naming {EVIDENCE_RULE} (4xx)",
+            )
         unanswered = [o for o in judged if o.status is None]
         if unanswered:
-            return self.unknown(f"intent {intent}: {len(unanswered)} approval(s) got no answer "
-                                f"({one_line(unanswered[0].error, 120)})", measured)
+            return self.unknown(
+                f"intent {intent}: {len(unanswered)} approval(s) got no answer ({one_line(unanswered[0].error, 120)})",
+                measured,
+            )
         checks = _reads_after(history, intent, window)
         if checks:
             return self.unknown(f"intent {intent}: {checks}", measured)
@@ -305,8 +368,12 @@ class ApprovalRefusedWithoutCommittedEvidence(Gate):
 
 def _refused_by_rule(op: Op) -> bool:
     """A definite 4xx refusal whose answer names the evidence rule (gate EvidencePackState)."""
-    return (op.status is not None and 400 <= op.status < 500 and op.status not in NOT_SERVED_4XX
-            and detail_of(op).get("gate") == EVIDENCE_RULE)
+    return (
+        op.status is not None
+        and 400 <= op.status < 500
+        and op.status not in NOT_SERVED_4XX
+        and detail_of(op).get("gate") == EVIDENCE_RULE
+    )
 
 
 def _upload_state(approve: Op, uploads: list[Op]) -> str:
@@ -328,8 +395,13 @@ def _after_last(history: History, kind: str, window: Window, **detail: Any) -> O
     """The last read of `kind` invoked after every judged approval was answered (window[0]) and
     before the harness saw the pack Committed (window[1], None: never), when an approval is legal."""
     after, before = window
-    ops = [o for o in history.ops_of(kind) if o.t_invoke >= after and (before is None or o.t_invoke < before)
-           and all(o.detail.get(k) == v for k, v in detail.items())]
+    ops = [
+        o
+        for o in history.ops_of(kind)
+        if o.t_invoke >= after
+        and (before is None or o.t_invoke < before)
+        and all(o.detail.get(k) == v for k, v in detail.items())
+    ]
     return max(ops, key=lambda o: o.done) if ops else None
 
 
@@ -351,10 +423,14 @@ def _reads_after(history: History, intent: Any, window: Window) -> str:
     missing = []
     events = _after_last(history, OpKind.READ_EVENTS, window, type="ApprovalRecorded")
     if events is None or not events.ok:
-        missing.append("the event store's ApprovalRecorded events were not read after the approvals"
-                       + (f" ({one_line(events.error, 120)})" if events is not None else ""))
+        missing.append(
+            "the event store's ApprovalRecorded events were not read after the approvals"
+            + (f" ({one_line(events.error, 120)})" if events is not None else "")
+        )
     read = _after_last(history, OpKind.READ_INTENT, window, intent_id=intent)
     if read is None or not read.ok:
-        missing.append("the intent was not read back after the approvals"
-                       + (f" ({one_line(read.error, 120)})" if read is not None else ""))
+        missing.append(
+            "the intent was not read back after the approvals"
+            + (f" ({one_line(read.error, 120)})" if read is not None else "")
+        )
     return "; ".join(missing)

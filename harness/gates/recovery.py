@@ -26,8 +26,10 @@ class RtoSeconds(Gate):
         self.target, self.fault, self.on = target, fault, on
         self.limit = target
         self.threshold = f"<= {target:g} s"
-        self.description = (f"Recovery time (fault to the first {on.split(':')[0]} after it that completed "
-                            f"ok end to end) <= {target:g} s")
+        self.description = (
+            f"Recovery time (fault to the first {on.split(':')[0]} after it that completed "
+            f"ok end to end) <= {target:g} s"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         try:
@@ -49,8 +51,9 @@ class RpoSeconds(Gate):
     id = "rpo_seconds"
     operator, unit = "<=", "s"
 
-    def __init__(self, target: float, fault: str | None = None, writes: str = OpKind.WRITE,
-                 read: str = OpKind.FINAL_READ):
+    def __init__(
+        self, target: float, fault: str | None = None, writes: str = OpKind.WRITE, read: str = OpKind.FINAL_READ
+    ):
         self.target, self.fault, self.writes, self.read = target, fault, writes, read
         self.limit = target
         self.threshold = f"<= {target:g} s"
@@ -63,8 +66,9 @@ class RpoSeconds(Gate):
             return self.unknown(f"no final read: {exc}")
         if rpo.seconds is None:
             return self.unknown(f"{rpo.lost_count} writes lost but no fault to measure from")
-        return self.judge(rpo.seconds <= self.target, seconds(rpo.seconds),
-                          f"{rpo.lost_count} acknowledged write(s) lost")
+        return self.judge(
+            rpo.seconds <= self.target, seconds(rpo.seconds), f"{rpo.lost_count} acknowledged write(s) lost"
+        )
 
 
 @register
@@ -87,9 +91,13 @@ class LostWrites(Gate):
         except NoFinalRead as exc:
             return self.unknown(f"no final read: {exc}")
         lost = list(accounting.lost)
-        return self.judge(len(lost) <= self.allowed, len(lost),
-                          f"{accounting.acknowledged} acknowledged; lost: {', '.join(map(str, lost[:10]))}"
-                          if lost else f"{accounting.acknowledged} acknowledged, every one read back")
+        return self.judge(
+            len(lost) <= self.allowed,
+            len(lost),
+            f"{accounting.acknowledged} acknowledged; lost: {', '.join(map(str, lost[:10]))}"
+            if lost
+            else f"{accounting.acknowledged} acknowledged, every one read back",
+        )
 
 
 @register
@@ -126,8 +134,11 @@ class DuplicatedEvents(Gate):
     def evaluate(self, history: History) -> GateResult:
         read = last_op(history, OpKind.READ_AUDIT)
         if read is None or read.outcome is not Outcome.OK:
-            return self.unknown("the event store was not read after the scenario" if read is None
-                                else f"the event store could not be read: {read.error}")
+            return self.unknown(
+                "the event store was not read after the scenario"
+                if read is None
+                else f"the event store could not be read: {read.error}"
+            )
         counts, intent_of = _event_counts(read.value)
         twice = []
         for op in audit_needed(history.ops):
@@ -156,6 +167,7 @@ class DuplicatedApplies(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         from harness.measure.platforms import applied, arrivals
+
         seen = False
         twice = []
         for platform in self.platforms:
@@ -186,13 +198,19 @@ class FailoverCompleted(Gate):
         inject = history.first_event("inject", self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        phases = {e.kind: round(e.t - inject.t, 3) for e in reversed(history.events)
-                  if e.t >= inject.t and e.kind in ("detect", "fence", "promote", "reconnect")}
+        phases = {
+            e.kind: round(e.t - inject.t, 3)
+            for e in reversed(history.events)
+            if e.t >= inject.t and e.kind in ("detect", "fence", "promote", "reconnect")
+        }
         error = history.first_event("failover_error", after=inject.t)
         reconnect = history.first_event("reconnect", after=inject.t)
         if reconnect is None:
-            return self.result(Verdict.FAIL, phases or None,
-                               f"failover error: {error.detail.get('error')}" if error else "no reconnect event")
+            return self.result(
+                Verdict.FAIL,
+                phases or None,
+                f"failover error: {error.detail.get('error')}" if error else "no reconnect event",
+            )
         return self.judge(reconnect.t - inject.t <= self.timeout_s, phases)
 
 
@@ -219,8 +237,11 @@ class WritesResumed(Gate):
         ok = [o for o in writes if o.ok]
         if not writes:
             return self.unknown(f"no write attempted after the {self.after}")
-        return self.judge(bool(ok), seconds(min(o.done for o in ok) - inject.t) if ok else None,
-                          f"{len(ok)} of {len(writes)} writes acknowledged after the {self.after}")
+        return self.judge(
+            bool(ok),
+            seconds(min(o.done for o in ok) - inject.t) if ok else None,
+            f"{len(ok)} of {len(writes)} writes acknowledged after the {self.after}",
+        )
 
 
 @register
@@ -245,22 +266,33 @@ class ApprovalEventCount(Gate):
             return self.unknown(f"no {self.after} after the fault {self.fault!r}")
         read = last_op(history, OpKind.READ_EVENTS, after=mark.t, type="ApprovalRecorded")
         if read is None or not read.ok:
-            return self.unknown("ApprovalRecorded events were not read from the promoted node"
-                                if read is None else f"the event store could not be read: {read.error}")
+            return self.unknown(
+                "ApprovalRecorded events were not read from the promoted node"
+                if read is None
+                else f"the event store could not be read: {read.error}"
+            )
         approves = [o for o in history.ops_of(OpKind.APPROVE) if o.t_invoke < read.t_invoke]
         # acknowledged before the read began: must be in it; still in flight when it began (the
         # workload runs on), or indeterminate: may be there or not
         acked = {detail_of(o).get("intent_id") for o in approves if o.ok and o.done <= read.t_invoke}
-        maybe = {detail_of(o).get("intent_id") for o in approves
-                 if o.outcome is Outcome.INFO or (o.ok and o.done > read.t_invoke)}
+        maybe = {
+            detail_of(o).get("intent_id")
+            for o in approves
+            if o.outcome is Outcome.INFO or (o.ok and o.done > read.t_invoke)
+        }
         counts = Counter(e["intent_id"] for e in read.value)
         found = set(counts)
         missing = sorted(acked - found, key=str)
         extra = sorted(found - acked - maybe, key=str)
         twice = sorted((i for i, n in counts.items() if n > 1), key=str)
-        measured = {"ApprovalEventCount": sum(counts.values()), "acknowledged": len(acked),
-                    "indeterminate": len(maybe), "missing": missing[:10], "unexpected": extra[:10],
-                    "duplicated": twice[:10]}
+        measured = {
+            "ApprovalEventCount": sum(counts.values()),
+            "acknowledged": len(acked),
+            "indeterminate": len(maybe),
+            "missing": missing[:10],
+            "unexpected": extra[:10],
+            "duplicated": twice[:10],
+        }
         return self.judge(not (missing or extra or twice), measured)
 
 
@@ -286,15 +318,18 @@ class TransactionLagBeforeFailback(Gate):
     operator, unit = "<=", "s"
 
     def __init__(self, limit: float = 5.0, fresh_s: float = 10.0):
-        self.limit: float = limit     # also the typed result's limit
+        self.limit: float = limit  # also the typed result's limit
         self.fresh_s = fresh_s
         self.threshold = f"<= {limit:g} s"
         self.description = f"TransactionLag <= {limit:g} s before failback (measured by the harness)"
 
     def _lag_before(self, history: History, node: Any, t: float) -> Op | None:
         """The last ok lag sample of `node` completed before t, if at most fresh_s old."""
-        samples = [o for o in history.ops_of(OpKind.LAG) if o.ok and detail_of(o).get("node") == node and o.done <= t
-                   and isinstance(o.value, (int, float))]
+        samples = [
+            o
+            for o in history.ops_of(OpKind.LAG)
+            if o.ok and detail_of(o).get("node") == node and o.done <= t and isinstance(o.value, (int, float))
+        ]
         last = max(samples, key=lambda o: o.done, default=None)
         return last if last is not None and t - last.done <= self.fresh_s else None
 
@@ -304,22 +339,36 @@ class TransactionLagBeforeFailback(Gate):
             return {}
         first, last = requests[0], requests[-1]
         node = first.detail.get("node")
-        roles = sorted((o for o in history.ops_of(OpKind.IN_RECOVERY) if o.ok and detail_of(o).get("node") == node
-                        and o.t_invoke >= first.t_invoke), key=lambda o: o.t_invoke)
+        roles = sorted(
+            (
+                o
+                for o in history.ops_of(OpKind.IN_RECOVERY)
+                if o.ok and detail_of(o).get("node") == node and o.t_invoke >= first.t_invoke
+            ),
+            key=lambda o: o.t_invoke,
+        )
         effect = next((o for o in roles if o.value is False), None)
         at_request = self._lag_before(history, node, first.t_invoke)
-        return {"first": first, "last": last, "node": node, "roles": roles, "effect": effect,
-                "at_request": at_request,
-                "at_effect": self._lag_before(history, node, effect.t_invoke) if effect else None}
+        return {
+            "first": first,
+            "last": last,
+            "node": node,
+            "roles": roles,
+            "effect": effect,
+            "at_request": at_request,
+            "at_effect": self._lag_before(history, node, effect.t_invoke) if effect else None,
+        }
 
     def figures(self, history: History) -> dict[str, Any]:
         seen = self._read(history)
         if not seen:
             return {}
         first = seen["first"]
-        return {"failback_lag_at_request_s": seconds(seen["at_request"].value) if seen["at_request"] else None,
-                "failback_refused": first.outcome is Outcome.FAIL,
-                "failback_lag_at_effect_s": seconds(seen["at_effect"].value) if seen["at_effect"] else None}
+        return {
+            "failback_lag_at_request_s": seconds(seen["at_request"].value) if seen["at_request"] else None,
+            "failback_refused": first.outcome is Outcome.FAIL,
+            "failback_lag_at_effect_s": seconds(seen["at_effect"].value) if seen["at_effect"] else None,
+        }
 
     def evaluate(self, history: History) -> GateResult:
         seen = self._read(history)
@@ -329,29 +378,40 @@ class TransactionLagBeforeFailback(Gate):
         if effect is None:
             after_last = [o for o in seen["roles"] if o.t_invoke >= last.done]
             why = f"last request: {last.error or 'answered ok'}"
-            if after_last:     # the lag rule was not broken, but the failback was never made: not a pass
-                return self.unknown(f"the failback never took effect: {node} never took the primary role (the "
-                                    f"harness read it in recovery {len(after_last)} time(s) after the last "
-                                    f"request); {why}")
+            if after_last:  # the lag rule was not broken, but the failback was never made: not a pass
+                return self.unknown(
+                    f"the failback never took effect: {node} never took the primary role (the "
+                    f"harness read it in recovery {len(after_last)} time(s) after the last "
+                    f"request); {why}"
+                )
             return self.unknown(f"the harness never read {node} after the failback request; {why}")
         at_effect = seen["at_effect"]
         if at_effect is None:
-            return self.unknown(f"no harness lag sample of {node} within {self.fresh_s:g} s before the failback "
-                                f"took effect")
+            return self.unknown(
+                f"no harness lag sample of {node} within {self.fresh_s:g} s before the failback took effect"
+            )
         lag = float(at_effect.value)
         at_request = seen["at_request"]
         asked = f"{at_request.value:.2f} s" if at_request else "not measured"
         refused = first.outcome is Outcome.FAIL
         answer = "refused" if refused else ("waited" if first is last else f"answered {first.error or 'ok'}")
-        detail = (f"lag at the first request {asked}, the action {answer}; lag when {node} took the primary "
-                  f"role {lag:.2f} s ({len(history.ops_of(OpKind.FAILBACK))} request(s))")
+        detail = (
+            f"lag at the first request {asked}, the action {answer}; lag when {node} took the primary "
+            f"role {lag:.2f} s ({len(history.ops_of(OpKind.FAILBACK))} request(s))"
+        )
         if lag > self.limit:
-            return self.result(Verdict.FAIL, seconds(lag), f"failback took effect with TransactionLag {lag:.2f} s "
-                                                           f"> {self.limit:g} s; {detail}")
+            return self.result(
+                Verdict.FAIL,
+                seconds(lag),
+                f"failback took effect with TransactionLag {lag:.2f} s > {self.limit:g} s; {detail}",
+            )
         if at_request is None or at_request.value <= self.limit:
-            return self.unknown(f"the refusal was not exercised: the failback was not requested while the harness "
-                                f"measured TransactionLag > {self.limit:g} s (the lab could not build that lag); "
-                                f"{detail}", seconds(lag))
+            return self.unknown(
+                f"the refusal was not exercised: the failback was not requested while the harness "
+                f"measured TransactionLag > {self.limit:g} s (the lab could not build that lag); "
+                f"{detail}",
+                seconds(lag),
+            )
         return self.result(Verdict.PASS, seconds(lag), detail)
 
 
@@ -401,8 +461,10 @@ class PublishApprovalBlocked(Gate):
     def __init__(self, fault: str, cause: str = "database", until: tuple[str, ...] = ("reconnect",)):
         self.fault, self.cause, self.until = fault, cause, until
         self.threshold = f"503, cause {cause}; nothing acknowledged from the kill to the promotion"
-        self.description = (f"Publish/approval APIs block while the primary is down (503, cause '{cause}'), and no "
-                            f"write or approval is acknowledged between the kill and the promotion")
+        self.description = (
+            f"Publish/approval APIs block while the primary is down (503, cause '{cause}'), and no "
+            f"write or approval is acknowledged between the kill and the promotion"
+        )
 
     def window(self, history: History) -> tuple[Span, float | None] | None:
         """(from the kill in effect to the promotion observed, or the reconnect; the earliest the
@@ -410,8 +472,9 @@ class PublishApprovalBlocked(Gate):
         inject = history.first_event("inject", self.fault)
         if inject is None:
             return None
-        placed = history.first_event("in_place", self.fault, after=inject.t) or \
-            history.first_event("detect", after=inject.t)
+        placed = history.first_event("in_place", self.fault, after=inject.t) or history.first_event(
+            "detect", after=inject.t
+        )
         start = placed.t if placed is not None else inject.t
         promoted = history.first_event("promote", after=inject.t)
         if promoted is not None:
@@ -422,7 +485,7 @@ class PublishApprovalBlocked(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         found = self.window(history)
-        inject = history.first_event("inject", self.fault)      # None exactly when found is None
+        inject = history.first_event("inject", self.fault)  # None exactly when found is None
         if found is None or inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         span, earliest = found
@@ -439,20 +502,24 @@ class PublishApprovalBlocked(Gate):
 
         def refused(o: Op) -> bool:
             return not o.ok and o.status == 503 and detail_of(o).get("cause") == self.cause
+
         judged: list[Op] = []
         not_placed: list[Op] = []
         acknowledged: list[Op] = []
         for o in sorted(history.ops_of(*self.KINDS), key=lambda o: o.t_invoke):
             began_inside = span.contains(o.t_invoke)
             if o.t_complete is not None and o.done < span.start or span.end is not None and o.t_invoke > span.end:
-                continue                                            # wholly outside the outage
-            if not began_inside:                                     # invoked before the kill took effect
+                continue  # wholly outside the outage
+            if not began_inside:  # invoked before the kill took effect
                 not_placed.append(o)
             elif o.ok and earliest is not None and o.done > earliest:
-                not_placed.append(o)                                 # may have been committed once promoted
-            elif (span.end is not None and o.done > span.end
-                  and not (o.kind in (OpKind.APPROVE, OpKind.PUBLISH) and refused(o))):
-                not_placed.append(o)                                 # answered otherwise once it was over
+                not_placed.append(o)  # may have been committed once promoted
+            elif (
+                span.end is not None
+                and o.done > span.end
+                and not (o.kind in (OpKind.APPROVE, OpKind.PUBLISH) and refused(o))
+            ):
+                not_placed.append(o)  # answered otherwise once it was over
             else:
                 judged.append(o)
                 if o.ok:
@@ -461,43 +528,69 @@ class PublishApprovalBlocked(Gate):
         measured: dict[str, Any] = {o.kind: answer(o) for o in blocked}
         measured["acknowledged"] = [named(o) for o in acknowledged][:10]
         measured["not_placed"] = len(not_placed)
-        left_out = (f"; {len(not_placed)} operation(s) whose timing the history cannot place left out: "
-                    + ", ".join(f"{named(o)} ({at(o.t_invoke)} to {at(o.done)})" for o in not_placed[:5])
-                    if not_placed else "")
+        left_out = (
+            f"; {len(not_placed)} operation(s) whose timing the history cannot place left out: "
+            + ", ".join(f"{named(o)} ({at(o.t_invoke)} to {at(o.done)})" for o in not_placed[:5])
+            if not_placed
+            else ""
+        )
         wrong = [o for o in blocked if not refused(o)]
         if acknowledged or wrong:
-            said = [f"{o.kind} {answer(o)} acknowledged at {at(o.done)}, before the promotion"
-                    + (f" ({ref(o).strip()})" if ref(o) else "") for o in acknowledged[:5]]
+            said = [
+                f"{o.kind} {answer(o)} acknowledged at {at(o.done)}, before the promotion"
+                + (f" ({ref(o).strip()})" if ref(o) else "")
+                for o in acknowledged[:5]
+            ]
             said += [f"{o.kind} {answer(o)}" for o in wrong if not o.ok][:5]
             return self.result(Verdict.FAIL, measured, "; ".join(said) + left_out)
         missing = [k for k in (OpKind.APPROVE, OpKind.PUBLISH) if not any(o.kind == k for o in blocked)]
         if missing:
-            return self.unknown(f"no {' or '.join(missing)} attempted while the primary was down "
-                                f"({'it ended first' if span.end is not None else 'none recorded'})" + left_out,
-                                measured)
+            return self.unknown(
+                f"no {' or '.join(missing)} attempted while the primary was down "
+                f"({'it ended first' if span.end is not None else 'none recorded'})" + left_out,
+                measured,
+            )
         return self.result(Verdict.PASS, measured, f"{len(blocked)} attempt(s) refused, none acknowledged" + left_out)
 
 
-def refused_in(gate: Gate, history: History, span: Span, kinds: tuple[str, ...], status: int | None = 503,
-               each_kind: bool = True, late_refusals: bool = False, **fields: Any) -> GateResult:
+def refused_in(
+    gate: Gate,
+    history: History,
+    span: Span,
+    kinds: tuple[str, ...],
+    status: int | None = 503,
+    each_kind: bool = True,
+    late_refusals: bool = False,
+    **fields: Any,
+) -> GateResult:
     """Every op of `kinds` that ran inside `span` was refused (status, and these answer fields);
     at least one of each kind (or of any, each_kind False) must have run there, else unknown.
     `late_refusals`: an op invoked inside the span and refused as required after it ended counts
     too; any other answer after the end (ok, or an error the recovery may have caused) says
     nothing and is left out."""
+
     def refused(o: Op) -> bool:
-        return (not o.ok and (status is None or o.status == status)
-                and all(o.detail.get(k) == v for k, v in fields.items()))
-    ops = [o for o in history.ops if o.kind in kinds and (span.holds(o) or (
-        late_refusals and span.contains(o.t_invoke) and refused(o)))]
+        return (
+            not o.ok and (status is None or o.status == status) and all(o.detail.get(k) == v for k, v in fields.items())
+        )
+
+    ops = [
+        o
+        for o in history.ops
+        if o.kind in kinds and (span.holds(o) or (late_refusals and span.contains(o.t_invoke) and refused(o)))
+    ]
     missing = [k for k in kinds if not any(o.kind == k for o in ops)] if each_kind else ([] if ops else list(kinds))
     if missing:
-        return gate.unknown(f"no {' or '.join(missing)} attempted while the fault lasted "
-                            f"({'it ended first' if span.end is not None else 'none recorded'})")
+        return gate.unknown(
+            f"no {' or '.join(missing)} attempted while the fault lasted "
+            f"({'it ended first' if span.end is not None else 'none recorded'})"
+        )
     wrong = [o for o in ops if not refused(o)]
     measured = {o.kind: answer(o) for o in ops}
     if wrong:
-        return gate.result(Verdict.FAIL, measured,
-                           f"{len(wrong)} of {len(ops)} answered otherwise: "
-                           + "; ".join(f"{o.kind} {answer(o)}" for o in wrong[:5]))
+        return gate.result(
+            Verdict.FAIL,
+            measured,
+            f"{len(wrong)} of {len(ops)} answered otherwise: " + "; ".join(f"{o.kind} {answer(o)}" for o in wrong[:5]),
+        )
     return gate.result(Verdict.PASS, measured, f"{len(ops)} attempt(s) refused")

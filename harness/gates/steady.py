@@ -20,9 +20,11 @@ class SteadyState(Gate):
         self.phase = phase
         self.id = "steady_state" if phase == "before" else "steady_state_after_heal"
         self.threshold = "all green"
-        self.description = ("Every probe green before injection (ServiceHealth = Healthy, replicas "
-                            "streaming, every API instance up)" if phase == "before" else
-                            "Every probe green again after every fault was healed")
+        self.description = (
+            "Every probe green before injection (ServiceHealth = Healthy, replicas streaming, every API instance up)"
+            if phase == "before"
+            else "Every probe green again after every fault was healed"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         checks = [o for o in history.ops_of(OpKind.STEADY_STATE) if detail_of(o).get("phase") == self.phase]
@@ -33,8 +35,10 @@ class SteadyState(Gate):
             checks = [o for o in checks if first is None or o.done <= first]
         else:
             if _not_healed(history):
-                return self.unknown(f"not every fault was healed ({', '.join(_not_healed(history))}): "
-                                    f"the steady state after the heal cannot be judged")
+                return self.unknown(
+                    f"not every fault was healed ({', '.join(_not_healed(history))}): "
+                    f"the steady state after the heal cannot be judged"
+                )
             last = max((e.t for e in heals), default=None)
             checks = [o for o in checks if last is None or o.t_invoke >= last]
         if not checks:

@@ -59,8 +59,12 @@ class MetadataTablesInSync(Gate):
         if not primary:
             return self.unknown("no metadata table was read on the primary")
         differ = sorted(t for t in primary if primary[t] != dr.get(t))
-        measured = {"tables": len(primary), "differ": differ, "primary": detail_of(op).get("primary_node"),
-                    "dr": detail_of(op).get("dr_node")}
+        measured = {
+            "tables": len(primary),
+            "differ": differ,
+            "primary": detail_of(op).get("primary_node"),
+            "dr": detail_of(op).get("dr_node"),
+        }
         return self.judge(not differ, measured)
 
 
@@ -120,9 +124,11 @@ class FailoverEventsInSiem(Gate):
         if siem is None or not siem.ok:
             return self.unknown("the SIEM sink could not be read")
         seen = {(r.get("event_id"), r.get("correlation_id")) for r in siem.value}
-        missing = [f"{(r.get('payload') or {}).get('kind')}:{(r.get('payload') or {}).get('name')}"
-                   for r in store.value
-                   if ((r.get("payload") or {}).get("event_id"), r.get("correlation_id")) not in seen]
+        missing = [
+            f"{(r.get('payload') or {}).get('kind')}:{(r.get('payload') or {}).get('name')}"
+            for r in store.value
+            if ((r.get("payload") or {}).get("event_id"), r.get("correlation_id")) not in seen
+        ]
         if not store.value:
             return self.result(Verdict.UNKNOWN, {"events": 0}, "the event store holds no failover event")
         return self.judge(not missing, {"events": len(store.value), "missing_in_siem": missing[:10]})

@@ -32,7 +32,7 @@ class Waived(Gate):
 
     def __init__(self, waived: Gate, spec: Gate, waiver: Any):
         self.waived, self.spec, self.waiver = waived, spec, waiver
-        for name in COPIED:     # what the report shows when the check itself breaks
+        for name in COPIED:  # what the report shows when the check itself breaks
             if hasattr(waived, name):
                 setattr(self, name, getattr(waived, name))
 
@@ -45,18 +45,28 @@ class Waived(Gate):
         loose = evaluate_gate(self.waived, history)
         floor = f"the spec's floor {strict.threshold} ({self.waiver.floor.clause})"
         if strict.verdict is Verdict.PASS:
-            return replace(strict, detail=_also(strict.detail, f"meets {floor}: the waiver of "
-                                                               f"{self.waiver.gate} was not needed"))
+            return replace(
+                strict, detail=_also(strict.detail, f"meets {floor}: the waiver of {self.waiver.gate} was not needed")
+            )
         if Verdict.UNKNOWN in (strict.verdict, loose.verdict):
             return strict if strict.verdict is Verdict.UNKNOWN else loose
         if loose.verdict is Verdict.PASS:
             values = {f.name: getattr(loose, f.name) for f in fields(GateResult)}
-            values.update(verdict=Verdict.WAIVED,
-                          detail=_also(loose.detail, f"WAIVED: misses {floor}, meets only the plan's waived "
-                                                     f"target {loose.threshold}; waiver: {self.waiver.words()}"))
+            values.update(
+                verdict=Verdict.WAIVED,
+                detail=_also(
+                    loose.detail,
+                    f"WAIVED: misses {floor}, meets only the plan's waived "
+                    f"target {loose.threshold}; waiver: {self.waiver.words()}",
+                ),
+            )
             return WaivedGateResult(**values, waiver=self.waiver.to_json())
-        return replace(strict, detail=_also(strict.detail, f"misses the plan's waived target {loose.threshold} too "
-                                                           f"(waiver: {self.waiver.words()})"))
+        return replace(
+            strict,
+            detail=_also(
+                strict.detail, f"misses the plan's waived target {loose.threshold} too (waiver: {self.waiver.words()})"
+            ),
+        )
 
 
 def waivable(run: Any, key: str, make: Callable[[float], Gate]) -> Gate:

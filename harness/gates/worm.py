@@ -23,7 +23,7 @@ from harness.model import GateResult, History, OpKind
 
 DAY = 86400.0
 SEVEN_YEARS_DAYS = 2557
-LOCK_SLACK_S = 60.0      # the store's clock against the harness's, and whole-second lock dates
+LOCK_SLACK_S = 60.0  # the store's clock against the harness's, and whole-second lock dates
 MODE = "COMPLIANCE"
 
 
@@ -39,8 +39,10 @@ class WormRetention(Gate):
         self.scope, self.days = scope, days
         self.id = f"worm_retention_{scope}"
         self.threshold = f"Object Lock {MODE}, retain-until >= written + {days} d (7 years)"
-        self.description = (f"Every {what} the drill wrote is WORM: Object Lock {MODE} for at least 7 years "
-                            f"(the lock the store reports)")
+        self.description = (
+            f"Every {what} the drill wrote is WORM: Object Lock {MODE} for at least 7 years "
+            f"(the lock the store reports)"
+        )
 
     def evaluate(self, history: History) -> GateResult:
         read = last_op(history, OpKind.STORE_LOCK, scope=self.scope)
@@ -52,15 +54,24 @@ class WormRetention(Gate):
         if not objects:
             return self.unknown(f"the drill wrote no {self.scope} object whose lock could be read")
         modes = sorted({str(o.get("mode")) for o in objects})
-        held = [(o["retain_until"] - o["written_at"]) / DAY
-                for o in objects if isinstance(o.get("retain_until"), (int, float))
-                and isinstance(o.get("written_at"), (int, float))]
-        short = [str(o.get("object_key")) for o in objects
-                 if o.get("mode") != MODE or not isinstance(o.get("retain_until"), (int, float))
-                 or not isinstance(o.get("written_at"), (int, float))
-                 or o["retain_until"] < o["written_at"] + self.days * DAY - LOCK_SLACK_S]
-        measured = {"objects": len(objects), "modes": modes,
-                    "min_retain_days": round(min(held), 2) if held else None, "not_locked": short[:10]}
-        detail = "" if not short else (f"{len(short)} of {len(objects)} object(s) not locked {MODE} for "
-                                       f"{self.days} d")
+        held = [
+            (o["retain_until"] - o["written_at"]) / DAY
+            for o in objects
+            if isinstance(o.get("retain_until"), (int, float)) and isinstance(o.get("written_at"), (int, float))
+        ]
+        short = [
+            str(o.get("object_key"))
+            for o in objects
+            if o.get("mode") != MODE
+            or not isinstance(o.get("retain_until"), (int, float))
+            or not isinstance(o.get("written_at"), (int, float))
+            or o["retain_until"] < o["written_at"] + self.days * DAY - LOCK_SLACK_S
+        ]
+        measured = {
+            "objects": len(objects),
+            "modes": modes,
+            "min_retain_days": round(min(held), 2) if held else None,
+            "not_locked": short[:10],
+        }
+        detail = "" if not short else (f"{len(short)} of {len(objects)} object(s) not locked {MODE} for {self.days} d")
         return self.judge(not short, measured, detail)

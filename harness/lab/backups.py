@@ -26,19 +26,20 @@ TICK_S = 0.25
 
 
 class BackupService:
-    def __init__(self, s3, dsn: Callable[[], str], pg_bin: Path, workdir: Path,
-                 evidence_buckets: tuple[str, ...], log_path: Path) -> None:
+    def __init__(
+        self, s3, dsn: Callable[[], str], pg_bin: Path, workdir: Path, evidence_buckets: tuple[str, ...], log_path: Path
+    ) -> None:
         self.store = BackupStore(s3)
         self.vault = KeyVault(s3, self.store.vault_bucket)
         self.dsn, self.pg_bin, self.workdir = dsn, Path(pg_bin), workdir
         self.evidence_buckets = evidence_buckets
         self.log_path = log_path
-        self.clock_offset_s: float | None = None   # cp_now() - time.time(), last read
+        self.clock_offset_s: float | None = None  # cp_now() - time.time(), last read
         self.last_error: str | None = None
         self.runs = 0
         self._halted = threading.Event()
         self._stop = threading.Event()
-        self._lock = threading.Lock()               # one run of the jobs at a time
+        self._lock = threading.Lock()  # one run of the jobs at a time
         self._thread: threading.Thread | None = None
         self._last: tuple[float | None, float | None, float | None] | None = None
 
@@ -73,8 +74,14 @@ class BackupService:
 
     # -- the schedule --------------------------------------------------------------------------
     def jobs(self) -> BackupJobs:
-        return BackupJobs(self.store, self.vault, self.dsn(), self.pg_bin,
-                          evidence_buckets=self.evidence_buckets, workdir=self.workdir)
+        return BackupJobs(
+            self.store,
+            self.vault,
+            self.dsn(),
+            self.pg_bin,
+            evidence_buckets=self.evidence_buckets,
+            workdir=self.workdir,
+        )
 
     def cp_now(self) -> float:
         now = cp_clock_of(self.dsn())

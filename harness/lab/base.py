@@ -40,12 +40,12 @@ class Lab(abc.ABC):
 
     provider: str = ""
     api_url: str
-    toxiproxy: Any            # harness.toxiproxy.client.ToxiproxyControl once up() ran
-    failover: Failover | None = None    # the failover observer (the lab's failover manager, or the external
-                                        # lab's watcher), made by up()
-    replication: str = "sync"           # "sync" or "async": the database tier's replication mode
-    dry_run: bool = False               # probes only: no fault is injected (the external lab unconfirmed)
-    on_event: Callable[[str, str, dict], None]   # where the lab's own recovery events go (set by the drill)
+    toxiproxy: Any  # harness.toxiproxy.client.ToxiproxyControl once up() ran
+    failover: Failover | None = None  # the failover observer (the lab's failover manager, or the external
+    # lab's watcher), made by up()
+    replication: str = "sync"  # "sync" or "async": the database tier's replication mode
+    dry_run: bool = False  # probes only: no fault is injected (the external lab unconfirmed)
+    on_event: Callable[[str, str, dict], None]  # where the lab's own recovery events go (set by the drill)
 
     @property
     def observer(self) -> Failover:
@@ -58,12 +58,15 @@ class Lab(abc.ABC):
         protocol's members and, for a protocol that gives capability names, report one of them."""
         provider = self.provider or type(self).__name__
         if not isinstance(self, proto):
-            raise CapabilityMissing(f"the {provider} lab lacks {proto.__name__} "
-                                    f"({(proto.__doc__ or '').splitlines()[0].rstrip('.')})")
+            raise CapabilityMissing(
+                f"the {provider} lab lacks {proto.__name__} ({(proto.__doc__ or '').splitlines()[0].rstrip('.')})"
+            )
         names = GIVES.get(proto)
         if names and not set(names) & self.capabilities():
-            raise CapabilityMissing(f"the {provider} lab lacks {proto.__name__}: "
-                                    + "; ".join(f"capability {name} ({text})" for name, text in names.items()))
+            raise CapabilityMissing(
+                f"the {provider} lab lacks {proto.__name__}: "
+                + "; ".join(f"capability {name} ({text})" for name, text in names.items())
+            )
         return self
 
     def interlock(self) -> str:
@@ -72,8 +75,9 @@ class Lab(abc.ABC):
 
     def set_replication(self, mode: str) -> None:
         """Switch the database tier to `mode` ("sync" or "async") for a plan reusing a running lab."""
-        raise NotImplementedError(f"the {self.provider or type(self).__name__} lab cannot switch its replication "
-                                  f"mode to {mode}")
+        raise NotImplementedError(
+            f"the {self.provider or type(self).__name__} lab cannot switch its replication mode to {mode}"
+        )
 
     @abc.abstractmethod
     def up(self) -> Lab: ...
@@ -139,12 +143,15 @@ class Lab(abc.ABC):
         fault `event_store_block`, which always releases it."""
         raise NotImplementedError(
             f"the {self.provider or type(self).__name__} lab cannot block event store writes: it needs a "
-            f"superuser session on the database primary (available on the embedded lab)")
+            f"superuser session on the database primary (available on the embedded lab)"
+        )
 
     # the API tier (harness.lab.capabilities.ApiTier): one API instance per availability zone
     def _no_api_instances(self) -> CapabilityMissing:
-        return CapabilityMissing(f"the {self.provider or type(self).__name__} lab has no API instance processes "
-                                 f"the harness can kill (capability api_instances)")
+        return CapabilityMissing(
+            f"the {self.provider or type(self).__name__} lab has no API instance processes "
+            f"the harness can kill (capability api_instances)"
+        )
 
     def api_instances(self) -> list[str]:
         raise self._no_api_instances()
@@ -165,19 +172,24 @@ class Lab(abc.ABC):
     # the evidence store's HTTP fault gateway (harness.lab.capabilities.EvidenceStore)
     def http_gateway(self, name: str) -> str:
         """The control address of the HTTP fault gateway `name` (in front of the evidence store)."""
-        raise CapabilityMissing(f"the {self.provider or type(self).__name__} lab has no HTTP fault gateway {name!r} "
-                                f"(capability evidence_http_errors)")
+        raise CapabilityMissing(
+            f"the {self.provider or type(self).__name__} lab has no HTTP fault gateway {name!r} "
+            f"(capability evidence_http_errors)"
+        )
 
     def gateway_requests(self, name: str = "s3") -> list[dict]:
         """What the HTTP fault gateway `name` received and answered."""
-        raise CapabilityMissing(f"the {self.provider or type(self).__name__} lab has no HTTP fault gateway {name!r} "
-                                f"(capability evidence_http_errors)")
+        raise CapabilityMissing(
+            f"the {self.provider or type(self).__name__} lab has no HTTP fault gateway {name!r} "
+            f"(capability evidence_http_errors)"
+        )
 
     # connector platforms (matrix rows 4-6): the embedded lab runs stand-ins for them
     def _no_platforms(self) -> NotImplementedError:
         return NotImplementedError(
             f"the {self.provider or type(self).__name__} lab has no platform API stand-ins: the connector "
-            f"scenarios (scenarios/connectors/) run on the embedded lab")
+            f"scenarios (scenarios/connectors/) run on the embedded lab"
+        )
 
     def platform_control_url(self, platform: str) -> str:
         raise self._no_platforms()
@@ -188,8 +200,9 @@ class Lab(abc.ABC):
         requests.ConnectionError when the platform's server is down."""
         import requests
 
-        requests.post(f"{self.platform_control_url(platform)}/_control", json=mode, headers=self.control_headers(),
-                      timeout=10).raise_for_status()
+        requests.post(
+            f"{self.platform_control_url(platform)}/_control", json=mode, headers=self.control_headers(), timeout=10
+        ).raise_for_status()
 
     def control_headers(self) -> dict[str, str]:
         """Headers of a call of a control endpoint of the lab (clock, platform stand-ins, fault
@@ -231,19 +244,22 @@ class Lab(abc.ABC):
         """Messages in the platform's intent queue (visible, in flight and delayed)."""
         raise NotImplementedError(
             f"the {self.provider or type(self).__name__} lab cannot read a platform's intent queue depth: "
-            f"the harness reads the queues straight from SQS on the embedded lab only")
+            f"the harness reads the queues straight from SQS on the embedded lab only"
+        )
 
     def dead_letters(self, platform: str) -> list[dict]:
         """The JSON bodies of the messages now in the platform's dead-letter queue."""
         raise NotImplementedError(
             f"the {self.provider or type(self).__name__} lab cannot read a platform's dead-letter queue: "
-            f"the harness reads the queues straight from SQS on the embedded lab only")
+            f"the harness reads the queues straight from SQS on the embedded lab only"
+        )
 
     def read_object(self, region: str, key: str) -> bytes | None:
         """The latest version of an evidence object ("primary" or "alternate" region), or None."""
         raise NotImplementedError(
             f"the {self.provider or type(self).__name__} lab cannot read evidence objects: the harness "
-            f"reads the buckets straight from S3 on the embedded lab only")
+            f"reads the buckets straight from S3 on the embedded lab only"
+        )
 
     def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
         """The Object Lock the store reports for an evidence object ("primary" or "alternate"):
@@ -251,13 +267,15 @@ class Lab(abc.ABC):
         (harness.lab.parts.read_object_lock)."""
         raise NotImplementedError(
             f"the {self.provider or type(self).__name__} lab cannot read evidence objects' locks: the harness "
-            f"reads the buckets straight from S3 on the embedded lab only")
+            f"reads the buckets straight from S3 on the embedded lab only"
+        )
 
     # backup and restore (spec section 3): the embedded lab runs a backup service
     def _no_backups(self) -> NotImplementedError:
         return NotImplementedError(
             f"the {self.provider or type(self).__name__} lab runs no backup service: the backup and restore "
-            f"scenarios (scenarios/backup/) run on the embedded lab")
+            f"scenarios (scenarios/backup/) run on the embedded lab"
+        )
 
     def backup_service(self) -> Any:
         """The lab's backup service (harness.lab.backups.BackupService): its store, key vault, clock."""
@@ -274,8 +292,9 @@ class Lab(abc.ABC):
         """The primary (not only replicas) was lost: a restore, not only a rebuild, is needed."""
         raise self._no_backups()
 
-    def restore_database(self, bucket: str | None = None, verify: bool = True, emit: Any = None,
-                         validate: Any = None) -> Any:
+    def restore_database(
+        self, bucket: str | None = None, verify: bool = True, emit: Any = None, validate: Any = None
+    ) -> Any:
         """Restore the lost database from the newest verified snapshot of `bucket` (RestoreOutcome)."""
         raise self._no_backups()
 

@@ -129,8 +129,9 @@ class Backups(Protocol):
     def lose_database(self) -> list[str]: ...
     def database_lost(self) -> bool: ...
     def database_primary_lost(self) -> bool: ...
-    def restore_database(self, bucket: str | None = None, verify: bool = True, emit: Any = None,
-                         validate: Any = None) -> Any: ...
+    def restore_database(
+        self, bucket: str | None = None, verify: bool = True, emit: Any = None, validate: Any = None
+    ) -> Any: ...
     def rebuild_database_replicas(self) -> None: ...
 
 
@@ -176,7 +177,7 @@ GIVES: dict[type, dict[str, str]] = {
         "evidence_links": "cut the links to the evidence store (primary and alternate region)",
         "evidence_read": "read the evidence buckets straight from the object store",
         "evidence_http_errors": "make the evidence store answer HTTP errors and read what it received "
-                                "(an HTTP fault gateway in front of it)",
+        "(an HTTP fault gateway in front of it)",
     },
     Siem: {"siem": "read the SIEM sink"},
     PlatformStandIns: {

@@ -36,17 +36,28 @@ from ..wait import until_up
 from . import proc, reaper
 from .base import LabStartError
 
-PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")   # controlplane.platforms, not imported
+PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")  # controlplane.platforms, not imported
 # Short, so that a drill's backoff, dead-lettering and recovery run in seconds:
 # waits 0.5, 1, 2 s (or Retry-After when larger), dead letter at the 4th failed attempt. A plan's
 # targets.connector_backoff states it (harness.plan checks a lab plan's against it).
 LAB_CONNECTOR_BACKOFF = {"base_seconds": 0.5, "factor": 2.0, "max_attempts": 4}
-CONNECTOR_ARGS = ("--base-interval", f"{LAB_CONNECTOR_BACKOFF['base_seconds']:g}",
-                  "--max-attempts", str(LAB_CONNECTOR_BACKOFF["max_attempts"]), "--max-backoff", "8",
-                  "--wait-time", "1", "--probe-interval", "1", "--request-timeout", "3")
+CONNECTOR_ARGS = (
+    "--base-interval",
+    f"{LAB_CONNECTOR_BACKOFF['base_seconds']:g}",
+    "--max-attempts",
+    str(LAB_CONNECTOR_BACKOFF["max_attempts"]),
+    "--max-backoff",
+    "8",
+    "--wait-time",
+    "1",
+    "--probe-interval",
+    "1",
+    "--request-timeout",
+    "3",
+)
 PORT_ATTEMPTS = 3
-ASG_INTERVAL = 0.25   # how often the auto-scaling group looks at its workers (its health check)
-MAX_RECEIVE_COUNT = 6   # the queue's own redrive: a safety net behind the worker's max attempts
+ASG_INTERVAL = 0.25  # how often the auto-scaling group looks at its workers (its health check)
+MAX_RECEIVE_COUNT = 6  # the queue's own redrive: a safety net behind the worker's max attempts
 START_TIMEOUT = 30.0
 
 
@@ -59,7 +70,7 @@ def read_request_log(path: Path) -> list[dict]:
     except FileNotFoundError:
         return []
     lines = data.split(b"\n")
-    lines.pop()   # b"" after the last newline, or the torn last line
+    lines.pop()  # b"" after the last newline, or the torn last line
     out = []
     for number, raw in enumerate(lines, 1):
         try:
@@ -72,8 +83,11 @@ def read_request_log(path: Path) -> list[dict]:
     return out
 
 
-DEPTH_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed")
+DEPTH_ATTRIBUTES = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
 PEEK_ROUNDS = 10
 
 
@@ -92,8 +106,7 @@ def peek_messages(sqs, queue_url: str, rounds: int = PEEK_ROUNDS) -> list[dict]:
     queue holding more than 10 is read incompletely (a drill's dead-letter queue holds a few)."""
     seen: dict[str, dict] = {}
     for _ in range(rounds):
-        reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                    WaitTimeSeconds=0)
+        reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0)
         new = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
         if not new:
             break
@@ -112,8 +125,9 @@ class Launcher(Protocol):
 
     listen_host: str
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
-              listen: int | None = None) -> proc.ProcessHandle: ...
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, listen: int | None = None
+    ) -> proc.ProcessHandle: ...
     def run_once(self, args: list[str]) -> str: ...
     def port(self) -> int: ...
     def reach(self, name: str, port: int) -> str: ...
@@ -137,20 +151,27 @@ class ProcessLauncher:
     def __init__(self, root: Path, registration: reaper.Registration, env: dict[str, str]) -> None:
         self.root, self.registration, self.env = root, registration, env
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
-              listen: int | None = None) -> subprocess.Popen:
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, listen: int | None = None
+    ) -> subprocess.Popen:
         """`python -m controlplane ARGS` as the part `name` (listening on `listen`, if it does)."""
         log = open(self.root / f"{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "controlplane", *args], env={**self.env, **(env or {})},
-                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "controlplane", *args],
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         self.registration.add_pid(process.pid)
         return process
 
     def run_once(self, args: list[str]) -> str:
         """`python -m controlplane ARGS` to its end; its output (LabStartError if it failed)."""
-        done = subprocess.run([sys.executable, "-m", "controlplane", *args], env=self.env, capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "controlplane", *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
         if done.returncode != 0:
             raise LabStartError(f"controlplane {args[0]} failed: {done.stderr.strip()[-400:]}")
         return done.stdout
@@ -188,12 +209,19 @@ class ProcessLauncher:
 
 
 class ConnectorTier:
-    def __init__(self, root: Path, lab_id: str, launcher: Launcher, proxy: Callable[[str, str], str],
-                 sqs_endpoint: str, control_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        lab_id: str,
+        launcher: Launcher,
+        proxy: Callable[[str, str], str],
+        sqs_endpoint: str,
+        control_env: dict[str, str] | None = None,
+    ) -> None:
         """`proxy(name, upstream)` makes a Toxiproxy proxy and answers the address the workers
         reach it at; `sqs_endpoint` is SQS as the parts reach it."""
         self.root, self.lab_id, self.launcher = root, lab_id, launcher
-        self.control_env = dict(control_env or {})   # the stand-ins' control token (not the workers')
+        self.control_env = dict(control_env or {})  # the stand-ins' control token (not the workers')
         self.proxy, self.sqs_endpoint = proxy, sqs_endpoint
         self.queues: dict[str, dict[str, str]] = {}
         self.mocks: dict[str, Any] = {}
@@ -211,9 +239,19 @@ class ConnectorTier:
     # -- lifecycle -------------------------------------------------------------------------
     def start_queues_and_mocks(self) -> None:
         """Queues (with redrive) and the platform stand-ins; these need only moto."""
-        self.queues = json.loads(self.launcher.run_once(
-            ["queues", "--sqs-endpoint", self.sqs_endpoint, "--prefix", self.prefix,
-             "--max-receive-count", str(MAX_RECEIVE_COUNT)]))
+        self.queues = json.loads(
+            self.launcher.run_once(
+                [
+                    "queues",
+                    "--sqs-endpoint",
+                    self.sqs_endpoint,
+                    "--prefix",
+                    self.prefix,
+                    "--max-receive-count",
+                    str(MAX_RECEIVE_COUNT),
+                ]
+            )
+        )
         for platform in PLATFORMS:
             self.start_platform(platform, self.launcher.port(), wait=False)
         deadline = time.monotonic() + START_TIMEOUT
@@ -233,19 +271,39 @@ class ConnectorTier:
     def start_workers(self, report_url: str) -> None:
         """One connector worker per platform, reporting to the Control Plane at report_url."""
         for platform in PLATFORMS:
-            listen = self.proxy(f"platform-{platform}",
-                                self.launcher.reach(f"platform-{platform}", self.mock_ports[platform]))
+            listen = self.proxy(
+                f"platform-{platform}", self.launcher.reach(f"platform-{platform}", self.mock_ports[platform])
+            )
             q = self.queues[platform]
             self.worker_args[platform] = [
-                "connector", "--platform", platform, "--queue-url", q["queue_url"], "--dlq-url", q["dlq_url"],
-                "--sqs-endpoint", self.sqs_endpoint, "--platform-url", f"http://{listen}",
-                "--report-url", report_url, "--metrics-file", str(self.root / f"connector-{platform}.json"),
-                *CONNECTOR_ARGS]
+                "connector",
+                "--platform",
+                platform,
+                "--queue-url",
+                q["queue_url"],
+                "--dlq-url",
+                q["dlq_url"],
+                "--sqs-endpoint",
+                self.sqs_endpoint,
+                "--platform-url",
+                f"http://{listen}",
+                "--report-url",
+                report_url,
+                "--metrics-file",
+                str(self.root / f"connector-{platform}.json"),
+                *CONNECTOR_ARGS,
+            ]
             self.workers[platform] = self.launcher.spawn(f"connector-{platform}", self.worker_args[platform])
         deadline = time.monotonic() + START_TIMEOUT
-        for platform, worker in self.workers.items():   # ready: its metrics file exists
-            if until_up((self.root / f"connector-{platform}.json").exists, partial(_exited, worker),
-                        max(0.0, deadline - time.monotonic())) != "up":
+        for platform, worker in self.workers.items():  # ready: its metrics file exists
+            if (
+                until_up(
+                    (self.root / f"connector-{platform}.json").exists,
+                    partial(_exited, worker),
+                    max(0.0, deadline - time.monotonic()),
+                )
+                != "up"
+            ):
                 tail = self.launcher.tail(f"connector-{platform}")
                 raise LabStartError(f"connector {platform} did not start:\n{tail}")
         self._asg = threading.Thread(target=self._scale, name=f"{self.lab_id}-connector-asg", daemon=True)
@@ -260,7 +318,7 @@ class ConnectorTier:
             for platform in list(self.workers):
                 try:
                     self.replace_worker(platform)
-                except Exception as exc:   # the next round tries again; say why in the tier's log
+                except Exception as exc:  # the next round tries again; say why in the tier's log
                     with open(self.root / "connector-asg.log", "a") as log:
                         log.write(f"{time.time():.3f} {platform}: replacement failed: {exc}\n")
 
@@ -274,8 +332,18 @@ class ConnectorTier:
             new = self.launcher.spawn(f"connector-{platform}", self.worker_args[platform])
             self.workers[platform] = new
             with open(self.asg_log(), "a") as log:
-                log.write(json.dumps({"at": time.time(), "platform": platform, "old_pid": old.pid,
-                                      "new_pid": new.pid, "exit": old.returncode}) + "\n")
+                log.write(
+                    json.dumps(
+                        {
+                            "at": time.time(),
+                            "platform": platform,
+                            "old_pid": old.pid,
+                            "new_pid": new.pid,
+                            "exit": old.returncode,
+                        }
+                    )
+                    + "\n"
+                )
             return new.pid
 
     def replacements(self) -> list[dict]:
@@ -315,12 +383,24 @@ class ConnectorTier:
         return read_request_log(self.request_log(platform))
 
     def _platform_args(self, platform: str, port: int) -> list[str]:
-        return ["platform-mock", "--platform", platform, "--host", self.launcher.listen_host, "--port", str(port),
-                "--tag", self.lab_id, "--request-log", str(self.request_log(platform))]
+        return [
+            "platform-mock",
+            "--platform",
+            platform,
+            "--host",
+            self.launcher.listen_host,
+            "--port",
+            str(port),
+            "--tag",
+            self.lab_id,
+            "--request-log",
+            str(self.request_log(platform)),
+        ]
 
     def start_platform(self, platform: str, port: int, wait: bool = True) -> None:
-        self.mocks[platform] = self.launcher.spawn(f"platform-{platform}", self._platform_args(platform, port),
-                                                   env=self.control_env, listen=port)
+        self.mocks[platform] = self.launcher.spawn(
+            f"platform-{platform}", self._platform_args(platform, port), env=self.control_env, listen=port
+        )
         self.mock_ports[platform] = port
         if wait:
             self._wait_platform(platform, time.monotonic() + START_TIMEOUT)
@@ -328,13 +408,19 @@ class ConnectorTier:
     def _wait_platform(self, platform: str, deadline: float) -> None:
         def answers() -> bool:
             return requests.get(f"{self.control_url(platform)}/health", timeout=0.5).status_code == 200
-        state = until_up(answers, lambda: self.mocks[platform].poll() is not None,
-                         max(0.0, deadline - time.monotonic()))
+
+        state = until_up(
+            answers, lambda: self.mocks[platform].poll() is not None, max(0.0, deadline - time.monotonic())
+        )
         if state != "up":
-            why = f"exited {self.mocks[platform].poll()}" if state == "exited" else \
-                f"{self.control_url(platform)}/health did not answer"
-            raise LabStartError(f"platform stand-in {platform} did not start ({why}):\n"
-                                f"{self.launcher.tail(f'platform-{platform}')}")
+            why = (
+                f"exited {self.mocks[platform].poll()}"
+                if state == "exited"
+                else f"{self.control_url(platform)}/health did not answer"
+            )
+            raise LabStartError(
+                f"platform stand-in {platform} did not start ({why}):\n{self.launcher.tail(f'platform-{platform}')}"
+            )
 
     def control_url(self, platform: str) -> str:
         """The stand-in's own address (its /_control and /applied), not through the proxy."""

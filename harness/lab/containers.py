@@ -68,15 +68,25 @@ from .haproxy import LoadBalancer
 from .parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, S3_ENV, LabParts
 
 BASE_IMAGE = "localhost/drill/base:latest"
-DEFAULT_IMAGES = {"postgres": "postgres:15", "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
-                  "moto": BASE_IMAGE, "controlplane": BASE_IMAGE}
+DEFAULT_IMAGES = {
+    "postgres": "postgres:15",
+    "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
+    "moto": BASE_IMAGE,
+    "controlplane": BASE_IMAGE,
+}
 PRIMARY, REPLICA = "pg-a", "pg-b"
 INSTANCES = ("az1", "az2", "az3")
 PG_BIN = "/usr/lib/postgresql/15/bin"
-PROXY_PORTS = {"db": 15432, "repl-pg-a": 15433, "repl-pg-b": 15434, "s3": 15500, "s3-replica": 15501,
-               **{f"platform-{p}": 15600 + i for i, p in enumerate(PLATFORMS)}}
+PROXY_PORTS = {
+    "db": 15432,
+    "repl-pg-a": 15433,
+    "repl-pg-b": 15434,
+    "s3": 15500,
+    "s3-replica": 15501,
+    **{f"platform-{p}": 15600 + i for i, p in enumerate(PLATFORMS)},
+}
 API_PORT, LB_PORT, GATEWAY_PORT, PLATFORM_PORT, MOTO_PORT = 8080, 8000, 8081, 8090, 5000
-FIRST_ADDRESS = 10        # the lab's own addresses start at .10 of its network
+FIRST_ADDRESS = 10  # the lab's own addresses start at .10 of its network
 START_TIMEOUT = 90.0
 HOST_MOUNTS = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc")
 
@@ -130,12 +140,14 @@ def remove_lab_containers(record: dict) -> None:
     if not lab_id or cli is None:
         return
     label = f"label=drill-lab={lab_id}"
-    ids = subprocess.run([cli, "ps", "-aq", "--filter", label], capture_output=True, text=True,
-                         timeout=60).stdout.split()
+    ids = subprocess.run(
+        [cli, "ps", "-aq", "--filter", label], capture_output=True, text=True, timeout=60
+    ).stdout.split()
     if ids:
         subprocess.run([cli, "rm", "-f", *ids], capture_output=True, timeout=120)
-    networks = subprocess.run([cli, "network", "ls", "-q", "--filter", label], capture_output=True,
-                              text=True, timeout=60).stdout.split()
+    networks = subprocess.run(
+        [cli, "network", "ls", "-q", "--filter", label], capture_output=True, text=True, timeout=60
+    ).stdout.split()
     if networks:
         subprocess.run([cli, "network", "rm", *networks], capture_output=True, timeout=60)
 
@@ -165,9 +177,11 @@ def resolve_images(client: Any, images: dict[str, str], chosen: set[str]) -> dic
         if image == BASE_IMAGE or _available(client, image):
             continue
         if kind in chosen:
-            raise LabStartError(f"image {image} for {kind} is not available and cannot be pulled; "
-                                f"pull or build it, or set DRILL_IMAGE_{kind.upper()}={BASE_IMAGE} "
-                                f"(the host's own binaries in a container)")
+            raise LabStartError(
+                f"image {image} for {kind} is not available and cannot be pulled; "
+                f"pull or build it, or set DRILL_IMAGE_{kind.upper()}={BASE_IMAGE} "
+                f"(the host's own binaries in a container)"
+            )
         notes[kind] = f"{image} cannot be pulled: using {BASE_IMAGE} (host binaries)"
         images[kind] = BASE_IMAGE
     return notes
@@ -195,8 +209,17 @@ def ensure_base_image(client: Any) -> None:
         pass
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, mode in (("tmp", 0o1777), ("var", 0o755), ("var/tmp", 0o1777), ("data", 0o755),
-                           ("run", 0o755), ("siem", 0o755), ("proc", 0o755), ("sys", 0o755), ("dev", 0o755)):
+        for name, mode in (
+            ("tmp", 0o1777),
+            ("var", 0o755),
+            ("var/tmp", 0o1777),
+            ("data", 0o755),
+            ("run", 0o755),
+            ("siem", 0o755),
+            ("proc", 0o755),
+            ("sys", 0o755),
+            ("dev", 0o755),
+        ):
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, mode
             tar.addfile(info)
@@ -214,12 +237,21 @@ class ContainerNode:
 
     @property
     def dsn(self) -> str:
-        return (f"host={self.host} port={self.port} dbname=controlplane user=controlplane "
-                f"password={self.lab.password} connect_timeout=3")
+        return (
+            f"host={self.host} port={self.port} dbname=controlplane user=controlplane "
+            f"password={self.lab.password} connect_timeout=3"
+        )
 
     def query(self, statement: str, params=None) -> list[tuple]:
-        with psycopg.connect(host=self.host, port=self.port, dbname="postgres", user="postgres",
-                             password=self.lab.password, connect_timeout=3, autocommit=True) as conn:
+        with psycopg.connect(
+            host=self.host,
+            port=self.port,
+            dbname="postgres",
+            user="postgres",
+            password=self.lab.password,
+            connect_timeout=3,
+            autocommit=True,
+        ) as conn:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
 
@@ -227,8 +259,9 @@ class ContainerNode:
         env = {"DRILL_PG_PASSWORD": self.lab.password, "DRILL_NODE": self.name}
         if upstream:
             env.update(DRILL_UPSTREAM_HOST=upstream[0], DRILL_UPSTREAM_PORT=str(upstream[1]))
-        self.container = self.lab.run("postgres", self.name, ["/bin/sh", "-c", script], env, port=5432,
-                                      tmpfs={"/data": "rw,mode=755"})
+        self.container = self.lab.run(
+            "postgres", self.name, ["/bin/sh", "-c", script], env, port=5432, tmpfs={"/data": "rw,mode=755"}
+        )
         self.port = self.lab.published(self.container, 5432)
         self.wait_ready()
 
@@ -236,6 +269,7 @@ class ContainerNode:
         def exited() -> bool:
             self.container.reload()
             return self.container.status == "exited"
+
         state = until_up(lambda: self.query("SELECT 1"), exited, timeout, interval=0.1)
         if state == "exited":
             raise LabStartError(f"{self.name} exited: {self.logs()}")
@@ -281,8 +315,9 @@ class ContainerNode:
         self.query(f"ALTER SYSTEM SET synchronous_standby_names = '{value}'")
         self.query("SELECT pg_reload_conf()")
 
-    def rebuild_as_replica_of(self, node: ContainerNode, upstream_host: str, upstream_port: int,
-                              synchronous: bool = False) -> None:
+    def rebuild_as_replica_of(
+        self, node: ContainerNode, upstream_host: str, upstream_port: int, synchronous: bool = False
+    ) -> None:
         """Replace this node's container with a fresh replica streaming from upstream."""
         self.lab.remove(self.container)
         self.role = "replica"
@@ -315,7 +350,7 @@ class ContainerProcess:
                 if state.get("Status") in ("running", "paused"):
                     return None
                 self.returncode = int(state.get("ExitCode") or -9)
-            except Exception:          # removed: gone for good
+            except Exception:  # removed: gone for good
                 self.returncode = -9
         return self.returncode
 
@@ -336,15 +371,15 @@ class ContainerLauncher:
     """How the container lab runs a part of its connector tier (the methods of
     harness.lab.connectors.ProcessLauncher): a container of the base image on the lab network."""
 
-    listen_host = "0.0.0.0"      # inside the container's own network namespace
+    listen_host = "0.0.0.0"  # inside the container's own network namespace
 
     def __init__(self, lab: ContainerLab, env: dict[str, str]):
         self.lab, self.env = lab, env
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
-              listen: int | None = None) -> ContainerProcess:
-        container = self.lab.run("controlplane", name, self.lab.cp(*args), {**self.env, **(env or {})},
-                                 port=listen)
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, listen: int | None = None
+    ) -> ContainerProcess:
+        container = self.lab.run("controlplane", name, self.lab.cp(*args), {**self.env, **(env or {})}, port=listen)
         return ContainerProcess(container)
 
     def run_once(self, args: list[str]) -> str:
@@ -353,8 +388,9 @@ class ContainerLauncher:
             status = container.wait(timeout=120)
             out = container.logs(stdout=True, stderr=False).decode(errors="replace")
             if status.get("StatusCode") != 0:
-                raise LabStartError(f"controlplane {args[0]} failed: "
-                                    f"{container.logs(tail=10).decode(errors='replace')[-400:]}")
+                raise LabStartError(
+                    f"controlplane {args[0]} failed: {container.logs(tail=10).decode(errors='replace')[-400:]}"
+                )
             return out
         finally:
             self.lab.remove(self.lab.containers.pop(f"once-{args[0]}", None))
@@ -373,8 +409,10 @@ class ContainerLauncher:
 
     def tail(self, name: str, lines: int = 8) -> str:
         """The last `lines` lines of the part's log, after those of each container it replaced."""
-        earlier = [f"(replaced container {i + 1})\n" + "".join(log.splitlines(keepends=True)[-lines:])
-                   for i, log in enumerate(self.lab.replaced_logs.get(name, []))]
+        earlier = [
+            f"(replaced container {i + 1})\n" + "".join(log.splitlines(keepends=True)[-lines:])
+            for i, log in enumerate(self.lab.replaced_logs.get(name, []))
+        ]
         try:
             current = self.lab.container(name).logs(tail=lines).decode(errors="replace")
         except Exception:
@@ -392,7 +430,7 @@ class ContainerLoadBalancer(LoadBalancer):
     def __init__(self, lab: ContainerLab, backends: dict[str, str]):
         super().__init__(lab.workdir, backends, LB_PORT, host="0.0.0.0")
         self.lab = lab
-        self.maxconn = 400          # within a container's open-file limit (1024)
+        self.maxconn = 400  # within a container's open-file limit (1024)
 
     @property
     def url(self) -> str:
@@ -400,28 +438,33 @@ class ContainerLoadBalancer(LoadBalancer):
 
     def start(self, timeout: float = 30.0) -> int:
         self.write_config()
-        container = self.lab.run("controlplane", "lb", [self.binary, "-db", "-f", str(self.config)], {},
-                                 port=LB_PORT)
+        container = self.lab.run("controlplane", "lb", [self.binary, "-db", "-f", str(self.config)], {}, port=LB_PORT)
         self.process = process = ContainerProcess(container)
         port = self.lab.host_ports[("lb", LB_PORT)]
 
         def up() -> bool:
             requests.get(f"http://{LOOPBACK}:{port}/", timeout=1)
             return self.socket.exists()
+
         if until_up(up, lambda: process.poll() is not None, timeout, interval=0.1) != "up":
             raise LabStartError(f"the load balancer container did not start: {container.logs(tail=10)!r}")
         return process.pid
 
     def stop(self) -> None:
-        self.process = None    # its container goes with the lab
+        self.process = None  # its container goes with the lab
 
 
 class ContainerLab(LabParts, Lab):
     provider = "testcontainers"
 
-    def __init__(self, replication: str = "sync", images: dict[str, str] | None = None,
-                 on_event: Callable[[str, str, dict], None] | None = None,
-                 failover_interval: float = 0.5, failover_misses: int = 3):
+    def __init__(
+        self,
+        replication: str = "sync",
+        images: dict[str, str] | None = None,
+        on_event: Callable[[str, str, dict], None] | None = None,
+        failover_interval: float = 0.5,
+        failover_misses: int = 3,
+    ):
         self.replication = replication
         self.images, self.chosen_images = images_for(images)
         self.image_notes: dict[str, str] = {}
@@ -438,16 +481,16 @@ class ContainerLab(LabParts, Lab):
         self.toxiproxy: ToxiproxyControl | None = None
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
-        self.poster = None    # the failover manager's own event delivery (LabParts), made by up()
+        self.poster = None  # the failover manager's own event delivery (LabParts), made by up()
         self.root: Path | None = None
         self.registration: reaper.Registration | None = None
         self.api_url = ""
         self.started_in: float | None = None
         self.instance_ports: dict[str, int] = {}
         self.instances: dict[str, ContainerProcess] = {}
-        self.host_ports: dict[tuple[str, int], int] = {}     # (container, port inside) -> 127.0.0.1 port
-        self.specs: dict[str, dict] = {}                      # how each part was run (recreate())
-        self.replaced_logs: dict[str, list[str]] = {}         # name -> logs of its replaced containers
+        self.host_ports: dict[tuple[str, int], int] = {}  # (container, port inside) -> 127.0.0.1 port
+        self.specs: dict[str, dict] = {}  # how each part was run (recreate())
+        self.replaced_logs: dict[str, list[str]] = {}  # name -> logs of its replaced containers
         self.subnet: Any = None
         self.control_token = secrets.token_urlsafe(24)
         self.connectors: ConnectorTier | None = None
@@ -466,7 +509,7 @@ class ContainerLab(LabParts, Lab):
         if image == BASE_IMAGE:
             paths = list(HOST_MOUNTS) + [sys.base_prefix, str(Path(__file__).resolve().parents[2])]
             mounts = {p: {"bind": p, "mode": "ro"} for p in paths if os.path.exists(p)}
-        if self.root is not None:     # the lab's files: SIEM, request logs, metrics, stats socket
+        if self.root is not None:  # the lab's files: SIEM, request logs, metrics, stats socket
             mounts[str(self.root)] = {"bind": str(self.root), "mode": "rw"}
         return mounts
 
@@ -476,31 +519,45 @@ class ContainerLab(LabParts, Lab):
             self.addresses[name] = str(self.subnet.network_address + FIRST_ADDRESS + len(self.addresses))
         return self.addresses[name]
 
-    def run(self, kind: str, name: str, command: list[str] | None, env: dict[str, str],
-            port: int | None = None, tmpfs: dict | None = None, volumes: dict | None = None,
-            **create: Any) -> Any:
+    def run(
+        self,
+        kind: str,
+        name: str,
+        command: list[str] | None,
+        env: dict[str, str],
+        port: int | None = None,
+        tmpfs: dict | None = None,
+        volumes: dict | None = None,
+        **create: Any,
+    ) -> Any:
         """Start one container with testcontainers on the lab network (alias = name), its port
         published on 127.0.0.1 only; returns the docker-py container (kill, pause, exec...)."""
         from docker.types import EndpointConfig
         from testcontainers.core.container import DockerContainer
 
-        self.specs[name] = dict(kind=kind, name=name, command=command, env=env, port=port, tmpfs=tmpfs,
-                                volumes=volumes, **create)
+        self.specs[name] = dict(
+            kind=kind, name=name, command=command, env=env, port=port, tmpfs=tmpfs, volumes=volumes, **create
+        )
         image = self.images[kind]
         earlier = self.containers.pop(name, None)
-        if earlier is not None:   # its log outlives it, for a failure's diagnostics (tail())
+        if earlier is not None:  # its log outlives it, for a failure's diagnostics (tail())
             try:
                 self.replaced_logs.setdefault(name, []).append(earlier.logs(tail=200).decode(errors="replace"))
             except Exception:
                 pass
         self.remove(earlier)
-        container = (DockerContainer(image).with_name(f"{self.lab_id}-{name}").with_envs(**env)
-                     .with_network(self.network).with_network_aliases(name))
+        container = (
+            DockerContainer(image)
+            .with_name(f"{self.lab_id}-{name}")
+            .with_envs(**env)
+            .with_network(self.network)
+            .with_network_aliases(name)
+        )
         if command is not None:
             container = container.with_command(command)
         for host_path, mount in {**self._mounts(image), **(volumes or {})}.items():
             container = container.with_volume_mapping(host_path, mount["bind"], mount["mode"])
-        if port:   # never on every interface; fixed now, so a restart keeps it
+        if port:  # never on every interface; fixed now, so a restart keeps it
             host_port = self.host_ports.setdefault((name, port), free_port())
             # the docker SDK takes (host, port); testcontainers annotates a port only
             container.ports[f"{port}/tcp"] = (LOOPBACK, host_port)  # type: ignore[assignment]
@@ -510,13 +567,16 @@ class ContainerLab(LabParts, Lab):
         # a fixed MAC for the fixed address: a part made again is reached at once, not after the
         # neighbours' ARP entries for its old MAC time out (seconds to minutes of lost packets)
         endpoint["MacAddress"] = "02:42:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
-        kwargs: dict[str, Any] = {"labels": {"drill-lab": self.lab_id},
-                                  "networking_config": {self.network.name: endpoint}, **create}
+        kwargs: dict[str, Any] = {
+            "labels": {"drill-lab": self.lab_id},
+            "networking_config": {self.network.name: endpoint},
+            **create,
+        }
         if kind == "postgres":
-            kwargs["entrypoint"] = []        # the official image's entrypoint would run initdb itself
+            kwargs["entrypoint"] = []  # the official image's entrypoint would run initdb itself
         try:
             container.with_kwargs(**kwargs).start()
-        except BaseException:   # made but not started (e.g. the runtime refused it): not left behind
+        except BaseException:  # made but not started (e.g. the runtime refused it): not left behind
             try:
                 self.remove(self.client.containers.get(f"{self.lab_id}-{name}"))
             except Exception:
@@ -537,7 +597,7 @@ class ContainerLab(LabParts, Lab):
 
     def published(self, container: Any, port: int) -> int:
         """The 127.0.0.1 port of a part's port."""
-        name = container.name[len(self.lab_id) + 1:]
+        name = container.name[len(self.lab_id) + 1 :]
         return self.host_ports[(name, port)]
 
     def remove(self, container: Any) -> None:
@@ -599,9 +659,13 @@ class ContainerLab(LabParts, Lab):
             self._start_gateway()
             env = {**S3_ENV, "PYTHONUNBUFFERED": "1", "HOME": "/tmp"}
             self.connectors = ConnectorTier(
-                self.root, self.lab_id, ContainerLauncher(self, env),
-                lambda name, upstream: "%s:%d" % self._proxy(name, upstream), f"http://{self.ip('moto')}:{MOTO_PORT}",
-                control_env={CONTROL_TOKEN_ENV: self.control_token})
+                self.root,
+                self.lab_id,
+                ContainerLauncher(self, env),
+                lambda name, upstream: "%s:%d" % self._proxy(name, upstream),
+                f"http://{self.ip('moto')}:{MOTO_PORT}",
+                control_env={CONTROL_TOKEN_ENV: self.control_token},
+            )
             self.connector_tier.start_queues_and_mocks()
             self._start_controlplane()
             self.lb = ContainerLoadBalancer(self, {n: f"{self.ip(n)}:{API_PORT}" for n in INSTANCES})
@@ -610,9 +674,16 @@ class ContainerLab(LabParts, Lab):
             self.connector_tier.start_workers(f"http://{self.ip('lb')}:{LB_PORT}")
             self.poster = RoleChangePoster(self.api_url, self.lab_id)
             self.failover = FailoverController(
-                self, self.toxiproxy, "db", REPLICA, self._event,
-                interval=self.failover_interval, misses=self.failover_misses,
-                replication_proxy=self._replication_proxy, address_of=lambda node: f"{self.ip(node.name)}:5432")
+                self,
+                self.toxiproxy,
+                "db",
+                REPLICA,
+                self._event,
+                interval=self.failover_interval,
+                misses=self.failover_misses,
+                replication_proxy=self._replication_proxy,
+                address_of=lambda node: f"{self.ip(node.name)}:5432",
+            )
             self.manager.start()
         except LabStartError:
             raise
@@ -629,12 +700,15 @@ class ContainerLab(LabParts, Lab):
             lambda: self.failover.stop() if self.failover else None,
             lambda: self.poster.close() if self.poster else None,
             lambda: self.connectors.stop() if self.connectors else None,
-            lambda: self.lb.stop() if self.lb else None]
+            lambda: self.lb.stop() if self.lb else None,
+        ]
         for name in list(self.containers):
             steps.append(partial(self._remove_part, name))
-        steps += [lambda: self.network.remove() if self.network else None,
-                  lambda: self.client.close() if self.client else None,
-                  lambda: self.engine.stop() if self.engine else None]
+        steps += [
+            lambda: self.network.remove() if self.network else None,
+            lambda: self.client.close() if self.client else None,
+            lambda: self.engine.stop() if self.engine else None,
+        ]
         for step in steps:
             try:
                 step()
@@ -654,14 +728,25 @@ class ContainerLab(LabParts, Lab):
     def _start_toxiproxy(self) -> None:
         if self.images["toxiproxy"] == BASE_IMAGE:
             # proxies listen on every interface of the container (its network namespace only)
-            command = [self._python(), "-m", "harness.toxiproxy", "--host", "0.0.0.0", "--port", "8474",
-                       "--allow-listen", "0.0.0.0"]
+            command = [
+                self._python(),
+                "-m",
+                "harness.toxiproxy",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "8474",
+                "--allow-listen",
+                "0.0.0.0",
+            ]
         else:
             command = ["-host=0.0.0.0"]
         container = self.run("toxiproxy", "toxiproxy", command, {}, port=8474)
         url = f"http://{LOOPBACK}:{self.published(container, 8474)}"
-        if until_up(lambda: requests.get(url + "/version", timeout=1), lambda: False, START_TIMEOUT,
-                    interval=0.1) != "up":
+        if (
+            until_up(lambda: requests.get(url + "/version", timeout=1), lambda: False, START_TIMEOUT, interval=0.1)
+            != "up"
+        ):
             raise LabStartError(f"toxiproxy container did not answer: {container.logs(tail=10)}")
         self.toxiproxy = ToxiproxyControl(url)
         self.toxiproxy_url = url
@@ -682,21 +767,46 @@ class ContainerLab(LabParts, Lab):
             command = None
         moto = self.run("moto", "moto", command, {}, port=MOTO_PORT)
         self.store_url = f"http://{LOOPBACK}:{self.published(moto, MOTO_PORT)}"
-        if until_up(lambda: requests.get(self.store_url, timeout=1), lambda: False, START_TIMEOUT,
-                    interval=0.1) != "up":
+        if (
+            until_up(lambda: requests.get(self.store_url, timeout=1), lambda: False, START_TIMEOUT, interval=0.1)
+            != "up"
+        ):
             raise LabStartError(f"moto container did not answer: {moto.logs(tail=10)!r}")
-        self._proxy("s3-replica", f"{self.ip('moto')}:{MOTO_PORT}")      # the alternate region
+        self._proxy("s3-replica", f"{self.ip('moto')}:{MOTO_PORT}")  # the alternate region
 
     def _start_gateway(self) -> None:
         """The HTTP fault gateway in front of the primary region's object store."""
-        command = [self._python(), "-m", "harness.lab.httpfault", "--host", "0.0.0.0", "--port", str(GATEWAY_PORT),
-                   "--upstream", f"http://{self.ip('moto')}:{MOTO_PORT}", "--tag", self.lab_id]
-        gateway = self.run("controlplane", "gateway", command, {CONTROL_TOKEN_ENV: self.control_token},
-                           port=GATEWAY_PORT)
+        command = [
+            self._python(),
+            "-m",
+            "harness.lab.httpfault",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(GATEWAY_PORT),
+            "--upstream",
+            f"http://{self.ip('moto')}:{MOTO_PORT}",
+            "--tag",
+            self.lab_id,
+        ]
+        gateway = self.run(
+            "controlplane", "gateway", command, {CONTROL_TOKEN_ENV: self.control_token}, port=GATEWAY_PORT
+        )
         self.gateway_url = f"http://{LOOPBACK}:{self.published(gateway, GATEWAY_PORT)}"
-        if until_up(lambda: requests.get(f"{self.gateway_url}/_drill/requests", headers=self.control_headers(),
-                                         timeout=1).status_code == 200,
-                    lambda: False, START_TIMEOUT, interval=0.1) != "up":
+        if (
+            until_up(
+                lambda: (
+                    requests.get(
+                        f"{self.gateway_url}/_drill/requests", headers=self.control_headers(), timeout=1
+                    ).status_code
+                    == 200
+                ),
+                lambda: False,
+                START_TIMEOUT,
+                interval=0.1,
+            )
+            != "up"
+        ):
             raise LabStartError(f"the S3 fault gateway container did not start: {gateway.logs(tail=10)!r}")
         self._proxy("s3", f"{self.ip('gateway')}:{GATEWAY_PORT}")
 
@@ -713,11 +823,16 @@ class ContainerLab(LabParts, Lab):
         self.wait_streaming(primary, REPLICA)
         if self.replication == "sync":
             primary.set_synchronous([REPLICA])
-        self._proxy("db", f"{self.ip(PRIMARY)}:5432")   # an address, like every lab link
+        self._proxy("db", f"{self.ip(PRIMARY)}:5432")  # an address, like every lab link
 
     def wait_streaming(self, primary: ContainerNode, replica: str, timeout: float = START_TIMEOUT) -> None:
-        if not poll(lambda: primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = %s "
-                                          "AND state = 'streaming'", (replica,)), timeout=timeout, interval=0.1).ok:
+        if not poll(
+            lambda: primary.query(
+                "SELECT 1 FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'", (replica,)
+            ),
+            timeout=timeout,
+            interval=0.1,
+        ).ok:
             raise LabStartError(f"{replica} is not streaming from {primary.name}")
 
     def cp(self, *args: str) -> list[str]:
@@ -726,25 +841,52 @@ class ContainerLab(LabParts, Lab):
 
     def _cp_command(self, *args: str) -> list[str]:
         toxiproxy = self.ip("toxiproxy")
-        return self.cp(*args, "--database", f"host={toxiproxy} port={PROXY_PORTS['db']} dbname=controlplane "
-                       f"user=controlplane", "--s3-endpoint", f"http://{toxiproxy}:{PROXY_PORTS['s3']}",
-                       "--evidence-bucket", EVIDENCE_BUCKET, "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET)
+        return self.cp(
+            *args,
+            "--database",
+            f"host={toxiproxy} port={PROXY_PORTS['db']} dbname=controlplane user=controlplane",
+            "--s3-endpoint",
+            f"http://{toxiproxy}:{PROXY_PORTS['s3']}",
+            "--evidence-bucket",
+            EVIDENCE_BUCKET,
+            "--evidence-replica-bucket",
+            EVIDENCE_REPLICA_BUCKET,
+        )
 
     def _cp_env(self) -> dict[str, str]:
-        return {**S3_ENV, "PGPASSWORD": self.password, "PYTHONUNBUFFERED": "1", "HOME": "/tmp",
-                CONTROL_TOKEN_ENV: self.control_token}
+        return {
+            **S3_ENV,
+            "PGPASSWORD": self.password,
+            "PYTHONUNBUFFERED": "1",
+            "HOME": "/tmp",
+            CONTROL_TOKEN_ENV: self.control_token,
+        }
 
     def _serve_command(self, name: str) -> list[str]:
         return self._cp_command(
-            "serve", "--instance", name, "--host", "0.0.0.0", "--port", str(API_PORT),
-            "--siem", str(self.workdir / "siem.jsonl"), "--db-timeout", "2",
-            "--s3-replica-endpoint", f"http://{self.ip('toxiproxy')}:{PROXY_PORTS['s3-replica']}",
-            "--sqs-endpoint", f"http://{self.ip('moto')}:{MOTO_PORT}", "--queue-prefix", self.connector_tier.prefix,
-            "--allow-clock-control")
+            "serve",
+            "--instance",
+            name,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(API_PORT),
+            "--siem",
+            str(self.workdir / "siem.jsonl"),
+            "--db-timeout",
+            "2",
+            "--s3-replica-endpoint",
+            f"http://{self.ip('toxiproxy')}:{PROXY_PORTS['s3-replica']}",
+            "--sqs-endpoint",
+            f"http://{self.ip('moto')}:{MOTO_PORT}",
+            "--queue-prefix",
+            self.connector_tier.prefix,
+            "--allow-clock-control",
+        )
 
     def _start_controlplane(self) -> None:
         env = self._cp_env()
-        for attempt in range(3):   # a new network's name service can take a moment
+        for attempt in range(3):  # a new network's name service can take a moment
             migrate = self.run("controlplane", "migrate", self._cp_command("migrate"), env)
             status, logs = migrate.wait(timeout=120), migrate.logs(tail=10).decode(errors="replace")
             self.remove(self.containers.pop("migrate"))
@@ -765,8 +907,16 @@ class ContainerLab(LabParts, Lab):
 
         def live() -> bool:
             return requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=1).status_code == 200
-        if until_up(live, lambda: self.instances[name].poll() is not None,
-                    max(0.0, deadline - time.monotonic()), interval=0.1) != "up":
+
+        if (
+            until_up(
+                live,
+                lambda: self.instances[name].poll() is not None,
+                max(0.0, deadline - time.monotonic()),
+                interval=0.1,
+            )
+            != "up"
+        ):
             logs = self.containers[name].logs(tail=10).decode(errors="replace")
             raise LabStartError(f"Control Plane container {name} did not start: {logs}")
 
@@ -793,9 +943,17 @@ class ContainerLab(LabParts, Lab):
 
         primary = self.primary
         return EventStoreWriteBlock.hold(
-            primary.name, lambda **kw: psycopg.connect(host=primary.host, port=primary.port, user="postgres",
-                                                       password=self.password, dbname="controlplane", **kw),
-            time_limit_s=time_limit_s)
+            primary.name,
+            lambda **kw: psycopg.connect(
+                host=primary.host,
+                port=primary.port,
+                user="postgres",
+                password=self.password,
+                dbname="controlplane",
+                **kw,
+            ),
+            time_limit_s=time_limit_s,
+        )
 
     # -- the cluster interface the failover controller uses ------------------------------------
     @property
@@ -810,14 +968,17 @@ class ContainerLab(LabParts, Lab):
 
     # -- what drills use ------------------------------------------------------------------------
     def endpoints(self) -> dict[str, Any]:
-        return {"api": self.api_url,
-                "instances": {n: f"http://{LOOPBACK}:{p}" for n, p in self.instance_ports.items()},
-                "toxiproxy": getattr(self, "toxiproxy_url", None),
-                "database": {n: f"{node.host}:{node.port} ({node.role})" for n, node in self.nodes.items()},
-                "s3": self.store_url or None, "s3_gateway": self.gateway_url or None,
-                "siem": str(self.root / "siem.jsonl") if self.root else None,
-                "platforms": self.connectors.endpoints() if self.connectors else {},
-                "engine": self.engine.docker_host if self.engine else None}
+        return {
+            "api": self.api_url,
+            "instances": {n: f"http://{LOOPBACK}:{p}" for n, p in self.instance_ports.items()},
+            "toxiproxy": getattr(self, "toxiproxy_url", None),
+            "database": {n: f"{node.host}:{node.port} ({node.role})" for n, node in self.nodes.items()},
+            "s3": self.store_url or None,
+            "s3_gateway": self.gateway_url or None,
+            "siem": str(self.root / "siem.jsonl") if self.root else None,
+            "platforms": self.connectors.endpoints() if self.connectors else {},
+            "engine": self.engine.docker_host if self.engine else None,
+        }
 
     def processes(self) -> dict[str, int | None]:
         result: dict[str, int | None] = {}
@@ -830,21 +991,25 @@ class ContainerLab(LabParts, Lab):
         return result
 
     def describe(self) -> dict[str, Any]:
-        return {"provider": self.provider, "lab_id": self.lab_id, "replication": self.replication,
-                "engine": self.engine.kind if self.engine else None,
-                "images": ", ".join(f"{k}={v}" for k, v in self.images.items()),
-                "image_notes": "; ".join(self.image_notes.values()) or "none",
-                "api_instances": len(self.instance_ports), "load_balancer": "HAProxy (container)",
-                "lab_start_seconds": round(self.started_in or 0, 2)}
+        return {
+            "provider": self.provider,
+            "lab_id": self.lab_id,
+            "replication": self.replication,
+            "engine": self.engine.kind if self.engine else None,
+            "images": ", ".join(f"{k}={v}" for k, v in self.images.items()),
+            "image_notes": "; ".join(self.image_notes.values()) or "none",
+            "api_instances": len(self.instance_ports),
+            "load_balancer": "HAProxy (container)",
+            "lab_start_seconds": round(self.started_in or 0, 2),
+        }
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
         states = self.balancer.server_states()
-        down = [n for n in INSTANCES if states.get(n) not in ("UP", "no check")]   # no check: in rotation
+        down = [n for n in INSTANCES if states.get(n) not in ("UP", "no check")]  # no check: in rotation
         checks = {"load_balancer": (not down, f"instances not UP: {down}" if down else "all UP")}
         candidate = self.manager.candidate
         try:
-            rows = self.primary.query("SELECT state FROM pg_stat_replication WHERE application_name = %s",
-                                      (candidate,))
+            rows = self.primary.query("SELECT state FROM pg_stat_replication WHERE application_name = %s", (candidate,))
             state = rows[0][0] if rows else "not connected"
         except psycopg.Error as exc:
             state = f"primary unreachable: {type(exc).__name__}"
@@ -867,11 +1032,10 @@ class ContainerLab(LabParts, Lab):
     def kill_database_node(self, name: str) -> None:
         self.nodes[name].kill()
 
-
     def siem_records(self) -> list[dict] | None:
         path = self.root / "siem.jsonl" if self.root else None
         if path is None:
             return None
-        if not path.exists():   # never written: no record yet
+        if not path.exists():  # never written: no record yet
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]

@@ -55,7 +55,7 @@ from .postgres import APP_DATABASE, APP_ROLE, PgCluster
 
 PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
 INSTANCES = ("az1", "az2", "az3")
-BACKUP_BUCKETS = ("backups", "backups-dr")     # harness.backup.BackupStore's hourly and dr buckets
+BACKUP_BUCKETS = ("backups", "backups-dr")  # harness.backup.BackupStore's hourly and dr buckets
 START_TIMEOUT = 60.0
 
 
@@ -79,13 +79,21 @@ reaper.register_cleanup("embedded-lab", forget_lab_files)
 class EmbeddedLab(LabParts, Lab):
     provider = "embedded"
 
-    def __init__(self, replication: str = "sync", on_event: Callable[[str, str, dict], None] | None = None,
-                 failover_interval: float = 0.5, failover_misses: int = 3, lb_checks: bool = True,
-                 lb_retries: bool = True, cp_flags: tuple[str, ...] = (), restore_verifies: bool = True):
+    def __init__(
+        self,
+        replication: str = "sync",
+        on_event: Callable[[str, str, dict], None] | None = None,
+        failover_interval: float = 0.5,
+        failover_misses: int = 3,
+        lb_checks: bool = True,
+        lb_retries: bool = True,
+        cp_flags: tuple[str, ...] = (),
+        restore_verifies: bool = True,
+    ):
         self.replication = replication
-        self.restore_verifies = restore_verifies   # False: a restore runbook that skips hash verification
-        self.lb_checks, self.lb_retries = lb_checks, lb_retries   # False: a misbehaving stand-in
-        self.cp_flags = tuple(cp_flags)      # e.g. --unsafe-skip-evidence-check: a misbehaving stand-in
+        self.restore_verifies = restore_verifies  # False: a restore runbook that skips hash verification
+        self.lb_checks, self.lb_retries = lb_checks, lb_retries  # False: a misbehaving stand-in
+        self.cp_flags = tuple(cp_flags)  # e.g. --unsafe-skip-evidence-check: a misbehaving stand-in
         self.gateway: subprocess.Popen | None = None
         self.gateway_url = ""
         self.on_event = on_event or (lambda kind, name, detail: None)
@@ -106,7 +114,7 @@ class EmbeddedLab(LabParts, Lab):
         self._cp_serve: list[str] = []
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
-        self.poster = None    # the failover manager's own event delivery (LabParts), made by up()
+        self.poster = None  # the failover manager's own event delivery (LabParts), made by up()
         self.api_url = ""
         self.siem_path: Path | None = None
         self.started_in: float | None = None
@@ -141,7 +149,7 @@ class EmbeddedLab(LabParts, Lab):
         start = time.monotonic()
         reaper.reap_stale()
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-"))
-        os.chmod(self.root, 0o755)   # PostgreSQL runs as an unprivileged user below it
+        os.chmod(self.root, 0o755)  # PostgreSQL runs as an unprivileged user below it
         self.registration = reaper.Registration(self.lab_id, "embedded-lab", tag=self.lab_id)
         self.registered.add_dir(self.root)
         try:
@@ -151,29 +159,39 @@ class EmbeddedLab(LabParts, Lab):
             self.moto = MotoServer()
             self.object_store.start()
             self.store_url = self.object_store.endpoint_url
-            self.connectors = ConnectorTier(self.root, self.lab_id,
-                                            ProcessLauncher(self.root, self.registration, self._aws_env()),
-                                            self._proxy, self.object_store.endpoint_url,
-                                            control_env={CONTROL_TOKEN_ENV: self.control_token})
-            with ThreadPoolExecutor(max_workers=1) as pool:   # queues and platforms while PostgreSQL starts
+            self.connectors = ConnectorTier(
+                self.root,
+                self.lab_id,
+                ProcessLauncher(self.root, self.registration, self._aws_env()),
+                self._proxy,
+                self.object_store.endpoint_url,
+                control_env={CONTROL_TOKEN_ENV: self.control_token},
+            )
+            with ThreadPoolExecutor(max_workers=1) as pool:  # queues and platforms while PostgreSQL starts
                 platforms = pool.submit(self.connector_tier.start_queues_and_mocks)
                 self._start_database()
                 platforms.result()
             moto = self.object_store.endpoint_url.split("//", 1)[1]
             self._start_gateway(self.object_store.endpoint_url)
-            s3 = self._proxy("s3", self.gateway_url.split("//", 1)[1])      # primary region
-            s3_replica = self._proxy("s3-replica", moto)                      # alternate region
+            s3 = self._proxy("s3", self.gateway_url.split("//", 1)[1])  # primary region
+            s3_replica = self._proxy("s3-replica", moto)  # alternate region
             lb_port = free_port()
-            with ThreadPoolExecutor(max_workers=1) as pool:   # the workers while the API starts
+            with ThreadPoolExecutor(max_workers=1) as pool:  # the workers while the API starts
                 workers = pool.submit(self.connector_tier.start_workers, f"http://{LOOPBACK}:{lb_port}")
                 self._start_controlplane(f"http://{s3}", f"http://{s3_replica}")
                 self._start_load_balancer(lb_port)
                 workers.result()
             self.poster = RoleChangePoster(self.api_url, self.lab_id)
             self.failover = FailoverController(
-                self.cluster, self.toxiproxy, "db", SYNC_REPLICA, self._event,
-                interval=self.failover_interval, misses=self.failover_misses,
-                replication_proxy=self._replication_proxy)
+                self.cluster,
+                self.toxiproxy,
+                "db",
+                SYNC_REPLICA,
+                self._event,
+                interval=self.failover_interval,
+                misses=self.failover_misses,
+                replication_proxy=self._replication_proxy,
+            )
             self.manager.start()
         except LabStartError:
             raise
@@ -256,9 +274,22 @@ class EmbeddedLab(LabParts, Lab):
     def _start_gateway(self, upstream: str) -> None:
         """The HTTP fault gateway in front of the primary region's object store."""
         self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream,
-             "--tag", self.lab_id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env={**os.environ, CONTROL_TOKEN_ENV: self.control_token})
+            [
+                sys.executable,
+                "-m",
+                "harness.lab.httpfault",
+                "--port",
+                "0",
+                "--upstream",
+                upstream,
+                "--tag",
+                self.lab_id,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, CONTROL_TOKEN_ENV: self.control_token},
+        )
         self.registered.add_pid(self.gateway.pid)
         line = running(self.gateway.stdout, "the HTTP fault gateway's output").readline().strip()
         if not line.startswith("listening "):
@@ -273,20 +304,39 @@ class EmbeddedLab(LabParts, Lab):
 
     def _start_controlplane(self, s3_url: str, s3_replica_url: str) -> None:
         self.siem_path = self.workdir / "siem.jsonl"
-        common = ["--database", self._db_conninfo(), "--s3-endpoint", s3_url,
-                  "--evidence-bucket", EVIDENCE_BUCKET]
+        common = ["--database", self._db_conninfo(), "--s3-endpoint", s3_url, "--evidence-bucket", EVIDENCE_BUCKET]
         self._cp_common = common
-        self._cp_serve = [*common, "--s3-replica-endpoint", s3_replica_url,
-                          "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET,
-                          "--sqs-endpoint", self.object_store.endpoint_url,
-                          "--queue-prefix", self.connector_tier.prefix,
-                          "--allow-clock-control", *self.cp_flags,
-                          *[arg for bucket in BACKUP_BUCKETS for arg in ("--backup-bucket", bucket)],
-                          "--backup-endpoint", self.object_store.endpoint_url]
+        self._cp_serve = [
+            *common,
+            "--s3-replica-endpoint",
+            s3_replica_url,
+            "--evidence-replica-bucket",
+            EVIDENCE_REPLICA_BUCKET,
+            "--sqs-endpoint",
+            self.object_store.endpoint_url,
+            "--queue-prefix",
+            self.connector_tier.prefix,
+            "--allow-clock-control",
+            *self.cp_flags,
+            *[arg for bucket in BACKUP_BUCKETS for arg in ("--backup-bucket", bucket)],
+            "--backup-endpoint",
+            self.object_store.endpoint_url,
+        ]
         migrate = subprocess.run(
-            [sys.executable, "-m", "controlplane", "migrate", *common,
-             "--evidence-replica-bucket", EVIDENCE_REPLICA_BUCKET],
-            env=self._cp_env(), capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "controlplane",
+                "migrate",
+                *common,
+                "--evidence-replica-bucket",
+                EVIDENCE_REPLICA_BUCKET,
+            ],
+            env=self._cp_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if migrate.returncode != 0:
             raise LabStartError(f"Control Plane migrate failed: {migrate.stderr.strip()[-500:]}")
         self._start_backups()
@@ -300,28 +350,59 @@ class EmbeddedLab(LabParts, Lab):
         return self.database.primary.dsn_via(*self._db_address())
 
     def _start_backups(self) -> None:
-        self.backups = BackupService(store_client("s3", self.object_store.endpoint_url), self._backup_dsn,
-                                     self.database.pg_bin, self.workdir / "backup-work",
-                                     (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET), self.workdir / "backup.log")
+        self.backups = BackupService(
+            store_client("s3", self.object_store.endpoint_url),
+            self._backup_dsn,
+            self.database.pg_bin,
+            self.workdir / "backup-work",
+            (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET),
+            self.workdir / "backup.log",
+        )
         try:
             self.backups.start()
         except Exception as exc:
-            raise LabStartError(f"the backup service did not take the lab's first snapshot: "
-                                f"{type(exc).__name__}: {exc}") from exc
+            raise LabStartError(
+                f"the backup service did not take the lab's first snapshot: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _start_instance(self, name: str, port: int) -> None:
         log = open(self.workdir / f"controlplane-{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", LOOPBACK,
-             "--port", str(port), *self._cp_serve, "--siem", str(self.siem_path), "--db-timeout", "2"],
-            env=self._cp_env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "controlplane",
+                "serve",
+                "--instance",
+                name,
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                *self._cp_serve,
+                "--siem",
+                str(self.siem_path),
+                "--db-timeout",
+                "2",
+            ],
+            env=self._cp_env(),
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         self.registered.add_pid(process.pid)
         self.instances[name], self.instance_ports[name] = process, port
 
     def _wait_instance(self, name: str, deadline: float) -> None:
-        if until_up(lambda: self._live(self.instance_ports[name]), lambda: self.instances[name].poll() is not None,
-                    max(0.0, deadline - time.monotonic())) != "up":
+        if (
+            until_up(
+                lambda: self._live(self.instance_ports[name]),
+                lambda: self.instances[name].poll() is not None,
+                max(0.0, deadline - time.monotonic()),
+            )
+            != "up"
+        ):
             tail = (self.workdir / f"controlplane-{name}.log").read_text()[-800:]
             raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
 
@@ -377,9 +458,14 @@ class EmbeddedLab(LabParts, Lab):
 
     def _write_manifest(self) -> None:
         # owner_start_time: `drill lab down` signals the owner only while it is this process
-        data = {"lab_id": self.lab_id, "provider": self.provider, "owner_pid": os.getpid(),
-                "owner_start_time": proc.start_time(os.getpid()),
-                "started_in_s": round(self.started_in or 0, 2), "endpoints": self.endpoints()}
+        data = {
+            "lab_id": self.lab_id,
+            "provider": self.provider,
+            "owner_pid": os.getpid(),
+            "owner_start_time": proc.start_time(os.getpid()),
+            "started_in_s": round(self.started_in or 0, 2),
+            "endpoints": self.endpoints(),
+        }
         reaper.write_private(manifest_path(self.lab_id), json.dumps(data, indent=1), 0o600)
 
     # -- what drills and status use ------------------------------------------------------------
@@ -421,19 +507,27 @@ class EmbeddedLab(LabParts, Lab):
     def describe(self) -> dict[str, Any]:
         primary = self.cluster.primary if self.cluster else None
         version = primary.query("SHOW server_version")[0][0] if primary else None
-        return {"provider": self.provider, "lab_id": self.lab_id, "replication": self.replication,
-                "postgresql": version, "toxiproxy": f"{self.toxiproxy_server.kind} {self.toxiproxy_server.version}",
-                "api_instances": len(self.instances), "load_balancer": "HAProxy",
-                "lab_start_seconds": round(self.started_in or 0, 2)}
+        return {
+            "provider": self.provider,
+            "lab_id": self.lab_id,
+            "replication": self.replication,
+            "postgresql": version,
+            "toxiproxy": f"{self.toxiproxy_server.kind} {self.toxiproxy_server.version}",
+            "api_instances": len(self.instances),
+            "load_balancer": "HAProxy",
+            "lab_start_seconds": round(self.started_in or 0, 2),
+        }
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
         checks: dict[str, tuple[bool, str]] = {}
         states = self.balancer.server_states()
-        down = [n for n in INSTANCES if states.get(n) not in ("UP", "no check")]   # no check: in rotation
+        down = [n for n in INSTANCES if states.get(n) not in ("UP", "no check")]  # no check: in rotation
         checks["load_balancer"] = (not down, f"instances not UP: {down}" if down else "all UP")
         try:
-            streaming = {r[0]: r[1] for r in self.database.primary.query(
-                "SELECT application_name, state FROM pg_stat_replication")}
+            streaming = {
+                r[0]: r[1]
+                for r in self.database.primary.query("SELECT application_name, state FROM pg_stat_replication")
+            }
         except Exception as exc:
             streaming = {}
             checks["database_primary"] = (False, str(exc))
@@ -506,9 +600,13 @@ class EmbeddedLab(LabParts, Lab):
     def database_primary_lost(self) -> bool:
         return any(node.lost and node.role == "primary" for node in self.database.nodes.values())
 
-    def restore_database(self, bucket: str | None = None, verify: bool = True,
-                         emit: Callable[[str, str, dict], None] | None = None,
-                         validate: Callable[[str], None] | None = None) -> Any:
+    def restore_database(
+        self,
+        bucket: str | None = None,
+        verify: bool = True,
+        emit: Callable[[str, str, dict], None] | None = None,
+        validate: Callable[[str], None] | None = None,
+    ) -> Any:
         """The restore runbook after the database is lost: a fresh primary under the lost primary's
         name, harness.backup.restore (newest snapshot of `bucket` whose every hash verifies, unless
         verify=False or the lab's restore_verifies is False) rehydrated into it with pg_restore,
@@ -525,8 +623,14 @@ class EmbeddedLab(LabParts, Lab):
             pg_restore_into(fresh.admin_dsn, self.database.pg_bin, dump, APP_DATABASE, APP_ROLE, password)
 
         backups = self.backup_service()
-        outcome = restore(backups.store, backups.vault, rehydrate, bucket=bucket,
-                          verify=verify and self.restore_verifies, emit=emit or (lambda kind, name, detail: None))
+        outcome = restore(
+            backups.store,
+            backups.vault,
+            rehydrate,
+            bucket=bucket,
+            verify=verify and self.restore_verifies,
+            emit=emit or (lambda kind, name, detail: None),
+        )
         if outcome.ok and validate is not None:
             validate(name)
         offset = backups.clock_offset_s
@@ -545,8 +649,9 @@ class EmbeddedLab(LabParts, Lab):
             if node.lost:
                 host, port = self._replication_proxy(name, primary)
                 synchronous = name == self.manager.candidate and self.replication == "sync"
-                self.database.replace_lost(name, primary=False, upstream_host=host, upstream_port=port,
-                                          synchronous=synchronous)
+                self.database.replace_lost(
+                    name, primary=False, upstream_host=host, upstream_port=port, synchronous=synchronous
+                )
         self.manager.start()
 
     def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
@@ -556,8 +661,10 @@ class EmbeddedLab(LabParts, Lab):
         import psycopg
 
         from .eventstore import EventStoreWriteBlock
+
         primary = self.database.primary
         return EventStoreWriteBlock.hold(
-            primary.name, lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw),
-            time_limit_s=time_limit_s)
-
+            primary.name,
+            lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw),
+            time_limit_s=time_limit_s,
+        )

@@ -40,7 +40,7 @@ def _ping(docker_host: str, timeout: float = 3.0) -> bool:
 @dataclass
 class Engine:
     docker_host: str
-    kind: str                                  # "docker-host", "docker" or "podman"
+    kind: str  # "docker-host", "docker" or "podman"
     process: subprocess.Popen | None = None
     registration: reaper.Registration | None = None
     files: tuple[Path, ...] = ()
@@ -54,6 +54,7 @@ class Engine:
         config.ryuk_disabled = True
         try:
             from testcontainers.core.config import ConnectionMode
+
             config.connection_mode_override = ConnectionMode.docker_host
         except ImportError:
             os.environ["TESTCONTAINERS_CONNECTION_MODE"] = "docker_host"
@@ -84,8 +85,10 @@ def find_engine(start_podman: bool = True) -> Engine:
         return Engine("unix:///var/run/docker.sock", "docker")
     podman = shutil.which("podman")
     if podman is None or not start_podman:
-        raise ContainerEngineUnavailable("no container engine: DOCKER_HOST unset, no Docker socket answers, "
-                                         "and podman is not installed (./run installs it on Debian)")
+        raise ContainerEngineUnavailable(
+            "no container engine: DOCKER_HOST unset, no Docker socket answers, "
+            "and podman is not installed (./run installs it on Debian)"
+        )
     return _start_podman(podman)
 
 
@@ -96,16 +99,23 @@ def _start_podman(podman: str, timeout: float = 20.0) -> Engine:
     socket_path = directory / f"{lab_id}.sock"
     registration = reaper.Registration(lab_id, "podman-service", tag=lab_id)
     log = open(directory / f"{lab_id}.log", "ab")
-    process = subprocess.Popen([podman, "system", "service", "--time=0", f"unix://{socket_path}"],
-                               stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [podman, "system", "service", "--time=0", f"unix://{socket_path}"],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+    )
     log.close()
     registration.add_pid(process.pid)
-    engine = Engine(f"unix://{socket_path}", "podman", process, registration,
-                    (socket_path, directory / f"{lab_id}.log"))
+    engine = Engine(
+        f"unix://{socket_path}", "podman", process, registration, (socket_path, directory / f"{lab_id}.log")
+    )
+
     def state() -> str | None:
         if socket_path.exists() and _ping(engine.docker_host, timeout=1.0):
             return "up"
         return "exited" if process.poll() is not None else None
+
     if poll(state, until=lambda s: s is not None, timeout=timeout).value == "up":
         return engine
     tail = (directory / f"{lab_id}.log").read_text(errors="replace")[-400:]

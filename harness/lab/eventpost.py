@@ -29,7 +29,7 @@ class RoleChangePoster(EventPoster):
     """Posts the failover manager's events by itself, in order, each until it is acknowledged."""
 
     def __init__(self, api_url: str, name: str, timeout: float = 5.0):
-        self.name = name                                  # the lab's id: in the correlation ids
+        self.name = name  # the lab's id: in the correlation ids
         self._episode = 0
         self.correlation_id = f"{EMITTER}/{name}/0"
         super().__init__(api_url, "role-change-poster", timeout)
@@ -41,5 +41,14 @@ class RoleChangePoster(EventPoster):
                 self._episode += 1
                 self.correlation_id = f"{EMITTER}/{self.name}/{self._episode}"
             cid = self.correlation_id
-        self.send(cid, {"event_id": str(uuid.uuid4()), "kind": kind, "name": name, "at": time.time(),
-                        "emitter": EMITTER, "detail": {k: str(v) for k, v in detail.items()}})
+        self.send(
+            cid,
+            {
+                "event_id": str(uuid.uuid4()),
+                "kind": kind,
+                "name": name,
+                "at": time.time(),
+                "emitter": EMITTER,
+                "detail": {k: str(v) for k, v in detail.items()},
+            },
+        )

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import psycopg
 
 APPLICATION_NAME = "drill-fault-event-store-block"
-LOCK_WAIT_S = 10      # how long taking the lock may wait for in-flight appenders
-MAX_IDLE_MS = 2**31 - 1   # PostgreSQL's largest idle_in_transaction_session_timeout
+LOCK_WAIT_S = 10  # how long taking the lock may wait for in-flight appenders
+MAX_IDLE_MS = 2**31 - 1  # PostgreSQL's largest idle_in_transaction_session_timeout
 
 
 class EventStoreWriteBlock:
@@ -31,23 +31,28 @@ class EventStoreWriteBlock:
         self._conn: psycopg.Connection | None = conn
 
     @classmethod
-    def hold(cls, node: str, connect: Callable[..., psycopg.Connection],
-             time_limit_s: float | None = None) -> EventStoreWriteBlock:
+    def hold(
+        cls, node: str, connect: Callable[..., psycopg.Connection], time_limit_s: float | None = None
+    ) -> EventStoreWriteBlock:
         """Take the lock through connect(**kwargs) (a superuser connection to the application
         database). With time_limit_s, PostgreSQL ends the session (and the lock) by itself after
         that long; without, it holds until release(). Raises psycopg.Error (connection closed)
         when it cannot be taken, ValueError for a time limit that is not > 0 seconds."""
         idle_ms = 0
         if time_limit_s is not None:
-            if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float)) \
-                    or not math.isfinite(time_limit_s) or time_limit_s <= 0:
+            if (
+                isinstance(time_limit_s, bool)
+                or not isinstance(time_limit_s, (int, float))
+                or not math.isfinite(time_limit_s)
+                or time_limit_s <= 0
+            ):
                 raise ValueError(f"time_limit_s must be a number of seconds > 0, got {time_limit_s!r}")
             idle_ms = min(max(1, round(time_limit_s * 1000)), MAX_IDLE_MS)
         conn = connect(autocommit=False, application_name=APPLICATION_NAME)
         try:
             conn.execute(f"SET lock_timeout = '{LOCK_WAIT_S}s'")
             conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
-            conn.execute("LOCK TABLE event_chain_head IN EXCLUSIVE MODE")   # held until release()
+            conn.execute("LOCK TABLE event_chain_head IN EXCLUSIVE MODE")  # held until release()
         except BaseException:
             conn.close()
             raise
@@ -64,7 +69,7 @@ class EventStoreWriteBlock:
         try:
             conn.rollback()
         except psycopg.Error:
-            pass   # the node is gone (fenced): so is the lock
+            pass  # the node is gone (fenced): so is the lock
         finally:
             conn.close()
 

@@ -42,7 +42,8 @@ def transaction_lag(primary_query: Callable, replica_query: Callable) -> float:
     caught_up, since = replica_query(
         "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn,"
         "       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
-        (primary_lsn,))[0]
+        (primary_lsn,),
+    )[0]
     if caught_up:
         return 0.0
     return float("inf") if since is None else max(0.0, float(since))
@@ -53,17 +54,26 @@ class FailbackRefused(RuntimeError):
     what the refusing action measured, None when it did not say)."""
 
     def __init__(self, lag: float | None, limit: float, why: str = ""):
-        said = (f"TransactionLag {lag:.1f} s > {limit:.1f} s" if lag is not None
-                else why or "TransactionLag over the limit")
+        said = (
+            f"TransactionLag {lag:.1f} s > {limit:.1f} s" if lag is not None else why or "TransactionLag over the limit"
+        )
         super().__init__(f"failback refused: {said}")
         self.lag, self.limit = lag, limit
 
 
 class FailoverController:
-    def __init__(self, cluster: Any, toxiproxy: Any, endpoint: str, candidate: str,
-                 on_event: EventSink, interval: float = 0.2, misses: int = 3,
-                 replication_proxy: Callable[[str, Any], tuple[str, int]] | None = None,
-                 address_of: Callable[[Any], str] | None = None):
+    def __init__(
+        self,
+        cluster: Any,
+        toxiproxy: Any,
+        endpoint: str,
+        candidate: str,
+        on_event: EventSink,
+        interval: float = 0.2,
+        misses: int = 3,
+        replication_proxy: Callable[[str, Any], tuple[str, int]] | None = None,
+        address_of: Callable[[Any], str] | None = None,
+    ):
         self.cluster, self.toxiproxy, self.endpoint = cluster, toxiproxy, endpoint
         self.candidate = candidate
         self.on_event = on_event
@@ -92,8 +102,7 @@ class FailoverController:
             self._thread.join(30)
 
     def wait_failed_over(self, timeout: float) -> bool:
-        polled = poll(lambda: self.state, until=lambda s: s in ("failed_over", "error"), timeout=timeout,
-                      interval=0.02)
+        polled = poll(lambda: self.state, until=lambda s: s in ("failed_over", "error"), timeout=timeout, interval=0.02)
         return polled.value == "failed_over"
 
     def _probe(self, node: Any) -> str | None:
@@ -114,10 +123,10 @@ class FailoverController:
             with conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = '{EVENT_STORE_LOCK_TIMEOUT_MS}ms'")
                 conn.execute("LOCK TABLE event_chain_head IN ROW SHARE MODE")
-                raise psycopg.Rollback()   # the lock is released at once
+                raise psycopg.Rollback()  # the lock is released at once
         except psycopg.errors.LockNotAvailable:
             return False
-        except psycopg.Rollback as lost:   # the rollback itself failed (psycopg only logs that)
+        except psycopg.Rollback as lost:  # the rollback itself failed (psycopg only logs that)
             raise psycopg.OperationalError("connection lost while the probe's lock was rolled back") from lost
         return True
 
@@ -127,7 +136,7 @@ class FailoverController:
             try:
                 primary = self.cluster.primary
                 cause = self._probe(primary)
-            except Exception as exc:   # never a silent end: "watching" with nobody watching fails no one over
+            except Exception as exc:  # never a silent end: "watching" with nobody watching fails no one over
                 self._failed(f"probe: {type(exc).__name__}: {exc}")
                 return
             if cause is None:
@@ -149,8 +158,8 @@ class FailoverController:
     def fail_over(self, failed: Any, cause: str = UNREACHABLE) -> None:
         why = {} if cause == UNREACHABLE else {"cause": cause}
         self.on_event("detect", failed.name, {"misses": self.misses, "interval_s": self.interval, **why})
-        if cause != UNREACHABLE:   # still alive: it must not take a write once another is promoted
-            self.on_event("fence", failed.name, {"signal": "SIGKILL", **why})   # from now on it is going
+        if cause != UNREACHABLE:  # still alive: it must not take a write once another is promoted
+            self.on_event("fence", failed.name, {"signal": "SIGKILL", **why})  # from now on it is going
             failed.kill()
         target = self.cluster[self.candidate]
         target.promote()
@@ -193,11 +202,11 @@ class FailoverController:
         self.on_event("lag_check", to_name, {"transaction_lag_s": lag, "limit_s": max_lag})
         if lag > max_lag and self.check_lag:
             raise FailbackRefused(lag, max_lag)
-        self.stop()    # the switch below stops the current primary: not a failure to fail over from
+        self.stop()  # the switch below stops the current primary: not a failure to fail over from
         current, target = self.cluster.primary, self.cluster[to_name]
         current.stop("fast")
         target.promote()
         self.toxiproxy.set_upstream(self.endpoint, self.address_of(target))
         self.on_event("failback", to_name, {"transaction_lag_s": lag})
-        self.rebuild(current.name, synchronous=synchronous)   # and watch the restored primary again
+        self.rebuild(current.name, synchronous=synchronous)  # and watch the restored primary again
         return lag

@@ -38,10 +38,12 @@ backend controlplane
 
 
 # What clients get when no instance is healthy: a clear, machine-readable refusal.
-UNAVAILABLE = (b"HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nConnection: close\r\n"
-               b"Content-Type: application/json\r\n\r\n"
-               b'{"error": "Control Plane API unavailable: no healthy instance behind the load balancer", '
-               b'"cause": "api"}\n')
+UNAVAILABLE = (
+    b"HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+    b"Content-Type: application/json\r\n\r\n"
+    b'{"error": "Control Plane API unavailable: no healthy instance behind the load balancer", '
+    b'"cause": "api"}\n'
+)
 
 
 class HAProxyMissing(RuntimeError):
@@ -64,20 +66,30 @@ class LoadBalancer:
     so they are not used: the client gets a 502 or 504, which it counts as indeterminate.
     """
 
-    def __init__(self, workdir: Path, backends: dict[str, str], port: int, host: str = "127.0.0.1",
-                 inter_ms: int = 500, binary: str | None = None, checks: bool = True, retries: bool = True):
+    def __init__(
+        self,
+        workdir: Path,
+        backends: dict[str, str],
+        port: int,
+        host: str = "127.0.0.1",
+        inter_ms: int = 500,
+        binary: str | None = None,
+        checks: bool = True,
+        retries: bool = True,
+    ):
         """checks/retries False make a deliberately misconfigured balancer (negative drills)."""
         self.binary = binary or shutil.which("haproxy") or "/usr/sbin/haproxy"
         if not Path(self.binary).exists():
-            raise HAProxyMissing("HAProxy is missing: install it with `apt-get install haproxy` "
-                                 "(./run does this when run as root)")
+            raise HAProxyMissing(
+                "HAProxy is missing: install it with `apt-get install haproxy` (./run does this when run as root)"
+            )
         self.workdir, self.backends, self.host, self.port = workdir, backends, host, port
         self.inter_ms = inter_ms
         self.maxconn = 2000
         self.checks, self.retries = checks, retries
         self.config = workdir / "haproxy.cfg"
         self.socket = workdir / "haproxy.sock"
-        self.process: proc.ProcessHandle | None = None     # a Popen here, a ContainerProcess in the container lab
+        self.process: proc.ProcessHandle | None = None  # a Popen here, a ContainerProcess in the container lab
 
     @property
     def probe_window(self) -> float:
@@ -92,20 +104,32 @@ class LoadBalancer:
     def write_config(self) -> None:
         check = " check" if self.checks else ""
         servers = "\n".join(f"    server {name} {address}{check}" for name, address in self.backends.items())
-        retry_lines = ("    retries 2\n    option redispatch\n    retry-on conn-failure"
-                       if self.retries else "    retries 0")
+        retry_lines = (
+            "    retries 2\n    option redispatch\n    retry-on conn-failure" if self.retries else "    retries 0"
+        )
         errorfile = self.workdir / "503.http"
         errorfile.write_bytes(UNAVAILABLE)
-        self.config.write_text(CONFIG.format(maxconn=self.maxconn, socket=self.socket, host=self.host, port=self.port,
-                                             inter_ms=self.inter_ms, servers=servers, errorfile=errorfile,
-                                             retry_lines=retry_lines))
+        self.config.write_text(
+            CONFIG.format(
+                maxconn=self.maxconn,
+                socket=self.socket,
+                host=self.host,
+                port=self.port,
+                inter_ms=self.inter_ms,
+                servers=servers,
+                errorfile=errorfile,
+                retry_lines=retry_lines,
+            )
+        )
 
     def start(self, timeout: float = 10.0) -> int:
         self.write_config()
         log = open(self.workdir / "haproxy.log", "ab")
-        self.process = process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
-                                                  stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.process = process = subprocess.Popen(
+            [self.binary, "-db", "-f", str(self.config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
         log.close()
+
         def state() -> str | None:
             if process.poll() is not None:
                 return "exited"
@@ -114,10 +138,12 @@ class LoadBalancer:
                 return "listening"
             except OSError:
                 return None
+
         polled = poll(state, until=lambda s: s is not None, timeout=timeout)
         if polled.value == "exited":
-            raise RuntimeError(f"HAProxy exited ({process.returncode}): "
-                               f"{(self.workdir / 'haproxy.log').read_text()[-500:]}")
+            raise RuntimeError(
+                f"HAProxy exited ({process.returncode}): {(self.workdir / 'haproxy.log').read_text()[-500:]}"
+            )
         if not polled.ok:
             raise RuntimeError(f"HAProxy did not listen on {self.host}:{self.port} within {timeout}s")
         return process.pid

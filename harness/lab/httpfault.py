@@ -36,8 +36,18 @@ from aiohttp import web
 
 from controlplane import control_auth
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "content-length", "host"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+}
 CONTROL = "/_drill/fault"
 REQUESTS = "/_drill/requests"
 
@@ -69,8 +79,16 @@ def make_app(upstream: str) -> web.Application:
         print("httpfault: the fault reached its time limit; forwarding again", file=sys.stderr, flush=True)
 
     def record(at: float, request: web.Request, status: int, injected: bool) -> None:
-        requests_seen.append({"n": len(requests_seen) + 1, "at": round(at, 6), "method": request.method,
-                              "path": request.path, "status": status, "injected": injected})
+        requests_seen.append(
+            {
+                "n": len(requests_seen) + 1,
+                "at": round(at, 6),
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "injected": injected,
+            }
+        )
 
     @web.middleware
     async def control_token(request: web.Request, handler):
@@ -89,8 +107,9 @@ def make_app(upstream: str) -> web.Application:
                 count = int(body.get("count", 0))
                 for_s = _time_limit(body.get("for_s"))
             except (ValueError, TypeError, AttributeError):
-                return web.json_response({"error": "body must be {status, count, for_s (seconds > 0, "
-                                                   "optional)}"}, status=400)
+                return web.json_response(
+                    {"error": "body must be {status, count, for_s (seconds > 0, optional)}"}, status=400
+                )
             if not 400 <= status <= 599 or count < 0:
                 return web.json_response({"error": "status must be 4xx/5xx, count >= 0"}, status=400)
             disarm()
@@ -109,7 +128,7 @@ def make_app(upstream: str) -> web.Application:
         except ValueError:
             return web.json_response({"error": "after must be an integer"}, status=400)
         # n is 1-based and dense: the slice is every record with n > after
-        return web.json_response({"requests": requests_seen[max(after, 0):]})
+        return web.json_response({"requests": requests_seen[max(after, 0) :]})
 
     async def forward(request: web.Request) -> web.StreamResponse:
         at = time.time()
@@ -117,16 +136,19 @@ def make_app(upstream: str) -> web.Application:
             state["answered"] += 1
             status = state["status"]
             record(at, request, status, True)
-            body = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
-                    "<Message>injected by the drill harness</Message></Error>")
+            body = (
+                "<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
+                "<Message>injected by the drill harness</Message></Error>"
+            )
             return web.Response(status=status, text=body, content_type="application/xml")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["Host"] = request.headers.get("Host", "")
         data = await request.read()
         session: aiohttp.ClientSession = request.app["session"]
         try:
-            async with session.request(request.method, upstream + request.path_qs, headers=headers,
-                                       data=data, allow_redirects=False) as reply:
+            async with session.request(
+                request.method, upstream + request.path_qs, headers=headers, data=data, allow_redirects=False
+            ) as reply:
                 payload = await reply.read()
                 out = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP}
                 state["forwarded"] += 1
@@ -140,8 +162,7 @@ def make_app(upstream: str) -> web.Application:
             return web.Response(status=504, text="upstream did not answer in time")
 
     async def open_session(app: web.Application) -> None:
-        app["session"] = aiohttp.ClientSession(auto_decompress=False,
-                                               timeout=aiohttp.ClientTimeout(total=30))
+        app["session"] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=30))
 
     async def close_session(app: web.Application) -> None:
         disarm()
@@ -171,8 +192,9 @@ async def serve(port: int, upstream: str, host: str = "127.0.0.1") -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.lab.httpfault")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="default 127.0.0.1; 0.0.0.0 only inside a container's own network namespace")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0 only inside a container's own network namespace"
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--tag", default="", help="a lab id, so a killed run's gateway is reaped")

@@ -47,13 +47,18 @@ class MotoStartError(RuntimeError):
 class MotoServer:
     """A moto server on 127.0.0.1; use as a context manager.
 
-        with MotoServer() as moto:
-            boto3.client("s3", endpoint_url=moto.endpoint_url, ...)
+    with MotoServer() as moto:
+        boto3.client("s3", endpoint_url=moto.endpoint_url, ...)
     """
 
-    def __init__(self, port: int | None = None, state_dir: str | os.PathLike | None = None,
-                 base_dir: str | os.PathLike | None = None, start_timeout: float = 30.0,
-                 python: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        state_dir: str | os.PathLike | None = None,
+        base_dir: str | os.PathLike | None = None,
+        start_timeout: float = 30.0,
+        python: str | None = None,
+    ) -> None:
         self.host = LOOPBACK
         self.port = port
         self.state_dir = state_dir
@@ -90,8 +95,7 @@ class MotoServer:
     def start(self) -> MotoServer:
         """Start the server and wait until it answers (see the module docstring)."""
         reaper.reap_stale(self.state_dir)
-        self._registration = reaper.Registration(self.lab_id, "moto", tag=self.lab_id,
-                                                 directory=self.state_dir)
+        self._registration = reaper.Registration(self.lab_id, "moto", tag=self.lab_id, directory=self.state_dir)
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-", dir=self.base_dir))
         self._registration.add_dir(self.root)
         self.port = self.port or free_port()
@@ -99,8 +103,13 @@ class MotoServer:
         with open(self.logfile, "wb") as log:
             self.process = subprocess.Popen(
                 [self.python, "-c", _LAUNCH, self.lab_id, "-H", self.host, "-p", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=self.root, start_new_session=True)
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.root,
+                start_new_session=True,
+            )
         self._registration.add_pid(self.process.pid)
         self._wait_ready(self.process, time.monotonic() + self.start_timeout)
         return self
@@ -117,15 +126,20 @@ class MotoServer:
             if self._answers():
                 return "up"
             return "exited" if process.poll() is not None else None
+
         polled = poll(state, until=lambda s: s is not None, timeout=max(0.0, deadline - time.monotonic()))
         if polled.value == "exited":
-            raise MotoStartError(f"moto exited with status {process.returncode} while starting "
-                                 f"on {self.host}:{self.port}\n--- tail of {self.logfile} ---\n"
-                                 f"{self.log_tail()}")
+            raise MotoStartError(
+                f"moto exited with status {process.returncode} while starting "
+                f"on {self.host}:{self.port}\n--- tail of {self.logfile} ---\n"
+                f"{self.log_tail()}"
+            )
         if not polled.ok:
-            raise MotoStartError(f"moto did not answer on {self.endpoint_url} within "
-                                 f"{self.start_timeout:.0f} s\n--- tail of {self.logfile} ---\n"
-                                 f"{self.log_tail()}")
+            raise MotoStartError(
+                f"moto did not answer on {self.endpoint_url} within "
+                f"{self.start_timeout:.0f} s\n--- tail of {self.logfile} ---\n"
+                f"{self.log_tail()}"
+            )
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None

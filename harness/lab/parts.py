@@ -23,8 +23,7 @@ if TYPE_CHECKING:
 EVIDENCE_BUCKET = "evidence"
 EVIDENCE_REPLICA_BUCKET = "evidence-replica"
 # moto accepts any credentials; these are not secrets, and still never printed
-S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret",
-          "AWS_DEFAULT_REGION": "us-east-1"}
+S3_ENV = {"AWS_ACCESS_KEY_ID": "drill", "AWS_SECRET_ACCESS_KEY": "drill-secret", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def store_client(service: str, endpoint_url: str):
@@ -33,11 +32,14 @@ def store_client(service: str, endpoint_url: str):
     import boto3
     import botocore.config
 
-    config = botocore.config.Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2},
-                                    s3={"addressing_style": "path"})
-    session = boto3.session.Session(aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-                                    aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
-                                    region_name=S3_ENV["AWS_DEFAULT_REGION"])
+    config = botocore.config.Config(
+        connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2}, s3={"addressing_style": "path"}
+    )
+    session = boto3.session.Session(
+        aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_ENV["AWS_DEFAULT_REGION"],
+    )
     return session.client(service, endpoint_url=endpoint_url, config=config)
 
 
@@ -67,8 +69,11 @@ def read_object_lock(s3, bucket: str, key: str, version_id: str | None = None) -
             return None
         raise
     until = head.get("ObjectLockRetainUntilDate")
-    return {"mode": head.get("ObjectLockMode"), "retain_until": until.timestamp() if until else None,
-            "version_id": head.get("VersionId")}
+    return {
+        "mode": head.get("ObjectLockMode"),
+        "retain_until": until.timestamp() if until else None,
+        "version_id": head.get("VersionId"),
+    }
 
 
 class LabParts:
@@ -77,7 +82,7 @@ class LabParts:
     fault gateway's control address) are set by up(), `control_token` by the constructor."""
 
     connectors: ConnectorTier | None = None
-    instances: dict[str, Any]         # set by each lab
+    instances: dict[str, Any]  # set by each lab
     lb: LoadBalancer | None = None
     toxiproxy: ToxiproxyControl | None
     root: Path | None
@@ -85,7 +90,7 @@ class LabParts:
     store_url: str = ""
     gateway_url: str = ""
     control_token: str = ""
-    poster: RoleChangePoster | None = None   # that delivery, made by up()
+    poster: RoleChangePoster | None = None  # that delivery, made by up()
     on_event: Callable[[str, str, dict], None]
 
     # -- the parts up() makes (each None before up() and after down(); LabNotUp names it) -----
@@ -164,16 +169,22 @@ class LabParts:
         if self.connectors:
             for platform in self.connectors.mocks:
                 self.connectors.restart_platform(platform)
-                requests.post(f"{self.platform_control_url(platform)}/_control", json={"mode": "ok"},
-                              headers=self.control_headers(), timeout=10).raise_for_status()
+                requests.post(
+                    f"{self.platform_control_url(platform)}/_control",
+                    json={"mode": "ok"},
+                    headers=self.control_headers(),
+                    timeout=10,
+                ).raise_for_status()
 
     # -- reads of the lab's stores, straight from moto (no proxy, no gateway): evidence ---------
     def queue_depth(self, platform: str) -> int:
         from .connectors import queue_depth
+
         return queue_depth(store_client("sqs", self.store_url), self.connector_tier.queues[platform]["queue_url"])
 
     def dead_letters(self, platform: str) -> list[dict]:
         from .connectors import peek_messages
+
         return peek_messages(store_client("sqs", self.store_url), self.connector_tier.queues[platform]["dlq_url"])
 
     def read_object(self, region: str, key: str) -> bytes | None:
@@ -197,7 +208,6 @@ class LabParts:
 
     def gateway_requests(self, name: str = "s3") -> list[dict]:
         """Every request the gateway forwarded or answered: {n, at, method, path, status, injected}."""
-        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", headers=self.control_headers(),
-                             timeout=10)
+        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", headers=self.control_headers(), timeout=10)
         reply.raise_for_status()
         return reply.json()["requests"]

@@ -83,7 +83,8 @@ def check_binaries(bin_dir: Path) -> None:
             raise PgBinariesMissing(
                 f"PostgreSQL binary {path} not found or not executable: "
                 f"install it with `apt-get install postgresql-15`, "
-                f"or set DRILL_PG_BIN to the directory holding initdb, pg_ctl, postgres, pg_basebackup")
+                f"or set DRILL_PG_BIN to the directory holding initdb, pg_ctl, postgres, pg_basebackup"
+            )
 
 
 def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
@@ -99,12 +100,14 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: 
         except Exception as exc:  # noqa: BLE001 - "not yet", reported at the deadline
             errors.append(exc)
             return None
+
     polled = poll(attempt, timeout=timeout, interval=interval)
     if polled.ok:
         return polled.value
     last = errors[-1] if errors else None
-    raise TimeoutError(f"{what}: not reached within {timeout:.1f} s"
-                       + (f" (last error: {last})" if last else "")) from last
+    raise TimeoutError(
+        f"{what}: not reached within {timeout:.1f} s" + (f" (last error: {last})" if last else "")
+    ) from last
 
 
 def default_lab_dir() -> str:
@@ -175,7 +178,7 @@ BASE_SETTINGS: dict[str, str] = {
     "wal_level": "replica",
     "max_wal_senders": "10",
     "max_replication_slots": "10",
-    "wal_keep_size": "256MB",          # a replica cut off for a while can still catch up
+    "wal_keep_size": "256MB",  # a replica cut off for a while can still catch up
     "hot_standby": "on",
     "hot_standby_feedback": "on",
     # With the default 5 s a promote sometimes waits 5 s for the next WAL retry.
@@ -216,10 +219,23 @@ def _conf_value(value: str) -> str:
 
 # What initdb writes into postgresql.conf (everything else there is a comment); the auto.conf of a
 # fresh data dir has no settings. A template's copy with anything else is not used.
-INITDB_SETTINGS = frozenset({
-    "max_connections", "shared_buffers", "dynamic_shared_memory_type", "max_wal_size", "min_wal_size",
-    "log_timezone", "datestyle", "timezone", "lc_messages", "lc_monetary", "lc_numeric", "lc_time",
-    "default_text_search_config"})
+INITDB_SETTINGS = frozenset(
+    {
+        "max_connections",
+        "shared_buffers",
+        "dynamic_shared_memory_type",
+        "max_wal_size",
+        "min_wal_size",
+        "log_timezone",
+        "datestyle",
+        "timezone",
+        "lc_messages",
+        "lc_monetary",
+        "lc_numeric",
+        "lc_time",
+        "default_text_search_config",
+    }
+)
 
 
 def _setting_names(path: Path) -> list[str]:
@@ -264,7 +280,7 @@ class PgNode:
         self.synchronous = False
         self.upstream: PgNode | None = None
         self.upstream_addr: tuple[str, int] | None = None
-        self.lost = False          # killed and its data directory deleted (PgCluster.lose_node)
+        self.lost = False  # killed and its data directory deleted (PgCluster.lose_node)
         self.dir = cluster.root / name
         self.datadir = self.dir / "data"
         self.logfile = self.dir / "server.log"
@@ -287,15 +303,15 @@ class PgNode:
     def dsn_via(self, host: str, port: int, dbname: str = APP_DATABASE) -> str:
         """The application conninfo through another address, e.g. a TCP proxy."""
         return psycopg.conninfo.make_conninfo(
-            host=host, port=port, dbname=dbname, user=APP_ROLE,
-            password=self.cluster.password, connect_timeout=3)
+            host=host, port=port, dbname=dbname, user=APP_ROLE, password=self.cluster.password, connect_timeout=3
+        )
 
     @property
     def admin_dsn(self) -> str:
         """Superuser conninfo over the node's unix socket (trust; not reachable by TCP)."""
         return psycopg.conninfo.make_conninfo(
-            host=str(self.cluster.socket_dir), port=self.port, dbname="postgres",
-            user=SUPERUSER, connect_timeout=3)
+            host=str(self.cluster.socket_dir), port=self.port, dbname="postgres", user=SUPERUSER, connect_timeout=3
+        )
 
     def connect(self, admin: bool = False, **kwargs) -> psycopg.Connection:
         """A new autocommit connection (application role, or superuser with admin=True)."""
@@ -318,8 +334,12 @@ class PgNode:
     def _is_our_postmaster(self, pid: int | None) -> bool:
         # Alive, not a zombie, a postgres process, and serving *this* data dir
         # (a stale postmaster.pid may name a pid reused by anything).
-        return (pid is not None and proc.is_alive(pid) and proc.comm(pid) in ("postgres", "postmaster")
-                and str(self.datadir) in proc.cmdline(pid))
+        return (
+            pid is not None
+            and proc.is_alive(pid)
+            and proc.comm(pid) in ("postgres", "postmaster")
+            and str(self.datadir) in proc.cmdline(pid)
+        )
 
     def _live_pid(self) -> int | None:
         for pid in (self._pid, _read_pid_file(self.datadir / "postmaster.pid")):
@@ -336,8 +356,7 @@ class PgNode:
         The server trusts a lock file whose pid still answers kill(pid, 0), and a zombie
         does, so a crashed node would refuse to restart until init reaps the zombie.
         """
-        for lock in (self.datadir / "postmaster.pid",
-                     self.cluster.socket_dir / f".s.PGSQL.{self.port}.lock"):
+        for lock in (self.datadir / "postmaster.pid", self.cluster.socket_dir / f".s.PGSQL.{self.port}.lock"):
             if lock.exists() and not self._is_our_postmaster(_read_pid_file(lock)):
                 lock.unlink(missing_ok=True)
 
@@ -356,8 +375,10 @@ class PgNode:
         timeout = timeout or self.cluster.start_timeout
         self._clear_stale_locks()
         result = self.cluster._run(
-            ["pg_ctl", "start", "-w", "-s", "-t", str(int(timeout)), "-D", str(self.datadir),
-             "-l", str(self.logfile)], timeout=timeout + 10, check=False)
+            ["pg_ctl", "start", "-w", "-s", "-t", str(int(timeout)), "-D", str(self.datadir), "-l", str(self.logfile)],
+            timeout=timeout + 10,
+            check=False,
+        )
         pid = _read_pid_file(self.datadir / "postmaster.pid")
         if result.returncode != 0 or pid is None or not self._is_our_postmaster(pid):
             tail = self.log_tail()
@@ -367,7 +388,8 @@ class PgNode:
             raise PgStartError(
                 f"PostgreSQL node {self.name!r} did not start{hint}; "
                 f"pg_ctl said: {(result.stderr or result.stdout).strip() or 'nothing'}\n"
-                f"--- tail of {self.logfile} ---\n{tail}")
+                f"--- tail of {self.logfile} ---\n{tail}"
+            )
         self._pid = pid
         self.cluster.registration.add_pid(pid)
         self.wait_ready(time.monotonic() + timeout)
@@ -389,14 +411,20 @@ class PgNode:
             except psycopg.Error as exc:
                 last.append(exc)
             return None if self.is_running() else "exited"
-        polled = poll(state, until=lambda s: s is not None, timeout=max(0.0, deadline - time.monotonic()),
-                      interval=0.02)
+
+        polled = poll(
+            state, until=lambda s: s is not None, timeout=max(0.0, deadline - time.monotonic()), interval=0.02
+        )
         if polled.value == "exited":
-            raise PgStartError(f"PostgreSQL node {self.name!r} exited while starting\n"
-                               f"--- tail of {self.logfile} ---\n{self.log_tail()}")
+            raise PgStartError(
+                f"PostgreSQL node {self.name!r} exited while starting\n"
+                f"--- tail of {self.logfile} ---\n{self.log_tail()}"
+            )
         if not polled.ok:
-            raise PgStartError(f"PostgreSQL node {self.name!r} not ready in time: {last[-1] if last else ''}\n"
-                               f"--- tail of {self.logfile} ---\n{self.log_tail()}")
+            raise PgStartError(
+                f"PostgreSQL node {self.name!r} not ready in time: {last[-1] if last else ''}\n"
+                f"--- tail of {self.logfile} ---\n{self.log_tail()}"
+            )
 
     def stop(self, mode: str = "fast", timeout: float = 30.0) -> None:
         """Stop the server (pg_ctl modes: smart, fast, immediate). No-op if it is not running."""
@@ -406,10 +434,14 @@ class PgNode:
             return
         result = self.cluster._run(
             ["pg_ctl", "stop", "-w", "-s", "-m", mode, "-t", str(int(timeout)), "-D", str(self.datadir)],
-            timeout=timeout + 10, check=False)
+            timeout=timeout + 10,
+            check=False,
+        )
         if proc.wait_gone([pid], timeout=5.0):
-            raise LabError(f"PostgreSQL node {self.name!r} (pid {pid}) did not stop ({mode}): "
-                           f"{(result.stderr or result.stdout).strip()}")
+            raise LabError(
+                f"PostgreSQL node {self.name!r} (pid {pid}) did not stop ({mode}): "
+                f"{(result.stderr or result.stdout).strip()}"
+            )
         self._forget_pid(pid)
 
     def kill(self, timeout: float = 10.0) -> None:
@@ -423,8 +455,7 @@ class PgNode:
             return
         survivors = proc.kill_tree([pid], timeout=timeout)
         if survivors:
-            raise LabError(f"PostgreSQL node {self.name!r}: pids {survivors} still alive "
-                           f"{timeout:.0f} s after SIGKILL")
+            raise LabError(f"PostgreSQL node {self.name!r}: pids {survivors} still alive {timeout:.0f} s after SIGKILL")
         release_shared_memory(self.datadir)
         self._forget_pid(pid)
 
@@ -442,8 +473,9 @@ class PgNode:
         """
         if self.role != "replica":
             raise LabError(f"node {self.name!r} is {self.role}, only a replica can be promoted")
-        self.cluster._run(["pg_ctl", "promote", "-w", "-s", "-t", str(int(timeout)),
-                           "-D", str(self.datadir)], timeout=timeout + 10)
+        self.cluster._run(
+            ["pg_ctl", "promote", "-w", "-s", "-t", str(int(timeout)), "-D", str(self.datadir)], timeout=timeout + 10
+        )
         self._set_setting("synchronous_standby_names", "")
         for other in self.cluster.nodes.values():
             if other.role == "primary":
@@ -453,8 +485,13 @@ class PgNode:
         self.upstream = None
         self.upstream_addr = None
 
-    def rebuild_as_replica_of(self, node: PgNode, upstream_host: str | None = None,
-                              upstream_port: int | None = None, synchronous: bool = False) -> None:
+    def rebuild_as_replica_of(
+        self,
+        node: PgNode,
+        upstream_host: str | None = None,
+        upstream_port: int | None = None,
+        synchronous: bool = False,
+    ) -> None:
         """Wipe this node and make it a streaming replica of node (usually the new primary).
 
         1. kill the server if it still runs (a former primary must not accept writes);
@@ -467,11 +504,9 @@ class PgNode:
             raise LabError(f"node {self.name!r} cannot replicate from itself")
         self.kill()
         shutil.rmtree(self.datadir, ignore_errors=True)
-        self.cluster._make_replica(self, node, upstream_host or node.host,
-                                   upstream_port or node.port, synchronous)
+        self.cluster._make_replica(self, node, upstream_host or node.host, upstream_port or node.port, synchronous)
 
-    def follow(self, node: PgNode, upstream_host: str | None = None,
-               upstream_port: int | None = None) -> None:
+    def follow(self, node: PgNode, upstream_host: str | None = None, upstream_port: int | None = None) -> None:
         """Point this running replica at another upstream (e.g. the new primary after a failover,
         or a proxy) without a rebuild: rewrites primary_conninfo and reloads."""
         if self.role != "replica":
@@ -495,9 +530,11 @@ class PgNode:
         # Each walsender re-reads the setting on its own after the reload; until then
         # pg_stat_replication still reports the old sync_state.
         wanted = set(names)
+
         def walsenders_applied() -> bool:
             rows = self.query("SELECT application_name, sync_priority FROM pg_stat_replication")
             return all((prio > 0) == (name in wanted) for name, prio in rows)
+
         wait_until(walsenders_applied, 10.0, f"{self.name}: walsenders use synchronous_standby_names")
 
     def _set_setting(self, name: str, value: str, timeout: float = 10.0) -> None:
@@ -505,10 +542,12 @@ class PgNode:
         with self.connect(admin=True) as conn:
             conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
             conn.execute("SELECT pg_reload_conf()")
+
         # The reload is a signal: a session started before the postmaster re-read the file
         # still sees the old value, so poll with fresh sessions.
         def applied() -> bool:
             return self.query("SELECT current_setting(%s)", (name,))[0][0] == value
+
         wait_until(applied, timeout, f"{self.name}: {name} reloaded")
 
     def is_in_recovery(self) -> bool:
@@ -528,7 +567,8 @@ class PgNode:
                 "SELECT pg_last_wal_receive_lsn() IS NOT NULL"
                 "       AND pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn(),"
                 "       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8,"
-                "       (SELECT status FROM pg_stat_wal_receiver) = 'streaming'")[0]
+                "       (SELECT status FROM pg_stat_wal_receiver) = 'streaming'"
+            )[0]
             caught_up, since_replay, streaming = row
             if streaming and caught_up:
                 return 0.0
@@ -537,7 +577,9 @@ class PgNode:
             "SELECT application_name, replay_lsn >= pg_current_wal_lsn(),"
             "       EXTRACT(EPOCH FROM replay_lag)::float8"
             "  FROM pg_stat_replication WHERE state = 'streaming'"
-            "   AND (%s::text IS NULL OR application_name = %s::text)", (standby, standby))
+            "   AND (%s::text IS NULL OR application_name = %s::text)",
+            (standby, standby),
+        )
         if not rows:
             return float("inf")
         return max(0.0 if caught_up else (lag or 0.0) for _, caught_up, lag in rows)
@@ -553,10 +595,17 @@ class PgCluster:
     after start() can stream through another address (a proxy).
     """
 
-    def __init__(self, pg_bin: str | os.PathLike | None = None, primary_name: str = "primary",
-                 base_dir: str | os.PathLike | None = None, state_dir: str | os.PathLike | None = None,
-                 settings: Mapping[str, str] | None = None, durable: bool = False,
-                 start_timeout: float = 30.0, use_template: bool = True) -> None:
+    def __init__(
+        self,
+        pg_bin: str | os.PathLike | None = None,
+        primary_name: str = "primary",
+        base_dir: str | os.PathLike | None = None,
+        state_dir: str | os.PathLike | None = None,
+        settings: Mapping[str, str] | None = None,
+        durable: bool = False,
+        start_timeout: float = 30.0,
+        use_template: bool = True,
+    ) -> None:
         self.pg_bin = pg_bin_dir(pg_bin)
         self.primary_name = primary_name
         self.base_dir = Path(base_dir or os.environ.get("DRILL_LAB_DIR") or default_lab_dir())
@@ -623,8 +672,10 @@ class PgCluster:
             try:
                 entry = pwd.getpwnam(RUN_AS)
             except KeyError:
-                raise LabError(f"running as root, but there is no user {RUN_AS!r} to run PostgreSQL as "
-                               f"(`apt-get install postgresql-15` creates it)") from None
+                raise LabError(
+                    f"running as root, but there is no user {RUN_AS!r} to run PostgreSQL as "
+                    f"(`apt-get install postgresql-15` creates it)"
+                ) from None
             self._uid_gid = (entry.pw_uid, entry.pw_gid)
         try:
             return self._start()
@@ -635,8 +686,7 @@ class PgCluster:
     def _start(self) -> PgCluster:
         reaper.reap_stale(self.state_dir)
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-", dir=self.base_dir))
-        self._registration = reaper.Registration(self.lab_id, "postgres", tag=self.lab_id,
-                                                 directory=self.state_dir)
+        self._registration = reaper.Registration(self.lab_id, "postgres", tag=self.lab_id, directory=self.state_dir)
         self._registration.add_dir(self.root)
         self.socket_dir = self.root / "sock"
         self.socket_dir.mkdir()
@@ -648,8 +698,9 @@ class PgCluster:
         self._own(self.root)
 
         primary = self._init_primary(self.primary_name)
-        primary.query(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE)))
+        primary.query(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE))
+        )
         for name, synchronous in self._planned:
             self.add_replica(name, synchronous=synchronous)
         return self
@@ -668,10 +719,14 @@ class PgCluster:
         self._write_node_conf(primary)
         self._own(primary.dir)
         primary.start()
-        primary.query(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(APP_ROLE), sql.Literal(self.password)))
-        primary.query(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
-            sql.Identifier(REPLICATION_ROLE), sql.Literal(self.password)))
+        primary.query(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(APP_ROLE), sql.Literal(self.password))
+        )
+        primary.query(
+            sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(
+                sql.Identifier(REPLICATION_ROLE), sql.Literal(self.password)
+            )
+        )
         # like a staging monitoring user: may read replication state (pg_stat_replication, ...)
         primary.query(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(APP_ROLE)))
         return primary
@@ -683,8 +738,14 @@ class PgCluster:
         shutil.rmtree(node.dir, ignore_errors=True)
         node.lost = True
 
-    def replace_lost(self, name: str, primary: bool, upstream_host: str | None = None,
-                     upstream_port: int | None = None, synchronous: bool = False) -> PgNode:
+    def replace_lost(
+        self,
+        name: str,
+        primary: bool,
+        upstream_host: str | None = None,
+        upstream_port: int | None = None,
+        synchronous: bool = False,
+    ) -> PgNode:
         """A lost node back under its name, on a new port: an empty primary (for a restore), or a
         replica of the current primary (base-backed-up from, and streaming from, the upstream)."""
         old = self.nodes.get(name)
@@ -695,8 +756,9 @@ class PgCluster:
             return self._init_primary(name)
         return self.add_replica(name, upstream_host, upstream_port, synchronous=synchronous)
 
-    def add_replica(self, name: str, upstream_host: str | None = None, upstream_port: int | None = None,
-                    synchronous: bool = False) -> PgNode:
+    def add_replica(
+        self, name: str, upstream_host: str | None = None, upstream_port: int | None = None, synchronous: bool = False
+    ) -> PgNode:
         """Create, start and return a streaming replica of the current primary.
 
         It is base-backed-up from, and streams from, upstream_host:upstream_port (default:
@@ -707,8 +769,7 @@ class PgCluster:
             raise LabError(f"node {name!r} already exists")
         primary = self.primary
         node = self._new_node(name, "replica")
-        self._make_replica(node, primary, upstream_host or primary.host,
-                           upstream_port or primary.port, synchronous)
+        self._make_replica(node, primary, upstream_host or primary.host, upstream_port or primary.port, synchronous)
         return node
 
     def down(self) -> None:
@@ -765,8 +826,9 @@ class PgCluster:
     def _template_cache(self) -> Path | None:
         """The private cache dir (created 0700 if missing), or None when it cannot be trusted."""
         try:
-            return reaper.ensure_private_dir(self.base_dir / f"drill-pg-templates-{os.geteuid()}",
-                                             what="the initdb template cache")
+            return reaper.ensure_private_dir(
+                self.base_dir / f"drill-pg-templates-{os.geteuid()}", what="the initdb template cache"
+            )
         except (reaper.UnsafeStateDir, OSError) as exc:
             log.warning("not using an initdb template: %s", exc)
             return None
@@ -780,8 +842,12 @@ class PgCluster:
         template = cache / self._template_key()
         try:
             st = os.lstat(template)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022 \
-                    or not (template / "PG_VERSION").exists():
+            if (
+                not stat.S_ISDIR(st.st_mode)
+                or st.st_uid != os.geteuid()
+                or st.st_mode & 0o022
+                or not (template / "PG_VERSION").exists()
+            ):
                 return False
             shutil.copytree(template, datadir, symlinks=True)
             problem = pristine_config_problem(datadir)
@@ -806,11 +872,11 @@ class PgCluster:
             return
         building = Path(tempfile.mkdtemp(prefix=f".{self.lab_id}.", dir=cache))
         try:
-            shutil.copytree(datadir, building / "data", symlinks=True)   # new files: ours
+            shutil.copytree(datadir, building / "data", symlinks=True)  # new files: ours
             try:
                 os.rename(building / "data", template)
             except OSError:
-                pass   # another lab stored it first
+                pass  # another lab stored it first
         except OSError as exc:
             log.warning("initdb template not stored: %s", exc)
         finally:
@@ -823,14 +889,29 @@ class PgCluster:
 
     def _make_replica(self, node: PgNode, upstream: PgNode, host: str, port: int, synchronous: bool) -> None:
         self._mkdir(node.dir)
-        self._run(["pg_basebackup", "-D", str(node.datadir), "-X", "stream", "-c", "fast", "--no-sync",
-                   "-d", self._conninfo(host, port, REPLICATION_ROLE)], timeout=300)
+        self._run(
+            [
+                "pg_basebackup",
+                "-D",
+                str(node.datadir),
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+                "-d",
+                self._conninfo(host, port, REPLICATION_ROLE),
+            ],
+            timeout=300,
+        )
         self._write_node_conf(node)
         # Our own auto.conf replaces the copied one: it may hold the primary's
         # synchronous_standby_names, which would make this node hang writes once promoted.
-        self._write_config(node.datadir / "postgresql.auto.conf",
-                           "# Written by the drill harness.\n"
-                           f"primary_conninfo = {_conf_value(self._primary_conninfo(node.name, host, port))}\n")
+        self._write_config(
+            node.datadir / "postgresql.auto.conf",
+            "# Written by the drill harness.\n"
+            f"primary_conninfo = {_conf_value(self._primary_conninfo(node.name, host, port))}\n",
+        )
         self._write_config(node.datadir / "standby.signal", "")
         self._own(node.dir)
         node.role = "replica"
@@ -838,27 +919,42 @@ class PgCluster:
         node.start()
         node.synchronous = synchronous
         # Up means streaming (also through a proxy: the upstream sees the same name).
-        wait_until(lambda: upstream.query(
-            "SELECT 1 FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'",
-            (node.name,)), self.start_timeout, f"{node.name} streaming from {upstream.name}")
+        wait_until(
+            lambda: upstream.query(
+                "SELECT 1 FROM pg_stat_replication WHERE application_name = %s AND state = 'streaming'", (node.name,)
+            ),
+            self.start_timeout,
+            f"{node.name} streaming from {upstream.name}",
+        )
         if synchronous:
-            upstream.set_synchronous([n.name for n in self.nodes.values()
-                                      if n.role == "replica" and n.synchronous and n.upstream is upstream])
+            upstream.set_synchronous(
+                [
+                    n.name
+                    for n in self.nodes.values()
+                    if n.role == "replica" and n.synchronous and n.upstream is upstream
+                ]
+            )
 
     def _primary_conninfo(self, name: str, host: str, port: int) -> str:
         return self._conninfo(host, port, REPLICATION_ROLE, application_name=name)
 
     def _conninfo(self, host: str, port: int, user: str, **extra) -> str:
-        return psycopg.conninfo.make_conninfo(host=host, port=port, user=user,
-                                              passfile=str(self.passfile), connect_timeout=3, **extra)
+        return psycopg.conninfo.make_conninfo(
+            host=host, port=port, user=user, passfile=str(self.passfile), connect_timeout=3, **extra
+        )
 
     def _write_node_conf(self, node: PgNode) -> None:
-        settings = {**self.settings, "port": str(node.port),
-                    "unix_socket_directories": str(self.socket_dir),
-                    "cluster_name": f"{self.lab_id}/{node.name}"}
-        self._write_config(node.datadir / "drill.conf",
-                           "# Written by the drill harness; postgresql.conf includes it last.\n"
-                           + "".join(f"{k} = {_conf_value(v)}\n" for k, v in settings.items()))
+        settings = {
+            **self.settings,
+            "port": str(node.port),
+            "unix_socket_directories": str(self.socket_dir),
+            "cluster_name": f"{self.lab_id}/{node.name}",
+        }
+        self._write_config(
+            node.datadir / "drill.conf",
+            "# Written by the drill harness; postgresql.conf includes it last.\n"
+            + "".join(f"{k} = {_conf_value(v)}\n" for k, v in settings.items()),
+        )
 
     def _write_config(self, path: Path, text: str, append: bool = False) -> None:
         """Write a file of a node's data dir without following a symlink anywhere on the way.
@@ -884,8 +980,10 @@ class PgCluster:
         except OSError as exc:
             if folder >= 0:
                 os.close(folder)
-            raise LabError(f"cannot write {path}: {path.parent} is not a folder of the lab ({exc.strerror}); "
-                           f"a symlink on the way is not followed") from None
+            raise LabError(
+                f"cannot write {path}: {path.parent} is not a folder of the lab ({exc.strerror}); "
+                f"a symlink on the way is not followed"
+            ) from None
         tmp = f".{path.name}.{secrets.token_hex(6)}.tmp"
         try:
             data = text.encode()
@@ -893,8 +991,7 @@ class PgCluster:
                 fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
                 with os.fdopen(fd, "rb") as f:
                     data = f.read() + data
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=folder)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder)
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -920,7 +1017,7 @@ class PgCluster:
     def _own(self, path: Path) -> None:
         """Give path (recursively) to the server's OS user when we are root."""
         uid, gid = self._uid_gid
-        if uid is None or gid is None:      # set together (we are root), or neither
+        if uid is None or gid is None:  # set together (we are root), or neither
             return
         os.chown(path, uid, gid)
         if path.is_dir():
@@ -934,9 +1031,18 @@ class PgCluster:
         cmd = [str(self.pg_bin / args[0]), *args[1:]]
         if self._uid_gid[0] is not None:
             cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_clean_env(),
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.root)
+        result = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_clean_env(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.root,
+        )
         if check and result.returncode != 0:
-            raise LabError(f"{args[0]} failed (exit {result.returncode}): "
-                           f"{(result.stderr or result.stdout).strip()[-2000:]}")
+            raise LabError(
+                f"{args[0]} failed (exit {result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}"
+            )
         return result

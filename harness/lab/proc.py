@@ -30,7 +30,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # comm may hold spaces and parentheses: the state follows the *last* ')'.
-    return raw[raw.rfind(")") + 2:].split()
+    return raw[raw.rfind(")") + 2 :].split()
 
 
 def state(pid: int) -> str | None:
@@ -53,8 +53,7 @@ def start_time(pid: int) -> int | None:
 def same_process(pid: int, started: int | None) -> bool:
     """True when pid is alive and is the process that had start time `started` (pids are
     reused: a pid alone names nothing). A missing start time never matches."""
-    return isinstance(started, int) and not isinstance(started, bool) and is_alive(pid) \
-        and start_time(pid) == started
+    return isinstance(started, int) and not isinstance(started, bool) and is_alive(pid) and start_time(pid) == started
 
 
 def _boot_time() -> float | None:
@@ -166,8 +165,9 @@ def kill_tree(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
 def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
     """Poll until none of pids is alive; return those still alive at the deadline."""
     pids = list(pids)
-    return poll(lambda: [p for p in pids if is_alive(p)], until=lambda alive: not alive, timeout=timeout,
-                interval=0.01).value
+    return poll(
+        lambda: [p for p in pids if is_alive(p)], until=lambda alive: not alive, timeout=timeout, interval=0.01
+    ).value
 
 
 def stop_process(process, timeout: float = 5.0) -> None:

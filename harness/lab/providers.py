@@ -18,9 +18,9 @@ from ..errors import quoted
 if TYPE_CHECKING:
     from .base import Lab
 
-Fail = Callable[[str, str], Exception]    # (key, message) -> the error to raise (harness.plan's fail)
+Fail = Callable[[str, str], Exception]  # (key, message) -> the error to raise (harness.plan's fail)
 
-KNOWN_LAB = {"provider", "replication", "images"}     # a lab's keys (the external target has its own)
+KNOWN_LAB = {"provider", "replication", "images"}  # a lab's keys (the external target has its own)
 IMAGE_KINDS = ("postgres", "toxiproxy", "moto", "controlplane")
 REPLICATION = ("sync", "async")
 
@@ -29,8 +29,8 @@ REPLICATION = ("sync", "async")
 class LabSpec:
     provider: str = "embedded"
     replication: str = "sync"
-    external: Any = None          # harness.lab.external.ExternalConfig for provider external
-    images: dict | None = None    # provider testcontainers: image per part
+    external: Any = None  # harness.lab.external.ExternalConfig for provider external
+    images: dict | None = None  # provider testcontainers: image per part
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,12 @@ def _lab_keys(images_allowed: bool) -> Callable[[Mapping[str, Any], Fail], dict[
                 raise fail("lab.images", "a mapping of part to image, for provider testcontainers only")
             for kind, image in images.items():
                 if not _name(kind, IMAGE_KINDS) or not isinstance(image, str):
-                    raise fail(f"lab.images.{quoted(kind, 30).strip(chr(39))}",
-                               f"parts are {', '.join(IMAGE_KINDS)}; each an image name")
+                    raise fail(
+                        f"lab.images.{quoted(kind, 30).strip(chr(39))}",
+                        f"parts are {', '.join(IMAGE_KINDS)}; each an image name",
+                    )
         return {"images": images}
+
     return parse
 
 
@@ -91,7 +94,7 @@ def _external(spec: LabSpec, confirmed: bool) -> Lab:
     return ExternalLab(spec.external, confirmed, replication=spec.replication)
 
 
-PROVIDERS: dict[str, Provider] = {     # in the order a message names them
+PROVIDERS: dict[str, Provider] = {  # in the order a message names them
     "embedded": Provider(_lab_keys(images_allowed=False), _embedded),
     "testcontainers": Provider(_lab_keys(images_allowed=True), _containers),
     "external": Provider(_external_config, _external),
@@ -104,8 +107,10 @@ def labs(providers: Mapping[str, Provider], lab_names: Mapping[str, str]) -> tup
     so the two never drift apart."""
     stray = sorted(set(lab_names) - set(providers))
     if stray:
-        raise TypeError(f"harness.environments.LABS names {', '.join(stray)}, which is no provider of "
-                        f"harness.lab.providers.PROVIDERS ({', '.join(providers)})")
+        raise TypeError(
+            f"harness.environments.LABS names {', '.join(stray)}, which is no provider of "
+            f"harness.lab.providers.PROVIDERS ({', '.join(providers)})"
+        )
     return tuple(name for name in providers if name in lab_names)
 
 

@@ -42,8 +42,8 @@ from harness.lab import proc
 log = logging.getLogger(__name__)
 
 RECORD_SCHEMA = "drill-lab-record/1"
-SERVER_USER = "postgres"   # harness.lab.postgres.RUN_AS: owns a PostgreSQL lab's dirs when we are root
-MIN_TAG_LEN = 8            # a tag is a lab's unique id, never a broad name
+SERVER_USER = "postgres"  # harness.lab.postgres.RUN_AS: owns a PostgreSQL lab's dirs when we are root
+MIN_TAG_LEN = 8  # a tag is a lab's unique id, never a broad name
 
 
 class UnsafeStateDir(RuntimeError):
@@ -71,29 +71,37 @@ def ensure_private_dir(path: str | os.PathLike, what: str = "the drill state dir
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
     except FileExistsError:
-        pass   # a symlink or a file: said below
+        pass  # a symlink or a file: said below
     except OSError as exc:
         raise UnsafeStateDir(f"{what} {path} cannot be created: {exc.strerror or exc}; {env_hint}") from exc
     st = os.lstat(path)
     me = os.geteuid()
     if stat.S_ISLNK(st.st_mode):
-        raise UnsafeStateDir(f"{what} {path} is a symbolic link (to {os.readlink(path)}): refused, records "
-                             f"could be planted through it; remove it (rm {path}), {env_hint}")
+        raise UnsafeStateDir(
+            f"{what} {path} is a symbolic link (to {os.readlink(path)}): refused, records "
+            f"could be planted through it; remove it (rm {path}), {env_hint}"
+        )
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeStateDir(f"{what} {path} is not a directory; remove it (rm {path}), {env_hint}")
     if st.st_uid != me:
-        raise UnsafeStateDir(f"{what} {path} is owned by {_owner_name(st.st_uid)}, not by you "
-                             f"({_owner_name(me)}): refused, its records could be forged; remove it "
-                             f"(sudo rm -rf {path}), {env_hint}")
+        raise UnsafeStateDir(
+            f"{what} {path} is owned by {_owner_name(st.st_uid)}, not by you "
+            f"({_owner_name(me)}): refused, its records could be forged; remove it "
+            f"(sudo rm -rf {path}), {env_hint}"
+        )
     if st.st_mode & 0o022:
-        raise UnsafeStateDir(f"{what} {path} is writable by group or others (mode "
-                             f"{stat.S_IMODE(st.st_mode):04o}): refused, any local user could plant "
-                             f"records in it; fix: chmod 700 {path}, {env_hint}")
+        raise UnsafeStateDir(
+            f"{what} {path} is writable by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): refused, any local user could plant "
+            f"records in it; fix: chmod 700 {path}, {env_hint}"
+        )
     parent = os.lstat(path.parent)
     if parent.st_uid not in (me, 0) or (parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX):
-        raise UnsafeStateDir(f"{what} {path} is in {path.parent}, which {_owner_name(parent.st_uid)} owns "
-                             f"(mode {stat.S_IMODE(parent.st_mode):04o}): another user could swap the "
-                             f"directory; {env_hint}")
+        raise UnsafeStateDir(
+            f"{what} {path} is in {path.parent}, which {_owner_name(parent.st_uid)} owns "
+            f"(mode {stat.S_IMODE(parent.st_mode):04o}): another user could swap the "
+            f"directory; {env_hint}"
+        )
     return path
 
 
@@ -109,12 +117,16 @@ def read_trusted(path: str | os.PathLike) -> dict | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return None   # gone, or a symlink (ELOOP)
+        return None  # gone, or a symlink (ELOOP)
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            log.warning("ignoring %s: not a regular file of yours that only you can write "
-                        "(owner %s, mode %04o)", path, _owner_name(st.st_uid), stat.S_IMODE(st.st_mode))
+            log.warning(
+                "ignoring %s: not a regular file of yours that only you can write (owner %s, mode %04o)",
+                path,
+                _owner_name(st.st_uid),
+                stat.S_IMODE(st.st_mode),
+            )
             return None
         try:
             data = json.loads(f.read())
@@ -173,12 +185,14 @@ class LabRecord:
 class Registration:
     """A live lab's entry in the registry; every change is written at once (atomically)."""
 
-    def __init__(self, lab_id: str, kind: str, tag: str | None = None,
-                 directory: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, lab_id: str, kind: str, tag: str | None = None, directory: str | os.PathLike | None = None
+    ) -> None:
         self.dir = state_dir(directory)
         me = os.getpid()
-        self.record = LabRecord(lab_id=lab_id, kind=kind, owner_pid=me,
-                                owner_start_time=proc.start_time(me), tag=tag or lab_id)
+        self.record = LabRecord(
+            lab_id=lab_id, kind=kind, owner_pid=me, owner_start_time=proc.start_time(me), tag=tag or lab_id
+        )
         self.path = self.dir / f"{lab_id}.json"
         self._lock = threading.RLock()
         self._save()
@@ -188,7 +202,7 @@ class Registration:
             if pid not in self.record.pids:
                 self.record.pids.append(pid)
                 started = proc.start_time(pid)
-                if started is not None:   # already gone: never signalled by a reaper
+                if started is not None:  # already gone: never signalled by a reaper
                     self.record.starts[str(pid)] = started
                 self._save()
 
@@ -219,7 +233,7 @@ class Registration:
             pass
 
     def _save(self) -> None:
-        with self._lock:   # a lab starts some parts from threads
+        with self._lock:  # a lab starts some parts from threads
             write_private(self.path, json.dumps(asdict(self.record), indent=1))
 
 
@@ -254,7 +268,7 @@ def _dir_owners() -> set[int]:
     owners = {os.geteuid()}
     if os.geteuid() == 0:
         try:
-            owners.add(pwd.getpwnam(SERVER_USER).pw_uid)   # PostgreSQL lab dirs are chown'ed to it
+            owners.add(pwd.getpwnam(SERVER_USER).pw_uid)  # PostgreSQL lab dirs are chown'ed to it
         except KeyError:
             pass
     return owners
@@ -287,8 +301,11 @@ def _victims(rec: dict) -> list[int]:
     starts = rec.get("starts")
     if not isinstance(starts, dict):
         starts = {}
-    victims = [p for p in rec.get("pids", []) if _is_int(p) and proc.same_process(p, starts.get(str(p)))
-               and tag in proc.cmdline(p)]
+    victims = [
+        p
+        for p in rec.get("pids", [])
+        if _is_int(p) and proc.same_process(p, starts.get(str(p))) and tag in proc.cmdline(p)
+    ]
     created = rec.get("created")
     if isinstance(created, (int, float)):
         for p in proc.pids_matching(tag):
@@ -330,8 +347,10 @@ def reap_stale(directory: str | os.PathLike | None = None, timeout: float = 10.0
         if rec.get("schema") != RECORD_SCHEMA:
             continue  # another kind of file: not ours to reap
         if not (_is_int(rec.get("owner_pid")) and _is_int(rec.get("owner_start_time"))):
-            log.warning("dropping lab record %s: its owner has no start time, so no pid of it can be "
-                        "told from a reused one", path)
+            log.warning(
+                "dropping lab record %s: its owner has no start time, so no pid of it can be told from a reused one",
+                path,
+            )
             path.unlink(missing_ok=True)
             continue
         if _owner_alive(rec):

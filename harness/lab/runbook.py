@@ -47,18 +47,19 @@ if TYPE_CHECKING:
 class RunbookServer:
     def __init__(self, lab: EmbeddedLab, token: str):
         self.lab, self.token = lab, token
-        self.lock = threading.Lock()          # one runbook action at a time (reads do not wait)
-        self.block: Any = None                # the event store write block it holds
+        self.lock = threading.Lock()  # one runbook action at a time (reads do not wait)
+        self.block: Any = None  # the event store write block it holds
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:   # quiet; nothing secret is logged either way
+            def log_message(self, *args) -> None:  # quiet; nothing secret is logged either way
                 pass
 
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
-                self.respond(*server.handle("GET", url.path, dict(parse_qsl(url.query)),
-                                            self.headers.get("Authorization", "")))
+                self.respond(
+                    *server.handle("GET", url.path, dict(parse_qsl(url.query)), self.headers.get("Authorization", ""))
+                )
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -119,9 +120,12 @@ class RunbookServer:
     def act(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         lab, failover = self.lab, self.lab.manager
         if method == "GET" and path == "/state":
-            return 200, {"primary": lab.database_primary(), "failover": failover.state,
-                         "candidate": failover.candidate,
-                         "roles": {n: node.role for n, node in lab.database.nodes.items()}}
+            return 200, {
+                "primary": lab.database_primary(),
+                "failover": failover.state,
+                "candidate": failover.candidate,
+                "roles": {n: node.role for n, node in lab.database.nodes.items()},
+            }
         if method != "POST":
             return 404, {"error": f"no runbook action {method} {path}"}
         if path == "/actions/kill-primary":
@@ -132,8 +136,11 @@ class RunbookServer:
             failover.rebuild(str(body["node"]), synchronous=bool(body.get("synchronous", True)))
             return 200, {"rebuilt": body["node"]}
         if path == "/actions/failback":
-            lag = failover.failback(str(body["to"]), max_lag=float(body.get("max_lag", 5.0)),
-                                    synchronous=bool(body.get("synchronous", True)))
+            lag = failover.failback(
+                str(body["to"]),
+                max_lag=float(body.get("max_lag", 5.0)),
+                synchronous=bool(body.get("synchronous", True)),
+            )
             return 200, {"primary": body["to"], "transaction_lag_s": lag}
         if path == "/actions/kill-api-instance":
             lab.kill_api_instance(self._instance(body))

@@ -76,15 +76,11 @@ def write_accounting(history: History, writes: str = WRITE, read: str = FINAL_RE
     keys_read = final_read_keys(history, read)
     present = Counter(keys_read)
     written = [op for op in history.ops if op.kind == writes]
-    acked = sorted(
-        (op for op in written if op.outcome is Outcome.OK), key=lambda op: (_completion(op), op.id)
-    )
+    acked = sorted((op for op in written if op.outcome is Outcome.OK), key=lambda op: (_completion(op), op.id))
     lost = _unique(op.value for op in acked if op.value not in present)
     acked_keys = {op.value for op in acked}
     recovered = _unique(
-        op.value
-        for op in written
-        if op.outcome is Outcome.INFO and op.value in present and op.value not in acked_keys
+        op.value for op in written if op.outcome is Outcome.INFO and op.value in present and op.value not in acked_keys
     )
     attempted_keys = {op.value for op in written}
     duplicated = tuple(k for k, n in present.items() for _ in range(n - 1))

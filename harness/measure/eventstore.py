@@ -33,8 +33,12 @@ from typing import Any
 from harness.model import Op, Outcome
 
 GENESIS = "0" * 64
-EVENT_OF = {"write": "IntentCreated", "evidence": "EvidenceCommitted", "approve": "ApprovalRecorded",
-            "publish": "Published"}
+EVENT_OF = {
+    "write": "IntentCreated",
+    "evidence": "EvidenceCommitted",
+    "approve": "ApprovalRecorded",
+    "publish": "Published",
+}
 HOUR_S = 3600.0
 
 
@@ -42,10 +46,10 @@ HOUR_S = 3600.0
 class HourWriteSuccess:
     """One clock hour: what the drill observed in it, and the hour projected."""
 
-    hour: str                   # the clock hour of the attempts, e.g. "2026-01-05T10:00Z"
-    attempted: int              # state changes attempted that need an audit event
-    persisted: int              # of those, with exactly one event
-    observed_s: float           # seconds of this hour the drill's workload covered
+    hour: str  # the clock hour of the attempts, e.g. "2026-01-05T10:00Z"
+    attempted: int  # state changes attempted that need an audit event
+    persisted: int  # of those, with exactly one event
+    observed_s: float  # seconds of this hour the drill's workload covered
     projected_attempted: float  # attempted + the unobserved rest of the hour at the pre-fault rate
     projected_persisted: float  # persisted + that rest at the pre-fault success ratio
 
@@ -62,11 +66,11 @@ class HourWriteSuccess:
 @dataclass(frozen=True)
 class WriteSuccess:
     hours: tuple[HourWriteSuccess, ...]
-    missing: tuple[str, ...] = ()       # acknowledged ("write KEY", ...) without their event
-    duplicated: tuple[str, ...] = ()    # with more than one event
-    refused: tuple[str, ...] = ()       # refused or indeterminate, and no event
-    pre_fault_rate: float | None = None     # attempts per second before the fault
-    pre_fault_ratio: float | None = None    # their success ratio
+    missing: tuple[str, ...] = ()  # acknowledged ("write KEY", ...) without their event
+    duplicated: tuple[str, ...] = ()  # with more than one event
+    refused: tuple[str, ...] = ()  # refused or indeterminate, and no event
+    pre_fault_rate: float | None = None  # attempts per second before the fault
+    pre_fault_ratio: float | None = None  # their success ratio
     pre_fault_failed: tuple[str, ...] = ()  # attempts before the fault without exactly one event
 
     @property
@@ -112,19 +116,18 @@ def events_found(op: Op, counts: Counter[tuple[Any, Any]], intent_of: dict[Any, 
     return counts[(EVENT_OF[op.kind], ref)] if ref is not None else 0
 
 
-def write_success(ops: Iterable[Op], events: Iterable[Mapping[str, Any]],
-                  fault_t: float | None = None) -> WriteSuccess:
+def write_success(ops: Iterable[Op], events: Iterable[Mapping[str, Any]], fault_t: float | None = None) -> WriteSuccess:
     """EventStoreWriteSuccess per clock hour (see the module docstring). `fault_t` (the history
     clock) splits the attempts before the fault, whose rate and ratio project each hour."""
     counts, intent_of = _event_counts(events)
     attempts = audit_needed(ops)
-    per_hour: dict[str, list[int]] = {}            # hour -> [attempted, persisted]
-    span: dict[str, list[float]] = {}              # hour -> [first, last] wall time
+    per_hour: dict[str, list[int]] = {}  # hour -> [attempted, persisted]
+    span: dict[str, list[float]] = {}  # hour -> [first, last] wall time
     missing: list[str] = []
     duplicated: list[str] = []
     refused: list[str] = []
-    before = [0, 0]                                # attempted, persisted before the fault
-    before_t: list[float] = []                     # ... and when each was invoked
+    before = [0, 0]  # attempted, persisted before the fault
+    before_t: list[float] = []  # ... and when each was invoked
     failed_before = []
     for op in attempts:
         found = events_found(op, counts, intent_of)
@@ -134,7 +137,7 @@ def write_success(ops: Iterable[Op], events: Iterable[Mapping[str, Any]],
         hour[1] += ok
         wall = span.setdefault(hour_of(op.wall_invoke), [op.wall_invoke, op.wall_invoke])
         wall[0], wall[1] = min(wall[0], op.wall_invoke), max(wall[1], op.wall_invoke)
-        if fault_t is not None and op.done < fault_t:    # answered before the fault: its normal rate
+        if fault_t is not None and op.done < fault_t:  # answered before the fault: its normal rate
             before[0] += 1
             before[1] += ok
             before_t.append(op.t_invoke)
@@ -156,55 +159,74 @@ def write_success(ops: Iterable[Op], events: Iterable[Mapping[str, Any]],
         observed = max(0.0, last - first)
         rest = max(0.0, HOUR_S - observed)
         extra = rest * rate if rate is not None else 0.0
-        hours.append(HourWriteSuccess(hour_name, attempted, persisted, round(observed, 3), attempted + extra,
-                                      persisted + extra * (ratio if ratio is not None else 0.0)))
-    return WriteSuccess(tuple(hours), tuple(missing), tuple(duplicated), tuple(refused), rate, ratio,
-                        tuple(failed_before))
+        hours.append(
+            HourWriteSuccess(
+                hour_name,
+                attempted,
+                persisted,
+                round(observed, 3),
+                attempted + extra,
+                persisted + extra * (ratio if ratio is not None else 0.0),
+            )
+        )
+    return WriteSuccess(
+        tuple(hours), tuple(missing), tuple(duplicated), tuple(refused), rate, ratio, tuple(failed_before)
+    )
 
 
 # ---- the chain ---------------------------------------------------------------------------
 
+
 def canonical(seq: int, type_: str, intent_id: Any, correlation_id: str | None, payload: Any) -> str:
-    return json.dumps({"seq": seq, "type": type_, "intent_id": intent_id, "correlation_id": correlation_id,
-                       "payload": payload}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return json.dumps(
+        {"seq": seq, "type": type_, "intent_id": intent_id, "correlation_id": correlation_id, "payload": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
 
 
 def event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
     """The hash an event must carry, recomputed from its content and its prev_hash."""
-    text = prev_hash + canonical(event["seq"], event["type"], event.get("intent_id"),
-                                 event.get("correlation_id"), event.get("payload"))
+    text = prev_hash + canonical(
+        event["seq"], event["type"], event.get("intent_id"), event.get("correlation_id"), event.get("payload")
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
 class ChainContinuity:
-    before: int                          # events recorded before the fault
-    after: int                           # events read after the failover
-    lost: tuple[int, ...] = ()           # seqs recorded before, absent after
-    altered: tuple[int, ...] = ()        # seqs present after with another hash
-    duplicated: tuple[str, ...] = ()     # "seq N" / "hash H" appearing more than once after
-    broken_links: tuple[int, ...] = ()   # seqs whose prev_hash is not the previous event's hash
-    bad_hashes: tuple[int, ...] = ()     # seqs whose hash is not the hash of their content
-    last_before: int | None = None       # the boundary: last seq recorded before the fault ...
-    first_after: int | None = None       # ... and the first seq after it (None: nothing new)
+    before: int  # events recorded before the fault
+    after: int  # events read after the failover
+    lost: tuple[int, ...] = ()  # seqs recorded before, absent after
+    altered: tuple[int, ...] = ()  # seqs present after with another hash
+    duplicated: tuple[str, ...] = ()  # "seq N" / "hash H" appearing more than once after
+    broken_links: tuple[int, ...] = ()  # seqs whose prev_hash is not the previous event's hash
+    bad_hashes: tuple[int, ...] = ()  # seqs whose hash is not the hash of their content
+    last_before: int | None = None  # the boundary: last seq recorded before the fault ...
+    first_after: int | None = None  # ... and the first seq after it (None: nothing new)
     boundary_linked: bool | None = None  # first_after's prev_hash is last_before's hash
 
     @property
     def ok(self) -> bool:
-        return (not (self.lost or self.altered or self.duplicated or self.broken_links or self.bad_hashes)
-                and self.boundary_linked is not False)
+        return (
+            not (self.lost or self.altered or self.duplicated or self.broken_links or self.bad_hashes)
+            and self.boundary_linked is not False
+        )
 
 
-def chain_continuity(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]],
-                     first_prev_hash: str | None = GENESIS) -> ChainContinuity:
+def chain_continuity(
+    before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]], first_prev_hash: str | None = GENESIS
+) -> ChainContinuity:
     """Compare the events read before the fault with the whole chain read after the failover,
     recomputing every hash. `after` must start at the chain's first event when first_prev_hash
     is GENESIS (pass None when it starts mid-chain: its first link is then not checked)."""
     after = sorted(after, key=lambda e: e["seq"])
     seqs = Counter(e["seq"] for e in after)
     hashes = Counter(e["hash"] for e in after)
-    duplicated = tuple([f"seq {s}" for s, n in seqs.items() if n > 1] +
-                       [f"hash {h[:12]}" for h, n in hashes.items() if n > 1])
+    duplicated = tuple(
+        [f"seq {s}" for s, n in seqs.items() if n > 1] + [f"hash {h[:12]}" for h, n in hashes.items() if n > 1]
+    )
     broken, bad = [], []
     prev = first_prev_hash
     for event in after:
@@ -223,5 +245,15 @@ def chain_continuity(before: Sequence[Mapping[str, Any]], after: Sequence[Mappin
         if later:
             first_after = later[0]["seq"]
             linked = later[0]["prev_hash"] == last_before["hash"]
-    return ChainContinuity(len(before), len(after), lost, altered, duplicated, tuple(broken), tuple(bad),
-                           last_before["seq"] if last_before else None, first_after, linked)
+    return ChainContinuity(
+        len(before),
+        len(after),
+        lost,
+        altered,
+        duplicated,
+        tuple(broken),
+        tuple(bad),
+        last_before["seq"] if last_before else None,
+        first_after,
+        linked,
+    )

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 from harness.model import Event, History
 
-APPLIED = 200          # the platform answered 200: the intent was applied (or was a replay of it)
+APPLIED = 200  # the platform answered 200: the intent was applied (or was a replay of it)
 THROTTLED = 429
 
 
@@ -43,15 +43,18 @@ def throttle_count(history: History, platform: str, t: float, window_s: float = 
     """429 answers the platform sent in the `window_s` before time t, on the Control Plane's clock:
     the true value of ThrottleCount (GraphThrottleCount for Intune) at t."""
     now = cp_time(history, t)
-    return sum(1 for e in requests_at(history, platform)
-               if e.detail.get("status") == THROTTLED and e.t <= t and cp_time(history, e.t) > now - window_s)
+    return sum(
+        1
+        for e in requests_at(history, platform)
+        if e.detail.get("status") == THROTTLED and e.t <= t and cp_time(history, e.t) > now - window_s
+    )
 
 
 @dataclass(frozen=True)
 class Backoff:
-    key: str | None                 # the intent whose attempts are measured (the one retried most)
-    gaps_s: tuple[float, ...]       # seconds between its successive arrivals while it failed
-    round_trip_s: float = 0.0       # one request's round trip on the platform's link (0: not seen)
+    key: str | None  # the intent whose attempts are measured (the one retried most)
+    gaps_s: tuple[float, ...]  # seconds between its successive arrivals while it failed
+    round_trip_s: float = 0.0  # one request's round trip on the platform's link (0: not seen)
     waits_s: tuple[float, ...] = ()  # after each failed attempt: the silence to the next call, less a round trip
 
     @property
@@ -62,17 +65,24 @@ class Backoff:
 def connector_calls(history: History, platform: str) -> list[Event]:
     """The connector's calls the platform logged, in arrival order: applies (POST /apply) and
     Test-IdempotencyKey lookups (GET /applied/<key>), not health probes."""
-    return [e for e in requests_at(history, platform)
-            if e.detail.get("idempotency_key") and e.detail.get("path", "/apply") in ("/apply", "/applied")]
+    return [
+        e
+        for e in requests_at(history, platform)
+        if e.detail.get("idempotency_key") and e.detail.get("path", "/apply") in ("/apply", "/applied")
+    ]
 
 
 def round_trip(calls: list[Event]) -> float:
     """The median time from a Test-IdempotencyKey lookup to the apply of the same key that came
     next: one answer back to the connector and one request out, as the platform's link carries
     them (a latency toxic on it is in there); 0 when no such pair was logged."""
-    trips = sorted(b.t - a.t for a, b in pairwise(calls)
-                   if a.detail.get("path") == "/applied" and b.detail.get("path", "/apply") == "/apply"
-                   and a.detail.get("idempotency_key") == b.detail.get("idempotency_key"))
+    trips = sorted(
+        b.t - a.t
+        for a, b in pairwise(calls)
+        if a.detail.get("path") == "/applied"
+        and b.detail.get("path", "/apply") == "/apply"
+        and a.detail.get("idempotency_key") == b.detail.get("idempotency_key")
+    )
     return trips[len(trips) // 2] if trips else 0.0
 
 

@@ -112,8 +112,13 @@ class Window:
         return 1.0 - self.downtime_s / (self.end - self.start)
 
 
-def downtime(history: History, window_s: float = 300, kinds: tuple[str, ...] = ("probe",),
-             start: float | None = None, end: float | None = None) -> list[Window]:
+def downtime(
+    history: History,
+    window_s: float = 300,
+    kinds: tuple[str, ...] = ("probe",),
+    start: float | None = None,
+    end: float | None = None,
+) -> list[Window]:
     """Time-weighted unavailability per clock-aligned window of `window_s` seconds (the spec's
     5-minute granularity), from probe ops of `kinds` invoked in [start, end) on the history clock.
 
@@ -122,12 +127,17 @@ def downtime(history: History, window_s: float = 300, kinds: tuple[str, ...] = (
     window_s, as a monitoring system buckets them, and a stretch across a boundary is split."""
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
-    probes = sorted((op for op in history.ops if op.kind in kinds
-                     and (start is None or op.t_invoke >= start) and (end is None or op.t_invoke < end)),
-                    key=lambda op: op.t_invoke)
+    probes = sorted(
+        (
+            op
+            for op in history.ops
+            if op.kind in kinds and (start is None or op.t_invoke >= start) and (end is None or op.t_invoke < end)
+        ),
+        key=lambda op: op.t_invoke,
+    )
     if not probes:
         return []
-    windows: dict[int, list[float]] = {}    # index -> [probes, failed, observed, down]
+    windows: dict[int, list[float]] = {}  # index -> [probes, failed, observed, down]
     for i, op in enumerate(probes):
         until = probes[i + 1].t_invoke if i + 1 < len(probes) else op.done
         if end is not None:
@@ -138,7 +148,7 @@ def downtime(history: History, window_s: float = 300, kinds: tuple[str, ...] = (
         windows[index][0] += 1
         windows[index][1] += op.outcome is not Outcome.OK
         t = wall0
-        while length > 1e-12:   # split the stretch at window boundaries
+        while length > 1e-12:  # split the stretch at window boundaries
             index = math.floor(t / window_s)
             piece = min(length, (index + 1) * window_s - t)
             w = windows.setdefault(index, [0, 0, 0.0, 0.0])
@@ -146,27 +156,49 @@ def downtime(history: History, window_s: float = 300, kinds: tuple[str, ...] = (
             if op.outcome is not Outcome.OK:
                 w[3] += piece
             t, length = t + piece, length - piece
-    return [Window(i * window_s, (i + 1) * window_s, int(w[0]), int(w[1]), w[2], w[3])
-            for i, w in sorted(windows.items())]
+    return [
+        Window(i * window_s, (i + 1) * window_s, int(w[0]), int(w[1]), w[2], w[3]) for i, w in sorted(windows.items())
+    ]
 
 
 # ---- the error budget: the harness's own requests per clock-aligned 5-minute window ---------------
 
-WINDOW_S = 300.0            # the spec's granularity: 5 minutes
-TARGET = 0.999              # the spec's 99.9%: of the requests in a window, and of the period's windows
-PERIOD_DAYS = 30.0          # the SLO period (plan `availability.period_days`)
-DRILL_ALLOWANCE = 0.25      # the share of the period's budget a drill may use (`availability.drill_allowance`)
-REGION = "primary"          # the lab is one region (plan `availability.region`)
+WINDOW_S = 300.0  # the spec's granularity: 5 minutes
+TARGET = 0.999  # the spec's 99.9%: of the requests in a window, and of the period's windows
+PERIOD_DAYS = 30.0  # the SLO period (plan `availability.period_days`)
+DRILL_ALLOWANCE = 0.25  # the share of the period's budget a drill may use (`availability.drill_allowance`)
+REGION = "primary"  # the lab is one region (plan `availability.region`)
 
 # The harness's requests to the system under drill: the Control Plane's API through its load balancer
 # (harness.gates' contract). Not requests: its reads of a lab's internals (a queue, a bucket, the SIEM
 # file, a node's SQL, the platform stand-ins' logs), its lab controls (the clock) and the runbook's actions.
 HEALTH_KINDS = frozenset({"probe", "health"})
-REQUEST_KINDS = frozenset({
-    "write", "create_intent", "replay_create", "evidence", "approve", "publish", "promote", "requeue",
-    "cab_lift", "ring_rollback", "final_read", "read_events", "read_audit", "read_drill_events",
-    "read_chain", "platforms_view", "platform_view", "queue_metrics"}) | HEALTH_KINDS
-NOT_SERVED_4XX = (408, 429)   # the system timed out or shed the request: not served
+REQUEST_KINDS = (
+    frozenset(
+        {
+            "write",
+            "create_intent",
+            "replay_create",
+            "evidence",
+            "approve",
+            "publish",
+            "promote",
+            "requeue",
+            "cab_lift",
+            "ring_rollback",
+            "final_read",
+            "read_events",
+            "read_audit",
+            "read_drill_events",
+            "read_chain",
+            "platforms_view",
+            "platform_view",
+            "queue_metrics",
+        }
+    )
+    | HEALTH_KINDS
+)
+NOT_SERVED_4XX = (408, 429)  # the system timed out or shed the request: not served
 
 
 def period_words(period_days: float) -> str:
@@ -190,8 +222,7 @@ def served(op: Op) -> bool:
         return status is not None and 200 <= status < 300 and "ServiceHealth" in op.detail
     if op.outcome is Outcome.OK:
         return True
-    return (status is not None and 400 <= status < 500 and status not in NOT_SERVED_4XX
-            and bool(op.detail.get("gate")))
+    return status is not None and 400 <= status < 500 and status not in NOT_SERVED_4XX and bool(op.detail.get("gate"))
 
 
 @dataclass(frozen=True)
@@ -215,20 +246,28 @@ class RequestWindow:
         return self.served >= target * self.requests - 1e-9
 
     def to_json(self, target: float) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "requests": self.requests, "served": self.served,
-                "ratio": round(self.ratio, 6), "good": self.good(target),
-                "observed_from": round(self.first, 3), "observed_to": round(self.last, 3)}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "requests": self.requests,
+            "served": self.served,
+            "ratio": round(self.ratio, 6),
+            "good": self.good(target),
+            "observed_from": round(self.first, 3),
+            "observed_to": round(self.last, 3),
+        }
 
 
-def request_windows(ops: Iterable[Op], window_s: float = WINDOW_S,
-                    kinds: frozenset[str] = REQUEST_KINDS) -> list[RequestWindow]:
+def request_windows(
+    ops: Iterable[Op], window_s: float = WINDOW_S, kinds: frozenset[str] = REQUEST_KINDS
+) -> list[RequestWindow]:
     """The requests of `kinds` grouped by the wall-clock window of their invocation (windows aligned
     on multiples of window_s, as monitoring buckets them), in time order. A window with no request
     is not listed: nothing was observed there, and it is not counted bad."""
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
-    counts: dict[int, list[int]] = {}      # index -> [requests, served]
-    spans: dict[int, list[float]] = {}     # index -> [first, last]
+    counts: dict[int, list[int]] = {}  # index -> [requests, served]
+    spans: dict[int, list[float]] = {}  # index -> [first, last]
     for op in ops:
         if op.kind not in kinds:
             continue
@@ -238,8 +277,7 @@ def request_windows(ops: Iterable[Op], window_s: float = WINDOW_S,
         n[1] += served(op)
         span = spans.setdefault(index, [op.wall_invoke, op.wall_invoke])
         span[0], span[1] = min(span[0], op.wall_invoke), max(span[1], op.wall_invoke)
-    return [RequestWindow(i * window_s, (i + 1) * window_s, n, ok, *spans[i])
-            for i, (n, ok) in sorted(counts.items())]
+    return [RequestWindow(i * window_s, (i + 1) * window_s, n, ok, *spans[i]) for i, (n, ok) in sorted(counts.items())]
 
 
 @dataclass(frozen=True)
@@ -300,13 +338,17 @@ class ErrorBudget:
         }
 
 
-def error_budget(history: History, target: float = TARGET, period_days: float = PERIOD_DAYS,
-                 allowance: float = DRILL_ALLOWANCE, region: str = REGION,
-                 window_s: float = WINDOW_S) -> ErrorBudget:
+def error_budget(
+    history: History,
+    target: float = TARGET,
+    period_days: float = PERIOD_DAYS,
+    allowance: float = DRILL_ALLOWANCE,
+    region: str = REGION,
+    window_s: float = WINDOW_S,
+) -> ErrorBudget:
     """The scenario's windows of requests and the share of the period's error budget they used."""
     if not 0 < target <= 1:
         raise ValueError(f"target must be in (0, 1], got {target}")
     if period_days <= 0:
         raise ValueError(f"period_days must be positive, got {period_days}")
-    return ErrorBudget(tuple(request_windows(history.ops, window_s)), target, period_days, allowance, region,
-                       window_s)
+    return ErrorBudget(tuple(request_windows(history.ops, window_s)), target, period_days, allowance, region, window_s)

@@ -48,16 +48,22 @@ def confirmed(history: History, on: str = WRITE) -> list[tuple[float, float, str
     applied (answered 200). Raises NoFinalRead for writes and publishes without a final read."""
     if on.startswith("apply:"):
         source = f"platform:{on.split(':', 1)[1]}"
-        return [(e.t, e.t, e.detail.get("idempotency_key")) for e in history.events
-                if e.kind == "platform_request" and e.source == source and e.detail.get("status") == 200]
+        return [
+            (e.t, e.t, e.detail.get("idempotency_key"))
+            for e in history.events
+            if e.kind == "platform_request" and e.source == source and e.detail.get("status") == 200
+        ]
     if on not in RECOVERY_OPS:
         raise ValueError(f"RTO is measured on {', '.join(RECOVERY_OPS)} or apply:<platform>, not {on!r}")
     if on == WRITE:
         read = set(final_read_keys(history))
     else:
         read = set(final_read_op(history).detail.get("published") or ())
-    return [(op.t_invoke, op.t_complete, op.value) for op in history.ops
-            if op.kind == on and op.outcome is Outcome.OK and op.t_complete is not None and op.value in read]
+    return [
+        (op.t_invoke, op.t_complete, op.value)
+        for op in history.ops
+        if op.kind == on and op.outcome is Outcome.OK and op.t_complete is not None and op.value in read
+    ]
 
 
 def rto(history: History, fault: str | None = None, on: str = WRITE) -> RTOResult:

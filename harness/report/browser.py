@@ -164,8 +164,13 @@ class _Channel:
             self._pending.clear()
             self._lock.notify_all()
 
-    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = CALL_TIMEOUT_S) -> dict[str, Any]:
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        session: str | None = None,
+        timeout: float = CALL_TIMEOUT_S,
+    ) -> dict[str, Any]:
         """Send one command and wait for its result; BrowserError on an error answer or no answer."""
         future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
         with self._lock:
@@ -197,8 +202,14 @@ class _Channel:
         with self._lock:
             return list(self._events.get(session, ()))
 
-    def wait_event(self, session: str | None, method: str, since: int, timeout: float,
-                   match: Callable[[dict[str, Any]], bool] = lambda params: True) -> dict[str, Any]:
+    def wait_event(
+        self,
+        session: str | None,
+        method: str,
+        since: int,
+        timeout: float,
+        match: Callable[[dict[str, Any]], bool] = lambda params: True,
+    ) -> dict[str, Any]:
         """The first event `method` of `session` from index `since` on whose params `match`."""
         deadline = time.monotonic() + timeout
         seen = since
@@ -255,21 +266,24 @@ class Page:
         self.width = width
         self.height = height
 
-    def call(self, method: str, params: dict[str, Any] | None = None,
-             timeout: float = CALL_TIMEOUT_S) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = CALL_TIMEOUT_S
+    ) -> dict[str, Any]:
         """Any DevTools command on this page's session, for what this class does not offer."""
         return self._channel.call(method, params, self.session_id, timeout)
 
     @property
     def requests(self) -> list[str]:
         """Every URL this page requested since before its navigation (itself first), in order."""
-        return [(e.get("params") or {}).get("request", {}).get("url", "")
-                for e in self._channel.events(self.session_id) if e.get("method") == "Network.requestWillBeSent"]
+        return [
+            (e.get("params") or {}).get("request", {}).get("url", "")
+            for e in self._channel.events(self.session_id)
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
 
     def evaluate(self, js: str, timeout: float = CALL_TIMEOUT_S) -> Any:
         """The value of a JavaScript expression (promises awaited), as JSON-able data."""
-        result = self.call("Runtime.evaluate", {"expression": js, "returnByValue": True, "awaitPromise": True},
-                           timeout)
+        result = self.call("Runtime.evaluate", {"expression": js, "returnByValue": True, "awaitPromise": True}, timeout)
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             text = (details.get("exception") or {}).get("description") or details.get("text")
@@ -281,19 +295,27 @@ class Page:
         return self.evaluate(
             f"Array.from(document.querySelectorAll({json.dumps(css_selector)}), e => {{"
             " const r = e.getBoundingClientRect();"
-            " return {width: r.width, height: r.height, x: r.x, y: r.y}; })")
+            " return {width: r.width, height: r.height, x: r.x, y: r.y}; })"
+        )
 
     def screenshot(self, path: str | os.PathLike[str]) -> Path:
         """A PNG of the whole page (not only the viewport), written atomically."""
         metrics = self.call("Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         clip = {"x": 0, "y": 0, "width": max(size["width"], self.width), "height": size["height"], "scale": 1}
-        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip},
-                         timeout=60)["data"]
+        data = self.call(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}, timeout=60
+        )["data"]
         return atomic_write_bytes(Path(path), base64.b64decode(data))
 
-    def print_pdf(self, path: str | os.PathLike[str], header_html: str = _BLANK, footer_html: str = _BLANK,
-                  *, landscape: bool = False) -> Path:
+    def print_pdf(
+        self,
+        path: str | os.PathLike[str],
+        header_html: str = _BLANK,
+        footer_html: str = _BLANK,
+        *,
+        landscape: bool = False,
+    ) -> Path:
         """Print to a PDF, A4 unless the page's CSS @page says otherwise, written atomically.
 
         `header_html`/`footer_html` are repeated on every page; in them Chromium fills the elements
@@ -302,11 +324,19 @@ class Page:
         """
         width, height = A4_INCHES
         params = {
-            "landscape": landscape, "displayHeaderFooter": True, "printBackground": True,
-            "preferCSSPageSize": True, "paperWidth": width, "paperHeight": height,
+            "landscape": landscape,
+            "displayHeaderFooter": True,
+            "printBackground": True,
+            "preferCSSPageSize": True,
+            "paperWidth": width,
+            "paperHeight": height,
             # room for the header and footer when the page sets no @page margin
-            "marginTop": 0.6, "marginBottom": 0.6, "marginLeft": 0.4, "marginRight": 0.4,
-            "headerTemplate": header_html or _BLANK, "footerTemplate": footer_html or _BLANK,
+            "marginTop": 0.6,
+            "marginBottom": 0.6,
+            "marginLeft": 0.4,
+            "marginRight": 0.4,
+            "headerTemplate": header_html or _BLANK,
+            "footerTemplate": footer_html or _BLANK,
         }
         data = base64.b64decode(self.call("Page.printToPDF", params, timeout=120)["data"])
         return atomic_write_bytes(Path(path), data)
@@ -346,16 +376,28 @@ class Browser:
             log_path = self.tempdir / "chromium.log"
             with open(log_path, "wb") as log:
                 self.process = subprocess.Popen(
-                    [binary, "--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-                     f"--user-data-dir={self.tempdir / 'profile'}",
-                     "--no-first-run", "--no-default-browser-check",
-                     "--host-resolver-rules=MAP * ~NOTFOUND",
-                     "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                     "about:blank"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    [
+                        binary,
+                        "--headless=new",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--remote-debugging-port=0",
+                        "--remote-debugging-address=127.0.0.1",
+                        f"--user-data-dir={self.tempdir / 'profile'}",
+                        "--no-first-run",
+                        "--no-default-browser-check",
+                        "--host-resolver-rules=MAP * ~NOTFOUND",
+                        "--proxy-server=127.0.0.1:9",
+                        "--proxy-bypass-list=<-loopback>",
+                        "about:blank",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
                     # its singleton socket dir (org.chromium.Chromium.*) goes in TMPDIR: ours, removed on close
-                    env={**os.environ, "TMPDIR": str(self.tempdir)})
+                    env={**os.environ, "TMPDIR": str(self.tempdir)},
+                )
             self.websocket_url = self._wait_listening(log_path, binary)
             self._channel = _Channel(self.websocket_url, max(1.0, began + self.start_timeout - time.monotonic()))
             self.started_in_s = time.monotonic() - began
@@ -376,14 +418,21 @@ class Browser:
                 return url
             if _exited(self.process.pid):
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                raise BrowserUnavailable(f"{binary} exited before DevTools listened: {' | '.join(tail) or 'no output'}"
-                                         f"; {FIX}")
+                raise BrowserUnavailable(
+                    f"{binary} exited before DevTools listened: {' | '.join(tail) or 'no output'}; {FIX}"
+                )
             if time.monotonic() > deadline:
                 raise BrowserUnavailable(f"{binary} did not start within {self.start_timeout:g} s; {FIX}")
             time.sleep(0.02)
 
-    def open(self, path_or_url: str | os.PathLike[str], width: int = 1280, height: int = 900,
-             mobile: bool = False, timeout: float = CALL_TIMEOUT_S) -> Page:
+    def open(
+        self,
+        path_or_url: str | os.PathLike[str],
+        width: int = 1280,
+        height: int = 900,
+        mobile: bool = False,
+        timeout: float = CALL_TIMEOUT_S,
+    ) -> Page:
         """A new tab at `width` x `height` (a phone's viewport with `mobile`), navigated, after its load event."""
         if self._channel is None:
             raise BrowserError("the browser is not started: use `with Browser() as browser:`")
@@ -395,8 +444,10 @@ class Browser:
             page.call("Page.enable")
             page.call("Page.setLifecycleEventsEnabled", {"enabled": True})
             page.call("Network.enable")  # requests are recorded from here, before the navigation
-            page.call("Emulation.setDeviceMetricsOverride",
-                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+            page.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+            )
             if mobile:
                 page.call("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
             since = len(self._channel.events(session))
@@ -404,8 +455,13 @@ class Browser:
             if nav.get("errorText"):
                 raise BrowserError(f"could not open {url}: {nav['errorText']}")
             if nav.get("loaderId"):
-                self._channel.wait_event(session, "Page.lifecycleEvent", since, timeout,
-                                         lambda p: p.get("name") == "load" and p.get("loaderId") == nav["loaderId"])
+                self._channel.wait_event(
+                    session,
+                    "Page.lifecycleEvent",
+                    since,
+                    timeout,
+                    lambda p: p.get("name") == "load" and p.get("loaderId") == nav["loaderId"],
+                )
             else:  # a same-document navigation has no new loader
                 self._channel.wait_event(session, "Page.loadEventFired", since, timeout)
             page.evaluate("document.fonts.ready.then(() => true)", timeout)
@@ -475,8 +531,14 @@ def _remove(folder: Path) -> None:
             time.sleep(0.2)
 
 
-def print_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[str], title: str,
-              *, browser: Browser | None = None, banner: str | None = None) -> Path:
+def print_pdf(
+    html_path: str | os.PathLike[str],
+    pdf_path: str | os.PathLike[str],
+    title: str,
+    *,
+    browser: Browser | None = None,
+    banner: str | None = None,
+) -> Path:
     """Print a report to an A4 PDF: `title` (escaped) atop every page, "Page N of M" at the foot;
     `banner` (escaped), when given, in bold red above the title on every page (a lab run's
     "REHEARSAL" line).
@@ -484,13 +546,18 @@ def print_pdf(html_path: str | os.PathLike[str], pdf_path: str | os.PathLike[str
     Written atomically. Uses `browser` if given, else starts and closes one (BrowserUnavailable when
     there is no Chromium).
     """
-    warning = (f'<div style="font-size:9px; font-weight:700; color:#cf222e;">{html.escape(banner)}</div>'
-               if banner else "")
-    header = ('<div style="font-size:8px; width:100%; margin:0 12mm; color:#59636e; '
-              f'font-family:system-ui, sans-serif;">{warning}{html.escape(title)}</div>')
-    footer = ('<div style="font-size:8px; width:100%; text-align:center; color:#59636e; '
-              'font-family:system-ui, sans-serif;">Page <span class="pageNumber"></span> of '
-              '<span class="totalPages"></span></div>')
+    warning = (
+        f'<div style="font-size:9px; font-weight:700; color:#cf222e;">{html.escape(banner)}</div>' if banner else ""
+    )
+    header = (
+        '<div style="font-size:8px; width:100%; margin:0 12mm; color:#59636e; '
+        f'font-family:system-ui, sans-serif;">{warning}{html.escape(title)}</div>'
+    )
+    footer = (
+        '<div style="font-size:8px; width:100%; text-align:center; color:#59636e; '
+        'font-family:system-ui, sans-serif;">Page <span class="pageNumber"></span> of '
+        '<span class="totalPages"></span></div>'
+    )
     if browser is None:
         with Browser() as own:
             return print_pdf(html_path, pdf_path, title, browser=own, banner=banner)

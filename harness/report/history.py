@@ -15,7 +15,7 @@ from harness.environments import CLASSES, DEFAULT_COUNT, UNKNOWN, class_of, coun
 from harness.files import verdict_text
 from harness.matrix import numbered
 
-RANK = {"pass": 0, "waived": 1, "unknown": 2, "fail": 3}     # as harness.model.Verdict.rank
+RANK = {"pass": 0, "waived": 1, "unknown": 2, "fail": 3}  # as harness.model.Verdict.rank
 
 # chart geometry, SVG user units
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 200, 56, 12, 14, 30
@@ -41,7 +41,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-NOT_RUN = "not_run"   # a run (or scenario) that could not act (harness.faults.refused): not a drill verdict
+NOT_RUN = "not_run"  # a run (or scenario) that could not act (harness.faults.refused): not a drill verdict
 
 
 def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -60,7 +60,7 @@ def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
         for scenario in entry.get("scenarios") or ():
             row = numbered(scenario.get("matrix_row"))
             domain = row.ha_domain if row is not None else own if own in DOMAINS else None
-            if domain is None or scenario.get("verdict") == NOT_RUN:    # could not act: no verdict
+            if domain is None or scenario.get("verdict") == NOT_RUN:  # could not act: no verdict
                 continue
             run = per.setdefault(domain, {"verdict": None, "rto_seconds": None, "rpo_seconds": None})
             run["verdict"] = _worst(run["verdict"], verdict_text(scenario.get("verdict")))
@@ -77,9 +77,14 @@ def runs_by_domain(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str
     return found
 
 
-def history(entries: list[dict[str, Any]], skipped: int, now: dt.datetime,
-            domain_of: Callable[[str], str | None] = lambda drill: None,
-            stale_days: float = STALE_AFTER_DAYS, count: Iterable[str] = DEFAULT_COUNT) -> dict[str, Any]:
+def history(
+    entries: list[dict[str, Any]],
+    skipped: int,
+    now: dt.datetime,
+    domain_of: Callable[[str], str | None] = lambda drill: None,
+    stale_days: float = STALE_AFTER_DAYS,
+    count: Iterable[str] = DEFAULT_COUNT,
+) -> dict[str, Any]:
     count = tuple(count)
     by_domain = runs_by_domain(entries)
     states = {s.domain: s for s in domain_states(entries, domain_of, now, stale_days, count=count)}
@@ -88,9 +93,18 @@ def history(entries: list[dict[str, Any]], skipped: int, now: dt.datetime,
         runs = by_domain[domain]
         quarters: dict[str, dict[str, Any]] = {}
         for run in runs:
-            q = quarters.setdefault(quarter(run["at"]), {"quarter": quarter(run["at"]), "runs": 0, "passed": 0,
-                                                         "counted_passed": 0, "classes": {},
-                                                         "rto_max_s": None, "rpo_max_s": None})
+            q = quarters.setdefault(
+                quarter(run["at"]),
+                {
+                    "quarter": quarter(run["at"]),
+                    "runs": 0,
+                    "passed": 0,
+                    "counted_passed": 0,
+                    "classes": {},
+                    "rto_max_s": None,
+                    "rpo_max_s": None,
+                },
+            )
             q["runs"] += 1
             q["passed"] += run["verdict"] == "pass"
             q["counted_passed"] += run["verdict"] == "pass" and run["class"] in count
@@ -100,29 +114,47 @@ def history(entries: list[dict[str, Any]], skipped: int, now: dt.datetime,
                     q[into] = run[key] if q[into] is None else max(q[into], run[key])
         state = states[domain]
         passed = sum(r["verdict"] == "pass" for r in runs)
-        domains.append({
-            "domain": domain, "runs": len(runs), "passed": passed,
-            "pass_rate": round(passed / len(runs), 4) if runs else None,
-            "last_pass": None if state.last_pass is None else {"drill": state.last_drill,
-                                                                "finished_at": state.last_pass.isoformat(),
-                                                                "class": state.last_class},
-            "newer_uncounted": None if state.uncounted is None else {
-                "drill": state.uncounted[1], "finished_at": state.uncounted[0].isoformat(),
-                "class": state.uncounted[2]},
-            "overdue": state.stale,
-            "quarters": list(quarters.values()),
-            "points": [{**r, "at": r["at"].isoformat()} for r in runs],
-        })
-    all_runs = [e for e in entries if e.get("kind", "drill") == "drill" and not e.get("dry_run")
-                and e.get("verdict") != NOT_RUN]
+        domains.append(
+            {
+                "domain": domain,
+                "runs": len(runs),
+                "passed": passed,
+                "pass_rate": round(passed / len(runs), 4) if runs else None,
+                "last_pass": None
+                if state.last_pass is None
+                else {"drill": state.last_drill, "finished_at": state.last_pass.isoformat(), "class": state.last_class},
+                "newer_uncounted": None
+                if state.uncounted is None
+                else {
+                    "drill": state.uncounted[1],
+                    "finished_at": state.uncounted[0].isoformat(),
+                    "class": state.uncounted[2],
+                },
+                "overdue": state.stale,
+                "quarters": list(quarters.values()),
+                "points": [{**r, "at": r["at"].isoformat()} for r in runs],
+            }
+        )
+    all_runs = [
+        e for e in entries if e.get("kind", "drill") == "drill" and not e.get("dry_run") and e.get("verdict") != NOT_RUN
+    ]
     passed = sum(verdict_text(e.get("verdict")) == "pass" for e in all_runs)
     classes = {c: sum(class_of(e) == c for e in all_runs) for c in (*CLASSES, UNKNOWN)}
-    return {"generated_at": now.isoformat(timespec="seconds"), "stale_after_days": stale_days,
-            "count": list(count), "count_words": count_words(count), "lab_runs_counted": lab_warning(count) is not None,
-            "warning": lab_warning(count), "runs_by_class": {c: n for c, n in classes.items() if n},
-            "skipped_unverified": skipped, "runs": len(all_runs), "passed": passed,
-            "pass_rate": round(passed / len(all_runs), 4) if all_runs else None,
-            "overdue": [d["domain"] for d in domains if d["overdue"]], "domains": domains}
+    return {
+        "generated_at": now.isoformat(timespec="seconds"),
+        "stale_after_days": stale_days,
+        "count": list(count),
+        "count_words": count_words(count),
+        "lab_runs_counted": lab_warning(count) is not None,
+        "warning": lab_warning(count),
+        "runs_by_class": {c: n for c, n in classes.items() if n},
+        "skipped_unverified": skipped,
+        "runs": len(all_runs),
+        "passed": passed,
+        "pass_rate": round(passed / len(all_runs), 4) if all_runs else None,
+        "overdue": [d["domain"] for d in domains if d["overdue"]],
+        "domains": domains,
+    }
 
 
 def chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
@@ -142,22 +174,39 @@ def chart(points: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) ->
     marks = []
     for p in points:
         at = _when(p["at"])
-        if at is None:              # points come from entries whose time was read: never here
+        if at is None:  # points come from entries whose time was read: never here
             continue
         for key, shape in (("rto_seconds", "circle"), ("rpo_seconds", "square")):
             if p.get(key) is not None:
-                marks.append({"shape": shape, "x": x(at), "y": y(p[key]), "verdict": p["verdict"],
-                              "class": p.get("class", UNKNOWN),
-                              "title": f"{p['at'][:16]} {p['drill']}: {key.split('_')[0].upper()} {p[key]:g} s "
-                                       f"({p['verdict']}, {p.get('class', UNKNOWN)})"})
+                marks.append(
+                    {
+                        "shape": shape,
+                        "x": x(at),
+                        "y": y(p[key]),
+                        "verdict": p["verdict"],
+                        "class": p.get("class", UNKNOWN),
+                        "title": f"{p['at'][:16]} {p['drill']}: {key.split('_')[0].upper()} {p[key]:g} s "
+                        f"({p['verdict']}, {p.get('class', UNKNOWN)})",
+                    }
+                )
     ticks, q = [], dt.datetime(start.year, 3 * ((start.month - 1) // 3) + 1, 1, tzinfo=dt.UTC)
     while q <= end:
         if q >= start:
             ticks.append({"x": x(q), "label": quarter(q)})
         q = dt.datetime(q.year + (q.month == 10), (q.month + 2) % 12 + 1, 1, tzinfo=dt.UTC)
     y_ticks = [{"y": y(top * i / 4), "label": f"{top * i / 4:.3g} s"} for i in range(5)]
-    return {"width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT, "top": TOP,
-            "axis_y": HEIGHT - BOTTOM, "marks": marks, "ticks": ticks, "y_ticks": y_ticks, "empty": not marks}
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "left": LEFT,
+        "right": WIDTH - RIGHT,
+        "top": TOP,
+        "axis_y": HEIGHT - BOTTOM,
+        "marks": marks,
+        "ticks": ticks,
+        "y_ticks": y_ticks,
+        "empty": not marks,
+    }
 
 
 def page_view(data: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +214,7 @@ def page_view(data: dict[str, Any]) -> dict[str, Any]:
     times = [t for d in data["domains"] for p in d["points"] if (t := _when(p["at"])) is not None]
     end = max(times) if times else (_when(data["generated_at"]) or dt.datetime.now(dt.UTC))
     start = min(times) if times else end - dt.timedelta(days=92)
-    start, end = start - dt.timedelta(days=20), end + dt.timedelta(days=40)   # room for the labels
+    start, end = start - dt.timedelta(days=20), end + dt.timedelta(days=40)  # room for the labels
     return {**data, "charts": {d["domain"]: chart(d["points"], start, end) for d in data["domains"]}}
 
 

@@ -55,26 +55,47 @@ def _time(seconds: float | None) -> str:
 
 def junit_tree(result: DrillResult) -> ET.Element:
     """The <testsuites> element. A scenario without gates is an error testcase, never a silent pass."""
-    results = plain(result.to_json())     # valid UTF-8, secret shapes masked, as in results.json
+    results = plain(result.to_json())  # valid UTF-8, secret shapes masked, as in results.json
     drill = _x(results.get("drill", "drill"))
-    suite = ET.Element("testsuite", name=drill, timestamp=_x(results.get("started_at")),
-                       time=_time(duration(results.get("started_at"), results.get("finished_at"))))
+    suite = ET.Element(
+        "testsuite",
+        name=drill,
+        timestamp=_x(results.get("started_at")),
+        time=_time(duration(results.get("started_at"), results.get("finished_at"))),
+    )
     props = ET.SubElement(suite, "properties")
     for name in ("correlation_id", "verdict", "started_at", "finished_at"):
         ET.SubElement(props, "property", name=name, value=_x(results.get(name)))
     counts = {"tests": 0, "failures": 0, "errors": 0}
     # (classname, gate, file, seconds): each scenario's gates with its feature file and duration, then
     # the drill-level gates (the plan's file, no duration of their own), then the scenarios without gates
-    scenarios = [(str(s.get("name", "scenario")), s.get("gates") or [], s.get("feature"),
-                  duration(s.get("started_at"), s.get("finished_at"))) for s in results.get("scenarios") or ()]
+    scenarios = [
+        (
+            str(s.get("name", "scenario")),
+            s.get("gates") or [],
+            s.get("feature"),
+            duration(s.get("started_at"), s.get("finished_at")),
+        )
+        for s in results.get("scenarios") or ()
+    ]
     cases = [(name, gate, feature, seconds) for name, gates, feature, seconds in scenarios for gate in gates]
-    cases += [(str(results.get("drill", "drill")), gate, results.get("plan"), None)
-              for gate in results.get("gates") or ()]
-    cases += [(name, {"id": "(no gates)", "verdict": "unknown", "detail": "no gate was evaluated"}, feature, seconds)
-              for name, gates, feature, seconds in scenarios if not gates]
+    cases += [
+        (str(results.get("drill", "drill")), gate, results.get("plan"), None) for gate in results.get("gates") or ()
+    ]
+    cases += [
+        (name, {"id": "(no gates)", "verdict": "unknown", "detail": "no gate was evaluated"}, feature, seconds)
+        for name, gates, feature, seconds in scenarios
+        if not gates
+    ]
     for classname, gate, file, seconds in cases:
-        case = ET.SubElement(suite, "testcase", name=_x(gate.get("id")), classname=_x(classname),
-                             file=_x(file or ""), time=_time(seconds))
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            name=_x(gate.get("id")),
+            classname=_x(classname),
+            file=_x(file or ""),
+            time=_time(seconds),
+        )
         properties = ET.SubElement(case, "properties")
         for key in ("measured", "threshold", "operator", "limit", "unit", "judges"):
             if key in ("measured", "threshold") or gate.get(key) is not None:
@@ -88,9 +109,11 @@ def junit_tree(result: DrillResult) -> ET.Element:
         message = f"{verdict.upper()}: measured {show(gate.get('measured'))}, threshold {show(gate.get('threshold'))}"
         if verdict == "waived":
             waiver = gate.get("waiver") or {}
-            message += (f" (the plan's waived target), not the spec's floor {show(waiver.get('operator'))} "
-                        f"{show(waiver.get('floor'))}; waiver: {show(waiver.get('reason'))}, approved by "
-                        f"{show(waiver.get('approved_by'))}, expires {show(waiver.get('expires'))}")
+            message += (
+                f" (the plan's waived target), not the spec's floor {show(waiver.get('operator'))} "
+                f"{show(waiver.get('floor'))}; waiver: {show(waiver.get('reason'))}, approved by "
+                f"{show(waiver.get('approved_by'))}, expires {show(waiver.get('expires'))}"
+            )
         element = ET.SubElement(case, tag, message=_x(message), type=verdict)
         element.text = _x(gate.get("detail") or message)
     for key, value in counts.items():

@@ -40,8 +40,8 @@ def write_manifest(out_dir: str | os.PathLike[str], about: dict[str, Any]) -> st
 @dataclass
 class DirCheck:
     manifest_sha256: str | None = None
-    problem: str | None = None       # the first bad file, said plainly; None when intact
-    files: dict[str, str] = field(default_factory=dict)   # name -> sha256, as the manifest lists them
+    problem: str | None = None  # the first bad file, said plainly; None when intact
+    files: dict[str, str] = field(default_factory=dict)  # name -> sha256, as the manifest lists them
 
     @property
     def intact(self) -> bool:
@@ -67,7 +67,7 @@ def check_dir(out_dir: str | os.PathLike[str]) -> DirCheck:
         manifest = parse_json(data, shown)
         files = manifest.get("files") if isinstance(manifest, dict) else None
         if not isinstance(files, dict) or not files or not all(isinstance(v, str) for v in files.values()):
-            raise InputError(f"{shown}: not a manifest (no \"files\" mapping of names to sha256 digests)")
+            raise InputError(f'{shown}: not a manifest (no "files" mapping of names to sha256 digests)')
     except InputError as exc:
         check.problem = str(exc)
         return check
@@ -85,8 +85,9 @@ def check_dir(out_dir: str | os.PathLike[str]) -> DirCheck:
             check.problem = f"{exc} (listed in the manifest)"
         else:
             if actual != digest:
-                check.problem = (f"{printable(target)}: changed since the drill wrote it "
-                                 f"(sha256 differs from the manifest)")
+                check.problem = (
+                    f"{printable(target)}: changed since the drill wrote it (sha256 differs from the manifest)"
+                )
         if check.problem:
             break
     return check

@@ -68,8 +68,9 @@ def plan_source(plan: Plan) -> bytes:
         return b""
 
 
-def write_outputs(result: DrillResult, plan: Plan, out_dir: Path, rec: Recording,
-                  log: Callable[..., None] = print) -> dict[str, Path]:
+def write_outputs(
+    result: DrillResult, plan: Plan, out_dir: Path, rec: Recording, log: Callable[..., None] = print
+) -> dict[str, Path]:
     """Write and seal the outputs, then append the CAB line that holds the manifest's digest."""
     rec.progress("outputs", str(out_dir))
     paths = write_all(result, out_dir)
@@ -79,8 +80,7 @@ def write_outputs(result: DrillResult, plan: Plan, out_dir: Path, rec: Recording
         if pdf is not None:
             paths["pdf"] = pdf
     digest = write_manifest(out_dir, {"drill": result.drill, "correlation_id": result.correlation_id})
-    append_cab_log(rec.cab_log, result, report_path=paths["html"], key=rec.the_key(), manifest=digest,
-                   out_dir=out_dir)
+    append_cab_log(rec.cab_log, result, report_path=paths["html"], key=rec.the_key(), manifest=digest, out_dir=out_dir)
     return paths
 
 
@@ -89,7 +89,7 @@ def make_pdf(html: Path, result: DrillResult, log: Callable[..., None] = print, 
     from .browser import BrowserUnavailable, print_pdf
 
     title = f"{result.title or result.drill}: {result.verdict.value.upper()} ({result.correlation_id})"
-    banner = REHEARSAL if class_of(result.to_json()) == "lab" else None    # atop every page, in red
+    banner = REHEARSAL if class_of(result.to_json()) == "lab" else None  # atop every page, in red
     try:
         return print_pdf(html, html.with_name("report.pdf"), title, banner=banner, browser=browser)
     except BrowserUnavailable as exc:

@@ -35,8 +35,15 @@ from harness.files import iter_gates, verdict_text
 from harness.matrix import numbered
 from harness.text import human_seconds, show
 
-DOMAIN_IMPACT = {"database": 5, "event-store": 5, "backup-restore": 5, "evidence-store": 4, "api": 4,
-                 "connectors": 3, "all": 4}
+DOMAIN_IMPACT = {
+    "database": 5,
+    "event-store": 5,
+    "backup-restore": 5,
+    "evidence-store": 4,
+    "api": 4,
+    "connectors": 3,
+    "all": 4,
+}
 HISTORY_RUNS = 4
 AT_MOST, AT_LEAST = ("<=", "<"), (">=", ">")
 
@@ -93,8 +100,13 @@ def likelihood_of(gate: dict[str, Any], verdict: str, misses_before: int, runs_b
     elif verdict == "waived":
         ratio = miss_ratio(against_floor(gate))
         base = 3 if ratio is None else 2 if ratio <= 1.5 else 3 if ratio <= 3 else 4 if ratio <= 10 else 5
-        why = "waived: " + ("the spec's floor was missed" if ratio is None else
-                            "over a floor of 0" if math.isinf(ratio) else f"{ratio:.3g} times the spec's floor")
+        why = "waived: " + (
+            "the spec's floor was missed"
+            if ratio is None
+            else "over a floor of 0"
+            if math.isinf(ratio)
+            else f"{ratio:.3g} times the spec's floor"
+        )
     else:
         ratio = miss_ratio(gate)
         if ratio is None:
@@ -120,11 +132,16 @@ def deviation_text(scenario: str, gate: dict[str, Any], verdict: str) -> str:
     if verdict == "waived":
         waiver = gate.get("waiver") or {}
         floor = against_floor(gate)
-        required = deviation_text(scenario, floor, "fail").rstrip(".") if miss_ratio(floor) is not None \
+        required = (
+            deviation_text(scenario, floor, "fail").rstrip(".")
+            if miss_ratio(floor) is not None
             else f"{scenario}: {what}: the spec's floor was not met"
-        return (f"{required}; WAIVED: it met only the plan's waived target {show(gate.get('threshold'))} "
-                f"(waiver: {show(waiver.get('reason'))}, approved by {show(waiver.get('approved_by'))}, "
-                f"expires {show(waiver.get('expires'))}).")
+        )
+        return (
+            f"{required}; WAIVED: it met only the plan's waived target {show(gate.get('threshold'))} "
+            f"(waiver: {show(waiver.get('reason'))}, approved by {show(waiver.get('approved_by'))}, "
+            f"expires {show(waiver.get('expires'))})."
+        )
     if miss_ratio(gate) is not None:
         if unit == "s":
             shown, limit = human_seconds(gate.get("measured")), human_seconds(gate.get("limit"))
@@ -147,8 +164,14 @@ def first_sentence(text: Any, limit: int = 160) -> str:
 
 def past_misses(previous: Iterable[dict[str, Any]], drill: str) -> tuple[dict[str, int], int]:
     """({"scenario/gate": times missed}, runs counted) over the drill's last HISTORY_RUNS verified runs."""
-    runs = [e for e in previous if e.get("kind", "drill") == "drill" and e.get("drill") == drill
-            and not e.get("dry_run") and e.get("verdict") != "not_run"][-HISTORY_RUNS:]
+    runs = [
+        e
+        for e in previous
+        if e.get("kind", "drill") == "drill"
+        and e.get("drill") == drill
+        and not e.get("dry_run")
+        and e.get("verdict") != "not_run"
+    ][-HISTORY_RUNS:]
     counts: dict[str, int] = {}
     for entry in runs:
         for gate_id in set((entry.get("gates") or {}).get("not_passed") or ()):
@@ -168,12 +191,21 @@ def budget_used(scenario: str, gate: dict[str, Any]) -> dict[str, Any] | None:
     part = used / allowance if allowance > 0 else 1.0
     impact = 1 if part <= 0.25 else 2 if part <= 0.5 else 3 if part <= 0.75 else 4
     unit = "%" if gate.get("unit") == "%" else ""
-    return {"scenario": scenario, "gate": BUDGET_GATE, "verdict": "pass",
-            "likelihood": 1, "likelihood_why": "the drill caused it on purpose, within the plan's allowance",
-            "impact": impact, "impact_why": f"{part:.0%} of the drill allowance used",
-            "score": impact, "level": level(impact),
-            "text": (f"{scenario}: {used:.3g}{unit} of the period's availability error budget used (allowance "
-                     f"{allowance:.3g}{unit}): within the allowance, but requests went unserved.")}
+    return {
+        "scenario": scenario,
+        "gate": BUDGET_GATE,
+        "verdict": "pass",
+        "likelihood": 1,
+        "likelihood_why": "the drill caused it on purpose, within the plan's allowance",
+        "impact": impact,
+        "impact_why": f"{part:.0%} of the drill allowance used",
+        "score": impact,
+        "level": level(impact),
+        "text": (
+            f"{scenario}: {used:.3g}{unit} of the period's availability error budget used (allowance "
+            f"{allowance:.3g}{unit}): within the allowance, but requests went unserved."
+        ),
+    }
 
 
 def assess(results: dict[str, Any], tier: int | None, previous: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -184,7 +216,7 @@ def assess(results: dict[str, Any], tier: int | None, previous: Iterable[dict[st
     for scenario, gate in iter_gates(results):
         verdict = verdict_text(gate.get("verdict"))
         if verdict == "pass":
-            used = budget_used(scenario, gate)     # an error budget spent within the allowance: low
+            used = budget_used(scenario, gate)  # an error budget spent within the allowance: low
             if used is not None:
                 items.append(used)
             continue
@@ -192,18 +224,38 @@ def assess(results: dict[str, Any], tier: int | None, previous: Iterable[dict[st
         impact, impact_why = impact_of(rows.get(scenario), results.get("ha_domain"), tier)
         likelihood, likelihood_why = likelihood_of(gate, verdict, misses.get(gate_key, 0), runs)
         score = likelihood * impact
-        items.append({"scenario": scenario, "gate": gate.get("id"), "verdict": verdict,
-                      "likelihood": likelihood, "likelihood_why": likelihood_why,
-                      "impact": impact, "impact_why": impact_why, "score": score, "level": level(score),
-                      "text": deviation_text(scenario, gate, verdict)})
+        items.append(
+            {
+                "scenario": scenario,
+                "gate": gate.get("id"),
+                "verdict": verdict,
+                "likelihood": likelihood,
+                "likelihood_why": likelihood_why,
+                "impact": impact,
+                "impact_why": impact_why,
+                "score": score,
+                "level": level(score),
+                "text": deviation_text(scenario, gate, verdict),
+            }
+        )
     items.sort(key=lambda i: -i["score"])
     if items:
         top = items[0]
-        residual = {"score": top["score"], "level": top["level"], "scenario": top["scenario"], "gate": top["gate"],
-                    "text": top["text"]}
+        residual = {
+            "score": top["score"],
+            "level": top["level"],
+            "scenario": top["scenario"],
+            "gate": top["gate"],
+            "text": top["text"],
+        }
     else:
-        residual = {"score": 0, "level": "none", "scenario": None, "gate": None,
-                    "text": "no threshold was missed and every gate was judged"}
+        residual = {
+            "score": 0,
+            "level": "none",
+            "scenario": None,
+            "gate": None,
+            "text": "no threshold was missed and every gate was judged",
+        }
     return {"items": items, "residual": residual, "rule": "score = likelihood x impact, each 1-5 (README: Risk scores)"}
 
 

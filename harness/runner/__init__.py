@@ -18,7 +18,7 @@ from .scenario import DrillRun, utc_now
 if TYPE_CHECKING:
     from ..lab.base import Lab
 
-DRY_RUN_PROBES = 30        # probe answers a dry run collects (about 3 s)
+DRY_RUN_PROBES = 30  # probe answers a dry run collects (about 3 s)
 
 
 def make_lab(plan: Plan, confirmed: bool = False) -> Lab:
@@ -29,12 +29,18 @@ def make_lab(plan: Plan, confirmed: bool = False) -> Lab:
 
 
 def _drill_run(plan: Plan, lab: Lab, progress=None) -> DrillRun:
-    run = DrillRun(drill=plan.drill, lab=lab, targets=dict(plan.targets), tags=plan.tags,
-                   replication=plan.lab.replication, availability=plan.availability)
+    run = DrillRun(
+        drill=plan.drill,
+        lab=lab,
+        targets=dict(plan.targets),
+        tags=plan.tags,
+        replication=plan.lab.replication,
+        availability=plan.availability,
+    )
     if progress is not None:
         run.progress = progress
     run.waivers = dict(plan.waivers)
-    run.hold_real_time = plan.hold_real_time     # "N minutes pass" without clock control: held in real time
+    run.hold_real_time = plan.hold_real_time  # "N minutes pass" without clock control: held in real time
     run.forwarder = EventForwarder(lab.api_url)
     return run
 
@@ -71,7 +77,7 @@ def run_plan(plan: Plan, lab: Lab, verbose: bool = False, progress=None) -> Dril
     lab.on_event = run.lab_event
     try:
         if lab.replication != plan.lab.replication:
-            lab.set_replication(plan.lab.replication)   # a reused lab takes the plan's mode
+            lab.set_replication(plan.lab.replication)  # a reused lab takes the plan's mode
         run.started_at = utc_now()
         run_features(run, list(plan.scenarios), quiet=not verbose)
     finally:
@@ -89,13 +95,16 @@ def exit_code(result: DrillResult) -> int:
     return {Verdict.PASS: exits.PASS, Verdict.FAIL: exits.FAIL}.get(result.verdict, exits.UNKNOWN)
 
 
-NOT_RUN_FIX = {exits.INVALID: "fix the plan's credentials, keys or hook URLs and run it again",
-               exits.UNREACHABLE: "the target or a hook could not be reached or refused the action; "
-                                  "run it again once it answers"}
+NOT_RUN_FIX = {
+    exits.INVALID: "fix the plan's credentials, keys or hook URLs and run it again",
+    exits.UNREACHABLE: "the target or a hook could not be reached or refused the action; run it again once it answers",
+}
 
 
 def not_run_line(result: DrillResult) -> str:
     """What a run that could not act says last, in place of a verdict."""
     code = exit_code(result)
-    return (f"NOT RUN: nothing was judged about the deployment (exit {code}: {NOT_RUN_FIX.get(code, '')}); "
-            f"{(result.not_run or {}).get('cause')}")
+    return (
+        f"NOT RUN: nothing was judged about the deployment (exit {code}: {NOT_RUN_FIX.get(code, '')}); "
+        f"{(result.not_run or {}).get('cause')}"
+    )

@@ -46,14 +46,16 @@ def available_while_az_lost(scn: Scenario, name: str, target: float) -> None:
     gate = availability_gate(scn, max(target, float(scn.drill.targets.get("availability", TARGET))))
     if gate not in scn.checks:
         scn.expect(gate)
-    scn.observe(f"Availability with {name} lost is judged as the scenario's error budget: every request of "
-                f"the harness, per 5-minute window, the whole tier's outage included.")
+    scn.observe(
+        f"Availability with {name} lost is judged as the scenario's error budget: every request of "
+        f"the harness, per 5-minute window, the whole tier's outage included."
+    )
 
 
 def all_instances_down(scn: Scenario) -> None:
     scn.recover_on(ALL, "write")
     scn.inject(FaultSpec("api_instance_kill", "all"), ALL)
-    scn.checkpoint(f"{ALL}:down")     # every kill returned: the harness saw each instance dead
+    scn.checkpoint(f"{ALL}:down")  # every kill returned: the harness saw each instance dead
     scn.observe("Every API instance killed: the stateless tier is out.")
 
 
@@ -88,8 +90,12 @@ def publish_while_unhealthy(scn: Scenario) -> None:
     """Wait until the Control Plane answers ServiceHealth = Unhealthy (the tier short of instances),
     then attempt a publish of an approved intent between two health answers."""
     intent, key = _approved(scn)
-    poll(lambda: scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3).detail.get("ServiceHealth"),
-         until=lambda said: said == "Unhealthy", timeout=REDEPLOY_TIMEOUT, interval=0.2)
+    poll(
+        lambda: scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3).detail.get("ServiceHealth"),
+        until=lambda said: said == "Unhealthy",
+        timeout=REDEPLOY_TIMEOUT,
+        interval=0.2,
+    )
     scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent})
     scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3)
     scn.expect(PublishRefusedWhileUnhealthy(ALL))
@@ -98,8 +104,12 @@ def publish_while_unhealthy(scn: Scenario) -> None:
 def publish_when_healthy(scn: Scenario) -> None:
     """Once ServiceHealth = Healthy, a publish of the approved intent is attempted: it must pass."""
     intent, key = _approved(scn)
-    poll(lambda: scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3).detail.get("ServiceHealth"),
-         until=lambda said: said == "Healthy", timeout=REDEPLOY_TIMEOUT, interval=0.2)
+    poll(
+        lambda: scn.call(OpKind.HEALTH, ControlPlane.health(), timeout=3).detail.get("ServiceHealth"),
+        until=lambda said: said == "Healthy",
+        timeout=REDEPLOY_TIMEOUT,
+        interval=0.2,
+    )
     scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent})
     scn.expect(PublishAcceptedWhenHealthy(ALL))
 
@@ -108,8 +118,11 @@ def _approved(scn: Scenario) -> tuple[int, str]:
     """The probe intent (evidence committed before the faults), approved once."""
     intent, key = probe_or_none(scn)
     if not scn.probe_approved:
-        approve = poll(lambda: scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key,
-                                        detail={"intent_id": intent}),
-                       until=lambda op: op.ok, timeout=REDEPLOY_TIMEOUT, interval=0.2)
+        approve = poll(
+            lambda: scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail={"intent_id": intent}),
+            until=lambda op: op.ok,
+            timeout=REDEPLOY_TIMEOUT,
+            interval=0.2,
+        )
         scn.probe_approved = approve.ok
     return intent, key

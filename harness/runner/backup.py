@@ -50,11 +50,12 @@ from .scenario import EMITTERS, RESTORE, Scenario, required
 
 LOSS = "loss:primary-region"
 HALT = "halt:backup-service"
-SAMPLE = 20               # intents written before the snapshot, read through the restored Control Plane
-REPLAY_PLATFORM = "intune"     # the workload's intents (harness.workload.ApiClient.create_intent)
+SAMPLE = 20  # intents written before the snapshot, read through the restored Control Plane
+REPLAY_PLATFORM = "intune"  # the workload's intents (harness.workload.ApiClient.create_intent)
 
 
 # ---- reads of the store ------------------------------------------------------------------------
+
 
 def _check_snapshot(store, bucket: str, manifest, tmp: Path) -> dict:
     observed = {}
@@ -70,11 +71,18 @@ def _check_snapshot(store, bucket: str, manifest, tmp: Path) -> dict:
                 until = store.retain_until(bucket, version.key, version.version_id)
                 locks.append(until.timestamp() if until else None)
     mismatches = manifest.mismatches(observed)
-    return {"snapshot_id": manifest.snapshot_id, "kind": manifest.kind, "bucket": bucket,
-            "taken_at": manifest.taken_at, "intact": not mismatches, "mismatches": mismatches,
-            "retain_until": (None if not locks or None in locks else min(t for t in locks if t is not None)),
-            "tables": dict(manifest.tables), "chain": dict(manifest.chain) if manifest.chain else None,
-            "approvals": manifest.approvals}
+    return {
+        "snapshot_id": manifest.snapshot_id,
+        "kind": manifest.kind,
+        "bucket": bucket,
+        "taken_at": manifest.taken_at,
+        "intact": not mismatches,
+        "mismatches": mismatches,
+        "retain_until": (None if not locks or None in locks else min(t for t in locks if t is not None)),
+        "tables": dict(manifest.tables),
+        "chain": dict(manifest.chain) if manifest.chain else None,
+        "approvals": manifest.approvals,
+    }
 
 
 def check_catalogue(scn: Scenario, phase: str) -> Any:
@@ -85,8 +93,12 @@ def check_catalogue(scn: Scenario, phase: str) -> Any:
     def fetch():
         store = service.store
         with tempfile.TemporaryDirectory(prefix="drill-backup-check-") as tmp:
-            return [_check_snapshot(store, bucket, m, Path(tmp))
-                    for bucket in (store.bucket, store.dr_bucket) for m in catalogue(store, bucket)]
+            return [
+                _check_snapshot(store, bucket, m, Path(tmp))
+                for bucket in (store.bucket, store.dr_bucket)
+                for m in catalogue(store, bucket)
+            ]
+
     return scn.read(OpKind.BACKUP_CATALOGUE, fetch, detail={"phase": phase, "cp_now": cp_now})
 
 
@@ -96,9 +108,13 @@ def _evidence_versions(scn: Scenario) -> None:
 
     def fetch():
         buckets = service.evidence_buckets
-        return {"versioning": {b: s3.get_bucket_versioning(Bucket=b).get("Status") for b in buckets},
-                "versions": {b: [[v.key, v.version_id] for v in service.store.versions(b) if not v.delete_marker]
-                             for b in buckets}}
+        return {
+            "versioning": {b: s3.get_bucket_versioning(Bucket=b).get("Status") for b in buckets},
+            "versions": {
+                b: [[v.key, v.version_id] for v in service.store.versions(b) if not v.delete_marker] for b in buckets
+            },
+        }
+
     scn.read(OpKind.EVIDENCE_VERSIONS, fetch)
 
 
@@ -111,15 +127,18 @@ def _inventory(scn: Scenario) -> None:
         if not keys:
             return None
         import json
+
         inventory = json.loads(store.read(store.bucket, keys[-1]))
         export = inventory.get("eventstore") or {}
         body = store.read(store.bucket, export["key"]) if export.get("key") else None
         detail["eventstore_sha256"] = hashlib.sha256(body).hexdigest() if body is not None else None
         return inventory
+
     scn.read(OpKind.INVENTORY_READ, fetch, detail=detail)
 
 
 # ---- the schedule and retention ----------------------------------------------------------------
+
 
 def run_clock_hours(scn: Scenario, hours: int) -> None:
     """List the evidence buckets' versions, then move the Control Plane's clock `hours` hours on, one
@@ -175,11 +194,13 @@ def past_hourly_retention(scn: Scenario) -> None:
             except botocore.exceptions.ClientError as exc:
                 return {"snapshot_id": oldest.snapshot_id, "deleted": False, "error": error_code(exc)}
             return {"snapshot_id": oldest.snapshot_id, "deleted": True, "error": None}
+
         scn.read(OpKind.EXPORT_DELETE_ATTEMPT, attempt)
     scn.expect(RetentionApplied())
 
 
 # ---- a stale backup blocks new deployments -------------------------------------------------------
+
 
 def halt_backups(scn: Scenario) -> None:
     scn.inject(FaultSpec("backup_halt", "backup-service"), HALT)
@@ -198,9 +219,15 @@ def _publish(scn: Scenario, phase: str, until_ok: float = 0.0) -> None:
         return
 
     def go():
-        return scn.call(OpKind.PUBLISH, ControlPlane.publish(intent[0]), value=intent[1], timeout=30,
-                        detail={"intent_id": intent[0], "platform": "intune", "phase": phase})
-    if until_ok:   # each instance re-reads the catalogue every 2 s: retry within a deadline
+        return scn.call(
+            OpKind.PUBLISH,
+            ControlPlane.publish(intent[0]),
+            value=intent[1],
+            timeout=30,
+            detail={"intent_id": intent[0], "platform": "intune", "phase": phase},
+        )
+
+    if until_ok:  # each instance re-reads the catalogue every 2 s: retry within a deadline
         poll(go, until=lambda op: op.ok, timeout=until_ok, interval=0.5)
     else:
         go()
@@ -221,12 +248,14 @@ def publish_accepted_when_fresh(scn: Scenario) -> None:
 
 # ---- corruption, loss and restore ------------------------------------------------------------------
 
+
 def take_snapshots(scn: Scenario, hours: int) -> None:
     """Move the clock `hours` on, one at a time: a snapshot each hour (and the export when due)."""
     for _ in range(hours):
         advance_clock(scn, HOUR, observe=False)
-    scn.observe(f"The Control Plane's clock ran {hours} h, one hour at a time; the backup service took a "
-                f"snapshot each hour.")
+    scn.observe(
+        f"The Control Plane's clock ran {hours} h, one hour at a time; the backup service took a snapshot each hour."
+    )
 
 
 def take_export(scn: Scenario) -> None:
@@ -250,7 +279,7 @@ def lose_database(scn: Scenario) -> None:
 
 
 def _fingerprint(vault) -> str:
-    return hashlib.sha256(vault.key()).hexdigest()[:16]     # never the key itself
+    return hashlib.sha256(vault.key()).hexdigest()[:16]  # never the key itself
 
 
 def soft_delete_key(scn: Scenario) -> None:
@@ -270,6 +299,7 @@ def recover_key(scn: Scenario) -> None:
             raise RuntimeError("no key version to purge")
         vault.purge(version)
         return "purged"
+
     scn.read(OpKind.KEY_PURGE, purge)
     vault.recover()
     scn.read(OpKind.KEY_READ, lambda: _fingerprint(vault), detail={"phase": "recovered"})
@@ -295,17 +325,26 @@ def restore(scn: Scenario, bucket: str, verify: bool = True) -> None:
         if not outcome.ok:
             reasons = "; ".join(f"{c.snapshot_id}: {c.reason}" for c in outcome.candidates) or "no snapshot"
             return Outcome.FAIL, None, f"nothing restored: {reasons}"
-        return Outcome.OK, {"snapshot_id": outcome.manifest.snapshot_id,
-                            "phases": {**outcome.phase_seconds, **validate_s}}, ""
-    op = scn.recorder.invoke(OpKind.RESTORE, run, correlation_id=scn.correlation_id,
-                             detail={"bucket": bucket, "verify": verify})
+        return (
+            Outcome.OK,
+            {"snapshot_id": outcome.manifest.snapshot_id, "phases": {**outcome.phase_seconds, **validate_s}},
+            "",
+        )
+
+    op = scn.recorder.invoke(
+        OpKind.RESTORE, run, correlation_id=scn.correlation_id, detail={"bucket": bucket, "verify": verify}
+    )
     if op.ok:
         phases = op.value["phases"]
         scn.figures.update(
             {f"restore_{k}_s": round(v, 3) for k, v in phases.items()},
-            restored_snapshot=op.value["snapshot_id"], restore_seconds=round(sum(phases.values()), 3))
-        scn.observe(f"Restored snapshot {op.value['snapshot_id']} from {bucket} "
-                    f"({', '.join(f'{k} {v:.2f} s' for k, v in phases.items())}).")
+            restored_snapshot=op.value["snapshot_id"],
+            restore_seconds=round(sum(phases.values()), 3),
+        )
+        scn.observe(
+            f"Restored snapshot {op.value['snapshot_id']} from {bucket} "
+            f"({', '.join(f'{k} {v:.2f} s' for k, v in phases.items())})."
+        )
     else:
         scn.observe(f"The restore failed: {op.error}")
     _sample_through_controlplane(scn)
@@ -333,18 +372,34 @@ def _read_restored(scn: Scenario, node: str) -> None:
 
     def fetch():
         lab = scn.lab
-        tables = [r[0] for r in lab.node_query(node, "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON "
-                                                     "n.oid = c.relnamespace WHERE n.nspname = 'public' AND "
-                                                     "c.relkind IN ('r', 'p') AND NOT c.relispartition")]
+        tables = [
+            r[0]
+            for r in lab.node_query(
+                node,
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON "
+                "n.oid = c.relnamespace WHERE n.nspname = 'public' AND "
+                "c.relkind IN ('r', 'p') AND NOT c.relispartition",
+            )
+        ]
         counts = {t: lab.node_query(node, f'SELECT count(*) FROM public."{t}"')[0][0] for t in tables}
         columns = ("seq", "type", "intent_id", "correlation_id", "payload", "prev_hash", "hash")
-        events = [dict(zip(columns, row, strict=True)) for row in
-                  lab.node_query(node, f"SELECT {', '.join(columns)} FROM events ORDER BY seq")]
+        events = [
+            dict(zip(columns, row, strict=True))
+            for row in lab.node_query(node, f"SELECT {', '.join(columns)} FROM events ORDER BY seq")
+        ]
         last = events[-1] if events else {"seq": None, "hash": None}
         approvals = lab.node_query(node, "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'")[0][0]
-        return {"tables": counts, "approvals": approvals,
-                "chain": {"verified": chain_continuity((), events).ok, "events": len(events),
-                          "last_seq": last["seq"], "last_hash": last["hash"]}}
+        return {
+            "tables": counts,
+            "approvals": approvals,
+            "chain": {
+                "verified": chain_continuity((), events).ok,
+                "events": len(events),
+                "last_seq": last["seq"],
+                "last_hash": last["hash"],
+            },
+        }
+
     scn.read(OpKind.RESTORED_DATA, fetch, detail={"node": node})
 
 
@@ -369,8 +424,11 @@ def _sample_through_controlplane(scn: Scenario) -> None:
     if taken_at is None:
         return
     cp = _cp_clock(scn)
-    before = [o for o in scn.recorder.ops(OpKind.WRITE)
-              if o.ok and o.t_complete is not None and cp(o.wall_invoke + (o.t_complete - o.t_invoke)) < taken_at - 1.0]
+    before = [
+        o
+        for o in scn.recorder.ops(OpKind.WRITE)
+        if o.ok and o.t_complete is not None and cp(o.wall_invoke + (o.t_complete - o.t_invoke)) < taken_at - 1.0
+    ]
     sample = before[:: max(1, len(before) // SAMPLE)][:SAMPLE]
     from ..workload import ApiClient
 
@@ -386,6 +444,7 @@ def _sample_through_controlplane(scn: Scenario) -> None:
             return {"checked": len(sample), "missing": missing}
         finally:
             client.close()
+
     scn.read(OpKind.RESTORED_SAMPLE, fetch)
 
 
@@ -395,6 +454,7 @@ def rebuild_replicas(scn: Scenario) -> None:
 
 
 # ---- the replay ----------------------------------------------------------------------------------
+
 
 def lost_to_restore(writes: list, cp, taken_at: float, restored_at: float) -> list[str]:
     """The keys of the acknowledged writes a restore lost, to replay: acknowledged, sent no earlier
@@ -422,19 +482,27 @@ def replay_after_snapshot(scn: Scenario) -> None:
     restored_at = scn.recorder.history().events_of("restore_done", source=RESTORE)[-1].wall
     lost = lost_to_restore(scn.recorder.ops(OpKind.WRITE), cp, taken_at, restored_at)
     replayed: list[str] = []
-    survived: set[str] = set()      # 200, not 201: the restored store still had it; it is not sent again
+    survived: set[str] = set()  # 200, not 201: the restored store still had it; it is not sent again
     for key in lost:
-        created = scn.call(OpKind.REPLAY_CREATE, ControlPlane.create_intent(key, platform=REPLAY_PLATFORM), value=key,
-                           read=lambda body: body["id"], timeout=30, detail={"idempotency_key": key})
+        created = scn.call(
+            OpKind.REPLAY_CREATE,
+            ControlPlane.create_intent(key, platform=REPLAY_PLATFORM),
+            value=key,
+            read=lambda body: body["id"],
+            timeout=30,
+            detail={"idempotency_key": key},
+        )
         if not created.ok:
             continue
         replayed.append(key)
         if created.status == 200:
             survived.add(key)
         if key in published_keys:
-            for kind, request in ((OpKind.REPLAY_EVIDENCE, ControlPlane.evidence(created.value, f"evidence of {key}")),
-                                  (OpKind.REPLAY_APPROVE, ControlPlane.approve(created.value)),
-                                  (OpKind.REPLAY_PUBLISH, ControlPlane.publish(created.value))):
+            for kind, request in (
+                (OpKind.REPLAY_EVIDENCE, ControlPlane.evidence(created.value, f"evidence of {key}")),
+                (OpKind.REPLAY_APPROVE, ControlPlane.approve(created.value)),
+                (OpKind.REPLAY_PUBLISH, ControlPlane.publish(created.value)),
+            ):
                 scn.call(kind, request, value=key, timeout=30, detail={"intent_id": created.value})
     forwarder = scn.drill.forwarder
     if forwarder is not None:
@@ -451,17 +519,25 @@ def replay_after_snapshot(scn: Scenario) -> None:
         dispatched late is tested after the restore too, before the replay's own test, and waiting
         on it let the harness read back (and the history end) before the replay was tested."""
         log = platform_log(scn.lab, REPLAY_PLATFORM) or ()
-        return replay_tested(((r.get("idempotency_key"), r.get("at", 0)) for r in log if r.get("path") == "/applied"),
-                             sent)
+        return replay_tested(
+            ((r.get("idempotency_key"), r.get("at", 0)) for r in log if r.get("path") == "/applied"), sent
+        )
+
     waited = poll(tested_by_replay, timeout=60, until=lambda seen: set(keys) - survived <= seen)
     if not waited.ok:
-        scn.observe(f"Not every replayed key was tested at its platform within 60 s: "
-                    f"{', '.join(sorted(set(keys) - survived - waited.value)[:10])}.")
-    poll(lambda: applied_counts(scn, REPLAY_PLATFORM), timeout=60,
-         until=lambda counts: all(counts.get(k, 0) >= 1 for k in keys))
+        scn.observe(
+            f"Not every replayed key was tested at its platform within 60 s: "
+            f"{', '.join(sorted(set(keys) - survived - waited.value)[:10])}."
+        )
+    poll(
+        lambda: applied_counts(scn, REPLAY_PLATFORM),
+        timeout=60,
+        until=lambda counts: all(counts.get(k, 0) >= 1 for k in keys),
+    )
 
     def read_back():
         from ..workload import ApiClient
+
         client = ApiClient(scn.lab.api_url, timeout=10)
         try:
             found = []
@@ -472,7 +548,9 @@ def replay_after_snapshot(scn: Scenario) -> None:
             return found
         finally:
             client.close()
+
     scn.read(OpKind.REPLAY_READ, read_back)
     scn.expect(ReplayedExactlyOnce(REPLAY_PLATFORM, tuple(keys)))
-    scn.observe(f"Replayed {len(replayed)} intents written after the snapshot ({len(keys)} published) and the "
-                f"drill's events.")
+    scn.observe(
+        f"Replayed {len(replayed)} intents written after the snapshot ({len(keys)} published) and the drill's events."
+    )

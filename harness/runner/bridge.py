@@ -24,7 +24,7 @@ class DrillPlugin:
 
     def __init__(self, run: DrillRun, interrupted: list):
         self.run = run
-        self.interrupted = interrupted     # filled by the SIGINT handler: heal, then stop at once
+        self.interrupted = interrupted  # filled by the SIGINT handler: heal, then stop at once
 
     @pytest.fixture
     def drill(self) -> DrillRun:
@@ -61,7 +61,8 @@ class DrillPlugin:
         def position(item) -> int:
             filename = getattr(getattr(scenario_of(item), "feature", None), "filename", "")
             return order.get(str(filename), len(order))
-        items[:] = sorted(keep, key=position)   # stable: a feature's scenarios keep their order
+
+        items[:] = sorted(keep, key=position)  # stable: a feature's scenarios keep their order
         if drop:
             config.hook.pytest_deselected(items=drop)
 
@@ -75,7 +76,7 @@ class DrillPlugin:
         self.run.current.steps_done += 1
 
     def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception):
-        if isinstance(exception, FaultNotInjected):     # could not act: not a failure of the system
+        if isinstance(exception, FaultNotInjected):  # could not act: not a failure of the system
             self.run.current.error = f"not run: step '{step.keyword} {step.name}': {exception}"
             return
         self.run.current.error = f"step '{step.keyword} {step.name}' failed: {type(exception).__name__}: {exception}"
@@ -93,16 +94,28 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
     Verdicts come from the checkers the steps state, not from pytest's pass/fail: a failing step
     only leaves its scenario's remaining rules unstated (and the scenario unable to pass)."""
     # the temp dir is registered, so that the next run removes it if this one is killed
-    with tempfile.TemporaryDirectory(prefix="drill-scenarios-") as tmp, \
-            contextlib.closing(reaper.Registration(f"scenarios-{uuid.uuid4().hex}", "scenarios")) as registration:
+    with (
+        tempfile.TemporaryDirectory(prefix="drill-scenarios-") as tmp,
+        contextlib.closing(reaper.Registration(f"scenarios-{uuid.uuid4().hex}", "scenarios")) as registration,
+    ):
         registration.add_dir(tmp)
         module = Path(tmp) / f"test_drill_{uuid.uuid4().hex[:12]}.py"
         paths = ", ".join(repr(str(f.resolve())) for f in features)
         module.write_text(f"from pytest_bdd import scenarios\n\nscenarios({paths})\n")
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\nfilterwarnings =\n    ignore::pytest.PytestUnknownMarkWarning\n")
-        args = [str(module), "-c", str(ini), "--rootdir", tmp, "--import-mode=importlib",
-                "-p", "harness.steps.plugin", "-p", "no:cacheprovider"]
+        args = [
+            str(module),
+            "-c",
+            str(ini),
+            "--rootdir",
+            tmp,
+            "--import-mode=importlib",
+            "-p",
+            "harness.steps.plugin",
+            "-p",
+            "no:cacheprovider",
+        ]
         # quiet: the drill prints its own summary; a failing step is in the results as an error
         args += ["-p", "no:terminal"] if quiet else ["-vv", "--no-header", "-rN", "--gherkin-terminal-reporter"]
         interrupted = []
@@ -115,15 +128,16 @@ def run_features(run: DrillRun, features: list[Path], quiet: bool = True) -> int
         run.feature_order = [str(f.resolve()) for f in features]
         main_thread = threading.current_thread() is threading.main_thread()
         # SIGTERM (what CI runners and schedulers send) is Ctrl-C: faults healed, lab down
-        previous = ({sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
-                    if main_thread else {})
+        previous = (
+            {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+        )
         try:
             code = pytest.main(args, plugins=[DrillPlugin(run, interrupted)])
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     if interrupted or code == pytest.ExitCode.INTERRUPTED:
-        raise KeyboardInterrupt   # Ctrl-C during a scenario: faults were healed by its teardown
+        raise KeyboardInterrupt  # Ctrl-C during a scenario: faults were healed by its teardown
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         raise RuntimeError(f"the scenario runner failed (pytest exit code {int(code)})")
     return int(code)

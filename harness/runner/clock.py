@@ -14,7 +14,7 @@ from ..wait import poll
 from ..workload import ControlPlane
 from .scenario import Scenario
 
-CATCH_UP_S = 120.0        # the backup service takes what is due within a tick; pg_dump may be slow
+CATCH_UP_S = 120.0  # the backup service takes what is due within a tick; pg_dump may be slow
 
 
 def _service(scn: Scenario) -> Any:
@@ -25,8 +25,9 @@ def wait_caught_up(scn: Scenario) -> None:
     """Until the backup service has taken what is due on the Control Plane's clock."""
     service = _service(scn)
     if not poll(service.caught_up, timeout=CATCH_UP_S, interval=0.1).ok:
-        raise RuntimeError(f"the backup service did not catch up within {CATCH_UP_S:.0f} s: "
-                           f"{service.last_error or 'no error logged'}")
+        raise RuntimeError(
+            f"the backup service did not catch up within {CATCH_UP_S:.0f} s: {service.last_error or 'no error logged'}"
+        )
 
 
 def follow_clock(scn: Scenario, seconds: float) -> None:
@@ -50,10 +51,11 @@ def follow_clock(scn: Scenario, seconds: float) -> None:
             try:
                 part = requests.get(f"{url}/health", timeout=3).json()["components"]["backups"]
             except (requests.RequestException, ValueError, KeyError, TypeError):
-                continue     # an instance that is down reads it when it is back
+                continue  # an instance that is down reads it when it is back
             if part.get("status") != "up":
                 return False
         return True
+
     poll(every_instance_fresh, timeout=30, interval=0.2)
 
 

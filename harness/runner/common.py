@@ -29,15 +29,16 @@ from .scenario import ProbeIntent, Scenario, SteadyStateNotMet, Workload, requir
 if TYPE_CHECKING:
     from ..lab.base import Lab
 
-STEADY_PROBES = 5          # consecutive healthy answers required of the API
-STEADY_TIMEOUT = 30.0      # before injection
+STEADY_PROBES = 5  # consecutive healthy answers required of the API
+STEADY_TIMEOUT = 30.0  # before injection
 AFTER_HEAL_TIMEOUT = 90.0  # after every heal: the lab may take a while to come back
-PAGE = 1000                # GET /events answers at most 1000 rows
-WARM_UP_WRITES = 25        # acknowledged writes before any fault, so loss has something to hit
+PAGE = 1000  # GET /events answers at most 1000 rows
+WARM_UP_WRITES = 25  # acknowledged writes before any fault, so loss has something to hit
 FORWARD_TIMEOUT = 30.0
 
 
 # ---- steady state -----------------------------------------------------------------------------
+
 
 def _healthy_streak(api_url: str, timeout: float) -> list:
     """[ok, detail]: STEADY_PROBES Healthy answers in a row through the load balancer."""
@@ -48,12 +49,12 @@ def _healthy_streak(api_url: str, timeout: float) -> list:
         reply = client.health()
         streak[0], last[0] = (streak[0] + 1, "") if reply.outcome is Outcome.OK else (0, reply.error)
         return streak[0]
+
     try:
         polled = poll(probe, until=lambda n: n >= STEADY_PROBES, timeout=timeout, interval=0.05)
     finally:
         client.close()
-    return [polled.ok, f"{STEADY_PROBES} Healthy answers in a row" if polled.ok
-            else (last[0] or "no healthy answer")]
+    return [polled.ok, f"{STEADY_PROBES} Healthy answers in a row" if polled.ok else (last[0] or "no healthy answer")]
 
 
 def steady_state(scn: Scenario, phase: str = "before") -> None:
@@ -69,8 +70,9 @@ def steady_state(scn: Scenario, phase: str = "before") -> None:
 
     def observe():
         started = time.monotonic()
-        polled = poll(lab.steady_state_checks, until=lambda c: all(ok for ok, _ in c.values()),
-                      timeout=timeout, interval=0.1)
+        polled = poll(
+            lab.steady_state_checks, until=lambda c: all(ok for ok, _ in c.values()), timeout=timeout, interval=0.1
+        )
         checks = {name: [ok, detail] for name, (ok, detail) in polled.value.items()}
         if polled.ok:
             checks["ServiceHealth"] = _healthy_streak(lab.api_url, max(5.0, timeout - (time.monotonic() - started)))
@@ -87,6 +89,7 @@ def steady_state(scn: Scenario, phase: str = "before") -> None:
 
 
 # ---- workload -------------------------------------------------------------------------------
+
 
 def start_workload(scn: Scenario, interval: float = 0.02) -> None:
     """A sequenced writer (intents; every 5th also evidence, approval and publish) and a prober."""
@@ -123,23 +126,37 @@ def pause_writer(scn: Scenario) -> SequencedWriter:
 
 def wait_for_count(scn: Scenario, kind: OpKind, count: int, after: float, timeout: float) -> bool:
     """Poll the history until `count` ok ops of `kind` were invoked at/after `after`."""
-    return poll(lambda: sum(1 for o in scn.recorder.ops(kind) if o.ok and o.t_invoke >= after) >= count,
-                timeout=timeout, interval=0.02).ok
+    return poll(
+        lambda: sum(1 for o in scn.recorder.ops(kind) if o.ok and o.t_invoke >= after) >= count,
+        timeout=timeout,
+        interval=0.02,
+    ).ok
 
 
 def wait_for_ok(scn: Scenario, kind: OpKind, after: float, timeout: float) -> float | None:
     """Completion time of the first ok op of `kind` invoked at/after `after`, polling the history."""
-    polled = poll(lambda: [o.t_complete for o in scn.recorder.ops(kind)
-                           if o.ok and o.t_invoke >= after and o.t_complete is not None],
-                  timeout=timeout, interval=0.02)
+    polled = poll(
+        lambda: [
+            o.t_complete for o in scn.recorder.ops(kind) if o.ok and o.t_invoke >= after and o.t_complete is not None
+        ],
+        timeout=timeout,
+        interval=0.02,
+    )
     return min(polled.value) if polled.ok else None
 
 
 # ---- reads ----------------------------------------------------------------------------------
 
-def read_events(scn: Scenario, kind: OpKind = OpKind.READ_EVENTS, type_: str | None = None,
-                own: bool = False, correlation_id: str | None = None,
-                keep: Callable[[dict], bool] | None = None, **detail: Any) -> Any:
+
+def read_events(
+    scn: Scenario,
+    kind: OpKind = OpKind.READ_EVENTS,
+    type_: str | None = None,
+    own: bool = False,
+    correlation_id: str | None = None,
+    keep: Callable[[dict], bool] | None = None,
+    **detail: Any,
+) -> Any:
     """Read the event store (every page of GET /events, optionally one type, optionally only this
     scenario's correlation id or another one, optionally only the rows `keep` keeps) as one op of
     `kind` whose value is the rows."""
@@ -165,20 +182,30 @@ def read_events(scn: Scenario, kind: OpKind = OpKind.READ_EVENTS, type_: str | N
                 after = page[-1]["seq"]
         finally:
             client.close()
-    return scn.recorder.invoke(kind, fetch, correlation_id=scn.correlation_id,
-                               detail=cast(OpDetail, {**({"type": type_} if type_ else {}), **detail}))
+
+    return scn.recorder.invoke(
+        kind,
+        fetch,
+        correlation_id=scn.correlation_id,
+        detail=cast(OpDetail, {**({"type": type_} if type_ else {}), **detail}),
+    )
 
 
 def read_siem(scn: Scenario) -> Any:
     """The SIEM sink's records of this scenario (a lab part's file): those of its correlation id,
     and every DrillEvent record (the deployment's own failover events carry its correlation ids);
     indeterminate when the provider cannot read it."""
+
     def fetch():
         records = scn.lab.siem_records()
         if records is None:
             return Outcome.INFO, None, "the SIEM sink is not readable by this provider"
-        return Outcome.OK, [r for r in records if r.get("correlation_id") == scn.correlation_id
-                            or r.get("type") == "DrillEvent"], ""
+        return (
+            Outcome.OK,
+            [r for r in records if r.get("correlation_id") == scn.correlation_id or r.get("type") == "DrillEvent"],
+            "",
+        )
+
     return scn.recorder.invoke(OpKind.READ_SIEM, fetch, correlation_id=scn.correlation_id)
 
 
@@ -205,6 +232,7 @@ def read_deployment_events(scn: Scenario) -> Any:
     def keep(row: dict) -> bool:
         cid = str(row.get("correlation_id") or "")
         return (cid == scn.correlation_id or not cid.startswith(drill)) and (_emitted_at(row) or 0.0) >= since - 1.0
+
     return read_events(scn, OpKind.READ_DEPLOYMENT_EVENTS, type_="DrillEvent", keep=keep, since=round(since, 3))
 
 
@@ -219,8 +247,11 @@ def platform_log(lab: Lab, platform: str) -> list[dict] | None:
 def applied_counts(scn: Scenario, platform: str) -> Counter:
     """{idempotency key: times the platform answered 200}, straight from the stand-in's log (for
     waiting; the gates read the same log from the history)."""
-    return Counter(r.get("idempotency_key") for r in platform_log(scn.lab, platform) or ()
-                   if r.get("status") == 200 and r.get("path", "/apply") == "/apply")
+    return Counter(
+        r.get("idempotency_key")
+        for r in platform_log(scn.lab, platform) or ()
+        if r.get("status") == 200 and r.get("path", "/apply") == "/apply"
+    )
 
 
 def harvest(scn: Scenario) -> None:
@@ -241,8 +272,10 @@ def harvest(scn: Scenario) -> None:
             return None
 
     for platform in PLATFORMS:
+
         def requests_of(platform: str = platform) -> list[dict]:
             return scn.lab.platform_requests(platform)
+
         log = read(f"{platform} platform's request log", requests_of)
         if log is None:
             break
@@ -255,6 +288,7 @@ def harvest(scn: Scenario) -> None:
 
 
 # ---- the end of a scenario --------------------------------------------------------------------
+
 
 def finish(scn: Scenario, interrupted: bool = False) -> None:
     """1. stop the clients; 2. heal every fault still active (newest first); 3. the steady state
@@ -283,15 +317,20 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
     harvest(scn)
     if scn.published:
         keys = [i["key"] for items in scn.published.values() for i in items]
-        scn.read(OpKind.FINAL_APPLIED, lambda: [k for p in scn.published
-                                           for k, n in applied_counts(scn, p).items() if k in keys
-                                           for _ in range(n)])
+        scn.read(
+            OpKind.FINAL_APPLIED,
+            lambda: [
+                k for p in scn.published for k, n in applied_counts(scn, p).items() if k in keys for _ in range(n)
+            ],
+        )
     if injected:
         scn.expect(FaultsHealed())
         forwarder = scn.drill.forwarder
         if forwarder is not None and not forwarder.flush(FORWARD_TIMEOUT):
-            scn.observe(f"Events the harness forwards still undelivered after {FORWARD_TIMEOUT:.0f} s: "
-                        + "; ".join(list(forwarder.failures.values())[:5]))
+            scn.observe(
+                f"Events the harness forwards still undelivered after {FORWARD_TIMEOUT:.0f} s: "
+                + "; ".join(list(forwarder.failures.values())[:5])
+            )
         # the lab's failover manager's own poster
         if isinstance(scn.lab, FailoverManagerEvents) and not scn.lab.flush_events(FORWARD_TIMEOUT):
             scn.observe(f"The lab's failover manager had not delivered its events after {FORWARD_TIMEOUT:.0f} s.")
@@ -302,7 +341,7 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
         read_siem(scn)
         rule2 = CorrelationIdsRecorded()
         idle = rule2.nothing_to_judge(scn.recorder.history())
-        if idle:    # e.g. a probes-only chaos run whose latency failed nothing over: n/a, with why
+        if idle:  # e.g. a probes-only chaos run whose latency failed nothing over: n/a, with why
             scn.not_applicable[rule2.id] = idle
         else:
             scn.expect(rule2)
@@ -322,8 +361,10 @@ def finish_not_run(scn: Scenario) -> None:
     scn.error = scn.error or f"not run: {cause}"
     if (scn.journal.injected() or cause.acted) and not scn.aborted:
         steady_state(scn, "after")
-    scn.observe(f"Not run: {cause}. No gate was judged and nothing was measured: the fault never "
-                f"happened, so this scenario says nothing about the deployment.")
+    scn.observe(
+        f"Not run: {cause}. No gate was judged and nothing was measured: the fault never "
+        f"happened, so this scenario says nothing about the deployment."
+    )
     scn.checks, scn.gates = [], []
     scn.finished_at = utc_now()
 
@@ -339,8 +380,13 @@ def standard_rules(scn: Scenario) -> None:
         scn.expect(waivable(scn.drill, "rto_seconds", lambda target: RtoSeconds(target, fault, on)))
         if on.startswith("apply:"):
             keys = {i["key"] for items in scn.published.values() for i in items}
-            scn.expect(waivable(scn.drill, "rpo_seconds",
-                                lambda target: RpoSeconds(target, fault, writes="publish", read="final_applied")))
+            scn.expect(
+                waivable(
+                    scn.drill,
+                    "rpo_seconds",
+                    lambda target: RpoSeconds(target, fault, writes="publish", read="final_applied"),
+                )
+            )
             scn.expect(LostWrites(int(targets.get("lost_writes", 0)), writes="publish", read="final_applied"))
             scn.expect(DuplicatedApplies(tuple(scn.published), keys))
         elif writer is not None:
@@ -348,15 +394,16 @@ def standard_rules(scn: Scenario) -> None:
             scn.expect(LostWrites(int(targets.get("lost_writes", 0))))
             scn.expect(DuplicatedWrites())
     elif scn.recovery is None:
-        scn.not_applicable.setdefault("rto_seconds", "no fault of this scenario blocked an operation the "
-                                                     "harness measures")
+        scn.not_applicable.setdefault(
+            "rto_seconds", "no fault of this scenario blocked an operation the harness measures"
+        )
     if writer is not None and not scn.aborted:
         scn.expect(DuplicatedEvents())
         published = {o.value for o in scn.recorder.ops(OpKind.PUBLISH) if o.ok}
         if published and platform_log(scn.lab, "intune") is not None:
             scn.expect(DuplicatedApplies(("intune",), published))
     budget = availability_gate(scn)
-    if budget not in scn.checks:     # a waived targets.availability is judged against the spec's 0.999 too
+    if budget not in scn.checks:  # a waived targets.availability is judged against the spec's 0.999 too
         scn.expect(waivable(scn.drill, "availability", lambda target: availability_gate(scn, target)))
 
 

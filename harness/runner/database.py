@@ -24,7 +24,7 @@ from .common import pause_writer, read_events, wait_for_count, wait_for_ok
 from .scenario import PrimaryFault, Scenario, probe_or_none, required
 
 FAILOVER_TIMEOUT = 60.0
-LAG_LIMIT = 5.0          # the spec: TransactionLag <= 5 s before failback
+LAG_LIMIT = 5.0  # the spec: TransactionLag <= 5 s before failback
 CATCH_UP_TIMEOUT = 30.0
 # The failback drill: latency on the rebuilt node's replication link, just over what makes its lag
 # pass the limit (the heartbeats commit every 0.5 s: replayed commits then trail by the latency),
@@ -32,12 +32,12 @@ CATCH_UP_TIMEOUT = 30.0
 LAG_LATENCY_MS = 6000
 LAG_FAULT_TIME_LIMIT = 60.0
 LAG_BUILD_TIMEOUT = 30.0
-LAG_MARGIN = 0.5         # requested once the harness measures lag > limit + this: still over at the action's check
+LAG_MARGIN = 0.5  # requested once the harness measures lag > limit + this: still over at the action's check
 TAKE_EFFECT_TIMEOUT = 60.0
-WAITING_AFTER = 5.0      # an action not answered by then is waiting (not refusing)
-SAMPLE_INTERVAL = 0.2    # the harness's lag and role samples
+WAITING_AFTER = 5.0  # an action not answered by then is waiting (not refusing)
+SAMPLE_INTERVAL = 0.2  # the harness's lag and role samples
 LAG_SAMPLE_FRESH = 10.0  # the gate needs a lag sample this close before the failback took effect
-RESUMED_WRITES = 15      # acknowledged writes on the promoted primary before verifying it
+RESUMED_WRITES = 15  # acknowledged writes on the promoted primary before verifying it
 
 
 def primary_fault(scn: Scenario) -> PrimaryFault:
@@ -62,9 +62,13 @@ def check_writes_blocked(scn: Scenario, cause: str) -> None:
     came after a fast failover, as the first waits out the Control Plane's connect timeout)."""
     intent, key = probe_or_none(scn)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        calls = [pool.submit(scn.call, kind, request, value=key, detail={"intent_id": intent})
-                 for kind, request in ((OpKind.APPROVE, ControlPlane.approve(intent)),
-                                       (OpKind.PUBLISH, ControlPlane.publish(intent)))]
+        calls = [
+            pool.submit(scn.call, kind, request, value=key, detail={"intent_id": intent})
+            for kind, request in (
+                (OpKind.APPROVE, ControlPlane.approve(intent)),
+                (OpKind.PUBLISH, ControlPlane.publish(intent)),
+            )
+        ]
         for call in calls:
             call.result()
     scn.expect(PublishApprovalBlocked(primary_fault(scn).label, cause))
@@ -83,9 +87,9 @@ def writes_resume(scn: Scenario) -> None:
     inject = required(history.first_event("inject", fault), f"the injection of {fault}")
     reconnect = history.first_event("reconnect", after=inject.t) or inject
     writer = scn.writer()
-    if not writer.is_alive():   # paused for exact counts: write here until one goes through
+    if not writer.is_alive():  # paused for exact counts: write here until one goes through
         poll(lambda: writer.write_one().outcome is Outcome.OK, timeout=FAILOVER_TIMEOUT, interval=0.05)
-    else:                       # let the workload run on the new primary a while
+    else:  # let the workload run on the new primary a while
         wait_for_ok(scn, OpKind.WRITE, after=reconnect.t, timeout=FAILOVER_TIMEOUT)
         wait_for_count(scn, OpKind.WRITE, RESUMED_WRITES, after=reconnect.t, timeout=FAILOVER_TIMEOUT)
     scn.expect(WritesResumed(fault))
@@ -133,29 +137,41 @@ def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
     try:
         slowed = _slow_replication(scn, old, label, watch, limit)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            asked = pool.submit(_request_failback, scn, old, limit, synchronous,
-                                "while lagging" if slowed else "lag not built")
-            try:     # an action that waits is waiting for the lag: the latency goes while it waits
+            asked = pool.submit(
+                _request_failback, scn, old, limit, synchronous, "while lagging" if slowed else "lag not built"
+            )
+            try:  # an action that waits is waiting for the lag: the latency goes while it waits
                 asked.result(timeout=WAITING_AFTER)
             except FuturesTimeout:
-                scn.observe(f"The failback action is still waiting {WAITING_AFTER:g} s after the request: "
-                            f"the latency is removed while it waits.")
+                scn.observe(
+                    f"The failback action is still waiting {WAITING_AFTER:g} s after the request: "
+                    f"the latency is removed while it waits."
+                )
             if scn.journal.find(label) is not None:
                 scn.heal(label)
             first = asked.result(timeout=TAKE_EFFECT_TIMEOUT)
-        if not first.ok and first.outcome is Outcome.FAIL:     # refused: wait until caught up, ask again
-            caught_up = poll(lambda: watch.last_lag(), until=lambda lag: lag is not None and lag <= limit,
-                             timeout=CATCH_UP_TIMEOUT, interval=SAMPLE_INTERVAL)
+        if not first.ok and first.outcome is Outcome.FAIL:  # refused: wait until caught up, ask again
+            caught_up = poll(
+                lambda: watch.last_lag(),
+                until=lambda lag: lag is not None and lag <= limit,
+                timeout=CATCH_UP_TIMEOUT,
+                interval=SAMPLE_INTERVAL,
+            )
             if not caught_up.ok:
-                scn.observe(f"{old} did not catch up to TransactionLag <= {limit:g} s within "
-                            f"{CATCH_UP_TIMEOUT:.0f} s after the latency was removed.")
+                scn.observe(
+                    f"{old} did not catch up to TransactionLag <= {limit:g} s within "
+                    f"{CATCH_UP_TIMEOUT:.0f} s after the latency was removed."
+                )
                 return
             last = _request_failback(scn, old, limit, synchronous, "caught up")
         else:
             last = first
         took = poll(lambda: watch.promoted, until=bool, timeout=TAKE_EFFECT_TIMEOUT, interval=SAMPLE_INTERVAL)
-        scn.observe(f"Failback to {old}: " + (f"took effect (the harness read {old} out of recovery)"
-                                              if took.ok else "never seen taking effect") + ".")
+        scn.observe(
+            f"Failback to {old}: "
+            + (f"took effect (the harness read {old} out of recovery)" if took.ok else "never seen taking effect")
+            + "."
+        )
     finally:
         watch.stop()
         if scn.journal.find(label) is not None:
@@ -170,15 +186,21 @@ def _slow_replication(scn: Scenario, node: str, label: str, watch: FailbackWatch
     False (said in an observation) when the lab could not build that lag."""
     try:
         link = scn.lab.replication_proxy_name(node)
-    except Exception as exc:     # the lab cannot slow that link: said, and the gate is unknown
+    except Exception as exc:  # the lab cannot slow that link: said, and the gate is unknown
         scn.observe(f"The lab could not build TransactionLag > {limit:g} s on {node}: {exc}.")
         return False
     scn.inject(FaultSpec("latency", link, {"latency_ms": LAG_LATENCY_MS}, time_limit_s=LAG_FAULT_TIME_LIMIT), label)
-    built = poll(lambda: watch.last_lag(), until=lambda lag: lag is not None and lag > limit + LAG_MARGIN,
-                 timeout=LAG_BUILD_TIMEOUT, interval=SAMPLE_INTERVAL)
+    built = poll(
+        lambda: watch.last_lag(),
+        until=lambda lag: lag is not None and lag > limit + LAG_MARGIN,
+        timeout=LAG_BUILD_TIMEOUT,
+        interval=SAMPLE_INTERVAL,
+    )
     if not built.ok:
-        scn.observe(f"The lab could not build TransactionLag > {limit:g} s on {node} within "
-                    f"{LAG_BUILD_TIMEOUT:.0f} s ({LAG_LATENCY_MS} ms latency on its replication link).")
+        scn.observe(
+            f"The lab could not build TransactionLag > {limit:g} s on {node} within "
+            f"{LAG_BUILD_TIMEOUT:.0f} s ({LAG_LATENCY_MS} ms latency on its replication link)."
+        )
     return built.ok
 
 
@@ -192,8 +214,10 @@ def _request_failback(scn: Scenario, node: str, limit: float, synchronous: bool,
             return Outcome.OK, failover.failback(node, max_lag=limit, synchronous=synchronous), ""
         except FailbackRefused as refused:
             return Outcome.FAIL, refused.lag, str(refused)
-    op = scn.recorder.invoke(OpKind.FAILBACK, switch, correlation_id=scn.correlation_id,
-                             detail={"node": node, "requested": when})
+
+    op = scn.recorder.invoke(
+        OpKind.FAILBACK, switch, correlation_id=scn.correlation_id, detail={"node": node, "requested": when}
+    )
     answer = "switched" if op.ok else op.error
     scn.observe(f"Failback to {node} requested ({when}): {answer}.")
     return op
@@ -231,18 +255,24 @@ class FailbackWatch:
         detail: OpDetail = {"node": self.node, "primary": self.primary}
         while not self._halt.is_set():
             if not self.promoted:
-                lag = self.scn.read(OpKind.LAG,
-                                    lambda: transaction_lag(self._query(self.primary), self._query(self.node)),
-                                    detail=detail)
+                lag = self.scn.read(
+                    OpKind.LAG,
+                    lambda: transaction_lag(self._query(self.primary), self._query(self.node)),
+                    detail=detail,
+                )
                 self._lag = lag.value if lag.ok else None
-            role = self.scn.read(OpKind.IN_RECOVERY, lambda: self._query(self.node)("SELECT pg_is_in_recovery()")[0][0],
-                                 detail={"node": self.node})
+            role = self.scn.read(
+                OpKind.IN_RECOVERY,
+                lambda: self._query(self.node)("SELECT pg_is_in_recovery()")[0][0],
+                detail={"node": self.node},
+            )
             if role.ok and role.value is False:
                 self.promoted = True
             self._halt.wait(SAMPLE_INTERVAL)
 
 
 # -- the determinism drill: replication link cut, then exactly N writes -----------------------
+
 
 def wait_replica_caught_up(scn: Scenario) -> None:
     pause_writer(scn)

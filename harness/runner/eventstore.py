@@ -41,15 +41,21 @@ def block_writes(scn: Scenario) -> None:
     scn.recover_on(label, "write")
     scn.primary = PrimaryFault(label, name)
     scn.inject(FaultSpec("event_store_block", "database-primary"), label)
-    scn.observe(f"Event store writes blocked on the database primary {name} (EXCLUSIVE lock on the chain "
-                f"head); {len(before.value) if before.ok else 'unknown'} events recorded before.")
+    scn.observe(
+        f"Event store writes blocked on the database primary {name} (EXCLUSIVE lock on the chain "
+        f"head); {len(before.value) if before.ok else 'unknown'} events recorded before."
+    )
 
 
 def publish_refused_until_healthy(scn: Scenario) -> None:
     """Publish the approved intent now, and again every 0.25 s until it is accepted."""
     intent, key = probe_or_none(scn)
-    poll(lambda: scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent}),
-         until=lambda op: op.ok, timeout=TIMEOUT, interval=RETRY_INTERVAL)
+    poll(
+        lambda: scn.call(OpKind.PUBLISH, ControlPlane.publish(intent), value=key, detail={"intent_id": intent}),
+        until=lambda op: op.ok,
+        timeout=TIMEOUT,
+        interval=RETRY_INTERVAL,
+    )
     label = database.primary_fault(scn).label
     scn.expect(PublishRefusedWhileStoreBlocked(label))
     scn.expect(PublishAcceptedOnlyWhenStoreHealthy(label))

@@ -25,7 +25,7 @@ from ..workload import ApiClient, ControlPlane
 from .common import read_events
 from .scenario import EvidencePack, Scenario, StoreFault, required
 
-PRIMARY_LINK, ALTERNATE_LINK = links()["evidence store"], links()["alternate region"]   # the row's links
+PRIMARY_LINK, ALTERNATE_LINK = links()["evidence store"], links()["alternate region"]  # the row's links
 GATEWAY = "s3"
 
 
@@ -39,15 +39,20 @@ def commit_evidence(scn: Scenario, with_copy: bool) -> None:
     harness then reads the alternate bucket itself for that copy."""
     key = f"{scn.correlation_id}-{'copy' if with_copy else 'nocopy'}"
     content = f"evidence pack {key}"
-    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, read=lambda body: body["id"],
-                       timeout=30)
+    created = scn.call(
+        OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, read=lambda body: body["id"], timeout=30
+    )
     intent = created.value if created.ok else None
-    evidence = scn.call(OpKind.EVIDENCE, ControlPlane.evidence(intent, content), value=key,
-                        detail={"intent_id": intent}, timeout=30)
+    evidence = scn.call(
+        OpKind.EVIDENCE, ControlPlane.evidence(intent, content), value=key, detail={"intent_id": intent}, timeout=30
+    )
     scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail={"intent_id": intent}, timeout=30)
     object_key = evidence.detail.get("object_key")
-    scn.read(OpKind.STORE_READ, lambda: _sha256(_read_object(scn, "alternate", object_key)),
-             detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
+    scn.read(
+        OpKind.STORE_READ,
+        lambda: _sha256(_read_object(scn, "alternate", object_key)),
+        detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()},
+    )
     scn.expect(ValidatedCopy(key, with_copy))
     pack = EvidencePack(intent, key, object_key)
     if with_copy:
@@ -117,8 +122,11 @@ def impact_recorded(scn: Scenario) -> None:
 def publish_fails_over(scn: Scenario) -> None:
     """Publish the pack whose copy in the alternate region was validated, while the store is out."""
     _publish(scn, scn.evidence.with_copy)
-    scn.expect(PublishedFromValidatedCopy(_store_fault(scn).label,
-                                          required(scn.evidence.with_copy, "the pack with a copy").key))
+    scn.expect(
+        PublishedFromValidatedCopy(
+            _store_fault(scn).label, required(scn.evidence.with_copy, "the pack with a copy").key
+        )
+    )
 
 
 def approve_uncommitted(scn: Scenario) -> None:
@@ -127,8 +135,14 @@ def approve_uncommitted(scn: Scenario) -> None:
     the intent while the upload is in flight and again once the upload was answered; then read the
     intent back and the event store's ApprovalRecorded events of the scenario."""
     key = f"{scn.correlation_id}-uncommitted"
-    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, detail={"uncommitted": key},
-                       read=lambda body: body["id"], timeout=30)
+    created = scn.call(
+        OpKind.CREATE_INTENT,
+        ControlPlane.create_intent(key),
+        value=key,
+        detail={"uncommitted": key},
+        read=lambda body: body["id"],
+        timeout=30,
+    )
     intent = created.value if created.ok else None
     scn.expect(ApprovalRefusedWithoutCommittedEvidence(key))
     if intent is None:
@@ -140,9 +154,11 @@ def approve_uncommitted(scn: Scenario) -> None:
 
     def upload():
         def call():
-            in_flight.set()      # after the recorder took the op's invoke time: the upload has begun
+            in_flight.set()  # after the recorder took the op's invoke time: the upload has begun
             return client.send(ControlPlane.evidence(intent, f"evidence pack {key}"), scn.correlation_id)
+
         scn.recorder.invoke(OpKind.EVIDENCE, call, value=key, correlation_id=scn.correlation_id, detail=detail)
+
     uploader = threading.Thread(target=upload, name=f"upload-{intent}", daemon=True)
     uploader.start()
     try:
@@ -150,15 +166,23 @@ def approve_uncommitted(scn: Scenario) -> None:
             raise RuntimeError("the evidence upload thread did not start within 30 s")
         first = scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail=detail, timeout=30)
     finally:
-        uploader.join(60)        # the upload's own timeout is 30 s
+        uploader.join(60)  # the upload's own timeout is 30 s
         client.close()
     second = scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail=detail, timeout=30)
-    scn.call(OpKind.READ_INTENT, ControlPlane.read_intent(intent), value=key, detail=detail, timeout=30,
-             read=lambda body: {k: body.get(k) for k in ("state", "EvidencePackState")})
+    scn.call(
+        OpKind.READ_INTENT,
+        ControlPlane.read_intent(intent),
+        value=key,
+        detail=detail,
+        timeout=30,
+        read=lambda body: {k: body.get(k) for k in ("state", "EvidencePackState")},
+    )
     read_events(scn, type_="ApprovalRecorded", own=True)
     upload_op = next((o for o in scn.recorder.ops(OpKind.EVIDENCE) if o.detail.get("intent_id") == intent), None)
-    scn.observe(f"Intent {intent}: evidence upload {_said(upload_op)}; approval asked while the upload was in "
-                f"flight: {_said(first)}; asked again after it: {_said(second)}.")
+    scn.observe(
+        f"Intent {intent}: evidence upload {_said(upload_op)}; approval asked while the upload was in "
+        f"flight: {_said(first)}; asked again after it: {_said(second)}."
+    )
 
 
 def _said(op) -> str:
@@ -178,13 +202,29 @@ def smoke_verification(scn: Scenario) -> None:
     cid = f"{scn.correlation_id}/smoke"
     key = f"smoke-{uuid.uuid4().hex[:12]}"
     content = f"smoke evidence {key}"
-    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key), value=key, detail={"smoke": key},
-                       read=lambda body: body["id"], timeout=30, correlation_id=cid)
-    evidence = scn.call(OpKind.EVIDENCE, ControlPlane.evidence(created.value, content), value=key, timeout=30,
-                        detail={"intent_id": created.value, "smoke": key}, correlation_id=cid)
+    created = scn.call(
+        OpKind.CREATE_INTENT,
+        ControlPlane.create_intent(key),
+        value=key,
+        detail={"smoke": key},
+        read=lambda body: body["id"],
+        timeout=30,
+        correlation_id=cid,
+    )
+    evidence = scn.call(
+        OpKind.EVIDENCE,
+        ControlPlane.evidence(created.value, content),
+        value=key,
+        timeout=30,
+        detail={"intent_id": created.value, "smoke": key},
+        correlation_id=cid,
+    )
     object_key = evidence.detail.get("object_key")
-    scn.read(OpKind.STORE_READ, lambda: _sha256(_read_object(scn, "primary", object_key)),
-             detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()})
+    scn.read(
+        OpKind.STORE_READ,
+        lambda: _sha256(_read_object(scn, "primary", object_key)),
+        detail={"key": key, "object_key": object_key, "expected": hashlib.sha256(content.encode()).hexdigest()},
+    )
     read_events(scn, correlation_id=cid)
 
     def siem():
@@ -192,10 +232,13 @@ def smoke_verification(scn: Scenario) -> None:
         if records is None:
             raise RuntimeError("the SIEM sink is not readable by this provider")
         return [r for r in records if r.get("correlation_id") == cid]
+
     scn.read(OpKind.READ_SIEM_SMOKE, siem)
     scn.expect(SmokeVerified(key, cid))
-    scn.observe(f"Smoke intent {key} (correlation id {cid}): {created.error or 'accepted'}, evidence "
-                f"{evidence.error or 'committed'}.")
+    scn.observe(
+        f"Smoke intent {key} (correlation id {cid}): {created.error or 'accepted'}, evidence "
+        f"{evidence.error or 'committed'}."
+    )
 
 
 def workload_publishes_resume(scn: Scenario) -> None:
@@ -203,8 +246,13 @@ def workload_publishes_resume(scn: Scenario) -> None:
     operation the row's RTO is measured on (judged by the recovery checkers, not here)."""
     heals = [e.t for e in scn.recorder.history().events_of("heal")]
     after = max(heals) if heals else 0.0
-    poll(lambda: any(o.ok and o.detail.get("workload") and o.t_invoke >= after
-                     for o in scn.recorder.ops(OpKind.PUBLISH)), timeout=60, interval=0.1)
+    poll(
+        lambda: any(
+            o.ok and o.detail.get("workload") and o.t_invoke >= after for o in scn.recorder.ops(OpKind.PUBLISH)
+        ),
+        timeout=60,
+        interval=0.1,
+    )
 
 
 def evidence_locked(scn: Scenario) -> None:
@@ -222,16 +270,25 @@ def evidence_locked(scn: Scenario) -> None:
             for region in ("primary", "alternate"):
                 lock = scn.lab.object_lock(region, key)
                 if lock is None and region == "alternate":
-                    continue     # no copy in the alternate region: nothing there to judge
-                found.append({"object_key": key, "region": region, "written_at": at,
-                              **(lock or {"mode": None, "retain_until": None})})
+                    continue  # no copy in the alternate region: nothing there to judge
+                found.append(
+                    {
+                        "object_key": key,
+                        "region": region,
+                        "written_at": at,
+                        **(lock or {"mode": None, "retain_until": None}),
+                    }
+                )
         return found
+
     read = scn.read(OpKind.STORE_LOCK, locks, detail={"scope": "evidence", "objects": len(written)})
     scn.expect(WormRetention("evidence"))
     if read.ok:
         modes = sorted({str(o["mode"]) for o in read.value})
-        scn.observe(f"Object Lock of the {len(read.value)} evidence object version(s) the drill wrote, as the "
-                    f"store reports it: {', '.join(modes) or 'none'}.")
+        scn.observe(
+            f"Object Lock of the {len(read.value)} evidence object version(s) the drill wrote, as the "
+            f"store reports it: {', '.join(modes) or 'none'}."
+        )
 
 
 def eventstore_exports_locked(scn: Scenario) -> None:
@@ -249,13 +306,21 @@ def eventstore_exports_locked(scn: Scenario) -> None:
             if version.delete_marker:
                 continue
             lock = read_object_lock(store.s3, store.bucket, version.key, version.version_id)
-            found.append({"object_key": version.key, "bucket": store.bucket,
-                          "written_at": version.last_modified.timestamp() if version.last_modified else None,
-                          **(lock or {"mode": None, "retain_until": None})})
+            found.append(
+                {
+                    "object_key": version.key,
+                    "bucket": store.bucket,
+                    "written_at": version.last_modified.timestamp() if version.last_modified else None,
+                    **(lock or {"mode": None, "retain_until": None}),
+                }
+            )
         return found
+
     read = scn.read(OpKind.STORE_LOCK, locks, detail={"scope": "eventstore"})
     scn.expect(WormRetention("eventstore"))
     if read.ok:
         modes = sorted({str(o["mode"]) for o in read.value})
-        scn.observe(f"Object Lock of the {len(read.value)} event-store export version(s), as the backup store "
-                    f"reports it: {', '.join(modes) or 'none'}.")
+        scn.observe(
+            f"Object Lock of the {len(read.value)} event-store export version(s), as the backup store "
+            f"reports it: {', '.join(modes) or 'none'}."
+        )

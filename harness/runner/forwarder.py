@@ -18,7 +18,7 @@ from __future__ import annotations
 from ..model import Event
 from ..workload.poster import EventPoster
 
-EMITTER = "harness-forwarder"     # in the stored payload: this event was posted by the harness
+EMITTER = "harness-forwarder"  # in the stored payload: this event was posted by the harness
 
 
 class EventForwarder(EventPoster):
@@ -26,6 +26,14 @@ class EventForwarder(EventPoster):
         super().__init__(api_url, "event-forwarder", timeout)
 
     def submit(self, event: Event) -> None:
-        self.send(event.correlation_id, {
-            "event_id": event.event_id, "kind": event.kind, "name": event.name, "at": event.wall,
-            "emitter": EMITTER, "detail": {k: str(v) for k, v in event.detail.items()}})
+        self.send(
+            event.correlation_id,
+            {
+                "event_id": event.event_id,
+                "kind": event.kind,
+                "name": event.name,
+                "at": event.wall,
+                "emitter": EMITTER,
+                "detail": {k: str(v) for k, v in event.detail.items()},
+            },
+        )

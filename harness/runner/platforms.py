@@ -41,7 +41,7 @@ from .clock import advance_clock
 from .common import PLATFORMS, applied_counts, platform_log, read_events, start_probes
 from .scenario import Scenario
 
-DEADLINE = 30.0            # generous: every wait below polls a real condition until it holds
+DEADLINE = 30.0  # generous: every wait below polls a real condition until it holds
 FIRST_RING, NEXT_RING = "ring1", "ring2"
 
 
@@ -51,8 +51,9 @@ def keys_of(scn: Scenario, platform: str) -> list[str]:
 
 def view(scn: Scenario, platform: str):
     """The Control Plane's view of one platform, recorded (value: the view)."""
-    return scn.call(OpKind.PLATFORM_VIEW, ControlPlane.platform(platform), detail={"platform": platform},
-                    read=lambda body: body)
+    return scn.call(
+        OpKind.PLATFORM_VIEW, ControlPlane.platform(platform), detail={"platform": platform}, read=lambda body: body
+    )
 
 
 def events_about(scn: Scenario, type_: str, platform: str, look: bool = False) -> list[dict]:
@@ -63,8 +64,16 @@ def events_about(scn: Scenario, type_: str, platform: str, look: bool = False) -
         view(scn, platform)
     op = read_events(scn, type_=type_)
     since = _fault_wall(scn, platform)
-    return [e for e in (op.value or []) if (e.get("payload") or {}).get("platform") == platform
-            and (since is None or dt.datetime.fromisoformat(e["at"]).timestamp() >= since - 0.5)] if op.ok else []
+    return (
+        [
+            e
+            for e in (op.value or [])
+            if (e.get("payload") or {}).get("platform") == platform
+            and (since is None or dt.datetime.fromisoformat(e["at"]).timestamp() >= since - 0.5)
+        ]
+        if op.ok
+        else []
+    )
 
 
 def _fault_wall(scn: Scenario, platform: str) -> float | None:
@@ -91,20 +100,32 @@ def _degraded_or_allowance(scn: Scenario, platform: str) -> float:
 
 # ---- given --------------------------------------------------------------------------------
 
+
 def connectors_healthy(scn: Scenario) -> None:
     """Every platform Healthy with promotions running, as the Control Plane has it from its
     connectors; then the API's health probes start (availability while the platforms fail)."""
+
     def platforms():
-        return scn.call(OpKind.PLATFORMS_VIEW, ControlPlane.platforms(),
-                        read=lambda body: {v["platform"]: v for v in body.get("platforms", [])})
-    polled = poll(platforms, until=lambda op: op.ok and len(op.value) == len(PLATFORMS)
-                  and not any(v["PromotionsPaused"] for v in op.value.values()), timeout=DEADLINE, interval=0.2)
+        return scn.call(
+            OpKind.PLATFORMS_VIEW,
+            ControlPlane.platforms(),
+            read=lambda body: {v["platform"]: v for v in body.get("platforms", [])},
+        )
+
+    polled = poll(
+        platforms,
+        until=lambda op: (
+            op.ok and len(op.value) == len(PLATFORMS) and not any(v["PromotionsPaused"] for v in op.value.values())
+        ),
+        timeout=DEADLINE,
+        interval=0.2,
+    )
     scn.expect(ConnectorsHealthy(PLATFORMS))
     if not polled.ok:
         scn.aborted = True
         raise RuntimeError(f"connectors not healthy, nothing injected: {polled.value.value or polled.value.error}")
     queues_drained(scn)
-    start_probes(scn)   # platform faults must leave the API itself available
+    start_probes(scn)  # platform faults must leave the API itself available
 
 
 def queues_drained(scn: Scenario) -> None:
@@ -123,6 +144,7 @@ def queues_drained(scn: Scenario) -> None:
         if not first:
             first.append(seen)
         return seen
+
     polled = poll(depths, until=lambda d: d is None or not any(d.values()), timeout=DEADLINE, interval=0.5)
     if unreadable:
         scn.observe(f"The platforms' queues could not be read before the faults: {unreadable[-1]}")
@@ -130,17 +152,19 @@ def queues_drained(scn: Scenario) -> None:
         scn.observe(f"Intents were still queued from before when the platform faults began: {polled.value}")
     elif any(first[0].values()):
         queued = ", ".join(f"{p} {n}" for p, n in first[0].items() if n)
-        scn.observe(f"Intents queued from before ({queued}) were done {polled.waited:.1f} s later, "
-                    f"before any fault.")
+        scn.observe(f"Intents queued from before ({queued}) were done {polled.waited:.1f} s later, before any fault.")
 
 
 # ---- faults -------------------------------------------------------------------------------
 
+
 def degrade(scn: Scenario, platform: str, mode: str, retry_after: float = 1.0, requests_: int = 0) -> None:
     label = f"{mode}:{platform}"
     scn.recover_on(label, f"apply:{platform}")
-    scn.inject(FaultSpec("platform_degrade", platform, {"mode": mode, "retry_after": retry_after,
-                                                         "requests": requests_}), label)
+    scn.inject(
+        FaultSpec("platform_degrade", platform, {"mode": mode, "retry_after": retry_after, "requests": requests_}),
+        label,
+    )
     what = f"the next {requests_} requests" if requests_ else "every request"
     answer = {"throttle": f"429 (Retry-After {retry_after:g} s)", "error": "503"}.get(mode, mode)
     scn.observe(f"{platform} answers {answer} to {what}.")
@@ -177,27 +201,36 @@ def pass_time(scn: Scenario, seconds: float) -> None:
     amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:g} h"
     if not scn.drill.hold_real_time:
         scn.recorder.event("clock_missing", f"not-passed:{seconds:g}s", scn.correlation_id, seconds=seconds)
-        scn.observe(f"{amount} did not pass: the target grants no clock control and the plan does not hold the "
-                    f"fault in real time (hold_real_time: true); the time rules are not judged.")
+        scn.observe(
+            f"{amount} did not pass: the target grants no clock control and the plan does not hold the "
+            f"fault in real time (hold_real_time: true); the time rules are not judged."
+        )
         return
     scn.recorder.event("time_held", f"real-time:{seconds:g}s", scn.correlation_id, seconds=seconds)
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(left, 5.0))      # the fault held in real time: the time itself is the point
+        time.sleep(min(left, 5.0))  # the fault held in real time: the time itself is the point
     scn.observe(f"Faults held {amount} in real time (no clock control; hold_real_time: true).")
 
 
 # ---- intents ------------------------------------------------------------------------------
 
+
 def _approved_intent(scn: Scenario, platform: str, n: int) -> tuple[int, str] | None:
     key = f"{scn.correlation_id}-{platform}-{n}"
-    created = scn.call(OpKind.CREATE_INTENT, ControlPlane.create_intent(key, FIRST_RING, platform), value=key,
-                       read=lambda body: body["id"], timeout=30)
+    created = scn.call(
+        OpKind.CREATE_INTENT,
+        ControlPlane.create_intent(key, FIRST_RING, platform),
+        value=key,
+        read=lambda body: body["id"],
+        timeout=30,
+    )
     if not created.ok:
         return None
     detail: OpDetail = {"intent_id": created.value, "platform": platform, "ring": FIRST_RING}
-    scn.call(OpKind.EVIDENCE, ControlPlane.evidence(created.value, f"evidence {key}"), value=key, detail=detail,
-             timeout=30)
+    scn.call(
+        OpKind.EVIDENCE, ControlPlane.evidence(created.value, f"evidence {key}"), value=key, detail=detail, timeout=30
+    )
     scn.call(OpKind.APPROVE, ControlPlane.approve(created.value), value=key, detail=detail, timeout=30)
     return created.value, key
 
@@ -210,8 +243,13 @@ def publish(scn: Scenario, platforms: list[str]) -> None:
         platform, intent = item
         if intent is None:
             return
-        scn.call(OpKind.PUBLISH, ControlPlane.publish(intent[0]), value=intent[1], timeout=30,
-                 detail={"intent_id": intent[0], "platform": platform, "ring": FIRST_RING})
+        scn.call(
+            OpKind.PUBLISH,
+            ControlPlane.publish(intent[0]),
+            value=intent[1],
+            timeout=30,
+            detail={"intent_id": intent[0], "platform": platform, "ring": FIRST_RING},
+        )
         scn.published.setdefault(platform, []).append({"intent_id": intent[0], "key": intent[1]})
 
     with ThreadPoolExecutor(max_workers=len(ready)) as pool:
@@ -224,20 +262,27 @@ def promote(scn: Scenario, platform: str) -> None:
     """Promote the scenario's first published intent of the platform to the next ring."""
     intents = scn.published.get(platform) or [{"intent_id": 0, "key": ""}]
     first = intents[0]
-    scn.call(OpKind.PROMOTE, ControlPlane.promote(first["intent_id"], NEXT_RING), value=first["key"], timeout=30,
-             detail={"platform": platform, "to_ring": NEXT_RING, "intent_id": first["intent_id"]})
+    scn.call(
+        OpKind.PROMOTE,
+        ControlPlane.promote(first["intent_id"], NEXT_RING),
+        value=first["key"],
+        timeout=30,
+        detail={"platform": platform, "to_ring": NEXT_RING, "intent_id": first["intent_id"]},
+    )
 
 
 # ---- then ---------------------------------------------------------------------------------
+
 
 def assignments_fail_only_for(scn: Scenario, platform: str) -> None:
     """Wait until the other platforms applied theirs and the Control Plane recorded this platform
     degraded; then mark the moment (the checkers judge what the platforms applied before it)."""
     others = {p: keys_of(scn, p) for p in scn.published if p != platform}
-    poll(lambda: [applied_counts(scn, p) for p in others],
-         until=lambda counts: all(c.get(k, 0) >= 1 for c, ks in zip(counts, others.values(), strict=True)
-                                        for k in ks),
-         timeout=DEADLINE)
+    poll(
+        lambda: [applied_counts(scn, p) for p in others],
+        until=lambda counts: all(c.get(k, 0) >= 1 for c, ks in zip(counts, others.values(), strict=True) for k in ks),
+        timeout=DEADLINE,
+    )
     _known_degraded(scn, platform)
     mark = f"assignments:{platform}"
     scn.checkpoint(mark)
@@ -250,8 +295,15 @@ def promotion_refused(scn: Scenario, platform: str, gate_name: str) -> None:
     passed without it), a promotion is attempted."""
     _degraded_or_allowance(scn, platform)
     promote(scn, platform)
-    scn.expect(waivable(scn.drill, "detection_seconds", lambda allowance: PromotionRefused(
-        platform, gate_name, detection_s=DETECTION_SECONDS if allowance is None else allowance)))
+    scn.expect(
+        waivable(
+            scn.drill,
+            "detection_seconds",
+            lambda allowance: PromotionRefused(
+                platform, gate_name, detection_s=DETECTION_SECONDS if allowance is None else allowance
+            ),
+        )
+    )
 
 
 def promotions_paused(scn: Scenario, platform: str) -> None:
@@ -260,9 +312,18 @@ def promotions_paused(scn: Scenario, platform: str) -> None:
     refused by that gate."""
     _degraded_or_allowance(scn, platform)
     promote(scn, platform)
-    scn.expect(waivable(scn.drill, "detection_seconds", lambda allowance: PromotionRefused(
-        platform, "PromotionsPaused", gate_id=f"promotions_paused_{platform}",
-        detection_s=DETECTION_SECONDS if allowance is None else allowance)))
+    scn.expect(
+        waivable(
+            scn.drill,
+            "detection_seconds",
+            lambda allowance: PromotionRefused(
+                platform,
+                "PromotionsPaused",
+                gate_id=f"promotions_paused_{platform}",
+                detection_s=DETECTION_SECONDS if allowance is None else allowance,
+            ),
+        )
+    )
 
 
 def backoff_policy(scn: Scenario) -> dict | None:
@@ -287,17 +348,28 @@ def backoff_doubles(scn: Scenario, platform: str) -> None:
             if r.get("idempotency_key") in keys and r.get("path", "/apply") == "/apply":
                 counts[r["idempotency_key"]] = counts.get(r["idempotency_key"], 0) + 1
         return max(counts.values(), default=0)
+
     if policy is not None:
         poll(most_attempts, until=lambda n: n >= policy["max_attempts"], timeout=DEADLINE, interval=0.2)
-    scn.expect(ConnectorBackoff(platform, sorted(keys), None if policy is None else policy["base_seconds"],
-                                None if policy is None else policy["max_attempts"]))
+    scn.expect(
+        ConnectorBackoff(
+            platform,
+            sorted(keys),
+            None if policy is None else policy["base_seconds"],
+            None if policy is None else policy["max_attempts"],
+        )
+    )
 
 
 def throttles_counted(scn: Scenario, platform: str, n: int) -> None:
     """Read the Control Plane's count once it reaches n (the checker compares it with the 429s the
     platform really sent)."""
-    poll(lambda: view(scn, platform), until=lambda op: op.ok and _throttles(op.value) >= n, timeout=DEADLINE,
-         interval=0.2)
+    poll(
+        lambda: view(scn, platform),
+        until=lambda op: op.ok and _throttles(op.value) >= n,
+        timeout=DEADLINE,
+        interval=0.2,
+    )
     scn.expect(ThrottleCountAccurate(platform, n))
 
 
@@ -314,8 +386,12 @@ def applied_exactly_once(scn: Scenario, platform: str, ring: str | None = None) 
 def stay_paused(scn: Scenario, platform: str, reason: str) -> None:
     """Once the platform is Healthy again (the Control Plane has it back), a promotion is attempted:
     it must be refused while the throttle count is high, or until the CAB lifts its pause."""
-    poll(lambda: view(scn, platform), until=lambda op: op.ok and op.value.get("health") == "Healthy",
-         timeout=DEADLINE, interval=0.2)
+    poll(
+        lambda: view(scn, platform),
+        until=lambda op: op.ok and op.value.get("health") == "Healthy",
+        timeout=DEADLINE,
+        interval=0.2,
+    )
     promote(scn, platform)
     scn.expect(ResumeRequiresLowThrottleCount(platform) if "Count" in reason else CabPauseHoldsUntilLifted(platform))
 
@@ -323,8 +399,12 @@ def stay_paused(scn: Scenario, platform: str, reason: str) -> None:
 def promotions_resume(scn: Scenario, platform: str) -> None:
     """Once the Control Plane lifts PromotionsPaused, a promotion is attempted and its ring's intent
     must reach the platform once."""
-    poll(lambda: view(scn, platform), until=lambda op: op.ok and not op.value.get("PromotionsPaused"),
-         timeout=DEADLINE, interval=0.2)
+    poll(
+        lambda: view(scn, platform),
+        until=lambda op: op.ok and not op.value.get("PromotionsPaused"),
+        timeout=DEADLINE,
+        interval=0.2,
+    )
     promote(scn, platform)
     key = f"{(scn.published.get(platform) or [{'key': ''}])[0]['key']}@{NEXT_RING}"
     poll(lambda: applied_counts(scn, platform).get(key, 0), until=lambda n: n >= 1, timeout=DEADLINE)
@@ -352,25 +432,34 @@ def cab_notified(scn: Scenario, platform: str) -> None:
 def queue_depth_reported(scn: Scenario, platform: str) -> None:
     """The queue's depth read by the harness (from the queue itself) right before and after the
     Control Plane's metric, until the metric shows intents waiting."""
+
     def bracket():
         scn.read(OpKind.QUEUE_DEPTH, lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
         metrics = scn.call(OpKind.QUEUE_METRICS, ControlPlane.queue_metrics(), read=lambda body: body.get("queues", {}))
         scn.read(OpKind.QUEUE_DEPTH, lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
         return ((metrics.value or {}).get(platform) or {}).get("queue_depth") if metrics.ok else None
+
     poll(bracket, until=lambda depth: depth, timeout=DEADLINE, interval=0.2)
     scn.expect(QueueDepthAccurate(platform))
 
 
 def _dead_letters(scn: Scenario, platform: str):
-    return scn.read(OpKind.DEAD_LETTERS, lambda: [m.get("idempotency_key") for m in scn.lab.dead_letters(platform)],
-                    detail={"platform": platform})
+    return scn.read(
+        OpKind.DEAD_LETTERS,
+        lambda: [m.get("idempotency_key") for m in scn.lab.dead_letters(platform)],
+        detail={"platform": platform},
+    )
 
 
 def dead_lettered(scn: Scenario, platform: str) -> None:
     """Read the dead-letter queue (the harness's own read) until every intent of the platform is in it."""
     keys = keys_of(scn, platform)
-    poll(lambda: _dead_letters(scn, platform), until=lambda op: op.ok and set(keys) <= set(op.value or ()),
-         timeout=DEADLINE, interval=0.3)
+    poll(
+        lambda: _dead_letters(scn, platform),
+        until=lambda op: op.ok and set(keys) <= set(op.value or ()),
+        timeout=DEADLINE,
+        interval=0.3,
+    )
     policy = backoff_policy(scn)
     scn.expect(DeadLettered(platform, keys, None if policy is None else policy["max_attempts"]))
 
@@ -378,8 +467,12 @@ def dead_lettered(scn: Scenario, platform: str) -> None:
 def runbook_requeue(scn: Scenario, platform: str) -> None:
     scn.call(OpKind.REQUEUE, ControlPlane.requeue(platform), detail={"platform": platform})
     keys = set(keys_of(scn, platform))
-    poll(lambda: _dead_letters(scn, platform), until=lambda op: op.ok and not keys & set(op.value or ()),
-         timeout=DEADLINE, interval=0.3)
+    poll(
+        lambda: _dead_letters(scn, platform),
+        until=lambda op: op.ok and not keys & set(op.value or ()),
+        timeout=DEADLINE,
+        interval=0.3,
+    )
     scn.expect(RequeueConfirmed(platform, sorted(keys)))
 
 

@@ -26,7 +26,7 @@ from ..workload import ApiClient, Prober, Recorder, Request, SequencedWriter
 if TYPE_CHECKING:
     from ..lab.base import Lab
 
-RESTORE = "restore"                 # the restore runbook's log (harness.backup.restore)
+RESTORE = "restore"  # the restore runbook's log (harness.backup.restore)
 # What the harness acts out itself: its events are FORWARDED to the event store by the harness
 # (runner.forwarder), marked forwarded, and never satisfy validation rule 2 alone.
 FORWARDED = (JOURNAL, RESTORE)
@@ -65,6 +65,7 @@ class Workload:
 
 # ---- what one step tells a later one: typed per-scenario state (a typo is an attribute error) ----
 
+
 class StateMissing(LookupError):
     """A step read state no earlier step of its scenario set (a feature's steps out of order)."""
 
@@ -96,7 +97,7 @@ class PrimaryFault:
     """The fault that took the database primary away (kill-primary:NODE, event-store-block:NODE)."""
 
     label: str
-    node: str       # the primary it hit (rebuilt and failed back to later)
+    node: str  # the primary it hit (rebuilt and failed back to later)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class StoreFault:
     """The evidence store's fault: its label and the condition it puts the store in."""
 
     label: str
-    condition: str      # "unreachable", "answering 503", ...
+    condition: str  # "unreachable", "answering 503", ...
 
 
 @dataclass
@@ -155,19 +156,19 @@ class Scenario:
     steps_done: int = 0
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
-    recovery: tuple[str, str] | None = None     # (fault label, what it blocks): RTO is measured on it
+    recovery: tuple[str, str] | None = None  # (fault label, what it blocks): RTO is measured on it
     not_applicable: dict[str, str] = field(default_factory=dict)
     workload: Workload | None = None
-    published: dict[str, list[dict]] = field(default_factory=dict)   # platform -> [{intent_id, key}]
+    published: dict[str, list[dict]] = field(default_factory=dict)  # platform -> [{intent_id, key}]
     # what one step tells a later one (typed: see the state classes above)
-    probe: ProbeIntent | None = None            # the probe intent (start_workload)
-    probe_approved: bool = False                # approved once (runner.api)
-    primary: PrimaryFault | None = None         # the database primary's fault (database, eventstore)
-    lost_az: str | None = None                  # the availability zone whose API instance was killed
+    probe: ProbeIntent | None = None  # the probe intent (start_workload)
+    probe_approved: bool = False  # approved once (runner.api)
+    primary: PrimaryFault | None = None  # the database primary's fault (database, eventstore)
+    lost_az: str | None = None  # the availability zone whose API instance was killed
     evidence: EvidenceState = field(default_factory=EvidenceState)
     backup: BackupState = field(default_factory=BackupState)
-    figures: dict[str, Any] = field(default_factory=dict)   # measurements beside the gates (results.json)
-    not_run: FaultNotInjected | None = None     # a fault the target or a hook refused: no verdict
+    figures: dict[str, Any] = field(default_factory=dict)  # measurements beside the gates (results.json)
+    not_run: FaultNotInjected | None = None  # a fault the target or a hook refused: no verdict
 
     def __post_init__(self) -> None:
         self.journal = FaultJournal(self.drill.lab, lambda kind, name, **d: self.event(kind, name, JOURNAL, **d))
@@ -230,25 +231,35 @@ class Scenario:
     def heal(self, label: str | None = None, target: str | None = None) -> None:
         self.journal.heal(label, target)
 
-    def call(self, kind: OpKind, request: Request, value: Any = None, detail: OpDetail | None = None,
-             read: Callable[[Any], Any] | None = None, timeout: float = 10.0,
-             correlation_id: str | None = None) -> Op:
+    def call(
+        self,
+        kind: OpKind,
+        request: Request,
+        value: Any = None,
+        detail: OpDetail | None = None,
+        read: Callable[[Any], Any] | None = None,
+        timeout: float = 10.0,
+        correlation_id: str | None = None,
+    ) -> Op:
         """One operation of the Control Plane's API (a workload.ControlPlane request, through the
         load balancer), recorded as an op of `kind`; it carries the scenario's correlation id unless
         another is given."""
         cid = correlation_id or self.correlation_id
         client = ApiClient(self.lab.api_url, timeout=timeout)
         try:
-            return self.recorder.invoke(kind, lambda: client.send(request, cid),
-                                        value=value, correlation_id=cid, detail=detail, read=read)
+            return self.recorder.invoke(
+                kind, lambda: client.send(request, cid), value=value, correlation_id=cid, detail=detail, read=read
+            )
         finally:
             client.close()
 
     def read(self, kind: OpKind, fetch: Callable[[], Any], detail: OpDetail | None = None) -> Op:
         """A read of a lab part (a queue, a bucket, the SIEM file), recorded as an op whose value is
         what fetch() answered; an exception is recorded as an indeterminate read."""
+
         def call():
             return Outcome.OK, fetch(), ""
+
         return self.recorder.invoke(kind, call, correlation_id=self.correlation_id, detail=detail)
 
     @property
@@ -259,7 +270,7 @@ class Scenario:
             return Verdict.UNKNOWN
         worst = Verdict.worst(g.verdict for g in self.gates)
         incomplete = self.error is not None or self.steps_done < self.steps_total
-        if incomplete and worst.rank < Verdict.UNKNOWN.rank:    # pass or waived
+        if incomplete and worst.rank < Verdict.UNKNOWN.rank:  # pass or waived
             return Verdict.UNKNOWN
         return worst
 
@@ -271,22 +282,21 @@ class DrillRun:
     drill: str
     lab: Lab
     targets: dict[str, float]
-    waivers: dict = field(default_factory=dict)   # target key -> harness.spec_floors.Waiver (gates.waiver)
+    waivers: dict = field(default_factory=dict)  # target key -> harness.spec_floors.Waiver (gates.waiver)
     replication: str = "sync"
-    hold_real_time: bool = False          # "N minutes pass" without clock control: held in real time (plan)
-    availability: Any = None              # harness.plan.AvailabilityPolicy (None: the defaults)
+    hold_real_time: bool = False  # "N minutes pass" without clock control: held in real time (plan)
+    availability: Any = None  # harness.plan.AvailabilityPolicy (None: the defaults)
     tags: str | None = None
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     scenarios: list[Scenario] = field(default_factory=list)
-    feature_order: list[str] = field(default_factory=list)   # scenarios run in this order of files
+    feature_order: list[str] = field(default_factory=list)  # scenarios run in this order of files
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
-    forwarder: Any = None                                    # runner.forwarder.EventForwarder
+    forwarder: Any = None  # runner.forwarder.EventForwarder
     progress: Progress = field(default_factory=lambda: Progress(quiet=True))
 
     def begin(self, name: str, feature: str, tags: list[str], description: str = "") -> Scenario:
-        scenario = Scenario(self, name, feature, tags, f"{self.correlation_id}/{len(self.scenarios) + 1}",
-                            description)
+        scenario = Scenario(self, name, feature, tags, f"{self.correlation_id}/{len(self.scenarios) + 1}", description)
         self.scenarios.append(scenario)
         self.progress("scenario", name)
         return scenario

@@ -29,15 +29,21 @@ PAGE = 1000
 
 
 def checks(threshold: int) -> list:
-    return [ServicesReady(), MetadataTablesInSync(), EventCountGrowth(threshold), ApprovalCountOnDr(),
-            FailoverEventsInSiem()]
+    return [
+        ServicesReady(),
+        MetadataTablesInSync(),
+        EventCountGrowth(threshold),
+        ApprovalCountOnDr(),
+        FailoverEventsInSiem(),
+    ]
 
 
 def _checksums(lab: Lab, node: str) -> dict[str, list]:
     out = {}
     for table in METADATA_TABLES:
-        count, digest = lab.node_query(node, "SELECT count(*), md5(coalesce(string_agg(t::text, '|' "
-                                             f"ORDER BY t::text), '')) FROM {table} t")[0]
+        count, digest = lab.node_query(
+            node, f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+        )[0]
         out[table] = [count, digest]
     return out
 
@@ -60,15 +66,24 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
     """Make every read the validation judges, each recorded as one op of `recorder`."""
     client = ApiClient(lab.api_url, timeout=10)
     try:
+
         def services():
             health = client.health()
             body = health.body if isinstance(health.body, dict) else {}
             parts = {k: v.get("status") for k, v in (body.get("components") or {}).items()}
             lab_checks = {k: [ok, detail] for k, (ok, detail) in lab.steady_state_checks().items()}
-            return Outcome.OK, {"ServiceHealth": body.get("ServiceHealth"), "components": parts,
-                                "lab_checks": lab_checks}, health.error
-        poll(lambda: recorder.invoke(OpKind.SERVICES, services, correlation_id=cid),
-             until=lambda op: op.ok and op.value.get("ServiceHealth") == "Healthy", timeout=30, interval=0.5)
+            return (
+                Outcome.OK,
+                {"ServiceHealth": body.get("ServiceHealth"), "components": parts, "lab_checks": lab_checks},
+                health.error,
+            )
+
+        poll(
+            lambda: recorder.invoke(OpKind.SERVICES, services, correlation_id=cid),
+            until=lambda op: op.ok and op.value.get("ServiceHealth") == "Healthy",
+            timeout=30,
+            interval=0.5,
+        )
 
         def growth():
             before = _last_seq(client, cid)
@@ -77,8 +92,12 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
                 key = f"validate-{uuid.uuid4().hex[:12]}"
                 client.create_intent(key, cid)
                 time.sleep(max(0.0, started + (i + 1) * window / writes - time.monotonic()))  # spread over the window
-            return Outcome.OK, {"before": before, "after": _last_seq(client, cid),
-                                "window_s": round(time.monotonic() - started, 3)}, ""
+            return (
+                Outcome.OK,
+                {"before": before, "after": _last_seq(client, cid), "window_s": round(time.monotonic() - started, 3)},
+                "",
+            )
+
         recorder.invoke(OpKind.EVENT_GROWTH, growth, correlation_id=cid)
 
         primary, dr = lab.database_primary(), lab.observer.candidate
@@ -86,13 +105,20 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
 
         def tables():
             return Outcome.OK, {"primary": _checksums(lab, primary), "dr": _checksums(lab, dr)}, ""
-        poll(lambda: recorder.invoke(OpKind.TABLE_CHECKSUMS, tables, correlation_id=cid,
-                                     detail={"primary_node": primary, "dr_node": dr}),
-             until=lambda op: op.ok and op.value["primary"] == op.value["dr"], timeout=CATCH_UP_S, interval=0.5)
+
+        poll(
+            lambda: recorder.invoke(
+                OpKind.TABLE_CHECKSUMS, tables, correlation_id=cid, detail={"primary_node": primary, "dr_node": dr}
+            ),
+            until=lambda op: op.ok and op.value["primary"] == op.value["dr"],
+            timeout=CATCH_UP_S,
+            interval=0.5,
+        )
 
         def approvals():
             sql = "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'"
             return Outcome.OK, {"primary": lab.node_query(primary, sql)[0][0], "dr": lab.node_query(dr, sql)[0][0]}, ""
+
         recorder.invoke(OpKind.APPROVAL_COUNTS, approvals, correlation_id=cid)
 
         def drill_events():
@@ -105,6 +131,7 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
                 if len(reply.body["events"]) < PAGE:
                     return Outcome.OK, rows, ""
                 after = rows[-1]["seq"]
+
         recorder.invoke(OpKind.VALIDATE_DRILL_EVENTS, drill_events, correlation_id=cid)
 
         def siem():
@@ -112,6 +139,7 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
             if records is None:
                 return Outcome.INFO, None, "the SIEM sink is not readable by this provider"
             return Outcome.OK, records, ""
+
         recorder.invoke(OpKind.VALIDATE_SIEM, siem, correlation_id=cid)
     finally:
         client.close()

@@ -43,8 +43,9 @@ class BackupTarget:
     region: str
     access_key_env: str | None
     secret_key_env: str | None
-    buckets: dict[str, str] = field(default_factory=lambda: {"hourly": "backups", "export": "backups-dr",
-                                                             "vault": "keyvault"})
+    buckets: dict[str, str] = field(
+        default_factory=lambda: {"hourly": "backups", "export": "backups-dr", "vault": "keyvault"}
+    )
     evidence_buckets: tuple[str, ...] = ()
     pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
     max_age_hours: float = 24.0
@@ -69,17 +70,20 @@ class BackupTarget:
             params["password"] = password
         return psycopg.conninfo.make_conninfo("", **params)
 
-    def s3(self) -> Any:      # a boto3 S3 client (boto3 has no type information)
+    def s3(self) -> Any:  # a boto3 S3 client (boto3 has no type information)
         import boto3
         import botocore.config
 
         keys: dict[str, Any] = {}
         if self.access_key_env and self.secret_key_env:
-            keys = {"aws_access_key_id": os.environ.get(self.access_key_env),
-                    "aws_secret_access_key": os.environ.get(self.secret_key_env)}
+            keys = {
+                "aws_access_key_id": os.environ.get(self.access_key_env),
+                "aws_secret_access_key": os.environ.get(self.secret_key_env),
+            }
         config = botocore.config.Config(connect_timeout=5, read_timeout=30, s3={"addressing_style": "path"})
-        return boto3.session.Session(region_name=self.region, **keys).client("s3", endpoint_url=self.endpoint,
-                                                                             config=config)
+        return boto3.session.Session(region_name=self.region, **keys).client(
+            "s3", endpoint_url=self.endpoint, config=config
+        )
 
     def store_and_vault(self):
         from ..backup import BackupStore, KeyVault
@@ -91,6 +95,7 @@ class BackupTarget:
 def load_backup_target(path: Path) -> BackupTarget:
     def fail(key: str, message: str) -> PlanError:
         return PlanError(f"{path}: key '{key}': {message}")
+
     data = read_yaml(path, "no such backup target (--backup)")
     if not isinstance(data, dict):
         raise PlanError(f"{path}: a backup target is a mapping with keys {', '.join(sorted(KNOWN))}")
@@ -116,10 +121,20 @@ def load_backup_target(path: Path) -> BackupTarget:
     age = data.get("max_age_hours", 24)
     if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 < age <= 24 * 365:
         raise fail("max_age_hours", f"a number of hours > 0, got {age!r}")
-    return BackupTarget(path, database["dsn"], database.get("password_env"), database.get("password_file"),
-                        s3["endpoint"], str(s3.get("region", "us-east-1")), s3.get("access_key_env"),
-                        s3.get("secret_key_env"), buckets, tuple(evidence),
-                        Path(data.get("pg_bin") or "/usr/lib/postgresql/15/bin"), float(age))
+    return BackupTarget(
+        path,
+        database["dsn"],
+        database.get("password_env"),
+        database.get("password_file"),
+        s3["endpoint"],
+        str(s3.get("region", "us-east-1")),
+        s3.get("access_key_env"),
+        s3.get("secret_key_env"),
+        buckets,
+        tuple(evidence),
+        Path(data.get("pg_bin") or "/usr/lib/postgresql/15/bin"),
+        float(age),
+    )
 
 
 def run_backup_job(job: str, target: BackupTarget) -> tuple[str, str]:

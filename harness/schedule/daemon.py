@@ -97,8 +97,10 @@ def load_plans(folder: Path, root: Path) -> tuple[dict[str, Plan], list[str]]:
             errors.append(str(exc))
             continue
         if plan.drill in plans:
-            errors.append(f"{path}: key 'drill': {plan.drill!r} is also the id of {plans[plan.drill].path}; "
-                          f"every plan needs its own id")
+            errors.append(
+                f"{path}: key 'drill': {plan.drill!r} is also the id of {plans[plan.drill].path}; "
+                f"every plan needs its own id"
+            )
             continue
         plans[plan.drill] = plan
     return plans, errors
@@ -111,10 +113,12 @@ def load_blackout_file(path: Path | None) -> tuple[Blackout, ...]:
 
     def fail(key: str, message: str) -> PlanError:
         return PlanError(f"{path}: key '{key}': {message}")
+
     data = read_yaml(path, "no such blackout calendar (--blackout-file)")
     if not isinstance(data, dict) or set(data) != {"blackout"}:
-        raise PlanError(f"{path}: a blackout calendar is a mapping with one key, blackout: a list of "
-                        f"{{start, end, reason}}")
+        raise PlanError(
+            f"{path}: a blackout calendar is a mapping with one key, blackout: a list of {{start, end, reason}}"
+        )
     return parse_blackouts(data["blackout"], fail)
 
 
@@ -154,9 +158,23 @@ def run_child(launch: Launch, root: Path, children: set, lock: threading.Lock) -
     launch.out_dir.mkdir(parents=True, exist_ok=True)
     with open(launch.out_dir / "drill.log", "wb") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "run", str(launch.plan.path), "--out", str(launch.out_dir),
-             "--cab-log", str(launch.cab_log)], cwd=root, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, pass_fds=(launch.slot_fd,))
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "run",
+                str(launch.plan.path),
+                "--out",
+                str(launch.out_dir),
+                "--cab-log",
+                str(launch.cab_log),
+            ],
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(launch.slot_fd,),
+        )
         with lock:
             children.add(child)
         try:
@@ -182,6 +200,7 @@ class DrillExecutor(BaseExecutor):
                 self._run_job_success(job.id, [])
             else:
                 self._run_job_error(job.id, f.exception())
+
         future.add_done_callback(done)
 
     def shutdown(self, wait=True):
@@ -200,12 +219,13 @@ class Daemon:
     blackout_file: Path | None = None
     stale_days: float = STALE_AFTER_DAYS
     poll_s: float = 2.0
-    log: Callable[[str], None] = lambda line: print(f"{now_utc():%Y-%m-%dT%H:%M:%SZ} {line}",
-                                                    file=sys.stderr, flush=True)
+    log: Callable[[str], None] = lambda line: print(
+        f"{now_utc():%Y-%m-%dT%H:%M:%SZ} {line}", file=sys.stderr, flush=True
+    )
     # how a run is started (default: a `drill run` child process); returns its exit code
     launcher: Callable[[Launch], int] | None = None
     now: Callable[[], dt.datetime] = now_utc
-    backup_file: Path | None = None      # --backup: the deployment whose backup jobs run (backup_jobs)
+    backup_file: Path | None = None  # --backup: the deployment whose backup jobs run (backup_jobs)
     count: tuple[str, ...] = DEFAULT_COUNT  # --count: environment classes that make a domain current
 
     def __post_init__(self) -> None:
@@ -228,8 +248,10 @@ class Daemon:
     # -- leadership and the main loop ---------------------------------------------------------
     def serve(self, stop: threading.Event) -> None:
         """Until `stop`: hold or wait for leadership; while leader, schedule and keep a heartbeat."""
-        self.log(f"schedule: {len(self.plans)} plans from {self.plans_dir}, store {shown(self.url)}, "
-                 f"at most {self.max_parallel} drill(s) at a time on this host")
+        self.log(
+            f"schedule: {len(self.plans)} plans from {self.plans_dir}, store {shown(self.url)}, "
+            f"at most {self.max_parallel} drill(s) at a time on this host"
+        )
         waiting_said, trouble = False, None
         try:
             while not stop.is_set():
@@ -240,8 +262,10 @@ class Daemon:
                         trouble = None
                 except Exception as exc:  # noqa: BLE001 - the store may be down a while: retry, say so once
                     if trouble is None:
-                        self.log(f"schedule: the store does not answer ({type(exc).__name__}); retrying every "
-                                 f"{self.poll_s:g} s")
+                        self.log(
+                            f"schedule: the store does not answer ({type(exc).__name__}); retrying every "
+                            f"{self.poll_s:g} s"
+                        )
                     trouble = exc
                     if self.scheduler is not None and not self.lock.holding():
                         self._step_down()
@@ -258,27 +282,33 @@ class Daemon:
                 self._lead()
             elif not waiting_said:
                 holder = self.ledger.leader()
-                self.log(f"schedule: standby; {holder['holder'] if holder else 'another daemon'} "
-                         f"schedules; taking over when it stops")
+                self.log(
+                    f"schedule: standby; {holder['holder'] if holder else 'another daemon'} "
+                    f"schedules; taking over when it stops"
+                )
                 return True
         elif not self.lock.holding():
             self.log("schedule: lost the leader lock; stopping scheduling (another daemon may lead)")
             self._step_down()
         else:
-            self.ledger.heartbeat(identity(), self.leader_since or now_utc())   # set by _lead()
-            self.scheduler.wakeup()        # sees triggers other processes added to the store
+            self.ledger.heartbeat(identity(), self.leader_since or now_utc())  # set by _lead()
+            self.scheduler.wakeup()  # sees triggers other processes added to the store
         return waiting_said
 
     def _lead(self) -> None:
         self.leader_since = now_utc()
         self.ledger.heartbeat(identity(), self.leader_since)
         interrupted = self.ledger.interrupted_by_dead(_alive)
-        self.log(f"schedule: this daemon ({identity()}) schedules now"
-                 + (f"; {interrupted} run(s) of a stopped daemon marked interrupted" if interrupted else ""))
+        self.log(
+            f"schedule: this daemon ({identity()}) schedules now"
+            + (f"; {interrupted} run(s) of a stopped daemon marked interrupted" if interrupted else "")
+        )
         scheduler = BackgroundScheduler(
             jobstores={"default": PlainJobStore(self.engine, owner=True, log=self.log)},
-            executors={"default": DrillExecutor(self)}, timezone=UTC,
-            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1000})
+            executors={"default": DrillExecutor(self)},
+            timezone=UTC,
+            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1000},
+        )
         tolerate_create_race(lambda: scheduler.start(paused=True))
         try:
             pickled = read_pickled_table(self.engine)
@@ -302,8 +332,9 @@ class Daemon:
             self.scheduler = None
         self.lock.release()
 
-    def _reconcile(self, scheduler: BackgroundScheduler,
-                   previous: dict[str, dt.datetime | None] | None = None) -> set[str]:
+    def _reconcile(
+        self, scheduler: BackgroundScheduler, previous: dict[str, dt.datetime | None] | None = None
+    ) -> set[str]:
         """The store's jobs made to match the plans, keeping each unchanged job's next run time.
         A job added anew takes its next run time from `previous` (the old pickled table's plain
         column) when that time is one of its cron's fire times; the ids that did, returned."""
@@ -342,8 +373,12 @@ class Daemon:
                 scheduler.remove_job(job_id)
                 self.log(f"schedule: {job_id} removed: no --backup target given")
         if "staleness" not in existing:
-            add("staleness", cron_trigger(STALENESS_CRON), ["staleness"],
-                "HA domains without a passing drill in the last quarter")
+            add(
+                "staleness",
+                cron_trigger(STALENESS_CRON),
+                ["staleness"],
+                "HA domains without a passing drill in the last quarter",
+            )
         return kept
 
     def _migrated(self, pickled: list[tuple[str, dt.datetime | None]], kept: set[str]) -> None:
@@ -351,13 +386,21 @@ class Daemon:
         drop_pickled_table(self.engine)
         triggers = [job_id for job_id, _ in pickled if job_id.startswith("trigger:")]
         others = [job_id for job_id, _ in pickled if job_id not in kept and not job_id.startswith("trigger:")]
-        self.log(f"schedule: the job table {PICKLED_JOBS_TABLE} of an older harness (pickled jobs) was rebuilt "
-                 f"from the plans without unpickling it, and dropped: {len(kept)} job(s) kept their next run "
-                 f"time" + (f"; {len(others)} other row(s) rebuilt afresh or gone with their plan: "
-                            f"{', '.join(others)}" if others else ""))
+        self.log(
+            f"schedule: the job table {PICKLED_JOBS_TABLE} of an older harness (pickled jobs) was rebuilt "
+            f"from the plans without unpickling it, and dropped: {len(kept)} job(s) kept their next run "
+            f"time"
+            + (
+                f"; {len(others)} other row(s) rebuilt afresh or gone with their plan: {', '.join(others)}"
+                if others
+                else ""
+            )
+        )
         if triggers:
-            self.log(f"schedule: queued trigger(s) of the old table dropped, never run (their rows cannot be "
-                     f"trusted): {', '.join(triggers)}; queue them again with `drill schedule trigger`")
+            self.log(
+                f"schedule: queued trigger(s) of the old table dropped, never run (their rows cannot be "
+                f"trusted): {', '.join(triggers)}; queue them again with `drill schedule trigger`"
+            )
 
     # -- jobs ---------------------------------------------------------------------------------
     def fire(self, job_id: str, args: list[str], run_times: list[dt.datetime]) -> None:
@@ -375,12 +418,15 @@ class Daemon:
         """Apply the misfire rule and the blackout windows, claim the time, run; the run's status."""
         now = self.now()
         decision = misfire(run_times, now, self.grace_s)
-        for when in decision.coalesced:     # only beside a run: run_at is set
-            self.ledger.claim(drill, when, kind, status="coalesced",
-                              reason=f"folded into the run for {iso(decision.run_at or when)}")
+        for when in decision.coalesced:  # only beside a run: run_at is set
+            self.ledger.claim(
+                drill, when, kind, status="coalesced", reason=f"folded into the run for {iso(decision.run_at or when)}"
+            )
         for when in decision.missed:
-            reason = (f"no daemon ran it within the grace of {self.grace_s / 3600:g} h "
-                      f"(found {(now - when).total_seconds() / 3600:.1f} h late)")
+            reason = (
+                f"no daemon ran it within the grace of {self.grace_s / 3600:g} h "
+                f"(found {(now - when).total_seconds() / 3600:.1f} h late)"
+            )
             if self.ledger.claim(drill, when, kind, status="missed", reason=reason):
                 self._cab(drill, "missed", when, reason)
                 self.log(f"schedule: {drill} run of {iso(when)} MISSED: {reason}")
@@ -444,8 +490,10 @@ class Daemon:
             os.close(slot)
         status = "interrupted" if self.stopping.is_set() and code not in (0, 1) else EXIT_STATUS.get(code, "unknown")
         self.ledger.finish(plan.drill, when, status, exit_code=code)
-        self.log(f"schedule: {plan.drill} (scheduled {iso(when)}) {status.upper()} (exit {code}) in "
-                 f"{time.monotonic() - started:.0f} s; report {out_dir / 'report.html'}")
+        self.log(
+            f"schedule: {plan.drill} (scheduled {iso(when)}) {status.upper()} (exit {code}) in "
+            f"{time.monotonic() - started:.0f} s; report {out_dir / 'report.html'}"
+        )
         return status
 
     def _take_slot(self, drill: str) -> int | None:
@@ -455,23 +503,34 @@ class Daemon:
             if slot is not None:
                 return slot
             if not said:
-                self.log(f"schedule: {drill} waits: {self.max_parallel} drill(s) already run on this host "
-                         f"(--max-parallel {self.max_parallel})")
+                self.log(
+                    f"schedule: {drill} waits: {self.max_parallel} drill(s) already run on this host "
+                    f"(--max-parallel {self.max_parallel})"
+                )
                 said = True
             self.stopping.wait(1.0)
         return None
 
     def _cab(self, drill: str, event: str, when: dt.datetime, reason: str, **extra) -> None:
         plan = self.plans.get(drill)
-        append_cab_record(self.cab_log, {"kind": "schedule", "event": event, "drill": drill,
-                                         "ha_domain": plan.ha_domain if plan else None,
-                                         "scheduled_for": iso(when), "recorded_at": iso(now_utc()),
-                                         "reason": reason, **extra})
+        append_cab_record(
+            self.cab_log,
+            {
+                "kind": "schedule",
+                "event": event,
+                "drill": drill,
+                "ha_domain": plan.ha_domain if plan else None,
+                "scheduled_for": iso(when),
+                "recorded_at": iso(now_utc()),
+                "reason": reason,
+                **extra,
+            },
+        )
 
     def check_staleness(self) -> list[str]:
         """An alert line per stale HA domain (see calendar.domain_states): only runs of the classes
         of --count make a domain current; when they include lab, the warning comes first."""
-        entries, _ = verified_entries(self.cab_log, key_or_none())   # a forged pass hides nothing
+        entries, _ = verified_entries(self.cab_log, key_or_none())  # a forged pass hides nothing
         states = domain_states(entries, self.domain_of, self.now(), self.stale_days, count=self.count)
         warning = lab_warning(self.count)
         if warning:
@@ -515,6 +574,7 @@ def _alive(pid: int) -> bool:
 
 # ---- what other processes do through the store ------------------------------------------------
 
+
 def open_store(store: str | URL | None) -> tuple[PlainJobStore, Ledger]:
     """The job store itself (read and add jobs; no scheduler runs here, so nothing is run or
     removed by this process: an unreadable row is kept in `jobstore.unreadable`) and its ledger.
@@ -530,8 +590,20 @@ def open_store(store: str | URL | None) -> tuple[PlainJobStore, Ledger]:
 def add_trigger(jobstore: PlainJobStore, drill: str, when: dt.datetime) -> str:
     """A one-off job that runs `drill` now, written to the store for the leader to pick up."""
     job_id = f"trigger:{drill}:{when:%Y%m%dT%H%M%S%fZ}"
-    jobstore.add_job(Job(jobstore._scheduler, id=job_id, func=fire, args=("trigger", drill), kwargs={},
-                         trigger=DateTrigger(run_date=when, timezone=UTC), executor="default",
-                         name=f"{drill} (triggered)", misfire_grace_time=None, coalesce=False,
-                         max_instances=1000, next_run_time=when))
+    jobstore.add_job(
+        Job(
+            jobstore._scheduler,
+            id=job_id,
+            func=fire,
+            args=("trigger", drill),
+            kwargs={},
+            trigger=DateTrigger(run_date=when, timezone=UTC),
+            executor="default",
+            name=f"{drill} (triggered)",
+            misfire_grace_time=None,
+            coalesce=False,
+            max_instances=1000,
+            next_run_time=when,
+        )
+    )
     return job_id

@@ -46,9 +46,9 @@ from .store import JOBS_TABLE, PICKLED_JOBS_TABLE, jobs, tolerate_create_race
 UTC = dt.UTC
 KINDS = ("drill", "trigger", "backup", "staleness")
 FIRE_REF = "harness.schedule.jobstore:fire"
-MAX_TEXT = 4096                  # a row's args, schedule or name: a few names, never more
-MAX_NAME = 1000                  # a job's name (a plan's title) is written at most this long
-MAX_TIMESTAMP = 253402300799.0   # 9999-12-31T23:59:59Z
+MAX_TEXT = 4096  # a row's args, schedule or name: a few names, never more
+MAX_NAME = 1000  # a job's name (a plan's title) is written at most this long
+MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z
 TRIGGER_STAMP = re.compile(r"\d{8}T\d{12}Z")
 
 
@@ -73,8 +73,8 @@ class JobSpec:
 
     id: str
     kind: str
-    args: tuple[str, ...]            # after the kind: (drill id,), (backup job,), ()
-    schedule: dict[str, str]         # {"cron": "0 6 1 1,4,7,10 *"} or {"date": ISO time}
+    args: tuple[str, ...]  # after the kind: (drill id,), (backup job,), ()
+    schedule: dict[str, str]  # {"cron": "0 6 1 1,4,7,10 *"} or {"date": ISO time}
     trigger: BaseTrigger
     name: str
     next_run_time: dt.datetime | None
@@ -109,10 +109,16 @@ def parse_row(job_id: Any, next_run_time: Any, kind: Any, args: Any, schedule: A
     expected = _expected_id(kind, values)
     if expected is None:
         raise UnreadableJob(job_id, f"args {printable(values, 80)} do not fit kind {kind}")
-    if (job_id != expected if kind != "trigger" else
-            not (job_id.startswith(expected) and TRIGGER_STAMP.fullmatch(job_id[len(expected):]))):
-        raise UnreadableJob(job_id, f"the id does not match its kind and args (expected {printable(expected, 80)}"
-                                    f"{'<time>' if kind == 'trigger' else ''})")
+    if (
+        job_id != expected
+        if kind != "trigger"
+        else not (job_id.startswith(expected) and TRIGGER_STAMP.fullmatch(job_id[len(expected) :]))
+    ):
+        raise UnreadableJob(
+            job_id,
+            f"the id does not match its kind and args (expected {printable(expected, 80)}"
+            f"{'<time>' if kind == 'trigger' else ''})",
+        )
     when = _json(job_id, "schedule", schedule)
     trigger = _trigger(job_id, kind, when)
     if not isinstance(name, str) or not name or len(name) > MAX_TEXT:
@@ -149,8 +155,9 @@ def _trigger(job_id: str, kind: str, when: Any) -> BaseTrigger:
     try:
         trigger = cron_trigger(when["cron"])
     except (ValueError, TypeError) as exc:
-        raise UnreadableJob(job_id, f"schedule cron {printable(when['cron'], 40)!r} is not a 5-field cron "
-                                    f"({printable(exc, 80)})") from None
+        raise UnreadableJob(
+            job_id, f"schedule cron {printable(when['cron'], 40)!r} is not a 5-field cron ({printable(exc, 80)})"
+        ) from None
     problem = never_fires(when["cron"])
     if problem:
         raise UnreadableJob(job_id, f"schedule cron {problem.partition(';')[0]}")
@@ -160,8 +167,12 @@ def _trigger(job_id: str, kind: str, when: Any) -> BaseTrigger:
 def _timestamp(job_id: str, value: Any) -> dt.datetime | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 <= value <= MAX_TIMESTAMP:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 <= value <= MAX_TIMESTAMP
+    ):
         raise UnreadableJob(job_id, f"next_run_time {printable(repr(value), 40)} is not a UTC timestamp")
     return dt.datetime.fromtimestamp(value, UTC)
 
@@ -180,11 +191,16 @@ def job_row(job: Job) -> dict[str, Any]:
         schedule = {"date": job.trigger.run_date.astimezone(UTC).isoformat()}
     else:
         raise ValueError(f"job {job.id}: its trigger must be a cron (calendar.cron_trigger) or a date")
-    row = {"id": job.id, "kind": args[0], "args": json.dumps(args[1:]), "schedule": json.dumps(schedule),
-           "name": job.name[:MAX_NAME],
-           "next_run_time": None if job.next_run_time is None else job.next_run_time.timestamp()}
+    row = {
+        "id": job.id,
+        "kind": args[0],
+        "args": json.dumps(args[1:]),
+        "schedule": json.dumps(schedule),
+        "name": job.name[:MAX_NAME],
+        "next_run_time": None if job.next_run_time is None else job.next_run_time.timestamp(),
+    }
     parse_row(row["id"], row["next_run_time"], row["kind"], row["args"], row["schedule"], row["name"])
-    return row                    # never a row this store could not read back
+    return row  # never a row this store could not read back
 
 
 class PlainJobStore(BaseJobStore):
@@ -230,8 +246,10 @@ class PlainJobStore(BaseJobStore):
             return
         with self.engine.begin() as conn:
             conn.execute(jobs.delete().where(jobs.c.id == raw_id))
-        self.log(f"schedule: {bad}; never run: the row is removed (drill, backup and staleness jobs are "
-                 f"rebuilt from the plans when a daemon starts leading; a trigger must be queued again)")
+        self.log(
+            f"schedule: {bad}; never run: the row is removed (drill, backup and staleness jobs are "
+            f"rebuilt from the plans when a daemon starts leading; a trigger must be queued again)"
+        )
 
     def _build(self, spec: JobSpec) -> Job:
         """A Job from checked plain data; its callable is `fire`, named here, never by the row."""
@@ -299,10 +317,15 @@ class PlainJobStore(BaseJobStore):
 
 # ---- the pickled table of older harness versions ------------------------------------------------
 
+
 def _pickled_table() -> sa.Table:
     """Only the plain columns of the old table: its job_state (a pickle) is never selected."""
-    return sa.Table(PICKLED_JOBS_TABLE, sa.MetaData(), sa.Column("id", sa.Unicode(191), primary_key=True),
-                    sa.Column("next_run_time", sa.Float))
+    return sa.Table(
+        PICKLED_JOBS_TABLE,
+        sa.MetaData(),
+        sa.Column("id", sa.Unicode(191), primary_key=True),
+        sa.Column("next_run_time", sa.Float),
+    )
 
 
 def has_pickled_table(engine: sa.Engine) -> bool:

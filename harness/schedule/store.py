@@ -41,9 +41,9 @@ from ..inputs import InputError, open_regular, printable
 
 DEFAULT_STORE = "sqlite:///reports/schedule.sqlite"
 JOBS_TABLE = "drill_schedule_jobs_v2"
-PICKLED_JOBS_TABLE = "drill_schedule_jobs"    # APScheduler's SQLAlchemyJobStore, older harness: never read
-LOCK_KEY = 0x6472696C6C   # "drill": the advisory lock every daemon of one store competes for
-CONNECT_TIMEOUT_S = 5     # one attempt to reach a PostgreSQL store, then "does not answer" (exit 4)
+PICKLED_JOBS_TABLE = "drill_schedule_jobs"  # APScheduler's SQLAlchemyJobStore, older harness: never read
+LOCK_KEY = 0x6472696C6C  # "drill": the advisory lock every daemon of one store competes for
+CONNECT_TIMEOUT_S = 5  # one attempt to reach a PostgreSQL store, then "does not answer" (exit 4)
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -54,23 +54,26 @@ class StoreUnreachable(Exception):
 class StoreInvalid(ValueError):
     """The store named is not a usable job store (exit 2); the message names it and the fix."""
 
+
 metadata = sa.MetaData()
 jobs = sa.Table(
-    JOBS_TABLE, metadata,
+    JOBS_TABLE,
+    metadata,
     sa.Column("id", sa.String(191), primary_key=True),
-    sa.Column("next_run_time", sa.Double, index=True),    # UTC timestamp; NULL: paused
-    sa.Column("kind", sa.String(16), nullable=False),      # drill | trigger | backup | staleness
-    sa.Column("args", sa.Text, nullable=False),            # JSON list of strings, e.g. ["quarterly-database"]
-    sa.Column("schedule", sa.Text, nullable=False),        # JSON {"cron": "0 6 1 1,4,7,10 *"} (UTC) or {"date": ISO}
+    sa.Column("next_run_time", sa.Double, index=True),  # UTC timestamp; NULL: paused
+    sa.Column("kind", sa.String(16), nullable=False),  # drill | trigger | backup | staleness
+    sa.Column("args", sa.Text, nullable=False),  # JSON list of strings, e.g. ["quarterly-database"]
+    sa.Column("schedule", sa.Text, nullable=False),  # JSON {"cron": "0 6 1 1,4,7,10 *"} (UTC) or {"date": ISO}
     sa.Column("name", sa.Text, nullable=False),
 )
 runs = sa.Table(
-    "drill_schedule_runs", metadata,
+    "drill_schedule_runs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("drill", sa.String(64), nullable=False),
-    sa.Column("scheduled_for", sa.String(32), nullable=False),     # ISO UTC, seconds
-    sa.Column("kind", sa.String(16), nullable=False),              # calendar | trigger
-    sa.Column("status", sa.String(16), nullable=False),            # running, pass, fail, ... (STATUSES)
+    sa.Column("scheduled_for", sa.String(32), nullable=False),  # ISO UTC, seconds
+    sa.Column("kind", sa.String(16), nullable=False),  # calendar | trigger
+    sa.Column("status", sa.String(16), nullable=False),  # running, pass, fail, ... (STATUSES)
     sa.Column("late_s", sa.Float),
     sa.Column("started_at", sa.String(32)),
     sa.Column("finished_at", sa.String(32)),
@@ -81,7 +84,8 @@ runs = sa.Table(
     sa.UniqueConstraint("drill", "scheduled_for", name="one_run_per_scheduled_time"),
 )
 leader = sa.Table(
-    "drill_schedule_leader", metadata,
+    "drill_schedule_leader",
+    metadata,
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("since", sa.String(32), nullable=False),
@@ -111,17 +115,21 @@ def store_url(text: str | None) -> URL:
     raw = text or os.environ.get("DRILL_SCHEDULE_STORE") or DEFAULT_STORE
     try:
         url = make_url(raw)
-    except (sa.exc.ArgumentError, ValueError):     # ValueError: a port that is not a number
-        raise StoreInvalid(f"--store {masked(raw)}: not a store URL; use sqlite:///FILE or "
-                           f"postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass)") from None
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise StoreInvalid(
+            f"--store {masked(raw)}: not a store URL; use sqlite:///FILE or "
+            f"postgresql://USER@HOST:PORT/DB (password from PGPASSWORD or ~/.pgpass)"
+        ) from None
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
             raise StoreInvalid("--store: a SQLite store needs a file, e.g. sqlite:///reports/schedule.sqlite")
         return url
     if url.get_backend_name() == "postgresql":
         return url.set(drivername="postgresql+psycopg")
-    raise StoreInvalid(f"--store {shown(url)}: the job store is SQLite (sqlite:///FILE) or PostgreSQL "
-                       f"(postgresql://...), not {printable(url.get_backend_name(), 40)}")
+    raise StoreInvalid(
+        f"--store {shown(url)}: the job store is SQLite (sqlite:///FILE) or PostgreSQL "
+        f"(postgresql://...), not {printable(url.get_backend_name(), 40)}"
+    )
 
 
 def masked(raw: str) -> str:
@@ -148,7 +156,7 @@ def shown(url: URL) -> str:
     import re
 
     if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql")      # as the user wrote it, without the driver
+        url = url.set(drivername="postgresql")  # as the user wrote it, without the driver
     text = url.render_as_string(hide_password=True)
     return printable(re.sub(r"(?i)([?&](?:ssl)?password=)[^&]*", r"\1***", text))
 
@@ -171,8 +179,10 @@ def _check_sqlite_file(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreInvalid(f"{printable(path)}: cannot make the store's folder ({exc.strerror or exc}); "
-                           f"name a file in a folder you can write: --store sqlite:///FILE") from None
+        raise StoreInvalid(
+            f"{printable(path)}: cannot make the store's folder ({exc.strerror or exc}); "
+            f"name a file in a folder you can write: --store sqlite:///FILE"
+        ) from None
     try:
         fd = open_regular(path, "the schedule store")
     except FileNotFoundError:
@@ -188,9 +198,11 @@ def _check_sqlite_file(path: Path) -> None:
 
 
 def _not_a_store(path: Path | str, why: str) -> str:
-    return (f"{printable(path)}: not a usable SQLite job store ({why}); name the right file with "
-            f"--store sqlite:///FILE, or move this one away: `drill schedule run` then makes a new store, "
-            f"its jobs rebuilt from the plans (the run ledger starts empty)")
+    return (
+        f"{printable(path)}: not a usable SQLite job store ({why}); name the right file with "
+        f"--store sqlite:///FILE, or move this one away: `drill schedule run` then makes a new store, "
+        f"its jobs rebuilt from the plans (the run ledger starts empty)"
+    )
 
 
 @contextlib.contextmanager
@@ -214,21 +226,29 @@ def _translated(url: URL, exc: Exception) -> Exception | None:
     low = cause.lower()
     if url.get_backend_name() == "sqlite":
         if isinstance(exc, sa.exc.OperationalError) and ("locked" in low or "busy" in low):
-            return StoreUnreachable(f"{printable(url.database)}: the store is locked by another process for more "
-                                    f"than 30 s ({cause}); try again, or find what holds it")
+            return StoreUnreachable(
+                f"{printable(url.database)}: the store is locked by another process for more "
+                f"than 30 s ({cause}); try again, or find what holds it"
+            )
         if isinstance(exc, sa.exc.OperationalError) or type(exc) is sa.exc.DatabaseError:
             return StoreInvalid(_not_a_store(url.database or "", cause))
         return None
     if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
         if any(words in low for words in ("authentication failed", "no password supplied", "does not exist")):
-            return StoreInvalid(f"the store {shown(url)} refuses the connection ({cause}); fix the user or "
-                                f"database in --store, or the password in PGPASSWORD or ~/.pgpass")
-        return StoreUnreachable(f"the store {shown(url)} does not answer ({cause}); check the host and port, "
-                                f"and that PostgreSQL runs there")
+            return StoreInvalid(
+                f"the store {shown(url)} refuses the connection ({cause}); fix the user or "
+                f"database in --store, or the password in PGPASSWORD or ~/.pgpass"
+            )
+        return StoreUnreachable(
+            f"the store {shown(url)} does not answer ({cause}); check the host and port, and that PostgreSQL runs there"
+        )
     if isinstance(exc, sa.exc.ProgrammingError) and any(
-            words in low for words in ("permission denied", "invalid dsn", "invalid connection option")):
-        return StoreInvalid(f"the store {shown(url)} cannot be used ({cause}); fix --store, or grant the "
-                            f"user the right to create and write the drill_schedule_* tables")
+        words in low for words in ("permission denied", "invalid dsn", "invalid connection option")
+    ):
+        return StoreInvalid(
+            f"the store {shown(url)} cannot be used ({cause}); fix --store, or grant the "
+            f"user the right to create and write the drill_schedule_* tables"
+        )
     return None
 
 
@@ -257,12 +277,29 @@ class Ledger:
     def __init__(self, eng: sa.Engine):
         self.engine = eng
 
-    def claim(self, drill: str, scheduled_for: dt.datetime, kind: str, status: str = "running",
-              late_s: float | None = None, reason: str | None = None, out_dir: str | None = None) -> bool:
+    def claim(
+        self,
+        drill: str,
+        scheduled_for: dt.datetime,
+        kind: str,
+        status: str = "running",
+        late_s: float | None = None,
+        reason: str | None = None,
+        out_dir: str | None = None,
+    ) -> bool:
         """Record a scheduled time's run (or its skip); False when it is already recorded."""
-        row = dict(drill=drill, scheduled_for=iso(scheduled_for), kind=kind, status=status, late_s=late_s,
-                   reason=reason, out_dir=out_dir, daemon=identity(), started_at=iso(now_utc()),
-                   finished_at=None if status == "running" else iso(now_utc()))
+        row = dict(
+            drill=drill,
+            scheduled_for=iso(scheduled_for),
+            kind=kind,
+            status=status,
+            late_s=late_s,
+            reason=reason,
+            out_dir=out_dir,
+            daemon=identity(),
+            started_at=iso(now_utc()),
+            finished_at=None if status == "running" else iso(now_utc()),
+        )
         try:
             with self.engine.begin() as conn:
                 conn.execute(runs.insert().values(**row))
@@ -270,12 +307,25 @@ class Ledger:
             return False
         return True
 
-    def finish(self, drill: str, scheduled_for: dt.datetime, status: str, exit_code: int | None = None,
-               reason: str | None = None) -> None:
+    def finish(
+        self,
+        drill: str,
+        scheduled_for: dt.datetime,
+        status: str,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(runs.update().where(runs.c.drill == drill, runs.c.scheduled_for == iso(scheduled_for))
-                         .values(status=status, exit_code=exit_code, finished_at=iso(now_utc()),
-                                 **({"reason": reason} if reason else {})))
+            conn.execute(
+                runs.update()
+                .where(runs.c.drill == drill, runs.c.scheduled_for == iso(scheduled_for))
+                .values(
+                    status=status,
+                    exit_code=exit_code,
+                    finished_at=iso(now_utc()),
+                    **({"reason": reason} if reason else {}),
+                )
+            )
 
     def interrupted_by_dead(self, alive) -> int:
         """Runs left "running" by a daemon of this host that is gone: marked interrupted."""
@@ -284,8 +334,11 @@ class Ledger:
             rows = conn.execute(sa.select(runs.c.id, runs.c.daemon).where(runs.c.status == "running")).all()
             dead = [r.id for r in rows if _pid_on(host, r.daemon) is not None and not alive(_pid_on(host, r.daemon))]
             if dead:
-                conn.execute(runs.update().where(runs.c.id.in_(dead)).values(
-                    status="interrupted", finished_at=iso(now_utc()), reason="the daemon running it stopped"))
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(dead))
+                    .values(status="interrupted", finished_at=iso(now_utc()), reason="the daemon running it stopped")
+                )
         return len(dead)
 
     def runs(self, drill: str | None = None) -> list[dict[str, Any]]:
@@ -368,9 +421,16 @@ class PgLeadership:
         if self.conn is not None:
             return self.holding()
         try:
-            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, keepalives=1,
-                                   keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
-                                   application_name="drill-schedule-leader")
+            conn = psycopg.connect(
+                self.conninfo,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
+                application_name="drill-schedule-leader",
+            )
         except psycopg.Error:
             return False
         if value_of(conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))):

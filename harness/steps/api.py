@@ -10,8 +10,9 @@ from ..runner.scenario import required
 from .registry import drill_step
 
 
-@drill_step("when", parsers.parse("the API instance in {instance} is killed"),
-            needs=("api_instances",), touches=(API_INSTANCE,))
+@drill_step(
+    "when", parsers.parse("the API instance in {instance} is killed"), needs=("api_instances",), touches=(API_INSTANCE,)
+)
 def instance_killed(scenario, instance):
     """SIGKILL one availability zone's API instance (az1, az2 or az3)."""
     api.kill_instance(scenario, instance)
@@ -24,14 +25,15 @@ def routed_around(scenario):
     api.routed_around(scenario, required(scenario.lost_az, "the availability zone lost"))
 
 
-@drill_step("then", parsers.parse("the API stays available at {percent:g}% per 5-minute window while one "
-                                  "availability zone is lost"))
+@drill_step(
+    "then",
+    parsers.parse("the API stays available at {percent:g}% per 5-minute window while one availability zone is lost"),
+)
 def available_while_az_lost(scenario, percent):
     """The scenario's error budget: a 5-minute window is good when at least `percent` of the
     harness's own requests in it were served; the bad windows' share of the period's budget stays
     within the plan's drill allowance (gate availability_budget)."""
-    api.available_while_az_lost(scenario, required(scenario.lost_az, "the availability zone lost"),
-                               percent / 100.0)
+    api.available_while_az_lost(scenario, required(scenario.lost_az, "the availability zone lost"), percent / 100.0)
 
 
 @drill_step("when", "every API instance is down", needs=("api_instances",), touches=(EVERY_API_INSTANCE,))
@@ -46,8 +48,9 @@ def blocked(scenario):
     api.blocked_with_clear_error(scenario)
 
 
-@drill_step("then", parsers.parse("the connectors keep serving the queued {platform} work"),
-            needs=("platform_requests",))
+@drill_step(
+    "then", parsers.parse("the connectors keep serving the queued {platform} work"), needs=("platform_requests",)
+)
 def served_while_api_down(scenario, platform):
     """With the API tier down, every intent queued for the platform is applied once (its log)."""
     api.serve_queued_work(scenario, platform.strip())

@@ -9,23 +9,30 @@ from ..runner import backup, evidence
 from .registry import drill_step
 
 
-@drill_step("when", parsers.parse("the Control Plane's clock runs {hours:d} hours, one hour at a time"),
-            needs=("backups", "clock"))
+@drill_step(
+    "when",
+    parsers.parse("the Control Plane's clock runs {hours:d} hours, one hour at a time"),
+    needs=("backups", "clock"),
+)
 def clock_runs(scenario, hours):
     """List the evidence versions, move the clock an hour at a time (the backup service catching up
     after each), then read every snapshot, lock and the day's inventory from the store."""
     backup.run_clock_hours(scenario, hours)
 
 
-@drill_step("then", "a snapshot was taken every hour, each object matching the SHA-256 in its manifest",
-            needs=("backups", "clock"))
+@drill_step(
+    "then",
+    "a snapshot was taken every hour, each object matching the SHA-256 in its manifest",
+    needs=("backups", "clock"),
+)
 def every_hour(scenario):
     """Judge the store read: a snapshot in every clock hour, every object's SHA-256 recomputed by the harness."""
     backup.hourly_snapshots(scenario)
 
 
-@drill_step("then", "a cross-region export was taken every 24 hours and locked for at least 90 days",
-            needs=("backups", "clock"))
+@drill_step(
+    "then", "a cross-region export was taken every 24 hours and locked for at least 90 days", needs=("backups", "clock")
+)
 def every_day_exported(scenario):
     """Judge the store read: an export per 24 h in the second region's bucket, Object Lock >= 90 days."""
     backup.cross_region_exports(scenario)
@@ -37,15 +44,19 @@ def inventory(scenario):
     backup.daily_inventory(scenario)
 
 
-@drill_step("when", "the clock moves past the 7-day retention of the first of those snapshots",
-            needs=("backups", "clock"))
+@drill_step(
+    "when", "the clock moves past the 7-day retention of the first of those snapshots", needs=("backups", "clock")
+)
 def past_retention(scenario):
     """Half the window older than 7 days; then the store is read and an export's deletion tried."""
     backup.past_hourly_retention(scenario)
 
 
-@drill_step("then", "hourly snapshots older than 7 days are deleted, younger ones and the cross-region exports kept",
-            needs=("backups", "clock"))
+@drill_step(
+    "then",
+    "hourly snapshots older than 7 days are deleted, younger ones and the cross-region exports kept",
+    needs=("backups", "clock"),
+)
 def retention_applied(scenario):
     """Judged on the reads the step before made."""
     scenario.checkpoint("retention")
@@ -87,8 +98,12 @@ def export_taken(scenario):
     backup.take_export(scenario)
 
 
-@drill_step("when", parsers.parse("the newest hourly snapshot's dump is {how} in the store"),
-            needs=("backups", "clock"), touches=(BACKUP_STORE,))
+@drill_step(
+    "when",
+    parsers.parse("the newest hourly snapshot's dump is {how} in the store"),
+    needs=("backups", "clock"),
+    touches=(BACKUP_STORE,),
+)
 def snapshot_corrupted(scenario, how):
     """A damaged version of its dump object written over it: "truncated" or "bit-flipped"."""
     backup.corrupt_newest(scenario, "backups", {"truncated": "truncate", "bit-flipped": "flip"}[how])
@@ -100,8 +115,9 @@ def database_lost(scenario):
     backup.lose_database(scenario)
 
 
-@drill_step("when", "the backup encryption key is soft-deleted",
-            needs=("backups", "clock"), touches=(BACKUP_KEY_VAULT,))
+@drill_step(
+    "when", "the backup encryption key is soft-deleted", needs=("backups", "clock"), touches=(BACKUP_KEY_VAULT,)
+)
 def key_deleted(scenario):
     """Soft-delete the key vault's backup key (a delete marker on its versioned, locked object)."""
     backup.soft_delete_key(scenario)
@@ -113,8 +129,9 @@ def key_recovered(scenario):
     backup.recover_key(scenario)
 
 
-@drill_step("when", parsers.parse("the database is restored from the newest verified {source}"),
-            needs=("backups", "clock"))
+@drill_step(
+    "when", parsers.parse("the database is restored from the newest verified {source}"), needs=("backups", "clock")
+)
 def restored(scenario, source):
     """The restore runbook ("hourly snapshot": the hourly bucket; "cross-region export": the
     second region's bucket)."""
@@ -122,24 +139,30 @@ def restored(scenario, source):
     backup.restore(scenario, buckets[source])
 
 
-@drill_step("then", "every hash of the restored snapshot was verified before it was rehydrated",
-            needs=("backups", "clock"))
+@drill_step(
+    "then", "every hash of the restored snapshot was verified before it was rehydrated", needs=("backups", "clock")
+)
 def verified(scenario):
     """Judge the restore's events: every object's hash verified before rehydration, cross-checked
     with the harness's own check."""
     backup.snapshot_verified(scenario)
 
 
-@drill_step("then", "the corrupted snapshot is refused, naming why, and the next older one is restored",
-            needs=("backups", "clock"))
+@drill_step(
+    "then",
+    "the corrupted snapshot is refused, naming why, and the next older one is restored",
+    needs=("backups", "clock"),
+)
 def corrupt_refused(scenario):
     """Judge the restore's events: the damaged snapshot refused with its reason, the next older one restored."""
     backup.corrupt_refused(scenario)
 
 
-@drill_step("then",
-            "the restored data is valid: row counts, the event hash chain, ApprovalEventCount, intents readable",
-            needs=("backups", "clock"))
+@drill_step(
+    "then",
+    "the restored data is valid: row counts, the event hash chain, ApprovalEventCount, intents readable",
+    needs=("backups", "clock"),
+)
 def data_valid(scenario):
     """Judge the restored node's reads (counts per table, event chain, approvals) and the intents
     read through the Control Plane."""
@@ -158,16 +181,18 @@ def replicas(scenario):
     backup.rebuild_replicas(scenario)
 
 
-@drill_step("then", "the intents written after the snapshot are replayed and applied exactly once",
-            needs=("backups", "clock"))
+@drill_step(
+    "then", "the intents written after the snapshot are replayed and applied exactly once", needs=("backups", "clock")
+)
 def replayed(scenario):
     """Re-submit what the clients wrote after the snapshot with the same idempotency keys; each
     platform applies it once."""
     backup.replay_after_snapshot(scenario)
 
 
-@drill_step("then", "every event-store export the drill wrote is locked COMPLIANCE for at least 7 years",
-            needs=("backups",))
+@drill_step(
+    "then", "every event-store export the drill wrote is locked COMPLIANCE for at least 7 years", needs=("backups",)
+)
 def eventstore_exports_locked(scenario):
     """WORM (spec 1.3 and 3): the Object Lock the backup store reports (HEAD) for every version of the
     daily event-store exports: COMPLIANCE, retain-until >= 2557 days after the store received it."""

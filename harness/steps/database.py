@@ -45,10 +45,11 @@ def old_primary_rebuilt(scenario):
     database.rebuild_old_primary(scenario)
 
 
-@drill_step("then",
-            parsers.parse("failback is refused while TransactionLag > {limit:g} s and happens once it is "
-                          "<= {again:g} s"),
-            touches=(FAILBACK_LINKS,))
+@drill_step(
+    "then",
+    parsers.parse("failback is refused while TransactionLag > {limit:g} s and happens once it is <= {again:g} s"),
+    touches=(FAILBACK_LINKS,),
+)
 def failback_gated(scenario, limit, again):
     """Slow the rebuilt node's replication link until the harness measures its TransactionLag over
     the limit, request the failback then (the action must refuse or wait), and once the lag is back
@@ -64,8 +65,9 @@ def replica_caught_up(scenario):
     database.wait_replica_caught_up(scenario)
 
 
-@drill_step("when", "the replication link to the replica is cut",
-            needs=("replication_cut",), touches=(REPLICATION_LINK,))
+@drill_step(
+    "when", "the replication link to the replica is cut", needs=("replication_cut",), touches=(REPLICATION_LINK,)
+)
 def replication_cut(scenario):
     """Partition the replication link to the failover target (Toxiproxy)."""
     database.cut_replication_link(scenario)

@@ -9,8 +9,12 @@ from ..runner import eventstore
 from .registry import drill_step
 
 
-@drill_step("when", "event store writes are blocked on the database primary",
-            needs=("event_store_block",), touches=(DATABASE_PRIMARY,))
+@drill_step(
+    "when",
+    "event store writes are blocked on the database primary",
+    needs=("event_store_block",),
+    touches=(DATABASE_PRIMARY,),
+)
 def event_store_blocked(scenario):
     """Read the audit chain, then hold an EXCLUSIVE lock on the event store's chain head on the
     database primary: reads still work, every audit-event append waits (healed at the end, always)."""

@@ -9,31 +9,39 @@ from ..runner import common, evidence
 from .registry import drill_step
 
 
-@drill_step("when", "the link to the alternate region is cut",
-            needs=("evidence_links",), touches=(proxy("evidence_replica"),))
+@drill_step(
+    "when", "the link to the alternate region is cut", needs=("evidence_links",), touches=(proxy("evidence_replica"),)
+)
 def alternate_cut(scenario):
     """Make the alternate region's bucket unreachable (Toxiproxy proxy down)."""
     evidence.cut_alternate_region(scenario)
 
 
-@drill_step("when",
-            parsers.parse("an approved intent's evidence is committed {presence} a copy in the alternate region"),
-            needs=("evidence_read",))
+@drill_step(
+    "when",
+    parsers.parse("an approved intent's evidence is committed {presence} a copy in the alternate region"),
+    needs=("evidence_read",),
+)
 def evidence_committed(scenario, presence):
     """Create, evidence and approve an intent (presence "with" or "without"), then read the
     alternate bucket for the pack's copy."""
     evidence.commit_evidence(scenario, with_copy=presence == "with")
 
 
-@drill_step("when", "the evidence store becomes unreachable",
-            needs=("evidence_links",), touches=(proxy("evidence_store"),))
+@drill_step(
+    "when", "the evidence store becomes unreachable", needs=("evidence_links",), touches=(proxy("evidence_store"),)
+)
 def store_unreachable(scenario):
     """Cut the link to the primary evidence store (Toxiproxy proxy down)."""
     evidence.cut_evidence_store(scenario)
 
 
-@drill_step("when", parsers.parse("the evidence store answers {status:d} to every request"),
-            needs=("evidence_http_errors",), touches=(EVIDENCE_GATEWAY,))
+@drill_step(
+    "when",
+    parsers.parse("the evidence store answers {status:d} to every request"),
+    needs=("evidence_http_errors",),
+    touches=(EVIDENCE_GATEWAY,),
+)
 def store_answers(scenario, status):
     """Make the primary evidence store answer an HTTP error (through its fault gateway)."""
     evidence.store_answers(scenario, status)
@@ -81,16 +89,20 @@ def workload_publishes(scenario):
     evidence.workload_publishes_resume(scenario)
 
 
-@drill_step("then", "a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured",
-            needs=("evidence_read", "siem"))
+@drill_step(
+    "then",
+    "a test Deployment Intent is submitted, its evidence pack ingested and its correlation id captured",
+    needs=("evidence_read", "siem"),
+)
 def smoke_verified(scenario):
     """Smoke verification: a test intent and its evidence pack under their own correlation id; the
     pack read back from the evidence store, its events from the event store, its SIEM lines."""
     evidence.smoke_verification(scenario)
 
 
-@drill_step("then", "every evidence object the drill wrote is locked COMPLIANCE for at least 7 years",
-            needs=("evidence_read",))
+@drill_step(
+    "then", "every evidence object the drill wrote is locked COMPLIANCE for at least 7 years", needs=("evidence_read",)
+)
 def evidence_locked(scenario):
     """WORM (spec 1.3 and 3): the Object Lock the store reports (HEAD) for every evidence object the
     drill wrote, in both regions: COMPLIANCE, retain-until >= 2557 days after the write."""

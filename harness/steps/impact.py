@@ -27,14 +27,15 @@ def feature_lines(path: Path, expression: str | None = None) -> list[tuple[str, 
     try:
         feature = FeatureParser(str(path.parent), path.name).parse()
     except GherkinParseError as exc:
-        raise InputError(f"{printable(str(path))}: not a feature pytest-bdd can read: "
-                         f"{printable(' '.join(str(exc).split()), 200)}") from exc
-    except KeyError:      # pytest-bdd 9 reads a file without a Feature as KeyError('feature')
+        raise InputError(
+            f"{printable(str(path))}: not a feature pytest-bdd can read: {printable(' '.join(str(exc).split()), 200)}"
+        ) from exc
+    except KeyError:  # pytest-bdd 9 reads a file without a Feature as KeyError('feature')
         return []
     lines = [(s.type, s.name) for s in feature.background.steps] if feature.background else []
     for scenario in feature.scenarios.values():
         if expression is None or matches(expression, feature.tags | scenario.tags):
-            own = scenario.steps[len(scenario.all_background_steps):]
+            own = scenario.steps[len(scenario.all_background_steps) :]
             lines += [(s.type, s.name) for s in own]
     return lines
 
@@ -51,8 +52,9 @@ def step_targets(step: str, names: TargetNames = same_names, kind: str | None = 
     return found.targets(step, names) if found else []
 
 
-def fault_targets(features: list[Path], names: TargetNames = same_names,
-                  expression: str | None = None) -> dict[str, list[str]]:
+def fault_targets(
+    features: list[Path], names: TargetNames = same_names, expression: str | None = None
+) -> dict[str, list[str]]:
     """{target: [steps that touch it]} for every destructive step of the features' scenarios the
     tag expression selects."""
     touched: dict[str, list[str]] = {}
@@ -63,9 +65,14 @@ def fault_targets(features: list[Path], names: TargetNames = same_names,
     return touched
 
 
-def outside_blast_radius(features: list[Path], names: TargetNames, radius: tuple[str, ...],
-                         expression: str | None = None) -> list[str]:
+def outside_blast_radius(
+    features: list[Path], names: TargetNames, radius: tuple[str, ...], expression: str | None = None
+) -> list[str]:
     """One line per fault of the selected scenarios whose target is not in the blast radius
     (empty: all allowed)."""
-    return [f"{step} -> {target}" for target, steps in fault_targets(features, names, expression).items()
-            if target not in radius for step in steps]
+    return [
+        f"{step} -> {target}"
+        for target, steps in fault_targets(features, names, expression).items()
+        if target not in radius
+        for step in steps
+    ]

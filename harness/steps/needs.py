@@ -32,12 +32,13 @@ def classified(step: str, kind: str | None = None) -> bool:
 def feature_title(path: Path) -> str:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip().startswith("Feature:"):
-            return line.strip()[len("Feature:"):].strip()
+            return line.strip()[len("Feature:") :].strip()
     return path.stem
 
 
-def missing_capabilities(features: list[Path], have: frozenset[str] | set[str],
-                         expression: str | None = None) -> list[str]:
+def missing_capabilities(
+    features: list[Path], have: frozenset[str] | set[str], expression: str | None = None
+) -> list[str]:
     """One line per matrix row (feature) that needs what the lab lacks: the row, its file, what it
     needs and the first step that needs it. Empty: every row can run."""
     lines = []
@@ -48,7 +49,6 @@ def missing_capabilities(features: list[Path], have: frozenset[str] | set[str],
                 if cap not in have:
                     lacking.setdefault(cap, step)
         if lacking:
-            what = "; ".join(f"{CAPABILITIES[cap]} (capability {cap}, step '{step}')"
-                             for cap, step in lacking.items())
+            what = "; ".join(f"{CAPABILITIES[cap]} (capability {cap}, step '{step}')" for cap, step in lacking.items())
             lines.append(f"row '{feature_title(path)}' ({path.parent.name}/{path.name}) needs {what}")
     return lines

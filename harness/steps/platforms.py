@@ -32,36 +32,53 @@ def published_and_applied(scenario, platform):
     p.applied_exactly_once(scenario, platform)
 
 
-@drill_step("when", parsers.parse("{platform} answers 429 with Retry-After {seconds:g} s to every request"),
-            needs=("platform_api_faults",), touches=(PLATFORM_API,))
+@drill_step(
+    "when",
+    parsers.parse("{platform} answers 429 with Retry-After {seconds:g} s to every request"),
+    needs=("platform_api_faults",),
+    touches=(PLATFORM_API,),
+)
 def throttled(scenario, platform, seconds):
     """The platform API throttles every request (HTTP 429 with Retry-After) until healed."""
     p.degrade(scenario, _platform(platform), "throttle", seconds)
 
 
-@drill_step("when", parsers.parse("{platform} answers 429 with Retry-After {seconds:g} s to the next {n:d} requests"),
-            needs=("platform_api_faults",), touches=(PLATFORM_API,))
+@drill_step(
+    "when",
+    parsers.parse("{platform} answers 429 with Retry-After {seconds:g} s to the next {n:d} requests"),
+    needs=("platform_api_faults",),
+    touches=(PLATFORM_API,),
+)
 def throttled_n(scenario, platform, seconds, n):
     """The platform API throttles its next n requests, then answers normally."""
     p.degrade(scenario, _platform(platform), "throttle", seconds, n)
 
 
-@drill_step("when", parsers.parse("the {platform} link gets {ms:d} ms of latency"),
-            needs=("platform_link",), touches=(proxy("platforms.{platform}"),))
+@drill_step(
+    "when",
+    parsers.parse("the {platform} link gets {ms:d} ms of latency"),
+    needs=("platform_link",),
+    touches=(proxy("platforms.{platform}"),),
+)
 def latency(scenario, platform, ms):
     """Toxiproxy latency on the link from the connector to the platform API."""
     p.link_latency(scenario, _platform(platform), ms)
 
 
-@drill_step("when", parsers.parse("the {platform} API answers 503 to every request"),
-            needs=("platform_api_faults",), touches=(PLATFORM_API,))
+@drill_step(
+    "when",
+    parsers.parse("the {platform} API answers 503 to every request"),
+    needs=("platform_api_faults",),
+    touches=(PLATFORM_API,),
+)
 def api_errors(scenario, platform):
     """The platform API is out: it answers 503 to every request until healed."""
     p.degrade(scenario, _platform(platform), "error")
 
 
-@drill_step("when", parsers.parse("the {platform} site server is killed"),
-            needs=("platform_kill",), touches=(PLATFORM_API,))
+@drill_step(
+    "when", parsers.parse("the {platform} site server is killed"), needs=("platform_kill",), touches=(PLATFORM_API,)
+)
 def server_killed(scenario, platform):
     """SIGKILL the platform's server (heal starts it again)."""
     p.server_killed(scenario, _platform(platform))
@@ -111,8 +128,11 @@ def runbook_requeue(scenario, platform):
     p.runbook_requeue(scenario, _platform(platform))
 
 
-@drill_step("then", parsers.parse("assignments fail for {platform} only while the other platforms' are applied"),
-            needs=("platform_requests",))
+@drill_step(
+    "then",
+    parsers.parse("assignments fail for {platform} only while the other platforms' are applied"),
+    needs=("platform_requests",),
+)
 def assignments_fail(scenario, platform):
     """The platform's intents are not applied (its log) and PlatformDegraded is recorded; the others apply once."""
     p.assignments_fail_only_for(scenario, _platform(platform))
@@ -142,8 +162,9 @@ def throttles_counted(scenario, n, platform):
     p.throttles_counted(scenario, _platform(platform), n)
 
 
-@drill_step("then", parsers.parse("every intent published for {platform} is applied exactly once"),
-            needs=("platform_requests",))
+@drill_step(
+    "then", parsers.parse("every intent published for {platform} is applied exactly once"), needs=("platform_requests",)
+)
 def applied_once(scenario, platform):
     """Each intent published in the scenario reached the platform exactly once (its log)."""
     p.applied_exactly_once(scenario, _platform(platform))
@@ -179,16 +200,19 @@ def cab_notification(scenario, platform):
     p.cab_notified(scenario, _platform(platform))
 
 
-@drill_step("then", parsers.parse("the queue depth of {platform} is reported while its intents wait"),
-            needs=("queues",))
+@drill_step(
+    "then", parsers.parse("the queue depth of {platform} is reported while its intents wait"), needs=("queues",)
+)
 def queue_depth(scenario, platform):
     """GET /metrics/queues reports the depth (JamfQueueDepth) the harness reads from the queue itself, >= 1."""
     p.queue_depth_reported(scenario, _platform(platform))
 
 
-@drill_step("then",
-            parsers.parse("the {platform} intents are dead-lettered after the connector's maximum attempts, not lost"),
-            needs=("queues",))
+@drill_step(
+    "then",
+    parsers.parse("the {platform} intents are dead-lettered after the connector's maximum attempts, not lost"),
+    needs=("queues",),
+)
 def dead_lettered(scenario, platform):
     """After the last attempt every waiting intent is in the dead-letter queue (read by the harness)."""
     p.dead_lettered(scenario, _platform(platform))
@@ -212,17 +236,23 @@ def backlog(scenario):
     p.backlog_within_limit(scenario)
 
 
-@drill_step("when", "the connector workers are lost and the auto-scaling group replaces them",
-            needs=("connector_workers", "platform_requests"), touches=(CONNECTOR_WORKERS,))
+@drill_step(
+    "when",
+    "the connector workers are lost and the auto-scaling group replaces them",
+    needs=("connector_workers", "platform_requests"),
+    touches=(CONNECTOR_WORKERS,),
+)
 def connectors_fail_over(scenario):
     """SIGKILL every platform's connector worker (fault connector_worker_kill on all); the lab's
     auto-scaling group starts a replacement for each."""
     rollback.connectors_fail_over(scenario)
 
 
-@drill_step("then",
-            parsers.parse("a Ring {n:d} rollback reaches every platform exactly once through the replacement workers"),
-            needs=("connector_workers", "platform_requests"))
+@drill_step(
+    "then",
+    parsers.parse("a Ring {n:d} rollback reaches every platform exactly once through the replacement workers"),
+    needs=("connector_workers", "platform_requests"),
+)
 def ring_rollback(scenario, n):
     """POST /rings/ring<n>/rollback; every platform's stand-in log must show the dispatched key applied
     once, as a rollback, tested first, after that platform's worker was replaced."""

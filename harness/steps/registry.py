@@ -31,7 +31,6 @@ Kind = Literal["given", "when", "then"]
 F = TypeVar("F", bound=Callable[..., object])
 
 
-
 @dataclass(frozen=True)
 class DrillStep:
     """One step of the vocabulary: written once, read by pytest-bdd, the plan checks and `drill steps`."""
@@ -76,8 +75,9 @@ class StepDeclarationError(ValueError):
     """A step declared wrongly (unknown kind or capability, a target naming no step argument, twice)."""
 
 
-def drill_step(kind: Kind, text: str | StepParser, needs: tuple[str, ...] = (),
-               touches: tuple[str, ...] = ()) -> Callable[[F], F]:
+def drill_step(
+    kind: Kind, text: str | StepParser, needs: tuple[str, ...] = (), touches: tuple[str, ...] = ()
+) -> Callable[[F], F]:
     """Declare a step once: pytest-bdd's given/when/then plus what it needs and touches.
 
     Refused at import (StepDeclarationError): an unknown kind or capability, a `touches` entry
@@ -88,34 +88,39 @@ def drill_step(kind: Kind, text: str | StepParser, needs: tuple[str, ...] = (),
     parser = get_parser(text)
     unknown = [n for n in needs if n not in CAPABILITIES]
     if unknown:
-        raise StepDeclarationError(f"step {parser.name!r}: unknown capability {', '.join(unknown)} "
-                                   f"(harness.lab.base.CAPABILITIES)")
+        raise StepDeclarationError(
+            f"step {parser.name!r}: unknown capability {', '.join(unknown)} (harness.lab.base.CAPABILITIES)"
+        )
     fields = _fields(parser)
     for symbol in touches:
         extra = {f for _, f, _, _ in string.Formatter().parse(symbol) if f} - fields
         if extra:
-            raise StepDeclarationError(f"step {parser.name!r}: touches {symbol!r} names {', '.join(sorted(extra))}, "
-                                       f"not an argument of the sentence")
+            raise StepDeclarationError(
+                f"step {parser.name!r}: touches {symbol!r} names {', '.join(sorted(extra))}, "
+                f"not an argument of the sentence"
+            )
     if any(s.kind == kind and s.sentence == parser.name for s in STEPS):
         raise StepDeclarationError(f"step {kind} {parser.name!r} declared twice")
 
     def decorate(func: F) -> F:
         if not (func.__doc__ or "").strip():
-            raise StepDeclarationError(f"step {parser.name!r} ({func.__qualname__}): write a docstring, "
-                                       f"`drill steps` prints it")
+            raise StepDeclarationError(
+                f"step {parser.name!r} ({func.__qualname__}): write a docstring, `drill steps` prints it"
+            )
         # stacklevel 2: pytest-bdd puts its fixture in the module that declares the step, not here
         DECORATORS[kind](parser, stacklevel=2)(func)
         STEPS.append(DrillStep(kind, parser, tuple(needs), tuple(touches), func))
         return func
+
     return decorate
 
 
 def _fields(parser: StepParser) -> set[str]:
     """The names of a parser's arguments."""
-    inner = getattr(parser, "parser", None)          # parsers.parse / cfparse: a parse.Parser
+    inner = getattr(parser, "parser", None)  # parsers.parse / cfparse: a parse.Parser
     if inner is not None and hasattr(inner, "named_fields"):
         return set(inner.named_fields)
-    regex = getattr(parser, "regex", None)           # parsers.re
+    regex = getattr(parser, "regex", None)  # parsers.re
     if isinstance(regex, re.Pattern):
         return set(regex.groupindex)
     return set()

@@ -20,7 +20,7 @@ log = logging.getLogger("toxiproxy.api")
 
 COLLECTION = web.AppKey("collection", ProxyCollection)
 READ_TIMEOUT_KEY = web.AppKey("read_timeout", float)
-READ_TIMEOUT = 10.0      # seconds a client has to send the body of a request (after its head)
+READ_TIMEOUT = 10.0  # seconds a client has to send the body of a request (after its head)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -41,17 +41,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as exc:
         response = _error(exc.message, exc.status)
         if exc.close:
-            response.force_close()      # the connection cannot carry another request
+            response.force_close()  # the connection cannot carry another request
         return response
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")      # Python's json takes NaN and Infinity
+    raise ValueError(f"{name} is not a JSON number")  # Python's json takes NaN and Infinity
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value):                          # 1e309 would be read as infinity
+    if not math.isfinite(value):  # 1e309 would be read as infinity
         raise ValueError(f"number {text[:40]} is out of range")
     return value
 
@@ -65,11 +65,11 @@ async def _body(request: web.Request) -> Any:
         error = ApiError(f"request body not received within {request.app[READ_TIMEOUT_KEY]:g} s", 408)
         error.close = True
         raise error from None
-    except (web.RequestPayloadError, HttpProcessingError) as exc:   # e.g. a gzip body that is not gzip
+    except (web.RequestPayloadError, HttpProcessingError) as exc:  # e.g. a gzip body that is not gzip
         error = bad_request(f"cannot read it: {str(exc)[:200]}")
         error.close = True
         raise error from None
-    except web.HTTPRequestEntityTooLarge as exc:          # aiohttp's text answer, in our shape
+    except web.HTTPRequestEntityTooLarge as exc:  # aiohttp's text answer, in our shape
         error = ApiError(f"request body too large: {exc.text}", exc.status)
         error.close = True
         raise error from None
@@ -77,7 +77,7 @@ async def _body(request: web.Request) -> Any:
         return json.loads(raw or b"null", parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
         raise bad_request("JSON nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:       # ValueError: also an int over 4300 digits
+    except (ValueError, UnicodeDecodeError) as exc:  # ValueError: also an int over 4300 digits
         raise bad_request(str(exc)[:200]) from None
 
 
@@ -86,8 +86,7 @@ def _collection(request: web.Request) -> ProxyCollection:
 
 
 async def version_show(request: web.Request) -> web.Response:
-    return web.Response(text=json.dumps({"version": VERSION}) + "\n",
-                        content_type="application/json", charset="utf-8")
+    return web.Response(text=json.dumps({"version": VERSION}) + "\n", content_type="application/json", charset="utf-8")
 
 
 async def proxy_index(request: web.Request) -> web.Response:
@@ -123,7 +122,7 @@ async def proxy_update(request: web.Request) -> web.Response:
         raise bad_request("enabled must be true or false")
     if not isinstance(listen, str) or not isinstance(upstream, str):
         raise bad_request("listen and upstream must be strings")
-    time_limit = parse_time_limit(body.get("time_limit_ms"))   # our addition: a disabled proxy's limit
+    time_limit = parse_time_limit(body.get("time_limit_ms"))  # our addition: a disabled proxy's limit
     await proxy.update(listen, upstream, enabled, time_limit)
     return _json(proxy.to_json())
 
@@ -172,8 +171,11 @@ async def toxic_delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def make_app(collection: ProxyCollection | None = None, read_timeout: float = READ_TIMEOUT,
-             middlewares: Sequence[Middleware] = ()) -> web.Application:
+def make_app(
+    collection: ProxyCollection | None = None,
+    read_timeout: float = READ_TIMEOUT,
+    middlewares: Sequence[Middleware] = (),
+) -> web.Application:
     """The API; `middlewares` run before its own (server.serve puts the head deadline there)."""
     app = web.Application(middlewares=[*middlewares, errors])
     app[COLLECTION] = collection or ProxyCollection()

@@ -28,6 +28,7 @@ def _serialised(method: F) -> F:
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         with _ONE_AT_A_TIME:
             return method(self, *args, **kwargs)
+
     return call  # type: ignore[return-value]
 
 
@@ -50,7 +51,7 @@ class ToxiproxyControl:
 
     @_serialised
     def version(self) -> str:
-        version: bytes = self._use().version()    # toxiproxy-python is untyped
+        version: bytes = self._use().version()  # toxiproxy-python is untyped
         return version.decode()
 
     @_serialised
@@ -70,19 +71,32 @@ class ToxiproxyControl:
     def proxy(self, name: str) -> Any:
         proxies = self._use().proxies()
         if name not in proxies:
-            raise FaultError(f"no Toxiproxy proxy named {name!r} at {self.url}; "
-                             f"known: {', '.join(sorted(proxies)) or 'none'}")
+            raise FaultError(
+                f"no Toxiproxy proxy named {name!r} at {self.url}; known: {', '.join(sorted(proxies)) or 'none'}"
+            )
         return proxies[name]
 
     @_serialised
-    def add_toxic(self, proxy: str, name: str, type_: str, stream: str,
-                  attributes: dict[str, int], toxicity: float = 1.0,
-                  time_limit_s: float | None = None) -> dict[str, Any]:
+    def add_toxic(
+        self,
+        proxy: str,
+        name: str,
+        type_: str,
+        stream: str,
+        attributes: dict[str, int],
+        toxicity: float = 1.0,
+        time_limit_s: float | None = None,
+    ) -> dict[str, Any]:
         """Add a toxic. time_limit_s asks the server to remove it by itself (embedded server only;
         real Toxiproxy ignores the field, so the harness's own heal is what removes it there)."""
         self.proxy(proxy)
-        body: dict[str, Any] = {"name": name, "type": type_, "stream": stream,
-                                "toxicity": toxicity, "attributes": attributes}
+        body: dict[str, Any] = {
+            "name": name,
+            "type": type_,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": attributes,
+        }
         if time_limit_s is not None:
             body["time_limit_ms"] = int(time_limit_s * 1000)
         self._use()
@@ -116,8 +130,9 @@ class ToxiproxyControl:
         if enabled:
             raise ValueError("a time limit applies to disabling a proxy, not to enabling it")
         self._use()
-        APIConsumer.post(f"/proxies/{proxy}",
-                         json={"enabled": False, "time_limit_ms": max(1, round(time_limit_s * 1000))})
+        APIConsumer.post(
+            f"/proxies/{proxy}", json={"enabled": False, "time_limit_ms": max(1, round(time_limit_s * 1000))}
+        )
 
     @_serialised
     def set_upstream(self, proxy: str, upstream: str) -> None:
@@ -160,6 +175,9 @@ class ToxiproxyControl:
         dropped ones on a connection. The reset enables it again."""
         self._use()
         for name, body in APIConsumer.get("/proxies").json().items():
-            if (names is None or name in names) and body.get("enabled") and any(
-                    toxic.get("type") in BYTE_DROPPING_TOXICS for toxic in body.get("toxics") or ()):
+            if (
+                (names is None or name in names)
+                and body.get("enabled")
+                and any(toxic.get("type") in BYTE_DROPPING_TOXICS for toxic in body.get("toxics") or ())
+            ):
                 APIConsumer.post(f"/proxies/{name}", json={"enabled": False})

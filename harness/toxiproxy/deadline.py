@@ -19,7 +19,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-HEAD_TIMEOUT = 10.0     # seconds a client has to send a request head
+HEAD_TIMEOUT = 10.0  # seconds a client has to send a request head
 
 
 class _Guard(asyncio.Protocol):
@@ -30,7 +30,7 @@ class _Guard(asyncio.Protocol):
         self.inner = inner
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.busy = 0             # requests being handled
+        self.busy = 0  # requests being handled
         self.closed = False
 
     def arm(self) -> None:
@@ -47,11 +47,11 @@ class _Guard(asyncio.Protocol):
     def _expire(self) -> None:
         self.timer = None
         if self.busy == 0 and self.transport is not None and not self.closed:
-            self.transport.close()      # aiohttp sees connection_lost and tidies up
+            self.transport.close()  # aiohttp sees connection_lost and tidies up
 
     # -- asyncio.Protocol, passed on to aiohttp's --------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport      # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]
         self.deadlines.guards[transport] = self
         self.arm()
         self.inner.connection_made(transport)
@@ -92,12 +92,12 @@ class HeadDeadlines:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         guard = self.guards.get(request.transport) if request.transport is not None else None
-        if guard is None:               # not a guarded connection (a test client, say)
+        if guard is None:  # not a guarded connection (a test client, say)
             return await handler(request)
-        guard.busy += 1                 # the head is in: stop the clock while the handler runs
+        guard.busy += 1  # the head is in: stop the clock while the handler runs
         guard.disarm()
         try:
             return await handler(request)
         finally:
             guard.busy -= 1
-            guard.arm()                 # the next request head is due within the timeout
+            guard.arm()  # the next request head is due within the timeout

@@ -19,7 +19,7 @@ class ToxicEntry:
         self.toxicity = toxicity
         self.toxic = toxic
         self.time_limit_ms: int | None = None
-        self.expires_at: float | None = None       # epoch seconds, for the API
+        self.expires_at: float | None = None  # epoch seconds, for the API
         self.timer: asyncio.TimerHandle | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -30,7 +30,7 @@ class ToxicEntry:
             "stream": self.stream,
             "toxicity": self.toxicity,
         }
-        if self.time_limit_ms is not None:   # only when asked for: unchanged shape otherwise
+        if self.time_limit_ms is not None:  # only when asked for: unchanged shape otherwise
             body["time_limit_ms"] = self.time_limit_ms
             if self.expires_at is not None:
                 body["expires_at"] = round(self.expires_at, 3)

@@ -25,9 +25,9 @@ from ..inputs import printable
 
 log = logging.getLogger("toxiproxy")
 
-MAX_CONNECTIONS = 1024          # per proxy, unless the server is started with another cap
-RESOLVE_TIMEOUT = 2.0           # seconds to resolve a host name for the checks
-REFUSAL_LOG_INTERVAL = 10.0     # at most one "connection refused" line per proxy this often
+MAX_CONNECTIONS = 1024  # per proxy, unless the server is started with another cap
+RESOLVE_TIMEOUT = 2.0  # seconds to resolve a host name for the checks
+REFUSAL_LOG_INTERVAL = 10.0  # at most one "connection refused" line per proxy this often
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Listener = tuple[IP, int, str]  # address, port, what it is (for the error message)
@@ -81,7 +81,7 @@ def reaches(target: IP, port: int, listener: tuple[IP, int]) -> bool:
     address, listen_port = listener
     target = _connect_target(target)
     if port != listen_port or target.version != address.version:
-        return False                    # asyncio binds IPv6 listeners IPV6_V6ONLY
+        return False  # asyncio binds IPv6 listeners IPV6_V6ONLY
     if address.is_unspecified:
         return is_local(target)
     return target == address
@@ -94,9 +94,8 @@ async def resolve(host: str, port: int) -> list[IP]:
         return [literal]
     loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
-                                       RESOLVE_TIMEOUT)
-    except (TimeoutError, OSError, ValueError):     # ValueError: NUL, a label too long
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT)
+    except (TimeoutError, OSError, ValueError):  # ValueError: NUL, a label too long
         return []
     found = []
     for info in infos:
@@ -120,7 +119,7 @@ class Guard:
         self.allowed = parse_allowed(allow_listen)
         self.max_connections = max_connections
         self.api: list[tuple[IP, int]] = []
-        self._refused: dict[str, tuple[float, int]] = {}    # proxy -> (last line, refused since)
+        self._refused: dict[str, tuple[float, int]] = {}  # proxy -> (last line, refused since)
 
     def set_api(self, socknames: Iterable[tuple[Any, ...]]) -> None:
         self.api = [(ip, int(s[1])) for s in socknames if (ip := sockname_ip(s)) is not None]
@@ -132,7 +131,7 @@ class Guard:
         if ip.is_loopback or ip in self.allowed:
             return True
         if any(a.is_unspecified and a.version == ip.version for a in self.allowed):
-            return True                  # every interface allowed: so is each one of them
+            return True  # every interface allowed: so is each one of them
         return not ip.is_unspecified and any(ip == api for api, _ in self.api)
 
     def listen_refusal(self, listen: str, ips: Iterable[IP]) -> str | None:
@@ -142,21 +141,24 @@ class Guard:
                 own = ", ".join(sorted({str(a) for a, _ in self.api if not a.is_unspecified}))
                 where = f"a loopback address or the API's ({own})" if own else "a loopback address"
                 spelled = f"[{ip}]" if ip.version == 6 else str(ip)
-                return (f"listen {printable(listen, 200)}: {ip} is not {where}; this server lets proxies "
-                        f"listen only there unless it is started with --allow-listen {spelled}")
+                return (
+                    f"listen {printable(listen, 200)}: {ip} is not {where}; this server lets proxies "
+                    f"listen only there unless it is started with --allow-listen {spelled}"
+                )
         return None
 
     @staticmethod
-    def loop_refusal(upstream: str, targets: Iterable[IP], port: int,
-                     listeners: Iterable[Listener]) -> str | None:
+    def loop_refusal(upstream: str, targets: Iterable[IP], port: int, listeners: Iterable[Listener]) -> str | None:
         """Why `upstream` (resolved to targets, port) is one of the server's own listeners, or None."""
         listeners = list(listeners)
         for target in targets:
             for address, listen_port, what in listeners:
                 if reaches(target, port, (address, listen_port)):
-                    return (f"upstream {printable(upstream, 200)} is {what} on this fault server: a proxy "
-                            f"cannot forward to the server itself (each connection would open another); "
-                            f"give the address of the service to proxy")
+                    return (
+                        f"upstream {printable(upstream, 200)} is {what} on this fault server: a proxy "
+                        f"cannot forward to the server itself (each connection would open another); "
+                        f"give the address of the service to proxy"
+                    )
         return None
 
     def forget(self, proxy: str) -> None:
@@ -171,6 +173,10 @@ class Guard:
             self._refused[proxy] = (last, count)
             return
         self._refused[proxy] = (now, 0)
-        log.warning("proxy %s: %d connection(s) closed at once since the last such line: it holds %d, "
-                    "its cap (--max-connections-per-proxy); an upstream that leads back to it fills that",
-                    printable(proxy, 200), count, self.max_connections)
+        log.warning(
+            "proxy %s: %d connection(s) closed at once since the last such line: it holds %d, "
+            "its cap (--max-connections-per-proxy); an upstream that leads back to it fills that",
+            printable(proxy, 200),
+            count,
+            self.max_connections,
+        )

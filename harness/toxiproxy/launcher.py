@@ -40,7 +40,7 @@ class ToxiproxyServer:
     """A running (or external) fault server. stop() ends only what this process started."""
 
     url: str
-    kind: str                      # "external", "binary" or "embedded"
+    kind: str  # "external", "binary" or "embedded"
     process: subprocess.Popen[Any] | None = None
     version: str = ""
     log_path: str | None = field(default=None, repr=False)
@@ -84,9 +84,15 @@ def _wait_ready(url: str, proc: subprocess.Popen[Any], deadline: float) -> str:
     raise ToxiproxyUnavailable(f"fault server at {url} did not answer (exit code {proc.poll()})")
 
 
-def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0,
-                   read_timeout: float | None = None, allow_listen: Sequence[str] = (),
-                   max_connections: int | None = None, log_path: str | None = None) -> ToxiproxyServer:
+def start_embedded(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = 15.0,
+    read_timeout: float | None = None,
+    allow_listen: Sequence[str] = (),
+    max_connections: int | None = None,
+    log_path: str | None = None,
+) -> ToxiproxyServer:
     """The embedded server as a subprocess; it dies with this process (--exit-with-parent).
     read_timeout: its --read-timeout (seconds a client has for a request head, and for a body);
     allow_listen: its --allow-listen (addresses besides loopback proxies may listen on);
@@ -99,20 +105,30 @@ def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0
     log = open(log_path, "ab") if log_path else None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.toxiproxy", "--host", host, "--port", str(port),
-             "--exit-with-parent", *extra],
-            stdout=subprocess.PIPE, stderr=log if log is not None else subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "harness.toxiproxy",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--exit-with-parent",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log if log is not None else subprocess.DEVNULL,
+            text=True,
         )
     finally:
         if log is not None:
-            log.close()             # the child has its own descriptor
-    assert proc.stdout is not None             # stdout=PIPE above
-    line = proc.stdout.readline().strip()   # "listening HOST:PORT", printed once bound
+            log.close()  # the child has its own descriptor
+    assert proc.stdout is not None  # stdout=PIPE above
+    line = proc.stdout.readline().strip()  # "listening HOST:PORT", printed once bound
     if not line.startswith("listening "):
         proc.kill()
         proc.wait()
-        raise ToxiproxyUnavailable(f"embedded fault server did not start on {host}:{port} "
-                                   f"(is the port in use?)")
+        raise ToxiproxyUnavailable(f"embedded fault server did not start on {host}:{port} (is the port in use?)")
     url = f"http://{line.split()[1]}"
     server = ToxiproxyServer(url, "embedded", proc, log_path=log_path)
     server.version = _wait_ready(url, proc, time.monotonic() + timeout)
@@ -121,8 +137,9 @@ def start_embedded(host: str = "127.0.0.1", port: int = 0, timeout: float = 15.0
 
 def start_binary(binary: str, timeout: float = 15.0) -> ToxiproxyServer:
     port = free_port()
-    proc = subprocess.Popen([binary, "-host", "127.0.0.1", "-port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-host", "127.0.0.1", "-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     server = ToxiproxyServer(url, "binary", proc)
     try:
@@ -141,8 +158,10 @@ def start_toxiproxy(env: dict[str, str] | None = None) -> ToxiproxyServer:
     if url:
         version = api_version(url, timeout=3.0)
         if version is None:
-            raise ToxiproxyUnavailable(f"TOXIPROXY_URL={url} does not answer GET /version; start "
-                                       f"that server or unset TOXIPROXY_URL to use the embedded one")
+            raise ToxiproxyUnavailable(
+                f"TOXIPROXY_URL={url} does not answer GET /version; start "
+                f"that server or unset TOXIPROXY_URL to use the embedded one"
+            )
         return ToxiproxyServer(url, "external", None, version)
     binary = shutil.which("toxiproxy-server", path=env.get("PATH"))
     if binary:

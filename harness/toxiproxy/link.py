@@ -28,7 +28,7 @@ from .toxics.noop import NoopToxic
 log = logging.getLogger("toxiproxy.link")
 
 READ_SIZE = 256 * 1024
-HIGH_WATER = 4 * 1024 * 1024     # bytes held in a chain before the pump stops reading
+HIGH_WATER = 4 * 1024 * 1024  # bytes held in a chain before the pump stops reading
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"
 NOOP = NoopToxic()
 
@@ -50,9 +50,9 @@ class Stage:
         self.toxic = entry.toxic if random.random() < entry.toxicity else NOOP
         self.state: Any = self.toxic.new_state()
         self.end: str | None = None
-        self.closed = False          # close() was called: the toxic ends the stream here
+        self.closed = False  # close() was called: the toxic ends the stream here
         self.interrupted = False
-        self.dropped = False         # the toxic discarded bytes of this stream (a gap in it)
+        self.dropped = False  # the toxic discarded bytes of this stream (a gap in it)
         self.queue: collections.deque[Chunk | End] = collections.deque()
         self._waiter: asyncio.Future[bool] | None = None
         self._sleeper: asyncio.Future[bool] | None = None
@@ -145,8 +145,12 @@ class Stage:
 class Link:
     """A client connection and its upstream connection, joined through the toxic chains."""
 
-    def __init__(self, proxy: Links, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                 upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter]):
+    def __init__(
+        self,
+        proxy: Links,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    ):
         self.proxy = proxy
         self.readers = {UPSTREAM: client[0], DOWNSTREAM: upstream[0]}
         self.writers = {UPSTREAM: upstream[1], DOWNSTREAM: client[1]}

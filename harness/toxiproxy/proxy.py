@@ -18,7 +18,7 @@ from .toxics.base import show
 
 log = logging.getLogger("toxiproxy")
 
-DEFAULT_HOST = "127.0.0.1"   # a listen address without a host binds loopback only
+DEFAULT_HOST = "127.0.0.1"  # a listen address without a host binds loopback only
 CONNECT_TIMEOUT = 10.0
 
 
@@ -34,7 +34,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
-        self.close = False      # answer with Connection: close (the request was not read whole)
+        self.close = False  # answer with Connection: close (the request was not read whole)
 
 
 def bad_request(detail: str) -> ApiError:
@@ -106,10 +106,15 @@ def parse_time_limit(value: Any) -> int | None:
     """None, or a whole number of ms from 1 to MAX_TIME_LIMIT_MS; anything else is a 400."""
     if value is None:
         return None
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not 0 < value <= MAX_TIME_LIMIT_MS or value != int(value)):   # NaN fails the range test
-        raise bad_request(f"time_limit_ms must be a whole number of milliseconds from 1 to "
-                          f"{MAX_TIME_LIMIT_MS}, got {show(value)}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= MAX_TIME_LIMIT_MS
+        or value != int(value)
+    ):  # NaN fails the range test
+        raise bad_request(
+            f"time_limit_ms must be a whole number of milliseconds from 1 to {MAX_TIME_LIMIT_MS}, got {show(value)}"
+        )
     return int(value)
 
 
@@ -128,13 +133,13 @@ class Proxy:
         self.upstream = upstream
         self.collection = collection if collection is not None else ProxyCollection()
         self.enabled = False
-        self.closed = False                        # deleted: it never listens again
+        self.closed = False  # deleted: it never listens again
         self.server: asyncio.base_events.Server | None = None
         # (address, port) of each socket it listened on last, kept while disabled, dropped when
         # its listen address changes: the upstream check of other proxies compares against them
         self.bound: list[tuple[Any, ...]] = []
         self.links: set[Link] = set()
-        self.connecting = 0                        # connections accepted, upstream not yet open
+        self.connecting = 0  # connections accepted, upstream not yet open
         self.toxics: list[ToxicEntry] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         # one start, stop or update at a time: two overlapping starts would open two listeners,
@@ -142,7 +147,7 @@ class Proxy:
         self._lock = asyncio.Lock()
         # our addition: a disabled proxy may carry a time limit after which it enables itself
         self.time_limit_ms: int | None = None
-        self.expires_at: float | None = None       # epoch seconds, for the API
+        self.expires_at: float | None = None  # epoch seconds, for the API
         self._enable_timer: asyncio.TimerHandle | None = None
         self._enable_task: asyncio.Task[Any] | None = None
 
@@ -154,7 +159,7 @@ class Proxy:
             "enabled": self.enabled,
             "toxics": [t.to_json() for t in self.ordered_toxics()],
         }
-        if self.time_limit_ms is not None:   # only while a re-enable is pending: unchanged shape otherwise
+        if self.time_limit_ms is not None:  # only while a re-enable is pending: unchanged shape otherwise
             body["time_limit_ms"] = self.time_limit_ms
             if self.expires_at is not None:
                 body["expires_at"] = round(self.expires_at, 3)
@@ -179,13 +184,12 @@ class Proxy:
         host, port = split_address(self.listen)
         try:
             # bound, not yet listening: nothing connects before the checks below have passed
-            server = await asyncio.start_server(self._accept, host, port, reuse_address=True,
-                                                start_serving=False)
+            server = await asyncio.start_server(self._accept, host, port, reuse_address=True, start_serving=False)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ApiError(f"listen {show(self.listen)}: address already in use", 409) from None
             raise ApiError(f"listen {show(self.listen)}: {exc.strerror or exc}", 400) from None
-        except ValueError as exc:   # a host the resolver cannot take: NUL, a label over 63 (IDNA)
+        except ValueError as exc:  # a host the resolver cannot take: NUL, a label over 63 (IDNA)
             raise ApiError(f"listen {show(self.listen)}: {exc}", 400) from None
         previous = self.bound
         try:
@@ -243,8 +247,9 @@ class Proxy:
             moved = listen != self.listen or upstream != self.upstream
             if moved:
                 # refused before anything changes (and checked again once bound, if enabled)
-                await self.collection.vet(self, listen, upstream,
-                                          self.bound if listen == self.listen and self.bound else None)
+                await self.collection.vet(
+                    self, listen, upstream, self.bound if listen == self.listen and self.bound else None
+                )
                 await self.stop()
                 if listen != self.listen:
                     self.bound = []
@@ -253,7 +258,7 @@ class Proxy:
                 try:
                     await self._start()
                 except ApiError:
-                    if moved:       # the new address cannot listen: the proxy stays as it was
+                    if moved:  # the new address cannot listen: the proxy stays as it was
                         self.listen, self.upstream = before[0], before[1]
                         if before[2]:
                             await self._restart_quietly()
@@ -266,8 +271,9 @@ class Proxy:
         try:
             await self._start()
         except ApiError as exc:
-            log.error("proxy %s: could not listen on %s again: %s", shown(self.name), shown(self.listen),
-                      shown(exc.message))
+            log.error(
+                "proxy %s: could not listen on %s again: %s", shown(self.name), shown(self.listen), shown(exc.message)
+            )
 
     # -- the dead-man switch of a disabled proxy (our addition) ----------------
     def _arm_enable(self, time_limit_ms: int | None) -> None:
@@ -284,7 +290,7 @@ class Proxy:
         self._enable_timer = None
         task, self._enable_task = self._enable_task, None
         if task is not None and not task.done() and task is not asyncio.current_task():
-            task.cancel()          # due, but not run yet: the newer change wins
+            task.cancel()  # due, but not run yet: the newer change wins
         self.time_limit_ms = self.expires_at = None
 
     def _expire_disabled(self) -> None:
@@ -297,20 +303,21 @@ class Proxy:
 
     async def _enable_again(self) -> None:
         try:
-            await self.start()     # clears time_limit_ms and expires_at
+            await self.start()  # clears time_limit_ms and expires_at
         except ApiError as exc:
             self.disarm_enable()
-            log.error("proxy %s: could not enable it again after its time limit: %s", shown(self.name),
-                      shown(exc.message))
+            log.error(
+                "proxy %s: could not enable it again after its time limit: %s", shown(self.name), shown(exc.message)
+            )
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         guard = self.collection.guard
         if len(self.links) + self.connecting >= guard.max_connections:
-            writer.transport.abort()        # over the cap: closed at once, its descriptor freed
+            writer.transport.abort()  # over the cap: closed at once, its descriptor freed
             guard.refuse_connection(self.name)
             return
         task = asyncio.current_task()
-        assert task is not None                 # a connection callback runs in its own task
+        assert task is not None  # a connection callback runs in its own task
         self._tasks.add(task)
         self.connecting += 1
         try:
@@ -318,8 +325,7 @@ class Proxy:
             up = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
         except (TimeoutError, OSError, ValueError, ApiError) as exc:
             # as in Toxiproxy: an unreachable upstream closes the client connection
-            log.warning("proxy %s: upstream %s unreachable: %s", shown(self.name), shown(self.upstream),
-                        shown(exc))
+            log.warning("proxy %s: upstream %s unreachable: %s", shown(self.name), shown(self.upstream), shown(exc))
             writer.close()
             return
         finally:
@@ -369,8 +375,7 @@ class Proxy:
         self._arm(entry, time_limit, deadline)
         for link in list(self.links):
             link.add_stage(entry)
-        log.info("proxy %s: toxic %s added (%s %s %s)", shown(self.name), shown(name), type_, stream,
-                 toxic.values)
+        log.info("proxy %s: toxic %s added (%s %s %s)", shown(self.name), shown(name), type_, stream, toxic.values)
         return entry
 
     async def update_toxic(self, name: str, body: Any) -> ToxicEntry:
@@ -418,8 +423,7 @@ class Proxy:
         for entry in list(self.toxics):
             await self._remove_entry(entry)
 
-    def _arm(self, entry: ToxicEntry, time_limit_ms: int | None,
-             deadline: tuple[float, float] | None) -> None:
+    def _arm(self, entry: ToxicEntry, time_limit_ms: int | None, deadline: tuple[float, float] | None) -> None:
         """The dead-man switch: remove the toxic by itself once its time limit passes."""
         if time_limit_ms is None or deadline is None:
             return
@@ -433,8 +437,7 @@ class Proxy:
         """The dead-man switch leaves what a harness's heal would: a connection that lost bytes to
         the toxic is closed (later bytes must never follow a gap: TCP never delivers one)."""
         if entry in self.toxics:
-            log.warning("proxy %s: toxic %s reached its time limit; removed", shown(self.name),
-                        shown(entry.name))
+            log.warning("proxy %s: toxic %s reached its time limit; removed", shown(self.name), shown(entry.name))
             task = asyncio.get_running_loop().create_task(self._remove_entry(entry, close_gapped=True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -456,7 +459,7 @@ class ProxyCollection:
         # names whose create (or populate) is under way: taken before the first await, so a
         # concurrent create of the same name is a 409, not a second listener no one can remove
         self.pending: set[str] = set()
-        self.starting: dict[str, Proxy] = {}     # created, not listed yet: their addresses count
+        self.starting: dict[str, Proxy] = {}  # created, not listed yet: their addresses count
 
     def get(self, name: str) -> Proxy:
         try:
@@ -500,12 +503,18 @@ class ProxyCollection:
             except ApiError:
                 continue
             ip = ip_of(host)
-            if port and ip is not None:      # a disabled proxy that never listened yet
+            if port and ip is not None:  # a disabled proxy that never listened yet
                 found.append((ip, port, what))
         return found
 
-    async def vet(self, proxy: Proxy | str, listen: str, upstream: str, bound: list[tuple[Any, ...]] | None = None,
-                  also: Sequence[Listener] = ()) -> None:
+    async def vet(
+        self,
+        proxy: Proxy | str,
+        listen: str,
+        upstream: str,
+        bound: list[tuple[Any, ...]] | None = None,
+        also: Sequence[Listener] = (),
+    ) -> None:
         """A 400 unless the proxy may listen on `listen` (bound: the sockets it did bind) and its
         upstream is none of this server's listeners (its own included; `also`: more of them)."""
         name = proxy if isinstance(proxy, str) else proxy.name
@@ -522,8 +531,9 @@ class ProxyCollection:
         up_host, up_port = split_address(upstream)
         targets = await resolve(up_host, up_port)
         listeners = [(ip, p, "this proxy's own listen address") for ip, p in own]
-        refusal = self.guard.loop_refusal(upstream, targets, up_port,
-                                          listeners + self.listeners(exclude=name) + list(also))
+        refusal = self.guard.loop_refusal(
+            upstream, targets, up_port, listeners + self.listeners(exclude=name) + list(also)
+        )
         if refusal:
             raise ApiError(refusal, 400)
 
@@ -536,7 +546,7 @@ class ProxyCollection:
             proxy = Proxy(name, listen, upstream, self)
             self.starting[name] = proxy
             if enabled:
-                await proxy.start()                      # checked once bound, before it serves
+                await proxy.start()  # checked once bound, before it serves
             else:
                 await self.vet(proxy, listen, upstream)
             self.proxies[name] = proxy
@@ -554,14 +564,18 @@ class ProxyCollection:
         if len(set(names)) != len(names):
             raise bad_request("duplicate proxy name in populate request")
         if any(name in self.pending for name in names):
-            raise ApiError(*PROXY_EXISTS)      # being created by a request under way
+            raise ApiError(*PROXY_EXISTS)  # being created by a request under way
         self.pending.update(names)
         try:
             for i, (name, listen, upstream, _) in enumerate(parsed):
                 # each against the server's listeners and the other entries' listen addresses
-                others = [(ip, port, f"the listen address of proxy {show(other)} (in this request)")
-                          for j, (other, other_listen, _, _) in enumerate(parsed) if j != i
-                          for ip, port in [_literal(other_listen)] if ip is not None and port]
+                others = [
+                    (ip, port, f"the listen address of proxy {show(other)} (in this request)")
+                    for j, (other, other_listen, _, _) in enumerate(parsed)
+                    if j != i
+                    for ip, port in [_literal(other_listen)]
+                    if ip is not None and port
+                ]
                 try:
                     await self.vet(name, listen, upstream, also=others)
                 except ApiError as exc:
@@ -586,7 +600,7 @@ class ProxyCollection:
 
     async def delete(self, name: str) -> None:
         proxy = self.get(name)
-        del self.proxies[name]         # gone from the API at once; then it stops for good
+        del self.proxies[name]  # gone from the API at once; then it stops for good
         await proxy.close()
 
     async def reset(self) -> list[tuple[str, str]]:
@@ -600,7 +614,7 @@ class ProxyCollection:
             try:
                 await proxy.start()
             except ApiError as exc:
-                if not proxy.closed:       # deleted meanwhile: nothing to report
+                if not proxy.closed:  # deleted meanwhile: nothing to report
                     failed.append((proxy.name, exc.message))
         return failed
 

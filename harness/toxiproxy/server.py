@@ -32,9 +32,15 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
-async def serve(host: str = "127.0.0.1", port: int = 8474, ready: Callable[[tuple[Any, ...]], None] | None = None,
-                exit_with_parent: bool = False, head_timeout: float = HEAD_TIMEOUT,
-                read_timeout: float = READ_TIMEOUT, guard: Guard | None = None) -> None:
+async def serve(
+    host: str = "127.0.0.1",
+    port: int = 8474,
+    ready: Callable[[tuple[Any, ...]], None] | None = None,
+    exit_with_parent: bool = False,
+    head_timeout: float = HEAD_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+    guard: Guard | None = None,
+) -> None:
     """1. bind the API; 2. announce the address; 3. serve until a signal (or the parent dies);
     4. close every proxy and connection. A client has head_timeout seconds to send each request
     head and read_timeout seconds to send a request body, or its connection is closed. `guard`:
@@ -50,9 +56,8 @@ async def serve(host: str = "127.0.0.1", port: int = 8474, ready: Callable[[tupl
     try:
         # our own listener rather than web.TCPSite, to put the head deadline in front of aiohttp's
         # protocol; runner.cleanup() still closes every connection (aiohttp tracks them)
-        assert runner.server is not None        # set by runner.setup()
-        listener = await loop.create_server(deadlines.protocol(runner.server), host, port,
-                                            reuse_address=True)
+        assert runner.server is not None  # set by runner.setup()
+        listener = await loop.create_server(deadlines.protocol(runner.server), host, port, reuse_address=True)
         guard.set_api(s.getsockname() for s in listener.sockets)
         bound = listener.sockets[0].getsockname()[:2]
         log.info("Toxiproxy-compatible API listening on http://%s", join_address(*bound))
@@ -91,9 +96,14 @@ def split_hosts(values: list[str] | None) -> list[str]:
     return [host for value in values or [] for host in value.split(",") if host.strip()]
 
 
-def main(host: str = "127.0.0.1", port: int = 8474, exit_with_parent: bool = False,
-         read_timeout: float = READ_TIMEOUT, allow_listen: Sequence[str] = (),
-         max_connections: int = MAX_CONNECTIONS) -> int:
+def main(
+    host: str = "127.0.0.1",
+    port: int = 8474,
+    exit_with_parent: bool = False,
+    read_timeout: float = READ_TIMEOUT,
+    allow_listen: Sequence[str] = (),
+    max_connections: int = MAX_CONNECTIONS,
+) -> int:
     """read_timeout: seconds a client has for each request head, and again for its body;
     allow_listen: addresses besides loopback (and the API's) proxies may listen on;
     max_connections: connections one proxy holds at most. Exit 2 for a bad option or an
@@ -104,8 +114,7 @@ def main(host: str = "127.0.0.1", port: int = 8474, exit_with_parent: bool = Fal
         return 2
     host = host.strip("[]")
     shown = printable(join_address(host, port), 300)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def announce(bound: tuple[Any, ...]) -> None:
         # one machine-readable line on stdout so a parent process can learn the port
@@ -116,14 +125,22 @@ def main(host: str = "127.0.0.1", port: int = 8474, exit_with_parent: bool = Fal
         asyncio.run(serve(host, port, announce, exit_with_parent, read_timeout, read_timeout, guard))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            print(f"toxiproxy-server: {shown} is already in use; "
-                  f"choose another with --port (0 picks a free one)", file=sys.stderr)
+            print(
+                f"toxiproxy-server: {shown} is already in use; choose another with --port (0 picks a free one)",
+                file=sys.stderr,
+            )
         else:
-            print(f"toxiproxy-server: cannot listen on {shown}: {printable(exc.strerror or exc, 200)}; "
-                  f"give --host an address of this machine, such as 127.0.0.1", file=sys.stderr)
+            print(
+                f"toxiproxy-server: cannot listen on {shown}: {printable(exc.strerror or exc, 200)}; "
+                f"give --host an address of this machine, such as 127.0.0.1",
+                file=sys.stderr,
+            )
         return 2
-    except (ValueError, OverflowError) as exc:   # a host the resolver cannot take: NUL, a label over 63
-        print(f"toxiproxy-server: cannot listen on {shown}: {printable(exc, 200)}; "
-              f"give --host an address of this machine, such as 127.0.0.1", file=sys.stderr)
+    except (ValueError, OverflowError) as exc:  # a host the resolver cannot take: NUL, a label over 63
+        print(
+            f"toxiproxy-server: cannot listen on {shown}: {printable(exc, 200)}; "
+            f"give --host an address of this machine, such as 127.0.0.1",
+            file=sys.stderr,
+        )
         return 2
     return 0

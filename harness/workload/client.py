@@ -20,20 +20,37 @@ def transport_error(exc: requests.RequestException, timeout: float) -> str:
         return f"ConnectTimeout: no connection within {timeout:g} s"
     if isinstance(exc, requests.ReadTimeout):
         return f"ReadTimeout: no answer within {timeout:g} s"
-    for needle, words in (("Connection refused", "connection refused"),
-                          ("RemoteDisconnected", "connection closed before an answer"),
-                          ("Connection aborted", "connection closed before an answer"),
-                          ("Connection reset", "connection reset"),
-                          ("Name or service not known", "host name not found")):
+    for needle, words in (
+        ("Connection refused", "connection refused"),
+        ("RemoteDisconnected", "connection closed before an answer"),
+        ("Connection aborted", "connection closed before an answer"),
+        ("Connection reset", "connection reset"),
+        ("Name or service not known", "host name not found"),
+    ):
         if needle in text:
             return f"{type(exc).__name__}: {words}"
     return one_line(f"{type(exc).__name__}: {text}")
 
 
 # Fields of an answer that gates read (what was refused by which gate, for what cause, ...).
-DETAIL_FIELDS = ("error", "cause", "gate", "Impact", "ServiceHealth", "evidence_source", "ValidatedCopyExists",
-                 "state", "outcome", "instance", "idempotency_key", "intent_id", "ring", "requeued", "sha256",
-                 "object_key")
+DETAIL_FIELDS = (
+    "error",
+    "cause",
+    "gate",
+    "Impact",
+    "ServiceHealth",
+    "evidence_source",
+    "ValidatedCopyExists",
+    "state",
+    "outcome",
+    "instance",
+    "idempotency_key",
+    "intent_id",
+    "ring",
+    "requeued",
+    "sha256",
+    "object_key",
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,7 @@ class Reply:
         return detail
 
 
-APPROVER = "drill-cab"       # who approves and lifts a CAB pause in a drill
+APPROVER = "drill-cab"  # who approves and lifts a CAB pause in a drill
 
 
 @dataclass(frozen=True)
@@ -90,8 +107,12 @@ class ControlPlane:
     @staticmethod
     def create_intent(key: str, ring: str = "ring0", platform: str = "intune") -> Request:
         """A deployment intent whose payload carries its idempotency key."""
-        return Request("POST", "/intents", {"ring": ring, "platform": platform, "payload": {"key": key}},
-                       headers={"Idempotency-Key": key})
+        return Request(
+            "POST",
+            "/intents",
+            {"ring": ring, "platform": platform, "payload": {"key": key}},
+            headers={"Idempotency-Key": key},
+        )
 
     @staticmethod
     def evidence(intent_id: object, content: str) -> Request:
@@ -184,13 +205,20 @@ class ApiClient:
     def close(self) -> None:
         self.session.close()
 
-    def call(self, method: str, path: str, correlation_id: str | None = None,
-             headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        correlation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Reply:
         headers = dict(headers or {})
         headers["X-Correlation-Id"] = correlation_id or str(uuid.uuid4())
         try:
-            response = self.session.request(method, self.base_url + path, headers=headers,
-                                            timeout=self.timeout, **kwargs)
+            response = self.session.request(
+                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
         except requests.RequestException as exc:
             return Reply(Outcome.INFO, None, None, transport_error(exc, self.timeout))
         try:
@@ -206,12 +234,12 @@ class ApiClient:
 
     def send(self, request: Request, correlation_id: str | None = None) -> Reply:
         """One operation's request (ControlPlane), under `correlation_id` (a fresh one if None)."""
-        return self.call(request.method, request.path, correlation_id, headers=dict(request.headers),
-                         **request.options())
+        return self.call(
+            request.method, request.path, correlation_id, headers=dict(request.headers), **request.options()
+        )
 
     # -- the operations drills use -----------------------------------------------------
-    def create_intent(self, key: str, correlation_id: str, ring: str = "ring0",
-                      platform: str = "intune") -> Reply:
+    def create_intent(self, key: str, correlation_id: str, ring: str = "ring0", platform: str = "intune") -> Reply:
         return self.send(ControlPlane.create_intent(key, ring, platform), correlation_id)
 
     def health(self) -> Reply:

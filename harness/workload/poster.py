@@ -24,7 +24,7 @@ class EventPoster:
         self._pending = 0
         self._lock = threading.Lock()
         self._halt = threading.Event()
-        self.failures: dict[str, str] = {}      # event id -> its last error, while undelivered
+        self.failures: dict[str, str] = {}  # event id -> its last error, while undelivered
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._thread.start()
 

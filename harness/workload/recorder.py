@@ -28,8 +28,15 @@ class Recorder:
         """The time on this recorder's clock of an epoch time (a lab part's log line)."""
         return self._anchor[1] + (wall - self._anchor[0])
 
-    def invoke(self, kind: OpKind, call: Callable[[], Any], value: Any = None, correlation_id: str = "",
-               detail: OpDetail | None = None, read: Callable[[Any], Any] | None = None) -> Op:
+    def invoke(
+        self,
+        kind: OpKind,
+        call: Callable[[], Any],
+        value: Any = None,
+        correlation_id: str = "",
+        detail: OpDetail | None = None,
+        read: Callable[[Any], Any] | None = None,
+    ) -> Op:
         """Run call() and record it as one operation of `kind` (an OpKind: a kind that is not one is
         refused with ValueError before anything is called; the op keeps its plain string). call()
         answers a Reply (its outcome, status, error and the answer's fields are kept; `read(body)` of
@@ -52,28 +59,59 @@ class Recorder:
                     result = read(answer.body)
         except Exception as exc:  # a client bug must not stop the history: record it as info
             outcome, result, error = Outcome.INFO, None, f"{type(exc).__name__}: {exc}"
-        op = Op(id=op_id, kind=kind_name, t_invoke=start, t_complete=self.clock(), outcome=outcome,
-                value=value if result is None else result, correlation_id=correlation_id,
-                wall_invoke=wall, error=error, status=status, detail={**given, **(detail or {})})
+        op = Op(
+            id=op_id,
+            kind=kind_name,
+            t_invoke=start,
+            t_complete=self.clock(),
+            outcome=outcome,
+            value=value if result is None else result,
+            correlation_id=correlation_id,
+            wall_invoke=wall,
+            error=error,
+            status=status,
+            detail={**given, **(detail or {})},
+        )
         with self._lock:
             self._ops.append(op)
         return op
 
-    def event(self, kind: str, name: str, correlation_id: str = "", source: str = HARNESS,
-              event_id: str | None = None, wall: float | None = None, **detail: Any) -> Event:
+    def event(
+        self,
+        kind: str,
+        name: str,
+        correlation_id: str = "",
+        source: str = HARNESS,
+        event_id: str | None = None,
+        wall: float | None = None,
+        **detail: Any,
+    ) -> Event:
         """Record an event now (or at `wall`, an epoch time a lab part gave). Events emitted for
         the event store get a fresh event_id unless one is given (pass "" for none)."""
         now_wall = time.time()
         t = self.clock() if wall is None else self.mono(wall)
-        event = Event(kind=kind, name=name, t=t, wall=now_wall if wall is None else wall,
-                      correlation_id=correlation_id, detail=detail, source=source,
-                      event_id=str(uuid.uuid4()) if event_id is None else event_id)
+        event = Event(
+            kind=kind,
+            name=name,
+            t=t,
+            wall=now_wall if wall is None else wall,
+            correlation_id=correlation_id,
+            detail=detail,
+            source=source,
+            event_id=str(uuid.uuid4()) if event_id is None else event_id,
+        )
         with self._lock:
             self._events.append(event)
         return event
 
-    def import_records(self, kind: str, source: str, records: Iterable[Mapping[str, Any]],
-                       key: str = "n", since_wall: float | None = None) -> int:
+    def import_records(
+        self,
+        kind: str,
+        source: str,
+        records: Iterable[Mapping[str, Any]],
+        key: str = "n",
+        since_wall: float | None = None,
+    ) -> int:
         """Add a lab part's log lines as events (name = source), each once (by `key`), timed by
         its own "at" (epoch). Lines before `since_wall` are skipped. Returns how many were new."""
         added = 0
@@ -92,8 +130,9 @@ class Recorder:
 
     def history(self) -> History:
         with self._lock:
-            return History(ops=tuple(sorted(self._ops, key=lambda o: o.id)),
-                           events=tuple(sorted(self._events, key=lambda e: e.t)))
+            return History(
+                ops=tuple(sorted(self._ops, key=lambda o: o.id)), events=tuple(sorted(self._events, key=lambda e: e.t))
+            )
 
     def ops(self, kind: str | None = None) -> list[Op]:
         with self._lock:

@@ -8,7 +8,7 @@ from ..model import Op, OpDetail, OpKind, Outcome
 from .client import ApiClient, ControlPlane, Reply, Request
 from .recorder import Recorder
 
-WORKLOAD: OpDetail = {"workload": True}   # marks the sequenced writer's ops (a step's own calls do not carry it)
+WORKLOAD: OpDetail = {"workload": True}  # marks the sequenced writer's ops (a step's own calls do not carry it)
 
 
 class _Loop(threading.Thread):
@@ -40,8 +40,15 @@ class SequencedWriter(_Loop):
     the final read later says which acknowledged keys survived.
     """
 
-    def __init__(self, client: ApiClient, recorder: Recorder, prefix: str, correlation_id: str,
-                 interval: float = 0.02, approve_every: int = 0):
+    def __init__(
+        self,
+        client: ApiClient,
+        recorder: Recorder,
+        prefix: str,
+        correlation_id: str,
+        interval: float = 0.02,
+        approve_every: int = 0,
+    ):
         super().__init__(f"writer-{prefix}", interval)
         self.client, self.recorder = client, recorder
         self.prefix, self.correlation_id = prefix, correlation_id
@@ -72,15 +79,19 @@ class SequencedWriter(_Loop):
 
     def approve(self, intent_id, key: str) -> None:
         """Evidence pack, CAB approval and publish of one intent, each an operation valued by key."""
-        steps = [(OpKind.EVIDENCE, ControlPlane.evidence(intent_id, f"evidence of {key}")),
-                 (OpKind.APPROVE, ControlPlane.approve(intent_id)),
-                 (OpKind.PUBLISH, ControlPlane.publish(intent_id))]
+        steps = [
+            (OpKind.EVIDENCE, ControlPlane.evidence(intent_id, f"evidence of {key}")),
+            (OpKind.APPROVE, ControlPlane.approve(intent_id)),
+            (OpKind.PUBLISH, ControlPlane.publish(intent_id)),
+        ]
         for kind, request in steps:
+
             def call(request: Request = request) -> Reply:
                 return self.client.send(request, self.correlation_id)
 
-            op = self.recorder.invoke(kind, call, value=key, correlation_id=self.correlation_id,
-                                      detail={"intent_id": intent_id, **WORKLOAD})
+            op = self.recorder.invoke(
+                kind, call, value=key, correlation_id=self.correlation_id, detail={"intent_id": intent_id, **WORKLOAD}
+            )
             if op.outcome is not Outcome.OK:
                 return
 
@@ -94,7 +105,7 @@ class SequencedWriter(_Loop):
     def final_read(self) -> Op:
         """One read of every key with this prefix: the history's final_read (value: the keys read;
         detail "published": those whose intent reads back Published)."""
-        detail: OpDetail = {}   # filled by call(); the recorder merges it once call() returned
+        detail: OpDetail = {}  # filled by call(); the recorder merges it once call() returned
 
         def call():
             reply = self.client.send(ControlPlane.intents(self.prefix), self.correlation_id)

@@ -120,12 +120,15 @@ def db(pg):
 def append_event(conn: psycopg.Connection, type_: str, intent_id: int | None = None, payload: dict | None = None):
     """Append one event to the hash chain, as the Control Plane does (head FOR UPDATE)."""
     last_seq, last_hash = conn.execute(
-        "SELECT last_seq, last_hash FROM event_chain_head WHERE id = 1 FOR UPDATE").fetchone()
+        "SELECT last_seq, last_hash FROM event_chain_head WHERE id = 1 FOR UPDATE"
+    ).fetchone()
     body = json.dumps(payload or {}, sort_keys=True)
     digest = hashlib.sha256(f"{last_hash}|{type_}|{intent_id}|{body}".encode()).hexdigest()
-    seq = conn.execute("INSERT INTO events (type, intent_id, correlation_id, payload, prev_hash, hash) "
-                       "VALUES (%s, %s, %s, %s::jsonb, %s, %s) RETURNING seq",
-                       (type_, intent_id, f"corr-{digest[:8]}", body, last_hash, digest)).fetchone()[0]
+    seq = conn.execute(
+        "INSERT INTO events (type, intent_id, correlation_id, payload, prev_hash, hash) "
+        "VALUES (%s, %s, %s, %s::jsonb, %s, %s) RETURNING seq",
+        (type_, intent_id, f"corr-{digest[:8]}", body, last_hash, digest),
+    ).fetchone()[0]
     conn.execute("UPDATE event_chain_head SET last_seq = %s, last_hash = %s WHERE id = 1", (seq, digest))
 
 
@@ -134,8 +137,9 @@ def seed(dsn: str, intents: int, approvals: int, tag: str) -> None:
     approved (each with an ApprovalRecorded event); idempotency keys carry `tag`."""
     with psycopg.connect(dsn) as conn:
         for i in range(intents):
-            intent = conn.execute("INSERT INTO intents (idempotency_key) VALUES (%s) RETURNING id",
-                                  (f"{tag}-{i}-{os.urandom(3).hex()}",)).fetchone()[0]
+            intent = conn.execute(
+                "INSERT INTO intents (idempotency_key) VALUES (%s) RETURNING id", (f"{tag}-{i}-{os.urandom(3).hex()}",)
+            ).fetchone()[0]
             append_event(conn, "IntentCreated", intent, {"tag": tag})
             if i < approvals:
                 conn.execute("INSERT INTO approvals (intent_id, approver) VALUES (%s, 'cab')", (intent,))
@@ -144,10 +148,10 @@ def seed(dsn: str, intents: int, approvals: int, tag: str) -> None:
 
 def counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        return {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
-                for t in tables}
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        return {
+            t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0] for t in tables
+        }
 
 
 def chain_head(dsn: str) -> dict:
@@ -164,8 +168,10 @@ def approvals_recorded(dsn: str) -> int:
 def set_clock(dsn: str, epoch: float) -> None:
     """Move the Control Plane's clock so that cp_now() reads `epoch` now."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("UPDATE cp_clock SET offset_s = %s - extract(epoch FROM clock_timestamp())::float8 "
-                     "WHERE id = 1", (float(epoch),))
+        conn.execute(
+            "UPDATE cp_clock SET offset_s = %s - extract(epoch FROM clock_timestamp())::float8 WHERE id = 1",
+            (float(epoch),),
+        )
 
 
 def restore_into_database(pg: PgCluster):
@@ -176,6 +182,7 @@ def restore_into_database(pg: PgCluster):
         name = f"restored_{next(_numbers)}"
         names.append(name)
         pg_restore_into(pg.primary.admin_dsn, PG_BIN, dump, database=name)
+
     return rehydrate, names
 
 
@@ -240,22 +247,28 @@ class BlockedSnapshot:
             extra = "query LIKE 'SELECT count(*) FROM public.%%'"
         return self.pg.primary.query(
             f"SELECT 1 FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' AND {extra}",
-            (self.db.name,))
+            (self.db.name,),
+        )
 
     def __enter__(self) -> BlockedSnapshot:
         self.lock = psycopg.connect(admin_dsn(self.pg, self.db.name))
-        self.lock.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-            sql.Identifier(*self.table.split("."))))
+        self.lock.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(*self.table.split(".")))
+        )
 
         def run():
             try:
                 self.result["manifest"] = take_snapshot(self.db.dsn, PG_BIN, self.store, self.vault)
             except BaseException as exc:  # noqa: BLE001 - re-raised in release()
                 self.result["error"] = exc
+
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
-        wait_for(lambda: self._waiting() or "error" in self.result, timeout=20,
-                 what=f"the snapshot waiting for the lock on {self.table}")
+        wait_for(
+            lambda: self._waiting() or "error" in self.result,
+            timeout=20,
+            what=f"the snapshot waiting for the lock on {self.table}",
+        )
         assert "error" not in self.result, self.result.get("error")
         return self
 

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 def test_soft_delete_then_recover_gives_the_same_key_and_the_restore_works_again(pg, db, store, vault):
     version = vault.ensure_key()
     key = vault.key()
-    assert len(key) == 32 and vault.ensure_key() == version          # created once
+    assert len(key) == 32 and vault.ensure_key() == version  # created once
     manifest = take_snapshot(db.dsn, PG_BIN, store, vault)
     assert manifest.encryption["key_version"] == version
 
@@ -24,7 +24,7 @@ def test_soft_delete_then_recover_gives_the_same_key_and_the_restore_works_again
     with pytest.raises(KeyDeleted):
         vault.key()
     with pytest.raises(KeyDeleted):
-        vault.ensure_key()                       # no new key over a soft-deleted one
+        vault.ensure_key()  # no new key over a soft-deleted one
     events = Events()
     rehydrate, restored = restore_into_database(pg)
     outcome = restore(store, vault, rehydrate, emit=events)
@@ -46,7 +46,7 @@ def test_purge_of_a_locked_key_version_is_refused_by_the_store(store, vault):
         vault.purge(version)
     vault.soft_delete()
     with pytest.raises(PurgeRefused):
-        vault.purge(version)                     # soft-deleted or not, the version stays
+        vault.purge(version)  # soft-deleted or not, the version stays
     vault.recover()
     assert vault.key(version) == key
 
@@ -66,7 +66,7 @@ def test_a_rotated_key_keeps_older_snapshots_restorable(pg, db, store, vault):
     assert first.encryption["key_version"] != rotated == second.encryption["key_version"]
     assert vault.key(first.encryption["key_version"]) != vault.key()
 
-    store.s3.delete_object(Bucket=store.bucket, Key=second.object("dump.enc").key)   # newest unusable
+    store.s3.delete_object(Bucket=store.bucket, Key=second.object("dump.enc").key)  # newest unusable
     rehydrate, restored = restore_into_database(pg)
     outcome = restore(store, vault, rehydrate)
     assert outcome.manifest == first and outcome.key_version == first.encryption["key_version"]

@@ -56,22 +56,32 @@ def test_restore_into_a_fresh_instance(db, store, vault, tmp_path_factory):
         outcome = restore(store, vault, rehydrate, emit=events)
         assert outcome.ok and outcome.manifest == manifest and len(fresh) == 1
         node = fresh[0].primary
-        restored = psycopg.conninfo.make_conninfo(host=node.host, port=node.port, dbname="controlplane",
-                                                  user="controlplane", password="restored-secret")
+        restored = psycopg.conninfo.make_conninfo(
+            host=node.host, port=node.port, dbname="controlplane", user="controlplane", password="restored-secret"
+        )
         assert counts(restored) == manifest.tables
         assert chain_head(restored) == manifest.chain
         assert approvals_recorded(restored) == manifest.approvals == 2
-        with psycopg.connect(restored) as conn:        # owners kept: the application role owns its tables
+        with psycopg.connect(restored) as conn:  # owners kept: the application role owns its tables
             owners = {r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
         assert owners == {"controlplane"}
 
-    assert events.kinds() == ["restore_download", "restore_verify", "restore_decrypt", "restore_rehydrate",
-                              "restore_done"]
+    assert events.kinds() == [
+        "restore_download",
+        "restore_verify",
+        "restore_decrypt",
+        "restore_rehydrate",
+        "restore_done",
+    ]
     assert events.of("restore_verify")[0] == {**events.of("restore_verify")[0], "ok": True, "reasons": []}
     assert events.of("restore_download")[0]["bytes"] == manifest.object("dump.enc").size
     done = events.of("restore_done")[0]
-    assert (done["snapshot_id"], done["tables"], done["chain"], done["tried"]) == \
-        (manifest.snapshot_id, dict(manifest.tables), dict(manifest.chain), 1)
+    assert (done["snapshot_id"], done["tables"], done["chain"], done["tried"]) == (
+        manifest.snapshot_id,
+        dict(manifest.tables),
+        dict(manifest.chain),
+        1,
+    )
     assert outcome.key_version == manifest.encryption["key_version"]
     assert set(outcome.phase_seconds) == {"download", "verify", "decrypt", "rehydrate"}
     assert all(s > 0 for s in outcome.phase_seconds.values())
@@ -93,8 +103,9 @@ def test_a_damaged_newest_snapshot_is_refused_and_the_next_older_restored(pg, db
     assert refused.reason.startswith(f"snapshots/{newer.snapshot_id}/dump.enc: ")
     assert "sha256" in refused.reason
     assert ("(truncated)" in refused.reason) == truncate
-    assert events.of("restore_refused") == [{"snapshot_id": newer.snapshot_id, "taken_at": newer.taken_at,
-                                             "phase": "verify", "reason": refused.reason}]
+    assert events.of("restore_refused") == [
+        {"snapshot_id": newer.snapshot_id, "taken_at": newer.taken_at, "phase": "verify", "reason": refused.reason}
+    ]
     assert [v["ok"] for v in events.of("restore_verify")] == [False, True]
     assert events.kinds()[-1] == "restore_done"
 
@@ -107,8 +118,14 @@ def test_without_verification_the_damaged_snapshot_is_tried_and_only_decryption_
     outcome = restore(store, vault, rehydrate, verify=False, emit=events)
 
     assert "restore_verify" not in events.kinds()
-    assert events.kinds() == ["restore_download", "restore_refused", "restore_download", "restore_decrypt",
-                              "restore_rehydrate", "restore_done"]
+    assert events.kinds() == [
+        "restore_download",
+        "restore_refused",
+        "restore_download",
+        "restore_decrypt",
+        "restore_rehydrate",
+        "restore_done",
+    ]
     refused = outcome.candidates[0]
     assert (refused.snapshot_id, refused.phase) == (newer.snapshot_id, "decrypt")
     assert "authentication failed" in refused.reason
@@ -122,8 +139,10 @@ def test_not_before_refuses_snapshots_too_old_for_the_plan(db, store, vault):
     events = Events()
     outcome = restore(store, vault, calls.append, emit=events, not_before=newer.taken_at + 1)
     assert not outcome.ok and calls == []
-    assert [(c.snapshot_id, c.phase) for c in outcome.candidates] == \
-        [(newer.snapshot_id, "age"), (older.snapshot_id, "age")]
+    assert [(c.snapshot_id, c.phase) for c in outcome.candidates] == [
+        (newer.snapshot_id, "age"),
+        (older.snapshot_id, "age"),
+    ]
     assert events.kinds() == ["restore_refused", "restore_refused", "restore_failed"]
     assert "before the plan's oldest acceptable" in outcome.candidates[0].reason
 
@@ -142,10 +161,10 @@ def test_after_a_region_loss_the_locked_export_is_restored_from_the_dr_bucket(pg
     for v in store.versions(store.dr_bucket):
         until = store.retain_until(store.dr_bucket, v.key, v.version_id)
         assert abs(until.timestamp() - (hourly.taken_at + 90 * 86400)) < 2
-        with pytest.raises(botocore.exceptions.ClientError):      # the lock holds
+        with pytest.raises(botocore.exceptions.ClientError):  # the lock holds
             store.s3.delete_object(Bucket=store.dr_bucket, Key=v.key, VersionId=v.version_id)
 
-    store.s3.delete_object(Bucket=store.bucket, Key=hourly.object("dump.enc").key)   # the region is lost
+    store.s3.delete_object(Bucket=store.bucket, Key=hourly.object("dump.enc").key)  # the region is lost
     assert not restore(store, vault, lambda dump: None).ok
     rehydrate, restored = restore_into_database(pg)
     outcome = restore(store, vault, rehydrate, bucket=store.dr_bucket)
@@ -168,11 +187,13 @@ def test_a_failed_rehydrate_stops_the_procedure(db, store, vault):
     def rehydrate(dump):
         tried.append(dump.stat().st_size)
         raise RuntimeError("target instance would not start")
+
     events = Events()
     outcome = restore(store, vault, rehydrate, emit=events)
-    assert not outcome.ok and len(tried) == 1               # the older one is not tried on a dirty target
-    assert [(c.snapshot_id, c.verdict, c.phase) for c in outcome.candidates] == \
-        [(newer.snapshot_id, "failed", "rehydrate")]
+    assert not outcome.ok and len(tried) == 1  # the older one is not tried on a dirty target
+    assert [(c.snapshot_id, c.verdict, c.phase) for c in outcome.candidates] == [
+        (newer.snapshot_id, "failed", "rehydrate")
+    ]
     assert events.kinds()[-1] == "restore_failed"
     assert "target instance would not start" in events.of("restore_failed")[0]["reason"]
 
@@ -181,8 +202,10 @@ def test_an_export_taken_directly_lands_locked_in_the_dr_bucket(db, store, vault
     export = take_snapshot(db.dsn, PG_BIN, store, vault, kind="export")
     assert catalogue(store, store.dr_bucket) == [export] and catalogue(store, store.bucket) == []
     for v in store.versions(store.dr_bucket):
-        assert abs(store.retain_until(store.dr_bucket, v.key, v.version_id).timestamp()
-                   - (export.taken_at + 90 * 86400)) < 2
+        assert (
+            abs(store.retain_until(store.dr_bucket, v.key, v.version_id).timestamp() - (export.taken_at + 90 * 86400))
+            < 2
+        )
 
 
 def test_the_control_planes_own_schema_round_trips(pg, store, vault):
@@ -193,8 +216,9 @@ def test_the_control_planes_own_schema_round_trips(pg, store, vault):
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(schema)
         conn.execute("UPDATE cp_clock SET offset_s = 7200")
-        conn.execute("INSERT INTO intents (idempotency_key, ring, platform, correlation_id) "
-                     "VALUES ('k1', 'ring0', 'jamf', 'c1')")
+        conn.execute(
+            "INSERT INTO intents (idempotency_key, ring, platform, correlation_id) VALUES ('k1', 'ring0', 'jamf', 'c1')"
+        )
     manifest = take_snapshot(dsn, PG_BIN, store, vault)
     assert abs(manifest.taken_at - (time.time() + 7200)) < 30
     assert manifest.chain == {"last_seq": 0, "last_hash": "0" * 64} and manifest.approvals == 0

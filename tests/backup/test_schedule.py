@@ -7,7 +7,7 @@ import calendar
 
 from harness.backup.schedule import DAY, HOUR, day_of, due, export_expired, hourly_expired, lock_expired, retain_until
 
-T = float(calendar.timegm((2026, 11, 28, 10, 0, 0)))     # 10:00:00 UTC, an hour boundary
+T = float(calendar.timegm((2026, 11, 28, 10, 0, 0)))  # 10:00:00 UTC, an hour boundary
 
 
 def test_everything_is_due_when_nothing_was_ever_taken():
@@ -15,12 +15,12 @@ def test_everything_is_due_when_nothing_was_ever_taken():
 
 
 def test_hourly_is_due_once_per_clock_hour():
-    fresh = (T - 60, T - 60)            # export and inventory not due
-    assert due(T, T - 1, *fresh) == ["hourly", "retention"]          # 09:59:59 is the previous hour
-    assert due(T, T, *fresh) == []                                   # taken at 10:00:00
-    assert due(T + HOUR - 1, T, *fresh) == []                        # 10:59:59, same hour
+    fresh = (T - 60, T - 60)  # export and inventory not due
+    assert due(T, T - 1, *fresh) == ["hourly", "retention"]  # 09:59:59 is the previous hour
+    assert due(T, T, *fresh) == []  # taken at 10:00:00
+    assert due(T + HOUR - 1, T, *fresh) == []  # 10:59:59, same hour
     assert due(T + HOUR, T + HOUR - 1, *fresh) == ["hourly", "retention"]
-    assert due(T, T + 2 * HOUR, *fresh) == ["hourly", "retention"]   # the clock moved back
+    assert due(T, T + 2 * HOUR, *fresh) == ["hourly", "retention"]  # the clock moved back
 
 
 def test_a_long_gap_is_one_snapshot_not_one_per_missed_hour():

@@ -49,16 +49,21 @@ def app_conninfo(port: int) -> str:
 
 
 CONTROL_TOKEN = "test-control-" + secrets.token_hex(8)
-CONTROL = {"Authorization": f"Bearer {CONTROL_TOKEN}"}   # what a call of a control endpoint carries
+CONTROL = {"Authorization": f"Bearer {CONTROL_TOKEN}"}  # what a call of a control endpoint carries
 
 
 def cp_env(password: str) -> dict[str, str]:
     """Environment of a Control Plane process: secrets here, never on the command line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-    env.update(PGPASSWORD=password, AWS_ACCESS_KEY_ID="drill-access-key",
-               AWS_SECRET_ACCESS_KEY="drill-secret-" + secrets.token_hex(8), AWS_DEFAULT_REGION="us-east-1",
-               PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    env[CONTROL_TOKEN_ENV] = CONTROL_TOKEN   # clock control (serve --allow-clock-control) needs it
+    env.update(
+        PGPASSWORD=password,
+        AWS_ACCESS_KEY_ID="drill-access-key",
+        AWS_SECRET_ACCESS_KEY="drill-secret-" + secrets.token_hex(8),
+        AWS_DEFAULT_REGION="us-east-1",
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+    )
+    env[CONTROL_TOKEN_ENV] = CONTROL_TOKEN  # clock control (serve --allow-clock-control) needs it
     return env
 
 
@@ -99,28 +104,68 @@ class ControlPlaneLab:
         return self.workdir / "siem.jsonl"
 
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "controlplane", *args], env=self.env, cwd=REPO,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "controlplane", *args],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def migrate(self, conninfo: str | None = None, s3: str | None = None) -> subprocess.CompletedProcess:
-        return self.cli("migrate", "--database", conninfo or self.conninfo,
-                        "--s3-endpoint", s3 or self.moto.endpoint_url, "--evidence-bucket", BUCKET,
-                        "--evidence-replica-bucket", REPLICA_BUCKET)
+        return self.cli(
+            "migrate",
+            "--database",
+            conninfo or self.conninfo,
+            "--s3-endpoint",
+            s3 or self.moto.endpoint_url,
+            "--evidence-bucket",
+            BUCKET,
+            "--evidence-replica-bucket",
+            REPLICA_BUCKET,
+        )
 
-    def serve(self, name: str, s3: str | None = None, conninfo: str | None = None,
-              extra: tuple[str, ...] = ()) -> Instance:
+    def serve(
+        self, name: str, s3: str | None = None, conninfo: str | None = None, extra: tuple[str, ...] = ()
+    ) -> Instance:
         """Start an instance and wait until /health/live answers (fails early if it exits);
         extra: more `serve` arguments (e.g. the replica bucket, the retry policy)."""
         port = free_port()
         log = self.workdir / f"{name}.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "controlplane", "serve", "--instance", name, "--host", "127.0.0.1",
-                 "--port", str(port), "--database", conninfo or self.conninfo,
-                 "--s3-endpoint", s3 or self.moto.endpoint_url,
-                 "--evidence-bucket", BUCKET, "--siem", str(self.siem), "--db-timeout", "2.0", *extra],
-                env=self.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "controlplane",
+                    "serve",
+                    "--instance",
+                    name,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--database",
+                    conninfo or self.conninfo,
+                    "--s3-endpoint",
+                    s3 or self.moto.endpoint_url,
+                    "--evidence-bucket",
+                    BUCKET,
+                    "--siem",
+                    str(self.siem),
+                    "--db-timeout",
+                    "2.0",
+                    *extra,
+                ],
+                env=self.env,
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.registration.add_pid(process.pid)
         instance = Instance(name, port, process, log)
         self.instances[name] = instance
@@ -134,8 +179,9 @@ class ControlPlaneLab:
             if process.poll() is not None:
                 raise RuntimeError(f"instance {name} exited ({process.returncode}):\n{instance.log_text()[-2000:]}")
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"instance {name} not live within {START_DEADLINE} s:\n"
-                                   f"{instance.log_text()[-2000:]}")
+                raise TimeoutError(
+                    f"instance {name} not live within {START_DEADLINE} s:\n{instance.log_text()[-2000:]}"
+                )
             time.sleep(0.05)
 
     def kill(self, name: str) -> None:
@@ -149,10 +195,12 @@ class ControlPlaneLab:
     def wait_tier(self, instance: Instance, serving: int, timeout: float = START_DEADLINE) -> dict:
         """Poll the instance's /health until its api_tier part counts `serving` live instances
         (in its detail); returns that /health body."""
+
         def seen():
             _, body = health(instance)
             detail = body["components"]["api_tier"]["detail"]
             return body if detail.startswith((f"{serving} of ", f"{serving} instance")) else None
+
         return poll(seen, timeout, f"{instance.name}: api_tier with {serving} instances serving")
 
     def stop(self, name: str) -> None:
@@ -169,8 +217,9 @@ class ControlPlaneLab:
 
 
 @contextlib.contextmanager
-def control_plane_lab(pg: PgCluster, workdir_factory, names: tuple[str, ...] = ("az1", "az2"),
-                      extra: tuple[str, ...] = ()) -> Iterator[ControlPlaneLab]:
+def control_plane_lab(
+    pg: PgCluster, workdir_factory, names: tuple[str, ...] = ("az1", "az2"), extra: tuple[str, ...] = ()
+) -> Iterator[ControlPlaneLab]:
     """moto, the migrated schema on pg, and the instances `names` (every one heartbeating: the
     first one's /health counts them all) until the block ends; every process is stopped."""
     tag = "drillcp-" + secrets.token_hex(4)  # in every instance's command line (the SIEM path)

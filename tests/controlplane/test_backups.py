@@ -23,9 +23,9 @@ from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, f
 from tests.controlplane.cplab import CONTROL, control_plane_lab, health, poll
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, s3, sql
 
-pytestmark = pytest.mark.timeout(120)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(120)  # integration: tests/conftest.py, by folder
 
-CACHE_DEADLINE = 10.0   # the catalogue is cached 2 s per instance: a new manifest shows within that
+CACHE_DEADLINE = 10.0  # the catalogue is cached 2 s per instance: a new manifest shows within that
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,11 @@ def cp_now(lab) -> float:
 
 def snapshot(lab, bucket: str, taken_at: float, kind: str = "hourly") -> str:
     sid = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(taken_at)) + "-" + secrets.token_hex(2)
-    s3(lab).put_object(Bucket=bucket, Key=f"snapshots/{sid}/manifest.json",
-                       Body=json.dumps({"snapshot_id": sid, "kind": kind, "taken_at": taken_at}).encode())
+    s3(lab).put_object(
+        Bucket=bucket,
+        Key=f"snapshots/{sid}/manifest.json",
+        Body=json.dumps({"snapshot_id": sid, "kind": kind, "taken_at": taken_at}).encode(),
+    )
     return sid
 
 
@@ -74,8 +77,8 @@ def wait_backups(instance, predicate, what: str) -> dict:
     def seen():
         part = backups_part(instance)
         return part if predicate(part) else None
-    return poll(seen, CACHE_DEADLINE,
-                f"{instance.name}: backups part {what}")
+
+    return poll(seen, CACHE_DEADLINE, f"{instance.name}: backups part {what}")
 
 
 def approved(instance) -> dict:
@@ -100,7 +103,7 @@ def assert_refused_by_backup_age(lab, instance, intent: dict, *needles: str) -> 
     assert (body["gate"], body["cause"]) == ("BackupAgeHours", "backup"), body
     for needle in needles:
         assert needle in body["error"], body
-    assert call(instance, "GET", f"/intents/{intent['id']}").json()["state"] == "Approved"   # nothing written
+    assert call(instance, "GET", f"/intents/{intent['id']}").json()["state"] == "Approved"  # nothing written
     assert published_events(lab, intent["id"]) == 0
     return body
 
@@ -111,8 +114,11 @@ def test_backup_age_on_the_control_plane_clock_gates_health_and_publish(bklab):
     older = snapshot(bklab, dr, cp_now(bklab) - 3 * 3600, kind="export")
     s3(bklab).put_object(Bucket=primary, Key="snapshots/torn/manifest.json", Body=b'{"snapshot_id": "torn", "ta')
     s3(bklab).put_object(Bucket=primary, Key="snapshots/nomanifest/base.tar", Body=b"data")
-    s3(bklab).put_object(Bucket=dr, Key="snapshots/notime/manifest.json",
-                         Body=json.dumps({"snapshot_id": "notime", "kind": "hourly"}).encode())
+    s3(bklab).put_object(
+        Bucket=dr,
+        Key="snapshots/notime/manifest.json",
+        Body=json.dumps({"snapshot_id": "notime", "kind": "hourly"}).encode(),
+    )
     bk = serve_with_backups(bklab, [primary, dr])
     try:
         status, body = health(bk)
@@ -139,10 +145,15 @@ def test_backup_age_on_the_control_plane_clock_gates_health_and_publish(bklab):
         assert part["status"] == "down" and part["detail"] == "newest snapshot 25.0 h old (> 24 h)", part
         assert 25.0 <= part["age_hours"] < 25.1 and part["snapshot_id"] == fresh
         assert {k: v["status"] for k, v in body["components"].items() if k != "backups"} == {
-            "database": "up", "event_store": "up", "evidence_store": "up", "api_tier": "up"}
+            "database": "up",
+            "event_store": "up",
+            "evidence_store": "up",
+            "api_tier": "up",
+        }
         stale = approved(bk)
-        refusal = assert_refused_by_backup_age(bklab, bk, stale, "BackupAgeHours = 25.0 > 24",
-                                               "newest snapshot 25.0 h old")
+        refusal = assert_refused_by_backup_age(
+            bklab, bk, stale, "BackupAgeHours = 25.0 > 24", "newest snapshot 25.0 h old"
+        )
         assert 25.0 <= refusal["BackupAgeHours"] < 25.1
 
         # the backup service takes a snapshot (in the cross-region bucket), on the moved clock
@@ -168,14 +179,21 @@ def test_unreadable_catalogue_then_no_snapshot_refuse_publish(bklab):
         assert part["detail"].startswith(f"backup catalogue unreadable: {missing}: "), part
         assert "NoSuchBucket" in part["detail"], part
         intent = approved(bk)
-        refusal = assert_refused_by_backup_age(bklab, bk, intent, "BackupAgeHours unknown",
-                                               "backup catalogue unreadable")
+        refusal = assert_refused_by_backup_age(
+            bklab, bk, intent, "BackupAgeHours unknown", "backup catalogue unreadable"
+        )
         assert refusal["BackupAgeHours"] is None
 
         s3(bklab).create_bucket(Bucket=missing)
         part = wait_backups(bk, lambda p: "unreadable" not in p["detail"], "readable")
-        assert part == {"status": "down", "detail": f"no snapshot (searched {present}, {missing})",
-                        "age_hours": None, "snapshot_id": None, "taken_at": None, "bucket": None}
+        assert part == {
+            "status": "down",
+            "detail": f"no snapshot (searched {present}, {missing})",
+            "age_hours": None,
+            "snapshot_id": None,
+            "taken_at": None,
+            "bucket": None,
+        }
         assert health(bk)[0] == 503
         assert_refused_by_backup_age(bklab, bk, intent, "BackupAgeHours unknown (no snapshot")
     finally:
@@ -183,7 +201,7 @@ def test_unreadable_catalogue_then_no_snapshot_refuse_publish(bklab):
 
 
 def test_unsafe_publish_while_unhealthy_still_refuses_on_backup_age(bklab):
-    bucket, = buckets(bklab, 1)
+    (bucket,) = buckets(bklab, 1)
     snapshot(bklab, bucket, cp_now(bklab) - 30 * 3600)
     bk = serve_with_backups(bklab, [bucket], "--unsafe-publish-while-unhealthy")
     try:
@@ -191,7 +209,7 @@ def test_unsafe_publish_while_unhealthy_still_refuses_on_backup_age(bklab):
         assert part["status"] == "down" and part["detail"] == "newest snapshot 30.0 h old (> 24 h)", part
         intent = approved(bk)
         assert_refused_by_backup_age(bklab, bk, intent, "BackupAgeHours = 30.0 > 24")
-        assert "ServiceHealth gate skipped" not in bk.log_text()   # no other part is down: not that gate
+        assert "ServiceHealth gate skipped" not in bk.log_text()  # no other part is down: not that gate
     finally:
         bklab.stop(bk.name)
 
@@ -200,7 +218,7 @@ def test_evidence_store_outage_leaves_the_backup_age_known(bklab):
     """--backup-endpoint reaches the catalogue directly: the evidence store (a dead endpoint here)
     being down makes its own part down, not the backups part. A bucket that cannot be read next
     to a fresh snapshot leaves the age known: degraded, not down."""
-    bucket, = buckets(bklab, 1)
+    (bucket,) = buckets(bklab, 1)
     sid = snapshot(bklab, bucket, cp_now(bklab) - 1800)
     missing = f"bk-{secrets.token_hex(4)}-missing"
     bk = serve_with_backups(bklab, [bucket, missing], s3_endpoint=f"http://127.0.0.1:{free_port()}")
@@ -214,7 +232,7 @@ def test_evidence_store_outage_leaves_the_backup_age_known(bklab):
         intent = new_intent(bk)
         refused = call(bk, "POST", f"/intents/{intent['id']}/publish")
         assert refused.status_code == 503 and refused.json()["gate"] == "ServiceHealth", refused.text
-        assert refused.json()["cause"] == "evidence_store"     # the first part down; backups is not down
+        assert refused.json()["cause"] == "evidence_store"  # the first part down; backups is not down
     finally:
         bklab.stop(bk.name)
 
@@ -235,11 +253,20 @@ def test_manifest_parsing_and_the_part_rules():
     from controlplane.backups import Listing, Snapshot, parse_manifest, part
 
     manifest = b'{"snapshot_id": "s1", "kind": "hourly", "taken_at": 100}'
-    assert parse_manifest(manifest, "b", "snapshots/s1/manifest.json") \
-        == Snapshot("s1", "hourly", 100.0, "b", "snapshots/s1/manifest.json")
+    assert parse_manifest(manifest, "b", "snapshots/s1/manifest.json") == Snapshot(
+        "s1", "hourly", 100.0, "b", "snapshots/s1/manifest.json"
+    )
     assert parse_manifest(b'{"taken_at": 5.5}', "b", "snapshots/dir-id/manifest.json").snapshot_id == "dir-id"
-    for raw in (b"", b"nope", b"[]", b'{"taken_at": true}', b'{"taken_at": "100"}', b'{"taken_at": NaN}',
-                b'{"snapshot_id": "x"}', b"\xff\xfe"):
+    for raw in (
+        b"",
+        b"nope",
+        b"[]",
+        b'{"taken_at": true}',
+        b'{"taken_at": "100"}',
+        b'{"taken_at": NaN}',
+        b'{"snapshot_id": "x"}',
+        b"\xff\xfe",
+    ):
         assert parse_manifest(raw, "b", "snapshots/x/manifest.json") is None, raw
 
     hour = 3600.0
@@ -248,7 +275,7 @@ def test_manifest_parsing_and_the_part_rules():
     assert (up["status"], up["age_hours"], up["detail"]) == ("up", 24.0, "newest snapshot 24.0 h old (s2)")
     down = part(Listing(newest, 2, {}, ("main", "dr")), 1000 * hour + 24 * hour + 1)
     assert (down["status"], down["detail"]) == ("down", "newest snapshot 24.0 h old (> 24 h)")
-    assert part(Listing(newest, 1, {}, ("dr",)), 999 * hour)["age_hours"] == 0.0     # never negative
+    assert part(Listing(newest, 1, {}, ("dr",)), 999 * hour)["age_hours"] == 0.0  # never negative
     degraded = part(Listing(newest, 1, {"main": "timeout"}, ("main", "dr")), 1001 * hour)
     assert degraded["status"] == "degraded" and degraded["age_hours"] == 1.0
     assert degraded["detail"] == "newest snapshot 1.0 h old (s2); bucket main unreadable: timeout"

@@ -18,7 +18,7 @@ import controlplane
 from harness.lab.postgres import free_port
 from tests.controlplane.cplab import BUCKET, REPLICA_BUCKET, app_conninfo, poll
 
-pytestmark = pytest.mark.timeout(120)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(120)  # integration: tests/conftest.py, by folder
 
 HTTP_TIMEOUT = 15.0
 
@@ -26,8 +26,9 @@ HTTP_TIMEOUT = 15.0
 # ---- helpers -----------------------------------------------------------------------
 
 
-def call(instance, method: str, path: str, *, key: str | None = None, cid: str | None = None,
-         body: dict | None = None) -> requests.Response:
+def call(
+    instance, method: str, path: str, *, key: str | None = None, cid: str | None = None, body: dict | None = None
+) -> requests.Response:
     headers = {}
     if key:
         headers["Idempotency-Key"] = key
@@ -37,8 +38,14 @@ def call(instance, method: str, path: str, *, key: str | None = None, cid: str |
 
 
 def new_intent(instance, key: str | None = None, cid: str | None = None) -> dict:
-    response = call(instance, "POST", "/intents", key=key or f"t-{uuid.uuid4()}", cid=cid,
-                    body={"ring": "ring0", "platform": "intune", "payload": {"app": "drill"}})
+    response = call(
+        instance,
+        "POST",
+        "/intents",
+        key=key or f"t-{uuid.uuid4()}",
+        cid=cid,
+        body={"ring": "ring0", "platform": "intune", "payload": {"app": "drill"}},
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -59,14 +66,20 @@ def sql(cplab, statement: str, params=()) -> list[tuple]:
 
 
 def table_counts(cplab) -> dict[str, int]:
-    return {t: sql(cplab, f"SELECT count(*) FROM {t}")[0][0]
-            for t in ("intents", "evidence_packs", "approvals", "publishes", "events")}
+    return {
+        t: sql(cplab, f"SELECT count(*) FROM {t}")[0][0]
+        for t in ("intents", "evidence_packs", "approvals", "publishes", "events")
+    }
 
 
 def s3(cplab):
-    return boto3.client("s3", endpoint_url=cplab.moto.endpoint_url, region_name="us-east-1",
-                        aws_access_key_id=cplab.env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=cplab.env["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(
+        "s3",
+        endpoint_url=cplab.moto.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=cplab.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=cplab.env["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 # ---- health, intents ---------------------------------------------------------------
@@ -81,10 +94,13 @@ def test_every_instance_reports_service_health_healthy(cplab):
         assert health.status_code == 200, body
         assert body["ServiceHealth"] == "Healthy" and body["instance"] == instance.name
         assert {k: v["status"] for k, v in body["components"].items()} == {
-            "database": "up", "event_store": "up", "evidence_store": "up", "api_tier": "up"}
+            "database": "up",
+            "event_store": "up",
+            "evidence_store": "up",
+            "api_tier": "up",
+        }
         assert list(body["components"]) == ["database", "event_store", "evidence_store", "api_tier"]
-        assert body["components"]["api_tier"]["detail"].endswith(
-            " instances serving (az1, az2); minimum 2"), body
+        assert body["components"]["api_tier"]["detail"].endswith(" instances serving (az1, az2); minimum 2"), body
 
 
 def test_correlation_id_is_echoed_or_generated(cplab):
@@ -94,8 +110,9 @@ def test_correlation_id_is_echoed_or_generated(cplab):
 
 
 def test_intent_creation_requires_the_idempotency_key_header(cplab):
-    response = requests.post(cplab.instances["az1"].url + "/intents", json={"ring": "r", "platform": "p"},
-                             timeout=HTTP_TIMEOUT)
+    response = requests.post(
+        cplab.instances["az1"].url + "/intents", json={"ring": "r", "platform": "p"}, timeout=HTTP_TIMEOUT
+    )
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["error"]
 
@@ -108,8 +125,9 @@ def test_replayed_idempotency_key_returns_the_original_intent_and_no_new_event(c
     replay = call(az1, "POST", "/intents", key=key, body={"ring": "ring0", "platform": "intune", "payload": {}})
     assert replay.status_code == 200
     assert replay.json()["id"] == first["id"]
-    assert sql(cplab, "SELECT count(*) FROM events WHERE type = 'IntentCreated' AND intent_id = %s",
-               (first["id"],)) == [(1,)]
+    assert sql(
+        cplab, "SELECT count(*) FROM events WHERE type = 'IntentCreated' AND intent_id = %s", (first["id"],)
+    ) == [(1,)]
     listed = call(az1, "GET", f"/intents?key_prefix={key}").json()["intents"]
     assert listed == [{"id": first["id"], "idempotency_key": key, "state": "Draft"}]
     assert call(az1, "GET", "/intents/999999999").status_code == 404
@@ -120,8 +138,7 @@ def test_a_second_instance_sees_the_first_instances_writes(cplab):
     intent = new_intent(az1)
     seen = call(az2, "GET", f"/intents/{intent['id']}")
     assert seen.status_code == 200 and seen.json()["idempotency_key"] == intent["idempotency_key"]
-    replay = call(az2, "POST", "/intents", key=intent["idempotency_key"],
-                  body={"ring": "ring0", "platform": "intune"})
+    replay = call(az2, "POST", "/intents", key=intent["idempotency_key"], body={"ring": "ring0", "platform": "intune"})
     assert replay.status_code == 200 and replay.json()["id"] == intent["id"]
 
 
@@ -133,8 +150,10 @@ def test_approval_is_refused_until_the_evidence_pack_is_committed(cplab):
     intent = new_intent(az1)
     refused = approve(az1, intent["id"])
     assert refused.status_code == 409
-    assert refused.json() == {"gate": "EvidencePackState", "error":
-                              "approval refused: EvidencePackState = Pending (evidence pack not committed)"}
+    assert refused.json() == {
+        "gate": "EvidencePackState",
+        "error": "approval refused: EvidencePackState = Pending (evidence pack not committed)",
+    }
     assert sql(cplab, "SELECT count(*) FROM approvals WHERE intent_id = %s", (intent["id"],)) == [(0,)]
     pack = commit_evidence(az1, intent["id"])
     assert pack["EvidencePackState"] == "Committed" and pack["version_id"]
@@ -155,9 +174,15 @@ def test_publish_is_refused_without_approval_and_allowed_when_healthy(cplab):
     assert approve(az2, intent["id"]).status_code == 200
     published = call(az2, "POST", f"/intents/{intent['id']}/publish")
     assert published.status_code == 200, published.text
-    assert published.json() == {"intent_id": intent["id"], "state": "Published", "instance": "az2",
-                                "evidence_source": "primary", "platform": "intune", "ring": "ring0",
-                                "idempotency_key": intent["idempotency_key"]}
+    assert published.json() == {
+        "intent_id": intent["id"],
+        "state": "Published",
+        "instance": "az2",
+        "evidence_source": "primary",
+        "platform": "intune",
+        "ring": "ring0",
+        "idempotency_key": intent["idempotency_key"],
+    }
     assert call(az2, "GET", f"/intents/{intent['id']}").json()["state"] == "Published"
 
 
@@ -187,11 +212,15 @@ def test_concurrent_appends_from_two_instances_keep_one_valid_chain(cplab):
     assert page[1]["prev_hash"] == page[0]["hash"]
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE events SET type = 'Forged' WHERE seq = (SELECT min(seq) FROM events)",
-    "DELETE FROM events WHERE seq = (SELECT min(seq) FROM events)",
-    "TRUNCATE events",
-], ids=["update", "delete", "truncate"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET type = 'Forged' WHERE seq = (SELECT min(seq) FROM events)",
+        "DELETE FROM events WHERE seq = (SELECT min(seq) FROM events)",
+        "TRUNCATE events",
+    ],
+    ids=["update", "delete", "truncate"],
+)
 def test_the_database_refuses_to_change_events(cplab, statement):
     new_intent(cplab.instances["az1"])
     with pytest.raises(psycopg.Error, match="events is append-only"):
@@ -218,8 +247,10 @@ def test_evidence_object_is_locked_and_its_version_cannot_be_deleted(cplab):
     assert body == b'{"scan": "clean"}'
     for bucket in (BUCKET, REPLICA_BUCKET):
         assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-        assert client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"][
-            "ObjectLockEnabled"] == "Enabled"
+        assert (
+            client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]["ObjectLockEnabled"]
+            == "Enabled"
+        )
 
 
 def test_evidence_store_outage_answers_503_and_blocks_publish(cplab):
@@ -249,7 +280,9 @@ def test_an_instance_on_a_read_only_replica_is_unhealthy_and_refuses_writes(cpla
         health = call(ro, "GET", "/health")
         assert health.status_code == 503
         assert health.json()["components"]["database"] == {
-            "status": "down", "detail": "read-only: in recovery (a replica cannot take writes)"}
+            "status": "down",
+            "detail": "read-only: in recovery (a replica cannot take writes)",
+        }
         created = call(ro, "POST", "/intents", key=f"t-{uuid.uuid4()}", body={"ring": "r", "platform": "p"})
         assert created.status_code == 503 and created.json()["cause"] == "database"
         assert "read-only" in created.json()["error"]
@@ -281,9 +314,19 @@ def siem_lines(cplab) -> list[dict]:
 
 
 def drill_event(instance, event_id: str, cid: str) -> requests.Response:
-    return call(instance, "POST", "/events/operational", cid=cid, body={
-        "event_id": event_id, "kind": "fault", "name": "kill_az2", "at": "2024-01-01T00:00:00Z",
-        "detail": {"target": "az2"}})
+    return call(
+        instance,
+        "POST",
+        "/events/operational",
+        cid=cid,
+        body={
+            "event_id": event_id,
+            "kind": "fault",
+            "name": "kill_az2",
+            "at": "2024-01-01T00:00:00Z",
+            "detail": {"target": "az2"},
+        },
+    )
 
 
 def test_a_drill_event_reaches_the_siem_with_its_event_id(cplab):
@@ -292,10 +335,26 @@ def test_a_drill_event_reaches_the_siem_with_its_event_id(cplab):
     assert recorded.status_code == 201, recorded.text
     mine = [line for line in siem_lines(cplab) if line["correlation_id"] == cid]
     assert len(mine) == 1, mine
-    assert set(mine[0]) == {"at", "instance", "type", "intent_id", "correlation_id", "seq", "hash",
-                            "event_id", "kind", "name"}
-    assert (mine[0]["type"], mine[0]["event_id"], mine[0]["kind"], mine[0]["name"], mine[0]["instance"],
-            mine[0]["seq"]) == ("DrillEvent", event_id, "fault", "kill_az2", "az1", recorded.json()["seq"])
+    assert set(mine[0]) == {
+        "at",
+        "instance",
+        "type",
+        "intent_id",
+        "correlation_id",
+        "seq",
+        "hash",
+        "event_id",
+        "kind",
+        "name",
+    }
+    assert (
+        mine[0]["type"],
+        mine[0]["event_id"],
+        mine[0]["kind"],
+        mine[0]["name"],
+        mine[0]["instance"],
+        mine[0]["seq"],
+    ) == ("DrillEvent", event_id, "fault", "kill_az2", "az1", recorded.json()["seq"])
     assert drill_event(cplab.instances["az2"], event_id, cid).json() == {"event_id": event_id, "recorded": False}
     # a replay appends nothing to the store, and gives the SIEM its line again (at least once: the
     # first attempt's line is never written when its commit goes unconfirmed)
@@ -308,8 +367,13 @@ def test_a_drill_event_keeps_who_posted_it_and_refuses_an_empty_emitter(cplab):
     """The emitter (the deployment's failover manager, or the harness's forwarder) is kept in the
     stored payload as said; one that is not a non-empty string is refused, nothing appended."""
     cid, az1 = f"drill-{uuid.uuid4()}", cplab.instances["az1"]
-    body = {"event_id": f"ev-{uuid.uuid4()}", "kind": "promote", "name": "pg-b", "at": 1.0,
-            "emitter": "failover-manager"}
+    body = {
+        "event_id": f"ev-{uuid.uuid4()}",
+        "kind": "promote",
+        "name": "pg-b",
+        "at": 1.0,
+        "emitter": "failover-manager",
+    }
     assert call(az1, "POST", "/events/operational", cid=cid, body=body).status_code == 201
     refused = call(az1, "POST", "/events/operational", cid=cid, body={**body, "event_id": "ev-x", "emitter": ""})
     assert refused.status_code == 400 and "emitter" in refused.text
@@ -329,11 +393,13 @@ def test_unsafe_skip_siem_writes_no_siem_line_but_every_event(cplab):
         assert siem_lines(cplab) == before
         stored = call(quiet, "GET", f"/events?correlation_id={cid}").json()["events"]
         assert [(e["type"], e["payload"].get("event_id"), e["intent_id"]) for e in stored] == [
-            ("DrillEvent", event_id, None), ("IntentCreated", None, intent["id"])]
+            ("DrillEvent", event_id, None),
+            ("IntentCreated", None, intent["id"]),
+        ]
         # The other instances still feed the SIEM.
         other = f"drill-{uuid.uuid4()}"
         new_intent(cplab.instances["az1"], cid=other)
-        assert [line["correlation_id"] for line in siem_lines(cplab)[len(before):]] == [other]
+        assert [line["correlation_id"] for line in siem_lines(cplab)[len(before) :]] == [other]
         assert "WARNING UNSAFE: --unsafe-skip-siem" in quiet.log_text()
         assert "UNSAFE" not in cplab.instances["az1"].log_text()
     finally:
@@ -386,8 +452,10 @@ def test_database_outage_answers_503_writes_nothing_and_recovers_without_restart
 
     cplab.pg.primary.stop()
     try:
-        for path, body in [(f"/intents/{to_approve['id']}/approve", {"approver": "cab-chair"}),
-                           (f"/intents/{to_publish['id']}/publish", None)]:
+        for path, body in [
+            (f"/intents/{to_approve['id']}/approve", {"approver": "cab-chair"}),
+            (f"/intents/{to_publish['id']}/publish", None),
+        ]:
             started = time.monotonic()
             response = call(az1, "POST", path, body=body)
             assert time.monotonic() - started < 6.0, path
@@ -406,8 +474,7 @@ def test_database_outage_answers_503_writes_nothing_and_recovers_without_restart
     # The same instance, not restarted: its pooled connections are dead and are replaced.
     assert approve(az1, to_approve["id"]).status_code == 200
     # Healthy again once the instances' heartbeats land on the restarted primary (api_tier).
-    poll(lambda: call(az1, "GET", "/health").status_code == 200, 10.0,
-         "az1 /health Healthy after the restart")
+    poll(lambda: call(az1, "GET", "/health").status_code == 200, 10.0, "az1 /health Healthy after the restart")
     published = call(az1, "POST", f"/intents/{to_publish['id']}/publish")
     assert published.status_code == 200, published.text
     assert call(az1, "GET", "/health").json()["ServiceHealth"] == "Healthy"
@@ -421,8 +488,10 @@ def test_platform_routes_refuse_bad_input_and_the_clock_moves_only_in_a_lab(cpla
     assert unknown.status_code == 404 and "known: intune" in unknown.json()["error"]
     bad = call(az1, "POST", "/platforms/jamf/observations", body={"outcome": "sideways"})
     assert bad.status_code == 400 and bad.json()["field"] == "outcome"
-    assert call(az1, "POST", "/platforms/jamf/observations",
-                body={"outcome": "ok", "wait_s": "soon"}).json()["field"] == "wait_s"
+    assert (
+        call(az1, "POST", "/platforms/jamf/observations", body={"outcome": "ok", "wait_s": "soon"}).json()["field"]
+        == "wait_s"
+    )
     intent = new_intent(az1)
     draft = call(az1, "POST", f"/intents/{intent['id']}/promote", body={"to_ring": "ring2"})
     assert draft.status_code == 409 and draft.json()["gate"] == "Published"

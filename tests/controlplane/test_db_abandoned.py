@@ -35,6 +35,7 @@ def count(dsn: str, key: str) -> int:
 def run_outliving_work(dsn: str, key: str, timeout: float) -> BaseException | None:
     """Run work that inserts `key` and then waits 1 s, swallowing a cancellation; wait until every
     task settled; the exception Database.run raised (None: it answered)."""
+
     async def scenario() -> BaseException | None:
         db = Database(dsn, timeout=timeout)
 
@@ -43,7 +44,7 @@ def run_outliving_work(dsn: str, key: str, timeout: float) -> BaseException | No
             try:
                 await asyncio.sleep(1.0)
             except asyncio.CancelledError:
-                pass      # swallowed, as a driver handing back a finished statement's result does
+                pass  # swallowed, as a driver handing back a finished statement's result does
             return "done"
 
         try:

@@ -15,13 +15,14 @@ from controlplane import health
 from harness.lab.eventstore import EventStoreWriteBlock
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, sql, table_counts
 
-pytestmark = pytest.mark.timeout(180)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(180)  # integration: tests/conftest.py, by folder
 
 
 def block(cplab) -> EventStoreWriteBlock:
     primary = cplab.pg.primary
     return EventStoreWriteBlock.hold(
-        primary.name, lambda **kw: psycopg.connect(primary.admin_dsn, dbname="controlplane", **kw))
+        primary.name, lambda **kw: psycopg.connect(primary.admin_dsn, dbname="controlplane", **kw)
+    )
 
 
 def create(instance, key: str):
@@ -59,15 +60,15 @@ def test_a_blocked_event_store_refuses_writes_and_publish_writes_nothing_and_rec
         published = call(az1, "POST", f"/intents/{intent['id']}/publish")
         assert published.status_code == 503 and published.json()["cause"] == "event_store", published.text
 
-        assert call(az1, "GET", "/events").status_code == 200          # reads still work
+        assert call(az1, "GET", "/events").status_code == 200  # reads still work
         assert call(az1, "GET", "/metrics/event-store").json()["failed"] == failed_before + 1
-        assert table_counts(cplab) == before                                 # nothing written
+        assert table_counts(cplab) == before  # nothing written
         assert held.held
     finally:
         held.release()
     assert not held.held
 
-    assert create(az1, key).status_code == 201                               # the same write, now accepted
+    assert create(az1, key).status_code == 201  # the same write, now accepted
     assert call(az1, "POST", f"/intents/{intent['id']}/publish").status_code == 200
     assert call(az1, "GET", "/health").json()["ServiceHealth"] == "Healthy"
     assert call(az1, "GET", "/events/verify").json()["ok"] is True
@@ -79,14 +80,17 @@ def test_an_unsafe_instance_acknowledges_a_change_without_its_audit_event(cplab)
     try:
         held = block(cplab)
         try:
-            assert call(unsafe, "GET", "/health").json()["ServiceHealth"] == "Healthy"   # ignores the store
+            assert call(unsafe, "GET", "/health").json()["ServiceHealth"] == "Healthy"  # ignores the store
             created = create(unsafe, key)
             assert created.status_code == 201, created.text
         finally:
             held.release()
-        events = sql(cplab, "SELECT count(*) FROM events WHERE type = 'IntentCreated'"
-                            " AND payload->>'idempotency_key' = %s", (key,))
-        assert events == [(0,)]                                              # acknowledged, not audited
+        events = sql(
+            cplab,
+            "SELECT count(*) FROM events WHERE type = 'IntentCreated' AND payload->>'idempotency_key' = %s",
+            (key,),
+        )
+        assert events == [(0,)]  # acknowledged, not audited
         assert call(unsafe, "GET", "/metrics/event-store").json()["committed_without_event"] == 1
         assert "UNSAFE: --unsafe-ignore-event-store" in unsafe.log_text()
     finally:
@@ -96,8 +100,10 @@ def test_an_unsafe_instance_acknowledges_a_change_without_its_audit_event(cplab)
 def test_releasing_a_block_on_a_node_that_is_gone_is_a_no_op(cplab):
     held = block(cplab)
     with psycopg.connect(cplab.pg.primary.admin_dsn, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                      ("drill-fault-event-store-block",))
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            ("drill-fault-event-store-block",),
+        )
     held.release()
     held.release()
     assert create(cplab.instances["az1"], f"t-{uuid.uuid4()}").status_code == 201
@@ -116,8 +122,9 @@ def test_a_connection_lost_inside_the_health_lock_check_is_unavailable_not_a_cra
         return cursor
 
     async def probe() -> bool:
-        async with await psycopg.AsyncConnection.connect(primary.admin_dsn, dbname="controlplane",
-                                                         autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            primary.admin_dsn, dbname="controlplane", autocommit=True
+        ) as conn:
             return await health.event_store_writable(conn)
 
     assert asyncio.run(probe()) is True

@@ -24,7 +24,7 @@ from harness.wait import poll
 from tests.controlplane.cplab import REPLICA_BUCKET
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, new_intent, s3, sql
 
-pytestmark = pytest.mark.timeout(120)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(120)  # integration: tests/conftest.py, by folder
 
 BACKOFF = 0.1  # seconds: waits 0.1, 0.2, 0.4 between the 4 attempts
 
@@ -137,8 +137,17 @@ class StatusServer(http.server.ThreadingHTTPServer):
 
 
 def replica_args(endpoint: str, *more: str) -> tuple[str, ...]:
-    return ("--evidence-replica-bucket", REPLICA_BUCKET, "--s3-replica-endpoint", endpoint,
-            "--s3-backoff-base", str(BACKOFF), "--s3-timeout", "1.0", *more)
+    return (
+        "--evidence-replica-bucket",
+        REPLICA_BUCKET,
+        "--s3-replica-endpoint",
+        endpoint,
+        "--s3-backoff-base",
+        str(BACKOFF),
+        "--s3-timeout",
+        "1.0",
+        *more,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -151,12 +160,12 @@ def outage(cplab):
     try:
         lab = SimpleNamespace(forwarder=forwarder, status=status, dead=dead)
         for attr, name, endpoint, extra in [
-                ("eo", "eo-forwarded", forwarder.url, replica_args(moto)),
-                ("eo503", "eo-5xx", status.url, replica_args(moto)),
-                ("dead", "eo-dead", dead, replica_args(dead)),
-                ("unsafe", "eo-unsafe", dead, replica_args(dead, "--unsafe-skip-evidence-check")),
-                ("unsafe_approve", "eo-unsafe-approve", moto,
-                 replica_args(moto, "--unsafe-approve-without-evidence"))]:
+            ("eo", "eo-forwarded", forwarder.url, replica_args(moto)),
+            ("eo503", "eo-5xx", status.url, replica_args(moto)),
+            ("dead", "eo-dead", dead, replica_args(dead)),
+            ("unsafe", "eo-unsafe", dead, replica_args(dead, "--unsafe-skip-evidence-check")),
+            ("unsafe_approve", "eo-unsafe-approve", moto, replica_args(moto, "--unsafe-approve-without-evidence")),
+        ]:
             setattr(lab, attr, cplab.serve(name, s3=endpoint, extra=extra))
             started.append(name)
         yield lab
@@ -205,7 +214,7 @@ def assert_exponential_backoff(attempts: list[dict], n: int = 4) -> None:
     assert at[0] == 0
     gaps = [b - a for a, b in pairwise(at)]
     for k, gap in enumerate(gaps):
-        nominal = BACKOFF * 1000 * 2 ** k
+        nominal = BACKOFF * 1000 * 2**k
         assert nominal * 0.95 <= gap <= nominal * 1.5 + 400, (k, gaps)
 
 
@@ -220,7 +229,8 @@ def assert_publish_blocked(response, gate: str) -> dict:
 def assert_impact_recorded(instance, cid: str, intent_id: int) -> None:
     impacts = [e for e in events_of(instance, cid) if e["type"] == "ImpactRecorded"]
     assert [(e["intent_id"], e["payload"]) for e in impacts] == [
-        (intent_id, {"Impact": "publish blocked", "cause": "evidence_store"})]
+        (intent_id, {"Impact": "publish blocked", "cause": "evidence_store"})
+    ]
 
 
 # ---- tests -------------------------------------------------------------------------------
@@ -233,13 +243,14 @@ def test_evidence_commit_writes_a_validated_replica_copy(cplab, outage):
     intent = new_intent(eo)
     pack = commit_evidence(eo, intent["id"], content=content)
     assert pack["ValidatedCopyExists"] is True and pack["replica_version_id"]
-    replica = s3(cplab).get_object(Bucket=REPLICA_BUCKET, Key=pack["object_key"],
-                                   VersionId=pack["replica_version_id"])
+    replica = s3(cplab).get_object(Bucket=REPLICA_BUCKET, Key=pack["object_key"], VersionId=pack["replica_version_id"])
     assert replica["Body"].read() == content.encode() and replica["ObjectLockMode"] == "COMPLIANCE"
     assert pack["sha256"] == hashlib.sha256(content.encode()).hexdigest()
-    assert sql(cplab, "SELECT replica_validated, replica_version_id, replica_bucket FROM evidence_packs"
-                      " WHERE intent_id = %s", (intent["id"],)) == [(True, pack["replica_version_id"],
-                                                                     REPLICA_BUCKET)]
+    assert sql(
+        cplab,
+        "SELECT replica_validated, replica_version_id, replica_bucket FROM evidence_packs WHERE intent_id = %s",
+        (intent["id"],),
+    ) == [(True, pack["replica_version_id"], REPLICA_BUCKET)]
     # An instance without a replica bucket says so, and the pack is Committed all the same.
     other = new_intent(cplab.instances["az1"])
     assert commit_evidence(cplab.instances["az1"], other["id"])["ValidatedCopyExists"] is False
@@ -313,8 +324,9 @@ def test_5xx_from_the_store_is_retried_with_the_same_backoff_and_4xx_is_not(cpla
     assert published.status_code == 200 and published.json()["evidence_source"] == "alternate-region"
     unvalidated, _ = approved_intent(cplab.instances["az1"])
     cid = f"eo-{uuid.uuid4()}"
-    body = assert_publish_blocked(call(eo503, "POST", f"/intents/{unvalidated['id']}/publish", cid=cid),
-                                  "ValidatedCopyExists")
+    body = assert_publish_blocked(
+        call(eo503, "POST", f"/intents/{unvalidated['id']}/publish", cid=cid), "ValidatedCopyExists"
+    )
     assert_exponential_backoff(body["attempts"])
     assert_impact_recorded(eo503, cid, unvalidated["id"])
 
@@ -336,8 +348,7 @@ def test_whole_evidence_store_down_refuses_publish_at_service_health_with_impact
     assert time.monotonic() - started < 3.0
     assert health.status_code == 503 and health.json()["components"]["evidence_store"]["status"] == "down"
     cid = f"eo-{uuid.uuid4()}"
-    body = assert_publish_blocked(call(dead, "POST", f"/intents/{intent['id']}/publish", cid=cid),
-                                  "ServiceHealth")
+    body = assert_publish_blocked(call(dead, "POST", f"/intents/{intent['id']}/publish", cid=cid), "ServiceHealth")
     assert body["error"].startswith("publish refused: ServiceHealth = Unhealthy")
     assert_impact_recorded(dead, cid, intent["id"])
 
@@ -364,8 +375,12 @@ def test_approval_is_refused_while_the_evidence_upload_is_in_flight_and_after_it
     forwarder.set_mode("hold")
     try:
         before = forwarder.accepted
-        thread = threading.Thread(target=lambda: upload.update(response=call(
-            eo, "POST", f"/intents/{intent['id']}/evidence", cid=cid, body={"content": "held"})), daemon=True)
+        thread = threading.Thread(
+            target=lambda: upload.update(
+                response=call(eo, "POST", f"/intents/{intent['id']}/evidence", cid=cid, body={"content": "held"})
+            ),
+            daemon=True,
+        )
         thread.start()
         reached = poll(lambda: forwarder.accepted > before, timeout=10, interval=0.02)
         assert reached.ok, "the upload never reached the store"

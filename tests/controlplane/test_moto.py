@@ -14,7 +14,7 @@ from harness.lab.moto import MotoServer
 from tests.controlplane.cplab import REPO
 from tests.support import refuses
 
-pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(60)  # integration: tests/conftest.py, by folder
 
 # A harness that starts moto, prints its registration and pid, then waits to be killed.
 OWNER = """
@@ -29,8 +29,13 @@ time.sleep(600)
 def test_moto_answers_s3_on_loopback_and_down_leaves_nothing(tmp_path):
     with MotoServer(state_dir=tmp_path) as moto:
         assert moto.endpoint_url.startswith("http://127.0.0.1:")
-        client = boto3.client("s3", endpoint_url=moto.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id="k", aws_secret_access_key="s")
+        client = boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+        )
         client.create_bucket(Bucket="drill-probe")
         assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["drill-probe"]
         moto.reset()
@@ -44,8 +49,13 @@ def test_moto_answers_s3_on_loopback_and_down_leaves_nothing(tmp_path):
 
 
 def test_a_killed_owners_moto_is_reaped_by_the_next_run(tmp_path):
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-                             text=True, start_new_session=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         started = json.loads(owner.stdout.readline())
     finally:

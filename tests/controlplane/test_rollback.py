@@ -24,13 +24,13 @@ from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, p
 from tests.controlplane.cplab import control_plane_lab, poll
 from tests.controlplane.test_controlplane import approve, call, commit_evidence, sql
 
-pytestmark = pytest.mark.timeout(150)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(150)  # integration: tests/conftest.py, by folder
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
 # A message a worker received just as it was killed comes back after the queue's visibility
 # timeout (30 s): the deadline covers that redelivery.
 DEADLINE = 60.0
-LONG_POLL_S = 1.0     # harness.lab.connectors.CONNECTOR_ARGS --wait-time
+LONG_POLL_S = 1.0  # harness.lab.connectors.CONNECTOR_ARGS --wait-time
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,13 @@ def rb(tmp_path_factory):
         tag = "drillrb-" + secrets.token_hex(4)
         registration = reaper.Registration(tag, "connectors", tag=tag)
         root = tmp_path_factory.mktemp(tag)
-        tier = ConnectorTier(root, tag, ProcessLauncher(root, registration, lab.env),
-                             proxy=lambda name, upstream: upstream, sqs_endpoint=lab.moto.endpoint_url)
+        tier = ConnectorTier(
+            root,
+            tag,
+            ProcessLauncher(root, registration, lab.env),
+            proxy=lambda name, upstream: upstream,
+            sqs_endpoint=lab.moto.endpoint_url,
+        )
         try:
             tier.start_queues_and_mocks()
             instance = lab.serve("rb", extra=("--sqs-endpoint", lab.moto.endpoint_url, "--queue-prefix", tier.prefix))
@@ -83,13 +88,22 @@ def applies(rb, platform: str, key: str) -> list[dict]:
 
 
 def wait_applied(rb, platform: str, key: str) -> None:
-    poll(lambda: any(x["outcome"] == "applied" for x in applies(rb, platform, key)), DEADLINE,
-         f"{key} applied at {platform}")
+    poll(
+        lambda: any(x["outcome"] == "applied" for x in applies(rb, platform, key)),
+        DEADLINE,
+        f"{key} applied at {platform}",
+    )
 
 
 def rollback(rb, ring: str, approver: str = "cab-chair", key: str | None = None, instance=None):
-    return call(instance or rb.cp, "POST", f"/rings/{ring}/rollback", key=key, body={"approver": approver},
-                cid=f"rollback-{uuid.uuid4()}")
+    return call(
+        instance or rb.cp,
+        "POST",
+        f"/rings/{ring}/rollback",
+        key=key,
+        body={"approver": approver},
+        cid=f"rollback-{uuid.uuid4()}",
+    )
 
 
 def rollback_events(rb, rollback_id: str) -> list[dict]:
@@ -98,20 +112,28 @@ def rollback_events(rb, rollback_id: str) -> list[dict]:
 
 
 def dispatch_states(rb, rollback_id: str) -> dict[str, str]:
-    return dict(sql(rb.lab, "SELECT platform, state FROM dispatches WHERE kind = 'rollback' AND rollback_id = %s",
-                    (rollback_id,)))
+    return dict(
+        sql(
+            rb.lab,
+            "SELECT platform, state FROM dispatches WHERE kind = 'rollback' AND rollback_id = %s",
+            (rollback_id,),
+        )
+    )
 
 
 def wait_rolled_back(rb, body: dict) -> None:
     """Every platform's stand-in applied its rollback key, and every connector reported it."""
     for platform, key in body["dispatched"].items():
         wait_applied(rb, platform, key)
-    poll(lambda: set(dispatch_states(rb, body["rollback_id"]).values()) == {"applied"}, DEADLINE,
-         "the rollback's dispatches recorded applied (the connectors' reports)")
+    poll(
+        lambda: set(dispatch_states(rb, body["rollback_id"]).values()) == {"applied"},
+        DEADLINE,
+        "the rollback's dispatches recorded applied (the connectors' reports)",
+    )
 
 
 def test_ring0_rollback_reaches_every_platform_once_with_a_connector_in_failover(rb):
-    killed = rb.tier.kill_worker("sccm")     # a connector failed over: the auto-scaling group replaces it
+    killed = rb.tier.kill_worker("sccm")  # a connector failed over: the auto-scaling group replaces it
     killed_at = time.monotonic()
     first = published(rb, "ring0", "intune")
     wait_applied(rb, "intune", first["idempotency_key"])
@@ -120,8 +142,11 @@ def test_ring0_rollback_reaches_every_platform_once_with_a_connector_in_failover
     assert promoted.status_code == 200 and promoted.json()["dispatch"] == "enqueued", promoted.text
     wait_applied(rb, "jamf", promoted.json()["idempotency_key"])
 
-    replaced = poll(lambda: next((r for r in rb.tier.replacements() if r["old_pid"] == killed), None), DEADLINE,
-                    "the killed sccm worker replaced")
+    replaced = poll(
+        lambda: next((r for r in rb.tier.replacements() if r["old_pid"] == killed), None),
+        DEADLINE,
+        "the killed sccm worker replaced",
+    )
     poll(lambda: (metrics(rb, "sccm").get("updated") or 0) > replaced["at"], DEADLINE, "the new sccm worker running")
     # SQS hands a message to a long poll the killed worker left open until that poll's wait time
     # (1 s) is over; such a message comes back only after the visibility timeout (30 s; covered by
@@ -134,16 +159,22 @@ def test_ring0_rollback_reaches_every_platform_once_with_a_connector_in_failover
     assert len(rid) == 32 and int(rid, 16) >= 0 and body["ring"] == "ring0"
     assert body["dispatched"] == {p: f"rollback:ring0:{rid}:{p}" for p in PLATFORMS}
     assert body["dispatch"] == {p: "enqueued" for p in PLATFORMS}
-    assert body["intent_ids"] == {"intune": str(first["intent_id"]), "jamf": str(promoted_intent["intent_id"]),
-                                  "sccm": "ring:ring0", "landscape": "ring:ring0", "ansible": "ring:ring0"}
+    assert body["intent_ids"] == {
+        "intune": str(first["intent_id"]),
+        "jamf": str(promoted_intent["intent_id"]),
+        "sccm": "ring:ring0",
+        "landscape": "ring:ring0",
+        "ansible": "ring:ring0",
+    }
 
     wait_rolled_back(rb, body)
     for platform, key in body["dispatched"].items():
         seen = applies(rb, platform, key)
-        assert [(x["outcome"], x["count"], x["action"], x["intent_id"], x["ring"]) for x in seen] == \
-            [("applied", 1, "rollback", body["intent_ids"][platform], "ring0")], (platform, seen)
+        assert [(x["outcome"], x["count"], x["action"], x["intent_id"], x["ring"]) for x in seen] == [
+            ("applied", 1, "rollback", body["intent_ids"][platform], "ring0")
+        ], (platform, seen)
     assert rb.tier.worker_pid("sccm") == replaced["new_pid"]
-    event, = rollback_events(rb, rid)
+    (event,) = rollback_events(rb, rid)
     assert event["payload"]["platforms"] == body["dispatched"] and event["payload"]["approver"] == "cab-chair"
     assert event["payload"]["ring"] == "ring0" and event["intent_id"] is None
     assert event["correlation_id"] == answer.headers["X-Correlation-Id"]
@@ -152,7 +183,7 @@ def test_ring0_rollback_reaches_every_platform_once_with_a_connector_in_failover
 
 
 def test_a_replayed_rollback_is_a_new_one_unless_it_carries_an_idempotency_key(rb):
-    one, two = rollback(rb, "ring2"), rollback(rb, "ring2")     # the same body twice, no header
+    one, two = rollback(rb, "ring2"), rollback(rb, "ring2")  # the same body twice, no header
     assert one.status_code == two.status_code == 200, (one.text, two.text)
     assert one.json()["rollback_id"] != two.json()["rollback_id"]
     for body in (one.json(), two.json()):
@@ -171,8 +202,9 @@ def test_a_replayed_rollback_is_a_new_one_unless_it_carries_an_idempotency_key(r
     assert set(replay.json()["dispatch"].values()) <= {"pending", "enqueued", "applied"}
     wait_rolled_back(rb, first.json())
     assert len(rollback_events(rb, first.json()["rollback_id"])) == 1
-    assert sql(rb.lab, "SELECT count(*) FROM dispatches WHERE rollback_id = %s", (first.json()["rollback_id"],)) \
-        == [(5,)]
+    assert sql(rb.lab, "SELECT count(*) FROM dispatches WHERE rollback_id = %s", (first.json()["rollback_id"],)) == [
+        (5,)
+    ]
     other_ring = rollback(rb, "ring4", key=key)
     assert other_ring.status_code == 409 and other_ring.json()["gate"] == "Idempotency-Key", other_ring.text
     for platform, k in first.json()["dispatched"].items():
@@ -184,6 +216,6 @@ def test_rollback_refusals(rb):
     no_approver = call(rb.cp, "POST", "/rings/ring0/rollback", body={})
     assert no_approver.status_code == 400 and no_approver.json()["field"] == "approver"
     assert call(rb.cp, "POST", "/rings/ring0/rollback", body={"approver": "  "}).status_code == 400
-    no_queues = rollback(rb, "ring0", instance=rb.lab.instances["az1"])    # serve without --sqs-endpoint
+    no_queues = rollback(rb, "ring0", instance=rb.lab.instances["az1"])  # serve without --sqs-endpoint
     assert no_queues.status_code == 503 and no_queues.json()["cause"] == "queue", no_queues.text
     assert call(rb.cp, "GET", "/events/count?type=RingRolledBack").json()["count"] == before

@@ -34,6 +34,7 @@ def fault(type_: str, **params):
 
 # -- validation: before anything runs ---------------------------------------------
 
+
 def test_unknown_fault_type_is_refused_naming_the_known_ones():
     with pytest.raises(FaultError, match=r"unknown fault type 'meteor'; known: .*latency"):
         build(FaultSpec(type="meteor", target="link"))
@@ -49,12 +50,15 @@ def test_unknown_parameter_is_named():
         fault("latency", latency_ms=1, latency_seconds=2)
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"latency_ms": "slow"}, "must be int"),
-    ({"latency_ms": -1}, "must be >= 0"),
-    ({"latency_ms": 1, "stream": "sideways"}, "must be one of"),
-    ({"latency_ms": True}, "must be int"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"latency_ms": "slow"}, "must be int"),
+        ({"latency_ms": -1}, "must be >= 0"),
+        ({"latency_ms": 1, "stream": "sideways"}, "must be one of"),
+        ({"latency_ms": True}, "must be int"),
+    ],
+)
 def test_bad_parameter_values_are_refused(params, message):
     with pytest.raises(FaultError, match=message):
         fault("latency", **params)
@@ -68,20 +72,53 @@ def test_spec_from_plan_data_validates_now():
 
 
 def test_every_registered_fault_describes_itself():
-    assert set(REGISTRY) == {"latency", "partition", "timeout", "reset", "bandwidth", "slow_close",
-                             "slicer", "data_limit", "proxy_down", "container_kill", "container_stop",
-                             "container_pause", "network_disconnect", "http_error", "event_store_block",
-                             "platform_degrade", "platform_down", "database_primary_kill", "api_instance_kill",
-                             "connector_worker_kill", "backup_halt", "backup_corrupt", "database_loss"}
+    assert set(REGISTRY) == {
+        "latency",
+        "partition",
+        "timeout",
+        "reset",
+        "bandwidth",
+        "slow_close",
+        "slicer",
+        "data_limit",
+        "proxy_down",
+        "container_kill",
+        "container_stop",
+        "container_pause",
+        "network_disconnect",
+        "http_error",
+        "event_store_block",
+        "platform_degrade",
+        "platform_down",
+        "database_primary_kill",
+        "api_instance_kill",
+        "connector_worker_kill",
+        "backup_halt",
+        "backup_corrupt",
+        "database_loss",
+    }
     assert all(cls.DESCRIPTION for cls in REGISTRY.values())
 
 
 def test_time_limited_faults_are_those_whose_mechanism_lifts_them_by_itself():
     limited = {name for name, cls in REGISTRY.items() if cls.TIME_LIMITED}
-    assert limited == {"latency", "partition", "timeout", "reset", "bandwidth", "slow_close", "slicer",
-                       "data_limit", "proxy_down", "http_error", "platform_degrade", "event_store_block"}
+    assert limited == {
+        "latency",
+        "partition",
+        "timeout",
+        "reset",
+        "bandwidth",
+        "slow_close",
+        "slicer",
+        "data_limit",
+        "proxy_down",
+        "http_error",
+        "platform_degrade",
+        "event_store_block",
+    }
     from harness.faults.base import Fault
-    assert Fault.TIME_LIMITED is False     # kills and container faults cannot come back by themselves
+
+    assert Fault.TIME_LIMITED is False  # kills and container faults cannot come back by themselves
 
 
 def test_a_fault_on_an_unknown_proxy_fails_before_harm(ctx, link):
@@ -90,6 +127,7 @@ def test_a_fault_on_an_unknown_proxy_fails_before_harm(ctx, link):
 
 
 # -- each fault: effect observed on a real socket, then healed ------------------------
+
 
 def test_latency_fault_and_heal(ctx, link):
     with injected(fault("latency", latency_ms=120, stream="both"), ctx):
@@ -122,6 +160,7 @@ def ticker(sent: list[int]):
             sock.sendall(b"%d\n" % sent[0])
             sent[0] += 1
             pace.wait(0.0005)
+
     return handle
 
 
@@ -149,7 +188,8 @@ def test_partition_heal_never_delivers_bytes_after_the_gap(ctx, control):
     expected = numbered_lines(sent[0])
     gap = next((i for i, (a, b) in enumerate(zip(received, expected, strict=False)) if a != b), None)
     assert gap is None and len(received) <= len(expected), (
-        f"bytes after the gap: {received[max(0, (gap or 0) - 20):(gap or 0) + 20]!r} at offset {gap}")
+        f"bytes after the gap: {received[max(0, (gap or 0) - 20) : (gap or 0) + 20]!r} at offset {gap}"
+    )
 
 
 def test_timeout_fault_closes_connections(ctx, link):
@@ -177,7 +217,7 @@ def test_bandwidth_fault_slows_transfer(ctx, control):
             with connect(control.proxy("link").listen, timeout=10) as sock:
                 start = time.perf_counter()
                 data, _ = read_all(sock)
-                assert time.perf_counter() - start >= 0.4     # 100 KB at 200 KB/s = 0.5 s
+                assert time.perf_counter() - start >= 0.4  # 100 KB at 200 KB/s = 0.5 s
         assert data == pattern(100_000)
 
 
@@ -222,11 +262,11 @@ def test_proxy_down_with_a_time_limit_comes_back_by_itself(ctx, control, api, li
     shown = api("get", "/proxies/link").json()
     assert shown["enabled"] is False and shown["time_limit_ms"] == 400
     assert refuses(link.listen)
-    wait_for(lambda: not refuses(link.listen), timeout=10, interval=0.05)   # the server's dead-man switch
+    wait_for(lambda: not refuses(link.listen), timeout=10, interval=0.05)  # the server's dead-man switch
     with connect(link.listen) as sock:
         assert round_trip(sock) < 1.0
     assert control.proxy("link").enabled is True
-    f.heal(ctx)                                  # safe after the server enabled it
+    f.heal(ctx)  # safe after the server enabled it
     assert "time_limit_ms" not in api("get", "/proxies/link").json()
 
 
@@ -243,6 +283,7 @@ def test_set_enabled_sends_the_time_limit_only_when_asked(control, api, link):
 
 # -- always healed ----------------------------------------------------------------------
 
+
 def test_heal_runs_when_the_block_raises(ctx, control, link):
     events = []
     with pytest.raises(RuntimeError):
@@ -257,7 +298,7 @@ def test_heal_is_safe_twice_and_after_expiry(ctx, control, link):
     f = build(FaultSpec("latency", "link", {"latency_ms": 5}, time_limit_s=0.3))
     f.inject(ctx)
     assert control.toxics("link")["drill_latency_downstream"].attributes == {"latency": 5, "jitter": 0}
-    wait_for(lambda: control.toxics("link") == {}, timeout=5, interval=0.05)   # the server's dead-man switch
+    wait_for(lambda: control.toxics("link") == {}, timeout=5, interval=0.05)  # the server's dead-man switch
     f.heal(ctx)
     f.heal(ctx)
 
@@ -317,6 +358,6 @@ def test_a_lab_on_a_shared_fault_server_resets_only_its_own_proxies(control, ech
     lab.reset_faults()
     assert control.toxics("mine") == {} and control.proxy("mine").enabled
     assert list(control.toxics("theirs")) == ["theirs-latency"] and not control.proxy("theirs").enabled
-    lab.toxi_server = ToxiproxyServer(control.url, "embedded")      # a server of its own: everything
+    lab.toxi_server = ToxiproxyServer(control.url, "embedded")  # a server of its own: everything
     lab.reset_faults()
     assert control.toxics("theirs") == {} and control.proxy("theirs").enabled

@@ -58,20 +58,80 @@ schedule: "0 6 1 1,4,7,10 *"
 
 # values a user (or an attacker) may put anywhere in a plan
 ODD: list[Any] = [
-    None, True, False, 0, -1, 1, 2 ** 64, 10 ** 400, 1e300, -1e300, float("nan"), float("inf"), -0.0, 0.001,
-    "", " ", "\x1b[2J", "a\u202eb", "line\u2028sep", "\x00", "a" * 5000, "http://[::1", "http://h:99999",
-    "0 0 31 2 *", "* * * * * *", "10ms", "0s", "-5s", "1e999", "soon", "../../etc/passwd", "/dev/zero",
-    "(" * 200 + "@a" + ")" * 200, "not " * 200 + "@a", "@quarterly and (", "postgresql://u:pw@h/db",
-    "host=h password\t=x", "0001-01-01T00:00+23:59", "9999-12-31T23:59:59-23:59",
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**64,
+    10**400,
+    1e300,
+    -1e300,
+    float("nan"),
+    float("inf"),
+    -0.0,
+    0.001,
+    "",
+    " ",
+    "\x1b[2J",
+    "a\u202eb",
+    "line\u2028sep",
+    "\x00",
+    "a" * 5000,
+    "http://[::1",
+    "http://h:99999",
+    "0 0 31 2 *",
+    "* * * * * *",
+    "10ms",
+    "0s",
+    "-5s",
+    "1e999",
+    "soon",
+    "../../etc/passwd",
+    "/dev/zero",
+    "(" * 200 + "@a" + ")" * 200,
+    "not " * 200 + "@a",
+    "@quarterly and (",
+    "postgresql://u:pw@h/db",
+    "host=h password\t=x",
+    "0001-01-01T00:00+23:59",
+    "9999-12-31T23:59:59-23:59",
     dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=23, minutes=59))),
     dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.timezone(-dt.timedelta(hours=23, minutes=59))),
-    dt.date(1, 1, 1), dt.date(9999, 12, 31), [], {}, [[[[[]]]]], {"a": {"b": {"c": {}}}}, ["", ""], [None],
-    {"http": {"url": "http://x", "tokn": "y"}}, {"command": []}, {"start": "x", "end": "y"}, [0, 0], ["0s", "0s"],
+    dt.date(1, 1, 1),
+    dt.date(9999, 12, 31),
+    [],
+    {},
+    [[[[[]]]]],
+    {"a": {"b": {"c": {}}}},
+    ["", ""],
+    [None],
+    {"http": {"url": "http://x", "tokn": "y"}},
+    {"command": []},
+    {"start": "x", "end": "y"},
+    [0, 0],
+    ["0s", "0s"],
 ]
 # raw YAML text put in place of a scalar (what a dump of Python values cannot write)
-ODD_TEXT = ["0001-01-01T00:00+23:59", "2026-13-45", ".nan", "-.inf", "9" * 400, "9" * 5000, "&a [*a]",
-            "!!python/object:os.system",
-            "'\\x1b'", "[" * 100, "{a: *b}", "0x7fffffff", "0o777", "1_000", "~", "!!binary AAAA"]
+ODD_TEXT = [
+    "0001-01-01T00:00+23:59",
+    "2026-13-45",
+    ".nan",
+    "-.inf",
+    "9" * 400,
+    "9" * 5000,
+    "&a [*a]",
+    "!!python/object:os.system",
+    "'\\x1b'",
+    "[" * 100,
+    "{a: *b}",
+    "0x7fffffff",
+    "0o777",
+    "1_000",
+    "~",
+    "!!binary AAAA",
+]
 
 
 def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
@@ -128,9 +188,9 @@ def _mutate_plan(source: str, rng: random.Random) -> bytes:
         if action == 0:
             data[pos] = rng.randrange(256)
         elif action == 1:
-            del data[pos:pos + rng.randint(1, 40)]
+            del data[pos : pos + rng.randint(1, 40)]
         else:
-            data[pos:pos] = data[pos:pos + rng.randint(1, 200)] * rng.randint(1, 50)
+            data[pos:pos] = data[pos : pos + rng.randint(1, 200)] * rng.randint(1, 50)
     return bytes(data)
 
 
@@ -202,13 +262,21 @@ def test_fuzzed_plans_validate_and_load_for_a_run_without_a_crash(capsys, monkey
         valid += 1
         is_chaos = isinstance(yaml.safe_load(data), dict) and "chaos" in yaml.safe_load(data)
         if is_chaos:
-            argv = ["chaos", str(plan), "--out", str(tmp_path / "out"), "--cab-log", str(tmp_path / "cab.jsonl"),
-                    "--dry-run"] + (["--seed", "1", "--duration", "10s"] if b"game_day" in data else [])
+            argv = [
+                "chaos",
+                str(plan),
+                "--out",
+                str(tmp_path / "out"),
+                "--cab-log",
+                str(tmp_path / "cab.jsonl"),
+                "--dry-run",
+            ] + (["--seed", "1", "--duration", "10s"] if b"game_day" in data else [])
             code, _, err = _call(capsys, argv)
             _no_crash(code, {2, 4}, err, f"chaos {what}")
         else:
-            code, _, err = _call(capsys, ["run", str(plan), "--out", str(tmp_path / "out"),
-                                          "--cab-log", str(tmp_path / "cab.jsonl")])
+            code, _, err = _call(
+                capsys, ["run", str(plan), "--out", str(tmp_path / "out"), "--cab-log", str(tmp_path / "cab.jsonl")]
+            )
             _no_crash(code, {0, 2}, err, f"run {what}")
     print(f"fuzz: {CASES * 3} plans, {valid} still valid, {len(started)} reached the lab")
     assert valid and started, "no mutation stayed valid: the fuzz reaches only the parser's first checks"
@@ -216,23 +284,25 @@ def test_fuzzed_plans_validate_and_load_for_a_run_without_a_crash(capsys, monkey
 
 # ---- CAB logs ----------------------------------------------------------------------------------
 
+
 def _mutate_log(lines: list[bytes], rng: random.Random) -> tuple[list[bytes], bool]:
     """(mutated lines, whether a line's content was changed in place: then `cab verify` must fail)."""
     lines = list(lines)
     how = rng.randrange(7)
-    if how == 0:                                   # a byte of a line changed
+    if how == 0:  # a byte of a line changed
         i = rng.randrange(len(lines))
         line = bytearray(lines[i])
         pos = rng.randrange(len(line))
         line[pos] = rng.choice([b for b in range(256) if b not in (line[pos], 0x0A)])
         lines[i] = bytes(line)
         return lines, True
-    if how == 1:                                   # a value of an entry changed, the line still JSON
+    if how == 1:  # a value of an entry changed, the line still JSON
         i = rng.randrange(len(lines))
         entry = json.loads(lines[i])
         key = rng.choice(sorted(entry))
-        entry[key] = copy.deepcopy(rng.choice([v for v in ODD
-                                               if isinstance(v, (str, int, list, dict)) and v != entry[key]]))
+        entry[key] = copy.deepcopy(
+            rng.choice([v for v in ODD if isinstance(v, (str, int, list, dict)) and v != entry[key]])
+        )
         lines[i] = json.dumps(entry, separators=(",", ":"), sort_keys=True).encode()
         return lines, True
     if how == 2:
@@ -241,9 +311,21 @@ def _mutate_log(lines: list[bytes], rng: random.Random) -> tuple[list[bytes], bo
         i = rng.randrange(len(lines))
         lines.insert(rng.randrange(len(lines) + 1), lines[i])
     elif how == 4:
-        lines.insert(rng.randrange(len(lines) + 1), rng.choice(
-            [b"[" * 5000 + b"]" * 5000, b"\xff\xfe", b"1e999", b"null", b"{}", b'{"prev_hash": 5}', b"x" * 3000,
-             json.dumps({"prev_hash": "0" * 64, "hash": "0" * 64, "mac": "\u00e9", "key_id": None}).encode()]))
+        lines.insert(
+            rng.randrange(len(lines) + 1),
+            rng.choice(
+                [
+                    b"[" * 5000 + b"]" * 5000,
+                    b"\xff\xfe",
+                    b"1e999",
+                    b"null",
+                    b"{}",
+                    b'{"prev_hash": 5}',
+                    b"x" * 3000,
+                    json.dumps({"prev_hash": "0" * 64, "hash": "0" * 64, "mac": "\u00e9", "key_id": None}).encode(),
+                ]
+            ),
+        )
     elif how == 5:
         i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
         lines[i], lines[j] = lines[j], lines[i]
@@ -254,7 +336,7 @@ def _mutate_log(lines: list[bytes], rng: random.Random) -> tuple[list[bytes], bo
 
 def test_fuzzed_cab_logs_are_judged_never_crash_and_a_changed_line_is_named(recorded, capsys, tmp_path):  # noqa: F811
     log, args = recorded["log"], recorded["args"]
-    assert main(["report", str(recorded["dirs"][0]), *args]) == 0     # a rebuild line too
+    assert main(["report", str(recorded["dirs"][0]), *args]) == 0  # a rebuild line too
     capsys.readouterr()
     original = log.read_bytes().splitlines()
     rng = random.Random(SEED + 1)
@@ -267,8 +349,11 @@ def test_fuzzed_cab_logs_are_judged_never_crash_and_a_changed_line_is_named(reco
         _no_crash(code, {0, 1}, err, f"cab verify {what}")
         if changed:
             assert code == 1 and "NOT INTACT" in out, f"cab verify passed a changed line: {what}"
-        for argv in (["matrix", "--json"], ["history", "--json", "--html", str(tmp_path / "h.html")],
-                     ["verify", str(recorded["dirs"][1])]):
+        for argv in (
+            ["matrix", "--json"],
+            ["history", "--json", "--html", str(tmp_path / "h.html")],
+            ["verify", str(recorded["dirs"][1])],
+        ):
             code, _, err = _call(capsys, [*argv, *args])
             _no_crash(code, {0, 1}, err, f"{argv[0]} {what}")
         size = log.stat().st_size
@@ -276,10 +361,11 @@ def test_fuzzed_cab_logs_are_judged_never_crash_and_a_changed_line_is_named(reco
         _no_crash(code, {0, 1}, err, f"report {what}")
         if code != 0:
             assert log.stat().st_size == size, f"a refused report wrote to the log: {what}"
-        log.write_bytes(b"\n".join(original) + b"\n")     # the folder's own line again, for the next case
+        log.write_bytes(b"\n".join(original) + b"\n")  # the folder's own line again, for the next case
 
 
 # ---- output folders ----------------------------------------------------------------------------
+
 
 def _mutate_folder(folder: Path, rng: random.Random, outside: Path) -> str:
     """One change to a sealed folder that changes what a covered file or the manifest holds."""
@@ -294,9 +380,22 @@ def _mutate_folder(folder: Path, rng: random.Random, outside: Path) -> str:
     elif how == 1:
         path.write_bytes(path.read_bytes()[: rng.randrange(path.stat().st_size)])
     elif how == 2:
-        path.write_bytes(rng.choice([b"[]", b"null", b'"x"', b"1e999", b"[" * 100_000 + b"]" * 100_000, b"\xff",
-                                     b'{"files": {"../x": "0"}}', b'{"files": {"\x1b[2J": 5}}', b"",
-                                     json.dumps({"files": {name: "0" * 64}}).encode()]))
+        path.write_bytes(
+            rng.choice(
+                [
+                    b"[]",
+                    b"null",
+                    b'"x"',
+                    b"1e999",
+                    b"[" * 100_000 + b"]" * 100_000,
+                    b"\xff",
+                    b'{"files": {"../x": "0"}}',
+                    b'{"files": {"\x1b[2J": 5}}',
+                    b"",
+                    json.dumps({"files": {name: "0" * 64}}).encode(),
+                ]
+            )
+        )
     elif how == 3:
         path.unlink()
         path.symlink_to(rng.choice(["/dev/zero", str(outside), "/nonexistent", name]))
@@ -308,7 +407,7 @@ def _mutate_folder(folder: Path, rng: random.Random, outside: Path) -> str:
         path.mkdir()
     elif how == 6:
         path.unlink()
-    else:                                   # the file edited and the manifest re-computed to match
+    else:  # the file edited and the manifest re-computed to match
         from harness.report.manifest import sha256_file
 
         target = folder / rng.choice(["results.json", "report.html", "junit.xml"])

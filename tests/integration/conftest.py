@@ -48,7 +48,8 @@ class Gates(dict):
         raise AssertionError(
             f"gate {key} not stated in scenario {s['name']!r}: error {s.get('error')!r}; "
             f"not applicable {s.get('not_applicable')}; gates "
-            + "; ".join(f"{g['id']} {g['verdict']} ({g['detail']})" for g in s["gates"] if g["verdict"] != "pass"))
+            + "; ".join(f"{g['id']} {g['verdict']} ({g['detail']})" for g in s["gates"] if g["verdict"] != "pass")
+        )
 
 
 def gates_of(scenario: dict) -> dict[str, dict]:
@@ -61,8 +62,11 @@ def not_passed(results: dict) -> str:
     should print (pytest would truncate a dict)."""
     lines = []
     for s in results["scenarios"]:
-        lines += [f"{s['name']}: {g['id']} {g['verdict']}: measured {g['measured']}; {g['detail']}"
-                  for g in s["gates"] if g["verdict"] != "pass"]
+        lines += [
+            f"{s['name']}: {g['id']} {g['verdict']}: measured {g['measured']}; {g['detail']}"
+            for g in s["gates"]
+            if g["verdict"] != "pass"
+        ]
         if s["error"]:
             lines.append(f"{s['name']}: {s['error']}")
     return "\n".join(lines)
@@ -76,8 +80,14 @@ def lab():
 
 def start_lab_up(env: dict) -> tuple[subprocess.Popen, dict]:
     """Start `drill lab up` (extra environment `env`) and read the JSON it prints once up."""
-    process = subprocess.Popen([*DRILL, "lab", "up"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, cwd=ROOT, env={**os.environ, **env})
+    process = subprocess.Popen(
+        [*DRILL, "lab", "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
     lines = []
     for line in process.stdout:
         lines.append(line)
@@ -113,16 +123,34 @@ def staging(tmp_path_factory):
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")
 # everything the `drill lab up` lab's faults may touch, by the names lab.blast_radius takes
-STAGING_RADIUS = ["database-primary", "repl-pg-a", "repl-pg-b", "s3", "s3-replica", "evidence-gateway",
-                  "connector-workers",
-                  "api-az1", "api-az2", "api-az3", *[f"platform-{p}" for p in PLATFORMS],
-                  *[f"{p}-api" for p in PLATFORMS]]
-ACTIONS = {"kill_database_primary": "kill-primary", "database_rebuild": "rebuild", "database_failback": "failback",
-           "kill_api_instance": "kill-api-instance", "redeploy_api_instance": "redeploy-api-instance",
-           "degrade_platform": "degrade-platform", "kill_platform": "kill-platform",
-           "restart_platform": "restart-platform", "block_event_store_writes": "block-event-store",
-           "release_event_store_writes": "release-event-store", "kill_connector_worker": "kill-connector-worker",
-           "replace_connector_worker": "replace-connector-worker"}
+STAGING_RADIUS = [
+    "database-primary",
+    "repl-pg-a",
+    "repl-pg-b",
+    "s3",
+    "s3-replica",
+    "evidence-gateway",
+    "connector-workers",
+    "api-az1",
+    "api-az2",
+    "api-az3",
+    *[f"platform-{p}" for p in PLATFORMS],
+    *[f"{p}-api" for p in PLATFORMS],
+]
+ACTIONS = {
+    "kill_database_primary": "kill-primary",
+    "database_rebuild": "rebuild",
+    "database_failback": "failback",
+    "kill_api_instance": "kill-api-instance",
+    "redeploy_api_instance": "redeploy-api-instance",
+    "degrade_platform": "degrade-platform",
+    "kill_platform": "kill-platform",
+    "restart_platform": "restart-platform",
+    "block_event_store_writes": "block-event-store",
+    "release_event_store_writes": "release-event-store",
+    "kill_connector_worker": "kill-connector-worker",
+    "replace_connector_worker": "replace-connector-worker",
+}
 
 
 def staging_lab_config(staging: dict) -> dict:
@@ -138,17 +166,29 @@ def staging_lab_config(staging: dict) -> dict:
     def read(what: str) -> dict:
         return {"http": {"url": f"{ep['runbook']}/reads/{what}", "method": "GET", "token_env": TOKEN_ENV}}
 
-    aws = {"endpoint": ep["s3"], "region": "us-east-1", "access_key_file": files["aws-access-key"],
-           "secret_key_file": files["aws-secret-key"]}
-    return {**attached_config(ep, files["pg-password"]),
-            "actions": {name: hook(path) for name, path in ACTIONS.items()},
-            "reads": {"platform_requests": read("platform-requests"),
-                      "connector_replacements": read("connector-replacements")},
-            "api_tier": {"instances": ep["instances"], "probe_window_s": 1.5},   # its HAProxy: 3 x 500 ms
-            "proxies": {"evidence_store": "s3", "evidence_replica": "s3-replica",
-                        "platforms": {p: f"platform-{p}" for p in PLATFORMS}},
-            "evidence_gateway": {"url": ep["s3_gateway"], "token_file": files["control-token"]},
-            "clock": {"token_file": files["control-token"]},
-            "s3": {**aws, "bucket": "evidence", "replica_bucket": "evidence-replica"},
-            "queues": {**aws, "prefix": staging["lab_id"]},
-            "allow_destructive": True, "blast_radius": list(STAGING_RADIUS)}
+    aws = {
+        "endpoint": ep["s3"],
+        "region": "us-east-1",
+        "access_key_file": files["aws-access-key"],
+        "secret_key_file": files["aws-secret-key"],
+    }
+    return {
+        **attached_config(ep, files["pg-password"]),
+        "actions": {name: hook(path) for name, path in ACTIONS.items()},
+        "reads": {
+            "platform_requests": read("platform-requests"),
+            "connector_replacements": read("connector-replacements"),
+        },
+        "api_tier": {"instances": ep["instances"], "probe_window_s": 1.5},  # its HAProxy: 3 x 500 ms
+        "proxies": {
+            "evidence_store": "s3",
+            "evidence_replica": "s3-replica",
+            "platforms": {p: f"platform-{p}" for p in PLATFORMS},
+        },
+        "evidence_gateway": {"url": ep["s3_gateway"], "token_file": files["control-token"]},
+        "clock": {"token_file": files["control-token"]},
+        "s3": {**aws, "bucket": "evidence", "replica_bucket": "evidence-replica"},
+        "queues": {**aws, "prefix": staging["lab_id"]},
+        "allow_destructive": True,
+        "blast_radius": list(STAGING_RADIUS),
+    }

@@ -58,7 +58,7 @@ def provider_lab(request):
             return PlanError(f"{key}: {message}")
 
         lab = ExternalLab(ExternalConfig.parse(staging_lab_config(staging), fail), confirmed=True)
-    with lab:            # down() runs even when up() fails half-way
+    with lab:  # down() runs even when up() fails half-way
         yield lab
 
 
@@ -79,8 +79,14 @@ class Answer(int):
 
 
 def api_write(lab, key: str) -> Answer:
-    return Answer(requests.post(lab.api_url + "/intents", json={"ring": "r", "platform": "p", "payload": {}},
-                                headers={"Idempotency-Key": key}, timeout=15))
+    return Answer(
+        requests.post(
+            lab.api_url + "/intents",
+            json={"ring": "r", "platform": "p", "payload": {}},
+            headers={"Idempotency-Key": key},
+            timeout=15,
+        )
+    )
 
 
 def test_up_gives_every_endpoint_on_loopback(provider_lab):
@@ -154,13 +160,18 @@ def test_replication_partition_and_its_heal(provider_lab):
         wait_for(lambda: committed[0] >= at_heal + 20, timeout=30, what="20 commits after the heal")
     try:
         wait_for(lambda: lab.replica_caught_up(replica), timeout=40, interval=0.2)
-    except AssertionError:   # say where replication stands, for the next reader
+    except AssertionError:  # say where replication stands, for the next reader
         with connect_primary(lab) as conn:
-            streaming = conn.execute("SELECT application_name, state, sent_lsn::text, replay_lsn::text,"
-                                     " pg_current_wal_lsn()::text FROM pg_stat_replication").fetchall()
-        try:   # and what the replica and the link say, so that a rare stall can be told apart
-            receiver = lab.node_query(replica, "SELECT status, sender_host, sender_port, latest_end_lsn::text,"
-                                               " last_msg_receipt_time::text FROM pg_stat_wal_receiver")
+            streaming = conn.execute(
+                "SELECT application_name, state, sent_lsn::text, replay_lsn::text,"
+                " pg_current_wal_lsn()::text FROM pg_stat_replication"
+            ).fetchall()
+        try:  # and what the replica and the link say, so that a rare stall can be told apart
+            receiver = lab.node_query(
+                replica,
+                "SELECT status, sender_host, sender_port, latest_end_lsn::text,"
+                " last_msg_receipt_time::text FROM pg_stat_wal_receiver",
+            )
         except Exception as exc:  # noqa: BLE001 - the diagnosis must not hide the failure
             receiver = f"{type(exc).__name__}: {exc}"
         try:
@@ -168,13 +179,15 @@ def test_replication_partition_and_its_heal(provider_lab):
             link = {"enabled": link.enabled, "listen": link.listen, "toxics": list(link.toxics())}
         except Exception as exc:  # noqa: BLE001
             link = f"{type(exc).__name__}: {exc}"
-        try:   # the embedded replica's own server log says why its WAL receiver is not running
+        try:  # the embedded replica's own server log says why its WAL receiver is not running
             log = lab.cluster[replica].log_tail(30)
         except Exception as exc:  # noqa: BLE001
             log = f"(no server log: {type(exc).__name__}: {exc})"
-        raise AssertionError(f"{replica} not caught up 40 s after the heal; primary sees {streaming}; "
-                             f"replica's WAL receiver {receiver}; link {link}; "
-                             f"lag {lab.failover.transaction_lag(replica)}\n--- {replica}'s log ---\n{log}") from None
+        raise AssertionError(
+            f"{replica} not caught up 40 s after the heal; primary sees {streaming}; "
+            f"replica's WAL receiver {receiver}; link {link}; "
+            f"lag {lab.failover.transaction_lag(replica)}\n--- {replica}'s log ---\n{log}"
+        ) from None
 
 
 def test_killed_primary_fails_over_and_fails_back(provider_lab):
@@ -194,10 +207,11 @@ def test_killed_primary_fails_over_and_fails_back(provider_lab):
 # ---- every row's drill on every provider: the plans of drills/ as they are, each row's behaviour
 # asserted the same way wherever it runs
 
+
 def check_api(results: dict, lab, tmp_path: Path) -> None:
     g = gates_of(results["scenarios"][0])
     assert g["no_failed_requests_beyond_probe_interval"]["measured"]["requests_after_kill"] > 20
-    budget = g["availability_budget"]      # the zone's loss and the whole tier's outage, within the allowance
+    budget = g["availability_budget"]  # the zone's loss and the whole tier's outage, within the allowance
     m = results["scenarios"][0]["measurements"]
     assert budget["verdict"] == "pass" and budget["unit"] == "%" and budget["limit"] == 25.0
     assert m["requests"] > 100 and m["windows_observed"] >= 1 and m["requests_not_served"] > 0
@@ -268,7 +282,7 @@ def check_connectors(results: dict, lab, tmp_path: Path) -> None:
     # waits those of attempts 2 and 3: most likely SQS had delivered it a second time, and the
     # connector counts attempts from the receive count)
     backoff = throttled["connector_backoff_2x_intune"]["measured"]
-    assert len(backoff["ratios"]) >= 1 and 1.8 <= backoff["growth"] <= 2.2      # the spec's 2x, within 10%
+    assert len(backoff["ratios"]) >= 1 and 1.8 <= backoff["growth"] <= 2.2  # the spec's 2x, within 10%
     assert throttled["throttles_counted_intune"]["measured"]["sent_by_platform"] >= 6
     held = throttled["resume_requires_throttle_count_le_5"]["measured"]
     assert held["throttle_count"] >= 6 and held["accepted"] == 0
@@ -285,8 +299,12 @@ def check_connectors(results: dict, lab, tmp_path: Path) -> None:
     assert sccm["site_outage_recorded_sccm"]["measured"]["fallback_offered"] is False
     assert sccm["manual_import_fallback_sccm"]["measured"]["down_for_s"][0] > 24 * 3600
     # RTO of each row on what it blocks: an apply at the platform
-    assert [s["measurements"]["rto_measured_on"] for s in results["scenarios"][:4]] == \
-        ["apply:intune", "apply:intune", "apply:jamf", "apply:sccm"]
+    assert [s["measurements"]["rto_measured_on"] for s in results["scenarios"][:4]] == [
+        "apply:intune",
+        "apply:intune",
+        "apply:jamf",
+        "apply:sccm",
+    ]
     # the domain's failover drill: every worker replaced, a test intent, a Ring 0 rollback on all five
     assert failover["smoke_verification"]["verdict"] == "pass"
     assert failover["rollback_applied_ring0"]["measured"]["platforms"] == 5
@@ -305,7 +323,7 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     # every rule judged from what the harness saw
     blocked = g["publish_approval_blocked"]["measured"]
     assert all(blocked[k].startswith("503 cause database") for k in ("approve", "publish"))
-    assert blocked["acknowledged"] == []       # nothing acknowledged between the kill and the promotion
+    assert blocked["acknowledged"] == []  # nothing acknowledged between the kill and the promotion
     assert g["transaction_lag_seconds"]["measured"] <= 5
     # the failback was requested while the harness measured lag > 5 s, and the action refused it
     assert m["failback_lag_at_request_s"] > 5 and m["failback_refused"] is True
@@ -316,9 +334,9 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     assert acked > 0 and approvals["missing"] == approvals["unexpected"] == approvals["duplicated"] == []
     assert acked <= approvals["ApprovalEventCount"] <= acked + maybe
     assert g["event_chain_intact"]["measured"]["bad_hashes"] == []
-    rule2 = g["correlation_ids_recorded"]["measured"]     # rule 2 on what the deployment logged itself
+    rule2 = g["correlation_ids_recorded"]["measured"]  # rule 2 on what the deployment logged itself
     assert rule2["deployment_failover_events_checked"] >= 3 and rule2["failovers_not_logged_by_deployment"] == []
-    assert rule2["deployment_audit_events_checked"] > 0 and rule2["forwarded_events_delivered"] >= 2   # inject, heal
+    assert rule2["deployment_audit_events_checked"] > 0 and rule2["forwarded_events_delivered"] >= 2  # inject, heal
     assert g["steady_state_after_heal"]["verdict"] == "pass" and g["faults_healed"]["verdict"] == "pass"
     # the primary's kill, and the replication latency that made the lag exceed 5 s at the failback request
     kill, latency = sorted(scenario["faults"], key=lambda f: f["injected_s"])
@@ -333,7 +351,7 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     assert suite.iter("testcase") and not list(suite.iter("failure"))
     html = (out / "report.html").read_text()
     assert "PASS" in html and results["correlation_id"] in html and "<svg" in html
-    assert "of the month&#39;s error budget, allowance 25%: met" in html       # the error budget, in one sentence
+    assert "of the month&#39;s error budget, allowance 25%: met" in html  # the error budget, in one sentence
     assert verify_cab_log(tmp_path / "cab.jsonl") == (True, None)
 
 
@@ -379,8 +397,8 @@ def test_down_leaves_nothing_running_that_the_provider_started(provider_lab):
     lab = provider_lab
     started = [pid for pid in lab.processes().values() if pid]
     lab.down()
-    lab.down()                                            # idempotent
+    lab.down()  # idempotent
     wait_for(lambda: not [p for p in started if proc.is_alive(p)], timeout=30)
-    if lab.provider == "external":                       # staging is not ours: still serving
+    if lab.provider == "external":  # staging is not ours: still serving
         assert started == []
         assert requests.get(lab.api_url + "/health", timeout=5).status_code == 200

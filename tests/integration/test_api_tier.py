@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def drill(lab, tmp_path):
     """Row 1 alone (the negatives judge its scenario; the after-failover part adds nothing)."""
-    return run_plan("quarterly-api.yaml", lab, tmp_path,
-                    scenarios=(ROOT / "scenarios" / "api" / "stateless_outage.feature",))
+    return run_plan(
+        "quarterly-api.yaml", lab, tmp_path, scenarios=(ROOT / "scenarios" / "api" / "stateless_outage.feature",)
+    )
 
 
 def test_a_balancer_without_probes_or_retries_fails_the_row_naming_the_gate(tmp_path):
@@ -46,9 +47,12 @@ def test_a_control_plane_publishing_while_unhealthy_and_silent_to_the_siem_fails
 
 def test_a_tag_expression_runs_only_the_matching_scenarios(lab, tmp_path):
     plan_file = tmp_path / "tagged.yaml"
-    plan_file.write_text("drill: tagged\ntitle: t\nha_domain: api\nlab: embedded\n"
-                         "scenarios: '@quarterly and @ha-domain:api'\n")
+    plan_file.write_text(
+        "drill: tagged\ntitle: t\nha_domain: api\nlab: embedded\nscenarios: '@quarterly and @ha-domain:api'\n"
+    )
     code, results = run_loaded(load_plan(plan_file, ROOT), lab, tmp_path)
     assert sorted({s["feature"] for s in results["scenarios"]}) == [
-        "api/after_failover.feature", "api/stateless_outage.feature"]
+        "api/after_failover.feature",
+        "api/stateless_outage.feature",
+    ]
     assert code == 0, not_passed(results)

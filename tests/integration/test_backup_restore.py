@@ -29,8 +29,9 @@ def test_the_quarterly_backup_restore_drill_proves_snapshots_retention_staleness
     assert g["restored_data_valid"]["measured"]["chain"]["verified"] is True
     assert g["replayed_exactly_once"]["measured"]["applied_twice"] == []
     # the restore's phases, measured
-    assert {"restore_download_s", "restore_verify_s", "restore_rehydrate_s", "restore_validate_s"} <= \
-        set(corrupted["measurements"])
+    assert {"restore_download_s", "restore_verify_s", "restore_rehydrate_s", "restore_validate_s"} <= set(
+        corrupted["measurements"]
+    )
     loss = gates_of(scenario_named(results, "region_loss"))
     assert loss["key_recovered"]["measured"]["purge"] == "refused"
 
@@ -39,8 +40,9 @@ def test_a_restore_that_skips_hash_verification_fails_snapshot_verified(lab, tmp
     plan = load_plan(ROOT / "drills" / "quarterly-backup-restore.yaml", ROOT)
     lab.restore_verifies = False
     try:
-        code, results = run_loaded(replace(plan, scenarios=(ROOT / "scenarios/backup/region_loss.feature",)),
-                                   lab, tmp_path)
+        code, results = run_loaded(
+            replace(plan, scenarios=(ROOT / "scenarios/backup/region_loss.feature",)), lab, tmp_path
+        )
     finally:
         lab.restore_verifies = True
     gate = gates_of(results["scenarios"][0])["snapshot_verified"]
@@ -50,8 +52,10 @@ def test_a_restore_that_skips_hash_verification_fails_snapshot_verified(lab, tmp
 
 def test_a_restore_from_a_snapshot_older_than_a_tier_1_plans_rpo_fails_backup_rpo(lab, tmp_path):
     path = tmp_path / "tier1.yaml"
-    path.write_text("drill: tier1-restore\ntitle: t\nha_domain: backup-restore\nlab: embedded\ntier: 1\n"
-                    "scenarios: [scenarios/backup/corrupted_snapshot.feature]\n")
+    path.write_text(
+        "drill: tier1-restore\ntitle: t\nha_domain: backup-restore\nlab: embedded\ntier: 1\n"
+        "scenarios: [scenarios/backup/corrupted_snapshot.feature]\n"
+    )
     plan = load_plan(path, ROOT)
     assert plan.targets["backup_rpo_seconds"] == 3600
     code, results = run_loaded(plan, lab, tmp_path)

@@ -41,15 +41,30 @@ def toxics(staging, proxy: str = "db") -> list[dict]:
 
 def plan_file(tmp_path: Path, faults: list[dict], **extra) -> Path:
     path = tmp_path / "chaos.yaml"
-    path.write_text(yaml.safe_dump({"chaos": "chaos-test", "title": "test", "lab": "running",
-                                    "blast_radius": ["db", "s3"], "faults": faults, **extra}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "chaos": "chaos-test",
+                "title": "test",
+                "lab": "running",
+                "blast_radius": ["db", "s3"],
+                "faults": faults,
+                **extra,
+            }
+        )
+    )
     return path
 
 
 def start(staging, plan: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([*DRILL, "chaos", str(plan), "--out", str(tmp_path / "out"), "--cab-log",
-                             str(tmp_path / "cab.jsonl"), *extra], cwd=ROOT, env=env_of(staging),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*DRILL, "chaos", str(plan), "--out", str(tmp_path / "out"), "--cab-log", str(tmp_path / "cab.jsonl"), *extra],
+        cwd=ROOT,
+        env=env_of(staging),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def results(tmp_path: Path) -> dict:
@@ -78,8 +93,11 @@ def injected(staging, timeout: float = 60) -> bool:
 
 def healed_within(staging, timeout: float) -> float | None:
     started = time.monotonic()
-    return time.monotonic() - started if poll(lambda: toxics(staging), until=lambda t: t == [], timeout=timeout,
-                                              interval=0.01).ok else None
+    return (
+        time.monotonic() - started
+        if poll(lambda: toxics(staging), until=lambda t: t == [], timeout=timeout, interval=0.01).ok
+        else None
+    )
 
 
 def test_the_latency_experiment_runs_against_the_running_lab_with_the_drills_gates_and_outputs(staging, tmp_path):
@@ -92,9 +110,17 @@ def test_the_latency_experiment_runs_against_the_running_lab_with_the_drills_gat
     assert process.returncode == 0, err
     assert "drill_latency_downstream" in sampler.seen and toxics(staging) == []
     found = gates(tmp_path)
-    for gate in ("steady_state", "rto_seconds:chaos:1:latency", "lost_writes", "duplicated_writes",
-                 "chaos_completed", "probe_outage_within_tolerance", "error_budget_not_spent",
-                 "steady_state_after_heal", "faults_healed"):
+    for gate in (
+        "steady_state",
+        "rto_seconds:chaos:1:latency",
+        "lost_writes",
+        "duplicated_writes",
+        "chaos_completed",
+        "probe_outage_within_tolerance",
+        "error_budget_not_spent",
+        "steady_state_after_heal",
+        "faults_healed",
+    ):
         assert found[gate]["verdict"] == "pass", (gate, found[gate])
     figures = results(tmp_path)["scenarios"][0]["measurements"]
     assert figures["rto_per_fault_s"]["chaos:1:latency"] == found["rto_seconds:chaos:1:latency"]["measured"]
@@ -128,8 +154,7 @@ def test_a_dry_run_injects_nothing_and_checks_the_probes(staging, tmp_path):
 
 @pytest.mark.parametrize("how", ["drill halt", "SIGTERM", "SIGINT"])
 def test_a_halt_heals_every_fault_at_once_and_fails_the_run_with_the_reason(staging, tmp_path, how):
-    plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 100},
-                                 "duration": "120s"}])
+    plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 100}, "duration": "120s"}])
     process = start(staging, plan, tmp_path)
     try:
         assert injected(staging), process.stderr.read() if process.poll() is not None else "no toxic"
@@ -137,8 +162,9 @@ def test_a_halt_heals_every_fault_at_once_and_fails_the_run_with_the_reason(stag
             process.send_signal(getattr(signal, how))
             assert healed_within(staging, 30) is not None
         else:
-            halted = subprocess.run([*DRILL, "halt"], cwd=ROOT, env=env_of(staging), capture_output=True,
-                                    text=True, timeout=60)
+            halted = subprocess.run(
+                [*DRILL, "halt"], cwd=ROOT, env=env_of(staging), capture_output=True, text=True, timeout=60
+            )
             assert halted.returncode == 0, halted.stdout + halted.stderr
             seconds = float(re.search(r"every fault healed ([\d.]+) s after the halt", halted.stdout).group(1))
             print(f"drill halt: healed {seconds:.2f} s after the signal")
@@ -155,8 +181,11 @@ def test_a_halt_heals_every_fault_at_once_and_fails_the_run_with_the_reason(stag
 
 
 def test_a_broken_stop_condition_halts_the_run_and_heals(staging, tmp_path):
-    plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 3000},
-                                 "duration": "120s"}], stop_conditions={"probe_failing_s": 2})
+    plan = plan_file(
+        tmp_path,
+        [{"type": "latency", "target": "db", "params": {"latency_ms": 3000}, "duration": "120s"}],
+        stop_conditions={"probe_failing_s": 2},
+    )
     process = start(staging, plan, tmp_path)
     _, err = process.communicate(timeout=180)
     assert process.returncode == 1, err
@@ -166,27 +195,34 @@ def test_a_broken_stop_condition_halts_the_run_and_heals(staging, tmp_path):
     assert "stop condition: the health probe failed" in found["chaos_completed"]["detail"]
     assert found["probe_outage_within_tolerance"]["verdict"] == "fail"
     injected_s, healed_s = (results(tmp_path)["scenarios"][0]["faults"][0][k] for k in ("injected_s", "healed_s"))
-    assert healed_s - injected_s < 60      # stopped long before its 120 s
+    assert healed_s - injected_s < 60  # stopped long before its 120 s
 
 
 def test_a_killed_harness_leaves_nothing_behind_the_fault_server_lifts_it_by_itself(staging, tmp_path):
-    plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 100},
-                                 "duration": "6s"}])
+    plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 100}, "duration": "6s"}])
     data = load_chaos_plan(plan)
     assert data.steps[0].spec.time_limit_s == 11
     process = start(staging, plan, tmp_path)
     assert injected(staging)
     [toxic] = toxics(staging)
-    process.kill()                       # SIGKILL: no heal runs
+    process.kill()  # SIGKILL: no heal runs
     process.communicate(timeout=30)
     assert toxics(staging) == [toxic] or toxics(staging) == []
     assert poll(lambda: toxics(staging), until=lambda t: t == [], timeout=60, interval=0.2).ok
 
 
 def test_a_seeded_game_day_runs_the_drawn_sequence_and_records_the_seed(staging, tmp_path):
-    game_day = {"gap": ["0.5s", "1s"], "faults": {
-        "latency": {"type": "latency", "targets": ["db", "s3"], "params": {"latency_ms": [20, 60]},
-                    "duration": ["1s", "2s"]}}}
+    game_day = {
+        "gap": ["0.5s", "1s"],
+        "faults": {
+            "latency": {
+                "type": "latency",
+                "targets": ["db", "s3"],
+                "params": {"latency_ms": [20, 60]},
+                "duration": ["1s", "2s"],
+            }
+        },
+    }
     plan = plan_file(tmp_path, [], game_day=game_day)
     process = start(staging, plan, tmp_path, "--seed", "42", "--duration", "6s", "--faults", "latency")
     _, err = process.communicate(timeout=180)
@@ -203,9 +239,14 @@ def test_an_external_target_without_confirm_is_a_dry_run_and_with_it_the_fault_r
     from .conftest import staging_lab_config
 
     lab = {**staging_lab_config(staging), "blast_radius": ["db"]}
-    plan = plan_file(tmp_path, [{"type": "latency", "target": "db", "params": {"latency_ms": 50},
-                                 "duration": "1s"}], lab=lab, blast_radius=["db"], workload="probes",
-                     environment={"class": "staging", "name": "staging stand-in"})
+    plan = plan_file(
+        tmp_path,
+        [{"type": "latency", "target": "db", "params": {"latency_ms": 50}, "duration": "1s"}],
+        lab=lab,
+        blast_radius=["db"],
+        workload="probes",
+        environment={"class": "staging", "name": "staging stand-in"},
+    )
     sampler = ToxicSampler(staging)
     sampler.start()
     dry = start(staging, plan, tmp_path)
@@ -230,9 +271,14 @@ def test_an_external_target_without_confirm_is_a_dry_run_and_with_it_the_fault_r
 
 
 def test_a_fault_the_target_cannot_do_is_refused_before_anything_is_injected(staging, tmp_path):
-    plan = plan_file(tmp_path, [{"type": "latency", "target": "s3", "params": {"latency_ms": 50}, "duration": 1},
-                                {"type": "api_instance_kill", "target": "az1", "duration": 1}],
-                     blast_radius=["s3", "az1"])
+    plan = plan_file(
+        tmp_path,
+        [
+            {"type": "latency", "target": "s3", "params": {"latency_ms": 50}, "duration": 1},
+            {"type": "api_instance_kill", "target": "az1", "duration": 1},
+        ],
+        blast_radius=["s3", "az1"],
+    )
     process = start(staging, plan, tmp_path)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2

@@ -20,8 +20,9 @@ DRILL = [sys.executable, "-m", "harness.cli"]
 
 
 def drill(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*DRILL, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*DRILL, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture
@@ -32,9 +33,11 @@ def state_dir(tmp_path):
 
 def test_an_invalid_plan_exits_2_naming_the_file_and_key_and_writes_nothing(tmp_path):
     plan = tmp_path / "bad.yaml"
-    plan.write_text("drill: x\ntitle: t\nha_domain: database\nlab: embedded\n"
-                    "scenarios: [scenarios/database/primary_failover.feature]\n"
-                    "targets: {rto_seconds: soon}\n")
+    plan.write_text(
+        "drill: x\ntitle: t\nha_domain: database\nlab: embedded\n"
+        "scenarios: [scenarios/database/primary_failover.feature]\n"
+        "targets: {rto_seconds: soon}\n"
+    )
     out = tmp_path / "out"
     result = drill("run", str(plan), "--out", str(out), "--cab-log", str(tmp_path / "cab.jsonl"))
     assert result.returncode == 2
@@ -83,11 +86,11 @@ def test_a_killed_runs_lab_is_cleaned_up_by_the_next_command(state_dir):
     process, info = start_lab_up(state_dir)
     pids = lab_pids(state_dir)
     endpoints = [info["endpoints"]["api"]] + list(info["endpoints"]["instances"].values())
-    process.send_signal(signal.SIGKILL)            # the harness dies without any cleanup
+    process.send_signal(signal.SIGKILL)  # the harness dies without any cleanup
     process.wait()
-    assert any(proc.is_alive(p) for p in pids)     # its servers outlive it...
+    assert any(proc.is_alive(p) for p in pids)  # its servers outlive it...
     assert drill("lab", "down", env=state_dir).returncode == 0
-    wait_for(lambda: not [p for p in pids if proc.is_alive(p)], timeout=30)   # ...until reaped
+    wait_for(lambda: not [p for p in pids if proc.is_alive(p)], timeout=30)  # ...until reaped
     assert all(refuses(url.split("//")[1]) for url in endpoints)
     assert not list(Path(state_dir["DRILL_STATE_DIR"]).glob("*.json"))
 
@@ -97,9 +100,14 @@ def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state
     import requests
 
     out = tmp_path / "out"
-    process = subprocess.Popen([*DRILL, "run", "drills/quarterly-database.yaml", "--out", str(out),
-                                "--cab-log", str(tmp_path / "cab.jsonl")], cwd=ROOT, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **state_dir})
+    process = subprocess.Popen(
+        [*DRILL, "run", "drills/quarterly-database.yaml", "--out", str(out), "--cab-log", str(tmp_path / "cab.jsonl")],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **state_dir},
+    )
     try:
         manifest = wait_for(lambda: next(Path(state_dir["DRILL_STATE_DIR"]).glob("*.lab.json"), None), timeout=60)
         api = json.loads(manifest.read_text())["endpoints"]["api"]
@@ -110,7 +118,7 @@ def test_ctrl_c_during_a_drill_heals_takes_the_lab_down_and_writes_nothing(state
             except (requests.RequestException, ValueError, KeyError):
                 return False
 
-        wait_for(writes_made, timeout=60)          # the scenario's workload is running
+        wait_for(writes_made, timeout=60)  # the scenario's workload is running
         pids = lab_pids(state_dir)
         # the scenario runner's temp dir is registered: a killed run's is removed by the next one
         records = [json.loads(p.read_text()) for p in Path(state_dir["DRILL_STATE_DIR"]).glob("scenarios-*.json")]

@@ -12,16 +12,24 @@ from tests.integration.conftest import ROOT, gates_of, run_plan
 def drill(lab, tmp_path):
     """Rows 4-6 alone (the negative judges their scenarios; the after-failover part adds nothing)."""
     rows = ("intune_graph_degraded", "jamf_outage", "sccm_site_down")
-    return run_plan("quarterly-connectors.yaml", lab, tmp_path,
-                    scenarios=tuple(ROOT / "scenarios" / "connectors" / f"{row}.feature" for row in rows))
+    return run_plan(
+        "quarterly-connectors.yaml",
+        lab,
+        tmp_path,
+        scenarios=tuple(ROOT / "scenarios" / "connectors" / f"{row}.feature" for row in rows),
+    )
 
 
 def test_a_control_plane_promoting_while_platforms_are_paused_fails_each_row_naming_the_gate(tmp_path):
     with EmbeddedLab(cp_flags=("--unsafe-ignore-platform-health",)) as misbehaving:
         code, results = drill(misbehaving, tmp_path)
     assert code == 1 and results["verdict"] == "fail"
-    expected = ["promotion_refused_intune", "cab_pause_holds_until_lifted", "promotion_refused_jamf",
-                "promotion_refused_sccm"]
+    expected = [
+        "promotion_refused_intune",
+        "cab_pause_holds_until_lifted",
+        "promotion_refused_jamf",
+        "promotion_refused_sccm",
+    ]
     for scenario, gate_id in zip(results["scenarios"], expected, strict=True):
         assert scenario["verdict"] == "fail", scenario["name"]
         assert gates_of(scenario)[gate_id]["verdict"] == "fail"

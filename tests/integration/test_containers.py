@@ -46,7 +46,7 @@ def test_each_container_fault_takes_an_instance_away_and_its_heal_brings_it_back
         wait_for(lambda: container_lab.lb.server_states().get("az1") == "DOWN", timeout=30)
         assert all(live(container_lab.api_url) for _ in range(6))
     wait_for(lambda: live(url), timeout=60)
-    if fault_type == "container_kill":   # healed by a new container: the killed one's log is kept
+    if fault_type == "container_kill":  # healed by a new container: the killed one's log is kept
         replaced = container_lab.replaced_logs.get("az1", [])
         assert replaced and replaced[-1].strip(), "the killed container's log was not kept"
         tail = ContainerLauncher(container_lab, {}).tail("az1", 5)
@@ -70,15 +70,32 @@ def test_a_killed_runs_containers_and_network_are_reaped(tmp_path):
     if cli is None:
         pytest.skip("no podman or docker command line to create a leftover with")
     lab_id = "drillctr-leftover-test"
-    subprocess.run([cli, "network", "create", "--label", f"drill-lab={lab_id}", lab_id], check=True,
-                   capture_output=True)
-    subprocess.run([cli, "create", "--label", f"drill-lab={lab_id}", "--network", lab_id,
-                    "--name", f"{lab_id}-x", BASE_IMAGE, "/bin/true"], check=True, capture_output=True)
+    subprocess.run(
+        [cli, "network", "create", "--label", f"drill-lab={lab_id}", lab_id], check=True, capture_output=True
+    )
+    subprocess.run(
+        [
+            cli,
+            "create",
+            "--label",
+            f"drill-lab={lab_id}",
+            "--network",
+            lab_id,
+            "--name",
+            f"{lab_id}-x",
+            BASE_IMAGE,
+            "/bin/true",
+        ],
+        check=True,
+        capture_output=True,
+    )
     remove_lab_containers({"lab_id": lab_id})
-    left = subprocess.run([cli, "ps", "-aq", "--filter", f"label=drill-lab={lab_id}"],
-                          capture_output=True, text=True).stdout.split()
-    networks = subprocess.run([cli, "network", "ls", "-q", "--filter", f"label=drill-lab={lab_id}"],
-                              capture_output=True, text=True).stdout.split()
+    left = subprocess.run(
+        [cli, "ps", "-aq", "--filter", f"label=drill-lab={lab_id}"], capture_output=True, text=True
+    ).stdout.split()
+    networks = subprocess.run(
+        [cli, "network", "ls", "-q", "--filter", f"label=drill-lab={lab_id}"], capture_output=True, text=True
+    ).stdout.split()
     assert left == [] and networks == []
 
 

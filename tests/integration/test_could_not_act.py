@@ -58,9 +58,9 @@ def assert_not_run(done: subprocess.CompletedProcess, tmp_path: Path, code: int,
     err = done.stderr
     assert done.returncode == code, err[-3000:]
     assert "Traceback" not in err and "NOT RUN" in err and cause in err
-    assert "RPO" not in err and "lost " not in err and "RTO" not in err        # nothing measured
-    assert "HEAL FAILED" not in err and "healed kill-primary" not in err         # nothing to heal
-    assert "verdict FAIL" not in err and "drill:   gate " not in err                # no gate judged
+    assert "RPO" not in err and "lost " not in err and "RTO" not in err  # nothing measured
+    assert "HEAL FAILED" not in err and "healed kill-primary" not in err  # nothing to heal
+    assert "verdict FAIL" not in err and "drill:   gate " not in err  # no gate judged
     line = last_cab_line(tmp_path)
     assert line["verdict"] == "not_run" and line["not_run"].startswith("not run: ") and cause in line["not_run"]
     assert {s["verdict"] for s in line["scenarios"]} == {"not_run"}
@@ -79,13 +79,14 @@ def test_a_kill_hook_that_answers_401_is_not_run_exit_2_and_never_a_verdict(stag
     plan = with_kill_hook(plan_for(staging, tmp_path, plan={"environment": STAGING}), f"{refusing}/kill")
     done = drill(staging, plan, tmp_path, "--confirm", "staging-database")
     assert_not_run(done, tmp_path, 2, "answered 401")
-    assert Refuses.calls == ["/kill"]                                # the kill was asked once, and refused
-    assert runbook(staging, "/state")["primary"] == before          # nothing was touched
+    assert Refuses.calls == ["/kill"]  # the kill was asked once, and refused
+    assert runbook(staging, "/state")["primary"] == before  # nothing was touched
 
 
 def test_a_kill_hook_that_cannot_be_reached_is_not_run_exit_4(staging, tmp_path):
-    plan = with_kill_hook(plan_for(staging, tmp_path, plan={"environment": STAGING}),
-                          f"http://127.0.0.1:{free_port()}/kill")
+    plan = with_kill_hook(
+        plan_for(staging, tmp_path, plan={"environment": STAGING}), f"http://127.0.0.1:{free_port()}/kill"
+    )
     done = drill(staging, plan, tmp_path, "--confirm", "staging-database")
     assert_not_run(done, tmp_path, 4, "ConnectionError")
 
@@ -96,12 +97,36 @@ def test_a_chaos_fault_the_hook_refuses_is_not_run_never_a_failed_gate(staging, 
     lab = staging_lab_config(staging)
     lab["actions"]["kill_database_primary"] = {"http": {"url": f"{refusing}/kill"}}
     plan = tmp_path / "chaos.yaml"
-    plan.write_text(yaml.safe_dump({
-        "chaos": "chaos-kill", "title": "kill the primary", "lab": lab, "environment": STAGING,
-        "blast_radius": ["database-primary"], "workload": "probes",
-        "faults": [{"type": "database_primary_kill", "target": "database-primary", "duration": "2s"}]}))
-    done = subprocess.run([*DRILL, "chaos", str(plan), "--confirm", "chaos-kill", "--out", str(tmp_path / "out"),
-                           "--cab-log", str(tmp_path / "cab.jsonl")], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300, env=env_of(staging))
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "chaos": "chaos-kill",
+                "title": "kill the primary",
+                "lab": lab,
+                "environment": STAGING,
+                "blast_radius": ["database-primary"],
+                "workload": "probes",
+                "faults": [{"type": "database_primary_kill", "target": "database-primary", "duration": "2s"}],
+            }
+        )
+    )
+    done = subprocess.run(
+        [
+            *DRILL,
+            "chaos",
+            str(plan),
+            "--confirm",
+            "chaos-kill",
+            "--out",
+            str(tmp_path / "out"),
+            "--cab-log",
+            str(tmp_path / "cab.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env_of(staging),
+    )
     assert_not_run(done, tmp_path, 2, "answered 401")
     assert Refuses.calls == ["/kill"]

@@ -34,8 +34,15 @@ def test_with_synchronous_replication_a_replication_cut_loses_nothing_run_twice_
 
     def worker():
         for n in (1, 2):
-            runs.append(run_plan("adhoc-replication-cut-async.yaml", lab, tmp_path / str(n),
-                                 lab=replace(plan.lab, replication="sync")))
+            runs.append(
+                run_plan(
+                    "adhoc-replication-cut-async.yaml",
+                    lab,
+                    tmp_path / str(n),
+                    lab=replace(plan.lab, replication="sync"),
+                )
+            )
+
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join(300)
@@ -44,7 +51,7 @@ def test_with_synchronous_replication_a_replication_cut_loses_nothing_run_twice_
     for code, results in runs:
         scenario = results["scenarios"][0]
         m = scenario["measurements"]
-        assert m["acknowledged_after_cut"] == 0     # commits never confirmed: never acknowledged
+        assert m["acknowledged_after_cut"] == 0  # commits never confirmed: never acknowledged
         assert m["lost_writes"] == 0 and m["rpo_seconds"] == 0
         assert gates_of(scenario)["lost_writes"]["verdict"] == "pass"
         assert code == 0, not_passed(results)
@@ -53,16 +60,24 @@ def test_with_synchronous_replication_a_replication_cut_loses_nothing_run_twice_
 def test_an_impossible_rto_target_fails_the_drill_and_the_report_says_so(lab, tmp_path):
     """The failover scenario alone (its RTO is the one judged; the after-failover part adds nothing)."""
     plan = load_plan(ROOT / "drills" / "quarterly-database.yaml", ROOT)
-    code, results = run_plan("quarterly-database.yaml", lab, tmp_path, targets={**plan.targets, "rto_seconds": 0.001},
-                             scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",))
+    code, results = run_plan(
+        "quarterly-database.yaml",
+        lab,
+        tmp_path,
+        targets={**plan.targets, "rto_seconds": 0.001},
+        scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",),
+    )
     assert code == 1 and results["verdict"] == "fail"
     rto = gates_of(results["scenarios"][0])["rto_seconds"]
     assert rto["verdict"] == "fail" and rto["measured"] > 0.001
     out = tmp_path / "out"
     html = (out / "report.html").read_text()
     assert "FAIL" in html and "rto_seconds" in html
-    failed = [case.get("name") for case in ET.parse(out / "junit.xml").getroot().iter("testcase")
-              if case.find("failure") is not None]
+    failed = [
+        case.get("name")
+        for case in ET.parse(out / "junit.xml").getroot().iter("testcase")
+        if case.find("failure") is not None
+    ]
     assert any("rto_seconds" in name for name in failed), failed
 
 
@@ -74,8 +89,12 @@ def test_a_failback_action_that_ignores_the_lag_fails_the_lag_gate(lab, tmp_path
     fails naming the lag."""
     lab.failover.check_lag = False
     try:
-        code, results = run_plan("quarterly-database.yaml", lab, tmp_path,
-                                 scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",))
+        code, results = run_plan(
+            "quarterly-database.yaml",
+            lab,
+            tmp_path,
+            scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",),
+        )
     finally:
         lab.failover.check_lag = True
     scenario = results["scenarios"][0]

@@ -10,8 +10,12 @@ from tests.integration.conftest import ROOT, gates_of, run_plan
 
 def drill(lab, tmp_path):
     """The row's scenario alone (the negative judges it; the after-failover part adds nothing)."""
-    return run_plan("quarterly-event-store.yaml", lab, tmp_path,
-                    scenarios=(ROOT / "scenarios" / "eventstore" / "write_blocked.feature",))
+    return run_plan(
+        "quarterly-event-store.yaml",
+        lab,
+        tmp_path,
+        scenarios=(ROOT / "scenarios" / "eventstore" / "write_blocked.feature",),
+    )
 
 
 def test_a_control_plane_acknowledging_changes_without_their_event_fails_the_row_naming_the_gates(tmp_path):

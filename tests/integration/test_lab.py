@@ -16,14 +16,20 @@ from tests.support import wait_for
 
 
 def post(lab, path, **body):
-    return requests.post(lab.api_url + path, json=body, timeout=15,
-                         headers={"Idempotency-Key": body.pop("key", "k"), "X-Correlation-Id": "lab-test"})
+    return requests.post(
+        lab.api_url + path,
+        json=body,
+        timeout=15,
+        headers={"Idempotency-Key": body.pop("key", "k"), "X-Correlation-Id": "lab-test"},
+    )
 
 
 def counts(lab) -> tuple[int, int]:
     with psycopg.connect(lab.cluster.primary.dsn) as conn:
-        return (conn.execute("SELECT count(*) FROM approvals").fetchone()[0],
-                conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        return (
+            conn.execute("SELECT count(*) FROM approvals").fetchone()[0],
+            conn.execute("SELECT count(*) FROM events").fetchone()[0],
+        )
 
 
 def test_lab_is_up_on_loopback_with_every_part(lab):
@@ -31,8 +37,9 @@ def test_lab_is_up_on_loopback_with_every_part(lab):
     assert endpoints["api"].startswith("http://127.0.0.1:")
     assert all(url.startswith("http://127.0.0.1:") for url in endpoints["instances"].values())
     assert all(pid for pid in lab.processes().values()), lab.processes()
-    assert all(ok for ok, _ in lab.steady_state_checks().values()) or \
-        wait_for(lambda: all(ok for ok, _ in lab.steady_state_checks().values()), timeout=10)
+    assert all(ok for ok, _ in lab.steady_state_checks().values()) or wait_for(
+        lambda: all(ok for ok, _ in lab.steady_state_checks().values()), timeout=10
+    )
     assert requests.get(lab.api_url + "/health", timeout=5).json()["ServiceHealth"] == "Healthy"
 
 
@@ -52,9 +59,10 @@ def test_database_unreachable_gives_503_naming_the_cause_and_no_partial_write(la
     assert publish.status_code == 503 and publish.json()["cause"] == "database"
     assert health.status_code == 503 and health.json()["components"]["database"]["status"] == "down"
     assert elapsed < 20
-    assert counts(lab) == before                       # nothing half-written
-    healed = wait_for(lambda: post(lab, f"/intents/{created['id']}/approve", approver="cab").status_code == 200,
-                      timeout=30)
+    assert counts(lab) == before  # nothing half-written
+    healed = wait_for(
+        lambda: post(lab, f"/intents/{created['id']}/approve", approver="cab").status_code == 200, timeout=30
+    )
     assert healed and counts(lab)[0] == before[0] + 1
 
 
@@ -73,7 +81,7 @@ def test_failback_is_refused_while_transaction_lag_exceeds_5_seconds(lab):
         with pytest.raises(FailbackRefused) as refused:
             lab.failover.failback(replica, max_lag=5.0)
         assert refused.value.lag > 5.0
-        assert lab.database_primary() == primary       # nothing changed
+        assert lab.database_primary() == primary  # nothing changed
     finally:
         heal_replication(lab, cut)
     wait_for(lambda: lab.failover.transaction_lag(replica) <= 5.0, timeout=40, interval=0.2)

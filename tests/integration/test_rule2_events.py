@@ -40,10 +40,10 @@ def test_the_failover_drill_passes_rule_2_on_events_the_deployment_logged_itself
     gate = gates_of(scenario)["correlation_ids_recorded"]
     assert gate["verdict"] == "pass", not_passed(results)
     m = gate["measured"]
-    assert m["deployment_audit_events_checked"] > 25            # the workload's writes, at least
-    assert m["deployment_failover_events_checked"] >= 3         # detect, promote, reconnect
+    assert m["deployment_audit_events_checked"] > 25  # the workload's writes, at least
+    assert m["deployment_failover_events_checked"] >= 3  # detect, promote, reconnect
     assert m["failovers_observed"] >= 1 and m["failovers_not_logged_by_deployment"] == []
-    assert m["forwarded_events_delivered"] >= 2                  # the journal's inject and heal
+    assert m["forwarded_events_delivered"] >= 2  # the journal's inject and heal
     figures = scenario["measurements"]
     assert figures["rule2_deployment_failover_events_checked"] == m["deployment_failover_events_checked"]
     # the harness forwarded its own acts, never the failover manager's events
@@ -55,8 +55,11 @@ def test_the_failover_drill_passes_rule_2_on_events_the_deployment_logged_itself
     emitters = {(r["payload"]["kind"], r["payload"].get("emitter")) for r in stored}
     assert ("promote", "failover-manager") in emitters and ("inject", "harness-forwarder") in emitters
     assert ("promote", "harness-forwarder") not in emitters
-    assert all(r["correlation_id"].startswith("failover-manager/") for r in stored
-               if r["payload"].get("emitter") == "failover-manager")
+    assert all(
+        r["correlation_id"].startswith("failover-manager/")
+        for r in stored
+        if r["payload"].get("emitter") == "failover-manager"
+    )
     assert code == 0, not_passed(results)
 
 

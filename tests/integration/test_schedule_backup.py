@@ -21,12 +21,20 @@ pytestmark = pytest.mark.integration
 def target_file(staging, tmp_path, name: str, buckets: str, **changes):
     address = staging["endpoints"]["database"]["pg-a"].split(" ")[0]
     host, port = address.rsplit(":", 1)
-    data = {"database": {"dsn": f"host={host} port={port} dbname=controlplane user=controlplane",
-                         "password_file": staging["secret_files"]["pg-password"]},
-            "s3": {"endpoint": staging["endpoints"]["s3"], "region": S3_ENV["AWS_DEFAULT_REGION"],
-                   "access_key_env": "TEST_S3_KEY", "secret_key_env": "TEST_S3_SECRET"},
-            "buckets": {"hourly": f"{buckets}-hourly", "export": f"{buckets}-dr", "vault": f"{buckets}-vault"},
-            **changes}
+    data = {
+        "database": {
+            "dsn": f"host={host} port={port} dbname=controlplane user=controlplane",
+            "password_file": staging["secret_files"]["pg-password"],
+        },
+        "s3": {
+            "endpoint": staging["endpoints"]["s3"],
+            "region": S3_ENV["AWS_DEFAULT_REGION"],
+            "access_key_env": "TEST_S3_KEY",
+            "secret_key_env": "TEST_S3_SECRET",
+        },
+        "buckets": {"hourly": f"{buckets}-hourly", "export": f"{buckets}-dr", "vault": f"{buckets}-vault"},
+        **changes,
+    }
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return path
@@ -40,8 +48,14 @@ def daemon_for(staging, tmp_path, monkeypatch):
     (tmp_path / "plans").mkdir()
 
     def make(backup_file):
-        return Daemon(tmp_path / "plans", store=f"sqlite:///{tmp_path / 's.sqlite'}", cab_log=tmp_path / "cab.jsonl",
-                      backup_file=backup_file, log=lambda line: None)
+        return Daemon(
+            tmp_path / "plans",
+            store=f"sqlite:///{tmp_path / 's.sqlite'}",
+            cab_log=tmp_path / "cab.jsonl",
+            backup_file=backup_file,
+            log=lambda line: None,
+        )
+
     return make
 
 
@@ -49,8 +63,9 @@ def now():
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def test_the_hourly_job_takes_a_snapshot_and_the_daily_check_reads_its_age_from_the_store(staging, tmp_path,
-                                                                                          daemon_for):
+def test_the_hourly_job_takes_a_snapshot_and_the_daily_check_reads_its_age_from_the_store(
+    staging, tmp_path, daemon_for
+):
     path = target_file(staging, tmp_path, "backup.yaml", "sched")
     daemon = daemon_for(path)
     assert daemon.backup_job("backup:snapshot", [now()]) == "pass"
@@ -86,12 +101,15 @@ def test_a_job_that_cannot_reach_the_database_fails_without_showing_the_password
     assert "not-the-password-42" not in (tmp_path / "cab.jsonl").read_text()
 
 
-@pytest.mark.parametrize("change, key", [
-    ({"database": {"dsn": "host=x password=pw"}}, "database"),
-    ({"s3": {"endpoint": "s3.example"}}, "s3.endpoint"),
-    ({"max_age_hours": 0}, "max_age_hours"),
-    ({"retention": 3}, "retention"),
-])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"database": {"dsn": "host=x password=pw"}}, "database"),
+        ({"s3": {"endpoint": "s3.example"}}, "s3.endpoint"),
+        ({"max_age_hours": 0}, "max_age_hours"),
+        ({"retention": 3}, "retention"),
+    ],
+)
 def test_a_bad_backup_target_names_its_key(tmp_path, change, key):
     from harness.plan import PlanError
 

@@ -38,8 +38,14 @@ stop_conditions: {probe_failing_s: .inf}
 
 
 def validate(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([*DRILL, "validate", *args], capture_output=True, text=True, cwd=cwd, timeout=120,
-                          env={**os.environ, "DRILL_STATE_DIR": str(cwd / ".no-state")} if cwd != ROOT else None)
+    return subprocess.run(
+        [*DRILL, "validate", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={**os.environ, "DRILL_STATE_DIR": str(cwd / ".no-state")} if cwd != ROOT else None,
+    )
 
 
 def test_every_shipped_plan_is_valid_and_said_ok():
@@ -64,14 +70,25 @@ def test_every_error_of_each_file_is_listed_at_once(tmp_path):
     assert lines[0] == "ok  good.yaml"
     bad = [line for line in lines if line.startswith("bad.yaml: key '")]
     keys = {line.split("'")[1] for line in bad}
-    assert keys == {"drill", "title", "ha_domain", "lab.provider", "scenarios[0]", "targets.rto_seconds",
-                    "targets.rpo", "targets.lost_writes", "tier", "colour"}, bad
+    assert keys == {
+        "drill",
+        "title",
+        "ha_domain",
+        "lab.provider",
+        "scenarios[0]",
+        "targets.rto_seconds",
+        "targets.rpo",
+        "targets.lost_writes",
+        "tier",
+        "colour",
+    }, bad
     chaos = {line.split("'")[1] for line in lines if line.startswith("chaos.yaml: key '")}
     assert chaos == {"title", "workload", "faults[0]", "faults[1].target", "stop_conditions.probe_failing_s"}
     assert [line for line in lines if line.startswith("latin1.yaml:")] == [
-        next(line for line in lines if "not UTF-8" in line)]
+        next(line for line in lines if "not UTF-8" in line)
+    ]
     assert any(line.startswith("missing.yaml: no such plan file") for line in lines)
-    assert len(lines) == 1 + len(bad) + len(chaos) + 2       # nothing else
+    assert len(lines) == 1 + len(bad) + len(chaos) + 2  # nothing else
     assert "4 of 5 plan file(s) invalid" in done.stderr
 
 
@@ -85,8 +102,9 @@ def test_json_lists_each_file_with_its_errors(tmp_path):
 
 def test_a_run_still_stops_at_the_first_error(tmp_path):
     (tmp_path / "bad.yaml").write_text(BAD)
-    done = subprocess.run([*DRILL, "run", "bad.yaml", "--out", "out"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [*DRILL, "run", "bad.yaml", "--out", "out"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
     assert done.stderr.startswith("drill: invalid plan: bad.yaml: key 'colour'")
     assert not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ from harness.lab.postgres import APP_DATABASE, PgBinariesMissing, PgCluster, che
 from harness.model import FaultSpec
 from tests.support import wait_for
 
-pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(60)  # integration: tests/conftest.py, by folder
 
 try:
     check_binaries(pg_bin_dir())
@@ -46,9 +46,12 @@ def appender_can_lock(node) -> bool:
 def block_sessions(node) -> int:
     """Locks on event_chain_head held by the block's session (application_name), from pg_locks."""
     with superuser(node)(autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                            "WHERE a.application_name = %s AND l.granted "
-                            "AND l.relation = 'event_chain_head'::regclass", (APPLICATION_NAME,)).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE a.application_name = %s AND l.granted "
+            "AND l.relation = 'event_chain_head'::regclass",
+            (APPLICATION_NAME,),
+        ).fetchone()[0]
 
 
 class OneNodeLab:
@@ -67,10 +70,10 @@ def test_a_block_with_a_time_limit_is_lifted_by_postgresql_itself(primary):
     fault.inject(ctx)
     try:
         assert not appender_can_lock(primary) and block_sessions(primary) == 1
-        wait_for(lambda: appender_can_lock(primary), timeout=15)      # gone without any heal
+        wait_for(lambda: appender_can_lock(primary), timeout=15)  # gone without any heal
         assert block_sessions(primary) == 0
     finally:
-        fault.heal(ctx)                          # a no-op now: the session is already gone
+        fault.heal(ctx)  # a no-op now: the session is already gone
     assert appender_can_lock(primary)
 
 
@@ -87,5 +90,6 @@ def test_a_block_without_a_time_limit_holds_until_released(primary):
 def test_a_bad_time_limit_is_refused_before_connecting(limit):
     def connect(**kw):
         raise AssertionError("connected despite a bad time limit")
+
     with pytest.raises(ValueError, match="time_limit_s"):
         EventStoreWriteBlock.hold("primary", connect, time_limit_s=limit)

@@ -21,7 +21,7 @@ from harness.lab.embedded import EmbeddedLab
 from harness.model import FaultSpec
 from tests.support import wait_for
 
-pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(60)  # integration: tests/conftest.py, by folder
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
@@ -50,15 +50,20 @@ def upstream():
 
 
 TOKEN = "test-control-" + secrets.token_hex(8)
-AUTH = {"Authorization": f"Bearer {TOKEN}"}   # the control paths need the lab's bearer token
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # the control paths need the lab's bearer token
 
 
 @pytest.fixture
 def gateway(upstream):
     """A fresh gateway process per test (its request log starts empty)."""
-    process = subprocess.Popen([sys.executable, "-m", "harness.lab.httpfault", "--port", "0",
-                                "--upstream", upstream], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL, text=True, env={**os.environ, CONTROL_TOKEN_ENV: TOKEN})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, CONTROL_TOKEN_ENV: TOKEN},
+    )
     try:
         line = process.stdout.readline().strip()
         assert line.startswith("listening "), line
@@ -84,11 +89,14 @@ def test_every_request_is_recorded_with_its_status_and_whether_it_was_injected(g
     assert requests.get(f"{gateway}/bucket/a?versionId=1", timeout=5).status_code == 200
     assert fault(gateway, status=503, count=1).status_code == 200
     assert requests.put(f"{gateway}/bucket/b", data=b"x", timeout=5).status_code == 503
-    assert requests.get(f"{gateway}/bucket/c", timeout=5).status_code == 200     # count 1: forwarding again
-    requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5)                           # control: not recorded
+    assert requests.get(f"{gateway}/bucket/c", timeout=5).status_code == 200  # count 1: forwarding again
+    requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5)  # control: not recorded
     seen = logged(gateway)
     assert [(r["n"], r["method"], r["path"], r["status"], r["injected"]) for r in seen] == [
-        (1, "GET", "/bucket/a", 200, False), (2, "PUT", "/bucket/b", 503, True), (3, "GET", "/bucket/c", 200, False)]
+        (1, "GET", "/bucket/a", 200, False),
+        (2, "PUT", "/bucket/b", 503, True),
+        (3, "GET", "/bucket/c", 200, False),
+    ]
     assert start <= seen[0]["at"] <= seen[1]["at"] <= seen[2]["at"] <= time.time()
     assert [r["n"] for r in logged(gateway, after=1)] == [2, 3]
     assert logged(gateway, after=3) == []
@@ -116,15 +124,19 @@ def test_healing_or_changing_the_fault_cancels_its_time_limit(gateway):
 
 @pytest.mark.parametrize("for_s", ["0", "-1", "NaN", "Infinity", '"soon"', "true"])
 def test_a_bad_for_s_is_400_and_changes_nothing(gateway, for_s):
-    reply = requests.post(f"{gateway}/_drill/fault", data=f'{{"status": 503, "for_s": {for_s}}}',
-                          headers={**AUTH, "Content-Type": "application/json"}, timeout=5)
+    reply = requests.post(
+        f"{gateway}/_drill/fault",
+        data=f'{{"status": 503, "for_s": {for_s}}}',
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=5,
+    )
     assert reply.status_code == 400 and "for_s" in reply.json()["error"]
     assert requests.get(f"{gateway}/_drill/fault", headers=AUTH, timeout=5).json()["status"] is None
     assert requests.get(f"{gateway}/y", timeout=5).status_code == 200
 
 
 def test_the_http_error_fault_passes_its_time_limit(gateway):
-    class Store:   # the EvidenceStore the fault acts through: the gateway's address and its control token
+    class Store:  # the EvidenceStore the fault acts through: the gateway's address and its control token
         def http_gateway(self, name: str) -> str:
             assert name == "s3"
             return gateway
@@ -153,7 +165,7 @@ def test_the_http_error_fault_passes_its_time_limit(gateway):
 
 
 def test_embedded_lab_reads_its_gateway_requests(gateway):
-    lab = EmbeddedLab()          # not started: only its gateway address (and token) is set
+    lab = EmbeddedLab()  # not started: only its gateway address (and token) is set
     lab.gateway_url, lab.control_token = gateway, TOKEN
     requests.get(f"{gateway}/bucket/k", timeout=5)
     assert [(r["method"], r["path"], r["status"]) for r in lab.gateway_requests()] == [("GET", "/bucket/k", 200)]
@@ -161,8 +173,10 @@ def test_embedded_lab_reads_its_gateway_requests(gateway):
         lab.gateway_requests("db")
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/_drill/fault"), ("POST", "/_drill/fault"),
-                                          ("DELETE", "/_drill/fault"), ("GET", "/_drill/requests")])
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/_drill/fault"), ("POST", "/_drill/fault"), ("DELETE", "/_drill/fault"), ("GET", "/_drill/requests")],
+)
 def test_the_control_paths_need_the_labs_bearer_token(gateway, method, path):
     """Loopback is open to every local user: a control call without the token is refused (401)
     and changes nothing; with it, it is answered; what is forwarded needs no token."""
@@ -177,15 +191,22 @@ def test_the_control_paths_need_the_labs_bearer_token(gateway, method, path):
 
 def test_a_gateway_started_without_a_token_refuses_every_control_call(upstream):
     env = {k: v for k, v in os.environ.items() if k != CONTROL_TOKEN_ENV}
-    process = subprocess.Popen([sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                               text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness.lab.httpfault", "--port", "0", "--upstream", upstream],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
         url = "http://" + process.stdout.readline().split()[1]
         for headers in ({}, {"Authorization": "Bearer "}, AUTH):
-            assert requests.post(f"{url}/_drill/fault", json={"status": 503}, headers=headers,
-                                 timeout=5).status_code == 401
-        assert requests.get(f"{url}/x", timeout=5).status_code == 200     # forwarded, never faulted
+            assert (
+                requests.post(f"{url}/_drill/fault", json={"status": 503}, headers=headers, timeout=5).status_code
+                == 401
+            )
+        assert requests.get(f"{url}/x", timeout=5).status_code == 200  # forwarded, never faulted
     finally:
         proc.stop_process(process)
         process.stdout.close()

@@ -43,8 +43,14 @@ class Instance:
                 return
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), 0)
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
         while len(body) < length:
             chunk = sock.recv(65536)
             if not chunk:
@@ -53,12 +59,15 @@ class Instance:
         with self._lock:
             self.received.append(head.split(b"\r\n", 1)[0].decode())
         if self.answer is None:
-            sock.shutdown(socket.SHUT_RDWR)   # the request arrived whole; no byte of an answer
+            sock.shutdown(socket.SHUT_RDWR)  # the request arrived whole; no byte of an answer
             return
         status, payload = self.answer
         content = json.dumps(payload).encode()
-        sock.sendall(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(content)}"
-                     f"\r\nConnection: close\r\n\r\n".encode() + content)
+        sock.sendall(
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(content)}"
+            f"\r\nConnection: close\r\n\r\n".encode()
+            + content
+        )
 
     def close(self) -> None:
         self.server.close()
@@ -71,6 +80,7 @@ def instances():
     def make(answer):
         made.append(Instance(answer))
         return made[-1]
+
     yield make
     for instance in made:
         instance.close()
@@ -88,6 +98,7 @@ def balancer(tmp_path):
         started.append(lb)
         lb.start()
         return lb
+
     yield start
     for lb in started:
         lb.stop()
@@ -123,16 +134,16 @@ def test_another_instances_refusal_never_answers_for_a_post_one_took(instances, 
     refuses = instances((503, {"error": "database unavailable", "cause": "database"}))
     lb = balancer({"a": took.address, "b": refuses.address})
     reply = approve_through(lb)
-    if reply.outcome is Outcome.FAIL:       # a definite refusal: nobody else may have had the POST
+    if reply.outcome is Outcome.FAIL:  # a definite refusal: nobody else may have had the POST
         assert took.received == [], f"refused 503 after an instance took it: {took.received}"
     assert len(took.received) + len(refuses.received) == 1
 
 
 def test_a_refused_connection_is_still_retried_on_another_instance(instances, balancer):
-    dead_port = free_port()                                 # nothing listens there: connection refused
+    dead_port = free_port()  # nothing listens there: connection refused
     alive = instances((200, {"intent_id": 7, "state": "Approved"}))
     lb = balancer({"dead": f"127.0.0.1:{dead_port}", "alive": alive.address})
-    for _ in range(4):                                      # round robin: the dead one gets its turns
+    for _ in range(4):  # round robin: the dead one gets its turns
         answer = requests.post(lb.url + "/intents/7/approve", json={"approver": "drill-cab"}, timeout=15)
         assert answer.status_code == 200, answer.text
     assert len(alive.received) == 4

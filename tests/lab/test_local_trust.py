@@ -63,10 +63,19 @@ def dead_owner() -> tuple[int, int]:
 
 def record(state: Path, tag: str, process, directory: Path, **changes) -> Path:
     pid, started = dead_owner()
-    data = {"schema": reaper.RECORD_SCHEMA, "lab_id": tag, "kind": "test-decoy", "owner_pid": pid,
-            "owner_start_time": started, "tag": tag, "pids": [process.pid],
-            "starts": {str(process.pid): proc.start_time(process.pid)}, "dirs": [str(directory)],
-            "created": time.time() - 60, **changes}
+    data = {
+        "schema": reaper.RECORD_SCHEMA,
+        "lab_id": tag,
+        "kind": "test-decoy",
+        "owner_pid": pid,
+        "owner_start_time": started,
+        "tag": tag,
+        "pids": [process.pid],
+        "starts": {str(process.pid): proc.start_time(process.pid)},
+        "dirs": [str(directory)],
+        "created": time.time() - 60,
+        **changes,
+    }
     path = state / f"{tag}.json"
     path.write_text(json.dumps(data))
     path.chmod(0o600)
@@ -78,6 +87,7 @@ def untouched(process, directory: Path) -> bool:
 
 
 # ---- 1. the lab registry ------------------------------------------------------------------------
+
 
 def test_a_record_we_wrote_is_reaped(state, decoy):
     """The control: a trusted record of a dead owner gets its process killed and its dir removed."""
@@ -119,8 +129,9 @@ def test_a_pid_with_another_start_time_is_not_signalled(state, decoy):
     written after the decoy started, so the tag alone does not make it the lab's either."""
     tag, process, directory = decoy
     real = proc.start_time(process.pid)
-    record(state, tag, process, directory, starts={str(process.pid): real + 1},
-           created=proc.started_at(process.pid) + 10)
+    record(
+        state, tag, process, directory, starts={str(process.pid): real + 1}, created=proc.started_at(process.pid) + 10
+    )
     assert reaper.reap_stale() == [tag]
     assert process.poll() is None and proc.is_alive(process.pid)
 
@@ -134,7 +145,7 @@ def test_a_record_without_start_times_is_dropped_without_acting(state, decoy):
 
 def test_a_dir_outside_the_temp_dirs_or_not_ours_is_not_removed(state, decoy, tmp_path):
     tag, process, directory = decoy
-    outside = Path.home() / f".{tag}-not-a-lab"      # not under a temp dir
+    outside = Path.home() / f".{tag}-not-a-lab"  # not under a temp dir
     outside.mkdir()
     try:
         foreign = Path(tempfile.mkdtemp(prefix=f"{tag}-foreign-"))
@@ -157,13 +168,15 @@ def test_lab_down_signals_only_the_owner_that_wrote_the_manifest(state, decoy, c
     get that process SIGTERMed by `drill lab down`."""
     tag, process, directory = decoy
     manifest = state / f"{tag}.lab.json"
-    manifest.write_text(json.dumps({"lab_id": tag, "owner_pid": process.pid,
-                                    "owner_start_time": proc.start_time(process.pid) + 1}))
+    manifest.write_text(
+        json.dumps({"lab_id": tag, "owner_pid": process.pid, "owner_start_time": proc.start_time(process.pid) + 1})
+    )
     manifest.chmod(0o600)
     assert cli.main(["lab", "down"]) == 0
     if os.geteuid() == 0:
-        manifest.write_text(json.dumps({"lab_id": tag, "owner_pid": process.pid,
-                                        "owner_start_time": proc.start_time(process.pid)}))
+        manifest.write_text(
+            json.dumps({"lab_id": tag, "owner_pid": process.pid, "owner_start_time": proc.start_time(process.pid)})
+        )
         os.chown(manifest, NOBODY.pw_uid, NOBODY.pw_gid)
         assert cli.main(["lab", "down"]) == 0
     assert process.poll() is None and proc.is_alive(process.pid)
@@ -195,8 +208,12 @@ def test_an_unsafe_state_dir_is_refused_naming_it_and_the_fix(tmp_path, monkeypa
         reaper.state_dir()
     message = str(refused.value)
     assert str(directory) in message and "DRILL_STATE_DIR" in message
-    assert {"world-writable": "chmod 700", "group-writable": "chmod 700", "owned-by-nobody": "rm -rf",
-            "symlink": "rm "}[how] in message
+    assert {
+        "world-writable": "chmod 700",
+        "group-writable": "chmod 700",
+        "owned-by-nobody": "rm -rf",
+        "symlink": "rm ",
+    }[how] in message
     with pytest.raises(reaper.UnsafeStateDir):
         reaper.Registration("drillx-" + os.urandom(4).hex(), "test")
     # the command line says it in one line, exit 2 (invalid input), no traceback
@@ -207,11 +224,12 @@ def test_an_unsafe_state_dir_is_refused_naming_it_and_the_fix(tmp_path, monkeypa
 
 # ---- 2. the initdb template cache ------------------------------------------------------------
 
+
 @pytest.fixture
 def base_dir():
     """A lab dir of its own (on tmpfs like the default one), so the test's caches are its own."""
     directory = Path(tempfile.mkdtemp(prefix="drill-trust-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    directory.chmod(0o711)   # the server's OS user reaches the lab dirs below it
+    directory.chmod(0o711)  # the server's OS user reaches the lab dirs below it
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 
@@ -229,7 +247,7 @@ def seeded(base_dir: Path, state: Path, cache_name: str) -> Path:
     with PgCluster(base_dir=base_dir, state_dir=state) as cluster:
         key = cluster._template_key()
     good = base_dir / f"drill-pg-templates-{os.geteuid()}" / key
-    assert (good / "PG_VERSION").exists()          # the first lab stored its template
+    assert (good / "PG_VERSION").exists()  # the first lab stored its template
     target = base_dir / cache_name / key
     if target != good:
         target.parent.mkdir(exist_ok=True)
@@ -267,10 +285,11 @@ def test_a_template_cache_of_another_owner_or_mode_is_not_used(base_dir, state, 
     else:
         cache.chmod(0o777)
     assert archive_command(base_dir, state) in ("(disabled)", "")
-    assert template.exists()     # left alone: not ours to remove
+    assert template.exists()  # left alone: not ours to remove
 
 
 # ---- 3. secret files, manifests, records: never through a symlink --------------------------------
+
 
 @pytest.fixture
 def victim(tmp_path) -> Path:
@@ -317,6 +336,7 @@ def test_a_lab_record_is_not_written_through_a_planted_symlink(state, victim):
 # ---- 4. control endpoints need the lab's bearer token --------------------------------------------
 # (the fault gateway: tests/lab/test_httpfault.py; clock control: tests/controlplane/test_backups.py)
 
+
 def platform_mock(token: str | None):
     from controlplane.control_auth import CONTROL_TOKEN_ENV
     from harness.net import free_port
@@ -325,9 +345,24 @@ def platform_mock(token: str | None):
     if token is not None:
         env[CONTROL_TOKEN_ENV] = token
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "controlplane", "platform-mock", "--platform", "jamf",
-                                "--host", "127.0.0.1", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "controlplane",
+            "platform-mock",
+            "--platform",
+            "jamf",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def health():
@@ -335,6 +370,7 @@ def platform_mock(token: str | None):
             return requests.get(url + "/health", timeout=1).status_code
         except requests.RequestException:
             return None
+
     assert poll(health, until=lambda s: s == 200 or process.poll() is not None, timeout=20).value == 200
     return process, url
 
@@ -351,7 +387,7 @@ def test_the_platform_stand_in_controls_need_the_labs_bearer_token():
         assert requests.get(url + "/_control", headers=auth, timeout=5).json()["mode"] == "ok"  # unchanged
         assert requests.post(url + "/_control", json={"mode": "error"}, headers=auth, timeout=5).status_code == 200
         assert requests.get(url + "/_control", headers=auth, timeout=5).json()["mode"] == "error"
-        assert token not in proc.cmdline(process.pid)   # never on the command line
+        assert token not in proc.cmdline(process.pid)  # never on the command line
     finally:
         proc.stop_process(process)
 
@@ -360,8 +396,9 @@ def test_a_platform_stand_in_started_without_a_token_refuses_every_control_call(
     process, url = platform_mock(None)
     try:
         for headers in ({}, {"Authorization": "Bearer "}):
-            assert requests.post(url + "/_control", json={"mode": "error"}, headers=headers,
-                                 timeout=5).status_code == 401
+            assert (
+                requests.post(url + "/_control", json={"mode": "error"}, headers=headers, timeout=5).status_code == 401
+            )
         assert requests.get(url + "/health", timeout=5).status_code == 200
     finally:
         proc.stop_process(process)

@@ -33,7 +33,7 @@ from harness.lab.postgres import (
     wait_until,
 )
 
-pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(60)  # integration: tests/conftest.py, by folder
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 15.0  # generous: 2 shared cores
@@ -140,8 +140,7 @@ def assert_nothing_left(lab: PgCluster) -> None:
 @pytest.fixture(scope="module")
 def lab(state_dir):
     """Shared by the tests that do not crash nodes: primary, sync replica, async replica."""
-    cluster = PgCluster(state_dir=state_dir).with_replica("replica", synchronous=True) \
-                                            .with_replica("analytics")
+    cluster = PgCluster(state_dir=state_dir).with_replica("replica", synchronous=True).with_replica("analytics")
     with cluster:
         yield cluster
     assert_nothing_left(cluster)
@@ -172,8 +171,11 @@ def test_primary_and_sync_replica_come_up_and_replicate_a_row(lab):
         conn.execute("CREATE TABLE replicated (v text)")
         conn.execute("INSERT INTO replicated VALUES ('written on the primary')")
     for node in (replica, analytics):
-        wait_until(lambda node=node: rows(node.dsn, "SELECT v FROM replicated") == [("written on the primary",)],
-                   DEADLINE, f"row readable on {node.name}")
+        wait_until(
+            lambda node=node: rows(node.dsn, "SELECT v FROM replicated") == [("written on the primary",)],
+            DEADLINE,
+            f"row readable on {node.name}",
+        )
 
 
 def test_servers_listen_on_loopback_only_with_sockets_inside_the_lab(lab):
@@ -199,8 +201,14 @@ def test_set_synchronous_changes_which_standby_commits_wait_for(lab):
     primary = lab.primary
     try:
         primary.set_synchronous(["analytics"])
-        wait_until(lambda: dict(primary.query("SELECT application_name, sync_state FROM pg_stat_replication"))
-                   == {"replica": "async", "analytics": "sync"}, DEADLINE, "analytics becomes sync")
+        wait_until(
+            lambda: (
+                dict(primary.query("SELECT application_name, sync_state FROM pg_stat_replication"))
+                == {"replica": "async", "analytics": "sync"}
+            ),
+            DEADLINE,
+            "analytics becomes sync",
+        )
     finally:
         primary.set_synchronous(["replica"])
     assert primary.query("SHOW synchronous_standby_names") == [('FIRST 1 ("replica")',)]
@@ -215,8 +223,11 @@ def test_a_replica_can_stream_through_another_address(lab):
         with psycopg.connect(lab.primary.dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE through_proxy (v int)")
             conn.execute("INSERT INTO through_proxy VALUES (7)")
-        wait_until(lambda: rows(via.dsn, "SELECT v FROM through_proxy") == [(7,)], DEADLINE,
-                   "row streamed through the forwarder")
+        wait_until(
+            lambda: rows(via.dsn, "SELECT v FROM through_proxy") == [(7,)],
+            DEADLINE,
+            "row streamed through the forwarder",
+        )
     finally:
         if "via_proxy" in lab.nodes:
             lab["via_proxy"].kill()
@@ -253,7 +264,7 @@ def test_a_failover_probe_whose_connection_dies_inside_its_lock_check_is_a_miss(
         return cursor
 
     controller = FailoverController(lab, None, "db", "replica", on_event=lambda *event: None)
-    assert controller._probe(lab["primary"]) is None              # healthy: the lock is granted
+    assert controller._probe(lab["primary"]) is None  # healthy: the lock is granted
     monkeypatch.setattr(psycopg.Connection, "execute", dies_after_the_lock)
     assert controller._probe(lab["primary"]) == UNREACHABLE
 
@@ -303,21 +314,26 @@ def test_rebuild_brings_the_old_primary_back_as_a_replica_with_small_lag(failove
     assert old.role == "replica" and old.is_in_recovery()
     assert dict(new.query("SELECT application_name, sync_state FROM pg_stat_replication")) == {"primary": "sync"}
     assert execute_within(new.dsn, "INSERT INTO t VALUES (3)", DEADLINE) == {"ok": True}
-    wait_until(lambda: rows(old.dsn, "SELECT x FROM t ORDER BY x") == [(1,), (2,), (3,)], DEADLINE,
-               "rows of the new primary on the rebuilt node")
+    wait_until(
+        lambda: rows(old.dsn, "SELECT x FROM t ORDER BY x") == [(1,), (2,), (3,)],
+        DEADLINE,
+        "rows of the new primary on the rebuilt node",
+    )
     wait_until(lambda: old.replication_lag_seconds() <= 5.0, DEADLINE, "rebuilt replica lag <= 5 s")
     wait_until(lambda: new.replication_lag_seconds("primary") <= 5.0, DEADLINE, "lag seen by new primary <= 5 s")
 
 
 def test_an_async_replica_follows_the_promoted_primary(state_dir):
-    with PgCluster(state_dir=state_dir).with_replica("replica", synchronous=True) \
-                                       .with_replica("analytics") as lab:
+    with PgCluster(state_dir=state_dir).with_replica("replica", synchronous=True).with_replica("analytics") as lab:
         lab["primary"].kill()
         lab["replica"].promote()
         lab["analytics"].follow(lab["replica"])
         assert execute_within(lab["replica"].dsn, "CREATE TABLE after_failover (v int)", DEADLINE) == {"ok": True}
-        wait_until(lambda: rows(lab["analytics"].dsn, "SELECT count(*) FROM after_failover") == [(0,)],
-                   DEADLINE, "analytics replays the new timeline")
+        wait_until(
+            lambda: rows(lab["analytics"].dsn, "SELECT count(*) FROM after_failover") == [(0,)],
+            DEADLINE,
+            "analytics replays the new timeline",
+        )
     assert_nothing_left(lab)
 
 
@@ -352,8 +368,9 @@ time.sleep(300)
 
 def test_reap_stale_cleans_a_lab_whose_owner_was_killed(state_dir, tmp_path):
     owner_state = tmp_path / "state"
-    owner = subprocess.Popen([sys.executable, "-c", LAB_OWNER, str(owner_state)], cwd=REPO,
-                             stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", LAB_OWNER, str(owner_state)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         ready, _, _ = select.select([owner.stdout], [], [], 40)
         assert ready, "the lab owner did not start its lab in time"
@@ -379,7 +396,6 @@ def test_missing_binary_error_names_the_path_and_the_fix(tmp_path, monkeypatch, 
     message = str(err.value)
     assert str(tmp_path / "initdb") in message
     assert "apt-get install postgresql-15" in message and "DRILL_PG_BIN" in message
-
 
 
 # ---- configuration files written as root into the server user's folders ----------------------
@@ -415,8 +431,8 @@ def test_a_symlink_planted_at_drill_conf_is_replaced_not_followed(unstarted_node
     assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
     assert "port = '54321'" in written.read_text()
     if cluster._uid_gid[0] is not None:
-        assert (st.st_uid, st.st_gid) == cluster._uid_gid          # the server can read it
-    assert [p.name for p in node.datadir.iterdir()] == ["drill.conf"]     # no temp file left
+        assert (st.st_uid, st.st_gid) == cluster._uid_gid  # the server can read it
+    assert [p.name for p in node.datadir.iterdir()] == ["drill.conf"]  # no temp file left
 
 
 @pytest.mark.parametrize("name", ["pg_hba.conf", "postgresql.auto.conf", "standby.signal"])

@@ -15,7 +15,7 @@ from harness.lab.embedded import EmbeddedLab
 from harness.lab.moto import MotoServer
 from harness.lab.parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, read_latest_object, store_client
 
-pytestmark = pytest.mark.timeout(60)   # integration: tests/conftest.py, by folder
+pytestmark = pytest.mark.timeout(60)  # integration: tests/conftest.py, by folder
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,13 @@ def moto(tmp_path_factory):
 
 
 def client(moto, service: str):
-    return boto3.client(service, endpoint_url=moto.endpoint_url, region_name="us-east-1",
-                        aws_access_key_id="test-key", aws_secret_access_key="test-secret")
+    return boto3.client(
+        service,
+        endpoint_url=moto.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test-key",
+        aws_secret_access_key="test-secret",
+    )
 
 
 @pytest.fixture
@@ -55,10 +60,13 @@ def test_queue_depth_counts_visible_in_flight_and_delayed_messages(queues, lab):
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"i": i}))
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"i": "later"}), DelaySeconds=60)
     received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=60)["Messages"]
-    assert len(received) == 1            # now in flight: not visible, still in the queue
+    assert len(received) == 1  # now in flight: not visible, still in the queue
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
-    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"],
-            attributes["ApproximateNumberOfMessagesDelayed"]) == ("2", "1", "1")
+    assert (
+        attributes["ApproximateNumberOfMessages"],
+        attributes["ApproximateNumberOfMessagesNotVisible"],
+        attributes["ApproximateNumberOfMessagesDelayed"],
+    ) == ("2", "1", "1")
     assert queue_depth(sqs, queue) == 4
     assert lab.queue_depth("jamf") == 4
 
@@ -69,25 +77,28 @@ def test_dead_letters_are_read_without_consuming_them(queues, lab):
     for body in bodies:
         sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(body))
     sqs.send_message(QueueUrl=dlq, MessageBody="not an intent")
-    expected = sorted([json.dumps(b, sort_keys=True) for b in bodies]
-                      + [json.dumps({"unparsed_body": "not an intent"})])
+    expected = sorted(
+        [json.dumps(b, sort_keys=True) for b in bodies] + [json.dumps({"unparsed_body": "not an intent"})]
+    )
     assert sorted(json.dumps(b, sort_keys=True) for b in peek_messages(sqs, dlq)) == expected
     assert sorted(json.dumps(b, sort_keys=True) for b in lab.dead_letters("jamf")) == expected  # again
     attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
-    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) \
-        == ("8", "0")                    # all still there, and visible to the runbook's requeue
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+        "8",
+        "0",
+    )  # all still there, and visible to the runbook's requeue
     assert peek_messages(sqs, lab.connectors.queues["jamf"]["queue_url"]) == []
 
 
 def test_read_object_reads_the_latest_version_of_each_region(moto, lab):
     s3 = client(moto, "s3")
     for bucket in (EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET):
-        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)    # versioned, as migrate makes them
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)  # versioned, as migrate makes them
     s3.put_object(Bucket=EVIDENCE_BUCKET, Key="packs/p1", Body=b"first")
     s3.put_object(Bucket=EVIDENCE_BUCKET, Key="packs/p1", Body=b"second")
     s3.put_object(Bucket=EVIDENCE_REPLICA_BUCKET, Key="packs/p1", Body=b"copy")
     s3.put_object(Bucket=EVIDENCE_BUCKET, Key="packs/gone", Body=b"x")
-    s3.delete_object(Bucket=EVIDENCE_BUCKET, Key="packs/gone")          # a delete marker is the latest
+    s3.delete_object(Bucket=EVIDENCE_BUCKET, Key="packs/gone")  # a delete marker is the latest
     assert lab.read_object("primary", "packs/p1") == b"second"
     assert lab.read_object("alternate", "packs/p1") == b"copy"
     assert lab.read_object("primary", "packs/never") is None
@@ -101,21 +112,37 @@ def test_read_object_reads_the_latest_version_of_each_region(moto, lab):
 class _NoStores(Lab):
     provider = "external"
 
-    def up(self): return self
-    def down(self): pass
-    def endpoints(self): return {}
-    def processes(self): return {}
-    def steady_state_checks(self): return {}
-    def database_primary(self): return "pg-a"
-    def kill_database_node(self, name): pass
+    def up(self):
+        return self
+
+    def down(self):
+        pass
+
+    def endpoints(self):
+        return {}
+
+    def processes(self):
+        return {}
+
+    def steady_state_checks(self):
+        return {}
+
+    def database_primary(self):
+        return "pg-a"
+
+    def kill_database_node(self, name):
+        pass
 
 
-@pytest.mark.parametrize("call, capability", [
-    (lambda lab: lab.queue_depth("jamf"), "intent queue depth"),
-    (lambda lab: lab.dead_letters("jamf"), "dead-letter queue"),
-    (lambda lab: lab.read_object("primary", "k"), "evidence objects"),
-    (lambda lab: lab.platform_requests("jamf"), "platform API stand-ins"),
-])
+@pytest.mark.parametrize(
+    "call, capability",
+    [
+        (lambda lab: lab.queue_depth("jamf"), "intent queue depth"),
+        (lambda lab: lab.dead_letters("jamf"), "dead-letter queue"),
+        (lambda lab: lab.read_object("primary", "k"), "evidence objects"),
+        (lambda lab: lab.platform_requests("jamf"), "platform API stand-ins"),
+    ],
+)
 def test_other_providers_say_they_cannot_read_the_stores(call, capability):
     with pytest.raises(NotImplementedError, match=f"the external lab .*{capability}"):
         call(_NoStores())

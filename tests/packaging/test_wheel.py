@@ -19,15 +19,22 @@ from harness.cab.ledger import append_cab_record, load_key
 from harness.report.manifest import write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
-SKIP = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", "out", ".pytest_cache",
-                              "cab-log.jsonl", "schedule.sqlite*")
+SKIP = shutil.ignore_patterns(
+    ".venv", ".git", "build", "*.egg-info", "__pycache__", "out", ".pytest_cache", "cab-log.jsonl", "schedule.sqlite*"
+)
 
 pytestmark = pytest.mark.timeout(900)
 
 
 def run(*args, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     assert done.returncode == 0, f"{args}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return done
 
@@ -48,7 +55,7 @@ def test_the_installed_drill_says_its_version_and_its_steps(installed):
     drill = installed / "venv" / "bin" / "drill"
     elsewhere = installed / "elsewhere"
     elsewhere.mkdir()
-    assert run(drill, "--version", cwd=elsewhere).stdout.strip() == f"drill {__version__}"   # no checkout: no commit
+    assert run(drill, "--version", cwd=elsewhere).stdout.strip() == f"drill {__version__}"  # no checkout: no commit
     steps = run(drill, "steps", cwd=elsewhere).stdout
     assert "Given" in steps and "the database primary is killed" in steps
 
@@ -57,15 +64,32 @@ def test_the_installed_drill_renders_reports_from_its_packaged_templates(install
     drill = installed / "venv" / "bin" / "drill"
     out = installed / "out"
     out.mkdir()
-    (out / "results.json").write_text(json.dumps({
-        "schema_version": 3, "drill": "packaged", "title": "Packaged templates", "verdict": "pass",
-        "scenarios": [{"name": "s", "verdict": "pass", "measurements": {"rto_seconds": 1.0},
-                       "gates": [{"id": "rto_seconds", "verdict": "pass", "measured": 1.0}]}]}))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "schema_version": 3,
+                "drill": "packaged",
+                "title": "Packaged templates",
+                "verdict": "pass",
+                "scenarios": [
+                    {
+                        "name": "s",
+                        "verdict": "pass",
+                        "measurements": {"rto_seconds": 1.0},
+                        "gates": [{"id": "rto_seconds", "verdict": "pass", "measured": 1.0}],
+                    }
+                ],
+            }
+        )
+    )
     (installed / "cab.key").write_text(os.urandom(32).hex())
     # sealed and recorded as a drill leaves it: `drill report` rebuilds only what `drill verify` finds intact
     digest = write_manifest(out, {"drill": "packaged"})
-    append_cab_record(installed / "cab.jsonl", {"kind": "drill", "drill": "packaged", "out_dir": str(out.resolve()),
-                                                "manifest": digest}, load_key(installed / "cab.key"))
+    append_cab_record(
+        installed / "cab.jsonl",
+        {"kind": "drill", "drill": "packaged", "out_dir": str(out.resolve()), "manifest": digest},
+        load_key(installed / "cab.key"),
+    )
     record = ["--cab-log", installed / "cab.jsonl", "--cab-key", installed / "cab.key"]
     run(drill, "report", out, *record, cwd=installed)
     assert "Packaged templates" in (out / "report.html").read_text()

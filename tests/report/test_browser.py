@@ -26,22 +26,41 @@ def long_results(scenarios: int = 6) -> dict:
     for i in range(scenarios):
         failed = i == 2
         name = f"scenario-{i + 1}-{'db-primary-kill' if i % 2 == 0 else 'network-partition-of-the-api'}"
-        s = copy.deepcopy(make_results(name=name, rto_verdict="fail" if failed else "pass",
-                                       rto=45.0 if failed else 3.2 + i)["scenarios"][0])
+        s = copy.deepcopy(
+            make_results(name=name, rto_verdict="fail" if failed else "pass", rto=45.0 if failed else 3.2 + i)[
+                "scenarios"
+            ][0]
+        )
         s.update(
-            feature=f"drills/features/database.feature:{10 * i + 3}", tags=["database", "destructive"],
+            feature=f"drills/features/database.feature:{10 * i + 3}",
+            tags=["database", "destructive"],
             description="Given a steady state with writes every 100 ms\nWhen the primary is killed\n"
-                        "Then a replica is promoted within the RTO",
+            "Then a replica is promoted within the RTO",
             matrix_row={"number": i + 1, "component": "PostgreSQL primary", "failure": "process killed"},
             observations=["replica promoted after 2.9 s", "the API answered 503 for 3 s, then recovered"],
-            faults=[{"label": f"kill-primary-{i}", "type": "process_kill", "target": "db-1",
-                     "description": "SIGKILL the PostgreSQL primary", "injected_s": 4.0, "healed_s": 10.0,
-                     "time_limit_s": 120}],
+            faults=[
+                {
+                    "label": f"kill-primary-{i}",
+                    "type": "process_kill",
+                    "target": "db-1",
+                    "description": "SIGKILL the PostgreSQL primary",
+                    "injected_s": 4.0,
+                    "healed_s": 10.0,
+                    "time_limit_s": 120,
+                }
+            ],
             lost_write_keys=[f"intent-{i}-{k}" for k in range(3)] if failed else [],
         )
         results["scenarios"].append(s)
-    results["gates"] = [{"id": "all_scenarios_ran", "description": "Every planned scenario ran",
-                         "measured": scenarios, "threshold": f"== {scenarios}", "verdict": "pass"}]
+    results["gates"] = [
+        {
+            "id": "all_scenarios_ran",
+            "description": "Every planned scenario ran",
+            "measured": scenarios,
+            "threshold": f"== {scenarios}",
+            "verdict": "pass",
+        }
+    ]
     return results
 
 
@@ -59,7 +78,7 @@ def _live_members(group: int) -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            state, _ppid, pgrp = stat[stat.rindex(")") + 2:].split()[:3]
+            state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
             if int(pgrp) == group and state not in ("Z", "X"):
                 live.append(int(entry.name))
     return live
@@ -130,14 +149,14 @@ Array.from(document.querySelectorAll('table'))
 def test_on_a_phone_the_verdict_column_stays_on_screen(browser, report):
     with browser.open(report, width=PHONE, height=844, mobile=True) as page:
         tables = page.evaluate(VERDICT_COLUMNS)
-        assert len(tables) == 1 + 1 + 6   # gates not passed, drill gates, one per scenario
+        assert len(tables) == 1 + 1 + 6  # gates not passed, drill gates, one per scenario
         for rows in tables:
             for row in rows:
                 assert row["last_width"] > 0 and 0 < row["last_right"] <= PHONE, row
                 assert row["verdict_width"] > 0 and row["verdict_right"] <= PHONE, row
         verdicts = {row["text"] for rows in tables for row in rows[1:]}
         assert verdicts == {"PASS", "FAIL", "UNKNOWN"}
-        assert page.evaluate("window.innerWidth") == PHONE   # nothing widened the layout either
+        assert page.evaluate("window.innerWidth") == PHONE  # nothing widened the layout either
 
 
 def test_a_page_that_fetches_something_shows_it_but_reaches_nothing(browser, tmp_path):
@@ -156,17 +175,17 @@ def test_the_report_prints_to_a_pdf_with_a_header_and_page_numbers(browser, repo
     took = time.monotonic() - began
     assert pdf == tmp_path / "report.pdf"
     assert pdf.read_bytes().startswith(b"%PDF")
-    assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]   # no temp file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]  # no temp file left behind
     reader = pypdf.PdfReader(pdf)
     pages = len(reader.pages)
     assert pages > 1
     first = reader.pages[0].extract_text()
     assert f"Page 1 of {pages}" in first
-    assert TITLE + " <&>" in first   # escaped in the header template, shown as typed
+    assert TITLE + " <&>" in first  # escaped in the header template, shown as typed
     last = reader.pages[-1].extract_text()
     assert f"Page {pages} of {pages}" in last and TITLE in last
     box = reader.pages[0].mediabox
-    assert (round(float(box.width)), round(float(box.height))) == (595, 842)   # A4 in points
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)  # A4 in points
     assert took < 20
 
 
@@ -177,7 +196,7 @@ def test_a_screenshot_of_the_whole_report(browser, report, tmp_path):
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
     width, tall = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert (width, tall) == (1280, height)   # the whole page, not only the 900 px viewport
+    assert (width, tall) == (1280, height)  # the whole page, not only the 900 px viewport
 
 
 def test_the_trend_page_fetches_nothing_and_its_charts_have_size(browser, tmp_path):
@@ -191,22 +210,31 @@ def test_the_trend_page_fetches_nothing_and_its_charts_have_size(browser, tmp_pa
         charts = page.boxes("svg.chart")
         assert len(charts) == 6 and all(box["width"] > 300 and box["height"] > 80 for box in charts), charts
         marks = page.boxes("svg.chart circle")
-        assert marks and all(box["width"] > 2 for box in marks)           # the RTO marks are drawn
+        assert marks and all(box["width"] > 2 for box in marks)  # the RTO marks are drawn
 
 
 # ---- a lab run is a rehearsal: page 1 and every PDF page say so, in red ----------------------------
 
-RED = "rgb(207, 34, 46)"          # #cf222e
+RED = "rgb(207, 34, 46)"  # #cf222e
 PDF_RED = b".8118 .1333 .1804 rg"  # the same red as a PDF fill colour
 
 
 def run_result(cls: str):
     from harness.model import DrillResult
 
-    return DrillResult.from_json({
-        "drill": "quarterly-database", "title": TITLE, "verdict": "pass", "correlation_id": "cid-1",
-        "environment": {"provider": "embedded" if cls == "lab" else "external", "class": cls,
-                        "name": "embedded lab" if cls == "lab" else "staging-eu"}})
+    return DrillResult.from_json(
+        {
+            "drill": "quarterly-database",
+            "title": TITLE,
+            "verdict": "pass",
+            "correlation_id": "cid-1",
+            "environment": {
+                "provider": "embedded" if cls == "lab" else "external",
+                "class": cls,
+                "name": "embedded lab" if cls == "lab" else "staging-eu",
+            },
+        }
+    )
 
 
 def test_a_lab_runs_page_one_opens_with_a_red_rehearsal_banner(browser, tmp_path):

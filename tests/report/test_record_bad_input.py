@@ -28,7 +28,7 @@ def drill(*args: str) -> subprocess.CompletedProcess:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(list(args))
-        except SystemExit as exc:      # argparse: a usage error
+        except SystemExit as exc:  # argparse: a usage error
             code = exc.code if isinstance(exc.code, int) else 2
     return subprocess.CompletedProcess(["drill", *args], code, out.getvalue(), err.getvalue())
 
@@ -43,6 +43,7 @@ def _sha(path: Path) -> str:
 
 # ---- drill report never re-signs tampered evidence -----------------------------------------------
 
+
 def test_report_refuses_an_edited_results_file_whose_manifest_was_recomputed(recorded):
     folder, log = recorded["dirs"][1], recorded["log"]
     results = folder / "results.json"
@@ -56,7 +57,7 @@ def test_report_refuses_an_edited_results_file_whose_manifest_was_recomputed(rec
 
     assert refused.returncode == 1, refused.stderr
     assert "NOT INTACT" in refused.stdout and "manifest.json: its sha256 is not the one" in refused.stdout
-    assert _lines(log) == before and (folder / "report.html").read_bytes() == html   # nothing signed or written
+    assert _lines(log) == before and (folder / "report.html").read_bytes() == html  # nothing signed or written
     still = drill("verify", str(folder), *recorded["args"])
     assert still.returncode == 1 and "NOT INTACT" in still.stdout
 
@@ -109,7 +110,7 @@ def test_a_bad_line_is_named_by_every_reader_and_crashes_none(recorded, bad, tmp
     cab = drill("cab", "verify", *recorded["args"])
     assert cab.returncode == 1 and "line 3: not a CAB log entry" in cab.stdout, cab.stdout + cab.stderr
     verify = drill("verify", str(recorded["dirs"][1]), *recorded["args"])
-    assert verify.returncode == 0 and "INTACT" in verify.stdout, verify.stderr   # its own line is intact
+    assert verify.returncode == 0 and "INTACT" in verify.stdout, verify.stderr  # its own line is intact
     history = drill("history", "--json", "--html", str(tmp_path / "h.html"), *recorded["args"])
     assert history.returncode == 0 and json.loads(history.stdout)["skipped_unverified"] == 1, history.stderr
     matrix = drill("matrix", "--json", *recorded["args"])
@@ -138,8 +139,10 @@ def test_a_line_over_the_cap_is_a_bad_line_not_a_memory_hog(recorded):
     assert cab.returncode == 1 and "line 3: not a CAB log entry (longer than 1 MiB)" in cab.stdout
 
 
-@pytest.mark.parametrize("command", [["cab", "verify"], ["verify", "{dir}"], ["history", "--html", "{html}"],
-                                     ["matrix"], ["report", "{dir}"]])
+@pytest.mark.parametrize(
+    "command",
+    [["cab", "verify"], ["verify", "{dir}"], ["history", "--html", "{html}"], ["matrix"], ["report", "{dir}"]],
+)
 @pytest.mark.parametrize("log", ["folder", "/dev/zero", "fifo"])
 def test_a_cab_log_that_is_not_a_file_is_refused_at_once(recorded, tmp_path, command, log):
     if log == "folder":
@@ -153,8 +156,10 @@ def test_a_cab_log_that_is_not_a_file_is_refused_at_once(recorded, tmp_path, com
     assert "CAB log" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", [["cab", "verify"], ["verify", "{dir}"], ["history", "--html", "{html}"],
-                                     ["matrix"], ["report", "{dir}"]])
+@pytest.mark.parametrize(
+    "command",
+    [["cab", "verify"], ["verify", "{dir}"], ["history", "--html", "{html}"], ["matrix"], ["report", "{dir}"]],
+)
 @pytest.mark.parametrize("key", ["/dev/zero", "folder", "missing"])
 def test_a_cab_key_that_is_not_a_key_file_is_refused(recorded, tmp_path, command, key):
     key = {"folder": str(tmp_path), "missing": str(tmp_path / "none.key")}.get(key, key)
@@ -168,17 +173,28 @@ def test_a_run_with_a_cab_log_it_cannot_append_to_is_refused_before_the_lab(tmp_
     (tmp_path / "log.jsonl").write_text("not an entry\n")
     (tmp_path / "k.key").write_text(os.urandom(32).hex())
     for log in (tmp_path, tmp_path / "log.jsonl"):
-        done = drill("run", "drills/quarterly-database.yaml", "--out", str(tmp_path / "out"), "--cab-log", str(log),
-                     "--cab-key", str(tmp_path / "k.key"))
+        done = drill(
+            "run",
+            "drills/quarterly-database.yaml",
+            "--out",
+            str(tmp_path / "out"),
+            "--cab-log",
+            str(log),
+            "--cab-key",
+            str(tmp_path / "k.key"),
+        )
         assert done.returncode == 2 and ("CAB log" in done.stderr or "last line" in done.stderr), done.stderr
         assert not (tmp_path / "out").exists() and "starting" not in done.stderr
 
 
 # ---- results.json and manifest.json that are not records --------------------------------------
 
-@pytest.mark.parametrize("content", [b"[]", b"null", b'"x"', b"1e999", b"[" * 100_000 + b"]" * 100_000,
-                                     b'{"drill": 5, "scenarios": "x"}'],
-                         ids=["list", "null", "string", "1e999", "nested", "wrong-shape"])
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[]", b"null", b'"x"', b"1e999", b"[" * 100_000 + b"]" * 100_000, b'{"drill": 5, "scenarios": "x"}'],
+    ids=["list", "null", "string", "1e999", "nested", "wrong-shape"],
+)
 def test_report_of_a_sealed_results_file_that_is_not_results_says_so(tmp_path, content):
     """The folder is sealed and recorded as a drill would be, so only the content is wrong."""
     key_path = tmp_path / "cab.key"
@@ -187,8 +203,9 @@ def test_report_of_a_sealed_results_file_that_is_not_results_says_so(tmp_path, c
     folder.mkdir()
     (folder / "results.json").write_bytes(content)
     digest = write_manifest(folder, {"drill": "x"})
-    append_cab_record(log, {"kind": "drill", "drill": "x", "out_dir": str(folder.resolve()), "manifest": digest},
-                      load_key(key_path))
+    append_cab_record(
+        log, {"kind": "drill", "drill": "x", "out_dir": str(folder.resolve()), "manifest": digest}, load_key(key_path)
+    )
     done = drill("report", str(folder), "--cab-log", str(log), "--cab-key", str(key_path))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "results.json" in done.stderr and "Traceback" not in done.stderr
@@ -218,8 +235,13 @@ def _manifest_cases(folder: Path, tmp_path: Path) -> dict[str, callable]:
         data["files"]["evil\x1b[2J.json"] = "0" * 64
         (folder / "manifest.json").write_text(json.dumps(data))
 
-    return {"nested": nested, "symlink to /dev/zero": to_dev_zero, "fifo": fifo, "lists a fifo": lists_a_fifo,
-            "escape in a name": escape_in_a_name}
+    return {
+        "nested": nested,
+        "symlink to /dev/zero": to_dev_zero,
+        "fifo": fifo,
+        "lists a fifo": lists_a_fifo,
+        "escape in a name": escape_in_a_name,
+    }
 
 
 @pytest.mark.parametrize("case", ["nested", "symlink to /dev/zero", "fifo", "lists a fifo", "escape in a name"])
@@ -234,6 +256,7 @@ def test_a_manifest_that_is_not_a_manifest_is_not_intact_never_a_hang(recorded, 
 
 # ---- drill history --html ----------------------------------------------------------------------
 
+
 def test_history_refuses_a_page_in_a_folder_that_does_not_exist(recorded, tmp_path):
     page = tmp_path / "no" / "such" / "history.html"
     done = drill("history", "--html", str(page), *recorded["args"])
@@ -245,6 +268,14 @@ def test_history_refuses_a_page_in_a_folder_that_does_not_exist(recorded, tmp_pa
 
 def test_a_cab_log_name_too_long_is_refused_in_one_line(tmp_path):
     (tmp_path / "k.key").write_text(os.urandom(32).hex())
-    done = drill("run", "drills/quarterly-database.yaml", "--out", str(tmp_path / "out"),
-                 "--cab-log", str(tmp_path / ("x" * 300)), "--cab-key", str(tmp_path / "k.key"))
+    done = drill(
+        "run",
+        "drills/quarterly-database.yaml",
+        "--out",
+        str(tmp_path / "out"),
+        "--cab-log",
+        str(tmp_path / ("x" * 300)),
+        "--cab-key",
+        str(tmp_path / "k.key"),
+    )
     assert done.returncode == 2 and "cannot use as the CAB log" in done.stderr, done.stderr

@@ -33,6 +33,7 @@ def test_a_forged_manifest_does_not_match_the_cab_line(recorded):
     (folder / "report.html").write_text("<p>all fine</p>")
     manifest = json.loads((folder / "manifest.json").read_text())
     import hashlib
+
     manifest["files"]["report.html"] = hashlib.sha256(b"<p>all fine</p>").hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     bad = drill("verify", str(folder), *recorded["args"])
@@ -65,7 +66,9 @@ def test_history_json_and_its_trend_page(recorded, tmp_path):
     data = json.loads(done.stdout)
     database = next(d for d in data["domains"] if d["domain"] == "database")
     assert [(q["quarter"], q["passed"], q["rto_max_s"]) for q in database["quarters"]] == [
-        ("2026-Q2", 0, 40000.0), ("2026-Q3", 1, 1.5)]
+        ("2026-Q2", 0, 40000.0),
+        ("2026-Q3", 1, 1.5),
+    ]
     # embedded-lab runs: shown with their class, and they make no domain current
     assert [q["classes"] for q in database["quarters"]] == [{"lab": 1}, {"lab": 1}]
     assert database["last_pass"] is None and database["overdue"] and data["runs_by_class"] == {"lab": 2}
@@ -81,20 +84,32 @@ def test_report_rebuilds_with_a_pdf_and_the_rebuild_is_recorded(recorded):
     assert "report.pdf" in json.loads((folder / "manifest.json").read_text())["files"]
     last = json.loads(recorded["log"].read_text().splitlines()[-1])
     assert (last["kind"], last["event"], last["files"]) == ("report", "rebuilt", ["report.html", "report.pdf"])
-    assert drill("verify", str(folder), *recorded["args"]).returncode == 0   # the newest line naming it
+    assert drill("verify", str(folder), *recorded["args"]).returncode == 0  # the newest line naming it
 
 
 def test_version_and_the_exit_codes_in_help():
     version = drill("--version")
     assert version.returncode == 0 and version.stdout.startswith("drill 0.")
     helptext = drill("--help").stdout
-    for line in ("0    pass", "1    a gate failed", "2    invalid input", "3    a gate could not be judged",
-                 "4    the lab or the target could not be reached", "130  interrupted"):
+    for line in (
+        "0    pass",
+        "1    a gate failed",
+        "2    invalid input",
+        "3    a gate could not be judged",
+        "4    the lab or the target could not be reached",
+        "130  interrupted",
+    ):
         assert line in helptext
 
 
 def test_a_run_outside_its_window_is_refused_before_any_lab_starts(tmp_path):
-    done = drill("run", "drills/quarterly-database.yaml", "--out", str(tmp_path / "out"),
-                 "--window", "2020-01-01T00:00Z/2020-01-01T02:00Z")
+    done = drill(
+        "run",
+        "drills/quarterly-database.yaml",
+        "--out",
+        str(tmp_path / "out"),
+        "--window",
+        "2020-01-01T00:00Z/2020-01-01T02:00Z",
+    )
     assert done.returncode == 2 and "outside the change window" in done.stderr and "--outside-window" in done.stderr
     assert not (tmp_path / "out").exists() and "lab" not in done.stderr.split("outside")[0]

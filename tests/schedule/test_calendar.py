@@ -60,21 +60,25 @@ def test_no_due_time_means_no_run():
 
 
 def test_blackout_windows_cover_from_start_to_end_exclusive():
-    windows = parse_blackouts([{"start": "2026-12-18", "end": "2027-01-04T00:00:00Z",
-                                "reason": "year-end change freeze"}], fail)
+    windows = parse_blackouts(
+        [{"start": "2026-12-18", "end": "2027-01-04T00:00:00Z", "reason": "year-end change freeze"}], fail
+    )
     assert blackout_at(at(2026, 12, 18), windows).reason == "year-end change freeze"
     assert blackout_at(at(2027, 1, 3, 23, 59), windows) is not None
     assert blackout_at(at(2027, 1, 4), windows) is None
     assert blackout_at(at(2026, 12, 17, 23), windows) is None
 
 
-@pytest.mark.parametrize("value, names", [
-    ({"start": "2026-12-18"}, "blackout"),
-    ([{"start": "soon", "end": "2027-01-04", "reason": "x"}], "blackout[0]"),
-    ([{"start": "2027-01-04", "end": "2026-12-18", "reason": "x"}], "blackout[0]"),
-    ([{"start": "2026-12-18", "end": "2027-01-04"}], "blackout[0].reason"),
-    ([{"start": "2026-12-18", "end": "2027-01-04", "reason": "x", "extra": 1}], "blackout[0]"),
-])
+@pytest.mark.parametrize(
+    "value, names",
+    [
+        ({"start": "2026-12-18"}, "blackout"),
+        ([{"start": "soon", "end": "2027-01-04", "reason": "x"}], "blackout[0]"),
+        ([{"start": "2027-01-04", "end": "2026-12-18", "reason": "x"}], "blackout[0]"),
+        ([{"start": "2026-12-18", "end": "2027-01-04"}], "blackout[0].reason"),
+        ([{"start": "2026-12-18", "end": "2027-01-04", "reason": "x", "extra": 1}], "blackout[0]"),
+    ],
+)
 def test_a_bad_blackout_window_names_its_key(value, names):
     with pytest.raises(PlanError, match=rf"key '{names.replace('[', '.').replace(']', '.')}'"):
         parse_blackouts(value, fail)
@@ -85,8 +89,7 @@ STAGING = {"class": "staging", "name": "staging-eu"}
 
 def entry(drill, verdict, finished, **extra):
     """A CAB line of a drill run against staging (a class the default policy counts)."""
-    return {"drill": drill, "verdict": verdict, "finished_at": finished.isoformat(), "environment": STAGING,
-            **extra}
+    return {"drill": drill, "verdict": verdict, "finished_at": finished.isoformat(), "environment": STAGING, **extra}
 
 
 def test_a_domain_is_stale_without_a_passing_drill_in_92_days():
@@ -95,10 +98,15 @@ def test_a_domain_is_stale_without_a_passing_drill_in_92_days():
     entries = [
         entry("quarterly-database", "pass", now - dt.timedelta(days=91)),
         entry("quarterly-api", "pass", now - dt.timedelta(days=93)),
-        entry("quarterly-api", "fail", now - dt.timedelta(days=1)),          # a failing run proves nothing
-        entry("quarterly-api", "pass", now - dt.timedelta(days=1), dry_run=True),   # nor does a dry run
-        {"kind": "schedule", "event": "skipped", "drill": "quarterly-api", "verdict": "pass",
-         "finished_at": now.isoformat()},
+        entry("quarterly-api", "fail", now - dt.timedelta(days=1)),  # a failing run proves nothing
+        entry("quarterly-api", "pass", now - dt.timedelta(days=1), dry_run=True),  # nor does a dry run
+        {
+            "kind": "schedule",
+            "event": "skipped",
+            "drill": "quarterly-api",
+            "verdict": "pass",
+            "finished_at": now.isoformat(),
+        },
     ]
     states = {s.domain: s for s in domain_states(entries, domains.get, now)}
     assert not states["database"].stale and states["database"].last_drill == "quarterly-database"
@@ -121,8 +129,11 @@ def test_a_passing_full_drill_counts_for_every_domain():
 
 def test_a_full_drill_counts_only_for_the_domains_its_scenarios_drilled():
     now = at(2027, 4, 1)
-    containers = {**entry("quarterly-full-containers", "pass", now - dt.timedelta(days=2)), "ha_domain": "all",
-                  "ha_domains": ["api", "connectors", "database", "event-store", "evidence-store"]}
+    containers = {
+        **entry("quarterly-full-containers", "pass", now - dt.timedelta(days=2)),
+        "ha_domain": "all",
+        "ha_domains": ["api", "connectors", "database", "event-store", "evidence-store"],
+    }
     states = {s.domain: s for s in domain_states([containers], lambda d: None, now)}
     assert states["backup-restore"].stale and states["backup-restore"].last_pass is None
     assert not any(s.stale for d, s in states.items() if d != "backup-restore")
@@ -135,9 +146,16 @@ LAB = {"class": "lab", "name": "embedded lab"}
 
 def test_a_lab_only_history_leaves_every_domain_stale():
     now = at(2027, 4, 1)
-    entries = [entry("quarterly-full", "pass", now - dt.timedelta(days=1), ha_domain="all", environment=LAB),
-               entry("quarterly-database", "pass", now - dt.timedelta(hours=1), ha_domain="database",
-                     environment={"class": "lab", "name": "container lab"})]
+    entries = [
+        entry("quarterly-full", "pass", now - dt.timedelta(days=1), ha_domain="all", environment=LAB),
+        entry(
+            "quarterly-database",
+            "pass",
+            now - dt.timedelta(hours=1),
+            ha_domain="database",
+            environment={"class": "lab", "name": "container lab"},
+        ),
+    ]
     states = {s.domain: s for s in domain_states(entries, lambda d: None, now)}
     assert all(s.stale and s.last_pass is None for s in states.values())
     alert = states["database"].alert(92)
@@ -158,32 +176,42 @@ def test_lab_runs_count_only_when_the_policy_says_so():
 
 def test_a_newer_lab_run_does_not_hide_an_older_staging_pass_nor_replace_it():
     now = at(2027, 4, 1)
-    entries = [entry("quarterly-database", "pass", now - dt.timedelta(days=95), ha_domain="database"),
-               entry("quarterly-database", "pass", now - dt.timedelta(days=2), ha_domain="database", environment=LAB)]
+    entries = [
+        entry("quarterly-database", "pass", now - dt.timedelta(days=95), ha_domain="database"),
+        entry("quarterly-database", "pass", now - dt.timedelta(days=2), ha_domain="database", environment=LAB),
+    ]
     state = next(s for s in domain_states(entries, lambda d: None, now) if s.domain == "database")
     assert state.stale and state.last_pass == now - dt.timedelta(days=95) and state.last_class == "staging"
     assert state.uncounted == (now - dt.timedelta(days=2), "quarterly-database", "lab")
 
 
-@pytest.mark.parametrize("old, counted_as", [
-    ("embedded lab: local processes, not production evidence", "lab"),
-    ("containers: a lab of local containers, not production evidence", "lab"),
-    ("lab (embedded)", "lab"),
-    ("external: staging-eu", "unknown"),
-    ("unknown provider 'x'", "unknown"),
-    (None, "unknown"),
-])
+@pytest.mark.parametrize(
+    "old, counted_as",
+    [
+        ("embedded lab: local processes, not production evidence", "lab"),
+        ("containers: a lab of local containers, not production evidence", "lab"),
+        ("lab (embedded)", "lab"),
+        ("external: staging-eu", "unknown"),
+        ("unknown provider 'x'", "unknown"),
+        (None, "unknown"),
+    ],
+)
 def test_an_old_line_without_the_environment_record_is_read_from_its_environment_class(old, counted_as):
     from harness.environments import class_of
 
     now = at(2027, 4, 1)
-    line = {"drill": "quarterly-database", "ha_domain": "database", "verdict": "pass",
-            "finished_at": (now - dt.timedelta(days=1)).isoformat(), "environment_class": old}
+    line = {
+        "drill": "quarterly-database",
+        "ha_domain": "database",
+        "verdict": "pass",
+        "finished_at": (now - dt.timedelta(days=1)).isoformat(),
+        "environment_class": old,
+    }
     assert class_of(line) == counted_as
     everything = ("lab", "staging", "production")
     state = next(s for s in domain_states([line], lambda d: None, now, count=everything) if s.domain == "database")
-    assert state.stale is (counted_as == "unknown")       # unknown never counts, whatever the policy
-    assert all(s.stale for s in domain_states([line], lambda d: None, now))     # the default: neither counts
+    assert state.stale is (counted_as == "unknown")  # unknown never counts, whatever the policy
+    assert all(s.stale for s in domain_states([line], lambda d: None, now))  # the default: neither counts
 
 
 @pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 6 31 4,6,9,11 *"])
@@ -193,8 +221,10 @@ def test_a_cron_that_never_fires_is_refused_by_plan_validation(tmp_path, cron):
 
     assert "never fires" in never_fires(cron)
     path = tmp_path / "plan.yaml"
-    path.write_text(f"drill: never\ntitle: never\nha_domain: database\nlab: embedded\n"
-                    f"scenarios: [scenarios/database/primary_failover.feature]\nschedule: \"{cron}\"\n")
+    path.write_text(
+        f"drill: never\ntitle: never\nha_domain: database\nlab: embedded\n"
+        f'scenarios: [scenarios/database/primary_failover.feature]\nschedule: "{cron}"\n'
+    )
     never = rf"key 'schedule': '{re.escape(cron)}' never fires: .*e\.g\. '0 6 1 1,4,7,10 \*'"
     with pytest.raises(PlanError, match=never):
         load_plan(path, root=Path(__file__).resolve().parents[2])

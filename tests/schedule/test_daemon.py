@@ -59,8 +59,12 @@ class Recorder:
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("DRILL_STATE_DIR", str(tmp_path / "state"))
     (tmp_path / "state").mkdir()
-    return {"plans": tmp_path / "plans", "store": f"sqlite:///{tmp_path / 'schedule.sqlite'}",
-            "cab": tmp_path / "cab.jsonl", "out": tmp_path / "out"}
+    return {
+        "plans": tmp_path / "plans",
+        "store": f"sqlite:///{tmp_path / 'schedule.sqlite'}",
+        "cab": tmp_path / "cab.jsonl",
+        "out": tmp_path / "out",
+    }
 
 
 class Running:
@@ -68,8 +72,17 @@ class Running:
 
     def __init__(self, env, launcher, **kwargs):
         self.lines: list[str] = []
-        self.daemon = Daemon(env["plans"], store=env["store"], cab_log=env["cab"], out_root=env["out"],
-                             root=ROOT, poll_s=0.2, launcher=launcher, log=self.lines.append, **kwargs)
+        self.daemon = Daemon(
+            env["plans"],
+            store=env["store"],
+            cab_log=env["cab"],
+            out_root=env["out"],
+            root=ROOT,
+            poll_s=0.2,
+            launcher=launcher,
+            log=self.lines.append,
+            **kwargs,
+        )
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.daemon.serve, args=(self.stop_event,), daemon=True)
         self.thread.start()
@@ -110,8 +123,9 @@ def test_the_calendar_survives_a_restart_and_a_fire_missed_while_down_runs_once_
     down_over(env, "drill:sched-a", fired)
     second = Running(env, launcher)
     _, ledger = open_store(env["store"])
-    assert poll(lambda: [r for r in ledger.runs("sched-a") if r["status"] == "pass"], until=bool,
-                timeout=30, interval=0.1).ok, second.lines
+    assert poll(
+        lambda: [r for r in ledger.runs("sched-a") if r["status"] == "pass"], until=bool, timeout=30, interval=0.1
+    ).ok, second.lines
     run = ledger.runs("sched-a")[0]
     assert run["scheduled_for"] == fired.isoformat() and run["late_s"] >= 110
     assert launcher.launches == [("sched-a", env["out"] / "sched-a" / fired.strftime("%Y%m%dT%H%M%SZ"))]
@@ -147,8 +161,12 @@ def test_a_fire_beyond_the_grace_is_recorded_missed_and_not_run(env):
 
 def test_a_run_in_a_blackout_window_is_skipped_with_the_reason_in_the_cab_log(env):
     start, end = now() - dt.timedelta(days=1), now() + dt.timedelta(days=1)
-    write_plan(env["plans"], "sched-c", blackout=f"blackout:\n  - {{start: '{start.isoformat()}', "
-                                                 f"end: '{end.isoformat()}', reason: year-end change freeze}}\n")
+    write_plan(
+        env["plans"],
+        "sched-c",
+        blackout=f"blackout:\n  - {{start: '{start.isoformat()}', "
+        f"end: '{end.isoformat()}', reason: year-end change freeze}}\n",
+    )
     launcher = Recorder()
     Running(env, launcher).stop()
     fired = now() - dt.timedelta(seconds=30)
@@ -169,8 +187,10 @@ def test_a_calendar_file_of_blackouts_holds_every_plan_and_a_bad_one_is_refused(
 
     write_plan(env["plans"], "sched-i")
     calendar = tmp_path / "freezes.yaml"
-    calendar.write_text(f"blackout:\n  - {{start: '{(now() - dt.timedelta(hours=1)).isoformat()}', "
-                        f"end: '{(now() + dt.timedelta(hours=1)).isoformat()}', reason: release freeze R42}}\n")
+    calendar.write_text(
+        f"blackout:\n  - {{start: '{(now() - dt.timedelta(hours=1)).isoformat()}', "
+        f"end: '{(now() + dt.timedelta(hours=1)).isoformat()}', reason: release freeze R42}}\n"
+    )
     launcher = Recorder()
     Running(env, launcher, blackout_file=calendar).stop()
     down_over(env, "drill:sched-i", now() - dt.timedelta(seconds=10))
@@ -190,17 +210,22 @@ def test_triggers_through_the_store_run_one_at_a_time_per_host(env):
     write_plan(env["plans"], "sched-e")
     launcher = Recorder(block=True)
     daemon = Running(env, launcher)
-    jobstore, ledger = open_store(env["store"])      # as `drill schedule trigger` does, from elsewhere
+    jobstore, ledger = open_store(env["store"])  # as `drill schedule trigger` does, from elsewhere
     add_trigger(jobstore, "sched-d", now())
     add_trigger(jobstore, "sched-e", now() + dt.timedelta(microseconds=1))
     assert poll(lambda: launcher.launches, until=bool, timeout=30, interval=0.05).ok, daemon.lines
-    assert poll(lambda: [line for line in daemon.lines if " waits: 1 drill(s) already run" in line], until=bool,
-                timeout=30, interval=0.05).ok, daemon.lines
-    assert len(launcher.launches) == 1               # the second waits for the slot
+    assert poll(
+        lambda: [line for line in daemon.lines if " waits: 1 drill(s) already run" in line],
+        until=bool,
+        timeout=30,
+        interval=0.05,
+    ).ok, daemon.lines
+    assert len(launcher.launches) == 1  # the second waits for the slot
     launcher.release.set()
     assert poll(lambda: len(launcher.launches), until=lambda n: n == 2, timeout=30, interval=0.05).ok
-    assert poll(lambda: [r["status"] for r in ledger.runs()], until=lambda s: s == ["pass", "pass"],
-                timeout=30, interval=0.05).ok
+    assert poll(
+        lambda: [r["status"] for r in ledger.runs()], until=lambda s: s == ["pass", "pass"], timeout=30, interval=0.05
+    ).ok
     daemon.stop()
     assert launcher.most_at_once == 1
     assert sorted(d for d, _ in launcher.launches) == ["sched-d", "sched-e"]
@@ -231,9 +256,14 @@ def test_a_store_that_stops_answering_is_retried_not_a_crash(env):
             failures.append(1)
             raise sa.exc.OperationalError("UPDATE drill_schedule_leader", {}, Exception("database is locked"))
         return real(*args)
+
     daemon.daemon.ledger.heartbeat = flaky
-    assert poll(lambda: daemon.lines, until=lambda lines: any("answers again" in line for line in lines),
-                timeout=30, interval=0.05).ok, daemon.lines
+    assert poll(
+        lambda: daemon.lines,
+        until=lambda lines: any("answers again" in line for line in lines),
+        timeout=30,
+        interval=0.05,
+    ).ok, daemon.lines
     assert sum("does not answer (OperationalError)" in line for line in daemon.lines) == 1
     assert daemon.thread.is_alive() and daemon.daemon.scheduler is not None
     daemon.stop()
@@ -251,8 +281,10 @@ def test_two_processes_opening_a_new_store_at_once_both_get_it(tmp_path):
     def create():
         calls.append(1)
         if len(calls) == 1:
-            raise sa.exc.OperationalError("CREATE TABLE drill_schedule_jobs", {},
-                                          Exception("table drill_schedule_jobs already exists"))
+            raise sa.exc.OperationalError(
+                "CREATE TABLE drill_schedule_jobs", {}, Exception("table drill_schedule_jobs already exists")
+            )
+
     tolerate_create_race(create)
     assert len(calls) == 2
     url = f"sqlite:///{tmp_path / 'new.sqlite'}"

@@ -23,13 +23,20 @@ pytestmark = pytest.mark.integration
 
 
 def drill(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def daemon(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "schedule", "run", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "wb"), stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "schedule", "run", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -57,8 +64,7 @@ def env(tmp_path, monkeypatch):
     return {**os.environ, **values}
 
 
-def test_two_daemons_on_one_postgresql_store_one_schedules_and_the_other_takes_over(pg, env, tmp_path,
-                                                                                     monkeypatch):
+def test_two_daemons_on_one_postgresql_store_one_schedules_and_the_other_takes_over(pg, env, tmp_path, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", pg.password)
     env["PGPASSWORD"] = pg.password
     url = f"postgresql://{APP_ROLE}@{pg.primary.host}:{pg.primary.port}/{APP_DATABASE}"
@@ -68,29 +74,31 @@ def test_two_daemons_on_one_postgresql_store_one_schedules_and_the_other_takes_o
     second = None
     try:
         _, ledger = open_store(url)
-        holder = lambda: (ledger.leader() or {}).get("holder", "")   # noqa: E731
-        assert poll(holder, until=lambda h: h.endswith(f":{first.pid}"), timeout=60, interval=0.2).ok, \
-            (tmp_path / "first.log").read_text()
+        holder = lambda: (ledger.leader() or {}).get("holder", "")  # noqa: E731
+        assert poll(holder, until=lambda h: h.endswith(f":{first.pid}"), timeout=60, interval=0.2).ok, (
+            tmp_path / "first.log"
+        ).read_text()
         jobstore, _ = open_store(url)
         next_run = jobstore.lookup_job("drill:sched-pg").next_run_time
         second = daemon(args, env, tmp_path / "second.log")
-        assert poll(lambda: (tmp_path / "second.log").read_text(), until=lambda t: "standby" in t,
-                    timeout=60, interval=0.2).ok
-        assert holder().endswith(f":{first.pid}")           # the standby does not schedule
+        assert poll(
+            lambda: (tmp_path / "second.log").read_text(), until=lambda t: "standby" in t, timeout=60, interval=0.2
+        ).ok
+        assert holder().endswith(f":{first.pid}")  # the standby does not schedule
 
-        first.send_signal(signal.SIGKILL)                   # the active daemon dies
+        first.send_signal(signal.SIGKILL)  # the active daemon dies
         killed = time.monotonic()
         took_over = poll(holder, until=lambda h: h.endswith(f":{second.pid}"), timeout=60, interval=0.1)
         takeover_s = time.monotonic() - killed
         print(f"takeover after the leader was killed: {takeover_s:.1f} s")
         assert took_over.ok, (tmp_path / "second.log").read_text()
         assert takeover_s < 30
-        assert jobstore.lookup_job("drill:sched-pg").next_run_time == next_run   # the calendar kept
+        assert jobstore.lookup_job("drill:sched-pg").next_run_time == next_run  # the calendar kept
         assert "schedules now" in (tmp_path / "second.log").read_text()
 
         status = drill("schedule", "status", "--plans", str(tmp_path / "plans"), "--store", url, "--json", env=env)
         report = json.loads(status.stdout)
-        assert status.returncode == 1                      # no domain has a passing drill on record
+        assert status.returncode == 1  # no domain has a passing drill on record
         assert report["leader"]["alive"] and report["leader"]["holder"].endswith(f":{second.pid}")
         assert any("HA domain database" in a for a in report["alerts"])
         assert not any("no schedule daemon" in a for a in report["alerts"])
@@ -149,16 +157,18 @@ def test_a_trigger_through_the_store_runs_a_real_drill_with_its_reports_and_cab_
         counted = drill("schedule", "status", *common, "--count", "lab,staging,production", env=env)
         assert "WARNING: lab runs counted (--count lab,staging,production)" in counted.stdout
         assert "database        last passing drill: sched-e2e at" in counted.stdout and "(lab)" in counted.stdout
-        report = json.loads(drill("schedule", "status", *common, "--json", "--count", "lab,staging,production",
-                                  env=env).stdout)
+        report = json.loads(
+            drill("schedule", "status", *common, "--json", "--count", "lab,staging,production", env=env).stdout
+        )
         assert {d["domain"]: d["stale"] for d in report["domains"]}["database"] is False and report["lab_runs_counted"]
     finally:
         stop(process)
     assert process.returncode == 0
 
 
-def test_on_postgresql_the_pickled_table_and_a_forged_row_are_never_run_and_the_jobs_rebuilt(pg, env, tmp_path,
-                                                                                            monkeypatch):
+def test_on_postgresql_the_pickled_table_and_a_forged_row_are_never_run_and_the_jobs_rebuilt(
+    pg, env, tmp_path, monkeypatch
+):
     import datetime as dt
     import pickle
 
@@ -178,26 +188,47 @@ def test_on_postgresql_the_pickled_table_and_a_forged_row_are_never_run_and_the_
     open_store(url)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text(f"CREATE TABLE {PICKLED_JOBS_TABLE} (id VARCHAR(191) PRIMARY KEY, "
-                                 f"next_run_time FLOAT, job_state BYTEA NOT NULL)"))
-            conn.execute(sa.text(f"INSERT INTO {PICKLED_JOBS_TABLE} VALUES (:id, :t, :state)"),
-                         [{"id": "drill:sched-pgm", "t": kept.timestamp(), "state": pickle.dumps(Payload(marker))},
-                          {"id": "trigger:sched-pgm:20261201T000000000000Z", "t": 1.0,
-                           "state": pickle.dumps(Payload(marker))}])
-            conn.execute(sa.text(f"INSERT INTO {JOBS_TABLE} (id, next_run_time, kind, args, schedule, name) "
-                                 f"VALUES ('drill:sched-pgf', 1.0, 'drill', :args, :schedule, 'forged')"),
-                         {"args": pickle.dumps(Payload(marker), protocol=0).decode("ascii"),   # a text pickle
-                          "schedule": '{"cron": "0 6 * * *"}'})
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {PICKLED_JOBS_TABLE} (id VARCHAR(191) PRIMARY KEY, "
+                    f"next_run_time FLOAT, job_state BYTEA NOT NULL)"
+                )
+            )
+            conn.execute(
+                sa.text(f"INSERT INTO {PICKLED_JOBS_TABLE} VALUES (:id, :t, :state)"),
+                [
+                    {"id": "drill:sched-pgm", "t": kept.timestamp(), "state": pickle.dumps(Payload(marker))},
+                    {
+                        "id": "trigger:sched-pgm:20261201T000000000000Z",
+                        "t": 1.0,
+                        "state": pickle.dumps(Payload(marker)),
+                    },
+                ],
+            )
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {JOBS_TABLE} (id, next_run_time, kind, args, schedule, name) "
+                    f"VALUES ('drill:sched-pgf', 1.0, 'drill', :args, :schedule, 'forged')"
+                ),
+                {
+                    "args": pickle.dumps(Payload(marker), protocol=0).decode("ascii"),  # a text pickle
+                    "schedule": '{"cron": "0 6 * * *"}',
+                },
+            )
         listed = drill("schedule", "list", "--plans", str(tmp_path / "plans"), "--store", url, env=env)
         assert listed.returncode == 2, listed.stderr
-        assert "job row 'drill:sched-pgf' of table drill_schedule_jobs_v2 skipped, never run: args: not JSON" \
+        assert (
+            "job row 'drill:sched-pgf' of table drill_schedule_jobs_v2 skipped, never run: args: not JSON"
             in listed.stderr
+        )
         assert f"{PICKLED_JOBS_TABLE} of an older harness (pickled jobs): it is never read" in listed.stderr
         assert not marker.exists()
 
         launcher = Recorder()
-        daemon = Running({"plans": tmp_path / "plans", "store": url, "cab": tmp_path / "cab.jsonl",
-                          "out": tmp_path / "out"}, launcher)
+        daemon = Running(
+            {"plans": tmp_path / "plans", "store": url, "cab": tmp_path / "cab.jsonl", "out": tmp_path / "out"},
+            launcher,
+        )
         daemon.stop()
         assert not marker.exists() and launcher.launches == []
         log = "\n".join(daemon.lines)

@@ -44,15 +44,13 @@ def test_duplicate_proxy_name_is_409(toxi, api, echo_server):
 
 def test_listen_address_in_use_is_409(toxi, api, echo_server):
     first = toxi.create(upstream=echo_server.address, name="first")
-    response = api("post", "/proxies", json={"name": "second", "listen": first.listen,
-                                             "upstream": echo_server.address})
+    response = api("post", "/proxies", json={"name": "second", "listen": first.listen, "upstream": echo_server.address})
     assert response.status_code == 409
     assert "in use" in response.json()["error"]
     assert "second" not in toxi.proxies()
 
 
-@pytest.mark.parametrize("body, missing", [({"upstream": "127.0.0.1:1"}, "name"),
-                                           ({"name": "x"}, "upstream")])
+@pytest.mark.parametrize("body, missing", [({"upstream": "127.0.0.1:1"}, "name"), ({"name": "x"}, "upstream")])
 def test_missing_field_is_400_naming_it(api, body, missing):
     response = api("post", "/proxies", json=body)
     assert response.status_code == 400
@@ -60,15 +58,21 @@ def test_missing_field_is_400_naming_it(api, body, missing):
 
 
 def test_unknown_proxy_is_404(toxi, api):
-    for method, path in [("get", "/proxies/nope"), ("post", "/proxies/nope"),
-                         ("delete", "/proxies/nope"), ("get", "/proxies/nope/toxics"),
-                         ("post", "/proxies/nope/toxics"), ("get", "/proxies/nope/toxics/t"),
-                         ("delete", "/proxies/nope/toxics/t")]:
+    for method, path in [
+        ("get", "/proxies/nope"),
+        ("post", "/proxies/nope"),
+        ("delete", "/proxies/nope"),
+        ("get", "/proxies/nope/toxics"),
+        ("post", "/proxies/nope/toxics"),
+        ("get", "/proxies/nope/toxics/t"),
+        ("delete", "/proxies/nope/toxics/t"),
+    ]:
         response = api(method, path, json={})
         assert response.status_code == 404, (method, path)
         assert response.json() == {"error": "proxy not found", "status": 404}
     with pytest.raises(NotFound):
         from toxiproxy.api import APIConsumer
+
         APIConsumer.get("/proxies/nope")
 
 
@@ -78,7 +82,7 @@ def test_disabled_proxy_refuses_and_drops_connections(toxi, echo_server):
     round_trip(open_conn)
     proxy.disable()
     assert refuses(proxy.listen)
-    assert open_conn.recv(10) == b""        # the open connection was dropped
+    assert open_conn.recv(10) == b""  # the open connection was dropped
     open_conn.close()
     proxy.enable()
     with connect(proxy.listen) as sock:
@@ -118,15 +122,18 @@ def test_delete_proxy_is_204_and_stops_listening(toxi, api, echo_server):
 
 
 def test_populate_creates_keeps_and_replaces(toxi, api, echo_server):
-    body = [{"name": "a", "listen": "127.0.0.1:0", "upstream": echo_server.address},
-            {"name": "b", "upstream": echo_server.address, "enabled": False}]
+    body = [
+        {"name": "a", "listen": "127.0.0.1:0", "upstream": echo_server.address},
+        {"name": "b", "upstream": echo_server.address, "enabled": False},
+    ]
     response = api("post", "/populate", json=body)
     assert response.status_code == 201
     proxies = {p["name"]: p for p in response.json()["proxies"]}
     assert proxies["a"]["enabled"] is True and proxies["b"]["enabled"] is False
     # same listen and upstream: the existing proxy is kept as it is
-    again = api("post", "/populate", json=[{"name": "a", "listen": proxies["a"]["listen"],
-                                             "upstream": echo_server.address}])
+    again = api(
+        "post", "/populate", json=[{"name": "a", "listen": proxies["a"]["listen"], "upstream": echo_server.address}]
+    )
     assert again.json()["proxies"][0]["listen"] == proxies["a"]["listen"]
     # toxiproxy-python's populate works too
     created = toxi.populate([{"name": "c", "listen": "127.0.0.1:0", "upstream": echo_server.address}])
@@ -145,13 +152,17 @@ def test_toxic_crud_with_toxiproxy_shapes(toxi, api, echo_server):
     toxi.create(upstream=echo_server.address, name="t")
     created = api("post", "/proxies/t/toxics", json={"type": "latency", "attributes": {"latency": 50}})
     assert created.status_code == 200
-    assert created.json() == {"attributes": {"latency": 50, "jitter": 0}, "name": "latency_downstream",
-                              "type": "latency", "stream": "downstream", "toxicity": 1.0}
+    assert created.json() == {
+        "attributes": {"latency": 50, "jitter": 0},
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1.0,
+    }
     assert api("get", "/proxies/t/toxics").json() == [created.json()]
     assert api("get", "/proxies/t/toxics/latency_downstream").json() == created.json()
     assert api("get", "/proxies/t").json()["toxics"] == [created.json()]
-    updated = api("post", "/proxies/t/toxics/latency_downstream",
-                  json={"attributes": {"jitter": 5}, "toxicity": 0.5})
+    updated = api("post", "/proxies/t/toxics/latency_downstream", json={"attributes": {"jitter": 5}, "toxicity": 0.5})
     assert updated.json()["attributes"] == {"latency": 50, "jitter": 5}
     assert updated.json()["toxicity"] == 0.5
     deleted = api("delete", "/proxies/t/toxics/latency_downstream")
@@ -209,13 +220,14 @@ def test_browsers_are_refused(api):
 
 def test_time_limit_removes_the_toxic_by_itself(toxi, api, echo_server):
     proxy = toxi.create(upstream=echo_server.address, name="t")
-    created = api("post", "/proxies/t/toxics",
-                  json={"type": "timeout", "attributes": {"timeout": 0}, "time_limit_ms": 400})
+    created = api(
+        "post", "/proxies/t/toxics", json={"type": "timeout", "attributes": {"timeout": 0}, "time_limit_ms": 400}
+    )
     assert created.json()["time_limit_ms"] == 400 and created.json()["expires_at"] > 0
     with connect(proxy.listen, timeout=0.2) as sock, connect(proxy.listen, timeout=5) as quiet:
         sock.sendall(b"x")
         with pytest.raises(TimeoutError):
-            sock.recv(1)                         # blackholed while the toxic lives
+            sock.recv(1)  # blackholed while the toxic lives
         wait_for(lambda: api("get", "/proxies/t/toxics").json() == [], timeout=5)
         sock.settimeout(5)
         # the echo of "x" was dropped: that connection is closed, never resumed after the gap ...
@@ -255,6 +267,7 @@ def accepts(address: str) -> bool:
 
 def test_disabled_proxy_with_time_limit_enables_itself(toxi, api, echo_server):
     import time
+
     proxy = toxi.create(upstream=echo_server.address, name="p")
     before = time.time()
     body = api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 400}).json()
@@ -262,11 +275,11 @@ def test_disabled_proxy_with_time_limit_enables_itself(toxi, api, echo_server):
     assert before + 0.4 <= body["expires_at"] <= time.time() + 0.4 + 0.01
     assert api("get", "/proxies/p").json() == body
     assert refuses(proxy.listen)
-    wait_for(lambda: accepts(proxy.listen), timeout=10)         # the listener is back by itself
+    wait_for(lambda: accepts(proxy.listen), timeout=10)  # the listener is back by itself
     with connect(proxy.listen) as sock:
         round_trip(sock, b"back")
     shown = api("get", "/proxies/p").json()
-    assert set(shown) == TOXIPROXY_PROXY_KEYS and shown["enabled"] is True   # Toxiproxy's shape again
+    assert set(shown) == TOXIPROXY_PROXY_KEYS and shown["enabled"] is True  # Toxiproxy's shape again
 
 
 def _pending_and_clock(api, echo_server, name: str, clock_ms: int) -> str:
@@ -282,10 +295,10 @@ def _pending_and_clock(api, echo_server, name: str, clock_ms: int) -> str:
 def test_enabling_a_proxy_cancels_its_pending_re_enable(toxi, api, echo_server):
     proxy = toxi.create(upstream=echo_server.address, name="p")
     assert api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 300}).status_code == 200
-    proxy.enable()                       # toxiproxy-python: {"enabled": true}
+    proxy.enable()  # toxiproxy-python: {"enabled": true}
     shown = api("get", "/proxies/p").json()
     assert set(shown) == TOXIPROXY_PROXY_KEYS and shown["enabled"] is True
-    proxy.disable()                      # disabled again, this time without a limit
+    proxy.disable()  # disabled again, this time without a limit
     shown = _pending_and_clock(api, echo_server, "p", clock_ms=500)
     assert shown["enabled"] is False and set(shown) == TOXIPROXY_PROXY_KEYS
     assert refuses(proxy.listen)
@@ -295,7 +308,7 @@ def test_changing_a_disabled_proxy_cancels_its_pending_re_enable(toxi, api, echo
     with TcpServer(lambda s: s.sendall(b"other")) as other:
         toxi.create(upstream=echo_server.address, name="p")
         api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": 300})
-        changed = api("post", "/proxies/p", json={"upstream": other.address})   # still disabled
+        changed = api("post", "/proxies/p", json={"upstream": other.address})  # still disabled
         assert changed.status_code == 200 and set(changed.json()) == TOXIPROXY_PROXY_KEYS
         shown = _pending_and_clock(api, echo_server, "p", clock_ms=500)
         assert shown["enabled"] is False and shown["upstream"] == other.address
@@ -308,7 +321,7 @@ def test_invalid_proxy_time_limit_is_400_and_changes_nothing(toxi, api, echo_ser
     response = api("post", "/proxies/p", json={"enabled": False, "time_limit_ms": value})
     assert response.status_code == 400
     assert response.json()["status"] == 400 and "time_limit_ms" in response.json()["error"]
-    assert response.json()["error"].startswith("bad request body")   # as for a toxic's time_limit_ms
+    assert response.json()["error"].startswith("bad request body")  # as for a toxic's time_limit_ms
     assert api("get", "/proxies/p").json() == before
     with connect(proxy.listen) as sock:
         round_trip(sock)
@@ -337,7 +350,7 @@ def test_deleting_a_proxy_cancels_its_pending_re_enable(toxi, api, echo_server):
     assert api("delete", "/proxies/p").status_code == 204
     _pending_and_clock(api, echo_server, "clock", clock_ms=500)
     assert api("get", "/proxies/p").status_code == 404
-    assert refuses(proxy.listen)         # nothing listens again on the deleted proxy's address
+    assert refuses(proxy.listen)  # nothing listens again on the deleted proxy's address
 
 
 def test_toxiproxy_python_reads_proxies_with_and_without_a_limit(toxi, api, echo_server):

@@ -37,7 +37,7 @@ def host_address() -> str:
     """An IPv4 address of this machine that is not loopback (the test is skipped without one)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
-            probe.connect(("192.0.2.1", 9))     # no packet is sent: this only picks a route
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
         except OSError:
             pytest.skip("no network interface besides loopback")
         address = probe.getsockname()[0]
@@ -75,35 +75,42 @@ SELF_SPELLINGS = ["127.0.0.1:{port}", "localhost:{port}", "0.0.0.0:{port}", "[::
 @pytest.mark.parametrize("spelling", SELF_SPELLINGS)
 def test_a_proxy_forwarding_to_its_own_listen_address_is_400(toxi, api, toxiproxy_server, spelling):
     port = free_port()
-    response = api("post", "/proxies", json={"name": "loop", "listen": f"127.0.0.1:{port}",
-                                             "upstream": spelling.format(port=port)})
+    response = api(
+        "post", "/proxies", json={"name": "loop", "listen": f"127.0.0.1:{port}", "upstream": spelling.format(port=port)}
+    )
     assert_400(response, "own listen address", "cannot forward to the server itself")
     assert api("get", "/proxies").json() == {}
-    assert refuses(f"127.0.0.1:{port}")                  # never listened
+    assert refuses(f"127.0.0.1:{port}")  # never listened
     assert api_answers(toxiproxy_server)
 
 
 def test_a_self_loop_by_update_is_400_and_leaves_the_proxy_and_its_connections_as_they_were(toxi, api, echo_server):
-    proxy = toxi.create(upstream=echo_server.address, name="a")          # listen port picked at bind
+    proxy = toxi.create(upstream=echo_server.address, name="a")  # listen port picked at bind
     before = api("get", "/proxies/a").json()
     with connect(proxy.listen) as sock:
         round_trip(sock)
         for method in ("patch", "post"):
-            for body in ({"upstream": proxy.listen}, {"upstream": proxy.listen, "enabled": False},
-                         {"upstream": "localhost:" + proxy.listen.rsplit(":", 1)[1]}):
+            for body in (
+                {"upstream": proxy.listen},
+                {"upstream": proxy.listen, "enabled": False},
+                {"upstream": "localhost:" + proxy.listen.rsplit(":", 1)[1]},
+            ):
                 assert_400(api(method, "/proxies/a", json=body), "own listen address")
         assert api("get", "/proxies/a").json() == before
-        round_trip(sock)                                  # the open connection was kept
+        round_trip(sock)  # the open connection was kept
     # moving the listen address onto the upstream's is the same loop
     assert_400(api("patch", "/proxies/a", json={"listen": echo_server.address, "upstream": echo_server.address}))
 
 
 def test_an_upstream_that_is_the_api_or_another_proxy_is_400(toxi, api, toxiproxy_server, echo_server):
-    assert_400(api("post", "/proxies", json={"name": "x", "upstream": f"127.0.0.1:{toxiproxy_server.port}"}),
-               "the API's address")
+    assert_400(
+        api("post", "/proxies", json={"name": "x", "upstream": f"127.0.0.1:{toxiproxy_server.port}"}),
+        "the API's address",
+    )
     first = api("post", "/proxies", json={"name": "first", "upstream": echo_server.address}).json()
-    assert_400(api("post", "/proxies", json={"name": "x", "upstream": first["listen"]}),
-               "listen address of proxy 'first'")
+    assert_400(
+        api("post", "/proxies", json={"name": "x", "upstream": first["listen"]}), "listen address of proxy 'first'"
+    )
     assert_400(api("post", "/proxies", json={"name": "x", "upstream": first["listen"], "enabled": False}))
     # a disabled proxy keeps its address: forwarding to it would loop once it is enabled again
     assert api("post", "/proxies/first", json={"enabled": False}).status_code == 200
@@ -118,11 +125,17 @@ def test_an_upstream_that_is_the_api_or_another_proxy_is_400(toxi, api, toxiprox
 
 def test_populate_refuses_a_loop_and_creates_nothing(toxi, api, toxiproxy_server, echo_server):
     p1, p2 = free_port(), free_port()
-    for body in ([{"name": "c", "listen": f"127.0.0.1:{p1}", "upstream": f"127.0.0.1:{p2}"},
-                  {"name": "d", "listen": f"127.0.0.1:{p2}", "upstream": f"127.0.0.1:{p1}"}],
-                 [{"name": "ok", "upstream": echo_server.address},
-                  {"name": "self", "listen": f"127.0.0.1:{p1}", "upstream": f"localhost:{p1}"}],
-                 [{"name": "api", "upstream": f"127.0.0.1:{toxiproxy_server.port}"}]):
+    for body in (
+        [
+            {"name": "c", "listen": f"127.0.0.1:{p1}", "upstream": f"127.0.0.1:{p2}"},
+            {"name": "d", "listen": f"127.0.0.1:{p2}", "upstream": f"127.0.0.1:{p1}"},
+        ],
+        [
+            {"name": "ok", "upstream": echo_server.address},
+            {"name": "self", "listen": f"127.0.0.1:{p1}", "upstream": f"localhost:{p1}"},
+        ],
+        [{"name": "api", "upstream": f"127.0.0.1:{toxiproxy_server.port}"}],
+    ):
         response = api("post", "/populate", json=body)
         assert_400(response, "cannot forward to the server itself", populate=True)
         assert response.json()["proxies"] is None
@@ -149,21 +162,24 @@ def test_a_loop_through_two_servers_is_bounded_by_the_cap(tmp_path):
         # close travels back to the client
         assert closed_at_once(clients[0], within=20)
         peak = 0
-        for _ in range(10):           # more clients while A is full: each is closed at once
+        for _ in range(10):  # more clients while A is full: each is closed at once
             clients.append(connect(a["listen"]))
             assert closed_at_once(clients[-1])
             peak = max(peak, fd_count(a_server), fd_count(b_server))
             assert api_answers(a_server) and api_answers(b_server)
-        assert peak <= baseline + 2 * cap + 16, (baseline, peak)      # each link: client + upstream
-        refusals = wait_for(lambda: [line for line in log.read_text().splitlines() if "closed at once" in line],
-                            what="the refusal logged")
-        assert len(refusals) == 1, refusals                         # a flood is one line, not eleven
+        assert peak <= baseline + 2 * cap + 16, (baseline, peak)  # each link: client + upstream
+        refusals = wait_for(
+            lambda: [line for line in log.read_text().splitlines() if "closed at once" in line],
+            what="the refusal logged",
+        )
+        assert len(refusals) == 1, refusals  # a flood is one line, not eleven
         assert "proxy a:" in refusals[0] and f"holds {cap}" in refusals[0]
         for sock in clients:
             sock.close()
         clients.clear()
-        wait_for(lambda: max(fd_count(a_server), fd_count(b_server)) <= baseline + 4,
-                 what="the loop's connections closed")
+        wait_for(
+            lambda: max(fd_count(a_server), fd_count(b_server)) <= baseline + 4, what="the loop's connections closed"
+        )
         assert api_answers(a_server) and api_answers(b_server)
     finally:
         for sock in clients:
@@ -178,14 +194,15 @@ def test_connections_over_the_cap_are_closed_at_once_and_the_others_keep_working
         server = start_embedded(max_connections=cap)
         held = []
         try:
-            proxy = requests.post(f"{server.url}/proxies", json={"name": "p", "upstream": upstream.address},
-                                  timeout=10).json()
+            proxy = requests.post(
+                f"{server.url}/proxies", json={"name": "p", "upstream": upstream.address}, timeout=10
+            ).json()
             held = [connect(proxy["listen"]) for _ in range(cap)]
             for sock in held:
                 round_trip(sock)
             with connect(proxy["listen"]) as extra:
                 assert closed_at_once(extra)
-            for sock in held:                     # the ones under the cap are untouched
+            for sock in held:  # the ones under the cap are untouched
                 round_trip(sock)
             held.pop().close()
 
@@ -196,6 +213,7 @@ def test_connections_over_the_cap_are_closed_at_once_and_the_others_keep_working
                         return True
                     except OSError:
                         return False
+
             wait_for(one_more_works, what="a connection accepted again once one closed")
         finally:
             for sock in held:
@@ -205,22 +223,29 @@ def test_connections_over_the_cap_are_closed_at_once_and_the_others_keep_working
 
 # -- 2. where a proxy may listen ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "this machine's address"])
 def test_a_listen_address_beyond_loopback_is_400_naming_the_flag(toxi, api, echo_server, host):
     port = free_port()
     shown = host_address() if host == "this machine's address" else host
     listen = f"{shown}:{port}"
     for enabled in (True, False):
-        response = api("post", "/proxies", json={"name": "w", "listen": listen, "upstream": echo_server.address,
-                                                 "enabled": enabled})
+        response = api(
+            "post",
+            "/proxies",
+            json={"name": "w", "listen": listen, "upstream": echo_server.address, "enabled": enabled},
+        )
         assert_400(response, listen, "--allow-listen " + shown)
-    assert_400(api("post", "/populate", json=[{"name": "w", "listen": listen, "upstream": echo_server.address}]),
-               "--allow-listen", populate=True)
+    assert_400(
+        api("post", "/populate", json=[{"name": "w", "listen": listen, "upstream": echo_server.address}]),
+        "--allow-listen",
+        populate=True,
+    )
     created = api("post", "/proxies", json={"name": "t", "upstream": echo_server.address}).json()
     assert_400(api("patch", "/proxies/t", json={"listen": listen}), "--allow-listen")
     assert api("get", "/proxies").json() == {"t": created}
     assert refuses(f"127.0.0.1:{port}")
-    with connect(created["listen"]) as sock:            # still where it was
+    with connect(created["listen"]) as sock:  # still where it was
         round_trip(sock)
     api("delete", "/proxies/t")
 
@@ -240,15 +265,19 @@ def test_allow_listen_lets_proxies_listen_there_and_still_refuses_a_loop_through
     # disabled proxies: the rules are checked, nothing listens beyond loopback during the test
     server = start_embedded(allow_listen=["0.0.0.0"])
     try:
+
         def post(body):
             return requests.post(f"{server.url}/proxies", json={**body, "enabled": False}, timeout=10)
+
         port = free_port()
         assert post({"name": "any", "listen": f"0.0.0.0:{port}", "upstream": echo_server.address}).status_code == 201
         assert post({"name": "host", "listen": f"{address}:0", "upstream": echo_server.address}).status_code == 201
         assert_400(post({"name": "v6", "listen": "[::]:0", "upstream": echo_server.address}), "--allow-listen [::]")
         # every interface: a connection to this machine's own address on that port comes back to it
-        assert_400(post({"name": "loop", "listen": f"0.0.0.0:{free_port()}", "upstream": f"{address}:{port}"}),
-                   "listen address of proxy 'any'")
+        assert_400(
+            post({"name": "loop", "listen": f"0.0.0.0:{free_port()}", "upstream": f"{address}:{port}"}),
+            "listen address of proxy 'any'",
+        )
     finally:
         server.stop()
 
@@ -258,22 +287,22 @@ def test_guard_rules_for_the_api_address_and_wildcards():
     ip = ipaddress.ip_address
     guard = Guard()
     guard.set_api([("192.0.2.7", 8474)])
-    assert guard.listen_refusal("192.0.2.7:0", [ip("192.0.2.7")]) is None       # the API's own address
+    assert guard.listen_refusal("192.0.2.7:0", [ip("192.0.2.7")]) is None  # the API's own address
     assert "--allow-listen 192.0.2.8" in guard.listen_refusal("x", [ip("192.0.2.8")])
     assert "(192.0.2.7)" in guard.listen_refusal("x", [ip("0.0.0.0")])
     wide = Guard()
-    wide.set_api([("0.0.0.0", 8474)])         # an API on every interface is not a licence for proxies
+    wide.set_api([("0.0.0.0", 8474)])  # an API on every interface is not a licence for proxies
     assert "--allow-listen 0.0.0.0" in wide.listen_refusal("0.0.0.0:1", [ip("0.0.0.0")])
     allowed = Guard(["0.0.0.0", "[fd00::2]"])
     assert allowed.listen_refusal("x", [ip("192.0.2.8"), ip("0.0.0.0"), ip("fd00::2")]) is None
     assert "--allow-listen [::]" in allowed.listen_refusal("x", [ip("::")])
     # where a connection lands
-    assert reaches(ip("0.0.0.0"), 5, (ip("127.0.0.1"), 5))          # 0.0.0.0 connects to loopback
+    assert reaches(ip("0.0.0.0"), 5, (ip("127.0.0.1"), 5))  # 0.0.0.0 connects to loopback
     assert reaches(ip("::"), 5, (ip("::1"), 5))
     assert reaches(ip("127.0.0.9"), 5, (ip("0.0.0.0"), 5))
     assert not reaches(ip("127.0.0.1"), 5, (ip("127.0.0.1"), 6))
-    assert not reaches(ip("::1"), 5, (ip("0.0.0.0"), 5))            # IPv6 does not reach an IPv4 socket
-    assert not reaches(ip("203.0.113.5"), 5, (ip("0.0.0.0"), 5))    # not an address of this machine
+    assert not reaches(ip("::1"), 5, (ip("0.0.0.0"), 5))  # IPv6 does not reach an IPv4 socket
+    assert not reaches(ip("203.0.113.5"), 5, (ip("0.0.0.0"), 5))  # not an address of this machine
     with pytest.raises(ValueError):
         Guard(["example.com"])
     with pytest.raises(ValueError):
@@ -281,6 +310,7 @@ def test_guard_rules_for_the_api_address_and_wildcards():
 
 
 # -- 4. client input in the log -------------------------------------------------------------------
+
 
 def test_names_and_addresses_reach_the_log_escaped(tmp_path):
     log = tmp_path / "server.log"
@@ -290,14 +320,17 @@ def test_names_and_addresses_reach_the_log_escaped(tmp_path):
         created = requests.post(f"{server.url}/proxies", json={"name": name, "upstream": upstream}, timeout=10)
         assert created.status_code == 201
         path = "/proxies/" + requests.utils.quote(name, safe="")
-        assert requests.post(f"{server.url}{path}/toxics", json={"type": "latency", "name": toxic},
-                             timeout=10).status_code == 200
-        with connect(created.json()["listen"]) as sock:     # the upstream cannot be reached: logged
+        assert (
+            requests.post(f"{server.url}{path}/toxics", json={"type": "latency", "name": toxic}, timeout=10).status_code
+            == 200
+        )
+        with connect(created.json()["listen"]) as sock:  # the upstream cannot be reached: logged
             assert closed_at_once(sock, within=15)
-        assert requests.delete(f"{server.url}{path}/toxics/{requests.utils.quote(toxic, safe='')}",
-                               timeout=10).status_code == 204
-        wait_for(lambda: b"removed" in log.read_bytes() and b"unreachable" in log.read_bytes(),
-                 what="the log lines")
+        assert (
+            requests.delete(f"{server.url}{path}/toxics/{requests.utils.quote(toxic, safe='')}", timeout=10).status_code
+            == 204
+        )
+        wait_for(lambda: b"removed" in log.read_bytes() and b"unreachable" in log.read_bytes(), what="the log lines")
         text = log.read_bytes()
         assert b"\x1b" not in text and b"\x07" not in text and "\u202e".encode() not in text
         assert rb"p\x1b[2J\u202e" in text and rb"t\x1b]0;owned\x07" in text and rb"h\x1b[31most:1" in text

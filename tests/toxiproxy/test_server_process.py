@@ -33,15 +33,19 @@ def test_stopped_server_leaves_no_listener_behind():
         round_trip(conn)
         server.stop()
         assert not alive(pid)
-        assert refuses(server.url.split("//")[1])       # the API port
-        assert refuses(proxy["listen"])                 # the proxy port
-        assert conn.recv(1) == b""                      # the open connection was closed
+        assert refuses(server.url.split("//")[1])  # the API port
+        assert refuses(proxy["listen"])  # the proxy port
+        assert conn.recv(1) == b""  # the open connection was closed
         conn.close()
 
 
 def test_drill_toxiproxy_server_command_runs_in_the_foreground():
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "toxiproxy-server", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "toxiproxy-server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("listening 127.0.0.1:")
@@ -61,26 +65,34 @@ def test_port_in_use_is_one_clear_message_and_exit_2():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "harness.cli", "toxiproxy-server", "--port", str(port)],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "toxiproxy-server", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert result.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("flags, named", [
-    (["--port", "70000"], "--port 70000"),
-    (["--port", "-1"], "--port -1"),
-    (["--port", "0", "--host", "a" * 70], "a" * 70),              # a label longer than DNS allows
-    (["--port", "0", "--host", "no such host"], "no such host"),
-    (["--port", "0", "--host", "bad\x1bhost"], "bad\\x1bhost"),     # echoed escaped
-    (["--port", "0", "--host", ""], "--host is empty"),
-    (["--port", "0", "--allow-listen", "example.com"], "--allow-listen"),
-    (["--port", "0", "--max-connections-per-proxy", "0"], "--max-connections-per-proxy 0"),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--port", "70000"], "--port 70000"),
+        (["--port", "-1"], "--port -1"),
+        (["--port", "0", "--host", "a" * 70], "a" * 70),  # a label longer than DNS allows
+        (["--port", "0", "--host", "no such host"], "no such host"),
+        (["--port", "0", "--host", "bad\x1bhost"], "bad\\x1bhost"),  # echoed escaped
+        (["--port", "0", "--host", ""], "--host is empty"),
+        (["--port", "0", "--allow-listen", "example.com"], "--allow-listen"),
+        (["--port", "0", "--max-connections-per-proxy", "0"], "--max-connections-per-proxy 0"),
+    ],
+)
 def test_bad_server_options_are_one_line_and_exit_2(flags, named):
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "toxiproxy-server", *flags],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "toxiproxy-server", *flags], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("toxiproxy-server: "), lines
@@ -89,18 +101,35 @@ def test_bad_server_options_are_one_line_and_exit_2(flags, named):
 
 
 def test_drill_toxiproxy_server_takes_allow_listen_and_the_connection_cap(echo_server):
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "toxiproxy-server", "--port", "0",
-                             "--allow-listen", "10.0.0.1,0.0.0.0", "--max-connections-per-proxy", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "toxiproxy-server",
+            "--port",
+            "0",
+            "--allow-listen",
+            "10.0.0.1,0.0.0.0",
+            "--max-connections-per-proxy",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = "http://" + proc.stdout.readline().split()[1]
-        wide = requests.post(f"{url}/proxies", json={"name": "w", "listen": "0.0.0.0:0", "enabled": False,
-                                                     "upstream": echo_server.address}, timeout=10)
+        wide = requests.post(
+            f"{url}/proxies",
+            json={"name": "w", "listen": "0.0.0.0:0", "enabled": False, "upstream": echo_server.address},
+            timeout=10,
+        )
         assert wide.status_code == 201, wide.text
         proxy = requests.post(f"{url}/proxies", json={"name": "p", "upstream": echo_server.address}, timeout=10).json()
         with connect(proxy["listen"]) as first:
             round_trip(first)
-            with connect(proxy["listen"]) as second:          # over the cap of 1: closed at once
+            with connect(proxy["listen"]) as second:  # over the cap of 1: closed at once
                 second.settimeout(5)
                 try:
                     assert second.recv(1) == b""
@@ -117,19 +146,21 @@ def test_drill_toxiproxy_server_takes_allow_listen_and_the_connection_cap(echo_s
 
 def test_embedded_server_exits_when_its_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys, time
         from harness.toxiproxy.launcher import start_embedded
         server = start_embedded()
         print(server.process.pid, server.url, flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         child_pid, url = parent.stdout.readline().split()
         child_pid = int(child_pid)
         assert api_version(url)
-        parent.send_signal(signal.SIGKILL)       # the harness dies without healing anything
+        parent.send_signal(signal.SIGKILL)  # the harness dies without healing anything
         parent.wait()
         wait_for(lambda: not alive(child_pid), timeout=10)
         assert refuses(url.split("//")[1])
@@ -142,7 +173,7 @@ def test_embedded_server_exits_when_its_parent_is_killed(tmp_path):
 def test_toxiproxy_url_selects_an_existing_server(toxiproxy_server):
     chosen = start_toxiproxy({"TOXIPROXY_URL": toxiproxy_server.url + "/", "PATH": ""})
     assert chosen.kind == "external" and chosen.url == toxiproxy_server.url
-    chosen.stop()                                # stopping an external server is a no-op
+    chosen.stop()  # stopping an external server is a no-op
     assert api_version(toxiproxy_server.url)
 
 
@@ -157,11 +188,13 @@ def test_unreachable_toxiproxy_url_says_what_to_do():
 def test_a_toxiproxy_server_binary_on_path_is_preferred(tmp_path):
     # a stand-in binary with real Toxiproxy's flags (-host, -port) that runs our server
     binary = tmp_path / "toxiproxy-server"
-    binary.write_text(textwrap.dedent(f"""\
+    binary.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         while [ $# -gt 0 ]; do case "$1" in -host) host=$2; shift 2;; -port) port=$2; shift 2;; *) shift;; esac; done
         exec {sys.executable} -m harness.toxiproxy --host "$host" --port "$port"
-    """))
+    """)
+    )
     binary.chmod(0o755)
     server = start_toxiproxy({"PATH": str(tmp_path)})
     try:

@@ -11,8 +11,7 @@ import pytest
 from tests.support import TcpServer, connect, pattern, read_all, refuses, round_trip, source
 
 # Timing tolerances are generous: the suite runs on a shared 2-core machine.
-LATE = 0.25   # seconds a toxic's effect may run late
-
+LATE = 0.25  # seconds a toxic's effect may run late
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ def test_latency_jitter_stays_within_bounds(echo_proxy):
         rtts = [round_trip(sock) for _ in range(12)]
     assert min(rtts) >= 0.045
     assert max(rtts) < 0.150 + LATE
-    assert max(rtts) - min(rtts) > 0.005     # jitter varies the delay
+    assert max(rtts) - min(rtts) > 0.005  # jitter varies the delay
 
 
 def test_toxics_chain_in_order_on_one_stream(echo_proxy):
@@ -70,7 +69,7 @@ def test_data_held_by_a_removed_toxic_is_delivered_in_order(echo_proxy, api):
     echo_proxy.add_toxic(type="latency", stream="upstream", attributes={"latency": 10_000})
     with connect(echo_proxy.listen) as sock:
         sock.sendall(b"held-")
-        time.sleep(0.2)       # let the chunk reach the latency stage before removing it
+        time.sleep(0.2)  # let the chunk reach the latency stage before removing it
         echo_proxy.destroy_toxic("latency_upstream")
         sock.sendall(b"after")
         received = b""
@@ -112,7 +111,7 @@ def test_timeout_stops_data_then_closes(echo_proxy):
     with connect(echo_proxy.listen) as sock:
         start = time.perf_counter()
         sock.sendall(b"lost")
-        assert sock.recv(10) == b""      # no echo, then the connection is closed
+        assert sock.recv(10) == b""  # no echo, then the connection is closed
         elapsed = time.perf_counter() - start
     assert 0.28 <= elapsed < 0.3 + LATE
 
@@ -156,7 +155,7 @@ def test_slicer_cuts_data_into_small_slices(toxi):
         with connect(proxy.listen) as sock:
             data, sizes = read_all(sock)
     assert data == pattern(nbytes)
-    assert len(sizes) >= 40            # ~200 slices sent 2 ms apart; reads may merge a few
+    assert len(sizes) >= 40  # ~200 slices sent 2 ms apart; reads may merge a few
     assert statistics.median(sizes) <= 14
 
 
@@ -185,13 +184,13 @@ def test_toxicity_is_drawn_per_connection(echo_proxy):
                 outcomes.append(sock.recv(1) == b"?")
             except TimeoutError:
                 outcomes.append(False)
-    assert 3 <= sum(outcomes) <= 27      # some spared, some not (p of failing ~1e-5)
+    assert 3 <= sum(outcomes) <= 27  # some spared, some not (p of failing ~1e-5)
 
 
 def test_unreachable_upstream_closes_the_client(toxi):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        dead = f"127.0.0.1:{s.getsockname()[1]}"   # bound, never listening: refuses
+        dead = f"127.0.0.1:{s.getsockname()[1]}"  # bound, never listening: refuses
     proxy = toxi.create(upstream=dead, name="dead")
     with connect(proxy.listen) as sock:
         start = time.perf_counter()

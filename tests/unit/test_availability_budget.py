@@ -25,15 +25,24 @@ from tests.support import JsonHandler, http_server
 from tests.unit.test_plan import GOOD, write
 
 ROOT = Path(__file__).resolve().parents[2]
-EPOCH = 1_767_607_200.0          # 2026-01-05 10:00:00 UTC: a 5-minute boundary
+EPOCH = 1_767_607_200.0  # 2026-01-05 10:00:00 UTC: a 5-minute boundary
 
 
 def op(kind: str, t: float, outcome: Outcome = Outcome.OK, status: int | None = 200, **detail) -> Op:
-    return Op(id=0, kind=kind, t_invoke=t, t_complete=t + 0.05, outcome=outcome, wall_invoke=EPOCH + t,
-              status=status, detail=detail)
+    return Op(
+        id=0,
+        kind=kind,
+        t_invoke=t,
+        t_complete=t + 0.05,
+        outcome=outcome,
+        wall_invoke=EPOCH + t,
+        status=status,
+        detail=detail,
+    )
 
 
 # ---- served: the request, never the health body ------------------------------------------------
+
 
 def test_a_health_answer_counts_by_the_request_never_by_what_its_body_says():
     # 503 whose body says Healthy: the request failed, not served
@@ -51,9 +60,9 @@ def test_a_request_is_served_when_answered_ok_or_refused_on_its_merits():
     assert served(op("approve", 1, Outcome.FAIL, 409, gate="EvidencePackState"))
     assert not served(op("publish", 1, Outcome.FAIL, 503, cause="database", gate="ServiceHealth"))
     assert not served(op("write", 1, Outcome.INFO, 502))
-    assert not served(op("write", 1, Outcome.INFO, None))             # a timeout
+    assert not served(op("write", 1, Outcome.INFO, None))  # a timeout
     assert not served(op("write", 1, Outcome.FAIL, 429, gate="Throttle"))
-    assert not served(op("write", 1, Outcome.FAIL, 400))                # a 4xx that names no rule
+    assert not served(op("write", 1, Outcome.FAIL, 400))  # a 4xx that names no rule
 
 
 class HealthStub(JsonHandler):
@@ -73,8 +82,9 @@ def health_server():
         yield handler, url
 
 
-@pytest.mark.parametrize("answer, counted", [((503, "Healthy"), False), ((200, "Unhealthy"), True),
-                                              ((200, "Healthy"), True)])
+@pytest.mark.parametrize(
+    "answer, counted", [((503, "Healthy"), False), ((200, "Unhealthy"), True), ((200, "Healthy"), True)]
+)
 def test_the_prober_over_http_is_judged_on_its_request_not_on_the_body(health_server, answer, counted):
     handler, url = health_server
     handler.answer = answer
@@ -91,6 +101,7 @@ def test_the_prober_over_http_is_judged_on_its_request_not_on_the_body(health_se
 
 
 # ---- windows and the budget ----------------------------------------------------------------------
+
 
 def test_windows_are_clock_aligned_and_a_window_without_requests_is_not_listed():
     ops = [op("write", t) for t in (10.0, 299.9, 300.0, 1000.0)]
@@ -114,21 +125,25 @@ def test_one_bad_window_of_a_month_uses_11_6_percent_and_the_figures_say_so():
 
 def test_the_availability_section_defaults_to_30_days_a_quarter_of_the_budget_one_region(tmp_path):
     assert load_plan(write(tmp_path, GOOD), ROOT).availability == AvailabilityPolicy(30.0, 0.25, "primary")
-    plan = load_plan(write(tmp_path, GOOD + "availability: {period_days: 7, drill_allowance: 0.5, "
-                                            "region: eu-west-1}\n"), ROOT)
+    plan = load_plan(
+        write(tmp_path, GOOD + "availability: {period_days: 7, drill_allowance: 0.5, region: eu-west-1}\n"), ROOT
+    )
     assert plan.availability == AvailabilityPolicy(7.0, 0.5, "eu-west-1")
 
 
-@pytest.mark.parametrize("section, key", [
-    ("[30]", "availability"),
-    ("{period_days: 0}", "availability.period_days"),
-    ("{period_days: .nan}", "availability.period_days"),
-    ("{period_days: true}", "availability.period_days"),
-    ("{drill_allowance: 1.5}", "availability.drill_allowance"),
-    ("{drill_allowance: -0.1}", "availability.drill_allowance"),
-    ("{region: 'two words'}", "availability.region"),
-    ("{allowance: 0.25}", "availability.allowance"),
-])
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ("[30]", "availability"),
+        ("{period_days: 0}", "availability.period_days"),
+        ("{period_days: .nan}", "availability.period_days"),
+        ("{period_days: true}", "availability.period_days"),
+        ("{drill_allowance: 1.5}", "availability.drill_allowance"),
+        ("{drill_allowance: -0.1}", "availability.drill_allowance"),
+        ("{region: 'two words'}", "availability.region"),
+        ("{allowance: 0.25}", "availability.allowance"),
+    ],
+)
 def test_a_bad_availability_section_is_refused_naming_its_key(tmp_path, section, key):
     with pytest.raises(PlanError) as raised:
         load_plan(write(tmp_path, GOOD + f"availability: {section}\n"), ROOT)
@@ -137,14 +152,16 @@ def test_a_bad_availability_section_is_refused_naming_its_key(tmp_path, section,
 
 def test_a_chaos_plan_carries_the_section_into_its_results(tmp_path):
     path = tmp_path / "chaos.yaml"
-    path.write_text((ROOT / "drills" / "chaos" / "db-latency-200ms.yaml").read_text()
-                    + "availability: {drill_allowance: 0.1}\n")
+    path.write_text(
+        (ROOT / "drills" / "chaos" / "db-latency-200ms.yaml").read_text() + "availability: {drill_allowance: 0.1}\n"
+    )
     plan = load_chaos_plan(path)
     assert plan.availability == AvailabilityPolicy(30.0, 0.1, "primary")
     assert as_plan(plan, "embedded").availability == plan.availability
 
 
 # ---- every scenario of every shipped plan gets one typed availability_budget gate ----------------
+
 
 def scenario_names(feature: Path, expression: str | None) -> list[str]:
     """The scenarios of a feature file a plan's tag expression selects (all without one)."""
@@ -178,7 +195,7 @@ def test_every_scenario_of_every_shipped_plan_gets_a_typed_availability_budget_g
     try:
         scn = run.begin(name, str(feature), [])
         if "stays available at" in feature.read_text(encoding="utf-8"):
-            available_while_az_lost(scn, "az1", 0.999)      # the step states it: never twice
+            available_while_az_lost(scn, "az1", 0.999)  # the step states it: never twice
         standard_rules(scn)
     finally:
         run.forwarder.close()

@@ -31,8 +31,11 @@ from harness.plan import PlanError
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "harness"
-PROTOCOLS = [obj for obj in vars(caps).values()
-             if isinstance(obj, type) and getattr(obj, "_is_protocol", False) and obj.__module__ == caps.__name__]
+PROTOCOLS = [
+    obj
+    for obj in vars(caps).values()
+    if isinstance(obj, type) and getattr(obj, "_is_protocol", False) and obj.__module__ == caps.__name__
+]
 
 
 def members(proto: type) -> set[str]:
@@ -40,11 +43,19 @@ def members(proto: type) -> set[str]:
 
 
 def external_lab() -> ExternalLab:
-    data = {"provider": "external", "api_url": "https://cp.staging.example", "toxiproxy_url": "http://toxi:8474",
-            "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
-                         "nodes": {"pg-a": {"dsn": "host=pg-a"}, "pg-b": {"dsn": "host=pg-b"}}},
-            "actions": {"kill_database_primary": {"http": {"url": "https://ops.example/kill", "token_env": "T"}}},
-            "allow_destructive": True, "blast_radius": ["database-primary"]}
+    data = {
+        "provider": "external",
+        "api_url": "https://cp.staging.example",
+        "toxiproxy_url": "http://toxi:8474",
+        "database": {
+            "failover_target": "pg-b",
+            "replication_proxy": "repl-pg-b",
+            "nodes": {"pg-a": {"dsn": "host=pg-a"}, "pg-b": {"dsn": "host=pg-b"}},
+        },
+        "actions": {"kill_database_primary": {"http": {"url": "https://ops.example/kill", "token_env": "T"}}},
+        "allow_destructive": True,
+        "blast_radius": ["database-primary"],
+    }
     config = ExternalConfig.parse(data, lambda key, message: PlanError(f"key '{key}': {message}"))
     return ExternalLab(config, confirmed=True)
 
@@ -71,9 +82,11 @@ def _calls_on_a_lab(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Attribute):
             value = node.value
-            if (isinstance(value, ast.Name) and value.id == "lab") or \
-                    (isinstance(value, ast.Attribute) and value.attr == "lab"
-                     and not (isinstance(value.value, ast.Name) and value.value.id == "plan")):
+            if (isinstance(value, ast.Name) and value.id == "lab") or (
+                isinstance(value, ast.Attribute)
+                and value.attr == "lab"
+                and not (isinstance(value.value, ast.Name) and value.value.id == "plan")
+            ):
                 found.add(node.attr)
     return found
 
@@ -101,17 +114,20 @@ def test_capability_returns_the_lab_as_the_protocol_asked():
     assert containers.capability(Containers) is containers
 
 
-@pytest.mark.parametrize("make, proto, words", [
-    (ContainerLab, Backups, ("testcontainers", "Backups", "capability backups")),
-    (EmbeddedLab, Containers, ("embedded", "Containers")),
-    (external_lab, ApiTier, ("external", "ApiTier", "capability api_instances")),
-    (external_lab, EvidenceStore, ("external", "evidence_read", "evidence_http_errors")),
-])
+@pytest.mark.parametrize(
+    "make, proto, words",
+    [
+        (ContainerLab, Backups, ("testcontainers", "Backups", "capability backups")),
+        (EmbeddedLab, Containers, ("embedded", "Containers")),
+        (external_lab, ApiTier, ("external", "ApiTier", "capability api_instances")),
+        (external_lab, EvidenceStore, ("external", "evidence_read", "evidence_http_errors")),
+    ],
+)
 def test_a_capability_the_lab_lacks_is_refused_naming_the_provider_and_the_capability(make, proto, words):
     with pytest.raises(CapabilityMissing) as caught:
         make().capability(proto)
     assert all(word in str(caught.value) for word in words), str(caught.value)
-    assert isinstance(caught.value, NotImplementedError)   # what the drill already treats as "cannot"
+    assert isinstance(caught.value, NotImplementedError)  # what the drill already treats as "cannot"
 
 
 def test_the_external_lab_has_what_its_plan_gives():
@@ -121,8 +137,9 @@ def test_the_external_lab_has_what_its_plan_gives():
     assert not isinstance(EmbeddedLab(), PlanConfigured)
 
 
-@pytest.mark.parametrize("make", [EmbeddedLab, ContainerLab, external_lab], ids=["embedded", "testcontainers",
-                                                                                 "external"])
+@pytest.mark.parametrize(
+    "make", [EmbeddedLab, ContainerLab, external_lab], ids=["embedded", "testcontainers", "external"]
+)
 def test_each_provider_implements_every_protocol_whose_capability_it_reports(make):
     lab = make()
     for name in lab.capabilities():
@@ -138,13 +155,17 @@ def test_a_part_asked_for_before_up_names_it():
     with pytest.raises(LabNotUp, match="the database cluster"):
         EmbeddedLab().database_primary()
     with pytest.raises(LabNotUp, match="failover observer"):
-        EmbeddedLab().observer.state   # noqa: B018 - the read is the point
+        EmbeddedLab().observer.state  # noqa: B018 - the read is the point
 
 
 PROBE = re.compile(r"\b(hasattr|getattr)\(\s*(self\.|scn\.|ctx\.|run\.)?lab\b|\b(hasattr|getattr)\(\s*self\.lab\b")
 
 
 def test_nothing_in_the_harness_probes_a_lab():
-    probes = [f"{path.relative_to(ROOT)}:{n}" for path in HARNESS.rglob("*.py")
-              for n, line in enumerate(path.read_text().splitlines(), 1) if PROBE.search(line)]
+    probes = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in HARNESS.rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if PROBE.search(line)
+    ]
     assert probes == []

@@ -21,8 +21,13 @@ def ci(tmp_path: Path, fail_on: str = "") -> tuple[int, list[str]]:
     shutil.copy2(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     (tmp_path / "run").write_text(STAND_IN)
     (tmp_path / "run").chmod(0o755)
-    done = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], env={"PATH": "/usr/bin:/bin", "FAIL_ON": fail_on},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "run")],
+        env={"PATH": "/usr/bin:/bin", "FAIL_ON": fail_on},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     calls = tmp_path / "calls"
     return done.returncode, calls.read_text().splitlines() if calls.exists() else []
 
@@ -31,7 +36,7 @@ def test_ci_lints_then_runs_the_readme_test_command(tmp_path):
     code, calls = ci(tmp_path)
     assert code == 0
     assert calls == ["lint", "test"]
-    assert "./run test" in (ROOT / "README.md").read_text()     # the README's test command, the one CI runs
+    assert "./run test" in (ROOT / "README.md").read_text()  # the README's test command, the one CI runs
 
 
 def test_a_lint_finding_stops_ci_before_the_tests(tmp_path):

@@ -26,10 +26,16 @@ class Seen(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        self.log.append({"method": self.command, "path": self.path,
-                         "key": self.headers.get("Idempotency-Key"), "cid": self.headers.get("X-Correlation-Id"),
-                         "token": self.headers.get("Authorization"),
-                         "body": json.loads(raw) if raw else None})
+        self.log.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "key": self.headers.get("Idempotency-Key"),
+                "cid": self.headers.get("X-Correlation-Id"),
+                "token": self.headers.get("Authorization"),
+                "body": json.loads(raw) if raw else None,
+            }
+        )
         body = json.dumps({"id": 41, "ServiceHealth": "Healthy"}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -60,10 +66,14 @@ def server() -> Iterator[str]:
 # what each operation sends: (method, path and query, Idempotency-Key, JSON body), as the hand-built
 # calls of runner/*.py and workload/*.py sent them before there was one client
 WIRE = [
-    (ControlPlane.create_intent("k1"), ("POST", "/intents", "k1",
-                                        {"ring": "ring0", "platform": "intune", "payload": {"key": "k1"}})),
-    (ControlPlane.create_intent("k2", "ring1", "jamf"),
-     ("POST", "/intents", "k2", {"ring": "ring1", "platform": "jamf", "payload": {"key": "k2"}})),
+    (
+        ControlPlane.create_intent("k1"),
+        ("POST", "/intents", "k1", {"ring": "ring0", "platform": "intune", "payload": {"key": "k1"}}),
+    ),
+    (
+        ControlPlane.create_intent("k2", "ring1", "jamf"),
+        ("POST", "/intents", "k2", {"ring": "ring1", "platform": "jamf", "payload": {"key": "k2"}}),
+    ),
     (ControlPlane.evidence(7, "evidence of k1"), ("POST", "/intents/7/evidence", None, {"content": "evidence of k1"})),
     (ControlPlane.approve(7), ("POST", "/intents/7/approve", None, {"approver": "drill-cab"})),
     (ControlPlane.publish(7), ("POST", "/intents/7/publish", None, {})),
@@ -71,18 +81,24 @@ WIRE = [
     (ControlPlane.read_intent(7), ("GET", "/intents/7", None, None)),
     (ControlPlane.intents("drill-ab"), ("GET", "/intents?key_prefix=drill-ab", None, None)),
     (ControlPlane.health(), ("GET", "/health", None, None)),
-    (ControlPlane.events(limit=1000, type="DrillEvent", after=5),
-     ("GET", "/events?limit=1000&type=DrillEvent&after=5", None, None)),
+    (
+        ControlPlane.events(limit=1000, type="DrillEvent", after=5),
+        ("GET", "/events?limit=1000&type=DrillEvent&after=5", None, None),
+    ),
     (ControlPlane.operational_event({"event_id": "e1"}), ("POST", "/events/operational", None, {"event_id": "e1"})),
     (ControlPlane.platforms(), ("GET", "/platforms", None, None)),
     (ControlPlane.platform("jamf"), ("GET", "/platforms/jamf", None, None)),
     (ControlPlane.lift_pause("jamf"), ("POST", "/platforms/jamf/resume", None, {"approver": "drill-cab"})),
     (ControlPlane.requeue("jamf"), ("POST", "/platforms/jamf/requeue", None, {"operator": "drill-runbook"})),
     (ControlPlane.queue_metrics(), ("GET", "/metrics/queues", None, None)),
-    (ControlPlane.ring_rollback("ring0", "cid/rollback-ring0"),
-     ("POST", "/rings/ring0/rollback", "cid/rollback-ring0", {"approver": "drill-cab"})),
-    (ControlPlane.advance_clock(3600, {"Authorization": "Bearer t"}),
-     ("POST", "/_clock/advance", None, {"seconds": 3600})),
+    (
+        ControlPlane.ring_rollback("ring0", "cid/rollback-ring0"),
+        ("POST", "/rings/ring0/rollback", "cid/rollback-ring0", {"approver": "drill-cab"}),
+    ),
+    (
+        ControlPlane.advance_clock(3600, {"Authorization": "Bearer t"}),
+        ("POST", "/_clock/advance", None, {"seconds": 3600}),
+    ),
 ]
 
 
@@ -105,7 +121,7 @@ def test_the_clock_request_carries_the_labs_control_headers(server: str) -> None
         client.send(ControlPlane.advance_clock(60, {"Authorization": "Bearer t"}))
     finally:
         client.close()
-    assert Seen.log[0]["token"] == "Bearer t" and Seen.log[0]["cid"]    # a fresh correlation id
+    assert Seen.log[0]["token"] == "Bearer t" and Seen.log[0]["cid"]  # a fresh correlation id
 
 
 class Lab:

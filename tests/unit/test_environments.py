@@ -42,6 +42,7 @@ def plan_file(folder: Path, lab, environment=None, drill: str = "env-test") -> P
 
 # ---- the plan ------------------------------------------------------------------------------------------
 
+
 def test_an_external_plan_without_its_environment_is_refused_by_validate_naming_the_key_and_the_fix(tmp_path, capsys):
     path = plan_file(tmp_path, database_lab())
     assert main(["validate", str(path)]) == 2
@@ -61,8 +62,10 @@ def test_the_schedule_skips_an_external_plan_without_its_environment_naming_the_
     plan_file(tmp_path, database_lab(), drill="no-environment")
     plan_file(tmp_path, database_lab(), {"class": "staging", "name": "staging-eu"}, drill="staging-db")
     plans, errors = load_plans(tmp_path, ROOT)
-    assert list(plans) == ["staging-db"] and plans["staging-db"].environment == {"class": "staging",
-                                                                                 "name": "staging-eu"}
+    assert list(plans) == ["staging-db"] and plans["staging-db"].environment == {
+        "class": "staging",
+        "name": "staging-eu",
+    }
     assert len(errors) == 1 and "no-environment.yaml: key 'environment': missing" in errors[0]
 
 
@@ -78,14 +81,17 @@ def test_a_lab_plan_claiming_staging_or_production_is_refused(tmp_path, lab, cla
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("environment, key", [
-    ({"class": "qa", "name": "x"}, "environment.class"),
-    ({"class": "staging"}, "environment.name"),
-    ({"class": "staging", "name": "  "}, "environment.name"),
-    ({"class": "staging", "name": "eu\x1b[31m"}, "environment.name"),
-    ({"class": "staging", "name": "eu", "region": "x"}, "environment.region"),
-    ("staging", "environment"),
-])
+@pytest.mark.parametrize(
+    "environment, key",
+    [
+        ({"class": "qa", "name": "x"}, "environment.class"),
+        ({"class": "staging"}, "environment.name"),
+        ({"class": "staging", "name": "  "}, "environment.name"),
+        ({"class": "staging", "name": "eu\x1b[31m"}, "environment.name"),
+        ({"class": "staging", "name": "eu", "region": "x"}, "environment.region"),
+        ("staging", "environment"),
+    ],
+)
 def test_a_bad_environment_is_named(tmp_path, environment, key):
     with pytest.raises(PlanError, match=rf"key '{key}'"):
         load_plan(plan_file(tmp_path, database_lab(), environment), ROOT)
@@ -95,16 +101,19 @@ def test_the_shipped_lab_plans_are_class_lab():
     for path in sorted((ROOT / "drills").glob("*.yaml")):
         plan = load_plan(path, ROOT)
         assert plan.lab.provider in ("embedded", "testcontainers") and plan.environment["class"] == "lab", path
-    assert load_plan(ROOT / "drills" / "quarterly-database-containers.yaml", ROOT).environment["name"] == \
-        "container lab"
+    assert (
+        load_plan(ROOT / "drills" / "quarterly-database-containers.yaml", ROOT).environment["name"] == "container lab"
+    )
 
 
 def test_a_lab_provider_is_recorded_lab_whatever_the_environment_given():
     assert run_environment({"class": "production", "name": "prod"}, "embedded") == {"class": "lab", "name": "prod"}
     assert run_environment(None, "testcontainers") == {"class": "lab", "name": "container lab"}
-    assert run_environment({"class": "staging", "name": "staging-eu"}, "external") == \
-        {"class": "staging", "name": "staging-eu"}
-    assert run_environment({}, "external")["class"] == "lab"        # never counted on a guess
+    assert run_environment({"class": "staging", "name": "staging-eu"}, "external") == {
+        "class": "staging",
+        "name": "staging-eu",
+    }
+    assert run_environment({}, "external")["class"] == "lab"  # never counted on a guess
 
 
 def test_count_takes_known_classes_only():
@@ -117,15 +126,24 @@ def test_count_takes_known_classes_only():
 
 # ---- the record: results.json and the CAB line carry the class ------------------------------------------
 
+
 def record(tmp_path: Path, plan_path: Path, name: str) -> tuple[dict, dict]:
     key_path = tmp_path / "cab.key"
     if not key_path.exists():
         key_path.write_text(os.urandom(32).hex())
     plan = load_plan(plan_path, ROOT)
     rec = Recording(tmp_path / "cab.jsonl", key=load_key(key_path))
-    result = DrillResult.from_json({"drill": plan.drill, "title": plan.title, "ha_domain": "database",
-                                    "verdict": "pass", "finished_at": "2026-10-01T06:00:00+00:00",
-                                    "environment": {"provider": plan.lab.provider}, "scenarios": []})
+    result = DrillResult.from_json(
+        {
+            "drill": plan.drill,
+            "title": plan.title,
+            "ha_domain": "database",
+            "verdict": "pass",
+            "finished_at": "2026-10-01T06:00:00+00:00",
+            "environment": {"provider": plan.lab.provider},
+            "scenarios": [],
+        }
+    )
     complete(result, plan, NoLab(), rec)
     out = tmp_path / name
     write_outputs(result, plan, out, rec, log=lambda *a, **k: None)
@@ -138,15 +156,17 @@ def record(tmp_path: Path, plan_path: Path, name: str) -> tuple[dict, dict]:
 def test_each_run_records_its_environment_in_results_and_in_the_cab_line(tmp_path):
     results, line = record(tmp_path, ROOT / "drills" / "quarterly-database.yaml", "lab")
     assert results["environment"]["class"] == "lab" and results["environment"]["name"] == "embedded lab"
-    assert results["environment"]["provider"] == "embedded"          # beside the host's description
+    assert results["environment"]["provider"] == "embedded"  # beside the host's description
     assert line["environment"] == {"class": "lab", "name": "embedded lab"}
 
     staging = plan_file(tmp_path, database_lab(), {"class": "staging", "name": "staging-eu"})
     results, line = record(tmp_path, staging, "staging")
-    assert results["environment"]["class"] == "staging" and line["environment"] == {"class": "staging",
-                                                                                       "name": "staging-eu"}
+    assert results["environment"]["class"] == "staging" and line["environment"] == {
+        "class": "staging",
+        "name": "staging-eu",
+    }
     page = (tmp_path / "staging" / "report.html").read_text()
-    assert REHEARSAL not in page and "<strong class=\"envkind\">STAGING</strong> staging-eu" in page
+    assert REHEARSAL not in page and '<strong class="envkind">STAGING</strong> staging-eu' in page
 
 
 def test_a_chaos_run_on_a_lab_is_recorded_lab():
@@ -154,25 +174,33 @@ def test_a_chaos_run_on_a_lab_is_recorded_lab():
     from harness.chaos.runner import as_plan
 
     for path in sorted((ROOT / "drills" / "chaos").glob("*.yaml")):
-        plan = as_plan(load_chaos_plan(path), "external")     # the running lab is reached as an external one
+        plan = as_plan(load_chaos_plan(path), "external")  # the running lab is reached as an external one
         assert run_environment(plan.environment, plan.lab.provider)["class"] == "lab", path
 
 
 # ---- the report's page 1 --------------------------------------------------------------------------------
 
+
 def test_a_lab_runs_page_one_carries_the_red_rehearsal_banner_and_a_staging_runs_does_not():
-    lab = DrillResult.from_json({"drill": "d", "verdict": "pass",
-                                 "environment": {"provider": "embedded", "class": "lab", "name": "embedded lab"}})
+    lab = DrillResult.from_json(
+        {
+            "drill": "d",
+            "verdict": "pass",
+            "environment": {"provider": "embedded", "class": "lab", "name": "embedded lab"},
+        }
+    )
     page = render_html(lab)
     banner = f'<div class="rehearsal" role="alert">{REHEARSAL}'
     assert banner in page and page.index(banner) < page.index('<div class="banner pass"')
     assert ".rehearsal { background: #cf222e;" in page
     # an old results.json (no class): its environment_class says lab, so does the page
-    old = DrillResult.from_json({"drill": "d", "verdict": "pass",
-                                 "environment_class": "embedded lab: local processes, not production evidence"})
+    old = DrillResult.from_json(
+        {"drill": "d", "verdict": "pass", "environment_class": "embedded lab: local processes, not production evidence"}
+    )
     assert banner in render_html(old)
-    staging = DrillResult.from_json({"drill": "d", "verdict": "pass",
-                                     "environment": {"provider": "external", "class": "staging", "name": "stg"}})
+    staging = DrillResult.from_json(
+        {"drill": "d", "verdict": "pass", "environment": {"provider": "external", "class": "staging", "name": "stg"}}
+    )
     assert 'class="rehearsal"' not in render_html(staging)
 
 

@@ -15,8 +15,15 @@ TEN_AM = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC).timestamp()
 
 def op(i, kind, key, outcome=OK, wall=None, t=None):
     t = 100.0 + i if t is None else t
-    return Op(id=i, kind=kind, t_invoke=t, t_complete=None if outcome is INFO else t + 0.05,
-              outcome=outcome, value=key, wall_invoke=TEN_AM + 60 + (t - 100.0) if wall is None else wall)
+    return Op(
+        id=i,
+        kind=kind,
+        t_invoke=t,
+        t_complete=None if outcome is INFO else t + 0.05,
+        outcome=outcome,
+        value=key,
+        wall_invoke=TEN_AM + 60 + (t - 100.0) if wall is None else wall,
+    )
 
 
 def created(intent_id, key):
@@ -31,10 +38,20 @@ def event(type_, intent_id):
 
 
 def test_every_change_with_exactly_one_event_is_a_full_success():
-    ops = [op(1, "write", "k1"), op(2, "write", "k2"), op(3, "evidence", "k2"), op(4, "approve", "k2"),
-           op(5, "publish", "k2")]
-    events = [created(1, "k1"), created(2, "k2"), event("EvidenceCommitted", 2), event("ApprovalRecorded", 2),
-              event("Published", 2)]
+    ops = [
+        op(1, "write", "k1"),
+        op(2, "write", "k2"),
+        op(3, "evidence", "k2"),
+        op(4, "approve", "k2"),
+        op(5, "publish", "k2"),
+    ]
+    events = [
+        created(1, "k1"),
+        created(2, "k2"),
+        event("EvidenceCommitted", 2),
+        event("ApprovalRecorded", 2),
+        event("Published", 2),
+    ]
     result = write_success(ops, events)
     assert [(h.hour, h.attempted, h.persisted) for h in result.hours] == [("2026-01-05T10:00Z", 5, 5)]
     assert result.worst(False).ratio == 1.0 and result.missing == () and result.duplicated == ()
@@ -42,21 +59,28 @@ def test_every_change_with_exactly_one_event_is_a_full_success():
 
 def test_a_change_acknowledged_without_its_event_counts_as_missing():
     ops = [op(i, "write", f"k{i}") for i in range(1, 5)] + [op(5, "publish", "k1")]
-    events = [created(i, f"k{i}") for i in (1, 2, 3)]          # k4's event and k1's Published absent
+    events = [created(i, f"k{i}") for i in (1, 2, 3)]  # k4's event and k1's Published absent
     result = write_success(ops, events)
     assert result.attempted == 5 and result.persisted == 3 and result.worst(False).ratio == pytest.approx(0.6)
     assert set(result.missing) == {"write k4", "publish k1"}
 
 
 def test_two_events_for_one_change_count_as_duplicated_not_persisted():
-    result = write_success([op(1, "write", "k1"), op(2, "approve", "k1")],
-                           [created(1, "k1"), event("ApprovalRecorded", 1), event("ApprovalRecorded", 1)])
+    result = write_success(
+        [op(1, "write", "k1"), op(2, "approve", "k1")],
+        [created(1, "k1"), event("ApprovalRecorded", 1), event("ApprovalRecorded", 1)],
+    )
     assert result.persisted == 1 and result.duplicated == ("approve k1",)
 
 
 def test_refused_and_timed_out_appends_count_as_failed_attempts_and_other_kinds_are_ignored():
-    ops = [op(1, "write", "k1"), op(2, "write", "k2", FAIL), op(3, "write", "k3", INFO), op(4, "probe", None),
-           op(5, "final_read", ["k1"])]
+    ops = [
+        op(1, "write", "k1"),
+        op(2, "write", "k2", FAIL),
+        op(3, "write", "k3", INFO),
+        op(4, "probe", None),
+        op(5, "final_read", ["k1"]),
+    ]
     result = write_success(ops, [created(1, "k1")])
     assert result.attempted == 3 and result.persisted == 1
     assert result.refused == ("write k2", "write k3") and result.missing == ()
@@ -68,10 +92,14 @@ def test_an_indeterminate_change_whose_event_exists_is_a_success():
 
 
 def test_attempts_are_bucketed_by_the_clock_hour_of_their_invoke():
-    result = write_success([op(1, "write", "k1"), op(2, "write", "k2", wall=TEN_AM + 3599.98),
-                            op(3, "write", "k3", wall=TEN_AM + 3700)], [created(1, "k1"), created(2, "k2")])
+    result = write_success(
+        [op(1, "write", "k1"), op(2, "write", "k2", wall=TEN_AM + 3599.98), op(3, "write", "k3", wall=TEN_AM + 3700)],
+        [created(1, "k1"), created(2, "k2")],
+    )
     assert [(h.hour, h.attempted, h.persisted) for h in result.hours] == [
-        ("2026-01-05T10:00Z", 2, 2), ("2026-01-05T11:00Z", 1, 0)]
+        ("2026-01-05T10:00Z", 2, 2),
+        ("2026-01-05T11:00Z", 1, 0),
+    ]
     assert hour_of(TEN_AM) == "2026-01-05T10:00Z"
 
 
@@ -90,8 +118,16 @@ def test_the_hour_is_projected_at_the_pre_fault_rate_and_ratio():
 
 def test_an_attempt_in_flight_when_the_fault_struck_belongs_to_the_fault():
     ops = [op(i, "write", f"k{i}", t=100.0 + i) for i in range(11)]
-    straddling = Op(id=50, kind="evidence", t_invoke=110.4, t_complete=111.5, outcome=FAIL, value="k10",
-                    wall_invoke=TEN_AM + 70.4, detail={"intent_id": 10})
+    straddling = Op(
+        id=50,
+        kind="evidence",
+        t_invoke=110.4,
+        t_complete=111.5,
+        outcome=FAIL,
+        value="k10",
+        wall_invoke=TEN_AM + 70.4,
+        detail={"intent_id": 10},
+    )
     result = write_success(ops + [straddling], [created(i, f"k{i}") for i in range(11)], fault_t=110.5)
     assert result.pre_fault_ratio == 1.0 and result.pre_fault_failed == ()
     assert result.refused == ("evidence k10",)
@@ -113,8 +149,14 @@ def test_no_attempt_gives_no_hour():
 def chain(n, start=1, prev=GENESIS):
     rows = []
     for seq in range(start, start + n):
-        row = {"seq": seq, "type": "IntentCreated", "intent_id": seq, "correlation_id": "c",
-               "payload": {"idempotency_key": f"k{seq}"}, "prev_hash": prev}
+        row = {
+            "seq": seq,
+            "type": "IntentCreated",
+            "intent_id": seq,
+            "correlation_id": "c",
+            "payload": {"idempotency_key": f"k{seq}"},
+            "prev_hash": prev,
+        }
         row["hash"] = event_hash(prev, row)
         rows.append(row)
         prev = row["hash"]
@@ -142,7 +184,7 @@ def test_an_event_whose_content_changed_fails_the_recomputed_hash():
 
 def test_an_event_recorded_before_and_missing_after_is_lost_and_breaks_the_link():
     before = chain(6)
-    after = before[:4] + chain(3, start=7, prev=before[-1]["hash"])    # 5 and 6 gone
+    after = before[:4] + chain(3, start=7, prev=before[-1]["hash"])  # 5 and 6 gone
     c = chain_continuity(before, after)
     assert not c.ok and c.lost == (5, 6) and c.broken_links == (7,)
 
@@ -153,7 +195,7 @@ def test_an_altered_hash_a_duplicate_and_a_new_branch_are_each_reported():
     altered[1]["hash"] = "x" * 64
     c = chain_continuity(before, altered + [dict(altered[3])])
     assert c.altered == (2,) and "seq 4" in c.duplicated and 3 in c.broken_links and 2 in c.bad_hashes
-    fork = chain(4) + chain(1, start=5, prev="y" * 64)   # not linked to seq 4
+    fork = chain(4) + chain(1, start=5, prev="y" * 64)  # not linked to seq 4
     c = chain_continuity(before, fork)
     assert c.boundary_linked is False and not c.ok
 
@@ -171,7 +213,7 @@ def test_the_event_store_fault_targets_the_database_primary_only():
         build(FaultSpec("event_store_block", "pg-a"))
     fault = build(FaultSpec("event_store_block", "database-primary"))
     assert "event_store_block" in fault.describe()
-    fault.heal(FaultContext())   # healing what was never injected is a no-op
+    fault.heal(FaultContext())  # healing what was never injected is a no-op
 
 
 def test_a_lab_without_the_capability_says_so():
@@ -179,8 +221,9 @@ def test_a_lab_without_the_capability_says_so():
 
     class Bare(Lab):
         provider = "bare"
-        up = down = endpoints = processes = steady_state_checks = database_primary = kill_database_node = \
+        up = down = endpoints = processes = steady_state_checks = database_primary = kill_database_node = (
             lambda self, *a: None
+        )
 
     with pytest.raises(NotImplementedError, match="bare lab cannot block event store writes"):
         build(FaultSpec("event_store_block", "database-primary")).inject(FaultContext(lab=Bare()))

@@ -22,12 +22,14 @@ def observe(answers: list[bool], writable: list[bool]) -> dict[str, float]:
         events.setdefault(kind, detail.get("wall", time.time()))
 
     def scripted(script):
-        def poll(_name):   # the observer's own 20 ms between rounds keeps their times apart
+        def poll(_name):  # the observer's own 20 ms between rounds keeps their times apart
             return script.pop(0) if len(script) > 1 else script[0]
+
         return poll
 
-    watcher = ExternalFailover(SimpleNamespace(config=SimpleNamespace(failover_target="pg-b", actions={}),
-                                               on_event=on_event))
+    watcher = ExternalFailover(
+        SimpleNamespace(config=SimpleNamespace(failover_target="pg-b", actions={}), on_event=on_event)
+    )
     watcher._answers, watcher._writable = scripted(list(answers)), scripted(list(writable))
     watcher._reconnected = lambda: True
     watcher._observe_fenced("pg-a", timeout=10)

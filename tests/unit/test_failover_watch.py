@@ -17,8 +17,7 @@ class BrokenProbe(FailoverController):
 def test_a_probe_that_raises_the_unexpected_is_a_recorded_failover_error():
     events = []
     cluster = SimpleNamespace(primary=SimpleNamespace(name="pg0"))
-    controller = BrokenProbe(cluster, None, "db", "pg1", on_event=lambda *event: events.append(event),
-                             interval=0.01)
+    controller = BrokenProbe(cluster, None, "db", "pg1", on_event=lambda *event: events.append(event), interval=0.01)
     controller.start()
     try:
         assert controller.wait_failed_over(timeout=30) is False

@@ -27,7 +27,7 @@ SPECS = [
 
 
 def test_the_context_names_the_lab_type_not_any():
-    hints = typing.get_type_hints(FaultContext, localns={"Lab": Lab})   # Lab is imported for type checking only
+    hints = typing.get_type_hints(FaultContext, localns={"Lab": Lab})  # Lab is imported for type checking only
     assert hints["lab"] == Lab | None
 
 
@@ -45,8 +45,11 @@ class Unrelated:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)
 def test_a_lab_without_the_protocol_is_refused_naming_it(spec):
-    with pytest.raises(CapabilityMissing, match=f"fault '{spec.type}' acts through [A-Za-z]+, which the lab "
-                                                r"\(Unrelated\) lacks"):
+    with pytest.raises(
+        CapabilityMissing,
+        match=f"fault '{spec.type}' acts through [A-Za-z]+, which the lab "
+        r"\(Unrelated\) lacks",
+    ):
         build(spec).inject(FaultContext(lab=Unrelated()))  # type: ignore[arg-type]  # deliberately no lab
 
 
@@ -93,7 +96,7 @@ def test_a_fault_acts_through_the_protocol_it_uses_and_no_more():
     loss.inject(ctx)
     loss.heal(ctx)
     assert lab.calls == ["halt", "resume", "lose"] and "pg-a, pg-b" in loss.describe()
-    with pytest.raises(CapabilityMissing, match="DatabaseNodes"):   # another protocol: refused, named
+    with pytest.raises(CapabilityMissing, match="DatabaseNodes"):  # another protocol: refused, named
         build(FaultSpec("database_primary_kill", "database-primary")).inject(ctx)
 
 
@@ -103,8 +106,15 @@ def test_the_context_names_the_toxiproxy_control_not_any():
     assert typing.get_type_hints(FaultContext, localns={"Lab": Lab})["toxiproxy"] == ToxiproxyControl | None
 
 
-@pytest.mark.parametrize("spec", [FaultSpec("latency", "pg-b", {"latency_ms": 100}), FaultSpec("partition", "pg-b"),
-                                  FaultSpec("proxy_down", "pg-b")], ids=lambda s: s.type)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FaultSpec("latency", "pg-b", {"latency_ms": 100}),
+        FaultSpec("partition", "pg-b"),
+        FaultSpec("proxy_down", "pg-b"),
+    ],
+    ids=lambda s: s.type,
+)
 def test_a_link_fault_without_toxiproxy_says_it_needs_it(spec):
     with pytest.raises(FaultError, match=f"fault '{spec.type}' needs the Toxiproxy control of its links"):
         build(spec).inject(FaultContext())

@@ -54,7 +54,7 @@ def test_a_fault_type_without_needs_is_refused_when_registered():
 def test_a_fault_types_needs_must_be_a_set_of_names():
     class Misspelt(Fault):
         TYPE = "misspelt_needs_for_test"
-        NEEDS: ClassVar = "backups"       # a string, not a set of names
+        NEEDS: ClassVar = "backups"  # a string, not a set of names
 
     with pytest.raises(TypeError, match="NEEDS must be a frozenset of capability names"):
         register(Misspelt)

@@ -55,14 +55,17 @@ def test_a_missing_file_is_left_for_the_caller_to_word(tmp_path):
         read_capped(tmp_path / "none", 10)
 
 
-@pytest.mark.parametrize("data, says", [
-    (b"\xff{}", "not UTF-8"),
-    (b"[" * 100_000 + b"]" * 100_000, "nested too deep"),
-    (b"1e999", "too large"),
-    (b"NaN", "not a JSON number"),
-    (b"{", "not JSON"),
-    (b"9" * 5000, "not JSON"),
-])
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (b"\xff{}", "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deep"),
+        (b"1e999", "too large"),
+        (b"NaN", "not a JSON number"),
+        (b"{", "not JSON"),
+        (b"9" * 5000, "not JSON"),
+    ],
+)
 def test_json_that_is_not_a_record_is_an_input_error(data, says):
     with pytest.raises(InputError, match=says):
         parse_json(data, "results.json")
@@ -73,13 +76,16 @@ def test_read_json_reads_a_record(tmp_path):
     assert read_json(tmp_path / "r.json", 1000, "results") == {"a": [1, 2.5]}
 
 
-@pytest.mark.parametrize("raw, shown", [
-    ("a\x1b[31mb", "a\\x1b[31mb"),
-    ("bell\x07 del\x7f nel\x85", "bell\\x07 del\\x7f nel\\x85"),
-    ("CHG\u202e123", "CHG\\u202e123"),
-    ("line\u2028sep", "line\\u2028sep"),
-    ("plain text, é and ü", "plain text, é and ü"),
-])
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("a\x1b[31mb", "a\\x1b[31mb"),
+        ("bell\x07 del\x7f nel\x85", "bell\\x07 del\\x7f nel\\x85"),
+        ("CHG\u202e123", "CHG\\u202e123"),
+        ("line\u2028sep", "line\\u2028sep"),
+        ("plain text, é and ü", "plain text, é and ü"),
+    ],
+)
 def test_printable_escapes_what_a_terminal_would_act_on(raw, shown):
     assert printable(raw) == shown
 

@@ -18,10 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def results(feature: str, verdict: str, finished: str, cls: str = "staging") -> dict:
     """The results of a run against staging (counted by default), or of the class `cls`."""
-    return {"schema_version": 1, "drill": "d", "correlation_id": "c", "started_at": finished,
-            "finished_at": finished, "verdict": verdict, "gates": [],
-            "environment": {"provider": "external" if cls != "lab" else "embedded", "class": cls, "name": f"{cls}-1"},
-            "scenarios": [{"name": "s", "feature": feature, "verdict": verdict, "gates": []}]}
+    return {
+        "schema_version": 1,
+        "drill": "d",
+        "correlation_id": "c",
+        "started_at": finished,
+        "finished_at": finished,
+        "verdict": verdict,
+        "gates": [],
+        "environment": {"provider": "external" if cls != "lab" else "embedded", "class": cls, "name": f"{cls}-1"},
+        "scenarios": [{"name": "s", "feature": feature, "verdict": verdict, "gates": []}],
+    }
 
 
 def run(tmp_path: Path, cab: Path, name: str, data: dict) -> None:
@@ -45,14 +52,28 @@ def test_every_row_carries_each_of_its_facts():
         assert row.impact in range(1, 6) and row.ha_domain in DOMAINS, row
         assert row.feature is not None and (ROOT / row.feature).is_file(), row
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in row.links.items()), row
-    assert [r.ha_domain for r in ROWS] == ["api", "database", "evidence-store", "connectors", "connectors",
-                                           "connectors", "event-store"]
+    assert [r.ha_domain for r in ROWS] == [
+        "api",
+        "database",
+        "evidence-store",
+        "connectors",
+        "connectors",
+        "connectors",
+        "event-store",
+    ]
     assert [r.impact for r in ROWS] == [4, 5, 4, 3, 3, 3, 5]
     assert matrix.links() == {"alternate region": "s3-replica", "evidence store": "s3"}
 
 
-FULL = {"component": "C", "failure": "F", "impact": 4, "impact_words": "W", "ha_domain": "api", "links": {},
-        "feature": "scenarios/api/x.feature"}
+FULL = {
+    "component": "C",
+    "failure": "F",
+    "impact": 4,
+    "impact_words": "W",
+    "ha_domain": "api",
+    "links": {},
+    "feature": "scenarios/api/x.feature",
+}
 
 
 @pytest.mark.parametrize("missing", sorted(FULL))
@@ -61,10 +82,21 @@ def test_a_row_missing_a_field_is_refused_where_it_is_defined(missing):
         Row(**{k: v for k, v in FULL.items() if k != missing})
 
 
-@pytest.mark.parametrize("key, value", [("impact", 6), ("impact", 0), ("impact", "4"), ("impact", True),
-                                        ("ha_domain", ""), ("component", " "), ("impact_words", None),
-                                        ("links", {"alternate region": ""}), ("links", ["s3"]),
-                                        ("feature", "api/x.feature")])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("impact", 6),
+        ("impact", 0),
+        ("impact", "4"),
+        ("impact", True),
+        ("ha_domain", ""),
+        ("component", " "),
+        ("impact_words", None),
+        ("links", {"alternate region": ""}),
+        ("links", ["s3"]),
+        ("feature", "api/x.feature"),
+    ],
+)
 def test_a_row_with_a_field_out_of_range_is_refused_where_it_is_defined(key, value):
     with pytest.raises(ValueError, match=f"matrix row '.*': {key} must"):
         Row(**{**FULL, key: value})
@@ -72,7 +104,7 @@ def test_a_row_with_a_field_out_of_range_is_refused_where_it_is_defined(key, val
 
 def test_a_rows_links_cannot_be_changed_after_it_is_defined():
     with pytest.raises(TypeError):
-        ROWS[2].links["evidence store"] = "elsewhere"      # type: ignore[index]
+        ROWS[2].links["evidence store"] = "elsewhere"  # type: ignore[index]
 
 
 def test_risk_history_and_the_runner_read_the_row_not_a_table_of_their_own(monkeypatch):
@@ -81,13 +113,26 @@ def test_risk_history_and_the_runner_read_the_row_not_a_table_of_their_own(monke
 
     for module, table in ((risk, "ROW_IMPACT"), (history, "ROW_DOMAIN"), (common, "LINKS")):
         assert not hasattr(module, table), f"{module.__name__}.{table}: a second copy of the rows' facts"
-    changed = Row("Database", "Primary unavailable", 2, "changed words", "backup-restore", {"a link": "proxy-x"},
-                  "scenarios/database/primary_failover.feature")
+    changed = Row(
+        "Database",
+        "Primary unavailable",
+        2,
+        "changed words",
+        "backup-restore",
+        {"a link": "proxy-x"},
+        "scenarios/database/primary_failover.feature",
+    )
     monkeypatch.setattr(matrix, "ROWS", (ROWS[0], changed, *ROWS[2:]))
     monkeypatch.setattr(matrix, "_BY_NUMBER", dict(enumerate(matrix.ROWS, 1)))
     assert risk.impact_of(2, "database", None) == (2, "matrix row 2: changed words")
-    entry = {"kind": "drill", "finished_at": "2026-01-01T00:00:00+00:00", "drill": "d", "ha_domain": "all",
-             "verdict": "pass", "scenarios": [{"matrix_row": 2, "verdict": "pass"}]}
+    entry = {
+        "kind": "drill",
+        "finished_at": "2026-01-01T00:00:00+00:00",
+        "drill": "d",
+        "ha_domain": "all",
+        "verdict": "pass",
+        "scenarios": [{"matrix_row": 2, "verdict": "pass"}],
+    }
     by_domain = history.runs_by_domain([entry])
     assert [r["drill"] for r in by_domain["backup-restore"]] == ["d"] and by_domain["database"] == []
     assert matrix.links()["a link"] == "proxy-x"
@@ -119,7 +164,7 @@ def test_a_tag_selected_drill_runs_and_reports_the_rows_in_the_matrix_order():
     ordered = [row_of(f) for f in matrix_order(features)]
     numbers = [found[0] for found in ordered if found]
     assert numbers == sorted(numbers) and numbers[:3] == [1, 2, 3]
-    assert ordered[-1] is None          # replication_cut.feature (no row of its own) goes last
+    assert ordered[-1] is None  # replication_cut.feature (no row of its own) goes last
     assert row_of(ROOT / "scenarios/connectors/jamf_outage.feature")[1].component == "Jamf API outage"
     assert row_of("scenarios/database/replication_cut.feature") is None
 
@@ -130,13 +175,13 @@ def test_the_matrix_reads_only_verified_lines_and_says_how_many_it_skipped(tmp_p
     run(tmp_path, cab, "b", results("api/stateless_outage.feature", "fail", "2026-04-01T00:00:00+00:00"))
     lines = cab.read_text().splitlines()
     forged = json.loads(lines[0])
-    forged["scenarios"][0]["verdict"] = "pass"          # edited without the key
+    forged["scenarios"][0]["verdict"] = "pass"  # edited without the key
     cab.write_text(json.dumps(forged) + "\n" + lines[1] + "\n")
     entries, skipped = verified_entries(cab, load_key())
     table = render(entries, skipped, ROOT).splitlines()
     assert next(line for line in table if line.startswith("2 ")).endswith("never run")
     assert "FAIL 2026-04-01" in next(line for line in table if line.startswith("1 "))
-    assert "(1 CAB log line(s) skipped: not verified" in table[-1]   # the edited one; the next still chains
+    assert "(1 CAB log line(s) skipped: not verified" in table[-1]  # the edited one; the next still chains
 
 
 def test_a_lab_run_is_not_a_rows_last_verdict_unless_the_policy_counts_lab(tmp_path):
@@ -145,8 +190,11 @@ def test_a_lab_run_is_not_a_rows_last_verdict_unless_the_policy_counts_lab(tmp_p
     run(tmp_path, cab, "b", results("database/primary_failover.feature", "pass", "2026-04-01T00:00:00+00:00", "lab"))
     run(tmp_path, cab, "c", results("api/stateless_outage.feature", "pass", "2026-04-01T00:00:00+00:00", "lab"))
     entries, skipped = verified_entries(cab, load_key())
-    assert [e["environment"] for e in entries] == [{"class": "staging", "name": "staging-1"},
-                                                   {"class": "lab", "name": "lab-1"}, {"class": "lab", "name": "lab-1"}]
+    assert [e["environment"] for e in entries] == [
+        {"class": "staging", "name": "staging-1"},
+        {"class": "lab", "name": "lab-1"},
+        {"class": "lab", "name": "lab-1"},
+    ]
     table = render(entries, skipped, ROOT).splitlines()
     database = next(line for line in table if line.startswith("2 "))
     assert "FAIL 2026-01-01T00:00:00+00:00 (staging)" in database

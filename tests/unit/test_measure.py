@@ -79,8 +79,9 @@ def test_rto_ignores_a_write_that_got_in_before_the_fault_was_in_place():
     ops = [write(1, 10.05, "ahead", latency=0.02), write(2, 10.3, "blocked", FAIL), write(3, 12.0, "after")]
     h = history(ops + [final_read(["ahead", "after"])], [INJECT_AT_10, in_place, HEAL_AT_20])
     assert rto(h).seconds == pytest.approx(2.1)
-    assert rto(history(ops + [final_read(["ahead", "after"])], [INJECT_AT_10, HEAL_AT_20])).seconds == \
-        pytest.approx(0.07)                                   # without the marker: the old measure
+    assert rto(history(ops + [final_read(["ahead", "after"])], [INJECT_AT_10, HEAL_AT_20])).seconds == pytest.approx(
+        0.07
+    )  # without the marker: the old measure
 
 
 def test_rto_counts_from_the_fault_when_it_is_injected_before_the_first_write():
@@ -101,9 +102,7 @@ def test_rto_reports_each_recovery_phase_as_an_offset_from_injection():
     ]
     h = history([write(1, 16.0, "a"), final_read(["a"])], events)
     phases = rto(h).phases
-    assert phases == pytest.approx(
-        {"detect": 1.5, "promote": 4.0, "reconnect": 5.0, "first_write": 6.1}
-    )
+    assert phases == pytest.approx({"detect": 1.5, "promote": 4.0, "reconnect": 5.0, "first_write": 6.1})
 
 
 def test_rto_measures_the_named_fault_when_several_were_injected():
@@ -281,8 +280,15 @@ def publish(i, t, key, outcome=OK):
 
 
 def test_rto_on_publish_counts_only_publishes_read_back_published():
-    read = Op(id=99, kind="final_read", t_invoke=100.0, t_complete=100.5, outcome=OK, value=["a", "b", "c"],
-              detail={"published": ["c"]})
+    read = Op(
+        id=99,
+        kind="final_read",
+        t_invoke=100.0,
+        t_complete=100.5,
+        outcome=OK,
+        value=["a", "b", "c"],
+        detail={"published": ["c"]},
+    )
     ops = [write(1, 11.0, "a"), publish(2, 12.0, "b"), publish(3, 15.0, "c"), read]
     result = rto(history(ops, [INJECT_AT_10]), on="publish")
     assert result.seconds == pytest.approx(5.2) and "first_publish" in result.phases
@@ -290,11 +296,27 @@ def test_rto_on_publish_counts_only_publishes_read_back_published():
 
 def test_rto_on_an_apply_comes_from_the_platforms_own_log():
     def request(t, status):
-        return Event(kind="platform_request", name="platform:jamf", t=t, source="platform:jamf",
-                     detail={"idempotency_key": "k", "status": status})
-    events = [INJECT_AT_10, request(11.0, 503), request(12.0, 503), request(17.5, 200),
-              Event(kind="platform_request", name="platform:sccm", t=13.0, source="platform:sccm",
-                    detail={"idempotency_key": "x", "status": 200})]
+        return Event(
+            kind="platform_request",
+            name="platform:jamf",
+            t=t,
+            source="platform:jamf",
+            detail={"idempotency_key": "k", "status": status},
+        )
+
+    events = [
+        INJECT_AT_10,
+        request(11.0, 503),
+        request(12.0, 503),
+        request(17.5, 200),
+        Event(
+            kind="platform_request",
+            name="platform:sccm",
+            t=13.0,
+            source="platform:sccm",
+            detail={"idempotency_key": "x", "status": 200},
+        ),
+    ]
     assert rto(history([], events), on="apply:jamf").seconds == pytest.approx(7.5)
     assert rto(history([], events[:3]), on="apply:jamf").seconds is None
 
@@ -313,6 +335,7 @@ def timed_probe(i, t, outcome=OK, wall0=1_700_000_000.0):
 
 def test_downtime_weighs_each_failed_probe_by_the_time_until_the_next():
     from harness.measure.probes import downtime
+
     ops = [timed_probe(i, i * 0.1, FAIL if 10 <= i < 14 else OK) for i in range(30)]
     (window,) = downtime(history(ops))
     assert window.downtime_s == pytest.approx(0.4) and window.failed == 4 and window.probes == 30
@@ -321,7 +344,8 @@ def test_downtime_weighs_each_failed_probe_by_the_time_until_the_next():
 
 def test_downtime_windows_are_aligned_on_the_wall_clock_and_split_a_stretch_across_them():
     from harness.measure.probes import downtime
-    wall0 = 1_700_000_100.0 - 0.25           # 0.25 s before a 5-minute boundary (1_700_000_100 % 300 == 0)
+
+    wall0 = 1_700_000_100.0 - 0.25  # 0.25 s before a 5-minute boundary (1_700_000_100 % 300 == 0)
     ops = [timed_probe(0, 0.0, FAIL, wall0), timed_probe(1, 0.5, OK, wall0)]
     first, second = downtime(history(ops))
     assert first.downtime_s == pytest.approx(0.25) and second.downtime_s == pytest.approx(0.25)
@@ -330,6 +354,7 @@ def test_downtime_windows_are_aligned_on_the_wall_clock_and_split_a_stretch_acro
 
 def test_downtime_inside_a_span_ignores_probes_outside_it():
     from harness.measure.probes import downtime
+
     ops = [timed_probe(i, float(i), FAIL if i < 5 else OK) for i in range(10)]
     (window,) = downtime(history(ops), start=5.0)
     assert window.downtime_s == 0.0 and window.probes == 5

@@ -10,15 +10,19 @@ from harness.model import DrillResult
 from harness.report.html import render_html
 from tests.unit.test_report_page import page1, result
 
-NO_CLOCK = {"id": "cab_manual_pause_jamf", "description": "CAB manual pause raised after 15 minutes",
-            "verdict": "unknown", "measured": {"raised": 0, "held_s": 20.0}, "threshold": "after > 15 min",
-            "detail": "needs 15 min of real time or clock control "
-                      "(the fault was held 20 s on the Control Plane's clock)"}
+NO_CLOCK = {
+    "id": "cab_manual_pause_jamf",
+    "description": "CAB manual pause raised after 15 minutes",
+    "verdict": "unknown",
+    "measured": {"raised": 0, "held_s": 20.0},
+    "threshold": "after > 15 min",
+    "detail": "needs 15 min of real time or clock control (the fault was held 20 s on the Control Plane's clock)",
+}
 
 
 def page_text(page: str) -> str:
     first = page1(page)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", first[first.index("<body>"):])).split())
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", first[first.index("<body>") :])).split())
 
 
 def test_page_one_lists_the_rules_not_judged_with_their_reason():
@@ -27,8 +31,10 @@ def test_page_one_lists_the_rules_not_judged_with_their_reason():
     data["scenarios"][0]["gates"].append(NO_CLOCK)
     text = page_text(render_html(DrillResult.from_json(data)))
     assert "Rules not judged (1, unknown, never a pass):" in text
-    assert ("cab_manual_pause_jamf (primary crash): needs 15 min of real time or clock control "
-            "(the fault was held 20 s on the Control Plane's clock).") in text
+    assert (
+        "cab_manual_pause_jamf (primary crash): needs 15 min of real time or clock control "
+        "(the fault was held 20 s on the Control Plane's clock)."
+    ) in text
 
 
 def test_page_one_has_no_such_line_when_every_rule_was_judged():

@@ -50,10 +50,16 @@ def failure(hook: Hook) -> HookError:
     return err.value
 
 
-@pytest.mark.parametrize("status, kind, acted, code", [
-    (401, hooks.CREDENTIALS, False, exits.INVALID), (403, hooks.CREDENTIALS, False, exits.INVALID),
-    (404, hooks.PLAN, False, exits.INVALID), (409, hooks.REFUSED, False, exits.UNREACHABLE),
-    (503, hooks.UNREACHABLE, True, exits.UNREACHABLE)])
+@pytest.mark.parametrize(
+    "status, kind, acted, code",
+    [
+        (401, hooks.CREDENTIALS, False, exits.INVALID),
+        (403, hooks.CREDENTIALS, False, exits.INVALID),
+        (404, hooks.PLAN, False, exits.INVALID),
+        (409, hooks.REFUSED, False, exits.UNREACHABLE),
+        (503, hooks.UNREACHABLE, True, exits.UNREACHABLE),
+    ],
+)
 def test_an_http_hook_failure_says_whose_it_is_and_whether_it_may_have_acted(runbook, status, kind, acted, code):
     error = failure(Hook("kill_database_primary", url=f"{runbook}/{status}", timeout_s=5))
     assert (error.kind, error.acted) == (kind, acted) and f"answered {status}" in str(error)
@@ -62,7 +68,7 @@ def test_an_http_hook_failure_says_whose_it_is_and_whether_it_may_have_acted(run
 
 def test_a_hook_that_cannot_be_called_is_the_plan_or_an_unreachable_target(monkeypatch, tmp_path):
     closed = failure(Hook("kill", url=f"http://127.0.0.1:{free_port()}/kill", timeout_s=5))
-    assert (closed.kind, closed.acted) == (hooks.UNREACHABLE, False)          # nothing was asked
+    assert (closed.kind, closed.acted) == (hooks.UNREACHABLE, False)  # nothing was asked
     assert could_not_act(closed) == (exits.UNREACHABLE, False)
     monkeypatch.delenv("DRILL_NO_SUCH_TOKEN", raising=False)
     unset = failure(Hook("kill", url="http://127.0.0.1:9/kill", token_env="DRILL_NO_SUCH_TOKEN"))
@@ -79,7 +85,7 @@ class HookLab:
     """The part of a lab the database kill acts through (DatabaseNodes), its kill a real runbook hook (as the
     external lab's is); its restore does what the external lab's does when no failover happened."""
 
-    toxiproxy = None        # no links: the kill acts through its hook
+    toxiproxy = None  # no links: the kill acts through its hook
 
     def __init__(self, url: str):
         self.hook = Hook("kill_database_primary", url=url, timeout_s=5)
@@ -116,6 +122,7 @@ def journal_for(lab) -> tuple[FaultJournal, list[tuple[str, str, dict]]]:
     def record(kind, name, **detail):
         events.append((kind, name, detail))
         return Event(float(len(events)))
+
     return FaultJournal(lab, record), events
 
 
@@ -127,7 +134,7 @@ def test_a_kill_the_hook_refused_is_not_injected_and_never_said_healed_or_heal_f
     refused = err.value
     assert refused.exit_code == exits.INVALID and refused.label == "kill-primary:pg-a" and not refused.acted
     assert "answered 401" in refused.cause
-    assert [kind for kind, _, _ in events] == ["inject", "not_injected"]     # no heal, no heal_failed
+    assert [kind for kind, _, _ in events] == ["inject", "not_injected"]  # no heal, no heal_failed
     assert events[1][2]["exit_code"] == exits.INVALID and "401" in events[1][2]["cause"]
     assert lab.restored == [] and journal.active() == [] and journal.injected() == []
     assert journal.heal_all() == [] and [kind for kind, _, _ in events] == ["inject", "not_injected"]
@@ -155,6 +162,7 @@ def test_a_fault_not_injected_is_a_progress_line_of_its_own():
 
 
 # ---- the scenario, the run, its exit code and its CAB line ----------------------------------------
+
 
 def not_run_drill(runbook: str, status: int = 401):
     """A drill of one scenario whose kill the hook refuses, ended as the runner ends it."""
@@ -206,18 +214,32 @@ def test_its_cab_line_says_not_run_and_the_summary_prints_no_measurement(runbook
     assert line.startswith("NOT RUN") and "exit 2" in line and "RPO" not in line
     from harness.report.cli import run_summary
 
-    summary = run_summary(result, tmp_path, 2)          # drill run --json
+    summary = run_summary(result, tmp_path, 2)  # drill run --json
     assert summary["not_run"]["exit_code"] == 2 and "answered 401" in summary["not_run"]["cause"]
 
 
 def line(verdict: str, finished: str, scenario_verdict: str | None = None, **more) -> dict:
     """A CAB line of the database drill, on staging."""
-    return {"kind": "drill", "drill": "quarterly-database", "ha_domain": "database", "verdict": verdict,
-            "finished_at": finished, "environment": {"class": "staging", "name": "stg"},
-            "environment_class": "external: stg", "gates": {"not_passed": []},
-            "scenarios": [{"feature": "scenarios/database/primary_failover.feature", "matrix_row": 2,
-                           "verdict": scenario_verdict or verdict, "rto_seconds": 2.0, "rpo_seconds": 0.0}],
-            **more}
+    return {
+        "kind": "drill",
+        "drill": "quarterly-database",
+        "ha_domain": "database",
+        "verdict": verdict,
+        "finished_at": finished,
+        "environment": {"class": "staging", "name": "stg"},
+        "environment_class": "external: stg",
+        "gates": {"not_passed": []},
+        "scenarios": [
+            {
+                "feature": "scenarios/database/primary_failover.feature",
+                "matrix_row": 2,
+                "verdict": scenario_verdict or verdict,
+                "rto_seconds": 2.0,
+                "rpo_seconds": 0.0,
+            }
+        ],
+        **more,
+    }
 
 
 NOW = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
@@ -242,6 +264,5 @@ def test_no_reader_counts_a_not_run_line_as_the_domains_pass_or_fail():
     # the matrix: the row keeps the last verdict a drill gave it
     assert last_verdicts([passed, not_run])["primary_failover.feature"][0] == "pass"
     # since last run: the previous run is the pass
-    rows = since_last_run({"ha_domain": "database", "scenarios": [{"matrix_row": {"number": 2}}]},
-                          [passed, not_run])
+    rows = since_last_run({"ha_domain": "database", "scenarios": [{"matrix_row": {"number": 2}}]}, [passed, not_run])
     assert all(r["previous"]["finished_at"] == "2025-02-01T10:00:00+00:00" for r in rows)

@@ -38,10 +38,10 @@ def test_promotions_stay_paused_while_the_throttle_count_is_above_five():
 
 def test_intune_degraded_for_more_than_15_minutes_raises_one_cab_pause_lifted_only_when_healthy():
     s, _ = ps.observe(ps.Status("intune"), "throttled", at(0))
-    assert ps.tick(s, at(15 * 60)) == (s, [])            # exactly 15 min: not yet
+    assert ps.tick(s, at(15 * 60)) == (s, [])  # exactly 15 min: not yet
     s, ev = ps.tick(s, at(15 * 60 + 1))
     assert types(ev) == ["CabManualPauseRaised", "CabNotification"] and s.cab_pause_since == at(901)
-    assert ps.tick(s, at(2000))[1] == []                  # raised once
+    assert ps.tick(s, at(2000))[1] == []  # raised once
     assert ps.lift_pause(s, 0)[1] == "intune is Degraded"
     s, _ = ps.observe(s, "ok", at(2000))
     assert ps.view(s, 0, at(2000))["pause_reasons"] == ["CAB manual pause not lifted"]

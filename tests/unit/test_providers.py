@@ -25,10 +25,17 @@ ha_domain: database
 lab: {lab}
 scenarios: [scenarios/database/primary_failover.feature]
 """
-TARGET = {"provider": "external", "api_url": "https://cp.staging.example", "toxiproxy_url": "http://toxi:8474",
-          "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
-                       "nodes": {"pg-a": {"dsn": "host=pg-a"}, "pg-b": {"dsn": "host=pg-b"}}},
-          "blast_radius": ["database-primary"]}
+TARGET = {
+    "provider": "external",
+    "api_url": "https://cp.staging.example",
+    "toxiproxy_url": "http://toxi:8474",
+    "database": {
+        "failover_target": "pg-b",
+        "replication_proxy": "repl-pg-b",
+        "nodes": {"pg-a": {"dsn": "host=pg-a"}, "pg-b": {"dsn": "host=pg-b"}},
+    },
+    "blast_radius": ["database-primary"],
+}
 
 
 def fail(key: str, message: str) -> PlanError:
@@ -53,14 +60,19 @@ def test_each_provider_reads_its_keys_and_makes_its_lab_not_started():
     assert LAB_PROVIDERS == ("embedded", "testcontainers")
 
 
-@pytest.mark.parametrize("lab, says", [
-    ({"provider": "nosuch"}, "key 'lab.provider': must be one of embedded, testcontainers, external, got 'nosuch'"),
-    ({"provider": ["embedded"]}, "key 'lab.provider': must be one of embedded, testcontainers, external, got "),
-    ({"provider": "embedded", "images": {"postgres": "p"}},
-     "key 'lab.images': a mapping of part to image, for provider testcontainers only"),
-    ({"provider": "embedded", "colour": 1}, "key 'lab.colour': unknown key; known: images, provider, replication"),
-    ({"provider": "external"}, "key 'lab.api_url'"),
-])
+@pytest.mark.parametrize(
+    "lab, says",
+    [
+        ({"provider": "nosuch"}, "key 'lab.provider': must be one of embedded, testcontainers, external, got 'nosuch'"),
+        ({"provider": ["embedded"]}, "key 'lab.provider': must be one of embedded, testcontainers, external, got "),
+        (
+            {"provider": "embedded", "images": {"postgres": "p"}},
+            "key 'lab.images': a mapping of part to image, for provider testcontainers only",
+        ),
+        ({"provider": "embedded", "colour": 1}, "key 'lab.colour': unknown key; known: images, provider, replication"),
+        ({"provider": "external"}, "key 'lab.api_url'"),
+    ],
+)
 def test_a_bad_lab_is_refused_naming_the_key_and_the_choices(lab, says):
     with pytest.raises(PlanError) as raised:
         parse_lab(lab, fail)
@@ -69,7 +81,7 @@ def test_a_bad_lab_is_refused_naming_the_key_and_the_choices(lab, says):
 
 def test_a_provider_needs_a_parser_and_a_factory():
     with pytest.raises(TypeError, match="'factory'"):
-        Provider(lambda value, fail: {})      # type: ignore[call-arg]
+        Provider(lambda value, fail: {})  # type: ignore[call-arg]
 
 
 def test_which_providers_are_labs_is_said_once_in_environments():
@@ -112,8 +124,9 @@ def test_a_chaos_plans_target_is_read_by_the_external_provider(monkeypatch):
         return external.parse_config(value, fail)
 
     monkeypatch.setitem(PROVIDERS, "external", Provider(parse, external.factory))
-    chaos_plan = SimpleNamespace(lab=dict(TARGET), path=Path("chaos.yaml"), blast_radius=("database-primary",),
-                                 chaos="c")
+    chaos_plan = SimpleNamespace(
+        lab=dict(TARGET), path=Path("chaos.yaml"), blast_radius=("database-primary",), chaos="c"
+    )
     lab, owned = chaos_cli._open_lab(chaos_plan, "c")
     assert type(lab) is ExternalLab and owned is False and seen[-1]["blast_radius"] == ["database-primary"]
     assert external_spec(TARGET, fail).replication == "sync" and providers.make_lab is make_lab

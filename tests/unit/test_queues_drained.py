@@ -41,5 +41,7 @@ def test_intents_still_queued_at_the_deadline_are_said(monkeypatch):
     monkeypatch.setattr(platforms, "DEADLINE", 0.2)
     scn = Scenario([{"jamf": 2}])
     platforms.queues_drained(scn)
-    assert scn.observations == ["Intents were still queued from before when the platform faults began: "
-                                "{'intune': 0, 'jamf': 2, 'sccm': 0, 'landscape': 0, 'ansible': 0}"]
+    assert scn.observations == [
+        "Intents were still queued from before when the platform faults began: "
+        "{'intune': 0, 'jamf': 2, 'sccm': 0, 'landscape': 0, 'ansible': 0}"
+    ]

@@ -37,12 +37,17 @@ def at(text: str) -> datetime:
 
 # ---- sign-off -------------------------------------------------------------------------------------
 
+
 def test_flags_win_over_the_plan_and_the_operator_defaults_to_the_os_user(monkeypatch):
     monkeypatch.setattr("getpass.getuser", lambda: "sre-on-call")
     plan = parse_signoff({"owner": "Platform SRE", "approver": "A. Plan", "change_ticket": "CHG1"}, fail)
     merged = with_flags(plan, {"approver": "B. Flag", "owner": None}, fail)
-    assert (merged.owner, merged.approver, merged.change_ticket, merged.operator) == \
-        ("Platform SRE", "B. Flag", "CHG1", "sre-on-call")
+    assert (merged.owner, merged.approver, merged.change_ticket, merged.operator) == (
+        "Platform SRE",
+        "B. Flag",
+        "CHG1",
+        "sre-on-call",
+    )
 
 
 def test_a_run_outside_its_window_is_refused_unless_asked_and_then_it_says_so():
@@ -56,15 +61,18 @@ def test_a_run_outside_its_window_is_refused_unless_asked_and_then_it_says_so():
     assert refused is None and allowed.outside_window and allowed.to_json()["outside_window"] is True
 
 
-@pytest.mark.parametrize("data, says", [
-    ({"window": {"start": "2026-12-01T06:00:00", "end": "2026-12-01T08:00:00Z"}}, "no time zone"),
-    ({"window": {"start": "2026-12-01T08:00:00Z", "end": "2026-12-01T06:00:00Z"}}, "ends before it starts"),
-    ({"window": "tomorrow"}, "must be {start: TIME, end: TIME}"),
-    ({"window": {"start": "soon", "end": "2026-12-01T06:00:00Z"}}, "window.start: not an ISO 8601 time"),
-    ({"approver": "a\nb"}, "approver: must be one line"),
-    ({"change_ticket": ""}, "change_ticket: must be one line"),
-    ({"owner": 42}, "owner: must be one line"),
-])
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        ({"window": {"start": "2026-12-01T06:00:00", "end": "2026-12-01T08:00:00Z"}}, "no time zone"),
+        ({"window": {"start": "2026-12-01T08:00:00Z", "end": "2026-12-01T06:00:00Z"}}, "ends before it starts"),
+        ({"window": "tomorrow"}, "must be {start: TIME, end: TIME}"),
+        ({"window": {"start": "soon", "end": "2026-12-01T06:00:00Z"}}, "window.start: not an ISO 8601 time"),
+        ({"approver": "a\nb"}, "approver: must be one line"),
+        ({"change_ticket": ""}, "change_ticket: must be one line"),
+        ({"owner": 42}, "owner: must be one line"),
+    ],
+)
 def test_bad_sign_off_keys_are_refused_naming_the_key(data, says):
     with pytest.raises(PlanError, match=None) as caught:
         parse_signoff(data, fail)
@@ -78,13 +86,36 @@ def test_the_window_flag_takes_start_slash_end():
 
 # ---- the keyed log --------------------------------------------------------------------------------
 
+
 def result(verdict="pass", drill="d", rto=1.0, feature="database/primary_failover.feature", row=2, **extra):
-    data = {"drill": drill, "ha_domain": "database", "verdict": verdict, "finished_at": "2026-11-01T00:00:00Z",
-            "scenarios": [{"name": "s", "feature": feature, "verdict": verdict, "matrix_row": {"number": row},
-                           "measurements": {"rto_seconds": rto, "rpo_seconds": 0.0},
-                           "gates": [{"id": "rto_seconds", "verdict": verdict, "measured": rto, "threshold": "<= 8 s",
-                                      "operator": "<=", "limit": 8, "unit": "s", "description": "RTO"}]}],
-            **extra}
+    data = {
+        "drill": drill,
+        "ha_domain": "database",
+        "verdict": verdict,
+        "finished_at": "2026-11-01T00:00:00Z",
+        "scenarios": [
+            {
+                "name": "s",
+                "feature": feature,
+                "verdict": verdict,
+                "matrix_row": {"number": row},
+                "measurements": {"rto_seconds": rto, "rpo_seconds": 0.0},
+                "gates": [
+                    {
+                        "id": "rto_seconds",
+                        "verdict": verdict,
+                        "measured": rto,
+                        "threshold": "<= 8 s",
+                        "operator": "<=",
+                        "limit": 8,
+                        "unit": "s",
+                        "description": "RTO",
+                    }
+                ],
+            }
+        ],
+        **extra,
+    }
     return DrillResult.from_json(data)
 
 
@@ -102,7 +133,7 @@ def test_an_edited_line_rehashed_without_the_key_is_found(tmp_path, key):
     lines = log.read_text().splitlines()
     forged = json.loads(lines[0])
     forged["verdict"] = "pass"
-    forged["hash"] = entry_hash(forged)          # what an editor without the key can do
+    forged["hash"] = entry_hash(forged)  # what an editor without the key can do
     lines[0] = json.dumps(forged, sort_keys=True, separators=(",", ":"))
     log.write_text("\n".join(lines) + "\n")
     check = check_log(log, key)
@@ -148,6 +179,7 @@ def test_the_default_key_is_made_private_on_first_use_and_a_short_key_is_refused
 
 # ---- the manifest ---------------------------------------------------------------------------------
 
+
 def test_the_manifest_names_the_first_changed_or_missing_file(tmp_path):
     for name in ("results.json", "junit.xml", "report.html", "plan-as-run.yaml"):
         (tmp_path / name).write_text(name)
@@ -156,7 +188,11 @@ def test_the_manifest_names_the_first_changed_or_missing_file(tmp_path):
     check = check_dir(tmp_path)
     assert check.intact and check.manifest_sha256 == digest
     assert set(json.loads((tmp_path / "manifest.json").read_text())["files"]) == {
-        "results.json", "junit.xml", "report.html", "plan-as-run.yaml"}
+        "results.json",
+        "junit.xml",
+        "report.html",
+        "plan-as-run.yaml",
+    }
     (tmp_path / "junit.xml").write_text("edited")
     assert "junit.xml: changed since the drill wrote it" in check_dir(tmp_path).problem
     (tmp_path / "junit.xml").unlink()
@@ -166,14 +202,26 @@ def test_the_manifest_names_the_first_changed_or_missing_file(tmp_path):
 
 # ---- risk -----------------------------------------------------------------------------------------
 
+
 def gate(verdict, measured, limit, operator="<=", unit="s", gate_id="rto_seconds"):
-    return {"id": gate_id, "verdict": verdict, "measured": measured, "limit": limit, "operator": operator,
-            "unit": unit, "description": "RTO", "threshold": f"{operator} {limit} {unit}"}
+    return {
+        "id": gate_id,
+        "verdict": verdict,
+        "measured": measured,
+        "limit": limit,
+        "operator": operator,
+        "unit": unit,
+        "description": "RTO",
+        "threshold": f"{operator} {limit} {unit}",
+    }
 
 
 def results_with(*gates, row=2, drill="d"):
-    return {"drill": drill, "ha_domain": "database",
-            "scenarios": [{"name": "s", "matrix_row": {"number": row}, "gates": list(gates)}]}
+    return {
+        "drill": drill,
+        "ha_domain": "database",
+        "scenarios": [{"name": "s", "matrix_row": {"number": row}, "gates": list(gates)}],
+    }
 
 
 def test_likelihood_grows_with_the_miss_and_impact_comes_from_the_row_and_tier():
@@ -209,15 +257,34 @@ def test_an_unknown_gate_is_scored_as_unproven_and_the_residual_is_the_highest()
 
 # ---- since last run -------------------------------------------------------------------------------
 
+
 def test_since_last_run_gives_the_previous_verdict_figures_and_what_changed():
-    previous = [{"kind": "drill", "drill": "d", "ha_domain": "database", "verdict": "fail",
-                 "finished_at": "2026-08-01T06:00:00Z", "plan_sha256": "a" * 64,
-                 "harness": {"version": "0.1.0", "commit": "abc"}, "system_version": "1.0.0",
-                 "scenarios": [{"matrix_row": 2, "verdict": "fail", "rto_seconds": 12.5, "rpo_seconds": 0.0}]},
-                {"kind": "drill", "drill": "x", "dry_run": True, "ha_domain": "database", "verdict": "pass",
-                 "scenarios": [{"matrix_row": 2, "verdict": "pass"}]}]
-    now = result("pass", rto=3.0).to_json() | {"plan_sha256": "b" * 64, "harness": {"version": "0.2.0"},
-                                              "system_version": "1.0.0"}
+    previous = [
+        {
+            "kind": "drill",
+            "drill": "d",
+            "ha_domain": "database",
+            "verdict": "fail",
+            "finished_at": "2026-08-01T06:00:00Z",
+            "plan_sha256": "a" * 64,
+            "harness": {"version": "0.1.0", "commit": "abc"},
+            "system_version": "1.0.0",
+            "scenarios": [{"matrix_row": 2, "verdict": "fail", "rto_seconds": 12.5, "rpo_seconds": 0.0}],
+        },
+        {
+            "kind": "drill",
+            "drill": "x",
+            "dry_run": True,
+            "ha_domain": "database",
+            "verdict": "pass",
+            "scenarios": [{"matrix_row": 2, "verdict": "pass"}],
+        },
+    ]
+    now = result("pass", rto=3.0).to_json() | {
+        "plan_sha256": "b" * 64,
+        "harness": {"version": "0.2.0"},
+        "system_version": "1.0.0",
+    }
     rows = since_last_run(now, previous)
     row2 = rows[0]
     assert row2["subject"] == "matrix row 2: Database, Primary unavailable"

@@ -31,12 +31,20 @@ def documented():
 
 
 def test_a_step_records_its_sentence_needs_and_touches_once(scratch_registry):
-    drill_step("when", parsers.parse("the {platform} wire gets {ms:d} ms of jitter"), needs=("platform_link",),
-               touches=(proxy("platforms.{platform}"), PLATFORM_API))(documented)
+    drill_step(
+        "when",
+        parsers.parse("the {platform} wire gets {ms:d} ms of jitter"),
+        needs=("platform_link",),
+        touches=(proxy("platforms.{platform}"), PLATFORM_API),
+    )(documented)
     step = matching("the jamf wire gets 20 ms of jitter", "when")
     assert step is STEPS[-1] and [s for s in STEPS if s.func is documented] == [step]
     assert (step.kind, step.sentence, step.needs, step.module) == (
-        "when", "the {platform} wire gets {ms:d} ms of jitter", ("platform_link",), "test_registry")
+        "when",
+        "the {platform} wire gets {ms:d} ms of jitter",
+        ("platform_link",),
+        "test_registry",
+    )
     assert step.targets("the jamf wire gets 20 ms of jitter") == ["proxy:platforms.jamf", "jamf-api"]
     # a provider's names for the symbols (several, one, or none)
     names = {"proxy:platforms.jamf": ("jamf-link", "jamf-link-b"), "jamf-api": ()}
@@ -49,13 +57,27 @@ def test_a_regex_steps_groups_name_its_targets(scratch_registry):
     assert matching("zone az7 goes dark").targets("zone az7 goes dark") == ["api-az7"]
 
 
-@pytest.mark.parametrize("kind, text, needs, touches, refusal", [
-    ("whenever", "x happens", (), (), r"step kind 'whenever': must be one of given, when, then"),
-    ("when", "x happens", ("teleport",), (), r"step 'x happens': unknown capability teleport"),
-    ("when", parsers.parse("the {platform} is down"), (), ("{zone}-api",),
-     r"touches '\{zone\}-api' names zone, not an argument of the sentence"),
-    ("when", "the database primary is killed", (), (), r"step when 'the database primary is killed' declared twice"),
-])
+@pytest.mark.parametrize(
+    "kind, text, needs, touches, refusal",
+    [
+        ("whenever", "x happens", (), (), r"step kind 'whenever': must be one of given, when, then"),
+        ("when", "x happens", ("teleport",), (), r"step 'x happens': unknown capability teleport"),
+        (
+            "when",
+            parsers.parse("the {platform} is down"),
+            (),
+            ("{zone}-api",),
+            r"touches '\{zone\}-api' names zone, not an argument of the sentence",
+        ),
+        (
+            "when",
+            "the database primary is killed",
+            (),
+            (),
+            r"step when 'the database primary is killed' declared twice",
+        ),
+    ],
+)
 def test_a_wrong_declaration_is_refused(scratch_registry, kind, text, needs, touches, refusal):
     from harness.steps import plugin  # noqa: F401 - the shipped steps, for the one declared twice
 
@@ -77,8 +99,9 @@ def test_a_step_without_a_docstring_is_refused(scratch_registry):
 def test_pytest_bdd_runs_a_declared_step(tmp_path):
     """The decorator hands the step to pytest-bdd in the declaring module (its fixture lands there)."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "one.feature").write_text("Feature: One\n  Scenario: runs\n    Given a registered thing\n"
-                                          "    Then it counts 3\n")
+    (tmp_path / "one.feature").write_text(
+        "Feature: One\n  Scenario: runs\n    Given a registered thing\n    Then it counts 3\n"
+    )
     (tmp_path / "test_one.py").write_text(
         "from pytest_bdd import parsers, scenarios\n"
         "from harness.steps.registry import drill_step\n\n"
@@ -86,9 +109,29 @@ def test_pytest_bdd_runs_a_declared_step(tmp_path):
         "def thing():\n    '''A thing.'''\n\n"
         "@drill_step('then', parsers.parse('it counts {n:d}'), needs=('clock',))\n"
         "def counts(n):\n    '''Counts.'''\n    assert n == 3\n\n"
-        "scenarios('one.feature')\n")
+        "scenarios('one.feature')\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), str(tmp_path)],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert "1 passed" in done.stdout, done.stdout + done.stderr

@@ -11,14 +11,22 @@ from harness.faults.replication import partition_replication
 from harness.lab.external import ExternalConfig, ExternalLab
 from harness.plan import PlanError
 
-NOT_LISTENING = "http://127.0.0.1:9"   # discard port: nothing is reached should a refusal come too late
+NOT_LISTENING = "http://127.0.0.1:9"  # discard port: nothing is reached should a refusal come too late
 
 
 def external_lab(confirmed: bool = True, **database: str) -> ExternalLab:
-    data = {"provider": "external", "api_url": "https://cp.staging.example", "toxiproxy_url": NOT_LISTENING,
-            "database": {"failover_target": "pg-b", **database,
-                         "nodes": {"pg-a": {"dsn": "host=pg-a"}, "pg-b": {"dsn": "host=pg-b"}}},
-            "allow_destructive": True, "blast_radius": ["database-primary", "repl-pg-b"]}
+    data = {
+        "provider": "external",
+        "api_url": "https://cp.staging.example",
+        "toxiproxy_url": NOT_LISTENING,
+        "database": {
+            "failover_target": "pg-b",
+            **database,
+            "nodes": {"pg-a": {"dsn": "host=pg-a"}, "pg-b": {"dsn": "host=pg-b"}},
+        },
+        "allow_destructive": True,
+        "blast_radius": ["database-primary", "repl-pg-b"],
+    }
     config = ExternalConfig.parse(data, lambda key, message: PlanError(f"key '{key}': {message}"))
     return ExternalLab(config, confirmed=confirmed)
 

@@ -32,27 +32,56 @@ def make_results(name="db-primary-kill", rto_verdict="pass", rto=3.2):
         "finished_at": "2024-05-01T10:12:00Z",
         "verdict": "fail" if rto_verdict == "fail" else "pass",
         "targets": {"rto_seconds": 30, "rpo_seconds": 300},
-        "environment": {"hostname": "lab-1", "python": "3.11.9", "lab_provider": "embedded",
-                        "versions": {"postgresql": "16.2"}, "db_password": "hunter2"},
+        "environment": {
+            "hostname": "lab-1",
+            "python": "3.11.9",
+            "lab_provider": "embedded",
+            "versions": {"postgresql": "16.2"},
+            "db_password": "hunter2",
+        },
         "scenarios": [
             {
                 "name": name,
                 "verdict": rto_verdict,
-                "measurements": {"rto_seconds": rto, "rpo_seconds": 0.0, "lost_writes": 0,
-                                 "duplicated_writes": 0, "availability": None},
+                "measurements": {
+                    "rto_seconds": rto,
+                    "rpo_seconds": 0.0,
+                    "lost_writes": 0,
+                    "duplicated_writes": 0,
+                    "availability": None,
+                },
                 "phases": {"detect": 1.5, "promote": 2.9, "first_write": rto},
                 "lost_write_keys": [],
-                "timeline": {"probes": [[0.0, "ok"], [5.0, "fail"], [7.0, "info"], [12.0, "ok"]],
-                             "fault_windows": [[4.0, 10.0, "kill primary"], [11.0, None, "partition"]]},
+                "timeline": {
+                    "probes": [[0.0, "ok"], [5.0, "fail"], [7.0, "info"], [12.0, "ok"]],
+                    "fault_windows": [[4.0, 10.0, "kill primary"], [11.0, None, "partition"]],
+                },
                 "correlation_ids": ["sc-1", "fault-2"],
                 "gates": [
-                    {"id": "rto_seconds", "description": "Recovery time <= 30 s", "measured": rto,
-                     "threshold": "<= 30 s", "verdict": rto_verdict, "detail": "rto"},
-                    {"id": "availability", "description": "Availability >= 99.9%", "measured": None,
-                     "threshold": ">= 0.999", "verdict": Verdict.UNKNOWN,
-                     "detail": "missing measurement 'availability'"},
-                    {"id": "lost_writes", "description": "Lost <= 0", "measured": 0,
-                     "threshold": "<= 0", "verdict": "pass", "detail": ""},
+                    {
+                        "id": "rto_seconds",
+                        "description": "Recovery time <= 30 s",
+                        "measured": rto,
+                        "threshold": "<= 30 s",
+                        "verdict": rto_verdict,
+                        "detail": "rto",
+                    },
+                    {
+                        "id": "availability",
+                        "description": "Availability >= 99.9%",
+                        "measured": None,
+                        "threshold": ">= 0.999",
+                        "verdict": Verdict.UNKNOWN,
+                        "detail": "missing measurement 'availability'",
+                    },
+                    {
+                        "id": "lost_writes",
+                        "description": "Lost <= 0",
+                        "measured": 0,
+                        "threshold": "<= 0",
+                        "verdict": "pass",
+                        "detail": "",
+                    },
                 ],
             }
         ],
@@ -104,7 +133,7 @@ def test_junit_has_one_case_per_gate_per_scenario_with_failure_and_error(tmp_pat
     assert "measured 45" in failure.get("message") and "<= 30 s" in failure.get("message")
     error = cases["availability"].find("error")
     assert "measured unknown" in error.get("message")
-    assert [c.tag for c in cases["lost_writes"]] == ["properties"]        # a pass: no failure, no error
+    assert [c.tag for c in cases["lost_writes"]] == ["properties"]  # a pass: no failure, no error
     assert [c.tag for c in cases["rto_seconds"]] == ["properties", "failure"]
 
 
@@ -112,15 +141,34 @@ def timed(results: dict) -> dict:
     """make_results' drill with a feature file and times per scenario, a second scenario, and typed
     gates (operator, limit, unit) as the gates write them."""
     scenario = results["scenarios"][0]
-    scenario.update(feature="database/primary_failover.feature", started_at="2024-05-01T10:00:05Z",
-                    finished_at="2024-05-01T10:02:35.25Z")
+    scenario.update(
+        feature="database/primary_failover.feature",
+        started_at="2024-05-01T10:00:05Z",
+        finished_at="2024-05-01T10:02:35.25Z",
+    )
     gates = {g["id"]: g for g in scenario["gates"]}
     gates["rto_seconds"].update(operator="<=", limit=30.0, unit="s")
     gates["lost_writes"].update(operator="<=", limit=0, unit="writes")
-    results["scenarios"].append({"name": "replica-lag", "feature": "database/replication_cut.feature",
-                                 "started_at": "2024-05-01T10:03:00Z", "finished_at": None, "verdict": "pass",
-                                 "gates": [{"id": "duplicated_writes", "measured": 0, "threshold": "0",
-                                            "verdict": "pass", "operator": "==", "limit": 0, "unit": "writes"}]})
+    results["scenarios"].append(
+        {
+            "name": "replica-lag",
+            "feature": "database/replication_cut.feature",
+            "started_at": "2024-05-01T10:03:00Z",
+            "finished_at": None,
+            "verdict": "pass",
+            "gates": [
+                {
+                    "id": "duplicated_writes",
+                    "measured": 0,
+                    "threshold": "0",
+                    "verdict": "pass",
+                    "operator": "==",
+                    "limit": 0,
+                    "unit": "writes",
+                }
+            ],
+        }
+    )
     return results
 
 
@@ -131,14 +179,14 @@ def properties(case: ET.Element) -> dict[str, str]:
 def test_junit_times_the_suite_by_the_drill_and_each_case_by_its_scenario_and_names_its_feature(tmp_path):
     root = ET.parse(write_all(R(timed(make_results())), tmp_path)["junit"]).getroot()
     suite = root.find("testsuite")
-    assert float(suite.get("time")) == 720.0                      # 10:00:00 to 10:12:00
+    assert float(suite.get("time")) == 720.0  # 10:00:00 to 10:12:00
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     for gate in ("rto_seconds", "availability", "lost_writes"):
         case = cases[("db-primary-kill", gate)]
-        assert case.get("time") == "150.250"                       # its scenario's 2 min 30.25 s
+        assert case.get("time") == "150.250"  # its scenario's 2 min 30.25 s
         assert case.get("file") == "database/primary_failover.feature"
     other = cases[("replica-lag", "duplicated_writes")]
-    assert other.get("time") == "0" and other.get("file") == "database/replication_cut.feature"   # never finished
+    assert other.get("time") == "0" and other.get("file") == "database/replication_cut.feature"  # never finished
 
 
 def test_junit_time_is_0_when_the_times_are_unknown_or_unreadable(tmp_path):
@@ -153,13 +201,30 @@ def test_junit_cases_carry_measured_threshold_and_the_typed_comparison_passing_o
     root = ET.parse(write_all(R(timed(make_results(rto_verdict="fail", rto=45.0))), tmp_path)["junit"]).getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
     assert properties(cases[("db-primary-kill", "rto_seconds")]) == {
-        "measured": "45.0", "threshold": "<= 30 s", "operator": "<=", "limit": "30.0", "unit": "s"}
-    assert properties(cases[("db-primary-kill", "lost_writes")]) == {                 # a pass has them too
-        "measured": "0", "threshold": "<= 0", "operator": "<=", "limit": "0", "unit": "writes"}
+        "measured": "45.0",
+        "threshold": "<= 30 s",
+        "operator": "<=",
+        "limit": "30.0",
+        "unit": "s",
+    }
+    assert properties(cases[("db-primary-kill", "lost_writes")]) == {  # a pass has them too
+        "measured": "0",
+        "threshold": "<= 0",
+        "operator": "<=",
+        "limit": "0",
+        "unit": "writes",
+    }
     assert properties(cases[("replica-lag", "duplicated_writes")]) == {
-        "measured": "0", "threshold": "0", "operator": "==", "limit": "0", "unit": "writes"}
-    assert properties(cases[("db-primary-kill", "availability")]) == {               # not one comparison
-        "measured": "unknown", "threshold": ">= 0.999"}
+        "measured": "0",
+        "threshold": "0",
+        "operator": "==",
+        "limit": "0",
+        "unit": "writes",
+    }
+    assert properties(cases[("db-primary-kill", "availability")]) == {  # not one comparison
+        "measured": "unknown",
+        "threshold": ">= 0.999",
+    }
     assert cases[("db-primary-kill", "rto_seconds")].find("failure").get("type") == "fail"
 
 
@@ -174,7 +239,7 @@ def test_junit_reports_a_scenario_without_gates_as_an_error(tmp_path):
 
 
 def test_junit_survives_control_characters_and_markup_in_names(tmp_path):
-    results = make_results(name="<script>\x00&\"")
+    results = make_results(name='<script>\x00&"')
     ET.parse(write_all(R(results), tmp_path)["junit"])
 
 
@@ -195,8 +260,8 @@ def test_html_shows_fail_and_the_failing_gate_first():
     html = render_html(R(make_results(rto_verdict="fail", rto=45.0)))
     banner = re.search(r'<div class="banner (\w+)"[^>]*>(.*?)</div>', html, re.S)
     assert banner.group(1) == "fail" and "FAIL" in banner.group(2)
-    deviations = html[html.index("<h3>Deviations"):html.index("Technical appendix")]
-    assert "rto_seconds" in deviations and "Residual risk" in html[:html.index("<h3>Deviations")]
+    deviations = html[html.index("<h3>Deviations") : html.index("Technical appendix")]
+    assert "rto_seconds" in deviations and "Residual risk" in html[: html.index("<h3>Deviations")]
     assert html.index("FAIL") < html.index("Technical appendix")
 
 
@@ -208,9 +273,12 @@ def test_html_prints_unknown_for_none():
 
 def test_html_says_not_applicable_for_a_measure_a_scenario_cannot_have_and_names_its_matrix_row():
     results = make_results()
-    results["scenarios"][0]["measurements"] = {"availability": 1.0}     # no write workload
-    results["scenarios"][0]["matrix_row"] = {"number": 5, "component": "Jamf API outage",
-                                             "failure": "macOS distribution fails"}
+    results["scenarios"][0]["measurements"] = {"availability": 1.0}  # no write workload
+    results["scenarios"][0]["matrix_row"] = {
+        "number": 5,
+        "component": "Jamf API outage",
+        "failure": "macOS distribution fails",
+    }
     html = render_html(R(results))
     row = re.search(r"<code>rto_seconds</code></td>\s*<td class=\"num\">30</td>\s*<td class=\"num\">([^<]+)</td>", html)
     assert row.group(1) == "n/a"
@@ -250,7 +318,9 @@ def test_the_cab_log_chains_and_verifies(tmp_path):
     assert first["prev_hash"] == "0" * 64
     assert second["prev_hash"] == first["hash"]
     assert second["gates"]["fail"] == 1 and second["gates"]["not_passed"] == [
-        "db-primary-kill/rto_seconds", "db-primary-kill/availability"]
+        "db-primary-kill/rto_seconds",
+        "db-primary-kill/availability",
+    ]
     assert first["report"] == "reports/out/1/report.html"
     lines = log.read_text().splitlines()
     assert [json.loads(line)["hash"] for line in lines] == [first["hash"], second["hash"]]

@@ -50,48 +50,101 @@ def test_the_schema_is_a_valid_draft_2020_12_schema_for_this_version():
 
 # ---- a realistic result, by hand ----------------------------------------------------------
 
+
 def realistic() -> DrillResult:
     """A failed database drill: typed and untyped gates judged by the real gate code on recorded
     histories, a fault record, the timeline, events and the CAB record."""
-    recovered = (H().op("write", 1.0, value="w1").inject(KILL, 10.0).op("write", 11.0, ok=False, status=503)
-                 .op("write", 16.0, value="w2").op("final_read", 30.0, value=["w1", "w2"]).build())
+    recovered = (
+        H()
+        .op("write", 1.0, value="w1")
+        .inject(KILL, 10.0)
+        .op("write", 11.0, ok=False, status=503)
+        .op("write", 16.0, value="w2")
+        .op("final_read", 30.0, value=["w1", "w2"])
+        .build()
+    )
     probes = H()
     for t in range(0, 20):
         probes.op("probe", float(t), ok=not 10 <= t < 12, status=200 if not 10 <= t < 12 else 503)
-    gates = evaluate_gates([RtoSeconds(30.0, KILL), RtoSeconds(5.0, KILL), LostWrites(),
-                            AvailabilityBudget(0.999)], recovered)
+    gates = evaluate_gates(
+        [RtoSeconds(30.0, KILL), RtoSeconds(5.0, KILL), LostWrites(), AvailabilityBudget(0.999)], recovered
+    )
     gates.append(evaluate_gate(AvailabilityBudget(0.999), probes.build()))
     scenario = ScenarioResult(
-        name="Primary database killed", feature="database/primary_failover.feature", tags=["database", "row-2"],
-        verdict=Verdict.worst(g.verdict for g in gates), description="The primary is killed under a write load.",
+        name="Primary database killed",
+        feature="database/primary_failover.feature",
+        tags=["database", "row-2"],
+        verdict=Verdict.worst(g.verdict for g in gates),
+        description="The primary is killed under a write load.",
         matrix_row={"number": 2, "component": "Metadata DB", "failure": "Primary node fails"},
-        started_at="2026-11-01T10:00:00+00:00", finished_at="2026-11-01T10:02:30+00:00",
-        measurements={"rto_seconds": 6.1, "rpo_seconds": 0.0, "lost_writes": 0, "availability": None,
-                      "availability_buckets": [{"start": 0.0, "ok": 9, "total": 10, "ratio": 0.9}]},
-        not_applicable={"availability": "no probe answered"}, phases={"detect": 1.5, "promote": 2.9},
-        lost_write_keys=[], observations=["Failover to pg-b."], error=None, correlation_id="run-1/1",
+        started_at="2026-11-01T10:00:00+00:00",
+        finished_at="2026-11-01T10:02:30+00:00",
+        measurements={
+            "rto_seconds": 6.1,
+            "rpo_seconds": 0.0,
+            "lost_writes": 0,
+            "availability": None,
+            "availability_buckets": [{"start": 0.0, "ok": 9, "total": 10, "ratio": 0.9}],
+        },
+        not_applicable={"availability": "no probe answered"},
+        phases={"detect": 1.5, "promote": 2.9},
+        lost_write_keys=[],
+        observations=["Failover to pg-b."],
+        error=None,
+        correlation_id="run-1/1",
         correlation_ids=["run-1/1"],
-        faults=[FaultRecord("kill-primary:pg-a", "container_kill", "pg-a", "kill the primary", 10.0, 25.0, 60.0),
-                FaultRecord("partition", "network_partition", "pg-b", "cut pg-b off", 12.0, None, None, "timed out")],
-        timeline={"probes": [[0.0, "ok"], [10.0, "fail"], [12.0, "ok"]],
-                  "fault_windows": [[10.0, 25.0, "kill-primary:pg-a"], [12.0, None, "partition"]]},
-        events=[{"t": 10.0, "kind": "inject", "name": KILL, "source": "journal", "wall": 1.7e9,
-                 "correlation_id": "run-1/1", "event_id": "e-1"}],
-        operations={"write": {"ok": 2, "fail": 1}, "final_read": {"ok": 1}}, gates=gates)
-    untested = ScenarioResult(name="A scenario that stopped early", feature="database/replication_cut.feature",
-                              error="step 'When the link is cut' failed: RuntimeError: boom")
+        faults=[
+            FaultRecord("kill-primary:pg-a", "container_kill", "pg-a", "kill the primary", 10.0, 25.0, 60.0),
+            FaultRecord("partition", "network_partition", "pg-b", "cut pg-b off", 12.0, None, None, "timed out"),
+        ],
+        timeline={
+            "probes": [[0.0, "ok"], [10.0, "fail"], [12.0, "ok"]],
+            "fault_windows": [[10.0, 25.0, "kill-primary:pg-a"], [12.0, None, "partition"]],
+        },
+        events=[
+            {
+                "t": 10.0,
+                "kind": "inject",
+                "name": KILL,
+                "source": "journal",
+                "wall": 1.7e9,
+                "correlation_id": "run-1/1",
+                "event_id": "e-1",
+            }
+        ],
+        operations={"write": {"ok": 2, "fail": 1}, "final_read": {"ok": 1}},
+        gates=gates,
+    )
+    untested = ScenarioResult(
+        name="A scenario that stopped early",
+        feature="database/replication_cut.feature",
+        error="step 'When the link is cut' failed: RuntimeError: boom",
+    )
     return DrillResult(
-        drill="quarterly-database", title="Quarterly database drill", ha_domain="database",
-        plan="drills/quarterly-database.yaml", correlation_id="run-1", started_at="2026-11-01T10:00:00+00:00",
-        finished_at="2026-11-01T10:05:00+00:00", verdict=Verdict.FAIL,
-        targets={"rto_seconds": 30.0, "rpo_seconds": 300.0, "availability": 0.999}, schedule="0 6 1 */3 *",
+        drill="quarterly-database",
+        title="Quarterly database drill",
+        ha_domain="database",
+        plan="drills/quarterly-database.yaml",
+        correlation_id="run-1",
+        started_at="2026-11-01T10:00:00+00:00",
+        finished_at="2026-11-01T10:05:00+00:00",
+        verdict=Verdict.FAIL,
+        targets={"rto_seconds": 30.0, "rpo_seconds": 300.0, "availability": 0.999},
+        schedule="0 6 1 */3 *",
         environment={"hostname": "lab-1", "lab_provider": "embedded", "versions": {"postgresql": "16.2"}},
-        scenarios=[scenario, untested], correlation_ids=["run-1", "run-1/1"], dry_run=False,
+        scenarios=[scenario, untested],
+        correlation_ids=["run-1", "run-1/1"],
+        dry_run=False,
         signoff={"owner": "Platform SRE", "operator": "sre", "approver": None, "change_ticket": "CHG1"},
-        environment_class="lab (embedded)", system_version="1.4.2", harness={"version": "0.9", "commit": None},
-        plan_sha256="a" * 64, risk={"items": [], "residual": {"score": 0, "level": "none"}},
-        since_last_run=[{"subject": "HA domain database", "matrix_row": None, "previous": None,
-                         "changed": ["first recorded run"]}])
+        environment_class="lab (embedded)",
+        system_version="1.4.2",
+        harness={"version": "0.9", "commit": None},
+        plan_sha256="a" * 64,
+        risk={"items": [], "residual": {"score": 0, "level": "none"}},
+        since_last_run=[
+            {"subject": "HA domain database", "matrix_row": None, "previous": None, "changed": ["first recorded run"]}
+        ],
+    )
 
 
 def test_a_realistic_results_json_is_valid():
@@ -99,21 +152,27 @@ def test_a_realistic_results_json_is_valid():
     assert problems(data) == []
     gates = data["scenarios"][0]["gates"]
     assert [(g["id"], g["verdict"], g["operator"], g["limit"], g["unit"]) for g in gates[:3]] == [
-        ("rto_seconds", "pass", "<=", 30.0, "s"), ("rto_seconds", "fail", "<=", 5.0, "s"),
-        ("lost_writes", "pass", "<=", 0, "writes")]
+        ("rto_seconds", "pass", "<=", 30.0, "s"),
+        ("rto_seconds", "fail", "<=", 5.0, "s"),
+        ("lost_writes", "pass", "<=", 0, "writes"),
+    ]
     # the error budget: typed, in % of the month's budget (one bad window of the requests each time)
     assert [(g["id"], g["verdict"], g["operator"], g["limit"], g["unit"], g["measured"]) for g in gates[3:]] == [
-        ("availability_budget", "pass", "<=", 25.0, "%", 11.5741)] * 2
+        ("availability_budget", "pass", "<=", 25.0, "%", 11.5741)
+    ] * 2
 
 
 def test_keys_added_at_the_top_level_are_allowed_and_the_cab_keys_typed():
     data = json.loads(results_text(realistic()))
-    assert problems({**data, "manifest": {"sha256": "b" * 64}, "since_last_run": {"rows": []},
-                     "something_new": [1, 2]}) == []
+    assert (
+        problems({**data, "manifest": {"sha256": "b" * 64}, "since_last_run": {"rows": []}, "something_new": [1, 2]})
+        == []
+    )
     assert problems({**data, "signoff": "Platform SRE"}) != []
 
 
 # ---- the results.json of every plan's run, through the runner's own code --------------------
+
 
 class RecordedLab:
     """A lab that was never started: what the results ask of a lab, answered from nothing."""
@@ -153,7 +212,7 @@ FAMILIES = list(CASES.items())
 
 def families_of(index: int) -> list:
     """This plan's share of the gate families: every family is judged in one plan's run."""
-    return FAMILIES[index::len(PLANS)]
+    return FAMILIES[index :: len(PLANS)]
 
 
 def run_of(plan: Plan, families: list) -> DrillRun:
@@ -177,7 +236,7 @@ def run_of(plan: Plan, families: list) -> DrillRun:
 def test_the_results_json_of_every_plans_run_is_valid(index, tmp_path):
     _, plan = PLANS[index]
     rec = Recording(tmp_path / "cab-log.jsonl", key=CabKey(b"k" * 32, tmp_path / "cab.key"))
-    for attempt in (1, 2):       # the second run has a previous one: since_last_run compares
+    for attempt in (1, 2):  # the second run has a previous one: since_last_run compares
         result = drill_result(plan, run_of(plan, families_of(index)), RecordedLab())
         complete(result, plan, RecordedLab(), rec)
         out = tmp_path / f"out-{attempt}"
@@ -195,6 +254,7 @@ def test_every_gate_family_is_in_some_plans_run():
 
 # ---- what the schema refuses ------------------------------------------------------------------
 
+
 def valid() -> dict[str, Any]:
     return json.loads(results_text(realistic()))
 
@@ -209,37 +269,54 @@ def test_a_typed_gate_with_a_text_measured_value_is_refused():
     assert any("measured" in p for p in problems(data))
 
 
-@pytest.mark.parametrize("change", [
-    {"operator": "=<"},
-    {"limit": "30"},
-    {"limit": None},
-    {"operator": None},                     # a limit and a unit with no comparison
-    {"verdict": "passed"},
-    {"id": 7},
-    {"unit": ""},
-    {"threshold": 30},
-    {"surprise": 1},
-    {"judges": "deployment"},
-], ids=["an unknown operator", "a limit as text", "an operator without a limit", "a limit without an operator",
-        "a verdict outside the three", "an id that is a number", "an empty unit", "a threshold as a number",
-        "an unknown gate key", "judges outside system, runbook, lab"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"operator": "=<"},
+        {"limit": "30"},
+        {"limit": None},
+        {"operator": None},  # a limit and a unit with no comparison
+        {"verdict": "passed"},
+        {"id": 7},
+        {"unit": ""},
+        {"threshold": 30},
+        {"surprise": 1},
+        {"judges": "deployment"},
+    ],
+    ids=[
+        "an unknown operator",
+        "a limit as text",
+        "an operator without a limit",
+        "a limit without an operator",
+        "a verdict outside the three",
+        "an id that is a number",
+        "an empty unit",
+        "a threshold as a number",
+        "an unknown gate key",
+        "judges outside system, runbook, lab",
+    ],
+)
 def test_a_malformed_gate_is_refused(change):
     data = valid()
     first_gate(data).update(change)
     assert problems(data) != []
 
 
-@pytest.mark.parametrize("path, value", [
-    (("verdict",), "PASS"),
-    (("drill",), ""),
-    (("schema_version",), "3"),
-    (("targets", "rto_seconds"), "30 s"),
-    (("scenarios", 0, "verdict"), None),
-    (("scenarios", 0, "faults", 0, "injected_s"), "10"),
-    (("scenarios", 0, "operations", "write", "ok"), -1),
-    (("scenarios", 0, "timeline", "probes", 0), [0.0]),
-    (("scenarios", 0, "unknown_key"), 1),
-], ids=lambda v: "/".join(map(str, v)) if isinstance(v, tuple) else None)
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("verdict",), "PASS"),
+        (("drill",), ""),
+        (("schema_version",), "3"),
+        (("targets", "rto_seconds"), "30 s"),
+        (("scenarios", 0, "verdict"), None),
+        (("scenarios", 0, "faults", 0, "injected_s"), "10"),
+        (("scenarios", 0, "operations", "write", "ok"), -1),
+        (("scenarios", 0, "timeline", "probes", 0), [0.0]),
+        (("scenarios", 0, "unknown_key"), 1),
+    ],
+    ids=lambda v: "/".join(map(str, v)) if isinstance(v, tuple) else None,
+)
 def test_a_malformed_drill_or_scenario_is_refused(path, value):
     data = copy.deepcopy(valid())
     target = data

@@ -59,7 +59,7 @@ def test_an_evidence_step_without_the_store_fault_stops_before_publishing():
     scn.evidence.without_copy = EvidencePack(3, "k-nocopy", "obj")
     with pytest.raises(StateMissing, match="the evidence store's fault"):
         evidence.publish_blocked(scn)
-    assert scn.recorder.ops() == []     # nothing was published
+    assert scn.recorder.ops() == []  # nothing was published
 
 
 def test_the_backoff_gate_reads_the_pack_and_the_fault():
@@ -69,7 +69,11 @@ def test_the_backoff_gate_reads_the_pack_and_the_fault():
     evidence.backoff_exponential(scn)
     gate = scn.checks[-1]
     assert (gate.fault, gate.key, gate.object_key, gate.id) == (
-        "cut:evidence-store", "k-nocopy", "k-nocopy", "retry_backoff_exponential_unreachable")
+        "cut:evidence-store",
+        "k-nocopy",
+        "k-nocopy",
+        "retry_backoff_exponential_unreachable",
+    )
 
 
 def test_each_scenario_has_its_own_state():

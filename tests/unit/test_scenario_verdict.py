@@ -62,5 +62,5 @@ def test_a_lab_log_that_cannot_be_read_is_observed_not_a_crash():
     said = " ".join(scenario.observations)
     assert "request log could not be read: RuntimeError: hook platform_requests: 401" in said
     assert "S3 gateway's request log could not be read: ConnectionError" in said
-    assert "auto-scaling" not in said                     # not there on this provider: nothing to say
+    assert "auto-scaling" not in said  # not there on this provider: nothing to say
     assert not scenario.recorder.history().events_of("platform_request")

@@ -30,13 +30,26 @@ PLANTED = (BEARER, DSN_PASSWORD, HOOK_SECRET)
 
 
 def external_plan(tmp_path: Path, dsn: str = "host=a dbname=x", url: str = "http://runbook/kill") -> Path:
-    lab = {"provider": "external", "api_url": "http://api", "toxiproxy_url": "http://toxi",
-           "database": {"failover_target": "b", "nodes": {"a": {"dsn": dsn}, "b": {"dsn": "host=b"}}},
-           "actions": {"kill_database_primary": {"http": {"url": url, "token_env": "RUNBOOK_TOKEN"}}}}
+    lab = {
+        "provider": "external",
+        "api_url": "http://api",
+        "toxiproxy_url": "http://toxi",
+        "database": {"failover_target": "b", "nodes": {"a": {"dsn": dsn}, "b": {"dsn": "host=b"}}},
+        "actions": {"kill_database_primary": {"http": {"url": url, "token_env": "RUNBOOK_TOKEN"}}},
+    }
     path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump({"drill": "staging", "title": "t", "ha_domain": "database", "lab": lab,
-                                    "environment": {"class": "staging", "name": "staging"},
-                                    "scenarios": ["scenarios/database/primary_failover.feature"]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "drill": "staging",
+                "title": "t",
+                "ha_domain": "database",
+                "lab": lab,
+                "environment": {"class": "staging", "name": "staging"},
+                "scenarios": ["scenarios/database/primary_failover.feature"],
+            }
+        )
+    )
     return path
 
 
@@ -45,14 +58,24 @@ def test_an_external_plan_without_secrets_loads(tmp_path):
     assert plan.lab.external.nodes["a"].dsn == "postgresql://app@a:5432/x"
 
 
-@pytest.mark.parametrize("dsn", [f"postgresql://app:{DSN_PASSWORD}@a/x", f"postgres://app:{DSN_PASSWORD}@a:5432/x",
-                                 f"POSTGRESQL://app:{DSN_PASSWORD}@a,b/x?sslmode=require",
-                                 f"postgresql://a/x?password={DSN_PASSWORD}", f"host=a password = {DSN_PASSWORD}",
-                                 # as libpq reads them (psycopg's own parser): a tab, a percent-encoded name
-                                 f"host=a password\t={DSN_PASSWORD}", f"postgresql://a/x?%70assword={DSN_PASSWORD}",
-                                 f"host=a PASSWORD_x=1 password\n={DSN_PASSWORD}", f"host=a sslpassword={DSN_PASSWORD}",
-                                 # libpq cannot read it: refused without the text (its error would echo it)
-                                 f"postgresql://[::1/x?password={DSN_PASSWORD}", f"host=a password='{DSN_PASSWORD}"])
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://app:{DSN_PASSWORD}@a/x",
+        f"postgres://app:{DSN_PASSWORD}@a:5432/x",
+        f"POSTGRESQL://app:{DSN_PASSWORD}@a,b/x?sslmode=require",
+        f"postgresql://a/x?password={DSN_PASSWORD}",
+        f"host=a password = {DSN_PASSWORD}",
+        # as libpq reads them (psycopg's own parser): a tab, a percent-encoded name
+        f"host=a password\t={DSN_PASSWORD}",
+        f"postgresql://a/x?%70assword={DSN_PASSWORD}",
+        f"host=a PASSWORD_x=1 password\n={DSN_PASSWORD}",
+        f"host=a sslpassword={DSN_PASSWORD}",
+        # libpq cannot read it: refused without the text (its error would echo it)
+        f"postgresql://[::1/x?password={DSN_PASSWORD}",
+        f"host=a password='{DSN_PASSWORD}",
+    ],
+)
 def test_a_password_in_a_dsn_is_refused_at_load_naming_the_key(tmp_path, dsn):
     with pytest.raises(PlanError) as err:
         load_plan(external_plan(tmp_path, dsn=dsn), ROOT)
@@ -61,10 +84,15 @@ def test_a_password_in_a_dsn_is_refused_at_load_naming_the_key(tmp_path, dsn):
     assert DSN_PASSWORD not in message
 
 
-@pytest.mark.parametrize("url", [f"https://ops:{HOOK_SECRET}@runbook.example/kill",
-                                 f"https://{HOOK_SECRET}@runbook.example/kill",
-                                 f"https://runbook.example/kill?token={HOOK_SECRET}",
-                                 f"https://runbook.example/kill?x=1&api_key={HOOK_SECRET}"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://ops:{HOOK_SECRET}@runbook.example/kill",
+        f"https://{HOOK_SECRET}@runbook.example/kill",
+        f"https://runbook.example/kill?token={HOOK_SECRET}",
+        f"https://runbook.example/kill?x=1&api_key={HOOK_SECRET}",
+    ],
+)
 def test_a_credential_in_a_hook_url_is_refused_at_load_naming_the_key(tmp_path, url):
     with pytest.raises(PlanError) as err:
         load_plan(external_plan(tmp_path, url=url), ROOT)
@@ -147,11 +175,12 @@ def test_a_hook_sends_the_token_of_its_token_file_read_at_each_call(recording_se
     used to be dropped by Hook.parse: the hook was called without a token."""
     token = tmp_path / "ops-token"
     token.write_text(BEARER + "\n")
-    fail = lambda key, message: PlanError(f"key '{key}': {message}")     # noqa: E731
-    hook = Hook.parse("kill", {"http": {"url": f"{recording_server}/kill", "token_file": str(token)},
-                               "timeout_s": 10}, fail)
+    fail = lambda key, message: PlanError(f"key '{key}': {message}")  # noqa: E731
+    hook = Hook.parse(
+        "kill", {"http": {"url": f"{recording_server}/kill", "token_file": str(token)}, "timeout_s": 10}, fail
+    )
     assert hook.run(node="pg-a") == {}
-    token.write_text("r0tated-T0ken-4242")                      # a rotated secret is read again
+    token.write_text("r0tated-T0ken-4242")  # a rotated secret is read again
     hook.run(node="pg-a")
     assert Recorder.seen == [f"Bearer {BEARER}", "Bearer r0tated-T0ken-4242"]
     assert BEARER not in hook.describe() and str(token) not in hook.describe()
@@ -161,14 +190,14 @@ def test_a_hook_sends_the_token_of_its_token_file_read_at_each_call(recording_se
 def test_a_token_file_that_cannot_be_used_is_a_hook_error_without_the_token(recording_server, tmp_path, content):
     token = tmp_path / "ops-token"
     if content == "fifo":
-        os.mkfifo(token)                        # refused at once, not waited on
+        os.mkfifo(token)  # refused at once, not waited on
     elif content is not None:
         token.write_text(content.replace("two", BEARER))
     hook = Hook("kill", url=f"{recording_server}/kill", token_file=str(token), timeout_s=10)
     with pytest.raises(HookError) as err:
         hook.run()
     assert str(err.value).startswith(f"hook kill: token_file {token}") and BEARER not in str(err.value)
-    assert Recorder.seen == []                  # never called without the token it was given
+    assert Recorder.seen == []  # never called without the token it was given
 
 
 def test_a_failing_hook_says_how_without_its_bearer_token(echo_server, monkeypatch):
@@ -181,16 +210,42 @@ def test_a_failing_hook_says_how_without_its_bearer_token(echo_server, monkeypat
 
 
 def result_with(texts: list[str]) -> DrillResult:
-    return DrillResult.from_json({
-        "drill": "quarterly-database", "title": "t", "ha_domain": "database", "verdict": "fail",
-        "finished_at": "2026-04-01T06:00:00+00:00", "targets": {"rto_seconds": 60.0},
-        "environment": {"provider": "external", "hook": texts[0], "db_password": DSN_PASSWORD,
-                        "token_env": "RUNBOOK_TOKEN"},
-        "scenarios": [{"name": "crash", "feature": "database/primary_failover.feature", "verdict": "fail",
-                       "error": texts[1], "observations": texts,
-                       "measurements": {"rto_seconds": 1.0},
-                       "gates": [{"id": "rto_seconds", "description": "RTO", "verdict": "fail", "measured": 1.0,
-                                  "threshold": "<= 60 s", "detail": texts[2]}]}]})
+    return DrillResult.from_json(
+        {
+            "drill": "quarterly-database",
+            "title": "t",
+            "ha_domain": "database",
+            "verdict": "fail",
+            "finished_at": "2026-04-01T06:00:00+00:00",
+            "targets": {"rto_seconds": 60.0},
+            "environment": {
+                "provider": "external",
+                "hook": texts[0],
+                "db_password": DSN_PASSWORD,
+                "token_env": "RUNBOOK_TOKEN",
+            },
+            "scenarios": [
+                {
+                    "name": "crash",
+                    "feature": "database/primary_failover.feature",
+                    "verdict": "fail",
+                    "error": texts[1],
+                    "observations": texts,
+                    "measurements": {"rto_seconds": 1.0},
+                    "gates": [
+                        {
+                            "id": "rto_seconds",
+                            "description": "RTO",
+                            "verdict": "fail",
+                            "measured": 1.0,
+                            "threshold": "<= 60 s",
+                            "detail": texts[2],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
 
 
 def record(result: DrillResult, tmp_path: Path) -> tuple[Path, Recording]:
@@ -205,12 +260,19 @@ def record(result: DrillResult, tmp_path: Path) -> tuple[Path, Recording]:
 
 def test_results_json_and_the_cab_log_mask_a_planted_secret(tmp_path):
     """Defence in depth: whatever reaches a result, its machine records mask secrets by shape."""
-    out, rec = record(result_with([f"POST https://ops:{HOOK_SECRET}@runbook/kill",
-                                   f"hook kill answered 500: Authorization: Bearer {BEARER}",
-                                   f"could not connect to postgresql://app:{DSN_PASSWORD}@db/x"]), tmp_path)
+    out, rec = record(
+        result_with(
+            [
+                f"POST https://ops:{HOOK_SECRET}@runbook/kill",
+                f"hook kill answered 500: Authorization: Bearer {BEARER}",
+                f"could not connect to postgresql://app:{DSN_PASSWORD}@db/x",
+            ]
+        ),
+        tmp_path,
+    )
     results = (out / "results.json").read_text()
     data = json.loads(results)
-    assert data["environment"]["token_env"] == "RUNBOOK_TOKEN"     # where a secret is kept is not one
+    assert data["environment"]["token_env"] == "RUNBOOK_TOKEN"  # where a secret is kept is not one
     for text in (results, rec.cab_log.read_text()):
         assert not [s for s in PLANTED if s in text]
     assert "Bearer ***" in results and "postgresql://app:***@db/x" in results
@@ -235,6 +297,7 @@ def test_a_hook_failure_in_a_result_reaches_no_output(echo_server, tmp_path, mon
 
 # ---- bad text in a result: lone surrogates (from undecodable bytes) ------------------------------
 
+
 def test_lone_surrogates_in_a_result_are_written_as_replacement_characters(tmp_path):
     """A lone surrogate in any result string used to make the first writer raise, so nothing was
     written; now every output and the CAB line are written, valid UTF-8 and parseable, with
@@ -249,9 +312,9 @@ def test_lone_surrogates_in_a_result_are_written_as_replacement_characters(tmp_p
     out, rec = record(result, tmp_path)
     raw = {p.name: p.read_bytes() for p in out.iterdir()} | {"cab": rec.cab_log.read_bytes()}
     assert {"results.json", "junit.xml", "report.html", "manifest.json"} <= set(raw)
-    texts = {name: data.decode("utf-8") for name, data in raw.items() if name != "plan.yaml"}   # strict
+    texts = {name: data.decode("utf-8") for name, data in raw.items() if name != "plan.yaml"}  # strict
     results = json.loads(texts["results.json"])
-    assert results["title"] == "title half \ufffd a pair \U0001F600 end \ufffd"
+    assert results["title"] == "title half \ufffd a pair \U0001f600 end \ufffd"
     assert results["scenarios"][0]["name"] == "scenario \ufffd"
     assert "\ufffd" in ET.fromstring(raw["junit.xml"]).find(".//failure").text
     assert "\ufffd" in texts["report.html"]
@@ -270,8 +333,10 @@ def test_a_password_or_token_file_that_is_not_a_file_fails_at_once_naming_it(tmp
     path = tmp_path / "secret"
     if kind == "fifo":
         os.mkfifo(path)
-    for read in (lambda: NodeConfig("pg-a", "host=pg-a", password_file=str(path)).password(),
-                 lambda: Secret(file=str(path)).value("lab.clock")):
+    for read in (
+        lambda: NodeConfig("pg-a", "host=pg-a", password_file=str(path)).password(),
+        lambda: Secret(file=str(path)).value("lab.clock"),
+    ):
         with pytest.raises(LabStartError) as err:
             read()
         assert str(path) in str(err.value) and "cannot read" in str(err.value)

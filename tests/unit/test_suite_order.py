@@ -33,14 +33,32 @@ def test_collection_puts_the_slowest_modules_first_and_keeps_the_rest_in_order()
     assert slowness_rank(TESTS / SLOWEST_FIRST[0]) == 0
     assert slowness_rank(TESTS / "unit" / "test_plan.py") == len(SLOWEST_FIRST)
     listed = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "tests/unit/test_tags.py", "tests/integration/test_could_not_act.py", "tests/unit/test_plan.py",
-         "tests/integration/test_api_tier.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/unit/test_tags.py",
+            "tests/integration/test_could_not_act.py",
+            "tests/unit/test_plan.py",
+            "tests/integration/test_api_tier.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stdout + listed.stderr
     modules = list(dict.fromkeys(line.split("::")[0] for line in listed.stdout.splitlines() if "::" in line))
-    assert modules == ["tests/integration/test_api_tier.py", "tests/integration/test_could_not_act.py",
-                       "tests/unit/test_tags.py", "tests/unit/test_plan.py"]
+    assert modules == [
+        "tests/integration/test_api_tier.py",
+        "tests/integration/test_could_not_act.py",
+        "tests/unit/test_tags.py",
+        "tests/unit/test_plan.py",
+    ]
 
 
 def test_each_provider_has_its_own_contract_module():

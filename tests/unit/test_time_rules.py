@@ -49,9 +49,13 @@ class Scn(SimpleNamespace):
 
 
 def scenario(capabilities: set[str], hold: bool) -> Scn:
-    return Scn(lab=SimpleNamespace(capabilities=lambda: frozenset(capabilities)),
-               drill=SimpleNamespace(hold_real_time=hold), recorder=Recorder(), correlation_id="cid",
-               observations=[])
+    return Scn(
+        lab=SimpleNamespace(capabilities=lambda: frozenset(capabilities)),
+        drill=SimpleNamespace(hold_real_time=hold),
+        recorder=Recorder(),
+        correlation_id="cid",
+        observations=[],
+    )
 
 
 def test_without_clock_control_the_time_is_recorded_as_not_passed():

@@ -22,20 +22,38 @@ def external_lab(**changes) -> dict:
 
     def hook(path: str) -> dict:
         return {"http": {"url": f"{url}/actions/{path}", "token_env": "DRILL_TEST_RUNBOOK_TOKEN"}}
-    lab = {"provider": "external", "api_url": url, "toxiproxy_url": url,
-           "database": {"failover_target": "pg-b", "replication_proxy": "repl-pg-b",
-                        "nodes": {"pg-a": {"dsn": "host=127.0.0.1 port=9"}, "pg-b": {"dsn": "host=127.0.0.1 port=9"}}},
-           "actions": {"kill_database_primary": hook("kill-primary"), "database_rebuild": hook("rebuild"),
-                       "database_failback": hook("failback")},
-           "allow_destructive": True, "blast_radius": ["database-primary", "repl-pg-b"]}
+
+    lab = {
+        "provider": "external",
+        "api_url": url,
+        "toxiproxy_url": url,
+        "database": {
+            "failover_target": "pg-b",
+            "replication_proxy": "repl-pg-b",
+            "nodes": {"pg-a": {"dsn": "host=127.0.0.1 port=9"}, "pg-b": {"dsn": "host=127.0.0.1 port=9"}},
+        },
+        "actions": {
+            "kill_database_primary": hook("kill-primary"),
+            "database_rebuild": hook("rebuild"),
+            "database_failback": hook("failback"),
+        },
+        "allow_destructive": True,
+        "blast_radius": ["database-primary", "repl-pg-b"],
+    }
     lab.update(changes)
     return lab
 
 
 def write_plan(tmp_path: Path, lab: dict, **keys) -> Path:
-    plan = {"drill": "staging-database", "title": "Staging database failover", "ha_domain": "database",
-            "environment": {"class": "staging", "name": "staging-eu"}, "lab": lab,
-            "scenarios": ["scenarios/database/primary_failover.feature"], **keys}
+    plan = {
+        "drill": "staging-database",
+        "title": "Staging database failover",
+        "ha_domain": "database",
+        "environment": {"class": "staging", "name": "staging-eu"},
+        "lab": lab,
+        "scenarios": ["scenarios/database/primary_failover.feature"],
+        **keys,
+    }
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan))
     return path
@@ -46,8 +64,13 @@ def run_refusal(path: Path, tmp_path: Path, confirm: str | None) -> tuple[int, s
     from harness.drill import run_drill
 
     lines: list[str] = []
-    code, result = run_drill(load_plan(path, ROOT), tmp_path / "out", tmp_path / "cab.jsonl",
-                             log=lambda *a, **k: lines.append(" ".join(map(str, a))), confirm=confirm)
+    code, result = run_drill(
+        load_plan(path, ROOT),
+        tmp_path / "out",
+        tmp_path / "cab.jsonl",
+        log=lambda *a, **k: lines.append(" ".join(map(str, a))),
+        confirm=confirm,
+    )
     assert result is None and not (tmp_path / "out").exists()
     return code, "\n".join(lines)
 
@@ -72,9 +95,9 @@ def test_a_valid_external_plan_is_still_said_ok(tmp_path, capsys):
 @pytest.mark.parametrize("case", ["blast radius", "capability", "confirm"])
 def test_what_run_refuses_before_the_lab_starts_validate_refuses_too(tmp_path, capsys, case):
     lab, keys, confirm, words = external_lab(), {}, "staging-database", ""
-    if case == "blast radius":           # the kill touches database-primary, outside the radius
+    if case == "blast radius":  # the kill touches database-primary, outside the radius
         lab, words = external_lab(blast_radius=["repl-pg-b"]), "key 'lab.blast_radius'"
-    elif case == "capability":           # the backup rows need the backup service: no provider key gives it
+    elif case == "capability":  # the backup rows need the backup service: no provider key gives it
         keys, words = {"scenarios": "@ha-domain:backup-restore"}, "capability backups"
     else:
         confirm, words = "another-drill", "--confirm names 'another-drill'"
@@ -85,15 +108,19 @@ def test_what_run_refuses_before_the_lab_starts_validate_refuses_too(tmp_path, c
     assert code == 2 and words in out and "ok  " not in out, out
     if case == "blast radius":
         assert "database-primary" in out
-    if case != "confirm":                # without --confirm too: the plan is what is refused
+    if case != "confirm":  # without --confirm too: the plan is what is refused
         code, out = validate(capsys, str(path))
         assert code == 2 and words in out
 
 
-CHAOS = {"chaos": "staging-platforms", "title": "Intune throttled", "blast_radius": ["intune"],
-         "environment": {"class": "staging", "name": "staging-eu"}, "workload": "probes",
-         "faults": [{"type": "platform_degrade", "target": "intune", "params": {"mode": "throttle"},
-                     "duration": "2s"}]}
+CHAOS = {
+    "chaos": "staging-platforms",
+    "title": "Intune throttled",
+    "blast_radius": ["intune"],
+    "environment": {"class": "staging", "name": "staging-eu"},
+    "workload": "probes",
+    "faults": [{"type": "platform_degrade", "target": "intune", "params": {"mode": "throttle"}, "duration": "2s"}],
+}
 
 
 def test_a_chaos_fault_the_provider_cannot_do_is_refused_by_validate_as_by_chaos(tmp_path, capsys):

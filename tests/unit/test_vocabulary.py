@@ -17,15 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def bdd_steps():
     """What pytest-bdd itself holds for harness.steps (what a drill runs)."""
-    return [c for c in step_function_context_registry.values()
-            if c.step_func.__module__.startswith("harness.steps")]
+    return [c for c in step_function_context_registry.values() if c.step_func.__module__.startswith("harness.steps")]
 
 
 def test_every_feature_sentence_has_a_step():
     for feature in sorted((ROOT / "scenarios").rglob("*.feature")):
         for kind, sentence in feature_lines(feature):
-            assert any(s.type == kind and s.parser.is_matching(sentence) for s in bdd_steps()), \
+            assert any(s.type == kind and s.parser.is_matching(sentence) for s in bdd_steps()), (
                 f"{feature.name}: {sentence!r}"
+            )
 
 
 def test_every_step_pytest_bdd_runs_is_declared_once_in_the_registry():
@@ -42,8 +42,9 @@ def test_every_step_is_documented():
 
 
 def test_drill_steps_prints_the_vocabulary():
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "steps"], capture_output=True, text=True,
-                         cwd=ROOT, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "steps"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    ).stdout
     for step in STEPS:
         assert step.sentence in out
         if step.needs:

@@ -32,7 +32,9 @@ from .test_results_schema import RecordedLab, Replayed, problems
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPIRES = dt.date.today() + dt.timedelta(days=30)
-WAIVED_PLAN = GOOD + f"""\
+WAIVED_PLAN = (
+    GOOD
+    + f"""\
 targets: {{rto_seconds: 43200}}
 waivers:
   - gate: rto_seconds
@@ -40,14 +42,21 @@ waivers:
     approved_by: J. Doe (CAB)
     expires: {EXPIRES.isoformat()}
 """
+)
 HOUR = 3600.0
 
 
 def recovered_after(seconds: float):
     """A write acknowledged before the primary is killed at t=10, the first write after it
     acknowledged `seconds` later, both read back."""
-    return (H().op("write", 1.0, value="w1").inject(KILL, 10.0).op("write", 10.0 + seconds - 0.1, value="w2")
-            .op("final_read", 10.0 + seconds + 60.0, value=["w1", "w2"]).build())
+    return (
+        H()
+        .op("write", 1.0, value="w1")
+        .inject(KILL, 10.0)
+        .op("write", 10.0 + seconds - 0.1, value="w2")
+        .op("final_read", 10.0 + seconds + 60.0, value=["w1", "w2"])
+        .build()
+    )
 
 
 @pytest.fixture
@@ -75,6 +84,7 @@ def run_of(plan, *rto_seconds: float) -> DrillRun:
 
 # ---- the verdict --------------------------------------------------------------------------------
 
+
 def test_waived_ranks_between_pass_and_unknown():
     assert Verdict.worst([Verdict.PASS, Verdict.WAIVED]) is Verdict.WAIVED
     assert Verdict.worst([Verdict.WAIVED, Verdict.UNKNOWN]) is Verdict.UNKNOWN
@@ -97,11 +107,15 @@ def test_a_scenario_that_stopped_early_with_a_waived_gate_is_unknown():
 
 # ---- how a waived gate is judged ------------------------------------------------------------------
 
-@pytest.mark.parametrize("rto, verdict, limit", [
-    (2 * HOUR, Verdict.PASS, 8 * HOUR),          # meets the spec's floor: simply pass
-    (10 * HOUR, Verdict.WAIVED, 12 * HOUR),      # meets only the waived 12 h target
-    (13 * HOUR, Verdict.FAIL, 8 * HOUR),         # misses both: fail, judged against the floor
-])
+
+@pytest.mark.parametrize(
+    "rto, verdict, limit",
+    [
+        (2 * HOUR, Verdict.PASS, 8 * HOUR),  # meets the spec's floor: simply pass
+        (10 * HOUR, Verdict.WAIVED, 12 * HOUR),  # meets only the waived 12 h target
+        (13 * HOUR, Verdict.FAIL, 8 * HOUR),  # misses both: fail, judged against the floor
+    ],
+)
 def test_a_waived_gate_is_judged_against_the_floor_and_the_waived_target(plan, rto, verdict, limit):
     run = run_of(plan, rto)
     result = run.scenarios[0].gates[0]
@@ -130,6 +144,7 @@ def test_a_target_not_waived_is_the_plain_gate(plan):
 
 # ---- every output says waived ---------------------------------------------------------------------
 
+
 def test_results_json_junit_cab_line_and_risk_of_a_waived_run(plan, tmp_path):
     rec = Recording(tmp_path / "cab-log.jsonl", key=CabKey(b"k" * 32, tmp_path / "cab.key"))
     result = drill_result(plan, run_of(plan, 2 * HOUR, 10 * HOUR), RecordedLab())
@@ -140,7 +155,8 @@ def test_results_json_junit_cab_line_and_risk_of_a_waived_run(plan, tmp_path):
     assert problems(data) == []
     assert data["verdict"] == "waived" and data["spec_floors"]["rto_seconds"]["floor"] == 8 * HOUR
     assert [(w["gate"], w["target"], w["floor"], w["gates"]) for w in data["waivers"]] == [
-        ("rto_seconds", 12 * HOUR, 8 * HOUR, ["recovered in 36000 s/rto_seconds"])]
+        ("rto_seconds", 12 * HOUR, 8 * HOUR, ["recovered in 36000 s/rto_seconds"])
+    ]
     waived = data["scenarios"][1]["gates"][0]
     assert waived["verdict"] == "waived" and waived["waiver"]["approved_by"] == "J. Doe (CAB)"
     # the residual risk counts it: scored against the spec's floor (10 h of 8 h: 1.25 times)
@@ -150,8 +166,11 @@ def test_results_json_junit_cab_line_and_risk_of_a_waived_run(plan, tmp_path):
     assert "WAIVED" in risk["items"][0]["text"] and "at most 8 h" in risk["items"][0]["text"]
     # JUnit: a failure of type waived, never a passing testcase
     suite = ET.parse(tmp_path / "out" / "junit.xml").getroot().find("testsuite")
-    failures = [(c.get("classname"), f.get("type"), f.get("message")) for c in suite.iter("testcase")
-                for f in c.findall("failure")]
+    failures = [
+        (c.get("classname"), f.get("type"), f.get("message"))
+        for c in suite.iter("testcase")
+        for f in c.findall("failure")
+    ]
     assert [(name, kind) for name, kind, _ in failures] == [("recovered in 36000 s", "waived")]
     assert "DR site storage rebuilt" in failures[0][2] and suite.get("failures") == "1"
     # the CAB line: verdict waived, the gates summary counts it, the waiver recorded
@@ -160,7 +179,8 @@ def test_results_json_junit_cab_line_and_risk_of_a_waived_run(plan, tmp_path):
     assert (line["gates"]["pass"], line["gates"]["waived"]) == (1, 1)
     assert line["gates"]["not_passed"] == ["recovered in 36000 s/rto_seconds"]
     assert [(w["gate"], w["approved_by"], w["expires"]) for w in line["waivers"]] == [
-        ("rto_seconds", "J. Doe (CAB)", EXPIRES.isoformat())]
+        ("rto_seconds", "J. Doe (CAB)", EXPIRES.isoformat())
+    ]
 
 
 def test_a_waived_gate_reads_back_from_results_json_with_its_waiver(plan):
@@ -185,7 +205,7 @@ def test_page_1_shows_the_waived_gate_in_red_with_its_reason(plan):
     assert 'class="banner waived"' in page1 and "Verdict: WAIVED" in page1 and "Verdict: PASS" not in page1
     assert "WAIVED, not passed" in page1 and "DR site storage rebuilt this quarter (CHG0012399)" in page1
     assert "J. Doe (CAB)" in page1 and EXPIRES.isoformat() in page1
-    assert ".waived { background: #cf222e; }" in html       # red, as fail
+    assert ".waived { background: #cf222e; }" in html  # red, as fail
     # page 1 judges the waived RTO against the spec's 8 h, not the waived 12 h
     assert "against 8 h" in page1 and "against 12 h" not in page1
     # the appendix: each target beside the spec's floor
@@ -203,14 +223,16 @@ def test_a_page_without_a_waived_gate_has_no_waiver_block(tmp_path):
 
 def test_a_waived_availability_target_is_built_against_the_spec_too(tmp_path):
     path = tmp_path / "plan.yaml"
-    path.write_text(GOOD + f"targets: {{availability: 0.99}}\nwaivers:\n  - {{gate: availability, reason: one AZ "
-                           f"rebuilt, approved_by: CAB, expires: {EXPIRES.isoformat()}}}\n")
+    path.write_text(
+        GOOD + f"targets: {{availability: 0.99}}\nwaivers:\n  - {{gate: availability, reason: one AZ "
+        f"rebuilt, approved_by: CAB, expires: {EXPIRES.isoformat()}}}\n"
+    )
     plan = load_plan(path, ROOT)
     run = DrillRun(drill="d", lab=None, targets=dict(plan.targets), waivers=dict(plan.waivers))
     built: list = []
     gate = waivable(run, "availability", lambda target: built.append(target) or RtoSeconds(1.0))
     assert isinstance(gate, Waived) and built == [0.99, 0.999]
     built.clear()
-    plain = DrillRun(drill="d", lab=None, targets={"rto_seconds": 28800.0})   # no availability target: the default
+    plain = DrillRun(drill="d", lab=None, targets={"rto_seconds": 28800.0})  # no availability target: the default
     assert type(waivable(plain, "availability", lambda target: built.append(target) or RtoSeconds(1.0))) is RtoSeconds
     assert built == [None]

@@ -28,7 +28,25 @@ from .lab import KILL_SEEN_TIMEOUT, REDEPLOY_TIMEOUT, ExternalLab
 from .observer import ExternalFailover
 from .parts import ExternalEventStoreBlock, ProxyNames
 
-__all__ = ["ACTIONS", "AWS_KEYS", "CREDENTIAL_WORDS", "KILL_SEEN_TIMEOUT", "KNOWN_KEYS", "PLATFORM_NAMES", "PROVIDES",
-           "QUEUE_KEYS", "READS", "REDEPLOY_TIMEOUT", "S3_KEYS", "SECRET_CONNINFO_KEYS", "AwsEndpoint",
-           "ExternalConfig", "ExternalEventStoreBlock", "ExternalFailover", "ExternalLab", "NodeConfig", "ProxyNames",
-           "Secret"]
+__all__ = [
+    "ACTIONS",
+    "AWS_KEYS",
+    "CREDENTIAL_WORDS",
+    "KILL_SEEN_TIMEOUT",
+    "KNOWN_KEYS",
+    "PLATFORM_NAMES",
+    "PROVIDES",
+    "QUEUE_KEYS",
+    "READS",
+    "REDEPLOY_TIMEOUT",
+    "S3_KEYS",
+    "SECRET_CONNINFO_KEYS",
+    "AwsEndpoint",
+    "ExternalConfig",
+    "ExternalEventStoreBlock",
+    "ExternalFailover",
+    "ExternalLab",
+    "NodeConfig",
+    "ProxyNames",
+    "Secret",
+]

@@ -33,14 +33,30 @@ ACTIONS = {
 # reads of the target's own parts (lab.reads): hooks that answer JSON
 READS = {
     "platform_requests": "platform; answers the platform API's request log: a list of "
-                         "{at, idempotency_key, path, status, ...}, or {requests: [...]}",
+    "{at, idempotency_key, path, status, ...}, or {requests: [...]}",
     "connector_replacements": "no argument; answers the workers the auto-scaling group replaced: a list of "
-                              "{at, platform, old_pid, new_pid}, or {replacements: [...]}",
+    "{at, platform, old_pid, new_pid}, or {replacements: [...]}",
 }
-KNOWN_KEYS = {"provider", "replication", "api_url", "toxiproxy_url", "database", "s3", "queues",
-              "actions", "reads", "api_tier", "proxies", "evidence_gateway", "clock",
-              "allow_destructive", "blast_radius", "siem_file", "name"}
-PLATFORM_NAMES = ("intune", "jamf", "sccm", "landscape", "ansible")   # harness.lab.connectors.PLATFORMS
+KNOWN_KEYS = {
+    "provider",
+    "replication",
+    "api_url",
+    "toxiproxy_url",
+    "database",
+    "s3",
+    "queues",
+    "actions",
+    "reads",
+    "api_tier",
+    "proxies",
+    "evidence_gateway",
+    "clock",
+    "allow_destructive",
+    "blast_radius",
+    "siem_file",
+    "name",
+}
+PLATFORM_NAMES = ("intune", "jamf", "sccm", "landscape", "ansible")  # harness.lab.connectors.PLATFORMS
 AWS_KEYS = {"endpoint", "region", "access_key_env", "secret_key_env", "access_key_file", "secret_key_file"}
 S3_KEYS = AWS_KEYS | {"bucket", "replica_bucket", "replica_endpoint"}
 QUEUE_KEYS = AWS_KEYS | {"prefix"}
@@ -70,7 +86,7 @@ PROVIDES: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class NodeConfig:
     name: str
-    dsn: str                      # without password
+    dsn: str  # without password
     password_env: str | None = None
     password_file: str | None = None
 
@@ -79,16 +95,17 @@ class NodeConfig:
         if self.password_env:
             value = os.environ.get(self.password_env)
             if not value:
-                raise LabStartError(f"database node {self.name}: environment variable "
-                                    f"{self.password_env} is not set (the plan names it for the password)")
+                raise LabStartError(
+                    f"database node {self.name}: environment variable "
+                    f"{self.password_env} is not set (the plan names it for the password)"
+                )
             return value
         if self.password_file:
             return _read_secret_file(f"database node {self.name}: password_file", self.password_file)
         return None
 
     def query(self, statement: str, params=None, timeout: int = 3) -> list[tuple]:
-        with psycopg.connect(self.dsn, password=self.password(), connect_timeout=timeout,
-                             autocommit=True) as conn:
+        with psycopg.connect(self.dsn, password=self.password(), connect_timeout=timeout, autocommit=True) as conn:
             return conn.execute(statement, params).fetchall()
 
 
@@ -116,13 +133,15 @@ def _read_secret_file(what: str, file: str) -> str:
     except FileNotFoundError:
         raise LabStartError(f"{what}: cannot read {printable(file, 200)}: no such file") from None
     except (InputError, OSError, UnicodeDecodeError):
-        raise LabStartError(f"{what}: cannot read {printable(file, 200)} as a UTF-8 regular file of at most "
-                            f"64 KiB") from None
+        raise LabStartError(
+            f"{what}: cannot read {printable(file, 200)} as a UTF-8 regular file of at most 64 KiB"
+        ) from None
 
 
 @dataclass(frozen=True)
 class Secret:
     """Where a credential is: an environment variable or a file the plan names (never the value)."""
+
     env: str | None = None
     file: str | None = None
 
@@ -134,11 +153,12 @@ class Secret:
 class AwsEndpoint:
     """An S3 or SQS endpoint of the target, read straight by the harness (evidence, not what the
     system says). Keys from the variables or files the plan names, else boto3's own chain."""
+
     endpoint: str
     region: str = "us-east-1"
     access_key: Secret = Secret()
     secret_key: Secret = Secret()
-    options: dict = field(default_factory=dict)     # bucket, replica_bucket, replica_endpoint, prefix
+    options: dict = field(default_factory=dict)  # bucket, replica_bucket, replica_endpoint, prefix
 
     def client(self, service: str, endpoint: str | None = None):
         import boto3
@@ -149,10 +169,12 @@ class AwsEndpoint:
         secret = self.secret_key.value(f"lab.{'s3' if service == 's3' else 'queues'}.secret_key")
         if access and secret:
             keys = {"aws_access_key_id": access, "aws_secret_access_key": secret}
-        config = botocore.config.Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2},
-                                        s3={"addressing_style": "path"})
+        config = botocore.config.Config(
+            connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2}, s3={"addressing_style": "path"}
+        )
         return boto3.session.Session(region_name=self.region, **keys).client(
-            service, endpoint_url=endpoint or self.endpoint, config=config)
+            service, endpoint_url=endpoint or self.endpoint, config=config
+        )
 
 
 @dataclass(frozen=True)
@@ -168,11 +190,11 @@ class ExternalConfig:
     siem_file: str | None = None
     s3: AwsEndpoint | None = None
     queues: AwsEndpoint | None = None
-    name: str = ""                # how reports name the target ("external: <name>"); default the API host
+    name: str = ""  # how reports name the target ("external: <name>"); default the API host
     reads: dict[str, Hook] = field(default_factory=dict)
-    api_instances: dict[str, str] = field(default_factory=dict)   # availability zone -> its own URL
+    api_instances: dict[str, str] = field(default_factory=dict)  # availability zone -> its own URL
     probe_window_s: float | None = None
-    proxies: dict[str, str] = field(default_factory=dict)         # evidence_store, evidence_replica
+    proxies: dict[str, str] = field(default_factory=dict)  # evidence_store, evidence_replica
     platform_proxies: dict[str, str] = field(default_factory=dict)
     gateway_url: str | None = None
     gateway_token: Secret = Secret()
@@ -190,9 +212,17 @@ class ExternalConfig:
             return rest in self.reads
         if head == "proxies":
             return bool(self.platform_proxies) if rest == "platforms" else rest in self.proxies
-        return bool({"database.replication_proxy": self.replication_proxy, "siem_file": self.siem_file,
-                     "s3": self.s3, "queues": self.queues, "api_tier": self.api_instances,
-                     "evidence_gateway": self.gateway_url, "clock": self.clock_token}.get(key))
+        return bool(
+            {
+                "database.replication_proxy": self.replication_proxy,
+                "siem_file": self.siem_file,
+                "s3": self.s3,
+                "queues": self.queues,
+                "api_tier": self.api_instances,
+                "evidence_gateway": self.gateway_url,
+                "clock": self.clock_token,
+            }.get(key)
+        )
 
     def capabilities(self) -> frozenset[str]:
         return frozenset(cap for cap, keys in PROVIDES.items() if all(self.provided(k) for k in keys))
@@ -206,15 +236,14 @@ class ExternalConfig:
     def parse(data: dict, fail: Callable[[str, str], Exception]) -> ExternalConfig:
         unknown = sorted(str(k) for k in data if k not in KNOWN_KEYS)
         if unknown:
-            raise fail(f"lab.{unknown[0]}", f"unknown key for the external provider; known: "
-                                            f"{', '.join(sorted(KNOWN_KEYS))}")
+            raise fail(
+                f"lab.{unknown[0]}", f"unknown key for the external provider; known: {', '.join(sorted(KNOWN_KEYS))}"
+            )
         for key in ("api_url", "toxiproxy_url"):
             _url(data.get(key), f"lab.{key}", fail, "required: the http(s) URL of the deployment's endpoint")
         database = data.get("database")
-        if not isinstance(database, dict) or not isinstance(database.get("nodes"), dict) \
-                or len(database["nodes"]) < 2:
-            raise fail("lab.database.nodes", "required: at least two nodes, each {dsn, password_env or "
-                                             "password_file}")
+        if not isinstance(database, dict) or not isinstance(database.get("nodes"), dict) or len(database["nodes"]) < 2:
+            raise fail("lab.database.nodes", "required: at least two nodes, each {dsn, password_env or password_file}")
         nodes = {}
         for name, node in database["nodes"].items():
             if not isinstance(name, str) or not name or "\n" in name:
@@ -223,33 +252,48 @@ class ExternalConfig:
             if not isinstance(node, dict) or not isinstance(node.get("dsn"), str):
                 raise fail(f"{key}.dsn", "required: a libpq conninfo without the password")
             if "password" in node:
-                raise fail(key, "a password must not be written in the plan: name it with "
-                                "password_env (an environment variable) or password_file")
+                raise fail(
+                    key,
+                    "a password must not be written in the plan: name it with "
+                    "password_env (an environment variable) or password_file",
+                )
             problem = _dsn_problem(node["dsn"])
             if problem:
                 raise fail(f"{key}.dsn", problem)
             for secret_key in ("password_env", "password_file"):
                 value = node.get(secret_key)
                 # an empty name would connect without the password the plan meant to give
-                if secret_key in node and not (isinstance(value, str) and value.strip() and "\0" not in value
-                                               and (secret_key == "password_file" or ENV_NAME.fullmatch(value))):
-                    raise fail(f"{key}.{secret_key}", "must name an environment variable (password_env, e.g. "
-                                                      "STAGING_PG_PASSWORD) or a file (password_file); leave the "
-                                                      "key out when the node needs no password")
+                if secret_key in node and not (
+                    isinstance(value, str)
+                    and value.strip()
+                    and "\0" not in value
+                    and (secret_key == "password_file" or ENV_NAME.fullmatch(value))
+                ):
+                    raise fail(
+                        f"{key}.{secret_key}",
+                        "must name an environment variable (password_env, e.g. "
+                        "STAGING_PG_PASSWORD) or a file (password_file); leave the "
+                        "key out when the node needs no password",
+                    )
             nodes[name] = NodeConfig(name, node["dsn"], node.get("password_env"), node.get("password_file"))
         target = database.get("failover_target")
         if not isinstance(target, str) or target not in nodes:
-            raise fail("lab.database.failover_target", f"must be one of the nodes: {', '.join(nodes)}; "
-                                                       f"got {quoted(target)}")
+            raise fail(
+                "lab.database.failover_target", f"must be one of the nodes: {', '.join(nodes)}; got {quoted(target)}"
+            )
         proxy = database.get("replication_proxy")
         if proxy is not None and not isinstance(proxy, str):
             raise fail("lab.database.replication_proxy", f"must be a Toxiproxy proxy name, got {quoted(proxy)}")
         links = database.get("replication_proxies", {})
-        if not isinstance(links, dict) or not all(isinstance(n, str) and n in nodes and isinstance(v, str)
-                                                  and v.strip() for n, v in links.items()):
-            raise fail("lab.database.replication_proxies", f"must map nodes ({', '.join(nodes)}) to the Toxiproxy "
-                                                           f"proxy on each one's replication link, e.g. "
-                                                           f"{{pg-a: repl-pg-a}}")
+        if not isinstance(links, dict) or not all(
+            isinstance(n, str) and n in nodes and isinstance(v, str) and v.strip() for n, v in links.items()
+        ):
+            raise fail(
+                "lab.database.replication_proxies",
+                f"must map nodes ({', '.join(nodes)}) to the Toxiproxy "
+                f"proxy on each one's replication link, e.g. "
+                f"{{pg-a: repl-pg-a}}",
+            )
         actions = _hooks(data, "actions", ACTIONS, fail)
         reads = _hooks(data, "reads", READS, fail)
         allow = data.get("allow_destructive", False)
@@ -257,9 +301,12 @@ class ExternalConfig:
             raise fail("lab.allow_destructive", "must be true or false")
         radius = data.get("blast_radius", [])
         if not isinstance(radius, list) or not all(isinstance(r, str) and r.strip() for r in radius):
-            raise fail("lab.blast_radius", "must be a list of names that faults may touch "
-                                           "(Toxiproxy proxy names, database-primary, api-<zone>, "
-                                           "<platform>-api, evidence-gateway, connector-workers)")
+            raise fail(
+                "lab.blast_radius",
+                "must be a list of names that faults may touch "
+                "(Toxiproxy proxy names, database-primary, api-<zone>, "
+                "<platform>-api, evidence-gateway, connector-workers)",
+            )
         siem = data.get("siem_file")
         if siem is not None and not isinstance(siem, str):
             raise fail("lab.siem_file", "must be a path")
@@ -272,32 +319,54 @@ class ExternalConfig:
         clock = data.get("clock")
         clock_token = None
         if clock is not None:
-            _known(clock, "lab.clock", {"token_env", "token_file"}, fail,
-                   "a mapping {token_env or token_file}: the bearer token of the Control Plane's /_clock")
+            _known(
+                clock,
+                "lab.clock",
+                {"token_env", "token_file"},
+                fail,
+                "a mapping {token_env or token_file}: the bearer token of the Control Plane's /_clock",
+            )
             clock_token = _secret_ref(clock, "lab.clock", fail)
         return ExternalConfig(
-            api_url=data["api_url"].rstrip("/"), toxiproxy_url=data["toxiproxy_url"].rstrip("/"),
-            nodes=nodes, failover_target=target, replication_proxy=proxy,
-            actions=actions, allow_destructive=allow, blast_radius=tuple(radius), siem_file=siem,
+            api_url=data["api_url"].rstrip("/"),
+            toxiproxy_url=data["toxiproxy_url"].rstrip("/"),
+            nodes=nodes,
+            failover_target=target,
+            replication_proxy=proxy,
+            actions=actions,
+            allow_destructive=allow,
+            blast_radius=tuple(radius),
+            siem_file=siem,
             s3=_aws(data.get("s3"), "lab.s3", S3_KEYS, ("bucket", "replica_bucket"), fail),
             queues=_aws(data.get("queues"), "lab.queues", QUEUE_KEYS, ("prefix",), fail),
-            name=name.strip(), reads=reads, api_instances=instances, probe_window_s=window,
-            proxies=proxies, platform_proxies=platform_proxies, gateway_url=gateway_url,
-            gateway_token=gateway_token, clock_token=clock_token, replication_proxies=dict(links))
+            name=name.strip(),
+            reads=reads,
+            api_instances=instances,
+            probe_window_s=window,
+            proxies=proxies,
+            platform_proxies=platform_proxies,
+            gateway_url=gateway_url,
+            gateway_token=gateway_token,
+            clock_token=clock_token,
+            replication_proxies=dict(links),
+        )
 
 
 def _url(value: Any, key: str, fail, what: str) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise fail(key, what)
-    problem = url_problem(value)        # http://[::1 or a port of 99999: refused now, not a crash later
+    problem = url_problem(value)  # http://[::1 or a port of 99999: refused now, not a crash later
     if problem:
         raise fail(key, f"{problem}; {what}")
     if _userinfo(value):
         raise fail(key, "credentials must not be written in a URL of the plan (user:password@); remove them")
     secret = url_secret(value)
     if secret:
-        raise fail(key, f"a credential must not be written in the plan ({secret}); name an environment "
-                        f"variable or a file that holds it")
+        raise fail(
+            key,
+            f"a credential must not be written in the plan ({secret}); name an environment "
+            f"variable or a file that holds it",
+        )
     return value.rstrip("/")
 
 
@@ -308,10 +377,16 @@ def _known(value: Any, key: str, known: set[str], fail, what: str) -> None:
     for k in value:
         if not isinstance(k, str) or k not in known:
             shown = str(k)[:40]
-            if isinstance(k, str) and any(w in k.lower() for w in CREDENTIAL_WORDS) and \
-                    not k.endswith(("_env", "_file")):
-                raise fail(f"{key}.{shown}", "a credential must not be written in the plan: name an "
-                                             "environment variable (..._env) or a file (..._file) that holds it")
+            if (
+                isinstance(k, str)
+                and any(w in k.lower() for w in CREDENTIAL_WORDS)
+                and not k.endswith(("_env", "_file"))
+            ):
+                raise fail(
+                    f"{key}.{shown}",
+                    "a credential must not be written in the plan: name an "
+                    "environment variable (..._env) or a file (..._file) that holds it",
+                )
             raise fail(f"{key}.{shown}", f"unknown key; known: {', '.join(sorted(known))}")
 
 
@@ -329,8 +404,9 @@ def _hooks(data: dict, section: str, known: dict[str, str], fail) -> dict[str, H
         raise fail(f"lab.{section}", "must be a mapping of name to hook ({command: [...]} or {http: {url}})")
     for name in hooks:
         if not isinstance(name, str) or name not in known:
-            raise fail(f"lab.{section}.{quoted(name, 40).strip(chr(39))}",
-                       f"unknown {section[:-1]}; known: {', '.join(known)}")
+            raise fail(
+                f"lab.{section}.{quoted(name, 40).strip(chr(39))}", f"unknown {section[:-1]}; known: {', '.join(known)}"
+            )
     return {name: Hook.parse(name, hook, fail, section=f"lab.{section}") for name, hook in hooks.items()}
 
 
@@ -341,8 +417,11 @@ def _api_tier(value: Any, fail) -> tuple[dict[str, str], float | None]:
     _known(value, "lab.api_tier", {"instances", "probe_window_s"}, fail, what)
     instances = value.get("instances")
     if not isinstance(instances, dict) or not instances:
-        raise fail("lab.api_tier.instances", "required: each availability zone's API instance and its own URL "
-                                             "(the harness sees it dead or live at <URL>/health/live)")
+        raise fail(
+            "lab.api_tier.instances",
+            "required: each availability zone's API instance and its own URL "
+            "(the harness sees it dead or live at <URL>/health/live)",
+        )
     out = {}
     for zone, url in instances.items():
         if not isinstance(zone, str) or not zone or any(c.isspace() for c in zone):
@@ -350,9 +429,12 @@ def _api_tier(value: Any, fail) -> tuple[dict[str, str], float | None]:
         out[zone] = _url(url, f"lab.api_tier.instances.{zone}", fail, "must be the http(s) URL of the instance")
     window = value.get("probe_window_s")
     if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window <= 600:
-        raise fail("lab.api_tier.probe_window_s", "required: the seconds the load balancer takes to take a dead "
-                                                  "instance out of rotation (its probe interval x failures to "
-                                                  "fall, plus one interval), e.g. 1.5")
+        raise fail(
+            "lab.api_tier.probe_window_s",
+            "required: the seconds the load balancer takes to take a dead "
+            "instance out of rotation (its probe interval x failures to "
+            "fall, plus one interval), e.g. 1.5",
+        )
     return out, float(window)
 
 
@@ -368,8 +450,13 @@ def _proxies(value: Any, fail) -> tuple[dict[str, str], dict[str, str]]:
                 raise fail(f"lab.proxies.{key}", "must be the name of a Toxiproxy proxy")
             proxies[key] = value[key]
     platforms = value.get("platforms") or {}
-    _known(platforms, "lab.proxies.platforms", set(PLATFORM_NAMES), fail,
-           f"a mapping of platform ({', '.join(PLATFORM_NAMES)}) to its Toxiproxy proxy")
+    _known(
+        platforms,
+        "lab.proxies.platforms",
+        set(PLATFORM_NAMES),
+        fail,
+        f"a mapping of platform ({', '.join(PLATFORM_NAMES)}) to its Toxiproxy proxy",
+    )
     for platform, name in platforms.items():
         if not isinstance(name, str) or not name:
             raise fail(f"lab.proxies.platforms.{platform}", "must be the name of a Toxiproxy proxy")
@@ -379,10 +466,19 @@ def _proxies(value: Any, fail) -> tuple[dict[str, str], dict[str, str]]:
 def _gateway(value: Any, fail) -> tuple[str | None, Secret]:
     if value is None:
         return None, Secret()
-    _known(value, "lab.evidence_gateway", {"url", "token_env", "token_file"}, fail,
-           "a mapping {url, token_env or token_file}: the HTTP fault gateway in front of the evidence store")
-    url = _url(value.get("url"), "lab.evidence_gateway.url", fail,
-               "required: the http(s) URL of the HTTP fault gateway (python -m harness.lab.httpfault)")
+    _known(
+        value,
+        "lab.evidence_gateway",
+        {"url", "token_env", "token_file"},
+        fail,
+        "a mapping {url, token_env or token_file}: the HTTP fault gateway in front of the evidence store",
+    )
+    url = _url(
+        value.get("url"),
+        "lab.evidence_gateway.url",
+        fail,
+        "required: the http(s) URL of the HTTP fault gateway (python -m harness.lab.httpfault)",
+    )
     return url, _secret_ref(value, "lab.evidence_gateway", fail)
 
 
@@ -396,17 +492,29 @@ def _aws(value: Any, key: str, known: set[str], required: tuple[str, ...], fail)
         raise fail(f"{key}.region", "must be a region name, e.g. us-east-1")
     for name in required:
         if not isinstance(value.get(name), str) or not value[name]:
-            raise fail(f"{key}.{name}", "required: a name" + (" (the Control Plane's --queue-prefix: queues "
-                                                               "<prefix>-<platform> and <prefix>-<platform>-dlq)"
-                                                               if name == "prefix" else " of a bucket"))
+            raise fail(
+                f"{key}.{name}",
+                "required: a name"
+                + (
+                    " (the Control Plane's --queue-prefix: queues <prefix>-<platform> and <prefix>-<platform>-dlq)"
+                    if name == "prefix"
+                    else " of a bucket"
+                ),
+            )
     options = {k: value[k] for k in ("bucket", "replica_bucket", "prefix") if k in value}
     if "replica_endpoint" in value:
-        options["replica_endpoint"] = _url(value["replica_endpoint"], f"{key}.replica_endpoint", fail,
-                                           "must be the http(s) URL of the alternate region's object store")
+        options["replica_endpoint"] = _url(
+            value["replica_endpoint"],
+            f"{key}.replica_endpoint",
+            fail,
+            "must be the http(s) URL of the alternate region's object store",
+        )
     keys = [_secret_ref(value, key, fail, prefix) for prefix in ("access_key", "secret_key")]
     if bool(keys[0].env or keys[0].file) != bool(keys[1].env or keys[1].file):
-        raise fail(f"{key}.secret_key_env", "name both keys (access_key_env/_file and secret_key_env/_file), "
-                                            "or neither (boto3's own credential chain)")
+        raise fail(
+            f"{key}.secret_key_env",
+            "name both keys (access_key_env/_file and secret_key_env/_file), or neither (boto3's own credential chain)",
+        )
     return AwsEndpoint(endpoint, region, keys[0], keys[1], options)
 
 
@@ -426,20 +534,24 @@ def _dsn_problem(dsn: str) -> str | None:
     `password\t=x`, `?%70assword=x` and a URI's user:password@ are all seen): a password written
     in it, or text libpq cannot read. The message never quotes the conninfo (it may hold the
     secret); None when it is fine."""
-    if "\0" in dsn:      # libpq would stop reading there, and miss a password after it
+    if "\0" in dsn:  # libpq would stop reading there, and miss a password after it
         return "has a NUL character; write the conninfo without it"
     if not dsn.strip():
         return "required: a libpq conninfo without the password, e.g. 'host=pg-a port=5432 dbname=x user=drill'"
     try:
         parsed = psycopg.conninfo.conninfo_to_dict(dsn)
     except (psycopg.Error, ValueError, TypeError):
-        return ("not a conninfo libpq can read (key=value pairs such as 'host=pg-a port=5432 dbname=x "
-                "user=drill', or a postgresql:// URI, the scheme in lowercase); fix its syntax, and leave any "
-                "password out of it: name it with password_env or password_file")
+        return (
+            "not a conninfo libpq can read (key=value pairs such as 'host=pg-a port=5432 dbname=x "
+            "user=drill', or a postgresql:// URI, the scheme in lowercase); fix its syntax, and leave any "
+            "password out of it: name it with password_env or password_file"
+        )
     found = [k for k in SECRET_CONNINFO_KEYS if k in parsed]
     if found:
-        return (f"a password must not be written in the plan ({found[0]} in the conninfo): name it with "
-                f"password_env (an environment variable) or password_file")
+        return (
+            f"a password must not be written in the plan ({found[0]} in the conninfo): name it with "
+            f"password_env (an environment variable) or password_file"
+        )
     return None
 
 

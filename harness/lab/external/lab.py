@@ -28,8 +28,8 @@ from .config import PLATFORM_NAMES, ExternalConfig, NodeConfig
 from .observer import ExternalFailover
 from .parts import ExternalEventStoreBlock, ProxyNames
 
-KILL_SEEN_TIMEOUT = 30.0     # a killed API instance must be seen dead within it
-REDEPLOY_TIMEOUT = 90.0      # a redeployed one live
+KILL_SEEN_TIMEOUT = 30.0  # a killed API instance must be seen dead within it
+REDEPLOY_TIMEOUT = 90.0  # a redeployed one live
 
 
 class ExternalLab(Lab):
@@ -43,7 +43,7 @@ class ExternalLab(Lab):
         self.replication = replication
         self.on_event: Callable[[str, str, dict], None] = lambda kind, name, detail: None
         self.toxiproxy: ProxyNames | None = None
-        self._toxiproxy: ToxiproxyControl | None = None   # the server under its own names
+        self._toxiproxy: ToxiproxyControl | None = None  # the server under its own names
         self.failover: ExternalFailover | None = None
 
     @property
@@ -79,21 +79,25 @@ class ExternalLab(Lab):
         except requests.RequestException as exc:
             raise LabStartError(f"external API {self.api_url} does not answer: {type(exc).__name__}") from None
         self._toxiproxy = ToxiproxyControl(self.config.toxiproxy_url)
-        names: dict[str, str | None] = {"s3": self.config.proxies.get("evidence_store"),
-                                        "s3-replica": self.config.proxies.get("evidence_replica")}
+        names: dict[str, str | None] = {
+            "s3": self.config.proxies.get("evidence_store"),
+            "s3-replica": self.config.proxies.get("evidence_replica"),
+        }
         names.update({f"platform-{p}": self.config.platform_proxies.get(p) for p in PLATFORM_NAMES})
         self.toxiproxy = ProxyNames(self._toxiproxy, names)
         try:
             self._toxiproxy.version()
         except Exception as exc:
-            raise LabStartError(f"Toxiproxy at {self.config.toxiproxy_url} does not answer: "
-                                f"{type(exc).__name__}") from None
+            raise LabStartError(
+                f"Toxiproxy at {self.config.toxiproxy_url} does not answer: {type(exc).__name__}"
+            ) from None
         for node in self.config.nodes.values():
             try:
                 node.query("SELECT 1")
             except psycopg.Error as exc:
-                raise LabStartError(f"database node {node.name} ({_public(node.dsn)}) does not answer: "
-                                    f"{type(exc).__name__}") from None
+                raise LabStartError(
+                    f"database node {node.name} ({_public(node.dsn)}) does not answer: {type(exc).__name__}"
+                ) from None
         self.failover = ExternalFailover(self)
         return self
 
@@ -127,24 +131,31 @@ class ExternalLab(Lab):
 
     def endpoints(self) -> dict[str, Any]:
         c = self.config
-        return {"api": self.api_url, "toxiproxy": c.toxiproxy_url,
-                "database": {n: _public(node.dsn) for n, node in c.nodes.items()},
-                "instances": {z: public_url(u) for z, u in c.api_instances.items()},
-                "proxies": {**c.proxies, **{f"platform-{p}": n for p, n in c.platform_proxies.items()}},
-                "s3": c.s3.endpoint if c.s3 else None,
-                "s3_gateway": public_url(c.gateway_url) if c.gateway_url else None,
-                "queues": c.queues.endpoint if c.queues else None,
-                "actions": {n: h.describe() for n, h in c.actions.items()},
-                "reads": {n: h.describe() for n, h in c.reads.items()}}
+        return {
+            "api": self.api_url,
+            "toxiproxy": c.toxiproxy_url,
+            "database": {n: _public(node.dsn) for n, node in c.nodes.items()},
+            "instances": {z: public_url(u) for z, u in c.api_instances.items()},
+            "proxies": {**c.proxies, **{f"platform-{p}": n for p, n in c.platform_proxies.items()}},
+            "s3": c.s3.endpoint if c.s3 else None,
+            "s3_gateway": public_url(c.gateway_url) if c.gateway_url else None,
+            "queues": c.queues.endpoint if c.queues else None,
+            "actions": {n: h.describe() for n, h in c.actions.items()},
+            "reads": {n: h.describe() for n, h in c.reads.items()},
+        }
 
     def processes(self) -> dict[str, int | None]:
         return {}
 
     def describe(self) -> dict[str, Any]:
-        return {"provider": self.provider, "target": self.config.name, "api": self.api_url,
-                "replication": self.replication,
-                "mode": "dry run (probes only)" if self.dry_run else "destructive (confirmed)",
-                "blast_radius": ", ".join(self.config.blast_radius) or "none"}
+        return {
+            "provider": self.provider,
+            "target": self.config.name,
+            "api": self.api_url,
+            "replication": self.replication,
+            "mode": "dry run (probes only)" if self.dry_run else "destructive (confirmed)",
+            "blast_radius": ", ".join(self.config.blast_radius) or "none",
+        }
 
     def steady_state_checks(self) -> dict[str, tuple[bool, str]]:
         target = self.watcher.candidate
@@ -154,8 +165,10 @@ class ExternalLab(Lab):
             detail = f"{target}: {status[0][0] if status else 'not connected'}"
         except (psycopg.Error, LabStartError) as exc:
             streaming, detail = False, f"{target}: {type(exc).__name__}"
-        checks = {"replication": (streaming, detail),
-                  "failover_controller": (self.watcher.state == "watching", self.watcher.state)}
+        checks = {
+            "replication": (streaming, detail),
+            "failover_controller": (self.watcher.state == "watching", self.watcher.state),
+        }
         if self.config.api_instances:
             down = [z for z in self.config.api_instances if not self.api_instance_alive(z)]
             checks["api_instances"] = (not down, f"not live: {down}" if down else "all live")
@@ -183,8 +196,10 @@ class ExternalLab(Lab):
         c = self.config
         named = c.replication_proxies.get(replica) or (c.replication_proxy if replica == c.failover_target else None)
         if not named:
-            raise LabStartError(f"the plan names no Toxiproxy proxy on the replication link to {replica}: set "
-                                f"lab.database.replication_proxies.{replica}")
+            raise LabStartError(
+                f"the plan names no Toxiproxy proxy on the replication link to {replica}: set "
+                f"lab.database.replication_proxies.{replica}"
+            )
         return named
 
     # -- the event store (matrix row 7) ----------------------------------------------------------
@@ -210,17 +225,26 @@ class ExternalLab(Lab):
     def kill_api_instance(self, name: str) -> None:
         """The runbook kills the zone's instance; returns once the harness sees it dead."""
         if name not in self.config.api_instances:
-            raise FaultError(f"no API instance {name!r} in lab.api_tier.instances; known: "
-                             f"{', '.join(self.config.api_instances)}")
+            raise FaultError(
+                f"no API instance {name!r} in lab.api_tier.instances; known: {', '.join(self.config.api_instances)}"
+            )
         self.action("kill_api_instance", instance=name)
-        wait_for(lambda: not self.api_instance_alive(name), f"API instance {name} still answers after the kill",
-                 timeout=KILL_SEEN_TIMEOUT, interval=0.05)
+        wait_for(
+            lambda: not self.api_instance_alive(name),
+            f"API instance {name} still answers after the kill",
+            timeout=KILL_SEEN_TIMEOUT,
+            interval=0.05,
+        )
 
     def redeploy_api_instance(self, name: str) -> None:
         """The runbook redeploys it; returns once it answers /health/live."""
         self.action("redeploy_api_instance", instance=name)
-        wait_for(lambda: self.api_instance_alive(name), f"API instance {name} not live after the redeploy",
-                 timeout=REDEPLOY_TIMEOUT, interval=0.1)
+        wait_for(
+            lambda: self.api_instance_alive(name),
+            f"API instance {name} not live after the redeploy",
+            timeout=REDEPLOY_TIMEOUT,
+            interval=0.1,
+        )
 
     def probe_window(self) -> float:
         if self.config.probe_window_s is None:
@@ -312,8 +336,9 @@ class ExternalLab(Lab):
 
     def gateway_requests(self, name: str = "s3") -> list[dict]:
         """Every request the gateway forwarded or answered: {n, at, method, path, status, injected}."""
-        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", headers=self.gateway_headers(name),
-                             timeout=10)
+        reply = requests.get(
+            f"{self.http_gateway(name)}/_drill/requests", headers=self.gateway_headers(name), timeout=10
+        )
         reply.raise_for_status()
         return reply.json()["requests"]
 
@@ -328,11 +353,11 @@ class ExternalLab(Lab):
         server = self._toxiproxy
         for name in radius:
             if server is None:
-                break      # before up(): no proxy to heal
+                break  # before up(): no proxy to heal
             try:
                 proxy = server.proxy(name)
             except Exception:
-                continue   # not a proxy (e.g. database-primary)
+                continue  # not a proxy (e.g. database-primary)
             for toxic in proxy.toxics():
                 if toxic.startswith("drill_"):
                     server.remove_toxic(name, toxic)
@@ -340,17 +365,18 @@ class ExternalLab(Lab):
                 server.set_enabled(name, True)
         if GATEWAY_TARGET in radius and self.config.gateway_url:
             try:
-                requests.delete(f"{self.config.gateway_url}/_drill/fault", headers=self.gateway_headers("s3"),
-                                timeout=10)
+                requests.delete(
+                    f"{self.config.gateway_url}/_drill/fault", headers=self.gateway_headers("s3"), timeout=10
+                )
             except requests.RequestException:
-                pass      # the steady state says whether the store answers
+                pass  # the steady state says whether the store answers
         if "degrade_platform" in self.config.actions:
             for platform in PLATFORM_NAMES:
                 if f"{platform}-api" in radius:
                     try:
                         self.action("degrade_platform", platform=platform, mode="ok")
                     except HookError:
-                        pass   # its server is down: the scenario's steady state says so
+                        pass  # its server is down: the scenario's steady state says so
 
     def siem_records(self) -> list[dict] | None:
         if not self.config.siem_file:
@@ -380,11 +406,12 @@ class ExternalLab(Lab):
             if symbol == EVERY_API_INSTANCE:
                 return tuple(f"api-{z}" for z in c.api_instances) or ("api-<every zone: set lab.api_tier>",)
             if symbol.startswith(PROXY):
-                role = symbol[len(PROXY):]
+                role = symbol[len(PROXY) :]
                 kind, _, platform = role.partition(".")
                 value = c.platform_proxies.get(platform) if kind == "platforms" else c.proxies.get(role)
                 return (proxy(value, f"lab.proxies.{role}"),)
             return (symbol,)
+
         return names
 
 

@@ -76,9 +76,16 @@ class ExternalFailover:
         while True:
             started = time.time()
             if self._reconnected():
-                self.lab.on_event("reconnect", "api", {**why, "wall": earliest,
-                                                       "window_s": round(time.time() - earliest, 3),
-                                                       "observed": "the API reaches a writable primary"})
+                self.lab.on_event(
+                    "reconnect",
+                    "api",
+                    {
+                        **why,
+                        "wall": earliest,
+                        "window_s": round(time.time() - earliest, 3),
+                        "observed": "the API reaches a writable primary",
+                    },
+                )
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError("the API did not reach a writable primary again")
@@ -91,13 +98,14 @@ class ExternalFailover:
 
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
+
         try:
             wait_for(lambda: not self._answers(failed), f"{failed} still answers", timeout=left(), interval=0.1)
             emit("detect", failed, {"observed": "primary stopped answering"})
             hook = self.lab.config.actions.get("database_failover")
             if hook is not None:
                 hook.run(failed=failed, target=target)
-            in_recovery = [time.monotonic()]      # the start of the last poll that found it still a replica
+            in_recovery = [time.monotonic()]  # the start of the last poll that found it still a replica
 
             def writable() -> bool:
                 started = time.monotonic()
@@ -105,10 +113,14 @@ class ExternalFailover:
                     return True
                 in_recovery[0] = started
                 return False
+
             wait_for(writable, f"{target} was not promoted", timeout=left(), interval=0.1)
             # seen from outside, a poll late: it was promoted no earlier than that last poll began
-            emit("promote", target, {"observed": "target accepts writes",
-                                     "not_before_s": round(time.monotonic() - in_recovery[0], 3)})
+            emit(
+                "promote",
+                target,
+                {"observed": "target accepts writes", "not_before_s": round(time.monotonic() - in_recovery[0], 3)},
+            )
             self._wait_reconnect(deadline, {})
             self.state = "failed_over"
         except Exception as exc:
@@ -128,27 +140,53 @@ class ExternalFailover:
             answering_since = writable_since = time.time()
             while not (fenced and promoted):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{'the target was not promoted' if fenced else failed + ' was not fenced'} "
-                                       f"within {timeout:.0f} s")
+                    raise TimeoutError(
+                        f"{'the target was not promoted' if fenced else failed + ' was not fenced'} "
+                        f"within {timeout:.0f} s"
+                    )
                 if not fenced:
                     started = time.time()
                     if self._answers(failed):
                         answering_since = started
                     else:
                         window = round(time.time() - answering_since, 3)
-                        emit("detect", failed, {**why, "wall": answering_since, "window_s": window,
-                                                "observed": "the write-blocked primary was fenced"})
-                        emit("fence", failed, {**why, "wall": answering_since, "window_s": window,
-                                               "observed": "the write-blocked primary stopped answering"})
+                        emit(
+                            "detect",
+                            failed,
+                            {
+                                **why,
+                                "wall": answering_since,
+                                "window_s": window,
+                                "observed": "the write-blocked primary was fenced",
+                            },
+                        )
+                        emit(
+                            "fence",
+                            failed,
+                            {
+                                **why,
+                                "wall": answering_since,
+                                "window_s": window,
+                                "observed": "the write-blocked primary stopped answering",
+                            },
+                        )
                         fenced = True
                 if not promoted:
                     started = time.time()
                     if not self._writable(target):
                         writable_since = started
                     else:
-                        seen = time.time()     # on the clock the fence's time is on
-                        emit("promote", target, {**why, "wall": seen, "not_before_s": round(seen - writable_since, 3),
-                                                 "observed": "target accepts writes"})
+                        seen = time.time()  # on the clock the fence's time is on
+                        emit(
+                            "promote",
+                            target,
+                            {
+                                **why,
+                                "wall": seen,
+                                "not_before_s": round(seen - writable_since, 3),
+                                "observed": "target accepts writes",
+                            },
+                        )
                         promoted = True
                 time.sleep(0.02)
             self._wait_reconnect(deadline, why)
@@ -173,8 +211,10 @@ class ExternalFailover:
         self.candidate, self.state = old, "watching"
 
     def restart(self, name: str) -> None:
-        raise RuntimeError(f"no failover happened and the external lab has no runbook action to start {name} "
-                           f"again: the platform must restore it")
+        raise RuntimeError(
+            f"no failover happened and the external lab has no runbook action to start {name} "
+            f"again: the platform must restore it"
+        )
 
     def failback(self, to: str, max_lag: float = 5.0, synchronous: bool = True) -> float | None:
         """Ask the runbook hook `database_failback` to switch back to `to`. The harness does not

@@ -24,8 +24,9 @@ class ProxyNames:
         if name in self.names:
             real = self.names[name]
             if real is None:
-                raise FaultError(f"the plan names no Toxiproxy proxy for {name!r}: set "
-                                 f"{_PROXY_KEYS.get(name, 'lab.proxies')}")
+                raise FaultError(
+                    f"the plan names no Toxiproxy proxy for {name!r}: set {_PROXY_KEYS.get(name, 'lab.proxies')}"
+                )
             return real
         return name
 
@@ -36,8 +37,11 @@ class ProxyNames:
         return lambda name, *args, **kwargs: method(self.real(name), *args, **kwargs)
 
 
-_PROXY_KEYS = {"s3": "lab.proxies.evidence_store", "s3-replica": "lab.proxies.evidence_replica",
-               **{f"platform-{p}": f"lab.proxies.platforms.{p}" for p in PLATFORM_NAMES}}
+_PROXY_KEYS = {
+    "s3": "lab.proxies.evidence_store",
+    "s3-replica": "lab.proxies.evidence_replica",
+    **{f"platform-{p}": f"lab.proxies.platforms.{p}" for p in PLATFORM_NAMES},
+}
 
 
 class ExternalEventStoreBlock:

@@ -13,8 +13,14 @@ from .timeout import TimeoutToxic
 REGISTRY: dict[str, type[Toxic]] = {
     t.TYPE: t
     for t in (
-        NoopToxic, LatencyToxic, BandwidthToxic, SlowCloseToxic, TimeoutToxic,
-        ResetPeerToxic, SlicerToxic, LimitDataToxic,
+        NoopToxic,
+        LatencyToxic,
+        BandwidthToxic,
+        SlowCloseToxic,
+        TimeoutToxic,
+        ResetPeerToxic,
+        SlicerToxic,
+        LimitDataToxic,
     )
 }
 

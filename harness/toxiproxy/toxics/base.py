@@ -19,9 +19,9 @@ class Chunk:
 class End:
     """How a stream ends when this marker reaches the writing side."""
 
-    EOF = "eof"        # the source closed its side: half-close the destination
-    CLOSE = "close"    # a toxic closed the link: close the whole connection
-    RESET = "reset"    # a toxic reset the peer: abortive close (TCP RST)
+    EOF = "eof"  # the source closed its side: half-close the destination
+    CLOSE = "close"  # a toxic closed the link: close the whole connection
+    RESET = "reset"  # a toxic reset the peer: abortive close (TCP RST)
 
     __slots__ = ("kind",)
 
@@ -95,11 +95,11 @@ class Toxic:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise AttributeError400(f"attribute {name!r} of {self.TYPE} must be a number, got {show(value)}")
             if not 0 <= value <= INT64_MAX:
-                raise AttributeError400(f"attribute {name!r} of {self.TYPE} must be from 0 to {INT64_MAX} "
-                                        f"(int64), got {show(value)}")
+                raise AttributeError400(
+                    f"attribute {name!r} of {self.TYPE} must be from 0 to {INT64_MAX} (int64), got {show(value)}"
+                )
             if value != int(value):
-                raise AttributeError400(f"attribute {name!r} of {self.TYPE} must be a whole number, "
-                                        f"got {show(value)}")
+                raise AttributeError400(f"attribute {name!r} of {self.TYPE} must be a whole number, got {show(value)}")
             new[name] = int(value)
         self.validate(new)
         self.values = new

@@ -20,5 +20,5 @@ class LatencyToxic(Toxic):
         while (chunk := await stub.recv()) is not None:
             wait = self.delay() - (time.monotonic() - chunk.t)
             if await stub.sleep(wait):
-                chunk.t += max(wait, 0.0)   # so a latency further down the chain adds to this one
+                chunk.t += max(wait, 0.0)  # so a latency further down the chain adds to this one
             stub.send(chunk)

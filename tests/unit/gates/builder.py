@@ -23,7 +23,7 @@ from harness.model import FAILOVER, HARNESS, JOURNAL, Event, History, Op, Outcom
 
 EPOCH = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC).timestamp()
 CID = "drill-1/scenario-1"
-LATENCY = 0.1            # an op completes this long after its invoke unless told otherwise
+LATENCY = 0.1  # an op completes this long after its invoke unless told otherwise
 _UNSET: Any = object()
 _OUTCOME = {True: Outcome.OK, False: Outcome.FAIL, None: Outcome.INFO}
 _PLATFORM_OUTCOME = {200: "applied", 429: "throttled", 503: "error"}
@@ -48,33 +48,79 @@ class H:
 
     # ---- ops ------------------------------------------------------------------------------
 
-    def op(self, kind: str, t: float, *, ok: bool | None = True, value: Any = None, status: int | None = None,
-           detail: Mapping[str, Any] | None = None, done: float | None = _UNSET, error: str = "",
-           correlation_id: str = CID) -> H:
+    def op(
+        self,
+        kind: str,
+        t: float,
+        *,
+        ok: bool | None = True,
+        value: Any = None,
+        status: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+        done: float | None = _UNSET,
+        error: str = "",
+        correlation_id: str = CID,
+    ) -> H:
         """An op of the harness's clients: ok True (acknowledged), False (refused), None
         (indeterminate: timed out or lost mid-flight). It completes LATENCY after its invoke, as the
         recorder records every op once the client is done with it; done=None: never completed."""
         outcome = _OUTCOME[ok]
         if done is _UNSET:
             done = t + LATENCY
-        self._ops.append(Op(id=len(self._ops) + 1, kind=kind, t_invoke=t, t_complete=done, outcome=outcome,
-                            value=value, correlation_id=correlation_id, wall_invoke=wall(t), error=error,
-                            status=status, detail=dict(detail or {})))
+        self._ops.append(
+            Op(
+                id=len(self._ops) + 1,
+                kind=kind,
+                t_invoke=t,
+                t_complete=done,
+                outcome=outcome,
+                value=value,
+                correlation_id=correlation_id,
+                wall_invoke=wall(t),
+                error=error,
+                status=status,
+                detail=dict(detail or {}),
+            )
+        )
         return self
 
     def steady_state(self, phase: str, t: float, **checks: bool) -> H:
         """The steady-state hypothesis checked: value {check: [ok, detail]}, ok when all are green."""
         failed = sorted(name for name, green in checks.items() if not green)
-        return self.op("steady_state", t, ok=not failed, detail={"phase": phase},
-                       value={name: [green, "green" if green else "red"] for name, green in checks.items()},
-                       error=f"not green: {', '.join(failed)}" if failed else "")
+        return self.op(
+            "steady_state",
+            t,
+            ok=not failed,
+            detail={"phase": phase},
+            value={name: [green, "green" if green else "red"] for name, green in checks.items()},
+            error=f"not green: {', '.join(failed)}" if failed else "",
+        )
 
     # ---- events ---------------------------------------------------------------------------
 
-    def event(self, kind: str, name: str, t: float, *, source: str = HARNESS, event_id: str = "",
-              correlation_id: str = CID, **detail: Any) -> H:
-        self._events.append(Event(kind=kind, name=name, t=t, wall=wall(t), correlation_id=correlation_id,
-                                  detail=detail, source=source, event_id=event_id))
+    def event(
+        self,
+        kind: str,
+        name: str,
+        t: float,
+        *,
+        source: str = HARNESS,
+        event_id: str = "",
+        correlation_id: str = CID,
+        **detail: Any,
+    ) -> H:
+        self._events.append(
+            Event(
+                kind=kind,
+                name=name,
+                t=t,
+                wall=wall(t),
+                correlation_id=correlation_id,
+                detail=detail,
+                source=source,
+                event_id=event_id,
+            )
+        )
         return self
 
     def inject(self, label: str, t: float, **kw: Any) -> H:
@@ -95,17 +141,34 @@ class H:
         """The harness moved the Control Plane's clock forward by `seconds` at t."""
         return self.event("clock", f"advance:{seconds:g}s", t, seconds=seconds)
 
-    def platform_request(self, platform: str, t: float, *, key: str | None, status: int | None,
-                         outcome: str | None = None, path: str = "/apply", **fields: Any) -> H:
+    def platform_request(
+        self,
+        platform: str,
+        t: float,
+        *,
+        key: str | None,
+        status: int | None,
+        outcome: str | None = None,
+        path: str = "/apply",
+        **fields: Any,
+    ) -> H:
         """A line of a platform stand-in's request log (source platform:<name>); fields: more of
         the line (ring, action)."""
         source = f"platform:{platform}"
-        return self.event("platform_request", source, t, source=source, idempotency_key=key, status=status,
-                          outcome=outcome or _PLATFORM_OUTCOME.get(status, "hang"), platform=platform, path=path,
-                          **fields)
+        return self.event(
+            "platform_request",
+            source,
+            t,
+            source=source,
+            idempotency_key=key,
+            status=status,
+            outcome=outcome or _PLATFORM_OUTCOME.get(status, "hang"),
+            platform=platform,
+            path=path,
+            **fields,
+        )
 
-    def gateway_request(self, t: float, path: str, *, method: str = "GET", status: int = 503,
-                        gateway: str = "s3") -> H:
+    def gateway_request(self, t: float, path: str, *, method: str = "GET", status: int = 503, gateway: str = "s3") -> H:
         """A line of the S3 fault gateway's request log (source gateway:<name>)."""
         source = f"gateway:{gateway}"
         return self.event("gateway_request", source, t, source=source, method=method, path=path, status=status)
@@ -116,11 +179,23 @@ class H:
 
 # ---- event-store rows -----------------------------------------------------------------------
 
-def row(type_: str, *, seq: int | None = None, intent_id: Any = None, payload: Mapping[str, Any] | None = None,
-        t: float | None = None, correlation_id: str = CID) -> dict[str, Any]:
+
+def row(
+    type_: str,
+    *,
+    seq: int | None = None,
+    intent_id: Any = None,
+    payload: Mapping[str, Any] | None = None,
+    t: float | None = None,
+    correlation_id: str = CID,
+) -> dict[str, Any]:
     """One event row as GET /events returns it (without its hash; see chain)."""
-    out: dict[str, Any] = {"type": type_, "intent_id": intent_id, "correlation_id": correlation_id,
-                           "payload": dict(payload or {})}
+    out: dict[str, Any] = {
+        "type": type_,
+        "intent_id": intent_id,
+        "correlation_id": correlation_id,
+        "payload": dict(payload or {}),
+    }
     if seq is not None:
         out["seq"] = seq
     if t is not None:

@@ -16,17 +16,21 @@ from .cases import CASES, Case
 PASS, FAIL, UNKNOWN = Verdict.PASS, Verdict.FAIL, Verdict.UNKNOWN
 
 
-PARAMS = [pytest.param(case, id=f"{cls.__name__}-{case.name}", marks=case.marks)
-          for cls, cases in CASES.items() for case in cases]
+PARAMS = [
+    pytest.param(case, id=f"{cls.__name__}-{case.name}", marks=case.marks)
+    for cls, cases in CASES.items()
+    for case in cases
+]
 
 
 @pytest.mark.parametrize("case", PARAMS)
 def test_gate_case(case: Case):
     result = evaluate_gate(case.gate, case.history)
-    assert not result.detail.startswith(("check raised", "check returned")), result.detail   # a crash is no verdict
+    assert not result.detail.startswith(("check raised", "check returned")), result.detail  # a crash is no verdict
     assert result.verdict is case.expected, (
         f"{type(case.gate).__name__} answered {result.verdict.value}, expected {case.expected.value}: "
-        f"measured {result.measured!r}; {result.detail}")
+        f"measured {result.measured!r}; {result.detail}"
+    )
     assert result.id == case.gate.id and result.threshold == case.gate.threshold
     assert result.judges == type(case.gate).judges
     if case.check is not None:
@@ -61,6 +65,7 @@ def test_a_gate_judges_the_same_history_the_same_way_twice():
 
 
 # ---- the base ---------------------------------------------------------------------------------
+
 
 class Fixed(Gate):
     id, description, threshold = "fixed", "answers what it is told", "-"
@@ -101,8 +106,12 @@ EMPTY = History()
 def test_an_exception_inside_evaluate_is_unknown_never_pass():
     result = evaluate_gate(Raises(), EMPTY)
     assert result.verdict is UNKNOWN
-    assert (result.id, result.description, result.threshold, result.measured) == ("raises", "a check that crashes",
-                                                                                  "= 1", None)
+    assert (result.id, result.description, result.threshold, result.measured) == (
+        "raises",
+        "a check that crashes",
+        "= 1",
+        None,
+    )
     assert "ZeroDivisionError" in result.detail
 
 
@@ -111,9 +120,11 @@ def test_a_gate_without_an_id_is_named_by_its_class():
     assert result.verdict is UNKNOWN and result.id == "Nameless" and "boom" in result.detail
 
 
-@pytest.mark.parametrize("answer", [None, True, "pass", Verdict.PASS,
-                                    GateResult("returns", "", None, None, "pass")],   # type: ignore[arg-type]
-                         ids=["None", "True", "the string pass", "a bare Verdict", "a verdict that is a string"])
+@pytest.mark.parametrize(
+    "answer",
+    [None, True, "pass", Verdict.PASS, GateResult("returns", "", None, None, "pass")],  # type: ignore[arg-type]
+    ids=["None", "True", "the string pass", "a bare Verdict", "a verdict that is a string"],
+)
 def test_anything_but_a_gate_result_with_a_verdict_is_unknown(answer):
     result = evaluate_gate(Returns(answer), EMPTY)
     assert result.verdict is UNKNOWN and result.id == "returns" and "instead of a GateResult" in result.detail
@@ -125,14 +136,18 @@ def test_one_broken_gate_does_not_hide_the_others():
     assert [r.verdict for r in results] == [PASS, UNKNOWN, UNKNOWN, FAIL]
 
 
-@pytest.mark.parametrize("verdicts, worst", [
-    ([], UNKNOWN),
-    ([PASS], PASS),
-    ([PASS, PASS], PASS),
-    ([PASS, UNKNOWN, PASS], UNKNOWN),
-    ([UNKNOWN, FAIL, PASS], FAIL),
-    ([FAIL, UNKNOWN], FAIL),
-], ids=["no gates at all", "one pass", "all pass", "an unknown among passes", "a fail among all", "fail over unknown"])
+@pytest.mark.parametrize(
+    "verdicts, worst",
+    [
+        ([], UNKNOWN),
+        ([PASS], PASS),
+        ([PASS, PASS], PASS),
+        ([PASS, UNKNOWN, PASS], UNKNOWN),
+        ([UNKNOWN, FAIL, PASS], FAIL),
+        ([FAIL, UNKNOWN], FAIL),
+    ],
+    ids=["no gates at all", "one pass", "all pass", "an unknown among passes", "a fail among all", "fail over unknown"],
+)
 def test_the_drill_verdict_is_the_worst(verdicts, worst):
     assert drill_verdict([Fixed(v).evaluate(EMPTY) for v in verdicts]) is worst
 
@@ -142,6 +157,7 @@ def test_a_crashed_gate_keeps_the_drill_from_passing():
 
 
 # ---- fault_span and Span --------------------------------------------------------------------
+
 
 def test_no_span_for_a_fault_never_injected():
     assert fault_span(H().heal("a", 5.0).build(), "a") is None
@@ -157,8 +173,15 @@ def test_a_span_never_healed_is_open():
 
 
 def test_a_span_ends_at_the_first_of_its_ending_events_after_the_injection():
-    h = (H().failover("reconnect", 5.0).inject("a", 10.0).failover("fence", 14.0).failover("reconnect", 16.0)
-         .heal("a", 20.0).build())
+    h = (
+        H()
+        .failover("reconnect", 5.0)
+        .inject("a", 10.0)
+        .failover("fence", 14.0)
+        .failover("reconnect", 16.0)
+        .heal("a", 20.0)
+        .build()
+    )
     assert fault_span(h, "a", ("reconnect",)) == Span(10.0, 16.0)
     assert fault_span(h, "a", ("fence", "reconnect", "heal")) == Span(10.0, 14.0)
 
@@ -178,16 +201,27 @@ def _op(t: float, done: float | None) -> Op:
     return Op(id=1, kind="publish", t_invoke=t, t_complete=done, outcome=Outcome.OK if done else Outcome.INFO)
 
 
-@pytest.mark.parametrize("t, done, holds", [
-    (10.0, 10.5, True),      # invoked at the start
-    (19.5, 20.0, True),      # completed at the end
-    (9.9, 10.5, False),      # invoked before the span began
-    (19.5, 20.5, False),     # straddles the end
-    (21.0, 21.5, False),     # after it
-    (15.0, None, True),      # never completed: held from its invoke
-    (20.5, None, False),
-], ids=["invoked at the start", "completed at the end", "invoked before", "straddling the end", "after",
-        "never completed, invoked inside", "never completed, invoked after"])
+@pytest.mark.parametrize(
+    "t, done, holds",
+    [
+        (10.0, 10.5, True),  # invoked at the start
+        (19.5, 20.0, True),  # completed at the end
+        (9.9, 10.5, False),  # invoked before the span began
+        (19.5, 20.5, False),  # straddles the end
+        (21.0, 21.5, False),  # after it
+        (15.0, None, True),  # never completed: held from its invoke
+        (20.5, None, False),
+    ],
+    ids=[
+        "invoked at the start",
+        "completed at the end",
+        "invoked before",
+        "straddling the end",
+        "after",
+        "never completed, invoked inside",
+        "never completed, invoked after",
+    ],
+)
 def test_span_holds_an_op_that_ran_entirely_inside_it(t, done, holds):
     assert Span(10.0, 20.0).holds(_op(t, done)) is holds
 
@@ -204,9 +238,10 @@ def test_span_contains_its_ends():
 
 # ---- what a gate judges, and the figures it reports ------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(GATES))
 def test_every_registered_gate_says_what_it_judges(name):
-    judges = GATES[name].__dict__.get("judges")     # its own class's word, not inherited by accident
+    judges = GATES[name].__dict__.get("judges")  # its own class's word, not inherited by accident
     assert judges in JUDGES, f"{name} declares judges = {judges!r}; one of {', '.join(JUDGES)} is required"
 
 

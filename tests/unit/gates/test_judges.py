@@ -24,7 +24,7 @@ HEADER = "| Gate id | Class | Judges | What it reads |"
 def doc_rows(text: str) -> dict[str, tuple[list[str], str, str]]:
     """{class: ([id patterns], judges, reads)} from the table of docs/verdicts.md."""
     lines = text.splitlines()
-    start = lines.index(HEADER) + 2          # past the header and its |---| line
+    start = lines.index(HEADER) + 2  # past the header and its |---| line
     rows: dict[str, tuple[list[str], str, str]] = {}
     for line in lines[start:]:
         if not line.startswith("|"):
@@ -44,8 +44,9 @@ def expected_row(cls: type) -> str:
 
 
 def matches(pattern: str, gate_id: str) -> bool:
-    regex = "".join("[a-z0-9_]+" if part.startswith("<") else re.escape(part)
-                    for part in re.split(r"(<[a-z_]+>)", pattern))
+    regex = "".join(
+        "[a-z0-9_]+" if part.startswith("<") else re.escape(part) for part in re.split(r"(<[a-z_]+>)", pattern)
+    )
     return re.fullmatch(regex, gate_id) is not None
 
 
@@ -58,12 +59,14 @@ def test_docs_verdicts_lists_the_gate_with_what_it_judges(name):
     assert name in ROWS, f"docs/verdicts.md lacks {name}; add the row:\n{expected_row(cls)}"
     patterns, judges, reads = ROWS[name]
     assert judges == cls.__dict__.get("judges"), (
-        f"docs/verdicts.md says {name} judges {judges!r}; the code says {cls.__dict__.get('judges')!r}")
+        f"docs/verdicts.md says {name} judges {judges!r}; the code says {cls.__dict__.get('judges')!r}"
+    )
     assert reads and "WHAT IT READS" not in reads, f"{name}: say in one line what the gate reads"
     ids = {c.gate.id for c in CASES.get(cls, [])} | ({cls.id} if isinstance(cls.__dict__.get("id"), str) else set())
     for gate_id in ids:
         assert any(matches(p, gate_id) for p in patterns), (
-            f"{name} answers with id {gate_id!r}, which docs/verdicts.md does not list ({', '.join(patterns)})")
+            f"{name} answers with id {gate_id!r}, which docs/verdicts.md does not list ({', '.join(patterns)})"
+        )
 
 
 def test_docs_verdicts_lists_no_gate_the_code_does_not_have():
@@ -81,33 +84,51 @@ def test_the_docs_check_catches_a_wrong_judges_and_a_missing_gate():
 
 # ---- the outputs --------------------------------------------------------------------------------
 
+
 def gate(gate_id: str, judges: str | None, verdict: str = "pass") -> dict:
-    out = {"id": gate_id, "description": f"{gate_id} rule", "measured": 1, "threshold": "t", "verdict": verdict,
-           "detail": ""}
+    out = {
+        "id": gate_id,
+        "description": f"{gate_id} rule",
+        "measured": 1,
+        "threshold": "t",
+        "verdict": verdict,
+        "detail": "",
+    }
     if judges is not None:
         out["judges"] = judges
     return out
 
 
 def drill(*gates: dict) -> DrillResult:
-    return DrillResult.from_json({"drill": "d", "verdict": "pass",
-                                  "scenarios": [{"name": "s1", "verdict": "pass", "gates": list(gates)}]})
+    return DrillResult.from_json(
+        {"drill": "d", "verdict": "pass", "scenarios": [{"name": "s1", "verdict": "pass", "gates": list(gates)}]}
+    )
 
 
 def gates_section(html: str) -> str:
     start = html.index("<h3>Gates</h3>")
-    return html[start:html.index("<h3>Measurements</h3>", start)]
+    return html[start : html.index("<h3>Measurements</h3>", start)]
 
 
 def test_the_report_groups_a_scenarios_gates_by_what_they_judge_system_first():
-    html = render_html(drill(gate("hourly_snapshots", "lab"), gate("writes_after_failback", "runbook"),
-                             gate("rto_seconds", "system"), gate("old_gate", None)))
+    html = render_html(
+        drill(
+            gate("hourly_snapshots", "lab"),
+            gate("writes_after_failback", "runbook"),
+            gate("rto_seconds", "system"),
+            gate("old_gate", None),
+        )
+    )
     section = gates_section(html)
     order = [section.index(i) for i in ("rto_seconds", "writes_after_failback", "hourly_snapshots", "old_gate")]
     assert order == sorted(order)
     headings = re.findall(r"<h4[^>]*>([^<]+)</h4>", section)
-    assert headings == ["The deployment under drill (system)", "The harness&#39;s runbook (runbook)",
-                        "Lab-only parts (lab): not evidence about the deployment", "Not stated"]
+    assert headings == [
+        "The deployment under drill (system)",
+        "The harness&#39;s runbook (runbook)",
+        "Lab-only parts (lab): not evidence about the deployment",
+        "Not stated",
+    ]
     rows = re.findall(r"<tr>(.*?)</tr>", section, re.S)
     lab_row = next(r for r in rows if "hourly_snapshots" in r)
     assert 'class="tag judges-lab"' in lab_row and ">LAB<" in lab_row
@@ -123,6 +144,7 @@ def test_a_scenario_without_lab_gates_shows_no_lab_heading():
 def test_judges_reaches_results_json_and_the_junit_properties(tmp_path):
     paths = write_all(drill(gate("hourly_snapshots", "lab", "fail"), gate("old_gate", None)), tmp_path)
     import json
+
     saved = json.loads(Path(paths["results"]).read_text())
     assert [g["judges"] for g in saved["scenarios"][0]["gates"]] == ["lab", None]
     cases = {c.get("name"): c for c in ET.parse(paths["junit"]).getroot().iter("testcase")}

@@ -22,8 +22,16 @@ GATES_DIR = HARNESS / "gates"
 # where operations are recorded: the runner's steps, the workload, the chaos runner
 RECORDERS = ("runner", "workload", "chaos")
 # calls whose kind argument is a recorded (or awaited) op kind: name -> index of the kind argument
-RECORDING_CALLS = {"call": 0, "read": 0, "invoke": 0, "ops": 0, "recover_on": 1, "read_events": 1,
-                   "wait_for_count": 1, "wait_for_ok": 1}
+RECORDING_CALLS = {
+    "call": 0,
+    "read": 0,
+    "invoke": 0,
+    "ops": 0,
+    "recover_on": 1,
+    "read_events": 1,
+    "wait_for_count": 1,
+    "wait_for_ok": 1,
+}
 # those whose kind is an op's (recover_on's is what a fault blocks: "write", "publish", "apply:<platform>")
 OP_CALLS = {name: index for name, index in RECORDING_CALLS.items() if name != "recover_on"}
 # calls in the gates whose argument (of this index; None: every argument) is an op kind
@@ -50,19 +58,24 @@ def recorded_kinds(source: str, calls: dict[str, int] = RECORDING_CALLS) -> set[
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and _name(node.func) in calls:
             index = calls[_name(node.func) or ""]
-            args = node.args[index:index + 1]
+            args = node.args[index : index + 1]
             args += [kw.value for kw in node.keywords if kw.arg == "kind"]
             for arg in args:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and _kind_like(arg.value):
                     found.add(arg.value)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            params = node.args.args[len(node.args.args) - len(node.args.defaults):]
+            params = node.args.args[len(node.args.args) - len(node.args.defaults) :]
             for param, default in zip(params, node.args.defaults, strict=True):
                 if param.arg == "kind" and isinstance(default, ast.Constant) and isinstance(default.value, str):
                     found.add(default.value)
-        elif (isinstance(node, ast.For) and isinstance(node.target, ast.Tuple) and node.target.elts
-              and isinstance(node.target.elts[0], ast.Name) and node.target.elts[0].id == "kind"
-              and isinstance(node.iter, (ast.Tuple, ast.List))):
+        elif (
+            isinstance(node, ast.For)
+            and isinstance(node.target, ast.Tuple)
+            and node.target.elts
+            and isinstance(node.target.elts[0], ast.Name)
+            and node.target.elts[0].id == "kind"
+            and isinstance(node.iter, (ast.Tuple, ast.List))
+        ):
             for elt in node.iter.elts:
                 if isinstance(elt, ast.Tuple) and isinstance(elt.elts[0], ast.Constant):
                     found.add(elt.elts[0].value)
@@ -77,8 +90,11 @@ def _sources(*parts: str) -> Iterator[tuple[Path, str]]:
 
 def opkind_members_named(source: str) -> set[str]:
     """Every `OpKind.NAME` the source names."""
-    return {node.attr for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "OpKind"}
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "OpKind"
+    }
 
 
 def bare_kinds_in_gate_reads(source: str) -> list[str]:
@@ -92,10 +108,15 @@ def bare_kinds_in_gate_reads(source: str) -> list[str]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and _name(node.func) in GATE_READS:
             index = GATE_READS[_name(node.func) or ""]
-            for arg in node.args if index is None else node.args[index:index + 1]:
+            for arg in node.args if index is None else node.args[index : index + 1]:
                 bare += literals(arg)
-        elif (isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "kind"
-              and isinstance(node.left.value, ast.Name) and node.left.value.id in ("o", "op")):
+        elif (
+            isinstance(node, ast.Compare)
+            and isinstance(node.left, ast.Attribute)
+            and node.left.attr == "kind"
+            and isinstance(node.left.value, ast.Name)
+            and node.left.value.id in ("o", "op")
+        ):
             for right in node.comparators:
                 bare += literals(right)
     return bare
@@ -107,32 +128,45 @@ def detail_keys_read(source: str) -> set[str]:
     keys: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         target = None
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                and node.args):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+        ):
             target, key = node.func.value, node.args[0]
         elif isinstance(node, ast.Subscript):
             target, key = node.value, node.slice
-        if (target is not None and isinstance(target, ast.Call) and _name(target.func) == "detail_of"
-                and isinstance(key, ast.Constant) and isinstance(key.value, str)):
+        if (
+            target is not None
+            and isinstance(target, ast.Call)
+            and _name(target.func) == "detail_of"
+            and isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+        ):
             keys.add(key.value)
     return keys
 
 
 # ---- the scanners see what they must (else the checks below would pass on nothing) --------------
 
+
 def test_the_scanner_finds_recorded_kinds_and_a_typo():
-    source = ('def read_events(scn, kind="read_events"): pass\n'
-              'scn.call("pubilsh", "POST", "/x")\nscn.read("store_read", f)\nrecorder.invoke("probe", f)\n'
-              'read_events(scn, "read_chain")\nfor kind, path in (("replay_publish", "publish"),): pass\n'
-              'client.call("GET", "/health")\n')
-    assert recorded_kinds(source) == {"read_events", "pubilsh", "store_read", "probe", "read_chain",
-                                      "replay_publish"}
+    source = (
+        'def read_events(scn, kind="read_events"): pass\n'
+        'scn.call("pubilsh", "POST", "/x")\nscn.read("store_read", f)\nrecorder.invoke("probe", f)\n'
+        'read_events(scn, "read_chain")\nfor kind, path in (("replay_publish", "publish"),): pass\n'
+        'client.call("GET", "/health")\n'
+    )
+    assert recorded_kinds(source) == {"read_events", "pubilsh", "store_read", "probe", "read_chain", "replay_publish"}
 
 
 def test_the_scanner_finds_a_bare_kind_in_a_gate():
-    source = ('x = history.ops_of("publish")\ny = last_op(history, "read_audit", phase="a")\n'
-              'z = [o for o in ops if o.kind == "write" or o.kind in ("approve",)]\n'
-              'w = last_op(history, OpKind.WRITE, type="ApprovalRecorded")\n')
+    source = (
+        'x = history.ops_of("publish")\ny = last_op(history, "read_audit", phase="a")\n'
+        'z = [o for o in ops if o.kind == "write" or o.kind in ("approve",)]\n'
+        'w = last_op(history, OpKind.WRITE, type="ApprovalRecorded")\n'
+    )
     assert sorted(bare_kinds_in_gate_reads(source)) == ["approve", "publish", "read_audit", "write"]
 
 
@@ -143,9 +177,13 @@ def test_the_scanner_finds_the_detail_keys_a_gate_reads():
 
 # ---- the contract -------------------------------------------------------------------------------
 
+
 def test_every_kind_the_runner_records_is_an_opkind():
-    unknown = {f"{kind} ({path.relative_to(HARNESS.parent)})"
-               for path, source in _sources(*RECORDERS) for kind in recorded_kinds(source) - VALUES}
+    unknown = {
+        f"{kind} ({path.relative_to(HARNESS.parent)})"
+        for path, source in _sources(*RECORDERS)
+        for kind in recorded_kinds(source) - VALUES
+    }
     assert not unknown, f"recorded kinds that are not OpKind members: {sorted(unknown)}"
 
 
@@ -161,8 +199,11 @@ def test_the_runner_and_the_workload_record_kinds_only_through_opkind_members():
     """Scenario.call / read, Recorder.invoke, read_events, wait_for_count, ... in harness/runner,
     harness/workload and the chaos runner name their kind as OpKind.NAME (Recorder.invoke also
     refuses a string that is not a member, at run time)."""
-    bare = {f"{path.relative_to(HARNESS)}: {kind!r}" for path, source in _sources(*RECORDERS)
-            for kind in recorded_kinds(source, OP_CALLS)}
+    bare = {
+        f"{path.relative_to(HARNESS)}: {kind!r}"
+        for path, source in _sources(*RECORDERS)
+        for kind in recorded_kinds(source, OP_CALLS)
+    }
     assert not bare, f"a kind recorded as a bare string: {sorted(bare)}"
     for path, source in _sources(*RECORDERS):
         typos = opkind_members_named(source) - set(OpKind.__members__)
@@ -171,8 +212,12 @@ def test_the_runner_and_the_workload_record_kinds_only_through_opkind_members():
 
 def test_every_opkind_is_recorded_or_read_somewhere():
     recorded = set().union(*(recorded_kinds(source) for _, source in _sources(*RECORDERS)))
-    recorded |= {OpKind[name].value for _, source in _sources(*RECORDERS) for name in opkind_members_named(source)
-                 if name in OpKind.__members__}
+    recorded |= {
+        OpKind[name].value
+        for _, source in _sources(*RECORDERS)
+        for name in opkind_members_named(source)
+        if name in OpKind.__members__
+    }
     read = set().union(*(opkind_members_named(source) for _, source in _sources("gates")))
     idle = [k.name for k in OpKind if k.value not in recorded and k.name not in read]
     assert not idle, f"OpKind members neither recorded by the runner nor read by a gate: {idle}"
@@ -185,6 +230,7 @@ def test_every_kind_a_gate_asks_the_history_for_is_an_opkind(monkeypatch: pytest
     def ops_of(self: History, *kinds: str) -> list[Any]:
         asked.update(kinds)
         return original(self, *kinds)
+
     monkeypatch.setattr(History, "ops_of", ops_of)
     for cases in CASES.values():
         for case in cases:

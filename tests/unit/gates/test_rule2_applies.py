@@ -9,8 +9,13 @@ from tests.unit.gates.cases import BLOCK, rule2
 
 
 def forwarded_only():
-    return rule2(ops=False, manager=False, history=H().inject(BLOCK, 10.0, event_id="ev-1", forwarded=True)
-                 .heal(BLOCK, 20.0, event_id="ev-3", forwarded=True))
+    return rule2(
+        ops=False,
+        manager=False,
+        history=H()
+        .inject(BLOCK, 10.0, event_id="ev-1", forwarded=True)
+        .heal(BLOCK, 20.0, event_id="ev-3", forwarded=True),
+    )
 
 
 def test_only_forwarded_events_and_nothing_else_is_not_applicable_naming_why():
@@ -21,12 +26,14 @@ def test_only_forwarded_events_and_nothing_else_is_not_applicable_naming_why():
 
 def test_acknowledged_operations_or_an_observed_failover_make_it_apply():
     assert CorrelationIdsRecorded().nothing_to_judge(rule2()) is None
-    assert CorrelationIdsRecorded().nothing_to_judge(rule2(ops=False)) is None     # the failover manager's events
+    assert CorrelationIdsRecorded().nothing_to_judge(rule2(ops=False)) is None  # the failover manager's events
     # a failover the harness observed that the deployment logged nothing for: judged (and failed), not n/a
     observed = rule2(ops=False, manager=False)
     assert CorrelationIdsRecorded().nothing_to_judge(observed) is None
 
 
 def test_an_unread_event_store_is_not_a_reason_to_skip_the_rule():
-    assert CorrelationIdsRecorded().nothing_to_judge(
-        H().inject(BLOCK, 10.0, event_id="ev-1", forwarded=True).build()) is None
+    assert (
+        CorrelationIdsRecorded().nothing_to_judge(H().inject(BLOCK, 10.0, event_id="ev-1", forwarded=True).build())
+        is None
+    )

@@ -29,7 +29,7 @@ TYPED = {
     "DuplicatedApplies": ("==", "intents"),
     "TransactionLagBeforeFailback": ("<=", "s"),
     "NoChangeWithoutEvent": ("==", "state changes"),
-    "EventStoreWriteSuccess": (">=", "ratio"),       # the projected hour (issue 24; the drill window is a figure)
+    "EventStoreWriteSuccess": (">=", "ratio"),  # the projected hour (issue 24; the drill window is a figure)
     "BackupRpo": ("<=", "s"),
     "ProbeOutageWithinTolerance": ("<=", "s"),
     "ErrorBudgetNotSpent": ("<=", "s"),
@@ -67,12 +67,14 @@ def test_a_typed_gate_passes_exactly_when_measured_meets_its_limit(case: Case):
         return
     if result.measured is None:
         assert result.verdict is FAIL and type(gate) in FAIL_WITHOUT_FIGURE, (
-            f"{result.verdict.value} without a measured figure")
+            f"{result.verdict.value} without a measured figure"
+        )
         return
     assert is_number(result.measured), f"measured {result.measured!r} is not a number"
     holds = COMPARE[result.operator](result.measured, result.limit)
     assert (result.verdict is PASS) == holds, (
-        f"{result.verdict.value}, but {result.measured!r} {result.operator} {result.limit!r} is {holds}")
+        f"{result.verdict.value}, but {result.measured!r} {result.operator} {result.limit!r} is {holds}"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TYPED))
@@ -86,8 +88,12 @@ def test_each_typed_gate_is_checked_on_both_sides_of_its_limit(name):
 
 
 def test_an_untyped_gate_declares_no_limit_and_no_unit():
-    wrong = [f"{type(c.gate).__name__}: {(r.limit, r.unit)}" for cases in CASES.values() for c in cases
-             if c.gate.operator is None and ((r := evaluate_gate(c.gate, c.history)).limit, r.unit) != (None, None)]
+    wrong = [
+        f"{type(c.gate).__name__}: {(r.limit, r.unit)}"
+        for cases in CASES.values()
+        for c in cases
+        if c.gate.operator is None and ((r := evaluate_gate(c.gate, c.history)).limit, r.unit) != (None, None)
+    ]
     assert not wrong
 
 
@@ -117,8 +123,14 @@ def test_an_unknown_from_a_broken_typed_gate_keeps_its_operator_limit_and_unit(g
 def test_typed_fields_round_trip_and_old_results_still_load():
     typed = GateResult("rto_seconds", "RTO", 2.5, "<= 30 s", PASS, "", "<=", 30, "s")
     assert GateResult.from_json(typed.to_json()) == typed
-    old = {"id": "rto_seconds", "description": "RTO", "measured": 2.5, "threshold": "<= 30 s", "verdict": "pass",
-           "detail": ""}
+    old = {
+        "id": "rto_seconds",
+        "description": "RTO",
+        "measured": 2.5,
+        "threshold": "<= 30 s",
+        "verdict": "pass",
+        "detail": "",
+    }
     loaded = GateResult.from_json(old)
     assert (loaded.operator, loaded.limit, loaded.unit) == (None, None, None) and loaded.measured == 2.5
     assert GateResult.from_json({**old, "operator": "~", "limit": True}).operator is None

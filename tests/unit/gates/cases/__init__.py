@@ -37,8 +37,19 @@ from .connectors import degraded_known, intune_failing, promote
 from .eventstore import BLOCK, rule2, seconds, write_success_history
 from .shared import KILL
 
-FAMILIES: tuple[ModuleType, ...] = (recovery, api, availability, connectors, evidence, worm, eventstore, steady,
-                                    validation, backup, chaos)
+FAMILIES: tuple[ModuleType, ...] = (
+    recovery,
+    api,
+    availability,
+    connectors,
+    evidence,
+    worm,
+    eventstore,
+    steady,
+    validation,
+    backup,
+    chaos,
+)
 
 
 def _joined(families: tuple[ModuleType, ...]) -> dict[type[Gate], list[Case]]:
@@ -53,6 +64,24 @@ def _joined(families: tuple[ModuleType, ...]) -> dict[type[Gate], list[Case]]:
 
 CASES: dict[type[Gate], list[Case]] = _joined(FAMILIES)
 
-__all__ = ["BLOCK", "CASES", "FAIL", "FAMILIES", "KILL", "PASS", "UNKNOWN", "Case", "Check", "defect",
-           "degraded_known", "intune_failing", "measured", "measured_has", "promote", "rule2", "says", "seconds",
-           "write_success_history"]
+__all__ = [
+    "BLOCK",
+    "CASES",
+    "FAIL",
+    "FAMILIES",
+    "KILL",
+    "PASS",
+    "UNKNOWN",
+    "Case",
+    "Check",
+    "defect",
+    "degraded_known",
+    "intune_failing",
+    "measured",
+    "measured_has",
+    "promote",
+    "rule2",
+    "says",
+    "seconds",
+    "write_success_history",
+]

@@ -31,9 +31,11 @@ def defect(reason: str) -> tuple:
 
 # ---- checks on the GateResult ---------------------------------------------------------------
 
+
 def measured(expected: Any) -> Check:
     def check(result: GateResult) -> None:
         assert result.measured == expected, f"measured {result.measured!r}, expected {expected!r}"
+
     return check
 
 
@@ -41,12 +43,14 @@ def measured_has(**items: Any) -> Check:
     def check(result: GateResult) -> None:
         for key, value in items.items():
             assert result.measured[key] == value, f"measured[{key!r}] = {result.measured[key]!r}, expected {value!r}"
+
     return check
 
 
 def says(text: str) -> Check:
     """The result names `text` (in its detail or its measured value)."""
+
     def check(result: GateResult) -> None:
         assert text in f"{result.detail} {result.measured}", f"{text!r} not in {result.detail!r} / {result.measured!r}"
-    return check
 
+    return check

@@ -16,8 +16,14 @@ def probes(h: H, start: float, stop: float, down: tuple[float, float] | None = N
     for i in range(round((stop - start) * 10)):
         t = round(start + i / 10, 3)
         failing = down is not None and down[0] <= t < down[1]
-        h.op(kind, t, ok=not failing, status=503 if failing else 200, done=round(t + 0.05, 3),
-             error="503 Service Unavailable" if failing else "")
+        h.op(
+            kind,
+            t,
+            ok=not failing,
+            status=503 if failing else 200,
+            done=round(t + 0.05, 3),
+            error="503 Service Unavailable" if failing else "",
+        )
     return h
 
 
