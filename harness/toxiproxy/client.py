@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 from toxiproxy import Toxiproxy
@@ -14,7 +14,8 @@ from toxiproxy.exceptions import NotFound
 
 from ..errors import FaultError
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 # toxics that drop bytes inside live connections: their heal and the resets close the proxy's
 # connections before removing them (network.ToxicFault.drops_bytes)
 BYTE_DROPPING_TOXICS = frozenset({"timeout"})
@@ -23,13 +24,13 @@ BYTE_DROPPING_TOXICS = frozenset({"timeout"})
 _ONE_AT_A_TIME = threading.RLock()
 
 
-def _serialised(method: F) -> F:
+def _serialised(method: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
         with _ONE_AT_A_TIME:
-            return method(self, *args, **kwargs)
+            return method(*args, **kwargs)
 
-    return call  # type: ignore[return-value]
+    return call
 
 
 class ToxiproxyControl:

@@ -28,7 +28,7 @@ class _Guard(asyncio.Protocol):
     def __init__(self, deadlines: HeadDeadlines, inner: asyncio.Protocol):
         self.deadlines = deadlines
         self.inner = inner
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.BaseTransport | None = None  # as asyncio hands it (close() is all we call)
         self.timer: asyncio.TimerHandle | None = None
         self.busy = 0  # requests being handled
         self.closed = False
@@ -51,7 +51,7 @@ class _Guard(asyncio.Protocol):
 
     # -- asyncio.Protocol, passed on to aiohttp's --------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         self.deadlines.guards[transport] = self
         self.arm()
         self.inner.connection_made(transport)
