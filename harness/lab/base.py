@@ -52,22 +52,38 @@ class Lab(abc.ABC):
         """The failover observer up() made; LabNotUp before up() and after down()."""
         return running(self.failover, "the failover observer")
 
+    def parts(self) -> tuple[object, ...]:
+        """The part objects this lab is composed of (harness.lab.parts, harness.lab.external.parts):
+        its capabilities are the protocols they implement."""
+        return (self,)  # transitional: the lab is its own part until each provider has part objects
+
+    def _part(self, proto: type[P]) -> P | None:
+        for part in self.parts():
+            if isinstance(part, proto):
+                return part
+        return None
+
     def capability(self, proto: type[P]) -> P:
-        """This lab as the capability `proto` (a protocol of harness.lab.capabilities), or
-        CapabilityMissing naming the provider and what it cannot do: the lab must have the
-        protocol's members and, for a protocol that gives capability names, report one of them."""
+        """The part of this lab that is the capability `proto` (a protocol of harness.lab.capabilities),
+        or CapabilityMissing naming the provider and what it cannot do: a part must implement the
+        protocol and, for a protocol that gives capability names, the lab must report one of them."""
         provider = self.provider or type(self).__name__
-        if not isinstance(self, proto):
+        part = self._part(proto)
+        names = GIVES.get(proto)
+        if part is None and not names:
             raise CapabilityMissing(
                 f"the {provider} lab lacks {proto.__name__} ({(proto.__doc__ or '').splitlines()[0].rstrip('.')})"
             )
-        names = GIVES.get(proto)
-        if names and not set(names) & self.capabilities():
+        if part is None or (names and not set(names) & self.capabilities()):
             raise CapabilityMissing(
                 f"the {provider} lab lacks {proto.__name__}: "
-                + "; ".join(f"capability {name} ({text})" for name, text in names.items())
+                + "; ".join(f"capability {name} ({text})" for name, text in (names or {}).items())
             )
-        return self
+        return part
+
+    def has(self, proto: type) -> bool:
+        """Whether a part of this lab implements `proto` (a branch, where a drill does not need it)."""
+        return self._part(proto) is not None
 
     def interlock(self) -> str:
         """Why faults are refused in a dry run (the external lab says which plan key and flag)."""
@@ -98,9 +114,10 @@ class Lab(abc.ABC):
         """{check: (ok, detail)} of the lab itself (replication, load balancer)."""
 
     def capabilities(self) -> frozenset[str]:
-        """What this lab can do for a drill (names of harness.lab.capabilities.CAPABILITIES); a plan
-        whose scenarios need more is refused before the lab starts."""
-        return frozenset()
+        """What this lab can do for a drill (names of harness.lab.capabilities.CAPABILITIES), derived
+        from its parts: the names of each protocol some part implements. A plan whose scenarios need
+        more is refused before the lab starts."""
+        return frozenset(name for proto, names in GIVES.items() if self._part(proto) is not None for name in names)
 
     def reset_faults(self) -> None:
         """Heal what a killed run may have left (every toxic, every disabled proxy)."""
