@@ -42,7 +42,8 @@ def _toxiproxy_server(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .drill import run_drill
-    from .plan import PlanError, load_plan
+    from .errors import PlanError
+    from .plan import load_plan
     from .report.cli import printer, recording_from, run_summary
 
     try:
@@ -69,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _lab_up(args: argparse.Namespace) -> int:
     """Bring the embedded lab up and keep it until Ctrl-C (or `drill lab down`)."""
-    from .lab.base import LabStartError
+    from .errors import LabStartError
     from .lab.embedded import EmbeddedLab
     from .lab.runbook import RunbookServer
 
@@ -216,8 +217,9 @@ def _refused_before_start(name: str, kind: str, confirm: str | None) -> list[Exc
     """The checks `drill run` (or `drill chaos`) makes of a valid plan before its lab starts: the
     --confirm interlock, the provider's capabilities, the blast radius (harness.drill.preflight;
     a chaos plan's faults against its provider). None of them starts or calls anything."""
+    from .errors import PlanError, shown
     from .inputs import printable
-    from .plan import PlanError, load_plan, shown
+    from .plan import load_plan
 
     if kind == "drill":
         from .drill import refused_before_start
@@ -294,12 +296,12 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     import uuid
 
+    from .errors import LabStartError, PlanError
     from .gates import evaluate_gates
     from .lab.attach import running_lab_config
-    from .lab.base import LabStartError
     from .lab.providers import LabSpec, external_spec, make_lab
     from .model import Verdict
-    from .plan import PlanError, load_plan
+    from .plan import load_plan
     from .runner.validation import checks, collect
     from .text import show
     from .workload import Recorder

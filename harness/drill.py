@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from . import exits
-from .lab.base import Lab, LabStartError
+from .errors import LabStartError
+from .lab.base import Lab
 from .lab.capabilities import PlanConfigured
 from .model import DrillResult, Verdict
 from .plan import Plan

@@ -57,7 +57,7 @@ def _iso(when: datetime) -> str:
 
 
 def _quoted(value: Any) -> str:
-    """repr(value) capped (harness.plan.quoted: never the whole of a huge value)."""
+    """repr(value) capped (harness.errors.quoted: never the whole of a huge value)."""
     return quoted(value)
 
 

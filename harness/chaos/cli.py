@@ -58,7 +58,7 @@ def _open_lab(plan, confirm: str | None) -> tuple[Lab, bool]:
 
 
 def chaos(args: argparse.Namespace) -> int:
-    from ..lab.base import LabStartError
+    from ..errors import LabStartError
     from ..report.cli import printer, recording_from, run_summary
     from ..signoff import SignOff
     from .plan import draw, load_chaos_plan, parse_duration

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import PlanError, checked, collector, quoted, shown
 from ..faults import FaultError, build
 from ..inputs import printable
 from ..model import FaultSpec
@@ -45,14 +46,9 @@ from ..plan import (
     DRILL_ID,
     AvailabilityPolicy,
     HugeNumber,
-    PlanError,
     _parse_targets,
-    checked,
-    collector,
     parse_availability,
-    quoted,
     read_yaml,
-    shown,
 )
 from ..spec_floors import bind, parse_waivers
 

@@ -6,15 +6,13 @@ import abc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import LabStartError as LabStartError  # raised by every provider; defined at the bottom layer
-
 # What a lab can do for a drill: the capabilities as typing.Protocols, and their names (derived)
 from .capabilities import CAPABILITIES, GIVES, CapabilityMissing
 
 if TYPE_CHECKING:
     from .capabilities import Failover
 
-__all__ = ["CAPABILITIES", "CapabilityMissing", "Lab", "LabNotUp", "LabStartError", "running"]
+__all__ = ["CAPABILITIES", "CapabilityMissing", "Lab", "LabNotUp", "running"]
 
 P = TypeVar("P")
 T = TypeVar("T")

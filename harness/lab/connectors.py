@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 import requests
 
+from ..errors import LabStartError
 from ..net import LOOPBACK, free_port
 from ..wait import until_up
 from . import proc, reaper
-from .base import LabStartError
 
 PLATFORMS = ("intune", "jamf", "sccm", "landscape", "ansible")  # controlplane.platforms, not imported
 # Short, so that a drill's backoff, dead-lettering and recovery run in seconds:

@@ -55,11 +55,12 @@ import requests
 
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
+from ..errors import LabStartError
 from ..net import LOOPBACK, free_port
 from ..toxiproxy.client import ToxiproxyControl
 from ..wait import poll, until_up
 from . import proc, reaper
-from .base import CAPABILITIES, Lab, LabStartError, running
+from .base import CAPABILITIES, Lab, running
 from .connectors import PLATFORMS, ConnectorTier
 from .engine import Engine, find_engine
 from .eventpost import RoleChangePoster

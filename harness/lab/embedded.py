@@ -38,13 +38,14 @@ import requests
 
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
+from ..errors import LabStartError
 from ..net import LOOPBACK, free_port
 from ..toxiproxy.client import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from ..wait import until_up
 from . import proc, reaper
 from .backups import BackupService
-from .base import CAPABILITIES, Lab, LabStartError, running
+from .base import CAPABILITIES, Lab, running
 from .connectors import ConnectorTier, ProcessLauncher
 from .eventpost import RoleChangePoster
 from .failover import FailoverController

@@ -60,8 +60,9 @@ from ..calendar import (
     parse_blackouts,
 )
 from ..environments import DEFAULT_COUNT, lab_warning
+from ..errors import PlanError
 from ..lab import reaper
-from ..plan import Plan, PlanError, load_plan, read_yaml
+from ..plan import Plan, load_plan, read_yaml
 from .backup_jobs import JOBS as BACKUP_JOBS
 from .backup_jobs import load_backup_target, run_backup_job
 from .jobstore import PlainJobStore, drop_pickled_table, fire, read_pickled_table

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from harness.chaos.plan import TIME_LIMIT_MARGIN_S, draw, load_chaos_plan, parse_chaos_plan
-from harness.plan import PlanError
+from harness.errors import PlanError
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {

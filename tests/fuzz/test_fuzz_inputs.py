@@ -230,7 +230,7 @@ def test_fuzzed_plans_validate_and_load_for_a_run_without_a_crash(capsys, monkey
     nothing) or `drill chaos` up to the lab (the game day drawn; the lab refuses to start)."""
     import harness.chaos.cli as chaos_cli
     import harness.drill as drill
-    from harness.lab.base import LabStartError
+    from harness.errors import LabStartError
 
     class NoLab:
         dry_run = False

@@ -21,13 +21,13 @@ import psycopg
 import pytest
 import requests
 
+from harness.errors import PlanError
 from harness.faults.replication import heal_replication, partition_replication
 from harness.lab import proc
 from harness.lab.containers import ContainerLab
 from harness.lab.embedded import EmbeddedLab
 from harness.lab.engine import ContainerEngineUnavailable, find_engine
 from harness.lab.external import ExternalConfig, ExternalLab
-from harness.plan import PlanError
 from harness.report import verify_cab_log
 from tests.integration.conftest import TOKEN_ENV, gates_of, not_passed, run_plan, staging_lab_config
 from tests.support import wait_for

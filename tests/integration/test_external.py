@@ -229,9 +229,9 @@ def test_validate_says_when_the_target_cannot_be_reached(tmp_path):
 
 
 def test_reset_touches_only_the_harness_toxics_inside_the_blast_radius(staging, monkeypatch):
+    from harness.errors import PlanError
     from harness.faults import ToxiproxyControl
     from harness.lab.external import ExternalConfig, ExternalLab
-    from harness.plan import PlanError
 
     monkeypatch.setenv(TOKEN_ENV, Path(staging["secret_files"]["runbook-token"]).read_text())
     config = ExternalConfig.parse(staging_lab_config(staging), lambda k, m: PlanError(f"{k}: {m}"))

@@ -111,7 +111,7 @@ def test_a_job_that_cannot_reach_the_database_fails_without_showing_the_password
     ],
 )
 def test_a_bad_backup_target_names_its_key(tmp_path, change, key):
-    from harness.plan import PlanError
+    from harness.errors import PlanError
 
     base = {"database": {"dsn": "host=x"}, "s3": {"endpoint": "http://x"}}
     path = tmp_path / "t.yaml"

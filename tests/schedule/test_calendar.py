@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.calendar import LATE_AFTER_S, blackout_at, domain_states, fire_times, misfire, parse_blackouts
-from harness.plan import PlanError
+from harness.errors import PlanError
 
 UTC = dt.UTC
 QUARTERLY = "0 6 1 1,4,7,10 *"

@@ -183,7 +183,7 @@ def test_a_run_in_a_blackout_window_is_skipped_with_the_reason_in_the_cab_log(en
 
 
 def test_a_calendar_file_of_blackouts_holds_every_plan_and_a_bad_one_is_refused(env, tmp_path):
-    from harness.plan import PlanError
+    from harness.errors import PlanError
 
     write_plan(env["plans"], "sched-i")
     calendar = tmp_path / "freezes.yaml"

@@ -11,11 +11,12 @@ import pytest
 
 from harness.chaos.plan import load_chaos_plan
 from harness.chaos.runner import as_plan
+from harness.errors import PlanError
 from harness.gates import evaluate_gate
 from harness.gates.availability import AvailabilityBudget
 from harness.measure.probes import error_budget, request_windows, served
 from harness.model import History, Op, Outcome, Verdict
-from harness.plan import AvailabilityPolicy, PlanError, load_plan
+from harness.plan import AvailabilityPolicy, load_plan
 from harness.runner import _drill_run
 from harness.runner.api import available_while_az_lost
 from harness.runner.common import standard_rules

@@ -13,7 +13,8 @@ import pytest
 
 from harness.chaos.plan import load_chaos_plan
 from harness.cli import main
-from harness.plan import PlanError, load_plan
+from harness.errors import PlanError
+from harness.plan import load_plan
 from harness.schedule.daemon import load_plans
 from tests.unit.test_plan import GOOD
 
@@ -293,7 +294,7 @@ def test_drill_chaos_refuses_a_malformed_plan_in_one_line(tmp_path, capsys, monk
 
 
 def test_quoted_never_expands_a_huge_value():
-    from harness.plan import quoted
+    from harness.errors import quoted
 
     huge = [["x" * 1000] * 1000] * 1000  # a billion characters if printed whole
     assert len(quoted(huge)) <= 64

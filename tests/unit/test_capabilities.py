@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import PlanError
 from harness.lab import capabilities as caps
 from harness.lab.base import CAPABILITIES, CapabilityMissing, Lab, LabNotUp
 from harness.lab.capabilities import (
@@ -27,7 +28,6 @@ from harness.lab.capabilities import (
 from harness.lab.containers import ContainerLab
 from harness.lab.embedded import EmbeddedLab
 from harness.lab.external import ExternalConfig, ExternalLab
-from harness.plan import PlanError
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "harness"

@@ -15,8 +15,9 @@ import yaml
 from harness.cab.ledger import load_key, verified_entries
 from harness.cli import main
 from harness.environments import REHEARSAL, class_of, environment_of, parse_count, run_environment
+from harness.errors import PlanError
 from harness.model import DrillResult
-from harness.plan import PlanError, load_plan
+from harness.plan import load_plan
 from harness.report.html import render_html
 from harness.report.record import Recording, complete, write_outputs
 from harness.schedule.daemon import load_plans

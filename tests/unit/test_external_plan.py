@@ -11,9 +11,10 @@ import yaml
 
 from harness.cli import main
 from harness.drill import preflight
+from harness.errors import PlanError
 from harness.lab.base import CAPABILITIES
 from harness.lab.external import ExternalConfig, ExternalLab
-from harness.plan import PlanError, load_plan
+from harness.plan import load_plan
 from harness.steps.impact import feature_steps, outside_blast_radius, step_targets
 from harness.steps.needs import step_needs
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness import spec_floors
-from harness.plan import DEFAULT_TARGETS, PlanError, load_plan
+from harness.errors import PlanError
+from harness.plan import DEFAULT_TARGETS, load_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = """\

@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import pytest
 
 from harness.chaos import cli as chaos_cli
+from harness.errors import PlanError
 from harness.lab import providers
 from harness.lab.containers import ContainerLab
 from harness.lab.embedded import EmbeddedLab
 from harness.lab.external import ExternalLab
 from harness.lab.providers import PROVIDERS, LabSpec, Provider, external_spec, make_lab, parse_lab
-from harness.plan import LAB_PROVIDERS, PlanError, load_plan
+from harness.plan import LAB_PROVIDERS, load_plan
 from harness.runner import make_lab as runner_make_lab
 
 ROOT = Path(__file__).resolve().parents[2]

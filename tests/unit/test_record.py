@@ -19,8 +19,8 @@ from harness.cab.ledger import (
     verified_entries,
     verify_cab_log,
 )
+from harness.errors import PlanError
 from harness.model import DrillResult
-from harness.plan import PlanError
 from harness.report.manifest import check_dir, write_manifest
 from harness.report.risk import assess, level, miss_ratio
 from harness.report.since import since_last_run

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import LabStartError
+from harness.errors import LabStartError, PlanError
 from harness.faults.replication import partition_replication
 from harness.lab.external import ExternalConfig, ExternalLab
-from harness.plan import PlanError
 
 NOT_LISTENING = "http://127.0.0.1:9"  # discard port: nothing is reached should a refusal come too late
 

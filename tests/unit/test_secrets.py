@@ -14,10 +14,11 @@ import yaml
 
 from controlplane import redact
 from harness.cab.ledger import load_key
+from harness.errors import PlanError
 from harness.lab import hooks
 from harness.lab.hooks import Hook, HookError
 from harness.model import DrillResult
-from harness.plan import PlanError, load_plan
+from harness.plan import load_plan
 from harness.report.record import Recording, write_outputs
 from harness.signoff import SignOff
 from tests.support import JsonHandler, http_server
@@ -327,7 +328,7 @@ def test_lone_surrogates_in_a_result_are_written_as_replacement_characters(tmp_p
 def test_a_password_or_token_file_that_is_not_a_file_fails_at_once_naming_it(tmp_path, kind):
     """password_file, and the token_file of clock and evidence_gateway, were read with
     read_text(): a FIFO there blocked the run forever."""
-    from harness.lab.base import LabStartError
+    from harness.errors import LabStartError
     from harness.lab.external import NodeConfig, Secret
 
     path = tmp_path / "secret"

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.plan import PlanError, load_plan
+from harness.errors import PlanError
+from harness.plan import load_plan
 from harness.runner.platforms import pass_time
 from harness.steps.needs import step_needs
 from harness.workload.recorder import Recorder

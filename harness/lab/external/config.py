@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from ...errors import quoted
-from ..base import LabStartError
+from ...errors import LabStartError, quoted
 from ..hooks import ENV_NAME, Hook, url_problem, url_secret
 
 # runbook hooks the plan may name (lab.actions), and the arguments each is called with

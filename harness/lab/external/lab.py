@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 import requests
 
-from ...errors import FaultError
+from ...errors import FaultError, LabStartError
 from ...toxiproxy.client import ToxiproxyControl
 from ...wait import wait_for
-from ..base import Lab, LabStartError, running
+from ..base import Lab, running
 from ..failover import WRITE_BLOCKED
 from ..hooks import PLAN, HookError, public_url
 from ..targets import (

@@ -8,8 +8,8 @@ import time
 import psycopg
 import requests
 
+from ...errors import LabStartError
 from ...wait import wait_for
-from ..base import LabStartError
 from ..failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag
 from ..hooks import REFUSED, HookError
 from .config import Staging

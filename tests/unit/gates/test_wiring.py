@@ -63,7 +63,8 @@ def test_the_detection_latency_is_a_figure_of_the_scenario():
 
 
 def test_the_plan_knows_detection_seconds_and_refuses_one_looser_than_the_spec_allows():
-    from harness.plan import PlanError, _parse_targets
+    from harness.errors import PlanError
+    from harness.plan import _parse_targets
 
     def fail(key, message):
         return PlanError(f"{key}: {message}")
@@ -111,7 +112,8 @@ CONNECTORS = {
 
 
 def plan_errors(targets: dict, lab: object = "embedded", **more) -> list[str]:
-    from harness.plan import PlanError, parse_plan
+    from harness.errors import PlanError
+    from harness.plan import parse_plan
 
     errors: list = []
     try:
