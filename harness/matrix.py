@@ -16,8 +16,9 @@ class Row:
     """One row of the failure-modes matrix, every fact of it written here once: the spec's
     component and failure, its Impact column and the impact it scores (1-5, harness.report.risk),
     the HA domain it drills (harness.report.history), the links its steps name (the words of a
-    step -> the Toxiproxy proxy; harness.runner.common.restore_link) and its scenario. Every field
-    is required: a row missing one, or with a value out of range, is refused when it is defined."""
+    step -> the Toxiproxy proxy; harness.runner.common.restore_link) and the feature files that
+    drill it (one or more; none while it has no scenario yet). Every field is required: a row
+    missing one, or with a value out of range, is refused when it is defined."""
 
     component: str
     failure: str
@@ -25,7 +26,7 @@ class Row:
     impact_words: str  # the row's Impact column
     ha_domain: str  # one of harness.calendar.DOMAINS
     links: Mapping[str, str]  # a step's words for a link -> its proxy (links the lab names itself: none)
-    feature: str | None  # scenarios/... path, None while the row has no scenario yet
+    features: tuple[str, ...]  # scenarios/....feature paths, each once; () while the row has no scenario yet
 
     def __post_init__(self) -> None:
         for name in ("component", "failure", "impact_words", "ha_domain"):
@@ -39,15 +40,23 @@ class Row:
             isinstance(k, str) and k and isinstance(v, str) and v for k, v in self.links.items()
         ):
             raise ValueError(f"matrix row {self.component!r}: links must map a step's words to a proxy name")
-        if self.feature is not None and not (
-            isinstance(self.feature, str)
-            and self.feature.startswith("scenarios/")
-            and self.feature.endswith(".feature")
+        if not isinstance(self.features, tuple) or not all(
+            isinstance(f, str) and f.startswith("scenarios/") and f.endswith(".feature") for f in self.features
         ):
-            raise ValueError(f"matrix row {self.component!r}: feature must be a scenarios/....feature path or None")
+            raise ValueError(
+                f"matrix row {self.component!r}: features must be a tuple of scenarios/....feature paths "
+                f"(() while the row has no scenario), got {self.features!r}"
+            )
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"matrix row {self.component!r}: features must name each file once: {self.features!r}")
+        missing = [f for f in self.features if _CHECKOUT.is_dir() and not (_CHECKOUT.parent / f).is_file()]
+        if missing:
+            raise ValueError(f"matrix row {self.component!r}: features must exist: no file {', '.join(missing)}")
         object.__setattr__(self, "links", MappingProxyType(dict(self.links)))
 
 
+# the checkout's scenarios/ (a row's features are checked there; an installed wheel has none)
+_CHECKOUT = Path(__file__).resolve().parents[1] / "scenarios"
 NO_LINKS: Mapping[str, str] = MappingProxyType({})
 
 ROWS = (
@@ -58,7 +67,7 @@ ROWS = (
         "New Deployment Intents and approves blocked",
         "api",
         NO_LINKS,
-        "scenarios/api/stateless_outage.feature",
+        ("scenarios/api/stateless_outage.feature",),
     ),
     Row(
         "Database",
@@ -67,7 +76,7 @@ ROWS = (
         "No reads/writes for policy/evidence",
         "database",
         NO_LINKS,  # replication: the lab names its proxy
-        "scenarios/database/primary_failover.feature",
+        ("scenarios/database/primary_failover.feature",),
     ),
     Row(
         "Evidence store",
@@ -76,7 +85,7 @@ ROWS = (
         "Evidence packs cannot be written/read, publish blocked",
         "evidence-store",
         {"alternate region": "s3-replica", "evidence store": "s3"},
-        "scenarios/evidence/object_storage_outage.feature",
+        ("scenarios/evidence/object_storage_outage.feature",),
     ),
     Row(
         "Intune Graph degraded",
@@ -85,7 +94,7 @@ ROWS = (
         "deployments paused for rings relying on Intune",
         "connectors",
         NO_LINKS,
-        "scenarios/connectors/intune_graph_degraded.feature",
+        ("scenarios/connectors/intune_graph_degraded.feature",),
     ),
     Row(
         "Jamf API outage",
@@ -94,7 +103,7 @@ ROWS = (
         "macOS ring progression halted",
         "connectors",
         NO_LINKS,
-        "scenarios/connectors/jamf_outage.feature",
+        ("scenarios/connectors/jamf_outage.feature",),
     ),
     Row(
         "SCCM site server down",
@@ -103,7 +112,7 @@ ROWS = (
         "Air-gapped ring cannot progress",
         "connectors",
         NO_LINKS,
-        "scenarios/connectors/sccm_site_down.feature",
+        ("scenarios/connectors/sccm_site_down.feature",),
     ),
     Row(
         "Event store write blocked",
@@ -112,7 +121,7 @@ ROWS = (
         "Audit events not persisted: non-compliance risk",
         "event-store",
         NO_LINKS,
-        "scenarios/eventstore/write_blocked.feature",
+        ("scenarios/eventstore/write_blocked.feature",),
     ),
 )
 _BY_NUMBER = dict(enumerate(ROWS, 1))
@@ -132,14 +141,14 @@ def links() -> dict[str, str]:
 
 
 def row_of(feature: str | Path) -> tuple[int, Row] | None:
-    """(row number from 1, row) of the matrix row whose scenario is this feature file, else None."""
+    """(row number from 1, row) of the matrix row drilled by this feature file (one of its
+    features), else None."""
     text = str(feature).replace("\\", "/")
     for number, row in enumerate(ROWS, 1):
-        if row.feature is None:
-            continue
-        relative = row.feature.removeprefix("scenarios/")  # how a drill's results name it
-        if text in (row.feature, relative) or text.endswith("/" + relative):
-            return number, row
+        for path in row.features:
+            relative = path.removeprefix("scenarios/")  # how a drill's results name it
+            if text in (path, relative) or text.endswith("/" + relative):
+                return number, row
     return None
 
 
@@ -173,15 +182,21 @@ def _newest_uncounted(entries, count) -> dict[str, tuple[str, str, str]]:
     return last_verdicts(others, count=tuple({class_of(e) for e in others}))
 
 
+def _newest(found: dict[str, tuple[str, str, str]], names: list[str]) -> tuple[str, str, str] | None:
+    """The newest (by finished_at) of these feature files' (verdict, finished_at, class), else None."""
+    return max((found[n] for n in names if n in found), key=lambda v: v[1], default=None)
+
+
 def matrix_rows(entries, root: Path, count=DEFAULT_COUNT) -> list[dict]:
     entries = list(entries)
     verdicts = last_verdicts(entries, count)
     uncounted = _newest_uncounted(entries, count)
     rows = []
     for i, row in enumerate(ROWS, 1):
-        name = Path(row.feature).name if row.feature else None
-        verdict, when, cls = verdicts.get(name, (None, None, None)) if name else (None, None, None)
-        other = uncounted.get(name) if name else None
+        names = [Path(f).name for f in row.features]
+        # the row's last verdict: the newest of its feature files' (one file: that file's)
+        verdict, when, cls = _newest(verdicts, names) or (None, None, None)
+        other = _newest(uncounted, names)
         if other is not None and when is not None and other[1] <= when:
             other = None  # only a newer run that does not count is worth naming
         rows.append(
@@ -189,8 +204,9 @@ def matrix_rows(entries, root: Path, count=DEFAULT_COUNT) -> list[dict]:
                 "row": i,
                 "component": row.component,
                 "failure": row.failure,
-                "scenario": row.feature,
-                "scenario_present": bool(row.feature and (root / row.feature).exists()),
+                "scenario": row.features[0] if row.features else None,  # the first (before rows had several)
+                "scenarios": list(row.features),
+                "scenario_present": bool(row.features) and all((root / f).exists() for f in row.features),
                 "last_verdict": verdict,
                 "last_run": when,
                 "last_class": cls,
@@ -205,10 +221,10 @@ def matrix_rows(entries, root: Path, count=DEFAULT_COUNT) -> list[dict]:
 def render(entries, skipped: int, root: Path, count=DEFAULT_COUNT) -> str:
     table = []
     for r in matrix_rows(entries, root, count):
-        if r["scenario"] is None:
+        if not r["scenarios"]:
             scenario, verdict = "(no scenario yet)", "-"
         else:
-            scenario = r["scenario"] if r["scenario_present"] else f"{r['scenario']} (missing)"
+            scenario = ", ".join(f if (root / f).exists() else f"{f} (missing)" for f in r["scenarios"])
             verdict = (
                 f"{r['last_verdict'].upper()} {r['last_run']} ({r['last_class']})".strip()
                 if r["last_verdict"]

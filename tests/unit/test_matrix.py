@@ -41,7 +41,7 @@ def run(tmp_path: Path, cab: Path, name: str, data: dict) -> None:
 def test_the_matrix_has_the_specs_seven_rows_in_order():
     assert [r.component for r in ROWS][:2] == ["Control Plane API/Policy services", "Database"]
     assert len(ROWS) == 7
-    assert all((ROOT / r.feature).exists() for r in ROWS if r.feature)
+    assert all((ROOT / f).exists() for r in ROWS for f in r.features)
 
 
 def test_every_row_carries_each_of_its_facts():
@@ -50,7 +50,7 @@ def test_every_row_carries_each_of_its_facts():
     for row in ROWS:
         assert row.component.strip() and row.failure.strip() and row.impact_words.strip(), row
         assert row.impact in range(1, 6) and row.ha_domain in DOMAINS, row
-        assert row.feature is not None and (ROOT / row.feature).is_file(), row
+        assert row.features and all((ROOT / f).is_file() for f in row.features), row
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in row.links.items()), row
     assert [r.ha_domain for r in ROWS] == [
         "api",
@@ -72,7 +72,7 @@ FULL = {
     "impact_words": "W",
     "ha_domain": "api",
     "links": {},
-    "feature": "scenarios/api/x.feature",
+    "features": ("scenarios/api/stateless_outage.feature",),
 }
 
 
@@ -94,7 +94,12 @@ def test_a_row_missing_a_field_is_refused_where_it_is_defined(missing):
         ("impact_words", None),
         ("links", {"alternate region": ""}),
         ("links", ["s3"]),
-        ("feature", "api/x.feature"),
+        ("features", ("api/stateless_outage.feature",)),
+        ("features", "scenarios/api/stateless_outage.feature"),  # a path, not a tuple of paths
+        ("features", ["scenarios/api/stateless_outage.feature"]),
+        ("features", None),
+        ("features", ("scenarios/api/no_such_scenario.feature",)),
+        ("features", ("scenarios/api/stateless_outage.feature", "scenarios/api/stateless_outage.feature")),
     ],
 )
 def test_a_row_with_a_field_out_of_range_is_refused_where_it_is_defined(key, value):
@@ -120,7 +125,7 @@ def test_risk_history_and_the_runner_read_the_row_not_a_table_of_their_own(monke
         "changed words",
         "backup-restore",
         {"a link": "proxy-x"},
-        "scenarios/database/primary_failover.feature",
+        ("scenarios/database/primary_failover.feature",),
     )
     monkeypatch.setattr(matrix, "ROWS", (ROWS[0], changed, *ROWS[2:]))
     monkeypatch.setattr(matrix, "_BY_NUMBER", dict(enumerate(matrix.ROWS, 1)))
@@ -231,3 +236,65 @@ def test_drill_matrix_takes_the_policy_from_count_and_refuses_a_class_it_does_no
     with pytest.raises(SystemExit) as exit:
         main([*args, "--count", "lab,qa"])
     assert exit.value.code == 2 and "--count" in capsys.readouterr().err
+
+
+def test_a_row_with_no_scenario_yet_has_no_features():
+    row = Row(**{**FULL, "features": ()})
+    assert row.features == ()
+
+
+def two_features(monkeypatch) -> Row:
+    """Row 2 (the database) drilled by two feature files: primary_failover and replication_cut."""
+    both = Row(
+        "Database",
+        "Primary unavailable",
+        5,
+        "No reads/writes for policy/evidence",
+        "database",
+        {},
+        ("scenarios/database/primary_failover.feature", "scenarios/database/replication_cut.feature"),
+    )
+    monkeypatch.setattr(matrix, "ROWS", (ROWS[0], both, *ROWS[2:]))
+    monkeypatch.setattr(matrix, "_BY_NUMBER", dict(enumerate(matrix.ROWS, 1)))
+    return both
+
+
+def test_a_row_drilled_by_two_features_is_found_by_either(monkeypatch):
+    from harness.matrix import row_of
+
+    both = two_features(monkeypatch)
+    assert row_of("scenarios/database/primary_failover.feature") == (2, both)
+    assert row_of(ROOT / "scenarios/database/replication_cut.feature") == (2, both)
+    assert row_of("database/replication_cut.feature") == (2, both)  # as a drill's results name it
+
+
+def test_a_row_drilled_by_two_features_takes_the_newest_verdict_of_either(tmp_path, monkeypatch):
+    two_features(monkeypatch)
+    cab = tmp_path / "cab.jsonl"
+    run(tmp_path, cab, "a", results("database/primary_failover.feature", "pass", "2026-01-01T00:00:00+00:00"))
+    run(tmp_path, cab, "b", results("database/replication_cut.feature", "fail", "2026-04-01T00:00:00+00:00"))
+    run(tmp_path, cab, "c", results("database/primary_failover.feature", "pass", "2026-05-01T00:00:00+00:00", "lab"))
+    entries, skipped = verified_entries(cab, load_key())
+    rows = matrix.matrix_rows(entries, ROOT)
+    assert rows[1]["scenarios"] == [
+        "scenarios/database/primary_failover.feature",
+        "scenarios/database/replication_cut.feature",
+    ]
+    assert rows[1]["scenario"] == "scenarios/database/primary_failover.feature" and rows[1]["scenario_present"]
+    assert (rows[1]["last_verdict"], rows[1]["last_run"]) == ("fail", "2026-04-01T00:00:00+00:00")
+    assert rows[1]["newer_uncounted"] == {"verdict": "pass", "finished_at": "2026-05-01T00:00:00+00:00", "class": "lab"}
+    database = next(line for line in render(entries, skipped, ROOT).splitlines() if line.startswith("2 "))
+    assert "scenarios/database/primary_failover.feature, scenarios/database/replication_cut.feature" in database
+    assert "FAIL 2026-04-01T00:00:00+00:00 (staging)" in database
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert "replication_cut.feature (missing)" in render(entries, skipped, elsewhere)
+
+
+def test_the_matrix_json_keeps_scenario_for_a_row_of_one_feature_and_adds_scenarios():
+    rows = matrix.matrix_rows([], ROOT)
+    assert [(r["scenario"], r["scenarios"]) for r in rows][0] == (
+        "scenarios/api/stateless_outage.feature",
+        ["scenarios/api/stateless_outage.feature"],
+    )
+    assert all(r["scenario_present"] and r["scenarios"] == [r["scenario"]] for r in rows)
