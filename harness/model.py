@@ -195,6 +195,125 @@ class Op:
         return self.t_complete if self.t_complete is not None else self.t_invoke
 
 
+class EventKind(enum.StrEnum):
+    """What an event says happened: the `kind` the runner, the fault journal, the lab and the
+    restore runbook record (Event.kind) and the gates read. The contract between them: each
+    member's comment says who emits it, then (after " / ") its `detail` keys (EventDetail). A
+    StrEnum, as OpKind: Recorder.event refuses a kind that is not a member and keeps its plain
+    string, so results.json and the reports hold the same strings as before. The lab's failover
+    controller and the restore runbook (harness.backup.restore) name their kinds as strings (they
+    sit below the runner and pass them through a callback); the runner makes them members where
+    they come in, and tests/unit/gates/test_eventkind.py checks every string they use is one."""
+
+    # the fault journal (source journal; name = the fault's label)
+    INJECT = "inject"  # harm starts: RTO counts from it / fault, type, target, time_limit_s
+    HEAL = "heal"  # the fault healed / fault
+    NOT_INJECTED = "not_injected"  # the target or a hook refused the fault / fault, cause, exit_code
+    HEAL_FAILED = "heal_failed"  # the heal raised / fault, error
+    # harness markers (source harness)
+    IN_PLACE = "in_place"  # the fault is in place (name = its label)
+    CHECKPOINT = "checkpoint"  # a step looked (name = what it looked at)
+    CLOCK = "clock"  # the harness moved the Control Plane's clock / seconds
+    CLOCK_MISSING = "clock_missing"  # "N minutes pass" without clock control, not held / seconds
+    TIME_HELD = "time_held"  # "N minutes pass" held in real time / seconds
+    HALT = "halt"  # a chaos run stopped early / reason
+    CHAOS_END = "chaos_end"  # a chaos run's fault sequence ended / faults
+    # the lab's failover controller or observer (source failover-controller; name = the node)
+    DETECT = "detect"  # the primary was found failed / misses, interval_s, cause, observed, window_s
+    FENCE = "fence"  # the failed primary was fenced / signal, cause, observed, window_s
+    PROMOTE = "promote"  # the replica was promoted / cause, observed, not_before_s
+    RECONNECT = "reconnect"  # the clients reach the new primary / upstream, cause, observed, window_s
+    REBUILD = "rebuild"  # the old primary rebuilt as a replica / upstream
+    RESTART = "restart"  # a node restarted
+    LAG_CHECK = "lag_check"  # TransactionLag checked before a failback / transaction_lag_s, limit_s
+    FAILBACK = "failback"  # the failback / transaction_lag_s, said_by
+    FAILOVER_ERROR = "failover_error"  # the failover did not complete / error
+    # the restore runbook (source restore; name = the snapshot id, or "restore")
+    RESTORE_DOWNLOAD = "restore_download"  # snapshot_id, bucket, seconds, bytes
+    RESTORE_VERIFY = "restore_verify"  # snapshot_id, ok, reasons, seconds
+    RESTORE_DECRYPT = "restore_decrypt"  # snapshot_id, key_name, key_version, seconds
+    RESTORE_REHYDRATE = "restore_rehydrate"  # snapshot_id, seconds
+    RESTORE_REFUSED = "restore_refused"  # snapshot_id, taken_at, phase, reason
+    RESTORE_FAILED = "restore_failed"  # snapshot_id, phase, reason, tried
+    RESTORE_DONE = "restore_done"  # snapshot_id, snapshot_kind, bucket, taken_at, key_version, tables, chain,
+    #                                approvals, seconds, tried
+    # a lab part's own request log, imported (Recorder.import_records; name = source = the part)
+    PLATFORM_REQUEST = "platform_request"  # a platform stand-in's request / n, platform, path, idempotency_key,
+    #                                        intent_id, ring, correlation_id, status, outcome, count, action
+    GATEWAY_REQUEST = "gateway_request"  # the fault gateway's request / n, method, path, status, injected
+    WORKER_REPLACED = "worker_replaced"  # a connector worker replaced (source asg) / platform, old_pid, new_pid, exit
+
+
+class EventDetail(TypedDict, total=False):
+    """What an event's `detail` holds: the keys the runner, the journal, the lab and the restore
+    runbook record (Recorder.event and Scenario.event take them as keyword arguments typed by this,
+    so mypy checks each key and its type where an event is made in the runner) and the fields of a
+    lab part's imported records. The gates read them through event_detail_of(event). Which kind
+    carries which key: EventKind's comments."""
+
+    # the fault journal
+    fault: str  # the fault as it describes itself
+    type: str  # its registered type
+    target: str
+    time_limit_s: float | None
+    exit_code: int
+    # the harness
+    forwarded: bool  # delivered to the event store by the harness's forwarder
+    seconds: float  # clock, clock_missing, time_held; a restore phase's duration
+    reason: str  # halt; restore_refused, restore_failed
+    faults: int  # chaos_end: how many faults the run injected
+    # the failover controller or observer
+    cause: str  # not_injected: why; detect/fence/promote/reconnect: WRITE_BLOCKED (absent: unreachable)
+    misses: int
+    interval_s: float
+    signal: str
+    upstream: str
+    observed: str  # what an outside observer saw
+    window_s: float  # how long the observation could be early
+    not_before_s: float
+    transaction_lag_s: float | None
+    limit_s: float
+    said_by: str
+    error: str
+    # the restore runbook
+    snapshot_id: str | None
+    snapshot_kind: str
+    bucket: str
+    taken_at: float  # epoch seconds on the Control Plane's clock
+    phase: str | None
+    tried: int
+    ok: bool
+    reasons: list[str]
+    bytes: int
+    key_name: str
+    key_version: Any
+    tables: dict[str, Any]
+    chain: dict[str, Any] | None
+    approvals: Any
+    # a lab part's imported record (platform stand-in, fault gateway, connector ASG)
+    n: int
+    platform: str
+    path: str
+    method: str
+    status: int
+    idempotency_key: str | None
+    intent_id: Any
+    ring: str | None
+    # (a record's correlation_id becomes the event's own correlation_id: Recorder.event's parameter)
+    outcome: str
+    count: int
+    action: str
+    injected: bool
+    old_pid: int
+    new_pid: int
+    exit: int | None
+
+
+def event_detail_of(event: Event) -> EventDetail:
+    """An event's detail as its typed contract (what the gates read)."""
+    return cast(EventDetail, event.detail)
+
+
 # Who saw or emitted an event: the harness's fault journal, the lab's failover controller, a
 # lab part's own request log (platform:<name>, gateway:<name>), or the harness itself.
 JOURNAL, FAILOVER, HARNESS = "journal", "failover-controller", "harness"
@@ -204,12 +323,13 @@ JOURNAL, FAILOVER, HARNESS = "journal", "failover-controller", "harness"
 class Event:
     """Something that happened, on the same monotonic clock as the ops.
 
-    kind "inject" / "heal" (the fault journal, name = the fault's label), a recovery phase
-    ("detect", "promote", "reconnect", ...) from the lab, a lab part's record ("platform_request",
-    "gateway_request"), a harness marker ("checkpoint", "clock"). `event_id` is set on the events
-    delivered to the event store and the SIEM (validation rule 2)."""
+    kind: an EventKind (its plain string: the two compare equal): the fault journal's inject and
+    heal (name = the fault's label), a recovery phase from the lab (detect, promote, reconnect,
+    ...), a lab part's record (platform_request, gateway_request), a harness marker (checkpoint,
+    clock); its detail: EventDetail. `event_id` is set on the events delivered to the event store
+    and the SIEM (validation rule 2)."""
 
-    kind: str
+    kind: str  # an EventKind's value
     name: str
     t: float
     wall: float = 0.0
@@ -229,23 +349,23 @@ class History:
     def ops_of(self, *kinds: str) -> list[Op]:
         return [o for o in self.ops if o.kind in kinds]
 
-    def events_of(self, *kinds: str, name: str | None = None, source: str | None = None) -> list[Event]:
+    def events_of(self, *kinds: EventKind, name: str | None = None, source: str | None = None) -> list[Event]:
         return [
             e
             for e in self.events
             if e.kind in kinds and (name is None or e.name == name) and (source is None or e.source == source)
         ]
 
-    def first_event(self, kind: str, name: str | None = None, after: float | None = None) -> Event | None:
+    def first_event(self, kind: EventKind, name: str | None = None, after: float | None = None) -> Event | None:
         matching = [e for e in self.events_of(kind, name=name) if after is None or e.t >= after]
         return min(matching, key=lambda e: e.t) if matching else None
 
     def window(self, label: str) -> tuple[float, float | None] | None:
         """(inject, heal or None) of the fault journal's first fault with this label."""
-        inject = self.first_event("inject", label)
+        inject = self.first_event(EventKind.INJECT, label)
         if inject is None:
             return None
-        heal = self.first_event("heal", label, after=inject.t)
+        heal = self.first_event(EventKind.HEAL, label, after=inject.t)
         return inject.t, heal.t if heal else None
 
     def at(self, wall: float) -> float:
@@ -258,7 +378,7 @@ class History:
 
     def clock_offset(self, t: float) -> float:
         """Seconds the Control Plane's clock had been moved forward by the harness at time t."""
-        return sum(float(e.detail.get("seconds", 0)) for e in self.events_of("clock") if e.t <= t)
+        return sum(float(event_detail_of(e).get("seconds", 0)) for e in self.events_of(EventKind.CLOCK) if e.t <= t)
 
 
 @dataclass(frozen=True)

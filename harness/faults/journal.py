@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..model import FaultRecord, FaultSpec
+from ..model import EventKind, FaultRecord, FaultSpec
 from .base import Fault, FaultContext, build
 from .refused import FaultNotInjected, could_not_act
 
@@ -43,7 +43,8 @@ class Entry:
 
 
 class FaultJournal:
-    """`record(kind, name, **detail)` writes an event (inject / heal) and returns it with its time t."""
+    """`record(kind, name, **detail)` writes an event (an EventKind: inject, heal, not_injected,
+    heal_failed; its EventDetail keys) and returns it with its time t."""
 
     def __init__(self, lab: Lab | None, record: Callable[..., Any], default_time_limit_s: float = DEFAULT_TIME_LIMIT_S):
         self.lab = lab
@@ -61,7 +62,12 @@ class FaultJournal:
             spec = dataclasses.replace(spec, time_limit_s=self.default_time_limit_s)
         fault = build(spec)
         event = self.record(
-            "inject", label, fault=fault.describe(), type=spec.type, target=spec.target, time_limit_s=spec.time_limit_s
+            EventKind.INJECT,
+            label,
+            fault=fault.describe(),
+            type=spec.type,
+            target=spec.target,
+            time_limit_s=spec.time_limit_s,
         )
         entry = Entry(label, fault, event.t)
         self.entries.append(entry)
@@ -75,7 +81,9 @@ class FaultJournal:
             code, acted = refused
             cause = str(exc)
             entry.not_injected = cause
-            entry.healed_t = self.record("not_injected", label, fault=fault.describe(), cause=cause, exit_code=code).t
+            entry.healed_t = self.record(
+                EventKind.NOT_INJECTED, label, fault=fault.describe(), cause=cause, exit_code=code
+            ).t
             self._heal(entry, quiet=True)
             raise FaultNotInjected(label, cause, code, acted) from exc
         except BaseException:
@@ -124,13 +132,13 @@ class FaultJournal:
         except Exception as exc:
             entry.heal_error = f"{type(exc).__name__}: {exc}"
             entry.healed_t = None
-            self.record("heal_failed", entry.label, fault=entry.fault.describe(), error=entry.heal_error)
+            self.record(EventKind.HEAL_FAILED, entry.label, fault=entry.fault.describe(), error=entry.heal_error)
             if raise_errors:
                 raise
             return
         entry.heal_error = None
         if not quiet:
-            entry.healed_t = self.record("heal", entry.label, fault=entry.fault.describe()).t
+            entry.healed_t = self.record(EventKind.HEAL, entry.label, fault=entry.fault.describe()).t
 
     def records(self, t0: float) -> list[FaultRecord]:
         """The journal for the report: times in seconds from t0."""

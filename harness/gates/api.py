@@ -7,7 +7,7 @@ from __future__ import annotations
 from harness.gates.base import Gate, Span, answer, fault_span, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.platforms import applied, arrivals
-from harness.model import GateResult, History, Op, OpKind, Verdict, detail_of
+from harness.model import EventKind, GateResult, History, Op, OpKind, Verdict, detail_of
 
 HEALTH_PROBES = (OpKind.PROBE, OpKind.HEALTH)
 
@@ -53,12 +53,12 @@ def tier_down(history: History, fault: str) -> Span | None:
     It starts when the harness saw every instance dead (checkpoint "<fault>:down", after its kills
     returned) where it recorded that: a request made while the kills were still landing (a
     container's takes a moment) may rightly have been served."""
-    inject = history.first_event("inject", fault)
+    inject = history.first_event(EventKind.INJECT, fault)
     if inject is None:
         return None
-    seen = history.first_event("checkpoint", f"{fault}:down", after=inject.t)
+    seen = history.first_event(EventKind.CHECKPOINT, f"{fault}:down", after=inject.t)
     start = seen.t if seen is not None else inject.t
-    back = [e.t for e in history.events_of("heal") if e.t >= inject.t]
+    back = [e.t for e in history.events_of(EventKind.HEAL) if e.t >= inject.t]
     return Span(start, min(back) if back else None)
 
 
@@ -89,7 +89,7 @@ class PublishRefusedWhileUnhealthy(Gate):
         self.fault = fault
 
     def evaluate(self, history: History) -> GateResult:
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         while_unhealthy = [

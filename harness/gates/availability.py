@@ -17,7 +17,7 @@ from harness.measure.probes import (
     error_budget,
     period_words,
 )
-from harness.model import GateResult, History, OpKind, Outcome, Verdict
+from harness.model import EventKind, GateResult, History, OpKind, Outcome, Verdict
 
 CLIENT_REQUESTS = (OpKind.WRITE, OpKind.PROBE, OpKind.APPROVE, OpKind.PUBLISH, OpKind.EVIDENCE)
 
@@ -98,7 +98,7 @@ class NoFailedRequestsBeyondProbeWindow(Gate):
         self.threshold = f"0 failed later than {window_s:.1f} s after the kill"
 
     def evaluate(self, history: History) -> GateResult:
-        span = fault_span(history, self.fault, ("inject",))
+        span = fault_span(history, self.fault, (EventKind.INJECT,))
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         after = span.start + self.window_s

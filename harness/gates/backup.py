@@ -25,7 +25,7 @@ from itertools import pairwise
 from typing import Any
 
 from harness.gates.base import Gate, answer, last_op, register, seconds
-from harness.model import Event, GateResult, History, Op, OpKind, detail_of
+from harness.model import Event, EventKind, GateResult, History, Op, OpKind, detail_of, event_detail_of
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -293,10 +293,15 @@ def _restore(history: History) -> tuple[str | None, list[Event], list[Event]]:
     """(rehydrated snapshot id, the restore's events, its rehydrate events) from its log; id None:
     it never rehydrated."""
     events = history.events_of(
-        "restore_download", "restore_verify", "restore_refused", "restore_rehydrate", "restore_done", source="restore"
+        EventKind.RESTORE_DOWNLOAD,
+        EventKind.RESTORE_VERIFY,
+        EventKind.RESTORE_REFUSED,
+        EventKind.RESTORE_REHYDRATE,
+        EventKind.RESTORE_DONE,
+        source="restore",
     )
-    rehydrated = [e for e in events if e.kind == "restore_rehydrate"]
-    return (rehydrated[-1].detail.get("snapshot_id") if rehydrated else None), events, rehydrated
+    rehydrated = [e for e in events if e.kind == EventKind.RESTORE_REHYDRATE]
+    return (event_detail_of(rehydrated[-1]).get("snapshot_id") if rehydrated else None), events, rehydrated
 
 
 @register
@@ -320,10 +325,10 @@ class SnapshotVerifiedBeforeRestore(Gate):
         verified = [
             e
             for e in events
-            if e.kind == "restore_verify"
+            if e.kind == EventKind.RESTORE_VERIFY
             and e.t <= start
-            and e.detail.get("snapshot_id") == snapshot
-            and e.detail.get("ok")
+            and event_detail_of(e).get("snapshot_id") == snapshot
+            and event_detail_of(e).get("ok")
         ]
         harness = {s["snapshot_id"]: s for s in catalogue.value}.get(snapshot)
         measured = {
@@ -356,7 +361,11 @@ class CorruptSnapshotRefused(Gate):
         if isinstance(catalogue, GateResult):
             return catalogue
         snapshot, events, _ = _restore(history)
-        refused = [e for e in events if e.kind == "restore_refused" and e.detail.get("snapshot_id") == self.corrupted]
+        refused = [
+            e
+            for e in events
+            if e.kind == EventKind.RESTORE_REFUSED and event_detail_of(e).get("snapshot_id") == self.corrupted
+        ]
         by_id = {s["snapshot_id"]: s for s in catalogue.value}
         if self.corrupted not in by_id:
             return self.unknown(f"the corrupted snapshot {self.corrupted} is not in the store")
@@ -370,7 +379,7 @@ class CorruptSnapshotRefused(Gate):
         measured = {
             "corrupted": self.corrupted,
             "refused": bool(refused),
-            "reason": refused[-1].detail.get("reason") if refused else None,
+            "reason": event_detail_of(refused[-1]).get("reason") if refused else None,
             "restored": snapshot,
             "expected": expected,
         }
@@ -457,7 +466,7 @@ class BackupRpo(Gate):
         if isinstance(catalogue, GateResult):
             return catalogue
         snapshot, _, _ = _restore(history)
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         if snapshot is None or inject is None:
             return self.unknown("no restore after the fault")
         source = {s["snapshot_id"]: s for s in catalogue.value}.get(snapshot)
@@ -538,7 +547,7 @@ class ReplayedExactlyOnce(Gate):
         from harness.measure.platforms import applied, arrivals, requests_at
 
         replay = last_op(history, OpKind.REPLAY_READ)
-        done = history.events_of("restore_done", source="restore")
+        done = history.events_of(EventKind.RESTORE_DONE, source="restore")
         start = done[0] if done else None
         if not self.keys:
             return self.unknown("no intent was written after the snapshot")
@@ -549,9 +558,9 @@ class ReplayedExactlyOnce(Gate):
         counts = {k: len(applied(seen.get(k, []))) for k in self.keys}
         lookups = replay_tested(
             (
-                (e.detail.get("idempotency_key"), e.wall)
+                (event_detail_of(e).get("idempotency_key"), e.wall)
                 for e in requests_at(history, self.platform)
-                if e.detail.get("path") == "/applied"
+                if event_detail_of(e).get("path") == "/applied"
             ),
             replay_sent(history.ops_of(OpKind.REPLAY_PUBLISH)),
         )

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.model import GATE_JUDGES, GateResult, History, Op, Verdict
+from harness.model import GATE_JUDGES, EventKind, GateResult, History, Op, Verdict
 from harness.text import one_line
 
 GATES: dict[str, type[Gate]] = {}
@@ -155,16 +155,16 @@ class Span:
         return t >= self.start and (self.end is None or t <= self.end)
 
 
-def fault_span(history: History, label: str, until: tuple[str, ...] = ("heal",)) -> Span | None:
+def fault_span(history: History, label: str, until: tuple[EventKind, ...] = (EventKind.HEAL,)) -> Span | None:
     """The span of the fault journal's fault `label`: from its injection until the first event of
     a kind in `until` after it ("heal" means this fault's own heal). None: never injected."""
-    inject = history.first_event("inject", label)
+    inject = history.first_event(EventKind.INJECT, label)
     if inject is None:
         return None
     ends = [
         e.t
         for e in history.events
-        if e.t >= inject.t and e.kind in until and e is not inject and (e.kind != "heal" or e.name == label)
+        if e.t >= inject.t and e.kind in until and e is not inject and (e.kind != EventKind.HEAL or e.name == label)
     ]
     return Span(inject.t, min(ends) if ends else None)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from harness.gates.base import Gate, register, seconds
 from harness.measure.probes import downtime
-from harness.model import GateResult, History, OpKind, Outcome, Verdict
+from harness.model import EventKind, GateResult, History, OpKind, Outcome, Verdict, event_detail_of
 
-HALT = "halt"  # event: the run was stopped early (a stop condition, `drill halt`, a signal)
-CHAOS_END = "chaos_end"  # event: the run's fault sequence ended
+HALT = EventKind.HALT  # event: the run was stopped early (a stop condition, `drill halt`, a signal)
+CHAOS_END = EventKind.CHAOS_END  # event: the run's fault sequence ended
 
 
 def longest_probe_outage(history: History) -> tuple[float, float | None]:
@@ -93,7 +93,7 @@ class ChaosCompleted(Gate):
         halts = history.events_of(HALT)
         if halts:
             first = min(halts, key=lambda e: e.t)
-            return self.result(Verdict.FAIL, "halted", first.detail.get("reason", ""))
+            return self.result(Verdict.FAIL, "halted", event_detail_of(first).get("reason", ""))
         if history.events_of(CHAOS_END):
             return self.result(Verdict.PASS, "completed")
         return self.unknown("the run recorded neither its end nor a halt")

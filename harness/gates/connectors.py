@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from harness.gates.base import Gate, answer, last_op, register
 from harness.measure.platforms import applied, arrivals, backoff, cp_time, requests_at, throttle_count
-from harness.model import GateResult, History, Op, OpKind, detail_of
+from harness.model import EventKind, GateResult, History, Op, OpKind, detail_of, event_detail_of
 
 REPORT_DELAY_S = 1.0  # a connector's report reaches the Control Plane this long after the platform answered
 DETECTION_SECONDS = 60.0  # the plan's default detection allowance (targets.detection_seconds)
@@ -24,12 +24,12 @@ def _promotions(history: History, platform: str) -> list[Op]:
 
 
 def _healed(history: History, platform: str) -> float | None:
-    heals = [e.t for e in history.events_of("heal") if e.name.endswith(f":{platform}")]
+    heals = [e.t for e in history.events_of(EventKind.HEAL) if e.name.endswith(f":{platform}")]
     return max(heals) if heals else None
 
 
 def _injected(history: History, platform: str) -> float | None:
-    injects = [e.t for e in history.events_of("inject") if e.name.endswith(f":{platform}")]
+    injects = [e.t for e in history.events_of(EventKind.INJECT) if e.name.endswith(f":{platform}")]
     return min(injects) if injects else None
 
 
@@ -95,7 +95,7 @@ class ConnectorsHealthy(Gate):
         self.platforms = tuple(platforms)  # every platform the lab runs must be in the view
 
     def evaluate(self, history: History) -> GateResult:
-        first = min((e.t for e in history.events_of("inject")), default=None)
+        first = min((e.t for e in history.events_of(EventKind.INJECT)), default=None)
         views = [o for o in history.ops_of(OpKind.PLATFORMS_VIEW) if first is None or o.done <= first]
         if not views:
             return self.unknown("the platforms were not checked before the faults")
@@ -148,7 +148,7 @@ class OtherPlatformsContinue(Gate):
         self.description = f"Platforms other than {platform} keep applying intents (each exactly once)"
 
     def evaluate(self, history: History) -> GateResult:
-        mark = history.first_event("checkpoint", self.checkpoint)
+        mark = history.first_event(EventKind.CHECKPOINT, self.checkpoint)
         if mark is None:
             return self.unknown("the harness did not look")
         if not self.keys:
@@ -177,7 +177,7 @@ class AssignmentFails(Gate):
         )
 
     def evaluate(self, history: History) -> GateResult:
-        mark = history.first_event("checkpoint", self.checkpoint)
+        mark = history.first_event(EventKind.CHECKPOINT, self.checkpoint)
         start = _injected(history, self.platform)
         if mark is None or start is None:
             return self.unknown("no fault on the platform, or the harness did not look")
@@ -389,7 +389,7 @@ class ThrottleCountAccurate(Gate):
             recent = sum(
                 1
                 for e in requests_at(history, self.platform)
-                if e.detail.get("status") == 429 and view.t_invoke - REPORT_DELAY_S < e.t <= view.done
+                if event_detail_of(e).get("status") == 429 and view.t_invoke - REPORT_DELAY_S < e.t <= view.done
             )
             low = max(0, high - recent)
             if reported is None or not low <= reported <= high:
@@ -730,7 +730,7 @@ class SiteOutageRecorded(Gate):
         recorded = _events_read(history, "SiteOutageRecorded", self.platform, after=start)
         if recorded is None:
             return self.unknown("SiteOutageRecorded events were not read")
-        moved = history.first_event("clock", after=start)  # before the harness moved the clock on
+        moved = history.first_event(EventKind.CLOCK, after=start)  # before the harness moved the clock on
         early = [
             o
             for o in history.ops_of(OpKind.READ_EVENTS)
@@ -792,7 +792,7 @@ class RingRollbackApplied(Gate):
         self.description = f"{ring} rollback reaches every platform exactly once while the connectors are failed over"
 
     def evaluate(self, history: History) -> GateResult:
-        lost = history.first_event("inject", self.failover)
+        lost = history.first_event(EventKind.INJECT, self.failover)
         if lost is None:
             return self.unknown("the connectors were not failed over")
         op = last_op(history, OpKind.RING_ROLLBACK, after=lost.t)
@@ -802,8 +802,8 @@ class RingRollbackApplied(Gate):
             return self.judge(False, {"answer": answer(op)}, f"the rollback was not accepted: {op.error}"[:300])
         dispatched = (op.value or {}).get("dispatched") or {}
         replaced: dict[Any, float] = {}  # by the platform a worker_replaced event names
-        for event in history.events_of("worker_replaced"):
-            platform = event.detail.get("platform")
+        for event in history.events_of(EventKind.WORKER_REPLACED):
+            platform = event_detail_of(event).get("platform")
             if event.t >= lost.t and platform not in replaced:
                 replaced[platform] = event.t
         faults: dict[str, list[str]] = {
@@ -822,10 +822,12 @@ class RingRollbackApplied(Gate):
             first = applies[0]
             if len(applies) > 1:
                 faults["twice"].append(platform)
-            if first.detail.get("action") != "rollback" or first.detail.get("ring") != self.ring:
+            if event_detail_of(first).get("action") != "rollback" or event_detail_of(first).get("ring") != self.ring:
                 faults["not_a_rollback"].append(platform)
             if not any(
-                e.detail.get("path") == "/applied" and e.detail.get("idempotency_key") == key and e.t <= first.t
+                event_detail_of(e).get("path") == "/applied"
+                and event_detail_of(e).get("idempotency_key") == key
+                and e.t <= first.t
                 for e in requests_at(history, platform)
             ):
                 faults["untested"].append(platform)

@@ -11,7 +11,7 @@ from typing import Any
 from harness.gates.base import Gate, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.eventstore import WriteSuccess, _event_counts, chain_continuity, write_success
-from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict, detail_of
+from harness.model import EventKind, GateResult, History, Op, OpKind, Outcome, Verdict, detail_of, event_detail_of
 
 
 def _audit_read(gate: Gate, history: History) -> Op | GateResult:
@@ -57,7 +57,9 @@ class EventStoreWriteSuccess(Gate):
         read = last_op(history, OpKind.READ_AUDIT)
         if read is None or not read.ok:
             return None
-        inject = history.first_event("inject", self.fault) if self.fault else history.first_event("inject")
+        inject = (
+            history.first_event(EventKind.INJECT, self.fault) if self.fault else history.first_event(EventKind.INJECT)
+        )
         workload = [o for o in history.ops if detail_of(o).get("workload")]
         return write_success(workload, read.value, inject.t if inject else None)
 
@@ -123,7 +125,7 @@ Rows = list[dict[str, Any]]
 def _chains(gate: Gate, history: History, fault: str | None) -> tuple[Rows, Rows] | GateResult:
     """(the chain read before the fault, the chain read after it), or the gate's unknown."""
     reads = [o for o in history.ops_of(OpKind.READ_CHAIN)]
-    inject = history.first_event("inject", fault) if fault else None
+    inject = history.first_event(EventKind.INJECT, fault) if fault else None
     before = [o for o in reads if inject is not None and o.done <= inject.t]
     after = [o for o in reads if inject is None or o.t_invoke >= inject.t]
     if not after or not after[-1].ok:
@@ -191,7 +193,7 @@ class EventChainVerified(Gate):
         if isinstance(chains, GateResult):
             return chains
         before, after = chains
-        inject = history.first_event("inject", self.fault) if self.fault else None
+        inject = history.first_event(EventKind.INJECT, self.fault) if self.fault else None
         read = [o for o in history.ops_of(OpKind.READ_CHAIN) if inject is None or o.t_invoke >= inject.t][-1]
         c = chain_continuity(before, after)
         acked, gone = self.missing(history, after, read.t_invoke)
@@ -272,7 +274,7 @@ class PublishRefusedWhileStoreBlocked(Gate):
         self.fault = fault
 
     def evaluate(self, history: History) -> GateResult:
-        span = fault_span(history, self.fault, ("fence", "reconnect", "heal"))
+        span = fault_span(history, self.fault, (EventKind.FENCE, EventKind.RECONNECT, EventKind.HEAL))
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         return refused_in(self, history, span, (OpKind.PUBLISH,), status=503, cause="event_store")
@@ -292,7 +294,7 @@ class PublishAcceptedOnlyWhenStoreHealthy(Gate):
         self.fault = fault
 
     def evaluate(self, history: History) -> GateResult:
-        span = fault_span(history, self.fault, ("fence", "reconnect"))
+        span = fault_span(history, self.fault, (EventKind.FENCE, EventKind.RECONNECT))
         if span is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         publishes = [o for o in history.ops_of(OpKind.PUBLISH) if o.t_invoke >= span.start]
@@ -330,17 +332,17 @@ class FailoverCause(Gate):
         self.threshold = f"cause {cause}, old primary fenced"
 
     def evaluate(self, history: History) -> GateResult:
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
-        detect = history.first_event("detect", after=inject.t)
-        fence = history.first_event("fence", after=inject.t)
-        promote = history.first_event("promote", after=inject.t)
+        detect = history.first_event(EventKind.DETECT, after=inject.t)
+        fence = history.first_event(EventKind.FENCE, after=inject.t)
+        promote = history.first_event(EventKind.PROMOTE, after=inject.t)
         if detect is None:
             return self.result(Verdict.FAIL, None, "no failover was detected")
-        measured = {"detect_cause": detect.detail.get("cause"), "fenced": fence.name if fence else None}
+        measured = {"detect_cause": event_detail_of(detect).get("cause"), "fenced": fence.name if fence else None}
         ok = (
-            detect.detail.get("cause") == self.cause
+            event_detail_of(detect).get("cause") == self.cause
             and fence is not None
             and promote is not None
             and fence.t <= promote.t
@@ -360,8 +362,9 @@ AUDIT_OF: dict[str, str] = {
     OpKind.PROMOTE: "RingPromoted",
 }
 # A failover the harness observed (its history): the new primary promoted, or the role switched back.
-OBSERVED_FAILOVER = ("promote", "failback")
-# The deployment's events that log a failover or recovery (the failover manager's role changes).
+OBSERVED_FAILOVER = (EventKind.PROMOTE, EventKind.FAILBACK)
+# The deployment's events that log a failover or recovery (the failover manager's role changes): the kinds
+# of its stored payloads, its own words (not the harness's EventKind).
 RECOVERY_KINDS = ("detect", "fence", "promote", "reconnect", "failback", "role_change", "on_role_change")
 FAILOVER_WINDOW_S = (10.0, 120.0)  # a logged event counts from 10 s before an observed failover to 120 s after
 
@@ -424,7 +427,7 @@ class CorrelationIdsRecorded(Gate):
         _, intent_of = _event_counts(rows)
         final = last_op(history, OpKind.FINAL_READ)
         kept = set(final.value or ()) if final is not None and final.ok else None
-        restored = [e.t for e in history.events_of("restore_done", source="restore")]
+        restored = [e.t for e in history.events_of(EventKind.RESTORE_DONE, source="restore")]
         rewound = max(restored) if restored else None  # a restore from backup rewinds the store
         by_key: dict[tuple[Any, Any], dict[str, Any]] = {}
         for r in rows:
@@ -470,7 +473,7 @@ class CorrelationIdsRecorded(Gate):
             )
         cid = store.detail.get("correlation_id") or store.correlation_id
         rows = store.value or []
-        forwarded = [e for e in history.events if e.event_id and e.detail.get("forwarded")]
+        forwarded = [e for e in history.events if e.event_id and event_detail_of(e).get("forwarded")]
         forwarded_ids = {e.event_id for e in forwarded}
         deployed_read = last_op(history, OpKind.READ_DEPLOYMENT_EVENTS)
         deployed = (

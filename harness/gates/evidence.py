@@ -10,7 +10,7 @@ from typing import Any
 from harness.gates.base import Gate, answer, fault_span, last_op, register, seconds
 from harness.gates.recovery import refused_in
 from harness.measure.probes import NOT_SERVED_4XX
-from harness.model import GateResult, History, Op, OpKind, Verdict, detail_of
+from harness.model import EventKind, GateResult, History, Op, OpKind, Verdict, detail_of, event_detail_of
 from harness.text import one_line
 
 CAUSE, IMPACT = "evidence_store", "publish blocked"
@@ -120,10 +120,10 @@ class RetryBackoffAtStore(Gate):
         needle = self.object_key
         hits = sorted(
             e.t
-            for e in history.events_of("gateway_request", source=f"gateway:{self.gateway}")
+            for e in history.events_of(EventKind.GATEWAY_REQUEST, source=f"gateway:{self.gateway}")
             if publish.t_invoke <= e.t <= publish.done
-            and needle in str(e.detail.get("path", ""))
-            and e.detail.get("method") in ("HEAD", "GET")
+            and needle in str(event_detail_of(e).get("path", ""))
+            and event_detail_of(e).get("method") in ("HEAD", "GET")
         )
         gaps = [round((b - a) * 1000) for a, b in pairwise(hits)]
         ratios = [round(b / a, 2) for a, b in pairwise(gaps) if a > 0]
@@ -156,7 +156,7 @@ class ImpactRecorded(Gate):
         self.fault, self.intent_id = fault, intent_id
 
     def evaluate(self, history: History) -> GateResult:
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         read = last_op(history, OpKind.READ_EVENTS, after=inject.t, type="ImpactRecorded")

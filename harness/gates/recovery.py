@@ -10,7 +10,7 @@ from harness import measure
 from harness.gates.base import Gate, Span, answer, last_op, register, seconds
 from harness.measure.accounting import NoFinalRead
 from harness.measure.eventstore import _event_counts, audit_needed
-from harness.model import GateResult, History, Op, OpKind, Outcome, Verdict, detail_of
+from harness.model import EventKind, GateResult, History, Op, OpKind, Outcome, Verdict, detail_of, event_detail_of
 
 
 @register
@@ -195,21 +195,21 @@ class FailoverCompleted(Gate):
         self.threshold = f"reconnect within {timeout_s:g} s"
 
     def evaluate(self, history: History) -> GateResult:
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         phases = {
             e.kind: round(e.t - inject.t, 3)
             for e in reversed(history.events)
-            if e.t >= inject.t and e.kind in ("detect", "fence", "promote", "reconnect")
+            if e.t >= inject.t and e.kind in (EventKind.DETECT, EventKind.FENCE, EventKind.PROMOTE, EventKind.RECONNECT)
         }
-        error = history.first_event("failover_error", after=inject.t)
-        reconnect = history.first_event("reconnect", after=inject.t)
+        error = history.first_event(EventKind.FAILOVER_ERROR, after=inject.t)
+        reconnect = history.first_event(EventKind.RECONNECT, after=inject.t)
         if reconnect is None:
             return self.result(
                 Verdict.FAIL,
                 phases or None,
-                f"failover error: {error.detail.get('error')}" if error else "no reconnect event",
+                f"failover error: {event_detail_of(error).get('error')}" if error else "no reconnect event",
             )
         return self.judge(reconnect.t - inject.t <= self.timeout_s, phases)
 
@@ -223,11 +223,11 @@ class WritesResumed(Gate):
     description = "Writes resume through the API after the failover"
     threshold = "a write acknowledged after the reconnect"
 
-    def __init__(self, fault: str, after: str = "reconnect"):
+    def __init__(self, fault: str, after: EventKind = EventKind.RECONNECT):
         self.fault, self.after = fault, after
 
     def evaluate(self, history: History) -> GateResult:
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         if inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         mark = history.first_event(self.after, after=inject.t)
@@ -256,11 +256,11 @@ class ApprovalEventCount(Gate):
     description = "ApprovalEventCount after failover matches the approvals the primary acknowledged"
     threshold = "equal (indeterminate approvals either way)"
 
-    def __init__(self, fault: str, after: str = "reconnect"):
+    def __init__(self, fault: str, after: EventKind = EventKind.RECONNECT):
         self.fault, self.after = fault, after
 
     def evaluate(self, history: History) -> GateResult:
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         mark = history.first_event(self.after, after=inject.t) if inject else None
         if mark is None:
             return self.unknown(f"no {self.after} after the fault {self.fault!r}")
@@ -458,7 +458,7 @@ class PublishApprovalBlocked(Gate):
     # state changes: they need the database
     KINDS = (OpKind.WRITE, OpKind.CREATE_INTENT, OpKind.EVIDENCE, OpKind.APPROVE, OpKind.PUBLISH)
 
-    def __init__(self, fault: str, cause: str = "database", until: tuple[str, ...] = ("reconnect",)):
+    def __init__(self, fault: str, cause: str = "database", until: tuple[EventKind, ...] = (EventKind.RECONNECT,)):
         self.fault, self.cause, self.until = fault, cause, until
         self.threshold = f"503, cause {cause}; nothing acknowledged from the kill to the promotion"
         self.description = (
@@ -469,23 +469,23 @@ class PublishApprovalBlocked(Gate):
     def window(self, history: History) -> tuple[Span, float | None] | None:
         """(from the kill in effect to the promotion observed, or the reconnect; the earliest the
         promotion may have been), None: never injected."""
-        inject = history.first_event("inject", self.fault)
+        inject = history.first_event(EventKind.INJECT, self.fault)
         if inject is None:
             return None
-        placed = history.first_event("in_place", self.fault, after=inject.t) or history.first_event(
-            "detect", after=inject.t
+        placed = history.first_event(EventKind.IN_PLACE, self.fault, after=inject.t) or history.first_event(
+            EventKind.DETECT, after=inject.t
         )
         start = placed.t if placed is not None else inject.t
-        promoted = history.first_event("promote", after=inject.t)
+        promoted = history.first_event(EventKind.PROMOTE, after=inject.t)
         if promoted is not None:
-            return Span(start, promoted.t), promoted.t - float(promoted.detail.get("not_before_s") or 0.0)
+            return Span(start, promoted.t), promoted.t - float(event_detail_of(promoted).get("not_before_s") or 0.0)
         ends = [e.t for e in history.events if e.t >= inject.t and e.kind in self.until]
         end = min(ends) if ends else None
         return Span(start, end), end
 
     def evaluate(self, history: History) -> GateResult:
         found = self.window(history)
-        inject = history.first_event("inject", self.fault)  # None exactly when found is None
+        inject = history.first_event(EventKind.INJECT, self.fault)  # None exactly when found is None
         if found is None or inject is None:
             return self.unknown(f"no fault {self.fault!r} was injected")
         span, earliest = found

@@ -4,7 +4,7 @@ every heal; and the journal's promise that every fault injected was healed."""
 from __future__ import annotations
 
 from harness.gates.base import Gate, register
-from harness.model import GateResult, History, OpKind, Verdict, detail_of
+from harness.model import EventKind, GateResult, History, OpKind, Verdict, detail_of
 
 
 @register
@@ -28,8 +28,8 @@ class SteadyState(Gate):
 
     def evaluate(self, history: History) -> GateResult:
         checks = [o for o in history.ops_of(OpKind.STEADY_STATE) if detail_of(o).get("phase") == self.phase]
-        injects = history.events_of("inject")
-        heals = history.events_of("heal")
+        injects = history.events_of(EventKind.INJECT)
+        heals = history.events_of(EventKind.HEAL)
         if self.phase == "before":
             first = min((e.t for e in injects), default=None)
             checks = [o for o in checks if first is None or o.done <= first]
@@ -64,7 +64,7 @@ class FaultsHealed(Gate):
         self.no_fault_reason = no_fault_reason
 
     def evaluate(self, history: History) -> GateResult:
-        injects = history.events_of("inject")
+        injects = history.events_of(EventKind.INJECT)
         if not injects:
             return self.unknown(self.no_fault_reason, "no fault injected")
         left = _not_healed(history)
@@ -74,8 +74,8 @@ class FaultsHealed(Gate):
 def _not_healed(history: History) -> list[str]:
     """Labels of injections without a heal after them (a label may be injected again later)."""
     left: list[str] = []
-    for event in sorted(history.events_of("inject", "heal"), key=lambda e: e.t):
-        if event.kind == "inject":
+    for event in sorted(history.events_of(EventKind.INJECT, EventKind.HEAL), key=lambda e: e.t):
+        if event.kind == EventKind.INJECT:
             left.append(event.name)
         elif event.name in left:
             left.remove(event.name)

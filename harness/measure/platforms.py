@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from harness.model import Event, History
+from harness.model import Event, EventKind, History, event_detail_of
 
 APPLIED = 200  # the platform answered 200: the intent was applied (or was a replay of it)
 THROTTLED = 429
@@ -15,7 +15,7 @@ THROTTLED = 429
 
 def requests_at(history: History, platform: str) -> list[Event]:
     """Every request the platform's stand-in logged, in arrival order."""
-    return sorted(history.events_of("platform_request", source=f"platform:{platform}"), key=lambda e: e.t)
+    return sorted(history.events_of(EventKind.PLATFORM_REQUEST, source=f"platform:{platform}"), key=lambda e: e.t)
 
 
 def arrivals(history: History, platform: str) -> dict[str, list[Event]]:
@@ -23,15 +23,15 @@ def arrivals(history: History, platform: str) -> dict[str, list[Event]]:
     Test-IdempotencyKey lookups (GET /applied/<key>) are not applies."""
     out: dict[str, list[Event]] = {}
     for event in requests_at(history, platform):
-        key = event.detail.get("idempotency_key")
-        if key and event.detail.get("path", "/apply") == "/apply":
+        key = event_detail_of(event).get("idempotency_key")
+        if key and event_detail_of(event).get("path", "/apply") == "/apply":
             out.setdefault(key, []).append(event)
     return out
 
 
 def applied(events: list[Event]) -> list[Event]:
     """The arrivals the platform answered 200 (applied, or a replay of an applied key)."""
-    return [e for e in events if e.detail.get("status") == APPLIED]
+    return [e for e in events if event_detail_of(e).get("status") == APPLIED]
 
 
 def cp_time(history: History, t: float) -> float:

@@ -7,10 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.measure.accounting import WRITE, final_read_keys, final_read_op
-from harness.model import Event, History, Outcome
+from harness.model import Event, EventKind, History, Outcome, event_detail_of
 
-INJECT = "inject"
-HEAL = "heal"
 FIRST_WRITE = "first_write"
 # what a scenario's recovery is measured on: op kinds, or an apply at a platform ("apply:jamf")
 RECOVERY_OPS = ("write", "publish")
@@ -35,7 +33,7 @@ class RTOResult:
 
 def fault_event(history: History, fault: str | None = None) -> Event | None:
     """The inject event named `fault` (its first one), or the first inject event if no name."""
-    injects = [e for e in history.events if e.kind == INJECT and (fault is None or e.name == fault)]
+    injects = [e for e in history.events if e.kind == EventKind.INJECT and (fault is None or e.name == fault)]
     return min(injects, key=lambda e: e.t) if injects else None
 
 
@@ -49,9 +47,9 @@ def confirmed(history: History, on: str = WRITE) -> list[tuple[float, float, str
     if on.startswith("apply:"):
         source = f"platform:{on.split(':', 1)[1]}"
         return [
-            (e.t, e.t, e.detail.get("idempotency_key"))
+            (e.t, e.t, event_detail_of(e).get("idempotency_key"))
             for e in history.events
-            if e.kind == "platform_request" and e.source == source and e.detail.get("status") == 200
+            if e.kind == EventKind.PLATFORM_REQUEST and e.source == source and event_detail_of(e).get("status") == 200
         ]
     if on not in RECOVERY_OPS:
         raise ValueError(f"RTO is measured on {', '.join(RECOVERY_OPS)} or apply:<platform>, not {on!r}")
@@ -79,7 +77,7 @@ def rto(history: History, fault: str | None = None, on: str = WRITE) -> RTOResul
         what = f"no inject event named {fault!r}" if fault else "no inject event"
         return RTOResult(None, {}, f"RTO unknown: {what} in the history")
     phases = _phases(history, inject)
-    in_place = history.first_event("in_place", inject.name, after=inject.t)
+    in_place = history.first_event(EventKind.IN_PLACE, inject.name, after=inject.t)
     start = in_place.t if in_place is not None else inject.t
     after = [(done, key) for invoked, done, key in confirmed(history, on) if invoked >= start]
     what = on.split(":")[0]
@@ -93,7 +91,15 @@ def rto(history: History, fault: str | None = None, on: str = WRITE) -> RTOResul
     return RTOResult(seconds, phases, reason, inject.t)
 
 
-RECOVERY_KINDS = ("detect", "fence", "promote", "reconnect", "rebuild", "lag_check", "failback")
+RECOVERY_KINDS = (
+    EventKind.DETECT,
+    EventKind.FENCE,
+    EventKind.PROMOTE,
+    EventKind.RECONNECT,
+    EventKind.REBUILD,
+    EventKind.LAG_CHECK,
+    EventKind.FAILBACK,
+)
 
 
 def _phases(history: History, inject: Event) -> dict[str, float]:

@@ -11,7 +11,7 @@ from ..gates.api import (
 )
 from ..gates.availability import NoFailedRequestsBeyondProbeWindow
 from ..measure.probes import TARGET
-from ..model import FaultSpec, OpKind
+from ..model import EventKind, FaultSpec, OpKind
 from ..wait import poll
 from ..workload import ControlPlane
 from .common import applied_counts, availability_gate, wait_for_count
@@ -30,7 +30,7 @@ def kill_instance(scn: Scenario, name: str) -> None:
 def routed_around(scn: Scenario, name: str) -> None:
     """No client request may fail later than the load balancer's probe window after the kill."""
     label = f"kill-api:{name}"
-    inject = required(scn.recorder.history().first_event("inject", label), f"the injection of {label}")
+    inject = required(scn.recorder.history().first_event(EventKind.INJECT, label), f"the injection of {label}")
     window = scn.lab.probe_window()
     # let the workload run well past the window, so the checker has something to judge
     wait_for_count(scn, OpKind.WRITE, 20, after=inject.t + window, timeout=60)

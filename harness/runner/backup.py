@@ -13,7 +13,7 @@ import hashlib
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import botocore.exceptions
 
@@ -40,7 +40,7 @@ from ..gates.backup import (
     replay_tested,
 )
 from ..gates.waiver import waivable
-from ..model import FaultSpec, OpDetail, OpKind, Outcome
+from ..model import EventDetail, EventKind, FaultSpec, OpDetail, OpKind, Outcome, event_detail_of
 from ..wait import poll
 from ..workload import ControlPlane
 from .clock import _service, advance_clock, wait_caught_up
@@ -317,8 +317,8 @@ def restore(scn: Scenario, bucket: str, verify: bool = True) -> None:
         _read_restored(scn, node)
         validate_s["validate"] = time.monotonic() - started
 
-    def emit(kind: str, name: str, detail: dict) -> None:
-        scn.event(kind, name, source=RESTORE, **detail)
+    def emit(kind: str, name: str, detail: dict) -> None:  # the runbook's phases: EventKind values
+        scn.event(EventKind(kind), name, source=RESTORE, **cast(EventDetail, detail))
 
     def run():
         outcome = lab.restore_database(bucket=bucket, verify=verify, emit=emit, validate=validate)
@@ -405,15 +405,17 @@ def _read_restored(scn: Scenario, node: str) -> None:
 
 def _restored_taken_at(scn: Scenario) -> float | None:
     history = scn.recorder.history()
-    done = history.events_of("restore_done", source="restore")
-    return float(done[-1].detail["taken_at"]) if done else None
+    done = history.events_of(EventKind.RESTORE_DONE, source="restore")
+    return float(event_detail_of(done[-1])["taken_at"]) if done else None
 
 
 def _cp_clock(scn: Scenario):
     """wall time -> the Control Plane's clock at that time: the offset now, less every move of the
     clock the drill made since."""
     offset = _service(scn).cp_now() - time.time()
-    moves = [(e.wall, float(e.detail.get("seconds", 0))) for e in scn.recorder.history().events_of("clock")]
+    moves = [
+        (e.wall, float(event_detail_of(e).get("seconds", 0))) for e in scn.recorder.history().events_of(EventKind.CLOCK)
+    ]
     return lambda wall: wall + offset - sum(seconds for at, seconds in moves if at > wall)
 
 
@@ -479,7 +481,7 @@ def replay_after_snapshot(scn: Scenario) -> None:
         return
     cp = _cp_clock(scn)
     published_keys = {o.value for o in scn.recorder.ops(OpKind.PUBLISH) if o.ok and o.detail.get("workload")}
-    restored_at = scn.recorder.history().events_of("restore_done", source=RESTORE)[-1].wall
+    restored_at = scn.recorder.history().events_of(EventKind.RESTORE_DONE, source=RESTORE)[-1].wall
     lost = lost_to_restore(scn.recorder.ops(OpKind.WRITE), cp, taken_at, restored_at)
     replayed: list[str] = []
     survived: set[str] = set()  # 200, not 201: the restored store still had it; it is not sent again

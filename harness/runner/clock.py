@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from ..backup.schedule import HOUR
-from ..model import OpKind
+from ..model import EventKind, OpKind
 from ..wait import poll
 from ..workload import ControlPlane
 from .scenario import Scenario
@@ -66,7 +66,9 @@ def advance_clock(scn: Scenario, seconds: float, observe: bool = True) -> None:
     op = scn.call(OpKind.CLOCK_ADVANCE, ControlPlane.advance_clock(seconds, scn.lab.control_headers()))
     if not op.ok:
         raise RuntimeError(f"the Control Plane's clock cannot be moved: {op.error}")
-    scn.recorder.event("clock", f"advance:{seconds:g}s", scn.correlation_id, wall=op.wall_invoke, seconds=seconds)
+    scn.recorder.event(
+        EventKind.CLOCK, f"advance:{seconds:g}s", scn.correlation_id, wall=op.wall_invoke, seconds=seconds
+    )
     follow_clock(scn, seconds)
     if observe:
         amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"

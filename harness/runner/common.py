@@ -20,7 +20,7 @@ from ..lab.capabilities import FailoverManagerEvents
 from ..lab.connectors import PLATFORMS
 from ..matrix import links
 from ..measure.probes import TARGET
-from ..model import OpDetail, OpKind, Outcome
+from ..model import EventKind, OpDetail, OpKind, Outcome
 from ..plan import AvailabilityPolicy
 from ..wait import poll
 from ..workload import ApiClient, ControlPlane, Prober, SequencedWriter
@@ -279,12 +279,12 @@ def harvest(scn: Scenario) -> None:
         log = read(f"{platform} platform's request log", requests_of)
         if log is None:
             break
-        scn.recorder.import_records("platform_request", f"platform:{platform}", log, since_wall=since)
+        scn.recorder.import_records(EventKind.PLATFORM_REQUEST, f"platform:{platform}", log, since_wall=since)
     replaced = read("auto-scaling group's replacements", scn.lab.connector_replacements) or []
-    scn.recorder.import_records("worker_replaced", "asg", replaced, key="new_pid", since_wall=since)
+    scn.recorder.import_records(EventKind.WORKER_REPLACED, "asg", replaced, key="new_pid", since_wall=since)
     requests = read("S3 gateway's request log", lambda: scn.lab.gateway_requests("s3"))
     if requests is not None:
-        scn.recorder.import_records("gateway_request", "gateway:s3", requests, since_wall=since)
+        scn.recorder.import_records(EventKind.GATEWAY_REQUEST, "gateway:s3", requests, since_wall=since)
 
 
 # ---- the end of a scenario --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from ..gates.recovery import (
     WritesResumed,
 )
 from ..lab.failover import FailbackRefused, transaction_lag
-from ..model import FaultSpec, Op, OpDetail, OpKind, Outcome
+from ..model import EventKind, FaultSpec, Op, OpDetail, OpKind, Outcome
 from ..wait import poll
 from ..workload import ControlPlane
 from .common import pause_writer, read_events, wait_for_count, wait_for_ok
@@ -84,8 +84,8 @@ def writes_resume(scn: Scenario) -> None:
     """Writes go through the API again after the clients were repointed."""
     history = scn.recorder.history()
     fault = primary_fault(scn).label
-    inject = required(history.first_event("inject", fault), f"the injection of {fault}")
-    reconnect = history.first_event("reconnect", after=inject.t) or inject
+    inject = required(history.first_event(EventKind.INJECT, fault), f"the injection of {fault}")
+    reconnect = history.first_event(EventKind.RECONNECT, after=inject.t) or inject
     writer = scn.writer()
     if not writer.is_alive():  # paused for exact counts: write here until one goes through
         poll(lambda: writer.write_one().outcome is Outcome.OK, timeout=FAILOVER_TIMEOUT, interval=0.05)

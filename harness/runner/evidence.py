@@ -19,7 +19,7 @@ from ..gates.evidence import (
 )
 from ..gates.worm import WormRetention
 from ..matrix import links
-from ..model import FaultSpec, OpDetail, OpKind
+from ..model import EventKind, FaultSpec, OpDetail, OpKind
 from ..wait import poll
 from ..workload import ApiClient, ControlPlane
 from .common import read_events
@@ -244,7 +244,7 @@ def smoke_verification(scn: Scenario) -> None:
 def workload_publishes_resume(scn: Scenario) -> None:
     """Wait until a publish of the workload, invoked after the store's last heal, was accepted: the
     operation the row's RTO is measured on (judged by the recovery checkers, not here)."""
-    heals = [e.t for e in scn.recorder.history().events_of("heal")]
+    heals = [e.t for e in scn.recorder.history().events_of(EventKind.HEAL)]
     after = max(heals) if heals else 0.0
     poll(
         lambda: any(

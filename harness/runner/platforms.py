@@ -33,7 +33,7 @@ from ..gates.connectors import (
 )
 from ..gates.waiver import waivable
 from ..lab.connectors import LAB_CONNECTOR_BACKOFF
-from ..model import FaultSpec, OpDetail, OpKind
+from ..model import EventKind, FaultSpec, OpDetail, OpKind
 from ..plan import LAB_PROVIDERS
 from ..wait import poll
 from ..workload import ControlPlane
@@ -77,7 +77,7 @@ def events_about(scn: Scenario, type_: str, platform: str, look: bool = False) -
 
 
 def _fault_wall(scn: Scenario, platform: str) -> float | None:
-    injects = [e.wall for e in scn.recorder.history().events_of("inject") if e.name.endswith(f":{platform}")]
+    injects = [e.wall for e in scn.recorder.history().events_of(EventKind.INJECT) if e.name.endswith(f":{platform}")]
     return min(injects) if injects else None
 
 
@@ -200,13 +200,13 @@ def pass_time(scn: Scenario, seconds: float) -> None:
         return
     amount = f"{seconds / 60:g} min" if seconds < 2 * 3600 else f"{seconds / 3600:g} h"
     if not scn.drill.hold_real_time:
-        scn.recorder.event("clock_missing", f"not-passed:{seconds:g}s", scn.correlation_id, seconds=seconds)
+        scn.recorder.event(EventKind.CLOCK_MISSING, f"not-passed:{seconds:g}s", scn.correlation_id, seconds=seconds)
         scn.observe(
             f"{amount} did not pass: the target grants no clock control and the plan does not hold the "
             f"fault in real time (hold_real_time: true); the time rules are not judged."
         )
         return
-    scn.recorder.event("time_held", f"real-time:{seconds:g}s", scn.correlation_id, seconds=seconds)
+    scn.recorder.event(EventKind.TIME_HELD, f"real-time:{seconds:g}s", scn.correlation_id, seconds=seconds)
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         time.sleep(min(left, 5.0))  # the fault held in real time: the time itself is the point

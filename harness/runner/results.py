@@ -15,7 +15,7 @@ from ..faults.refused import worst_exit
 from ..files import plain
 from ..matrix import row_of
 from ..measure.accounting import NoFinalRead
-from ..model import DrillResult, History, ScenarioResult, Verdict
+from ..model import DrillResult, EventKind, History, ScenarioResult, Verdict, event_detail_of
 from ..plan import Plan
 from ..spec_floors import floors_of, waivers_json  # the targets' floors; the waivers used
 from .common import availability_gate
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..lab.base import Lab
 
 AVAILABILITY_TARGET = 0.999  # the spec's, for the error budget every report shows
-LAB_PART_EVENTS = ("platform_request", "gateway_request")
+LAB_PART_EVENTS = (EventKind.PLATFORM_REQUEST, EventKind.GATEWAY_REQUEST)
 
 
 def figures(scn: Scenario, history: History, target: float) -> tuple[dict[str, Any], dict[str, float], list[str]]:
@@ -117,7 +117,7 @@ def scenario_result(scn: Scenario, target: float = AVAILABILITY_TARGET) -> Scena
                 "wall": e.wall,
                 "correlation_id": e.correlation_id,
                 "event_id": e.event_id,
-                "forwarded": bool(e.detail.get("forwarded")),
+                "forwarded": bool(event_detail_of(e).get("forwarded")),
             }
             for e in own
         ],

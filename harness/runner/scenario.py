@@ -13,13 +13,27 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 
 from ..faults import FaultJournal
 from ..faults.refused import FaultNotInjected
 from ..gates import Gate
 from ..lab.capabilities import FailoverManagerEvents
-from ..model import FAILOVER, HARNESS, JOURNAL, Event, FaultSpec, GateResult, Op, OpDetail, OpKind, Outcome, Verdict
+from ..model import (
+    FAILOVER,
+    HARNESS,
+    JOURNAL,
+    Event,
+    EventDetail,
+    EventKind,
+    FaultSpec,
+    GateResult,
+    Op,
+    OpDetail,
+    OpKind,
+    Outcome,
+    Verdict,
+)
 from ..progress import Progress
 from ..workload import ApiClient, Prober, Recorder, Request, SequencedWriter
 
@@ -193,16 +207,25 @@ class Scenario:
         self.recovery = (fault, on)
 
     # -- what happened ----------------------------------------------------------------------
-    def event(self, kind: str, name: str, source: str = HARNESS, **detail: Any) -> Event:
-        """Record an event. One the harness acted out (DrillRun.forwards) is also delivered to the
-        event store by the harness's forwarder, marked `forwarded: True`; a failover event of a lab
-        that posts its own is recorded only (the timeline), with no event id of the harness's."""
+    def event(
+        self,
+        kind: EventKind,
+        name: str,
+        source: str = HARNESS,
+        wall: float | None = None,
+        **detail: Unpack[EventDetail],
+    ) -> Event:
+        """Record an event (at `wall`, an epoch time, when the lab gave one). One the harness acted
+        out (DrillRun.forwards) is also delivered to the event store by the harness's forwarder,
+        marked `forwarded: True`; a failover event of a lab that posts its own is recorded only (the
+        timeline), with no event id of the harness's."""
         forwarded = self.drill.forwards(source)
         if forwarded:
-            detail = {**detail, "forwarded": True}
-        elif source == FAILOVER:
-            detail = {**detail, "event_id": ""}
-        event = self.recorder.event(kind, name, self.correlation_id, source=source, **detail)
+            detail["forwarded"] = True
+        event_id = "" if not forwarded and source == FAILOVER else None
+        event = self.recorder.event(
+            kind, name, self.correlation_id, source=source, event_id=event_id, wall=wall, **detail
+        )
         self.drill.progress.event(kind, name)
         if forwarded and self.drill.forwarder is not None:
             self.drill.forwarder.submit(event)
@@ -213,7 +236,7 @@ class Scenario:
 
     def checkpoint(self, name: str) -> Event:
         """Mark the moment a step looked (a checker judges what happened before it)."""
-        return self.event("checkpoint", name)
+        return self.event(EventKind.CHECKPOINT, name)
 
     def inject(self, spec: FaultSpec, label: str) -> Any:
         """Inject (the journal records "inject" first: RTO counts from it), then mark the moment the
@@ -225,7 +248,7 @@ class Scenario:
             # the scenario could not act: said as such, never judged (harness.faults.refused)
             self.not_run = self.not_run or exc
             raise
-        self.event("in_place", label)
+        self.event(EventKind.IN_PLACE, label)
         return fault
 
     def heal(self, label: str | None = None, target: str | None = None) -> None:
@@ -310,6 +333,10 @@ class DrillRun:
         return source in FORWARDED or (source == FAILOVER and not isinstance(self.lab, FailoverManagerEvents))
 
     def lab_event(self, kind: str, name: str, detail: dict) -> None:
-        """The lab's own recovery events (failover controller): into the running scenario."""
+        """The lab's own recovery events (failover controller): into the running scenario. The lab
+        names its kind as a string (an EventKind's value: tests/unit/gates/test_eventkind.py) and
+        may time the event itself (`wall`: when an outside observer saw it happen)."""
         if self.current is not None and self.current.finished_at is None:
-            self.current.event(kind, name, FAILOVER, **detail)
+            fields = dict(detail)
+            wall = fields.pop("wall", None)
+            self.current.event(EventKind(kind), name, FAILOVER, wall=wall, **cast(EventDetail, fields))

@@ -6,9 +6,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Unpack, cast
 
-from ..model import HARNESS, Event, History, Op, OpDetail, OpKind, Outcome
+from ..model import HARNESS, Event, EventDetail, EventKind, History, Op, OpDetail, OpKind, Outcome
 
 
 class Recorder:
@@ -78,20 +78,22 @@ class Recorder:
 
     def event(
         self,
-        kind: str,
+        kind: EventKind,
         name: str,
         correlation_id: str = "",
         source: str = HARNESS,
         event_id: str | None = None,
         wall: float | None = None,
-        **detail: Any,
+        **detail: Unpack[EventDetail],
     ) -> Event:
-        """Record an event now (or at `wall`, an epoch time a lab part gave). Events emitted for
-        the event store get a fresh event_id unless one is given (pass "" for none)."""
+        """Record an event of `kind` now (or at `wall`, an epoch time a lab part gave): an EventKind (a
+        kind that is not one is refused with ValueError; the event keeps its plain string). Events
+        emitted for the event store get a fresh event_id unless one is given (pass "" for none)."""
+        kind_name = EventKind(kind).value
         now_wall = time.time()
         t = self.clock() if wall is None else self.mono(wall)
         event = Event(
-            kind=kind,
+            kind=kind_name,
             name=name,
             t=t,
             wall=now_wall if wall is None else wall,
@@ -106,7 +108,7 @@ class Recorder:
 
     def import_records(
         self,
-        kind: str,
+        kind: EventKind,
         source: str,
         records: Iterable[Mapping[str, Any]],
         key: str = "n",
@@ -123,7 +125,8 @@ class Recorder:
             if since_wall is not None and at < since_wall:
                 continue
             self._imported.add(ident)
-            detail = {k: v for k, v in record.items() if k != "at"}
+            # the part's own fields, as it logged them (EventDetail names those the gates read)
+            detail = cast(EventDetail, {k: v for k, v in record.items() if k != "at"})
             self.event(kind, source, source=source, event_id="", wall=float(at), **detail)
             added += 1
         return added

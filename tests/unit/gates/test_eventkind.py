@@ -1,0 +1,188 @@
+"""EventKind (harness.model) is the one list of event kinds, as OpKind is of op kinds: the runner,
+the gates and the measurements name a kind only through a member; the lab's failover controller,
+the restore runbook and the fault journal (below the runner, naming kinds through a callback) use
+only members' values; every member is made or read somewhere; and every detail key a gate or a
+measurement reads through event_detail_of is in EventDetail. Recorder.event refuses a kind that is
+not a member and keeps the plain string, so what results.json holds is unchanged."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.model import EventDetail, EventKind
+from harness.workload.recorder import Recorder
+
+HARNESS = Path(__file__).resolve().parents[3] / "harness"
+VALUES = {k.value for k in EventKind}
+# calls that make an event: name -> index of the kind argument
+MAKING_CALLS = {"event": 0, "import_records": 0, "record": 0, "on_event": 0, "_event": 0, "emit": 0, "lab_event": 0}
+# calls that read events by kind: name -> index of the kind argument (None: every argument)
+READING_CALLS = {"events_of": None, "first_event": 0, "fault_span": 2}
+# below the runner: they name a kind as a string (a callback's argument), each an EventKind value
+EMITTERS = (HARNESS / "lab", HARNESS / "backup" / "restore.py", HARNESS / "faults" / "journal.py")
+# above them: a kind only as EventKind.NAME
+TYPED = ("runner", "gates", "measure", "chaos", "workload")
+
+
+def _name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else None
+
+
+def _literals(node: ast.expr) -> list[str]:
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def _kind_like(text: str) -> bool:
+    return text.isidentifier() and text.islower()
+
+
+def _sources(*paths: Path) -> Iterator[tuple[Path, str]]:
+    for path in paths:
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            yield file, file.read_text(encoding="utf-8")
+
+
+def made_kinds(source: str) -> set[str]:
+    """The string kinds a module makes events of: the literal kind of event(), on_event(), emit(), ..."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and _name(node.func) in MAKING_CALLS:
+            index = MAKING_CALLS[_name(node.func) or ""]
+            for arg in node.args[index : index + 1]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and _kind_like(arg.value):
+                    found.add(arg.value)
+    return found
+
+
+def bare_kinds(source: str) -> list[str]:
+    """String literals where a kind is made or read (event(), events_of(), first_event(),
+    fault_span's until, `e.kind == ...` of an event): above the emitters, a member must be named."""
+    bare: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and _name(node.func) in {**MAKING_CALLS, **READING_CALLS}:
+            index = {**MAKING_CALLS, **READING_CALLS}[_name(node.func) or ""]
+            for arg in node.args if index is None else node.args[index : index + 1]:
+                bare += [s for s in _literals(arg) if _kind_like(s)]
+        elif (
+            isinstance(node, ast.Compare)
+            and isinstance(node.left, ast.Attribute)
+            and node.left.attr == "kind"
+            and not (isinstance(node.left.value, ast.Name) and node.left.value.id in ("o", "op", "m"))
+        ):
+            for right in node.comparators:
+                bare += [s for s in _literals(right) if s in VALUES]
+    return bare
+
+
+def members_named(source: str) -> set[str]:
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "EventKind"
+    }
+
+
+def event_detail_keys_read(source: str) -> set[str]:
+    """Keys read as `event_detail_of(e).get("k")` or `event_detail_of(e)["k"]`."""
+    keys: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        target = key = None
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+        ):
+            target, key = node.func.value, node.args[0]
+        elif isinstance(node, ast.Subscript):
+            target, key = node.value, node.slice
+        if (
+            isinstance(target, ast.Call)
+            and _name(target.func) == "event_detail_of"
+            and isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+        ):
+            keys.add(key.value)
+    return keys
+
+
+# ---- the scanners see what they must (else the checks below would pass on nothing) --------------
+
+
+def test_the_scanners_find_made_and_bare_kinds_and_detail_keys():
+    source = (
+        'self.on_event("promote", name, {})\nemit("restore_dnoe", sid, {})\nself.record(EventKind.HEAL, x)\n'
+        'h.events_of("inject", EventKind.HEAL)\nh.first_event("checkpiont")\nfault_span(h, f, ("fence",))\n'
+        'x = [e for e in h.events if e.kind == "clock"]\ny = [o for o in h.ops if o.kind == "write"]\n'
+        'a = event_detail_of(e).get("seconds")\nb = event_detail_of(e)["snapshot_id"]\nc = e.detail.get("path")\n'
+    )
+    assert made_kinds(source) == {"promote", "restore_dnoe"}
+    assert sorted(bare_kinds(source)) == ["checkpiont", "clock", "fence", "inject", "promote", "restore_dnoe"]
+    assert members_named(source) == {"HEAL"}
+    assert event_detail_keys_read(source) == {"seconds", "snapshot_id"}
+
+
+# ---- the contract -------------------------------------------------------------------------------
+
+
+def test_the_lab_the_runbook_and_the_journal_make_only_eventkind_values():
+    made = {(kind, path.name) for path, source in _sources(*EMITTERS) for kind in made_kinds(source)}
+    assert {kind for kind, _ in made} >= {"detect", "promote", "reconnect", "restore_done"}  # the scan sees them
+    unknown = sorted(f"{kind} ({name})" for kind, name in made if kind not in VALUES)
+    assert not unknown, f"event kinds that are not EventKind members: {unknown}"
+
+
+def test_the_runner_gates_and_measurements_name_kinds_only_through_members():
+    bare = sorted(
+        f"{path.relative_to(HARNESS)}: {kind!r}"
+        for path, source in _sources(*(HARNESS / part for part in TYPED))
+        for kind in bare_kinds(source)
+    )
+    assert not bare, f"an event kind as a bare string (name its EventKind member): {bare}"
+
+
+def test_every_member_is_made_or_read_somewhere():
+    named: set[str] = set()
+    for _, source in _sources(HARNESS):
+        named |= members_named(source)
+    made = {kind for _, source in _sources(*EMITTERS) for kind in made_kinds(source)}
+    assert not named - set(EventKind.__members__), f"EventKind.{named - set(EventKind.__members__)} is no member"
+    unused = sorted(k.name for k in EventKind if k.name not in named and k.value not in made)
+    assert not unused, f"members nobody makes or reads: {unused}"
+
+
+def test_every_event_detail_key_the_gates_and_measurements_read_is_in_event_detail():
+    keys = set(EventDetail.__optional_keys__) | set(EventDetail.__required_keys__)
+    read = {
+        (key, path.name)
+        for part in TYPED
+        for path, source in _sources(HARNESS / part)
+        for key in event_detail_keys_read(source)
+    }
+    assert {key for key, _ in read} >= {"seconds", "snapshot_id", "path"}  # the scan sees them
+    unknown = sorted(f"{key} ({name})" for key, name in read if key not in keys)
+    assert not unknown, f"detail keys read that EventDetail lacks: {unknown}"
+
+
+def test_the_recorder_refuses_a_kind_that_is_no_member_and_records_nothing():
+    recorder = Recorder()
+    with pytest.raises(ValueError, match="'checkpiont' is not a valid EventKind"):
+        recorder.event("checkpiont", "x")  # type: ignore[arg-type]  # the typo mypy would catch
+    assert recorder.history().events == ()
+
+
+def test_an_event_keeps_the_plain_string_so_results_are_unchanged():
+    recorder = Recorder()
+    event = recorder.event(EventKind.RESTORE_DONE, "snap-1", "cid", source="restore", seconds=1.5, snapshot_id="s")
+    assert type(event.kind) is str and event.kind == "restore_done" == EventKind.RESTORE_DONE
+    assert json.dumps({"kind": event.kind, **event.detail}) == (
+        '{"kind": "restore_done", "seconds": 1.5, "snapshot_id": "s"}'
+    )
+    assert recorder.history().events_of(EventKind.RESTORE_DONE, source="restore") == [event]
