@@ -7,8 +7,8 @@ backup buckets and the key vault, set up with the calls of harness/lab/backups.p
 1. fill the Control Plane database (schema: controlplane/schema.sql) up to the size;
 2. take_snapshot: pg_dump -Fc of an exported snapshot, AES-256-GCM, upload -> s, MB/s, object size;
 3. restore with verify=True and verify=False into the target (pg_restore_into, as
-   EmbeddedLab.restore_database does), each followed by our validate: count(*) of every table of
-   the manifest on the restored database against the manifest's counts;
+   the embedded lab's Backups part does in restore_database), each followed by our validate:
+   count(*) of every table of the manifest on the restored database against the manifest's counts;
 4. PgCluster.add_replica (pg_basebackup + start + streaming) of the same database: the
    physical-copy reference.
 

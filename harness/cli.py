@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import exits
 from .inputs import InputError
+from .lab.capabilities import DatabaseNodes
 from .lab.reaper import UnsafeStateDir
 from .provenance import version_text
 from .report.cli import add_cab_args, add_record_args
@@ -322,7 +323,7 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         lab = make_lab(spec).up()
-        lab.database_primary()
+        lab.part(DatabaseNodes).database_primary()
     except LabStartError as exc:
         _err(f"drill validate: the target cannot be reached: {exc}")
         return exits.UNREACHABLE

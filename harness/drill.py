@@ -52,8 +52,11 @@ def preflight(plan: Plan, lab: Lab, confirm: str | None) -> str | None:
             f"{plan.path}: the {plan.lab.provider} lab cannot run {rows}, "
             f"so nothing was started: {' | '.join(lacking)}. {fix}"
         )
-    if isinstance(lab, PlanConfigured):  # configured by its plan: its faults stay inside lab.blast_radius
-        refused = outside_blast_radius(list(plan.scenarios), lab.fault_targets(), lab.blast_radius, plan.tags)
+    configured = lab.find(PlanConfigured)
+    if configured is not None:  # configured by its plan: its faults stay inside lab.blast_radius
+        refused = outside_blast_radius(
+            list(plan.scenarios), configured.fault_targets(), configured.blast_radius, plan.tags
+        )
         if refused:
             return (
                 f"{plan.path}: key 'lab.blast_radius': these faults touch what it does not list, "
@@ -72,12 +75,13 @@ def refused_before_start(plan: Plan, confirm: str | None = None) -> str | None:
 def _keys_that_give(plan: Plan, lab: Lab, have: frozenset[str]) -> list[str]:
     """The plan keys that would give the lab what the selected steps lack (a provider configured
     by its plan, the external one, says which); [] when no key can."""
-    if not isinstance(lab, PlanConfigured):
+    configured = lab.find(PlanConfigured)
+    if configured is None:
         return []
     needed = {cap for path in plan.scenarios for step in feature_steps(path, plan.tags) for cap in step_needs(step)}
     keys: list[str] = []
     for cap in sorted(needed - set(have)):
-        missing = lab.missing_keys(cap)
+        missing = configured.missing_keys(cap)
         if not missing:
             return []  # a capability no key gives (the backup service): another provider
         keys += [k for k in missing if k not in keys]

@@ -44,7 +44,7 @@ from ..gates.recovery import DuplicatedWrites, LostWrites, RtoSeconds
 from ..gates.waiver import waivable
 from ..inputs import printable
 from ..lab import proc, reaper
-from ..lab.capabilities import Containers
+from ..lab.capabilities import ApiTier, Containers
 from ..model import OpKind, Verdict
 from ..plan import LabSpec, Plan
 from ..report.record import Recording, complete, write_outputs
@@ -100,7 +100,7 @@ def capability(step: Step, lab: Lab) -> str | None:
     if step.spec.type.startswith(("container_", "network_")):
         return (
             None
-            if isinstance(lab, Containers)
+            if lab.find(Containers) is not None
             else f"fault {step.name}: {step.spec.type} needs the container lab (lab provider testcontainers)"
         )
     lacking = sorted(cls.NEEDS - lab.capabilities())  # what the fault type needs (Fault.NEEDS)
@@ -113,7 +113,7 @@ def capability(step: Step, lab: Lab) -> str | None:
         )
         return f"fault {step.name}: the {lab.provider} lab {what} (capability {needed})"
     if step.spec.type == "api_instance_kill":
-        names = lab.api_instances()
+        names = lab.capability(ApiTier).api_instances()
         if target in (*names, "all"):
             return None
         return f"fault {step.name}: no API instance {target!r} ({', '.join(names)})"
@@ -138,7 +138,7 @@ def refused_before_start(plan: ChaosPlan, lab: Lab) -> list[str]:
         if (
             cls is None
             or issubclass(cls, (ToxicFault, ProxyDown))
-            or (step.spec.type == "api_instance_kill" and not lab.api_instances())
+            or (step.spec.type == "api_instance_kill" and not lab.part(ApiTier).api_instances())
         ):
             continue
         problem = capability(step, lab)

@@ -110,15 +110,15 @@ class DatabaseLoss(Fault):
         self.lost = self.uses(ctx, Backups).lose_database()
 
     def heal(self, ctx: FaultContext) -> None:
-        lab = self.uses(ctx, Backups)
-        if not lab.database_lost():
+        backups = self.uses(ctx, Backups)
+        if not backups.database_lost():
             return
-        if lab.database_primary_lost():
-            outcome = lab.restore_database()
+        if backups.database_primary_lost():
+            outcome = backups.restore_database()
             if not outcome.ok:
                 why = outcome.candidates[-1].reason if outcome.candidates else "no snapshot"
                 raise RuntimeError(f"the database could not be restored: {why}")
-        lab.rebuild_database_replicas()
+        backups.rebuild_database_replicas()
 
     def describe(self) -> str:
         return f"{self.TYPE} of {', '.join(self.lost) or self.spec.target} (SIGKILL, data deleted)"

@@ -9,15 +9,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ..errors import FaultError as FaultError  # raised by every fault; defined at the bottom layer
+from ..lab.base import Lab
 from ..lab.capabilities import CapabilityMissing
 from ..model import FaultSpec
 from ..toxiproxy.client import ToxiproxyControl
-
-if TYPE_CHECKING:
-    from ..lab.base import Lab
 
 REQUIRED = object()
 P = TypeVar("P")
@@ -112,11 +110,12 @@ class Fault:
         lab = ctx.lab
         if lab is None:
             raise FaultError(f"fault {self.TYPE!r} needs a lab (ctx.lab)")
-        if not isinstance(lab, proto):
+        part = lab.find(proto) if isinstance(lab, Lab) else lab if isinstance(lab, proto) else None
+        if part is None:
             raise CapabilityMissing(
                 f"fault {self.TYPE!r} acts through {proto.__name__}, which the lab ({type(lab).__name__}) lacks"
             )
-        return lab
+        return part
 
     def describe(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())

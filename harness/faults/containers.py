@@ -26,12 +26,13 @@ class ContainerFault(Fault):
     NEEDS = frozenset()  # no capability name: it needs the container lab itself (harness.chaos.runner checks it)
 
     def container(self, ctx: FaultContext) -> Any:  # a docker SDK container (untyped)
-        return self.lab(ctx).container(self.spec.target)
+        return self.handles(ctx).container(self.spec.target)
 
-    def lab(self, ctx: FaultContext) -> Containers:
-        if not isinstance(ctx.lab, Containers):
+    def handles(self, ctx: FaultContext) -> Containers:
+        handles = ctx.lab.find(Containers) if ctx.lab is not None else None
+        if handles is None:
             raise RuntimeError(f"fault {self.TYPE} needs the container lab (lab: testcontainers)")
-        return ctx.lab
+        return handles
 
 
 @register
@@ -48,7 +49,7 @@ class ContainerKill(ContainerFault):
         container = self.container(ctx)
         container.reload()
         if container.status != "running":
-            _wait_status(self.lab(ctx).recreate(self.spec.target), "running")
+            _wait_status(self.handles(ctx).recreate(self.spec.target), "running")
 
 
 @register
@@ -83,7 +84,7 @@ class NetworkDisconnect(ContainerFault):
     DESCRIPTION = "takes the container off the lab network; heal: reconnect it with its alias"
 
     def inject(self, ctx: FaultContext) -> None:
-        self.lab(ctx).disconnect(self.spec.target)
+        self.handles(ctx).disconnect(self.spec.target)
 
     def heal(self, ctx: FaultContext) -> None:
-        self.lab(ctx).reconnect(self.spec.target)
+        self.handles(ctx).reconnect(self.spec.target)

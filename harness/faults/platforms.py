@@ -1,8 +1,8 @@
 """Faults of the platform APIs behind the connectors (matrix rows 4-6), through the lab.
 
 ``platform_degrade`` sets a platform API's mode (429 with Retry-After, 503, hang) for every
-request or the next ``requests``, through ctx.lab.set_platform_mode (a stand-in's control
-endpoint, or an external target's runbook hook); ``platform_down``
+request or the next ``requests``, through the lab's PlatformStandIns part (set_platform_mode: a
+stand-in's control endpoint, or an external target's runbook hook); ``platform_down``
 SIGKILLs the platform's server and its heal starts it again on the same port.
 """
 

@@ -37,10 +37,10 @@ class DatabasePrimaryKill(Fault):
         self.killed: str | None = None  # the node killed, for the record
 
     def inject(self, ctx: FaultContext) -> None:
-        lab = self.uses(ctx, DatabaseNodes)
-        self.node = lab.database_primary()
+        db = self.uses(ctx, DatabaseNodes)
+        self.node = db.database_primary()
         try:
-            lab.kill_database_node(self.node)
+            db.kill_database_node(self.node)
         except Exception as exc:
             if not may_have_acted(exc):  # the kill was refused: nothing to bring back
                 self.node = None
@@ -71,16 +71,16 @@ class ApiInstanceKill(Fault):
         self.killed: list[str] = []
 
     def inject(self, ctx: FaultContext) -> None:
-        lab = self.uses(ctx, ApiTier)
+        api = self.uses(ctx, ApiTier)
         names = (
             [self.spec.target]
             if self.spec.target != "all"
-            else [n for n in lab.api_instances() if lab.api_instance_alive(n)]
+            else [n for n in api.api_instances() if api.api_instance_alive(n)]
         )
         for name in names:
             self.killed.append(name)
             try:
-                lab.kill_api_instance(name)
+                api.kill_api_instance(name)
             except Exception as exc:
                 if not may_have_acted(exc):  # refused: that instance needs no redeploy
                     self.killed.remove(name)

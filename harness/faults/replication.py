@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import LabStartError
 from ..lab.base import Lab
-from ..lab.capabilities import PlanConfigured
+from ..lab.capabilities import DatabaseNodes, PlanConfigured
 from ..model import FaultSpec
 from .base import Fault, FaultContext, build
 
@@ -23,14 +23,19 @@ def partition_replication(lab: Lab, replica: str) -> Fault:
     if lab.dry_run:
         raise PermissionError(f"dry run: fault refused ({lab.interlock()})")
     if "replication_cut" not in lab.capabilities():
-        keys = lab.missing_keys("replication_cut") if isinstance(lab, PlanConfigured) else []
+        configured = lab.find(PlanConfigured)
+        keys = configured.missing_keys("replication_cut") if configured is not None else []
         raise LabStartError(
             f"the plan has no {' and '.join(keys)} to cut"
             if keys
             else f"the {lab.provider or type(lab).__name__} lab cannot cut a replication link "
             f"(capability replication_cut)"
         )
-    fault = build(FaultSpec("partition", lab.replication_proxy_name(replica), time_limit_s=CUT_TIME_LIMIT_S))
+    fault = build(
+        FaultSpec(
+            "partition", lab.capability(DatabaseNodes).replication_proxy_name(replica), time_limit_s=CUT_TIME_LIMIT_S
+        )
+    )
     fault.inject(_context(lab))
     return fault
 

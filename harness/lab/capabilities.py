@@ -1,14 +1,16 @@
 """What a lab can do for a drill, as small typing.Protocols: each capability is declared once, here.
 
-A drill asks for a capability with `lab.capability(ApiTier)` (harness.lab.base.Lab): the lab typed as that protocol, or
-CapabilityMissing (a NotImplementedError) naming what is missing. The capability names a plan's
-steps need (harness.steps.needs) and a provider reports (Lab.capabilities()) derive from the
-protocols: CAPABILITIES is built from GIVES, never written a second time.
+A provider is composed of part objects (harness.lab.parts, harness.lab.external.parts), each
+implementing the protocols of one concern. A drill asks for a capability with
+`lab.capability(ApiTier)` (harness.lab.base.Lab): the part that implements it, or CapabilityMissing
+(a NotImplementedError) naming what is missing. The capability names a plan's steps need
+(harness.steps.needs) and a provider reports (Lab.capabilities()) derive from the protocols its
+parts implement: CAPABILITIES is built from GIVES, never written a second time.
 
-A protocol is asked at run time as Jepsen's `satisfies?`: the lab must have the protocol's
-members (a runtime_checkable isinstance) and, for a protocol that gives capability names, report
-at least one of them (the external lab has the members of every protocol, but only the
-capabilities its plan configures).
+A protocol is asked at run time as Jepsen's `satisfies?`: a part must implement it (a
+runtime_checkable isinstance) and, for a protocol that gives capability names, the lab must report
+at least one of them (the external lab has a part for every protocol but Backups and Containers,
+and reports only the capabilities its plan configures).
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import json
 import os
 import secrets
 import shutil
@@ -60,13 +59,25 @@ from ..net import LOOPBACK, free_port
 from ..toxiproxy.client import ToxiproxyControl
 from ..wait import poll, until_up
 from . import proc, reaper
-from .base import CAPABILITIES, Lab, running
+from .base import running
 from .connectors import PLATFORMS, ConnectorTier
 from .engine import Engine, find_engine
 from .eventpost import RoleChangePoster
 from .failover import FailoverController
 from .haproxy import LoadBalancer
-from .parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, S3_ENV, LabParts
+from .parts import (
+    EVIDENCE_BUCKET,
+    EVIDENCE_REPLICA_BUCKET,
+    S3_ENV,
+    ApiInstances,
+    ConnectorParts,
+    ControlEndpoints,
+    EvidenceReads,
+    ManagerEvents,
+    ObservedNodes,
+    SiemFile,
+    TopologyLab,
+)
 
 BASE_IMAGE = "localhost/drill/base:latest"
 DEFAULT_IMAGES = {
@@ -415,7 +426,7 @@ class ContainerLauncher:
             for i, log in enumerate(self.lab.replaced_logs.get(name, []))
         ]
         try:
-            current = self.lab.container(name).logs(tail=lines).decode(errors="replace")
+            current = self.lab._container(name).logs(tail=lines).decode(errors="replace")
         except Exception:
             current = "(no logs)"
         return "".join(earlier) + ("(current container)\n" if earlier else "") + current
@@ -455,7 +466,7 @@ class ContainerLoadBalancer(LoadBalancer):
         self.process = None  # its container goes with the lab
 
 
-class ContainerLab(LabParts, Lab):
+class ContainerLab(TopologyLab):
     provider = "testcontainers"
 
     def __init__(
@@ -482,7 +493,7 @@ class ContainerLab(LabParts, Lab):
         self.toxiproxy: ToxiproxyControl | None = None
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
-        self.poster = None  # the failover manager's own event delivery (LabParts), made by up()
+        self.poster = None  # the failover manager's own event delivery (TopologyLab), made by up()
         self.root: Path | None = None
         self.registration: reaper.Registration | None = None
         self.api_url = ""
@@ -495,9 +506,16 @@ class ContainerLab(LabParts, Lab):
         self.subnet: Any = None
         self.control_token = secrets.token_urlsafe(24)
         self.connectors: ConnectorTier | None = None
-
-    def capabilities(self) -> frozenset[str]:
-        return frozenset(CAPABILITIES) - {"backups"}
+        self._parts = (
+            ContainerDatabase(self),
+            ApiInstances(self, self._kill_instance, self._redeploy_instance),
+            EvidenceReads(self),
+            SiemFile(lambda: self.root / "siem.jsonl" if self.root else None),
+            ConnectorParts(self),
+            ControlEndpoints(self),
+            ContainerHandles(self),
+            ManagerEvents(self),
+        )
 
     @property
     def manager(self) -> FailoverController:
@@ -587,7 +605,7 @@ class ContainerLab(LabParts, Lab):
         self.containers[name] = wrapped
         return wrapped
 
-    def recreate(self, name: str) -> Any:
+    def _recreate(self, name: str) -> Any:
         """A killed or stopped part back as a new container of the same spec, address and ports.
         Not the same container started again: podman tears a killed container's network down
         after the kill, asynchronously, and a start before that teardown ends loses its network."""
@@ -609,22 +627,12 @@ class ContainerLab(LabParts, Lab):
         except Exception:
             pass
 
-    def container(self, name: str) -> Any:
-        """The docker-py container of a part (for the container faults)."""
+    def _container(self, name: str) -> Any:
+        """The docker-py container of a part (the container faults reach it through ContainerHandles)."""
         try:
             return self.containers[name]
         except KeyError:
             raise KeyError(f"no container named {name!r}; known: {', '.join(sorted(self.containers))}") from None
-
-    def disconnect(self, name: str) -> None:
-        self.network._network.disconnect(self.container(name).id)
-
-    def reconnect(self, name: str) -> None:
-        container = self.container(name)
-        container.reload()
-        if self.network.name not in (container.attrs["NetworkSettings"].get("Networks") or {}):
-            # back on its old address: the proxies in front of it point there
-            self.network._network.connect(container.id, aliases=[name], ipv4_address=self.addresses.get(name))
 
     def ip(self, name: str) -> str:
         """A part's address on the lab network. The lab's own links use addresses, not names:
@@ -798,7 +806,7 @@ class ContainerLab(LabParts, Lab):
             until_up(
                 lambda: (
                     requests.get(
-                        f"{self.gateway_url}/_drill/requests", headers=self.control_headers(), timeout=1
+                        f"{self.gateway_url}/_drill/requests", headers=self._control_headers(), timeout=1
                     ).status_code
                     == 200
                 ),
@@ -922,39 +930,20 @@ class ContainerLab(LabParts, Lab):
             raise LabStartError(f"Control Plane container {name} did not start: {logs}")
 
     # -- API instances: the stateless tier's faults (container kill, a new container) ------------
-    def kill_api_instance(self, name: str) -> None:
+    def _kill_instance(self, name: str) -> None:
         """SIGKILL one API instance's container (an availability zone's service is gone)."""
         self.instances[name].kill()
 
-    def redeploy_api_instance(self, name: str) -> None:
+    def _redeploy_instance(self, name: str) -> None:
         """A new container of the instance (same address and port); waits until live."""
         if self.instances[name].poll() is None:
             return
-        self.recreate(name)
+        self._recreate(name)
         self._wait_instance(name, time.monotonic() + START_TIMEOUT)
 
     def reset_faults(self) -> None:
         super().reset_faults()
         self.reset_platforms()
-
-    def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
-        """LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser, over its
-        published port (harness.lab.eventstore)."""
-        from .eventstore import EventStoreWriteBlock
-
-        primary = self.primary
-        return EventStoreWriteBlock.hold(
-            primary.name,
-            lambda **kw: psycopg.connect(
-                host=primary.host,
-                port=primary.port,
-                user="postgres",
-                password=self.password,
-                dbname="controlplane",
-                **kw,
-            ),
-            time_limit_s=time_limit_s,
-        )
 
     # -- the cluster interface the failover controller uses ------------------------------------
     @property
@@ -1022,21 +1011,67 @@ class ContainerLab(LabParts, Lab):
         self.primary.set_synchronous([self.manager.candidate] if mode == "sync" else [])
         self.replication = mode
 
+
+class ContainerDatabase(ObservedNodes):
+    """The container lab's database tier (DatabaseNodes, EventStoreBlock): a PostgreSQL container
+    per node under the lab's failover manager."""
+
+    lab: ContainerLab
+
+    def __init__(self, lab: ContainerLab):
+        super().__init__(lab)
+
     def database_primary(self) -> str:
-        return self.primary.name
+        return self.lab.primary.name
 
     def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
-        with psycopg.connect(self[name].dsn, autocommit=True) as conn:
+        with psycopg.connect(self.lab[name].dsn, autocommit=True) as conn:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
 
     def kill_database_node(self, name: str) -> None:
-        self.nodes[name].kill()
+        self.lab.nodes[name].kill()
 
-    def siem_records(self) -> list[dict] | None:
-        path = self.root / "siem.jsonl" if self.root else None
-        if path is None:
-            return None
-        if not path.exists():  # never written: no record yet
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
+        """LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser, over its
+        published port (harness.lab.eventstore)."""
+        from .eventstore import EventStoreWriteBlock
+
+        primary = self.lab.primary
+        return EventStoreWriteBlock.hold(
+            primary.name,
+            lambda **kw: psycopg.connect(
+                host=primary.host,
+                port=primary.port,
+                user="postgres",
+                password=self.lab.password,
+                dbname="controlplane",
+                **kw,
+            ),
+            time_limit_s=time_limit_s,
+        )
+
+
+class ContainerHandles:
+    """Each part in a container of its own (Containers): what the container faults act on."""
+
+    def __init__(self, lab: ContainerLab):
+        self.lab = lab
+
+    def container(self, name: str) -> Any:
+        """The docker-py container of a part."""
+        return self.lab._container(name)
+
+    def recreate(self, name: str) -> Any:
+        """A killed or stopped part back as a new container of the same spec, address and ports."""
+        return self.lab._recreate(name)
+
+    def disconnect(self, name: str) -> None:
+        self.lab.network._network.disconnect(self.container(name).id)
+
+    def reconnect(self, name: str) -> None:
+        container = self.container(name)
+        container.reload()
+        if self.lab.network.name not in (container.attrs["NetworkSettings"].get("Networks") or {}):
+            # back on its old address: the proxies in front of it point there
+            self.lab.network._network.connect(container.id, aliases=[name], ipv4_address=self.lab.addresses.get(name))

@@ -45,13 +45,27 @@ from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from ..wait import until_up
 from . import proc, reaper
 from .backups import BackupService
-from .base import CAPABILITIES, Lab, running
+from .base import running
+from .capabilities import DatabaseNodes
 from .connectors import ConnectorTier, ProcessLauncher
 from .eventpost import RoleChangePoster
 from .failover import FailoverController
 from .haproxy import LoadBalancer
 from .moto import MotoServer
-from .parts import EVIDENCE_BUCKET, EVIDENCE_REPLICA_BUCKET, S3_ENV, LabParts, store_client
+from .parts import (
+    EVIDENCE_BUCKET,
+    EVIDENCE_REPLICA_BUCKET,
+    S3_ENV,
+    ApiInstances,
+    ConnectorParts,
+    ControlEndpoints,
+    EvidenceReads,
+    ManagerEvents,
+    ObservedNodes,
+    SiemFile,
+    TopologyLab,
+    store_client,
+)
 from .postgres import APP_DATABASE, APP_ROLE, PgCluster
 
 PRIMARY, SYNC_REPLICA, ANALYTICS = "pg-a", "pg-b", "pg-analytics"
@@ -77,7 +91,7 @@ def forget_lab_files(record: dict) -> None:
 reaper.register_cleanup("embedded-lab", forget_lab_files)
 
 
-class EmbeddedLab(LabParts, Lab):
+class EmbeddedLab(TopologyLab):
     provider = "embedded"
 
     def __init__(
@@ -115,7 +129,7 @@ class EmbeddedLab(LabParts, Lab):
         self._cp_serve: list[str] = []
         self.lb: LoadBalancer | None = None
         self.failover: FailoverController | None = None
-        self.poster = None  # the failover manager's own event delivery (LabParts), made by up()
+        self.poster = None  # the failover manager's own event delivery (TopologyLab), made by up()
         self.api_url = ""
         self.siem_path: Path | None = None
         self.started_in: float | None = None
@@ -123,9 +137,16 @@ class EmbeddedLab(LabParts, Lab):
         self._proxies: list[str] = []
         self.connectors: ConnectorTier | None = None
         self.backups: BackupService | None = None
-
-    def capabilities(self) -> frozenset[str]:
-        return frozenset(CAPABILITIES)
+        self._parts = (
+            EmbeddedDatabase(self),
+            ApiInstances(self, self._kill_instance, self._redeploy_instance),
+            EvidenceReads(self),
+            SiemFile(lambda: self.siem_path),
+            ConnectorParts(self),
+            ControlEndpoints(self),
+            EmbeddedBackups(self),
+            ManagerEvents(self),
+        )
 
     # -- its own parts up() makes (each None before up() and after down(); LabNotUp names it) --
     @property
@@ -408,11 +429,11 @@ class EmbeddedLab(LabParts, Lab):
             raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
 
     # -- API instances: the stateless tier's faults ---------------------------------------------
-    def kill_api_instance(self, name: str) -> None:
+    def _kill_instance(self, name: str) -> None:
         """SIGKILL one API instance (an availability zone's service is gone)."""
         self.registered.kill(self.instances[name])
 
-    def redeploy_api_instance(self, name: str) -> None:
+    def _redeploy_instance(self, name: str) -> None:
         """Start the instance again on its port (what an auto-redeploy does); waits until live."""
         if self.instances[name].poll() is None:
             return
@@ -544,21 +565,6 @@ class EmbeddedLab(LabParts, Lab):
         self.database.primary.set_synchronous(names)
         self.replication = mode
 
-    def siem_records(self) -> list[dict] | None:
-        """The SIEM sink's records (JSON lines): none yet when the file was never written; None
-        when the lab has no SIEM sink (not up)."""
-        if self.siem_path is None:
-            return None
-        if not self.siem_path.exists():
-            return []
-        records = []
-        for line in self.siem_path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-        return records
-
     def reset_faults(self) -> None:
         """Every toxic and disabled proxy, and every platform stand-in back up and answering ok. On
         a shared fault server (TOXIPROXY_URL) only this lab's proxies: never other drills' faults."""
@@ -568,38 +574,69 @@ class EmbeddedLab(LabParts, Lab):
             super().reset_faults()
         self.reset_platforms()
 
+
+class EmbeddedDatabase(ObservedNodes):
+    """The embedded lab's database tier (DatabaseNodes, EventStoreBlock): the local PostgreSQL
+    cluster under the lab's failover manager."""
+
+    lab: EmbeddedLab
+
+    def __init__(self, lab: EmbeddedLab):
+        super().__init__(lab)
+
     def database_primary(self) -> str:
-        return self.database.primary.name
+        return self.lab.database.primary.name
 
     def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
         import psycopg
 
-        with psycopg.connect(self.database[name].admin_dsn, dbname=APP_DATABASE, autocommit=True) as conn:
+        with psycopg.connect(self.lab.database[name].admin_dsn, dbname=APP_DATABASE, autocommit=True) as conn:
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
 
     def kill_database_node(self, name: str) -> None:
-        self.database[name].kill()
+        self.lab.database[name].kill()
 
-    # -- backup and restore (spec section 3) ----------------------------------------------------
+    def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
+        """Hold LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser (over
+        its unix socket): see harness.lab.eventstore. Release through the fault's heal; with
+        time_limit_s, PostgreSQL ends it by itself after that long."""
+        import psycopg
+
+        from .eventstore import EventStoreWriteBlock
+
+        primary = self.lab.database.primary
+        return EventStoreWriteBlock.hold(
+            primary.name,
+            lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw),
+            time_limit_s=time_limit_s,
+        )
+
+
+class EmbeddedBackups:
+    """The backup service and the restore runbook (Backups, spec section 3): embedded only."""
+
+    def __init__(self, lab: EmbeddedLab):
+        self.lab = lab
+
     def backup_service(self) -> BackupService:
-        return running(self.backups, "the backup service")
+        return running(self.lab.backups, "the backup service")
 
     def lose_database(self) -> list[str]:
         """The primary region's database is gone: the failover controller stops watching (there is
         nothing left to fail over to), every node is SIGKILLed and its data directory deleted."""
-        self.manager.stop()
+        self.lab.manager.stop()
         lost = []
-        for name in list(self.database.nodes):
-            self.database.lose_node(name)
+        for name in list(self.lab.database.nodes):
+            self.lab.database.lose_node(name)
             lost.append(name)
         return lost
 
     def database_lost(self) -> bool:
-        return any(node.lost for node in self.database.nodes.values())
+        return any(node.lost for node in self.lab.database.nodes.values())
 
     def database_primary_lost(self) -> bool:
-        return any(node.lost and node.role == "primary" for node in self.database.nodes.values())
+        return any(node.lost and node.role == "primary" for node in self.lab.database.nodes.values())
 
     def restore_database(
         self,
@@ -616,12 +653,13 @@ class EmbeddedLab(LabParts, Lab):
         RestoreOutcome; replicas are rebuilt by rebuild_database_replicas()."""
         from ..backup import pg_restore_into, restore
 
-        name = next(n for n, node in self.database.nodes.items() if node.lost and node.role == "primary")
-        fresh = self.database.replace_lost(name, primary=True)
-        password = self.database.password
+        lab = self.lab
+        name = next(n for n, node in lab.database.nodes.items() if node.lost and node.role == "primary")
+        fresh = lab.database.replace_lost(name, primary=True)
+        password = lab.database.password
 
         def rehydrate(dump: Path) -> None:
-            pg_restore_into(fresh.admin_dsn, self.database.pg_bin, dump, APP_DATABASE, APP_ROLE, password)
+            pg_restore_into(fresh.admin_dsn, lab.database.pg_bin, dump, APP_DATABASE, APP_ROLE, password)
 
         backups = self.backup_service()
         outcome = restore(
@@ -629,7 +667,7 @@ class EmbeddedLab(LabParts, Lab):
             backups.vault,
             rehydrate,
             bucket=bucket,
-            verify=verify and self.restore_verifies,
+            verify=verify and lab.restore_verifies,
             emit=emit or (lambda kind, name, detail: None),
         )
         if outcome.ok and validate is not None:
@@ -637,35 +675,21 @@ class EmbeddedLab(LabParts, Lab):
         offset = backups.clock_offset_s
         if outcome.ok and offset is not None:
             # the restored cp_clock row holds the offset at snapshot time: the lab's clock goes on
-            self.node_query(name, "UPDATE cp_clock SET offset_s = %s WHERE id = 1", (offset,))
-        self.fault_server.set_upstream("db", f"{fresh.host}:{fresh.port}")
+            lab.capability(DatabaseNodes).node_query(name, "UPDATE cp_clock SET offset_s = %s WHERE id = 1", (offset,))
+        lab.fault_server.set_upstream("db", f"{fresh.host}:{fresh.port}")
         self.backup_service().forget()
         return outcome
 
     def rebuild_database_replicas(self) -> None:
         """Every lost replica rebuilt from the restored primary through its replication proxy (the
         failover target synchronous again), and the failover controller watching again."""
-        primary = self.database.primary
-        for name, node in list(self.database.nodes.items()):
+        lab = self.lab
+        primary = lab.database.primary
+        for name, node in list(lab.database.nodes.items()):
             if node.lost:
-                host, port = self._replication_proxy(name, primary)
-                synchronous = name == self.manager.candidate and self.replication == "sync"
-                self.database.replace_lost(
+                host, port = lab._replication_proxy(name, primary)
+                synchronous = name == lab.manager.candidate and lab.replication == "sync"
+                lab.database.replace_lost(
                     name, primary=False, upstream_host=host, upstream_port=port, synchronous=synchronous
                 )
-        self.manager.start()
-
-    def block_event_store_writes(self, time_limit_s: float | None = None) -> Any:
-        """Hold LOCK TABLE event_chain_head IN EXCLUSIVE MODE on the primary as superuser (over
-        its unix socket): see harness.lab.eventstore. Release through the fault's heal; with
-        time_limit_s, PostgreSQL ends it by itself after that long."""
-        import psycopg
-
-        from .eventstore import EventStoreWriteBlock
-
-        primary = self.database.primary
-        return EventStoreWriteBlock.hold(
-            primary.name,
-            lambda **kw: psycopg.connect(primary.admin_dsn, dbname=APP_DATABASE, **kw),
-            time_limit_s=time_limit_s,
-        )
+        lab.manager.start()

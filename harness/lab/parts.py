@@ -1,21 +1,28 @@
 """What the embedded and container labs share: the stores' names and credentials, reads straight
-from the stores (evidence, not what the system says), and the connector tier's and the S3 fault
-gateway's handles. The two labs differ only in how a part runs (a local process or a container)
-and at which address it is reached."""
+from the stores (evidence, not what the system says), and the part objects a lab is composed of
+(harness.lab.capabilities: each part implements the protocols of one concern). The two labs
+differ only in how a part runs (a local process or a container) and at which address it is
+reached; where they differ, a part takes the lab's own callable or is subclassed in its module.
+
+A part is made with its lab and reaches the lab's running pieces through the lab's typed
+accessors (LabNotUp before up() and after down()): the lab's capabilities are known before it
+starts (a plan is checked against them first)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 
-from .base import running
+from .base import Lab, running
 from .eventpost import RoleChangePoster
 
 if TYPE_CHECKING:
     from ..toxiproxy.client import ToxiproxyControl
+    from .capabilities import Failover
     from .connectors import ConnectorTier
     from .haproxy import LoadBalancer
     from .reaper import Registration
@@ -76,10 +83,11 @@ def read_object_lock(s3, bucket: str, key: str, version_id: str | None = None) -
     }
 
 
-class LabParts:
-    """Mixed into a Lab that runs the whole topology: `connectors` (harness.lab.connectors
-    .ConnectorTier), `store_url` (moto as the harness reaches it) and `gateway_url` (the S3
-    fault gateway's control address) are set by up(), `control_token` by the constructor."""
+class TopologyLab(Lab):
+    """A Lab that runs the whole topology (the embedded and container labs): `connectors`
+    (harness.lab.connectors.ConnectorTier), `store_url` (moto as the harness reaches it) and
+    `gateway_url` (the S3 fault gateway's control address) are set by up(), `control_token` by the
+    constructor. Its capabilities are its part objects (below), made by the constructor."""
 
     connectors: ConnectorTier | None = None
     instances: dict[str, Any]  # set by each lab
@@ -92,8 +100,12 @@ class LabParts:
     control_token: str = ""
     poster: RoleChangePoster | None = None  # that delivery, made by up()
     on_event: Callable[[str, str, dict], None]
+    _parts: tuple[object, ...] = ()
 
-    # -- the parts up() makes (each None before up() and after down(); LabNotUp names it) -----
+    def parts(self) -> tuple[object, ...]:
+        return self._parts
+
+    # -- the pieces up() makes (each None before up() and after down(); LabNotUp names it) -----
     @property
     def fault_server(self) -> ToxiproxyControl:
         return running(self.toxiproxy, "the fault server (Toxiproxy)")
@@ -122,47 +134,10 @@ class LabParts:
             self.poster.post(kind, name, detail)
         self.on_event(kind, name, detail)
 
-    def flush_events(self, timeout: float = 30.0) -> bool:
-        """Wait until the failover manager's events posted so far were delivered."""
-        return self.poster is None or self.poster.flush(timeout)
-
-    def control_headers(self) -> dict[str, str]:
+    def _control_headers(self) -> dict[str, str]:
         """What a call of a control endpoint of this lab (clock, platform stand-ins, fault gateway)
         carries: the lab's bearer token, given to those parts in their environment."""
         return {"Authorization": f"Bearer {self.control_token}"}
-
-    # -- API instances (each lab's `instances`: a handle with poll() per zone) and the balancer --
-    def api_instances(self) -> list[str]:
-        return list(self.instances)
-
-    def api_instance_alive(self, name: str) -> bool:
-        return self.instances[name].poll() is None
-
-    def probe_window(self) -> float:
-        """Seconds until the load balancer takes a dead instance out of rotation."""
-        return self.balancer.probe_window
-
-    # -- connector platforms and workers ---------------------------------------------------
-    def platform_control_url(self, platform: str) -> str:
-        return self.connector_tier.control_url(platform)
-
-    def kill_platform(self, platform: str) -> None:
-        self.connector_tier.kill_platform(platform)
-
-    def restart_platform(self, platform: str) -> None:
-        self.connector_tier.restart_platform(platform)
-
-    def platform_requests(self, platform: str) -> list[dict]:
-        return self.connector_tier.platform_requests(platform)
-
-    def kill_connector_worker(self, platform: str) -> int:
-        return self.connector_tier.kill_worker(platform)
-
-    def replace_connector_worker(self, platform: str) -> int | None:
-        return self.connector_tier.replace_worker(platform)
-
-    def connector_replacements(self) -> list[dict]:
-        return self.connector_tier.replacements()
 
     def reset_platforms(self) -> None:
         """Every platform stand-in back up and answering ok."""
@@ -170,44 +145,216 @@ class LabParts:
             for platform in self.connectors.mocks:
                 self.connectors.restart_platform(platform)
                 requests.post(
-                    f"{self.platform_control_url(platform)}/_control",
+                    f"{self.connectors.control_url(platform)}/_control",
                     json={"mode": "ok"},
-                    headers=self.control_headers(),
+                    headers=self._control_headers(),
                     timeout=10,
                 ).raise_for_status()
 
-    # -- reads of the lab's stores, straight from moto (no proxy, no gateway): evidence ---------
+
+class Observed(Protocol):
+    """What a database tier needs of its lab (a Lab has it): the failover observer, the replication mode."""
+
+    replication: str
+
+    @property
+    def observer(self) -> Failover: ...
+
+
+class ObservedNodes:
+    """What every database tier shares (DatabaseNodes): a killed node restored and a replica's lag
+    read through the lab's failover observer. A provider's tier adds which node is primary, the
+    kill and the read (subclasses in each provider's module)."""
+
+    def __init__(self, lab: Observed):
+        self.lab = lab
+
+    def restore_database_node(self, name: str) -> None:
+        """Bring a killed database node back (the heal of database_primary_kill): once another
+        node was promoted, rebuilt as its replica and the failover target; else started again."""
+        observer = self.lab.observer
+        if observer.state == "failed_over":
+            observer.rebuild(name, synchronous=self.lab.replication == "sync")
+        else:
+            observer.restart(name)
+
+    def replica_caught_up(self, name: str) -> bool:
+        """The replica has replayed the primary's current WAL position."""
+        return self.lab.observer.transaction_lag(name) == 0.0
+
+    def replication_proxy_name(self, replica: str) -> str:
+        return f"repl-{replica}"
+
+
+class ApiInstances:
+    """The API tier (ApiTier): one instance per availability zone (each lab's `instances`: a handle
+    with poll()), behind the load balancer; the lab kills and redeploys one its own way."""
+
+    def __init__(self, lab: TopologyLab, kill: Callable[[str], None], redeploy: Callable[[str], None]):
+        self.lab, self._kill, self._redeploy = lab, kill, redeploy
+
+    def api_instances(self) -> list[str]:
+        return list(self.lab.instances)
+
+    def api_instance_alive(self, name: str) -> bool:
+        return self.lab.instances[name].poll() is None
+
+    def kill_api_instance(self, name: str) -> None:
+        """SIGKILL one API instance (an availability zone's service is gone)."""
+        self._kill(name)
+
+    def redeploy_api_instance(self, name: str) -> None:
+        """The instance again on its port (what an auto-redeploy does); waits until live."""
+        self._redeploy(name)
+
+    def probe_window(self) -> float:
+        """Seconds until the load balancer takes a dead instance out of rotation."""
+        return self.lab.balancer.probe_window
+
+
+class ConnectorParts:
+    """The connector tier (harness.lab.connectors.ConnectorTier): the platform API stand-ins
+    (PlatformStandIns), the worker pools in their auto-scaling group (ConnectorWorkers) and the
+    intent and dead-letter queues, read straight from moto's SQS (Queues)."""
+
+    def __init__(self, lab: TopologyLab):
+        self.lab = lab
+
+    # -- the platform API stand-ins ------------------------------------------------------------
+    def platform_control_url(self, platform: str) -> str:
+        return self.lab.connector_tier.control_url(platform)
+
+    def set_platform_mode(self, platform: str, mode: dict[str, Any]) -> None:
+        """Make the platform API answer as `mode` says ({"mode": "throttle"|"error"|"hang"|"ok",
+        "retry_after", "requests", "for_s"}) through its stand-in's control endpoint.
+        requests.ConnectionError when the platform's server is down."""
+        requests.post(
+            f"{self.platform_control_url(platform)}/_control",
+            json=mode,
+            headers=self.lab._control_headers(),
+            timeout=10,
+        ).raise_for_status()
+
+    def kill_platform(self, platform: str) -> None:
+        self.lab.connector_tier.kill_platform(platform)
+
+    def restart_platform(self, platform: str) -> None:
+        self.lab.connector_tier.restart_platform(platform)
+
+    def platform_requests(self, platform: str) -> list[dict]:
+        """Every request the platform's stand-in saw and what it answered, from its request log."""
+        return self.lab.connector_tier.platform_requests(platform)
+
+    # -- the worker pools (spec 1.4): one worker per platform, replaced when lost ------------------
+    def kill_connector_worker(self, platform: str) -> int:
+        """SIGKILL the platform's connector worker; its pid."""
+        return self.lab.connector_tier.kill_worker(platform)
+
+    def replace_connector_worker(self, platform: str) -> int | None:
+        """Start a new worker if the platform's worker exited (what the auto-scaling group does by
+        itself); the new pid, or None when one is running."""
+        return self.lab.connector_tier.replace_worker(platform)
+
+    def connector_replacements(self) -> list[dict]:
+        """Every worker the auto-scaling group replaced ({"at", "platform", "old_pid", "new_pid"})."""
+        return self.lab.connector_tier.replacements()
+
+    # -- the queues, straight from moto (evidence, not what the system says) ---------------------
     def queue_depth(self, platform: str) -> int:
+        """Messages in the platform's intent queue (visible, in flight and delayed)."""
         from .connectors import queue_depth
 
-        return queue_depth(store_client("sqs", self.store_url), self.connector_tier.queues[platform]["queue_url"])
+        queues = self.lab.connector_tier.queues[platform]
+        return queue_depth(store_client("sqs", self.lab.store_url), queues["queue_url"])
 
     def dead_letters(self, platform: str) -> list[dict]:
+        """The JSON bodies of the messages now in the platform's dead-letter queue."""
         from .connectors import peek_messages
 
-        return peek_messages(store_client("sqs", self.store_url), self.connector_tier.queues[platform]["dlq_url"])
+        queues = self.lab.connector_tier.queues[platform]
+        return peek_messages(store_client("sqs", self.lab.store_url), queues["dlq_url"])
+
+
+class EvidenceReads:
+    """The evidence store (EvidenceStore): its buckets read straight from moto (no proxy, no
+    gateway) and the HTTP fault gateway in front of the primary region's object store."""
+
+    BUCKETS = {"primary": EVIDENCE_BUCKET, "alternate": EVIDENCE_REPLICA_BUCKET}
+
+    def __init__(self, lab: TopologyLab):
+        self.lab = lab
+
+    def _bucket(self, region: str) -> str:
+        if region not in self.BUCKETS:
+            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
+        return self.BUCKETS[region]
 
     def read_object(self, region: str, key: str) -> bytes | None:
-        buckets = {"primary": EVIDENCE_BUCKET, "alternate": EVIDENCE_REPLICA_BUCKET}
-        if region not in buckets:
-            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
-        return read_latest_object(store_client("s3", self.store_url), buckets[region], key)
+        """The latest version of an evidence object ("primary" or "alternate" region), or None."""
+        return read_latest_object(store_client("s3", self.lab.store_url), self._bucket(region), key)
 
     def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
-        buckets = {"primary": EVIDENCE_BUCKET, "alternate": EVIDENCE_REPLICA_BUCKET}
-        if region not in buckets:
-            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
-        return read_object_lock(store_client("s3", self.store_url), buckets[region], key, version_id)
+        """The Object Lock the store reports for an evidence object (read_object_lock)."""
+        return read_object_lock(store_client("s3", self.lab.store_url), self._bucket(region), key, version_id)
 
-    # -- the HTTP fault gateway in front of the primary region's object store -----------------
     def http_gateway(self, name: str) -> str:
         """URL of the HTTP fault gateway of a link (only "s3" here), as the harness reaches it."""
-        if name != "s3" or not self.gateway_url:
+        if name != "s3" or not self.lab.gateway_url:
             raise KeyError(f"no HTTP fault gateway named {name!r}; known: s3")
-        return self.gateway_url
+        return self.lab.gateway_url
+
+    def gateway_headers(self, name: str) -> dict[str, str]:
+        """Headers of a call of the gateway's control path: the lab's control token."""
+        return self.lab._control_headers()
 
     def gateway_requests(self, name: str = "s3") -> list[dict]:
         """Every request the gateway forwarded or answered: {n, at, method, path, status, injected}."""
-        reply = requests.get(f"{self.http_gateway(name)}/_drill/requests", headers=self.control_headers(), timeout=10)
+        reply = requests.get(
+            f"{self.http_gateway(name)}/_drill/requests", headers=self.gateway_headers(name), timeout=10
+        )
         reply.raise_for_status()
         return reply.json()["requests"]
+
+
+class SiemFile:
+    """The SIEM sink (Siem): the JSON lines file the Control Plane instances append to."""
+
+    def __init__(self, path: Callable[[], Path | None]):
+        self._path = path
+
+    def siem_records(self) -> list[dict] | None:
+        """The sink's records: none yet when the file was never written; None when the lab has no
+        SIEM sink (not up). A line that is no JSON object is skipped."""
+        path = self._path()
+        if path is None:
+            return None
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+
+class ControlEndpoints:
+    """The lab's control endpoints (Clock): the Control Plane's /_clock takes the lab's bearer token."""
+
+    def __init__(self, lab: TopologyLab):
+        self.lab = lab
+
+    def control_headers(self) -> dict[str, str]:
+        return self.lab._control_headers()
+
+
+class ManagerEvents:
+    """The lab's own failover manager posts its role changes (FailoverManagerEvents)."""
+
+    def __init__(self, lab: TopologyLab):
+        self.lab = lab
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Wait until the failover manager's events posted so far were delivered."""
+        return self.lab.poster is None or self.lab.poster.flush(timeout)

@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from ..net import LOOPBACK
+from .capabilities import ApiTier, ConnectorWorkers, DatabaseNodes, EventStoreBlock, PlatformStandIns
 from .failover import FailbackRefused
 
 if TYPE_CHECKING:
@@ -112,16 +113,16 @@ class RunbookServer:
     def read(self, path: str, query: dict) -> tuple[int, dict]:
         lab = self.lab
         if path == "/reads/platform-requests":
-            return 200, {"requests": lab.platform_requests(str(query["platform"]))}
+            return 200, {"requests": lab.part(PlatformStandIns).platform_requests(str(query["platform"]))}
         if path == "/reads/connector-replacements":
-            return 200, {"replacements": lab.connector_replacements()}
+            return 200, {"replacements": lab.part(ConnectorWorkers).connector_replacements()}
         return 404, {"error": f"no runbook read GET {path}"}
 
     def act(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         lab, failover = self.lab, self.lab.manager
         if method == "GET" and path == "/state":
             return 200, {
-                "primary": lab.database_primary(),
+                "primary": lab.part(DatabaseNodes).database_primary(),
                 "failover": failover.state,
                 "candidate": failover.candidate,
                 "roles": {n: node.role for n, node in lab.database.nodes.items()},
@@ -129,8 +130,8 @@ class RunbookServer:
         if method != "POST":
             return 404, {"error": f"no runbook action {method} {path}"}
         if path == "/actions/kill-primary":
-            node = lab.database_primary()
-            lab.kill_database_node(node)
+            node = lab.part(DatabaseNodes).database_primary()
+            lab.part(DatabaseNodes).kill_database_node(node)
             return 200, {"killed": node}
         if path == "/actions/rebuild":
             failover.rebuild(str(body["node"]), synchronous=bool(body.get("synchronous", True)))
@@ -143,35 +144,37 @@ class RunbookServer:
             )
             return 200, {"primary": body["to"], "transaction_lag_s": lag}
         if path == "/actions/kill-api-instance":
-            lab.kill_api_instance(self._instance(body))
+            lab.part(ApiTier).kill_api_instance(self._instance(body))
             return 200, {"killed": body["instance"]}
         if path == "/actions/redeploy-api-instance":
-            lab.redeploy_api_instance(self._instance(body))
+            lab.part(ApiTier).redeploy_api_instance(self._instance(body))
             return 200, {"redeployed": body["instance"]}
         if path == "/actions/degrade-platform":
             platform = self._platform(body)
             mode = {k: body[k] for k in ("mode", "retry_after", "requests", "for_s") if body.get(k) is not None}
             try:
-                lab.set_platform_mode(platform, mode)
+                lab.part(PlatformStandIns).set_platform_mode(platform, mode)
             except requests.ConnectionError:
                 if mode.get("mode") != "ok":
                     raise
                 return 200, {"platform": platform, "mode": "ok", "note": "its server is down: nothing to undo"}
             return 200, {"platform": platform, **mode}
         if path == "/actions/kill-platform":
-            lab.kill_platform(self._platform(body))
+            lab.part(PlatformStandIns).kill_platform(self._platform(body))
             return 200, {"killed": body["platform"]}
         if path == "/actions/restart-platform":
-            lab.restart_platform(self._platform(body))
+            lab.part(PlatformStandIns).restart_platform(self._platform(body))
             return 200, {"restarted": body["platform"]}
         if path == "/actions/block-event-store":
-            primary = lab.database_primary()
+            primary = lab.part(DatabaseNodes).database_primary()
             if body.get("node") not in (None, primary):
                 return 409, {"error": f"{body['node']} is not the primary ({primary} is)"}
             if self.block is not None:
                 self.block.release()
             limit = body.get("time_limit_s")
-            self.block = lab.block_event_store_writes(time_limit_s=float(limit) if limit is not None else None)
+            self.block = lab.part(EventStoreBlock).block_event_store_writes(
+                time_limit_s=float(limit) if limit is not None else None
+            )
             return 200, {"blocked": primary}
         if path == "/actions/release-event-store":
             block, self.block = self.block, None
@@ -179,15 +182,15 @@ class RunbookServer:
                 block.release()
             return 200, {"released": block is not None}
         if path == "/actions/kill-connector-worker":
-            return 200, {"pid": lab.kill_connector_worker(self._platform(body))}
+            return 200, {"pid": lab.part(ConnectorWorkers).kill_connector_worker(self._platform(body))}
         if path == "/actions/replace-connector-worker":
-            return 200, {"pid": lab.replace_connector_worker(self._platform(body))}
+            return 200, {"pid": lab.part(ConnectorWorkers).replace_connector_worker(self._platform(body))}
         return 404, {"error": f"no runbook action {method} {path}"}
 
     def _instance(self, body: dict) -> str:
         name = str(body["instance"])
-        if name not in self.lab.api_instances():
-            raise KeyError(f"instance {name!r}; known: {', '.join(self.lab.api_instances())}")
+        if name not in self.lab.part(ApiTier).api_instances():
+            raise KeyError(f"instance {name!r}; known: {', '.join(self.lab.part(ApiTier).api_instances())}")
         return name
 
     def _platform(self, body: dict) -> str:

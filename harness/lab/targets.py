@@ -1,6 +1,6 @@
 """The blast-radius symbols: what a step touches (harness.steps.registry declares it per step) and a
-provider turns into its own target names (Lab.fault_targets; the external provider from its plan).
-Below both, so neither the lab nor the steps import the other for them."""
+provider turns into its own target names (its PlanConfigured part's fault_targets: the external
+provider, from its plan). Below both, so neither the lab nor the steps import the other for them."""
 
 from __future__ import annotations
 

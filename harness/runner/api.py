@@ -10,6 +10,7 @@ from ..gates.api import (
     PublishRefusedWhileUnhealthy,
 )
 from ..gates.availability import NoFailedRequestsBeyondProbeWindow
+from ..lab.capabilities import ApiTier
 from ..measure.probes import TARGET
 from ..model import EventKind, FaultSpec, OpKind
 from ..wait import poll
@@ -31,7 +32,7 @@ def routed_around(scn: Scenario, name: str) -> None:
     """No client request may fail later than the load balancer's probe window after the kill."""
     label = f"kill-api:{name}"
     inject = required(scn.recorder.history().first_event(EventKind.INJECT, label), f"the injection of {label}")
-    window = scn.lab.probe_window()
+    window = scn.lab.capability(ApiTier).probe_window()
     # let the workload run well past the window, so the checker has something to judge
     wait_for_count(scn, OpKind.WRITE, 20, after=inject.t + window, timeout=60)
     wait_for_count(scn, OpKind.PROBE, 10, after=inject.t + window, timeout=60)

@@ -40,6 +40,7 @@ from ..gates.backup import (
     replay_tested,
 )
 from ..gates.waiver import waivable
+from ..lab.capabilities import Backups, DatabaseNodes
 from ..model import EventDetail, EventKind, FaultSpec, OpDetail, OpKind, Outcome, event_detail_of
 from ..wait import poll
 from ..workload import ControlPlane
@@ -321,7 +322,7 @@ def restore(scn: Scenario, bucket: str, verify: bool = True) -> None:
         scn.event(EventKind(kind), name, source=RESTORE, **cast(EventDetail, detail))
 
     def run():
-        outcome = lab.restore_database(bucket=bucket, verify=verify, emit=emit, validate=validate)
+        outcome = lab.capability(Backups).restore_database(bucket=bucket, verify=verify, emit=emit, validate=validate)
         if not outcome.ok:
             reasons = "; ".join(f"{c.snapshot_id}: {c.reason}" for c in outcome.candidates) or "no snapshot"
             return Outcome.FAIL, None, f"nothing restored: {reasons}"
@@ -371,24 +372,24 @@ def _read_restored(scn: Scenario, node: str) -> None:
     from ..measure.eventstore import chain_continuity
 
     def fetch():
-        lab = scn.lab
+        db = scn.lab.part(DatabaseNodes)
         tables = [
             r[0]
-            for r in lab.node_query(
+            for r in db.node_query(
                 node,
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON "
                 "n.oid = c.relnamespace WHERE n.nspname = 'public' AND "
                 "c.relkind IN ('r', 'p') AND NOT c.relispartition",
             )
         ]
-        counts = {t: lab.node_query(node, f'SELECT count(*) FROM public."{t}"')[0][0] for t in tables}
+        counts = {t: db.node_query(node, f'SELECT count(*) FROM public."{t}"')[0][0] for t in tables}
         columns = ("seq", "type", "intent_id", "correlation_id", "payload", "prev_hash", "hash")
         events = [
             dict(zip(columns, row, strict=True))
-            for row in lab.node_query(node, f"SELECT {', '.join(columns)} FROM events ORDER BY seq")
+            for row in db.node_query(node, f"SELECT {', '.join(columns)} FROM events ORDER BY seq")
         ]
         last = events[-1] if events else {"seq": None, "hash": None}
-        approvals = lab.node_query(node, "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'")[0][0]
+        approvals = db.node_query(node, "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'")[0][0]
         return {
             "tables": counts,
             "approvals": approvals,

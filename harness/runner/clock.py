@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from ..backup.schedule import HOUR
+from ..lab.capabilities import Backups, Clock
 from ..model import EventKind, OpKind
 from ..wait import poll
 from ..workload import ControlPlane
@@ -18,7 +19,7 @@ CATCH_UP_S = 120.0  # the backup service takes what is due within a tick; pg_dum
 
 
 def _service(scn: Scenario) -> Any:
-    return scn.lab.backup_service()
+    return scn.lab.capability(Backups).backup_service()
 
 
 def wait_caught_up(scn: Scenario) -> None:
@@ -37,7 +38,7 @@ def follow_clock(scn: Scenario, seconds: float) -> None:
     catalogue every 2 s), so that no later step meets a backup that is only stale in between.
     Nothing to do on a lab without a backup service, or while the drill halted it."""
     try:
-        service = scn.lab.backup_service()
+        service = scn.lab.part(Backups).backup_service()
     except NotImplementedError:
         return
     if service is None or service.halted:
@@ -63,7 +64,7 @@ def advance_clock(scn: Scenario, seconds: float, observe: bool = True) -> None:
     """Move the Control Plane's clock (the lab allows it): time rules run in seconds. The move is
     recorded at the moment it was asked for, so what the Control Plane does at once follows it.
     observe=False: the caller says what its moves amounted to, once."""
-    op = scn.call(OpKind.CLOCK_ADVANCE, ControlPlane.advance_clock(seconds, scn.lab.control_headers()))
+    op = scn.call(OpKind.CLOCK_ADVANCE, ControlPlane.advance_clock(seconds, scn.lab.part(Clock).control_headers()))
     if not op.ok:
         raise RuntimeError(f"the Control Plane's clock cannot be moved: {op.error}")
     scn.recorder.event(

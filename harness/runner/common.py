@@ -16,7 +16,14 @@ from ..gates.eventstore import CorrelationIdsRecorded
 from ..gates.recovery import DuplicatedApplies, DuplicatedEvents, DuplicatedWrites, LostWrites, RpoSeconds, RtoSeconds
 from ..gates.steady import FaultsHealed, SteadyState
 from ..gates.waiver import waivable
-from ..lab.capabilities import FailoverManagerEvents
+from ..lab.capabilities import (
+    ConnectorWorkers,
+    DatabaseNodes,
+    EvidenceStore,
+    FailoverManagerEvents,
+    PlatformStandIns,
+    Siem,
+)
 from ..lab.connectors import PLATFORMS
 from ..matrix import links
 from ..measure.probes import TARGET
@@ -197,7 +204,7 @@ def read_siem(scn: Scenario) -> Any:
     indeterminate when the provider cannot read it."""
 
     def fetch():
-        records = scn.lab.siem_records()
+        records = scn.lab.part(Siem).siem_records()
         if records is None:
             return Outcome.INFO, None, "the SIEM sink is not readable by this provider"
         return (
@@ -239,7 +246,7 @@ def read_deployment_events(scn: Scenario) -> Any:
 def platform_log(lab: Lab, platform: str) -> list[dict] | None:
     """The stand-in's request log, or None when this lab has no platform stand-ins."""
     try:
-        return lab.platform_requests(platform)
+        return lab.part(PlatformStandIns).platform_requests(platform)
     except NotImplementedError:
         return None
 
@@ -274,15 +281,17 @@ def harvest(scn: Scenario) -> None:
     for platform in PLATFORMS:
 
         def requests_of(platform: str = platform) -> list[dict]:
-            return scn.lab.platform_requests(platform)
+            return scn.lab.part(PlatformStandIns).platform_requests(platform)
 
         log = read(f"{platform} platform's request log", requests_of)
         if log is None:
             break
         scn.recorder.import_records(EventKind.PLATFORM_REQUEST, f"platform:{platform}", log, since_wall=since)
-    replaced = read("auto-scaling group's replacements", scn.lab.connector_replacements) or []
+    replaced = (
+        read("auto-scaling group's replacements", lambda: scn.lab.part(ConnectorWorkers).connector_replacements()) or []
+    )
     scn.recorder.import_records(EventKind.WORKER_REPLACED, "asg", replaced, key="new_pid", since_wall=since)
-    requests = read("S3 gateway's request log", lambda: scn.lab.gateway_requests("s3"))
+    requests = read("S3 gateway's request log", lambda: scn.lab.part(EvidenceStore).gateway_requests("s3"))
     if requests is not None:
         scn.recorder.import_records(EventKind.GATEWAY_REQUEST, "gateway:s3", requests, since_wall=since)
 
@@ -332,7 +341,8 @@ def finish(scn: Scenario, interrupted: bool = False) -> None:
                 + "; ".join(list(forwarder.failures.values())[:5])
             )
         # the lab's failover manager's own poster
-        if isinstance(scn.lab, FailoverManagerEvents) and not scn.lab.flush_events(FORWARD_TIMEOUT):
+        events = scn.lab.find(FailoverManagerEvents)
+        if events is not None and not events.flush_events(FORWARD_TIMEOUT):
             scn.observe(f"The lab's failover manager had not delivered its events after {FORWARD_TIMEOUT:.0f} s.")
         # rule 2: this scenario's rows (the Control Plane's audit events of its operations, the
         # events the harness forwarded), the deployment's own failover events, and the SIEM
@@ -430,7 +440,11 @@ def restore_link(scn: Scenario, link: str) -> None:
         target = f"platform-{link}"
     elif link == "replication":
         cut = [e for e in scn.journal.active() if e.label.startswith("partition:replication:")]
-        target = cut[-1].fault.spec.target if cut else scn.lab.replication_proxy_name(scn.lab.observer.candidate)
+        target = (
+            cut[-1].fault.spec.target
+            if cut
+            else scn.lab.part(DatabaseNodes).replication_proxy_name(scn.lab.observer.candidate)
+        )
     else:
         raise ValueError(f"unknown link {link!r}; the links are: {', '.join([*named, 'replication', *PLATFORMS])}")
     scn.heal(target=target)

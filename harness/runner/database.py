@@ -16,6 +16,7 @@ from ..gates.recovery import (
     WritesAfterFailback,
     WritesResumed,
 )
+from ..lab.capabilities import DatabaseNodes
 from ..lab.failover import FailbackRefused, transaction_lag
 from ..model import EventKind, FaultSpec, Op, OpDetail, OpKind, Outcome
 from ..wait import poll
@@ -48,7 +49,7 @@ def primary_fault(scn: Scenario) -> PrimaryFault:
 def kill_primary(scn: Scenario) -> None:
     """SIGKILL the primary's postmaster and every child: a crash, not a shutdown. RTO and RPO
     count from it."""
-    name = scn.lab.database_primary()
+    name = scn.lab.capability(DatabaseNodes).database_primary()
     label = f"kill-primary:{name}"
     scn.recover_on(label, "write")
     scn.primary = PrimaryFault(label, name)
@@ -111,8 +112,8 @@ def rebuild_old_primary(scn: Scenario) -> None:
     if scn.journal.find(primary_fault(scn).label) is not None:
         scn.heal(primary_fault(scn).label)
     else:
-        scn.lab.restore_database_node(old)
-    scn.observe(f"Old primary {old} rebuilt as a replica of {scn.lab.database_primary()}.")
+        scn.lab.capability(DatabaseNodes).restore_database_node(old)
+    scn.observe(f"Old primary {old} rebuilt as a replica of {scn.lab.capability(DatabaseNodes).database_primary()}.")
 
 
 def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
@@ -131,7 +132,7 @@ def failback_when_caught_up(scn: Scenario, limit: float = LAG_LIMIT) -> None:
     scn.expect(TransactionLagBeforeFailback(limit, fresh_s=LAG_SAMPLE_FRESH))
     old = primary_fault(scn).node
     synchronous = scn.drill.replication == "sync"
-    watch = FailbackWatch(scn, old, scn.lab.database_primary()).start()
+    watch = FailbackWatch(scn, old, scn.lab.capability(DatabaseNodes).database_primary()).start()
     label = f"latency:replication:{old}"
     writer = scn.workload.writer if scn.workload else None
     try:
@@ -185,7 +186,7 @@ def _slow_replication(scn: Scenario, node: str, label: str, watch: FailbackWatch
     """Latency on the replication link to `node` until the harness measures its lag over `limit`.
     False (said in an observation) when the lab could not build that lag."""
     try:
-        link = scn.lab.replication_proxy_name(node)
+        link = scn.lab.capability(DatabaseNodes).replication_proxy_name(node)
     except Exception as exc:  # the lab cannot slow that link: said, and the gate is unknown
         scn.observe(f"The lab could not build TransactionLag > {limit:g} s on {node}: {exc}.")
         return False
@@ -249,7 +250,7 @@ class FailbackWatch:
         return self._lag
 
     def _query(self, name: str):
-        return lambda statement, params=None: self.scn.lab.node_query(name, statement, params)
+        return lambda statement, params=None: self.scn.lab.capability(DatabaseNodes).node_query(name, statement, params)
 
     def _run(self) -> None:
         detail: OpDetail = {"node": self.node, "primary": self.primary}
@@ -277,13 +278,16 @@ class FailbackWatch:
 def wait_replica_caught_up(scn: Scenario) -> None:
     pause_writer(scn)
     replica = scn.lab.observer.candidate
-    if not poll(lambda: scn.lab.replica_caught_up(replica), timeout=CATCH_UP_TIMEOUT).ok:
+    if not poll(lambda: scn.lab.capability(DatabaseNodes).replica_caught_up(replica), timeout=CATCH_UP_TIMEOUT).ok:
         raise RuntimeError(f"replica {replica} did not catch up within {CATCH_UP_TIMEOUT:.0f} s")
 
 
 def cut_replication_link(scn: Scenario) -> None:
     replica = scn.lab.observer.candidate
-    scn.inject(FaultSpec("partition", scn.lab.replication_proxy_name(replica)), f"partition:replication:{replica}")
+    scn.inject(
+        FaultSpec("partition", scn.lab.capability(DatabaseNodes).replication_proxy_name(replica)),
+        f"partition:replication:{replica}",
+    )
     scn.observe(f"Replication link to {replica} cut (Toxiproxy partition).")
 
 

@@ -19,6 +19,7 @@ from ..gates.eventstore import (
     PublishAcceptedOnlyWhenStoreHealthy,
     PublishRefusedWhileStoreBlocked,
 )
+from ..lab.capabilities import DatabaseNodes
 from ..model import FaultSpec, OpKind
 from ..wait import poll
 from ..workload import ControlPlane
@@ -36,7 +37,7 @@ def block_writes(scn: Scenario) -> None:
     intent, key = probe_or_none(scn)
     scn.call(OpKind.APPROVE, ControlPlane.approve(intent), value=key, detail={"intent_id": intent})
     before = read_events(scn, OpKind.READ_CHAIN)
-    name = scn.lab.database_primary()
+    name = scn.lab.capability(DatabaseNodes).database_primary()
     label = f"event-store-block:{name}"
     scn.recover_on(label, "write")
     scn.primary = PrimaryFault(label, name)

@@ -18,6 +18,7 @@ from ..gates.evidence import (
     ValidatedCopy,
 )
 from ..gates.worm import WormRetention
+from ..lab.capabilities import Backups, EvidenceStore, Siem
 from ..matrix import links
 from ..model import EventKind, FaultSpec, OpDetail, OpKind
 from ..wait import poll
@@ -74,7 +75,7 @@ def _read_object(scn: Scenario, region: str, object_key: str | None) -> bytes | 
     answer that named none is an indeterminate read (recorded as such by Scenario.read)."""
     if object_key is None:
         raise LookupError("the evidence answer named no object_key")
-    return scn.lab.read_object(region, object_key)
+    return scn.lab.capability(EvidenceStore).read_object(region, object_key)
 
 
 def _sha256(body: bytes | None) -> str | None:
@@ -228,7 +229,7 @@ def smoke_verification(scn: Scenario) -> None:
     read_events(scn, correlation_id=cid)
 
     def siem():
-        records = scn.lab.siem_records()
+        records = scn.lab.part(Siem).siem_records()
         if records is None:
             raise RuntimeError("the SIEM sink is not readable by this provider")
         return [r for r in records if r.get("correlation_id") == cid]
@@ -268,7 +269,7 @@ def evidence_locked(scn: Scenario) -> None:
         found = []
         for key, at in written.items():
             for region in ("primary", "alternate"):
-                lock = scn.lab.object_lock(region, key)
+                lock = scn.lab.capability(EvidenceStore).object_lock(region, key)
                 if lock is None and region == "alternate":
                     continue  # no copy in the alternate region: nothing there to judge
                 found.append(
@@ -298,7 +299,7 @@ def eventstore_exports_locked(scn: Scenario) -> None:
     from ..backup.store import EVENTSTORE_PREFIX
     from ..lab.parts import read_object_lock
 
-    store = scn.lab.backup_service().store
+    store = scn.lab.capability(Backups).backup_service().store
 
     def locks() -> list[dict]:
         found = []

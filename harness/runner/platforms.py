@@ -32,6 +32,7 @@ from ..gates.connectors import (
     ThrottleCountAccurate,
 )
 from ..gates.waiver import waivable
+from ..lab.capabilities import Queues
 from ..lab.connectors import LAB_CONNECTOR_BACKOFF
 from ..model import EventKind, FaultSpec, OpDetail, OpKind
 from ..plan import LAB_PROVIDERS
@@ -137,7 +138,7 @@ def queues_drained(scn: Scenario) -> None:
 
     def depths() -> dict[str, int] | None:
         try:
-            seen = {platform: scn.lab.queue_depth(platform) for platform in PLATFORMS}
+            seen = {platform: scn.lab.capability(Queues).queue_depth(platform) for platform in PLATFORMS}
         except Exception as exc:  # noqa: BLE001 - no queue to read (a target without `queues`): not waited on
             unreadable.append(f"{type(exc).__name__}: {exc}")
             return None
@@ -434,9 +435,13 @@ def queue_depth_reported(scn: Scenario, platform: str) -> None:
     Control Plane's metric, until the metric shows intents waiting."""
 
     def bracket():
-        scn.read(OpKind.QUEUE_DEPTH, lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
+        scn.read(
+            OpKind.QUEUE_DEPTH, lambda: scn.lab.capability(Queues).queue_depth(platform), detail={"platform": platform}
+        )
         metrics = scn.call(OpKind.QUEUE_METRICS, ControlPlane.queue_metrics(), read=lambda body: body.get("queues", {}))
-        scn.read(OpKind.QUEUE_DEPTH, lambda: scn.lab.queue_depth(platform), detail={"platform": platform})
+        scn.read(
+            OpKind.QUEUE_DEPTH, lambda: scn.lab.capability(Queues).queue_depth(platform), detail={"platform": platform}
+        )
         return ((metrics.value or {}).get(platform) or {}).get("queue_depth") if metrics.ok else None
 
     poll(bracket, until=lambda depth: depth, timeout=DEADLINE, interval=0.2)
@@ -446,7 +451,7 @@ def queue_depth_reported(scn: Scenario, platform: str) -> None:
 def _dead_letters(scn: Scenario, platform: str):
     return scn.read(
         OpKind.DEAD_LETTERS,
-        lambda: [m.get("idempotency_key") for m in scn.lab.dead_letters(platform)],
+        lambda: [m.get("idempotency_key") for m in scn.lab.capability(Queues).dead_letters(platform)],
         detail={"platform": platform},
     )
 

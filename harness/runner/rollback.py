@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from ..gates.connectors import RingRollbackApplied
+from ..lab.capabilities import ConnectorWorkers
 from ..model import FaultSpec, OpKind
 from ..wait import poll
 from ..workload import ControlPlane
@@ -27,11 +28,12 @@ def connectors_fail_over(scn: Scenario) -> None:
     replacement for each and the lost workers' outstanding receives have ended (a receive the
     queue answers after its consumer died hides the message it hands out for the visibility
     timeout, 30 s: a delay the rollback's figure would show, not a failure)."""
-    before = len(scn.lab.connector_replacements())
+    workers = scn.lab.capability(ConnectorWorkers)
+    before = len(workers.connector_replacements())
     scn.inject(FaultSpec("connector_worker_kill", "all"), FAILED_OVER)
     started = time.monotonic()
     replaced = poll(
-        lambda: {r["platform"] for r in scn.lab.connector_replacements()[before:]},
+        lambda: {r["platform"] for r in workers.connector_replacements()[before:]},
         until=lambda platforms: platforms >= set(PLATFORMS),
         timeout=DEADLINE,
         interval=0.1,

@@ -330,7 +330,7 @@ class DrillRun:
 
     def forwards(self, source: str) -> bool:
         """Whether the harness delivers events of `source` itself (see FORWARDED and EMITTERS)."""
-        return source in FORWARDED or (source == FAILOVER and not isinstance(self.lab, FailoverManagerEvents))
+        return source in FORWARDED or (source == FAILOVER and self.lab.find(FailoverManagerEvents) is None)
 
     def lab_event(self, kind: str, name: str, detail: dict) -> None:
         """The lab's own recovery events (failover controller): into the running scenario. The lab

@@ -16,6 +16,7 @@ from ..gates.validation import (
     MetadataTablesInSync,
     ServicesReady,
 )
+from ..lab.capabilities import DatabaseNodes, Siem
 from ..model import OpKind, Outcome
 from ..wait import poll
 from ..workload import ApiClient, ControlPlane, Recorder
@@ -41,7 +42,7 @@ def checks(threshold: int) -> list:
 def _checksums(lab: Lab, node: str) -> dict[str, list]:
     out = {}
     for table in METADATA_TABLES:
-        count, digest = lab.node_query(
+        count, digest = lab.part(DatabaseNodes).node_query(
             node, f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
         )[0]
         out[table] = [count, digest]
@@ -100,8 +101,9 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
 
         recorder.invoke(OpKind.EVENT_GROWTH, growth, correlation_id=cid)
 
-        primary, dr = lab.database_primary(), lab.observer.candidate
-        poll(lambda: lab.replica_caught_up(dr), timeout=CATCH_UP_S, interval=0.2)
+        db = lab.part(DatabaseNodes)
+        primary, dr = db.database_primary(), lab.observer.candidate
+        poll(lambda: db.replica_caught_up(dr), timeout=CATCH_UP_S, interval=0.2)
 
         def tables():
             return Outcome.OK, {"primary": _checksums(lab, primary), "dr": _checksums(lab, dr)}, ""
@@ -117,7 +119,7 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
 
         def approvals():
             sql = "SELECT count(*) FROM events WHERE type = 'ApprovalRecorded'"
-            return Outcome.OK, {"primary": lab.node_query(primary, sql)[0][0], "dr": lab.node_query(dr, sql)[0][0]}, ""
+            return Outcome.OK, {"primary": db.node_query(primary, sql)[0][0], "dr": db.node_query(dr, sql)[0][0]}, ""
 
         recorder.invoke(OpKind.APPROVAL_COUNTS, approvals, correlation_id=cid)
 
@@ -135,7 +137,7 @@ def collect(lab: Lab, recorder: Recorder, cid: str, writes: int = 5, window: flo
         recorder.invoke(OpKind.VALIDATE_DRILL_EVENTS, drill_events, correlation_id=cid)
 
         def siem():
-            records = lab.siem_records()
+            records = lab.part(Siem).siem_records()
             if records is None:
                 return Outcome.INFO, None, "the SIEM sink is not readable by this provider"
             return Outcome.OK, records, ""

@@ -24,6 +24,7 @@ import requests
 from harness.errors import PlanError
 from harness.faults.replication import heal_replication, partition_replication
 from harness.lab import proc
+from harness.lab.capabilities import DatabaseNodes
 from harness.lab.containers import ContainerLab
 from harness.lab.embedded import EmbeddedLab
 from harness.lab.engine import ContainerEngineUnavailable, find_engine
@@ -106,7 +107,7 @@ def test_up_gives_every_endpoint_on_loopback(provider_lab):
 
 
 def connect_primary(lab) -> psycopg.Connection:
-    name = lab.database_primary()
+    name = lab.capability(DatabaseNodes).database_primary()
     if lab.provider == "embedded":
         return psycopg.connect(lab.cluster[name].dsn, autocommit=True)
     if lab.provider == "testcontainers":
@@ -153,13 +154,13 @@ def test_replication_partition_and_its_heal(provider_lab):
         fault = partition_replication(lab, replica)
         try:
             wait_for(lambda: committed[0] >= 20, timeout=30, what="20 commits the cut-off replica cannot receive")
-            assert not lab.replica_caught_up(replica)
+            assert not lab.capability(DatabaseNodes).replica_caught_up(replica)
         finally:
             heal_replication(lab, fault)
         at_heal = committed[0]
         wait_for(lambda: committed[0] >= at_heal + 20, timeout=30, what="20 commits after the heal")
     try:
-        wait_for(lambda: lab.replica_caught_up(replica), timeout=40, interval=0.2)
+        wait_for(lambda: lab.capability(DatabaseNodes).replica_caught_up(replica), timeout=40, interval=0.2)
     except AssertionError:  # say where replication stands, for the next reader
         with connect_primary(lab) as conn:
             streaming = conn.execute(
@@ -167,7 +168,7 @@ def test_replication_partition_and_its_heal(provider_lab):
                 " pg_current_wal_lsn()::text FROM pg_stat_replication"
             ).fetchall()
         try:  # and what the replica and the link say, so that a rare stall can be told apart
-            receiver = lab.node_query(
+            receiver = lab.capability(DatabaseNodes).node_query(
                 replica,
                 "SELECT status, sender_host, sender_port, latest_end_lsn::text,"
                 " last_msg_receipt_time::text FROM pg_stat_wal_receiver",
@@ -175,7 +176,7 @@ def test_replication_partition_and_its_heal(provider_lab):
         except Exception as exc:  # noqa: BLE001 - the diagnosis must not hide the failure
             receiver = f"{type(exc).__name__}: {exc}"
         try:
-            link = lab.toxiproxy.proxy(lab.replication_proxy_name(replica))
+            link = lab.toxiproxy.proxy(lab.capability(DatabaseNodes).replication_proxy_name(replica))
             link = {"enabled": link.enabled, "listen": link.listen, "toxics": list(link.toxics())}
         except Exception as exc:  # noqa: BLE001
             link = f"{type(exc).__name__}: {exc}"
@@ -192,15 +193,15 @@ def test_replication_partition_and_its_heal(provider_lab):
 
 def test_killed_primary_fails_over_and_fails_back(provider_lab):
     lab = provider_lab
-    old = lab.database_primary()
-    lab.kill_database_node(old)
+    old = lab.capability(DatabaseNodes).database_primary()
+    lab.capability(DatabaseNodes).kill_database_node(old)
     assert lab.failover.wait_failed_over(90), lab.failover.error
-    assert lab.database_primary() != old
+    assert lab.capability(DatabaseNodes).database_primary() != old
     wait_for(lambda: api_write(lab, f"contract-{lab.provider}-after") in (200, 201), timeout=30)
     lab.failover.rebuild(old, synchronous=True)
     wait_for(lambda: lab.failover.transaction_lag(old) <= 5.0, timeout=40, interval=0.2)
     assert lab.failover.failback(old, max_lag=5.0) <= 5.0
-    assert lab.database_primary() == old
+    assert lab.capability(DatabaseNodes).database_primary() == old
     wait_for(lambda: steady(lab), timeout=40)
 
 

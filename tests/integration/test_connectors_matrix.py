@@ -5,6 +5,7 @@ provider_contract.py."""
 
 from __future__ import annotations
 
+from harness.lab.capabilities import ConnectorWorkers
 from harness.lab.embedded import EmbeddedLab
 from tests.integration.conftest import ROOT, gates_of, run_plan
 
@@ -41,12 +42,12 @@ def test_the_auto_scaling_group_replaces_a_killed_connector_worker(lab):
     from harness.model import FaultSpec
     from tests.support import wait_for
 
-    before = len(lab.connector_replacements())
+    before = len(lab.capability(ConnectorWorkers).connector_replacements())
     old = lab.connectors.worker_pid("jamf")
     fault = build(FaultSpec("connector_worker_kill", "jamf"))
     fault.inject(FaultContext(toxiproxy=lab.toxiproxy, lab=lab))
     try:
-        replaced = wait_for(lambda: lab.connector_replacements()[before:], timeout=30)
+        replaced = wait_for(lambda: lab.capability(ConnectorWorkers).connector_replacements()[before:], timeout=30)
     finally:
         fault.heal(FaultContext(toxiproxy=lab.toxiproxy, lab=lab))
     assert [(r["platform"], r["old_pid"]) for r in replaced] == [("jamf", old)]

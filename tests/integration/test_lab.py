@@ -10,6 +10,7 @@ import requests
 
 from harness.faults import FaultContext, build, injected
 from harness.faults.replication import heal_replication, partition_replication
+from harness.lab.capabilities import DatabaseNodes
 from harness.lab.failover import FailbackRefused
 from harness.model import FaultSpec
 from tests.support import wait_for
@@ -68,8 +69,8 @@ def test_database_unreachable_gives_503_naming_the_cause_and_no_partial_write(la
 
 def test_failback_is_refused_while_transaction_lag_exceeds_5_seconds(lab):
     replica = lab.failover.candidate
-    primary = lab.database_primary()
-    wait_for(lambda: lab.replica_caught_up(replica), timeout=30)
+    primary = lab.capability(DatabaseNodes).database_primary()
+    wait_for(lambda: lab.capability(DatabaseNodes).replica_caught_up(replica), timeout=30)
     cut = partition_replication(lab, replica)
     try:
         # a transaction the replica cannot receive (committed locally: no wait for the standby)
@@ -81,10 +82,10 @@ def test_failback_is_refused_while_transaction_lag_exceeds_5_seconds(lab):
         with pytest.raises(FailbackRefused) as refused:
             lab.failover.failback(replica, max_lag=5.0)
         assert refused.value.lag > 5.0
-        assert lab.database_primary() == primary  # nothing changed
+        assert lab.capability(DatabaseNodes).database_primary() == primary  # nothing changed
     finally:
         heal_replication(lab, cut)
     wait_for(lambda: lab.failover.transaction_lag(replica) <= 5.0, timeout=40, interval=0.2)
     lag = lab.failover.failback(replica, max_lag=5.0)  # caught up: the switch is allowed
-    assert lag <= 5.0 and lab.database_primary() == replica
+    assert lag <= 5.0 and lab.capability(DatabaseNodes).database_primary() == replica
     wait_for(lambda: all(ok for ok, _ in lab.steady_state_checks().values()), timeout=30)

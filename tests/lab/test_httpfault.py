@@ -168,9 +168,11 @@ def test_embedded_lab_reads_its_gateway_requests(gateway):
     lab = EmbeddedLab()  # not started: only its gateway address (and token) is set
     lab.gateway_url, lab.control_token = gateway, TOKEN
     requests.get(f"{gateway}/bucket/k", timeout=5)
-    assert [(r["method"], r["path"], r["status"]) for r in lab.gateway_requests()] == [("GET", "/bucket/k", 200)]
+    assert [(r["method"], r["path"], r["status"]) for r in lab.capability(EvidenceStore).gateway_requests()] == [
+        ("GET", "/bucket/k", 200)
+    ]
     with pytest.raises(KeyError, match="no HTTP fault gateway named 'db'; known: s3"):
-        lab.gateway_requests("db")
+        lab.capability(EvidenceStore).gateway_requests("db")
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ import requests
 
 from harness import cli
 from harness.lab import proc, reaper
+from harness.lab.capabilities import Clock
 from harness.lab.embedded import EmbeddedLab, manifest_path
 from harness.lab.postgres import PgCluster
 from harness.wait import poll
@@ -406,5 +407,5 @@ def test_a_platform_stand_in_started_without_a_token_refuses_every_control_call(
 
 def test_the_embedded_lab_gives_its_token_to_the_control_endpoints_by_environment():
     lab = EmbeddedLab()
-    assert lab.control_headers() == {"Authorization": f"Bearer {lab.control_token}"}
+    assert lab.capability(Clock).control_headers() == {"Authorization": f"Bearer {lab.control_token}"}
     assert EmbeddedLab().control_token != lab.control_token

@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from harness.lab.base import Lab
+from harness.lab.capabilities import EvidenceStore, PlatformStandIns, Queues
 from harness.lab.connectors import peek_messages, queue_depth
 from harness.lab.embedded import EmbeddedLab
 from harness.lab.moto import MotoServer
@@ -68,7 +69,7 @@ def test_queue_depth_counts_visible_in_flight_and_delayed_messages(queues, lab):
         attributes["ApproximateNumberOfMessagesDelayed"],
     ) == ("2", "1", "1")
     assert queue_depth(sqs, queue) == 4
-    assert lab.queue_depth("jamf") == 4
+    assert lab.capability(Queues).queue_depth("jamf") == 4
 
 
 def test_dead_letters_are_read_without_consuming_them(queues, lab):
@@ -81,7 +82,9 @@ def test_dead_letters_are_read_without_consuming_them(queues, lab):
         [json.dumps(b, sort_keys=True) for b in bodies] + [json.dumps({"unparsed_body": "not an intent"})]
     )
     assert sorted(json.dumps(b, sort_keys=True) for b in peek_messages(sqs, dlq)) == expected
-    assert sorted(json.dumps(b, sort_keys=True) for b in lab.dead_letters("jamf")) == expected  # again
+    assert (
+        sorted(json.dumps(b, sort_keys=True) for b in lab.capability(Queues).dead_letters("jamf")) == expected
+    )  # again
     attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
         "8",
@@ -99,14 +102,14 @@ def test_read_object_reads_the_latest_version_of_each_region(moto, lab):
     s3.put_object(Bucket=EVIDENCE_REPLICA_BUCKET, Key="packs/p1", Body=b"copy")
     s3.put_object(Bucket=EVIDENCE_BUCKET, Key="packs/gone", Body=b"x")
     s3.delete_object(Bucket=EVIDENCE_BUCKET, Key="packs/gone")  # a delete marker is the latest
-    assert lab.read_object("primary", "packs/p1") == b"second"
-    assert lab.read_object("alternate", "packs/p1") == b"copy"
-    assert lab.read_object("primary", "packs/never") is None
-    assert lab.read_object("alternate", "packs/gone") is None
-    assert lab.read_object("primary", "packs/gone") is None
+    assert lab.capability(EvidenceStore).read_object("primary", "packs/p1") == b"second"
+    assert lab.capability(EvidenceStore).read_object("alternate", "packs/p1") == b"copy"
+    assert lab.capability(EvidenceStore).read_object("primary", "packs/never") is None
+    assert lab.capability(EvidenceStore).read_object("alternate", "packs/gone") is None
+    assert lab.capability(EvidenceStore).read_object("primary", "packs/gone") is None
     assert read_latest_object(store_client("s3", moto.endpoint_url), EVIDENCE_BUCKET, "packs/p1") == b"second"
     with pytest.raises(KeyError, match="known: primary, alternate"):
-        lab.read_object("mars", "packs/p1")
+        lab.capability(EvidenceStore).read_object("mars", "packs/p1")
 
 
 class _NoStores(Lab):
@@ -127,22 +130,23 @@ class _NoStores(Lab):
     def steady_state_checks(self):
         return {}
 
-    def database_primary(self):
-        return "pg-a"
-
-    def kill_database_node(self, name):
+    def set_replication(self, mode):
         pass
+
+    def parts(self):
+        return ()  # none: no store to read
 
 
 @pytest.mark.parametrize(
-    "call, capability",
+    "proto, capability",
     [
-        (lambda lab: lab.queue_depth("jamf"), "intent queue depth"),
-        (lambda lab: lab.dead_letters("jamf"), "dead-letter queue"),
-        (lambda lab: lab.read_object("primary", "k"), "evidence objects"),
-        (lambda lab: lab.platform_requests("jamf"), "platform API stand-ins"),
+        (Queues, "queue depth"),
+        (Queues, "dead-letter queue"),
+        (EvidenceStore, "evidence_read"),
+        (PlatformStandIns, "platform_requests"),
     ],
 )
-def test_other_providers_say_they_cannot_read_the_stores(call, capability):
-    with pytest.raises(NotImplementedError, match=f"the external lab .*{capability}"):
-        call(_NoStores())
+def test_other_providers_say_they_cannot_read_the_stores(proto, capability):
+    """A lab without the part says which provider lacks which protocol, and what it would give."""
+    with pytest.raises(NotImplementedError, match=f"the external lab lacks {proto.__name__}: .*{capability}"):
+        _NoStores().capability(proto)

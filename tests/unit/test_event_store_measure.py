@@ -221,9 +221,10 @@ def test_a_lab_without_the_capability_says_so():
 
     class Bare(Lab):
         provider = "bare"
-        up = down = endpoints = processes = steady_state_checks = database_primary = kill_database_node = (
-            lambda self, *a: None
-        )
+        up = down = endpoints = processes = steady_state_checks = set_replication = lambda self, *a: None
 
-    with pytest.raises(NotImplementedError, match="bare lab cannot block event store writes"):
+        def parts(self):
+            return ()  # no part: no database tier to block
+
+    with pytest.raises(NotImplementedError, match=r"acts through EventStoreBlock, which the lab \(Bare\) lacks"):
         build(FaultSpec("event_store_block", "database-primary")).inject(FaultContext(lab=Bare()))

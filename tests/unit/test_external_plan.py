@@ -13,6 +13,7 @@ from harness.cli import main
 from harness.drill import preflight
 from harness.errors import PlanError
 from harness.lab.base import CAPABILITIES
+from harness.lab.capabilities import PlanConfigured
 from harness.lab.external import ExternalConfig, ExternalLab
 from harness.plan import load_plan
 from harness.steps.impact import feature_steps, outside_blast_radius, step_targets
@@ -320,7 +321,7 @@ HEALS = ("is redeployed", "are redeployed", "is restarted")
 
 
 def test_every_destructive_step_of_every_feature_has_a_target():
-    targets = ExternalLab(parse(full_lab()), confirmed=True).fault_targets()
+    targets = ExternalLab(parse(full_lab()), confirmed=True).capability(PlanConfigured).fault_targets()
     harmful = {
         s
         for path in FEATURES
@@ -344,7 +345,7 @@ def test_every_destructive_step_of_every_feature_has_a_target():
 
 
 def test_the_blast_radius_judges_only_the_scenarios_the_tag_expression_selects():
-    targets = ExternalLab(parse(full_lab()), confirmed=True).fault_targets()
+    targets = ExternalLab(parse(full_lab()), confirmed=True).capability(PlanConfigured).fault_targets()
     radius = tuple(full_lab()["blast_radius"])
     everything = outside_blast_radius(FEATURES, targets, radius)
     assert any("region_loss.feature" in line for line in everything)  # backup rows: outside it
@@ -352,7 +353,7 @@ def test_the_blast_radius_judges_only_the_scenarios_the_tag_expression_selects()
 
 
 def test_step_targets_match_parametrized_sentences():
-    names = ExternalLab(parse(full_lab()), confirmed=True).fault_targets()
+    names = ExternalLab(parse(full_lab()), confirmed=True).capability(PlanConfigured).fault_targets()
     assert step_targets("the API instance in az3 is killed", names) == ["api-az3"]
     assert step_targets("the database primary is killed", names) == ["database-primary"]
     assert step_targets("every API instance is down", names) == ["api-az1", "api-az2", "api-az3"]

@@ -13,7 +13,8 @@ class Scenario:
 
     def __init__(self, depths: list[dict[str, int]]):
         self.depths, self.calls, self.observations = depths, 0, []
-        self.lab = SimpleNamespace(queue_depth=self.queue_depth)
+        queues = SimpleNamespace(queue_depth=self.queue_depth)  # the lab's Queues part
+        self.lab = SimpleNamespace(capability=lambda proto: queues)
 
     def queue_depth(self, platform: str) -> int:
         read = min(self.calls // len(platforms.PLATFORMS), len(self.depths) - 1)

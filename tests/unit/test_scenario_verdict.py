@@ -44,6 +44,9 @@ def test_scenarios_of_a_run_get_their_own_correlation_ids_under_the_drills():
 class UnreadableLab:
     """A lab whose parts' logs cannot be read (a runbook read hook refused), or are not there."""
 
+    def part(self, proto):
+        return self  # its one part: the stand-ins, the workers and the gateway
+
     def platform_requests(self, platform):
         raise RuntimeError("hook platform_requests: 401")
 

@@ -24,9 +24,9 @@ from .config import (
     NodeConfig,
     Secret,
 )
-from .lab import KILL_SEEN_TIMEOUT, REDEPLOY_TIMEOUT, ExternalLab
+from .lab import ExternalLab
 from .observer import ExternalFailover
-from .parts import ExternalEventStoreBlock, ProxyNames
+from .parts import KILL_SEEN_TIMEOUT, REDEPLOY_TIMEOUT, ExternalEventStoreBlock, ProxyNames
 
 __all__ = [
     "ACTIONS",

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
 
-from ...errors import FaultError, LabStartError
+from ...errors import LabStartError
 from ...toxiproxy.client import ToxiproxyControl
-from ...wait import wait_for
 from ..base import Lab, running
-from ..failover import WRITE_BLOCKED
 from ..hooks import PLAN, HookError, public_url
-from ..targets import (
-    EVERY_API_INSTANCE,
-    EVIDENCE_GATEWAY,
-    FAILBACK_LINKS,
-    PROXY,
-    REPLICATION_LINK,
-    TargetNames,
-)
+from ..targets import EVIDENCE_GATEWAY
 from .config import PLATFORM_NAMES, ExternalConfig, NodeConfig
 from .observer import ExternalFailover
-from .parts import ExternalEventStoreBlock, ProxyNames
-
-KILL_SEEN_TIMEOUT = 30.0  # a killed API instance must be seen dead within it
-REDEPLOY_TIMEOUT = 90.0  # a redeployed one live
+from .parts import (
+    ExternalApiTier,
+    ExternalClock,
+    ExternalDatabase,
+    ExternalEvidence,
+    ExternalPlan,
+    ExternalPlatforms,
+    ExternalQueues,
+    ExternalSiem,
+    ProxyNames,
+)
 
 
 class ExternalLab(Lab):
@@ -45,6 +41,23 @@ class ExternalLab(Lab):
         self.toxiproxy: ProxyNames | None = None
         self._toxiproxy: ToxiproxyControl | None = None  # the server under its own names
         self.failover: ExternalFailover | None = None
+        # its parts: each acts through the plan's runbook hooks, reads and endpoints
+        self.database = ExternalDatabase(self)
+        self.api = ExternalApiTier(self)
+        self.evidence = ExternalEvidence(self)
+        self._parts: tuple[object, ...] = (
+            self.database,
+            self.api,
+            self.evidence,
+            ExternalSiem(self),
+            ExternalPlatforms(self),
+            ExternalQueues(self),
+            ExternalClock(self),
+            ExternalPlan(config),
+        )
+
+    def parts(self) -> tuple[object, ...]:
+        return self._parts
 
     @property
     def watcher(self) -> ExternalFailover:
@@ -60,17 +73,8 @@ class ExternalLab(Lab):
 
     def capabilities(self) -> frozenset[str]:
         """What the plan's hooks, proxies, reads and endpoints let the harness do to this
-        deployment (harness.lab.external.PROVIDES)."""
-        return self.config.capabilities()
-
-    def missing_keys(self, capability: str) -> list[str]:
-        """The lab: keys a plan must set for this lab to have the capability."""
-        return self.config.missing_keys(capability)
-
-    @property
-    def blast_radius(self) -> tuple[str, ...]:
-        """What the plan's lab.blast_radius lets faults touch (harness.lab.capabilities.PlanConfigured)."""
-        return self.config.blast_radius
+        deployment (harness.lab.external.PROVIDES), of what its parts implement."""
+        return self.config.capabilities() & super().capabilities()
 
     # -- lifecycle: nothing to start, only to check -----------------------------------------
     def up(self) -> ExternalLab:
@@ -170,11 +174,15 @@ class ExternalLab(Lab):
             "failover_controller": (self.watcher.state == "watching", self.watcher.state),
         }
         if self.config.api_instances:
-            down = [z for z in self.config.api_instances if not self.api_instance_alive(z)]
+            down = [z for z in self.config.api_instances if not self.api.api_instance_alive(z)]
             checks["api_instances"] = (not down, f"not live: {down}" if down else "all live")
         return checks
 
-    def database_primary(self) -> str:
+    def set_replication(self, mode: str) -> None:
+        raise NotImplementedError(f"the external lab cannot switch its replication mode to {mode}")
+
+    def current_primary(self) -> str:
+        """The node that answers as primary (LabStartError when none does)."""
         for name, node in self.config.nodes.items():
             try:
                 if not node.query("SELECT pg_is_in_recovery()", timeout=2)[0][0]:
@@ -182,165 +190,6 @@ class ExternalLab(Lab):
             except (psycopg.Error, LabStartError):
                 continue
         raise LabStartError("no database node answers as primary")
-
-    def node_query(self, name: str, statement: str, params=None) -> list[tuple]:
-        return self.node(name).query(statement, params)
-
-    def kill_database_node(self, name: str) -> None:
-        self.action("kill_database_primary", node=name)
-        self.watcher.watch(name)
-
-    def replication_proxy_name(self, replica: str) -> str:
-        """The proxy on `replica`'s replication link: lab.database.replication_proxies, else (the
-        failover target's) lab.database.replication_proxy; none named: LabStartError."""
-        c = self.config
-        named = c.replication_proxies.get(replica) or (c.replication_proxy if replica == c.failover_target else None)
-        if not named:
-            raise LabStartError(
-                f"the plan names no Toxiproxy proxy on the replication link to {replica}: set "
-                f"lab.database.replication_proxies.{replica}"
-            )
-        return named
-
-    # -- the event store (matrix row 7) ----------------------------------------------------------
-    def block_event_store_writes(self, time_limit_s: float | None = None) -> ExternalEventStoreBlock:
-        """The runbook blocks appends on the primary (hook block_event_store_writes); the platform
-        must then fence that node and promote the failover target, which is watched from outside."""
-        primary = self.database_primary()
-        self.action("block_event_store_writes", node=primary, time_limit_s=time_limit_s)
-        self.watcher.watch(primary, cause=WRITE_BLOCKED)
-        return ExternalEventStoreBlock(self, primary)
-
-    # -- the API tier (matrix row 1) -------------------------------------------------------------
-    def api_instances(self) -> list[str]:
-        return list(self.config.api_instances)
-
-    def api_instance_alive(self, name: str) -> bool:
-        """The instance answers its own /health/live (what the load balancer probes)."""
-        try:
-            return requests.get(f"{self.config.api_instances[name]}/health/live", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def kill_api_instance(self, name: str) -> None:
-        """The runbook kills the zone's instance; returns once the harness sees it dead."""
-        if name not in self.config.api_instances:
-            raise FaultError(
-                f"no API instance {name!r} in lab.api_tier.instances; known: {', '.join(self.config.api_instances)}"
-            )
-        self.action("kill_api_instance", instance=name)
-        wait_for(
-            lambda: not self.api_instance_alive(name),
-            f"API instance {name} still answers after the kill",
-            timeout=KILL_SEEN_TIMEOUT,
-            interval=0.05,
-        )
-
-    def redeploy_api_instance(self, name: str) -> None:
-        """The runbook redeploys it; returns once it answers /health/live."""
-        self.action("redeploy_api_instance", instance=name)
-        wait_for(
-            lambda: self.api_instance_alive(name),
-            f"API instance {name} not live after the redeploy",
-            timeout=REDEPLOY_TIMEOUT,
-            interval=0.1,
-        )
-
-    def probe_window(self) -> float:
-        if self.config.probe_window_s is None:
-            raise LabStartError("the plan has no lab.api_tier.probe_window_s")
-        return self.config.probe_window_s
-
-    # -- the connector platforms (matrix rows 4-6) and their workers ------------------------------
-    def set_platform_mode(self, platform: str, mode: dict[str, Any]) -> None:
-        self.action("degrade_platform", platform=platform, **mode)
-
-    def kill_platform(self, platform: str) -> None:
-        self.action("kill_platform", platform=platform)
-
-    def restart_platform(self, platform: str) -> None:
-        self.action("restart_platform", platform=platform)
-
-    def platform_requests(self, platform: str) -> list[dict]:
-        return self._read("platform_requests", "requests", platform=platform)
-
-    def kill_connector_worker(self, platform: str) -> int:
-        answer = self.action("kill_connector_worker", platform=platform)
-        pid = answer.get("pid") if isinstance(answer, dict) else None
-        return pid if isinstance(pid, int) else 0
-
-    def replace_connector_worker(self, platform: str) -> int | None:
-        """The auto-scaling group replaces a lost worker by itself; the hook (if named) makes sure."""
-        if "replace_connector_worker" not in self.config.actions:
-            return None
-        answer = self.action("replace_connector_worker", platform=platform)
-        pid = answer.get("pid") if isinstance(answer, dict) else None
-        return pid if isinstance(pid, int) else None
-
-    def connector_replacements(self) -> list[dict]:
-        return self._read("connector_replacements", "replacements")
-
-    def control_headers(self) -> dict[str, str]:
-        """The Control Plane's clock control (/_clock) takes the token of lab.clock."""
-        token = self.config.clock_token.value("lab.clock") if self.config.clock_token else None
-        return {"Authorization": f"Bearer {token}"} if token else {}
-
-    # -- reads of the target's stores, straight from S3 and SQS (evidence, not what it says) -------
-    def _queue_url(self, sqs, platform: str, dead_letters: bool) -> str:
-        if self.config.queues is None:
-            raise NotImplementedError("the plan has no lab.queues: the external lab cannot read the queues")
-        name = f"{self.config.queues.options['prefix']}-{platform}" + ("-dlq" if dead_letters else "")
-        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
-
-    def queue_depth(self, platform: str) -> int:
-        from ..connectors import queue_depth
-
-        sqs = self.config.queues.client("sqs") if self.config.queues else None
-        return queue_depth(sqs, self._queue_url(sqs, platform, False))
-
-    def dead_letters(self, platform: str) -> list[dict]:
-        from ..connectors import peek_messages
-
-        sqs = self.config.queues.client("sqs") if self.config.queues else None
-        return peek_messages(sqs, self._queue_url(sqs, platform, True))
-
-    def _evidence_bucket(self, region: str) -> tuple[Any, str]:
-        """(S3 client, bucket) of an evidence region, primary or alternate, as the plan's lab.s3 names it."""
-        s3 = self.config.s3
-        if s3 is None:
-            raise NotImplementedError("the plan has no lab.s3: the external lab cannot read evidence objects")
-        if region not in ("primary", "alternate"):
-            raise KeyError(f"no evidence region {region!r}; known: primary, alternate")
-        endpoint = s3.options.get("replica_endpoint") if region == "alternate" else None
-        return s3.client("s3", endpoint), s3.options["bucket" if region == "primary" else "replica_bucket"]
-
-    def read_object(self, region: str, key: str) -> bytes | None:
-        from ..parts import read_latest_object
-
-        return read_latest_object(*self._evidence_bucket(region), key)
-
-    def object_lock(self, region: str, key: str, version_id: str | None = None) -> dict | None:
-        from ..parts import read_object_lock
-
-        return read_object_lock(*self._evidence_bucket(region), key, version_id)
-
-    # -- the HTTP fault gateway in front of the evidence store ----------------------------------
-    def http_gateway(self, name: str) -> str:
-        if name != "s3" or not self.config.gateway_url:
-            raise KeyError(f"no HTTP fault gateway named {name!r}: set lab.evidence_gateway")
-        return self.config.gateway_url
-
-    def gateway_headers(self, name: str) -> dict[str, str]:
-        token = self.config.gateway_token.value("lab.evidence_gateway")
-        return {"Authorization": f"Bearer {token}"} if token else {}
-
-    def gateway_requests(self, name: str = "s3") -> list[dict]:
-        """Every request the gateway forwarded or answered: {n, at, method, path, status, injected}."""
-        reply = requests.get(
-            f"{self.http_gateway(name)}/_drill/requests", headers=self.gateway_headers(name), timeout=10
-        )
-        reply.raise_for_status()
-        return reply.json()["requests"]
 
     # -- heal and judge --------------------------------------------------------------------------
     def reset_faults(self) -> None:
@@ -366,7 +215,7 @@ class ExternalLab(Lab):
         if GATEWAY_TARGET in radius and self.config.gateway_url:
             try:
                 requests.delete(
-                    f"{self.config.gateway_url}/_drill/fault", headers=self.gateway_headers("s3"), timeout=10
+                    f"{self.config.gateway_url}/_drill/fault", headers=self.evidence.gateway_headers("s3"), timeout=10
                 )
             except requests.RequestException:
                 pass  # the steady state says whether the store answers
@@ -377,42 +226,6 @@ class ExternalLab(Lab):
                         self.action("degrade_platform", platform=platform, mode="ok")
                     except HookError:
                         pass  # its server is down: the scenario's steady state says so
-
-    def siem_records(self) -> list[dict] | None:
-        if not self.config.siem_file:
-            return None
-        try:
-            lines = Path(self.config.siem_file).read_text().splitlines()
-        except OSError:
-            return None
-        return [json.loads(line) for line in lines if line.strip().startswith("{")]
-
-    def fault_targets(self) -> TargetNames:
-        """The names of lab.blast_radius for what a step touches: each step declares the symbols it
-        touches once (harness.steps.registry); this turns a symbol into this lab's names. A proxy
-        the plan does not name shows as the key that would name it, so the radius check refuses it."""
-        c = self.config
-
-        def proxy(value: str | None, key: str) -> str:
-            return value or f"(no proxy: set {key})"
-
-        def names(symbol: str) -> tuple[str, ...]:
-            if symbol == REPLICATION_LINK:
-                return (proxy(c.replication_proxy, "lab.database.replication_proxy"),)
-            if symbol == FAILBACK_LINKS:
-                # the failback drill slows the link of the node the failback returns to (the old primary:
-                # any node but the failover target); a node without a named proxy is not slowed (unknown)
-                return tuple(v for n, v in c.replication_proxies.items() if n != c.failover_target)
-            if symbol == EVERY_API_INSTANCE:
-                return tuple(f"api-{z}" for z in c.api_instances) or ("api-<every zone: set lab.api_tier>",)
-            if symbol.startswith(PROXY):
-                role = symbol[len(PROXY) :]
-                kind, _, platform = role.partition(".")
-                value = c.platform_proxies.get(platform) if kind == "platforms" else c.proxies.get(role)
-                return (proxy(value, f"lab.proxies.{role}"),)
-            return (symbol,)
-
-        return names
 
 
 GATEWAY_TARGET = EVIDENCE_GATEWAY

@@ -201,7 +201,7 @@ class ExternalFailover:
         return self.state == "failed_over"
 
     def transaction_lag(self, replica: str) -> float:
-        primary = self.lab.node(self.lab.database_primary())
+        primary = self.lab.node(self.lab.current_primary())
         return transaction_lag(primary.query, self.lab.node(replica).query)
 
     def rebuild(self, old: str, synchronous: bool) -> None:
@@ -221,7 +221,7 @@ class ExternalFailover:
         check the lag first: the action owns the decision, and must refuse (409: FailbackRefused)
         or wait while the lag is over max_lag; the drill measures the lag itself meanwhile.
         Returns the lag the hook's answer names (its word only: transaction_lag_s), if any."""
-        current = self.lab.database_primary()
+        current = self.lab.current_primary()
         try:
             answer = self.lab.action("database_failback", to=to, max_lag=max_lag, synchronous=synchronous)
         except HookError as refused:
