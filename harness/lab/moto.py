@@ -11,11 +11,6 @@ Lifecycle of a ``MotoServer``:
 5. ``down()``: SIGTERM, then SIGKILL whatever is left (and any child), remove the dir and
    the registration. Idempotent, and run by the context manager also on Ctrl-C.
 
-With ``tls=True`` (pgBackRest's S3 driver speaks only TLS) the server serves https with a
-certificate from a lab CA made for this server (harness.lab.tlsca) in its temp dir:
-``ca_file`` is what a client trusts; the readiness check trusts only that CA. The keys go
-with the dir on ``down()``.
-
 moto keeps its state in memory: a restart loses every bucket and object; ``reset()``
 empties it without a restart.
 """
@@ -25,7 +20,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -36,7 +30,6 @@ import urllib.request
 from pathlib import Path
 
 from harness.lab import proc, reaper
-from harness.lab.tlsca import LabCA
 from harness.net import free_port
 from harness.wait import poll
 
@@ -65,7 +58,6 @@ class MotoServer:
         base_dir: str | os.PathLike | None = None,
         start_timeout: float = 30.0,
         python: str | None = None,
-        tls: bool = False,
     ) -> None:
         self.host = LOOPBACK
         self.port = port
@@ -73,8 +65,6 @@ class MotoServer:
         self.base_dir = Path(base_dir or tempfile.gettempdir())
         self.start_timeout = start_timeout
         self.python = python or sys.executable
-        self.tls = tls
-        self.ca: LabCA | None = None
         self.lab_id = "drillmoto-" + secrets.token_hex(4)
         self.root = Path()
         self.process: subprocess.Popen | None = None
@@ -84,12 +74,7 @@ class MotoServer:
 
     @property
     def endpoint_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
-
-    @property
-    def ca_file(self) -> Path | None:
-        """The lab CA's certificate a client trusts (tls=True), else None."""
-        return self.ca.ca_cert if self.ca is not None else None
+        return f"http://{self.host}:{self.port}"
 
     @property
     def logfile(self) -> Path:
@@ -115,13 +100,9 @@ class MotoServer:
         self._registration.add_dir(self.root)
         self.port = self.port or free_port()
         env = {**os.environ, "MOTO_PORT": str(self.port)}
-        tls_args: list[str] = []
-        if self.tls:
-            self.ca = LabCA.create(self.root)
-            tls_args = ["--ssl-cert", str(self.ca.server_cert), "--ssl-key", str(self.ca.server_key)]
         with open(self.logfile, "wb") as log:
             self.process = subprocess.Popen(
-                [self.python, "-c", _LAUNCH, self.lab_id, "-H", self.host, "-p", str(self.port), *tls_args],
+                [self.python, "-c", _LAUNCH, self.lab_id, "-H", self.host, "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -134,9 +115,8 @@ class MotoServer:
         return self
 
     def _answers(self) -> bool:
-        context = ssl.create_default_context(cafile=str(self.ca.ca_cert)) if self.ca is not None else None
         try:
-            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1.0, context=context) as response:
+            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1.0) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -167,8 +147,7 @@ class MotoServer:
     def reset(self) -> None:
         """Empty every moto backend (all buckets, queues, ...) without a restart."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        context = ssl.create_default_context(cafile=str(self.ca.ca_cert)) if self.ca is not None else None
-        with urllib.request.urlopen(request, timeout=10.0, context=context):
+        with urllib.request.urlopen(request, timeout=10.0):
             pass
 
     def log_tail(self, lines: int = 20) -> str:
