@@ -58,6 +58,7 @@ from ..errors import LabStartError
 from ..net import LOOPBACK, free_port
 from ..toxiproxy.client import ToxiproxyControl
 from ..wait import poll, until_up
+from ..workload.client import ApiClient
 from . import proc, reaper
 from .base import running
 from .connectors import PLATFORMS, ConnectorTier
@@ -912,20 +913,18 @@ class ContainerLab(TopologyLab):
             self._wait_instance(name, deadline)
 
     def _wait_instance(self, name: str, deadline: float) -> None:
-        port = self.instance_ports[name]
-
-        def live() -> bool:
-            return requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=1).status_code == 200
-
-        if (
-            until_up(
-                live,
+        """Until the instance answers its /health/live (the Control Plane client's `live`)."""
+        client = ApiClient(f"http://{LOOPBACK}:{self.instance_ports[name]}", timeout=1)
+        try:
+            up = until_up(
+                client.live,
                 lambda: self.instances[name].poll() is not None,
                 max(0.0, deadline - time.monotonic()),
                 interval=0.1,
             )
-            != "up"
-        ):
+        finally:
+            client.close()
+        if up != "up":
             logs = self.containers[name].logs(tail=10).decode(errors="replace")
             raise LabStartError(f"Control Plane container {name} did not start: {logs}")
 

@@ -34,8 +34,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from controlplane.control_auth import CONTROL_TOKEN_ENV
 
 from ..errors import LabStartError
@@ -43,6 +41,7 @@ from ..net import LOOPBACK, free_port
 from ..toxiproxy.client import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
 from ..wait import until_up
+from ..workload.client import ApiClient
 from . import proc, reaper
 from .backups import BackupService
 from .base import running
@@ -417,14 +416,15 @@ class EmbeddedLab(TopologyLab):
         self.instances[name], self.instance_ports[name] = process, port
 
     def _wait_instance(self, name: str, deadline: float) -> None:
-        if (
-            until_up(
-                lambda: self._live(self.instance_ports[name]),
-                lambda: self.instances[name].poll() is not None,
-                max(0.0, deadline - time.monotonic()),
+        """Until the instance answers its /health/live (the Control Plane client's `live`)."""
+        client = ApiClient(f"http://{LOOPBACK}:{self.instance_ports[name]}", timeout=0.5)
+        try:
+            up = until_up(
+                client.live, lambda: self.instances[name].poll() is not None, max(0.0, deadline - time.monotonic())
             )
-            != "up"
-        ):
+        finally:
+            client.close()
+        if up != "up":
             tail = (self.workdir / f"controlplane-{name}.log").read_text()[-800:]
             raise LabStartError(f"Control Plane instance {name} did not start:\n{tail}")
 
@@ -439,13 +439,6 @@ class EmbeddedLab(TopologyLab):
             return
         self._start_instance(name, self.instance_ports[name])
         self._wait_instance(name, time.monotonic() + START_TIMEOUT)
-
-    @staticmethod
-    def _live(port: int) -> bool:
-        try:
-            return requests.get(f"http://{LOOPBACK}:{port}/health/live", timeout=0.5).status_code == 200
-        except requests.RequestException:
-            return False
 
     def _start_load_balancer(self, listen_port: int) -> None:
         backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}

@@ -144,6 +144,11 @@ class ControlPlane:
         return Request("GET", "/health")
 
     @staticmethod
+    def live() -> Request:
+        """An instance's own liveness (what the load balancer probes, and a lab waits for)."""
+        return Request("GET", "/health/live")
+
+    @staticmethod
     def events(**params: Any) -> Request:
         """A page of the event store (after, limit, type, correlation_id)."""
         return Request("GET", "/events", params=params)
@@ -241,6 +246,10 @@ class ApiClient:
     # -- the operations drills use -----------------------------------------------------
     def create_intent(self, key: str, correlation_id: str, ring: str = "ring0", platform: str = "intune") -> Reply:
         return self.send(ControlPlane.create_intent(key, ring, platform), correlation_id)
+
+    def live(self) -> bool:
+        """The instance at base_url answers its /health/live with 200 (no answer: False)."""
+        return self.send(ControlPlane.live()).status == 200
 
     def health(self) -> Reply:
         """ok only when ServiceHealth = Healthy; an answer saying otherwise is a definite fail."""

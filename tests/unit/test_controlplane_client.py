@@ -81,6 +81,7 @@ WIRE = [
     (ControlPlane.read_intent(7), ("GET", "/intents/7", None, None)),
     (ControlPlane.intents("drill-ab"), ("GET", "/intents?key_prefix=drill-ab", None, None)),
     (ControlPlane.health(), ("GET", "/health", None, None)),
+    (ControlPlane.live(), ("GET", "/health/live", None, None)),  # the labs' readiness check
     (
         ControlPlane.events(limit=1000, type="DrillEvent", after=5),
         ("GET", "/events?limit=1000&type=DrillEvent&after=5", None, None),

@@ -10,6 +10,7 @@ import requests
 
 from ...errors import LabStartError
 from ...toxiproxy.client import ToxiproxyControl
+from ...workload.client import ApiClient, ControlPlane
 from ..base import Lab, running
 from ..hooks import PLAN, HookError, public_url
 from ..targets import EVIDENCE_GATEWAY
@@ -78,10 +79,13 @@ class ExternalLab(Lab):
 
     # -- lifecycle: nothing to start, only to check -----------------------------------------
     def up(self) -> ExternalLab:
+        client = ApiClient(self.api_url, timeout=5)
         try:
-            requests.get(self.api_url + "/health", timeout=5)
-        except requests.RequestException as exc:
-            raise LabStartError(f"external API {self.api_url} does not answer: {type(exc).__name__}") from None
+            reply = client.send(ControlPlane.health())
+        finally:
+            client.close()
+        if reply.status is None:  # no HTTP answer at all
+            raise LabStartError(f"external API {self.api_url} does not answer: {reply.error}")
         self._toxiproxy = ToxiproxyControl(self.config.toxiproxy_url)
         names: dict[str, str | None] = {
             "s3": self.config.proxies.get("evidence_store"),

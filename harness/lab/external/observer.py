@@ -6,10 +6,10 @@ import threading
 import time
 
 import psycopg
-import requests
 
 from ...errors import LabStartError
 from ...wait import wait_for
+from ...workload.client import ApiClient, ControlPlane
 from ..failover import UNREACHABLE, WRITE_BLOCKED, FailbackRefused, transaction_lag
 from ..hooks import REFUSED, HookError
 from .config import Staging
@@ -60,10 +60,14 @@ class ExternalFailover:
     def _reconnected(self) -> bool:
         """The API reaches a writable primary again: its health's database part is up (the whole
         ServiceHealth lags behind it: the instances' heartbeats on the new primary)."""
+        client = ApiClient(self.lab.api_url, timeout=2)
         try:
-            body = requests.get(self.lab.api_url + "/health", timeout=2).json()
+            body = client.send(ControlPlane.health()).body  # None without an answer, text when not JSON
+        finally:
+            client.close()
+        try:
             return ((body.get("components") or {}).get("database") or {}).get("status") == "up"
-        except (requests.RequestException, ValueError, AttributeError):
+        except AttributeError:
             return False
 
     def _wait_reconnect(self, deadline: float, why: dict) -> None:

@@ -13,6 +13,7 @@ import requests
 from ...errors import FaultError, LabStartError
 from ...toxiproxy.client import ToxiproxyControl
 from ...wait import wait_for
+from ...workload.client import ApiClient
 from ..capabilities import Failover
 from ..failover import WRITE_BLOCKED
 from ..parts import ObservedNodes, read_latest_object, read_object_lock
@@ -143,10 +144,11 @@ class ExternalApiTier:
 
     def api_instance_alive(self, name: str) -> bool:
         """The instance answers its own /health/live (what the load balancer probes)."""
+        client = ApiClient(self.lab.config.api_instances[name], timeout=1)
         try:
-            return requests.get(f"{self.lab.config.api_instances[name]}/health/live", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+            return client.live()
+        finally:
+            client.close()
 
     def kill_api_instance(self, name: str) -> None:
         """The runbook kills the zone's instance; returns once the harness sees it dead."""
