@@ -9,6 +9,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from harness.plan import load_plan
 from tests.integration.conftest import gates_of, not_passed, run_plan
 
@@ -57,20 +59,34 @@ def test_with_synchronous_replication_a_replication_cut_loses_nothing_run_twice_
         assert code == 0, not_passed(results)
 
 
-def test_an_impossible_rto_target_fails_the_drill_and_the_report_says_so(lab, tmp_path):
-    """The failover scenario alone (its RTO is the one judged; the after-failover part adds nothing)."""
+@pytest.fixture(scope="module")
+def failover_negative(lab, tmp_path_factory):
+    """One run of the failover scenario alone (its RTO and failback are the ones judged; the
+    after-failover part adds nothing) serves the two negatives below, each asserting its own gate:
+    an impossible RTO target, and the lab's failover controller set (here only) to fail back
+    without checking TransactionLag. Neither changes what the other measures: the target only
+    judges, and the failback comes after the RTO's recovery."""
     plan = load_plan(ROOT / "drills" / "quarterly-database.yaml", ROOT)
-    code, results = run_plan(
-        "quarterly-database.yaml",
-        lab,
-        tmp_path,
-        targets={**plan.targets, "rto_seconds": 0.001},
-        scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",),
-    )
+    tmp_path = tmp_path_factory.mktemp("failover-negative")
+    lab.failover.check_lag = False
+    try:
+        code, results = run_plan(
+            "quarterly-database.yaml",
+            lab,
+            tmp_path,
+            targets={**plan.targets, "rto_seconds": 0.001},
+            scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",),
+        )
+    finally:
+        lab.failover.check_lag = True
+    return code, results, tmp_path / "out"
+
+
+def test_an_impossible_rto_target_fails_the_drill_and_the_report_says_so(failover_negative):
+    code, results, out = failover_negative
     assert code == 1 and results["verdict"] == "fail"
     rto = gates_of(results["scenarios"][0])["rto_seconds"]
     assert rto["verdict"] == "fail" and rto["measured"] > 0.001
-    out = tmp_path / "out"
     html = (out / "report.html").read_text()
     assert "FAIL" in html and "rto_seconds" in html
     failed = [
@@ -81,22 +97,13 @@ def test_an_impossible_rto_target_fails_the_drill_and_the_report_says_so(lab, tm
     assert any("rto_seconds" in name for name in failed), failed
 
 
-def test_a_failback_action_that_ignores_the_lag_fails_the_lag_gate(lab, tmp_path):
+def test_a_failback_action_that_ignores_the_lag_fails_the_lag_gate(failover_negative):
     """The negative drill of row 2's failback rule: the lab's failover controller is set (here
     only) to fail back without checking TransactionLag. The drill slows the rebuilt node's
     replication link, requests the failback while the harness measures lag > 5 s, and the action
     switches at once: the gate judges the harness's own lag samples, not the action's word, and
     fails naming the lag."""
-    lab.failover.check_lag = False
-    try:
-        code, results = run_plan(
-            "quarterly-database.yaml",
-            lab,
-            tmp_path,
-            scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",),
-        )
-    finally:
-        lab.failover.check_lag = True
+    code, results, _ = failover_negative
     scenario = results["scenarios"][0]
     gate = gates_of(scenario)["transaction_lag_seconds"]
     assert code == 1 and gate["verdict"] == "fail", not_passed(results)
