@@ -46,8 +46,22 @@ def installed(tmp_path_factory) -> Path:
     shutil.copytree(ROOT, source, ignore=SKIP)
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", source, cwd=work)
     (wheel,) = (work / "dist").glob("*.whl")
-    run(sys.executable, "-m", "venv", work / "venv", cwd=work)
-    run(work / "venv" / "bin" / "python", "-m", "pip", "install", "-q", wheel, cwd=work)
+    # A venv without pip of its own, filled by this pip (--python), and no byte-compiling of the
+    # dependencies (botocore and moto: half the install's time): what is installed is the same;
+    # Python compiles what `drill` imports when it runs.
+    run(sys.executable, "-m", "venv", "--without-pip", work / "venv", cwd=work)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        work / "venv" / "bin" / "python",
+        "install",
+        "-q",
+        "--no-compile",
+        wheel,
+        cwd=work,
+    )
     return work
 
 
