@@ -12,6 +12,7 @@ from harness.lab.embedded import EmbeddedLab
 from harness.plan import load_plan
 from harness.workload import ApiClient
 from tests.integration.conftest import gates_of, not_passed, run_loaded
+from tests.integration.scenario_cut import scenario_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,8 +65,15 @@ def test_the_failover_drill_passes_rule_2_on_events_the_deployment_logged_itself
 
 
 def test_a_control_plane_writing_no_siem_line_fails_rule_2_naming_the_events(tmp_path):
+    """The failover scenario up to the old primary's rebuild: rule 2 is judged at every scenario's
+    end, on what it did (the failover, the workload's writes); the failback and the post-failover
+    validation add nothing to the gate, only their time. (Not before the rebuild: the lab must be
+    green again by itself after the heal, or the scenario waits out the steady-state timeout.)"""
+    until_rebuilt = scenario_until(
+        failover_scenario().scenarios[0], "the old primary is rebuilt as a replica", tmp_path
+    )
     with EmbeddedLab(replication="sync", cp_flags=("--unsafe-skip-siem",)) as lab:
-        code, results = run_loaded(failover_scenario(), lab, tmp_path)
+        code, results = run_loaded(replace(failover_scenario(), scenarios=(until_rebuilt,)), lab, tmp_path)
     gate = gates_of(results["scenarios"][0])["correlation_ids_recorded"]
     assert code == 1 and gate["verdict"] == "fail", not_passed(results)
     missing = gate["measured"]["missing_in_siem"]
