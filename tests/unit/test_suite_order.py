@@ -42,7 +42,7 @@ def test_collection_puts_the_slowest_modules_first_and_keeps_the_rest_in_order()
             "-p",
             "no:cacheprovider",
             "tests/unit/test_tags.py",
-            "tests/integration/test_could_not_act.py",
+            "tests/integration/test_event_store.py",
             "tests/unit/test_plan.py",
             "tests/integration/test_api_tier.py",
         ],
@@ -55,7 +55,7 @@ def test_collection_puts_the_slowest_modules_first_and_keeps_the_rest_in_order()
     modules = list(dict.fromkeys(line.split("::")[0] for line in listed.stdout.splitlines() if "::" in line))
     assert modules == [
         "tests/integration/test_api_tier.py",
-        "tests/integration/test_could_not_act.py",
+        "tests/integration/test_event_store.py",
         "tests/unit/test_tags.py",
         "tests/unit/test_plan.py",
     ]
