@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("api/stateless_outage.feature", "while one availability zone is lost"),
         ("evidence/object_storage_outage.feature", "an event Impact = publish blocked is recorded"),
         ("database/primary_failover.feature", "the old primary is rebuilt as a replica"),
+        ("eventstore/write_blocked.feature", "the old primary is rebuilt as a replica"),
     ],
 )
 def test_a_cut_scenario_is_the_shipped_scenarios_steps_up_to_the_named_one(tmp_path, feature, last_step):
