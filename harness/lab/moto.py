@@ -11,6 +11,11 @@ Lifecycle of a ``MotoServer``:
 5. ``down()``: SIGTERM, then SIGKILL whatever is left (and any child), remove the dir and
    the registration. Idempotent, and run by the context manager also on Ctrl-C.
 
+With ``tls=True`` (pgBackRest's S3 driver speaks only TLS) the server serves https with a
+certificate from a lab CA made for this server (harness.lab.tlsca) in its temp dir:
+``ca_file`` is what a client trusts; the readiness check trusts only that CA. The keys go
+with the dir on ``down()``.
+
 moto keeps its state in memory: a restart loses every bucket and object; ``reset()``
 empties it without a restart.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -28,8 +34,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from harness.lab import proc, reaper
+from harness.lab.tlsca import LabCA
 from harness.net import free_port
 from harness.wait import poll
 
@@ -38,6 +46,34 @@ LOOPBACK = "127.0.0.1"
 # `python -m moto.server` cannot carry our tag (its argparse refuses unknown arguments), so
 # the tag rides as a spare argv item that this launcher drops before calling moto's main.
 _LAUNCH = "import sys; from moto.server import main; main(sys.argv[2:])"
+# With TLS, werkzeug's server is patched first (see serve_tls).
+_LAUNCH_TLS = "import sys; from harness.lab.moto import serve_tls; serve_tls(sys.argv[2:])"
+_CLOSE_NOTIFY_TIMEOUT = 2.0
+
+
+def serve_tls(argv: list[str]) -> None:
+    """moto.server.main(argv), its server ending each TLS connection with a close_notify alert.
+
+    werkzeug answers every request with "Connection: close" and then closes the socket
+    without a TLS close_notify; pgBackRest (OpenSSL 3) reads on to the end of the connection,
+    takes the bare EOF for a truncation attack ("unexpected eof while reading"), and retries
+    until it gives up. unwrap() sends the alert (and waits a moment for the client's)."""
+    import moto.server
+    import werkzeug.serving
+
+    plain_shutdown = werkzeug.serving.BaseWSGIServer.shutdown_request
+
+    def shutdown_request(self: werkzeug.serving.BaseWSGIServer, request: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(_CLOSE_NOTIFY_TIMEOUT)
+                request.unwrap()
+            except (OSError, ValueError):
+                pass  # the client went first, or without an alert: nothing more to say
+        plain_shutdown(self, request)
+
+    werkzeug.serving.BaseWSGIServer.shutdown_request = shutdown_request  # type: ignore[method-assign, assignment]
+    moto.server.main(argv)
 
 
 class MotoStartError(RuntimeError):
@@ -58,6 +94,7 @@ class MotoServer:
         base_dir: str | os.PathLike | None = None,
         start_timeout: float = 30.0,
         python: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.host = LOOPBACK
         self.port = port
@@ -65,6 +102,8 @@ class MotoServer:
         self.base_dir = Path(base_dir or tempfile.gettempdir())
         self.start_timeout = start_timeout
         self.python = python or sys.executable
+        self.tls = tls
+        self.ca: LabCA | None = None
         self.lab_id = "drillmoto-" + secrets.token_hex(4)
         self.root = Path()
         self.process: subprocess.Popen | None = None
@@ -74,7 +113,12 @@ class MotoServer:
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The lab CA's certificate a client trusts (tls=True), else None."""
+        return self.ca.ca_cert if self.ca is not None else None
 
     @property
     def logfile(self) -> Path:
@@ -100,9 +144,23 @@ class MotoServer:
         self._registration.add_dir(self.root)
         self.port = self.port or free_port()
         env = {**os.environ, "MOTO_PORT": str(self.port)}
+        tls_args: list[str] = []
+        if self.tls:
+            self.ca = LabCA.create(self.root)
+            tls_args = ["--ssl-cert", str(self.ca.server_cert), "--ssl-key", str(self.ca.server_key)]
         with open(self.logfile, "wb") as log:
             self.process = subprocess.Popen(
-                [self.python, "-c", _LAUNCH, self.lab_id, "-H", self.host, "-p", str(self.port)],
+                [
+                    self.python,
+                    "-c",
+                    _LAUNCH_TLS if self.tls else _LAUNCH,
+                    self.lab_id,
+                    "-H",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                    *tls_args,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -115,8 +173,9 @@ class MotoServer:
         return self
 
     def _answers(self) -> bool:
+        context = ssl.create_default_context(cafile=str(self.ca.ca_cert)) if self.ca is not None else None
         try:
-            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1.0) as response:
+            with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1.0, context=context) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
@@ -147,7 +206,8 @@ class MotoServer:
     def reset(self) -> None:
         """Empty every moto backend (all buckets, queues, ...) without a restart."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10.0):
+        context = ssl.create_default_context(cafile=str(self.ca.ca_cert)) if self.ca is not None else None
+        with urllib.request.urlopen(request, timeout=10.0, context=context):
             pass
 
     def log_tail(self, lines: int = 20) -> str:
