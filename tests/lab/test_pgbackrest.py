@@ -1,0 +1,276 @@
+"""pgBackRest in the lab (issue 26): a real PgCluster, a real moto over TLS, the real pgbackrest.
+
+One set-up per module (moto, the cluster, the stanza, a first full backup). The tests run in file
+order: the corrupt-backup test damages the newest backup of repo1, so it comes after every test
+that restores the newest one. Durations are printed at the end (pytest -s) for docs/backups.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import ssl
+import stat
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+
+from harness.lab.moto import MotoServer
+from harness.lab.pgbackrest import (
+    REPO2_LOCK_DAYS,
+    Credentials,
+    PgBackRest,
+    PgBackRestError,
+    S3Repo,
+    ScratchServer,
+)
+from harness.lab.postgres import PgCluster
+
+pytestmark = pytest.mark.integration
+
+if shutil.which("pgbackrest") is None:
+    pytest.skip(
+        "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
+    )
+
+EAST, WEST = "drill-backups-east", "drill-backups-west"
+TIMINGS: dict[str, float] = {}
+
+
+@dataclass
+class Lab:
+    moto: MotoServer
+    pg: PgCluster
+    tool: PgBackRest
+    credentials: Credentials
+    s3: object
+    first_full: str
+    errors: list[str] = field(default_factory=list)
+
+
+def timed(name: str, fn, *args, **kwargs):
+    started = time.monotonic()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        TIMINGS[name] = time.monotonic() - started
+
+
+def write_rows(lab: Lab, note: str, count: int = 1, size: int = 0) -> int:
+    """Insert count rows marked note (each with size bytes of payload); answers the newest id."""
+    with lab.pg.primary.connect() as conn:
+        row = conn.execute(
+            "INSERT INTO acks (note, payload) SELECT %s, repeat('x', %s) FROM generate_series(1, %s) RETURNING id",
+            (note, size, count),
+        ).fetchall()
+        conn.commit()
+    return max(r[0] for r in row)
+
+
+def notes(scratch: ScratchServer) -> dict[str, int]:
+    return {note: n for note, n in scratch.query("SELECT note, count(*) FROM acks GROUP BY note")}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with ExitStack() as stack:
+        moto = stack.enter_context(MotoServer(tls=True))
+        pg = stack.enter_context(PgCluster())
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="lab",
+            aws_secret_access_key="lab",
+            verify=str(moto.ca_file),
+        )
+        s3.create_bucket(Bucket=EAST)
+        s3.create_bucket(
+            Bucket=WEST,
+            CreateBucketConfiguration={"LocationConstraint": "us-west-2"},
+            ObjectLockEnabledForBucket=True,
+        )
+        s3.put_object_lock_configuration(
+            Bucket=WEST,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": REPO2_LOCK_DAYS}},
+            },
+        )
+        assert moto.ca_file is not None
+        credentials = Credentials.generate()
+        repo1 = S3Repo(EAST, "us-east-1", moto.endpoint_url, moto.ca_file, retention_days=7)
+        repo2 = S3Repo(WEST, "us-west-2", moto.endpoint_url, moto.ca_file, REPO2_LOCK_DAYS, object_lock=True)
+        tool = PgBackRest(pg, repo1, repo2, credentials)
+        timed("setup (archiving on: a restart; stanza-create; check)", stack.enter_context, tool)
+        with pg.primary.connect() as conn:
+            conn.execute("CREATE TABLE acks (id bigserial PRIMARY KEY, note text NOT NULL, payload text NOT NULL)")
+            conn.commit()
+        first_full = timed("backup full (repo1)", tool.backup, "full")
+        yield Lab(moto, pg, tool, credentials, s3, first_full)
+        for name, seconds in TIMINGS.items():
+            print(f"pgbackrest timing: {name}: {seconds:.1f} s")
+
+
+def test_moto_tls_serves_only_with_the_lab_ca_and_leaves_nothing(tmp_path: Path) -> None:
+    with MotoServer(tls=True, base_dir=tmp_path) as moto:
+        assert moto.endpoint_url.startswith("https://127.0.0.1:")
+        assert moto.ca_file is not None
+        for path in (moto.ca_file, moto.root / "server.key", moto.root / "server.crt"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        trusted = ssl.create_default_context(cafile=str(moto.ca_file))
+        with urllib.request.urlopen(f"{moto.endpoint_url}/moto-api/", timeout=5, context=trusted) as answer:
+            assert answer.status == 200
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"{moto.endpoint_url}/moto-api/", timeout=5, context=ssl.create_default_context())
+        root = moto.root
+    assert not root.exists()
+
+
+def test_the_config_holds_no_secret_and_the_secrets_file_is_0600(lab: Lab) -> None:
+    config = lab.tool.config.read_text()
+    for secret in lab.credentials.values():
+        assert secret not in config
+    for path in (lab.tool.config, lab.tool.secrets_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    archive_command = lab.pg.primary.query("SELECT setting FROM pg_settings WHERE name = 'archive_command'")[0][0]
+    assert "archive-push" in archive_command and "--stanza=main" in archive_command
+    for secret in lab.credentials.values():
+        assert secret not in archive_command
+
+
+def test_restore_to_the_latest_point_replays_the_archived_wal(lab: Lab) -> None:
+    """PITR to the end of the archive: every write acknowledged before `check` is there (RPO ~ seconds)."""
+    write_rows(lab, "bulk", count=40_000, size=400)  # ~20 MB of WAL to replay
+    newest = write_rows(lab, "latest-acked")
+    timed("check (switch WAL, wait until archived)", lab.tool.check)
+    target = lab.tool.scratch_dir("latest")
+    timed("restore latest (files)", lab.tool.restore, target)
+    with ScratchServer(lab.pg, target) as scratch:
+        TIMINGS["WAL replay ~20 MB and promote"] = scratch.wait_promoted()
+        assert scratch.query("SELECT max(id) FROM acks") == [(newest,)]
+        assert notes(scratch) == {"bulk": 40_000, "latest-acked": 1}
+
+
+def test_restore_to_a_named_point_excludes_later_writes(lab: Lab) -> None:
+    write_rows(lab, "before-point", count=5)
+    with lab.pg.primary.connect(admin=True, autocommit=True) as conn:
+        conn.execute("SELECT pg_create_restore_point('drill-point')")
+    write_rows(lab, "after-point", count=7)
+    lab.tool.check()
+    target = lab.tool.scratch_dir("named")
+    lab.tool.restore(target, target="drill-point", target_type="name")
+    with ScratchServer(lab.pg, target) as scratch:
+        scratch.wait_promoted()
+        seen = notes(scratch)
+    assert seen.get("before-point") == 5
+    assert "after-point" not in seen
+
+
+def test_info_gives_the_newest_backups_stop_time(lab: Lab) -> None:
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    label = timed("backup diff (repo1)", lab.tool.backup, "diff")
+    after = datetime.datetime.now(datetime.UTC)
+    assert label.startswith(lab.first_full) and label.endswith("D")
+    stop = lab.tool.newest_backup_stop(repo=1)
+    assert stop is not None and before <= stop <= after
+    backups = lab.tool.backups(repo=1)
+    assert [b["label"] for b in backups][-1] == label
+    assert backups[-1]["type"] == "diff"
+
+
+def test_repo2_objects_carry_the_compliance_object_lock(lab: Lab) -> None:
+    label = timed("backup full (repo2, Object Lock)", lab.tool.backup, "full", 2)
+    listed = lab.s3.list_objects_v2(Bucket=WEST, Prefix=f"pgbackrest/backup/main/{label}/")["Contents"]
+    assert listed
+    floor = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=REPO2_LOCK_DAYS - 1)
+    for item in listed:
+        head = lab.s3.head_object(Bucket=WEST, Key=item["Key"])
+        assert head["ObjectLockMode"] == "COMPLIANCE", item["Key"]
+        assert head["ObjectLockRetainUntilDate"] >= floor, item["Key"]
+    # What moto enforces: a locked version cannot be deleted; a delete without a version (what
+    # pgBackRest's expire sends) only adds a delete marker and the locked version stays.
+    key = listed[0]["Key"]
+    version = lab.s3.head_object(Bucket=WEST, Key=key)["VersionId"]
+    with pytest.raises(ClientError, match="AccessDenied"):
+        lab.s3.delete_object(Bucket=WEST, Key=key, VersionId=version)
+    assert lab.s3.get_object(Bucket=WEST, Key=key, VersionId=version)["Body"].read()
+
+
+def test_verify_finds_a_corrupt_backup_and_restore_uses_the_older_one(lab: Lab) -> None:
+    """The backup_corrupt fault: one bit of the newest full backup's largest object flipped in the bucket
+    (a bundle of small files, or one large file)."""
+    good = timed("verify (repo1, good)", lab.tool.verify, 1)
+    assert good.ok and good.invalid_backups == (), good.text
+    write_rows(lab, "before-second-full", count=3)
+    second = lab.tool.backup("full")
+    write_rows(lab, "after-second-full", count=4)
+    lab.tool.check()
+    prefix = f"pgbackrest/backup/main/{second}/"
+    objects = lab.s3.list_objects_v2(Bucket=EAST, Prefix=prefix)["Contents"]
+    largest = max((o for o in objects if "/pg_data/" in o["Key"] or "/bundle/" in o["Key"]), key=lambda o: o["Size"])
+    body = bytearray(lab.s3.get_object(Bucket=EAST, Key=largest["Key"])["Body"].read())
+    body[len(body) // 2] ^= 0x10
+    lab.s3.put_object(Bucket=EAST, Key=largest["Key"], Body=bytes(body))
+
+    report = timed("verify (repo1, one bit flipped)", lab.tool.verify, 1)
+    assert not report.ok
+    assert report.invalid_backups == (second,)
+    assert "checksum invalid: 1" in report.text
+
+    # By itself pgBackRest restores the newest set and fails on the damaged file's checksum:
+    # it does not fall back to an older backup. The drill must name the older set.
+    newest = lab.tool.scratch_dir("corrupt")
+    with pytest.raises(PgBackRestError) as restored:
+        lab.tool.restore(newest)
+    lab.errors.append(str(restored.value))
+    assert "pgbackrest restore" in str(restored.value) and "checksum" in str(restored.value).lower()
+
+    older = [b["label"] for b in lab.tool.backups(repo=1) if b["label"] != second][-1]
+    target = lab.tool.scratch_dir("older")
+    lab.tool.restore(target, backup_set=older)
+    with ScratchServer(lab.pg, target) as scratch:
+        scratch.wait_promoted()
+        seen = notes(scratch)
+    assert seen.get("before-second-full") == 3 and seen.get("after-second-full") == 4
+
+
+def test_no_secret_in_logs_or_errors(lab: Lab) -> None:
+    with pytest.raises(PgBackRestError) as failed:
+        lab.tool.run("restore", "--set=20000101-000000F", f"--pg1-path={lab.tool.scratch_dir('none')}")
+    lab.errors.append(str(failed.value))
+    texts = list(lab.errors)
+    texts += [path.read_text(errors="replace") for path in lab.tool.log_files()]
+    texts += [lab.pg.primary.logfile.read_text(errors="replace"), lab.moto.log_tail(10_000)]
+    assert lab.tool.log_files()
+    for text in texts:
+        for secret in lab.credentials.values():
+            assert secret not in text
+
+
+def test_a_missing_binary_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.lab import pgbackrest
+
+    monkeypatch.setattr(pgbackrest.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pgbackrest.os, "access", lambda path, mode: False)
+    with pytest.raises(pgbackrest.PgBackRestMissing, match="apt-get install pgbackrest"):
+        pgbackrest.find_binary()
+
+
+def test_restore_refuses_the_deployments_data_dir(lab: Lab) -> None:
+    with pytest.raises(PgBackRestError, match="deployment's data dir"):
+        lab.tool.restore(lab.pg.primary.datadir)
+    assert lab.pg.primary.is_running()
+    with psycopg.connect(lab.pg.primary.dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert os.path.isdir(lab.pg.primary.datadir)
