@@ -38,14 +38,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from harness.lab import proc
 from harness.lab.postgres import LOOPBACK, RUN_AS, SUPERUSER, LabError, PgCluster, pg_bin_dir
 from harness.net import free_port
 from harness.wait import poll
@@ -97,11 +98,11 @@ class Credentials:
 
     The cipher pass is the key issue 26's key vault stand-in holds: pgBackRest needs it on the
     deployment's host (archive-push encrypts every WAL segment), and whoever restores after
-    losing that host needs it from somewhere else."""
+    losing that host needs it from somewhere else. Its repr shows no secret (a traceback may print it)."""
 
-    s3_key: str
-    s3_secret: str
-    cipher_pass: str
+    s3_key: str = field(repr=False)
+    s3_secret: str = field(repr=False)
+    cipher_pass: str = field(repr=False)
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -328,24 +329,31 @@ class PgBackRest:
         scrubbed) when it fails or does not end in time."""
         args = [*self._config_options(), f"--stanza={self.stanza}", *options, command]
         cmd = ["runuser", "-u", RUN_AS, "--", *args] if self._owner is not None else args
-        shown = f"pgbackrest {command}" + "".join(f" {o}" for o in options)
+        shown = self.scrub(f"pgbackrest {command}" + "".join(f" {o}" for o in options))
+        limit = timeout or self.timeout
+        child = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_clean_env(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.root,
+        )
         try:
-            result = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=timeout or self.timeout,
-                env=_clean_env(),
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.root,
-            )
-        except subprocess.TimeoutExpired:
-            raise PgBackRestError(f"{shown}: no answer within {timeout or self.timeout:g} s") from None
-        if result.returncode != 0:
-            said = (result.stderr or result.stdout).strip()[-3000:] or "nothing"
-            raise PgBackRestError(f"{shown} failed (exit {result.returncode}): {self.scrub(said)}")
-        return result
+            stdout, stderr = child.communicate(timeout=limit)
+        except BaseException as exc:
+            # A timeout or Ctrl-C: runuser, pgbackrest and its local workers go together.
+            proc.kill_tree([child.pid], timeout=10.0)
+            child.communicate()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise PgBackRestError(f"{shown}: no answer within {limit:g} s (stopped)") from None
+            raise
+        if child.returncode != 0:
+            said = (stderr or stdout).strip()[-3000:] or "nothing"
+            raise PgBackRestError(f"{shown} failed (exit {child.returncode}): {self.scrub(said)}")
+        return subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
 
     def scrub(self, text: str) -> str:
         """text with every secret replaced by ***."""
@@ -568,7 +576,3 @@ class ScratchServer:
                 break
         self.cluster.registration.remove_pid(self.pid)
         self.pid = None
-
-
-def labels(backups: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [str(b["label"]) for b in backups]

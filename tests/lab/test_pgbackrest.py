@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
+from harness.lab import proc
 from harness.lab.moto import MotoServer
 from harness.lab.pgbackrest import (
     REPO2_LOCK_DAYS,
@@ -33,6 +34,7 @@ from harness.lab.pgbackrest import (
     PgBackRestError,
     S3Repo,
     ScratchServer,
+    VerifyReport,
 )
 from harness.lab.postgres import PgCluster
 
@@ -177,6 +179,24 @@ def test_restore_to_a_named_point_excludes_later_writes(lab: Lab) -> None:
     assert "after-point" not in seen
 
 
+def test_restore_to_a_time_excludes_writes_committed_after_it(lab: Lab) -> None:
+    write_rows(lab, "before-time", count=2)
+    with lab.pg.primary.connect(admin=True, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        ).fetchone()
+    assert row is not None
+    write_rows(lab, "after-time", count=3)
+    lab.tool.check()
+    target = lab.tool.scratch_dir("time")
+    lab.tool.restore(target, target=f"{row[0]}+00", target_type="time")
+    with ScratchServer(lab.pg, target) as scratch:
+        scratch.wait_promoted()
+        seen = notes(scratch)
+    assert seen.get("before-time") == 2
+    assert "after-time" not in seen
+
+
 def test_info_gives_the_newest_backups_stop_time(lab: Lab) -> None:
     before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     label = timed("backup diff (repo1)", lab.tool.backup, "diff")
@@ -258,6 +278,12 @@ def test_no_secret_in_logs_or_errors(lab: Lab) -> None:
             assert secret not in text
 
 
+def test_credentials_repr_shows_no_secret() -> None:
+    credentials = Credentials.generate()
+    for secret in credentials.values():
+        assert secret not in repr(credentials)
+
+
 def test_a_missing_binary_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.lab import pgbackrest
 
@@ -274,3 +300,26 @@ def test_restore_refuses_the_deployments_data_dir(lab: Lab) -> None:
     with psycopg.connect(lab.pg.primary.dsn) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
     assert os.path.isdir(lab.pg.primary.datadir)
+
+
+def test_verify_report_reads_pgbackrests_text() -> None:
+    good = VerifyReport.parse(
+        "stanza: main\nstatus: ok\n  archiveId: 15-1, total WAL checked: 3, total valid WAL: 3\n"
+        "  backup: 20261208-000854F, status: valid, total files checked: 1263, total valid files: 1263\n"
+    )
+    assert good.ok and good.invalid_backups == ()
+    bad = VerifyReport.parse(
+        "stanza: main\nstatus: error\n  archiveId: 15-1, total WAL checked: 3, total valid WAL: 3\n"
+        "  backup: 20261208-000406F, status: invalid, total files checked: 1266, total valid files: 1265\n"
+        "    missing: 0, checksum invalid: 1, size invalid: 0, other: 0\n"
+    )
+    assert not bad.ok and bad.invalid_backups == ("20261208-000406F",)
+    assert not VerifyReport.parse("").ok  # no status at all is not a pass
+
+
+def test_a_command_past_its_timeout_is_stopped_with_its_workers(lab: Lab) -> None:
+    """Last: it leaves an aborted backup behind."""
+    with pytest.raises(PgBackRestError, match=r"pgbackrest backup --type=full: no answer within 1 s \(stopped\)"):
+        lab.tool.run("backup", "--type=full", timeout=1.0)
+    left = [p for p in proc.pids_matching(str(lab.tool.config)) if "archive-push" not in proc.cmdline(p)]
+    assert left == []
