@@ -48,7 +48,7 @@ SLOWEST_FIRST = (
     "integration/test_database_drill.py",  # 327 (359)
     "integration/test_provider_contract_embedded.py",  # 274
     "integration/test_backup_restore.py",  # 245
-    "lab/test_pgbackrest.py",  # 245 (issue 26: verify on moto is about 50 s a time)
+    "lab/test_pgbackrest.py",  # 91 on a quiet machine (issue 26: one verify on moto, 4 processes)
     "integration/test_connectors_matrix.py",  # 189
     "integration/test_chaos.py",  # 180
     "integration/test_external.py",  # 173 (145, and 53 of test_could_not_act.py, now in it)
