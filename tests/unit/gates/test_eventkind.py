@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from harness.model import EventDetail, EventKind
 from harness.workload.recorder import Recorder
 
-HARNESS = Path(__file__).resolve().parents[3] / "harness"
+from .source_scan import HARNESS, call_name, keys_read, kind_like, members_named, sources
+
 VALUES = {k.value for k in EventKind}
 # calls that make an event: name -> index of the kind argument
 MAKING_CALLS = {"event": 0, "import_records": 0, "record": 0, "on_event": 0, "_event": 0, "emit": 0, "lab_event": 0}
@@ -29,34 +28,18 @@ EMITTERS = (HARNESS / "lab", HARNESS / "backup" / "restore.py", HARNESS / "fault
 TYPED = ("runner", "gates", "measure", "chaos", "workload")
 
 
-def _name(func: ast.expr) -> str | None:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else None
-
-
 def _literals(node: ast.expr) -> list[str]:
     return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-
-
-def _kind_like(text: str) -> bool:
-    return text.isidentifier() and text.islower()
-
-
-def _sources(*paths: Path) -> Iterator[tuple[Path, str]]:
-    for path in paths:
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            yield file, file.read_text(encoding="utf-8")
 
 
 def made_kinds(source: str) -> set[str]:
     """The string kinds a module makes events of: the literal kind of event(), on_event(), emit(), ..."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and _name(node.func) in MAKING_CALLS:
-            index = MAKING_CALLS[_name(node.func) or ""]
+        if isinstance(node, ast.Call) and call_name(node.func) in MAKING_CALLS:
+            index = MAKING_CALLS[call_name(node.func) or ""]
             for arg in node.args[index : index + 1]:
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and _kind_like(arg.value):
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and kind_like(arg.value):
                     found.add(arg.value)
     return found
 
@@ -66,10 +49,10 @@ def bare_kinds(source: str) -> list[str]:
     fault_span's until, `e.kind == ...` of an event): above the emitters, a member must be named."""
     bare: list[str] = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and _name(node.func) in {**MAKING_CALLS, **READING_CALLS}:
-            index = {**MAKING_CALLS, **READING_CALLS}[_name(node.func) or ""]
+        if isinstance(node, ast.Call) and call_name(node.func) in {**MAKING_CALLS, **READING_CALLS}:
+            index = {**MAKING_CALLS, **READING_CALLS}[call_name(node.func) or ""]
             for arg in node.args if index is None else node.args[index : index + 1]:
-                bare += [s for s in _literals(arg) if _kind_like(s)]
+                bare += [s for s in _literals(arg) if kind_like(s)]
         elif (
             isinstance(node, ast.Compare)
             and isinstance(node.left, ast.Attribute)
@@ -79,38 +62,6 @@ def bare_kinds(source: str) -> list[str]:
             for right in node.comparators:
                 bare += [s for s in _literals(right) if s in VALUES]
     return bare
-
-
-def members_named(source: str) -> set[str]:
-    return {
-        node.attr
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "EventKind"
-    }
-
-
-def event_detail_keys_read(source: str) -> set[str]:
-    """Keys read as `event_detail_of(e).get("k")` or `event_detail_of(e)["k"]`."""
-    keys: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        target = key = None
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "get"
-            and node.args
-        ):
-            target, key = node.func.value, node.args[0]
-        elif isinstance(node, ast.Subscript):
-            target, key = node.value, node.slice
-        if (
-            isinstance(target, ast.Call)
-            and _name(target.func) == "event_detail_of"
-            and isinstance(key, ast.Constant)
-            and isinstance(key.value, str)
-        ):
-            keys.add(key.value)
-    return keys
 
 
 # ---- the scanners see what they must (else the checks below would pass on nothing) --------------
@@ -125,15 +76,15 @@ def test_the_scanners_find_made_and_bare_kinds_and_detail_keys():
     )
     assert made_kinds(source) == {"promote", "restore_dnoe"}
     assert sorted(bare_kinds(source)) == ["checkpiont", "clock", "fence", "inject", "promote", "restore_dnoe"]
-    assert members_named(source) == {"HEAL"}
-    assert event_detail_keys_read(source) == {"seconds", "snapshot_id"}
+    assert members_named(source, "EventKind") == {"HEAL"}
+    assert keys_read(source, "event_detail_of") == {"seconds", "snapshot_id"}
 
 
 # ---- the contract -------------------------------------------------------------------------------
 
 
 def test_the_lab_the_runbook_and_the_journal_make_only_eventkind_values():
-    made = {(kind, path.name) for path, source in _sources(*EMITTERS) for kind in made_kinds(source)}
+    made = {(kind, path.name) for path, source in sources(*EMITTERS) for kind in made_kinds(source)}
     assert {kind for kind, _ in made} >= {"detect", "promote", "reconnect", "restore_done"}  # the scan sees them
     unknown = sorted(f"{kind} ({name})" for kind, name in made if kind not in VALUES)
     assert not unknown, f"event kinds that are not EventKind members: {unknown}"
@@ -142,7 +93,7 @@ def test_the_lab_the_runbook_and_the_journal_make_only_eventkind_values():
 def test_the_runner_gates_and_measurements_name_kinds_only_through_members():
     bare = sorted(
         f"{path.relative_to(HARNESS)}: {kind!r}"
-        for path, source in _sources(*(HARNESS / part for part in TYPED))
+        for path, source in sources(*(HARNESS / part for part in TYPED))
         for kind in bare_kinds(source)
     )
     assert not bare, f"an event kind as a bare string (name its EventKind member): {bare}"
@@ -150,9 +101,9 @@ def test_the_runner_gates_and_measurements_name_kinds_only_through_members():
 
 def test_every_member_is_made_or_read_somewhere():
     named: set[str] = set()
-    for _, source in _sources(HARNESS):
-        named |= members_named(source)
-    made = {kind for _, source in _sources(*EMITTERS) for kind in made_kinds(source)}
+    for _, source in sources(HARNESS):
+        named |= members_named(source, "EventKind")
+    made = {kind for _, source in sources(*EMITTERS) for kind in made_kinds(source)}
     assert not named - set(EventKind.__members__), f"EventKind.{named - set(EventKind.__members__)} is no member"
     unused = sorted(k.name for k in EventKind if k.name not in named and k.value not in made)
     assert not unused, f"members nobody makes or reads: {unused}"
@@ -163,8 +114,8 @@ def test_every_event_detail_key_the_gates_and_measurements_read_is_in_event_deta
     read = {
         (key, path.name)
         for part in TYPED
-        for path, source in _sources(HARNESS / part)
-        for key in event_detail_keys_read(source)
+        for path, source in sources(HARNESS / part)
+        for key in keys_read(source, "event_detail_of")
     }
     assert {key for key, _ in read} >= {"seconds", "snapshot_id", "path"}  # the scan sees them
     unknown = sorted(f"{key} ({name})" for key, name in read if key not in keys)

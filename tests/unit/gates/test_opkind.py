@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +14,8 @@ from harness.gates import evaluate_gate
 from harness.model import History, OpDetail, OpKind
 
 from .cases import CASES
+from .source_scan import HARNESS, call_name, keys_read, kind_like, members_named, sources
 
-HARNESS = Path(__file__).resolve().parents[3] / "harness"
 GATES_DIR = HARNESS / "gates"
 # where operations are recorded: the runner's steps, the workload, the chaos runner
 RECORDERS = ("runner", "workload", "chaos")
@@ -39,29 +37,18 @@ GATE_READS = {"ops_of": None, "last_op": 1, "_read": 2, "_after_last": 1, "refus
 VALUES = {k.value for k in OpKind}
 
 
-def _name(func: ast.expr) -> str | None:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else None
-
-
-def _kind_like(text: str) -> bool:
-    """snake_case, as every op kind (not an HTTP method, nor a sentence a step reads with `read`)."""
-    return text.isidentifier() and text.islower()
-
-
 def recorded_kinds(source: str, calls: dict[str, int] = RECORDING_CALLS) -> set[str]:
     """The string kinds a module records: the literal kind argument of Scenario.call / read,
     Recorder.invoke, read_events(scn, KIND), ..., a `kind="..."` keyword or parameter default, and
     the first field of `for kind, ... in (("replay_publish", ...), ...)` loops."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and _name(node.func) in calls:
-            index = calls[_name(node.func) or ""]
+        if isinstance(node, ast.Call) and call_name(node.func) in calls:
+            index = calls[call_name(node.func) or ""]
             args = node.args[index : index + 1]
             args += [kw.value for kw in node.keywords if kw.arg == "kind"]
             for arg in args:
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and _kind_like(arg.value):
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and kind_like(arg.value):
                     found.add(arg.value)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             params = node.args.args[len(node.args.args) - len(node.args.defaults) :]
@@ -82,21 +69,6 @@ def recorded_kinds(source: str, calls: dict[str, int] = RECORDING_CALLS) -> set[
     return found
 
 
-def _sources(*parts: str) -> Iterator[tuple[Path, str]]:
-    for part in parts:
-        for path in sorted((HARNESS / part).rglob("*.py")):
-            yield path, path.read_text()
-
-
-def opkind_members_named(source: str) -> set[str]:
-    """Every `OpKind.NAME` the source names."""
-    return {
-        node.attr
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "OpKind"
-    }
-
-
 def bare_kinds_in_gate_reads(source: str) -> list[str]:
     """String literals where a gate reads an op kind (ops_of, last_op, ..., `o.kind == ...` /
     `o.kind in (...)`): a gate must name a kind through its OpKind member."""
@@ -106,8 +78,8 @@ def bare_kinds_in_gate_reads(source: str) -> list[str]:
         return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and _name(node.func) in GATE_READS:
-            index = GATE_READS[_name(node.func) or ""]
+        if isinstance(node, ast.Call) and call_name(node.func) in GATE_READS:
+            index = GATE_READS[call_name(node.func) or ""]
             for arg in node.args if index is None else node.args[index : index + 1]:
                 bare += literals(arg)
         elif (
@@ -120,32 +92,6 @@ def bare_kinds_in_gate_reads(source: str) -> list[str]:
             for right in node.comparators:
                 bare += literals(right)
     return bare
-
-
-def detail_keys_read(source: str) -> set[str]:
-    """The keys read as `detail_of(op).get("k")` or `detail_of(op)["k"]` (mypy checks a TypedDict's
-    [] but not its .get)."""
-    keys: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        target = None
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "get"
-            and node.args
-        ):
-            target, key = node.func.value, node.args[0]
-        elif isinstance(node, ast.Subscript):
-            target, key = node.value, node.slice
-        if (
-            target is not None
-            and isinstance(target, ast.Call)
-            and _name(target.func) == "detail_of"
-            and isinstance(key, ast.Constant)
-            and isinstance(key.value, str)
-        ):
-            keys.add(key.value)
-    return keys
 
 
 # ---- the scanners see what they must (else the checks below would pass on nothing) --------------
@@ -172,7 +118,7 @@ def test_the_scanner_finds_a_bare_kind_in_a_gate():
 
 def test_the_scanner_finds_the_detail_keys_a_gate_reads():
     source = 'a = detail_of(o).get("intent_id")\nb = detail_of(op)["cp_now"]\nc = o.detail.get("path")\n'
-    assert detail_keys_read(source) == {"intent_id", "cp_now"}
+    assert keys_read(source, "detail_of") == {"intent_id", "cp_now"}
 
 
 # ---- the contract -------------------------------------------------------------------------------
@@ -181,17 +127,19 @@ def test_the_scanner_finds_the_detail_keys_a_gate_reads():
 def test_every_kind_the_runner_records_is_an_opkind():
     unknown = {
         f"{kind} ({path.relative_to(HARNESS.parent)})"
-        for path, source in _sources(*RECORDERS)
+        for path, source in sources(*(HARNESS / part for part in RECORDERS))
         for kind in recorded_kinds(source) - VALUES
     }
     assert not unknown, f"recorded kinds that are not OpKind members: {sorted(unknown)}"
 
 
 def test_the_gates_name_kinds_only_through_opkind_members():
-    bare = {f"{path.name}: {kind!r}" for path, source in _sources("gates") for kind in bare_kinds_in_gate_reads(source)}
+    bare = {
+        f"{path.name}: {kind!r}" for path, source in sources(GATES_DIR) for kind in bare_kinds_in_gate_reads(source)
+    }
     assert not bare, f"a gate reads a kind as a bare string: {sorted(bare)}"
-    for path, source in _sources("gates"):
-        typos = opkind_members_named(source) - set(OpKind.__members__)
+    for path, source in sources(GATES_DIR):
+        typos = members_named(source, "OpKind") - set(OpKind.__members__)
         assert not typos, f"{path.name} names OpKind.{', OpKind.'.join(sorted(typos))}, not members"
 
 
@@ -201,24 +149,24 @@ def test_the_runner_and_the_workload_record_kinds_only_through_opkind_members():
     refuses a string that is not a member, at run time)."""
     bare = {
         f"{path.relative_to(HARNESS)}: {kind!r}"
-        for path, source in _sources(*RECORDERS)
+        for path, source in sources(*(HARNESS / part for part in RECORDERS))
         for kind in recorded_kinds(source, OP_CALLS)
     }
     assert not bare, f"a kind recorded as a bare string: {sorted(bare)}"
-    for path, source in _sources(*RECORDERS):
-        typos = opkind_members_named(source) - set(OpKind.__members__)
+    for path, source in sources(*(HARNESS / part for part in RECORDERS)):
+        typos = members_named(source, "OpKind") - set(OpKind.__members__)
         assert not typos, f"{path.name} names OpKind.{', OpKind.'.join(sorted(typos))}, not members"
 
 
 def test_every_opkind_is_recorded_or_read_somewhere():
-    recorded = set().union(*(recorded_kinds(source) for _, source in _sources(*RECORDERS)))
+    recorded = set().union(*(recorded_kinds(source) for _, source in sources(*(HARNESS / part for part in RECORDERS))))
     recorded |= {
         OpKind[name].value
-        for _, source in _sources(*RECORDERS)
-        for name in opkind_members_named(source)
+        for _, source in sources(*(HARNESS / part for part in RECORDERS))
+        for name in members_named(source, "OpKind")
         if name in OpKind.__members__
     }
-    read = set().union(*(opkind_members_named(source) for _, source in _sources("gates")))
+    read = set().union(*(members_named(source, "OpKind") for _, source in sources(GATES_DIR)))
     idle = [k.name for k in OpKind if k.value not in recorded and k.name not in read]
     assert not idle, f"OpKind members neither recorded by the runner nor read by a gate: {idle}"
 
@@ -262,6 +210,8 @@ def test_every_detail_key_a_gate_reads_is_in_the_opdetail_contract():
     """The runner's details are checked by mypy (Scenario.call / read and Recorder.invoke take an
     OpDetail); the gates' reads through detail_of are checked here."""
     known = set(OpDetail.__optional_keys__) | set(OpDetail.__required_keys__)
-    read = {f"{path.name}: {key!r}" for path, source in _sources("gates") for key in detail_keys_read(source) - known}
+    read = {
+        f"{path.name}: {key!r}" for path, source in sources(GATES_DIR) for key in keys_read(source, "detail_of") - known
+    }
     assert not read, f"detail keys a gate reads that no op records (OpDetail): {sorted(read)}"
-    assert set().union(*(detail_keys_read(source) for _, source in _sources("gates"))), "no detail read found"
+    assert set().union(*(keys_read(source, "detail_of") for _, source in sources(GATES_DIR))), "no detail read found"
