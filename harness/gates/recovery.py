@@ -248,8 +248,9 @@ class WritesResumed(Gate):
 class ApprovalEventCount(Gate):
     """Validation rule 5: after the failover, the ApprovalRecorded events on the promoted node are
     exactly the approvals acknowledged before they were read (an indeterminate approval, or one
-    still in flight when the read began, may or may not be there); none missing, none extra, none
-    twice."""
+    concurrent with the read, that is still in flight when the read began or invoked before it
+    ended, may or may not be there: the read's snapshot is taken somewhere in between); none
+    missing, none extra, none twice."""
 
     judges = "system"
     id = "approval_event_count"
@@ -271,9 +272,10 @@ class ApprovalEventCount(Gate):
                 if read is None
                 else f"the event store could not be read: {read.error}"
             )
-        approves = [o for o in history.ops_of(OpKind.APPROVE) if o.t_invoke < read.t_invoke]
-        # acknowledged before the read began: must be in it; still in flight when it began (the
-        # workload runs on), or indeterminate: may be there or not
+        # invoked before the read ended (one invoked later cannot be in it); acknowledged before the
+        # read began: must be in it; concurrent with the read (the workload runs on), or
+        # indeterminate: may be there or not
+        approves = [o for o in history.ops_of(OpKind.APPROVE) if o.t_invoke < read.done]
         acked = {detail_of(o).get("intent_id") for o in approves if o.ok and o.done <= read.t_invoke}
         maybe = {
             detail_of(o).get("intent_id")

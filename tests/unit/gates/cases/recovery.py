@@ -466,6 +466,26 @@ CASES[ApprovalEventCount] = [
         PASS,
     ),
     Case(
+        "an approval invoked while the read ran may be in it (the read's snapshot came later)",
+        ApprovalEventCount(KILL),
+        approvals()
+        .op("read_events", 20.0, done=21.0, **approval_rows(1, 2, 6))
+        .op("approve", 20.2, detail={"intent_id": 6}, done=20.4)
+        .build(),
+        PASS,
+        measured_has(indeterminate=2, unexpected=[]),
+    ),
+    Case(
+        "an approval invoked after the read ended cannot be in it",
+        ApprovalEventCount(KILL),
+        approvals()
+        .op("read_events", 20.0, done=21.0, **approval_rows(1, 2, 6))
+        .op("approve", 21.5, detail={"intent_id": 6})
+        .build(),
+        FAIL,
+        measured_has(unexpected=[6]),
+    ),
+    Case(
         "an acknowledged approval missing after the failover",
         ApprovalEventCount(KILL),
         approvals().op("read_events", 20.0, **approval_rows(1)).build(),
