@@ -62,7 +62,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from controlplane import __version__, dispatch, events, gates, health
-from controlplane.backups import BackupCatalogue
+from controlplane.backups import Catalogue
 from controlplane.db import CommitUnconfirmed, Database, DatabaseUnavailable, durable_replay
 from controlplane.dispatch import Dispatcher, QueueUnavailable
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
@@ -100,7 +100,7 @@ class ControlPlane(PlatformRoutes):
         critical_rings: tuple[str, ...] = ("ring0", "ring1"),
         min_instances: int = health.DEFAULT_MIN_INSTANCES,
         unsafe_publish_while_unhealthy: bool = False,
-        backups: BackupCatalogue | None = None,
+        backups: Catalogue | None = None,
         unsafe_approve_without_evidence: bool = False,
     ) -> None:
         self.instance = instance

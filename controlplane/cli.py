@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from importlib import resources
 
@@ -57,6 +58,33 @@ def _check_conninfo(command: str, conninfo: str) -> str | None:
         )
     if has_password(conninfo):
         return "--database must not carry a password: put it in the environment variable PGPASSWORD"
+    return None
+
+
+def _check_pgbackrest(args: argparse.Namespace) -> str | None:
+    """An error message when the pgBackRest source of the backups part is asked for wrongly."""
+    pgbackrest = [
+        flag
+        for flag, value in (
+            ("--backup-pgbackrest-config", args.backup_pgbackrest_config),
+            ("--backup-pgbackrest-include", args.backup_pgbackrest_include),
+            ("--backup-stanza", args.backup_stanza),
+        )
+        if value is not None
+    ]
+    if not pgbackrest:
+        return None
+    if args.backup_bucket:
+        return f"{pgbackrest[0]} and --backup-bucket: the backups part has one source, choose one"
+    if not (args.backup_pgbackrest_config or "").strip():
+        return f"{pgbackrest[0]} needs --backup-pgbackrest-config FILE (pgBackRest's config)"
+    stanza = args.backup_stanza or ""
+    if not stanza.strip() or stanza.startswith("-") or any(c.isspace() for c in stanza):
+        return "--backup-pgbackrest-config needs --backup-stanza NAME (the stanza, e.g. main)"
+    if args.backup_pgbackrest_include is not None and not args.backup_pgbackrest_include.strip():
+        return "--backup-pgbackrest-include needs a folder"
+    if not args.backup_pgbackrest_timeout > 0:
+        return "--backup-pgbackrest-timeout must be > 0"
     return None
 
 
@@ -122,14 +150,23 @@ def serve(args: argparse.Namespace) -> int:
         return _fail("serve", "--min-instances must be >= 1")
     if any(not b.strip() for b in args.backup_bucket):
         return _fail("serve", "--backup-bucket needs a bucket name")
+    if error := _check_pgbackrest(args):
+        return _fail("serve", error)
     _setup_logging(args.instance)
-    from controlplane.backups import BackupCatalogue
+    from controlplane.backups import BackupCatalogue, Catalogue, PgBackRestCatalogue
 
-    catalogue = (
-        BackupCatalogue(args.backup_endpoint or args.s3_endpoint, args.backup_bucket, timeout=args.s3_timeout)
-        if args.backup_bucket
-        else None
-    )
+    catalogue: Catalogue | None = None
+    if args.backup_bucket:
+        catalogue = BackupCatalogue(
+            args.backup_endpoint or args.s3_endpoint, args.backup_bucket, timeout=args.s3_timeout
+        )
+    elif args.backup_pgbackrest_config:
+        catalogue = PgBackRestCatalogue(
+            os.path.abspath(args.backup_pgbackrest_config),
+            args.backup_stanza,
+            include=os.path.abspath(args.backup_pgbackrest_include) if args.backup_pgbackrest_include else None,
+            timeout=args.backup_pgbackrest_timeout,
+        )
     cp = ControlPlane(
         args.instance,
         Database(args.database, timeout=args.db_timeout, application_name=f"controlplane-{args.instance}"),
@@ -155,9 +192,17 @@ def serve(args: argparse.Namespace) -> int:
     )
     if catalogue is None:
         logging.getLogger("controlplane").warning(
-            "BackupAgeHours is not enforced: no --backup-bucket (no backups part in /health, no publish gate)"
+            "BackupAgeHours is not enforced: no --backup-bucket or --backup-pgbackrest-config "
+            "(no backups part in /health, no publish gate)"
         )
-    else:
+    elif isinstance(catalogue, PgBackRestCatalogue):
+        logging.getLogger("controlplane").info(
+            "BackupAgeHours <= 24 enforced: pgBackRest stanza %s (pgbackrest info, config %s) "
+            "(/health part backups, publish gate)",
+            catalogue.stanza,
+            catalogue.config,
+        )
+    elif isinstance(catalogue, BackupCatalogue):
         logging.getLogger("controlplane").info(
             "BackupAgeHours <= 24 enforced: backup catalogue %s at %s (/health part backups, publish gate)",
             ", ".join(catalogue.buckets),
@@ -413,6 +458,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--backup-endpoint", metavar="URL", help="S3 endpoint of the backup buckets (default: the --s3-endpoint)"
+    )
+    s.add_argument(
+        "--backup-pgbackrest-config",
+        metavar="FILE",
+        help="instead of --backup-bucket: pgBackRest's config; `pgbackrest info --output=json` of "
+        "--backup-stanza gives BackupAgeHours (the newest backup's timestamp.stop over every repository)",
+    )
+    s.add_argument(
+        "--backup-pgbackrest-include",
+        metavar="DIR",
+        help="pgBackRest's --config-include-path (the folder of the config files holding the secrets)",
+    )
+    s.add_argument("--backup-stanza", metavar="NAME", help="the pgBackRest stanza (with --backup-pgbackrest-config)")
+    s.add_argument(
+        "--backup-pgbackrest-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="one pgbackrest info run is killed past it (default 10)",
     )
     s.add_argument(
         "--unsafe-approve-without-evidence",

@@ -49,7 +49,7 @@ import psycopg
 from psycopg import errors
 
 from controlplane import backups, events
-from controlplane.backups import BackupCatalogue
+from controlplane.backups import Catalogue
 from controlplane.db import Database, DatabaseUnavailable
 from controlplane.evidence import EvidenceStore, EvidenceStoreUnavailable
 from controlplane.redact import short_cause
@@ -227,7 +227,7 @@ async def check_evidence(store: EvidenceStore) -> dict:
     return part(False, f"unreachable: {primary}; replica unreachable: {replica}")
 
 
-async def check_backups(catalogue: BackupCatalogue, clock: dict, listing=None) -> dict:
+async def check_backups(catalogue: Catalogue, clock: dict, listing=None) -> dict:
     """The backups part: the catalogue's newest snapshot (``listing``: an awaitable of it, else
     catalogue.listing()), aged on the Control Plane's clock: clock["now"], read with the database
     part; without it, the wall clock plus the offset last read, and the detail says so."""
@@ -257,7 +257,7 @@ async def report(
     db: Database,
     store: EvidenceStore,
     min_instances: int = DEFAULT_MIN_INSTANCES,
-    catalogue: BackupCatalogue | None = None,
+    catalogue: Catalogue | None = None,
 ) -> dict:
     """{"ServiceHealth": "Healthy"|"Unhealthy", "instance", "components": {...}}; the checks
     run concurrently, so the answer takes as long as the slowest one. With a backup catalogue
