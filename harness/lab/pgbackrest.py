@@ -25,10 +25,17 @@ pgBackRest printed before it is raised).
 
 Every method is one pgbackrest call with a timeout; a failure raises ``PgBackRestError``
 naming the command and holding its stderr.
+
+The deployment's clock: ``PgBackRest(..., clock_offset=f)`` runs every command under libfaketime,
+``f()`` seconds ahead of real time (read when the command starts), so that time-based retention
+acts on the clock the drill moved. An online backup is stamped with the *database server's*
+clock (pgBackRest asks PostgreSQL for ``clock_timestamp()``), so the server must run on the same
+clock (``server_clock_env``); see docs/backups.md, "The deployment's clock".
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -36,9 +43,10 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +68,8 @@ REPO1_RETENTION_DAYS = 7
 REPO2_LOCK_DAYS = 90
 TARGET_TYPES = ("time", "name")
 TLS_NAME = "localhost"  # the name in the lab CA's server certificate (harness.lab.tlsca)
+FAKETIME_APT_PACKAGE = "libfaketime"
+FAKETIME_LIBRARY = "libfaketime.so.1"  # Debian: /usr/lib/<multiarch>/faketime/
 
 
 class PgBackRestError(LabError):
@@ -68,6 +78,10 @@ class PgBackRestError(LabError):
 
 class PgBackRestMissing(PgBackRestError):
     """pgbackrest is not installed; the message names the apt package."""
+
+
+class FaketimeMissing(PgBackRestMissing):
+    """libfaketime (the deployment's clock for pgBackRest) is not installed; the message names the apt package."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,57 @@ def find_binary() -> str:
     return found
 
 
+def find_libfaketime() -> str:
+    """The libfaketime library to preload; FaketimeMissing naming the apt package when there is none."""
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    for folder in (f"/usr/lib/{multiarch}/faketime", "/usr/lib/faketime"):
+        path = Path(folder) / FAKETIME_LIBRARY
+        if path.is_file():
+            return str(path)
+    raise FaketimeMissing(
+        f"libfaketime is not installed (the deployment's clock for pgbackrest): "
+        f"install it with `apt-get install {FAKETIME_APT_PACKAGE}`"
+    )
+
+
+def _without_faketime(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not k.startswith("FAKETIME") and k not in ("LD_PRELOAD", "NO_FAKE_STAT")}
+
+
+def faketime_env(library: str, offset_s: float) -> dict[str, str]:
+    """The environment that puts one command offset_s seconds ahead of real time (libfaketime's
+    relative form "+Ns"). Its children (pgBackRest's local workers) inherit it: a relative offset
+    means the same clock in each. Monotonic clocks stay real (timeouts and sleeps are not moved);
+    file times are moved with the clock, so a file's mtime and the backup's copy start, both on
+    the deployment's clock, compare as they would there."""
+    return {"LD_PRELOAD": library, "FAKETIME": f"{round(offset_s):+d}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def server_clock_env(library: str, offset_file: str | os.PathLike) -> dict[str, str]:
+    """The environment for a long-running server (the deployment's PostgreSQL) on the same clock:
+    the offset is read from offset_file (one line, "+Ns") at every clock read, so a move of the
+    clock (rewrite the file) reaches every process at once, the ones already running too."""
+    return {
+        "LD_PRELOAD": library,
+        "FAKETIME_TIMESTAMP_FILE": str(offset_file),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "NO_FAKE_STAT": "1",  # the server never compares file times with its clock; skip the work
+        # only the server's own processes: the archive_command (sh, pgbackrest archive-push) keeps
+        # real time (WAL retention follows the backups kept, never a time)
+        "FAKETIME_ONLY_CMDS": "postgres",
+    }
+
+
+def _forget_faketime_shm(pids: list[int]) -> None:
+    """libfaketime makes two small POSIX objects per process that preloads it and removes them when
+    that process exits normally; a process killed (a command past its timeout) leaves them."""
+    for pid in pids:
+        for name in (f"faketime_shm_{pid}", f"sem.faketime_sem_{pid}"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"/dev/shm/{name}")
+
+
 def _run_as() -> tuple[int, int] | None:
     """(uid, gid) of the cluster's OS user when we are root, else None (we run as ourselves)."""
     if os.geteuid() != 0:
@@ -174,13 +239,18 @@ class PgBackRest:
         stanza: str = STANZA,
         timeout: float = 600.0,
         process_max: int = 1,
+        clock_offset: Callable[[], float] | None = None,
     ) -> None:
+        """clock_offset: the deployment's clock, seconds ahead of real time (read at each command);
+        every pgbackrest command runs on it (libfaketime). None: real time."""
         self.cluster = cluster
         self.repos = {1: repo1, **({2: repo2} if repo2 is not None else {})}
         self.credentials = credentials
         self.stanza = stanza
         self.timeout = timeout
         self.process_max = process_max
+        self.clock_offset = clock_offset
+        self.faketime = ""
         self.binary = ""
         self.root = Path()
         self._owner = _run_as()
@@ -222,6 +292,8 @@ class PgBackRest:
     def setup(self) -> PgBackRest:
         """Write the config, turn on WAL archiving on the primary (a restart), stanza-create, check."""
         self.binary = find_binary()
+        if self.clock_offset is not None:
+            self.faketime = find_libfaketime()
         self.root = Path(tempfile.mkdtemp(prefix="pgbackrest-", dir=self.cluster.root))
         for sub in ("conf.d", "log", "lock", "spool"):
             (self.root / sub).mkdir(mode=0o700)
@@ -331,12 +403,15 @@ class PgBackRest:
         cmd = ["runuser", "-u", RUN_AS, "--", *args] if self._owner is not None else args
         shown = self.scrub(f"pgbackrest {command}" + "".join(f" {o}" for o in options))
         limit = timeout or self.timeout
+        env = _clean_env()
+        if self.clock_offset is not None:
+            env = {**_without_faketime(env), **faketime_env(self.faketime, self.clock_offset())}
         child = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_clean_env(),
+            env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=self.root,
@@ -345,8 +420,11 @@ class PgBackRest:
             stdout, stderr = child.communicate(timeout=limit)
         except BaseException as exc:
             # A timeout or Ctrl-C: runuser, pgbackrest and its local workers go together.
+            tree = [child.pid, *proc.descendants(child.pid)]
             proc.kill_tree([child.pid], timeout=10.0)
             child.communicate()
+            if self.clock_offset is not None:
+                _forget_faketime_shm(tree)
             if isinstance(exc, subprocess.TimeoutExpired):
                 raise PgBackRestError(f"{shown}: no answer within {limit:g} s (stopped)") from None
             raise

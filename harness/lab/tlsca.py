@@ -27,7 +27,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 # The names a lab server answers on: loopback only.
 SERVER_NAMES = ("localhost",)
 SERVER_IPS = ("127.0.0.1",)
-VALID_FOR = datetime.timedelta(days=2)  # a run's CA; a clock skew of an hour is still fine
+# A run's CA; a clock skew of an hour is still fine. Valid past the furthest the lab moves the
+# deployment's clock (repo2's 90-day retention): pgBackRest under libfaketime checks it on that clock.
+VALID_FOR = datetime.timedelta(days=120)
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -2,7 +2,9 @@
 
 One set-up per module (moto, the cluster, the stanza, a first full backup). The tests run in file
 order: the corrupt-backup test damages the newest backup of repo1, so it comes after every test
-that restores the newest one. Durations are printed at the end (pytest -s) for docs/backups.md.
+that restores the newest one; the clock test moves the deployment's clock forward for good (a
+backup label must be later than the last one), so it comes after every test that takes a backup
+on real time. Durations are printed at the end (pytest -s) for docs/backups.md.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from botocore.exceptions import ClientError
 from harness.lab import proc
 from harness.lab.moto import MotoServer
 from harness.lab.pgbackrest import (
+    REPO1_RETENTION_DAYS,
     REPO2_LOCK_DAYS,
     Credentials,
     PgBackRest,
@@ -36,6 +39,8 @@ from harness.lab.pgbackrest import (
     S3Repo,
     ScratchServer,
     VerifyReport,
+    find_libfaketime,
+    server_clock_env,
 )
 from harness.lab.postgres import PgCluster
 
@@ -45,9 +50,37 @@ if shutil.which("pgbackrest") is None:
     pytest.skip(
         "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
     )
+try:
+    FAKETIME = find_libfaketime()
+except PgBackRestError:
+    pytest.skip(
+        "libfaketime is not installed (./run installs it; or apt-get install libfaketime)", allow_module_level=True
+    )
 
 EAST, WEST = "drill-backups-east", "drill-backups-west"
 TIMINGS: dict[str, float] = {}
+HOUR, DAY = 3600, 86400
+
+
+class DeploymentClock:
+    """The deployment's clock: seconds ahead of real time. The tool reads offset() at each command;
+    once file is set (the server on this clock, server_clock_env), a move rewrites it too."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.file: Path | None = None
+
+    def offset(self) -> float:
+        return self.seconds
+
+    def move_to(self, seconds: float) -> None:
+        assert seconds >= self.seconds, "the deployment's clock only moves forward"
+        self.seconds = seconds
+        if self.file is not None:
+            fresh = self.file.with_suffix(".new")
+            fresh.write_text(f"{round(seconds):+d}\n")
+            fresh.chmod(0o644)
+            fresh.replace(self.file)  # atomic: a process reading it sees the old line or the new one
 
 
 @dataclass
@@ -58,6 +91,7 @@ class Lab:
     credentials: Credentials
     s3: object
     first_full: str
+    clock: DeploymentClock
     errors: list[str] = field(default_factory=list)
 
 
@@ -84,9 +118,26 @@ def notes(scratch: ScratchServer) -> dict[str, int]:
     return {note: n for note, n in scratch.query("SELECT note, count(*) FROM acks GROUP BY note")}
 
 
+def faketime_leftovers(since: float) -> list[Path]:
+    """libfaketime's POSIX objects (/dev/shm) of processes that are gone, made since `since`: a process
+    that execs another (sh -c running the archive_command) or is killed does not remove its own."""
+    left = []
+    for path in Path("/dev/shm").glob("*faketime_*_*"):
+        pid = path.name.rsplit("_", 1)[-1]
+        try:
+            made = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if pid.isdigit() and made >= since and not proc.is_alive(int(pid)):
+            left.append(path)
+    return left
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
+    started = time.time() - 1
     with ExitStack() as stack:
+        stack.callback(lambda: [p.unlink(missing_ok=True) for p in faketime_leftovers(started)])
         moto = stack.enter_context(MotoServer(tls=True))
         pg = stack.enter_context(PgCluster())
         s3 = boto3.client(
@@ -114,13 +165,14 @@ def lab() -> Iterator[Lab]:
         credentials = Credentials.generate()
         repo1 = S3Repo(EAST, "us-east-1", moto.endpoint_url, moto.ca_file, retention_days=7)
         repo2 = S3Repo(WEST, "us-west-2", moto.endpoint_url, moto.ca_file, REPO2_LOCK_DAYS, object_lock=True)
-        tool = PgBackRest(pg, repo1, repo2, credentials, process_max=4)
+        clock = DeploymentClock()
+        tool = PgBackRest(pg, repo1, repo2, credentials, process_max=4, clock_offset=clock.offset)
         timed("setup (archiving on: a restart; stanza-create; check)", stack.enter_context, tool)
         with pg.primary.connect() as conn:
             conn.execute("CREATE TABLE acks (id bigserial PRIMARY KEY, note text NOT NULL, payload text NOT NULL)")
             conn.commit()
         first_full = timed("backup full (repo1)", tool.backup, "full")
-        yield Lab(moto, pg, tool, credentials, s3, first_full)
+        yield Lab(moto, pg, tool, credentials, s3, first_full, clock)
         for name, seconds in TIMINGS.items():
             print(f"pgbackrest timing: {name}: {seconds:.1f} s")
 
@@ -266,6 +318,59 @@ def test_verify_finds_a_corrupt_backup_and_restore_uses_the_older_one(lab: Lab) 
     assert seen.get("before-second-full") == 3 and seen.get("after-second-full") == 4
 
 
+def log_time(line: str) -> datetime.datetime:
+    """The time at the start of a pgBackRest log line (the tool's own clock, local time: LC_ALL=C, TZ)."""
+    stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f")
+    return stamp.astimezone(datetime.UTC)
+
+
+def test_pgbackrest_runs_on_the_deployments_clock(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libfaketime: a backup taken after 25 h passed is stamped 25 h ahead, and time-based retention
+    (repo1: 7 days) acts on the moved clock. pgBackRest stamps an online backup with the database
+    server's clock, so the deployment's PostgreSQL runs on it too (restarted here with
+    server_clock_env); the archive_command stays on real time."""
+    clock = lab.clock
+    clock.file = lab.tool.root / "clock.rc"
+    clock.move_to(0)
+    with monkeypatch.context() as env:
+        for key, value in server_clock_env(FAKETIME, clock.file).items():
+            env.setenv(key, value)
+        lab.pg.primary.stop()
+        lab.pg.primary.start()
+
+    def server_ahead() -> float:
+        return float(lab.pg.primary.query("SELECT extract(epoch FROM clock_timestamp())")[0][0]) - time.time()
+
+    # a full at offset 0, then 25 hours pass: the newest backup taken now is fresh on the deployment's clock
+    before = [b["label"] for b in lab.tool.backups(repo=1)]
+    older_full = timed("backup full (repo1, clock +0)", lab.tool.backup, "full")
+    clock.move_to(25 * HOUR)
+    assert abs(server_ahead() - 25 * HOUR) < 60  # the running server read the moved clock at once
+    diff = timed("backup diff (repo1, clock +25 h)", lab.tool.backup, "diff")
+    entry = next(b for b in lab.tool.backups(repo=1) if b["label"] == diff)
+    stop = entry["timestamp"]["stop"]
+    assert abs(stop - (time.time() + 25 * HOUR)) < 120, (stop, time.time())
+    newest = lab.tool.newest_backup_stop(repo=1)
+    assert newest == datetime.datetime.fromtimestamp(stop, datetime.UTC)
+    # the tool itself ran on the moved clock: its log lines are stamped 25 h ahead too
+    last_line = [line for line in (lab.tool.log_dir / "main-backup.log").read_text().splitlines() if line[:2] == "20"]
+    ahead = (log_time(last_line[-1]) - datetime.datetime.now(datetime.UTC)).total_seconds()
+    assert abs(ahead - 25 * HOUR) < 120, last_line[-1]
+
+    # 8 days pass, a new full: pgBackRest's time-based retention keeps the newest full that stopped
+    # before the cutoff (now - 7 days, on the deployment's clock), with its diffs, so that PITR to the
+    # cutoff stays possible; every backup older than that full expires.
+    clock.move_to(8 * DAY)
+    newer_full = timed("backup full (repo1, clock +8 days)", lab.tool.backup, "full")
+    lab.tool.expire(repo=1)
+    after = lab.tool.backups(repo=1)
+    cutoff = time.time() + 8 * DAY - REPO1_RETENTION_DAYS * DAY
+    fulls = {b["label"]: b["timestamp"]["stop"] for b in after if b["type"] == "full"}
+    assert fulls[older_full] < cutoff < fulls[newer_full]
+    assert lab.first_full in before
+    assert [b["label"] for b in after] == [older_full, diff, newer_full], before
+
+
 def test_no_secret_in_logs_or_errors(lab: Lab) -> None:
     with pytest.raises(PgBackRestError) as failed:
         lab.tool.run("restore", "--set=20000101-000000F", f"--pg1-path={lab.tool.scratch_dir('none')}")
@@ -294,6 +399,24 @@ def test_a_missing_binary_names_the_apt_package(monkeypatch: pytest.MonkeyPatch)
         pgbackrest.find_binary()
 
 
+def test_a_missing_libfaketime_names_the_apt_package_and_nothing_is_written(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.lab import pgbackrest
+
+    monkeypatch.setattr(pgbackrest, "FAKETIME_LIBRARY", "libfaketime-not-here.so.1")
+    with pytest.raises(pgbackrest.PgBackRestMissing, match=r"libfaketime.*`apt-get install libfaketime`"):
+        pgbackrest.find_libfaketime()
+    folders = sorted(lab.pg.root.iterdir())
+    postmaster = lab.pg.primary.pid
+    repo = S3Repo(EAST, "us-east-1", lab.moto.endpoint_url, Path(str(lab.moto.ca_file)), retention_days=7)
+    with pytest.raises(pgbackrest.FaketimeMissing, match="apt-get install libfaketime"):
+        with PgBackRest(lab.pg, repo, None, Credentials.generate(), stanza="other", clock_offset=lambda: 0.0):
+            pass
+    assert sorted(lab.pg.root.iterdir()) == folders  # no config, no secrets written
+    assert lab.pg.primary.pid == postmaster  # archiving untouched, no restart
+
+
 def test_restore_refuses_the_deployments_data_dir(lab: Lab) -> None:
     with pytest.raises(PgBackRestError, match="deployment's data dir"):
         lab.tool.restore(lab.pg.primary.datadir)
@@ -318,9 +441,22 @@ def test_verify_report_reads_pgbackrests_text() -> None:
     assert not VerifyReport.parse("").ok  # no status at all is not a pass
 
 
-def test_a_command_past_its_timeout_is_stopped_with_its_workers(lab: Lab) -> None:
-    """Last: it leaves an aborted backup behind."""
+def test_a_command_past_its_timeout_is_stopped_with_its_workers(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Last: it leaves an aborted backup behind. The killed processes (runuser, pgbackrest, its
+    workers: each preloads libfaketime) leave no libfaketime objects in /dev/shm either."""
+    seen: list[int] = []
+    descendants = proc.descendants
+
+    def recording(pid: int) -> list[int]:
+        found = descendants(pid)
+        seen.extend([pid, *found])
+        return found
+
+    monkeypatch.setattr(proc, "descendants", recording)
     with pytest.raises(PgBackRestError, match=r"pgbackrest backup --type=full: no answer within 1 s \(stopped\)"):
         lab.tool.run("backup", "--type=full", timeout=1.0)
     left = [p for p in proc.pids_matching(str(lab.tool.config)) if "archive-push" not in proc.cmdline(p)]
     assert left == []
+    assert len(set(seen)) >= 2  # runuser or pgbackrest and at least one more
+    objects = [Path("/dev/shm", f"{kind}_{pid}") for pid in set(seen) for kind in ("faketime_shm", "sem.faketime_sem")]
+    assert [o for o in objects if o.exists()] == []
