@@ -15,6 +15,7 @@ import re
 import shutil
 import ssl
 import stat
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -42,7 +43,7 @@ from harness.lab.pgbackrest import (
     find_libfaketime,
     server_clock_env,
 )
-from harness.lab.postgres import PgCluster
+from harness.lab.postgres import RUN_AS, PgCluster
 
 pytestmark = pytest.mark.integration
 
@@ -356,6 +357,19 @@ def test_pgbackrest_runs_on_the_deployments_clock(lab: Lab, monkeypatch: pytest.
     last_line = [line for line in (lab.tool.log_dir / "main-backup.log").read_text().splitlines() if line[:2] == "20"]
     ahead = (log_time(last_line[-1]) - datetime.datetime.now(datetime.UTC)).total_seconds()
     assert abs(ahead - 25 * HOUR) < 120, last_line[-1]
+    # while the archive_command stays on real time: a shell with the server's clock environment (what
+    # the server's archive_command inherits) runs pgbackrest on real time (FAKETIME_ONLY_CMDS=postgres)
+    command = lab.tool.archive_command.replace("archive-push %p", "--log-level-console=info check")
+    shell = ["sh", "-c", command]
+    if os.geteuid() == 0:
+        shell = ["runuser", "-u", RUN_AS, "--", *shell]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    said = subprocess.run(
+        shell, env={**env, **server_clock_env(FAKETIME, clock.file)}, capture_output=True, text=True, timeout=120
+    )
+    assert said.returncode == 0 and "check command begin" in said.stdout, said
+    begin = log_time(said.stdout.splitlines()[0])
+    assert abs((begin - datetime.datetime.now(datetime.UTC)).total_seconds()) < 120, said.stdout
 
     # 8 days pass, a new full: pgBackRest's time-based retention keeps the newest full that stopped
     # before the cutoff (now - 7 days, on the deployment's clock), with its diffs, so that PITR to the
