@@ -21,6 +21,7 @@ down() undoes all of it in reverse, each part in its own try, and is idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from ..errors import LabStartError
 from ..net import LOOPBACK, free_port
 from ..toxiproxy.client import ToxiproxyControl
 from ..toxiproxy.launcher import ToxiproxyServer, start_toxiproxy
-from ..wait import until_up
+from ..wait import poll, until_up
 from ..workload.client import ApiClient
 from . import proc, reaper
 from .backups import BackupService
@@ -338,7 +339,6 @@ class EmbeddedLab(TopologyLab):
             "--queue-prefix",
             self.connector_tier.prefix,
             "--allow-clock-control",
-            *self.cp_flags,
             *[arg for bucket in BACKUP_BUCKETS for arg in ("--backup-bucket", bucket)],
             "--backup-endpoint",
             self.object_store.endpoint_url,
@@ -401,6 +401,7 @@ class EmbeddedLab(TopologyLab):
                 "--port",
                 str(port),
                 *self._cp_serve,
+                *self.cp_flags,
                 "--siem",
                 str(self.siem_path),
                 "--db-timeout",
@@ -439,6 +440,39 @@ class EmbeddedLab(TopologyLab):
             return
         self._start_instance(name, self.instance_ports[name])
         self._wait_instance(name, time.monotonic() + START_TIMEOUT)
+
+    @contextlib.contextmanager
+    def control_plane_flags(self, *flags: str) -> Iterator[None]:
+        """The Control Plane instances run with `flags` added (e.g. --unsafe-skip-siem: a misbehaving
+        stand-in for one negative drill) while the block runs, then with the lab's own flags again,
+        also when the block raises. Each time every instance is restarted on its own port (the load
+        balancer's backend) and waited for until live and UP behind the balancer; the database,
+        queues, connectors and every other part are not touched (the Control Plane keeps its state
+        in the database). Cheaper than a lab of its own: about 2 s per restart against a lab start."""
+        own = self.cp_flags
+        self._restart_controlplane((*own, *flags))
+        try:
+            yield
+        finally:
+            self._restart_controlplane(own)
+
+    def _restart_controlplane(self, flags: tuple[str, ...]) -> None:
+        self.cp_flags = flags
+        ports = dict(self.instance_ports)
+        self._stop_controlplane()
+        for name, port in ports.items():
+            self._start_instance(name, port)
+        deadline = time.monotonic() + START_TIMEOUT
+        for name in ports:
+            self._wait_instance(name, deadline)
+        balanced = poll(
+            self.balancer.server_states,
+            until=lambda states: all(states.get(name) in ("UP", "no check") for name in ports),  # as steady
+            timeout=max(0.0, deadline - time.monotonic()),
+            interval=0.1,
+        )
+        if not balanced.ok:
+            raise LabStartError(f"the load balancer did not take the restarted instances back: {balanced.value}")
 
     def _start_load_balancer(self, listen_port: int) -> None:
         backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -89,3 +91,51 @@ def test_failback_is_refused_while_transaction_lag_exceeds_5_seconds(lab):
     lag = lab.failover.failback(replica, max_lag=5.0)  # caught up: the switch is allowed
     assert lag <= 5.0 and lab.capability(DatabaseNodes).database_primary() == replica
     wait_for(lambda: all(ok for ok, _ in lab.steady_state_checks().values()), timeout=30)
+
+
+def siem_has(lab, correlation_id: str) -> bool:
+    lines = lab.siem_path.read_text().splitlines() if lab.siem_path.exists() else []
+    return any(json.loads(line)["correlation_id"] == correlation_id for line in lines)
+
+
+def create_intent(lab, correlation_id: str) -> int:
+    answer = requests.post(
+        lab.api_url + "/intents",
+        json={"ring": "ring0", "platform": "intune", "payload": {}},
+        timeout=15,
+        headers={"Idempotency-Key": correlation_id, "X-Correlation-Id": correlation_id},
+    )
+    return answer.status_code
+
+
+def test_control_plane_flags_are_on_only_inside_the_block_and_the_rest_of_the_lab_is_untouched(lab):
+    """A negative drill can borrow a module's lab: control_plane_flags restarts only the Control
+    Plane instances with an unsafe flag (really on: in each instance's command line, and the
+    misbehaviour shows) and back (really off again, also when the block raises); every other
+    process, every port and the steady state stay as they were."""
+
+    def flags_of() -> dict[str, list[str]]:
+        return {
+            name: Path(f"/proc/{process.pid}/cmdline").read_bytes().decode().split("\0")
+            for name, process in lab.instances.items()
+        }
+
+    others = {name: pid for name, pid in lab.processes().items() if not name.startswith("controlplane:")}
+    endpoints, ports = lab.endpoints(), dict(lab.instance_ports)
+    assert not any("--unsafe-skip-siem" in args for args in flags_of().values())
+
+    class Done(Exception):
+        pass
+
+    with pytest.raises(Done):
+        with lab.control_plane_flags("--unsafe-skip-siem"):
+            assert set(flags_of()) == set(ports) and all("--unsafe-skip-siem" in a for a in flags_of().values())
+            assert all(ok for ok, _ in lab.steady_state_checks().values()), lab.steady_state_checks()
+            assert create_intent(lab, "flags-on") == 201 and not siem_has(lab, "flags-on")
+            raise Done
+    assert not any("--unsafe-skip-siem" in args for args in flags_of().values())
+    assert all(ok for ok, _ in lab.steady_state_checks().values()), lab.steady_state_checks()
+    assert create_intent(lab, "flags-off") == 201 and siem_has(lab, "flags-off")
+    assert not siem_has(lab, "flags-on")
+    assert lab.cp_flags == () and dict(lab.instance_ports) == ports and lab.endpoints() == endpoints
+    assert {name: pid for name, pid in lab.processes().items() if not name.startswith("controlplane:")} == others
