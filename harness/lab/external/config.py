@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,6 +55,7 @@ KNOWN_KEYS = {
     "blast_radius",
     "siem_file",
     "name",
+    "backups",
 }
 PLATFORM_NAMES = ("intune", "jamf", "sccm", "landscape", "ansible")  # harness.lab.connectors.PLATFORMS
 AWS_KEYS = {"endpoint", "region", "access_key_env", "secret_key_env", "access_key_file", "secret_key_file"}
@@ -176,6 +178,44 @@ class AwsEndpoint:
         )
 
 
+BACKUP_TOOLS = ("pgbackrest",)  # barman-cloud: not yet
+BACKUPS_KEYS = {"tool", "stanza", "config_file", "repo"}
+BACKUP_REPO_SECRETS = ("key", "secret", "cipher_pass")  # each named by <name>_env or <name>_file
+BACKUP_REPO_KEYS = {"type", "number", "bucket", "endpoint", "region", "ca_file", "path", "uri_style"} | {
+    f"{name}_{kind}" for name in BACKUP_REPO_SECRETS for kind in ("env", "file")
+}
+STANZA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch
+
+
+@dataclass(frozen=True)
+class BackupRepo:
+    """The deployment's pgBackRest repository as the plan names it (lab.backups.repo): an S3 bucket,
+    its endpoint, and where its secrets are (never their values)."""
+
+    bucket: str
+    endpoint: str  # host, as pgBackRest's repoN-s3-endpoint
+    region: str
+    port: int | None = None  # repoN-storage-port; None: pgBackRest's default (443)
+    number: int = 1  # pgBackRest's repoN
+    ca_file: str | None = None
+    path: str | None = None  # repoN-path inside the bucket; None: the deployment's config or pgBackRest's default
+    uri_style: str | None = None  # host or path
+    key: Secret = Secret()
+    secret: Secret = Secret()
+    cipher_pass: Secret = Secret()
+
+
+@dataclass(frozen=True)
+class BackupsConfig:
+    """lab.backups: the deployment's own backups (pgBackRest), read only: its stanza, optionally its
+    own config file (used as it is, never written), and the repository the plan names."""
+
+    tool: str
+    stanza: str
+    config_file: str | None = None
+    repo: BackupRepo | None = None
+
+
 @dataclass(frozen=True)
 class ExternalConfig:
     api_url: str
@@ -201,6 +241,8 @@ class ExternalConfig:
     # node -> the Toxiproxy proxy on its replication link while it is a replica (the failback
     # drill slows the rebuilt node's link: lab.database.replication_proxies)
     replication_proxies: dict[str, str] = field(default_factory=dict)
+    # the deployment's pgBackRest repository, restored read-only by the restore drill (lab.backups)
+    backups: BackupsConfig | None = None
 
     def provided(self, key: str) -> bool:
         """The plan sets this key (a path of PROVIDES)."""
@@ -348,6 +390,7 @@ class ExternalConfig:
             gateway_token=gateway_token,
             clock_token=clock_token,
             replication_proxies=dict(links),
+            backups=_backups(data.get("backups"), fail),
         )
 
 
@@ -515,6 +558,129 @@ def _aws(value: Any, key: str, known: set[str], required: tuple[str, ...], fail)
             "name both keys (access_key_env/_file and secret_key_env/_file), or neither (boto3's own credential chain)",
         )
     return AwsEndpoint(endpoint, region, keys[0], keys[1], options)
+
+
+def _backups(value: Any, fail) -> BackupsConfig | None:
+    """lab.backups: {tool: pgbackrest, stanza, config_file, repo: {...}}; each bad key refused naming it."""
+    if value is None:
+        return None
+    key = "lab.backups"
+    _known(value, key, BACKUPS_KEYS, fail, "a mapping {tool: pgbackrest, stanza, config_file, repo: {type: s3, ...}}")
+    tool = value.get("tool")
+    if tool not in BACKUP_TOOLS:
+        raise fail(
+            f"{key}.tool",
+            f"must be pgbackrest (the deployment's backup tool; barman-cloud is not supported yet), got {quoted(tool)}",
+        )
+    stanza = value.get("stanza")
+    if not isinstance(stanza, str) or not STANZA_NAME.fullmatch(stanza):
+        raise fail(
+            f"{key}.stanza",
+            f"required: the deployment's pgBackRest stanza (letters, digits, - _ .), got {quoted(stanza)}",
+        )
+    config_file = value.get("config_file")
+    if config_file is not None and not _absolute_path(config_file):
+        raise fail(
+            f"{key}.config_file",
+            "must be the absolute path of the deployment's pgbackrest.conf (read, never written), "
+            "e.g. /etc/pgbackrest/pgbackrest.conf",
+        )
+    repo = _backup_repo(value.get("repo"), f"{key}.repo", config_file is not None, fail)
+    if repo is None and config_file is None:
+        raise fail(
+            f"{key}.repo",
+            "required: the repository {type: s3, bucket, endpoint, region, key_env, secret_env, ...}, "
+            "or config_file (the deployment's pgbackrest.conf that names it)",
+        )
+    return BackupsConfig(tool, stanza, config_file, repo)
+
+
+def _absolute_path(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("/") and "\0" not in value and value.isprintable()
+
+
+def _backup_repo(value: Any, key: str, has_config: bool, fail) -> BackupRepo | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        for literal in BACKUP_REPO_SECRETS:
+            if literal in value:
+                raise fail(
+                    f"{key}.{literal}",
+                    f"a credential must not be written in the plan: name an environment variable "
+                    f"({literal}_env) or a file ({literal}_file) that holds it",
+                )
+    _known(value, key, BACKUP_REPO_KEYS, fail, "a mapping {type: s3, bucket, endpoint, region, ...}")
+    if value.get("type", "s3") != "s3":
+        raise fail(f"{key}.type", f"must be s3 (the only repository type supported here), got {quoted(value['type'])}")
+    number = value.get("number", 1)
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 256:
+        raise fail(
+            f"{key}.number", f"must be pgBackRest's repository number, 1 to 256 (repo1: 1), got {quoted(number)}"
+        )
+    bucket = value.get("bucket")
+    if not isinstance(bucket, str) or not bucket or not bucket.isprintable() or len(bucket) > 255:
+        raise fail(f"{key}.bucket", "required: the name of the bucket that holds the repository")
+    host, port = _s3_endpoint(value.get("endpoint"), f"{key}.endpoint", fail)
+    region = value.get("region")
+    if not isinstance(region, str) or not region or not region.isprintable():
+        raise fail(f"{key}.region", "required: the bucket's region, e.g. eu-west-1")
+    for name in ("ca_file",):
+        if name in value and not _absolute_path(value[name]):
+            raise fail(
+                f"{key}.{name}", "must be the absolute path of the CA certificate (PEM) the endpoint's is signed by"
+            )
+    path = value.get("path")
+    if path is not None and not _absolute_path(path):
+        raise fail(f"{key}.path", "must be the repository's path in the bucket (repoN-path), e.g. /pgbackrest")
+    uri_style = value.get("uri_style")
+    if uri_style is not None and uri_style not in ("host", "path"):
+        raise fail(f"{key}.uri_style", f"must be host or path (repoN-s3-uri-style), got {quoted(uri_style)}")
+    refs = {}
+    for name in BACKUP_REPO_SECRETS:
+        env, file = value.get(f"{name}_env"), value.get(f"{name}_file")
+        if env is not None and file is not None:
+            raise fail(f"{key}.{name}_file", f"name one of {name}_env or {name}_file, not both")
+        if env is not None and not (isinstance(env, str) and ENV_NAME.fullmatch(env)):
+            raise fail(f"{key}.{name}_env", "must name an environment variable, e.g. PGBACKREST_S3_KEY")
+        if file is not None and not _absolute_path(file):
+            raise fail(f"{key}.{name}_file", "must be the absolute path of a file that holds it")
+        refs[name] = Secret(env, file)
+    named = {name for name, ref in refs.items() if ref.env or ref.file}
+    if ("key" in named) != ("secret" in named) or ("key" not in named and not has_config):
+        missing = "key" if "key" not in named else "secret"
+        raise fail(
+            f"{key}.{missing}_env",
+            f"required: name the S3 {'access key' if missing == 'key' else 'secret key'} with {missing}_env or "
+            f"{missing}_file (both keys, or neither when config_file holds them)",
+        )
+    return BackupRepo(
+        bucket=bucket,
+        endpoint=host,
+        region=region,
+        port=port,
+        number=number,
+        ca_file=value.get("ca_file"),
+        path=path,
+        uri_style=uri_style,
+        key=refs["key"],
+        secret=refs["secret"],
+        cipher_pass=refs["cipher_pass"],
+    )
+
+
+def _s3_endpoint(value: Any, key: str, fail) -> tuple[str, int | None]:
+    """An S3 endpoint as pgBackRest takes it (TLS only): https://HOST[:PORT] or HOST[:PORT]."""
+    what = "required: the object store's endpoint, https://HOST[:PORT] or HOST[:PORT] (pgBackRest speaks TLS only)"
+    if not isinstance(value, str) or not value:
+        raise fail(key, what)
+    if value.startswith("http://"):
+        raise fail(key, f"pgBackRest's S3 driver speaks TLS only: use https://; {what[10:]}")
+    url = _url(value if value.startswith("https://") else f"https://{value}", key, fail, what)
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or not parts.hostname:
+        raise fail(key, f"a host and port only, no path or query; {what[10:]}")
+    return parts.hostname, parts.port
 
 
 def _userinfo(url: str) -> bool:
