@@ -501,7 +501,7 @@ class PgBackRest:
         with pg_create_restore_point), and the restored server promotes once there.
         The restored server gets archive_mode=off: it never pushes WAL into the repositories."""
         path = Path(target_dir)
-        if path.resolve() == self.cluster.primary.datadir.resolve():
+        if any(path.resolve() == node.datadir.resolve() for node in self.cluster.nodes.values()):
             raise PgBackRestError(f"restore into {path}: that is the deployment's data dir")
         if path.exists() and any(path.iterdir()):
             raise PgBackRestError(f"restore into {path}: the folder is not empty")

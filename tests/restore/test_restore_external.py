@@ -1,0 +1,316 @@
+"""The restore core against a deployment the harness did not set up (issue 26: external targets).
+
+The TEST plays the deployment: a PostgreSQL with its own pgBackRest config (a plain pgbackrest.conf
+it writes, its secrets in its own conf.d), its own repository in a moto bucket over TLS, archiving,
+stanza-create and two full backups run by hand; then one bit of the newest backup's bundle flipped
+in the bucket. The harness, read only (ReadOnlyPgBackRest, the plan's keys), verifies, refuses the
+newest backup with the tool's reason, restores the older one and the WAL to the end into a scratch
+server, and every row the deployment wrote is there; every object of the bucket (key, ETag, a
+checksum of its bytes) is the same before and after, and the deployment's config and folders are
+untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from harness.lab.external.config import BackupRepo, BackupsConfig, Secret
+from harness.lab.moto import MotoServer
+from harness.lab.postgres import RUN_AS, SUPERUSER, PgCluster
+from harness.net import free_port
+from harness.restore import (
+    ReadOnlyPgBackRest,
+    ReadOnlyRefused,
+    RestoreInvalid,
+    RestoreUnreachable,
+    ScratchHost,
+    restore_newest_valid,
+)
+
+pytestmark = pytest.mark.integration
+
+if shutil.which("pgbackrest") is None:
+    pytest.skip(
+        "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
+    )
+
+BUCKET = "deployment-backups"
+KEY, SECRET, CIPHER = "deploy-key-1f3a", "deploy-secret-9c2b7e41d0a8", "deploy-cipher-pass-5e8d20c4b7a1f6"
+
+
+@dataclass
+class Deployment:
+    moto: MotoServer
+    pg: PgCluster
+    s3: object
+    folder: Path  # the deployment's pgBackRest folder: config, conf.d (secrets), log, lock, spool
+    config: Path
+    labels: list[str]
+    secret_file: Path
+
+    def pgbackrest(self, command: str, *options: str) -> str:
+        args = [
+            "pgbackrest",
+            f"--config={self.config}",
+            f"--config-include-path={self.folder / 'conf.d'}",
+            "--stanza=main",
+            *options,
+            command,
+        ]
+        if os.geteuid() == 0:
+            args = ["runuser", "-u", RUN_AS, "--", *args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
+        done = subprocess.run(args, capture_output=True, text=True, timeout=180, env=env, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done
+        return done.stdout
+
+    def write(self, note: str, count: int) -> None:
+        with self.pg.primary.connect() as conn:
+            conn.execute("INSERT INTO acks (note) SELECT %s FROM generate_series(1, %s)", (note, count))
+            conn.commit()
+
+    def objects(self) -> dict[str, tuple[str, int, str]]:
+        """Every object of the bucket: key -> (ETag, size, sha256 of its bytes)."""
+        found = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+            for item in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+                found[item["Key"]] = (item["ETag"], item["Size"], hashlib.sha256(body).hexdigest())
+        return found
+
+    def plan(self, **repo_changes) -> BackupsConfig:
+        """lab.backups as the plan gives it: the deployment's config, the repository, secrets from env and a file."""
+        host, _, port = self.moto.endpoint_url.split("://", 1)[1].rpartition(":")
+        repo = {
+            "bucket": BUCKET,
+            "endpoint": "localhost",  # pgBackRest matches the certificate by DNS name
+            "port": int(port),
+            "region": "us-east-1",
+            "ca_file": str(self.moto.ca_file),
+            "path": "/pgbackrest",
+            "uri_style": "path",
+            "key": Secret(env="DEPLOY_S3_KEY"),
+            "secret": Secret(file=str(self.secret_file)),
+            "cipher_pass": Secret(env="DEPLOY_CIPHER_PASS"),
+            **repo_changes,
+        }
+        return BackupsConfig("pgbackrest", "main", str(self.config), BackupRepo(**repo))
+
+
+def own(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, RUN_AS, RUN_AS)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with ExitStack() as stack:
+        moto = stack.enter_context(MotoServer(tls=True))
+        pg = stack.enter_context(PgCluster())
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+            verify=str(moto.ca_file),
+        )
+        s3.create_bucket(Bucket=BUCKET)
+        folder = pg.root / "deployment-pgbackrest"
+        folder.mkdir(mode=0o700)
+        for sub in ("conf.d", "log", "lock", "spool"):
+            (folder / sub).mkdir(mode=0o700)
+        assert moto.ca_file is not None
+        shutil.copyfile(moto.ca_file, folder / "ca.crt")
+        port = moto.endpoint_url.rpartition(":")[2]
+        config = folder / "pgbackrest.conf"
+        config.write_text(
+            "[global]\n"
+            "repo1-type=s3\nrepo1-path=/pgbackrest\n"
+            f"repo1-s3-bucket={BUCKET}\nrepo1-s3-endpoint=localhost\nrepo1-storage-port={port}\n"
+            "repo1-s3-region=us-east-1\nrepo1-s3-uri-style=path\n"
+            f"repo1-storage-ca-file={folder / 'ca.crt'}\n"
+            "repo1-cipher-type=aes-256-cbc\nrepo1-bundle=y\nrepo1-retention-full=4\n"
+            f"log-path={folder / 'log'}\nlock-path={folder / 'lock'}\nspool-path={folder / 'spool'}\n"
+            "log-level-console=off\nlog-level-stderr=warn\nstart-fast=y\ncompress-type=lz4\n"
+            "process-max=4\nio-timeout=20\narchive-timeout=60\n"
+            "\n[main]\n"
+            f"pg1-path={pg.primary.datadir}\npg1-port={pg.primary.port}\n"
+            f"pg1-socket-path={pg.socket_dir}\npg1-user={SUPERUSER}\n"
+        )
+        (folder / "conf.d" / "secrets.conf").write_text(
+            f"[global]\nrepo1-s3-key={KEY}\nrepo1-s3-key-secret={SECRET}\nrepo1-cipher-pass={CIPHER}\n"
+        )
+        for path in (folder, *folder.rglob("*")):
+            own(path)
+        secret_file = tmp_path_factory.mktemp("plan-secrets") / "s3-secret"
+        secret_file.write_text(SECRET + "\n")
+        secret_file.chmod(0o600)
+        dep = Deployment(moto, pg, s3, folder, config, [], secret_file)
+        archive = (
+            f"pgbackrest --config={config} --config-include-path={folder / 'conf.d'} --stanza=main archive-push %p"
+        )
+        with pg.primary.connect(admin=True, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET archive_mode = 'on'")
+            conn.execute(f"ALTER SYSTEM SET archive_command = '{archive}'")
+        pg.primary.stop()
+        pg.primary.start()
+        dep.pgbackrest("stanza-create")
+        with pg.primary.connect() as conn:
+            conn.execute("CREATE TABLE acks (id bigserial PRIMARY KEY, note text NOT NULL)")
+            conn.commit()
+        dep.write("before-first", 10)
+        dep.pgbackrest("backup", "--type=full")
+        dep.write("between", 20)
+        dep.pgbackrest("backup", "--type=full")
+        dep.write("after-second", 30)
+        dep.pgbackrest("check")  # a WAL switch, archived: every row above is in the repository
+        info = dep.pgbackrest("info", "--output=json")
+        dep.labels = [b["label"] for b in json.loads(info)[0]["backup"]]
+        assert len(dep.labels) == 2
+        # the fault: one bit of the newest backup's largest bundle flipped in the bucket
+        prefix = f"pgbackrest/backup/main/{dep.labels[-1]}/"
+        objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+        largest = max(
+            (o for o in objects if "/bundle/" in o["Key"] or "/pg_data/" in o["Key"]), key=lambda o: o["Size"]
+        )
+        body = bytearray(s3.get_object(Bucket=BUCKET, Key=largest["Key"])["Body"].read())
+        body[len(body) // 2] ^= 0x10
+        s3.put_object(Bucket=BUCKET, Key=largest["Key"], Body=bytes(body))
+        yield dep
+
+
+@pytest.fixture
+def host() -> Iterator[ScratchHost]:
+    with ScratchHost() as scratch:
+        yield scratch
+
+
+@pytest.fixture
+def secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOY_S3_KEY", KEY)
+    monkeypatch.setenv("DEPLOY_CIPHER_PASS", CIPHER)
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_an_external_deployments_backup_is_verified_and_restored_read_only(
+    deployment: Deployment, host: ScratchHost, secrets_in_env: None
+) -> None:
+    before = deployment.objects()
+    config_before = tree(deployment.folder)
+    started = time.monotonic()
+    with ReadOnlyPgBackRest(deployment.plan(), host, process_max=4) as tool:
+        outcome = restore_newest_valid(tool, host.root, repo=1)
+        try:
+            # the newest backup refused, with the tool's own reason; the older one restored
+            assert [c.label for c in outcome.candidates] == deployment.labels[::-1]
+            newest, older = outcome.candidates
+            assert newest.refused is not None and "status: invalid" in newest.refused
+            assert "checksum invalid: 1" in newest.refused, newest.refused
+            assert older.refused is None
+            assert outcome.verified and outcome.verify_report is not None
+            assert outcome.verify_report.invalid_backups == (deployment.labels[-1],)
+            assert outcome.restored is not None and outcome.restored.label == deployment.labels[0]
+            assert outcome.restored.repo == 1 and 0 < outcome.restored.age_s < 600
+            assert outcome.ok and outcome.server is not None
+            timings = outcome.timings
+            assert timings.verify_s and timings.restore_s and timings.replay_s
+            # WAL replayed to the end: every row the deployment wrote, the ones after the newest backup too
+            rows = dict(outcome.server.query("SELECT note, count(*) FROM acks GROUP BY note"))
+            assert rows == {"before-first": 10, "between": 20, "after-second": 30}
+            # a mutating command is refused before anything runs
+            for command in ("stanza-create", "check", "backup", "expire", "archive-push"):
+                with pytest.raises(ReadOnlyRefused, match="read only"):
+                    tool.run(command)
+            with pytest.raises(ReadOnlyRefused, match="--delta"):
+                tool.run("restore", f"--pg1-path={host.root / 'x'}", "--archive-mode=off", "--delta")
+            logs = "".join(p.read_text(errors="replace") for p in tool.log_files())
+            said = outcome.to_json()
+            print(f"external restore: {json.dumps(said)}")
+        finally:
+            outcome.close()
+    elapsed = time.monotonic() - started
+    print(
+        f"external restore: verify {timings.verify_s:.1f} s, restore {timings.restore_s:.1f} s, "
+        f"replay {timings.replay_s:.1f} s, all {elapsed:.1f} s"
+    )
+    assert deployment.objects() == before  # not one object written, replaced or removed
+    # the deployment's config, secrets and folders: no log of the harness's commands, nothing changed
+    after = tree(deployment.folder)
+    harness_logs = [
+        name
+        for name in after
+        if name.startswith("log/main-")
+        and name.split("main-", 1)[1].split(".", 1)[0] in ("info", "verify", "restore", "archive-get")
+    ]
+    assert harness_logs == []
+    assert {k: v for k, v in after.items() if not k.startswith(("log/", "lock/", "spool/"))} == {
+        k: v for k, v in config_before.items() if not k.startswith(("log/", "lock/", "spool/"))
+    }
+    assert "restore command end: completed successfully" in logs
+    assert said["restored"]["label"] == deployment.labels[0] and said["candidates"][0]["refused"]
+    for secret in (KEY, SECRET, CIPHER):
+        assert secret not in logs and secret not in str(said)
+
+
+def test_a_wrong_stanza_is_one_line_naming_the_key(deployment: Deployment, host: ScratchHost, secrets_in_env) -> None:
+    plan = deployment.plan()
+    plan = BackupsConfig(plan.tool, "nope", plan.config_file, plan.repo)
+    folders = sorted(host.root.iterdir())
+    with pytest.raises(RestoreInvalid, match=r"^lab.backups.stanza: no stanza 'nope' in repo1 .*missing stanza path"):
+        with ReadOnlyPgBackRest(plan, host):
+            pass
+    assert sorted(host.root.iterdir()) == folders  # the harness's own folder went with the failure
+
+
+def test_an_endpoint_that_does_not_answer_is_unreachable(
+    host: ScratchHost, deployment: Deployment, secrets_in_env
+) -> None:
+    with pytest.raises(
+        RestoreUnreachable, match=r"^lab.backups.repo: pgBackRest cannot open repo1: .*connect"
+    ) as failed:
+        with ReadOnlyPgBackRest(deployment.plan(port=free_port()), host, check_io_timeout=1):
+            pass
+    assert failed.value.exit_code == 4
+
+
+def test_a_repository_the_tool_cannot_open_is_unreachable(
+    deployment: Deployment, host: ScratchHost, secrets_in_env
+) -> None:
+    folders = sorted(host.root.iterdir())
+    with pytest.raises(RestoreUnreachable, match=r"^lab.backups.repo: pgBackRest cannot open repo1: ") as failed:
+        with ReadOnlyPgBackRest(deployment.plan(bucket="no-such-bucket"), host):
+            pass
+    assert sorted(host.root.iterdir()) == folders
+    assert failed.value.exit_code == 4
+    assert str(failed.value).endswith("404 (NOT FOUND): NoSuchBucket"), failed.value
+    for secret in (KEY, SECRET, CIPHER):
+        assert secret not in str(failed.value)
+
+
+def test_a_restore_point_before_the_oldest_backup_is_refused_before_anything_is_restored(
+    deployment: Deployment, host: ScratchHost, secrets_in_env
+) -> None:
+    with ReadOnlyPgBackRest(deployment.plan(), host) as tool:
+        folders = sorted(host.root.iterdir())
+        with pytest.raises(RestoreInvalid, match=r"^the restore point 2001-01-01 00:00:00\+00: before the oldest"):
+            restore_newest_valid(tool, host.root, repo=1, target="2001-01-01 00:00:00+00", target_type="time")
+        assert sorted(host.root.iterdir()) == folders
