@@ -59,6 +59,7 @@ class Deployment:
     config: Path
     labels: list[str]
     secret_file: Path
+    point: str = ""  # a time after the first backup, before the rows "between" were written
 
     def pgbackrest(self, command: str, *options: str) -> str:
         args = [
@@ -173,6 +174,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             conn.commit()
         dep.write("before-first", 10)
         dep.pgbackrest("backup", "--type=full")
+        dep.point = (
+            pg.primary.query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")[0][0]
+            + "+00"
+        )
         dep.write("between", 20)
         dep.pgbackrest("backup", "--type=full")
         dep.write("after-second", 30)
@@ -314,3 +319,41 @@ def test_a_restore_point_before_the_oldest_backup_is_refused_before_anything_is_
         with pytest.raises(RestoreInvalid, match=r"^the restore point 2001-01-01 00:00:00\+00: before the oldest"):
             restore_newest_valid(tool, host.root, repo=1, target="2001-01-01 00:00:00+00", target_type="time")
         assert sorted(host.root.iterdir()) == folders
+
+
+def test_a_restore_to_a_time_takes_the_newest_backup_before_it(
+    deployment: Deployment, host: ScratchHost, secrets_in_env
+) -> None:
+    with ReadOnlyPgBackRest(deployment.plan(), host) as tool:
+        outcome = restore_newest_valid(tool, host.root, repo=1, target=deployment.point, target_type="time")
+        try:
+            assert outcome.ok, outcome.error
+            newest, older = outcome.candidates
+            assert newest.refused is not None and newest.refused.startswith(
+                "pgbackrest verify: backup: " + deployment.labels[-1]
+            )
+            assert older.refused is None and outcome.restored and outcome.restored.label == deployment.labels[0]
+            assert outcome.server is not None
+            rows = dict(outcome.server.query("SELECT note, count(*) FROM acks GROUP BY note"))
+        finally:
+            outcome.close()
+    assert rows == {"before-first": 10}
+
+
+def test_a_restore_that_skips_verification_takes_the_corrupt_newest_and_fails(
+    deployment: Deployment, host: ScratchHost, secrets_in_env
+) -> None:
+    """The negative drill: without verify, pgBackRest restores the newest set and fails on the damaged
+    file's checksum (after its own retry); the outcome says so, and nothing half-restored is left."""
+    with ReadOnlyPgBackRest(deployment.plan(), host) as tool:
+        folders = sorted(host.root.iterdir())
+        outcome = restore_newest_valid(tool, host.root, repo=1, verify=False)
+        assert not outcome.verified and outcome.verify_report is None and outcome.timings.verify_s is None
+        assert [c.label for c in outcome.candidates] == [deployment.labels[-1]]
+        assert outcome.restored is not None and outcome.restored.label == deployment.labels[-1]
+        assert not outcome.ok and outcome.server is None
+        assert outcome.error is not None and outcome.error.startswith(f"the restore of {deployment.labels[-1]} failed")
+        assert "checksum" in outcome.error.lower(), outcome.error
+        assert sorted(host.root.iterdir()) == folders
+        for secret in (KEY, SECRET, CIPHER):
+            assert secret not in outcome.error
