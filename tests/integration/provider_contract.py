@@ -342,6 +342,8 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     rule2 = g["correlation_ids_recorded"]["measured"]  # rule 2 on what the deployment logged itself
     assert rule2["deployment_failover_events_checked"] >= 3 and rule2["failovers_not_logged_by_deployment"] == []
     assert rule2["deployment_audit_events_checked"] > 0 and rule2["forwarded_events_delivered"] >= 2  # inject, heal
+    if lab.provider == "embedded":  # what test_rule2_events.py asserted on an embedded lab of its own
+        check_rule2_sources(scenario, rule2, lab)
     assert g["steady_state_after_heal"]["verdict"] == "pass" and g["faults_healed"]["verdict"] == "pass"
     # the primary's kill, and the replication latency that made the lag exceed 5 s at the failback request
     kill, latency = sorted(scenario["faults"], key=lambda f: f["injected_s"])
@@ -358,6 +360,49 @@ def check_database(results: dict, lab, tmp_path: Path) -> None:
     assert "PASS" in html and results["correlation_id"] in html and "<svg" in html
     assert "of the month&#39;s error budget, allowance 25%: met" in html  # the error budget, in one sentence
     assert verify_cab_log(tmp_path / "cab.jsonl") == (True, None)
+
+
+def stored_drill_events(lab) -> list[dict]:
+    """Every DrillEvent in the deployment's event store, oldest first."""
+    stored: list[dict] = []
+    while True:
+        reply = requests.get(
+            lab.api_url + "/events",
+            params={"type": "DrillEvent", "limit": 1000, "after": stored[-1]["seq"] if stored else 0},
+            timeout=15,
+        )
+        assert reply.status_code == 200, reply.text[:300]
+        page = reply.json()["events"]
+        if not page:
+            return stored
+        stored += page
+
+
+def check_rule2_sources(scenario: dict, rule2: dict, lab) -> None:
+    """Validation rule 2 on what the deployment logged by itself: the Control Plane's own audit
+    events and the failover manager's own posts, the harness's forwarded journal events apart."""
+    assert rule2["deployment_audit_events_checked"] > 25  # the workload's writes, at least
+    assert rule2["failovers_observed"] >= 1
+    figures = scenario["measurements"]
+    assert figures["rule2_deployment_failover_events_checked"] == rule2["deployment_failover_events_checked"]
+    # the harness forwarded its own acts, never the failover manager's events
+    events = scenario["events"]
+    assert {e["kind"] for e in events if e["forwarded"]} >= {"inject", "heal"}
+    assert all(not e["forwarded"] and not e["event_id"] for e in events if e["source"] == "failover-controller")
+    assert any(e["kind"] == "promote" for e in events if e["source"] == "failover-controller")
+    # in the store: the manager's posts under its own correlation ids, the harness's marked forwarded;
+    # this drill's from its first forwarded event on (the shared lab's earlier tests posted theirs)
+    stored = stored_drill_events(lab)
+    forwarded = {e["event_id"] for e in events if e["forwarded"]}
+    first = min(r["seq"] for r in stored if r["payload"].get("event_id") in forwarded)
+    emitters = {(r["payload"]["kind"], r["payload"].get("emitter")) for r in stored if r["seq"] >= first}
+    assert ("promote", "failover-manager") in emitters and ("inject", "harness-forwarder") in emitters
+    assert ("promote", "harness-forwarder") not in {(r["payload"]["kind"], r["payload"].get("emitter")) for r in stored}
+    assert all(
+        r["correlation_id"].startswith("failover-manager/")
+        for r in stored
+        if r["payload"].get("emitter") == "failover-manager"
+    )
 
 
 # Each domain's quarterly plan: its matrix rows and their after-failover checks. The connectors row

@@ -1,6 +1,6 @@
 """The database drills on a real embedded lab: lost writes counted after a replication cut, its
-determinism, an impossible target. The quarterly failover drill runs on every provider in
-provider_contract.py."""
+determinism, an impossible target, a failback ignoring the lag, a Control Plane silent to the SIEM
+(validation rule 2). The quarterly failover drill runs on every provider in provider_contract.py."""
 
 from __future__ import annotations
 
@@ -61,22 +61,24 @@ def test_with_synchronous_replication_a_replication_cut_loses_nothing_run_twice_
 
 @pytest.fixture(scope="module")
 def failover_negative(lab, tmp_path_factory):
-    """One run of the failover scenario alone (its RTO and failback are the ones judged; the
-    after-failover part adds nothing) serves the two negatives below, each asserting its own gate:
-    an impossible RTO target, and the lab's failover controller set (here only) to fail back
-    without checking TransactionLag. Neither changes what the other measures: the target only
-    judges, and the failback comes after the RTO's recovery."""
+    """One run of the failover scenario alone (its RTO, failback and events are the ones judged;
+    the after-failover part adds nothing) serves the three negatives below, each asserting its own
+    gate: an impossible RTO target; the lab's failover controller set (here only) to fail back
+    without checking TransactionLag; and its Control Plane instances restarted (here only) with
+    --unsafe-skip-siem, writing no SIEM line. None changes what another measures: the target only
+    judges, the failback comes after the RTO's recovery, and the SIEM is read by rule 2 alone."""
     plan = load_plan(ROOT / "drills" / "quarterly-database.yaml", ROOT)
     tmp_path = tmp_path_factory.mktemp("failover-negative")
     lab.failover.check_lag = False
     try:
-        code, results = run_plan(
-            "quarterly-database.yaml",
-            lab,
-            tmp_path,
-            targets={**plan.targets, "rto_seconds": 0.001},
-            scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",),
-        )
+        with lab.control_plane_flags("--unsafe-skip-siem"):
+            code, results = run_plan(
+                "quarterly-database.yaml",
+                lab,
+                tmp_path,
+                targets={**plan.targets, "rto_seconds": 0.001},
+                scenarios=(ROOT / "scenarios" / "database" / "primary_failover.feature",),
+            )
     finally:
         lab.failover.check_lag = True
     return code, results, tmp_path / "out"
@@ -116,3 +118,18 @@ def test_a_failback_action_that_ignores_the_lag_fails_the_lag_gate(failover_nega
     gates = gates_of(scenario)
     assert gates["lost_writes"]["verdict"] == "pass", not_passed(results)
     assert gates["faults_healed"]["verdict"] == "pass", not_passed(results)
+
+
+def test_a_control_plane_writing_no_siem_line_fails_rule_2_naming_the_events(failover_negative):
+    """Rule 2 is judged at every scenario's end, on what it did (the failover, the workload's
+    writes): a Control Plane that writes no SIEM line fails it, naming the events (the event store
+    still has them). Its positive, on the deployment's own events, is the provider contract's
+    database row."""
+    code, results, _ = failover_negative
+    gate = gates_of(results["scenarios"][0])["correlation_ids_recorded"]
+    assert code == 1 and gate["verdict"] == "fail", not_passed(results)
+    assert gate["measured"]["missing_in_event_store"] == []
+    missing = gate["measured"]["missing_in_siem"]
+    assert 0 < len(missing) <= 10
+    assert any("(IntentCreated)" in name for name in missing), missing
+    assert "not in the SIEM" in gate["detail"]
