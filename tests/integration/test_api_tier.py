@@ -39,9 +39,11 @@ def test_a_balancer_without_probes_or_retries_fails_the_row_naming_the_gate(tmp_
     assert g["availability_budget"]["measured"] > 0 and m["bad_windows"] >= 1 and m["requests_not_served"] > 0
 
 
-def test_a_control_plane_publishing_while_unhealthy_and_silent_to_the_siem_fails_those_gates(tmp_path):
-    with EmbeddedLab(cp_flags=("--unsafe-publish-while-unhealthy", "--unsafe-skip-siem")) as misbehaving:
-        code, results = drill(misbehaving, tmp_path)
+def test_a_control_plane_publishing_while_unhealthy_and_silent_to_the_siem_fails_those_gates(lab, tmp_path):
+    """On the module's lab, its Control Plane instances restarted with the two unsafe flags for this
+    drill only (and back after it)."""
+    with lab.control_plane_flags("--unsafe-publish-while-unhealthy", "--unsafe-skip-siem"):
+        code, results = drill(lab, tmp_path)
     g = gates_of(results["scenarios"][0])
     assert code == 1 and results["verdict"] == "fail"
     assert g["publish_refused_while_unhealthy"]["verdict"] == "fail"

@@ -6,7 +6,6 @@ provider_contract.py."""
 from __future__ import annotations
 
 from harness.lab.capabilities import ConnectorWorkers
-from harness.lab.embedded import EmbeddedLab
 from tests.integration.conftest import ROOT, gates_of, run_plan
 
 
@@ -21,9 +20,11 @@ def drill(lab, tmp_path):
     )
 
 
-def test_a_control_plane_promoting_while_platforms_are_paused_fails_each_row_naming_the_gate(tmp_path):
-    with EmbeddedLab(cp_flags=("--unsafe-ignore-platform-health",)) as misbehaving:
-        code, results = drill(misbehaving, tmp_path)
+def test_a_control_plane_promoting_while_platforms_are_paused_fails_each_row_naming_the_gate(lab, tmp_path):
+    """On the module's lab, its Control Plane instances restarted with the unsafe flag for this
+    drill only (and back after it)."""
+    with lab.control_plane_flags("--unsafe-ignore-platform-health"):
+        code, results = drill(lab, tmp_path)
     assert code == 1 and results["verdict"] == "fail"
     expected = [
         "promotion_refused_intune",
