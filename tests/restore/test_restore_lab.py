@@ -1,0 +1,77 @@
+"""The restore core on the lab's own pgBackRest (PgBackRest, not read only): the same
+restore_newest_valid, the backup's age on the deployment's clock (the tool's clock_offset)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import boto3
+import pytest
+
+from harness.lab.moto import MotoServer
+from harness.lab.pgbackrest import Credentials, PgBackRest, PgBackRestError, S3Repo, find_libfaketime
+from harness.lab.postgres import PgCluster
+from harness.restore import restore_newest_valid
+
+pytestmark = pytest.mark.integration
+
+if shutil.which("pgbackrest") is None:
+    pytest.skip(
+        "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
+    )
+try:
+    find_libfaketime()
+except PgBackRestError:
+    pytest.skip(
+        "libfaketime is not installed (./run installs it; or apt-get install libfaketime)", allow_module_level=True
+    )
+
+HOUR = 3600.0
+
+
+def test_the_lab_tool_restores_the_newest_backup_and_its_age_is_on_the_deployments_clock() -> None:
+    offset = {"s": 0.0}
+    with MotoServer(tls=True) as moto, PgCluster() as pg:
+        assert moto.ca_file is not None
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="lab",
+            aws_secret_access_key="lab",
+            verify=str(moto.ca_file),
+        )
+        s3.create_bucket(Bucket="lab-backups")
+        repo = S3Repo("lab-backups", "us-east-1", moto.endpoint_url, moto.ca_file, retention_days=7)
+        with PgBackRest(
+            pg, repo, None, Credentials.generate(), process_max=4, clock_offset=lambda: offset["s"]
+        ) as tool:
+            with pg.primary.connect() as conn:
+                conn.execute("CREATE TABLE acks (id bigserial PRIMARY KEY, note text NOT NULL)")
+                conn.execute("INSERT INTO acks (note) SELECT 'before' FROM generate_series(1, 5)")
+                conn.commit()
+            label = tool.backup("full")
+            with pg.primary.connect() as conn:
+                conn.execute("INSERT INTO acks (note) SELECT 'after' FROM generate_series(1, 7)")
+                conn.commit()
+            tool.check()
+            offset["s"] = 2 * HOUR  # two hours pass on the deployment's clock
+            started = time.time()
+            outcome = restore_newest_valid(tool, pg.root, repo=1)
+            try:
+                assert outcome.ok, outcome.error
+                assert [c.label for c in outcome.candidates] == [label] and outcome.candidates[0].refused is None
+                assert outcome.verify_report is not None and outcome.verify_report.ok
+                assert outcome.restored is not None and outcome.restored.label == label
+                stop = outcome.restored.stop.timestamp()
+                assert 2 * HOUR <= outcome.restored.age_s <= 2 * HOUR + (time.time() - stop) + 5
+                assert outcome.server is not None
+                rows = dict(outcome.server.query("SELECT note, count(*) FROM acks GROUP BY note"))
+                assert rows == {"before": 5, "after": 7}
+                datadir = outcome.datadir
+                assert datadir is not None and pg.root in datadir.parents
+            finally:
+                outcome.close()
+            assert not datadir.parent.exists()  # close() stops the server and removes the restored data
+            assert time.time() - started < 120
