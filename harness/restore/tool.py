@@ -47,7 +47,7 @@ READ_ONLY_COMMANDS = frozenset({"info", "verify", "restore"})
 _COMMAND_OPTIONS = {
     "info": ("log", "lock"),
     "verify": ("log", "process"),
-    "restore": ("log", "lock", "spool", "process"),
+    "restore": ("log", "lock", "process"),  # spool-path: in the included file (restore does not take it)
 }
 # what a read-only restore may be told; anything else (--delta, --force, --pg1-host, ...) is refused
 _RESTORE_OPTIONS = re.compile(r"--(pg1-path|archive-mode|type|target|target-action|repo|set)=")
@@ -245,15 +245,16 @@ class ReadOnlyPgBackRest(PgBackRest):
             )
         if command == "restore":
             odd = [o for o in options if not _RESTORE_OPTIONS.match(o)]
-            if odd or "--archive-mode=off" not in options or not any(o.startswith("--pg1-path=") for o in options):
+            paths = [o.split("=", 1)[1] for o in options if o.startswith("--pg1-path=")]
+            if odd or "--archive-mode=off" not in options or len(paths) != 1:
                 raise ReadOnlyRefused(
                     f"pgbackrest restore {printable(' '.join(odd or options), 200)}: refused: a read-only restore "
                     f"goes into a new folder (--pg1-path) with --archive-mode=off, nothing else"
                 )
+            self._scratch_only(paths[0])
         own = {
             "log": [f"--log-path={self.root / 'log'}"],
             "lock": [f"--lock-path={self.root / 'lock'}"],
-            "spool": [],  # in the included file: restore does not take it on the command line
             "process": [f"--process-max={self.process_max}"],
         }
         fixed = ["--log-level-console=off", "--log-level-stderr=warn", "--log-level-file=detail"]
@@ -285,11 +286,15 @@ class ReadOnlyPgBackRest(PgBackRest):
         backup_set: str | None = None,
     ) -> None:
         """PgBackRest.restore into a new folder under the harness's scratch host only."""
+        super().restore(self._scratch_only(target_dir), target, target_type, repo, backup_set)
+
+    def _scratch_only(self, target_dir: str | os.PathLike[str]) -> Path:
+        """target_dir, resolved, when it is under the scratch host's folder; else ReadOnlyRefused."""
         path = Path(target_dir).resolve()
         root = Path(self.cluster.root).resolve()
-        if root not in path.parents:
+        if root == Path("/").resolve() or root not in path.parents:
             raise ReadOnlyRefused(f"restore into {printable(path)}: read-only restores go under {root} only")
-        super().restore(path, target, target_type, repo, backup_set)
+        return path
 
     def check_stanza(self) -> dict[str, Any]:
         """`info` for the stanza: RestoreInvalid for a wrong stanza, RestoreUnreachable for a repository

@@ -197,7 +197,7 @@ def plan() -> BackupsConfig:
     return BackupsConfig("pgbackrest", "main", None, repo)
 
 
-def test_a_mutating_command_is_refused_before_anything_runs(host, no_process):
+def test_a_mutating_command_is_refused_before_anything_runs(host, tmp_path, no_process):
     tool = ReadOnlyPgBackRest(plan(), host)
     tool.binary, tool.root = "/usr/bin/pgbackrest", host.root
     for command in ("stanza-create", "stanza-upgrade", "stanza-delete", "check", "backup", "expire", "archive-push"):
@@ -217,8 +217,12 @@ def test_a_mutating_command_is_refused_before_anything_runs(host, no_process):
     ):
         with pytest.raises(ReadOnlyRefused, match="a read-only restore goes into a new folder"):
             tool.run("restore", *options)
+    elsewhere = tmp_path / "deployment-data"
     with pytest.raises(ReadOnlyRefused, match="read-only restores go under"):
-        tool.restore("/var/lib/postgresql/15/main")
+        tool.restore(elsewhere)
+    with pytest.raises(ReadOnlyRefused, match="read-only restores go under"):
+        tool.run("restore", f"--pg1-path={elsewhere}", "--archive-mode=off")
+    assert not elsewhere.exists()  # refused before the folder was made
     assert no_process == []
 
 
