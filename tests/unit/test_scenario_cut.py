@@ -36,3 +36,13 @@ def test_a_step_said_twice_or_never_is_refused(tmp_path):
     for step in ("publishing a pack without a validated copy is blocked", "no such step"):
         with pytest.raises(AssertionError, match="not one"):
             scenario_until(shipped, step, tmp_path)
+
+
+def test_a_cut_keeps_the_files_later_scenarios_whole(tmp_path):
+    """Intune's first scenario cut at its promotion, its second (the CAB pause) kept as shipped."""
+    shipped = ROOT / "scenarios" / "connectors" / "intune_graph_degraded.feature"
+    last_step = "promoting one intune intent is refused by the gate PromotionsPaused"
+    steps, whole = feature_lines(scenario_until(shipped, last_step, tmp_path)), feature_lines(shipped)
+    end = next(i for i, (_, sentence) in enumerate(whole) if last_step in sentence) + 1
+    second = next(i for i, (kind, _) in enumerate(whole) if i > end and kind == "given")
+    assert 0 < end < second < len(whole) and steps == whole[:end] + whole[second:]
