@@ -36,30 +36,28 @@ _DEFAULT_LOG_BEFORE = _digest(DEFAULT_CAB_LOG)
 # The slowest modules first. `./run test` gives whole modules to its two workers (--dist loadfile) in
 # collection order (--no-loadscope-reorder: by default xdist orders modules by their number of tests, and
 # the slowest ones, one to four long drills each, started last and made the tail). Seconds per module
-# (testcase times summed) in a whole-suite --junitxml run on a loaded machine (2026-12-07, ~2x slow);
-# the containers row was skipped there (no engine) and goes first: a container lab is the slowest. A
-# module under 50 s there is not listed (test_event_store.py stays, last). Modules changed since
-# (2026-12-08, issue 25's suite time) have that figure scaled by their after/before ratio, measured
-# back to back (-n 0, the same machine).
+# (testcase times summed) in the whole-suite --junitxml run of 2026-12-08 (f35fc0e, 18:42, the 2-core
+# machine otherwise idle); modules changed since have that figure scaled by their after/before ratio,
+# measured back to back (-n 0, the same machine). A module under 71 s there keeps its place from the
+# run before (2026-12-07, loaded ~2x: its figure in brackets); test_event_store.py stays last.
 SLOWEST_FIRST = (
-    "integration/test_provider_contract_containers.py",  # (skipped in that run)
-    "integration/test_api_tier.py",  # 384 s (398 before), 3 tests: two labs of their own
-    "integration/test_provider_contract_external.py",  # 355
-    "integration/test_database_drill.py",  # 327 (359)
-    "integration/test_provider_contract_embedded.py",  # 274
-    "integration/test_backup_restore.py",  # 245
-    "lab/test_pgbackrest.py",  # 91 on a quiet machine (issue 26: one verify on moto, 4 processes)
-    "integration/test_connectors_matrix.py",  # 189
-    "integration/test_chaos.py",  # 180
-    "integration/test_external.py",  # 173 (145, and 53 of test_could_not_act.py, now in it)
-    "controlplane/test_connectors.py",  # 155
-    "integration/test_rule2_events.py",  # 113 (147)
-    "integration/test_evidence_store.py",  # 96 (115)
-    "integration/test_cli.py",  # 89
-    "fuzz/test_fuzz_inputs.py",  # 65
-    "toxiproxy/test_server_process.py",  # 62
-    "packaging/test_wheel.py",  # 54 (128)
-    "integration/test_event_store.py",  # 36 (61)
+    "integration/test_provider_contract_containers.py",  # 297
+    "integration/test_provider_contract_external.py",  # 226
+    "integration/test_provider_contract_embedded.py",  # 224 (the connectors row first: no leftover wait)
+    "integration/test_backup_restore.py",  # 146
+    "controlplane/test_connectors.py",  # 124
+    "integration/test_database_drill.py",  # 111 (107; and test_rule2_events.py's negative, its lab gone)
+    "lab/test_pgbackrest.py",  # 92
+    "integration/test_api_tier.py",  # 83 (95: its Control Plane negative on the module's lab)
+    "integration/test_chaos.py",  # 81
+    "integration/test_external.py",  # 71
+    "integration/test_connectors_matrix.py",  # 50 (78: the negative on the module's lab, intune cut)
+    "integration/test_evidence_store.py",  # [96] (two negatives on one lab: 35.1 -> 33.3 s)
+    "integration/test_cli.py",  # [89]
+    "fuzz/test_fuzz_inputs.py",  # [65]
+    "toxiproxy/test_server_process.py",  # [62]
+    "packaging/test_wheel.py",  # [54]
+    "integration/test_event_store.py",  # [36]
 )
 
 
