@@ -1,163 +1,207 @@
-"""The schedule's backup jobs (spec section 3), for the deployment a `--backup FILE` names:
+"""The schedule's backup jobs (spec section 3, issue 26) for the deployment a `--backup FILE` names.
 
-- "backup:snapshot", hourly at minute 0: harness.backup's jobs, whatever is due on the Control
-  Plane's clock (the hourly snapshot, the daily cross-region export and inventory, retention);
-- "backup:age-check", daily at 07:30 UTC: LastBackupAge, judged by the harness from the backup
-  store itself (the newest snapshot whose manifest it reads, against the Control Plane's clock),
-  never from what the system reports: pass when at most `max_age_hours` (24) old.
+The deployment's backups are made by its own tool (pgBackRest); the harness takes none and only
+checks them, read only (harness.restore.ReadOnlyPgBackRest: info and verify, nothing that writes):
 
-The file (YAML); the password and keys come from files or environment variables, never the file:
+- "backup:age-check", daily at 07:30 UTC: LastBackupAge from the tool (`pgbackrest info`): the
+  newest backup's timestamp.stop over every repository, against real time. pass when at most
+  `max_age_hours` old; fail with the age and the backup's label (or when there is no backup);
+  unknown, never a pass, when the repository cannot be read (the short cause, never a secret).
+- "backup:verify", weekly on Sunday at 05:00 UTC: `pgbackrest verify` of every repository the
+  stanza has (every file read back against its checksum): fail naming the invalid backups.
 
-    database: {dsn: "host=db.staging port=5432 dbname=controlplane user=backup", password_file: /run/secrets/pg}
-    s3: {endpoint: "https://s3.staging:9000", region: us-east-1,
-         access_key_env: AWS_ACCESS_KEY_ID, secret_key_env: AWS_SECRET_ACCESS_KEY}
-    buckets: {hourly: backups, export: backups-dr, vault: keyvault}      # these are the defaults
-    evidence_buckets: [evidence, evidence-replica]                       # for the daily inventory
-    pg_bin: /usr/lib/postgresql/15/bin
-    max_age_hours: 24
+The file (YAML) has the keys of an external plan's `lab.backups` (harness.lab.external.config
+parses both), plus max_age_hours; credentials only from *_env or *_file:
+
+    tool: pgbackrest
+    stanza: main
+    config_file: /etc/pgbackrest/pgbackrest.conf      # optional: the deployment's, read as it is
+    repo: {type: s3, bucket: pg-backups, endpoint: s3.eu-west-1.amazonaws.com, region: eu-west-1,
+           key_env: PGBR_S3_KEY, secret_file: /run/secrets/pgbr-s3-secret, cipher_pass_env: PGBR_CIPHER_PASS}
+    max_age_hours: 24                                  # the default
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from ..errors import PlanError
+from ..inputs import printable
+from ..lab.external.config import BACKUPS_KEYS, CREDENTIAL_WORDS, BackupsConfig, _backups
+from ..lab.postgres import LabError
 from ..plan import read_yaml
+from ..restore import ReadOnlyPgBackRest, RestoreError, ScratchHost, verify_reasons
+from ..restore.tool import INFO_OK, _first_line
 
-KNOWN = {"database", "s3", "buckets", "evidence_buckets", "pg_bin", "max_age_hours"}
-JOBS = {"backup:snapshot": "0 * * * *", "backup:age-check": "30 7 * * *"}
+KNOWN = BACKUPS_KEYS | {"max_age_hours"}
+JOBS = {"backup:age-check": "30 7 * * *", "backup:verify": "0 5 * * 0"}
+# the keys of the file before issue 26 (the harness took the backups itself), and what replaced them
+RETIRED = {
+    "database": "name the deployment's pgBackRest stanza (stanza) instead of its database",
+    "s3": "name the deployment's repository: repo {type: s3, bucket, endpoint, region, key_env, secret_env, ...}",
+    "buckets": "name the deployment's repository: repo {bucket, ...} (one bucket, the tool's own layout)",
+    "evidence_buckets": "the daily inventory went with the harness's backups; nothing replaces it here",
+    "pg_bin": "the harness runs no pg_dump any more: leave it out",
+}
+FUTURE_SLACK_H = 1.0  # a newest backup stopped later than this ahead of our clock: the clocks differ
+INFO_TIMEOUT_S = 120.0
+CHECK_IO_TIMEOUT_S = 5.0  # the first info's --io-timeout: an endpoint that does not answer, unknown in ~20 s
+VERIFY_TIMEOUT_S = 6 * 3600.0  # verify reads every file of the repository back
 
 
 @dataclass(frozen=True)
 class BackupTarget:
     path: Path
-    dsn: str
-    password_env: str | None
-    password_file: str | None
-    endpoint: str
-    region: str
-    access_key_env: str | None
-    secret_key_env: str | None
-    buckets: dict[str, str] = field(
-        default_factory=lambda: {"hourly": "backups", "export": "backups-dr", "vault": "keyvault"}
-    )
-    evidence_buckets: tuple[str, ...] = ()
-    pg_bin: Path = Path("/usr/lib/postgresql/15/bin")
+    backups: BackupsConfig
     max_age_hours: float = 24.0
-
-    def password(self) -> str | None:
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if not value:
-                raise PlanError(f"{self.path}: key 'database.password_env': {self.password_env} is not set")
-            return value
-        if self.password_file:
-            try:
-                return Path(self.password_file).read_text().strip()
-            except OSError as exc:
-                raise PlanError(f"{self.path}: key 'database.password_file': cannot read it: {exc.strerror}") from None
-        return None
-
-    def full_dsn(self) -> str:
-        params = psycopg.conninfo.conninfo_to_dict(self.dsn)
-        password = self.password()
-        if password is not None:
-            params["password"] = password
-        return psycopg.conninfo.make_conninfo("", **params)
-
-    def s3(self) -> Any:  # a boto3 S3 client (boto3 has no type information)
-        import boto3
-        import botocore.config
-
-        keys: dict[str, Any] = {}
-        if self.access_key_env and self.secret_key_env:
-            keys = {
-                "aws_access_key_id": os.environ.get(self.access_key_env),
-                "aws_secret_access_key": os.environ.get(self.secret_key_env),
-            }
-        config = botocore.config.Config(connect_timeout=5, read_timeout=30, s3={"addressing_style": "path"})
-        return boto3.session.Session(region_name=self.region, **keys).client(
-            "s3", endpoint_url=self.endpoint, config=config
-        )
-
-    def store_and_vault(self):
-        from ..backup import BackupStore, KeyVault
-
-        store = BackupStore(self.s3(), self.buckets["hourly"], self.buckets["export"], self.buckets["vault"])
-        return store, KeyVault(store.s3, store.vault_bucket)
 
 
 def load_backup_target(path: Path) -> BackupTarget:
+    """The --backup file; PlanError (one line naming the file and the key, with the fix) for a bad one."""
+
     def fail(key: str, message: str) -> PlanError:
+        key = key.removeprefix("lab.backups").lstrip(".") or "(the file)"
         return PlanError(f"{path}: key '{key}': {message}")
 
     data = read_yaml(path, "no such backup target (--backup)")
     if not isinstance(data, dict):
-        raise PlanError(f"{path}: a backup target is a mapping with keys {', '.join(sorted(KNOWN))}")
-    unknown = sorted(set(map(str, data)) - KNOWN)
-    if unknown:
-        raise fail(unknown[0], f"unknown key; known: {', '.join(sorted(KNOWN))}")
-    database, s3 = data.get("database"), data.get("s3")
-    if not isinstance(database, dict) or not isinstance(database.get("dsn"), str):
-        raise fail("database.dsn", "required: a libpq conninfo without the password")
-    try:
-        if "password" in psycopg.conninfo.conninfo_to_dict(database["dsn"]) or "password" in database:
-            raise fail("database", "a password must not be written here: name it with password_env or password_file")
-    except psycopg.ProgrammingError as exc:
-        raise fail("database.dsn", f"not a libpq conninfo: {exc}") from None
-    if not isinstance(s3, dict) or not str(s3.get("endpoint", "")).startswith(("http://", "https://")):
-        raise fail("s3.endpoint", "required: the http(s) URL of the object store")
-    buckets = {"hourly": "backups", "export": "backups-dr", "vault": "keyvault", **(data.get("buckets") or {})}
-    if set(buckets) != {"hourly", "export", "vault"} or not all(isinstance(v, str) for v in buckets.values()):
-        raise fail("buckets", "a mapping of hourly, export and vault to bucket names")
-    evidence = data.get("evidence_buckets") or []
-    if not isinstance(evidence, list) or not all(isinstance(b, str) for b in evidence):
-        raise fail("evidence_buckets", "a list of bucket names")
+        raise PlanError(
+            f"{path}: a backup target is a mapping with keys {', '.join(sorted(KNOWN))} "
+            f"(the deployment's pgBackRest repository)"
+        )
+    old = [str(k) for k in data if str(k) in RETIRED]
+    if old:
+        raise fail(
+            old[0],
+            f"the --backup file changed (issue 26): the deployment's own tool makes the backups and the "
+            f"harness reads them; {RETIRED[old[0]]} (see docs/schedule-and-chaos.md, Backups)",
+        )
+    for key in data:
+        if str(key) not in KNOWN:
+            shown = printable(str(key), 40)
+            if any(w in str(key).lower() for w in CREDENTIAL_WORDS):
+                raise fail(
+                    shown,
+                    "a credential must not be written here: name it under repo with key_env/key_file, "
+                    "secret_env/secret_file or cipher_pass_env/cipher_pass_file",
+                )
+            raise fail(shown, f"unknown key; known: {', '.join(sorted(KNOWN))}")
     age = data.get("max_age_hours", 24)
     if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 < age <= 24 * 365:
-        raise fail("max_age_hours", f"a number of hours > 0, got {age!r}")
-    return BackupTarget(
-        path,
-        database["dsn"],
-        database.get("password_env"),
-        database.get("password_file"),
-        s3["endpoint"],
-        str(s3.get("region", "us-east-1")),
-        s3.get("access_key_env"),
-        s3.get("secret_key_env"),
-        buckets,
-        tuple(evidence),
-        Path(data.get("pg_bin") or "/usr/lib/postgresql/15/bin"),
-        float(age),
-    )
+        raise fail("max_age_hours", f"a number of hours > 0 (at most a year), got {printable(repr(age), 40)}")
+    backups = _backups({k: v for k, v in data.items() if k != "max_age_hours"}, fail)
+    assert backups is not None  # a mapping, so parsed or refused
+    return BackupTarget(path, backups, float(age))
 
 
-def run_backup_job(job: str, target: BackupTarget) -> tuple[str, str]:
-    """(status pass|fail, what happened) of one backup job; an error is a fail with its cause
-    (the password never in it)."""
-    from ..backup import BackupJobs, cp_clock_of
-    from ..backup.catalogue import newest_age_hours
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
+
+def run_backup_job(job: str, target: BackupTarget, now: Callable[[], dt.datetime] = _now) -> tuple[str, str]:
+    """(status pass|fail|unknown, what happened) of one backup job, read only. A repository or tool
+    that cannot be read is unknown with the short cause (every secret of the target scrubbed)."""
+    tool: ReadOnlyPgBackRest | None = None
     try:
-        store, vault = target.store_and_vault()
-        dsn = target.full_dsn()
-        if job == "backup:snapshot":
-            store.ensure()
-            ran = BackupJobs(store, vault, dsn, target.pg_bin, target.evidence_buckets).run_due()
-            return "pass", f"ran: {', '.join(ran)}" if ran else "nothing due on the Control Plane's clock"
-        age = newest_age_hours(store, cp_clock_of(dsn))
-        if age is None:
-            return "fail", f"LastBackupAge: no backup on record in {store.bucket} or {store.dr_bucket}"
-        verdict = "pass" if age <= target.max_age_hours else "fail"
-        return verdict, f"LastBackupAge {age:.1f} h (limit {target.max_age_hours:g} h)"
-    except PlanError as exc:
-        return "fail", str(exc)
+        with ScratchHost() as host:
+            timeout = VERIFY_TIMEOUT_S if job == "backup:verify" else INFO_TIMEOUT_S
+            tool = ReadOnlyPgBackRest(target.backups, host, timeout=timeout, check_io_timeout=CHECK_IO_TIMEOUT_S)
+            with tool:  # setup: the secrets, the config, `info` of the plan's repository
+                entry = tool.info()
+                if job == "backup:verify":
+                    return verify_verdict(tool, entry)
+                return age_verdict(entry, now(), target.max_age_hours, target.backups.stanza)
+    except RestoreError as exc:
+        said = str(exc).removeprefix("lab.backups.")
+        return "unknown", f"the backup repository cannot be read: {printable(said, 400)}"
+    except (LabError, OSError, ValueError) as exc:  # the tool failed (PgBackRestError), the host
+        said = _first_line(tool.scrub(str(exc)) if tool is not None else str(exc))
+        return "unknown", f"the backup repository cannot be read: {said}"
     except Exception as exc:  # noqa: BLE001 - recorded and alerted; the daemon goes on
-        password = target.password()
-        text = f"{type(exc).__name__}: {exc}"
-        return "fail", text.replace(password, "***") if password else text
+        said = _first_line(tool.scrub(str(exc)) if tool is not None else str(exc))
+        return "unknown", f"the job could not run: {type(exc).__name__}: {said}"
+
+
+def _repo_problems(entry: dict[str, Any]) -> dict[int, str]:
+    """repo key -> the tool's short message, for each repository of the stanza it could not read."""
+    problems: dict[int, str] = {}
+    for repo in entry.get("repo") or []:
+        if not isinstance(repo, dict):
+            continue
+        status = repo.get("status")
+        status = status if isinstance(status, dict) else {}
+        if status.get("code") not in INFO_OK:
+            problems[repo.get("key", 0)] = _first_line(str(status.get("message", "no status")))
+    return problems
+
+
+def _repos(entry: dict[str, Any]) -> list[int]:
+    keys = [r.get("key") for r in entry.get("repo") or [] if isinstance(r, dict)]
+    return [k for k in keys if isinstance(k, int)] or [1]
+
+
+def age_verdict(entry: dict[str, Any], now: dt.datetime, max_age_hours: float, stanza: str) -> tuple[str, str]:
+    """LastBackupAge from the stanza's `pgbackrest info` entry: the newest backup's stop time over
+    every repository, against `now`."""
+    problems = _repo_problems(entry)
+    unread = "; ".join(f"repo{k} unreadable: {m}" for k, m in sorted(problems.items()))
+    backups = [
+        b
+        for b in entry.get("backup") or []
+        if isinstance(b, dict) and isinstance((b.get("timestamp") or {}).get("stop"), (int, float))
+    ]
+    searched = ", ".join(f"repo{k}" for k in _repos(entry))
+    if not backups:
+        if problems and set(problems) >= set(_repos(entry)):
+            return "unknown", f"the backup repository cannot be read: {unread}"
+        return "fail", f"LastBackupAge: no backup (searched stanza {stanza}: {searched})" + (
+            f"; {unread}" if unread else ""
+        )
+    newest = max(backups, key=lambda b: b["timestamp"]["stop"])
+    stop = dt.datetime.fromtimestamp(newest["timestamp"]["stop"], dt.UTC)
+    age_h = (now - stop).total_seconds() / 3600
+    label = printable(str(newest.get("label", "?")), 80)
+    repo = (newest.get("database") or {}).get("repo-key")
+    where = f"{label}{f', repo{repo}' if isinstance(repo, int) else ''}, stopped {stop:%Y-%m-%dT%H:%M:%SZ}"
+    if age_h < -FUTURE_SLACK_H:
+        return "unknown", (
+            f"LastBackupAge: the newest backup ({where}) stopped {-age_h:.1f} h after this host's clock: "
+            f"the deployment's clock and this host's differ"
+        )
+    detail = f"LastBackupAge {_hours(age_h)} (limit {max_age_hours:g} h): {where}"
+    if unread:
+        detail += f"; {unread}"
+    return ("pass" if age_h <= max_age_hours else "fail"), detail
+
+
+def _hours(age_h: float) -> str:
+    """An age as a person reads it: hours to one decimal; under six minutes, seconds."""
+    return f"{age_h:.1f} h" if age_h >= 0.1 else f"{max(age_h, 0) * 3600:.0f} s"
+
+
+def verify_verdict(tool: ReadOnlyPgBackRest, entry: dict[str, Any]) -> tuple[str, str]:
+    """`pgbackrest verify` of every repository of the stanza: fail naming each invalid backup with the
+    tool's own line; a repository it cannot read, unknown."""
+    problems = _repo_problems(entry)
+    said, invalid, unread = [], [], [f"repo{k} unreadable: {m}" for k, m in sorted(problems.items())]
+    for n in (k for k in _repos(entry) if k not in problems):
+        report = tool.verify(repo=n)
+        reasons = verify_reasons(report)
+        invalid += [
+            f"repo{n} {label}: {reason.removeprefix('pgbackrest verify: ')}" for label, reason in reasons.items()
+        ]
+        if report.ok:
+            said.append(f"repo{n}: every file checked, ok")
+        elif not reasons:
+            invalid.append(f"repo{n}: {_first_line(tool.scrub(report.text))}")
+    if invalid:
+        return "fail", "pgbackrest verify: invalid: " + "; ".join(invalid) + (
+            f"; {'; '.join(unread)}" if unread else ""
+        )
+    if unread:
+        return "unknown", f"the backup repository cannot be read: {'; '.join(unread)}"
+    return "pass", f"pgbackrest verify: {'; '.join(said)}"

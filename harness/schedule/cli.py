@@ -485,7 +485,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--backup",
         metavar="FILE",
-        help="a deployment's backup target (YAML): schedules its hourly snapshot and the daily LastBackupAge check",
+        help="a deployment's pgBackRest repository (YAML, the keys of lab.backups plus max_age_hours): "
+        "schedules the daily LastBackupAge check and the weekly verify, read only",
     )
     p.add_argument(
         "--poll",

@@ -20,8 +20,9 @@
 - A run whose scheduled time falls in a blackout window is skipped and recorded with the reason.
 - `drill schedule trigger` adds a one-off job ("trigger:<id>:<n>") to the store; the leader sees
   it at its next poll.
-- With --backup FILE: the hourly backup snapshot and the daily LastBackupAge check of that
-  deployment (harness.schedule.backup_jobs); a failure is an ALERT line and a CAB log record.
+- With --backup FILE: the daily LastBackupAge check and the weekly verify of that deployment's
+  own backups, read from its tool (harness.schedule.backup_jobs; the harness takes no backup); a
+  fail or an unknown is an ALERT line and a CAB log record.
 - Daily at 07:00 UTC (and at start): the staleness check, an alert line per HA domain with no
   passing drill of a counted class (--count: staging and production by default) in the last quarter.
 - Leadership (harness.schedule.store): only the lock holder schedules; the others poll every
@@ -456,8 +457,8 @@ class Daemon:
         return self._run(plan, when, out_dir)
 
     def backup_job(self, job: str, run_times: list[dt.datetime], kind: str = "backup") -> str:
-        """One backup job for the newest due time (backups coalesce by themselves: a snapshot
-        taken late stands for the hours missed); a failure is an ALERT line and a CAB log record."""
+        """One backup job for the newest due time (a check run late stands for the ones missed); a
+        fail or an unknown (the repository could not be read) is an ALERT line and a CAB log record."""
         when = max(run_times)
         if self.backup is None:
             self.log(f"schedule: {job}: no --backup target given to this daemon; nothing run")
@@ -468,6 +469,9 @@ class Daemon:
         self.ledger.finish(job, when, status, reason=detail)
         if status == "pass":
             self.log(f"schedule: {job}: {detail}")
+        elif status == "unknown":
+            self.log(f"ALERT: {job} unknown: {detail}")
+            self._cab(job, "backup_unknown", when, detail)
         else:
             self.log(f"ALERT: {job} failed: {detail}")
             self._cab(job, "backup_failed", when, detail)
