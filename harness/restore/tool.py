@@ -305,7 +305,7 @@ class ReadOnlyPgBackRest(PgBackRest):
             entry = next(e for e in json.loads(said.stdout) if isinstance(e, dict) and e.get("name") == self.stanza)
         except (PgBackRestError, ValueError, StopIteration) as exc:
             raise RestoreUnreachable(
-                f"lab.backups.repo: pgBackRest cannot read repo{n}: {_first_line(str(exc))}"
+                f"lab.backups.repo: pgBackRest cannot read repo{n}: {first_line(str(exc))}"
             ) from None
         repos = [r for r in entry.get("repo", []) if isinstance(r, dict) and r.get("key") == n]
         status = (repos[0] if repos else entry).get("status")
@@ -313,12 +313,12 @@ class ReadOnlyPgBackRest(PgBackRest):
         code, message = status.get("code"), str(status.get("message", "no status"))
         if code == INFO_MISSING_STANZA:
             raise RestoreInvalid(
-                f"lab.backups.stanza: no stanza {self.stanza!r} in repo{n} (pgBackRest: {_first_line(message)}); "
+                f"lab.backups.stanza: no stanza {self.stanza!r} in repo{n} (pgBackRest: {first_line(message)}); "
                 f"name the deployment's stanza"
             )
         if code not in INFO_OK:
             raise RestoreUnreachable(
-                f"lab.backups.repo: pgBackRest cannot open repo{n}: {_first_line(self.scrub(message))}"
+                f"lab.backups.repo: pgBackRest cannot open repo{n}: {first_line(self.scrub(message))}"
             )
         return entry
 
@@ -326,7 +326,7 @@ class ReadOnlyPgBackRest(PgBackRest):
 _S3_CODE = re.compile(r"<Code>([A-Za-z0-9.]{1,64})</Code>")
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     """pgBackRest's message made one short line: its first line, plus the S3 error code when the
     message carries the response (pgBackRest prints the whole request and answer)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

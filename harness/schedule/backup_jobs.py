@@ -31,11 +31,11 @@ from typing import Any
 
 from ..errors import PlanError
 from ..inputs import printable
-from ..lab.external.config import BACKUPS_KEYS, CREDENTIAL_WORDS, BackupsConfig, _backups
+from ..lab.external.config import BACKUPS_KEYS, CREDENTIAL_WORDS, BackupsConfig, parse_backups
 from ..lab.postgres import LabError
 from ..plan import read_yaml
 from ..restore import ReadOnlyPgBackRest, RestoreError, ScratchHost, verify_reasons
-from ..restore.tool import INFO_OK, _first_line
+from ..restore.tool import INFO_OK, first_line
 
 KNOWN = BACKUPS_KEYS | {"max_age_hours"}
 JOBS = {"backup:age-check": "30 7 * * *", "backup:verify": "0 5 * * 0"}
@@ -93,7 +93,7 @@ def load_backup_target(path: Path) -> BackupTarget:
     age = data.get("max_age_hours", 24)
     if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 < age <= 24 * 365:
         raise fail("max_age_hours", f"a number of hours > 0 (at most a year), got {printable(repr(age), 40)}")
-    backups = _backups({k: v for k, v in data.items() if k != "max_age_hours"}, fail)
+    backups = parse_backups({k: v for k, v in data.items() if k != "max_age_hours"}, fail)
     assert backups is not None  # a mapping, so parsed or refused
     return BackupTarget(path, backups, float(age))
 
@@ -119,10 +119,10 @@ def run_backup_job(job: str, target: BackupTarget, now: Callable[[], dt.datetime
         said = str(exc).removeprefix("lab.backups.")
         return "unknown", f"the backup repository cannot be read: {printable(said, 400)}"
     except (LabError, OSError, ValueError) as exc:  # the tool failed (PgBackRestError), the host
-        said = _first_line(tool.scrub(str(exc)) if tool is not None else str(exc))
+        said = first_line(tool.scrub(str(exc)) if tool is not None else str(exc))
         return "unknown", f"the backup repository cannot be read: {said}"
     except Exception as exc:  # noqa: BLE001 - recorded and alerted; the daemon goes on
-        said = _first_line(tool.scrub(str(exc)) if tool is not None else str(exc))
+        said = first_line(tool.scrub(str(exc)) if tool is not None else str(exc))
         return "unknown", f"the job could not run: {type(exc).__name__}: {said}"
 
 
@@ -135,7 +135,7 @@ def _repo_problems(entry: dict[str, Any]) -> dict[int, str]:
         status = repo.get("status")
         status = status if isinstance(status, dict) else {}
         if status.get("code") not in INFO_OK:
-            problems[repo.get("key", 0)] = _first_line(str(status.get("message", "no status")))
+            problems[repo.get("key", 0)] = first_line(str(status.get("message", "no status")))
     return problems
 
 
@@ -197,7 +197,7 @@ def verify_verdict(tool: ReadOnlyPgBackRest, entry: dict[str, Any]) -> tuple[str
         if report.ok:
             said.append(f"repo{n}: every file checked, ok")
         elif not reasons:
-            invalid.append(f"repo{n}: {_first_line(tool.scrub(report.text))}")
+            invalid.append(f"repo{n}: {first_line(tool.scrub(report.text))}")
     if invalid:
         return "fail", "pgbackrest verify: invalid: " + "; ".join(invalid) + (
             f"; {'; '.join(unread)}" if unread else ""

@@ -390,7 +390,7 @@ class ExternalConfig:
             gateway_token=gateway_token,
             clock_token=clock_token,
             replication_proxies=dict(links),
-            backups=_backups(data.get("backups"), fail),
+            backups=parse_backups(data.get("backups"), fail),
         )
 
 
@@ -560,7 +560,7 @@ def _aws(value: Any, key: str, known: set[str], required: tuple[str, ...], fail)
     return AwsEndpoint(endpoint, region, keys[0], keys[1], options)
 
 
-def _backups(value: Any, fail) -> BackupsConfig | None:
+def parse_backups(value: Any, fail) -> BackupsConfig | None:
     """lab.backups: {tool: pgbackrest, stanza, config_file, repo: {...}}; each bad key refused naming it."""
     if value is None:
         return None
