@@ -474,6 +474,33 @@ class EmbeddedLab(TopologyLab):
         if not balanced.ok:
             raise LabStartError(f"the load balancer did not take the restarted instances back: {balanced.value}")
 
+    @contextlib.contextmanager
+    def balancer_settings(self, checks: bool, retries: bool) -> Iterator[None]:
+        """HAProxy runs with health checks and retries as given (False, False: the misconfigured
+        balancer of a negative drill) while the block runs, then as the lab's own again, also when
+        the block raises: restarted each time on its own port (the lab's API URL), every other part
+        untouched."""
+        own = (self.lb_checks, self.lb_retries)
+        self._restart_balancer(checks, retries)
+        try:
+            yield
+        finally:
+            self._restart_balancer(*own)
+
+    def _restart_balancer(self, checks: bool, retries: bool) -> None:
+        port = self.balancer.port
+        self.balancer.stop()
+        self.lb_checks, self.lb_retries = checks, retries
+        self._start_load_balancer(port)
+        balanced = poll(
+            self.balancer.server_states,
+            until=lambda states: all(states.get(name) in ("UP", "no check") for name in self.instance_ports),
+            timeout=START_TIMEOUT,
+            interval=0.1,
+        )
+        if not balanced.ok:
+            raise LabStartError(f"the restarted load balancer did not take the instances: {balanced.value}")
+
     def _start_load_balancer(self, listen_port: int) -> None:
         backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}
         self.lb = LoadBalancer(self.workdir, backends, listen_port, checks=self.lb_checks, retries=self.lb_retries)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.lab.embedded import EmbeddedLab
 from harness.plan import load_plan
 from tests.integration.conftest import gates_of, not_passed, run_loaded, run_plan
 from tests.integration.scenario_cut import scenario_until
@@ -23,13 +22,14 @@ def drill(lab, tmp_path, feature: Path = STATELESS_OUTAGE):
     return run_plan("quarterly-api.yaml", lab, tmp_path, scenarios=(feature,))
 
 
-def test_a_balancer_without_probes_or_retries_fails_the_row_naming_the_gate(tmp_path):
+def test_a_balancer_without_probes_or_retries_fails_the_row_naming_the_gate(lab, tmp_path):
     """The row's scenario up to one availability zone's loss: the balancer's gates are stated
     there; the rest (the whole tier down, the redeploys) would only wait, behind a balancer that
-    never probes, up to 30 s more for the writes to recover."""
+    never probes, up to 30 s more for the writes to recover. On the module's lab, its HAProxy
+    restarted without probes and retries for this drill only (and back after it)."""
     one_zone_lost = scenario_until(STATELESS_OUTAGE, "while one availability zone is lost", tmp_path)
-    with EmbeddedLab(lb_checks=False, lb_retries=False) as misbehaving:
-        code, results = drill(misbehaving, tmp_path, one_zone_lost)
+    with lab.balancer_settings(checks=False, retries=False):
+        code, results = drill(lab, tmp_path, one_zone_lost)
     g = gates_of(results["scenarios"][0])
     assert code == 1 and results["verdict"] == "fail"
     assert g["no_failed_requests_beyond_probe_interval"]["verdict"] == "fail"

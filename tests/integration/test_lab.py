@@ -139,3 +139,34 @@ def test_control_plane_flags_are_on_only_inside_the_block_and_the_rest_of_the_la
     assert not siem_has(lab, "flags-on")
     assert lab.cp_flags == () and dict(lab.instance_ports) == ports and lab.endpoints() == endpoints
     assert {name: pid for name, pid in lab.processes().items() if not name.startswith("controlplane:")} == others
+
+
+def servers(config: str) -> list[str]:
+    return [line.strip() for line in config.splitlines() if line.strip().startswith("server ")]
+
+
+def test_balancer_settings_are_on_only_inside_the_block_and_the_rest_of_the_lab_is_untouched(lab):
+    """A negative drill's misconfigured balancer on a module's lab: balancer_settings restarts only
+    HAProxy without health checks and retries (really: its configuration, and HAProxy's own stats
+    say "no check") and back (checks UP again, also when the block raises), on the same URL."""
+    others = {name: pid for name, pid in lab.processes().items() if name != "haproxy"}
+    url, config = lab.api_url, lab.lb.config
+
+    class Done(Exception):
+        pass
+
+    with pytest.raises(Done):
+        with lab.balancer_settings(checks=False, retries=False):
+            text = config.read_text()
+            assert not any(line.endswith(" check") for line in servers(text)) and len(servers(text)) == 3
+            assert "retries 0" in text and "retry-on" not in text
+            assert set(lab.lb.server_states().values()) == {"no check"}
+            assert requests.get(lab.api_url + "/health", timeout=5).status_code == 200
+            raise Done
+    text = config.read_text()
+    assert all(line.endswith(" check") for line in servers(text)) and "retry-on conn-failure" in text
+    assert set(lab.lb.server_states().values()) == {"UP"}
+    assert (lab.lb_checks, lab.lb_retries) == (True, True) and lab.api_url == url
+    assert requests.get(lab.api_url + "/health", timeout=5).status_code == 200
+    assert {name: pid for name, pid in lab.processes().items() if name != "haproxy"} == others
+    assert all(ok for ok, _ in lab.steady_state_checks().values()), lab.steady_state_checks()
