@@ -48,9 +48,9 @@ SLOWEST_FIRST = (
     "controlplane/test_connectors.py",  # 124
     "integration/test_database_drill.py",  # 111 (107; and test_rule2_events.py's negative, its lab gone)
     "lab/test_pgbackrest.py",  # 92
-    "integration/test_api_tier.py",  # 83 (95: its Control Plane negative on the module's lab)
     "integration/test_chaos.py",  # 81
     "integration/test_external.py",  # 71
+    "integration/test_api_tier.py",  # 68 (95: both negatives on the module's lab, one lab in all)
     "integration/test_connectors_matrix.py",  # 50 (78: the negative on the module's lab, intune cut)
     "integration/test_evidence_store.py",  # [96] (two negatives on one lab: 35.1 -> 33.3 s)
     "integration/test_cli.py",  # [89]
