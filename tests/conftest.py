@@ -45,7 +45,7 @@ SLOWEST_FIRST = (
     "integration/test_provider_contract_external.py",  # 226
     "integration/test_provider_contract_embedded.py",  # 224 (the connectors row first: no leftover wait)
     "integration/test_backup_restore.py",  # 146
-    "controlplane/test_connectors.py",  # 124
+    "controlplane/test_connectors.py",  # 119 (124: its teardowns stop the processes at once)
     "integration/test_database_drill.py",  # 111 (107; and test_rule2_events.py's negative, its lab gone)
     "lab/test_pgbackrest.py",  # 92
     "integration/test_chaos.py",  # 81
