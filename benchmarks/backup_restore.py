@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 from psycopg import sql
 
@@ -60,20 +59,18 @@ sys.path.insert(0, str(ROOT))
 
 from harness.lab.moto import MotoServer  # noqa: E402
 from harness.lab.pgbackrest import (  # noqa: E402
-    REPO1_RETENTION_DAYS,
-    REPO2_LOCK_DAYS,
+    REPO1_BUCKET,
     REPO_PATH,
     Credentials,
     PgBackRest,
-    S3Repo,
     ScratchServer,
+    lab_repos,
 )
 from harness.lab.postgres import APP_DATABASE, PgCluster  # noqa: E402
 from harness.measure.eventstore import GENESIS, event_hash  # noqa: E402
 from harness.restore import restore_newest_valid  # noqa: E402
 
 MB = 1 << 20
-EAST, WEST = "drill-backups-east", "drill-backups-west"
 TARGET_RATIO = 0.9
 BATCH = 200_000  # at most this many intents (and events) per COPY between two size checks
 
@@ -90,37 +87,6 @@ def db_size(conn: psycopg.Connection) -> int:
 
 
 # ---- the deployment ------------------------------------------------------------------------
-
-
-def make_buckets(moto: MotoServer) -> tuple[S3Repo, S3Repo]:
-    """The two repositories' buckets, as tests/lab/test_pgbackrest.py makes them."""
-    assert moto.ca_file is not None
-    s3 = s3_client(moto)
-    s3.create_bucket(Bucket=EAST)
-    s3.create_bucket(
-        Bucket=WEST, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}, ObjectLockEnabledForBucket=True
-    )
-    s3.put_object_lock_configuration(
-        Bucket=WEST,
-        ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": REPO2_LOCK_DAYS}},
-        },
-    )
-    repo1 = S3Repo(EAST, "us-east-1", moto.endpoint_url, moto.ca_file, REPO1_RETENTION_DAYS)
-    repo2 = S3Repo(WEST, "us-west-2", moto.endpoint_url, moto.ca_file, REPO2_LOCK_DAYS, object_lock=True)
-    return repo1, repo2
-
-
-def s3_client(moto: MotoServer) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=moto.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="lab",
-        aws_secret_access_key="lab",
-        verify=str(moto.ca_file),
-    )
 
 
 def _rows(first: int, last: int, prev: str) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], str]]:
@@ -321,7 +287,7 @@ def newest_segment(tool: PgBackRest, s3: Any) -> tuple[str, float | None]:
     segment = str(archives[-1]["max"])
     listed = None
     prefix = f"{REPO_PATH.strip('/')}/archive/{tool.stanza}/{archives[-1]['id']}/{segment[:16]}/{segment}"
-    for obj in s3.list_objects_v2(Bucket=EAST, Prefix=prefix).get("Contents", []):
+    for obj in s3.list_objects_v2(Bucket=REPO1_BUCKET, Prefix=prefix).get("Contents", []):
         listed = obj["LastModified"].timestamp()
     return segment, listed
 
@@ -396,7 +362,7 @@ def rpo_run(tool: PgBackRest, s3: Any, archive_timeout: int, interval: float, ke
 
 def one_size(label: str, target: int, moto: MotoServer, args: argparse.Namespace, rpo: bool) -> dict[str, Any]:
     moto.reset()  # the previous size's repositories gone
-    repo1, repo2 = make_buckets(moto)
+    repo1, repo2 = lab_repos(moto)  # the two buckets, as the lab makes them
     result: dict[str, Any] = {"label": label}
     with ExitStack() as stack:
         cluster = stack.enter_context(PgCluster())
@@ -430,7 +396,7 @@ def one_size(label: str, target: int, moto: MotoServer, args: argparse.Namespace
         result["drill"], result["bare"] = median(drills), median(bares)
         result["drill_runs"], result["bare_runs"] = drills, bares
         if rpo:
-            s3 = s3_client(moto)
+            s3 = moto.client("s3")
             result["rpo"] = [
                 rpo_run(tool, s3, timeout, args.write_interval, args.keep_writing) for timeout in args.archive_timeouts
             ]

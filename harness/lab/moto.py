@@ -275,7 +275,7 @@ class MotoServer:
     """A moto server on 127.0.0.1; use as a context manager.
 
     with MotoServer() as moto:
-        boto3.client("s3", endpoint_url=moto.endpoint_url, ...)
+        moto.client("s3").create_bucket(Bucket="drill-probe")
     """
 
     def __init__(
@@ -316,6 +316,20 @@ class MotoServer:
     @property
     def logfile(self) -> Path:
         return self.root / "moto.log"
+
+    def client(self, service: str = "s3", region: str = "us-east-1") -> Any:
+        """A boto3 client of this server: its endpoint, the lab's keys (moto takes any), and with
+        tls=True trusting only the lab CA."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=region,
+            aws_access_key_id="lab",
+            aws_secret_access_key="lab",
+            verify=str(self.ca_file) if self.ca_file is not None else None,
+        )
 
     # ---- lifecycle -------------------------------------------------------------------
 

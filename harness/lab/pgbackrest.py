@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -59,6 +59,9 @@ from harness.lab.postgres import LOOPBACK, RUN_AS, SUPERUSER, LabError, PgCluste
 from harness.net import free_port
 from harness.wait import poll
 
+if TYPE_CHECKING:
+    from harness.lab.moto import MotoServer
+
 BINARY = "pgbackrest"
 APT_PACKAGE = "pgbackrest"
 STANZA = "main"
@@ -66,6 +69,7 @@ REPO_PATH = "/pgbackrest"  # the repository's folder inside each bucket
 CIPHER_TYPE = "aes-256-cbc"
 REPO1_RETENTION_DAYS = 7
 REPO2_LOCK_DAYS = 90
+REPO1_BUCKET, REPO2_BUCKET = "drill-backups-east", "drill-backups-west"  # the lab's, in moto
 TARGET_TYPES = ("time", "name")
 TLS_NAME = "localhost"  # the name in the lab CA's server certificate (harness.lab.tlsca)
 FAKETIME_APT_PACKAGE = "libfaketime"
@@ -104,6 +108,46 @@ class S3Repo:
         rest = self.endpoint_url.split("://", 1)[-1].rstrip("/")
         host, _, port = rest.rpartition(":")
         return host, int(port)
+
+
+def lab_repo(
+    moto: MotoServer,
+    bucket: str,
+    region: str = "us-east-1",
+    retention_days: int = REPO1_RETENTION_DAYS,
+    *,
+    object_lock: bool = False,
+) -> S3Repo:
+    """Create `bucket` in the lab's moto (started with tls=True) and answer its repository.
+
+    object_lock (repo2): the bucket is made with Object Lock and a default retention of COMPLIANCE,
+    retention_days: pgBackRest needs no lock setting of its own (docs/backups.md)."""
+    if moto.ca_file is None:
+        raise PgBackRestError("pgBackRest's S3 driver speaks only TLS: start the lab's moto with tls=True")
+    s3 = moto.client("s3")
+    options: dict[str, Any] = {}
+    if region != "us-east-1":
+        options["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    if object_lock:
+        options["ObjectLockEnabledForBucket"] = True
+    s3.create_bucket(Bucket=bucket, **options)
+    if object_lock:
+        s3.put_object_lock_configuration(
+            Bucket=bucket,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": retention_days}},
+            },
+        )
+    return S3Repo(bucket, region, moto.endpoint_url, moto.ca_file, retention_days, object_lock=object_lock)
+
+
+def lab_repos(moto: MotoServer, east: str = REPO1_BUCKET, west: str = REPO2_BUCKET) -> tuple[S3Repo, S3Repo]:
+    """The lab's two repositories, their buckets made in moto: repo1 in us-east-1 (retention
+    REPO1_RETENTION_DAYS), repo2 in us-west-2 with Object Lock (COMPLIANCE, REPO2_LOCK_DAYS)."""
+    repo1 = lab_repo(moto, east)
+    repo2 = lab_repo(moto, west, "us-west-2", REPO2_LOCK_DAYS, object_lock=True)
+    return repo1, repo2
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ import secrets
 import shutil
 from contextlib import ExitStack
 
-import boto3
 import pytest
 
 from harness.lab.moto import MotoServer
-from harness.lab.pgbackrest import Credentials, PgBackRest, S3Repo
+from harness.lab.pgbackrest import Credentials, PgBackRest, lab_repo
 from harness.lab.postgres import PgBinariesMissing, PgCluster, check_binaries, pg_bin_dir
 from tests.controlplane.cplab import control_plane_lab, health, poll
 
@@ -36,18 +35,8 @@ def pgbr_lab(tmp_path_factory):
     with ExitStack() as stack:
         store = stack.enter_context(MotoServer(tls=True))
         pg = stack.enter_context(PgCluster())
-        assert store.ca_file is not None
-        bucket = "cp-backups-" + secrets.token_hex(3)
-        boto3.client(
-            "s3",
-            endpoint_url=store.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="lab",
-            aws_secret_access_key="lab",
-            verify=str(store.ca_file),
-        ).create_bucket(Bucket=bucket)
+        repo1 = lab_repo(store, "cp-backups-" + secrets.token_hex(3))
         credentials = Credentials.generate()
-        repo1 = S3Repo(bucket, "us-east-1", store.endpoint_url, store.ca_file, retention_days=7)
         tool = stack.enter_context(PgBackRest(pg, repo1, None, credentials))  # archiving on: a restart
         lab = stack.enter_context(control_plane_lab(pg, tmp_path_factory))
         yield lab, tool, credentials

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import boto3
 import pytest
 
 from harness.lab import proc, reaper
@@ -29,13 +28,7 @@ time.sleep(600)
 def test_moto_answers_s3_on_loopback_and_down_leaves_nothing(tmp_path):
     with MotoServer(state_dir=tmp_path) as moto:
         assert moto.endpoint_url.startswith("http://127.0.0.1:")
-        client = boto3.client(
-            "s3",
-            endpoint_url=moto.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="k",
-            aws_secret_access_key="s",
-        )
+        client = moto.client("s3")
         client.create_bucket(Bucket="drill-probe")
         assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["drill-probe"]
         moto.reset()

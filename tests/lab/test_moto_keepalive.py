@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from harness.lab.moto import MotoServer
@@ -28,15 +27,7 @@ BUCKET = "drill-keepalive"
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     with MotoServer(tls=True, base_dir=tmp_path_factory.mktemp("moto"), idle_timeout=1.0) as server:
-        assert server.ca_file is not None
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="lab",
-            aws_secret_access_key="lab",
-            verify=str(server.ca_file),
-        )
+        s3 = server.client("s3")
         # public, so that the tests' plain http.client requests need no signature
         s3.create_bucket(Bucket=BUCKET, ACL="public-read-write")
         s3.put_object(Bucket=BUCKET, Key="small", Body=b"x" * 100, ACL="public-read")
@@ -151,20 +142,11 @@ def test_an_idle_connection_is_closed_with_close_notify_after_the_idle_timeout(m
 @pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="pgbackrest is not installed")
 def test_pgbackrest_reuses_its_connections(tmp_path: Path) -> None:
     """A backup's requests go over a few TLS sessions (pgBackRest's own statistics), not one each."""
-    from harness.lab.pgbackrest import Credentials, PgBackRest, S3Repo
+    from harness.lab.pgbackrest import Credentials, PgBackRest, lab_repo
     from harness.lab.postgres import PgCluster
 
     with MotoServer(tls=True, base_dir=tmp_path) as server, PgCluster() as pg:
-        assert server.ca_file is not None
-        boto3.client(
-            "s3",
-            endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="lab",
-            aws_secret_access_key="lab",
-            verify=str(server.ca_file),
-        ).create_bucket(Bucket=BUCKET)
-        repo = S3Repo(BUCKET, "us-east-1", server.endpoint_url, server.ca_file, retention_days=7)
+        repo = lab_repo(server, BUCKET)
         with PgBackRest(pg, repo, None, Credentials.generate()) as tool:
             tool.backup("full")
             log = (tool.log_dir / "main-backup.log").read_text()

@@ -24,7 +24,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
@@ -32,7 +31,9 @@ from botocore.exceptions import ClientError
 from harness.lab import proc
 from harness.lab.moto import MotoServer
 from harness.lab.pgbackrest import (
+    REPO1_BUCKET,
     REPO1_RETENTION_DAYS,
+    REPO2_BUCKET,
     REPO2_LOCK_DAYS,
     Credentials,
     PgBackRest,
@@ -41,6 +42,8 @@ from harness.lab.pgbackrest import (
     ScratchServer,
     VerifyReport,
     find_libfaketime,
+    lab_repo,
+    lab_repos,
     server_clock_env,
 )
 from harness.lab.postgres import RUN_AS, PgCluster
@@ -58,7 +61,7 @@ except PgBackRestError:
         "libfaketime is not installed (./run installs it; or apt-get install libfaketime)", allow_module_level=True
     )
 
-EAST, WEST = "drill-backups-east", "drill-backups-west"
+EAST, WEST = REPO1_BUCKET, REPO2_BUCKET
 TIMINGS: dict[str, float] = {}
 HOUR, DAY = 3600, 86400
 
@@ -141,31 +144,9 @@ def lab() -> Iterator[Lab]:
         stack.callback(lambda: [p.unlink(missing_ok=True) for p in faketime_leftovers(started)])
         moto = stack.enter_context(MotoServer(tls=True))
         pg = stack.enter_context(PgCluster())
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=moto.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="lab",
-            aws_secret_access_key="lab",
-            verify=str(moto.ca_file),
-        )
-        s3.create_bucket(Bucket=EAST)
-        s3.create_bucket(
-            Bucket=WEST,
-            CreateBucketConfiguration={"LocationConstraint": "us-west-2"},
-            ObjectLockEnabledForBucket=True,
-        )
-        s3.put_object_lock_configuration(
-            Bucket=WEST,
-            ObjectLockConfiguration={
-                "ObjectLockEnabled": "Enabled",
-                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": REPO2_LOCK_DAYS}},
-            },
-        )
-        assert moto.ca_file is not None
+        s3 = moto.client("s3")
+        repo1, repo2 = lab_repos(moto)
         credentials = Credentials.generate()
-        repo1 = S3Repo(EAST, "us-east-1", moto.endpoint_url, moto.ca_file, retention_days=7)
-        repo2 = S3Repo(WEST, "us-west-2", moto.endpoint_url, moto.ca_file, REPO2_LOCK_DAYS, object_lock=True)
         clock = DeploymentClock()
         tool = PgBackRest(pg, repo1, repo2, credentials, process_max=4, clock_offset=clock.offset)
         timed("setup (archiving on: a restart; stanza-create; check)", stack.enter_context, tool)
@@ -474,3 +455,9 @@ def test_a_command_past_its_timeout_is_stopped_with_its_workers(lab: Lab, monkey
     assert len(set(seen)) >= 2  # runuser or pgbackrest and at least one more
     objects = [Path("/dev/shm", f"{kind}_{pid}") for pid in set(seen) for kind in ("faketime_shm", "sem.faketime_sem")]
     assert [o for o in objects if o.exists()] == []
+
+
+def test_lab_repo_refuses_a_moto_without_tls() -> None:
+    """pgBackRest's S3 driver speaks only TLS: a plain-http moto is refused before any bucket is made."""
+    with pytest.raises(PgBackRestError, match="tls=True"):
+        lab_repo(MotoServer(), EAST)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import shutil
 import time
 
-import boto3
 import pytest
 
 from harness.lab.moto import MotoServer
-from harness.lab.pgbackrest import Credentials, PgBackRest, PgBackRestError, S3Repo, find_libfaketime
+from harness.lab.pgbackrest import Credentials, PgBackRest, PgBackRestError, find_libfaketime, lab_repo
 from harness.lab.postgres import PgCluster
 from harness.restore import restore_newest_valid
 
@@ -33,17 +32,7 @@ HOUR = 3600.0
 def test_the_lab_tool_restores_the_newest_backup_and_its_age_is_on_the_deployments_clock() -> None:
     offset = {"s": 0.0}
     with MotoServer(tls=True) as moto, PgCluster() as pg:
-        assert moto.ca_file is not None
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=moto.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="lab",
-            aws_secret_access_key="lab",
-            verify=str(moto.ca_file),
-        )
-        s3.create_bucket(Bucket="lab-backups")
-        repo = S3Repo("lab-backups", "us-east-1", moto.endpoint_url, moto.ca_file, retention_days=7)
+        repo = lab_repo(moto, "lab-backups")
         with PgBackRest(
             pg, repo, None, Credentials.generate(), process_max=4, clock_offset=lambda: offset["s"]
         ) as tool:
