@@ -109,6 +109,7 @@ class PlatformMock:
         self.remaining = 0  # degraded requests left; 0 = until changed
         self.until: float | None = None  # epoch seconds: the mode reverts to ok by itself
         self._revert: asyncio.TimerHandle | None = None
+        self._hanging: set[asyncio.Task] = set()  # requests held in "hang" mode (cancelled at shutdown)
         self.records: dict[str, dict] = {}
         self.counters = {
             "requests": 0,
@@ -202,6 +203,22 @@ class PlatformMock:
         while data:  # one write per line (a short write on a regular file is
             written = os.write(self._fd, data)  # an edge case: finish the line)
             data = data[written:]
+
+    async def _hang(self) -> None:
+        """Hold the request until the client gives up. At shutdown (SIGTERM) stop_hanging() ends the
+        wait as aiohttp would after its shutdown_timeout, twice over (about 2 s): no answer, the
+        connection closed."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._hanging.add(task)
+        try:
+            await asyncio.sleep(HANG_SECONDS)
+        finally:
+            self._hanging.discard(task)
+
+    def stop_hanging(self) -> None:
+        for task in list(self._hanging):
+            task.cancel()
 
     def close(self) -> None:
         if self._revert is not None:
@@ -315,7 +332,7 @@ class PlatformMock:
             self.counters["hung"] += 1
             self._append(at, fields, cid, None, "hang", None)
             _log(platform=self.platform, correlation_id=cid, outcome="hang")
-            await asyncio.sleep(HANG_SECONDS)  # until the client gives up (or we shut down)
+            await self._hang()  # until the client gives up (or we shut down)
             return web.json_response({"error": "hung"}, status=504)
         if fields is None:
             self.counters["bad_requests"] += 1
@@ -353,7 +370,7 @@ class PlatformMock:
             return web.json_response({"status": "unavailable"}, status=503)
         if self.mode == "hang":
             self._append(at, None, cid, None, "hang", None, path="/health")
-            await asyncio.sleep(HANG_SECONDS)
+            await self._hang()
         return web.json_response({"status": "ok", "platform": self.platform})
 
     async def applied(self, request: web.Request) -> web.Response:
@@ -438,6 +455,10 @@ def make_app(platform: str, request_log: str | os.PathLike | None = None) -> web
     async def close(app: web.Application) -> None:
         mock.close()
 
+    async def stop_hanging(app: web.Application) -> None:
+        mock.stop_hanging()
+
+    app.on_shutdown.append(stop_hanging)  # before aiohttp waits for the requests in progress
     app.on_cleanup.append(close)
     return app
 
