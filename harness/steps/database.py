@@ -75,7 +75,7 @@ def replication_cut(scenario):
 
 @drill_step("when", parsers.parse("{n:d} writes are attempted"))
 def writes_attempted(scenario, n):
-    """Make exactly n writes, one after another, and count the acknowledged ones."""
+    """Make exactly n writes, all at once, and count the acknowledged ones."""
     database.write_exactly(scenario, n)
 
 
