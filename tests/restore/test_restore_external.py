@@ -1,34 +1,26 @@
 """The restore core against a deployment the harness did not set up (issue 26: external targets).
 
-The TEST plays the deployment: a PostgreSQL with its own pgBackRest config (a plain pgbackrest.conf
-it writes, its secrets in its own conf.d), its own repository in a moto bucket over TLS, archiving,
-stanza-create and two full backups run by hand; then one bit of the newest backup's bundle flipped
-in the bucket. The harness, read only (ReadOnlyPgBackRest, the plan's keys), verifies, refuses the
-newest backup with the tool's reason, restores the older one and the WAL to the end into a scratch
-server, and every row the deployment wrote is there; every object of the bucket (key, ETag, a
-checksum of its bytes) is the same before and after, and the deployment's config and folders are
-untouched.
+The TEST plays the deployment (tests/pgbackrest_deployment.py): a PostgreSQL with its own
+pgBackRest config (a plain pgbackrest.conf it writes, its secrets in its own conf.d), its own
+repository in a moto bucket over TLS, archiving, stanza-create; then two full backups run by hand
+and one bit of the newest backup's bundle flipped in the bucket. The harness, read only
+(ReadOnlyPgBackRest, the plan's keys), verifies, refuses the newest backup with the tool's reason,
+restores the older one and the WAL to the end into a scratch server, and every row the deployment
+wrote is there; every object of the bucket (key, ETag, a checksum of its bytes) is the same before
+and after, and the deployment's config and folders are untouched.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import boto3
 import pytest
 
 from harness.lab.external.config import BackupRepo, BackupsConfig, Secret
-from harness.lab.moto import MotoServer
-from harness.lab.postgres import RUN_AS, SUPERUSER, PgCluster
 from harness.net import free_port
 from harness.restore import (
     ReadOnlyPgBackRest,
@@ -38,6 +30,8 @@ from harness.restore import (
     ScratchHost,
     restore_newest_valid,
 )
+from tests import pgbackrest_deployment
+from tests.pgbackrest_deployment import Secrets, tree
 
 pytestmark = pytest.mark.integration
 
@@ -47,49 +41,19 @@ if shutil.which("pgbackrest") is None:
     )
 
 BUCKET = "deployment-backups"
-KEY, SECRET, CIPHER = "deploy-key-1f3a", "deploy-secret-9c2b7e41d0a8", "deploy-cipher-pass-5e8d20c4b7a1f6"
+SECRETS = Secrets("deploy-key-1f3a", "deploy-secret-9c2b7e41d0a8", "deploy-cipher-pass-5e8d20c4b7a1f6")
+KEY, SECRET, CIPHER = SECRETS.values()
 
 
 @dataclass
-class Deployment:
-    moto: MotoServer
-    pg: PgCluster
-    s3: object
-    folder: Path  # the deployment's pgBackRest folder: config, conf.d (secrets), log, lock, spool
-    config: Path
-    labels: list[str]
-    secret_file: Path
+class Deployment(pgbackrest_deployment.Deployment):
+    labels: list[str] = field(default_factory=list)
     point: str = ""  # a time after the first backup, before the rows "between" were written
-
-    def pgbackrest(self, command: str, *options: str) -> str:
-        args = [
-            "pgbackrest",
-            f"--config={self.config}",
-            f"--config-include-path={self.folder / 'conf.d'}",
-            "--stanza=main",
-            *options,
-            command,
-        ]
-        if os.geteuid() == 0:
-            args = ["runuser", "-u", RUN_AS, "--", *args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
-        done = subprocess.run(args, capture_output=True, text=True, timeout=180, env=env, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, done
-        return done.stdout
 
     def write(self, note: str, count: int) -> None:
         with self.pg.primary.connect() as conn:
             conn.execute("INSERT INTO acks (note) SELECT %s FROM generate_series(1, %s)", (note, count))
             conn.commit()
-
-    def objects(self) -> dict[str, tuple[str, int, str]]:
-        """Every object of the bucket: key -> (ETag, size, sha256 of its bytes)."""
-        found = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-            for item in page.get("Contents", []):
-                body = self.s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
-                found[item["Key"]] = (item["ETag"], item["Size"], hashlib.sha256(body).hexdigest())
-        return found
 
     def plan(self, **repo_changes) -> BackupsConfig:
         """lab.backups as the plan gives it: the deployment's config, the repository, secrets from env and a file."""
@@ -110,90 +74,30 @@ class Deployment:
         return BackupsConfig("pgbackrest", "main", str(self.config), BackupRepo(**repo))
 
 
-def own(path: Path) -> None:
-    if os.geteuid() == 0:
-        shutil.chown(path, RUN_AS, RUN_AS)
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    with ExitStack() as stack:
-        moto = stack.enter_context(MotoServer(tls=True))
-        pg = stack.enter_context(PgCluster())
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=moto.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id=KEY,
-            aws_secret_access_key=SECRET,
-            verify=str(moto.ca_file),
-        )
-        s3.create_bucket(Bucket=BUCKET)
-        folder = pg.root / "deployment-pgbackrest"
-        folder.mkdir(mode=0o700)
-        for sub in ("conf.d", "log", "lock", "spool"):
-            (folder / sub).mkdir(mode=0o700)
-        assert moto.ca_file is not None
-        shutil.copyfile(moto.ca_file, folder / "ca.crt")
-        port = moto.endpoint_url.rpartition(":")[2]
-        config = folder / "pgbackrest.conf"
-        config.write_text(
-            "[global]\n"
-            "repo1-type=s3\nrepo1-path=/pgbackrest\n"
-            f"repo1-s3-bucket={BUCKET}\nrepo1-s3-endpoint=localhost\nrepo1-storage-port={port}\n"
-            "repo1-s3-region=us-east-1\nrepo1-s3-uri-style=path\n"
-            f"repo1-storage-ca-file={folder / 'ca.crt'}\n"
-            "repo1-cipher-type=aes-256-cbc\nrepo1-bundle=y\nrepo1-retention-full=4\n"
-            f"log-path={folder / 'log'}\nlock-path={folder / 'lock'}\nspool-path={folder / 'spool'}\n"
-            "log-level-console=off\nlog-level-stderr=warn\nstart-fast=y\ncompress-type=lz4\n"
-            "process-max=4\nio-timeout=20\narchive-timeout=60\n"
-            "\n[main]\n"
-            f"pg1-path={pg.primary.datadir}\npg1-port={pg.primary.port}\n"
-            f"pg1-socket-path={pg.socket_dir}\npg1-user={SUPERUSER}\n"
-        )
-        (folder / "conf.d" / "secrets.conf").write_text(
-            f"[global]\nrepo1-s3-key={KEY}\nrepo1-s3-key-secret={SECRET}\nrepo1-cipher-pass={CIPHER}\n"
-        )
-        for path in (folder, *folder.rglob("*")):
-            own(path)
-        secret_file = tmp_path_factory.mktemp("plan-secrets") / "s3-secret"
-        secret_file.write_text(SECRET + "\n")
-        secret_file.chmod(0o600)
-        dep = Deployment(moto, pg, s3, folder, config, [], secret_file)
-        archive = (
-            f"pgbackrest --config={config} --config-include-path={folder / 'conf.d'} --stanza=main archive-push %p"
-        )
-        with pg.primary.connect(admin=True, autocommit=True) as conn:
-            conn.execute("ALTER SYSTEM SET archive_mode = 'on'")
-            conn.execute(f"ALTER SYSTEM SET archive_command = '{archive}'")
-        pg.primary.stop()
-        pg.primary.start()
-        dep.pgbackrest("stanza-create")
-        with pg.primary.connect() as conn:
+    secret_dir = tmp_path_factory.mktemp("plan-secrets")
+    with pgbackrest_deployment.deployment(
+        Deployment, BUCKET, SECRETS, secret_dir, retention_full=4, process_max=4
+    ) as dep:
+        with dep.pg.primary.connect() as conn:
             conn.execute("CREATE TABLE acks (id bigserial PRIMARY KEY, note text NOT NULL)")
             conn.commit()
         dep.write("before-first", 10)
         dep.pgbackrest("backup", "--type=full")
         dep.point = (
-            pg.primary.query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")[0][0]
+            dep.pg.primary.query("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")[0][
+                0
+            ]
             + "+00"
         )
         dep.write("between", 20)
         dep.pgbackrest("backup", "--type=full")
         dep.write("after-second", 30)
         dep.pgbackrest("check")  # a WAL switch, archived: every row above is in the repository
-        info = dep.pgbackrest("info", "--output=json")
-        dep.labels = [b["label"] for b in json.loads(info)[0]["backup"]]
+        dep.labels = dep.labels_in_repo()
         assert len(dep.labels) == 2
-        # the fault: one bit of the newest backup's largest bundle flipped in the bucket
-        prefix = f"pgbackrest/backup/main/{dep.labels[-1]}/"
-        objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
-        largest = max(
-            (o for o in objects if "/bundle/" in o["Key"] or "/pg_data/" in o["Key"]), key=lambda o: o["Size"]
-        )
-        body = bytearray(s3.get_object(Bucket=BUCKET, Key=largest["Key"])["Body"].read())
-        body[len(body) // 2] ^= 0x10
-        s3.put_object(Bucket=BUCKET, Key=largest["Key"], Body=bytes(body))
+        dep.flip_a_bit(dep.labels[-1])  # the fault: one bit of the newest backup's largest bundle
         yield dep
 
 
@@ -209,17 +113,10 @@ def secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPLOY_CIPHER_PASS", CIPHER)
 
 
-def tree(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-        for p in sorted(folder.rglob("*"))
-    }
-
-
 def test_an_external_deployments_backup_is_verified_and_restored_read_only(
     deployment: Deployment, host: ScratchHost, secrets_in_env: None
 ) -> None:
-    before = deployment.objects()
+    before = deployment.objects(content=True)
     config_before = tree(deployment.folder)
     started = time.monotonic()
     with ReadOnlyPgBackRest(deployment.plan(), host, process_max=4) as tool:
@@ -257,7 +154,7 @@ def test_an_external_deployments_backup_is_verified_and_restored_read_only(
         f"external restore: verify {timings.verify_s:.1f} s, restore {timings.restore_s:.1f} s, "
         f"replay {timings.replay_s:.1f} s, all {elapsed:.1f} s"
     )
-    assert deployment.objects() == before  # not one object written, replaced or removed
+    assert deployment.objects(content=True) == before  # not one object written, replaced or removed
     # the deployment's config, secrets and folders: no log of the harness's commands, nothing changed
     after = tree(deployment.folder)
     harness_logs = [
