@@ -683,13 +683,18 @@ class PgCluster:
             self.down()
             raise
 
-    def _start(self) -> PgCluster:
+    def _make_root(self) -> None:
+        """The lab's temp dir under base_dir (a dead run's leftovers reaped first), registered with
+        the reaper, and its socket dir; both still owned by us (the caller hands them over)."""
         reaper.reap_stale(self.state_dir)
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-", dir=self.base_dir))
         self._registration = reaper.Registration(self.lab_id, "postgres", tag=self.lab_id, directory=self.state_dir)
         self._registration.add_dir(self.root)
         self.socket_dir = self.root / "sock"
         self.socket_dir.mkdir()
+
+    def _start(self) -> PgCluster:
+        self._make_root()
         self.passfile = self.root / "pgpass"
         # exclusive creation, never through a symlink, 0600 from the start (holds the password)
         fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

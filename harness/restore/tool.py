@@ -28,7 +28,6 @@ from typing import Any
 from harness import exits
 from harness.errors import LabStartError
 from harness.inputs import PLAN_MAX, InputError, printable, read_capped
-from harness.lab import reaper
 from harness.lab.external.config import BackupsConfig
 from harness.lab.pgbackrest import (
     CIPHER_TYPE,
@@ -81,12 +80,7 @@ class ScratchHost(PgCluster):
     primary; `ScratchServer(host, datadir)` starts a restored data dir in it."""
 
     def _start(self) -> PgCluster:
-        reaper.reap_stale(self.state_dir)
-        self.root = Path(tempfile.mkdtemp(prefix=f"{self.lab_id}-", dir=self.base_dir))
-        self._registration = reaper.Registration(self.lab_id, "postgres", tag=self.lab_id, directory=self.state_dir)
-        self._registration.add_dir(self.root)
-        self.socket_dir = self.root / "sock"
-        self.socket_dir.mkdir()
+        self._make_root()
         self._own(self.root)
         return self
 
