@@ -4,6 +4,7 @@ The test plays the deployment: a PostgreSQL, a plain pgbackrest.conf it writes (
 the secrets in the config's own conf.d, a repository in a moto bucket over TLS, archiving on
 (archive-push), stanza-create. What it then does (backups, rows, a flipped bit) is the test's own
 scenario: tests/restore/test_restore_external.py and tests/integration/test_schedule_backup.py.
+Also the skip of a test module that needs pgbackrest (and libfaketime) installed: require_pgbackrest().
 """
 
 from __future__ import annotations
@@ -19,8 +20,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from harness.lab.moto import MotoServer
+from harness.lab.pgbackrest import PgBackRestError, find_libfaketime
 from harness.lab.postgres import RUN_AS, SUPERUSER, PgCluster
+
+
+def require_pgbackrest(faketime: bool = False) -> str:
+    """Skip the calling test module unless pgbackrest is installed (with faketime: libfaketime too,
+    the lab's clock for it); answers libfaketime's path, or "" without faketime."""
+    if shutil.which("pgbackrest") is None:
+        pytest.skip(
+            "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
+        )
+    if not faketime:
+        return ""
+    try:
+        return find_libfaketime()
+    except PgBackRestError:
+        pytest.skip(
+            "libfaketime is not installed (./run installs it; or apt-get install libfaketime)", allow_module_level=True
+        )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +28,11 @@ from harness.net import free_port
 from harness.schedule import backup_jobs
 from harness.schedule.daemon import Daemon
 from tests import pgbackrest_deployment
-from tests.pgbackrest_deployment import Secrets, tree
+from tests.pgbackrest_deployment import Secrets, require_pgbackrest, tree
 
 pytestmark = pytest.mark.integration
 
-if shutil.which("pgbackrest") is None:
-    pytest.skip(
-        "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
-    )
+require_pgbackrest()
 
 BUCKET = "deployment-pg-backups"
 SECRETS = Secrets("sched-key-7c1e", "sched-secret-2b9f04d6e1a3", "sched-cipher-pass-8a4c1f0e9d27b3")

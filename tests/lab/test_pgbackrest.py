@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
 import ssl
 import stat
 import subprocess
@@ -41,25 +40,16 @@ from harness.lab.pgbackrest import (
     S3Repo,
     ScratchServer,
     VerifyReport,
-    find_libfaketime,
     lab_repo,
     lab_repos,
     server_clock_env,
 )
 from harness.lab.postgres import RUN_AS, PgCluster
+from tests.pgbackrest_deployment import require_pgbackrest
 
 pytestmark = pytest.mark.integration
 
-if shutil.which("pgbackrest") is None:
-    pytest.skip(
-        "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
-    )
-try:
-    FAKETIME = find_libfaketime()
-except PgBackRestError:
-    pytest.skip(
-        "libfaketime is not installed (./run installs it; or apt-get install libfaketime)", allow_module_level=True
-    )
+FAKETIME = require_pgbackrest(faketime=True)
 
 EAST, WEST = REPO1_BUCKET, REPO2_BUCKET
 TIMINGS: dict[str, float] = {}

@@ -13,7 +13,6 @@ and after, and the deployment's config and folders are untouched.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,14 +30,11 @@ from harness.restore import (
     restore_newest_valid,
 )
 from tests import pgbackrest_deployment
-from tests.pgbackrest_deployment import Secrets, tree
+from tests.pgbackrest_deployment import Secrets, require_pgbackrest, tree
 
 pytestmark = pytest.mark.integration
 
-if shutil.which("pgbackrest") is None:
-    pytest.skip(
-        "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
-    )
+require_pgbackrest()
 
 BUCKET = "deployment-backups"
 SECRETS = Secrets("deploy-key-1f3a", "deploy-secret-9c2b7e41d0a8", "deploy-cipher-pass-5e8d20c4b7a1f6")

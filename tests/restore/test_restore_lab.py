@@ -3,28 +3,19 @@ restore_newest_valid, the backup's age on the deployment's clock (the tool's clo
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 
 from harness.lab.moto import MotoServer
-from harness.lab.pgbackrest import Credentials, PgBackRest, PgBackRestError, find_libfaketime, lab_repo
+from harness.lab.pgbackrest import Credentials, PgBackRest, lab_repo
 from harness.lab.postgres import PgCluster
 from harness.restore import restore_newest_valid
+from tests.pgbackrest_deployment import require_pgbackrest
 
 pytestmark = pytest.mark.integration
 
-if shutil.which("pgbackrest") is None:
-    pytest.skip(
-        "pgbackrest is not installed (./run installs it; or apt-get install pgbackrest)", allow_module_level=True
-    )
-try:
-    find_libfaketime()
-except PgBackRestError:
-    pytest.skip(
-        "libfaketime is not installed (./run installs it; or apt-get install libfaketime)", allow_module_level=True
-    )
+require_pgbackrest(faketime=True)
 
 HOUR = 3600.0
 
