@@ -273,14 +273,9 @@ def test_verify_finds_a_corrupt_backup_and_restore_uses_the_older_one(lab: Lab) 
     assert re.search(rf"backup: {re.escape(lab.first_full)}, status: valid", report.text), report.text
     assert "checksum invalid: 1" in report.text
 
-    # By itself pgBackRest restores the newest set and fails on the damaged file's checksum:
-    # it does not fall back to an older backup. The drill must name the older set.
-    newest = lab.tool.scratch_dir("corrupt")
-    with pytest.raises(PgBackRestError) as restored:
-        lab.tool.restore(newest)
-    lab.errors.append(str(restored.value))
-    assert "pgbackrest restore" in str(restored.value) and "checksum" in str(restored.value).lower()
-
+    # By itself pgBackRest restores the newest set and fails on the damaged file's checksum (after
+    # its own retry, about 15 s; shown in tests/restore/test_restore_external.py, the verify=False
+    # negative): it does not fall back to an older backup. The drill names the older set.
     older = [b["label"] for b in lab.tool.backups(repo=1) if b["label"] != second][-1]
     target = lab.tool.scratch_dir("older")
     lab.tool.restore(target, backup_set=older)
