@@ -11,7 +11,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from controlplane.control_auth import CONTROL_TOKEN_ENV
 from harness.lab import proc, reaper
 from harness.lab.moto import MotoServer
 from harness.lab.postgres import PgCluster, free_port
+from harness.wait import poll as poll_until
 from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,20 +169,18 @@ class ControlPlaneLab:
         self.registration.add_pid(process.pid)
         instance = Instance(name, port, process, log)
         self.instances[name] = instance
-        deadline = time.monotonic() + START_DEADLINE
-        while True:
-            try:
-                if requests.get(instance.url + "/health/live", timeout=1).status_code == 200:
-                    return instance
-            except requests.RequestException:
-                pass
+
+        def live() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"instance {name} exited ({process.returncode}):\n{instance.log_text()[-2000:]}")
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"instance {name} not live within {START_DEADLINE} s:\n{instance.log_text()[-2000:]}"
-                )
-            time.sleep(0.05)
+            try:
+                return requests.get(instance.url + "/health/live", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        if not poll_until(live, timeout=START_DEADLINE, interval=0.05).ok:
+            raise TimeoutError(f"instance {name} not live within {START_DEADLINE} s:\n{instance.log_text()[-2000:]}")
+        return instance
 
     def kill(self, name: str) -> None:
         """SIGKILL the instance (as the lab's fault does) and wait until it is gone."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.backups import CatalogueUnreadable, Listing, PgBackRestCatalogue, Snapshot, parse_info, part
+from tests.support import wait_for
 
 HOUR = 3600.0
 STOP1 = 1796696530  # repo1's full backup, as pgBackRest printed it
@@ -230,12 +231,13 @@ def test_a_run_past_its_timeout_is_killed_with_its_children(tmp_path):
     got = part(refresh(catalogue), STOP1)
     assert time.monotonic() - started < 10.0
     assert got["detail"] == "backup catalogue unreadable: pgbackrest info: no answer within 1 s (stopped)"
-    deadline = time.monotonic() + 10.0
-    alive = [int(p) for p in pids.read_text().split()]
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
-        time.sleep(0.05)
-    assert not alive, f"still running: {alive}"
+    started_pids = [int(p) for p in pids.read_text().split()]
+    wait_for(
+        lambda: not [pid for pid in started_pids if _alive(pid)],
+        timeout=10.0,
+        what="every process the run started gone",
+        on_fail=lambda: f"still running: {[pid for pid in started_pids if _alive(pid)]}",
+    )
 
 
 def _alive(pid: int) -> bool:

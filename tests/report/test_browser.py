@@ -12,6 +12,7 @@ import pytest
 
 from harness.report.browser import Browser, BrowserUnavailable, available, print_pdf
 from harness.report.html import write_html
+from tests.support import wait_for
 from tests.unit.test_report import R, make_results
 
 TITLE = "Quarterly database failover drill"
@@ -104,10 +105,7 @@ def browser():
     # closing kills the browser's whole process group and removes its profile and its temp files
     assert not tempdir.exists()
     assert _chromium_temp_dirs() <= before, "Chromium left its singleton dir in the system temp dir"
-    deadline = time.monotonic() + 5
-    while _live_members(group) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _live_members(group) == []
+    wait_for(lambda: _live_members(group) == [], timeout=5, what="every member of the browser's group gone")
 
 
 def test_a_missing_chromium_is_named_with_the_fix(monkeypatch, tmp_path):
