@@ -465,14 +465,7 @@ class EmbeddedLab(TopologyLab):
         deadline = time.monotonic() + START_TIMEOUT
         for name in ports:
             self._wait_instance(name, deadline)
-        balanced = poll(
-            self.balancer.server_states,
-            until=lambda states: all(states.get(name) in ("UP", "no check") for name in ports),  # as steady
-            timeout=max(0.0, deadline - time.monotonic()),
-            interval=0.1,
-        )
-        if not balanced.ok:
-            raise LabStartError(f"the load balancer did not take the restarted instances back: {balanced.value}")
+        self._wait_balanced(max(0.0, deadline - time.monotonic()))
 
     @contextlib.contextmanager
     def balancer_settings(self, checks: bool, retries: bool) -> Iterator[None]:
@@ -492,14 +485,18 @@ class EmbeddedLab(TopologyLab):
         self.balancer.stop()
         self.lb_checks, self.lb_retries = checks, retries
         self._start_load_balancer(port)
+        self._wait_balanced(START_TIMEOUT)
+
+    def _wait_balanced(self, timeout: float) -> None:
+        """Until the balancer has every Control Plane instance UP (or unchecked), as steady state says."""
         balanced = poll(
             self.balancer.server_states,
             until=lambda states: all(states.get(name) in ("UP", "no check") for name in self.instance_ports),
-            timeout=START_TIMEOUT,
+            timeout=timeout,
             interval=0.1,
         )
         if not balanced.ok:
-            raise LabStartError(f"the restarted load balancer did not take the instances: {balanced.value}")
+            raise LabStartError(f"the load balancer did not take the Control Plane instances: {balanced.value}")
 
     def _start_load_balancer(self, listen_port: int) -> None:
         backends = {name: f"{LOOPBACK}:{port}" for name, port in self.instance_ports.items()}
